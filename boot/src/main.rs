@@ -1,1 +1,44 @@
-fn main(){}
+//! `boot`: the host program behind `cargo run` and `cargo test` for the kernel.
+//!
+//! Cargo calls it as the runner of every kernel ELF (see `.cargo/config.toml`):
+//! it builds a BIOS (or UEFI) disk image with the `bootloader` crate, creates a
+//! fresh swap disk, starts QEMU, forwards the serial console, enforces a timeout,
+//! and exits with a code a shell or CI understands (see [`qemu`] for the table).
+
+mod image;
+mod options;
+mod qemu;
+
+use options::Options;
+
+fn main() {
+    std::process::exit(match try_main() {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("boot: {message}");
+            qemu::EXIT_ABNORMAL
+        }
+    });
+}
+
+fn try_main() -> Result<i32, String> {
+    let opts = Options::parse(std::env::args().skip(1))?;
+    let verbose = std::env::var_os("KERNEL_VERBOSE").is_some();
+    let image = image::build_disk_image(&opts.kernel, opts.uefi, verbose)?;
+    let swap = image::fresh_swap_disk(&opts.kernel, opts.swap_size)?;
+    if opts.uefi && !std::path::Path::new("/usr/share/OVMF/OVMF_CODE.fd").exists() {
+        return Err("--uefi needs OVMF: `sudo apt-get install -y ovmf`".into());
+    }
+    if opts.gdb {
+        eprintln!("boot: QEMU waits for gdb on localhost:1234; in another terminal run:");
+        eprintln!(
+            "  gdb {} -ex 'target remote localhost:1234' -ex 'break kernel_main' -ex continue",
+            opts.kernel.display()
+        );
+    }
+    let cmd = qemu::command(&opts, &image, &swap);
+    if verbose {
+        eprintln!("boot: {cmd:?}");
+    }
+    qemu::run(&opts, cmd)
+}

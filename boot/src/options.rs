@@ -1,0 +1,139 @@
+//! Runner options: command-line flags after the kernel path, or environment variables.
+//!
+//! Every option has both forms so that `cargo run -- --memory 512M` and
+//! `KERNEL_MEMORY=512M cargo test` work alike; a flag wins over the variable.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How QEMU executes guest code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Accel {
+    /// Software emulation (the default: `/dev/kvm` on these machines is itself emulated).
+    Tcg,
+    /// Hardware virtualisation, where a real KVM exists.
+    Kvm,
+}
+
+/// Everything the runner can be told.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The kernel ELF cargo built.
+    pub kernel: PathBuf,
+    /// True when cargo runs a test binary (it lives in a `deps` folder).
+    pub is_test: bool,
+    /// `--accel tcg|kvm`, `KERNEL_ACCEL`.
+    pub accel: Accel,
+    /// `--memory 256M`, `KERNEL_MEMORY`: guest RAM, in QEMU's `-m` syntax.
+    pub memory: String,
+    /// `--timeout SECS`, `KERNEL_TIMEOUT`: QEMU is killed after this long.
+    pub timeout: Duration,
+    /// `--uefi`, `KERNEL_UEFI=1`: boot with OVMF instead of the BIOS.
+    pub uefi: bool,
+    /// `--swap-size 256M`, `KERNEL_SWAP_SIZE`: size of the swap disk (a sparse file).
+    pub swap_size: u64,
+    /// `--disk PATH`, `KERNEL_DISK`: one more raw disk, attached as virtio-blk.
+    pub extra_disk: Option<PathBuf>,
+    /// `--gdb`, `KERNEL_GDB=1`: QEMU waits for a debugger on port 1234.
+    pub gdb: bool,
+    /// `--qemu-arg ARG` (repeatable), `KERNEL_QEMU_ARGS` (space separated): passed through.
+    pub qemu_args: Vec<String>,
+}
+
+const USAGE: &str = "usage: boot KERNEL_ELF [--accel tcg|kvm] [--memory SIZE] [--timeout SECS] \
+[--uefi] [--swap-size SIZE] [--disk PATH] [--gdb] [--qemu-arg ARG]...";
+
+/// Parses a size such as `256M`, `1G`, `4096` or `64K` into bytes.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (digits, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => text.split_at(i),
+        None => (text, ""),
+    };
+    let n: u64 = digits.parse().map_err(|_| format!("bad size {text:?}"))?;
+    let shift = match unit.to_ascii_uppercase().trim_end_matches("IB").trim_end_matches('B') {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        _ => return Err(format!("bad size unit in {text:?} (use K, M or G)")),
+    };
+    Ok(n << shift)
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+fn truthy(value: Option<String>) -> bool {
+    matches!(value.as_deref(), Some("1" | "true" | "yes" | "on"))
+}
+
+fn parse_accel(text: &str) -> Result<Accel, String> {
+    match text {
+        "tcg" => Ok(Accel::Tcg),
+        "kvm" => Ok(Accel::Kvm),
+        _ => Err(format!("unknown accelerator {text:?} (tcg or kvm)")),
+    }
+}
+
+impl Options {
+    /// Reads the options from the environment and `args` (without the program name).
+    pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
+        let kernel = PathBuf::from(args.next().ok_or(USAGE)?);
+        let is_test = kernel.parent().and_then(|p| p.file_name()).is_some_and(|n| n == "deps");
+        let default_timeout = if is_test { 300 } else { 600 };
+        let mut opts = Options {
+            kernel,
+            is_test,
+            accel: env("KERNEL_ACCEL").as_deref().map(parse_accel).transpose()?.unwrap_or(Accel::Tcg),
+            memory: env("KERNEL_MEMORY").unwrap_or_else(|| "256M".into()),
+            timeout: Duration::from_secs(match env("KERNEL_TIMEOUT") {
+                Some(s) => s.parse().map_err(|_| format!("bad KERNEL_TIMEOUT {s:?}"))?,
+                None => default_timeout,
+            }),
+            uefi: truthy(env("KERNEL_UEFI")),
+            swap_size: parse_size(&env("KERNEL_SWAP_SIZE").unwrap_or_else(|| "256M".into()))?,
+            extra_disk: env("KERNEL_DISK").map(PathBuf::from),
+            gdb: truthy(env("KERNEL_GDB")),
+            qemu_args: env("KERNEL_QEMU_ARGS")
+                .map(|s| s.split_whitespace().map(String::from).collect())
+                .unwrap_or_default(),
+        };
+        while let Some(arg) = args.next() {
+            let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value\n{USAGE}"));
+            match arg.as_str() {
+                "--accel" => opts.accel = parse_accel(&value("--accel")?)?,
+                "--memory" => opts.memory = value("--memory")?,
+                "--timeout" => {
+                    let v = value("--timeout")?;
+                    opts.timeout = Duration::from_secs(v.parse().map_err(|_| format!("bad timeout {v:?}"))?);
+                }
+                "--uefi" => opts.uefi = true,
+                "--swap-size" => opts.swap_size = parse_size(&value("--swap-size")?)?,
+                "--disk" => opts.extra_disk = Some(PathBuf::from(value("--disk")?)),
+                "--gdb" => opts.gdb = true,
+                "--qemu-arg" => opts.qemu_args.push(value("--qemu-arg")?),
+                "-h" | "--help" => return Err(USAGE.into()),
+                // cargo test forwards libtest flags such as --nocapture or a filter;
+                // the kernel's test runner takes none, so say so and go on.
+                other => eprintln!("boot: ignoring argument {other:?}"),
+            }
+        }
+        Ok(opts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_units() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("64K"), Ok(64 << 10));
+        assert_eq!(parse_size("256M"), Ok(256 << 20));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert!(parse_size("12X").is_err());
+    }
+}

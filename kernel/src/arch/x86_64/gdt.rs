@@ -1,0 +1,106 @@
+//! The GDT and the TSS: segments for ring 0 and ring 3, and the interrupt stacks.
+//!
+//! In long mode segmentation is mostly gone, but the CPU still needs a code segment
+//! per privilege level and a TSS, which holds
+//! - `RSP0`: the stack the CPU switches to when an interrupt arrives in ring 3;
+//! - the Interrupt Stack Table (IST): known-good stacks for exceptions that must
+//!   work even when the current stack is broken. We give one to the double fault
+//!   (a kernel stack overflow becomes a #PF that cannot push its frame, hence a #DF)
+//!   and one to NMI. Page faults deliberately have NO IST stack: the fault handler
+//!   may sleep on swap I/O, and a second fault would reuse and clobber an IST stack.
+//!
+//! Selector order is fixed by `syscall`/`sysret`: kernel code, kernel data, user
+//! data, user code (see [`Selectors`]).
+
+use core::ptr::addr_of;
+
+use spin::Once;
+use x86_64::VirtAddr;
+use x86_64::instructions::segmentation::{CS, DS, ES, SS, Segment};
+use x86_64::instructions::tables::load_tss;
+use x86_64::structures::gdt::{Descriptor, GlobalDescriptorTable, SegmentSelector};
+use x86_64::structures::tss::TaskStateSegment;
+
+/// IST slot (0-based, as the TSS array counts) for the double-fault handler.
+pub const DOUBLE_FAULT_IST_INDEX: u16 = 0;
+/// IST slot for the NMI handler.
+pub const NMI_IST_INDEX: u16 = 1;
+
+/// Size of each IST stack.
+const IST_STACK_SIZE: usize = 16 * 1024;
+
+/// An interrupt stack, 16-byte aligned as the ABI wants.
+#[repr(C, align(16))]
+struct IstStack([u8; IST_STACK_SIZE]);
+
+static mut DOUBLE_FAULT_STACK: IstStack = IstStack([0; IST_STACK_SIZE]);
+static mut NMI_STACK: IstStack = IstStack([0; IST_STACK_SIZE]);
+
+/// The segment selectors the rest of the kernel needs.
+#[derive(Clone, Copy, Debug)]
+pub struct Selectors {
+    /// Ring-0 code.
+    pub kernel_code: SegmentSelector,
+    /// Ring-0 data (and stack).
+    pub kernel_data: SegmentSelector,
+    /// Ring-3 data (and stack); must sit right before `user_code` for `sysret`.
+    pub user_data: SegmentSelector,
+    /// Ring-3 64-bit code.
+    pub user_code: SegmentSelector,
+    /// The task-state segment.
+    pub tss: SegmentSelector,
+}
+
+static TSS: Once<TaskStateSegment> = Once::new();
+static GDT: Once<(GlobalDescriptorTable, Selectors)> = Once::new();
+
+/// Returns the address range `[start, end)` of an IST stack.
+fn stack_range(stack: *const IstStack) -> (u64, u64) {
+    let start = stack as u64;
+    (start, start + IST_STACK_SIZE as u64)
+}
+
+/// Returns the double-fault IST stack as `[start, end)`.
+pub fn double_fault_stack() -> (u64, u64) {
+    stack_range(addr_of!(DOUBLE_FAULT_STACK))
+}
+
+/// Returns the NMI IST stack as `[start, end)`.
+pub fn nmi_stack() -> (u64, u64) {
+    stack_range(addr_of!(NMI_STACK))
+}
+
+/// Builds and loads the GDT and TSS, and reloads every segment register.
+pub fn init() {
+    let tss = TSS.call_once(|| {
+        let mut tss = TaskStateSegment::new();
+        tss.interrupt_stack_table[DOUBLE_FAULT_IST_INDEX as usize] =
+            VirtAddr::new(double_fault_stack().1);
+        tss.interrupt_stack_table[NMI_IST_INDEX as usize] = VirtAddr::new(nmi_stack().1);
+        tss
+    });
+    let (gdt, selectors) = GDT.call_once(|| {
+        let mut gdt = GlobalDescriptorTable::new();
+        let kernel_code = gdt.append(Descriptor::kernel_code_segment());
+        let kernel_data = gdt.append(Descriptor::kernel_data_segment());
+        let user_data = gdt.append(Descriptor::user_data_segment());
+        let user_code = gdt.append(Descriptor::user_code_segment());
+        let tss = gdt.append(Descriptor::tss_segment(tss));
+        (gdt, Selectors { kernel_code, kernel_data, user_data, user_code, tss })
+    });
+    gdt.load();
+    // SAFETY: the selectors index descriptors of the GDT just loaded, which lives in
+    // a static forever; the TSS descriptor points at a static TSS.
+    unsafe {
+        CS::set_reg(selectors.kernel_code);
+        SS::set_reg(selectors.kernel_data);
+        DS::set_reg(selectors.kernel_data);
+        ES::set_reg(selectors.kernel_data);
+        load_tss(selectors.tss);
+    }
+}
+
+/// Returns the selectors; panics before [`init`].
+pub fn selectors() -> Selectors {
+    GDT.get().expect("gdt: used before init").1
+}

@@ -1,0 +1,33 @@
+//! x86-64 support: the pieces of the CPU and the PC platform the kernel drives.
+//!
+//! | module | what it does |
+//! |---|---|
+//! | [`serial`] | COM1 16550 UART: the console |
+//! | [`gdt`] | GDT and TSS, with IST stacks for double fault and NMI |
+//! | [`idt`] | the interrupt descriptor table: one gate per vector, to the trap stubs |
+//! | [`trap`] | assembly entry stubs, `TrapFrame`, dispatch, exception dumps |
+//! | [`stack_guard`] | guard pages below kernel stacks, for overflow reports |
+//! | [`extable`] | fixups: instructions allowed to fault (probes, user copies) |
+//! | [`timer`] | 8259 PIC and the PIT at 100 Hz: the tick |
+//! | [`qemu`] | leaving QEMU with an exit code through `isa-debug-exit` |
+
+pub mod extable;
+pub mod gdt;
+pub mod idt;
+pub mod qemu;
+pub mod serial;
+pub mod stack_guard;
+pub mod timer;
+pub mod trap;
+
+/// Sets up descriptor tables, the trap table and the timer, then enables interrupts.
+///
+/// `boot_stack_bottom` is the lowest mapped byte of the stack we run on; the
+/// bootloader left the page below it unmapped as its guard.
+pub fn init(boot_stack_bottom: u64) {
+    stack_guard::register(boot_stack_bottom - 4096, boot_stack_bottom, "boot");
+    gdt::init();
+    idt::init();
+    timer::init();
+    ::x86_64::instructions::interrupts::enable();
+}

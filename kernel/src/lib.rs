@@ -1,0 +1,75 @@
+//! The kernel library: everything the kernel binary and its in-QEMU tests share.
+//!
+//! `main.rs` is a thin entry point; each file in the top-level `tests/` folder is
+//! another kernel image that links this library, calls [`init`] and runs its tests.
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`arch`] | x86-64: serial port, GDT/TSS, IDT and trap entry, timer, QEMU exit |
+//! | [`klog`] | `print!`/`println!` on COM1 and the `log` facade with levels |
+//! | [`bootmem`] | the bootloader's memory map, summarised |
+//! | [`testing`] | the in-kernel test runner (libtest-style output) |
+#![no_std]
+#![cfg_attr(test, no_main)]
+#![feature(custom_test_frameworks)]
+#![test_runner(crate::testing::test_runner)]
+#![reexport_test_harness_main = "test_main"]
+
+pub mod arch;
+pub mod bootmem;
+pub mod klog;
+pub mod testing;
+
+use bootloader_api::BootInfo;
+use bootloader_api::config::{BootloaderConfig, Mapping};
+
+/// Where the bootloader maps all of physical memory (the "direct map").
+pub const PHYS_MAP_BASE: u64 = 0xffff_8000_0000_0000;
+/// Where the kernel image is linked at run time (the top 2 GiB, as in Linux).
+pub const KERNEL_BASE: u64 = 0xffff_ffff_8000_0000;
+/// Lowest address the bootloader may pick for its own dynamic mappings (boot stack, boot info).
+pub const BOOT_DYNAMIC_BASE: u64 = 0xffff_c000_0000_0000;
+/// Size of the boot kernel stack the bootloader gives us.
+pub const BOOT_STACK_SIZE: u64 = 256 * 1024;
+
+/// How the bootloader must load every kernel image of this crate (binary and tests).
+pub static BOOTLOADER_CONFIG: BootloaderConfig = {
+    let mut config = BootloaderConfig::new_default();
+    config.mappings.physical_memory = Some(Mapping::FixedAddress(PHYS_MAP_BASE));
+    config.mappings.kernel_base = Mapping::FixedAddress(KERNEL_BASE);
+    config.mappings.dynamic_range_start = Some(BOOT_DYNAMIC_BASE);
+    config.kernel_stack_size = BOOT_STACK_SIZE;
+    config
+};
+
+/// Brings up the machine: serial console and logging, GDT/TSS, IDT, timer.
+///
+/// Every kernel image calls this first. Interrupts are enabled on return.
+pub fn init(boot_info: &'static mut BootInfo) {
+    klog::init();
+    bootmem::init(boot_info);
+    arch::init(bootmem::boot_info().kernel_stack_bottom);
+}
+
+/// Halts the CPU until the next interrupt, forever.
+pub fn hlt_loop() -> ! {
+    loop {
+        x86_64::instructions::hlt();
+    }
+}
+
+#[cfg(test)]
+bootloader_api::entry_point!(test_kernel_main, config = &BOOTLOADER_CONFIG);
+
+#[cfg(test)]
+fn test_kernel_main(boot_info: &'static mut BootInfo) -> ! {
+    init(boot_info);
+    test_main();
+    arch::qemu::exit(arch::qemu::ExitCode::Success);
+}
+
+#[cfg(test)]
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    testing::test_panic_handler(info)
+}
