@@ -1,6 +1,7 @@
 //! Boot and trap tests: the kernel comes up, exceptions are caught, decoded and,
 //! where the kernel allows it, resumed; the timer ticks.
 #![no_std]
+#![allow(missing_docs)] // test names say what each test checks
 #![no_main]
 #![feature(custom_test_frameworks)]
 #![test_runner(kernel::testing::test_runner)]

@@ -5,6 +5,7 @@
 //! which has its own IST stack; the handler names the overflowed stack and panics.
 //! This binary's panic handler checks that message and that it runs on the IST stack.
 #![no_std]
+#![allow(missing_docs)] // test names say what each test checks
 #![no_main]
 
 use bootloader_api::BootInfo;

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use crate::options::{Accel, Options};
 
-/// The line a kernel test prints to say "I will hang; kill me": `runner: expect-timeout [SECS]`.
+/// What a kernel test prints (ending a line) to say "I will hang; kill me": `runner: expect-timeout [SECS]`.
 /// The runner then uses a timeout of SECS from that moment (default 5).
 pub const EXPECT_TIMEOUT_MARKER: &str = "runner: expect-timeout";
 const DEFAULT_EXPECTED_HANG_SECS: u64 = 5;
@@ -88,7 +88,7 @@ fn forward_output(child: &mut Child, expect: Arc<Expectation>) -> std::thread::J
         let mut out = std::io::stdout();
         while reader.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
             let text = String::from_utf8_lossy(&line);
-            if let Some(rest) = text.trim_end().strip_prefix(EXPECT_TIMEOUT_MARKER) {
+            if let Some((_, rest)) = text.trim_end().split_once(EXPECT_TIMEOUT_MARKER) {
                 let secs = rest.trim().parse().unwrap_or(DEFAULT_EXPECTED_HANG_SECS);
                 expect.kill_after_secs.store(secs, Ordering::SeqCst);
                 expect.hang.store(true, Ordering::SeqCst);
@@ -153,6 +153,7 @@ pub fn run(opts: &Options, mut cmd: Command) -> Result<i32, String> {
                 "boot: timeout after {} s killed QEMU (exit {EXIT_TIMEOUT}), as this test expects",
                 timeout.as_secs()
             );
+            println!("ok\n\ntest result: ok. 1 passed; 0 failed");
             EXIT_SUCCESS
         }
         None => {
