@@ -1,0 +1,802 @@
+//! The buddy allocator of physical frames: blocks of 2^order frames, order 0..=[`MAX_ORDER`].
+//!
+//! [`BuddyAllocator`] owns the frame table (a `&mut [FrameDesc]`, see
+//! [`crate::frame_table`]) and keeps one free list per order. The lists are intrusive and
+//! doubly linked through the `next` / `prev` indices of the descriptors, so taking a block
+//! off a list and putting one on are O(1), with no memory besides the table itself.
+//!
+//! It is pure bookkeeping on frame numbers: the kernel's `mm/frame.rs` wraps it in an
+//! IRQ-safe spinlock and reaches frame contents through the direct physical map; the slab
+//! allocator (`slab.rs`) and the page-table code are its callers.
+//!
+//! Blocks are aligned in *physical* frame numbers (a block of order k starts at a pfn that
+//! is a multiple of 2^k), whatever `base_pfn` the table starts at, so an order-9 block is
+//! always a 2 MiB-aligned region usable as a huge page.
+//!
+//! Misuse is reported, never absorbed: freeing twice, freeing what was never allocated,
+//! freeing with the wrong order or outside the table returns a [`FreeError`] naming the
+//! frame and leaves every list as it was. [`BuddyAllocator::check_invariants`] checks the
+//! whole structure; the tests call it after every step.
+
+use core::fmt;
+
+use crate::addr::{Frame, Order, PAGE_SIZE};
+use crate::frame_table::{FrameDesc, FrameFlags, FrameState, NONE_INDEX};
+
+/// The largest block order: 2^10 frames = 4 MiB.
+pub const MAX_ORDER: u8 = 10;
+/// The number of orders, and of free lists.
+pub const NR_ORDERS: usize = MAX_ORDER as usize + 1;
+
+/// The error returned by [`BuddyAllocator::alloc`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AllocError {
+    /// No free block of the requested order or larger.
+    OutOfMemory,
+    /// The order is above [`MAX_ORDER`].
+    OrderTooLarge(Order),
+    /// The requested state is `Free` or `Reserved`, which are not uses of a frame.
+    InvalidState(FrameState),
+}
+
+/// The error returned by [`BuddyAllocator::free`] and [`BuddyAllocator::add_free_range`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FreeError {
+    /// The frame is not described by the frame table.
+    OutOfRange(Frame),
+    /// The frame is free already (a double free, or a frame never allocated).
+    AlreadyFree(Frame),
+    /// The frame is Reserved, or lies inside an allocated block rather than at its head.
+    NotAllocated(Frame),
+    /// The block was allocated with another order.
+    WrongOrder {
+        /// The head frame passed to `free`.
+        frame: Frame,
+        /// The order it was allocated with.
+        allocated: Order,
+    },
+    /// `add_free_range` was given a frame that is not Reserved (it is managed already).
+    NotReserved(Frame),
+}
+
+impl fmt::Display for AllocError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AllocError::OutOfMemory => write!(f, "out of memory"),
+            AllocError::OrderTooLarge(order) => write!(f, "order {} > MAX_ORDER", order.0),
+            AllocError::InvalidState(state) => write!(f, "cannot allocate as {state:?}"),
+        }
+    }
+}
+
+impl fmt::Display for FreeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FreeError::OutOfRange(frame) => write!(f, "{frame:?} is outside the frame table"),
+            FreeError::AlreadyFree(frame) => write!(f, "{frame:?} is already free"),
+            FreeError::NotAllocated(frame) => write!(f, "{frame:?} is not an allocated block"),
+            FreeError::WrongOrder { frame, allocated } => {
+                write!(f, "{frame:?} was allocated with order {}", allocated.0)
+            }
+            FreeError::NotReserved(frame) => write!(f, "{frame:?} is managed already"),
+        }
+    }
+}
+
+/// A broken invariant found by [`BuddyAllocator::check_invariants`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InvariantError {
+    /// A free list has a bad link, a cycle, or a `prev` that does not point back.
+    BrokenList {
+        /// The order of the list.
+        order: u8,
+    },
+    /// A frame on a free list is not a Free `BUDDY_HEAD` of that list's order.
+    NotAFreeHead(Frame),
+    /// A free block is not aligned to its size, or runs past the end of the table.
+    Misaligned(Frame),
+    /// A frame inside a free block is not Free, or is itself a block head (overlap).
+    BadTail(Frame),
+    /// A free block and its buddy are both free with the same order (not merged).
+    Unmerged(Frame),
+    /// A per-order block count does not match the length of its list.
+    CountMismatch {
+        /// The order of the list.
+        order: u8,
+    },
+    /// `nr_free_frames`, the free lists and the Free frames of the table disagree.
+    FreeTotalMismatch,
+}
+
+/// Free-memory statistics, like Linux's `/proc/buddyinfo` plus totals.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BuddyInfo {
+    /// Number of free blocks of each order.
+    pub nr_free_blocks: [u64; NR_ORDERS],
+    /// Frames ever handed to the allocator with `add_free_range`.
+    pub nr_managed_frames: u64,
+    /// Managed frames that are free now.
+    pub nr_free_frames: u64,
+    /// Managed frames that are allocated now.
+    pub nr_used_frames: u64,
+}
+
+impl fmt::Display for BuddyInfo {
+    /// Prints a `/proc/buddyinfo` line (free blocks of order 0..=10), then the totals.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Node 0, zone   Normal ")?;
+        for nr_blocks in self.nr_free_blocks {
+            write!(f, "{nr_blocks:>6} ")?;
+        }
+        writeln!(f)?;
+        let kib_fn = |nr_frames: u64| nr_frames * (PAGE_SIZE / 1024);
+        let (managed, free, used) =
+            (self.nr_managed_frames, self.nr_free_frames, self.nr_used_frames);
+        write!(f, "frames: {managed} managed ({} KiB), ", kib_fn(managed))?;
+        write!(f, "{free} free ({} KiB), {used} used ({} KiB)", kib_fn(free), kib_fn(used))
+    }
+}
+
+/// A binary buddy allocator over one frame table.
+pub struct BuddyAllocator<'a> {
+    /// One descriptor per frame; index `i` describes pfn `base_pfn + i`.
+    descs: &'a mut [FrameDesc],
+    /// The frame number described by `descs[0]`.
+    base_pfn: u64,
+    /// Table index of the first block of each free list, or [`NONE_INDEX`].
+    free_heads: [u32; NR_ORDERS],
+    /// Length of each free list.
+    nr_free_blocks: [u64; NR_ORDERS],
+    /// Bit `k` is set iff the order-`k` list is non-empty (finds a block in O(1)).
+    nonempty_orders: u16,
+    /// Sum over the free lists of the block sizes, in frames.
+    nr_free_frames: u64,
+    /// Frames handed to the allocator by `add_free_range`.
+    nr_managed_frames: u64,
+}
+
+impl<'a> BuddyAllocator<'a> {
+    /// Creates an allocator owning `descs`, which describes pfns `base_pfn..base_pfn+len`.
+    ///
+    /// Every frame starts Reserved; [`add_free_range`](Self::add_free_range) hands usable
+    /// RAM over afterwards.
+    ///
+    /// # Panics
+    /// If the table has `u32::MAX` or more entries, or its pfns overflow `u64`.
+    pub fn new(descs: &'a mut [FrameDesc], base_pfn: u64) -> Self {
+        assert!(descs.len() < NONE_INDEX as usize, "BuddyAllocator::new: table too large");
+        assert!(
+            base_pfn.checked_add(descs.len() as u64).is_some(),
+            "BuddyAllocator::new: pfn range overflows"
+        );
+        descs.fill(FrameDesc::new());
+        BuddyAllocator {
+            descs,
+            base_pfn,
+            free_heads: [NONE_INDEX; NR_ORDERS],
+            nr_free_blocks: [0; NR_ORDERS],
+            nonempty_orders: 0,
+            nr_free_frames: 0,
+            nr_managed_frames: 0,
+        }
+    }
+
+    /// Returns the frame number described by the first table entry.
+    pub fn base_pfn(&self) -> u64 {
+        self.base_pfn
+    }
+
+    /// Returns the number of frames the table describes (managed or not).
+    pub fn nr_frames(&self) -> u64 {
+        self.descs.len() as u64
+    }
+
+    /// Returns the number of free frames.
+    pub fn nr_free_frames(&self) -> u64 {
+        self.nr_free_frames
+    }
+
+    /// Returns true if `frame` is described by the table.
+    #[inline]
+    pub fn contains(&self, frame: Frame) -> bool {
+        self.index_of(frame).is_some()
+    }
+
+    /// Returns the table index of `frame` (what the `next` / `prev` links store), if any.
+    #[inline]
+    pub fn index_of(&self, frame: Frame) -> Option<u32> {
+        let idx = frame.pfn().checked_sub(self.base_pfn)?;
+        if idx < self.descs.len() as u64 { Some(idx as u32) } else { None }
+    }
+
+    /// Returns the frame at table index `idx` (the inverse of [`index_of`](Self::index_of)).
+    #[inline]
+    pub fn frame_at(&self, idx: u32) -> Frame {
+        Frame::from_pfn(self.base_pfn + u64::from(idx))
+    }
+
+    /// Returns the descriptor of `frame`.
+    ///
+    /// # Panics
+    /// If `frame` is outside the table (see [`contains`](Self::contains)).
+    pub fn desc(&self, frame: Frame) -> &FrameDesc {
+        let idx = self.index_of(frame).expect("BuddyAllocator::desc: frame outside the table");
+        &self.descs[idx as usize]
+    }
+
+    /// Returns the descriptor of `frame` for writing.
+    ///
+    /// # Panics
+    /// If `frame` is outside the table (see [`contains`](Self::contains)).
+    pub fn desc_mut(&mut self, frame: Frame) -> &mut FrameDesc {
+        let idx = self.index_of(frame).expect("BuddyAllocator::desc_mut: frame outside the table");
+        &mut self.descs[idx as usize]
+    }
+
+    /// Hands the `nr_frames` frames from `start` (all Reserved) to the allocator.
+    ///
+    /// The range is cut into maximal aligned blocks, each of which is freed through the
+    /// merging path, so ranges added separately still coalesce where they touch. On error
+    /// nothing has changed.
+    pub fn add_free_range(&mut self, start: Frame, nr_frames: u64) -> Result<(), FreeError> {
+        if nr_frames == 0 {
+            return Ok(());
+        }
+        let first = self.index_of(start).ok_or(FreeError::OutOfRange(start))? as usize;
+        let last = Frame::from_pfn(start.pfn().saturating_add(nr_frames - 1));
+        self.index_of(last).ok_or(FreeError::OutOfRange(last))?;
+        let end = first + nr_frames as usize;
+        if let Some(i) = (first..end).find(|&i| self.descs[i].state() != FrameState::Reserved) {
+            return Err(FreeError::NotReserved(self.frame_at(i as u32)));
+        }
+        let mut pfn = start.pfn();
+        let end_pfn = pfn + nr_frames;
+        while pfn < end_pfn {
+            let align_order = pfn.trailing_zeros(); // 64 for pfn 0: aligned to anything
+            let fit_order = (end_pfn - pfn).ilog2();
+            let order = align_order.min(fit_order).min(u32::from(MAX_ORDER)) as u8;
+            let idx = (pfn - self.base_pfn) as usize;
+            let size = 1usize << order;
+            self.descs[idx..idx + size].iter_mut().for_each(FrameDesc::reset_free);
+            self.nr_free_frames += size as u64;
+            self.nr_managed_frames += size as u64;
+            self.free_one_block(idx, order);
+            pfn += size as u64;
+        }
+        Ok(())
+    }
+
+    /// Allocates a block of 2^`order` frames and marks each of them as `state`.
+    ///
+    /// Takes the first block of the smallest non-empty list at or above `order`, splitting
+    /// it in halves and keeping the lower half until it has the right size; each upper
+    /// half goes onto the free list one order down. The head gets refcount 1 and
+    /// `ALLOC_HEAD`; all frames get `state`, no other flags and zeroed counts.
+    #[inline]
+    pub fn alloc(&mut self, order: Order, state: FrameState) -> Result<Frame, AllocError> {
+        if order.0 > MAX_ORDER {
+            return Err(AllocError::OrderTooLarge(order));
+        }
+        if !state.is_in_use() {
+            return Err(AllocError::InvalidState(state));
+        }
+        let candidates = self.nonempty_orders >> order.0;
+        if candidates == 0 {
+            return Err(AllocError::OutOfMemory);
+        }
+        let found_order = order.0 + candidates.trailing_zeros() as u8;
+        let idx = self.free_heads[found_order as usize] as usize;
+        self.list_remove(idx, found_order);
+        if found_order > order.0 {
+            self.split_block(idx, found_order, order.0);
+        }
+        self.descs[idx].mark_allocated(state, Some(order.0));
+        if order.0 > 0 {
+            let size = 1usize << order.0;
+            for desc in &mut self.descs[idx + 1..idx + size] {
+                desc.mark_allocated(state, None);
+            }
+        }
+        self.nr_free_frames -= order.nr_frames();
+        Ok(self.frame_at(idx as u32))
+    }
+
+    /// Splits the free, unlisted block of `order` at `idx` down to `target_order`.
+    ///
+    /// The lower half is kept at each step; each upper half goes onto its free list.
+    #[inline(never)]
+    fn split_block(&mut self, idx: usize, mut order: u8, target_order: u8) {
+        while order > target_order {
+            order -= 1;
+            self.list_push(idx + (1 << order), order);
+        }
+    }
+
+    /// Frees the block of 2^`order` frames headed by `frame`, merging it with free buddies.
+    ///
+    /// Everything is checked before anything is written: the frame must be in the table,
+    /// be the head of an allocated block (`ALLOC_HEAD`, not Free, not Reserved) and have
+    /// been allocated with this `order`. Every frame of the block is reset to a plain Free
+    /// descriptor (counts, flags and `private` cleared).
+    #[inline]
+    pub fn free(&mut self, frame: Frame, order: Order) -> Result<(), FreeError> {
+        let idx = self.index_of(frame).ok_or(FreeError::OutOfRange(frame))? as usize;
+        let head = &self.descs[idx];
+        match head.state() {
+            FrameState::Free => return Err(FreeError::AlreadyFree(frame)),
+            FrameState::Reserved => return Err(FreeError::NotAllocated(frame)),
+            _ if !head.has_flags(FrameFlags::ALLOC_HEAD) => {
+                return Err(FreeError::NotAllocated(frame));
+            }
+            _ if head.order() != order.0 => {
+                return Err(FreeError::WrongOrder { frame, allocated: Order(head.order()) });
+            }
+            _ => {}
+        }
+        let size = 1usize << order.0;
+        self.descs[idx..idx + size].iter_mut().for_each(FrameDesc::reset_free);
+        self.nr_free_frames += size as u64;
+        self.free_one_block(idx, order.0);
+        Ok(())
+    }
+
+    // Freeing function for a buddy system allocator (after Linux's __free_one_page).
+    //
+    // The frames form a binary tree of blocks: a block of order k is 2^k frames starting
+    // at a pfn that is a multiple of 2^k, and it is one half of exactly one block of
+    // order k+1. The other half is its *buddy*. Two free buddies of the same order are
+    // never both on the lists; they are merged into their parent, which may in turn merge
+    // with its own buddy, up to MAX_ORDER. Allocation runs the same tree downwards: a
+    // block of order k+1 splits into two buddies of order k (see `alloc`).
+    //
+    // Why XOR finds the buddy: the parent of a block at pfn p (order k) starts at p with
+    // bit k cleared, and its two halves differ exactly in bit k (all lower bits are zero
+    // by alignment). So the buddy is `p ^ (1 << k)`, and the merged block starts at
+    // `p & !(1 << k)`, the lower of the two. For example, at order 0 the buddies are
+    // {4, 5}; at order 1 {4, 6}; at order 2 {0, 4}:
+    //
+    //     order 2: [ 0 1 2 3 | 4 5 6 7 ]      4 ^ 4 = 0
+    //     order 1:             [4 5 | 6 7]    4 ^ 2 = 6
+    //     order 0:             [4|5]          4 ^ 1 = 5
+    //
+    // The XOR is taken on absolute pfns, i.e. relative to base 0, which is aligned to
+    // every order; this is the same as XOR on indices relative to `base_pfn` rounded down
+    // to 2^MAX_ORDER, and it keeps blocks physically aligned (huge-page friendly). A
+    // buddy outside the table, or one that is Reserved (a hole), allocated, split into
+    // smaller free blocks, or the head of a free block of another order simply fails the
+    // test below, and merging stops. `BUDDY_HEAD` plus `order` on the head is what makes
+    // "is my buddy free and whole?" an O(1) question, and the intrusive links make taking
+    // it off its list O(1), so a free costs O(MAX_ORDER).
+    //
+    // On entry the block's frames are Free and unlinked, and counted in nr_free_frames.
+    fn free_one_block(&mut self, mut idx: usize, mut order: u8) {
+        while order < MAX_ORDER {
+            let pfn = self.base_pfn + idx as u64;
+            let buddy_pfn = pfn ^ (1u64 << order);
+            let Some(buddy_idx) = self.index_of(Frame::from_pfn(buddy_pfn)) else { break };
+            let buddy_idx = buddy_idx as usize;
+            let buddy = &self.descs[buddy_idx];
+            if buddy.state() != FrameState::Free || !buddy.is_free_head_of_order(order) {
+                break;
+            }
+            self.list_remove(buddy_idx, order);
+            idx = idx.min(buddy_idx);
+            order += 1;
+        }
+        self.list_push(idx, order);
+    }
+
+    /// Pushes the Free frame at `idx` onto the front of the order-`order` list as a head.
+    #[inline]
+    fn list_push(&mut self, idx: usize, order: u8) {
+        let old_head = self.free_heads[order as usize];
+        let desc = &mut self.descs[idx];
+        desc.mark_free_head(order);
+        desc.set_prev_raw(NONE_INDEX);
+        desc.set_next_raw(old_head);
+        if old_head != NONE_INDEX {
+            self.descs[old_head as usize].set_prev_raw(idx as u32);
+        } else {
+            self.nonempty_orders |= 1 << order;
+        }
+        self.free_heads[order as usize] = idx as u32;
+        self.nr_free_blocks[order as usize] += 1;
+    }
+
+    /// Unlinks the head at `idx` from the order-`order` list and clears its head mark.
+    #[inline]
+    fn list_remove(&mut self, idx: usize, order: u8) {
+        let desc = &mut self.descs[idx];
+        let (prev, next) = (desc.prev_raw(), desc.next_raw());
+        desc.set_prev_raw(NONE_INDEX);
+        desc.set_next_raw(NONE_INDEX);
+        desc.clear_free_head();
+        if prev == NONE_INDEX {
+            self.free_heads[order as usize] = next;
+        } else {
+            self.descs[prev as usize].set_next_raw(next);
+        }
+        if next != NONE_INDEX {
+            self.descs[next as usize].set_prev_raw(prev);
+        }
+        self.nr_free_blocks[order as usize] -= 1;
+        if self.free_heads[order as usize] == NONE_INDEX {
+            self.nonempty_orders &= !(1 << order);
+        }
+    }
+
+    /// Returns the free blocks per order and the frame totals.
+    pub fn buddyinfo(&self) -> BuddyInfo {
+        BuddyInfo {
+            nr_free_blocks: self.nr_free_blocks,
+            nr_managed_frames: self.nr_managed_frames,
+            nr_free_frames: self.nr_free_frames,
+            nr_used_frames: self.nr_managed_frames - self.nr_free_frames,
+        }
+    }
+
+    /// Checks every structural invariant in O(table length), without allocating.
+    ///
+    /// Verified: each list is a well-formed doubly-linked list whose length is its count
+    /// and whose non-emptiness matches `nonempty_orders`; each entry is a Free
+    /// `BUDDY_HEAD` of the list's order, aligned, inside the table, and every other frame
+    /// of its block is Free and not a head (so blocks do not overlap); no block's buddy is
+    /// a free block of the same order (fully merged); the block sizes add up to
+    /// `nr_free_frames`, which equals the number of Free frames in the table, and the
+    /// number of `BUDDY_HEAD` frames equals the number of listed blocks.
+    pub fn check_invariants(&self) -> Result<(), InvariantError> {
+        let mut nr_listed_frames = 0u64;
+        let mut nr_listed_blocks = 0u64;
+        for order in 0..=MAX_ORDER {
+            let nr_blocks = self.check_list(order)?;
+            let is_nonempty = self.nonempty_orders & (1 << order) != 0;
+            if nr_blocks != self.nr_free_blocks[order as usize] || is_nonempty != (nr_blocks > 0) {
+                return Err(InvariantError::CountMismatch { order });
+            }
+            nr_listed_blocks += nr_blocks;
+            nr_listed_frames += nr_blocks << order;
+        }
+        let nr_free_descs =
+            self.descs.iter().filter(|desc| desc.state() == FrameState::Free).count() as u64;
+        let nr_head_descs =
+            self.descs.iter().filter(|desc| desc.has_flags(FrameFlags::BUDDY_HEAD)).count() as u64;
+        if nr_listed_frames != self.nr_free_frames
+            || nr_free_descs != self.nr_free_frames
+            || nr_head_descs != nr_listed_blocks
+            || self.nr_free_frames > self.nr_managed_frames
+        {
+            return Err(InvariantError::FreeTotalMismatch);
+        }
+        Ok(())
+    }
+
+    /// Walks the order-`order` list checking links and blocks; returns its length.
+    fn check_list(&self, order: u8) -> Result<u64, InvariantError> {
+        let broken = InvariantError::BrokenList { order };
+        let mut prev = NONE_INDEX;
+        let mut cur = self.free_heads[order as usize];
+        let mut nr_blocks = 0u64;
+        while cur != NONE_INDEX {
+            nr_blocks += 1;
+            let desc = self.descs.get(cur as usize).ok_or(broken)?;
+            if desc.prev_raw() != prev || nr_blocks > self.descs.len() as u64 {
+                return Err(broken);
+            }
+            self.check_free_block(cur as usize, order)?;
+            prev = cur;
+            cur = desc.next_raw();
+        }
+        Ok(nr_blocks)
+    }
+
+    /// Checks the free block of `order` headed at `idx`: head, alignment, tail, merged.
+    fn check_free_block(&self, idx: usize, order: u8) -> Result<(), InvariantError> {
+        let frame = self.frame_at(idx as u32);
+        let head = &self.descs[idx];
+        if head.state() != FrameState::Free || !head.is_free_head_of_order(order) {
+            return Err(InvariantError::NotAFreeHead(frame));
+        }
+        let size = 1usize << order;
+        if !frame.pfn().is_multiple_of(size as u64) || idx + size > self.descs.len() {
+            return Err(InvariantError::Misaligned(frame));
+        }
+        for (i, desc) in self.descs[idx + 1..idx + size].iter().enumerate() {
+            if desc.state() != FrameState::Free || desc.has_flags(FrameFlags::BUDDY_HEAD) {
+                return Err(InvariantError::BadTail(self.frame_at((idx + 1 + i) as u32)));
+            }
+        }
+        if order < MAX_ORDER {
+            let buddy = Frame::from_pfn(frame.pfn() ^ (1u64 << order));
+            if let Some(buddy_idx) = self.index_of(buddy) {
+                let buddy_desc = &self.descs[buddy_idx as usize];
+                if buddy_desc.state() == FrameState::Free && buddy_desc.is_free_head_of_order(order)
+                {
+                    return Err(InvariantError::Unmerged(frame));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+    use alloc::vec::Vec;
+    use std::collections::BTreeSet;
+
+    /// The state most tests allocate with.
+    const K: FrameState = FrameState::Kernel;
+
+    fn frame(pfn: u64) -> Frame {
+        Frame::from_pfn(pfn)
+    }
+
+    /// Returns the number of free blocks of each order.
+    fn counts(buddy: &BuddyAllocator<'_>) -> [u64; NR_ORDERS] {
+        buddy.buddyinfo().nr_free_blocks
+    }
+
+    #[test]
+    fn alloc_splits_a_large_block_into_buddies() {
+        let mut descs = vec![FrameDesc::new(); 1024];
+        let mut buddy = BuddyAllocator::new(&mut descs, 0);
+        buddy.add_free_range(frame(0), 1024).unwrap();
+        assert_eq!(counts(&buddy), [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        assert_eq!(buddy.alloc(Order(0), K), Ok(frame(0)));
+        // The upper halves 512, 256, ..., 1 were left on the lists, one per order.
+        assert_eq!(counts(&buddy), [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0]);
+        assert_eq!(buddy.alloc(Order(3), K), Ok(frame(8)));
+        assert!(buddy.desc(frame(8)).has_flags(FrameFlags::ALLOC_HEAD));
+        assert_eq!(buddy.desc(frame(8)).refcount(), 1);
+        assert!((8..16).all(|pfn| buddy.desc(frame(pfn)).state() == K));
+        assert_eq!(buddy.desc(frame(9)).refcount(), 0);
+        buddy.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn free_merges_buddies_back_into_one_block() {
+        let mut descs = vec![FrameDesc::new(); 1024];
+        let mut buddy = BuddyAllocator::new(&mut descs, 0);
+        buddy.add_free_range(frame(0), 1024).unwrap();
+        let blocks: Vec<_> = (0..4).map(|_| buddy.alloc(Order(2), K).unwrap()).collect();
+        for block in blocks.into_iter().rev() {
+            buddy.free(block, Order(2)).unwrap();
+            buddy.check_invariants().unwrap();
+        }
+        assert_eq!(counts(&buddy), [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        assert_eq!(buddy.nr_free_frames(), 1024);
+    }
+
+    #[test]
+    fn buddy_is_found_by_xor_of_the_order_bit() {
+        let mut descs = vec![FrameDesc::new(); 4];
+        let mut buddy = BuddyAllocator::new(&mut descs, 0x100);
+        buddy.add_free_range(frame(0x100), 4).unwrap();
+        for pfn in 0x100..0x104 {
+            assert_eq!(buddy.alloc(Order(0), K), Ok(frame(pfn)));
+        }
+        // 0x101 ^ 1 = 0x100 and 0x102 ^ 1 = 0x103: both buddies allocated, no merge.
+        buddy.free(frame(0x101), Order(0)).unwrap();
+        buddy.free(frame(0x102), Order(0)).unwrap();
+        assert_eq!(&counts(&buddy)[..3], &[2, 0, 0]);
+        // 0x100 merges with 0x101; the order-1 buddy 0x100 ^ 2 = 0x102 is only half free.
+        buddy.free(frame(0x100), Order(0)).unwrap();
+        assert_eq!(&counts(&buddy)[..3], &[1, 1, 0]);
+        // 0x103 merges with 0x102, then 0x102 with 0x100 at order 1.
+        buddy.free(frame(0x103), Order(0)).unwrap();
+        assert_eq!(&counts(&buddy)[..3], &[0, 0, 1]);
+        assert!(buddy.desc(frame(0x100)).has_flags(FrameFlags::BUDDY_HEAD));
+        buddy.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn double_free_is_reported_and_lists_are_unchanged() {
+        let mut descs = vec![FrameDesc::new(); 64];
+        let mut buddy = BuddyAllocator::new(&mut descs, 0x40);
+        buddy.add_free_range(frame(0x40), 64).unwrap();
+        let a = buddy.alloc(Order(0), K).unwrap();
+        let b = buddy.alloc(Order(0), K).unwrap();
+        buddy.free(a, Order(0)).unwrap();
+        let before = buddy.buddyinfo();
+        assert_eq!(buddy.free(a, Order(0)), Err(FreeError::AlreadyFree(a)));
+        assert_eq!(buddy.buddyinfo(), before);
+        buddy.check_invariants().unwrap();
+        // After b's free merges a away, a is a tail of a free block: still detected.
+        buddy.free(b, Order(0)).unwrap();
+        let before = buddy.buddyinfo();
+        assert_eq!(buddy.free(a, Order(0)), Err(FreeError::AlreadyFree(a)));
+        assert_eq!(buddy.free(b, Order(0)), Err(FreeError::AlreadyFree(b)));
+        assert_eq!(buddy.buddyinfo(), before);
+        buddy.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn bad_frees_are_reported_with_the_frame() {
+        let mut descs = vec![FrameDesc::new(); 64];
+        let mut buddy = BuddyAllocator::new(&mut descs, 0x40);
+        buddy.add_free_range(frame(0x40), 32).unwrap(); // 0x60..0x80 stays Reserved
+        let block = buddy.alloc(Order(2), K).unwrap();
+        let before = buddy.buddyinfo();
+        let wrong_order = FreeError::WrongOrder { frame: block, allocated: Order(2) };
+        assert_eq!(buddy.free(block, Order(1)), Err(wrong_order));
+        assert_eq!(buddy.free(block + 1, Order(0)), Err(FreeError::NotAllocated(block + 1)));
+        assert_eq!(buddy.free(frame(0x60), Order(0)), Err(FreeError::NotAllocated(frame(0x60))));
+        assert_eq!(buddy.free(frame(0x50), Order(0)), Err(FreeError::AlreadyFree(frame(0x50))));
+        assert_eq!(buddy.free(frame(0x3f), Order(0)), Err(FreeError::OutOfRange(frame(0x3f))));
+        assert_eq!(buddy.free(frame(0x80), Order(0)), Err(FreeError::OutOfRange(frame(0x80))));
+        assert_eq!(buddy.buddyinfo(), before);
+        buddy.check_invariants().unwrap();
+        buddy.free(block, Order(2)).unwrap();
+        assert_eq!(buddy.nr_free_frames(), 32);
+    }
+
+    #[test]
+    fn out_of_memory_returns_an_error() {
+        let mut descs = vec![FrameDesc::new(); 16];
+        let mut buddy = BuddyAllocator::new(&mut descs, 0);
+        assert_eq!(buddy.alloc(Order(0), K), Err(AllocError::OutOfMemory));
+        buddy.add_free_range(frame(0), 16).unwrap();
+        assert_eq!(buddy.alloc(Order(5), K), Err(AllocError::OutOfMemory));
+        assert_eq!(buddy.alloc(Order(11), K), Err(AllocError::OrderTooLarge(Order(11))));
+        let invalid = AllocError::InvalidState(FrameState::Free);
+        assert_eq!(buddy.alloc(Order(0), FrameState::Free), Err(invalid));
+        for _ in 0..16 {
+            buddy.alloc(Order(0), FrameState::User).unwrap();
+        }
+        assert_eq!(buddy.alloc(Order(0), K), Err(AllocError::OutOfMemory));
+        assert_eq!(buddy.buddyinfo().nr_used_frames, 16);
+        buddy.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn add_free_range_builds_maximal_aligned_blocks() {
+        let mut descs = vec![FrameDesc::new(); 4096];
+        let mut buddy = BuddyAllocator::new(&mut descs, 0);
+        // 3 | 4..8 | 8..16 | ... | 1024..2048 | 2048..2050 | 2050
+        buddy.add_free_range(frame(3), 2048).unwrap();
+        assert_eq!(counts(&buddy), [2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]);
+        buddy.check_invariants().unwrap();
+        // Managed frames cannot be added twice; a range past the table is refused whole.
+        assert_eq!(buddy.add_free_range(frame(0), 4), Err(FreeError::NotReserved(frame(3))));
+        assert_eq!(buddy.add_free_range(frame(4000), 97), Err(FreeError::OutOfRange(frame(4096))));
+        // Filling the gaps merges across range boundaries.
+        buddy.add_free_range(frame(0), 3).unwrap();
+        buddy.add_free_range(frame(2051), 4096 - 2051).unwrap();
+        assert_eq!(counts(&buddy), [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4]);
+        buddy.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn blocks_are_physically_aligned_with_an_unaligned_base() {
+        let base_pfn = 0x1003;
+        let mut descs = vec![FrameDesc::new(); 3000];
+        let mut buddy = BuddyAllocator::new(&mut descs, base_pfn);
+        buddy.add_free_range(frame(base_pfn), 3000).unwrap();
+        for order in (0..=MAX_ORDER).rev() {
+            if let Ok(block) = buddy.alloc(Order(order), K) {
+                assert_eq!(block.pfn() % Order(order).nr_frames(), 0, "order {order}");
+            }
+        }
+        buddy.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn buddyinfo_display_prints_counts_and_totals() {
+        let mut descs = vec![FrameDesc::new(); 1024];
+        let mut buddy = BuddyAllocator::new(&mut descs, 0);
+        buddy.add_free_range(frame(0), 1024).unwrap();
+        buddy.alloc(Order(9), K).unwrap();
+        let text = alloc::format!("{}", buddy.buddyinfo());
+        let mut lines = text.lines();
+        let counts_line: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+        assert_eq!(&counts_line[..4], &["Node", "0,", "zone", "Normal"]);
+        assert_eq!(&counts_line[4..], &["0", "0", "0", "0", "0", "0", "0", "0", "0", "1", "0"]);
+        let expected = "frames: 1024 managed (4096 KiB), 512 free (2048 KiB), 512 used (2048 KiB)";
+        assert_eq!(lines.next(), Some(expected));
+    }
+
+    /// A tiny xorshift64 generator: deterministic, no dependency.
+    struct XorShift(u64);
+
+    impl XorShift {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    /// Picks an order, mostly small ones, like a kernel does.
+    fn random_order(rng: &mut XorShift) -> Order {
+        Order(match rng.below(10) {
+            0..=5 => rng.below(3),
+            6..=8 => 3 + rng.below(4),
+            _ => 7 + rng.below(4),
+        } as u8)
+    }
+
+    /// Tries a free that must fail; checks that it fails and changes nothing.
+    fn expect_rejected(buddy: &mut BuddyAllocator<'_>, frame: Frame, order: Order) {
+        let before = buddy.buddyinfo();
+        assert!(buddy.free(frame, order).is_err(), "free({frame:?}, {order:?}) accepted");
+        assert_eq!(buddy.buddyinfo(), before);
+    }
+
+    #[test]
+    fn random_alloc_free_matches_reference_model() {
+        const BASE_PFN: u64 = 0x8_0005;
+        const NR_FRAMES: u64 = 6144;
+        // Usable RAM with holes, as (start offset, nr_frames) from BASE_PFN.
+        const RANGES: [(u64, u64); 4] = [(0, 1500), (1600, 2600), (4207, 1700), (5910, 234)];
+        let is_usable_fn =
+            |pfn: u64| RANGES.iter().any(|&(s, n)| (s..s + n).contains(&(pfn - BASE_PFN)));
+
+        let mut descs = vec![FrameDesc::new(); NR_FRAMES as usize];
+        let mut buddy = BuddyAllocator::new(&mut descs, BASE_PFN);
+        for (start, nr_frames) in RANGES {
+            buddy.add_free_range(frame(BASE_PFN + start), nr_frames).unwrap();
+        }
+        let initial = buddy.buddyinfo();
+        buddy.check_invariants().unwrap();
+
+        let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+        let mut live: Vec<(Frame, Order)> = Vec::new();
+        let mut model: BTreeSet<u64> = BTreeSet::new(); // every allocated pfn
+        let mut nr_oom = 0;
+        for step in 0..50_000 {
+            let is_alloc = live.is_empty() || rng.below(100) < 52;
+            if is_alloc {
+                let order = random_order(&mut rng);
+                match buddy.alloc(order, FrameState::User) {
+                    Ok(block) => {
+                        assert_eq!(block.pfn() % order.nr_frames(), 0, "unaligned block");
+                        for pfn in block.pfn()..block.pfn() + order.nr_frames() {
+                            assert!(is_usable_fn(pfn), "step {step}: handed out hole {pfn:#x}");
+                            assert!(model.insert(pfn), "step {step}: {pfn:#x} allocated twice");
+                        }
+                        live.push((block, order));
+                    }
+                    Err(AllocError::OutOfMemory) => nr_oom += 1,
+                    Err(e) => panic!("step {step}: {e:?}"),
+                }
+            } else {
+                let (block, order) = live.swap_remove(rng.below(live.len() as u64) as usize);
+                buddy.free(block, order).unwrap();
+                for pfn in block.pfn()..block.pfn() + order.nr_frames() {
+                    assert!(model.remove(&pfn));
+                }
+                if step % 7 == 0 {
+                    expect_rejected(&mut buddy, block, order); // double free
+                }
+            }
+            if step % 11 == 0 && !live.is_empty() {
+                let (block, order) = live[rng.below(live.len() as u64) as usize];
+                expect_rejected(&mut buddy, block, Order((order.0 + 1) % (MAX_ORDER + 1)));
+                if order.0 > 0 {
+                    expect_rejected(&mut buddy, block + order.nr_frames() / 2, Order(0));
+                }
+                let pfn = BASE_PFN - 3 + rng.below(NR_FRAMES + 6);
+                if !model.contains(&pfn) {
+                    expect_rejected(&mut buddy, frame(pfn), Order(0)); // free, hole or outside
+                }
+            }
+            assert_eq!(buddy.nr_free_frames() + model.len() as u64, initial.nr_free_frames);
+            buddy.check_invariants().unwrap_or_else(|e| panic!("step {step}: {e:?}"));
+        }
+        assert!(nr_oom > 0 && !live.is_empty(), "the test should reach memory pressure");
+
+        while !live.is_empty() {
+            let (block, order) = live.swap_remove(rng.below(live.len() as u64) as usize);
+            buddy.free(block, order).unwrap();
+            buddy.check_invariants().unwrap();
+        }
+        assert_eq!(buddy.buddyinfo(), initial, "everything merges back into maximal blocks");
+    }
+}

@@ -1,0 +1,452 @@
+//! The frame table: one [`FrameDesc`] per 4 KiB physical frame (Linux's `struct page`).
+//!
+//! The kernel sizes one array of descriptors to cover physical memory from the lowest
+//! to the highest usable frame and hands it to the buddy allocator
+//! ([`crate::buddy::BuddyAllocator`]), which owns it from then on. A descriptor records
+//! what the frame is used for ([`FrameState`]), a few status bits ([`FrameFlags`]),
+//! reference and mapping counts, two intrusive list links and one private word.
+//!
+//! Who may write what:
+//! - the buddy allocator owns `order`, the links and the [`FrameFlags::BUDDY_HEAD`] /
+//!   [`FrameFlags::ALLOC_HEAD`] bits; the `pub` setters here refuse to change those bits;
+//! - the owner of an allocated frame (page-table code, the fault handler, the reclaim
+//!   clock list in `reclaim.rs`, swap) uses the counts, the other flags, the links
+//!   (only while the frame is not free) and `private`.
+//!
+//! Descriptors are at most 32 bytes, so the table costs 32/4096 < 0.8 % of RAM.
+
+use core::fmt;
+use core::mem::size_of;
+use core::ops::BitOr;
+
+/// What a frame is currently used for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum FrameState {
+    /// On a buddy free list (as a block head or inside a free block).
+    Free = 0,
+    /// Not usable RAM: a hole, firmware data, or memory never given to the allocator.
+    Reserved = 1,
+    /// Allocated for the kernel's own use (stacks, buffers, the kernel image).
+    Kernel = 2,
+    /// Allocated to the slab allocator as backing for an object cache.
+    Slab = 3,
+    /// Allocated as a page-table page (PML4, PDPT, PD or PT).
+    PageTable = 4,
+    /// Allocated to user space (anonymous memory, page cache of a user mapping).
+    User = 5,
+}
+
+impl FrameState {
+    /// Returns true for the states an allocated frame may be in (not Free, not Reserved).
+    #[inline]
+    pub const fn is_in_use(self) -> bool {
+        !matches!(self, FrameState::Free | FrameState::Reserved)
+    }
+}
+
+/// A small set of per-frame status bits (a hand-written `bitflags`).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[repr(transparent)]
+pub struct FrameFlags(u16);
+
+impl FrameFlags {
+    /// First frame of a free buddy block; its `order` field is the block's order.
+    pub const BUDDY_HEAD: FrameFlags = FrameFlags(1 << 0);
+    /// First frame of an allocated block; its `order` field is the block's order.
+    pub const ALLOC_HEAD: FrameFlags = FrameFlags(1 << 1);
+    /// Referenced since the replacement policy last looked (the clock's second chance).
+    pub const ACCESSED: FrameFlags = FrameFlags(1 << 2);
+    /// Contents differ from the copy on swap (or the frame was never written out).
+    pub const DIRTY: FrameFlags = FrameFlags(1 << 3);
+    /// In the swap cache: `private` holds the frame's swap entry.
+    pub const SWAP_CACHE: FrameFlags = FrameFlags(1 << 4);
+    /// Locked for I/O: swap-in or write-back is in flight.
+    pub const LOCKED: FrameFlags = FrameFlags(1 << 5);
+    /// The bits only the buddy allocator may set or clear.
+    pub const ALLOCATOR_OWNED: FrameFlags = FrameFlags(Self::BUDDY_HEAD.0 | Self::ALLOC_HEAD.0);
+
+    /// Returns the empty set.
+    #[inline]
+    pub const fn empty() -> Self {
+        FrameFlags(0)
+    }
+
+    /// Returns the raw bits.
+    #[inline]
+    pub const fn bits(self) -> u16 {
+        self.0
+    }
+
+    /// Returns true if no bit is set.
+    #[inline]
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// Returns true if every bit of `other` is set in `self`.
+    #[inline]
+    pub const fn contains(self, other: FrameFlags) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// Returns true if any bit of `other` is set in `self`.
+    #[inline]
+    pub const fn intersects(self, other: FrameFlags) -> bool {
+        self.0 & other.0 != 0
+    }
+
+    /// Returns `self` with the bits of `other` set.
+    #[inline]
+    pub const fn union(self, other: FrameFlags) -> Self {
+        FrameFlags(self.0 | other.0)
+    }
+
+    /// Returns `self` with the bits of `other` cleared.
+    #[inline]
+    pub const fn difference(self, other: FrameFlags) -> Self {
+        FrameFlags(self.0 & !other.0)
+    }
+}
+
+impl BitOr for FrameFlags {
+    type Output = FrameFlags;
+    fn bitor(self, rhs: FrameFlags) -> FrameFlags {
+        self.union(rhs)
+    }
+}
+
+impl fmt::Debug for FrameFlags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const NAMES: [(FrameFlags, &str); 6] = [
+            (FrameFlags::BUDDY_HEAD, "BUDDY_HEAD"),
+            (FrameFlags::ALLOC_HEAD, "ALLOC_HEAD"),
+            (FrameFlags::ACCESSED, "ACCESSED"),
+            (FrameFlags::DIRTY, "DIRTY"),
+            (FrameFlags::SWAP_CACHE, "SWAP_CACHE"),
+            (FrameFlags::LOCKED, "LOCKED"),
+        ];
+        f.write_str("FrameFlags(")?;
+        let mut is_first = true;
+        for (flag, name) in NAMES {
+            if self.contains(flag) {
+                if !is_first {
+                    f.write_str(" | ")?;
+                }
+                f.write_str(name)?;
+                is_first = false;
+            }
+        }
+        f.write_str(")")
+    }
+}
+
+/// The "no frame" value of the intrusive `next` / `prev` links.
+pub const NONE_INDEX: u32 = u32::MAX;
+
+/// The descriptor of one physical frame.
+///
+/// Layout (`repr(C)`, 32 bytes, 8-aligned):
+///
+/// | offset | field | type | meaning |
+/// |---|---|---|---|
+/// | 0 | `private` | `u64` | owner's word: swap entry of a swap-cache page, later the rmap head |
+/// | 8 | `refcount` | `u32` | references held; 1 on the head of a fresh allocation |
+/// | 12 | `map_count` | `u32` | number of PTEs that map this frame |
+/// | 16 | `next` | `u32` | next frame index on the list this frame is on, or [`NONE_INDEX`] |
+/// | 20 | `prev` | `u32` | previous frame index on that list, or [`NONE_INDEX`] |
+/// | 24 | `flags` | [`FrameFlags`] | status bits |
+/// | 26 | `state` | [`FrameState`] | what the frame is used for |
+/// | 27 | `order` | `u8` | block order, valid on a `BUDDY_HEAD` or `ALLOC_HEAD` frame |
+/// | 28 | padding | 4 bytes | free for later use |
+///
+/// Links are indices into the frame table (not frame numbers), so a table may describe
+/// up to 2^32 - 1 frames (16 TiB).
+#[derive(Clone, Debug)]
+#[repr(C)]
+pub struct FrameDesc {
+    /// The owner's private word: swap entry while in the swap cache, rmap head later.
+    private: u64,
+    /// References held on the frame (or on the block, for a block head).
+    refcount: u32,
+    /// Number of page-table entries that map the frame.
+    map_count: u32,
+    /// Next element of the intrusive list the frame is on, as a frame-table index.
+    next: u32,
+    /// Previous element of the intrusive list the frame is on, as a frame-table index.
+    prev: u32,
+    /// Status bits.
+    flags: FrameFlags,
+    /// What the frame is used for.
+    state: FrameState,
+    /// Order of the block this frame heads (free or allocated); 0 otherwise.
+    order: u8,
+}
+
+const _: () = assert!(size_of::<FrameDesc>() <= 32);
+
+impl Default for FrameDesc {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FrameDesc {
+    /// Creates the descriptor of a frame that is not (yet) usable: Reserved, no links.
+    #[inline]
+    pub const fn new() -> Self {
+        FrameDesc {
+            private: 0,
+            refcount: 0,
+            map_count: 0,
+            next: NONE_INDEX,
+            prev: NONE_INDEX,
+            flags: FrameFlags::empty(),
+            state: FrameState::Reserved,
+            order: 0,
+        }
+    }
+
+    /// Returns what the frame is used for.
+    #[inline]
+    pub const fn state(&self) -> FrameState {
+        self.state
+    }
+
+    /// Changes the use of an allocated frame, e.g. `Kernel` to `PageTable`.
+    ///
+    /// # Panics
+    /// If the old or the new state is `Free` or `Reserved`: only the buddy allocator
+    /// moves frames in and out of those.
+    pub fn set_state(&mut self, state: FrameState) {
+        assert!(
+            self.state.is_in_use() && state.is_in_use(),
+            "FrameDesc::set_state: Free and Reserved belong to the buddy allocator"
+        );
+        self.state = state;
+    }
+
+    /// Returns the status bits.
+    #[inline]
+    pub const fn flags(&self) -> FrameFlags {
+        self.flags
+    }
+
+    /// Returns true if every bit of `flags` is set.
+    #[inline]
+    pub const fn has_flags(&self, flags: FrameFlags) -> bool {
+        self.flags.contains(flags)
+    }
+
+    /// Sets the bits of `flags`, except the allocator-owned ones, which are ignored.
+    #[inline]
+    pub fn insert_flags(&mut self, flags: FrameFlags) {
+        self.flags = self.flags.union(flags.difference(FrameFlags::ALLOCATOR_OWNED));
+    }
+
+    /// Clears the bits of `flags`, except the allocator-owned ones, which are ignored.
+    #[inline]
+    pub fn remove_flags(&mut self, flags: FrameFlags) {
+        self.flags = self.flags.difference(flags.difference(FrameFlags::ALLOCATOR_OWNED));
+    }
+
+    /// Returns the order of the block this frame heads (meaningful on a head only).
+    #[inline]
+    pub const fn order(&self) -> u8 {
+        self.order
+    }
+
+    /// Returns the number of references held.
+    #[inline]
+    pub const fn refcount(&self) -> u32 {
+        self.refcount
+    }
+
+    /// Takes a reference and returns the new count.
+    #[inline]
+    pub fn get_ref(&mut self) -> u32 {
+        self.refcount =
+            self.refcount.checked_add(1).expect("FrameDesc::get_ref: refcount overflow");
+        self.refcount
+    }
+
+    /// Drops a reference and returns the new count; at 0 the caller frees the frame.
+    ///
+    /// # Panics
+    /// If the count is already 0 (a broken invariant: more puts than gets).
+    #[inline]
+    pub fn put_ref(&mut self) -> u32 {
+        self.refcount =
+            self.refcount.checked_sub(1).expect("FrameDesc::put_ref: refcount underflow");
+        self.refcount
+    }
+
+    /// Returns the number of PTEs that map the frame.
+    #[inline]
+    pub const fn map_count(&self) -> u32 {
+        self.map_count
+    }
+
+    /// Records one more PTE mapping the frame and returns the new count.
+    #[inline]
+    pub fn inc_map_count(&mut self) -> u32 {
+        self.map_count = self.map_count.checked_add(1).expect("FrameDesc::inc_map_count: overflow");
+        self.map_count
+    }
+
+    /// Records one PTE fewer mapping the frame and returns the new count.
+    ///
+    /// # Panics
+    /// If the count is already 0.
+    #[inline]
+    pub fn dec_map_count(&mut self) -> u32 {
+        self.map_count =
+            self.map_count.checked_sub(1).expect("FrameDesc::dec_map_count: underflow");
+        self.map_count
+    }
+
+    /// Returns the next frame-table index on this frame's list, if any.
+    #[inline]
+    pub const fn next(&self) -> Option<u32> {
+        if self.next == NONE_INDEX { None } else { Some(self.next) }
+    }
+
+    /// Returns the previous frame-table index on this frame's list, if any.
+    #[inline]
+    pub const fn prev(&self) -> Option<u32> {
+        if self.prev == NONE_INDEX { None } else { Some(self.prev) }
+    }
+
+    /// Sets the `next` link (`None` stores [`NONE_INDEX`]); for the owner of an in-use frame.
+    #[inline]
+    pub fn set_next(&mut self, next: Option<u32>) {
+        self.next = next.unwrap_or(NONE_INDEX);
+    }
+
+    /// Sets the `prev` link (`None` stores [`NONE_INDEX`]); for the owner of an in-use frame.
+    #[inline]
+    pub fn set_prev(&mut self, prev: Option<u32>) {
+        self.prev = prev.unwrap_or(NONE_INDEX);
+    }
+
+    /// Returns the owner's private word.
+    #[inline]
+    pub const fn private(&self) -> u64 {
+        self.private
+    }
+
+    /// Sets the owner's private word.
+    #[inline]
+    pub fn set_private(&mut self, private: u64) {
+        self.private = private;
+    }
+
+    /// Returns true if this frame heads a free buddy block of `order`.
+    #[inline]
+    pub(crate) const fn is_free_head_of_order(&self, order: u8) -> bool {
+        self.flags.contains(FrameFlags::BUDDY_HEAD) && self.order == order
+    }
+
+    /// Makes the frame a free, unlinked, non-head frame with no owner data.
+    #[inline]
+    pub(crate) fn reset_free(&mut self) {
+        *self = FrameDesc { state: FrameState::Free, ..FrameDesc::new() };
+    }
+
+    /// Marks the frame as the head of a free block of `order` (links set separately).
+    #[inline]
+    pub(crate) fn mark_free_head(&mut self, order: u8) {
+        self.flags = FrameFlags::BUDDY_HEAD;
+        self.order = order;
+    }
+
+    /// Marks the frame as an allocated frame of the given use, with no owner data.
+    ///
+    /// A head gets `ALLOC_HEAD`, the block order and refcount 1; a tail gets neither.
+    #[inline]
+    pub(crate) fn mark_allocated(&mut self, state: FrameState, head_order: Option<u8>) {
+        *self = FrameDesc { state, ..FrameDesc::new() };
+        if let Some(order) = head_order {
+            self.flags = FrameFlags::ALLOC_HEAD;
+            self.order = order;
+            self.refcount = 1;
+        }
+    }
+
+    /// Returns the raw `next` link ([`NONE_INDEX`] if none), for the free lists.
+    #[inline]
+    pub(crate) const fn next_raw(&self) -> u32 {
+        self.next
+    }
+
+    /// Returns the raw `prev` link ([`NONE_INDEX`] if none), for the free lists.
+    #[inline]
+    pub(crate) const fn prev_raw(&self) -> u32 {
+        self.prev
+    }
+
+    /// Sets the raw `next` link, for the free lists.
+    #[inline]
+    pub(crate) fn set_next_raw(&mut self, next: u32) {
+        self.next = next;
+    }
+
+    /// Sets the raw `prev` link, for the free lists.
+    #[inline]
+    pub(crate) fn set_prev_raw(&mut self, prev: u32) {
+        self.prev = prev;
+    }
+
+    /// Clears `BUDDY_HEAD`: the frame no longer heads a free block (merged away or taken).
+    #[inline]
+    pub(crate) fn clear_free_head(&mut self) {
+        self.flags = self.flags.difference(FrameFlags::BUDDY_HEAD);
+        self.order = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_desc_fits_in_32_bytes() {
+        assert_eq!(size_of::<FrameDesc>(), 32);
+    }
+
+    #[test]
+    fn new_desc_is_reserved_and_unlinked() {
+        let desc = FrameDesc::new();
+        assert_eq!(desc.state(), FrameState::Reserved);
+        assert_eq!((desc.next(), desc.prev()), (None, None));
+        assert!(desc.flags().is_empty());
+    }
+
+    #[test]
+    fn pub_flag_setters_cannot_touch_allocator_bits() {
+        let mut desc = FrameDesc::new();
+        desc.insert_flags(FrameFlags::BUDDY_HEAD | FrameFlags::DIRTY | FrameFlags::ACCESSED);
+        assert_eq!(desc.flags(), FrameFlags::DIRTY | FrameFlags::ACCESSED);
+        desc.mark_free_head(3);
+        desc.remove_flags(FrameFlags::BUDDY_HEAD);
+        assert!(desc.has_flags(FrameFlags::BUDDY_HEAD));
+    }
+
+    #[test]
+    fn counts_go_up_and_down() {
+        let mut desc = FrameDesc::new();
+        desc.mark_allocated(FrameState::User, Some(0));
+        assert_eq!(desc.get_ref(), 2);
+        assert_eq!(desc.put_ref(), 1);
+        assert_eq!(desc.inc_map_count(), 1);
+        assert_eq!(desc.dec_map_count(), 0);
+        desc.set_state(FrameState::PageTable);
+        assert_eq!(desc.state(), FrameState::PageTable);
+    }
+
+    #[test]
+    fn flags_debug_lists_names() {
+        let flags = FrameFlags::DIRTY | FrameFlags::LOCKED;
+        assert_eq!(alloc::format!("{flags:?}"), "FrameFlags(DIRTY | LOCKED)");
+    }
+}
