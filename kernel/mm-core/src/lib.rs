@@ -8,6 +8,15 @@
 //! | module | what it holds |
 //! |---|---|
 //! | [`addr`] | `PhysAddr`, `VirtAddr`, `Frame`, `Page`, `Order` |
+//! | [`buddy`] | `BuddyAllocator`: free lists of 2^order-frame blocks, split and merge |
+//! | [`frame_table`] | `FrameDesc` (one per physical frame), `FrameState`, `FrameFlags` |
+//! | [`kmalloc`] | `Kmalloc`: twelve size classes (8..4096 bytes) of slab caches, `size_class_for` |
+//! | [`pagetable`] | `PageTable` over `TableMemory`: the 4-level walk; TLB `Flush` tokens |
+//! | [`pte`] | `Pte`, `PteFlags`, `SwapEntry` in non-present PTEs, `PageProt` |
+//! | [`reclaim`] | page-replacement policies (FIFO, clock, LRU, OPT) and a simulator |
+//! | [`slab`] | `SlabCache` over a `SlabBackend`: on-slab headers, intrusive free lists, `SlabInfo` |
+//! | [`swap_map`] | `SwapMap`: the swap area's slot bitmap and share counts |
+//! | [`vma`] | `Vma`, `VmaTree`: an address space's mapped areas |
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -17,3 +26,12 @@ extern crate std;
 extern crate alloc;
 
 pub mod addr;
+pub mod buddy;
+pub mod frame_table;
+pub mod kmalloc;
+pub mod pagetable;
+pub mod pte;
+pub mod reclaim;
+pub mod slab;
+pub mod swap_map;
+pub mod vma;

@@ -1,0 +1,282 @@
+//! Tests of the replacement policies: the textbook strings, hand-checked clock
+//! sweeps, and OPT as a lower bound on random strings.
+
+use super::*;
+use std::boxed::Box;
+use std::collections::BTreeSet as StdBTreeSet;
+use std::vec;
+
+/// The classic string from Belady, Nelson and Shedler (1969) that shows the anomaly.
+const BELADY: [u64; 12] = [1, 2, 3, 4, 1, 2, 5, 1, 2, 3, 4, 5];
+
+/// Returns the number of faults `policy` takes on `refs` with `nr_frames` frames.
+fn faults(mut policy: impl ReplacementPolicy, nr_frames: usize, refs: &[PageRef]) -> u64 {
+    simulate(&mut policy, nr_frames, refs).faults
+}
+
+/// A probe whose Accessed and Dirty bits the test sets by hand.
+#[derive(Default)]
+struct HandProbe {
+    referenced: StdBTreeSet<u64>,
+    dirty: StdBTreeSet<u64>,
+}
+
+impl HandProbe {
+    fn new(referenced: &[u64], dirty: &[u64]) -> HandProbe {
+        HandProbe { referenced: referenced.iter().copied().collect(), dirty: dirty.iter().copied().collect() }
+    }
+}
+
+impl PageProbe for HandProbe {
+    fn is_referenced(&mut self, page: u64) -> bool {
+        self.referenced.contains(&page)
+    }
+    fn test_and_clear_referenced(&mut self, page: u64) -> bool {
+        self.referenced.remove(&page)
+    }
+    fn is_dirty(&mut self, page: u64) -> bool {
+        self.dirty.contains(&page)
+    }
+}
+
+/// Returns a policy that has had `pages` inserted in order.
+fn loaded<P: ReplacementPolicy>(mut policy: P, pages: &[u64]) -> P {
+    for &page in pages {
+        policy.on_insert(page);
+    }
+    policy
+}
+
+/// Returns every policy usable without knowing the future, freshly made.
+fn online_policies() -> Vec<Box<dyn ReplacementPolicy>> {
+    vec![
+        Box::new(Fifo::new()),
+        Box::new(Clock::second_chance()),
+        Box::new(Clock::enhanced()),
+        Box::new(Lru::new()),
+        Box::new(LruApprox::new()),
+    ]
+}
+
+#[test]
+fn fifo_shows_beladys_anomaly_on_the_classic_string() {
+    let refs = reads(&BELADY);
+    assert_eq!(faults(Fifo::new(), 3, &refs), 9);
+    assert_eq!(faults(Fifo::new(), 4, &refs), 10, "one more frame, one more fault");
+}
+
+#[test]
+fn opt_on_the_classic_string_faults_7_and_6() {
+    let refs = reads(&BELADY);
+    assert_eq!(faults(Opt::new(&refs), 3, &refs), 7);
+    assert_eq!(faults(Opt::new(&refs), 4, &refs), 6);
+}
+
+#[test]
+fn lru_on_the_classic_string_faults_10_and_8() {
+    let refs = reads(&BELADY);
+    assert_eq!(faults(Lru::new(), 3, &refs), 10);
+    assert_eq!(faults(Lru::new(), 4, &refs), 8, "LRU is a stack algorithm: no anomaly");
+}
+
+#[test]
+fn clock_gives_referenced_pages_a_second_chance() {
+    let mut clock = loaded(Clock::second_chance(), &[1, 2, 3]);
+    let mut probe = HandProbe::new(&[1, 3], &[]);
+    // Hand at 1: referenced, cleared, passed over; 2 is unreferenced and goes.
+    assert_eq!(clock.pick_victim(&mut probe), Some(2));
+    assert!(!probe.referenced.contains(&1), "the second chance used up 1's bit");
+    // The hand continues at 3: referenced, cleared; then 1, now unreferenced, goes.
+    assert_eq!(clock.pick_victim(&mut probe), Some(1));
+    assert_eq!(clock.pick_victim(&mut probe), Some(3));
+    assert_eq!(clock.pick_victim(&mut probe), None);
+}
+
+#[test]
+fn clock_with_every_page_referenced_degenerates_to_fifo() {
+    let mut clock = loaded(Clock::second_chance(), &[7, 8, 9]);
+    let mut probe = HandProbe::new(&[7, 8, 9], &[]);
+    assert_eq!(clock.pick_victim(&mut probe), Some(7));
+    assert!(probe.referenced.is_empty(), "one full revolution cleared every bit");
+}
+
+#[test]
+fn clock_keeps_a_re_referenced_page_that_fifo_evicts() {
+    // 3 frames. After 1,2,3 the clock's first sweep (at 4) clears every bit and takes
+    // 1. The hit on 2 sets its bit again, so at 5 the hand passes over 2 and takes 3,
+    // and the final 2 hits. FIFO evicts 2 at 5 and faults on it again.
+    let refs = reads(&[1, 2, 3, 1, 4, 2, 5, 2]);
+    let clock = simulate(&mut Clock::second_chance(), 3, &refs);
+    assert_eq!((clock.faults, clock.hits, clock.evictions), (5, 3, 2));
+    assert_eq!(faults(Fifo::new(), 3, &refs), 6);
+}
+
+#[test]
+fn enhanced_clock_prefers_an_unreferenced_clean_page() {
+    let mut clock = loaded(Clock::enhanced(), &[1, 2, 3]);
+    let mut probe = HandProbe::new(&[], &[1]);
+    assert_eq!(clock.pick_victim(&mut probe), Some(2), "1 is dirty; 2 is class (0, 0)");
+}
+
+#[test]
+fn enhanced_clock_takes_unreferenced_dirty_before_referenced_clean() {
+    let mut clock = loaded(Clock::enhanced(), &[1, 2, 3]);
+    let mut probe = HandProbe::new(&[1, 2], &[3]);
+    assert_eq!(clock.pick_victim(&mut probe), Some(3));
+    assert!(probe.referenced.is_empty(), "the second sweep cleared the bits it passed");
+}
+
+#[test]
+fn enhanced_clock_finds_a_victim_when_all_pages_are_referenced() {
+    let mut clock = loaded(Clock::enhanced(), &[1, 2, 3]);
+    let mut probe = HandProbe::new(&[1, 2, 3], &[1, 3]);
+    assert_eq!(clock.pick_victim(&mut probe), Some(2), "after clearing, clean 2 is class (0, 0)");
+    let mut all_dirty = HandProbe::new(&[1, 3], &[1, 3]);
+    assert_eq!(clock.pick_victim(&mut all_dirty), Some(3), "the hand had moved on to 3");
+}
+
+#[test]
+fn enhanced_clock_writes_back_less_than_plain_clock_here() {
+    // Page 1 is written and then read often; pages 2.. are streamed through once.
+    let mut refs = vec![PageRef::write(1)];
+    for page in 2..40 {
+        refs.push(PageRef::read(page));
+        refs.push(PageRef::read(1));
+    }
+    let plain = simulate(&mut Clock::second_chance(), 3, &refs);
+    let enhanced = simulate(&mut Clock::enhanced(), 3, &refs);
+    assert_eq!(enhanced.dirty_writebacks, 0);
+    assert!(enhanced.faults <= plain.faults);
+}
+
+#[test]
+fn aging_evicts_the_page_with_the_oldest_history() {
+    let mut aging = loaded(LruApprox::new(), &[1, 2, 3]);
+    aging.on_tick(&mut HandProbe::new(&[2], &[])); // 1: 0x40, 2: 0xc0, 3: 0x40
+    aging.on_tick(&mut HandProbe::new(&[3], &[])); // 1: 0x20, 2: 0x60, 3: 0xa0
+    let mut no_bits = HandProbe::default();
+    assert_eq!(aging.pick_victim(&mut no_bits), Some(1));
+    assert_eq!(aging.pick_victim(&mut no_bits), Some(2));
+    assert_eq!(aging.pick_victim(&mut no_bits), Some(3));
+}
+
+#[test]
+fn aging_breaks_ties_oldest_arrival_first() {
+    let mut aging = loaded(LruApprox::new(), &[5, 4, 6]);
+    assert_eq!(aging.pick_victim(&mut HandProbe::default()), Some(5));
+}
+
+#[test]
+fn removed_pages_are_never_picked() {
+    for mut policy in online_policies() {
+        for page in 1..=6 {
+            policy.on_insert(page);
+        }
+        policy.on_insert(3); // a duplicate is ignored
+        policy.on_remove(3);
+        policy.on_remove(42); // an unknown page is ignored
+        assert_eq!(policy.nr_tracked(), 5, "{}", policy.name());
+        let mut probe = HandProbe::new(&[1, 2], &[2, 4]);
+        let victims: StdBTreeSet<u64> = core::iter::from_fn(|| policy.pick_victim(&mut probe)).collect();
+        assert_eq!(victims, [1, 2, 4, 5, 6].into_iter().collect(), "{}", policy.name());
+        assert_eq!(policy.nr_tracked(), 0);
+    }
+}
+
+#[test]
+fn a_page_handed_back_after_picking_is_tracked_again() {
+    let mut clock = loaded(Clock::second_chance(), &[1, 2]);
+    let mut probe = HandProbe::default();
+    let victim = clock.pick_victim(&mut probe).unwrap();
+    clock.on_insert(victim);
+    assert_eq!(clock.nr_tracked(), 2);
+    assert_eq!(clock.pick_victim(&mut probe), Some(3 - victim), "the returned page is now the newest");
+}
+
+#[test]
+fn dirty_writebacks_count_only_dirty_victims() {
+    let refs = [PageRef::write(1), PageRef::read(2), PageRef::read(3), PageRef::write(3), PageRef::read(4)];
+    let result = simulate(&mut Fifo::new(), 1, &refs);
+    assert_eq!(result, SimResult { faults: 4, hits: 1, evictions: 3, dirty_writebacks: 2 });
+}
+
+#[test]
+fn zero_frames_fault_on_every_reference() {
+    let refs = reads(&BELADY);
+    let result = simulate(&mut Fifo::new(), 0, &refs);
+    assert_eq!(result, SimResult { faults: 12, ..SimResult::default() });
+}
+
+/// A tiny xorshift64 generator: deterministic, dependency-free randomness.
+struct XorShift(u64);
+
+impl XorShift {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// Returns a random string over `nr_pages` pages that mostly stays near its last page.
+fn random_refs(rng: &mut XorShift, nr_pages: u64, len: usize) -> Vec<PageRef> {
+    let mut page = 0;
+    (0..len)
+        .map(|_| {
+            page = if rng.below(4) == 0 { rng.below(nr_pages) } else { (page + rng.below(3)) % nr_pages };
+            PageRef { page, is_write: rng.below(3) == 0 }
+        })
+        .collect()
+}
+
+#[test]
+fn opt_never_faults_more_than_any_policy_on_random_strings() {
+    let mut rng = XorShift(0x5851_f42d_4c95_7f2d);
+    for _ in 0..200 {
+        let nr_pages = 2 + rng.below(12);
+        let len = 1 + rng.below(300) as usize;
+        let refs = random_refs(&mut rng, nr_pages, len);
+        for nr_frames in 1..=8 {
+            let mut opt = Opt::new(&refs);
+            let best = simulate(&mut opt, nr_frames, &refs);
+            for mut policy in online_policies() {
+                let result = simulate(policy.as_mut(), nr_frames, &refs);
+                assert!(best.faults <= result.faults, "{} beat opt with {nr_frames} frames", policy.name());
+                assert_eq!(result.faults + result.hits, refs.len() as u64);
+                assert_eq!(result.faults, result.evictions + policy.nr_tracked() as u64, "{}", policy.name());
+                assert!(result.dirty_writebacks <= result.evictions);
+            }
+        }
+    }
+}
+
+#[test]
+fn ring_stays_one_cycle_under_random_inserts_and_removes() {
+    let mut rng = XorShift(0x27bb_2ee6_87b0_b0fd);
+    let mut ring = Ring::default();
+    let mut model: StdBTreeSet<u64> = StdBTreeSet::new();
+    for _ in 0..5000 {
+        let page = rng.below(16);
+        match rng.below(4) {
+            0 => {
+                ring.insert_behind_hand(page);
+                model.insert(page);
+            }
+            1 => {
+                ring.remove(page);
+                model.remove(&page);
+            }
+            2 => ring.advance(),
+            _ => {
+                let taken = ring.take_at_hand();
+                assert_eq!(taken.is_some(), !model.is_empty());
+                if let Some(taken) = taken {
+                    assert!(model.remove(&taken), "took an untracked page");
+                }
+            }
+        }
+        ring.check_invariants();
+        assert_eq!(ring.len(), model.len());
+    }
+}
