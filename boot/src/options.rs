@@ -38,10 +38,12 @@ pub struct Options {
     pub gdb: bool,
     /// `--qemu-arg ARG` (repeatable), `KERNEL_QEMU_ARGS` (space separated): passed through.
     pub qemu_args: Vec<String>,
+    /// `--cmdline "WORDS"`, `KERNEL_CMDLINE`; `--bench` adds the word `bench`.
+    pub cmdline: String,
 }
 
 const USAGE: &str = "usage: boot KERNEL_ELF [--accel tcg|kvm] [--memory SIZE] [--timeout SECS] \
-[--uefi] [--swap-size SIZE] [--disk PATH] [--gdb] [--qemu-arg ARG]...";
+[--uefi] [--swap-size SIZE] [--disk PATH] [--gdb] [--qemu-arg ARG]... [--bench] [--cmdline WORDS]";
 
 /// Parses a size such as `256M`, `1G`, `4096` or `64K` into bytes.
 pub fn parse_size(text: &str) -> Result<u64, String> {
@@ -99,6 +101,7 @@ impl Options {
             qemu_args: env("KERNEL_QEMU_ARGS")
                 .map(|s| s.split_whitespace().map(String::from).collect())
                 .unwrap_or_default(),
+            cmdline: env("KERNEL_CMDLINE").unwrap_or_default(),
         };
         while let Some(arg) = args.next() {
             let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value\n{USAGE}"));
@@ -114,6 +117,8 @@ impl Options {
                 "--disk" => opts.extra_disk = Some(PathBuf::from(value("--disk")?)),
                 "--gdb" => opts.gdb = true,
                 "--qemu-arg" => opts.qemu_args.push(value("--qemu-arg")?),
+                "--cmdline" => opts.cmdline = value("--cmdline")?,
+                "--bench" => opts.cmdline.push_str(" bench"),
                 "-h" | "--help" => return Err(USAGE.into()),
                 // cargo test forwards libtest flags such as --nocapture or a filter;
                 // the kernel's test runner takes none, so say so and go on.

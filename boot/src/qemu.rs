@@ -66,6 +66,11 @@ pub fn command(opts: &Options, image: &Path, swap: &Path) -> Command {
     if opts.gdb {
         cmd.args(["-s", "-S"]);
     }
+    let cmdline = opts.cmdline.trim();
+    if !cmdline.is_empty() {
+        // The kernel reads this fw_cfg file as its command line (commas escaped for QEMU).
+        cmd.arg("-fw_cfg").arg(format!("name=opt/kernel/cmdline,string={}", cmdline.replace(',', ",,")));
+    }
     cmd.args(&opts.qemu_args);
     cmd
 }

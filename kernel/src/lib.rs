@@ -7,7 +7,11 @@
 //! |---|---|
 //! | [`arch`] | x86-64: serial port, GDT/TSS, IDT and trap entry, timer, QEMU exit |
 //! | [`klog`] | `print!`/`println!` on COM1 and the `log` facade with levels |
+//! | [`bench`] | the bench mode: ns per operation, printed as tables |
+//! | [`cmdline`] | the command line the runner passes through fw_cfg |
 //! | [`bootmem`] | the bootloader's memory map, summarised |
+//! | [`mm`] | memory management: frames, buddy, slab heap, page operations |
+//! | [`sync`] | `IrqMutex`: a spinlock that keeps interrupts off while held |
 //! | [`testing`] | the in-kernel test runner (libtest-style output) |
 #![no_std]
 #![cfg_attr(test, no_main)]
@@ -15,9 +19,15 @@
 #![test_runner(crate::testing::test_runner)]
 #![reexport_test_harness_main = "test_main"]
 
+extern crate alloc;
+
 pub mod arch;
+pub mod bench;
 pub mod bootmem;
+pub mod cmdline;
 pub mod klog;
+pub mod mm;
+pub mod sync;
 pub mod testing;
 
 use bootloader_api::BootInfo;
@@ -42,13 +52,15 @@ pub static BOOTLOADER_CONFIG: BootloaderConfig = {
     config
 };
 
-/// Brings up the machine: serial console and logging, GDT/TSS, IDT, timer.
+/// Brings up the machine: serial console and logging, GDT/TSS, IDT, timer, then
+/// physical memory and the heap.
 ///
 /// Every kernel image calls this first. Interrupts are enabled on return.
 pub fn init(boot_info: &'static mut BootInfo) {
     klog::init();
     bootmem::init(boot_info);
     arch::init(bootmem::boot_info().kernel_stack_bottom);
+    mm::init();
 }
 
 /// Halts the CPU until the next interrupt, forever.

@@ -1,10 +1,20 @@
 //! The kernel binary: boots, shows the machine and the memory manager at work, and
 //! leaves QEMU. Everything it calls lives in the `kernel` library (`lib.rs`).
+//!
+//! Command-line words (from `cargo run -- --bench` or `--cmdline "..."`):
+//! `bench` runs the benchmarks instead of the demo.
 #![no_std]
 #![no_main]
 
+extern crate alloc;
+
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+
 use bootloader_api::BootInfo;
-use kernel::{arch, bootmem, println};
+use kernel::mm::{frame, heap};
+use kernel::{arch, bootmem, cmdline, println};
 
 bootloader_api::entry_point!(kernel_main, config = &kernel::BOOTLOADER_CONFIG);
 
@@ -21,10 +31,55 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
         info.kernel_stack_len / 1024,
         kernel::PHYS_MAP_BASE
     );
+    if !cmdline::get().is_empty() {
+        println!("command line: {:?}", cmdline::get());
+    }
     bootmem::print_summary();
-    println!("timer: {} ticks so far at {} Hz", arch::timer::ticks(), arch::timer::TICK_HZ);
+    if cmdline::has("bench") {
+        kernel::bench::run_all();
+    } else {
+        demo_physical_memory();
+    }
     println!("done: leaving QEMU");
     arch::qemu::exit(arch::qemu::ExitCode::Success);
+}
+
+/// Shows the frame table, the buddy allocator and the slab heap at work.
+fn demo_physical_memory() {
+    let table = frame::table_info();
+    println!("\n-- frame table --");
+    println!(
+        "{} frames x {} bytes = {} KiB at {}: {}.{:02}% of {} MiB usable RAM",
+        table.nr_frames,
+        core::mem::size_of::<frame::FrameDesc>(),
+        table.size_bytes / 1024,
+        table.start,
+        table.overhead_basis_points() / 100,
+        table.overhead_basis_points() % 100,
+        table.ram_bytes >> 20
+    );
+    println!("\n-- buddyinfo (free blocks of order 0..=10) --\n{}", frame::buddyinfo());
+
+    println!("\n-- the heap at work: a BTreeMap, a Vec and Boxes --");
+    let mut squares = BTreeMap::new();
+    for i in 0u64..500 {
+        squares.insert(i, i * i);
+    }
+    let big: Vec<u64> = (0..100_000).collect();
+    let boxes: Vec<Box<[u8; 200]>> = (0..64).map(|i| Box::new([i as u8; 200])).collect();
+    println!(
+        "BTreeMap of {} entries, Vec of {} u64 ({} KiB, a buddy block), {} boxes of 200 bytes",
+        squares.len(),
+        big.len(),
+        big.len() * 8 / 1024,
+        boxes.len()
+    );
+    println!("\n-- slabinfo --");
+    heap::print_slabinfo();
+    println!("\n-- buddyinfo with those alive --\n{}", frame::buddyinfo());
+    drop((squares, big, boxes));
+    let pages = heap::shrink();
+    println!("\nafter dropping them and shrinking the caches ({pages} slab pages returned):\n{}", frame::buddyinfo());
 }
 
 #[panic_handler]

@@ -8,10 +8,12 @@
 //! | [`trap`] | assembly entry stubs, `TrapFrame`, dispatch, exception dumps |
 //! | [`stack_guard`] | guard pages below kernel stacks, for overflow reports |
 //! | [`extable`] | fixups: instructions allowed to fault (probes, user copies) |
+//! | [`fw_cfg`] | QEMU's fw_cfg device: the kernel command line |
 //! | [`timer`] | 8259 PIC and the PIT at 100 Hz: the tick |
 //! | [`qemu`] | leaving QEMU with an exit code through `isa-debug-exit` |
 
 pub mod extable;
+pub mod fw_cfg;
 pub mod gdt;
 pub mod idt;
 pub mod qemu;

@@ -1,0 +1,95 @@
+//! The bench mode: `cargo run -- --bench` boots, measures, prints tables, exits.
+//!
+//! Every number is nanoseconds per operation, from the TSC calibrated against the PIT
+//! (see `arch::timer`), as the best of a few rounds so a timer interrupt in one round
+//! does not skew the result. Under QEMU TCG these are emulated nanoseconds: compare
+//! them with each other and with other guests in the same QEMU, not with hardware.
+
+use alloc::alloc::{alloc, dealloc};
+use core::alloc::Layout;
+use core::hint::black_box;
+
+use crate::arch::timer;
+use crate::mm::frame::{self, FrameState, OwnedFrames};
+use crate::mm::memops::{self, PageMethod};
+use crate::mm::Order;
+use crate::println;
+
+/// Rounds per measurement; the best one counts.
+const ROUNDS: usize = 5;
+
+/// Returns the best-of-rounds nanoseconds per iteration of `f` run `iters` times.
+pub fn ns_per_op(iters: u64, mut f: impl FnMut()) -> f64 {
+    let mut best = u64::MAX;
+    for _ in 0..ROUNDS {
+        let start = timer::rdtsc();
+        for _ in 0..iters {
+            f();
+        }
+        best = best.min(timer::rdtsc() - start);
+    }
+    timer::cycles_to_ns(best) as f64 / iters as f64
+}
+
+/// Prints one result row.
+pub fn row(name: &str, ns: f64) {
+    println!("  {:<44} {:>10.1} ns", name, ns);
+}
+
+/// Measures the physical allocators: buddy and kmalloc.
+pub fn allocators() {
+    println!("physical memory allocators (ns per pair, best of {ROUNDS}):");
+    row("buddy order-0 alloc+free", ns_per_op(20_000, || {
+        let f = frame::alloc(Order(0), FrameState::Kernel).expect("bench: out of frames");
+        frame::free(black_box(f), Order(0)).expect("bench: free failed");
+    }));
+    row("buddy order-3 alloc+free", ns_per_op(20_000, || {
+        let f = frame::alloc(Order(3), FrameState::Kernel).expect("bench: out of frames");
+        frame::free(black_box(f), Order(3)).expect("bench: free failed");
+    }));
+    for size in [64usize, 512, 4096] {
+        let layout = Layout::from_size_align(size, 8).expect("bench: layout");
+        let name = alloc::format!("kmalloc({size})+kfree (GlobalAlloc)");
+        row(&name, ns_per_op(20_000, || {
+            // SAFETY: the layout has a non-zero size; the block is freed with it at once.
+            unsafe {
+                let p = alloc(layout);
+                assert!(!p.is_null(), "bench: kmalloc failed");
+                dealloc(black_box(p), layout);
+            }
+        }));
+    }
+}
+
+/// Measures every way of zeroing and copying a page (the choice that dominates fault cost).
+pub fn page_methods() {
+    println!("page zero/copy methods (ns per 4 KiB page, best of {ROUNDS}; kernel uses the marked one):");
+    let dst = OwnedFrames::new_zeroed(Order(0)).expect("bench: out of frames");
+    let src = OwnedFrames::new_zeroed(Order(0)).expect("bench: out of frames");
+    let zero_in_use = memops::ZERO_METHOD.load(core::sync::atomic::Ordering::Relaxed);
+    let copy_in_use = memops::COPY_METHOD.load(core::sync::atomic::Ordering::Relaxed);
+    for method in PageMethod::ALL {
+        // SAFETY: `dst` is an owned, aligned 4 KiB frame.
+        let zero = ns_per_op(2_000, || unsafe { memops::zero_page_with(dst.as_ptr(), method) });
+        // SAFETY: two owned, distinct, aligned 4 KiB frames.
+        let copy = ns_per_op(2_000, || unsafe { memops::copy_page_with(dst.as_ptr(), src.as_ptr(), method) });
+        println!(
+            "  {:<18} zero {:>8.1} ns ({:>5} MiB/s){}   copy {:>8.1} ns ({:>5} MiB/s){}",
+            method.name(),
+            zero,
+            (4096.0 * 1e9 / zero / (1 << 20) as f64) as u64,
+            if method as u8 == zero_in_use { " *" } else { "  " },
+            copy,
+            (4096.0 * 1e9 / copy / (1 << 20) as f64) as u64,
+            if method as u8 == copy_in_use { " *" } else { "  " },
+        );
+    }
+}
+
+/// Runs every benchmark and prints the tables.
+pub fn run_all() {
+    println!("\n== bench mode (TSC: {} cycles/ms) ==", timer::tsc_per_ms());
+    allocators();
+    page_methods();
+    println!("== bench done ==");
+}

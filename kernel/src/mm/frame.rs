@@ -1,0 +1,185 @@
+//! Physical frames: the frame table (one [`FrameDesc`] per 4 KiB frame of RAM) and
+//! the buddy allocator that owns the free ones, behind one IRQ-safe lock.
+//!
+//! The pure algorithm is `mm_core::buddy`; this file puts it on real memory:
+//! 1. find the end of RAM in the bootloader's memory map;
+//! 2. carve the frame table (32 bytes a frame, 0.8 % of RAM) out of the first usable
+//!    region big enough, and initialise every descriptor as Reserved through the
+//!    direct map;
+//! 3. hand every usable region (minus frame 0 and the table itself) to the buddy
+//!    allocator, which builds maximal aligned blocks.
+//!
+//! Frames the bootloader used (kernel image, its page tables, boot info) and firmware
+//! holes stay Reserved forever. Zeroing happens outside the lock.
+//!
+//! Lock order: the heap lock (`heap::KMALLOC`) may be held when this lock is taken,
+//! never the other way round.
+
+use core::mem::size_of;
+
+use bootloader_api::info::{MemoryRegion, MemoryRegionKind};
+pub use mm_core::buddy::{AllocError, BuddyAllocator, BuddyInfo, FreeError, InvariantError, MAX_ORDER};
+pub use mm_core::frame_table::{FrameDesc, FrameFlags, FrameState};
+
+use super::{Frame, Order, PAGE_SIZE, PhysAddr, frame_ptr, memops, phys_to_virt};
+use crate::sync::IrqMutex;
+
+static FRAMES: IrqMutex<Option<BuddyAllocator<'static>>> = IrqMutex::new(None);
+static TABLE_INFO: spin::Once<FrameTableInfo> = spin::Once::new();
+
+/// Where the frame table lives and what it costs.
+#[derive(Clone, Copy, Debug)]
+pub struct FrameTableInfo {
+    /// Physical address of the first descriptor.
+    pub start: PhysAddr,
+    /// Number of descriptors (frames from physical 0 to the end of RAM).
+    pub nr_frames: u64,
+    /// Bytes the table occupies, rounded up to whole frames.
+    pub size_bytes: u64,
+    /// Bytes of usable RAM reported by the bootloader.
+    pub ram_bytes: u64,
+}
+
+impl FrameTableInfo {
+    /// Returns the overhead as hundredths of a percent of usable RAM.
+    pub fn overhead_basis_points(&self) -> u64 {
+        self.size_bytes * 10_000 / self.ram_bytes.max(1)
+    }
+}
+
+/// Returns true for the region kinds that are RAM (usable, or used by the bootloader).
+fn is_ram(kind: MemoryRegionKind) -> bool {
+    matches!(kind, MemoryRegionKind::Usable | MemoryRegionKind::Bootloader)
+}
+
+/// Builds the frame table and the buddy allocator. Called once, early in boot.
+pub fn init(regions: &[MemoryRegion]) {
+    let end_of_ram = regions.iter().filter(|r| is_ram(r.kind)).map(|r| r.end).max().unwrap_or(0);
+    let nr_frames = end_of_ram.div_ceil(PAGE_SIZE);
+    let size_bytes = (nr_frames * size_of::<FrameDesc>() as u64).next_multiple_of(PAGE_SIZE);
+    let table = regions
+        .iter()
+        .filter(|r| r.kind == MemoryRegionKind::Usable)
+        .map(|r| r.start.max(0x10_0000).next_multiple_of(PAGE_SIZE))
+        .zip(regions.iter().filter(|r| r.kind == MemoryRegionKind::Usable).map(|r| r.end))
+        .find(|&(start, end)| start + size_bytes <= end)
+        .map(|(start, _)| start)
+        .expect("frame::init: no usable region can hold the frame table");
+
+    let descs = phys_to_virt(PhysAddr::new(table)).as_u64() as *mut FrameDesc;
+    for i in 0..nr_frames as usize {
+        // SAFETY: [table, table + size_bytes) is usable RAM nobody else uses (the
+        // bootloader said so and we have not handed it out), mapped by the direct map;
+        // each write initialises one descriptor in bounds.
+        unsafe { descs.add(i).write(FrameDesc::new()) };
+    }
+    // SAFETY: all `nr_frames` descriptors were just initialised; the memory is never
+    // handed to the allocator (it is excluded below), so this is the only reference.
+    let descs: &'static mut [FrameDesc] = unsafe { core::slice::from_raw_parts_mut(descs, nr_frames as usize) };
+    let mut buddy = BuddyAllocator::new(descs, 0);
+
+    let table_frames = table / PAGE_SIZE..(table + size_bytes) / PAGE_SIZE;
+    for region in regions.iter().filter(|r| r.kind == MemoryRegionKind::Usable) {
+        // Frame 0 stays reserved: a zero physical address is too easily a bug.
+        let first = region.start.next_multiple_of(PAGE_SIZE).max(PAGE_SIZE) / PAGE_SIZE;
+        let last = region.end / PAGE_SIZE; // exclusive
+        let mut add = |from: u64, to: u64| {
+            if from < to {
+                buddy.add_free_range(Frame::from_pfn(from), to - from).expect("frame::init: overlapping memory map");
+            }
+        };
+        add(first, last.min(table_frames.start));
+        add(first.max(table_frames.end), last);
+    }
+    let ram_bytes = crate::bootmem::usable_bytes();
+    TABLE_INFO.call_once(|| FrameTableInfo { start: PhysAddr::new(table), nr_frames, size_bytes, ram_bytes });
+    *FRAMES.lock() = Some(buddy);
+}
+
+/// Runs `f` on the buddy allocator with its lock held.
+fn with_buddy<R>(f: impl FnOnce(&mut BuddyAllocator<'static>) -> R) -> R {
+    f(FRAMES.lock().as_mut().expect("frame: allocator used before init"))
+}
+
+/// Allocates a block of `2^order` frames for use `state`; the contents are garbage.
+pub fn alloc(order: Order, state: FrameState) -> Result<Frame, AllocError> {
+    with_buddy(|buddy| buddy.alloc(order, state))
+}
+
+/// Allocates a zero-filled block of `2^order` frames for use `state`.
+pub fn alloc_zeroed(order: Order, state: FrameState) -> Result<Frame, AllocError> {
+    let frame = alloc(order, state)?;
+    for i in 0..order.nr_frames() {
+        memops::zero_page(frame + i);
+    }
+    Ok(frame)
+}
+
+/// Returns the block of `2^order` frames starting at `frame` to the allocator.
+///
+/// A double free, a frame never allocated or the wrong order is reported, not obeyed.
+pub fn free(frame: Frame, order: Order) -> Result<(), FreeError> {
+    with_buddy(|buddy| buddy.free(frame, order))
+}
+
+/// Runs `f` on the descriptor of `frame` (refcounts, flags, links) under the lock.
+pub fn with_desc<R>(frame: Frame, f: impl FnOnce(&mut FrameDesc) -> R) -> R {
+    with_buddy(|buddy| f(buddy.desc_mut(frame)))
+}
+
+/// Returns buddyinfo: free blocks per order and frame totals.
+pub fn buddyinfo() -> BuddyInfo {
+    with_buddy(|buddy| buddy.buddyinfo())
+}
+
+/// Returns the number of free frames.
+pub fn nr_free_frames() -> u64 {
+    with_buddy(|buddy| buddy.nr_free_frames())
+}
+
+/// Checks the allocator's invariants (O(frames): for tests and debugging).
+pub fn check_invariants() -> Result<(), InvariantError> {
+    with_buddy(|buddy| buddy.check_invariants())
+}
+
+/// Returns where the frame table is and its cost.
+pub fn table_info() -> FrameTableInfo {
+    *TABLE_INFO.get().expect("frame: table_info before init")
+}
+
+/// An owned block of frames, freed when dropped. Not `Clone`: one owner per block.
+#[derive(Debug)]
+pub struct OwnedFrames {
+    start: Frame,
+    order: Order,
+}
+
+impl OwnedFrames {
+    /// Allocates a zeroed block of `2^order` kernel frames.
+    pub fn new_zeroed(order: Order) -> Result<Self, AllocError> {
+        Ok(Self { start: alloc_zeroed(order, FrameState::Kernel)?, order })
+    }
+
+    /// Returns the first frame.
+    pub fn start(&self) -> Frame {
+        self.start
+    }
+
+    /// Returns the block's size in bytes.
+    pub fn size_bytes(&self) -> u64 {
+        self.order.size_bytes()
+    }
+
+    /// Returns a pointer to the block through the direct map.
+    pub fn as_ptr(&self) -> *mut u8 {
+        frame_ptr(self.start)
+    }
+}
+
+impl Drop for OwnedFrames {
+    fn drop(&mut self) {
+        if let Err(e) = free(self.start, self.order) {
+            panic!("OwnedFrames::drop: {e:?}");
+        }
+    }
+}

@@ -1,0 +1,268 @@
+//! The kernel heap: kmalloc size classes on slab caches, big requests on the buddy
+//! allocator, and typed per-object caches. This is the kernel's `GlobalAlloc`, so
+//! `Box`, `Vec` and `BTreeMap` work once [`super::init`] has run.
+//!
+//! ```text
+//!   Box::new / Vec::push ──> GlobalAlloc::alloc(layout)
+//!        size <= 4096 and align <= 4096 ──> kmalloc class ──> SlabCache ──> buddy pages (state Slab)
+//!        otherwise                      ──> buddy block of 2^order frames (state Kernel)
+//! ```
+//! The slab algorithm is `mm_core::slab`; [`DirectMapBackend`] gives it memory: pages
+//! from the buddy allocator, words read and written through the direct map.
+//!
+//! Lock order: `KMALLOC` (or a typed cache's lock) first, then the frame allocator.
+
+use core::alloc::{GlobalAlloc, Layout};
+use core::marker::PhantomData;
+use core::ops::{Deref, DerefMut};
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+pub use mm_core::kmalloc::{KMALLOC_MAX_SIZE, Kmalloc, size_class_for};
+pub use mm_core::slab::{SlabBackend, SlabCache, SlabError, SlabInfo};
+
+use super::frame::{self, FrameState};
+use super::{Frame, Order, PhysAddr, VirtAddr, direct_map_to_phys, phys_to_virt};
+use crate::sync::IrqMutex;
+
+/// Slab memory as the kernel provides it: buddy pages seen through the direct map.
+pub struct DirectMapBackend;
+
+impl SlabBackend for DirectMapBackend {
+    fn alloc_pages(&mut self, order: Order) -> Option<u64> {
+        let frame = frame::alloc(order, FrameState::Slab).ok()?;
+        Some(phys_to_virt(frame.start_address()).as_u64())
+    }
+
+    fn free_pages(&mut self, addr: u64, order: Order) {
+        let frame = Frame::containing_address(direct_map_to_phys(VirtAddr::new(addr)));
+        if let Err(e) = frame::free(frame, order) {
+            panic!("heap: slab pages at {addr:#x} could not be freed: {e:?}");
+        }
+    }
+
+    fn read_word(&self, addr: u64) -> u64 {
+        // SAFETY: the slab code reads only 8-byte-aligned words inside slab blocks it
+        // holds (direct-map addresses of frames it allocated), or the would-be header of
+        // a pointer handed to `free`, which GlobalAlloc guarantees came from us.
+        unsafe { (addr as *const u64).read() }
+    }
+
+    fn write_word(&mut self, addr: u64, value: u64) {
+        // SAFETY: as in `read_word`; writes only go to blocks the cache holds.
+        unsafe { (addr as *mut u64).write(value) }
+    }
+}
+
+/// The kmalloc size classes (8 B to 4 KiB).
+static KMALLOC: IrqMutex<Kmalloc> = IrqMutex::new(Kmalloc::new());
+/// Large allocations served straight from the buddy allocator, for statistics.
+static NR_LARGE_ALLOCS: AtomicU64 = AtomicU64::new(0);
+static NR_LARGE_FRAMES: AtomicU64 = AtomicU64::new(0);
+
+/// Returns the buddy order for a large layout (natural alignment covers `align`).
+fn large_order(layout: Layout) -> Option<Order> {
+    let order = Order::for_size(layout.size().max(layout.align()) as u64);
+    (order.0 <= frame::MAX_ORDER).then_some(order)
+}
+
+/// The kernel's global allocator.
+pub struct KernelHeap;
+
+// SAFETY: `alloc` returns blocks of at least `layout.size()` bytes aligned to
+// `layout.align()` (slab classes are chosen for both; buddy blocks are naturally
+// aligned to their size, which is >= align), distinct blocks never overlap, and
+// `dealloc` returns a block to the allocator it came from, chosen by the same layout.
+unsafe impl GlobalAlloc for KernelHeap {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if size_class_for(layout.size(), layout.align()).is_some() {
+            return match KMALLOC.lock().alloc(&mut DirectMapBackend, layout.size(), layout.align()) {
+                Ok(addr) => addr as *mut u8,
+                Err(_) => core::ptr::null_mut(),
+            };
+        }
+        let Some(order) = large_order(layout) else { return core::ptr::null_mut() };
+        match frame::alloc(order, FrameState::Kernel) {
+            Ok(frame) => {
+                NR_LARGE_ALLOCS.fetch_add(1, Ordering::Relaxed);
+                NR_LARGE_FRAMES.fetch_add(order.nr_frames(), Ordering::Relaxed);
+                phys_to_virt(frame.start_address()).as_u64() as *mut u8
+            }
+            Err(_) => core::ptr::null_mut(),
+        }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if size_class_for(layout.size(), layout.align()).is_some() {
+            if let Err(e) = KMALLOC.lock().free(&mut DirectMapBackend, ptr as u64, layout.size(), layout.align()) {
+                panic!("kfree: {ptr:p} ({layout:?}): {e}");
+            }
+            return;
+        }
+        let order = large_order(layout).expect("kfree: layout was never allocatable");
+        let frame = Frame::containing_address(direct_map_to_phys(VirtAddr::new(ptr as u64)));
+        if let Err(e) = frame::free(frame, order) {
+            panic!("kfree: {ptr:p} ({layout:?}): {e:?}");
+        }
+        NR_LARGE_ALLOCS.fetch_sub(1, Ordering::Relaxed);
+        NR_LARGE_FRAMES.fetch_sub(order.nr_frames(), Ordering::Relaxed);
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // Same size class (or same buddy order): the block already fits.
+        let same_class = match (size_class_for(layout.size(), layout.align()), size_class_for(new_size, layout.align())) {
+            (Some(a), Some(b)) => a == b,
+            (None, None) => {
+                let new_layout = Layout::from_size_align(new_size, layout.align());
+                new_layout.is_ok_and(|l| large_order(l) == large_order(layout))
+            }
+            _ => false,
+        };
+        if same_class {
+            return ptr;
+        }
+        let Ok(new_layout) = Layout::from_size_align(new_size, layout.align()) else {
+            return core::ptr::null_mut();
+        };
+        // SAFETY: `new_layout` has a non-zero size (realloc's contract) and valid align.
+        let new_ptr = unsafe { self.alloc(new_layout) };
+        if !new_ptr.is_null() {
+            // SAFETY: both blocks are valid for the smaller size and do not overlap;
+            // the old block is freed with the layout it was allocated with.
+            unsafe {
+                core::ptr::copy_nonoverlapping(ptr, new_ptr, layout.size().min(new_size));
+                self.dealloc(ptr, layout);
+            }
+        }
+        new_ptr
+    }
+}
+
+#[global_allocator]
+static HEAP: KernelHeap = KernelHeap;
+
+/// Returns the statistics of every kmalloc class, smallest first.
+pub fn kmalloc_slabinfo() -> [SlabInfo; mm_core::kmalloc::NR_SIZE_CLASSES] {
+    let kmalloc = KMALLOC.lock();
+    core::array::from_fn(|i| kmalloc.caches()[i].info())
+}
+
+/// Returns (number of live large allocations, frames they hold).
+pub fn large_alloc_stats() -> (u64, u64) {
+    (NR_LARGE_ALLOCS.load(Ordering::Relaxed), NR_LARGE_FRAMES.load(Ordering::Relaxed))
+}
+
+/// Gives every empty slab of every kmalloc class back to the buddy allocator.
+pub fn shrink() -> u64 {
+    KMALLOC.lock().shrink(&mut DirectMapBackend)
+}
+
+/// Checks every kmalloc cache's invariants (panics on a broken one).
+pub fn check_invariants() {
+    KMALLOC.lock().check_invariants(&DirectMapBackend);
+}
+
+/// Prints a `/proc/slabinfo`-style table: the kmalloc classes and the typed caches.
+pub fn print_slabinfo() {
+    crate::println!("{}", SlabInfo::HEADER);
+    for info in kmalloc_slabinfo() {
+        crate::println!("{info}");
+    }
+    for cache in registered_caches().into_iter().flatten() {
+        crate::println!("{}", cache.lock().info());
+    }
+    let (nr, frames) = large_alloc_stats();
+    crate::println!("large (buddy) allocations: {nr} live, {frames} frames");
+}
+
+/// Typed caches register here so slabinfo can list them.
+static TYPED_CACHES: IrqMutex<[Option<&'static IrqMutex<SlabCache>>; 16]> = IrqMutex::new([None; 16]);
+
+fn registered_caches() -> [Option<&'static IrqMutex<SlabCache>>; 16] {
+    *TYPED_CACHES.lock()
+}
+
+/// A slab cache for objects of one type `T`, like Linux's `kmem_cache_create`.
+///
+/// Objects come back as [`KBox<T>`], which returns them to this cache when dropped.
+pub struct KmemCache<T> {
+    cache: IrqMutex<SlabCache>,
+    is_registered: spin::Once<()>,
+    _type: PhantomData<T>,
+}
+
+impl<T> KmemCache<T> {
+    /// Creates a cache named `name` for `T` (usable in a `static`; takes no memory yet).
+    pub const fn new(name: &'static str) -> Self {
+        Self {
+            cache: IrqMutex::new(SlabCache::new(name, size_of::<T>(), align_of::<T>(), None)),
+            is_registered: spin::Once::new(),
+            _type: PhantomData,
+        }
+    }
+
+    /// Moves `value` into a new object of this cache.
+    pub fn alloc(&'static self, value: T) -> Result<KBox<T>, SlabError> {
+        self.is_registered.call_once(|| {
+            if let Some(slot) = TYPED_CACHES.lock().iter_mut().find(|s| s.is_none()) {
+                *slot = Some(&self.cache);
+            }
+        });
+        let addr = self.cache.lock().alloc(&mut DirectMapBackend)?;
+        let ptr = addr as *mut T;
+        // SAFETY: the cache returned a fresh object of size_of::<T>() bytes aligned
+        // for T, owned by nobody else.
+        unsafe { ptr.write(value) };
+        Ok(KBox { ptr: NonNull::new(ptr).expect("KmemCache: slab returned null"), cache: self })
+    }
+
+    /// Returns this cache's statistics.
+    pub fn info(&self) -> SlabInfo {
+        self.cache.lock().info()
+    }
+
+    /// Gives the cache's empty slabs back to the buddy allocator; returns pages freed.
+    pub fn shrink(&self) -> u64 {
+        self.cache.lock().shrink(&mut DirectMapBackend)
+    }
+}
+
+/// An object owned through a [`KmemCache`]; dropped back into it.
+pub struct KBox<T: 'static> {
+    ptr: NonNull<T>,
+    cache: &'static KmemCache<T>,
+}
+
+// SAFETY: a KBox owns its T exactly like a Box does.
+unsafe impl<T: Send> Send for KBox<T> {}
+
+impl<T> Deref for KBox<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: `ptr` points at a live, initialised T owned by this box.
+        unsafe { self.ptr.as_ref() }
+    }
+}
+
+impl<T> DerefMut for KBox<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: as in `deref`, and `&mut self` makes this the only access.
+        unsafe { self.ptr.as_mut() }
+    }
+}
+
+impl<T> Drop for KBox<T> {
+    fn drop(&mut self) {
+        // SAFETY: the object is live and owned by us; after this it is never used again.
+        unsafe { self.ptr.as_ptr().drop_in_place() };
+        let addr = self.ptr.as_ptr() as u64;
+        if let Err(e) = self.cache.cache.lock().free(&mut DirectMapBackend, addr) {
+            panic!("KBox::drop: {addr:#x}: {e}");
+        }
+    }
+}
+
+/// Returns the physical address of a heap pointer (for DMA buffers from the heap).
+pub fn heap_ptr_to_phys(ptr: *const u8) -> PhysAddr {
+    direct_map_to_phys(VirtAddr::new(ptr as u64))
+}

@@ -1,0 +1,44 @@
+//! Memory management: physical frames, the kernel heap, page-sized memory operations.
+//!
+//! | module | what it does |
+//! |---|---|
+//! | [`frame`] | the frame table and the buddy allocator, behind one lock |
+//! | [`heap`] | slab caches and kmalloc size classes: the kernel's `GlobalAlloc` |
+//! | [`memops`] | zeroing and copying whole pages (several methods, measured) |
+//!
+//! All of physical memory is mapped at [`PHYS_MAP_BASE`] (the "direct map"), so the
+//! kernel reaches any frame at `PHYS_MAP_BASE + physical address`.
+
+pub mod frame;
+pub mod heap;
+pub mod memops;
+
+pub use mm_core::addr::{Frame, Order, PAGE_SIZE, Page, PhysAddr, VirtAddr};
+
+/// Start of the direct map of physical memory.
+pub const PHYS_MAP_BASE: u64 = crate::PHYS_MAP_BASE;
+
+/// Returns the direct-map address of physical address `phys`.
+#[inline]
+pub fn phys_to_virt(phys: PhysAddr) -> VirtAddr {
+    VirtAddr::new(PHYS_MAP_BASE + phys.as_u64())
+}
+
+/// Returns the physical address behind a direct-map address; panics for any other address.
+#[inline]
+pub fn direct_map_to_phys(virt: VirtAddr) -> PhysAddr {
+    let addr = virt.as_u64();
+    assert!(addr >= PHYS_MAP_BASE && addr < PHYS_MAP_BASE + (1 << 46), "direct_map_to_phys: {virt:?} is not in the direct map");
+    PhysAddr::new(addr - PHYS_MAP_BASE)
+}
+
+/// Returns a pointer to the first byte of `frame` through the direct map.
+#[inline]
+pub fn frame_ptr(frame: Frame) -> *mut u8 {
+    phys_to_virt(frame.start_address()).as_u64() as *mut u8
+}
+
+/// Builds the frame table and buddy allocator from the boot memory map; the heap works after this.
+pub fn init() {
+    frame::init(crate::bootmem::memory_regions());
+}

@@ -1,0 +1,134 @@
+//! The frame table and buddy allocator on real memory.
+#![no_std]
+#![allow(missing_docs)] // test names say what each test checks
+#![no_main]
+#![feature(custom_test_frameworks)]
+#![test_runner(kernel::testing::test_runner)]
+#![reexport_test_harness_main = "test_main"]
+
+extern crate alloc;
+
+use alloc::vec::Vec;
+
+use bootloader_api::BootInfo;
+use kernel::mm::frame::{self, AllocError, FrameState, FreeError, MAX_ORDER, OwnedFrames};
+use kernel::mm::{Frame, Order, frame_ptr};
+
+bootloader_api::entry_point!(main, config = &kernel::BOOTLOADER_CONFIG);
+
+fn main(boot_info: &'static mut BootInfo) -> ! {
+    kernel::init(boot_info);
+    test_main();
+    kernel::hlt_loop()
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    kernel::testing::test_panic_handler(info)
+}
+
+#[test_case]
+fn frame_table_costs_at_most_32_bytes_a_frame() {
+    let info = frame::table_info();
+    assert!(core::mem::size_of::<frame::FrameDesc>() <= 32);
+    assert!(info.size_bytes <= info.nr_frames * 32 + 4096);
+    assert!(info.overhead_basis_points() < 100, "frame table above 1% of RAM");
+    frame::check_invariants().expect("invariants after boot");
+}
+
+#[test_case]
+fn allocating_every_frame_then_freeing_all_restores_buddyinfo() {
+    let before = frame::buddyinfo();
+    // Take every free frame, largest blocks first, keeping the list in a buddy block
+    // of its own (a heap Vec would itself need frames while we drain them).
+    let list = OwnedFrames::new_zeroed(Order(8)).expect("no room for the frame list");
+    let slots = list.as_ptr() as *mut (u64, u8);
+    let capacity = list.size_bytes() as usize / core::mem::size_of::<(u64, u8)>();
+    let mut nr_blocks = 0;
+    let mut nr_frames = 0;
+    for order in (0..=MAX_ORDER).rev() {
+        while let Ok(f) = frame::alloc(Order(order), FrameState::Kernel) {
+            assert!(nr_blocks < capacity, "frame list overflow");
+            // SAFETY: slot `nr_blocks` is inside the owned block and properly aligned.
+            unsafe { slots.add(nr_blocks).write((f.pfn(), order)) };
+            nr_blocks += 1;
+            nr_frames += 1u64 << order;
+        }
+    }
+    assert_eq!(frame::nr_free_frames(), 0, "frames left after draining");
+    assert_eq!(frame::alloc(Order(0), FrameState::Kernel), Err(AllocError::OutOfMemory));
+    assert_eq!(nr_frames + list.size_bytes() / 4096, before.nr_free_frames);
+    frame::check_invariants().expect("invariants when empty");
+    for i in 0..nr_blocks {
+        // SAFETY: slot `i` was written above.
+        let (pfn, order) = unsafe { slots.add(i).read() };
+        frame::free(Frame::from_pfn(pfn), Order(order)).expect("free of a drained block");
+    }
+    drop(list);
+    let after = frame::buddyinfo();
+    assert_eq!(after, before, "buddyinfo differs after freeing everything");
+    frame::check_invariants().expect("invariants after refilling");
+}
+
+#[test_case]
+fn double_free_is_detected_with_the_frame_number() {
+    let before = frame::buddyinfo();
+    let f = frame::alloc(Order(2), FrameState::Kernel).unwrap();
+    frame::free(f, Order(2)).unwrap();
+    assert_eq!(frame::free(f, Order(2)), Err(FreeError::AlreadyFree(f)));
+    assert_eq!(frame::buddyinfo(), before, "a rejected free changed the allocator");
+    frame::check_invariants().unwrap();
+}
+
+#[test_case]
+fn freeing_a_reserved_or_wrong_order_frame_is_refused() {
+    assert!(matches!(frame::free(Frame::from_pfn(0), Order(0)), Err(FreeError::NotAllocated(_))));
+    let f = frame::alloc(Order(1), FrameState::Kernel).unwrap();
+    assert!(matches!(frame::free(f, Order(0)), Err(FreeError::WrongOrder { .. })));
+    frame::free(f, Order(1)).unwrap();
+}
+
+#[test_case]
+fn order_above_max_is_an_error_not_a_panic() {
+    assert_eq!(
+        frame::alloc(Order(MAX_ORDER + 1), FrameState::Kernel),
+        Err(AllocError::OrderTooLarge(Order(MAX_ORDER + 1)))
+    );
+}
+
+#[test_case]
+fn zeroed_frames_read_back_zero_after_dirty_use() {
+    let mut seen = Vec::new();
+    for _ in 0..8 {
+        let f = frame::alloc(Order(0), FrameState::Kernel).unwrap();
+        // SAFETY: we own the frame; fill it with a pattern through the direct map.
+        unsafe { core::ptr::write_bytes(frame_ptr(f), 0xa5, 4096) };
+        seen.push(f);
+    }
+    for f in seen.drain(..) {
+        frame::free(f, Order(0)).unwrap();
+    }
+    for _ in 0..8 {
+        let f = frame::alloc_zeroed(Order(0), FrameState::Kernel).unwrap();
+        // SAFETY: we own the frame and it is 4096 bytes in the direct map.
+        let bytes = unsafe { core::slice::from_raw_parts(frame_ptr(f), 4096) };
+        assert!(bytes.iter().all(|&b| b == 0), "alloc_zeroed returned dirty memory");
+        seen.push(f);
+    }
+    for f in seen {
+        frame::free(f, Order(0)).unwrap();
+    }
+}
+
+#[test_case]
+fn allocated_frames_carry_their_state_and_refcount() {
+    let f = frame::alloc(Order(0), FrameState::User).unwrap();
+    frame::with_desc(f, |d| {
+        assert_eq!(d.state(), FrameState::User);
+        assert_eq!(d.refcount(), 1);
+        d.get_ref();
+    });
+    assert_eq!(frame::with_desc(f, |d| d.put_ref()), 1);
+    frame::free(f, Order(0)).unwrap();
+    assert_eq!(frame::with_desc(f, |d| d.state()), FrameState::Free);
+}
