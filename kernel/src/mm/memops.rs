@@ -57,7 +57,7 @@ pub static COPY_METHOD: AtomicU8 = AtomicU8::new(PageMethod::Loop64 as u8);
 /// # Safety
 /// `dst` must be 8-byte aligned and valid for writes of 4096 bytes.
 pub unsafe fn zero_page_with(dst: *mut u8, method: PageMethod) {
-    // SAFETY (all arms): the caller guarantees 4096 writable, aligned bytes at `dst`;
+    // SAFETY: (all arms) the caller guarantees 4096 writable, aligned bytes at `dst`;
     // each sequence writes exactly those bytes and clobbers only the named registers.
     unsafe {
         match method {
@@ -98,7 +98,7 @@ pub unsafe fn zero_page_with(dst: *mut u8, method: PageMethod) {
 /// # Safety
 /// Both pointers must be 8-byte aligned, valid for 4096 bytes, and not overlap.
 pub unsafe fn copy_page_with(dst: *mut u8, src: *const u8, method: PageMethod) {
-    // SAFETY (all arms): the caller guarantees two valid, disjoint 4096-byte ranges;
+    // SAFETY: (all arms) the caller guarantees two valid, disjoint 4096-byte ranges;
     // each sequence reads only `src`'s bytes and writes only `dst`'s.
     unsafe {
         match method {

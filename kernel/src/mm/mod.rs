@@ -28,7 +28,7 @@ pub fn phys_to_virt(phys: PhysAddr) -> VirtAddr {
 #[inline]
 pub fn direct_map_to_phys(virt: VirtAddr) -> PhysAddr {
     let addr = virt.as_u64();
-    assert!(addr >= PHYS_MAP_BASE && addr < PHYS_MAP_BASE + (1 << 46), "direct_map_to_phys: {virt:?} is not in the direct map");
+    assert!((PHYS_MAP_BASE..PHYS_MAP_BASE + (1 << 46)).contains(&addr), "direct_map_to_phys: {virt:?} is not in the direct map");
     PhysAddr::new(addr - PHYS_MAP_BASE)
 }
 
