@@ -36,7 +36,7 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
     let rsp: u64;
     // SAFETY: reads the stack pointer into a register; no memory is touched.
     unsafe { core::arch::asm!("mov {}, rsp", out(reg) rsp) };
-    let (ist_start, ist_end) = gdt::double_fault_stack();
+    let (ist_start, ist_end) = gdt::ist_stack(gdt::DOUBLE_FAULT_IST_INDEX);
     let on_ist = (ist_start..ist_end).contains(&rsp);
     let mut message = MessageMatcher { needle: "kernel stack overflow: boot stack", found: false, window: [0; 64], len: 0 };
     let _ = core::fmt::write(&mut message, format_args!("{}", info.message()));

@@ -59,8 +59,23 @@ pub static BOOTLOADER_CONFIG: BootloaderConfig = {
 pub fn init(boot_info: &'static mut BootInfo) {
     klog::init();
     bootmem::init(boot_info);
-    arch::init(bootmem::boot_info().kernel_stack_bottom);
+    arch::init(bootmem::facts().kernel_stack_bottom);
     mm::init();
+    install_guarded_ist_stacks();
+}
+
+/// Moves the double-fault and NMI handlers onto stacks with guard pages.
+///
+/// Until paging is ours, they use stacks in `.bss`; afterwards they get `kstack`
+/// stacks that live forever.
+fn install_guarded_ist_stacks() {
+    use arch::gdt;
+    let nr_pages = gdt::IST_SIZE_BYTES as u64 / 4096;
+    for (index, name) in [(gdt::DOUBLE_FAULT_IST_INDEX, "double-fault IST"), (gdt::NMI_IST_INDEX, "NMI IST")] {
+        let stack = mm::kstack::KernelStack::new(nr_pages, name).expect("init: no memory for IST stacks");
+        gdt::set_ist(index, stack.top());
+        core::mem::forget(stack); // used until the machine stops
+    }
 }
 
 /// Halts the CPU until the next interrupt, forever.

@@ -23,7 +23,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     println!();
     println!("kernel {}: a teaching kernel with a real memory manager", env!("CARGO_PKG_VERSION"));
     println!("==========================================================");
-    let info = bootmem::boot_info();
+    let info = bootmem::facts();
     println!(
         "kernel image at {:#x}, boot stack at {:#x} ({} KiB), direct map at {:#x}",
         info.kernel_image_offset,
@@ -31,6 +31,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
         info.kernel_stack_len / 1024,
         kernel::PHYS_MAP_BASE
     );
+    kernel::mm::kspace::print_summary();
     if !cmdline::get().is_empty() {
         println!("command line: {:?}", cmdline::get());
     }

@@ -5,13 +5,21 @@
 //! | [`frame`] | the frame table and the buddy allocator, behind one lock |
 //! | [`heap`] | slab caches and kmalloc size classes: the kernel's `GlobalAlloc` |
 //! | [`memops`] | zeroing and copying whole pages (several methods, measured) |
+//! | [`layout`] | the virtual memory layout diagram and its constants |
+//! | [`paging`] | the kernel's page tables on real memory; `kmap`/`kunmap` with TLB flushes |
+//! | [`kspace`] | builds the kernel's own PML4 (direct map, image per segment) and loads it |
+//! | [`kstack`] | kernel stacks with unmapped guard pages |
 //!
 //! All of physical memory is mapped at [`PHYS_MAP_BASE`] (the "direct map"), so the
 //! kernel reaches any frame at `PHYS_MAP_BASE + physical address`.
 
 pub mod frame;
 pub mod heap;
+pub mod kspace;
+pub mod kstack;
+pub mod layout;
 pub mod memops;
+pub mod paging;
 
 pub use mm_core::addr::{Frame, Order, PAGE_SIZE, Page, PhysAddr, VirtAddr};
 
@@ -38,7 +46,9 @@ pub fn frame_ptr(frame: Frame) -> *mut u8 {
     phys_to_virt(frame.start_address()).as_u64() as *mut u8
 }
 
-/// Builds the frame table and buddy allocator from the boot memory map; the heap works after this.
+/// Builds the frame table and buddy allocator from the boot memory map (the heap
+/// works after this), then the kernel's own page tables, which it switches to.
 pub fn init() {
     frame::init(crate::bootmem::memory_regions());
+    kspace::init();
 }

@@ -12,7 +12,7 @@
 //! Selector order is fixed by `syscall`/`sysret`: kernel code, kernel data, user
 //! data, user code (see [`Selectors`]).
 
-use core::ptr::addr_of;
+use core::ptr::{addr_of, addr_of_mut};
 
 use spin::Once;
 use x86_64::VirtAddr;
@@ -51,7 +51,10 @@ pub struct Selectors {
     pub tss: SegmentSelector,
 }
 
-static TSS: Once<TaskStateSegment> = Once::new();
+/// The one TSS. Mutable: IST stacks move to guarded stacks once paging is up, and
+/// RSP0 changes on every switch to a user task. The CPU reads it only on interrupt
+/// entry from ring 3 or through an IST gate, and we write it with interrupts off.
+static mut TSS: TaskStateSegment = TaskStateSegment::new();
 static GDT: Once<(GlobalDescriptorTable, Selectors)> = Once::new();
 
 /// Returns the address range `[start, end)` of an IST stack.
@@ -60,25 +63,23 @@ fn stack_range(stack: *const IstStack) -> (u64, u64) {
     (start, start + IST_STACK_SIZE as u64)
 }
 
-/// Returns the double-fault IST stack as `[start, end)`.
-pub fn double_fault_stack() -> (u64, u64) {
+/// Returns the boot-time double-fault IST stack (in .bss) as `[start, end)`.
+fn double_fault_stack() -> (u64, u64) {
     stack_range(addr_of!(DOUBLE_FAULT_STACK))
 }
 
-/// Returns the NMI IST stack as `[start, end)`.
-pub fn nmi_stack() -> (u64, u64) {
+/// Returns the boot-time NMI IST stack (in .bss) as `[start, end)`.
+fn nmi_stack() -> (u64, u64) {
     stack_range(addr_of!(NMI_STACK))
 }
 
 /// Builds and loads the GDT and TSS, and reloads every segment register.
 pub fn init() {
-    let tss = TSS.call_once(|| {
-        let mut tss = TaskStateSegment::new();
-        tss.interrupt_stack_table[DOUBLE_FAULT_IST_INDEX as usize] =
-            VirtAddr::new(double_fault_stack().1);
-        tss.interrupt_stack_table[NMI_IST_INDEX as usize] = VirtAddr::new(nmi_stack().1);
-        tss
-    });
+    set_ist(DOUBLE_FAULT_IST_INDEX, double_fault_stack().1);
+    set_ist(NMI_IST_INDEX, nmi_stack().1);
+    // SAFETY: the TSS is a static that lives forever; the descriptor only records its
+    // address, and later writes go through `set_ist`/`set_rsp0` with interrupts off.
+    let tss: &'static TaskStateSegment = unsafe { &*addr_of!(TSS) };
     let (gdt, selectors) = GDT.call_once(|| {
         let mut gdt = GlobalDescriptorTable::new();
         let kernel_code = gdt.append(Descriptor::kernel_code_segment());
@@ -99,6 +100,36 @@ pub fn init() {
         load_tss(selectors.tss);
     }
 }
+
+/// Points IST slot `index` at a stack whose top (highest address) is `top`.
+pub fn set_ist(index: u16, top: u64) {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        // SAFETY: interrupts are off, so no IST gate reads the field while we write it;
+        // `top` is the top of a mapped stack the caller keeps alive.
+        unsafe { (*addr_of_mut!(TSS)).interrupt_stack_table[index as usize] = VirtAddr::new(top) };
+    });
+    let (start, end) = (top - IST_STACK_SIZE as u64, top);
+    IST_RANGES.lock()[index as usize] = (start, end);
+}
+
+/// Sets RSP0: the kernel stack the CPU switches to on an interrupt from ring 3.
+pub fn set_rsp0(top: u64) {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        // SAFETY: interrupts are off; `top` is the top of the current task's kernel stack.
+        unsafe { (*addr_of_mut!(TSS)).privilege_stack_table[0] = VirtAddr::new(top) };
+    });
+}
+
+/// The `[start, end)` of each IST stack in use, for stack-overflow checks and tests.
+static IST_RANGES: spin::Mutex<[(u64, u64); 2]> = spin::Mutex::new([(0, 0); 2]);
+
+/// Returns the IST stack in use for slot `index` as `[start, end)`.
+pub fn ist_stack(index: u16) -> (u64, u64) {
+    IST_RANGES.lock()[index as usize]
+}
+
+/// Size of each IST stack.
+pub const IST_SIZE_BYTES: usize = IST_STACK_SIZE;
 
 /// Returns the selectors; panics before [`init`].
 pub fn selectors() -> Selectors {

@@ -2,6 +2,8 @@
 //!
 //! | module | what it does |
 //! |---|---|
+//! | [`cpu`] | CPUID features; NXE, WP, PGE, SMEP, SMAP, PCIDE switched on |
+//! | [`tlb`] | `invlpg`, full flushes, CR3 loads with PCID: where flush tokens are honoured |
 //! | [`serial`] | COM1 16550 UART: the console |
 //! | [`gdt`] | GDT and TSS, with IST stacks for double fault and NMI |
 //! | [`idt`] | the interrupt descriptor table: one gate per vector, to the trap stubs |
@@ -12,6 +14,7 @@
 //! | [`timer`] | 8259 PIC and the PIT at 100 Hz: the tick |
 //! | [`qemu`] | leaving QEMU with an exit code through `isa-debug-exit` |
 
+pub mod cpu;
 pub mod extable;
 pub mod fw_cfg;
 pub mod gdt;
@@ -20,6 +23,7 @@ pub mod qemu;
 pub mod serial;
 pub mod stack_guard;
 pub mod timer;
+pub mod tlb;
 pub mod trap;
 
 /// Sets up descriptor tables, the trap table and the timer, then enables interrupts.

@@ -151,6 +151,12 @@ pub static BREAKPOINTS: AtomicU64 = AtomicU64::new(0);
 
 /// Routes a trap to its handler. Called from `trap_common` with interrupts off.
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
+    if super::cpu::smap_enabled() {
+        // Interrupt delivery keeps RFLAGS.AC; a trap taken inside a user copy must not
+        // run its handler with SMAP lifted. iretq restores the interrupted RFLAGS.
+        // SAFETY: clac only clears RFLAGS.AC.
+        unsafe { core::arch::asm!("clac", options(nomem, nostack)) };
+    }
     let vector = frame.vector as u8;
     match vector {
         BREAKPOINT => {

@@ -1,0 +1,103 @@
+//! The kernel's page tables on real memory: `mm_core::pagetable` walks them, this
+//! file gives the walk its memory (the direct map) and keeps the kernel's root.
+//!
+//! [`DirectMapTables`] implements `TableMemory`: an entry of the table in frame `f`
+//! is the u64 at `PHYS_MAP_BASE + f.start + 8 * index`; new tables are zeroed
+//! frames in state `PageTable`, empty ones go back to the buddy allocator.
+//!
+//! The kernel's own tree (built by `kspace`) is [`KERNEL_PT`]. [`kmap`]/[`kunmap`]
+//! change it and honour the TLB flush each change needs, so callers cannot forget.
+//!
+//! Lock order: `KERNEL_PT` before the frame allocator (tables are allocated inside).
+
+use mm_core::pagetable::{MapError, PageSize, PageTable, TableMemory, UnmapError};
+pub use mm_core::pte::{PageProt, Pte, PteFlags, SwapEntry};
+
+use super::frame::{self, FrameState};
+use super::{Frame, Order, Page, PhysAddr, VirtAddr, phys_to_virt};
+use crate::arch::tlb;
+use crate::sync::IrqMutex;
+
+/// Page-table memory reached through the direct map.
+pub struct DirectMapTables;
+
+impl DirectMapTables {
+    fn entry_ptr(table: Frame, index: usize) -> *mut u64 {
+        debug_assert!(index < 512);
+        (phys_to_virt(table.start_address()).as_u64() + 8 * index as u64) as *mut u64
+    }
+}
+
+impl TableMemory for DirectMapTables {
+    fn read_entry(&self, table: Frame, index: usize) -> Pte {
+        // SAFETY: the walker passes only live table frames (TableMemory's contract) and
+        // indices below 512; the direct map covers every frame. Volatile: the CPU sets
+        // Accessed/Dirty bits behind the compiler's back.
+        Pte::from_bits(unsafe { Self::entry_ptr(table, index).read_volatile() })
+    }
+
+    fn write_entry(&mut self, table: Frame, index: usize, entry: Pte) {
+        // SAFETY: as in `read_entry`; the caller holds the lock of the tree being changed.
+        unsafe { Self::entry_ptr(table, index).write_volatile(entry.bits()) }
+    }
+
+    fn alloc_table(&mut self) -> Option<Frame> {
+        frame::alloc_zeroed(Order(0), FrameState::PageTable).ok()
+    }
+
+    fn free_table(&mut self, table: Frame) {
+        if let Err(e) = frame::free(table, Order(0)) {
+            panic!("paging: freeing page table {table:?}: {e:?}");
+        }
+    }
+}
+
+/// The kernel's own page-table tree (set by `kspace::init`).
+pub static KERNEL_PT: IrqMutex<Option<PageTable>> = IrqMutex::new(None);
+
+/// Returns the kernel tree's root frame.
+pub fn kernel_root() -> Frame {
+    KERNEL_PT.lock().as_ref().expect("paging: kernel tables not built yet").root()
+}
+
+fn with_kernel_pt<R>(f: impl FnOnce(&mut PageTable, &mut DirectMapTables) -> R) -> R {
+    let mut pt = KERNEL_PT.lock();
+    f(pt.as_mut().expect("paging: kernel tables not built yet"), &mut DirectMapTables)
+}
+
+/// Maps `page` to `frame` in the kernel half with `flags` (GLOBAL is added).
+pub fn kmap(page: Page, frame: Frame, flags: PteFlags) -> Result<(), MapError> {
+    assert!(!page.start_address().is_lower_half(), "kmap: {page:?} is in the user half");
+    with_kernel_pt(|pt, mem| pt.map(mem, page, frame, flags | PteFlags::GLOBAL)).map(tlb::flush)
+}
+
+/// Maps the 2 MiB page at `addr` to the 2 MiB block at `phys` in the kernel half.
+pub fn kmap_huge(addr: VirtAddr, phys: PhysAddr, flags: PteFlags) -> Result<(), MapError> {
+    assert!(!addr.is_lower_half(), "kmap_huge: {addr:?} is in the user half");
+    with_kernel_pt(|pt, mem| pt.map_huge(mem, addr, phys, flags | PteFlags::GLOBAL)).map(tlb::flush)
+}
+
+/// Unmaps a kernel 4 KiB `page`, flushes it from the TLB and returns the frame it mapped.
+pub fn kunmap(page: Page) -> Result<Frame, UnmapError> {
+    let (frame, token) = with_kernel_pt(|pt, mem| pt.unmap(mem, page))?;
+    tlb::flush(token);
+    Ok(frame)
+}
+
+/// Unmaps a kernel 2 MiB page, flushes it and returns its first frame.
+pub fn kunmap_huge(addr: VirtAddr) -> Result<Frame, UnmapError> {
+    let (frame, token) = with_kernel_pt(|pt, mem| pt.unmap_huge(mem, addr))?;
+    tlb::flush(token);
+    Ok(frame)
+}
+
+/// Translates a virtual address through the tree that CR3 holds now.
+pub fn translate(addr: VirtAddr) -> Option<(PhysAddr, PteFlags, PageSize)> {
+    let (root, _) = tlb::current_root();
+    PageTable::from_root(root).translate(&DirectMapTables, addr)
+}
+
+/// Returns the number of tables in the kernel tree (for tests: tables are freed).
+pub fn kernel_table_count() -> usize {
+    with_kernel_pt(|pt, mem| pt.check_invariants(mem))
+}
