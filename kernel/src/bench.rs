@@ -86,10 +86,38 @@ pub fn page_methods() {
     }
 }
 
+/// Measures the kernel page-table operations.
+pub fn paging() {
+    use crate::mm::layout::KMAP_BASE;
+    use crate::mm::paging::{self, PteFlags};
+    use crate::mm::{Page, VirtAddr};
+    println!("page tables (ns per operation, best of {ROUNDS}):");
+    let frame = OwnedFrames::new_zeroed(Order(0)).expect("bench: out of frames");
+    let page = Page::containing_address(VirtAddr::new(KMAP_BASE + (7 << 30)));
+    let flags = PteFlags::PRESENT | PteFlags::WRITABLE | PteFlags::NO_EXECUTE;
+    // Keep one neighbour mapped so the page tables stay and only the leaf changes.
+    let neighbour = page.offset(1);
+    paging::kmap(neighbour, frame.start(), flags).expect("bench: kmap");
+    row("map+unmap 4 KiB (kmap, kunmap, invlpg)", ns_per_op(20_000, || {
+        paging::kmap(page, frame.start(), flags).expect("bench: kmap");
+        black_box(paging::kunmap(page).expect("bench: kunmap"));
+    }));
+    row("map+unmap 4 KiB, tables built and freed", ns_per_op(5_000, || {
+        let far = Page::containing_address(VirtAddr::new(KMAP_BASE + (9 << 30)));
+        paging::kmap(far, frame.start(), flags).expect("bench: kmap");
+        black_box(paging::kunmap(far).expect("bench: kunmap"));
+    }));
+    row("translate (4-level walk in software)", ns_per_op(50_000, || {
+        black_box(paging::translate(black_box(neighbour.start_address())));
+    }));
+    paging::kunmap(neighbour).expect("bench: kunmap");
+}
+
 /// Runs every benchmark and prints the tables.
 pub fn run_all() {
     println!("\n== bench mode (TSC: {} cycles/ms) ==", timer::tsc_per_ms());
     allocators();
     page_methods();
+    paging();
     println!("== bench done ==");
 }
