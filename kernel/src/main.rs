@@ -13,7 +13,7 @@ use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
 use bootloader_api::BootInfo;
-use kernel::mm::{frame, heap};
+use kernel::mm::{self, VirtAddr, frame, heap, paging};
 use kernel::{arch, bootmem, cmdline, println};
 
 bootloader_api::entry_point!(kernel_main, config = &kernel::BOOTLOADER_CONFIG);
@@ -60,6 +60,9 @@ fn demo_physical_memory() {
         table.ram_bytes >> 20
     );
     println!("\n-- buddyinfo (free blocks of order 0..=10) --\n{}", frame::buddyinfo());
+    println!("\n-- two page-table walks: kernel code (4 KiB page), the frame table (2 MiB page) --");
+    paging::print_walk(VirtAddr::new(kernel_main as *const () as u64));
+    paging::print_walk(mm::phys_to_virt(table.start));
 
     println!("\n-- the heap at work: a BTreeMap, a Vec and Boxes --");
     let mut squares = BTreeMap::new();

@@ -101,3 +101,48 @@ pub fn translate(addr: VirtAddr) -> Option<(PhysAddr, PteFlags, PageSize)> {
 pub fn kernel_table_count() -> usize {
     with_kernel_pt(|pt, mem| pt.check_invariants(mem))
 }
+
+/// Prints the 4-level walk of `addr` through the current tree, one line a level.
+///
+/// This is what the MMU does on a TLB miss: 9 bits of the address index each
+/// table, the entry found gives the next table's frame, and a leaf (PS bit at
+/// level 2 or 3, or any entry at level 1) gives the frame; the low bits are the offset.
+pub fn print_walk(addr: VirtAddr) {
+    let names = ["", "PT  ", "PD  ", "PDPT", "PML4"];
+    let (mut table, _) = tlb::current_root();
+    crate::println!("walk of {addr} (CR3 -> PML4 in {:?}):", table);
+    for level in (1..=4u8).rev() {
+        let index = addr.table_index(level);
+        let entry = DirectMapTables.read_entry(table, index);
+        let span = 12 + 9 * (u32::from(level) - 1);
+        crate::println!(
+            "  {}[{:3}]  (bits {}..{} of the address) = {:#018x}  {:?}",
+            names[level as usize],
+            index,
+            span + 8,
+            span,
+            entry.bits(),
+            entry.flags()
+        );
+        if !entry.is_present() {
+            crate::println!("  -> not present: a page fault");
+            return;
+        }
+        if level == 1 || entry.is_huge() {
+            let offset = addr.as_u64() & ((1u64 << span) - 1);
+            crate::println!(
+                "  -> leaf: physical {:#x} = frame {:#x} + offset {:#x} ({} page)",
+                entry.addr().as_u64() + offset,
+                entry.addr().as_u64(),
+                offset,
+                match level {
+                    1 => "4 KiB",
+                    2 => "2 MiB",
+                    _ => "1 GiB",
+                }
+            );
+            return;
+        }
+        table = entry.frame();
+    }
+}
