@@ -9,6 +9,7 @@
 //! |---|---|
 //! | [`addr`] | `PhysAddr`, `VirtAddr`, `Frame`, `Page`, `Order` |
 //! | [`buddy`] | `BuddyAllocator`: free lists of 2^order-frame blocks, split and merge |
+//! | [`elf`] | `parse`: an ELF64 executable's entry point and `LoadSegment`s, checked |
 //! | [`frame_table`] | `FrameDesc` (one per physical frame), `FrameState`, `FrameFlags` |
 //! | [`kmalloc`] | `Kmalloc`: twelve size classes (8..4096 bytes) of slab caches, `size_class_for` |
 //! | [`pagetable`] | `PageTable` over `TableMemory`: the 4-level walk; TLB `Flush` tokens |
@@ -27,6 +28,7 @@ extern crate alloc;
 
 pub mod addr;
 pub mod buddy;
+pub mod elf;
 pub mod frame_table;
 pub mod kmalloc;
 pub mod pagetable;

@@ -1,0 +1,48 @@
+//! The user programs, embedded in the kernel image as ELF files and found by name.
+//!
+//! Each program is a binary of the `user` crate (`kernel/user/src/bin/<name>.rs`),
+//! linked as a static executable at `abi::USER_IMAGE_BASE`. The kernel crate
+//! depends on those binaries through a cargo *artifact dependency*
+//! (`user = { ..., artifact = "bin" }` in `kernel/Cargo.toml`, enabled by
+//! `[unstable] bindeps` in `.cargo/config.toml`): cargo builds them for
+//! `x86_64-unknown-none` before the kernel and tells the compiler where each one is
+//! in `CARGO_BIN_FILE_USER_<name>`, which `include_bytes!` reads. Every kernel image,
+//! the binary and each test, therefore carries the same table.
+//!
+//! To add a program: write `kernel/user/src/bin/<name>.rs`, add a `[[bin]]` entry
+//! to `kernel/user/Cargo.toml` and its name to the list below.
+//!
+//! The bytes are only a file here; `mm_core::elf` parses them and the process code
+//! loads the segments.
+
+/// One embedded user program.
+#[derive(Clone, Copy, Debug)]
+pub struct UserProgram {
+    /// The binary's name, e.g. `"hello"`.
+    pub name: &'static str,
+    /// The whole ELF file, byte-aligned.
+    pub elf: &'static [u8],
+}
+
+/// Builds [`PROGRAMS`] from a list of binary names of the `user` crate.
+macro_rules! user_programs {
+    ($($name:ident),* $(,)?) => {
+        /// Every embedded program, in the order of the list in this file.
+        pub static PROGRAMS: &[UserProgram] = &[$(
+            UserProgram {
+                name: stringify!($name),
+                elf: include_bytes!(env!(concat!("CARGO_BIN_FILE_USER_", stringify!($name)))),
+            },
+        )*];
+    };
+}
+
+user_programs![
+    hello, lazy, forkcow, forkstorm, badptr, readkernel, writecode, stackgrow, usefree, mprotect, dontneed, partial,
+    brk, memhog,
+];
+
+/// Returns the ELF file of the program called `name`, if the kernel has one.
+pub fn find(name: &str) -> Option<&'static [u8]> {
+    PROGRAMS.iter().find(|p| p.name == name).map(|p| p.elf)
+}

@@ -1,0 +1,158 @@
+//! System-call wrappers: one function per syscall, returning `Result<_, Errno>`.
+//!
+//! Wrappers that cannot break Rust's memory safety are safe functions. Those that
+//! take memory away or change it behind the compiler's back (`munmap`, `mprotect`,
+//! `madvise`) are `unsafe fn`s whose `# Safety` says what the caller promises.
+//! `mmap` is safe because it only ever adds a new mapping: it passes no address
+//! hint and refuses `MAP_FIXED`, which could replace live memory.
+
+use abi::{Errno, MemStat, WaitStatus, nr};
+
+use crate::syscall::{syscall0, syscall1, syscall2, syscall3, syscall4, syscall6};
+
+/// A process id. `wait` accepts -1 for "any child".
+pub type Pid = i64;
+
+/// Writes `buf` to file descriptor `fd` (1 and 2 are the console); returns the bytes written.
+pub fn write(fd: i32, buf: &[u8]) -> Result<usize, Errno> {
+    // SAFETY: `buf` is valid for reads of `buf.len()` bytes.
+    let ret = unsafe { syscall3(nr::WRITE, fd as u64, buf.as_ptr() as u64, buf.len() as u64) };
+    Errno::from_ret(ret).map(|n| n as usize)
+}
+
+/// Ends the process with exit status `code`; the parent's `wait` sees its low 8 bits.
+pub fn exit(code: i32) -> ! {
+    // SAFETY: exit touches no memory of ours.
+    unsafe { syscall1(nr::EXIT, code as i64 as u64) };
+    // The kernel never returns from exit. If it does, fault rather than run on:
+    // the invalid opcode gets the process killed, which a test will notice.
+    // SAFETY: `ud2` raises #UD; it neither reads nor writes memory.
+    unsafe { core::arch::asm!("ud2", options(noreturn, nomem, nostack)) }
+}
+
+/// Returns the caller's process id.
+pub fn getpid() -> Pid {
+    // SAFETY: getpid touches no memory.
+    unsafe { syscall0(nr::GETPID) as Pid }
+}
+
+/// Which side of a `fork` the caller is on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fork {
+    /// This is the new process.
+    Child,
+    /// This is the original process; the value is the child's pid.
+    Parent(Pid),
+}
+
+/// Creates a child process with a copy-on-write copy of the caller's memory.
+///
+/// Safe here because user programs have exactly one thread: nothing can hold a
+/// lock across the fork.
+pub fn fork() -> Result<Fork, Errno> {
+    // SAFETY: fork copies the address space; it does not change ours.
+    let ret = unsafe { syscall0(nr::FORK) };
+    Errno::from_ret(ret).map(|pid| if pid == 0 { Fork::Child } else { Fork::Parent(pid as Pid) })
+}
+
+/// Waits for child `pid` (or any child, for -1) to end; returns its pid and status.
+///
+/// Fails with `ECHILD` when there is no such child left to wait for.
+pub fn waitpid(pid: Pid) -> Result<(Pid, WaitStatus), Errno> {
+    let mut status: i32 = 0;
+    // SAFETY: `status` is valid for a 4-byte write; options 0, rusage null.
+    let ret = unsafe { syscall4(nr::WAIT4, pid as u64, &raw mut status as u64, 0, 0) };
+    Errno::from_ret(ret).map(|child| (child as Pid, WaitStatus::from_raw(status)))
+}
+
+/// Waits for any child to end; returns its pid and status (`wait4(-1, ...)`).
+pub fn wait() -> Result<(Pid, WaitStatus), Errno> {
+    waitpid(-1)
+}
+
+/// Gives the CPU to another runnable process, if there is one.
+pub fn yield_now() {
+    // SAFETY: sched_yield touches no memory.
+    unsafe { syscall0(nr::SCHED_YIELD) };
+}
+
+/// Maps `len` bytes (rounded up to pages) of new anonymous memory; returns its start.
+///
+/// `prot` is a combination of [`abi::prot`] bits; `flags` must choose one of
+/// `map::PRIVATE`/`map::SHARED` and may add `map::ANONYMOUS` (implied: there
+/// are no files yet). The kernel picks the address. `map::FIXED` gives `EINVAL`
+/// here without asking the kernel: placing a mapping over existing memory is not
+/// a safe operation.
+pub fn mmap(len: usize, prot: u64, flags: u64) -> Result<*mut u8, Errno> {
+    if flags & abi::map::FIXED != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let flags = flags | abi::map::ANONYMOUS;
+    // SAFETY: with no address hint and no MAP_FIXED, mmap only adds a new mapping.
+    let ret = unsafe { syscall6(nr::MMAP, 0, len as u64, prot, flags, -1i64 as u64, 0) };
+    Errno::from_ret(ret).map(|addr| addr as *mut u8)
+}
+
+/// Unmaps the pages of `[addr, addr + len)`; touching them afterwards kills the process.
+///
+/// # Safety
+/// No live Rust reference may point into the range.
+pub unsafe fn munmap(addr: *mut u8, len: usize) -> Result<(), Errno> {
+    // SAFETY: the caller promises nothing in Rust still uses the range.
+    let ret = unsafe { syscall2(nr::MUNMAP, addr as u64, len as u64) };
+    Errno::from_ret(ret).map(|_| ())
+}
+
+/// Changes the protection of the pages of `[addr, addr + len)` to `prot`.
+///
+/// # Safety
+/// No live Rust reference into the range may be used in a way the new protection
+/// forbids (a `&mut` into a page made read-only, say).
+pub unsafe fn mprotect(addr: *mut u8, len: usize, prot: u64) -> Result<(), Errno> {
+    // SAFETY: the caller promises the new protection breaks no live reference.
+    let ret = unsafe { syscall3(nr::MPROTECT, addr as u64, len as u64, prot) };
+    Errno::from_ret(ret).map(|_| ())
+}
+
+/// Gives the kernel `advice` (an [`abi::madv`] value) about `[addr, addr + len)`.
+///
+/// # Safety
+/// `madv::DONTNEED` replaces the contents with zeros: no live Rust reference may
+/// point into the range. (The other advice values do not change contents.)
+pub unsafe fn madvise(addr: *mut u8, len: usize, advice: u64) -> Result<(), Errno> {
+    // SAFETY: the caller promises no reference sees the contents change.
+    let ret = unsafe { syscall3(nr::MADVISE, addr as u64, len as u64, advice) };
+    Errno::from_ret(ret).map(|_| ())
+}
+
+/// Moves the program break (the end of the heap) to `addr`; returns the new break.
+///
+/// `brk(0)` returns the current break. Following Linux, the kernel answers a
+/// failed request with the unchanged break rather than an error code, so a result
+/// other than `addr` is reported as `ENOMEM`.
+pub fn brk(addr: usize) -> Result<usize, Errno> {
+    // SAFETY: moving the break only adds or removes heap pages, which no Rust
+    // reference points to (there is no allocator on the heap).
+    let ret = unsafe { syscall1(nr::BRK, addr as u64) };
+    let new_break = Errno::from_ret(ret)? as usize;
+    if addr != 0 && new_break != addr {
+        return Err(Errno::ENOMEM);
+    }
+    Ok(new_break)
+}
+
+/// Returns the memory counters of this process and of the machine.
+pub fn memstat() -> Result<MemStat, Errno> {
+    let mut stat = MemStat::default();
+    // SAFETY: `stat` is valid for a write of size_of::<MemStat>() bytes.
+    let ret = unsafe { syscall1(nr::MEMSTAT, &raw mut stat as u64) };
+    Errno::from_ret(ret).map(|_| stat)
+}
+
+/// Writes the caller's VMAs as text into `buf` (see [`abi`] for the line format);
+/// returns the bytes written.
+pub fn maps(buf: &mut [u8]) -> Result<usize, Errno> {
+    // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
+    let ret = unsafe { syscall2(nr::MAPS, buf.as_mut_ptr() as u64, buf.len() as u64) };
+    Errno::from_ret(ret).map(|n| n as usize)
+}
