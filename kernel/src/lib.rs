@@ -11,8 +11,10 @@
 //! | [`cmdline`] | the command line the runner passes through fw_cfg |
 //! | [`bootmem`] | the bootloader's memory map, summarised |
 //! | [`mm`] | memory management: frames, buddy, slab heap, page operations |
+//! | [`proc`] | processes: tasks, scheduler, ELF loading, syscalls, user faults |
 //! | [`sync`] | `IrqMutex`: a spinlock that keeps interrupts off while held |
 //! | [`testing`] | the in-kernel test runner (libtest-style output) |
+//! | [`user_programs`] | the user programs (ELF files) embedded in the kernel image |
 #![no_std]
 #![cfg_attr(test, no_main)]
 #![feature(custom_test_frameworks)]
@@ -27,8 +29,10 @@ pub mod bootmem;
 pub mod cmdline;
 pub mod klog;
 pub mod mm;
+pub mod proc;
 pub mod sync;
 pub mod testing;
+pub mod user_programs;
 
 use bootloader_api::BootInfo;
 use bootloader_api::config::{BootloaderConfig, Mapping};
@@ -62,6 +66,7 @@ pub fn init(boot_info: &'static mut BootInfo) {
     arch::init(bootmem::facts().kernel_stack_bottom);
     mm::init();
     install_guarded_ist_stacks();
+    proc::init();
 }
 
 /// Moves the double-fault and NMI handlers onto stacks with guard pages.

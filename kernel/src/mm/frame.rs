@@ -127,6 +127,54 @@ pub fn with_desc<R>(frame: Frame, f: impl FnOnce(&mut FrameDesc) -> R) -> R {
     with_buddy(|buddy| f(buddy.desc_mut(frame)))
 }
 
+/// Takes another reference to a user frame for one more PTE that maps it (fork).
+pub fn get_user_page(frame: Frame) {
+    with_buddy(|buddy| {
+        let desc = buddy.desc_mut(frame);
+        debug_assert_eq!(desc.state(), FrameState::User, "get_user_page: not a user frame");
+        desc.get_ref();
+        desc.inc_map_count();
+    })
+}
+
+/// Records the first mapping of a freshly allocated user frame (its allocation
+/// reference becomes the mapping's reference).
+pub fn map_new_user_page(frame: Frame) {
+    with_buddy(|buddy| {
+        buddy.desc_mut(frame).inc_map_count();
+    })
+}
+
+/// Drops the reference of one PTE that mapped a user frame; frees the frame when it
+/// was the last. Returns true if the frame was freed.
+pub fn put_user_page(frame: Frame) -> bool {
+    with_buddy(|buddy| {
+        let desc = buddy.desc_mut(frame);
+        desc.dec_map_count();
+        if desc.put_ref() == 0 {
+            if let Err(e) = buddy.free(frame, Order(0)) {
+                panic!("put_user_page: {frame:?}: {e:?}");
+            }
+            true
+        } else {
+            false
+        }
+    })
+}
+
+/// Returns the number of references to a frame (PTEs mapping it, plus other holders).
+pub fn page_refcount(frame: Frame) -> u32 {
+    with_buddy(|buddy| buddy.desc(frame).refcount())
+}
+
+/// Copies `bytes` into `frame` at `offset` through the direct map.
+pub fn write_bytes(frame: Frame, offset: usize, bytes: &[u8]) {
+    assert!(offset + bytes.len() <= PAGE_SIZE as usize, "frame::write_bytes: past the end of the frame");
+    // SAFETY: the range is inside one frame (checked), reached through the direct map;
+    // the caller owns the frame (it allocated it and has not mapped it yet).
+    unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), frame_ptr(frame).add(offset), bytes.len()) };
+}
+
 /// Returns buddyinfo: free blocks per order and frame totals.
 pub fn buddyinfo() -> BuddyInfo {
     with_buddy(|buddy| buddy.buddyinfo())

@@ -2,6 +2,9 @@
 //!
 //! | module | what it does |
 //! |---|---|
+//! | [`addr_space`] | `AddressSpace`: PML4 + VMA tree; mmap, munmap, mprotect, madvise, brk |
+//! | [`fault`] | the page-fault handler: demand-zero, image pages, stack growth |
+//! | [`cow`] | fork with copy-on-write, and `do_wp_fault` |
 //! | [`frame`] | the frame table and the buddy allocator, behind one lock |
 //! | [`heap`] | slab caches and kmalloc size classes: the kernel's `GlobalAlloc` |
 //! | [`memops`] | zeroing and copying whole pages (several methods, measured) |
@@ -13,6 +16,9 @@
 //! All of physical memory is mapped at [`PHYS_MAP_BASE`] (the "direct map"), so the
 //! kernel reaches any frame at `PHYS_MAP_BASE + physical address`.
 
+pub mod addr_space;
+pub mod cow;
+pub mod fault;
 pub mod frame;
 pub mod heap;
 pub mod kspace;

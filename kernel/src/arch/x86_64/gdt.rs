@@ -21,6 +21,11 @@ use x86_64::instructions::tables::load_tss;
 use x86_64::structures::gdt::{Descriptor, GlobalDescriptorTable, SegmentSelector};
 use x86_64::structures::tss::TaskStateSegment;
 
+/// The ring-3 data selector (GDT index 3, RPL 3); `sysret`/`syscall` fix the order.
+pub const USER_DATA_SELECTOR: u64 = 0x18 | 3;
+/// The ring-3 code selector (GDT index 4, RPL 3).
+pub const USER_CODE_SELECTOR: u64 = 0x20 | 3;
+
 /// IST slot (0-based, as the TSS array counts) for the double-fault handler.
 pub const DOUBLE_FAULT_IST_INDEX: u16 = 0;
 /// IST slot for the NMI handler.

@@ -17,7 +17,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use x86_64::registers::control::{Cr0, Cr2, Cr3, Cr4};
 
-use super::{extable, timer};
+use super::timer;
 
 /// Vector numbers of the exceptions the kernel treats specially.
 pub const DIVIDE_ERROR: u8 = 0;
@@ -163,22 +163,19 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
             BREAKPOINTS.fetch_add(1, Ordering::Relaxed);
             log::debug!("breakpoint at {:#x}", frame.rip);
         }
-        PAGE_FAULT => page_fault(frame),
+        PAGE_FAULT => crate::proc::fault::page_fault(frame, Cr2::read_raw()),
         DOUBLE_FAULT => double_fault(frame),
-        timer::TIMER_VECTOR => timer::on_tick(),
+        timer::TIMER_VECTOR => {
+            timer::on_tick();
+            if frame.is_user() {
+                crate::proc::sched::preempt();
+            }
+        }
         timer::SPURIOUS_VECTOR => {}
+        0..IRQ_BASE if frame.is_user() => crate::proc::fault::user_exception(frame),
         0..IRQ_BASE => fatal(frame, "unhandled exception"),
         _ => log::warn!("unexpected interrupt vector {}", vector),
     }
-}
-
-/// Handles #PF: exception fixups first, anything else is a kernel bug for now.
-fn page_fault(frame: &mut TrapFrame) {
-    let addr = Cr2::read_raw();
-    if extable::fixup(frame, addr) {
-        return;
-    }
-    fatal(frame, "page fault");
 }
 
 /// Handles #DF. Never returns: the interrupted context cannot be resumed.

@@ -1,0 +1,136 @@
+//! Copy-on-write: `fork` shares every private page read-only, and the first write
+//! to such a page copies it (`do_wp_fault`).
+//!
+//! ```text
+//!  fork:   parent PTE  [frame F, RW]      ->  parent [F, RO, COW]   child [F, RO, COW]
+//!          refcount(F) = 1                ->  refcount(F) = 2       (no data copied)
+//!  write by the child: #PF (present, write) in a writable VMA -> do_wp_fault
+//!          refcount(F) > 1: copy F to a new frame G, child maps [G, RW], refcount(F) -= 1
+//!  write by the parent afterwards: refcount(F) == 1 -> reuse: [F, RW] in place, no copy
+//! ```
+//! Shared mappings (MAP_SHARED) are not copied: both sides map the same frames
+//! writable. Their pages are populated in the parent at fork, so the two sides can
+//! never fault in different frames for the same page.
+//! Lock state: the parent's address-space lock is held throughout `fork`.
+#![deny(unsafe_code)]
+
+use mm_core::pagetable::{FlushBatch, LeafAction};
+
+use super::addr_space::{AddressSpace, VmError};
+use super::fault::{self, FaultError, FaultOutcome, zero_frame};
+use super::frame::{self, FrameState};
+use super::paging::{DirectMapTables, Pte, PteFlags};
+use super::{Order, PAGE_SIZE, Page, memops};
+use crate::arch::tlb;
+
+/// Duplicates `parent` copy-on-write; returns the child's address space.
+///
+/// No page is copied: both sides map the same frames read-only (private writable
+/// VMAs) and the frame refcounts go up. On failure (out of memory) the child is
+/// dropped, which releases what it had taken, and the parent is left valid.
+pub fn fork(parent: &mut AddressSpace) -> Result<AddressSpace, VmError> {
+    let mut child = AddressSpace::new()?;
+    child.vmas = parent.vmas.clone();
+    child.brk_start = parent.brk_start;
+    child.brk_end = parent.brk_end;
+    populate_shared(parent)?;
+    let mut batch = FlushBatch::new();
+    let mut failed = false;
+    let zero = zero_frame();
+    let vmas: alloc::vec::Vec<_> = parent.vmas.iter().copied().collect();
+    for vma in vmas {
+        let is_cow = !vma.flags.is_shared();
+        let child_pt = &mut child.pt;
+        let child_stats = &mut child.stats;
+        parent.pt.update_leaves(&mut DirectMapTables, Page::containing_address(vma.start), vma.nr_pages(), &mut batch, |leaf| {
+            if failed {
+                return LeafAction::Keep;
+            }
+            let mut flags = leaf.pte.flags();
+            if is_cow && flags.contains(PteFlags::WRITABLE) {
+                flags.remove(PteFlags::WRITABLE);
+                flags.insert(PteFlags::COW);
+            }
+            let frame = leaf.pte.frame();
+            let page = Page::containing_address(leaf.addr);
+            // A second handle to the same zero-sized memory accessor: the child's
+            // tables are distinct frames from the parent's being walked.
+            match child_pt.map(&mut DirectMapTables, page, frame, flags) {
+                Ok(flush) => flush.ignore(),
+                Err(_) => {
+                    failed = true;
+                    return LeafAction::Keep;
+                }
+            }
+            if frame != zero {
+                frame::get_user_page(frame);
+                child_stats.rss_pages += 1;
+            }
+            if flags == leaf.pte.flags() {
+                LeafAction::Keep
+            } else {
+                let mut pte = leaf.pte;
+                pte.set_flags(flags);
+                LeafAction::Replace(pte)
+            }
+        });
+    }
+    parent.flush(batch);
+    if failed {
+        return Err(VmError::NoMemory); // `child` drops here and puts back every reference
+    }
+    Ok(child)
+}
+
+/// Faults in every page of every shared VMA of `space` (see the module docs).
+fn populate_shared(space: &mut AddressSpace) -> Result<(), VmError> {
+    let shared: alloc::vec::Vec<_> = space.vmas.iter().filter(|v| v.flags.is_shared()).copied().collect();
+    for vma in shared {
+        for i in 0..vma.nr_pages() {
+            let addr = vma.start + i * PAGE_SIZE;
+            if space.pt.entry(&DirectMapTables, Page::containing_address(addr)).is_none_or(|p| p.is_unused()) {
+                let access = if vma.prot.contains(super::addr_space::VmProt::WRITE) { 2 } else { 0 };
+                fault::handle_page_fault(space, addr, access).map_err(|_| VmError::NoMemory)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Write to a present, read-only PTE in a writable VMA: copy-on-write.
+///
+/// * the shared zero page: map a fresh zeroed frame instead;
+/// * a frame with other references: copy it to a new frame, map the copy writable,
+///   drop this space's reference to the old one;
+/// * the last reference: make the PTE writable in place (no copy).
+pub fn do_wp_fault(space: &mut AddressSpace, page: Page, pte: Pte) -> Result<FaultOutcome, FaultError> {
+    let old = pte.frame();
+    let flags = (pte.flags() | PteFlags::WRITABLE) - PteFlags::COW;
+    if old != zero_frame() && frame::page_refcount(old) == 1 {
+        let mut new_pte = pte;
+        new_pte.set_flags(flags);
+        let (_, flush) = space.pt.set_entry(&mut DirectMapTables, page, new_pte).map_err(|_| FaultError::OutOfMemory)?;
+        tlb::flush(flush);
+        space.stats.cow_faults += 1;
+        return Ok(FaultOutcome::CowReuse);
+    }
+    let new = frame::alloc(Order(0), FrameState::User).map_err(|_| FaultError::OutOfMemory)?;
+    if old == zero_frame() {
+        memops::zero_page(new);
+    } else {
+        memops::copy_page(new, old);
+    }
+    frame::map_new_user_page(new);
+    let (_, flush) = space
+        .pt
+        .set_entry(&mut DirectMapTables, page, Pte::new(new, flags))
+        .expect("do_wp_fault: the PTE's tables exist");
+    tlb::flush(flush);
+    if old == zero_frame() {
+        space.stats.rss_pages += 1;
+        return Ok(FaultOutcome::AnonymousPage);
+    }
+    frame::put_user_page(old);
+    space.stats.cow_faults += 1;
+    Ok(FaultOutcome::CowCopy)
+}

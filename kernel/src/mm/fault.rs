@@ -1,0 +1,233 @@
+//! The page-fault handler: one entry point, four outcomes.
+//!
+//! ```text
+//!  handle_page_fault(space, addr, error code)
+//!    ├─ kernel address, or no VMA (and not a stack to grow)    -> Segv
+//!    ├─ access not allowed by the VMA's protection             -> Segv
+//!    ├─ PTE empty                  -> do_anonymous_fault: zero page (read) or zeroed frame (write),
+//!    │                                or do_image_fault: a frame filled from the program image
+//!    ├─ PTE present, write, RO     -> do_wp_fault (cow.rs): copy-on-write, or reuse if last reference
+//!    └─ PTE present, access allowed -> spurious: a stale TLB entry, flushed
+//! ```
+//! The error code's bits say what was attempted: bit 0 P (page present: a protection
+//! fault), bit 1 W (write), bit 2 U (from ring 3), bit 4 I (instruction fetch).
+//!
+//! Read faults on anonymous memory map one shared, read-only zero frame, so reading
+//! a huge untouched mapping costs no memory; the first write replaces it.
+//! Lock state: enters and returns with the address-space lock held.
+#![deny(unsafe_code)]
+
+use core::fmt;
+
+use mm_core::pagetable::MapError;
+use spin::Once;
+
+use super::addr_space::{AddressSpace, Backing, STACK_MAX_BYTES, Vma, VmProt, leaf_flags_for};
+use super::frame::{self, FrameState};
+use super::paging::{DirectMapTables, PteFlags};
+use super::{Frame, Order, Page, VirtAddr};
+use crate::arch::tlb;
+
+/// What the faulting instruction tried to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// A load.
+    Read,
+    /// A store.
+    Write,
+    /// An instruction fetch.
+    Exec,
+}
+
+impl Access {
+    /// Decodes the access from a page-fault error code.
+    pub fn from_error_code(error_code: u64) -> Access {
+        if error_code & (1 << 4) != 0 {
+            Access::Exec
+        } else if error_code & (1 << 1) != 0 {
+            Access::Write
+        } else {
+            Access::Read
+        }
+    }
+
+    fn verb(self) -> &'static str {
+        match self {
+            Access::Read => "read from",
+            Access::Write => "write to",
+            Access::Exec => "execute at",
+        }
+    }
+}
+
+/// How a fault was resolved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultOutcome {
+    /// A zeroed frame (write) was mapped.
+    AnonymousPage,
+    /// The shared zero frame was mapped read-only (read).
+    ZeroPage,
+    /// A frame was filled from the program image.
+    ImagePage,
+    /// A shared page was copied for the writer.
+    CowCopy,
+    /// The writer held the last reference: the page was made writable in place.
+    CowReuse,
+    /// The stack VMA grew down to cover the address, then a page was mapped.
+    StackGrowth,
+    /// The PTE already allowed the access; the TLB entry was stale.
+    Spurious,
+}
+
+/// Why a fault could not be resolved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultError {
+    /// The access is not allowed: the process gets killed.
+    Segv(SegvReason),
+    /// No frame for the page (and nothing could be reclaimed).
+    OutOfMemory,
+}
+
+/// The details of a bad access, for the kill message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SegvReason {
+    /// The faulting address.
+    pub addr: VirtAddr,
+    /// What was attempted.
+    pub access: Access,
+    /// The VMA containing the address, if any.
+    pub vma: Option<(VirtAddr, VirtAddr, VmProt)>,
+}
+
+impl fmt::Display for SegvReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {:#x}", self.access.verb(), self.addr.as_u64())?;
+        match self.vma {
+            Some((start, end, prot)) => write!(f, " in {prot:?} VMA [{:#x},{:#x})", start.as_u64(), end.as_u64()),
+            None if !self.addr.is_lower_half() => write!(f, " (a kernel address)"),
+            None => write!(f, " (no VMA there)"),
+        }
+    }
+}
+
+static ZERO_FRAME: Once<Frame> = Once::new();
+
+/// Returns the shared zero frame (allocated on first use, never freed).
+pub fn zero_frame() -> Frame {
+    *ZERO_FRAME.call_once(|| frame::alloc_zeroed(Order(0), FrameState::Kernel).expect("fault: no frame for the zero page"))
+}
+
+fn segv(addr: VirtAddr, access: Access, vma: Option<&Vma>) -> FaultError {
+    FaultError::Segv(SegvReason { addr, access, vma: vma.map(|v| (v.start, v.end, v.prot)) })
+}
+
+/// Returns true if `prot` allows `access`.
+fn allows(prot: VmProt, access: Access) -> bool {
+    match access {
+        Access::Read => prot.contains(VmProt::READ),
+        Access::Write => prot.contains(VmProt::WRITE),
+        Access::Exec => prot.contains(VmProt::EXEC),
+    }
+}
+
+/// Resolves a page fault at `addr` in `space`.
+pub fn handle_page_fault(space: &mut AddressSpace, addr: VirtAddr, error_code: u64) -> Result<FaultOutcome, FaultError> {
+    let access = Access::from_error_code(error_code);
+    if !addr.is_lower_half() {
+        return Err(segv(addr, access, None));
+    }
+    let mut grew = false;
+    let vma = match space.vmas.find(addr) {
+        Some(vma) => *vma,
+        None => {
+            grew = true;
+            grow_stack(space, addr).ok_or_else(|| segv(addr, access, None))?
+        }
+    };
+    if !allows(vma.prot, access) {
+        return Err(segv(addr, access, Some(&vma)));
+    }
+    let page = Page::containing_address(addr);
+    let outcome = match space.pt.entry(&DirectMapTables, page) {
+        None => do_no_page(space, &vma, page, access)?,
+        Some(pte) if pte.is_unused() => do_no_page(space, &vma, page, access)?,
+        Some(pte) if pte.is_present() && access == Access::Write && !pte.flags().contains(PteFlags::WRITABLE) => {
+            super::cow::do_wp_fault(space, page, pte)?
+        }
+        Some(pte) if pte.is_present() => {
+            tlb::flush_page(page.start_address());
+            FaultOutcome::Spurious
+        }
+        Some(pte) => panic!("handle_page_fault: unexpected non-present PTE {pte:?} (no swap yet)"),
+    };
+    space.stats.minor_faults += 1;
+    Ok(if grew { FaultOutcome::StackGrowth } else { outcome })
+}
+
+/// Grows the stack VMA above `addr` down to cover it, if that is a legal growth.
+fn grow_stack(space: &mut AddressSpace, addr: VirtAddr) -> Option<Vma> {
+    let stack = *space
+        .vmas
+        .iter()
+        .find(|v| v.flags.contains(super::addr_space::VmFlags::GROWS_DOWN) && v.start > addr)?;
+    let new_start = Page::containing_address(addr).start_address();
+    let top = VirtAddr::new(super::addr_space::STACK_TOP);
+    if top - new_start > STACK_MAX_BYTES || !space.vmas.is_range_free(new_start, stack.start) {
+        return None;
+    }
+    let grown = Vma::new(new_start, stack.start, stack.prot, stack.flags, stack.backing);
+    space.vmas.insert(grown).ok()?;
+    space.vmas.find(addr).copied()
+}
+
+/// Maps a page where the PTE was empty: from the image, or zero-filled.
+fn do_no_page(space: &mut AddressSpace, vma: &Vma, page: Page, access: Access) -> Result<FaultOutcome, FaultError> {
+    match vma.backing {
+        Backing::Anonymous => do_anonymous_fault(space, vma, page, access),
+        Backing::Image { id, offset } => do_image_fault(space, vma, page, id, offset),
+    }
+}
+
+/// Maps `frame` at `page` with `flags` in `space`, counting it in RSS.
+pub(super) fn install_page(space: &mut AddressSpace, page: Page, frame: Frame, flags: PteFlags) -> Result<(), FaultError> {
+    match space.pt.map(&mut DirectMapTables, page, frame, flags) {
+        Ok(flush) => flush.ignore(), // the entry was empty: nothing cached
+        Err(MapError::FrameAllocationFailed) => return Err(FaultError::OutOfMemory),
+        Err(e) => panic!("install_page: {page:?}: {e:?}"),
+    }
+    if frame != zero_frame() {
+        space.stats.rss_pages += 1;
+    }
+    Ok(())
+}
+
+/// Not present, never touched, anonymous: the shared zero page for a read, else a
+/// fresh zeroed frame.
+fn do_anonymous_fault(space: &mut AddressSpace, vma: &Vma, page: Page, access: Access) -> Result<FaultOutcome, FaultError> {
+    let flags = leaf_flags_for(vma.prot);
+    if access != Access::Write && !vma.flags.is_shared() {
+        install_page(space, page, zero_frame(), flags - PteFlags::WRITABLE)?;
+        return Ok(FaultOutcome::ZeroPage);
+    }
+    let frame = frame::alloc_zeroed(Order(0), FrameState::User).map_err(|_| FaultError::OutOfMemory)?;
+    frame::map_new_user_page(frame);
+    if let Err(e) = install_page(space, page, frame, flags) {
+        frame::put_user_page(frame);
+        return Err(e);
+    }
+    Ok(FaultOutcome::AnonymousPage)
+}
+
+/// Not present, image-backed: a private frame holding the image's bytes for this
+/// page (zero past the end of the file part, as for `.bss`).
+fn do_image_fault(space: &mut AddressSpace, vma: &Vma, page: Page, id: u32, offset: u64) -> Result<FaultOutcome, FaultError> {
+    let frame = frame::alloc_zeroed(Order(0), FrameState::User).map_err(|_| FaultError::OutOfMemory)?;
+    let file_offset = offset + (page.start_address() - vma.start);
+    frame::write_bytes(frame, 0, crate::proc::image::page_bytes(id, file_offset));
+    frame::map_new_user_page(frame);
+    if let Err(e) = install_page(space, page, frame, leaf_flags_for(vma.prot)) {
+        frame::put_user_page(frame);
+        return Err(e);
+    }
+    Ok(FaultOutcome::ImagePage)
+}

@@ -1,0 +1,64 @@
+//! What happens when a process faults: resolve the page fault, or kill the process.
+//!
+//! * A page fault from ring 3 goes to `mm::fault::handle_page_fault` with the
+//!   process's address space; if that says `Segv`, the process is killed with a
+//!   message naming the access and the VMA, and the kernel runs on.
+//! * A page fault from ring 0 on a user address happens inside `copy_user`; it is
+//!   resolved the same way (demand paging works for syscall buffers too), and if it
+//!   cannot be, the copy's fixup makes the syscall return `EFAULT`.
+//! * Any other fault in ring 0 is a kernel bug: dump and panic.
+//! * Other exceptions from ring 3 (#GP, #UD, #DE, ...) kill the process.
+
+use crate::arch::extable;
+use crate::arch::trap::{self, TrapFrame};
+use crate::mm::VirtAddr;
+use crate::mm::fault::{self as mm_fault, FaultError};
+
+use super::task;
+
+/// Counts kills, for tests.
+pub static NR_KILLED: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Tries to resolve a fault at `addr` in the running process's address space.
+fn resolve(addr: u64, error_code: u64) -> Result<(), FaultError> {
+    let Some(space) = task::current_space() else {
+        return Err(FaultError::Segv(mm_fault::SegvReason {
+            addr: VirtAddr::new_truncate(addr),
+            access: mm_fault::Access::from_error_code(error_code),
+            vma: None,
+        }));
+    };
+    // The lock is never held while user memory is touched, so it is free here;
+    // if it is not, a kernel path broke that rule: fail instead of deadlocking.
+    let Some(mut space) = space.try_lock() else {
+        panic!("page fault at {addr:#x} while the address-space lock is held");
+    };
+    mm_fault::handle_page_fault(&mut space, VirtAddr::new_truncate(addr), error_code).map(|_| ())
+}
+
+/// Handles #PF (called by the trap dispatcher with CR2 in `addr`).
+pub fn page_fault(frame: &mut TrapFrame, addr: u64) {
+    let is_user_addr = addr < crate::mm::layout::USER_END;
+    if frame.is_user() {
+        match resolve(addr, frame.error_code) {
+            Ok(()) => {}
+            Err(FaultError::Segv(reason)) => kill(format_args!("{reason}")),
+            Err(FaultError::OutOfMemory) => kill(format_args!("out of memory at {addr:#x}")),
+        }
+    } else if is_user_addr && task::current_pid() != 0 && resolve(addr, frame.error_code).is_ok() {
+        // Demand paging on behalf of the kernel (a syscall touching a user buffer).
+    } else if !extable::fixup(frame, addr) {
+        trap::dump(frame);
+        panic!("kernel page fault at {addr:#x}, rip {:#x}: {}", frame.rip, trap::PageFaultError(frame.error_code));
+    }
+}
+
+/// Kills the running process for exception `frame.vector` raised in ring 3.
+pub fn user_exception(frame: &TrapFrame) -> ! {
+    kill(format_args!("{} at rip {:#x} (error code {:#x})", trap::vector_name(frame.vector as u8), frame.rip, frame.error_code))
+}
+
+fn kill(reason: core::fmt::Arguments) -> ! {
+    NR_KILLED.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+    task::kill_current(reason)
+}

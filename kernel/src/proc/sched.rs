@@ -1,0 +1,188 @@
+//! The scheduler: a round-robin run queue, the context switch, preemption.
+//!
+//! ```text
+//!  switch_context(&mut prev.saved_rsp, next.saved_rsp):
+//!     push callee-saved registers and RFLAGS on prev's kernel stack, save RSP,
+//!     load next's RSP, pop its registers and RFLAGS, `ret` into next's code
+//! ```
+//! Everything else a task needs is already on its own kernel stack (the trap frame
+//! of the interrupt or syscall it is in). A new task's stack is prepared so that
+//! its first switch-in "returns" into `task_entry_trampoline`, which jumps to
+//! `trap_return` and `iretq`s into user mode.
+//!
+//! On every switch: CR3 is loaded with the next task's PML4 (the kernel's for
+//! task 0), TSS.RSP0 and the syscall stack pointer get the next task's kernel stack.
+//! Preemption: the timer tick calls [`preempt`] when it interrupted user mode, so
+//! every user task gets one 10 ms tick at a time; kernel code is not preempted.
+
+use alloc::collections::VecDeque;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use x86_64::instructions::interrupts;
+
+use super::task::{Pid, TASKS, TaskState};
+use crate::arch::{gdt, tlb};
+use crate::mm::paging;
+use crate::sync::IrqMutex;
+
+core::arch::global_asm!(
+    r#"
+    .section .text.sched, "ax"
+    .global switch_context
+switch_context:
+    push rbp
+    push rbx
+    push r12
+    push r13
+    push r14
+    push r15
+    pushfq
+    mov [rdi], rsp
+    mov rsp, rsi
+    popfq
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop rbx
+    pop rbp
+    ret
+
+    .global task_entry_trampoline
+task_entry_trampoline:
+    jmp trap_return
+    "#
+);
+
+unsafe extern "C" {
+    fn switch_context(prev_rsp: *mut u64, next_rsp: u64);
+    static task_entry_trampoline: u8;
+}
+
+/// Returns the words `switch_context` pops for a task that never ran, lowest first:
+/// RFLAGS (interrupts off), r15, r14, r13, r12, rbx, rbp, return address.
+pub fn initial_switch_frame() -> [u64; 8] {
+    let trampoline = core::ptr::addr_of!(task_entry_trampoline) as u64;
+    [0x2, 0, 0, 0, 0, 0, 0, trampoline]
+}
+
+static CURRENT: AtomicU64 = AtomicU64::new(0);
+static RUN_QUEUE: IrqMutex<VecDeque<Pid>> = IrqMutex::new(VecDeque::new());
+static NR_SWITCHES: AtomicU64 = AtomicU64::new(0);
+
+/// Returns the running task's pid.
+pub fn current() -> Pid {
+    CURRENT.load(Ordering::Relaxed)
+}
+
+/// Returns the number of context switches so far.
+pub fn nr_switches() -> u64 {
+    NR_SWITCHES.load(Ordering::Relaxed)
+}
+
+/// Puts `pid` at the back of the run queue.
+pub fn make_runnable(pid: Pid) {
+    RUN_QUEUE.lock().push_back(pid);
+}
+
+/// Wakes `pid` if it is blocked waiting for a child.
+pub fn wake_if_waiting(pid: Pid) {
+    let mut tasks = TASKS.lock();
+    if let Some(task) = tasks.get_mut(&pid)
+        && task.state == TaskState::WaitingForChild
+    {
+        task.state = TaskState::Runnable;
+        drop(tasks);
+        make_runnable(pid);
+    }
+}
+
+/// Loads the kernel's own page tables (before the current address space is freed).
+pub fn load_kernel_tables() {
+    let root = paging::kernel_root();
+    if tlb::current_root().0 != root {
+        // SAFETY: the kernel tree maps the whole kernel half, which is all the kernel
+        // uses; the lower half is not touched from here on by this task.
+        unsafe { tlb::write_cr3(root, 0, false) };
+    }
+}
+
+/// Returns the next runnable task, idling (interrupts on, `hlt`) while there is none.
+fn pick_next() -> Pid {
+    loop {
+        while let Some(pid) = RUN_QUEUE.lock().pop_front() {
+            if TASKS.lock().get(&pid).is_some_and(|t| t.state == TaskState::Runnable) {
+                return pid;
+            }
+        }
+        // Nothing runnable: wait for an interrupt. `sti; hlt` is atomic, so a wake-up
+        // from an interrupt handler cannot slip in between.
+        interrupts::enable_and_hlt();
+        interrupts::disable();
+    }
+}
+
+/// Switches from the running task to the next runnable one; `requeue` puts the
+/// running task back in the queue. Returns when the running task is switched back in.
+fn switch_away(requeue: bool) {
+    let were_enabled = interrupts::are_enabled();
+    interrupts::disable();
+    let prev = current();
+    if requeue {
+        make_runnable(prev);
+    }
+    let next = pick_next();
+    if next != prev {
+        let (prev_rsp, next_rsp, next_top, next_root) = {
+            let mut tasks = TASKS.lock();
+            let next_task = tasks.get(&next).expect("switch_away: next task vanished");
+            let root = next_task.space.as_ref().map_or_else(paging::kernel_root, |s| s.lock().root());
+            let (next_rsp, next_top) = (next_task.saved_rsp, next_task.kstack_top());
+            let prev_task = tasks.get_mut(&prev).expect("switch_away: current task vanished");
+            (&mut prev_task.saved_rsp as *mut u64, next_rsp, next_top, root)
+        };
+        CURRENT.store(next, Ordering::Relaxed);
+        NR_SWITCHES.fetch_add(1, Ordering::Relaxed);
+        if next_top != 0 {
+            gdt::set_rsp0(next_top);
+            super::syscall::set_kernel_stack(next_top);
+        }
+        if tlb::current_root().0 != next_root {
+            // SAFETY: every task's PML4 shares the kernel half, so the code and stack
+            // in use stay mapped across the switch.
+            unsafe { tlb::write_cr3(next_root, 0, false) };
+        }
+        // SAFETY: `prev_rsp` points into the boxed task `prev`, which stays in the
+        // table at least until it is reaped, which needs it switched out first (one
+        // CPU); `next_rsp` is the stack pointer saved by `next`'s last switch (or
+        // prepared by `prepare_stack`), on its own live kernel stack.
+        unsafe { switch_context(prev_rsp, next_rsp) };
+    }
+    if were_enabled {
+        interrupts::enable();
+    }
+}
+
+/// Gives the CPU to the next runnable task; the running task stays runnable.
+pub fn yield_now() {
+    switch_away(true);
+}
+
+/// Switches away from a task that set itself to a waiting state.
+pub fn block_current() {
+    switch_away(false);
+}
+
+/// Switches away from a task that has exited; never returns.
+pub fn schedule_away_forever() -> ! {
+    switch_away(false);
+    unreachable!("schedule_away_forever: a zombie was switched back in");
+}
+
+/// Called on the timer tick when it interrupted user mode: round-robin preemption.
+pub fn preempt() {
+    if RUN_QUEUE.lock().is_empty() {
+        return;
+    }
+    yield_now();
+}

@@ -1,0 +1,284 @@
+//! System calls: the `syscall` instruction's entry path and the handlers.
+//!
+//! ```text
+//!  user:    rax = number, rdi rsi rdx r10 r8 r9 = arguments; `syscall`
+//!  CPU:     rcx = user rip, r11 = user rflags, RIP = LSTAR, RFLAGS &= ~FMASK (IF, TF, DF, AC off)
+//!  syscall_entry: switch to the task's kernel stack, push a TrapFrame exactly like
+//!           an interrupt's (ss, rsp, rflags, cs, rip, error 0, vector 0x100, registers)
+//!  syscall_dispatch(&mut TrapFrame): handler result -> frame.rax (-errno on error)
+//!  trap_return: pop, iretq back to the user
+//! ```
+//! Sharing the trap frame layout means `fork` can copy the parent's frame for the
+//! child, and a blocked syscall is just a task switched out in the middle of one.
+//! Returning with `iretq` instead of `sysretq` costs a little per call but has no
+//! non-canonical-RIP pitfall.
+//!
+//! Handlers validate every argument and return `Errno` values (Linux's numbers,
+//! from the `abi` crate); nothing a process passes can panic the kernel.
+
+use abi::{Errno, MemStat, WaitStatus, madv, map, nr, prot};
+use x86_64::registers::model_specific::{Efer, EferFlags, Msr};
+
+use super::task::{self, Pid};
+use super::uaccess::{copy_from_user, copy_to_user};
+use super::sched;
+use crate::arch::gdt;
+use crate::arch::trap::TrapFrame;
+use crate::mm::addr_space::{MapRequest, VmError, VmProt};
+use crate::mm::{cow, frame};
+
+/// The `vector` value of a syscall's trap frame (not an IDT vector).
+pub const SYSCALL_VECTOR: u64 = 0x100;
+
+static mut SYSCALL_USER_RSP: u64 = 0;
+static mut SYSCALL_KERNEL_RSP: u64 = 0;
+
+core::arch::global_asm!(
+    r#"
+    .section .text.syscall, "ax"
+    .global syscall_entry
+syscall_entry:
+    mov [rip + {user_rsp}], rsp
+    mov rsp, [rip + {kernel_rsp}]
+    push {user_ss}
+    push qword ptr [rip + {user_rsp}]
+    push r11
+    push {user_cs}
+    push rcx
+    push 0
+    push {vector}
+    push rax
+    push rbx
+    push rcx
+    push rdx
+    push rsi
+    push rdi
+    push rbp
+    push r8
+    push r9
+    push r10
+    push r11
+    push r12
+    push r13
+    push r14
+    push r15
+    mov rdi, rsp
+    cld
+    call {dispatch}
+    jmp trap_return
+    "#,
+    user_rsp = sym SYSCALL_USER_RSP,
+    kernel_rsp = sym SYSCALL_KERNEL_RSP,
+    user_ss = const gdt::USER_DATA_SELECTOR,
+    user_cs = const gdt::USER_CODE_SELECTOR,
+    vector = const SYSCALL_VECTOR,
+    dispatch = sym syscall_dispatch,
+);
+
+unsafe extern "C" {
+    fn syscall_entry();
+}
+
+const MSR_STAR: u32 = 0xc000_0081;
+const MSR_LSTAR: u32 = 0xc000_0082;
+const MSR_FMASK: u32 = 0xc000_0084;
+/// RFLAGS bits cleared on entry: TF, IF, DF, AC.
+const FMASK_BITS: u64 = (1 << 8) | (1 << 9) | (1 << 10) | (1 << 18);
+
+/// Enables `syscall` and points it at `syscall_entry`.
+pub fn init() {
+    let selectors = gdt::selectors();
+    assert_eq!(u64::from(selectors.user_code.0), gdt::USER_CODE_SELECTOR, "syscall: GDT order changed");
+    assert_eq!(u64::from(selectors.user_data.0), gdt::USER_DATA_SELECTOR, "syscall: GDT order changed");
+    // STAR: kernel CS in 47..32 (SS = CS + 8); 63..48 = user base (sysret CS = base + 16, SS = base + 8).
+    let star = (u64::from(selectors.kernel_code.0) << 32) | ((gdt::USER_DATA_SELECTOR - 8) << 48);
+    // SAFETY: these MSRs only configure the syscall instruction: STAR has our GDT's
+    // selectors, LSTAR the entry stub, FMASK clears IF/TF/DF/AC on entry; SCE enables it.
+    unsafe {
+        Msr::new(MSR_STAR).write(star);
+        Msr::new(MSR_LSTAR).write(syscall_entry as *const () as u64);
+        Msr::new(MSR_FMASK).write(FMASK_BITS);
+        Efer::update(|f| *f |= EferFlags::SYSTEM_CALL_EXTENSIONS);
+    }
+}
+
+/// Sets the kernel stack `syscall_entry` switches to (the running task's).
+pub fn set_kernel_stack(top: u64) {
+    // SAFETY: written with interrupts off during a task switch on the only CPU; read
+    // only by `syscall_entry`, which cannot run concurrently.
+    unsafe { *core::ptr::addr_of_mut!(SYSCALL_KERNEL_RSP) = top };
+}
+
+/// Routes a syscall to its handler and stores the result in `frame.rax`.
+extern "C" fn syscall_dispatch(frame: &mut TrapFrame) {
+    x86_64::instructions::interrupts::enable();
+    let args = [frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9];
+    let result = match frame.rax {
+        nr::WRITE => sys_write(args[0], args[1], args[2]),
+        nr::MMAP => sys_mmap(args),
+        nr::MPROTECT => sys_mprotect(args[0], args[1], args[2]),
+        nr::MUNMAP => with_space(|s| s.munmap(args[0], args[1]).map(|_| 0)),
+        nr::BRK => with_space(|s| Ok(s.brk(args[0]).as_u64())),
+        nr::SCHED_YIELD => {
+            sched::yield_now();
+            Ok(0)
+        }
+        nr::MADVISE => sys_madvise(args[0], args[1], args[2]),
+        nr::GETPID => Ok(task::current_pid()),
+        nr::FORK => sys_fork(frame),
+        nr::EXIT => task::exit_current(WaitStatus::exited(args[0] as i32)),
+        nr::WAIT4 => sys_wait4(args[0] as i64, args[1], args[2], args[3]),
+        nr::MEMSTAT => sys_memstat(args[0]),
+        nr::MAPS => sys_maps(args[0], args[1]),
+        _ => Err(Errno::ENOSYS),
+    };
+    frame.rax = match result {
+        Ok(value) => value,
+        Err(errno) => errno.to_ret(),
+    };
+    x86_64::instructions::interrupts::disable();
+}
+
+fn errno_of(e: VmError) -> Errno {
+    match e {
+        VmError::Invalid => Errno::EINVAL,
+        VmError::NoMemory => Errno::ENOMEM,
+        VmError::Unsupported => Errno(19), // ENODEV
+    }
+}
+
+/// Runs `f` on the caller's address space with its lock held.
+fn with_space(f: impl FnOnce(&mut crate::mm::addr_space::AddressSpace) -> Result<u64, VmError>) -> Result<u64, Errno> {
+    let space = task::current_space().ok_or(Errno::EPERM)?;
+    let mut space = space.lock();
+    f(&mut space).map_err(errno_of)
+}
+
+fn sys_write(fd: u64, buf: u64, len: u64) -> Result<u64, Errno> {
+    if fd != 1 && fd != 2 {
+        return Err(Errno(9)); // EBADF
+    }
+    let mut chunk = [0u8; 256];
+    let mut done = 0u64;
+    while done < len {
+        let n = (len - done).min(chunk.len() as u64) as usize;
+        if let Err(e) = copy_from_user(&mut chunk[..n], buf.wrapping_add(done)) {
+            return if done == 0 { Err(e) } else { Ok(done) };
+        }
+        crate::print!("{}", alloc::string::String::from_utf8_lossy(&chunk[..n]));
+        done += n as u64;
+    }
+    Ok(done)
+}
+
+fn sys_mmap(args: [u64; 6]) -> Result<u64, Errno> {
+    let [addr, len, prot_bits, flags, _fd, offset] = args;
+    let known = map::SHARED | map::PRIVATE | map::FIXED | map::ANONYMOUS;
+    let sharing = flags & (map::SHARED | map::PRIVATE);
+    if flags & !known != 0 || prot_bits & !(prot::READ | prot::WRITE | prot::EXEC) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if sharing != map::SHARED && sharing != map::PRIVATE {
+        return Err(Errno::EINVAL);
+    }
+    if flags & map::ANONYMOUS == 0 {
+        return Err(Errno(19)); // ENODEV: no files to map
+    }
+    if offset != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let request = MapRequest { is_shared: sharing == map::SHARED, is_fixed: flags & map::FIXED != 0 };
+    let prot = VmProt::from_bits_truncate(prot_bits as u8);
+    with_space(|s| s.mmap(addr, len, prot, request).map(|a| a.as_u64()))
+}
+
+fn sys_mprotect(addr: u64, len: u64, prot_bits: u64) -> Result<u64, Errno> {
+    if prot_bits & !(prot::READ | prot::WRITE | prot::EXEC) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    with_space(|s| s.mprotect(addr, len, VmProt::from_bits_truncate(prot_bits as u8)).map(|_| 0))
+}
+
+fn sys_madvise(addr: u64, len: u64, advice: u64) -> Result<u64, Errno> {
+    match advice {
+        madv::DONTNEED => with_space(|s| s.madvise_dontneed(addr, len).map(|_| 0)),
+        // Anonymous pages have nothing to read ahead until swap exists: accepted, no-op.
+        madv::WILLNEED => with_space(|s| s.check_range(addr, len).map(|_| 0)),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+fn sys_fork(frame: &TrapFrame) -> Result<u64, Errno> {
+    let parent = task::current_pid();
+    let space = task::current_space().ok_or(Errno::EPERM)?;
+    let child_space = cow::fork(&mut space.lock()).map_err(errno_of)?;
+    let mut child_frame = frame.clone();
+    child_frame.rax = 0; // fork returns 0 in the child
+    let name = task::TASKS.lock().get(&parent).map(|t| t.name.clone()).unwrap_or_default();
+    task::create_user_task(&name, parent, child_space, &child_frame).map_err(|_| Errno::ENOMEM)
+}
+
+fn sys_wait4(pid: i64, status: u64, options: u64, rusage: u64) -> Result<u64, Errno> {
+    if options != 0 || rusage != 0 || pid == 0 || pid < -1 {
+        return Err(Errno::EINVAL);
+    }
+    let which: Option<Pid> = (pid > 0).then_some(pid as Pid);
+    let (child, child_status) = task::wait(which).ok_or(Errno::ECHILD)?;
+    if status != 0 {
+        copy_to_user(status, &child_status.to_raw().to_ne_bytes())?;
+    }
+    Ok(child)
+}
+
+fn sys_memstat(out: u64) -> Result<u64, Errno> {
+    let stats = {
+        let space = task::current_space().ok_or(Errno::EPERM)?;
+        let space = space.lock();
+        (space.stats, space.vmas().len() as u64)
+    };
+    let info = frame::buddyinfo();
+    let memstat = MemStat {
+        rss_pages: stats.0.rss_pages,
+        nr_vmas: stats.1,
+        minor_faults: stats.0.minor_faults,
+        major_faults: stats.0.major_faults,
+        cow_faults: stats.0.cow_faults,
+        swap_pages: stats.0.swap_pages,
+        free_frames: info.nr_free_frames,
+        total_frames: info.nr_managed_frames,
+        ..MemStat::default()
+    };
+    // The struct is repr(C) and all u64: its bytes are these words in order.
+    let words = [
+        memstat.rss_pages,
+        memstat.nr_vmas,
+        memstat.minor_faults,
+        memstat.major_faults,
+        memstat.cow_faults,
+        memstat.swap_out_pages,
+        memstat.swap_in_pages,
+        memstat.swap_pages,
+        memstat.free_frames,
+        memstat.total_frames,
+        memstat.free_swap_slots,
+        memstat.total_swap_slots,
+    ];
+    let mut bytes = [0u8; 12 * 8];
+    for (i, w) in words.iter().enumerate() {
+        bytes[i * 8..i * 8 + 8].copy_from_slice(&w.to_ne_bytes());
+    }
+    debug_assert_eq!(core::mem::size_of::<MemStat>(), bytes.len());
+    copy_to_user(out, &bytes)?;
+    Ok(0)
+}
+
+fn sys_maps(buf: u64, len: u64) -> Result<u64, Errno> {
+    let text = {
+        let space = task::current_space().ok_or(Errno::EPERM)?;
+        let space = space.lock();
+        space.maps_text()
+    };
+    let n = text.len().min(len as usize);
+    copy_to_user(buf, &text.as_bytes()[..n])?;
+    Ok(n as u64)
+}

@@ -1,0 +1,218 @@
+//! Tasks: the task table, process creation, exit, wait and kill.
+//!
+//! A [`Task`] has a pid, a state, its own kernel stack (with a guard page), the
+//! saved stack pointer of its last context switch, and for user processes an
+//! address space. Tasks live in boxes in [`TASKS`], so a task's address does not
+//! change while it is switched out.
+//!
+//! Life of a process: `spawn` (or `fork`) creates it Runnable; it runs, enters
+//! the kernel on syscalls, faults and interrupts; `exit` (or a kill) makes it a
+//! Zombie after releasing its memory; its parent's `wait` reaps it (frees the
+//! kernel stack and the task). Children of an exiting task are handed to task 0.
+//!
+//! Lock order: `TASKS` before an address-space lock; neither is held across a
+//! context switch.
+
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::sync::Arc;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+pub use abi::WaitStatus;
+
+use super::sched;
+use crate::arch::trap::TrapFrame;
+use crate::mm::addr_space::AddressSpace;
+use crate::mm::kstack::KernelStack;
+use crate::sync::IrqMutex;
+
+/// A process or task id.
+pub type Pid = u64;
+
+/// Pages of each task's kernel stack.
+pub const KERNEL_STACK_PAGES: u64 = 4;
+
+/// Where a task stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TaskState {
+    /// Ready to run (or running).
+    Runnable,
+    /// Waiting for a child to exit.
+    WaitingForChild,
+    /// Exited; the parent has not reaped it yet.
+    Zombie(WaitStatus),
+}
+
+/// One task.
+pub struct Task {
+    /// Its id.
+    pub pid: Pid,
+    /// The parent's id (task 0 for orphans).
+    pub parent: Pid,
+    /// A name for messages (the program name).
+    pub name: String,
+    /// Where it stands.
+    pub state: TaskState,
+    /// Its kernel stack (`None` for task 0, which runs on the boot stack).
+    pub kstack: Option<KernelStack>,
+    /// The stack pointer saved by the last context switch away from it.
+    pub saved_rsp: u64,
+    /// Its memory, for user processes.
+    pub space: Option<Arc<IrqMutex<AddressSpace>>>,
+}
+
+impl Task {
+    /// Returns the top of the kernel stack (loaded into TSS.RSP0 while it runs).
+    pub fn kstack_top(&self) -> u64 {
+        self.kstack.as_ref().map_or(0, |s| s.top())
+    }
+}
+
+/// Every task, by pid.
+pub static TASKS: IrqMutex<BTreeMap<Pid, Box<Task>>> = IrqMutex::new(BTreeMap::new());
+static NEXT_PID: AtomicU64 = AtomicU64::new(1);
+
+/// Creates task 0 from the running boot thread.
+pub fn init() {
+    let idle = Task {
+        pid: 0,
+        parent: 0,
+        name: String::from("kernel"),
+        state: TaskState::Runnable,
+        kstack: None,
+        saved_rsp: 0,
+        space: None,
+    };
+    TASKS.lock().insert(0, Box::new(idle));
+}
+
+/// Returns the running task's pid.
+pub fn current_pid() -> Pid {
+    sched::current()
+}
+
+/// Returns the running task's address space, if it is a user process.
+pub fn current_space() -> Option<Arc<IrqMutex<AddressSpace>>> {
+    TASKS.lock().get(&sched::current()).and_then(|t| t.space.clone())
+}
+
+/// Why a process could not be created.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpawnError {
+    /// No program with that name is embedded.
+    NoSuchProgram,
+    /// The ELF file is malformed.
+    BadExecutable(mm_core::elf::ElfError),
+    /// No memory for the address space, the kernel stack or the task.
+    OutOfMemory,
+}
+
+/// Builds the kernel stack of a new task so that its first switch-in "returns" to
+/// user mode with `frame`: a `TrapFrame` at the top, and below it the registers
+/// `switch_context` pops, ending with the address of `task_entry_trampoline`.
+fn prepare_stack(stack: &KernelStack, frame: &TrapFrame) -> u64 {
+    let frame_addr = stack.top() - core::mem::size_of::<TrapFrame>() as u64;
+    let switch_words = sched::initial_switch_frame();
+    let rsp = frame_addr - (switch_words.len() * 8) as u64;
+    // SAFETY: the stack is freshly mapped, owned by the new task and nothing runs on
+    // it yet; both writes are inside [bottom, top) (the frame plus 8 words is far
+    // smaller than 4 pages) and 8-byte aligned.
+    unsafe {
+        (frame_addr as *mut TrapFrame).write(frame.clone());
+        core::ptr::copy_nonoverlapping(switch_words.as_ptr(), rsp as *mut u64, switch_words.len());
+    }
+    rsp
+}
+
+/// Adds a new runnable user task whose first instructions are described by `frame`.
+pub fn create_user_task(
+    name: &str,
+    parent: Pid,
+    space: AddressSpace,
+    frame: &TrapFrame,
+) -> Result<Pid, SpawnError> {
+    let kstack = KernelStack::new(KERNEL_STACK_PAGES, "task kernel").map_err(|_| SpawnError::OutOfMemory)?;
+    let saved_rsp = prepare_stack(&kstack, frame);
+    let pid = NEXT_PID.fetch_add(1, Ordering::Relaxed);
+    let task = Task {
+        pid,
+        parent,
+        name: String::from(name),
+        state: TaskState::Runnable,
+        kstack: Some(kstack),
+        saved_rsp,
+        space: Some(Arc::new(IrqMutex::new(space))),
+    };
+    TASKS.lock().insert(pid, Box::new(task));
+    sched::make_runnable(pid);
+    Ok(pid)
+}
+
+/// Starts program `name` as a child of the running task; returns its pid.
+pub fn spawn(name: &str) -> Result<Pid, SpawnError> {
+    let (space, frame) = super::exec::load(name)?;
+    create_user_task(name, current_pid(), space, &frame)
+}
+
+/// Ends the running task with `status`: releases its memory, wakes its parent,
+/// and switches away for good.
+pub fn exit_current(status: WaitStatus) -> ! {
+    let pid = current_pid();
+    assert_ne!(pid, 0, "exit_current: task 0 cannot exit");
+    // Leave the address space before dropping it: CR3 must not name freed tables.
+    sched::load_kernel_tables();
+    let (space, parent) = {
+        let mut tasks = TASKS.lock();
+        let task = tasks.get_mut(&pid).expect("exit_current: no current task");
+        task.state = TaskState::Zombie(status);
+        let parent = task.parent;
+        let space = task.space.take();
+        // Orphans go to task 0, which reaps whatever it finds.
+        for child in tasks.values_mut().filter(|t| t.parent == pid) {
+            child.parent = 0;
+        }
+        (space, parent)
+    };
+    drop(space); // the last reference: every frame, table and VMA goes back
+    sched::wake_if_waiting(parent);
+    sched::schedule_away_forever()
+}
+
+/// Kills the running process after a bad access or exception, with a message.
+pub fn kill_current(reason: core::fmt::Arguments) -> ! {
+    let pid = current_pid();
+    let name = TASKS.lock().get(&pid).map(|t| t.name.clone()).unwrap_or_default();
+    crate::println!("pid {pid} ({name}) killed: {reason}");
+    exit_current(WaitStatus::Killed(abi::SIGKILL))
+}
+
+/// Waits for a child of the running task to exit (`pid` = None: any child) and
+/// reaps it. Returns its pid and status, or `None` if there is no such child.
+pub fn wait(pid: Option<Pid>) -> Option<(Pid, WaitStatus)> {
+    let me = current_pid();
+    loop {
+        {
+            let mut tasks = TASKS.lock();
+            let mut children = tasks.values().filter(|t| t.parent == me && t.pid != me && pid.is_none_or(|p| p == t.pid));
+            let has_children = children.clone().next().is_some();
+            if let Some(zombie) = children.find(|t| matches!(t.state, TaskState::Zombie(_))) {
+                let (child, TaskState::Zombie(status)) = (zombie.pid, zombie.state) else { unreachable!() };
+                let task = tasks.remove(&child).expect("wait: zombie vanished");
+                drop(tasks);
+                drop(task); // frees its kernel stack
+                return Some((child, status));
+            }
+            if !has_children {
+                return None;
+            }
+            tasks.get_mut(&me).expect("wait: no current task").state = TaskState::WaitingForChild;
+        }
+        sched::block_current();
+    }
+}
+
+/// Returns the number of live tasks (zombies included), task 0 included.
+pub fn nr_tasks() -> usize {
+    TASKS.lock().len()
+}

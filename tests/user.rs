@@ -1,0 +1,132 @@
+//! User programs in ring 3: each one is started by the kernel, runs against the
+//! real syscalls, page faults and scheduler, and ends as it is meant to: exit 0,
+//! or killed for a bad access while the kernel runs on. Memory is checked to come
+//! back: the free-frame count after the processes are reaped equals the one before.
+#![no_std]
+#![allow(missing_docs)] // test names say what each test checks
+#![no_main]
+#![feature(custom_test_frameworks)]
+#![test_runner(kernel::testing::test_runner)]
+#![reexport_test_harness_main = "test_main"]
+
+use bootloader_api::BootInfo;
+use kernel::mm::frame;
+use kernel::proc::{self, task::WaitStatus};
+
+bootloader_api::entry_point!(main, config = &kernel::BOOTLOADER_CONFIG);
+
+fn main(boot_info: &'static mut BootInfo) -> ! {
+    kernel::init(boot_info);
+    test_main();
+    kernel::hlt_loop()
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    kernel::testing::test_panic_handler(info)
+}
+
+/// Runs `name` to the end once and returns how it ended.
+fn run_once(name: &str) -> WaitStatus {
+    let pid = proc::spawn(name).unwrap_or_else(|e| panic!("spawn {name}: {e:?}"));
+    let (reaped, status) = proc::wait(Some(pid)).expect("no child to wait for");
+    assert_eq!(reaped, pid);
+    assert_eq!(proc::wait(None), None, "{name} left children behind");
+    assert_eq!(proc::task::nr_tasks(), 1, "{name}: tasks left in the table");
+    status
+}
+
+/// Runs `name` twice and returns how the second run ended, checking that it gave
+/// back every frame. The first run warms up what lives on after a process: the
+/// shared zero page, the run queue's and the image table's heap buffers.
+fn run(name: &str) -> WaitStatus {
+    let first = run_once(name);
+    kernel::mm::heap::shrink();
+    let free_before = frame::nr_free_frames();
+    let second = run_once(name);
+    kernel::mm::heap::shrink();
+    assert_eq!(frame::nr_free_frames(), free_before, "{name} leaked frames");
+    assert_eq!(first, second, "{name} ended differently on its second run");
+    second
+}
+
+fn assert_exits_0(name: &str) {
+    assert_eq!(run(name), WaitStatus::Exited(0), "{name} did not exit 0");
+}
+
+fn assert_killed(name: &str) {
+    assert_eq!(run(name), WaitStatus::Killed(abi::SIGKILL), "{name} was not killed");
+}
+
+#[test_case]
+fn hello_writes_and_exits_0() {
+    assert_exits_0("hello");
+}
+
+#[test_case]
+fn lazy_allocation_counts_only_touched_pages() {
+    assert_exits_0("lazy");
+}
+
+#[test_case]
+fn bad_pointers_return_efault() {
+    assert_exits_0("badptr");
+}
+
+#[test_case]
+fn reading_a_kernel_address_kills_the_process() {
+    assert_killed("readkernel");
+}
+
+#[test_case]
+fn writing_to_its_own_code_kills_the_process() {
+    assert_killed("writecode");
+}
+
+#[test_case]
+fn a_64_kib_stack_object_grows_the_stack() {
+    assert_exits_0("stackgrow");
+}
+
+#[test_case]
+fn touching_after_munmap_kills_the_process() {
+    assert_killed("usefree");
+}
+
+#[test_case]
+fn writing_after_mprotect_read_only_kills_the_process() {
+    assert_killed("mprotect");
+}
+
+#[test_case]
+fn madvise_dontneed_reads_back_zeros() {
+    assert_exits_0("dontneed");
+}
+
+#[test_case]
+fn partial_munmap_and_mprotect_split_vmas() {
+    assert_exits_0("partial");
+}
+
+#[test_case]
+fn brk_grows_and_shrinks_the_heap() {
+    assert_exits_0("brk");
+}
+
+#[test_case]
+fn fork_shares_pages_copy_on_write() {
+    assert_exits_0("forkcow");
+}
+
+#[test_case]
+fn fork_storm_reaps_everyone_and_leaks_nothing() {
+    assert_exits_0("forkstorm");
+}
+
+#[test_case]
+fn after_a_kill_the_kernel_runs_more_programs() {
+    let killed = proc::fault::NR_KILLED.load(core::sync::atomic::Ordering::Relaxed);
+    assert_killed("writecode"); // run twice by `run`
+    assert_eq!(proc::fault::NR_KILLED.load(core::sync::atomic::Ordering::Relaxed), killed + 2);
+    assert_exits_0("hello");
+}
