@@ -119,5 +119,6 @@ pub fn run_all() {
     allocators();
     page_methods();
     paging();
+    crate::drivers::virtio_blk::bench();
     println!("== bench done ==");
 }

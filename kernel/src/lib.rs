@@ -9,6 +9,7 @@
 //! | [`klog`] | `print!`/`println!` on COM1 and the `log` facade with levels |
 //! | [`bench`] | the bench mode: ns per operation, printed as tables |
 //! | [`cmdline`] | the command line the runner passes through fw_cfg |
+//! | [`drivers`] | PCI bus scan and the virtio-blk swap disk |
 //! | [`bootmem`] | the bootloader's memory map, summarised |
 //! | [`mm`] | memory management: frames, buddy, slab heap, page operations |
 //! | [`proc`] | processes: tasks, scheduler, ELF loading, syscalls, user faults |
@@ -27,6 +28,7 @@ pub mod arch;
 pub mod bench;
 pub mod bootmem;
 pub mod cmdline;
+pub mod drivers;
 pub mod klog;
 pub mod mm;
 pub mod proc;
@@ -67,6 +69,7 @@ pub fn init(boot_info: &'static mut BootInfo) {
     mm::init();
     install_guarded_ist_stacks();
     proc::init();
+    drivers::init();
 }
 
 /// Moves the double-fault and NMI handlers onto stacks with guard pages.

@@ -103,7 +103,7 @@ impl fmt::Display for SegvReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {:#x}", self.access.verb(), self.addr.as_u64())?;
         match self.vma {
-            Some((start, end, prot)) => write!(f, " in {prot:?} VMA [{:#x},{:#x})", start.as_u64(), end.as_u64()),
+            Some((start, end, prot)) => write!(f, " in {prot} VMA [{:#x},{:#x})", start.as_u64(), end.as_u64()),
             None if !self.addr.is_lower_half() => write!(f, " (a kernel address)"),
             None => write!(f, " (no VMA there)"),
         }

@@ -1,0 +1,619 @@
+//! The virtio block driver: reads and writes 512-byte sectors of a virtio-blk disk,
+//! the swap disk the boot runner always attaches (`-device virtio-blk-pci,serial=swap`).
+//!
+//! It speaks the legacy virtio PCI interface (I/O ports behind BAR0, see
+//! `virtio_pci` for why) with one split virtqueue (`virtio_queue`). Setup follows
+//! virtio 1.x §3.1 in its legacy form: reset, ACKNOWLEDGE, DRIVER, feature
+//! negotiation (no FEATURES_OK step in legacy), queue 0 given its memory through
+//! the PFN register, DRIVER_OK; the capacity comes from the device config.
+//!
+//! Every request is a three-descriptor chain (virtio 1.x §5.2.6):
+//! ```text
+//!   [header {type, reserved, sector}: 16 B, device reads] -> [data: device reads (write)
+//!    or writes (read)] -> [status: 1 B, device writes: 0 OK, 1 IOERR, 2 UNSUPP]
+//! ```
+//! Headers and status bytes live in a frame block the driver owns, one slot per
+//! possible head descriptor. Data goes straight to the caller's memory when it is
+//! physically contiguous, that is in the direct map (heap buffers, whole frames:
+//! [`VirtioBlk::read_frame`] for swap), and through a 64 KiB bounce block the driver
+//! owns otherwise (a buffer on the kernel stack, say). Requests larger than that are
+//! split. Errors (bad length, out-of-range sector, device status IOERR/UNSUPP,
+//! timeout, a device breaking the protocol) come back as [`BlkError`]; a timeout or
+//! a protocol error resets the device, so no DMA can land after the caller's buffer
+//! is returned, and sets it up again.
+//!
+//! Completion is polled: with the queue's interrupts suppressed, the driver spins on
+//! the used ring (`core::hint::spin_loop`) until its request comes back. The wait
+//! is one loop (`VirtioBlk::wait_for`, in `request.rs`) after a submit that does
+//! not block, so a scheduler can later replace the spin with "sleep until the queue
+//! interrupt" and drop the disk lock in between (STYLE §5: no I/O under a spinlock; today the
+//! global [`swap_disk`] lock is held across the polled request, with interrupts off).
+//!
+//! Neighbours: `drivers::init` calls [`init`]; the swap layer (`mm::swap`, to come)
+//! calls [`swap_disk`] and moves whole frames with [`VirtioBlk::read_frame`] /
+//! [`VirtioBlk::write_frame`]; `bench` (a submodule) measures it.
+//!
+//! Lock order: the disk's [`IrqMutex`], then the heap and the frame allocator
+//! (taken by the probe, and by the frame-state check of `read_frame`/`write_frame`).
+
+use alloc::format;
+
+use super::pci::{self, PciAddress, PciDevice};
+use super::virtio_pci::{self, DEVICE_TYPE_BLOCK, LEGACY_PAGE_SHIFT, LegacyTransport, ProbeError, status};
+use super::virtio_queue::{QueueError, Segment, SplitQueue};
+use crate::arch::timer;
+use crate::mm::frame::{self, FrameState, OwnedFrames};
+use crate::mm::{Frame, Order, PAGE_SIZE, PHYS_MAP_BASE, PhysAddr};
+use crate::sync::IrqMutex;
+
+mod bench;
+mod request;
+
+pub use bench::bench;
+
+/// Bytes in a sector: the unit of every virtio-blk address, whatever the disk's block size.
+pub const SECTOR_SIZE: usize = 512;
+/// Sectors in a 4 KiB frame.
+pub const SECTORS_PER_FRAME: u64 = PAGE_SIZE / SECTOR_SIZE as u64;
+/// How long a request may take before the driver gives up and resets the device.
+pub const DEFAULT_TIMEOUT_MS: u64 = 5_000;
+/// The bounce block: 16 frames, 64 KiB, also the largest single request.
+const BOUNCE_ORDER: Order = Order(4);
+/// The queue a block device uses for requests.
+const QUEUE_INDEX: u16 = 0;
+/// Bytes of the identification string (`GET_ID`).
+const ID_BYTES: usize = 20;
+/// A status value the device never writes, to catch a request it did not complete.
+const STATUS_UNSET: u8 = 0xff;
+
+/// Request types (virtio 1.x §5.2.6).
+pub mod req_type {
+    /// Read sectors into the data buffer.
+    pub const IN: u32 = 0;
+    /// Write the data buffer to sectors.
+    pub const OUT: u32 = 1;
+    /// Make completed writes durable.
+    pub const FLUSH: u32 = 4;
+    /// Return the device's serial string (20 bytes, NUL-padded).
+    pub const GET_ID: u32 = 8;
+}
+
+/// Status values the device writes in a request's last byte.
+mod blk_status {
+    pub const OK: u8 = 0;
+    pub const IOERR: u8 = 1;
+    pub const UNSUPP: u8 = 2;
+}
+
+/// Feature bits of a virtio block device (the low 32, all legacy has).
+pub mod feature {
+    /// `size_max` in config bounds one segment.
+    pub const SIZE_MAX: u32 = 1 << 1;
+    /// `seg_max` in config bounds segments per request.
+    pub const SEG_MAX: u32 = 1 << 2;
+    /// The disk is read-only.
+    pub const RO: u32 = 1 << 5;
+    /// `blk_size` in config is the optimal block size.
+    pub const BLK_SIZE: u32 = 1 << 6;
+    /// The device has a write cache and understands FLUSH (legacy name: WCE).
+    pub const FLUSH: u32 = 1 << 9;
+}
+
+/// The features this driver accepts when offered; everything else is declined.
+const DRIVER_FEATURES: u32 = feature::SIZE_MAX | feature::SEG_MAX | feature::RO | feature::BLK_SIZE | feature::FLUSH;
+
+/// Offsets in the block device's configuration.
+mod config {
+    pub const CAPACITY: u16 = 0;
+    pub const SIZE_MAX: u16 = 8;
+    pub const BLK_SIZE: u16 = 20;
+}
+
+/// The request header, as the device reads it.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct RequestHeader {
+    req_type: u32,
+    reserved: u32,
+    sector: u64,
+}
+
+const HEADER_BYTES: usize = core::mem::size_of::<RequestHeader>();
+
+/// Why a block request failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlkError {
+    /// The length is not a multiple of 512 bytes (of the logical block size, if larger).
+    BadLength(usize),
+    /// The sector is not the start of one of the disk's logical blocks (only when
+    /// they are larger than 512 bytes).
+    Unaligned {
+        /// First sector asked for.
+        sector: u64,
+        /// The disk's logical block size in bytes.
+        block_size: u32,
+    },
+    /// The request reaches past the end of the disk.
+    OutOfRange {
+        /// First sector asked for.
+        sector: u64,
+        /// Sectors asked for.
+        nr_sectors: u64,
+        /// Sectors the disk has.
+        capacity: u64,
+    },
+    /// A write to a disk the device says is read-only.
+    ReadOnly,
+    /// The frame is not allocated RAM the caller may own (free, reserved, slab, page table).
+    BadFrame(Frame),
+    /// The device reported an I/O error (status IOERR).
+    IoError {
+        /// First sector of the failed request.
+        sector: u64,
+    },
+    /// The device does not support the request (status UNSUPP).
+    Unsupported,
+    /// The device wrote a status the spec does not define, or none at all (0xff).
+    BadStatus(u8),
+    /// No answer within the timeout; the device was reset.
+    Timeout,
+    /// No free descriptors for the request.
+    QueueFull,
+    /// The device broke the protocol, or could not be set up again after a reset.
+    DeviceBroken,
+}
+
+/// Counters of what the driver did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BlkStats {
+    /// Read requests sent to the device.
+    pub nr_reads: u64,
+    /// Write requests sent.
+    pub nr_writes: u64,
+    /// Flush requests sent.
+    pub nr_flushes: u64,
+    /// Other requests (identification, raw requests).
+    pub nr_other: u64,
+    /// Bytes read successfully.
+    pub bytes_read: u64,
+    /// Bytes written successfully.
+    pub bytes_written: u64,
+    /// Requests whose data went through the bounce block.
+    pub nr_bounced: u64,
+    /// Requests that failed, whatever the reason.
+    pub nr_errors: u64,
+    /// Requests that timed out.
+    pub nr_timeouts: u64,
+    /// Device resets after a timeout or a protocol error (and explicit re-inits).
+    pub nr_resets: u64,
+}
+
+/// A virtio block device and the memory the driver shares with it.
+///
+/// Dropping it resets the device (so it stops all DMA) before the memory is freed.
+#[derive(Debug)]
+pub struct VirtioBlk {
+    pci: PciAddress,
+    transport: LegacyTransport,
+    queue: SplitQueue,
+    /// Request headers (16 bytes each), then status bytes, one of each per head.
+    slots: OwnedFrames,
+    bounce: OwnedFrames,
+    features: u32,
+    capacity: u64,
+    block_size: u32,
+    max_request_bytes: usize,
+    timeout_cycles: u64,
+    serial: [u8; ID_BYTES],
+    stats: BlkStats,
+    is_broken: bool,
+}
+
+impl VirtioBlk {
+    /// Sets up the virtio block device `dev` and reads its capacity and serial.
+    ///
+    /// Call it with interrupts enabled the first time anything uses the TSC clock
+    /// (the calibration waits for timer ticks); `drivers::init` does.
+    pub fn new(dev: &PciDevice) -> Result<Self, ProbeError> {
+        let transport = LegacyTransport::new(dev, DEVICE_TYPE_BLOCK)?;
+        transport.reset();
+        let size = transport.select_queue(QUEUE_INDEX);
+        let queue = SplitQueue::new(size).map_err(|e| match e {
+            QueueError::OutOfMemory => ProbeError::OutOfMemory,
+            _ => ProbeError::BadQueueSize(size),
+        })?;
+        let slots_bytes = size as u64 * (HEADER_BYTES as u64 + 1);
+        let slots = OwnedFrames::new_zeroed(Order::for_size(slots_bytes)).map_err(|_| ProbeError::OutOfMemory)?;
+        let bounce = OwnedFrames::new_zeroed(BOUNCE_ORDER).map_err(|_| ProbeError::OutOfMemory)?;
+        let mut blk = Self {
+            pci: dev.addr,
+            transport,
+            queue,
+            slots,
+            bounce,
+            features: 0,
+            capacity: 0,
+            block_size: SECTOR_SIZE as u32,
+            max_request_bytes: 0,
+            timeout_cycles: DEFAULT_TIMEOUT_MS * timer::tsc_per_ms(),
+            serial: [0; ID_BYTES],
+            stats: BlkStats::default(),
+            is_broken: true,
+        };
+        blk.setup()?;
+        // Not every device answers GET_ID; an empty serial is fine.
+        blk.serial = blk.get_id().unwrap_or([0; ID_BYTES]);
+        Ok(blk)
+    }
+
+    /// Resets the device and takes it through the legacy setup sequence again.
+    fn setup(&mut self) -> Result<(), ProbeError> {
+        let t = &self.transport;
+        t.reset();
+        t.add_status(status::ACKNOWLEDGE);
+        t.add_status(status::DRIVER);
+        self.features = t.device_features() & DRIVER_FEATURES;
+        t.set_driver_features(self.features);
+        let size = t.select_queue(QUEUE_INDEX);
+        if size != self.queue.size() {
+            t.add_status(status::FAILED);
+            return Err(ProbeError::BadQueueSize(size));
+        }
+        self.queue.reset();
+        let Ok(pfn) = u32::try_from(self.queue.phys_addr().as_u64() >> LEGACY_PAGE_SHIFT) else {
+            t.add_status(status::FAILED);
+            return Err(ProbeError::QueueTooHigh);
+        };
+        // SAFETY: the block at `pfn` is `self.queue`'s memory, laid out for this
+        // queue size, and stays allocated until `Drop`, which resets the device first
+        // (as does every other path that frees or re-initialises it).
+        unsafe { t.set_queue_pfn(pfn) };
+        self.capacity = t.config_u64(config::CAPACITY);
+        // A block size we cannot split requests by (not a power of two, or above
+        // the bounce block) is ignored: 512 it is, and the device judges.
+        let max_block = self.bounce.size_bytes() as u32;
+        self.block_size = Some(t.config_u32(config::BLK_SIZE))
+            .filter(|&b| self.features & feature::BLK_SIZE != 0 && b.is_power_of_two() && b >= 512 && b <= max_block)
+            .unwrap_or(SECTOR_SIZE as u32);
+        let size_max = match self.features & feature::SIZE_MAX {
+            0 => usize::MAX,
+            _ => t.config_u32(config::SIZE_MAX) as usize,
+        };
+        let block = self.block_size as usize;
+        self.max_request_bytes = ((self.bounce.size_bytes() as usize).min(size_max) / block * block).max(block);
+        t.add_status(status::DRIVER_OK);
+        self.is_broken = false;
+        Ok(())
+    }
+
+    /// Resets the device and sets it up again, dropping whatever was in flight.
+    ///
+    /// For recovery, and for handing the device back to this instance after another
+    /// driver instance used it (tests do that).
+    pub fn reinit(&mut self) -> Result<(), BlkError> {
+        self.stats.nr_resets += 1;
+        self.setup().map_err(|_| {
+            self.is_broken = true;
+            BlkError::DeviceBroken
+        })
+    }
+
+    /// Returns the disk size in 512-byte sectors.
+    pub fn capacity_sectors(&self) -> u64 {
+        self.capacity
+    }
+
+    /// Returns the disk size in bytes.
+    pub fn capacity_bytes(&self) -> u64 {
+        self.capacity * SECTOR_SIZE as u64
+    }
+
+    /// Returns the serial string from `GET_ID` ("swap" for the runner's swap disk).
+    pub fn serial(&self) -> &str {
+        let len = self.serial.iter().position(|&b| b == 0).unwrap_or(ID_BYTES);
+        core::str::from_utf8(&self.serial[..len]).unwrap_or("?")
+    }
+
+    /// Returns where the device sits on the PCI bus.
+    pub fn pci_address(&self) -> PciAddress {
+        self.pci
+    }
+
+    /// Returns the negotiated feature bits (see [`feature`]).
+    pub fn features(&self) -> u32 {
+        self.features
+    }
+
+    /// Returns true if the device has a write cache and flushes it on [`flush`](Self::flush).
+    pub fn has_flush(&self) -> bool {
+        self.features & feature::FLUSH != 0
+    }
+
+    /// Returns true if the device refuses writes.
+    pub fn is_read_only(&self) -> bool {
+        self.features & feature::RO != 0
+    }
+
+    /// Returns the counters.
+    pub fn stats(&self) -> BlkStats {
+        self.stats
+    }
+
+    /// Returns the queue size and how many descriptors are free (all, when idle).
+    pub fn queue_usage(&self) -> (u16, u16) {
+        (self.queue.size(), self.queue.nr_free())
+    }
+
+    /// Sets how long a request may take before the device is reset.
+    pub fn set_timeout_ms(&mut self, ms: u64) {
+        self.timeout_cycles = ms.saturating_mul(timer::tsc_per_ms());
+    }
+
+    /// Returns a one-line description for the boot log.
+    pub fn describe(&self) -> alloc::string::String {
+        format!(
+            "virtio-blk {} (legacy, io {:#x}): {} sectors ({} MiB), serial {:?}, queue {}, block {} B, features {:#x}{}{}",
+            self.pci,
+            self.transport.io_base(),
+            self.capacity,
+            self.capacity_bytes() >> 20,
+            self.serial(),
+            self.queue.size(),
+            self.block_size,
+            self.features,
+            if self.has_flush() { " flush" } else { "" },
+            if self.is_read_only() { " read-only" } else { "" },
+        )
+    }
+}
+
+impl Drop for VirtioBlk {
+    /// Resets the device so it stops all DMA before the queue and buffers are freed.
+    fn drop(&mut self) {
+        self.transport.reset();
+    }
+}
+
+/// Returns the physical address behind `[ptr, ptr + len)` if it lies in the direct map
+/// of RAM (where virtual contiguity is physical contiguity), `None` otherwise.
+fn direct_map_phys(ptr: *const u8, len: usize) -> Option<PhysAddr> {
+    let start = ptr as u64; // exposes the provenance: the device will access it
+    let end = start.checked_add(len as u64)?;
+    let ram_end = PHYS_MAP_BASE + frame::table_info().nr_frames * PAGE_SIZE;
+    (start >= PHYS_MAP_BASE && end <= ram_end).then(|| PhysAddr::new(start - PHYS_MAP_BASE))
+}
+
+impl VirtioBlk {
+    /// Reads `buf.len()` bytes (a multiple of 512) starting at `sector` into `buf`.
+    ///
+    /// Enters with the disk lock held; returns when the data is in `buf` or on error
+    /// (after which `buf` holds unspecified bytes, but no DMA into it remains).
+    pub fn read(&mut self, sector: u64, buf: &mut [u8]) -> Result<(), BlkError> {
+        self.check_range(sector, buf.len())?;
+        let chunk_bytes = self.max_request_bytes;
+        for (i, chunk) in buf.chunks_mut(chunk_bytes).enumerate() {
+            let chunk_sector = sector + (i * chunk_bytes / SECTOR_SIZE) as u64;
+            match direct_map_phys(chunk.as_ptr(), chunk.len()) {
+                // SAFETY: `chunk` is physically contiguous RAM, borrowed mutably for
+                // this whole call, and `transfer` returns only after the device gave
+                // the request back or was reset.
+                Some(phys) => unsafe { self.transfer(false, chunk_sector, phys, chunk.len()) }?,
+                None => {
+                    let bounce_phys = self.bounce.start().start_address();
+                    // SAFETY: the bounce block is owned by `self` and not otherwise in
+                    // use while `&mut self` is held; `transfer` waits as above.
+                    unsafe { self.transfer(false, chunk_sector, bounce_phys, chunk.len()) }?;
+                    self.stats.nr_bounced += 1;
+                    chunk.copy_from_slice(&self.bounce_bytes()[..chunk.len()]);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes `buf` (a multiple of 512 bytes) to the disk starting at `sector`.
+    ///
+    /// Returns when the device reports the write done; it is durable after [`flush`](Self::flush).
+    pub fn write(&mut self, sector: u64, buf: &[u8]) -> Result<(), BlkError> {
+        self.check_writable()?;
+        self.check_range(sector, buf.len())?;
+        let chunk_bytes = self.max_request_bytes;
+        for (i, chunk) in buf.chunks(chunk_bytes).enumerate() {
+            let chunk_sector = sector + (i * chunk_bytes / SECTOR_SIZE) as u64;
+            match direct_map_phys(chunk.as_ptr(), chunk.len()) {
+                // SAFETY: `chunk` is physically contiguous RAM borrowed for this whole
+                // call (the device only reads it); `transfer` waits for completion.
+                Some(phys) => unsafe { self.transfer(true, chunk_sector, phys, chunk.len()) }?,
+                None => {
+                    self.bounce_bytes()[..chunk.len()].copy_from_slice(chunk);
+                    self.stats.nr_bounced += 1;
+                    let bounce_phys = self.bounce.start().start_address();
+                    // SAFETY: the bounce block is owned by `self`; `transfer` waits.
+                    unsafe { self.transfer(true, chunk_sector, bounce_phys, chunk.len()) }?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the 8 sectors at `sector` into `frame` by DMA, without a copy.
+    ///
+    /// The frame number is the capability, as with `frame::free`: the caller must
+    /// own `frame` and nothing may use its contents during the call. The driver
+    /// checks what it can: the frame must be allocated RAM in the Kernel or User
+    /// state (never free, reserved, slab or page-table memory), else [`BlkError::BadFrame`].
+    pub fn read_frame(&mut self, sector: u64, frame: Frame) -> Result<(), BlkError> {
+        self.check_frame(frame)?;
+        self.check_range(sector, PAGE_SIZE as usize)?;
+        // SAFETY: `frame` is allocated RAM the caller owns (checked as far as the
+        // frame table can tell, and the documented contract); 4 KiB contiguous.
+        unsafe { self.transfer_split(false, sector, frame.start_address(), PAGE_SIZE as usize) }
+    }
+
+    /// Writes `frame` to the 8 sectors at `sector` by DMA, without a copy.
+    ///
+    /// Same contract as [`read_frame`](Self::read_frame); the device only reads the frame.
+    pub fn write_frame(&mut self, sector: u64, frame: Frame) -> Result<(), BlkError> {
+        self.check_writable()?;
+        self.check_frame(frame)?;
+        self.check_range(sector, PAGE_SIZE as usize)?;
+        // SAFETY: as in `read_frame`; the device only reads the frame.
+        unsafe { self.transfer_split(true, sector, frame.start_address(), PAGE_SIZE as usize) }
+    }
+
+    /// Makes every completed write durable (`VIRTIO_BLK_T_FLUSH`).
+    ///
+    /// Without the FLUSH feature this is a no-op that succeeds: such a device has no
+    /// volatile write cache to flush (QEMU runs it write-through for drivers that
+    /// do not negotiate FLUSH), so completed writes are already durable.
+    pub fn flush(&mut self) -> Result<(), BlkError> {
+        if !self.has_flush() {
+            return Ok(());
+        }
+        // SAFETY: no data segment; header and status are the driver's own.
+        unsafe { self.run(req_type::FLUSH, 0, None) }.map(|_| ())
+    }
+
+    /// Asks the device for its 20-byte identification string (`VIRTIO_BLK_T_GET_ID`).
+    pub fn get_id(&mut self) -> Result<[u8; ID_BYTES], BlkError> {
+        let segment =
+            Segment { phys: self.bounce.start().start_address(), len: ID_BYTES as u32, is_device_writable: true };
+        self.bounce_bytes()[..ID_BYTES].fill(0);
+        // SAFETY: the bounce block is owned by `self`; `run` waits for completion.
+        unsafe { self.run(req_type::GET_ID, 0, Some(segment)) }?;
+        let mut id = [0; ID_BYTES];
+        id.copy_from_slice(&self.bounce_bytes()[..ID_BYTES]);
+        Ok(id)
+    }
+
+    /// Sends a request of any type with no data buffer and returns the outcome.
+    ///
+    /// For tests and diagnostics: an unknown type must come back as
+    /// [`BlkError::Unsupported`], a read past the end as [`BlkError::IoError`], which
+    /// exercises the device-status paths without a faulty disk.
+    pub fn raw_request(&mut self, req_type: u32, sector: u64) -> Result<(), BlkError> {
+        // SAFETY: no data segment; header and status are the driver's own.
+        unsafe { self.run(req_type, sector, None) }.map(|_| ())
+    }
+
+    /// Checks that `[sector, sector + len / 512)` is a whole-block range on the disk.
+    ///
+    /// Addresses are always in 512-byte sectors, but a disk with larger logical
+    /// blocks (`blk_size`, e.g. QEMU's `logical_block_size=4096`) fails requests
+    /// that do not cover whole blocks, so they are refused here first.
+    fn check_range(&self, sector: u64, len: usize) -> Result<(), BlkError> {
+        let block_size = (self.block_size as usize).max(SECTOR_SIZE);
+        if !len.is_multiple_of(block_size) {
+            return Err(BlkError::BadLength(len));
+        }
+        if !sector.is_multiple_of((block_size / SECTOR_SIZE) as u64) {
+            return Err(BlkError::Unaligned { sector, block_size: self.block_size });
+        }
+        let nr_sectors = (len / SECTOR_SIZE) as u64;
+        match sector.checked_add(nr_sectors) {
+            Some(end) if end <= self.capacity => Ok(()),
+            _ => Err(BlkError::OutOfRange { sector, nr_sectors, capacity: self.capacity }),
+        }
+    }
+
+    /// Refuses writes to a read-only disk.
+    fn check_writable(&self) -> Result<(), BlkError> {
+        if self.is_read_only() { Err(BlkError::ReadOnly) } else { Ok(()) }
+    }
+
+    /// Checks that `frame` is RAM allocated as Kernel or User memory.
+    fn check_frame(&self, frame: Frame) -> Result<(), BlkError> {
+        if frame.pfn() >= frame::table_info().nr_frames {
+            return Err(BlkError::BadFrame(frame));
+        }
+        match frame::with_desc(frame, |d| d.state()) {
+            FrameState::Kernel | FrameState::User => Ok(()),
+            _ => Err(BlkError::BadFrame(frame)),
+        }
+    }
+
+    /// Returns the bounce block as bytes.
+    fn bounce_bytes(&mut self) -> &mut [u8] {
+        let len = self.bounce.size_bytes() as usize;
+        // SAFETY: the block is owned by `self.bounce`, mapped in the direct map, and
+        // between requests the device does not touch it; `&mut self` makes this the
+        // only reference.
+        unsafe { core::slice::from_raw_parts_mut(self.bounce.as_ptr(), len) }
+    }
+
+    /// Transfers `len` bytes at physical `phys` in requests of at most `max_request_bytes`.
+    ///
+    /// # Safety
+    /// As for [`transfer`](Self::transfer), for the whole range.
+    unsafe fn transfer_split(
+        &mut self,
+        is_write: bool,
+        sector: u64,
+        phys: PhysAddr,
+        len: usize,
+    ) -> Result<(), BlkError> {
+        let mut done = 0;
+        while done < len {
+            let part = (len - done).min(self.max_request_bytes);
+            let part_sector = sector + (done / SECTOR_SIZE) as u64;
+            // SAFETY: a sub-range of what the caller vouched for.
+            unsafe { self.transfer(is_write, part_sector, phys + done as u64, part) }?;
+            done += part;
+        }
+        Ok(())
+    }
+
+    /// Reads (`is_write` false) or writes one request's worth of data at `phys`.
+    ///
+    /// # Safety
+    /// `[phys, phys + len)` must be physically contiguous RAM that the caller owns
+    /// for the duration of the call; for a read, nothing else may access it meanwhile.
+    unsafe fn transfer(&mut self, is_write: bool, sector: u64, phys: PhysAddr, len: usize) -> Result<(), BlkError> {
+        debug_assert!(len <= self.max_request_bytes && len.is_multiple_of(SECTOR_SIZE));
+        let segment = Segment { phys, len: len as u32, is_device_writable: !is_write };
+        let req = if is_write { req_type::OUT } else { req_type::IN };
+        // SAFETY: the caller's contract covers the data segment; `run` returns only
+        // once the device is done with it.
+        unsafe { self.run(req, sector, Some(segment)) }?;
+        if is_write {
+            self.stats.bytes_written += len as u64;
+        } else {
+            self.stats.bytes_read += len as u64;
+        }
+        Ok(())
+    }
+}
+
+/// The swap disk, chosen by [`init`].
+static SWAP_DISK: spin::Once<Option<IrqMutex<VirtioBlk>>> = spin::Once::new();
+
+/// Probes every virtio block device, logs each, and keeps the swap disk: the one
+/// whose serial is "swap", else the first that works (the others are reset and
+/// released). Idempotent.
+pub fn init() {
+    SWAP_DISK.call_once(|| {
+        let mut chosen: Option<VirtioBlk> = None;
+        for dev in pci::devices().iter().filter(|d| virtio_pci::device_type(d) == Some(DEVICE_TYPE_BLOCK)) {
+            match VirtioBlk::new(dev) {
+                Ok(blk) => {
+                    log::info!("{}", blk.describe());
+                    let is_better = chosen.as_ref().is_none_or(|c| c.serial() != "swap" && blk.serial() == "swap");
+                    if is_better {
+                        chosen = Some(blk);
+                    }
+                }
+                Err(e) => log::warn!("virtio-blk {}: not used: {}", dev.addr, e),
+            }
+        }
+        match &chosen {
+            Some(blk) => log::info!("swap disk: virtio-blk {} (serial {:?})", blk.pci_address(), blk.serial()),
+            None => log::warn!("no usable virtio-blk device: no swap disk"),
+        }
+        chosen.map(IrqMutex::new)
+    });
+}
+
+/// Returns the swap disk, if [`init`] found one.
+pub fn swap_disk() -> Option<&'static IrqMutex<VirtioBlk>> {
+    SWAP_DISK.get().and_then(Option::as_ref)
+}

@@ -1,0 +1,140 @@
+//! One block request's life: fill its slot, chain it, notify, wait, read the status.
+//!
+//! The slots block holds one 16-byte header and one status byte per possible head
+//! descriptor, so a request's memory is found from its head alone and several
+//! requests could be in flight at once (today the driver keeps one). Submitting
+//! does not wait; [`VirtioBlk::wait_for`] is the only loop, the place where a
+//! scheduler would sleep until the queue interrupt instead of spinning.
+//!
+//! This is the only code that touches the request slots.
+
+use super::{BlkError, HEADER_BYTES, QUEUE_INDEX, RequestHeader, STATUS_UNSET, VirtioBlk, blk_status, req_type};
+use crate::arch::timer;
+use crate::drivers::virtio_queue::{QueueError, Segment, UsedElem};
+use crate::mm::PhysAddr;
+
+impl VirtioBlk {
+    /// Sends one request (header, optional data, status) and waits for its status.
+    /// Returns the byte count the device reports written.
+    ///
+    /// # Safety
+    /// `data`, if any, must meet [`SplitQueue::add`]'s contract until this returns:
+    /// memory the caller owns, physically contiguous, nothing else writing it (and
+    /// for a device-writable segment, nothing else accessing it). This function
+    /// returns only once the device gave the chain back or was reset.
+    pub(super) unsafe fn run(&mut self, req_type: u32, sector: u64, data: Option<Segment>) -> Result<u32, BlkError> {
+        match req_type {
+            req_type::IN => self.stats.nr_reads += 1,
+            req_type::OUT => self.stats.nr_writes += 1,
+            req_type::FLUSH => self.stats.nr_flushes += 1,
+            _ => self.stats.nr_other += 1,
+        }
+        // SAFETY: passed on from our caller.
+        let result = unsafe { self.submit(req_type, sector, data) }.and_then(|head| {
+            let used = self.wait_for(head)?;
+            self.status_of(head, sector).map(|()| used.len)
+        });
+        if result.is_err() {
+            self.stats.nr_errors += 1;
+        }
+        result
+    }
+
+    /// Fills the request slot of the next head and offers the chain to the device;
+    /// returns the head. Does not wait.
+    ///
+    /// # Safety
+    /// As for [`run`](Self::run); the caller must then wait for the head.
+    unsafe fn submit(&mut self, req_type: u32, sector: u64, data: Option<Segment>) -> Result<u16, BlkError> {
+        if self.is_broken {
+            return Err(BlkError::DeviceBroken);
+        }
+        let head = self.queue.next_head().ok_or(BlkError::QueueFull)?;
+        let (header_phys, status_phys) = self.write_slot(head, RequestHeader { req_type, reserved: 0, sector });
+        let header = Segment { phys: header_phys, len: HEADER_BYTES as u32, is_device_writable: false };
+        let status = Segment { phys: status_phys, len: 1, is_device_writable: true };
+        let mut chain = [header, status, status];
+        let nr_segments = match data {
+            Some(data) => {
+                chain[1] = data;
+                3
+            }
+            None => 2, // header, status
+        };
+        // SAFETY: header and status live in `self.slots`, owned until `Drop` (which
+        // resets the device first); the data segment is covered by our caller.
+        let added = unsafe { self.queue.add(&chain[..nr_segments]) };
+        match added {
+            Ok(added_head) => debug_assert_eq!(added_head, head),
+            Err(QueueError::Full) => return Err(BlkError::QueueFull),
+            Err(_) => return Err(BlkError::DeviceBroken),
+        }
+        self.transport.notify(QUEUE_INDEX);
+        Ok(head)
+    }
+
+    /// Waits until the device returns the chain at `head`.
+    ///
+    /// Polls the used ring, spinning in between. This is the one place a scheduler
+    /// would yield or sleep until the queue interrupt. On timeout, or if the device
+    /// returns a chain that is not in flight, the device is reset (so no DMA lands
+    /// later) and set up again. The deadline is checked before each look at the
+    /// ring, so a zero timeout always gives up: tests use that to reset the device
+    /// with a request in flight.
+    fn wait_for(&mut self, head: u16) -> Result<UsedElem, BlkError> {
+        let deadline = timer::rdtsc().saturating_add(self.timeout_cycles);
+        loop {
+            if timer::rdtsc() >= deadline {
+                self.stats.nr_timeouts += 1;
+                let _ = self.reinit();
+                return Err(BlkError::Timeout);
+            }
+            match self.queue.poll_used() {
+                Ok(Some(used)) if used.head == head => return Ok(used),
+                // One request in flight at a time: anything else breaks the protocol.
+                Ok(Some(_)) | Err(_) => {
+                    let _ = self.reinit();
+                    return Err(BlkError::DeviceBroken);
+                }
+                Ok(None) => core::hint::spin_loop(),
+            }
+        }
+    }
+
+    /// Writes the header for `head` and a not-yet-written status; returns their
+    /// physical addresses.
+    fn write_slot(&mut self, head: u16, header: RequestHeader) -> (PhysAddr, PhysAddr) {
+        let (header_offset, status_offset) = self.slot_offsets(head);
+        let base = self.slots.as_ptr();
+        // SAFETY: both offsets are inside the owned slots block (one header and one
+        // status byte per head, `slot_offsets` checks `head`); the header offset is
+        // 16-byte aligned. The device does not own this slot: `head` is not in flight.
+        unsafe {
+            base.add(header_offset).cast::<RequestHeader>().write_volatile(header);
+            base.add(status_offset).write_volatile(STATUS_UNSET);
+        }
+        let phys = self.slots.start().start_address();
+        (phys + header_offset as u64, phys + status_offset as u64)
+    }
+
+    /// Returns the byte offsets of the header and status slots of `head`.
+    fn slot_offsets(&self, head: u16) -> (usize, usize) {
+        let size = self.queue.size() as usize;
+        assert!((head as usize) < size, "VirtioBlk::slot_offsets: head out of range");
+        (head as usize * HEADER_BYTES, size * HEADER_BYTES + head as usize)
+    }
+
+    /// Turns the status byte the device wrote for `head` into a result.
+    fn status_of(&self, head: u16, sector: u64) -> Result<(), BlkError> {
+        let (_, status_offset) = self.slot_offsets(head);
+        // SAFETY: inside the owned slots block; the device returned the chain, so
+        // it no longer writes the byte.
+        let status = unsafe { self.slots.as_ptr().add(status_offset).read_volatile() };
+        match status {
+            blk_status::OK => Ok(()),
+            blk_status::IOERR => Err(BlkError::IoError { sector }),
+            blk_status::UNSUPP => Err(BlkError::Unsupported),
+            other => Err(BlkError::BadStatus(other)),
+        }
+    }
+}
