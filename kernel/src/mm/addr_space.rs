@@ -136,7 +136,7 @@ pub(super) fn release_leaf(leaf: LeafEntry, stats: &mut AsStats) {
 
 /// Checks that `[addr, addr + len)` is page aligned, non-empty and in the user half.
 fn user_range(addr: u64, len: u64) -> Result<(VirtAddr, VirtAddr), VmError> {
-    if addr % PAGE_SIZE != 0 || len == 0 {
+    if !addr.is_multiple_of(PAGE_SIZE) || len == 0 {
         return Err(VmError::Invalid);
     }
     let len = len.checked_next_multiple_of(PAGE_SIZE).ok_or(VmError::Invalid)?;
@@ -203,7 +203,7 @@ impl AddressSpace {
 
     /// Maps `len` bytes of anonymous memory; returns the start address.
     pub fn mmap(&mut self, hint: u64, len: u64, prot: VmProt, req: MapRequest) -> Result<VirtAddr, VmError> {
-        if len == 0 || (hint % PAGE_SIZE != 0 && req.is_fixed) {
+        if len == 0 || (!hint.is_multiple_of(PAGE_SIZE) && req.is_fixed) {
             return Err(VmError::Invalid);
         }
         let len = len.checked_next_multiple_of(PAGE_SIZE).ok_or(VmError::NoMemory)?;
