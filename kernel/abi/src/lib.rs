@@ -70,6 +70,28 @@ pub mod nr {
     pub const MEMSTAT: u64 = 1000;
     /// `maps(buf, len) -> bytes written` (ours): the caller's VMAs as text, one per line.
     pub const MAPS: u64 = 1001;
+    /// `clock_gettime(clock, *mut Timespec) -> 0`; only [`CLOCK_MONOTONIC`](crate::CLOCK_MONOTONIC).
+    pub const CLOCK_GETTIME: u64 = 228;
+}
+
+/// The clock id of time since boot (Linux's `CLOCK_MONOTONIC`).
+pub const CLOCK_MONOTONIC: u64 = 1;
+
+/// A point in time as `clock_gettime` returns it (Linux's `struct timespec`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Timespec {
+    /// Whole seconds.
+    pub tv_sec: i64,
+    /// Nanoseconds, 0..1e9.
+    pub tv_nsec: i64,
+}
+
+impl Timespec {
+    /// Returns the time in nanoseconds.
+    pub const fn as_nanos(self) -> u64 {
+        self.tv_sec as u64 * 1_000_000_000 + self.tv_nsec as u64
+    }
 }
 
 /// `mmap`/`mprotect` protection bits (`PROT_*`).

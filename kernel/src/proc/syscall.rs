@@ -130,6 +130,7 @@ extern "C" fn syscall_dispatch(frame: &mut TrapFrame) {
         nr::WAIT4 => sys_wait4(args[0] as i64, args[1], args[2], args[3]),
         nr::MEMSTAT => sys_memstat(args[0]),
         nr::MAPS => sys_maps(args[0], args[1]),
+        nr::CLOCK_GETTIME => sys_clock_gettime(args[0], args[1]),
         _ => Err(Errno::ENOSYS),
     };
     frame.rax = match result {
@@ -281,4 +282,17 @@ fn sys_maps(buf: u64, len: u64) -> Result<u64, Errno> {
     let n = text.len().min(len as usize);
     copy_to_user(buf, &text.as_bytes()[..n])?;
     Ok(n as u64)
+}
+
+fn sys_clock_gettime(clock: u64, out: u64) -> Result<u64, Errno> {
+    if clock != abi::CLOCK_MONOTONIC {
+        return Err(Errno::EINVAL);
+    }
+    let ns = crate::arch::timer::cycles_to_ns(crate::arch::timer::rdtsc());
+    let ts = abi::Timespec { tv_sec: (ns / 1_000_000_000) as i64, tv_nsec: (ns % 1_000_000_000) as i64 };
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&ts.tv_sec.to_ne_bytes());
+    bytes[8..].copy_from_slice(&ts.tv_nsec.to_ne_bytes());
+    copy_to_user(out, &bytes)?;
+    Ok(0)
 }

@@ -149,6 +149,14 @@ pub fn memstat() -> Result<MemStat, Errno> {
     Errno::from_ret(ret).map(|_| stat)
 }
 
+/// Returns the nanoseconds since boot (`clock_gettime(CLOCK_MONOTONIC)`).
+pub fn now_ns() -> u64 {
+    let mut ts = abi::Timespec::default();
+    // SAFETY: `ts` is valid for a write of size_of::<Timespec>() bytes.
+    let ret = unsafe { syscall2(nr::CLOCK_GETTIME, abi::CLOCK_MONOTONIC, &raw mut ts as u64) };
+    Errno::from_ret(ret).map(|_| ts.as_nanos()).unwrap_or(0)
+}
+
 /// Writes the caller's VMAs as text into `buf` (see [`abi`] for the line format);
 /// returns the bytes written.
 pub fn maps(buf: &mut [u8]) -> Result<usize, Errno> {
