@@ -13,8 +13,8 @@ use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
 use bootloader_api::BootInfo;
-use kernel::mm::{self, VirtAddr, frame, heap, paging};
-use kernel::{arch, bootmem, cmdline, println};
+use kernel::mm::{self, VirtAddr, frame, heap, paging, vmstat};
+use kernel::{arch, bootmem, cmdline, println, proc};
 
 bootloader_api::entry_point!(kernel_main, config = &kernel::BOOTLOADER_CONFIG);
 
@@ -36,10 +36,14 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
         println!("command line: {:?}", cmdline::get());
     }
     bootmem::print_summary();
+    if cmdline::has("trace") {
+        vmstat::set_tracing(true);
+    }
     if cmdline::has("bench") {
         kernel::bench::run_all();
     } else {
         demo_physical_memory();
+        demo_processes();
     }
     println!("done: leaving QEMU");
     arch::qemu::exit(arch::qemu::ExitCode::Success);
@@ -84,6 +88,27 @@ fn demo_physical_memory() {
     drop((squares, big, boxes));
     let pages = heap::shrink();
     println!("\nafter dropping them and shrinking the caches ({pages} slab pages returned):\n{}", frame::buddyinfo());
+}
+
+/// Runs a process that faults memory in and forks, then shows the faults it took.
+fn demo_processes() {
+    println!("\n-- a process in ring 3: demand paging, fork, copy-on-write --");
+    heap::shrink();
+    let free_before = frame::nr_free_frames();
+    vmstat::set_tracing(true);
+    let pid = proc::spawn("forkcow").expect("demo: spawn forkcow");
+    let (_, status) = proc::wait(Some(pid)).expect("demo: wait");
+    vmstat::set_tracing(cmdline::has("trace"));
+    println!("forkcow (pid {pid}) {status}");
+    println!();
+    vmstat::print_trace();
+    println!();
+    vmstat::print_counters();
+    heap::shrink();
+    println!(
+        "free frames: {free_before} before, {} after the processes exited",
+        frame::nr_free_frames()
+    );
 }
 
 #[panic_handler]

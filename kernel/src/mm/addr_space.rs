@@ -21,6 +21,7 @@
 
 use alloc::string::String;
 use core::fmt::Write;
+use core::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 
 use mm_core::pagetable::{FlushBatch, LeafEntry, PageTable};
 pub use mm_core::vma::{Backing, Vma, VmaError, VmaTree, VmFlags, VmProt};
@@ -101,7 +102,15 @@ pub struct AddressSpace {
     pub(super) brk_start: VirtAddr,
     /// Current end of the heap.
     pub(super) brk_end: VirtAddr,
+    /// The PCID tagging this space's TLB entries (when the CPU has PCIDs).
+    pcid: u16,
+    /// True if a change was made while another space was loaded: with PCIDs the TLB
+    /// may still hold old entries tagged with `pcid`, so the next load must flush them.
+    tlb_stale: AtomicBool,
 }
+
+/// The next PCID to hand out (1..=4095; 0 is the kernel's).
+static NEXT_PCID: AtomicU16 = AtomicU16::new(0);
 
 /// Returns the leaf flags for a user page of a VMA with `prot`.
 ///
@@ -153,13 +162,24 @@ impl AddressSpace {
         let kernel = PageTable::from_root(kernel_root());
         let pt = PageTable::new_sharing_kernel_half(&mut DirectMapTables, &kernel).ok_or(VmError::NoMemory)?;
         let _ = kernel.into_root(); // not ours to free
+        let pcid = NEXT_PCID.fetch_add(1, Ordering::Relaxed) % 4095 + 1;
         Ok(Self {
             pt,
             vmas: VmaTree::new(),
             stats: AsStats::default(),
             brk_start: VirtAddr::new(0),
             brk_end: VirtAddr::new(0),
+            pcid,
+            // A PCID may have been used by a space that is gone: flush on first load.
+            tlb_stale: AtomicBool::new(true),
         })
+    }
+
+    /// Returns what CR3 must get to load this space: root, PCID, and whether the TLB
+    /// entries tagged with the PCID may be kept (no change was missed since the last load).
+    pub fn activation(&self) -> (Frame, u16, bool) {
+        let is_stale = self.tlb_stale.swap(false, Ordering::Relaxed);
+        (self.pt.root(), self.pcid, !is_stale)
     }
 
     /// Returns the PML4 frame, for CR3.
@@ -177,11 +197,23 @@ impl AddressSpace {
         tlb::current_root().0 == self.pt.root()
     }
 
-    /// Honours a batch of flushes if this space is loaded; otherwise there is nothing cached.
+    /// Honours a batch of flushes if this space is loaded. Otherwise no TLB entry of
+    /// it is in use; with PCIDs some may still be cached, so the next load flushes.
     pub(super) fn flush(&self, batch: FlushBatch) {
         let plan = batch.into_plan();
         if self.is_current() {
             tlb::flush_plan(plan);
+        } else {
+            self.tlb_stale.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Honours one flush token (see [`flush`](Self::flush)).
+    pub(super) fn flush_one(&self, token: mm_core::pagetable::Flush) {
+        if self.is_current() {
+            tlb::flush(token);
+        } else {
+            self.tlb_stale.store(true, Ordering::Relaxed);
         }
     }
 

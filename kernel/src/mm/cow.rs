@@ -21,7 +21,6 @@ use super::fault::{self, FaultError, FaultOutcome, zero_frame};
 use super::frame::{self, FrameState};
 use super::paging::{DirectMapTables, Pte, PteFlags};
 use super::{Order, PAGE_SIZE, Page, memops};
-use crate::arch::tlb;
 
 /// Duplicates `parent` copy-on-write; returns the child's address space.
 ///
@@ -110,7 +109,7 @@ pub fn do_wp_fault(space: &mut AddressSpace, page: Page, pte: Pte) -> Result<Fau
         let mut new_pte = pte;
         new_pte.set_flags(flags);
         let (_, flush) = space.pt.set_entry(&mut DirectMapTables, page, new_pte).map_err(|_| FaultError::OutOfMemory)?;
-        tlb::flush(flush);
+        space.flush_one(flush);
         space.stats.cow_faults += 1;
         return Ok(FaultOutcome::CowReuse);
     }
@@ -125,7 +124,7 @@ pub fn do_wp_fault(space: &mut AddressSpace, page: Page, pte: Pte) -> Result<Fau
         .pt
         .set_entry(&mut DirectMapTables, page, Pte::new(new, flags))
         .expect("do_wp_fault: the PTE's tables exist");
-    tlb::flush(flush);
+    space.flush_one(flush);
     if old == zero_frame() {
         space.stats.rss_pages += 1;
         return Ok(FaultOutcome::AnonymousPage);

@@ -155,6 +155,7 @@ pub fn handle_page_fault(space: &mut AddressSpace, addr: VirtAddr, error_code: u
             super::cow::do_wp_fault(space, page, pte)?
         }
         Some(pte) if pte.is_present() => {
+            // The faulting space is the loaded one: flush the stale entry directly.
             tlb::flush_page(page.start_address());
             FaultOutcome::Spurious
         }

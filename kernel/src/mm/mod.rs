@@ -5,6 +5,7 @@
 //! | [`addr_space`] | `AddressSpace`: PML4 + VMA tree; mmap, munmap, mprotect, madvise, brk |
 //! | [`fault`] | the page-fault handler: demand-zero, image pages, stack growth |
 //! | [`cow`] | fork with copy-on-write, and `do_wp_fault` |
+//! | [`vmstat`] | fault counters by outcome and the fault trace |
 //! | [`frame`] | the frame table and the buddy allocator, behind one lock |
 //! | [`heap`] | slab caches and kmalloc size classes: the kernel's `GlobalAlloc` |
 //! | [`memops`] | zeroing and copying whole pages (several methods, measured) |
@@ -26,6 +27,7 @@ pub mod kstack;
 pub mod layout;
 pub mod memops;
 pub mod paging;
+pub mod vmstat;
 
 pub use mm_core::addr::{Frame, Order, PAGE_SIZE, Page, PhysAddr, VirtAddr};
 
@@ -57,4 +59,5 @@ pub fn frame_ptr(frame: Frame) -> *mut u8 {
 pub fn init() {
     frame::init(crate::bootmem::memory_regions());
     kspace::init();
+    let _ = fault::zero_frame(); // allocated once, at boot, never freed
 }

@@ -13,27 +13,32 @@ use crate::arch::extable;
 use crate::arch::trap::{self, TrapFrame};
 use crate::mm::VirtAddr;
 use crate::mm::fault::{self as mm_fault, FaultError};
+use crate::mm::vmstat;
 
 use super::task;
 
 /// Counts kills, for tests.
 pub static NR_KILLED: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
-/// Tries to resolve a fault at `addr` in the running process's address space.
+/// Tries to resolve a fault at `addr` in the running process's address space, and
+/// counts (and traces) the outcome.
 fn resolve(addr: u64, error_code: u64) -> Result<(), FaultError> {
-    let Some(space) = task::current_space() else {
-        return Err(FaultError::Segv(mm_fault::SegvReason {
-            addr: VirtAddr::new_truncate(addr),
-            access: mm_fault::Access::from_error_code(error_code),
-            vma: None,
-        }));
+    let pid = task::current_pid();
+    let access = mm_fault::Access::from_error_code(error_code);
+    let vaddr = VirtAddr::new_truncate(addr);
+    let result = match task::current_space() {
+        None => Err(FaultError::Segv(mm_fault::SegvReason { addr: vaddr, access, vma: None })),
+        Some(space) => {
+            // The lock is never held while user memory is touched, so it is free here;
+            // if it is not, a kernel path broke that rule: fail instead of deadlocking.
+            let Some(mut space) = space.try_lock() else {
+                panic!("page fault at {addr:#x} while the address-space lock is held");
+            };
+            mm_fault::handle_page_fault(&mut space, vaddr, error_code)
+        }
     };
-    // The lock is never held while user memory is touched, so it is free here;
-    // if it is not, a kernel path broke that rule: fail instead of deadlocking.
-    let Some(mut space) = space.try_lock() else {
-        panic!("page fault at {addr:#x} while the address-space lock is held");
-    };
-    mm_fault::handle_page_fault(&mut space, VirtAddr::new_truncate(addr), error_code).map(|_| ())
+    vmstat::record_fault(pid, vaddr, access, result.ok());
+    result.map(|_| ())
 }
 
 /// Handles #PF (called by the trap dispatcher with CR2 in `addr`).

@@ -13,6 +13,11 @@ use crate::sync::IrqMutex;
 
 static IMAGES: IrqMutex<Vec<&'static [u8]>> = IrqMutex::new(Vec::new());
 
+/// Reserves room for the images of every embedded program (three segments each).
+pub fn init() {
+    IMAGES.lock().reserve(3 * crate::user_programs::PROGRAMS.len());
+}
+
 /// Registers `bytes` (or finds it registered already) and returns its id.
 pub fn register(bytes: &'static [u8]) -> u32 {
     let mut images = IMAGES.lock();

@@ -27,5 +27,7 @@ pub use task::{Pid, spawn, wait};
 /// Sets up task 0 and the `syscall` instruction.
 pub fn init() {
     task::init();
+    sched::init();
+    image::init();
     syscall::init();
 }

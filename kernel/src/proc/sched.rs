@@ -70,6 +70,12 @@ static CURRENT: AtomicU64 = AtomicU64::new(0);
 static RUN_QUEUE: IrqMutex<VecDeque<Pid>> = IrqMutex::new(VecDeque::new());
 static NR_SWITCHES: AtomicU64 = AtomicU64::new(0);
 
+/// Reserves the run queue's memory once, so that it does not show as a change in
+/// free memory around the first process.
+pub fn init() {
+    RUN_QUEUE.lock().reserve(64);
+}
+
 /// Returns the running task's pid.
 pub fn current() -> Pid {
     CURRENT.load(Ordering::Relaxed)
@@ -133,13 +139,13 @@ fn switch_away(requeue: bool) {
     }
     let next = pick_next();
     if next != prev {
-        let (prev_rsp, next_rsp, next_top, next_root) = {
+        let (prev_rsp, next_rsp, next_top, (next_root, next_pcid, keep_tlb)) = {
             let mut tasks = TASKS.lock();
             let next_task = tasks.get(&next).expect("switch_away: next task vanished");
-            let root = next_task.space.as_ref().map_or_else(paging::kernel_root, |s| s.lock().root());
+            let activation = next_task.space.as_ref().map_or_else(|| (paging::kernel_root(), 0, false), |s| s.lock().activation());
             let (next_rsp, next_top) = (next_task.saved_rsp, next_task.kstack_top());
             let prev_task = tasks.get_mut(&prev).expect("switch_away: current task vanished");
-            (&mut prev_task.saved_rsp as *mut u64, next_rsp, next_top, root)
+            (&mut prev_task.saved_rsp as *mut u64, next_rsp, next_top, activation)
         };
         CURRENT.store(next, Ordering::Relaxed);
         NR_SWITCHES.fetch_add(1, Ordering::Relaxed);
@@ -147,10 +153,11 @@ fn switch_away(requeue: bool) {
             gdt::set_rsp0(next_top);
             super::syscall::set_kernel_stack(next_top);
         }
-        if tlb::current_root().0 != next_root {
+        if tlb::current_root().0 != next_root || !keep_tlb {
             // SAFETY: every task's PML4 shares the kernel half, so the code and stack
-            // in use stay mapped across the switch.
-            unsafe { tlb::write_cr3(next_root, 0, false) };
+            // in use stay mapped across the switch. With PCIDs, `keep_tlb` keeps the
+            // entries tagged `next_pcid` unless a change to that space was missed.
+            unsafe { tlb::write_cr3(next_root, next_pcid, keep_tlb) };
         }
         // SAFETY: `prev_rsp` points into the boxed task `prev`, which stays in the
         // table at least until it is reaped, which needs it switched out first (one

@@ -1,0 +1,104 @@
+//! Memory-management event counters (like Linux's `/proc/vmstat`) and a fault trace.
+//!
+//! Every resolved page fault is counted by kind; with tracing on (`trace` on the
+//! kernel command line, or [`set_tracing`]) the last [`TRACE_LEN`] faults are kept
+//! with the pid, address, access and outcome, and [`print_trace`] shows them: the
+//! fault path, as it happened.
+
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use super::VirtAddr;
+use super::fault::{Access, FaultOutcome};
+use crate::sync::IrqMutex;
+
+/// Kinds of resolved faults, in the order [`FaultOutcome`] lists them.
+const KINDS: [(FaultOutcome, &str); 7] = [
+    (FaultOutcome::AnonymousPage, "anonymous page (zeroed frame)"),
+    (FaultOutcome::ZeroPage, "read of untouched memory (shared zero page)"),
+    (FaultOutcome::ImagePage, "program image page"),
+    (FaultOutcome::CowCopy, "copy-on-write: copied"),
+    (FaultOutcome::CowReuse, "copy-on-write: last reference, reused"),
+    (FaultOutcome::StackGrowth, "stack growth"),
+    (FaultOutcome::Spurious, "spurious (stale TLB entry)"),
+];
+
+static COUNTS: [AtomicU64; 7] = [const { AtomicU64::new(0) }; 7];
+static NR_SEGV: AtomicU64 = AtomicU64::new(0);
+static TRACING: AtomicBool = AtomicBool::new(false);
+
+/// The number of faults the trace keeps.
+pub const TRACE_LEN: usize = 64;
+
+/// One traced fault.
+#[derive(Clone, Copy, Debug)]
+pub struct FaultRecord {
+    /// Uptime in ms.
+    pub ms: u64,
+    /// The faulting process.
+    pub pid: u64,
+    /// The faulting address.
+    pub addr: VirtAddr,
+    /// What was attempted.
+    pub access: Access,
+    /// How it ended (`None`: the process was killed).
+    pub outcome: Option<FaultOutcome>,
+}
+
+struct Trace {
+    records: [Option<FaultRecord>; TRACE_LEN],
+    next: usize,
+}
+
+static TRACE: IrqMutex<Trace> = IrqMutex::new(Trace { records: [None; TRACE_LEN], next: 0 });
+
+fn kind_index(outcome: FaultOutcome) -> usize {
+    KINDS.iter().position(|(k, _)| *k == outcome).expect("vmstat: unknown outcome")
+}
+
+/// Turns the fault trace on or off.
+pub fn set_tracing(on: bool) {
+    TRACING.store(on, Ordering::Relaxed);
+}
+
+/// Counts (and, with tracing on, records) one fault.
+pub fn record_fault(pid: u64, addr: VirtAddr, access: Access, outcome: Option<FaultOutcome>) {
+    match outcome {
+        Some(o) => COUNTS[kind_index(o)].fetch_add(1, Ordering::Relaxed),
+        None => NR_SEGV.fetch_add(1, Ordering::Relaxed),
+    };
+    if TRACING.load(Ordering::Relaxed) {
+        let ms = crate::arch::timer::uptime_ms();
+        let mut trace = TRACE.lock();
+        let slot = trace.next % TRACE_LEN;
+        trace.records[slot] = Some(FaultRecord { ms, pid, addr, access, outcome });
+        trace.next += 1;
+    }
+}
+
+/// Returns the number of faults resolved as `outcome` since boot.
+pub fn nr_faults(outcome: FaultOutcome) -> u64 {
+    COUNTS[kind_index(outcome)].load(Ordering::Relaxed)
+}
+
+/// Prints the fault counters.
+pub fn print_counters() {
+    crate::println!("page faults since boot, by outcome:");
+    for (i, (_, name)) in KINDS.iter().enumerate() {
+        crate::println!("  {:>8}  {}", COUNTS[i].load(Ordering::Relaxed), name);
+    }
+    crate::println!("  {:>8}  bad access (process killed, or EFAULT inside a syscall)", NR_SEGV.load(Ordering::Relaxed));
+}
+
+/// Prints the traced faults, oldest first.
+pub fn print_trace() {
+    let trace = TRACE.lock();
+    let start = trace.next.saturating_sub(TRACE_LEN);
+    crate::println!("fault trace (last {} of {}):", trace.next - start, trace.next);
+    crate::println!("  {:>7}  {:>4}  {:<18}  {:<10}  outcome", "ms", "pid", "address", "access");
+    for i in start..trace.next {
+        if let Some(r) = trace.records[i % TRACE_LEN] {
+            let outcome = r.outcome.map_or("bad access", |o| KINDS[kind_index(o)].1);
+            crate::println!("  {:>7}  {:>4}  {:#018x}  {:<10}  {}", r.ms, r.pid, r.addr.as_u64(), alloc::format!("{:?}", r.access), outcome);
+        }
+    }
+}
