@@ -130,3 +130,18 @@ fn after_a_kill_the_kernel_runs_more_programs() {
     assert_eq!(proc::fault::NR_KILLED.load(core::sync::atomic::Ordering::Relaxed), killed + 2);
     assert_exits_0("hello");
 }
+
+#[test_case]
+fn fork_of_two_thirds_of_ram_copies_nothing() {
+    assert_exits_0("bigfork");
+}
+
+#[test_case]
+fn shared_mappings_are_shared_across_fork_and_preemption_interleaves() {
+    assert_exits_0("shared");
+}
+
+#[test_case]
+fn the_fault_benchmark_runs_to_completion() {
+    assert_exits_0("bench"); // about 1.5 s a run in a debug build
+}

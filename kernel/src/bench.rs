@@ -113,6 +113,25 @@ pub fn paging() {
     paging::kunmap(neighbour).expect("bench: kunmap");
 }
 
+/// Runs the user program `bench` (`kernel/user/src/bin/bench.rs`): the fault paths,
+/// fork, mmap/munmap and a null syscall measured from ring 3, printed as one table
+/// next to Linux's numbers. Waits for it, as task 0, like the user tests do.
+pub fn user_faults() {
+    println!("user-mode fault paths (the `bench` program, timed with clock_gettime):");
+    let pid = match crate::proc::spawn("bench") {
+        Ok(pid) => pid,
+        Err(e) => {
+            println!("  bench: cannot start the user program: {e:?}");
+            return;
+        }
+    };
+    match crate::proc::wait(Some(pid)) {
+        Some((_, crate::proc::task::WaitStatus::Exited(0))) => {}
+        Some((_, status)) => println!("  bench: the user program {status}: its numbers are not to be trusted"),
+        None => println!("  bench: the user program vanished"),
+    }
+}
+
 /// Runs every benchmark and prints the tables.
 pub fn run_all() {
     println!("\n== bench mode (TSC: {} cycles/ms) ==", timer::tsc_per_ms());
@@ -120,5 +139,6 @@ pub fn run_all() {
     page_methods();
     paging();
     crate::drivers::virtio_blk::bench();
+    user_faults();
     println!("== bench done ==");
 }
