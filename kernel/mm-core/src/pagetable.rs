@@ -33,6 +33,8 @@ use crate::pte::{Pte, PteFlags};
 
 #[path = "pagetable_flush.rs"]
 mod flush;
+#[path = "pagetable_fork.rs"]
+mod fork;
 pub use flush::{Flush, FlushBatch, FlushPages, FlushPlan};
 
 /// Number of entries in one page table at any level.

@@ -678,3 +678,57 @@ fn randomized_map_unmap_matches_a_reference_model() {
     }
     assert_eq!(mem.nr_live_tables(), 1);
 }
+
+#[test]
+fn fork_range_copies_every_leaf_in_one_walk_and_write_protects_the_parent() {
+    let (mut mem, mut parent) = setup();
+    let expected = populate_mixed_region(&mut mem, &mut parent);
+    let mut child = PageTable::new(&mut mem).unwrap();
+    let mut batch = FlushBatch::new();
+    let mut nr_copied = 0;
+    parent
+        .fork_range(&mut mem, &mut child, page(0), 1 << 20, &mut batch, |leaf| {
+            nr_copied += 1;
+            if leaf.pte.is_present() {
+                let mut shared = leaf.pte;
+                shared.remove_flags(PteFlags::WRITABLE);
+                shared.insert_flags(PteFlags::COW);
+                (shared, shared)
+            } else {
+                (leaf.pte, leaf.pte) // a swap entry: both sides point at the slot
+            }
+        })
+        .unwrap();
+    assert_eq!(nr_copied, expected.len());
+    // Every present leaf of the parent was write-protected: one flush each.
+    assert!(!batch.is_empty());
+    for (&addr, &size) in &expected {
+        let in_parent = parent.translate(&mem, addr);
+        let in_child = child.translate(&mem, addr);
+        assert_eq!(in_parent, in_child, "{addr:?} differs after fork");
+        if let Some((_, flags, got_size)) = in_child {
+            assert_eq!(got_size, size);
+            assert!(!flags.contains(PteFlags::WRITABLE) && flags.contains(PteFlags::COW));
+        } else {
+            let p = Page::containing_address(addr);
+            assert_eq!(parent.entry(&mem, p), child.entry(&mem, p), "swap entry not copied");
+        }
+    }
+    // The child has exactly the tables it needs: as many as the parent.
+    assert_eq!(child.check_invariants(&mem), parent.check_invariants(&mem));
+}
+
+#[test]
+fn fork_range_reports_allocation_failure_and_leaves_a_releasable_child() {
+    let (mut mem, mut parent) = setup();
+    populate_mixed_region(&mut mem, &mut parent);
+    let mut child = PageTable::new(&mut mem).unwrap();
+    mem.nr_allocs_left = Some(2);
+    let mut batch = FlushBatch::new();
+    let result = parent.fork_range(&mut mem, &mut child, page(0), 1 << 20, &mut batch, |leaf| (leaf.pte, leaf.pte));
+    assert_eq!(result, Err(MapError::FrameAllocationFailed));
+    mem.nr_allocs_left = None;
+    child.check_invariants(&mem);
+    let _ = child.free_user_tables(&mut mem, |_| {}).into_plan();
+    child.free_root(&mut mem);
+}

@@ -14,71 +14,80 @@
 //! Lock state: the parent's address-space lock is held throughout `fork`.
 #![deny(unsafe_code)]
 
-use mm_core::pagetable::{FlushBatch, LeafAction};
+use mm_core::pagetable::FlushBatch;
 
 use super::addr_space::{AddressSpace, VmError};
 use super::fault::{self, FaultError, FaultOutcome, zero_frame};
 use super::frame::{self, FrameState};
 use super::paging::{DirectMapTables, Pte, PteFlags};
-use super::{Order, PAGE_SIZE, Page, memops};
+use super::{Frame, Order, PAGE_SIZE, Page, memops};
 
 /// Duplicates `parent` copy-on-write; returns the child's address space.
 ///
 /// No page is copied: both sides map the same frames read-only (private writable
-/// VMAs) and the frame refcounts go up. On failure (out of memory) the child is
-/// dropped, which releases what it had taken, and the parent is left valid.
+/// VMAs) and the frame refcounts go up. The page tables are copied in one walk per
+/// VMA (`PageTable::fork_range`), and refcounts are raised in batches under one
+/// lock acquisition each. On failure (out of memory) the child is dropped, which
+/// releases what it had taken, and the parent is left valid.
 pub fn fork(parent: &mut AddressSpace) -> Result<AddressSpace, VmError> {
+    populate_shared(parent)?;
     let mut child = AddressSpace::new()?;
     child.vmas = parent.vmas.clone();
     child.brk_start = parent.brk_start;
     child.brk_end = parent.brk_end;
-    populate_shared(parent)?;
     let mut batch = FlushBatch::new();
-    let mut failed = false;
+    let mut refs = RefBatch { frames: [Frame::from_pfn(0); 64], len: 0 };
     let zero = zero_frame();
     let vmas: alloc::vec::Vec<_> = parent.vmas.iter().copied().collect();
+    let mut result = Ok(());
     for vma in vmas {
         let is_cow = !vma.flags.is_shared();
-        let child_pt = &mut child.pt;
         let child_stats = &mut child.stats;
-        parent.pt.update_leaves(&mut DirectMapTables, Page::containing_address(vma.start), vma.nr_pages(), &mut batch, |leaf| {
-            if failed {
-                return LeafAction::Keep;
+        let refs = &mut refs;
+        let page = Page::containing_address(vma.start);
+        result = parent.pt.fork_range(&mut DirectMapTables, &mut child.pt, page, vma.nr_pages(), &mut batch, |leaf| {
+            assert!(leaf.pte.is_present(), "fork: non-present user leaf {:?}", leaf.pte);
+            let mut pte = leaf.pte;
+            if is_cow && pte.flags().contains(PteFlags::WRITABLE) {
+                pte.remove_flags(PteFlags::WRITABLE);
+                pte.insert_flags(PteFlags::COW);
             }
-            let mut flags = leaf.pte.flags();
-            if is_cow && flags.contains(PteFlags::WRITABLE) {
-                flags.remove(PteFlags::WRITABLE);
-                flags.insert(PteFlags::COW);
-            }
-            let frame = leaf.pte.frame();
-            let page = Page::containing_address(leaf.addr);
-            // A second handle to the same zero-sized memory accessor: the child's
-            // tables are distinct frames from the parent's being walked.
-            match child_pt.map(&mut DirectMapTables, page, frame, flags) {
-                Ok(flush) => flush.ignore(),
-                Err(_) => {
-                    failed = true;
-                    return LeafAction::Keep;
-                }
-            }
+            let frame = pte.frame();
             if frame != zero {
-                frame::get_user_page(frame);
+                refs.push(frame);
                 child_stats.rss_pages += 1;
             }
-            if flags == leaf.pte.flags() {
-                LeafAction::Keep
-            } else {
-                let mut pte = leaf.pte;
-                pte.set_flags(flags);
-                LeafAction::Replace(pte)
-            }
+            (pte, pte)
         });
+        refs.flush();
+        if result.is_err() {
+            break;
+        }
     }
     parent.flush(batch);
-    if failed {
-        return Err(VmError::NoMemory); // `child` drops here and puts back every reference
-    }
+    result.map_err(|_| VmError::NoMemory)?; // on error `child` drops here and puts back every reference
     Ok(child)
+}
+
+/// Frames whose refcounts fork raises, gathered so the frame lock is taken once per batch.
+struct RefBatch {
+    frames: [Frame; 64],
+    len: usize,
+}
+
+impl RefBatch {
+    fn push(&mut self, frame: Frame) {
+        self.frames[self.len] = frame;
+        self.len += 1;
+        if self.len == self.frames.len() {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        frame::get_user_pages(&self.frames[..self.len]);
+        self.len = 0;
+    }
 }
 
 /// Faults in every page of every shared VMA of `space` (see the module docs).

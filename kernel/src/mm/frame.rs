@@ -137,6 +137,19 @@ pub fn get_user_page(frame: Frame) {
     })
 }
 
+/// Takes one more reference to each frame in `frames` (one PTE more for each), under
+/// one acquisition of the lock: fork's batched form of [`get_user_page`].
+pub fn get_user_pages(frames: &[Frame]) {
+    with_buddy(|buddy| {
+        for &frame in frames {
+            let desc = buddy.desc_mut(frame);
+            debug_assert_eq!(desc.state(), FrameState::User, "get_user_pages: not a user frame");
+            desc.get_ref();
+            desc.inc_map_count();
+        }
+    })
+}
+
 /// Records the first mapping of a freshly allocated user frame (its allocation
 /// reference becomes the mapping's reference).
 pub fn map_new_user_page(frame: Frame) {

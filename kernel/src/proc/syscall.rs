@@ -65,7 +65,30 @@ syscall_entry:
     mov rdi, rsp
     cld
     call {dispatch}
-    jmp trap_return
+    test al, al
+    jz trap_return
+    // Fast return: the frame is a plain return to user mode (checked by dispatch).
+    // rcx and r11 are clobbered by `syscall` anyway: sysretq takes RIP and RFLAGS
+    // from them. Interrupts stay off until sysretq loads the user RFLAGS.
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop r11
+    pop r10
+    pop r9
+    pop r8
+    pop rbp
+    pop rdi
+    pop rsi
+    pop rdx
+    pop rcx
+    pop rbx
+    pop rax
+    mov rcx, [rsp + 16]
+    mov r11, [rsp + 32]
+    mov rsp, [rsp + 40]
+    sysretq
     "#,
     user_rsp = sym SYSCALL_USER_RSP,
     kernel_rsp = sym SYSCALL_KERNEL_RSP,
@@ -110,7 +133,9 @@ pub fn set_kernel_stack(top: u64) {
 }
 
 /// Routes a syscall to its handler and stores the result in `frame.rax`.
-extern "C" fn syscall_dispatch(frame: &mut TrapFrame) {
+///
+/// Returns true if the return to user mode may use `sysretq` (see [`can_sysret`]).
+extern "C" fn syscall_dispatch(frame: &mut TrapFrame) -> bool {
     x86_64::instructions::interrupts::enable();
     let args = [frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9];
     let result = match frame.rax {
@@ -138,6 +163,21 @@ extern "C" fn syscall_dispatch(frame: &mut TrapFrame) {
         Err(errno) => errno.to_ret(),
     };
     x86_64::instructions::interrupts::disable();
+    can_sysret(frame)
+}
+
+/// Returns true if `frame` can be returned to with `sysretq` instead of `iretq`.
+///
+/// `sysretq` sets CS/SS from STAR and RIP/RFLAGS from RCX/R11, so the frame must be
+/// an ordinary user frame. RIP must be canonical: `sysretq` to a non-canonical RIP
+/// faults in ring 0 on the user's stack (the classic SYSRET bug), so such returns
+/// take the `iretq` path.
+fn can_sysret(frame: &TrapFrame) -> bool {
+    const RFLAGS_TF_RF_VM: u64 = (1 << 8) | (1 << 16) | (1 << 17);
+    frame.cs == gdt::USER_CODE_SELECTOR
+        && frame.ss == gdt::USER_DATA_SELECTOR
+        && frame.rip < crate::mm::layout::USER_END
+        && frame.rflags & RFLAGS_TF_RF_VM == 0
 }
 
 fn errno_of(e: VmError) -> Errno {
