@@ -41,6 +41,8 @@ pub const MMAP_TOP: u64 = 0x0000_7f00_0000_0000;
 pub const STACK_TOP: u64 = USER_END - PAGE_SIZE;
 /// The stack VMA at exec: this much is mapped (lazily); it grows down on faults.
 pub const STACK_INITIAL_BYTES: u64 = 64 * 1024;
+/// Free space the stack keeps below itself when it grows (Linux: `stack_guard_gap`).
+pub const STACK_GUARD_GAP_BYTES: u64 = 64 * 1024;
 /// The most the stack may grow to.
 pub const STACK_MAX_BYTES: u64 = 8 << 20;
 /// The largest heap `brk` gives.

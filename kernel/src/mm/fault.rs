@@ -22,7 +22,7 @@ use core::fmt;
 use mm_core::pagetable::MapError;
 use spin::Once;
 
-use super::addr_space::{AddressSpace, Backing, STACK_MAX_BYTES, Vma, VmProt, leaf_flags_for};
+use super::addr_space::{AddressSpace, Backing, STACK_GUARD_GAP_BYTES, STACK_MAX_BYTES, Vma, VmProt, leaf_flags_for};
 use super::frame::{self, FrameState};
 use super::paging::{DirectMapTables, PteFlags};
 use super::{Frame, Order, Page, VirtAddr};
@@ -173,7 +173,10 @@ fn grow_stack(space: &mut AddressSpace, addr: VirtAddr) -> Option<Vma> {
         .find(|v| v.flags.contains(super::addr_space::VmFlags::GROWS_DOWN) && v.start > addr)?;
     let new_start = Page::containing_address(addr).start_address();
     let top = VirtAddr::new(super::addr_space::STACK_TOP);
-    if top - new_start > STACK_MAX_BYTES || !space.vmas.is_range_free(new_start, stack.start) {
+    // Keep a guard gap below the grown stack: it may not run into (or right up to)
+    // another mapping, as Linux's `stack_guard_gap`.
+    let gap_start = VirtAddr::new(new_start.as_u64().saturating_sub(STACK_GUARD_GAP_BYTES));
+    if top - new_start > STACK_MAX_BYTES || !space.vmas.is_range_free(gap_start, stack.start) {
         return None;
     }
     let grown = Vma::new(new_start, stack.start, stack.prot, stack.flags, stack.backing);
