@@ -9,21 +9,9 @@
 
 use core::sync::atomic::Ordering;
 
-use bootloader_api::BootInfo;
 use kernel::arch::{extable, timer, trap};
 
-bootloader_api::entry_point!(main, config = &kernel::BOOTLOADER_CONFIG);
-
-fn main(boot_info: &'static mut BootInfo) -> ! {
-    kernel::init(boot_info);
-    test_main();
-    kernel::hlt_loop()
-}
-
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo) -> ! {
-    kernel::testing::test_panic_handler(info)
-}
+kernel::test_kernel!();
 
 /// An address in the lower half that nothing maps (PML4 slot 128).
 const UNMAPPED: u64 = 0x0000_4000_0000_1234;

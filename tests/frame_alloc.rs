@@ -10,22 +10,10 @@ extern crate alloc;
 
 use alloc::vec::Vec;
 
-use bootloader_api::BootInfo;
 use kernel::mm::frame::{self, AllocError, FrameState, FreeError, MAX_ORDER, OwnedFrames};
 use kernel::mm::{Frame, Order, frame_ptr};
 
-bootloader_api::entry_point!(main, config = &kernel::BOOTLOADER_CONFIG);
-
-fn main(boot_info: &'static mut BootInfo) -> ! {
-    kernel::init(boot_info);
-    test_main();
-    kernel::hlt_loop()
-}
-
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo) -> ! {
-    kernel::testing::test_panic_handler(info)
-}
+kernel::test_kernel!();
 
 #[test_case]
 fn frame_table_costs_at_most_32_bytes_a_frame() {

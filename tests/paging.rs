@@ -7,7 +7,6 @@
 #![test_runner(kernel::testing::test_runner)]
 #![reexport_test_harness_main = "test_main"]
 
-use bootloader_api::BootInfo;
 use kernel::arch::{extable, stack_guard, tlb};
 use kernel::mm::frame::{self, FrameState};
 use kernel::mm::kstack::KernelStack;
@@ -18,18 +17,7 @@ use mm_core::pagetable::{PageSize, PageTable};
 use x86_64::registers::control::{Cr0, Cr0Flags, Cr4, Cr4Flags};
 use x86_64::registers::model_specific::{Efer, EferFlags};
 
-bootloader_api::entry_point!(main, config = &kernel::BOOTLOADER_CONFIG);
-
-fn main(boot_info: &'static mut BootInfo) -> ! {
-    kernel::init(boot_info);
-    test_main();
-    kernel::hlt_loop()
-}
-
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo) -> ! {
-    kernel::testing::test_panic_handler(info)
-}
+kernel::test_kernel!();
 
 /// Page-fault error-code bits.
 const PF_PRESENT: u64 = 1 << 0;

@@ -8,23 +8,11 @@
 #![test_runner(kernel::testing::test_runner)]
 #![reexport_test_harness_main = "test_main"]
 
-use bootloader_api::BootInfo;
 use kernel::user_programs::{self, PROGRAMS, UserProgram};
 use mm_core::addr::PAGE_SIZE;
 use mm_core::elf::{self, Executable, SegmentFlags};
 
-bootloader_api::entry_point!(main, config = &kernel::BOOTLOADER_CONFIG);
-
-fn main(boot_info: &'static mut BootInfo) -> ! {
-    kernel::init(boot_info);
-    test_main();
-    kernel::hlt_loop()
-}
-
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo) -> ! {
-    kernel::testing::test_panic_handler(info)
-}
+kernel::test_kernel!();
 
 /// Every program in `kernel/user/src/bin/`.
 const NAMES: [&str; 17] = [

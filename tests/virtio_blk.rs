@@ -15,7 +15,6 @@ extern crate alloc;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use bootloader_api::BootInfo;
 use kernel::drivers::pci::{self, Bar, PciAddress, PciDevice};
 use kernel::drivers::virtio_blk::{self, BlkError, SECTOR_SIZE, VirtioBlk, req_type};
 use kernel::drivers::virtio_pci::{self, DEVICE_TYPE_BLOCK, VIRTIO_VENDOR_ID};
@@ -23,19 +22,7 @@ use kernel::mm::frame::{self, FrameState, OwnedFrames};
 use kernel::mm::{Frame, Order, frame_ptr, heap};
 use kernel::sync::IrqMutexGuard;
 
-bootloader_api::entry_point!(main, config = &kernel::BOOTLOADER_CONFIG);
-
-fn main(boot_info: &'static mut BootInfo) -> ! {
-    kernel::init(boot_info);
-    kernel::drivers::init(); // idempotent: a no-op if `kernel::init` already did it
-    test_main();
-    kernel::hlt_loop()
-}
-
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo) -> ! {
-    kernel::testing::test_panic_handler(info)
-}
+kernel::test_kernel!();
 
 /// The runner's default swap size (`--swap-size`, `KERNEL_SWAP_SIZE`).
 const SWAP_BYTES: u64 = 256 << 20;

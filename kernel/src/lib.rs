@@ -86,6 +86,27 @@ fn install_guarded_ist_stacks() {
     }
 }
 
+/// Expands to what every `#[test_case]` kernel test binary needs: the bootloader
+/// entry point (which calls [`init`] and runs the tests) and the panic handler that
+/// reports the running test as failed. Use it once, at the top of a file in `tests/`.
+#[macro_export]
+macro_rules! test_kernel {
+    () => {
+        bootloader_api::entry_point!(test_kernel_main, config = &$crate::BOOTLOADER_CONFIG);
+
+        fn test_kernel_main(boot_info: &'static mut bootloader_api::BootInfo) -> ! {
+            $crate::init(boot_info);
+            test_main();
+            $crate::hlt_loop()
+        }
+
+        #[panic_handler]
+        fn panic(info: &core::panic::PanicInfo) -> ! {
+            $crate::testing::test_panic_handler(info)
+        }
+    };
+}
+
 /// Halts the CPU until the next interrupt, forever.
 pub fn hlt_loop() -> ! {
     loop {

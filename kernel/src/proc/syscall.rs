@@ -3,15 +3,15 @@
 //! ```text
 //!  user:    rax = number, rdi rsi rdx r10 r8 r9 = arguments; `syscall`
 //!  CPU:     rcx = user rip, r11 = user rflags, RIP = LSTAR, RFLAGS &= ~FMASK (IF, TF, DF, AC off)
-//!  syscall_entry: switch to the task's kernel stack, push a TrapFrame exactly like
-//!           an interrupt's (ss, rsp, rflags, cs, rip, error 0, vector 0x100, registers)
-//!  syscall_dispatch(&mut TrapFrame): handler result -> frame.rax (-errno on error)
-//!  trap_return: pop, iretq back to the user
+//!  syscall_entry: switch to the task's kernel stack, push what an interrupt would
+//!           (ss, rsp, rflags, cs, rip, error 0) and vector 0x100, jump to trap_common
+//!  trap_common -> trap_dispatch -> dispatch(&mut TrapFrame): result -> frame.rax
+//!  trap_return: pop, sysretq back to the user (iretq if the frame is unusual)
 //! ```
 //! Sharing the trap frame layout means `fork` can copy the parent's frame for the
 //! child, and a blocked syscall is just a task switched out in the middle of one.
-//! Returning with `iretq` instead of `sysretq` costs a little per call but has no
-//! non-canonical-RIP pitfall.
+//! `sysretq` is used only when the frame is an ordinary user frame with a canonical
+//! RIP (the SYSRET pitfall); otherwise `iretq`.
 //!
 //! Handlers validate every argument and return `Errno` values (Linux's numbers,
 //! from the `abi` crate); nothing a process passes can panic the kernel.
@@ -23,12 +23,10 @@ use super::task::{self, Pid};
 use super::uaccess::{copy_from_user, copy_to_user};
 use super::sched;
 use crate::arch::gdt;
-use crate::arch::trap::TrapFrame;
+use crate::arch::trap::{SYSCALL_VECTOR, SYSRET_MARK, TrapFrame};
 use crate::mm::addr_space::{MapRequest, VmError, VmProt};
 use crate::mm::{cow, frame};
 
-/// The `vector` value of a syscall's trap frame (not an IDT vector).
-pub const SYSCALL_VECTOR: u64 = 0x100;
 
 static mut SYSCALL_USER_RSP: u64 = 0;
 static mut SYSCALL_KERNEL_RSP: u64 = 0;
@@ -47,55 +45,13 @@ syscall_entry:
     push rcx
     push 0
     push {vector}
-    push rax
-    push rbx
-    push rcx
-    push rdx
-    push rsi
-    push rdi
-    push rbp
-    push r8
-    push r9
-    push r10
-    push r11
-    push r12
-    push r13
-    push r14
-    push r15
-    mov rdi, rsp
-    cld
-    call {dispatch}
-    test al, al
-    jz trap_return
-    // Fast return: the frame is a plain return to user mode (checked by dispatch).
-    // rcx and r11 are clobbered by `syscall` anyway: sysretq takes RIP and RFLAGS
-    // from them. Interrupts stay off until sysretq loads the user RFLAGS.
-    pop r15
-    pop r14
-    pop r13
-    pop r12
-    pop r11
-    pop r10
-    pop r9
-    pop r8
-    pop rbp
-    pop rdi
-    pop rsi
-    pop rdx
-    pop rcx
-    pop rbx
-    pop rax
-    mov rcx, [rsp + 16]
-    mov r11, [rsp + 32]
-    mov rsp, [rsp + 40]
-    sysretq
+    jmp trap_common
     "#,
     user_rsp = sym SYSCALL_USER_RSP,
     kernel_rsp = sym SYSCALL_KERNEL_RSP,
     user_ss = const gdt::USER_DATA_SELECTOR,
     user_cs = const gdt::USER_CODE_SELECTOR,
     vector = const SYSCALL_VECTOR,
-    dispatch = sym syscall_dispatch,
 );
 
 unsafe extern "C" {
@@ -132,10 +88,9 @@ pub fn set_kernel_stack(top: u64) {
     unsafe { *core::ptr::addr_of_mut!(SYSCALL_KERNEL_RSP) = top };
 }
 
-/// Routes a syscall to its handler and stores the result in `frame.rax`.
-///
-/// Returns true if the return to user mode may use `sysretq` (see [`can_sysret`]).
-extern "C" fn syscall_dispatch(frame: &mut TrapFrame) -> bool {
+/// Routes a syscall to its handler and stores the result in `frame.rax`; marks the
+/// frame for the `sysretq` return when that is safe (see [`can_sysret`]).
+pub fn dispatch(frame: &mut TrapFrame) {
     x86_64::instructions::interrupts::enable();
     let args = [frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9];
     let result = match frame.rax {
@@ -163,7 +118,9 @@ extern "C" fn syscall_dispatch(frame: &mut TrapFrame) -> bool {
         Err(errno) => errno.to_ret(),
     };
     x86_64::instructions::interrupts::disable();
-    can_sysret(frame)
+    if can_sysret(frame) {
+        frame.vector = SYSRET_MARK;
+    }
 }
 
 /// Returns true if `frame` can be returned to with `sysretq` instead of `iretq`.

@@ -7,7 +7,11 @@
 //!   trap_common: push the 15 general registers  -> a complete TrapFrame on the stack
 //!                call trap_dispatch(&mut TrapFrame)
 //!   trap_return: pop the registers; drop vector and error code; iretq
+//!                (or sysretq, if a syscall handler marked the frame SYSRET_MARK)
 //! ```
+//! `syscall` enters through `proc::syscall`'s stub, which builds the same frame
+//! (vector [`SYSCALL_VECTOR`]) and jumps to `trap_common`, so there is one
+//! save/restore path for every way into the kernel.
 //! Each stub is 16-byte aligned and at most 12 bytes long, so stub `n` sits at
 //! `trap_stubs + 16 * n` and the IDT needs no table of addresses. Handlers may
 //! change the frame (the exception-fixup path rewrites RIP and RAX).
@@ -54,6 +58,7 @@ trap_stubs:
     .set vector, vector + 1
     .endr
 
+    .global trap_common
 trap_common:
     push rax
     push rbx
@@ -90,11 +95,27 @@ trap_return:
     pop rcx
     pop rbx
     pop rax
+    // A syscall handler may ask for the cheaper `sysretq` by marking the frame.
+    cmp qword ptr [rsp], {sysret_mark}
+    je 2f
     add rsp, 16
     iretq
+2:
+    // sysretq takes RIP from rcx and RFLAGS from r11 (both clobbered by `syscall`
+    // anyway); interrupts stay off until it loads the user RFLAGS.
+    mov rcx, [rsp + 16]
+    mov r11, [rsp + 32]
+    mov rsp, [rsp + 40]
+    sysretq
     "#,
     dispatch = sym trap_dispatch,
+    sysret_mark = const SYSRET_MARK,
 );
+
+/// The `vector` value a syscall handler stores to return with `sysretq` (not a vector).
+pub const SYSRET_MARK: u64 = 0x1_0000;
+/// The `vector` value of a syscall's trap frame (not an IDT vector).
+pub const SYSCALL_VECTOR: u64 = 0x100;
 
 unsafe extern "C" {
     /// First entry stub; stub `n` is at `trap_stubs + 16 * n`.
@@ -156,6 +177,10 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
         // run its handler with SMAP lifted. iretq restores the interrupted RFLAGS.
         // SAFETY: clac only clears RFLAGS.AC.
         unsafe { core::arch::asm!("clac", options(nomem, nostack)) };
+    }
+    if frame.vector == SYSCALL_VECTOR {
+        crate::proc::syscall::dispatch(frame);
+        return;
     }
     let vector = frame.vector as u8;
     match vector {
