@@ -66,6 +66,9 @@ pub fn init(boot_info: &'static mut BootInfo) {
     klog::init();
     bootmem::init(boot_info);
     arch::init(bootmem::facts().kernel_stack_bottom);
+    // Calibrate the TSC now, with interrupts on: clock_gettime may later run with
+    // interrupts off and must not wait for timer ticks.
+    let _ = arch::timer::tsc_per_ms();
     mm::init();
     install_guarded_ist_stacks();
     proc::init();

@@ -90,8 +90,16 @@ pub fn set_kernel_stack(top: u64) {
 
 /// Routes a syscall to its handler and stores the result in `frame.rax`; marks the
 /// frame for the `sysretq` return when that is safe (see [`can_sysret`]).
-pub fn dispatch(frame: &mut TrapFrame) {
-    x86_64::instructions::interrupts::enable();
+///
+/// Called by `trap_common` for frames whose vector is `SYSCALL_VECTOR`. `syscall`
+/// already cleared RFLAGS.AC (FMASK), so unlike other traps no `clac` is needed.
+pub extern "C" fn dispatch(frame: &mut TrapFrame) {
+    // Short calls run with interrupts off; the others let the timer tick meanwhile.
+    // (`sti` is not free under emulation: it ends QEMU's translation block.)
+    let is_short = matches!(frame.rax, nr::GETPID | nr::CLOCK_GETTIME);
+    if !is_short {
+        x86_64::instructions::interrupts::enable();
+    }
     let args = [frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9];
     let result = match frame.rax {
         nr::WRITE => sys_write(args[0], args[1], args[2]),
@@ -117,7 +125,9 @@ pub fn dispatch(frame: &mut TrapFrame) {
         Ok(value) => value,
         Err(errno) => errno.to_ret(),
     };
-    x86_64::instructions::interrupts::disable();
+    if !is_short {
+        x86_64::instructions::interrupts::disable();
+    }
     if can_sysret(frame) {
         frame.vector = SYSRET_MARK;
     }

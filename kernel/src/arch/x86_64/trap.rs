@@ -5,7 +5,7 @@
 //!   CPU pushes SS, RSP, RFLAGS, CS, RIP (and an error code for some exceptions)
 //!   stub n:      push 0 (if the CPU pushed no error code); push n; jmp trap_common
 //!   trap_common: push the 15 general registers  -> a complete TrapFrame on the stack
-//!                call trap_dispatch(&mut TrapFrame)
+//!                call trap_dispatch(&mut TrapFrame)  (syscall frames: proc::syscall::dispatch)
 //!   trap_return: pop the registers; drop vector and error code; iretq
 //!                (or sysretq, if a syscall handler marked the frame SYSRET_MARK)
 //! ```
@@ -77,6 +77,11 @@ trap_common:
     push r15
     mov rdi, rsp
     cld
+    cmp qword ptr [rsp + 120], {syscall_vector}
+    jne 1f
+    call {syscall_dispatch}
+    jmp trap_return
+1:
     call {dispatch}
     .global trap_return
 trap_return:
@@ -109,6 +114,8 @@ trap_return:
     sysretq
     "#,
     dispatch = sym trap_dispatch,
+    syscall_dispatch = sym crate::proc::syscall::dispatch,
+    syscall_vector = const SYSCALL_VECTOR,
     sysret_mark = const SYSRET_MARK,
 );
 
@@ -177,10 +184,6 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
         // run its handler with SMAP lifted. iretq restores the interrupted RFLAGS.
         // SAFETY: clac only clears RFLAGS.AC.
         unsafe { core::arch::asm!("clac", options(nomem, nostack)) };
-    }
-    if frame.vector == SYSCALL_VECTOR {
-        crate::proc::syscall::dispatch(frame);
-        return;
     }
     let vector = frame.vector as u8;
     match vector {
