@@ -21,6 +21,7 @@ use buddy_system_allocator::FrameAllocator;
 use mm_core::addr::{Frame, Order};
 use mm_core::buddy::BuddyAllocator;
 use mm_core::frame_table::{FrameDesc, FrameState};
+use mm_core::xorshift::XorShift;
 
 /// Frames managed by each allocator: 256 MiB.
 const NR_FRAMES: usize = 65536;
@@ -39,17 +40,6 @@ const NR_RUNS: usize = 5;
 /// `FrameAllocator::<ORDER>` has MAX_ORDER = ORDER - 1 = 10, like ours.
 type Peer = FrameAllocator<11>;
 
-/// A small xorshift64 generator, so the workload is the same on every run and machine.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
 
 /// Builds the churn sequence: one random word per operation.
 ///
@@ -59,7 +49,7 @@ impl XorShift {
 /// drifting into out-of-memory, and both allocators see the same decisions.
 fn churn_ops() -> Vec<u64> {
     let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
-    (0..NR_CHURN_OPS).map(|_| rng.next()).collect()
+    (0..NR_CHURN_OPS).map(|_| rng.next_u64()).collect()
 }
 
 /// What churn operation `r` does when `nr_live` blocks are live.

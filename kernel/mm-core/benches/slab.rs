@@ -21,6 +21,7 @@ use linked_list_allocator::Heap;
 use mm_core::addr::{Order, PAGE_SIZE};
 use mm_core::kmalloc::Kmalloc;
 use mm_core::slab::{MAX_SLAB_ORDER, SlabBackend, SlabInfo};
+use mm_core::xorshift::XorShift;
 
 /// Bytes of "RAM" each allocator gets.
 const ARENA_BYTES: u64 = 64 << 20;
@@ -208,17 +209,6 @@ impl BenchAllocator for ListHeap {
     }
 }
 
-/// A tiny xorshift64* generator, so every contender sees the same requests.
-struct XorShift(u64);
-
-impl XorShift {
-    fn below(&mut self, bound: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % bound
-    }
-}
 
 /// Returns a kernel-like request size: mostly small, some medium, a few page-sized.
 fn random_size(rng: &mut XorShift) -> usize {

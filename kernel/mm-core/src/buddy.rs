@@ -522,6 +522,7 @@ impl<'a> BuddyAllocator<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::xorshift::XorShift;
     use alloc::vec;
     use alloc::vec::Vec;
     use std::collections::BTreeSet;
@@ -697,21 +698,6 @@ mod tests {
         assert_eq!(lines.next(), Some(expected));
     }
 
-    /// A tiny xorshift64 generator: deterministic, no dependency.
-    struct XorShift(u64);
-
-    impl XorShift {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-    }
 
     /// Picks an order, mostly small ones, like a kernel does.
     fn random_order(rng: &mut XorShift) -> Order {

@@ -218,6 +218,7 @@ impl Default for Kmalloc {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::xorshift::XorShift;
     use crate::addr::Order;
     use crate::slab::tests::HostBackend;
     use std::collections::BTreeMap;
@@ -341,21 +342,6 @@ mod tests {
         kmalloc.free(&mut backend, addr, 100, 8).unwrap();
     }
 
-    /// A tiny xorshift64* generator: deterministic, no dependencies.
-    struct XorShift(u64);
-
-    impl XorShift {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-
-        fn below(&mut self, bound: u64) -> u64 {
-            self.next() % bound
-        }
-    }
 
     /// What the reference model knows about one live object.
     #[derive(Clone, Copy)]
@@ -396,7 +382,7 @@ mod tests {
         if let Some((&above, _)) = live.range(addr..).next() {
             assert!(addr + footprint_bytes <= above, "overlaps the object above");
         }
-        let pattern = rng.next();
+        let pattern = rng.next_u64();
         for index in 0..footprint_bytes / 8 {
             backend.write_word(addr + 8 * index, pattern_word(pattern, index));
         }

@@ -18,6 +18,7 @@
 //! | [`slab`] | `SlabCache` over a `SlabBackend`: on-slab headers, intrusive free lists, `SlabInfo` |
 //! | [`swap_map`] | `SwapMap`: the swap area's slot bitmap and share counts |
 //! | [`vma`] | `Vma`, `VmaTree`: an address space's mapped areas |
+//! | [`xorshift`] | `XorShift`: a deterministic PRNG for randomized tests and benches |
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -37,3 +38,4 @@ pub mod reclaim;
 pub mod slab;
 pub mod swap_map;
 pub mod vma;
+pub mod xorshift;

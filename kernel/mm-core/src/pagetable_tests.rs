@@ -12,6 +12,7 @@ use std::vec::Vec;
 
 use super::*;
 use crate::pte::SwapEntry;
+use crate::xorshift::XorShift;
 
 /// Physical memory that holds only page tables, for the walker to run against.
 struct EmulatedMemory {
@@ -71,21 +72,6 @@ impl TableMemory for EmulatedMemory {
     }
 }
 
-/// A tiny xorshift64 generator, so the randomized tests need no dependency.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, bound: u64) -> u64 {
-        self.next() % bound
-    }
-}
 
 fn setup() -> (EmulatedMemory, PageTable) {
     let mut mem = EmulatedMemory::new();

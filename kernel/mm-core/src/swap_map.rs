@@ -222,6 +222,7 @@ impl SwapMap {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::xorshift::XorShift;
     use std::collections::BTreeMap;
 
     #[test]
@@ -304,17 +305,6 @@ mod tests {
         map.check_invariants();
     }
 
-    /// A tiny xorshift64 generator: deterministic, dependency-free randomness.
-    struct XorShift(u64);
-
-    impl XorShift {
-        fn below(&mut self, n: u64) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0 % n
-        }
-    }
 
     #[test]
     fn random_alloc_dup_put_matches_a_reference_model() {

@@ -7,6 +7,7 @@ use std::format;
 use std::string::ToString;
 use std::vec;
 use std::vec::Vec;
+use crate::xorshift::XorShift;
 
 const PF_R: u32 = 4;
 const PF_W: u32 = 2;
@@ -329,21 +330,6 @@ fn error_messages_say_what_is_wrong() {
     assert_eq!(ElfError::TooShort.to_string(), "file shorter than an ELF header");
 }
 
-/// A xorshift64 generator: enough randomness for fuzzing, no dependencies.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 #[test]
 fn random_corruption_never_panics_and_accepted_images_keep_the_guarantees() {
@@ -358,7 +344,7 @@ fn random_corruption_never_panics_and_accepted_images_keep_the_guarantees() {
                 0 => image[at] ^ (1 << rng.below(8)),
                 1 => 0,
                 2 => 0xff,
-                _ => rng.next() as u8,
+                _ => rng.next_u64() as u8,
             };
         }
         if rng.below(4) == 0 {

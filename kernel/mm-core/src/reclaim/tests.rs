@@ -5,6 +5,7 @@ use super::*;
 use std::boxed::Box;
 use std::collections::BTreeSet as StdBTreeSet;
 use std::vec;
+use crate::xorshift::XorShift;
 
 /// The classic string from Belady, Nelson and Shedler (1969) that shows the anomaly.
 const BELADY: [u64; 12] = [1, 2, 3, 4, 1, 2, 5, 1, 2, 3, 4, 5];
@@ -207,17 +208,6 @@ fn zero_frames_fault_on_every_reference() {
     assert_eq!(result, SimResult { faults: 12, ..SimResult::default() });
 }
 
-/// A tiny xorshift64 generator: deterministic, dependency-free randomness.
-struct XorShift(u64);
-
-impl XorShift {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
 
 /// Returns a random string over `nr_pages` pages that mostly stays near its last page.
 fn random_refs(rng: &mut XorShift, nr_pages: u64, len: usize) -> Vec<PageRef> {

@@ -5,6 +5,7 @@ use std::collections::BTreeMap as StdBTreeMap;
 use std::format;
 use std::string::ToString;
 use std::vec;
+use crate::xorshift::XorShift;
 
 /// Returns the address of page `n` (in units of `PAGE_SIZE`).
 fn page(n: u64) -> VirtAddr {
@@ -248,23 +249,6 @@ struct PageAttrs {
 /// The reference model: page number -> attributes, one entry per mapped page.
 type Model = StdBTreeMap<u64, PageAttrs>;
 
-/// A tiny xorshift64 generator: deterministic, dependency-free randomness.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// First page number of the playground and its size in pages.
 const BASE_PAGE: u64 = 0x400;
