@@ -175,6 +175,14 @@ pub fn write_bytes(frame: Frame, offset: usize, bytes: &[u8]) {
     unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), frame_ptr(frame).add(offset), bytes.len()) };
 }
 
+/// Copies `buf.len()` bytes out of `frame` at `offset` through the direct map.
+pub fn read_bytes(frame: Frame, offset: usize, buf: &mut [u8]) {
+    assert!(offset + buf.len() <= PAGE_SIZE as usize, "frame::read_bytes: past the end of the frame");
+    // SAFETY: the range is inside one frame (checked), reached through the direct map;
+    // the caller owns the frame and nothing writes it meanwhile (one CPU, no DMA into it).
+    unsafe { core::ptr::copy_nonoverlapping(frame_ptr(frame).add(offset), buf.as_mut_ptr(), buf.len()) };
+}
+
 /// Returns buddyinfo: free blocks per order and frame totals.
 pub fn buddyinfo() -> BuddyInfo {
     with_buddy(|buddy| buddy.buddyinfo())
