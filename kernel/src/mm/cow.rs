@@ -19,6 +19,7 @@ use mm_core::pagetable::{FlushBatch, LeafAction};
 use super::addr_space::{AddressSpace, VmError};
 use super::fault::{self, FaultError, FaultOutcome, zero_frame};
 use super::frame::{self, FrameState};
+use super::rmap::{self, SpaceRef};
 use super::paging::{DirectMapTables, Pte, PteFlags};
 use super::{Order, PAGE_SIZE, Page, memops};
 
@@ -27,8 +28,11 @@ use super::{Order, PAGE_SIZE, Page, memops};
 /// No page is copied: both sides map the same frames read-only (private writable
 /// VMAs) and the frame refcounts go up. On failure (out of memory) the child is
 /// dropped, which releases what it had taken, and the parent is left valid.
-pub fn fork(parent: &mut AddressSpace) -> Result<AddressSpace, VmError> {
-    let mut child = AddressSpace::new()?;
+pub fn fork(parent: &mut AddressSpace) -> Result<SpaceRef, VmError> {
+    let child_ref = AddressSpace::new()?;
+    let mut child_guard = child_ref.lock();
+    let child = &mut *child_guard;
+    let child_id = child.id();
     child.vmas = parent.vmas.clone();
     child.brk_start = parent.brk_start;
     child.brk_end = parent.brk_end;
@@ -62,7 +66,7 @@ pub fn fork(parent: &mut AddressSpace) -> Result<AddressSpace, VmError> {
                 }
             }
             if frame != zero {
-                frame::get_user_page(frame);
+                rmap::map(frame, child_id, page);
                 child_stats.rss_pages += 1;
             }
             if flags == leaf.pte.flags() {
@@ -75,10 +79,11 @@ pub fn fork(parent: &mut AddressSpace) -> Result<AddressSpace, VmError> {
         });
     }
     parent.flush(batch);
+    drop(child_guard);
     if failed {
-        return Err(VmError::NoMemory); // `child` drops here and puts back every reference
+        return Err(VmError::NoMemory); // `child_ref` drops here and puts back every reference
     }
-    Ok(child)
+    Ok(child_ref)
 }
 
 /// Faults in every page of every shared VMA of `space` (see the module docs).
@@ -105,7 +110,7 @@ fn populate_shared(space: &mut AddressSpace) -> Result<(), VmError> {
 pub fn do_wp_fault(space: &mut AddressSpace, page: Page, pte: Pte) -> Result<FaultOutcome, FaultError> {
     let old = pte.frame();
     let flags = (pte.flags() | PteFlags::WRITABLE) - PteFlags::COW;
-    if old != zero_frame() && frame::page_refcount(old) == 1 {
+    if old != zero_frame() && rmap::is_exclusive(old) {
         let mut new_pte = pte;
         new_pte.set_flags(flags);
         let (_, flush) = space.pt.set_entry(&mut DirectMapTables, page, new_pte).map_err(|_| FaultError::OutOfMemory)?;
@@ -119,17 +124,17 @@ pub fn do_wp_fault(space: &mut AddressSpace, page: Page, pte: Pte) -> Result<Fau
     } else {
         memops::copy_page(new, old);
     }
-    frame::map_new_user_page(new);
     let (_, flush) = space
         .pt
-        .set_entry(&mut DirectMapTables, page, Pte::new(new, flags))
+        .set_entry(&mut DirectMapTables, page, Pte::new(new, flags - PteFlags::DIRTY - PteFlags::ACCESSED))
         .expect("do_wp_fault: the PTE's tables exist");
     space.flush_one(flush);
+    rmap::map_new(new, space.id(), page);
     if old == zero_frame() {
         space.stats.rss_pages += 1;
         return Ok(FaultOutcome::AnonymousPage);
     }
-    frame::put_user_page(old);
+    rmap::unmap(old, space.id(), page, pte.flags().contains(PteFlags::DIRTY));
     space.stats.cow_faults += 1;
     Ok(FaultOutcome::CowCopy)
 }

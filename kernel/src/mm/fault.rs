@@ -189,7 +189,9 @@ fn do_no_page(space: &mut AddressSpace, vma: &Vma, page: Page, access: Access) -
     }
 }
 
-/// Maps `frame` at `page` with `flags` in `space`, counting it in RSS.
+/// Maps `frame` at `page` with `flags` in `space`, counting it in RSS; a frame
+/// other than the zero frame is `new`ly allocated for this page and gets its first
+/// reverse-map entry. On failure the caller still owns (and frees) the frame.
 pub(super) fn install_page(space: &mut AddressSpace, page: Page, frame: Frame, flags: PteFlags) -> Result<(), FaultError> {
     match space.pt.map(&mut DirectMapTables, page, frame, flags) {
         Ok(flush) => flush.ignore(), // the entry was empty: nothing cached
@@ -198,8 +200,16 @@ pub(super) fn install_page(space: &mut AddressSpace, page: Page, frame: Frame, f
     }
     if frame != zero_frame() {
         space.stats.rss_pages += 1;
+        super::rmap::map_new(frame, space.id(), page);
     }
     Ok(())
+}
+
+/// Returns a frame allocated for `install_page` that could not be installed.
+fn free_unmapped(frame: Frame) {
+    if let Err(e) = frame::free(frame, Order(0)) {
+        panic!("fault: freeing an unmapped user frame {frame:?}: {e:?}");
+    }
 }
 
 /// Not present, never touched, anonymous: the shared zero page for a read, else a
@@ -211,9 +221,8 @@ fn do_anonymous_fault(space: &mut AddressSpace, vma: &Vma, page: Page, access: A
         return Ok(FaultOutcome::ZeroPage);
     }
     let frame = frame::alloc_zeroed(Order(0), FrameState::User).map_err(|_| FaultError::OutOfMemory)?;
-    frame::map_new_user_page(frame);
     if let Err(e) = install_page(space, page, frame, flags) {
-        frame::put_user_page(frame);
+        free_unmapped(frame);
         return Err(e);
     }
     Ok(FaultOutcome::AnonymousPage)
@@ -225,9 +234,8 @@ fn do_image_fault(space: &mut AddressSpace, vma: &Vma, page: Page, id: u32, offs
     let frame = frame::alloc_zeroed(Order(0), FrameState::User).map_err(|_| FaultError::OutOfMemory)?;
     let file_offset = offset + (page.start_address() - vma.start);
     frame::write_bytes(frame, 0, crate::proc::image::page_bytes(id, file_offset));
-    frame::map_new_user_page(frame);
     if let Err(e) = install_page(space, page, frame, leaf_flags_for(vma.prot)) {
-        frame::put_user_page(frame);
+        free_unmapped(frame);
         return Err(e);
     }
     Ok(FaultOutcome::ImagePage)

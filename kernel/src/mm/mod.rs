@@ -6,6 +6,7 @@
 //! | [`fault`] | the page-fault handler: demand-zero, image pages, stack growth |
 //! | [`cow`] | fork with copy-on-write, and `do_wp_fault` |
 //! | [`vmstat`] | fault counters by outcome and the fault trace |
+//! | [`rmap`] | reverse map: every PTE of a user frame; the registry of address spaces |
 //! | [`swap`] | the swap area on the virtio disk: header, `swapon`, slots, slot I/O |
 //! | [`frame`] | the frame table and the buddy allocator, behind one lock |
 //! | [`heap`] | slab caches and kmalloc size classes: the kernel's `GlobalAlloc` |
@@ -28,6 +29,7 @@ pub mod kstack;
 pub mod layout;
 pub mod memops;
 pub mod paging;
+pub mod rmap;
 pub mod swap;
 pub mod vmstat;
 
