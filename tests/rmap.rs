@@ -19,7 +19,7 @@ use bootloader_api::BootInfo;
 use kernel::mm::addr_space::{AddressSpace, MapRequest, VmProt};
 use kernel::mm::fault::{self, FaultOutcome};
 use kernel::mm::rmap::{self, SpaceRef};
-use kernel::mm::{Frame, PAGE_SIZE, Page, VirtAddr, cow, frame, heap};
+use kernel::mm::{Frame, PAGE_SIZE, Page, VirtAddr, check, cow, frame, heap};
 use kernel::proc::{self, sched, task};
 
 bootloader_api::entry_point!(main, config = &kernel::BOOTLOADER_CONFIG);
@@ -61,8 +61,8 @@ fn page(addr: VirtAddr) -> Page {
     Page::containing_address(addr)
 }
 
-fn assert_consistent() -> rmap::Census {
-    rmap::check_consistency().unwrap_or_else(|e| panic!("inconsistent: {e}"))
+fn assert_consistent() -> check::Census {
+    check::check_consistency().unwrap_or_else(|e| panic!("inconsistent: {e}"))
 }
 
 #[test_case]

@@ -12,6 +12,7 @@
 //! | [`munmap`](AddressSpace::munmap) | splits VMAs at the edges, drops their pages and empty page tables |
 //! | [`mprotect`](AddressSpace::mprotect) | splits/merges VMAs, narrows existing PTEs (with TLB flush) |
 //! | [`madvise_dontneed`](AddressSpace::madvise_dontneed) | drops pages; the next touch sees zeros |
+//! | `pageout` (in `reclaim.rs`) | MADV_PAGEOUT: swaps the range's pages out now |
 //! | [`brk`](AddressSpace::brk) | grows or shrinks the heap VMA |
 //! | `fork` (in `cow.rs`) | copy-on-write duplicate |
 //!
@@ -151,7 +152,9 @@ pub(super) fn release_leaf(leaf: LeafEntry, stats: &mut AsStats, id: SpaceId) {
             rmap::unmap(frame, id, Page::containing_address(leaf.addr), is_dirty);
         }
     } else {
-        panic!("release_leaf: non-present leaf {:?} (no swap entries exist yet)", leaf.pte);
+        let entry = leaf.pte.as_swap().unwrap_or_else(|| panic!("release_leaf: unknown non-present PTE {:?}", leaf.pte));
+        stats.swap_pages -= 1;
+        super::swap::put_swap_pte(entry);
     }
 }
 
@@ -213,6 +216,24 @@ impl AddressSpace {
     /// `None` if no page table covers it.
     pub fn pte(&self, addr: VirtAddr) -> Option<super::paging::Pte> {
         self.pt.entry(&DirectMapTables, Page::containing_address(addr))
+    }
+
+    /// Writes the level-1 entry of `page` (present, swap, or unused), flushes the
+    /// old translation, and returns the old entry. Tables are created as needed.
+    ///
+    /// For the swap paths, which keep the reverse map, the frame counts and the RSS
+    /// and swap counters themselves.
+    pub fn replace_pte(&mut self, page: Page, pte: super::paging::Pte) -> super::paging::Pte {
+        let (old, flush) = self
+            .pt
+            .set_entry(&mut DirectMapTables, page, pte)
+            .unwrap_or_else(|e| panic!("replace_pte: {page:?}: {e:?} (the old entry's tables exist)"));
+        if old.is_present() {
+            self.flush_one(flush);
+        } else {
+            flush.ignore();
+        }
+        old
     }
 
     /// Returns the VMA tree.
@@ -367,6 +388,23 @@ impl AddressSpace {
         }
         self.flush(batch);
         Ok(())
+    }
+
+    /// Returns the distinct frames mapped in `[addr, addr + len)` (the zero page not
+    /// included), for MADV_PAGEOUT; only pages inside VMAs count.
+    pub fn resident_frames(&self, addr: u64, len: u64) -> Result<alloc::vec::Vec<Frame>, VmError> {
+        let (start, end) = user_range(addr, len)?;
+        let zero = super::fault::zero_frame();
+        let mut frames = alloc::collections::BTreeSet::new();
+        for vma in self.vmas.iter().filter(|v| v.start < end && v.end > start) {
+            let (s, e) = (vma.start.max(start), vma.end.min(end));
+            self.pt.for_each_leaf(&DirectMapTables, Page::containing_address(s), (e - s) / PAGE_SIZE, |leaf| {
+                if leaf.pte.is_present() && leaf.pte.frame() != zero {
+                    frames.insert(leaf.pte.frame());
+                }
+            });
+        }
+        Ok(frames.into_iter().collect())
     }
 
     /// Sets the heap's end to `new_end` (0 asks for the current end); returns the end

@@ -8,7 +8,9 @@
 //!          refcount(F) > 1: copy F to a new frame G, child maps [G, RW], refcount(F) -= 1
 //!  write by the parent afterwards: refcount(F) == 1 -> reuse: [F, RW] in place, no copy
 //! ```
-//! Shared mappings (MAP_SHARED) are not copied: both sides map the same frames
+//! Swap PTEs are copied as they are, each taking one more reference on its slot: the
+//! page is read once, by whichever side touches it first, and the other side finds
+//! it in the swap cache. Shared mappings (MAP_SHARED) are not copied: both sides map the same frames
 //! writable. Their pages are populated in the parent at fork, so the two sides can
 //! never fault in different frames for the same page.
 //! Lock state: the parent's address-space lock is held throughout `fork`.
@@ -20,6 +22,7 @@ use super::addr_space::{AddressSpace, VmError};
 use super::fault::{self, FaultError, FaultOutcome, zero_frame};
 use super::frame::{self, FrameState};
 use super::rmap::{self, SpaceRef};
+use super::swap;
 use super::paging::{DirectMapTables, Pte, PteFlags};
 use super::{Order, PAGE_SIZE, Page, memops};
 
@@ -47,6 +50,10 @@ pub fn fork(parent: &mut AddressSpace) -> Result<SpaceRef, VmError> {
         let child_stats = &mut child.stats;
         parent.pt.update_leaves(&mut DirectMapTables, Page::containing_address(vma.start), vma.nr_pages(), &mut batch, |leaf| {
             if failed {
+                return LeafAction::Keep;
+            }
+            if !leaf.pte.is_present() {
+                failed = !copy_swap_pte(child_pt, child_stats, leaf);
                 return LeafAction::Keep;
             }
             let mut flags = leaf.pte.flags();
@@ -84,6 +91,24 @@ pub fn fork(parent: &mut AddressSpace) -> Result<SpaceRef, VmError> {
         return Err(VmError::NoMemory); // `child_ref` drops here and puts back every reference
     }
     Ok(child_ref)
+}
+
+/// Gives the child the parent's swap PTE `leaf`: one more reference on its slot.
+/// Returns false if the child's table could not be built or the slot's count is full.
+fn copy_swap_pte(child_pt: &mut mm_core::pagetable::PageTable, stats: &mut super::addr_space::AsStats, leaf: mm_core::pagetable::LeafEntry) -> bool {
+    let entry = leaf.pte.as_swap().unwrap_or_else(|| panic!("fork: unknown non-present PTE {:?}", leaf.pte));
+    if swap::dup(entry).is_err() {
+        return false;
+    }
+    match child_pt.set_entry(&mut DirectMapTables, Page::containing_address(leaf.addr), leaf.pte) {
+        Ok((_, flush)) => flush.ignore(), // the child's entry was empty
+        Err(_) => {
+            swap::put_swap_pte(entry);
+            return false;
+        }
+    }
+    stats.swap_pages += 1;
+    true
 }
 
 /// Faults in every page of every shared VMA of `space` (see the module docs).

@@ -145,26 +145,27 @@ pub fn map_new_user_page(frame: Frame) {
     })
 }
 
-/// Drops the reference of one PTE that mapped a user frame; frees the frame when it
-/// was the last. Returns true if the frame was freed.
-pub fn put_user_page(frame: Frame) -> bool {
+/// Drops the reference of one PTE that mapped a user frame (map count and
+/// refcount down by one). Returns the refcount left; the caller frees the frame at 0.
+///
+/// `is_dirty`: the PTE had its Dirty bit, so a swap-cache copy of the page on disk
+/// is stale: the frame gets [`FrameFlags::DIRTY`].
+pub fn put_user_page(frame: Frame, is_dirty: bool) -> u32 {
     with_buddy(|buddy| {
         let desc = buddy.desc_mut(frame);
-        desc.dec_map_count();
-        if desc.put_ref() == 0 {
-            if let Err(e) = buddy.free(frame, Order(0)) {
-                panic!("put_user_page: {frame:?}: {e:?}");
-            }
-            true
-        } else {
-            false
+        debug_assert_eq!(desc.state(), FrameState::User, "put_user_page: not a user frame");
+        if is_dirty && desc.has_flags(FrameFlags::SWAP_CACHE) {
+            desc.insert_flags(FrameFlags::DIRTY);
         }
+        desc.dec_map_count();
+        desc.put_ref()
     })
 }
 
-/// Returns the number of references to a frame (PTEs mapping it, plus other holders).
-pub fn page_refcount(frame: Frame) -> u32 {
-    with_buddy(|buddy| buddy.desc(frame).refcount())
+/// Drops a reference that is not a mapping (the swap cache's); returns the refcount
+/// left. The caller frees the frame at 0.
+pub fn put_ref(frame: Frame) -> u32 {
+    with_buddy(|buddy| buddy.desc_mut(frame).put_ref())
 }
 
 /// Copies `bytes` into `frame` at `offset` through the direct map.

@@ -22,7 +22,7 @@
 //! of rmap entries of the frame, and `refcount` is `map_count` plus one while the
 //! frame is in the swap cache. Every place that sets or clears a user PTE calls
 //! [`map_new`] / [`map`] / [`unmap`] (fault install, fork, the COW copy, munmap,
-//! madvise, exit, swap-in and swap-out); [`check_consistency`] verifies it all
+//! madvise, exit, swap-in and swap-out); `check::check_consistency` verifies it all
 //! against the page tables. The shared zero frame is never recorded.
 //!
 //! Lock order: an address-space lock, then [`SPACES`] or [`RMAP`] (never both),
@@ -30,14 +30,12 @@
 #![deny(unsafe_code)]
 
 use alloc::collections::{BTreeMap, BTreeSet};
-use alloc::format;
-use alloc::string::String;
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use super::addr_space::AddressSpace;
-use super::frame::{self, FrameFlags, FrameState};
+use super::frame::{self, FrameFlags};
 use super::{Frame, Page, VirtAddr};
 use crate::sync::IrqMutex;
 
@@ -100,17 +98,47 @@ pub fn map(frame: Frame, id: SpaceId, page: Page) {
 /// Forgets the mapping of `frame` at `page` of space `id` and drops its reference;
 /// frees the frame if that was the last. `is_dirty`: the PTE had its Dirty bit.
 /// Returns true if the frame was freed.
+///
+/// A frame in the swap cache that loses its last mapping is handed to
+/// `swap::release_unmapped`, which drops it from the cache when nothing needs it
+/// there (see the swap-cache rules in `swap.rs`); a LOCKED frame is left alone: the
+/// I/O path that locked it decides.
 pub fn unmap(frame: Frame, id: SpaceId, page: Page, is_dirty: bool) -> bool {
     let was_there = RMAP.lock().remove(&key(frame, id, page));
     assert!(was_there, "rmap::unmap: {frame:?} not mapped by space {id} at {page:?}");
-    let _ = is_dirty; // used once frames can outlive their PTEs (swap cache)
-    frame::put_user_page(frame)
+    if frame::put_user_page(frame, is_dirty) == 0 {
+        free_user_frame(frame);
+        return true;
+    }
+    let (map_count, flags) = frame::with_desc(frame, |d| (d.map_count(), d.flags()));
+    if map_count == 0 && flags.contains(FrameFlags::SWAP_CACHE) && !flags.contains(FrameFlags::LOCKED) {
+        return super::swap::release_unmapped(frame);
+    }
+    false
 }
 
-/// Returns true if exactly one PTE holds `frame` and nothing else does, so a write
-/// may go to it in place (no copy-on-write copy is needed).
+/// Returns a user frame whose last reference is gone to the allocator.
+pub(super) fn free_user_frame(frame: Frame) {
+    if let Err(e) = frame::free(frame, super::Order(0)) {
+        panic!("rmap::free_user_frame: {frame:?}: {e:?}");
+    }
+}
+
+/// Returns true if exactly one PTE holds `frame` and nothing else shares the page,
+/// so a write may go to it in place (no copy-on-write copy is needed).
+///
+/// A frame in the swap cache is shared with every swap PTE still naming its slot
+/// (they will map this frame, or read the slot): it is exclusive only if the cache
+/// holds the slot's only reference.
 pub fn is_exclusive(frame: Frame) -> bool {
-    frame::with_desc(frame, |d| d.map_count() == 1 && d.refcount() == 1)
+    let (map_count, refcount, flags, slot) = frame::with_desc(frame, |d| (d.map_count(), d.refcount(), d.flags(), d.private()));
+    if map_count != 1 {
+        return false;
+    }
+    match flags.contains(FrameFlags::SWAP_CACHE) {
+        false => refcount == 1,
+        true => refcount == 2 && super::swap::slot_refs(slot) == 1,
+    }
 }
 
 /// Returns every (space, page) that maps `frame`.
@@ -127,93 +155,13 @@ pub fn nr_mappings() -> usize {
     RMAP.lock().len()
 }
 
-/// What [`check_consistency`] counted.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Census {
-    /// Registered address spaces.
-    pub nr_spaces: usize,
-    /// Present user PTEs (the zero page not counted).
-    pub nr_present: u64,
-    /// Swap PTEs.
-    pub nr_swap_ptes: u64,
-    /// Distinct user frames mapped.
-    pub nr_frames: u64,
+/// Returns a copy of every recorded mapping, (pfn, space id, virtual page number),
+/// for consistency checks (`check.rs`).
+pub fn snapshot() -> BTreeSet<(u64, SpaceId, u64)> {
+    RMAP.lock().clone()
 }
 
-/// Walks every registered space's page table and checks the rmap and the frame
-/// counts against it (O(mapped pages); for tests and debugging). Call with no
-/// address-space lock held.
-///
-/// Checks: each present user PTE has its rmap entry and maps a User frame; the rmap
-/// has no other entry; each frame's `map_count` equals its rmap entries; each
-/// space's RSS and swap counters equal what its table holds.
-pub fn check_consistency() -> Result<Census, String> {
-    let zero = super::fault::zero_frame();
-    let mut census = Census::default();
-    let mut seen: BTreeSet<(u64, SpaceId, u64)> = BTreeSet::new();
-    let spaces = all_spaces();
-    census.nr_spaces = spaces.len();
-    for (id, space) in spaces {
-        let space = space.try_lock().ok_or_else(|| format!("space {id} is locked"))?;
-        let mut nr_present = 0;
-        let mut nr_swap = 0;
-        let mut error = None;
-        space.for_each_user_leaf(|page, pte| {
-            if !pte.is_present() {
-                nr_swap += 1;
-                return;
-            }
-            if pte.frame() == zero {
-                return;
-            }
-            nr_present += 1;
-            seen.insert(key(pte.frame(), id, page));
-            let state = frame::with_desc(pte.frame(), |d| d.state());
-            if state != FrameState::User && error.is_none() {
-                error = Some(format!("space {id} {page:?} maps {:?} in state {state:?}", pte.frame()));
-            }
-        });
-        if let Some(e) = error {
-            return Err(e);
-        }
-        if nr_present != space.stats.rss_pages || nr_swap != space.stats.swap_pages {
-            return Err(format!(
-                "space {id}: table has {nr_present} present + {nr_swap} swap PTEs, counters say {} + {}",
-                space.stats.rss_pages, space.stats.swap_pages
-            ));
-        }
-        census.nr_present += nr_present;
-        census.nr_swap_ptes += nr_swap;
-    }
-    check_rmap_against(&seen, &mut census)?;
-    Ok(census)
-}
-
-/// Compares the rmap with the mappings `seen` in the page tables, and each frame's
-/// map count with its number of mappings.
-fn check_rmap_against(seen: &BTreeSet<(u64, SpaceId, u64)>, census: &mut Census) -> Result<(), String> {
-    let rmap: BTreeSet<(u64, SpaceId, u64)> = RMAP.lock().clone();
-    if let Some(extra) = rmap.iter().find(|k| !seen.contains(k)) {
-        return Err(format!("rmap entry {extra:x?} has no PTE"));
-    }
-    if let Some(missing) = seen.iter().find(|k| !rmap.contains(k)) {
-        return Err(format!("PTE {missing:x?} has no rmap entry"));
-    }
-    let mut per_frame: BTreeMap<u64, u32> = BTreeMap::new();
-    for &(pfn, _, _) in &rmap {
-        *per_frame.entry(pfn).or_default() += 1;
-    }
-    census.nr_frames = per_frame.len() as u64;
-    for (pfn, count) in per_frame {
-        let frame = Frame::from_pfn(pfn);
-        let (map_count, refcount, cache_ref) = frame::with_desc(frame, |d| {
-            (d.map_count(), d.refcount(), u32::from(d.has_flags(FrameFlags::SWAP_CACHE)))
-        });
-        if map_count != count || refcount != count + cache_ref {
-            return Err(format!(
-                "{frame:?}: {count} mappings, map_count {map_count}, refcount {refcount} (swap cache refs {cache_ref})"
-            ));
-        }
-    }
-    Ok(())
+/// Returns the rmap key of a mapping, as [`snapshot`] lists it.
+pub fn key_of(frame: Frame, id: SpaceId, page: Page) -> (u64, SpaceId, u64) {
+    key(frame, id, page)
 }
