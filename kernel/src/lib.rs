@@ -71,6 +71,7 @@ pub fn init(boot_info: &'static mut BootInfo) {
     proc::init();
     drivers::init();
     mm::swap::init();
+    mm::reclaim::init();
 }
 
 /// Moves the double-fault and NMI handlers onto stacks with guard pages.

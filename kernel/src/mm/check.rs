@@ -12,6 +12,7 @@
 //! - each swap PTE names an allocated slot, and each slot's share count is its swap
 //!   PTEs + 1 if cached + 1 if retired;
 //! - each space's RSS and swap counters match its table;
+//! - the replacement policy tracks exactly the user frames (mapped or cached);
 //! - the buddy allocator's own invariants hold (so free + used = total).
 //!
 //! It is O(mapped pages + slots) and takes every lock in turn: for tests and
@@ -164,5 +165,9 @@ pub fn check_consistency() -> Result<Census, String> {
     swap::check_slot_map();
     frame::check_invariants().map_err(|e| format!("buddy allocator: {e:?}"))?;
     census.nr_free_frames = frame::nr_free_frames();
+    let nr_tracked = super::reclaim::nr_tracked() as u64;
+    if nr_tracked != census.nr_frames {
+        return Err(format!("the replacement policy tracks {nr_tracked} frames, {} user frames exist", census.nr_frames));
+    }
     Ok(census)
 }

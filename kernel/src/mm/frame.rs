@@ -16,6 +16,7 @@
 //! never the other way round.
 
 use core::mem::size_of;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use bootloader_api::info::{MemoryRegion, MemoryRegionKind};
 pub use mm_core::buddy::{AllocError, BuddyAllocator, BuddyInfo, FreeError, InvariantError, MAX_ORDER};
@@ -101,9 +102,28 @@ fn with_buddy<R>(f: impl FnOnce(&mut BuddyAllocator<'static>) -> R) -> R {
     f(FRAMES.lock().as_mut().expect("frame: allocator used before init"))
 }
 
+/// Free frames user-page allocations may not take: the kernel's own reserve (heap,
+/// page tables, kernel stacks) under memory pressure. Set by `reclaim::init` to the
+/// `min` watermark; 0 until then.
+static USER_RESERVE: AtomicU64 = AtomicU64::new(0);
+
+/// Sets how many free frames user-page allocations must leave to the kernel.
+pub fn set_user_reserve(nr_frames: u64) {
+    USER_RESERVE.store(nr_frames, Ordering::Relaxed);
+}
+
 /// Allocates a block of `2^order` frames for use `state`; the contents are garbage.
+///
+/// A `User` allocation fails rather than dip into the kernel's reserve (see
+/// [`set_user_reserve`]): the caller reclaims and retries.
 pub fn alloc(order: Order, state: FrameState) -> Result<Frame, AllocError> {
-    with_buddy(|buddy| buddy.alloc(order, state))
+    let reserve = if state == FrameState::User { USER_RESERVE.load(Ordering::Relaxed) } else { 0 };
+    with_buddy(|buddy| {
+        if buddy.nr_free_frames() < reserve + order.nr_frames() {
+            return Err(AllocError::OutOfMemory);
+        }
+        buddy.alloc(order, state)
+    })
 }
 
 /// Allocates a zero-filled block of `2^order` frames for use `state`.

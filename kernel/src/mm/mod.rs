@@ -8,7 +8,7 @@
 //! | [`vmstat`] | fault counters by outcome and the fault trace |
 //! | [`rmap`] | reverse map: every PTE of a user frame; the registry of address spaces |
 //! | [`check`] | the bookkeeping audit: rmap, frame counts, swap slots vs the page tables |
-//! | [`reclaim`] | taking frames back: MADV_PAGEOUT |
+//! | [`reclaim`] | watermarks, background and direct reclaim, the replacement policy (clock), MADV_PAGEOUT |
 //! | [`swap`] | the swap area (header, `swapon`, slots), the swap cache, swap-out (`evict`), swap-in |
 //! | [`frame`] | the frame table and the buddy allocator, behind one lock |
 //! | [`heap`] | slab caches and kmalloc size classes: the kernel's `GlobalAlloc` |

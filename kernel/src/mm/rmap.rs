@@ -82,10 +82,12 @@ fn key(frame: Frame, id: SpaceId, page: Page) -> (u64, SpaceId, u64) {
 }
 
 /// Records the first mapping of `frame`, allocated just now for `page` of space `id`:
-/// the allocation's reference becomes the mapping's.
+/// the allocation's reference becomes the mapping's. The frame is now resident: the
+/// replacement policy starts tracking it.
 pub fn map_new(frame: Frame, id: SpaceId, page: Page) {
     RMAP.lock().insert(key(frame, id, page));
     frame::map_new_user_page(frame);
+    super::reclaim::track(frame);
 }
 
 /// Records one more mapping of `frame` (fork, swap-in): a reference for the PTE.
@@ -119,6 +121,7 @@ pub fn unmap(frame: Frame, id: SpaceId, page: Page, is_dirty: bool) -> bool {
 
 /// Returns a user frame whose last reference is gone to the allocator.
 pub(super) fn free_user_frame(frame: Frame) {
+    super::reclaim::untrack(frame);
     if let Err(e) = frame::free(frame, super::Order(0)) {
         panic!("rmap::free_user_frame: {frame:?}: {e:?}");
     }

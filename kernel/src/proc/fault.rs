@@ -16,6 +16,7 @@ use crate::arch::trap::{self, TrapFrame};
 use crate::mm::VirtAddr;
 use crate::mm::fault::{self as mm_fault, FaultError, FaultOutcome};
 use crate::mm::rmap::SpaceRef;
+use crate::mm::reclaim;
 use crate::mm::swap::{self, swapin::SwapInError};
 use crate::mm::vmstat;
 
@@ -38,11 +39,17 @@ fn resolve(addr: u64, error_code: u64) -> Result<(), FaultError> {
     result.map(|_| ())
 }
 
+/// How many times one fault may reclaim and retry before it gives up.
+const MAX_RECLAIM_RETRIES: u32 = 16;
+
 /// Resolves a fault in `space`, doing what the fault handler cannot do under the
-/// space's lock: reading a page from swap, waiting for a page under I/O. Enters and
-/// returns with no lock held; retries until the handler says done or fails.
+/// space's lock: reclaiming memory, reading a page from swap, waiting for a page
+/// under I/O. Enters and returns with no lock held; retries until the handler says
+/// done or fails.
 fn fault_in(space: &SpaceRef, addr: VirtAddr, error_code: u64) -> Result<FaultOutcome, FaultError> {
+    reclaim::balance();
     let mut read = None;
+    let mut nr_retries = 0;
     loop {
         let result = {
             // The lock is never held while user memory is touched, so it is free here;
@@ -56,11 +63,23 @@ fn fault_in(space: &SpaceRef, addr: VirtAddr, error_code: u64) -> Result<FaultOu
             Err(FaultError::NeedsSwapIn(entry)) => match swap::read_into_cache(entry) {
                 Ok(()) => read = Some(entry),
                 Err(SwapInError::Io(error)) => return Err(FaultError::SwapIo { slot: entry.slot(), error }),
-                Err(SwapInError::NoMemory) => return Err(FaultError::OutOfMemory),
+                Err(SwapInError::NoMemory) => reclaim_for_retry(&mut nr_retries)?,
             },
             Err(FaultError::PageLocked) => sched::yield_now(),
+            Err(FaultError::OutOfMemory) => reclaim_for_retry(&mut nr_retries)?,
             other => return other,
         }
+    }
+}
+
+/// A user-page allocation failed: direct reclaim, so the caller can retry. Fails if
+/// nothing could be freed, or after [`MAX_RECLAIM_RETRIES`] rounds.
+fn reclaim_for_retry(nr_retries: &mut u32) -> Result<(), FaultError> {
+    *nr_retries += 1;
+    if *nr_retries <= MAX_RECLAIM_RETRIES && reclaim::direct_reclaim() > 0 {
+        Ok(())
+    } else {
+        Err(FaultError::OutOfMemory)
     }
 }
 

@@ -116,7 +116,9 @@ pub fn read_into_cache(entry: SwapEntry) -> Result<(), SwapInError> {
     frame::with_desc(frame, |d| d.remove_flags(FrameFlags::LOCKED));
     match result {
         Ok(()) => {
+            drop(swap);
             vmstat::count(SwapEvent::SwapIn);
+            crate::mm::reclaim::track(frame);
             Ok(())
         }
         Err(e) => {
