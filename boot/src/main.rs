@@ -6,6 +6,7 @@
 //! and exits with a code a shell or CI understands (see [`qemu`] for the table).
 
 mod image;
+mod image_args;
 mod options;
 mod qemu;
 

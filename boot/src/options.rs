@@ -80,9 +80,20 @@ fn parse_accel(text: &str) -> Result<Accel, String> {
 }
 
 impl Options {
-    /// Reads the options from the environment and `args` (without the program name).
+    /// Reads the options from the environment, the kernel image's own `.runner_args`
+    /// section (see `image_args`) and `args` (without the program name), in that
+    /// order: a later source wins.
     pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
         let kernel = PathBuf::from(args.next().ok_or(USAGE)?);
+        let image_args = crate::image_args::read(&kernel)?;
+        if !image_args.is_empty() {
+            eprintln!("boot: options from the image's {} section: {}", crate::image_args::SECTION, image_args.join(" "));
+        }
+        Self::parse_with(kernel, image_args.into_iter().chain(args))
+    }
+
+    /// Parses flags in `args` on top of the environment's options for `kernel`.
+    fn parse_with(kernel: PathBuf, mut args: impl Iterator<Item = String>) -> Result<Options, String> {
         let is_test = kernel.parent().and_then(|p| p.file_name()).is_some_and(|n| n == "deps");
         let default_timeout = if is_test { 300 } else { 600 };
         let mut opts = Options {

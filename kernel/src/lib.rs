@@ -59,7 +59,7 @@ pub static BOOTLOADER_CONFIG: BootloaderConfig = {
 };
 
 /// Brings up the machine: serial console and logging, GDT/TSS, IDT, timer, then
-/// physical memory and the heap.
+/// physical memory and the heap, processes, the drivers and swap.
 ///
 /// Every kernel image calls this first. Interrupts are enabled on return.
 pub fn init(boot_info: &'static mut BootInfo) {
@@ -73,6 +73,8 @@ pub fn init(boot_info: &'static mut BootInfo) {
     install_guarded_ist_stacks();
     proc::init();
     drivers::init();
+    mm::swap::init();
+    mm::reclaim::init();
 }
 
 /// Moves the double-fault and NMI handlers onto stacks with guard pages.

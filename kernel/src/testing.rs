@@ -73,3 +73,19 @@ pub fn finish_single(name: &str, passed: bool) -> ! {
     ));
     qemu::exit(code);
 }
+
+/// Stores runner options in this kernel image (the ELF section `.runner_args`).
+///
+/// The `boot` runner reads the section before it starts QEMU and parses the words
+/// like flags after the kernel path (flags given on its command line still win), so
+/// a test image can ask for the machine it needs:
+/// `kernel::runner_args!(b"--memory 64M --swap-size 32M");`
+#[macro_export]
+macro_rules! runner_args {
+    ($args:literal) => {
+        /// Runner options for this image, read by `boot` (see `kernel::runner_args!`).
+        #[used]
+        #[unsafe(link_section = ".runner_args")]
+        static RUNNER_ARGS: [u8; $args.len()] = *$args;
+    };
+}

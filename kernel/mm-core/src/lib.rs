@@ -16,6 +16,7 @@
 //! | [`pte`] | `Pte`, `PteFlags`, `SwapEntry` in non-present PTEs, `PageProt` |
 //! | [`reclaim`] | page-replacement policies (FIFO, clock, LRU, OPT) and a simulator |
 //! | [`slab`] | `SlabCache` over a `SlabBackend`: on-slab headers, intrusive free lists, `SlabInfo` |
+//! | [`swap_header`] | `SwapHeader`: the swap area's header page (signature, version, size), checked |
 //! | [`swap_map`] | `SwapMap`: the swap area's slot bitmap and share counts |
 //! | [`vma`] | `Vma`, `VmaTree`: an address space's mapped areas |
 //! | [`xorshift`] | `XorShift`: a deterministic PRNG for randomized tests and benches |
@@ -36,6 +37,7 @@ pub mod pagetable;
 pub mod pte;
 pub mod reclaim;
 pub mod slab;
+pub mod swap_header;
 pub mod swap_map;
 pub mod vma;
 pub mod xorshift;

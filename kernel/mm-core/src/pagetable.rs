@@ -35,6 +35,7 @@ use crate::pte::{Pte, PteFlags};
 mod flush;
 #[path = "pagetable_fork.rs"]
 mod fork;
+pub use fork::ForkError;
 pub use flush::{Flush, FlushBatch, FlushPages, FlushPlan};
 
 /// Number of entries in one page table at any level.

@@ -11,20 +11,31 @@
 use core::ops::Range;
 
 use super::{
-    FlushBatch, LeafEntry, MapError, PageTable, Pte, TableMemory, as_leaf, entry_span, is_global, is_table_empty,
+    FlushBatch, LeafEntry, PageTable, Pte, TableMemory, as_leaf, entry_span, is_global, is_table_empty,
     linear_range, overlapping_entries,
 };
 use crate::addr::Page;
 
+/// Why [`PageTable::fork_range`] stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ForkError {
+    /// No frame for one of the child's page tables.
+    FrameAllocationFailed,
+    /// `copy_fn` refused a leaf.
+    Refused,
+}
+
 impl PageTable {
     /// Copies every used leaf in `nr_pages` pages from `start` into `child`.
     ///
-    /// For each leaf `copy_fn` returns `(parent entry, child entry)`: the parent's
-    /// entry is rewritten if it changed (a flush is pushed into `batch` when it was
-    /// present) and the child's is written at the same place. `child` must have no
-    /// entries in the range. Intermediate child tables copy the parent's entry
-    /// flags. On `FrameAllocationFailed` the child holds the leaves copied so far
-    /// (the caller releases them by dropping the child); the parent is consistent.
+    /// For each leaf `copy_fn` returns `Some((parent entry, child entry))`: the
+    /// parent's entry is rewritten if it changed (a flush is pushed into `batch` when
+    /// it was present) and the child's is written at the same place; `None` stops the
+    /// walk with [`ForkError::Refused`] (the caller could not take a reference).
+    /// `child` must have no entries in the range. Intermediate child tables copy the
+    /// parent's entry flags. On an error the child holds the leaves copied so far
+    /// (the caller releases them by dropping the child) and no empty table; the
+    /// parent is consistent.
     pub fn fork_range<M: TableMemory>(
         &mut self,
         mem: &mut M,
@@ -32,8 +43,8 @@ impl PageTable {
         start: Page,
         nr_pages: u64,
         batch: &mut FlushBatch,
-        mut copy_fn: impl FnMut(LeafEntry) -> (Pte, Pte),
-    ) -> Result<(), MapError> {
+        mut copy_fn: impl FnMut(LeafEntry) -> Option<(Pte, Pte)>,
+    ) -> Result<(), ForkError> {
         let range = linear_range(start, nr_pages);
         if range.is_empty() {
             return Ok(());
@@ -50,8 +61,8 @@ fn fork_table<M: TableMemory>(
     level: u8,
     range: Range<u64>,
     batch: &mut FlushBatch,
-    copy_fn: &mut impl FnMut(LeafEntry) -> (Pte, Pte),
-) -> Result<(), MapError> {
+    copy_fn: &mut impl FnMut(LeafEntry) -> Option<(Pte, Pte)>,
+) -> Result<(), ForkError> {
     let (indices, base) = overlapping_entries(level, &range);
     for index in indices {
         let entry = mem.read_entry(parent, index);
@@ -60,7 +71,7 @@ fn fork_table<M: TableMemory>(
         }
         let entry_base = base + index as u64 * entry_span(level);
         if let Some(leaf) = as_leaf(entry, level, entry_base) {
-            let (parent_entry, child_entry) = copy_fn(leaf);
+            let (parent_entry, child_entry) = copy_fn(leaf).ok_or(ForkError::Refused)?;
             if parent_entry != entry {
                 mem.write_entry(parent, index, parent_entry);
                 if entry.is_present() {
@@ -72,7 +83,7 @@ fn fork_table<M: TableMemory>(
         }
         let child_entry = mem.read_entry(child, index);
         let child_table = if child_entry.is_unused() {
-            let table = mem.alloc_table().ok_or(MapError::FrameAllocationFailed)?;
+            let table = mem.alloc_table().ok_or(ForkError::FrameAllocationFailed)?;
             mem.write_entry(child, index, Pte::new(table, entry.flags()));
             table
         } else {

@@ -679,9 +679,9 @@ fn fork_range_copies_every_leaf_in_one_walk_and_write_protects_the_parent() {
                 let mut shared = leaf.pte;
                 shared.remove_flags(PteFlags::WRITABLE);
                 shared.insert_flags(PteFlags::COW);
-                (shared, shared)
+                Some((shared, shared))
             } else {
-                (leaf.pte, leaf.pte) // a swap entry: both sides point at the slot
+                Some((leaf.pte, leaf.pte)) // a swap entry: both sides point at the slot
             }
         })
         .unwrap();
@@ -711,10 +711,29 @@ fn fork_range_reports_allocation_failure_and_leaves_a_releasable_child() {
     let mut child = PageTable::new(&mut mem).unwrap();
     mem.nr_allocs_left = Some(2);
     let mut batch = FlushBatch::new();
-    let result = parent.fork_range(&mut mem, &mut child, page(0), 1 << 20, &mut batch, |leaf| (leaf.pte, leaf.pte));
-    assert_eq!(result, Err(MapError::FrameAllocationFailed));
+    let result = parent.fork_range(&mut mem, &mut child, page(0), 1 << 20, &mut batch, |leaf| Some((leaf.pte, leaf.pte)));
+    assert_eq!(result, Err(ForkError::FrameAllocationFailed));
     mem.nr_allocs_left = None;
     child.check_invariants(&mem);
     let _ = child.free_user_tables(&mut mem, |_| {}).into_plan();
     child.free_root(&mut mem);
+}
+
+#[test]
+fn fork_range_stops_when_a_leaf_is_refused() {
+    let (mut mem, mut parent) = setup();
+    populate_mixed_region(&mut mem, &mut parent);
+    let mut child = PageTable::new(&mut mem).unwrap();
+    let mut batch = FlushBatch::new();
+    let mut nr_seen = 0;
+    let result = parent.fork_range(&mut mem, &mut child, page(0), 1 << 20, &mut batch, |leaf| {
+        nr_seen += 1;
+        (nr_seen < 10).then_some((leaf.pte, leaf.pte))
+    });
+    assert_eq!(result, Err(ForkError::Refused));
+    assert_eq!(nr_seen, 10, "the walk must stop at the refused leaf");
+    child.check_invariants(&mem);
+    let mut nr_copied = 0;
+    child.for_each_leaf(&mem, page(0), 1 << 20, |_| nr_copied += 1);
+    assert_eq!(nr_copied, 9);
 }

@@ -65,6 +65,13 @@ pub trait ReplacementPolicy {
     /// Stops tracking `page`, which left memory other than by eviction.
     fn on_remove(&mut self, page: u64);
 
+    /// Makes room for `nr_pages` tracked pages up front, where the policy can, so that
+    /// tracking a page later does not grow a large array: a kernel tracks pages
+    /// exactly when memory is short. The default does nothing.
+    fn reserve(&mut self, nr_pages: usize) {
+        let _ = nr_pages;
+    }
+
     /// Runs the periodic work of a timer tick, such as aging; most policies have none.
     fn on_tick(&mut self, probe: &mut dyn PageProbe) {
         let _ = probe;
@@ -98,6 +105,12 @@ struct Ring {
 }
 
 impl Ring {
+    /// Makes room for `nr_pages` nodes, so inserts up to that many never reallocate.
+    fn reserve(&mut self, nr_pages: usize) {
+        self.nodes.reserve(nr_pages.saturating_sub(self.nodes.len()));
+        self.free_nodes.reserve(nr_pages.saturating_sub(self.free_nodes.len()));
+    }
+
     /// Returns the number of pages in the ring.
     fn len(&self) -> usize {
         self.node_of.len()
@@ -221,6 +234,9 @@ impl ReplacementPolicy for Fifo {
     fn on_remove(&mut self, page: u64) {
         self.ring.remove(page);
     }
+    fn reserve(&mut self, nr_pages: usize) {
+        self.ring.reserve(nr_pages);
+    }
     fn pick_victim(&mut self, _probe: &mut dyn PageProbe) -> Option<u64> {
         self.ring.take_at_hand()
     }
@@ -299,7 +315,9 @@ impl Clock {
         for _round in 0..2 {
             for _ in 0..nr_pages {
                 let page = self.ring.hand_page()?;
-                if !probe.is_referenced(page) && !probe.is_dirty(page) {
+                // Dirty first: a kernel often knows it from the frame alone (a page
+                // that was never written out), without walking page tables.
+                if !probe.is_dirty(page) && !probe.is_referenced(page) {
                     return self.ring.take_at_hand();
                 }
                 self.ring.advance();
@@ -329,6 +347,9 @@ impl ReplacementPolicy for Clock {
     fn on_access(&mut self, _page: u64) {}
     fn on_remove(&mut self, page: u64) {
         self.ring.remove(page);
+    }
+    fn reserve(&mut self, nr_pages: usize) {
+        self.ring.reserve(nr_pages);
     }
     fn pick_victim(&mut self, probe: &mut dyn PageProbe) -> Option<u64> {
         if self.prefers_clean { self.pick_enhanced(probe) } else { self.pick_second_chance(probe) }

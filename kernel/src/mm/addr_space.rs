@@ -12,11 +12,16 @@
 //! | [`munmap`](AddressSpace::munmap) | splits VMAs at the edges, drops their pages and empty page tables |
 //! | [`mprotect`](AddressSpace::mprotect) | splits/merges VMAs, narrows existing PTEs (with TLB flush) |
 //! | [`madvise_dontneed`](AddressSpace::madvise_dontneed) | drops pages; the next touch sees zeros |
+//! | `pageout` (in `reclaim.rs`) | MADV_PAGEOUT: swaps the range's pages out now |
 //! | [`brk`](AddressSpace::brk) | grows or shrinks the heap VMA |
 //! | `fork` (in `cow.rs`) | copy-on-write duplicate |
 //!
 //! Every operation validates its arguments before it changes anything.
 //! Lock state: callers hold the owning process's address-space lock.
+//!
+//! Each space has an id and is registered in the reverse map's registry from birth
+//! ([`AddressSpace::new`] returns it already shared and registered) to drop, so
+//! reclaim can find every PTE that maps a frame (`rmap.rs`).
 #![deny(unsafe_code)]
 
 use alloc::string::String;
@@ -26,8 +31,8 @@ use core::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use mm_core::pagetable::{FlushBatch, LeafEntry, PageTable};
 pub use mm_core::vma::{Backing, Vma, VmaError, VmaTree, VmFlags, VmProt};
 
-use super::frame;
 use super::layout::USER_END;
+use super::rmap::{self, SpaceId, SpaceRef};
 use super::paging::{DirectMapTables, PteFlags, kernel_root};
 use super::{Frame, PAGE_SIZE, Page, VirtAddr};
 use crate::arch::tlb;
@@ -79,8 +84,13 @@ pub struct AsStats {
     pub major_faults: u64,
     /// Write faults that copied (or reclaimed) a shared page.
     pub cow_faults: u64,
-    /// Pages of this space that are in swap.
+    /// Pages of this space that are in swap (swap PTEs).
     pub swap_pages: u64,
+    /// PTEs of this space turned into swap entries by eviction.
+    pub swap_out_pages: u64,
+    /// Swap PTEs of this space mapped back to a frame (read from disk or found in
+    /// the swap cache).
+    pub swap_in_pages: u64,
 }
 
 /// Flags of an mmap request.
@@ -94,6 +104,8 @@ pub struct MapRequest {
 
 /// A user address space.
 pub struct AddressSpace {
+    /// Its name in the reverse map.
+    id: SpaceId,
     /// The page table (PML4 with the kernel half shared).
     pub(super) pt: PageTable,
     /// What may be mapped, and how.
@@ -132,16 +144,19 @@ pub fn leaf_flags_for(prot: VmProt) -> PteFlags {
     flags
 }
 
-/// Drops the page reference held by one unmapped leaf.
-pub(super) fn release_leaf(leaf: LeafEntry, stats: &mut AsStats) {
+/// Drops the page reference held by one unmapped leaf of space `id`.
+pub(super) fn release_leaf(leaf: LeafEntry, stats: &mut AsStats, id: SpaceId) {
     if leaf.pte.is_present() {
         let frame = leaf.pte.frame();
         if frame != super::fault::zero_frame() {
             stats.rss_pages -= 1;
-            frame::put_user_page(frame);
+            let is_dirty = leaf.pte.flags().contains(PteFlags::DIRTY);
+            rmap::unmap(frame, id, Page::containing_address(leaf.addr), is_dirty);
         }
     } else {
-        panic!("release_leaf: non-present leaf {:?} (no swap entries exist yet)", leaf.pte);
+        let entry = leaf.pte.as_swap().unwrap_or_else(|| panic!("release_leaf: unknown non-present PTE {:?}", leaf.pte));
+        stats.swap_pages -= 1;
+        super::swap::put_swap_pte(entry);
     }
 }
 
@@ -159,13 +174,16 @@ fn user_range(addr: u64, len: u64) -> Result<(VirtAddr, VirtAddr), VmError> {
 }
 
 impl AddressSpace {
-    /// Creates an empty address space sharing the kernel half.
-    pub fn new() -> Result<Self, VmError> {
+    /// Creates an empty address space sharing the kernel half, registered in the
+    /// reverse map's registry (see the module docs).
+    pub fn new() -> Result<SpaceRef, VmError> {
         let kernel = PageTable::from_root(kernel_root());
         let pt = PageTable::new_sharing_kernel_half(&mut DirectMapTables, &kernel).ok_or(VmError::NoMemory)?;
         let _ = kernel.into_root(); // not ours to free
         let pcid = NEXT_PCID.fetch_add(1, Ordering::Relaxed) % 4095 + 1;
-        Ok(Self {
+        let id = rmap::new_space_id();
+        let space = SpaceRef::new(crate::sync::IrqMutex::new(Self {
+            id,
             pt,
             vmas: VmaTree::new(),
             stats: AsStats::default(),
@@ -174,7 +192,14 @@ impl AddressSpace {
             pcid,
             // A PCID may have been used by a space that is gone: flush on first load.
             tlb_stale: AtomicBool::new(true),
-        })
+        }));
+        rmap::register(id, &space);
+        Ok(space)
+    }
+
+    /// Returns this space's id in the reverse map.
+    pub fn id(&self) -> SpaceId {
+        self.id
     }
 
     /// Returns what CR3 must get to load this space: root, PCID, and whether the TLB
@@ -187,6 +212,30 @@ impl AddressSpace {
     /// Returns the PML4 frame, for CR3.
     pub fn root(&self) -> Frame {
         self.pt.root()
+    }
+
+    /// Returns the PTE of the page containing `addr` (present, swap or unused), or
+    /// `None` if no page table covers it.
+    pub fn pte(&self, addr: VirtAddr) -> Option<super::paging::Pte> {
+        self.pt.entry(&DirectMapTables, Page::containing_address(addr))
+    }
+
+    /// Writes the level-1 entry of `page` (present, swap, or unused), flushes the
+    /// old translation, and returns the old entry. Tables are created as needed.
+    ///
+    /// For the swap paths, which keep the reverse map, the frame counts and the RSS
+    /// and swap counters themselves.
+    pub fn replace_pte(&mut self, page: Page, pte: super::paging::Pte) -> super::paging::Pte {
+        let (old, flush) = self
+            .pt
+            .set_entry(&mut DirectMapTables, page, pte)
+            .unwrap_or_else(|e| panic!("replace_pte: {page:?}: {e:?} (the old entry's tables exist)"));
+        if old.is_present() {
+            self.flush_one(flush);
+        } else {
+            flush.ignore();
+        }
+        old
     }
 
     /// Returns the VMA tree.
@@ -281,11 +330,11 @@ impl AddressSpace {
 
     /// Removes the PTEs of `[start, end)` and releases their pages (VMAs untouched).
     fn unmap_pages(&mut self, start: VirtAddr, end: VirtAddr, batch: &mut FlushBatch) {
-        let stats = &mut self.stats;
+        let (stats, id) = (&mut self.stats, self.id);
         let nr_pages = (end - start) / PAGE_SIZE;
         self.pt
             .unmap_range(&mut DirectMapTables, Page::containing_address(start), nr_pages, batch, |leaf| {
-                release_leaf(leaf, stats)
+                release_leaf(leaf, stats, id)
             })
             .expect("munmap: user mappings are 4 KiB pages");
     }
@@ -343,6 +392,23 @@ impl AddressSpace {
         Ok(())
     }
 
+    /// Returns the distinct frames mapped in `[addr, addr + len)` (the zero page not
+    /// included), for MADV_PAGEOUT; only pages inside VMAs count.
+    pub fn resident_frames(&self, addr: u64, len: u64) -> Result<alloc::vec::Vec<Frame>, VmError> {
+        let (start, end) = user_range(addr, len)?;
+        let zero = super::fault::zero_frame();
+        let mut frames = alloc::collections::BTreeSet::new();
+        for vma in self.vmas.iter().filter(|v| v.start < end && v.end > start) {
+            let (s, e) = (vma.start.max(start), vma.end.min(end));
+            self.pt.for_each_leaf(&DirectMapTables, Page::containing_address(s), (e - s) / PAGE_SIZE, |leaf| {
+                if leaf.pte.is_present() && leaf.pte.frame() != zero {
+                    frames.insert(leaf.pte.frame());
+                }
+            });
+        }
+        Ok(frames.into_iter().collect())
+    }
+
     /// Sets the heap's end to `new_end` (0 asks for the current end); returns the end
     /// in force afterwards, which is the old one if the request could not be met.
     pub fn brk(&mut self, new_end: u64) -> VirtAddr {
@@ -380,14 +446,23 @@ impl AddressSpace {
     pub fn count_mapped_pages(&self) -> (u64, u64) {
         let (mut present, mut swapped) = (0, 0);
         let zero = super::fault::zero_frame();
-        self.pt.for_each_leaf(&DirectMapTables, Page::containing_address(VirtAddr::new(0)), USER_END / PAGE_SIZE, |leaf| {
-            if leaf.pte.is_present() {
-                present += u64::from(leaf.pte.frame() != zero);
+        self.for_each_user_leaf(|_, pte| {
+            if pte.is_present() {
+                present += u64::from(pte.frame() != zero);
             } else {
                 swapped += 1;
             }
         });
         (present, swapped)
+    }
+
+    /// Calls `visit_fn` with every used leaf of the user half (present or swap), in
+    /// address order.
+    pub fn for_each_user_leaf(&self, mut visit_fn: impl FnMut(Page, super::paging::Pte)) {
+        let start = Page::containing_address(VirtAddr::new(0));
+        self.pt.for_each_leaf(&DirectMapTables, start, USER_END / PAGE_SIZE, |leaf| {
+            visit_fn(Page::containing_address(leaf.addr), leaf.pte);
+        });
     }
 }
 
@@ -395,12 +470,13 @@ impl Drop for AddressSpace {
     /// Releases every page, page table and VMA. The space must not be loaded in CR3.
     fn drop(&mut self) {
         assert!(!self.is_current(), "AddressSpace::drop: dropping the loaded address space");
-        let stats = &mut self.stats;
-        let batch = self.pt.free_user_tables(&mut DirectMapTables, |leaf| release_leaf(leaf, stats));
+        let (stats, id) = (&mut self.stats, self.id);
+        let batch = self.pt.free_user_tables(&mut DirectMapTables, |leaf| release_leaf(leaf, stats, id));
         let _ = batch.into_plan(); // not loaded: no TLB holds its entries
         // `PageTable` has no destructor: swap in a dummy handle and free the real root.
         let root = core::mem::replace(&mut self.pt, PageTable::from_root(Frame::from_pfn(0)));
         root.free_root(&mut DirectMapTables);
         debug_assert_eq!(self.stats.rss_pages, 0, "AddressSpace::drop: RSS counter drifted");
+        rmap::unregister(self.id);
     }
 }

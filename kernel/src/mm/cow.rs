@@ -8,7 +8,9 @@
 //!          refcount(F) > 1: copy F to a new frame G, child maps [G, RW], refcount(F) -= 1
 //!  write by the parent afterwards: refcount(F) == 1 -> reuse: [F, RW] in place, no copy
 //! ```
-//! Shared mappings (MAP_SHARED) are not copied: both sides map the same frames
+//! Swap PTEs are copied as they are, each taking one more reference on its slot: the
+//! page is read once, by whichever side touches it first, and the other side finds
+//! it in the swap cache. Shared mappings (MAP_SHARED) are not copied: both sides map the same frames
 //! writable. Their pages are populated in the parent at fork, so the two sides can
 //! never fault in different frames for the same page.
 //! Lock state: the parent's address-space lock is held throughout `fork`.
@@ -19,34 +21,43 @@ use mm_core::pagetable::FlushBatch;
 use super::addr_space::{AddressSpace, VmError};
 use super::fault::{self, FaultError, FaultOutcome, zero_frame};
 use super::frame::{self, FrameState};
+use super::rmap::{self, SpaceRef};
+use super::swap;
 use super::paging::{DirectMapTables, Pte, PteFlags};
-use super::{Frame, Order, PAGE_SIZE, Page, memops};
+use super::{Order, PAGE_SIZE, Page, memops};
 
 /// Duplicates `parent` copy-on-write; returns the child's address space.
 ///
 /// No page is copied: both sides map the same frames read-only (private writable
-/// VMAs) and the frame refcounts go up. The page tables are copied in one walk per
-/// VMA (`PageTable::fork_range`), and refcounts are raised in batches under one
-/// lock acquisition each. On failure (out of memory) the child is dropped, which
-/// releases what it had taken, and the parent is left valid.
-pub fn fork(parent: &mut AddressSpace) -> Result<AddressSpace, VmError> {
+/// VMAs), the frame refcounts go up and the reverse map learns the child's
+/// mappings; swap PTEs are copied with one more reference on their slot. The page
+/// tables are copied in one walk per VMA (`PageTable::fork_range`). On failure (out
+/// of memory, a full slot count) the child is dropped, which releases what it had
+/// taken, and the parent is left valid.
+pub fn fork(parent: &mut AddressSpace) -> Result<SpaceRef, VmError> {
     populate_shared(parent)?;
-    let mut child = AddressSpace::new()?;
+    let child_ref = AddressSpace::new()?;
+    let mut child_guard = child_ref.lock();
+    let child = &mut *child_guard;
+    let child_id = child.id();
     child.vmas = parent.vmas.clone();
     child.brk_start = parent.brk_start;
     child.brk_end = parent.brk_end;
     let mut batch = FlushBatch::new();
-    let mut refs = RefBatch { frames: [Frame::from_pfn(0); 64], len: 0 };
     let zero = zero_frame();
     let vmas: alloc::vec::Vec<_> = parent.vmas.iter().copied().collect();
     let mut result = Ok(());
     for vma in vmas {
         let is_cow = !vma.flags.is_shared();
         let child_stats = &mut child.stats;
-        let refs = &mut refs;
         let page = Page::containing_address(vma.start);
         result = parent.pt.fork_range(&mut DirectMapTables, &mut child.pt, page, vma.nr_pages(), &mut batch, |leaf| {
-            assert!(leaf.pte.is_present(), "fork: non-present user leaf {:?}", leaf.pte);
+            if !leaf.pte.is_present() {
+                let entry = leaf.pte.as_swap().unwrap_or_else(|| panic!("fork: unknown non-present PTE {:?}", leaf.pte));
+                swap::dup(entry).ok()?; // the child's reference on the slot
+                child_stats.swap_pages += 1;
+                return Some((leaf.pte, leaf.pte));
+            }
             let mut pte = leaf.pte;
             if is_cow && pte.flags().contains(PteFlags::WRITABLE) {
                 pte.remove_flags(PteFlags::WRITABLE);
@@ -54,40 +65,19 @@ pub fn fork(parent: &mut AddressSpace) -> Result<AddressSpace, VmError> {
             }
             let frame = pte.frame();
             if frame != zero {
-                refs.push(frame);
+                rmap::map(frame, child_id, Page::containing_address(leaf.addr));
                 child_stats.rss_pages += 1;
             }
-            (pte, pte)
+            Some((pte, pte))
         });
-        refs.flush();
         if result.is_err() {
             break;
         }
     }
     parent.flush(batch);
-    result.map_err(|_| VmError::NoMemory)?; // on error `child` drops here and puts back every reference
-    Ok(child)
-}
-
-/// Frames whose refcounts fork raises, gathered so the frame lock is taken once per batch.
-struct RefBatch {
-    frames: [Frame; 64],
-    len: usize,
-}
-
-impl RefBatch {
-    fn push(&mut self, frame: Frame) {
-        self.frames[self.len] = frame;
-        self.len += 1;
-        if self.len == self.frames.len() {
-            self.flush();
-        }
-    }
-
-    fn flush(&mut self) {
-        frame::get_user_pages(&self.frames[..self.len]);
-        self.len = 0;
-    }
+    drop(child_guard);
+    result.map_err(|_| VmError::NoMemory)?; // on error `child_ref` drops here and puts back every reference
+    Ok(child_ref)
 }
 
 /// Faults in every page of every shared VMA of `space` (see the module docs).
@@ -114,7 +104,7 @@ fn populate_shared(space: &mut AddressSpace) -> Result<(), VmError> {
 pub fn do_wp_fault(space: &mut AddressSpace, page: Page, pte: Pte) -> Result<FaultOutcome, FaultError> {
     let old = pte.frame();
     let flags = (pte.flags() | PteFlags::WRITABLE) - PteFlags::COW;
-    if old != zero_frame() && frame::page_refcount(old) == 1 {
+    if old != zero_frame() && rmap::is_exclusive(old) {
         let mut new_pte = pte;
         new_pte.set_flags(flags);
         let (_, flush) = space.pt.set_entry(&mut DirectMapTables, page, new_pte).map_err(|_| FaultError::OutOfMemory)?;
@@ -128,17 +118,17 @@ pub fn do_wp_fault(space: &mut AddressSpace, page: Page, pte: Pte) -> Result<Fau
     } else {
         memops::copy_page(new, old);
     }
-    frame::map_new_user_page(new);
     let (_, flush) = space
         .pt
-        .set_entry(&mut DirectMapTables, page, Pte::new(new, flags))
+        .set_entry(&mut DirectMapTables, page, Pte::new(new, flags - PteFlags::DIRTY - PteFlags::ACCESSED))
         .expect("do_wp_fault: the PTE's tables exist");
     space.flush_one(flush);
+    rmap::map_new(new, space.id(), page);
     if old == zero_frame() {
         space.stats.rss_pages += 1;
         return Ok(FaultOutcome::AnonymousPage);
     }
-    frame::put_user_page(old);
+    rmap::unmap(old, space.id(), page, pte.flags().contains(PteFlags::DIRTY));
     space.stats.cow_faults += 1;
     Ok(FaultOutcome::CowCopy)
 }

@@ -6,9 +6,14 @@
 //!    ├─ access not allowed by the VMA's protection             -> Segv
 //!    ├─ PTE empty                  -> do_anonymous_fault: zero page (read) or zeroed frame (write),
 //!    │                                or do_image_fault: a frame filled from the program image
+//!    ├─ PTE holds a swap entry     -> do_swap_fault (swap/swapin.rs): map the page from the
+//!    │                                swap cache, or ask the caller to read it in and retry
 //!    ├─ PTE present, write, RO     -> do_wp_fault (cow.rs): copy-on-write, or reuse if last reference
 //!    └─ PTE present, access allowed -> spurious: a stale TLB entry, flushed
 //! ```
+//! No I/O happens here: a page that must be read from swap comes back as
+//! [`FaultError::NeedsSwapIn`], and the caller (`proc/fault.rs`) reads it with no
+//! lock held and calls [`handle_page_fault_after_read`].
 //! The error code's bits say what was attempted: bit 0 P (page present: a protection
 //! fault), bit 1 W (write), bit 2 U (from ring 3), bit 4 I (instruction fetch).
 //!
@@ -24,9 +29,10 @@ use spin::Once;
 
 use super::addr_space::{AddressSpace, Backing, STACK_GUARD_GAP_BYTES, STACK_MAX_BYTES, Vma, VmProt, leaf_flags_for};
 use super::frame::{self, FrameState};
-use super::paging::{DirectMapTables, PteFlags};
+use super::paging::{DirectMapTables, PteFlags, SwapEntry};
 use super::{Frame, Order, Page, VirtAddr};
 use crate::arch::tlb;
+use crate::drivers::virtio_blk::BlkError;
 
 /// What the faulting instruction tried to do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,6 +83,10 @@ pub enum FaultOutcome {
     StackGrowth,
     /// The PTE already allowed the access; the TLB entry was stale.
     Spurious,
+    /// The page was read back from swap (a major fault).
+    SwapIn,
+    /// The page was still in the swap cache: mapped without I/O.
+    SwapCacheHit,
 }
 
 /// Why a fault could not be resolved.
@@ -86,6 +96,20 @@ pub enum FaultError {
     Segv(SegvReason),
     /// No frame for the page (and nothing could be reclaimed).
     OutOfMemory,
+    /// The page is in swap and not in memory: read its slot into the swap cache
+    /// (no lock held) and retry.
+    NeedsSwapIn(SwapEntry),
+    /// The page's frame is locked for I/O: let the I/O finish, then retry.
+    PageLocked,
+    /// Reading the page back from swap failed.
+    SwapIo {
+        /// The slot that could not be read.
+        slot: u64,
+        /// What the disk said.
+        error: BlkError,
+    },
+    /// The process was killed (by the OOM killer) while its fault waited.
+    Killed,
 }
 
 /// The details of a bad access, for the kill message.
@@ -132,6 +156,17 @@ fn allows(prot: VmProt, access: Access) -> bool {
 
 /// Resolves a page fault at `addr` in `space`.
 pub fn handle_page_fault(space: &mut AddressSpace, addr: VirtAddr, error_code: u64) -> Result<FaultOutcome, FaultError> {
+    handle_page_fault_after_read(space, addr, error_code, None)
+}
+
+/// Resolves a page fault after the caller read `read` into the swap cache for it
+/// (so a swap-cache hit on that entry is the end of a major fault).
+pub fn handle_page_fault_after_read(
+    space: &mut AddressSpace,
+    addr: VirtAddr,
+    error_code: u64,
+    read: Option<SwapEntry>,
+) -> Result<FaultOutcome, FaultError> {
     let access = Access::from_error_code(error_code);
     if !addr.is_lower_half() {
         return Err(segv(addr, access, None));
@@ -159,9 +194,16 @@ pub fn handle_page_fault(space: &mut AddressSpace, addr: VirtAddr, error_code: u
             tlb::flush_page(page.start_address());
             FaultOutcome::Spurious
         }
-        Some(pte) => panic!("handle_page_fault: unexpected non-present PTE {pte:?} (no swap yet)"),
+        Some(pte) => match pte.as_swap() {
+            Some(entry) => super::swap::do_swap_fault(space, &vma, page, entry, read == Some(entry))?,
+            None => panic!("handle_page_fault: {page:?}: unknown non-present PTE {pte:?}"),
+        },
     };
-    space.stats.minor_faults += 1;
+    if outcome == FaultOutcome::SwapIn {
+        space.stats.major_faults += 1;
+    } else {
+        space.stats.minor_faults += 1;
+    }
     Ok(if grew { FaultOutcome::StackGrowth } else { outcome })
 }
 
@@ -192,7 +234,9 @@ fn do_no_page(space: &mut AddressSpace, vma: &Vma, page: Page, access: Access) -
     }
 }
 
-/// Maps `frame` at `page` with `flags` in `space`, counting it in RSS.
+/// Maps `frame` at `page` with `flags` in `space`, counting it in RSS; a frame
+/// other than the zero frame is `new`ly allocated for this page and gets its first
+/// reverse-map entry. On failure the caller still owns (and frees) the frame.
 pub(super) fn install_page(space: &mut AddressSpace, page: Page, frame: Frame, flags: PteFlags) -> Result<(), FaultError> {
     match space.pt.map(&mut DirectMapTables, page, frame, flags) {
         Ok(flush) => flush.ignore(), // the entry was empty: nothing cached
@@ -201,8 +245,16 @@ pub(super) fn install_page(space: &mut AddressSpace, page: Page, frame: Frame, f
     }
     if frame != zero_frame() {
         space.stats.rss_pages += 1;
+        super::rmap::map_new(frame, space.id(), page);
     }
     Ok(())
+}
+
+/// Returns a frame allocated for `install_page` that could not be installed.
+fn free_unmapped(frame: Frame) {
+    if let Err(e) = frame::free(frame, Order(0)) {
+        panic!("fault: freeing an unmapped user frame {frame:?}: {e:?}");
+    }
 }
 
 /// Not present, never touched, anonymous: the shared zero page for a read, else a
@@ -214,9 +266,8 @@ fn do_anonymous_fault(space: &mut AddressSpace, vma: &Vma, page: Page, access: A
         return Ok(FaultOutcome::ZeroPage);
     }
     let frame = frame::alloc_zeroed(Order(0), FrameState::User).map_err(|_| FaultError::OutOfMemory)?;
-    frame::map_new_user_page(frame);
     if let Err(e) = install_page(space, page, frame, flags) {
-        frame::put_user_page(frame);
+        free_unmapped(frame);
         return Err(e);
     }
     Ok(FaultOutcome::AnonymousPage)
@@ -228,9 +279,8 @@ fn do_image_fault(space: &mut AddressSpace, vma: &Vma, page: Page, id: u32, offs
     let frame = frame::alloc_zeroed(Order(0), FrameState::User).map_err(|_| FaultError::OutOfMemory)?;
     let file_offset = offset + (page.start_address() - vma.start);
     frame::write_bytes(frame, 0, crate::proc::image::page_bytes(id, file_offset));
-    frame::map_new_user_page(frame);
     if let Err(e) = install_page(space, page, frame, leaf_flags_for(vma.prot)) {
-        frame::put_user_page(frame);
+        free_unmapped(frame);
         return Err(e);
     }
     Ok(FaultOutcome::ImagePage)

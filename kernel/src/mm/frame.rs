@@ -16,6 +16,7 @@
 //! never the other way round.
 
 use core::mem::size_of;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use bootloader_api::info::{MemoryRegion, MemoryRegionKind};
 pub use mm_core::buddy::{AllocError, BuddyAllocator, BuddyInfo, FreeError, InvariantError, MAX_ORDER};
@@ -101,9 +102,28 @@ fn with_buddy<R>(f: impl FnOnce(&mut BuddyAllocator<'static>) -> R) -> R {
     f(FRAMES.lock().as_mut().expect("frame: allocator used before init"))
 }
 
+/// Free frames user-page allocations may not take: the kernel's own reserve (heap,
+/// page tables, kernel stacks) under memory pressure. Set by `reclaim::init` to the
+/// `min` watermark; 0 until then.
+static USER_RESERVE: AtomicU64 = AtomicU64::new(0);
+
+/// Sets how many free frames user-page allocations must leave to the kernel.
+pub fn set_user_reserve(nr_frames: u64) {
+    USER_RESERVE.store(nr_frames, Ordering::Relaxed);
+}
+
 /// Allocates a block of `2^order` frames for use `state`; the contents are garbage.
+///
+/// A `User` allocation fails rather than dip into the kernel's reserve (see
+/// [`set_user_reserve`]): the caller reclaims and retries.
 pub fn alloc(order: Order, state: FrameState) -> Result<Frame, AllocError> {
-    with_buddy(|buddy| buddy.alloc(order, state))
+    let reserve = if state == FrameState::User { USER_RESERVE.load(Ordering::Relaxed) } else { 0 };
+    with_buddy(|buddy| {
+        if buddy.nr_free_frames() < reserve + order.nr_frames() {
+            return Err(AllocError::OutOfMemory);
+        }
+        buddy.alloc(order, state)
+    })
 }
 
 /// Allocates a zero-filled block of `2^order` frames for use `state`.
@@ -137,19 +157,6 @@ pub fn get_user_page(frame: Frame) {
     })
 }
 
-/// Takes one more reference to each frame in `frames` (one PTE more for each), under
-/// one acquisition of the lock: fork's batched form of [`get_user_page`].
-pub fn get_user_pages(frames: &[Frame]) {
-    with_buddy(|buddy| {
-        for &frame in frames {
-            let desc = buddy.desc_mut(frame);
-            debug_assert_eq!(desc.state(), FrameState::User, "get_user_pages: not a user frame");
-            desc.get_ref();
-            desc.inc_map_count();
-        }
-    })
-}
-
 /// Records the first mapping of a freshly allocated user frame (its allocation
 /// reference becomes the mapping's reference).
 pub fn map_new_user_page(frame: Frame) {
@@ -158,26 +165,27 @@ pub fn map_new_user_page(frame: Frame) {
     })
 }
 
-/// Drops the reference of one PTE that mapped a user frame; frees the frame when it
-/// was the last. Returns true if the frame was freed.
-pub fn put_user_page(frame: Frame) -> bool {
+/// Drops the reference of one PTE that mapped a user frame (map count and
+/// refcount down by one). Returns the refcount left; the caller frees the frame at 0.
+///
+/// `is_dirty`: the PTE had its Dirty bit, so a swap-cache copy of the page on disk
+/// is stale: the frame gets [`FrameFlags::DIRTY`].
+pub fn put_user_page(frame: Frame, is_dirty: bool) -> u32 {
     with_buddy(|buddy| {
         let desc = buddy.desc_mut(frame);
-        desc.dec_map_count();
-        if desc.put_ref() == 0 {
-            if let Err(e) = buddy.free(frame, Order(0)) {
-                panic!("put_user_page: {frame:?}: {e:?}");
-            }
-            true
-        } else {
-            false
+        debug_assert_eq!(desc.state(), FrameState::User, "put_user_page: not a user frame");
+        if is_dirty && desc.has_flags(FrameFlags::SWAP_CACHE) {
+            desc.insert_flags(FrameFlags::DIRTY);
         }
+        desc.dec_map_count();
+        desc.put_ref()
     })
 }
 
-/// Returns the number of references to a frame (PTEs mapping it, plus other holders).
-pub fn page_refcount(frame: Frame) -> u32 {
-    with_buddy(|buddy| buddy.desc(frame).refcount())
+/// Drops a reference that is not a mapping (the swap cache's); returns the refcount
+/// left. The caller frees the frame at 0.
+pub fn put_ref(frame: Frame) -> u32 {
+    with_buddy(|buddy| buddy.desc_mut(frame).put_ref())
 }
 
 /// Copies `bytes` into `frame` at `offset` through the direct map.
@@ -186,6 +194,14 @@ pub fn write_bytes(frame: Frame, offset: usize, bytes: &[u8]) {
     // SAFETY: the range is inside one frame (checked), reached through the direct map;
     // the caller owns the frame (it allocated it and has not mapped it yet).
     unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), frame_ptr(frame).add(offset), bytes.len()) };
+}
+
+/// Copies `buf.len()` bytes out of `frame` at `offset` through the direct map.
+pub fn read_bytes(frame: Frame, offset: usize, buf: &mut [u8]) {
+    assert!(offset + buf.len() <= PAGE_SIZE as usize, "frame::read_bytes: past the end of the frame");
+    // SAFETY: the range is inside one frame (checked), reached through the direct map;
+    // the caller owns the frame and nothing writes it meanwhile (one CPU, no DMA into it).
+    unsafe { core::ptr::copy_nonoverlapping(frame_ptr(frame).add(offset), buf.as_mut_ptr(), buf.len()) };
 }
 
 /// Returns buddyinfo: free blocks per order and frame totals.

@@ -6,6 +6,10 @@
 //! | [`fault`] | the page-fault handler: demand-zero, image pages, stack growth |
 //! | [`cow`] | fork with copy-on-write, and `do_wp_fault` |
 //! | [`vmstat`] | fault counters by outcome and the fault trace |
+//! | [`rmap`] | reverse map: every PTE of a user frame; the registry of address spaces |
+//! | [`check`] | the bookkeeping audit: rmap, frame counts, swap slots vs the page tables |
+//! | [`reclaim`] | watermarks, background and direct reclaim, the replacement policy (clock), MADV_PAGEOUT |
+//! | [`swap`] | the swap area (header, `swapon`, slots), the swap cache, swap-out (`evict`), swap-in |
 //! | [`frame`] | the frame table and the buddy allocator, behind one lock |
 //! | [`heap`] | slab caches and kmalloc size classes: the kernel's `GlobalAlloc` |
 //! | [`memops`] | zeroing and copying whole pages (several methods, measured) |
@@ -18,6 +22,7 @@
 //! kernel reaches any frame at `PHYS_MAP_BASE + physical address`.
 
 pub mod addr_space;
+pub mod check;
 pub mod cow;
 pub mod fault;
 pub mod frame;
@@ -27,6 +32,9 @@ pub mod kstack;
 pub mod layout;
 pub mod memops;
 pub mod paging;
+pub mod reclaim;
+pub mod rmap;
+pub mod swap;
 pub mod vmstat;
 
 pub use mm_core::addr::{Frame, Order, PAGE_SIZE, Page, PhysAddr, VirtAddr};

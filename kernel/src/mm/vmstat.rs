@@ -12,7 +12,7 @@ use super::fault::{Access, FaultOutcome};
 use crate::sync::IrqMutex;
 
 /// Kinds of resolved faults, in the order [`FaultOutcome`] lists them.
-const KINDS: [(FaultOutcome, &str); 7] = [
+const KINDS: [(FaultOutcome, &str); 9] = [
     (FaultOutcome::AnonymousPage, "anonymous page (zeroed frame)"),
     (FaultOutcome::ZeroPage, "read of untouched memory (shared zero page)"),
     (FaultOutcome::ImagePage, "program image page"),
@@ -20,9 +20,71 @@ const KINDS: [(FaultOutcome, &str); 7] = [
     (FaultOutcome::CowReuse, "copy-on-write: last reference, reused"),
     (FaultOutcome::StackGrowth, "stack growth"),
     (FaultOutcome::Spurious, "spurious (stale TLB entry)"),
+    (FaultOutcome::SwapIn, "swap-in: read from the swap disk (major)"),
+    (FaultOutcome::SwapCacheHit, "swap-in: found in the swap cache (no I/O)"),
 ];
 
-static COUNTS: [AtomicU64; 7] = [const { AtomicU64::new(0) }; 7];
+static COUNTS: [AtomicU64; 9] = [const { AtomicU64::new(0) }; 9];
+
+/// Swap and reclaim events, counted machine-wide (Linux's `pswpout`, `pswpin`, ...).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
+pub enum SwapEvent {
+    /// A page written to a swap slot.
+    SwapOut,
+    /// A page read from a swap slot.
+    SwapIn,
+    /// A swap fault resolved from the swap cache, without I/O.
+    CacheHit,
+    /// A clean swap-cache page evicted without I/O (its slot still held it).
+    ReclaimedClean,
+    /// A page the reclaim scan looked at.
+    Scanned,
+    /// A reclaim pass started because free frames fell below the low watermark.
+    BackgroundReclaim,
+    /// A reclaim pass started because an allocation failed.
+    DirectReclaim,
+    /// A write to a swap slot failed (the page stayed resident).
+    WriteError,
+    /// A read from a swap slot failed (the process that needed it was killed).
+    ReadError,
+    /// A process killed by the OOM killer.
+    OomKill,
+}
+
+const SWAP_EVENTS: [(SwapEvent, &str); 10] = [
+    (SwapEvent::SwapOut, "pages swapped out (written)"),
+    (SwapEvent::SwapIn, "pages swapped in (read)"),
+    (SwapEvent::CacheHit, "swap faults served by the swap cache"),
+    (SwapEvent::ReclaimedClean, "clean pages reclaimed without I/O"),
+    (SwapEvent::Scanned, "pages scanned by reclaim"),
+    (SwapEvent::BackgroundReclaim, "reclaim passes below the low watermark"),
+    (SwapEvent::DirectReclaim, "direct reclaims (an allocation failed)"),
+    (SwapEvent::WriteError, "swap write errors (page kept)"),
+    (SwapEvent::ReadError, "swap read errors (process killed)"),
+    (SwapEvent::OomKill, "processes killed by the OOM killer"),
+];
+
+static SWAP_COUNTS: [AtomicU64; 10] = [const { AtomicU64::new(0) }; 10];
+
+/// Counts one swap or reclaim event.
+pub fn count(event: SwapEvent) {
+    SWAP_COUNTS[event as usize].fetch_add(1, Ordering::Relaxed);
+}
+
+/// Returns how many times `event` happened since boot.
+pub fn nr_events(event: SwapEvent) -> u64 {
+    SWAP_COUNTS[event as usize].load(Ordering::Relaxed)
+}
+
+/// Prints the swap and reclaim counters, and the swap area's use.
+pub fn print_swap_counters() {
+    let (free, total) = super::swap::slot_counts();
+    crate::println!("swap: {} of {} slots in use, {} pages in the swap cache", total - free, total, super::swap::nr_cached());
+    for (event, name) in SWAP_EVENTS {
+        crate::println!("  {:>8}  {}", nr_events(event), name);
+    }
+}
 static NR_SEGV: AtomicU64 = AtomicU64::new(0);
 static TRACING: AtomicBool = AtomicBool::new(false);
 

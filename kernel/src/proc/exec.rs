@@ -17,15 +17,17 @@ use crate::arch::gdt;
 use crate::arch::trap::TrapFrame;
 use crate::mm::VirtAddr;
 use crate::mm::addr_space::{AddressSpace, Backing, STACK_INITIAL_BYTES, STACK_TOP, Vma, VmFlags, VmProt};
+use crate::mm::rmap::SpaceRef;
 
 /// RFLAGS for a new user task: interrupts enabled (bit 9) and the reserved bit 1.
 const USER_RFLAGS: u64 = 0x202;
 
 /// Builds the address space of program `name` and the frame that starts it.
-pub fn load(name: &str) -> Result<(AddressSpace, TrapFrame), SpawnError> {
+pub fn load(name: &str) -> Result<(SpaceRef, TrapFrame), SpawnError> {
     let bytes = crate::user_programs::find(name).ok_or(SpawnError::NoSuchProgram)?;
     let exe = elf::parse(bytes).map_err(SpawnError::BadExecutable)?;
-    let mut space = AddressSpace::new().map_err(|_| SpawnError::OutOfMemory)?;
+    let space_ref = AddressSpace::new().map_err(|_| SpawnError::OutOfMemory)?;
+    let mut space = space_ref.lock();
     let mut image_end = 0;
     for (index, segment) in exe.segments().iter().enumerate() {
         let (start, end) = segment.page_range();
@@ -55,6 +57,7 @@ pub fn load(name: &str) -> Result<(AddressSpace, TrapFrame), SpawnError> {
         Backing::Anonymous,
     );
     space.insert_vma(stack).map_err(|_| SpawnError::OutOfMemory)?;
+    drop(space);
     let selectors = gdt::selectors();
     let frame = TrapFrame {
         rip: exe.entry(),
@@ -64,5 +67,5 @@ pub fn load(name: &str) -> Result<(AddressSpace, TrapFrame), SpawnError> {
         ss: u64::from(selectors.user_data.0),
         ..TrapFrame::default()
     };
-    Ok((space, frame))
+    Ok((space_ref, frame))
 }

@@ -2,7 +2,9 @@
 //!
 //! * A page fault from ring 3 goes to `mm::fault::handle_page_fault` with the
 //!   process's address space; if that says `Segv`, the process is killed with a
-//!   message naming the access and the VMA, and the kernel runs on.
+//!   message naming the access and the VMA, and the kernel runs on. A page in swap
+//!   is read here, with no lock held, and the fault retried (`fault_in`); if the read
+//!   fails, only this process is killed.
 //! * A page fault from ring 0 on a user address happens inside `copy_user`; it is
 //!   resolved the same way (demand paging works for syscall buffers too), and if it
 //!   cannot be, the copy's fixup makes the syscall return `EFAULT`.
@@ -12,10 +14,13 @@
 use crate::arch::extable;
 use crate::arch::trap::{self, TrapFrame};
 use crate::mm::VirtAddr;
-use crate::mm::fault::{self as mm_fault, FaultError};
+use crate::mm::fault::{self as mm_fault, FaultError, FaultOutcome};
+use crate::mm::rmap::SpaceRef;
+use crate::mm::reclaim;
+use crate::mm::swap::{self, swapin::SwapInError};
 use crate::mm::vmstat;
 
-use super::task;
+use super::{sched, task};
 
 /// Counts kills, for tests.
 pub static NR_KILLED: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
@@ -28,17 +33,54 @@ fn resolve(addr: u64, error_code: u64) -> Result<(), FaultError> {
     let vaddr = VirtAddr::new_truncate(addr);
     let result = match task::current_space() {
         None => Err(FaultError::Segv(mm_fault::SegvReason { addr: vaddr, access, vma: None })),
-        Some(space) => {
-            // The lock is never held while user memory is touched, so it is free here;
-            // if it is not, a kernel path broke that rule: fail instead of deadlocking.
-            let Some(mut space) = space.try_lock() else {
-                panic!("page fault at {addr:#x} while the address-space lock is held");
-            };
-            mm_fault::handle_page_fault(&mut space, vaddr, error_code)
-        }
+        Some(space) => fault_in(&space, vaddr, error_code),
     };
     vmstat::record_fault(pid, vaddr, access, result.ok());
     result.map(|_| ())
+}
+
+/// How many times one fault may reclaim and retry before it gives up.
+const MAX_RECLAIM_RETRIES: u32 = 16;
+
+/// Resolves a fault in `space`, doing what the fault handler cannot do under the
+/// space's lock: reclaiming memory, reading a page from swap, waiting for a page
+/// under I/O. Enters and returns with no lock held; retries until the handler says
+/// done or fails.
+fn fault_in(space: &SpaceRef, addr: VirtAddr, error_code: u64) -> Result<FaultOutcome, FaultError> {
+    reclaim::balance();
+    let mut read = None;
+    let mut nr_retries = 0;
+    loop {
+        let result = {
+            // The lock is never held while user memory is touched, so it is free here;
+            // if it is not, a kernel path broke that rule: fail instead of deadlocking.
+            let Some(mut space) = space.try_lock() else {
+                panic!("page fault at {addr:?} while the address-space lock is held");
+            };
+            mm_fault::handle_page_fault_after_read(&mut space, addr, error_code, read)
+        };
+        match result {
+            Err(FaultError::NeedsSwapIn(entry)) => match swap::read_into_cache(entry) {
+                Ok(()) => read = Some(entry),
+                Err(SwapInError::Io(error)) => return Err(FaultError::SwapIo { slot: entry.slot(), error }),
+                Err(SwapInError::NoMemory) => reclaim_for_retry(&mut nr_retries)?,
+            },
+            Err(FaultError::PageLocked) => sched::yield_now(),
+            Err(FaultError::OutOfMemory) => reclaim_for_retry(&mut nr_retries)?,
+            other => return other,
+        }
+    }
+}
+
+/// A user-page allocation failed: direct reclaim, so the caller can retry. Fails if
+/// nothing could be freed, or after [`MAX_RECLAIM_RETRIES`] rounds.
+fn reclaim_for_retry(nr_retries: &mut u32) -> Result<(), FaultError> {
+    *nr_retries += 1;
+    if *nr_retries <= MAX_RECLAIM_RETRIES && reclaim::direct_reclaim() > 0 {
+        Ok(())
+    } else {
+        Err(FaultError::OutOfMemory)
+    }
 }
 
 /// Handles #PF (called by the trap dispatcher with CR2 in `addr`).
@@ -48,7 +90,11 @@ pub fn page_fault(frame: &mut TrapFrame, addr: u64) {
         match resolve(addr, frame.error_code) {
             Ok(()) => {}
             Err(FaultError::Segv(reason)) => kill(format_args!("{reason}")),
+            Err(FaultError::SwapIo { slot, error }) => kill(format_args!("swap-in of slot {slot} failed: {error:?}")),
             Err(FaultError::OutOfMemory) => kill(format_args!("out of memory at {addr:#x}")),
+            Err(e @ (FaultError::NeedsSwapIn(_) | FaultError::PageLocked | FaultError::Killed)) => {
+                kill(format_args!("page fault at {addr:#x} unresolved: {e:?}"))
+            }
         }
     } else if is_user_addr && task::current_pid() != 0 && resolve(addr, frame.error_code).is_ok() {
         // Demand paging on behalf of the kernel (a syscall touching a user buffer).

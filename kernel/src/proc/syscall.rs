@@ -25,7 +25,7 @@ use super::sched;
 use crate::arch::gdt;
 use crate::arch::trap::{SYSCALL_VECTOR, SYSRET_MARK, TrapFrame};
 use crate::mm::addr_space::{MapRequest, VmError, VmProt};
-use crate::mm::{cow, frame};
+use crate::mm::{cow, frame, reclaim, swap};
 
 
 static mut SYSCALL_USER_RSP: u64 = 0;
@@ -210,13 +210,18 @@ fn sys_mprotect(addr: u64, len: u64, prot_bits: u64) -> Result<u64, Errno> {
 fn sys_madvise(addr: u64, len: u64, advice: u64) -> Result<u64, Errno> {
     match advice {
         madv::DONTNEED => with_space(|s| s.madvise_dontneed(addr, len).map(|_| 0)),
-        // Anonymous pages have nothing to read ahead until swap exists: accepted, no-op.
+        // Pages in swap are read back on their first touch: accepted, nothing done now.
         madv::WILLNEED => with_space(|s| s.check_range(addr, len).map(|_| 0)),
+        madv::PAGEOUT => {
+            let space = task::current_space().ok_or(Errno::EPERM)?;
+            reclaim::pageout(&space, addr, len).map(|_| 0).map_err(errno_of)
+        }
         _ => Err(Errno::EINVAL),
     }
 }
 
 fn sys_fork(frame: &TrapFrame) -> Result<u64, Errno> {
+    reclaim::balance();
     let parent = task::current_pid();
     let space = task::current_space().ok_or(Errno::EPERM)?;
     let child_space = cow::fork(&mut space.lock()).map_err(errno_of)?;
@@ -245,16 +250,20 @@ fn sys_memstat(out: u64) -> Result<u64, Errno> {
         (space.stats, space.vmas().len() as u64)
     };
     let info = frame::buddyinfo();
+    let (free_slots, total_slots) = swap::slot_counts();
     let memstat = MemStat {
         rss_pages: stats.0.rss_pages,
         nr_vmas: stats.1,
         minor_faults: stats.0.minor_faults,
         major_faults: stats.0.major_faults,
         cow_faults: stats.0.cow_faults,
+        swap_out_pages: stats.0.swap_out_pages,
+        swap_in_pages: stats.0.swap_in_pages,
         swap_pages: stats.0.swap_pages,
         free_frames: info.nr_free_frames,
         total_frames: info.nr_managed_frames,
-        ..MemStat::default()
+        free_swap_slots: free_slots,
+        total_swap_slots: total_slots,
     };
     // The struct is repr(C) and all u64: its bytes are these words in order.
     let words = [

@@ -24,6 +24,7 @@ pub use abi::WaitStatus;
 use super::sched;
 use crate::arch::trap::TrapFrame;
 use crate::mm::addr_space::AddressSpace;
+use crate::mm::rmap::SpaceRef;
 use crate::mm::kstack::KernelStack;
 use crate::sync::IrqMutex;
 
@@ -129,7 +130,7 @@ fn prepare_stack(stack: &KernelStack, frame: &TrapFrame) -> u64 {
 pub fn create_user_task(
     name: &str,
     parent: Pid,
-    space: AddressSpace,
+    space: SpaceRef,
     frame: &TrapFrame,
 ) -> Result<Pid, SpawnError> {
     let kstack = KernelStack::new(KERNEL_STACK_PAGES, "task kernel").map_err(|_| SpawnError::OutOfMemory)?;
@@ -142,7 +143,7 @@ pub fn create_user_task(
         state: TaskState::Runnable,
         kstack: Some(kstack),
         saved_rsp,
-        space: Some(Arc::new(IrqMutex::new(space))),
+        space: Some(space),
     };
     TASKS.lock().insert(pid, Box::new(task));
     sched::make_runnable(pid);
@@ -210,6 +211,21 @@ pub fn wait(pid: Option<Pid>) -> Option<(Pid, WaitStatus)> {
         }
         sched::block_current();
     }
+}
+
+/// Reaps child `pid` of the running task if it has exited and returns its status;
+/// `None` if it is still running (or is not a child). Never blocks (`WNOHANG`).
+pub fn try_reap(pid: Pid) -> Option<WaitStatus> {
+    let me = current_pid();
+    let mut tasks = TASKS.lock();
+    let task = tasks.get(&pid).filter(|t| t.parent == me)?;
+    let TaskState::Zombie(status) = task.state else {
+        return None;
+    };
+    let task = tasks.remove(&pid);
+    drop(tasks);
+    drop(task); // frees its kernel stack
+    Some(status)
 }
 
 /// Returns the number of live tasks (zombies included), task 0 included.

@@ -19,6 +19,7 @@
 //! | [`syscall`] | `syscall0`..`syscall6`: the raw `syscall` instruction (the only `unsafe` asm) |
 //! | [`sys`] | wrappers returning `Result<_, Errno>`: `write`, `exit`, `fork`, `wait`, `mmap`, ... |
 //! | [`mod@print`] | the console behind [`print!`]/[`println!`]: one `write` per line |
+//! | [`pattern`] | page patterns from (seed, address), to fill and verify memory |
 //!
 //! A panic prints `user panic: <message> at <file>:<line>` and exits with
 //! [`PANIC_EXIT_CODE`]; [`check!`] prints `FAIL: ...` and exits with 1. There is no
@@ -28,6 +29,7 @@
 //! its stack VMA and nothing else set up; `_start` aligns the stack and calls `main`.
 #![no_std]
 
+pub mod pattern;
 pub mod print;
 pub mod sys;
 pub mod syscall;

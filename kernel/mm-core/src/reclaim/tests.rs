@@ -270,3 +270,22 @@ fn ring_stays_one_cycle_under_random_inserts_and_removes() {
         assert_eq!(ring.len(), model.len());
     }
 }
+
+#[test]
+fn reserve_keeps_inserts_from_reallocating() {
+    let mut ring = Ring::default();
+    ring.reserve(100);
+    let capacities = (ring.nodes.capacity(), ring.free_nodes.capacity());
+    for round in 0..3 {
+        for page in 0..100 {
+            ring.insert_behind_hand(round * 1000 + page);
+        }
+        for page in 0..100 {
+            ring.remove(round * 1000 + page);
+        }
+    }
+    assert_eq!((ring.nodes.capacity(), ring.free_nodes.capacity()), capacities);
+    let mut clock = Clock::enhanced();
+    clock.reserve(10);
+    assert_eq!(clock.nr_tracked(), 0, "reserving tracks nothing");
+}

@@ -2,8 +2,10 @@
 //!
 //! Maps and fills about 2/3 of all frames (`total_frames * 2 / 3` pages, less a
 //! margin for page tables), then forks three children. Each fork must succeed and
-//! take only page-table overhead from the free frames (under 1% of the region; a
-//! copying fork would need the whole region again and fail). The children wait
+//! take only bookkeeping from the free frames: page tables (about 0.25% of the
+//! region) and one reverse-map entry per mapped page (1.2-3.5%, the set's nodes grow
+//! unevenly), under 10% in all; a copying fork would need the whole region again
+//! and fail. The children wait
 //! for a "go" word in a `MAP_SHARED` page, so the parent measures each fork before
 //! any child writes. Child `k` then rewrites its own 1/16 of the region (COW
 //! copies: after one word it checks the rest of the copied page still holds the
@@ -25,8 +27,11 @@ const SLICES: usize = 16;
 /// Pages kept back from the 2/3 for page tables, kernel stacks and the kernel heap.
 const MARGIN_PAGES: usize = 1024;
 const WORDS_PER_PAGE: usize = PAGE_SIZE / 8;
-/// The most the free-frame count may drop per fork: 1% of the region, in frames.
-const MAX_FORK_COST_PERCENT: usize = 1;
+/// The most the free-frame count may drop per fork: 10% of the region, in frames
+/// (page tables and reverse-map entries; copying the data would cost 100%).
+const MAX_FORK_COST_PERCENT: usize = 10;
+/// How long a child waits for the parent's "go" before giving up (the parent failed).
+const GO_TIMEOUT_NS: u64 = 30_000_000_000;
 
 /// Returns word `word` of page `page` as process `who` (0 = parent) writes it.
 fn pattern(who: usize, page: usize, word: usize) -> u64 {
@@ -131,8 +136,10 @@ fn main() -> i32 {
 
 /// Runs child number `who` (1..=3): rewrites its own slice, reads everything else.
 fn child(region: &mut [u64], go: *mut u64, who: usize) -> i32 {
+    let deadline = ulib::now_ns() + GO_TIMEOUT_NS;
     // SAFETY: `go` is the shared page the parent mapped before forking; volatile reads.
     while unsafe { go.read_volatile() } == 0 {
+        check!(ulib::now_ns() < deadline, "child {}: the parent never said go", who);
         ulib::yield_now();
     }
     let nr_pages = region.len() / WORDS_PER_PAGE;

@@ -1,0 +1,173 @@
+//! The bookkeeping audit: every count memory management keeps, checked against the
+//! page tables, which are the truth.
+//!
+//! [`check_consistency`] walks every registered address space and verifies the
+//! invariants DESIGN.md lists for an auditor:
+//! - each present user PTE maps a User frame and has its reverse-map entry, and the
+//!   reverse map has no other entry;
+//! - each user frame's `map_count` is its number of mappings and its `refcount` is
+//!   that plus one if it is in the swap cache; a frame is flagged `SWAP_CACHE` exactly
+//!   when the cache lists it, with `private` = its slot; no frame is LOCKED (no I/O
+//!   is in flight when the check runs);
+//! - each swap PTE names an allocated slot, and each slot's share count is its swap
+//!   PTEs + 1 if cached + 1 if retired;
+//! - each space's RSS and swap counters match its table;
+//! - the replacement policy tracks exactly the user frames (mapped or cached);
+//! - the buddy allocator's own invariants hold (so free + used = total).
+//!
+//! It is O(mapped pages + slots) and takes every lock in turn: for tests and
+//! debugging, called with no lock held.
+#![deny(unsafe_code)]
+
+use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::format;
+use alloc::string::String;
+
+use super::frame::{self, FrameFlags, FrameState};
+use super::rmap::{self, SpaceId};
+use super::{Frame, swap};
+
+/// What [`check_consistency`] counted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Census {
+    /// Registered address spaces.
+    pub nr_spaces: usize,
+    /// Present user PTEs (the zero page not counted).
+    pub nr_present: u64,
+    /// Swap PTEs.
+    pub nr_swap_ptes: u64,
+    /// Distinct user frames mapped or cached.
+    pub nr_frames: u64,
+    /// Frames in the swap cache.
+    pub nr_cached: u64,
+    /// Swap slots in use.
+    pub nr_slots_used: u64,
+    /// Free frames.
+    pub nr_free_frames: u64,
+}
+
+/// What the page tables say.
+#[derive(Default)]
+struct Walk {
+    present: BTreeSet<(u64, SpaceId, u64)>,
+    swap_refs: BTreeMap<u32, u32>,
+    nr_swap_ptes: u64,
+}
+
+/// Walks every space's user half; checks frame states and each space's counters.
+fn walk_spaces(census: &mut Census) -> Result<Walk, String> {
+    let zero = super::fault::zero_frame();
+    let mut walk = Walk::default();
+    let spaces = rmap::all_spaces();
+    census.nr_spaces = spaces.len();
+    for (id, space) in spaces {
+        let space = space.try_lock().ok_or_else(|| format!("space {id} is locked"))?;
+        let (mut nr_present, mut nr_swap, mut error) = (0, 0, None);
+        space.for_each_user_leaf(|page, pte| {
+            if let Some(entry) = pte.as_swap() {
+                nr_swap += 1;
+                *walk.swap_refs.entry(entry.slot() as u32).or_default() += 1;
+            } else if !pte.is_present() {
+                error.get_or_insert(format!("space {id} {page:?}: unknown non-present PTE {pte:?}"));
+            } else if pte.frame() != zero {
+                nr_present += 1;
+                walk.present.insert(rmap::key_of(pte.frame(), id, page));
+                let state = frame::with_desc(pte.frame(), |d| d.state());
+                if state != FrameState::User {
+                    error.get_or_insert(format!("space {id} {page:?} maps {:?} in state {state:?}", pte.frame()));
+                }
+            }
+        });
+        if let Some(e) = error {
+            return Err(e);
+        }
+        if nr_present != space.stats.rss_pages || nr_swap != space.stats.swap_pages {
+            return Err(format!(
+                "space {id}: table has {nr_present} present + {nr_swap} swap PTEs, counters say {} + {}",
+                space.stats.rss_pages, space.stats.swap_pages
+            ));
+        }
+        census.nr_present += nr_present;
+        walk.nr_swap_ptes += nr_swap;
+    }
+    census.nr_swap_ptes = walk.nr_swap_ptes;
+    Ok(walk)
+}
+
+/// Checks the reverse map and every user frame's counts and flags.
+fn check_frames(walk: &Walk, cache: &BTreeMap<u32, Frame>, census: &mut Census) -> Result<(), String> {
+    let rmap = rmap::snapshot();
+    if let Some(extra) = rmap.iter().find(|k| !walk.present.contains(k)) {
+        return Err(format!("rmap entry {extra:x?} has no PTE"));
+    }
+    if let Some(missing) = walk.present.iter().find(|k| !rmap.contains(k)) {
+        return Err(format!("PTE {missing:x?} has no rmap entry"));
+    }
+    let mut mappings: BTreeMap<u64, u32> = BTreeMap::new();
+    for &(pfn, _, _) in &rmap {
+        *mappings.entry(pfn).or_default() += 1;
+    }
+    let cached: BTreeMap<u64, u32> = cache.iter().map(|(&slot, frame)| (frame.pfn(), slot)).collect();
+    let frames: BTreeSet<u64> = mappings.keys().chain(cached.keys()).copied().collect();
+    census.nr_frames = frames.len() as u64;
+    for pfn in frames {
+        let frame = Frame::from_pfn(pfn);
+        let count = mappings.get(&pfn).copied().unwrap_or(0);
+        let slot = cached.get(&pfn).copied();
+        let (state, map_count, refcount, flags, private) =
+            frame::with_desc(frame, |d| (d.state(), d.map_count(), d.refcount(), d.flags(), d.private()));
+        let want_refcount = count + u32::from(slot.is_some());
+        let is_flagged = flags.contains(FrameFlags::SWAP_CACHE);
+        if state != FrameState::User || map_count != count || refcount != want_refcount {
+            return Err(format!(
+                "{frame:?} ({state:?}): {count} mappings, cached {slot:?}: map_count {map_count}, refcount {refcount}"
+            ));
+        }
+        if is_flagged != slot.is_some() || slot.is_some_and(|s| u64::from(s) != private) {
+            return Err(format!("{frame:?}: flags {flags:?}, private {private}, swap cache says slot {slot:?}"));
+        }
+        if flags.contains(FrameFlags::LOCKED) {
+            return Err(format!("{frame:?} is LOCKED with no I/O in flight"));
+        }
+    }
+    Ok(())
+}
+
+/// Checks every slot's share count against the swap PTEs, the cache and the retired list.
+fn check_slots(walk: &Walk, snap: &swap::SwapSnapshot, census: &mut Census) -> Result<(), String> {
+    census.nr_cached = snap.cache.len() as u64;
+    census.nr_slots_used = snap.counts.len() as u64;
+    if let Some((slot, refs)) = walk.swap_refs.iter().find(|(slot, _)| !snap.counts.contains_key(slot)) {
+        return Err(format!("{refs} swap PTEs name slot {slot}, which is free"));
+    }
+    for (&slot, &count) in &snap.counts {
+        let ptes = walk.swap_refs.get(&slot).copied().unwrap_or(0);
+        let want = ptes + u32::from(snap.cache.contains_key(&slot)) + u32::from(snap.retired.contains(&slot));
+        if u32::from(count) != want {
+            return Err(format!(
+                "slot {slot}: share count {count}, but {ptes} swap PTEs, cached {}, retired {}",
+                snap.cache.contains_key(&slot),
+                snap.retired.contains(&slot)
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks every invariant in the module docs; returns what it counted, or the
+/// first violation found.
+pub fn check_consistency() -> Result<Census, String> {
+    let mut census = Census::default();
+    let walk = walk_spaces(&mut census)?;
+    let snap = swap::snapshot();
+    check_frames(&walk, &snap.cache, &mut census)?;
+    check_slots(&walk, &snap, &mut census)?;
+    swap::check_slot_map();
+    frame::check_invariants().map_err(|e| format!("buddy allocator: {e:?}"))?;
+    census.nr_free_frames = frame::nr_free_frames();
+    let nr_tracked = super::reclaim::nr_tracked() as u64;
+    if nr_tracked != census.nr_frames {
+        return Err(format!("the replacement policy tracks {nr_tracked} frames, {} user frames exist", census.nr_frames));
+    }
+    Ok(census)
+}

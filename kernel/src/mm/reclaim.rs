@@ -1,0 +1,364 @@
+//! Reclaim: taking frames back from user pages, by swapping them out, when free
+//! memory runs low; the replacement policy that chooses which.
+//!
+//! # Watermarks
+//!
+//! ```text
+//!  free frames
+//!    ^
+//!    |  high ─────  background reclaim stops here
+//!    |  low  ─────  below this, a faulting process first reclaims up to high
+//!    |  min  ─────  user-page allocations fail below this (frame::set_user_reserve):
+//!    |              the rest is the kernel's (heap, page tables, stacks)
+//!    0
+//! ```
+//! `min` is 1/128 of memory (64..=1024 frames), `low` = 2 min, `high` = 3 min.
+//! There is no reclaim thread: reclaim runs synchronously in the process that needs
+//! memory, with no lock held, at the two moments Linux's kswapd and direct reclaim
+//! cover:
+//! - **background** ([`balance`]): at the start of every user page fault and fork,
+//!   if free frames are below `low`, reclaim until `high`; so the fault that follows
+//!   usually finds a frame at once;
+//! - **direct** ([`direct_reclaim`]): when a user-page allocation failed anyway, the
+//!   fault path reclaims a batch and retries; if nothing could be freed (swap full
+//!   too) the OOM killer chooses a victim (`oom.rs`).
+//!
+//! # Which page: the replacement policy
+//!
+//! Every resident user frame is tracked by one `mm_core::reclaim` policy (chosen
+//! with `policy=clock|eclock|fifo|lru` on the command line; `clock`, second chance,
+//! by default) and the victim is whatever it picks. The policy never touches page
+//! tables: it asks [`RmapProbe`], which reads the hardware Accessed and Dirty bits
+//! in *every* PTE that maps the frame through the reverse map, and clears Accessed
+//! (with the TLB flush that makes the MMU set it again on the next access). So
+//! the clock's second chance is the real one: a page touched since the hand last
+//! passed is skipped and its bit cleared.
+//!
+//! [`pageout`] is `madvise(MADV_PAGEOUT)`: it swaps out the resident pages of a
+//! range now, through `swap::evict`, which unmaps each page from *every* process
+//! that maps it, so a page shared copy-on-write after `fork` goes out too. (Linux
+//! skips pages mapped by other processes; we do not, so tests can put shared pages
+//! in swap on purpose.)
+//!
+//! Lock order: an address-space lock, then [`POLICY`] (tracking happens at fault
+//! time under the space lock); the probe, called with [`POLICY`] held, only
+//! `try_lock`s spaces. Reclaim itself is called with no lock held.
+#![deny(unsafe_code)]
+
+use alloc::boxed::Box;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use mm_core::reclaim::{Clock, Fifo, LruApprox, PageProbe, ReplacementPolicy};
+
+use super::addr_space::VmError;
+use super::frame::{self, FrameFlags, FrameState};
+use super::paging::PteFlags;
+use super::rmap::{self, SpaceRef};
+use super::swap::{self, EvictError, Evicted};
+use super::vmstat::{self, SwapEvent};
+use super::{Frame, Page};
+use crate::sync::IrqMutex;
+
+/// A replacement policy the kernel can run.
+pub type Policy = Box<dyn ReplacementPolicy + Send>;
+
+/// The policy tracking every resident user frame (by pfn).
+static POLICY: IrqMutex<Option<Policy>> = IrqMutex::new(None);
+static WATERMARKS: spin::Once<Watermarks> = spin::Once::new();
+/// When the policy last aged its pages (uptime ms), for `lru`.
+static LAST_AGING_MS: AtomicU64 = AtomicU64::new(0);
+/// How often aging may run (it visits every tracked page).
+const AGING_INTERVAL_MS: u64 = 100;
+/// Pages direct reclaim tries to free at least.
+const DIRECT_BATCH: u64 = 32;
+
+/// The free-frame watermarks (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Watermarks {
+    /// User allocations fail below this.
+    pub min: u64,
+    /// Background reclaim starts below this.
+    pub low: u64,
+    /// Background reclaim stops here.
+    pub high: u64,
+}
+
+/// The policies selectable with `policy=NAME` on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PolicyKind {
+    /// The second-chance clock: the default.
+    Clock,
+    /// The enhanced clock: by (referenced, dirty) class, clean pages first.
+    EnhancedClock,
+    /// First in, first out.
+    Fifo,
+    /// LRU approximated by aging the Accessed bits.
+    Lru,
+}
+
+impl PolicyKind {
+    /// Every kind, in table order.
+    pub const ALL: [PolicyKind; 4] = [PolicyKind::Clock, PolicyKind::EnhancedClock, PolicyKind::Fifo, PolicyKind::Lru];
+
+    /// Parses a `policy=` value.
+    pub fn parse(name: &str) -> Option<PolicyKind> {
+        PolicyKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// Returns the command-line name.
+    pub fn name(self) -> &'static str {
+        match self {
+            PolicyKind::Clock => "clock",
+            PolicyKind::EnhancedClock => "eclock",
+            PolicyKind::Fifo => "fifo",
+            PolicyKind::Lru => "lru",
+        }
+    }
+
+    fn build(self) -> Policy {
+        match self {
+            PolicyKind::Clock => Box::new(Clock::second_chance()),
+            PolicyKind::EnhancedClock => Box::new(Clock::enhanced()),
+            PolicyKind::Fifo => Box::new(Fifo::new()),
+            PolicyKind::Lru => Box::new(LruApprox::new()),
+        }
+    }
+}
+
+/// Sets the watermarks from the memory size, reserves `min` for the kernel, and
+/// builds the policy the command line asks for. Called once at boot.
+pub fn init() {
+    let managed = frame::buddyinfo().nr_managed_frames;
+    let min = (managed / 128).clamp(64, 1024);
+    let marks = *WATERMARKS.call_once(|| Watermarks { min, low: 2 * min, high: 3 * min });
+    frame::set_user_reserve(marks.min);
+    let kind = policy_from_cmdline();
+    install(kind);
+    log::info!("reclaim: policy {}, watermarks min {} low {} high {} frames", kind.name(), marks.min, marks.low, marks.high);
+}
+
+/// Returns the policy the command line names (`policy=...`), or the default.
+fn policy_from_cmdline() -> PolicyKind {
+    let Some(word) = crate::cmdline::get().split_whitespace().find_map(|w| w.strip_prefix("policy=")) else {
+        return PolicyKind::Clock;
+    };
+    PolicyKind::parse(word).unwrap_or_else(|| {
+        log::warn!("reclaim: unknown policy {word:?} (clock, eclock, fifo or lru): using clock");
+        PolicyKind::Clock
+    })
+}
+
+fn install(kind: PolicyKind) {
+    let mut policy = kind.build();
+    policy.reserve(frame::buddyinfo().nr_managed_frames as usize);
+    *POLICY.lock() = Some(policy);
+}
+
+/// Why the policy could not be changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SetPolicyError {
+    /// User pages are tracked: switch only while no process has memory.
+    InUse(usize),
+}
+
+/// Switches to policy `kind` (benchmarks compare them). Only while no page is tracked.
+pub fn set_policy(kind: PolicyKind) -> Result<(), SetPolicyError> {
+    let nr_tracked = nr_tracked();
+    if nr_tracked != 0 {
+        return Err(SetPolicyError::InUse(nr_tracked));
+    }
+    install(kind);
+    Ok(())
+}
+
+/// Returns the policy's name.
+pub fn policy_name() -> &'static str {
+    POLICY.lock().as_ref().map_or("none", |p| p.name())
+}
+
+/// Returns the watermarks.
+pub fn watermarks() -> Watermarks {
+    *WATERMARKS.get().expect("reclaim: used before init")
+}
+
+/// Returns the number of frames the policy tracks.
+pub fn nr_tracked() -> usize {
+    POLICY.lock().as_ref().map_or(0, |p| p.nr_tracked())
+}
+
+/// Starts tracking a user frame that just became resident.
+pub fn track(frame: Frame) {
+    if let Some(policy) = POLICY.lock().as_mut() {
+        policy.on_insert(frame.pfn());
+    }
+}
+
+/// Stops tracking a user frame (freed, or about to be evicted by PAGEOUT).
+pub fn untrack(frame: Frame) {
+    if let Some(policy) = POLICY.lock().as_mut() {
+        policy.on_remove(frame.pfn());
+    }
+}
+
+/// The hardware bits of a frame, read and cleared through the reverse map.
+pub struct RmapProbe;
+
+impl RmapProbe {
+    /// Calls `f` on each PTE mapping the frame `pfn`; returns true if any call did.
+    /// A space that cannot be locked right now counts as "true" (in use).
+    fn any_pte(pfn: u64, mut f: impl FnMut(&mut super::addr_space::AddressSpace, Page) -> bool) -> bool {
+        let mut any = false;
+        for (id, page) in rmap::mappings(Frame::from_pfn(pfn)) {
+            let Some(space) = rmap::space(id) else { continue };
+            let Some(mut space) = space.try_lock() else {
+                any = true;
+                continue;
+            };
+            any |= f(&mut space, page);
+        }
+        any
+    }
+
+    fn pte_has(space: &super::addr_space::AddressSpace, page: Page, flag: PteFlags) -> bool {
+        space.pte(page.start_address()).is_some_and(|pte| pte.is_present() && pte.flags().contains(flag))
+    }
+}
+
+impl PageProbe for RmapProbe {
+    fn is_referenced(&mut self, pfn: u64) -> bool {
+        Self::any_pte(pfn, |space, page| Self::pte_has(space, page, PteFlags::ACCESSED))
+    }
+
+    fn test_and_clear_referenced(&mut self, pfn: u64) -> bool {
+        Self::any_pte(pfn, |space, page| {
+            let Some(mut pte) = space.pte(page.start_address()).filter(|p| p.is_present()) else {
+                return false;
+            };
+            if !pte.flags().contains(PteFlags::ACCESSED) {
+                return false;
+            }
+            pte.remove_flags(PteFlags::ACCESSED);
+            space.replace_pte(page, pte); // flushes, so the MMU sets the bit again
+            true
+        })
+    }
+
+    fn is_dirty(&mut self, pfn: u64) -> bool {
+        let frame = Frame::from_pfn(pfn);
+        let flags = frame::with_desc(frame, |d| d.flags());
+        // Not in the swap cache: no slot holds it yet, so evicting means a write.
+        if !flags.contains(FrameFlags::SWAP_CACHE) || flags.contains(FrameFlags::DIRTY) {
+            return true;
+        }
+        Self::any_pte(pfn, |space, page| Self::pte_has(space, page, PteFlags::DIRTY))
+    }
+}
+
+/// What a reclaim pass did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReclaimReport {
+    /// Victims the policy picked.
+    pub nr_scanned: u64,
+    /// Frames freed after writing them to swap.
+    pub nr_written: u64,
+    /// Frames freed without I/O (clean swap-cache pages).
+    pub nr_clean: u64,
+    /// Victims that could not be evicted (swap full, busy, write error).
+    pub nr_kept: u64,
+}
+
+impl ReclaimReport {
+    /// Returns the frames freed.
+    pub fn nr_freed(&self) -> u64 {
+        self.nr_written + self.nr_clean
+    }
+}
+
+/// Returns true if `frame` is still a user frame worth tracking after a failed eviction.
+fn is_live_user_frame(frame: Frame) -> bool {
+    frame::with_desc(frame, |d| d.state() == FrameState::User && d.refcount() > 0)
+}
+
+/// Asks the policy for a victim (aging first if it is time).
+fn pick_victim() -> Option<Frame> {
+    let mut policy = POLICY.lock();
+    let policy = policy.as_mut()?;
+    let now = crate::arch::timer::uptime_ms();
+    if now.saturating_sub(LAST_AGING_MS.load(Ordering::Relaxed)) >= AGING_INTERVAL_MS {
+        LAST_AGING_MS.store(now, Ordering::Relaxed);
+        policy.on_tick(&mut RmapProbe);
+    }
+    policy.pick_victim(&mut RmapProbe).map(Frame::from_pfn)
+}
+
+/// Evicts policy victims until `nr_wanted` frames are freed or the policy has gone
+/// round twice without success. Call with no lock held.
+pub fn shrink(nr_wanted: u64) -> ReclaimReport {
+    let mut report = ReclaimReport::default();
+    let mut budget = 2 * nr_tracked() as u64 + 16;
+    while report.nr_freed() < nr_wanted && budget > 0 {
+        budget -= 1;
+        let Some(victim) = pick_victim() else { break };
+        report.nr_scanned += 1;
+        vmstat::count(SwapEvent::Scanned);
+        match swap::evict(victim) {
+            Ok(Evicted::Written) => report.nr_written += 1,
+            Ok(Evicted::Clean) => report.nr_clean += 1,
+            Ok(Evicted::Remapped) => track(victim),
+            Err(e) => {
+                report.nr_kept += 1;
+                if is_live_user_frame(victim) {
+                    track(victim);
+                }
+                if e == EvictError::SwapFull && swap::slot_counts().0 == 0 && swap::nr_cached() == 0 {
+                    break; // nothing left that could go out
+                }
+            }
+        }
+    }
+    report
+}
+
+/// Background reclaim: if free frames are below `low`, reclaims up to `high`.
+/// Call with no lock held (the fault path and fork do, first thing).
+pub fn balance() {
+    let Some(marks) = WATERMARKS.get() else { return };
+    let nr_free = frame::nr_free_frames();
+    if nr_free < marks.low && swap::is_on() {
+        vmstat::count(SwapEvent::BackgroundReclaim);
+        shrink(marks.high - nr_free);
+    }
+}
+
+/// Direct reclaim, after a user-page allocation failed: frees a batch; returns the
+/// number of frames freed (0: memory and swap are both exhausted).
+pub fn direct_reclaim() -> u64 {
+    vmstat::count(SwapEvent::DirectReclaim);
+    let Some(marks) = WATERMARKS.get() else { return 0 };
+    let nr_free = frame::nr_free_frames();
+    shrink((marks.low.saturating_sub(nr_free)).max(DIRECT_BATCH)).nr_freed()
+}
+
+/// MADV_PAGEOUT: swaps out the resident pages of `[addr, addr + len)` of `space`.
+///
+/// Fails only on a bad range; pages that cannot go out (swap full, write error) stay
+/// and are counted in the report.
+pub fn pageout(space: &SpaceRef, addr: u64, len: u64) -> Result<ReclaimReport, VmError> {
+    let frames = space.lock().resident_frames(addr, len)?;
+    let mut report = ReclaimReport::default();
+    for frame in frames {
+        untrack(frame);
+        report.nr_scanned += 1;
+        match swap::evict(frame) {
+            Ok(Evicted::Written) => report.nr_written += 1,
+            Ok(Evicted::Clean) => report.nr_clean += 1,
+            Ok(Evicted::Remapped) | Err(_) => {
+                report.nr_kept += 1;
+                if is_live_user_frame(frame) {
+                    track(frame);
+                }
+            }
+        }
+    }
+    Ok(report)
+}

@@ -1,0 +1,354 @@
+//! Swap: the swap area on the virtio disk, its slots, and the swap cache.
+//!
+//! | piece | where |
+//! |---|---|
+//! | the header page, `swapon` (format a blank disk, refuse a foreign one), `swapoff` | [`area`] |
+//! | the slot map (bitmap + share counts, slot 0 = header) | `mm_core::swap_map`, behind [`SWAP`] |
+//! | the swap cache: slot -> frame, while a page is both on disk and in memory | here |
+//! | swap-out of one frame through the reverse map | [`evict`] |
+//! | the swap fault (`do_swap_fault`) and the read that feeds it | [`swapin`] |
+//! | slot I/O: one slot = one 4 KiB page = 8 sectors at `8 * slot` | [`read_slot`], [`write_slot`] |
+//!
+//! A swapped-out page is remembered in its non-present PTE as a swap entry
+//! (`Pte::swap(SwapEntry::new(0, slot))`, area 0: there is one swap area).
+//!
+//! # References
+//!
+//! ```text
+//!  slot share count  = swap PTEs naming the slot + 1 while a frame caches it (+ 1 if retired)
+//!  frame refcount    = PTEs mapping the frame    + 1 while it is in the swap cache
+//! ```
+//! `fork` copying a swap PTE calls [`dup`]; dropping one (munmap, exit) calls
+//! [`put_swap_pte`]; a slot is free again when its count reaches zero.
+//!
+//! # The swap cache
+//!
+//! A frame is in the swap cache (flag `SWAP_CACHE`, `private` = its slot, an entry in
+//! the slot -> frame map) while its page is both in memory and in a slot:
+//! - **swap-out** puts it there first, rewrites every PTE to the swap entry, writes
+//!   the slot (if needed), then takes it out and frees the frame;
+//! - **swap-in** reads the slot into a new frame *in the cache*, so a second process
+//!   whose PTE names the same slot (a page shared by COW children) finds the frame
+//!   there and maps it: written once, read once;
+//! - the frame **stays** in the cache while mapped, so if it is evicted again and no
+//!   PTE Dirty bit was set since (and it is not flagged `DIRTY`), the slot still holds
+//!   its contents and it is dropped **without I/O**.
+//!
+//! It leaves the cache, giving up its slot reference, when (a) eviction finished,
+//! (b) its last PTE went away and nothing needs it there ([`release_unmapped`]: the
+//! slot has no other reference, or the page is clean so the slot is a good copy), or
+//! (c) the last swap PTE of an unmapped cached page went away ([`put_swap_pte`]). A
+//! write fault does not free the slot: the page is dirtied in place (the PTE's Dirty
+//! bit), stays in the cache, and its next eviction rewrites the same slot. A slot
+//! whose write failed is *retired*: kept allocated, never handed out again.
+//!
+//! Lock order: an address-space lock, then [`SWAP`], then the frame allocator. The
+//! disk's own lock is never taken with [`SWAP`] held: slot I/O runs with no lock of
+//! ours held (STYLE §5).
+#![deny(unsafe_code)]
+
+pub mod area;
+pub mod evict;
+pub mod swapin;
+
+use alloc::collections::{BTreeMap, BTreeSet};
+
+use mm_core::swap_map::{SwapMap, SwapMapError, SwapSlot};
+
+pub use area::{SwapOffError, SwapOn, SwapOnError, swapoff, swapon};
+pub use evict::{EvictError, Evicted, evict};
+pub use mm_core::pte::SwapEntry;
+pub use swapin::{do_swap_fault, read_into_cache};
+
+use super::Frame;
+use super::frame::{self, FrameFlags};
+use crate::drivers::virtio_blk::{self, BlkError, SECTORS_PER_FRAME};
+use crate::sync::IrqMutex;
+
+/// The one swap area's state: which slots are used, by how many references, and
+/// which frames cache which slots.
+pub(crate) struct SwapState {
+    /// Slot bitmap and share counts.
+    pub(crate) map: SwapMap,
+    /// The swap cache: slot -> the frame holding its page.
+    pub(crate) cache: BTreeMap<u32, Frame>,
+    /// Slots whose write failed: allocated forever, never handed out again.
+    pub(crate) retired: BTreeSet<u32>,
+}
+
+impl SwapState {
+    fn new(map: SwapMap) -> Self {
+        Self { map, cache: BTreeMap::new(), retired: BTreeSet::new() }
+    }
+
+    /// Puts `frame` in the cache for `slot`: the cache's slot reference is taken by
+    /// the caller (a fresh slot's first reference, or a `dup`).
+    fn cache_insert(&mut self, slot: u32, frame: Frame) {
+        let old = self.cache.insert(slot, frame);
+        assert!(old.is_none(), "swap: slot {slot} cached twice");
+        frame::with_desc(frame, |d| {
+            d.insert_flags(FrameFlags::SWAP_CACHE);
+            d.set_private(u64::from(slot));
+        });
+    }
+
+    /// Takes `frame` out of the cache: drops the cache's slot reference and its
+    /// frame reference. Returns true if the frame was freed (no reference left).
+    fn cache_remove(&mut self, slot: u32, frame: Frame) -> bool {
+        let removed = self.cache.remove(&slot);
+        assert_eq!(removed, Some(frame), "swap: slot {slot} is not cached by {frame:?}");
+        if let Err(e) = self.map.put(SwapSlot::from_index(slot)) {
+            panic!("swap: cache reference of slot {slot}: {e:?}");
+        }
+        frame::with_desc(frame, |d| {
+            d.remove_flags(FrameFlags::SWAP_CACHE | FrameFlags::DIRTY);
+            d.set_private(0);
+        });
+        if frame::put_ref(frame) == 0 {
+            super::rmap::free_user_frame(frame);
+            return true;
+        }
+        false
+    }
+}
+
+/// The swap area (`None` while swap is off).
+static SWAP: IrqMutex<Option<SwapState>> = IrqMutex::new(None);
+
+/// Returns the first sector of `slot`.
+pub const fn slot_sector(slot: u64) -> u64 {
+    slot * SECTORS_PER_FRAME
+}
+
+/// Turns swap on at boot and logs the outcome; swap stays off (with a reason) if the
+/// disk is missing or refused.
+pub fn init() {
+    match swapon() {
+        Ok(on) => log::info!(
+            "swap: {} slots ({} MiB) on the swap disk{}",
+            on.nr_slots - 1,
+            (u64::from(on.nr_slots - 1) * super::PAGE_SIZE) >> 20,
+            if on.is_formatted_now { ", formatted now (the header page was blank)" } else { "" }
+        ),
+        Err(e) => log::warn!("swap: off: {e}"),
+    }
+}
+
+/// Returns true if swap is on.
+pub fn is_on() -> bool {
+    SWAP.lock().is_some()
+}
+
+/// Returns (free slots, usable slots): both 0 while swap is off.
+pub fn slot_counts() -> (u64, u64) {
+    SWAP.lock().as_ref().map_or((0, 0), |s| (u64::from(s.map.nr_free()), u64::from(s.map.nr_slots() - 1)))
+}
+
+/// Returns the slot a swap entry names.
+fn slot_of(entry: SwapEntry) -> SwapSlot {
+    SwapSlot::from_index(entry.slot() as u32)
+}
+
+/// Allocates a free slot with one reference; `None` if swap is off or full.
+pub fn alloc_slot() -> Option<SwapEntry> {
+    let slot = SWAP.lock().as_mut()?.map.alloc()?;
+    Some(SwapEntry::new(0, u64::from(slot.index())))
+}
+
+/// Adds a reference to the slot of `entry` (a copied swap PTE).
+pub fn dup(entry: SwapEntry) -> Result<u16, SwapMapError> {
+    SWAP.lock().as_mut().ok_or(SwapMapError::BadSlot)?.map.dup(slot_of(entry))
+}
+
+/// Drops a reference to the slot of `entry`; returns the references left.
+///
+/// For slots that are not cached (tests, and undoing a fresh allocation); a swap PTE
+/// going away calls [`put_swap_pte`].
+pub fn put(entry: SwapEntry) -> Result<u16, SwapMapError> {
+    SWAP.lock().as_mut().ok_or(SwapMapError::BadSlot)?.map.put(slot_of(entry))
+}
+
+/// Returns the references to the slot of `entry` (0: free).
+pub fn slot_count(entry: SwapEntry) -> Result<u16, SwapMapError> {
+    SWAP.lock().as_ref().ok_or(SwapMapError::BadSlot)?.map.count(slot_of(entry))
+}
+
+/// Returns the references to slot `slot` (0 for a free or invalid slot).
+pub fn slot_refs(slot: u64) -> u16 {
+    let slot = SwapSlot::from_index(slot as u32);
+    SWAP.lock().as_ref().and_then(|s| s.map.count(slot).ok()).unwrap_or(0)
+}
+
+/// Drops the reference of a swap PTE that went away (munmap, exit, a swap-in that
+/// mapped the page). If only the swap cache still holds the slot and its frame is
+/// mapped nowhere and not under I/O, the cached copy is dropped too.
+pub fn put_swap_pte(entry: SwapEntry) {
+    let mut swap = SWAP.lock();
+    let state = swap.as_mut().expect("swap: a swap PTE while swap is off");
+    let slot = slot_of(entry);
+    match state.map.put(slot) {
+        Ok(1) => {}
+        Ok(_) => return,
+        Err(e) => panic!("put_swap_pte: {entry:?}: {e:?}"),
+    }
+    let Some(&frame) = state.cache.get(&slot.index()) else {
+        return; // the one reference left is the retired list's, or a PTE's
+    };
+    let is_unused = frame::with_desc(frame, |d| d.map_count() == 0 && !d.has_flags(FrameFlags::LOCKED));
+    if is_unused {
+        state.cache_remove(slot.index(), frame);
+    }
+}
+
+/// Returns the frame caching the slot of `entry`, if any.
+pub fn lookup(entry: SwapEntry) -> Option<Frame> {
+    SWAP.lock().as_ref()?.cache.get(&(entry.slot() as u32)).copied()
+}
+
+/// Called when a swap-cached frame lost its last mapping: drops it from the cache
+/// (freeing it) unless it holds data the slot does not (DIRTY) that another swap PTE
+/// still needs, in which case it stays cached for eviction to write. Returns true
+/// if the frame was freed.
+pub fn release_unmapped(frame: Frame) -> bool {
+    let mut swap = SWAP.lock();
+    let Some(state) = swap.as_mut() else {
+        return false;
+    };
+    let (slot, flags, map_count) = frame::with_desc(frame, |d| (d.private() as u32, d.flags(), d.map_count()));
+    if map_count != 0 || !flags.contains(FrameFlags::SWAP_CACHE) || flags.contains(FrameFlags::LOCKED) {
+        return false;
+    }
+    let slot_refs = state.map.count(SwapSlot::from_index(slot)).unwrap_or(0);
+    if slot_refs == 1 || !flags.contains(FrameFlags::DIRTY) {
+        return state.cache_remove(slot, frame);
+    }
+    false
+}
+
+/// Ensures `frame` has a slot: its swap-cache slot, or a fresh one (the frame then
+/// enters the cache, flagged DIRTY: the slot does not hold its contents yet).
+/// Returns the slot's entry, or `None` if swap is off or full.
+pub(super) fn ensure_slot(frame: Frame) -> Option<SwapEntry> {
+    let mut swap = SWAP.lock();
+    let state = swap.as_mut()?;
+    let (flags, private) = frame::with_desc(frame, |d| (d.flags(), d.private()));
+    if flags.contains(FrameFlags::SWAP_CACHE) {
+        return Some(SwapEntry::new(0, private));
+    }
+    let slot = state.map.alloc()?;
+    state.cache_insert(slot.index(), frame);
+    frame::with_desc(frame, |d| {
+        d.get_ref(); // the cache's reference
+        d.insert_flags(FrameFlags::DIRTY);
+    });
+    Some(SwapEntry::new(0, u64::from(slot.index())))
+}
+
+/// Ends an eviction of `frame` (LOCKED, cached under `entry`): if no PTE maps it
+/// any more it leaves the cache and is freed (true); otherwise it stays, unlocked.
+pub(super) fn finish_eviction(frame: Frame, entry: SwapEntry) -> bool {
+    let mut swap = SWAP.lock();
+    let state = swap.as_mut().expect("finish_eviction: swap went off during an eviction");
+    let map_count = frame::with_desc(frame, |d| {
+        d.remove_flags(FrameFlags::LOCKED);
+        d.map_count()
+    });
+    map_count == 0 && state.cache_remove(entry.slot() as u32, frame)
+}
+
+/// Undoes [`ensure_slot`] for an eviction that stopped before any I/O (every PTE
+/// is back): unlocks the frame, and gives a slot that never received the page back.
+pub(super) fn cancel_eviction(frame: Frame, entry: SwapEntry) {
+    let mut swap = SWAP.lock();
+    let state = swap.as_mut().expect("cancel_eviction: swap went off during an eviction");
+    let slot = entry.slot() as u32;
+    let refs = state.map.count(SwapSlot::from_index(slot)).unwrap_or(0);
+    let is_dirty = frame::with_desc(frame, |d| {
+        d.remove_flags(FrameFlags::LOCKED);
+        d.has_flags(FrameFlags::DIRTY)
+    });
+    if refs == 1 && is_dirty {
+        state.cache_remove(slot, frame);
+    }
+}
+
+/// After a failed write of `frame` to `entry`'s slot: the slot is retired (kept
+/// allocated, never reused) and the frame leaves the cache, unless a swap PTE still
+/// names the slot: then the frame must stay cached (and DIRTY) to serve it.
+pub(super) fn abandon_slot(frame: Frame, entry: SwapEntry) {
+    let mut swap = SWAP.lock();
+    let state = swap.as_mut().expect("abandon_slot: swap went off during an eviction");
+    let slot = entry.slot() as u32;
+    let refs = state.map.count(SwapSlot::from_index(slot)).unwrap_or(0);
+    frame::with_desc(frame, |d| {
+        d.remove_flags(FrameFlags::LOCKED);
+        d.insert_flags(FrameFlags::DIRTY);
+    });
+    if refs == 1 && state.retired.insert(slot) {
+        // The retired list takes over the cache's slot reference.
+        let _ = state.map.dup(SwapSlot::from_index(slot));
+        state.cache_remove(slot, frame);
+    }
+}
+
+/// Returns the number of slots retired after write errors.
+pub fn nr_retired_slots() -> usize {
+    SWAP.lock().as_ref().map_or(0, |s| s.retired.len())
+}
+
+/// Returns the number of frames in the swap cache.
+pub fn nr_cached() -> usize {
+    SWAP.lock().as_ref().map_or(0, |s| s.cache.len())
+}
+
+/// A snapshot of the swap area for consistency checks: each used slot's share
+/// count, the cache, the retired slots.
+pub struct SwapSnapshot {
+    /// (slot, share count) of every slot in use.
+    pub counts: BTreeMap<u32, u16>,
+    /// The swap cache, slot -> frame.
+    pub cache: BTreeMap<u32, Frame>,
+    /// Retired slots.
+    pub retired: BTreeSet<u32>,
+}
+
+/// Returns a snapshot of the slot counts, the cache and the retired slots (empty
+/// while swap is off).
+pub fn snapshot() -> SwapSnapshot {
+    let swap = SWAP.lock();
+    let mut snap = SwapSnapshot { counts: BTreeMap::new(), cache: BTreeMap::new(), retired: BTreeSet::new() };
+    if let Some(state) = swap.as_ref() {
+        for index in 1..state.map.nr_slots() {
+            let count = state.map.count(SwapSlot::from_index(index)).unwrap_or(0);
+            if count > 0 {
+                snap.counts.insert(index, count);
+            }
+        }
+        snap.cache = state.cache.clone();
+        snap.retired = state.retired.clone();
+    }
+    snap
+}
+
+/// Writes `frame` to the slot of `entry`. Takes only the disk's lock.
+///
+/// The caller owns the frame for the duration (it is LOCKED, or the caller's own).
+pub fn write_slot(entry: SwapEntry, frame: Frame) -> Result<(), BlkError> {
+    debug_assert!(!SWAP.is_locked(), "write_slot: swap lock held across I/O");
+    let disk = virtio_blk::swap_disk().ok_or(BlkError::DeviceBroken)?;
+    disk.lock().write_frame(slot_sector(entry.slot()), frame)
+}
+
+/// Reads the slot of `entry` into `frame`. Takes only the disk's lock.
+pub fn read_slot(entry: SwapEntry, frame: Frame) -> Result<(), BlkError> {
+    debug_assert!(!SWAP.is_locked(), "read_slot: swap lock held across I/O");
+    let disk = virtio_blk::swap_disk().ok_or(BlkError::DeviceBroken)?;
+    disk.lock().read_frame(slot_sector(entry.slot()), frame)
+}
+
+/// Checks the slot map's own invariants (bitmap agrees with share counts); panics if not.
+pub fn check_slot_map() {
+    if let Some(state) = SWAP.lock().as_ref() {
+        state.map.check_invariants();
+    }
+}

@@ -1,0 +1,172 @@
+//! Swap-out of one frame: find every PTE through the reverse map, turn each into a
+//! swap entry, write the page if the slot does not already hold it, free the frame.
+//!
+//! ```text
+//!  evict(F):
+//!   1. lock F (flag LOCKED): a fault on its swap entry now waits; nobody else evicts it
+//!   2. slot S: F's swap-cache slot, or a fresh one (F enters the swap cache, DIRTY)
+//!   3. for each (space, page) in rmap(F), under that space's lock:
+//!        PTE [F, flags] -> swap entry S;  share count of S += 1;  invlpg (or mark the
+//!        space's TLB stale); remember the Dirty bit; F's map count and refcount -= 1
+//!   4. dirty (a Dirty bit, or F flagged DIRTY)?  write F to S  -- no lock of ours held
+//!      clean?  S already holds the page: no I/O at all
+//!   5. no PTE mapped F again meanwhile: F leaves the swap cache and is freed
+//! ```
+//! If a space cannot be locked (it is busy) the PTEs changed so far are put back
+//! and the frame stays. If the write fails, every PTE is put back as it was (the page
+//! stays resident), the slot is retired, and the error is returned for the caller to
+//! report. On this kernel (one CPU, kernel code not preempted, polled disk I/O)
+//! nothing runs between steps 3 and 5, but the steps do not rely on it: a fault
+//! during the write would find F LOCKED in the swap cache and wait (`swapin.rs`).
+//!
+//! Lock state: called with no lock held; takes one address-space lock at a time
+//! (`try_lock`: reclaim may be asked for memory while a space is busy), never across
+//! the write.
+#![deny(unsafe_code)]
+
+use alloc::vec::Vec;
+
+use super::{SwapEntry, abandon_slot, cancel_eviction, ensure_slot, finish_eviction, put};
+use crate::drivers::virtio_blk::BlkError;
+use crate::mm::frame::{self, FrameFlags, FrameState};
+use crate::mm::paging::{Pte, PteFlags};
+use crate::mm::rmap::{self, SpaceId};
+use crate::mm::vmstat::{self, SwapEvent};
+use crate::mm::{Frame, Page};
+
+/// How an eviction ended well.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Evicted {
+    /// The page was written to its slot and the frame freed.
+    Written,
+    /// The slot already held the page (clean swap-cache page): freed without I/O.
+    Clean,
+    /// The page was written, but a PTE mapped the frame again meanwhile: it stays.
+    Remapped,
+}
+
+/// Why a frame was not evicted. The frame and its PTEs are as they were.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EvictError {
+    /// Not an evictable user page (free, kernel memory, the zero page, or locked for I/O).
+    NotEvictable,
+    /// Swap is off, or has no free slot for a page that needs one.
+    SwapFull,
+    /// A space that maps the frame is locked by someone else.
+    Busy,
+    /// The write failed; the page stays resident and its slot is retired.
+    WriteFailed(BlkError),
+}
+
+/// One PTE changed by an eviction, to put back if the eviction is abandoned.
+struct Unmapped {
+    id: SpaceId,
+    page: Page,
+    old: Pte,
+}
+
+/// Sets LOCKED on a user frame that is in use and not already locked.
+fn lock_page(frame: Frame) -> Result<(), EvictError> {
+    if frame == crate::mm::fault::zero_frame() {
+        return Err(EvictError::NotEvictable);
+    }
+    frame::with_desc(frame, |d| {
+        if d.state() != FrameState::User || d.refcount() == 0 || d.has_flags(FrameFlags::LOCKED) {
+            return Err(EvictError::NotEvictable);
+        }
+        d.insert_flags(FrameFlags::LOCKED);
+        Ok(())
+    })
+}
+
+fn unlock_page(frame: Frame) {
+    frame::with_desc(frame, |d| d.remove_flags(FrameFlags::LOCKED));
+}
+
+/// Swaps `frame` out: see the module docs. Call with no lock held.
+pub fn evict(frame: Frame) -> Result<Evicted, EvictError> {
+    lock_page(frame)?;
+    let Some(entry) = ensure_slot(frame) else {
+        unlock_page(frame);
+        return Err(EvictError::SwapFull);
+    };
+    let (mut is_dirty, undo) = match unmap_all(frame, entry) {
+        Ok(done) => done,
+        Err(undo) => {
+            restore_all(frame, entry, &undo);
+            cancel_eviction(frame, entry);
+            return Err(EvictError::Busy);
+        }
+    };
+    is_dirty |= frame::with_desc(frame, |d| {
+        let was = d.has_flags(FrameFlags::DIRTY);
+        d.remove_flags(FrameFlags::DIRTY);
+        was
+    });
+    if is_dirty {
+        if let Err(e) = super::write_slot(entry, frame) {
+            vmstat::count(SwapEvent::WriteError);
+            restore_all(frame, entry, &undo);
+            abandon_slot(frame, entry);
+            log::warn!("swap: writing {frame:?} to slot {} failed: {e:?}; the page stays resident", entry.slot());
+            return Err(EvictError::WriteFailed(e));
+        }
+        vmstat::count(SwapEvent::SwapOut);
+    } else {
+        vmstat::count(SwapEvent::ReclaimedClean);
+    }
+    if !finish_eviction(frame, entry) {
+        return Ok(Evicted::Remapped);
+    }
+    Ok(if is_dirty { Evicted::Written } else { Evicted::Clean })
+}
+
+/// Replaces every PTE mapping `frame` with the swap entry. Returns whether any had
+/// its Dirty bit, and what was changed; on a busy space, returns what was changed so
+/// far (to undo) as the error.
+fn unmap_all(frame: Frame, entry: SwapEntry) -> Result<(bool, Vec<Unmapped>), Vec<Unmapped>> {
+    let mut undo = Vec::new();
+    let mut is_dirty = false;
+    for (id, page) in rmap::mappings(frame) {
+        let Some(space) = rmap::space(id) else {
+            return Err(undo);
+        };
+        let Some(mut space) = space.try_lock() else {
+            return Err(undo);
+        };
+        let old = space.replace_pte(page, Pte::swap(entry));
+        assert!(old.is_present() && old.frame() == frame, "evict: rmap says {frame:?} at {page:?} of space {id}, PTE is {old:?}");
+        if super::dup(entry).is_err() {
+            space.replace_pte(page, old);
+            return Err(undo);
+        }
+        is_dirty |= old.flags().contains(PteFlags::DIRTY);
+        space.stats.rss_pages -= 1;
+        space.stats.swap_pages += 1;
+        space.stats.swap_out_pages += 1;
+        rmap::unmap(frame, id, page, false);
+        undo.push(Unmapped { id, page, old });
+    }
+    Ok((is_dirty, undo))
+}
+
+/// Puts back every PTE in `undo` that still holds the swap entry.
+fn restore_all(frame: Frame, entry: SwapEntry, undo: &[Unmapped]) {
+    for u in undo {
+        let Some(space) = rmap::space(u.id) else {
+            continue; // the space is gone, and its swap PTE with it
+        };
+        let mut space = space.lock();
+        if space.pte(u.page.start_address()) != Some(Pte::swap(entry)) {
+            continue; // changed meanwhile (unmapped): nothing to restore
+        }
+        space.replace_pte(u.page, u.old);
+        rmap::map(frame, u.id, u.page);
+        if let Err(e) = put(entry) {
+            panic!("evict: undo of {:?}: slot reference: {e:?}", u.page);
+        }
+        space.stats.rss_pages += 1;
+        space.stats.swap_pages -= 1;
+        space.stats.swap_out_pages -= 1;
+    }
+}

@@ -1,0 +1,278 @@
+//! Swap-out and swap-in: eviction through the reverse map, the swap cache, the swap
+//! fault, and MADV_PAGEOUT from user programs, with the bookkeeping audited after
+//! every step.
+//!
+//! The first tests drive an address space directly (it is never loaded: the kernel
+//! reads and writes its pages through the direct map); the last run user programs.
+#![no_std]
+#![allow(missing_docs)] // test names say what each test checks
+#![no_main]
+#![feature(custom_test_frameworks)]
+#![test_runner(kernel::testing::test_runner)]
+#![reexport_test_harness_main = "test_main"]
+
+extern crate alloc;
+
+use alloc::vec;
+
+use bootloader_api::BootInfo;
+use kernel::drivers::virtio_blk;
+use kernel::mm::addr_space::{AddressSpace, MapRequest, VmProt};
+use kernel::mm::fault::{self, FaultError, FaultOutcome};
+use kernel::mm::paging::{Pte, PteFlags};
+use kernel::mm::rmap::SpaceRef;
+use kernel::mm::swap::{self, EvictError, Evicted};
+use kernel::mm::vmstat::{self, SwapEvent};
+use kernel::mm::{Frame, PAGE_SIZE, Page, VirtAddr, check, cow, frame, heap};
+use kernel::proc::{self, task::WaitStatus};
+
+kernel::runner_args!(b"--timeout 120");
+
+bootloader_api::entry_point!(main, config = &kernel::BOOTLOADER_CONFIG);
+
+fn main(boot_info: &'static mut BootInfo) -> ! {
+    kernel::init(boot_info);
+    test_main();
+    kernel::hlt_loop()
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    kernel::testing::test_panic_handler(info)
+}
+
+const USER_READ: u64 = 1 << 2;
+const USER_WRITE: u64 = (1 << 1) | (1 << 2);
+
+/// The byte pattern of page `i` of a test space.
+fn pattern(i: u64) -> alloc::vec::Vec<u8> {
+    (0..PAGE_SIZE).map(|b| (b as u8) ^ (i as u8).wrapping_mul(37) ^ 0xa5).collect()
+}
+
+/// A space with `nr_pages` anonymous pages, page `i` filled with `pattern(i)`.
+fn filled_space(nr_pages: u64) -> (SpaceRef, VirtAddr) {
+    let space = AddressSpace::new().expect("new space");
+    let start = space.lock().mmap(0, nr_pages * PAGE_SIZE, VmProt::READ_WRITE, MapRequest::default()).expect("mmap");
+    for i in 0..nr_pages {
+        let addr = start + i * PAGE_SIZE;
+        fault::handle_page_fault(&mut space.lock(), addr, USER_WRITE).expect("fault");
+        frame::write_bytes(frame_at(&space, addr), 0, &pattern(i));
+    }
+    (space, start)
+}
+
+fn pte_at(space: &SpaceRef, addr: VirtAddr) -> Pte {
+    space.lock().pte(addr).expect("no page table")
+}
+
+fn frame_at(space: &SpaceRef, addr: VirtAddr) -> Frame {
+    let pte = pte_at(space, addr);
+    assert!(pte.is_present(), "{addr:?} is not present: {pte:?}");
+    pte.frame()
+}
+
+fn contents(frame: Frame) -> alloc::vec::Vec<u8> {
+    let mut bytes = vec![0u8; PAGE_SIZE as usize];
+    frame::read_bytes(frame, 0, &mut bytes);
+    bytes
+}
+
+/// Resolves a fault the way the process fault path does: reads the slot when asked.
+fn fault_in(space: &SpaceRef, addr: VirtAddr, code: u64) -> FaultOutcome {
+    let mut read = None;
+    loop {
+        match fault::handle_page_fault_after_read(&mut space.lock(), addr, code, read) {
+            Err(FaultError::NeedsSwapIn(entry)) => {
+                swap::read_into_cache(entry).expect("read_into_cache");
+                read = Some(entry);
+            }
+            other => return other.expect("fault"),
+        }
+    }
+}
+
+fn disk_writes() -> u64 {
+    virtio_blk::swap_disk().expect("no disk").lock().stats().nr_writes
+}
+
+fn disk_reads() -> u64 {
+    virtio_blk::swap_disk().expect("no disk").lock().stats().nr_reads
+}
+
+fn assert_consistent() -> check::Census {
+    check::check_consistency().unwrap_or_else(|e| panic!("inconsistent: {e}"))
+}
+
+#[test_case]
+fn evict_writes_the_page_and_a_fault_reads_it_back() {
+    let (space, start) = filled_space(4);
+    let victim = frame_at(&space, start);
+    let (free, slots, writes) = (frame::nr_free_frames(), swap::slot_counts().0, disk_writes());
+    assert_eq!(swap::evict(victim), Ok(Evicted::Written));
+    assert_eq!(disk_writes(), writes + 1);
+    assert_eq!(frame::nr_free_frames(), free + 1, "the frame was freed");
+    assert_eq!(swap::slot_counts().0, slots - 1);
+    let pte = pte_at(&space, start);
+    let entry = pte.as_swap().expect("a swap entry in the PTE");
+    assert_eq!(swap::slot_count(entry), Ok(1));
+    let stats = space.lock().stats;
+    assert_eq!((stats.rss_pages, stats.swap_pages), (3, 1));
+    assert_consistent();
+
+    let majors = space.lock().stats.major_faults;
+    assert_eq!(fault_in(&space, start, USER_READ), FaultOutcome::SwapIn);
+    assert_eq!(space.lock().stats.major_faults, majors + 1);
+    let back = frame_at(&space, start);
+    assert_eq!(contents(back), pattern(0));
+    assert!(pte_at(&space, start).flags().contains(PteFlags::WRITABLE), "an exclusive page is mapped writable");
+    assert_eq!(swap::lookup(entry), Some(back), "the page stays in the swap cache");
+    assert_eq!(swap::slot_count(entry), Ok(1), "only the cache holds the slot now");
+    assert_consistent();
+}
+
+#[test_case]
+fn a_clean_swap_cache_page_is_dropped_without_io() {
+    let (space, start) = filled_space(2);
+    swap::evict(frame_at(&space, start)).expect("evict");
+    fault_in(&space, start, USER_READ);
+    let (writes, clean) = (disk_writes(), vmstat::nr_events(SwapEvent::ReclaimedClean));
+    assert_eq!(swap::evict(frame_at(&space, start)), Ok(Evicted::Clean));
+    assert_eq!(disk_writes(), writes, "a clean page must not be written");
+    assert_eq!(vmstat::nr_events(SwapEvent::ReclaimedClean), clean + 1);
+    fault_in(&space, start, USER_READ);
+    assert_eq!(contents(frame_at(&space, start)), pattern(0));
+    assert_consistent();
+}
+
+#[test_case]
+fn a_dirtied_swap_cache_page_is_written_again() {
+    let (space, start) = filled_space(1);
+    swap::evict(frame_at(&space, start)).expect("evict");
+    fault_in(&space, start, USER_READ);
+    let frame = frame_at(&space, start);
+    frame::write_bytes(frame, 0, &pattern(9));
+    // What the MMU does on the write: set the PTE's Dirty bit.
+    let mut pte = pte_at(&space, start);
+    pte.insert_flags(PteFlags::DIRTY);
+    space.lock().replace_pte(Page::containing_address(start), pte);
+    let writes = disk_writes();
+    assert_eq!(swap::evict(frame), Ok(Evicted::Written));
+    assert_eq!(disk_writes(), writes + 1);
+    fault_in(&space, start, USER_READ);
+    assert_eq!(contents(frame_at(&space, start)), pattern(9));
+    assert_consistent();
+}
+
+#[test_case]
+fn a_swapped_page_shared_by_fork_is_read_once_and_mapped_copy_on_write() {
+    let (parent, start) = filled_space(1);
+    swap::evict(frame_at(&parent, start)).expect("evict");
+    let child = cow::fork(&mut parent.lock()).expect("fork");
+    let entry = pte_at(&child, start).as_swap().expect("the child inherits the swap PTE");
+    assert_eq!(swap::slot_count(entry), Ok(2));
+    assert_consistent();
+    let reads = disk_reads();
+    assert_eq!(fault_in(&parent, start, USER_READ), FaultOutcome::SwapIn);
+    let hits = vmstat::nr_events(SwapEvent::CacheHit);
+    assert_eq!(fault_in(&child, start, USER_READ), FaultOutcome::SwapCacheHit);
+    assert_eq!(vmstat::nr_events(SwapEvent::CacheHit), hits + 1);
+    assert_eq!(disk_reads(), reads + 1, "one read for both processes");
+    let shared = frame_at(&parent, start);
+    assert_eq!(frame_at(&child, start), shared);
+    assert!(!pte_at(&parent, start).flags().contains(PteFlags::WRITABLE), "a shared page is mapped read-only");
+    assert_consistent();
+    assert_eq!(fault_in(&child, start, USER_WRITE | 1), FaultOutcome::CowCopy);
+    assert_ne!(frame_at(&child, start), shared);
+    assert_eq!(contents(frame_at(&child, start)), pattern(0));
+    assert_eq!(fault_in(&parent, start, USER_WRITE | 1), FaultOutcome::CowReuse, "the parent is alone now");
+    assert_consistent();
+}
+
+#[test_case]
+fn evicting_a_shared_page_unmaps_it_from_every_space() {
+    let (parent, start) = filled_space(1);
+    let child = cow::fork(&mut parent.lock()).expect("fork");
+    let shared = frame_at(&parent, start);
+    assert_eq!(swap::evict(shared), Ok(Evicted::Written));
+    let entry = pte_at(&parent, start).as_swap().expect("parent's PTE is a swap entry");
+    assert_eq!(pte_at(&child, start).as_swap(), Some(entry), "one slot for both");
+    assert_eq!(swap::slot_count(entry), Ok(2));
+    assert_consistent();
+    fault_in(&child, start, USER_READ);
+    assert_eq!(contents(frame_at(&child, start)), pattern(0));
+    drop(child);
+    assert_consistent();
+}
+
+#[test_case]
+fn unmapping_and_exit_free_every_slot_and_frame() {
+    heap::shrink();
+    let (free, slots) = (frame::nr_free_frames(), swap::slot_counts());
+    {
+        let (space, start) = filled_space(6);
+        for i in 0..6 {
+            swap::evict(frame_at(&space, start + i * PAGE_SIZE)).expect("evict");
+        }
+        let child = cow::fork(&mut space.lock()).expect("fork");
+        fault_in(&space, start, USER_READ); // one page in the cache, mapped
+        space.lock().munmap((start + 3 * PAGE_SIZE).as_u64(), 3 * PAGE_SIZE).expect("munmap");
+        assert_consistent();
+        drop(space);
+        assert_consistent();
+        drop(child);
+    }
+    assert_consistent();
+    assert_eq!(swap::slot_counts(), slots, "slots leaked");
+    assert_eq!(swap::nr_cached(), 0);
+    heap::shrink();
+    assert_eq!(frame::nr_free_frames(), free, "frames leaked");
+}
+
+#[test_case]
+fn a_full_swap_area_keeps_the_page() {
+    let (space, start) = filled_space(1);
+    let mut held = alloc::vec::Vec::new();
+    while let Some(entry) = swap::alloc_slot() {
+        held.push(entry);
+    }
+    assert_eq!(swap::evict(frame_at(&space, start)), Err(EvictError::SwapFull));
+    assert_eq!(contents(frame_at(&space, start)), pattern(0));
+    assert!(pte_at(&space, start).is_present(), "the page stays mapped");
+    for entry in held {
+        swap::put(entry).expect("put");
+    }
+    assert_consistent();
+    assert_eq!(swap::evict(frame_at(&space, start)), Ok(Evicted::Written), "room again");
+}
+
+fn run_program(name: &str) -> WaitStatus {
+    let pid = proc::spawn(name).unwrap_or_else(|e| panic!("spawn {name}: {e:?}"));
+    let (_, status) = proc::wait(Some(pid)).expect("wait");
+    while proc::wait(None).is_some() {}
+    status
+}
+
+/// Runs `name` and checks it exits 0, the books balance, and it leaves no frame and
+/// no slot behind.
+fn assert_program_passes(name: &str) {
+    heap::shrink();
+    let (free, slots) = (frame::nr_free_frames(), swap::slot_counts());
+    assert_eq!(run_program(name), WaitStatus::Exited(0), "{name} failed");
+    assert_consistent();
+    heap::shrink();
+    assert_eq!(swap::slot_counts(), slots, "{name} left slots in use");
+    assert_eq!(frame::nr_free_frames(), free, "{name} leaked frames");
+}
+
+#[test_case]
+fn pageout_sends_pages_to_swap_and_they_come_back_intact() {
+    let (out, clean) = (vmstat::nr_events(SwapEvent::SwapOut), vmstat::nr_events(SwapEvent::ReclaimedClean));
+    assert_program_passes("pageout");
+    assert!(vmstat::nr_events(SwapEvent::SwapOut) - out >= 64 + 32, "the first pageout and the rewritten half");
+    assert!(vmstat::nr_events(SwapEvent::ReclaimedClean) - clean >= 64 + 32, "clean pages dropped without I/O");
+}
+
+#[test_case]
+fn fork_and_swap_together_keep_every_process_data() {
+    assert_program_passes("swapfork");
+}

@@ -1,0 +1,146 @@
+//! Reclaim under memory pressure: the clock picks its victims by the real Accessed
+//! bits, the watermarks start reclaim, and processes whose memory is twice RAM run
+//! to the end with every word intact, leaving every frame and slot as they found them.
+//!
+//! This image asks the runner for 64 MiB of RAM.
+#![no_std]
+#![allow(missing_docs)] // test names say what each test checks
+#![no_main]
+#![feature(custom_test_frameworks)]
+#![test_runner(kernel::testing::test_runner)]
+#![reexport_test_harness_main = "test_main"]
+
+extern crate alloc;
+
+use alloc::vec::Vec;
+
+use bootloader_api::BootInfo;
+use kernel::mm::addr_space::{AddressSpace, MapRequest, VmProt};
+use kernel::mm::fault;
+use kernel::mm::paging::PteFlags;
+use kernel::mm::reclaim::{self, PolicyKind};
+use kernel::mm::rmap::SpaceRef;
+use kernel::mm::vmstat::{self, SwapEvent};
+use kernel::mm::{PAGE_SIZE, Page, VirtAddr, check, frame, heap, swap};
+use kernel::proc::{self, task::WaitStatus};
+
+kernel::runner_args!(b"--memory 64M --timeout 240");
+
+bootloader_api::entry_point!(main, config = &kernel::BOOTLOADER_CONFIG);
+
+fn main(boot_info: &'static mut BootInfo) -> ! {
+    kernel::init(boot_info);
+    test_main();
+    kernel::hlt_loop()
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    kernel::testing::test_panic_handler(info)
+}
+
+const USER_WRITE: u64 = (1 << 1) | (1 << 2);
+
+/// A space with `nr_pages` written pages, faulted in in address order, every
+/// Accessed bit clear (the kernel wrote nothing through the user PTEs).
+fn space_with_pages(nr_pages: u64) -> (SpaceRef, VirtAddr) {
+    let space = AddressSpace::new().expect("new space");
+    let start = space.lock().mmap(0, nr_pages * PAGE_SIZE, VmProt::READ_WRITE, MapRequest::default()).expect("mmap");
+    for i in 0..nr_pages {
+        fault::handle_page_fault(&mut space.lock(), start + i * PAGE_SIZE, USER_WRITE).expect("fault");
+    }
+    (space, start)
+}
+
+/// Sets the Accessed bit of the PTE at `addr`, as the MMU does on an access.
+fn touch(space: &SpaceRef, addr: VirtAddr) {
+    let mut space = space.lock();
+    let mut pte = space.pte(addr).expect("no table");
+    pte.insert_flags(PteFlags::ACCESSED);
+    space.replace_pte(Page::containing_address(addr), pte);
+}
+
+/// Returns which of the `nr_pages` pages from `start` are in swap.
+fn swapped(space: &SpaceRef, start: VirtAddr, nr_pages: u64) -> Vec<u64> {
+    let space = space.lock();
+    (0..nr_pages).filter(|&i| space.pte(start + i * PAGE_SIZE).is_some_and(|p| p.as_swap().is_some())).collect()
+}
+
+#[test_case]
+fn the_clock_gives_a_referenced_page_a_second_chance() {
+    reclaim::set_policy(PolicyKind::Clock).expect("nothing tracked yet");
+    let (space, start) = space_with_pages(8);
+    touch(&space, start); // the oldest page, first under the hand, was used
+    let report = reclaim::shrink(1);
+    assert_eq!(report.nr_freed(), 1);
+    assert_eq!(swapped(&space, start, 8), [1], "page 0 was referenced: page 1 goes instead");
+    let pte = space.lock().pte(start).expect("no table");
+    assert!(pte.is_present() && !pte.flags().contains(PteFlags::ACCESSED), "the hand cleared page 0's bit");
+    reclaim::shrink(1);
+    assert_eq!(swapped(&space, start, 8), [1, 2]);
+    check::check_consistency().expect("consistent");
+}
+
+#[test_case]
+fn fifo_ignores_the_accessed_bit() {
+    reclaim::set_policy(PolicyKind::Fifo).expect("nothing tracked");
+    let (space, start) = space_with_pages(8);
+    touch(&space, start);
+    reclaim::shrink(2);
+    assert_eq!(swapped(&space, start, 8), [0, 1], "FIFO evicts the oldest, used or not");
+    drop(space);
+    reclaim::set_policy(PolicyKind::Clock).expect("nothing tracked");
+}
+
+/// Waits past the policy's aging interval (100 ms), so the next reclaim ages first.
+fn wait_for_aging() {
+    let until = kernel::arch::timer::uptime_ms() + 120;
+    while kernel::arch::timer::uptime_ms() < until {
+        x86_64::instructions::hlt();
+    }
+}
+
+#[test_case]
+fn lru_aging_evicts_the_page_unused_for_longest() {
+    reclaim::set_policy(PolicyKind::Lru).expect("nothing tracked");
+    let (space, start) = space_with_pages(8);
+    // Every page starts with history 1000_0000. Page 0 is used, then a tick ages
+    // them all: page 0 becomes 1100_0000, the others 0100_0000.
+    touch(&space, start);
+    wait_for_aging();
+    reclaim::shrink(1);
+    assert_eq!(swapped(&space, start, 8), [1], "the oldest of the unused pages goes first");
+    // Now page 5 is used: after the next tick it has 1010_0000, page 0 0110_0000,
+    // the rest 0010_0000; six victims leave page 5 alone.
+    touch(&space, start + 5 * PAGE_SIZE);
+    wait_for_aging();
+    reclaim::shrink(6);
+    assert_eq!(swapped(&space, start, 8), [0, 1, 2, 3, 4, 6, 7], "page 5 was used most recently");
+    drop(space);
+    reclaim::set_policy(PolicyKind::Clock).expect("nothing tracked");
+}
+
+#[test_case]
+fn watermarks_scale_with_memory_and_reserve_frames_for_the_kernel() {
+    let marks = reclaim::watermarks();
+    assert!(marks.min >= 64 && marks.low == 2 * marks.min && marks.high == 3 * marks.min);
+    assert!(frame::buddyinfo().nr_managed_frames < 64 * 256, "this image runs with 64 MiB");
+}
+
+#[test_case]
+fn working_sets_twice_ram_survive_heavy_swapping() {
+    heap::shrink();
+    let (free, slots) = (frame::nr_free_frames(), swap::slot_counts());
+    let (outs, ins) = (vmstat::nr_events(SwapEvent::SwapOut), vmstat::nr_events(SwapEvent::SwapIn));
+    let pid = proc::spawn("swapstress").expect("spawn");
+    let (_, status) = proc::wait(Some(pid)).expect("wait");
+    assert_eq!(status, WaitStatus::Exited(0), "swapstress failed");
+    let (outs, ins) = (vmstat::nr_events(SwapEvent::SwapOut) - outs, vmstat::nr_events(SwapEvent::SwapIn) - ins);
+    kernel::println!("swapstress: {outs} pages written, {ins} read");
+    vmstat::print_swap_counters();
+    assert!(outs > 8192 && ins > 8192, "four times 32 MiB on 64 MiB must swap a lot");
+    check::check_consistency().expect("consistent");
+    heap::shrink();
+    assert_eq!(swap::slot_counts(), slots, "slots leaked");
+    assert_eq!(frame::nr_free_frames(), free, "frames leaked");
+}
