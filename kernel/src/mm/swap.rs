@@ -296,6 +296,11 @@ pub fn nr_retired_slots() -> usize {
     SWAP.lock().as_ref().map_or(0, |s| s.retired.len())
 }
 
+/// Returns the frames in the swap cache, in slot order.
+pub fn cached_frames() -> alloc::vec::Vec<Frame> {
+    SWAP.lock().as_ref().map_or_else(alloc::vec::Vec::new, |s| s.cache.values().copied().collect())
+}
+
 /// Returns the number of frames in the swap cache.
 pub fn nr_cached() -> usize {
     SWAP.lock().as_ref().map_or(0, |s| s.cache.len())

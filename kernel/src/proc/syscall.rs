@@ -137,6 +137,7 @@ extern "C" fn syscall_dispatch(frame: &mut TrapFrame) {
         Ok(value) => value,
         Err(errno) => errno.to_ret(),
     };
+    task::exit_if_killed();
     x86_64::instructions::interrupts::disable();
 }
 
