@@ -111,11 +111,26 @@ pub fn page_fault(frame: &mut TrapFrame, addr: u64) {
                 kill(format_args!("page fault at {addr:#x} unresolved: {e:?}"))
             }
         }
-    } else if is_user_addr && task::current_pid() != 0 && resolve(addr, frame.error_code).is_ok() {
+    } else if is_user_addr && task::current_pid() != 0 && kernel_fault_on_user(addr, frame.error_code) {
         // Demand paging on behalf of the kernel (a syscall touching a user buffer).
     } else if !extable::fixup(frame, addr) {
         trap::dump(frame);
         panic!("kernel page fault at {addr:#x}, rip {:#x}: {}", frame.rip, trap::PageFaultError(frame.error_code));
+    }
+}
+
+/// Resolves a fault the kernel took on a user address (inside `copy_user`); returns
+/// false if it could not be, and the copy's fixup makes the syscall fail with
+/// EFAULT. A page that could not be read from swap also kills the process, as in
+/// user mode: it exits on its way back from the syscall.
+fn kernel_fault_on_user(addr: u64, error_code: u64) -> bool {
+    match resolve(addr, error_code) {
+        Ok(()) => true,
+        Err(FaultError::SwapIo { slot, error }) => {
+            task::kill(task::current_pid(), format_args!("swap-in of slot {slot} failed: {error:?}"));
+            false
+        }
+        Err(_) => false,
     }
 }
 
