@@ -27,7 +27,7 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
 }
 
 /// Every program in `kernel/user/src/bin/`.
-const NAMES: [&str; 14] = [
+const NAMES: [&str; 22] = [
     "hello",
     "lazy",
     "forkcow",
@@ -42,6 +42,14 @@ const NAMES: [&str; 14] = [
     "partial",
     "brk",
     "memhog",
+    "pageout",
+    "swapfork",
+    "swapstress",
+    "oomparty",
+    "sleeper",
+    "swapioerr",
+    "swapbench",
+    "thrash",
 ];
 
 /// The end of the lower half: user addresses are below it.
