@@ -189,6 +189,24 @@ fn a_swapped_page_shared_by_fork_is_read_once_and_mapped_copy_on_write() {
 }
 
 #[test_case]
+fn a_fault_on_a_page_under_io_waits_until_it_is_unlocked() {
+    let (space, start) = filled_space(1);
+    swap::evict(frame_at(&space, start)).expect("evict");
+    let entry = pte_at(&space, start).as_swap().expect("in swap");
+    swap::read_into_cache(entry).expect("read");
+    let cached = swap::lookup(entry).expect("in the swap cache");
+    // What an in-flight read or write looks like to a faulting process.
+    frame::with_desc(cached, |d| d.insert_flags(frame::FrameFlags::LOCKED));
+    let outcome = fault::handle_page_fault(&mut space.lock(), start, USER_READ);
+    assert_eq!(outcome, Err(FaultError::PageLocked), "the fault must wait, not map a page under I/O");
+    assert!(pte_at(&space, start).as_swap().is_some(), "the PTE is untouched while it waits");
+    frame::with_desc(cached, |d| d.remove_flags(frame::FrameFlags::LOCKED));
+    assert_eq!(fault_in(&space, start, USER_READ), FaultOutcome::SwapCacheHit);
+    assert_eq!(frame_at(&space, start), cached);
+    assert_consistent();
+}
+
+#[test_case]
 fn evicting_a_shared_page_unmaps_it_from_every_space() {
     let (parent, start) = filled_space(1);
     let child = cow::fork(&mut parent.lock()).expect("fork");

@@ -15,7 +15,7 @@ use mm_core::elf::{self, Executable, SegmentFlags};
 kernel::test_kernel!();
 
 /// Every program in `kernel/user/src/bin/`.
-const NAMES: [&str; 17] = [
+const NAMES: [&str; 25] = [
     "hello",
     "lazy",
     "forkcow",
@@ -33,6 +33,14 @@ const NAMES: [&str; 17] = [
     "bigfork",
     "shared",
     "bench",
+    "pageout",
+    "swapfork",
+    "swapstress",
+    "oomparty",
+    "sleeper",
+    "swapioerr",
+    "swapbench",
+    "thrash",
 ];
 
 /// The end of the lower half: user addresses are below it.

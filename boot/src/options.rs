@@ -3,7 +3,7 @@
 //! Every option has both forms so that `cargo run -- --memory 512M` and
 //! `KERNEL_MEMORY=512M cargo test` work alike; a flag wins over the variable.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// How QEMU executes guest code.
@@ -32,6 +32,10 @@ pub struct Options {
     pub uefi: bool,
     /// `--swap-size 256M`, `KERNEL_SWAP_SIZE`: size of the swap disk (a sparse file).
     pub swap_size: u64,
+    /// `--swap-blkdebug FILE`, `KERNEL_SWAP_BLKDEBUG`: a QEMU blkdebug rules file; the
+    /// swap disk is then wrapped in blkdebug, which fails the requests it names.
+    /// A relative path is taken from the workspace root.
+    pub swap_blkdebug: Option<PathBuf>,
     /// `--disk PATH`, `KERNEL_DISK`: one more raw disk, attached as virtio-blk.
     pub extra_disk: Option<PathBuf>,
     /// `--gdb`, `KERNEL_GDB=1`: QEMU waits for a debugger on port 1234.
@@ -43,7 +47,19 @@ pub struct Options {
 }
 
 const USAGE: &str = "usage: boot KERNEL_ELF [--accel tcg|kvm] [--memory SIZE] [--timeout SECS] \
-[--uefi] [--swap-size SIZE] [--disk PATH] [--gdb] [--qemu-arg ARG]... [--bench] [--cmdline WORDS]";
+[--uefi] [--swap-size SIZE] [--swap-blkdebug FILE] [--disk PATH] [--gdb] [--qemu-arg ARG]... [--bench] \
+[--cmdline WORDS]";
+
+/// Returns `path` as is if absolute, else relative to the workspace root (where
+/// `tests/` is), whatever directory cargo runs the runner in; it must exist.
+fn workspace_file(path: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(path);
+    let path = if path.is_absolute() { path } else { Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path) };
+    if !path.is_file() {
+        return Err(format!("{} does not exist", path.display()));
+    }
+    Ok(path)
+}
 
 /// Parses a size such as `256M`, `1G`, `4096` or `64K` into bytes.
 pub fn parse_size(text: &str) -> Result<u64, String> {
@@ -107,6 +123,7 @@ impl Options {
             }),
             uefi: truthy(env("KERNEL_UEFI")),
             swap_size: parse_size(&env("KERNEL_SWAP_SIZE").unwrap_or_else(|| "256M".into()))?,
+            swap_blkdebug: env("KERNEL_SWAP_BLKDEBUG").as_deref().map(workspace_file).transpose()?,
             extra_disk: env("KERNEL_DISK").map(PathBuf::from),
             gdb: truthy(env("KERNEL_GDB")),
             qemu_args: env("KERNEL_QEMU_ARGS")
@@ -125,6 +142,7 @@ impl Options {
                 }
                 "--uefi" => opts.uefi = true,
                 "--swap-size" => opts.swap_size = parse_size(&value("--swap-size")?)?,
+                "--swap-blkdebug" => opts.swap_blkdebug = Some(workspace_file(&value("--swap-blkdebug")?)?),
                 "--disk" => opts.extra_disk = Some(PathBuf::from(value("--disk")?)),
                 "--gdb" => opts.gdb = true,
                 "--qemu-arg" => opts.qemu_args.push(value("--qemu-arg")?),

@@ -53,8 +53,17 @@ pub fn command(opts: &Options, image: &Path, swap: &Path) -> Command {
     };
     cmd.args(["-serial", "stdio", "-display", "none", "-no-reboot"]);
     cmd.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
-    // The swap disk: a virtio block device found by the kernel on the PCI bus.
-    cmd.arg("-drive").arg(format!("file={},format=raw,if=none,id=swap,cache=unsafe", swap.display()));
+    // The swap disk: a virtio block device found by the kernel on the PCI bus. With
+    // --swap-blkdebug the raw file sits under QEMU's blkdebug driver, which fails the
+    // requests its rules name (error injection for the swap I/O-error tests).
+    match &opts.swap_blkdebug {
+        None => cmd.arg("-drive").arg(format!("file={},format=raw,if=none,id=swap,cache=unsafe", swap.display())),
+        Some(rules) => cmd.arg("-drive").arg(format!(
+            "driver=blkdebug,config={},image.driver=file,image.filename={},if=none,id=swap,cache=unsafe",
+            rules.display(),
+            swap.display()
+        )),
+    };
     cmd.args(["-device", "virtio-blk-pci,drive=swap,serial=swap"]);
     if let Some(disk) = &opts.extra_disk {
         cmd.arg("-drive").arg(format!("file={},format=raw,if=none,id=extra", disk.display()));

@@ -1,4 +1,5 @@
 //! The bench mode: `cargo run -- --bench` boots, measures, prints tables, exits.
+//! The swap benchmarks are in `bench/swap.rs`.
 //!
 //! Every number is nanoseconds per operation, from the TSC calibrated against the PIT
 //! (see `arch::timer`), as the best of a few rounds so a timer interrupt in one round
@@ -14,6 +15,8 @@ use crate::mm::frame::{self, FrameState, OwnedFrames};
 use crate::mm::memops::{self, PageMethod};
 use crate::mm::Order;
 use crate::println;
+
+mod swap;
 
 /// Rounds per measurement; the best one counts.
 const ROUNDS: usize = 5;
@@ -140,5 +143,6 @@ pub fn run_all() {
     paging();
     crate::drivers::virtio_blk::bench();
     user_faults();
+    swap::bench();
     println!("== bench done ==");
 }

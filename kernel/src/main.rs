@@ -44,6 +44,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     } else {
         demo_physical_memory();
         demo_processes();
+        demo_swap();
     }
     println!("done: leaving QEMU");
     arch::qemu::exit(arch::qemu::ExitCode::Success);
@@ -109,6 +110,15 @@ fn demo_processes() {
         "free frames: {free_before} before, {} after the processes exited",
         frame::nr_free_frames()
     );
+}
+
+/// Sends a process's pages to swap and back, then shows the swap counters.
+fn demo_swap() {
+    println!("\n-- swap: a process pages out 64 pages, reads them back, rewrites half --");
+    let pid = proc::spawn("pageout").expect("demo: spawn pageout");
+    let (_, status) = proc::wait(Some(pid)).expect("demo: wait");
+    println!("pageout (pid {pid}) {status}");
+    vmstat::print_swap_counters();
 }
 
 #[panic_handler]

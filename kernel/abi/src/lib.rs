@@ -268,9 +268,11 @@ pub struct MemStat {
     pub major_faults: u64,
     /// Write faults on a copy-on-write page (copied, or reused when unshared).
     pub cow_faults: u64,
-    /// Pages of this process written out to swap.
+    /// Pages of this process sent to swap: PTEs turned into swap entries (the page
+    /// written to its slot, or dropped because its slot already held it).
     pub swap_out_pages: u64,
-    /// Pages of this process read back from swap.
+    /// Pages of this process brought back from swap: swap entries mapped again (read
+    /// from the disk, or found in the swap cache).
     pub swap_in_pages: u64,
     /// Pages of this process in swap right now.
     pub swap_pages: u64,

@@ -9,9 +9,9 @@
 //! Who may write what:
 //! - the buddy allocator owns `order`, the links and the [`FrameFlags::BUDDY_HEAD`] /
 //!   [`FrameFlags::ALLOC_HEAD`] bits; the `pub` setters here refuse to change those bits;
-//! - the owner of an allocated frame (page-table code, the fault handler, the reclaim
-//!   clock list in `reclaim.rs`, swap) uses the counts, the other flags, the links
-//!   (only while the frame is not free) and `private`.
+//! - the owner of an allocated frame (page-table code, the fault handler, reclaim,
+//!   swap) uses the counts, the other flags, the links (only while the frame is not
+//!   free) and `private`.
 //!
 //! Descriptors are at most 32 bytes, so the table costs 32/4096 < 0.8 % of RAM.
 
@@ -59,7 +59,7 @@ impl FrameFlags {
     pub const ACCESSED: FrameFlags = FrameFlags(1 << 2);
     /// Contents differ from the copy on swap (or the frame was never written out).
     pub const DIRTY: FrameFlags = FrameFlags(1 << 3);
-    /// In the swap cache: `private` holds the frame's swap entry.
+    /// In the swap cache: `private` holds the frame's swap slot.
     pub const SWAP_CACHE: FrameFlags = FrameFlags(1 << 4);
     /// Locked for I/O: swap-in or write-back is in flight.
     pub const LOCKED: FrameFlags = FrameFlags(1 << 5);
@@ -150,7 +150,7 @@ pub const NONE_INDEX: u32 = u32::MAX;
 ///
 /// | offset | field | type | meaning |
 /// |---|---|---|---|
-/// | 0 | `private` | `u64` | owner's word: swap entry of a swap-cache page, later the rmap head |
+/// | 0 | `private` | `u64` | owner's word: the swap slot of a swap-cache page |
 /// | 8 | `refcount` | `u32` | references held; 1 on the head of a fresh allocation |
 /// | 12 | `map_count` | `u32` | number of PTEs that map this frame |
 /// | 16 | `next` | `u32` | next frame index on the list this frame is on, or [`NONE_INDEX`] |
@@ -165,7 +165,7 @@ pub const NONE_INDEX: u32 = u32::MAX;
 #[derive(Clone, Debug)]
 #[repr(C)]
 pub struct FrameDesc {
-    /// The owner's private word: swap entry while in the swap cache, rmap head later.
+    /// The owner's private word: the swap slot while in the swap cache.
     private: u64,
     /// References held on the frame (or on the block, for a block head).
     refcount: u32,

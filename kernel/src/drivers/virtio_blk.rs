@@ -29,7 +29,7 @@
 //! interrupt" and drop the disk lock in between (STYLE §5: no I/O under a spinlock; today the
 //! global [`swap_disk`] lock is held across the polled request, with interrupts off).
 //!
-//! Neighbours: `drivers::init` calls [`init`]; the swap layer (`mm::swap`, to come)
+//! Neighbours: `drivers::init` calls [`init`]; the swap layer (`mm::swap`)
 //! calls [`swap_disk`] and moves whole frames with [`VirtioBlk::read_frame`] /
 //! [`VirtioBlk::write_frame`]; `bench` (a submodule) measures it.
 //!

@@ -8,6 +8,7 @@
 //! | [`vmstat`] | fault counters by outcome and the fault trace |
 //! | [`rmap`] | reverse map: every PTE of a user frame; the registry of address spaces |
 //! | [`check`] | the bookkeeping audit: rmap, frame counts, swap slots vs the page tables |
+//! | [`oom`] | the OOM killer: when memory and swap are exhausted, the largest process dies |
 //! | [`reclaim`] | watermarks, background and direct reclaim, the replacement policy (clock), MADV_PAGEOUT |
 //! | [`swap`] | the swap area (header, `swapon`, slots), the swap cache, swap-out (`evict`), swap-in |
 //! | [`frame`] | the frame table and the buddy allocator, behind one lock |
@@ -31,6 +32,7 @@ pub mod kspace;
 pub mod kstack;
 pub mod layout;
 pub mod memops;
+pub mod oom;
 pub mod paging;
 pub mod reclaim;
 pub mod rmap;

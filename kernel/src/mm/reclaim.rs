@@ -54,7 +54,7 @@ use super::addr_space::VmError;
 use super::frame::{self, FrameFlags, FrameState};
 use super::paging::PteFlags;
 use super::rmap::{self, SpaceRef};
-use super::swap::{self, EvictError, Evicted};
+use super::swap::{self, Evicted};
 use super::vmstat::{self, SwapEvent};
 use super::{Frame, Page};
 use crate::sync::IrqMutex;
@@ -292,31 +292,61 @@ fn pick_victim() -> Option<Frame> {
 }
 
 /// Evicts policy victims until `nr_wanted` frames are freed or the policy has gone
-/// round twice without success. Call with no lock held.
+/// round twice without success. Once swap has no free slot, only pages that already
+/// have one (the swap cache) can go: then the cache is reclaimed directly instead
+/// of scanning every page for the few that could. Call with no lock held.
 pub fn shrink(nr_wanted: u64) -> ReclaimReport {
     let mut report = ReclaimReport::default();
     let mut budget = 2 * nr_tracked() as u64 + 16;
     while report.nr_freed() < nr_wanted && budget > 0 {
+        if swap::slot_counts().0 == 0 {
+            shrink_swap_cache(nr_wanted, &mut report);
+            break;
+        }
         budget -= 1;
         let Some(victim) = pick_victim() else { break };
         report.nr_scanned += 1;
         vmstat::count(SwapEvent::Scanned);
-        match swap::evict(victim) {
-            Ok(Evicted::Written) => report.nr_written += 1,
-            Ok(Evicted::Clean) => report.nr_clean += 1,
-            Ok(Evicted::Remapped) => track(victim),
-            Err(e) => {
-                report.nr_kept += 1;
-                if is_live_user_frame(victim) {
-                    track(victim);
-                }
-                if e == EvictError::SwapFull && swap::slot_counts().0 == 0 && swap::nr_cached() == 0 {
-                    break; // nothing left that could go out
-                }
+        evict_victim(victim, &mut report);
+    }
+    report
+}
+
+/// Evicts `victim` (no longer tracked) and counts the outcome; a victim that stays
+/// is tracked again.
+fn evict_victim(victim: Frame, report: &mut ReclaimReport) {
+    match swap::evict(victim) {
+        Ok(Evicted::Written) => report.nr_written += 1,
+        Ok(Evicted::Clean) => report.nr_clean += 1,
+        Ok(Evicted::Remapped) => {
+            report.nr_kept += 1;
+            track(victim);
+        }
+        Err(_) => {
+            report.nr_kept += 1;
+            if is_live_user_frame(victim) {
+                track(victim);
             }
         }
     }
-    report
+}
+
+/// Swap is full: evicts swap-cache pages (each has its slot already; clean ones go
+/// without I/O, dirty ones are rewritten to their own slot) until `nr_wanted`
+/// frames are freed in all.
+fn shrink_swap_cache(nr_wanted: u64, report: &mut ReclaimReport) {
+    for frame in swap::cached_frames() {
+        if report.nr_freed() >= nr_wanted {
+            break;
+        }
+        if frame::with_desc(frame, |d| d.has_flags(FrameFlags::LOCKED)) {
+            continue;
+        }
+        untrack(frame);
+        report.nr_scanned += 1;
+        vmstat::count(SwapEvent::Scanned);
+        evict_victim(frame, report);
+    }
 }
 
 /// Background reclaim: if free frames are below `low`, reclaims up to `high`.
@@ -349,16 +379,7 @@ pub fn pageout(space: &SpaceRef, addr: u64, len: u64) -> Result<ReclaimReport, V
     for frame in frames {
         untrack(frame);
         report.nr_scanned += 1;
-        match swap::evict(frame) {
-            Ok(Evicted::Written) => report.nr_written += 1,
-            Ok(Evicted::Clean) => report.nr_clean += 1,
-            Ok(Evicted::Remapped) | Err(_) => {
-                report.nr_kept += 1;
-                if is_live_user_frame(frame) {
-                    track(frame);
-                }
-            }
-        }
+        evict_victim(frame, &mut report);
     }
     Ok(report)
 }

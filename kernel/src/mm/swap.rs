@@ -275,7 +275,8 @@ pub(super) fn cancel_eviction(frame: Frame, entry: SwapEntry) {
 /// After a failed write of `frame` to `entry`'s slot: the slot is retired (kept
 /// allocated, never reused) and the frame leaves the cache, unless a swap PTE still
 /// names the slot: then the frame must stay cached (and DIRTY) to serve it.
-pub(super) fn abandon_slot(frame: Frame, entry: SwapEntry) {
+/// Returns true if the slot was retired.
+pub(super) fn abandon_slot(frame: Frame, entry: SwapEntry) -> bool {
     let mut swap = SWAP.lock();
     let state = swap.as_mut().expect("abandon_slot: swap went off during an eviction");
     let slot = entry.slot() as u32;
@@ -288,12 +289,19 @@ pub(super) fn abandon_slot(frame: Frame, entry: SwapEntry) {
         // The retired list takes over the cache's slot reference.
         let _ = state.map.dup(SwapSlot::from_index(slot));
         state.cache_remove(slot, frame);
+        return true;
     }
+    false
 }
 
 /// Returns the number of slots retired after write errors.
 pub fn nr_retired_slots() -> usize {
     SWAP.lock().as_ref().map_or(0, |s| s.retired.len())
+}
+
+/// Returns the frames in the swap cache, in slot order.
+pub fn cached_frames() -> alloc::vec::Vec<Frame> {
+    SWAP.lock().as_ref().map_or_else(alloc::vec::Vec::new, |s| s.cache.values().copied().collect())
 }
 
 /// Returns the number of frames in the swap cache.

@@ -3,7 +3,9 @@
 //! Every resolved page fault is counted by kind; with tracing on (`trace` on the
 //! kernel command line, or [`set_tracing`]) the last [`TRACE_LEN`] faults are kept
 //! with the pid, address, access and outcome, and [`print_trace`] shows them: the
-//! fault path, as it happened.
+//! fault path, as it happened. Swap and reclaim events ([`SwapEvent`]: pages written
+//! and read, swap-cache hits, clean pages dropped, reclaim passes, I/O errors, OOM
+//! kills) are counted machine-wide and shown by [`print_swap_counters`].
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 

@@ -16,6 +16,7 @@ use crate::arch::trap::{self, TrapFrame};
 use crate::mm::VirtAddr;
 use crate::mm::fault::{self as mm_fault, FaultError, FaultOutcome};
 use crate::mm::rmap::SpaceRef;
+use crate::mm::oom::{self, OomOutcome};
 use crate::mm::reclaim;
 use crate::mm::swap::{self, swapin::SwapInError};
 use crate::mm::vmstat;
@@ -51,6 +52,9 @@ fn fault_in(space: &SpaceRef, addr: VirtAddr, error_code: u64) -> Result<FaultOu
     let mut read = None;
     let mut nr_retries = 0;
     loop {
+        if task::current_is_killed() {
+            return Err(FaultError::Killed);
+        }
         let result = {
             // The lock is never held while user memory is touched, so it is free here;
             // if it is not, a kernel path broke that rule: fail instead of deadlocking.
@@ -72,14 +76,23 @@ fn fault_in(space: &SpaceRef, addr: VirtAddr, error_code: u64) -> Result<FaultOu
     }
 }
 
-/// A user-page allocation failed: direct reclaim, so the caller can retry. Fails if
-/// nothing could be freed, or after [`MAX_RECLAIM_RETRIES`] rounds.
+/// A user-page allocation failed: direct reclaim, so the caller can retry. If
+/// nothing could be freed (or after [`MAX_RECLAIM_RETRIES`] rounds), the OOM killer
+/// chooses a victim: if that is us, the fault fails with `Killed`; if another
+/// process, we yield until it is gone and retry.
 fn reclaim_for_retry(nr_retries: &mut u32) -> Result<(), FaultError> {
     *nr_retries += 1;
     if *nr_retries <= MAX_RECLAIM_RETRIES && reclaim::direct_reclaim() > 0 {
-        Ok(())
-    } else {
-        Err(FaultError::OutOfMemory)
+        return Ok(());
+    }
+    match oom::out_of_memory() {
+        OomOutcome::KilledCurrent => Err(FaultError::Killed),
+        OomOutcome::Killed(_) | OomOutcome::AlreadyDying(_) => {
+            sched::yield_now();
+            *nr_retries = 0;
+            Ok(())
+        }
+        OomOutcome::NoVictim => Err(FaultError::OutOfMemory),
     }
 }
 
@@ -92,15 +105,32 @@ pub fn page_fault(frame: &mut TrapFrame, addr: u64) {
             Err(FaultError::Segv(reason)) => kill(format_args!("{reason}")),
             Err(FaultError::SwapIo { slot, error }) => kill(format_args!("swap-in of slot {slot} failed: {error:?}")),
             Err(FaultError::OutOfMemory) => kill(format_args!("out of memory at {addr:#x}")),
-            Err(e @ (FaultError::NeedsSwapIn(_) | FaultError::PageLocked | FaultError::Killed)) => {
+            // Killed by the OOM killer (the message is out): exit on the way back.
+            Err(FaultError::Killed) => task::exit_if_killed(),
+            Err(e @ (FaultError::NeedsSwapIn(_) | FaultError::PageLocked)) => {
                 kill(format_args!("page fault at {addr:#x} unresolved: {e:?}"))
             }
         }
-    } else if is_user_addr && task::current_pid() != 0 && resolve(addr, frame.error_code).is_ok() {
+    } else if is_user_addr && task::current_pid() != 0 && kernel_fault_on_user(addr, frame.error_code) {
         // Demand paging on behalf of the kernel (a syscall touching a user buffer).
     } else if !extable::fixup(frame, addr) {
         trap::dump(frame);
         panic!("kernel page fault at {addr:#x}, rip {:#x}: {}", frame.rip, trap::PageFaultError(frame.error_code));
+    }
+}
+
+/// Resolves a fault the kernel took on a user address (inside `copy_user`); returns
+/// false if it could not be, and the copy's fixup makes the syscall fail with
+/// EFAULT. A page that could not be read from swap also kills the process, as in
+/// user mode: it exits on its way back from the syscall.
+fn kernel_fault_on_user(addr: u64, error_code: u64) -> bool {
+    match resolve(addr, error_code) {
+        Ok(()) => true,
+        Err(FaultError::SwapIo { slot, error }) => {
+            task::kill(task::current_pid(), format_args!("swap-in of slot {slot} failed: {error:?}"));
+            false
+        }
+        Err(_) => false,
     }
 }
 

@@ -125,6 +125,7 @@ pub extern "C" fn dispatch(frame: &mut TrapFrame) {
         Ok(value) => value,
         Err(errno) => errno.to_ret(),
     };
+    task::exit_if_killed();
     if !is_short {
         x86_64::instructions::interrupts::disable();
     }

@@ -61,6 +61,9 @@ pub struct Task {
     pub saved_rsp: u64,
     /// Its memory, for user processes.
     pub space: Option<Arc<IrqMutex<AddressSpace>>>,
+    /// Killed by another task (the OOM killer): exits the next time it would return
+    /// to user mode, or gives up what it waits for.
+    pub is_killed: bool,
 }
 
 impl Task {
@@ -84,6 +87,7 @@ pub fn init() {
         kstack: None,
         saved_rsp: 0,
         space: None,
+        is_killed: false,
     };
     TASKS.lock().insert(0, Box::new(idle));
 }
@@ -144,6 +148,7 @@ pub fn create_user_task(
         kstack: Some(kstack),
         saved_rsp,
         space: Some(space),
+        is_killed: false,
     };
     TASKS.lock().insert(pid, Box::new(task));
     sched::make_runnable(pid);
@@ -188,11 +193,73 @@ pub fn kill_current(reason: core::fmt::Arguments) -> ! {
     exit_current(WaitStatus::Killed(abi::SIGKILL))
 }
 
+/// Marks process `pid` killed, with a message, and wakes it if it waits: it exits
+/// the next time it would return to user mode ([`exit_if_killed`]). Returns false
+/// if there is no such live process or it is already killed.
+pub fn kill(pid: Pid, reason: core::fmt::Arguments) -> bool {
+    let name = {
+        let mut tasks = TASKS.lock();
+        let Some(task) = tasks.get_mut(&pid).filter(|t| pid != 0 && !t.is_killed) else {
+            return false;
+        };
+        if matches!(task.state, TaskState::Zombie(_)) {
+            return false;
+        }
+        task.is_killed = true;
+        task.name.clone()
+    };
+    crate::println!("pid {pid} ({name}) killed: {reason}");
+    super::fault::NR_KILLED.fetch_add(1, Ordering::Relaxed);
+    sched::wake_if_waiting(pid);
+    true
+}
+
+/// Returns true if the running task has been killed and must exit.
+pub fn current_is_killed() -> bool {
+    TASKS.lock().get(&current_pid()).is_some_and(|t| t.is_killed)
+}
+
+/// Exits the running task if it has been killed. Called on every way back to user
+/// mode (syscall return, trap return), where no lock is held.
+pub fn exit_if_killed() {
+    if current_pid() != 0 && current_is_killed() {
+        exit_current(WaitStatus::Killed(abi::SIGKILL));
+    }
+}
+
+/// A user process as the OOM killer sees it.
+pub struct UserTask {
+    /// Its pid.
+    pub pid: Pid,
+    /// Its name.
+    pub name: String,
+    /// Its memory.
+    pub space: SpaceRef,
+    /// Already killed, not yet exited.
+    pub is_killed: bool,
+}
+
+/// Returns every live user process (zombies have no memory and are left out).
+pub fn user_tasks() -> alloc::vec::Vec<UserTask> {
+    let tasks = TASKS.lock();
+    tasks
+        .values()
+        .filter_map(|t| {
+            let space = t.space.clone()?;
+            Some(UserTask { pid: t.pid, name: t.name.clone(), space, is_killed: t.is_killed })
+        })
+        .collect()
+}
+
 /// Waits for a child of the running task to exit (`pid` = None: any child) and
-/// reaps it. Returns its pid and status, or `None` if there is no such child.
+/// reaps it. Returns its pid and status, or `None` if there is no such child (or
+/// the running task was killed meanwhile: it stops waiting and exits on its way out).
 pub fn wait(pid: Option<Pid>) -> Option<(Pid, WaitStatus)> {
     let me = current_pid();
     loop {
+        if current_is_killed() {
+            return None;
+        }
         {
             let mut tasks = TASKS.lock();
             let mut children = tasks.values().filter(|t| t.parent == me && t.pid != me && pid.is_none_or(|p| p == t.pid));

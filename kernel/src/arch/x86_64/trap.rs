@@ -204,6 +204,10 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
         0..IRQ_BASE => fatal(frame, "unhandled exception"),
         _ => log::warn!("unexpected interrupt vector {}", vector),
     }
+    if frame.is_user() {
+        // On the way back to ring 3: a process killed meanwhile exits here.
+        crate::proc::task::exit_if_killed();
+    }
 }
 
 /// Handles #DF. Never returns: the interrupted context cannot be resumed.

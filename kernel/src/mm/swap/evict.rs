@@ -107,8 +107,12 @@ pub fn evict(frame: Frame) -> Result<Evicted, EvictError> {
         if let Err(e) = super::write_slot(entry, frame) {
             vmstat::count(SwapEvent::WriteError);
             restore_all(frame, entry, &undo);
-            abandon_slot(frame, entry);
-            log::warn!("swap: writing {frame:?} to slot {} failed: {e:?}; the page stays resident", entry.slot());
+            let is_retired = abandon_slot(frame, entry);
+            log::warn!(
+                "swap: writing {frame:?} to slot {} failed: {e:?}; the page stays resident{}",
+                entry.slot(),
+                if is_retired { ", the slot is retired" } else { "" }
+            );
             return Err(EvictError::WriteFailed(e));
         }
         vmstat::count(SwapEvent::SwapOut);

@@ -1,0 +1,105 @@
+//! The OOM killer: when memory and swap are both exhausted, the process with the
+//! most memory is killed with a message, the others finish with their data intact,
+//! and the kernel goes on, with every frame and slot back where they were.
+//!
+//! This image asks the runner for 64 MiB of RAM and 32 MiB of swap.
+#![no_std]
+#![allow(missing_docs)] // test names say what each test checks
+#![no_main]
+#![feature(custom_test_frameworks)]
+#![test_runner(kernel::testing::test_runner)]
+#![reexport_test_harness_main = "test_main"]
+
+extern crate alloc;
+
+use bootloader_api::BootInfo;
+use kernel::mm::oom::{self, OomOutcome};
+use kernel::mm::vmstat::{self, SwapEvent};
+use kernel::mm::{check, frame, heap, swap};
+use kernel::proc::{self, sched, task, task::WaitStatus};
+
+kernel::runner_args!(b"--memory 64M --swap-size 32M --timeout 240");
+
+bootloader_api::entry_point!(main, config = &kernel::BOOTLOADER_CONFIG);
+
+fn main(boot_info: &'static mut BootInfo) -> ! {
+    kernel::init(boot_info);
+    test_main();
+    kernel::hlt_loop()
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    kernel::testing::test_panic_handler(info)
+}
+
+fn run(name: &str) -> WaitStatus {
+    let pid = proc::spawn(name).unwrap_or_else(|e| panic!("spawn {name}: {e:?}"));
+    let (_, status) = proc::wait(Some(pid)).expect("wait");
+    assert_eq!(proc::wait(None), None, "{name} left children behind");
+    status
+}
+
+/// Runs `oomparty` once and checks the kill and the books.
+fn oom_party() {
+    let (kills, direct) = (vmstat::nr_events(SwapEvent::OomKill), vmstat::nr_events(SwapEvent::DirectReclaim));
+    assert_eq!(run("oomparty"), WaitStatus::Exited(0), "oomparty failed");
+    assert_eq!(vmstat::nr_events(SwapEvent::OomKill), kills + 1, "exactly one OOM kill");
+    assert!(vmstat::nr_events(SwapEvent::DirectReclaim) > direct, "allocations failed and direct reclaim ran");
+    check::check_consistency().expect("consistent");
+}
+
+#[test_case]
+fn oom_kills_the_largest_process_and_the_others_finish() {
+    // The first run also grows the kernel's tables for good (rmap, swap cache,
+    // task table nodes); the second must give back every frame it took.
+    oom_party();
+    heap::shrink();
+    let (free, slots) = (frame::nr_free_frames(), swap::slot_counts());
+    oom_party();
+    vmstat::print_swap_counters();
+    heap::shrink();
+    assert_eq!(swap::slot_counts(), slots, "slots leaked");
+    assert_eq!(frame::nr_free_frames(), free, "frames leaked");
+}
+
+#[test_case]
+fn the_kernel_runs_programs_after_an_oom_kill() {
+    assert_eq!(run("hello"), WaitStatus::Exited(0));
+    assert_eq!(run("pageout"), WaitStatus::Exited(0));
+    check::check_consistency().expect("consistent");
+}
+
+/// Yields until `parent` holds at least 1024 resident pages and its child (the
+/// other user task) has unmapped its copy.
+fn wait_for_sleepers(parent: task::Pid) {
+    for _ in 0..10_000 {
+        let rss: alloc::vec::Vec<(task::Pid, u64)> =
+            task::user_tasks().iter().map(|t| (t.pid, t.space.lock().stats.rss_pages)).collect();
+        let is_parent_ready = rss.iter().any(|&(pid, n)| pid == parent && n >= 1024);
+        let is_child_ready = rss.iter().any(|&(pid, n)| pid != parent && n < 64);
+        if is_parent_ready && is_child_ready {
+            return;
+        }
+        sched::yield_now();
+    }
+    panic!("sleeper {parent} never settled");
+}
+
+#[test_case]
+fn the_oom_killer_kills_another_process_even_while_it_waits() {
+    let parent = proc::spawn("sleeper").expect("spawn");
+    wait_for_sleepers(parent);
+    // Task 0 has no memory of its own: the victim is another process, the parent,
+    // which is blocked in wait4; it must wake up and exit.
+    assert_eq!(oom::out_of_memory(), OomOutcome::Killed(parent));
+    assert_eq!(oom::out_of_memory(), OomOutcome::AlreadyDying(parent), "one victim at a time");
+    assert_eq!(proc::wait(Some(parent)), Some((parent, WaitStatus::Killed(abi::SIGKILL))));
+    // Its child (now task 0's) yields forever: it is next, and exits on its way back
+    // to user mode.
+    let child = task::user_tasks().first().map(|t| t.pid).expect("the orphaned child");
+    assert_eq!(oom::out_of_memory(), OomOutcome::Killed(child));
+    assert_eq!(proc::wait(None), Some((child, WaitStatus::Killed(abi::SIGKILL))));
+    assert_eq!(oom::out_of_memory(), OomOutcome::NoVictim);
+    check::check_consistency().expect("consistent");
+}
