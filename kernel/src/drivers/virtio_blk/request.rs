@@ -75,8 +75,9 @@ impl VirtioBlk {
 
     /// Waits until the device returns the chain at `head`.
     ///
-    /// Polls the used ring, spinning in between. This is the one place a scheduler
-    /// would yield or sleep until the queue interrupt. On timeout, or if the device
+    /// Polls the used ring and yields the CPU in between, so other tasks run while
+    /// the device works (the disk's lock is a `SleepMutex`: no spinlock is held and
+    /// interrupts stay on). On timeout, or if the device
     /// returns a chain that is not in flight, the device is reset (so no DMA lands
     /// later) and set up again. The deadline is checked before each look at the
     /// ring, so a zero timeout always gives up: tests use that to reset the device
@@ -96,7 +97,7 @@ impl VirtioBlk {
                     let _ = self.reinit();
                     return Err(BlkError::DeviceBroken);
                 }
-                Ok(None) => core::hint::spin_loop(),
+                Ok(None) => crate::proc::sched::yield_now(),
             }
         }
     }
