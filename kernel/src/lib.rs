@@ -75,6 +75,7 @@ pub fn init(boot_info: &'static mut BootInfo) {
     drivers::init();
     mm::swap::init();
     mm::reclaim::init();
+    mm::reclaim::start_kswapd();
 }
 
 /// Moves the double-fault and NMI handlers onto stacks with guard pages.

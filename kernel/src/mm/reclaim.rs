@@ -7,21 +7,19 @@
 //!  free frames
 //!    ^
 //!    |  high ─────  background reclaim stops here
-//!    |  low  ─────  below this, a faulting process first reclaims up to high
+//!    |  low  ─────  below this, a fault or fork wakes kswapd
 //!    |  min  ─────  user-page allocations fail below this (frame::set_user_reserve):
 //!    |              the rest is the kernel's (heap, page tables, stacks)
 //!    0
 //! ```
 //! `min` is 1/128 of memory (64..=1024 frames), `low` = 2 min, `high` = 3 min.
-//! There is no reclaim thread: reclaim runs synchronously in the process that needs
-//! memory, with no lock held, at the two moments Linux's kswapd and direct reclaim
-//! cover:
-//! - **background** ([`balance`]): at the start of every user page fault and fork,
-//!   if free frames are below `low`, reclaim until `high`; so the fault that follows
-//!   usually finds a frame at once;
+//! Reclaim runs with no lock held, at the two moments Linux covers:
+//! - **background** ([`balance`], in the `kswapd` kernel thread): every user page
+//!   fault and fork checks the free frames ([`wake_kswapd`]); below `low` it wakes
+//!   kswapd, which reclaims until `high` when it next gets the CPU, and sleeps again;
 //! - **direct** ([`direct_reclaim`]): when a user-page allocation failed anyway, the
-//!   fault path reclaims a batch and retries; if nothing could be freed (swap full
-//!   too) the OOM killer chooses a victim (`oom.rs`).
+//!   fault path reclaims a batch itself and retries; if nothing could be freed (swap
+//!   full too) the OOM killer chooses a victim (`oom.rs`).
 //!
 //! # Which page: the replacement policy
 //!
@@ -349,8 +347,44 @@ fn shrink_swap_cache(nr_wanted: u64, report: &mut ReclaimReport) {
     }
 }
 
+/// The pid of kswapd, the background reclaim thread, once it runs.
+static KSWAPD: spin::Once<u64> = spin::Once::new();
+
+/// Starts kswapd: a kernel thread that sleeps until free frames drop below `low`,
+/// then reclaims up to `high` (Linux's kswapd). Without it (it could not be
+/// started), faulting processes do that work themselves in [`wake_kswapd`].
+pub fn start_kswapd() {
+    match crate::proc::task::spawn_daemon("kswapd", kswapd_main) {
+        Ok(pid) => {
+            KSWAPD.call_once(|| pid);
+        }
+        Err(e) => log::warn!("reclaim: kswapd not started ({e:?}); faulting processes reclaim themselves"),
+    }
+}
+
+extern "C" fn kswapd_main() -> ! {
+    loop {
+        balance();
+        crate::proc::sched::sleep_current();
+    }
+}
+
+/// Called with no lock held at every user fault and fork: below the `low` watermark
+/// wakes kswapd (which runs when the faulting task next gives up the CPU); direct
+/// reclaim still backs up an allocation that fails before kswapd has caught up.
+pub fn wake_kswapd() {
+    let Some(marks) = WATERMARKS.get() else { return };
+    if frame::nr_free_frames() >= marks.low || !swap::is_on() {
+        return;
+    }
+    match KSWAPD.get() {
+        Some(&pid) => crate::proc::sched::wake(pid),
+        None => balance(),
+    }
+}
+
 /// Background reclaim: if free frames are below `low`, reclaims up to `high`.
-/// Call with no lock held (the fault path and fork do, first thing).
+/// Runs in kswapd, with no lock held.
 pub fn balance() {
     let Some(marks) = WATERMARKS.get() else { return };
     let nr_free = frame::nr_free_frames();

@@ -51,12 +51,21 @@ switch_context:
     .global task_entry_trampoline
 task_entry_trampoline:
     jmp trap_return
+
+    // A kernel thread's first switch-in lands here with its entry point in r12 and
+    // RSP at the (16-byte aligned) top of its stack.
+    .global daemon_entry_trampoline
+daemon_entry_trampoline:
+    sti
+    call r12
+    ud2
     "#
 );
 
 unsafe extern "C" {
     fn switch_context(prev_rsp: *mut u64, next_rsp: u64);
     static task_entry_trampoline: u8;
+    static daemon_entry_trampoline: u8;
 }
 
 /// Returns the words `switch_context` pops for a task that never ran, lowest first:
@@ -64,6 +73,13 @@ unsafe extern "C" {
 pub fn initial_switch_frame() -> [u64; 8] {
     let trampoline = core::ptr::addr_of!(task_entry_trampoline) as u64;
     [0x2, 0, 0, 0, 0, 0, 0, trampoline]
+}
+
+/// Returns the words `switch_context` pops for a kernel thread that never ran: as
+/// [`initial_switch_frame`], with `entry` in r12 for `daemon_entry_trampoline`.
+pub fn initial_daemon_switch_frame(entry: extern "C" fn() -> !) -> [u64; 8] {
+    let trampoline = core::ptr::addr_of!(daemon_entry_trampoline) as u64;
+    [0x2, 0, 0, 0, entry as usize as u64, 0, 0, trampoline]
 }
 
 static CURRENT: AtomicU64 = AtomicU64::new(0);
@@ -101,6 +117,26 @@ pub fn wake_if_waiting(pid: Pid) {
         drop(tasks);
         make_runnable(pid);
     }
+}
+
+/// Wakes `pid` if it is a sleeping kernel thread.
+pub fn wake(pid: Pid) {
+    let mut tasks = TASKS.lock();
+    if let Some(task) = tasks.get_mut(&pid)
+        && task.state == TaskState::Sleeping
+    {
+        task.state = TaskState::Runnable;
+        drop(tasks);
+        make_runnable(pid);
+    }
+}
+
+/// Puts the running kernel thread to sleep until [`wake`].
+pub fn sleep_current() {
+    if let Some(task) = TASKS.lock().get_mut(&current()) {
+        task.state = TaskState::Sleeping;
+    }
+    block_current();
 }
 
 /// Loads the kernel's own page tables (before the current address space is freed).

@@ -222,7 +222,7 @@ fn sys_madvise(addr: u64, len: u64, advice: u64) -> Result<u64, Errno> {
 }
 
 fn sys_fork(frame: &TrapFrame) -> Result<u64, Errno> {
-    reclaim::balance();
+    reclaim::wake_kswapd();
     let parent = task::current_pid();
     let space = task::current_space().ok_or(Errno::EPERM)?;
     let child_space = cow::fork(&mut space.lock()).map_err(errno_of)?;

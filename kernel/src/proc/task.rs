@@ -41,6 +41,8 @@ pub enum TaskState {
     Runnable,
     /// Waiting for a child to exit.
     WaitingForChild,
+    /// A kernel thread with nothing to do, until [`sched::wake`] is called for it.
+    Sleeping,
     /// Exited; the parent has not reaped it yet.
     Zombie(WaitStatus),
 }
@@ -64,6 +66,9 @@ pub struct Task {
     /// Killed by another task (the OOM killer): exits the next time it would return
     /// to user mode, or gives up what it waits for.
     pub is_killed: bool,
+    /// A kernel thread that lives as long as the kernel (kswapd): nobody's child,
+    /// never reaped, not counted by [`nr_tasks`].
+    pub is_daemon: bool,
 }
 
 impl Task {
@@ -88,6 +93,7 @@ pub fn init() {
         saved_rsp: 0,
         space: None,
         is_killed: false,
+        is_daemon: false,
     };
     TASKS.lock().insert(0, Box::new(idle));
 }
@@ -149,6 +155,7 @@ pub fn create_user_task(
         saved_rsp,
         space: Some(space),
         is_killed: false,
+        is_daemon: false,
     };
     TASKS.lock().insert(pid, Box::new(task));
     sched::make_runnable(pid);
@@ -262,7 +269,9 @@ pub fn wait(pid: Option<Pid>) -> Option<(Pid, WaitStatus)> {
         }
         {
             let mut tasks = TASKS.lock();
-            let mut children = tasks.values().filter(|t| t.parent == me && t.pid != me && pid.is_none_or(|p| p == t.pid));
+            let mut children = tasks
+                .values()
+                .filter(|t| t.parent == me && t.pid != me && !t.is_daemon && pid.is_none_or(|p| p == t.pid));
             let has_children = children.clone().next().is_some();
             if let Some(zombie) = children.find(|t| matches!(t.state, TaskState::Zombie(_))) {
                 let (child, TaskState::Zombie(status)) = (zombie.pid, zombie.state) else { unreachable!() };
@@ -297,5 +306,31 @@ pub fn try_reap(pid: Pid) -> Option<WaitStatus> {
 
 /// Returns the number of live tasks (zombies included), task 0 included.
 pub fn nr_tasks() -> usize {
-    TASKS.lock().len()
+    TASKS.lock().values().filter(|t| !t.is_daemon).count()
+}
+
+/// Starts kernel thread `name` running `entry` (which never returns), as a daemon:
+/// it runs in ring 0 on its own guarded kernel stack, with the kernel's page tables.
+pub fn spawn_daemon(name: &str, entry: extern "C" fn() -> !) -> Result<Pid, SpawnError> {
+    let kstack = KernelStack::new(KERNEL_STACK_PAGES, "kernel thread").map_err(|_| SpawnError::OutOfMemory)?;
+    let switch_words = sched::initial_daemon_switch_frame(entry);
+    let rsp = kstack.top() - (switch_words.len() * 8) as u64;
+    // SAFETY: the stack is freshly mapped and owned by the new task; the words fit
+    // far inside its pages, 8-byte aligned, and nothing runs on it yet.
+    unsafe { core::ptr::copy_nonoverlapping(switch_words.as_ptr(), rsp as *mut u64, switch_words.len()) };
+    let pid = NEXT_PID.fetch_add(1, Ordering::Relaxed);
+    let task = Task {
+        pid,
+        parent: pid,
+        name: String::from(name),
+        state: TaskState::Runnable,
+        kstack: Some(kstack),
+        saved_rsp: rsp,
+        space: None,
+        is_killed: false,
+        is_daemon: true,
+    };
+    TASKS.lock().insert(pid, Box::new(task));
+    sched::make_runnable(pid);
+    Ok(pid)
 }
