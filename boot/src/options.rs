@@ -20,7 +20,7 @@ pub enum Accel {
 pub struct Options {
     /// The kernel ELF cargo built.
     pub kernel: PathBuf,
-    /// True when cargo runs a test binary (it lives in a `deps` folder).
+    /// True when cargo runs a test binary (see [`is_test_binary`]).
     pub is_test: bool,
     /// `--accel tcg|kvm`, `KERNEL_ACCEL`.
     pub accel: Accel,
@@ -59,6 +59,13 @@ fn workspace_file(path: &str) -> Result<PathBuf, String> {
         return Err(format!("{} does not exist", path.display()));
     }
     Ok(path)
+}
+
+/// Returns true if `path` is a test binary: cargo names those `<name>-<16 hex digits>`
+/// (wherever its build layout puts them), while `cargo run` runs plain `kernel`.
+pub fn is_test_binary(path: &std::path::Path) -> bool {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    name.rsplit_once('-').is_some_and(|(_, hash)| hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// Parses a size such as `256M`, `1G`, `4096` or `64K` into bytes.
@@ -110,7 +117,7 @@ impl Options {
 
     /// Parses flags in `args` on top of the environment's options for `kernel`.
     fn parse_with(kernel: PathBuf, mut args: impl Iterator<Item = String>) -> Result<Options, String> {
-        let is_test = kernel.parent().and_then(|p| p.file_name()).is_some_and(|n| n == "deps");
+        let is_test = is_test_binary(&kernel);
         let default_timeout = if is_test { 300 } else { 600 };
         let mut opts = Options {
             kernel,
@@ -161,6 +168,14 @@ impl Options {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn test_binaries_are_recognised_by_their_hash_suffix() {
+        assert!(is_test_binary(std::path::Path::new("target/x86_64-unknown-none/debug/build/kernel/abc/out/paging-0123456789abcdef")));
+        assert!(is_test_binary(std::path::Path::new("target/debug/deps/user-fedcba9876543210")));
+        assert!(!is_test_binary(std::path::Path::new("target/x86_64-unknown-none/debug/kernel")));
+        assert!(!is_test_binary(std::path::Path::new("target/release/swap-area")));
+    }
 
     #[test]
     fn sizes_parse_with_units() {
