@@ -12,7 +12,6 @@
 
 extern crate alloc;
 
-use bootloader_api::BootInfo;
 use kernel::mm::oom::{self, OomOutcome};
 use kernel::mm::vmstat::{self, SwapEvent};
 use kernel::mm::{check, frame, heap, swap};
@@ -20,18 +19,7 @@ use kernel::proc::{self, sched, task, task::WaitStatus};
 
 kernel::runner_args!(b"--memory 64M --swap-size 32M --timeout 240");
 
-bootloader_api::entry_point!(main, config = &kernel::BOOTLOADER_CONFIG);
-
-fn main(boot_info: &'static mut BootInfo) -> ! {
-    kernel::init(boot_info);
-    test_main();
-    kernel::hlt_loop()
-}
-
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo) -> ! {
-    kernel::testing::test_panic_handler(info)
-}
+kernel::test_kernel!();
 
 fn run(name: &str) -> WaitStatus {
     let pid = proc::spawn(name).unwrap_or_else(|e| panic!("spawn {name}: {e:?}"));

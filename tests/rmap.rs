@@ -15,25 +15,13 @@ extern crate alloc;
 
 use alloc::vec::Vec;
 
-use bootloader_api::BootInfo;
 use kernel::mm::addr_space::{AddressSpace, MapRequest, VmProt};
 use kernel::mm::fault::{self, FaultOutcome};
 use kernel::mm::rmap::{self, SpaceRef};
 use kernel::mm::{Frame, PAGE_SIZE, Page, VirtAddr, check, cow, frame, heap};
 use kernel::proc::{self, sched, task};
 
-bootloader_api::entry_point!(main, config = &kernel::BOOTLOADER_CONFIG);
-
-fn main(boot_info: &'static mut BootInfo) -> ! {
-    kernel::init(boot_info);
-    test_main();
-    kernel::hlt_loop()
-}
-
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo) -> ! {
-    kernel::testing::test_panic_handler(info)
-}
+kernel::test_kernel!();
 
 /// Page-fault error code bits: a write from user mode.
 const USER_WRITE: u64 = (1 << 1) | (1 << 2);

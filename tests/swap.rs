@@ -15,7 +15,6 @@ extern crate alloc;
 
 use alloc::vec;
 
-use bootloader_api::BootInfo;
 use kernel::drivers::virtio_blk;
 use kernel::mm::addr_space::{AddressSpace, MapRequest, VmProt};
 use kernel::mm::fault::{self, FaultError, FaultOutcome};
@@ -28,18 +27,7 @@ use kernel::proc::{self, task::WaitStatus};
 
 kernel::runner_args!(b"--timeout 120");
 
-bootloader_api::entry_point!(main, config = &kernel::BOOTLOADER_CONFIG);
-
-fn main(boot_info: &'static mut BootInfo) -> ! {
-    kernel::init(boot_info);
-    test_main();
-    kernel::hlt_loop()
-}
-
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo) -> ! {
-    kernel::testing::test_panic_handler(info)
-}
+kernel::test_kernel!();
 
 const USER_READ: u64 = 1 << 2;
 const USER_WRITE: u64 = (1 << 1) | (1 << 2);

@@ -14,7 +14,6 @@ extern crate alloc;
 
 use alloc::vec;
 
-use bootloader_api::BootInfo;
 use kernel::drivers::virtio_blk;
 use kernel::mm::frame::{self, OwnedFrames};
 use kernel::mm::swap::{self, SwapOffError, SwapOnError};
@@ -23,18 +22,7 @@ use mm_core::swap_header::{HeaderError, SwapHeader};
 
 kernel::runner_args!(b"--swap-size 8M");
 
-bootloader_api::entry_point!(main, config = &kernel::BOOTLOADER_CONFIG);
-
-fn main(boot_info: &'static mut BootInfo) -> ! {
-    kernel::init(boot_info);
-    test_main();
-    kernel::hlt_loop()
-}
-
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo) -> ! {
-    kernel::testing::test_panic_handler(info)
-}
+kernel::test_kernel!();
 
 /// Slots on the 8 MiB disk, the header slot included.
 const NR_SLOTS: u32 = 2048;

@@ -16,7 +16,6 @@ extern crate alloc;
 
 use alloc::vec;
 
-use bootloader_api::BootInfo;
 use kernel::drivers::virtio_blk::BlkError;
 use kernel::mm::addr_space::{AddressSpace, MapRequest, VmProt};
 use kernel::mm::swap::{self, EvictError, Evicted};
@@ -26,18 +25,7 @@ use kernel::proc::{self, task::WaitStatus};
 
 kernel::runner_args!(b"--swap-blkdebug tests/swap_ioerr.blkdebug --timeout 120");
 
-bootloader_api::entry_point!(main, config = &kernel::BOOTLOADER_CONFIG);
-
-fn main(boot_info: &'static mut BootInfo) -> ! {
-    kernel::init(boot_info);
-    test_main();
-    kernel::hlt_loop()
-}
-
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo) -> ! {
-    kernel::testing::test_panic_handler(info)
-}
+kernel::test_kernel!();
 
 fn wait_for(pid: proc::Pid) -> WaitStatus {
     proc::wait(Some(pid)).expect("wait").1

@@ -14,7 +14,6 @@ extern crate alloc;
 
 use alloc::vec::Vec;
 
-use bootloader_api::BootInfo;
 use kernel::mm::addr_space::{AddressSpace, MapRequest, VmProt};
 use kernel::mm::fault;
 use kernel::mm::paging::PteFlags;
@@ -26,18 +25,7 @@ use kernel::proc::{self, task::WaitStatus};
 
 kernel::runner_args!(b"--memory 64M --timeout 240");
 
-bootloader_api::entry_point!(main, config = &kernel::BOOTLOADER_CONFIG);
-
-fn main(boot_info: &'static mut BootInfo) -> ! {
-    kernel::init(boot_info);
-    test_main();
-    kernel::hlt_loop()
-}
-
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo) -> ! {
-    kernel::testing::test_panic_handler(info)
-}
+kernel::test_kernel!();
 
 const USER_WRITE: u64 = (1 << 1) | (1 << 2);
 
