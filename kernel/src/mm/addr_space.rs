@@ -441,21 +441,6 @@ impl AddressSpace {
         text
     }
 
-    /// Returns the number of present user pages and of swap entries, by walking the
-    /// page table (for consistency checks against the counters).
-    pub fn count_mapped_pages(&self) -> (u64, u64) {
-        let (mut present, mut swapped) = (0, 0);
-        let zero = super::fault::zero_frame();
-        self.for_each_user_leaf(|_, pte| {
-            if pte.is_present() {
-                present += u64::from(pte.frame() != zero);
-            } else {
-                swapped += 1;
-            }
-        });
-        (present, swapped)
-    }
-
     /// Calls `visit_fn` with every used leaf of the user half (present or swap), in
     /// address order.
     pub fn for_each_user_leaf(&self, mut visit_fn: impl FnMut(Page, super::paging::Pte)) {

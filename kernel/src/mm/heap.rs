@@ -22,7 +22,7 @@ pub use mm_core::kmalloc::{KMALLOC_MAX_SIZE, Kmalloc, size_class_for};
 pub use mm_core::slab::{SlabBackend, SlabCache, SlabError, SlabInfo};
 
 use super::frame::{self, FrameState};
-use super::{Frame, Order, PhysAddr, VirtAddr, direct_map_to_phys, phys_to_virt};
+use super::{Frame, Order, VirtAddr, direct_map_to_phys, phys_to_virt};
 use crate::sync::IrqMutex;
 
 /// Slab memory as the kernel provides it: buddy pages seen through the direct map.
@@ -260,9 +260,4 @@ impl<T> Drop for KBox<T> {
             panic!("KBox::drop: {addr:#x}: {e}");
         }
     }
-}
-
-/// Returns the physical address of a heap pointer (for DMA buffers from the heap).
-pub fn heap_ptr_to_phys(ptr: *const u8) -> PhysAddr {
-    direct_map_to_phys(VirtAddr::new(ptr as u64))
 }
