@@ -41,6 +41,7 @@ const NAMES: [&str; 25] = [
     "swapioerr",
     "swapbench",
     "thrash",
+    "swapload",
 ];
 
 /// The end of the lower half: user addresses are below it.

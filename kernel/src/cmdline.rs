@@ -1,7 +1,8 @@
 //! The kernel command line: words the runner passed through QEMU's fw_cfg.
 //!
 //! `cargo run -- --bench` becomes the command line `bench`; `--cmdline "a b"` passes
-//! arbitrary words. [`has`] asks whether a word is present.
+//! arbitrary words. [`has`] asks whether a word is present, [`value`] reads a
+//! `key=value` word.
 
 use spin::Once;
 
@@ -27,4 +28,9 @@ pub fn get() -> &'static str {
 /// Returns true if `word` is one of the command line's whitespace-separated words.
 pub fn has(word: &str) -> bool {
     get().split_whitespace().any(|w| w == word)
+}
+
+/// Returns the value of the first `key=value` word, if there is one.
+pub fn value(key: &str) -> Option<&'static str> {
+    get().split_whitespace().find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
 }

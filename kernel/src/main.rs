@@ -2,7 +2,9 @@
 //! leaves QEMU. Everything it calls lives in the `kernel` library (`lib.rs`).
 //!
 //! Command-line words (from `cargo run -- --bench` or `--cmdline "..."`):
-//! `bench` runs the benchmarks instead of the demo.
+//! `bench` runs the benchmarks instead of the demo; `run=NAME` runs the user
+//! program NAME alone and exits with its result (`cargo run -- --cmdline run=forkcow`);
+//! `trace` turns the fault trace on.
 #![no_std]
 #![no_main]
 
@@ -39,7 +41,9 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     if cmdline::has("trace") {
         vmstat::set_tracing(true);
     }
-    if cmdline::has("bench") {
+    if let Some(name) = cmdline::value("run") {
+        run_one(name);
+    } else if cmdline::has("bench") {
         kernel::bench::run_all();
     } else {
         demo_physical_memory();
@@ -48,6 +52,31 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     }
     println!("done: leaving QEMU");
     arch::qemu::exit(arch::qemu::ExitCode::Success);
+}
+
+/// Runs the user program `name` alone, shows the counters, and leaves QEMU with
+/// success if it exited with 0.
+fn run_one(name: &str) -> ! {
+    let free_before = frame::nr_free_frames();
+    let status = match proc::spawn(name) {
+        Ok(pid) => proc::wait(Some(pid)).map(|(_, status)| status),
+        Err(e) => {
+            println!("run: cannot start {name:?}: {e:?}");
+            None
+        }
+    };
+    vmstat::print_counters();
+    vmstat::print_swap_counters();
+    heap::shrink();
+    println!("free frames: {free_before} before, {} after", frame::nr_free_frames());
+    match status {
+        Some(status) => {
+            println!("run: {name} {status}");
+            let is_ok = status == proc::task::WaitStatus::Exited(0);
+            arch::qemu::exit(if is_ok { arch::qemu::ExitCode::Success } else { arch::qemu::ExitCode::Failure })
+        }
+        None => arch::qemu::exit(arch::qemu::ExitCode::Failure),
+    }
 }
 
 /// Shows the frame table, the buddy allocator and the slab heap at work.

@@ -41,10 +41,15 @@ pub const USER_IMAGE_BASE: u64 = 0x40_0000;
 
 /// Syscall numbers, the value of `rax` at the `syscall` instruction.
 pub mod nr {
-    /// `read(fd, buf, len)`: not implemented yet.
+    /// `read(fd, buf, len) -> bytes read`: not implemented here (`ENOSYS`); a program
+    /// running on Linux uses it to read `/proc` (see `ulib::linux`).
     pub const READ: u64 = 0;
     /// `write(fd, buf, len) -> bytes written`; fd 1 and 2 are the console.
     pub const WRITE: u64 = 1;
+    /// `open(path, flags, mode) -> fd`: not implemented here (`ENOSYS`); Linux only.
+    pub const OPEN: u64 = 2;
+    /// `close(fd) -> 0`: not implemented here (`ENOSYS`); Linux only.
+    pub const CLOSE: u64 = 3;
     /// `mmap(addr, len, prot, flags, fd, offset) -> address`.
     pub const MMAP: u64 = 9;
     /// `mprotect(addr, len, prot) -> 0`.
@@ -284,10 +289,17 @@ pub struct MemStat {
     pub free_swap_slots: u64,
     /// All swap slots (0 without a swap device).
     pub total_swap_slots: u64,
+    /// Pages read from the swap disk since boot, the whole machine (Linux's `pswpin`).
+    pub swap_reads: u64,
+    /// Pages written to the swap disk since boot, the whole machine (Linux's `pswpout`).
+    pub swap_writes: u64,
 }
 
-// Twelve u64 with no padding: the kernel copies exactly these 96 bytes out.
-const _: () = assert!(core::mem::size_of::<MemStat>() == 96);
+/// The number of `u64` words in a [`MemStat`].
+pub const MEMSTAT_WORDS: usize = 14;
+
+// Fourteen u64 with no padding: the kernel copies exactly these 112 bytes out.
+const _: () = assert!(core::mem::size_of::<MemStat>() == MEMSTAT_WORDS * 8);
 
 #[cfg(test)]
 mod tests {

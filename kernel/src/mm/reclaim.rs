@@ -137,7 +137,7 @@ pub fn init() {
 
 /// Returns the policy the command line names (`policy=...`), or the default.
 fn policy_from_cmdline() -> PolicyKind {
-    let Some(word) = crate::cmdline::get().split_whitespace().find_map(|w| w.strip_prefix("policy=")) else {
+    let Some(word) = crate::cmdline::value("policy") else {
         return PolicyKind::Clock;
     };
     PolicyKind::parse(word).unwrap_or_else(|| {

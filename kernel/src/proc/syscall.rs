@@ -25,6 +25,7 @@ use super::sched;
 use crate::arch::gdt;
 use crate::arch::trap::{SYSCALL_VECTOR, SYSRET_MARK, TrapFrame};
 use crate::mm::addr_space::{MapRequest, VmError, VmProt};
+use crate::mm::vmstat::{self, SwapEvent};
 use crate::mm::{cow, frame, reclaim, swap};
 
 
@@ -265,6 +266,8 @@ fn sys_memstat(out: u64) -> Result<u64, Errno> {
         total_frames: info.nr_managed_frames,
         free_swap_slots: free_slots,
         total_swap_slots: total_slots,
+        swap_reads: vmstat::nr_events(SwapEvent::SwapIn),
+        swap_writes: vmstat::nr_events(SwapEvent::SwapOut),
     };
     // The struct is repr(C) and all u64: its bytes are these words in order.
     let words = [
@@ -280,8 +283,10 @@ fn sys_memstat(out: u64) -> Result<u64, Errno> {
         memstat.total_frames,
         memstat.free_swap_slots,
         memstat.total_swap_slots,
+        memstat.swap_reads,
+        memstat.swap_writes,
     ];
-    let mut bytes = [0u8; 12 * 8];
+    let mut bytes = [0u8; abi::MEMSTAT_WORDS * 8];
     for (i, w) in words.iter().enumerate() {
         bytes[i * 8..i * 8 + 8].copy_from_slice(&w.to_ne_bytes());
     }

@@ -20,6 +20,7 @@
 //! | [`sys`] | wrappers returning `Result<_, Errno>`: `write`, `exit`, `fork`, `wait`, `mmap`, ... |
 //! | [`mod@print`] | the console behind [`print!`]/[`println!`]: one `write` per line |
 //! | [`pattern`] | page patterns from (seed, address), to fill and verify memory |
+//! | [`linux`] | when the same program runs on Linux: reading `/proc/vmstat` |
 //!
 //! A panic prints `user panic: <message> at <file>:<line>` and exits with
 //! [`PANIC_EXIT_CODE`]; [`check!`] prints `FAIL: ...` and exits with 1. There is no
@@ -29,6 +30,7 @@
 //! its stack VMA and nothing else set up; `_start` aligns the stack and calls `main`.
 #![no_std]
 
+pub mod linux;
 pub mod pattern;
 pub mod print;
 pub mod sys;
