@@ -44,6 +44,7 @@
 #![deny(unsafe_code)]
 
 use alloc::boxed::Box;
+use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use mm_core::reclaim::{Clock, Fifo, LruApprox, PageProbe, ReplacementPolicy};
@@ -69,6 +70,9 @@ static LAST_AGING_MS: AtomicU64 = AtomicU64::new(0);
 const AGING_INTERVAL_MS: u64 = 100;
 /// Pages direct reclaim tries to free at least.
 const DIRECT_BATCH: u64 = 32;
+/// Victims evicted together: their writes go to adjacent slots in one disk request
+/// (Linux's `SWAP_CLUSTER_MAX` is 32 too).
+const SWAP_CLUSTER: usize = crate::drivers::virtio_blk::MAX_FRAMES_PER_REQUEST;
 
 /// The free-frame watermarks (see the module docs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -289,41 +293,52 @@ fn pick_victim() -> Option<Frame> {
     policy.pick_victim(&mut RmapProbe).map(Frame::from_pfn)
 }
 
-/// Evicts policy victims until `nr_wanted` frames are freed or the policy has gone
-/// round twice without success. Once swap has no free slot, only pages that already
+/// Evicts policy victims, [`SWAP_CLUSTER`] at a time, until `nr_wanted` frames are
+/// freed or the policy has gone round twice without success (so up to a cluster
+/// more than asked may go). Once swap has no free slot, only pages that already
 /// have one (the swap cache) can go: then the cache is reclaimed directly instead
 /// of scanning every page for the few that could. Call with no lock held.
 pub fn shrink(nr_wanted: u64) -> ReclaimReport {
     let mut report = ReclaimReport::default();
     let mut budget = 2 * nr_tracked() as u64 + 16;
+    let mut victims = Vec::with_capacity(SWAP_CLUSTER);
     while report.nr_freed() < nr_wanted && budget > 0 {
         if swap::slot_counts().0 == 0 {
             shrink_swap_cache(nr_wanted, &mut report);
             break;
         }
-        budget -= 1;
-        let Some(victim) = pick_victim() else { break };
-        report.nr_scanned += 1;
-        vmstat::count(SwapEvent::Scanned);
-        evict_victim(victim, &mut report);
+        victims.clear();
+        while victims.len() < SWAP_CLUSTER && budget > 0 {
+            budget -= 1;
+            let Some(victim) = pick_victim() else { break };
+            report.nr_scanned += 1;
+            vmstat::count(SwapEvent::Scanned);
+            victims.push(victim);
+        }
+        if victims.is_empty() {
+            break;
+        }
+        evict_victims(&victims, &mut report);
     }
     report
 }
 
-/// Evicts `victim` (no longer tracked) and counts the outcome; a victim that stays
-/// is tracked again.
-fn evict_victim(victim: Frame, report: &mut ReclaimReport) {
-    match swap::evict(victim) {
-        Ok(Evicted::Written) => report.nr_written += 1,
-        Ok(Evicted::Clean) => report.nr_clean += 1,
-        Ok(Evicted::Remapped) => {
-            report.nr_kept += 1;
-            track(victim);
-        }
-        Err(_) => {
-            report.nr_kept += 1;
-            if is_live_user_frame(victim) {
+/// Evicts `victims` (no longer tracked) together and counts the outcomes; a victim
+/// that stays is tracked again.
+fn evict_victims(victims: &[Frame], report: &mut ReclaimReport) {
+    for (&victim, result) in victims.iter().zip(swap::evict_many(victims)) {
+        match result {
+            Ok(Evicted::Written) => report.nr_written += 1,
+            Ok(Evicted::Clean) => report.nr_clean += 1,
+            Ok(Evicted::Remapped) => {
+                report.nr_kept += 1;
                 track(victim);
+            }
+            Err(_) => {
+                report.nr_kept += 1;
+                if is_live_user_frame(victim) {
+                    track(victim);
+                }
             }
         }
     }
@@ -343,7 +358,7 @@ fn shrink_swap_cache(nr_wanted: u64, report: &mut ReclaimReport) {
         untrack(frame);
         report.nr_scanned += 1;
         vmstat::count(SwapEvent::Scanned);
-        evict_victim(frame, report);
+        evict_victims(&[frame], report);
     }
 }
 
@@ -410,10 +425,12 @@ pub fn direct_reclaim() -> u64 {
 pub fn pageout(space: &SpaceRef, addr: u64, len: u64) -> Result<ReclaimReport, VmError> {
     let frames = space.lock().resident_frames(addr, len)?;
     let mut report = ReclaimReport::default();
-    for frame in frames {
-        untrack(frame);
-        report.nr_scanned += 1;
-        evict_victim(frame, &mut report);
+    for cluster in frames.chunks(SWAP_CLUSTER) {
+        for &frame in cluster {
+            untrack(frame);
+        }
+        report.nr_scanned += cluster.len() as u64;
+        evict_victims(cluster, &mut report);
     }
     Ok(report)
 }

@@ -56,7 +56,7 @@ use alloc::collections::{BTreeMap, BTreeSet};
 use mm_core::swap_map::{SwapMap, SwapMapError, SwapSlot};
 
 pub use area::{SwapOffError, SwapOn, SwapOnError, swapoff, swapon};
-pub use evict::{EvictError, Evicted, evict};
+pub use evict::{EvictError, Evicted, evict, evict_many};
 pub use mm_core::pte::SwapEntry;
 pub use swapin::{do_swap_fault, read_into_cache};
 
@@ -352,6 +352,23 @@ pub fn read_slot(entry: SwapEntry, frame: Frame) -> Result<(), BlkError> {
     debug_assert!(!SWAP.is_locked(), "read_slot: swap lock held across I/O");
     let disk = virtio_blk::swap_disk().ok_or(BlkError::DeviceBroken)?;
     disk.lock().read_frame(slot_sector(entry.slot()), frame)
+}
+
+/// Writes `frames` to the adjacent slots starting at `first` (frame i to slot
+/// `first + i`): one disk request per [`virtio_blk::MAX_FRAMES_PER_REQUEST`] frames.
+/// Takes only the disk's lock; the caller owns the frames (LOCKED) meanwhile.
+pub fn write_slots(first: SwapEntry, frames: &[Frame]) -> Result<(), BlkError> {
+    debug_assert!(!SWAP.is_locked(), "write_slots: swap lock held across I/O");
+    let disk = virtio_blk::swap_disk().ok_or(BlkError::DeviceBroken)?;
+    disk.lock().write_frames(slot_sector(first.slot()), frames)
+}
+
+/// Reads the adjacent slots starting at `first` into `frames` (slot `first + i`
+/// into frame i), in as few requests as [`write_slots`]. Takes only the disk's lock.
+pub fn read_slots(first: SwapEntry, frames: &[Frame]) -> Result<(), BlkError> {
+    debug_assert!(!SWAP.is_locked(), "read_slots: swap lock held across I/O");
+    let disk = virtio_blk::swap_disk().ok_or(BlkError::DeviceBroken)?;
+    disk.lock().read_frames(slot_sector(first.slot()), frames)
 }
 
 /// Checks the slot map's own invariants (bitmap agrees with share counts); panics if not.

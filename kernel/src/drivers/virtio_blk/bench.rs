@@ -1,5 +1,6 @@
 //! The swap-disk benchmark: MiB/s of sequential requests, by frame (zero copy), by
-//! heap buffer (direct DMA) and by stack buffer (through the bounce block).
+//! 32 scattered frames in one request, by heap buffer (direct DMA) and by stack
+//! buffer (through the bounce block).
 //!
 //! Called from the bench mode (`crate::bench`); numbers go through
 //! [`bench::ns_per_op`] and [`bench::row`] like every other table there.
@@ -7,7 +8,7 @@
 use alloc::format;
 use alloc::vec;
 
-use super::{SECTOR_SIZE, VirtioBlk, swap_disk};
+use super::{MAX_FRAMES_PER_REQUEST, SECTOR_SIZE, VirtioBlk, swap_disk};
 use crate::mm::Order;
 use crate::mm::frame::OwnedFrames;
 use crate::{bench, println};
@@ -41,12 +42,23 @@ pub fn bench() {
         bench::row(&format!("{name:<28}{:>8.1} MiB/s", mib_per_s(req_bytes, ns)), ns);
     };
     let f = frame.start();
+    let frames: alloc::vec::Vec<OwnedFrames> = (0..MAX_FRAMES_PER_REQUEST)
+        .map(|_| OwnedFrames::new_zeroed(Order(0)).expect("virtio_blk::bench: out of frames"))
+        .collect();
+    let scattered: alloc::vec::Vec<_> = frames.iter().map(|f| f.start()).collect();
+    let sg_bytes = (MAX_FRAMES_PER_REQUEST * 4096) as u64;
     measure("seq write 4 KiB, frame DMA", 4096, &mut |d, s| d.write_frame(s, f).expect("bench: write_frame"));
     measure("seq read 4 KiB, frame DMA", 4096, &mut |d, s| d.read_frame(s, f).expect("bench: read_frame"));
     measure("seq write 4 KiB, bounced", 4096, &mut |d, s| d.write(s, &stack_buf).expect("bench: write"));
     measure("seq read 4 KiB, bounced", 4096, &mut |d, s| d.read(s, &mut stack_buf).expect("bench: read"));
     measure("seq write 64 KiB, heap DMA", 64 << 10, &mut |d, s| d.write(s, &heap_buf).expect("bench: write"));
     measure("seq read 64 KiB, heap DMA", 64 << 10, &mut |d, s| d.read(s, &mut heap_buf).expect("bench: read"));
+    measure("seq write 128 KiB, 32 frames s/g", sg_bytes, &mut |d, s| {
+        d.write_frames(s, &scattered).expect("bench: write_frames")
+    });
+    measure("seq read 128 KiB, 32 frames s/g", sg_bytes, &mut |d, s| {
+        d.read_frames(s, &scattered).expect("bench: read_frames")
+    });
     let ns = bench::ns_per_op(200, || disk.lock().flush().expect("bench: flush"));
     bench::row("flush (no data; cache=unsafe)", ns);
     println!("  counters: {:?}", disk.lock().stats());

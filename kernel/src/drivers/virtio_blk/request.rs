@@ -8,21 +8,24 @@
 //!
 //! This is the only code that touches the request slots.
 
-use super::{BlkError, HEADER_BYTES, QUEUE_INDEX, RequestHeader, STATUS_UNSET, VirtioBlk, blk_status, req_type};
+use super::{
+    BlkError, HEADER_BYTES, MAX_FRAMES_PER_REQUEST, QUEUE_INDEX, RequestHeader, STATUS_UNSET, VirtioBlk, blk_status,
+    req_type,
+};
 use crate::arch::timer;
 use crate::drivers::virtio_queue::{QueueError, Segment, UsedElem};
 use crate::mm::PhysAddr;
 
 impl VirtioBlk {
-    /// Sends one request (header, optional data, status) and waits for its status.
+    /// Sends one request (header, data segments, status) and waits for its status.
     /// Returns the byte count the device reports written.
     ///
     /// # Safety
-    /// `data`, if any, must meet [`SplitQueue::add`]'s contract until this returns:
+    /// Every segment of `data` must meet [`SplitQueue::add`]'s contract until this returns:
     /// memory the caller owns, physically contiguous, nothing else writing it (and
     /// for a device-writable segment, nothing else accessing it). This function
     /// returns only once the device gave the chain back or was reset.
-    pub(super) unsafe fn run(&mut self, req_type: u32, sector: u64, data: Option<Segment>) -> Result<u32, BlkError> {
+    pub(super) unsafe fn run(&mut self, req_type: u32, sector: u64, data: &[Segment]) -> Result<u32, BlkError> {
         match req_type {
             req_type::IN => self.stats.nr_reads += 1,
             req_type::OUT => self.stats.nr_writes += 1,
@@ -45,7 +48,7 @@ impl VirtioBlk {
     ///
     /// # Safety
     /// As for [`run`](Self::run); the caller must then wait for the head.
-    unsafe fn submit(&mut self, req_type: u32, sector: u64, data: Option<Segment>) -> Result<u16, BlkError> {
+    unsafe fn submit(&mut self, req_type: u32, sector: u64, data: &[Segment]) -> Result<u16, BlkError> {
         if self.is_broken {
             return Err(BlkError::DeviceBroken);
         }
@@ -53,14 +56,11 @@ impl VirtioBlk {
         let (header_phys, status_phys) = self.write_slot(head, RequestHeader { req_type, reserved: 0, sector });
         let header = Segment { phys: header_phys, len: HEADER_BYTES as u32, is_device_writable: false };
         let status = Segment { phys: status_phys, len: 1, is_device_writable: true };
-        let mut chain = [header, status, status];
-        let nr_segments = match data {
-            Some(data) => {
-                chain[1] = data;
-                3
-            }
-            None => 2, // header, status
-        };
+        assert!(data.len() <= MAX_FRAMES_PER_REQUEST, "VirtioBlk::submit: {} data segments", data.len());
+        let mut chain = [header; MAX_FRAMES_PER_REQUEST + 2];
+        chain[1..=data.len()].copy_from_slice(data);
+        chain[data.len() + 1] = status;
+        let nr_segments = data.len() + 2;
         // SAFETY: header and status live in `self.slots`, owned until `Drop` (which
         // resets the device first); the data segment is covered by our caller.
         let added = unsafe { self.queue.add(&chain[..nr_segments]) };

@@ -27,7 +27,7 @@
 use alloc::vec::Vec;
 
 use super::{SwapEntry, abandon_slot, cancel_eviction, ensure_slot, finish_eviction, put};
-use crate::drivers::virtio_blk::BlkError;
+use crate::drivers::virtio_blk::{BlkError, MAX_FRAMES_PER_REQUEST};
 use crate::mm::frame::{self, FrameFlags, FrameState};
 use crate::mm::paging::{Pte, PteFlags};
 use crate::mm::rmap::{self, SpaceId};
@@ -85,6 +85,69 @@ fn unlock_page(frame: Frame) {
 
 /// Swaps `frame` out: see the module docs. Call with no lock held.
 pub fn evict(frame: Frame) -> Result<Evicted, EvictError> {
+    evict_many(&[frame]).pop().expect("evict_many: one result per frame")
+}
+
+/// Swaps `frames` out together and returns each one's outcome, in order.
+///
+/// Every frame goes through steps 1-3 first; then the dirty ones are written
+/// sorted by slot, each run of adjacent slots (the slot allocator hands them out
+/// in order, so a batch usually is one run) in one disk request of up to
+/// [`MAX_FRAMES_PER_REQUEST`] pages (swap-out *clustering*, Linux's
+/// `SWAP_CLUSTER_MAX`); then step 5 for each. If a run's request fails, its pages
+/// are written one by one, so only the slot that really fails is retired.
+/// Call with no lock held.
+pub fn evict_many(frames: &[Frame]) -> Vec<Result<Evicted, EvictError>> {
+    let mut results: Vec<Option<Result<Evicted, EvictError>>> = frames.iter().map(|_| None).collect();
+    let mut prepared: Vec<(usize, Prepared)> = Vec::with_capacity(frames.len());
+    for (i, &frame) in frames.iter().enumerate() {
+        match prepare(frame) {
+            Ok(p) => prepared.push((i, p)),
+            Err(e) => results[i] = Some(Err(e)),
+        }
+    }
+    prepared.sort_unstable_by_key(|(_, p)| p.entry.slot());
+    let mut start = 0;
+    while start < prepared.len() {
+        if !prepared[start].1.is_dirty {
+            start += 1;
+            continue;
+        }
+        let mut end = start + 1;
+        while end < prepared.len()
+            && end - start < MAX_FRAMES_PER_REQUEST
+            && prepared[end].1.is_dirty
+            && prepared[end].1.entry.slot() == prepared[end - 1].1.entry.slot() + 1
+        {
+            end += 1;
+        }
+        write_run(&mut prepared[start..end]);
+        start = end;
+    }
+    for (i, p) in prepared {
+        results[i] = Some(match p.write_error {
+            None => Ok(finish(p)),
+            Some(e) => Err(abandon(p, e)),
+        });
+    }
+    results.into_iter().map(|r| r.expect("evict_many: every frame has an outcome")).collect()
+}
+
+/// A frame whose PTEs are swap entries now, waiting for its write (steps 1-3 done).
+struct Prepared {
+    frame: Frame,
+    entry: SwapEntry,
+    /// The slot does not hold the page yet: it must be written.
+    is_dirty: bool,
+    /// The PTEs changed, to put back if the write fails.
+    undo: Vec<Unmapped>,
+    /// The write failed with this.
+    write_error: Option<BlkError>,
+}
+
+/// Steps 1-3 for `frame`: lock it, give it a slot, turn its PTEs into swap entries.
+/// On failure everything is as it was.
+fn prepare(frame: Frame) -> Result<Prepared, EvictError> {
     lock_page(frame)?;
     let Some(entry) = ensure_slot(frame) else {
         unlock_page(frame);
@@ -103,26 +166,46 @@ pub fn evict(frame: Frame) -> Result<Evicted, EvictError> {
         d.remove_flags(FrameFlags::DIRTY);
         was
     });
-    if is_dirty {
-        if let Err(e) = super::write_slot(entry, frame) {
-            vmstat::count(SwapEvent::WriteError);
-            restore_all(frame, entry, &undo);
-            let is_retired = abandon_slot(frame, entry);
-            log::warn!(
-                "swap: writing {frame:?} to slot {} failed: {e:?}; the page stays resident{}",
-                entry.slot(),
-                if is_retired { ", the slot is retired" } else { "" }
-            );
-            return Err(EvictError::WriteFailed(e));
-        }
-        vmstat::count(SwapEvent::SwapOut);
-    } else {
-        vmstat::count(SwapEvent::ReclaimedClean);
+    Ok(Prepared { frame, entry, is_dirty, undo, write_error: None })
+}
+
+/// Step 4 for a run of dirty frames with adjacent slots: one request, or one per
+/// page if that fails.
+fn write_run(run: &mut [(usize, Prepared)]) {
+    let frames: Vec<Frame> = run.iter().map(|(_, p)| p.frame).collect();
+    let Err(e) = super::write_slots(run[0].1.entry, &frames) else {
+        return;
+    };
+    if run.len() == 1 {
+        run[0].1.write_error = Some(e);
+        return;
     }
-    if !finish_eviction(frame, entry) {
-        return Ok(Evicted::Remapped);
+    for (_, p) in run.iter_mut() {
+        p.write_error = super::write_slot(p.entry, p.frame).err();
     }
-    Ok(if is_dirty { Evicted::Written } else { Evicted::Clean })
+}
+
+/// Step 5: the slot holds the page; the frame is freed unless a PTE mapped it again.
+fn finish(p: Prepared) -> Evicted {
+    vmstat::count(if p.is_dirty { SwapEvent::SwapOut } else { SwapEvent::ReclaimedClean });
+    if !finish_eviction(p.frame, p.entry) {
+        return Evicted::Remapped;
+    }
+    if p.is_dirty { Evicted::Written } else { Evicted::Clean }
+}
+
+/// The write failed: every PTE is put back (the page stays resident), the slot is retired.
+fn abandon(p: Prepared, e: BlkError) -> EvictError {
+    vmstat::count(SwapEvent::WriteError);
+    restore_all(p.frame, p.entry, &p.undo);
+    let is_retired = abandon_slot(p.frame, p.entry);
+    log::warn!(
+        "swap: writing {:?} to slot {} failed: {e:?}; the page stays resident{}",
+        p.frame,
+        p.entry.slot(),
+        if is_retired { ", the slot is retired" } else { "" }
+    );
+    EvictError::WriteFailed(e)
 }
 
 /// Replaces every PTE mapping `frame` with the swap entry. Returns whether any had
