@@ -63,6 +63,8 @@ impl FrameFlags {
     pub const SWAP_CACHE: FrameFlags = FrameFlags(1 << 4);
     /// Locked for I/O: swap-in or write-back is in flight.
     pub const LOCKED: FrameFlags = FrameFlags(1 << 5);
+    /// Read from swap by readahead, not yet used by a fault (cleared on first use).
+    pub const READAHEAD: FrameFlags = FrameFlags(1 << 6);
     /// The bits only the buddy allocator may set or clear.
     pub const ALLOCATOR_OWNED: FrameFlags = FrameFlags(Self::BUDDY_HEAD.0 | Self::ALLOC_HEAD.0);
 
@@ -118,13 +120,14 @@ impl BitOr for FrameFlags {
 
 impl fmt::Debug for FrameFlags {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const NAMES: [(FrameFlags, &str); 6] = [
+        const NAMES: [(FrameFlags, &str); 7] = [
             (FrameFlags::BUDDY_HEAD, "BUDDY_HEAD"),
             (FrameFlags::ALLOC_HEAD, "ALLOC_HEAD"),
             (FrameFlags::ACCESSED, "ACCESSED"),
             (FrameFlags::DIRTY, "DIRTY"),
             (FrameFlags::SWAP_CACHE, "SWAP_CACHE"),
             (FrameFlags::LOCKED, "LOCKED"),
+            (FrameFlags::READAHEAD, "READAHEAD"),
         ];
         f.write_str("FrameFlags(")?;
         let mut is_first = true;

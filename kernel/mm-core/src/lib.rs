@@ -18,6 +18,7 @@
 //! | [`slab`] | `SlabCache` over a `SlabBackend`: on-slab headers, intrusive free lists, `SlabInfo` |
 //! | [`swap_header`] | `SwapHeader`: the swap area's header page (signature, version, size), checked |
 //! | [`swap_map`] | `SwapMap`: the swap area's slot bitmap and share counts |
+//! | [`swap_readahead`] | `ReadaheadWindow`: how many slots a major fault reads (adaptive) |
 //! | [`vma`] | `Vma`, `VmaTree`: an address space's mapped areas |
 //! | [`xorshift`] | `XorShift`: a deterministic PRNG for randomized tests and benches |
 #![no_std]
@@ -39,5 +40,6 @@ pub mod reclaim;
 pub mod slab;
 pub mod swap_header;
 pub mod swap_map;
+pub mod swap_readahead;
 pub mod vma;
 pub mod xorshift;

@@ -54,6 +54,7 @@ pub mod swapin;
 use alloc::collections::{BTreeMap, BTreeSet};
 
 use mm_core::swap_map::{SwapMap, SwapMapError, SwapSlot};
+use mm_core::swap_readahead::ReadaheadWindow;
 
 pub use area::{SwapOffError, SwapOn, SwapOnError, swapoff, swapon};
 pub use evict::{EvictError, Evicted, evict, evict_many};
@@ -74,11 +75,22 @@ pub(crate) struct SwapState {
     pub(crate) cache: BTreeMap<u32, Frame>,
     /// Slots whose write failed: allocated forever, never handed out again.
     pub(crate) retired: BTreeSet<u32>,
+    /// How many slots the next major fault reads (see `mm_core::swap_readahead`).
+    pub(crate) readahead: ReadaheadWindow,
 }
 
 impl SwapState {
     fn new(map: SwapMap) -> Self {
-        Self { map, cache: BTreeMap::new(), retired: BTreeSet::new() }
+        Self { map, cache: BTreeMap::new(), retired: BTreeSet::new(), readahead: ReadaheadWindow::new(READAHEAD_MAX_PAGES) }
+    }
+
+    /// Returns true if readahead may read `slot`: it holds a page (in use, not
+    /// retired) that is not already in memory (not cached).
+    fn is_worth_reading(&self, slot: u32) -> bool {
+        slot < self.map.nr_slots()
+            && self.map.count(SwapSlot::from_index(slot)).unwrap_or(0) > 0
+            && !self.cache.contains_key(&slot)
+            && !self.retired.contains(&slot)
     }
 
     /// Puts `frame` in the cache for `slot`: the cache's slot reference is taken by
@@ -101,7 +113,7 @@ impl SwapState {
             panic!("swap: cache reference of slot {slot}: {e:?}");
         }
         frame::with_desc(frame, |d| {
-            d.remove_flags(FrameFlags::SWAP_CACHE | FrameFlags::DIRTY);
+            d.remove_flags(FrameFlags::SWAP_CACHE | FrameFlags::DIRTY | FrameFlags::READAHEAD);
             d.set_private(0);
         });
         if frame::put_ref(frame) == 0 {
@@ -111,6 +123,9 @@ impl SwapState {
         false
     }
 }
+
+/// The largest readahead window, in pages: what one disk request carries.
+const READAHEAD_MAX_PAGES: u32 = virtio_blk::MAX_FRAMES_PER_REQUEST as u32;
 
 /// The swap area (`None` while swap is off).
 static SWAP: IrqMutex<Option<SwapState>> = IrqMutex::new(None);
@@ -197,6 +212,22 @@ pub fn put_swap_pte(entry: SwapEntry) {
     let is_unused = frame::with_desc(frame, |d| d.map_count() == 0 && !d.has_flags(FrameFlags::LOCKED));
     if is_unused {
         state.cache_remove(slot.index(), frame);
+    }
+}
+
+/// A fault is mapping `frame`, a swap-cache page: if readahead brought it in, that
+/// was a good guess; the readahead window hears of it.
+pub(super) fn note_use(frame: Frame) {
+    let was_readahead = frame::with_desc(frame, |d| {
+        let was = d.has_flags(FrameFlags::READAHEAD);
+        d.remove_flags(FrameFlags::READAHEAD);
+        was
+    });
+    if was_readahead {
+        if let Some(state) = SWAP.lock().as_mut() {
+            state.readahead.on_hit();
+        }
+        super::vmstat::count(super::vmstat::SwapEvent::ReadaheadHit);
     }
 }
 

@@ -36,6 +36,12 @@ pub enum SwapEvent {
     SwapOut,
     /// A page read from a swap slot.
     SwapIn,
+    /// A disk request that wrote swapped-out pages (up to 32 adjacent slots).
+    WriteRequest,
+    /// A page read from swap by readahead, beyond the one a fault needed.
+    ReadaheadPage,
+    /// A readahead page that a fault then used.
+    ReadaheadHit,
     /// A swap fault resolved from the swap cache, without I/O.
     CacheHit,
     /// A clean swap-cache page evicted without I/O (its slot still held it).
@@ -54,9 +60,12 @@ pub enum SwapEvent {
     OomKill,
 }
 
-const SWAP_EVENTS: [(SwapEvent, &str); 10] = [
+const SWAP_EVENTS: [(SwapEvent, &str); 13] = [
     (SwapEvent::SwapOut, "pages swapped out (written)"),
+    (SwapEvent::WriteRequest, "disk requests that wrote them (swap-out clustering)"),
     (SwapEvent::SwapIn, "pages swapped in (read)"),
+    (SwapEvent::ReadaheadPage, "of them read ahead of a fault (readahead)"),
+    (SwapEvent::ReadaheadHit, "readahead pages a fault then used"),
     (SwapEvent::CacheHit, "swap faults served by the swap cache"),
     (SwapEvent::ReclaimedClean, "clean pages reclaimed without I/O"),
     (SwapEvent::Scanned, "pages scanned by reclaim"),
@@ -67,11 +76,16 @@ const SWAP_EVENTS: [(SwapEvent, &str); 10] = [
     (SwapEvent::OomKill, "processes killed by the OOM killer"),
 ];
 
-static SWAP_COUNTS: [AtomicU64; 10] = [const { AtomicU64::new(0) }; 10];
+static SWAP_COUNTS: [AtomicU64; SWAP_EVENTS.len()] = [const { AtomicU64::new(0) }; SWAP_EVENTS.len()];
 
 /// Counts one swap or reclaim event.
 pub fn count(event: SwapEvent) {
     SWAP_COUNTS[event as usize].fetch_add(1, Ordering::Relaxed);
+}
+
+/// Counts `n` swap or reclaim events at once.
+pub fn count_n(event: SwapEvent, n: u64) {
+    SWAP_COUNTS[event as usize].fetch_add(n, Ordering::Relaxed);
 }
 
 /// Returns how many times `event` happened since boot.

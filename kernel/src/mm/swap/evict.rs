@@ -173,6 +173,7 @@ fn prepare(frame: Frame) -> Result<Prepared, EvictError> {
 /// page if that fails.
 fn write_run(run: &mut [(usize, Prepared)]) {
     let frames: Vec<Frame> = run.iter().map(|(_, p)| p.frame).collect();
+    vmstat::count(SwapEvent::WriteRequest);
     let Err(e) = super::write_slots(run[0].1.entry, &frames) else {
         return;
     };
@@ -181,6 +182,7 @@ fn write_run(run: &mut [(usize, Prepared)]) {
         return;
     }
     for (_, p) in run.iter_mut() {
+        vmstat::count(SwapEvent::WriteRequest);
         p.write_error = super::write_slot(p.entry, p.frame).err();
     }
 }

@@ -30,14 +30,16 @@
 //! does no I/O; [`read_into_cache`] is called with no lock held.
 #![deny(unsafe_code)]
 
-use super::{SWAP, SwapEntry, read_slot};
+use alloc::vec::Vec;
+
+use super::{SWAP, SwapEntry, SwapState, read_slot, read_slots};
 use crate::drivers::virtio_blk::BlkError;
 use crate::mm::addr_space::{AddressSpace, Vma, VmProt, leaf_flags_for};
 use crate::mm::fault::{FaultError, FaultOutcome};
 use crate::mm::frame::{self, FrameFlags, FrameState};
 use crate::mm::paging::{Pte, PteFlags};
 use crate::mm::vmstat::{self, SwapEvent};
-use crate::mm::{Order, Page, rmap};
+use crate::mm::{Frame, Order, Page, rmap};
 
 /// Resolves a fault on a PTE holding `entry`, if the page is in the swap cache.
 ///
@@ -56,6 +58,7 @@ pub fn do_swap_fault(
     if is_locked {
         return Err(FaultError::PageLocked);
     }
+    super::note_use(frame);
     let is_exclusive = map_count == 0 && super::slot_refs(entry.slot()) == 2; // our PTE + the cache
     let mut flags = leaf_flags_for(vma.prot);
     if vma.prot.contains(VmProt::WRITE) && !vma.flags.is_shared() && !is_exclusive {
@@ -85,47 +88,95 @@ pub enum SwapInError {
     Io(BlkError),
 }
 
-/// Reads the slot of `entry` into a new frame in the swap cache. Call with no lock
-/// held. Does nothing if another path put the page in the cache first.
+/// Reads the slot of `entry` into a new frame in the swap cache, and with it, in
+/// the same disk request, up to a readahead window of the following slots (see
+/// `mm_core::swap_readahead`): each one that holds a page not already in memory,
+/// while free frames are above the `low` watermark. Call with no lock held. Does
+/// nothing if another path put the page in the cache first.
 ///
-/// On a read error the frame is dropped again and nothing changes: the swap PTEs
-/// still name the slot, and the caller decides the faulting process's fate.
+/// Readahead pages wait in the swap cache, unmapped and tracked by the replacement
+/// policy (so reclaim drops them, without I/O, if nobody uses them); the fault that
+/// maps one counts a hit, which keeps the window open. If the combined request
+/// fails, the readahead pages are dropped and the needed slot is read alone, so a
+/// bad neighbour slot never costs this process its page. On a read error of the
+/// needed slot the frame is dropped again and nothing changes: the swap PTEs still
+/// name the slot, and the caller decides the faulting process's fate.
 pub fn read_into_cache(entry: SwapEntry) -> Result<(), SwapInError> {
     if super::lookup(entry).is_some() {
         return Ok(());
     }
     let frame = frame::alloc(Order(0), FrameState::User).map_err(|_| SwapInError::NoMemory)?;
+    let slot = entry.slot() as u32;
+    let mut frames = Vec::new(); // frames[i] caches slot + i
     {
         let mut swap = SWAP.lock();
         let state = swap.as_mut().expect("read_into_cache: a swap PTE while swap is off");
-        let slot = entry.slot() as u32;
         if state.cache.contains_key(&slot) {
             drop(swap);
             rmap::free_user_frame(frame);
             return Ok(());
         }
-        if let Err(e) = state.map.dup(mm_core::swap_map::SwapSlot::from_index(slot)) {
-            panic!("read_into_cache: {entry:?} names a slot that is not in use: {e:?}");
+        cache_for_read(state, slot, frame);
+        frames.push(frame);
+        let window = state.readahead.on_major_fault(u64::from(slot));
+        let low = crate::mm::reclaim::watermarks().low;
+        for next in slot + 1..slot.saturating_add(window) {
+            if !state.is_worth_reading(next) || frame::nr_free_frames() <= low {
+                break;
+            }
+            let Ok(extra) = frame::alloc(Order(0), FrameState::User) else { break };
+            cache_for_read(state, next, extra);
+            frame::with_desc(extra, |d| d.insert_flags(FrameFlags::READAHEAD));
+            frames.push(extra);
         }
-        state.cache_insert(slot, frame); // the allocation's reference is the cache's
-        frame::with_desc(frame, |d| d.insert_flags(FrameFlags::LOCKED));
     }
-    let result = read_slot(entry, frame);
+    let (result, is_readahead_ok) = match read_slots(entry, &frames) {
+        Ok(()) => (Ok(()), true),
+        Err(e) if frames.len() == 1 => (Err(e), false),
+        Err(_) => (read_slot(entry, frame), false),
+    };
+    let mut kept = Vec::with_capacity(frames.len());
     let mut swap = SWAP.lock();
     let state = swap.as_mut().expect("read_into_cache: swap went off during a read");
-    frame::with_desc(frame, |d| d.remove_flags(FrameFlags::LOCKED));
+    for &f in &frames {
+        frame::with_desc(f, |d| d.remove_flags(FrameFlags::LOCKED));
+    }
+    for (next, &extra) in (slot + 1..).zip(&frames[1..]) {
+        // Dropped if the read failed, or if the slot's last swap PTE went away
+        // meanwhile (only the cache's reference is left: nobody needs the page).
+        let refs = state.map.count(mm_core::swap_map::SwapSlot::from_index(next)).unwrap_or(0);
+        if is_readahead_ok && refs > 1 {
+            kept.push(extra);
+        } else {
+            state.cache_remove(next, extra);
+        }
+    }
     match result {
         Ok(()) => {
             drop(swap);
-            vmstat::count(SwapEvent::SwapIn);
-            crate::mm::reclaim::track(frame);
+            kept.push(frame);
+            vmstat::count_n(SwapEvent::SwapIn, kept.len() as u64);
+            vmstat::count_n(SwapEvent::ReadaheadPage, kept.len() as u64 - 1);
+            for &f in &kept {
+                crate::mm::reclaim::track(f);
+            }
             Ok(())
         }
         Err(e) => {
             vmstat::count(SwapEvent::ReadError);
-            let is_freed = state.cache_remove(entry.slot() as u32, frame);
+            debug_assert!(kept.is_empty(), "read_into_cache: readahead pages kept after a failed read");
+            let is_freed = state.cache_remove(slot, frame);
             debug_assert!(is_freed, "read_into_cache: a frame under I/O was mapped");
             Err(SwapInError::Io(e))
         }
     }
+}
+
+/// Puts `frame`, LOCKED for the read to come, in the cache for `slot` (which is in use).
+fn cache_for_read(state: &mut SwapState, slot: u32, frame: Frame) {
+    if let Err(e) = state.map.dup(mm_core::swap_map::SwapSlot::from_index(slot)) {
+        panic!("read_into_cache: slot {slot} is not in use: {e:?}");
+    }
+    state.cache_insert(slot, frame); // the allocation's reference is the cache's
+    frame::with_desc(frame, |d| d.insert_flags(FrameFlags::LOCKED));
 }
