@@ -251,6 +251,53 @@ fn a_full_swap_area_keeps_the_page() {
     assert_eq!(swap::evict(frame_at(&space, start)), Ok(Evicted::Written), "room again");
 }
 
+#[test_case]
+fn a_batch_of_victims_goes_out_in_one_request_to_adjacent_slots() {
+    let (space, start) = filled_space(32);
+    let frames: alloc::vec::Vec<Frame> = (0..32).map(|i| frame_at(&space, start + i * PAGE_SIZE)).collect();
+    let (writes, requests) = (disk_writes(), vmstat::nr_events(SwapEvent::WriteRequest));
+    let results = swap::evict_many(&frames);
+    assert!(results.iter().all(|r| *r == Ok(Evicted::Written)), "{results:?}");
+    let slots: alloc::vec::Vec<u64> =
+        (0..32).map(|i| pte_at(&space, start + i * PAGE_SIZE).as_swap().expect("swap entry").slot()).collect();
+    let nr_runs = 1 + slots.windows(2).filter(|w| w[1] != w[0] + 1).count() as u64;
+    assert!(nr_runs <= 2, "slots {slots:?}: the allocator should hand out adjacent slots");
+    assert_eq!(disk_writes() - writes, nr_runs, "one disk request per run of adjacent slots");
+    assert_eq!(vmstat::nr_events(SwapEvent::WriteRequest) - requests, nr_runs);
+    assert_consistent();
+    for i in 0..32 {
+        fault_in(&space, start + i * PAGE_SIZE, USER_READ);
+        assert_eq!(contents(frame_at(&space, start + i * PAGE_SIZE)), pattern(i), "page {i}");
+    }
+    assert_consistent();
+}
+
+#[test_case]
+fn sequential_swap_in_reads_ahead_and_unused_readahead_pages_are_freed() {
+    let (before, slots) = (assert_consistent(), swap::slot_counts());
+    let (space, start) = filled_space(128);
+    let frames: alloc::vec::Vec<Frame> = (0..128).map(|i| frame_at(&space, start + i * PAGE_SIZE)).collect();
+    assert!(swap::evict_many(&frames).iter().all(|r| r.is_ok()));
+    let (reads, hits) = (disk_reads(), vmstat::nr_events(SwapEvent::ReadaheadHit));
+    let majors = space.lock().stats.major_faults;
+    for i in 0..96 {
+        fault_in(&space, start + i * PAGE_SIZE, USER_READ);
+        assert_eq!(contents(frame_at(&space, start + i * PAGE_SIZE)), pattern(i), "page {i}");
+    }
+    let (nr_reads, nr_majors) = (disk_reads() - reads, space.lock().stats.major_faults - majors);
+    assert!(nr_reads <= 16, "96 sequential swap-ins took {nr_reads} disk reads");
+    assert_eq!(nr_reads, nr_majors, "one request per major fault");
+    assert!(vmstat::nr_events(SwapEvent::ReadaheadHit) - hits >= 96 - nr_majors, "the other faults were readahead hits");
+    assert!(swap::nr_cached() >= 96, "readahead pages wait in the swap cache");
+    assert_consistent();
+    // Pages read ahead but never mapped belong to the slots of this space: they go
+    // when its swap PTEs go.
+    drop(space);
+    let after = assert_consistent();
+    assert_eq!(swap::slot_counts(), slots, "slots left in use");
+    assert_eq!((after.nr_frames, after.nr_cached), (before.nr_frames, before.nr_cached), "user frames left behind");
+}
+
 fn run_program(name: &str) -> WaitStatus {
     let pid = proc::spawn(name).unwrap_or_else(|e| panic!("spawn {name}: {e:?}"));
     let (_, status) = proc::wait(Some(pid)).expect("wait");

@@ -15,7 +15,7 @@ use mm_core::elf::{self, Executable, SegmentFlags};
 kernel::test_kernel!();
 
 /// Every program in `kernel/user/src/bin/`.
-const NAMES: [&str; 25] = [
+const NAMES: [&str; 26] = [
     "hello",
     "lazy",
     "forkcow",

@@ -3,7 +3,8 @@
 //!
 //! Fills 64 pages with a pattern of (pid, address), pages them out and checks the
 //! counters (RSS down, pages in swap, swap-outs), reads everything back and checks
-//! the data and the major faults. Pages them out again (now clean swap-cache pages:
+//! the data, the swap-ins and the major faults (at least one; readahead may bring
+//! the following pages in with it). Pages them out again (now clean swap-cache pages:
 //! the kernel drops them without writing), rewrites half with a new pattern, pages
 //! out once more and checks both halves. Exit 0 on success.
 #![no_std]
@@ -44,8 +45,9 @@ fn main() -> i32 {
     let bad = unsafe { pattern::first_mismatch(base, NR_PAGES, seed) };
     check!(bad.is_none(), "after swap-in: {:x?} (address, found, expected)", bad);
     let back = ulib::memstat().expect("memstat");
-    println!("pageout: read back with {} major faults", back.major_faults - out.major_faults);
-    check!(back.major_faults - out.major_faults == NR_PAGES as u64, "major faults");
+    let majors = back.major_faults - out.major_faults;
+    println!("pageout: read back with {} major faults (readahead brought the rest)", majors);
+    check!((1..=NR_PAGES as u64).contains(&majors), "{} major faults", majors);
     check!(back.swap_in_pages - out.swap_in_pages == NR_PAGES as u64, "swap-ins");
     check!(
         back.swap_pages == 0 && back.rss_pages >= filled.rss_pages,
