@@ -293,9 +293,8 @@ fn pick_victim() -> Option<Frame> {
     policy.pick_victim(&mut RmapProbe).map(Frame::from_pfn)
 }
 
-/// Evicts policy victims, [`SWAP_CLUSTER`] at a time, until `nr_wanted` frames are
-/// freed or the policy has gone round twice without success (so up to a cluster
-/// more than asked may go). Once swap has no free slot, only pages that already
+/// Evicts policy victims, up to [`SWAP_CLUSTER`] at a time, until `nr_wanted`
+/// frames are freed or the policy has gone round twice without success. Once swap has no free slot, only pages that already
 /// have one (the swap cache) can go: then the cache is reclaimed directly instead
 /// of scanning every page for the few that could. Call with no lock held.
 pub fn shrink(nr_wanted: u64) -> ReclaimReport {
@@ -308,7 +307,8 @@ pub fn shrink(nr_wanted: u64) -> ReclaimReport {
             break;
         }
         victims.clear();
-        while victims.len() < SWAP_CLUSTER && budget > 0 {
+        let batch = (nr_wanted - report.nr_freed()).min(SWAP_CLUSTER as u64) as usize;
+        while victims.len() < batch && budget > 0 {
             budget -= 1;
             let Some(victim) = pick_victim() else { break };
             report.nr_scanned += 1;
