@@ -67,7 +67,12 @@ pub fn build_disk_image(kernel: &Path, uefi: bool, verbose: bool) -> Result<Path
 /// Zero means "not formatted": the kernel writes its swap header on first use.
 pub fn fresh_swap_disk(kernel: &Path, size_bytes: u64) -> Result<PathBuf, String> {
     let path = kernel.with_extension("swap.img");
-    let file = std::fs::File::create(&path).map_err(|e| format!("creating {}: {e}", path.display()))?;
-    file.set_len(size_bytes).map_err(|e| format!("sizing {}: {e}", path.display()))?;
+    fresh_disk(&path, size_bytes)?;
     Ok(path)
+}
+
+/// Creates (or truncates) `path` as an all-zero sparse file of `size_bytes`.
+pub fn fresh_disk(path: &Path, size_bytes: u64) -> Result<(), String> {
+    let file = std::fs::File::create(path).map_err(|e| format!("creating {}: {e}", path.display()))?;
+    file.set_len(size_bytes).map_err(|e| format!("sizing {}: {e}", path.display()))
 }

@@ -17,7 +17,8 @@ use std::path::Path;
 /// The section name the kernel's `runner_args!` macro uses.
 pub const SECTION: &str = ".runner_args";
 
-fn u16_at(bytes: &[u8], offset: usize) -> Option<u16> {
+/// Returns the little-endian `u16` at `offset` of `bytes`, if it is inside.
+pub(crate) fn u16_at(bytes: &[u8], offset: usize) -> Option<u16> {
     Some(u16::from_le_bytes(bytes.get(offset..offset + 2)?.try_into().ok()?))
 }
 
@@ -25,7 +26,8 @@ fn u32_at(bytes: &[u8], offset: usize) -> Option<u32> {
     Some(u32::from_le_bytes(bytes.get(offset..offset + 4)?.try_into().ok()?))
 }
 
-fn u64_at(bytes: &[u8], offset: usize) -> Option<u64> {
+/// Returns the little-endian `u64` at `offset` of `bytes`, if it is inside.
+pub(crate) fn u64_at(bytes: &[u8], offset: usize) -> Option<u64> {
     Some(u64::from_le_bytes(bytes.get(offset..offset + 8)?.try_into().ok()?))
 }
 

@@ -4,11 +4,23 @@
 //! it builds a BIOS (or UEFI) disk image with the `bootloader` crate, creates a
 //! fresh swap disk, starts QEMU, forwards the serial console, enforces a timeout,
 //! and exits with a code a shell or CI understands (see [`qemu`] for the table).
+//!
+//! With `--linux-peer` it runs the `swapload` benchmark on the kernel, then boots
+//! a Linux guest on the same QEMU machine with the same program, and prints both
+//! side by side (see [`linux_peer`]).
+//!
+//! Modules: [`options`] (flags and variables), [`image_args`] (flags an image
+//! carries), [`image`] (disk images), [`qemu`] (the machine, running it),
+//! [`linux_peer`] and [`cpio`] (the Linux guest and its initramfs).
 
+mod cpio;
 mod image;
 mod image_args;
+mod linux_peer;
 mod options;
 mod qemu;
+
+use std::process::Command;
 
 use options::Options;
 
@@ -24,6 +36,13 @@ fn main() {
 
 fn try_main() -> Result<i32, String> {
     let opts = Options::parse(std::env::args().skip(1))?;
+    let cmd = our_kernel_command(&opts)?;
+    if opts.linux_peer { linux_peer::run(&opts, cmd) } else { qemu::run(&opts, cmd) }
+}
+
+/// Builds the disk image and a fresh swap disk for our kernel, and returns the QEMU
+/// command that boots them.
+fn our_kernel_command(opts: &Options) -> Result<Command, String> {
     let verbose = std::env::var_os("KERNEL_VERBOSE").is_some();
     let image = image::build_disk_image(&opts.kernel, opts.uefi, verbose)?;
     let swap = image::fresh_swap_disk(&opts.kernel, opts.swap_size)?;
@@ -37,9 +56,9 @@ fn try_main() -> Result<i32, String> {
             opts.kernel.display()
         );
     }
-    let cmd = qemu::command(&opts, &image, &swap);
+    let cmd = qemu::command(opts, &image, &swap);
     if verbose {
         eprintln!("boot: {cmd:?}");
     }
-    qemu::run(&opts, cmd)
+    Ok(cmd)
 }

@@ -44,11 +44,25 @@ pub struct Options {
     pub qemu_args: Vec<String>,
     /// `--cmdline "WORDS"`, `KERNEL_CMDLINE`; `--bench` adds the word `bench`.
     pub cmdline: String,
+    /// `--linux-peer`, `KERNEL_LINUX_PEER=1`: run `swapload` on this kernel, then on a
+    /// Linux guest in the same machine, and compare (see `linux_peer`). Adds
+    /// `run=swapload` to the command line; RAM and swap default to
+    /// [`PEER_MEMORY`] and [`PEER_SWAP_SIZE`].
+    pub linux_peer: bool,
 }
+
+/// Guest RAM for `--linux-peer` unless `--memory` says otherwise: half of what
+/// `swapload` maps.
+pub const PEER_MEMORY: &str = "128M";
+/// Swap disk size for `--linux-peer` unless `--swap-size` says otherwise.
+pub const PEER_SWAP_SIZE: u64 = 512 << 20;
 
 const USAGE: &str = "usage: boot KERNEL_ELF [--accel tcg|kvm] [--memory SIZE] [--timeout SECS] \
 [--uefi] [--swap-size SIZE] [--swap-blkdebug FILE] [--disk PATH] [--gdb] [--qemu-arg ARG]... [--bench] \
-[--cmdline WORDS]";
+[--cmdline WORDS] [--linux-peer]
+  --linux-peer  run the swapload benchmark on this kernel, then on a Linux 6.1 guest (Debian's
+                kernel, fetched once with apt) in the same QEMU machine, and print both side by
+                side; RAM 128M and swap 512M unless --memory/--swap-size say otherwise";
 
 /// Returns `path` as is if absolute, else relative to the workspace root (where
 /// `tests/` is), whatever directory cargo runs the runner in; it must exist.
@@ -119,6 +133,8 @@ impl Options {
     fn parse_with(kernel: PathBuf, mut args: impl Iterator<Item = String>) -> Result<Options, String> {
         let is_test = is_test_binary(&kernel);
         let default_timeout = if is_test { 300 } else { 600 };
+        let mut is_memory_given = env("KERNEL_MEMORY").is_some();
+        let mut is_swap_size_given = env("KERNEL_SWAP_SIZE").is_some();
         let mut opts = Options {
             kernel,
             is_test,
@@ -137,31 +153,60 @@ impl Options {
                 .map(|s| s.split_whitespace().map(String::from).collect())
                 .unwrap_or_default(),
             cmdline: env("KERNEL_CMDLINE").unwrap_or_default(),
+            linux_peer: truthy(env("KERNEL_LINUX_PEER")),
         };
         while let Some(arg) = args.next() {
             let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value\n{USAGE}"));
             match arg.as_str() {
                 "--accel" => opts.accel = parse_accel(&value("--accel")?)?,
-                "--memory" => opts.memory = value("--memory")?,
+                "--memory" => {
+                    opts.memory = value("--memory")?;
+                    is_memory_given = true;
+                }
                 "--timeout" => {
                     let v = value("--timeout")?;
                     opts.timeout = Duration::from_secs(v.parse().map_err(|_| format!("bad timeout {v:?}"))?);
                 }
                 "--uefi" => opts.uefi = true,
-                "--swap-size" => opts.swap_size = parse_size(&value("--swap-size")?)?,
+                "--swap-size" => {
+                    opts.swap_size = parse_size(&value("--swap-size")?)?;
+                    is_swap_size_given = true;
+                }
                 "--swap-blkdebug" => opts.swap_blkdebug = Some(workspace_file(&value("--swap-blkdebug")?)?),
                 "--disk" => opts.extra_disk = Some(PathBuf::from(value("--disk")?)),
                 "--gdb" => opts.gdb = true,
                 "--qemu-arg" => opts.qemu_args.push(value("--qemu-arg")?),
                 "--cmdline" => opts.cmdline = value("--cmdline")?,
                 "--bench" => opts.cmdline.push_str(" bench"),
+                "--linux-peer" => opts.linux_peer = true,
                 "-h" | "--help" => return Err(USAGE.into()),
                 // cargo test forwards libtest flags such as --nocapture or a filter;
                 // the kernel's test runner takes none, so say so and go on.
                 other => eprintln!("boot: ignoring argument {other:?}"),
             }
         }
+        if opts.linux_peer {
+            opts.set_up_linux_peer(is_memory_given, is_swap_size_given)?;
+        }
         Ok(opts)
+    }
+
+    /// Turns a plain run into the first half of `--linux-peer`: `run=swapload`, on
+    /// the peer machine size unless the user chose RAM or swap.
+    fn set_up_linux_peer(&mut self, is_memory_given: bool, is_swap_size_given: bool) -> Result<(), String> {
+        if self.is_test {
+            return Err("--linux-peer (KERNEL_LINUX_PEER) runs the kernel binary: use it with \
+                        `cargo run --release`, not with a test"
+                .into());
+        }
+        if !is_memory_given {
+            self.memory = PEER_MEMORY.into();
+        }
+        if !is_swap_size_given {
+            self.swap_size = PEER_SWAP_SIZE;
+        }
+        self.cmdline.push_str(" run=swapload");
+        Ok(())
     }
 }
 
@@ -175,6 +220,26 @@ mod tests {
         assert!(is_test_binary(std::path::Path::new("target/debug/deps/user-fedcba9876543210")));
         assert!(!is_test_binary(std::path::Path::new("target/x86_64-unknown-none/debug/kernel")));
         assert!(!is_test_binary(std::path::Path::new("target/release/swap-area")));
+    }
+
+    fn parse_flags(flags: &[&str]) -> Result<Options, String> {
+        Options::parse_with(
+            PathBuf::from("target/x86_64-unknown-none/release/kernel"),
+            flags.iter().map(|f| f.to_string()),
+        )
+    }
+
+    #[test]
+    fn linux_peer_runs_swapload_with_its_own_machine_size() {
+        let opts = parse_flags(&["--linux-peer"]).unwrap();
+        assert!(opts.linux_peer);
+        assert_eq!((opts.memory.as_str(), opts.swap_size), (PEER_MEMORY, PEER_SWAP_SIZE));
+        assert!(opts.cmdline.split_whitespace().any(|w| w == "run=swapload"));
+        let opts = parse_flags(&["--memory", "96M", "--linux-peer", "--swap-size", "1G"]).unwrap();
+        assert_eq!((opts.memory.as_str(), opts.swap_size), ("96M", 1 << 30));
+        let test =
+            Options::parse_with(PathBuf::from("deps/swap-0123456789abcdef"), ["--linux-peer".to_string()].into_iter());
+        assert!(test.is_err());
     }
 
     #[test]

@@ -1,5 +1,9 @@
 //! Starting QEMU, watching it, and turning how it ended into an exit code.
 //!
+//! [`command`] is the QEMU command line for our kernel; [`add_machine`] the part of
+//! it any guest gets (`--linux-peer` boots Linux on it too). [`run`] forwards the
+//! serial console to stdout; [`run_capturing`] also keeps its lines.
+//!
 //! | how QEMU ended | runner exit code |
 //! |---|---|
 //! | kernel wrote 0x10 to `isa-debug-exit` (QEMU status 33) | 0, success |
@@ -15,6 +19,7 @@ use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::options::{Accel, Options};
@@ -46,25 +51,7 @@ pub fn exit_code_for(status: ExitStatus) -> i32 {
 pub fn command(opts: &Options, image: &Path, swap: &Path) -> Command {
     let mut cmd = Command::new("qemu-system-x86_64");
     cmd.arg("-drive").arg(format!("format=raw,file={},if=ide,index=0", image.display()));
-    cmd.args(["-m", &opts.memory, "-smp", "1"]);
-    match opts.accel {
-        Accel::Tcg => cmd.args(["-accel", "tcg", "-cpu", "max"]),
-        Accel::Kvm => cmd.args(["-enable-kvm", "-cpu", "host,-arch-capabilities"]),
-    };
-    cmd.args(["-serial", "stdio", "-display", "none", "-no-reboot"]);
-    cmd.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
-    // The swap disk: a virtio block device found by the kernel on the PCI bus. With
-    // --swap-blkdebug the raw file sits under QEMU's blkdebug driver, which fails the
-    // requests its rules name (error injection for the swap I/O-error tests).
-    match &opts.swap_blkdebug {
-        None => cmd.arg("-drive").arg(format!("file={},format=raw,if=none,id=swap,cache=unsafe", swap.display())),
-        Some(rules) => cmd.arg("-drive").arg(format!(
-            "driver=blkdebug,config={},image.driver=file,image.filename={},if=none,id=swap,cache=unsafe",
-            rules.display(),
-            swap.display()
-        )),
-    };
-    cmd.args(["-device", "virtio-blk-pci,drive=swap,serial=swap"]);
+    add_machine(&mut cmd, opts, swap);
     if let Some(disk) = &opts.extra_disk {
         cmd.arg("-drive").arg(format!("file={},format=raw,if=none,id=extra", disk.display()));
         cmd.args(["-device", "virtio-blk-pci,drive=extra,serial=extra"]);
@@ -84,6 +71,33 @@ pub fn command(opts: &Options, image: &Path, swap: &Path) -> Command {
     cmd
 }
 
+/// Adds the machine every guest gets, whatever it boots: RAM, one CPU, the
+/// accelerator and CPU model, the serial console on stdio, no display, no reboot,
+/// the exit device, and the swap disk `swap` as a virtio block device.
+///
+/// `--linux-peer` boots our kernel and Linux on this same machine.
+pub fn add_machine(cmd: &mut Command, opts: &Options, swap: &Path) {
+    cmd.args(["-m", &opts.memory, "-smp", "1"]);
+    match opts.accel {
+        Accel::Tcg => cmd.args(["-accel", "tcg", "-cpu", "max"]),
+        Accel::Kvm => cmd.args(["-enable-kvm", "-cpu", "host,-arch-capabilities"]),
+    };
+    cmd.args(["-serial", "stdio", "-display", "none", "-no-reboot"]);
+    cmd.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
+    // The swap disk: a virtio block device found by the kernel on the PCI bus. With
+    // --swap-blkdebug the raw file sits under QEMU's blkdebug driver, which fails the
+    // requests its rules name (error injection for the swap I/O-error tests).
+    match &opts.swap_blkdebug {
+        None => cmd.arg("-drive").arg(format!("file={},format=raw,if=none,id=swap,cache=unsafe", swap.display())),
+        Some(rules) => cmd.arg("-drive").arg(format!(
+            "driver=blkdebug,config={},image.driver=file,image.filename={},if=none,id=swap,cache=unsafe",
+            rules.display(),
+            swap.display()
+        )),
+    };
+    cmd.args(["-device", "virtio-blk-pci,drive=swap,serial=swap"]);
+}
+
 /// What the serial stream told us: set once the kernel prints the marker line.
 #[derive(Default)]
 struct Expectation {
@@ -93,12 +107,14 @@ struct Expectation {
     kill_after_secs: AtomicU64,
 }
 
-/// Copies QEMU's serial output to our stdout, noting the expect-timeout marker.
-fn forward_output(child: &mut Child, expect: Arc<Expectation>) -> std::thread::JoinHandle<()> {
+/// Copies QEMU's serial output to our stdout, noting the expect-timeout marker; the
+/// thread returns the lines it copied if `is_capturing`, else none.
+fn forward_output(child: &mut Child, expect: Arc<Expectation>, is_capturing: bool) -> JoinHandle<Vec<String>> {
     let stdout = child.stdout.take().expect("qemu: stdout is piped");
     std::thread::spawn(move || {
         let mut reader = BufReader::new(stdout);
         let mut line = Vec::new();
+        let mut captured = Vec::new();
         let mut out = std::io::stdout();
         while reader.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
             let text = String::from_utf8_lossy(&line);
@@ -107,15 +123,54 @@ fn forward_output(child: &mut Child, expect: Arc<Expectation>) -> std::thread::J
                 expect.kill_after_secs.store(secs, Ordering::SeqCst);
                 expect.hang.store(true, Ordering::SeqCst);
             }
+            if is_capturing {
+                captured.push(text.trim_end().to_string());
+            }
             let _ = out.write_all(&line);
             let _ = out.flush();
             line.clear();
         }
+        captured
     })
 }
 
+/// How a QEMU run ended.
+#[derive(Debug)]
+pub enum Ending {
+    /// QEMU exited by itself with this status.
+    Exited(ExitStatus),
+    /// The runner killed QEMU after `after`; `was_announced` if the kernel had
+    /// printed [`EXPECT_TIMEOUT_MARKER`] first.
+    TimedOut { after: Duration, was_announced: bool },
+    /// QEMU exited by itself after the kernel had announced a hang.
+    ExitedDespiteAnnouncedHang(ExitStatus),
+}
+
+/// A finished QEMU run whose serial output was kept.
+#[derive(Debug)]
+pub struct CapturedRun {
+    /// How it ended.
+    pub ending: Ending,
+    /// Every line of serial output, without its line ending.
+    pub lines: Vec<String>,
+}
+
 /// Runs `cmd`, killing it after `opts.timeout`, and returns the runner's exit code.
-pub fn run(opts: &Options, mut cmd: Command) -> Result<i32, String> {
+pub fn run(opts: &Options, cmd: Command) -> Result<i32, String> {
+    let (ending, _) = supervise(opts, cmd, false)?;
+    Ok(exit_code(&ending))
+}
+
+/// Runs `cmd` like [`run`], and also returns its serial output line by line (it is
+/// printed as it comes all the same).
+pub fn run_capturing(opts: &Options, cmd: Command) -> Result<CapturedRun, String> {
+    let (ending, lines) = supervise(opts, cmd, true)?;
+    Ok(CapturedRun { ending, lines })
+}
+
+/// Starts `cmd`, forwards its output, and waits for it to end or kills it at the
+/// timeout (from the marker on, the timeout the kernel announced).
+fn supervise(opts: &Options, mut cmd: Command, is_capturing: bool) -> Result<(Ending, Vec<String>), String> {
     if opts.is_test {
         cmd.stdin(Stdio::null());
     }
@@ -127,7 +182,7 @@ pub fn run(opts: &Options, mut cmd: Command) -> Result<i32, String> {
         _ => format!("starting qemu-system-x86_64: {e}"),
     })?;
     let expect = Arc::new(Expectation::default());
-    let printer = forward_output(&mut child, expect.clone());
+    let printer = forward_output(&mut child, expect.clone(), is_capturing);
     let mut deadline = (!opts.gdb).then(|| Instant::now() + opts.timeout);
     let mut timeout = opts.timeout;
     let mut saw_marker = false;
@@ -147,35 +202,47 @@ pub fn run(opts: &Options, mut cmd: Command) -> Result<i32, String> {
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    let _ = printer.join();
-    let expected = saw_marker;
-    Ok(match status {
-        Some(status) => {
+    let lines = printer.join().unwrap_or_default();
+    let ending = match status {
+        Some(status) if saw_marker => Ending::ExitedDespiteAnnouncedHang(status),
+        Some(status) => Ending::Exited(status),
+        None => Ending::TimedOut { after: timeout, was_announced: saw_marker },
+    };
+    Ok((ending, lines))
+}
+
+/// Returns the runner's exit code for a run of our kernel that ended so, and says
+/// on stderr why when it is not a plain result from the kernel.
+pub fn exit_code(ending: &Ending) -> i32 {
+    match *ending {
+        Ending::Exited(status) => {
             let code = exit_code_for(status);
             if code == EXIT_ABNORMAL {
                 eprintln!("boot: QEMU exited with {status} without a result from the kernel (triple fault or reset?)");
             }
-            if expected {
-                eprintln!("boot: the kernel announced a hang, but QEMU ended by itself: failure");
-                EXIT_FAILURE
-            } else {
-                code
-            }
+            code
         }
-        None if expected => {
+        Ending::ExitedDespiteAnnouncedHang(status) => {
+            if exit_code_for(status) == EXIT_ABNORMAL {
+                eprintln!("boot: QEMU exited with {status} without a result from the kernel (triple fault or reset?)");
+            }
+            eprintln!("boot: the kernel announced a hang, but QEMU ended by itself: failure");
+            EXIT_FAILURE
+        }
+        Ending::TimedOut { after, was_announced: true } => {
             eprintln!(
                 "boot: timeout after {} s killed QEMU (exit {EXIT_TIMEOUT}), as this test expects",
-                timeout.as_secs()
+                after.as_secs()
             );
             println!("ok\n\ntest result: ok. 1 passed; 0 failed");
             EXIT_SUCCESS
         }
-        None => {
+        Ending::TimedOut { after, was_announced: false } => {
             eprintln!(
                 "boot: timeout: QEMU killed after {} s (raise it with --timeout SECS or KERNEL_TIMEOUT)",
-                timeout.as_secs()
+                after.as_secs()
             );
             EXIT_TIMEOUT
         }
-    })
+    }
 }

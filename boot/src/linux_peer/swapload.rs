@@ -1,0 +1,105 @@
+//! The `swapload` ELF file the Linux guest runs: the very bytes our kernel ran.
+//!
+//! boot depends on `swapload` as a cargo artifact (`boot/Cargo.toml`), so it always
+//! has a copy, [`BOOT_BUILD`]. But cargo builds that copy with *boot's* profile, and
+//! the runner is built by a nested `cargo run` without `--release`: under
+//! `cargo run --release` the kernel embeds a release build and boot holds a dev
+//! build (other code, overflow checks on). A fair comparison runs the same file on
+//! both sides, so [`for_kernel`] takes the kernel's own embedded copy:
+//!
+//! 1. boot's build, if the kernel image contains it byte for byte (same profile);
+//! 2. else the ELF file embedded in the kernel image that holds swapload's
+//!    [`MARKER`] string (the kernel includes each program's file unchanged, see
+//!    `kernel/src/user_programs.rs`; an ELF file's length is where its section
+//!    header table ends);
+//! 3. else boot's build, with a warning.
+
+use crate::image_args::{u16_at, u64_at};
+
+/// swapload as cargo built it for boot.
+pub const BOOT_BUILD: &[u8] = include_bytes!(env!("CARGO_BIN_FILE_USER_swapload"));
+
+/// A string only swapload's file contains: the start of its first output line.
+pub const MARKER: &[u8] = b"swapload: region_mib=";
+
+/// Returns the swapload ELF file for the Linux guest and where it came from.
+pub fn for_kernel(kernel_image: &[u8]) -> (Vec<u8>, &'static str) {
+    if contains(kernel_image, BOOT_BUILD) {
+        return (BOOT_BUILD.to_vec(), "the kernel's embedded copy (identical to boot's own build)");
+    }
+    if let Some(elf) = embedded_elf_with(kernel_image, MARKER) {
+        return (elf.to_vec(), "the copy embedded in the kernel image (the kernel's cargo profile)");
+    }
+    (BOOT_BUILD.to_vec(), "boot's own build: WARNING, the kernel image embeds no swapload, so the two sides differ")
+}
+
+/// Returns true if `needle` occurs in `haystack`.
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Returns the first ELF64 file embedded in `image` (not at its start) whose bytes
+/// contain `marker`.
+pub fn embedded_elf_with<'a>(image: &'a [u8], marker: &[u8]) -> Option<&'a [u8]> {
+    (1..image.len().saturating_sub(4))
+        .filter(|&at| image[at..].starts_with(b"\x7fELF"))
+        .filter_map(|at| Some(&image[at..at + elf_len(&image[at..])?]))
+        .find(|elf| contains(elf, marker))
+}
+
+/// Returns the length of the ELF64 file at the start of `bytes`, taken as the end
+/// of its section header table or of its program header table, whichever is last;
+/// `None` if that is past the end of `bytes` or the header is not ELF64.
+fn elf_len(bytes: &[u8]) -> Option<usize> {
+    if bytes.get(4) != Some(&2) {
+        return None;
+    }
+    let table_end = |offset_at: usize, entsize_at: usize, count_at: usize| -> Option<usize> {
+        let offset = usize::try_from(u64_at(bytes, offset_at)?).ok()?;
+        offset.checked_add(usize::from(u16_at(bytes, entsize_at)?) * usize::from(u16_at(bytes, count_at)?))
+    };
+    let len = table_end(0x28, 0x3a, 0x3c)?.max(table_end(0x20, 0x36, 0x38)?);
+    (len <= bytes.len() && len >= 0x40).then_some(len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Returns a fake ELF64 file: its header, `body`, and a section header table of
+    /// 2 entries at its end.
+    fn fake_elf(body: &[u8]) -> Vec<u8> {
+        let mut elf = vec![0u8; 0x40];
+        elf[..5].copy_from_slice(b"\x7fELF\x02");
+        elf.extend_from_slice(body);
+        let shoff = elf.len() as u64;
+        elf[0x28..0x30].copy_from_slice(&shoff.to_le_bytes());
+        elf[0x3a..0x3c].copy_from_slice(&0x40u16.to_le_bytes());
+        elf[0x3c..0x3e].copy_from_slice(&2u16.to_le_bytes());
+        elf.extend_from_slice(&[0xaa; 0x80]);
+        elf
+    }
+
+    #[test]
+    fn the_embedded_file_with_the_marker_is_cut_out_whole() {
+        let other = fake_elf(b"hello: world");
+        let swapload = fake_elf(b"...swapload: region_mib={}...");
+        let image = [&fake_elf(b"kernel")[..], &other, &swapload, b"more kernel data"].concat();
+        assert_eq!(embedded_elf_with(&image, MARKER), Some(&swapload[..]));
+        assert_eq!(embedded_elf_with(&image, b"not there"), None);
+    }
+
+    #[test]
+    fn a_file_cut_short_is_not_taken() {
+        let swapload = fake_elf(b"swapload: region_mib=");
+        let image = [b"kernel".as_slice(), &swapload[..swapload.len() - 1]].concat();
+        assert_eq!(embedded_elf_with(&image, MARKER), None);
+    }
+
+    #[test]
+    fn boot_has_a_real_swapload() {
+        assert!(BOOT_BUILD.starts_with(b"\x7fELF"));
+        assert!(contains(BOOT_BUILD, MARKER));
+        assert_eq!(elf_len(BOOT_BUILD), Some(BOOT_BUILD.len()));
+    }
+}
