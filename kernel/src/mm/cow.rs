@@ -21,7 +21,7 @@ use mm_core::pagetable::FlushBatch;
 use super::addr_space::{AddressSpace, VmError};
 use super::fault::{self, FaultError, FaultOutcome, zero_frame};
 use super::frame::{self, FrameState};
-use super::rmap::{self, SpaceRef};
+use super::rmap::{self, FamilyPage, SpaceRef};
 use super::swap;
 use super::paging::{DirectMapTables, Pte, PteFlags};
 use super::{Order, PAGE_SIZE, Page, memops};
@@ -29,17 +29,19 @@ use super::{Order, PAGE_SIZE, Page, memops};
 /// Duplicates `parent` copy-on-write; returns the child's address space.
 ///
 /// No page is copied: both sides map the same frames read-only (private writable
-/// VMAs), the frame refcounts go up and the reverse map learns the child's
-/// mappings; swap PTEs are copied with one more reference on their slot. The page
+/// VMAs) and the frame refcounts and map counts go up; the child joins the parent's
+/// fork family, so the reverse map finds its PTEs with no work per page (every
+/// frame already names the family and its page). Swap PTEs are copied with one more
+/// reference on their slot. The page
 /// tables are copied in one walk per VMA (`PageTable::fork_range`). On failure (out
 /// of memory, a full slot count) the child is dropped, which releases what it had
 /// taken, and the parent is left valid.
 pub fn fork(parent: &mut AddressSpace) -> Result<SpaceRef, VmError> {
     populate_shared(parent)?;
-    let child_ref = AddressSpace::new()?;
+    let child_ref = AddressSpace::new_forked(parent)?;
     let mut child_guard = child_ref.lock();
     let child = &mut *child_guard;
-    let child_id = child.id();
+    let family = child.family();
     child.vmas = parent.vmas.clone();
     child.brk_start = parent.brk_start;
     child.brk_end = parent.brk_end;
@@ -65,7 +67,7 @@ pub fn fork(parent: &mut AddressSpace) -> Result<SpaceRef, VmError> {
             }
             let frame = pte.frame();
             if frame != zero {
-                rmap::map(frame, child_id, Page::containing_address(leaf.addr));
+                rmap::map(frame, FamilyPage { family, page: Page::containing_address(leaf.addr) });
                 child_stats.rss_pages += 1;
             }
             Some((pte, pte))
@@ -123,12 +125,12 @@ pub fn do_wp_fault(space: &mut AddressSpace, page: Page, pte: Pte) -> Result<Fau
         .set_entry(&mut DirectMapTables, page, Pte::new(new, flags - PteFlags::DIRTY - PteFlags::ACCESSED))
         .expect("do_wp_fault: the PTE's tables exist");
     space.flush_one(flush);
-    rmap::map_new(new, space.id(), page);
+    rmap::map_new(new, space.family_page(page));
     if old == zero_frame() {
         space.stats.rss_pages += 1;
         return Ok(FaultOutcome::AnonymousPage);
     }
-    rmap::unmap(old, space.id(), page, pte.flags().contains(PteFlags::DIRTY));
+    rmap::unmap(old, space.family_page(page), pte.flags().contains(PteFlags::DIRTY));
     space.stats.cow_faults += 1;
     Ok(FaultOutcome::CowCopy)
 }

@@ -245,7 +245,7 @@ pub(super) fn install_page(space: &mut AddressSpace, page: Page, frame: Frame, f
     }
     if frame != zero_frame() {
         space.stats.rss_pages += 1;
-        super::rmap::map_new(frame, space.id(), page);
+        super::rmap::map_new(frame, space.family_page(page));
     }
     Ok(())
 }
