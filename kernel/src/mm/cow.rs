@@ -21,10 +21,10 @@ use mm_core::pagetable::FlushBatch;
 use super::addr_space::{AddressSpace, VmError};
 use super::fault::{self, FaultError, FaultOutcome, zero_frame};
 use super::frame::{self, FrameState};
-use super::rmap::{self, FamilyPage, SpaceRef};
+use super::rmap::{self, FamilyId, FamilyPage, SpaceRef};
 use super::swap;
 use super::paging::{DirectMapTables, Pte, PteFlags};
-use super::{Order, PAGE_SIZE, Page, memops};
+use super::{Frame, Order, PAGE_SIZE, Page, memops};
 
 /// Duplicates `parent` copy-on-write; returns the child's address space.
 ///
@@ -32,16 +32,16 @@ use super::{Order, PAGE_SIZE, Page, memops};
 /// VMAs) and the frame refcounts and map counts go up; the child joins the parent's
 /// fork family, so the reverse map finds its PTEs with no work per page (every
 /// frame already names the family and its page). Swap PTEs are copied with one more
-/// reference on their slot. The page
-/// tables are copied in one walk per VMA (`PageTable::fork_range`). On failure (out
-/// of memory, a full slot count) the child is dropped, which releases what it had
-/// taken, and the parent is left valid.
+/// reference on their slot. The page tables are copied in one walk per VMA
+/// (`PageTable::fork_range`), and the counts are raised in batches, one frame-lock
+/// acquisition each. On failure (out of memory, a full slot count) the child is
+/// dropped, which releases what it had taken, and the parent is left valid.
 pub fn fork(parent: &mut AddressSpace) -> Result<SpaceRef, VmError> {
     populate_shared(parent)?;
     let child_ref = AddressSpace::new_forked(parent)?;
     let mut child_guard = child_ref.lock();
     let child = &mut *child_guard;
-    let family = child.family();
+    let mut maps = MapBatch::new(child.family());
     child.vmas = parent.vmas.clone();
     child.brk_start = parent.brk_start;
     child.brk_end = parent.brk_end;
@@ -52,6 +52,7 @@ pub fn fork(parent: &mut AddressSpace) -> Result<SpaceRef, VmError> {
     for vma in vmas {
         let is_cow = !vma.flags.is_shared();
         let child_stats = &mut child.stats;
+        let maps = &mut maps;
         let page = Page::containing_address(vma.start);
         result = parent.pt.fork_range(&mut DirectMapTables, &mut child.pt, page, vma.nr_pages(), &mut batch, |leaf| {
             if !leaf.pte.is_present() {
@@ -67,11 +68,12 @@ pub fn fork(parent: &mut AddressSpace) -> Result<SpaceRef, VmError> {
             }
             let frame = pte.frame();
             if frame != zero {
-                rmap::map(frame, FamilyPage { family, page: Page::containing_address(leaf.addr) });
+                maps.push(frame, Page::containing_address(leaf.addr));
                 child_stats.rss_pages += 1;
             }
             Some((pte, pte))
         });
+        maps.flush(); // before the child can be dropped: its PTEs must all be counted
         if result.is_err() {
             break;
         }
@@ -80,6 +82,35 @@ pub fn fork(parent: &mut AddressSpace) -> Result<SpaceRef, VmError> {
     drop(child_guard);
     result.map_err(|_| VmError::NoMemory)?; // on error `child_ref` drops here and puts back every reference
     Ok(child_ref)
+}
+
+/// The child's new mappings, gathered so the frame lock is taken once per batch
+/// rather than once per page.
+struct MapBatch {
+    family: FamilyId,
+    mappings: [(Frame, FamilyPage); 64],
+    len: usize,
+}
+
+impl MapBatch {
+    fn new(family: FamilyId) -> Self {
+        let unused = (Frame::from_pfn(0), FamilyPage { family, page: Page::default() });
+        Self { family, mappings: [unused; 64], len: 0 }
+    }
+
+    fn push(&mut self, frame: Frame, page: Page) {
+        self.mappings[self.len] = (frame, FamilyPage { family: self.family, page });
+        self.len += 1;
+        if self.len == self.mappings.len() {
+            self.flush();
+        }
+    }
+
+    /// Records every gathered mapping (`rmap::map_all`).
+    fn flush(&mut self) {
+        rmap::map_all(&self.mappings[..self.len]);
+        self.len = 0;
+    }
 }
 
 /// Faults in every page of every shared VMA of `space` (see the module docs).

@@ -148,14 +148,17 @@ pub fn with_desc<R>(frame: Frame, f: impl FnOnce(&mut FrameDesc) -> R) -> R {
     with_buddy(|buddy| f(buddy.desc_mut(frame)))
 }
 
-/// Takes another reference to a user frame for one more PTE that maps it, at `at`
-/// (fork, swap-in, the undo of an eviction).
-pub fn get_user_page(frame: Frame, at: FamilyPage) {
+/// Takes another reference to each user frame in `mappings` for one more PTE that
+/// maps it, at its place (fork, swap-in, the undo of an eviction), under one
+/// acquisition of the lock (fork passes a batch).
+pub fn get_user_pages(mappings: &[(Frame, FamilyPage)]) {
     with_buddy(|buddy| {
-        let desc = buddy.desc_mut(frame);
-        debug_assert_eq!(desc.state(), FrameState::User, "get_user_page: not a user frame");
-        desc.get_ref();
-        desc.add_mapping(at);
+        for &(frame, at) in mappings {
+            let desc = buddy.desc_mut(frame);
+            debug_assert_eq!(desc.state(), FrameState::User, "get_user_pages: not a user frame");
+            desc.get_ref();
+            desc.add_mapping(at);
+        }
     })
 }
 

@@ -136,10 +136,17 @@ pub fn map_new(frame: Frame, at: FamilyPage) {
     super::reclaim::track(frame);
 }
 
-/// Records one more mapping of `frame`, at `at` (fork, swap-in): a reference for
-/// the PTE. A frame mapped nowhere (in the swap cache) takes `at` as its place.
+/// Records one more mapping of `frame`, at `at` (swap-in, the undo of an
+/// eviction): a reference for the PTE. A frame mapped nowhere (in the swap cache)
+/// takes `at` as its place.
 pub fn map(frame: Frame, at: FamilyPage) {
-    frame::get_user_page(frame, at);
+    map_all(&[(frame, at)]);
+}
+
+/// Records one more mapping of each frame in `mappings`, as [`map`] does, taking
+/// the frame lock once for all of them (fork's batches).
+pub fn map_all(mappings: &[(Frame, FamilyPage)]) {
+    frame::get_user_pages(mappings);
 }
 
 /// Forgets the mapping of `frame` at `at` and drops its reference; frees the frame
