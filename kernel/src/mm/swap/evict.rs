@@ -14,9 +14,9 @@
 //!   5. no PTE mapped F again meanwhile: F leaves the swap cache and is freed
 //! ```
 //! If a space of the family cannot be locked (it is busy) the PTEs changed so far
-//! are put back and the frame stays. If the write fails, every PTE is put back as it was (the page
-//! stays resident), the slot is retired, and the error is returned for the caller to
-//! report. On this kernel (one CPU, kernel code not preempted, polled disk I/O)
+//! are put back and the frame stays. If the write fails, every PTE is put back as it
+//! was (the page stays resident), the slot is retired, and the error is returned for
+//! the caller to report. On this kernel (one CPU, kernel code not preempted, polled disk I/O)
 //! nothing runs between steps 3 and 5, but the steps do not rely on it: a fault
 //! during the write would find F LOCKED in the swap cache and wait (`swapin.rs`).
 //!
