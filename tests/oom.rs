@@ -39,8 +39,8 @@ fn oom_party() {
 
 #[test_case]
 fn oom_kills_the_largest_process_and_the_others_finish() {
-    // The first run also grows the kernel's tables for good (rmap, swap cache,
-    // task table nodes); the second must give back every frame it took.
+    // The first run also grows the kernel's tables for good (fork families, swap
+    // cache, task table nodes); the second must give back every frame it took.
     oom_party();
     heap::shrink();
     let (free, slots) = (frame::nr_free_frames(), swap::slot_counts());

@@ -1,5 +1,7 @@
-//! The reverse map: every PTE that maps a user frame is recorded, through faults,
-//! fork, copy-on-write copies, munmap and exit, and the frame counts agree with it.
+//! The reverse map: every user frame names its fork family and page, through
+//! faults, fork, copy-on-write copies, munmap and exit; the family's members are
+//! the spaces that fork joined; and `mappings` finds exactly the PTEs that map a
+//! frame, with the frame counts agreeing.
 //!
 //! The first tests drive address spaces directly (faults on a space that is not
 //! loaded, fork, drop); the last runs real processes and checks the whole machine
@@ -17,7 +19,7 @@ use alloc::vec::Vec;
 
 use kernel::mm::addr_space::{AddressSpace, MapRequest, VmProt};
 use kernel::mm::fault::{self, FaultOutcome};
-use kernel::mm::rmap::{self, SpaceRef};
+use kernel::mm::rmap::{self, FamilyPage, SpaceRef};
 use kernel::mm::{Frame, PAGE_SIZE, Page, VirtAddr, check, cow, frame, heap};
 use kernel::proc::{self, sched, task};
 
@@ -53,35 +55,51 @@ fn assert_consistent() -> check::Census {
     check::check_consistency().unwrap_or_else(|e| panic!("inconsistent: {e}"))
 }
 
+/// Returns `frame`'s mappings, sorted, or panics if a space of its family is busy.
+fn mappings(frame: Frame) -> Vec<(rmap::SpaceId, Page)> {
+    let mut found = rmap::mappings(frame).unwrap_or_else(|id| panic!("space {id} is locked"));
+    found.sort();
+    found
+}
+
+/// Returns the (map count, refcount, reverse-map place) of `frame`.
+fn counts(frame: Frame) -> (u32, u32, Option<FamilyPage>) {
+    frame::with_desc(frame, |d| (d.map_count(), d.refcount(), d.family_page()))
+}
+
 #[test_case]
-fn a_fault_records_its_one_mapping() {
-    let before = rmap::nr_mappings();
+fn a_fault_names_the_frames_family_and_page() {
+    let families = rmap::nr_families();
     let (space, start) = space_with_pages(3);
-    let id = space.lock().id();
+    let (id, family) = {
+        let space = space.lock();
+        (space.id(), space.family())
+    };
+    assert_eq!(rmap::nr_families(), families + 1, "a new space starts a family of its own");
     for i in 0..3 {
         let addr = start + i * PAGE_SIZE;
         let frame = frame_at(&space, addr);
-        assert_eq!(rmap::mappings(frame), [(id, page(addr))]);
-        assert_eq!(frame::with_desc(frame, |d| (d.map_count(), d.refcount())), (1, 1));
+        assert_eq!(mappings(frame), [(id, page(addr))]);
+        assert_eq!(counts(frame), (1, 1, Some(FamilyPage { family, page: page(addr) })));
     }
-    assert_eq!(rmap::nr_mappings(), before + 3);
     assert_consistent();
 }
 
 #[test_case]
-fn fork_maps_every_frame_in_both_spaces() {
+fn fork_puts_the_child_in_the_family_and_both_spaces_map_every_frame() {
     let (parent, start) = space_with_pages(4);
+    let families = rmap::nr_families();
     let child = cow::fork(&mut parent.lock()).expect("fork");
     let (pid, cid) = (parent.lock().id(), child.lock().id());
     assert_ne!(pid, cid);
+    assert_eq!(child.lock().family(), parent.lock().family());
+    assert_eq!(rmap::nr_families(), families, "fork starts no family");
     for i in 0..4 {
         let addr = start + i * PAGE_SIZE;
         let frame = frame_at(&parent, addr);
         assert_eq!(frame_at(&child, addr), frame);
-        let mut who: Vec<_> = rmap::mappings(frame);
-        who.sort();
-        assert_eq!(who, [(pid, page(addr)), (cid, page(addr))]);
-        assert_eq!(frame::with_desc(frame, |d| d.map_count()), 2);
+        assert_eq!(mappings(frame), [(pid, page(addr)), (cid, page(addr))]);
+        assert_eq!(counts(frame), (2, 2, Some(parent.lock().family_page(page(addr)))));
     }
     assert_consistent();
 }
@@ -90,14 +108,17 @@ fn fork_maps_every_frame_in_both_spaces() {
 fn a_cow_copy_moves_the_writer_to_its_new_frame() {
     let (parent, start) = space_with_pages(2);
     let child = cow::fork(&mut parent.lock()).expect("fork");
-    let cid = child.lock().id();
+    let (pid, cid) = (parent.lock().id(), child.lock().id());
     let shared = frame_at(&parent, start);
     let outcome = fault::handle_page_fault(&mut child.lock(), start, USER_WRITE | 1);
     assert_eq!(outcome, Ok(FaultOutcome::CowCopy));
     let copy = frame_at(&child, start);
     assert_ne!(copy, shared);
-    assert_eq!(rmap::mappings(copy), [(cid, page(start))]);
-    assert_eq!(rmap::mappings(shared), [(parent.lock().id(), page(start))]);
+    // Both frames name the same family and page; each member's PTE there decides.
+    let at = Some(parent.lock().family_page(page(start)));
+    assert_eq!((counts(copy), counts(shared)), ((1, 1, at), (1, 1, at)));
+    assert_eq!(mappings(copy), [(cid, page(start))]);
+    assert_eq!(mappings(shared), [(pid, page(start))]);
     // The parent is now the only user: its write reuses the frame in place.
     let outcome = fault::handle_page_fault(&mut parent.lock(), start, USER_WRITE | 1);
     assert_eq!(outcome, Ok(FaultOutcome::CowReuse));
@@ -106,20 +127,63 @@ fn a_cow_copy_moves_the_writer_to_its_new_frame() {
 }
 
 #[test_case]
-fn munmap_and_drop_remove_every_entry_and_frame() {
-    heap::shrink();
-    let (mappings, spaces, free) = (rmap::nr_mappings(), rmap::all_spaces().len(), frame::nr_free_frames());
-    let (parent, start) = space_with_pages(8);
+fn a_family_outlives_its_first_member() {
+    let families = rmap::nr_families();
+    let (parent, start) = space_with_pages(2);
     let child = cow::fork(&mut parent.lock()).expect("fork");
-    assert_eq!(rmap::nr_mappings(), mappings + 16);
-    parent.lock().munmap(start.as_u64(), 4 * PAGE_SIZE).expect("munmap");
-    assert_eq!(rmap::nr_mappings(), mappings + 12);
+    let (cid, family) = {
+        let child = child.lock();
+        (child.id(), child.family())
+    };
+    let frame = frame_at(&child, start);
+    drop(parent);
+    assert_eq!(rmap::nr_families(), families + 1);
+    assert_eq!(mappings(frame), [(cid, page(start))]);
+    assert_eq!(counts(frame), (1, 1, Some(FamilyPage { family, page: page(start) })));
+    // The child is alone now: a write reuses the frame in place.
+    let outcome = fault::handle_page_fault(&mut child.lock(), start, USER_WRITE | 1);
+    assert_eq!(outcome, Ok(FaultOutcome::CowReuse));
     assert_consistent();
     drop(child);
-    assert_eq!(rmap::nr_mappings(), mappings + 4);
+    assert_eq!(rmap::nr_families(), families, "the family dies with its last member");
+}
+
+#[test_case]
+fn a_locked_member_is_reported_not_skipped() {
+    let (parent, start) = space_with_pages(1);
+    let child = cow::fork(&mut parent.lock()).expect("fork");
+    let frame = frame_at(&parent, start);
+    let guard = child.lock();
+    assert_eq!(rmap::mappings(frame), Err(guard.id()));
+    drop(guard);
+    assert_eq!(mappings(frame).len(), 2);
+}
+
+#[test_case]
+fn munmap_and_drop_unmap_every_frame_and_end_the_family() {
+    heap::shrink();
+    let (families, spaces, free) = (rmap::nr_families(), rmap::all_spaces().len(), frame::nr_free_frames());
+    let (parent, start) = space_with_pages(8);
+    let child = cow::fork(&mut parent.lock()).expect("fork");
+    let (pid, cid) = (parent.lock().id(), child.lock().id());
+    let frames: Vec<Frame> = (0..8).map(|i| frame_at(&parent, start + i * PAGE_SIZE)).collect();
+    assert!(frames.iter().all(|&f| counts(f).0 == 2));
+    parent.lock().munmap(start.as_u64(), 4 * PAGE_SIZE).expect("munmap");
+    for (i, &frame) in frames.iter().enumerate() {
+        let at = page(start + i as u64 * PAGE_SIZE);
+        let mut want = alloc::vec![(pid, at), (cid, at)];
+        if i < 4 {
+            want.remove(0); // unmapped from the parent
+        }
+        assert_eq!(mappings(frame), want, "page {i}");
+    }
+    assert_consistent();
+    drop(child);
+    assert!(frames[4..].iter().all(|&f| counts(f).0 == 1));
+    drop(frames); // a heap object: it must not count as a leak below
     assert_eq!(rmap::all_spaces().len(), spaces + 1);
     drop(parent);
-    assert_eq!((rmap::nr_mappings(), rmap::all_spaces().len()), (mappings, spaces));
+    assert_eq!((rmap::nr_families(), rmap::all_spaces().len()), (families, spaces));
     heap::shrink();
     assert_eq!(frame::nr_free_frames(), free, "frames leaked");
 }
@@ -144,10 +208,8 @@ fn run_checking(name: &str) -> u64 {
 
 #[test_case]
 fn the_rmap_stays_consistent_while_processes_fork_and_exit() {
-    let spaces = rmap::all_spaces().len();
-    let mappings = rmap::nr_mappings();
+    let (spaces, families) = (rmap::all_spaces().len(), rmap::nr_families());
     let nr_checks = run_checking("forkcow") + run_checking("forkstorm");
     assert!(nr_checks >= 2, "only {nr_checks} checks saw a live process");
-    assert_eq!(rmap::all_spaces().len(), spaces);
-    assert_eq!(rmap::nr_mappings(), mappings);
+    assert_eq!((rmap::all_spaces().len(), rmap::nr_families()), (spaces, families));
 }

@@ -211,6 +211,30 @@ fn evicting_a_shared_page_unmaps_it_from_every_space() {
 }
 
 #[test_case]
+fn evicting_a_page_skips_the_family_member_that_has_its_own_copy() {
+    let (parent, start) = filled_space(1);
+    let copier = cow::fork(&mut parent.lock()).expect("fork");
+    let sharer = cow::fork(&mut parent.lock()).expect("fork");
+    let shared = frame_at(&parent, start);
+    // The copier writes: its PTE at the same page of the same family now names a copy.
+    assert_eq!(fault_in(&copier, start, USER_WRITE | 1), FaultOutcome::CowCopy);
+    let copy = frame_at(&copier, start);
+    frame::write_bytes(copy, 0, &pattern(7));
+    assert_eq!(swap::evict(shared), Ok(Evicted::Written));
+    let entry = pte_at(&parent, start).as_swap().expect("parent's PTE is a swap entry");
+    assert_eq!(pte_at(&sharer, start).as_swap(), Some(entry), "the other sharer's too");
+    assert_eq!(swap::slot_count(entry), Ok(2), "two swap PTEs, no cache");
+    assert_eq!(frame_at(&copier, start), copy, "the copy stays mapped");
+    assert_eq!(frame::with_desc(copy, |d| (d.map_count(), d.refcount())), (1, 1));
+    assert_eq!(contents(copy), pattern(7));
+    assert_consistent();
+    fault_in(&sharer, start, USER_READ);
+    assert_eq!(contents(frame_at(&sharer, start)), pattern(0));
+    drop((parent, copier, sharer));
+    assert_consistent();
+}
+
+#[test_case]
 fn unmapping_and_exit_free_every_slot_and_frame() {
     heap::shrink();
     let (free, slots) = (frame::nr_free_frames(), swap::slot_counts());

@@ -4,20 +4,24 @@
 //! to the highest usable frame and hands it to the buddy allocator
 //! ([`crate::buddy::BuddyAllocator`]), which owns it from then on. A descriptor records
 //! what the frame is used for ([`FrameState`]), a few status bits ([`FrameFlags`]),
-//! reference and mapping counts, two intrusive list links and one private word.
+//! reference and mapping counts, where a mapped user frame sits in its fork family
+//! (the reverse map, [`FamilyPage`]), two intrusive list links and one private word.
 //!
 //! Who may write what:
 //! - the buddy allocator owns `order`, the links and the [`FrameFlags::BUDDY_HEAD`] /
 //!   [`FrameFlags::ALLOC_HEAD`] bits; the `pub` setters here refuse to change those bits;
 //! - the owner of an allocated frame (page-table code, the fault handler, reclaim,
 //!   swap) uses the counts, the other flags, the links (only while the frame is not
-//!   free) and `private`.
+//!   free) and `private`; the family page changes only with the map count
+//!   ([`FrameDesc::add_mapping`], [`FrameDesc::remove_mapping`]).
 //!
 //! Descriptors are at most 32 bytes, so the table costs 32/4096 < 0.8 % of RAM.
 
 use core::fmt;
 use core::mem::size_of;
 use core::ops::BitOr;
+
+use crate::anon::FamilyPage;
 
 /// What a frame is currently used for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -153,23 +157,24 @@ pub const NONE_INDEX: u32 = u32::MAX;
 ///
 /// | offset | field | type | meaning |
 /// |---|---|---|---|
-/// | 0 | `private` | `u64` | owner's word: the swap slot of a swap-cache page |
+/// | 0 | `family_page` | `u64` | a mapped user frame's [`FamilyPage`] (family id: 28 bits, page number: 36), packed; 0 while unmapped |
 /// | 8 | `refcount` | `u32` | references held; 1 on the head of a fresh allocation |
 /// | 12 | `map_count` | `u32` | number of PTEs that map this frame |
 /// | 16 | `next` | `u32` | next frame index on the list this frame is on, or [`NONE_INDEX`] |
 /// | 20 | `prev` | `u32` | previous frame index on that list, or [`NONE_INDEX`] |
-/// | 24 | `flags` | [`FrameFlags`] | status bits |
-/// | 26 | `state` | [`FrameState`] | what the frame is used for |
-/// | 27 | `order` | `u8` | block order, valid on a `BUDDY_HEAD` or `ALLOC_HEAD` frame |
-/// | 28 | padding | 4 bytes | free for later use |
+/// | 24 | `private` | `u32` | owner's word: the swap slot of a swap-cache page |
+/// | 28 | `flags` | [`FrameFlags`] | status bits |
+/// | 30 | `state` | [`FrameState`] | what the frame is used for |
+/// | 31 | `order` | `u8` | block order, valid on a `BUDDY_HEAD` or `ALLOC_HEAD` frame |
 ///
 /// Links are indices into the frame table (not frame numbers), so a table may describe
-/// up to 2^32 - 1 frames (16 TiB).
+/// up to 2^32 - 1 frames (16 TiB); swap slots are 32-bit too (`swap_map::SwapSlot`).
 #[derive(Clone, Debug)]
 #[repr(C)]
 pub struct FrameDesc {
-    /// The owner's private word: the swap slot while in the swap cache.
-    private: u64,
+    /// Where the PTEs that map this user frame are, packed ([`FamilyPage::pack`]); 0
+    /// while no PTE maps it (Linux's `page->mapping` + `page->index`).
+    family_page: u64,
     /// References held on the frame (or on the block, for a block head).
     refcount: u32,
     /// Number of page-table entries that map the frame.
@@ -178,6 +183,8 @@ pub struct FrameDesc {
     next: u32,
     /// Previous element of the intrusive list the frame is on, as a frame-table index.
     prev: u32,
+    /// The owner's private word: the swap slot while in the swap cache.
+    private: u32,
     /// Status bits.
     flags: FrameFlags,
     /// What the frame is used for.
@@ -186,7 +193,7 @@ pub struct FrameDesc {
     order: u8,
 }
 
-const _: () = assert!(size_of::<FrameDesc>() <= 32);
+const _: () = assert!(size_of::<FrameDesc>() == 32);
 
 impl Default for FrameDesc {
     fn default() -> Self {
@@ -199,11 +206,12 @@ impl FrameDesc {
     #[inline]
     pub const fn new() -> Self {
         FrameDesc {
-            private: 0,
+            family_page: 0,
             refcount: 0,
             map_count: 0,
             next: NONE_INDEX,
             prev: NONE_INDEX,
+            private: 0,
             flags: FrameFlags::empty(),
             state: FrameState::Reserved,
             order: 0,
@@ -290,21 +298,44 @@ impl FrameDesc {
         self.map_count
     }
 
-    /// Records one more PTE mapping the frame and returns the new count.
+    /// Returns where the PTEs that map this frame are: its fork family and virtual
+    /// page; `None` while no PTE maps it.
     #[inline]
-    pub fn inc_map_count(&mut self) -> u32 {
-        self.map_count = self.map_count.checked_add(1).expect("FrameDesc::inc_map_count: overflow");
+    pub const fn family_page(&self) -> Option<FamilyPage> {
+        FamilyPage::unpack(self.family_page)
+    }
+
+    /// Records one more PTE mapping the frame, at `at`, and returns the new map count.
+    /// The first mapping names the frame's place; every other must be at the same
+    /// place (a private anonymous page has one virtual page in its whole family).
+    ///
+    /// # Panics
+    /// If the frame is already mapped somewhere else, or the count overflows.
+    #[inline]
+    pub fn add_mapping(&mut self, at: FamilyPage) -> u32 {
+        if self.map_count == 0 {
+            self.family_page = at.pack();
+        } else if self.family_page != at.pack() {
+            panic!("FrameDesc::add_mapping: mapped at {at:?}, but already at {:?}", self.family_page());
+        }
+        self.map_count = self.map_count.checked_add(1).expect("FrameDesc::add_mapping: overflow");
         self.map_count
     }
 
-    /// Records one PTE fewer mapping the frame and returns the new count.
+    /// Records that the PTE at `at` no longer maps the frame and returns the map count
+    /// left; the last mapping gone, the frame names no place.
     ///
     /// # Panics
-    /// If the count is already 0.
+    /// If the frame is not mapped, or not at `at`.
     #[inline]
-    pub fn dec_map_count(&mut self) -> u32 {
-        self.map_count =
-            self.map_count.checked_sub(1).expect("FrameDesc::dec_map_count: underflow");
+    pub fn remove_mapping(&mut self, at: FamilyPage) -> u32 {
+        if self.map_count == 0 || self.family_page != at.pack() {
+            panic!("FrameDesc::remove_mapping: unmapped at {at:?}, mapped {} times at {:?}", self.map_count, self.family_page());
+        }
+        self.map_count -= 1;
+        if self.map_count == 0 {
+            self.family_page = 0;
+        }
         self.map_count
     }
 
@@ -334,13 +365,13 @@ impl FrameDesc {
 
     /// Returns the owner's private word.
     #[inline]
-    pub const fn private(&self) -> u64 {
+    pub const fn private(&self) -> u32 {
         self.private
     }
 
     /// Sets the owner's private word.
     #[inline]
-    pub fn set_private(&mut self, private: u64) {
+    pub fn set_private(&mut self, private: u32) {
         self.private = private;
     }
 
@@ -435,16 +466,65 @@ mod tests {
         assert!(desc.has_flags(FrameFlags::BUDDY_HEAD));
     }
 
+    fn family_page(family: u32, addr: u64) -> FamilyPage {
+        let page = crate::addr::Page::containing_address(crate::addr::VirtAddr::new(addr));
+        FamilyPage { family: crate::anon::FamilyId::new(family).unwrap(), page }
+    }
+
     #[test]
     fn counts_go_up_and_down() {
         let mut desc = FrameDesc::new();
         desc.mark_allocated(FrameState::User, Some(0));
         assert_eq!(desc.get_ref(), 2);
         assert_eq!(desc.put_ref(), 1);
-        assert_eq!(desc.inc_map_count(), 1);
-        assert_eq!(desc.dec_map_count(), 0);
+        let at = family_page(3, 0x7eff_ffff_8000);
+        assert_eq!(desc.add_mapping(at), 1);
+        assert_eq!(desc.remove_mapping(at), 0);
         desc.set_state(FrameState::PageTable);
         assert_eq!(desc.state(), FrameState::PageTable);
+    }
+
+    #[test]
+    fn the_first_mapping_names_the_place_and_the_last_forgets_it() {
+        let mut desc = FrameDesc::new();
+        desc.mark_allocated(FrameState::User, Some(0));
+        assert_eq!(desc.family_page(), None);
+        let at = family_page(7, 0x40_1000);
+        assert_eq!((desc.add_mapping(at), desc.add_mapping(at)), (1, 2));
+        assert_eq!(desc.family_page(), Some(at));
+        assert_eq!(desc.remove_mapping(at), 1);
+        assert_eq!(desc.family_page(), Some(at));
+        assert_eq!(desc.remove_mapping(at), 0);
+        assert_eq!(desc.family_page(), None);
+        // Unmapped, the frame may be mapped anywhere next (a swap-cache page).
+        let elsewhere = family_page(8, 0x2000);
+        assert_eq!(desc.add_mapping(elsewhere), 1);
+        assert_eq!(desc.family_page(), Some(elsewhere));
+    }
+
+    #[test]
+    #[should_panic(expected = "already at")]
+    fn a_second_place_for_a_mapped_frame_panics() {
+        let mut desc = FrameDesc::new();
+        desc.add_mapping(family_page(1, 0x1000));
+        desc.add_mapping(family_page(2, 0x1000));
+    }
+
+    #[test]
+    #[should_panic(expected = "remove_mapping")]
+    fn unmapping_from_another_place_panics() {
+        let mut desc = FrameDesc::new();
+        desc.add_mapping(family_page(1, 0x1000));
+        desc.remove_mapping(family_page(1, 0x2000));
+    }
+
+    #[test]
+    fn freeing_forgets_the_place() {
+        let mut desc = FrameDesc::new();
+        desc.mark_allocated(FrameState::User, Some(0));
+        desc.add_mapping(family_page(1, 0x1000));
+        desc.reset_free();
+        assert_eq!((desc.family_page(), desc.map_count()), (None, 0));
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! | module | what it holds |
 //! |---|---|
 //! | [`addr`] | `PhysAddr`, `VirtAddr`, `Frame`, `Page`, `Order` |
+//! | [`anon`] | fork families (`FamilyTable`) and the `FamilyPage` a mapped user frame records: the reverse map |
 //! | [`buddy`] | `BuddyAllocator`: free lists of 2^order-frame blocks, split and merge |
 //! | [`elf`] | `parse`: an ELF64 executable's entry point and `LoadSegment`s, checked |
 //! | [`frame_table`] | `FrameDesc` (one per physical frame), `FrameState`, `FrameFlags` |
@@ -30,6 +31,7 @@ extern crate std;
 extern crate alloc;
 
 pub mod addr;
+pub mod anon;
 pub mod buddy;
 pub mod elf;
 pub mod frame_table;

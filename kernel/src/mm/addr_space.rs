@@ -19,9 +19,11 @@
 //! Every operation validates its arguments before it changes anything.
 //! Lock state: callers hold the owning process's address-space lock.
 //!
-//! Each space has an id and is registered in the reverse map's registry from birth
-//! ([`AddressSpace::new`] returns it already shared and registered) to drop, so
-//! reclaim can find every PTE that maps a frame (`rmap.rs`).
+//! Each space has an id and belongs to a fork family, in the reverse map's registry
+//! from birth to drop: [`AddressSpace::new`] (spawn) starts a family,
+//! [`AddressSpace::new_forked`] (fork) joins its parent's; both return the space
+//! already shared and registered. A mapped user frame names its family and page, so
+//! reclaim can find every PTE that maps it (`rmap.rs`).
 #![deny(unsafe_code)]
 
 use alloc::string::String;
@@ -32,7 +34,7 @@ use mm_core::pagetable::{FlushBatch, LeafEntry, PageTable};
 pub use mm_core::vma::{Backing, Vma, VmaError, VmaTree, VmFlags, VmProt};
 
 use super::layout::USER_END;
-use super::rmap::{self, SpaceId, SpaceRef};
+use super::rmap::{self, FamilyId, FamilyPage, SpaceId, SpaceRef};
 use super::paging::{DirectMapTables, PteFlags, kernel_root};
 use super::{Frame, PAGE_SIZE, Page, VirtAddr};
 use crate::arch::tlb;
@@ -104,8 +106,10 @@ pub struct MapRequest {
 
 /// A user address space.
 pub struct AddressSpace {
-    /// Its name in the reverse map.
+    /// Its name in the registry.
     id: SpaceId,
+    /// Its fork family: the spaces that may share its anonymous frames.
+    family: FamilyId,
     /// The page table (PML4 with the kernel half shared).
     pub(super) pt: PageTable,
     /// What may be mapped, and how.
@@ -144,14 +148,14 @@ pub fn leaf_flags_for(prot: VmProt) -> PteFlags {
     flags
 }
 
-/// Drops the page reference held by one unmapped leaf of space `id`.
-pub(super) fn release_leaf(leaf: LeafEntry, stats: &mut AsStats, id: SpaceId) {
+/// Drops the page reference held by one unmapped leaf of a space of `family`.
+pub(super) fn release_leaf(leaf: LeafEntry, stats: &mut AsStats, family: FamilyId) {
     if leaf.pte.is_present() {
         let frame = leaf.pte.frame();
         if frame != super::fault::zero_frame() {
             stats.rss_pages -= 1;
             let is_dirty = leaf.pte.flags().contains(PteFlags::DIRTY);
-            rmap::unmap(frame, id, Page::containing_address(leaf.addr), is_dirty);
+            rmap::unmap(frame, FamilyPage { family, page: Page::containing_address(leaf.addr) }, is_dirty);
         }
     } else {
         let entry = leaf.pte.as_swap().unwrap_or_else(|| panic!("release_leaf: unknown non-present PTE {:?}", leaf.pte));
@@ -174,16 +178,29 @@ fn user_range(addr: u64, len: u64) -> Result<(VirtAddr, VirtAddr), VmError> {
 }
 
 impl AddressSpace {
-    /// Creates an empty address space sharing the kernel half, registered in the
-    /// reverse map's registry (see the module docs).
+    /// Creates an empty address space sharing the kernel half, registered in a new
+    /// fork family (see the module docs): a process of its own (spawn, exec).
     pub fn new() -> Result<SpaceRef, VmError> {
+        Self::new_in(None)
+    }
+
+    /// Creates an empty address space in `parent`'s fork family, for `cow::fork`.
+    pub fn new_forked(parent: &AddressSpace) -> Result<SpaceRef, VmError> {
+        Self::new_in(Some(parent.family))
+    }
+
+    /// Creates an empty space registered in `family`, or in a new family if `None`.
+    fn new_in(family: Option<FamilyId>) -> Result<SpaceRef, VmError> {
         let kernel = PageTable::from_root(kernel_root());
         let pt = PageTable::new_sharing_kernel_half(&mut DirectMapTables, &kernel).ok_or(VmError::NoMemory)?;
         let _ = kernel.into_root(); // not ours to free
         let pcid = NEXT_PCID.fetch_add(1, Ordering::Relaxed) % 4095 + 1;
         let id = rmap::new_space_id();
-        let space = SpaceRef::new(crate::sync::IrqMutex::new(Self {
+        // Registered while being built: the registry holds a weak reference, which
+        // cannot be upgraded before the space exists.
+        let space = SpaceRef::new_cyclic(|weak| crate::sync::IrqMutex::new(Self {
             id,
+            family: rmap::register(id, weak.clone(), family),
             pt,
             vmas: VmaTree::new(),
             stats: AsStats::default(),
@@ -193,13 +210,23 @@ impl AddressSpace {
             // A PCID may have been used by a space that is gone: flush on first load.
             tlb_stale: AtomicBool::new(true),
         }));
-        rmap::register(id, &space);
         Ok(space)
     }
 
-    /// Returns this space's id in the reverse map.
+    /// Returns this space's id in the registry.
     pub fn id(&self) -> SpaceId {
         self.id
+    }
+
+    /// Returns this space's fork family.
+    pub fn family(&self) -> FamilyId {
+        self.family
+    }
+
+    /// Returns where a frame mapped at `page` of this space sits in the reverse map:
+    /// this space's family, and `page`.
+    pub fn family_page(&self, page: Page) -> FamilyPage {
+        FamilyPage { family: self.family, page }
     }
 
     /// Returns what CR3 must get to load this space: root, PCID, and whether the TLB
@@ -330,11 +357,11 @@ impl AddressSpace {
 
     /// Removes the PTEs of `[start, end)` and releases their pages (VMAs untouched).
     fn unmap_pages(&mut self, start: VirtAddr, end: VirtAddr, batch: &mut FlushBatch) {
-        let (stats, id) = (&mut self.stats, self.id);
+        let (stats, family) = (&mut self.stats, self.family);
         let nr_pages = (end - start) / PAGE_SIZE;
         self.pt
             .unmap_range(&mut DirectMapTables, Page::containing_address(start), nr_pages, batch, |leaf| {
-                release_leaf(leaf, stats, id)
+                release_leaf(leaf, stats, family)
             })
             .expect("munmap: user mappings are 4 KiB pages");
     }
@@ -455,13 +482,13 @@ impl Drop for AddressSpace {
     /// Releases every page, page table and VMA. The space must not be loaded in CR3.
     fn drop(&mut self) {
         assert!(!self.is_current(), "AddressSpace::drop: dropping the loaded address space");
-        let (stats, id) = (&mut self.stats, self.id);
-        let batch = self.pt.free_user_tables(&mut DirectMapTables, |leaf| release_leaf(leaf, stats, id));
+        let (stats, family) = (&mut self.stats, self.family);
+        let batch = self.pt.free_user_tables(&mut DirectMapTables, |leaf| release_leaf(leaf, stats, family));
         let _ = batch.into_plan(); // not loaded: no TLB holds its entries
         // `PageTable` has no destructor: swap in a dummy handle and free the real root.
         let root = core::mem::replace(&mut self.pt, PageTable::from_root(Frame::from_pfn(0)));
         root.free_root(&mut DirectMapTables);
         debug_assert_eq!(self.stats.rss_pages, 0, "AddressSpace::drop: RSS counter drifted");
-        rmap::unregister(self.id);
+        rmap::unregister(self.family, self.id);
     }
 }

@@ -3,10 +3,13 @@
 //!
 //! [`check_consistency`] walks every registered address space and verifies the
 //! invariants DESIGN.md lists for an auditor:
-//! - each present user PTE maps a User frame and has its reverse-map entry, and the
-//!   reverse map has no other entry;
-//! - each user frame's `map_count` is its number of mappings and its `refcount` is
-//!   that plus one if it is in the swap cache; a frame is flagged `SWAP_CACHE` exactly
+//! - each registered space is listed under its own fork family, and every live
+//!   family has a live space;
+//! - each present user PTE maps a User frame whose reverse-map place
+//!   (`FrameDesc::family_page`) is this space's family at this page, so the reverse
+//!   map finds every PTE; a frame no PTE maps names no place;
+//! - each user frame's `map_count` is its number of present PTEs and its `refcount`
+//!   is that plus one if it is in the swap cache; a frame is flagged `SWAP_CACHE` exactly
 //!   when the cache lists it, with `private` = its slot; no frame is LOCKED (no I/O
 //!   is in flight when the check runs);
 //! - each swap PTE names an allocated slot, and each slot's share count is its swap
@@ -24,7 +27,7 @@ use alloc::format;
 use alloc::string::String;
 
 use super::frame::{self, FrameFlags, FrameState};
-use super::rmap::{self, SpaceId};
+use super::rmap;
 use super::{Frame, swap};
 
 /// What [`check_consistency`] counted.
@@ -32,6 +35,8 @@ use super::{Frame, swap};
 pub struct Census {
     /// Registered address spaces.
     pub nr_spaces: usize,
+    /// Live fork families.
+    pub nr_families: usize,
     /// Present user PTEs (the zero page not counted).
     pub nr_present: u64,
     /// Swap PTEs.
@@ -49,7 +54,8 @@ pub struct Census {
 /// What the page tables say.
 #[derive(Default)]
 struct Walk {
-    present: BTreeSet<(u64, SpaceId, u64)>,
+    /// Present PTEs per user frame (by pfn).
+    present: BTreeMap<u64, u32>,
     swap_refs: BTreeMap<u32, u32>,
     nr_swap_ptes: u64,
 }
@@ -60,8 +66,16 @@ fn walk_spaces(census: &mut Census) -> Result<Walk, String> {
     let mut walk = Walk::default();
     let spaces = rmap::all_spaces();
     census.nr_spaces = spaces.len();
-    for (id, space) in spaces {
+    census.nr_families = rmap::nr_families();
+    let families: BTreeSet<_> = spaces.iter().map(|s| s.family).collect();
+    if families.len() != census.nr_families {
+        return Err(format!("{} families alive, {} with a live space", census.nr_families, families.len()));
+    }
+    for rmap::Registered { family, id, space } in spaces {
         let space = space.try_lock().ok_or_else(|| format!("space {id} is locked"))?;
+        if (space.id(), space.family()) != (id, family) {
+            return Err(format!("space {} of {:?} is registered as {id} in {family:?}", space.id(), space.family()));
+        }
         let (mut nr_present, mut nr_swap, mut error) = (0, 0, None);
         space.for_each_user_leaf(|page, pte| {
             if let Some(entry) = pte.as_swap() {
@@ -71,10 +85,15 @@ fn walk_spaces(census: &mut Census) -> Result<Walk, String> {
                 error.get_or_insert(format!("space {id} {page:?}: unknown non-present PTE {pte:?}"));
             } else if pte.frame() != zero {
                 nr_present += 1;
-                walk.present.insert(rmap::key_of(pte.frame(), id, page));
-                let state = frame::with_desc(pte.frame(), |d| d.state());
+                *walk.present.entry(pte.frame().pfn()).or_default() += 1;
+                let (state, place) = frame::with_desc(pte.frame(), |d| (d.state(), d.family_page()));
                 if state != FrameState::User {
                     error.get_or_insert(format!("space {id} {page:?} maps {:?} in state {state:?}", pte.frame()));
+                } else if place != Some(space.family_page(page)) {
+                    error.get_or_insert(format!(
+                        "space {id} ({family:?}) maps {:?} at {page:?}, but the frame's reverse-map place is {place:?}",
+                        pte.frame()
+                    ));
                 }
             }
         });
@@ -94,36 +113,29 @@ fn walk_spaces(census: &mut Census) -> Result<Walk, String> {
     Ok(walk)
 }
 
-/// Checks the reverse map and every user frame's counts and flags.
+/// Checks every user frame's counts, flags and reverse-map place.
 fn check_frames(walk: &Walk, cache: &BTreeMap<u32, Frame>, census: &mut Census) -> Result<(), String> {
-    let rmap = rmap::snapshot();
-    if let Some(extra) = rmap.iter().find(|k| !walk.present.contains(k)) {
-        return Err(format!("rmap entry {extra:x?} has no PTE"));
-    }
-    if let Some(missing) = walk.present.iter().find(|k| !rmap.contains(k)) {
-        return Err(format!("PTE {missing:x?} has no rmap entry"));
-    }
-    let mut mappings: BTreeMap<u64, u32> = BTreeMap::new();
-    for &(pfn, _, _) in &rmap {
-        *mappings.entry(pfn).or_default() += 1;
-    }
     let cached: BTreeMap<u64, u32> = cache.iter().map(|(&slot, frame)| (frame.pfn(), slot)).collect();
-    let frames: BTreeSet<u64> = mappings.keys().chain(cached.keys()).copied().collect();
+    let frames: BTreeSet<u64> = walk.present.keys().chain(cached.keys()).copied().collect();
     census.nr_frames = frames.len() as u64;
     for pfn in frames {
         let frame = Frame::from_pfn(pfn);
-        let count = mappings.get(&pfn).copied().unwrap_or(0);
+        let count = walk.present.get(&pfn).copied().unwrap_or(0);
         let slot = cached.get(&pfn).copied();
-        let (state, map_count, refcount, flags, private) =
-            frame::with_desc(frame, |d| (d.state(), d.map_count(), d.refcount(), d.flags(), d.private()));
+        let (state, map_count, refcount, flags, private, place) = frame::with_desc(frame, |d| {
+            (d.state(), d.map_count(), d.refcount(), d.flags(), d.private(), d.family_page())
+        });
         let want_refcount = count + u32::from(slot.is_some());
         let is_flagged = flags.contains(FrameFlags::SWAP_CACHE);
         if state != FrameState::User || map_count != count || refcount != want_refcount {
             return Err(format!(
-                "{frame:?} ({state:?}): {count} mappings, cached {slot:?}: map_count {map_count}, refcount {refcount}"
+                "{frame:?} ({state:?}): {count} present PTEs, cached {slot:?}: map_count {map_count}, refcount {refcount}"
             ));
         }
-        if is_flagged != slot.is_some() || slot.is_some_and(|s| u64::from(s) != private) {
+        if place.is_some() != (count > 0) {
+            return Err(format!("{frame:?}: {count} present PTEs, reverse-map place {place:?}"));
+        }
+        if is_flagged != slot.is_some() || slot.is_some_and(|s| s != private) {
             return Err(format!("{frame:?}: flags {flags:?}, private {private}, swap cache says slot {slot:?}"));
         }
         if flags.contains(FrameFlags::LOCKED) {
@@ -163,6 +175,7 @@ pub fn check_consistency() -> Result<Census, String> {
     check_frames(&walk, &snap.cache, &mut census)?;
     check_slots(&walk, &snap, &mut census)?;
     swap::check_slot_map();
+    rmap::check_families();
     frame::check_invariants().map_err(|e| format!("buddy allocator: {e:?}"))?;
     census.nr_free_frames = frame::nr_free_frames();
     let nr_tracked = super::reclaim::nr_tracked() as u64;

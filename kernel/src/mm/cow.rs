@@ -21,25 +21,27 @@ use mm_core::pagetable::FlushBatch;
 use super::addr_space::{AddressSpace, VmError};
 use super::fault::{self, FaultError, FaultOutcome, zero_frame};
 use super::frame::{self, FrameState};
-use super::rmap::{self, SpaceRef};
+use super::rmap::{self, FamilyId, FamilyPage, SpaceRef};
 use super::swap;
 use super::paging::{DirectMapTables, Pte, PteFlags};
-use super::{Order, PAGE_SIZE, Page, memops};
+use super::{Frame, Order, PAGE_SIZE, Page, memops};
 
 /// Duplicates `parent` copy-on-write; returns the child's address space.
 ///
 /// No page is copied: both sides map the same frames read-only (private writable
-/// VMAs), the frame refcounts go up and the reverse map learns the child's
-/// mappings; swap PTEs are copied with one more reference on their slot. The page
-/// tables are copied in one walk per VMA (`PageTable::fork_range`). On failure (out
-/// of memory, a full slot count) the child is dropped, which releases what it had
-/// taken, and the parent is left valid.
+/// VMAs) and the frame refcounts and map counts go up; the child joins the parent's
+/// fork family, so the reverse map finds its PTEs with no work per page (every
+/// frame already names the family and its page). Swap PTEs are copied with one more
+/// reference on their slot. The page tables are copied in one walk per VMA
+/// (`PageTable::fork_range`), and the counts are raised in batches, one frame-lock
+/// acquisition each. On failure (out of memory, a full slot count) the child is
+/// dropped, which releases what it had taken, and the parent is left valid.
 pub fn fork(parent: &mut AddressSpace) -> Result<SpaceRef, VmError> {
     populate_shared(parent)?;
-    let child_ref = AddressSpace::new()?;
+    let child_ref = AddressSpace::new_forked(parent)?;
     let mut child_guard = child_ref.lock();
     let child = &mut *child_guard;
-    let child_id = child.id();
+    let mut maps = MapBatch::new(child.family());
     child.vmas = parent.vmas.clone();
     child.brk_start = parent.brk_start;
     child.brk_end = parent.brk_end;
@@ -50,6 +52,7 @@ pub fn fork(parent: &mut AddressSpace) -> Result<SpaceRef, VmError> {
     for vma in vmas {
         let is_cow = !vma.flags.is_shared();
         let child_stats = &mut child.stats;
+        let maps = &mut maps;
         let page = Page::containing_address(vma.start);
         result = parent.pt.fork_range(&mut DirectMapTables, &mut child.pt, page, vma.nr_pages(), &mut batch, |leaf| {
             if !leaf.pte.is_present() {
@@ -65,11 +68,12 @@ pub fn fork(parent: &mut AddressSpace) -> Result<SpaceRef, VmError> {
             }
             let frame = pte.frame();
             if frame != zero {
-                rmap::map(frame, child_id, Page::containing_address(leaf.addr));
+                maps.push(frame, Page::containing_address(leaf.addr));
                 child_stats.rss_pages += 1;
             }
             Some((pte, pte))
         });
+        maps.flush(); // before the child can be dropped: its PTEs must all be counted
         if result.is_err() {
             break;
         }
@@ -78,6 +82,35 @@ pub fn fork(parent: &mut AddressSpace) -> Result<SpaceRef, VmError> {
     drop(child_guard);
     result.map_err(|_| VmError::NoMemory)?; // on error `child_ref` drops here and puts back every reference
     Ok(child_ref)
+}
+
+/// The child's new mappings, gathered so the frame lock is taken once per batch
+/// rather than once per page.
+struct MapBatch {
+    family: FamilyId,
+    mappings: [(Frame, FamilyPage); 64],
+    len: usize,
+}
+
+impl MapBatch {
+    fn new(family: FamilyId) -> Self {
+        let unused = (Frame::from_pfn(0), FamilyPage { family, page: Page::default() });
+        Self { family, mappings: [unused; 64], len: 0 }
+    }
+
+    fn push(&mut self, frame: Frame, page: Page) {
+        self.mappings[self.len] = (frame, FamilyPage { family: self.family, page });
+        self.len += 1;
+        if self.len == self.mappings.len() {
+            self.flush();
+        }
+    }
+
+    /// Records every gathered mapping (`rmap::map_all`).
+    fn flush(&mut self) {
+        rmap::map_all(&self.mappings[..self.len]);
+        self.len = 0;
+    }
 }
 
 /// Faults in every page of every shared VMA of `space` (see the module docs).
@@ -123,12 +156,12 @@ pub fn do_wp_fault(space: &mut AddressSpace, page: Page, pte: Pte) -> Result<Fau
         .set_entry(&mut DirectMapTables, page, Pte::new(new, flags - PteFlags::DIRTY - PteFlags::ACCESSED))
         .expect("do_wp_fault: the PTE's tables exist");
     space.flush_one(flush);
-    rmap::map_new(new, space.id(), page);
+    rmap::map_new(new, space.family_page(page));
     if old == zero_frame() {
         space.stats.rss_pages += 1;
         return Ok(FaultOutcome::AnonymousPage);
     }
-    rmap::unmap(old, space.id(), page, pte.flags().contains(PteFlags::DIRTY));
+    rmap::unmap(old, space.family_page(page), pte.flags().contains(PteFlags::DIRTY));
     space.stats.cow_faults += 1;
     Ok(FaultOutcome::CowCopy)
 }

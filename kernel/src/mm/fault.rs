@@ -235,8 +235,9 @@ fn do_no_page(space: &mut AddressSpace, vma: &Vma, page: Page, access: Access) -
 }
 
 /// Maps `frame` at `page` with `flags` in `space`, counting it in RSS; a frame
-/// other than the zero frame is `new`ly allocated for this page and gets its first
-/// reverse-map entry. On failure the caller still owns (and frees) the frame.
+/// other than the zero frame is `new`ly allocated for this page and records its
+/// place in the reverse map (this space's family, `page`). On failure the caller
+/// still owns (and frees) the frame.
 pub(super) fn install_page(space: &mut AddressSpace, page: Page, frame: Frame, flags: PteFlags) -> Result<(), FaultError> {
     match space.pt.map(&mut DirectMapTables, page, frame, flags) {
         Ok(flush) => flush.ignore(), // the entry was empty: nothing cached
@@ -245,7 +246,7 @@ pub(super) fn install_page(space: &mut AddressSpace, page: Page, frame: Frame, f
     }
     if frame != zero_frame() {
         space.stats.rss_pages += 1;
-        super::rmap::map_new(frame, space.id(), page);
+        super::rmap::map_new(frame, space.family_page(page));
     }
     Ok(())
 }

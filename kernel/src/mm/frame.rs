@@ -19,6 +19,7 @@ use core::mem::size_of;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use bootloader_api::info::{MemoryRegion, MemoryRegionKind};
+use mm_core::anon::FamilyPage;
 pub use mm_core::buddy::{AllocError, BuddyAllocator, BuddyInfo, FreeError, InvariantError, MAX_ORDER};
 pub use mm_core::frame_table::{FrameDesc, FrameFlags, FrameState};
 
@@ -147,38 +148,43 @@ pub fn with_desc<R>(frame: Frame, f: impl FnOnce(&mut FrameDesc) -> R) -> R {
     with_buddy(|buddy| f(buddy.desc_mut(frame)))
 }
 
-/// Takes another reference to a user frame for one more PTE that maps it (fork).
-pub fn get_user_page(frame: Frame) {
+/// Takes another reference to each user frame in `mappings` for one more PTE that
+/// maps it, at its place (fork, swap-in, the undo of an eviction), under one
+/// acquisition of the lock (fork passes a batch).
+pub fn get_user_pages(mappings: &[(Frame, FamilyPage)]) {
     with_buddy(|buddy| {
-        let desc = buddy.desc_mut(frame);
-        debug_assert_eq!(desc.state(), FrameState::User, "get_user_page: not a user frame");
-        desc.get_ref();
-        desc.inc_map_count();
+        for &(frame, at) in mappings {
+            let desc = buddy.desc_mut(frame);
+            debug_assert_eq!(desc.state(), FrameState::User, "get_user_pages: not a user frame");
+            desc.get_ref();
+            desc.add_mapping(at);
+        }
     })
 }
 
-/// Records the first mapping of a freshly allocated user frame (its allocation
-/// reference becomes the mapping's reference).
-pub fn map_new_user_page(frame: Frame) {
+/// Records the first mapping of a freshly allocated user frame, at `at` (its
+/// allocation reference becomes the mapping's reference).
+pub fn map_new_user_page(frame: Frame, at: FamilyPage) {
     with_buddy(|buddy| {
-        buddy.desc_mut(frame).inc_map_count();
+        buddy.desc_mut(frame).add_mapping(at);
     })
 }
 
-/// Drops the reference of one PTE that mapped a user frame (map count and
-/// refcount down by one). Returns the refcount left; the caller frees the frame at 0.
+/// Drops the reference of the PTE at `at` that mapped a user frame (map count and
+/// refcount down by one). Returns the refcount and map count left, and the flags;
+/// the caller frees the frame at refcount 0.
 ///
 /// `is_dirty`: the PTE had its Dirty bit, so a swap-cache copy of the page on disk
 /// is stale: the frame gets [`FrameFlags::DIRTY`].
-pub fn put_user_page(frame: Frame, is_dirty: bool) -> u32 {
+pub fn put_user_page(frame: Frame, at: FamilyPage, is_dirty: bool) -> (u32, u32, FrameFlags) {
     with_buddy(|buddy| {
         let desc = buddy.desc_mut(frame);
         debug_assert_eq!(desc.state(), FrameState::User, "put_user_page: not a user frame");
         if is_dirty && desc.has_flags(FrameFlags::SWAP_CACHE) {
             desc.insert_flags(FrameFlags::DIRTY);
         }
-        desc.dec_map_count();
-        desc.put_ref()
+        let map_count = desc.remove_mapping(at);
+        (desc.put_ref(), map_count, desc.flags())
     })
 }
 

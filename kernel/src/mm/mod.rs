@@ -6,7 +6,7 @@
 //! | [`fault`] | the page-fault handler: demand-zero, image pages, stack growth |
 //! | [`cow`] | fork with copy-on-write, and `do_wp_fault` |
 //! | [`vmstat`] | fault counters by outcome and the fault trace |
-//! | [`rmap`] | reverse map: every PTE of a user frame; the registry of address spaces |
+//! | [`rmap`] | reverse map: fork families, a user frame's (family, page); the registry of address spaces |
 //! | [`check`] | the bookkeeping audit: rmap, frame counts, swap slots vs the page tables |
 //! | [`oom`] | the OOM killer: when memory and swap are exhausted, the largest process dies |
 //! | [`reclaim`] | watermarks, background and direct reclaim, the replacement policy (clock), MADV_PAGEOUT |

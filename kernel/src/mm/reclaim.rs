@@ -27,7 +27,8 @@
 //! with `policy=clock|eclock|fifo|lru` on the command line; `clock`, second chance,
 //! by default) and the victim is whatever it picks. The policy never touches page
 //! tables: it asks [`RmapProbe`], which reads the hardware Accessed and Dirty bits
-//! in *every* PTE that maps the frame through the reverse map, and clears Accessed
+//! in *every* PTE that maps the frame, found through the reverse map (the PTE at
+//! the frame's page in each space of its fork family), and clears Accessed
 //! (with the TLB flush that makes the MMU set it again on the next access). So
 //! the clock's second chance is the real one: a page touched since the hand last
 //! passed is skipped and its bit cleared.
@@ -51,7 +52,7 @@ use mm_core::reclaim::{Clock, Fifo, LruApprox, PageProbe, ReplacementPolicy};
 
 use super::addr_space::VmError;
 use super::frame::{self, FrameFlags, FrameState};
-use super::paging::PteFlags;
+use super::paging::{Pte, PteFlags};
 use super::rmap::{self, SpaceRef};
 use super::swap::{self, Evicted};
 use super::vmstat::{self, SwapEvent};
@@ -206,36 +207,32 @@ pub fn untrack(frame: Frame) {
 pub struct RmapProbe;
 
 impl RmapProbe {
-    /// Calls `f` on each PTE mapping the frame `pfn`; returns true if any call did.
-    /// A space that cannot be locked right now counts as "true" (in use).
-    fn any_pte(pfn: u64, mut f: impl FnMut(&mut super::addr_space::AddressSpace, Page) -> bool) -> bool {
+    /// Calls `pte_fn` on each PTE mapping the frame `pfn`; returns true if any call
+    /// did. A space of the frame's family that cannot be locked right now counts as
+    /// "true" (in use).
+    fn any_pte(pfn: u64, mut pte_fn: impl FnMut(&mut super::addr_space::AddressSpace, Page, Pte) -> bool) -> bool {
+        let frame = Frame::from_pfn(pfn);
         let mut any = false;
-        for (id, page) in rmap::mappings(Frame::from_pfn(pfn)) {
-            let Some(space) = rmap::space(id) else { continue };
-            let Some(mut space) = space.try_lock() else {
+        for candidate in rmap::candidates(frame) {
+            let Some(mut space) = candidate.space.try_lock() else {
                 any = true;
                 continue;
             };
-            any |= f(&mut space, page);
+            if let Some(pte) = rmap::pte_mapping(&space, candidate.page, frame) {
+                any |= pte_fn(&mut space, candidate.page, pte);
+            }
         }
         any
-    }
-
-    fn pte_has(space: &super::addr_space::AddressSpace, page: Page, flag: PteFlags) -> bool {
-        space.pte(page.start_address()).is_some_and(|pte| pte.is_present() && pte.flags().contains(flag))
     }
 }
 
 impl PageProbe for RmapProbe {
     fn is_referenced(&mut self, pfn: u64) -> bool {
-        Self::any_pte(pfn, |space, page| Self::pte_has(space, page, PteFlags::ACCESSED))
+        Self::any_pte(pfn, |_, _, pte| pte.flags().contains(PteFlags::ACCESSED))
     }
 
     fn test_and_clear_referenced(&mut self, pfn: u64) -> bool {
-        Self::any_pte(pfn, |space, page| {
-            let Some(mut pte) = space.pte(page.start_address()).filter(|p| p.is_present()) else {
-                return false;
-            };
+        Self::any_pte(pfn, |space, page, mut pte| {
             if !pte.flags().contains(PteFlags::ACCESSED) {
                 return false;
             }
@@ -252,7 +249,7 @@ impl PageProbe for RmapProbe {
         if !flags.contains(FrameFlags::SWAP_CACHE) || flags.contains(FrameFlags::DIRTY) {
             return true;
         }
-        Self::any_pte(pfn, |space, page| Self::pte_has(space, page, PteFlags::DIRTY))
+        Self::any_pte(pfn, |_, _, pte| pte.flags().contains(PteFlags::DIRTY))
     }
 }
 

@@ -1,54 +1,72 @@
 //! The reverse map: for a user frame, every PTE that maps it; and the registry of
-//! address spaces those PTEs live in.
+//! address spaces, grouped in fork families.
 //!
 //! Page tables answer "page -> frame". Eviction needs the other direction: to take a
 //! frame away it must find and rewrite *every* PTE that maps it, in every process
-//! (after `fork` one frame may be mapped by dozens). So each mapping of a user frame
-//! is also recorded here, as a key in one ordered set:
+//! (after `fork` one frame may be mapped by dozens). Linux's `anon_vma` answer,
+//! which this follows: a private anonymous page keeps its virtual address in every
+//! process that inherits it (there is no `mremap`), so a frame only has to name
+//! **which fork family** and **which virtual page** ([`FamilyPage`], packed into its
+//! frame descriptor); the family lists its address spaces:
 //!
 //! ```text
-//!   RMAP: BTreeSet<(pfn, space id, virtual page number)>
-//!         (0x1a2b, 3, 0x7effffff8)   <- frame 0x1a2b mapped by space 3 at 0x7effffff8000
-//!         (0x1a2b, 4, 0x7effffff8)   <- ... and by its fork child, space 4
-//!         (0x1a2c, 3, 0x400)
-//!   mappings(frame) = the range (pfn, 0, 0)..=(pfn, MAX, MAX): O(log n + k)
+//!  FAMILIES (id -> members)                 frame descriptors (family_page)
+//!   family 1: [space 3, space 4, space 5]    pfn 0x1a2b: family 1, page 0x7effffff8
+//!   family 2: [space 6]                      pfn 0x1a2c: family 1, page 0x7effffff8 (4's COW copy)
+//!                                            pfn 0x2000: family 2, page 0x400
+//!  mappings(0x1a2b) = for each member of family 1, the PTE at 0x7effffff8000,
+//!                     kept if it maps 0x1a2b:  [(3, page), (5, page)]  (4 has its copy)
 //! ```
-//! A space id names an [`AddressSpace`] through [`SPACES`], a registry of weak
-//! references: a space is registered when created ([`AddressSpace::new`]) and
-//! unregistered when dropped, after its last PTE is gone, so an rmap entry always
-//! names a live space.
+//! - A space joins a family at birth: a new one at spawn ([`AddressSpace::new`]),
+//!   its parent's at fork; it leaves when dropped, after its last PTE is gone. A
+//!   family dies with its last member and its id is reused.
+//! - A frame names its place when its map count goes from 0 to 1 and forgets it when
+//!   the count is back at 0 ([`map_new`], [`map`], [`unmap`]). Every PTE that maps it
+//!   is at that page in a member of that family: fork copies PTEs at the same address
+//!   into a member, a swap entry is shared only by fork, and a MAP_SHARED page is
+//!   faulted in before fork (`cow::populate_shared`). So a frame names only a live
+//!   family.
+//! - So `fork` does no rmap work per page beyond the counts, and map/unmap only
+//!   change counts; the cost moves to the reader, [`candidates`]: one look at the PTE
+//!   at that page in each member, which is reclaim's business, not the fault path's.
 //!
 //! The frame descriptor's counts follow the same events: `map_count` is the number
-//! of rmap entries of the frame, and `refcount` is `map_count` plus one while the
+//! of PTEs that map the frame, and `refcount` is `map_count` plus one while the
 //! frame is in the swap cache. Every place that sets or clears a user PTE calls
 //! [`map_new`] / [`map`] / [`unmap`] (fault install, fork, the COW copy, munmap,
 //! madvise, exit, swap-in and swap-out); `check::check_consistency` verifies it all
 //! against the page tables. The shared zero frame is never recorded.
 //!
-//! Lock order: an address-space lock, then [`SPACES`] or [`RMAP`] (never both),
-//! then the frame allocator.
+//! Lock order: an address-space lock, then [`FAMILIES`], then the frame allocator.
+//! A reader of the rmap holds no space lock while it asks for [`candidates`], then
+//! locks each member with `try_lock` (the caller may hold one of them itself).
 #![deny(unsafe_code)]
 
-use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 
+pub use mm_core::anon::{FamilyId, FamilyPage};
+use mm_core::anon::FamilyTable;
+
 use super::addr_space::AddressSpace;
 use super::frame::{self, FrameFlags};
-use super::{Frame, Page, VirtAddr};
+use super::paging::Pte;
+use super::{Frame, Page};
 use crate::sync::IrqMutex;
 
-/// Names an address space in the rmap (never reused).
+/// Names an address space (never reused).
 pub type SpaceId = u64;
 
 /// A shared, locked address space, as tasks hold it.
 pub type SpaceRef = Arc<IrqMutex<AddressSpace>>;
 
-/// Every live address space, by id.
-static SPACES: IrqMutex<BTreeMap<SpaceId, Weak<IrqMutex<AddressSpace>>>> = IrqMutex::new(BTreeMap::new());
-/// Every mapping of a user frame: (pfn, space id, virtual page number).
-static RMAP: IrqMutex<BTreeSet<(u64, SpaceId, u64)>> = IrqMutex::new(BTreeSet::new());
+/// A member of a family: the space's id, and the space (a weak reference: the
+/// registry does not keep a space alive).
+type Member = (SpaceId, Weak<IrqMutex<AddressSpace>>);
+
+/// Every live address space, by fork family.
+static FAMILIES: IrqMutex<FamilyTable<Member>> = IrqMutex::new(FamilyTable::new());
 static NEXT_SPACE_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Returns a fresh space id.
@@ -56,63 +74,95 @@ pub(super) fn new_space_id() -> SpaceId {
     NEXT_SPACE_ID.fetch_add(1, Ordering::Relaxed)
 }
 
-/// Adds `space` to the registry under its id.
-pub(super) fn register(id: SpaceId, space: &SpaceRef) {
-    SPACES.lock().insert(id, Arc::downgrade(space));
+/// Registers space `id` (being built behind `space`) in `family`, or in a new
+/// family if `None`; returns its family.
+///
+/// # Panics
+/// If `FamilyId::MAX` families are alive (each holds a page table: impossible
+/// below 1 TiB of RAM).
+pub(super) fn register(id: SpaceId, space: Weak<IrqMutex<AddressSpace>>, family: Option<FamilyId>) -> FamilyId {
+    let mut families = FAMILIES.lock();
+    match family {
+        Some(family) => {
+            families.join(family, (id, space));
+            family
+        }
+        None => families.create((id, space)).expect("rmap::register: out of family ids"),
+    }
 }
 
-/// Removes space `id` from the registry (it is being dropped).
-pub(super) fn unregister(id: SpaceId) {
-    SPACES.lock().remove(&id);
+/// Removes space `id` from `family` (it is being dropped, its PTEs are gone).
+pub(super) fn unregister(family: FamilyId, id: SpaceId) {
+    FAMILIES.lock().leave(family, |&(member, _)| member == id);
 }
 
-/// Returns the address space `id`, if it is still alive.
-pub fn space(id: SpaceId) -> Option<SpaceRef> {
-    SPACES.lock().get(&id).and_then(Weak::upgrade)
+/// A live registered address space.
+pub struct Registered {
+    /// Its family.
+    pub family: FamilyId,
+    /// Its id.
+    pub id: SpaceId,
+    /// The space.
+    pub space: SpaceRef,
 }
 
-/// Returns every live address space.
-pub fn all_spaces() -> Vec<(SpaceId, SpaceRef)> {
-    let spaces = SPACES.lock();
-    spaces.iter().filter_map(|(&id, weak)| Some((id, weak.upgrade()?))).collect()
+/// Returns every live address space, family by family.
+pub fn all_spaces() -> Vec<Registered> {
+    let families = FAMILIES.lock();
+    let mut all = Vec::new();
+    for (family, members) in families.iter() {
+        let live = members.iter().filter_map(|(id, weak)| Some(Registered { family, id: *id, space: weak.upgrade()? }));
+        all.extend(live);
+    }
+    all
 }
 
-fn key(frame: Frame, id: SpaceId, page: Page) -> (u64, SpaceId, u64) {
-    (frame.pfn(), id, page.start_address().as_u64() / super::PAGE_SIZE)
+/// Returns the number of live fork families.
+pub fn nr_families() -> usize {
+    FAMILIES.lock().nr_families()
 }
 
-/// Records the first mapping of `frame`, allocated just now for `page` of space `id`:
-/// the allocation's reference becomes the mapping's. The frame is now resident: the
+/// Checks the family table's own invariants (free ids are exactly the dead
+/// families); panics if not.
+pub fn check_families() {
+    FAMILIES.lock().check_invariants();
+}
+
+/// Records the first mapping of `frame`, allocated just now for the page `at`: the
+/// allocation's reference becomes the mapping's. The frame is now resident: the
 /// replacement policy starts tracking it.
-pub fn map_new(frame: Frame, id: SpaceId, page: Page) {
-    RMAP.lock().insert(key(frame, id, page));
-    frame::map_new_user_page(frame);
+pub fn map_new(frame: Frame, at: FamilyPage) {
+    frame::map_new_user_page(frame, at);
     super::reclaim::track(frame);
 }
 
-/// Records one more mapping of `frame` (fork, swap-in): a reference for the PTE.
-pub fn map(frame: Frame, id: SpaceId, page: Page) {
-    let is_new = RMAP.lock().insert(key(frame, id, page));
-    assert!(is_new, "rmap::map: {frame:?} already mapped by space {id} at {page:?}");
-    frame::get_user_page(frame);
+/// Records one more mapping of `frame`, at `at` (swap-in, the undo of an
+/// eviction): a reference for the PTE. A frame mapped nowhere (in the swap cache)
+/// takes `at` as its place.
+pub fn map(frame: Frame, at: FamilyPage) {
+    map_all(&[(frame, at)]);
 }
 
-/// Forgets the mapping of `frame` at `page` of space `id` and drops its reference;
-/// frees the frame if that was the last. `is_dirty`: the PTE had its Dirty bit.
-/// Returns true if the frame was freed.
+/// Records one more mapping of each frame in `mappings`, as [`map`] does, taking
+/// the frame lock once for all of them (fork's batches).
+pub fn map_all(mappings: &[(Frame, FamilyPage)]) {
+    frame::get_user_pages(mappings);
+}
+
+/// Forgets the mapping of `frame` at `at` and drops its reference; frees the frame
+/// if that was the last. `is_dirty`: the PTE had its Dirty bit. Returns true if the
+/// frame was freed.
 ///
 /// A frame in the swap cache that loses its last mapping is handed to
 /// `swap::release_unmapped`, which drops it from the cache when nothing needs it
 /// there (see the swap-cache rules in `swap.rs`); a LOCKED frame is left alone: the
 /// I/O path that locked it decides.
-pub fn unmap(frame: Frame, id: SpaceId, page: Page, is_dirty: bool) -> bool {
-    let was_there = RMAP.lock().remove(&key(frame, id, page));
-    assert!(was_there, "rmap::unmap: {frame:?} not mapped by space {id} at {page:?}");
-    if frame::put_user_page(frame, is_dirty) == 0 {
+pub fn unmap(frame: Frame, at: FamilyPage, is_dirty: bool) -> bool {
+    let (refcount, map_count, flags) = frame::put_user_page(frame, at, is_dirty);
+    if refcount == 0 {
         free_user_frame(frame);
         return true;
     }
-    let (map_count, flags) = frame::with_desc(frame, |d| (d.map_count(), d.flags()));
     if map_count == 0 && flags.contains(FrameFlags::SWAP_CACHE) && !flags.contains(FrameFlags::LOCKED) {
         return super::swap::release_unmapped(frame);
     }
@@ -140,31 +190,51 @@ pub fn is_exclusive(frame: Frame) -> bool {
     }
     match flags.contains(FrameFlags::SWAP_CACHE) {
         false => refcount == 1,
-        true => refcount == 2 && super::swap::slot_refs(slot) == 1,
+        true => refcount == 2 && super::swap::slot_refs(u64::from(slot)) == 1,
     }
 }
 
-/// Returns every (space, page) that maps `frame`.
-pub fn mappings(frame: Frame) -> Vec<(SpaceId, Page)> {
-    let pfn = frame.pfn();
-    RMAP.lock()
-        .range((pfn, 0, 0)..=(pfn, u64::MAX, u64::MAX))
-        .map(|&(_, id, vpn)| (id, Page::containing_address(VirtAddr::new(vpn * super::PAGE_SIZE))))
+/// A place that may hold a PTE mapping a frame: a live member of the frame's family,
+/// at the frame's page. Whether it does, only that space's page table can say
+/// (its PTE may name its own COW copy, a swap entry, or nothing).
+pub struct Candidate {
+    /// The space's id.
+    pub id: SpaceId,
+    /// The space.
+    pub space: SpaceRef,
+    /// The frame's page.
+    pub page: Page,
+}
+
+/// Returns every place that may map `frame`: each live space of its family, at its
+/// page; none if no PTE maps it. Call with no space lock held; check each candidate
+/// under its space's lock with [`pte_mapping`].
+pub fn candidates(frame: Frame) -> Vec<Candidate> {
+    let families = FAMILIES.lock();
+    let Some(at) = frame::with_desc(frame, |d| d.family_page()) else {
+        return Vec::new();
+    };
+    families
+        .members(at.family)
+        .iter()
+        .filter_map(|(id, weak)| Some(Candidate { id: *id, space: weak.upgrade()?, page: at.page }))
         .collect()
 }
 
-/// Returns the number of mappings recorded, all frames together.
-pub fn nr_mappings() -> usize {
-    RMAP.lock().len()
+/// Returns the PTE of `page` in `space` if it maps `frame`.
+pub fn pte_mapping(space: &AddressSpace, page: Page, frame: Frame) -> Option<Pte> {
+    space.pte(page.start_address()).filter(|pte| pte.is_present() && pte.frame() == frame)
 }
 
-/// Returns a copy of every recorded mapping, (pfn, space id, virtual page number),
-/// for consistency checks (`check.rs`).
-pub fn snapshot() -> BTreeSet<(u64, SpaceId, u64)> {
-    RMAP.lock().clone()
-}
-
-/// Returns the rmap key of a mapping, as [`snapshot`] lists it.
-pub fn key_of(frame: Frame, id: SpaceId, page: Page) -> (u64, SpaceId, u64) {
-    key(frame, id, page)
+/// Returns every (space, page) whose PTE maps `frame`, in no particular order; or, as the
+/// error, the id of a space of the family that is locked (its PTE cannot be read).
+pub fn mappings(frame: Frame) -> Result<Vec<(SpaceId, Page)>, SpaceId> {
+    let mut found = Vec::new();
+    for c in candidates(frame) {
+        let space = c.space.try_lock().ok_or(c.id)?;
+        if pte_mapping(&space, c.page, frame).is_some() {
+            found.push((c.id, c.page));
+        }
+    }
+    Ok(found)
 }

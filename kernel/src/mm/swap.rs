@@ -100,7 +100,7 @@ impl SwapState {
         assert!(old.is_none(), "swap: slot {slot} cached twice");
         frame::with_desc(frame, |d| {
             d.insert_flags(FrameFlags::SWAP_CACHE);
-            d.set_private(u64::from(slot));
+            d.set_private(slot);
         });
     }
 
@@ -245,7 +245,7 @@ pub fn release_unmapped(frame: Frame) -> bool {
     let Some(state) = swap.as_mut() else {
         return false;
     };
-    let (slot, flags, map_count) = frame::with_desc(frame, |d| (d.private() as u32, d.flags(), d.map_count()));
+    let (slot, flags, map_count) = frame::with_desc(frame, |d| (d.private(), d.flags(), d.map_count()));
     if map_count != 0 || !flags.contains(FrameFlags::SWAP_CACHE) || flags.contains(FrameFlags::LOCKED) {
         return false;
     }
@@ -264,7 +264,7 @@ pub(super) fn ensure_slot(frame: Frame) -> Option<SwapEntry> {
     let state = swap.as_mut()?;
     let (flags, private) = frame::with_desc(frame, |d| (d.flags(), d.private()));
     if flags.contains(FrameFlags::SWAP_CACHE) {
-        return Some(SwapEntry::new(0, private));
+        return Some(SwapEntry::new(0, u64::from(private)));
     }
     let slot = state.map.alloc()?;
     state.cache_insert(slot.index(), frame);

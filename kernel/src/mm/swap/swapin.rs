@@ -66,7 +66,7 @@ pub fn do_swap_fault(
     }
     let old = space.replace_pte(page, Pte::new(frame, flags));
     debug_assert_eq!(old, Pte::swap(entry), "do_swap_fault: the PTE changed under the lock");
-    rmap::map(frame, space.id(), page);
+    rmap::map(frame, space.family_page(page));
     super::put_swap_pte(entry);
     space.stats.rss_pages += 1;
     space.stats.swap_pages -= 1;

@@ -2,12 +2,11 @@
 //!
 //! Maps and fills about 2/3 of all frames (`total_frames * 2 / 3` pages, less a
 //! margin for page tables), then forks three children. Each fork must succeed and
-//! take only bookkeeping from the free frames: page tables (about 0.25% of the
-//! region) and one reverse-map entry per mapped page (1.2-3.5%, the set's nodes grow
-//! unevenly), under 10% in all; a copying fork would need the whole region again
-//! and fail. The children wait
-//! for a "go" word in a `MAP_SHARED` page, so the parent measures each fork before
-//! any child writes. Child `k` then rewrites its own 1/16 of the region (COW
+//! take only the child's page tables from the free frames (about 0.25% of the
+//! region; the reverse map costs nothing per page: the child joins the parent's
+//! fork family), under 1%; a copying fork would need the whole region again and
+//! fail. The children wait for a "go" word in a `MAP_SHARED` page, so the parent
+//! measures each fork before any child writes. Child `k` then rewrites its own 1/16 of the region (COW
 //! copies: after one word it checks the rest of the copied page still holds the
 //! parent's data, then fills and checks the page) and only reads the rest, which
 //! must still show the parent's pattern. The parent reaps all three (exit 0) and
@@ -27,9 +26,9 @@ const SLICES: usize = 16;
 /// Pages kept back from the 2/3 for page tables, kernel stacks and the kernel heap.
 const MARGIN_PAGES: usize = 1024;
 const WORDS_PER_PAGE: usize = PAGE_SIZE / 8;
-/// The most the free-frame count may drop per fork: 10% of the region, in frames
-/// (page tables and reverse-map entries; copying the data would cost 100%).
-const MAX_FORK_COST_PERCENT: usize = 10;
+/// The most the free-frame count may drop per fork: 1% of the region, in frames
+/// (the child's page tables take about 0.25%; copying the data would cost 100%).
+const MAX_FORK_COST_PERCENT: usize = 1;
 /// How long a child waits for the parent's "go" before giving up (the parent failed).
 const GO_TIMEOUT_NS: u64 = 30_000_000_000;
 
