@@ -1,6 +1,7 @@
 //! Reclaim under memory pressure: the clock picks its victims by the real Accessed
 //! bits, the watermarks start reclaim, and processes whose memory is twice RAM run
-//! to the end with every word intact, leaving every frame and slot as they found them.
+//! to the end with every word intact, leaving every frame and slot as they found them;
+//! `fork` reclaims when the shared mapping it fills does not fit in free memory.
 //!
 //! This image asks the runner for 64 MiB of RAM.
 #![no_std]
@@ -127,6 +128,22 @@ fn working_sets_twice_ram_survive_heavy_swapping() {
     kernel::println!("swapstress: {outs} pages written, {ins} read");
     vmstat::print_swap_counters();
     assert!(outs > 8192 && ins > 8192, "four times 32 MiB on 64 MiB must swap a lot");
+    check::check_consistency().expect("consistent");
+    heap::shrink();
+    assert_eq!(swap::slot_counts(), slots, "slots leaked");
+    assert_eq!(frame::nr_free_frames(), free, "frames leaked");
+}
+
+#[test_case]
+fn fork_reclaims_to_fill_a_shared_mapping_larger_than_free_memory() {
+    heap::shrink();
+    let (free, slots) = (frame::nr_free_frames(), swap::slot_counts());
+    assert!(free < 80 * 256, "the 80 MiB shared mapping must not fit in free memory");
+    let direct = vmstat::nr_events(SwapEvent::DirectReclaim);
+    let pid = proc::spawn("sharedbig").expect("spawn");
+    let (_, status) = proc::wait(Some(pid)).expect("wait");
+    assert_eq!(status, WaitStatus::Exited(0), "sharedbig failed");
+    assert!(vmstat::nr_events(SwapEvent::DirectReclaim) > direct, "fork had to reclaim");
     check::check_consistency().expect("consistent");
     heap::shrink();
     assert_eq!(swap::slot_counts(), slots, "slots leaked");

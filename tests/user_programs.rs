@@ -15,7 +15,7 @@ use mm_core::elf::{self, Executable, SegmentFlags};
 kernel::test_kernel!();
 
 /// Every program in `kernel/user/src/bin/`.
-const NAMES: [&str; 26] = [
+const NAMES: [&str; 27] = [
     "hello",
     "lazy",
     "forkcow",
@@ -42,6 +42,7 @@ const NAMES: [&str; 26] = [
     "swapbench",
     "thrash",
     "swapload",
+    "sharedbig",
 ];
 
 /// The end of the lower half: user addresses are below it.

@@ -226,7 +226,15 @@ fn sys_fork(frame: &TrapFrame) -> Result<u64, Errno> {
     reclaim::wake_kswapd();
     let parent = task::current_pid();
     let space = task::current_space().ok_or(Errno::EPERM)?;
-    let child_space = cow::fork(&mut space.lock()).map_err(errno_of)?;
+    // Out of memory (page tables, or the pages of a shared mapping filled at fork):
+    // reclaim with the space unlocked and try again while reclaim makes progress.
+    let child_space = loop {
+        let result = cow::fork(&mut space.lock());
+        match result {
+            Err(VmError::NoMemory) if reclaim::direct_reclaim() > 0 => continue,
+            other => break other.map_err(errno_of)?,
+        }
+    };
     let mut child_frame = frame.clone();
     child_frame.rax = 0; // fork returns 0 in the child
     let name = task::TASKS.lock().get(&parent).map(|t| t.name.clone()).unwrap_or_default();
