@@ -155,8 +155,10 @@ pub fn read_into_cache(entry: SwapEntry) -> Result<(), SwapInError> {
         Ok(()) => {
             drop(swap);
             kept.push(frame);
-            vmstat::count_n(SwapEvent::SwapIn, kept.len() as u64);
-            vmstat::count_n(SwapEvent::ReadaheadPage, kept.len() as u64 - 1);
+            // Pages read from the disk, kept or not (Linux's pswpin counts them so too).
+            let nr_read = if is_readahead_ok { frames.len() as u64 } else { 1 };
+            vmstat::count_n(SwapEvent::SwapIn, nr_read);
+            vmstat::count_n(SwapEvent::ReadaheadPage, nr_read - 1);
             for &f in &kept {
                 crate::mm::reclaim::track(f);
             }
