@@ -508,12 +508,7 @@ impl VirtioBlk {
             // contract), 4 KiB contiguous each; `run` returns only once the device
             // gave the chain back or was reset.
             unsafe { self.run(req, chunk_sector, &segments[..chunk.len()]) }?;
-            let bytes = chunk.len() as u64 * PAGE_SIZE;
-            if is_write {
-                self.stats.bytes_written += bytes;
-            } else {
-                self.stats.bytes_read += bytes;
-            }
+            self.count_bytes(is_write, chunk.len() as u64 * PAGE_SIZE);
         }
         Ok(())
     }
@@ -610,12 +605,17 @@ impl VirtioBlk {
         // SAFETY: the caller's contract covers the data segment; `run` returns only
         // once the device is done with it.
         unsafe { self.run(req, sector, &[segment]) }?;
-        if is_write {
-            self.stats.bytes_written += len as u64;
-        } else {
-            self.stats.bytes_read += len as u64;
-        }
+        self.count_bytes(is_write, len as u64);
         Ok(())
+    }
+
+    /// Adds a completed transfer of `bytes` to the statistics.
+    fn count_bytes(&mut self, is_write: bool, bytes: u64) {
+        if is_write {
+            self.stats.bytes_written += bytes;
+        } else {
+            self.stats.bytes_read += bytes;
+        }
     }
 }
 

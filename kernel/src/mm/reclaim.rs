@@ -291,9 +291,10 @@ fn pick_victim() -> Option<Frame> {
 }
 
 /// Evicts policy victims, up to [`SWAP_CLUSTER`] at a time, until `nr_wanted`
-/// frames are freed or the policy has gone round twice without success. Once swap has no free slot, only pages that already
-/// have one (the swap cache) can go: then the cache is reclaimed directly instead
-/// of scanning every page for the few that could. Call with no lock held.
+/// frames are freed or the policy has gone round twice without success. Once swap
+/// has no free slot, only pages that already have one (the swap cache) can go:
+/// then the cache is reclaimed directly instead of scanning every page for the few
+/// that could. Call with no lock held.
 pub fn shrink(nr_wanted: u64) -> ReclaimReport {
     let mut report = ReclaimReport::default();
     let mut budget = 2 * nr_tracked() as u64 + 16;

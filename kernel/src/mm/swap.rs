@@ -373,16 +373,12 @@ pub fn snapshot() -> SwapSnapshot {
 ///
 /// The caller owns the frame for the duration (it is LOCKED, or the caller's own).
 pub fn write_slot(entry: SwapEntry, frame: Frame) -> Result<(), BlkError> {
-    debug_assert!(!SWAP.is_locked(), "write_slot: swap lock held across I/O");
-    let disk = virtio_blk::swap_disk().ok_or(BlkError::DeviceBroken)?;
-    disk.lock().write_frame(slot_sector(entry.slot()), frame)
+    write_slots(entry, &[frame])
 }
 
 /// Reads the slot of `entry` into `frame`. Takes only the disk's lock.
 pub fn read_slot(entry: SwapEntry, frame: Frame) -> Result<(), BlkError> {
-    debug_assert!(!SWAP.is_locked(), "read_slot: swap lock held across I/O");
-    let disk = virtio_blk::swap_disk().ok_or(BlkError::DeviceBroken)?;
-    disk.lock().read_frame(slot_sector(entry.slot()), frame)
+    read_slots(entry, &[frame])
 }
 
 /// Writes `frames` to the adjacent slots starting at `first` (frame i to slot

@@ -118,22 +118,13 @@ pub fn evict_many(frames: &[Frame]) -> Vec<Result<Evicted, EvictError>> {
         }
     }
     prepared.sort_unstable_by_key(|(_, p)| p.entry.slot());
-    let mut start = 0;
-    while start < prepared.len() {
-        if !prepared[start].1.is_dirty {
-            start += 1;
-            continue;
+    let is_next_slot = |(_, a): &(usize, Prepared), (_, b): &(usize, Prepared)| {
+        a.is_dirty && b.is_dirty && b.entry.slot() == a.entry.slot() + 1
+    };
+    for run in prepared.chunk_by_mut(is_next_slot).filter(|run| run[0].1.is_dirty) {
+        for request in run.chunks_mut(MAX_FRAMES_PER_REQUEST) {
+            write_run(request);
         }
-        let mut end = start + 1;
-        while end < prepared.len()
-            && end - start < MAX_FRAMES_PER_REQUEST
-            && prepared[end].1.is_dirty
-            && prepared[end].1.entry.slot() == prepared[end - 1].1.entry.slot() + 1
-        {
-            end += 1;
-        }
-        write_run(&mut prepared[start..end]);
-        start = end;
     }
     for (i, p) in prepared {
         results[i] = Some(match p.write_error {
