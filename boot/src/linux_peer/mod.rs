@@ -83,10 +83,10 @@ fn boot_linux(opts: &Options) -> Result<SwaploadRun, String> {
     let cache = cache_dir();
     let files = fetch::linux_files(&cache)?;
     let kernel_image = std::fs::read(&opts.kernel).map_err(|e| format!("reading {}: {e}", opts.kernel.display()))?;
-    let (swapload, source) = swapload::for_kernel(&kernel_image);
-    eprintln!("linux-peer: swapload for Linux: {source}, {} bytes", swapload.len());
+    let swapload = swapload::for_kernel(&kernel_image)?;
+    eprintln!("linux-peer: swapload for Linux: the copy embedded in the kernel image, {} bytes", swapload.len());
     let initrd = cache.join("initrd.cpio");
-    let archive = initramfs::build(&files, &swapload)?;
+    let archive = initramfs::build(&files, swapload)?;
     std::fs::write(&initrd, archive).map_err(|e| format!("writing {}: {e}", initrd.display()))?;
     let swap = cache.join("swap.img");
     crate::image::fresh_disk(&swap, opts.swap_size)?;

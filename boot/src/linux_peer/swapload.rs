@@ -1,36 +1,20 @@
 //! The `swapload` ELF file the Linux guest runs: the very bytes our kernel ran.
 //!
-//! boot depends on `swapload` as a cargo artifact (`boot/Cargo.toml`), so it always
-//! has a copy, [`BOOT_BUILD`]. But cargo builds that copy with *boot's* profile, and
-//! the runner is built by a nested `cargo run` without `--release`: under
-//! `cargo run --release` the kernel embeds a release build and boot holds a dev
-//! build (other code, overflow checks on). A fair comparison runs the same file on
-//! both sides, so [`for_kernel`] takes the kernel's own embedded copy:
-//!
-//! 1. boot's build, if the kernel image contains it byte for byte (same profile);
-//! 2. else the ELF file embedded in the kernel image that holds swapload's
-//!    [`MARKER`] string (the kernel includes each program's file unchanged, see
-//!    `kernel/src/user_programs.rs`; an ELF file's length is where its section
-//!    header table ends);
-//! 3. else boot's build, with a warning.
+//! The kernel embeds each user program's file unchanged (see
+//! `kernel/src/user_programs.rs`), built with the kernel's own cargo profile. So the
+//! runner cuts swapload out of the kernel image it was given: the embedded ELF file
+//! that holds swapload's [`MARKER`] string (an ELF file's length is where its
+//! section or program header table ends, whichever is last).
 
 use crate::image_args::{u16_at, u64_at};
-
-/// swapload as cargo built it for boot.
-pub const BOOT_BUILD: &[u8] = include_bytes!(env!("CARGO_BIN_FILE_USER_swapload"));
 
 /// A string only swapload's file contains: the start of its first output line.
 pub const MARKER: &[u8] = b"swapload: region_mib=";
 
-/// Returns the swapload ELF file for the Linux guest and where it came from.
-pub fn for_kernel(kernel_image: &[u8]) -> (Vec<u8>, &'static str) {
-    if contains(kernel_image, BOOT_BUILD) {
-        return (BOOT_BUILD.to_vec(), "the kernel's embedded copy (identical to boot's own build)");
-    }
-    if let Some(elf) = embedded_elf_with(kernel_image, MARKER) {
-        return (elf.to_vec(), "the copy embedded in the kernel image (the kernel's cargo profile)");
-    }
-    (BOOT_BUILD.to_vec(), "boot's own build: WARNING, the kernel image embeds no swapload, so the two sides differ")
+/// Returns the swapload ELF file embedded in `kernel_image`.
+pub fn for_kernel(kernel_image: &[u8]) -> Result<&[u8], String> {
+    embedded_elf_with(kernel_image, MARKER)
+        .ok_or_else(|| "the kernel image embeds no swapload program (kernel/src/user_programs.rs)".into())
 }
 
 /// Returns true if `needle` occurs in `haystack`.
@@ -96,10 +80,4 @@ mod tests {
         assert_eq!(embedded_elf_with(&image, MARKER), None);
     }
 
-    #[test]
-    fn boot_has_a_real_swapload() {
-        assert!(BOOT_BUILD.starts_with(b"\x7fELF"));
-        assert!(contains(BOOT_BUILD, MARKER));
-        assert_eq!(elf_len(BOOT_BUILD), Some(BOOT_BUILD.len()));
-    }
 }
