@@ -5,7 +5,7 @@
 //! `rep stosb` run through a slow per-byte helper. So there are several methods,
 //! the bench mode measures all of them (`cargo run -- --bench`), and the kernel uses
 //! the one selected in [`ZERO_METHOD`] / [`COPY_METHOD`] (the measured winner by
-//! default; the table in README gives the numbers).
+//! default; `docs/benchmarks.md` has the table).
 //!
 //! All methods are inline assembly so the compiler cannot swap in a `memset` call
 //! that would hide what is being measured.
@@ -47,9 +47,9 @@ impl PageMethod {
     }
 }
 
-/// The method [`zero_page`] uses. Loop64 won on QEMU 7.2 TCG (see README).
+/// The method [`zero_page`] uses. Loop64 won on QEMU 7.2 TCG (see `docs/benchmarks.md`).
 pub static ZERO_METHOD: AtomicU8 = AtomicU8::new(PageMethod::Loop64 as u8);
-/// The method [`copy_page`] uses. Loop64 won on QEMU 7.2 TCG (see README).
+/// The method [`copy_page`] uses. Loop64 won on QEMU 7.2 TCG (see `docs/benchmarks.md`).
 pub static COPY_METHOD: AtomicU8 = AtomicU8::new(PageMethod::Loop64 as u8);
 
 /// Fills the 4096 bytes at `dst` with zeros using `method`.
