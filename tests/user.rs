@@ -9,7 +9,7 @@
 #![test_runner(kernel::testing::test_runner)]
 #![reexport_test_harness_main = "test_main"]
 
-use kernel::mm::frame;
+use kernel::mm::{frame, vmstat};
 use kernel::proc::{self, task::WaitStatus};
 
 kernel::test_kernel!();
@@ -104,6 +104,21 @@ fn brk_grows_and_shrinks_the_heap() {
 #[test_case]
 fn fork_shares_pages_copy_on_write() {
     assert_exits_0("forkcow");
+}
+
+/// The book's exercise 6.1 (docs/06-fork-and-cow.md): `forkcow` forks three children
+/// that each rewrite the parent's 8 pages. Each child copies all 8 (the parent keeps
+/// its reference), and after each fork the stack page both sides write is copied by
+/// whichever writes first and reused by the other: 3 x 8 + 3 copies, 3 reuses,
+/// whatever the order the scheduler runs them in.
+#[test_case]
+fn forkcow_takes_27_cow_copies_and_3_reuses() {
+    use kernel::mm::fault::FaultOutcome;
+    let copies = vmstat::nr_faults(FaultOutcome::CowCopy);
+    let reuses = vmstat::nr_faults(FaultOutcome::CowReuse);
+    assert_eq!(run_once("forkcow"), WaitStatus::Exited(0));
+    assert_eq!(vmstat::nr_faults(FaultOutcome::CowCopy) - copies, 27, "pages copied");
+    assert_eq!(vmstat::nr_faults(FaultOutcome::CowReuse) - reuses, 3, "last references reused");
 }
 
 #[test_case]
