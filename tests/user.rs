@@ -133,3 +133,30 @@ fn shared_mappings_are_shared_across_fork_and_preemption_interleaves() {
 fn the_fault_benchmark_runs_to_completion() {
     assert_exits_0("bench"); // about 1.5 s a run in a debug build
 }
+
+/// Runs `orphans` (the parent exits before its 32 children) and waits, at most
+/// 20 s, until the children have been reaped by someone else.
+fn run_orphans_until_reaped() {
+    let pid = proc::spawn("orphans").expect("spawn orphans");
+    assert_eq!(proc::wait(Some(pid)), Some((pid, WaitStatus::Exited(0))));
+    let deadline = kernel::arch::timer::uptime_ms() + 20_000;
+    while proc::task::nr_tasks() > 1 {
+        assert!(
+            kernel::arch::timer::uptime_ms() < deadline,
+            "orphans were never reaped: {} tasks left",
+            proc::task::nr_tasks() - 1
+        );
+        proc::sched::yield_now();
+    }
+}
+
+#[test_case]
+fn orphans_are_reaped_and_give_back_their_memory() {
+    // Issue #10 item 5: 32 orphans stayed zombies forever and lost 129 frames.
+    run_orphans_until_reaped(); // warms up the heap buffers that live on
+    kernel::mm::heap::shrink();
+    let free_before = frame::nr_free_frames();
+    run_orphans_until_reaped();
+    kernel::mm::heap::shrink();
+    assert_eq!(frame::nr_free_frames(), free_before, "orphans leaked frames");
+}
