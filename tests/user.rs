@@ -19,8 +19,7 @@ fn run_once(name: &str) -> WaitStatus {
     let pid = proc::spawn(name).unwrap_or_else(|e| panic!("spawn {name}: {e:?}"));
     let (reaped, status) = proc::wait(Some(pid)).expect("no child to wait for");
     assert_eq!(reaped, pid);
-    assert_eq!(proc::wait(None), None, "{name} left children behind");
-    assert_eq!(proc::task::nr_tasks(), 1, "{name}: tasks left in the table");
+    proc::task::wait_all(60_000).unwrap_or_else(|n| panic!("{name}: {n} processes never exited"));
     status
 }
 
@@ -139,15 +138,8 @@ fn the_fault_benchmark_runs_to_completion() {
 fn run_orphans_until_reaped() {
     let pid = proc::spawn("orphans").expect("spawn orphans");
     assert_eq!(proc::wait(Some(pid)), Some((pid, WaitStatus::Exited(0))));
-    let deadline = kernel::arch::timer::uptime_ms() + 20_000;
-    while proc::task::nr_tasks() > 1 {
-        assert!(
-            kernel::arch::timer::uptime_ms() < deadline,
-            "orphans were never reaped: {} tasks left",
-            proc::task::nr_tasks() - 1
-        );
-        proc::sched::yield_now();
-    }
+    assert_eq!(proc::wait(None), None, "the orphans are not task 0's children");
+    proc::task::wait_all(20_000).unwrap_or_else(|n| panic!("orphans were never reaped: {n} tasks left"));
 }
 
 #[test_case]

@@ -77,6 +77,7 @@ pub fn init(boot_info: &'static mut BootInfo) {
     mm::reclaim::init();
     mm::reclaim::start_kswapd();
     proc::task::start_reaper();
+    mm::swap::start_wiper();
 }
 
 /// Moves the double-fault and NMI handlers onto stacks with guard pages.

@@ -191,6 +191,7 @@ pub fn exit_current(status: WaitStatus) -> ! {
         (space, parent)
     };
     drop(space); // the last reference: every frame, table and VMA goes back
+    crate::mm::swap::kick_wiper(); // its swap slots are free now: wipe them
     sched::wake_if_waiting(parent);
     // Some orphan may be a zombie already: let the reaper look.
     sched::wake_if_waiting(orphan_adopter());
@@ -298,6 +299,22 @@ fn wait_child(pid: Option<Pid>, is_childless_ok: bool) -> Option<(Pid, WaitStatu
         }
         sched::block_current();
     }
+}
+
+/// Reaps every child of the running task, then waits until the reaper has reaped
+/// every orphan, so that no user process is left: what a test or the demo does
+/// before it counts frames. Gives up after `timeout_ms` and returns the number of
+/// tasks still alive (task 0 excluded) as the error.
+pub fn wait_all(timeout_ms: u64) -> Result<(), usize> {
+    while wait(None).is_some() {}
+    let deadline = crate::arch::timer::uptime_ms() + timeout_ms;
+    while nr_tasks() > 1 {
+        if crate::arch::timer::uptime_ms() >= deadline {
+            return Err(nr_tasks() - 1);
+        }
+        sched::yield_now();
+    }
+    Ok(())
 }
 
 /// Reaps child `pid` of the running task if it has exited and returns its status;
