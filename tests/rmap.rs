@@ -202,7 +202,7 @@ fn run_checking(name: &str) -> u64 {
         }
         sched::yield_now();
     }
-    while proc::wait(None).is_some() {}
+    proc::task::wait_all(60_000).unwrap_or_else(|n| panic!("{n} processes never exited"));
     nr_checks
 }
 

@@ -325,7 +325,7 @@ fn sequential_swap_in_reads_ahead_and_unused_readahead_pages_are_freed() {
 fn run_program(name: &str) -> WaitStatus {
     let pid = proc::spawn(name).unwrap_or_else(|e| panic!("spawn {name}: {e:?}"));
     let (_, status) = proc::wait(Some(pid)).expect("wait");
-    while proc::wait(None).is_some() {}
+    proc::task::wait_all(60_000).unwrap_or_else(|n| panic!("{name}: {n} processes never exited"));
     status
 }
 
@@ -352,4 +352,47 @@ fn pageout_sends_pages_to_swap_and_they_come_back_intact() {
 #[test_case]
 fn fork_and_swap_together_keep_every_process_data() {
     assert_program_passes("swapfork");
+}
+
+/// Reads the page in `slot` straight from the disk.
+fn slot_contents(slot: u64) -> alloc::vec::Vec<u8> {
+    let mut bytes = vec![0u8; PAGE_SIZE as usize];
+    virtio_blk::swap_disk().expect("no disk").lock().read(swap::slot_sector(slot), &mut bytes).expect("read slot");
+    bytes
+}
+
+#[test_case]
+fn a_dead_page_does_not_linger_in_its_slot() {
+    // Issue #10 (data remanence): a slot freed by munmap or exit is wiped on the
+    // disk, so the page a dead process swapped out cannot be read back by anyone.
+    let (space, start) = filled_space(2);
+    assert_eq!(swap::evict(frame_at(&space, start)), Ok(Evicted::Written));
+    let slot = pte_at(&space, start).as_swap().expect("a swap entry").slot();
+    assert_eq!(slot_contents(slot), pattern(0), "the page went to its slot");
+    let wiped = vmstat::nr_events(SwapEvent::SlotWiped);
+    drop(space); // the last reference: the slot is free and unwiped
+    assert_eq!(swap::slot_refs(slot), 0);
+    assert!(swap::nr_unwiped_slots() >= 1);
+    assert!(swap::wipe_freed_slots() >= 1);
+    assert_eq!(swap::nr_unwiped_slots(), 0);
+    assert!(vmstat::nr_events(SwapEvent::SlotWiped) > wiped);
+    assert!(slot_contents(slot).iter().all(|&b| b == 0), "the dead page is still on the disk");
+    assert_consistent();
+}
+
+#[test_case]
+fn slots_freed_by_an_exiting_process_are_wiped_in_the_background() {
+    let run = |name| {
+        let pid = proc::spawn(name).expect("spawn");
+        assert_eq!(proc::wait(Some(pid)), Some((pid, WaitStatus::Exited(0))));
+    };
+    let wiped = vmstat::nr_events(SwapEvent::SlotWiped);
+    run("pageout"); // swaps 64 pages out and back, then exits
+    let deadline = kernel::arch::timer::uptime_ms() + 10_000;
+    while swap::nr_unwiped_slots() > 0 {
+        assert!(kernel::arch::timer::uptime_ms() < deadline, "the wiper never ran");
+        proc::sched::yield_now();
+    }
+    assert!(vmstat::nr_events(SwapEvent::SlotWiped) >= wiped + 64, "pageout's slots were not wiped");
+    assert_consistent();
 }

@@ -276,3 +276,26 @@ fn a_second_driver_instance_returns_every_frame_when_dropped() {
     global.read(5000, &mut back).expect("read after reinit");
     expect_pattern(5000, 0x44, &back);
 }
+
+#[test_case]
+fn wiped_sectors_read_back_as_zeros_and_their_neighbours_are_intact() {
+    use kernel::drivers::virtio_blk::WipeKind;
+    let mut disk = disk();
+    assert_eq!(disk.wipe_kind(), Some(WipeKind::Zeroed), "QEMU's virtio-blk offers WRITE_ZEROES: {}", disk.describe());
+    // Three runs of 24 sectors: the middle one is wiped, the outer ones must stay.
+    let first = 9_000;
+    let mut buf = vec![0u8; 72 * SECTOR_SIZE];
+    fill_pattern(first, 0x5a, &mut buf);
+    disk.write(first, &buf).expect("write");
+    let wiped_before = disk.stats().nr_wiped_sectors;
+    assert_eq!(disk.wipe(first + 24, 24), Ok(WipeKind::Zeroed));
+    assert_eq!(disk.stats().nr_wiped_sectors, wiped_before + 24);
+    let mut back = vec![0xffu8; buf.len()];
+    disk.read(first, &mut back).expect("read");
+    expect_pattern(first, 0x5a, &back[..24 * SECTOR_SIZE]);
+    assert!(back[24 * SECTOR_SIZE..48 * SECTOR_SIZE].iter().all(|&b| b == 0), "wiped sectors are not zero");
+    expect_pattern(first + 48, 0x5a, &back[48 * SECTOR_SIZE..]);
+    // A range past the end is an error, not a request.
+    let end = disk.capacity_sectors();
+    assert!(matches!(disk.wipe(end - 8, 16), Err(BlkError::OutOfRange { .. })));
+}

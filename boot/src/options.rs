@@ -51,6 +51,9 @@ pub struct Options {
     pub linux_peer: bool,
 }
 
+/// The longest kernel command line the kernel reads (`kernel/src/cmdline.rs`).
+pub const MAX_CMDLINE_BYTES: usize = 255;
+
 /// Guest RAM for `--linux-peer` unless `--memory` says otherwise: half of what
 /// `swapload` maps.
 pub const PEER_MEMORY: &str = "128M";
@@ -60,6 +63,8 @@ pub const PEER_SWAP_SIZE: u64 = 512 << 20;
 const USAGE: &str = "usage: boot KERNEL_ELF [--accel tcg|kvm] [--memory SIZE] [--timeout SECS] \
 [--uefi] [--swap-size SIZE] [--swap-blkdebug FILE] [--disk PATH] [--gdb] [--qemu-arg ARG]... [--bench] \
 [--cmdline WORDS] [--linux-peer]
+  for a test binary (cargo test): a test-name filter word and --exact go to the kernel's test
+                runner; libtest's --nocapture, --test-threads N, ... are accepted and have no effect
   --linux-peer  run the swapload benchmark on this kernel, then on a Linux 6.1 guest (Debian's
                 kernel, fetched once with apt) in the same QEMU machine, and print both side by
                 side; RAM 128M and swap 512M unless --memory/--swap-size say otherwise";
@@ -180,15 +185,48 @@ impl Options {
                 "--bench" => opts.cmdline.push_str(" bench"),
                 "--linux-peer" => opts.linux_peer = true,
                 "-h" | "--help" => return Err(USAGE.into()),
-                // cargo test forwards libtest flags such as --nocapture or a filter;
-                // the kernel's test runner takes none, so say so and go on.
-                other => eprintln!("boot: ignoring argument {other:?}"),
+                other if opts.is_test => opts.take_libtest_arg(other, &mut args)?,
+                other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
             }
+        }
+        if opts.cmdline.trim().len() > MAX_CMDLINE_BYTES {
+            return Err(format!(
+                "the kernel command line is {} bytes; the kernel reads at most {MAX_CMDLINE_BYTES}",
+                opts.cmdline.trim().len()
+            ));
         }
         if opts.linux_peer {
             opts.set_up_linux_peer(is_memory_given, is_swap_size_given)?;
         }
         Ok(opts)
+    }
+
+    /// Takes an argument that `cargo test` forwards to every test binary: a test-name
+    /// filter (a word without a leading `-`) goes to the kernel's test runner as
+    /// `test.filter=WORD`, `--exact` as `test.exact`; libtest's output and threading
+    /// flags have no meaning for a kernel test and are accepted with a note (their
+    /// values too). Anything else is an error: a typo must not run the default.
+    fn take_libtest_arg(&mut self, arg: &str, args: &mut impl Iterator<Item = String>) -> Result<(), String> {
+        const NO_EFFECT: [&str; 6] = ["--nocapture", "--show-output", "--quiet", "-q", "--ignored", "--include-ignored"];
+        const NO_EFFECT_WITH_VALUE: [&str; 4] = ["--test-threads", "--color", "--format", "-Z"];
+        if !arg.starts_with('-') {
+            if arg.contains(char::is_whitespace) {
+                return Err(format!("a test filter is one word, not {arg:?}"));
+            }
+            self.cmdline.push_str(&format!(" test.filter={arg}"));
+        } else if arg == "--exact" {
+            self.cmdline.push_str(" test.exact");
+        } else if NO_EFFECT.contains(&arg) {
+            eprintln!("boot: {arg} has no effect on a kernel test (its console is always shown)");
+        } else if let Some(flag) = NO_EFFECT_WITH_VALUE.iter().find(|f| arg == **f || arg.starts_with(&format!("{f}="))) {
+            if arg == *flag {
+                args.next().ok_or_else(|| format!("{flag} needs a value"))?;
+            }
+            eprintln!("boot: {flag} has no effect on a kernel test");
+        } else {
+            return Err(format!("unknown argument {arg:?} for a kernel test\n{USAGE}"));
+        }
+        Ok(())
     }
 
     /// Turns a plain run into the first half of `--linux-peer`: `run=swapload`, on
@@ -240,6 +278,36 @@ mod tests {
         let test =
             Options::parse_with(PathBuf::from("deps/swap-0123456789abcdef"), ["--linux-peer".to_string()].into_iter());
         assert!(test.is_err());
+    }
+
+    #[test]
+    fn unknown_flags_are_errors_with_the_usage() {
+        // Issue #10 item 9: `--memroy 1G` used to be ignored and run the default.
+        let err = parse_flags(&["--memroy", "1G"]).unwrap_err();
+        assert!(err.contains("unknown argument \"--memroy\"") && err.contains("usage:"), "{err}");
+        assert!(parse_flags(&["--smp", "2"]).is_err());
+        assert!(parse_flags(&["stray"]).is_err(), "a plain run takes no positional words");
+    }
+
+    fn parse_test_flags(flags: &[&str]) -> Result<Options, String> {
+        Options::parse_with(PathBuf::from("out/swap-0123456789abcdef"), flags.iter().map(|f| f.to_string()))
+    }
+
+    #[test]
+    fn tests_take_libtest_filters_and_flags_but_nothing_else() {
+        let opts = parse_test_flags(&["--nocapture", "--test-threads", "1", "evict", "--exact"]).unwrap();
+        let words: Vec<&str> = opts.cmdline.split_whitespace().collect();
+        assert_eq!(words, ["test.filter=evict", "test.exact"]);
+        assert!(parse_test_flags(&["--test-threads=2"]).is_ok());
+        assert!(parse_test_flags(&["--test-threads"]).is_err(), "a value is required");
+        assert!(parse_test_flags(&["--memroy", "1G"]).is_err());
+    }
+
+    #[test]
+    fn a_command_line_longer_than_the_kernel_reads_is_an_error() {
+        let long = "x".repeat(MAX_CMDLINE_BYTES + 1);
+        assert!(parse_flags(&["--cmdline", &long]).is_err());
+        assert!(parse_flags(&["--cmdline", &long[1..]]).is_ok());
     }
 
     #[test]

@@ -76,6 +76,8 @@ pub fn init(boot_info: &'static mut BootInfo) {
     mm::swap::init();
     mm::reclaim::init();
     mm::reclaim::start_kswapd();
+    proc::task::start_reaper();
+    mm::swap::start_wiper();
 }
 
 /// Moves the double-fault and NMI handlers onto stacks with guard pages.

@@ -21,13 +21,30 @@ use crate::println;
 pub trait Testable {
     /// Runs the test, printing its name and `ok`.
     fn run(&self);
+    /// Returns the test's name, `file::function`.
+    fn name(&self) -> &'static str;
+}
+
+/// Returns true if the test called `name` is selected by the command line's
+/// `test.filter=WORD` (a substring of the name; the whole name with `test.exact`),
+/// which the runner sets from `cargo test WORD [-- --exact]`. No filter selects all.
+fn is_selected(name: &str) -> bool {
+    match crate::cmdline::value("test.filter") {
+        None => true,
+        Some(filter) if crate::cmdline::has("test.exact") => name == filter,
+        Some(filter) => name.contains(filter),
+    }
 }
 
 impl<T: Fn()> Testable for T {
     fn run(&self) {
-        crate::print!("test {} ... ", type_name::<T>());
+        crate::print!("test {} ... ", self.name());
         self();
         println!("ok");
+    }
+
+    fn name(&self) -> &'static str {
+        type_name::<T>()
     }
 }
 
@@ -36,13 +53,19 @@ static NR_PASSED: AtomicUsize = AtomicUsize::new(0);
 
 /// Runs every test, prints the summary and exits QEMU with success.
 pub fn test_runner(tests: &[&dyn Testable]) {
-    NR_TESTS.store(tests.len(), Ordering::Relaxed);
-    println!("\nrunning {} tests", tests.len());
-    for test in tests {
+    let nr_selected = tests.iter().filter(|t| is_selected(t.name())).count();
+    let nr_filtered_out = tests.len() - nr_selected;
+    NR_TESTS.store(nr_selected, Ordering::Relaxed);
+    println!("\nrunning {nr_selected} tests");
+    for test in tests.iter().filter(|t| is_selected(t.name())) {
         test.run();
         NR_PASSED.fetch_add(1, Ordering::Relaxed);
     }
-    println!("\ntest result: ok. {} passed; 0 failed", tests.len());
+    if nr_filtered_out == 0 {
+        println!("\ntest result: ok. {nr_selected} passed; 0 failed");
+    } else {
+        println!("\ntest result: ok. {nr_selected} passed; 0 failed; 0 ignored; 0 measured; {nr_filtered_out} filtered out");
+    }
     qemu::exit(ExitCode::Success);
 }
 

@@ -57,6 +57,21 @@ pub enum FreeError {
     },
     /// `add_free_range` was given a frame that is not Reserved (it is managed already).
     NotReserved(Frame),
+    /// A frame of the block is still in use (Linux's `bad_page`): a page table still
+    /// maps it, someone besides the freeing owner holds a reference, or I/O or the
+    /// swap cache still has it. Freeing it would hand live memory to the next owner.
+    InUse {
+        /// The frame that is still in use.
+        frame: Frame,
+        /// What it was allocated for.
+        state: FrameState,
+        /// Its references (the owner's own is 1).
+        refcount: u32,
+        /// PTEs that still map it.
+        map_count: u32,
+        /// Its flags.
+        flags: FrameFlags,
+    },
 }
 
 impl fmt::Display for AllocError {
@@ -79,6 +94,10 @@ impl fmt::Display for FreeError {
                 write!(f, "{frame:?} was allocated with order {}", allocated.0)
             }
             FreeError::NotReserved(frame) => write!(f, "{frame:?} is managed already"),
+            FreeError::InUse { frame, state, refcount, map_count, flags } => write!(
+                f,
+                "{frame:?} is still in use: {state:?}, refcount {refcount}, map count {map_count}, {flags:?}"
+            ),
         }
     }
 }
@@ -334,10 +353,30 @@ impl<'a> BuddyAllocator<'a> {
             _ => {}
         }
         let size = 1usize << order.0;
+        if let Some(i) = (idx..idx + size).find(|&i| Self::is_in_use(&self.descs[i])) {
+            let desc = &self.descs[i];
+            return Err(FreeError::InUse {
+                frame: self.frame_at(i as u32),
+                state: desc.state(),
+                refcount: desc.refcount(),
+                map_count: desc.map_count(),
+                flags: desc.flags(),
+            });
+        }
         self.descs[idx..idx + size].iter_mut().for_each(FrameDesc::reset_free);
         self.nr_free_frames += size as u64;
         self.free_one_block(idx, order.0);
         Ok(())
+    }
+
+    /// Returns true if an allocated frame may not be freed yet: a PTE maps it, a
+    /// reference other than its owner's is held (a fresh allocation's head has 1,
+    /// the owner's; a user frame is freed when its last reference is dropped, at 0),
+    /// or it is locked for I/O or in the swap cache.
+    fn is_in_use(desc: &FrameDesc) -> bool {
+        desc.map_count() != 0
+            || desc.refcount() > 1
+            || desc.flags().intersects(FrameFlags::LOCKED | FrameFlags::SWAP_CACHE)
     }
 
     // Freeing function for a buddy system allocator (after Linux's __free_one_page).
@@ -589,6 +628,42 @@ mod tests {
         buddy.free(frame(0x103), Order(0)).unwrap();
         assert_eq!(&counts(&buddy)[..3], &[0, 0, 1]);
         assert!(buddy.desc(frame(0x100)).has_flags(FrameFlags::BUDDY_HEAD));
+        buddy.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn freeing_a_frame_still_in_use_is_reported_and_changes_nothing() {
+        // Issue #10: the buddy must refuse a frame that is still mapped, still
+        // referenced by someone else, locked for I/O or in the swap cache.
+        use crate::addr::{Page, VirtAddr};
+        use crate::anon::{FamilyId, FamilyPage};
+        let mut descs = vec![FrameDesc::new(); 16];
+        let mut buddy = BuddyAllocator::new(&mut descs, 0x40);
+        buddy.add_free_range(frame(0x40), 16).unwrap();
+        let block = buddy.alloc(Order(1), FrameState::User).unwrap();
+        let before = buddy.buddyinfo();
+        let tail = frame(block.pfn() + 1);
+        let at = FamilyPage { family: FamilyId::new(1).unwrap(), page: Page::containing_address(VirtAddr::new(0x1000)) };
+
+        buddy.desc_mut(tail).add_mapping(at);
+        let err = buddy.free(block, Order(1)).unwrap_err();
+        assert!(matches!(err, FreeError::InUse { frame, map_count: 1, .. } if frame == tail), "{err:?}");
+        assert!(alloc::format!("{err}").contains("map count 1"), "{err}");
+        buddy.desc_mut(tail).remove_mapping(at);
+
+        buddy.desc_mut(block).get_ref();
+        assert!(matches!(buddy.free(block, Order(1)), Err(FreeError::InUse { refcount: 2, .. })));
+        buddy.desc_mut(block).put_ref();
+
+        for flag in [FrameFlags::LOCKED, FrameFlags::SWAP_CACHE] {
+            buddy.desc_mut(block).insert_flags(flag);
+            assert!(matches!(buddy.free(block, Order(1)), Err(FreeError::InUse { .. })), "{flag:?}");
+            buddy.desc_mut(block).remove_flags(flag);
+        }
+        assert_eq!(buddy.buddyinfo(), before, "a refused free changed the lists");
+        buddy.check_invariants().unwrap();
+        // Owner's reference only (1), or all references dropped (0): freed.
+        buddy.free(block, Order(1)).unwrap();
         buddy.check_invariants().unwrap();
     }
 

@@ -13,6 +13,15 @@
 //!   [`SwapMap::dup`]; unmapping one, or swapping the page back in, calls
 //!   [`SwapMap::put`], and the slot is free again when the count drops to zero.
 //!
+//! Freed slots still hold the page that was written there. Where the device can
+//! wipe (zero or discard) sectors, the kernel turns on *wipe tracking*
+//! ([`SwapMap::track_wipes`]): a slot whose count drops to zero is also marked
+//! *unwiped*; a background pass takes runs of adjacent unwiped slots
+//! ([`SwapMap::take_unwiped_run`], which holds them in use meanwhile so nobody
+//! writes them), wipes them on the disk, and hands them back
+//! ([`SwapMap::finish_wipe`]). A slot allocated again before its wipe is simply no
+//! longer unwiped: its new owner overwrites it.
+//!
 //! Bad arguments (a slot outside the area, the header slot, a slot that is not in
 //! use) come back as [`SwapMapError`]; nothing here panics on caller input.
 //!
@@ -78,6 +87,14 @@ pub struct SwapMap {
     nr_used: u32,
     /// Where the next allocation starts looking.
     cursor: u32,
+    /// Bit set for each free slot that still holds a dead page (empty: not tracked).
+    unwiped_bits: Vec<u64>,
+    /// Slots whose bit is set in `unwiped_bits`.
+    nr_unwiped: u32,
+    /// Bit set for each slot held by a wipe in progress (empty: not tracked).
+    wiping_bits: Vec<u64>,
+    /// Slots whose bit is set in `wiping_bits` (counted in `nr_used` too).
+    nr_wiping: u32,
 }
 
 impl SwapMap {
@@ -97,7 +114,113 @@ impl SwapMap {
         if let Some(first) = used_bits.first_mut() {
             *first |= 1 << HEADER_SLOT;
         }
-        SwapMap { used_bits, share_counts: vec![0; nr_slots as usize], nr_slots, nr_used: 0, cursor: HEADER_SLOT + 1 }
+        SwapMap {
+            used_bits,
+            share_counts: vec![0; nr_slots as usize],
+            nr_slots,
+            nr_used: 0,
+            cursor: HEADER_SLOT + 1,
+            unwiped_bits: Vec::new(),
+            nr_unwiped: 0,
+            wiping_bits: Vec::new(),
+            nr_wiping: 0,
+        }
+    }
+
+    /// Starts marking freed slots as unwiped (see the module docs); slots freed
+    /// before this call are not marked.
+    pub fn track_wipes(&mut self) {
+        if self.unwiped_bits.is_empty() {
+            self.unwiped_bits = vec![0; self.used_bits.len()];
+            self.wiping_bits = vec![0; self.used_bits.len()];
+        }
+    }
+
+    /// Returns true if freed slots are marked unwiped ([`SwapMap::track_wipes`]).
+    pub fn is_tracking_wipes(&self) -> bool {
+        !self.unwiped_bits.is_empty()
+    }
+
+    /// Returns the number of slots held by wipes in progress: free to everyone but
+    /// the wiper, allocatable again once it is done.
+    pub fn nr_wiping(&self) -> u32 {
+        self.nr_wiping
+    }
+
+    /// Returns the number of free slots that still hold a dead page (0 when not tracked).
+    pub fn nr_unwiped(&self) -> u32 {
+        self.nr_unwiped
+    }
+
+    /// Takes the first run of adjacent unwiped slots (at most `max_slots`) for
+    /// wiping: they are held in use (count 1, not allocatable) and no longer
+    /// unwiped. Returns the first slot and the run's length, or `None` if no slot
+    /// is unwiped. The caller wipes them and then calls [`SwapMap::finish_wipe`].
+    pub fn take_unwiped_run(&mut self, max_slots: u32) -> Option<(SwapSlot, u32)> {
+        if self.nr_unwiped == 0 || max_slots == 0 {
+            return None;
+        }
+        let (word_index, word) = self.unwiped_bits.iter().enumerate().find(|(_, w)| **w != 0)?;
+        let first = word_index as u32 * BITS_PER_WORD + word.trailing_zeros();
+        let mut len = 0;
+        while len < max_slots && first + len < self.nr_slots && self.is_unwiped(first + len) {
+            let index = first + len;
+            self.unwiped_bits[(index / BITS_PER_WORD) as usize] &= !(1 << (index % BITS_PER_WORD));
+            self.used_bits[(index / BITS_PER_WORD) as usize] |= 1 << (index % BITS_PER_WORD);
+            self.share_counts[index as usize] = 1;
+            self.wiping_bits[(index / BITS_PER_WORD) as usize] |= 1 << (index % BITS_PER_WORD);
+            len += 1;
+        }
+        self.nr_unwiped -= len;
+        self.nr_used += len;
+        self.nr_wiping += len;
+        Some((SwapSlot(first), len))
+    }
+
+    /// Frees the `len` slots from `first` that [`SwapMap::take_unwiped_run`] handed
+    /// out, now wiped (or given up on). Refused, changing nothing, unless each
+    /// is in use with exactly the one reference the wipe holds.
+    pub fn finish_wipe(&mut self, first: SwapSlot, len: u32) -> Result<(), SwapMapError> {
+        let end = first.index().checked_add(len).ok_or(SwapMapError::BadSlot)?;
+        for index in first.index()..end {
+            match self.count(SwapSlot(index))? {
+                0 => return Err(SwapMapError::SlotFree),
+                1 if self.is_wiping(SwapSlot(index)) => {}
+                _ => return Err(SwapMapError::SlotFree),
+            }
+        }
+        for index in first.index()..end {
+            self.wiping_bits[(index / BITS_PER_WORD) as usize] &= !(1 << (index % BITS_PER_WORD));
+            self.share_counts[index as usize] = 0;
+            self.used_bits[(index / BITS_PER_WORD) as usize] &= !(1 << (index % BITS_PER_WORD));
+        }
+        self.nr_used -= len;
+        self.nr_wiping -= len;
+        Ok(())
+    }
+
+    /// Returns true if `slot` is held by a wipe in progress (its one reference is the wipe's).
+    pub fn is_wiping(&self, slot: SwapSlot) -> bool {
+        let index = slot.index();
+        self.wiping_bits.get((index / BITS_PER_WORD) as usize).is_some_and(|w| w & (1 << (index % BITS_PER_WORD)) != 0)
+    }
+
+    /// Returns true if free slot `index` is marked unwiped.
+    fn is_unwiped(&self, index: u32) -> bool {
+        self.unwiped_bits.get((index / BITS_PER_WORD) as usize).is_some_and(|w| w & (1 << (index % BITS_PER_WORD)) != 0)
+    }
+
+    /// Sets or clears the unwiped mark of `index`, keeping the count (when tracked).
+    fn set_unwiped(&mut self, index: u32, is_unwiped: bool) {
+        let Some(word) = self.unwiped_bits.get_mut((index / BITS_PER_WORD) as usize) else { return };
+        let bit = 1 << (index % BITS_PER_WORD);
+        let was = *word & bit != 0;
+        if is_unwiped { *word |= bit } else { *word &= !bit }
+        match (was, is_unwiped) {
+            (false, true) => self.nr_unwiped += 1,
+            (true, false) => self.nr_unwiped -= 1,
+            _ => {}
+        }
     }
 
     /// Returns the number of slots in the area, the header slot included.
@@ -126,6 +249,7 @@ impl SwapMap {
         self.used_bits[(index / BITS_PER_WORD) as usize] |= 1 << (index % BITS_PER_WORD);
         self.share_counts[index as usize] = 1;
         self.nr_used += 1;
+        self.set_unwiped(index, false); // its new owner overwrites it
         self.cursor = if index + 1 < self.nr_slots { index + 1 } else { HEADER_SLOT + 1 };
         Some(SwapSlot(index))
     }
@@ -148,6 +272,7 @@ impl SwapMap {
             let index = slot.index();
             self.used_bits[(index / BITS_PER_WORD) as usize] &= !(1 << (index % BITS_PER_WORD));
             self.nr_used -= 1;
+            self.set_unwiped(index, true);
         }
         Ok(remaining)
     }
@@ -164,6 +289,8 @@ impl SwapMap {
         assert_eq!(self.used_bits.len(), nr_words, "SwapMap::check_invariants: bitmap size");
         assert_eq!(self.share_counts.len(), self.nr_slots as usize, "SwapMap::check_invariants: count array size");
         let mut nr_used = 0;
+        let mut nr_unwiped = 0;
+        let mut nr_wiping = 0;
         for index in 0..nr_words as u32 * BITS_PER_WORD {
             let is_bit_set = self.used_bits[(index / BITS_PER_WORD) as usize] & (1 << (index % BITS_PER_WORD)) != 0;
             if index == HEADER_SLOT || index >= self.nr_slots {
@@ -173,8 +300,22 @@ impl SwapMap {
             let count = self.share_counts[index as usize];
             assert_eq!(is_bit_set, count > 0, "SwapMap::check_invariants: slot {index} bit vs count {count}");
             nr_used += u32::from(is_bit_set);
+            if self.is_wiping(SwapSlot(index)) {
+                assert_eq!(count, 1, "SwapMap::check_invariants: slot {index} is being wiped with count {count}");
+                nr_wiping += 1;
+            }
+            if self.is_unwiped(index) {
+                assert!(!is_bit_set, "SwapMap::check_invariants: slot {index} is in use and unwiped");
+                nr_unwiped += 1;
+            }
         }
         assert_eq!(nr_used, self.nr_used, "SwapMap::check_invariants: nr_used");
+        assert_eq!(nr_unwiped, self.nr_unwiped, "SwapMap::check_invariants: nr_unwiped");
+        assert_eq!(nr_wiping, self.nr_wiping, "SwapMap::check_invariants: nr_wiping");
+        assert!(
+            (self.nr_slots..nr_words as u32 * BITS_PER_WORD).all(|i| !self.is_unwiped(i)),
+            "SwapMap::check_invariants: an unwiped bit past the end"
+        );
     }
 
     /// Returns `BadSlot` unless `slot` is an allocatable slot of this area.
@@ -284,6 +425,42 @@ mod tests {
     }
 
     #[test]
+    fn freed_slots_are_wiped_in_runs_and_reused_only_after() {
+        let mut map = SwapMap::new(16);
+        map.track_wipes();
+        let slots: Vec<SwapSlot> = (0..6).map(|_| map.alloc().unwrap()).collect(); // 1..=6
+        for &slot in &slots[1..5] {
+            map.put(slot).unwrap(); // 2, 3, 4, 5 die
+        }
+        assert_eq!((map.nr_used(), map.nr_unwiped(), map.nr_free()), (2, 4, 13));
+        // A run is capped by max_slots and held in use while the wipe runs.
+        assert_eq!(map.take_unwiped_run(3), Some((SwapSlot::from_index(2), 3)));
+        assert_eq!((map.nr_used(), map.nr_unwiped(), map.nr_wiping()), (5, 1, 3));
+        assert_eq!(map.count(SwapSlot::from_index(3)), Ok(1));
+        assert!(map.is_wiping(SwapSlot::from_index(3)) && !map.is_wiping(SwapSlot::from_index(1)));
+        assert_eq!(map.finish_wipe(SwapSlot::from_index(1), 2), Err(SwapMapError::SlotFree), "slot 1 is not wiping");
+        map.check_invariants();
+        // Slot 5 is allocated again before its wipe: no longer unwiped.
+        while map.alloc() != Some(SwapSlot::from_index(5)) {}
+        assert_eq!(map.nr_unwiped(), 0);
+        assert_eq!(map.take_unwiped_run(32), None);
+        map.finish_wipe(SwapSlot::from_index(2), 3).unwrap();
+        assert_eq!(map.count(SwapSlot::from_index(2)), Ok(0));
+        assert_eq!(map.nr_unwiped(), 0, "a finished wipe leaves the slots clean and free");
+        assert_eq!(map.finish_wipe(SwapSlot::from_index(2), 1), Err(SwapMapError::SlotFree));
+        map.check_invariants();
+    }
+
+    #[test]
+    fn without_tracking_nothing_is_unwiped() {
+        let mut map = SwapMap::new(8);
+        let slot = map.alloc().unwrap();
+        map.put(slot).unwrap();
+        assert_eq!((map.nr_unwiped(), map.take_unwiped_run(8)), (0, None));
+        map.check_invariants();
+    }
+
+    #[test]
     fn bad_slots_are_errors_not_panics() {
         let mut map = SwapMap::new(10);
         let outside = SwapSlot::from_index(10);
@@ -311,8 +488,18 @@ mod tests {
         let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
         for nr_slots in [2, 5, 64, 65, 130] {
             let mut map = SwapMap::new(nr_slots);
+            map.track_wipes();
             let mut model: BTreeMap<u32, u16> = BTreeMap::new();
-            for _ in 0..4000 {
+            for step in 0..4000 {
+                if step % 50 == 49 {
+                    // A wipe pass: every unwiped slot is taken and handed back.
+                    while let Some((first, len)) = map.take_unwiped_run(1 + rng.below(8) as u32) {
+                        assert!((first.index()..first.index() + len).all(|i| !model.contains_key(&i)), "wiped a live slot");
+                        map.check_invariants();
+                        map.finish_wipe(first, len).unwrap();
+                    }
+                    assert_eq!(map.nr_unwiped(), 0);
+                }
                 let slot = SwapSlot::from_index(rng.below(u64::from(nr_slots) + 2) as u32);
                 let expected_count = model.get(&slot.index()).copied().unwrap_or(0);
                 let is_valid = slot.index() != 0 && slot.index() < nr_slots;

@@ -53,6 +53,9 @@ use crate::sync::SleepMutex;
 
 mod bench;
 mod request;
+mod wipe;
+
+pub use wipe::WipeKind;
 
 pub use bench::bench;
 
@@ -84,6 +87,10 @@ pub mod req_type {
     pub const FLUSH: u32 = 4;
     /// Return the device's serial string (20 bytes, NUL-padded).
     pub const GET_ID: u32 = 8;
+    /// Tell the device a range's contents are no longer needed.
+    pub const DISCARD: u32 = 11;
+    /// Make a range read back as zeros (and, if allowed, unmap it).
+    pub const WRITE_ZEROES: u32 = 13;
 }
 
 /// Status values the device writes in a request's last byte.
@@ -105,10 +112,20 @@ pub mod feature {
     pub const BLK_SIZE: u32 = 1 << 6;
     /// The device has a write cache and understands FLUSH (legacy name: WCE).
     pub const FLUSH: u32 = 1 << 9;
+    /// The device understands DISCARD (`max_discard_sectors` in config).
+    pub const DISCARD: u32 = 1 << 13;
+    /// The device understands WRITE_ZEROES (`max_write_zeroes_sectors` in config).
+    pub const WRITE_ZEROES: u32 = 1 << 14;
 }
 
 /// The features this driver accepts when offered; everything else is declined.
-const DRIVER_FEATURES: u32 = feature::SIZE_MAX | feature::SEG_MAX | feature::RO | feature::BLK_SIZE | feature::FLUSH;
+const DRIVER_FEATURES: u32 = feature::SIZE_MAX
+    | feature::SEG_MAX
+    | feature::RO
+    | feature::BLK_SIZE
+    | feature::FLUSH
+    | feature::DISCARD
+    | feature::WRITE_ZEROES;
 
 /// Offsets in the block device's configuration.
 mod config {
@@ -116,6 +133,8 @@ mod config {
     pub const SIZE_MAX: u16 = 8;
     pub const SEG_MAX: u16 = 12;
     pub const BLK_SIZE: u16 = 20;
+    pub const MAX_DISCARD_SECTORS: u16 = 36;
+    pub const MAX_WRITE_ZEROES_SECTORS: u16 = 48;
 }
 
 /// The request header, as the device reads it.
@@ -189,6 +208,8 @@ pub struct BlkStats {
     pub bytes_written: u64,
     /// Requests whose data went through the bounce block.
     pub nr_bounced: u64,
+    /// Sectors wiped by WRITE_ZEROES or DISCARD.
+    pub nr_wiped_sectors: u64,
     /// Requests that failed, whatever the reason.
     pub nr_errors: u64,
     /// Requests that timed out.
@@ -214,6 +235,10 @@ pub struct VirtioBlk {
     max_request_bytes: usize,
     /// Data segments one request may have (`seg_max`, at most [`MAX_FRAMES_PER_REQUEST`]).
     max_data_segments: usize,
+    /// Sectors one DISCARD may cover (0 without the feature).
+    max_discard_sectors: u32,
+    /// Sectors one WRITE_ZEROES may cover (0 without the feature).
+    max_write_zeroes_sectors: u32,
     timeout_cycles: u64,
     serial: [u8; ID_BYTES],
     stats: BlkStats,
@@ -247,6 +272,8 @@ impl VirtioBlk {
             block_size: SECTOR_SIZE as u32,
             max_request_bytes: 0,
             max_data_segments: 1,
+            max_discard_sectors: 0,
+            max_write_zeroes_sectors: 0,
             timeout_cycles: DEFAULT_TIMEOUT_MS * timer::tsc_per_ms(),
             serial: [0; ID_BYTES],
             stats: BlkStats::default(),
@@ -301,6 +328,9 @@ impl VirtioBlk {
         };
         let queue_room = (self.queue.size() as usize).saturating_sub(2);
         self.max_data_segments = seg_max.min(queue_room).clamp(1, MAX_FRAMES_PER_REQUEST);
+        let limit = |bit: u32, offset: u16| if self.features & bit != 0 { t.config_u32(offset) } else { 0 };
+        self.max_discard_sectors = limit(feature::DISCARD, config::MAX_DISCARD_SECTORS);
+        self.max_write_zeroes_sectors = limit(feature::WRITE_ZEROES, config::MAX_WRITE_ZEROES_SECTORS);
         t.add_status(status::DRIVER_OK);
         self.is_broken = false;
         Ok(())
@@ -372,7 +402,7 @@ impl VirtioBlk {
     /// Returns a one-line description for the boot log.
     pub fn describe(&self) -> alloc::string::String {
         format!(
-            "virtio-blk {} (legacy, io {:#x}): {} sectors ({} MiB), serial {:?}, queue {}, block {} B, features {:#x}{}{}",
+            "virtio-blk {} (legacy, io {:#x}): {} sectors ({} MiB), serial {:?}, queue {}, block {} B, features {:#x}{}{}{}{}",
             self.pci,
             self.transport.io_base(),
             self.capacity,
@@ -382,6 +412,8 @@ impl VirtioBlk {
             self.block_size,
             self.features,
             if self.has_flush() { " flush" } else { "" },
+            if self.max_discard_sectors > 0 { " discard" } else { "" },
+            if self.max_write_zeroes_sectors > 0 { " write-zeroes" } else { "" },
             if self.is_read_only() { " read-only" } else { "" },
         )
     }

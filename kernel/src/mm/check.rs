@@ -13,7 +13,8 @@
 //!   when the cache lists it, with `private` = its slot; no frame is LOCKED (no I/O
 //!   is in flight when the check runs);
 //! - each swap PTE names an allocated slot, and each slot's share count is its swap
-//!   PTEs + 1 if cached + 1 if retired;
+//!   PTEs + 1 if cached + 1 if retired + 1 while a wipe holds it (then nothing
+//!   else may);
 //! - each space's RSS and swap counters match its table;
 //! - the replacement policy tracks exactly the user frames (mapped or cached);
 //! - the buddy allocator's own invariants hold (so free + used = total).
@@ -154,12 +155,16 @@ fn check_slots(walk: &Walk, snap: &swap::SwapSnapshot, census: &mut Census) -> R
     }
     for (&slot, &count) in &snap.counts {
         let ptes = walk.swap_refs.get(&slot).copied().unwrap_or(0);
-        let want = ptes + u32::from(snap.cache.contains_key(&slot)) + u32::from(snap.retired.contains(&slot));
+        let (is_cached, is_retired, is_wiping) =
+            (snap.cache.contains_key(&slot), snap.retired.contains(&slot), snap.wiping.contains(&slot));
+        if is_wiping && (ptes > 0 || is_cached || is_retired) {
+            return Err(format!("slot {slot} is being wiped but still used: {ptes} swap PTEs, cached {is_cached}"));
+        }
+        let want = ptes + u32::from(is_cached) + u32::from(is_retired) + u32::from(is_wiping);
         if u32::from(count) != want {
             return Err(format!(
-                "slot {slot}: share count {count}, but {ptes} swap PTEs, cached {}, retired {}",
-                snap.cache.contains_key(&slot),
-                snap.retired.contains(&slot)
+                "slot {slot}: share count {count}, but {ptes} swap PTEs, cached {is_cached}, retired {is_retired}, \
+                 being wiped {is_wiping}"
             ));
         }
     }

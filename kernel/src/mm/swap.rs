@@ -85,10 +85,11 @@ impl SwapState {
     }
 
     /// Returns true if readahead may read `slot`: it holds a page (in use, not
-    /// retired) that is not already in memory (not cached).
+    /// retired, not held by a wipe) that is not already in memory (not cached).
     fn is_worth_reading(&self, slot: u32) -> bool {
         slot < self.map.nr_slots()
             && self.map.count(SwapSlot::from_index(slot)).unwrap_or(0) > 0
+            && !self.map.is_wiping(SwapSlot::from_index(slot))
             && !self.cache.contains_key(&slot)
             && !self.retired.contains(&slot)
     }
@@ -130,6 +131,77 @@ const READAHEAD_MAX_PAGES: u32 = virtio_blk::MAX_FRAMES_PER_REQUEST as u32;
 /// The swap area (`None` while swap is off).
 static SWAP: IrqMutex<Option<SwapState>> = IrqMutex::new(None);
 
+/// Slots one wipe request covers at most.
+const WIPE_RUN_SLOTS: u32 = 1024;
+
+/// Wipes every freed slot that still holds a dead page (zeroes it on the disk, or
+/// discards it), in runs of adjacent slots; returns how many were wiped. Called
+/// by kswapd with no lock held (it does disk I/O); a no-op when the disk cannot
+/// wipe. A failed wipe is logged and the slots are freed all the same: they hold
+/// nothing anyone can read through swap.
+pub fn wipe_freed_slots() -> u64 {
+    let Some(disk) = virtio_blk::swap_disk() else { return 0 };
+    let mut nr_wiped = 0;
+    loop {
+        let Some((first, len)) = SWAP.lock().as_mut().and_then(|s| s.map.take_unwiped_run(WIPE_RUN_SLOTS)) else {
+            break;
+        };
+        let sector = slot_sector(u64::from(first.index()));
+        if let Err(e) = disk.lock().wipe(sector, u64::from(len) * SECTORS_PER_FRAME) {
+            log::warn!("swap: wiping slots {}..{}: {e:?}", first.index(), first.index() + len);
+        } else {
+            nr_wiped += u64::from(len);
+            super::vmstat::count_n(super::vmstat::SwapEvent::SlotWiped, u64::from(len));
+        }
+        if let Some(state) = SWAP.lock().as_mut()
+            && let Err(e) = state.map.finish_wipe(first, len)
+        {
+            panic!("swap: slots {}+{len} changed during their wipe: {e:?}", first.index());
+        }
+    }
+    nr_wiped
+}
+
+/// The pid of the wiper thread, once it runs.
+static WIPER: spin::Once<u64> = spin::Once::new();
+
+/// Starts the wiper: a kernel thread that sleeps until [`kick_wiper`] finds freed
+/// slots to wipe, and wipes them ([`wipe_freed_slots`]). Without it (it could not
+/// be started, or the disk cannot wipe) freed slots keep their old contents.
+pub fn start_wiper() {
+    if nr_unwiped_slots() == 0 && !SWAP.lock().as_ref().is_some_and(|s| s.map.is_tracking_wipes()) {
+        return; // swap is off or the disk cannot wipe: nothing will ever need it
+    }
+    match crate::proc::task::spawn_daemon("swapwipe", wiper_main) {
+        Ok(pid) => {
+            WIPER.call_once(|| pid);
+        }
+        Err(e) => log::warn!("swap: wiper not started ({e:?}): freed slots keep their old contents"),
+    }
+}
+
+extern "C" fn wiper_main() -> ! {
+    loop {
+        wipe_freed_slots();
+        crate::proc::sched::sleep_current();
+    }
+}
+
+/// Wakes the wiper if freed slots wait to be wiped. Called with no lock held
+/// where many slots are freed at once (a process's exit).
+pub fn kick_wiper() {
+    if let Some(&pid) = WIPER.get()
+        && nr_unwiped_slots() > 0
+    {
+        crate::proc::sched::wake(pid);
+    }
+}
+
+/// Returns the number of freed slots waiting to be wiped.
+pub fn nr_unwiped_slots() -> u32 {
+    SWAP.lock().as_ref().map_or(0, |s| s.map.nr_unwiped())
+}
+
 /// Returns the first sector of `slot`.
 pub const fn slot_sector(slot: u64) -> u64 {
     slot * SECTORS_PER_FRAME
@@ -154,9 +226,12 @@ pub fn is_on() -> bool {
     SWAP.lock().is_some()
 }
 
-/// Returns (free slots, usable slots): both 0 while swap is off.
+/// Returns (free slots, usable slots): both 0 while swap is off. Slots a wipe
+/// holds for a moment count as free: nobody's page is in them.
 pub fn slot_counts() -> (u64, u64) {
-    SWAP.lock().as_ref().map_or((0, 0), |s| (u64::from(s.map.nr_free()), u64::from(s.map.nr_slots() - 1)))
+    SWAP.lock().as_ref().map_or((0, 0), |s| {
+        (u64::from(s.map.nr_free() + s.map.nr_wiping()), u64::from(s.map.nr_slots() - 1))
+    })
 }
 
 /// Returns the slot a swap entry names.
@@ -349,18 +424,28 @@ pub struct SwapSnapshot {
     pub cache: BTreeMap<u32, Frame>,
     /// Retired slots.
     pub retired: BTreeSet<u32>,
+    /// Slots held by a wipe in progress (see [`wipe_freed_slots`]).
+    pub wiping: BTreeSet<u32>,
 }
 
 /// Returns a snapshot of the slot counts, the cache and the retired slots (empty
 /// while swap is off).
 pub fn snapshot() -> SwapSnapshot {
     let swap = SWAP.lock();
-    let mut snap = SwapSnapshot { counts: BTreeMap::new(), cache: BTreeMap::new(), retired: BTreeSet::new() };
+    let mut snap = SwapSnapshot {
+        counts: BTreeMap::new(),
+        cache: BTreeMap::new(),
+        retired: BTreeSet::new(),
+        wiping: BTreeSet::new(),
+    };
     if let Some(state) = swap.as_ref() {
         for index in 1..state.map.nr_slots() {
             let count = state.map.count(SwapSlot::from_index(index)).unwrap_or(0);
             if count > 0 {
                 snap.counts.insert(index, count);
+            }
+            if state.map.is_wiping(SwapSlot::from_index(index)) {
+                snap.wiping.insert(index);
             }
         }
         snap.cache = state.cache.clone();

@@ -58,9 +58,11 @@ pub enum SwapEvent {
     ReadError,
     /// A process killed by the OOM killer.
     OomKill,
+    /// A freed slot wiped on the disk (zeroed or discarded), so no dead page lingers.
+    SlotWiped,
 }
 
-const SWAP_EVENTS: [(SwapEvent, &str); 13] = [
+const SWAP_EVENTS: [(SwapEvent, &str); 14] = [
     (SwapEvent::SwapOut, "pages swapped out (written)"),
     (SwapEvent::WriteRequest, "disk requests that wrote them (swap-out clustering)"),
     (SwapEvent::SwapIn, "pages swapped in (read)"),
@@ -74,6 +76,7 @@ const SWAP_EVENTS: [(SwapEvent, &str); 13] = [
     (SwapEvent::WriteError, "swap write errors (page kept)"),
     (SwapEvent::ReadError, "swap read errors (process killed)"),
     (SwapEvent::OomKill, "processes killed by the OOM killer"),
+    (SwapEvent::SlotWiped, "freed slots wiped on the disk (no dead page lingers)"),
 ];
 
 static SWAP_COUNTS: [AtomicU64; SWAP_EVENTS.len()] = [const { AtomicU64::new(0) }; SWAP_EVENTS.len()];

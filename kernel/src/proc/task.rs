@@ -8,7 +8,9 @@
 //! Life of a process: `spawn` (or `fork`) creates it Runnable; it runs, enters
 //! the kernel on syscalls, faults and interrupts; `exit` (or a kill) makes it a
 //! Zombie after releasing its memory; its parent's `wait` reaps it (frees the
-//! kernel stack and the task). Children of an exiting task are handed to task 0.
+//! kernel stack and the task). Children of an exiting task are orphans: they are
+//! handed to the *reaper*, a kernel thread that does what `init` does on Unix,
+//! waiting for whatever children it is given (see [`start_reaper`]).
 //!
 //! Lock order: `TASKS` before an address-space lock; neither is held across a
 //! context switch.
@@ -181,14 +183,18 @@ pub fn exit_current(status: WaitStatus) -> ! {
         task.state = TaskState::Zombie(status);
         let parent = task.parent;
         let space = task.space.take();
-        // Orphans go to task 0, which reaps whatever it finds.
-        for child in tasks.values_mut().filter(|t| t.parent == pid) {
-            child.parent = 0;
+        // Orphans go to the reaper, which reaps them when they exit.
+        let adopter = orphan_adopter();
+        for child in tasks.values_mut().filter(|t| t.parent == pid && !t.is_daemon) {
+            child.parent = adopter;
         }
         (space, parent)
     };
     drop(space); // the last reference: every frame, table and VMA goes back
+    crate::mm::swap::kick_wiper(); // its swap slots are free now: wipe them
     sched::wake_if_waiting(parent);
+    // Some orphan may be a zombie already: let the reaper look.
+    sched::wake_if_waiting(orphan_adopter());
     sched::schedule_away_forever()
 }
 
@@ -262,6 +268,12 @@ pub fn user_tasks() -> alloc::vec::Vec<UserTask> {
 /// reaps it. Returns its pid and status, or `None` if there is no such child (or
 /// the running task was killed meanwhile: it stops waiting and exits on its way out).
 pub fn wait(pid: Option<Pid>) -> Option<(Pid, WaitStatus)> {
+    wait_child(pid, false)
+}
+
+/// [`wait`], and with `is_childless_ok` also when the task has no child at all:
+/// then it blocks until one is handed to it and exits (the reaper's wait).
+fn wait_child(pid: Option<Pid>, is_childless_ok: bool) -> Option<(Pid, WaitStatus)> {
     let me = current_pid();
     loop {
         if current_is_killed() {
@@ -280,13 +292,29 @@ pub fn wait(pid: Option<Pid>) -> Option<(Pid, WaitStatus)> {
                 drop(task); // frees its kernel stack
                 return Some((child, status));
             }
-            if !has_children {
+            if !has_children && !is_childless_ok {
                 return None;
             }
             tasks.get_mut(&me).expect("wait: no current task").state = TaskState::WaitingForChild;
         }
         sched::block_current();
     }
+}
+
+/// Reaps every child of the running task, then waits until the reaper has reaped
+/// every orphan, so that no user process is left: what a test or the demo does
+/// before it counts frames. Gives up after `timeout_ms` and returns the number of
+/// tasks still alive (task 0 excluded) as the error.
+pub fn wait_all(timeout_ms: u64) -> Result<(), usize> {
+    while wait(None).is_some() {}
+    let deadline = crate::arch::timer::uptime_ms() + timeout_ms;
+    while nr_tasks() > 1 {
+        if crate::arch::timer::uptime_ms() >= deadline {
+            return Err(nr_tasks() - 1);
+        }
+        sched::yield_now();
+    }
+    Ok(())
 }
 
 /// Reaps child `pid` of the running task if it has exited and returns its status;
@@ -307,6 +335,35 @@ pub fn try_reap(pid: Pid) -> Option<WaitStatus> {
 /// Returns the number of live tasks (zombies included), task 0 included.
 pub fn nr_tasks() -> usize {
     TASKS.lock().values().filter(|t| !t.is_daemon).count()
+}
+
+/// The pid of the reaper, once it runs.
+static REAPER: spin::Once<Pid> = spin::Once::new();
+
+/// Returns who adopts orphans: the reaper, or task 0 if it could not be started
+/// (task 0 reaps whatever it finds when it waits for any child).
+fn orphan_adopter() -> Pid {
+    REAPER.get().copied().unwrap_or(0)
+}
+
+/// Starts the reaper: a kernel thread that adopts every orphan (a process whose
+/// parent exited first) and reaps it when it exits, as `init` does on Unix, so
+/// that its kernel stack and task entry are freed. The exiting process's memory
+/// is already gone by then; what a zombie holds is its stack (4 pages) and entry.
+pub fn start_reaper() {
+    match spawn_daemon("reaper", reaper_main) {
+        Ok(pid) => {
+            REAPER.call_once(|| pid);
+        }
+        Err(e) => log::warn!("proc: reaper not started ({e:?}); task 0 adopts orphans"),
+    }
+}
+
+extern "C" fn reaper_main() -> ! {
+    loop {
+        // Blocks while no adopted child has exited; the exit wakes us.
+        let _ = wait_child(None, true);
+    }
 }
 
 /// Starts kernel thread `name` running `entry` (which never returns), as a daemon:

@@ -82,16 +82,18 @@ fn nmi_stack() -> (u64, u64) {
 pub fn init() {
     set_ist(DOUBLE_FAULT_IST_INDEX, double_fault_stack().1);
     set_ist(NMI_IST_INDEX, nmi_stack().1);
-    // SAFETY: the TSS is a static that lives forever; the descriptor only records its
-    // address, and later writes go through `set_ist`/`set_rsp0` with interrupts off.
-    let tss: &'static TaskStateSegment = unsafe { &*addr_of!(TSS) };
+    // No reference to the TSS is ever made: `set_ist`/`set_rsp0` write it through a
+    // raw pointer, and a live `&'static` would make those writes undefined behaviour.
+    let tss_ptr: *const TaskStateSegment = addr_of!(TSS);
     let (gdt, selectors) = GDT.call_once(|| {
         let mut gdt = GlobalDescriptorTable::new();
         let kernel_code = gdt.append(Descriptor::kernel_code_segment());
         let kernel_data = gdt.append(Descriptor::kernel_data_segment());
         let user_data = gdt.append(Descriptor::user_data_segment());
         let user_code = gdt.append(Descriptor::user_code_segment());
-        let tss = gdt.append(Descriptor::tss_segment(tss));
+        // SAFETY: `tss_ptr` points at a static, valid for as long as the GDT is used
+        // (forever); the descriptor only records the address.
+        let tss = gdt.append(unsafe { Descriptor::tss_segment_unchecked(tss_ptr) });
         (gdt, Selectors { kernel_code, kernel_data, user_data, user_code, tss })
     });
     gdt.load();

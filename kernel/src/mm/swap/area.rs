@@ -131,7 +131,13 @@ pub fn swapon() -> Result<SwapOn, SwapOnError> {
         HeaderCheck::Refused(e) => return Err(SwapOnError::Refused(e)),
     };
     let nr_slots = nr_slots as u32; // <= MAX_SLOTS
-    let state = SwapState::new(SwapMap::new(nr_slots));
+    let mut map = SwapMap::new(nr_slots);
+    if virtio_blk::swap_disk().is_some_and(|d| d.lock().wipe_kind().is_some()) {
+        map.track_wipes(); // freed slots get wiped: see `swap::wipe_freed_slots`
+    } else {
+        log::info!("swap: the disk can neither zero nor discard: freed slots keep their old contents");
+    }
+    let state = SwapState::new(map);
     let mut swap = SWAP.lock();
     if swap.is_some() {
         return Err(SwapOnError::AlreadyOn);
