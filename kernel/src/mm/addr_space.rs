@@ -28,9 +28,10 @@
 
 use alloc::string::String;
 use core::fmt::Write;
-use core::sync::atomic::{AtomicBool, AtomicU16, Ordering};
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use mm_core::pagetable::{FlushBatch, LeafEntry, PageTable};
+use mm_core::pcid::{OVERFLOW_PCID, PcidAllocator};
 pub use mm_core::vma::{Backing, Vma, VmaError, VmaTree, VmFlags, VmProt};
 
 use super::layout::USER_END;
@@ -127,8 +128,8 @@ pub struct AddressSpace {
     tlb_stale: AtomicBool,
 }
 
-/// The next PCID to hand out (1..=4095; 0 is the kernel's).
-static NEXT_PCID: AtomicU16 = AtomicU16::new(0);
+/// The PCIDs of the live address spaces (0 is the kernel's): no two share one.
+static PCIDS: crate::sync::IrqMutex<PcidAllocator> = crate::sync::IrqMutex::new(PcidAllocator::new());
 
 /// Returns the leaf flags for a user page of a VMA with `prot`.
 ///
@@ -194,7 +195,7 @@ impl AddressSpace {
         let kernel = PageTable::from_root(kernel_root());
         let pt = PageTable::new_sharing_kernel_half(&mut DirectMapTables, &kernel).ok_or(VmError::NoMemory)?;
         let _ = kernel.into_root(); // not ours to free
-        let pcid = NEXT_PCID.fetch_add(1, Ordering::Relaxed) % 4095 + 1;
+        let pcid = PCIDS.lock().alloc();
         let id = rmap::new_space_id();
         // Registered while being built: the registry holds a weak reference, which
         // cannot be upgraded before the space exists.
@@ -231,9 +232,16 @@ impl AddressSpace {
 
     /// Returns what CR3 must get to load this space: root, PCID, and whether the TLB
     /// entries tagged with the PCID may be kept (no change was missed since the last load).
+    /// A space with the shared overflow PCID is always stale: another space with the
+    /// same tag may have filled the TLB since.
     pub fn activation(&self) -> (Frame, u16, bool) {
-        let is_stale = self.tlb_stale.swap(false, Ordering::Relaxed);
+        let is_stale = self.tlb_stale.swap(false, Ordering::Relaxed) || self.pcid == OVERFLOW_PCID;
         (self.pt.root(), self.pcid, !is_stale)
+    }
+
+    /// Returns the PCID tagging this space's TLB entries.
+    pub fn pcid(&self) -> u16 {
+        self.pcid
     }
 
     /// Returns the PML4 frame, for CR3.
@@ -490,5 +498,6 @@ impl Drop for AddressSpace {
         root.free_root(&mut DirectMapTables);
         debug_assert_eq!(self.stats.rss_pages, 0, "AddressSpace::drop: RSS counter drifted");
         rmap::unregister(self.family, self.id);
+        PCIDS.lock().free(self.pcid);
     }
 }
