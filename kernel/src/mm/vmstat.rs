@@ -14,19 +14,20 @@ use super::fault::{Access, FaultOutcome};
 use crate::sync::IrqMutex;
 
 /// Kinds of resolved faults, in the order [`FaultOutcome`] lists them.
-const KINDS: [(FaultOutcome, &str); 9] = [
+const KINDS: [(FaultOutcome, &str); 10] = [
     (FaultOutcome::AnonymousPage, "anonymous page (zeroed frame)"),
     (FaultOutcome::ZeroPage, "read of untouched memory (shared zero page)"),
     (FaultOutcome::ImagePage, "program image page"),
     (FaultOutcome::CowCopy, "copy-on-write: copied"),
     (FaultOutcome::CowReuse, "copy-on-write: last reference, reused"),
+    (FaultOutcome::SharedWrite, "write to a shared page: made writable"),
     (FaultOutcome::StackGrowth, "stack growth"),
     (FaultOutcome::Spurious, "spurious (stale TLB entry)"),
     (FaultOutcome::SwapIn, "swap-in: read from the swap disk (major)"),
     (FaultOutcome::SwapCacheHit, "swap-in: found in the swap cache (no I/O)"),
 ];
 
-static COUNTS: [AtomicU64; 9] = [const { AtomicU64::new(0) }; 9];
+static COUNTS: [AtomicU64; 10] = [const { AtomicU64::new(0) }; 10];
 
 /// Swap and reclaim events, counted machine-wide (Linux's `pswpout`, `pswpin`, ...).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
