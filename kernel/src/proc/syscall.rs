@@ -246,7 +246,8 @@ fn sys_madvise(addr: u64, len: u64, advice: u64) -> Result<u64, Errno> {
     }
 }
 
-/// How many times fork may reclaim and retry before it gives up with ENOMEM.
+/// How many times in a row fork may reclaim and retry without getting further
+/// before it gives up with ENOMEM.
 const MAX_FORK_RETRIES: u32 = 16;
 
 fn sys_fork(frame: &TrapFrame) -> Result<u64, Errno> {
@@ -254,14 +255,28 @@ fn sys_fork(frame: &TrapFrame) -> Result<u64, Errno> {
     let parent = task::current_pid();
     let space = task::current_space().ok_or(Errno::EPERM)?;
     // Out of memory (page tables, or the pages of a shared mapping filled at fork):
-    // reclaim with the space unlocked and try again while reclaim makes progress,
-    // at most MAX_FORK_RETRIES times (reclaim may keep finding a page or two while
-    // fork keeps needing more); then fork fails with ENOMEM, as Linux's does.
-    let mut nr_retries = 0;
+    // reclaim with the space unlocked and try again. Each attempt keeps the shared
+    // pages it filled, so a large shared mapping takes many rounds; but reclaim may
+    // keep finding a frame or two while fork gets no further (the parent holds no
+    // more pages than before), so after MAX_FORK_RETRIES such rounds in a row fork
+    // fails with ENOMEM, as Linux's does, instead of looping.
+    let mut nr_idle_retries = 0;
+    let mut last_nr_held = 0;
     let child_space = loop {
-        let result = cow::fork(&mut space.lock());
+        let (result, nr_held) = {
+            let mut space = space.lock();
+            let result = cow::fork(&mut space);
+            (result, space.stats.rss_pages + space.stats.swap_pages)
+        };
         match result {
-            Err(VmError::NoMemory) if nr_retries < MAX_FORK_RETRIES && reclaim::direct_reclaim() > 0 => nr_retries += 1,
+            Err(VmError::NoMemory) => {
+                nr_idle_retries = if nr_held > last_nr_held { 0 } else { nr_idle_retries + 1 };
+                last_nr_held = nr_held;
+                if nr_idle_retries < MAX_FORK_RETRIES && reclaim::direct_reclaim() > 0 {
+                    continue;
+                }
+                return Err(Errno::ENOMEM);
+            }
             other => break other.map_err(errno_of)?,
         }
     };
