@@ -150,6 +150,11 @@ fn mmap_family_errnos_and_flags_match_linux() {
 }
 
 #[test_case]
+fn madvise_free_pages_are_dropped_by_reclaim_unless_written_again() {
+    assert_exits_0("lazyfree"); // issue #10, item 7
+}
+
+#[test_case]
 fn the_fault_benchmark_runs_to_completion() {
     assert_exits_0("bench"); // about 1.5 s a run in a debug build
 }

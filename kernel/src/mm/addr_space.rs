@@ -12,7 +12,7 @@
 //! | [`munmap`](AddressSpace::munmap) | splits VMAs at the edges, drops their pages and empty page tables |
 //! | [`mprotect`](AddressSpace::mprotect) | splits/merges VMAs, narrows existing PTEs (with TLB flush) |
 //! | [`madvise_dontneed`](AddressSpace::madvise_dontneed) | drops private pages; the next touch sees zeros (shared pages keep their contents) |
-//! | [`madvise_free`](AddressSpace::madvise_free) | MADV_FREE on private anonymous pages (freed at once, see `docs/linux-differences.md`) |
+//! | [`madvise_free`](AddressSpace::madvise_free) | MADV_FREE: private anonymous pages stay until reclaim drops them (if not written again) |
 //! | [`madvise_set_dontfork`](AddressSpace::madvise_set_dontfork) | MADV_DONTFORK/DOFORK: the VMA is (not) given to fork children |
 //! | `pageout` (in `reclaim.rs`) | MADV_PAGEOUT: swaps the range's pages out now |
 //! | [`brk`](AddressSpace::brk) | grows or shrinks the heap VMA |
@@ -40,6 +40,7 @@ pub use mm_core::vma::{Backing, Vma, VmaError, VmaTree, VmFlags, VmProt};
 
 use super::layout::USER_END;
 use super::rmap::{self, FamilyId, FamilyPage, SpaceId, SpaceRef};
+use super::frame::FrameFlags;
 use super::paging::{DirectMapTables, PteFlags, kernel_root};
 use super::{Frame, PAGE_SIZE, Page, VirtAddr};
 use crate::arch::tlb;
@@ -532,12 +533,18 @@ impl AddressSpace {
         if is_full { Ok(()) } else { Err(VmError::NoMemory) }
     }
 
-    /// MADV_FREE: the private anonymous pages of `[addr, addr + len)` may be freed.
+    /// MADV_FREE: the private anonymous pages of `[addr, addr + len)` may be freed,
+    /// lazily, as Linux does.
     ///
-    /// Linux frees them lazily (only under memory pressure, and not if written again
-    /// first); here they are freed at once, which is one of the outcomes Linux allows
-    /// (a freed page reads back as zeros). Any other kind of VMA in the range is
-    /// EINVAL, as in Linux, and then nothing is done.
+    /// Each resident page this space alone holds keeps its frame and contents, but
+    /// its PTE loses the Dirty bit and the frame is flagged `LAZYFREE` (with a TLB
+    /// flush, so the CPU sets Dirty again on the next write). Reclaim then drops such
+    /// a frame without writing it to swap if its PTE is still clean, and the next
+    /// touch sees a zero page; a page written again after the advice is swapped like
+    /// any other (`swap/evict.rs`). Pages in swap and zero-page mappings are dropped
+    /// now; pages shared copy-on-write or in the swap cache are left as they are
+    /// (Linux skips shared ones too). Any other kind of VMA in the range is EINVAL,
+    /// as in Linux, and then nothing is done.
     pub fn madvise_free(&mut self, addr: u64, len: u64) -> Result<(), VmError> {
         let Some((start, end, is_full)) = self.advice_range(addr, len)? else {
             return Ok(());
@@ -546,9 +553,29 @@ impl AddressSpace {
         if parts.iter().any(|p| p.flags.is_shared() || !p.is_anonymous()) {
             return Err(VmError::Invalid);
         }
+        let zero = super::fault::zero_frame();
+        let mut to_drop: alloc::vec::Vec<VirtAddr> = alloc::vec::Vec::new();
         let mut batch = FlushBatch::new();
         for part in &parts {
-            self.unmap_pages(part.start, part.end, &mut batch);
+            let page = Page::containing_address(part.start);
+            self.pt.update_leaves(&mut DirectMapTables, page, part.nr_pages(), &mut batch, |leaf| {
+                if !leaf.pte.is_present() || leaf.pte.frame() == zero {
+                    to_drop.push(leaf.addr);
+                    return mm_core::pagetable::LeafAction::Keep;
+                }
+                let frame = leaf.pte.frame();
+                let is_in_swap_cache = super::frame::with_desc(frame, |d| d.has_flags(FrameFlags::SWAP_CACHE));
+                if is_in_swap_cache || !rmap::is_exclusive(frame) {
+                    return mm_core::pagetable::LeafAction::Keep;
+                }
+                super::frame::with_desc(frame, |d| d.insert_flags(FrameFlags::LAZYFREE));
+                let mut pte = leaf.pte;
+                pte.remove_flags(PteFlags::DIRTY);
+                mm_core::pagetable::LeafAction::Replace(pte)
+            });
+        }
+        for addr in to_drop {
+            self.unmap_pages(addr, addr + PAGE_SIZE, &mut batch);
         }
         self.flush(batch);
         if is_full { Ok(()) } else { Err(VmError::NoMemory) }

@@ -59,9 +59,11 @@ pub enum SwapEvent {
     ReadError,
     /// A process killed by the OOM killer.
     OomKill,
+    /// A `MADV_FREE` page not written since the advice, dropped by reclaim without I/O.
+    LazyFreed,
 }
 
-const SWAP_EVENTS: [(SwapEvent, &str); 13] = [
+const SWAP_EVENTS: [(SwapEvent, &str); 14] = [
     (SwapEvent::SwapOut, "pages swapped out (written)"),
     (SwapEvent::WriteRequest, "disk requests that wrote them (swap-out clustering)"),
     (SwapEvent::SwapIn, "pages swapped in (read)"),
@@ -75,6 +77,7 @@ const SWAP_EVENTS: [(SwapEvent, &str); 13] = [
     (SwapEvent::WriteError, "swap write errors (page kept)"),
     (SwapEvent::ReadError, "swap read errors (process killed)"),
     (SwapEvent::OomKill, "processes killed by the OOM killer"),
+    (SwapEvent::LazyFreed, "MADV_FREE pages dropped by reclaim (not written since)"),
 ];
 
 static SWAP_COUNTS: [AtomicU64; SWAP_EVENTS.len()] = [const { AtomicU64::new(0) }; SWAP_EVENTS.len()];
