@@ -50,6 +50,21 @@ fn main() -> i32 {
     let exec_only = ulib::mmap(PAGE_SIZE, prot::EXEC, map::PRIVATE).expect("mmap EXEC") as *const u64;
     // SAFETY: x86 (and Linux on it) lets a PROT_EXEC page be read.
     check!(unsafe { exec_only.read_volatile() } == 0, "untouched PROT_EXEC page is not zero");
+    short_write_at_a_prot_none_page();
     println!("\nprotnone: PROT_NONE refused to the kernel's copies; write-only and exec-only pages readable");
     0
+}
+
+/// Ours (docs/linux-differences.md): a `write()` whose buffer runs into a PROT_NONE
+/// page part-way through its first 256 bytes fails with EFAULT, where Linux writes
+/// the readable part and returns its length (here 100).
+fn short_write_at_a_prot_none_page() {
+    let two = ulib::mmap(2 * PAGE_SIZE, prot::READ | prot::WRITE, map::PRIVATE).expect("mmap");
+    // SAFETY: the second page is not used while PROT_NONE; only raw pointers.
+    unsafe { ulib::mprotect(two.wrapping_add(PAGE_SIZE), PAGE_SIZE, prot::NONE) }.expect("mprotect");
+    // SAFETY: the first 100 bytes are in the readable page (zeros, printed as
+    // nothing visible), the rest in the PROT_NONE page: the kernel must stop there.
+    let buffer = unsafe { core::slice::from_raw_parts(two.wrapping_add(PAGE_SIZE - 100), 200) };
+    let result = ulib::write(1, buffer);
+    check!(result == Err(Errno::EFAULT), "ours: write() running into PROT_NONE returned {:?}, want EFAULT", result);
 }
