@@ -52,6 +52,25 @@ fn oom_kills_the_largest_process_and_the_others_finish() {
 }
 
 #[test_case]
+fn fork_that_cannot_fill_its_shared_mapping_fails_with_enomem() {
+    // Issue #10, item 4: the fork retry loop ends, in ENOMEM (exit 0) or, since RAM
+    // and swap are full then, an OOM kill at the process's next fault. Run twice:
+    // the second run must give back every frame and slot.
+    let ends_well = |status| matches!(status, WaitStatus::Exited(0) | WaitStatus::Killed(abi::SIGKILL));
+    let first = run("forkenomem");
+    assert!(ends_well(first), "forkenomem ended with {first:?}");
+    heap::shrink();
+    let (free, slots) = (frame::nr_free_frames(), swap::slot_counts());
+    let second = run("forkenomem");
+    assert!(ends_well(second), "forkenomem ended with {second:?}");
+    kernel::println!("forkenomem ended with {first:?}, then {second:?}");
+    check::check_consistency().expect("consistent");
+    heap::shrink();
+    assert_eq!(swap::slot_counts(), slots, "slots leaked");
+    assert_eq!(frame::nr_free_frames(), free, "frames leaked");
+}
+
+#[test_case]
 fn the_kernel_runs_programs_after_an_oom_kill() {
     assert_eq!(run("hello"), WaitStatus::Exited(0));
     assert_eq!(run("pageout"), WaitStatus::Exited(0));

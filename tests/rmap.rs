@@ -67,6 +67,25 @@ fn counts(frame: Frame) -> (u32, u32, Option<FamilyPage>) {
     frame::with_desc(frame, |d| (d.map_count(), d.refcount(), d.family_page()))
 }
 
+/// Creates 5 000 address spaces (more than the 4 095 PCIDs) while 64 stay alive
+/// throughout and 64 more are replaced round-robin: no two live spaces ever share a
+/// PCID (a wrapping counter hands the long-lived spaces' tags out again).
+#[test_case]
+fn live_address_spaces_never_share_a_pcid() {
+    let long_lived: Vec<SpaceRef> = (0..64).map(|_| AddressSpace::new().expect("new space")).collect();
+    let mut recent: Vec<SpaceRef> = Vec::new();
+    for i in 0..5_000 {
+        let space = AddressSpace::new().expect("new space");
+        let pcid = space.lock().pcid();
+        let is_shared = long_lived.iter().chain(recent.iter()).any(|s| s.lock().pcid() == pcid);
+        assert!(!is_shared, "space {i} got PCID {pcid}, which a live space holds");
+        if recent.len() == 64 {
+            recent.swap_remove(i % 64);
+        }
+        recent.push(space);
+    }
+}
+
 #[test_case]
 fn a_fault_names_the_frames_family_and_page() {
     let families = rmap::nr_families();

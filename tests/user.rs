@@ -144,6 +144,31 @@ fn shared_mappings_are_shared_across_fork_and_preemption_interleaves() {
 }
 
 #[test_case]
+fn shared_mapping_stays_shared_after_mprotect_read_then_read_write() {
+    assert_exits_0("sharedprot"); // issue #10, item 3
+}
+
+#[test_case]
+fn fork_succeeds_with_untouched_prot_none_and_prot_exec_shared_mappings() {
+    assert_exits_0("forknone"); // issue #10, item 4
+}
+
+#[test_case]
+fn user_copies_refuse_prot_none_and_write_or_exec_only_pages_are_readable() {
+    assert_exits_0("protnone"); // issue #10, items 6 and 7
+}
+
+#[test_case]
+fn mmap_family_errnos_and_flags_match_linux() {
+    assert_exits_0("errno"); // issue #10, item 7
+}
+
+#[test_case]
+fn madvise_free_pages_are_dropped_by_reclaim_unless_written_again() {
+    assert_exits_0("lazyfree"); // issue #10, item 7
+}
+
+#[test_case]
 fn the_fault_benchmark_runs_to_completion() {
     assert_exits_0("bench"); // about 1.5 s a run in a debug build
 }

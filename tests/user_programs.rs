@@ -44,6 +44,12 @@ const NAMES: &[&str] = &[
     "swapload",
     "sharedbig",
     "orphans",
+    "sharedprot",
+    "forknone",
+    "protnone",
+    "errno",
+    "forkenomem",
+    "lazyfree",
 ];
 
 /// The end of the lower half: user addresses are below it.

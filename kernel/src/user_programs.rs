@@ -41,6 +41,8 @@ user_programs![
     hello, lazy, forkcow, forkstorm, badptr, readkernel, writecode, stackgrow, usefree, mprotect, dontneed, partial,
     brk, memhog, bigfork, shared, bench, pageout, swapfork, swapstress, oomparty, sleeper, swapioerr, swapbench,
     thrash, swapload, sharedbig, orphans,
+    sharedprot, forknone, protnone, errno,
+    forkenomem, lazyfree,
 ];
 
 /// Returns the ELF file of the program called `name`, if the kernel has one.

@@ -119,8 +119,26 @@ pub mod map {
     pub const PRIVATE: u64 = 0x02;
     /// Map exactly at `addr`, replacing whatever was mapped there.
     pub const FIXED: u64 = 0x10;
+    /// Like `SHARED`, but unknown flags are refused with `EOPNOTSUPP` instead of
+    /// ignored. For files only: Linux refuses it for anonymous memory (`EINVAL`).
+    pub const SHARED_VALIDATE: u64 = 0x03;
+    /// The bits that choose the mapping type (`SHARED`, `PRIVATE`, `SHARED_VALIDATE`).
+    pub const TYPE: u64 = 0x0f;
+    /// A stack-like mapping that grows down on faults below it (not implemented here:
+    /// `EINVAL`).
+    pub const GROWSDOWN: u64 = 0x100;
+    /// Lock the pages in memory (not implemented here: `EINVAL`).
+    pub const LOCKED: u64 = 0x2000;
+    /// Huge pages (not implemented here: `EINVAL`).
+    pub const HUGETLB: u64 = 0x4_0000;
     /// Zero-filled memory with no file behind it; `fd` is ignored (pass -1).
     pub const ANONYMOUS: u64 = 0x20;
+    /// Reserve no swap for the mapping (accepted; this kernel never reserves swap).
+    pub const NORESERVE: u64 = 0x4000;
+    /// Fault the whole mapping in now (prefault), instead of on first touch.
+    pub const POPULATE: u64 = 0x8000;
+    /// Like `FIXED`, but fail with `EEXIST` instead of replacing a mapping.
+    pub const FIXED_NOREPLACE: u64 = 0x10_0000;
     /// What `mmap` returns on failure in C (`MAP_FAILED`, i.e. `(void *)-1`); the raw
     /// syscall returns `-errno` instead.
     pub const FAILED: u64 = u64::MAX;
@@ -128,10 +146,23 @@ pub mod map {
 
 /// `madvise` advice values (`MADV_*`).
 pub mod madv {
+    /// No special treatment (the default): a hint, accepted.
+    pub const NORMAL: u64 = 0;
+    /// Expect random page references: a hint, accepted.
+    pub const RANDOM: u64 = 1;
+    /// Expect sequential page references: a hint, accepted.
+    pub const SEQUENTIAL: u64 = 2;
     /// The pages will be needed soon: fault them in (or swap them in) now.
     pub const WILLNEED: u64 = 3;
     /// The pages are not needed: drop them; the next touch sees zeros.
     pub const DONTNEED: u64 = 4;
+    /// Private anonymous pages may be freed lazily; until they are, and if written
+    /// again, they keep their contents; a freed one reads back as zeros.
+    pub const FREE: u64 = 8;
+    /// Do not make the range available to the child after a `fork`.
+    pub const DONTFORK: u64 = 10;
+    /// Undo `DONTFORK`: the range is inherited by children again.
+    pub const DOFORK: u64 = 11;
     /// Write the pages out to swap now and free their frames.
     pub const PAGEOUT: u64 = 21;
 }
@@ -151,12 +182,20 @@ impl Errno {
     pub const EAGAIN: Errno = Errno(11);
     /// Out of memory.
     pub const ENOMEM: Errno = Errno(12);
+    /// Bad file descriptor.
+    pub const EBADF: Errno = Errno(9);
     /// Bad address: a user pointer the kernel could not read or write.
     pub const EFAULT: Errno = Errno(14);
+    /// The mapping exists (`MAP_FIXED_NOREPLACE` over a mapping).
+    pub const EEXIST: Errno = Errno(17);
+    /// No such device (mmap of a file: there are no files to map).
+    pub const ENODEV: Errno = Errno(19);
     /// Invalid argument.
     pub const EINVAL: Errno = Errno(22);
     /// No such system call.
     pub const ENOSYS: Errno = Errno(38);
+    /// Operation not supported (an unknown flag with `MAP_SHARED_VALIDATE`).
+    pub const EOPNOTSUPP: Errno = Errno(95);
 
     /// The largest errno a result can carry: results in `-4095..=-1` are errors.
     pub const MAX: u16 = 4095;
@@ -182,9 +221,13 @@ impl Errno {
             Errno::ECHILD => "ECHILD",
             Errno::EAGAIN => "EAGAIN",
             Errno::ENOMEM => "ENOMEM",
+            Errno::EBADF => "EBADF",
             Errno::EFAULT => "EFAULT",
+            Errno::EEXIST => "EEXIST",
+            Errno::ENODEV => "ENODEV",
             Errno::EINVAL => "EINVAL",
             Errno::ENOSYS => "ENOSYS",
+            Errno::EOPNOTSUPP => "EOPNOTSUPP",
             _ => return None,
         })
     }

@@ -69,6 +69,9 @@ impl FrameFlags {
     pub const LOCKED: FrameFlags = FrameFlags(1 << 5);
     /// Read from swap by readahead, not yet used by a fault (cleared on first use).
     pub const READAHEAD: FrameFlags = FrameFlags(1 << 6);
+    /// Given up by `MADV_FREE`: reclaim may drop it without writing it to swap if its
+    /// PTE's Dirty bit is still clear (not written since the advice).
+    pub const LAZYFREE: FrameFlags = FrameFlags(1 << 7);
     /// The bits only the buddy allocator may set or clear.
     pub const ALLOCATOR_OWNED: FrameFlags = FrameFlags(Self::BUDDY_HEAD.0 | Self::ALLOC_HEAD.0);
 
@@ -124,7 +127,7 @@ impl BitOr for FrameFlags {
 
 impl fmt::Debug for FrameFlags {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const NAMES: [(FrameFlags, &str); 7] = [
+        const NAMES: [(FrameFlags, &str); 8] = [
             (FrameFlags::BUDDY_HEAD, "BUDDY_HEAD"),
             (FrameFlags::ALLOC_HEAD, "ALLOC_HEAD"),
             (FrameFlags::ACCESSED, "ACCESSED"),
@@ -132,6 +135,7 @@ impl fmt::Debug for FrameFlags {
             (FrameFlags::SWAP_CACHE, "SWAP_CACHE"),
             (FrameFlags::LOCKED, "LOCKED"),
             (FrameFlags::READAHEAD, "READAHEAD"),
+            (FrameFlags::LAZYFREE, "LAZYFREE"),
         ];
         f.write_str("FrameFlags(")?;
         let mut is_first = true;

@@ -14,6 +14,7 @@
 //! | [`frame_table`] | `FrameDesc` (one per physical frame), `FrameState`, `FrameFlags` |
 //! | [`kmalloc`] | `Kmalloc`: twelve size classes (8..4096 bytes) of slab caches, `size_class_for` |
 //! | [`pagetable`] | `PageTable` over `TableMemory`: the 4-level walk; TLB `Flush` tokens |
+//! | [`pcid`] | `PcidAllocator`: a TLB tag per live address space, never shared |
 //! | [`pte`] | `Pte`, `PteFlags`, `SwapEntry` in non-present PTEs, `PageProt` |
 //! | [`reclaim`] | page-replacement policies (FIFO, clock, LRU, OPT) and a simulator |
 //! | [`slab`] | `SlabCache` over a `SlabBackend`: on-slab headers, intrusive free lists, `SlabInfo` |
@@ -37,6 +38,7 @@ pub mod elf;
 pub mod frame_table;
 pub mod kmalloc;
 pub mod pagetable;
+pub mod pcid;
 pub mod pte;
 pub mod reclaim;
 pub mod slab;

@@ -105,6 +105,8 @@ impl VmFlags {
     pub const STACK: VmFlags = VmFlags(1 << 2);
     /// The VMA is the `brk` heap (shown as `[heap]`).
     pub const HEAP: VmFlags = VmFlags(1 << 3);
+    /// A `fork` child does not get this VMA (`MADV_DONTFORK`, Linux's `VM_DONTCOPY`).
+    pub const DONT_FORK: VmFlags = VmFlags(1 << 4);
 
     /// Returns the empty set: a private mapping with no special role.
     pub const fn empty() -> VmFlags {
@@ -126,6 +128,11 @@ impl VmFlags {
         VmFlags(self.0 | other.0)
     }
 
+    /// Returns the flags in `self` that are not in `other`.
+    pub const fn difference(self, other: VmFlags) -> VmFlags {
+        VmFlags(self.0 & !other.0)
+    }
+
     /// Returns true for a shared mapping, false for a private (copy-on-write) one.
     pub const fn is_shared(self) -> bool {
         self.contains(Self::SHARED)
@@ -141,11 +148,12 @@ impl BitOr for VmFlags {
 
 impl fmt::Debug for VmFlags {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const NAMES: [(VmFlags, &str); 4] = [
+        const NAMES: [(VmFlags, &str); 5] = [
             (VmFlags::SHARED, "SHARED"),
             (VmFlags::GROWS_DOWN, "GROWS_DOWN"),
             (VmFlags::STACK, "STACK"),
             (VmFlags::HEAP, "HEAP"),
+            (VmFlags::DONT_FORK, "DONT_FORK"),
         ];
         write!(f, "VmFlags(")?;
         let mut separator = "";
@@ -476,6 +484,23 @@ impl VmaTree {
         }
         self.merge_span(start, end);
         Ok(changed)
+    }
+
+    /// Adds `set` to and removes `clear` from the flags of every VMA part inside
+    /// `[start, end)`, like `madvise(MADV_DONTFORK)`: VMAs straddling the edges are
+    /// split, equal neighbours merged afterwards. Holes in the range are skipped.
+    /// Returns true if the whole range was mapped (Linux's madvise still acts on the
+    /// mapped parts of a range with holes, then reports `ENOMEM`).
+    pub fn update_flags(&mut self, start: VirtAddr, end: VirtAddr, set: VmFlags, clear: VmFlags) -> Result<bool, VmaError> {
+        validate_range(start, end)?;
+        let is_fully_mapped = self.is_range_fully_mapped(start, end);
+        self.split_if_inside(start);
+        self.split_if_inside(end);
+        for vma in self.vmas.range_mut(start..end).map(|(_, vma)| vma) {
+            vma.flags = (vma.flags | set).difference(clear);
+        }
+        self.merge_span(start, end);
+        Ok(is_fully_mapped)
     }
 
     /// Checks the tree's invariants and panics, naming the culprit, if one is broken.

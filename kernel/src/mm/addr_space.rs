@@ -11,12 +11,16 @@
 //! | [`mmap`](AddressSpace::mmap) | new anonymous VMA: hint honoured when free, else top-down gap search; `MAP_FIXED` replaces |
 //! | [`munmap`](AddressSpace::munmap) | splits VMAs at the edges, drops their pages and empty page tables |
 //! | [`mprotect`](AddressSpace::mprotect) | splits/merges VMAs, narrows existing PTEs (with TLB flush) |
-//! | [`madvise_dontneed`](AddressSpace::madvise_dontneed) | drops pages; the next touch sees zeros |
+//! | [`madvise_dontneed`](AddressSpace::madvise_dontneed) | drops private pages; the next touch sees zeros (shared pages keep their contents) |
+//! | [`madvise_free`](AddressSpace::madvise_free) | MADV_FREE: private anonymous pages stay until reclaim drops them (if not written again) |
+//! | [`madvise_set_dontfork`](AddressSpace::madvise_set_dontfork) | MADV_DONTFORK/DOFORK: the VMA is (not) given to fork children |
 //! | `pageout` (in `reclaim.rs`) | MADV_PAGEOUT: swaps the range's pages out now |
 //! | [`brk`](AddressSpace::brk) | grows or shrinks the heap VMA |
 //! | `fork` (in `cow.rs`) | copy-on-write duplicate |
 //!
-//! Every operation validates its arguments before it changes anything.
+//! Every operation validates its arguments before it changes anything, with the
+//! errno Linux gives for each bad argument (mmap(2), munmap(2), mprotect(2),
+//! madvise(2), brk(2)); `docs/linux-differences.md` lists what still differs.
 //! Lock state: callers hold the owning process's address-space lock.
 //!
 //! Each space has an id and belongs to a fork family, in the reverse map's registry
@@ -28,13 +32,15 @@
 
 use alloc::string::String;
 use core::fmt::Write;
-use core::sync::atomic::{AtomicBool, AtomicU16, Ordering};
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use mm_core::pagetable::{FlushBatch, LeafEntry, PageTable};
+use mm_core::pcid::{OVERFLOW_PCID, PcidAllocator};
 pub use mm_core::vma::{Backing, Vma, VmaError, VmaTree, VmFlags, VmProt};
 
 use super::layout::USER_END;
 use super::rmap::{self, FamilyId, FamilyPage, SpaceId, SpaceRef};
+use super::frame::FrameFlags;
 use super::paging::{DirectMapTables, PteFlags, kernel_root};
 use super::{Frame, PAGE_SIZE, Page, VirtAddr};
 use crate::arch::tlb;
@@ -64,6 +70,10 @@ pub enum VmError {
     NoMemory,
     /// The operation is not supported (for example a file-backed mmap) (ENODEV).
     Unsupported,
+    /// A fixed mapping below [`MMAP_MIN`] (EPERM, as Linux's `mmap_min_addr`).
+    Permission,
+    /// `MAP_FIXED_NOREPLACE` over an existing mapping (EEXIST).
+    Exists,
 }
 
 impl From<VmaError> for VmError {
@@ -102,6 +112,10 @@ pub struct MapRequest {
     pub is_shared: bool,
     /// MAP_FIXED: use the address exactly, replacing what is there.
     pub is_fixed: bool,
+    /// MAP_FIXED_NOREPLACE: use the address exactly, fail if anything is there.
+    pub is_noreplace: bool,
+    /// MAP_POPULATE: fault every page in now.
+    pub is_populate: bool,
 }
 
 /// A user address space.
@@ -127,8 +141,8 @@ pub struct AddressSpace {
     tlb_stale: AtomicBool,
 }
 
-/// The next PCID to hand out (1..=4095; 0 is the kernel's).
-static NEXT_PCID: AtomicU16 = AtomicU16::new(0);
+/// The PCIDs of the live address spaces (0 is the kernel's): no two share one.
+static PCIDS: crate::sync::IrqMutex<PcidAllocator> = crate::sync::IrqMutex::new(PcidAllocator::new());
 
 /// Returns the leaf flags for a user page of a VMA with `prot`.
 ///
@@ -164,6 +178,25 @@ pub(super) fn release_leaf(leaf: LeafEntry, stats: &mut AsStats, family: FamilyI
     }
 }
 
+/// Returns the range `madvise(addr, len)` acts on, Linux's way: `addr` page aligned
+/// (else EINVAL), `len` rounded up to pages (EINVAL if that overflows), `None` for
+/// an empty range (madvise then succeeds doing nothing). The end may lie beyond the
+/// user half: that part is unmapped, so the call reports ENOMEM after acting.
+fn advice_range(addr: u64, len: u64) -> Result<Option<(VirtAddr, VirtAddr)>, VmError> {
+    if !addr.is_multiple_of(PAGE_SIZE) {
+        return Err(VmError::Invalid);
+    }
+    let len = len.checked_next_multiple_of(PAGE_SIZE).ok_or(VmError::Invalid)?;
+    let end = addr.checked_add(len).ok_or(VmError::Invalid)?;
+    if len == 0 {
+        return Ok(None);
+    }
+    if addr >= USER_END {
+        return Err(VmError::NoMemory);
+    }
+    Ok(Some((VirtAddr::new(addr), VirtAddr::new(end.min(USER_END)))))
+}
+
 /// Checks that `[addr, addr + len)` is page aligned, non-empty and in the user half.
 fn user_range(addr: u64, len: u64) -> Result<(VirtAddr, VirtAddr), VmError> {
     if !addr.is_multiple_of(PAGE_SIZE) || len == 0 {
@@ -194,7 +227,7 @@ impl AddressSpace {
         let kernel = PageTable::from_root(kernel_root());
         let pt = PageTable::new_sharing_kernel_half(&mut DirectMapTables, &kernel).ok_or(VmError::NoMemory)?;
         let _ = kernel.into_root(); // not ours to free
-        let pcid = NEXT_PCID.fetch_add(1, Ordering::Relaxed) % 4095 + 1;
+        let pcid = PCIDS.lock().alloc();
         let id = rmap::new_space_id();
         // Registered while being built: the registry holds a weak reference, which
         // cannot be upgraded before the space exists.
@@ -231,9 +264,16 @@ impl AddressSpace {
 
     /// Returns what CR3 must get to load this space: root, PCID, and whether the TLB
     /// entries tagged with the PCID may be kept (no change was missed since the last load).
+    /// A space with the shared overflow PCID is always stale: another space with the
+    /// same tag may have filled the TLB since.
     pub fn activation(&self) -> (Frame, u16, bool) {
-        let is_stale = self.tlb_stale.swap(false, Ordering::Relaxed);
+        let is_stale = self.tlb_stale.swap(false, Ordering::Relaxed) || self.pcid == OVERFLOW_PCID;
         (self.pt.root(), self.pcid, !is_stale)
+    }
+
+    /// Returns the PCID tagging this space's TLB entries.
+    pub fn pcid(&self) -> u16 {
+        self.pcid
     }
 
     /// Returns the PML4 frame, for CR3.
@@ -306,24 +346,58 @@ impl AddressSpace {
         self.brk_end = self.brk_start;
     }
 
-    /// Checks that `[addr, addr + len)` is a valid user range (for advice calls).
-    pub fn check_range(&self, addr: u64, len: u64) -> Result<(), VmError> {
-        user_range(addr, len).map(|_| ())
+    /// Checks an advice range (see [`advice_range`]) and returns what madvise acts
+    /// on: `None` for nothing (length 0), else the range and whether every page of
+    /// it is mapped (if not, the call acts on the mapped part and fails with ENOMEM).
+    pub fn advice_range(&self, addr: u64, len: u64) -> Result<Option<(VirtAddr, VirtAddr, bool)>, VmError> {
+        Ok(advice_range(addr, len)?.map(|(start, end)| (start, end, self.is_fully_mapped(start, end))))
+    }
+
+    /// Returns true if every page of `[start, end)` lies in a VMA.
+    fn is_fully_mapped(&self, start: VirtAddr, end: VirtAddr) -> bool {
+        let covered: u64 = self
+            .vmas
+            .iter()
+            .filter(|v| v.start < end && v.end > start)
+            .map(|v| v.end.min(end) - v.start.max(start))
+            .sum();
+        covered == end - start
+    }
+
+    /// Returns the VMA parts inside `[start, end)`, clipped to it.
+    fn vma_parts(&self, start: VirtAddr, end: VirtAddr) -> alloc::vec::Vec<Vma> {
+        self.vmas
+            .iter()
+            .filter(|v| v.start < end && v.end > start)
+            .map(|v| {
+                let (s, e) = (v.start.max(start), v.end.min(end));
+                Vma::new(s, e, v.prot, v.flags, v.backing.advanced_by(s - v.start))
+            })
+            .collect()
     }
 
     /// Maps `len` bytes of anonymous memory; returns the start address.
+    ///
+    /// Errors as Linux: length 0 or an unaligned fixed address: EINVAL; a fixed
+    /// mapping below [`MMAP_MIN`]: EPERM; beyond the user half or no gap: ENOMEM;
+    /// `MAP_FIXED_NOREPLACE` over a mapping: EEXIST.
     pub fn mmap(&mut self, hint: u64, len: u64, prot: VmProt, req: MapRequest) -> Result<VirtAddr, VmError> {
-        if len == 0 || (!hint.is_multiple_of(PAGE_SIZE) && req.is_fixed) {
+        let is_fixed = req.is_fixed || req.is_noreplace;
+        if len == 0 || (!hint.is_multiple_of(PAGE_SIZE) && is_fixed) {
             return Err(VmError::Invalid);
         }
         let len = len.checked_next_multiple_of(PAGE_SIZE).ok_or(VmError::NoMemory)?;
         let flags = if req.is_shared { VmFlags::SHARED } else { VmFlags::empty() };
-        let start = if req.is_fixed {
-            let (start, end) = user_range(hint, len)?;
+        let start = if is_fixed {
+            let end = hint.checked_add(len).filter(|&end| end <= USER_END).ok_or(VmError::NoMemory)?;
+            let (start, end) = (VirtAddr::new(hint), VirtAddr::new(end));
             if start.as_u64() < MMAP_MIN {
-                return Err(VmError::NoMemory);
+                return Err(VmError::Permission);
             }
-            self.munmap(start.as_u64(), end - start)?;
+            if req.is_noreplace && !self.vmas.is_range_free(start, end) {
+                return Err(VmError::Exists);
+            }
+            self.unmap_range(start, end)?;
             start
         } else {
             let hint = hint & !(PAGE_SIZE - 1);
@@ -340,12 +414,41 @@ impl AddressSpace {
             }
         };
         self.vmas.insert(Vma::new(start, start + len, prot, flags, Backing::Anonymous))?;
+        if req.is_populate {
+            self.populate(start, start + len);
+        }
         Ok(start)
     }
 
+    /// MAP_POPULATE: faults in the pages of `[start, end)` now, as a first touch
+    /// would (a write for writable and shared mappings, so no later fault is needed;
+    /// PROT_NONE private pages are left, as Linux does). Best effort, as in Linux:
+    /// when memory runs out the rest stays lazy and mmap still succeeds.
+    fn populate(&mut self, start: VirtAddr, end: VirtAddr) {
+        for part in self.vma_parts(start, end) {
+            if part.prot == VmProt::NONE && !part.flags.is_shared() {
+                continue;
+            }
+            for i in 0..part.nr_pages() {
+                if super::fault::populate_page(self, part.start + i * PAGE_SIZE).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+
     /// Unmaps `[addr, addr + len)`: VMAs are cut, pages released, empty tables freed.
+    ///
+    /// As Linux: an unaligned address, length 0, or a range reaching outside the
+    /// user half is EINVAL; unmapping a hole is not an error.
     pub fn munmap(&mut self, addr: u64, len: u64) -> Result<(), VmError> {
-        let (start, end) = user_range(addr, len)?;
+        let (start, end) = user_range(addr, len).map_err(|_| VmError::Invalid)?;
+        self.unmap_range(start, end)
+    }
+
+    /// Removes the VMAs of `[start, end)` (cutting those across the edges) and
+    /// releases their pages.
+    fn unmap_range(&mut self, start: VirtAddr, end: VirtAddr) -> Result<(), VmError> {
         let removed = self.vmas.unmap_range(start, end)?;
         let mut batch = FlushBatch::new();
         for piece in removed {
@@ -368,16 +471,27 @@ impl AddressSpace {
 
     /// Changes the protection of `[addr, addr + len)`; the whole range must be mapped.
     ///
-    /// Existing PTEs are narrowed at once (write permission removed, execute and
-    /// user access set from the new protection) and flushed from the TLB. Write
-    /// permission is never added to a PTE here: the next write faults and
-    /// `do_wp_fault` grants it, copying first if the page is shared.
+    /// As Linux: an unaligned address is EINVAL, length 0 succeeds doing nothing, a
+    /// range with a hole (or beyond the user half) is ENOMEM and changes nothing.
+    ///
+    /// Existing PTEs are rewritten at once (execute and user access set from the new
+    /// protection) and flushed from the TLB. In a private VMA write permission is
+    /// never added to a PTE here: the next write faults and `do_wp_fault` grants it,
+    /// copying first if the page is shared copy-on-write. In a shared VMA every
+    /// mapper writes the same frame, so write permission follows the protection.
     pub fn mprotect(&mut self, addr: u64, len: u64, prot: VmProt) -> Result<(), VmError> {
-        let (start, end) = user_range(addr, len)?;
+        if !addr.is_multiple_of(PAGE_SIZE) {
+            return Err(VmError::Invalid);
+        }
+        if len == 0 {
+            return Ok(());
+        }
+        let (start, end) = user_range(addr, len).map_err(|_| VmError::NoMemory)?;
         let changed = self.vmas.protect_range(start, end, prot)?;
         let target = leaf_flags_for(prot);
         let mut batch = FlushBatch::new();
         for piece in changed {
+            let is_shared = piece.flags.is_shared();
             let nr_pages = piece.nr_pages();
             let page = Page::containing_address(piece.start);
             self.pt.update_leaves(&mut DirectMapTables, page, nr_pages, &mut batch, |leaf| {
@@ -389,7 +503,7 @@ impl AddressSpace {
                     | (target - PteFlags::WRITABLE);
                 if !target.contains(PteFlags::WRITABLE) {
                     flags.remove(PteFlags::COW);
-                } else if old.contains(PteFlags::WRITABLE) {
+                } else if is_shared || old.contains(PteFlags::WRITABLE) {
                     flags.insert(PteFlags::WRITABLE);
                 }
                 let mut pte = leaf.pte;
@@ -401,22 +515,95 @@ impl AddressSpace {
         Ok(())
     }
 
-    /// MADV_DONTNEED: drops the pages of `[addr, addr + len)`; the VMAs stay, so the
-    /// next touch faults in a zero page (anonymous) or the image bytes again.
+    /// MADV_DONTNEED: drops the private pages of `[addr, addr + len)`; the VMAs
+    /// stay, so the next touch faults in a zero page (anonymous) or the image bytes
+    /// again. Shared pages keep their contents: in Linux they live in shmem and the
+    /// next touch maps them again; here the page table is their only holder, so
+    /// they stay mapped. Holes: the mapped part is done, then ENOMEM.
     pub fn madvise_dontneed(&mut self, addr: u64, len: u64) -> Result<(), VmError> {
-        let (start, end) = user_range(addr, len)?;
-        let pieces: alloc::vec::Vec<(VirtAddr, VirtAddr)> = self
-            .vmas
-            .iter()
-            .filter(|v| v.start < end && v.end > start)
-            .map(|v| (v.start.max(start), v.end.min(end)))
-            .collect();
+        let Some((start, end, is_full)) = self.advice_range(addr, len)? else {
+            return Ok(());
+        };
+        let parts = self.vma_parts(start, end);
         let mut batch = FlushBatch::new();
-        for (s, e) in pieces {
-            self.unmap_pages(s, e, &mut batch);
+        for part in parts.iter().filter(|p| !p.flags.is_shared()) {
+            self.unmap_pages(part.start, part.end, &mut batch);
         }
         self.flush(batch);
-        Ok(())
+        if is_full { Ok(()) } else { Err(VmError::NoMemory) }
+    }
+
+    /// MADV_FREE: the private anonymous pages of `[addr, addr + len)` may be freed,
+    /// lazily, as Linux does.
+    ///
+    /// Each resident page this space alone holds keeps its frame and contents, but
+    /// its PTE loses the Dirty bit and the frame is flagged `LAZYFREE` (with a TLB
+    /// flush, so the CPU sets Dirty again on the next write). Reclaim then drops such
+    /// a frame without writing it to swap if its PTE is still clean, and the next
+    /// touch sees a zero page; a page written again after the advice is swapped like
+    /// any other (`swap/evict.rs`). Pages in swap and zero-page mappings are dropped
+    /// now; pages shared copy-on-write or in the swap cache are left as they are
+    /// (Linux skips shared ones too). Any other kind of VMA in the range is EINVAL,
+    /// as in Linux, and then nothing is done.
+    pub fn madvise_free(&mut self, addr: u64, len: u64) -> Result<(), VmError> {
+        let Some((start, end, is_full)) = self.advice_range(addr, len)? else {
+            return Ok(());
+        };
+        let parts = self.vma_parts(start, end);
+        if parts.iter().any(|p| p.flags.is_shared() || !p.is_anonymous()) {
+            return Err(VmError::Invalid);
+        }
+        let zero = super::fault::zero_frame();
+        let mut to_drop: alloc::vec::Vec<VirtAddr> = alloc::vec::Vec::new();
+        let mut batch = FlushBatch::new();
+        for part in &parts {
+            let page = Page::containing_address(part.start);
+            self.pt.update_leaves(&mut DirectMapTables, page, part.nr_pages(), &mut batch, |leaf| {
+                if !leaf.pte.is_present() || leaf.pte.frame() == zero {
+                    to_drop.push(leaf.addr);
+                    return mm_core::pagetable::LeafAction::Keep;
+                }
+                let frame = leaf.pte.frame();
+                let is_in_swap_cache = super::frame::with_desc(frame, |d| d.has_flags(FrameFlags::SWAP_CACHE));
+                if is_in_swap_cache || !rmap::is_exclusive(frame) {
+                    return mm_core::pagetable::LeafAction::Keep;
+                }
+                super::frame::with_desc(frame, |d| d.insert_flags(FrameFlags::LAZYFREE));
+                let mut pte = leaf.pte;
+                pte.remove_flags(PteFlags::DIRTY);
+                mm_core::pagetable::LeafAction::Replace(pte)
+            });
+        }
+        for addr in to_drop {
+            self.unmap_pages(addr, addr + PAGE_SIZE, &mut batch);
+        }
+        self.flush(batch);
+        if is_full { Ok(()) } else { Err(VmError::NoMemory) }
+    }
+
+    /// MADV_DONTFORK (`is_dontfork`) or MADV_DOFORK: marks the VMAs of the range so
+    /// that `fork` leaves them out of the child (or gives them again). Holes: the
+    /// mapped part is marked, then ENOMEM.
+    pub fn madvise_set_dontfork(&mut self, addr: u64, len: u64, is_dontfork: bool) -> Result<(), VmError> {
+        let Some((start, end, _)) = self.advice_range(addr, len)? else {
+            return Ok(());
+        };
+        let (set, clear) = if is_dontfork {
+            (VmFlags::DONT_FORK, VmFlags::empty())
+        } else {
+            (VmFlags::empty(), VmFlags::DONT_FORK)
+        };
+        let is_full = self.vmas.update_flags(start, end, set, clear)?;
+        if is_full { Ok(()) } else { Err(VmError::NoMemory) }
+    }
+
+    /// Checks the range of an advice that changes nothing here (the access-pattern
+    /// hints, WILLNEED): 0, or ENOMEM if part of it is unmapped.
+    pub fn madvise_hint(&self, addr: u64, len: u64) -> Result<(), VmError> {
+        match self.advice_range(addr, len)? {
+            Some((_, _, false)) => Err(VmError::NoMemory),
+            _ => Ok(()),
+        }
     }
 
     /// Returns the distinct frames mapped in `[addr, addr + len)` (the zero page not
@@ -438,10 +625,16 @@ impl AddressSpace {
 
     /// Sets the heap's end to `new_end` (0 asks for the current end); returns the end
     /// in force afterwards, which is the old one if the request could not be met.
+    ///
+    /// An address outside the user half (bits above 47 set, say) is refused like
+    /// any other unmeetable request, as Linux does; it is not truncated.
     pub fn brk(&mut self, new_end: u64) -> VirtAddr {
-        let new_end = VirtAddr::new_truncate(new_end).align_up(PAGE_SIZE);
         let (start, old_end) = (self.brk_start, self.brk_end);
-        if new_end.as_u64() == 0 || new_end < start || new_end - start > BRK_MAX_BYTES {
+        if new_end == 0 || new_end > USER_END - PAGE_SIZE {
+            return old_end;
+        }
+        let new_end = VirtAddr::new(new_end).align_up(PAGE_SIZE);
+        if new_end < start || new_end - start > BRK_MAX_BYTES {
             return old_end;
         }
         if new_end > old_end {
@@ -452,7 +645,7 @@ impl AddressSpace {
             if self.vmas.insert(heap).is_err() {
                 return old_end;
             }
-        } else if new_end < old_end && self.munmap(new_end.as_u64(), old_end - new_end).is_err() {
+        } else if new_end < old_end && self.unmap_range(new_end, old_end).is_err() {
             return old_end;
         }
         self.brk_end = new_end;
@@ -490,5 +683,6 @@ impl Drop for AddressSpace {
         root.free_root(&mut DirectMapTables);
         debug_assert_eq!(self.stats.rss_pages, 0, "AddressSpace::drop: RSS counter drifted");
         rmap::unregister(self.family, self.id);
+        PCIDS.lock().free(self.pcid);
     }
 }

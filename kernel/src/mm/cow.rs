@@ -12,13 +12,15 @@
 //! page is read once, by whichever side touches it first, and the other side finds
 //! it in the swap cache. Shared mappings (MAP_SHARED) are not copied: both sides map the same frames
 //! writable. Their pages are populated in the parent at fork, so the two sides can
-//! never fault in different frames for the same page.
+//! never fault in different frames for the same page; a write to a shared page
+//! whose PTE is read-only (after an mprotect) makes it writable, never copies it.
+//! VMAs marked MADV_DONTFORK are left out of the child altogether.
 //! Lock state: the parent's address-space lock is held throughout `fork`.
 #![deny(unsafe_code)]
 
 use mm_core::pagetable::FlushBatch;
 
-use super::addr_space::{AddressSpace, VmError};
+use super::addr_space::{AddressSpace, Vma, VmError, VmFlags};
 use super::fault::{self, FaultError, FaultOutcome, zero_frame};
 use super::frame::{self, FrameState};
 use super::rmap::{self, FamilyId, FamilyPage, SpaceRef};
@@ -43,11 +45,14 @@ pub fn fork(parent: &mut AddressSpace) -> Result<SpaceRef, VmError> {
     let child = &mut *child_guard;
     let mut maps = MapBatch::new(child.family());
     child.vmas = parent.vmas.clone();
+    let vmas: alloc::vec::Vec<_> = parent.vmas.iter().copied().filter(|v| !v.flags.contains(VmFlags::DONT_FORK)).collect();
+    for vma in parent.vmas.iter().filter(|v| v.flags.contains(VmFlags::DONT_FORK)) {
+        child.vmas.unmap_range(vma.start, vma.end).expect("fork: a VMA's own range is valid");
+    }
     child.brk_start = parent.brk_start;
     child.brk_end = parent.brk_end;
     let mut batch = FlushBatch::new();
     let zero = zero_frame();
-    let vmas: alloc::vec::Vec<_> = parent.vmas.iter().copied().collect();
     let mut result = Ok(());
     for vma in vmas {
         let is_cow = !vma.flags.is_shared();
@@ -113,16 +118,19 @@ impl MapBatch {
     }
 }
 
-/// Faults in every page of every shared VMA of `space` (see the module docs).
+/// Gives every page of every shared VMA of `space` that the child inherits its
+/// frame (see the module docs), whatever the VMA's protection: a PROT_NONE or
+/// PROT_EXEC shared mapping is shared too. Fails only when memory runs out.
 fn populate_shared(space: &mut AddressSpace) -> Result<(), VmError> {
-    let shared: alloc::vec::Vec<_> = space.vmas.iter().filter(|v| v.flags.is_shared()).copied().collect();
+    let shared: alloc::vec::Vec<_> = space
+        .vmas
+        .iter()
+        .filter(|v| v.flags.is_shared() && !v.flags.contains(VmFlags::DONT_FORK))
+        .copied()
+        .collect();
     for vma in shared {
         for i in 0..vma.nr_pages() {
-            let addr = vma.start + i * PAGE_SIZE;
-            if space.pt.entry(&DirectMapTables, Page::containing_address(addr)).is_none_or(|p| p.is_unused()) {
-                let access = if vma.prot.contains(super::addr_space::VmProt::WRITE) { 2 } else { 0 };
-                fault::handle_page_fault(space, addr, access).map_err(|_| VmError::NoMemory)?;
-            }
+            fault::populate_page(space, vma.start + i * PAGE_SIZE).map_err(|_| VmError::NoMemory)?;
         }
     }
     Ok(())
@@ -130,13 +138,22 @@ fn populate_shared(space: &mut AddressSpace) -> Result<(), VmError> {
 
 /// Write to a present, read-only PTE in a writable VMA: copy-on-write.
 ///
+/// * a shared VMA (MAP_SHARED): every mapper must keep writing the same frame, so
+///   the PTE is made writable in place (it was read-only after an mprotect);
 /// * the shared zero page: map a fresh zeroed frame instead;
 /// * a frame with other references: copy it to a new frame, map the copy writable,
 ///   drop this space's reference to the old one;
 /// * the last reference: make the PTE writable in place (no copy).
-pub fn do_wp_fault(space: &mut AddressSpace, page: Page, pte: Pte) -> Result<FaultOutcome, FaultError> {
+pub fn do_wp_fault(space: &mut AddressSpace, vma: &Vma, page: Page, pte: Pte) -> Result<FaultOutcome, FaultError> {
     let old = pte.frame();
     let flags = (pte.flags() | PteFlags::WRITABLE) - PteFlags::COW;
+    if vma.flags.is_shared() && old != zero_frame() {
+        let mut new_pte = pte;
+        new_pte.set_flags(flags);
+        let (_, flush) = space.pt.set_entry(&mut DirectMapTables, page, new_pte).map_err(|_| FaultError::OutOfMemory)?;
+        space.flush_one(flush);
+        return Ok(FaultOutcome::SharedWrite);
+    }
     if old != zero_frame() && rmap::is_exclusive(old) {
         let mut new_pte = pte;
         new_pte.set_flags(flags);

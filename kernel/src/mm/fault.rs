@@ -8,7 +8,8 @@
 //!    │                                or do_image_fault: a frame filled from the program image
 //!    ├─ PTE holds a swap entry     -> do_swap_fault (swap/swapin.rs): map the page from the
 //!    │                                swap cache, or ask the caller to read it in and retry
-//!    ├─ PTE present, write, RO     -> do_wp_fault (cow.rs): copy-on-write, or reuse if last reference
+//!    ├─ PTE present, write, RO     -> do_wp_fault (cow.rs): copy-on-write, or reuse if last reference;
+//!    │                                in a shared VMA: made writable in place (never copied)
 //!    └─ PTE present, access allowed -> spurious: a stale TLB entry, flushed
 //! ```
 //! No I/O happens here: a page that must be read from swap comes back as
@@ -79,6 +80,9 @@ pub enum FaultOutcome {
     CowCopy,
     /// The writer held the last reference: the page was made writable in place.
     CowReuse,
+    /// A write to a shared mapping's page (read-only after an mprotect): made
+    /// writable in place, the frame stays shared.
+    SharedWrite,
     /// The stack VMA grew down to cover the address, then a page was mapped.
     StackGrowth,
     /// The PTE already allowed the access; the TLB entry was stale.
@@ -146,9 +150,13 @@ fn segv(addr: VirtAddr, access: Access, vma: Option<&Vma>) -> FaultError {
 }
 
 /// Returns true if `prot` allows `access`.
-fn allows(prot: VmProt, access: Access) -> bool {
+///
+/// Any protection but PROT_NONE allows reads: x86 page tables cannot express
+/// write-only or execute-only pages (a present user page is readable), and Linux
+/// on x86 lets PROT_WRITE and PROT_EXEC pages be read, so we do too.
+pub fn allows(prot: VmProt, access: Access) -> bool {
     match access {
-        Access::Read => prot.contains(VmProt::READ),
+        Access::Read => prot != VmProt::NONE,
         Access::Write => prot.contains(VmProt::WRITE),
         Access::Exec => prot.contains(VmProt::EXEC),
     }
@@ -187,7 +195,7 @@ pub fn handle_page_fault_after_read(
         None => do_no_page(space, &vma, page, access)?,
         Some(pte) if pte.is_unused() => do_no_page(space, &vma, page, access)?,
         Some(pte) if pte.is_present() && access == Access::Write && !pte.flags().contains(PteFlags::WRITABLE) => {
-            super::cow::do_wp_fault(space, page, pte)?
+            super::cow::do_wp_fault(space, &vma, page, pte)?
         }
         Some(pte) if pte.is_present() => {
             // The faulting space is the loaded one: flush the stale entry directly.
@@ -205,6 +213,25 @@ pub fn handle_page_fault_after_read(
         space.stats.minor_faults += 1;
     }
     Ok(if grew { FaultOutcome::StackGrowth } else { outcome })
+}
+
+/// Fills the PTE of the page at `addr` if it is empty, whatever the VMA's
+/// protection allows: for MAP_POPULATE and for `fork`, which must give a shared
+/// mapping's pages their frames before the two sides can touch them, even in a
+/// PROT_NONE mapping. Shared and writable pages get their own frame (a write
+/// fault), others what a read would map. A PTE already in use is left alone.
+pub fn populate_page(space: &mut AddressSpace, addr: VirtAddr) -> Result<(), FaultError> {
+    let Some(vma) = space.vmas.find(addr).copied() else {
+        return Err(segv(addr, Access::Read, None));
+    };
+    let page = Page::containing_address(addr);
+    if space.pt.entry(&DirectMapTables, page).is_some_and(|pte| !pte.is_unused()) {
+        return Ok(());
+    }
+    let access = if vma.flags.is_shared() || vma.prot.contains(VmProt::WRITE) { Access::Write } else { Access::Read };
+    do_no_page(space, &vma, page, access)?;
+    space.stats.minor_faults += 1;
+    Ok(())
 }
 
 /// Grows the stack VMA above `addr` down to cover it, if that is a legal growth.

@@ -327,7 +327,7 @@ fn evict_victims(victims: &[Frame], report: &mut ReclaimReport) {
     for (&victim, result) in victims.iter().zip(swap::evict_many(victims)) {
         match result {
             Ok(Evicted::Written) => report.nr_written += 1,
-            Ok(Evicted::Clean) => report.nr_clean += 1,
+            Ok(Evicted::Clean | Evicted::LazyFreed) => report.nr_clean += 1,
             Ok(Evicted::Remapped) => {
                 report.nr_kept += 1;
                 track(victim);

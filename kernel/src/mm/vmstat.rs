@@ -14,19 +14,20 @@ use super::fault::{Access, FaultOutcome};
 use crate::sync::IrqMutex;
 
 /// Kinds of resolved faults, in the order [`FaultOutcome`] lists them.
-const KINDS: [(FaultOutcome, &str); 9] = [
+const KINDS: [(FaultOutcome, &str); 10] = [
     (FaultOutcome::AnonymousPage, "anonymous page (zeroed frame)"),
     (FaultOutcome::ZeroPage, "read of untouched memory (shared zero page)"),
     (FaultOutcome::ImagePage, "program image page"),
     (FaultOutcome::CowCopy, "copy-on-write: copied"),
     (FaultOutcome::CowReuse, "copy-on-write: last reference, reused"),
+    (FaultOutcome::SharedWrite, "write to a shared page: made writable"),
     (FaultOutcome::StackGrowth, "stack growth"),
     (FaultOutcome::Spurious, "spurious (stale TLB entry)"),
     (FaultOutcome::SwapIn, "swap-in: read from the swap disk (major)"),
     (FaultOutcome::SwapCacheHit, "swap-in: found in the swap cache (no I/O)"),
 ];
 
-static COUNTS: [AtomicU64; 9] = [const { AtomicU64::new(0) }; 9];
+static COUNTS: [AtomicU64; 10] = [const { AtomicU64::new(0) }; 10];
 
 /// Swap and reclaim events, counted machine-wide (Linux's `pswpout`, `pswpin`, ...).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,9 +61,11 @@ pub enum SwapEvent {
     OomKill,
     /// A freed slot wiped on the disk (zeroed or discarded), so no dead page lingers.
     SlotWiped,
+    /// A `MADV_FREE` page not written since the advice, dropped by reclaim without I/O.
+    LazyFreed,
 }
 
-const SWAP_EVENTS: [(SwapEvent, &str); 14] = [
+const SWAP_EVENTS: [(SwapEvent, &str); 15] = [
     (SwapEvent::SwapOut, "pages swapped out (written)"),
     (SwapEvent::WriteRequest, "disk requests that wrote them (swap-out clustering)"),
     (SwapEvent::SwapIn, "pages swapped in (read)"),
@@ -77,6 +80,7 @@ const SWAP_EVENTS: [(SwapEvent, &str); 14] = [
     (SwapEvent::ReadError, "swap read errors (process killed)"),
     (SwapEvent::OomKill, "processes killed by the OOM killer"),
     (SwapEvent::SlotWiped, "freed slots wiped on the disk (no dead page lingers)"),
+    (SwapEvent::LazyFreed, "MADV_FREE pages dropped by reclaim (not written since)"),
 ];
 
 static SWAP_COUNTS: [AtomicU64; SWAP_EVENTS.len()] = [const { AtomicU64::new(0) }; SWAP_EVENTS.len()];

@@ -5,10 +5,14 @@
 //!   message naming the access and the VMA, and the kernel runs on. A page in swap
 //!   is read here, with no lock held, and the fault retried (`fault_in`); if the read
 //!   fails, only this process is killed.
-//! * A page fault from ring 0 on a user address happens inside `copy_user`; it is
-//!   resolved the same way (demand paging works for syscall buffers too), and if it
-//!   cannot be, the copy's fixup makes the syscall return `EFAULT`.
-//! * Any other fault in ring 0 is a kernel bug: dump and panic.
+//! * A page fault from ring 0 on a user address inside `copy_user` (its faulting
+//!   instruction is in the exception table) is resolved the same way (demand
+//!   paging works for syscall buffers too), and if it cannot be, the copy's fixup
+//!   makes the syscall return `EFAULT`.
+//! * Any other fault in ring 0 is a kernel bug: dump and panic. That includes a
+//!   stray kernel access to a user page outside `copy_user`: resolving it as demand
+//!   paging would map the page, SMAP would refuse the access again, and the kernel
+//!   would fault on the same instruction forever.
 //! * Other exceptions from ring 3 (#GP, #UD, #DE, ...) kill the process.
 
 use crate::arch::extable;
@@ -111,7 +115,11 @@ pub fn page_fault(frame: &mut TrapFrame, addr: u64) {
                 kill(format_args!("page fault at {addr:#x} unresolved: {e:?}"))
             }
         }
-    } else if is_user_addr && task::current_pid() != 0 && kernel_fault_on_user(addr, frame.error_code) {
+    } else if is_user_addr
+        && extable::is_user_access(frame.rip)
+        && task::current_pid() != 0
+        && kernel_fault_on_user(addr, frame.error_code)
+    {
         // Demand paging on behalf of the kernel (a syscall touching a user buffer).
     } else if !extable::fixup(frame, addr) {
         trap::dump(frame);

@@ -153,7 +153,9 @@ fn errno_of(e: VmError) -> Errno {
     match e {
         VmError::Invalid => Errno::EINVAL,
         VmError::NoMemory => Errno::ENOMEM,
-        VmError::Unsupported => Errno(19), // ENODEV
+        VmError::Unsupported => Errno::ENODEV,
+        VmError::Permission => Errno::EPERM,
+        VmError::Exists => Errno::EEXIST,
     }
 }
 
@@ -181,23 +183,34 @@ fn sys_write(fd: u64, buf: u64, len: u64) -> Result<u64, Errno> {
     Ok(done)
 }
 
+/// mmap, with Linux's argument checks for anonymous memory, in Linux's order: an
+/// unaligned offset is EINVAL (an aligned one is ignored); there are no files
+/// (ENODEV, where Linux would say EBADF for a bad fd); the type must be
+/// `MAP_SHARED` or `MAP_PRIVATE` (`MAP_SHARED_VALIDATE` is for files: EINVAL, as in
+/// Linux); flags Linux ignores are ignored (`MAP_NORESERVE`: no swap is reserved
+/// anyway); flags Linux implements and we do not (`MAP_GROWSDOWN`, `MAP_LOCKED`,
+/// `MAP_HUGETLB`) are EINVAL rather than silently half-done.
 fn sys_mmap(args: [u64; 6]) -> Result<u64, Errno> {
     let [addr, len, prot_bits, flags, _fd, offset] = args;
-    let known = map::SHARED | map::PRIVATE | map::FIXED | map::ANONYMOUS;
-    let sharing = flags & (map::SHARED | map::PRIVATE);
-    if flags & !known != 0 || prot_bits & !(prot::READ | prot::WRITE | prot::EXEC) != 0 {
-        return Err(Errno::EINVAL);
-    }
-    if sharing != map::SHARED && sharing != map::PRIVATE {
+    if !offset.is_multiple_of(abi::PAGE_SIZE as u64) {
         return Err(Errno::EINVAL);
     }
     if flags & map::ANONYMOUS == 0 {
-        return Err(Errno(19)); // ENODEV: no files to map
+        return Err(Errno::ENODEV);
     }
-    if offset != 0 {
+    let sharing = flags & map::TYPE;
+    if sharing != map::SHARED && sharing != map::PRIVATE {
         return Err(Errno::EINVAL);
     }
-    let request = MapRequest { is_shared: sharing == map::SHARED, is_fixed: flags & map::FIXED != 0 };
+    if prot_bits & !(prot::READ | prot::WRITE | prot::EXEC) != 0 || flags & (map::GROWSDOWN | map::LOCKED | map::HUGETLB) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let request = MapRequest {
+        is_shared: sharing == map::SHARED,
+        is_fixed: flags & map::FIXED != 0,
+        is_noreplace: flags & map::FIXED_NOREPLACE != 0,
+        is_populate: flags & map::POPULATE != 0,
+    };
     let prot = VmProt::from_bits_truncate(prot_bits as u8);
     with_space(|s| s.mmap(addr, len, prot, request).map(|a| a.as_u64()))
 }
@@ -209,29 +222,61 @@ fn sys_mprotect(addr: u64, len: u64, prot_bits: u64) -> Result<u64, Errno> {
     with_space(|s| s.mprotect(addr, len, VmProt::from_bits_truncate(prot_bits as u8)).map(|_| 0))
 }
 
+/// madvise, as Linux: an unknown advice or unaligned address is EINVAL, length 0
+/// does nothing, and a range with unmapped parts is acted on where it is mapped,
+/// then reported as ENOMEM.
 fn sys_madvise(addr: u64, len: u64, advice: u64) -> Result<u64, Errno> {
     match advice {
         madv::DONTNEED => with_space(|s| s.madvise_dontneed(addr, len).map(|_| 0)),
-        // Pages in swap are read back on their first touch: accepted, nothing done now.
-        madv::WILLNEED => with_space(|s| s.check_range(addr, len).map(|_| 0)),
+        madv::FREE => with_space(|s| s.madvise_free(addr, len).map(|_| 0)),
+        madv::DONTFORK | madv::DOFORK => with_space(|s| s.madvise_set_dontfork(addr, len, advice == madv::DONTFORK).map(|_| 0)),
+        // Access-pattern hints change nothing here; pages in swap are read back on
+        // their first touch (WILLNEED): accepted, nothing done now.
+        madv::NORMAL | madv::RANDOM | madv::SEQUENTIAL | madv::WILLNEED => with_space(|s| s.madvise_hint(addr, len).map(|_| 0)),
         madv::PAGEOUT => {
             let space = task::current_space().ok_or(Errno::EPERM)?;
-            reclaim::pageout(&space, addr, len).map(|_| 0).map_err(errno_of)
+            let range = space.lock().advice_range(addr, len).map_err(errno_of)?;
+            let Some((start, end, is_full)) = range else {
+                return Ok(0);
+            };
+            reclaim::pageout(&space, start.as_u64(), end - start).map_err(errno_of)?;
+            if is_full { Ok(0) } else { Err(Errno::ENOMEM) }
         }
         _ => Err(Errno::EINVAL),
     }
 }
+
+/// How many times in a row fork may reclaim and retry without getting further
+/// before it gives up with ENOMEM.
+const MAX_FORK_RETRIES: u32 = 16;
 
 fn sys_fork(frame: &TrapFrame) -> Result<u64, Errno> {
     reclaim::wake_kswapd();
     let parent = task::current_pid();
     let space = task::current_space().ok_or(Errno::EPERM)?;
     // Out of memory (page tables, or the pages of a shared mapping filled at fork):
-    // reclaim with the space unlocked and try again while reclaim makes progress.
+    // reclaim with the space unlocked and try again. Each attempt keeps the shared
+    // pages it filled, so a large shared mapping takes many rounds; but reclaim may
+    // keep finding a frame or two while fork gets no further (the parent holds no
+    // more pages than before), so after MAX_FORK_RETRIES such rounds in a row fork
+    // fails with ENOMEM, as Linux's does, instead of looping.
+    let mut nr_idle_retries = 0;
+    let mut last_nr_held = 0;
     let child_space = loop {
-        let result = cow::fork(&mut space.lock());
+        let (result, nr_held) = {
+            let mut space = space.lock();
+            let result = cow::fork(&mut space);
+            (result, space.stats.rss_pages + space.stats.swap_pages)
+        };
         match result {
-            Err(VmError::NoMemory) if reclaim::direct_reclaim() > 0 => continue,
+            Err(VmError::NoMemory) => {
+                nr_idle_retries = if nr_held > last_nr_held { 0 } else { nr_idle_retries + 1 };
+                last_nr_held = nr_held;
+                if nr_idle_retries < MAX_FORK_RETRIES && reclaim::direct_reclaim() > 0 {
+                    continue;
+                }
+                return Err(Errno::ENOMEM);
+            }
             other => break other.map_err(errno_of)?,
         }
     };

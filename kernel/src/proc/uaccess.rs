@@ -1,11 +1,18 @@
 //! Copying between kernel memory and user memory, safely.
 //!
 //! A user pointer is just a number the process chose. [`copy_from_user`] and
-//! [`copy_to_user`] first check that the whole range lies in the user half, then
-//! copy with `arch::extable::copy_user`, which lifts SMAP for exactly that copy and
-//! whose one faulting instruction has a fixup. A page that is merely not yet
-//! faulted in is paged in by the fault handler (the copy then continues); a page
-//! that is not mapped at all makes the copy stop, and the syscall returns `EFAULT`.
+//! [`copy_to_user`] first check that the whole range lies in the user half and
+//! stop before the first PROT_NONE page, then copy with `arch::extable::copy_user`,
+//! which lifts SMAP for exactly that copy and whose one faulting instruction has a
+//! fixup. A page that is merely not yet faulted in is paged in by the fault handler
+//! (the copy then continues); a page that is not mapped at all makes the copy stop,
+//! and the syscall returns `EFAULT`.
+//!
+//! Why the PROT_NONE check: a PROT_NONE page that was touched before keeps a
+//! present PTE without the USER bit (so its contents survive until the protection
+//! comes back). To the CPU that is a kernel page, which the kernel may read with or
+//! without SMAP: the copy would not fault. So the copy asks the VMAs first, as the
+//! fault handler would for an access that faulted.
 //!
 //! Rule: never call these with the address-space lock held (the fault handler
 //! needs it).
@@ -13,6 +20,7 @@
 use abi::Errno;
 
 use crate::arch::extable;
+use crate::mm::addr_space::VmProt;
 use crate::mm::layout::USER_END;
 
 /// Checks that `[addr, addr + len)` lies inside the user half.
@@ -23,20 +31,44 @@ pub fn check_user_range(addr: u64, len: usize) -> Result<(), Errno> {
     }
 }
 
+/// Returns how many bytes from `addr` (at most `len`) come before the first page
+/// of a PROT_NONE VMA. Pages outside every VMA are left to the fault handler.
+///
+/// Takes the running process's address-space lock for the look-up only. The
+/// answer stays true during the copy: only this process changes its VMAs, and it
+/// is in this syscall (one thread per process).
+fn accessible_len(addr: u64, len: usize) -> usize {
+    let Some(space) = crate::proc::task::current_space() else {
+        return len;
+    };
+    let space = space.lock();
+    let end = addr + len as u64;
+    let first_none = space
+        .vmas()
+        .iter()
+        .filter(|v| v.prot == VmProt::NONE && v.start.as_u64() < end && v.end.as_u64() > addr)
+        .map(|v| v.start.as_u64().max(addr))
+        .next();
+    first_none.map_or(len, |a| (a - addr) as usize)
+}
+
 /// Copies `dst.len()` bytes from user address `src` into `dst`.
 pub fn copy_from_user(dst: &mut [u8], src: u64) -> Result<(), Errno> {
     check_user_range(src, dst.len())?;
-    // SAFETY: the kernel side is `dst`, valid for its length; the user side was checked
-    // to be in the user half, and a fault there is fixed up into a short count.
-    let not_copied = unsafe { extable::copy_user(dst.as_mut_ptr() as u64, src, dst.len() as u64) };
-    if not_copied == 0 { Ok(()) } else { Err(Errno::EFAULT) }
+    let len = accessible_len(src, dst.len());
+    // SAFETY: the kernel side is `dst`, valid for `len <= dst.len()` bytes; the user
+    // side was checked to be in the user half, and a fault there is fixed up into a
+    // short count.
+    let not_copied = unsafe { extable::copy_user(dst.as_mut_ptr() as u64, src, len as u64) };
+    if not_copied == 0 && len == dst.len() { Ok(()) } else { Err(Errno::EFAULT) }
 }
 
 /// Copies `src` to user address `dst`.
 pub fn copy_to_user(dst: u64, src: &[u8]) -> Result<(), Errno> {
     check_user_range(dst, src.len())?;
+    let len = accessible_len(dst, src.len());
     // SAFETY: as in `copy_from_user`, with the roles swapped: the kernel side `src` is
-    // only read.
-    let not_copied = unsafe { extable::copy_user(dst, src.as_ptr() as u64, src.len() as u64) };
-    if not_copied == 0 { Ok(()) } else { Err(Errno::EFAULT) }
+    // only read, `len <= src.len()` bytes of it.
+    let not_copied = unsafe { extable::copy_user(dst, src.as_ptr() as u64, len as u64) };
+    if not_copied == 0 && len == src.len() { Ok(()) } else { Err(Errno::EFAULT) }
 }

@@ -378,3 +378,26 @@ fn random_operations_match_a_page_by_page_model() {
         }
     }
 }
+
+#[test]
+fn update_flags_splits_at_the_edges_skips_holes_and_merges_back() {
+    let mut tree = VmaTree::new();
+    tree.insert(anon(10, 20, RW)).unwrap();
+    tree.insert(anon(30, 40, RW)).unwrap();
+    // Pages 15..35: the tail of the first VMA, a hole, the head of the second.
+    let is_full = tree.update_flags(page(15), page(35), VmFlags::DONT_FORK, VmFlags::empty()).unwrap();
+    assert!(!is_full, "the range has a hole");
+    let flagged: Vec<(u64, u64)> = tree
+        .iter()
+        .filter(|v| v.flags.contains(VmFlags::DONT_FORK))
+        .map(|v| (v.start.as_u64() / PAGE_SIZE, v.end.as_u64() / PAGE_SIZE))
+        .collect();
+    assert_eq!(flagged, vec![(15, 20), (30, 35)]);
+    assert_eq!(tree.len(), 4);
+    tree.check_invariants();
+    // Clearing the flag again makes the pieces equal to their neighbours: merged.
+    assert!(tree.update_flags(page(10), page(20), VmFlags::empty(), VmFlags::DONT_FORK).unwrap());
+    assert_eq!(layout(&tree), vec![(10, 20, RW), (30, 35, RW), (35, 40, RW)]);
+    tree.check_invariants();
+    assert_eq!(tree.update_flags(page(1), page(1), VmFlags::DONT_FORK, VmFlags::empty()), Err(VmaError::Empty));
+}

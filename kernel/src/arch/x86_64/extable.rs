@@ -110,6 +110,14 @@ fn fixups() -> [(u64, u64); 3] {
     ]
 }
 
+/// Returns true if `rip` is one of the instructions allowed to touch user memory
+/// (the user copy and the probes): a kernel page fault on a user address anywhere
+/// else is a kernel bug, never demand paging (Linux: a kernel-mode fault with no
+/// exception-table entry is an oops before the fault handler looks at VMAs).
+pub fn is_user_access(rip: u64) -> bool {
+    fixups().iter().any(|&(insn, _)| insn == rip)
+}
+
 /// Bit 4 of a page-fault error code: the fault was an instruction fetch.
 const PF_INSTRUCTION_FETCH: u64 = 1 << 4;
 

@@ -13,6 +13,9 @@
 //!      clean?  S already holds the page: no I/O at all
 //!   5. no PTE mapped F again meanwhile: F leaves the swap cache and is freed
 //! ```
+//! A frame that `MADV_FREE` gave up and that was not written since is not swapped
+//! at all: its PTE is cleared and the frame freed ([`drop_lazyfree`]).
+//!
 //! Reclaim evicts victims in batches ([`evict_many`]): steps 1-3 for each, then one
 //! disk request writes a whole run of adjacent slots (step 4 *clustered*), then
 //! step 5 for each. A request costs about 75 µs under TCG whether it carries one
@@ -52,6 +55,9 @@ pub enum Evicted {
     Clean,
     /// The page was written, but a PTE mapped the frame again meanwhile: it stays.
     Remapped,
+    /// A `MADV_FREE` page not written since the advice: dropped, no I/O, no slot;
+    /// the next touch sees a zero page.
+    LazyFreed,
 }
 
 /// Why a frame was not evicted. The frame and its PTEs are as they were.
@@ -112,6 +118,10 @@ pub fn evict_many(frames: &[Frame]) -> Vec<Result<Evicted, EvictError>> {
     let mut results: Vec<Option<Result<Evicted, EvictError>>> = frames.iter().map(|_| None).collect();
     let mut prepared: Vec<(usize, Prepared)> = Vec::with_capacity(frames.len());
     for (i, &frame) in frames.iter().enumerate() {
+        if drop_lazyfree(frame) {
+            results[i] = Some(Ok(Evicted::LazyFreed));
+            continue;
+        }
         match prepare(frame) {
             Ok(p) => prepared.push((i, p)),
             Err(e) => results[i] = Some(Err(e)),
@@ -145,6 +155,41 @@ struct Prepared {
     undo: Vec<Unmapped>,
     /// The write failed with this.
     write_error: Option<BlkError>,
+}
+
+/// Drops `frame` without I/O if `MADV_FREE` gave it up and it was not written
+/// since (its one PTE's Dirty bit is clear): the PTE is cleared and the frame
+/// freed. A frame written again loses the `LAZYFREE` flag and is evicted as usual.
+/// Returns true if the frame was dropped.
+fn drop_lazyfree(frame: Frame) -> bool {
+    let is_candidate = frame::with_desc(frame, |d| {
+        d.has_flags(FrameFlags::LAZYFREE)
+            && d.map_count() == 1
+            && !d.has_flags(FrameFlags::SWAP_CACHE)
+            && !d.has_flags(FrameFlags::LOCKED)
+    });
+    if !is_candidate {
+        return false;
+    }
+    for candidate in rmap::candidates(frame) {
+        let page = candidate.page;
+        let Some(mut space) = candidate.space.try_lock() else {
+            return false; // busy: evict it the usual way (or later)
+        };
+        let Some(pte) = rmap::pte_mapping(&space, page, frame) else {
+            continue;
+        };
+        if pte.flags().contains(PteFlags::DIRTY) {
+            frame::with_desc(frame, |d| d.remove_flags(FrameFlags::LAZYFREE));
+            return false;
+        }
+        space.replace_pte(page, Pte::UNUSED);
+        space.stats.rss_pages -= 1;
+        rmap::unmap(frame, space.family_page(page), false);
+        vmstat::count(SwapEvent::LazyFreed);
+        return true;
+    }
+    false
 }
 
 /// Steps 1-3 for `frame`: lock it, give it a slot, turn its PTEs into swap entries.
