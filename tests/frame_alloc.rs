@@ -50,7 +50,8 @@ fn allocating_every_frame_then_freeing_all_restores_buddyinfo() {
     for i in 0..nr_blocks {
         // SAFETY: slot `i` was written above.
         let (pfn, order) = unsafe { slots.add(i).read() };
-        frame::free(Frame::from_pfn(pfn), Order(order)).expect("free of a drained block");
+        // SAFETY: test frames, allocated here and never mapped or used.
+        unsafe { frame::free(Frame::from_pfn(pfn), Order(order)) }.expect("free of a drained block");
     }
     drop(list);
     let after = frame::buddyinfo();
@@ -62,18 +63,23 @@ fn allocating_every_frame_then_freeing_all_restores_buddyinfo() {
 fn double_free_is_detected_with_the_frame_number() {
     let before = frame::buddyinfo();
     let f = frame::alloc(Order(2), FrameState::Kernel).unwrap();
-    frame::free(f, Order(2)).unwrap();
-    assert_eq!(frame::free(f, Order(2)), Err(FreeError::AlreadyFree(f)));
+    // SAFETY: test frames, allocated here and never mapped or used.
+    unsafe { frame::free(f, Order(2)) }.unwrap();
+    // SAFETY: test frames, allocated here and never mapped or used.
+    assert_eq!(unsafe { frame::free(f, Order(2)) }, Err(FreeError::AlreadyFree(f)));
     assert_eq!(frame::buddyinfo(), before, "a rejected free changed the allocator");
     frame::check_invariants().unwrap();
 }
 
 #[test_case]
 fn freeing_a_reserved_or_wrong_order_frame_is_refused() {
-    assert!(matches!(frame::free(Frame::from_pfn(0), Order(0)), Err(FreeError::NotAllocated(_))));
+    // SAFETY: test frames, allocated here and never mapped or used.
+    assert!(matches!(unsafe { frame::free(Frame::from_pfn(0), Order(0)) }, Err(FreeError::NotAllocated(_))));
     let f = frame::alloc(Order(1), FrameState::Kernel).unwrap();
-    assert!(matches!(frame::free(f, Order(0)), Err(FreeError::WrongOrder { .. })));
-    frame::free(f, Order(1)).unwrap();
+    // SAFETY: test frames, allocated here and never mapped or used.
+    assert!(matches!(unsafe { frame::free(f, Order(0)) }, Err(FreeError::WrongOrder { .. })));
+    // SAFETY: test frames, allocated here and never mapped or used.
+    unsafe { frame::free(f, Order(1)) }.unwrap();
 }
 
 #[test_case]
@@ -94,7 +100,8 @@ fn zeroed_frames_read_back_zero_after_dirty_use() {
         seen.push(f);
     }
     for f in seen.drain(..) {
-        frame::free(f, Order(0)).unwrap();
+        // SAFETY: test frames, allocated here and never mapped or used.
+        unsafe { frame::free(f, Order(0)) }.unwrap();
     }
     for _ in 0..8 {
         let f = frame::alloc_zeroed(Order(0), FrameState::Kernel).unwrap();
@@ -104,7 +111,8 @@ fn zeroed_frames_read_back_zero_after_dirty_use() {
         seen.push(f);
     }
     for f in seen {
-        frame::free(f, Order(0)).unwrap();
+        // SAFETY: test frames, allocated here and never mapped or used.
+        unsafe { frame::free(f, Order(0)) }.unwrap();
     }
 }
 
@@ -117,6 +125,28 @@ fn allocated_frames_carry_their_state_and_refcount() {
         d.get_ref();
     });
     assert_eq!(frame::with_desc(f, |d| d.put_ref()), 1);
-    frame::free(f, Order(0)).unwrap();
+    // SAFETY: test frames, allocated here and never mapped or used.
+    unsafe { frame::free(f, Order(0)) }.unwrap();
     assert_eq!(frame::with_desc(f, |d| d.state()), FrameState::Free);
+}
+
+#[test_case]
+fn freeing_a_mapped_user_frame_is_refused_with_its_state() {
+    // Issue #10: the buddy allocator checks map and reference counts on free, as
+    // Linux's bad_page does; the mapped page must survive the attempt.
+    use kernel::mm::addr_space::{AddressSpace, MapRequest, VmProt};
+    let space = AddressSpace::new().expect("space");
+    let addr = space.lock().mmap(0, 4096, VmProt::READ_WRITE, MapRequest::default()).expect("mmap");
+    kernel::mm::fault::handle_page_fault(&mut space.lock(), addr, 0b110).expect("write fault");
+    let frame = space.lock().pte(addr).expect("pte").frame();
+    let free_before = frame::nr_free_frames();
+    let err = frame::free_unreferenced_user_frame(frame).unwrap_err();
+    assert!(matches!(err, FreeError::InUse { state: FrameState::User, refcount: 1, map_count: 1, .. }), "{err:?}");
+    // SAFETY: deliberately wrong, and refused: the frame table sees the mapping.
+    let err = unsafe { frame::free(frame, Order(0)) }.unwrap_err();
+    assert_eq!(frame::nr_free_frames(), free_before, "a refused free changed the allocator");
+    assert!(alloc::format!("{err}").contains("map count 1"), "{err}");
+    kernel::mm::check::check_consistency().expect("the mapped page is intact");
+    drop(space);
+    frame::check_invariants().expect("invariants");
 }

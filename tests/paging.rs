@@ -31,7 +31,8 @@ static mut DATA_PAGE: [u8; 64] = [0xc3; 64]; // `ret` instructions, in a writabl
 fn kernel_runs_on_its_own_tables_with_an_empty_lower_half() {
     let (root, _) = tlb::current_root();
     assert_eq!(root, paging::kernel_root(), "CR3 is not the kernel's own PML4");
-    let mem = DirectMapTables;
+    // SAFETY: the test only builds and walks trees of its own (and reads the kernel's).
+    let mem = unsafe { DirectMapTables::new() };
     for index in 0..256 {
         assert!(mm_core::pagetable::TableMemory::read_entry(&mem, root, index).is_unused(), "PML4[{index}] is used");
     }
@@ -111,7 +112,8 @@ fn translate_agrees_with_the_hardware() {
     assert_eq!(through_direct_map, 0xfeed_f00d_dead_beef);
     assert_eq!(paging::kunmap(page), Ok(frame));
     assert!(extable::probe_read(virt).is_err(), "still readable after kunmap: stale TLB entry");
-    frame::free(frame, Order(0)).unwrap();
+    // SAFETY: test frames: allocated here, unmapped before they are freed.
+    unsafe { frame::free(frame, Order(0)) }.unwrap();
 }
 
 #[test_case]
@@ -129,7 +131,8 @@ fn huge_page_mapping_reads_back_through_the_direct_map() {
     // SAFETY: same bytes through the direct map.
     assert_eq!(unsafe { (frame_ptr(block + 511).add(4088) as *const u64).read() }, 42);
     assert_eq!(paging::kunmap_huge(virt), Ok(block));
-    frame::free(block, Order(9)).unwrap();
+    // SAFETY: test frames: allocated here, unmapped before they are freed.
+    unsafe { frame::free(block, Order(9)) }.unwrap();
 }
 
 #[test_case]
@@ -150,7 +153,8 @@ fn mapping_and_unmapping_10000_pages_frees_every_table() {
     }
     assert_eq!(paging::kernel_table_count(), tables_before, "page tables leaked");
     assert_eq!(frame::nr_free_frames(), free_before, "frames leaked");
-    frame::free(frame, Order(0)).unwrap();
+    // SAFETY: test frames: allocated here, unmapped before they are freed.
+    unsafe { frame::free(frame, Order(0)) }.unwrap();
 }
 
 #[test_case]
@@ -166,7 +170,8 @@ fn smap_blocks_kernel_reads_of_user_pages_outside_user_copies() {
     let user_addr = 0x0000_1000_0000_0000u64;
     let page = Page::containing_address(VirtAddr::new(user_addr));
     let mut kpt = PageTable::from_root(paging::kernel_root());
-    let mem = &mut DirectMapTables;
+    // SAFETY: as above: the tree changed here is the test's own.
+    let mem = &mut unsafe { DirectMapTables::new() };
     let user_flags = PteFlags::PRESENT | PteFlags::USER | PteFlags::NO_EXECUTE;
     kpt.map(mem, page, frame, user_flags).unwrap().ignore(); // was not present: no flush needed
 
@@ -184,7 +189,8 @@ fn smap_blocks_kernel_reads_of_user_pages_outside_user_copies() {
     tlb::flush(flush);
     assert_eq!(unmapped, frame);
     let _ = kpt.into_root(); // the handle does not own the kernel's tree
-    frame::free(frame, Order(0)).unwrap();
+    // SAFETY: test frames: allocated here, unmapped before they are freed.
+    unsafe { frame::free(frame, Order(0)) }.unwrap();
     assert!(paging::kernel_table_count() > 0);
 }
 

@@ -44,7 +44,8 @@ fn filled_space(nr_pages: u64) -> (SpaceRef, VirtAddr) {
     for i in 0..nr_pages {
         let addr = start + i * PAGE_SIZE;
         fault::handle_page_fault(&mut space.lock(), addr, USER_WRITE).expect("fault");
-        frame::write_bytes(frame_at(&space, addr), 0, &pattern(i));
+        // SAFETY: the test space is never loaded; its pages are reached only here.
+        unsafe { frame::write_bytes(frame_at(&space, addr), 0, &pattern(i)) };
     }
     (space, start)
 }
@@ -61,7 +62,8 @@ fn frame_at(space: &SpaceRef, addr: VirtAddr) -> Frame {
 
 fn contents(frame: Frame) -> alloc::vec::Vec<u8> {
     let mut bytes = vec![0u8; PAGE_SIZE as usize];
-    frame::read_bytes(frame, 0, &mut bytes);
+    // SAFETY: the test space is never loaded; its pages are reached only here.
+    unsafe { frame::read_bytes(frame, 0, &mut bytes) };
     bytes
 }
 
@@ -138,7 +140,8 @@ fn a_dirtied_swap_cache_page_is_written_again() {
     swap::evict(frame_at(&space, start)).expect("evict");
     fault_in(&space, start, USER_READ);
     let frame = frame_at(&space, start);
-    frame::write_bytes(frame, 0, &pattern(9));
+    // SAFETY: the test space is never loaded; its pages are reached only here.
+    unsafe { frame::write_bytes(frame, 0, &pattern(9)) };
     // What the MMU does on the write: set the PTE's Dirty bit.
     let mut pte = pte_at(&space, start);
     pte.insert_flags(PteFlags::DIRTY);
@@ -219,7 +222,8 @@ fn evicting_a_page_skips_the_family_member_that_has_its_own_copy() {
     // The copier writes: its PTE at the same page of the same family now names a copy.
     assert_eq!(fault_in(&copier, start, USER_WRITE | 1), FaultOutcome::CowCopy);
     let copy = frame_at(&copier, start);
-    frame::write_bytes(copy, 0, &pattern(7));
+    // SAFETY: the test space is never loaded; its pages are reached only here.
+    unsafe { frame::write_bytes(copy, 0, &pattern(7)) };
     assert_eq!(swap::evict(shared), Ok(Evicted::Written));
     let entry = pte_at(&parent, start).as_swap().expect("parent's PTE is a swap entry");
     assert_eq!(pte_at(&sharer, start).as_swap(), Some(entry), "the other sharer's too");

@@ -15,7 +15,7 @@ extern crate alloc;
 use alloc::vec;
 
 use kernel::drivers::virtio_blk;
-use kernel::mm::frame::{self, OwnedFrames};
+use kernel::mm::frame::OwnedFrames;
 use kernel::mm::swap::{self, SwapOffError, SwapOnError};
 use kernel::mm::{Order, PAGE_SIZE};
 use mm_core::swap_header::{HeaderError, SwapHeader};
@@ -32,14 +32,14 @@ fn read_header_page() -> alloc::vec::Vec<u8> {
     let buf = OwnedFrames::new_zeroed(Order(0)).expect("no frame");
     virtio_blk::swap_disk().expect("no swap disk").lock().read_frame(0, buf.start()).expect("read slot 0");
     let mut page = vec![0u8; PAGE_SIZE as usize];
-    frame::read_bytes(buf.start(), 0, &mut page);
+    buf.read_bytes(0, &mut page);
     page
 }
 
 /// Writes `page` over the header page, bypassing the swap code.
 fn write_header_page(page: &[u8]) {
-    let buf = OwnedFrames::new_zeroed(Order(0)).expect("no frame");
-    frame::write_bytes(buf.start(), 0, page);
+    let mut buf = OwnedFrames::new_zeroed(Order(0)).expect("no frame");
+    buf.write_bytes(0, page);
     virtio_blk::swap_disk().expect("no swap disk").lock().write_frame(0, buf.start()).expect("write slot 0");
 }
 
@@ -151,14 +151,14 @@ fn every_slot_is_handed_out_once_and_swapoff_waits_for_them() {
 #[test_case]
 fn a_page_round_trips_through_a_slot() {
     let entry = swap::alloc_slot().expect("a slot");
-    let out = OwnedFrames::new_zeroed(Order(0)).expect("no frame");
+    let mut out = OwnedFrames::new_zeroed(Order(0)).expect("no frame");
     let back = OwnedFrames::new_zeroed(Order(0)).expect("no frame");
     let pattern: alloc::vec::Vec<u8> = (0..PAGE_SIZE as usize).map(|i| (i * 7 + 3) as u8).collect();
-    frame::write_bytes(out.start(), 0, &pattern);
+    out.write_bytes(0, &pattern);
     swap::write_slot(entry, out.start()).expect("write slot");
     swap::read_slot(entry, back.start()).expect("read slot");
     let mut read = vec![0u8; PAGE_SIZE as usize];
-    frame::read_bytes(back.start(), 0, &mut read);
+    back.read_bytes(0, &mut read);
     assert_eq!(read, pattern);
     assert_eq!(swap::put(entry), Ok(0));
 }

@@ -63,14 +63,16 @@ fn a_failed_swap_out_keeps_the_page_and_retires_the_slot() {
     fault::handle_page_fault(&mut space.lock(), addr, 0b110).expect("fault");
     let page = space.lock().pte(addr).expect("table").frame();
     let pattern: alloc::vec::Vec<u8> = (0..PAGE_SIZE).map(|i| (i * 13) as u8).collect();
-    frame::write_bytes(page, 0, &pattern);
+    // SAFETY: the test owns this page (mapped by a space it holds, not loaded).
+    unsafe { frame::write_bytes(page, 0, &pattern) };
     let errors = vmstat::nr_events(SwapEvent::WriteError);
     assert_eq!(swap::evict(page), Err(EvictError::WriteFailed(BlkError::IoError { sector: 160 })));
     assert_eq!(vmstat::nr_events(SwapEvent::WriteError), errors + 1);
     let pte = space.lock().pte(addr).expect("table");
     assert!(pte.is_present() && pte.frame() == page, "the page stays resident, mapped as before");
     let mut back = vec![0u8; PAGE_SIZE as usize];
-    frame::read_bytes(page, 0, &mut back);
+    // SAFETY: the test owns this page (mapped by a space it holds, not loaded).
+    unsafe { frame::read_bytes(page, 0, &mut back) };
     assert_eq!(back, pattern);
     assert_eq!(swap::nr_retired_slots(), 1);
     check::check_consistency().expect("consistent");

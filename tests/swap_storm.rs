@@ -29,7 +29,7 @@ fn storm() -> (u64, u64) {
 #[test_case]
 fn four_times_ram_swaps_with_every_word_intact() {
     let ram_bytes = frame::buddyinfo().nr_managed_frames * 4096;
-    let workload_bytes = 4 * 32 << 20;
+    let workload_bytes = 4 * (32 << 20);
     assert!(workload_bytes >= 4 * ram_bytes, "the workload ({workload_bytes} B) is not 4x RAM ({ram_bytes} B)");
     // The first storm also grows the kernel's tables for good (fork families, task
     // table, swap cache nodes); the second must give back every frame and slot.

@@ -41,7 +41,7 @@ pub use mm_core::vma::{Backing, Vma, VmaError, VmaTree, VmFlags, VmProt};
 use super::layout::USER_END;
 use super::rmap::{self, FamilyId, FamilyPage, SpaceId, SpaceRef};
 use super::frame::FrameFlags;
-use super::paging::{DirectMapTables, PteFlags, kernel_root};
+use super::paging::{self, DirectMapTables, PteFlags};
 use super::{Frame, PAGE_SIZE, Page, VirtAddr};
 use crate::arch::tlb;
 
@@ -126,6 +126,9 @@ pub struct AddressSpace {
     family: FamilyId,
     /// The page table (PML4 with the kernel half shared).
     pub(super) pt: PageTable,
+    /// The licence to change `pt` through the direct map (see `paging::new_user_tree`);
+    /// it came with the tree, and is used with this space's trees only.
+    pub(super) tables: DirectMapTables,
     /// What may be mapped, and how.
     pub(super) vmas: VmaTree,
     /// Counters shown by memstat and maps.
@@ -224,9 +227,7 @@ impl AddressSpace {
 
     /// Creates an empty space registered in `family`, or in a new family if `None`.
     fn new_in(family: Option<FamilyId>) -> Result<SpaceRef, VmError> {
-        let kernel = PageTable::from_root(kernel_root());
-        let pt = PageTable::new_sharing_kernel_half(&mut DirectMapTables, &kernel).ok_or(VmError::NoMemory)?;
-        let _ = kernel.into_root(); // not ours to free
+        let (pt, tables) = paging::new_user_tree().ok_or(VmError::NoMemory)?;
         let pcid = PCIDS.lock().alloc();
         let id = rmap::new_space_id();
         // Registered while being built: the registry holds a weak reference, which
@@ -235,6 +236,7 @@ impl AddressSpace {
             id,
             family: rmap::register(id, weak.clone(), family),
             pt,
+            tables,
             vmas: VmaTree::new(),
             stats: AsStats::default(),
             brk_start: VirtAddr::new(0),
@@ -284,7 +286,7 @@ impl AddressSpace {
     /// Returns the PTE of the page containing `addr` (present, swap or unused), or
     /// `None` if no page table covers it.
     pub fn pte(&self, addr: VirtAddr) -> Option<super::paging::Pte> {
-        self.pt.entry(&DirectMapTables, Page::containing_address(addr))
+        self.pt.entry(&self.tables, Page::containing_address(addr))
     }
 
     /// Writes the level-1 entry of `page` (present, swap, or unused), flushes the
@@ -295,7 +297,7 @@ impl AddressSpace {
     pub fn replace_pte(&mut self, page: Page, pte: super::paging::Pte) -> super::paging::Pte {
         let (old, flush) = self
             .pt
-            .set_entry(&mut DirectMapTables, page, pte)
+            .set_entry(&mut self.tables, page, pte)
             .unwrap_or_else(|e| panic!("replace_pte: {page:?}: {e:?} (the old entry's tables exist)"));
         if old.is_present() {
             self.flush_one(flush);
@@ -463,7 +465,7 @@ impl AddressSpace {
         let (stats, family) = (&mut self.stats, self.family);
         let nr_pages = (end - start) / PAGE_SIZE;
         self.pt
-            .unmap_range(&mut DirectMapTables, Page::containing_address(start), nr_pages, batch, |leaf| {
+            .unmap_range(&mut self.tables, Page::containing_address(start), nr_pages, batch, |leaf| {
                 release_leaf(leaf, stats, family)
             })
             .expect("munmap: user mappings are 4 KiB pages");
@@ -494,7 +496,7 @@ impl AddressSpace {
             let is_shared = piece.flags.is_shared();
             let nr_pages = piece.nr_pages();
             let page = Page::containing_address(piece.start);
-            self.pt.update_leaves(&mut DirectMapTables, page, nr_pages, &mut batch, |leaf| {
+            self.pt.update_leaves(&mut self.tables, page, nr_pages, &mut batch, |leaf| {
                 if !leaf.pte.is_present() {
                     return mm_core::pagetable::LeafAction::Keep;
                 }
@@ -558,7 +560,7 @@ impl AddressSpace {
         let mut batch = FlushBatch::new();
         for part in &parts {
             let page = Page::containing_address(part.start);
-            self.pt.update_leaves(&mut DirectMapTables, page, part.nr_pages(), &mut batch, |leaf| {
+            self.pt.update_leaves(&mut self.tables, page, part.nr_pages(), &mut batch, |leaf| {
                 if !leaf.pte.is_present() || leaf.pte.frame() == zero {
                     to_drop.push(leaf.addr);
                     return mm_core::pagetable::LeafAction::Keep;
@@ -614,7 +616,7 @@ impl AddressSpace {
         let mut frames = alloc::collections::BTreeSet::new();
         for vma in self.vmas.iter().filter(|v| v.start < end && v.end > start) {
             let (s, e) = (vma.start.max(start), vma.end.min(end));
-            self.pt.for_each_leaf(&DirectMapTables, Page::containing_address(s), (e - s) / PAGE_SIZE, |leaf| {
+            self.pt.for_each_leaf(&self.tables, Page::containing_address(s), (e - s) / PAGE_SIZE, |leaf| {
                 if leaf.pte.is_present() && leaf.pte.frame() != zero {
                     frames.insert(leaf.pte.frame());
                 }
@@ -665,7 +667,7 @@ impl AddressSpace {
     /// address order.
     pub fn for_each_user_leaf(&self, mut visit_fn: impl FnMut(Page, super::paging::Pte)) {
         let start = Page::containing_address(VirtAddr::new(0));
-        self.pt.for_each_leaf(&DirectMapTables, start, USER_END / PAGE_SIZE, |leaf| {
+        self.pt.for_each_leaf(&self.tables, start, USER_END / PAGE_SIZE, |leaf| {
             visit_fn(Page::containing_address(leaf.addr), leaf.pte);
         });
     }
@@ -676,11 +678,11 @@ impl Drop for AddressSpace {
     fn drop(&mut self) {
         assert!(!self.is_current(), "AddressSpace::drop: dropping the loaded address space");
         let (stats, family) = (&mut self.stats, self.family);
-        let batch = self.pt.free_user_tables(&mut DirectMapTables, |leaf| release_leaf(leaf, stats, family));
+        let batch = self.pt.free_user_tables(&mut self.tables, |leaf| release_leaf(leaf, stats, family));
         let _ = batch.into_plan(); // not loaded: no TLB holds its entries
         // `PageTable` has no destructor: swap in a dummy handle and free the real root.
         let root = core::mem::replace(&mut self.pt, PageTable::from_root(Frame::from_pfn(0)));
-        root.free_root(&mut DirectMapTables);
+        root.free_root(&mut self.tables);
         debug_assert_eq!(self.stats.rss_pages, 0, "AddressSpace::drop: RSS counter drifted");
         rmap::unregister(self.family, self.id);
         PCIDS.lock().free(self.pcid);

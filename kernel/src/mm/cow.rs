@@ -22,11 +22,11 @@ use mm_core::pagetable::FlushBatch;
 
 use super::addr_space::{AddressSpace, Vma, VmError, VmFlags};
 use super::fault::{self, FaultError, FaultOutcome, zero_frame};
-use super::frame::{self, FrameState};
+use super::frame;
 use super::rmap::{self, FamilyId, FamilyPage, SpaceRef};
 use super::swap;
-use super::paging::{DirectMapTables, Pte, PteFlags};
-use super::{Frame, Order, PAGE_SIZE, Page, memops};
+use super::paging::{Pte, PteFlags};
+use super::{Frame, PAGE_SIZE, Page};
 
 /// Duplicates `parent` copy-on-write; returns the child's address space.
 ///
@@ -59,7 +59,7 @@ pub fn fork(parent: &mut AddressSpace) -> Result<SpaceRef, VmError> {
         let child_stats = &mut child.stats;
         let maps = &mut maps;
         let page = Page::containing_address(vma.start);
-        result = parent.pt.fork_range(&mut DirectMapTables, &mut child.pt, page, vma.nr_pages(), &mut batch, |leaf| {
+        result = parent.pt.fork_range(&mut parent.tables, &mut child.pt, page, vma.nr_pages(), &mut batch, |leaf| {
             if !leaf.pte.is_present() {
                 let entry = leaf.pte.as_swap().unwrap_or_else(|| panic!("fork: unknown non-present PTE {:?}", leaf.pte));
                 swap::dup(entry).ok()?; // the child's reference on the slot
@@ -150,28 +150,29 @@ pub fn do_wp_fault(space: &mut AddressSpace, vma: &Vma, page: Page, pte: Pte) ->
     if vma.flags.is_shared() && old != zero_frame() {
         let mut new_pte = pte;
         new_pte.set_flags(flags);
-        let (_, flush) = space.pt.set_entry(&mut DirectMapTables, page, new_pte).map_err(|_| FaultError::OutOfMemory)?;
+        let (_, flush) = space.pt.set_entry(&mut space.tables, page, new_pte).map_err(|_| FaultError::OutOfMemory)?;
         space.flush_one(flush);
         return Ok(FaultOutcome::SharedWrite);
     }
     if old != zero_frame() && rmap::is_exclusive(old) {
         let mut new_pte = pte;
         new_pte.set_flags(flags);
-        let (_, flush) = space.pt.set_entry(&mut DirectMapTables, page, new_pte).map_err(|_| FaultError::OutOfMemory)?;
+        let (_, flush) = space.pt.set_entry(&mut space.tables, page, new_pte).map_err(|_| FaultError::OutOfMemory)?;
         space.flush_one(flush);
         space.stats.cow_faults += 1;
         return Ok(FaultOutcome::CowReuse);
     }
-    let new = frame::alloc(Order(0), FrameState::User).map_err(|_| FaultError::OutOfMemory)?;
+    let mut new = frame::NewPage::alloc().map_err(|_| FaultError::OutOfMemory)?;
     if old == zero_frame() {
-        memops::zero_page(new);
+        new.zero();
     } else {
-        memops::copy_page(new, old);
+        new.copy_from(old); // mapped read-only by every holder: nobody writes it now
     }
     let (_, flush) = space
         .pt
-        .set_entry(&mut DirectMapTables, page, Pte::new(new, flags - PteFlags::DIRTY - PteFlags::ACCESSED))
+        .set_entry(&mut space.tables, page, Pte::new(new.frame(), flags - PteFlags::DIRTY - PteFlags::ACCESSED))
         .expect("do_wp_fault: the PTE's tables exist");
+    let new = new.into_mapped();
     space.flush_one(flush);
     rmap::map_new(new, space.family_page(page));
     if old == zero_frame() {

@@ -30,7 +30,7 @@ use spin::Once;
 
 use super::addr_space::{AddressSpace, Backing, STACK_GUARD_GAP_BYTES, STACK_MAX_BYTES, Vma, VmProt, leaf_flags_for};
 use super::frame::{self, FrameState};
-use super::paging::{DirectMapTables, PteFlags, SwapEntry};
+use super::paging::{PteFlags, SwapEntry};
 use super::{Frame, Order, Page, VirtAddr};
 use crate::arch::tlb;
 use crate::drivers::virtio_blk::BlkError;
@@ -191,7 +191,7 @@ pub fn handle_page_fault_after_read(
         return Err(segv(addr, access, Some(&vma)));
     }
     let page = Page::containing_address(addr);
-    let outcome = match space.pt.entry(&DirectMapTables, page) {
+    let outcome = match space.pt.entry(&space.tables, page) {
         None => do_no_page(space, &vma, page, access)?,
         Some(pte) if pte.is_unused() => do_no_page(space, &vma, page, access)?,
         Some(pte) if pte.is_present() && access == Access::Write && !pte.flags().contains(PteFlags::WRITABLE) => {
@@ -225,7 +225,7 @@ pub fn populate_page(space: &mut AddressSpace, addr: VirtAddr) -> Result<(), Fau
         return Err(segv(addr, Access::Read, None));
     };
     let page = Page::containing_address(addr);
-    if space.pt.entry(&DirectMapTables, page).is_some_and(|pte| !pte.is_unused()) {
+    if space.pt.entry(&space.tables, page).is_some_and(|pte| !pte.is_unused()) {
         return Ok(());
     }
     let access = if vma.flags.is_shared() || vma.prot.contains(VmProt::WRITE) { Access::Write } else { Access::Read };
@@ -261,28 +261,25 @@ fn do_no_page(space: &mut AddressSpace, vma: &Vma, page: Page, access: Access) -
     }
 }
 
-/// Maps `frame` at `page` with `flags` in `space`, counting it in RSS; a frame
-/// other than the zero frame is `new`ly allocated for this page and records its
-/// place in the reverse map (this space's family, `page`). On failure the caller
-/// still owns (and frees) the frame.
-pub(super) fn install_page(space: &mut AddressSpace, page: Page, frame: Frame, flags: PteFlags) -> Result<(), FaultError> {
-    match space.pt.map(&mut DirectMapTables, page, frame, flags) {
+/// Maps `frame` at `page` with `flags` in `space` (the entry was empty).
+fn map_empty(space: &mut AddressSpace, page: Page, frame: Frame, flags: PteFlags) -> Result<(), FaultError> {
+    match space.pt.map(&mut space.tables, page, frame, flags) {
         Ok(flush) => flush.ignore(), // the entry was empty: nothing cached
         Err(MapError::FrameAllocationFailed) => return Err(FaultError::OutOfMemory),
         Err(e) => panic!("install_page: {page:?}: {e:?}"),
     }
-    if frame != zero_frame() {
-        space.stats.rss_pages += 1;
-        super::rmap::map_new(frame, space.family_page(page));
-    }
     Ok(())
 }
 
-/// Returns a frame allocated for `install_page` that could not be installed.
-fn free_unmapped(frame: Frame) {
-    if let Err(e) = frame::free(frame, Order(0)) {
-        panic!("fault: freeing an unmapped user frame {frame:?}: {e:?}");
-    }
+/// Maps the `new`ly filled frame at `page` with `flags` in `space`, counting it in
+/// RSS and recording its place in the reverse map (this space's family, `page`).
+/// On failure `new` is dropped, which frees it.
+pub(super) fn install_page(space: &mut AddressSpace, page: Page, new: frame::NewPage, flags: PteFlags) -> Result<(), FaultError> {
+    map_empty(space, page, new.frame(), flags)?;
+    let frame = new.into_mapped();
+    space.stats.rss_pages += 1;
+    super::rmap::map_new(frame, space.family_page(page));
+    Ok(())
 }
 
 /// Not present, never touched, anonymous: the shared zero page for a read, else a
@@ -290,26 +287,20 @@ fn free_unmapped(frame: Frame) {
 fn do_anonymous_fault(space: &mut AddressSpace, vma: &Vma, page: Page, access: Access) -> Result<FaultOutcome, FaultError> {
     let flags = leaf_flags_for(vma.prot);
     if access != Access::Write && !vma.flags.is_shared() {
-        install_page(space, page, zero_frame(), flags - PteFlags::WRITABLE)?;
+        map_empty(space, page, zero_frame(), flags - PteFlags::WRITABLE)?;
         return Ok(FaultOutcome::ZeroPage);
     }
-    let frame = frame::alloc_zeroed(Order(0), FrameState::User).map_err(|_| FaultError::OutOfMemory)?;
-    if let Err(e) = install_page(space, page, frame, flags) {
-        free_unmapped(frame);
-        return Err(e);
-    }
+    let new = frame::NewPage::alloc_zeroed().map_err(|_| FaultError::OutOfMemory)?;
+    install_page(space, page, new, flags)?;
     Ok(FaultOutcome::AnonymousPage)
 }
 
 /// Not present, image-backed: a private frame holding the image's bytes for this
 /// page (zero past the end of the file part, as for `.bss`).
 fn do_image_fault(space: &mut AddressSpace, vma: &Vma, page: Page, id: u32, offset: u64) -> Result<FaultOutcome, FaultError> {
-    let frame = frame::alloc_zeroed(Order(0), FrameState::User).map_err(|_| FaultError::OutOfMemory)?;
+    let mut new = frame::NewPage::alloc_zeroed().map_err(|_| FaultError::OutOfMemory)?;
     let file_offset = offset + (page.start_address() - vma.start);
-    frame::write_bytes(frame, 0, crate::proc::image::page_bytes(id, file_offset));
-    if let Err(e) = install_page(space, page, frame, leaf_flags_for(vma.prot)) {
-        free_unmapped(frame);
-        return Err(e);
-    }
+    new.write_bytes(0, crate::proc::image::page_bytes(id, file_offset));
+    install_page(space, page, new, leaf_flags_for(vma.prot))?;
     Ok(FaultOutcome::ImagePage)
 }

@@ -131,15 +131,23 @@ pub fn alloc(order: Order, state: FrameState) -> Result<Frame, AllocError> {
 pub fn alloc_zeroed(order: Order, state: FrameState) -> Result<Frame, AllocError> {
     let frame = alloc(order, state)?;
     for i in 0..order.nr_frames() {
-        memops::zero_page(frame + i);
+        // SAFETY: the block was just allocated and nobody else knows it yet.
+        unsafe { memops::zero_page(frame + i) };
     }
     Ok(frame)
 }
 
 /// Returns the block of `2^order` frames starting at `frame` to the allocator.
 ///
-/// A double free, a frame never allocated or the wrong order is reported, not obeyed.
-pub fn free(frame: Frame, order: Order) -> Result<(), FreeError> {
+/// What the frame table can see is checked, reported and not obeyed: a double free,
+/// a frame never allocated, the wrong order, a frame still mapped, referenced by
+/// another holder, locked for I/O or in the swap cache ([`FreeError::InUse`]).
+///
+/// # Safety
+/// The caller owns the block and nothing uses it any more: no page table maps it
+/// (user PTEs, kernel mappings, a table that still links it), no pointer into it is
+/// live, no device DMA targets it. The frame table cannot see all of that.
+pub unsafe fn free(frame: Frame, order: Order) -> Result<(), FreeError> {
     with_buddy(|buddy| buddy.free(frame, order))
 }
 
@@ -195,18 +203,28 @@ pub fn put_ref(frame: Frame) -> u32 {
 }
 
 /// Copies `bytes` into `frame` at `offset` through the direct map.
-pub fn write_bytes(frame: Frame, offset: usize, bytes: &[u8]) {
+///
+/// # Safety
+/// The caller owns `frame` for writing: it is RAM allocated to the caller (or
+/// mapped by a user page table the caller has locked), no Rust reference into it
+/// is live and no device reads or writes it meanwhile. Writing a frame owned by
+/// anyone else (a page table, a slab, another process's page) corrupts it.
+pub unsafe fn write_bytes(frame: Frame, offset: usize, bytes: &[u8]) {
     assert!(offset + bytes.len() <= PAGE_SIZE as usize, "frame::write_bytes: past the end of the frame");
     // SAFETY: the range is inside one frame (checked), reached through the direct map;
-    // the caller owns the frame (it allocated it and has not mapped it yet).
+    // the caller owns the frame (this function's contract).
     unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), frame_ptr(frame).add(offset), bytes.len()) };
 }
 
 /// Copies `buf.len()` bytes out of `frame` at `offset` through the direct map.
-pub fn read_bytes(frame: Frame, offset: usize, buf: &mut [u8]) {
+///
+/// # Safety
+/// `frame` is RAM and nothing writes it during the call (no device DMA into it,
+/// no mutable reference into it).
+pub unsafe fn read_bytes(frame: Frame, offset: usize, buf: &mut [u8]) {
     assert!(offset + buf.len() <= PAGE_SIZE as usize, "frame::read_bytes: past the end of the frame");
     // SAFETY: the range is inside one frame (checked), reached through the direct map;
-    // the caller owns the frame and nothing writes it meanwhile (one CPU, no DMA into it).
+    // nothing writes the frame meanwhile (this function's contract).
     unsafe { core::ptr::copy_nonoverlapping(frame_ptr(frame).add(offset), buf.as_mut_ptr(), buf.len()) };
 }
 
@@ -228,6 +246,93 @@ pub fn check_invariants() -> Result<(), InvariantError> {
 /// Returns where the frame table is and its cost.
 pub fn table_info() -> FrameTableInfo {
     *TABLE_INFO.get().expect("frame: table_info before init")
+}
+
+/// Frees a user frame whose last reference is gone (`refcount` and `map_count` 0,
+/// not in the swap cache, not locked): the frame table itself proves that no page
+/// table and no cache holds it, which is why this is safe where [`free`] is not.
+/// A frame that is not such a frame is refused ([`FreeError::InUse`] or another
+/// error) and left as it is.
+pub fn free_unreferenced_user_frame(frame: Frame) -> Result<(), FreeError> {
+    with_buddy(|buddy| {
+        let desc = buddy.desc(frame);
+        if desc.state() != FrameState::User || desc.refcount() != 0 {
+            return Err(FreeError::InUse {
+                frame,
+                state: desc.state(),
+                refcount: desc.refcount(),
+                map_count: desc.map_count(),
+                flags: desc.flags(),
+            });
+        }
+        buddy.free(frame, Order(0))
+    })
+}
+
+/// A freshly allocated user frame that no page table maps yet.
+///
+/// Nobody else can see it, so its owner fills it with safe methods (zero, copy,
+/// write); [`NewPage::into_mapped`] hands it to the page tables once a PTE maps it,
+/// and dropping it unmapped frees it. Not `Clone` or `Copy`: one owner.
+#[derive(Debug)]
+pub struct NewPage {
+    frame: Frame,
+}
+
+impl NewPage {
+    /// Allocates a user frame with garbage contents (it must be filled before it is mapped).
+    pub fn alloc() -> Result<NewPage, AllocError> {
+        Ok(NewPage { frame: alloc(Order(0), FrameState::User)? })
+    }
+
+    /// Allocates a zero-filled user frame.
+    pub fn alloc_zeroed() -> Result<NewPage, AllocError> {
+        let mut page = Self::alloc()?;
+        page.zero();
+        Ok(page)
+    }
+
+    /// Returns the frame (to put in a PTE).
+    pub fn frame(&self) -> Frame {
+        self.frame
+    }
+
+    /// Fills the frame with zeros.
+    pub fn zero(&mut self) {
+        // SAFETY: the frame is ours alone: allocated by `alloc`, mapped nowhere yet.
+        unsafe { memops::zero_page(self.frame) }
+    }
+
+    /// Copies the contents of `src`, a frame the caller keeps allocated and
+    /// unwritten during the copy (a page mapped read-only, say).
+    pub fn copy_from(&mut self, src: Frame) {
+        // SAFETY: the destination is ours alone (as in `zero`); a stable `src` is
+        // this method's documented condition, and reading RAM cannot corrupt it.
+        unsafe { memops::copy_page(self.frame, src) }
+    }
+
+    /// Copies `bytes` into the frame at byte `offset`.
+    pub fn write_bytes(&mut self, offset: usize, bytes: &[u8]) {
+        // SAFETY: the frame is ours alone (as in `zero`); `write_bytes` checks bounds.
+        unsafe { write_bytes(self.frame, offset, bytes) }
+    }
+
+    /// Gives the frame to the page tables: a PTE maps it now, and the mapping's
+    /// reference (the allocation's refcount of 1) will free it.
+    pub fn into_mapped(self) -> Frame {
+        let frame = self.frame;
+        core::mem::forget(self);
+        frame
+    }
+}
+
+impl Drop for NewPage {
+    fn drop(&mut self) {
+        // SAFETY: never mapped (`into_mapped` forgets the handle), so nothing uses it.
+        if let Err(e) = unsafe { free(self.frame, Order(0)) } {
+            panic!("NewPage::drop: {e}");
+        }
+    }
 }
 
 /// An owned block of frames, freed when dropped. Not `Clone`: one owner per block.
@@ -257,11 +362,28 @@ impl OwnedFrames {
     pub fn as_ptr(&self) -> *mut u8 {
         frame_ptr(self.start)
     }
+
+    /// Copies `bytes` into the block at byte `offset`.
+    pub fn write_bytes(&mut self, offset: usize, bytes: &[u8]) {
+        assert!(offset + bytes.len() <= self.size_bytes() as usize, "OwnedFrames::write_bytes: past the end");
+        // SAFETY: inside the block (checked), which this handle owns; `&mut self`
+        // means no other access through the handle meanwhile.
+        unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), self.as_ptr().add(offset), bytes.len()) };
+    }
+
+    /// Copies `buf.len()` bytes out of the block at byte `offset`.
+    pub fn read_bytes(&self, offset: usize, buf: &mut [u8]) {
+        assert!(offset + buf.len() <= self.size_bytes() as usize, "OwnedFrames::read_bytes: past the end");
+        // SAFETY: inside the block (checked), which this handle owns; writes to it
+        // need `&mut self`, so none happens during this copy.
+        unsafe { core::ptr::copy_nonoverlapping(self.as_ptr().add(offset), buf.as_mut_ptr(), buf.len()) };
+    }
 }
 
 impl Drop for OwnedFrames {
     fn drop(&mut self) {
-        if let Err(e) = free(self.start, self.order) {
+        // SAFETY: the handle owned the block and is going away: nothing uses it.
+        if let Err(e) = unsafe { free(self.start, self.order) } {
             panic!("OwnedFrames::drop: {e:?}");
         }
     }

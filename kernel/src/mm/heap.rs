@@ -26,7 +26,10 @@ use super::{Frame, Order, VirtAddr, direct_map_to_phys, phys_to_virt};
 use crate::sync::IrqMutex;
 
 /// Slab memory as the kernel provides it: buddy pages seen through the direct map.
-pub struct DirectMapBackend;
+///
+/// Private to this module: its `write_word` writes any address it is given, which
+/// only the slab code, on blocks it holds, may do.
+struct DirectMapBackend;
 
 impl SlabBackend for DirectMapBackend {
     fn alloc_pages(&mut self, order: Order) -> Option<u64> {
@@ -36,7 +39,9 @@ impl SlabBackend for DirectMapBackend {
 
     fn free_pages(&mut self, addr: u64, order: Order) {
         let frame = Frame::containing_address(direct_map_to_phys(VirtAddr::new(addr)));
-        if let Err(e) = frame::free(frame, order) {
+        // SAFETY: the slab code frees a block it allocated with `alloc_pages` and no
+        // longer uses (every object in it is free).
+        if let Err(e) = unsafe { frame::free(frame, order) } {
             panic!("heap: slab pages at {addr:#x} could not be freed: {e:?}");
         }
     }
@@ -101,7 +106,9 @@ unsafe impl GlobalAlloc for KernelHeap {
         }
         let order = large_order(layout).expect("kfree: layout was never allocatable");
         let frame = Frame::containing_address(direct_map_to_phys(VirtAddr::new(ptr as u64)));
-        if let Err(e) = frame::free(frame, order) {
+        // SAFETY: `GlobalAlloc::dealloc`'s contract: `ptr` came from `alloc` with this
+        // layout (so it heads a buddy block of `order`) and is no longer used.
+        if let Err(e) = unsafe { frame::free(frame, order) } {
             panic!("kfree: {ptr:p} ({layout:?}): {e:?}");
         }
         NR_LARGE_ALLOCS.fetch_sub(1, Ordering::Relaxed);

@@ -80,7 +80,9 @@ fn kernel_segments() -> impl Iterator<Item = (u64, u64, u32)> {
 
 /// Copies `nr_pages` pages at `start` from the bootloader's tree into `new` with `flags`.
 fn copy_pages(boot: &PageTable, new: &mut PageTable, start: VirtAddr, nr_pages: u64, flags: PteFlags) {
-    let mem = &mut DirectMapTables;
+    // SAFETY: at boot, before anything else runs: `boot` is the live tree CR3 holds
+    // (only read) and `new` is the kernel's tree being built, ours alone.
+    let mem = &mut unsafe { DirectMapTables::new() };
     for i in 0..nr_pages {
         let page = Page::containing_address(start).offset(i);
         let Some((phys, _, PageSize::Size4KiB)) = boot.translate(mem, page.start_address()) else {
@@ -101,7 +103,8 @@ fn copy_pages(boot: &PageTable, new: &mut PageTable, start: VirtAddr, nr_pages: 
 
 /// Builds the kernel's page tables and switches to them.
 pub fn init() {
-    let mem = &mut DirectMapTables;
+    // SAFETY: as in `copy_pages`: the bootloader's tree is only read, the new one is ours.
+    let mem = &mut unsafe { DirectMapTables::new() };
     let (boot_root, _) = tlb::current_root();
     let boot = PageTable::from_root(boot_root);
     let mut kpt = PageTable::new(mem).expect("kspace: no frame for the PML4");

@@ -73,7 +73,8 @@ impl KernelStack {
             let frame = frame::alloc_zeroed(Order(0), FrameState::Kernel).map_err(|_| StackError::OutOfMemory)?;
             let page = Page::containing_address(VirtAddr::new(stack.top() - (i + 1) * PAGE_SIZE));
             if paging::kmap(page, frame, flags).is_err() {
-                frame::free(frame, Order(0)).expect("kstack: freeing an unmapped frame");
+                // SAFETY: allocated just above and not mapped (kmap failed).
+                unsafe { frame::free(frame, Order(0)) }.expect("kstack: freeing an unmapped frame");
                 return Err(StackError::OutOfMemory); // `stack` drops and undoes the rest
             }
             stack.nr_pages = i + 1;
@@ -109,7 +110,9 @@ impl Drop for KernelStack {
         for i in 0..self.nr_pages {
             let page = Page::containing_address(VirtAddr::new(self.top() - (i + 1) * PAGE_SIZE));
             let frame = paging::kunmap(page).expect("kstack: stack page not mapped");
-            frame::free(frame, Order(0)).expect("kstack: stack frame not allocated");
+            // SAFETY: the stack is being dropped (nothing runs on it) and its page
+            // was just unmapped and flushed from the TLB.
+            unsafe { frame::free(frame, Order(0)) }.expect("kstack: stack frame not allocated");
         }
         release_slot(self.slot);
     }

@@ -145,18 +145,26 @@ pub unsafe fn copy_page_with(dst: *mut u8, src: *const u8, method: PageMethod) {
 }
 
 /// Zeroes `frame` through the direct map with the selected method.
-pub fn zero_page(frame: Frame) {
+///
+/// # Safety
+/// The caller owns `frame` for writing (see `frame::write_bytes`): it just
+/// allocated it, or holds its only reference, and nothing else accesses it.
+pub unsafe fn zero_page(frame: Frame) {
     let method = PageMethod::from_u8(ZERO_METHOD.load(Ordering::Relaxed));
     // SAFETY: the direct map covers every frame with 4096 aligned, writable bytes; the
-    // caller owns `frame` (it just allocated it or holds its only reference).
+    // caller owns `frame` (this function's contract).
     unsafe { zero_page_with(frame_ptr(frame), method) }
 }
 
 /// Copies frame `src` to frame `dst` through the direct map with the selected method.
-pub fn copy_page(dst: Frame, src: Frame) {
+///
+/// # Safety
+/// The caller owns `dst` for writing (as for [`zero_page`]) and keeps `src`
+/// allocated, unwritten, during the copy.
+pub unsafe fn copy_page(dst: Frame, src: Frame) {
     assert_ne!(dst, src, "copy_page: source and destination are the same frame");
     let method = PageMethod::from_u8(COPY_METHOD.load(Ordering::Relaxed));
     // SAFETY: two distinct frames are two disjoint, aligned 4096-byte ranges in the
-    // direct map; the caller owns `dst` and keeps `src` alive during the copy.
+    // direct map; ownership of `dst` and a stable `src` are this function's contract.
     unsafe { copy_page_with(frame_ptr(dst), frame_ptr(src), method) }
 }

@@ -19,9 +19,26 @@ use crate::arch::tlb;
 use crate::sync::IrqMutex;
 
 /// Page-table memory reached through the direct map.
-pub struct DirectMapTables;
+///
+/// `TableMemory` writes entries into whatever frame a walker names, so a value of
+/// this type is a licence to change page tables: only [`DirectMapTables::new`],
+/// which is `unsafe`, makes one.
+pub struct DirectMapTables {
+    _licence: (),
+}
 
 impl DirectMapTables {
+    /// Returns access to page tables through the direct map.
+    ///
+    /// # Safety
+    /// Every `PageTable` used with the value must have as its root a live table
+    /// tree that the caller may change: the kernel's tree under `KERNEL_PT`'s lock,
+    /// or an address space's tree under that space's lock (or one not yet shared).
+    /// A tree built from any other frame would write page-table entries into it.
+    pub const unsafe fn new() -> DirectMapTables {
+        DirectMapTables { _licence: () }
+    }
+
     fn entry_ptr(table: Frame, index: usize) -> *mut u64 {
         debug_assert!(index < 512);
         (phys_to_virt(table.start_address()).as_u64() + 8 * index as u64) as *mut u64
@@ -46,10 +63,27 @@ impl TableMemory for DirectMapTables {
     }
 
     fn free_table(&mut self, table: Frame) {
-        if let Err(e) = frame::free(table, Order(0)) {
+        // SAFETY: the walker frees a table it just unlinked from its tree (the
+        // contract of `new`: the tree is the caller's), so nothing maps or uses it.
+        if let Err(e) = unsafe { frame::free(table, Order(0)) } {
             panic!("paging: freeing page table {table:?}: {e:?}");
         }
     }
+}
+
+/// Creates a user page-table tree whose kernel half is the kernel's (PML4 entries
+/// 256..511 copied), and the licence to change it; `None` without memory.
+///
+/// The pair is how code that may not say `unsafe` (the address-space modules) gets
+/// page-table access: the licence comes only with a tree of its own.
+pub fn new_user_tree() -> Option<(PageTable, DirectMapTables)> {
+    let kernel = PageTable::from_root(kernel_root());
+    // SAFETY: the new tree is fresh and the caller's alone; the kernel tree is only
+    // read (its top-level entries copied).
+    let mut tables = unsafe { DirectMapTables::new() };
+    let pt = PageTable::new_sharing_kernel_half(&mut tables, &kernel);
+    let _ = kernel.into_root(); // not ours to free
+    Some((pt?, tables))
 }
 
 /// The kernel's own page-table tree (set by `kspace::init`).
@@ -62,7 +96,9 @@ pub fn kernel_root() -> Frame {
 
 fn with_kernel_pt<R>(f: impl FnOnce(&mut PageTable, &mut DirectMapTables) -> R) -> R {
     let mut pt = KERNEL_PT.lock();
-    f(pt.as_mut().expect("paging: kernel tables not built yet"), &mut DirectMapTables)
+    // SAFETY: the kernel's own tree, under KERNEL_PT's lock.
+    let mut mem = unsafe { DirectMapTables::new() };
+    f(pt.as_mut().expect("paging: kernel tables not built yet"), &mut mem)
 }
 
 /// Maps `page` to `frame` in the kernel half with `flags` (GLOBAL is added).
@@ -94,7 +130,9 @@ pub fn kunmap_huge(addr: VirtAddr) -> Result<Frame, UnmapError> {
 /// Translates a virtual address through the tree that CR3 holds now.
 pub fn translate(addr: VirtAddr) -> Option<(PhysAddr, PteFlags, PageSize)> {
     let (root, _) = tlb::current_root();
-    PageTable::from_root(root).translate(&DirectMapTables, addr)
+    // SAFETY: CR3 names a live tree; translate only reads it.
+    let mem = unsafe { DirectMapTables::new() };
+    PageTable::from_root(root).translate(&mem, addr)
 }
 
 /// Returns the number of tables in the kernel tree (for tests: tables are freed).
@@ -110,10 +148,12 @@ pub fn kernel_table_count() -> usize {
 pub fn print_walk(addr: VirtAddr) {
     let names = ["", "PT  ", "PD  ", "PDPT", "PML4"];
     let (mut table, _) = tlb::current_root();
+    // SAFETY: CR3 names a live tree; the walk only reads it.
+    let mem = unsafe { DirectMapTables::new() };
     crate::println!("walk of {addr} (CR3 -> PML4 in {:?}):", table);
     for level in (1..=4u8).rev() {
         let index = addr.table_index(level);
-        let entry = DirectMapTables.read_entry(table, index);
+        let entry = mem.read_entry(table, index);
         let span = 12 + 9 * (u32::from(level) - 1);
         crate::println!(
             "  {}[{:3}]  (bits {}..{} of the address) = {:#018x}  {:?}",

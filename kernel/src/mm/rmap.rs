@@ -172,8 +172,8 @@ pub fn unmap(frame: Frame, at: FamilyPage, is_dirty: bool) -> bool {
 /// Returns a user frame whose last reference is gone to the allocator.
 pub(super) fn free_user_frame(frame: Frame) {
     super::reclaim::untrack(frame);
-    if let Err(e) = frame::free(frame, super::Order(0)) {
-        panic!("rmap::free_user_frame: {frame:?}: {e:?}");
+    if let Err(e) = frame::free_unreferenced_user_frame(frame) {
+        panic!("rmap::free_user_frame: {e}");
     }
 }
 

@@ -95,12 +95,12 @@ fn read_header_page() -> Result<OwnedFrames, SwapOnError> {
 }
 
 /// Writes a header for `nr_slots` slots into slot 0 and makes it durable.
-fn format(buf: &OwnedFrames, nr_slots: u64) -> Result<(), SwapOnError> {
+fn format(buf: &mut OwnedFrames, nr_slots: u64) -> Result<(), SwapOnError> {
     let disk = virtio_blk::swap_disk().ok_or(SwapOnError::NoDisk)?;
     // The buffer is all zero (the disk's blank header page was read into it).
     let mut header = [0u8; HEADER_BYTES];
     SwapHeader::new(PAGE_SIZE as u32, nr_slots).encode(&mut header);
-    crate::mm::frame::write_bytes(buf.start(), 0, &header);
+    buf.write_bytes(0, &header);
     let mut disk = disk.lock();
     disk.write_frame(slot_sector(0), buf.start()).map_err(SwapOnError::Io)?;
     disk.flush().map_err(SwapOnError::Io)
@@ -119,12 +119,12 @@ pub fn swapon() -> Result<SwapOn, SwapOnError> {
     if is_read_only || capacity_slots < 2 {
         return Err(SwapOnError::Unusable);
     }
-    let buf = read_header_page()?;
+    let mut buf = read_header_page()?;
     let mut page = vec![0u8; PAGE_SIZE as usize];
-    crate::mm::frame::read_bytes(buf.start(), 0, &mut page);
+    buf.read_bytes(0, &mut page);
     let (nr_slots, is_formatted_now) = match SwapHeader::inspect(&page, PAGE_SIZE as u32, capacity_slots) {
         HeaderCheck::Blank => {
-            format(&buf, capacity_slots)?;
+            format(&mut buf, capacity_slots)?;
             (capacity_slots, true)
         }
         HeaderCheck::Valid(header) => (header.nr_slots, false),
