@@ -51,9 +51,10 @@ impl Exercise {
         }
     }
 
-    /// Adds a question whose id is its number (1, 2, ...).
+    /// Adds a question numbered after the numbered ones before it (1, 2, ...).
     pub fn ask(&mut self, prompt: impl Into<String>, work: Vec<String>, answer: impl Into<String>) {
-        let id = (self.questions.len() + 1).to_string();
+        let nr_numbered = self.questions.iter().filter(|q| q.id.parse::<u64>().is_ok()).count();
+        let id = (nr_numbered + 1).to_string();
         self.ask_named(id, prompt, work, answer);
     }
 
