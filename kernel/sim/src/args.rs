@@ -40,14 +40,18 @@ impl Args {
         let mut iter = words.iter();
         while let Some(word) = iter.next() {
             let Some(name) = word.strip_prefix("--") else {
-                return Err(arg_error(format!("unexpected argument `{word}` (options start with --)")));
+                return Err(arg_error(format!(
+                    "unexpected argument `{word}` (options start with --)"
+                )));
             };
             if let Some((name, value)) = name.split_once('=') {
                 args.values.insert(name.to_string(), value.to_string());
             } else if FLAG_NAMES.contains(&name) {
                 args.flags.push(name.to_string());
             } else {
-                let value = iter.next().ok_or_else(|| arg_error(format!("--{name} needs a value")))?;
+                let value = iter
+                    .next()
+                    .ok_or_else(|| arg_error(format!("--{name} needs a value")))?;
                 args.values.insert(name.to_string(), value.clone());
             }
         }
@@ -85,7 +89,9 @@ impl Args {
 
     /// Returns `--name` as a comma-separated list of numbers, if given.
     pub fn numbers(&self, name: &str) -> Result<Option<Vec<u64>>, ArgError> {
-        let Some(text) = self.text(name) else { return Ok(None) };
+        let Some(text) = self.text(name) else {
+            return Ok(None);
+        };
         split_list(text)
             .map(|item| parse_number(item).map_err(|e| arg_error(format!("--{name}: {e}"))))
             .collect::<Result<Vec<_>, _>>()
@@ -95,9 +101,15 @@ impl Args {
     /// Fails if an option was given that no model asked about.
     pub fn finish(&self) -> Result<(), ArgError> {
         let used = self.used.borrow();
-        let unknown = self.values.keys().chain(self.flags.iter()).find(|name| !used.contains(name));
+        let unknown = self
+            .values
+            .keys()
+            .chain(self.flags.iter())
+            .find(|name| !used.contains(name));
         match unknown {
-            Some(name) => Err(arg_error(format!("this model has no option --{name} (see --help)"))),
+            Some(name) => Err(arg_error(format!(
+                "this model has no option --{name} (see --help)"
+            ))),
             None => Ok(()),
         }
     }
@@ -105,7 +117,9 @@ impl Args {
 
 /// Splits a comma-separated list, dropping empty items and spaces.
 pub fn split_list(text: &str) -> impl Iterator<Item = &str> {
-    text.split(',').map(str::trim).filter(|item| !item.is_empty())
+    text.split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
 }
 
 /// Parses `241`, `0xf1`, `0b11110001`, `16K`, `4M`, `1G` (K = 1024).
@@ -134,7 +148,7 @@ pub fn parse_number(text: &str) -> Result<u64, String> {
 pub fn bytes(n: u64) -> String {
     const UNITS: [(u64, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
     for (unit, name) in UNITS {
-        if n >= unit && n % unit == 0 {
+        if n >= unit && n.is_multiple_of(unit) {
             return format!("{} {name}", n / unit);
         }
     }

@@ -53,7 +53,11 @@ impl Exercise {
 
     /// Adds a question numbered after the numbered ones before it (1, 2, ...).
     pub fn ask(&mut self, prompt: impl Into<String>, work: Vec<String>, answer: impl Into<String>) {
-        let nr_numbered = self.questions.iter().filter(|q| q.id.parse::<u64>().is_ok()).count();
+        let nr_numbered = self
+            .questions
+            .iter()
+            .filter(|q| q.id.parse::<u64>().is_ok())
+            .count();
         let id = (nr_numbered + 1).to_string();
         self.ask_named(id, prompt, work, answer);
     }
@@ -67,7 +71,13 @@ impl Exercise {
         answer: impl Into<String>,
     ) {
         let intro = std::mem::take(&mut self.pending);
-        self.questions.push(Question { intro, id: id.into(), prompt: prompt.into(), work, answer: answer.into() });
+        self.questions.push(Question {
+            intro,
+            id: id.into(),
+            prompt: prompt.into(),
+            work,
+            answer: answer.into(),
+        });
     }
 
     /// Adds a summary line.
@@ -77,22 +87,35 @@ impl Exercise {
 
     /// Returns the answer to question `id`, if there is one.
     pub fn answer(&self, id: &str) -> Option<&str> {
-        self.questions.iter().find(|q| q.id == id).map(|q| q.answer.as_str())
+        self.questions
+            .iter()
+            .find(|q| q.id == id)
+            .map(|q| q.answer.as_str())
     }
 
     /// Returns the worked trace: setup, every question with its steps and answer, summary.
     pub fn worked(&self) -> String {
         let mut out = String::new();
-        self.setup.iter().for_each(|line| writeln!(out, "{line}").unwrap());
+        self.setup
+            .iter()
+            .for_each(|line| writeln!(out, "{line}").unwrap());
         for question in &self.questions {
-            question.intro.iter().for_each(|line| writeln!(out, "{line}").unwrap());
+            question
+                .intro
+                .iter()
+                .for_each(|line| writeln!(out, "{line}").unwrap());
             writeln!(out, "[{}] {}", question.id, question.prompt).unwrap();
-            question.work.iter().for_each(|line| writeln!(out, "      {line}").unwrap());
+            question
+                .work
+                .iter()
+                .for_each(|line| writeln!(out, "      {line}").unwrap());
             writeln!(out, "      answer: {}", question.answer).unwrap();
         }
         if !self.summary.is_empty() {
             writeln!(out).unwrap();
-            self.summary.iter().for_each(|line| writeln!(out, "{line}").unwrap());
+            self.summary
+                .iter()
+                .for_each(|line| writeln!(out, "{line}").unwrap());
         }
         out
     }
@@ -100,12 +123,21 @@ impl Exercise {
     /// Returns the setup and the bare questions, and how to get them graded.
     pub fn quiz(&self) -> String {
         let mut out = String::new();
-        self.setup.iter().for_each(|line| writeln!(out, "{line}").unwrap());
+        self.setup
+            .iter()
+            .for_each(|line| writeln!(out, "{line}").unwrap());
         for question in &self.questions {
-            question.intro.iter().for_each(|line| writeln!(out, "{line}").unwrap());
+            question
+                .intro
+                .iter()
+                .for_each(|line| writeln!(out, "{line}").unwrap());
             writeln!(out, "[{}] {}", question.id, question.prompt).unwrap();
         }
-        writeln!(out, "(write one `ID ANSWER` per line in a file, then rerun with --check FILE)").unwrap();
+        writeln!(
+            out,
+            "(write one `ID ANSWER` per line in a file, then rerun with --check FILE)"
+        )
+        .unwrap();
         out
     }
 
@@ -118,7 +150,10 @@ impl Exercise {
                 continue;
             }
             let (id, answer) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
-            given.push((id.trim_end_matches([':', ']']).trim_start_matches('['), answer.trim()));
+            given.push((
+                id.trim_end_matches([':', ']']).trim_start_matches('['),
+                answer.trim(),
+            ));
         }
         let mut report = String::new();
         let mut nr_correct = 0;
@@ -129,18 +164,37 @@ impl Exercise {
                     writeln!(report, "[{}] ok: {}", question.id, question.answer).unwrap();
                 }
                 Some((_, answer)) => {
-                    writeln!(report, "[{}] WRONG: you said `{answer}`, the answer is `{}`", question.id, question.answer)
-                        .unwrap();
-                    question.work.iter().for_each(|line| writeln!(report, "      {line}").unwrap());
+                    writeln!(
+                        report,
+                        "[{}] WRONG: you said `{answer}`, the answer is `{}`",
+                        question.id, question.answer
+                    )
+                    .unwrap();
+                    question
+                        .work
+                        .iter()
+                        .for_each(|line| writeln!(report, "      {line}").unwrap());
                 }
-                None => writeln!(report, "[{}] missing (the answer is `{}`)", question.id, question.answer).unwrap(),
+                None => writeln!(
+                    report,
+                    "[{}] missing (the answer is `{}`)",
+                    question.id, question.answer
+                )
+                .unwrap(),
             }
         }
-        for (id, _) in given.iter().filter(|(id, _)| !self.questions.iter().any(|q| q.id == *id)) {
+        for (id, _) in given
+            .iter()
+            .filter(|(id, _)| !self.questions.iter().any(|q| q.id == *id))
+        {
             writeln!(report, "[{id}] there is no such question").unwrap();
         }
         writeln!(report, "score: {nr_correct}/{}", self.questions.len()).unwrap();
-        Grade { nr_correct, nr_questions: self.questions.len(), report }
+        Grade {
+            nr_correct,
+            nr_questions: self.questions.len(),
+            report,
+        }
     }
 }
 
@@ -206,7 +260,11 @@ mod tests {
         assert!(perfect.is_perfect(), "{}", perfect.report);
         let wrong = exercise.check("# my answers\n1 816\n");
         assert_eq!(wrong.nr_correct, 0);
-        assert!(wrong.report.contains("[1] WRONG: you said `816`, the answer is `817`"));
+        assert!(
+            wrong
+                .report
+                .contains("[1] WRONG: you said `816`, the answer is `817`")
+        );
         assert!(wrong.report.contains("VPN 3"));
         assert!(wrong.report.contains("[faults] missing"));
         assert!(wrong.report.contains("score: 0/2"));

@@ -106,27 +106,55 @@ pub fn build(model: &str, words: &[&str]) -> Result<Exercise, ArgError> {
 /// Runs a command line (the words after `cargo run -p sim --`).
 pub fn run(words: &[String]) -> Result<Output, ArgError> {
     let Some((name, rest)) = words.split_first() else {
-        return Ok(Output { text: help(), is_success: true });
+        return Ok(Output {
+            text: help(),
+            is_success: true,
+        });
     };
     if name == "--help" || name == "-h" || name == "help" {
-        return Ok(Output { text: help(), is_success: true });
+        return Ok(Output {
+            text: help(),
+            is_success: true,
+        });
     }
-    let model = find_model(name)
-        .ok_or_else(|| arg_error(format!("no model `{name}`; the models are listed by --help")))?;
+    let model = find_model(name).ok_or_else(|| {
+        arg_error(format!(
+            "no model `{name}`; the models are listed by --help"
+        ))
+    })?;
     let args = Args::parse(rest)?;
     if args.flag("help") {
-        let text = format!("{}: {}\n{}\n{COMMON_OPTIONS}\n", model.name, model.summary, model.options.trim_end());
-        return Ok(Output { text, is_success: true });
+        let text = format!(
+            "{}: {}\n{}\n{COMMON_OPTIONS}\n",
+            model.name,
+            model.summary,
+            model.options.trim_end()
+        );
+        return Ok(Output {
+            text,
+            is_success: true,
+        });
     }
     let is_quiz = args.flag("quiz");
     let check_path = args.text("check").map(String::from);
     let exercise = (model.build_fn)(&args)?;
     args.finish()?;
     if let Some(path) = check_path {
-        let answers = std::fs::read_to_string(&path).map_err(|e| arg_error(format!("--check {path}: {e}")))?;
+        let answers = std::fs::read_to_string(&path)
+            .map_err(|e| arg_error(format!("--check {path}: {e}")))?;
         let grade = exercise.check(&answers);
-        return Ok(Output { is_success: grade.is_perfect(), text: grade.report });
+        return Ok(Output {
+            is_success: grade.is_perfect(),
+            text: grade.report,
+        });
     }
-    let text = if is_quiz { exercise.quiz() } else { exercise.worked() };
-    Ok(Output { text, is_success: true })
+    let text = if is_quiz {
+        exercise.quiz()
+    } else {
+        exercise.worked()
+    };
+    Ok(Output {
+        text,
+        is_success: true,
+    })
 }

@@ -8,7 +8,11 @@ fn main() -> ExitCode {
     match sim::run(&words) {
         Ok(output) => {
             print!("{}", output.text);
-            if output.is_success { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+            if output.is_success {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
         }
         Err(error) => {
             eprintln!("sim: {error}");

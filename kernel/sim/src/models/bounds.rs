@@ -60,7 +60,9 @@ fn exercise(args: &Args) -> Result<Exercise, ArgError> {
         None => rng.below(psize - bounds + 1),
     };
     if bounds > psize || base > psize - bounds {
-        return Err(arg_error(format!("base {base} + bounds {bounds} does not fit in {psize} bytes")));
+        return Err(arg_error(format!(
+            "base {base} + bounds {bounds} does not fit in {psize} bytes"
+        )));
     }
     let num = args.number_or("num", 5)?;
     let addresses = match args.numbers("addresses")? {
@@ -69,15 +71,24 @@ fn exercise(args: &Args) -> Result<Exercise, ArgError> {
     };
     let new_base = args.number("move")?;
     if let Some(new_base) = new_base.filter(|&nb| nb > psize - bounds) {
-        return Err(arg_error(format!("--move {new_base}: bounds {bounds} do not fit in {psize} bytes there")));
+        return Err(arg_error(format!(
+            "--move {new_base}: bounds {bounds} do not fit in {psize} bytes there"
+        )));
     }
 
     let mut ex = Exercise::default();
-    ex.given(format!("base and bounds: address space {}, physical memory {}", bytes(asize), bytes(psize)));
+    ex.given(format!(
+        "base and bounds: address space {}, physical memory {}",
+        bytes(asize),
+        bytes(psize)
+    ));
     let regs = BaseBounds { base, bounds };
     ask_trace(&mut ex, regs, &addresses);
     if let Some(new_base) = new_base {
-        let moved = BaseBounds { base: new_base, bounds };
+        let moved = BaseBounds {
+            base: new_base,
+            bounds,
+        };
         ex.given(format!(
             "then the OS moves the process: copies its {bounds} bytes from {base} to {new_base}, sets base = {new_base}"
         ));
@@ -88,7 +99,10 @@ fn exercise(args: &Args) -> Result<Exercise, ArgError> {
         ));
         ex.sum_up("the process cannot tell it was moved (it never sees a physical address).");
     }
-    let nr_valid = addresses.iter().filter(|&&va| regs.translate(va).is_some()).count();
+    let nr_valid = addresses
+        .iter()
+        .filter(|&&va| regs.translate(va).is_some())
+        .count();
     ex.sum_up(format!("{nr_valid} of {} addresses valid", addresses.len()));
     Ok(ex)
 }
@@ -96,7 +110,11 @@ fn exercise(args: &Args) -> Result<Exercise, ArgError> {
 /// Adds the registers as setup and one question per address.
 fn ask_trace(ex: &mut Exercise, regs: BaseBounds, addresses: &[u64]) {
     ex.given(format!("  base   = {:#010x} ({})", regs.base, regs.base));
-    ex.given(format!("  bounds = {} (legal virtual addresses 0..={})", regs.bounds, regs.bounds.saturating_sub(1)));
+    ex.given(format!(
+        "  bounds = {} (legal virtual addresses 0..={})",
+        regs.bounds,
+        regs.bounds.saturating_sub(1)
+    ));
     for &va in addresses {
         let prompt = format!("VA {va:#06x} ({va}): physical address, or fault?");
         match regs.translate(va) {
@@ -110,7 +128,10 @@ fn ask_trace(ex: &mut Exercise, regs: BaseBounds, addresses: &[u64]) {
             ),
             None => ex.ask(
                 prompt,
-                vec![format!("{va} >= bounds {}: segmentation violation, the process is killed", regs.bounds)],
+                vec![format!(
+                    "{va} >= bounds {}: segmentation violation, the process is killed",
+                    regs.bounds
+                )],
                 "fault",
             ),
         }
@@ -125,18 +146,41 @@ mod tests {
 
     #[test]
     fn hand_worked_trace_translates_and_faults() {
-        let ex = build("bounds", &["--base", "12418", "--bounds", "472", "--addresses", "430,521,0,471,472"]).unwrap();
+        let ex = build(
+            "bounds",
+            &[
+                "--base",
+                "12418",
+                "--bounds",
+                "472",
+                "--addresses",
+                "430,521,0,471,472",
+            ],
+        )
+        .unwrap();
         let answers: Vec<&str> = ex.questions.iter().map(|q| q.answer.as_str()).collect();
         assert_eq!(answers, ["12848", "fault", "12418", "12889", "fault"]);
     }
 
     #[test]
     fn relocation_keeps_virtual_addresses_and_moves_physical_ones() {
-        let args = ["--base", "1000", "--bounds", "300", "--addresses", "5,299,300", "--move", "5000"];
+        let args = [
+            "--base",
+            "1000",
+            "--bounds",
+            "300",
+            "--addresses",
+            "5,299,300",
+            "--move",
+            "5000",
+        ];
         let ex = build("bounds", &args).unwrap();
         let answers: Vec<&str> = ex.questions.iter().map(|q| q.answer.as_str()).collect();
         assert_eq!(answers, ["1005", "1299", "fault", "5005", "5299", "fault"]);
-        assert!(build("bounds", &["--bounds", "300", "--move", "16200"]).is_err(), "a move past memory is refused");
+        assert!(
+            build("bounds", &["--bounds", "300", "--move", "16200"]).is_err(),
+            "a move past memory is refused"
+        );
     }
 
     #[test]
@@ -145,7 +189,10 @@ mod tests {
         for _ in 0..10_000 {
             let psize = 1 + rng.below(1 << 16);
             let bounds = rng.below(psize + 1);
-            let regs = BaseBounds { base: rng.below(psize - bounds + 1), bounds };
+            let regs = BaseBounds {
+                base: rng.below(psize - bounds + 1),
+                bounds,
+            };
             let va = rng.below(2 * bounds + 2);
             match regs.translate(va) {
                 Some(pa) => {
@@ -162,10 +209,17 @@ mod tests {
         for seed in 0..200 {
             let seed = seed.to_string();
             let ex = build("bounds", &["--seed", &seed, "--num", "10"]).unwrap();
-            let answers: String = ex.questions.iter().map(|q| format!("{} {}\n", q.id, q.answer)).collect();
+            let answers: String = ex
+                .questions
+                .iter()
+                .map(|q| format!("{} {}\n", q.id, q.answer))
+                .collect();
             assert!(ex.check(&answers).is_perfect());
             for q in ex.questions.iter().filter(|q| q.answer != "fault") {
-                assert!(q.answer.parse::<u64>().unwrap() < 16 << 10, "seed {seed}: {q:?}");
+                assert!(
+                    q.answer.parse::<u64>().unwrap() < 16 << 10,
+                    "seed {seed}: {q:?}"
+                );
             }
         }
     }

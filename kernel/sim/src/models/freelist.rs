@@ -133,10 +133,34 @@ pub struct FreeList {
 
 impl FreeList {
     /// Creates a heap of `size` bytes at `base`, all free.
-    pub fn new(fit: Fit, base: u64, size: u64, header: u64, align: u64, is_coalescing: bool) -> FreeList {
-        let free = if size > 0 { vec![Chunk { start: base, len: size }] } else { Vec::new() };
+    pub fn new(
+        fit: Fit,
+        base: u64,
+        size: u64,
+        header: u64,
+        align: u64,
+        is_coalescing: bool,
+    ) -> FreeList {
+        let free = if size > 0 {
+            vec![Chunk {
+                start: base,
+                len: size,
+            }]
+        } else {
+            Vec::new()
+        };
         let align = align.max(1);
-        FreeList { fit, header, align, is_coalescing, base, size, free, allocated: BTreeMap::new(), next_cursor: base }
+        FreeList {
+            fit,
+            header,
+            align,
+            is_coalescing,
+            base,
+            size,
+            free,
+            allocated: BTreeMap::new(),
+            next_cursor: base,
+        }
     }
 
     /// Returns the free chunks, by address.
@@ -155,15 +179,31 @@ impl FreeList {
         let index = self.choose(need)?;
         let chunk = self.free[index];
         let min_rest = (self.header + 1).div_ceil(self.align) * self.align;
-        let taken = if chunk.len - need >= min_rest { need } else { chunk.len };
+        let taken = if chunk.len - need >= min_rest {
+            need
+        } else {
+            chunk.len
+        };
         if taken == chunk.len {
             self.free.remove(index);
         } else {
-            self.free[index] = Chunk { start: chunk.start + taken, len: chunk.len - taken };
+            self.free[index] = Chunk {
+                start: chunk.start + taken,
+                len: chunk.len - taken,
+            };
         }
         self.next_cursor = chunk.start + taken;
         let ptr = chunk.start + self.header;
-        self.allocated.insert(ptr, Allocated { chunk: Chunk { start: chunk.start, len: taken }, requested });
+        self.allocated.insert(
+            ptr,
+            Allocated {
+                chunk: Chunk {
+                    start: chunk.start,
+                    len: taken,
+                },
+                requested,
+            },
+        );
         Some(ptr)
     }
 
@@ -173,10 +213,13 @@ impl FreeList {
         match self.fit {
             Fit::First => fits.map(|(i, _)| i).next(),
             Fit::Best => fits.min_by_key(|(_, c)| c.len).map(|(i, _)| i),
-            Fit::Worst => fits.max_by_key(|(i, c)| (c.len, usize::MAX - i)).map(|(i, _)| i),
+            Fit::Worst => fits
+                .max_by_key(|(i, c)| (c.len, usize::MAX - i))
+                .map(|(i, _)| i),
             Fit::Next => {
-                let (after, before): (Vec<_>, Vec<_>) =
-                    fits.map(|(i, c)| (i, *c)).partition(|(_, c)| c.end() > self.next_cursor);
+                let (after, before): (Vec<_>, Vec<_>) = fits
+                    .map(|(i, c)| (i, *c))
+                    .partition(|(_, c)| c.end() > self.next_cursor);
                 after.into_iter().chain(before).map(|(i, _)| i).next()
             }
         }
@@ -184,8 +227,12 @@ impl FreeList {
 
     /// Frees the allocation at `ptr`; returns false if `ptr` is not allocated.
     pub fn free(&mut self, ptr: u64) -> bool {
-        let Some(allocated) = self.allocated.remove(&ptr) else { return false };
-        let index = self.free.partition_point(|c| c.start < allocated.chunk.start);
+        let Some(allocated) = self.allocated.remove(&ptr) else {
+            return false;
+        };
+        let index = self
+            .free
+            .partition_point(|c| c.start < allocated.chunk.start);
         self.free.insert(index, allocated.chunk);
         if self.is_coalescing {
             if index + 1 < self.free.len() && self.free[index].end() == self.free[index + 1].start {
@@ -204,7 +251,11 @@ impl FreeList {
             nr_holes: self.free.len() as u64,
             largest_free: self.free.iter().map(|c| c.len).max().unwrap_or(0),
             total_free: self.free.iter().map(|c| c.len).sum(),
-            internal_waste: self.allocated.values().map(|a| a.chunk.len - a.requested).sum(),
+            internal_waste: self
+                .allocated
+                .values()
+                .map(|a| a.chunk.len - a.requested)
+                .sum(),
         }
     }
 
@@ -213,7 +264,11 @@ impl FreeList {
         if self.free.is_empty() {
             return "(empty)".into();
         }
-        self.free.iter().map(|c| format!("[{}+{}]", c.start, c.len)).collect::<Vec<_>>().join(" ")
+        self.free
+            .iter()
+            .map(|c| format!("[{}+{}]", c.start, c.len))
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     /// Checks that free and allocated chunks tile the heap exactly; panics if not.
@@ -223,13 +278,26 @@ impl FreeList {
         all.sort_by_key(|c| c.start);
         let mut at = self.base;
         for chunk in &all {
-            assert_eq!(chunk.start, at, "FreeList::check_invariants: gap or overlap at {at}");
+            assert_eq!(
+                chunk.start, at,
+                "FreeList::check_invariants: gap or overlap at {at}"
+            );
             at = chunk.end();
         }
-        assert_eq!(at, self.base + self.size, "FreeList::check_invariants: chunks do not cover the heap");
-        assert!(self.free.windows(2).all(|w| w[0].start < w[1].start), "FreeList: free list unsorted");
+        assert_eq!(
+            at,
+            self.base + self.size,
+            "FreeList::check_invariants: chunks do not cover the heap"
+        );
+        assert!(
+            self.free.windows(2).all(|w| w[0].start < w[1].start),
+            "FreeList: free list unsorted"
+        );
         if self.is_coalescing {
-            assert!(self.free.windows(2).all(|w| w[0].end() < w[1].start), "FreeList: adjacent free chunks");
+            assert!(
+                self.free.windows(2).all(|w| w[0].end() < w[1].start),
+                "FreeList: adjacent free chunks"
+            );
         }
     }
 }
@@ -254,8 +322,14 @@ impl<'a> BuddyHeap<'a> {
     pub fn new(table: &'a mut [FrameDesc], unit: u64) -> BuddyHeap<'a> {
         let nr_frames = table.len() as u64;
         let mut buddy = BuddyAllocator::new(table, 0);
-        buddy.add_free_range(Frame::from_pfn(0), nr_frames).expect("BuddyHeap::new: a fresh table");
-        BuddyHeap { buddy, unit: unit.max(1), allocated: BTreeMap::new() }
+        buddy
+            .add_free_range(Frame::from_pfn(0), nr_frames)
+            .expect("BuddyHeap::new: a fresh table");
+        BuddyHeap {
+            buddy,
+            unit: unit.max(1),
+            allocated: BTreeMap::new(),
+        }
     }
 
     /// Returns the order a request of `requested` bytes takes.
@@ -278,14 +352,18 @@ impl<'a> BuddyHeap<'a> {
 
     /// Frees the block at `offset`; returns false if it is not allocated.
     pub fn free(&mut self, offset: u64) -> bool {
-        let Some((order, _)) = self.allocated.remove(&offset) else { return false };
+        let Some((order, _)) = self.allocated.remove(&offset) else {
+            return false;
+        };
         let frame = Frame::from_pfn(offset / self.unit);
         self.buddy.free(frame, order).is_ok()
     }
 
     /// Returns the free blocks per order, smallest first.
     pub fn free_blocks(&self) -> [u64; MAX_ORDER as usize + 1] {
-        self.buddy.check_invariants().expect("BuddyHeap: the buddy allocator's invariants");
+        self.buddy
+            .check_invariants()
+            .expect("BuddyHeap: the buddy allocator's invariants");
         self.buddy.buddyinfo().nr_free_blocks
     }
 
@@ -298,7 +376,11 @@ impl<'a> BuddyHeap<'a> {
             nr_holes: blocks.iter().sum(),
             largest_free: orders.clone().max().map_or(0, |k| unit << k),
             total_free: orders.map(|k| blocks[k] * (unit << k)).sum(),
-            internal_waste: self.allocated.values().map(|(order, req)| (order.nr_frames() * unit) - req).sum(),
+            internal_waste: self
+                .allocated
+                .values()
+                .map(|(order, req)| (order.nr_frames() * unit) - req)
+                .sum(),
         }
     }
 }
@@ -326,7 +408,9 @@ fn parse_ops(text: &str) -> Result<Vec<Request>, ArgError> {
                     Ok(Request::Alloc(value))
                 }
                 "-" if (value as usize) < nr_allocs.get() => Ok(Request::Free(value as usize)),
-                "-" => Err(arg_error(format!("--ops: `{op}` frees an allocation not made yet"))),
+                "-" => Err(arg_error(format!(
+                    "--ops: `{op}` frees an allocation not made yet"
+                ))),
                 _ => Err(bad()),
             }
         })
@@ -350,7 +434,11 @@ fn random_ops(rng: &mut mm_core::xorshift::XorShift, num: u64, size: u64) -> Vec
 }
 
 /// Replays `ops` on a heap; returns the fragmentation and the number of failed requests.
-fn replay(ops: &[Request], alloc_fn: &mut dyn FnMut(u64) -> Option<u64>, free_fn: &mut dyn FnMut(u64)) -> u64 {
+fn replay(
+    ops: &[Request],
+    alloc_fn: &mut dyn FnMut(u64) -> Option<u64>,
+    free_fn: &mut dyn FnMut(u64),
+) -> u64 {
     let mut ptrs: Vec<Option<u64>> = Vec::new();
     let mut nr_failed = 0;
     for op in ops {
@@ -381,7 +469,9 @@ fn exercise(args: &Args) -> Result<Exercise, ArgError> {
     let unit = args.number_or("unit", 4)?;
     let is_coalescing = !args.flag("no-coalesce");
     if size == 0 || align == 0 || unit == 0 || size > 1 << 24 || size / unit > 1 << 20 {
-        return Err(arg_error("need --size in 1..=16M, --align >= 1, --unit >= 1 and size/unit <= 1M frames"));
+        return Err(arg_error(
+            "need --size in 1..=16M, --align >= 1, --unit >= 1 and size/unit <= 1M frames",
+        ));
     }
     let num = args.number_or("num", 10)?;
     let ops = match args.text("ops") {
@@ -396,7 +486,10 @@ fn exercise(args: &Args) -> Result<Exercise, ArgError> {
         fit.name(),
         if is_coalescing { "on" } else { "off" }
     ));
-    ex.given(format!("  free list: {}", FreeList::new(fit, base, size, header, align, true).describe()));
+    ex.given(format!(
+        "  free list: {}",
+        FreeList::new(fit, base, size, header, align, true).describe()
+    ));
     ex.given("an allocation returns the address after its header, or NULL; a free returns its chunk to the list");
     let mut list = FreeList::new(fit, base, size, header, align, is_coalescing);
     let mut ptrs: Vec<Option<u64>> = Vec::new();
@@ -407,12 +500,19 @@ fn exercise(args: &Args) -> Result<Exercise, ArgError> {
                 let before = list.describe();
                 let ptr = list.alloc(n);
                 let mut work = vec![
-                    format!("needs {n} + header {header} = {} -> {need} bytes aligned", n + header),
+                    format!(
+                        "needs {n} + header {header} = {} -> {need} bytes aligned",
+                        n + header
+                    ),
                     format!("free list before: {before}"),
                 ];
                 let answer = match ptr {
                     Some(p) => {
-                        work.push(format!("{} fit takes the chunk at {}", fit.name(), p - header));
+                        work.push(format!(
+                            "{} fit takes the chunk at {}",
+                            fit.name(),
+                            p - header
+                        ));
                         work.push(format!("free list after:  {}", list.describe()));
                         p.to_string()
                     }
@@ -421,7 +521,11 @@ fn exercise(args: &Args) -> Result<Exercise, ArgError> {
                         "NULL".into()
                     }
                 };
-                ex.ask(format!("ptr[{}] = alloc({n}): address?", ptrs.len()), work, answer);
+                ex.ask(
+                    format!("ptr[{}] = alloc({n}): address?", ptrs.len()),
+                    work,
+                    answer,
+                );
                 ptrs.push(ptr);
             }
             Request::Free(k) => {
@@ -433,20 +537,48 @@ fn exercise(args: &Args) -> Result<Exercise, ArgError> {
                     None => vec!["ptr was NULL: nothing to free".into()],
                 };
                 let holes = list.free_chunks().len();
-                ex.ask(format!("free(ptr[{k}]): how many free chunks now?"), work, holes.to_string());
+                ex.ask(
+                    format!("free(ptr[{k}]): how many free chunks now?"),
+                    work,
+                    holes.to_string(),
+                );
             }
         }
         list.check_invariants();
     }
-    summarize(&mut ex, &ops, base, size, header, align, is_coalescing, unit);
+    summarize(
+        &mut ex,
+        &ops,
+        base,
+        size,
+        header,
+        align,
+        is_coalescing,
+        unit,
+    );
     Ok(ex)
 }
 
 /// Adds the side-by-side table of the five strategies on the same stream.
 #[allow(clippy::too_many_arguments)]
-fn summarize(ex: &mut Exercise, ops: &[Request], base: u64, size: u64, header: u64, align: u64, coalesce: bool, unit: u64) {
-    ex.sum_up(format!("the same {} requests under each strategy (buddy: {unit}-byte frames, no header):", ops.len()));
-    ex.sum_up(format!("{:<8} {:>7} {:>6} {:>13} {:>11} {:>15}", "strategy", "failed", "holes", "largest free", "total free", "internal waste"));
+fn summarize(
+    ex: &mut Exercise,
+    ops: &[Request],
+    base: u64,
+    size: u64,
+    header: u64,
+    align: u64,
+    coalesce: bool,
+    unit: u64,
+) {
+    ex.sum_up(format!(
+        "the same {} requests under each strategy (buddy: {unit}-byte frames, no header):",
+        ops.len()
+    ));
+    ex.sum_up(format!(
+        "{:<8} {:>7} {:>6} {:>13} {:>11} {:>15}",
+        "strategy", "failed", "holes", "largest free", "total free", "internal waste"
+    ));
     let row_fn = |name: &str, failed: u64, f: Fragmentation| {
         format!(
             "{name:<8} {failed:>7} {:>6} {:>13} {:>11} {:>15}",
@@ -466,7 +598,10 @@ fn summarize(ex: &mut Exercise, ops: &[Request], base: u64, size: u64, header: u
         buddy.borrow_mut().free(p);
     });
     ex.sum_up(row_fn("buddy", failed, buddy.borrow().fragmentation()));
-    ex.sum_up(format!("buddy free blocks by order 0..: {:?}", buddy.borrow().free_blocks()));
+    ex.sum_up(format!(
+        "buddy free blocks by order 0..: {:?}",
+        buddy.borrow().free_blocks()
+    ));
 }
 
 #[cfg(test)]

@@ -14,7 +14,9 @@ use mm_core::xorshift::XorShift;
 pub fn rng_from(args: &Args) -> Result<XorShift, ArgError> {
     let seed = args.number_or("seed", 0)?;
     // xorshift stays at zero from zero: mix the seed into a non-zero state.
-    Ok(XorShift(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x2545_f491_4f6c_dd1d | 1))
+    Ok(XorShift(
+        seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x2545_f491_4f6c_dd1d | 1,
+    ))
 }
 
 /// Returns a number in `low..=high` (inclusive) from `rng`.

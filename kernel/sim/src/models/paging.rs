@@ -85,15 +85,24 @@ impl Geometry {
     pub fn level_bits(self, levels: u32) -> Result<Vec<u32>, ArgError> {
         let lower = self.bits_per_table() * (levels - 1);
         if levels == 0 || lower >= self.vpn_bits() {
-            return Err(arg_error(format!("{levels} levels of {}-bit tables need more than {} VPN bits", self.bits_per_table(), self.vpn_bits())));
+            return Err(arg_error(format!(
+                "{levels} levels of {}-bit tables need more than {} VPN bits",
+                self.bits_per_table(),
+                self.vpn_bits()
+            )));
         }
         let mut bits = vec![self.vpn_bits() - lower];
-        bits.extend(std::iter::repeat_n(self.bits_per_table(), levels as usize - 1));
+        bits.extend(std::iter::repeat_n(
+            self.bits_per_table(),
+            levels as usize - 1,
+        ));
         Ok(bits)
     }
     /// Returns the fewest levels whose top table fits in a page.
     pub fn default_levels(self) -> u32 {
-        self.vpn_bits().div_ceil(self.bits_per_table().max(1)).max(1)
+        self.vpn_bits()
+            .div_ceil(self.bits_per_table().max(1))
+            .max(1)
     }
     /// Returns the bytes of a linear table: one PTE per virtual page.
     pub fn linear_table_bytes(self) -> u64 {
@@ -101,7 +110,10 @@ impl Geometry {
     }
     /// Returns the bytes of an inverted table, entries and anchors.
     pub fn inverted_table_bytes(self) -> (u64, u64) {
-        (self.nr_frames() * INVERTED_ENTRY_BYTES, self.nr_frames() * ANCHOR_BYTES)
+        (
+            self.nr_frames() * INVERTED_ENTRY_BYTES,
+            self.nr_frames() * ANCHOR_BYTES,
+        )
     }
     /// Checks the geometry makes sense.
     fn validate(self) -> Result<(), ArgError> {
@@ -112,7 +124,9 @@ impl Geometry {
             && self.pte_size > 0
             && self.pte_size <= self.page_size;
         if !ok {
-            return Err(arg_error("need a power-of-two page smaller than both address spaces, --pa-bits <= 30, 0 < --pte-size <= page"));
+            return Err(arg_error(
+                "need a power-of-two page smaller than both address spaces, --pa-bits <= 30, 0 < --pte-size <= page",
+            ));
         }
         Ok(())
     }
@@ -124,7 +138,11 @@ pub const INVERTED_ENTRY_BYTES: u64 = 8;
 pub const ANCHOR_BYTES: u64 = 4;
 
 /// Returns the bytes of a multi-level table mapping `vpns`, and the tables per level.
-pub fn multi_level_bytes(geometry: Geometry, level_bits: &[u32], vpns: &BTreeSet<u64>) -> (u64, Vec<u64>) {
+pub fn multi_level_bytes(
+    geometry: Geometry,
+    level_bits: &[u32],
+    vpns: &BTreeSet<u64>,
+) -> (u64, Vec<u64>) {
     let top_bytes = (1u64 << level_bits[0]) * geometry.pte_size;
     let mut nr_tables = vec![1];
     let mut shift = geometry.vpn_bits() - level_bits[0];
@@ -134,7 +152,10 @@ pub fn multi_level_bytes(geometry: Geometry, level_bits: &[u32], vpns: &BTreeSet
         nr_tables.push(prefixes.len() as u64);
         shift -= bits;
     }
-    let lower_bytes: u64 = nr_tables[1..].iter().map(|n| n * (1u64 << geometry.bits_per_table()) * geometry.pte_size).sum();
+    let lower_bytes: u64 = nr_tables[1..]
+        .iter()
+        .map(|n| n * (1u64 << geometry.bits_per_table()) * geometry.pte_size)
+        .sum();
     (top_bytes + lower_bytes, nr_tables)
 }
 
@@ -162,9 +183,16 @@ impl MultiLevel {
         mappings: &BTreeMap<u64, u64>,
         free_frames: &mut dyn Iterator<Item = u64>,
     ) -> Result<MultiLevel, ArgError> {
-        let mut no_frame = || arg_error("physical memory is too small for the page tables");
-        let root = Table { frame: free_frames.next().ok_or_else(&mut no_frame)?, entries: BTreeMap::new() };
-        let mut table = MultiLevel { geometry, level_bits, tables: vec![root] };
+        let no_frame = || arg_error("physical memory is too small for the page tables");
+        let root = Table {
+            frame: free_frames.next().ok_or_else(no_frame)?,
+            entries: BTreeMap::new(),
+        };
+        let mut table = MultiLevel {
+            geometry,
+            level_bits,
+            tables: vec![root],
+        };
         for (&vpn, &pfn) in mappings {
             let indices = table.indices(vpn);
             let mut at = 0;
@@ -172,15 +200,20 @@ impl MultiLevel {
                 at = match table.tables[at].entries.get(&index) {
                     Some(&next) => next as usize,
                     None => {
-                        let frame = free_frames.next().ok_or_else(&mut no_frame)?;
-                        table.tables.push(Table { frame, entries: BTreeMap::new() });
+                        let frame = free_frames.next().ok_or_else(no_frame)?;
+                        table.tables.push(Table {
+                            frame,
+                            entries: BTreeMap::new(),
+                        });
                         let next = table.tables.len() - 1;
                         table.tables[at].entries.insert(index, next as u64);
                         next
                     }
                 };
             }
-            table.tables[at].entries.insert(indices[indices.len() - 1], pfn);
+            table.tables[at]
+                .entries
+                .insert(indices[indices.len() - 1], pfn);
         }
         Ok(table)
     }
@@ -224,7 +257,10 @@ impl MultiLevel {
                     return (Some(pfn), steps);
                 }
                 Some(&next) => {
-                    steps.push(format!("{prefix}: valid, next table in frame {}", self.tables[next as usize].frame));
+                    steps.push(format!(
+                        "{prefix}: valid, next table in frame {}",
+                        self.tables[next as usize].frame
+                    ));
                     at = next as usize;
                 }
             }
@@ -252,7 +288,10 @@ pub struct Inverted {
 impl Inverted {
     /// Creates an empty table for `nr_frames` frames.
     pub fn new(nr_frames: u64) -> Inverted {
-        Inverted { entries: vec![None; nr_frames as usize], anchors: vec![None; nr_frames as usize] }
+        Inverted {
+            entries: vec![None; nr_frames as usize],
+            anchors: vec![None; nr_frames as usize],
+        }
     }
 
     /// Returns the anchor a `(pid, vpn)` hashes to: `(vpn + pid) mod nr_frames`.
@@ -263,27 +302,45 @@ impl Inverted {
     /// Records that frame `pfn` holds page `vpn` of `pid` (at the head of its chain).
     pub fn insert(&mut self, pid: u64, vpn: u64, pfn: u64) {
         let bucket = self.hash(pid, vpn) as usize;
-        self.entries[pfn as usize] = Some(InvertedEntry { pid, vpn, next: self.anchors[bucket] });
+        self.entries[pfn as usize] = Some(InvertedEntry {
+            pid,
+            vpn,
+            next: self.anchors[bucket],
+        });
         self.anchors[bucket] = Some(pfn);
     }
 
     /// Looks `(pid, vpn)` up; returns the frame, or `None`, and the steps taken.
     pub fn lookup(&self, pid: u64, vpn: u64) -> (Option<u64>, Vec<String>) {
         let bucket = self.hash(pid, vpn);
-        let mut steps = vec![format!("hash(pid {pid}, VPN {vpn}) = ({vpn} + {pid}) mod {} = {bucket}", self.anchors.len())];
+        let mut steps = vec![format!(
+            "hash(pid {pid}, VPN {vpn}) = ({vpn} + {pid}) mod {} = {bucket}",
+            self.anchors.len()
+        )];
         let mut cursor = self.anchors[bucket as usize];
         match cursor {
             None => steps.push(format!("anchor[{bucket}] is empty -> page fault")),
             Some(first) => steps.push(format!("anchor[{bucket}] -> entry {first}")),
         }
         while let Some(index) = cursor {
-            let entry = self.entries[index as usize].expect("Inverted::lookup: a chain names an empty entry");
+            let entry = self.entries[index as usize]
+                .expect("Inverted::lookup: a chain names an empty entry");
             if entry.pid == pid && entry.vpn == vpn {
-                steps.push(format!("entry {index}: pid {}, VPN {}: match -> PFN = entry number = {index}", entry.pid, entry.vpn));
+                steps.push(format!(
+                    "entry {index}: pid {}, VPN {}: match -> PFN = entry number = {index}",
+                    entry.pid, entry.vpn
+                ));
                 return (Some(index), steps);
             }
-            let next = entry.next.map_or("end of chain -> page fault".to_string(), |n| format!("next entry {n}"));
-            steps.push(format!("entry {index}: pid {}, VPN {}: no match, {next}", entry.pid, entry.vpn));
+            let next = entry
+                .next
+                .map_or("end of chain -> page fault".to_string(), |n| {
+                    format!("next entry {n}")
+                });
+            steps.push(format!(
+                "entry {index}: pid {}, VPN {}: no match, {next}",
+                entry.pid, entry.vpn
+            ));
             cursor = entry.next;
         }
         (None, steps)
@@ -318,9 +375,14 @@ fn parse_layout(text: &str, geometry: Geometry) -> Result<BTreeSet<u64>, ArgErro
         let (start, size) = item.split_once(':').ok_or_else(bad)?;
         let start = crate::args::parse_number(start).map_err(|_| bad())?;
         let size = crate::args::parse_number(size).map_err(|_| bad())?;
-        let (first, last) = (start >> geometry.offset_bits(), (start + size.max(1) - 1) >> geometry.offset_bits());
+        let (first, last) = (
+            start >> geometry.offset_bits(),
+            (start + size.max(1) - 1) >> geometry.offset_bits(),
+        );
         if last >> geometry.vpn_bits() != 0 || last - first > 1 << 24 {
-            return Err(arg_error(format!("--layout: `{item}` is outside the address space or too large")));
+            return Err(arg_error(format!(
+                "--layout: `{item}` is outside the address space or too large"
+            )));
         }
         vpns.extend(first..=last);
     }
@@ -341,16 +403,25 @@ fn exercise(args: &Args) -> Result<Exercise, ArgError> {
         "linear" => TableKind::Linear,
         "multi" => TableKind::Multi,
         "inverted" => TableKind::Inverted,
-        other => return Err(arg_error(format!("--table {other}: use linear, multi or inverted"))),
+        other => {
+            return Err(arg_error(format!(
+                "--table {other}: use linear, multi or inverted"
+            )));
+        }
     };
-    let levels = args.number("levels")?.map_or(geometry.default_levels(), |n| n as u32);
+    let levels = args
+        .number("levels")?
+        .map_or(geometry.default_levels(), |n| n as u32);
     let level_bits = geometry.level_bits(levels)?;
     let pid = args.number_or("pid", 1)?;
     let nr_vpages = 1u64 << geometry.vpn_bits().min(62);
     let mappings = match args.text("map") {
         Some(text) => parse_map(text)?,
         None => {
-            let nr = args.number_or("mapped", (nr_vpages / 4).clamp(1, 16))?.min(nr_vpages).min(geometry.nr_frames() / 2);
+            let nr = args
+                .number_or("mapped", (nr_vpages / 4).clamp(1, 16))?
+                .min(nr_vpages)
+                .min(geometry.nr_frames() / 2);
             // Distinct random frames for distinct random pages (at most half of each
             // are taken, so drawing again on a collision ends soon).
             let mut used = BTreeSet::new();
@@ -366,8 +437,13 @@ fn exercise(args: &Args) -> Result<Exercise, ArgError> {
         }
     };
     let pfns: BTreeSet<u64> = mappings.values().copied().collect();
-    if mappings.keys().any(|&v| v >= nr_vpages) || pfns.iter().any(|&p| p >= geometry.nr_frames()) || pfns.len() < mappings.len() {
-        return Err(arg_error("--map: a VPN or PFN is out of range, or two pages share a frame"));
+    if mappings.keys().any(|&v| v >= nr_vpages)
+        || pfns.iter().any(|&p| p >= geometry.nr_frames())
+        || pfns.len() < mappings.len()
+    {
+        return Err(arg_error(
+            "--map: a VPN or PFN is out of range, or two pages share a frame",
+        ));
     }
     let vpn_list: Vec<u64> = mappings.keys().copied().collect();
     let num = args.number_or("num", 5)?;
@@ -384,8 +460,14 @@ fn exercise(args: &Args) -> Result<Exercise, ArgError> {
             })
             .collect(),
     };
-    if let Some(&va) = addresses.iter().find(|&&va| geometry.va_bits < 64 && va >> geometry.va_bits != 0) {
-        return Err(arg_error(format!("address {va:#x} does not fit in {} bits", geometry.va_bits)));
+    if let Some(&va) = addresses
+        .iter()
+        .find(|&&va| geometry.va_bits < 64 && va >> geometry.va_bits != 0)
+    {
+        return Err(arg_error(format!(
+            "address {va:#x} does not fit in {} bits",
+            geometry.va_bits
+        )));
     }
     let layout = match args.text("layout") {
         Some(text) => parse_layout(text, geometry)?,
@@ -398,17 +480,24 @@ fn exercise(args: &Args) -> Result<Exercise, ArgError> {
     let mut free_frames = (0..geometry.nr_frames()).filter(|f| !pfns.contains(f));
     let multi = if kind == TableKind::Multi {
         let multi = MultiLevel::build(geometry, level_bits.clone(), &mappings, &mut free_frames)?;
-        ex.given(format!("the multi-level table: {} levels of {:?} index bits, top table in frame {}", levels, level_bits, multi.tables[0].frame));
+        ex.given(format!(
+            "the multi-level table: {} levels of {:?} index bits, top table in frame {}",
+            levels, level_bits, multi.tables[0].frame
+        ));
         Some(multi)
     } else {
         None
     };
     let inverted = if kind == TableKind::Inverted {
         if geometry.pfn_bits() > 20 {
-            return Err(arg_error("--table inverted simulates at most 2^20 frames: lower --pa-bits"));
+            return Err(arg_error(
+                "--table inverted simulates at most 2^20 frames: lower --pa-bits",
+            ));
         }
         let mut inverted = Inverted::new(geometry.nr_frames());
-        mappings.iter().for_each(|(&vpn, &pfn)| inverted.insert(pid, vpn, pfn));
+        mappings
+            .iter()
+            .for_each(|(&vpn, &pfn)| inverted.insert(pid, vpn, pfn));
         Some(inverted)
     } else {
         None
@@ -424,8 +513,14 @@ fn exercise(args: &Args) -> Result<Exercise, ArgError> {
             TableKind::Linear => {
                 let pfn = mappings.get(&vpn).copied();
                 work.push(match pfn {
-                    Some(pfn) => format!("PTE[{vpn}] (at PTBR + {vpn} x {}): valid, PFN {pfn}", geometry.pte_size),
-                    None => format!("PTE[{vpn}] (at PTBR + {vpn} x {}): invalid -> page fault", geometry.pte_size),
+                    Some(pfn) => format!(
+                        "PTE[{vpn}] (at PTBR + {vpn} x {}): valid, PFN {pfn}",
+                        geometry.pte_size
+                    ),
+                    None => format!(
+                        "PTE[{vpn}] (at PTBR + {vpn} x {}): invalid -> page fault",
+                        geometry.pte_size
+                    ),
                 });
                 pfn
             }
@@ -443,18 +538,30 @@ fn exercise(args: &Args) -> Result<Exercise, ArgError> {
         let answer = match pfn {
             Some(pfn) => {
                 let pa = pfn * geometry.page_size + offset;
-                work.push(format!("PA = PFN x {} + offset = {pfn} x {} + {offset} = {pa} ({pa:#x})", geometry.page_size, geometry.page_size));
+                work.push(format!(
+                    "PA = PFN x {} + offset = {pfn} x {} + {offset} = {pa} ({pa:#x})",
+                    geometry.page_size, geometry.page_size
+                ));
                 pa.to_string()
             }
             None => "fault".into(),
         };
-        ex.ask(format!("VA {va:#x} ({va}): physical address, or fault?"), work, answer);
+        ex.ask(
+            format!("VA {va:#x} ({va}): physical address, or fault?"),
+            work,
+            answer,
+        );
     }
     Ok(ex)
 }
 
 /// Adds the geometry, and the mappings when they are few enough to list.
-fn describe_geometry(ex: &mut Exercise, g: Geometry, mappings: &BTreeMap<u64, u64>, kind: TableKind) {
+fn describe_geometry(
+    ex: &mut Exercise,
+    g: Geometry,
+    mappings: &BTreeMap<u64, u64>,
+    kind: TableKind,
+) {
     ex.given(format!(
         "paging: {}-bit virtual addresses, {}-bit physical, pages of {}, {}-byte PTEs",
         g.va_bits,
@@ -466,18 +573,33 @@ fn describe_geometry(ex: &mut Exercise, g: Geometry, mappings: &BTreeMap<u64, u6
         "  offset = low {} bits; VPN = high {} bits ({} virtual pages); PFN = {} bits ({} frames)",
         g.offset_bits(),
         g.vpn_bits(),
-        if g.vpn_bits() < 63 { (1u64 << g.vpn_bits()).to_string() } else { format!("2^{}", g.vpn_bits()) },
+        if g.vpn_bits() < 63 {
+            (1u64 << g.vpn_bits()).to_string()
+        } else {
+            format!("2^{}", g.vpn_bits())
+        },
         g.pfn_bits(),
         g.nr_frames()
     ));
-    let listed: Vec<String> = mappings.iter().take(32).map(|(v, p)| format!("{v}->{p}")).collect();
-    let more = if mappings.len() > 32 { format!(" ... ({} in all)", mappings.len()) } else { String::new() };
+    let listed: Vec<String> = mappings
+        .iter()
+        .take(32)
+        .map(|(v, p)| format!("{v}->{p}"))
+        .collect();
+    let more = if mappings.len() > 32 {
+        format!(" ... ({} in all)", mappings.len())
+    } else {
+        String::new()
+    };
     let name = match kind {
         TableKind::Linear => "linear",
         TableKind::Multi => "multi-level",
         TableKind::Inverted => "inverted",
     };
-    ex.given(format!("  mapped pages (VPN->PFN), looked up in the {name} table: {}{more}", listed.join(" ")));
+    ex.given(format!(
+        "  mapped pages (VPN->PFN), looked up in the {name} table: {}{more}",
+        listed.join(" ")
+    ));
 }
 
 /// Asks for the table memory each layout needs for the pages in `layout`.
@@ -486,7 +608,12 @@ fn ask_table_memory(ex: &mut Exercise, g: Geometry, level_bits: &[u32], layout: 
     ex.ask_named(
         "linear-bytes",
         "bytes of a linear page table, per process?",
-        vec![format!("2^{} entries x {} bytes = {}, mapped pages or not", g.vpn_bits(), g.pte_size, bytes(linear))],
+        vec![format!(
+            "2^{} entries x {} bytes = {}, mapped pages or not",
+            g.vpn_bits(),
+            g.pte_size,
+            bytes(linear)
+        )],
         linear.to_string(),
     );
     let (multi, nr_tables) = multi_level_bytes(g, level_bits, layout);
@@ -496,12 +623,29 @@ fn ask_table_memory(ex: &mut Exercise, g: Geometry, level_bits: &[u32], layout: 
         level_bits,
         layout.len()
     )];
-    work.push(format!("top table: 2^{} x {} = {}", level_bits[0], g.pte_size, bytes((1 << level_bits[0]) * g.pte_size)));
+    work.push(format!(
+        "top table: 2^{} x {} = {}",
+        level_bits[0],
+        g.pte_size,
+        bytes((1 << level_bits[0]) * g.pte_size)
+    ));
     for (level, n) in nr_tables.iter().enumerate().skip(1) {
-        work.push(format!("level {}: {n} table(s) of {} (one per distinct index prefix)", level + 1, bytes(g.page_size.min((1 << g.bits_per_table()) * g.pte_size))));
+        work.push(format!(
+            "level {}: {n} table(s) of {} (one per distinct index prefix)",
+            level + 1,
+            bytes(g.page_size.min((1 << g.bits_per_table()) * g.pte_size))
+        ));
     }
     work.push(format!("total {}", bytes(multi)));
-    ex.ask_named("multi-bytes", format!("bytes of a {}-level table for this layout?", level_bits.len()), work, multi.to_string());
+    ex.ask_named(
+        "multi-bytes",
+        format!(
+            "bytes of a {}-level table for this layout?",
+            level_bits.len()
+        ),
+        work,
+        multi.to_string(),
+    );
     let (entries, anchors) = g.inverted_table_bytes();
     ex.ask_named(
         "inverted-bytes",

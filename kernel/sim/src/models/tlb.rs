@@ -60,6 +60,18 @@ pub enum TlbPolicy {
     Random,
 }
 
+impl TlbPolicy {
+    /// Returns the policy's name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            TlbPolicy::Lru => "lru",
+            TlbPolicy::Fifo => "fifo",
+            TlbPolicy::Clock => "clock",
+            TlbPolicy::Random => "random",
+        }
+    }
+}
+
 /// The shape and behaviour of a TLB.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TlbConfig {
@@ -136,8 +148,17 @@ impl Tlb {
                 TlbPolicy::Random => None,
             }
         };
-        let sets = (0..nr_sets).map(|_| Set { lines: vec![None; config.ways as usize], policy: make_policy_fn() }).collect();
-        Tlb { config, sets, rng: XorShift(0x71b) }
+        let sets = (0..nr_sets)
+            .map(|_| Set {
+                lines: vec![None; config.ways as usize],
+                policy: make_policy_fn(),
+            })
+            .collect();
+        Tlb {
+            config,
+            sets,
+            rng: XorShift(0x71b),
+        }
     }
 
     /// Returns the number of sets.
@@ -147,7 +168,10 @@ impl Tlb {
 
     /// Returns the number of valid lines.
     pub fn nr_valid(&self) -> usize {
-        self.sets.iter().map(|set| set.lines.iter().flatten().count()).sum()
+        self.sets
+            .iter()
+            .map(|set| set.lines.iter().flatten().count())
+            .sum()
     }
 
     /// Looks up `(asid, vpn)`; on a miss, fills a line (the refill).
@@ -155,7 +179,11 @@ impl Tlb {
         let asid = if self.config.has_asids { asid } else { 0 };
         let nr_sets = self.nr_sets();
         let set = &mut self.sets[(vpn % nr_sets) as usize];
-        if let Some(way) = set.lines.iter().position(|l| l.is_some_and(|l| l.asid == asid && l.vpn == vpn)) {
+        if let Some(way) = set
+            .lines
+            .iter()
+            .position(|l| l.is_some_and(|l| l.asid == asid && l.vpn == vpn))
+        {
             set.lines[way].as_mut().expect("found above").is_referenced = true;
             if let Some(policy) = &mut set.policy {
                 policy.on_access(way as u64);
@@ -166,13 +194,20 @@ impl Tlb {
             Some(way) => (way, None),
             None => {
                 let way = match &mut set.policy {
-                    Some(policy) => policy.pick_victim(&mut SetProbe(&mut set.lines)).expect("Tlb::access: a full set") as usize,
+                    Some(policy) => policy
+                        .pick_victim(&mut SetProbe(&mut set.lines))
+                        .expect("Tlb::access: a full set")
+                        as usize,
                     None => self.rng.below(set.lines.len() as u64) as usize,
                 };
                 (way, set.lines[way].map(|l| (l.asid, l.vpn)))
             }
         };
-        set.lines[way] = Some(Line { asid, vpn, is_referenced: true });
+        set.lines[way] = Some(Line {
+            asid,
+            vpn,
+            is_referenced: true,
+        });
         if let Some(policy) = &mut set.policy {
             policy.on_insert(way as u64);
         }
@@ -227,12 +262,21 @@ impl TlbStats {
     /// Returns hits / (accesses - compulsory misses): 1.0 when nothing but first touches missed.
     pub fn warm_hit_rate(self) -> f64 {
         let warm = self.nr_accesses - self.compulsory;
-        if warm == 0 { 1.0 } else { self.hits as f64 / warm as f64 }
+        if warm == 0 {
+            1.0
+        } else {
+            self.hits as f64 / warm as f64
+        }
     }
 }
 
 /// Replays `trace` on a fresh TLB; calls `each_fn` with every access and its outcome.
-pub fn replay(config: TlbConfig, page_size: u64, trace: &[Access], each_fn: &mut dyn FnMut(&Access, Outcome, bool)) -> TlbStats {
+pub fn replay(
+    config: TlbConfig,
+    page_size: u64,
+    trace: &[Access],
+    each_fn: &mut dyn FnMut(&Access, Outcome, bool),
+) -> TlbStats {
     let mut tlb = Tlb::new(config);
     let mut stats = TlbStats::default();
     let mut seen = BTreeSet::new();
@@ -268,19 +312,29 @@ fn make_trace(args: &Args, page_size: u64) -> Result<Vec<Access>, ArgError> {
         match args.text("pattern").unwrap_or("loop") {
             "loop" => {
                 let pages = args.number_or("pages", 3)?;
-                (0..loops).flat_map(|_| (0..pages).map(|p| p * page_size)).collect()
+                (0..loops)
+                    .flat_map(|_| (0..pages).map(|p| p * page_size))
+                    .collect()
             }
             "stride" => {
                 let stride = args.number_or("stride", 4096)?;
                 let count = args.number_or("count", 5)?;
-                (0..loops).flat_map(|_| (0..count).map(move |i| i * stride)).collect()
+                (0..loops)
+                    .flat_map(|_| (0..count).map(move |i| i * stride))
+                    .collect()
             }
             "random" => {
                 let pages = args.number_or("pages", 3)?.max(1);
                 let num = args.number_or("num", 12)?;
-                (0..num).map(|_| rng.below(pages) * page_size + rng.below(page_size)).collect()
+                (0..num)
+                    .map(|_| rng.below(pages) * page_size + rng.below(page_size))
+                    .collect()
             }
-            other => return Err(arg_error(format!("--pattern {other}: use loop, stride or random"))),
+            other => {
+                return Err(arg_error(format!(
+                    "--pattern {other}: use loop, stride or random"
+                )));
+            }
         }
     };
     if one_process.len() > 1 << 20 {
@@ -294,7 +348,10 @@ fn make_trace(args: &Args, page_size: u64) -> Result<Vec<Access>, ArgError> {
     while cursor.iter().any(|&c| c < one_process.len()) {
         for pid in 0..procs as usize {
             let end = (cursor[pid] + quantum).min(one_process.len());
-            trace.extend(one_process[cursor[pid]..end].iter().map(|&va| Access { pid: pid as u64 + 1, va }));
+            trace.extend(one_process[cursor[pid]..end].iter().map(|&va| Access {
+                pid: pid as u64 + 1,
+                va,
+            }));
             cursor[pid] = end;
         }
     }
@@ -310,7 +367,11 @@ fn exercise(args: &Args) -> Result<Exercise, ArgError> {
         "fifo" => TlbPolicy::Fifo,
         "clock" => TlbPolicy::Clock,
         "random" => TlbPolicy::Random,
-        other => return Err(arg_error(format!("--policy {other}: use lru, fifo, clock or random"))),
+        other => {
+            return Err(arg_error(format!(
+                "--policy {other}: use lru, fifo, clock or random"
+            )));
+        }
     };
     let page_size = args.number_or("page-size", 4096)?;
     let levels = args.number_or("levels", 4)?;
@@ -319,61 +380,153 @@ fn exercise(args: &Args) -> Result<Exercise, ArgError> {
         "sw" => true,
         other => return Err(arg_error(format!("--refill {other}: use hw or sw"))),
     };
-    if entries == 0 || ways == 0 || entries % ways != 0 || entries > 1 << 16 || !page_size.is_power_of_two() {
-        return Err(arg_error("need --entries a multiple of --ways (both > 0, entries <= 65536) and a power-of-two page"));
+    if entries == 0
+        || ways == 0
+        || entries % ways != 0
+        || entries > 1 << 16
+        || !page_size.is_power_of_two()
+    {
+        return Err(arg_error(
+            "need --entries a multiple of --ways (both > 0, entries <= 65536) and a power-of-two page",
+        ));
     }
-    let config = TlbConfig { entries, ways, policy, has_asids: args.flag("asid") };
+    let config = TlbConfig {
+        entries,
+        ways,
+        policy,
+        has_asids: args.flag("asid"),
+    };
     let trace = make_trace(args, page_size)?;
 
     let mut ex = Exercise::default();
     ex.given(format!(
-        "TLB: {entries} entries, {} sets x {ways} ways, {policy:?} replacement, pages of {}, {} on a context switch",
+        "TLB: {entries} entries, {} sets x {ways} ways, {} replacement, pages of {}, {} on a context switch",
         entries / ways,
+        policy.name(),
         bytes(page_size),
         if config.has_asids { "ASIDs" } else { "flush" }
     ));
-    ex.given(format!("  set = VPN mod {}; a miss is refilled by {}", entries / ways, if is_software { "the OS (software)" } else { "the MMU (hardware walk)" }));
+    ex.given(format!(
+        "  set = VPN mod {}; a miss is refilled by {}",
+        entries / ways,
+        if is_software {
+            "the OS (software)"
+        } else {
+            "the MMU (hardware walk)"
+        }
+    ));
     let is_small = trace.len() <= 40;
-    let stats = replay(config, page_size, &trace, &mut |access, outcome, is_switch| {
-        if !is_small {
-            return;
-        }
-        if is_switch {
-            ex.given(format!("context switch to pid {}{}", access.pid, if config.has_asids { "" } else { ": the TLB is flushed" }));
-        }
-        let vpn = access.va / page_size;
-        let work = vec![format!("VPN = {} / {page_size} = {vpn}, set {}", access.va, vpn % (entries / ways))];
-        let (mut work, answer) = match outcome {
-            Outcome::Hit => (work, "hit"),
-            Outcome::Miss { evicted } => {
-                let mut work = work;
-                work.push(match evicted {
-                    Some((asid, v)) => format!("not cached: the set is full, {policy:?} evicts VPN {v}{}", if config.has_asids { format!(" (ASID {asid})") } else { String::new() }),
-                    None => "not cached: filled into a free line".into(),
-                });
-                (work, "miss")
+    let stats = replay(
+        config,
+        page_size,
+        &trace,
+        &mut |access, outcome, is_switch| {
+            if !is_small {
+                return;
             }
-        };
-        work.truncate(2);
-        ex.ask(format!("pid {} VA {:#x} ({}): hit or miss?", access.pid, access.va, access.va), work, answer);
-    });
+            if is_switch {
+                ex.given(format!(
+                    "context switch to pid {}{}",
+                    access.pid,
+                    if config.has_asids {
+                        ""
+                    } else {
+                        ": the TLB is flushed"
+                    }
+                ));
+            }
+            let vpn = access.va / page_size;
+            let work = vec![format!(
+                "VPN = {} / {page_size} = {vpn}, set {}",
+                access.va,
+                vpn % (entries / ways)
+            )];
+            let (mut work, answer) = match outcome {
+                Outcome::Hit => (work, "hit"),
+                Outcome::Miss { evicted } => {
+                    let mut work = work;
+                    work.push(match evicted {
+                        Some((asid, v)) => format!(
+                            "not cached: the set is full, {} evicts VPN {v}{}",
+                            policy.name(),
+                            if config.has_asids {
+                                format!(" (ASID {asid})")
+                            } else {
+                                String::new()
+                            }
+                        ),
+                        None => "not cached: filled into a free line".into(),
+                    });
+                    (work, "miss")
+                }
+            };
+            work.truncate(2);
+            ex.ask(
+                format!(
+                    "pid {} VA {:#x} ({}): hit or miss?",
+                    access.pid, access.va, access.va
+                ),
+                work,
+                answer,
+            );
+        },
+    );
     if !is_small {
-        ex.given(format!("a trace of {} accesses (too long to ask one by one)", trace.len()));
+        ex.given(format!(
+            "a trace of {} accesses (too long to ask one by one)",
+            trace.len()
+        ));
     }
     let refill_work = if is_software {
-        format!("{} misses, each a trap to the OS handler, which walks {levels} levels and writes the entry", stats.misses())
+        format!(
+            "{} misses, each a trap to the OS handler, which walks {levels} levels and writes the entry",
+            stats.misses()
+        )
     } else {
-        format!("{} misses, each a hardware walk of {levels} levels: {} memory references", stats.misses(), stats.misses() * levels)
+        format!(
+            "{} misses, each a hardware walk of {levels} levels: {} memory references",
+            stats.misses(),
+            stats.misses() * levels
+        )
     };
     ex.ask_named("hits", "how many hits?", vec![], stats.hits.to_string());
-    ex.ask_named("misses", "how many misses?", vec![refill_work, format!("{} of them compulsory (first touch)", stats.compulsory)], stats.misses().to_string());
-    ex.ask_named("hit-rate", "hit rate (3 decimals)?", vec![format!("{} / {}", stats.hits, stats.nr_accesses)], format!("{:.3}", stats.hit_rate()));
-    summarize(&mut ex, config, page_size, &trace, stats, levels, is_software);
+    ex.ask_named(
+        "misses",
+        "how many misses?",
+        vec![
+            refill_work,
+            format!("{} of them compulsory (first touch)", stats.compulsory),
+        ],
+        stats.misses().to_string(),
+    );
+    ex.ask_named(
+        "hit-rate",
+        "hit rate (3 decimals)?",
+        vec![format!("{} / {}", stats.hits, stats.nr_accesses)],
+        format!("{:.3}", stats.hit_rate()),
+    );
+    summarize(
+        &mut ex,
+        config,
+        page_size,
+        &trace,
+        stats,
+        levels,
+        is_software,
+    );
     Ok(ex)
 }
 
 /// Adds the refill counts, and the same trace under other page sizes and switch choices.
-fn summarize(ex: &mut Exercise, config: TlbConfig, page_size: u64, trace: &[Access], stats: TlbStats, levels: u64, is_software: bool) {
+fn summarize(
+    ex: &mut Exercise,
+    config: TlbConfig,
+    page_size: u64,
+    trace: &[Access],
+    stats: TlbStats,
+    levels: u64,
+    is_software: bool,
+) {
     ex.sum_up(format!(
         "{} accesses: {} hits, {} misses ({} compulsory), {} flushes; hit rate {:.3}, warm hit rate {:.3}",
         stats.nr_accesses,
@@ -384,23 +537,42 @@ fn summarize(ex: &mut Exercise, config: TlbConfig, page_size: u64, trace: &[Acce
         stats.hit_rate(),
         stats.warm_hit_rate()
     ));
-    let (walks, traps) = if is_software { (0, stats.misses()) } else { (stats.misses(), 0) };
+    let (walks, traps) = if is_software {
+        (0, stats.misses())
+    } else {
+        (stats.misses(), 0)
+    };
     ex.sum_up(format!("misses refilled: {walks} hardware walks ({} memory references), {traps} software traps to the OS", walks * levels));
     ex.sum_up("the same trace with other page sizes:".to_string());
     for shift in [-1i32, 0, 1, 2, 9] {
-        let size = if shift < 0 { page_size >> 1 } else { page_size << shift };
+        let size = if shift < 0 {
+            page_size >> 1
+        } else {
+            page_size << shift
+        };
         if size == 0 {
             continue;
         }
         let other = replay(config, size, trace, &mut |_, _, _| {});
-        ex.sum_up(format!("  pages of {:<8} hit rate {:.3}", bytes(size), other.hit_rate()));
+        ex.sum_up(format!(
+            "  pages of {:<8} hit rate {:.3}",
+            bytes(size),
+            other.hit_rate()
+        ));
     }
     if trace.iter().any(|a| a.pid != trace[0].pid) {
-        let other = TlbConfig { has_asids: !config.has_asids, ..config };
+        let other = TlbConfig {
+            has_asids: !config.has_asids,
+            ..config
+        };
         let o = replay(other, page_size, trace, &mut |_, _, _| {});
         ex.sum_up(format!(
             "with {} instead: hit rate {:.3} ({} flushes)",
-            if other.has_asids { "ASIDs" } else { "a flush on every switch" },
+            if other.has_asids {
+                "ASIDs"
+            } else {
+                "a flush on every switch"
+            },
             o.hit_rate(),
             o.flushes
         ));

@@ -9,7 +9,11 @@ use mm_core::xorshift::XorShift;
 const OPS: &str = "+10,+20,+10,-1,+15,+5,-0,+8";
 
 fn answers(policy: &str) -> Vec<String> {
-    let ex = build("freelist", &["--size", "100", "--policy", policy, "--ops", OPS]).unwrap();
+    let ex = build(
+        "freelist",
+        &["--size", "100", "--policy", policy, "--ops", OPS],
+    )
+    .unwrap();
     ex.questions.iter().map(|q| q.answer.clone()).collect()
 }
 
@@ -17,17 +21,37 @@ fn answers(policy: &str) -> Vec<String> {
 fn each_fit_places_the_hand_worked_stream_as_worked_by_hand() {
     // After -1 the list is [1010+20] [1040+60]: best and first take the 20-byte hole
     // for 15 bytes, worst and next the 60-byte one (next starts where +10 ended, 1040).
-    assert_eq!(answers("first"), ["1000", "1010", "1030", "2", "1010", "1025", "2", "1000"]);
-    assert_eq!(answers("best"), ["1000", "1010", "1030", "2", "1010", "1025", "2", "1000"]);
-    assert_eq!(answers("worst"), ["1000", "1010", "1030", "2", "1040", "1055", "2", "1060"]);
-    assert_eq!(answers("next"), ["1000", "1010", "1030", "2", "1040", "1055", "2", "1060"]);
+    assert_eq!(
+        answers("first"),
+        ["1000", "1010", "1030", "2", "1010", "1025", "2", "1000"]
+    );
+    assert_eq!(
+        answers("best"),
+        ["1000", "1010", "1030", "2", "1010", "1025", "2", "1000"]
+    );
+    assert_eq!(
+        answers("worst"),
+        ["1000", "1010", "1030", "2", "1040", "1055", "2", "1060"]
+    );
+    assert_eq!(
+        answers("next"),
+        ["1000", "1010", "1030", "2", "1040", "1055", "2", "1060"]
+    );
 }
 
 #[test]
 fn headers_and_alignment_are_internal_waste() {
     let mut list = FreeList::new(Fit::First, 0, 64, 4, 8, true);
-    assert_eq!(list.alloc(5), Some(4), "the caller gets the address after the 4-byte header");
-    assert_eq!(list.free_chunks(), [Chunk { start: 16, len: 48 }], "5 + 4 rounds up to 16");
+    assert_eq!(
+        list.alloc(5),
+        Some(4),
+        "the caller gets the address after the 4-byte header"
+    );
+    assert_eq!(
+        list.free_chunks(),
+        [Chunk { start: 16, len: 48 }],
+        "5 + 4 rounds up to 16"
+    );
     assert_eq!(list.fragmentation().internal_waste, 11);
     list.check_invariants();
 }
@@ -39,7 +63,11 @@ fn without_coalescing_freed_neighbours_stay_apart() {
     list.free(a);
     list.free(b);
     assert_eq!(list.fragmentation().nr_holes, 3);
-    assert_eq!(list.alloc(15), Some(1020), "no 15-byte hole below 1020 without coalescing");
+    assert_eq!(
+        list.alloc(15),
+        Some(1020),
+        "no 15-byte hole below 1020 without coalescing"
+    );
 }
 
 #[test]
@@ -76,9 +104,18 @@ fn coalescing_restores_one_block_after_everything_is_freed() {
                 }
                 list.check_invariants();
             }
-            ptrs.into_iter().flatten().for_each(|p| assert!(list.free(p)));
+            ptrs.into_iter()
+                .flatten()
+                .for_each(|p| assert!(list.free(p)));
             list.check_invariants();
-            assert_eq!(list.free_chunks(), [Chunk { start: 1000, len: 512 }], "round {round}, {fit:?}");
+            assert_eq!(
+                list.free_chunks(),
+                [Chunk {
+                    start: 1000,
+                    len: 512
+                }],
+                "round {round}, {fit:?}"
+            );
         }
         let mut table = BuddyHeap::table(512, 4);
         let mut heap = BuddyHeap::new(&mut table, 4);
@@ -93,7 +130,9 @@ fn coalescing_restores_one_block_after_everything_is_freed() {
                 }
             }
         }
-        ptrs.into_iter().flatten().for_each(|p| assert!(heap.free(p)));
+        ptrs.into_iter()
+            .flatten()
+            .for_each(|p| assert!(heap.free(p)));
         assert_eq!(heap.fragmentation().nr_holes, 1, "round {round}: buddy");
         assert_eq!(heap.fragmentation().largest_free, 512);
     }
@@ -104,8 +143,14 @@ fn the_summary_compares_all_five_strategies() {
     let ex = build("freelist", &["--seed", "3", "--num", "40"]).unwrap();
     let text = ex.worked();
     for name in ["best", "worst", "first", "next", "buddy"] {
-        assert!(text.lines().any(|l| l.starts_with(name)), "no row for {name}:\n{text}");
+        assert!(
+            text.lines().any(|l| l.starts_with(name)),
+            "no row for {name}:\n{text}"
+        );
     }
-    assert!(build("freelist", &["--ops", "+3,-1"]).is_err(), "freeing a later allocation is refused");
+    assert!(
+        build("freelist", &["--ops", "+3,-1"]).is_err(),
+        "freeing a later allocation is refused"
+    );
     assert!(build("freelist", &["--policy", "random"]).is_err());
 }
