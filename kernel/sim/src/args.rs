@@ -146,7 +146,13 @@ pub fn parse_number(text: &str) -> Result<u64, String> {
 
 /// Formats a byte count the way the exercises do: `4 MiB`, `16 KiB`, `772 bytes`.
 pub fn bytes(n: u64) -> String {
-    const UNITS: [(u64, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
+    const UNITS: [(u64, &str); 5] = [
+        (1 << 50, "PiB"),
+        (1 << 40, "TiB"),
+        (1 << 30, "GiB"),
+        (1 << 20, "MiB"),
+        (1 << 10, "KiB"),
+    ];
     for (unit, name) in UNITS {
         if n >= unit && n.is_multiple_of(unit) {
             return format!("{} {name}", n / unit);

@@ -72,6 +72,26 @@ pub struct Output {
     pub is_success: bool,
 }
 
+/// Returns option lines indented for `--help`: options by 2, their continuations by 20.
+///
+/// (A `\` line continuation in the option strings eats the first line's indentation,
+/// so it is put back here rather than trusted.)
+fn format_options(options: &str) -> String {
+    let indent_fn = |line: &str| {
+        let line = line.trim_start();
+        if line.starts_with("--") {
+            format!("  {line}\n")
+        } else {
+            format!("{:20}{line}\n", "")
+        }
+    };
+    options
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(indent_fn)
+        .collect()
+}
+
 /// Returns the `--help` text: every model with its options.
 pub fn help() -> String {
     let mut text = String::from(
@@ -81,9 +101,16 @@ pub fn help() -> String {
     for model in MODELS {
         text += &format!("  {:<13} {}\n", model.name, model.summary);
     }
-    text += &format!("\noptions of every model:\n{COMMON_OPTIONS}\n");
+    text += &format!(
+        "\noptions of every model:\n{}",
+        format_options(COMMON_OPTIONS)
+    );
     for model in MODELS {
-        text += &format!("\n{} options:\n{}\n", model.name, model.options.trim_end());
+        text += &format!(
+            "\n{} options:\n{}",
+            model.name,
+            format_options(model.options)
+        );
     }
     text
 }
@@ -125,10 +152,11 @@ pub fn run(words: &[String]) -> Result<Output, ArgError> {
     let args = Args::parse(rest)?;
     if args.flag("help") {
         let text = format!(
-            "{}: {}\n{}\n{COMMON_OPTIONS}\n",
+            "{}: {}\n{}{}",
             model.name,
             model.summary,
-            model.options.trim_end()
+            format_options(model.options),
+            format_options(COMMON_OPTIONS)
         );
         return Ok(Output {
             text,
@@ -157,4 +185,51 @@ pub fn run(words: &[String]) -> Result<Output, ArgError> {
         text,
         is_success: true,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(line: &str) -> Vec<String> {
+        line.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn help_lists_every_model_and_its_options() {
+        let text = run(&words("--help")).unwrap().text;
+        for model in MODELS {
+            assert!(
+                text.contains(&format!("\n  {:<13} {}", model.name, model.summary)),
+                "{}",
+                model.name
+            );
+            assert!(
+                text.contains(&format!("\n{} options:\n  --", model.name)),
+                "{}",
+                model.name
+            );
+        }
+        assert_eq!(run(&[]).unwrap().text, text, "no model: the help");
+    }
+
+    #[test]
+    fn every_model_runs_worked_and_as_a_quiz() {
+        for model in MODELS {
+            let worked = run(&words(&format!("{} --seed 5", model.name))).unwrap();
+            let quiz = run(&words(&format!("{} --seed 5 --quiz", model.name))).unwrap();
+            assert!(
+                worked.text.contains("answer: ") && !quiz.text.contains("answer: "),
+                "{}",
+                model.name
+            );
+        }
+        assert!(
+            run(&words("paging --levles 2"))
+                .unwrap_err()
+                .0
+                .contains("--levles")
+        );
+        assert!(run(&words("nosuchmodel")).is_err());
+    }
 }

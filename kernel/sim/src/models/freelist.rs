@@ -501,7 +501,7 @@ fn exercise(args: &Args) -> Result<Exercise, ArgError> {
                 let ptr = list.alloc(n);
                 let mut work = vec![
                     format!(
-                        "needs {n} + header {header} = {} -> {need} bytes aligned",
+                        "needs {n} + header {header} = {} bytes, rounded to a multiple of {align}: {need}",
                         n + header
                     ),
                     format!("free list before: {before}"),

@@ -83,10 +83,12 @@ impl Geometry {
     /// Returns the index bits of each level, top first, for `levels` levels: every level
     /// below the top indexes a page-sized table, the top takes the bits left.
     pub fn level_bits(self, levels: u32) -> Result<Vec<u32>, ArgError> {
-        let lower = self.bits_per_table() * (levels - 1);
+        let lower = self
+            .bits_per_table()
+            .saturating_mul(levels.saturating_sub(1));
         if levels == 0 || lower >= self.vpn_bits() {
             return Err(arg_error(format!(
-                "{levels} levels of {}-bit tables need more than {} VPN bits",
+                "{levels} levels of {}-bit tables do not fit in {} VPN bits",
                 self.bits_per_table(),
                 self.vpn_bits()
             )));
@@ -106,7 +108,7 @@ impl Geometry {
     }
     /// Returns the bytes of a linear table: one PTE per virtual page.
     pub fn linear_table_bytes(self) -> u64 {
-        (1u64 << self.vpn_bits()) * self.pte_size
+        (1u64 << self.vpn_bits()).saturating_mul(self.pte_size)
     }
     /// Returns the bytes of an inverted table, entries and anchors.
     pub fn inverted_table_bytes(self) -> (u64, u64) {
@@ -118,6 +120,7 @@ impl Geometry {
     /// Checks the geometry makes sense.
     fn validate(self) -> Result<(), ArgError> {
         let ok = self.page_size.is_power_of_two()
+            && self.page_size >= 2
             && self.offset_bits() < self.va_bits.min(self.pa_bits)
             && self.va_bits <= 64
             && self.pa_bits <= 30

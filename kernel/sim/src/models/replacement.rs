@@ -175,6 +175,9 @@ fn exercise(args: &Args) -> Result<Exercise, ArgError> {
         }
     };
     let nr_frames = args.number_or("frames", 3)?.min(1 << 16) as usize;
+    if nr_frames == 0 {
+        return Err(arg_error("--frames must be at least 1"));
+    }
     let name = args.text("policy").unwrap_or("fifo");
     let mut chosen = policy(name, &refs)?;
     let is_sweep = args.flag("sweep");

@@ -229,6 +229,9 @@ fn segment_table(
     for (slot, (name, prot, grows_down, default)) in [0, 1, 3].into_iter().zip(specs) {
         let (base, size) = match args.text(name) {
             Some(text) => parse_segment(text, name)?,
+            None if is_random && psize < asize => {
+                return Err(arg_error("random segments need --psize at least --asize"));
+            }
             None if is_random => {
                 let size = between(rng, max / 8, max / 2);
                 let mut tries = 0;
