@@ -353,3 +353,10 @@ fn pageout_sends_pages_to_swap_and_they_come_back_intact() {
 fn fork_and_swap_together_keep_every_process_data() {
     assert_program_passes("swapfork");
 }
+
+#[test_case]
+fn process_vm_readv_and_writev_reach_cow_and_swapped_pages_of_a_child() {
+    // vmrw checks the data, partial transfers and errors itself; here: nothing leaks
+    // and the books balance after pages were faulted in and COW-copied on a child's behalf.
+    assert_program_passes("vmrw");
+}
