@@ -85,7 +85,8 @@ fn read_iovecs(addr: u64, count: u64) -> Result<Vec<IoVec>, Errno> {
     let mut bytes = vec![0u8; count as usize * 16];
     copy_from_user(&mut bytes, addr)?;
     let word_fn = |at: &[u8]| u64::from_ne_bytes(at.try_into().expect("8 bytes"));
-    Ok(bytes.chunks_exact(16).map(|c| IoVec { base: word_fn(&c[..8]), len: word_fn(&c[8..]) }).collect())
+    let (iovecs, _) = bytes.as_chunks::<16>();
+    Ok(iovecs.iter().map(|c| IoVec { base: word_fn(&c[..8]), len: word_fn(&c[8..]) }).collect())
 }
 
 /// Returns the total length of `iovecs`; `EINVAL` if it does not fit in an `isize`.

@@ -14,7 +14,9 @@
 //!    writes to the hole and to the child's code (`EFAULT`); flags 1 (`EINVAL`); a pid
 //!    that does not exist (`ESRCH`);
 //! 5. lets the child check its own view (page 0 = the written pattern, page 1 its
-//!    own, pages 2-3 the parent's, `S` intact), reaps it, and gets `ESRCH` for it.
+//!    own, pages 2-3 the parent's, `S` intact) and exit; gets `ESRCH` for it once it
+//!    has exited (a zombie) and after it is reaped.
+//!
 //! Exit 0 on success.
 #![no_std]
 #![no_main]
@@ -59,6 +61,13 @@ fn mismatch(buf: *const u64, nr_words: usize, seed: u64, at: u64) -> Option<(usi
         let expected = pattern::word(seed, at + i as u64 * 8);
         (found != expected).then_some((i, found, expected))
     })
+}
+
+/// Reads the child's `remote` ranges into `local` ones: `process_vm_readv`.
+fn read(pid: i64, local: &[IoVec], remote: &[IoVec], flags: u64) -> Result<usize, Errno> {
+    // SAFETY: every local iovec of this program points into the parent's private
+    // `local` mapping, which no Rust reference points into.
+    unsafe { ulib::process_vm_readv(pid, local, remote, flags) }
 }
 
 fn iov(base: u64, len: usize) -> IoVec {
@@ -118,8 +127,7 @@ fn main() -> i32 {
     // 1. All of D, into two local buffers split in the middle of a page.
     let split = 5000;
     let locals = [iov(l, split), iov(l + split as u64, 4 * PAGE_SIZE - split)];
-    // SAFETY: `local` is a private mapping of ours, no reference into it.
-    let n = unsafe { ulib::process_vm_readv(pid, &locals, &[iov(d_addr, 4 * PAGE_SIZE)], 0) };
+    let n = read(pid, &locals, &[iov(d_addr, 4 * PAGE_SIZE)], 0);
     check!(n == Ok(4 * PAGE_SIZE), "read D: {:?}", n);
     let at = |i: usize| d_addr + (i * PAGE_SIZE) as u64;
     let lp = |i: usize| (l + (i * PAGE_SIZE) as u64) as *const u64;
@@ -137,16 +145,14 @@ fn main() -> i32 {
     check!(n == Ok(PAGE_SIZE), "write page 0: {:?}", n);
     // SAFETY: our D pages 0..4 are mapped.
     check!(unsafe { pattern::first_mismatch(d, 4, PARENT_SEED) }.is_none(), "our D changed: the write broke COW in the caller");
-    // SAFETY: as in step 1.
-    let n = unsafe { ulib::process_vm_readv(pid, &[iov(l + PAGE_SIZE as u64, PAGE_SIZE)], &[iov(at(0), PAGE_SIZE)], 0) };
+    let n = read(pid, &[iov(l + PAGE_SIZE as u64, PAGE_SIZE)], &[iov(at(0), PAGE_SIZE)], 0);
     check!(n == Ok(PAGE_SIZE) && mismatch(lp(1), w, WRITTEN_SEED, at(0)).is_none(), "read back page 0: {:?}", n);
     println!("vmrw: wrote the child's copy-on-write page 0: the child has its own copy now, ours is unchanged");
 
     // 3. The swapped-out pages.
     let s = mailbox.get(1);
     let before = ulib::memstat().expect("memstat").swap_reads;
-    // SAFETY: as in step 1.
-    let n = unsafe { ulib::process_vm_readv(pid, &[iov(l, NR_SWAPPED * PAGE_SIZE)], &[iov(s, NR_SWAPPED * PAGE_SIZE)], 0) };
+    let n = read(pid, &[iov(l, NR_SWAPPED * PAGE_SIZE)], &[iov(s, NR_SWAPPED * PAGE_SIZE)], 0);
     check!(n == Ok(NR_SWAPPED * PAGE_SIZE), "read S: {:?}", n);
     check!(mismatch(local, NR_SWAPPED * w, SWAPPED_SEED, s).is_none(), "read S: wrong data");
     let reads = ulib::memstat().expect("memstat").swap_reads - before;
@@ -154,14 +160,13 @@ fn main() -> i32 {
     println!("vmrw: read {} swapped-out pages of the child ({} pages read from swap)", NR_SWAPPED, reads);
 
     // 4. Unmapped ranges, bad arguments.
-    // SAFETY (all four reads): as in step 1.
-    let across = unsafe { ulib::process_vm_readv(pid, &[iov(l, 2 * PAGE_SIZE)], &[iov(at(3), 2 * PAGE_SIZE)], 0) };
+    let across = read(pid, &[iov(l, 2 * PAGE_SIZE)], &[iov(at(3), 2 * PAGE_SIZE)], 0);
     check!(across == Ok(PAGE_SIZE), "read across the end of D: {:?} (a partial 4096 expected)", across);
-    let in_hole = unsafe { ulib::process_vm_readv(pid, &[iov(l, PAGE_SIZE)], &[iov(hole, PAGE_SIZE)], 0) };
+    let in_hole = read(pid, &[iov(l, PAGE_SIZE)], &[iov(hole, PAGE_SIZE)], 0);
     check!(in_hole == Err(Errno::EFAULT), "read the hole: {:?}", in_hole);
-    let two = unsafe { ulib::process_vm_readv(pid, &[iov(l, 200)], &[iov(at(2), 100), iov(hole, 10)], 0) };
+    let two = read(pid, &[iov(l, 200)], &[iov(at(2), 100), iov(hole, 10)], 0);
     check!(two == Ok(100), "the first iovec then the hole: {:?}", two);
-    let flagged = unsafe { ulib::process_vm_readv(pid, &[iov(l, 8)], &[iov(at(0), 8)], 1) };
+    let flagged = read(pid, &[iov(l, 8)], &[iov(at(0), 8)], 1);
     check!(flagged == Err(Errno::EINVAL), "flags 1: {:?}", flagged);
     let to_hole = ulib::process_vm_writev(pid, &[iov(l, 8)], &[iov(hole, 8)], 0);
     check!(to_hole == Err(Errno::EFAULT), "write the hole: {:?}", to_hole);
@@ -173,6 +178,14 @@ fn main() -> i32 {
 
     // 5. The child checks its own view and exits; then it is gone.
     mailbox.set(0, DONE);
+    // Until it exits the child is readable; once it has exited (a zombie, not yet
+    // reaped) it is ESRCH.
+    let mut exited = ulib::process_vm_read(pid, &mut word, d_addr);
+    while exited == Ok(8) {
+        ulib::yield_now();
+        exited = ulib::process_vm_read(pid, &mut word, d_addr);
+    }
+    check!(exited == Err(Errno::ESRCH), "read an exited child: {:?}", exited);
     let (_, status) = ulib::waitpid(pid).expect("waitpid");
     check!(status == WaitStatus::Exited(0), "the child's own view was wrong: {:?}", status);
     let dead = ulib::process_vm_read(pid, &mut word, d_addr);
