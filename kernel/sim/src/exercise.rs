@@ -111,6 +111,7 @@ impl Exercise {
                 .for_each(|line| writeln!(out, "      {line}").unwrap());
             writeln!(out, "      answer: {}", question.answer).unwrap();
         }
+        self.pending.iter().for_each(|line| writeln!(out, "{line}").unwrap());
         if !self.summary.is_empty() {
             writeln!(out).unwrap();
             self.summary
@@ -133,6 +134,7 @@ impl Exercise {
                 .for_each(|line| writeln!(out, "{line}").unwrap());
             writeln!(out, "[{}] {}", question.id, question.prompt).unwrap();
         }
+        self.pending.iter().for_each(|line| writeln!(out, "{line}").unwrap());
         writeln!(
             out,
             "(write one `ID ANSWER` per line in a file, then rerun with --check FILE)"
@@ -268,6 +270,13 @@ mod tests {
         assert!(wrong.report.contains("VPN 3"));
         assert!(wrong.report.contains("[faults] missing"));
         assert!(wrong.report.contains("score: 0/2"));
+    }
+
+    #[test]
+    fn lines_given_after_the_last_question_are_still_printed() {
+        let mut exercise = two_questions();
+        exercise.given("a closing line");
+        assert!(exercise.worked().contains("a closing line") && exercise.quiz().contains("a closing line"));
     }
 
     #[test]
