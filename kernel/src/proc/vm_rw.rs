@@ -31,7 +31,8 @@
 //! returns the error. The count is exact at the remote side (it stops at the first
 //! inaccessible page, as Linux's code does, although its man page speaks of iovec
 //! granularity); a bad local buffer fails the page-sized chunk it was part of.
-//! The target is never killed by our access: a swap-in that fails is `EFAULT` here.
+//! Our access does not kill the target: a swap-in that fails is `EFAULT` here (when
+//! memory runs out, the OOM killer may still choose a victim, as for any fault).
 
 use abi::{Errno, IOV_MAX, IoVec};
 use alloc::vec;
