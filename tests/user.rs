@@ -101,6 +101,11 @@ fn brk_grows_and_shrinks_the_heap() {
 }
 
 #[test_case]
+fn farfetch_dumps_a_childs_memory_in_hex() {
+    assert_exits_0("farfetch");
+}
+
+#[test_case]
 fn fork_shares_pages_copy_on_write() {
     assert_exits_0("forkcow");
 }

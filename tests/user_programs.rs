@@ -50,6 +50,8 @@ const NAMES: &[&str] = &[
     "errno",
     "forkenomem",
     "lazyfree",
+    "vmrw",
+    "farfetch",
 ];
 
 /// The end of the lower half: user addresses are below it.

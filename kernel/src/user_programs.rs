@@ -43,6 +43,7 @@ user_programs![
     thrash, swapload, sharedbig, orphans,
     sharedprot, forknone, protnone, errno,
     forkenomem, lazyfree,
+    vmrw, farfetch,
 ];
 
 /// Returns the ELF file of the program called `name`, if the kernel has one.

@@ -77,7 +77,26 @@ pub mod nr {
     pub const MAPS: u64 = 1001;
     /// `clock_gettime(clock, *mut Timespec) -> 0`; only [`CLOCK_MONOTONIC`](crate::CLOCK_MONOTONIC).
     pub const CLOCK_GETTIME: u64 = 228;
+    /// `process_vm_readv(pid, local_iov, liovcnt, remote_iov, riovcnt, flags) -> bytes
+    /// read`: copies from process `pid`'s memory ([`IoVec`](crate::IoVec) arrays).
+    pub const PROCESS_VM_READV: u64 = 310;
+    /// `process_vm_writev(pid, local_iov, liovcnt, remote_iov, riovcnt, flags) -> bytes
+    /// written`: copies into process `pid`'s memory.
+    pub const PROCESS_VM_WRITEV: u64 = 311;
 }
+
+/// One buffer of a scatter-gather list (Linux's `struct iovec`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IoVec {
+    /// The buffer's first byte (an address in the process the list describes).
+    pub base: u64,
+    /// Its length in bytes.
+    pub len: u64,
+}
+
+/// The most `IoVec`s one call takes (Linux's `UIO_MAXIOV`); more is `EINVAL`.
+pub const IOV_MAX: u64 = 1024;
 
 /// The clock id of time since boot (Linux's `CLOCK_MONOTONIC`).
 pub const CLOCK_MONOTONIC: u64 = 1;

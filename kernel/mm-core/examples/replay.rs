@@ -16,7 +16,9 @@
 //!   shows how many dirty pages each policy writes back (`faults/writebacks`).
 //!
 //! The policies live in `mm_core::reclaim`; this file only generates workloads and
-//! formats the results.
+//! formats the results. For any other string, step by step, with exercises:
+//! `cargo run -p sim -- replace --refs 1,2,3,4,1,2,5 --frames 3 --sweep`
+//! (docs/simulators.md).
 
 use mm_core::reclaim::{self, Clock, Fifo, Lru, LruApprox, Opt, PageRef, ReplacementPolicy, SimResult};
 use std::ops::RangeInclusive;

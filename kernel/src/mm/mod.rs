@@ -6,6 +6,7 @@
 //! | [`fault`] | the page-fault handler: demand-zero, image pages, stack growth |
 //! | [`cow`] | fork with copy-on-write, and `do_wp_fault` |
 //! | [`vmstat`] | fault counters by outcome and the fault trace |
+//! | [`remote`] | another process's pages for `process_vm_readv`/`writev`: pinned, copied through the direct map |
 //! | [`rmap`] | reverse map: fork families, a user frame's (family, page); the registry of address spaces |
 //! | [`check`] | the bookkeeping audit: rmap, frame counts, swap slots vs the page tables |
 //! | [`oom`] | the OOM killer: when memory and swap are exhausted, the largest process dies |
@@ -35,6 +36,7 @@ pub mod memops;
 pub mod oom;
 pub mod paging;
 pub mod reclaim;
+pub mod remote;
 pub mod rmap;
 pub mod swap;
 pub mod vmstat;

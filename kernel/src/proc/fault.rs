@@ -51,7 +51,7 @@ const MAX_RECLAIM_RETRIES: u32 = 16;
 /// space's lock: reclaiming memory, reading a page from swap, waiting for a page
 /// under I/O. Enters and returns with no lock held; retries until the handler says
 /// done or fails.
-fn fault_in(space: &SpaceRef, addr: VirtAddr, error_code: u64) -> Result<FaultOutcome, FaultError> {
+pub(super) fn fault_in(space: &SpaceRef, addr: VirtAddr, error_code: u64) -> Result<FaultOutcome, FaultError> {
     reclaim::wake_kswapd();
     let mut read = None;
     let mut nr_retries = 0;

@@ -10,6 +10,7 @@
 //! | [`syscall`] | `syscall` entry (MSRs, assembly), dispatch, the handlers |
 //! | [`uaccess`] | `copy_from_user` / `copy_to_user`: a bad pointer is `EFAULT`, not a crash |
 //! | [`fault`] | user page faults and other user exceptions: resolve, or kill the process |
+//! | [`vm_rw`] | `process_vm_readv`/`process_vm_writev`: another process's memory, by its page tables |
 //!
 //! Task 0 is the kernel's boot thread: it starts the first processes and waits
 //! for them (it is also the idle task: it halts when nothing else can run).
@@ -21,6 +22,7 @@ pub mod sched;
 pub mod syscall;
 pub mod task;
 pub mod uaccess;
+pub mod vm_rw;
 
 pub use task::{Pid, spawn, wait};
 

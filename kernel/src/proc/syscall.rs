@@ -120,6 +120,8 @@ pub extern "C" fn dispatch(frame: &mut TrapFrame) {
         nr::MEMSTAT => sys_memstat(args[0]),
         nr::MAPS => sys_maps(args[0], args[1]),
         nr::CLOCK_GETTIME => sys_clock_gettime(args[0], args[1]),
+        nr::PROCESS_VM_READV => super::vm_rw::sys_process_vm_rw(args, super::vm_rw::Direction::FromTarget),
+        nr::PROCESS_VM_WRITEV => super::vm_rw::sys_process_vm_rw(args, super::vm_rw::Direction::ToTarget),
         _ => Err(Errno::ENOSYS),
     };
     frame.rax = match result {

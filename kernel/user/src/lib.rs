@@ -36,7 +36,7 @@ pub mod print;
 pub mod sys;
 pub mod syscall;
 
-pub use abi::{Errno, MemStat, PAGE_SIZE, SIGKILL, WaitStatus, madv, map, nr, prot};
+pub use abi::{Errno, IoVec, MemStat, PAGE_SIZE, SIGKILL, WaitStatus, madv, map, nr, prot};
 pub use sys::*;
 
 /// The exit code of a program that panicked (Rust's test harness uses 101 too).

@@ -164,3 +164,37 @@ pub fn maps(buf: &mut [u8]) -> Result<usize, Errno> {
     let ret = unsafe { syscall2(nr::MAPS, buf.as_mut_ptr() as u64, buf.len() as u64) };
     Errno::from_ret(ret).map(|n| n as usize)
 }
+
+/// Copies from process `pid`'s memory, described by `remote`, into the caller's
+/// buffers `local`; returns the bytes copied (fewer if a remote page is inaccessible
+/// after some were copied). `flags` must be 0 (it exists for Linux's signature).
+///
+/// # Safety
+/// Every local iovec must describe memory of this process that may be overwritten:
+/// writable, and with no live Rust reference into it.
+pub unsafe fn process_vm_readv(pid: Pid, local: &[abi::IoVec], remote: &[abi::IoVec], flags: u64) -> Result<usize, Errno> {
+    let (l, r) = (local.as_ptr() as u64, remote.as_ptr() as u64);
+    // SAFETY: the kernel reads the two iovec arrays and writes only where the caller
+    // promised it may.
+    let ret = unsafe { syscall6(nr::PROCESS_VM_READV, pid as u64, l, local.len() as u64, r, remote.len() as u64, flags) };
+    Errno::from_ret(ret).map(|n| n as usize)
+}
+
+/// Copies the caller's buffers `local` into process `pid`'s memory at `remote`;
+/// returns the bytes copied. Safe: the caller's memory is only read (a bad local
+/// address is `EFAULT`).
+pub fn process_vm_writev(pid: Pid, local: &[abi::IoVec], remote: &[abi::IoVec], flags: u64) -> Result<usize, Errno> {
+    let (l, r) = (local.as_ptr() as u64, remote.as_ptr() as u64);
+    // SAFETY: the kernel only reads our memory here.
+    let ret = unsafe { syscall6(nr::PROCESS_VM_WRITEV, pid as u64, l, local.len() as u64, r, remote.len() as u64, flags) };
+    Errno::from_ret(ret).map(|n| n as usize)
+}
+
+/// Reads `buf.len()` bytes of process `pid` at `remote_addr` into `buf` (one iovec
+/// each side); returns the bytes read.
+pub fn process_vm_read(pid: Pid, buf: &mut [u8], remote_addr: u64) -> Result<usize, Errno> {
+    let local = [abi::IoVec { base: buf.as_mut_ptr() as u64, len: buf.len() as u64 }];
+    let remote = [abi::IoVec { base: remote_addr, len: buf.len() as u64 }];
+    // SAFETY: the only local buffer is `buf`, borrowed mutably for the call.
+    unsafe { process_vm_readv(pid, &local, &remote, 0) }
+}
