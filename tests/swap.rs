@@ -71,7 +71,10 @@ fn contents(frame: Frame) -> alloc::vec::Vec<u8> {
 fn fault_in(space: &SpaceRef, addr: VirtAddr, code: u64) -> FaultOutcome {
     let mut read = None;
     loop {
-        match fault::handle_page_fault_after_read(&mut space.lock(), addr, code, read) {
+        // The space's lock (a spinlock) must be released before the disk read: a
+        // temporary in the `match` head would live through the whole `match`.
+        let result = fault::handle_page_fault_after_read(&mut space.lock(), addr, code, read);
+        match result {
             Err(FaultError::NeedsSwapIn(entry)) => {
                 swap::read_into_cache(entry).expect("read_into_cache");
                 read = Some(entry);

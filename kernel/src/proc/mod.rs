@@ -30,6 +30,7 @@ pub use task::{Pid, spawn, wait};
 pub fn init() {
     task::init();
     sched::init();
+    sched::register_hooks();
     image::init();
     syscall::init();
 }

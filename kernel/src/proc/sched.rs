@@ -131,6 +131,72 @@ pub fn wake(pid: Pid) {
     }
 }
 
+/// Tickets for waiters: the order in which they started waiting.
+static NEXT_WAIT_TICKET: AtomicU64 = AtomicU64::new(1);
+
+/// `sync::hooks::Hooks::prepare_wait`: marks the running task as waiting on `key`.
+fn prepare_wait(key: u64) {
+    if let Some(task) = TASKS.lock().get_mut(&current()) {
+        task.state = TaskState::Sleeping;
+        task.wait_key = key;
+        task.wait_ticket = NEXT_WAIT_TICKET.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// `sync::hooks::Hooks::finish_wait`: the running task runs on, waiting on nothing.
+fn finish_wait() {
+    if let Some(task) = TASKS.lock().get_mut(&current()) {
+        task.state = TaskState::Runnable;
+        task.wait_key = 0;
+    }
+}
+
+/// `sync::hooks::Hooks::wake`: wakes at most `max` tasks waiting on `key`, the
+/// longest-waiting first. O(tasks): the queue is the task table (no allocation).
+fn wake_key(key: u64, max: usize) -> usize {
+    let mut nr_woken = 0;
+    while nr_woken < max {
+        let woken = {
+            let mut tasks = TASKS.lock();
+            let Some(task) = tasks
+                .values_mut()
+                .filter(|t| t.wait_key == key && t.state == TaskState::Sleeping)
+                .min_by_key(|t| t.wait_ticket)
+            else {
+                break;
+            };
+            task.state = TaskState::Runnable;
+            task.wait_key = 0;
+            task.pid
+        };
+        make_runnable(woken);
+        nr_woken += 1;
+    }
+    nr_woken
+}
+
+/// `sync::hooks::Hooks::sleep`: switches away until woken.
+fn sleep_hook() {
+    block_current();
+}
+
+/// `sync::hooks::Hooks::spawn_kthread`.
+fn spawn_kthread(name: &str, entry: extern "C" fn() -> !) -> Result<u64, crate::sync::kthread::KthreadError> {
+    super::task::spawn_daemon(name, entry).map_err(|_| crate::sync::kthread::KthreadError::OutOfMemory)
+}
+
+/// Registers the scheduler's entry points with `sync`, so that wait queues and
+/// kernel threads work in the layers below `proc`.
+pub fn register_hooks() {
+    crate::sync::hooks::register(crate::sync::hooks::Hooks {
+        prepare_wait,
+        finish_wait,
+        sleep: sleep_hook,
+        wake: wake_key,
+        spawn_kthread,
+    });
+}
+
 /// Puts the running kernel thread to sleep until [`wake`].
 pub fn sleep_current() {
     if let Some(task) = TASKS.lock().get_mut(&current()) {
@@ -167,6 +233,10 @@ fn pick_next() -> Pid {
 /// Switches from the running task to the next runnable one; `requeue` puts the
 /// running task back in the queue. Returns when the running task is switched back in.
 fn switch_away(requeue: bool) {
+    // Lockdep in miniature: a task that switches away holding a spinlock leaves it
+    // taken (and interrupts off) for whoever runs next. Counted in debug builds.
+    let nr_held = crate::sync::nr_spinlocks_held();
+    assert!(nr_held == 0, "switch_away: task {} sleeps or yields holding {nr_held} spinlock(s)", current());
     let were_enabled = interrupts::are_enabled();
     interrupts::disable();
     let prev = current();

@@ -43,7 +43,8 @@ pub enum TaskState {
     Runnable,
     /// Waiting for a child to exit.
     WaitingForChild,
-    /// A kernel thread with nothing to do, until [`sched::wake`] is called for it.
+    /// Waiting on a wait queue (`Task::wait_key`), or a kernel thread with nothing
+    /// to do, until [`sched::wake`] or a wake-up on its queue.
     Sleeping,
     /// Exited; the parent has not reaped it yet.
     Zombie(WaitStatus),
@@ -71,6 +72,10 @@ pub struct Task {
     /// A kernel thread that lives as long as the kernel (kswapd): nobody's child,
     /// never reaped, not counted by [`nr_tasks`].
     pub is_daemon: bool,
+    /// The key of the wait queue it waits on (0: none); see `sync::wait_queue`.
+    pub wait_key: u64,
+    /// When it started waiting (a global counter): the longest waiter is woken first.
+    pub wait_ticket: u64,
 }
 
 impl Task {
@@ -96,6 +101,8 @@ pub fn init() {
         space: None,
         is_killed: false,
         is_daemon: false,
+        wait_key: 0,
+        wait_ticket: 0,
     };
     TASKS.lock().insert(0, Box::new(idle));
 }
@@ -158,6 +165,8 @@ pub fn create_user_task(
         space: Some(space),
         is_killed: false,
         is_daemon: false,
+        wait_key: 0,
+        wait_ticket: 0,
     };
     TASKS.lock().insert(pid, Box::new(task));
     sched::make_runnable(pid);
@@ -386,6 +395,8 @@ pub fn spawn_daemon(name: &str, entry: extern "C" fn() -> !) -> Result<Pid, Spaw
         space: None,
         is_killed: false,
         is_daemon: true,
+        wait_key: 0,
+        wait_ticket: 0,
     };
     TASKS.lock().insert(pid, Box::new(task));
     sched::make_runnable(pid);

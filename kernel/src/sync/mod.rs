@@ -1,10 +1,62 @@
-//! Locks for a uniprocessor kernel with interrupts: a spinlock that also keeps
-//! interrupts off while held ([`IrqMutex`], for short critical sections), and a
-//! sleeping lock whose waiters yield the CPU ([`SleepMutex`], for disk I/O).
+//! Locks and waiting for a uniprocessor kernel with interrupts.
+//!
+//! | piece | for |
+//! |---|---|
+//! | [`IrqMutex`] | short critical sections: a spinlock that keeps interrupts off while held |
+//! | [`WaitQueue`] (`wait_queue`) | sleeping until a condition holds, with no lost wake-up |
+//! | [`Completion`] (`completion`) | waiting for one event (an I/O request done) |
+//! | [`Mutex`] (`mutex`) | long holds (disk I/O, later inode locks): waiters sleep on a queue |
+//! | `kthread` | kernel threads: started through the scheduler's hooks |
+//! | [`SleepMutex`] | the old yielding lock (waiters spin on `yield_now`), kept for the disk until it moves to [`Mutex`] |
 //!
 //! An interrupt handler that takes a lock the interrupted code already holds would
 //! spin forever. [`IrqMutex`] prevents that the simple way: `lock()` saves the
 //! interrupt flag and disables interrupts; dropping the guard restores it.
+//!
+//! Waiting needs the scheduler, which sits above this layer (`proc`). So `proc`
+//! registers its few entry points at boot ([`hooks::register`]): mark the running
+//! task as waiting on a key, switch away, wake the tasks waiting on a key, start a
+//! kernel thread. Code below `proc` (memory management, drivers) waits through
+//! this module and never calls the scheduler itself.
+//!
+//! In debug builds every [`IrqMutex`] held is counted ([`nr_spinlocks_held`]), and the
+//! scheduler refuses to switch away or sleep while the count is not zero: a task
+//! that slept with a spinlock held would leave interrupts off and the lock taken.
+
+pub mod completion;
+pub mod hooks;
+pub mod kthread;
+pub mod mutex;
+pub mod wait_queue;
+
+pub use completion::Completion;
+pub use mutex::{Mutex, MutexGuard};
+pub use wait_queue::WaitQueue;
+
+/// `IrqMutex` guards alive now (debug builds; always 0 in release builds).
+static NR_SPINLOCKS_HELD: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+/// Returns the number of spinlocks ([`IrqMutex`] guards) the CPU holds now; always 0
+/// in release builds, which do not count.
+pub fn nr_spinlocks_held() -> usize {
+    NR_SPINLOCKS_HELD.load(Ordering::Relaxed)
+}
+
+/// Counts a spinlock taken (debug builds).
+#[inline]
+fn count_spinlock_taken() {
+    if cfg!(debug_assertions) {
+        NR_SPINLOCKS_HELD.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Counts a spinlock released (debug builds).
+#[inline]
+fn count_spinlock_released() {
+    if cfg!(debug_assertions) {
+        NR_SPINLOCKS_HELD.fetch_sub(1, Ordering::Relaxed);
+    }
+}
 
 use core::cell::UnsafeCell;
 use core::mem::ManuallyDrop;
@@ -34,7 +86,9 @@ impl<T> IrqMutex<T> {
     pub fn lock(&self) -> IrqMutexGuard<'_, T> {
         let were_enabled = interrupts::are_enabled();
         interrupts::disable();
-        IrqMutexGuard { guard: ManuallyDrop::new(self.inner.lock()), were_enabled }
+        let guard = ManuallyDrop::new(self.inner.lock());
+        count_spinlock_taken();
+        IrqMutexGuard { guard, were_enabled }
     }
 
     /// Takes the lock if it is free (interrupts off while held), or returns `None`.
@@ -42,7 +96,10 @@ impl<T> IrqMutex<T> {
         let were_enabled = interrupts::are_enabled();
         interrupts::disable();
         match self.inner.try_lock() {
-            Some(guard) => Some(IrqMutexGuard { guard: ManuallyDrop::new(guard), were_enabled }),
+            Some(guard) => {
+                count_spinlock_taken();
+                Some(IrqMutexGuard { guard: ManuallyDrop::new(guard), were_enabled })
+            }
             None => {
                 if were_enabled {
                     interrupts::enable();
@@ -76,6 +133,7 @@ impl<T> Drop for IrqMutexGuard<'_, T> {
     fn drop(&mut self) {
         // SAFETY: `guard` is dropped exactly once, here, and never used afterwards.
         unsafe { ManuallyDrop::drop(&mut self.guard) };
+        count_spinlock_released();
         if self.were_enabled {
             interrupts::enable();
         }
