@@ -162,39 +162,39 @@ pub fn wipe_freed_slots() -> u64 {
     nr_wiped
 }
 
-/// The pid of the wiper thread, once it runs.
-static WIPER: spin::Once<u64> = spin::Once::new();
+/// Where the wiper thread waits for freed slots.
+static WIPER_QUEUE: crate::sync::WaitQueue = crate::sync::WaitQueue::new();
 
-/// Starts the wiper: a kernel thread that sleeps until [`kick_wiper`] finds freed
-/// slots to wipe, and wipes them ([`wipe_freed_slots`]). Without it (it could not
-/// be started, or the disk cannot wipe) freed slots keep their old contents.
+/// Starts the wiper: a kernel thread that sleeps until freed slots wait to be
+/// wiped and wipes them ([`wipe_freed_slots`]). Without it (it could not be
+/// started, or the disk cannot wipe) freed slots keep their old contents.
 pub fn start_wiper() {
-    if nr_unwiped_slots() == 0 && !SWAP.lock().as_ref().is_some_and(|s| s.map.is_tracking_wipes()) {
+    if !SWAP.lock().as_ref().is_some_and(|s| s.map.is_tracking_wipes()) {
         return; // swap is off or the disk cannot wipe: nothing will ever need it
     }
-    match crate::proc::task::spawn_daemon("swapwipe", wiper_main) {
-        Ok(pid) => {
-            WIPER.call_once(|| pid);
-        }
-        Err(e) => log::warn!("swap: wiper not started ({e:?}): freed slots keep their old contents"),
+    if let Err(e) = crate::sync::kthread::spawn("swapwipe", wiper_main) {
+        log::warn!("swap: wiper not started ({e:?}): freed slots keep their old contents");
     }
 }
 
 extern "C" fn wiper_main() -> ! {
     loop {
+        WIPER_QUEUE.wait_until(|| nr_unwiped_slots() > 0);
         wipe_freed_slots();
-        crate::proc::sched::sleep_current();
     }
 }
 
 /// Wakes the wiper if freed slots wait to be wiped. Called with no lock held
 /// where many slots are freed at once (a process's exit).
 pub fn kick_wiper() {
-    if let Some(&pid) = WIPER.get()
-        && nr_unwiped_slots() > 0
-    {
-        crate::proc::sched::wake(pid);
+    if nr_unwiped_slots() > 0 {
+        WIPER_QUEUE.wake_one();
     }
+}
+
+/// Returns the number of freed slots not wiped yet: waiting, or being wiped now.
+pub fn nr_slots_to_wipe() -> u32 {
+    SWAP.lock().as_ref().map_or(0, |s| s.map.nr_unwiped() + s.map.nr_wiping())
 }
 
 /// Returns the number of freed slots waiting to be wiped.
