@@ -20,14 +20,14 @@ use kernel::drivers::virtio_blk::{self, BlkError, SECTOR_SIZE, VirtioBlk, req_ty
 use kernel::drivers::virtio_pci::{self, DEVICE_TYPE_BLOCK, VIRTIO_VENDOR_ID};
 use kernel::mm::frame::{self, FrameState, OwnedFrames};
 use kernel::mm::{Frame, Order, frame_ptr, heap};
-use kernel::sync::SleepMutexGuard;
+use kernel::sync::MutexGuard;
 
 kernel::test_kernel!();
 
 /// The runner's default swap size (`--swap-size`, `KERNEL_SWAP_SIZE`).
 const SWAP_BYTES: u64 = 256 << 20;
 
-fn disk() -> SleepMutexGuard<'static, VirtioBlk> {
+fn disk() -> MutexGuard<'static, VirtioBlk> {
     virtio_blk::swap_disk().expect("no swap disk found").lock()
 }
 

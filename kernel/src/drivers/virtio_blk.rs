@@ -31,14 +31,14 @@
 //! the used ring (`core::hint::spin_loop`) until its request comes back. The wait
 //! is one loop (`VirtioBlk::wait_for`, in `request.rs`) after a submit that does
 //! not block; the wait polls the used ring and yields the CPU between polls. The
-//! global [`swap_disk`] is behind a `SleepMutex`, so no spinlock is held and
+//! global [`swap_disk`] is behind a sleeping [`Mutex`], so no spinlock is held and
 //! interrupts stay enabled during a request (STYLE §5: no I/O under a spinlock).
 //!
 //! Neighbours: `drivers::init` calls [`init`]; the swap layer (`mm::swap`)
 //! calls [`swap_disk`] and moves whole frames with [`VirtioBlk::read_frame`] /
 //! [`VirtioBlk::write_frame`]; `bench` (a submodule) measures it.
 //!
-//! Lock order: the disk's [`SleepMutex`], then the heap and the frame allocator
+//! Lock order: the disk's [`Mutex`], then the heap and the frame allocator
 //! (taken by the probe, and by the frame-state check of `read_frame`/`write_frame`).
 
 use alloc::format;
@@ -49,7 +49,7 @@ use super::virtio_queue::{QueueError, Segment, SplitQueue};
 use crate::arch::timer;
 use crate::mm::frame::{self, FrameState, OwnedFrames};
 use crate::mm::{Frame, Order, PAGE_SIZE, PHYS_MAP_BASE, PhysAddr};
-use crate::sync::SleepMutex;
+use crate::sync::Mutex;
 
 mod bench;
 mod request;
@@ -652,7 +652,7 @@ impl VirtioBlk {
 }
 
 /// The swap disk, chosen by [`init`].
-static SWAP_DISK: spin::Once<Option<SleepMutex<VirtioBlk>>> = spin::Once::new();
+static SWAP_DISK: spin::Once<Option<Mutex<VirtioBlk>>> = spin::Once::new();
 
 /// Probes every virtio block device, logs each, and keeps the swap disk: the one
 /// whose serial is "swap", else the first that works (the others are reset and
@@ -676,11 +676,11 @@ pub fn init() {
             Some(blk) => log::info!("swap disk: virtio-blk {} (serial {:?})", blk.pci_address(), blk.serial()),
             None => log::warn!("no usable virtio-blk device: no swap disk"),
         }
-        chosen.map(SleepMutex::new)
+        chosen.map(Mutex::new)
     });
 }
 
 /// Returns the swap disk, if [`init`] found one.
-pub fn swap_disk() -> Option<&'static SleepMutex<VirtioBlk>> {
+pub fn swap_disk() -> Option<&'static Mutex<VirtioBlk>> {
     SWAP_DISK.get().and_then(Option::as_ref)
 }

@@ -7,7 +7,6 @@
 //! | [`Completion`] (`completion`) | waiting for one event (an I/O request done) |
 //! | [`Mutex`] (`mutex`) | long holds (disk I/O, later inode locks): waiters sleep on a queue |
 //! | `kthread` | kernel threads: started through the scheduler's hooks |
-//! | [`SleepMutex`] | the old yielding lock (waiters spin on `yield_now`), kept for the disk until it moves to [`Mutex`] |
 //!
 //! An interrupt handler that takes a lock the interrupted code already holds would
 //! spin forever. [`IrqMutex`] prevents that the simple way: `lock()` saves the
@@ -22,6 +21,12 @@
 //! In debug builds every [`IrqMutex`] held is counted ([`nr_spinlocks_held`]), and the
 //! scheduler refuses to switch away or sleep while the count is not zero: a task
 //! that slept with a spinlock held would leave interrupts off and the lock taken.
+
+use core::mem::ManuallyDrop;
+use core::ops::{Deref, DerefMut};
+use core::sync::atomic::Ordering;
+
+use x86_64::instructions::interrupts;
 
 pub mod completion;
 pub mod hooks;
@@ -58,12 +63,6 @@ fn count_spinlock_released() {
     }
 }
 
-use core::cell::UnsafeCell;
-use core::mem::ManuallyDrop;
-use core::ops::{Deref, DerefMut};
-use core::sync::atomic::{AtomicBool, Ordering};
-
-use x86_64::instructions::interrupts;
 
 /// A spinlock whose guard keeps interrupts disabled.
 pub struct IrqMutex<T> {
@@ -137,63 +136,5 @@ impl<T> Drop for IrqMutexGuard<'_, T> {
         if self.were_enabled {
             interrupts::enable();
         }
-    }
-}
-
-/// A lock for long holds (disk I/O): a waiter yields the CPU instead of spinning,
-/// and interrupts stay enabled while it is held (xv6 calls this a sleep-lock).
-///
-/// The holder may itself yield (the block driver does, while the device works), so
-/// other tasks run during the I/O; one that wants the same lock yields until it is
-/// free. Never take it while holding an [`IrqMutex`]: the holder could not yield.
-pub struct SleepMutex<T> {
-    is_locked: AtomicBool,
-    value: UnsafeCell<T>,
-}
-
-// SAFETY: the value is only reached through a guard, and `is_locked` (taken with an
-// atomic compare-exchange) admits one guard at a time, so sharing the mutex between
-// tasks is sharing `T` by moving access between them: `T: Send` suffices.
-unsafe impl<T: Send> Sync for SleepMutex<T> {}
-
-/// The guard of a [`SleepMutex`].
-pub struct SleepMutexGuard<'a, T> {
-    mutex: &'a SleepMutex<T>,
-}
-
-impl<T> SleepMutex<T> {
-    /// Creates an unlocked mutex.
-    pub const fn new(value: T) -> Self {
-        Self { is_locked: AtomicBool::new(false), value: UnsafeCell::new(value) }
-    }
-
-    /// Takes the lock, yielding to other tasks while someone else holds it.
-    pub fn lock(&self) -> SleepMutexGuard<'_, T> {
-        while self.is_locked.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
-            crate::proc::sched::yield_now();
-        }
-        SleepMutexGuard { mutex: self }
-    }
-}
-
-impl<T> Deref for SleepMutexGuard<'_, T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        // SAFETY: the guard exists only while `is_locked` is ours: no other reference
-        // to the value exists.
-        unsafe { &*self.mutex.value.get() }
-    }
-}
-
-impl<T> DerefMut for SleepMutexGuard<'_, T> {
-    fn deref_mut(&mut self) -> &mut T {
-        // SAFETY: as in `deref`, and `&mut self` makes this the only access.
-        unsafe { &mut *self.mutex.value.get() }
-    }
-}
-
-impl<T> Drop for SleepMutexGuard<'_, T> {
-    fn drop(&mut self) {
-        self.mutex.is_locked.store(false, Ordering::Release);
     }
 }

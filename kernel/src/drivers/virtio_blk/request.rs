@@ -76,7 +76,7 @@ impl VirtioBlk {
     /// Waits until the device returns the chain at `head`.
     ///
     /// Polls the used ring and yields the CPU in between, so other tasks run while
-    /// the device works (the disk's lock is a `SleepMutex`: no spinlock is held and
+    /// the device works (the disk's lock is a sleeping `sync::Mutex`: no spinlock is held and
     /// interrupts stay on). On timeout, or if the device
     /// returns a chain that is not in flight, the device is reset (so no DMA lands
     /// later) and set up again. The deadline is checked before each look at the
