@@ -7,7 +7,8 @@
 //!
 //! With `--linux-peer` it runs the `swapload` benchmark on the kernel, then boots
 //! a Linux guest on the same QEMU machine with the same program, and prints both
-//! side by side (see [`linux_peer`]).
+//! side by side (see [`linux_peer`]); `--linux-peer=bench` does the same with the
+//! fault-path benchmark `bench`.
 //!
 //! Modules: [`options`] (flags and variables), [`image_args`] (flags an image
 //! carries), [`image`] (disk images), [`qemu`] (the machine, running it),
@@ -37,7 +38,10 @@ fn main() {
 fn try_main() -> Result<i32, String> {
     let opts = Options::parse(std::env::args().skip(1))?;
     let cmd = our_kernel_command(&opts)?;
-    if opts.linux_peer { linux_peer::run(&opts, cmd) } else { qemu::run(&opts, cmd) }
+    match opts.linux_peer {
+        Some(program) => linux_peer::run(&opts, program, cmd),
+        None => qemu::run(&opts, cmd),
+    }
 }
 
 /// Builds the disk image and a fresh swap disk for our kernel, and returns the QEMU

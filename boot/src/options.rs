@@ -6,6 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::linux_peer::Program;
+
 /// How QEMU executes guest code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Accel {
@@ -44,30 +46,29 @@ pub struct Options {
     pub qemu_args: Vec<String>,
     /// `--cmdline "WORDS"`, `KERNEL_CMDLINE`; `--bench` adds the word `bench`.
     pub cmdline: String,
-    /// `--linux-peer`, `KERNEL_LINUX_PEER=1`: run `swapload` on this kernel, then on a
-    /// Linux guest in the same machine, and compare (see `linux_peer`). Adds
-    /// `run=swapload` to the command line; RAM and swap default to
-    /// [`PEER_MEMORY`] and [`PEER_SWAP_SIZE`].
-    pub linux_peer: bool,
+    /// `--linux-peer[=PROGRAM]`, `KERNEL_LINUX_PEER=1|PROGRAM`: run a user program
+    /// (`swapload` unless named, or `bench`) on this kernel, then on a Linux guest in
+    /// the same machine, and compare (see `linux_peer`). Adds `run=PROGRAM` to the
+    /// command line; RAM and swap default to the program's ([`Program::memory`],
+    /// [`Program::swap_size`]).
+    pub linux_peer: Option<Program>,
 }
 
 /// The longest kernel command line the kernel reads (`kernel/src/cmdline.rs`).
 pub const MAX_CMDLINE_BYTES: usize = 255;
 
-/// Guest RAM for `--linux-peer` unless `--memory` says otherwise: half of what
-/// `swapload` maps.
-pub const PEER_MEMORY: &str = "128M";
-/// Swap disk size for `--linux-peer` unless `--swap-size` says otherwise.
-pub const PEER_SWAP_SIZE: u64 = 512 << 20;
-
 const USAGE: &str = "usage: boot KERNEL_ELF [--accel tcg|kvm] [--memory SIZE] [--timeout SECS] \
 [--uefi] [--swap-size SIZE] [--swap-blkdebug FILE] [--disk PATH] [--gdb] [--qemu-arg ARG]... [--bench] \
-[--cmdline WORDS] [--linux-peer]
+[--cmdline WORDS] [--linux-peer[=swapload|bench]]
   for a test binary (cargo test): a test-name filter word and --exact go to the kernel's test
                 runner; libtest's --nocapture, --test-threads N, ... are accepted and have no effect
   --linux-peer  run the swapload benchmark on this kernel, then on a Linux 6.1 guest (Debian's
                 kernel, fetched once with apt) in the same QEMU machine, and print both side by
-                side; RAM 128M and swap 512M unless --memory/--swap-size say otherwise";
+                side; RAM 128M and swap 512M unless --memory/--swap-size say otherwise
+  --linux-peer=bench
+                the same with the fault-path benchmark `bench`: the table of both kernels with
+                the ratios ours/Linux; RAM 256M and swap 256M unless given
+                (--linux-peer=swapload is plain --linux-peer)";
 
 /// Returns `path` as is if absolute, else relative to the workspace root (where
 /// `tests/` is), whatever directory cargo runs the runner in; it must exist.
@@ -111,6 +112,16 @@ fn env(name: &str) -> Option<String> {
 
 fn truthy(value: Option<String>) -> bool {
     matches!(value.as_deref(), Some("1" | "true" | "yes" | "on"))
+}
+
+/// Reads `KERNEL_LINUX_PEER`: off when unset, `0`, `false`, `no` or `off`; swapload
+/// when truthy (`1`, ...); else the name of the program.
+fn peer_from_env(value: Option<String>) -> Result<Option<Program>, String> {
+    match value.as_deref() {
+        None | Some("0" | "false" | "no" | "off") => Ok(None),
+        Some("1" | "true" | "yes" | "on") => Ok(Some(Program::Swapload)),
+        Some(name) => Program::from_name(name).map(Some),
+    }
 }
 
 fn parse_accel(text: &str) -> Result<Accel, String> {
@@ -158,7 +169,7 @@ impl Options {
                 .map(|s| s.split_whitespace().map(String::from).collect())
                 .unwrap_or_default(),
             cmdline: env("KERNEL_CMDLINE").unwrap_or_default(),
-            linux_peer: truthy(env("KERNEL_LINUX_PEER")),
+            linux_peer: peer_from_env(env("KERNEL_LINUX_PEER"))?,
         };
         while let Some(arg) = args.next() {
             let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value\n{USAGE}"));
@@ -183,7 +194,10 @@ impl Options {
                 "--qemu-arg" => opts.qemu_args.push(value("--qemu-arg")?),
                 "--cmdline" => opts.cmdline = value("--cmdline")?,
                 "--bench" => opts.cmdline.push_str(" bench"),
-                "--linux-peer" => opts.linux_peer = true,
+                "--linux-peer" => opts.linux_peer = Some(Program::Swapload),
+                peer if peer.starts_with("--linux-peer=") => {
+                    opts.linux_peer = Some(Program::from_name(&peer["--linux-peer=".len()..])?);
+                }
                 "-h" | "--help" => return Err(USAGE.into()),
                 other if opts.is_test => opts.take_libtest_arg(other, &mut args)?,
                 other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
@@ -195,8 +209,8 @@ impl Options {
                 opts.cmdline.trim().len()
             ));
         }
-        if opts.linux_peer {
-            opts.set_up_linux_peer(is_memory_given, is_swap_size_given)?;
+        if let Some(program) = opts.linux_peer {
+            opts.set_up_linux_peer(program, is_memory_given, is_swap_size_given)?;
         }
         Ok(opts)
     }
@@ -229,21 +243,26 @@ impl Options {
         Ok(())
     }
 
-    /// Turns a plain run into the first half of `--linux-peer`: `run=swapload`, on
-    /// the peer machine size unless the user chose RAM or swap.
-    fn set_up_linux_peer(&mut self, is_memory_given: bool, is_swap_size_given: bool) -> Result<(), String> {
+    /// Turns a plain run into the first half of `--linux-peer`: `run=PROGRAM`, on
+    /// the program's machine size unless the user chose RAM or swap.
+    fn set_up_linux_peer(
+        &mut self,
+        program: Program,
+        is_memory_given: bool,
+        is_swap_size_given: bool,
+    ) -> Result<(), String> {
         if self.is_test {
             return Err("--linux-peer (KERNEL_LINUX_PEER) runs the kernel binary: use it with \
                         `cargo run --release`, not with a test"
                 .into());
         }
         if !is_memory_given {
-            self.memory = PEER_MEMORY.into();
+            self.memory = program.memory().into();
         }
         if !is_swap_size_given {
-            self.swap_size = PEER_SWAP_SIZE;
+            self.swap_size = program.swap_size();
         }
-        self.cmdline.push_str(" run=swapload");
+        self.cmdline.push_str(&format!(" run={}", program.name()));
         Ok(())
     }
 }
@@ -270,14 +289,31 @@ mod tests {
     #[test]
     fn linux_peer_runs_swapload_with_its_own_machine_size() {
         let opts = parse_flags(&["--linux-peer"]).unwrap();
-        assert!(opts.linux_peer);
-        assert_eq!((opts.memory.as_str(), opts.swap_size), (PEER_MEMORY, PEER_SWAP_SIZE));
+        assert_eq!(opts.linux_peer, Some(Program::Swapload));
+        assert_eq!((opts.memory.as_str(), opts.swap_size), ("128M", 512 << 20));
         assert!(opts.cmdline.split_whitespace().any(|w| w == "run=swapload"));
         let opts = parse_flags(&["--memory", "96M", "--linux-peer", "--swap-size", "1G"]).unwrap();
         assert_eq!((opts.memory.as_str(), opts.swap_size), ("96M", 1 << 30));
         let test =
             Options::parse_with(PathBuf::from("deps/swap-0123456789abcdef"), ["--linux-peer".to_string()].into_iter());
         assert!(test.is_err());
+    }
+
+    #[test]
+    fn linux_peer_takes_a_program_name_and_rejects_unknown_ones() {
+        let opts = parse_flags(&["--linux-peer=bench"]).unwrap();
+        assert_eq!(opts.linux_peer, Some(Program::Bench));
+        assert_eq!((opts.memory.as_str(), opts.swap_size), ("256M", 256 << 20));
+        let words: Vec<&str> = opts.cmdline.split_whitespace().collect();
+        assert_eq!(words, ["run=bench"]);
+        assert_eq!(parse_flags(&["--linux-peer=swapload"]).unwrap().linux_peer, Some(Program::Swapload));
+        let err = parse_flags(&["--linux-peer=fork"]).unwrap_err();
+        assert!(err.contains("unknown program \"fork\""), "{err}");
+        assert!(parse_flags(&["--linux-peer="]).is_err());
+        assert_eq!(peer_from_env(Some("bench".into())), Ok(Some(Program::Bench)));
+        assert_eq!(peer_from_env(Some("1".into())), Ok(Some(Program::Swapload)));
+        assert_eq!(peer_from_env(Some("0".into())), Ok(None));
+        assert!(peer_from_env(Some("bnech".into())).is_err());
     }
 
     #[test]

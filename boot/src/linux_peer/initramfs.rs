@@ -1,28 +1,53 @@
-//! The Linux guest's initramfs: busybox, the virtio modules, `swapload`, and an
-//! `/init` script that turns the virtio disk into swap, runs `swapload` and powers off.
+//! The Linux guest's initramfs: busybox, the virtio modules, the user program
+//! (`swapload` or `bench`), and an `/init` script that turns the virtio disk into
+//! swap, runs the program and powers off.
 //!
 //! ```text
 //! /init                      the script below (busybox sh)
 //! /bin/busybox               every other command is a symlink to it, made by /init
 //! /lib/modules/<name>.ko     loaded by /init in dependency order (`module_order`)
-//! /swapload                  the same ELF file our kernel ran
+//! /<program>                 the same ELF file our kernel ran (/swapload, /bench)
 //! /dev/console, /proc, /sys  the console init's output goes to; mount points
 //! ```
 //!
 //! The lines the runner reads back start with `linux-peer:` (the kernel version and
-//! the THP mode; swapload's exit status) or `swapload:` (the program's own).
+//! the THP mode; the program's exit status, see [`init_line`]) or with the
+//! program's name (the program's own: `swapload:`, `bench:`).
 
 use super::fetch::LinuxFiles;
 use super::module_order;
 use crate::cpio::NewcArchive;
 
-/// What `/init` prints before swapload, followed by the kernel release and THP mode.
+/// What `/init` prints before the program, followed by the kernel release and THP mode.
 pub const KERNEL_LINE: &str = "linux-peer: kernel ";
-/// What `/init` prints after swapload, followed by its exit status.
-pub const EXIT_LINE: &str = "linux-peer: swapload exited with ";
+/// How `/init`'s own lines start.
+const INIT_PREFIX: &str = "linux-peer: ";
+/// What `/init` prints after the program's name when it ends, then its exit status.
+const EXITED_WITH: &str = " exited with ";
 
-/// Returns the initramfs (a newc cpio archive) for `files` and the `swapload` ELF.
-pub fn build(files: &LinuxFiles, swapload: &[u8]) -> Result<Vec<u8>, String> {
+/// One of the lines `/init` prints about the run.
+#[derive(Debug, PartialEq)]
+pub enum InitLine<'a> {
+    /// The kernel release and the THP mode.
+    Kernel(&'a str),
+    /// The program's exit status, as the shell's `$?`.
+    ExitStatus(&'a str),
+}
+
+/// Reads `line` as one of `/init`'s lines about the run, wherever it starts in the
+/// serial line (kernel messages may come before it).
+pub fn init_line(line: &str) -> Option<InitLine<'_>> {
+    if let Some(at) = line.find(KERNEL_LINE) {
+        return Some(InitLine::Kernel(line[at + KERNEL_LINE.len()..].trim()));
+    }
+    let rest = &line[line.find(INIT_PREFIX)? + INIT_PREFIX.len()..];
+    let (program, status) = rest.split_once(EXITED_WITH)?;
+    (!program.contains(char::is_whitespace)).then(|| InitLine::ExitStatus(status.trim()))
+}
+
+/// Returns the initramfs (a newc cpio archive) for `files` and the ELF file `elf`
+/// of the program `name`.
+pub fn build(files: &LinuxFiles, name: &str, elf: &[u8]) -> Result<Vec<u8>, String> {
     let mut modules = Vec::new();
     for path in &files.modules {
         let ko = std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
@@ -39,19 +64,19 @@ pub fn build(files: &LinuxFiles, swapload: &[u8]) -> Result<Vec<u8>, String> {
         archive.dir(dir, 0o755);
     }
     archive.char_device("dev/console", 0o600, 5, 1);
-    archive.file("init", 0o755, init_script(&order).as_bytes());
+    archive.file("init", 0o755, init_script(&order, name).as_bytes());
     archive.file("bin/busybox", 0o755, &busybox);
     for (name, _, ko) in &modules {
         archive.file(&format!("lib/modules/{name}.ko"), 0o644, ko);
     }
-    archive.file("swapload", 0o755, swapload);
+    archive.file(name, 0o755, elf);
     Ok(archive.finish())
 }
 
 /// Returns `/init`: mount the pseudo file systems, load `modules` in this order,
-/// wait for the disk, make it swap, say what kernel this is, run swapload, power off
-/// (QEMU then exits, `-no-reboot`).
-pub fn init_script(modules: &[String]) -> String {
+/// wait for the disk, make it swap, say what kernel this is, run `/<program>`,
+/// power off (QEMU then exits, `-no-reboot`).
+pub fn init_script(modules: &[String], program: &str) -> String {
     format!(
         r#"#!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -62,8 +87,8 @@ for m in {modules}; do insmod /lib/modules/$m.ko || echo "linux-peer: insmod $m 
 i=0; while [ ! -b /dev/vda ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done
 mkswap /dev/vda >/dev/null && swapon /dev/vda || echo "linux-peer: no swap on /dev/vda"
 echo "{KERNEL_LINE}$(uname -r), THP $(cat /sys/kernel/mm/transparent_hugepage/enabled)"
-/swapload
-echo "{EXIT_LINE}$?"
+/{program}
+echo "{INIT_PREFIX}{program}{EXITED_WITH}$?"
 poweroff -f
 "#,
         modules = modules.join(" ")
@@ -76,12 +101,23 @@ mod tests {
 
     #[test]
     fn init_loads_the_modules_in_the_given_order() {
-        let script = init_script(&["virtio".into(), "virtio_ring".into(), "virtio_blk".into()]);
+        let script = init_script(&["virtio".into(), "virtio_ring".into(), "virtio_blk".into()], "swapload");
         assert!(script.starts_with("#!/bin/busybox sh\n"));
         assert!(script.contains("for m in virtio virtio_ring virtio_blk; do insmod /lib/modules/$m.ko"));
         let swapon = script.find("swapon /dev/vda").unwrap();
         assert!(swapon < script.find("/swapload\n").unwrap());
         assert!(script.contains("echo \"linux-peer: swapload exited with $?\""));
         assert!(script.trim_end().ends_with("poweroff -f"));
+        let bench = init_script(&[], "bench");
+        assert!(bench.contains("\n/bench\necho \"linux-peer: bench exited with $?\"\n"), "{bench}");
+    }
+
+    #[test]
+    fn init_lines_are_read_back_and_other_lines_are_not() {
+        assert_eq!(init_line("linux-peer: kernel 6.1.0-56-amd64, THP [never]\r"), Some(InitLine::Kernel("6.1.0-56-amd64, THP [never]")));
+        assert_eq!(init_line("[ 3.1] x linux-peer: bench exited with 0"), Some(InitLine::ExitStatus("0")));
+        assert_eq!(init_line("linux-peer: swapload exited with 139"), Some(InitLine::ExitStatus("139")));
+        assert_eq!(init_line("run: swapload exited with 0"), None, "our kernel's line is not /init's");
+        assert_eq!(init_line("linux-peer: insmod virtio failed"), None);
     }
 }

@@ -1,32 +1,101 @@
-//! `--linux-peer`: the `swapload` benchmark on our kernel, then on a Linux guest in
-//! the same QEMU machine, and the two side by side.
+//! `--linux-peer[=PROGRAM]`: a user program on our kernel, then on a Linux guest in
+//! the same QEMU machine, and the two side by side. The programs ([`Program`]):
+//! `swapload` (swap throughput under pressure, the default) and `bench` (the
+//! fault-path benchmark).
 //!
 //! ```text
-//! 1. our kernel  disk image, command line + run=swapload, fresh swap disk  (main.rs)
+//! 1. our kernel  disk image, command line + run=PROGRAM, fresh swap disk  (main.rs)
 //! 2. Linux       Debian's kernel + busybox, fetched once (fetch)
-//!                -> initramfs with swapload and /init (initramfs, cpio, module_order)
+//!                -> initramfs with PROGRAM and /init (initramfs, cpio, module_order)
 //!                -> qemu -kernel vmlinuz -initrd initrd.cpio, fresh swap disk
 //!    both guests get qemu::add_machine: the same RAM, CPU, accelerator, swap disk
 //!    size and virtio-blk device; their consoles are printed as they come
-//! 3. the table   both consoles read back (report); exit 0 if both printed
-//!                swapload's "ok" line
+//! 3. the table   both consoles read back (report for swapload, bench_report for
+//!                bench); exit 0 if both ran the program to its end
 //! ```
 //!
-//! Linux runs the very `swapload` file our kernel ran ([`swapload`]). Linux's files, the
+//! Linux runs the very file our kernel ran ([`program_file`]). Linux's files, the
 //! initramfs and its swap disk live in the cache directory, `target/linux-peer/`.
 
+mod bench_report;
 mod fetch;
 mod initramfs;
 mod module_order;
+mod program_file;
 mod report;
-mod swapload;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::options::{Accel, Options};
 use crate::qemu::{self, Ending};
-use report::SwaploadRun;
+
+/// The user program both guests run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Program {
+    /// `swapload`: swap throughput, 256 MiB through a 128 MiB machine.
+    Swapload,
+    /// `bench`: the fault paths, fork, mmap and a syscall, in ns per operation.
+    Bench,
+}
+
+impl Program {
+    /// Every program, in the order the usage text names them.
+    pub const ALL: [Program; 2] = [Program::Swapload, Program::Bench];
+
+    /// Returns the program's name: its file name in `kernel/user/src/bin/`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Program::Swapload => "swapload",
+            Program::Bench => "bench",
+        }
+    }
+
+    /// Returns the program called `name`, or an error naming the known ones.
+    pub fn from_name(name: &str) -> Result<Program, String> {
+        Program::ALL.into_iter().find(|p| p.name() == name).ok_or_else(|| {
+            let known: Vec<&str> = Program::ALL.iter().map(|p| p.name()).collect();
+            format!("--linux-peer: unknown program {name:?} (known: {})", known.join(", "))
+        })
+    }
+
+    /// Guest RAM unless `--memory` says otherwise: for swapload half of what it
+    /// maps; for bench the kernel's default, which leaves Linux the 2 x 64 MiB and
+    /// more that the bench needs free.
+    pub fn memory(self) -> &'static str {
+        match self {
+            Program::Swapload => "128M",
+            Program::Bench => "256M",
+        }
+    }
+
+    /// Swap disk size unless `--swap-size` says otherwise (bench swaps nothing: the
+    /// kernel's default).
+    pub fn swap_size(self) -> u64 {
+        match self {
+            Program::Swapload => 512 << 20,
+            Program::Bench => 256 << 20,
+        }
+    }
+
+    /// A string only this program's file contains (see [`program_file`]).
+    fn marker(self) -> &'static [u8] {
+        match self {
+            Program::Swapload => b"swapload: region_mib=",
+            Program::Bench => b"bench: warm-up wrote ",
+        }
+    }
+}
+
+/// What one comparison found: the table, and what went wrong on either side.
+pub struct Outcome {
+    /// The side-by-side table, ready to print.
+    pub table: String,
+    /// Why our side did not run the program to its end, if it did not.
+    pub ours_failure: Option<String>,
+    /// Why Linux's side did not, if it did not.
+    pub linux_failure: Option<String>,
+}
 
 /// The Linux kernel's command line: console on the serial port, reboot (so QEMU
 /// exits, `-no-reboot`) at once on a panic, few boot messages.
@@ -40,27 +109,39 @@ fn cache_dir() -> PathBuf {
     target.join("linux-peer")
 }
 
-/// Runs both guests (ours with `our_kernel`, the command main built) and prints the
-/// table; returns the runner's exit code, or an error if Linux could not be prepared.
-pub fn run(opts: &Options, our_kernel: Command) -> Result<i32, String> {
-    eprintln!("linux-peer: 1/2: our kernel runs swapload on {}", machine(opts));
+/// Reads both consoles as `program`'s output; `linux` is `None` when Linux did not run.
+fn compare(program: Program, ours: &[String], linux: Option<&[String]>, machine: &str) -> Outcome {
+    match program {
+        Program::Swapload => report::outcome(ours, linux, machine),
+        Program::Bench => bench_report::outcome(ours, linux, machine),
+    }
+}
+
+/// Runs both guests (ours with `our_kernel`, the command main built, which runs
+/// `program`) and prints the table; returns the runner's exit code, or an error if
+/// Linux could not be prepared.
+pub fn run(opts: &Options, program: Program, our_kernel: Command) -> Result<i32, String> {
+    let name = program.name();
+    eprintln!("linux-peer: 1/2: our kernel runs {name} on {}", machine(opts));
     let ours_run = qemu::run_capturing(opts, our_kernel)?;
     let ours_code = qemu::exit_code(&ours_run.ending);
-    let ours = report::parse(&ours_run.lines);
-    let linux = match boot_linux(opts) {
+    let linux = match boot_linux(opts, program) {
         Ok(linux) => linux,
         Err(e) => {
-            print!("{}", report::table(&ours, None, &machine(opts)));
+            print!("{}", compare(program, &ours_run.lines, None, &machine(opts)).table);
             return Err(e);
         }
     };
-    print!("{}", report::table(&ours, Some(&linux), &machine(opts)));
+    let outcome = compare(program, &ours_run.lines, Some(&linux), &machine(opts));
+    print!("{}", outcome.table);
     let mut failures = Vec::new();
-    if !ours.is_ok || ours_code != qemu::EXIT_SUCCESS {
-        failures.push(format!("our kernel: swapload {} (runner exit code {ours_code})", report::verdict(&ours)));
+    if let Some(failure) = outcome.ours_failure {
+        failures.push(format!("our kernel: {name} {failure} (runner exit code {ours_code})"));
+    } else if ours_code != qemu::EXIT_SUCCESS {
+        failures.push(format!("our kernel: runner exit code {ours_code}"));
     }
-    if !linux.is_ok || linux.exit_status.as_deref() != Some("0") {
-        failures.push(format!("Linux: swapload {}", report::verdict(&linux)));
+    if let Some(failure) = outcome.linux_failure {
+        failures.push(format!("Linux: {name} {failure}"));
     }
     if failures.is_empty() {
         return Ok(qemu::EXIT_SUCCESS);
@@ -78,15 +159,16 @@ fn machine(opts: &Options) -> String {
     format!("QEMU, {} RAM, 1 CPU ({accel}), {} MiB swap on virtio-blk", opts.memory, opts.swap_size >> 20)
 }
 
-/// Prepares the Linux guest, boots it, and returns what its console said.
-fn boot_linux(opts: &Options) -> Result<SwaploadRun, String> {
+/// Prepares the Linux guest, boots it with `program`, and returns its console lines.
+fn boot_linux(opts: &Options, program: Program) -> Result<Vec<String>, String> {
+    let name = program.name();
     let cache = cache_dir();
     let files = fetch::linux_files(&cache)?;
     let kernel_image = std::fs::read(&opts.kernel).map_err(|e| format!("reading {}: {e}", opts.kernel.display()))?;
-    let swapload = swapload::for_kernel(&kernel_image)?;
-    eprintln!("linux-peer: swapload for Linux: the copy embedded in the kernel image, {} bytes", swapload.len());
+    let elf = program_file::for_kernel(&kernel_image, name, program.marker())?;
+    eprintln!("linux-peer: {name} for Linux: the copy embedded in the kernel image, {} bytes", elf.len());
     let initrd = cache.join("initrd.cpio");
-    let archive = initramfs::build(&files, swapload)?;
+    let archive = initramfs::build(&files, name, elf)?;
     std::fs::write(&initrd, archive).map_err(|e| format!("writing {}: {e}", initrd.display()))?;
     let swap = cache.join("swap.img");
     crate::image::fresh_disk(&swap, opts.swap_size)?;
@@ -98,7 +180,7 @@ fn boot_linux(opts: &Options) -> Result<SwaploadRun, String> {
     if std::env::var_os("KERNEL_VERBOSE").is_some() {
         eprintln!("boot: {cmd:?}");
     }
-    eprintln!("linux-peer: 2/2: Linux {} runs swapload on the same machine", files.release);
+    eprintln!("linux-peer: 2/2: Linux {} runs {name} on the same machine", files.release);
     let linux_run = qemu::run_capturing(opts, cmd)?;
     match linux_run.ending {
         Ending::Exited(status) if status.success() => {}
@@ -109,5 +191,18 @@ fn boot_linux(opts: &Options) -> Result<SwaploadRun, String> {
             eprintln!("linux-peer: timeout: QEMU with Linux killed after {} s (--timeout SECS)", after.as_secs());
         }
     }
-    Ok(report::parse(&linux_run.lines))
+    Ok(linux_run.lines)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn programs_are_found_by_name_and_unknown_names_are_errors() {
+        assert_eq!(Program::from_name("swapload"), Ok(Program::Swapload));
+        assert_eq!(Program::from_name("bench"), Ok(Program::Bench));
+        let err = Program::from_name("benhc").unwrap_err();
+        assert!(err.contains("\"benhc\"") && err.contains("swapload, bench"), "{err}");
+    }
 }

@@ -1,4 +1,5 @@
-//! Reading swapload's output back, and the side-by-side table of both guests.
+//! Reading swapload's output back, and the side-by-side table of both guests
+//! (`--linux-peer`; bench's is in `bench_report`).
 //!
 //! swapload prints `key=value` words (see `kernel/user/src/bin/swapload.rs`):
 //!
@@ -15,7 +16,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use super::initramfs::{EXIT_LINE, KERNEL_LINE};
+use super::Outcome;
+use super::initramfs::{InitLine, init_line};
 
 /// One pass of swapload.
 #[derive(Clone, Debug, PartialEq)]
@@ -62,10 +64,10 @@ fn words(text: &str) -> BTreeMap<&str, &str> {
 pub fn parse(lines: &[String]) -> SwaploadRun {
     let mut run = SwaploadRun::default();
     for line in lines {
-        if let Some(at) = line.find(KERNEL_LINE) {
-            run.linux_kernel = Some(line[at + KERNEL_LINE.len()..].trim().to_string());
-        } else if let Some(at) = line.find(EXIT_LINE) {
-            run.exit_status = Some(line[at + EXIT_LINE.len()..].trim().to_string());
+        match init_line(line) {
+            Some(InitLine::Kernel(kernel)) => run.linux_kernel = Some(kernel.to_string()),
+            Some(InitLine::ExitStatus(status)) => run.exit_status = Some(status.to_string()),
+            None => {}
         }
         let Some(at) = line.find("swapload: ") else { continue };
         let rest = &line[at + "swapload: ".len()..];
@@ -159,6 +161,17 @@ pub fn table(ours: &SwaploadRun, linux: Option<&SwaploadRun>, machine: &str) -> 
         }
     }
     out
+}
+
+/// Reads both consoles (`linux` is `None` when Linux did not run) into the table and
+/// what went wrong on either side.
+pub fn outcome(ours: &[String], linux: Option<&[String]>, machine: &str) -> Outcome {
+    let ours = parse(ours);
+    let linux = linux.map(parse);
+    let ours_failure = (!ours.is_ok).then(|| verdict(&ours));
+    let linux_failure =
+        linux.as_ref().filter(|l| !l.is_ok || l.exit_status.as_deref() != Some("0")).map(verdict);
+    Outcome { table: table(&ours, linux.as_ref(), machine), ours_failure, linux_failure }
 }
 
 /// Returns "ok" or what went wrong, in a few words.

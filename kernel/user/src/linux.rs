@@ -5,7 +5,10 @@
 //! and on Linux. The swap benchmark relies on that: `cargo run --release --
 //! --linux-peer` boots a Linux guest with the `swapload` program in its initramfs.
 //! There `memstat` does not exist (`ENOSYS`), and the program reads `/proc/vmstat`
-//! instead, with the three calls below; on this kernel they answer `ENOSYS`.
+//! instead, with the calls below; on this kernel `read_file` answers `ENOSYS`. The
+//! fault-path benchmark `bench` does the same (`--linux-peer=bench`): free memory
+//! from `/proc/meminfo`, its resident pages from `/proc/self/statm`, its minor
+//! faults from `/proc/self/stat`.
 
 use core::ffi::CStr;
 
@@ -49,4 +52,20 @@ pub fn field(text: &[u8], name: &str) -> Option<u64> {
         }
         rest.split_whitespace().next()?.parse().ok()
     })
+}
+
+/// Returns the `index`-th (from 0) whitespace-separated number of `text`, as in
+/// `/proc/self/statm` (`size resident shared text lib data dt`, in pages).
+pub fn number_at(text: &[u8], index: usize) -> Option<u64> {
+    core::str::from_utf8(text).ok()?.split_whitespace().nth(index)?.parse().ok()
+}
+
+/// Returns field `number` of a `/proc/PID/stat` line, numbered from 1 as in
+/// proc(5) (field 10 is `minflt`). The second field, the command name in
+/// parentheses, may itself hold spaces and parentheses, so fields are counted from
+/// the last `)`: field 3 is the first word after it.
+pub fn stat_field(text: &[u8], number: usize) -> Option<u64> {
+    let text = core::str::from_utf8(text).ok()?;
+    let after_name = &text[text.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(number.checked_sub(3)?)?.parse().ok()
 }

@@ -1,20 +1,19 @@
-//! The `swapload` ELF file the Linux guest runs: the very bytes our kernel ran.
+//! The user program's ELF file the Linux guest runs: the very bytes our kernel ran.
 //!
 //! The kernel embeds each user program's file unchanged (see
 //! `kernel/src/user_programs.rs`), built with the kernel's own cargo profile. So the
-//! runner cuts swapload out of the kernel image it was given: the embedded ELF file
-//! that holds swapload's [`MARKER`] string (an ELF file's length is where its
-//! section or program header table ends, whichever is last).
+//! runner cuts the program out of the kernel image it was given: the embedded ELF
+//! file that holds the program's marker string (`Program::marker`, a piece of one
+//! of its output lines only it prints; an ELF file's length is where its section or
+//! program header table ends, whichever is last).
 
 use crate::image_args::{u16_at, u64_at};
 
-/// A string only swapload's file contains: the start of its first output line.
-pub const MARKER: &[u8] = b"swapload: region_mib=";
-
-/// Returns the swapload ELF file embedded in `kernel_image`.
-pub fn for_kernel(kernel_image: &[u8]) -> Result<&[u8], String> {
-    embedded_elf_with(kernel_image, MARKER)
-        .ok_or_else(|| "the kernel image embeds no swapload program (kernel/src/user_programs.rs)".into())
+/// Returns the ELF file of program `name` embedded in `kernel_image`: the one that
+/// contains `marker`.
+pub fn for_kernel<'a>(kernel_image: &'a [u8], name: &str, marker: &[u8]) -> Result<&'a [u8], String> {
+    embedded_elf_with(kernel_image, marker)
+        .ok_or_else(|| format!("the kernel image embeds no {name} program (kernel/src/user_programs.rs)"))
 }
 
 /// Returns true if `needle` occurs in `haystack`.
@@ -48,6 +47,7 @@ fn elf_len(bytes: &[u8]) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::Program;
     use super::*;
 
     /// Returns a fake ELF64 file: its header, `body`, and a section header table of
@@ -68,16 +68,19 @@ mod tests {
     fn the_embedded_file_with_the_marker_is_cut_out_whole() {
         let other = fake_elf(b"hello: world");
         let swapload = fake_elf(b"...swapload: region_mib={}...");
-        let image = [&fake_elf(b"kernel")[..], &other, &swapload, b"more kernel data"].concat();
-        assert_eq!(embedded_elf_with(&image, MARKER), Some(&swapload[..]));
-        assert_eq!(embedded_elf_with(&image, b"not there"), None);
+        let bench = fake_elf(b"...bench: warm-up wrote {} pages...");
+        let image = [&fake_elf(b"kernel")[..], &other, &swapload, &bench, b"more kernel data"].concat();
+        assert_eq!(for_kernel(&image, "swapload", Program::Swapload.marker()), Ok(&swapload[..]));
+        assert_eq!(for_kernel(&image, "bench", Program::Bench.marker()), Ok(&bench[..]));
+        let err = for_kernel(&image, "other", b"not there").unwrap_err();
+        assert!(err.contains("embeds no other program"), "{err}");
     }
 
     #[test]
     fn a_file_cut_short_is_not_taken() {
         let swapload = fake_elf(b"swapload: region_mib=");
         let image = [b"kernel".as_slice(), &swapload[..swapload.len() - 1]].concat();
-        assert_eq!(embedded_elf_with(&image, MARKER), None);
+        assert_eq!(embedded_elf_with(&image, Program::Swapload.marker()), None);
     }
 
 }
