@@ -43,6 +43,7 @@ const NAMES: [&str; 27] = [
     "thrash",
     "swapload",
     "sharedbig",
+    "sortstorm",
 ];
 
 /// The end of the lower half: user addresses are below it.
