@@ -107,20 +107,71 @@ fn with_buddy<R>(f: impl FnOnce(&mut BuddyAllocator<'static>) -> R) -> R {
 /// page tables, kernel stacks) under memory pressure. Set by `reclaim::init` to the
 /// `min` watermark; 0 until then.
 static USER_RESERVE: AtomicU64 = AtomicU64::new(0);
+/// Free frames page tables and kernel stacks may not take: the heap's own reserve.
+/// Reclaim allocates from the heap (candidate lists, swap-cache nodes), so the heap
+/// must be able to grow when everything else has run out, or reclaim itself fails
+/// (issue #10: `memory allocation of 96 bytes failed` once page tables took the last
+/// frame). Set by `reclaim::init` to half the user reserve.
+static HEAP_RESERVE: AtomicU64 = AtomicU64::new(0);
 
-/// Sets how many free frames user-page allocations must leave to the kernel.
-pub fn set_user_reserve(nr_frames: u64) {
-    USER_RESERVE.store(nr_frames, Ordering::Relaxed);
+/// Sets how many free frames user-page allocations must leave to the kernel, and how
+/// many of those page tables and kernel stacks must leave to the heap.
+pub fn set_reserves(user_frames: u64, heap_frames: u64) {
+    USER_RESERVE.store(user_frames, Ordering::Relaxed);
+    HEAP_RESERVE.store(heap_frames, Ordering::Relaxed);
+}
+
+/// Returns the (user, heap) reserves in frames.
+pub fn reserves() -> (u64, u64) {
+    (USER_RESERVE.load(Ordering::Relaxed), HEAP_RESERVE.load(Ordering::Relaxed))
+}
+
+/// Which free frames an allocation must leave alone (Linux's watermark tiers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reserve {
+    /// User pages: leave the whole kernel reserve (the `min` watermark).
+    User,
+    /// Page tables and kernel stacks: leave the heap's reserve. Their callers can fail
+    /// with `NoMemory` (and reclaim and retry); the heap cannot.
+    Heap,
+    /// The heap (slab pages, large kmalloc) and boot-time allocations: take anything.
+    None,
+}
+
+impl Reserve {
+    /// Returns the reserve an allocation for `state` leaves by default.
+    pub fn of(state: FrameState) -> Reserve {
+        match state {
+            FrameState::User => Reserve::User,
+            FrameState::PageTable => Reserve::Heap,
+            _ => Reserve::None,
+        }
+    }
+
+    /// Returns the number of free frames this allocation must leave.
+    fn nr_frames(self) -> u64 {
+        match self {
+            Reserve::User => USER_RESERVE.load(Ordering::Relaxed),
+            Reserve::Heap => HEAP_RESERVE.load(Ordering::Relaxed),
+            Reserve::None => 0,
+        }
+    }
 }
 
 /// Allocates a block of `2^order` frames for use `state`; the contents are garbage.
 ///
-/// A `User` allocation fails rather than dip into the kernel's reserve (see
-/// [`set_user_reserve`]): the caller reclaims and retries.
+/// A `User` allocation fails rather than dip into the kernel's reserve, a
+/// `PageTable` one rather than dip into the heap's (see [`Reserve`]): the caller
+/// reclaims and retries.
 pub fn alloc(order: Order, state: FrameState) -> Result<Frame, AllocError> {
-    let reserve = if state == FrameState::User { USER_RESERVE.load(Ordering::Relaxed) } else { 0 };
+    alloc_leaving(order, state, Reserve::of(state))
+}
+
+/// Allocates like [`alloc`], leaving the free frames of `reserve` alone.
+pub fn alloc_leaving(order: Order, state: FrameState, reserve: Reserve) -> Result<Frame, AllocError> {
+    let nr_reserved = reserve.nr_frames();
     with_buddy(|buddy| {
-        if buddy.nr_free_frames() < reserve + order.nr_frames() {
+        if buddy.nr_free_frames() < nr_reserved + order.nr_frames() {
             return Err(AllocError::OutOfMemory);
         }
         buddy.alloc(order, state)
@@ -129,7 +180,12 @@ pub fn alloc(order: Order, state: FrameState) -> Result<Frame, AllocError> {
 
 /// Allocates a zero-filled block of `2^order` frames for use `state`.
 pub fn alloc_zeroed(order: Order, state: FrameState) -> Result<Frame, AllocError> {
-    let frame = alloc(order, state)?;
+    alloc_zeroed_leaving(order, state, Reserve::of(state))
+}
+
+/// Allocates a zero-filled block like [`alloc_leaving`].
+pub fn alloc_zeroed_leaving(order: Order, state: FrameState, reserve: Reserve) -> Result<Frame, AllocError> {
+    let frame = alloc_leaving(order, state, reserve)?;
     for i in 0..order.nr_frames() {
         memops::zero_page(frame + i);
     }
@@ -139,8 +195,72 @@ pub fn alloc_zeroed(order: Order, state: FrameState) -> Result<Frame, AllocError
 /// Returns the block of `2^order` frames starting at `frame` to the allocator.
 ///
 /// A double free, a frame never allocated or the wrong order is reported, not obeyed.
+///
+/// # Panics
+/// If `frame` is still on the replacement policy's ring (its links would be lost
+/// and the ring broken): the owner must untrack it first (`rmap::free_user_frame`).
 pub fn free(frame: Frame, order: Order) -> Result<(), FreeError> {
-    with_buddy(|buddy| buddy.free(frame, order))
+    with_buddy(|buddy| {
+        if buddy.contains(frame) {
+            let desc = buddy.desc(frame);
+            if desc.state() == FrameState::User && desc.next().is_some() {
+                panic!("frame::free: {frame:?} is still tracked by the replacement policy");
+            }
+        }
+        buddy.free(frame, order)
+    })
+}
+
+/// The frame table as the replacement policy's per-page store: a tracked user
+/// frame's ring links are its descriptor's `next`/`prev` (free for the owner of an
+/// allocated frame), its age the descriptor's policy age. So tracking a frame
+/// allocates nothing (see `mm_core::reclaim::Ring`). Pages are named by pfn.
+///
+/// Each call takes the frame lock once; the policy calls it with its own lock held
+/// (lock order: policy, then frames).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FrameTableLinks;
+
+impl FrameTableLinks {
+    fn index_of(buddy: &BuddyAllocator<'static>, pfn: u64) -> u32 {
+        buddy.index_of(Frame::from_pfn(pfn)).expect("FrameTableLinks: frame outside the frame table")
+    }
+}
+
+impl mm_core::reclaim::RingLinks for FrameTableLinks {
+    fn links(&self, pfn: u64) -> Option<(u64, u64)> {
+        with_buddy(|buddy| {
+            let desc = buddy.desc(Frame::from_pfn(pfn));
+            let (prev, next) = (desc.prev()?, desc.next()?);
+            Some((buddy.frame_at(prev).pfn(), buddy.frame_at(next).pfn()))
+        })
+    }
+
+    fn set_links(&mut self, pfn: u64, prev: u64, next: u64) {
+        with_buddy(|buddy| {
+            let (prev, next) = (Self::index_of(buddy, prev), Self::index_of(buddy, next));
+            let desc = buddy.desc_mut(Frame::from_pfn(pfn));
+            debug_assert_eq!(desc.state(), FrameState::User, "FrameTableLinks: only user frames are tracked");
+            desc.set_prev(Some(prev));
+            desc.set_next(Some(next));
+        })
+    }
+
+    fn clear_links(&mut self, pfn: u64) {
+        with_desc(Frame::from_pfn(pfn), |desc| {
+            desc.set_prev(None);
+            desc.set_next(None);
+            desc.set_policy_age(0);
+        })
+    }
+
+    fn age(&self, pfn: u64) -> u8 {
+        with_desc(Frame::from_pfn(pfn), |desc| desc.policy_age())
+    }
+
+    fn set_age(&mut self, pfn: u64, age: u8) {
+        with_desc(Frame::from_pfn(pfn), |desc| desc.set_policy_age(age))
+    }
 }
 
 /// Runs `f` on the descriptor of `frame` (refcounts, flags, links) under the lock.

@@ -131,7 +131,7 @@ pub fn swapon() -> Result<SwapOn, SwapOnError> {
         HeaderCheck::Refused(e) => return Err(SwapOnError::Refused(e)),
     };
     let nr_slots = nr_slots as u32; // <= MAX_SLOTS
-    let state = SwapState::new(SwapMap::new(nr_slots));
+    let state = SwapState::new(SwapMap::new(nr_slots)).map_err(|_| SwapOnError::NoMemory)?;
     let mut swap = SWAP.lock();
     if swap.is_some() {
         return Err(SwapOnError::AlreadyOn);
