@@ -240,7 +240,7 @@ impl mm_core::reclaim::RingLinks for FrameTableLinks {
         with_buddy(|buddy| {
             let (prev, next) = (Self::index_of(buddy, prev), Self::index_of(buddy, next));
             let desc = buddy.desc_mut(Frame::from_pfn(pfn));
-            debug_assert_eq!(desc.state(), FrameState::User, "FrameTableLinks: only user frames are tracked");
+            assert_eq!(desc.state(), FrameState::User, "FrameTableLinks: only user frames are tracked");
             desc.set_prev(Some(prev));
             desc.set_next(Some(next));
         })

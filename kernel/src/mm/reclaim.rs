@@ -193,9 +193,17 @@ pub fn nr_tracked() -> usize {
 }
 
 /// Starts tracking a user frame that just became resident.
+///
+/// A frame that is no longer a live user frame is not tracked: callers track after
+/// dropping their locks (a swap-in, a failed eviction), and meanwhile the page's
+/// last user may have freed it. The ring lives in the frame table, so linking a
+/// free frame would corrupt the buddy's free lists; with the policy lock held (IRQs
+/// off, one CPU) the frame cannot be freed between the check and the link.
 pub fn track(frame: Frame) {
     if let Some(policy) = POLICY.lock().as_mut() {
-        policy.on_insert(frame.pfn());
+        if is_live_user_frame(frame) {
+            policy.on_insert(frame.pfn());
+        }
     }
 }
 
