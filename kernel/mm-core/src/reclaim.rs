@@ -31,7 +31,7 @@ use alloc::vec::Vec;
 
 mod ring;
 
-pub use ring::{Ring, RingLinks, VecLinks};
+pub use ring::{Ring, RingLinks, RingStore, VecLinks};
 
 /// Answers questions about the hardware state of a page; implemented by the kernel.
 pub trait PageProbe {
@@ -97,14 +97,14 @@ impl Fifo {
     }
 }
 
-impl<L: RingLinks> Fifo<L> {
+impl<L: RingStore> Fifo<L> {
     /// Creates an empty FIFO policy keeping its pages in `links`.
     pub fn with_links(links: L) -> Fifo<L> {
         Fifo { ring: Ring::new(links) }
     }
 }
 
-impl<L: RingLinks> ReplacementPolicy for Fifo<L> {
+impl<L: RingStore> ReplacementPolicy for Fifo<L> {
     fn name(&self) -> &'static str {
         "fifo"
     }
@@ -112,7 +112,7 @@ impl<L: RingLinks> ReplacementPolicy for Fifo<L> {
         self.ring.len()
     }
     fn on_insert(&mut self, page: u64) {
-        self.ring.insert_behind_hand(page);
+        self.ring.insert_behind_hand(page, 0);
     }
     fn on_access(&mut self, _page: u64) {}
     fn on_remove(&mut self, page: u64) {
@@ -177,7 +177,7 @@ impl Clock {
     }
 }
 
-impl<L: RingLinks> Clock<L> {
+impl<L: RingStore> Clock<L> {
     /// Creates a clock keeping its pages in `links`: the enhanced clock if
     /// `prefers_clean`, else the second-chance clock.
     pub fn with_links(links: L, prefers_clean: bool) -> Clock<L> {
@@ -223,7 +223,7 @@ impl<L: RingLinks> Clock<L> {
     }
 }
 
-impl<L: RingLinks> ReplacementPolicy for Clock<L> {
+impl<L: RingStore> ReplacementPolicy for Clock<L> {
     fn name(&self) -> &'static str {
         if self.prefers_clean { "enhanced-clock" } else { "clock" }
     }
@@ -231,7 +231,7 @@ impl<L: RingLinks> ReplacementPolicy for Clock<L> {
         self.ring.len()
     }
     fn on_insert(&mut self, page: u64) {
-        self.ring.insert_behind_hand(page);
+        self.ring.insert_behind_hand(page, 0);
     }
     fn on_access(&mut self, _page: u64) {}
     fn on_remove(&mut self, page: u64) {
@@ -329,14 +329,14 @@ impl LruApprox {
     }
 }
 
-impl<L: RingLinks> LruApprox<L> {
+impl<L: RingStore> LruApprox<L> {
     /// Creates an empty aging policy keeping its pages (and their ages) in `links`.
     pub fn with_links(links: L) -> LruApprox<L> {
         LruApprox { ring: Ring::new(links) }
     }
 }
 
-impl<L: RingLinks> ReplacementPolicy for LruApprox<L> {
+impl<L: RingStore> ReplacementPolicy for LruApprox<L> {
     fn name(&self) -> &'static str {
         "lru-aging"
     }
@@ -344,10 +344,7 @@ impl<L: RingLinks> ReplacementPolicy for LruApprox<L> {
         self.ring.len()
     }
     fn on_insert(&mut self, page: u64) {
-        if !self.ring.contains(page) {
-            self.ring.insert_behind_hand(page);
-            self.ring.links_mut().set_age(page, 0x80);
-        }
+        self.ring.insert_behind_hand(page, 0x80);
     }
     fn on_access(&mut self, _page: u64) {}
     fn on_remove(&mut self, page: u64) {
@@ -357,24 +354,13 @@ impl<L: RingLinks> ReplacementPolicy for LruApprox<L> {
         let Some(mut page) = self.ring.hand_page() else { return };
         for _ in 0..self.ring.len() {
             let newest = if probe.test_and_clear_referenced(page) { 0x80 } else { 0 };
-            let links = self.ring.links_mut();
-            let history = links.age(page);
-            links.set_age(page, (history >> 1) | newest);
-            page = self.ring.next_of(page);
+            page = self.ring.update_age(page, |history| (history >> 1) | newest);
         }
     }
     fn pick_victim(&mut self, _probe: &mut dyn PageProbe) -> Option<u64> {
-        let mut page = self.ring.hand_page()?;
-        let mut best = (u8::MAX, page);
-        for i in 0..self.ring.len() {
-            let history = self.ring.links_mut().age(page);
-            if i == 0 || history < best.0 {
-                best = (history, page);
-            }
-            page = self.ring.next_of(page);
-        }
-        self.ring.remove(best.1);
-        Some(best.1)
+        let victim = self.ring.smallest_age_page()?;
+        self.ring.remove(victim);
+        Some(victim)
     }
 }
 

@@ -216,50 +216,66 @@ pub fn free(frame: Frame, order: Order) -> Result<(), FreeError> {
 /// allocated frame), its age the descriptor's policy age. So tracking a frame
 /// allocates nothing (see `mm_core::reclaim::Ring`). Pages are named by pfn.
 ///
-/// Each call takes the frame lock once; the policy calls it with its own lock held
-/// (lock order: policy, then frames).
+/// Opening it takes the frame lock, once per ring operation; the policy opens it
+/// with its own lock held (lock order: policy, then frames).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct FrameTableLinks;
 
-impl FrameTableLinks {
-    fn index_of(buddy: &BuddyAllocator<'static>, pfn: u64) -> u32 {
-        buddy.index_of(Frame::from_pfn(pfn)).expect("FrameTableLinks: frame outside the frame table")
+/// The frame table, locked, seen as ring links (see [`FrameTableLinks`]).
+pub struct FrameTableView<'a> {
+    frames: crate::sync::IrqMutexGuard<'a, Option<BuddyAllocator<'static>>>,
+}
+
+impl FrameTableView<'_> {
+    fn buddy(&self) -> &BuddyAllocator<'static> {
+        self.frames.as_ref().expect("frame: allocator used before init")
+    }
+
+    fn buddy_mut(&mut self) -> &mut BuddyAllocator<'static> {
+        self.frames.as_mut().expect("frame: allocator used before init")
+    }
+
+    fn index_of(&self, pfn: u64) -> u32 {
+        self.buddy().index_of(Frame::from_pfn(pfn)).expect("FrameTableLinks: frame outside the frame table")
     }
 }
 
-impl mm_core::reclaim::RingLinks for FrameTableLinks {
+impl mm_core::reclaim::RingStore for FrameTableLinks {
+    type Links<'a> = FrameTableView<'a>;
+    fn open(&mut self) -> FrameTableView<'_> {
+        FrameTableView { frames: FRAMES.lock() }
+    }
+}
+
+impl mm_core::reclaim::RingLinks for FrameTableView<'_> {
     fn links(&self, pfn: u64) -> Option<(u64, u64)> {
-        with_buddy(|buddy| {
-            let desc = buddy.desc(Frame::from_pfn(pfn));
-            let (prev, next) = (desc.prev()?, desc.next()?);
-            Some((buddy.frame_at(prev).pfn(), buddy.frame_at(next).pfn()))
-        })
+        let buddy = self.buddy();
+        let desc = buddy.desc(Frame::from_pfn(pfn));
+        let (prev, next) = (desc.prev()?, desc.next()?);
+        Some((buddy.frame_at(prev).pfn(), buddy.frame_at(next).pfn()))
     }
 
     fn set_links(&mut self, pfn: u64, prev: u64, next: u64) {
-        with_buddy(|buddy| {
-            let (prev, next) = (Self::index_of(buddy, prev), Self::index_of(buddy, next));
-            let desc = buddy.desc_mut(Frame::from_pfn(pfn));
-            assert_eq!(desc.state(), FrameState::User, "FrameTableLinks: only user frames are tracked");
-            desc.set_prev(Some(prev));
-            desc.set_next(Some(next));
-        })
+        let (prev, next) = (self.index_of(prev), self.index_of(next));
+        let desc = self.buddy_mut().desc_mut(Frame::from_pfn(pfn));
+        assert_eq!(desc.state(), FrameState::User, "FrameTableLinks: only user frames are tracked");
+        desc.set_prev(Some(prev));
+        desc.set_next(Some(next));
     }
 
     fn clear_links(&mut self, pfn: u64) {
-        with_desc(Frame::from_pfn(pfn), |desc| {
-            desc.set_prev(None);
-            desc.set_next(None);
-            desc.set_policy_age(0);
-        })
+        let desc = self.buddy_mut().desc_mut(Frame::from_pfn(pfn));
+        desc.set_prev(None);
+        desc.set_next(None);
+        desc.set_policy_age(0);
     }
 
     fn age(&self, pfn: u64) -> u8 {
-        with_desc(Frame::from_pfn(pfn), |desc| desc.policy_age())
+        self.buddy().desc(Frame::from_pfn(pfn)).policy_age()
     }
 
     fn set_age(&mut self, pfn: u64, age: u8) {
-        with_desc(Frame::from_pfn(pfn), |desc| desc.set_policy_age(age))
+        self.buddy_mut().desc_mut(Frame::from_pfn(pfn)).set_policy_age(age);
     }
 }
 

@@ -250,7 +250,7 @@ fn ring_stays_one_cycle_under_random_inserts_and_removes() {
         let page = rng.below(16);
         match rng.below(4) {
             0 => {
-                ring.insert_behind_hand(page);
+                ring.insert_behind_hand(page, 0);
                 model.insert(page);
             }
             1 => {
@@ -278,6 +278,13 @@ fn ring_stays_one_cycle_under_random_inserts_and_removes() {
 /// policy that needed any other memory per page could not use it.
 struct FixedLinks {
     slots: [(u64, u64, u8, bool); 64],
+}
+
+impl RingStore for FixedLinks {
+    type Links<'a> = &'a mut FixedLinks;
+    fn open(&mut self) -> &mut FixedLinks {
+        self
+    }
 }
 
 impl RingLinks for FixedLinks {
@@ -327,9 +334,9 @@ fn policies_keep_everything_in_a_fixed_per_page_store() {
 #[test]
 fn a_single_page_ring_links_to_itself_and_empties() {
     let mut ring = Ring::new(VecLinks::default());
-    ring.insert_behind_hand(7);
+    ring.insert_behind_hand(7, 0);
     assert_eq!(ring.next_of(7), 7);
-    ring.insert_behind_hand(3);
+    ring.insert_behind_hand(3, 0);
     assert_eq!((ring.next_of(7), ring.next_of(3)), (3, 7));
     assert_eq!(ring.take_at_hand(), Some(7));
     assert_eq!(ring.next_of(3), 3);
