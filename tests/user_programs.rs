@@ -44,6 +44,7 @@ const NAMES: [&str; 27] = [
     "swapload",
     "sharedbig",
     "sortstorm",
+    "failstorm",
 ];
 
 /// The end of the lower half: user addresses are below it.

@@ -76,6 +76,7 @@ pub fn init(boot_info: &'static mut BootInfo) {
     mm::swap::init();
     mm::reclaim::init();
     mm::reclaim::start_kswapd();
+    mm::fail::init();
 }
 
 /// Moves the double-fault and NMI handlers onto stacks with guard pages.

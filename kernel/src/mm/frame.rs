@@ -168,7 +168,19 @@ pub fn alloc(order: Order, state: FrameState) -> Result<Frame, AllocError> {
 }
 
 /// Allocates like [`alloc`], leaving the free frames of `reserve` alone.
+///
+/// Fault injection (`super::fail`) may fail it on purpose: user pages, page tables,
+/// and kernel stacks (Kernel frames leaving the heap reserve) are its sites.
 pub fn alloc_leaving(order: Order, state: FrameState, reserve: Reserve) -> Result<Frame, AllocError> {
+    let site = match (state, reserve) {
+        (FrameState::User, _) => Some(super::fail::FailSite::UserPage),
+        (FrameState::PageTable, _) => Some(super::fail::FailSite::PageTable),
+        (FrameState::Kernel, Reserve::Heap) => Some(super::fail::FailSite::KernelStack),
+        _ => None,
+    };
+    if site.is_some_and(super::fail::should_fail) {
+        return Err(AllocError::OutOfMemory);
+    }
     let nr_reserved = reserve.nr_frames();
     with_buddy(|buddy| {
         if buddy.nr_free_frames() < nr_reserved + order.nr_frames() {

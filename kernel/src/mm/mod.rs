@@ -25,6 +25,7 @@
 pub mod addr_space;
 pub mod check;
 pub mod cow;
+pub mod fail;
 pub mod fault;
 pub mod frame;
 pub mod heap;
