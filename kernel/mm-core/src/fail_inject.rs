@@ -158,7 +158,7 @@ impl FailPlan {
         }
         self.nr_seen += 1;
         let is_failing = match &mut self.rule {
-            FailRule::Every(n) => self.nr_seen % *n == 0,
+            FailRule::Every(n) => self.nr_seen.is_multiple_of(*n),
             FailRule::Percent { percent, rng } => rng.below(100) < u64::from(*percent),
         };
         if is_failing {

@@ -200,10 +200,10 @@ pub fn nr_tracked() -> usize {
 /// free frame would corrupt the buddy's free lists; with the policy lock held (IRQs
 /// off, one CPU) the frame cannot be freed between the check and the link.
 pub fn track(frame: Frame) {
-    if let Some(policy) = POLICY.lock().as_mut() {
-        if is_live_user_frame(frame) {
-            policy.on_insert(frame.pfn());
-        }
+    if let Some(policy) = POLICY.lock().as_mut()
+        && is_live_user_frame(frame)
+    {
+        policy.on_insert(frame.pfn());
     }
 }
 
