@@ -12,6 +12,13 @@
 //! Frames the bootloader used (kernel image, its page tables, boot info) and firmware
 //! holes stay Reserved forever. Zeroing happens outside the lock.
 //!
+//! Allocations leave reserves in tiers ([`Reserve`]): user pages leave `min` free
+//! frames, page tables and kernel stacks `min/2`, the heap takes the rest, so the
+//! heap (and reclaim, which allocates from it) can still grow when everything else
+//! has run out. Fault injection (`super::fail`) may fail an allocation on purpose.
+//! The replacement policy threads its ring through the descriptors of tracked user
+//! frames ([`FrameTableLinks`]).
+//!
 //! Lock order: the heap lock (`heap::KMALLOC`) may be held when this lock is taken,
 //! never the other way round.
 
