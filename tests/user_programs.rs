@@ -52,6 +52,8 @@ const NAMES: &[&str] = &[
     "lazyfree",
     "vmrw",
     "farfetch",
+    "sortstorm",
+    "failstorm",
 ];
 
 /// The end of the lower half: user addresses are below it.

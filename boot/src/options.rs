@@ -88,6 +88,29 @@ pub fn is_test_binary(path: &std::path::Path) -> bool {
     name.rsplit_once('-').is_some_and(|(_, hash)| hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
+/// The least guest RAM that boots, measured: with less, the bootloader runs out of
+/// frames building its physical-memory map and panics before the kernel runs (the
+/// kernel's `mm::MIN_GUEST_RAM_MIB` says the same).
+pub const MIN_MEMORY_MIB: u64 = 22;
+
+/// Parses a `--memory` value in QEMU's `-m` syntax (`256M`, `1G`, or a plain number
+/// of MiB) and checks it against [`MIN_MEMORY_MIB`]; returns the size in bytes.
+pub fn check_memory(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let bytes = if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        parse_size(text)? << 20
+    } else {
+        parse_size(text)?
+    };
+    if bytes < MIN_MEMORY_MIB << 20 {
+        return Err(format!(
+            "--memory {text}: too small; the minimum is {MIN_MEMORY_MIB}M (below it the bootloader \
+             runs out of memory for its page tables before the kernel starts)"
+        ));
+    }
+    Ok(bytes)
+}
+
 /// Parses a size such as `256M`, `1G`, `4096` or `64K` into bytes.
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
@@ -212,6 +235,7 @@ impl Options {
         if let Some(program) = opts.linux_peer {
             opts.set_up_linux_peer(program, is_memory_given, is_swap_size_given)?;
         }
+        check_memory(&opts.memory)?;
         Ok(opts)
     }
 
@@ -284,6 +308,16 @@ mod tests {
             PathBuf::from("target/x86_64-unknown-none/release/kernel"),
             flags.iter().map(|f| f.to_string()),
         )
+    }
+
+    #[test]
+    fn memory_below_the_minimum_is_refused_with_the_minimum_in_the_message() {
+        let error = parse_flags(&["--memory", "16M"]).err().expect("16M refused");
+        assert!(error.contains("minimum is 22M"), "{error}");
+        assert!(parse_flags(&["--memory", "21"]).is_err(), "a plain number is MiB, as for QEMU");
+        assert!(parse_flags(&["--memory", "22M"]).is_ok());
+        assert!(parse_flags(&["--memory", "8G"]).is_ok());
+        assert_eq!(check_memory("1024"), Ok(1 << 30));
     }
 
     #[test]

@@ -78,6 +78,7 @@ pub fn init(boot_info: &'static mut BootInfo) {
     mm::reclaim::start_kswapd();
     proc::task::start_reaper();
     mm::swap::start_wiper();
+    mm::fail::init();
 }
 
 /// Moves the double-fault and NMI handlers onto stacks with guard pages.

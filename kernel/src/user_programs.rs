@@ -44,6 +44,7 @@ user_programs![
     sharedprot, forknone, protnone, errno,
     forkenomem, lazyfree,
     vmrw, farfetch,
+    sortstorm, failstorm,
 ];
 
 /// Returns the ELF file of the program called `name`, if the kernel has one.

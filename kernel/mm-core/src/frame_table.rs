@@ -72,6 +72,8 @@ impl FrameFlags {
     /// Given up by `MADV_FREE`: reclaim may drop it without writing it to swap if its
     /// PTE's Dirty bit is still clear (not written since the advice).
     pub const LAZYFREE: FrameFlags = FrameFlags(1 << 7);
+    /// The bits that are status flags; the high byte of the word holds the policy age.
+    const STATUS_MASK: u16 = 0x00ff;
     /// The bits only the buddy allocator may set or clear.
     pub const ALLOCATOR_OWNED: FrameFlags = FrameFlags(Self::BUDDY_HEAD.0 | Self::ALLOC_HEAD.0);
 
@@ -167,7 +169,7 @@ pub const NONE_INDEX: u32 = u32::MAX;
 /// | 16 | `next` | `u32` | next frame index on the list this frame is on, or [`NONE_INDEX`] |
 /// | 20 | `prev` | `u32` | previous frame index on that list, or [`NONE_INDEX`] |
 /// | 24 | `private` | `u32` | owner's word: the swap slot of a swap-cache page |
-/// | 28 | `flags` | [`FrameFlags`] | status bits |
+/// | 28 | `flags` | [`FrameFlags`] | status bits (low byte); the replacement policy's 8-bit age (high byte) |
 /// | 30 | `state` | [`FrameState`] | what the frame is used for |
 /// | 31 | `order` | `u8` | block order, valid on a `BUDDY_HEAD` or `ALLOC_HEAD` frame |
 ///
@@ -189,7 +191,8 @@ pub struct FrameDesc {
     prev: u32,
     /// The owner's private word: the swap slot while in the swap cache.
     private: u32,
-    /// Status bits.
+    /// Status bits in the low byte; the high byte is the replacement policy's age of
+    /// a tracked user frame ([`FrameDesc::policy_age`]), which `flags()` never shows.
     flags: FrameFlags,
     /// What the frame is used for.
     state: FrameState,
@@ -244,7 +247,20 @@ impl FrameDesc {
     /// Returns the status bits.
     #[inline]
     pub const fn flags(&self) -> FrameFlags {
-        self.flags
+        FrameFlags(self.flags.0 & FrameFlags::STATUS_MASK)
+    }
+
+    /// Returns the replacement policy's 8-bit age of this frame (the aging policy's
+    /// Accessed-bit history); 0 for a frame never aged.
+    #[inline]
+    pub const fn policy_age(&self) -> u8 {
+        (self.flags.0 >> 8) as u8
+    }
+
+    /// Sets the replacement policy's age of this frame; the status bits are kept.
+    #[inline]
+    pub fn set_policy_age(&mut self, age: u8) {
+        self.flags = FrameFlags((self.flags.0 & FrameFlags::STATUS_MASK) | (u16::from(age) << 8));
     }
 
     /// Returns true if every bit of `flags` is set.
@@ -529,6 +545,22 @@ mod tests {
         desc.add_mapping(family_page(1, 0x1000));
         desc.reset_free();
         assert_eq!((desc.family_page(), desc.map_count()), (None, 0));
+    }
+
+    #[test]
+    fn the_policy_age_shares_the_flags_word_without_showing_in_the_flags() {
+        let mut desc = FrameDesc::new();
+        desc.mark_allocated(FrameState::User, Some(0));
+        desc.insert_flags(FrameFlags::DIRTY);
+        desc.set_policy_age(0xa5);
+        assert_eq!((desc.policy_age(), desc.flags()), (0xa5, FrameFlags::ALLOC_HEAD | FrameFlags::DIRTY));
+        desc.remove_flags(FrameFlags::DIRTY);
+        desc.insert_flags(FrameFlags::LOCKED);
+        assert_eq!(desc.policy_age(), 0xa5, "flag changes keep the age");
+        desc.set_policy_age(0x01);
+        assert_eq!((desc.policy_age(), desc.flags()), (0x01, FrameFlags::ALLOC_HEAD | FrameFlags::LOCKED));
+        desc.reset_free();
+        assert_eq!(desc.policy_age(), 0, "a freed frame forgets its age");
     }
 
     #[test]

@@ -29,6 +29,10 @@
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 
+mod ring;
+
+pub use ring::{Ring, RingLinks, RingStore, VecLinks};
+
 /// Answers questions about the hardware state of a page; implemented by the kernel.
 pub trait PageProbe {
     /// Returns true if any PTE mapping `page` has its Accessed bit set; changes nothing.
@@ -65,13 +69,6 @@ pub trait ReplacementPolicy {
     /// Stops tracking `page`, which left memory other than by eviction.
     fn on_remove(&mut self, page: u64);
 
-    /// Makes room for `nr_pages` tracked pages up front, where the policy can, so that
-    /// tracking a page later does not grow a large array: a kernel tracks pages
-    /// exactly when memory is short. The default does nothing.
-    fn reserve(&mut self, nr_pages: usize) {
-        let _ = nr_pages;
-    }
-
     /// Runs the periodic work of a timer tick, such as aging; most policies have none.
     fn on_tick(&mut self, probe: &mut dyn PageProbe) {
         let _ = probe;
@@ -82,126 +79,6 @@ pub trait ReplacementPolicy {
 }
 
 // ---------------------------------------------------------------------------
-// The ring: a circular, index-linked list of pages with a hand.
-
-/// One page in a [`Ring`], linked to its neighbours by index.
-#[derive(Clone, Copy, Debug)]
-struct RingNode {
-    page: u64,
-    prev: usize,
-    next: usize,
-}
-
-/// A circular list of pages with a hand pointing at the oldest one.
-///
-/// New pages go in just behind the hand, so the hand reaches them last. Nodes live
-/// in a `Vec` and link by index (no pointers); freed nodes are recycled.
-#[derive(Clone, Debug, Default)]
-struct Ring {
-    nodes: Vec<RingNode>,
-    node_of: BTreeMap<u64, usize>,
-    free_nodes: Vec<usize>,
-    hand: Option<usize>,
-}
-
-impl Ring {
-    /// Makes room for `nr_pages` nodes, so inserts up to that many never reallocate.
-    fn reserve(&mut self, nr_pages: usize) {
-        self.nodes.reserve(nr_pages.saturating_sub(self.nodes.len()));
-        self.free_nodes.reserve(nr_pages.saturating_sub(self.free_nodes.len()));
-    }
-
-    /// Returns the number of pages in the ring.
-    fn len(&self) -> usize {
-        self.node_of.len()
-    }
-
-    /// Adds `page` just behind the hand (the newest position); no-op if present.
-    fn insert_behind_hand(&mut self, page: u64) {
-        if self.node_of.contains_key(&page) {
-            return;
-        }
-        let node = RingNode { page, prev: 0, next: 0 };
-        let index = match self.free_nodes.pop() {
-            Some(index) => {
-                self.nodes[index] = node;
-                index
-            }
-            None => {
-                self.nodes.push(node);
-                self.nodes.len() - 1
-            }
-        };
-        self.node_of.insert(page, index);
-        let (prev, next) = match self.hand {
-            None => {
-                self.hand = Some(index);
-                (index, index)
-            }
-            Some(hand) => (self.nodes[hand].prev, hand),
-        };
-        self.nodes[index].prev = prev;
-        self.nodes[index].next = next;
-        self.nodes[prev].next = index;
-        self.nodes[next].prev = index;
-    }
-
-    /// Removes `page` if present; a hand pointing at it moves on to the next page.
-    fn remove(&mut self, page: u64) {
-        let Some(index) = self.node_of.remove(&page) else {
-            return;
-        };
-        let RingNode { prev, next, .. } = self.nodes[index];
-        if next == index {
-            self.hand = None;
-        } else {
-            self.nodes[prev].next = next;
-            self.nodes[next].prev = prev;
-            if self.hand == Some(index) {
-                self.hand = Some(next);
-            }
-        }
-        self.free_nodes.push(index);
-    }
-
-    /// Returns the page under the hand.
-    fn hand_page(&self) -> Option<u64> {
-        self.hand.map(|index| self.nodes[index].page)
-    }
-
-    /// Moves the hand one page forward.
-    fn advance(&mut self) {
-        if let Some(index) = self.hand {
-            self.hand = Some(self.nodes[index].next);
-        }
-    }
-
-    /// Removes and returns the page under the hand; the hand moves to the next page.
-    fn take_at_hand(&mut self) -> Option<u64> {
-        let page = self.hand_page()?;
-        self.remove(page);
-        Some(page)
-    }
-
-    /// Checks that the nodes form one cycle through every tracked page; panics if not.
-    #[cfg(test)]
-    fn check_invariants(&self) {
-        let Some(hand) = self.hand else {
-            assert!(self.node_of.is_empty(), "Ring::check_invariants: pages but no hand");
-            return;
-        };
-        let mut index = hand;
-        for _ in 0..self.len() {
-            let node = self.nodes[index];
-            assert_eq!(self.node_of.get(&node.page), Some(&index), "Ring::check_invariants: page index");
-            assert_eq!(self.nodes[node.next].prev, index, "Ring::check_invariants: broken back link");
-            index = node.next;
-        }
-        assert_eq!(index, hand, "Ring::check_invariants: the cycle is not len() long");
-    }
-}
-
-// ---------------------------------------------------------------------------
 // FIFO
 
 /// First in, first out: evicts the page that has been resident longest.
@@ -209,18 +86,25 @@ impl Ring {
 /// Simple and blind to use: a page touched a moment ago goes if it came in first.
 /// It also shows Belady's anomaly: more frames can mean *more* faults.
 #[derive(Clone, Debug, Default)]
-pub struct Fifo {
-    ring: Ring,
+pub struct Fifo<L = VecLinks> {
+    ring: Ring<L>,
 }
 
 impl Fifo {
-    /// Creates an empty FIFO policy.
+    /// Creates an empty FIFO policy keeping its pages in a [`VecLinks`].
     pub fn new() -> Fifo {
         Fifo::default()
     }
 }
 
-impl ReplacementPolicy for Fifo {
+impl<L: RingStore> Fifo<L> {
+    /// Creates an empty FIFO policy keeping its pages in `links`.
+    pub fn with_links(links: L) -> Fifo<L> {
+        Fifo { ring: Ring::new(links) }
+    }
+}
+
+impl<L: RingStore> ReplacementPolicy for Fifo<L> {
     fn name(&self) -> &'static str {
         "fifo"
     }
@@ -228,14 +112,11 @@ impl ReplacementPolicy for Fifo {
         self.ring.len()
     }
     fn on_insert(&mut self, page: u64) {
-        self.ring.insert_behind_hand(page);
+        self.ring.insert_behind_hand(page, 0);
     }
     fn on_access(&mut self, _page: u64) {}
     fn on_remove(&mut self, page: u64) {
         self.ring.remove(page);
-    }
-    fn reserve(&mut self, nr_pages: usize) {
-        self.ring.reserve(nr_pages);
     }
     fn pick_victim(&mut self, _probe: &mut dyn PageProbe) -> Option<u64> {
         self.ring.take_at_hand()
@@ -279,20 +160,28 @@ impl ReplacementPolicy for Fifo {
 
 /// The clock (second-chance) policy, optionally preferring clean pages.
 #[derive(Clone, Debug, Default)]
-pub struct Clock {
-    ring: Ring,
+pub struct Clock<L = VecLinks> {
+    ring: Ring<L>,
     prefers_clean: bool,
 }
 
 impl Clock {
     /// Creates the classic second-chance clock, which ignores the Dirty bit.
     pub fn second_chance() -> Clock {
-        Clock { ring: Ring::default(), prefers_clean: false }
+        Clock::with_links(VecLinks::default(), false)
     }
 
     /// Creates the enhanced clock, which picks by (referenced, dirty) class.
     pub fn enhanced() -> Clock {
-        Clock { ring: Ring::default(), prefers_clean: true }
+        Clock::with_links(VecLinks::default(), true)
+    }
+}
+
+impl<L: RingStore> Clock<L> {
+    /// Creates a clock keeping its pages in `links`: the enhanced clock if
+    /// `prefers_clean`, else the second-chance clock.
+    pub fn with_links(links: L, prefers_clean: bool) -> Clock<L> {
+        Clock { ring: Ring::new(links), prefers_clean }
     }
 
     /// Runs the second-chance sweep: skips (and clears) referenced pages.
@@ -334,7 +223,7 @@ impl Clock {
     }
 }
 
-impl ReplacementPolicy for Clock {
+impl<L: RingStore> ReplacementPolicy for Clock<L> {
     fn name(&self) -> &'static str {
         if self.prefers_clean { "enhanced-clock" } else { "clock" }
     }
@@ -342,14 +231,11 @@ impl ReplacementPolicy for Clock {
         self.ring.len()
     }
     fn on_insert(&mut self, page: u64) {
-        self.ring.insert_behind_hand(page);
+        self.ring.insert_behind_hand(page, 0);
     }
     fn on_access(&mut self, _page: u64) {}
     fn on_remove(&mut self, page: u64) {
         self.ring.remove(page);
-    }
-    fn reserve(&mut self, nr_pages: usize) {
-        self.ring.reserve(nr_pages);
     }
     fn pick_victim(&mut self, probe: &mut dyn PageProbe) -> Option<u64> {
         if self.prefers_clean { self.pick_enhanced(probe) } else { self.pick_second_chance(probe) }
@@ -419,15 +305,6 @@ impl ReplacementPolicy for Lru {
 // ---------------------------------------------------------------------------
 // LRU approximation by aging
 
-/// The aging record of one page.
-#[derive(Clone, Copy, Debug)]
-struct PageAge {
-    /// Accessed-bit history, newest tick in the top bit.
-    history: u8,
-    /// Arrival order, to break ties oldest first.
-    arrival: u64,
-}
-
 /// LRU approximated by aging (Tanenbaum, "Modern Operating Systems").
 ///
 /// Each page keeps an 8-bit history. On every tick the history shifts right by one
@@ -435,46 +312,55 @@ struct PageAge {
 /// used in the last tick outranks one used only before it. The victim is the page
 /// with the smallest history, the oldest arrival among equals. A new page starts
 /// with the top bit set: the access that faulted it in counts as recent.
+///
+/// The pages sit on a [`Ring`] in arrival order (the hand never moves on its own, so
+/// it stays at the oldest) and the history is the page's age in the ring's store:
+/// the kernel keeps it in the frame descriptor, so tracking allocates nothing. A
+/// tick and a pick each walk the whole ring, as the map did before.
 #[derive(Clone, Debug, Default)]
-pub struct LruApprox {
-    age_of: BTreeMap<u64, PageAge>,
-    nr_arrivals: u64,
+pub struct LruApprox<L = VecLinks> {
+    ring: Ring<L>,
 }
 
 impl LruApprox {
-    /// Creates an empty aging policy.
+    /// Creates an empty aging policy keeping its pages in a [`VecLinks`].
     pub fn new() -> LruApprox {
         LruApprox::default()
     }
 }
 
-impl ReplacementPolicy for LruApprox {
+impl<L: RingStore> LruApprox<L> {
+    /// Creates an empty aging policy keeping its pages (and their ages) in `links`.
+    pub fn with_links(links: L) -> LruApprox<L> {
+        LruApprox { ring: Ring::new(links) }
+    }
+}
+
+impl<L: RingStore> ReplacementPolicy for LruApprox<L> {
     fn name(&self) -> &'static str {
         "lru-aging"
     }
     fn nr_tracked(&self) -> usize {
-        self.age_of.len()
+        self.ring.len()
     }
     fn on_insert(&mut self, page: u64) {
-        if !self.age_of.contains_key(&page) {
-            self.age_of.insert(page, PageAge { history: 0x80, arrival: self.nr_arrivals });
-            self.nr_arrivals += 1;
-        }
+        self.ring.insert_behind_hand(page, 0x80);
     }
     fn on_access(&mut self, _page: u64) {}
     fn on_remove(&mut self, page: u64) {
-        self.age_of.remove(&page);
+        self.ring.remove(page);
     }
     fn on_tick(&mut self, probe: &mut dyn PageProbe) {
-        for (&page, age) in self.age_of.iter_mut() {
+        let Some(mut page) = self.ring.hand_page() else { return };
+        for _ in 0..self.ring.len() {
             let newest = if probe.test_and_clear_referenced(page) { 0x80 } else { 0 };
-            age.history = (age.history >> 1) | newest;
+            page = self.ring.update_age(page, |history| (history >> 1) | newest);
         }
     }
     fn pick_victim(&mut self, _probe: &mut dyn PageProbe) -> Option<u64> {
-        let (&page, _) = self.age_of.iter().min_by_key(|(_, age)| (age.history, age.arrival))?;
-        self.age_of.remove(&page);
-        Some(page)
+        let victim = self.ring.smallest_age_page()?;
+        self.ring.remove(victim);
+        Some(victim)
     }
 }
 

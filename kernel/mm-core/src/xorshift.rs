@@ -6,7 +6,7 @@
 //! real randomness.
 
 /// The generator's state; any non-zero seed works: `XorShift(0x9e37_79b9_7f4a_7c15)`.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct XorShift(pub u64);
 
 impl XorShift {

@@ -12,6 +12,13 @@
 //! Frames the bootloader used (kernel image, its page tables, boot info) and firmware
 //! holes stay Reserved forever. Zeroing happens outside the lock.
 //!
+//! Allocations leave reserves in tiers ([`Reserve`]): user pages leave `min` free
+//! frames, page tables and kernel stacks `min/2`, the heap takes the rest, so the
+//! heap (and reclaim, which allocates from it) can still grow when everything else
+//! has run out. Fault injection (`super::fail`) may fail an allocation on purpose.
+//! The replacement policy threads its ring through the descriptors of tracked user
+//! frames ([`FrameTableLinks`]).
+//!
 //! Lock order: the heap lock (`heap::KMALLOC`) may be held when this lock is taken,
 //! never the other way round.
 
@@ -107,20 +114,83 @@ fn with_buddy<R>(f: impl FnOnce(&mut BuddyAllocator<'static>) -> R) -> R {
 /// page tables, kernel stacks) under memory pressure. Set by `reclaim::init` to the
 /// `min` watermark; 0 until then.
 static USER_RESERVE: AtomicU64 = AtomicU64::new(0);
+/// Free frames page tables and kernel stacks may not take: the heap's own reserve.
+/// Reclaim allocates from the heap (candidate lists, swap-cache nodes), so the heap
+/// must be able to grow when everything else has run out, or reclaim itself fails
+/// (issue #10: `memory allocation of 96 bytes failed` once page tables took the last
+/// frame). Set by `reclaim::init` to half the user reserve.
+static HEAP_RESERVE: AtomicU64 = AtomicU64::new(0);
 
-/// Sets how many free frames user-page allocations must leave to the kernel.
-pub fn set_user_reserve(nr_frames: u64) {
-    USER_RESERVE.store(nr_frames, Ordering::Relaxed);
+/// Sets how many free frames user-page allocations must leave to the kernel, and how
+/// many of those page tables and kernel stacks must leave to the heap.
+pub fn set_reserves(user_frames: u64, heap_frames: u64) {
+    USER_RESERVE.store(user_frames, Ordering::Relaxed);
+    HEAP_RESERVE.store(heap_frames, Ordering::Relaxed);
+}
+
+/// Returns the (user, heap) reserves in frames.
+pub fn reserves() -> (u64, u64) {
+    (USER_RESERVE.load(Ordering::Relaxed), HEAP_RESERVE.load(Ordering::Relaxed))
+}
+
+/// Which free frames an allocation must leave alone (Linux's watermark tiers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reserve {
+    /// User pages: leave the whole kernel reserve (the `min` watermark).
+    User,
+    /// Page tables and kernel stacks: leave the heap's reserve. Their callers can fail
+    /// with `NoMemory` (and reclaim and retry); the heap cannot.
+    Heap,
+    /// The heap (slab pages, large kmalloc) and boot-time allocations: take anything.
+    None,
+}
+
+impl Reserve {
+    /// Returns the reserve an allocation for `state` leaves by default.
+    pub fn of(state: FrameState) -> Reserve {
+        match state {
+            FrameState::User => Reserve::User,
+            FrameState::PageTable => Reserve::Heap,
+            _ => Reserve::None,
+        }
+    }
+
+    /// Returns the number of free frames this allocation must leave.
+    fn nr_frames(self) -> u64 {
+        match self {
+            Reserve::User => USER_RESERVE.load(Ordering::Relaxed),
+            Reserve::Heap => HEAP_RESERVE.load(Ordering::Relaxed),
+            Reserve::None => 0,
+        }
+    }
 }
 
 /// Allocates a block of `2^order` frames for use `state`; the contents are garbage.
 ///
-/// A `User` allocation fails rather than dip into the kernel's reserve (see
-/// [`set_user_reserve`]): the caller reclaims and retries.
+/// A `User` allocation fails rather than dip into the kernel's reserve, a
+/// `PageTable` one rather than dip into the heap's (see [`Reserve`]): the caller
+/// reclaims and retries.
 pub fn alloc(order: Order, state: FrameState) -> Result<Frame, AllocError> {
-    let reserve = if state == FrameState::User { USER_RESERVE.load(Ordering::Relaxed) } else { 0 };
+    alloc_leaving(order, state, Reserve::of(state))
+}
+
+/// Allocates like [`alloc`], leaving the free frames of `reserve` alone.
+///
+/// Fault injection (`super::fail`) may fail it on purpose: user pages, page tables,
+/// and kernel stacks (Kernel frames leaving the heap reserve) are its sites.
+pub fn alloc_leaving(order: Order, state: FrameState, reserve: Reserve) -> Result<Frame, AllocError> {
+    let site = match (state, reserve) {
+        (FrameState::User, _) => Some(super::fail::FailSite::UserPage),
+        (FrameState::PageTable, _) => Some(super::fail::FailSite::PageTable),
+        (FrameState::Kernel, Reserve::Heap) => Some(super::fail::FailSite::KernelStack),
+        _ => None,
+    };
+    if site.is_some_and(super::fail::should_fail) {
+        return Err(AllocError::OutOfMemory);
+    }
+    let nr_reserved = reserve.nr_frames();
     with_buddy(|buddy| {
-        if buddy.nr_free_frames() < reserve + order.nr_frames() {
+        if buddy.nr_free_frames() < nr_reserved + order.nr_frames() {
             return Err(AllocError::OutOfMemory);
         }
         buddy.alloc(order, state)
@@ -129,7 +199,12 @@ pub fn alloc(order: Order, state: FrameState) -> Result<Frame, AllocError> {
 
 /// Allocates a zero-filled block of `2^order` frames for use `state`.
 pub fn alloc_zeroed(order: Order, state: FrameState) -> Result<Frame, AllocError> {
-    let frame = alloc(order, state)?;
+    alloc_zeroed_leaving(order, state, Reserve::of(state))
+}
+
+/// Allocates a zero-filled block like [`alloc_leaving`].
+pub fn alloc_zeroed_leaving(order: Order, state: FrameState, reserve: Reserve) -> Result<Frame, AllocError> {
+    let frame = alloc_leaving(order, state, reserve)?;
     for i in 0..order.nr_frames() {
         // SAFETY: the block was just allocated and nobody else knows it yet.
         unsafe { memops::zero_page(frame + i) };
@@ -143,12 +218,92 @@ pub fn alloc_zeroed(order: Order, state: FrameState) -> Result<Frame, AllocError
 /// a frame never allocated, the wrong order, a frame still mapped, referenced by
 /// another holder, locked for I/O or in the swap cache ([`FreeError::InUse`]).
 ///
+/// # Panics
+/// If `frame` is still on the replacement policy's ring (its links would be lost
+/// and the ring broken): the owner must untrack it first (`rmap::free_user_frame`).
+///
 /// # Safety
 /// The caller owns the block and nothing uses it any more: no page table maps it
 /// (user PTEs, kernel mappings, a table that still links it), no pointer into it is
 /// live, no device DMA targets it. The frame table cannot see all of that.
 pub unsafe fn free(frame: Frame, order: Order) -> Result<(), FreeError> {
-    with_buddy(|buddy| buddy.free(frame, order))
+    with_buddy(|buddy| {
+        if buddy.contains(frame) {
+            let desc = buddy.desc(frame);
+            if desc.state() == FrameState::User && desc.next().is_some() {
+                panic!("frame::free: {frame:?} is still tracked by the replacement policy");
+            }
+        }
+        buddy.free(frame, order)
+    })
+}
+
+/// The frame table as the replacement policy's per-page store: a tracked user
+/// frame's ring links are its descriptor's `next`/`prev` (free for the owner of an
+/// allocated frame), its age the descriptor's policy age. So tracking a frame
+/// allocates nothing (see `mm_core::reclaim::Ring`). Pages are named by pfn.
+///
+/// Opening it takes the frame lock, once per ring operation; the policy opens it
+/// with its own lock held (lock order: policy, then frames).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FrameTableLinks;
+
+/// The frame table, locked, seen as ring links (see [`FrameTableLinks`]).
+pub struct FrameTableView<'a> {
+    frames: crate::sync::IrqMutexGuard<'a, Option<BuddyAllocator<'static>>>,
+}
+
+impl FrameTableView<'_> {
+    fn buddy(&self) -> &BuddyAllocator<'static> {
+        self.frames.as_ref().expect("frame: allocator used before init")
+    }
+
+    fn buddy_mut(&mut self) -> &mut BuddyAllocator<'static> {
+        self.frames.as_mut().expect("frame: allocator used before init")
+    }
+
+    fn index_of(&self, pfn: u64) -> u32 {
+        self.buddy().index_of(Frame::from_pfn(pfn)).expect("FrameTableLinks: frame outside the frame table")
+    }
+}
+
+impl mm_core::reclaim::RingStore for FrameTableLinks {
+    type Links<'a> = FrameTableView<'a>;
+    fn open(&mut self) -> FrameTableView<'_> {
+        FrameTableView { frames: FRAMES.lock() }
+    }
+}
+
+impl mm_core::reclaim::RingLinks for FrameTableView<'_> {
+    fn links(&self, pfn: u64) -> Option<(u64, u64)> {
+        let buddy = self.buddy();
+        let desc = buddy.desc(Frame::from_pfn(pfn));
+        let (prev, next) = (desc.prev()?, desc.next()?);
+        Some((buddy.frame_at(prev).pfn(), buddy.frame_at(next).pfn()))
+    }
+
+    fn set_links(&mut self, pfn: u64, prev: u64, next: u64) {
+        let (prev, next) = (self.index_of(prev), self.index_of(next));
+        let desc = self.buddy_mut().desc_mut(Frame::from_pfn(pfn));
+        assert_eq!(desc.state(), FrameState::User, "FrameTableLinks: only user frames are tracked");
+        desc.set_prev(Some(prev));
+        desc.set_next(Some(next));
+    }
+
+    fn clear_links(&mut self, pfn: u64) {
+        let desc = self.buddy_mut().desc_mut(Frame::from_pfn(pfn));
+        desc.set_prev(None);
+        desc.set_next(None);
+        desc.set_policy_age(0);
+    }
+
+    fn age(&self, pfn: u64) -> u8 {
+        self.buddy().desc(Frame::from_pfn(pfn)).policy_age()
+    }
+
+    fn set_age(&mut self, pfn: u64, age: u8) {
+        self.buddy_mut().desc_mut(Frame::from_pfn(pfn)).set_policy_age(age);
+    }
 }
 
 /// Runs `f` on the descriptor of `frame` (refcounts, flags, links) under the lock.

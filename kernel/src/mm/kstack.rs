@@ -70,7 +70,7 @@ impl KernelStack {
         let mut stack = stack;
         let flags = PteFlags::PRESENT | PteFlags::WRITABLE | PteFlags::NO_EXECUTE;
         for i in 0..nr_pages {
-            let frame = frame::alloc_zeroed(Order(0), FrameState::Kernel).map_err(|_| StackError::OutOfMemory)?;
+            let frame = frame::alloc_zeroed_leaving(Order(0), FrameState::Kernel, frame::Reserve::Heap).map_err(|_| StackError::OutOfMemory)?;
             let page = Page::containing_address(VirtAddr::new(stack.top() - (i + 1) * PAGE_SIZE));
             if paging::kmap(page, frame, flags).is_err() {
                 // SAFETY: allocated just above and not mapped (kmap failed).

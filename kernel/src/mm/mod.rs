@@ -26,6 +26,7 @@
 pub mod addr_space;
 pub mod check;
 pub mod cow;
+pub mod fail;
 pub mod fault;
 pub mod frame;
 pub mod heap;
@@ -66,9 +67,33 @@ pub fn frame_ptr(frame: Frame) -> *mut u8 {
     phys_to_virt(frame.start_address()).as_u64() as *mut u8
 }
 
+/// The least usable RAM the kernel starts with: the frame table, the kernel's page
+/// tables, the heap with its emergency pool, the swap cache's index (256 KiB for
+/// 256 MiB of swap), kernel stacks, and room for user programs above the reclaim
+/// watermarks. Below it `init` says so and stops QEMU with a failure.
+pub const MIN_USABLE_BYTES: u64 = 12 << 20;
+
+/// The least guest RAM (`--memory`) that boots, measured: below 22 MiB the
+/// bootloader itself runs out of frames building its physical-memory map (it maps
+/// up to QEMU's highest reserved region, near 1 TiB, in 2 MiB pages) and panics
+/// before the kernel runs. 22 MiB leaves the kernel 15 MiB usable. The runner
+/// refuses smaller sizes (`boot/src/options.rs` keeps the same number).
+pub const MIN_GUEST_RAM_MIB: u64 = 22;
+
 /// Builds the frame table and buddy allocator from the boot memory map (the heap
 /// works after this), then the kernel's own page tables, which it switches to.
 pub fn init() {
+    let usable_bytes = crate::bootmem::usable_bytes();
+    if usable_bytes < MIN_USABLE_BYTES {
+        crate::println!(
+            "kernel: only {} KiB of usable RAM; this kernel needs at least {} MiB usable \
+             (guest RAM of {} MiB or more): stopping",
+            usable_bytes >> 10,
+            MIN_USABLE_BYTES >> 20,
+            MIN_GUEST_RAM_MIB
+        );
+        crate::arch::qemu::exit(crate::arch::qemu::ExitCode::Failure);
+    }
     frame::init(crate::bootmem::memory_regions());
     kspace::init();
     let _ = fault::zero_frame(); // allocated once, at boot, never freed

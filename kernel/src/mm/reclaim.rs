@@ -8,8 +8,10 @@
 //!    ^
 //!    |  high ─────  background reclaim stops here
 //!    |  low  ─────  below this, a fault or fork wakes kswapd
-//!    |  min  ─────  user-page allocations fail below this (frame::set_user_reserve):
+//!    |  min  ─────  user-page allocations fail below this (frame::set_reserves):
 //!    |              the rest is the kernel's (heap, page tables, stacks)
+//!    |  min/2 ───  page tables and kernel stacks fail below this: the rest is the
+//!    |              heap's, so reclaim (which allocates) can always run
 //!    0
 //! ```
 //! `min` is 1/128 of memory (64..=1024 frames), `low` = 2 min, `high` = 3 min.
@@ -25,7 +27,9 @@
 //!
 //! Every resident user frame is tracked by one `mm_core::reclaim` policy (chosen
 //! with `policy=clock|eclock|fifo|lru` on the command line; `clock`, second chance,
-//! by default) and the victim is whatever it picks. The policy never touches page
+//! by default) and the victim is whatever it picks. The policy's ring is threaded
+//! through the frame table ([`frame::FrameTableLinks`]): tracking a frame allocates
+//! nothing, at any RAM size. The policy never touches page
 //! tables: it asks [`RmapProbe`], which reads the hardware Accessed and Dirty bits
 //! in *every* PTE that maps the frame, found through the reverse map (the PTE at
 //! the frame's page in each space of its fork family), and clears Accessed
@@ -45,13 +49,12 @@
 #![deny(unsafe_code)]
 
 use alloc::boxed::Box;
-use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use mm_core::reclaim::{Clock, Fifo, LruApprox, PageProbe, ReplacementPolicy};
 
 use super::addr_space::VmError;
-use super::frame::{self, FrameFlags, FrameState};
+use super::frame::{self, FrameFlags, FrameState, FrameTableLinks};
 use super::paging::{Pte, PteFlags};
 use super::rmap::{self, SpaceRef};
 use super::swap::{self, Evicted};
@@ -120,10 +123,10 @@ impl PolicyKind {
 
     fn build(self) -> Policy {
         match self {
-            PolicyKind::Clock => Box::new(Clock::second_chance()),
-            PolicyKind::EnhancedClock => Box::new(Clock::enhanced()),
-            PolicyKind::Fifo => Box::new(Fifo::new()),
-            PolicyKind::Lru => Box::new(LruApprox::new()),
+            PolicyKind::Clock => Box::new(Clock::with_links(FrameTableLinks, false)),
+            PolicyKind::EnhancedClock => Box::new(Clock::with_links(FrameTableLinks, true)),
+            PolicyKind::Fifo => Box::new(Fifo::with_links(FrameTableLinks)),
+            PolicyKind::Lru => Box::new(LruApprox::with_links(FrameTableLinks)),
         }
     }
 }
@@ -134,7 +137,9 @@ pub fn init() {
     let managed = frame::buddyinfo().nr_managed_frames;
     let min = (managed / 128).clamp(64, 1024);
     let marks = *WATERMARKS.call_once(|| Watermarks { min, low: 2 * min, high: 3 * min });
-    frame::set_user_reserve(marks.min);
+    frame::set_reserves(marks.min, marks.min / 2);
+    let nr_blocks = super::heap::refill_pool();
+    log::debug!("reclaim: heap emergency pool of {nr_blocks} blocks");
     let kind = policy_from_cmdline();
     install(kind);
     log::info!("reclaim: policy {}, watermarks min {} low {} high {} frames", kind.name(), marks.min, marks.low, marks.high);
@@ -152,9 +157,7 @@ fn policy_from_cmdline() -> PolicyKind {
 }
 
 fn install(kind: PolicyKind) {
-    let mut policy = kind.build();
-    policy.reserve(frame::buddyinfo().nr_managed_frames as usize);
-    *POLICY.lock() = Some(policy);
+    *POLICY.lock() = Some(kind.build());
 }
 
 /// Why the policy could not be changed.
@@ -190,8 +193,16 @@ pub fn nr_tracked() -> usize {
 }
 
 /// Starts tracking a user frame that just became resident.
+///
+/// A frame that is no longer a live user frame is not tracked: callers track after
+/// dropping their locks (a swap-in, a failed eviction), and meanwhile the page's
+/// last user may have freed it. The ring lives in the frame table, so linking a
+/// free frame would corrupt the buddy's free lists; with the policy lock held (IRQs
+/// off, one CPU) the frame cannot be freed between the check and the link.
 pub fn track(frame: Frame) {
-    if let Some(policy) = POLICY.lock().as_mut() {
+    if let Some(policy) = POLICY.lock().as_mut()
+        && is_live_user_frame(frame)
+    {
         policy.on_insert(frame.pfn());
     }
 }
@@ -295,28 +306,35 @@ fn pick_victim() -> Option<Frame> {
 /// has no free slot, only pages that already have one (the swap cache) can go:
 /// then the cache is reclaimed directly instead of scanning every page for the few
 /// that could. Call with no lock held.
+///
+/// The victims of a batch sit in an array on the stack: reclaim runs when memory is
+/// shortest, so it takes nothing from the heap for its own bookkeeping.
 pub fn shrink(nr_wanted: u64) -> ReclaimReport {
     let mut report = ReclaimReport::default();
     let mut budget = 2 * nr_tracked() as u64 + 16;
-    let mut victims = Vec::with_capacity(SWAP_CLUSTER);
+    let mut victims = [Frame::from_pfn(0); SWAP_CLUSTER];
     while report.nr_freed() < nr_wanted && budget > 0 {
         if swap::slot_counts().0 == 0 {
             shrink_swap_cache(nr_wanted, &mut report);
             break;
         }
-        victims.clear();
         let batch = (nr_wanted - report.nr_freed()).min(SWAP_CLUSTER as u64) as usize;
-        while victims.len() < batch && budget > 0 {
+        let mut nr_victims = 0;
+        while nr_victims < batch && budget > 0 {
             budget -= 1;
             let Some(victim) = pick_victim() else { break };
             report.nr_scanned += 1;
             vmstat::count(SwapEvent::Scanned);
-            victims.push(victim);
+            victims[nr_victims] = victim;
+            nr_victims += 1;
         }
-        if victims.is_empty() {
+        if nr_victims == 0 {
             break;
         }
-        evict_victims(&victims, &mut report);
+        evict_victims(&victims[..nr_victims], &mut report);
+    }
+    if report.nr_freed() > 0 {
+        super::heap::refill_pool();
     }
     report
 }
@@ -346,17 +364,26 @@ fn evict_victims(victims: &[Frame], report: &mut ReclaimReport) {
 /// without I/O, dirty ones are rewritten to their own slot) until `nr_wanted`
 /// frames are freed in all.
 fn shrink_swap_cache(nr_wanted: u64, report: &mut ReclaimReport) {
-    for frame in swap::cached_frames() {
-        if report.nr_freed() >= nr_wanted {
-            break;
+    let mut batch = [Frame::from_pfn(0); SWAP_CLUSTER];
+    let mut next_slot = 0;
+    loop {
+        let (nr_found, after) = swap::cached_frames_from(next_slot, &mut batch);
+        next_slot = after;
+        for &frame in &batch[..nr_found] {
+            if report.nr_freed() >= nr_wanted {
+                return;
+            }
+            if frame::with_desc(frame, |d| d.has_flags(FrameFlags::LOCKED)) {
+                continue;
+            }
+            untrack(frame);
+            report.nr_scanned += 1;
+            vmstat::count(SwapEvent::Scanned);
+            evict_victims(&[frame], report);
         }
-        if frame::with_desc(frame, |d| d.has_flags(FrameFlags::LOCKED)) {
-            continue;
+        if nr_found < batch.len() {
+            return;
         }
-        untrack(frame);
-        report.nr_scanned += 1;
-        vmstat::count(SwapEvent::Scanned);
-        evict_victims(&[frame], report);
     }
 }
 

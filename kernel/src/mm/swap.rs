@@ -48,6 +48,7 @@
 #![deny(unsafe_code)]
 
 pub mod area;
+mod cache;
 pub mod evict;
 pub mod swapin;
 
@@ -71,8 +72,8 @@ use crate::sync::IrqMutex;
 pub(crate) struct SwapState {
     /// Slot bitmap and share counts.
     pub(crate) map: SwapMap,
-    /// The swap cache: slot -> the frame holding its page.
-    pub(crate) cache: BTreeMap<u32, Frame>,
+    /// The swap cache: slot -> the frame holding its page (an array: see [`cache`]).
+    pub(crate) cache: cache::SlotCache,
     /// Slots whose write failed: allocated forever, never handed out again.
     pub(crate) retired: BTreeSet<u32>,
     /// How many slots the next major fault reads (see `mm_core::swap_readahead`).
@@ -80,8 +81,11 @@ pub(crate) struct SwapState {
 }
 
 impl SwapState {
-    fn new(map: SwapMap) -> Self {
-        Self { map, cache: BTreeMap::new(), retired: BTreeSet::new(), readahead: ReadaheadWindow::new(READAHEAD_MAX_PAGES) }
+    /// Creates the state of a swap area with the slots of `map`, none cached; fails if
+    /// the heap cannot hold the cache's index.
+    fn new(map: SwapMap) -> Result<Self, alloc::collections::TryReserveError> {
+        let cache = cache::SlotCache::with_slots(map.nr_slots())?;
+        Ok(Self { map, cache, retired: BTreeSet::new(), readahead: ReadaheadWindow::new(READAHEAD_MAX_PAGES) })
     }
 
     /// Returns true if readahead may read `slot`: it holds a page (in use, not
@@ -90,7 +94,7 @@ impl SwapState {
         slot < self.map.nr_slots()
             && self.map.count(SwapSlot::from_index(slot)).unwrap_or(0) > 0
             && !self.map.is_wiping(SwapSlot::from_index(slot))
-            && !self.cache.contains_key(&slot)
+            && !self.cache.contains(slot)
             && !self.retired.contains(&slot)
     }
 
@@ -108,7 +112,7 @@ impl SwapState {
     /// Takes `frame` out of the cache: drops the cache's slot reference and its
     /// frame reference. Returns true if the frame was freed (no reference left).
     fn cache_remove(&mut self, slot: u32, frame: Frame) -> bool {
-        let removed = self.cache.remove(&slot);
+        let removed = self.cache.remove(slot);
         assert_eq!(removed, Some(frame), "swap: slot {slot} is not cached by {frame:?}");
         if let Err(e) = self.map.put(SwapSlot::from_index(slot)) {
             panic!("swap: cache reference of slot {slot}: {e:?}");
@@ -281,7 +285,7 @@ pub fn put_swap_pte(entry: SwapEntry) {
         Ok(_) => return,
         Err(e) => panic!("put_swap_pte: {entry:?}: {e:?}"),
     }
-    let Some(&frame) = state.cache.get(&slot.index()) else {
+    let Some(frame) = state.cache.get(slot.index()) else {
         return; // the one reference left is the retired list's, or a PTE's
     };
     let is_unused = frame::with_desc(frame, |d| d.map_count() == 0 && !d.has_flags(FrameFlags::LOCKED));
@@ -308,7 +312,7 @@ pub(super) fn note_use(frame: Frame) {
 
 /// Returns the frame caching the slot of `entry`, if any.
 pub fn lookup(entry: SwapEntry) -> Option<Frame> {
-    SWAP.lock().as_ref()?.cache.get(&(entry.slot() as u32)).copied()
+    SWAP.lock().as_ref()?.cache.get(entry.slot() as u32)
 }
 
 /// Called when a swap-cached frame lost its last mapping: drops it from the cache
@@ -405,9 +409,20 @@ pub fn nr_retired_slots() -> usize {
     SWAP.lock().as_ref().map_or(0, |s| s.retired.len())
 }
 
-/// Returns the frames in the swap cache, in slot order.
-pub fn cached_frames() -> alloc::vec::Vec<Frame> {
-    SWAP.lock().as_ref().map_or_else(alloc::vec::Vec::new, |s| s.cache.values().copied().collect())
+/// Fills `frames` with frames of the swap cache caching slots from `first_slot` on,
+/// in slot order; returns how many it found and the slot to continue from. Allocates
+/// nothing: reclaim calls it when memory is shortest.
+pub fn cached_frames_from(first_slot: u32, frames: &mut [Frame]) -> (usize, u32) {
+    let swap = SWAP.lock();
+    let Some(state) = swap.as_ref() else { return (0, first_slot) };
+    let mut next_slot = first_slot;
+    let mut nr_found = 0;
+    for ((slot, frame), out) in state.cache.iter_from(first_slot).zip(frames.iter_mut()) {
+        *out = frame;
+        nr_found += 1;
+        next_slot = slot + 1;
+    }
+    (nr_found, next_slot)
 }
 
 /// Returns the number of frames in the swap cache.
@@ -448,7 +463,7 @@ pub fn snapshot() -> SwapSnapshot {
                 snap.wiping.insert(index);
             }
         }
-        snap.cache = state.cache.clone();
+        snap.cache = state.cache.iter_from(0).collect();
         snap.retired = state.retired.clone();
     }
     snap

@@ -84,9 +84,16 @@ pub(super) fn fault_in(space: &SpaceRef, addr: VirtAddr, error_code: u64) -> Res
 /// nothing could be freed (or after [`MAX_RECLAIM_RETRIES`] rounds), the OOM killer
 /// chooses a victim: if that is us, the fault fails with `Killed`; if another
 /// process, we yield until it is gone and retry.
+///
+/// An allocation can fail with memory to spare (fault injection, or frames freed
+/// meanwhile by another process): if reclaim freed nothing but more frames than the
+/// user reserve are free, the fault is retried too, within the same bound, instead
+/// of killing a process while memory is free.
 fn reclaim_for_retry(nr_retries: &mut u32) -> Result<(), FaultError> {
     *nr_retries += 1;
-    if *nr_retries <= MAX_RECLAIM_RETRIES && reclaim::direct_reclaim() > 0 {
+    if *nr_retries <= MAX_RECLAIM_RETRIES
+        && (reclaim::direct_reclaim() > 0 || crate::mm::frame::nr_free_frames() > reclaim::watermarks().low)
+    {
         return Ok(());
     }
     match oom::out_of_memory() {

@@ -244,13 +244,13 @@ fn opt_never_faults_more_than_any_policy_on_random_strings() {
 #[test]
 fn ring_stays_one_cycle_under_random_inserts_and_removes() {
     let mut rng = XorShift(0x27bb_2ee6_87b0_b0fd);
-    let mut ring = Ring::default();
+    let mut ring = Ring::new(VecLinks::default());
     let mut model: StdBTreeSet<u64> = StdBTreeSet::new();
     for _ in 0..5000 {
         let page = rng.below(16);
         match rng.below(4) {
             0 => {
-                ring.insert_behind_hand(page);
+                ring.insert_behind_hand(page, 0);
                 model.insert(page);
             }
             1 => {
@@ -266,26 +266,81 @@ fn ring_stays_one_cycle_under_random_inserts_and_removes() {
                 }
             }
         }
-        ring.check_invariants();
+        ring.check_invariants().expect("one cycle");
         assert_eq!(ring.len(), model.len());
+        for page in 0..16 {
+            assert_eq!(ring.contains(page), model.contains(&page), "page {page}");
+        }
+    }
+}
+
+/// A store with a fixed number of slots, like the frame table: it cannot grow, so a
+/// policy that needed any other memory per page could not use it.
+struct FixedLinks {
+    slots: [(u64, u64, u8, bool); 64],
+}
+
+impl RingStore for FixedLinks {
+    type Links<'a> = &'a mut FixedLinks;
+    fn open(&mut self) -> &mut FixedLinks {
+        self
+    }
+}
+
+impl RingLinks for FixedLinks {
+    fn links(&self, page: u64) -> Option<(u64, u64)> {
+        let (prev, next, _, is_linked) = self.slots[page as usize];
+        is_linked.then_some((prev, next))
+    }
+    fn set_links(&mut self, page: u64, prev: u64, next: u64) {
+        let slot = &mut self.slots[page as usize];
+        (slot.0, slot.1, slot.3) = (prev, next, true);
+    }
+    fn clear_links(&mut self, page: u64) {
+        self.slots[page as usize] = (0, 0, 0, false);
+    }
+    fn age(&self, page: u64) -> u8 {
+        self.slots[page as usize].2
+    }
+    fn set_age(&mut self, page: u64, age: u8) {
+        self.slots[page as usize].2 = age;
     }
 }
 
 #[test]
-fn reserve_keeps_inserts_from_reallocating() {
-    let mut ring = Ring::default();
-    ring.reserve(100);
-    let capacities = (ring.nodes.capacity(), ring.free_nodes.capacity());
-    for round in 0..3 {
-        for page in 0..100 {
-            ring.insert_behind_hand(round * 1000 + page);
-        }
-        for page in 0..100 {
-            ring.remove(round * 1000 + page);
-        }
+fn policies_keep_everything_in_a_fixed_per_page_store() {
+    let fixed = || FixedLinks { slots: [(0, 0, 0, false); 64] };
+    let policies: Vec<Box<dyn ReplacementPolicy>> = vec![
+        Box::new(Fifo::with_links(fixed())),
+        Box::new(Clock::with_links(fixed(), false)),
+        Box::new(Clock::with_links(fixed(), true)),
+        Box::new(LruApprox::with_links(fixed())),
+    ];
+    let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+    let refs = random_refs(&mut rng, 64, 3000);
+    for mut policy in policies {
+        let mut reference = match policy.name() {
+            "fifo" => Box::new(Fifo::new()) as Box<dyn ReplacementPolicy>,
+            "clock" => Box::new(Clock::second_chance()),
+            "enhanced-clock" => Box::new(Clock::enhanced()),
+            _ => Box::new(LruApprox::new()),
+        };
+        let fixed_result = simulate(policy.as_mut(), 16, &refs);
+        assert_eq!(fixed_result, simulate(reference.as_mut(), 16, &refs), "{}: the store changed the choices", policy.name());
+        assert_eq!(policy.nr_tracked(), 16);
     }
-    assert_eq!((ring.nodes.capacity(), ring.free_nodes.capacity()), capacities);
-    let mut clock = Clock::enhanced();
-    clock.reserve(10);
-    assert_eq!(clock.nr_tracked(), 0, "reserving tracks nothing");
+}
+
+#[test]
+fn a_single_page_ring_links_to_itself_and_empties() {
+    let mut ring = Ring::new(VecLinks::default());
+    ring.insert_behind_hand(7, 0);
+    assert_eq!(ring.next_of(7), 7);
+    ring.insert_behind_hand(3, 0);
+    assert_eq!((ring.next_of(7), ring.next_of(3)), (3, 7));
+    assert_eq!(ring.take_at_hand(), Some(7));
+    assert_eq!(ring.next_of(3), 3);
+    assert_eq!(ring.take_at_hand(), Some(3));
+    assert!(ring.is_empty() && !ring.contains(3) && ring.hand_page().is_none());
+    ring.check_invariants().expect("empty ring");
 }

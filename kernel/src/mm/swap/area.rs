@@ -137,7 +137,7 @@ pub fn swapon() -> Result<SwapOn, SwapOnError> {
     } else {
         log::info!("swap: the disk can neither zero nor discard: freed slots keep their old contents");
     }
-    let state = SwapState::new(map);
+    let state = SwapState::new(map).map_err(|_| SwapOnError::NoMemory)?;
     let mut swap = SWAP.lock();
     if swap.is_some() {
         return Err(SwapOnError::AlreadyOn);

@@ -30,9 +30,7 @@
 //! does no I/O; [`read_into_cache`] is called with no lock held.
 #![deny(unsafe_code)]
 
-use alloc::vec::Vec;
-
-use super::{SWAP, SwapEntry, SwapState, read_slot, read_slots};
+use super::{READAHEAD_MAX_PAGES, SWAP, SwapEntry, SwapState, read_slot, read_slots};
 use crate::drivers::virtio_blk::BlkError;
 use crate::mm::addr_space::{AddressSpace, Vma, VmProt, leaf_flags_for};
 use crate::mm::fault::{FaultError, FaultOutcome};
@@ -107,18 +105,19 @@ pub fn read_into_cache(entry: SwapEntry) -> Result<(), SwapInError> {
     }
     let frame = frame::alloc(Order(0), FrameState::User).map_err(|_| SwapInError::NoMemory)?;
     let slot = entry.slot() as u32;
-    let mut frames = Vec::new(); // frames[i] caches slot + i
+    // On the stack, not the heap: a fault runs when memory may be shortest.
+    let mut frame_array = [frame; READAHEAD_MAX_PAGES as usize]; // [i] caches slot + i
+    let mut nr_frames = 1;
     {
         let mut swap = SWAP.lock();
         let state = swap.as_mut().expect("read_into_cache: a swap PTE while swap is off");
-        if state.cache.contains_key(&slot) {
+        if state.cache.contains(slot) {
             drop(swap);
             rmap::free_user_frame(frame);
             return Ok(());
         }
         cache_for_read(state, slot, frame);
-        frames.push(frame);
-        let window = state.readahead.on_major_fault(u64::from(slot));
+        let window = state.readahead.on_major_fault(u64::from(slot)).min(READAHEAD_MAX_PAGES);
         let low = crate::mm::reclaim::watermarks().low;
         for next in slot + 1..slot.saturating_add(window) {
             if !state.is_worth_reading(next) || frame::nr_free_frames() <= low {
@@ -127,18 +126,21 @@ pub fn read_into_cache(entry: SwapEntry) -> Result<(), SwapInError> {
             let Ok(extra) = frame::alloc(Order(0), FrameState::User) else { break };
             cache_for_read(state, next, extra);
             frame::with_desc(extra, |d| d.insert_flags(FrameFlags::READAHEAD));
-            frames.push(extra);
+            frame_array[nr_frames] = extra;
+            nr_frames += 1;
         }
     }
-    let (result, is_readahead_ok) = match read_slots(entry, &frames) {
+    let frames = &frame_array[..nr_frames];
+    let (result, is_readahead_ok) = match read_slots(entry, frames) {
         Ok(()) => (Ok(()), true),
         Err(e) if frames.len() == 1 => (Err(e), false),
         Err(_) => (read_slot(entry, frame), false),
     };
-    let mut kept = Vec::with_capacity(frames.len());
+    let mut kept_array = [frame; READAHEAD_MAX_PAGES as usize];
+    let mut nr_kept = 0;
     let mut swap = SWAP.lock();
     let state = swap.as_mut().expect("read_into_cache: swap went off during a read");
-    for &f in &frames {
+    for &f in frames {
         frame::with_desc(f, |d| d.remove_flags(FrameFlags::LOCKED));
     }
     for (next, &extra) in (slot + 1..).zip(&frames[1..]) {
@@ -146,7 +148,8 @@ pub fn read_into_cache(entry: SwapEntry) -> Result<(), SwapInError> {
         // meanwhile (only the cache's reference is left: nobody needs the page).
         let refs = state.map.count(mm_core::swap_map::SwapSlot::from_index(next)).unwrap_or(0);
         if is_readahead_ok && refs > 1 {
-            kept.push(extra);
+            kept_array[nr_kept] = extra;
+            nr_kept += 1;
         } else {
             state.cache_remove(next, extra);
         }
@@ -154,19 +157,20 @@ pub fn read_into_cache(entry: SwapEntry) -> Result<(), SwapInError> {
     match result {
         Ok(()) => {
             drop(swap);
-            kept.push(frame);
+            kept_array[nr_kept] = frame;
+            nr_kept += 1;
             // Pages read from the disk, kept or not (Linux's pswpin counts them so too).
             let nr_read = if is_readahead_ok { frames.len() as u64 } else { 1 };
             vmstat::count_n(SwapEvent::SwapIn, nr_read);
             vmstat::count_n(SwapEvent::ReadaheadPage, nr_read - 1);
-            for &f in &kept {
+            for &f in &kept_array[..nr_kept] {
                 crate::mm::reclaim::track(f);
             }
             Ok(())
         }
         Err(e) => {
             vmstat::count(SwapEvent::ReadError);
-            debug_assert!(kept.is_empty(), "read_into_cache: readahead pages kept after a failed read");
+            debug_assert!(nr_kept == 0, "read_into_cache: readahead pages kept after a failed read");
             let is_freed = state.cache_remove(slot, frame);
             debug_assert!(is_freed, "read_into_cache: a frame under I/O was mapped");
             Err(SwapInError::Io(e))
