@@ -219,8 +219,10 @@ pub fn alloc_zeroed_leaving(order: Order, state: FrameState, reserve: Reserve) -
 /// another holder, locked for I/O or in the swap cache ([`FreeError::InUse`]).
 ///
 /// # Panics
-/// If `frame` is still on the replacement policy's ring (its links would be lost
-/// and the ring broken): the owner must untrack it first (`rmap::free_user_frame`).
+/// If `frame` is still on the replacement policy's ring while nothing maps it (its
+/// links would be lost and the ring broken): the owner must untrack it first
+/// (`rmap::free_user_frame`). A frame still mapped is refused with
+/// [`FreeError::InUse`] before this check.
 ///
 /// # Safety
 /// The caller owns the block and nothing uses it any more: no page table maps it
@@ -230,7 +232,7 @@ pub unsafe fn free(frame: Frame, order: Order) -> Result<(), FreeError> {
     with_buddy(|buddy| {
         if buddy.contains(frame) {
             let desc = buddy.desc(frame);
-            if desc.state() == FrameState::User && desc.next().is_some() {
+            if desc.state() == FrameState::User && desc.next().is_some() && desc.map_count() == 0 {
                 panic!("frame::free: {frame:?} is still tracked by the replacement policy");
             }
         }
