@@ -22,7 +22,7 @@ pub mod syscall;
 pub mod task;
 pub mod uaccess;
 
-pub use task::{Pid, spawn, wait};
+pub use task::{Pid, spawn, spawn_with_args, wait};
 
 /// Sets up task 0 and the `syscall` instruction.
 pub fn init() {
