@@ -55,6 +55,7 @@ impl Worker<'_> {
         match self.fork_or_fail("synchronous") {
             Fork::Child => {
                 self.writer = ulib::getpid() as u64;
+                self.nr_background = 0; // the parent's, not ours
                 self.verify_all();
                 let mut rng = Rng::new(private_seed);
                 for _ in 0..NR_PRIVATE_WRITES {
