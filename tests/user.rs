@@ -9,7 +9,7 @@
 #![test_runner(kernel::testing::test_runner)]
 #![reexport_test_harness_main = "test_main"]
 
-use kernel::mm::frame;
+use kernel::mm::{check, frame};
 use kernel::proc::{self, task::WaitStatus};
 
 kernel::test_kernel!();
@@ -21,6 +21,8 @@ fn run_once(name: &str) -> WaitStatus {
     assert_eq!(reaped, pid);
     assert_eq!(proc::wait(None), None, "{name} left children behind");
     assert_eq!(proc::task::nr_tasks(), 1, "{name}: tasks left in the table");
+    let census = check::check_consistency().unwrap_or_else(|e| panic!("{name}: inconsistent after it was reaped: {e}"));
+    assert_eq!(census.nr_frames, 0, "{name}: user frames left: {census:?}");
     status
 }
 

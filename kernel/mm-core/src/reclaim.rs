@@ -53,6 +53,10 @@ pub trait ReplacementPolicy {
     /// Returns the number of pages the policy is tracking.
     fn nr_tracked(&self) -> usize;
 
+    /// Returns true if the policy is tracking `page` (the kernel's audit compares
+    /// the tracked set with the resident user frames one by one).
+    fn is_tracked(&self, page: u64) -> bool;
+
     /// Starts tracking `page`, which was just brought into memory.
     fn on_insert(&mut self, page: u64);
 
@@ -114,6 +118,11 @@ impl Ring {
     /// Returns the number of pages in the ring.
     fn len(&self) -> usize {
         self.node_of.len()
+    }
+
+    /// Returns true if `page` is in the ring.
+    fn contains(&self, page: u64) -> bool {
+        self.node_of.contains_key(&page)
     }
 
     /// Adds `page` just behind the hand (the newest position); no-op if present.
@@ -226,6 +235,9 @@ impl ReplacementPolicy for Fifo {
     }
     fn nr_tracked(&self) -> usize {
         self.ring.len()
+    }
+    fn is_tracked(&self, page: u64) -> bool {
+        self.ring.contains(page)
     }
     fn on_insert(&mut self, page: u64) {
         self.ring.insert_behind_hand(page);
@@ -341,6 +353,9 @@ impl ReplacementPolicy for Clock {
     fn nr_tracked(&self) -> usize {
         self.ring.len()
     }
+    fn is_tracked(&self, page: u64) -> bool {
+        self.ring.contains(page)
+    }
     fn on_insert(&mut self, page: u64) {
         self.ring.insert_behind_hand(page);
     }
@@ -395,6 +410,9 @@ impl ReplacementPolicy for Lru {
     }
     fn nr_tracked(&self) -> usize {
         self.last_use_of.len()
+    }
+    fn is_tracked(&self, page: u64) -> bool {
+        self.last_use_of.contains_key(&page)
     }
     fn on_insert(&mut self, page: u64) {
         self.touch(page);
@@ -454,6 +472,9 @@ impl ReplacementPolicy for LruApprox {
     }
     fn nr_tracked(&self) -> usize {
         self.age_of.len()
+    }
+    fn is_tracked(&self, page: u64) -> bool {
+        self.age_of.contains_key(&page)
     }
     fn on_insert(&mut self, page: u64) {
         if !self.age_of.contains_key(&page) {
@@ -536,6 +557,9 @@ impl ReplacementPolicy for Opt {
     }
     fn nr_tracked(&self) -> usize {
         self.next_use_of.len()
+    }
+    fn is_tracked(&self, page: u64) -> bool {
+        self.next_use_of.contains_key(&page)
     }
     fn on_insert(&mut self, page: u64) {
         self.consume(page);
