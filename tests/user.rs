@@ -135,3 +135,8 @@ fn shared_mappings_are_shared_across_fork_and_preemption_interleaves() {
 fn the_fault_benchmark_runs_to_completion() {
     assert_exits_0("bench"); // about 1.5 s a run in a debug build
 }
+
+#[test_case]
+fn a_freed_frame_reaches_the_next_process_zeroed_with_or_without_swap() {
+    assert_exits_0("remanence");
+}

@@ -40,7 +40,7 @@ macro_rules! user_programs {
 user_programs![
     hello, lazy, forkcow, forkstorm, badptr, readkernel, writecode, stackgrow, usefree, mprotect, dontneed, partial,
     brk, memhog, bigfork, shared, bench, pageout, swapfork, swapstress, oomparty, sleeper, swapioerr, swapbench,
-    thrash, swapload, sharedbig, fuzz,
+    thrash, swapload, sharedbig, fuzz, remanence,
 ];
 
 /// Returns the ELF file of the program called `name`, if the kernel has one.
