@@ -140,3 +140,21 @@ fn the_fault_benchmark_runs_to_completion() {
 fn a_freed_frame_reaches_the_next_process_zeroed_with_or_without_swap() {
     assert_exits_0("remanence");
 }
+
+/// Returns the objects allocated in every kmalloc class.
+fn nr_heap_objects() -> u64 {
+    kernel::mm::heap::kmalloc_slabinfo().iter().map(|info| info.nr_active_objects).sum()
+}
+
+#[test_case]
+fn a_killed_process_leaves_no_kernel_heap_object_behind() {
+    // Found by the fuzzer's long run: the kernel heap grew by one 8-byte object per
+    // killed process (the name `kill_current` cloned for its message was never
+    // dropped, as `exit_current` does not return), 87 frames per 2 million operations.
+    assert_killed("readkernel");
+    let before = nr_heap_objects();
+    for _ in 0..10 {
+        assert_eq!(run_once("readkernel"), WaitStatus::Killed(abi::SIGKILL));
+    }
+    assert_eq!(nr_heap_objects(), before, "kernel heap objects after 10 killed processes");
+}

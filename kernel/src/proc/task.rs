@@ -210,6 +210,8 @@ pub fn kill_current(reason: core::fmt::Arguments) -> ! {
     let pid = current_pid();
     let name = TASKS.lock().get(&pid).map(|t| t.name.clone()).unwrap_or_default();
     crate::println!("pid {pid} ({name}) killed: {reason}");
+    // `exit_current` never returns: whatever this frame owns must go first.
+    drop(name);
     exit_current(WaitStatus::Killed(abi::SIGKILL))
 }
 
