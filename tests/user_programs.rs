@@ -15,7 +15,7 @@ use mm_core::elf::{self, Executable, SegmentFlags};
 kernel::test_kernel!();
 
 /// Every program in `kernel/user/src/bin/`.
-const NAMES: [&str; 27] = [
+const NAMES: [&str; 29] = [
     "hello",
     "lazy",
     "forkcow",
@@ -43,6 +43,8 @@ const NAMES: [&str; 27] = [
     "thrash",
     "swapload",
     "sharedbig",
+    "fuzz",
+    "remanence",
 ];
 
 /// The end of the lower half: user addresses are below it.
