@@ -53,7 +53,7 @@ fn main(boot_info: &'static mut BootInfo) -> ! {
     // 16-byte aligned minus the return address a `call` would have pushed.
     frame.rsp = (core::ptr::addr_of!(STRAY_STACK) as u64 + core::mem::size_of::<[u64; 2048]>() as u64) - 8;
     frame.rflags = 0x2; // interrupts off: nothing else runs meanwhile
-    kernel::proc::task::create_user_task("stray", 0, space, &frame).expect("create the task");
+    kernel::proc::task::create_user_task("stray", "", 0, space, &frame).expect("create the task");
     let _ = kernel::proc::wait(None);
     kernel::println!("FAIL: the task ended without a panic");
     finish_single(NAME, false)

@@ -16,6 +16,7 @@ use alloc::vec;
 
 use kernel::drivers::virtio_blk;
 use kernel::mm::frame::OwnedFrames;
+use kernel::mm::check;
 use kernel::mm::swap::{self, SwapOffError, SwapOnError};
 use kernel::mm::{Order, PAGE_SIZE};
 use mm_core::swap_header::{HeaderError, SwapHeader};
@@ -61,6 +62,12 @@ fn restore_blank_area() {
     assert!(on.is_formatted_now);
 }
 
+/// Runs the kernel's audit (every slot's share count against its users, frames,
+/// policy); each test ends with it.
+fn assert_consistent() {
+    check::check_consistency().unwrap_or_else(|e| panic!("inconsistent: {e}"));
+}
+
 #[test_case]
 fn boot_formats_the_blank_disk_and_turns_swap_on() {
     assert!(swap::is_on());
@@ -71,11 +78,13 @@ fn boot_formats_the_blank_disk_and_turns_swap_on() {
         SwapHeader::inspect(&page, PAGE_SIZE as u32, u64::from(NR_SLOTS)),
         mm_core::swap_header::HeaderCheck::Valid(SwapHeader::new(PAGE_SIZE as u32, u64::from(NR_SLOTS)))
     );
+    assert_consistent();
 }
 
 #[test_case]
 fn swapon_while_on_is_refused() {
     assert_eq!(swap::swapon(), Err(SwapOnError::AlreadyOn));
+    assert_consistent();
 }
 
 #[test_case]
@@ -85,6 +94,7 @@ fn our_header_is_reused_without_formatting() {
     let on = swap::swapon().expect("swapon on our own header");
     assert_eq!(on, swap::SwapOn { nr_slots: NR_SLOTS, is_formatted_now: false });
     assert_eq!(read_header_page(), before);
+    assert_consistent();
 }
 
 #[test_case]
@@ -95,6 +105,7 @@ fn a_smaller_area_in_the_header_wins_over_the_disk_size() {
     assert_eq!(on.nr_slots, 100);
     assert_eq!(swap::slot_counts(), (99, 99));
     restore_blank_area();
+    assert_consistent();
 }
 
 #[test_case]
@@ -108,6 +119,7 @@ fn a_foreign_disk_is_refused_and_left_untouched() {
     assert_eq!(read_header_page(), page, "a refused disk must not be written");
     assert_eq!(swap::alloc_slot(), None, "no slots while swap is off");
     restore_blank_area();
+    assert_consistent();
 }
 
 #[test_case]
@@ -126,6 +138,7 @@ fn damaged_headers_are_refused() {
     assert!(matches!(swapon_with_header(&page), Err(SwapOnError::Refused(HeaderError::Version(_)))));
     assert!(!swap::is_on());
     restore_blank_area();
+    assert_consistent();
 }
 
 #[test_case]
@@ -146,6 +159,7 @@ fn every_slot_is_handed_out_once_and_swapoff_waits_for_them() {
     assert!(swap::put(entries[0]).is_err(), "a free slot cannot be put");
     swap::check_slot_map();
     assert_eq!(swap::slot_counts(), (u64::from(NR_SLOTS - 1), u64::from(NR_SLOTS - 1)));
+    assert_consistent();
 }
 
 #[test_case]
@@ -161,4 +175,5 @@ fn a_page_round_trips_through_a_slot() {
     back.read_bytes(0, &mut read);
     assert_eq!(read, pattern);
     assert_eq!(swap::put(entry), Ok(0));
+    assert_consistent();
 }

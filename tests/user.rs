@@ -9,7 +9,7 @@
 #![test_runner(kernel::testing::test_runner)]
 #![reexport_test_harness_main = "test_main"]
 
-use kernel::mm::{frame, vmstat};
+use kernel::mm::{check, frame, vmstat};
 use kernel::proc::{self, task::WaitStatus};
 
 kernel::test_kernel!();
@@ -20,6 +20,8 @@ fn run_once(name: &str) -> WaitStatus {
     let (reaped, status) = proc::wait(Some(pid)).expect("no child to wait for");
     assert_eq!(reaped, pid);
     proc::task::wait_all(60_000).unwrap_or_else(|n| panic!("{name}: {n} processes never exited"));
+    let census = check::check_consistency().unwrap_or_else(|e| panic!("{name}: inconsistent after it was reaped: {e}"));
+    assert_eq!(census.nr_frames, 0, "{name}: user frames left: {census:?}");
     status
 }
 
@@ -196,4 +198,27 @@ fn orphans_are_reaped_and_give_back_their_memory() {
     run_orphans_until_reaped();
     kernel::mm::heap::shrink();
     assert_eq!(frame::nr_free_frames(), free_before, "orphans leaked frames");
+}
+
+#[test_case]
+fn a_freed_frame_reaches_the_next_process_zeroed_with_or_without_swap() {
+    assert_exits_0("remanence");
+}
+
+/// Returns the objects allocated in every kmalloc class.
+fn nr_heap_objects() -> u64 {
+    kernel::mm::heap::kmalloc_slabinfo().iter().map(|info| info.nr_active_objects).sum()
+}
+
+#[test_case]
+fn a_killed_process_leaves_no_kernel_heap_object_behind() {
+    // Found by the fuzzer's long run: the kernel heap grew by one 8-byte object per
+    // killed process (the name `kill_current` cloned for its message was never
+    // dropped, as `exit_current` does not return), 87 frames per 2 million operations.
+    assert_killed("readkernel");
+    let before = nr_heap_objects();
+    for _ in 0..10 {
+        assert_eq!(run_once("readkernel"), WaitStatus::Killed(abi::SIGKILL));
+    }
+    assert_eq!(nr_heap_objects(), before, "kernel heap objects after 10 killed processes");
 }

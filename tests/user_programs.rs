@@ -54,6 +54,8 @@ const NAMES: &[&str] = &[
     "farfetch",
     "sortstorm",
     "failstorm",
+    "fuzz",
+    "remanence",
 ];
 
 /// The end of the lower half: user addresses are below it.

@@ -4,6 +4,8 @@
 //! Command-line words (from `cargo run -- --bench` or `--cmdline "..."`):
 //! `bench` runs the benchmarks instead of the demo; `run=NAME` runs the user
 //! program NAME alone and exits with its result (`cargo run -- --cmdline run=forkcow`);
+//! the program's `args` syscall returns the whole command line, so other words
+//! reach it (`--cmdline "run=fuzz seed=7 ops=1000000"`);
 //! `trace` turns the fault trace on.
 #![no_std]
 #![no_main]
@@ -58,7 +60,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
 /// success if it exited with 0.
 fn run_one(name: &str) -> ! {
     let free_before = frame::nr_free_frames();
-    let status = match proc::spawn(name) {
+    let status = match proc::spawn_with_args(name, cmdline::get()) {
         Ok(pid) => proc::wait(Some(pid)).map(|(_, status)| status),
         Err(e) => {
             println!("run: cannot start {name:?}: {e:?}");

@@ -45,6 +45,7 @@ user_programs![
     forkenomem, lazyfree,
     vmrw, farfetch,
     sortstorm, failstorm,
+    fuzz, remanence,
 ];
 
 /// Returns the ELF file of the program called `name`, if the kernel has one.

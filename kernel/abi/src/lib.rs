@@ -83,6 +83,15 @@ pub mod nr {
     /// `process_vm_writev(pid, local_iov, liovcnt, remote_iov, riovcnt, flags) -> bytes
     /// written`: copies into process `pid`'s memory.
     pub const PROCESS_VM_WRITEV: u64 = 311;
+    /// `args(buf, len) -> bytes of the whole string` (ours): copies the process's
+    /// argument string (space-separated words, inherited across fork) into `buf`,
+    /// truncated to `len`. `run=NAME` gives the program the kernel command line.
+    pub const ARGS: u64 = 1002;
+    /// `audit(out: *mut AuditReport or null) -> 0` (ours, for tests and the fuzzer):
+    /// shrinks the kernel heap's caches, runs the kernel's memory-consistency audit
+    /// and fills an [`AuditReport`](crate::AuditReport); on a violation it prints it
+    /// on the console and returns `EIO`.
+    pub const AUDIT: u64 = 1003;
 }
 
 /// One buffer of a scatter-gather list (Linux's `struct iovec`).
@@ -195,6 +204,9 @@ impl Errno {
     pub const EPERM: Errno = Errno(1);
     /// No such process.
     pub const ESRCH: Errno = Errno(3);
+    /// Input/output error; also the `audit` syscall's answer when the kernel's
+    /// books do not balance.
+    pub const EIO: Errno = Errno(5);
     /// No child processes (to wait for).
     pub const ECHILD: Errno = Errno(10);
     /// Resource temporarily unavailable (e.g. too many processes).
@@ -237,6 +249,7 @@ impl Errno {
         Some(match self {
             Errno::EPERM => "EPERM",
             Errno::ESRCH => "ESRCH",
+            Errno::EIO => "EIO",
             Errno::ECHILD => "ECHILD",
             Errno::EAGAIN => "EAGAIN",
             Errno::ENOMEM => "ENOMEM",
@@ -356,6 +369,23 @@ pub struct MemStat {
     /// Pages written to the swap disk since boot, the whole machine (Linux's `pswpout`).
     pub swap_writes: u64,
 }
+
+/// What the `audit` syscall counted, once the books balanced.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AuditReport {
+    /// Frames the kernel heap holds (slabs and large allocations).
+    pub heap_frames: u64,
+    /// User frames: mapped by some process, or in the swap cache.
+    pub user_frames: u64,
+    /// Free frames.
+    pub free_frames: u64,
+    /// Swap slots in use.
+    pub used_slots: u64,
+}
+
+// Four u64 with no padding: the kernel copies exactly these 32 bytes out.
+const _: () = assert!(core::mem::size_of::<AuditReport>() == 32);
 
 /// The number of `u64` words in a [`MemStat`].
 pub const MEMSTAT_WORDS: usize = 14;

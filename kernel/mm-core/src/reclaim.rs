@@ -57,6 +57,10 @@ pub trait ReplacementPolicy {
     /// Returns the number of pages the policy is tracking.
     fn nr_tracked(&self) -> usize;
 
+    /// Returns true if the policy is tracking `page` (the kernel's audit compares
+    /// the tracked set with the resident user frames one by one).
+    fn is_tracked(&mut self, page: u64) -> bool;
+
     /// Starts tracking `page`, which was just brought into memory.
     fn on_insert(&mut self, page: u64);
 
@@ -110,6 +114,9 @@ impl<L: RingStore> ReplacementPolicy for Fifo<L> {
     }
     fn nr_tracked(&self) -> usize {
         self.ring.len()
+    }
+    fn is_tracked(&mut self, page: u64) -> bool {
+        self.ring.contains(page)
     }
     fn on_insert(&mut self, page: u64) {
         self.ring.insert_behind_hand(page, 0);
@@ -230,6 +237,9 @@ impl<L: RingStore> ReplacementPolicy for Clock<L> {
     fn nr_tracked(&self) -> usize {
         self.ring.len()
     }
+    fn is_tracked(&mut self, page: u64) -> bool {
+        self.ring.contains(page)
+    }
     fn on_insert(&mut self, page: u64) {
         self.ring.insert_behind_hand(page, 0);
     }
@@ -281,6 +291,9 @@ impl ReplacementPolicy for Lru {
     }
     fn nr_tracked(&self) -> usize {
         self.last_use_of.len()
+    }
+    fn is_tracked(&mut self, page: u64) -> bool {
+        self.last_use_of.contains_key(&page)
     }
     fn on_insert(&mut self, page: u64) {
         self.touch(page);
@@ -342,6 +355,9 @@ impl<L: RingStore> ReplacementPolicy for LruApprox<L> {
     }
     fn nr_tracked(&self) -> usize {
         self.ring.len()
+    }
+    fn is_tracked(&mut self, page: u64) -> bool {
+        self.ring.contains(page)
     }
     fn on_insert(&mut self, page: u64) {
         self.ring.insert_behind_hand(page, 0x80);
@@ -422,6 +438,9 @@ impl ReplacementPolicy for Opt {
     }
     fn nr_tracked(&self) -> usize {
         self.next_use_of.len()
+    }
+    fn is_tracked(&mut self, page: u64) -> bool {
+        self.next_use_of.contains_key(&page)
     }
     fn on_insert(&mut self, page: u64) {
         self.consume(page);

@@ -5,6 +5,11 @@
 //! invariants DESIGN.md lists for an auditor:
 //! - each registered space is listed under its own fork family, and every live
 //!   family has a live space;
+//! - each present or swap user PTE lies inside a VMA of its space, and a present
+//!   one allows no more than the VMA does: not WRITABLE unless the VMA is
+//!   writable, and never on the zero page or on a private frame other PTEs map
+//!   too (copy-on-write); executable (no NO_EXECUTE) only in an executable VMA;
+//!   USER never in a PROT_NONE VMA;
 //! - each present user PTE maps a User frame whose reverse-map place
 //!   (`FrameDesc::family_page`) is this space's family at this page, so the reverse
 //!   map finds every PTE; a frame no PTE maps names no place;
@@ -16,7 +21,8 @@
 //!   PTEs + 1 if cached + 1 if retired + 1 while a wipe holds it (then nothing
 //!   else may);
 //! - each space's RSS and swap counters match its table;
-//! - the replacement policy tracks exactly the user frames (mapped or cached);
+//! - the replacement policy tracks exactly the user frames (mapped or cached),
+//!   checked frame by frame;
 //! - the buddy allocator's own invariants hold (so free + used = total).
 //!
 //! It is O(mapped pages + slots) and takes every lock in turn: for tests and
@@ -27,9 +33,11 @@ use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::format;
 use alloc::string::String;
 
+use super::addr_space::{AddressSpace, VmProt};
 use super::frame::{self, FrameFlags, FrameState};
+use super::paging::{Pte, PteFlags};
 use super::rmap;
-use super::{Frame, swap};
+use super::{Frame, Page, swap};
 
 /// What [`check_consistency`] counted.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -79,6 +87,9 @@ fn walk_spaces(census: &mut Census) -> Result<Walk, String> {
         }
         let (mut nr_present, mut nr_swap, mut error) = (0, 0, None);
         space.for_each_user_leaf(|page, pte| {
+            if error.is_none() {
+                error = check_pte_against_vma(&space, page, pte).map(|e| format!("space {id} {page:?}: {e}"));
+            }
             if let Some(entry) = pte.as_swap() {
                 nr_swap += 1;
                 *walk.swap_refs.entry(entry.slot() as u32).or_default() += 1;
@@ -114,12 +125,55 @@ fn walk_spaces(census: &mut Census) -> Result<Walk, String> {
     Ok(walk)
 }
 
+/// Returns what is wrong with user PTE `pte` at `page` of `space` compared with
+/// the VMA there, if anything: a PTE outside every VMA, or one that allows more than
+/// the VMA (or copy-on-write) does.
+fn check_pte_against_vma(space: &AddressSpace, page: Page, pte: Pte) -> Option<String> {
+    let Some(vma) = space.vmas().find(page.start_address()) else {
+        return Some(format!("{pte:?} lies outside every VMA"));
+    };
+    if !pte.is_present() {
+        return None;
+    }
+    let flags = pte.flags();
+    let is_writable = flags.contains(PteFlags::WRITABLE);
+    if is_writable && !vma.prot.contains(VmProt::WRITE) {
+        return Some(format!("{pte:?} is WRITABLE in a VMA without write: {vma:?}"));
+    }
+    if is_writable && pte.frame() == super::fault::zero_frame() {
+        return Some(format!("{pte:?} maps the zero page WRITABLE"));
+    }
+    if is_writable && !vma.flags.is_shared() && frame::with_desc(pte.frame(), |d| d.map_count()) > 1 {
+        return Some(format!("{pte:?} is WRITABLE on a private frame other PTEs map (copy-on-write)"));
+    }
+    if !flags.contains(PteFlags::NO_EXECUTE) && !vma.prot.contains(VmProt::EXEC) {
+        return Some(format!("{pte:?} is executable in a VMA without exec: {vma:?}"));
+    }
+    if flags.contains(PteFlags::USER) && vma.prot == VmProt::NONE {
+        return Some(format!("{pte:?} is USER in a PROT_NONE VMA: {vma:?}"));
+    }
+    None
+}
+
+/// Checks that the replacement policy tracks exactly the user frames `frames`
+/// (mapped or cached): the count, then each frame.
+fn check_policy(frames: &BTreeSet<u64>) -> Result<(), String> {
+    let nr_tracked = super::reclaim::nr_tracked() as u64;
+    if nr_tracked != frames.len() as u64 {
+        return Err(format!("the replacement policy tracks {nr_tracked} frames, {} user frames exist", frames.len()));
+    }
+    match frames.iter().find(|&&pfn| !super::reclaim::is_tracked(Frame::from_pfn(pfn))) {
+        Some(&pfn) => Err(format!("user frame {:?} is not tracked by the replacement policy", Frame::from_pfn(pfn))),
+        None => Ok(()),
+    }
+}
+
 /// Checks every user frame's counts, flags and reverse-map place.
-fn check_frames(walk: &Walk, cache: &BTreeMap<u32, Frame>, census: &mut Census) -> Result<(), String> {
+fn check_frames(walk: &Walk, cache: &BTreeMap<u32, Frame>, census: &mut Census) -> Result<BTreeSet<u64>, String> {
     let cached: BTreeMap<u64, u32> = cache.iter().map(|(&slot, frame)| (frame.pfn(), slot)).collect();
     let frames: BTreeSet<u64> = walk.present.keys().chain(cached.keys()).copied().collect();
     census.nr_frames = frames.len() as u64;
-    for pfn in frames {
+    for &pfn in &frames {
         let frame = Frame::from_pfn(pfn);
         let count = walk.present.get(&pfn).copied().unwrap_or(0);
         let slot = cached.get(&pfn).copied();
@@ -143,7 +197,7 @@ fn check_frames(walk: &Walk, cache: &BTreeMap<u32, Frame>, census: &mut Census) 
             return Err(format!("{frame:?} is LOCKED with no I/O in flight"));
         }
     }
-    Ok(())
+    Ok(frames)
 }
 
 /// Checks every slot's share count against the swap PTEs, the cache and the retired list.
@@ -177,15 +231,12 @@ pub fn check_consistency() -> Result<Census, String> {
     let mut census = Census::default();
     let walk = walk_spaces(&mut census)?;
     let snap = swap::snapshot();
-    check_frames(&walk, &snap.cache, &mut census)?;
+    let frames = check_frames(&walk, &snap.cache, &mut census)?;
     check_slots(&walk, &snap, &mut census)?;
     swap::check_slot_map();
     rmap::check_families();
     frame::check_invariants().map_err(|e| format!("buddy allocator: {e:?}"))?;
     census.nr_free_frames = frame::nr_free_frames();
-    let nr_tracked = super::reclaim::nr_tracked() as u64;
-    if nr_tracked != census.nr_frames {
-        return Err(format!("the replacement policy tracks {nr_tracked} frames, {} user frames exist", census.nr_frames));
-    }
+    check_policy(&frames)?;
     Ok(census)
 }

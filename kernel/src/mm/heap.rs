@@ -224,6 +224,15 @@ pub fn large_alloc_stats() -> (u64, u64) {
     (NR_LARGE_ALLOCS.load(Ordering::Relaxed), NR_LARGE_FRAMES.load(Ordering::Relaxed))
 }
 
+/// Returns the frames the kernel heap holds now: every slab of the kmalloc classes
+/// and the typed caches, and the large allocations.
+pub fn nr_frames() -> u64 {
+    let slab_pages = |info: SlabInfo| (info.nr_full_slabs + info.nr_partial_slabs + info.nr_empty_slabs) * info.nr_pages_per_slab;
+    let kmalloc: u64 = kmalloc_slabinfo().into_iter().map(slab_pages).sum();
+    let typed: u64 = registered_caches().into_iter().flatten().map(|c| slab_pages(c.lock().info())).sum();
+    kmalloc + typed + large_alloc_stats().1
+}
+
 /// Gives every empty slab of every kmalloc class back to the buddy allocator.
 /// Refills the emergency pool afterwards, so counts of free frames taken after a
 /// shrink do not depend on whether the pool was used before.

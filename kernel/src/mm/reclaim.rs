@@ -192,6 +192,11 @@ pub fn nr_tracked() -> usize {
     POLICY.lock().as_ref().map_or(0, |p| p.nr_tracked())
 }
 
+/// Returns true if the policy tracks `frame` (false when no policy is set up).
+pub fn is_tracked(frame: Frame) -> bool {
+    POLICY.lock().as_mut().is_some_and(|p| p.is_tracked(frame.pfn()))
+}
+
 /// Starts tracking a user frame that just became resident.
 ///
 /// A frame that is no longer a live user frame is not tracked: callers track after

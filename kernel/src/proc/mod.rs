@@ -24,7 +24,7 @@ pub mod task;
 pub mod uaccess;
 pub mod vm_rw;
 
-pub use task::{Pid, spawn, wait};
+pub use task::{Pid, spawn, spawn_with_args, wait};
 
 /// Sets up task 0 and the `syscall` instruction.
 pub fn init() {

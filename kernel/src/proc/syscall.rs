@@ -122,6 +122,8 @@ pub extern "C" fn dispatch(frame: &mut TrapFrame) {
         nr::CLOCK_GETTIME => sys_clock_gettime(args[0], args[1]),
         nr::PROCESS_VM_READV => super::vm_rw::sys_process_vm_rw(args, super::vm_rw::Direction::FromTarget),
         nr::PROCESS_VM_WRITEV => super::vm_rw::sys_process_vm_rw(args, super::vm_rw::Direction::ToTarget),
+        nr::ARGS => sys_args(args[0], args[1]),
+        nr::AUDIT => sys_audit(args[0]),
         _ => Err(Errno::ENOSYS),
     };
     frame.rax = match result {
@@ -284,8 +286,9 @@ fn sys_fork(frame: &TrapFrame) -> Result<u64, Errno> {
     };
     let mut child_frame = frame.clone();
     child_frame.rax = 0; // fork returns 0 in the child
-    let name = task::TASKS.lock().get(&parent).map(|t| t.name.clone()).unwrap_or_default();
-    task::create_user_task(&name, parent, child_space, &child_frame).map_err(|_| Errno::ENOMEM)
+    let (name, args) =
+        task::TASKS.lock().get(&parent).map(|t| (t.name.clone(), t.args.clone())).unwrap_or_default();
+    task::create_user_task(&name, &args, parent, child_space, &child_frame).map_err(|_| Errno::ENOMEM)
 }
 
 fn sys_wait4(pid: i64, status: u64, options: u64, rusage: u64) -> Result<u64, Errno> {
@@ -373,3 +376,45 @@ fn sys_clock_gettime(clock: u64, out: u64) -> Result<u64, Errno> {
     copy_to_user(out, &bytes)?;
     Ok(0)
 }
+
+fn sys_args(buf: u64, len: u64) -> Result<u64, Errno> {
+    let args = task::TASKS.lock().get(&task::current_pid()).map(|t| t.args.clone()).unwrap_or_default();
+    let n = args.len().min(len as usize);
+    copy_to_user(buf, &args.as_bytes()[..n])?;
+    Ok(args.len() as u64)
+}
+
+/// Runs the memory-consistency audit ([`crate::mm::check`]) for a user program and,
+/// if `out` is not null, stores an [`abi::AuditReport`] there.
+///
+/// The caller should be alone with its reaped children (the fuzzer calls it between
+/// workers). kswapd may still be in the middle of an eviction (a LOCKED frame whose
+/// write is in flight), which the audit rightly reports, so a failed audit is retried
+/// after giving the CPU away, up to [`AUDIT_ATTEMPTS`] times: a real inconsistency
+/// stays, an eviction in flight ends.
+fn sys_audit(out: u64) -> Result<u64, Errno> {
+    crate::mm::heap::shrink();
+    let mut last_error = alloc::string::String::new();
+    for _ in 0..AUDIT_ATTEMPTS {
+        match crate::mm::check::check_consistency() {
+            Ok(census) => {
+                if out != 0 {
+                    let words = [crate::mm::heap::nr_frames(), census.nr_frames, census.nr_free_frames, census.nr_slots_used];
+                    let mut bytes = [0u8; 32];
+                    for (i, w) in words.iter().enumerate() {
+                        bytes[i * 8..i * 8 + 8].copy_from_slice(&w.to_ne_bytes());
+                    }
+                    copy_to_user(out, &bytes)?;
+                }
+                return Ok(0);
+            }
+            Err(e) => last_error = e,
+        }
+        sched::yield_now();
+    }
+    crate::println!("audit: INCONSISTENT: {last_error}");
+    Err(Errno::EIO)
+}
+
+/// How many times [`sys_audit`] runs the audit before it reports a violation.
+const AUDIT_ATTEMPTS: usize = 20;

@@ -58,6 +58,9 @@ pub struct Task {
     pub parent: Pid,
     /// A name for messages (the program name).
     pub name: String,
+    /// The argument string the `args` syscall returns (words separated by spaces):
+    /// given at spawn, inherited across fork.
+    pub args: String,
     /// Where it stands.
     pub state: TaskState,
     /// Its kernel stack (`None` for task 0, which runs on the boot stack).
@@ -95,6 +98,7 @@ pub fn init() {
         pid: 0,
         parent: 0,
         name: String::from("kernel"),
+        args: String::new(),
         state: TaskState::Runnable,
         kstack: None,
         saved_rsp: 0,
@@ -145,9 +149,11 @@ fn prepare_stack(stack: &KernelStack, frame: &TrapFrame) -> u64 {
     rsp
 }
 
-/// Adds a new runnable user task whose first instructions are described by `frame`.
+/// Adds a new runnable user task whose first instructions are described by `frame`;
+/// `args` is what its `args` syscall will return.
 pub fn create_user_task(
     name: &str,
+    args: &str,
     parent: Pid,
     space: SpaceRef,
     frame: &TrapFrame,
@@ -159,6 +165,7 @@ pub fn create_user_task(
         pid,
         parent,
         name: String::from(name),
+        args: String::from(args),
         state: TaskState::Runnable,
         kstack: Some(kstack),
         saved_rsp,
@@ -175,8 +182,14 @@ pub fn create_user_task(
 
 /// Starts program `name` as a child of the running task; returns its pid.
 pub fn spawn(name: &str) -> Result<Pid, SpawnError> {
+    spawn_with_args(name, "")
+}
+
+/// Starts program `name` as a child of the running task with the argument string
+/// `args` (what its `args` syscall returns); returns its pid.
+pub fn spawn_with_args(name: &str, args: &str) -> Result<Pid, SpawnError> {
     let (space, frame) = super::exec::load(name)?;
-    create_user_task(name, current_pid(), space, &frame)
+    create_user_task(name, args, current_pid(), space, &frame)
 }
 
 /// Ends the running task with `status`: releases its memory, wakes its parent,
@@ -212,6 +225,8 @@ pub fn kill_current(reason: core::fmt::Arguments) -> ! {
     let pid = current_pid();
     let name = TASKS.lock().get(&pid).map(|t| t.name.clone()).unwrap_or_default();
     crate::println!("pid {pid} ({name}) killed: {reason}");
+    // `exit_current` never returns: whatever this frame owns must go first.
+    drop(name);
     exit_current(WaitStatus::Killed(abi::SIGKILL))
 }
 
@@ -389,6 +404,7 @@ pub fn spawn_daemon(name: &str, entry: extern "C" fn() -> !) -> Result<Pid, Spaw
         pid,
         parent: pid,
         name: String::from(name),
+        args: String::new(),
         state: TaskState::Runnable,
         kstack: Some(kstack),
         saved_rsp: rsp,

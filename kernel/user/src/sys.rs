@@ -198,3 +198,30 @@ pub fn process_vm_read(pid: Pid, buf: &mut [u8], remote_addr: u64) -> Result<usi
     // SAFETY: the only local buffer is `buf`, borrowed mutably for the call.
     unsafe { process_vm_readv(pid, &local, &remote, 0) }
 }
+
+/// Copies the process's argument string into `buf`; returns it as text (cut at
+/// `buf.len()` bytes, and empty if it is not UTF-8).
+///
+/// The kernel gives every process a string of space-separated words at spawn
+/// (`run=NAME` passes the kernel command line); fork copies it.
+pub fn args(buf: &mut [u8]) -> &str {
+    // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
+    let ret = unsafe { syscall2(nr::ARGS, buf.as_mut_ptr() as u64, buf.len() as u64) };
+    let n = Errno::from_ret(ret).map_or(0, |n| (n as usize).min(buf.len()));
+    core::str::from_utf8(&buf[..n]).unwrap_or("")
+}
+
+/// Returns the value of the first `key=value` word of `args`, if there is one.
+pub fn arg_value<'a>(args: &'a str, key: &str) -> Option<&'a str> {
+    args.split_whitespace().find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
+}
+
+/// Asks the kernel to run its memory-consistency audit; returns what it counted,
+/// or `Err(EIO)` if the books do not balance (the violation is printed on the
+/// console).
+pub fn audit() -> Result<abi::AuditReport, Errno> {
+    let mut report = abi::AuditReport::default();
+    // SAFETY: `report` is valid for a write of size_of::<AuditReport>() bytes.
+    let ret = unsafe { syscall1(nr::AUDIT, &raw mut report as u64) };
+    Errno::from_ret(ret).map(|_| report)
+}

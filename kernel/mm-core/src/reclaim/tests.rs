@@ -344,3 +344,20 @@ fn a_single_page_ring_links_to_itself_and_empties() {
     assert!(ring.is_empty() && !ring.contains(3) && ring.hand_page().is_none());
     ring.check_invariants().expect("empty ring");
 }
+
+#[test]
+fn is_tracked_follows_insert_remove_and_eviction() {
+    for mut policy in online_policies() {
+        let name = policy.name();
+        for page in [3, 1, 4, 15, 9] {
+            policy.on_insert(page);
+        }
+        policy.on_remove(4);
+        let victim = policy.pick_victim(&mut HandProbe::default()).expect("a victim");
+        for page in [3, 1, 4, 15, 9, 2] {
+            let want = ![4, 2, victim].contains(&page);
+            assert_eq!(policy.is_tracked(page), want, "{name}: page {page} (victim {victim})");
+        }
+        assert_eq!(policy.nr_tracked(), 3, "{name}");
+    }
+}
