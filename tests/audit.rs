@@ -104,13 +104,17 @@ fn a_pte_outside_every_vma_is_caught() {
 fn a_policy_tracking_the_wrong_frame_with_the_right_count_is_caught() {
     let (space, start) = space_with_pages(1, VmProt::READ_WRITE);
     let user_frame = space.lock().pte(start).expect("pte").frame();
-    let other = OwnedFrames::new_zeroed(Order(0)).expect("a frame");
+    // A user frame that no PTE maps and no cache holds (the policy tracks only
+    // live user frames, so a kernel frame would be refused).
+    let other = kernel::mm::frame::NewPage::alloc_zeroed().expect("a frame");
     check::check_consistency().unwrap_or_else(|e| panic!("inconsistent before the change: {e}"));
     reclaim::untrack(user_frame);
-    reclaim::track(other.start());
+    reclaim::track(other.frame());
+    assert_eq!(reclaim::nr_tracked(), 1, "the count alone cannot tell");
     let error = audit_error();
-    reclaim::untrack(other.start());
+    reclaim::untrack(other.frame());
     reclaim::track(user_frame);
-    assert!(error.contains("not tracked by the replacement policy"), "the audit said {error:?}");
+    assert!(error.contains("tracked by the replacement policy"), "the audit said {error:?}");
+    assert!(!error.contains("tracks 0 frames"), "the count check caught it, not the frame-by-frame one: {error:?}");
     check::check_consistency().unwrap_or_else(|e| panic!("inconsistent after the restore: {e}"));
 }
