@@ -15,10 +15,9 @@
 #![reexport_test_harness_main = "test_main"]
 
 use kernel::mm::addr_space::{AddressSpace, MapRequest, VmProt};
-use kernel::mm::frame::OwnedFrames;
 use kernel::mm::paging::{Pte, PteFlags};
 use kernel::mm::rmap::SpaceRef;
-use kernel::mm::{Order, PAGE_SIZE, Page, VirtAddr, check, cow, fault, reclaim};
+use kernel::mm::{PAGE_SIZE, Page, VirtAddr, check, cow, fault, reclaim};
 
 kernel::test_kernel!();
 

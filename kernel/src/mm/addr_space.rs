@@ -625,33 +625,38 @@ impl AddressSpace {
         Ok(frames.into_iter().collect())
     }
 
-    /// Sets the heap's end to `new_end` (0 asks for the current end); returns the end
-    /// in force afterwards, which is the old one if the request could not be met.
+    /// Sets the program break to `requested` (0 asks for the current one); returns
+    /// the break in force afterwards, which is the old one if the request could not
+    /// be met. The break is kept exactly (it need not be page-aligned); the heap VMA
+    /// covers the pages up to it.
     ///
     /// An address outside the user half (bits above 47 set, say) is refused like
     /// any other unmeetable request, as Linux does; it is not truncated.
-    pub fn brk(&mut self, new_end: u64) -> VirtAddr {
-        let (start, old_end) = (self.brk_start, self.brk_end);
-        if new_end == 0 || new_end > USER_END - PAGE_SIZE {
-            return old_end;
+    pub fn brk(&mut self, requested: u64) -> VirtAddr {
+        let (start, old_brk) = (self.brk_start, self.brk_end);
+        if requested == 0 || requested > USER_END - PAGE_SIZE {
+            return old_brk;
         }
-        let new_end = VirtAddr::new(new_end).align_up(PAGE_SIZE);
-        if new_end < start || new_end - start > BRK_MAX_BYTES {
-            return old_end;
+        // The break itself is kept exactly as asked (Linux's `mm->brk`); the heap
+        // VMA ends at the page boundary above it.
+        let new_brk = VirtAddr::new(requested);
+        if new_brk < start || new_brk - start > BRK_MAX_BYTES {
+            return old_brk;
         }
+        let (old_end, new_end) = (old_brk.align_up(PAGE_SIZE), new_brk.align_up(PAGE_SIZE));
         if new_end > old_end {
             if !self.vmas.is_range_free(old_end, new_end) {
-                return old_end;
+                return old_brk;
             }
             let heap = Vma::new(old_end, new_end, VmProt::READ_WRITE, VmFlags::HEAP, Backing::Anonymous);
             if self.vmas.insert(heap).is_err() {
-                return old_end;
+                return old_brk;
             }
         } else if new_end < old_end && self.unmap_range(new_end, old_end).is_err() {
-            return old_end;
+            return old_brk;
         }
-        self.brk_end = new_end;
-        new_end
+        self.brk_end = new_brk;
+        new_brk
     }
 
     /// Returns the maps text, one line a VMA, like `/proc/self/maps`.

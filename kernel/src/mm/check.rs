@@ -203,7 +203,8 @@ fn check_frames(walk: &Walk, cache: &BTreeMap<u32, Frame>, census: &mut Census) 
 /// Checks every slot's share count against the swap PTEs, the cache and the retired list.
 fn check_slots(walk: &Walk, snap: &swap::SwapSnapshot, census: &mut Census) -> Result<(), String> {
     census.nr_cached = snap.cache.len() as u64;
-    census.nr_slots_used = snap.counts.len() as u64;
+    // A slot a wipe holds is free to everyone else: not counted as used.
+    census.nr_slots_used = snap.counts.keys().filter(|slot| !snap.wiping.contains(slot)).count() as u64;
     if let Some((slot, refs)) = walk.swap_refs.iter().find(|(slot, _)| !snap.counts.contains_key(slot)) {
         return Err(format!("{refs} swap PTEs name slot {slot}, which is free"));
     }

@@ -233,5 +233,13 @@ fn brk_cases() {
     check!(brk(u64::MAX) == current, "brk(u64::MAX) moved the break");
     check!(brk(current + PAGE) == current + PAGE, "brk one page up failed");
     check!(brk(current) == current, "brk back down failed");
+    // Found by the fuzzer: the break is kept exactly as asked, not rounded up to a
+    // page (Linux's mm->brk); the page holding it is mapped.
+    let unaligned = current + PAGE + 123;
+    check!(brk(unaligned) == unaligned, "brk to an unaligned address did not return it");
+    check!(brk(0) == unaligned, "brk(0) after an unaligned brk lost the exact break");
+    // SAFETY: the byte is inside the heap page brk just mapped.
+    unsafe { ((unaligned - 1) as *mut u8).write_volatile(7) };
+    check!(brk(current) == current, "brk back down from an unaligned break failed");
     check!(brk(current + (2 << 30)) == current, "ours: brk past the 1 GiB heap limit moved the break");
 }

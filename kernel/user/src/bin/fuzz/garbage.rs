@@ -4,11 +4,9 @@
 use ulib::syscall::{syscall1, syscall2, syscall3, syscall6};
 use ulib::{Errno, madv, map, nr, prot};
 
-use super::bugs::bit;
 use super::model::{ARENA_BASE, PAGE};
 
-/// One bad call: its name, the syscall and arguments, Linux's answer, and the
-/// known bug that makes the kernel answer otherwise today (0 for none).
+/// One bad call: its name, the syscall and arguments, and Linux's answer.
 pub struct BadCall {
     /// What it tries, for messages.
     pub what: &'static str,
@@ -18,8 +16,6 @@ pub struct BadCall {
     pub args: [u64; 6],
     /// Linux's result.
     pub linux: Result<u64, Errno>,
-    /// The [`bit`] of a known kernel bug on this call (0: none).
-    pub known_bug: u32,
 }
 
 const ANON_PRIVATE: u64 = map::ANONYMOUS | map::PRIVATE;
@@ -30,34 +26,34 @@ const HUGE_LEN: u64 = u64::MAX - 100;
 /// Returns the `i`th bad call (`i < NR_BAD_CALLS`); `brk` is the current break.
 pub fn bad_call(i: usize, brk: u64) -> BadCall {
     let a = ARENA_BASE;
-    let (what, nr, args, linux, known_bug) = match i {
-        0 => ("mmap len 0", nr::MMAP, [0, 0, RW, ANON_PRIVATE, u64::MAX, 0], Err(Errno::EINVAL), 0),
-        1 => ("mmap FIXED unaligned", nr::MMAP, [a + 1, PAGE, RW, ANON_PRIVATE | map::FIXED, u64::MAX, 0], Err(Errno::EINVAL), 0),
-        2 => ("mmap neither shared nor private", nr::MMAP, [0, PAGE, RW, map::ANONYMOUS, u64::MAX, 0], Err(Errno::EINVAL), 0),
-        3 => ("mmap huge len", nr::MMAP, [0, HUGE_LEN, RW, ANON_PRIVATE, u64::MAX, 0], Err(Errno::ENOMEM), 0),
-        4 => ("mmap len above user space", nr::MMAP, [0, 1 << 47, RW, ANON_PRIVATE, u64::MAX, 0], Err(Errno::ENOMEM), 0),
-        5 => ("mmap unaligned offset", nr::MMAP, [0, PAGE, RW, ANON_PRIVATE, u64::MAX, 1], Err(Errno::EINVAL), 0),
-        6 => ("mmap FIXED at 0", nr::MMAP, [0, PAGE, RW, ANON_PRIVATE | map::FIXED, u64::MAX, 0], Err(Errno::EPERM), bit::FIXED_AT_0),
-        7 => ("munmap unaligned", nr::MUNMAP, [a + 8, PAGE, 0, 0, 0, 0], Err(Errno::EINVAL), 0),
-        8 => ("munmap len 0", nr::MUNMAP, [a, 0, 0, 0, 0, 0], Err(Errno::EINVAL), 0),
-        9 => ("munmap kernel half", nr::MUNMAP, [0xffff_8000_0000_0000, PAGE, 0, 0, 0, 0], Err(Errno::EINVAL), bit::MUNMAP_KERNEL_HALF),
-        10 => ("mprotect unaligned", nr::MPROTECT, [a + 1, PAGE, prot::READ, 0, 0, 0], Err(Errno::EINVAL), 0),
-        11 => ("mprotect bad prot bit", nr::MPROTECT, [a, PAGE, 0x100, 0, 0, 0], Err(Errno::EINVAL), 0),
-        12 => ("mprotect len 0", nr::MPROTECT, [a, 0, prot::READ, 0, 0, 0], Ok(0), bit::LEN0),
-        13 => ("mprotect wrapping len", nr::MPROTECT, [a, u64::MAX - 4095, prot::READ, 0, 0, 0], Err(Errno::ENOMEM), 0),
-        14 => ("madvise unaligned", nr::MADVISE, [a + 1, PAGE, madv::DONTNEED, 0, 0, 0], Err(Errno::EINVAL), 0),
-        15 => ("madvise bad advice", nr::MADVISE, [a, PAGE, 999, 0, 0, 0], Err(Errno::EINVAL), 0),
-        16 => ("madvise len 0", nr::MADVISE, [a, 0, madv::WILLNEED, 0, 0, 0], Ok(0), bit::LEN0),
-        17 => ("madvise huge len", nr::MADVISE, [a, HUGE_LEN, madv::PAGEOUT, 0, 0, 0], Err(Errno::EINVAL), 0),
-        18 => ("madvise unmapped", nr::MADVISE, [a - (1 << 30), PAGE, madv::WILLNEED, 0, 0, 0], Err(Errno::ENOMEM), bit::MADVISE_HOLE),
-        19 => ("brk bit 48", nr::BRK, [(1 << 48) | brk, 0, 0, 0, 0, 0], Ok(brk), bit::BRK_48_BITS),
-        20 => ("brk below the heap", nr::BRK, [0x1000, 0, 0, 0, 0, 0], Ok(brk), 0),
-        21 => ("brk in the kernel half", nr::BRK, [0xffff_8000_0000_0000, 0, 0, 0, 0, 0], Ok(brk), 0),
-        22 => ("clock_gettime into the kernel", nr::CLOCK_GETTIME, [1, 0xffff_8000_0000_0000, 0, 0, 0, 0], Err(Errno::EFAULT), 0),
-        23 => ("clock_gettime bad clock", nr::CLOCK_GETTIME, [999, 0, 0, 0, 0, 0], Err(Errno::EINVAL), 0),
-        _ => ("wait4 with no child", nr::WAIT4, [12345, 0, 0, 0, 0, 0], Err(Errno::ECHILD), 0),
+    let (what, nr, args, linux) = match i {
+        0 => ("mmap len 0", nr::MMAP, [0, 0, RW, ANON_PRIVATE, u64::MAX, 0], Err(Errno::EINVAL)),
+        1 => ("mmap FIXED unaligned", nr::MMAP, [a + 1, PAGE, RW, ANON_PRIVATE | map::FIXED, u64::MAX, 0], Err(Errno::EINVAL)),
+        2 => ("mmap neither shared nor private", nr::MMAP, [0, PAGE, RW, map::ANONYMOUS, u64::MAX, 0], Err(Errno::EINVAL)),
+        3 => ("mmap huge len", nr::MMAP, [0, HUGE_LEN, RW, ANON_PRIVATE, u64::MAX, 0], Err(Errno::ENOMEM)),
+        4 => ("mmap len above user space", nr::MMAP, [0, 1 << 47, RW, ANON_PRIVATE, u64::MAX, 0], Err(Errno::ENOMEM)),
+        5 => ("mmap unaligned offset", nr::MMAP, [0, PAGE, RW, ANON_PRIVATE, u64::MAX, 1], Err(Errno::EINVAL)),
+        6 => ("mmap FIXED at 0", nr::MMAP, [0, PAGE, RW, ANON_PRIVATE | map::FIXED, u64::MAX, 0], Err(Errno::EPERM)),
+        7 => ("munmap unaligned", nr::MUNMAP, [a + 8, PAGE, 0, 0, 0, 0], Err(Errno::EINVAL)),
+        8 => ("munmap len 0", nr::MUNMAP, [a, 0, 0, 0, 0, 0], Err(Errno::EINVAL)),
+        9 => ("munmap kernel half", nr::MUNMAP, [0xffff_8000_0000_0000, PAGE, 0, 0, 0, 0], Err(Errno::EINVAL)),
+        10 => ("mprotect unaligned", nr::MPROTECT, [a + 1, PAGE, prot::READ, 0, 0, 0], Err(Errno::EINVAL)),
+        11 => ("mprotect bad prot bit", nr::MPROTECT, [a, PAGE, 0x100, 0, 0, 0], Err(Errno::EINVAL)),
+        12 => ("mprotect len 0", nr::MPROTECT, [a, 0, prot::READ, 0, 0, 0], Ok(0)),
+        13 => ("mprotect wrapping len", nr::MPROTECT, [a, u64::MAX - 4095, prot::READ, 0, 0, 0], Err(Errno::ENOMEM)),
+        14 => ("madvise unaligned", nr::MADVISE, [a + 1, PAGE, madv::DONTNEED, 0, 0, 0], Err(Errno::EINVAL)),
+        15 => ("madvise bad advice", nr::MADVISE, [a, PAGE, 999, 0, 0, 0], Err(Errno::EINVAL)),
+        16 => ("madvise len 0", nr::MADVISE, [a, 0, madv::WILLNEED, 0, 0, 0], Ok(0)),
+        17 => ("madvise huge len", nr::MADVISE, [a, HUGE_LEN, madv::PAGEOUT, 0, 0, 0], Err(Errno::EINVAL)),
+        18 => ("madvise unmapped", nr::MADVISE, [a - (1 << 30), PAGE, madv::WILLNEED, 0, 0, 0], Err(Errno::ENOMEM)),
+        19 => ("brk bit 48", nr::BRK, [(1 << 48) | brk, 0, 0, 0, 0, 0], Ok(brk)),
+        20 => ("brk below the heap", nr::BRK, [0x1000, 0, 0, 0, 0, 0], Ok(brk)),
+        21 => ("brk in the kernel half", nr::BRK, [0xffff_8000_0000_0000, 0, 0, 0, 0, 0], Ok(brk)),
+        22 => ("clock_gettime into the kernel", nr::CLOCK_GETTIME, [1, 0xffff_8000_0000_0000, 0, 0, 0, 0], Err(Errno::EFAULT)),
+        23 => ("clock_gettime bad clock", nr::CLOCK_GETTIME, [999, 0, 0, 0, 0, 0], Err(Errno::EINVAL)),
+        _ => ("wait4 with no child", nr::WAIT4, [12345, 0, 0, 0, 0, 0], Err(Errno::ECHILD)),
     };
-    BadCall { what, nr, args, linux, known_bug }
+    BadCall { what, nr, args, linux }
 }
 
 /// The number of entries [`bad_call`] knows.

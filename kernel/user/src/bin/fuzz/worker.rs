@@ -10,7 +10,6 @@
 use ulib::syscall::{syscall2, syscall3, syscall6};
 use ulib::{Errno, Pid, madv, map, nr, println, prot};
 
-use super::bugs::bit;
 use super::garbage;
 use super::log::OpLog;
 use super::model::{self, ARENA_BASE, LAST_WORD, MAX_BRK_PAGES, PAGE, PageModel, Rng};
@@ -22,8 +21,9 @@ pub struct Config {
     pub nr_arena: usize,
     /// Operations per seed.
     pub nr_ops: u64,
-    /// Known bugs steered around ([`bit`] mask).
-    pub steer: u32,
+    /// Self-test: the model is told one wrong thing at this operation (0: never),
+    /// and the run must then fail; it proves the checks can fail.
+    pub lie_at: u64,
     /// Pages of ballast: private memory each worker fills once and checks at the
     /// end, so that the arena's working set pushes the machine into reclaim.
     pub nr_ballast: usize,
@@ -103,15 +103,10 @@ impl<'m> Worker<'m> {
         }
     }
 
-    /// Returns true if the generator must avoid the case of known bug `bug`.
-    pub fn steers(&self, bug: u32) -> bool {
-        self.cfg.steer & bug != 0
-    }
-
-    /// Returns true if the fuzzer reads page `p` (Linux allows it, and no known bug
-    /// is steered around on it).
+    /// Returns true if the fuzzer may read page `p` (Linux allows it: on x86 every
+    /// mapping but PROT_NONE is readable).
     pub fn may_read(&self, p: PageModel) -> bool {
-        p.is_readable() && (p.prot & prot::READ as u8 != 0 || !self.steers(bit::WX_UNREADABLE))
+        p.is_readable()
     }
 
     /// Prints the failure with everything needed to replay it, and exits with 1.
@@ -122,11 +117,8 @@ impl<'m> Worker<'m> {
         }
         self.log.print();
         println!(
-            "fuzz: replay: cargo run --release -- --cmdline \"run=fuzz seed={} ops={} pages={}{}\"",
-            self.top_seed,
-            self.cfg.nr_ops,
-            self.cfg.nr_arena,
-            if self.cfg.steer == 0 { " hit=all" } else { "" }
+            "fuzz: replay: cargo run --release -- --cmdline \"run=fuzz seed={} ops={} pages={}\"",
+            self.top_seed, self.cfg.nr_ops, self.cfg.nr_arena
         );
         // Reap every child first: none is left to its grandparent as an orphan.
         while ulib::wait().is_ok() {}
@@ -190,6 +182,9 @@ impl<'m> Worker<'m> {
     /// from its parent's), then verifies every page and reaps its children.
     pub fn run_loop(&mut self, nr_ops: u64) {
         for _ in 0..nr_ops {
+            if self.depth == 0 && self.cfg.lie_at != 0 && self.op_index == self.cfg.lie_at {
+                self.tell_the_model_a_lie();
+            }
             self.step();
             self.op_index += 1;
             self.nr_done += 1;
@@ -302,6 +297,19 @@ impl<'m> Worker<'m> {
     }
 
     /// Checks page `i` against the model if the fuzzer may read it.
+    /// The self-test (`lie=N`): changes what the model expects of one readable page
+    /// that holds data, then verifies it; the check must now fail (and exit 1).
+    /// Nothing is changed in the kernel's memory: only the expectation is wrong.
+    fn tell_the_model_a_lie(&mut self) {
+        let Some(i) = (0..self.pages.len()).find(|&i| self.may_read(self.pages[i]) && self.pages[i].tag != 0) else {
+            println!("fuzz: lie: no page with data yet at op {}; the lie is not told", self.op_index);
+            return;
+        };
+        println!("fuzz: lie: the model now expects page {:#x} to hold other data", self.addr(i));
+        self.pages[i].tag ^= 1;
+        self.verify_page(i);
+    }
+
     pub fn verify_page(&self, i: usize) {
         let p = self.pages[i];
         if !self.may_read(p) {
@@ -366,9 +374,8 @@ impl<'m> Worker<'m> {
         }
     }
 
-    /// Returns a random protection; shared mappings keep some read or write access
-    /// while `fork-shared-none` is steered around.
-    fn pick_prot(&mut self, is_shared: bool) -> u8 {
+    /// Returns a random protection (NONE, write-only and exec-only included).
+    fn pick_prot(&mut self) -> u8 {
         const PROTS: [u64; 8] = [
             prot::NONE,
             prot::READ,
@@ -379,17 +386,13 @@ impl<'m> Worker<'m> {
             prot::READ | prot::WRITE | prot::EXEC,
             prot::READ | prot::WRITE, // read-write twice as often: most memory is
         ];
-        let mut bits = PROTS[self.rng.below(8) as usize] as u8;
-        if is_shared && self.steers(bit::FORK_SHARED_NONE) && bits & (prot::READ | prot::WRITE) as u8 == 0 {
-            bits = (prot::READ | prot::WRITE) as u8;
-        }
-        bits
+        PROTS[self.rng.below(8) as usize] as u8
     }
 
     fn op_mmap_fixed(&mut self) {
         let (first, end) = self.pick_range(64, true);
         let is_shared = self.rng.percent(30);
-        let prot_bits = self.pick_prot(is_shared);
+        let prot_bits = self.pick_prot();
         let flags = map::ANONYMOUS | map::FIXED | if is_shared { map::SHARED } else { map::PRIVATE };
         let (addr, len) = (self.addr(first), (end - first) as u64 * PAGE);
         let slot = self.log.push(self.op_index, "mmap-fixed", [addr, len, u64::from(prot_bits), flags]);
@@ -461,12 +464,8 @@ impl<'m> Worker<'m> {
     fn op_mprotect(&mut self) {
         let (first, end) = self.pick_range(64, true);
         let range = &self.pages[first..end];
-        let has_shared = range.iter().any(|p| p.is_mapped && p.is_shared);
-        if has_shared && self.steers(bit::SHARED_MPROTECT) {
-            return;
-        }
         let is_holed = model::has_hole(range);
-        let prot_bits = self.pick_prot(false);
+        let prot_bits = self.pick_prot();
         let (addr, len) = (self.addr(first), (end - first) as u64 * PAGE);
         let slot = self.log.push(self.op_index, "mprotect", [addr, len, u64::from(prot_bits), 0]);
         // SAFETY: arena pages hold no Rust object; the model follows the protection.
@@ -514,12 +513,6 @@ impl<'m> Worker<'m> {
         let advice = [madv::DONTNEED, madv::PAGEOUT, madv::WILLNEED][self.rng.below(3) as usize];
         let range = &self.pages[first..end];
         let is_holed = model::has_hole(range);
-        let has_shared = range.iter().any(|p| p.is_mapped && p.is_shared);
-        if is_holed && self.steers(bit::MADVISE_HOLE)
-            || advice == madv::DONTNEED && has_shared && self.steers(bit::DONTNEED_SHARED)
-        {
-            return;
-        }
         let (addr, len) = (self.addr(first), (end - first) as u64 * PAGE);
         let slot = self.log.push(self.op_index, "madvise", [addr, len, advice, 0]);
         // SAFETY: arena pages hold no Rust object; DONTNEED's zeros go into the model.
@@ -540,9 +533,6 @@ impl<'m> Worker<'m> {
     fn op_garbage(&mut self) {
         let i = self.rng.below(garbage::NR_BAD_CALLS as u64) as usize;
         let call = garbage::bad_call(i, self.brk);
-        if call.known_bug != 0 && self.steers(call.known_bug) {
-            return;
-        }
         let slot = self.log.push(self.op_index, call.what, [call.args[0], call.args[1], call.args[2], call.args[3]]);
         let ret = garbage::issue(&call);
         self.log.set_result(slot, as_logged(ret));
@@ -553,7 +543,7 @@ impl<'m> Worker<'m> {
 
     fn op_brk(&mut self) {
         let nr = self.rng.below(MAX_BRK_PAGES as u64 + 1);
-        let may_unalign = nr > 0 && !self.steers(bit::BRK_UNALIGNED);
+        let may_unalign = nr > 0;
         let unaligned = if self.rng.percent(20) && may_unalign { self.rng.below(PAGE) } else { 0 };
         let target = self.brk_base + nr * PAGE - if unaligned > 0 { PAGE - unaligned } else { 0 };
         let slot = self.log.push(self.op_index, "brk", [target, self.brk, 0, 0]);
