@@ -280,6 +280,12 @@ impl mm_core::reclaim::RingLinks for FrameTableView<'_> {
     fn links(&self, pfn: u64) -> Option<(u64, u64)> {
         let buddy = self.buddy();
         let desc = buddy.desc(Frame::from_pfn(pfn));
+        // Only a user frame can be on the ring: a free frame's links belong to the
+        // buddy's free lists (reading them as ring links made `untrack` of a frame
+        // freed meanwhile unlink buddy-list neighbours from a ring they were never on).
+        if desc.state() != FrameState::User {
+            return None;
+        }
         let (prev, next) = (desc.prev()?, desc.next()?);
         Some((buddy.frame_at(prev).pfn(), buddy.frame_at(next).pfn()))
     }
@@ -413,6 +419,9 @@ pub fn table_info() -> FrameTableInfo {
 pub fn free_unreferenced_user_frame(frame: Frame) -> Result<(), FreeError> {
     with_buddy(|buddy| {
         let desc = buddy.desc(frame);
+        if desc.state() == FrameState::User && desc.next().is_some() {
+            panic!("frame::free_unreferenced_user_frame: {frame:?} is still tracked by the replacement policy");
+        }
         if desc.state() != FrameState::User || desc.refcount() != 0 {
             return Err(FreeError::InUse {
                 frame,
