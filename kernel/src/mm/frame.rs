@@ -419,9 +419,6 @@ pub fn table_info() -> FrameTableInfo {
 pub fn free_unreferenced_user_frame(frame: Frame) -> Result<(), FreeError> {
     with_buddy(|buddy| {
         let desc = buddy.desc(frame);
-        if desc.state() == FrameState::User && desc.next().is_some() {
-            panic!("frame::free_unreferenced_user_frame: {frame:?} is still tracked by the replacement policy");
-        }
         if desc.state() != FrameState::User || desc.refcount() != 0 {
             return Err(FreeError::InUse {
                 frame,
@@ -430,6 +427,9 @@ pub fn free_unreferenced_user_frame(frame: Frame) -> Result<(), FreeError> {
                 map_count: desc.map_count(),
                 flags: desc.flags(),
             });
+        }
+        if desc.next().is_some() {
+            panic!("frame::free_unreferenced_user_frame: {frame:?} is still tracked by the replacement policy");
         }
         buddy.free(frame, Order(0))
     })
