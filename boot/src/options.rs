@@ -312,7 +312,7 @@ mod tests {
 
     #[test]
     fn memory_below_the_minimum_is_refused_with_the_minimum_in_the_message() {
-        let error = parse_flags(&["--memory", "16M"]).err().expect("16M refused");
+        let error = parse_flags(&["--memory", "16M"]).expect_err("16M refused");
         assert!(error.contains("minimum is 22M"), "{error}");
         assert!(parse_flags(&["--memory", "21"]).is_err(), "a plain number is MiB, as for QEMU");
         assert!(parse_flags(&["--memory", "22M"]).is_ok());
