@@ -77,6 +77,7 @@ fn fifo_ignores_the_accessed_bit() {
     touch(&space, start);
     reclaim::shrink(2);
     assert_eq!(swapped(&space, start, 8), [0, 1], "FIFO evicts the oldest, used or not");
+    check::check_consistency().expect("consistent");
     drop(space);
     reclaim::set_policy(PolicyKind::Clock).expect("nothing tracked");
 }
@@ -105,6 +106,7 @@ fn lru_aging_evicts_the_page_unused_for_longest() {
     wait_for_aging();
     reclaim::shrink(6);
     assert_eq!(swapped(&space, start, 8), [0, 1, 2, 3, 4, 6, 7], "page 5 was used most recently");
+    check::check_consistency().expect("consistent");
     drop(space);
     reclaim::set_policy(PolicyKind::Clock).expect("nothing tracked");
 }
@@ -114,6 +116,7 @@ fn watermarks_scale_with_memory_and_reserve_frames_for_the_kernel() {
     let marks = reclaim::watermarks();
     assert!(marks.min >= 64 && marks.low == 2 * marks.min && marks.high == 3 * marks.min);
     assert!(frame::buddyinfo().nr_managed_frames < 64 * 256, "this image runs with 64 MiB");
+    check::check_consistency().expect("consistent");
 }
 
 #[test_case]
@@ -149,3 +152,4 @@ fn fork_reclaims_to_fill_a_shared_mapping_larger_than_free_memory() {
     assert_eq!(swap::slot_counts(), slots, "slots leaked");
     assert_eq!(frame::nr_free_frames(), free, "frames leaked");
 }
+

@@ -18,7 +18,8 @@
 //! Reclaim runs with no lock held, at the two moments Linux covers:
 //! - **background** ([`balance`], in the `kswapd` kernel thread): every user page
 //!   fault and fork checks the free frames ([`wake_kswapd`]); below `low` it wakes
-//!   kswapd, which reclaims until `high` when it next gets the CPU, and sleeps again;
+//!   kswapd, which reclaims until `high` when it next gets the CPU, and waits on its
+//!   `WaitQueue` again (a wake-up that arrives meanwhile is kept in a flag, not lost);
 //! - **direct** ([`direct_reclaim`]): when a user-page allocation failed anyway, the
 //!   fault path reclaims a batch itself and retries; if nothing could be freed (swap
 //!   full too) the OOM killer chooses a victim (`oom.rs`).
@@ -49,7 +50,7 @@
 #![deny(unsafe_code)]
 
 use alloc::boxed::Box;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use mm_core::reclaim::{Clock, Fifo, LruApprox, PageProbe, ReplacementPolicy};
 
@@ -392,25 +393,29 @@ fn shrink_swap_cache(nr_wanted: u64, report: &mut ReclaimReport) {
     }
 }
 
-/// The pid of kswapd, the background reclaim thread, once it runs.
-static KSWAPD: spin::Once<u64> = spin::Once::new();
+/// True once kswapd runs.
+static IS_KSWAPD_RUNNING: AtomicBool = AtomicBool::new(false);
+/// Set by [`wake_kswapd`], cleared by kswapd when it starts a pass: a wake-up that
+/// arrives while kswapd is busy stays here, so its next check sees it and it runs
+/// another pass instead of sleeping (the old `balance(); sleep()` loop lost it).
+static IS_KSWAPD_KICKED: AtomicBool = AtomicBool::new(false);
+/// Where kswapd sleeps.
+static KSWAPD_QUEUE: crate::sync::WaitQueue = crate::sync::WaitQueue::new();
 
 /// Starts kswapd: a kernel thread that sleeps until free frames drop below `low`,
 /// then reclaims up to `high` (Linux's kswapd). Without it (it could not be
 /// started), faulting processes do that work themselves in [`wake_kswapd`].
 pub fn start_kswapd() {
-    match crate::proc::task::spawn_daemon("kswapd", kswapd_main) {
-        Ok(pid) => {
-            KSWAPD.call_once(|| pid);
-        }
+    match crate::sync::kthread::spawn("kswapd", kswapd_main) {
+        Ok(_) => IS_KSWAPD_RUNNING.store(true, Ordering::Release),
         Err(e) => log::warn!("reclaim: kswapd not started ({e:?}); faulting processes reclaim themselves"),
     }
 }
 
 extern "C" fn kswapd_main() -> ! {
     loop {
+        KSWAPD_QUEUE.wait_until(|| IS_KSWAPD_KICKED.swap(false, Ordering::AcqRel));
         balance();
-        crate::proc::sched::sleep_current();
     }
 }
 
@@ -422,10 +427,18 @@ pub fn wake_kswapd() {
     if frame::nr_free_frames() >= marks.low || !swap::is_on() {
         return;
     }
-    match KSWAPD.get() {
-        Some(&pid) => crate::proc::sched::wake(pid),
-        None => balance(),
+    if IS_KSWAPD_RUNNING.load(Ordering::Acquire) {
+        IS_KSWAPD_KICKED.store(true, Ordering::Release);
+        KSWAPD_QUEUE.wake_one();
+    } else {
+        balance();
     }
+}
+
+/// Returns true if a wake-up is waiting for kswapd (for tests: it is consumed when
+/// kswapd starts its next pass).
+pub fn is_kswapd_kicked() -> bool {
+    IS_KSWAPD_KICKED.load(Ordering::Acquire)
 }
 
 /// Background reclaim: if free frames are below `low`, reclaims up to `high`.

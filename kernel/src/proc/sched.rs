@@ -119,18 +119,6 @@ pub fn wake_if_waiting(pid: Pid) {
     }
 }
 
-/// Wakes `pid` if it is a sleeping kernel thread.
-pub fn wake(pid: Pid) {
-    let mut tasks = TASKS.lock();
-    if let Some(task) = tasks.get_mut(&pid)
-        && task.state == TaskState::Sleeping
-    {
-        task.state = TaskState::Runnable;
-        drop(tasks);
-        make_runnable(pid);
-    }
-}
-
 /// Tickets for waiters: the order in which they started waiting.
 static NEXT_WAIT_TICKET: AtomicU64 = AtomicU64::new(1);
 
@@ -195,14 +183,6 @@ pub fn register_hooks() {
         wake: wake_key,
         spawn_kthread,
     });
-}
-
-/// Puts the running kernel thread to sleep until [`wake`].
-pub fn sleep_current() {
-    if let Some(task) = TASKS.lock().get_mut(&current()) {
-        task.state = TaskState::Sleeping;
-    }
-    block_current();
 }
 
 /// Loads the kernel's own page tables (before the current address space is freed).

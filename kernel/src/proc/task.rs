@@ -43,8 +43,7 @@ pub enum TaskState {
     Runnable,
     /// Waiting for a child to exit.
     WaitingForChild,
-    /// Waiting on a wait queue (`Task::wait_key`), or a kernel thread with nothing
-    /// to do, until [`sched::wake`] or a wake-up on its queue.
+    /// Waiting on a wait queue (`Task::wait_key`) until a wake-up on that queue.
     Sleeping,
     /// Exited; the parent has not reaped it yet.
     Zombie(WaitStatus),
