@@ -115,8 +115,15 @@ pub fn evict(frame: Frame) -> Result<Evicted, EvictError> {
 /// are written one by one, so only the slot that really fails is retired.
 /// Call with no lock held.
 pub fn evict_many(frames: &[Frame]) -> Vec<Result<Evicted, EvictError>> {
+    let mut prepared: Vec<(usize, Prepared)> = Vec::new();
+    if frames.len() > SMALL_BATCH && prepared.try_reserve_exact(frames.len()).is_err() {
+        // Memory is short (or fragmented) exactly when reclaim runs: the batch's
+        // bookkeeping (~3 KiB for 32 victims) may not fit in one heap block. Evict
+        // in small batches instead, whose blocks fit in a page (issue #10 item 1:
+        // this allocation failing was a kernel panic under pressure).
+        return frames.chunks(SMALL_BATCH).flat_map(evict_many).collect();
+    }
     let mut results: Vec<Option<Result<Evicted, EvictError>>> = frames.iter().map(|_| None).collect();
-    let mut prepared: Vec<(usize, Prepared)> = Vec::with_capacity(frames.len());
     for (i, &frame) in frames.iter().enumerate() {
         if drop_lazyfree(frame) {
             results[i] = Some(Ok(Evicted::LazyFreed));
@@ -144,6 +151,9 @@ pub fn evict_many(frames: &[Frame]) -> Vec<Result<Evicted, EvictError>> {
     }
     results.into_iter().map(|r| r.expect("evict_many: every frame has an outcome")).collect()
 }
+
+/// Victims evicted together when the heap cannot hold a full batch's bookkeeping.
+const SMALL_BATCH: usize = 4;
 
 /// A frame whose PTEs are swap entries now, waiting for its write (steps 1-3 done).
 struct Prepared {
