@@ -95,23 +95,7 @@ impl Exercise {
 
     /// Returns the worked trace: setup, every question with its steps and answer, summary.
     pub fn worked(&self) -> String {
-        let mut out = String::new();
-        self.setup
-            .iter()
-            .for_each(|line| writeln!(out, "{line}").unwrap());
-        for question in &self.questions {
-            question
-                .intro
-                .iter()
-                .for_each(|line| writeln!(out, "{line}").unwrap());
-            writeln!(out, "[{}] {}", question.id, question.prompt).unwrap();
-            question
-                .work
-                .iter()
-                .for_each(|line| writeln!(out, "      {line}").unwrap());
-            writeln!(out, "      answer: {}", question.answer).unwrap();
-        }
-        self.pending.iter().for_each(|line| writeln!(out, "{line}").unwrap());
+        let mut out = self.questions_text(true);
         if !self.summary.is_empty() {
             writeln!(out).unwrap();
             self.summary
@@ -123,6 +107,18 @@ impl Exercise {
 
     /// Returns the setup and the bare questions, and how to get them graded.
     pub fn quiz(&self) -> String {
+        let mut out = self.questions_text(false);
+        writeln!(
+            out,
+            "(write one `ID ANSWER` per line in a file, then rerun with --check FILE)"
+        )
+        .unwrap();
+        out
+    }
+
+    /// Returns the setup, every question (with its steps and answer when
+    /// `with_work`), and the lines after the last question.
+    fn questions_text(&self, with_work: bool) -> String {
         let mut out = String::new();
         self.setup
             .iter()
@@ -133,13 +129,15 @@ impl Exercise {
                 .iter()
                 .for_each(|line| writeln!(out, "{line}").unwrap());
             writeln!(out, "[{}] {}", question.id, question.prompt).unwrap();
+            if with_work {
+                question
+                    .work
+                    .iter()
+                    .for_each(|line| writeln!(out, "      {line}").unwrap());
+                writeln!(out, "      answer: {}", question.answer).unwrap();
+            }
         }
         self.pending.iter().for_each(|line| writeln!(out, "{line}").unwrap());
-        writeln!(
-            out,
-            "(write one `ID ANSWER` per line in a file, then rerun with --check FILE)"
-        )
-        .unwrap();
         out
     }
 
