@@ -17,9 +17,13 @@
 //!
 //! A queue holds no list: waiting tasks record the queue's key in their task entry
 //! (see `proc::sched`), so waiting never allocates, which matters for the reclaim
-//! thread that waits exactly when memory is short.
+//! thread that waits exactly when memory is short. It counts its waiters, so a
+//! wake-up with nobody waiting (every unlock of an uncontended [`super::Mutex`])
+//! costs one atomic load instead of a look through the task table: a waiter is
+//! counted before it checks its condition, so a waker that changed the condition
+//! and then saw no waiter cannot have a waiter that missed the change.
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use super::hooks;
 
@@ -30,6 +34,8 @@ static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
 pub struct WaitQueue {
     /// This queue's key, assigned on first use.
     key: AtomicU64,
+    /// Tasks inside `wait_until` now.
+    nr_waiters: AtomicUsize,
 }
 
 impl Default for WaitQueue {
@@ -41,7 +47,7 @@ impl Default for WaitQueue {
 impl WaitQueue {
     /// Creates an empty queue.
     pub const fn new() -> Self {
-        Self { key: AtomicU64::new(0) }
+        Self { key: AtomicU64::new(0), nr_waiters: AtomicUsize::new(0) }
     }
 
     /// Returns this queue's key, assigning one the first time.
@@ -70,10 +76,12 @@ impl WaitQueue {
             return;
         };
         let key = self.key();
+        self.nr_waiters.fetch_add(1, Ordering::SeqCst);
         loop {
             (hooks.prepare_wait)(key);
             if cond() {
                 (hooks.finish_wait)();
+                self.nr_waiters.fetch_sub(1, Ordering::SeqCst);
                 return;
             }
             (hooks.sleep)();
@@ -92,6 +100,9 @@ impl WaitQueue {
     }
 
     fn wake(&self, max: usize) -> usize {
+        if self.nr_waiters.load(Ordering::SeqCst) == 0 {
+            return 0;
+        }
         match hooks::get() {
             Some(hooks) => (hooks.wake)(self.key(), max),
             None => 0,
