@@ -55,6 +55,7 @@ const NAMES: &[&str] = &[
     "sortstorm",
     "failstorm",
     "heapsqueeze",
+    "vmaflood",
     "fuzz",
     "remanence",
 ];
