@@ -173,3 +173,35 @@ pub fn assert_tree_equal(fs: &mut Ext2, dir: InodeNo, host: &Path) {
         }
     }
 }
+
+/// Checks what `e2fsck -fn` lets pass silently (it fixes the superblock's lazy
+/// totals without a word): the superblock's free block and inode counts equal the
+/// sums of the group descriptors', and each group's counts equal the zero bits of
+/// its bitmaps.
+pub fn assert_counts_exact(bytes: &[u8]) {
+    let le16 = |at: usize| u16::from_le_bytes([bytes[at], bytes[at + 1]]) as u64;
+    let le32 = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as u64;
+    let sb = 1024;
+    let (nr_inodes, nr_blocks) = (le32(sb), le32(sb + 4));
+    let (sb_free_blocks, sb_free_inodes) = (le32(sb + 12), le32(sb + 16));
+    let first_data_block = le32(sb + 20);
+    let block_size = 1024usize << le32(sb + 24);
+    let (bpg, ipg) = (le32(sb + 32), le32(sb + 40));
+    let nr_groups = (nr_blocks - first_data_block).div_ceil(bpg);
+    assert_eq!(nr_groups * ipg, nr_inodes);
+    let gdt = (first_data_block as usize + 1) * block_size;
+    let (mut sum_blocks, mut sum_inodes) = (0, 0);
+    for g in 0..nr_groups {
+        let d = gdt + g as usize * 32;
+        let (bb, ib) = (le32(d) as usize * block_size, le32(d + 4) as usize * block_size);
+        let (free_b, free_i) = (le16(d + 12), le16(d + 14));
+        let nr_bits = bpg.min(nr_blocks - first_data_block - g * bpg);
+        let zeros = |base: usize, n: u64| (0..n).filter(|&i| bytes[base + (i / 8) as usize] & (1 << (i % 8)) == 0).count() as u64;
+        assert_eq!(zeros(bb, nr_bits), free_b, "group {g}: free blocks in the bitmap vs the descriptor");
+        assert_eq!(zeros(ib, ipg), free_i, "group {g}: free inodes in the bitmap vs the descriptor");
+        sum_blocks += free_b;
+        sum_inodes += free_i;
+    }
+    assert_eq!(sb_free_blocks, sum_blocks, "superblock free blocks vs the groups'");
+    assert_eq!(sb_free_inodes, sum_inodes, "superblock free inodes vs the groups'");
+}
