@@ -93,10 +93,10 @@ impl Ext2<'_> {
     /// Returns where to look for a free block for file block `n`: right after the
     /// previous file block, else at the start of the inode's group.
     fn block_goal(&mut self, ino: InodeNo, inode: &Inode, n: u64) -> Result<u32> {
-        if n > 0 {
-            if let Some(prev) = self.lookup_block(inode, n - 1)? {
-                return Ok(prev + 1);
-            }
+        if n > 0
+            && let Some(prev) = self.lookup_block(inode, n - 1)?
+        {
+            return Ok(prev + 1);
         }
         let group = (ino.0 - 1) / self.sb.inodes_per_group;
         Ok(self.sb.group_first_block(group))
@@ -158,10 +158,10 @@ impl Ext2<'_> {
     pub(crate) fn free_blocks_from(&mut self, inode: &mut Inode, keep: u64) -> Result<()> {
         let p = self.ptrs_per_block();
         let mut nr_freed = 0u32;
-        for i in (keep.min(NR_DIRECT as u64) as usize)..NR_DIRECT {
-            if inode.block[i] != 0 {
-                self.free_block(inode.block[i])?;
-                inode.block[i] = 0;
+        for ptr in &mut inode.block[(keep.min(NR_DIRECT as u64) as usize)..NR_DIRECT] {
+            if *ptr != 0 {
+                self.free_block(*ptr)?;
+                *ptr = 0;
                 nr_freed += 1;
             }
         }

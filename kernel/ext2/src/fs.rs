@@ -295,11 +295,11 @@ impl<'d> Ext2<'d> {
         if size < inode.size {
             let keep_blocks = size.div_ceil(bs);
             self.free_blocks_from(&mut inode, keep_blocks)?;
-            if size % bs != 0 {
-                if let Some(pblk) = self.lookup_block(&inode, size / bs)? {
-                    let bytes = self.cache.modify(self.dev, pblk)?;
-                    bytes[(size % bs) as usize..].fill(0);
-                }
+            if !size.is_multiple_of(bs)
+                && let Some(pblk) = self.lookup_block(&inode, size / bs)?
+            {
+                let bytes = self.cache.modify(self.dev, pblk)?;
+                bytes[(size % bs) as usize..].fill(0);
             }
         }
         inode.size = size;
