@@ -382,3 +382,44 @@ fn an_io_error_is_reported_not_a_panic() {
     assert_eq!(read_all(&mut fs, f), pattern(3000, 4), "and readable from the cache");
     let _: InodeNo = f;
 }
+
+#[test]
+fn blocks_are_allocated_in_the_inodes_group() {
+    // 4 KiB blocks, 1024 per group: 4 groups; a new directory goes to the group
+    // with the most free inodes, and its file's blocks follow the inode.
+    let disk = RamDisk::from_bytes("root", fresh_image(4096, 4096, &["-g", "1024"]));
+    let mut fs = mount(&disk);
+    let ipg = fs.superblock().inodes_per_group;
+    let bpg = fs.superblock().blocks_per_group;
+    let d = fs.mkdir(ROOT_INO, b"spread", 0o755).unwrap();
+    let group = (d.0 - 1) / ipg;
+    assert_ne!(group, 0, "group 0 holds the root's files: a new directory goes elsewhere");
+    let f = fs.create(d, b"f", 0o644).unwrap();
+    assert_eq!((f.0 - 1) / ipg, group, "a file's inode goes in its directory's group");
+    fs.write_at(f, 0, &pattern(20 * 4096, 1)).unwrap();
+    let mut prev = None;
+    for n in 0..20 {
+        let b = fs.block_of(f, n).unwrap().unwrap();
+        assert_eq!(b / bpg, group, "file block {n} at disk block {b}: in the inode's group");
+        if let Some(p) = prev {
+            assert!(b > p, "blocks in increasing order");
+        }
+        prev = Some(b);
+    }
+    sync_and_check(&mut fs, &disk);
+}
+
+#[test]
+fn nothing_reaches_the_disk_before_sync() {
+    let disk = RamDisk::from_bytes("root", fresh_image(1024, 4096, &[]));
+    let mut fs = mount(&disk);
+    let f = fs.create(ROOT_INO, b"f", 0o644).unwrap();
+    fs.write_at(f, 0, &pattern(30 * 1024, 2)).unwrap();
+    fs.mkdir(ROOT_INO, b"d", 0o755).unwrap();
+    assert_eq!(disk.request_counts().1, 0, "writes wait in the cache");
+    assert!(fs.nr_dirty_blocks() > 30);
+    fs.sync().unwrap();
+    let (_, writes, flushes) = disk.request_counts();
+    assert!(writes > 30 && flushes == 1, "sync wrote {writes} blocks and flushed {flushes} times");
+    assert_eq!(fs.nr_dirty_blocks(), 0);
+}
