@@ -133,7 +133,7 @@ impl Ext2<'_> {
                 self.cache.zeroed(self.dev, ptr)?;
             }
             inode.block[path.slot] = ptr;
-            inode.nr_sectors += sectors_per_block;
+            inode.nr_sectors = inode.nr_sectors.saturating_add(sectors_per_block);
         }
         for level in 0..path.depth {
             let parent = ptr;
@@ -146,7 +146,7 @@ impl Ext2<'_> {
                     self.cache.zeroed(self.dev, ptr)?;
                 }
                 put32(self.cache.modify(self.dev, parent)?, index * 4, ptr);
-                inode.nr_sectors += sectors_per_block;
+                inode.nr_sectors = inode.nr_sectors.saturating_add(sectors_per_block);
             }
         }
         Ok((ptr, true))
@@ -174,7 +174,8 @@ impl Ext2<'_> {
             }
             base += span;
         }
-        inode.nr_sectors -= nr_freed * (self.sb.block_size / 512) as u32;
+        // saturating: a damaged i_blocks must not take the kernel down.
+        inode.nr_sectors = inode.nr_sectors.saturating_sub(nr_freed * (self.sb.block_size / 512) as u32);
         Ok(())
     }
 
