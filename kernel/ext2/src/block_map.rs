@@ -1,13 +1,9 @@
 //! The block map: which disk block holds block `n` of a file.
 //!
-//! ```text
-//!   inode.block[0..12]  ──► data blocks 0..11                  (direct)
-//!   inode.block[12] ──► [P pointers] ──► data 12 .. 12+P        (indirect)
-//!   inode.block[13] ──► [P] ──► [P] ──► data .. +P²             (double indirect)
-//!   inode.block[14] ──► [P] ──► [P] ──► [P] ──► data .. +P³     (triple indirect)
-//! ```
-//! where P = block_size / 4 pointers per indirect block (256 for 1 KiB blocks,
-//! 1024 for 4 KiB). A zero pointer is a hole: the file block reads as zeros and
+//! `inode.block[0..12]` point at data blocks, `block[12]` at an indirect block of
+//! P = block_size / 4 pointers to data blocks, `block[13]` at a double and
+//! `block[14]` at a triple indirect block (the diagram is in docs/10-files.md, "The
+//! inode and its block map"). A zero pointer is a hole: the file block reads as zeros and
 //! has no disk block, and neither does anything below a zero indirect pointer.
 //!
 //! [`Ext2::lookup_block`] walks the tree; `map_block_alloc` walks it allocating the
