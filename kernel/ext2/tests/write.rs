@@ -423,3 +423,32 @@ fn nothing_reaches_the_disk_before_sync() {
     assert!(writes > 30 && flushes == 1, "sync wrote {writes} blocks and flushed {flushes} times");
     assert_eq!(fs.nr_dirty_blocks(), 0);
 }
+
+#[test]
+fn an_htree_indexed_directory_reads_and_loses_its_index_flag_when_changed() {
+    let staging = TempDir::new("staging");
+    std::fs::create_dir(staging.join("many")).unwrap();
+    for i in 0..300 {
+        std::fs::write(staging.join(&format!("many/file-{i}")), format!("{i}\n")).unwrap();
+    }
+    let image = make_image(&staging.0, 1024, 4096, &[]);
+    // e2fsck -D builds hashed indexes for the directories.
+    let tmp = TempDir::new("htree");
+    let img = tmp.join("disk.img");
+    std::fs::write(&img, &image).unwrap();
+    let out = std::process::Command::new(tool("e2fsck")).arg("-fyD").arg(&img).output().unwrap();
+    assert!(out.status.code().is_some_and(|c| c <= 1), "e2fsck -fyD: {}", String::from_utf8_lossy(&out.stdout));
+    let disk = RamDisk::from_bytes("root", std::fs::read(&img).unwrap());
+    let mut fs = mount(&disk);
+    let many = fs.lookup(ROOT_INO, b"many").unwrap();
+    const INDEX_FL: u32 = 0x1000;
+    assert_ne!(fs.read_inode(many).unwrap().flags & INDEX_FL, 0, "e2fsck -D indexed the directory");
+    assert_eq!(fs.read_dir(many, 0).unwrap().len(), 302, "index blocks read as empty entries");
+    let f = fs.lookup(many, b"file-123").unwrap();
+    assert_eq!(read_all(&mut fs, f), b"123\n");
+    fs.create(many, b"added", 0o644).unwrap();
+    fs.unlink(many, b"file-7").unwrap();
+    assert_eq!(fs.read_inode(many).unwrap().flags & INDEX_FL, 0, "the index is stale: flag cleared");
+    let bytes = sync_and_check(&mut fs, &disk);
+    assert_eq!(debugfs_cat(&bytes, "/many/file-299"), b"299\n");
+}
