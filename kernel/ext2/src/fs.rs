@@ -12,7 +12,7 @@ use alloc::vec::Vec;
 
 use blockdev::{BlockDevice, SECTOR_SIZE};
 
-use crate::cache::{BlockCache, DEFAULT_CAPACITY};
+use crate::cache::{BlockCache, DEFAULT_CAPACITY, MAX_RUN_BLOCKS};
 use crate::error::{Corruption, Ext2Error, Result};
 use crate::inode::{Inode, S_IFMT, S_IFREG};
 use crate::layout::{GROUP_DESC_SIZE, GroupDesc, RO_COMPAT_LARGE_FILE, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE, Superblock};
@@ -193,15 +193,31 @@ impl<'d> Ext2<'d> {
         while pos < end {
             let in_block = (pos % bs) as usize;
             let n = ((bs - in_block as u64).min(end - pos)) as usize;
-            let dst = &mut buf[(pos - offset) as usize..][..n];
-            match self.lookup_block(&inode, pos / bs)? {
-                Some(pblk) => {
-                    self.cache.read_into(self.dev, pblk, &mut block_buf)?;
-                    dst.copy_from_slice(&block_buf[in_block..in_block + n]);
-                }
-                None => dst.fill(0),
+            let dst_at = (pos - offset) as usize;
+            let Some(pblk) = self.lookup_block(&inode, pos / bs)? else {
+                buf[dst_at..dst_at + n].fill(0);
+                pos += n as u64;
+                continue;
+            };
+            if in_block != 0 || n < bs as usize || self.cache.contains(pblk) {
+                self.cache.read_into(self.dev, pblk, &mut block_buf)?;
+                buf[dst_at..dst_at + n].copy_from_slice(&block_buf[in_block..in_block + n]);
+                pos += n as u64;
+                continue;
             }
-            pos += n as u64;
+            // Whole blocks not in the cache: extend the run while the next file
+            // block is the next disk block, and read it in one request into `buf`.
+            let mut count = 1u32;
+            while count < MAX_RUN_BLOCKS
+                && pos + u64::from(count + 1) * bs <= end
+                && self.lookup_block(&inode, pos / bs + u64::from(count))? == Some(pblk + count)
+                && !self.cache.contains(pblk + count)
+            {
+                count += 1;
+            }
+            let len = count as usize * bs as usize;
+            self.cache.read_run_into(self.dev, pblk, count, &mut buf[dst_at..dst_at + len])?;
+            pos += len as u64;
         }
         Ok((end - offset) as usize)
     }

@@ -417,11 +417,42 @@ fn nothing_reaches_the_disk_before_sync() {
     fs.write_at(f, 0, &pattern(30 * 1024, 2)).unwrap();
     fs.mkdir(ROOT_INO, b"d", 0o755).unwrap();
     assert_eq!(disk.request_counts().1, 0, "writes wait in the cache");
-    assert!(fs.nr_dirty_blocks() > 30);
+    let nr_dirty = fs.nr_dirty_blocks();
+    assert!(nr_dirty > 30);
     fs.sync().unwrap();
     let (_, writes, flushes) = disk.request_counts();
-    assert!(writes > 30 && flushes == 1, "sync wrote {writes} blocks and flushed {flushes} times");
+    assert_eq!(flushes, 1);
+    assert!(writes > 1 && writes < nr_dirty as u64 / 3, "{nr_dirty} dirty blocks in {writes} requests: adjacent ones batched");
     assert_eq!(fs.nr_dirty_blocks(), 0);
+    let copy = RamDisk::from_bytes("copy", disk.to_bytes());
+    let mut fs2 = mount(&copy);
+    let f2 = fs2.lookup(ROOT_INO, b"f").unwrap();
+    assert_eq!(read_all(&mut fs2, f2), pattern(30 * 1024, 2), "all of it reached the disk");
+}
+
+#[test]
+fn a_long_write_goes_to_the_disk_in_few_large_requests() {
+    let disk = RamDisk::from_bytes("root", fresh_image(1024, 8192, &[]));
+    let mut fs = mount(&disk);
+    let f = fs.create(ROOT_INO, b"long", 0o644).unwrap();
+    let data = pattern(4 << 20, 3); // 4096 blocks: 16 times the cache
+    for (i, chunk) in data.chunks(64 * 1024).enumerate() {
+        fs.write_at(f, (i * 64 * 1024) as u64, chunk).unwrap();
+    }
+    fs.sync().unwrap();
+    let (_, writes, _) = disk.request_counts();
+    assert!(writes < 4096 / 16, "4096 data blocks written in {writes} requests");
+    let (reads_before, _, _) = disk.request_counts();
+    let copy = RamDisk::from_bytes("copy", disk.to_bytes());
+    let mut fs2 = mount(&copy);
+    let f2 = fs2.lookup(ROOT_INO, b"long").unwrap();
+    let mut back = vec![0u8; data.len()];
+    assert_eq!(fs2.read_at(f2, 0, &mut back).unwrap(), data.len());
+    assert!(back == data);
+    let reads = copy.request_counts().0;
+    assert!(reads < 4096 / 16, "4096 blocks read back in {reads} requests");
+    let _ = reads_before;
+    assert_fsck_clean(&disk.to_bytes());
 }
 
 #[test]
