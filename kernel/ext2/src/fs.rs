@@ -16,7 +16,7 @@ use crate::cache::{BlockCache, DEFAULT_CAPACITY, MAX_RUN_BLOCKS};
 use crate::error::{Corruption, Ext2Error, Result};
 use crate::inode::{Inode, S_IFMT, S_IFREG};
 use crate::layout::{GROUP_DESC_SIZE, GroupDesc, RO_COMPAT_LARGE_FILE, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE, Superblock};
-use crate::{FsStats, InodeNo, Stat};
+use crate::{FsStats, InodeNo, SetAttr, Stat};
 
 /// A mounted ext2 file system on `dev`.
 pub struct Ext2<'d> {
@@ -166,6 +166,21 @@ impl<'d> Ext2<'d> {
             mtime: inode.mtime,
             ctime: inode.ctime,
         })
+    }
+
+    /// Changes the attributes set in `attr` (permissions, owner, times) of inode
+    /// `ino`; its ctime becomes now.
+    pub fn set_attr(&mut self, ino: InodeNo, attr: SetAttr) -> Result<()> {
+        let mut inode = self.read_inode(ino)?;
+        if let Some(perm) = attr.perm {
+            inode.mode = (inode.mode & S_IFMT) | (perm & 0o7777);
+        }
+        inode.uid = attr.uid.unwrap_or(inode.uid);
+        inode.gid = attr.gid.unwrap_or(inode.gid);
+        inode.atime = attr.atime.unwrap_or(inode.atime);
+        inode.mtime = attr.mtime.unwrap_or(inode.mtime);
+        inode.ctime = self.now();
+        self.write_inode(ino, &inode)
     }
 
     /// Reads inode `ino` and checks it is a regular file (`EISDIR` for a directory,

@@ -9,6 +9,7 @@
 //! |---|---|
 //! | path lookup (`.`/`..`, symlinks) | [`Ext2::lookup`], [`Ext2::lookup_path`] |
 //! | `stat`, `statfs` | [`Ext2::stat`] ([`Stat`]), [`Ext2::statfs`] ([`FsStats`]) |
+//! | `chmod`, `chown`, `utimensat` | [`Ext2::set_attr`] ([`SetAttr`]) |
 //! | `read`/`write`/`ftruncate` | [`Ext2::read_at`], [`Ext2::write_at`], [`Ext2::truncate`] |
 //! | page cache `bmap` | [`Ext2::block_of`] (which disk block holds a file block) |
 //! | `getdents64` | [`Ext2::read_dir`] ([`DirEntry`] with the offset of the next one) |
@@ -112,6 +113,22 @@ pub struct DirEntry {
     pub file_type: FileType,
     /// Byte offset in the directory of the entry after this one (`d_off`).
     pub next_offset: u64,
+}
+
+/// The attributes `chmod`, `chown` and `utimensat` change ([`Ext2::set_attr`]);
+/// `None` leaves one as it is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SetAttr {
+    /// New permission bits (the low 12 bits of the mode; the type never changes).
+    pub perm: Option<u16>,
+    /// New owner.
+    pub uid: Option<u32>,
+    /// New group.
+    pub gid: Option<u32>,
+    /// New access time.
+    pub atime: Option<u32>,
+    /// New data-modification time.
+    pub mtime: Option<u32>,
 }
 
 /// What `statfs` reports about the file system.

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use blockdev::RamDisk;
 use common::*;
-use ext2::{Ext2, Ext2Error, FileType, InodeNo, ROOT_INO};
+use ext2::{Ext2, Ext2Error, FileType, InodeNo, ROOT_INO, SetAttr};
 
 /// An image holding one file (`/old.txt`) and one directory (`/olddir`).
 fn fresh_image(block_size: u32, nr_blocks: u32, extra: &[&str]) -> Vec<u8> {
@@ -94,6 +94,13 @@ fn writes_on_a_4k_image_pass_e2fsck_and_debugfs_reads_them() {
 #[test]
 fn writes_with_128_byte_inodes_and_no_filetype_pass_e2fsck() {
     write_scenario(1024, &["-I", "128", "-O", "^filetype"]);
+}
+
+#[test]
+fn writes_on_a_revision_0_image_pass_e2fsck() {
+    // The original format: 128-byte inodes, no feature flags (no filetype byte,
+    // superblock copies in every group, no files over 2 GiB).
+    write_scenario(1024, &["-r", "0"]);
 }
 
 #[test]
@@ -262,6 +269,27 @@ fn timestamps_follow_the_mount_clock() {
     let st = fs.stat(f).unwrap();
     assert_eq!((st.mtime, st.ctime), (1_700_000_100, 1_700_000_200), "a link changes ctime only");
     sync_and_check(&mut fs, &disk);
+}
+
+#[test]
+fn set_attr_changes_permissions_owner_and_times() {
+    let disk = RamDisk::from_bytes("root", fresh_image(1024, 4096, &[]));
+    // Its own clock: tests run in parallel, FAKE_TIME belongs to the test above.
+    fn attr_clock() -> u32 {
+        1_800_000_000
+    }
+    let mut fs = Ext2::mount(&disk, attr_clock).unwrap();
+    let f = fs.create(ROOT_INO, b"attrs", 0o644).unwrap();
+    let attr = SetAttr { perm: Some(0o4750), uid: Some(70_000), gid: Some(100), atime: Some(5), mtime: Some(6) };
+    fs.set_attr(f, attr).unwrap();
+    fs.set_attr(f, SetAttr { gid: Some(101), ..SetAttr::default() }).unwrap();
+    let bytes = sync_and_check(&mut fs, &disk);
+    let copy = RamDisk::from_bytes("copy", bytes);
+    let mut fs2 = mount(&copy);
+    let st = fs2.stat(f).unwrap();
+    assert_eq!(st.mode, 0o104750, "type kept, permissions (with setuid) changed");
+    assert_eq!((st.uid, st.gid), (70_000, 101), "32-bit owner (low and high halves)");
+    assert_eq!((st.atime, st.mtime, st.ctime), (5, 6, 1_800_000_000));
 }
 
 #[test]
@@ -482,4 +510,33 @@ fn an_htree_indexed_directory_reads_and_loses_its_index_flag_when_changed() {
     assert_eq!(fs.read_inode(many).unwrap().flags & INDEX_FL, 0, "the index is stale: flag cleared");
     let bytes = sync_and_check(&mut fs, &disk);
     assert_eq!(debugfs_cat(&bytes, "/many/file-299"), b"299\n");
+}
+
+#[test]
+fn a_file_past_2_gib_uses_i_size_high_and_sets_large_file() {
+    // mke2fs always sets large_file now; debugfs clears it again.
+    let tmp = TempDir::new("nolarge");
+    let img = tmp.join("disk.img");
+    std::fs::write(&img, fresh_image(4096, 4096, &[])).unwrap();
+    debugfs_write(&img, "feature -large_file");
+    let disk = RamDisk::from_bytes("root", std::fs::read(&img).unwrap());
+    let mut fs = mount(&disk);
+    assert_eq!(fs.superblock().feature_ro_compat & 0x2, 0, "made without large_file");
+    let f = fs.create(ROOT_INO, b"huge-sparse", 0o644).unwrap();
+    let at = 3u64 << 30; // 3 GiB: i_size needs its high 32 bits
+    fs.write_at(f, at, b"tail").unwrap();
+    assert_eq!(fs.stat(f).unwrap().size, at + 4);
+    assert_ne!(fs.superblock().feature_ro_compat & 0x2, 0, "large_file set");
+    let mut buf = [0u8; 4];
+    fs.read_at(f, at, &mut buf).unwrap();
+    assert_eq!(&buf, b"tail");
+    let bytes = sync_and_check(&mut fs, &disk);
+    let copy = RamDisk::from_bytes("copy", bytes);
+    let mut fs2 = mount(&copy);
+    let f2 = fs2.lookup(ROOT_INO, b"huge-sparse").unwrap();
+    assert_eq!(fs2.stat(f2).unwrap().size, at + 4, "i_size_high read back");
+    assert_eq!(fs2.stat(f2).unwrap().nr_sectors, 3 * 8, "data, double and indirect block");
+    fs2.truncate(f2, 10).unwrap();
+    assert_eq!(fs2.stat(f2).unwrap().nr_sectors, 0, "all freed: block 0 was a hole");
+    sync_and_check(&mut fs2, &copy);
 }
