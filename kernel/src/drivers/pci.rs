@@ -34,7 +34,7 @@ const CONFIG_ADDRESS: u16 = 0xcf8;
 const CONFIG_DATA: u16 = 0xcfc;
 
 /// Serialises the address/data port pair.
-static CONFIG_LOCK: IrqMutex<()> = IrqMutex::new(());
+static CONFIG_LOCK: IrqMutex<()> = IrqMutex::new_ranked(crate::sync::LockRank::PciConfig, ());
 /// The devices found by the first [`scan`].
 static DEVICES: spin::Once<Vec<PciDevice>> = spin::Once::new();
 

@@ -33,7 +33,7 @@ pub use mm_core::frame_table::{FrameDesc, FrameFlags, FrameState};
 use super::{Frame, Order, PAGE_SIZE, PhysAddr, frame_ptr, memops, phys_to_virt};
 use crate::sync::IrqMutex;
 
-static FRAMES: IrqMutex<Option<BuddyAllocator<'static>>> = IrqMutex::new(None);
+static FRAMES: IrqMutex<Option<BuddyAllocator<'static>>> = IrqMutex::new_ranked(crate::sync::LockRank::Frames, None);
 static TABLE_INFO: spin::Once<FrameTableInfo> = spin::Once::new();
 
 /// Where the frame table lives and what it costs.

@@ -87,7 +87,7 @@ pub fn new_user_tree() -> Option<(PageTable, DirectMapTables)> {
 }
 
 /// The kernel's own page-table tree (set by `kspace::init`).
-pub static KERNEL_PT: IrqMutex<Option<PageTable>> = IrqMutex::new(None);
+pub static KERNEL_PT: IrqMutex<Option<PageTable>> = IrqMutex::new_ranked(crate::sync::LockRank::KernelPageTable, None);
 
 /// Returns the kernel tree's root frame.
 pub fn kernel_root() -> Frame {

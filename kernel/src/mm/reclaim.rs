@@ -75,7 +75,7 @@ pub use probe::RmapProbe;
 pub type Policy = Box<dyn ReplacementPolicy + Send>;
 
 /// The policy tracking every resident user frame (by pfn).
-static POLICY: IrqMutex<Option<Policy>> = IrqMutex::new(None);
+static POLICY: IrqMutex<Option<Policy>> = IrqMutex::new_ranked(crate::sync::LockRank::ReclaimPolicy, None);
 static WATERMARKS: spin::Once<Watermarks> = spin::Once::new();
 /// When the policy last aged its pages (uptime ms), for `lru`.
 static LAST_AGING_MS: AtomicU64 = AtomicU64::new(0);

@@ -66,7 +66,7 @@ pub type SpaceRef = Arc<IrqMutex<AddressSpace>>;
 type Member = (SpaceId, Weak<IrqMutex<AddressSpace>>);
 
 /// Every live address space, by fork family.
-static FAMILIES: IrqMutex<FamilyTable<Member>> = IrqMutex::new(FamilyTable::new());
+static FAMILIES: IrqMutex<FamilyTable<Member>> = IrqMutex::new_ranked(crate::sync::LockRank::RmapFamilies, FamilyTable::new());
 static NEXT_SPACE_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Returns a fresh space id.

@@ -133,7 +133,7 @@ impl SwapState {
 const READAHEAD_MAX_PAGES: u32 = virtio_blk::MAX_FRAMES_PER_REQUEST as u32;
 
 /// The swap area (`None` while swap is off).
-static SWAP: IrqMutex<Option<SwapState>> = IrqMutex::new(None);
+static SWAP: IrqMutex<Option<SwapState>> = IrqMutex::new_ranked(crate::sync::LockRank::Swap, None);
 
 /// Slots one wipe request covers at most.
 const WIPE_RUN_SLOTS: u32 = 1024;

@@ -88,7 +88,7 @@ impl Task {
 }
 
 /// Every task, by pid.
-pub static TASKS: IrqMutex<BTreeMap<Pid, Box<Task>>> = IrqMutex::new(BTreeMap::new());
+pub static TASKS: IrqMutex<BTreeMap<Pid, Box<Task>>> = IrqMutex::new_ranked(crate::sync::LockRank::Tasks, BTreeMap::new());
 static NEXT_PID: AtomicU64 = AtomicU64::new(1);
 
 /// Creates task 0 from the running boot thread.
