@@ -39,12 +39,12 @@ pub enum LockRank {
     Tasks,
     /// An address space (`mm::addr_space::AddressSpace`, one lock per process).
     AddressSpace,
+    /// `mm::swap::SWAP`: the swap area's slot map and the swap cache.
+    Swap,
     /// `mm::reclaim::POLICY`: the replacement policy tracking user frames.
     ReclaimPolicy,
     /// `mm::rmap::FAMILIES`: the fork families of the reverse map.
     RmapFamilies,
-    /// `mm::swap::SWAP`: the swap area's slot map and the swap cache.
-    Swap,
     /// `mm::addr_space::PCIDS`: TLB tags.
     Pcids,
     /// `proc::image::IMAGES`: program images.
@@ -108,9 +108,9 @@ mod checker {
             RunQueue,
             Tasks,
             AddressSpace,
+            Swap,
             ReclaimPolicy,
             RmapFamilies,
-            Swap,
             Pcids,
             ProgramImages,
             KernelPageTable,
