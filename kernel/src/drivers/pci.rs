@@ -18,7 +18,8 @@
 //! Neighbours: `virtio_blk` finds its device here and calls [`PciDevice::enable`];
 //! the virtio transports walk [`PciDevice::capabilities`].
 //!
-//! Lock order: `CONFIG_LOCK` is a leaf lock (nothing is taken while it is held).
+//! Locks: `CONFIG_LOCK` is a leaf (nothing is taken while it is held; the lock order
+//! is in [`crate::mm`]).
 
 use alloc::vec::Vec;
 use core::fmt;

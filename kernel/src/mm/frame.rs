@@ -19,8 +19,8 @@
 //! The replacement policy threads its ring through the descriptors of tracked user
 //! frames ([`FrameTableLinks`]).
 //!
-//! Lock order: the heap lock (`heap::KMALLOC`) may be held when this lock is taken,
-//! never the other way round.
+//! Locks: `FRAMES`, near the bottom of the lock order (see [`crate::mm`]): the heap
+//! lock may be held when it is taken, never the other way round.
 
 use core::mem::size_of;
 use core::sync::atomic::{AtomicU64, Ordering};

@@ -14,8 +14,8 @@
 //! (see "The heap's emergency pool" below): kernel-heap exhaustion must not be what
 //! ends the kernel under memory pressure.
 //!
-//! Lock order: `KMALLOC` (or a typed cache's lock) first, then `POOL`, then the frame
-//! allocator.
+//! Locks: `TYPED_CACHES`, `KMALLOC` and each typed cache, `POOL` (see the lock order
+//! in [`crate::mm`]).
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::marker::PhantomData;

@@ -47,8 +47,8 @@
 //! Files: this one holds the watermarks, the policy and the eviction passes;
 //! `reclaim/probe.rs` the [`RmapProbe`]; `reclaim/kswapd.rs` the background thread.
 //!
-//! Lock order: an address-space lock, then [`POLICY`] (tracking happens at fault
-//! time under the space lock); the probe, called with [`POLICY`] held, only
+//! Locks: [`POLICY`] (see the lock order in [`crate::mm`]); tracking happens at
+//! fault time under the space lock; the probe, called with [`POLICY`] held, only
 //! `try_lock`s spaces. Reclaim itself is called with no lock held.
 #![deny(unsafe_code)]
 

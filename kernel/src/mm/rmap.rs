@@ -37,8 +37,7 @@
 //! madvise, exit, swap-in and swap-out); `check::check_consistency` verifies it all
 //! against the page tables. The shared zero frame is never recorded.
 //!
-//! Lock order: an address-space lock, then [`FAMILIES`], then the frame allocator.
-//! A reader of the rmap holds no space lock while it asks for [`candidates`], then
+//! Locks: [`FAMILIES`] (see the lock order in [`crate::mm`]). A reader of the rmap holds no space lock while it asks for [`candidates`], then
 //! locks each member with `try_lock` (the caller may hold one of them itself).
 #![deny(unsafe_code)]
 
