@@ -109,9 +109,11 @@ fn fork_puts_the_child_in_the_family_and_both_spaces_map_every_frame() {
     let (parent, start) = space_with_pages(4);
     let families = rmap::nr_families();
     let child = cow::fork(&mut parent.lock()).expect("fork");
-    let (pid, cid) = (parent.lock().id(), child.lock().id());
+    let pid = parent.lock().id(); // one space lock at a time (lock order, mm/mod.rs)
+    let cid = child.lock().id();
     assert_ne!(pid, cid);
-    assert_eq!(child.lock().family(), parent.lock().family());
+    let child_family = child.lock().family();
+    assert_eq!(child_family, parent.lock().family());
     assert_eq!(rmap::nr_families(), families, "fork starts no family");
     for i in 0..4 {
         let addr = start + i * PAGE_SIZE;
@@ -127,7 +129,8 @@ fn fork_puts_the_child_in_the_family_and_both_spaces_map_every_frame() {
 fn a_cow_copy_moves_the_writer_to_its_new_frame() {
     let (parent, start) = space_with_pages(2);
     let child = cow::fork(&mut parent.lock()).expect("fork");
-    let (pid, cid) = (parent.lock().id(), child.lock().id());
+    let pid = parent.lock().id(); // one space lock at a time (lock order, mm/mod.rs)
+    let cid = child.lock().id();
     let shared = frame_at(&parent, start);
     let outcome = fault::handle_page_fault(&mut child.lock(), start, USER_WRITE | 1);
     assert_eq!(outcome, Ok(FaultOutcome::CowCopy));
@@ -184,7 +187,8 @@ fn munmap_and_drop_unmap_every_frame_and_end_the_family() {
     let (families, spaces, free) = (rmap::nr_families(), rmap::all_spaces().len(), frame::nr_free_frames());
     let (parent, start) = space_with_pages(8);
     let child = cow::fork(&mut parent.lock()).expect("fork");
-    let (pid, cid) = (parent.lock().id(), child.lock().id());
+    let pid = parent.lock().id(); // one space lock at a time (lock order, mm/mod.rs)
+    let cid = child.lock().id();
     let frames: Vec<Frame> = (0..8).map(|i| frame_at(&parent, start + i * PAGE_SIZE)).collect();
     assert!(frames.iter().all(|&f| counts(f).0 == 2));
     parent.lock().munmap(start.as_u64(), 4 * PAGE_SIZE).expect("munmap");

@@ -4,12 +4,12 @@
 //! and translates pages in it, and walks ranges of leaves for munmap, fork and
 //! exit. It never touches memory itself: every read, write, allocation and release
 //! of a table goes through a [`TableMemory`]. The kernel implements that trait with
-//! its direct physical map; the host tests (`pagetable_tests.rs`) implement it with
+//! its direct physical map; the host tests (`pagetable/tests.rs`) implement it with
 //! a `HashMap` of emulated frames (redox `rmm`'s `EmulateArch` idea), so the whole
 //! walk runs under `cargo test`.
 //!
 //! Key types: [`PageTable`], [`TableMemory`], [`PageSize`], the TLB tokens
-//! [`Flush`] / [`FlushBatch`] / [`FlushPlan`] (in `pagetable_flush.rs`), and the
+//! [`Flush`] / [`FlushBatch`] / [`FlushPlan`] (in `pagetable/flush.rs`), and the
 //! errors [`MapError`], [`UnmapError`], [`ProtectError`]. Neighbours: `addr`
 //! (address types), `pte` (entry encoding, swap entries); in the kernel,
 //! `arch::x86_64` turns flush tokens into `invlpg` / CR3 reloads and
@@ -31,9 +31,7 @@ use core::ops::Range;
 use crate::addr::{Frame, HUGE_PAGE_SIZE, PAGE_SIZE, Page, PhysAddr, VirtAddr};
 use crate::pte::{Pte, PteFlags};
 
-#[path = "pagetable_flush.rs"]
 mod flush;
-#[path = "pagetable_fork.rs"]
 mod fork;
 pub use fork::ForkError;
 pub use flush::{Flush, FlushBatch, FlushPages, FlushPlan};
@@ -799,5 +797,4 @@ fn check_table<M: TableMemory>(mem: &M, table: Frame, level: u8, base: u64) -> (
 }
 
 #[cfg(test)]
-#[path = "pagetable_tests.rs"]
 mod tests;

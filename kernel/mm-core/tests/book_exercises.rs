@@ -15,7 +15,7 @@ use mm_core::pte::{Pte, PteFlags};
 
 /// Page-table memory for the exercises: each table is a boxed array in a map.
 ///
-/// The same idea as the emulated memory of `src/pagetable_tests.rs`, kept small.
+/// The same idea as the emulated memory of `src/pagetable/tests.rs`, kept small.
 #[derive(Default)]
 struct ToyMemory {
     tables: HashMap<Frame, Box<[u64; ENTRIES_PER_TABLE]>>,

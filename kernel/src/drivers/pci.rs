@@ -18,7 +18,8 @@
 //! Neighbours: `virtio_blk` finds its device here and calls [`PciDevice::enable`];
 //! the virtio transports walk [`PciDevice::capabilities`].
 //!
-//! Lock order: `CONFIG_LOCK` is a leaf lock (nothing is taken while it is held).
+//! Locks: `CONFIG_LOCK` is a leaf (nothing is taken while it is held; the lock order
+//! is in [`crate::mm`]).
 
 use alloc::vec::Vec;
 use core::fmt;
@@ -34,7 +35,7 @@ const CONFIG_ADDRESS: u16 = 0xcf8;
 const CONFIG_DATA: u16 = 0xcfc;
 
 /// Serialises the address/data port pair.
-static CONFIG_LOCK: IrqMutex<()> = IrqMutex::new(());
+static CONFIG_LOCK: IrqMutex<()> = IrqMutex::new_ranked(crate::sync::LockRank::PciConfig, ());
 /// The devices found by the first [`scan`].
 static DEVICES: spin::Once<Vec<PciDevice>> = spin::Once::new();
 

@@ -38,8 +38,9 @@
 //! calls [`swap_disk`] and moves whole frames with [`VirtioBlk::read_frame`] /
 //! [`VirtioBlk::write_frame`]; `bench` (a submodule) measures it.
 //!
-//! Lock order: the disk's [`Mutex`], then the heap and the frame allocator
-//! (taken by the probe, and by the frame-state check of `read_frame`/`write_frame`).
+//! Locks: the disk's [`Mutex`], outside every spinlock (the lock order is in
+//! [`crate::mm`]); the heap and the frame allocator are taken under it (by the probe,
+//! and by the frame-state check of `read_frame`/`write_frame`).
 
 use alloc::format;
 

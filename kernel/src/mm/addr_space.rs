@@ -145,7 +145,7 @@ pub struct AddressSpace {
 }
 
 /// The PCIDs of the live address spaces (0 is the kernel's): no two share one.
-static PCIDS: crate::sync::IrqMutex<PcidAllocator> = crate::sync::IrqMutex::new(PcidAllocator::new());
+static PCIDS: crate::sync::IrqMutex<PcidAllocator> = crate::sync::IrqMutex::new_ranked(crate::sync::LockRank::Pcids, PcidAllocator::new());
 
 /// Returns the leaf flags for a user page of a VMA with `prot`.
 ///
@@ -232,7 +232,7 @@ impl AddressSpace {
         let id = rmap::new_space_id();
         // Registered while being built: the registry holds a weak reference, which
         // cannot be upgraded before the space exists.
-        let space = SpaceRef::new_cyclic(|weak| crate::sync::IrqMutex::new(Self {
+        let space = SpaceRef::new_cyclic(|weak| crate::sync::IrqMutex::new_ranked(crate::sync::LockRank::AddressSpace, Self {
             id,
             family: rmap::register(id, weak.clone(), family),
             pt,

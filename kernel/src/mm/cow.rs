@@ -41,7 +41,7 @@ use super::{Frame, PAGE_SIZE, Page};
 pub fn fork(parent: &mut AddressSpace) -> Result<SpaceRef, VmError> {
     populate_shared(parent)?;
     let child_ref = AddressSpace::new_forked(parent)?;
-    let mut child_guard = child_ref.lock();
+    let mut child_guard = child_ref.lock_nested(); // parent, then the child nobody else can reach yet
     let child = &mut *child_guard;
     let mut maps = MapBatch::new(child.family());
     child.vmas = parent.vmas.clone();

@@ -20,7 +20,7 @@ pub use mm_core::fail_inject::{FailPlan, FailSite};
 use crate::sync::IrqMutex;
 
 /// The plan in force, if any.
-static PLAN: IrqMutex<Option<FailPlan>> = IrqMutex::new(None);
+static PLAN: IrqMutex<Option<FailPlan>> = IrqMutex::new_ranked(crate::sync::LockRank::FailPlan, None);
 /// True while a plan is in force: the allocation fast path reads only this.
 static IS_ON: AtomicBool = AtomicBool::new(false);
 

@@ -19,8 +19,8 @@
 //! The replacement policy threads its ring through the descriptors of tracked user
 //! frames ([`FrameTableLinks`]).
 //!
-//! Lock order: the heap lock (`heap::KMALLOC`) may be held when this lock is taken,
-//! never the other way round.
+//! Locks: `FRAMES`, near the bottom of the lock order (see [`crate::mm`]): the heap
+//! lock may be held when it is taken, never the other way round.
 
 use core::mem::size_of;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -33,7 +33,7 @@ pub use mm_core::frame_table::{FrameDesc, FrameFlags, FrameState};
 use super::{Frame, Order, PAGE_SIZE, PhysAddr, frame_ptr, memops, phys_to_virt};
 use crate::sync::IrqMutex;
 
-static FRAMES: IrqMutex<Option<BuddyAllocator<'static>>> = IrqMutex::new(None);
+static FRAMES: IrqMutex<Option<BuddyAllocator<'static>>> = IrqMutex::new_ranked(crate::sync::LockRank::Frames, None);
 static TABLE_INFO: spin::Once<FrameTableInfo> = spin::Once::new();
 
 /// Where the frame table lives and what it costs.

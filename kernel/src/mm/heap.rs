@@ -14,8 +14,8 @@
 //! (see "The heap's emergency pool" below): kernel-heap exhaustion must not be what
 //! ends the kernel under memory pressure.
 //!
-//! Lock order: `KMALLOC` (or a typed cache's lock) first, then `POOL`, then the frame
-//! allocator.
+//! Locks: `TYPED_CACHES`, `KMALLOC` and each typed cache, `POOL` (see the lock order
+//! in [`crate::mm`]).
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::marker::PhantomData;
@@ -28,7 +28,7 @@ pub use mm_core::slab::{SlabBackend, SlabCache, SlabError, SlabInfo};
 
 use super::frame::{self, FrameState};
 use super::{Frame, Order, VirtAddr, direct_map_to_phys, phys_to_virt};
-use crate::sync::IrqMutex;
+use crate::sync::{IrqMutex, LockRank};
 
 /// Slab memory as the kernel provides it: buddy pages seen through the direct map.
 ///
@@ -83,7 +83,7 @@ const POOL_ORDER: Order = Order(3);
 const NR_POOL_BLOCKS: usize = 16;
 
 /// The pool: blocks of `POOL_ORDER` frames, state Kernel, not in use.
-static POOL: IrqMutex<[Option<Frame>; NR_POOL_BLOCKS]> = IrqMutex::new([None; NR_POOL_BLOCKS]);
+static POOL: IrqMutex<[Option<Frame>; NR_POOL_BLOCKS]> = IrqMutex::new_ranked(LockRank::HeapPool, [None; NR_POOL_BLOCKS]);
 /// Blocks in the pool now: read without the lock by [`nr_pool_blocks`], written
 /// under it.
 static NR_IN_POOL: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
@@ -173,7 +173,7 @@ pub fn pool_stats() -> (usize, u64) {
 }
 
 /// The kmalloc size classes (8 B to 4 KiB).
-static KMALLOC: IrqMutex<Kmalloc> = IrqMutex::new(Kmalloc::new());
+static KMALLOC: IrqMutex<Kmalloc> = IrqMutex::new_ranked(LockRank::Heap, Kmalloc::new());
 /// Large allocations served straight from the buddy allocator, for statistics.
 static NR_LARGE_ALLOCS: AtomicU64 = AtomicU64::new(0);
 static NR_LARGE_FRAMES: AtomicU64 = AtomicU64::new(0);
@@ -309,7 +309,7 @@ pub fn print_slabinfo() {
 }
 
 /// Typed caches register here so slabinfo can list them.
-static TYPED_CACHES: IrqMutex<[Option<&'static IrqMutex<SlabCache>>; 16]> = IrqMutex::new([None; 16]);
+static TYPED_CACHES: IrqMutex<[Option<&'static IrqMutex<SlabCache>>; 16]> = IrqMutex::new_ranked(LockRank::SlabRegistry, [None; 16]);
 
 fn registered_caches() -> [Option<&'static IrqMutex<SlabCache>>; 16] {
     *TYPED_CACHES.lock()
@@ -328,7 +328,7 @@ impl<T> KmemCache<T> {
     /// Creates a cache named `name` for `T` (usable in a `static`; takes no memory yet).
     pub const fn new(name: &'static str) -> Self {
         Self {
-            cache: IrqMutex::new(SlabCache::new(name, size_of::<T>(), align_of::<T>(), None)),
+            cache: IrqMutex::new_ranked(LockRank::Heap, SlabCache::new(name, size_of::<T>(), align_of::<T>(), None)),
             is_registered: spin::Once::new(),
             _type: PhantomData,
         }

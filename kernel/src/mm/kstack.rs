@@ -19,7 +19,7 @@ use crate::arch::stack_guard;
 use crate::sync::IrqMutex;
 
 /// Which slots are taken.
-static SLOTS: IrqMutex<[u64; NR_KSTACK_SLOTS / 64]> = IrqMutex::new([0; NR_KSTACK_SLOTS / 64]);
+static SLOTS: IrqMutex<[u64; NR_KSTACK_SLOTS / 64]> = IrqMutex::new_ranked(crate::sync::LockRank::KernelStackSlots, [0; NR_KSTACK_SLOTS / 64]);
 
 /// The most pages a stack may have (one page of the slot is always the guard).
 pub const MAX_STACK_PAGES: u64 = KSTACK_SLOT_SIZE / PAGE_SIZE - 1;

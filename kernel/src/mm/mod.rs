@@ -23,6 +23,53 @@
 //!
 //! All of physical memory is mapped at [`PHYS_MAP_BASE`] (the "direct map"), so the
 //! kernel reaches any frame at `PHYS_MAP_BASE + physical address`.
+//!
+//! # Lock order
+//!
+//! The one lock order of the kernel, outermost first: a lock may be taken only while
+//! every lock held is *above* it in this list. Every other module's doc points here
+//! instead of repeating part of it. The rank of each spinlock is its
+//! [`LockRank`](crate::sync::LockRank), and debug builds check the order at every
+//! acquisition (`sync/lock_rank.rs`): taking a lock out of order panics naming both.
+//!
+//! | # | lock (rank) | protects | IRQ state | taken under it |
+//! |---|---|---|---|---|
+//! | 0 | the swap disk's sleeping [`Mutex`](crate::sync::Mutex) (`drivers/virtio_blk.rs`) | the virtio queue, one request at a time | IRQs **on**, no spinlock held (it may sleep) | heap, frames (probe, frame-state checks) |
+//! | 1 | `proc::sched::RUN_QUEUE` (`RunQueue`) | runnable pids | IRQs off (taken in the timer and wake-up paths) | `TASKS` (pick_next) |
+//! | 2 | `proc::task::TASKS` (`Tasks`) | the task table | IRQs off (taken at wake-up from interrupt handlers) | an address space (context switch), heap |
+//! | 3 | an address space (`AddressSpace`, one per process; `Arc<IrqMutex<AddressSpace>>`) | its page tables, VMAs, stats | IRQs off | everything below |
+//! | 4 | `swap::SWAP` (`Swap`) | slot map, swap cache, readahead window | IRQs off | the policy (a cached frame freed), frames |
+//! | 5 | `reclaim::POLICY` (`ReclaimPolicy`) | the replacement policy's ring | IRQs off | `FAMILIES` and other spaces by `try_lock` (the probe), frames (ring links) |
+//! | 6 | `rmap::FAMILIES` (`RmapFamilies`) | fork families: the reverse map | IRQs off | heap, frames |
+//! | 7 | `addr_space::PCIDS` (`Pcids`) | TLB tags | IRQs off | nothing ranked above |
+//! | 8 | `proc::image::IMAGES` (`ProgramImages`) | program images | IRQs off | heap |
+//! | 9 | `paging::KERNEL_PT` (`KernelPageTable`) | the kernel's page tables | IRQs off | frames (tables allocated inside) |
+//! | 10 | `kstack::SLOTS` (`KernelStackSlots`) | kernel-stack slots | IRQs off | nothing (mapping happens after) |
+//! | 11 | `heap::TYPED_CACHES` (`SlabRegistry`) | the list of typed caches | IRQs off | nothing |
+//! | 12 | `heap::KMALLOC` and each typed cache (`Heap`) | slab caches: the kernel heap | IRQs off | the pool, frames |
+//! | 13 | `heap::POOL` (`HeapPool`) | the heap's emergency page blocks | IRQs off | frames |
+//! | 14 | `fail::PLAN` (`FailPlan`) | fault injection | IRQs off | nothing |
+//! | 15 | `frame::FRAMES` (`Frames`) | frame table and buddy allocator | IRQs off | nothing but the two leaves below |
+//! | 16 | `vmstat::TRACE` (`FaultTrace`) | the fault trace | IRQs off | nothing |
+//! | 17 | `drivers::pci::CONFIG_LOCK` (`PciConfig`) | PCI configuration space | IRQs off | nothing |
+//!
+//! Rules that go with it:
+//! - **Spinlocks keep IRQs off.** Every lock from 1 down is an
+//!   [`IrqMutex`](crate::sync::IrqMutex): taking it disables interrupts, so an
+//!   interrupt handler never finds a lock its CPU already holds. None is held across
+//!   a context switch or a sleep (debug builds panic: `proc::sched::switch_away`).
+//! - **No I/O under a spinlock.** Slot reads and writes take the disk mutex (0) with
+//!   no spinlock held; swap-out and swap-in drop `SWAP` and the space lock around it
+//!   (the swap-cache LOCKED flag keeps the frame meanwhile).
+//! - **Reclaim runs with no lock held** (kswapd, direct reclaim, `MADV_PAGEOUT`). The
+//!   probe, under `POLICY`, reaches address spaces only with `try_lock`: a space it
+//!   cannot lock counts as "referenced". `try_lock` is exempt from the order check
+//!   (it cannot wait), but what is taken under it is checked.
+//! - **Two address spaces** are held together only by fork (the parent, then the new
+//!   child nobody else can reach), through `IrqMutex::lock_nested`. Everyone else
+//!   holds one space at a time; the rmap visits the others by `try_lock`.
+//! - Below the table: `arch`'s serial console and IST tables are plain `spin` locks
+//!   taken with interrupts off around a few port writes; they are leaves and unranked.
 
 pub mod addr_space;
 pub mod check;

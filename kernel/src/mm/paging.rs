@@ -8,7 +8,7 @@
 //! The kernel's own tree (built by `kspace`) is [`KERNEL_PT`]. [`kmap`]/[`kunmap`]
 //! change it and honour the TLB flush each change needs, so callers cannot forget.
 //!
-//! Lock order: `KERNEL_PT` before the frame allocator (tables are allocated inside).
+//! Locks: `KERNEL_PT` (see the lock order in [`crate::mm`]); tables are allocated inside.
 
 use mm_core::pagetable::{MapError, PageSize, PageTable, TableMemory, UnmapError};
 pub use mm_core::pte::{PageProt, Pte, PteFlags, SwapEntry};
@@ -87,7 +87,7 @@ pub fn new_user_tree() -> Option<(PageTable, DirectMapTables)> {
 }
 
 /// The kernel's own page-table tree (set by `kspace::init`).
-pub static KERNEL_PT: IrqMutex<Option<PageTable>> = IrqMutex::new(None);
+pub static KERNEL_PT: IrqMutex<Option<PageTable>> = IrqMutex::new_ranked(crate::sync::LockRank::KernelPageTable, None);
 
 /// Returns the kernel tree's root frame.
 pub fn kernel_root() -> Frame {

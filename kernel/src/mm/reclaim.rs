@@ -44,30 +44,38 @@
 //! skips pages mapped by other processes; we do not, so tests can put shared pages
 //! in swap on purpose.)
 //!
-//! Lock order: an address-space lock, then [`POLICY`] (tracking happens at fault
-//! time under the space lock); the probe, called with [`POLICY`] held, only
+//! Files: this one holds the watermarks, the policy and the eviction passes;
+//! `reclaim/probe.rs` the [`RmapProbe`]; `reclaim/kswapd.rs` the background thread.
+//!
+//! Locks: [`POLICY`] (see the lock order in [`crate::mm`]); tracking happens at
+//! fault time under the space lock; the probe, called with [`POLICY`] held, only
 //! `try_lock`s spaces. Reclaim itself is called with no lock held.
 #![deny(unsafe_code)]
 
 use alloc::boxed::Box;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, Ordering};
 
-use mm_core::reclaim::{Clock, Fifo, LruApprox, PageProbe, ReplacementPolicy};
+use mm_core::reclaim::{Clock, Fifo, LruApprox, ReplacementPolicy};
 
 use super::addr_space::VmError;
 use super::frame::{self, FrameFlags, FrameState, FrameTableLinks};
-use super::paging::{Pte, PteFlags};
-use super::rmap::{self, SpaceRef};
+use super::rmap::SpaceRef;
 use super::swap::{self, Evicted};
 use super::vmstat::{self, SwapEvent};
-use super::{Frame, Page};
+use super::Frame;
 use crate::sync::IrqMutex;
+
+mod kswapd;
+mod probe;
+
+pub use kswapd::{balance, is_kswapd_kicked, kswapd_state, start_kswapd, wake_kswapd};
+pub use probe::RmapProbe;
 
 /// A replacement policy the kernel can run.
 pub type Policy = Box<dyn ReplacementPolicy + Send>;
 
 /// The policy tracking every resident user frame (by pfn).
-static POLICY: IrqMutex<Option<Policy>> = IrqMutex::new(None);
+static POLICY: IrqMutex<Option<Policy>> = IrqMutex::new_ranked(crate::sync::LockRank::ReclaimPolicy, None);
 static WATERMARKS: spin::Once<Watermarks> = spin::Once::new();
 /// When the policy last aged its pages (uptime ms), for `lru`.
 static LAST_AGING_MS: AtomicU64 = AtomicU64::new(0);
@@ -220,56 +228,6 @@ pub fn untrack(frame: Frame) {
     }
 }
 
-/// The hardware bits of a frame, read and cleared through the reverse map.
-pub struct RmapProbe;
-
-impl RmapProbe {
-    /// Calls `pte_fn` on each PTE mapping the frame `pfn`; returns true if any call
-    /// did. A space of the frame's family that cannot be locked right now counts as
-    /// "true" (in use).
-    fn any_pte(pfn: u64, mut pte_fn: impl FnMut(&mut super::addr_space::AddressSpace, Page, Pte) -> bool) -> bool {
-        let frame = Frame::from_pfn(pfn);
-        let mut any = false;
-        for candidate in rmap::candidates(frame) {
-            let Some(mut space) = candidate.space.try_lock() else {
-                any = true;
-                continue;
-            };
-            if let Some(pte) = rmap::pte_mapping(&space, candidate.page, frame) {
-                any |= pte_fn(&mut space, candidate.page, pte);
-            }
-        }
-        any
-    }
-}
-
-impl PageProbe for RmapProbe {
-    fn is_referenced(&mut self, pfn: u64) -> bool {
-        Self::any_pte(pfn, |_, _, pte| pte.flags().contains(PteFlags::ACCESSED))
-    }
-
-    fn test_and_clear_referenced(&mut self, pfn: u64) -> bool {
-        Self::any_pte(pfn, |space, page, mut pte| {
-            if !pte.flags().contains(PteFlags::ACCESSED) {
-                return false;
-            }
-            pte.remove_flags(PteFlags::ACCESSED);
-            space.replace_pte(page, pte); // flushes, so the MMU sets the bit again
-            true
-        })
-    }
-
-    fn is_dirty(&mut self, pfn: u64) -> bool {
-        let frame = Frame::from_pfn(pfn);
-        let flags = frame::with_desc(frame, |d| d.flags());
-        // Not in the swap cache: no slot holds it yet, so evicting means a write.
-        if !flags.contains(FrameFlags::SWAP_CACHE) || flags.contains(FrameFlags::DIRTY) {
-            return true;
-        }
-        Self::any_pte(pfn, |_, _, pte| pte.flags().contains(PteFlags::DIRTY))
-    }
-}
-
 /// What a reclaim pass did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ReclaimReport {
@@ -391,77 +349,6 @@ fn shrink_swap_cache(nr_wanted: u64, report: &mut ReclaimReport) {
         if nr_found < batch.len() {
             return;
         }
-    }
-}
-
-/// True once kswapd runs.
-static IS_KSWAPD_RUNNING: AtomicBool = AtomicBool::new(false);
-/// Set by [`wake_kswapd`], cleared by kswapd when it starts a pass: a wake-up that
-/// arrives while kswapd is busy stays here, so its next check sees it and it runs
-/// another pass instead of sleeping (the old `balance(); sleep()` loop lost it).
-static IS_KSWAPD_KICKED: AtomicBool = AtomicBool::new(false);
-/// Where kswapd sleeps.
-static KSWAPD_QUEUE: crate::sync::WaitQueue = crate::sync::WaitQueue::new();
-/// True while kswapd is inside a pass (between waking and going back to its queue).
-static IS_KSWAPD_IN_PASS: AtomicBool = AtomicBool::new(false);
-/// Passes kswapd has finished since boot.
-static NR_KSWAPD_PASSES: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
-
-/// Returns (kswapd's finished passes, whether it is inside one now).
-pub fn kswapd_state() -> (u64, bool) {
-    (NR_KSWAPD_PASSES.load(Ordering::Acquire), IS_KSWAPD_IN_PASS.load(Ordering::Acquire))
-}
-
-/// Starts kswapd: a kernel thread that sleeps until free frames drop below `low`,
-/// then reclaims up to `high` (Linux's kswapd). Without it (it could not be
-/// started), faulting processes do that work themselves in [`wake_kswapd`].
-pub fn start_kswapd() {
-    match crate::sync::kthread::spawn("kswapd", kswapd_main) {
-        Ok(_) => IS_KSWAPD_RUNNING.store(true, Ordering::Release),
-        Err(e) => log::warn!("reclaim: kswapd not started ({e:?}); faulting processes reclaim themselves"),
-    }
-}
-
-extern "C" fn kswapd_main() -> ! {
-    loop {
-        KSWAPD_QUEUE.wait_until(|| IS_KSWAPD_KICKED.swap(false, Ordering::AcqRel));
-        IS_KSWAPD_IN_PASS.store(true, Ordering::Release);
-        balance();
-        IS_KSWAPD_IN_PASS.store(false, Ordering::Release);
-        NR_KSWAPD_PASSES.fetch_add(1, Ordering::AcqRel);
-    }
-}
-
-/// Called with no lock held at every user fault and fork: below the `low` watermark
-/// wakes kswapd (which runs when the faulting task next gives up the CPU); direct
-/// reclaim still backs up an allocation that fails before kswapd has caught up.
-pub fn wake_kswapd() {
-    let Some(marks) = WATERMARKS.get() else { return };
-    if frame::nr_free_frames() >= marks.low || !swap::is_on() {
-        return;
-    }
-    if IS_KSWAPD_RUNNING.load(Ordering::Acquire) {
-        IS_KSWAPD_KICKED.store(true, Ordering::Release);
-        KSWAPD_QUEUE.wake_one();
-    } else {
-        balance();
-    }
-}
-
-/// Returns true if a wake-up is waiting for kswapd (for tests: it is consumed when
-/// kswapd starts its next pass).
-pub fn is_kswapd_kicked() -> bool {
-    IS_KSWAPD_KICKED.load(Ordering::Acquire)
-}
-
-/// Background reclaim: if free frames are below `low`, reclaims up to `high`.
-/// Runs in kswapd, with no lock held.
-pub fn balance() {
-    let Some(marks) = WATERMARKS.get() else { return };
-    let nr_free = frame::nr_free_frames();
-    if nr_free < marks.low && swap::is_on() {
-        vmstat::count(SwapEvent::BackgroundReclaim);
-        shrink(marks.high - nr_free);
     }
 }
 

@@ -37,8 +37,7 @@
 //! madvise, exit, swap-in and swap-out); `check::check_consistency` verifies it all
 //! against the page tables. The shared zero frame is never recorded.
 //!
-//! Lock order: an address-space lock, then [`FAMILIES`], then the frame allocator.
-//! A reader of the rmap holds no space lock while it asks for [`candidates`], then
+//! Locks: [`FAMILIES`] (see the lock order in [`crate::mm`]). A reader of the rmap holds no space lock while it asks for [`candidates`], then
 //! locks each member with `try_lock` (the caller may hold one of them itself).
 #![deny(unsafe_code)]
 
@@ -66,7 +65,7 @@ pub type SpaceRef = Arc<IrqMutex<AddressSpace>>;
 type Member = (SpaceId, Weak<IrqMutex<AddressSpace>>);
 
 /// Every live address space, by fork family.
-static FAMILIES: IrqMutex<FamilyTable<Member>> = IrqMutex::new(FamilyTable::new());
+static FAMILIES: IrqMutex<FamilyTable<Member>> = IrqMutex::new_ranked(crate::sync::LockRank::RmapFamilies, FamilyTable::new());
 static NEXT_SPACE_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Returns a fresh space id.

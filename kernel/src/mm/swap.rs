@@ -42,9 +42,8 @@
 //! bit), stays in the cache, and its next eviction rewrites the same slot. A slot
 //! whose write failed is *retired*: kept allocated, never handed out again.
 //!
-//! Lock order: an address-space lock, then [`SWAP`], then the frame allocator. The
-//! disk's own lock is never taken with [`SWAP`] held: slot I/O runs with no lock of
-//! ours held (STYLE §5).
+//! Locks: [`SWAP`] (see the lock order in [`crate::mm`]). The disk's own lock is
+//! never taken with [`SWAP`] held: slot I/O runs with no lock of ours held (STYLE §5).
 #![deny(unsafe_code)]
 
 pub mod area;
@@ -133,7 +132,7 @@ impl SwapState {
 const READAHEAD_MAX_PAGES: u32 = virtio_blk::MAX_FRAMES_PER_REQUEST as u32;
 
 /// The swap area (`None` while swap is off).
-static SWAP: IrqMutex<Option<SwapState>> = IrqMutex::new(None);
+static SWAP: IrqMutex<Option<SwapState>> = IrqMutex::new_ranked(crate::sync::LockRank::Swap, None);
 
 /// Slots one wipe request covers at most.
 const WIPE_RUN_SLOTS: u32 = 1024;

@@ -134,7 +134,7 @@ struct Trace {
     next: usize,
 }
 
-static TRACE: IrqMutex<Trace> = IrqMutex::new(Trace { records: [None; TRACE_LEN], next: 0 });
+static TRACE: IrqMutex<Trace> = IrqMutex::new_ranked(crate::sync::LockRank::FaultTrace, Trace { records: [None; TRACE_LEN], next: 0 });
 
 fn kind_index(outcome: FaultOutcome) -> usize {
     KINDS.iter().position(|(k, _)| *k == outcome).expect("vmstat: unknown outcome")

@@ -11,7 +11,7 @@ use alloc::vec::Vec;
 use crate::mm::PAGE_SIZE;
 use crate::sync::IrqMutex;
 
-static IMAGES: IrqMutex<Vec<&'static [u8]>> = IrqMutex::new(Vec::new());
+static IMAGES: IrqMutex<Vec<&'static [u8]>> = IrqMutex::new_ranked(crate::sync::LockRank::ProgramImages, Vec::new());
 
 /// Reserves room for the images of every embedded program (three segments each).
 pub fn init() {

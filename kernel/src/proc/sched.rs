@@ -83,7 +83,7 @@ pub fn initial_daemon_switch_frame(entry: extern "C" fn() -> !) -> [u64; 8] {
 }
 
 static CURRENT: AtomicU64 = AtomicU64::new(0);
-static RUN_QUEUE: IrqMutex<VecDeque<Pid>> = IrqMutex::new(VecDeque::new());
+static RUN_QUEUE: IrqMutex<VecDeque<Pid>> = IrqMutex::new_ranked(crate::sync::LockRank::RunQueue, VecDeque::new());
 static NR_SWITCHES: AtomicU64 = AtomicU64::new(0);
 
 /// Reserves the run queue's memory once, so that it does not show as a change in

@@ -12,8 +12,8 @@
 //! handed to the *reaper*, a kernel thread that does what `init` does on Unix,
 //! waiting for whatever children it is given (see [`start_reaper`]).
 //!
-//! Lock order: `TASKS` before an address-space lock; neither is held across a
-//! context switch.
+//! Locks: `TASKS`, before an address-space lock (the lock order is in [`crate::mm`]);
+//! neither is held across a context switch.
 
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
@@ -88,7 +88,7 @@ impl Task {
 }
 
 /// Every task, by pid.
-pub static TASKS: IrqMutex<BTreeMap<Pid, Box<Task>>> = IrqMutex::new(BTreeMap::new());
+pub static TASKS: IrqMutex<BTreeMap<Pid, Box<Task>>> = IrqMutex::new_ranked(crate::sync::LockRank::Tasks, BTreeMap::new());
 static NEXT_PID: AtomicU64 = AtomicU64::new(1);
 
 /// Creates task 0 from the running boot thread.

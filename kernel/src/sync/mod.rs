@@ -21,6 +21,8 @@
 //! In debug builds every [`IrqMutex`] held is counted ([`nr_spinlocks_held`]), and the
 //! scheduler refuses to switch away or sleep while the count is not zero: a task
 //! that slept with a spinlock held would leave interrupts off and the lock taken.
+//! Each [`IrqMutex`] also has a [`LockRank`], and debug builds panic when a lock is
+//! taken out of rank order (`lock_rank`; the order itself is in [`crate::mm`]).
 
 use core::mem::ManuallyDrop;
 use core::ops::{Deref, DerefMut};
@@ -31,10 +33,12 @@ use x86_64::instructions::interrupts;
 pub mod completion;
 pub mod hooks;
 pub mod kthread;
+pub mod lock_rank;
 pub mod mutex;
 pub mod wait_queue;
 
 pub use completion::Completion;
+pub use lock_rank::LockRank;
 pub use mutex::{Mutex, MutexGuard};
 pub use wait_queue::WaitQueue;
 
@@ -65,29 +69,76 @@ fn count_spinlock_released() {
 
 
 /// A spinlock whose guard keeps interrupts disabled.
+///
+/// It belongs to a lock class, its [`LockRank`]; debug builds check that locks are
+/// taken in rank order (see [`lock_rank`]).
 pub struct IrqMutex<T> {
     inner: spin::Mutex<T>,
+    #[cfg(debug_assertions)]
+    rank: LockRank,
 }
 
 /// The guard of an [`IrqMutex`]: the data, with interrupts off until it drops.
 pub struct IrqMutexGuard<'a, T> {
     guard: ManuallyDrop<spin::MutexGuard<'a, T>>,
     were_enabled: bool,
+    /// The lock's address, which the rank checker knows it by (debug builds).
+    #[cfg(debug_assertions)]
+    addr: usize,
 }
 
 impl<T> IrqMutex<T> {
-    /// Creates an unlocked mutex.
+    /// Creates an unlocked leaf lock ([`LockRank::Leaf`]): no other ranked lock may be
+    /// taken while it is held.
     pub const fn new(value: T) -> Self {
-        Self { inner: spin::Mutex::new(value) }
+        Self::new_ranked(LockRank::Leaf, value)
+    }
+
+    /// Creates an unlocked mutex of lock class `rank`.
+    #[cfg_attr(not(debug_assertions), allow(unused_variables))]
+    pub const fn new_ranked(rank: LockRank, value: T) -> Self {
+        Self {
+            inner: spin::Mutex::new(value),
+            #[cfg(debug_assertions)]
+            rank,
+        }
     }
 
     /// Disables interrupts and takes the lock.
     pub fn lock(&self) -> IrqMutexGuard<'_, T> {
+        self.lock_at(0)
+    }
+
+    /// Takes the lock while the CPU holds another lock of the same class: this one is
+    /// the inner of the two (subclass 1). Only for a pair nobody takes the other way
+    /// round (fork: the parent's space, then the new child's, which nobody else can
+    /// reach yet); say why at the call.
+    pub fn lock_nested(&self) -> IrqMutexGuard<'_, T> {
+        self.lock_at(1)
+    }
+
+    #[cfg_attr(not(debug_assertions), allow(unused_variables))]
+    fn lock_at(&self, subclass: u8) -> IrqMutexGuard<'_, T> {
         let were_enabled = interrupts::are_enabled();
         interrupts::disable();
+        #[cfg(debug_assertions)]
+        lock_rank::check_order(self.addr(), self.rank, subclass);
         let guard = ManuallyDrop::new(self.inner.lock());
         count_spinlock_taken();
-        IrqMutexGuard { guard, were_enabled }
+        #[cfg(debug_assertions)]
+        lock_rank::acquired(self.addr(), self.rank, subclass);
+        IrqMutexGuard {
+            guard,
+            were_enabled,
+            #[cfg(debug_assertions)]
+            addr: self.addr(),
+        }
+    }
+
+    /// Returns the lock's address: its identity for the rank checker.
+    #[cfg(debug_assertions)]
+    fn addr(&self) -> usize {
+        core::ptr::from_ref(self).addr()
     }
 
     /// Takes the lock if it is free (interrupts off while held), or returns `None`.
@@ -97,7 +148,16 @@ impl<T> IrqMutex<T> {
         match self.inner.try_lock() {
             Some(guard) => {
                 count_spinlock_taken();
-                Some(IrqMutexGuard { guard: ManuallyDrop::new(guard), were_enabled })
+                // Not checked (a try cannot wait), but recorded: what is taken under
+                // it is checked against it.
+                #[cfg(debug_assertions)]
+                lock_rank::acquired(self.addr(), self.rank, 0);
+                Some(IrqMutexGuard {
+                    guard: ManuallyDrop::new(guard),
+                    were_enabled,
+                    #[cfg(debug_assertions)]
+                    addr: self.addr(),
+                })
             }
             None => {
                 if were_enabled {
@@ -133,6 +193,8 @@ impl<T> Drop for IrqMutexGuard<'_, T> {
         // SAFETY: `guard` is dropped exactly once, here, and never used afterwards.
         unsafe { ManuallyDrop::drop(&mut self.guard) };
         count_spinlock_released();
+        #[cfg(debug_assertions)]
+        lock_rank::released(self.addr);
         if self.were_enabled {
             interrupts::enable();
         }

@@ -5,7 +5,7 @@
 //! holder's unlock wakes one waiter, which tries again (it may lose to a task that
 //! came later and found the lock free: no strict fairness, as in Linux's mutex
 //! fast path). Never take it while holding an [`IrqMutex`](super::IrqMutex): the
-//! holder could not sleep (debug builds panic if it tries).
+//! holder could not sleep (debug builds panic at `lock`, even when it is free).
 
 use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
@@ -38,6 +38,9 @@ impl<T> Mutex<T> {
 
     /// Takes the lock, sleeping while another task holds it.
     pub fn lock(&self) -> MutexGuard<'_, T> {
+        // Linux's might_sleep(): caught even when the lock is free this time.
+        let nr_held = super::nr_spinlocks_held();
+        assert!(nr_held == 0, "Mutex::lock: a sleeping lock taken holding {nr_held} spinlock(s)");
         self.waiters.wait_until(|| self.try_acquire());
         MutexGuard { mutex: self }
     }

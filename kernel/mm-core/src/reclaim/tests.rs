@@ -5,6 +5,7 @@ use super::*;
 use std::boxed::Box;
 use std::collections::BTreeSet as StdBTreeSet;
 use std::vec;
+use std::vec::Vec;
 use crate::xorshift::XorShift;
 
 /// The classic string from Belady, Nelson and Shedler (1969) that shows the anomaly.

@@ -1,0 +1,81 @@
+//! kswapd: the kernel thread of background reclaim. A fault or fork that sees free
+//! frames below `low` kicks it ([`wake_kswapd`]); it reclaims up to `high`
+//! ([`balance`]) and sleeps on its wait queue again. Runs with no lock held.
+
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use crate::mm::frame;
+use crate::mm::swap;
+use crate::mm::vmstat::{self, SwapEvent};
+use super::{WATERMARKS, shrink};
+
+/// True once kswapd runs.
+static IS_KSWAPD_RUNNING: AtomicBool = AtomicBool::new(false);
+/// Set by [`wake_kswapd`], cleared by kswapd when it starts a pass: a wake-up that
+/// arrives while kswapd is busy stays here, so its next check sees it and it runs
+/// another pass instead of sleeping (the old `balance(); sleep()` loop lost it).
+static IS_KSWAPD_KICKED: AtomicBool = AtomicBool::new(false);
+/// Where kswapd sleeps.
+static KSWAPD_QUEUE: crate::sync::WaitQueue = crate::sync::WaitQueue::new();
+/// True while kswapd is inside a pass (between waking and going back to its queue).
+static IS_KSWAPD_IN_PASS: AtomicBool = AtomicBool::new(false);
+/// Passes kswapd has finished since boot.
+static NR_KSWAPD_PASSES: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Returns (kswapd's finished passes, whether it is inside one now).
+pub fn kswapd_state() -> (u64, bool) {
+    (NR_KSWAPD_PASSES.load(Ordering::Acquire), IS_KSWAPD_IN_PASS.load(Ordering::Acquire))
+}
+
+/// Starts kswapd: a kernel thread that sleeps until free frames drop below `low`,
+/// then reclaims up to `high` (Linux's kswapd). Without it (it could not be
+/// started), faulting processes do that work themselves in [`wake_kswapd`].
+pub fn start_kswapd() {
+    match crate::sync::kthread::spawn("kswapd", kswapd_main) {
+        Ok(_) => IS_KSWAPD_RUNNING.store(true, Ordering::Release),
+        Err(e) => log::warn!("reclaim: kswapd not started ({e:?}); faulting processes reclaim themselves"),
+    }
+}
+
+extern "C" fn kswapd_main() -> ! {
+    loop {
+        KSWAPD_QUEUE.wait_until(|| IS_KSWAPD_KICKED.swap(false, Ordering::AcqRel));
+        IS_KSWAPD_IN_PASS.store(true, Ordering::Release);
+        balance();
+        IS_KSWAPD_IN_PASS.store(false, Ordering::Release);
+        NR_KSWAPD_PASSES.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+/// Called with no lock held at every user fault and fork: below the `low` watermark
+/// wakes kswapd (which runs when the faulting task next gives up the CPU); direct
+/// reclaim still backs up an allocation that fails before kswapd has caught up.
+pub fn wake_kswapd() {
+    let Some(marks) = WATERMARKS.get() else { return };
+    if frame::nr_free_frames() >= marks.low || !swap::is_on() {
+        return;
+    }
+    if IS_KSWAPD_RUNNING.load(Ordering::Acquire) {
+        IS_KSWAPD_KICKED.store(true, Ordering::Release);
+        KSWAPD_QUEUE.wake_one();
+    } else {
+        balance();
+    }
+}
+
+/// Returns true if a wake-up is waiting for kswapd (for tests: it is consumed when
+/// kswapd starts its next pass).
+pub fn is_kswapd_kicked() -> bool {
+    IS_KSWAPD_KICKED.load(Ordering::Acquire)
+}
+
+/// Background reclaim: if free frames are below `low`, reclaims up to `high`.
+/// Runs in kswapd, with no lock held.
+pub fn balance() {
+    let Some(marks) = WATERMARKS.get() else { return };
+    let nr_free = frame::nr_free_frames();
+    if nr_free < marks.low && swap::is_on() {
+        vmstat::count(SwapEvent::BackgroundReclaim);
+        shrink(marks.high - nr_free);
+    }
+}

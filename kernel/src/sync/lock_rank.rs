@@ -1,0 +1,189 @@
+//! Lock ranks: the one lock order of the kernel, checked at run time in debug builds.
+//!
+//! Every [`IrqMutex`](super::IrqMutex) belongs to a class, a [`LockRank`]; the
+//! classes are declared below in the order they may be taken, outermost first (the
+//! order, with why and the interrupt state each lock needs, is written once in the
+//! module doc of [`crate::mm`]). In debug builds the CPU keeps the locks it holds,
+//! with their ranks, in a small table; taking a lock whose rank is not above every
+//! held rank panics, naming both lock classes, *before* it spins. A lock-order
+//! inversion is a deadlock waiting for the wrong interleaving; the check turns it into
+//! a panic the first time either order runs (Linux's lockdep in miniature: it checks
+//! against a fixed order instead of learning one).
+//!
+//! Three rules besides "strictly above":
+//! - `try_lock` is not checked (it cannot wait, so it cannot deadlock) but its lock
+//!   is recorded, so what is taken under it is checked against it.
+//! - Two locks of the same class nest only through
+//!   [`lock_nested`](super::IrqMutex::lock_nested), which takes the inner one at
+//!   subclass 1 (Linux's `spin_lock_nested(.., SINGLE_DEPTH_NESTING)`). The caller
+//!   promises that nobody takes the pair the other way round; fork, for instance,
+//!   locks the parent and then the child that nobody else can reach yet.
+//! - After reporting one violation the checker turns itself off (as lockdep does),
+//!   so the panic path, which may take locks, is not reported again.
+//!
+//! Release builds compile all of this out: [`LockRank`] stays (a lock is declared
+//! with it) but no lock stores it and nothing is checked.
+//!
+//! The table is one per CPU (the kernel runs on one). It stays consistent without a
+//! lock of its own: an [`IrqMutex`](super::IrqMutex) is held only with interrupts
+//! off, so nothing runs between the check, the acquisition and the record.
+
+/// A lock class. Declared outermost first: a lock may be taken only while every lock
+/// held has a smaller rank. The lock order in [`crate::mm`] explains each one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum LockRank {
+    /// `proc::sched::RUN_QUEUE`: the runnable tasks.
+    RunQueue,
+    /// `proc::task::TASKS`: the task table.
+    Tasks,
+    /// An address space (`mm::addr_space::AddressSpace`, one lock per process).
+    AddressSpace,
+    /// `mm::swap::SWAP`: the swap area's slot map and the swap cache.
+    Swap,
+    /// `mm::reclaim::POLICY`: the replacement policy tracking user frames.
+    ReclaimPolicy,
+    /// `mm::rmap::FAMILIES`: the fork families of the reverse map.
+    RmapFamilies,
+    /// `mm::addr_space::PCIDS`: TLB tags.
+    Pcids,
+    /// `proc::image::IMAGES`: program images.
+    ProgramImages,
+    /// `mm::paging::KERNEL_PT`: the kernel's page tables.
+    KernelPageTable,
+    /// `mm::kstack::SLOTS`: kernel-stack slots.
+    KernelStackSlots,
+    /// `mm::heap::TYPED_CACHES`: the registry of typed slab caches.
+    SlabRegistry,
+    /// `mm::heap::KMALLOC` and each typed slab cache: the kernel heap.
+    Heap,
+    /// `mm::heap::POOL`: the heap's emergency pool of page blocks.
+    HeapPool,
+    /// `mm::fail::PLAN`: fault injection, asked by the frame allocator.
+    FailPlan,
+    /// `mm::frame::FRAMES`: the frame table and the buddy allocator.
+    Frames,
+    /// `mm::vmstat::TRACE`: the fault trace ring.
+    FaultTrace,
+    /// `drivers::pci::CONFIG_LOCK`: PCI configuration space.
+    PciConfig,
+    /// A lock nothing is taken under (the default of `IrqMutex::new`).
+    Leaf,
+}
+
+#[cfg(debug_assertions)]
+pub(super) use checker::{acquired, check_order, released};
+
+#[cfg(debug_assertions)]
+mod checker {
+    use core::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
+
+    use super::LockRank;
+
+    /// The most locks the CPU may hold at once.
+    const MAX_HELD: usize = 16;
+    /// Subclasses per rank: `lock_nested` uses 1.
+    const NR_SUBCLASSES: u16 = 4;
+
+    /// The held locks: address, and level (`rank * NR_SUBCLASSES + subclass`).
+    static HELD_ADDR: [AtomicUsize; MAX_HELD] = [const { AtomicUsize::new(0) }; MAX_HELD];
+    static HELD_LEVEL: [AtomicU16; MAX_HELD] = [const { AtomicU16::new(0) }; MAX_HELD];
+    static NR_HELD: AtomicUsize = AtomicUsize::new(0);
+    /// Set once a violation was reported: the checker stays quiet afterwards.
+    static IS_OFF: AtomicBool = AtomicBool::new(false);
+
+    fn level(rank: LockRank, subclass: u8) -> u16 {
+        u16::from(rank as u8) * NR_SUBCLASSES + u16::from(subclass)
+    }
+
+    fn rank_of(level: u16) -> (LockRank, u16) {
+        let rank = ALL[usize::from(level / NR_SUBCLASSES)];
+        (rank, level % NR_SUBCLASSES)
+    }
+
+    /// Every rank, indexed by its number.
+    const ALL: [LockRank; LockRank::Leaf as usize + 1] = {
+        use LockRank::*;
+        [
+            RunQueue,
+            Tasks,
+            AddressSpace,
+            Swap,
+            ReclaimPolicy,
+            RmapFamilies,
+            Pcids,
+            ProgramImages,
+            KernelPageTable,
+            KernelStackSlots,
+            SlabRegistry,
+            Heap,
+            HeapPool,
+            FailPlan,
+            Frames,
+            FaultTrace,
+            PciConfig,
+            Leaf,
+        ]
+    };
+
+    // ALL lists the ranks in declaration order.
+    const _: () = {
+        let mut i = 0;
+        while i < ALL.len() {
+            assert!(ALL[i] as usize == i, "lock_rank: ALL is out of order");
+            i += 1;
+        }
+    };
+
+    /// Panics if taking the lock at `addr` of class `rank` (at `subclass`) could
+    /// deadlock against a lock the CPU holds: every held level must be below it.
+    /// Called with interrupts off, before spinning.
+    pub(in crate::sync) fn check_order(addr: usize, rank: LockRank, subclass: u8) {
+        if IS_OFF.load(Ordering::Relaxed) {
+            return;
+        }
+        let new_level = level(rank, subclass);
+        for i in 0..NR_HELD.load(Ordering::Relaxed) {
+            let held_level = HELD_LEVEL[i].load(Ordering::Relaxed);
+            if held_level < new_level {
+                continue;
+            }
+            IS_OFF.store(true, Ordering::Relaxed);
+            let (held_rank, held_subclass) = rank_of(held_level);
+            let held_addr = HELD_ADDR[i].load(Ordering::Relaxed);
+            if held_addr == addr {
+                panic!("lock order: taking {rank:?} lock {addr:#x} that this CPU already holds (recursive locking)");
+            }
+            panic!(
+                "lock order: taking {rank:?} lock {addr:#x} (subclass {subclass}) while holding \
+                 {held_rank:?} lock {held_addr:#x} (subclass {held_subclass}); see the lock order in mm/mod.rs"
+            );
+        }
+    }
+
+    /// Records that the CPU now holds the lock at `addr`. Interrupts are off.
+    pub(in crate::sync) fn acquired(addr: usize, rank: LockRank, subclass: u8) {
+        let n = NR_HELD.load(Ordering::Relaxed);
+        if n == MAX_HELD {
+            IS_OFF.store(true, Ordering::Relaxed);
+            panic!("lock order: more than {MAX_HELD} spinlocks held at once (taking {rank:?})");
+        }
+        HELD_ADDR[n].store(addr, Ordering::Relaxed);
+        HELD_LEVEL[n].store(level(rank, subclass), Ordering::Relaxed);
+        NR_HELD.store(n + 1, Ordering::Relaxed);
+    }
+
+    /// Forgets the lock at `addr` (the latest record of it: guards may drop in any
+    /// order). Interrupts are still off.
+    pub(in crate::sync) fn released(addr: usize) {
+        let n = NR_HELD.load(Ordering::Relaxed);
+        let Some(i) = (0..n).rev().find(|&i| HELD_ADDR[i].load(Ordering::Relaxed) == addr) else {
+            return; // not recorded: the table overflowed, and that panicked already
+        };
+        for j in i..n - 1 {
+            HELD_ADDR[j].store(HELD_ADDR[j + 1].load(Ordering::Relaxed), Ordering::Relaxed);
+            HELD_LEVEL[j].store(HELD_LEVEL[j + 1].load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+        NR_HELD.store(n - 1, Ordering::Relaxed);
+    }
+}
