@@ -15,8 +15,8 @@
 //! No I/O happens here: a page that must be read from swap comes back as
 //! [`FaultError::NeedsSwapIn`], and the caller (`proc/fault.rs`) reads it with no
 //! lock held and calls [`handle_page_fault_after_read`].
-//! The error code's bits say what was attempted: bit 0 P (page present: a protection
-//! fault), bit 1 W (write), bit 2 U (from ring 3), bit 4 I (instruction fetch).
+//! The error code's bits say what was attempted (`mm_core::fault_code` decodes them):
+//! [`Access::from_error_code`] reads a write or an instruction fetch from it.
 //!
 //! Read faults on anonymous memory map one shared, read-only zero frame, so reading
 //! a huge untouched mapping costs no memory; the first write replaces it.
@@ -25,6 +25,7 @@
 
 use core::fmt;
 
+use mm_core::fault_code::PageFaultCode;
 use mm_core::pagetable::MapError;
 use spin::Once;
 
@@ -49,9 +50,10 @@ pub enum Access {
 impl Access {
     /// Decodes the access from a page-fault error code.
     pub fn from_error_code(error_code: u64) -> Access {
-        if error_code & (1 << 4) != 0 {
+        let code = PageFaultCode(error_code);
+        if code.is_fetch() {
             Access::Exec
-        } else if error_code & (1 << 1) != 0 {
+        } else if code.is_write() {
             Access::Write
         } else {
             Access::Read

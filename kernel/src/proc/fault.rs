@@ -130,7 +130,7 @@ pub fn page_fault(frame: &mut TrapFrame, addr: u64) {
         // Demand paging on behalf of the kernel (a syscall touching a user buffer).
     } else if !extable::fixup(frame, addr) {
         trap::dump(frame);
-        panic!("kernel page fault at {addr:#x}, rip {:#x}: {}", frame.rip, trap::PageFaultError(frame.error_code));
+        panic!("kernel page fault at {addr:#x}, rip {:#x}: {}", frame.rip, trap::PageFaultCode(frame.error_code));
     }
 }
 

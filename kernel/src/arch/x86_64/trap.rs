@@ -22,6 +22,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use x86_64::registers::control::{Cr0, Cr2, Cr3, Cr4};
 
 use super::timer;
+pub use mm_core::fault_code::PageFaultCode;
 
 /// Vector numbers of the exceptions the kernel treats specially.
 pub const DIVIDE_ERROR: u8 = 0;
@@ -245,33 +246,6 @@ pub fn vector_name(vector: u8) -> &'static str {
     NAMES.get(vector as usize).copied().unwrap_or("interrupt")
 }
 
-/// The bits of a page-fault error code, decoded.
-pub struct PageFaultError(pub u64);
-
-impl fmt::Display for PageFaultError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let e = self.0;
-        let bit = |n: u32| e & (1 << n) != 0;
-        write!(
-            f,
-            "{} {} from {} mode",
-            if bit(0) { "protection violation" } else { "page not present" },
-            if bit(4) { "on instruction fetch" } else if bit(1) { "on write" } else { "on read" },
-            if bit(2) { "user" } else { "kernel" },
-        )?;
-        if bit(3) {
-            write!(f, ", reserved bit set")?;
-        }
-        if bit(5) {
-            write!(f, ", protection key")?;
-        }
-        if bit(6) {
-            write!(f, ", shadow stack")?;
-        }
-        Ok(())
-    }
-}
-
 /// Decodes a selector error code (#TS, #NP, #SS, #GP).
 fn selector_error(code: u64) -> (&'static str, u64, bool) {
     let table = match (code >> 1) & 3 {
@@ -291,7 +265,7 @@ pub fn dump(frame: &TrapFrame) {
         PAGE_FAULT => p(format_args!(
             "error code {:#x}: {}\nCR2 (faulting address) = {:#018x}\n",
             frame.error_code,
-            PageFaultError(frame.error_code),
+            PageFaultCode(frame.error_code),
             Cr2::read_raw()
         )),
         10..=13 if frame.error_code != 0 => {
