@@ -10,6 +10,7 @@
 //! | [`rmap`] | reverse map: fork families, a user frame's (family, page); the registry of address spaces |
 //! | [`check`] | the bookkeeping audit: rmap, frame counts, swap slots vs the page tables |
 //! | [`oom`] | the OOM killer: when memory and swap are exhausted, the largest process dies |
+//! | [`process_hooks`] | what mm needs from processes (list, kill, yield), registered by `proc` at boot |
 //! | [`reclaim`] | watermarks, background and direct reclaim, the replacement policy (clock), MADV_PAGEOUT |
 //! | [`swap`] | the swap area (header, `swapon`, slots), the swap cache, swap-out (`evict`), swap-in |
 //! | [`frame`] | the frame table and the buddy allocator, behind one lock |
@@ -36,6 +37,7 @@ pub mod layout;
 pub mod memops;
 pub mod oom;
 pub mod paging;
+pub mod process_hooks;
 pub mod reclaim;
 pub mod remote;
 pub mod rmap;
