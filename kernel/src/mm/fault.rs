@@ -5,7 +5,8 @@
 //!    ├─ kernel address, or no VMA (and not a stack to grow)    -> Segv
 //!    ├─ access not allowed by the VMA's protection             -> Segv
 //!    ├─ PTE empty                  -> do_anonymous_fault: zero page (read) or zeroed frame (write),
-//!    │                                or do_image_fault: a frame filled from the program image
+//!    │                                or do_image_fault: a frame filled by the VMA's backing object
+//!    │                                (backing.rs: a program image)
 //!    ├─ PTE holds a swap entry     -> do_swap_fault (swap/swapin.rs): map the page from the
 //!    │                                swap cache, or ask the caller to read it in and retry
 //!    ├─ PTE present, write, RO     -> do_wp_fault (cow.rs): copy-on-write, or reuse if last reference;
@@ -297,12 +298,12 @@ fn do_anonymous_fault(space: &mut AddressSpace, vma: &Vma, page: Page, access: A
     Ok(FaultOutcome::AnonymousPage)
 }
 
-/// Not present, image-backed: a private frame holding the image's bytes for this
-/// page (zero past the end of the file part, as for `.bss`).
+/// Not present, backed by an object (a program image): a private frame holding the
+/// object's bytes for this page (zero past its end, as for `.bss`).
 fn do_image_fault(space: &mut AddressSpace, vma: &Vma, page: Page, id: u32, offset: u64) -> Result<FaultOutcome, FaultError> {
     let mut new = frame::NewPage::alloc_zeroed().map_err(|_| FaultError::OutOfMemory)?;
-    let file_offset = offset + (page.start_address() - vma.start);
-    new.write_bytes(0, crate::proc::image::page_bytes(id, file_offset));
+    let index = (offset + (page.start_address() - vma.start)) / super::PAGE_SIZE;
+    super::backing::read_page(id, index, &mut new);
     install_page(space, page, new, leaf_flags_for(vma.prot))?;
     Ok(FaultOutcome::ImagePage)
 }

@@ -3,6 +3,7 @@
 //! | module | what it does |
 //! |---|---|
 //! | [`addr_space`] | `AddressSpace`: PML4 + VMA tree; mmap, munmap, mprotect, madvise, brk |
+//! | [`backing`] | backing objects: what fills a non-anonymous VMA's pages (program images; files later) |
 //! | [`fault`] | the page-fault handler: demand-zero, image pages, stack growth |
 //! | [`cow`] | fork with copy-on-write, and `do_wp_fault` |
 //! | [`vmstat`] | fault counters by outcome and the fault trace |
@@ -25,6 +26,7 @@
 //! kernel reaches any frame at `PHYS_MAP_BASE + physical address`.
 
 pub mod addr_space;
+pub mod backing;
 pub mod check;
 pub mod cow;
 pub mod fail;

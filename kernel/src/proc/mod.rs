@@ -6,7 +6,6 @@
 //! | [`task`] | `Task` (pid, state, kernel stack, address space), the task table, exit/wait/kill |
 //! | [`sched`] | run queue, `schedule`, `yield_now`, context switch, preemption on the tick |
 //! | [`exec`] | builds an address space from an ELF image: one VMA per segment, a stack VMA |
-//! | [`image`] | the embedded program images that image-backed VMAs read from |
 //! | [`syscall`] | `syscall` entry (MSRs, assembly), dispatch, the handlers |
 //! | [`uaccess`] | `copy_from_user` / `copy_to_user`: a bad pointer is `EFAULT`, not a crash |
 //! | [`fault`] | user page faults and other user exceptions: resolve, or kill the process |
@@ -17,7 +16,6 @@
 
 pub mod exec;
 pub mod fault;
-pub mod image;
 pub mod sched;
 pub mod syscall;
 pub mod task;
@@ -44,6 +42,7 @@ pub fn init() {
     sched::init();
     sched::register_hooks();
     register_mm_hooks();
-    image::init();
+    // Room for the images of every embedded program (three segments each).
+    crate::mm::backing::reserve(3 * crate::user_programs::PROGRAMS.len());
     syscall::init();
 }
