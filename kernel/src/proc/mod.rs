@@ -7,18 +7,18 @@
 //! | [`sched`] | run queue, `schedule`, `yield_now`, context switch, preemption on the tick |
 //! | [`exec`] | builds an address space from an ELF image: one VMA per segment, a stack VMA |
 //! | [`syscall`] | `syscall` entry (MSRs, assembly), dispatch, the handlers |
+//! | [`trap`] | page faults and other exceptions, from the dispatcher: resolve, kill the process, EFAULT, or panic |
 //! | [`uaccess`] | `copy_from_user` / `copy_to_user`: a bad pointer is `EFAULT`, not a crash |
-//! | [`fault`] | user page faults and other user exceptions: resolve, or kill the process |
 //! | [`vm_rw`] | `process_vm_readv`/`process_vm_writev`: another process's memory, by its page tables |
 //!
 //! Task 0 is the kernel's boot thread: it starts the first processes and waits
 //! for them (it is also the idle task: it halts when nothing else can run).
 
 pub mod exec;
-pub mod fault;
 pub mod sched;
 pub mod syscall;
 pub mod task;
+pub mod trap;
 pub mod uaccess;
 pub mod vm_rw;
 

@@ -5,7 +5,7 @@
 //!  CPU:     rcx = user rip, r11 = user rflags, RIP = LSTAR, RFLAGS &= ~FMASK (IF, TF, DF, AC off)
 //!  syscall_entry: switch to the task's kernel stack, push what an interrupt would
 //!           (ss, rsp, rflags, cs, rip, error 0) and vector 0x100, jump to trap_common
-//!  trap_common -> trap_dispatch -> dispatch(&mut TrapFrame): result -> frame.rax
+//!  trap_common -> arch trap_entry -> crate::trap::dispatch -> dispatch(&mut TrapFrame): result -> frame.rax
 //!  trap_return: pop, sysretq back to the user (iretq if the frame is unusual)
 //! ```
 //! Sharing the trap frame layout means `fork` can copy the parent's frame for the
@@ -92,8 +92,9 @@ pub fn set_kernel_stack(top: u64) {
 /// Routes a syscall to its handler and stores the result in `frame.rax`; marks the
 /// frame for the `sysretq` return when that is safe (see [`can_sysret`]).
 ///
-/// Called by `trap_common` for frames whose vector is `SYSCALL_VECTOR`. `syscall`
-/// already cleared RFLAGS.AC (FMASK), so unlike other traps no `clac` is needed.
+/// Called by the trap dispatcher (`crate::trap`) for frames whose vector is
+/// `SYSCALL_VECTOR`. `syscall` already cleared RFLAGS.AC (FMASK), so unlike other
+/// traps no `clac` is needed.
 pub extern "C" fn dispatch(frame: &mut TrapFrame) {
     // Short calls run with interrupts off; the others let the timer tick meanwhile.
     // (`sti` is not free under emulation: it ends QEMU's translation block.)

@@ -246,7 +246,7 @@ pub fn kill(pid: Pid, reason: core::fmt::Arguments) -> bool {
         task.name.clone()
     };
     crate::println!("pid {pid} ({name}) killed: {reason}");
-    super::fault::NR_KILLED.fetch_add(1, Ordering::Relaxed);
+    super::trap::NR_KILLED.fetch_add(1, Ordering::Relaxed);
     sched::wake_if_waiting(pid);
     true
 }

@@ -39,7 +39,7 @@ use mm_core::fault_code::PageFaultCode;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use super::fault::fault_in;
+use super::trap::fault_in;
 use super::task::{self, Pid, TaskState};
 use super::uaccess::{check_user_range, copy_from_user, copy_to_user};
 use crate::mm::fault::FaultError;
