@@ -37,6 +37,9 @@ use super::{Frame, Order, Page, VirtAddr};
 use crate::arch::tlb;
 use crate::drivers::virtio_blk::BlkError;
 
+pub mod retry;
+pub use retry::fault_in;
+
 /// What the faulting instruction tried to do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {

@@ -26,7 +26,7 @@ use crate::arch::gdt;
 use crate::arch::trap::{SYSCALL_VECTOR, SYSRET_MARK, TrapFrame};
 use crate::mm::addr_space::{MapRequest, VmError, VmProt};
 use crate::mm::vmstat::{self, SwapEvent};
-use crate::mm::{cow, frame, reclaim, swap};
+use crate::mm::{fault, frame, reclaim, swap};
 
 
 static mut SYSCALL_USER_RSP: u64 = 0;
@@ -251,40 +251,11 @@ fn sys_madvise(addr: u64, len: u64, advice: u64) -> Result<u64, Errno> {
     }
 }
 
-/// How many times in a row fork may reclaim and retry without getting further
-/// before it gives up with ENOMEM.
-const MAX_FORK_RETRIES: u32 = 16;
-
 fn sys_fork(frame: &TrapFrame) -> Result<u64, Errno> {
-    reclaim::wake_kswapd();
     let parent = task::current_pid();
     let space = task::current_space().ok_or(Errno::EPERM)?;
-    // Out of memory (page tables, or the pages of a shared mapping filled at fork):
-    // reclaim with the space unlocked and try again. Each attempt keeps the shared
-    // pages it filled, so a large shared mapping takes many rounds; but reclaim may
-    // keep finding a frame or two while fork gets no further (the parent holds no
-    // more pages than before), so after MAX_FORK_RETRIES such rounds in a row fork
-    // fails with ENOMEM, as Linux's does, instead of looping.
-    let mut nr_idle_retries = 0;
-    let mut last_nr_held = 0;
-    let child_space = loop {
-        let (result, nr_held) = {
-            let mut space = space.lock();
-            let result = cow::fork(&mut space);
-            (result, space.stats.rss_pages + space.stats.swap_pages)
-        };
-        match result {
-            Err(VmError::NoMemory) => {
-                nr_idle_retries = if nr_held > last_nr_held { 0 } else { nr_idle_retries + 1 };
-                last_nr_held = nr_held;
-                if nr_idle_retries < MAX_FORK_RETRIES && reclaim::direct_reclaim() > 0 {
-                    continue;
-                }
-                return Err(Errno::ENOMEM);
-            }
-            other => break other.map_err(errno_of)?,
-        }
-    };
+    // Out of memory: mm reclaims and retries, within its bounds (ENOMEM after).
+    let child_space = fault::retry::fork_retrying(&space).map_err(errno_of)?;
     let mut child_frame = frame.clone();
     child_frame.rax = 0; // fork returns 0 in the child
     let (name, args) =
