@@ -54,6 +54,7 @@ const NAMES: &[&str] = &[
     "farfetch",
     "sortstorm",
     "failstorm",
+    "heapsqueeze",
     "fuzz",
     "remanence",
 ];
