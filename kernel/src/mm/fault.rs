@@ -13,15 +13,19 @@
 //!    │                                in a shared VMA: made writable in place (never copied)
 //!    └─ PTE present, access allowed -> spurious: a stale TLB entry, flushed
 //! ```
-//! No I/O happens here: a page that must be read from swap comes back as
-//! [`FaultError::NeedsSwapIn`], and the caller (`proc/fault.rs`) reads it with no
-//! lock held and calls [`handle_page_fault_after_read`].
+//! No I/O, no reclaim and no waiting happens here: a page that must be read from
+//! swap comes back as [`FaultError::NeedsSwapIn`], a frame that cannot be had as
+//! [`FaultError::OutOfMemory`]; the retry loop ([`retry`], entered through
+//! [`fault_in`]) reads the page, reclaims or calls the OOM killer with no lock held,
+//! and calls [`handle_page_fault_after_read`] again. Both are `mm`'s memory policy;
+//! `proc::trap` only turns what is left into a kill or an `EFAULT`.
 //! The error code's bits say what was attempted (`mm_core::fault_code` decodes them):
 //! [`Access::from_error_code`] reads a write or an instruction fetch from it.
 //!
 //! Read faults on anonymous memory map one shared, read-only zero frame, so reading
 //! a huge untouched mapping costs no memory; the first write replaces it.
-//! Lock state: enters and returns with the address-space lock held.
+//! Lock state: `handle_page_fault*` enter and return with the address-space lock
+//! held; [`fault_in`] with no lock held.
 #![deny(unsafe_code)]
 
 use core::fmt;

@@ -3,14 +3,13 @@
 //! The layering is proc → mm: processes own address spaces, never the other way
 //! round. Yet two memory policies must reach processes: the OOM killer lists them,
 //! weighs their memory and kills one ([`super::oom`]), and the fault retry loop
-//! ([`super::fault::retry`]) gives up when its process was killed, and lets others
-//! run while a victim exits or a page is under I/O. So `proc` hands this module a
-//! table of functions once at boot ([`register`]), as it does for `sync::hooks`,
-//! and mm calls through it; nothing in `mm` names `proc`.
+//! ([`super::fault::retry`]) gives up when its process was killed. So `proc` hands
+//! this module a table of functions once at boot ([`register`]), as it does for
+//! `sync::hooks`, and mm calls through it; nothing in `mm` names `proc`.
 //!
 //! Before registration (early boot: no processes yet) there is no user process to
-//! list or kill, the running task is the kernel's (pid 0) and is never killed, and
-//! yielding does nothing.
+//! list or kill, and the running task is the kernel's (pid 0), never killed.
+//! (Letting other tasks run is reached through `sync::hooks::yield_now`.)
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -48,8 +47,6 @@ pub struct ProcessHooks {
     pub current_pid: fn() -> Pid,
     /// Returns true if the running task has been killed and must exit.
     pub current_is_killed: fn() -> bool,
-    /// Gives the CPU to the next runnable task; the running task stays runnable.
-    pub yield_now: fn(),
 }
 
 static HOOKS: Once<ProcessHooks> = Once::new();
@@ -77,11 +74,4 @@ pub fn current_pid() -> Pid {
 /// Returns true if the running task has been killed and must exit.
 pub fn current_is_killed() -> bool {
     HOOKS.get().is_some_and(|h| (h.current_is_killed)())
-}
-
-/// Lets other tasks run (nothing before registration: there are none).
-pub fn yield_now() {
-    if let Some(h) = HOOKS.get() {
-        (h.yield_now)();
-    }
 }

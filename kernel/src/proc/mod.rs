@@ -25,14 +25,13 @@ pub mod vm_rw;
 pub use task::{Pid, spawn, spawn_with_args, wait};
 
 /// Gives the memory manager what it needs from processes (`mm::process_hooks`):
-/// the OOM killer's list and kill, the fault loop's "was I killed?" and yield.
+/// the OOM killer's list and kill, the fault loop's "was I killed?".
 fn register_mm_hooks() {
     crate::mm::process_hooks::register(crate::mm::process_hooks::ProcessHooks {
         user_processes: task::user_tasks,
         kill: task::kill,
         current_pid: task::current_pid,
         current_is_killed: task::current_is_killed,
-        yield_now: sched::yield_now,
     });
 }
 

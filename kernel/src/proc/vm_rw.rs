@@ -39,10 +39,9 @@ use mm_core::fault_code::PageFaultCode;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use super::trap::fault_in;
 use super::task::{self, Pid, TaskState};
 use super::uaccess::{check_user_range, copy_from_user, copy_to_user};
-use crate::mm::fault::FaultError;
+use crate::mm::fault::{FaultError, fault_in};
 use crate::mm::remote;
 use crate::mm::rmap::SpaceRef;
 use crate::mm::{PAGE_SIZE, VirtAddr};

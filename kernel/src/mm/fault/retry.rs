@@ -3,6 +3,7 @@
 //!
 //! ```text
 //!  fault_in(space, addr, error code)                         no lock held
+//!    heap headroom (headroom.rs): refill the heap's pool, reclaim, or an OOM decision
 //!    loop:  killed meanwhile?                        -> Err(Killed)
 //!           lock space; handle_page_fault_after_read; unlock
 //!             Err(NeedsSwapIn(entry)) -> read the slot into the swap cache (disk I/O), retry
@@ -18,19 +19,21 @@
 //! or an `EFAULT`. [`fork_retrying`] is the same policy for `fork`, whose allocations
 //! (page tables, a shared mapping's pages) run under the parent's lock.
 //!
-//! Processes are reached through [`super::super::process_hooks`] ("was I killed?",
-//! "let others run"), never by name.
+//! Processes are reached through hooks, never by name: "was I killed?" through
+//! [`super::super::process_hooks`], "let others run" through `sync::hooks`.
 //!
 //! Lock state: enters and returns with no lock held; takes the address-space lock
 //! around each attempt only.
 #![deny(unsafe_code)]
 
 use super::super::addr_space::VmError;
+use super::super::headroom::{self, HeadroomError};
 use super::super::oom::{self, OomOutcome};
 use super::super::rmap::SpaceRef;
 use super::super::swap::{self, swapin::SwapInError};
 use super::super::{VirtAddr, cow, frame, process_hooks, reclaim};
 use super::{FaultError, FaultOutcome, handle_page_fault_after_read};
+use crate::sync::hooks;
 
 /// How many times one fault may reclaim and retry before it gives up.
 const MAX_RECLAIM_RETRIES: u32 = 16;
@@ -41,6 +44,13 @@ const MAX_RECLAIM_RETRIES: u32 = 16;
 /// handler says done or fails.
 pub fn fault_in(space: &SpaceRef, addr: VirtAddr, error_code: u64) -> Result<FaultOutcome, FaultError> {
     reclaim::wake_kswapd();
+    // The fault may allocate page tables and heap objects (rmap, swap cache):
+    // make sure the heap can serve them before any lock is taken.
+    match headroom::ensure_heap_headroom() {
+        Ok(()) => {}
+        Err(HeadroomError::Killed) => return Err(FaultError::Killed),
+        Err(HeadroomError::NoMemory) => return Err(FaultError::OutOfMemory),
+    }
     let mut read = None;
     let mut nr_retries = 0;
     loop {
@@ -61,7 +71,7 @@ pub fn fault_in(space: &SpaceRef, addr: VirtAddr, error_code: u64) -> Result<Fau
                 Err(SwapInError::Io(error)) => return Err(FaultError::SwapIo { slot: entry.slot(), error }),
                 Err(SwapInError::NoMemory) => reclaim_for_retry(&mut nr_retries)?,
             },
-            Err(FaultError::PageLocked) => process_hooks::yield_now(),
+            Err(FaultError::PageLocked) => hooks::yield_now(),
             Err(FaultError::OutOfMemory) => reclaim_for_retry(&mut nr_retries)?,
             other => return other,
         }
@@ -87,7 +97,7 @@ fn reclaim_for_retry(nr_retries: &mut u32) -> Result<(), FaultError> {
     match oom::out_of_memory() {
         OomOutcome::KilledCurrent => Err(FaultError::Killed),
         OomOutcome::Killed(_) | OomOutcome::AlreadyDying(_) => {
-            process_hooks::yield_now();
+            hooks::yield_now();
             *nr_retries = 0;
             Ok(())
         }
