@@ -4,14 +4,14 @@
 //! |---|---|
 //! | [`addr_space`] | `AddressSpace`: PML4 + VMA tree; mmap, munmap, mprotect, madvise, brk |
 //! | [`backing`] | backing objects: what fills a non-anonymous VMA's pages (program images; files later) |
-//! | [`fault`] | the page-fault handler: demand-zero, image pages, stack growth |
+//! | [`fault`] | the page-fault handler: demand-zero, image pages, stack growth; `fault::retry`: the loop around it (swap-in, reclaim, OOM) |
 //! | [`cow`] | fork with copy-on-write, and `do_wp_fault` |
 //! | [`vmstat`] | fault counters by outcome and the fault trace |
 //! | [`remote`] | another process's pages for `process_vm_readv`/`writev`: pinned, copied through the direct map |
 //! | [`rmap`] | reverse map: fork families, a user frame's (family, page); the registry of address spaces |
 //! | [`check`] | the bookkeeping audit: rmap, frame counts, swap slots vs the page tables |
 //! | [`oom`] | the OOM killer: when memory and swap are exhausted, the largest process dies |
-//! | [`process_hooks`] | what mm needs from processes (list, kill, yield), registered by `proc` at boot |
+//! | [`process_hooks`] | what mm needs from processes (list, kill, "was I killed?"), registered by `proc` at boot |
 //! | [`reclaim`] | watermarks, background and direct reclaim, the replacement policy (clock), MADV_PAGEOUT |
 //! | [`swap`] | the swap area (header, `swapon`, slots), the swap cache, swap-out (`evict`), swap-in |
 //! | [`frame`] | the frame table and the buddy allocator, behind one lock |
