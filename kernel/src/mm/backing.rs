@@ -18,7 +18,7 @@
 //! through the page cache), so `read_page` is shaped like a file read: it gets a
 //! page index and a destination frame, nothing about the faulting process.
 //!
-//! Lock state: [`OBJECTS`] is held only to find an object; `read_page` runs with no
+//! Lock state: `OBJECTS` is held only to find an object; `read_page` runs with no
 //! lock of this module held.
 #![deny(unsafe_code)]
 

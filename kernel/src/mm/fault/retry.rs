@@ -116,7 +116,7 @@ const MAX_FORK_RETRIES: u32 = 16;
 /// Each attempt keeps the shared pages it filled, so a large shared mapping takes
 /// many rounds; but reclaim may keep finding a frame or two while fork gets no
 /// further (the parent holds no more pages than before), so after
-/// [`MAX_FORK_RETRIES`] such rounds in a row fork fails with `NoMemory` (ENOMEM,
+/// `MAX_FORK_RETRIES` such rounds in a row fork fails with `NoMemory` (ENOMEM,
 /// as Linux's does) instead of looping. Fork never calls the OOM killer.
 pub fn fork_retrying(space: &SpaceRef) -> Result<SpaceRef, VmError> {
     reclaim::wake_kswapd();
