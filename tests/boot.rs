@@ -57,10 +57,10 @@ fn probe_reads_mapped_memory() {
 fn page_fault_error_codes_decode() {
     use core::fmt::Write;
     let mut text = heapless_string::String64::new();
-    write!(text, "{}", trap::PageFaultError(0b111)).unwrap();
+    write!(text, "{}", trap::PageFaultCode(0b111)).unwrap();
     assert_eq!(text.as_str(), "protection violation on write from user mode");
     text.clear();
-    write!(text, "{}", trap::PageFaultError(0b10000)).unwrap();
+    write!(text, "{}", trap::PageFaultCode(0b10000)).unwrap();
     assert_eq!(text.as_str(), "page not present on instruction fetch from kernel mode");
 }
 

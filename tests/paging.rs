@@ -13,6 +13,7 @@ use kernel::mm::kstack::KernelStack;
 use kernel::mm::layout::KMAP_BASE;
 use kernel::mm::paging::{self, DirectMapTables, PteFlags};
 use kernel::mm::{Order, Page, PhysAddr, VirtAddr, frame_ptr};
+use mm_core::fault_code::PageFaultCode;
 use mm_core::pagetable::{PageSize, PageTable};
 use x86_64::registers::control::{Cr0, Cr0Flags, Cr4, Cr4Flags};
 use x86_64::registers::model_specific::{Efer, EferFlags};
@@ -20,9 +21,9 @@ use x86_64::registers::model_specific::{Efer, EferFlags};
 kernel::test_kernel!();
 
 /// Page-fault error-code bits.
-const PF_PRESENT: u64 = 1 << 0;
-const PF_WRITE: u64 = 1 << 1;
-const PF_FETCH: u64 = 1 << 4;
+const PF_PRESENT: u64 = PageFaultCode::PRESENT;
+const PF_WRITE: u64 = PageFaultCode::WRITE;
+const PF_FETCH: u64 = PageFaultCode::FETCH;
 
 static READ_ONLY: [u8; 16] = [0x11; 16];
 static mut DATA_PAGE: [u8; 64] = [0xc3; 64]; // `ret` instructions, in a writable NX page

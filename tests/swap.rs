@@ -67,21 +67,10 @@ fn contents(frame: Frame) -> alloc::vec::Vec<u8> {
     bytes
 }
 
-/// Resolves a fault the way the process fault path does: reads the slot when asked.
+/// Resolves a fault through the process fault path, `mm::fault::fault_in`: it reads
+/// the slot when the handler asks, with the space unlocked.
 fn fault_in(space: &SpaceRef, addr: VirtAddr, code: u64) -> FaultOutcome {
-    let mut read = None;
-    loop {
-        // The space's lock (a spinlock) must be released before the disk read: a
-        // temporary in the `match` head would live through the whole `match`.
-        let result = fault::handle_page_fault_after_read(&mut space.lock(), addr, code, read);
-        match result {
-            Err(FaultError::NeedsSwapIn(entry)) => {
-                swap::read_into_cache(entry).expect("read_into_cache");
-                read = Some(entry);
-            }
-            other => return other.expect("fault"),
-        }
-    }
+    fault::fault_in(space, addr, code).expect("fault")
 }
 
 fn disk_writes() -> u64 {

@@ -14,7 +14,7 @@
 
 use kernel::mm::vmstat::{self, SwapEvent};
 use kernel::mm::{check, frame, heap, swap};
-use kernel::proc::{self, fault::NR_KILLED, task::WaitStatus};
+use kernel::proc::{self, trap::NR_KILLED, task::WaitStatus};
 
 kernel::runner_args!(b"--memory 32M --swap-size 256M --timeout 240 --swap-blkdebug tests/swap_storm_ioerr.blkdebug");
 

@@ -139,9 +139,9 @@ fn fork_storm_reaps_everyone_and_leaks_nothing() {
 
 #[test_case]
 fn after_a_kill_the_kernel_runs_more_programs() {
-    let killed = proc::fault::NR_KILLED.load(core::sync::atomic::Ordering::Relaxed);
+    let killed = proc::trap::NR_KILLED.load(core::sync::atomic::Ordering::Relaxed);
     assert_killed("writecode"); // run twice by `run`
-    assert_eq!(proc::fault::NR_KILLED.load(core::sync::atomic::Ordering::Relaxed), killed + 2);
+    assert_eq!(proc::trap::NR_KILLED.load(core::sync::atomic::Ordering::Relaxed), killed + 2);
     assert_exits_0("hello");
 }
 

@@ -1,6 +1,7 @@
 //! The embedded user programs: all there, found by name, and loadable: each one
 //! parses with `mm_core::elf`, starts in its code, lives in the user half at or
-//! above `abi::USER_IMAGE_BASE` in page-aligned segments, and keeps W^X.
+//! above `abi::USER_IMAGE_BASE` in page-aligned segments, and keeps W^X; a program
+//! image's backing object (`mm::backing`) gives back its bytes page by page.
 #![no_std]
 #![allow(missing_docs)] // test names say what each test checks
 #![no_main]
@@ -8,6 +9,8 @@
 #![test_runner(kernel::testing::test_runner)]
 #![reexport_test_harness_main = "test_main"]
 
+use kernel::mm::frame::{self, NewPage};
+use kernel::mm::backing;
 use kernel::user_programs::{self, PROGRAMS, UserProgram};
 use mm_core::addr::PAGE_SIZE;
 use mm_core::elf::{self, Executable, SegmentFlags};
@@ -138,5 +141,32 @@ fn every_program_has_separate_read_only_code_and_data_segments() {
         for flags in [r, rx, rw] {
             assert!(exe.segments().iter().any(|s| s.flags == flags), "{}: no {:?} segment", program.name, flags);
         }
+    }
+}
+
+/// Bytes 1..=251 repeating: no zero byte, so a zero in a page read back is padding.
+static IMAGE: [u8; 5000] = {
+    let mut bytes = [0u8; 5000];
+    let mut i = 0;
+    while i < bytes.len() {
+        bytes[i] = (i % 251) as u8 + 1;
+        i += 1;
+    }
+    bytes
+};
+
+#[test_case]
+fn a_program_image_backing_object_reads_its_pages_then_zeros() {
+    let id = backing::register_image(&IMAGE);
+    assert_eq!(backing::register_image(&IMAGE), id, "the same image registered twice is one object");
+    let page_size = PAGE_SIZE as usize;
+    for (index, expected) in [(0, &IMAGE[..page_size]), (1, &IMAGE[page_size..]), (2, &[][..])] {
+        let mut page = NewPage::alloc_zeroed().expect("a frame");
+        backing::read_page(id, index, &mut page);
+        let mut got = [0u8; PAGE_SIZE as usize];
+        // SAFETY: `page` is ours, mapped nowhere, and nothing writes it meanwhile.
+        unsafe { frame::read_bytes(page.frame(), 0, &mut got) };
+        assert_eq!(&got[..expected.len()], expected, "page {index}: the image's bytes");
+        assert!(got[expected.len()..].iter().all(|&b| b == 0), "page {index}: zero past the image's end");
     }
 }

@@ -34,6 +34,7 @@ pub mod mm;
 pub mod proc;
 pub mod sync;
 pub mod testing;
+pub mod trap;
 pub mod user_programs;
 
 use bootloader_api::BootInfo;

@@ -21,7 +21,7 @@ use core::fmt;
 use core::mem::size_of;
 use core::ops::BitOr;
 
-use crate::anon::FamilyPage;
+use crate::fork_family::FamilyPage;
 
 /// What a frame is currently used for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -488,7 +488,7 @@ mod tests {
 
     fn family_page(family: u32, addr: u64) -> FamilyPage {
         let page = crate::addr::Page::containing_address(crate::addr::VirtAddr::new(addr));
-        FamilyPage { family: crate::anon::FamilyId::new(family).unwrap(), page }
+        FamilyPage { family: crate::fork_family::FamilyId::new(family).unwrap(), page }
     }
 
     #[test]

@@ -8,10 +8,11 @@
 //! | module | what it holds |
 //! |---|---|
 //! | [`addr`] | `PhysAddr`, `VirtAddr`, `Frame`, `Page`, `Order` |
-//! | [`anon`] | fork families (`FamilyTable`) and the `FamilyPage` a mapped user frame records: the reverse map |
 //! | [`buddy`] | `BuddyAllocator`: free lists of 2^order-frame blocks, split and merge |
 //! | [`elf`] | `parse`: an ELF64 executable's entry point and `LoadSegment`s, checked |
 //! | [`fail_inject`] | `FailPlan`: which allocations fault injection fails (every Nth, or P % seeded) |
+//! | [`fault_code`] | `PageFaultCode`: the page-fault error code's bits (present, write, user, fetch, ...)
+//! | [`fork_family`] | fork families (`FamilyTable`) and the `FamilyPage` a mapped user frame records: the reverse map |
 //! | [`frame_table`] | `FrameDesc` (one per physical frame), `FrameState`, `FrameFlags` |
 //! | [`kmalloc`] | `Kmalloc`: twelve size classes (8..4096 bytes) of slab caches, `size_class_for` |
 //! | [`pagetable`] | `PageTable` over `TableMemory`: the 4-level walk; TLB `Flush` tokens |
@@ -33,10 +34,11 @@ extern crate std;
 extern crate alloc;
 
 pub mod addr;
-pub mod anon;
 pub mod buddy;
 pub mod elf;
 pub mod fail_inject;
+pub mod fault_code;
+pub mod fork_family;
 pub mod frame_table;
 pub mod kmalloc;
 pub mod pagetable;

@@ -179,7 +179,7 @@ pub enum Backing {
     /// holds the image's bytes from `offset`, page `start + PAGE_SIZE` those from
     /// `offset + PAGE_SIZE`, and so on.
     Image {
-        /// Which image: an index the kernel's loader hands out.
+        /// Which image: the id of a backing object (the kernel's `mm::backing`).
         id: u32,
         /// Byte offset in the image of the VMA's first page; a multiple of `PAGE_SIZE`.
         offset: u64,

@@ -5,26 +5,32 @@
 //!    ├─ kernel address, or no VMA (and not a stack to grow)    -> Segv
 //!    ├─ access not allowed by the VMA's protection             -> Segv
 //!    ├─ PTE empty                  -> do_anonymous_fault: zero page (read) or zeroed frame (write),
-//!    │                                or do_image_fault: a frame filled from the program image
+//!    │                                or do_image_fault: a frame filled by the VMA's backing object
+//!    │                                (backing.rs: a program image)
 //!    ├─ PTE holds a swap entry     -> do_swap_fault (swap/swapin.rs): map the page from the
 //!    │                                swap cache, or ask the caller to read it in and retry
 //!    ├─ PTE present, write, RO     -> do_wp_fault (cow.rs): copy-on-write, or reuse if last reference;
 //!    │                                in a shared VMA: made writable in place (never copied)
 //!    └─ PTE present, access allowed -> spurious: a stale TLB entry, flushed
 //! ```
-//! No I/O happens here: a page that must be read from swap comes back as
-//! [`FaultError::NeedsSwapIn`], and the caller (`proc/fault.rs`) reads it with no
-//! lock held and calls [`handle_page_fault_after_read`].
-//! The error code's bits say what was attempted: bit 0 P (page present: a protection
-//! fault), bit 1 W (write), bit 2 U (from ring 3), bit 4 I (instruction fetch).
+//! No I/O, no reclaim and no waiting happens here: a page that must be read from
+//! swap comes back as [`FaultError::NeedsSwapIn`], a frame that cannot be had as
+//! [`FaultError::OutOfMemory`]; the retry loop ([`retry`], entered through
+//! [`fault_in`]) reads the page, reclaims or calls the OOM killer with no lock held,
+//! and calls [`handle_page_fault_after_read`] again. Both are `mm`'s memory policy;
+//! `proc::trap` only turns what is left into a kill or an `EFAULT`.
+//! The error code's bits say what was attempted (`mm_core::fault_code` decodes them):
+//! [`Access::from_error_code`] reads a write or an instruction fetch from it.
 //!
 //! Read faults on anonymous memory map one shared, read-only zero frame, so reading
 //! a huge untouched mapping costs no memory; the first write replaces it.
-//! Lock state: enters and returns with the address-space lock held.
+//! Lock state: `handle_page_fault*` enter and return with the address-space lock
+//! held; [`fault_in`] with no lock held.
 #![deny(unsafe_code)]
 
 use core::fmt;
 
+use mm_core::fault_code::PageFaultCode;
 use mm_core::pagetable::MapError;
 use spin::Once;
 
@@ -34,6 +40,9 @@ use super::paging::{PteFlags, SwapEntry};
 use super::{Frame, Order, Page, VirtAddr};
 use crate::arch::tlb;
 use crate::drivers::virtio_blk::BlkError;
+
+pub mod retry;
+pub use retry::fault_in;
 
 /// What the faulting instruction tried to do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,9 +58,10 @@ pub enum Access {
 impl Access {
     /// Decodes the access from a page-fault error code.
     pub fn from_error_code(error_code: u64) -> Access {
-        if error_code & (1 << 4) != 0 {
+        let code = PageFaultCode(error_code);
+        if code.is_fetch() {
             Access::Exec
-        } else if error_code & (1 << 1) != 0 {
+        } else if code.is_write() {
             Access::Write
         } else {
             Access::Read
@@ -295,12 +305,12 @@ fn do_anonymous_fault(space: &mut AddressSpace, vma: &Vma, page: Page, access: A
     Ok(FaultOutcome::AnonymousPage)
 }
 
-/// Not present, image-backed: a private frame holding the image's bytes for this
-/// page (zero past the end of the file part, as for `.bss`).
+/// Not present, backed by an object (a program image): a private frame holding the
+/// object's bytes for this page (zero past its end, as for `.bss`).
 fn do_image_fault(space: &mut AddressSpace, vma: &Vma, page: Page, id: u32, offset: u64) -> Result<FaultOutcome, FaultError> {
     let mut new = frame::NewPage::alloc_zeroed().map_err(|_| FaultError::OutOfMemory)?;
-    let file_offset = offset + (page.start_address() - vma.start);
-    new.write_bytes(0, crate::proc::image::page_bytes(id, file_offset));
+    let index = (offset + (page.start_address() - vma.start)) / super::PAGE_SIZE;
+    super::backing::read_page(id, index, &mut new);
     install_page(space, page, new, leaf_flags_for(vma.prot))?;
     Ok(FaultOutcome::ImagePage)
 }

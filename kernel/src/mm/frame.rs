@@ -26,7 +26,7 @@ use core::mem::size_of;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use bootloader_api::info::{MemoryRegion, MemoryRegionKind};
-use mm_core::anon::FamilyPage;
+use mm_core::fork_family::FamilyPage;
 pub use mm_core::buddy::{AllocError, BuddyAllocator, BuddyInfo, FreeError, InvariantError, MAX_ORDER};
 pub use mm_core::frame_table::{FrameDesc, FrameFlags, FrameState};
 
@@ -319,14 +319,15 @@ pub fn with_desc<R>(frame: Frame, f: impl FnOnce(&mut FrameDesc) -> R) -> R {
     with_buddy(|buddy| f(buddy.desc_mut(frame)))
 }
 
-/// Takes another reference to each user frame in `mappings` for one more PTE that
-/// maps it, at its place (fork, swap-in, the undo of an eviction), under one
-/// acquisition of the lock (fork passes a batch).
-pub fn get_user_pages(mappings: &[(Frame, FamilyPage)]) {
+/// Adds one mapping's reference to each user frame in `mappings`: one more PTE
+/// maps it, at its place (fork, swap-in, the undo of an eviction); refcount and
+/// map count go up by one, under one acquisition of the lock (fork passes a batch).
+/// (Not Linux's `get_user_pages`, which pins the pages behind user addresses.)
+pub fn add_mapping_refs(mappings: &[(Frame, FamilyPage)]) {
     with_buddy(|buddy| {
         for &(frame, at) in mappings {
             let desc = buddy.desc_mut(frame);
-            debug_assert_eq!(desc.state(), FrameState::User, "get_user_pages: not a user frame");
+            debug_assert_eq!(desc.state(), FrameState::User, "add_mapping_refs: not a user frame");
             desc.get_ref();
             desc.add_mapping(at);
         }
@@ -341,16 +342,16 @@ pub fn map_new_user_page(frame: Frame, at: FamilyPage) {
     })
 }
 
-/// Drops the reference of the PTE at `at` that mapped a user frame (map count and
-/// refcount down by one). Returns the refcount and map count left, and the flags;
+/// Drops the mapping's reference of the PTE at `at` that mapped a user frame (map
+/// count and refcount down by one). Returns the refcount and map count left, and the flags;
 /// the caller frees the frame at refcount 0.
 ///
 /// `is_dirty`: the PTE had its Dirty bit, so a swap-cache copy of the page on disk
 /// is stale: the frame gets [`FrameFlags::DIRTY`].
-pub fn put_user_page(frame: Frame, at: FamilyPage, is_dirty: bool) -> (u32, u32, FrameFlags) {
+pub fn drop_mapping_ref(frame: Frame, at: FamilyPage, is_dirty: bool) -> (u32, u32, FrameFlags) {
     with_buddy(|buddy| {
         let desc = buddy.desc_mut(frame);
-        debug_assert_eq!(desc.state(), FrameState::User, "put_user_page: not a user frame");
+        debug_assert_eq!(desc.state(), FrameState::User, "drop_mapping_ref: not a user frame");
         if is_dirty && desc.has_flags(FrameFlags::SWAP_CACHE) {
             desc.insert_flags(FrameFlags::DIRTY);
         }

@@ -3,13 +3,15 @@
 //! | module | what it does |
 //! |---|---|
 //! | [`addr_space`] | `AddressSpace`: PML4 + VMA tree; mmap, munmap, mprotect, madvise, brk |
-//! | [`fault`] | the page-fault handler: demand-zero, image pages, stack growth |
+//! | [`backing`] | backing objects: what fills a non-anonymous VMA's pages (program images; files later) |
+//! | [`fault`] | the page-fault handler: demand-zero, image pages, stack growth; `fault::retry`: the loop around it (swap-in, reclaim, OOM) |
 //! | [`cow`] | fork with copy-on-write, and `do_wp_fault` |
 //! | [`vmstat`] | fault counters by outcome and the fault trace |
 //! | [`remote`] | another process's pages for `process_vm_readv`/`writev`: pinned, copied through the direct map |
 //! | [`rmap`] | reverse map: fork families, a user frame's (family, page); the registry of address spaces |
 //! | [`check`] | the bookkeeping audit: rmap, frame counts, swap slots vs the page tables |
 //! | [`oom`] | the OOM killer: when memory and swap are exhausted, the largest process dies |
+//! | [`process_hooks`] | what mm needs from processes (list, kill, "was I killed?"), registered by `proc` at boot |
 //! | [`reclaim`] | watermarks, background and direct reclaim, the replacement policy (clock), MADV_PAGEOUT |
 //! | [`swap`] | the swap area (header, `swapon`, slots), the swap cache, swap-out (`evict`), swap-in |
 //! | [`frame`] | the frame table and the buddy allocator, behind one lock |
@@ -42,7 +44,7 @@
 //! | 5 | `reclaim::POLICY` (`ReclaimPolicy`) | the replacement policy's ring | IRQs off | `FAMILIES` and other spaces by `try_lock` (the probe), frames (ring links) |
 //! | 6 | `rmap::FAMILIES` (`RmapFamilies`) | fork families: the reverse map | IRQs off | heap, frames |
 //! | 7 | `addr_space::PCIDS` (`Pcids`) | TLB tags | IRQs off | nothing ranked above |
-//! | 8 | `proc::image::IMAGES` (`ProgramImages`) | program images | IRQs off | heap |
+//! | 8 | `mm::backing::OBJECTS` (`BackingObjects`) | backing objects (program images) | IRQs off | heap |
 //! | 9 | `paging::KERNEL_PT` (`KernelPageTable`) | the kernel's page tables | IRQs off | frames (tables allocated inside) |
 //! | 10 | `kstack::SLOTS` (`KernelStackSlots`) | kernel-stack slots | IRQs off | nothing (mapping happens after) |
 //! | 11 | `heap::TYPED_CACHES` (`SlabRegistry`) | the list of typed caches | IRQs off | nothing |
@@ -72,6 +74,7 @@
 //!   taken with interrupts off around a few port writes; they are leaves and unranked.
 
 pub mod addr_space;
+pub mod backing;
 pub mod check;
 pub mod cow;
 pub mod fail;
@@ -85,6 +88,7 @@ pub mod layout;
 pub mod memops;
 pub mod oom;
 pub mod paging;
+pub mod process_hooks;
 pub mod reclaim;
 pub mod remote;
 pub mod rmap;

@@ -16,12 +16,15 @@
 //! until then and retries. While a victim is dying nobody else is chosen, so one
 //! shortage kills one process.
 //!
+//! The killer reaches processes only through [`process_hooks`] (list them, kill
+//! one, which one is running), which `proc` registers at boot: mm never names `proc`.
+//!
 //! Lock state: called with no lock held; reads each space's counters under its lock.
 #![deny(unsafe_code)]
 
+use super::process_hooks::{self, Pid};
 use super::vmstat::{self, SwapEvent};
 use super::{frame, swap};
-use crate::proc::task::{self, Pid};
 
 /// What [`out_of_memory`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,7 +47,7 @@ fn badness(space: &super::rmap::SpaceRef) -> (u64, u64) {
 
 /// Chooses and kills the process with the most memory (see the module docs).
 pub fn out_of_memory() -> OomOutcome {
-    let tasks = task::user_tasks();
+    let tasks = process_hooks::user_processes();
     if let Some(dying) = tasks.iter().find(|t| t.is_killed) {
         return OomOutcome::AlreadyDying(dying.pid);
     }
@@ -61,6 +64,6 @@ pub fn out_of_memory() -> OomOutcome {
         swap::slot_counts().0
     );
     vmstat::count(SwapEvent::OomKill);
-    task::kill(pid, format_args!("out of memory: the OOM killer chose it"));
-    if pid == task::current_pid() { OomOutcome::KilledCurrent } else { OomOutcome::Killed(pid) }
+    process_hooks::kill(pid, format_args!("out of memory: the OOM killer chose it"));
+    if pid == process_hooks::current_pid() { OomOutcome::KilledCurrent } else { OomOutcome::Killed(pid) }
 }

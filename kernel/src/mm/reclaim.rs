@@ -311,7 +311,7 @@ fn evict_victims(victims: &[Frame], report: &mut ReclaimReport) {
         match result {
             Ok(Evicted::Written) => report.nr_written += 1,
             Ok(Evicted::Clean | Evicted::LazyFreed) => report.nr_clean += 1,
-            Ok(Evicted::Remapped) => {
+            Ok(Evicted::SavedButMappedAgain) => {
                 report.nr_kept += 1;
                 track(victim);
             }

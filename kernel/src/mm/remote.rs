@@ -3,7 +3,7 @@
 //!
 //! The caller (`proc::vm_rw`) holds the target's address-space lock only around the
 //! calls here. A page that is not resident and accessible in the target is faulted
-//! in *on the target's behalf* (`proc::fault::fault_in`, the same path as the
+//! in *on the target's behalf* (`mm::fault::fault_in`, the same path as the
 //! target's own faults: demand-zero, swap-in, copy-on-write), then looked up again.
 //!
 //! - Reading: [`pin_resident`] finds the frame under the lock and takes a reference

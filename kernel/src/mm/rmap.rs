@@ -45,8 +45,8 @@ use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-pub use mm_core::anon::{FamilyId, FamilyPage};
-use mm_core::anon::FamilyTable;
+pub use mm_core::fork_family::{FamilyId, FamilyPage};
+use mm_core::fork_family::FamilyTable;
 
 use super::addr_space::AddressSpace;
 use super::frame::{self, FrameFlags};
@@ -145,7 +145,7 @@ pub fn map(frame: Frame, at: FamilyPage) {
 /// Records one more mapping of each frame in `mappings`, as [`map`] does, taking
 /// the frame lock once for all of them (fork's batches).
 pub fn map_all(mappings: &[(Frame, FamilyPage)]) {
-    frame::get_user_pages(mappings);
+    frame::add_mapping_refs(mappings);
 }
 
 /// Forgets the mapping of `frame` at `at` and drops its reference; frees the frame
@@ -157,7 +157,7 @@ pub fn map_all(mappings: &[(Frame, FamilyPage)]) {
 /// there (see the swap-cache rules in `swap.rs`); a LOCKED frame is left alone: the
 /// I/O path that locked it decides.
 pub fn unmap(frame: Frame, at: FamilyPage, is_dirty: bool) -> bool {
-    let (refcount, map_count, flags) = frame::put_user_page(frame, at, is_dirty);
+    let (refcount, map_count, flags) = frame::drop_mapping_ref(frame, at, is_dirty);
     if refcount == 0 {
         free_user_frame(frame);
         return true;

@@ -1,8 +1,8 @@
 //! Loading a program: from ELF file to a ready address space and a first trap frame.
 //!
 //! Nothing is copied at load time. Each loadable segment becomes one VMA backed by
-//! the segment's bytes in the embedded file (`image.rs`); the pages arrive on the
-//! first touch through the fault handler, like a file mapping. A stack VMA at the
+//! the segment's bytes in the embedded file (a backing object, `mm::backing`); the
+//! pages arrive on the first touch through the fault handler, like a file mapping. A stack VMA at the
 //! top of the user half (grows down on faults) and the heap start (just above the
 //! image, for `brk`) complete the space.
 //!
@@ -11,11 +11,10 @@
 
 use mm_core::elf;
 
-use super::image;
 use super::task::SpawnError;
 use crate::arch::gdt;
 use crate::arch::trap::TrapFrame;
-use crate::mm::VirtAddr;
+use crate::mm::{VirtAddr, backing};
 use crate::mm::addr_space::{AddressSpace, Backing, STACK_INITIAL_BYTES, STACK_TOP, Vma, VmFlags, VmProt};
 use crate::mm::rmap::SpaceRef;
 
@@ -35,7 +34,7 @@ pub fn load(name: &str) -> Result<(SpaceRef, TrapFrame), SpawnError> {
         // last file byte (`vaddr` and `file_offset` agree modulo the page size).
         let file_start = (segment.file_offset - (segment.vaddr - start)) as usize;
         let file_end = (segment.file_offset + segment.filesz) as usize;
-        let id = image::register(&bytes[file_start..file_end]);
+        let id = backing::register_image(&bytes[file_start..file_end]);
         let vma = Vma::new(
             VirtAddr::new(start),
             VirtAddr::new(end),

@@ -6,31 +6,42 @@
 //! | [`task`] | `Task` (pid, state, kernel stack, address space), the task table, exit/wait/kill |
 //! | [`sched`] | run queue, `schedule`, `yield_now`, context switch, preemption on the tick |
 //! | [`exec`] | builds an address space from an ELF image: one VMA per segment, a stack VMA |
-//! | [`image`] | the embedded program images that image-backed VMAs read from |
 //! | [`syscall`] | `syscall` entry (MSRs, assembly), dispatch, the handlers |
+//! | [`trap`] | page faults and other exceptions, from the dispatcher: resolve, kill the process, EFAULT, or panic |
 //! | [`uaccess`] | `copy_from_user` / `copy_to_user`: a bad pointer is `EFAULT`, not a crash |
-//! | [`fault`] | user page faults and other user exceptions: resolve, or kill the process |
 //! | [`vm_rw`] | `process_vm_readv`/`process_vm_writev`: another process's memory, by its page tables |
 //!
 //! Task 0 is the kernel's boot thread: it starts the first processes and waits
 //! for them (it is also the idle task: it halts when nothing else can run).
 
 pub mod exec;
-pub mod fault;
-pub mod image;
 pub mod sched;
 pub mod syscall;
 pub mod task;
+pub mod trap;
 pub mod uaccess;
 pub mod vm_rw;
 
 pub use task::{Pid, spawn, spawn_with_args, wait};
+
+/// Gives the memory manager what it needs from processes (`mm::process_hooks`):
+/// the OOM killer's list and kill, the fault loop's "was I killed?".
+fn register_mm_hooks() {
+    crate::mm::process_hooks::register(crate::mm::process_hooks::ProcessHooks {
+        user_processes: task::user_tasks,
+        kill: task::kill,
+        current_pid: task::current_pid,
+        current_is_killed: task::current_is_killed,
+    });
+}
 
 /// Sets up task 0 and the `syscall` instruction.
 pub fn init() {
     task::init();
     sched::init();
     sched::register_hooks();
-    image::init();
+    register_mm_hooks();
+    // Room for the images of every embedded program (three segments each).
+    crate::mm::backing::reserve(3 * crate::user_programs::PROGRAMS.len());
     syscall::init();
 }

@@ -5,7 +5,7 @@
 //!  CPU:     rcx = user rip, r11 = user rflags, RIP = LSTAR, RFLAGS &= ~FMASK (IF, TF, DF, AC off)
 //!  syscall_entry: switch to the task's kernel stack, push what an interrupt would
 //!           (ss, rsp, rflags, cs, rip, error 0) and vector 0x100, jump to trap_common
-//!  trap_common -> trap_dispatch -> dispatch(&mut TrapFrame): result -> frame.rax
+//!  trap_common -> arch trap_entry -> crate::trap::dispatch -> dispatch(&mut TrapFrame): result -> frame.rax
 //!  trap_return: pop, sysretq back to the user (iretq if the frame is unusual)
 //! ```
 //! Sharing the trap frame layout means `fork` can copy the parent's frame for the
@@ -27,7 +27,7 @@ use crate::arch::trap::{SYSCALL_VECTOR, SYSRET_MARK, TrapFrame};
 use crate::mm::addr_space::{MapRequest, VmError, VmProt};
 use crate::mm::vmstat::{self, SwapEvent};
 use crate::mm::headroom::{self, HeadroomError};
-use crate::mm::{cow, frame, reclaim, swap};
+use crate::mm::{fault, frame, reclaim, swap};
 
 
 static mut SYSCALL_USER_RSP: u64 = 0;
@@ -93,8 +93,9 @@ pub fn set_kernel_stack(top: u64) {
 /// Routes a syscall to its handler and stores the result in `frame.rax`; marks the
 /// frame for the `sysretq` return when that is safe (see [`can_sysret`]).
 ///
-/// Called by `trap_common` for frames whose vector is `SYSCALL_VECTOR`. `syscall`
-/// already cleared RFLAGS.AC (FMASK), so unlike other traps no `clac` is needed.
+/// Called by the trap dispatcher (`crate::trap`) for frames whose vector is
+/// `SYSCALL_VECTOR`. `syscall` already cleared RFLAGS.AC (FMASK), so unlike other
+/// traps no `clac` is needed.
 pub extern "C" fn dispatch(frame: &mut TrapFrame) {
     // Short calls run with interrupts off; the others let the timer tick meanwhile.
     // (`sti` is not free under emulation: it ends QEMU's translation block.)
@@ -266,40 +267,11 @@ fn sys_madvise(addr: u64, len: u64, advice: u64) -> Result<u64, Errno> {
     }
 }
 
-/// How many times in a row fork may reclaim and retry without getting further
-/// before it gives up with ENOMEM.
-const MAX_FORK_RETRIES: u32 = 16;
-
 fn sys_fork(frame: &TrapFrame) -> Result<u64, Errno> {
-    reclaim::wake_kswapd();
     let parent = task::current_pid();
     let space = task::current_space().ok_or(Errno::EPERM)?;
-    // Out of memory (page tables, or the pages of a shared mapping filled at fork):
-    // reclaim with the space unlocked and try again. Each attempt keeps the shared
-    // pages it filled, so a large shared mapping takes many rounds; but reclaim may
-    // keep finding a frame or two while fork gets no further (the parent holds no
-    // more pages than before), so after MAX_FORK_RETRIES such rounds in a row fork
-    // fails with ENOMEM, as Linux's does, instead of looping.
-    let mut nr_idle_retries = 0;
-    let mut last_nr_held = 0;
-    let child_space = loop {
-        let (result, nr_held) = {
-            let mut space = space.lock();
-            let result = cow::fork(&mut space);
-            (result, space.stats.rss_pages + space.stats.swap_pages)
-        };
-        match result {
-            Err(VmError::NoMemory) => {
-                nr_idle_retries = if nr_held > last_nr_held { 0 } else { nr_idle_retries + 1 };
-                last_nr_held = nr_held;
-                if nr_idle_retries < MAX_FORK_RETRIES && reclaim::direct_reclaim() > 0 {
-                    continue;
-                }
-                return Err(Errno::ENOMEM);
-            }
-            other => break other.map_err(errno_of)?,
-        }
-    };
+    // Out of memory: mm reclaims and retries, within its bounds (ENOMEM after).
+    let child_space = fault::retry::fork_retrying(&space).map_err(errno_of)?;
     let mut child_frame = frame.clone();
     child_frame.rax = 0; // fork returns 0 in the child
     let (name, args) =

@@ -28,6 +28,7 @@ use crate::arch::trap::TrapFrame;
 use crate::mm::addr_space::AddressSpace;
 use crate::mm::rmap::SpaceRef;
 use crate::mm::kstack::KernelStack;
+use crate::mm::process_hooks::UserProcess;
 use crate::sync::IrqMutex;
 
 /// A process or task id.
@@ -245,7 +246,7 @@ pub fn kill(pid: Pid, reason: core::fmt::Arguments) -> bool {
         task.name.clone()
     };
     crate::println!("pid {pid} ({name}) killed: {reason}");
-    super::fault::NR_KILLED.fetch_add(1, Ordering::Relaxed);
+    super::trap::NR_KILLED.fetch_add(1, Ordering::Relaxed);
     sched::wake_if_waiting(pid);
     true
 }
@@ -263,26 +264,15 @@ pub fn exit_if_killed() {
     }
 }
 
-/// A user process as the OOM killer sees it.
-pub struct UserTask {
-    /// Its pid.
-    pub pid: Pid,
-    /// Its name.
-    pub name: String,
-    /// Its memory.
-    pub space: SpaceRef,
-    /// Already killed, not yet exited.
-    pub is_killed: bool,
-}
-
-/// Returns every live user process (zombies have no memory and are left out).
-pub fn user_tasks() -> alloc::vec::Vec<UserTask> {
+/// Returns every live user process (zombies have no memory and are left out), as
+/// the memory manager sees them (the OOM killer, through `mm::process_hooks`).
+pub fn user_tasks() -> alloc::vec::Vec<UserProcess> {
     let tasks = TASKS.lock();
     tasks
         .values()
         .filter_map(|t| {
             let space = t.space.clone()?;
-            Some(UserTask { pid: t.pid, name: t.name.clone(), space, is_killed: t.is_killed })
+            Some(UserProcess { pid: t.pid, name: t.name.clone(), space, is_killed: t.is_killed })
         })
         .collect()
 }

@@ -35,14 +35,13 @@
 //! memory runs out, the OOM killer may still choose a victim, as for any fault).
 
 use abi::{Errno, IOV_MAX, IoVec};
+use mm_core::fault_code::PageFaultCode;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use super::fault::fault_in;
 use super::task::{self, Pid, TaskState};
-use super::uaccess::{copy_from_user, copy_to_user};
-use crate::mm::fault::FaultError;
-use crate::mm::layout::USER_END;
+use super::uaccess::{check_user_range, copy_from_user, copy_to_user};
+use crate::mm::fault::{FaultError, fault_in};
 use crate::mm::remote;
 use crate::mm::rmap::SpaceRef;
 use crate::mm::{PAGE_SIZE, VirtAddr};
@@ -59,11 +58,6 @@ pub enum Direction {
 /// How many times one page is faulted in before giving up (reclaim could take it
 /// away between the fault and the copy, each time).
 const MAX_FAULT_TRIES: u32 = 16;
-
-/// The page-fault error code bits of an access on the target's behalf.
-const PF_PRESENT: u64 = 1 << 0;
-const PF_WRITE: u64 = 1 << 1;
-const PF_USER: u64 = 1 << 2;
 
 /// The system call: `args` = pid, local_iov, liovcnt, remote_iov, riovcnt, flags.
 pub fn sys_process_vm_rw(args: [u64; 6], direction: Direction) -> Result<u64, Errno> {
@@ -184,12 +178,11 @@ fn copy_all(space: &SpaceRef, local: &[IoVec], remote: &[IoVec], direction: Dire
     Ok(nr_copied)
 }
 
-/// Returns the target's address of `addr`, if `[addr, addr + len)` is in the user half.
+/// Returns the target's address of `addr`, if `[addr, addr + len)` is in the user
+/// half (checked as for any user pointer: `EFAULT` if not).
 fn remote_addr(addr: u64, len: usize) -> Result<VirtAddr, Errno> {
-    match addr.checked_add(len as u64) {
-        Some(end) if end <= USER_END => Ok(VirtAddr::new(addr)),
-        _ => Err(Errno::EFAULT),
-    }
+    check_user_range(addr, len)?;
+    Ok(VirtAddr::new(addr))
 }
 
 /// Copies `buf.len()` bytes of the target at `addr` (within one page) into `buf`.
@@ -229,7 +222,7 @@ fn fault_for_target(space: &SpaceRef, addr: VirtAddr, for_write: bool) -> Result
         }
         remote::is_present(&space, addr)
     };
-    let error_code = PF_USER | if for_write { PF_WRITE } else { 0 } | if is_present { PF_PRESENT } else { 0 };
+    let error_code = PageFaultCode::for_access(for_write, is_present).0;
     match fault_in(space, addr, error_code) {
         Ok(_) => Ok(()),
         Err(FaultError::OutOfMemory) => Err(Errno::ENOMEM),

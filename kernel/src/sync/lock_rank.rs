@@ -47,8 +47,8 @@ pub enum LockRank {
     RmapFamilies,
     /// `mm::addr_space::PCIDS`: TLB tags.
     Pcids,
-    /// `proc::image::IMAGES`: program images.
-    ProgramImages,
+    /// `mm::backing::OBJECTS`: the backing objects (program images).
+    BackingObjects,
     /// `mm::paging::KERNEL_PT`: the kernel's page tables.
     KernelPageTable,
     /// `mm::kstack::SLOTS`: kernel-stack slots.
@@ -112,7 +112,7 @@ mod checker {
             ReclaimPolicy,
             RmapFamilies,
             Pcids,
-            ProgramImages,
+            BackingObjects,
             KernelPageTable,
             KernelStackSlots,
             SlabRegistry,

@@ -74,7 +74,7 @@ fn freeing_a_frame_still_in_use_is_reported_and_changes_nothing() {
     // Issue #10: the buddy must refuse a frame that is still mapped, still
     // referenced by someone else, locked for I/O or in the swap cache.
     use crate::addr::{Page, VirtAddr};
-    use crate::anon::{FamilyId, FamilyPage};
+    use crate::fork_family::{FamilyId, FamilyPage};
     let mut descs = vec![FrameDesc::new(); 16];
     let mut buddy = BuddyAllocator::new(&mut descs, 0x40);
     buddy.add_free_range(frame(0x40), 16).unwrap();

@@ -10,7 +10,7 @@
 use core::ptr::addr_of;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use super::trap::TrapFrame;
+use super::trap::{PageFaultCode, TrapFrame};
 
 core::arch::global_asm!(
     r#"
@@ -118,15 +118,12 @@ pub fn is_user_access(rip: u64) -> bool {
     fixups().iter().any(|&(insn, _)| insn == rip)
 }
 
-/// Bit 4 of a page-fault error code: the fault was an instruction fetch.
-const PF_INSTRUCTION_FETCH: u64 = 1 << 4;
-
 /// Returns the fixup for an instruction-fetch fault inside `probe_exec`'s call.
 ///
 /// The faulting RIP is the probed address itself, so the table cannot name it;
 /// instead the return address on top of the stack says who called it.
 fn exec_probe_fixup(frame: &mut TrapFrame, fault_addr: u64) -> bool {
-    if frame.is_user() || frame.error_code & PF_INSTRUCTION_FETCH == 0 || frame.rip != fault_addr {
+    if frame.is_user() || !PageFaultCode(frame.error_code).is_fetch() || frame.rip != fault_addr {
         return false;
     }
     // SAFETY: a kernel-mode fault: RSP is the interrupted kernel stack, which is mapped

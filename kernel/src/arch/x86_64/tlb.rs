@@ -16,7 +16,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use mm_core::pagetable::{Flush, FlushPlan};
 use x86_64::registers::control::{Cr4, Cr4Flags};
 
-use crate::mm::{Frame, VirtAddr};
+use mm_core::addr::{Frame, VirtAddr};
 
 static NR_PAGE_FLUSHES: AtomicU64 = AtomicU64::new(0);
 static NR_FULL_FLUSHES: AtomicU64 = AtomicU64::new(0);

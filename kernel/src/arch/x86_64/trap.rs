@@ -5,13 +5,17 @@
 //!   CPU pushes SS, RSP, RFLAGS, CS, RIP (and an error code for some exceptions)
 //!   stub n:      push 0 (if the CPU pushed no error code); push n; jmp trap_common
 //!   trap_common: push the 15 general registers  -> a complete TrapFrame on the stack
-//!                call trap_dispatch(&mut TrapFrame)  (syscall frames: proc::syscall::dispatch)
+//!                call trap_entry(&mut TrapFrame): clac, then crate::trap::dispatch
 //!   trap_return: pop the registers; drop vector and error code; iretq
 //!                (or sysretq, if a syscall handler marked the frame SYSRET_MARK)
 //! ```
 //! `syscall` enters through `proc::syscall`'s stub, which builds the same frame
 //! (vector [`SYSCALL_VECTOR`]) and jumps to `trap_common`, so there is one
-//! save/restore path for every way into the kernel.
+//! save/restore path for every way into the kernel, and one dispatcher outside
+//! `arch/` that decides what each vector means (`crate::trap::dispatch`): this file
+//! calls nothing in `proc`, `mm` or the drivers. What is purely the CPU's business
+//! stays here, for the dispatcher to call: the breakpoint count, the double-fault
+//! and fatal-exception dumps.
 //! Each stub is 16-byte aligned and at most 12 bytes long, so stub `n` sits at
 //! `trap_stubs + 16 * n` and the IDT needs no table of addresses. Handlers may
 //! change the frame (the exception-fixup path rewrites RIP and RAX).
@@ -21,7 +25,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use x86_64::registers::control::{Cr0, Cr2, Cr3, Cr4};
 
-use super::timer;
+pub use mm_core::fault_code::PageFaultCode;
 
 /// Vector numbers of the exceptions the kernel treats specially.
 pub const DIVIDE_ERROR: u8 = 0;
@@ -77,12 +81,7 @@ trap_common:
     push r15
     mov rdi, rsp
     cld
-    cmp qword ptr [rsp + 120], {syscall_vector}
-    jne 1f
-    call {syscall_dispatch}
-    jmp trap_return
-1:
-    call {dispatch}
+    call {entry}
     .global trap_return
 trap_return:
     pop r15
@@ -113,9 +112,7 @@ trap_return:
     mov rsp, [rsp + 40]
     sysretq
     "#,
-    dispatch = sym trap_dispatch,
-    syscall_dispatch = sym crate::proc::syscall::dispatch,
-    syscall_vector = const SYSCALL_VECTOR,
+    entry = sym trap_entry,
     sysret_mark = const SYSRET_MARK,
 );
 
@@ -177,41 +174,33 @@ impl TrapFrame {
 /// Number of `int3` traps handled (the breakpoint test counts on it).
 pub static BREAKPOINTS: AtomicU64 = AtomicU64::new(0);
 
-/// Routes a trap to its handler. Called from `trap_common` with interrupts off.
-extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
-    if super::cpu::smap_enabled() {
+/// Hands a saved frame to the kernel's dispatcher. Called from `trap_common` with
+/// interrupts off, for every trap, interrupt and syscall.
+extern "C" fn trap_entry(frame: &mut TrapFrame) {
+    // `syscall` already cleared RFLAGS.AC (FMASK).
+    if frame.vector != SYSCALL_VECTOR && super::cpu::smap_enabled() {
         // Interrupt delivery keeps RFLAGS.AC; a trap taken inside a user copy must not
         // run its handler with SMAP lifted. iretq restores the interrupted RFLAGS.
         // SAFETY: clac only clears RFLAGS.AC.
         unsafe { core::arch::asm!("clac", options(nomem, nostack)) };
     }
-    let vector = frame.vector as u8;
-    match vector {
-        BREAKPOINT => {
-            BREAKPOINTS.fetch_add(1, Ordering::Relaxed);
-            log::debug!("breakpoint at {:#x}", frame.rip);
-        }
-        PAGE_FAULT => crate::proc::fault::page_fault(frame, Cr2::read_raw()),
-        DOUBLE_FAULT => double_fault(frame),
-        timer::TIMER_VECTOR => {
-            timer::on_tick();
-            if frame.is_user() {
-                crate::proc::sched::preempt();
-            }
-        }
-        timer::SPURIOUS_VECTOR => {}
-        0..IRQ_BASE if frame.is_user() => crate::proc::fault::user_exception(frame),
-        0..IRQ_BASE => fatal(frame, "unhandled exception"),
-        _ => log::warn!("unexpected interrupt vector {}", vector),
-    }
-    if frame.is_user() {
-        // On the way back to ring 3: a process killed meanwhile exits here.
-        crate::proc::task::exit_if_killed();
-    }
+    crate::trap::dispatch(frame);
+}
+
+/// Returns the faulting address of the page fault being handled (CR2). Read it
+/// before anything can fault again.
+pub fn fault_address() -> u64 {
+    Cr2::read_raw()
+}
+
+/// Handles `int3`: counts it (the breakpoint test counts on it) and goes on.
+pub fn breakpoint(frame: &TrapFrame) {
+    BREAKPOINTS.fetch_add(1, Ordering::Relaxed);
+    log::debug!("breakpoint at {:#x}", frame.rip);
 }
 
 /// Handles #DF. Never returns: the interrupted context cannot be resumed.
-fn double_fault(frame: &mut TrapFrame) {
+pub fn double_fault(frame: &mut TrapFrame) {
     let addr = Cr2::read_raw();
     if let Some(stack) = super::stack_guard::find(addr) {
         dump(frame);
@@ -224,7 +213,7 @@ fn double_fault(frame: &mut TrapFrame) {
 }
 
 /// Dumps the frame and panics with a description of the trap.
-fn fatal(frame: &TrapFrame, what: &str) -> ! {
+pub fn fatal(frame: &TrapFrame, what: &str) -> ! {
     dump(frame);
     panic!("{}: {} (vector {}) at rip {:#x}", what, vector_name(frame.vector as u8), frame.vector, frame.rip);
 }
@@ -243,33 +232,6 @@ pub fn vector_name(vector: u8) -> &'static str {
         "#VC VMM communication", "#SX security", "reserved (31)",
     ];
     NAMES.get(vector as usize).copied().unwrap_or("interrupt")
-}
-
-/// The bits of a page-fault error code, decoded.
-pub struct PageFaultError(pub u64);
-
-impl fmt::Display for PageFaultError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let e = self.0;
-        let bit = |n: u32| e & (1 << n) != 0;
-        write!(
-            f,
-            "{} {} from {} mode",
-            if bit(0) { "protection violation" } else { "page not present" },
-            if bit(4) { "on instruction fetch" } else if bit(1) { "on write" } else { "on read" },
-            if bit(2) { "user" } else { "kernel" },
-        )?;
-        if bit(3) {
-            write!(f, ", reserved bit set")?;
-        }
-        if bit(5) {
-            write!(f, ", protection key")?;
-        }
-        if bit(6) {
-            write!(f, ", shadow stack")?;
-        }
-        Ok(())
-    }
 }
 
 /// Decodes a selector error code (#TS, #NP, #SS, #GP).
@@ -291,7 +253,7 @@ pub fn dump(frame: &TrapFrame) {
         PAGE_FAULT => p(format_args!(
             "error code {:#x}: {}\nCR2 (faulting address) = {:#018x}\n",
             frame.error_code,
-            PageFaultError(frame.error_code),
+            PageFaultCode(frame.error_code),
             Cr2::read_raw()
         )),
         10..=13 if frame.error_code != 0 => {

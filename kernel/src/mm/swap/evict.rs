@@ -53,8 +53,9 @@ pub enum Evicted {
     Written,
     /// The slot already held the page (clean swap-cache page): freed without I/O.
     Clean,
-    /// The page was written, but a PTE mapped the frame again meanwhile: it stays.
-    Remapped,
+    /// The slot holds the page (written now, or clean already), but a fault mapped
+    /// the frame again meanwhile, from the swap cache: the frame stays, in use.
+    SavedButMappedAgain,
     /// A `MADV_FREE` page not written since the advice: dropped, no I/O, no slot;
     /// the next touch sees a zero page.
     LazyFreed,
@@ -250,7 +251,7 @@ fn write_run(run: &mut [(usize, Prepared)]) {
 fn finish(p: Prepared) -> Evicted {
     vmstat::count(if p.is_dirty { SwapEvent::SwapOut } else { SwapEvent::ReclaimedClean });
     if !finish_eviction(p.frame, p.entry) {
-        return Evicted::Remapped;
+        return Evicted::SavedButMappedAgain;
     }
     if p.is_dirty { Evicted::Written } else { Evicted::Clean }
 }

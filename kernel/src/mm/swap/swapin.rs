@@ -5,7 +5,7 @@
 //! `mmap_lock` around I/O and retries:
 //!
 //! ```text
-//!  handle_page_fault (space locked)             the fault path (proc/fault.rs, no lock held)
+//!  handle_page_fault (space locked)             the retry loop (fault/retry.rs, no lock held)
 //!   PTE = swap entry S
 //!   └─ do_swap_fault:
 //!       S in the swap cache, frame unlocked -> map it: done (a swap-cache hit, or the

@@ -1,5 +1,6 @@
-//! The anonymous reverse map, pure parts: fork families, and the (family, page)
-//! word a mapped user frame keeps in its descriptor.
+//! Fork families, and the (family, page) word a mapped user frame keeps in its
+//! descriptor: the pure part of the anonymous reverse map (the kernel's half, which
+//! walks the page tables, is `kernel/src/mm/rmap.rs`).
 //!
 //! A private anonymous page keeps its virtual address in every process that
 //! inherits it by `fork` (this kernel has no `mremap`), so "who maps this frame?"

@@ -1,0 +1,143 @@
+//! The fault retry loop: what the fault handler cannot do under the address-space
+//! lock, done here with no lock held, until the fault is resolved or must fail.
+//!
+//! ```text
+//!  fault_in(space, addr, error code)                         no lock held
+//!    heap headroom (headroom.rs): refill the heap's pool, reclaim, or an OOM decision
+//!    loop:  killed meanwhile?                        -> Err(Killed)
+//!           lock space; handle_page_fault_after_read; unlock
+//!             Err(NeedsSwapIn(entry)) -> read the slot into the swap cache (disk I/O), retry
+//!                                        (no memory for it: reclaim, as below)
+//!             Err(PageLocked)         -> yield until the I/O on the page ends, retry
+//!             Err(OutOfMemory)        -> direct reclaim, retry; nothing freed (or too
+//!                                        many rounds): the OOM killer chooses a victim
+//!             anything else           -> the result
+//! ```
+//! This is memory policy, so it lives in `mm`: how often to reclaim, when to call
+//! the OOM killer, when to give up. The caller (`proc::trap` for a process's own
+//! faults, `proc::vm_rw` on a target's behalf) only turns the outcome into a kill
+//! or an `EFAULT`. [`fork_retrying`] is the same policy for `fork`, whose allocations
+//! (page tables, a shared mapping's pages) run under the parent's lock.
+//!
+//! Processes are reached through hooks, never by name: "was I killed?" through
+//! [`super::super::process_hooks`], "let others run" through `sync::hooks`.
+//!
+//! Lock state: enters and returns with no lock held; takes the address-space lock
+//! around each attempt only.
+#![deny(unsafe_code)]
+
+use super::super::addr_space::VmError;
+use super::super::headroom::{self, HeadroomError};
+use super::super::oom::{self, OomOutcome};
+use super::super::rmap::SpaceRef;
+use super::super::swap::{self, swapin::SwapInError};
+use super::super::{VirtAddr, cow, frame, process_hooks, reclaim};
+use super::{FaultError, FaultOutcome, handle_page_fault_after_read};
+use crate::sync::hooks;
+
+/// How many times one fault may reclaim and retry before it gives up.
+const MAX_RECLAIM_RETRIES: u32 = 16;
+
+/// Resolves a fault at `addr` in `space`, doing what the fault handler cannot do
+/// under the space's lock: reclaiming memory, reading a page from swap, waiting for
+/// a page under I/O. Enters and returns with no lock held; retries until the
+/// handler says done or fails.
+pub fn fault_in(space: &SpaceRef, addr: VirtAddr, error_code: u64) -> Result<FaultOutcome, FaultError> {
+    reclaim::wake_kswapd();
+    // The fault may allocate page tables and heap objects (rmap, swap cache):
+    // make sure the heap can serve them before any lock is taken.
+    match headroom::ensure_heap_headroom() {
+        Ok(()) => {}
+        Err(HeadroomError::Killed) => return Err(FaultError::Killed),
+        Err(HeadroomError::NoMemory) => return Err(FaultError::OutOfMemory),
+    }
+    let mut read = None;
+    let mut nr_retries = 0;
+    loop {
+        if process_hooks::current_is_killed() {
+            return Err(FaultError::Killed);
+        }
+        let result = {
+            // The lock is never held while user memory is touched, so it is free here;
+            // if it is not, a kernel path broke that rule: fail instead of deadlocking.
+            let Some(mut space) = space.try_lock() else {
+                panic!("page fault at {addr:?} while the address-space lock is held");
+            };
+            handle_page_fault_after_read(&mut space, addr, error_code, read)
+        };
+        match result {
+            Err(FaultError::NeedsSwapIn(entry)) => match swap::read_into_cache(entry) {
+                Ok(()) => read = Some(entry),
+                Err(SwapInError::Io(error)) => return Err(FaultError::SwapIo { slot: entry.slot(), error }),
+                Err(SwapInError::NoMemory) => reclaim_for_retry(&mut nr_retries)?,
+            },
+            Err(FaultError::PageLocked) => hooks::yield_now(),
+            Err(FaultError::OutOfMemory) => reclaim_for_retry(&mut nr_retries)?,
+            other => return other,
+        }
+    }
+}
+
+/// A user-page allocation failed: direct reclaim, so the caller can retry. If
+/// nothing could be freed (or after [`MAX_RECLAIM_RETRIES`] rounds), the OOM killer
+/// chooses a victim: if that is us, the fault fails with `Killed`; if another
+/// process, we yield until it is gone and retry.
+///
+/// An allocation can fail with memory to spare (fault injection, or frames freed
+/// meanwhile by another process): if reclaim freed nothing but more frames than the
+/// user reserve are free, the fault is retried too, within the same bound, instead
+/// of killing a process while memory is free.
+fn reclaim_for_retry(nr_retries: &mut u32) -> Result<(), FaultError> {
+    *nr_retries += 1;
+    if *nr_retries <= MAX_RECLAIM_RETRIES
+        && (reclaim::direct_reclaim() > 0 || frame::nr_free_frames() > reclaim::watermarks().low)
+    {
+        return Ok(());
+    }
+    match oom::out_of_memory() {
+        OomOutcome::KilledCurrent => Err(FaultError::Killed),
+        OomOutcome::Killed(_) | OomOutcome::AlreadyDying(_) => {
+            hooks::yield_now();
+            *nr_retries = 0;
+            Ok(())
+        }
+        OomOutcome::NoVictim => Err(FaultError::OutOfMemory),
+    }
+}
+
+/// How many times in a row fork may reclaim and retry without getting further
+/// before it gives up with `NoMemory`.
+const MAX_FORK_RETRIES: u32 = 16;
+
+/// Forks `space` copy-on-write (`cow::fork`), reclaiming with the space unlocked
+/// and trying again when memory runs out (page tables, or the pages of a shared
+/// mapping filled at fork). Enters and returns with no lock held.
+///
+/// Each attempt keeps the shared pages it filled, so a large shared mapping takes
+/// many rounds; but reclaim may keep finding a frame or two while fork gets no
+/// further (the parent holds no more pages than before), so after
+/// `MAX_FORK_RETRIES` such rounds in a row fork fails with `NoMemory` (ENOMEM,
+/// as Linux's does) instead of looping. Fork never calls the OOM killer.
+pub fn fork_retrying(space: &SpaceRef) -> Result<SpaceRef, VmError> {
+    reclaim::wake_kswapd();
+    let mut nr_idle_retries = 0;
+    let mut last_nr_held = 0;
+    loop {
+        let (result, nr_held) = {
+            let mut space = space.lock();
+            let result = cow::fork(&mut space);
+            (result, space.stats.rss_pages + space.stats.swap_pages)
+        };
+        match result {
+            Err(VmError::NoMemory) => {
+                nr_idle_retries = if nr_held > last_nr_held { 0 } else { nr_idle_retries + 1 };
+                last_nr_held = nr_held;
+                if nr_idle_retries < MAX_FORK_RETRIES && reclaim::direct_reclaim() > 0 {
+                    continue;
+                }
+                return Err(VmError::NoMemory);
+            }
+            other => return other,
+        }
+    }
+}
