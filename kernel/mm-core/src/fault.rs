@@ -142,6 +142,10 @@ impl FrameUse {
         if tests::injected(tests::InjectedBug::CowReuseWithoutCountCheck) {
             return true;
         }
+        #[cfg(test)]
+        if tests::injected(tests::InjectedBug::CowReuseIgnoringSwapSharers) {
+            return self.map_count == 1;
+        }
         if self.map_count != 1 {
             return false;
         }

@@ -13,6 +13,9 @@ use crate::vma::VmFlags;
 pub(crate) enum InjectedBug {
     /// Copy-on-write reuses the frame in place without checking who else maps it.
     CowReuseWithoutCountCheck,
+    /// Copy-on-write checks only the map count: a swap PTE of another process that
+    /// still names the frame's slot is forgotten.
+    CowReuseIgnoringSwapSharers,
     /// A cached page whose last swap PTE went away is never dropped: a leak.
     SwapCacheKeepsOrphans,
 }
