@@ -11,6 +11,7 @@
 //! | [`buddy`] | `BuddyAllocator`: free lists of 2^order-frame blocks, split and merge |
 //! | [`elf`] | `parse`: an ELF64 executable's entry point and `LoadSegment`s, checked |
 //! | [`fail_inject`] | `FailPlan`: which allocations fault injection fails (every Nth, or P % seeded) |
+//! | [`fault`] | the page-fault decision table: `decide` (zero page, COW copy or reuse, swap cache, refuse) |
 //! | [`fault_code`] | `PageFaultCode`: the page-fault error code's bits (present, write, user, fetch, ...)
 //! | [`fork_family`] | fork families (`FamilyTable`) and the `FamilyPage` a mapped user frame records: the reverse map |
 //! | [`frame_table`] | `FrameDesc` (one per physical frame), `FrameState`, `FrameFlags` |
@@ -21,6 +22,7 @@
 //! | [`reclaim`] | page-replacement policies (FIFO, clock, LRU, OPT) and a simulator |
 //! | [`slab`] | `SlabCache` over a `SlabBackend`: on-slab headers, intrusive free lists, `SlabInfo` |
 //! | [`swap_header`] | `SwapHeader`: the swap area's header page (signature, version, size), checked |
+//! | [`swap_cache`] | the swap cache's reference rules: `SlotState` and its events' verdicts |
 //! | [`swap_map`] | `SwapMap`: the swap area's slot bitmap and share counts |
 //! | [`swap_readahead`] | `ReadaheadWindow`: how many slots a major fault reads (adaptive) |
 //! | [`vma`] | `Vma`, `VmaTree`: an address space's mapped areas |
@@ -37,6 +39,7 @@ pub mod addr;
 pub mod buddy;
 pub mod elf;
 pub mod fail_inject;
+pub mod fault;
 pub mod fault_code;
 pub mod fork_family;
 pub mod frame_table;
@@ -46,6 +49,7 @@ pub mod pcid;
 pub mod pte;
 pub mod reclaim;
 pub mod slab;
+pub mod swap_cache;
 pub mod swap_header;
 pub mod swap_map;
 pub mod swap_readahead;

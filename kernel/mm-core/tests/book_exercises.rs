@@ -297,7 +297,13 @@ mod ch05_vma {
 
 /// Chapter 6: fork and copy-on-write.
 mod ch06_fork {
+    use mm_core::fault::{
+        Access, FaultAction, FaultFacts, FrameUse, SwapCacheLookup, WritableBecause, decide, fork_flags, leaf_flags_for,
+    };
     use mm_core::pagetable::FlushBatch;
+    use mm_core::pte::SwapEntry;
+    use mm_core::swap_cache::{CachedPage, SlotState};
+    use mm_core::vma::{Vma, VmProt};
 
     use super::*;
 
@@ -341,6 +347,63 @@ mod ch06_fork {
             mm_core::pagetable::FlushPlan::Pages(pages) => assert_eq!(pages.count(), 4),
             other => panic!("expected 4 invlpg, got {other:?}"),
         }
+    }
+
+    /// The answers the decision table needs, fixed by the exercise's story.
+    struct Story {
+        frame_use: FrameUse,
+        slot_refs: u16,
+        frame_map_count: u32,
+    }
+
+    impl FaultFacts for Story {
+        fn is_zero_page(&self, _: Frame) -> bool {
+            false
+        }
+        fn frame_use(&self, _: Frame) -> FrameUse {
+            self.frame_use
+        }
+        fn swap_cache(&self, _: SwapEntry) -> SwapCacheLookup {
+            let page = CachedPage { map_count: self.frame_map_count, is_locked: false, is_dirty: false };
+            SwapCacheLookup::Cached { frame: data_frame(1), slot: SlotState::new(self.slot_refs, Some(page)) }
+        }
+    }
+
+    /// Exercise 6.5: a parent writes a private page, forks, and the page is evicted
+    /// (both PTEs name slot S). The child reads it, then the parent writes it, then
+    /// the child writes it. Which row of the decision table answers each fault, and
+    /// with which counts?
+    #[test]
+    fn after_swap_the_child_maps_cow_the_parent_copies_and_the_child_reuses() {
+        let vma = Vma::anonymous(VirtAddr::new(0x40_0000), VirtAddr::new(0x40_1000), VmProt::READ_WRITE);
+        let entry = SwapEntry::new(0, 5);
+        let rw = leaf_flags_for(VmProt::READ_WRITE);
+        let cow = fork_flags(rw, false);
+        let frame = data_frame(1);
+        let no_frame_use = FrameUse { map_count: 0, refcount: 0, slot_refs: None };
+        // 1. The child reads (after the read from disk): S has 3 references (two swap
+        //    PTEs + the cache), so the page is mapped read-only and COW.
+        let child_read = Story { frame_use: no_frame_use, slot_refs: 3, frame_map_count: 0 };
+        let action = decide(Some(&vma), Access::Read, Some(Pte::swap(entry)), &child_read);
+        assert_eq!(action, FaultAction::MapSwapCache { frame, flags: cow });
+        // 2. The parent writes: its swap PTE maps the cached frame, COW again (the
+        //    child maps it: map count 1)...
+        let parent_fault = Story { frame_use: no_frame_use, slot_refs: 2, frame_map_count: 1 };
+        let action = decide(Some(&vma), Access::Write, Some(Pte::swap(entry)), &parent_fault);
+        assert_eq!(action, FaultAction::MapSwapCache { frame, flags: cow });
+        // ...and the write faults again on the read-only PTE: two PTEs map it, copy.
+        let shared = FrameUse { map_count: 2, refcount: 3, slot_refs: Some(1) };
+        let parent_write = Story { frame_use: shared, slot_refs: 1, frame_map_count: 2 };
+        let action = decide(Some(&vma), Access::Write, Some(Pte::new(frame, cow)), &parent_write);
+        assert_eq!(action, FaultAction::CopyOnWrite { flags: rw });
+        // 3. The child writes: one PTE + the cache's reference, and only the cache
+        //    names S: the child is the page's only user, no copy.
+        let alone = FrameUse { map_count: 1, refcount: 2, slot_refs: Some(1) };
+        let child_write = Story { frame_use: alone, slot_refs: 1, frame_map_count: 1 };
+        let mut writable = Pte::new(frame, cow);
+        writable.set_flags(rw);
+        let action = decide(Some(&vma), Access::Write, Some(Pte::new(frame, cow)), &child_write);
+        assert_eq!(action, FaultAction::MakeWritable { pte: writable, because: WritableBecause::SoleOwner });
     }
 }
 

@@ -36,6 +36,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 use mm_core::pagetable::{FlushBatch, LeafEntry, PageTable};
 use mm_core::pcid::{OVERFLOW_PCID, PcidAllocator};
+pub use mm_core::fault::leaf_flags_for;
 pub use mm_core::vma::{Backing, Vma, VmaError, VmaTree, VmFlags, VmProt};
 
 use super::layout::USER_END;
@@ -146,24 +147,6 @@ pub struct AddressSpace {
 
 /// The PCIDs of the live address spaces (0 is the kernel's): no two share one.
 static PCIDS: crate::sync::IrqMutex<PcidAllocator> = crate::sync::IrqMutex::new_ranked(crate::sync::LockRank::Pcids, PcidAllocator::new());
-
-/// Returns the leaf flags for a user page of a VMA with `prot`.
-///
-/// PROT_NONE pages keep a present entry without USER, so their contents survive
-/// until the protection is restored; user accesses fault and the VMA check refuses.
-pub fn leaf_flags_for(prot: VmProt) -> PteFlags {
-    let mut flags = PteFlags::PRESENT;
-    if prot != VmProt::NONE {
-        flags |= PteFlags::USER;
-    }
-    if prot.contains(VmProt::WRITE) {
-        flags |= PteFlags::WRITABLE;
-    }
-    if !prot.contains(VmProt::EXEC) {
-        flags |= PteFlags::NO_EXECUTE;
-    }
-    flags
-}
 
 /// Drops the page reference held by one unmapped leaf of a space of `family`.
 pub(super) fn release_leaf(leaf: LeafEntry, stats: &mut AsStats, family: FamilyId) {

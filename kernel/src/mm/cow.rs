@@ -18,9 +18,10 @@
 //! Lock state: the parent's address-space lock is held throughout `fork`.
 #![deny(unsafe_code)]
 
+use mm_core::fault::{FaultAction, WritableBecause, fork_flags};
 use mm_core::pagetable::FlushBatch;
 
-use super::addr_space::{AddressSpace, Vma, VmError, VmFlags};
+use super::addr_space::{AddressSpace, VmError, VmFlags};
 use super::fault::{self, FaultError, FaultOutcome, zero_frame};
 use super::frame;
 use super::rmap::{self, FamilyId, FamilyPage, SpaceRef};
@@ -67,10 +68,7 @@ pub fn fork(parent: &mut AddressSpace) -> Result<SpaceRef, VmError> {
                 return Some((leaf.pte, leaf.pte));
             }
             let mut pte = leaf.pte;
-            if is_cow && pte.flags().contains(PteFlags::WRITABLE) {
-                pte.remove_flags(PteFlags::WRITABLE);
-                pte.insert_flags(PteFlags::COW);
-            }
+            pte.set_flags(fork_flags(pte.flags(), !is_cow));
             let frame = pte.frame();
             if frame != zero {
                 maps.push(frame, Page::containing_address(leaf.addr));
@@ -136,46 +134,45 @@ fn populate_shared(space: &mut AddressSpace) -> Result<(), VmError> {
     Ok(())
 }
 
-/// Write to a present, read-only PTE in a writable VMA: copy-on-write.
+/// Write to a present, read-only PTE in a writable VMA: carries out what
+/// `mm_core::fault::decide` said (see its table).
 ///
-/// * a shared VMA (MAP_SHARED): every mapper must keep writing the same frame, so
-///   the PTE is made writable in place (it was read-only after an mprotect);
-/// * the shared zero page: map a fresh zeroed frame instead;
-/// * a frame with other references: copy it to a new frame, map the copy writable,
-///   drop this space's reference to the old one;
-/// * the last reference: make the PTE writable in place (no copy).
-pub fn do_wp_fault(space: &mut AddressSpace, vma: &Vma, page: Page, pte: Pte) -> Result<FaultOutcome, FaultError> {
+/// * `MakeWritable`: a shared VMA's page (every mapper must keep writing the same
+///   frame; the PTE was read-only after an mprotect), or the writer holds the last
+///   reference: the PTE is made writable in place (no copy);
+/// * `ReplaceZeroPage`: the shared zero page: map a fresh zeroed frame instead;
+/// * `CopyOnWrite`: a frame with other references: copy it to a new frame, map the
+///   copy writable, drop this space's reference to the old one.
+pub fn do_wp_fault(space: &mut AddressSpace, page: Page, pte: Pte, action: FaultAction) -> Result<FaultOutcome, FaultError> {
     let old = pte.frame();
-    let flags = (pte.flags() | PteFlags::WRITABLE) - PteFlags::COW;
-    if vma.flags.is_shared() && old != zero_frame() {
-        let mut new_pte = pte;
-        new_pte.set_flags(flags);
-        let (_, flush) = space.pt.set_entry(&mut space.tables, page, new_pte).map_err(|_| FaultError::OutOfMemory)?;
-        space.flush_one(flush);
-        return Ok(FaultOutcome::SharedWrite);
-    }
-    if old != zero_frame() && rmap::is_exclusive(old) {
-        let mut new_pte = pte;
-        new_pte.set_flags(flags);
-        let (_, flush) = space.pt.set_entry(&mut space.tables, page, new_pte).map_err(|_| FaultError::OutOfMemory)?;
-        space.flush_one(flush);
-        space.stats.cow_faults += 1;
-        return Ok(FaultOutcome::CowReuse);
-    }
+    let flags = match action {
+        FaultAction::MakeWritable { pte: new_pte, because } => {
+            let (_, flush) = space.pt.set_entry(&mut space.tables, page, new_pte).map_err(|_| FaultError::OutOfMemory)?;
+            space.flush_one(flush);
+            if because == WritableBecause::SharedMapping {
+                return Ok(FaultOutcome::SharedWrite);
+            }
+            space.stats.cow_faults += 1;
+            return Ok(FaultOutcome::CowReuse);
+        }
+        FaultAction::ReplaceZeroPage { flags } | FaultAction::CopyOnWrite { flags } => flags,
+        action => panic!("do_wp_fault: {page:?}: {action:?} is not a write-protect fault's"),
+    };
+    let is_zero_page = matches!(action, FaultAction::ReplaceZeroPage { .. });
     let mut new = frame::NewPage::alloc().map_err(|_| FaultError::OutOfMemory)?;
-    if old == zero_frame() {
+    if is_zero_page {
         new.zero();
     } else {
         new.copy_from(old); // mapped read-only by every holder: nobody writes it now
     }
     let (_, flush) = space
         .pt
-        .set_entry(&mut space.tables, page, Pte::new(new.frame(), flags - PteFlags::DIRTY - PteFlags::ACCESSED))
+        .set_entry(&mut space.tables, page, Pte::new(new.frame(), flags))
         .expect("do_wp_fault: the PTE's tables exist");
     let new = new.into_mapped();
     space.flush_one(flush);
     rmap::map_new(new, space.family_page(page));
-    if old == zero_frame() {
+    if is_zero_page {
         space.stats.rss_pages += 1;
         return Ok(FaultOutcome::AnonymousPage);
     }

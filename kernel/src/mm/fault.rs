@@ -1,17 +1,22 @@
-//! The page-fault handler: one entry point, four outcomes.
+//! The page-fault handler: one entry point; the decision is `mm_core::fault::decide`.
+//!
+//! This file gathers the facts (the VMA, the PTE, the access; on the rows that need
+//! them, the frame's counts and the swap cache's state, through [`KernelFacts`]),
+//! asks `decide`, and carries out its answer (the table, with its reasons, is in
+//! the `mm_core::fault` module docs, where host tests drive it against a model):
 //!
 //! ```text
 //!  handle_page_fault(space, addr, error code)
-//!    ├─ kernel address, or no VMA (and not a stack to grow)    -> Segv
-//!    ├─ access not allowed by the VMA's protection             -> Segv
-//!    ├─ PTE empty                  -> do_anonymous_fault: zero page (read) or zeroed frame (write),
-//!    │                                or do_image_fault: a frame filled by the VMA's backing object
-//!    │                                (backing.rs: a program image)
-//!    ├─ PTE holds a swap entry     -> do_swap_fault (swap/swapin.rs): map the page from the
-//!    │                                swap cache, or ask the caller to read it in and retry
-//!    ├─ PTE present, write, RO     -> do_wp_fault (cow.rs): copy-on-write, or reuse if last reference;
-//!    │                                in a shared VMA: made writable in place (never copied)
-//!    └─ PTE present, access allowed -> spurious: a stale TLB entry, flushed
+//!    ├─ kernel address                                         -> Segv
+//!    ├─ no VMA: grow the stack if it is one; then decide(VMA, access, PTE, facts):
+//!    ├─ Refuse (no VMA, access not allowed)                    -> Segv
+//!    ├─ MapZeroPage / MapZeroedFrame / MapImagePage (PTE empty) -> do_no_page
+//!    │     (an image page comes from the VMA's backing object: backing.rs)
+//!    ├─ MapSwapCache / ReadFromSwap / WaitForIo (swap entry)   -> do_swap_fault
+//!    │     (swap/swapin.rs) maps the cached page; or the caller reads it in, or waits
+//!    ├─ MakeWritable / CopyOnWrite / ReplaceZeroPage           -> do_wp_fault (cow.rs):
+//!    │     reuse if last reference or a shared VMA, else copy
+//!    └─ FlushStaleTlb (PTE present, access allowed)            -> spurious: flushed
 //! ```
 //! No I/O, no reclaim and no waiting happens here: a page that must be read from
 //! swap comes back as [`FaultError::NeedsSwapIn`], a frame that cannot be had as
@@ -30,11 +35,11 @@
 
 use core::fmt;
 
-use mm_core::fault_code::PageFaultCode;
+use mm_core::fault::{FaultAction, FaultFacts, FrameUse, SwapCacheLookup, decide, decide_empty};
 use mm_core::pagetable::MapError;
 use spin::Once;
 
-use super::addr_space::{AddressSpace, Backing, STACK_GUARD_GAP_BYTES, STACK_MAX_BYTES, Vma, VmProt, leaf_flags_for};
+use super::addr_space::{AddressSpace, Backing, STACK_GUARD_GAP_BYTES, STACK_MAX_BYTES, Vma, VmProt};
 use super::frame::{self, FrameState};
 use super::paging::{PteFlags, SwapEntry};
 use super::{Frame, Order, Page, VirtAddr};
@@ -44,38 +49,7 @@ use crate::drivers::virtio_blk::BlkError;
 pub mod retry;
 pub use retry::fault_in;
 
-/// What the faulting instruction tried to do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Access {
-    /// A load.
-    Read,
-    /// A store.
-    Write,
-    /// An instruction fetch.
-    Exec,
-}
-
-impl Access {
-    /// Decodes the access from a page-fault error code.
-    pub fn from_error_code(error_code: u64) -> Access {
-        let code = PageFaultCode(error_code);
-        if code.is_fetch() {
-            Access::Exec
-        } else if code.is_write() {
-            Access::Write
-        } else {
-            Access::Read
-        }
-    }
-
-    fn verb(self) -> &'static str {
-        match self {
-            Access::Read => "read from",
-            Access::Write => "write to",
-            Access::Exec => "execute at",
-        }
-    }
-}
+pub use mm_core::fault::{Access, allows};
 
 /// How a fault was resolved.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -159,16 +133,21 @@ fn segv(addr: VirtAddr, access: Access, vma: Option<&Vma>) -> FaultError {
     FaultError::Segv(SegvReason { addr, access, vma: vma.map(|v| (v.start, v.end, v.prot)) })
 }
 
-/// Returns true if `prot` allows `access`.
-///
-/// Any protection but PROT_NONE allows reads: x86 page tables cannot express
-/// write-only or execute-only pages (a present user page is readable), and Linux
-/// on x86 lets PROT_WRITE and PROT_EXEC pages be read, so we do too.
-pub fn allows(prot: VmProt, access: Access) -> bool {
-    match access {
-        Access::Read => prot != VmProt::NONE,
-        Access::Write => prot.contains(VmProt::WRITE),
-        Access::Exec => prot.contains(VmProt::EXEC),
+/// The kernel's answers to the decision table's questions (`mm_core::fault::FaultFacts`),
+/// read from the frame table and the swap cache.
+pub struct KernelFacts;
+
+impl FaultFacts for KernelFacts {
+    fn is_zero_page(&self, frame: Frame) -> bool {
+        frame == zero_frame()
+    }
+
+    fn frame_use(&self, frame: Frame) -> FrameUse {
+        super::rmap::frame_use(frame)
+    }
+
+    fn swap_cache(&self, entry: SwapEntry) -> SwapCacheLookup {
+        super::swap::cache_lookup(entry)
     }
 }
 
@@ -191,31 +170,36 @@ pub fn handle_page_fault_after_read(
     }
     let mut grew = false;
     let vma = match space.vmas.find(addr) {
-        Some(vma) => *vma,
+        Some(vma) => Some(*vma),
         None => {
             grew = true;
-            grow_stack(space, addr).ok_or_else(|| segv(addr, access, None))?
+            grow_stack(space, addr)
         }
     };
-    if !allows(vma.prot, access) {
-        return Err(segv(addr, access, Some(&vma)));
-    }
     let page = Page::containing_address(addr);
-    let outcome = match space.pt.entry(&space.tables, page) {
-        None => do_no_page(space, &vma, page, access)?,
-        Some(pte) if pte.is_unused() => do_no_page(space, &vma, page, access)?,
-        Some(pte) if pte.is_present() && access == Access::Write && !pte.flags().contains(PteFlags::WRITABLE) => {
-            super::cow::do_wp_fault(space, &vma, page, pte)?
-        }
-        Some(pte) if pte.is_present() => {
+    let pte = space.pt.entry(&space.tables, page);
+    let outcome = match decide(vma.as_ref(), access, pte, &KernelFacts) {
+        FaultAction::Refuse(_) => return Err(segv(addr, access, vma.as_ref())),
+        FaultAction::FlushStaleTlb => {
             // The faulting space is the loaded one: flush the stale entry directly.
             tlb::flush_page(page.start_address());
             FaultOutcome::Spurious
         }
-        Some(pte) => match pte.as_swap() {
-            Some(entry) => super::swap::do_swap_fault(space, &vma, page, entry, read == Some(entry))?,
-            None => panic!("handle_page_fault: {page:?}: unknown non-present PTE {pte:?}"),
-        },
+        FaultAction::ReadFromSwap(entry) => return Err(FaultError::NeedsSwapIn(entry)),
+        FaultAction::WaitForIo => return Err(FaultError::PageLocked),
+        FaultAction::MapSwapCache { frame, flags } => {
+            let entry = pte.and_then(|pte| pte.as_swap()).expect("handle_page_fault: a swap fault on a swap PTE");
+            super::swap::do_swap_fault(space, page, entry, frame, flags, read == Some(entry))
+        }
+        FaultAction::CorruptPte(pte) => panic!("handle_page_fault: {page:?}: unknown non-present PTE {pte:?}"),
+        action @ (FaultAction::MakeWritable { .. } | FaultAction::ReplaceZeroPage { .. } | FaultAction::CopyOnWrite { .. }) => {
+            let pte = pte.expect("handle_page_fault: a write-protect fault on a present PTE");
+            super::cow::do_wp_fault(space, page, pte, action)?
+        }
+        action => {
+            let vma = vma.expect("handle_page_fault: a VMA for a page to map");
+            do_no_page(space, &vma, page, action)?
+        }
     };
     if outcome == FaultOutcome::SwapIn {
         space.stats.major_faults += 1;
@@ -239,7 +223,7 @@ pub fn populate_page(space: &mut AddressSpace, addr: VirtAddr) -> Result<(), Fau
         return Ok(());
     }
     let access = if vma.flags.is_shared() || vma.prot.contains(VmProt::WRITE) { Access::Write } else { Access::Read };
-    do_no_page(space, &vma, page, access)?;
+    do_no_page(space, &vma, page, decide_empty(&vma, access))?;
     space.stats.minor_faults += 1;
     Ok(())
 }
@@ -263,11 +247,21 @@ fn grow_stack(space: &mut AddressSpace, addr: VirtAddr) -> Option<Vma> {
     space.vmas.find(addr).copied()
 }
 
-/// Maps a page where the PTE was empty: from the image, or zero-filled.
-fn do_no_page(space: &mut AddressSpace, vma: &Vma, page: Page, access: Access) -> Result<FaultOutcome, FaultError> {
-    match vma.backing {
-        Backing::Anonymous => do_anonymous_fault(space, vma, page, access),
-        Backing::Image { id, offset } => do_image_fault(space, vma, page, id, offset),
+/// Maps a page where the PTE was empty, as `action` (a row of `decide_empty`) says:
+/// the shared zero page, a zeroed frame, or a frame filled from the image.
+fn do_no_page(space: &mut AddressSpace, vma: &Vma, page: Page, action: FaultAction) -> Result<FaultOutcome, FaultError> {
+    match (action, vma.backing) {
+        (FaultAction::MapZeroPage { flags }, _) => {
+            map_empty(space, page, zero_frame(), flags)?;
+            Ok(FaultOutcome::ZeroPage)
+        }
+        (FaultAction::MapZeroedFrame { flags }, _) => {
+            let new = frame::NewPage::alloc_zeroed().map_err(|_| FaultError::OutOfMemory)?;
+            install_page(space, page, new, flags)?;
+            Ok(FaultOutcome::AnonymousPage)
+        }
+        (FaultAction::MapImagePage { flags }, Backing::Image { id, offset }) => do_image_fault(space, vma, page, id, offset, flags),
+        (action, backing) => panic!("do_no_page: {page:?}: {action:?} for a page backed by {backing:?}"),
     }
 }
 
@@ -292,25 +286,19 @@ pub(super) fn install_page(space: &mut AddressSpace, page: Page, new: frame::New
     Ok(())
 }
 
-/// Not present, never touched, anonymous: the shared zero page for a read, else a
-/// fresh zeroed frame.
-fn do_anonymous_fault(space: &mut AddressSpace, vma: &Vma, page: Page, access: Access) -> Result<FaultOutcome, FaultError> {
-    let flags = leaf_flags_for(vma.prot);
-    if access != Access::Write && !vma.flags.is_shared() {
-        map_empty(space, page, zero_frame(), flags - PteFlags::WRITABLE)?;
-        return Ok(FaultOutcome::ZeroPage);
-    }
-    let new = frame::NewPage::alloc_zeroed().map_err(|_| FaultError::OutOfMemory)?;
-    install_page(space, page, new, flags)?;
-    Ok(FaultOutcome::AnonymousPage)
-}
-
 /// Not present, backed by an object (a program image): a private frame holding the
 /// object's bytes for this page (zero past its end, as for `.bss`).
-fn do_image_fault(space: &mut AddressSpace, vma: &Vma, page: Page, id: u32, offset: u64) -> Result<FaultOutcome, FaultError> {
+fn do_image_fault(
+    space: &mut AddressSpace,
+    vma: &Vma,
+    page: Page,
+    id: u32,
+    offset: u64,
+    flags: PteFlags,
+) -> Result<FaultOutcome, FaultError> {
     let mut new = frame::NewPage::alloc_zeroed().map_err(|_| FaultError::OutOfMemory)?;
     let index = (offset + (page.start_address() - vma.start)) / super::PAGE_SIZE;
     super::backing::read_page(id, index, &mut new);
-    install_page(space, page, new, leaf_flags_for(vma.prot))?;
+    install_page(space, page, new, flags)?;
     Ok(FaultOutcome::ImagePage)
 }

@@ -46,6 +46,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 pub use mm_core::fork_family::{FamilyId, FamilyPage};
+use mm_core::fault::FrameUse;
 use mm_core::fork_family::FamilyTable;
 
 use super::addr_space::AddressSpace;
@@ -176,21 +177,19 @@ pub(super) fn free_user_frame(frame: Frame) {
     }
 }
 
-/// Returns true if exactly one PTE holds `frame` and nothing else shares the page,
-/// so a write may go to it in place (no copy-on-write copy is needed).
-///
-/// A frame in the swap cache is shared with every swap PTE still naming its slot
-/// (they will map this frame, or read the slot): it is exclusive only if the cache
-/// holds the slot's only reference.
-pub fn is_exclusive(frame: Frame) -> bool {
+/// Returns who uses `frame`: its map count and refcount, and its slot's share
+/// count if it is in the swap cache (for `mm_core::fault::FrameUse::is_exclusive`).
+pub fn frame_use(frame: Frame) -> FrameUse {
     let (map_count, refcount, flags, slot) = frame::with_desc(frame, |d| (d.map_count(), d.refcount(), d.flags(), d.private()));
-    if map_count != 1 {
-        return false;
-    }
-    match flags.contains(FrameFlags::SWAP_CACHE) {
-        false => refcount == 1,
-        true => refcount == 2 && super::swap::slot_refs(u64::from(slot)) == 1,
-    }
+    let slot_refs = flags.contains(FrameFlags::SWAP_CACHE).then(|| super::swap::slot_refs(u64::from(slot)));
+    FrameUse { map_count, refcount, slot_refs }
+}
+
+/// Returns true if exactly one PTE holds `frame` and nothing else shares the page,
+/// so a write may go to it in place (no copy-on-write copy is needed): the rule
+/// is `mm_core::fault::FrameUse::is_exclusive`.
+pub fn is_exclusive(frame: Frame) -> bool {
+    frame_use(frame).is_exclusive()
 }
 
 /// A place that may hold a PTE mapping a frame: a live member of the frame's family,

@@ -42,6 +42,12 @@
 //! bit), stays in the cache, and its next eviction rewrites the same slot. A slot
 //! whose write failed is *retired*: kept allocated, never handed out again.
 //!
+//! These rules are decided in one place, `mm_core::swap_cache::SlotState` (one
+//! method per event: a swap PTE dropped, the last unmap, an eviction done or
+//! cancelled, a failed write, a readahead finished); this file reads the counts
+//! under [`SWAP`] (`SwapState::slot_state`) and applies the verdict. The host
+//! model test (`mm_core::fault`'s `model_tests.rs`) checks them against a reference.
+//!
 //! Locks: [`SWAP`] (see the lock order in [`crate::mm`]). The disk's own lock is
 //! never taken with [`SWAP`] held: slot I/O runs with no lock of ours held (STYLE §5).
 #![deny(unsafe_code)]
@@ -53,6 +59,8 @@ pub mod swapin;
 
 use alloc::collections::{BTreeMap, BTreeSet};
 
+use mm_core::fault::SwapCacheLookup;
+use mm_core::swap_cache::{CacheVerdict, CachedPage, SlotState, WriteFailVerdict};
 use mm_core::swap_map::{SwapMap, SwapMapError, SwapSlot};
 use mm_core::swap_readahead::ReadaheadWindow;
 
@@ -95,6 +103,20 @@ impl SwapState {
             && !self.map.is_wiping(SwapSlot::from_index(slot))
             && !self.cache.contains(slot)
             && !self.retired.contains(&slot)
+    }
+
+    /// Returns what the swap cache's rules (`mm_core::swap_cache`) need to know of
+    /// `slot`: its share count and the state of the frame caching it.
+    fn slot_state(&self, slot: u32) -> SlotState {
+        let refs = self.map.count(SwapSlot::from_index(slot)).unwrap_or(0);
+        let page = self.cache.get(slot).map(|frame| {
+            frame::with_desc(frame, |d| CachedPage {
+                map_count: d.map_count(),
+                is_locked: d.has_flags(FrameFlags::LOCKED),
+                is_dirty: d.has_flags(FrameFlags::DIRTY),
+            })
+        });
+        SlotState::new(refs, page)
     }
 
     /// Puts `frame` in the cache for `slot`: the cache's slot reference is taken by
@@ -279,16 +301,13 @@ pub fn put_swap_pte(entry: SwapEntry) {
     let mut swap = SWAP.lock();
     let state = swap.as_mut().expect("swap: a swap PTE while swap is off");
     let slot = slot_of(entry);
-    match state.map.put(slot) {
-        Ok(1) => {}
-        Ok(_) => return,
-        Err(e) => panic!("put_swap_pte: {entry:?}: {e:?}"),
+    if let Err(e) = state.map.put(slot) {
+        panic!("put_swap_pte: {entry:?}: {e:?}");
     }
     let Some(frame) = state.cache.get(slot.index()) else {
-        return; // the one reference left is the retired list's, or a PTE's
+        return; // the references left are other swap PTEs', or the retired list's
     };
-    let is_unused = frame::with_desc(frame, |d| d.map_count() == 0 && !d.has_flags(FrameFlags::LOCKED));
-    if is_unused {
+    if state.slot_state(slot.index()).on_swap_pte_dropped() == CacheVerdict::Drop {
         state.cache_remove(slot.index(), frame);
     }
 }
@@ -314,6 +333,21 @@ pub fn lookup(entry: SwapEntry) -> Option<Frame> {
     SWAP.lock().as_ref()?.cache.get(entry.slot() as u32)
 }
 
+/// Returns what the swap cache holds for the slot of `entry`, for the fault
+/// decision (`mm_core::fault::decide`): nothing, a frame under I/O, or a frame
+/// with its slot's state.
+pub fn cache_lookup(entry: SwapEntry) -> SwapCacheLookup {
+    let swap = SWAP.lock();
+    let Some(state) = swap.as_ref() else { return SwapCacheLookup::NotCached };
+    let slot = entry.slot() as u32;
+    let Some(frame) = state.cache.get(slot) else { return SwapCacheLookup::NotCached };
+    let slot_state = state.slot_state(slot);
+    match slot_state.page {
+        Some(page) if page.is_locked => SwapCacheLookup::Locked,
+        _ => SwapCacheLookup::Cached { frame, slot: slot_state },
+    }
+}
+
 /// Called when a swap-cached frame lost its last mapping: drops it from the cache
 /// (freeing it) unless it holds data the slot does not (DIRTY) that another swap PTE
 /// still needs, in which case it stays cached for eviction to write. Returns true
@@ -323,12 +357,8 @@ pub fn release_unmapped(frame: Frame) -> bool {
     let Some(state) = swap.as_mut() else {
         return false;
     };
-    let (slot, flags, map_count) = frame::with_desc(frame, |d| (d.private(), d.flags(), d.map_count()));
-    if map_count != 0 || !flags.contains(FrameFlags::SWAP_CACHE) || flags.contains(FrameFlags::LOCKED) {
-        return false;
-    }
-    let slot_refs = state.map.count(SwapSlot::from_index(slot)).unwrap_or(0);
-    if slot_refs == 1 || !flags.contains(FrameFlags::DIRTY) {
+    let (slot, is_cached) = frame::with_desc(frame, |d| (d.private(), d.has_flags(FrameFlags::SWAP_CACHE)));
+    if is_cached && state.slot_state(slot).on_last_unmap() == CacheVerdict::Drop {
         return state.cache_remove(slot, frame);
     }
     false
@@ -358,11 +388,9 @@ pub(super) fn ensure_slot(frame: Frame) -> Option<SwapEntry> {
 pub(super) fn finish_eviction(frame: Frame, entry: SwapEntry) -> bool {
     let mut swap = SWAP.lock();
     let state = swap.as_mut().expect("finish_eviction: swap went off during an eviction");
-    let map_count = frame::with_desc(frame, |d| {
-        d.remove_flags(FrameFlags::LOCKED);
-        d.map_count()
-    });
-    map_count == 0 && state.cache_remove(entry.slot() as u32, frame)
+    frame::with_desc(frame, |d| d.remove_flags(FrameFlags::LOCKED));
+    let slot = entry.slot() as u32;
+    state.slot_state(slot).on_eviction_done() == CacheVerdict::Drop && state.cache_remove(slot, frame)
 }
 
 /// Undoes [`ensure_slot`] for an eviction that stopped before any I/O (every PTE
@@ -371,12 +399,8 @@ pub(super) fn cancel_eviction(frame: Frame, entry: SwapEntry) {
     let mut swap = SWAP.lock();
     let state = swap.as_mut().expect("cancel_eviction: swap went off during an eviction");
     let slot = entry.slot() as u32;
-    let refs = state.map.count(SwapSlot::from_index(slot)).unwrap_or(0);
-    let is_dirty = frame::with_desc(frame, |d| {
-        d.remove_flags(FrameFlags::LOCKED);
-        d.has_flags(FrameFlags::DIRTY)
-    });
-    if refs == 1 && is_dirty {
+    frame::with_desc(frame, |d| d.remove_flags(FrameFlags::LOCKED));
+    if state.slot_state(slot).on_eviction_cancelled() == CacheVerdict::Drop {
         state.cache_remove(slot, frame);
     }
 }
@@ -389,18 +413,20 @@ pub(super) fn abandon_slot(frame: Frame, entry: SwapEntry) -> bool {
     let mut swap = SWAP.lock();
     let state = swap.as_mut().expect("abandon_slot: swap went off during an eviction");
     let slot = entry.slot() as u32;
-    let refs = state.map.count(SwapSlot::from_index(slot)).unwrap_or(0);
     frame::with_desc(frame, |d| {
         d.remove_flags(FrameFlags::LOCKED);
         d.insert_flags(FrameFlags::DIRTY);
     });
-    if refs == 1 && state.retired.insert(slot) {
-        // The retired list takes over the cache's slot reference.
-        let _ = state.map.dup(SwapSlot::from_index(slot));
-        state.cache_remove(slot, frame);
-        return true;
+    match state.slot_state(slot).on_write_failed(state.retired.contains(&slot)) {
+        WriteFailVerdict::RetireSlot => {
+            // The retired list takes over the cache's slot reference.
+            state.retired.insert(slot);
+            let _ = state.map.dup(SwapSlot::from_index(slot));
+            state.cache_remove(slot, frame);
+            true
+        }
+        WriteFailVerdict::KeepCached => false,
     }
-    false
 }
 
 /// Returns the number of slots retired after write errors.

@@ -7,9 +7,9 @@
 //! ```text
 //!  handle_page_fault (space locked)             the retry loop (fault/retry.rs, no lock held)
 //!   PTE = swap entry S
-//!   └─ do_swap_fault:
-//!       S in the swap cache, frame unlocked -> map it: done (a swap-cache hit, or the
-//!                                              end of a major fault)
+//!   └─ mm_core::fault::decide asks cache_lookup(S):
+//!       S in the swap cache, frame unlocked -> do_swap_fault maps it (a swap-cache hit, or
+//!                                              the end of a major fault)
 //!       S in the cache, frame LOCKED        -> PageLocked  ───> yield, retry
 //!       S not in the cache                  -> NeedsSwapIn ───> read_into_cache(S):
 //!                                                                 new frame, LOCKED, in the cache;
@@ -30,38 +30,24 @@
 //! does no I/O; [`read_into_cache`] is called with no lock held.
 #![deny(unsafe_code)]
 
+use mm_core::swap_cache::CacheVerdict;
+
 use super::{READAHEAD_MAX_PAGES, SWAP, SwapEntry, SwapState, read_slot, read_slots};
 use crate::drivers::virtio_blk::BlkError;
-use crate::mm::addr_space::{AddressSpace, Vma, VmProt, leaf_flags_for};
-use crate::mm::fault::{FaultError, FaultOutcome};
+use crate::mm::addr_space::AddressSpace;
+use crate::mm::fault::FaultOutcome;
 use crate::mm::frame::{self, FrameFlags, FrameState};
 use crate::mm::paging::{Pte, PteFlags};
 use crate::mm::vmstat::{self, SwapEvent};
 use crate::mm::{Frame, Order, Page, rmap};
 
-/// Resolves a fault on a PTE holding `entry`, if the page is in the swap cache.
+/// Maps `frame`, the swap cache's page for `entry`, at `page` with `flags` (as
+/// `mm_core::fault::decide` chose them: writable only for the page's one user),
+/// in place of the swap PTE, whose slot reference is dropped.
 ///
 /// `was_read`: the caller has just read this entry's slot (the fault is major).
-pub fn do_swap_fault(
-    space: &mut AddressSpace,
-    vma: &Vma,
-    page: Page,
-    entry: SwapEntry,
-    was_read: bool,
-) -> Result<FaultOutcome, FaultError> {
-    let Some(frame) = super::lookup(entry) else {
-        return Err(FaultError::NeedsSwapIn(entry));
-    };
-    let (is_locked, map_count) = frame::with_desc(frame, |d| (d.has_flags(FrameFlags::LOCKED), d.map_count()));
-    if is_locked {
-        return Err(FaultError::PageLocked);
-    }
+pub fn do_swap_fault(space: &mut AddressSpace, page: Page, entry: SwapEntry, frame: Frame, flags: PteFlags, was_read: bool) -> FaultOutcome {
     super::note_use(frame);
-    let is_exclusive = map_count == 0 && super::slot_refs(entry.slot()) == 2; // our PTE + the cache
-    let mut flags = leaf_flags_for(vma.prot);
-    if vma.prot.contains(VmProt::WRITE) && !vma.flags.is_shared() && !is_exclusive {
-        flags = (flags - PteFlags::WRITABLE) | PteFlags::COW;
-    }
     let old = space.replace_pte(page, Pte::new(frame, flags));
     debug_assert_eq!(old, Pte::swap(entry), "do_swap_fault: the PTE changed under the lock");
     rmap::map(frame, space.family_page(page));
@@ -70,10 +56,10 @@ pub fn do_swap_fault(
     space.stats.swap_pages -= 1;
     space.stats.swap_in_pages += 1;
     if was_read {
-        Ok(FaultOutcome::SwapIn)
+        FaultOutcome::SwapIn
     } else {
         vmstat::count(SwapEvent::CacheHit);
-        Ok(FaultOutcome::SwapCacheHit)
+        FaultOutcome::SwapCacheHit
     }
 }
 
@@ -146,8 +132,7 @@ pub fn read_into_cache(entry: SwapEntry) -> Result<(), SwapInError> {
     for (next, &extra) in (slot + 1..).zip(&frames[1..]) {
         // Dropped if the read failed, or if the slot's last swap PTE went away
         // meanwhile (only the cache's reference is left: nobody needs the page).
-        let refs = state.map.count(mm_core::swap_map::SwapSlot::from_index(next)).unwrap_or(0);
-        if is_readahead_ok && refs > 1 {
+        if state.slot_state(next).on_readahead_done(is_readahead_ok) == CacheVerdict::Keep {
             kept_array[nr_kept] = extra;
             nr_kept += 1;
         } else {
