@@ -22,7 +22,7 @@ use std::vec::Vec;
 
 use super::{Access, FaultAction, FaultFacts, FrameUse, SwapCacheLookup, decide, fork_flags};
 use crate::addr::{Frame, Order, Page, VirtAddr};
-use crate::anon::{FamilyId, FamilyPage, FamilyTable};
+use crate::fork_family::{FamilyId, FamilyPage, FamilyTable};
 use crate::buddy::BuddyAllocator;
 use crate::frame_table::{FrameDesc, FrameFlags, FrameState};
 use crate::pagetable::{ENTRIES_PER_TABLE, FlushBatch, PageTable, TableMemory};
