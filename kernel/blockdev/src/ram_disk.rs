@@ -35,6 +35,8 @@ pub struct RamDisk {
 struct State {
     chunks: Vec<Box<[u8]>>,
     bad_sectors: BTreeSet<u64>,
+    /// Sectors only writes (and wipes) fail on.
+    bad_write_sectors: BTreeSet<u64>,
     is_read_only: bool,
     max_pages_per_request: usize,
     reads: u64,
@@ -78,6 +80,7 @@ impl RamDisk {
             state: Mutex::new(State {
                 chunks,
                 bad_sectors: BTreeSet::new(),
+                bad_write_sectors: BTreeSet::new(),
                 is_read_only: false,
                 max_pages_per_request: MAX_PAGES_PER_REQUEST,
                 reads: 0,
@@ -109,9 +112,17 @@ impl RamDisk {
         self.state.lock().bad_sectors.insert(sector);
     }
 
+    /// Makes every later write or wipe that touches `sector` fail with
+    /// [`BlockError::Io`]; reads of it still work.
+    pub fn fail_writes_to(&self, sector: u64) {
+        self.state.lock().bad_write_sectors.insert(sector);
+    }
+
     /// Makes every later request that touches `sector` succeed again.
     pub fn heal_sector(&self, sector: u64) {
-        self.state.lock().bad_sectors.remove(&sector);
+        let mut s = self.state.lock();
+        s.bad_sectors.remove(&sector);
+        s.bad_write_sectors.remove(&sector);
     }
 
     /// Makes the disk refuse (or accept again) writes and wipes.
@@ -153,7 +164,12 @@ impl State {
         if self.is_read_only {
             return Err(BlockError::ReadOnly);
         }
-        self.check(sector, len, sector_count)
+        self.check(sector, len, sector_count)?;
+        let sectors = (len / SECTOR_SIZE) as u64;
+        if self.bad_write_sectors.range(sector..sector + sectors).next().is_some() {
+            return Err(BlockError::Io);
+        }
+        Ok(())
     }
 
     /// Calls `f(chunk bytes, offset in the request)` for each piece of the byte

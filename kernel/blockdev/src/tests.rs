@@ -176,3 +176,15 @@ fn ram_disk_spans_chunks() {
     assert_eq!(back, data, "a request across a chunk boundary");
     assert_eq!(disk.to_bytes().len() as u64, sectors * 512);
 }
+
+#[test]
+fn write_failures_leave_reads_alone() {
+    let disk = RamDisk::new("ram0", 16);
+    disk.fail_writes_to(9);
+    let mut buf = vec![0u8; 1024];
+    assert_eq!(disk.read(8, &mut buf), Ok(()));
+    assert_eq!(disk.write(8, &buf), Err(BlockError::Io));
+    assert_eq!(disk.write_zeroes(9, 1), Err(BlockError::Io));
+    disk.heal_sector(9);
+    assert_eq!(disk.write(8, &buf), Ok(()));
+}

@@ -44,6 +44,7 @@ pub mod pcid;
 pub mod pte;
 pub mod reclaim;
 pub mod slab;
+pub mod swap_area;
 pub mod swap_header;
 pub mod swap_map;
 pub mod swap_readahead;

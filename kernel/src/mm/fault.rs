@@ -33,7 +33,7 @@ use super::frame::{self, FrameState};
 use super::paging::{PteFlags, SwapEntry};
 use super::{Frame, Order, Page, VirtAddr};
 use crate::arch::tlb;
-use crate::drivers::virtio_blk::BlkError;
+use blockdev::BlockError;
 
 /// What the faulting instruction tried to do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,7 +110,7 @@ pub enum FaultError {
         /// The slot that could not be read.
         slot: u64,
         /// What the disk said.
-        error: BlkError,
+        error: BlockError,
     },
     /// The process was killed (by the OOM killer) while its fault waited.
     Killed,
