@@ -8,8 +8,10 @@
 //! - DISCARD only says the contents are no longer needed: what a later read
 //!   returns is unspecified, so it frees storage but proves nothing.
 //!
-//! Swap uses [`VirtioBlk::wipe`] on slots nobody references any more, so that a
-//! dead process's pages do not linger on the disk (data remanence).
+//! Swap wipes slots nobody references any more, so that a dead process's pages do
+//! not linger on the disk (data remanence), through the block layer
+//! (`blockdev::BlockDevice::wipe`, which `block_device.rs` implements with
+//! [`VirtioBlk::wipe`] / [`VirtioBlk::wipe_as`]).
 
 use super::{BlkError, SECTOR_SIZE, VirtioBlk, req_type};
 use crate::drivers::virtio_queue::Segment;
