@@ -166,11 +166,11 @@ fn every_slot_is_handed_out_once_and_swapoff_waits_for_them() {
 fn a_page_round_trips_through_a_slot() {
     let entry = swap::alloc_slot().expect("a slot");
     let mut out = OwnedFrames::new_zeroed(Order(0)).expect("no frame");
-    let back = OwnedFrames::new_zeroed(Order(0)).expect("no frame");
+    let mut back = OwnedFrames::new_zeroed(Order(0)).expect("no frame");
     let pattern: alloc::vec::Vec<u8> = (0..PAGE_SIZE as usize).map(|i| (i * 7 + 3) as u8).collect();
     out.write_bytes(0, &pattern);
-    swap::write_slot(entry, out.start()).expect("write slot");
-    swap::read_slot(entry, back.start()).expect("read slot");
+    swap::write_slot(entry, out.page()).expect("write slot");
+    swap::read_slot(entry, back.page_mut()).expect("read slot");
     let mut read = vec![0u8; PAGE_SIZE as usize];
     back.read_bytes(0, &mut read);
     assert_eq!(read, pattern);

@@ -16,7 +16,7 @@ extern crate alloc;
 
 use alloc::vec;
 
-use kernel::drivers::virtio_blk::BlkError;
+use blockdev::BlockError;
 use kernel::mm::addr_space::{AddressSpace, MapRequest, VmProt};
 use kernel::mm::swap::{self, EvictError, Evicted};
 use kernel::mm::vmstat::{self, SwapEvent};
@@ -66,7 +66,7 @@ fn a_failed_swap_out_keeps_the_page_and_retires_the_slot() {
     // SAFETY: the test owns this page (mapped by a space it holds, not loaded).
     unsafe { frame::write_bytes(page, 0, &pattern) };
     let errors = vmstat::nr_events(SwapEvent::WriteError);
-    assert_eq!(swap::evict(page), Err(EvictError::WriteFailed(BlkError::IoError { sector: 160 })));
+    assert_eq!(swap::evict(page), Err(EvictError::WriteFailed(BlockError::Io)));
     assert_eq!(vmstat::nr_events(SwapEvent::WriteError), errors + 1);
     let pte = space.lock().pte(addr).expect("table");
     assert!(pte.is_present() && pte.frame() == page, "the page stays resident, mapped as before");

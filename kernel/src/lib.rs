@@ -8,8 +8,9 @@
 //! | [`arch`] | x86-64: serial port, GDT/TSS, IDT and trap entry, timer, QEMU exit |
 //! | [`klog`] | `print!`/`println!` on COM1 and the `log` facade with levels |
 //! | [`bench`] | the bench mode: ns per operation, printed as tables |
+//! | [`block`] | the block layer's registry: disks by name as `&dyn blockdev::BlockDevice` |
 //! | [`cmdline`] | the command line the runner passes through fw_cfg |
-//! | [`drivers`] | PCI bus scan and the virtio-blk swap disk |
+//! | [`drivers`] | PCI bus scan and the virtio-blk disks (registered with [`block`]) |
 //! | [`bootmem`] | the bootloader's memory map, summarised |
 //! | [`mm`] | memory management: frames, buddy, slab heap, page operations |
 //! | [`proc`] | processes: tasks, scheduler, ELF loading, syscalls, user faults |
@@ -26,6 +27,7 @@ extern crate alloc;
 
 pub mod arch;
 pub mod bench;
+pub mod block;
 pub mod bootmem;
 pub mod cmdline;
 pub mod drivers;

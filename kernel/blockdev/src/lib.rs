@@ -7,6 +7,22 @@
 //! virtio driver (`kernel/src/drivers/virtio_blk`) or to the [`RamDisk`] below, which
 //! lets both run in host tests.
 //!
+//! Swap moves whole pages, many at a time, and wants each batch to be **one**
+//! request (a request costs ~75 µs of QEMU round trip under TCG whether it carries
+//! one page or 32). So the trait also has page I/O:
+//!
+//! ```text
+//!  read_pages(sector, [&mut Page; n])     page i <-> sectors sector + 8 i .. sector + 8 i + 8
+//!  write_pages(sector, [&Page; n])        the pages may be anywhere in memory (scatter-gather);
+//!                                         one request per max_pages_per_request() pages
+//!  write_zeroes / discard (wipe)          a range of sectors, no data; Unsupported by default
+//! ```
+//! A page is a plain `[u8; 4096]` borrowed for the call, so a RAM disk copies it
+//! and a DMA driver translates its address (the kernel's driver gets the physical
+//! address from the direct map): the borrow is the proof that the caller may hand
+//! that memory to the device, and the driver returns only when the device is done
+//! with it.
+//!
 //! Errors are the block layer's own ([`BlockError`]): a driver maps its device's
 //! status codes onto them, and callers above never see a driver type.
 //!
@@ -24,11 +40,25 @@ pub use ram_disk::RamDisk;
 
 /// Bytes in one sector, the unit of every disk address.
 pub const SECTOR_SIZE: usize = 512;
+/// Bytes in one page, the unit of [`BlockDevice::read_pages`] / [`BlockDevice::write_pages`].
+pub const PAGE_SIZE: usize = 4096;
+/// Sectors in one page.
+pub const SECTORS_PER_PAGE: u64 = (PAGE_SIZE / SECTOR_SIZE) as u64;
+/// The most pages a caller passes to one page request, and the most a driver
+/// carries in one device request (128 KiB; Linux's swap-out cluster,
+/// `SWAP_CLUSTER_MAX`, is 32 pages too). Callers size their batches by it; a
+/// device may carry fewer ([`BlockDevice::max_pages_per_request`]).
+pub const MAX_PAGES_PER_REQUEST: usize = 32;
+
+/// One page of data, as page I/O moves it.
+pub type Page = [u8; PAGE_SIZE];
 
 /// Why a block request failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BlockError {
-    /// The buffer is empty or not a whole number of sectors.
+    /// The buffer is empty or not a whole number of sectors (or of the disk's
+    /// logical blocks, where those are larger than a sector and the request is not
+    /// aligned to them).
     BadLength,
     /// The request reaches past the last sector.
     OutOfRange,
@@ -36,6 +66,8 @@ pub enum BlockError {
     Io,
     /// The device does not support this kind of request.
     Unsupported,
+    /// A write to a read-only disk.
+    ReadOnly,
     /// The request did not complete in time (the driver reset the device).
     Timeout,
     /// The device broke its protocol or is gone; it is not used again.
@@ -49,10 +81,20 @@ impl core::fmt::Display for BlockError {
             Self::OutOfRange => "sector out of range",
             Self::Io => "I/O error",
             Self::Unsupported => "request not supported by the device",
+            Self::ReadOnly => "the disk is read-only",
             Self::Timeout => "request timed out",
             Self::DeviceBroken => "device broken",
         })
     }
+}
+
+/// How [`BlockDevice::wipe`] wipes a range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WipeKind {
+    /// WRITE_ZEROES: the range reads back as zeros (the device may free the storage).
+    Zeroed,
+    /// DISCARD only: the storage is released, later reads are unspecified.
+    Discarded,
 }
 
 /// A disk: sectors of [`SECTOR_SIZE`] bytes, numbered from 0.
@@ -78,6 +120,72 @@ pub trait BlockDevice: Send + Sync {
     /// Capacity in bytes.
     fn capacity_bytes(&self) -> u64 {
         self.sector_count() * SECTOR_SIZE as u64
+    }
+
+    /// True if the device refuses writes ([`BlockError::ReadOnly`]).
+    fn is_read_only(&self) -> bool {
+        false
+    }
+
+    /// The most pages one device request of [`read_pages`](Self::read_pages) /
+    /// [`write_pages`](Self::write_pages) carries (at least 1, at most
+    /// [`MAX_PAGES_PER_REQUEST`]); longer lists are split. The default moves a page
+    /// per request.
+    fn max_pages_per_request(&self) -> usize {
+        1
+    }
+
+    /// Reads `pages.len()` pages starting at `sector` (page i from
+    /// `sector + 8 i`), in as few requests as the device allows. On error, any
+    /// page may hold partial data. The default reads one page at a time.
+    fn read_pages(&self, sector: u64, pages: &mut [&mut Page]) -> Result<(), BlockError> {
+        check_request(sector, pages.len() * PAGE_SIZE, self.sector_count())?;
+        for (i, page) in pages.iter_mut().enumerate() {
+            self.read(sector + i as u64 * SECTORS_PER_PAGE, &mut page[..])?;
+        }
+        Ok(())
+    }
+
+    /// Writes `pages` to the disk starting at `sector` (page i to
+    /// `sector + 8 i`), in as few requests as the device allows. The default
+    /// writes one page at a time.
+    fn write_pages(&self, sector: u64, pages: &[&Page]) -> Result<(), BlockError> {
+        check_request(sector, pages.len() * PAGE_SIZE, self.sector_count())?;
+        for (i, page) in pages.iter().enumerate() {
+            self.write(sector + i as u64 * SECTORS_PER_PAGE, &page[..])?;
+        }
+        Ok(())
+    }
+
+    /// How [`wipe`](Self::wipe) would wipe, or `None` if the device can neither
+    /// zero nor discard (the default).
+    fn wipe_kind(&self) -> Option<WipeKind> {
+        None
+    }
+
+    /// Makes `nr_sectors` sectors from `sector` read back as zeros without sending
+    /// data. [`BlockError::Unsupported`] by default.
+    fn write_zeroes(&self, sector: u64, nr_sectors: u64) -> Result<(), BlockError> {
+        let _ = (sector, nr_sectors);
+        Err(BlockError::Unsupported)
+    }
+
+    /// Tells the device that `nr_sectors` sectors from `sector` hold nothing
+    /// anyone needs; later reads of them are unspecified. [`BlockError::Unsupported`]
+    /// by default.
+    fn discard(&self, sector: u64, nr_sectors: u64) -> Result<(), BlockError> {
+        let _ = (sector, nr_sectors);
+        Err(BlockError::Unsupported)
+    }
+
+    /// Wipes a range the best way the device can ([`wipe_kind`](Self::wipe_kind)):
+    /// zeroes it, else discards it; [`BlockError::Unsupported`] if it can do neither.
+    fn wipe(&self, sector: u64, nr_sectors: u64) -> Result<WipeKind, BlockError> {
+        match self.wipe_kind() {
+            Some(WipeKind::Zeroed) => self.write_zeroes(sector, nr_sectors).map(|()| WipeKind::Zeroed),
+            Some(WipeKind::Discarded) => self.discard(sector, nr_sectors).map(|()| WipeKind::Discarded),
+            None => Err(BlockError::Unsupported),
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 //!
 //! `inode.block[0..12]` point at data blocks, `block[12]` at an indirect block of
 //! P = block_size / 4 pointers to data blocks, `block[13]` at a double and
-//! `block[14]` at a triple indirect block (the diagram is in docs/10-files.md, "The
+//! `block[14]` at a triple indirect block (the diagram is in docs/11-files.md, "The
 //! inode and its block map"). A zero pointer is a hole: the file block reads as zeros and
 //! has no disk block, and neither does anything below a zero indirect pointer.
 //!

@@ -4,7 +4,7 @@
 //! superblock (1024 bytes at byte 1024 of the disk) says how big everything is; the
 //! group descriptor table, in the block after the superblock's, says where each
 //! group keeps its block bitmap, inode bitmap and inode table and how many free
-//! blocks, free inodes and directories it has. The chapter docs/10-files.md draws it.
+//! blocks, free inodes and directories it has. The chapter docs/11-files.md draws it.
 //!
 //! [`Superblock::parse`] is the mount-time gate: it checks the magic, revision,
 //! block size, feature flags and geometry and returns a [`Refusal`] for anything

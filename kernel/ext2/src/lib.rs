@@ -32,7 +32,7 @@
 //! | `fs` | [`Ext2`]: mount, inode I/O, file data, sync |
 //! | `namespace` | create, mkdir, symlink, link, unlink, rmdir, rename, path lookup |
 //!
-//! The format and the algorithms are explained, with diagrams, in docs/10-files.md.
+//! The format and the algorithms are explained, with diagrams, in docs/11-files.md.
 //! This crate is pure (`#![forbid(unsafe_code)]`, `no_std` + `alloc`); its tests
 //! (`kernel/ext2/tests/`) build images with `mke2fs -d` and check every written
 //! image with `e2fsck -fn`.

@@ -1,5 +1,5 @@
 //! The book's ext2 chapter shows real output: the ```text block of
-//! docs/10-files.md that starts with `$ cargo test -p ext2 --test docs` must hold
+//! docs/11-files.md that starts with `$ cargo test -p ext2 --test docs` must hold
 //! exactly what [`tour`] prints (a small disk made by mke2fs, its block groups, a
 //! file written by this crate and its block map, e2fsck's verdict). After changing
 //! the layout code, regenerate with `UPDATE_DOCS=1 cargo test -p ext2 --test docs`
@@ -98,8 +98,8 @@ fn tour() -> String {
 
 #[test]
 fn files_chapter_shows_real_output() {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/10-files.md");
-    let text = std::fs::read_to_string(&path).expect("docs/10-files.md");
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/11-files.md");
+    let text = std::fs::read_to_string(&path).expect("docs/11-files.md");
     let start = text.find(&format!("```text\n{PROMPT}\n")).expect("the chapter has a block starting with the prompt");
     let body_start = start + "```text\n".len() + PROMPT.len() + 1;
     let body_end = body_start + text[body_start..].find("```").expect("closed block");
@@ -112,6 +112,6 @@ fn files_chapter_shows_real_output() {
     assert_eq!(
         text[body_start..body_end],
         real,
-        "docs/10-files.md does not show what the code prints; UPDATE_DOCS=1 cargo test -p ext2 --test docs"
+        "docs/11-files.md does not show what the code prints; UPDATE_DOCS=1 cargo test -p ext2 --test docs"
     );
 }

@@ -49,6 +49,7 @@ pub mod pcid;
 pub mod pte;
 pub mod reclaim;
 pub mod slab;
+pub mod swap_area;
 pub mod swap_cache;
 pub mod swap_header;
 pub mod swap_map;

@@ -22,8 +22,8 @@
 //!   corrupt or truncated header): the kernel leaves the disk alone and runs without
 //!   swap. A disk that is not blank is never overwritten.
 //!
-//! Neighbours: the kernel's `mm/swap/area.rs` reads and writes the header page through
-//! the virtio-blk driver; `swap_map` allocates the slots the header describes.
+//! Neighbours: `swap_area` reads and writes the header page on a block device (the
+//! kernel calls it from `mm/swap/area.rs`); `swap_map` allocates the slots the header describes.
 
 use core::fmt;
 

@@ -34,9 +34,12 @@
 //! global [`swap_disk`] is behind a sleeping [`Mutex`], so no spinlock is held and
 //! interrupts stay enabled during a request (STYLE §5: no I/O under a spinlock).
 //!
-//! Neighbours: `drivers::init` calls [`init`]; the swap layer (`mm::swap`)
-//! calls [`swap_disk`] and moves whole frames with [`VirtioBlk::read_frame`] /
-//! [`VirtioBlk::write_frame`]; `bench` (a submodule) measures it.
+//! Neighbours: `drivers::init` calls [`init`], which registers every disk with the
+//! block layer (`crate::block`) as a [`VirtioDisk`], the `blockdev::BlockDevice`
+//! implementation (`block_device.rs`: page I/O by DMA, errors folded into
+//! `blockdev::BlockError`); swap and everything else above reach the disk only
+//! through that trait. [`swap_disk`] gives the driver itself to its tests and to
+//! `bench` (a submodule), which measures it.
 //!
 //! Locks: the disk's [`Mutex`], outside every spinlock (the lock order is in
 //! [`crate::mm`]); the heap and the frame allocator are taken under it (by the probe,
@@ -53,9 +56,11 @@ use crate::mm::{Frame, Order, PAGE_SIZE, PHYS_MAP_BASE, PhysAddr};
 use crate::sync::Mutex;
 
 mod bench;
+mod block_device;
 mod request;
 mod wipe;
 
+pub use block_device::VirtioDisk;
 pub use wipe::WipeKind;
 
 pub use bench::bench;
@@ -68,9 +73,9 @@ pub const SECTORS_PER_FRAME: u64 = PAGE_SIZE / SECTOR_SIZE as u64;
 pub const DEFAULT_TIMEOUT_MS: u64 = 5_000;
 /// The bounce block: 16 frames, 64 KiB, also the largest single request.
 const BOUNCE_ORDER: Order = Order(4);
-/// The most frames one scatter-gather request carries (128 KiB; Linux's swap-out
-/// cluster, `SWAP_CLUSTER_MAX`, is also 32 pages).
-pub const MAX_FRAMES_PER_REQUEST: usize = 32;
+/// The most frames one scatter-gather request carries: the block layer's
+/// `MAX_PAGES_PER_REQUEST` (128 KiB).
+pub const MAX_FRAMES_PER_REQUEST: usize = blockdev::MAX_PAGES_PER_REQUEST;
 /// The queue a block device uses for requests.
 const QUEUE_INDEX: u16 = 0;
 /// Bytes of the identification string (`GET_ID`).
@@ -529,17 +534,37 @@ impl VirtioBlk {
             self.check_frame(frame)?;
         }
         self.check_range(sector, frames.len() * PAGE_SIZE as usize)?;
+        for (i, chunk) in frames.chunks(MAX_FRAMES_PER_REQUEST).enumerate() {
+            let mut phys = [PhysAddr::new(0); MAX_FRAMES_PER_REQUEST];
+            for (p, frame) in phys.iter_mut().zip(chunk) {
+                *p = frame.start_address();
+            }
+            let chunk_sector = sector + (i * MAX_FRAMES_PER_REQUEST) as u64 * SECTORS_PER_FRAME;
+            // SAFETY: every frame is allocated RAM the caller owns for this call
+            // (checked as far as the frame table can tell, and the documented contract).
+            unsafe { self.phys_pages_request(is_write, chunk_sector, &phys[..chunk.len()]) }?;
+        }
+        Ok(())
+    }
+
+    /// Moves the 4 KiB pages at `phys` to or from adjacent sectors from `sector`, a
+    /// chunk of at most `max_data_segments` pages per request.
+    ///
+    /// # Safety
+    /// Each `[phys[i], phys[i] + 4096)` must be RAM the caller owns for the call;
+    /// for a read, nothing else may access it meanwhile. The range must have been
+    /// checked (`check_range`, and `check_writable` for a write).
+    unsafe fn phys_pages_request(&mut self, is_write: bool, sector: u64, phys: &[PhysAddr]) -> Result<(), BlkError> {
         let mut segments = [Segment { phys: PhysAddr::new(0), len: 0, is_device_writable: false }; MAX_FRAMES_PER_REQUEST];
-        for (i, chunk) in frames.chunks(self.max_data_segments).enumerate() {
-            for (segment, frame) in segments.iter_mut().zip(chunk) {
-                *segment = Segment { phys: frame.start_address(), len: PAGE_SIZE as u32, is_device_writable: !is_write };
+        for (i, chunk) in phys.chunks(self.max_data_segments).enumerate() {
+            for (segment, &page) in segments.iter_mut().zip(chunk) {
+                *segment = Segment { phys: page, len: PAGE_SIZE as u32, is_device_writable: !is_write };
             }
             let chunk_sector = sector + (i * self.max_data_segments) as u64 * SECTORS_PER_FRAME;
             let req = if is_write { req_type::OUT } else { req_type::IN };
-            // SAFETY: every frame is allocated RAM the caller owns for this call
-            // (checked as far as the frame table can tell, and the documented
-            // contract), 4 KiB contiguous each; `run` returns only once the device
-            // gave the chain back or was reset.
+            // SAFETY: every page is RAM the caller owns for this call (our contract),
+            // 4 KiB contiguous each; `run` returns only once the device gave the
+            // chain back or was reset.
             unsafe { self.run(req, chunk_sector, &segments[..chunk.len()]) }?;
             self.count_bytes(is_write, chunk.len() as u64 * PAGE_SIZE);
         }
@@ -653,35 +678,56 @@ impl VirtioBlk {
 }
 
 /// The swap disk, chosen by [`init`].
-static SWAP_DISK: spin::Once<Option<Mutex<VirtioBlk>>> = spin::Once::new();
+static SWAP_DISK: spin::Once<Option<&'static VirtioDisk>> = spin::Once::new();
 
-/// Probes every virtio block device, logs each, and keeps the swap disk: the one
-/// whose serial is "swap", else the first that works (the others are reset and
-/// released). Idempotent.
+/// Probes every virtio block device, logs each, and registers each with the block
+/// layer (`crate::block`): the swap disk (the one whose serial is "swap", else the
+/// first that works) as "swap", the others under their serial (or `virtioN`). A
+/// device whose name is taken is reset and released. Idempotent.
 pub fn init() {
     SWAP_DISK.call_once(|| {
-        let mut chosen: Option<VirtioBlk> = None;
+        let mut found: alloc::vec::Vec<VirtioBlk> = alloc::vec::Vec::new();
         for dev in pci::devices().iter().filter(|d| virtio_pci::device_type(d) == Some(DEVICE_TYPE_BLOCK)) {
             match VirtioBlk::new(dev) {
                 Ok(blk) => {
                     log::info!("{}", blk.describe());
-                    let is_better = chosen.as_ref().is_none_or(|c| c.serial() != "swap" && blk.serial() == "swap");
-                    if is_better {
-                        chosen = Some(blk);
-                    }
+                    found.push(blk);
                 }
                 Err(e) => log::warn!("virtio-blk {}: not used: {}", dev.addr, e),
             }
         }
-        match &chosen {
-            Some(blk) => log::info!("swap disk: virtio-blk {} (serial {:?})", blk.pci_address(), blk.serial()),
-            None => log::warn!("no usable virtio-blk device: no swap disk"),
+        let swap_index = found.iter().position(|b| b.serial() == "swap").or((!found.is_empty()).then_some(0));
+        let mut swap = None;
+        for (i, blk) in found.into_iter().enumerate() {
+            let name = match blk.serial() {
+                _ if Some(i) == swap_index => alloc::string::String::from("swap"),
+                "" => format!("virtio{i}"),
+                serial => alloc::string::String::from(serial),
+            };
+            if crate::block::find(&name).is_some() {
+                log::warn!("virtio-blk {}: not used: the name {name:?} is taken", blk.pci_address());
+                continue; // dropped: reset and released
+            }
+            let (pci, serial) = (blk.pci_address(), alloc::string::String::from(blk.serial()));
+            let disk: &'static VirtioDisk = alloc::boxed::Box::leak(alloc::boxed::Box::new(VirtioDisk::new(name, blk)));
+            match crate::block::register(disk) {
+                Ok(()) if Some(i) == swap_index => {
+                    log::info!("swap disk: virtio-blk {pci} (serial {serial:?})");
+                    swap = Some(disk);
+                }
+                Ok(()) => {}
+                Err(e) => log::warn!("virtio-blk {pci}: not registered: {e:?}"),
+            }
         }
-        chosen.map(Mutex::new)
+        if swap.is_none() {
+            log::warn!("no usable virtio-blk device: no swap disk");
+        }
+        swap
     });
 }
 
-/// Returns the swap disk, if [`init`] found one.
+/// Returns the swap disk's driver, if [`init`] found one (for the driver's own
+/// tests and benchmark: everything else reaches disks through `crate::block`).
 pub fn swap_disk() -> Option<&'static Mutex<VirtioBlk>> {
-    SWAP_DISK.get().and_then(Option::as_ref)
+    SWAP_DISK.get().copied().flatten().map(VirtioDisk::driver)
 }

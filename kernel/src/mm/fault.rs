@@ -44,7 +44,7 @@ use super::frame::{self, FrameState};
 use super::paging::{PteFlags, SwapEntry};
 use super::{Frame, Order, Page, VirtAddr};
 use crate::arch::tlb;
-use crate::drivers::virtio_blk::BlkError;
+use blockdev::BlockError;
 
 pub mod retry;
 pub use retry::fault_in;
@@ -94,7 +94,7 @@ pub enum FaultError {
         /// The slot that could not be read.
         slot: u64,
         /// What the disk said.
-        error: BlkError,
+        error: BlockError,
     },
     /// The process was killed (by the OOM killer) while its fault waited.
     Killed,

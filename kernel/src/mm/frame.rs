@@ -555,3 +555,99 @@ impl Drop for OwnedFrames {
         }
     }
 }
+
+/// The bytes of one frame, as the block layer moves them (`blockdev::Page`).
+pub type PageBytes = blockdev::Page;
+
+impl OwnedFrames {
+    /// Returns the block's first 4 KiB as a page (for page I/O: the handle owns it).
+    pub fn page(&self) -> &PageBytes {
+        // SAFETY: the block is owned by this handle, mapped in the direct map, at
+        // least one page long and page-aligned; writes to it need `&mut self`.
+        unsafe { &*self.as_ptr().cast::<PageBytes>() }
+    }
+
+    /// Returns the block's first 4 KiB as a page to fill (a disk read, say).
+    pub fn page_mut(&mut self) -> &mut PageBytes {
+        // SAFETY: as in `page`; `&mut self` makes this the only access.
+        unsafe { &mut *self.as_ptr().cast::<PageBytes>() }
+    }
+}
+
+/// A user frame locked for I/O: its `LOCKED` flag was set by [`LockedPage::lock`],
+/// which only one caller can do at a time, so the holder is the frame's only I/O
+/// owner. While it is LOCKED nobody maps it (a fault on it waits), evicts it or
+/// frees it (the swap cache keeps a reference).
+///
+/// This handle is how the swap code hands a user page to a disk: its bytes are
+/// reachable only through [`bytes`](Self::bytes) / [`bytes_mut`](Self::bytes_mut),
+/// which also check that no PTE maps the frame, so safe code cannot give a device
+/// a frame it does not own, or one a process could write meanwhile.
+///
+/// Dropping the handle unlocks the frame; [`into_frame`](Self::into_frame) keeps
+/// it LOCKED for the caller to unlock under its own lock (the swap state does).
+#[derive(Debug)]
+pub struct LockedPage {
+    frame: Frame,
+}
+
+impl LockedPage {
+    /// Sets `LOCKED` on `frame` if it is a user frame in use that nobody has
+    /// locked; `None` otherwise.
+    pub fn lock(frame: Frame) -> Option<LockedPage> {
+        with_desc(frame, |d| {
+            if d.state() != FrameState::User || d.refcount() == 0 || d.has_flags(FrameFlags::LOCKED) {
+                return None;
+            }
+            d.insert_flags(FrameFlags::LOCKED);
+            Some(LockedPage { frame })
+        })
+    }
+
+    /// Returns the frame.
+    pub fn frame(&self) -> Frame {
+        self.frame
+    }
+
+    /// Panics unless the frame is still LOCKED and mapped by no PTE: only then are
+    /// its bytes this handle's alone.
+    fn check_unmapped(&self) {
+        let (is_locked, map_count) = with_desc(self.frame, |d| (d.has_flags(FrameFlags::LOCKED), d.map_count()));
+        assert!(is_locked && map_count == 0, "LockedPage: {:?} is mapped ({map_count}) or unlocked", self.frame);
+    }
+
+    /// Returns the page's bytes (to write them to a disk).
+    ///
+    /// # Panics
+    /// If a PTE maps the frame: a process could change the bytes during the write.
+    pub fn bytes(&self) -> &PageBytes {
+        self.check_unmapped();
+        // SAFETY: the frame is RAM in the direct map, LOCKED by this handle (no other
+        // I/O, no mapping: checked above, and a fault on it waits for the unlock);
+        // kernel writes to it need `&mut self`.
+        unsafe { &*frame_ptr(self.frame).cast::<PageBytes>() }
+    }
+
+    /// Returns the page's bytes to fill (a read from a disk).
+    ///
+    /// # Panics
+    /// If a PTE maps the frame.
+    pub fn bytes_mut(&mut self) -> &mut PageBytes {
+        self.check_unmapped();
+        // SAFETY: as in `bytes`; `&mut self` makes this the only access.
+        unsafe { &mut *frame_ptr(self.frame).cast::<PageBytes>() }
+    }
+
+    /// Gives up the handle and returns the frame, still LOCKED: the caller unlocks it.
+    pub fn into_frame(self) -> Frame {
+        let frame = self.frame;
+        core::mem::forget(self);
+        frame
+    }
+}
+
+impl Drop for LockedPage {
+    fn drop(&mut self) {
+        with_desc(self.frame, |d| d.remove_flags(FrameFlags::LOCKED));
+    }
+}

@@ -85,7 +85,7 @@ const AGING_INTERVAL_MS: u64 = 100;
 const DIRECT_BATCH: u64 = 32;
 /// Victims evicted together: their writes go to adjacent slots in one disk request
 /// (Linux's `SWAP_CLUSTER_MAX` is 32 too).
-const SWAP_CLUSTER: usize = crate::drivers::virtio_blk::MAX_FRAMES_PER_REQUEST;
+const SWAP_CLUSTER: usize = blockdev::MAX_PAGES_PER_REQUEST;
 
 /// The free-frame watermarks (see the module docs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,4 +1,4 @@
-//! Swap: the swap area on the virtio disk, its slots, and the swap cache.
+//! Swap: the swap area on a block device, its slots, and the swap cache.
 //!
 //! | piece | where |
 //! |---|---|
@@ -7,7 +7,12 @@
 //! | the swap cache: slot -> frame, while a page is both on disk and in memory | here |
 //! | swap-out of one frame through the reverse map | [`evict`] |
 //! | the swap fault (`do_swap_fault`) and the read that feeds it | [`swapin`] |
-//! | slot I/O: one slot = one 4 KiB page = 8 sectors at `8 * slot` | [`read_slot`], [`write_slot`] |
+//! | slot I/O: one slot = one 4 KiB page = 8 sectors at `8 * slot` | [`read_slot`], [`write_slot`], `mm_core::swap_area` |
+//!
+//! The disk is whatever `&'static dyn blockdev::BlockDevice` [`swapon`] was given
+//! (the block layer's "swap" disk by default, see `crate::block`): swap never sees
+//! a driver. Pages reach the disk only as borrowed page bytes, which the swap code
+//! gets from a `frame::LockedPage` (a frame it locked for I/O and nobody maps).
 //!
 //! A swapped-out page is remembered in its non-present PTE as a swap entry
 //! (`Pte::swap(SwapEntry::new(0, slot))`, area 0: there is one swap area).
@@ -64,19 +69,24 @@ use mm_core::swap_cache::{CacheVerdict, CachedPage, SlotState, WriteFailVerdict}
 use mm_core::swap_map::{SwapMap, SwapMapError, SwapSlot};
 use mm_core::swap_readahead::ReadaheadWindow;
 
-pub use area::{SwapOffError, SwapOn, SwapOnError, swapoff, swapon};
+pub use area::{SwapOffError, SwapOn, SwapOnError, swapoff, swapon, swapon_device};
 pub use evict::{EvictError, Evicted, evict, evict_many};
 pub use mm_core::pte::SwapEntry;
 pub use swapin::{do_swap_fault, read_into_cache};
 
+pub use mm_core::swap_area::slot_sector;
+
+use blockdev::{BlockDevice, BlockError};
+
 use super::Frame;
-use super::frame::{self, FrameFlags};
-use crate::drivers::virtio_blk::{self, BlkError, SECTORS_PER_FRAME};
+use super::frame::{self, FrameFlags, PageBytes};
 use crate::sync::IrqMutex;
 
 /// The one swap area's state: which slots are used, by how many references, and
 /// which frames cache which slots.
 pub(crate) struct SwapState {
+    /// The disk the area is on.
+    pub(crate) disk: &'static dyn BlockDevice,
     /// Slot bitmap and share counts.
     pub(crate) map: SwapMap,
     /// The swap cache: slot -> the frame holding its page (an array: see [`cache`]).
@@ -90,9 +100,9 @@ pub(crate) struct SwapState {
 impl SwapState {
     /// Creates the state of a swap area with the slots of `map`, none cached; fails if
     /// the heap cannot hold the cache's index.
-    fn new(map: SwapMap) -> Result<Self, alloc::collections::TryReserveError> {
+    fn new(map: SwapMap, disk: &'static dyn BlockDevice) -> Result<Self, alloc::collections::TryReserveError> {
         let cache = cache::SlotCache::with_slots(map.nr_slots())?;
-        Ok(Self { map, cache, retired: BTreeSet::new(), readahead: ReadaheadWindow::new(READAHEAD_MAX_PAGES) })
+        Ok(Self { disk, map, cache, retired: BTreeSet::new(), readahead: ReadaheadWindow::new(READAHEAD_MAX_PAGES) })
     }
 
     /// Returns true if readahead may read `slot`: it holds a page (in use, not
@@ -151,7 +161,7 @@ impl SwapState {
 }
 
 /// The largest readahead window, in pages: what one disk request carries.
-const READAHEAD_MAX_PAGES: u32 = virtio_blk::MAX_FRAMES_PER_REQUEST as u32;
+const READAHEAD_MAX_PAGES: u32 = blockdev::MAX_PAGES_PER_REQUEST as u32;
 
 /// The swap area (`None` while swap is off).
 static SWAP: IrqMutex<Option<SwapState>> = IrqMutex::new_ranked(crate::sync::LockRank::Swap, None);
@@ -165,15 +175,14 @@ const WIPE_RUN_SLOTS: u32 = 1024;
 /// wipe. A failed wipe is logged and the slots are freed all the same: they hold
 /// nothing anyone can read through swap.
 pub fn wipe_freed_slots() -> u64 {
-    let Some(disk) = virtio_blk::swap_disk() else { return 0 };
+    let Some(disk) = disk() else { return 0 };
     let mut nr_wiped = 0;
     loop {
         let Some((first, len)) = SWAP.lock().as_mut().and_then(|s| s.map.take_unwiped_run(WIPE_RUN_SLOTS)) else {
             break;
         };
-        let sector = slot_sector(u64::from(first.index()));
-        if let Err(e) = disk.lock().wipe(sector, u64::from(len) * SECTORS_PER_FRAME) {
-            log::warn!("swap: wiping slots {}..{}: {e:?}", first.index(), first.index() + len);
+        if let Err(e) = mm_core::swap_area::wipe_slots(disk, u64::from(first.index()), u64::from(len)) {
+            log::warn!("swap: wiping slots {}..{} on {}: {e}", first.index(), first.index() + len, disk.name());
         } else {
             nr_wiped += u64::from(len);
             super::vmstat::count_n(super::vmstat::SwapEvent::SlotWiped, u64::from(len));
@@ -227,19 +236,21 @@ pub fn nr_unwiped_slots() -> u32 {
     SWAP.lock().as_ref().map_or(0, |s| s.map.nr_unwiped())
 }
 
-/// Returns the first sector of `slot`.
-pub const fn slot_sector(slot: u64) -> u64 {
-    slot * SECTORS_PER_FRAME
+/// Returns the disk swap is on (`None` while swap is off).
+pub fn disk() -> Option<&'static dyn BlockDevice> {
+    SWAP.lock().as_ref().map(|s| s.disk)
 }
 
-/// Turns swap on at boot and logs the outcome; swap stays off (with a reason) if the
-/// disk is missing or refused.
+/// Turns swap on at boot (on the disk `swapdev=` names, see [`area::device_name`])
+/// and logs the outcome; swap stays off (with a reason) if the disk is missing or
+/// refused.
 pub fn init() {
     match swapon() {
         Ok(on) => log::info!(
-            "swap: {} slots ({} MiB) on the swap disk{}",
+            "swap: {} slots ({} MiB) on {}{}",
             on.nr_slots - 1,
             (u64::from(on.nr_slots - 1) * super::PAGE_SIZE) >> 20,
+            disk().map_or("?", |d| d.name()),
             if on.is_formatted_now { ", formatted now (the header page was blank)" } else { "" }
         ),
         Err(e) => log::warn!("swap: off: {e}"),
@@ -494,33 +505,32 @@ pub fn snapshot() -> SwapSnapshot {
     snap
 }
 
-/// Writes `frame` to the slot of `entry`. Takes only the disk's lock.
-///
-/// The caller owns the frame for the duration (it is LOCKED, or the caller's own).
-pub fn write_slot(entry: SwapEntry, frame: Frame) -> Result<(), BlkError> {
-    write_slots(entry, &[frame])
+/// Writes `page` to the slot of `entry`. Takes only the disk's lock.
+pub fn write_slot(entry: SwapEntry, page: &PageBytes) -> Result<(), BlockError> {
+    write_slots(entry, &[page])
 }
 
-/// Reads the slot of `entry` into `frame`. Takes only the disk's lock.
-pub fn read_slot(entry: SwapEntry, frame: Frame) -> Result<(), BlkError> {
-    read_slots(entry, &[frame])
+/// Reads the slot of `entry` into `page`. Takes only the disk's lock.
+pub fn read_slot(entry: SwapEntry, page: &mut PageBytes) -> Result<(), BlockError> {
+    read_slots(entry, &mut [page])
 }
 
-/// Writes `frames` to the adjacent slots starting at `first` (frame i to slot
-/// `first + i`): one disk request per [`virtio_blk::MAX_FRAMES_PER_REQUEST`] frames.
-/// Takes only the disk's lock; the caller owns the frames (LOCKED) meanwhile.
-pub fn write_slots(first: SwapEntry, frames: &[Frame]) -> Result<(), BlkError> {
+/// Writes `pages` to the adjacent slots starting at `first` (page i to slot
+/// `first + i`): one disk request per `max_pages_per_request` pages (32 on the
+/// virtio disk). Takes only the disk's lock. The pages are borrowed for the call:
+/// user pages come from `frame::LockedPage`s the caller holds.
+pub fn write_slots(first: SwapEntry, pages: &[&PageBytes]) -> Result<(), BlockError> {
     debug_assert!(!SWAP.is_locked(), "write_slots: swap lock held across I/O");
-    let disk = virtio_blk::swap_disk().ok_or(BlkError::DeviceBroken)?;
-    disk.lock().write_frames(slot_sector(first.slot()), frames)
+    let disk = disk().ok_or(BlockError::DeviceBroken)?;
+    mm_core::swap_area::write_slots(disk, first.slot(), pages)
 }
 
-/// Reads the adjacent slots starting at `first` into `frames` (slot `first + i`
-/// into frame i), in as few requests as [`write_slots`]. Takes only the disk's lock.
-pub fn read_slots(first: SwapEntry, frames: &[Frame]) -> Result<(), BlkError> {
+/// Reads the adjacent slots starting at `first` into `pages` (slot `first + i`
+/// into page i), in as few requests as [`write_slots`]. Takes only the disk's lock.
+pub fn read_slots(first: SwapEntry, pages: &mut [&mut PageBytes]) -> Result<(), BlockError> {
     debug_assert!(!SWAP.is_locked(), "read_slots: swap lock held across I/O");
-    let disk = virtio_blk::swap_disk().ok_or(BlkError::DeviceBroken)?;
-    disk.lock().read_frames(slot_sector(first.slot()), frames)
+    let disk = disk().ok_or(BlockError::DeviceBroken)?;
+    mm_core::swap_area::read_slots(disk, first.slot(), pages)
 }
 
 /// Checks the slot map's own invariants (bitmap agrees with share counts); panics if not.

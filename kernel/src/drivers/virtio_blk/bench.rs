@@ -1,6 +1,8 @@
 //! The swap-disk benchmark: MiB/s of sequential requests, by frame (zero copy), by
 //! 32 scattered frames in one request, by heap buffer (direct DMA) and by stack
-//! buffer (through the bounce block).
+//! buffer (through the bounce block); and the 32-page requests again through the
+//! block layer (`blockdev::BlockDevice::write_pages`/`read_pages` on the registered
+//! "swap" disk, as swap sends them), to show what the trait costs.
 //!
 //! Called from the bench mode (`crate::bench`); numbers go through
 //! [`bench::ns_per_op`] and [`bench::row`] like every other table there.
@@ -59,6 +61,25 @@ pub fn bench() {
     measure("seq read 128 KiB, 32 frames s/g", sg_bytes, &mut |d, s| {
         d.read_frames(s, &scattered).expect("bench: read_frames")
     });
+    if let Some(dev) = crate::block::find("swap") {
+        let mut frames = frames;
+        let nr_ops = AREA_BYTES / sg_bytes;
+        let sector_of = |i: u64| (i % nr_ops) * sg_bytes / SECTOR_SIZE as u64;
+        let mut i = 0;
+        let ns = bench::ns_per_op(nr_ops, || {
+            let pages: alloc::vec::Vec<&blockdev::Page> = frames.iter().map(|f| f.page()).collect();
+            dev.write_pages(sector_of(i), &pages).expect("bench: write_pages");
+            i += 1;
+        });
+        bench::row(&format!("{:<28}{:>8.1} MiB/s", "  same, BlockDevice::write_pages", mib_per_s(sg_bytes, ns)), ns);
+        let mut i = 0;
+        let ns = bench::ns_per_op(nr_ops, || {
+            let mut pages: alloc::vec::Vec<&mut blockdev::Page> = frames.iter_mut().map(|f| f.page_mut()).collect();
+            dev.read_pages(sector_of(i), &mut pages).expect("bench: read_pages");
+            i += 1;
+        });
+        bench::row(&format!("{:<28}{:>8.1} MiB/s", "  same, BlockDevice::read_pages", mib_per_s(sg_bytes, ns)), ns);
+    }
     let ns = bench::ns_per_op(200, || disk.lock().flush().expect("bench: flush"));
     bench::row("flush (no data; cache=unsafe)", ns);
     println!("  counters: {:?}", disk.lock().stats());

@@ -8,8 +8,10 @@
 //! - DISCARD only says the contents are no longer needed: what a later read
 //!   returns is unspecified, so it frees storage but proves nothing.
 //!
-//! Swap uses [`VirtioBlk::wipe`] on slots nobody references any more, so that a
-//! dead process's pages do not linger on the disk (data remanence).
+//! Swap wipes slots nobody references any more, so that a dead process's pages do
+//! not linger on the disk (data remanence), through the block layer
+//! (`blockdev::BlockDevice::wipe`, which `block_device.rs` implements with
+//! [`VirtioBlk::wipe`] / [`VirtioBlk::wipe_as`]).
 
 use super::{BlkError, SECTOR_SIZE, VirtioBlk, req_type};
 use crate::drivers::virtio_queue::Segment;
@@ -36,14 +38,9 @@ impl WipeRange {
 /// `WipeRange::flags`: the device may unmap (deallocate) the zeroed range.
 const FLAG_UNMAP: u32 = 1 << 0;
 
-/// How a range was wiped.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum WipeKind {
-    /// WRITE_ZEROES: the range reads back as zeros.
-    Zeroed,
-    /// DISCARD only: the storage is released, later reads are unspecified.
-    Discarded,
-}
+/// How a range was wiped (the block layer's kind: WRITE_ZEROES is `Zeroed`,
+/// DISCARD is `Discarded`).
+pub use blockdev::WipeKind;
 
 impl VirtioBlk {
     /// Returns how [`wipe`](Self::wipe) would wipe, or `None` if the device offers
@@ -65,7 +62,27 @@ impl VirtioBlk {
     /// device's limits need. [`BlkError::Unsupported`] if it can do neither.
     pub fn wipe(&mut self, sector: u64, nr_sectors: u64) -> Result<WipeKind, BlkError> {
         let kind = self.wipe_kind().ok_or(BlkError::Unsupported)?;
-        self.check_range(sector, nr_sectors as usize * SECTOR_SIZE)?;
+        self.wipe_as(kind, sector, nr_sectors).map(|()| kind)
+    }
+
+    /// Wipes `nr_sectors` sectors from `sector` with WRITE_ZEROES (`Zeroed`) or
+    /// DISCARD (`Discarded`), as many requests as the device's limits need;
+    /// [`BlkError::Unsupported`] if the device does not offer that request (or is
+    /// read-only).
+    pub fn wipe_as(&mut self, kind: WipeKind, sector: u64, nr_sectors: u64) -> Result<(), BlkError> {
+        let is_offered = match kind {
+            WipeKind::Zeroed => self.max_write_zeroes_sectors > 0,
+            WipeKind::Discarded => self.max_discard_sectors > 0,
+        };
+        if self.is_read_only() || !is_offered {
+            return Err(BlkError::Unsupported);
+        }
+        let len = usize::try_from(nr_sectors).ok().and_then(|n| n.checked_mul(SECTOR_SIZE)).ok_or(BlkError::OutOfRange {
+            sector,
+            nr_sectors,
+            capacity: self.capacity,
+        })?;
+        self.check_range(sector, len)?;
         let (req, max_sectors, flags) = match kind {
             WipeKind::Zeroed => (req_type::WRITE_ZEROES, self.max_write_zeroes_sectors, FLAG_UNMAP),
             WipeKind::Discarded => (req_type::DISCARD, self.max_discard_sectors, 0),
@@ -79,7 +96,7 @@ impl VirtioBlk {
             self.wipe_request(req, WipeRange { sector: next, nr_sectors: count as u32, flags })?;
             next += count;
         }
-        Ok(kind)
+        Ok(())
     }
 
     /// Sends one DISCARD or WRITE_ZEROES request for `range`.

@@ -36,9 +36,10 @@
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 
+use blockdev::{BlockError, MAX_PAGES_PER_REQUEST};
+
 use super::{SwapEntry, abandon_slot, cancel_eviction, ensure_slot, finish_eviction, put};
-use crate::drivers::virtio_blk::{BlkError, MAX_FRAMES_PER_REQUEST};
-use crate::mm::frame::{self, FrameFlags, FrameState};
+use crate::mm::frame::{self, FrameFlags, LockedPage, PageBytes};
 use crate::mm::addr_space::AddressSpace;
 use crate::mm::paging::{Pte, PteFlags};
 use crate::mm::rmap;
@@ -71,7 +72,7 @@ pub enum EvictError {
     /// A space of the frame's family is locked by someone else.
     Busy,
     /// The write failed; the page stays resident and its slot is retired.
-    WriteFailed(BlkError),
+    WriteFailed(BlockError),
 }
 
 /// One PTE changed by an eviction, to put back if the eviction is abandoned.
@@ -83,22 +84,13 @@ struct Unmapped {
     old: Pte,
 }
 
-/// Sets LOCKED on a user frame that is in use and not already locked.
-fn lock_page(frame: Frame) -> Result<(), EvictError> {
+/// Sets LOCKED on a user frame that is in use and not already locked (not the
+/// zero page); the handle is what lets us hand the page to the disk.
+fn lock_page(frame: Frame) -> Result<LockedPage, EvictError> {
     if frame == crate::mm::fault::zero_frame() {
         return Err(EvictError::NotEvictable);
     }
-    frame::with_desc(frame, |d| {
-        if d.state() != FrameState::User || d.refcount() == 0 || d.has_flags(FrameFlags::LOCKED) {
-            return Err(EvictError::NotEvictable);
-        }
-        d.insert_flags(FrameFlags::LOCKED);
-        Ok(())
-    })
-}
-
-fn unlock_page(frame: Frame) {
-    frame::with_desc(frame, |d| d.remove_flags(FrameFlags::LOCKED));
+    LockedPage::lock(frame).ok_or(EvictError::NotEvictable)
 }
 
 /// Swaps `frame` out: see the module docs. Call with no lock held.
@@ -111,7 +103,7 @@ pub fn evict(frame: Frame) -> Result<Evicted, EvictError> {
 /// Every frame goes through steps 1-3 first; then the dirty ones are written
 /// sorted by slot, each run of adjacent slots (the slot allocator hands them out
 /// in order, so a batch usually is one run) in one disk request of up to
-/// [`MAX_FRAMES_PER_REQUEST`] pages (swap-out *clustering*, Linux's
+/// [`MAX_PAGES_PER_REQUEST`] pages (swap-out *clustering*, Linux's
 /// `SWAP_CLUSTER_MAX`); then step 5 for each. If a run's request fails, its pages
 /// are written one by one, so only the slot that really fails is retired.
 /// Call with no lock held.
@@ -142,7 +134,7 @@ pub fn evict_many(frames: &[Frame]) -> Vec<Result<Evicted, EvictError>> {
         a.is_dirty && b.is_dirty && b.entry.slot() == a.entry.slot() + 1
     };
     for run in prepared.chunk_by_mut(is_next_slot).filter(|run| run[0].1.is_dirty) {
-        for request in run.chunks_mut(MAX_FRAMES_PER_REQUEST) {
+        for request in run.chunks_mut(MAX_PAGES_PER_REQUEST) {
             write_run(request);
         }
     }
@@ -160,14 +152,15 @@ const SMALL_BATCH: usize = 4;
 
 /// A frame whose PTEs are swap entries now, waiting for its write (steps 1-3 done).
 struct Prepared {
-    frame: Frame,
+    /// The frame, LOCKED by us.
+    page: LockedPage,
     entry: SwapEntry,
     /// The slot does not hold the page yet: it must be written.
     is_dirty: bool,
     /// The PTEs changed, to put back if the write fails.
     undo: Vec<Unmapped>,
     /// The write failed with this.
-    write_error: Option<BlkError>,
+    write_error: Option<BlockError>,
 }
 
 /// Drops `frame` without I/O if `MADV_FREE` gave it up and it was not written
@@ -208,16 +201,15 @@ fn drop_lazyfree(frame: Frame) -> bool {
 /// Steps 1-3 for `frame`: lock it, give it a slot, turn its PTEs into swap entries.
 /// On failure everything is as it was.
 fn prepare(frame: Frame) -> Result<Prepared, EvictError> {
-    lock_page(frame)?;
+    let page = lock_page(frame)?;
     let Some(entry) = ensure_slot(frame) else {
-        unlock_page(frame);
-        return Err(EvictError::SwapFull);
+        return Err(EvictError::SwapFull); // dropping `page` unlocks the frame
     };
     let (mut is_dirty, undo) = match unmap_all(frame, entry) {
         Ok(done) => done,
         Err(undo) => {
             restore_all(frame, entry, &undo);
-            cancel_eviction(frame, entry);
+            cancel_eviction(page.into_frame(), entry);
             return Err(EvictError::Busy);
         }
     };
@@ -226,44 +218,46 @@ fn prepare(frame: Frame) -> Result<Prepared, EvictError> {
         d.remove_flags(FrameFlags::DIRTY);
         was
     });
-    Ok(Prepared { frame, entry, is_dirty, undo, write_error: None })
+    Ok(Prepared { page, entry, is_dirty, undo, write_error: None })
 }
 
 /// Step 4 for a run of dirty frames with adjacent slots: one request, or one per
 /// page if that fails.
 fn write_run(run: &mut [(usize, Prepared)]) {
-    let frames: Vec<Frame> = run.iter().map(|(_, p)| p.frame).collect();
+    let pages: Vec<&PageBytes> = run.iter().map(|(_, p)| p.page.bytes()).collect();
     vmstat::count(SwapEvent::WriteRequest);
-    let Err(e) = super::write_slots(run[0].1.entry, &frames) else {
+    let Err(e) = super::write_slots(run[0].1.entry, &pages) else {
         return;
     };
+    drop(pages);
     if run.len() == 1 {
         run[0].1.write_error = Some(e);
         return;
     }
     for (_, p) in run.iter_mut() {
         vmstat::count(SwapEvent::WriteRequest);
-        p.write_error = super::write_slot(p.entry, p.frame).err();
+        p.write_error = super::write_slot(p.entry, p.page.bytes()).err();
     }
 }
 
 /// Step 5: the slot holds the page; the frame is freed unless a PTE mapped it again.
 fn finish(p: Prepared) -> Evicted {
     vmstat::count(if p.is_dirty { SwapEvent::SwapOut } else { SwapEvent::ReclaimedClean });
-    if !finish_eviction(p.frame, p.entry) {
+    if !finish_eviction(p.page.into_frame(), p.entry) {
         return Evicted::SavedButMappedAgain;
     }
     if p.is_dirty { Evicted::Written } else { Evicted::Clean }
 }
 
 /// The write failed: every PTE is put back (the page stays resident), the slot is retired.
-fn abandon(p: Prepared, e: BlkError) -> EvictError {
+fn abandon(p: Prepared, e: BlockError) -> EvictError {
     vmstat::count(SwapEvent::WriteError);
-    restore_all(p.frame, p.entry, &p.undo);
-    let is_retired = abandon_slot(p.frame, p.entry);
+    let frame = p.page.frame();
+    restore_all(frame, p.entry, &p.undo);
+    let is_retired = abandon_slot(p.page.into_frame(), p.entry);
     log::warn!(
-        "swap: writing {:?} to slot {} failed: {e:?}; the page stays resident{}",
-        p.frame,
+        "swap: writing {:?} to slot {} failed: {e}; the page stays resident{}",
+        frame,
         p.entry.slot(),
         if is_retired { ", the slot is retired" } else { "" }
     );

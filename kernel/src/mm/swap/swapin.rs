@@ -30,13 +30,15 @@
 //! does no I/O; [`read_into_cache`] is called with no lock held.
 #![deny(unsafe_code)]
 
+use alloc::vec::Vec;
+
+use blockdev::BlockError;
 use mm_core::swap_cache::CacheVerdict;
 
 use super::{READAHEAD_MAX_PAGES, SWAP, SwapEntry, SwapState, read_slot, read_slots};
-use crate::drivers::virtio_blk::BlkError;
 use crate::mm::addr_space::AddressSpace;
 use crate::mm::fault::FaultOutcome;
-use crate::mm::frame::{self, FrameFlags, FrameState};
+use crate::mm::frame::{self, FrameFlags, FrameState, LockedPage, PageBytes};
 use crate::mm::paging::{Pte, PteFlags};
 use crate::mm::vmstat::{self, SwapEvent};
 use crate::mm::{Frame, Order, Page, rmap};
@@ -69,7 +71,7 @@ pub enum SwapInError {
     /// No frame to read into.
     NoMemory,
     /// The disk failed the read.
-    Io(BlkError),
+    Io(BlockError),
 }
 
 /// Reads the slot of `entry` into a new frame in the swap cache, and with it, in
@@ -93,6 +95,8 @@ pub fn read_into_cache(entry: SwapEntry) -> Result<(), SwapInError> {
     let slot = entry.slot() as u32;
     // On the stack, not the heap: a fault runs when memory may be shortest.
     let mut frame_array = [frame; READAHEAD_MAX_PAGES as usize]; // [i] caches slot + i
+    // The I/O handle of each frame (LOCKED while the read runs).
+    let mut locked: [Option<LockedPage>; READAHEAD_MAX_PAGES as usize] = [const { None }; READAHEAD_MAX_PAGES as usize];
     let mut nr_frames = 1;
     {
         let mut swap = SWAP.lock();
@@ -102,7 +106,7 @@ pub fn read_into_cache(entry: SwapEntry) -> Result<(), SwapInError> {
             rmap::free_user_frame(frame);
             return Ok(());
         }
-        cache_for_read(state, slot, frame);
+        locked[0] = Some(cache_for_read(state, slot, frame));
         let window = state.readahead.on_major_fault(u64::from(slot)).min(READAHEAD_MAX_PAGES);
         let low = crate::mm::reclaim::watermarks().low;
         for next in slot + 1..slot.saturating_add(window) {
@@ -110,24 +114,24 @@ pub fn read_into_cache(entry: SwapEntry) -> Result<(), SwapInError> {
                 break;
             }
             let Ok(extra) = frame::alloc(Order(0), FrameState::User) else { break };
-            cache_for_read(state, next, extra);
+            locked[nr_frames] = Some(cache_for_read(state, next, extra));
             frame::with_desc(extra, |d| d.insert_flags(FrameFlags::READAHEAD));
             frame_array[nr_frames] = extra;
             nr_frames += 1;
         }
     }
     let frames = &frame_array[..nr_frames];
-    let (result, is_readahead_ok) = match read_slots(entry, frames) {
+    let (result, is_readahead_ok) = match read_locked(entry, &mut locked[..nr_frames]) {
         Ok(()) => (Ok(()), true),
         Err(e) if frames.len() == 1 => (Err(e), false),
-        Err(_) => (read_slot(entry, frame), false),
+        Err(_) => (read_slot(entry, locked_bytes(&mut locked[0])), false),
     };
     let mut kept_array = [frame; READAHEAD_MAX_PAGES as usize];
     let mut nr_kept = 0;
     let mut swap = SWAP.lock();
     let state = swap.as_mut().expect("read_into_cache: swap went off during a read");
-    for &f in frames {
-        frame::with_desc(f, |d| d.remove_flags(FrameFlags::LOCKED));
+    for page in &mut locked[..nr_frames] {
+        drop(page.take()); // unlocks the frame
     }
     for (next, &extra) in (slot + 1..).zip(&frames[1..]) {
         // Dropped if the read failed, or if the slot's last swap PTE went away
@@ -163,11 +167,32 @@ pub fn read_into_cache(entry: SwapEntry) -> Result<(), SwapInError> {
     }
 }
 
-/// Puts `frame`, LOCKED for the read to come, in the cache for `slot` (which is in use).
-fn cache_for_read(state: &mut SwapState, slot: u32, frame: Frame) {
+/// Puts `frame`, a fresh frame, in the cache for `slot` (which is in use), LOCKED
+/// for the read to come; returns its I/O handle.
+fn cache_for_read(state: &mut SwapState, slot: u32, frame: Frame) -> LockedPage {
     if let Err(e) = state.map.dup(mm_core::swap_map::SwapSlot::from_index(slot)) {
         panic!("read_into_cache: slot {slot} is not in use: {e:?}");
     }
     state.cache_insert(slot, frame); // the allocation's reference is the cache's
-    frame::with_desc(frame, |d| d.insert_flags(FrameFlags::LOCKED));
+    LockedPage::lock(frame).expect("read_into_cache: a fresh frame is already locked")
+}
+
+/// Returns the bytes of a page being read.
+fn locked_bytes(page: &mut Option<LockedPage>) -> &mut PageBytes {
+    page.as_mut().expect("read_into_cache: a frame without its I/O handle").bytes_mut()
+}
+
+/// Reads the adjacent slots from `first` into `pages`: one request per device
+/// batch, or, if the heap cannot hold the list of pages (memory is short), one
+/// request per page.
+fn read_locked(first: SwapEntry, pages: &mut [Option<LockedPage>]) -> Result<(), BlockError> {
+    let mut list: Vec<&mut PageBytes> = Vec::new();
+    if list.try_reserve_exact(pages.len()).is_err() {
+        for (i, page) in pages.iter_mut().enumerate() {
+            read_slot(SwapEntry::new(0, first.slot() + i as u64), locked_bytes(page))?;
+        }
+        return Ok(());
+    }
+    list.extend(pages.iter_mut().map(locked_bytes));
+    read_slots(first, &mut list)
 }

@@ -1,0 +1,169 @@
+//! The virtio disk as the block layer sees it: [`VirtioDisk`] implements
+//! `blockdev::BlockDevice` over a [`VirtioBlk`] behind its sleeping mutex, so swap
+//! (and later the file system) use it as `&dyn BlockDevice` and never see this
+//! driver's types.
+//!
+//! Page I/O is where the work is: the block layer hands over pages as borrowed
+//! `[u8; 4096]`s, and this file turns each into a physical address for the device.
+//! Memory in the direct map (frames, heap buffers) is physically contiguous there,
+//! so a page is one DMA segment and up to `max_data_segments` scattered pages go
+//! in one request, as [`VirtioBlk::write_frames`] sends them; a page anywhere
+//! else (a kernel stack, say) goes through the bounce block, a page per request.
+//! The borrow is what makes the DMA sound: the caller owns the memory for the
+//! call, and the request returns only once the device is done with it.
+//!
+//! The driver's detailed [`BlkError`] is folded into `blockdev::BlockError` here,
+//! the only place that knows both.
+
+use alloc::string::String;
+
+use blockdev::{BlockDevice, BlockError, PAGE_SIZE, Page};
+
+use super::{BlkError, MAX_FRAMES_PER_REQUEST, SECTORS_PER_FRAME, VirtioBlk, WipeKind, direct_map_phys};
+use crate::mm::PhysAddr;
+use crate::sync::Mutex;
+
+impl From<BlkError> for BlockError {
+    fn from(e: BlkError) -> BlockError {
+        match e {
+            BlkError::BadLength(_) | BlkError::Unaligned { .. } => BlockError::BadLength,
+            BlkError::OutOfRange { .. } => BlockError::OutOfRange,
+            BlkError::ReadOnly => BlockError::ReadOnly,
+            BlkError::IoError { .. } | BlkError::BadStatus(_) | BlkError::QueueFull | BlkError::BadFrame(_) => {
+                BlockError::Io
+            }
+            BlkError::Unsupported => BlockError::Unsupported,
+            BlkError::Timeout => BlockError::Timeout,
+            BlkError::DeviceBroken => BlockError::DeviceBroken,
+        }
+    }
+}
+
+/// A virtio block device registered with the block layer under a name.
+pub struct VirtioDisk {
+    name: String,
+    blk: Mutex<VirtioBlk>,
+}
+
+impl VirtioDisk {
+    /// Wraps the driver instance `blk` as the block device `name`.
+    pub fn new(name: String, blk: VirtioBlk) -> VirtioDisk {
+        VirtioDisk { name, blk: Mutex::new(blk) }
+    }
+
+    /// The driver itself, for its own tests, statistics and benchmark.
+    pub fn driver(&self) -> &Mutex<VirtioBlk> {
+        &self.blk
+    }
+}
+
+impl BlockDevice for VirtioDisk {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn sector_count(&self) -> u64 {
+        self.blk.lock().capacity_sectors()
+    }
+
+    fn read(&self, sector: u64, buf: &mut [u8]) -> Result<(), BlockError> {
+        Ok(self.blk.lock().read(sector, buf)?)
+    }
+
+    fn write(&self, sector: u64, buf: &[u8]) -> Result<(), BlockError> {
+        Ok(self.blk.lock().write(sector, buf)?)
+    }
+
+    fn flush(&self) -> Result<(), BlockError> {
+        Ok(self.blk.lock().flush()?)
+    }
+
+    fn is_read_only(&self) -> bool {
+        self.blk.lock().is_read_only()
+    }
+
+    fn max_pages_per_request(&self) -> usize {
+        self.blk.lock().max_data_segments
+    }
+
+    fn read_pages(&self, sector: u64, pages: &mut [&mut Page]) -> Result<(), BlockError> {
+        Ok(self.blk.lock().read_pages(sector, pages)?)
+    }
+
+    fn write_pages(&self, sector: u64, pages: &[&Page]) -> Result<(), BlockError> {
+        Ok(self.blk.lock().write_pages(sector, pages)?)
+    }
+
+    fn wipe_kind(&self) -> Option<WipeKind> {
+        self.blk.lock().wipe_kind()
+    }
+
+    fn write_zeroes(&self, sector: u64, nr_sectors: u64) -> Result<(), BlockError> {
+        Ok(self.blk.lock().wipe_as(WipeKind::Zeroed, sector, nr_sectors)?)
+    }
+
+    fn discard(&self, sector: u64, nr_sectors: u64) -> Result<(), BlockError> {
+        Ok(self.blk.lock().wipe_as(WipeKind::Discarded, sector, nr_sectors)?)
+    }
+
+    fn wipe(&self, sector: u64, nr_sectors: u64) -> Result<WipeKind, BlockError> {
+        Ok(self.blk.lock().wipe(sector, nr_sectors)?)
+    }
+}
+
+impl VirtioBlk {
+    /// Reads `pages.len()` pages starting at `sector` (page i from `sector + 8 i`),
+    /// by DMA straight into the pages when they are in the direct map, in as few
+    /// requests as the device allows; else a page at a time through the bounce block.
+    pub fn read_pages(&mut self, sector: u64, pages: &mut [&mut Page]) -> Result<(), BlkError> {
+        self.check_range(sector, pages.len() * PAGE_SIZE)?;
+        for (i, batch) in pages.chunks_mut(MAX_FRAMES_PER_REQUEST).enumerate() {
+            let batch_sector = sector + (i * MAX_FRAMES_PER_REQUEST) as u64 * SECTORS_PER_FRAME;
+            match batch_phys(batch.iter().map(|p| p.as_ptr())) {
+                // SAFETY: each page is physically contiguous RAM (direct map), borrowed
+                // mutably for this whole call; `phys_pages_request` returns only once
+                // the device gave the request back or was reset.
+                Some((phys, n)) => unsafe { self.phys_pages_request(false, batch_sector, &phys[..n]) }?,
+                None => {
+                    for (j, page) in batch.iter_mut().enumerate() {
+                        self.read(batch_sector + j as u64 * SECTORS_PER_FRAME, &mut page[..])?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes `pages` starting at `sector` (page i to `sector + 8 i`), as
+    /// [`read_pages`](Self::read_pages) reads them; the device only reads the pages.
+    pub fn write_pages(&mut self, sector: u64, pages: &[&Page]) -> Result<(), BlkError> {
+        self.check_writable()?;
+        self.check_range(sector, pages.len() * PAGE_SIZE)?;
+        for (i, batch) in pages.chunks(MAX_FRAMES_PER_REQUEST).enumerate() {
+            let batch_sector = sector + (i * MAX_FRAMES_PER_REQUEST) as u64 * SECTORS_PER_FRAME;
+            match batch_phys(batch.iter().map(|p| p.as_ptr())) {
+                // SAFETY: each page is physically contiguous RAM (direct map) borrowed
+                // for this whole call (the device only reads it); the request waits.
+                Some((phys, n)) => unsafe { self.phys_pages_request(true, batch_sector, &phys[..n]) }?,
+                None => {
+                    for (j, page) in batch.iter().enumerate() {
+                        self.write(batch_sector + j as u64 * SECTORS_PER_FRAME, &page[..])?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Returns the physical address of each page (at most [`MAX_FRAMES_PER_REQUEST`])
+/// and their number, or `None` if one of them is not in the direct map.
+fn batch_phys(pages: impl Iterator<Item = *const u8>) -> Option<([PhysAddr; MAX_FRAMES_PER_REQUEST], usize)> {
+    let mut phys = [PhysAddr::new(0); MAX_FRAMES_PER_REQUEST];
+    let mut n = 0;
+    for (slot, ptr) in phys.iter_mut().zip(pages) {
+        *slot = direct_map_phys(ptr, PAGE_SIZE)?;
+        n += 1;
+    }
+    Some((phys, n))
+}
