@@ -39,6 +39,10 @@ pub const GENERAL_PROTECTION: u8 = 13;
 pub const PAGE_FAULT: u8 = 14;
 /// First vector used for hardware interrupts (the remapped 8259 PIC).
 pub const IRQ_BASE: u8 = 32;
+/// Vector of PIC line 1, the first line a device can have (line 0 is the timer).
+const DEVICE_IRQ_FIRST: u8 = IRQ_BASE + 1;
+/// One past the last PIC vector.
+pub const IRQ_LIMIT: u8 = IRQ_BASE + super::irq::NR_LINES;
 
 core::arch::global_asm!(
     r#"
@@ -195,11 +199,12 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
         DOUBLE_FAULT => double_fault(frame),
         timer::TIMER_VECTOR => {
             timer::on_tick();
+            crate::proc::sched::wake_timed_out(timer::ticks());
             if frame.is_user() {
                 crate::proc::sched::preempt();
             }
         }
-        timer::SPURIOUS_VECTOR => {}
+        DEVICE_IRQ_FIRST..IRQ_LIMIT => super::irq::dispatch(vector - IRQ_BASE),
         0..IRQ_BASE if frame.is_user() => crate::proc::fault::user_exception(frame),
         0..IRQ_BASE => fatal(frame, "unhandled exception"),
         _ => log::warn!("unexpected interrupt vector {}", vector),
