@@ -9,6 +9,8 @@
 //!   trap_return: pop the registers; drop vector and error code; iretq
 //!                (or sysretq, if a syscall handler marked the frame SYSRET_MARK)
 //! ```
+//! Only the page-fault handler turns interrupts back on (see [`page_fault`]); every
+//! other handler runs with them off, as the interrupt gate left them.
 //! `syscall` enters through `proc::syscall`'s stub, which builds the same frame
 //! (vector [`SYSCALL_VECTOR`]) and jumps to `trap_common`, so there is one
 //! save/restore path for every way into the kernel.
@@ -181,7 +183,43 @@ impl TrapFrame {
 /// Number of `int3` traps handled (the breakpoint test counts on it).
 pub static BREAKPOINTS: AtomicU64 = AtomicU64::new(0);
 
-/// Routes a trap to its handler. Called from `trap_common` with interrupts off.
+/// RFLAGS.IF: interrupts enabled.
+const RFLAGS_IF: u64 = 1 << 9;
+
+/// Timer ticks elapsed inside page-fault handlers, summed over faults.
+static NR_TICKS_IN_PAGE_FAULTS: AtomicU64 = AtomicU64::new(0);
+
+/// Returns the timer ticks that elapsed inside page-fault handlers since boot, summed
+/// over faults (a fault that kills its process is not counted). Ticks advance only
+/// while interrupts are on, so this stays 0 if faults run with interrupts off; with
+/// them on, a fault that waits for the disk lets the ticks (and the disk's
+/// interrupt) in.
+pub fn nr_ticks_in_page_faults() -> u64 {
+    NR_TICKS_IN_PAGE_FAULTS.load(Ordering::Relaxed)
+}
+
+/// Handles #PF: saves CR2, turns interrupts back on if the faulting context had
+/// them on, and hands the fault to `proc::fault`.
+///
+/// CR2 must be read first: with interrupts on, a fault taken while handling this
+/// one (or by another task, once this one sleeps on the disk) overwrites it. The
+/// trap frame is already saved on this task's kernel stack (#PF has no IST stack,
+/// so a nested fault pushes a new frame below instead of overwriting this one).
+/// A fault in code that runs with interrupts off (under an `IrqMutex`) keeps them
+/// off: that code did not expect an interrupt, and must not sleep anyway.
+fn page_fault(frame: &mut TrapFrame) {
+    let addr = Cr2::read_raw();
+    let entry_tick = timer::ticks();
+    if frame.rflags & RFLAGS_IF != 0 {
+        x86_64::instructions::interrupts::enable();
+    }
+    crate::proc::fault::page_fault(frame, addr);
+    x86_64::instructions::interrupts::disable();
+    NR_TICKS_IN_PAGE_FAULTS.fetch_add(timer::ticks() - entry_tick, Ordering::Relaxed);
+}
+
+/// Routes a trap to its handler. Called from `trap_common` with interrupts off;
+/// returns with them off (the page-fault handler turns them on meanwhile).
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     if super::cpu::smap_enabled() {
         // Interrupt delivery keeps RFLAGS.AC; a trap taken inside a user copy must not
@@ -195,7 +233,7 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
             BREAKPOINTS.fetch_add(1, Ordering::Relaxed);
             log::debug!("breakpoint at {:#x}", frame.rip);
         }
-        PAGE_FAULT => crate::proc::fault::page_fault(frame, Cr2::read_raw()),
+        PAGE_FAULT => page_fault(frame),
         DOUBLE_FAULT => double_fault(frame),
         timer::TIMER_VECTOR => {
             timer::on_tick();
