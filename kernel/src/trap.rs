@@ -9,14 +9,15 @@
 //! | syscall (`SYSCALL_VECTOR`) | `proc::syscall::dispatch` (it returns to user mode itself) |
 //! | #PF page fault | `proc::trap::page_fault`: resolve through `mm`, or kill, or EFAULT, or panic |
 //! | #BP breakpoint, #DF double fault | `arch` (counted; dumped and fatal) |
-//! | timer tick | `arch` timer, then `proc::sched::preempt` if it interrupted ring 3 |
+//! | timer tick | `arch` timer, sleepers whose deadline passed woken, then `proc::sched::preempt` if it interrupted ring 3 |
+//! | device interrupts (PIC lines 1-15) | `arch::irq::dispatch`: the handlers drivers registered (virtio-blk), then EOI |
 //! | any other exception | ring 3: `proc::trap::user_exception` kills the process; ring 0: fatal |
 //!
 //! On the way back to ring 3 a process killed meanwhile exits here.
 //! Layering: `arch` calls only this function above itself; this module may call
 //! any layer (it is the top of the kernel, like `main`).
 
-use crate::arch::timer;
+use crate::arch::{irq, timer};
 use crate::arch::trap::{self, IRQ_BASE, SYSCALL_VECTOR, TrapFrame};
 use crate::proc;
 
@@ -30,15 +31,16 @@ pub fn dispatch(frame: &mut TrapFrame) {
     let vector = frame.vector as u8;
     match vector {
         trap::BREAKPOINT => trap::breakpoint(frame),
-        trap::PAGE_FAULT => proc::trap::page_fault(frame, trap::fault_address()),
+        trap::PAGE_FAULT => page_fault(frame),
         trap::DOUBLE_FAULT => trap::double_fault(frame),
         timer::TIMER_VECTOR => {
             timer::on_tick();
+            proc::sched::wake_timed_out(timer::ticks());
             if frame.is_user() {
                 proc::sched::preempt();
             }
         }
-        timer::SPURIOUS_VECTOR => {}
+        trap::DEVICE_IRQ_FIRST..trap::IRQ_LIMIT => irq::dispatch(vector - IRQ_BASE),
         0..IRQ_BASE if frame.is_user() => proc::trap::user_exception(frame),
         0..IRQ_BASE => trap::fatal(frame, "unhandled exception"),
         _ => log::warn!("unexpected interrupt vector {}", vector),
@@ -47,4 +49,24 @@ pub fn dispatch(frame: &mut TrapFrame) {
         // On the way back to ring 3: a process killed meanwhile exits here.
         proc::task::exit_if_killed();
     }
+}
+
+/// Handles #PF: reads CR2 first, turns interrupts back on if the faulting context
+/// had them on, and hands the fault to `proc::trap`.
+///
+/// CR2 must be read first: with interrupts on, a fault taken while handling this
+/// one (or by another task, once this one sleeps on the disk) overwrites it. The
+/// trap frame is already saved on this task's kernel stack (#PF has no IST stack,
+/// so a nested fault pushes a new frame below instead of overwriting this one).
+/// A fault in code that runs with interrupts off (under an `IrqMutex`) keeps them
+/// off: that code did not expect an interrupt, and must not sleep anyway.
+fn page_fault(frame: &mut TrapFrame) {
+    let addr = trap::fault_address();
+    let entry_tick = timer::ticks();
+    if frame.rflags & trap::RFLAGS_IF != 0 {
+        x86_64::instructions::interrupts::enable();
+    }
+    proc::trap::page_fault(frame, addr);
+    x86_64::instructions::interrupts::disable();
+    trap::add_ticks_in_page_fault(timer::ticks() - entry_tick);
 }

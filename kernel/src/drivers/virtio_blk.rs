@@ -27,12 +27,15 @@
 //! a protocol error resets the device, so no DMA can land after the caller's buffer
 //! is returned, and sets it up again.
 //!
-//! Completion is polled: with the queue's interrupts suppressed, the driver spins on
-//! the used ring (`core::hint::spin_loop`) until its request comes back. The wait
-//! is one loop (`VirtioBlk::wait_for`, in `request.rs`) after a submit that does
-//! not block; the wait polls the used ring and yields the CPU between polls. The
-//! global [`swap_disk`] is behind a sleeping [`Mutex`], so no spinlock is held and
-//! interrupts stay enabled during a request (STYLE §5: no I/O under a spinlock).
+//! Completion is interrupt-driven: the requester sleeps on a wait queue until the
+//! device's interrupt (PCI INTx through the PIC) says the used ring moved, with a
+//! deadline so a device that never answers is still reset (`interrupt.rs`). The
+//! wait is one loop (`VirtioBlk::wait_for`, in `request.rs`) after a submit that
+//! does not block. Where sleeping is impossible (no scheduler yet, interrupts off,
+//! no interrupt line routed) the same loop polls the used ring instead, yielding
+//! the CPU between polls; [`BlkStats`] counts the requests waited for each way.
+//! The global [`swap_disk`] is behind a sleeping [`Mutex`], so no spinlock is held
+//! and interrupts stay enabled during a request (STYLE §5: no I/O under a spinlock).
 //!
 //! Neighbours: `drivers::init` calls [`init`], which registers every disk with the
 //! block layer (`crate::block`) as a [`VirtioDisk`], the `blockdev::BlockDevice`
@@ -57,6 +60,7 @@ use crate::sync::Mutex;
 
 mod bench;
 mod block_device;
+pub mod interrupt;
 mod request;
 mod wipe;
 
@@ -222,6 +226,14 @@ pub struct BlkStats {
     pub nr_timeouts: u64,
     /// Device resets after a timeout or a protocol error (and explicit re-inits).
     pub nr_resets: u64,
+    /// Interrupts the device raised (ISR said a queue was used), since boot.
+    pub nr_interrupts: u64,
+    /// Sleeps until the device's interrupt (or the deadline), by requests not
+    /// complete at the driver's first look at the used ring.
+    pub nr_irq_waits: u64,
+    /// Requests made where sleeping was impossible (no scheduler yet, interrupts
+    /// off, no interrupt line), so waited for by polling the used ring.
+    pub nr_polled: u64,
 }
 
 /// A virtio block device and the memory the driver shares with it.
@@ -249,6 +261,8 @@ pub struct VirtioBlk {
     serial: [u8; ID_BYTES],
     stats: BlkStats,
     is_broken: bool,
+    /// Interrupt state shared with the handler; `None`: the driver polls.
+    irq: Option<&'static interrupt::DeviceIrq>,
 }
 
 impl VirtioBlk {
@@ -259,6 +273,7 @@ impl VirtioBlk {
     pub fn new(dev: &PciDevice) -> Result<Self, ProbeError> {
         let transport = LegacyTransport::new(dev, DEVICE_TYPE_BLOCK)?;
         transport.reset();
+        let irq = interrupt::attach(dev, &transport);
         let size = transport.select_queue(QUEUE_INDEX);
         let queue = SplitQueue::new(size).map_err(|e| match e {
             QueueError::OutOfMemory => ProbeError::OutOfMemory,
@@ -284,6 +299,7 @@ impl VirtioBlk {
             serial: [0; ID_BYTES],
             stats: BlkStats::default(),
             is_broken: true,
+            irq,
         };
         blk.setup()?;
         // Not every device answers GET_ID; an empty serial is fine.
@@ -392,7 +408,12 @@ impl VirtioBlk {
 
     /// Returns the counters.
     pub fn stats(&self) -> BlkStats {
-        self.stats
+        BlkStats { nr_interrupts: self.irq.map_or(0, |irq| irq.nr_interrupts()), ..self.stats }
+    }
+
+    /// Returns the PIC line the device interrupts on, or `None` if the driver polls.
+    pub fn irq_line(&self) -> Option<u8> {
+        self.irq.map(|irq| irq.line())
     }
 
     /// Returns the queue size and how many descriptors are free (all, when idle).
@@ -408,9 +429,13 @@ impl VirtioBlk {
     /// Returns a one-line description for the boot log.
     pub fn describe(&self) -> alloc::string::String {
         format!(
-            "virtio-blk {} (legacy, io {:#x}): {} sectors ({} MiB), serial {:?}, queue {}, block {} B, features {:#x}{}{}{}{}",
+            "virtio-blk {} (legacy, io {:#x}, {}): {} sectors ({} MiB), serial {:?}, queue {}, block {} B, features {:#x}{}{}{}{}",
             self.pci,
             self.transport.io_base(),
+            match self.irq_line() {
+                Some(line) => format!("irq {line}"),
+                None => "polled".into(),
+            },
             self.capacity,
             self.capacity_bytes() >> 20,
             self.serial(),

@@ -177,8 +177,9 @@ pub fn device_type(dev: &PciDevice) -> Option<u16> {
     }
 }
 
-/// The legacy register window of one device.
-#[derive(Debug)]
+/// The legacy register window of one device (a copy is the same window: the
+/// interrupt handler keeps one to read the ISR status).
+#[derive(Clone, Copy, Debug)]
 pub struct LegacyTransport {
     base: u16,
 }
@@ -202,8 +203,9 @@ impl LegacyTransport {
                 false => ProbeError::NoLegacyIoBar,
             });
         };
-        // INTx stays off too: the driver polls, and a level-triggered line nobody
-        // acknowledges would only trouble whoever unmasks that IRQ later.
+        // INTx stays off until a driver registers a handler for the line (see
+        // `virtio_blk::interrupt`): a level-triggered line nobody acknowledges would
+        // only trouble whoever unmasks that IRQ later.
         dev.enable(pci::COMMAND_IO | pci::COMMAND_BUS_MASTER | pci::COMMAND_INTX_DISABLE);
         Ok(Self { base })
     }

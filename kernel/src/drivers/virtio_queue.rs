@@ -19,7 +19,9 @@
 //! [`SplitQueue::poll_used`] later returns finished chains. Who waits, and how
 //! (spin now, sleep on an interrupt later), is the caller's business.
 //!
-//! Interrupts are suppressed (`VRING_AVAIL_F_NO_INTERRUPT`): the kernel polls.
+//! Interrupts are suppressed (`VRING_AVAIL_F_NO_INTERRUPT`) until the driver asks
+//! for them ([`SplitQueue::set_interrupts`]), which it does once its interrupt line
+//! has a handler.
 //! The memory comes from the frame allocator ([`OwnedFrames`]): a buddy block is
 //! naturally aligned, so the used ring's 4 KiB alignment comes for free.
 //!
@@ -180,6 +182,15 @@ impl SplitQueue {
         self.avail_idx = 0;
         self.last_used_idx = 0;
         self.write_u16(self.layout.avail_offset, AVAIL_F_NO_INTERRUPT);
+    }
+
+    /// Asks the device to interrupt when it uses a buffer (`is_wanted`), or not to
+    /// (`VRING_AVAIL_F_NO_INTERRUPT`, the state after [`reset`](Self::reset)). Only a
+    /// hint: the device may interrupt anyway, and the driver copes.
+    pub fn set_interrupts(&mut self, is_wanted: bool) {
+        self.write_u16(self.layout.avail_offset, if is_wanted { 0 } else { AVAIL_F_NO_INTERRUPT });
+        // The device must see the flag before the driver looks at the used ring again.
+        fence(Ordering::SeqCst);
     }
 
     /// Returns the number of entries.

@@ -168,6 +168,47 @@ fn sleep_hook() {
     block_current();
 }
 
+/// The earliest `wake_at_tick` among sleeping tasks (`u64::MAX`: none, or not yet
+/// recomputed after a wake-up; the timer tick only looks at the table once it is due).
+static NEXT_WAKE_AT_TICK: AtomicU64 = AtomicU64::new(u64::MAX);
+
+/// `sync::hooks::Hooks::sleep_until`: switches away until woken, or until timer
+/// tick `deadline_tick` ([`wake_timed_out`] wakes it then).
+fn sleep_until_hook(deadline_tick: u64) {
+    if let Some(task) = TASKS.lock().get_mut(&current()) {
+        task.wake_at_tick = deadline_tick.max(1);
+    }
+    NEXT_WAKE_AT_TICK.fetch_min(deadline_tick, Ordering::Relaxed);
+    block_current();
+    if let Some(task) = TASKS.lock().get_mut(&current()) {
+        task.wake_at_tick = 0;
+    }
+}
+
+/// Wakes the sleeping tasks whose timed sleep ended at or before tick `now`. Called
+/// by the timer interrupt on every tick; looks at the task table only when the
+/// earliest deadline is due, so it costs one atomic load on most ticks.
+pub fn wake_timed_out(now: u64) {
+    if now < NEXT_WAKE_AT_TICK.load(Ordering::Relaxed) {
+        return;
+    }
+    let is_due = |t: &super::task::Task| t.state == TaskState::Sleeping && t.wake_at_tick != 0;
+    loop {
+        let woken = {
+            let mut tasks = TASKS.lock();
+            let Some(task) = tasks.values_mut().find(|t| is_due(t) && t.wake_at_tick <= now) else {
+                break;
+            };
+            task.state = TaskState::Runnable;
+            task.wait_key = 0;
+            task.pid
+        };
+        make_runnable(woken);
+    }
+    let next = TASKS.lock().values().filter(|t| is_due(t)).map(|t| t.wake_at_tick).min();
+    NEXT_WAKE_AT_TICK.store(next.unwrap_or(u64::MAX), Ordering::Relaxed);
+}
+
 /// `sync::hooks::Hooks::spawn_kthread`.
 fn spawn_kthread(name: &str, entry: extern "C" fn() -> !) -> Result<u64, crate::sync::kthread::KthreadError> {
     super::task::spawn_daemon(name, entry).map_err(|_| crate::sync::kthread::KthreadError::OutOfMemory)
@@ -180,6 +221,7 @@ pub fn register_hooks() {
         prepare_wait,
         finish_wait,
         sleep: sleep_hook,
+        sleep_until: sleep_until_hook,
         wake: wake_key,
         yield_now,
         spawn_kthread,

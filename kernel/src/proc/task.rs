@@ -79,6 +79,8 @@ pub struct Task {
     pub wait_key: u64,
     /// When it started waiting (a global counter): the longest waiter is woken first.
     pub wait_ticket: u64,
+    /// The timer tick at which a timed sleep ends if nobody woke it (0: untimed).
+    pub wake_at_tick: u64,
 }
 
 impl Task {
@@ -107,6 +109,7 @@ pub fn init() {
         is_daemon: false,
         wait_key: 0,
         wait_ticket: 0,
+        wake_at_tick: 0,
     };
     TASKS.lock().insert(0, Box::new(idle));
 }
@@ -174,6 +177,7 @@ pub fn create_user_task(
         is_daemon: false,
         wait_key: 0,
         wait_ticket: 0,
+        wake_at_tick: 0,
     };
     TASKS.lock().insert(pid, Box::new(task));
     sched::make_runnable(pid);
@@ -402,6 +406,7 @@ pub fn spawn_daemon(name: &str, entry: extern "C" fn() -> !) -> Result<Pid, Spaw
         is_daemon: true,
         wait_key: 0,
         wait_ticket: 0,
+        wake_at_tick: 0,
     };
     TASKS.lock().insert(pid, Box::new(task));
     sched::make_runnable(pid);

@@ -16,6 +16,14 @@
 //!   paging would map the page, SMAP would refuse the access again, and the kernel
 //!   would fault on the same instruction forever.
 //! * Other exceptions from ring 3 (#GP, #UD, #DE, ...) kill the process.
+//!
+//! Interrupts are on in here whenever the faulting code had them on (every ring-3
+//! fault, and `copy_user` faults in the syscalls that run with them on): the trap
+//! entry (`arch::trap`) turns them back on once CR2 is saved. So timer ticks and the
+//! disk's interrupt arrive during a fault, and a swap-in sleeps until its request is
+//! done. That is safe because every spinlock on this path is an `IrqMutex`, which
+//! turns interrupts off while held (an interrupt handler can never find one of them
+//! taken), and the disk's lock is a sleeping `sync::Mutex`, held with none of them.
 
 use crate::arch::extable;
 use crate::arch::trap::{self, TrapFrame};

@@ -27,6 +27,9 @@ pub struct Hooks {
     /// Switches away from the running task; returns when it runs again (at once if
     /// it was woken since `prepare_wait`).
     pub sleep: fn(),
+    /// As `sleep`, but the scheduler also wakes the task at timer tick
+    /// `deadline_tick` if nobody did before (a timed wait).
+    pub sleep_until: fn(deadline_tick: u64),
     /// Wakes at most `max` tasks waiting on `key`, the longest-waiting first;
     /// returns how many were woken. Callable from interrupt handlers.
     pub wake: fn(key: u64, max: usize) -> usize,

@@ -89,6 +89,42 @@ impl WaitQueue {
         }
     }
 
+    /// Sleeps until `cond` returns true (then returns true) or until timer tick
+    /// `deadline_tick` has come (then returns false, if `cond` still does not hold).
+    ///
+    /// For waits that must end even if the wake-up never comes (a disk request to a
+    /// device that stopped answering). Ticks advance only while interrupts are on:
+    /// call it with interrupts enabled. Before the scheduler exists it spins, as
+    /// [`wait_until`](Self::wait_until) does.
+    pub fn wait_until_deadline(&self, mut cond: impl FnMut() -> bool, deadline_tick: u64) -> bool {
+        let is_past = || crate::arch::timer::ticks() >= deadline_tick;
+        let Some(hooks) = hooks::get() else {
+            while !cond() {
+                if is_past() {
+                    return false;
+                }
+                core::hint::spin_loop();
+            }
+            return true;
+        };
+        let key = self.key();
+        self.nr_waiters.fetch_add(1, Ordering::SeqCst);
+        let is_done = loop {
+            (hooks.prepare_wait)(key);
+            if cond() {
+                break true;
+            }
+            if is_past() {
+                break false;
+            }
+            (hooks.sleep_until)(deadline_tick);
+            (hooks.finish_wait)();
+        };
+        (hooks.finish_wait)();
+        self.nr_waiters.fetch_sub(1, Ordering::SeqCst);
+        is_done
+    }
+
     /// Wakes one waiter (the one waiting longest); returns true if there was one.
     pub fn wake_one(&self) -> bool {
         self.wake(1) == 1

@@ -12,6 +12,7 @@
 //! | [`extable`] | fixups: instructions allowed to fault (probes, user copies) |
 //! | [`fw_cfg`] | QEMU's fw_cfg device: the kernel command line |
 //! | [`timer`] | 8259 PIC and the PIT at 100 Hz: the tick |
+//! | [`irq`] | device interrupts on the PIC lines: handlers drivers register, EOI |
 //! | [`qemu`] | leaving QEMU with an exit code through `isa-debug-exit` |
 
 pub mod cpu;
@@ -19,6 +20,7 @@ pub mod extable;
 pub mod fw_cfg;
 pub mod gdt;
 pub mod idt;
+pub mod irq;
 pub mod qemu;
 pub mod serial;
 pub mod stack_guard;

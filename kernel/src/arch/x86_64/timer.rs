@@ -1,8 +1,10 @@
 //! The tick: the 8259 PIC pair remapped to vectors 32..48 and the PIT at 100 Hz,
 //! plus a TSC clock calibrated against it for nanosecond benchmarks.
 //!
-//! Only IRQ 0 (the PIT) is unmasked. The interrupt handler counts ticks and sends
-//! the end-of-interrupt; later layers hook preemption onto it.
+//! Only IRQ 0 (the PIT) is unmasked here; `irq` unmasks a device's line when its
+//! driver registers a handler (and handles the spurious IRQ 7). The interrupt
+//! handler counts ticks and sends the end-of-interrupt; the trap dispatcher hooks
+//! preemption and the end of timed sleeps onto it.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -10,8 +12,6 @@ use x86_64::instructions::port::Port;
 
 /// Interrupt vector of IRQ 0 after remapping.
 pub const TIMER_VECTOR: u8 = super::trap::IRQ_BASE;
-/// IRQ 7 of the master PIC arrives spuriously; it needs no EOI.
-pub const SPURIOUS_VECTOR: u8 = super::trap::IRQ_BASE + 7;
 /// Timer frequency.
 pub const TICK_HZ: u64 = 100;
 /// PIT input clock in Hz.

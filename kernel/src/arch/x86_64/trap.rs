@@ -9,6 +9,8 @@
 //!   trap_return: pop the registers; drop vector and error code; iretq
 //!                (or sysretq, if a syscall handler marked the frame SYSRET_MARK)
 //! ```
+//! Only the page-fault handler turns interrupts back on (see [`page_fault`]); every
+//! other handler runs with them off, as the interrupt gate left them.
 //! `syscall` enters through `proc::syscall`'s stub, which builds the same frame
 //! (vector [`SYSCALL_VECTOR`]) and jumps to `trap_common`, so there is one
 //! save/restore path for every way into the kernel, and one dispatcher outside
@@ -43,6 +45,10 @@ pub const GENERAL_PROTECTION: u8 = 13;
 pub const PAGE_FAULT: u8 = 14;
 /// First vector used for hardware interrupts (the remapped 8259 PIC).
 pub const IRQ_BASE: u8 = 32;
+/// Vector of PIC line 1, the first line a device can have (line 0 is the timer).
+pub const DEVICE_IRQ_FIRST: u8 = IRQ_BASE + 1;
+/// One past the last PIC vector.
+pub const IRQ_LIMIT: u8 = IRQ_BASE + super::irq::NR_LINES;
 
 core::arch::global_asm!(
     r#"
@@ -173,6 +179,26 @@ impl TrapFrame {
 
 /// Number of `int3` traps handled (the breakpoint test counts on it).
 pub static BREAKPOINTS: AtomicU64 = AtomicU64::new(0);
+
+/// RFLAGS.IF: interrupts enabled.
+pub const RFLAGS_IF: u64 = 1 << 9;
+
+/// Timer ticks elapsed inside page-fault handlers, summed over faults.
+static NR_TICKS_IN_PAGE_FAULTS: AtomicU64 = AtomicU64::new(0);
+
+/// Returns the timer ticks that elapsed inside page-fault handlers since boot, summed
+/// over faults (a fault that kills its process is not counted). Ticks advance only
+/// while interrupts are on, so this stays 0 if faults run with interrupts off; with
+/// them on, a fault that waits for the disk lets the ticks (and the disk's
+/// interrupt) in.
+pub fn nr_ticks_in_page_faults() -> u64 {
+    NR_TICKS_IN_PAGE_FAULTS.load(Ordering::Relaxed)
+}
+
+/// Adds `nr_ticks` that elapsed inside one page fault (the dispatcher measures it).
+pub fn add_ticks_in_page_fault(nr_ticks: u64) {
+    NR_TICKS_IN_PAGE_FAULTS.fetch_add(nr_ticks, Ordering::Relaxed);
+}
 
 /// Hands a saved frame to the kernel's dispatcher. Called from `trap_common` with
 /// interrupts off, for every trap, interrupt and syscall.

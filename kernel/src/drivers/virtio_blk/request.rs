@@ -3,13 +3,13 @@
 //! The slots block holds one 16-byte header and one status byte per possible head
 //! descriptor, so a request's memory is found from its head alone and several
 //! requests could be in flight at once (today the driver keeps one). Submitting
-//! does not wait; [`VirtioBlk::wait_for`] is the only loop, the place where a
-//! scheduler would sleep until the queue interrupt instead of spinning.
+//! does not wait; [`VirtioBlk::wait_for`] is the only loop: it sleeps until the
+//! queue interrupt (`interrupt.rs`) where it can, and polls where it cannot.
 //!
 //! This is the only code that touches the request slots.
 
 use super::{
-    BlkError, HEADER_BYTES, MAX_FRAMES_PER_REQUEST, QUEUE_INDEX, RequestHeader, STATUS_UNSET, VirtioBlk, blk_status,
+    BlkError, interrupt, HEADER_BYTES, MAX_FRAMES_PER_REQUEST, QUEUE_INDEX, RequestHeader, STATUS_UNSET, VirtioBlk, blk_status,
     req_type,
 };
 use crate::arch::timer;
@@ -75,15 +75,21 @@ impl VirtioBlk {
 
     /// Waits until the device returns the chain at `head`.
     ///
-    /// Polls the used ring and yields the CPU in between, so other tasks run while
-    /// the device works (the disk's lock is a sleeping `sync::Mutex`: no spinlock is held and
-    /// interrupts stay on). On timeout, or if the device
-    /// returns a chain that is not in flight, the device is reset (so no DMA lands
-    /// later) and set up again. The deadline is checked before each look at the
-    /// ring, so a zero timeout always gives up: tests use that to reset the device
-    /// with a request in flight.
+    /// Looks at the used ring first; if the request is not back, sleeps on the
+    /// device's wait queue until its interrupt says the ring moved, if it may
+    /// ([`interrupt::can_sleep`]: a scheduler, interrupts on, a routed line);
+    /// otherwise polls the used ring and yields the CPU in between.
+    /// Either way the disk's lock is a sleeping `sync::Mutex`: no spinlock is held.
+    /// On timeout, or if the device returns a chain that is not in flight, the
+    /// device is reset (so no DMA lands later) and set up again. The deadline is
+    /// checked before each look at the ring, so a zero timeout always gives up:
+    /// tests use that to reset the device with a request in flight.
     fn wait_for(&mut self, head: u16) -> Result<UsedElem, BlkError> {
         let deadline = timer::rdtsc().saturating_add(self.timeout_cycles);
+        let irq = self.irq.filter(|_| interrupt::can_sleep());
+        if irq.is_none() {
+            self.stats.nr_polled += 1;
+        }
         loop {
             if timer::rdtsc() >= deadline {
                 self.stats.nr_timeouts += 1;
@@ -97,9 +103,27 @@ impl VirtioBlk {
                     let _ = self.reinit();
                     return Err(BlkError::DeviceBroken);
                 }
-                Ok(None) => crate::proc::sched::yield_now(),
+                Ok(None) => match irq {
+                    Some(irq) => self.sleep_until_used(irq, deadline),
+                    None => crate::proc::sched::yield_now(),
+                },
             }
         }
+    }
+
+    /// Sleeps until the device's interrupt says the used ring moved (or the deadline).
+    ///
+    /// The device is asked to interrupt only now, just before the sleep: a request
+    /// the device finished before the driver first looked (under QEMU's TCG most
+    /// are: the device works inside the notify) costs no interrupt. The condition is
+    /// checked again after the flag is cleared and the task marked waiting, so a
+    /// completion just before either is not missed (Linux's `virtqueue_enable_cb`).
+    fn sleep_until_used(&mut self, irq: &interrupt::DeviceIrq, deadline: u64) {
+        self.stats.nr_irq_waits += 1;
+        self.queue.set_interrupts(true);
+        let queue = &self.queue;
+        irq.sleep_until_used(|| queue.has_used(), deadline);
+        self.queue.set_interrupts(false);
     }
 
     /// Writes the header for `head` and a not-yet-written status; returns their
