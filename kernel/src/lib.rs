@@ -10,6 +10,7 @@
 //! | [`bench`] | the bench mode: ns per operation, printed as tables |
 //! | [`cmdline`] | the command line the runner passes through fw_cfg |
 //! | [`drivers`] | PCI bus scan and the virtio-blk swap disk |
+//! | [`fs`] | files: the VFS (`Inode`), tmpfs at `/`, open files and fd tables, pipes |
 //! | [`bootmem`] | the bootloader's memory map, summarised |
 //! | [`mm`] | memory management: frames, buddy, slab heap, page operations |
 //! | [`proc`] | processes: tasks, scheduler, ELF loading, syscalls, user faults |
@@ -29,6 +30,7 @@ pub mod bench;
 pub mod bootmem;
 pub mod cmdline;
 pub mod drivers;
+pub mod fs;
 pub mod klog;
 pub mod mm;
 pub mod proc;
@@ -70,6 +72,7 @@ pub fn init(boot_info: &'static mut BootInfo) {
     // interrupts off and must not wait for timer ticks.
     let _ = arch::timer::tsc_per_ms();
     mm::init();
+    fs::init();
     install_guarded_ist_stacks();
     proc::init();
     drivers::init();

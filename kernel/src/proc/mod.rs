@@ -8,6 +8,8 @@
 //! | [`exec`] | builds an address space from an ELF image: one VMA per segment, a stack VMA |
 //! | [`image`] | the embedded program images that image-backed VMAs read from |
 //! | [`syscall`] | `syscall` entry (MSRs, assembly), dispatch, the handlers |
+//! | [`fd_syscall`] | file syscalls on fds: read, write, close, lseek, fstat, getdents64, dup, pipe, ... |
+//! | [`path_syscall`] | file syscalls on paths: open, openat, stat, unlink, mkdir, rename, chdir, getcwd, ... |
 //! | [`uaccess`] | `copy_from_user` / `copy_to_user`: a bad pointer is `EFAULT`, not a crash |
 //! | [`fault`] | user page faults and other user exceptions: resolve, or kill the process |
 //! | [`vm_rw`] | `process_vm_readv`/`process_vm_writev`: another process's memory, by its page tables |
@@ -17,7 +19,9 @@
 
 pub mod exec;
 pub mod fault;
+pub mod fd_syscall;
 pub mod image;
+pub mod path_syscall;
 pub mod sched;
 pub mod syscall;
 pub mod task;

@@ -25,6 +25,7 @@ pub use abi::WaitStatus;
 
 use super::sched;
 use crate::arch::trap::TrapFrame;
+use crate::fs::file::FdTable;
 use crate::mm::addr_space::AddressSpace;
 use crate::mm::rmap::SpaceRef;
 use crate::mm::kstack::KernelStack;
@@ -78,6 +79,8 @@ pub struct Task {
     pub wait_key: u64,
     /// When it started waiting (a global counter): the longest waiter is woken first.
     pub wait_ticket: u64,
+    /// Its open files and current directory, for user processes (see `fs::file`).
+    pub files: Option<FdTable>,
 }
 
 impl Task {
@@ -106,6 +109,7 @@ pub fn init() {
         is_daemon: false,
         wait_key: 0,
         wait_ticket: 0,
+        files: None,
     };
     TASKS.lock().insert(0, Box::new(idle));
 }
@@ -113,6 +117,14 @@ pub fn init() {
 /// Returns the running task's pid.
 pub fn current_pid() -> Pid {
     sched::current()
+}
+
+/// Runs `f` on the running process's fd table (EBADF for a kernel task, which has
+/// none), with the task table locked: `f` must be short and must not sleep.
+pub fn with_files<R>(f: impl FnOnce(&mut FdTable) -> Result<R, abi::Errno>) -> Result<R, abi::Errno> {
+    let mut tasks = TASKS.lock();
+    let files = tasks.get_mut(&sched::current()).and_then(|t| t.files.as_mut()).ok_or(abi::Errno::EBADF)?;
+    f(files)
 }
 
 /// Returns the running task's address space, if it is a user process.
@@ -149,13 +161,26 @@ fn prepare_stack(stack: &KernelStack, frame: &TrapFrame) -> u64 {
 }
 
 /// Adds a new runnable user task whose first instructions are described by `frame`;
-/// `args` is what its `args` syscall will return.
+/// `args` is what its `args` syscall will return. It starts with the console on
+/// fds 0, 1, 2 and the root as its cwd.
 pub fn create_user_task(
     name: &str,
     args: &str,
     parent: Pid,
     space: SpaceRef,
     frame: &TrapFrame,
+) -> Result<Pid, SpawnError> {
+    create_user_task_with_files(name, args, parent, space, frame, FdTable::new_console())
+}
+
+/// [`create_user_task`] with the open files `files` (fork: a copy of the parent's).
+pub fn create_user_task_with_files(
+    name: &str,
+    args: &str,
+    parent: Pid,
+    space: SpaceRef,
+    frame: &TrapFrame,
+    files: FdTable,
 ) -> Result<Pid, SpawnError> {
     let kstack = KernelStack::new(KERNEL_STACK_PAGES, "task kernel").map_err(|_| SpawnError::OutOfMemory)?;
     let saved_rsp = prepare_stack(&kstack, frame);
@@ -173,6 +198,7 @@ pub fn create_user_task(
         is_daemon: false,
         wait_key: 0,
         wait_ticket: 0,
+        files: Some(files),
     };
     TASKS.lock().insert(pid, Box::new(task));
     sched::make_runnable(pid);
@@ -198,19 +224,21 @@ pub fn exit_current(status: WaitStatus) -> ! {
     assert_ne!(pid, 0, "exit_current: task 0 cannot exit");
     // Leave the address space before dropping it: CR3 must not name freed tables.
     sched::load_kernel_tables();
-    let (space, parent) = {
+    let (space, files, parent) = {
         let mut tasks = TASKS.lock();
         let task = tasks.get_mut(&pid).expect("exit_current: no current task");
         task.state = TaskState::Zombie(status);
         let parent = task.parent;
         let space = task.space.take();
+        let files = task.files.take();
         // Orphans go to the reaper, which reaps them when they exit.
         let adopter = orphan_adopter();
         for child in tasks.values_mut().filter(|t| t.parent == pid && !t.is_daemon) {
             child.parent = adopter;
         }
-        (space, parent)
+        (space, files, parent)
     };
+    drop(files); // closes every fd: a pipe end closed wakes the other end
     drop(space); // the last reference: every frame, table and VMA goes back
     crate::mm::swap::kick_wiper(); // its swap slots are free now: wipe them
     sched::wake_if_waiting(parent);
@@ -247,6 +275,7 @@ pub fn kill(pid: Pid, reason: core::fmt::Arguments) -> bool {
     crate::println!("pid {pid} ({name}) killed: {reason}");
     super::fault::NR_KILLED.fetch_add(1, Ordering::Relaxed);
     sched::wake_if_waiting(pid);
+    sched::wake_if_sleeping(pid); // a pipe reader or writer gives up its wait (EINTR)
     true
 }
 
@@ -412,6 +441,7 @@ pub fn spawn_daemon(name: &str, entry: extern "C" fn() -> !) -> Result<Pid, Spaw
         is_daemon: true,
         wait_key: 0,
         wait_ticket: 0,
+        files: None,
     };
     TASKS.lock().insert(pid, Box::new(task));
     sched::make_runnable(pid);
