@@ -56,6 +56,9 @@ const NAMES: &[&str] = &[
     "failstorm",
     "fuzz",
     "remanence",
+    "files",
+    "dirs",
+    "pipes",
 ];
 
 /// The end of the lower half: user addresses are below it.

@@ -10,11 +10,13 @@
 //! user memory happen outside it, through a bounce buffer on the stack, because a
 //! user copy may fault and sleep. The caller passes those copies in as closures
 //! ([`CopyOut`], [`CopyIn`]) together with its "was I killed?" test, so this module
-//! needs nothing from `proc` and a kernel test can drive it with kernel buffers. A sleeping [`Mutex`] per end (`read_lock`,
-//! `write_lock`) serialises readers among themselves and writers among themselves:
-//! a reader peeks, copies out, and only then consumes, so a bad user pointer
-//! (EFAULT) loses no data; a write of at most `PIPE_BUF` bytes waits until it fits
-//! whole, so it is never interleaved with another writer's (POSIX's atomicity).
+//! needs nothing from `proc` and a kernel test can drive it with kernel buffers.
+//!
+//! Each side has a busy flag taken for a whole read or write (`is_reading`,
+//! `is_writing`; waiting for it is killable, unlike a `Mutex`): a reader peeks,
+//! copies out, and only then consumes, so a bad user pointer (EFAULT) loses no
+//! data; a write keeps the write side until it is done, so the bytes of two
+//! writers never interleave (POSIX promises that only up to `PIPE_BUF` bytes).
 //!
 //! End of file and broken pipes: the open ends are counted ([`Pipe::open_end`],
 //! [`Pipe::close_end`], called by the open-file objects of `file.rs` when created and
@@ -26,13 +28,13 @@
 //! A sleeper that is killed (by the OOM killer, say) is woken by the kill and gives
 //! up with EINTR; the syscall return path then ends the process.
 
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use abi::Errno;
 
 use crate::mm::frame::{OwnedFrames, Reserve};
 use crate::mm::{Order, PAGE_SIZE};
-use crate::sync::{IrqMutex, Mutex, WaitQueue};
+use crate::sync::{IrqMutex, WaitQueue};
 
 /// Bytes a pipe holds before writers wait: one page (Linux holds 16).
 pub const PIPE_CAPACITY: usize = PAGE_SIZE as usize;
@@ -68,12 +70,43 @@ pub struct Pipe {
     ring: IrqMutex<Ring>,
     nr_readers: AtomicUsize,
     nr_writers: AtomicUsize,
-    /// Readers wait here for bytes (or for the last writer to go).
+    /// Readers wait here for bytes (or for the last writer to go), or for the read side.
     readers: WaitQueue,
-    /// Writers wait here for room (or for the last reader to go).
+    /// Writers wait here for room (or for the last reader to go), or for the write side.
     writers: WaitQueue,
-    read_lock: Mutex<()>,
-    write_lock: Mutex<()>,
+    /// A read is in progress (the read side is taken).
+    is_reading: AtomicBool,
+    /// A write is in progress (the write side is taken).
+    is_writing: AtomicBool,
+}
+
+/// The read or write side of a pipe, taken; dropping it lets the next one in.
+struct Side<'a> {
+    is_busy: &'a AtomicBool,
+    queue: &'a WaitQueue,
+}
+
+impl<'a> Side<'a> {
+    /// Waits until the side is free and takes it; EINTR if `is_killed()` first.
+    fn take(is_busy: &'a AtomicBool, queue: &'a WaitQueue, is_killed: fn() -> bool) -> Result<Side<'a>, Errno> {
+        let mut killed = false;
+        queue.wait_until(|| {
+            killed = is_killed();
+            killed || is_busy.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_ok()
+        });
+        if killed {
+            // The condition stopped at `killed`, before trying the flag: not ours.
+            return Err(Errno::EINTR);
+        }
+        Ok(Side { is_busy, queue })
+    }
+}
+
+impl Drop for Side<'_> {
+    fn drop(&mut self) {
+        self.is_busy.store(false, Ordering::Release);
+        self.queue.wake_all();
+    }
 }
 
 impl Pipe {
@@ -86,8 +119,8 @@ impl Pipe {
             nr_writers: AtomicUsize::new(0),
             readers: WaitQueue::new(),
             writers: WaitQueue::new(),
-            read_lock: Mutex::new(()),
-            write_lock: Mutex::new(()),
+            is_reading: AtomicBool::new(false),
+            is_writing: AtomicBool::new(false),
         })
     }
 
@@ -128,7 +161,7 @@ impl Pipe {
         if len == 0 {
             return Ok(0);
         }
-        let _reader = self.read_lock.lock();
+        let _reader = Side::take(&self.is_reading, &self.readers, is_killed)?;
         let mut killed = false;
         self.readers.wait_until(|| {
             killed = is_killed();
@@ -156,11 +189,10 @@ impl Pipe {
         Ok(done)
     }
 
-    /// Writes `len` bytes taken through `copy_in`, waiting for room; a write of at
-    /// most `PIPE_BUF` bytes goes in whole. Returns the bytes written, or EPIPE if no
+    /// Writes `len` bytes taken through `copy_in`, waiting for room. Returns the bytes written, or EPIPE if no
     /// reader is left before any was written (EAGAIN, EINTR as for [`Pipe::read`]).
     pub fn write(&self, len: usize, is_nonblock: bool, is_killed: fn() -> bool, copy_in: CopyIn) -> Result<usize, Errno> {
-        let _writer = self.write_lock.lock();
+        let _writer = Side::take(&self.is_writing, &self.writers, is_killed)?;
         let mut done = 0;
         while done < len {
             let mut bounce = [0u8; BOUNCE_BYTES];
@@ -168,15 +200,13 @@ impl Pipe {
             if let Err(e) = copy_in(done, chunk) {
                 return if done == 0 { Err(e) } else { Ok(done) };
             }
-            // A small write waits for room for all of it (its first chunk is all of it).
-            let need = if len <= abi::PIPE_BUF { len - done } else { 1 };
             let mut put = 0;
             while put < chunk.len() {
                 let mut killed = false;
                 let mut is_full = false;
                 self.writers.wait_until(|| {
                     killed = is_killed();
-                    is_full = PIPE_CAPACITY - self.ring.lock().len < need.min(chunk.len() - put);
+                    is_full = self.ring.lock().len == PIPE_CAPACITY;
                     killed || !is_full || is_nonblock || self.nr_readers.load(Ordering::SeqCst) == 0
                 });
                 if self.nr_readers.load(Ordering::SeqCst) == 0 {
