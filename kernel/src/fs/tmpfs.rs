@@ -23,6 +23,7 @@
 //! child: the tree has no cycle, so neither have the waits).
 
 use alloc::collections::BTreeMap;
+use alloc::collections::btree_map::Entry;
 use alloc::string::String;
 use alloc::sync::{Arc, Weak};
 use core::any::Any;
@@ -463,16 +464,14 @@ fn write_locked(file: &mut FileData, offset: u64, buf: &[u8]) -> Result<usize, F
         let in_page = (at % PAGE_SIZE) as usize;
         let n = (buf.len() - done).min(PAGE_SIZE as usize - in_page);
         let index = at / PAGE_SIZE;
-        if !file.pages.contains_key(&index) {
-            match alloc_data_page() {
-                Ok(page) => {
-                    file.pages.insert(index, page);
-                }
+        let page = match file.pages.entry(index) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(entry) => match alloc_data_page() {
+                Ok(page) => entry.insert(page),
                 Err(e) if done == 0 => return Err(e),
                 Err(_) => break,
-            }
-        }
-        let page = file.pages.get_mut(&index).expect("write_locked: page just inserted");
+            },
+        };
         page.write_bytes(in_page, &buf[done..done + n]);
         done += n;
     }

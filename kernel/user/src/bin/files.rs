@@ -39,7 +39,7 @@ fn err<T: Debug>(case: &str, got: Result<T, Errno>, want: Errno) {
 }
 
 /// Returns the bytes of `fd` from offset 0 (at most `buf.len()`), restoring nothing.
-fn contents<'a>(fd: i32, buf: &'a mut [u8]) -> &'a [u8] {
+fn contents(fd: i32, buf: &mut [u8]) -> &[u8] {
     ok("lseek to 0", fs::lseek(fd, 0, SEEK_SET));
     let n = ok("read back", fs::read_full(fd, buf));
     &buf[..n]
