@@ -149,6 +149,7 @@ fn big_transfer_both_ways() {
     const TO_CHILD: usize = 64 * 1024;
     let [from_child, child_out] = ok("pipe", fs::pipe());
     let [child_in, to_child] = ok("pipe", fs::pipe());
+    let start_ns = ulib::now_ns();
     let pid = spawn(|| {
         let _ = fs::close(from_child);
         let _ = fs::close(to_child);
@@ -195,6 +196,7 @@ fn big_transfer_both_ways() {
         at += n;
     }
     check!(at == TO_PARENT, "got {} bytes of {} from the child", at, TO_PARENT);
+    let elapsed_us = (ulib::now_ns() - start_ns) / 1000;
     let mut piece = [0u8; 700];
     let mut at = 0;
     while at < TO_CHILD {
@@ -209,6 +211,9 @@ fn big_transfer_both_ways() {
     expect_exit_0(pid, "transfer child");
     ok("close", fs::close(from_child));
     println!("pipes: {} KiB from child to parent and {} KiB back, intact", TO_PARENT / 1024, TO_CHILD / 1024);
+    // Fork, pattern generation and checking included: a rough figure, not a benchmark.
+    let kib_per_s = (TO_PARENT as u64 / 1024) * 1_000_000 / elapsed_us.max(1);
+    println!("pipes: child to parent: {} KiB in {} us ({} KiB/s, checking included)", TO_PARENT / 1024, elapsed_us, kib_per_s);
 }
 
 fn blocked_writer_gets_epipe() {
