@@ -90,7 +90,6 @@ impl Drop for OpenFile {
 }
 
 /// A process's open files by fd, and its current directory.
-#[derive(Clone)]
 pub struct FdTable {
     fds: Vec<Option<Arc<OpenFile>>>,
     /// The current directory, where relative paths start.
@@ -103,6 +102,15 @@ impl FdTable {
     pub fn new_console() -> FdTable {
         let console = OpenFile::new(FileObject::Console, o::RDWR);
         FdTable { fds: alloc::vec![Some(console.clone()), Some(console.clone()), Some(console)], cwd: super::root() }
+    }
+
+    /// Returns a copy for a forked child: the same open files (shared, offsets and
+    /// all) and the same cwd; ENOMEM if the heap cannot hold the table.
+    pub fn try_clone(&self) -> Result<FdTable, Errno> {
+        let mut fds = Vec::new();
+        fds.try_reserve_exact(self.fds.len()).map_err(|_| Errno::ENOMEM)?;
+        fds.extend(self.fds.iter().cloned());
+        Ok(FdTable { fds, cwd: self.cwd.clone() })
     }
 
     /// Returns the open file of `fd`, or EBADF.

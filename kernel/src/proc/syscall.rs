@@ -300,7 +300,7 @@ fn sys_fork(frame: &TrapFrame) -> Result<u64, Errno> {
     let (name, args, files) = {
         let tasks = task::TASKS.lock();
         let parent_task = tasks.get(&parent).ok_or(Errno::EPERM)?;
-        (parent_task.name.clone(), parent_task.args.clone(), parent_task.files.clone().ok_or(Errno::EPERM)?)
+        (parent_task.name.clone(), parent_task.args.clone(), parent_task.files.as_ref().ok_or(Errno::EPERM)?.try_clone()?)
     };
     // The child shares the parent's open files (offsets included) and its cwd.
     task::create_user_task_with_files(&name, &args, parent, child_space, &child_frame, files).map_err(|_| Errno::ENOMEM)
