@@ -101,7 +101,11 @@ fn open_creating(start: &InodeRef, path: &str, flags: u64, perm: u32) -> Result<
         Ok(_) if flags & o::EXCL != 0 => Err(Errno::EEXIST),
         Ok(existing) => Ok(existing),
         Err(FsError::NotFound) if is_dir_only => Err(Errno::EISDIR),
-        Err(FsError::NotFound) => Ok(dir.create(name, perm)?),
+        Err(FsError::NotFound) => match dir.create(name, perm) {
+            // Another process created it since our lookup: open theirs (O_EXCL: EEXIST).
+            Err(FsError::Exists) if flags & o::EXCL == 0 => Ok(dir.lookup(name)?),
+            other => Ok(other?),
+        },
         Err(e) => Err(e.errno()),
     }
 }
