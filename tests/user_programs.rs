@@ -61,6 +61,9 @@ const NAMES: &[&str] = &[
     "vmaflood",
     "fuzz",
     "remanence",
+    "files",
+    "dirs",
+    "pipes",
 ];
 
 /// The end of the lower half: user addresses are below it.

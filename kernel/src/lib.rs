@@ -11,6 +11,7 @@
 //! | [`block`] | the block layer's registry: disks by name as `&dyn blockdev::BlockDevice` |
 //! | [`cmdline`] | the command line the runner passes through fw_cfg |
 //! | [`drivers`] | PCI bus scan and the virtio-blk disks (registered with [`block`]) |
+//! | [`fs`] | files: the VFS (`Inode`), tmpfs at `/`, open files and fd tables, pipes |
 //! | [`bootmem`] | the bootloader's memory map, summarised |
 //! | [`mm`] | memory management: frames, buddy, slab heap, page operations |
 //! | [`proc`] | processes: tasks, scheduler, ELF loading, syscalls, user faults |
@@ -31,6 +32,7 @@ pub mod block;
 pub mod bootmem;
 pub mod cmdline;
 pub mod drivers;
+pub mod fs;
 pub mod klog;
 pub mod mm;
 pub mod proc;
@@ -73,6 +75,7 @@ pub fn init(boot_info: &'static mut BootInfo) {
     // interrupts off and must not wait for timer ticks.
     let _ = arch::timer::tsc_per_ms();
     mm::init();
+    fs::init();
     install_guarded_ist_stacks();
     proc::init();
     drivers::init();

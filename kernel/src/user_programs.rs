@@ -46,6 +46,7 @@ user_programs![
     vmrw, farfetch,
     sortstorm, failstorm, heapsqueeze, vmaflood,
     fuzz, remanence,
+    files, dirs, pipes,
 ];
 
 /// Returns the ELF file of the program called `name`, if the kernel has one.

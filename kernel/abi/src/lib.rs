@@ -16,6 +16,7 @@
 //! | [`nr`] | syscall numbers (Linux's, plus `memstat` 1000 and `maps` 1001) |
 //! | [`Errno`] | error numbers, and the encoding of an error as a negative result |
 //! | [`prot`], [`map`], [`madv`] | flag bits of `mmap`/`mprotect`/`madvise` |
+//! | [`o`], [`Stat`], [`Dirent64`], [`mode`] | files: `open` flags, `struct stat`, `getdents64` records |
 //! | [`WaitStatus`] | how `wait4` reports an exit code or a kill (Linux's bit layout) |
 //! | [`MemStat`] | what `memstat` fills in: the caller's and the machine's memory counters |
 //! | [`USER_IMAGE_BASE`], [`PAGE_SIZE`] | where user programs are linked; the mapping unit |
@@ -41,14 +42,14 @@ pub const USER_IMAGE_BASE: u64 = 0x40_0000;
 
 /// Syscall numbers, the value of `rax` at the `syscall` instruction.
 pub mod nr {
-    /// `read(fd, buf, len) -> bytes read`: not implemented here (`ENOSYS`); a program
-    /// running on Linux uses it to read `/proc` (see `ulib::linux`).
+    /// `read(fd, buf, len) -> bytes read`; 0 at end of file (fd 0, the console, is
+    /// always at its end until there is console input).
     pub const READ: u64 = 0;
     /// `write(fd, buf, len) -> bytes written`; fd 1 and 2 are the console.
     pub const WRITE: u64 = 1;
-    /// `open(path, flags, mode) -> fd`: not implemented here (`ENOSYS`); Linux only.
+    /// `open(path, flags, mode) -> fd` ([`o`](crate::o) flags).
     pub const OPEN: u64 = 2;
-    /// `close(fd) -> 0`: not implemented here (`ENOSYS`); Linux only.
+    /// `close(fd) -> 0`.
     pub const CLOSE: u64 = 3;
     /// `mmap(addr, len, prot, flags, fd, offset) -> address`.
     pub const MMAP: u64 = 9;
@@ -71,6 +72,44 @@ pub mod nr {
     /// `wait4(pid, status, options, rusage) -> pid of the reaped child`; pid -1 = any
     /// child, options must be 0 and rusage null.
     pub const WAIT4: u64 = 61;
+    // Files (kernel/src/fs, kernel/src/proc/{fd,path}_syscall.rs).
+    /// `stat(path, *mut Stat) -> 0`.
+    pub const STAT: u64 = 4;
+    /// `fstat(fd, *mut Stat) -> 0`.
+    pub const FSTAT: u64 = 5;
+    /// `lseek(fd, offset, whence) -> new offset` ([`SEEK_SET`](crate::SEEK_SET)...).
+    pub const LSEEK: u64 = 8;
+    /// `pipe(*mut [i32; 2]) -> 0`: fds[0] is the read end, fds[1] the write end.
+    pub const PIPE: u64 = 22;
+    /// `dup(fd) -> new fd` (the lowest free one), sharing the open file.
+    pub const DUP: u64 = 32;
+    /// `dup2(fd, newfd) -> newfd`: closes `newfd` first if it is open.
+    pub const DUP2: u64 = 33;
+    /// `fsync(fd) -> 0`.
+    pub const FSYNC: u64 = 74;
+    /// `ftruncate(fd, length) -> 0`.
+    pub const FTRUNCATE: u64 = 77;
+    /// `getcwd(buf, size) -> length including the NUL`.
+    pub const GETCWD: u64 = 79;
+    /// `chdir(path) -> 0`.
+    pub const CHDIR: u64 = 80;
+    /// `rename(old, new) -> 0`.
+    pub const RENAME: u64 = 82;
+    /// `mkdir(path, mode) -> 0`.
+    pub const MKDIR: u64 = 83;
+    /// `rmdir(path) -> 0`.
+    pub const RMDIR: u64 = 84;
+    /// `unlink(path) -> 0`.
+    pub const UNLINK: u64 = 87;
+    /// `getdents64(fd, buf, len) -> bytes filled` with [`Dirent64`](crate::Dirent64) records; 0 at the end.
+    pub const GETDENTS64: u64 = 217;
+    /// `openat(dirfd, path, flags, mode) -> fd`; dirfd [`AT_FDCWD`](crate::AT_FDCWD) = the cwd.
+    pub const OPENAT: u64 = 257;
+    /// `newfstatat(dirfd, path, *mut Stat, flags) -> 0` (the `fstatat` of C).
+    pub const NEWFSTATAT: u64 = 262;
+    /// `pipe2(*mut [i32; 2], flags) -> 0`.
+    pub const PIPE2: u64 = 293;
+
     /// `memstat(out: *mut MemStat) -> 0` (ours): fills a [`MemStat`](crate::MemStat).
     pub const MEMSTAT: u64 = 1000;
     /// `maps(buf, len) -> bytes written` (ours): the caller's VMAs as text, one per line.
@@ -126,6 +165,144 @@ impl Timespec {
         self.tv_sec as u64 * 1_000_000_000 + self.tv_nsec as u64
     }
 }
+
+/// `open` flags (`O_*`), Linux x86-64 values.
+pub mod o {
+    /// Open for reading only.
+    pub const RDONLY: u64 = 0;
+    /// Open for writing only.
+    pub const WRONLY: u64 = 1;
+    /// Open for reading and writing.
+    pub const RDWR: u64 = 2;
+    /// The bits that hold the access mode.
+    pub const ACCMODE: u64 = 3;
+    /// Create the file if it does not exist.
+    pub const CREAT: u64 = 0o100;
+    /// With `CREAT`: fail with `EEXIST` if the file exists.
+    pub const EXCL: u64 = 0o200;
+    /// No controlling terminal (accepted; there are no terminals).
+    pub const NOCTTY: u64 = 0o400;
+    /// Cut a regular file opened for writing to length 0.
+    pub const TRUNC: u64 = 0o1000;
+    /// Every write goes to the end of the file.
+    pub const APPEND: u64 = 0o2000;
+    /// Reads and writes that would block fail with `EAGAIN` (pipes).
+    pub const NONBLOCK: u64 = 0o4000;
+    /// 64-bit offsets (always so on x86-64; musl sets it: accepted).
+    pub const LARGEFILE: u64 = 0o100000;
+    /// Fail with `ENOTDIR` unless the path names a directory.
+    pub const DIRECTORY: u64 = 0o200000;
+    /// Do not follow a final symbolic link (accepted; there are none).
+    pub const NOFOLLOW: u64 = 0o400000;
+    /// Close on exec (accepted; there is no exec yet).
+    pub const CLOEXEC: u64 = 0o2000000;
+}
+
+/// The `dirfd` of `openat`/`newfstatat` that means "relative to the cwd".
+pub const AT_FDCWD: i64 = -100;
+/// `newfstatat` flag: do not follow a final symbolic link (accepted; there are none).
+pub const AT_SYMLINK_NOFOLLOW: u64 = 0x100;
+/// `newfstatat` flag: an empty path means `dirfd` itself.
+pub const AT_EMPTY_PATH: u64 = 0x1000;
+
+/// `lseek` whence: from the start.
+pub const SEEK_SET: u64 = 0;
+/// `lseek` whence: from the current offset.
+pub const SEEK_CUR: u64 = 1;
+/// `lseek` whence: from the end of the file.
+pub const SEEK_END: u64 = 2;
+
+/// The longest path a syscall accepts, NUL included (Linux's `PATH_MAX`).
+pub const PATH_MAX: usize = 4096;
+/// The longest name of one directory entry (Linux's `NAME_MAX`).
+pub const NAME_MAX: usize = 255;
+/// Writes to a pipe of at most this many bytes are atomic (Linux's `PIPE_BUF`).
+pub const PIPE_BUF: usize = 4096;
+
+/// File type and permission bits of [`Stat::st_mode`] (`S_IF*`).
+pub mod mode {
+    /// The bits that hold the file type.
+    pub const S_IFMT: u32 = 0o170000;
+    /// A directory.
+    pub const S_IFDIR: u32 = 0o040000;
+    /// A regular file.
+    pub const S_IFREG: u32 = 0o100000;
+    /// A character device (the console).
+    pub const S_IFCHR: u32 = 0o020000;
+    /// A pipe.
+    pub const S_IFIFO: u32 = 0o010000;
+}
+
+/// `struct stat` as Linux x86-64 lays it out (144 bytes), what `stat`/`fstat`/
+/// `newfstatat` fill in.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stat {
+    /// The file system's device number.
+    pub st_dev: u64,
+    /// The inode number.
+    pub st_ino: u64,
+    /// Hard links to the inode (0 once an open file is unlinked).
+    pub st_nlink: u64,
+    /// File type ([`mode`]) and permission bits.
+    pub st_mode: u32,
+    /// Owner (always 0: there are no users).
+    pub st_uid: u32,
+    /// Group (always 0).
+    pub st_gid: u32,
+    /// Padding, to align what follows.
+    pub pad0: u32,
+    /// The device a device file stands for.
+    pub st_rdev: u64,
+    /// Size in bytes.
+    pub st_size: i64,
+    /// The preferred I/O size.
+    pub st_blksize: i64,
+    /// 512-byte blocks allocated (holes of a sparse file take none).
+    pub st_blocks: i64,
+    /// Last access, seconds.
+    pub st_atime: i64,
+    /// Last access, nanoseconds.
+    pub st_atime_nsec: i64,
+    /// Last modification, seconds.
+    pub st_mtime: i64,
+    /// Last modification, nanoseconds.
+    pub st_mtime_nsec: i64,
+    /// Last status change, seconds.
+    pub st_ctime: i64,
+    /// Last status change, nanoseconds.
+    pub st_ctime_nsec: i64,
+    /// Reserved.
+    pub unused: [i64; 3],
+}
+
+const _: () = assert!(core::mem::size_of::<Stat>() == 144);
+
+/// The fixed head of one `getdents64` record (Linux's `struct linux_dirent64`),
+/// followed by the NUL-terminated name and padding to a multiple of 8 bytes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Dirent64 {
+    /// The entry's inode number.
+    pub d_ino: u64,
+    /// Where the next entry starts (pass it to `lseek` to come back here).
+    pub d_off: i64,
+    /// This record's whole length, name and padding included.
+    pub d_reclen: u16,
+    /// The entry's type ([`DT_DIR`], [`DT_REG`], ...).
+    pub d_type: u8,
+}
+
+/// The offset of the name in a [`Dirent64`] record.
+pub const DIRENT64_NAME_OFFSET: usize = 19;
+/// `d_type` of a directory.
+pub const DT_DIR: u8 = 4;
+/// `d_type` of a regular file.
+pub const DT_REG: u8 = 8;
+/// `d_type` of a pipe.
+pub const DT_FIFO: u8 = 1;
+/// `d_type` of a character device.
+pub const DT_CHR: u8 = 2;
 
 /// `mmap`/`mprotect` protection bits (`PROT_*`).
 pub mod prot {
@@ -202,6 +379,34 @@ pub struct Errno(pub u16);
 impl Errno {
     /// Operation not permitted.
     pub const EPERM: Errno = Errno(1);
+    /// No such file or directory.
+    pub const ENOENT: Errno = Errno(2);
+    /// Interrupted (a wait given up because the process was killed).
+    pub const EINTR: Errno = Errno(4);
+    /// Device or resource busy (`rmdir("/")`).
+    pub const EBUSY: Errno = Errno(16);
+    /// Cross-device link (`rename` between file systems).
+    pub const EXDEV: Errno = Errno(18);
+    /// Not a directory (a path component, `O_DIRECTORY`, `rmdir` of a file).
+    pub const ENOTDIR: Errno = Errno(20);
+    /// Is a directory (`unlink`, `read`, or opening one for writing).
+    pub const EISDIR: Errno = Errno(21);
+    /// Too many open files in this process.
+    pub const EMFILE: Errno = Errno(24);
+    /// File too large.
+    pub const EFBIG: Errno = Errno(27);
+    /// No space left on the file system.
+    pub const ENOSPC: Errno = Errno(28);
+    /// Illegal seek (`lseek` on a pipe or the console).
+    pub const ESPIPE: Errno = Errno(29);
+    /// Broken pipe: a write to a pipe nobody can read.
+    pub const EPIPE: Errno = Errno(32);
+    /// Result too large (`getcwd` into a buffer too small).
+    pub const ERANGE: Errno = Errno(34);
+    /// File name too long.
+    pub const ENAMETOOLONG: Errno = Errno(36);
+    /// Directory not empty.
+    pub const ENOTEMPTY: Errno = Errno(39);
     /// No such process.
     pub const ESRCH: Errno = Errno(3);
     /// Input/output error; also the `audit` syscall's answer when the kernel's
@@ -248,6 +453,20 @@ impl Errno {
     pub const fn name(self) -> Option<&'static str> {
         Some(match self {
             Errno::EPERM => "EPERM",
+            Errno::ENOENT => "ENOENT",
+            Errno::EINTR => "EINTR",
+            Errno::EBUSY => "EBUSY",
+            Errno::EXDEV => "EXDEV",
+            Errno::ENOTDIR => "ENOTDIR",
+            Errno::EISDIR => "EISDIR",
+            Errno::EMFILE => "EMFILE",
+            Errno::EFBIG => "EFBIG",
+            Errno::ENOSPC => "ENOSPC",
+            Errno::ESPIPE => "ESPIPE",
+            Errno::EPIPE => "EPIPE",
+            Errno::ERANGE => "ERANGE",
+            Errno::ENAMETOOLONG => "ENAMETOOLONG",
+            Errno::ENOTEMPTY => "ENOTEMPTY",
             Errno::ESRCH => "ESRCH",
             Errno::EIO => "EIO",
             Errno::ECHILD => "ECHILD",
@@ -421,6 +640,16 @@ mod tests {
         for status in [WaitStatus::Exited(0), WaitStatus::Exited(101), WaitStatus::Killed(SIGKILL)] {
             assert_eq!(WaitStatus::from_raw(status.to_raw()), status);
         }
+    }
+
+    #[test]
+    fn stat_and_dirent64_have_linux_x86_64_offsets() {
+        assert_eq!(core::mem::offset_of!(Stat, st_mode), 24);
+        assert_eq!(core::mem::offset_of!(Stat, st_size), 48);
+        assert_eq!(core::mem::offset_of!(Stat, st_blocks), 64);
+        assert_eq!(core::mem::offset_of!(Stat, st_mtime), 88);
+        assert_eq!(core::mem::offset_of!(Dirent64, d_reclen), 16);
+        assert_eq!(core::mem::offset_of!(Dirent64, d_type), 18);
     }
 
     #[test]

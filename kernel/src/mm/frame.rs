@@ -515,6 +515,13 @@ impl OwnedFrames {
         Ok(Self { start: alloc_zeroed(order, FrameState::Kernel)?, order })
     }
 
+    /// Allocates a zeroed block of `2^order` kernel frames leaving the free frames of
+    /// `reserve` alone: file data and pipe buffers leave the user reserve
+    /// (`Reserve::User`), so that they fail (ENOSPC/ENOMEM) before the heap runs dry.
+    pub fn new_zeroed_leaving(order: Order, reserve: Reserve) -> Result<Self, AllocError> {
+        Ok(Self { start: alloc_zeroed_leaving(order, FrameState::Kernel, reserve)?, order })
+    }
+
     /// Returns the first frame.
     pub fn start(&self) -> Frame {
         self.start

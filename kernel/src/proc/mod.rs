@@ -8,6 +8,8 @@
 //! | [`exec`] | builds an address space from an ELF image: one VMA per segment, a stack VMA |
 //! | [`syscall`] | `syscall` entry (MSRs, assembly), dispatch, the handlers |
 //! | [`trap`] | page faults and other exceptions, from the dispatcher: resolve, kill the process, EFAULT, or panic |
+//! | [`fd_syscall`] | file syscalls on fds: read, write, close, lseek, fstat, getdents64, dup, pipe, ... |
+//! | [`path_syscall`] | file syscalls on paths: open, openat, stat, unlink, mkdir, rename, chdir, getcwd, ... |
 //! | [`uaccess`] | `copy_from_user` / `copy_to_user`: a bad pointer is `EFAULT`, not a crash |
 //! | [`vm_rw`] | `process_vm_readv`/`process_vm_writev`: another process's memory, by its page tables |
 //!
@@ -15,6 +17,8 @@
 //! for them (it is also the idle task: it halts when nothing else can run).
 
 pub mod exec;
+pub mod fd_syscall;
+pub mod path_syscall;
 pub mod sched;
 pub mod syscall;
 pub mod task;

@@ -119,6 +119,21 @@ pub fn wake_if_waiting(pid: Pid) {
     }
 }
 
+/// Wakes `pid` if it sleeps on a wait queue (a kill: the waiter re-checks its
+/// condition, sees that it was killed and gives up; a waiter that cannot give up
+/// goes back to sleep).
+pub fn wake_if_sleeping(pid: Pid) {
+    let mut tasks = TASKS.lock();
+    if let Some(task) = tasks.get_mut(&pid)
+        && task.state == TaskState::Sleeping
+    {
+        task.state = TaskState::Runnable;
+        task.wait_key = 0;
+        drop(tasks);
+        make_runnable(pid);
+    }
+}
+
 /// Tickets for waiters: the order in which they started waiting.
 static NEXT_WAIT_TICKET: AtomicU64 = AtomicU64::new(1);
 

@@ -20,7 +20,8 @@ use abi::{Errno, MemStat, WaitStatus, madv, map, nr, prot};
 use x86_64::registers::model_specific::{Efer, EferFlags, Msr};
 
 use super::task::{self, Pid};
-use super::uaccess::{copy_from_user, copy_to_user};
+use super::{fd_syscall, path_syscall};
+use super::uaccess::copy_to_user;
 use super::sched;
 use crate::arch::gdt;
 use crate::arch::trap::{SYSCALL_VECTOR, SYSRET_MARK, TrapFrame};
@@ -152,6 +153,28 @@ fn call(frame: &mut TrapFrame) -> Result<u64, Errno> {
         nr::PROCESS_VM_WRITEV => super::vm_rw::sys_process_vm_rw(args, super::vm_rw::Direction::ToTarget),
         nr::ARGS => sys_args(args[0], args[1]),
         nr::AUDIT => sys_audit(args[0]),
+        // Files (fs/, proc/fd_syscall.rs, proc/path_syscall.rs); `write` is above.
+        nr::READ => fd_syscall::sys_read(args[0], args[1], args[2]),
+        nr::CLOSE => fd_syscall::sys_close(args[0]),
+        nr::LSEEK => fd_syscall::sys_lseek(args[0], args[1], args[2]),
+        nr::FSTAT => fd_syscall::sys_fstat(args[0], args[1]),
+        nr::GETDENTS64 => fd_syscall::sys_getdents64(args[0], args[1], args[2]),
+        nr::FTRUNCATE => fd_syscall::sys_ftruncate(args[0], args[1]),
+        nr::FSYNC => fd_syscall::sys_fsync(args[0]),
+        nr::DUP => fd_syscall::sys_dup(args[0]),
+        nr::DUP2 => fd_syscall::sys_dup2(args[0], args[1]),
+        nr::PIPE => fd_syscall::sys_pipe2(args[0], 0),
+        nr::PIPE2 => fd_syscall::sys_pipe2(args[0], args[1]),
+        nr::OPEN => path_syscall::sys_open(args[0], args[1], args[2]),
+        nr::OPENAT => path_syscall::sys_openat(args[0], args[1], args[2], args[3]),
+        nr::STAT => path_syscall::sys_stat(args[0], args[1]),
+        nr::NEWFSTATAT => path_syscall::sys_newfstatat(args[0], args[1], args[2], args[3]),
+        nr::UNLINK => path_syscall::sys_unlink(args[0]),
+        nr::MKDIR => path_syscall::sys_mkdir(args[0], args[1]),
+        nr::RMDIR => path_syscall::sys_rmdir(args[0]),
+        nr::RENAME => path_syscall::sys_rename(args[0], args[1]),
+        nr::CHDIR => path_syscall::sys_chdir(args[0]),
+        nr::GETCWD => path_syscall::sys_getcwd(args[0], args[1]),
         _ => Err(Errno::ENOSYS),
     }
 }
@@ -187,21 +210,9 @@ fn with_space(f: impl FnOnce(&mut crate::mm::addr_space::AddressSpace) -> Result
     f(&mut space).map_err(errno_of)
 }
 
+/// write(2): to whatever the fd is open on (the console, a file, a pipe).
 fn sys_write(fd: u64, buf: u64, len: u64) -> Result<u64, Errno> {
-    if fd != 1 && fd != 2 {
-        return Err(Errno(9)); // EBADF
-    }
-    let mut chunk = [0u8; 256];
-    let mut done = 0u64;
-    while done < len {
-        let n = (len - done).min(chunk.len() as u64) as usize;
-        if let Err(e) = copy_from_user(&mut chunk[..n], buf.wrapping_add(done)) {
-            return if done == 0 { Err(e) } else { Ok(done) };
-        }
-        crate::print!("{}", alloc::string::String::from_utf8_lossy(&chunk[..n]));
-        done += n as u64;
-    }
-    Ok(done)
+    fd_syscall::sys_write(fd, buf, len)
 }
 
 /// mmap, with Linux's argument checks for anonymous memory, in Linux's order: an
@@ -274,9 +285,13 @@ fn sys_fork(frame: &TrapFrame) -> Result<u64, Errno> {
     let child_space = fault::retry::fork_retrying(&space).map_err(errno_of)?;
     let mut child_frame = frame.clone();
     child_frame.rax = 0; // fork returns 0 in the child
-    let (name, args) =
-        task::TASKS.lock().get(&parent).map(|t| (t.name.clone(), t.args.clone())).unwrap_or_default();
-    task::create_user_task(&name, &args, parent, child_space, &child_frame).map_err(|_| Errno::ENOMEM)
+    let (name, args, files) = {
+        let tasks = task::TASKS.lock();
+        let parent_task = tasks.get(&parent).ok_or(Errno::EPERM)?;
+        (parent_task.name.clone(), parent_task.args.clone(), parent_task.files.as_ref().ok_or(Errno::EPERM)?.try_clone()?)
+    };
+    // The child shares the parent's open files (offsets included) and its cwd.
+    task::create_user_task_with_files(&name, &args, parent, child_space, &child_frame, files).map_err(|_| Errno::ENOMEM)
 }
 
 fn sys_wait4(pid: i64, status: u64, options: u64, rusage: u64) -> Result<u64, Errno> {

@@ -25,6 +25,7 @@ pub use abi::WaitStatus;
 
 use super::sched;
 use crate::arch::trap::TrapFrame;
+use crate::fs::file::FdTable;
 use crate::mm::addr_space::AddressSpace;
 use crate::mm::rmap::SpaceRef;
 use crate::mm::kstack::KernelStack;
@@ -81,6 +82,8 @@ pub struct Task {
     pub wait_ticket: u64,
     /// The timer tick at which a timed sleep ends if nobody woke it (0: untimed).
     pub wake_at_tick: u64,
+    /// Its open files and current directory, for user processes (see `fs::file`).
+    pub files: Option<FdTable>,
 }
 
 impl Task {
@@ -110,6 +113,7 @@ pub fn init() {
         wait_key: 0,
         wait_ticket: 0,
         wake_at_tick: 0,
+        files: None,
     };
     TASKS.lock().insert(0, Box::new(idle));
 }
@@ -117,6 +121,14 @@ pub fn init() {
 /// Returns the running task's pid.
 pub fn current_pid() -> Pid {
     sched::current()
+}
+
+/// Runs `f` on the running process's fd table (EBADF for a kernel task, which has
+/// none), with the task table locked: `f` must be short and must not sleep.
+pub fn with_files<R>(f: impl FnOnce(&mut FdTable) -> Result<R, abi::Errno>) -> Result<R, abi::Errno> {
+    let mut tasks = TASKS.lock();
+    let files = tasks.get_mut(&sched::current()).and_then(|t| t.files.as_mut()).ok_or(abi::Errno::EBADF)?;
+    f(files)
 }
 
 /// Returns the running task's address space, if it is a user process.
@@ -153,13 +165,26 @@ fn prepare_stack(stack: &KernelStack, frame: &TrapFrame) -> u64 {
 }
 
 /// Adds a new runnable user task whose first instructions are described by `frame`;
-/// `args` is what its `args` syscall will return.
+/// `args` is what its `args` syscall will return. It starts with the console on
+/// fds 0, 1, 2 and the root as its cwd.
 pub fn create_user_task(
     name: &str,
     args: &str,
     parent: Pid,
     space: SpaceRef,
     frame: &TrapFrame,
+) -> Result<Pid, SpawnError> {
+    create_user_task_with_files(name, args, parent, space, frame, FdTable::new_console())
+}
+
+/// [`create_user_task`] with the open files `files` (fork: a copy of the parent's).
+pub fn create_user_task_with_files(
+    name: &str,
+    args: &str,
+    parent: Pid,
+    space: SpaceRef,
+    frame: &TrapFrame,
+    files: FdTable,
 ) -> Result<Pid, SpawnError> {
     let kstack = KernelStack::new(KERNEL_STACK_PAGES, "task kernel").map_err(|_| SpawnError::OutOfMemory)?;
     let saved_rsp = prepare_stack(&kstack, frame);
@@ -178,6 +203,7 @@ pub fn create_user_task(
         wait_key: 0,
         wait_ticket: 0,
         wake_at_tick: 0,
+        files: Some(files),
     };
     TASKS.lock().insert(pid, Box::new(task));
     sched::make_runnable(pid);
@@ -203,19 +229,21 @@ pub fn exit_current(status: WaitStatus) -> ! {
     assert_ne!(pid, 0, "exit_current: task 0 cannot exit");
     // Leave the address space before dropping it: CR3 must not name freed tables.
     sched::load_kernel_tables();
-    let (space, parent) = {
+    let (space, files, parent) = {
         let mut tasks = TASKS.lock();
         let task = tasks.get_mut(&pid).expect("exit_current: no current task");
         task.state = TaskState::Zombie(status);
         let parent = task.parent;
         let space = task.space.take();
+        let files = task.files.take();
         // Orphans go to the reaper, which reaps them when they exit.
         let adopter = orphan_adopter();
         for child in tasks.values_mut().filter(|t| t.parent == pid && !t.is_daemon) {
             child.parent = adopter;
         }
-        (space, parent)
+        (space, files, parent)
     };
+    drop(files); // closes every fd: a pipe end closed wakes the other end
     drop(space); // the last reference: every frame, table and VMA goes back
     crate::mm::swap::kick_wiper(); // its swap slots are free now: wipe them
     sched::wake_if_waiting(parent);
@@ -252,6 +280,7 @@ pub fn kill(pid: Pid, reason: core::fmt::Arguments) -> bool {
     crate::println!("pid {pid} ({name}) killed: {reason}");
     super::trap::NR_KILLED.fetch_add(1, Ordering::Relaxed);
     sched::wake_if_waiting(pid);
+    sched::wake_if_sleeping(pid); // a pipe reader or writer gives up its wait (EINTR)
     true
 }
 
@@ -407,6 +436,7 @@ pub fn spawn_daemon(name: &str, entry: extern "C" fn() -> !) -> Result<Pid, Spaw
         wait_key: 0,
         wait_ticket: 0,
         wake_at_tick: 0,
+        files: None,
     };
     TASKS.lock().insert(pid, Box::new(task));
     sched::make_runnable(pid);

@@ -50,6 +50,11 @@ impl<T> Mutex<T> {
         self.try_acquire().then_some(MutexGuard { mutex: self })
     }
 
+    /// Returns the value of a mutex nobody else can reach (`&mut self`): no locking.
+    pub fn get_mut(&mut self) -> &mut T {
+        self.value.get_mut()
+    }
+
     /// Returns true if some task holds the lock.
     pub fn is_locked(&self) -> bool {
         self.is_locked.load(Ordering::Relaxed)

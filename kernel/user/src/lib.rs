@@ -18,6 +18,7 @@
 //! |---|---|
 //! | [`syscall`] | `syscall0`..`syscall6`: the raw `syscall` instruction (the only `unsafe` asm) |
 //! | [`sys`] | wrappers returning `Result<_, Errno>`: `write`, `exit`, `fork`, `wait`, `mmap`, ... |
+//! | [`fs`] | the file syscalls: `open`, `read`, `close`, `lseek`, `stat`, `getdents64`, `pipe`, `dup2`, ... |
 //! | [`mod@print`] | the console behind [`print!`]/[`println!`]: one `write` per line |
 //! | [`pattern`] | page patterns from (seed, address), to fill and verify memory |
 //! | [`linux`] | when the same program runs on Linux: reading `/proc/vmstat` |
@@ -30,13 +31,14 @@
 //! its stack VMA and nothing else set up; `_start` aligns the stack and calls `main`.
 #![no_std]
 
+pub mod fs;
 pub mod linux;
 pub mod pattern;
 pub mod print;
 pub mod sys;
 pub mod syscall;
 
-pub use abi::{Errno, IoVec, MemStat, PAGE_SIZE, SIGKILL, WaitStatus, madv, map, nr, prot};
+pub use abi::{Errno, IoVec, MemStat, PAGE_SIZE, SIGKILL, Stat, WaitStatus, madv, map, nr, prot};
 pub use sys::*;
 
 /// The exit code of a program that panicked (Rust's test harness uses 101 too).

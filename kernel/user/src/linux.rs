@@ -5,7 +5,8 @@
 //! and on Linux. The swap benchmark relies on that: `cargo run --release --
 //! --linux-peer` boots a Linux guest with the `swapload` program in its initramfs.
 //! There `memstat` does not exist (`ENOSYS`), and the program reads `/proc/vmstat`
-//! instead, with the calls below; on this kernel `read_file` answers `ENOSYS`. The
+//! instead, with the calls below; on this kernel there is no `/proc` and `read_file`
+//! answers `ENOENT`. The
 //! fault-path benchmark `bench` does the same (`--linux-peer=bench`): free memory
 //! from `/proc/meminfo`, its resident pages from `/proc/self/statm`, its minor
 //! faults from `/proc/self/stat`.

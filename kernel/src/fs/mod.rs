@@ -1,0 +1,218 @@
+//! Files: a small VFS. File systems implement [`Inode`]; the rest of the kernel
+//! sees only `Arc<dyn Inode>` ([`InodeRef`]), paths and open files.
+//!
+//! ```text
+//!  syscalls (proc/fd_syscall.rs, proc/path_syscall.rs)
+//!     │ fd ──> FdTable (per process) ──> Arc<OpenFile> (offset, flags; shared by dup/fork)
+//!     │                                     ├── Console        (fds 0, 1, 2)
+//!     │                                     ├── Inode(InodeRef) (a file or directory)
+//!     │                                     └── PipeRead/PipeWrite(Arc<Pipe>)
+//!     │ path ──> path::resolve (from the root or the cwd, `.` and `..`) ──> InodeRef
+//!     v
+//!  trait Inode: lookup, create, mkdir, unlink, rmdir, rename, read_at, write_at,
+//!               truncate, getdents, stat       <── tmpfs (today), ext2 (later)
+//! ```
+//!
+//! | module | what it does |
+//! |---|---|
+//! | [`tmpfs`] | the root file system: directories and files in memory (pages from the frame allocator) |
+//! | [`path`] | path lookup, the parent of a path, the path of a directory (`getcwd`) |
+//! | [`file`] | open files ([`file::OpenFile`]) and the per-process fd table ([`file::FdTable`]) |
+//! | [`pipe`] | pipes: a one-page ring buffer, readers and writers sleeping on wait queues |
+//!
+//! One file system is mounted, at `/`: [`init`] mounts a tmpfs there. A second file
+//! system (ext2 on the root disk) would implement [`Inode`] the same way and be
+//! mounted in its place; nothing above this trait knows which one answers.
+//!
+//! Lock order: a file's offset lock (`OpenFile`), then the file system's own locks
+//! (tmpfs: its rename lock, then a directory's lock, then a file's data lock); all
+//! are sleeping [`crate::sync::Mutex`]es, never taken under an `IrqMutex`.
+
+use alloc::sync::Arc;
+use core::any::Any;
+
+use abi::Errno;
+
+pub mod file;
+pub mod path;
+pub mod pipe;
+pub mod tmpfs;
+
+/// A reference to an inode of any file system.
+pub type InodeRef = Arc<dyn Inode>;
+
+/// What an inode is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileKind {
+    /// A regular file: bytes at offsets.
+    Regular,
+    /// A directory: names of other inodes.
+    Directory,
+}
+
+/// Why a file-system operation failed; each maps to one Linux errno ([`FsError::errno`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FsError {
+    /// No such entry (ENOENT).
+    NotFound,
+    /// The name exists already (EEXIST).
+    Exists,
+    /// A directory was needed (ENOTDIR).
+    NotDirectory,
+    /// A directory is not allowed here (EISDIR).
+    IsDirectory,
+    /// The directory still has entries (ENOTEMPTY).
+    NotEmpty,
+    /// The file system is full (ENOSPC).
+    NoSpace,
+    /// No memory for the kernel's own bookkeeping (ENOMEM).
+    NoMemory,
+    /// A bad argument, such as moving a directory into itself (EINVAL).
+    Invalid,
+    /// A name longer than `NAME_MAX` or a path longer than `PATH_MAX` (ENAMETOOLONG).
+    NameTooLong,
+    /// The two paths are on different file systems (EXDEV).
+    CrossDevice,
+    /// The root cannot be removed or renamed (EBUSY).
+    Busy,
+    /// An offset or size beyond what a file can have (EFBIG).
+    TooBig,
+    /// The device failed (EIO).
+    Io,
+}
+
+impl FsError {
+    /// Returns the errno Linux reports for this error.
+    pub fn errno(self) -> Errno {
+        match self {
+            FsError::NotFound => Errno::ENOENT,
+            FsError::Exists => Errno::EEXIST,
+            FsError::NotDirectory => Errno::ENOTDIR,
+            FsError::IsDirectory => Errno::EISDIR,
+            FsError::NotEmpty => Errno::ENOTEMPTY,
+            FsError::NoSpace => Errno::ENOSPC,
+            FsError::NoMemory => Errno::ENOMEM,
+            FsError::Invalid => Errno::EINVAL,
+            FsError::NameTooLong => Errno::ENAMETOOLONG,
+            FsError::CrossDevice => Errno::EXDEV,
+            FsError::Busy => Errno::EBUSY,
+            FsError::TooBig => Errno::EFBIG,
+            FsError::Io => Errno::EIO,
+        }
+    }
+}
+
+impl From<FsError> for Errno {
+    fn from(e: FsError) -> Errno {
+        e.errno()
+    }
+}
+
+/// What `stat` reports about an inode (the kernel's side of `abi::Stat`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct InodeStat {
+    /// The file system's device number.
+    pub dev: u64,
+    /// The inode number, unique within its file system.
+    pub ino: u64,
+    /// `S_IF*` type bits and permission bits.
+    pub mode: u32,
+    /// Names that lead to it (0 once unlinked while open).
+    pub nlink: u64,
+    /// Size in bytes (for a directory: its entries, as the file system counts).
+    pub size: u64,
+    /// 512-byte blocks of storage it holds.
+    pub blocks: u64,
+    /// Last modification, in milliseconds since boot (there is no wall clock).
+    pub mtime_ms: u64,
+}
+
+/// One entry of a directory, as [`Inode::getdents`] reports it.
+#[derive(Clone, Copy, Debug)]
+pub struct DirEntry<'a> {
+    /// Its name.
+    pub name: &'a str,
+    /// Its inode number.
+    pub ino: u64,
+    /// What it is.
+    pub kind: FileKind,
+}
+
+/// An inode: a file or a directory of some file system.
+///
+/// Directory operations take plain names (no `/`, never `.` or `..` except in
+/// [`Inode::lookup`]); the VFS splits paths. Operations that make no sense for the
+/// inode's kind fail: a directory operation on a file with `NotDirectory`, a data
+/// operation on a directory with `IsDirectory`.
+pub trait Inode: Send + Sync {
+    /// Returns its stat data.
+    fn stat(&self) -> InodeStat;
+
+    /// Returns what it is.
+    fn kind(&self) -> FileKind;
+
+    /// Returns the inode `name` names in this directory (`.` itself, `..` its parent;
+    /// the root's parent is the root).
+    fn lookup(&self, name: &str) -> Result<InodeRef, FsError>;
+
+    /// Creates an empty regular file `name` with permission bits `perm`.
+    fn create(&self, name: &str, perm: u32) -> Result<InodeRef, FsError>;
+
+    /// Creates an empty directory `name` with permission bits `perm`.
+    fn mkdir(&self, name: &str, perm: u32) -> Result<InodeRef, FsError>;
+
+    /// Removes the entry `name`, which must not be a directory. An open file lives
+    /// on until its last reference goes.
+    fn unlink(&self, name: &str) -> Result<(), FsError>;
+
+    /// Removes the empty directory `name`.
+    fn rmdir(&self, name: &str) -> Result<(), FsError>;
+
+    /// Moves entry `old_name` of this directory to `new_name` in `new_dir` (of the
+    /// same file system, else `CrossDevice`), replacing what is there as Linux's
+    /// rename(2) allows.
+    fn rename(&self, old_name: &str, new_dir: &InodeRef, new_name: &str) -> Result<(), FsError>;
+
+    /// Copies bytes from `offset` into `buf`; returns how many (0 at or past the end).
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, FsError>;
+
+    /// Copies `buf` to `offset`, growing the file if needed; returns how many bytes
+    /// were written (fewer than asked only when the file system filled up after
+    /// some were).
+    fn write_at(&self, offset: u64, buf: &[u8]) -> Result<usize, FsError>;
+
+    /// Writes `buf` at the end of the file, atomically with respect to other
+    /// appends; returns the bytes written and the new end.
+    fn append(&self, buf: &[u8]) -> Result<(usize, u64), FsError>;
+
+    /// Sets the size to `size`: cuts the data beyond, or adds a hole that reads as zeros.
+    fn truncate(&self, size: u64) -> Result<(), FsError>;
+
+    /// Reports directory entries from position `pos` on (0 = the start, `.` and `..`
+    /// included) to `emit`, until `emit` returns false (no room) or the directory
+    /// ends; returns the position after the last entry `emit` accepted.
+    fn getdents(&self, pos: u64, emit: &mut dyn FnMut(DirEntry<'_>) -> bool) -> Result<u64, FsError>;
+
+    /// Writes its data and metadata to the device (nothing to do in memory).
+    fn sync(&self) -> Result<(), FsError>;
+
+    /// Returns itself as `Any`, so that a file system can recognise its own inodes
+    /// (`rename` between two of its directories).
+    fn as_any(&self) -> &dyn Any;
+}
+
+/// The root of the mounted file system.
+static ROOT: spin::Once<InodeRef> = spin::Once::new();
+
+/// Mounts a fresh tmpfs at `/`. Called once at boot, after the heap is up.
+pub fn init() {
+    ROOT.call_once(|| tmpfs::TmpFs::new_root());
+}
+
+/// Returns the root directory.
+///
+/// # Panics
+/// If [`init`] has not run (a boot-order bug).
+pub fn root() -> InodeRef {
+    ROOT.get().expect("fs::root: no file system mounted").clone()
+}
