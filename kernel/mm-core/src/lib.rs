@@ -11,6 +11,7 @@
 //! | [`anon`] | fork families (`FamilyTable`) and the `FamilyPage` a mapped user frame records: the reverse map |
 //! | [`buddy`] | `BuddyAllocator`: free lists of 2^order-frame blocks, split and merge |
 //! | [`elf`] | `parse`: an ELF64 executable's entry point and `LoadSegment`s, checked |
+//! | [`initial_stack`] | `build`: a new program's argc, argv, envp and auxiliary vector (`InitialStack`), and `parse` |
 //! | [`fail_inject`] | `FailPlan`: which allocations fault injection fails (every Nth, or P % seeded) |
 //! | [`frame_table`] | `FrameDesc` (one per physical frame), `FrameState`, `FrameFlags` |
 //! | [`kmalloc`] | `Kmalloc`: twelve size classes (8..4096 bytes) of slab caches, `size_class_for` |
@@ -37,6 +38,7 @@ pub mod anon;
 pub mod buddy;
 pub mod elf;
 pub mod fail_inject;
+pub mod initial_stack;
 pub mod frame_table;
 pub mod kmalloc;
 pub mod pagetable;
