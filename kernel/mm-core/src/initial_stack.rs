@@ -336,7 +336,7 @@ mod tests {
         assert_eq!(parsed.aux(at::UID), parsed.aux(at::EUID));
         // the vector ends ..., AT_EXECFN, AT_PLATFORM, AT_NULL in memory
         let words: Vec<u64> =
-            stack.bytes.chunks_exact(8).map(|w| u64::from_le_bytes(w.try_into().unwrap())).collect();
+            stack.bytes.as_chunks::<8>().0.iter().map(|w| u64::from_le_bytes(*w)).collect();
         let execfn_pair = words.windows(2).position(|w| w == [at::EXECFN, parsed.aux(at::EXECFN).unwrap()]).unwrap();
         assert_eq!(words[execfn_pair + 2], at::PLATFORM);
         assert_eq!(words[execfn_pair + 4..execfn_pair + 6], [at::NULL, 0]);
