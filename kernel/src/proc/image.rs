@@ -13,9 +13,9 @@ use crate::sync::IrqMutex;
 
 static IMAGES: IrqMutex<Vec<&'static [u8]>> = IrqMutex::new(Vec::new());
 
-/// Reserves room for the images of every embedded program (three segments each).
+/// Reserves room for the images of every embedded program (four segments each).
 pub fn init() {
-    IMAGES.lock().reserve(3 * crate::user_programs::PROGRAMS.len());
+    IMAGES.lock().reserve(4 * crate::user_programs::all().count());
 }
 
 /// Registers `bytes` (or finds it registered already) and returns its id.

@@ -124,7 +124,8 @@ pub extern "C" fn dispatch(frame: &mut TrapFrame) {
         nr::PROCESS_VM_WRITEV => super::vm_rw::sys_process_vm_rw(args, super::vm_rw::Direction::ToTarget),
         nr::ARGS => sys_args(args[0], args[1]),
         nr::AUDIT => sys_audit(args[0]),
-        _ => Err(Errno::ENOSYS),
+        // What a C library (musl) calls on its own, and the ENOSYS line: syscall_libc.rs.
+        other => super::syscall_libc::dispatch(other, args).unwrap_or_else(|| super::syscall_libc::unknown(other)),
     };
     frame.rax = match result {
         Ok(value) => value,
@@ -170,7 +171,9 @@ fn with_space(f: impl FnOnce(&mut crate::mm::addr_space::AddressSpace) -> Result
     f(&mut space).map_err(errno_of)
 }
 
-fn sys_write(fd: u64, buf: u64, len: u64) -> Result<u64, Errno> {
+/// `write`: fds 1 and 2 are the console; anything else is `EBADF` (checked before
+/// the buffer, so `sys_write(fd, 0, 0)` is the fd check `writev` makes first).
+pub(super) fn sys_write(fd: u64, buf: u64, len: u64) -> Result<u64, Errno> {
     if fd != 1 && fd != 2 {
         return Err(Errno(9)); // EBADF
     }
@@ -288,7 +291,9 @@ fn sys_fork(frame: &TrapFrame) -> Result<u64, Errno> {
     child_frame.rax = 0; // fork returns 0 in the child
     let (name, args) =
         task::TASKS.lock().get(&parent).map(|t| (t.name.clone(), t.args.clone())).unwrap_or_default();
-    task::create_user_task(&name, &args, parent, child_space, &child_frame).map_err(|_| Errno::ENOMEM)
+    // The child's FS/GS bases and x87/SSE registers are the parent's, as the CPU holds them now.
+    let user_state = crate::arch::user_state::UserState::capture();
+    task::create_user_task(&name, &args, parent, child_space, &child_frame, user_state).map_err(|_| Errno::ENOMEM)
 }
 
 fn sys_wait4(pid: i64, status: u64, options: u64, rusage: u64) -> Result<u64, Errno> {

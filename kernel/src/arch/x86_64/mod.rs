@@ -12,6 +12,7 @@
 //! | [`extable`] | fixups: instructions allowed to fault (probes, user copies) |
 //! | [`fw_cfg`] | QEMU's fw_cfg device: the kernel command line |
 //! | [`timer`] | 8259 PIC and the PIT at 100 Hz: the tick |
+//! | [`user_state`] | a user task's FS/GS bases (`arch_prctl`) and x87/SSE registers, switched per task |
 //! | [`qemu`] | leaving QEMU with an exit code through `isa-debug-exit` |
 
 pub mod cpu;
@@ -25,6 +26,7 @@ pub mod stack_guard;
 pub mod timer;
 pub mod tlb;
 pub mod trap;
+pub mod user_state;
 
 /// Sets up descriptor tables, the trap table and the timer, then enables interrupts.
 ///
@@ -34,6 +36,7 @@ pub fn init(boot_stack_bottom: u64) {
     stack_guard::register(boot_stack_bottom - 4096, boot_stack_bottom, "boot");
     gdt::init();
     idt::init();
+    user_state::enable_sse();
     timer::init();
     ::x86_64::instructions::interrupts::enable();
 }
