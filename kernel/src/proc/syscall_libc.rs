@@ -21,42 +21,12 @@
 //! No signal is ever delivered yet: the mask is state that `fork` inherits and
 //! `rt_sigprocmask` reports, and a fault still kills with `SIGKILL`.
 
-use abi::Errno;
+use abi::{Errno, nr};
 
 use super::task;
 use super::uaccess::{copy_from_user, copy_to_user};
 use crate::arch::user_state::{self, SegmentBase};
 use crate::mm::{frame, swap};
-
-/// Syscall numbers (Linux x86-64, `asm/unistd_64.h`).
-pub mod nr {
-    /// `rt_sigprocmask(how, set, oldset, sigsetsize)`.
-    pub const RT_SIGPROCMASK: u64 = 14;
-    /// `ioctl(fd, request, arg)`.
-    pub const IOCTL: u64 = 16;
-    /// `writev(fd, iov, iovcnt)`.
-    pub const WRITEV: u64 = 20;
-    /// `sysinfo(info)`.
-    pub const SYSINFO: u64 = 99;
-    /// `getuid()`.
-    pub const GETUID: u64 = 102;
-    /// `getgid()`.
-    pub const GETGID: u64 = 104;
-    /// `geteuid()`.
-    pub const GETEUID: u64 = 107;
-    /// `getegid()`.
-    pub const GETEGID: u64 = 108;
-    /// `getppid()`.
-    pub const GETPPID: u64 = 110;
-    /// `arch_prctl(code, addr)`.
-    pub const ARCH_PRCTL: u64 = 158;
-    /// `gettid()`.
-    pub const GETTID: u64 = 186;
-    /// `set_tid_address(tidptr)`.
-    pub const SET_TID_ADDRESS: u64 = 218;
-    /// `exit_group(code)`.
-    pub const EXIT_GROUP: u64 = 231;
-}
 
 /// `arch_prctl` codes (Linux's `asm/prctl.h`).
 const ARCH_SET_GS: u64 = 0x1001;
@@ -70,9 +40,6 @@ const SIG_UNBLOCK: u64 = 1;
 const SIG_SETMASK: u64 = 2;
 /// SIGKILL (9) and SIGSTOP (19) cannot be blocked: Linux drops them from any mask.
 const UNBLOCKABLE: u64 = (1 << (9 - 1)) | (1 << (19 - 1));
-
-/// The errno of an `ioctl` a file does not support.
-const ENOTTY: Errno = Errno(25);
 
 /// The most buffers one `writev` takes (`IOV_MAX`, as Linux's `UIO_MAXIOV`).
 const IOV_MAX: u64 = abi::IOV_MAX;
@@ -153,7 +120,7 @@ fn sys_writev(fd: u64, iov_addr: u64, count: u64) -> Result<u64, Errno> {
 /// asks with `TIOCGWINSZ` to decide whether stdout is line-buffered. Other fds are
 /// not open: `EBADF`.
 fn sys_ioctl(fd: u64) -> Result<u64, Errno> {
-    if fd <= 2 { Err(ENOTTY) } else { Err(Errno::EBADF) }
+    if fd <= 2 { Err(Errno::ENOTTY) } else { Err(Errno::EBADF) }
 }
 
 /// `rt_sigprocmask`: changes and reports the blocked-signal mask. The set size must
