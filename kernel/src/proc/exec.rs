@@ -1,6 +1,6 @@
 //! Loading a program: from ELF file to a ready address space and a first trap frame.
 //!
-//! Nothing is copied at load time. Each loadable segment becomes one VMA backed by
+//! Nothing of the program is copied at load time. Each loadable segment becomes one VMA backed by
 //! the segment's bytes in the embedded file (`image.rs`); the pages arrive on the
 //! first touch through the fault handler, like a file mapping. A stack VMA at the
 //! top of the user half (grows down on faults) and the heap start (just above the
@@ -13,7 +13,7 @@
 //! finds its `PT_TLS` segment through them), the page size, the entry point, 16
 //! random bytes. The kernel writes them into the new space's stack through the
 //! same path as `process_vm_writev` (the stack page is faulted in on the new
-//! process's behalf).
+//! process's behalf): the one page a new process has before it runs.
 //!
 //! The first trap frame sends the task to ring 3 at the ELF entry point with the
 //! stack pointer at argc and interrupts enabled. The other program headers a
