@@ -45,7 +45,7 @@ fn main(boot_info: &'static mut BootInfo) -> ! {
         kernel::println!("no SMAP on this CPU: nothing to test");
         finish_single(NAME, false);
     }
-    let (space, mut frame) = kernel::proc::exec::load("hello").expect("load hello");
+    let (space, mut frame) = kernel::proc::exec::load("hello", "").expect("load hello");
     let selectors = gdt::selectors();
     frame.cs = u64::from(selectors.kernel_code.0);
     frame.ss = u64::from(selectors.kernel_data.0);
@@ -53,7 +53,7 @@ fn main(boot_info: &'static mut BootInfo) -> ! {
     // 16-byte aligned minus the return address a `call` would have pushed.
     frame.rsp = (core::ptr::addr_of!(STRAY_STACK) as u64 + core::mem::size_of::<[u64; 2048]>() as u64) - 8;
     frame.rflags = 0x2; // interrupts off: nothing else runs meanwhile
-    kernel::proc::task::create_user_task("stray", "", 0, space, &frame).expect("create the task");
+    kernel::proc::task::create_user_task("stray", "", 0, space, &frame, kernel::arch::user_state::UserState::initial()).expect("create the task");
     let _ = kernel::proc::wait(None);
     kernel::println!("FAIL: the task ended without a panic");
     finish_single(NAME, false)

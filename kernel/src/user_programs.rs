@@ -12,6 +12,13 @@
 //! To add a program: write `kernel/user/src/bin/<name>.rs`, add a `[[bin]]` entry
 //! to `kernel/user/Cargo.toml` and its name to the list below.
 //!
+//! The C programs ([`C_PROGRAMS`]) are `kernel/user/c/<stem>.c`, built by
+//! `kernel/build.rs` with `musl-gcc -static` into programs named `<stem>_c`
+//! (`hello.c` is `hello_c`); adding the file is all it takes. They are Linux
+//! programs: GNU ld lays out their segments (a data segment need not start on a
+//! page boundary) and musl's startup code reads the initial stack `proc::exec`
+//! builds.
+//!
 //! The bytes are only a file here; `mm_core::elf` parses them and the process code
 //! loads the segments.
 
@@ -49,7 +56,14 @@ user_programs![
     files, dirs, pipes,
 ];
 
+include!(concat!(env!("OUT_DIR"), "/c_programs.rs"));
+
+/// Returns every embedded program: the Rust ones, then the C ones.
+pub fn all() -> impl Iterator<Item = &'static UserProgram> {
+    PROGRAMS.iter().chain(C_PROGRAMS)
+}
+
 /// Returns the ELF file of the program called `name`, if the kernel has one.
 pub fn find(name: &str) -> Option<&'static [u8]> {
-    PROGRAMS.iter().find(|p| p.name == name).map(|p| p.elf)
+    all().find(|p| p.name == name).map(|p| p.elf)
 }

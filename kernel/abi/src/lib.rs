@@ -131,6 +131,35 @@ pub mod nr {
     /// and fills an [`AuditReport`](crate::AuditReport); on a violation it prints it
     /// on the console and returns `EIO`.
     pub const AUDIT: u64 = 1003;
+
+    // What a C library calls on its own (musl's startup, stdio, fork); the kernel
+    // answers them in `proc::syscall_libc`.
+    /// `rt_sigprocmask(how, set, oldset, sigsetsize) -> 0`: the blocked-signal mask.
+    pub const RT_SIGPROCMASK: u64 = 14;
+    /// `ioctl(fd, request, arg)`: the console is no terminal, `ENOTTY`.
+    pub const IOCTL: u64 = 16;
+    /// `writev(fd, iov, iovcnt) -> bytes written`.
+    pub const WRITEV: u64 = 20;
+    /// `sysinfo(*mut struct sysinfo) -> 0`: RAM, swap, uptime, process count.
+    pub const SYSINFO: u64 = 99;
+    /// `getuid() -> 0`.
+    pub const GETUID: u64 = 102;
+    /// `getgid() -> 0`.
+    pub const GETGID: u64 = 104;
+    /// `geteuid() -> 0`.
+    pub const GETEUID: u64 = 107;
+    /// `getegid() -> 0`.
+    pub const GETEGID: u64 = 108;
+    /// `getppid() -> the parent's pid`.
+    pub const GETPPID: u64 = 110;
+    /// `arch_prctl(code, addr)`: set or get the FS/GS base.
+    pub const ARCH_PRCTL: u64 = 158;
+    /// `gettid() -> thread id` (the pid: one thread per process).
+    pub const GETTID: u64 = 186;
+    /// `set_tid_address(tidptr) -> thread id`.
+    pub const SET_TID_ADDRESS: u64 = 218;
+    /// `exit_group(code)`: does not return.
+    pub const EXIT_GROUP: u64 = 231;
 }
 
 /// One buffer of a scatter-gather list (Linux's `struct iovec`).
@@ -418,6 +447,8 @@ impl Errno {
     pub const EAGAIN: Errno = Errno(11);
     /// Out of memory.
     pub const ENOMEM: Errno = Errno(12);
+    /// Not a terminal: an `ioctl` the file does not support.
+    pub const ENOTTY: Errno = Errno(25);
     /// Bad file descriptor.
     pub const EBADF: Errno = Errno(9);
     /// Bad address: a user pointer the kernel could not read or write.
@@ -472,6 +503,7 @@ impl Errno {
             Errno::ECHILD => "ECHILD",
             Errno::EAGAIN => "EAGAIN",
             Errno::ENOMEM => "ENOMEM",
+            Errno::ENOTTY => "ENOTTY",
             Errno::EBADF => "EBADF",
             Errno::EFAULT => "EFAULT",
             Errno::EEXIST => "EEXIST",

@@ -263,6 +263,8 @@ pub struct Executable<'a> {
     entry: u64,
     segments: [LoadSegment; MAX_LOAD_SEGMENTS],
     nr_segments: usize,
+    phoff: u64,
+    phnum: u16,
 }
 
 impl<'a> Executable<'a> {
@@ -274,6 +276,24 @@ impl<'a> Executable<'a> {
     /// Returns the loadable segments, sorted by address, none of them empty.
     pub fn segments(&self) -> &[LoadSegment] {
         &self.segments[..self.nr_segments]
+    }
+
+    /// Returns the number of program headers (`e_phnum`), of every type.
+    pub fn nr_program_headers(&self) -> u16 {
+        self.phnum
+    }
+
+    /// Returns where the program headers are in memory once the segments are
+    /// loaded, or `None` if no loadable segment carries them from the file.
+    ///
+    /// This is the `AT_PHDR` a C runtime reads to find `PT_TLS` (Linux computes it
+    /// the same way: the `PT_LOAD` whose file bytes contain `e_phoff`).
+    pub fn phdr_vaddr(&self) -> Option<u64> {
+        let table_len = u64::from(self.phnum) * PHDR_SIZE as u64;
+        self.segments()
+            .iter()
+            .find(|s| s.file_offset <= self.phoff && self.phoff + table_len <= s.file_offset + s.filesz)
+            .map(|s| s.vaddr + (self.phoff - s.file_offset))
     }
 
     /// Returns the `filesz` bytes of `segment` from the file.
@@ -402,6 +422,8 @@ pub fn parse(bytes: &[u8]) -> Result<Executable<'_>, ElfError> {
         entry: header.entry,
         segments: [LoadSegment::default(); MAX_LOAD_SEGMENTS],
         nr_segments: 0,
+        phoff: header.phoff,
+        phnum: header.phnum,
     };
     for index in 0..header.phnum {
         let offset = header.phoff + u64::from(index) * PHDR_SIZE as u64;

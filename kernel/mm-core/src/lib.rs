@@ -10,6 +10,7 @@
 //! | [`addr`] | `PhysAddr`, `VirtAddr`, `Frame`, `Page`, `Order` |
 //! | [`buddy`] | `BuddyAllocator`: free lists of 2^order-frame blocks, split and merge |
 //! | [`elf`] | `parse`: an ELF64 executable's entry point and `LoadSegment`s, checked |
+//! | [`initial_stack`] | `build`: a new program's argc, argv, envp and auxiliary vector (`InitialStack`), and `parse` |
 //! | [`fail_inject`] | `FailPlan`: which allocations fault injection fails (every Nth, or P % seeded) |
 //! | [`fault`] | the page-fault decision table: `decide` (zero page, COW copy or reuse, swap cache, refuse) |
 //! | [`fault_code`] | `PageFaultCode`: the page-fault error code's bits (present, write, user, fetch, ...)
@@ -42,6 +43,7 @@ pub mod fail_inject;
 pub mod fault;
 pub mod fault_code;
 pub mod fork_family;
+pub mod initial_stack;
 pub mod frame_table;
 pub mod kmalloc;
 pub mod pagetable;

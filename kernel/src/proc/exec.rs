@@ -1,28 +1,49 @@
 //! Loading a program: from ELF file to a ready address space and a first trap frame.
 //!
-//! Nothing is copied at load time. Each loadable segment becomes one VMA backed by
-//! the segment's bytes in the embedded file (a backing object, `mm::backing`); the
-//! pages arrive on the first touch through the fault handler, like a file mapping. A stack VMA at the
+//! Nothing of the program is copied at load time. Each loadable segment becomes one
+//! VMA backed by the segment's bytes in the embedded file (a backing object,
+//! `mm::backing`); the pages arrive on the first touch through the fault handler,
+//! like a file mapping. A stack VMA at the
 //! top of the user half (grows down on faults) and the heap start (just above the
 //! image, for `brk`) complete the space.
 //!
+//! The stack starts with what the System V ABI promises a new program (see
+//! `mm_core::initial_stack` for the picture): argc, argv (the program's name, then
+//! the words of its argument string), envp (Linux's `init` environment,
+//! [`ENVIRONMENT`]) and the auxiliary vector: where the program headers are (musl
+//! finds its `PT_TLS` segment through them), the page size, the entry point, 16
+//! random bytes. The kernel writes them into the new space's stack through the
+//! same path as `process_vm_writev` (the stack page is faulted in on the new
+//! process's behalf): the one page a new process has before it runs.
+//!
 //! The first trap frame sends the task to ring 3 at the ELF entry point with the
-//! stack pointer at the stack top and interrupts enabled.
+//! stack pointer at argc and interrupts enabled. The other program headers a
+//! static C program has need nothing from the loader: `PT_TLS` is set up by the C
+//! library itself, `PT_GNU_STACK` asks for a non-executable stack (every stack is),
+//! `PT_GNU_RELRO` is for the dynamic linker, which static programs do not have.
+
+use alloc::vec::Vec;
 
 use mm_core::elf;
+use mm_core::initial_stack::{self, ExecInfo, StackError};
 
 use super::task::SpawnError;
-use crate::arch::gdt;
+use crate::arch::{cpu, gdt};
 use crate::arch::trap::TrapFrame;
-use crate::mm::{VirtAddr, backing};
+use crate::mm::{PAGE_SIZE, VirtAddr, backing};
 use crate::mm::addr_space::{AddressSpace, Backing, STACK_INITIAL_BYTES, STACK_TOP, Vma, VmFlags, VmProt};
 use crate::mm::rmap::SpaceRef;
 
 /// RFLAGS for a new user task: interrupts enabled (bit 9) and the reserved bit 1.
 const USER_RFLAGS: u64 = 0x202;
 
-/// Builds the address space of program `name` and the frame that starts it.
-pub fn load(name: &str) -> Result<(SpaceRef, TrapFrame), SpawnError> {
+/// The environment every program starts with: what Linux gives `init`
+/// (`envp_init` in `init/main.c`).
+pub const ENVIRONMENT: [&str; 2] = ["HOME=/", "TERM=linux"];
+
+/// Builds the address space of program `name`, started with the argument string
+/// `args` (argv = the name, then the words of `args`), and the frame that starts it.
+pub fn load(name: &str, args: &str) -> Result<(SpaceRef, TrapFrame), SpawnError> {
     let bytes = crate::user_programs::find(name).ok_or(SpawnError::NoSuchProgram)?;
     let exe = elf::parse(bytes).map_err(SpawnError::BadExecutable)?;
     let space_ref = AddressSpace::new().map_err(|_| SpawnError::OutOfMemory)?;
@@ -57,14 +78,48 @@ pub fn load(name: &str) -> Result<(SpaceRef, TrapFrame), SpawnError> {
     );
     space.insert_vma(stack).map_err(|_| SpawnError::OutOfMemory)?;
     drop(space);
+    let sp = push_initial_stack(&space_ref, name, args, &exe)?;
     let selectors = gdt::selectors();
     let frame = TrapFrame {
         rip: exe.entry(),
         cs: u64::from(selectors.user_code.0),
         rflags: USER_RFLAGS,
-        rsp: STACK_TOP,
+        rsp: sp,
         ss: u64::from(selectors.user_data.0),
         ..TrapFrame::default()
     };
     Ok((space_ref, frame))
+}
+
+/// Writes argc, argv, envp and the auxiliary vector at the top of the stack of
+/// `space` (not the running one) and returns the stack pointer to start with.
+fn push_initial_stack(space: &SpaceRef, name: &str, args: &str, exe: &elf::Executable) -> Result<u64, SpawnError> {
+    let argv: Vec<&str> = core::iter::once(name).chain(args.split_whitespace()).collect();
+    let info = ExecInfo {
+        phdr_vaddr: exe.phdr_vaddr().unwrap_or(0),
+        nr_program_headers: u64::from(exe.nr_program_headers()),
+        entry: exe.entry(),
+        hwcap: cpu::hwcap(),
+    };
+    let mut random = [0u8; 16];
+    random[..8].copy_from_slice(&cpu::random_u64().to_le_bytes());
+    random[8..].copy_from_slice(&cpu::random_u64().to_le_bytes());
+    let stack = initial_stack::build(STACK_TOP, STACK_INITIAL_BYTES, &argv, &ENVIRONMENT, &info, random)
+        .map_err(|e| match e {
+            StackError::TooBig { .. } | StackError::NulInString => SpawnError::ArgumentsTooLong,
+        })?;
+    // Page by page: the remote write works within one page.
+    let mut addr = stack.sp;
+    for chunk in split_at_pages(stack.sp, &stack.bytes) {
+        super::vm_rw::write_remote(space, addr, chunk).map_err(|_| SpawnError::OutOfMemory)?;
+        addr += chunk.len() as u64;
+    }
+    Ok(stack.sp)
+}
+
+/// Splits `bytes`, which go to address `start`, at page boundaries.
+fn split_at_pages(start: u64, bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let first = ((PAGE_SIZE - start % PAGE_SIZE) as usize).min(bytes.len());
+    let (head, tail) = bytes.split_at(first);
+    core::iter::once(head).chain(tail.chunks(PAGE_SIZE as usize)).filter(|c| !c.is_empty())
 }

@@ -5,8 +5,9 @@
 //! |---|---|
 //! | [`task`] | `Task` (pid, state, kernel stack, address space), the task table, exit/wait/kill |
 //! | [`sched`] | run queue, `schedule`, `yield_now`, context switch, preemption on the tick |
-//! | [`exec`] | builds an address space from an ELF image: one VMA per segment, a stack VMA |
+//! | [`exec`] | builds an address space from an ELF image: one VMA per segment, a stack VMA with argc/argv/envp/auxv |
 //! | [`syscall`] | `syscall` entry (MSRs, assembly), dispatch, the handlers |
+//! | [`syscall_libc`] | the calls a C library makes on its own: `arch_prctl`, `writev`, `ioctl`, `exit_group`, ... |
 //! | [`trap`] | page faults and other exceptions, from the dispatcher: resolve, kill the process, EFAULT, or panic |
 //! | [`fd_syscall`] | file syscalls on fds: read, write, close, lseek, fstat, getdents64, dup, pipe, ... |
 //! | [`path_syscall`] | file syscalls on paths: open, openat, stat, unlink, mkdir, rename, chdir, getcwd, ... |
@@ -21,6 +22,7 @@ pub mod fd_syscall;
 pub mod path_syscall;
 pub mod sched;
 pub mod syscall;
+pub mod syscall_libc;
 pub mod task;
 pub mod trap;
 pub mod uaccess;
@@ -46,6 +48,6 @@ pub fn init() {
     sched::register_hooks();
     register_mm_hooks();
     // Room for the images of every embedded program (three segments each).
-    crate::mm::backing::reserve(3 * crate::user_programs::PROGRAMS.len());
+    crate::mm::backing::reserve(4 * crate::user_programs::all().count());
     syscall::init();
 }

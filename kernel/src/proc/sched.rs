@@ -11,7 +11,10 @@
 //! `trap_return` and `iretq`s into user mode.
 //!
 //! On every switch: CR3 is loaded with the next task's PML4 (the kernel's for
-//! task 0), TSS.RSP0 and the syscall stack pointer get the next task's kernel stack.
+//! task 0), TSS.RSP0 and the syscall stack pointer get the next task's kernel stack,
+//! and the user state the trap frame does not hold (FS/GS bases: a C program's
+//! thread pointer; x87/SSE registers) is saved in the previous task and loaded from
+//! the next (`arch::user_state`).
 //! Preemption: the timer tick calls [`preempt`] when it interrupted user mode, so
 //! every user task gets one 10 ms tick at a time; kernel code is not preempted.
 
@@ -285,11 +288,17 @@ fn switch_away(requeue: bool) {
     if next != prev {
         let (prev_rsp, next_rsp, next_top, (next_root, next_pcid, keep_tlb)) = {
             let mut tasks = TASKS.lock();
-            let next_task = tasks.get(&next).expect("switch_away: next task vanished");
-            let activation = next_task.space.as_ref().map_or_else(|| (paging::kernel_root(), 0, false), |s| s.lock().activation());
-            let (next_rsp, next_top) = (next_task.saved_rsp, next_task.kstack_top());
             let prev_task = tasks.get_mut(&prev).expect("switch_away: current task vanished");
-            (&mut prev_task.saved_rsp as *mut u64, next_rsp, next_top, activation)
+            if let Some(state) = prev_task.user_state.as_mut() {
+                state.save();
+            }
+            let prev_rsp = &mut prev_task.saved_rsp as *mut u64;
+            let next_task = tasks.get(&next).expect("switch_away: next task vanished");
+            if let Some(state) = next_task.user_state.as_ref() {
+                state.load();
+            }
+            let activation = next_task.space.as_ref().map_or_else(|| (paging::kernel_root(), 0, false), |s| s.lock().activation());
+            (prev_rsp, next_task.saved_rsp, next_task.kstack_top(), activation)
         };
         CURRENT.store(next, Ordering::Relaxed);
         NR_SWITCHES.fetch_add(1, Ordering::Relaxed);

@@ -175,7 +175,8 @@ fn call(frame: &mut TrapFrame) -> Result<u64, Errno> {
         nr::RENAME => path_syscall::sys_rename(args[0], args[1]),
         nr::CHDIR => path_syscall::sys_chdir(args[0]),
         nr::GETCWD => path_syscall::sys_getcwd(args[0], args[1]),
-        _ => Err(Errno::ENOSYS),
+        // What a C library (musl) calls on its own, and the ENOSYS line: syscall_libc.rs.
+        other => super::syscall_libc::dispatch(other, args).unwrap_or_else(|| super::syscall_libc::unknown(other)),
     }
 }
 
@@ -211,7 +212,7 @@ fn with_space(f: impl FnOnce(&mut crate::mm::addr_space::AddressSpace) -> Result
 }
 
 /// write(2): to whatever the fd is open on (the console, a file, a pipe).
-fn sys_write(fd: u64, buf: u64, len: u64) -> Result<u64, Errno> {
+pub(super) fn sys_write(fd: u64, buf: u64, len: u64) -> Result<u64, Errno> {
     fd_syscall::sys_write(fd, buf, len)
 }
 
@@ -290,8 +291,11 @@ fn sys_fork(frame: &TrapFrame) -> Result<u64, Errno> {
         let parent_task = tasks.get(&parent).ok_or(Errno::EPERM)?;
         (parent_task.name.clone(), parent_task.args.clone(), parent_task.files.as_ref().ok_or(Errno::EPERM)?.try_clone()?)
     };
+    // The child's FS/GS bases and x87/SSE registers are the parent's, as the CPU holds them now.
+    let user_state = crate::arch::user_state::UserState::capture();
     // The child shares the parent's open files (offsets included) and its cwd.
-    task::create_user_task_with_files(&name, &args, parent, child_space, &child_frame, files).map_err(|_| Errno::ENOMEM)
+    task::create_user_task_with_files(&name, &args, parent, child_space, &child_frame, user_state, files)
+        .map_err(|_| Errno::ENOMEM)
 }
 
 fn sys_wait4(pid: i64, status: u64, options: u64, rusage: u64) -> Result<u64, Errno> {

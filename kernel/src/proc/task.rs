@@ -25,6 +25,7 @@ pub use abi::WaitStatus;
 
 use super::sched;
 use crate::arch::trap::TrapFrame;
+use crate::arch::user_state::UserState;
 use crate::fs::file::FdTable;
 use crate::mm::addr_space::AddressSpace;
 use crate::mm::rmap::SpaceRef;
@@ -84,6 +85,12 @@ pub struct Task {
     pub wake_at_tick: u64,
     /// Its open files and current directory, for user processes (see `fs::file`).
     pub files: Option<FdTable>,
+    /// A user process's FS/GS bases and x87/SSE registers, saved here while it is
+    /// switched out (`None` for kernel threads, which leave them alone).
+    pub user_state: Option<UserState>,
+    /// Its blocked-signal mask (`rt_sigprocmask`; bit `n - 1` is signal `n`). No
+    /// signal is ever delivered yet, so it is only kept, inherited and reported.
+    pub sigmask: u64,
 }
 
 impl Task {
@@ -114,6 +121,8 @@ pub fn init() {
         wait_ticket: 0,
         wake_at_tick: 0,
         files: None,
+        user_state: None,
+        sigmask: 0,
     };
     TASKS.lock().insert(0, Box::new(idle));
 }
@@ -145,6 +154,8 @@ pub enum SpawnError {
     BadExecutable(mm_core::elf::ElfError),
     /// No memory for the address space, the kernel stack or the task.
     OutOfMemory,
+    /// The arguments do not fit on the initial stack (Linux: `E2BIG`).
+    ArgumentsTooLong,
 }
 
 /// Builds the kernel stack of a new task so that its first switch-in "returns" to
@@ -164,17 +175,19 @@ fn prepare_stack(stack: &KernelStack, frame: &TrapFrame) -> u64 {
     rsp
 }
 
-/// Adds a new runnable user task whose first instructions are described by `frame`;
-/// `args` is what its `args` syscall will return. It starts with the console on
-/// fds 0, 1, 2 and the root as its cwd.
+/// Adds a new runnable user task whose first instructions are described by `frame`
+/// and `user_state` (FS/GS bases, x87/SSE registers); `args` is what its `args`
+/// syscall will return. It starts with the console on fds 0, 1, 2 and the root as
+/// its cwd. The blocked-signal mask is the parent's, as across fork and exec on Linux.
 pub fn create_user_task(
     name: &str,
     args: &str,
     parent: Pid,
     space: SpaceRef,
     frame: &TrapFrame,
+    user_state: UserState,
 ) -> Result<Pid, SpawnError> {
-    create_user_task_with_files(name, args, parent, space, frame, FdTable::new_console())
+    create_user_task_with_files(name, args, parent, space, frame, user_state, FdTable::new_console())
 }
 
 /// [`create_user_task`] with the open files `files` (fork: a copy of the parent's).
@@ -184,11 +197,13 @@ pub fn create_user_task_with_files(
     parent: Pid,
     space: SpaceRef,
     frame: &TrapFrame,
+    user_state: UserState,
     files: FdTable,
 ) -> Result<Pid, SpawnError> {
     let kstack = KernelStack::new(KERNEL_STACK_PAGES, "task kernel").map_err(|_| SpawnError::OutOfMemory)?;
     let saved_rsp = prepare_stack(&kstack, frame);
     let pid = NEXT_PID.fetch_add(1, Ordering::Relaxed);
+    let sigmask = TASKS.lock().get(&parent).map_or(0, |t| t.sigmask);
     let task = Task {
         pid,
         parent,
@@ -204,6 +219,8 @@ pub fn create_user_task_with_files(
         wait_ticket: 0,
         wake_at_tick: 0,
         files: Some(files),
+        user_state: Some(user_state),
+        sigmask,
     };
     TASKS.lock().insert(pid, Box::new(task));
     sched::make_runnable(pid);
@@ -218,8 +235,8 @@ pub fn spawn(name: &str) -> Result<Pid, SpawnError> {
 /// Starts program `name` as a child of the running task with the argument string
 /// `args` (what its `args` syscall returns); returns its pid.
 pub fn spawn_with_args(name: &str, args: &str) -> Result<Pid, SpawnError> {
-    let (space, frame) = super::exec::load(name)?;
-    create_user_task(name, args, current_pid(), space, &frame)
+    let (space, frame) = super::exec::load(name, args)?;
+    create_user_task(name, args, current_pid(), space, &frame, UserState::initial())
 }
 
 /// Ends the running task with `status`: releases its memory, wakes its parent,
@@ -437,6 +454,8 @@ pub fn spawn_daemon(name: &str, entry: extern "C" fn() -> !) -> Result<Pid, Spaw
         wait_ticket: 0,
         wake_at_tick: 0,
         files: None,
+        user_state: None,
+        sigmask: 0,
     };
     TASKS.lock().insert(pid, Box::new(task));
     sched::make_runnable(pid);

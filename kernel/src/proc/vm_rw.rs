@@ -201,8 +201,9 @@ fn read_remote(space: &SpaceRef, addr: u64, buf: &mut [u8]) -> Result<(), Errno>
     Err(Errno::EFAULT)
 }
 
-/// Copies `bytes` into the target at `addr` (within one page).
-fn write_remote(space: &SpaceRef, addr: u64, bytes: &[u8]) -> Result<(), Errno> {
+/// Copies `bytes` into the target at `addr` (within one page), faulting the page in
+/// on the target's behalf; `exec` writes a new program's initial stack this way.
+pub(super) fn write_remote(space: &SpaceRef, addr: u64, bytes: &[u8]) -> Result<(), Errno> {
     let vaddr = remote_addr(addr, bytes.len())?;
     for _ in 0..MAX_FAULT_TRIES {
         if remote::write_resident(&space.lock(), vaddr, bytes) {

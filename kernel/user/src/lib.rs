@@ -27,8 +27,11 @@
 //! [`PANIC_EXIT_CODE`]; [`check!`] prints `FAIL: ...` and exits with 1. There is no
 //! heap: programs use the stack and `mmap`.
 //!
-//! The kernel starts a program at its ELF entry, `_start`, with `rsp` at the top of
-//! its stack VMA and nothing else set up; `_start` aligns the stack and calls `main`.
+//! The kernel starts a program at its ELF entry, `_start`, with `rsp` pointing at
+//! argc, argv, envp and the auxiliary vector (the System V initial stack that C
+//! programs read, see `mm_core::initial_stack`); `ulib` does not read them (its
+//! programs get their argument string from the `args` syscall): `_start` aligns
+//! the stack and calls `main`.
 #![no_std]
 
 pub mod fs;

@@ -359,3 +359,17 @@ fn random_corruption_never_panics_and_accepted_images_keep_the_guarantees() {
     // valid, so some must be accepted; most corruptions must not be.
     assert!((1_000..45_000).contains(&nr_accepted), "{nr_accepted} accepted");
 }
+
+#[test]
+fn program_headers_are_found_in_the_segment_that_loads_them() {
+    // minimal: 4 headers (224 bytes) at offset 64, inside the first segment's 0x140 file bytes
+    let image = minimal();
+    let exe = parse(&image).expect("minimal image");
+    assert_eq!(exe.nr_program_headers(), 4);
+    assert_eq!(exe.phdr_vaddr(), Some(0x40_0000 + EHDR_SIZE as u64));
+    // a first segment that stops short of the table's end does not load it: no AT_PHDR
+    let mut phdrs = minimal_phdrs();
+    phdrs[0] = load(PF_R, 0, 0x40_0000, 0x100, 0x100);
+    let image = build(MINIMAL_ENTRY, &phdrs, MINIMAL_LEN);
+    assert_eq!(parse(&image).expect("short first segment").phdr_vaddr(), None);
+}

@@ -49,6 +49,37 @@ pub fn detect() -> Features {
     }
 }
 
+/// Returns CPUID leaf 1's EDX, the feature bits Linux hands programs as `AT_HWCAP`.
+pub fn hwcap() -> u64 {
+    u64::from(__cpuid_count(1, 0).edx)
+}
+
+/// Returns 64 random bits for a new program's `AT_RANDOM` (its stack canary).
+///
+/// From `rdrand` when the CPU has it (CPUID leaf 1, ECX bit 30; QEMU's `-cpu max`
+/// does, seeded from the host). Without it, the time-stamp counter and a counter
+/// are mixed with splitmix64: unpredictable enough for a teaching kernel, not for
+/// an attacker.
+pub fn random_u64() -> u64 {
+    if __cpuid_count(1, 0).ecx & (1 << 30) != 0 {
+        for _ in 0..10 {
+            let (value, is_ok): (u64, u8);
+            // SAFETY: rdrand only writes the output register and CF; the CPU has it (checked).
+            unsafe {
+                core::arch::asm!("rdrand {v}", "setc {ok}", v = out(reg) value, ok = out(reg_byte) is_ok, options(nomem, nostack));
+            }
+            if is_ok != 0 {
+                return value;
+            }
+        }
+    }
+    static CALLS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+    let mut z = super::timer::rdtsc() ^ CALLS.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
 static SMAP_ON: AtomicBool = AtomicBool::new(false);
 static PCID_ON: AtomicBool = AtomicBool::new(false);
 

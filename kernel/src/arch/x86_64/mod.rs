@@ -13,6 +13,7 @@
 //! | [`fw_cfg`] | QEMU's fw_cfg device: the kernel command line |
 //! | [`timer`] | 8259 PIC and the PIT at 100 Hz: the tick |
 //! | [`irq`] | device interrupts on the PIC lines: handlers drivers register, EOI |
+//! | [`user_state`] | a user task's FS/GS bases (`arch_prctl`) and x87/SSE registers, switched per task |
 //! | [`qemu`] | leaving QEMU with an exit code through `isa-debug-exit` |
 
 pub mod cpu;
@@ -27,6 +28,7 @@ pub mod stack_guard;
 pub mod timer;
 pub mod tlb;
 pub mod trap;
+pub mod user_state;
 
 /// Sets up descriptor tables, the trap table and the timer, then enables interrupts.
 ///
@@ -36,6 +38,7 @@ pub fn init(boot_stack_bottom: u64) {
     stack_guard::register(boot_stack_bottom - 4096, boot_stack_bottom, "boot");
     gdt::init();
     idt::init();
+    user_state::enable_sse();
     timer::init();
     ::x86_64::instructions::interrupts::enable();
 }
