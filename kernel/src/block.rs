@@ -18,7 +18,8 @@ use blockdev::{BlockDevice, RamDisk, SECTOR_SIZE};
 use crate::sync::IrqMutex;
 
 /// The registered devices, in registration order.
-static DEVICES: IrqMutex<Vec<&'static dyn BlockDevice>> = IrqMutex::new(Vec::new());
+static DEVICES: IrqMutex<Vec<&'static dyn BlockDevice>> =
+    IrqMutex::new_ranked(crate::sync::LockRank::BlockDevices, Vec::new());
 
 /// Why a device could not be registered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -45,15 +45,16 @@
 //! | 6 | `rmap::FAMILIES` (`RmapFamilies`) | fork families: the reverse map | IRQs off | heap, frames |
 //! | 7 | `addr_space::PCIDS` (`Pcids`) | TLB tags | IRQs off | nothing ranked above |
 //! | 8 | `mm::backing::OBJECTS` (`BackingObjects`) | backing objects (program images) | IRQs off | heap |
-//! | 9 | `paging::KERNEL_PT` (`KernelPageTable`) | the kernel's page tables | IRQs off | frames (tables allocated inside) |
-//! | 10 | `kstack::SLOTS` (`KernelStackSlots`) | kernel-stack slots | IRQs off | nothing (mapping happens after) |
-//! | 11 | `heap::TYPED_CACHES` (`SlabRegistry`) | the list of typed caches | IRQs off | nothing |
-//! | 12 | `heap::KMALLOC` and each typed cache (`Heap`) | slab caches: the kernel heap | IRQs off | the pool, frames |
-//! | 13 | `heap::POOL` (`HeapPool`) | the heap's emergency page blocks | IRQs off | frames |
-//! | 14 | `fail::PLAN` (`FailPlan`) | fault injection | IRQs off | nothing |
-//! | 15 | `frame::FRAMES` (`Frames`) | frame table and buddy allocator | IRQs off | nothing but the two leaves below |
-//! | 16 | `vmstat::TRACE` (`FaultTrace`) | the fault trace | IRQs off | nothing |
-//! | 17 | `drivers::pci::CONFIG_LOCK` (`PciConfig`) | PCI configuration space | IRQs off | nothing |
+//! | 9 | `block::DEVICES` (`BlockDevices`) | the registry of disks | IRQs off | heap |
+//! | 10 | `paging::KERNEL_PT` (`KernelPageTable`) | the kernel's page tables | IRQs off | frames (tables allocated inside) |
+//! | 11 | `kstack::SLOTS` (`KernelStackSlots`) | kernel-stack slots | IRQs off | nothing (mapping happens after) |
+//! | 12 | `heap::TYPED_CACHES` (`SlabRegistry`) | the list of typed caches | IRQs off | nothing |
+//! | 13 | `heap::KMALLOC` and each typed cache (`Heap`) | slab caches: the kernel heap | IRQs off | the pool, frames |
+//! | 14 | `heap::POOL` (`HeapPool`) | the heap's emergency page blocks | IRQs off | frames |
+//! | 15 | `fail::PLAN` (`FailPlan`) | fault injection | IRQs off | nothing |
+//! | 16 | `frame::FRAMES` (`Frames`) | frame table and buddy allocator | IRQs off | nothing but the two leaves below |
+//! | 17 | `vmstat::TRACE` (`FaultTrace`) | the fault trace | IRQs off | nothing |
+//! | 18 | `drivers::pci::CONFIG_LOCK` (`PciConfig`) | PCI configuration space | IRQs off | nothing |
 //!
 //! Rules that go with it:
 //! - **Spinlocks keep IRQs off.** Every lock from 1 down is an

@@ -47,7 +47,7 @@ pub fn init() {
     sched::init();
     sched::register_hooks();
     register_mm_hooks();
-    // Room for the images of every embedded program (three segments each).
+    // Room for the images of every embedded program (four segments each).
     crate::mm::backing::reserve(4 * crate::user_programs::all().count());
     syscall::init();
 }

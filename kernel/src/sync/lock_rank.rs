@@ -49,6 +49,8 @@ pub enum LockRank {
     Pcids,
     /// `mm::backing::OBJECTS`: the backing objects (program images).
     BackingObjects,
+    /// `block::DEVICES`: the registry of disks.
+    BlockDevices,
     /// `mm::paging::KERNEL_PT`: the kernel's page tables.
     KernelPageTable,
     /// `mm::kstack::SLOTS`: kernel-stack slots.
@@ -113,6 +115,7 @@ mod checker {
             RmapFamilies,
             Pcids,
             BackingObjects,
+            BlockDevices,
             KernelPageTable,
             KernelStackSlots,
             SlabRegistry,
