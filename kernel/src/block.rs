@@ -38,6 +38,7 @@ pub fn register(dev: &'static dyn BlockDevice) -> Result<(), RegisterError> {
     }
     devices.try_reserve(1).map_err(|_| RegisterError::NoMemory)?;
     devices.push(dev);
+    drop(devices); // a device may sleep to answer (no spinlock held for that)
     log::info!("block: {} registered ({} MiB)", dev.name(), dev.capacity_bytes() >> 20);
     Ok(())
 }

@@ -37,6 +37,7 @@ impl<T> Mutex<T> {
     }
 
     /// Takes the lock, sleeping while another task holds it.
+    #[track_caller] // a might-sleep report names the caller
     pub fn lock(&self) -> MutexGuard<'_, T> {
         // Linux's might_sleep(): caught even when the lock is free this time.
         let nr_held = super::nr_spinlocks_held();

@@ -42,13 +42,16 @@ impl From<BlkError> for BlockError {
 /// A virtio block device registered with the block layer under a name.
 pub struct VirtioDisk {
     name: String,
+    /// The capacity, read once at probe: it does not change, and asking for it
+    /// must not take the sleeping lock (callers may hold a spinlock).
+    sector_count: u64,
     blk: Mutex<VirtioBlk>,
 }
 
 impl VirtioDisk {
     /// Wraps the driver instance `blk` as the block device `name`.
     pub fn new(name: String, blk: VirtioBlk) -> VirtioDisk {
-        VirtioDisk { name, blk: Mutex::new(blk) }
+        VirtioDisk { name, sector_count: blk.capacity_sectors(), blk: Mutex::new(blk) }
     }
 
     /// The driver itself, for its own tests, statistics and benchmark.
@@ -63,7 +66,7 @@ impl BlockDevice for VirtioDisk {
     }
 
     fn sector_count(&self) -> u64 {
-        self.blk.lock().capacity_sectors()
+        self.sector_count
     }
 
     fn read(&self, sector: u64, buf: &mut [u8]) -> Result<(), BlockError> {
