@@ -12,6 +12,19 @@
 //!   It died with "memory allocation of 768 bytes failed" (kmalloc-1024 needs 4
 //!   contiguous frames; 2 scattered ones were free) until the heap got its emergency
 //!   pool and the swap cache and the policy stopped growing the heap per page.
+//! - `syscalls_needing_heap_after_every_frame_and_the_pool_are_gone`: heap
+//!   exhaustion *outside* reclaim. The test leaves no free object in any kmalloc
+//!   class, takes every free frame, and takes blocks of the heap's emergency pool
+//!   until the heap refuses; then `heapsqueeze` makes system calls that split VMAs
+//!   (new VMA nodes, so new slab pages). The kernel died with `memory allocation of
+//!   96 bytes failed` (reclaim's own bookkeeping, with nothing left to take it
+//!   from) until every system call and user fault began by making sure the heap
+//!   had headroom (`mm::headroom`: reclaim if not, an OOM decision if reclaim
+//!   cannot help) and the pool kept a reserve only reclaim may use.
+//! - `a_kick_while_kswapd_is_busy_is_not_lost`: the lost wake-up regression. A
+//!   wake-up that arrives while kswapd is inside a pass must make it run another
+//!   pass once this one ends; the old `balance(); sleep()` loop dropped it, and
+//!   memory stayed below the watermark until some later fault woke kswapd again.
 //!
 //! This image asks the runner for 40 MiB of RAM.
 #![no_std]
@@ -112,6 +125,24 @@ impl BlockChain {
     }
 }
 
+/// Blocks of the heap's emergency pool, taken out of it by large allocations once
+/// the buddy allocator has no frame left (each one then uses a pool block), until
+/// the heap refuses (all but the reclaim reserve are gone).
+fn drain_heap_pool() -> BlockChain {
+    let layout = Layout::from_size_align(8 * PAGE_SIZE as usize, PAGE_SIZE as usize).unwrap();
+    let mut chain = BlockChain { layout, head: core::ptr::null_mut() };
+    loop {
+        // SAFETY: a valid non-zero layout; the block is written only in its first word.
+        let block = unsafe { alloc::alloc::alloc(layout) };
+        if block.is_null() {
+            return chain;
+        }
+        // SAFETY: the block is ours and at least 8 bytes.
+        unsafe { (block as *mut *mut u8).write(chain.head) };
+        chain.head = block;
+    }
+}
+
 /// A fork family of `nr_members` spaces sharing `nr_pages` written private pages.
 fn family(nr_members: usize, nr_pages: u64) -> alloc::vec::Vec<SpaceRef> {
     let parent = AddressSpace::new().expect("new space");
@@ -178,4 +209,72 @@ fn sixteen_children_sort_a_shared_buffer_while_swapping() {
         "pressure: sortstorm done; free frames {free} before, {} after; heap pool blocks used {nr_pool_used}, {nr_in_pool} in the pool",
         frame::nr_free_frames()
     );
+}
+
+#[test_case]
+fn syscalls_needing_heap_after_every_frame_and_the_pool_are_gone() {
+    heap::shrink();
+    let free_before = frame::nr_free_frames();
+    let pid = proc::spawn("heapsqueeze").expect("spawn");
+    // Let it write its 4 MiB (1024 frames) before memory is taken away.
+    let mut nr_yields = 0;
+    while frame::nr_free_frames() + 1000 > free_before {
+        kernel::proc::sched::yield_now();
+        nr_yields += 1;
+        assert!(nr_yields < 1_000_000, "heapsqueeze never wrote its memory");
+    }
+    let sizes = [8, 16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096];
+    let blocks = sizes.map(BlockChain::fill_class);
+    let frames = FrameChain::drain(FrameState::Kernel);
+    let pool = drain_heap_pool();
+    assert_eq!(frame::nr_free_frames(), 0, "every free frame taken");
+    assert!(heap::pool_stats().0 <= heap::RECLAIM_RESERVE_BLOCKS, "the pool is down to the reclaim reserve");
+    let (_, status) = proc::wait(Some(pid)).expect("wait");
+    let nr_pool_after = heap::pool_stats().0;
+    pool.release();
+    frames.release();
+    for chain in blocks {
+        chain.release();
+    }
+    assert_eq!(status, WaitStatus::Exited(0), "heapsqueeze failed");
+    check_when_reclaim_is_idle();
+    kernel::println!("pressure: heapsqueeze ran with no free frame and the pool down to its reclaim reserve; the pool held {nr_pool_after} blocks at its exit");
+}
+
+#[test_case]
+fn a_kick_while_kswapd_is_busy_is_not_lost() {
+    let members = family(1, 1024);
+    let now = kernel::arch::timer::uptime_ms;
+    // Each trial drains the free list below `low` and kicks kswapd; once it is inside
+    // its pass (writing to swap, so it gives up the CPU), drains again and kicks
+    // again. Only a kick that lands inside a pass counts.
+    for trial in 0..20 {
+        let first = FrameChain::drain(FrameState::PageTable);
+        let (nr_passes, _) = reclaim::kswapd_state();
+        reclaim::wake_kswapd();
+        let deadline = now() + 2_000;
+        while !reclaim::kswapd_state().1 && reclaim::kswapd_state().0 == nr_passes && now() < deadline {
+            kernel::proc::sched::yield_now();
+        }
+        let (nr_passes, is_in_pass) = reclaim::kswapd_state();
+        let second = FrameChain::drain(FrameState::PageTable);
+        reclaim::wake_kswapd();
+        let was_busy = is_in_pass && reclaim::kswapd_state() == (nr_passes, true);
+        // The pass under way ends (nr_passes + 1); the kick must start one more.
+        let deadline = now() + 5_000;
+        while reclaim::kswapd_state().0 < nr_passes + 2 && now() < deadline {
+            kernel::proc::sched::yield_now();
+        }
+        let nr_after = reclaim::kswapd_state().0;
+        second.release();
+        first.release();
+        if was_busy {
+            assert!(nr_after >= nr_passes + 2, "the kick during pass {} was lost: {} passes after it", nr_passes + 1, nr_after - nr_passes);
+            drop(members);
+            check_when_reclaim_is_idle();
+            kernel::println!("pressure: kswapd was kicked inside a pass (trial {trial}) and ran another one");
+            return;
+        }
+    }
+    panic!("kswapd was never caught inside a pass in 20 trials");
 }

@@ -54,6 +54,8 @@ const NAMES: &[&str] = &[
     "farfetch",
     "sortstorm",
     "failstorm",
+    "heapsqueeze",
+    "vmaflood",
     "fuzz",
     "remanence",
 ];

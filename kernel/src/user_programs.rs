@@ -44,7 +44,7 @@ user_programs![
     sharedprot, forknone, protnone, errno,
     forkenomem, lazyfree,
     vmrw, farfetch,
-    sortstorm, failstorm,
+    sortstorm, failstorm, heapsqueeze, vmaflood,
     fuzz, remanence,
 ];
 

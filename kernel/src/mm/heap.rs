@@ -84,17 +84,57 @@ const NR_POOL_BLOCKS: usize = 16;
 
 /// The pool: blocks of `POOL_ORDER` frames, state Kernel, not in use.
 static POOL: IrqMutex<[Option<Frame>; NR_POOL_BLOCKS]> = IrqMutex::new_ranked(LockRank::HeapPool, [None; NR_POOL_BLOCKS]);
+/// Blocks in the pool now: read without the lock by [`nr_pool_blocks`], written
+/// under it.
+static NR_IN_POOL: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
 /// Blocks handed back to the buddy allocator for a heap allocation, since boot.
 static NR_POOL_BLOCKS_USED: AtomicU64 = AtomicU64::new(0);
 
+/// Pool blocks only reclaim may use (Linux's `PF_MEMALLOC` reserve): reclaim
+/// needs a little heap for its bookkeeping (the candidate list of a fork family,
+/// the undo list of an eviction) exactly when every other block is gone, and it is
+/// what gets memory back.
+pub const RECLAIM_RESERVE_BLOCKS: usize = 2;
+
+/// Reclaim paths running now (kswapd, direct reclaim, `MADV_PAGEOUT`): while it is
+/// not zero, heap allocations may use the reclaim reserve. A count, not a per-task
+/// flag: on one CPU a task preempted inside reclaim lends the reserve to whoever
+/// runs meanwhile, which only widens who may use it (a per-task flag is the SMP fix).
+static NR_IN_RECLAIM: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+/// While alive, the heap may use its reclaim reserve: see [`enter_reclaim`].
+pub struct ReclaimScope(());
+
+/// Marks the caller as reclaim until the returned scope is dropped.
+pub fn enter_reclaim() -> ReclaimScope {
+    NR_IN_RECLAIM.fetch_add(1, Ordering::AcqRel);
+    ReclaimScope(())
+}
+
+impl Drop for ReclaimScope {
+    fn drop(&mut self) {
+        NR_IN_RECLAIM.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// Allocates `2^order` frames for the heap; if the buddy allocator has none, gives a
-/// pool block back to it and tries again, as long as the pool has blocks.
+/// pool block back to it and tries again, as long as the pool has blocks (outside
+/// reclaim: blocks beyond the reclaim reserve).
 fn alloc_or_use_pool(order: Order, state: FrameState) -> Option<Frame> {
     loop {
         if let Ok(frame) = frame::alloc(order, state) {
             return Some(frame);
         }
-        let block = POOL.lock().iter_mut().find_map(Option::take)?;
+        let floor = if NR_IN_RECLAIM.load(Ordering::Acquire) > 0 { 0 } else { RECLAIM_RESERVE_BLOCKS };
+        let block = {
+            let mut pool = POOL.lock();
+            if pool.iter().flatten().count() <= floor {
+                return None;
+            }
+            let block = pool.iter_mut().find_map(Option::take)?;
+            NR_IN_POOL.store(pool.iter().flatten().count(), Ordering::Relaxed);
+            block
+        };
         // SAFETY: pool blocks are allocated by `refill_pool` for this pool only and
         // never used: the block was just taken out of the pool.
         if let Err(e) = unsafe { frame::free(block, POOL_ORDER) } {
@@ -116,7 +156,15 @@ pub fn refill_pool() -> usize {
             Err(_) => break,
         }
     }
-    pool.iter().flatten().count()
+    let nr_blocks = pool.iter().flatten().count();
+    NR_IN_POOL.store(nr_blocks, Ordering::Relaxed);
+    nr_blocks
+}
+
+/// Blocks in the emergency pool now (one atomic load: the system-call entry's fast
+/// path, see `mm::headroom`).
+pub fn nr_pool_blocks() -> usize {
+    NR_IN_POOL.load(Ordering::Relaxed)
 }
 
 /// Returns (blocks in the pool now, blocks used by the heap since boot).

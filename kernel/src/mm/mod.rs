@@ -13,6 +13,7 @@
 //! | [`reclaim`] | watermarks, background and direct reclaim, the replacement policy (clock), MADV_PAGEOUT |
 //! | [`swap`] | the swap area (header, `swapon`, slots), the swap cache, swap-out (`evict`), swap-in |
 //! | [`frame`] | the frame table and the buddy allocator, behind one lock |
+//! | [`headroom`] | before a syscall or fault: the heap's pool filled, by reclaim or an OOM decision |
 //! | [`heap`] | slab caches and kmalloc size classes: the kernel's `GlobalAlloc` |
 //! | [`memops`] | zeroing and copying whole pages (several methods, measured) |
 //! | [`layout`] | the virtual memory layout diagram and its constants |
@@ -76,6 +77,7 @@ pub mod cow;
 pub mod fail;
 pub mod fault;
 pub mod frame;
+pub mod headroom;
 pub mod heap;
 pub mod kspace;
 pub mod kstack;

@@ -68,7 +68,7 @@ use crate::sync::IrqMutex;
 mod kswapd;
 mod probe;
 
-pub use kswapd::{balance, is_kswapd_kicked, start_kswapd, wake_kswapd};
+pub use kswapd::{balance, is_kswapd_kicked, kswapd_state, start_kswapd, wake_kswapd};
 pub use probe::RmapProbe;
 
 /// A replacement policy the kernel can run.
@@ -274,6 +274,7 @@ fn pick_victim() -> Option<Frame> {
 /// The victims of a batch sit in an array on the stack: reclaim runs when memory is
 /// shortest, so it takes nothing from the heap for its own bookkeeping.
 pub fn shrink(nr_wanted: u64) -> ReclaimReport {
+    let _reclaim = super::heap::enter_reclaim();
     let mut report = ReclaimReport::default();
     let mut budget = 2 * nr_tracked() as u64 + 16;
     let mut victims = [Frame::from_pfn(0); SWAP_CLUSTER];

@@ -20,6 +20,7 @@ use crate::arch::trap::{self, TrapFrame};
 use crate::mm::VirtAddr;
 use crate::mm::fault::{self as mm_fault, FaultError, FaultOutcome};
 use crate::mm::rmap::SpaceRef;
+use crate::mm::headroom::{self, HeadroomError};
 use crate::mm::oom::{self, OomOutcome};
 use crate::mm::reclaim;
 use crate::mm::swap::{self, swapin::SwapInError};
@@ -53,6 +54,13 @@ const MAX_RECLAIM_RETRIES: u32 = 16;
 /// done or fails.
 pub(super) fn fault_in(space: &SpaceRef, addr: VirtAddr, error_code: u64) -> Result<FaultOutcome, FaultError> {
     reclaim::wake_kswapd();
+    // The fault may allocate page tables and heap objects (rmap, swap cache):
+    // make sure the heap can serve them before any lock is taken.
+    match headroom::ensure_heap_headroom() {
+        Ok(()) => {}
+        Err(HeadroomError::Killed) => return Err(FaultError::Killed),
+        Err(HeadroomError::NoMemory) => return Err(FaultError::OutOfMemory),
+    }
     let mut read = None;
     let mut nr_retries = 0;
     loop {

@@ -181,6 +181,7 @@ pub fn register_hooks() {
         finish_wait,
         sleep: sleep_hook,
         wake: wake_key,
+        yield_now,
         spawn_kthread,
     });
 }

@@ -26,6 +26,7 @@ use crate::arch::gdt;
 use crate::arch::trap::{SYSCALL_VECTOR, SYSRET_MARK, TrapFrame};
 use crate::mm::addr_space::{MapRequest, VmError, VmProt};
 use crate::mm::vmstat::{self, SwapEvent};
+use crate::mm::headroom::{self, HeadroomError};
 use crate::mm::{cow, frame, reclaim, swap};
 
 
@@ -101,8 +102,34 @@ pub extern "C" fn dispatch(frame: &mut TrapFrame) {
     if !is_short {
         x86_64::instructions::interrupts::enable();
     }
+    // A call that may allocate starts only once the kernel heap has headroom: the
+    // heap cannot fail gracefully once the call holds locks (see `mm::headroom`).
+    let result = if is_short {
+        call(frame)
+    } else {
+        match headroom::ensure_heap_headroom() {
+            Ok(()) => call(frame),
+            // Chosen by the OOM killer: `exit_if_killed` below ends the process.
+            Err(HeadroomError::Killed | HeadroomError::NoMemory) => Err(Errno::ENOMEM),
+        }
+    };
+    frame.rax = match result {
+        Ok(value) => value,
+        Err(errno) => errno.to_ret(),
+    };
+    task::exit_if_killed();
+    if !is_short {
+        x86_64::instructions::interrupts::disable();
+    }
+    if can_sysret(frame) {
+        frame.vector = SYSRET_MARK;
+    }
+}
+
+/// Runs the handler of the syscall in `frame.rax`.
+fn call(frame: &mut TrapFrame) -> Result<u64, Errno> {
     let args = [frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9];
-    let result = match frame.rax {
+    match frame.rax {
         nr::WRITE => sys_write(args[0], args[1], args[2]),
         nr::MMAP => sys_mmap(args),
         nr::MPROTECT => sys_mprotect(args[0], args[1], args[2]),
@@ -125,17 +152,6 @@ pub extern "C" fn dispatch(frame: &mut TrapFrame) {
         nr::ARGS => sys_args(args[0], args[1]),
         nr::AUDIT => sys_audit(args[0]),
         _ => Err(Errno::ENOSYS),
-    };
-    frame.rax = match result {
-        Ok(value) => value,
-        Err(errno) => errno.to_ret(),
-    };
-    task::exit_if_killed();
-    if !is_short {
-        x86_64::instructions::interrupts::disable();
-    }
-    if can_sysret(frame) {
-        frame.vector = SYSRET_MARK;
     }
 }
 

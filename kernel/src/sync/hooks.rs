@@ -30,6 +30,8 @@ pub struct Hooks {
     /// Wakes at most `max` tasks waiting on `key`, the longest-waiting first;
     /// returns how many were woken. Callable from interrupt handlers.
     pub wake: fn(key: u64, max: usize) -> usize,
+    /// Gives the CPU to another runnable task, if any; the running task stays runnable.
+    pub yield_now: fn(),
     /// Starts a kernel thread running `entry`; returns its id.
     pub spawn_kthread: fn(name: &str, entry: extern "C" fn() -> !) -> Result<u64, KthreadError>,
 }
@@ -53,4 +55,12 @@ pub fn register(hooks: Hooks) {
 /// Returns the hooks, or `None` before the scheduler registered them.
 pub fn get() -> Option<&'static Hooks> {
     HOOKS.get()
+}
+
+/// Lets other tasks run before the caller goes on (a no-op before the scheduler
+/// exists). For code below `proc` that must let a dying process exit first.
+pub fn yield_now() {
+    if let Some(hooks) = get() {
+        (hooks.yield_now)();
+    }
 }

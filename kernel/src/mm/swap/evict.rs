@@ -115,6 +115,8 @@ pub fn evict(frame: Frame) -> Result<Evicted, EvictError> {
 /// are written one by one, so only the slot that really fails is retired.
 /// Call with no lock held.
 pub fn evict_many(frames: &[Frame]) -> Vec<Result<Evicted, EvictError>> {
+    // Eviction gets memory back: its bookkeeping may use the heap's reclaim reserve.
+    let _reclaim = crate::mm::heap::enter_reclaim();
     let mut prepared: Vec<(usize, Prepared)> = Vec::new();
     if frames.len() > SMALL_BATCH && prepared.try_reserve_exact(frames.len()).is_err() {
         // Memory is short (or fragmented) exactly when reclaim runs: the batch's
