@@ -28,6 +28,11 @@
 //! | [`swap_readahead`] | `ReadaheadWindow`: how many slots a major fault reads (adaptive) |
 //! | [`vma`] | `Vma`, `VmaTree`: an address space's mapped areas |
 //! | [`xorshift`] | `XorShift`: a deterministic PRNG for randomized tests and benches |
+//!
+//! Tests: each module's host tests sit in `#[cfg(test)] mod tests`, inline while they
+//! are short; when they would push the file past about 800 lines they move to
+//! `foo/tests.rs` next to `foo.rs` (`slab`, `buddy`, `pagetable`, `reclaim`, `vma`,
+//! `elf`). No `#[path]` attributes: a module's files are where Rust looks for them.
 #![no_std]
 #![forbid(unsafe_code)]
 

@@ -37,8 +37,8 @@
 //! | # | lock (rank) | protects | IRQ state | taken under it |
 //! |---|---|---|---|---|
 //! | 0 | the swap disk's sleeping [`Mutex`](crate::sync::Mutex) (`drivers/virtio_blk.rs`) | the virtio queue, one request at a time | IRQs **on**, no spinlock held (it may sleep) | heap, frames (probe, frame-state checks) |
-//! | 1 | `proc::sched::RUN_QUEUE` (`RunQueue`) | runnable pids | IRQs off (taken in the timer and wake-up paths) | `TASKS` (pick_next) |
-//! | 2 | `proc::task::TASKS` (`Tasks`) | the task table | IRQs off (taken at wake-up from interrupt handlers) | an address space (context switch), heap |
+//! | 1 | `proc::sched::RUN_QUEUE` (`RunQueue`) | runnable pids | IRQs off (the timer interrupt takes it to preempt a user task) | `TASKS` (pick_next) |
+//! | 2 | `proc::task::TASKS` (`Tasks`) | the task table | IRQs off (the timer interrupt's preemption switches tasks) | an address space (context switch), heap |
 //! | 3 | an address space (`AddressSpace`, one per process; `Arc<IrqMutex<AddressSpace>>`) | its page tables, VMAs, stats | IRQs off | everything below |
 //! | 4 | `swap::SWAP` (`Swap`) | slot map, swap cache, readahead window | IRQs off | the policy (a cached frame freed), frames |
 //! | 5 | `reclaim::POLICY` (`ReclaimPolicy`) | the replacement policy's ring | IRQs off | `FAMILIES` and other spaces by `try_lock` (the probe), frames (ring links) |
