@@ -21,6 +21,10 @@
 //!   from) until every system call and user fault began by making sure the heap
 //!   had headroom (`mm::headroom`: reclaim if not, an OOM decision if reclaim
 //!   cannot help) and the pool kept a reserve only reclaim may use.
+//! - `a_kick_while_kswapd_is_busy_is_not_lost`: the lost wake-up regression. A
+//!   wake-up that arrives while kswapd is inside a pass must make it run another
+//!   pass once this one ends; the old `balance(); sleep()` loop dropped it, and
+//!   memory stayed below the watermark until some later fault woke kswapd again.
 //!
 //! This image asks the runner for 40 MiB of RAM.
 #![no_std]
@@ -235,4 +239,42 @@ fn syscalls_needing_heap_after_every_frame_and_the_pool_are_gone() {
     assert_eq!(status, WaitStatus::Exited(0), "heapsqueeze failed");
     check_when_reclaim_is_idle();
     kernel::println!("pressure: heapsqueeze ran with no free frame and the pool down to its reclaim reserve; the pool held {nr_pool_after} blocks at its exit");
+}
+
+#[test_case]
+fn a_kick_while_kswapd_is_busy_is_not_lost() {
+    let members = family(1, 1024);
+    let now = kernel::arch::timer::uptime_ms;
+    // Each trial drains the free list below `low` and kicks kswapd; once it is inside
+    // its pass (writing to swap, so it gives up the CPU), drains again and kicks
+    // again. Only a kick that lands inside a pass counts.
+    for trial in 0..20 {
+        let first = FrameChain::drain(FrameState::PageTable);
+        let (nr_passes, _) = reclaim::kswapd_state();
+        reclaim::wake_kswapd();
+        let deadline = now() + 2_000;
+        while !reclaim::kswapd_state().1 && reclaim::kswapd_state().0 == nr_passes && now() < deadline {
+            kernel::proc::sched::yield_now();
+        }
+        let (nr_passes, is_in_pass) = reclaim::kswapd_state();
+        let second = FrameChain::drain(FrameState::PageTable);
+        reclaim::wake_kswapd();
+        let was_busy = is_in_pass && reclaim::kswapd_state() == (nr_passes, true);
+        // The pass under way ends (nr_passes + 1); the kick must start one more.
+        let deadline = now() + 5_000;
+        while reclaim::kswapd_state().0 < nr_passes + 2 && now() < deadline {
+            kernel::proc::sched::yield_now();
+        }
+        let nr_after = reclaim::kswapd_state().0;
+        second.release();
+        first.release();
+        if was_busy {
+            assert!(nr_after >= nr_passes + 2, "the kick during pass {} was lost: {} passes after it", nr_passes + 1, nr_after - nr_passes);
+            drop(members);
+            check_when_reclaim_is_idle();
+            kernel::println!("pressure: kswapd was kicked inside a pass (trial {trial}) and ran another one");
+            return;
+        }
+    }
+    panic!("kswapd was never caught inside a pass in 20 trials");
 }

@@ -98,6 +98,11 @@ fn partial_munmap_and_mprotect_split_vmas() {
 }
 
 #[test_case]
+fn vma_splits_stop_with_enomem_at_max_map_count() {
+    assert_exits_0("vmaflood");
+}
+
+#[test_case]
 fn brk_grows_and_shrinks_the_heap() {
     assert_exits_0("brk");
 }

@@ -58,6 +58,7 @@ const NAMES: &[&str] = &[
     "sortstorm",
     "failstorm",
     "heapsqueeze",
+    "vmaflood",
     "fuzz",
     "remanence",
 ];

@@ -2,7 +2,8 @@
 //!
 //! Cargo calls it as the runner of every kernel ELF (see `.cargo/config.toml`):
 //! it builds a BIOS (or UEFI) disk image with the `bootloader` crate, creates a
-//! fresh swap disk, starts QEMU, forwards the serial console, enforces a timeout,
+//! fresh swap disk and the root disk (an ext2 image of `rootfs/`, checked with
+//! `e2fsck` afterwards: [`root_disk`]), starts QEMU, forwards the serial console, enforces a timeout,
 //! and exits with a code a shell or CI understands (see [`qemu`] for the table).
 //!
 //! With `--linux-peer` it runs the `swapload` benchmark on the kernel, then boots
@@ -11,7 +12,7 @@
 //! fault-path benchmark `bench`.
 //!
 //! Modules: [`options`] (flags and variables), [`image_args`] (flags an image
-//! carries), [`image`] (disk images), [`qemu`] (the machine, running it),
+//! carries), [`image`] (disk images), [`root_disk`] (the ext2 root disk), [`qemu`] (the machine, running it),
 //! [`linux_peer`] and [`cpio`] (the Linux guest and its initramfs).
 
 mod cpio;
@@ -20,6 +21,7 @@ mod image_args;
 mod linux_peer;
 mod options;
 mod qemu;
+mod root_disk;
 
 use std::process::Command;
 
@@ -37,19 +39,28 @@ fn main() {
 
 fn try_main() -> Result<i32, String> {
     let opts = Options::parse(std::env::args().skip(1))?;
-    let cmd = our_kernel_command(&opts)?;
-    match opts.linux_peer {
-        Some(program) => linux_peer::run(&opts, program, cmd),
-        None => qemu::run(&opts, cmd),
+    let (cmd, root) = our_kernel_command(&opts)?;
+    let code = match opts.linux_peer {
+        Some(program) => linux_peer::run(&opts, program, cmd)?,
+        None => qemu::run(&opts, cmd)?,
+    };
+    // The file system the kernel leaves behind must be consistent, whatever it printed.
+    if let Some(root) = root
+        && let Err(report) = root_disk::check(&root)
+    {
+        eprintln!("boot: {report}");
+        return Ok(if code == qemu::EXIT_SUCCESS { qemu::EXIT_FAILURE } else { code });
     }
+    Ok(code)
 }
 
-/// Builds the disk image and a fresh swap disk for our kernel, and returns the QEMU
-/// command that boots them.
-fn our_kernel_command(opts: &Options) -> Result<Command, String> {
+/// Builds the disk image, a fresh swap disk and the root disk for our kernel, and
+/// returns the QEMU command that boots them, with the root disk's path.
+fn our_kernel_command(opts: &Options) -> Result<(Command, Option<std::path::PathBuf>), String> {
     let verbose = std::env::var_os("KERNEL_VERBOSE").is_some();
     let image = image::build_disk_image(&opts.kernel, opts.uefi, verbose)?;
     let swap = image::fresh_swap_disk(&opts.kernel, opts.swap_size)?;
+    let root = opts.root.as_deref().map(|dir| root_disk::build(&opts.kernel, dir, opts.root_size)).transpose()?;
     if opts.uefi && !std::path::Path::new("/usr/share/OVMF/OVMF_CODE.fd").exists() {
         return Err("--uefi needs OVMF: `sudo apt-get install -y ovmf`".into());
     }
@@ -60,9 +71,9 @@ fn our_kernel_command(opts: &Options) -> Result<Command, String> {
             opts.kernel.display()
         );
     }
-    let cmd = qemu::command(opts, &image, &swap);
+    let cmd = qemu::command(opts, &image, &swap, root.as_deref());
     if verbose {
         eprintln!("boot: {cmd:?}");
     }
-    Ok(cmd)
+    Ok((cmd, root))
 }

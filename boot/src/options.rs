@@ -40,6 +40,12 @@ pub struct Options {
     pub swap_blkdebug: Option<PathBuf>,
     /// `--disk PATH`, `KERNEL_DISK`: one more raw disk, attached as virtio-blk.
     pub extra_disk: Option<PathBuf>,
+    /// `--root DIR|none`, `KERNEL_ROOT`: the staging tree of the root disk, an ext2
+    /// image made fresh for the run (default: `rootfs/` of the workspace); `none`
+    /// attaches no root disk. A relative path is taken from the workspace root.
+    pub root: Option<PathBuf>,
+    /// `--root-size SIZE`, `KERNEL_ROOT_SIZE`: size of the root disk (default 32M).
+    pub root_size: u64,
     /// `--gdb`, `KERNEL_GDB=1`: QEMU waits for a debugger on port 1234.
     pub gdb: bool,
     /// `--qemu-arg ARG` (repeatable), `KERNEL_QEMU_ARGS` (space separated): passed through.
@@ -58,7 +64,7 @@ pub struct Options {
 pub const MAX_CMDLINE_BYTES: usize = 255;
 
 const USAGE: &str = "usage: boot KERNEL_ELF [--accel tcg|kvm] [--memory SIZE] [--timeout SECS] \
-[--uefi] [--swap-size SIZE] [--swap-blkdebug FILE] [--disk PATH] [--gdb] [--qemu-arg ARG]... [--bench] \
+[--uefi] [--swap-size SIZE] [--swap-blkdebug FILE] [--disk PATH] [--root DIR|none] [--root-size SIZE] [--gdb] [--qemu-arg ARG]... [--bench] \
 [--cmdline WORDS] [--linux-peer[=swapload|bench]]
   for a test binary (cargo test): a test-name filter word and --exact go to the kernel's test
                 runner; libtest's --nocapture, --test-threads N, ... are accepted and have no effect
@@ -79,6 +85,20 @@ fn workspace_file(path: &str) -> Result<PathBuf, String> {
         return Err(format!("{} does not exist", path.display()));
     }
     Ok(path)
+}
+
+/// The default staging tree of the root disk, `rootfs/` at the workspace root.
+fn default_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("rootfs")
+}
+
+/// Parses `--root`'s value: `none`, or a directory (relative to the workspace root).
+fn parse_root(text: &str) -> Option<PathBuf> {
+    match text {
+        "none" => None,
+        dir if Path::new(dir).is_absolute() => Some(PathBuf::from(dir)),
+        dir => Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(dir)),
+    }
 }
 
 /// Returns true if `path` is a test binary: cargo names those `<name>-<16 hex digits>`
@@ -187,6 +207,8 @@ impl Options {
             swap_size: parse_size(&env("KERNEL_SWAP_SIZE").unwrap_or_else(|| "256M".into()))?,
             swap_blkdebug: env("KERNEL_SWAP_BLKDEBUG").as_deref().map(workspace_file).transpose()?,
             extra_disk: env("KERNEL_DISK").map(PathBuf::from),
+            root: env("KERNEL_ROOT").map_or_else(|| Some(default_root()), |v| parse_root(&v)),
+            root_size: parse_size(&env("KERNEL_ROOT_SIZE").unwrap_or_else(|| "32M".into()))?,
             gdb: truthy(env("KERNEL_GDB")),
             qemu_args: env("KERNEL_QEMU_ARGS")
                 .map(|s| s.split_whitespace().map(String::from).collect())
@@ -213,6 +235,8 @@ impl Options {
                 }
                 "--swap-blkdebug" => opts.swap_blkdebug = Some(workspace_file(&value("--swap-blkdebug")?)?),
                 "--disk" => opts.extra_disk = Some(PathBuf::from(value("--disk")?)),
+                "--root" => opts.root = parse_root(&value("--root")?),
+                "--root-size" => opts.root_size = parse_size(&value("--root-size")?)?,
                 "--gdb" => opts.gdb = true,
                 "--qemu-arg" => opts.qemu_args.push(value("--qemu-arg")?),
                 "--cmdline" => opts.cmdline = value("--cmdline")?,

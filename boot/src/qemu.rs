@@ -47,11 +47,16 @@ pub fn exit_code_for(status: ExitStatus) -> i32 {
     }
 }
 
-/// Returns the QEMU command line for `opts`, booting `image` with `swap` attached.
-pub fn command(opts: &Options, image: &Path, swap: &Path) -> Command {
+/// Returns the QEMU command line for `opts`, booting `image` with `swap` and, if
+/// given, the root disk `root` attached.
+pub fn command(opts: &Options, image: &Path, swap: &Path, root: Option<&Path>) -> Command {
     let mut cmd = Command::new("qemu-system-x86_64");
     cmd.arg("-drive").arg(format!("format=raw,file={},if=ide,index=0", image.display()));
     add_machine(&mut cmd, opts, swap);
+    if let Some(root) = root {
+        cmd.arg("-drive").arg(format!("file={},format=raw,if=none,id=root,cache=unsafe", root.display()));
+        cmd.args(["-device", "virtio-blk-pci,drive=root,serial=root"]);
+    }
     if let Some(disk) = &opts.extra_disk {
         cmd.arg("-drive").arg(format!("file={},format=raw,if=none,id=extra", disk.display()));
         cmd.args(["-device", "virtio-blk-pci,drive=extra,serial=extra"]);

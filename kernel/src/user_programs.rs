@@ -44,7 +44,7 @@ user_programs![
     sharedprot, forknone, protnone, errno,
     forkenomem, lazyfree,
     vmrw, farfetch,
-    sortstorm, failstorm, heapsqueeze,
+    sortstorm, failstorm, heapsqueeze, vmaflood,
     fuzz, remanence,
 ];
 

@@ -303,13 +303,29 @@ pub enum VmaError {
     OutOfRange,
     /// No gap is large enough; returned by callers of [`VmaTree::find_gap_top_down`] (`ENOMEM`).
     NoSpace,
+    /// The change would leave more than the tree's limit of VMAs
+    /// ([`MAX_MAP_COUNT`] by default; Linux's `vm.max_map_count`, `ENOMEM`).
+    TooMany,
 }
 
+/// The most VMAs one address space may have: Linux's default `vm.max_map_count`.
+/// Each VMA costs kernel heap, so without a limit one process could fill the heap
+/// with `mprotect` splits of a single mapping.
+pub const MAX_MAP_COUNT: usize = 65_530;
+
 /// The VMAs of one address space, sorted by start address.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct VmaTree {
     /// Every VMA, keyed by its `start`.
     vmas: BTreeMap<VirtAddr, Vma>,
+    /// The most VMAs the tree may hold after any operation.
+    max_count: usize,
+}
+
+impl Default for VmaTree {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// Checks that `[start, end)` is a non-empty, page-aligned range.
@@ -334,7 +350,23 @@ fn highest_fit(gap_start: u64, gap_end: u64, len: u64, align: u64) -> Option<u64
 impl VmaTree {
     /// Creates an empty tree: an address space with nothing mapped.
     pub const fn new() -> VmaTree {
-        VmaTree { vmas: BTreeMap::new() }
+        VmaTree { vmas: BTreeMap::new(), max_count: MAX_MAP_COUNT }
+    }
+
+    /// Sets the most VMAs the tree may hold ([`MAX_MAP_COUNT`] by default); tests
+    /// use small limits.
+    pub fn set_max_count(&mut self, max_count: usize) {
+        self.max_count = max_count;
+    }
+
+    /// Refuses with `TooMany` if `after` VMAs would exceed the limit.
+    fn check_count(&self, after: usize) -> Result<(), VmaError> {
+        if after > self.max_count { Err(VmaError::TooMany) } else { Ok(()) }
+    }
+
+    /// Returns how many VMAs a cut at `start` and at `end` would split in two (0 to 2).
+    fn nr_splits(&self, start: VirtAddr, end: VirtAddr) -> usize {
+        [start, end].into_iter().filter(|&addr| self.find(addr).is_some_and(|vma| vma.start != addr)).count()
     }
 
     /// Returns the number of VMAs.
@@ -377,6 +409,7 @@ impl VmaTree {
         if !self.is_range_free(vma.start, vma.end) {
             return Err(VmaError::Overlap);
         }
+        self.check_count(self.len() + 1)?;
         self.vmas.insert(vma.start, vma);
         self.merge_span(vma.start, vma.end);
         Ok(())
@@ -395,6 +428,7 @@ impl VmaTree {
         if self.find(addr).is_none() {
             return Err(VmaError::NotFound);
         }
+        self.check_count(self.len() + self.nr_splits(addr, addr).min(1))?;
         self.split_if_inside(addr);
         Ok(())
     }
@@ -455,6 +489,9 @@ impl VmaTree {
     /// (Linux `munmap` behaves the same); the result is then empty.
     pub fn unmap_range(&mut self, start: VirtAddr, end: VirtAddr) -> Result<Vec<Vma>, VmaError> {
         validate_range(start, end)?;
+        // Cutting a hole in the middle of one VMA leaves one more VMA than before.
+        let nr_overlapping = self.vmas.range(..end).rev().take_while(|(_, vma)| vma.end > start).count();
+        self.check_count((self.len() + self.nr_splits(start, end)).saturating_sub(nr_overlapping))?;
         self.split_if_inside(start);
         self.split_if_inside(end);
         let starts: Vec<VirtAddr> = self.vmas.range(start..end).map(|(&s, _)| s).collect();
@@ -473,6 +510,7 @@ impl VmaTree {
         if !self.is_range_fully_mapped(start, end) {
             return Err(VmaError::NotFound);
         }
+        self.check_count(self.len() + self.nr_splits(start, end))?;
         self.split_if_inside(start);
         self.split_if_inside(end);
         let mut changed = Vec::new();
@@ -494,6 +532,7 @@ impl VmaTree {
     pub fn update_flags(&mut self, start: VirtAddr, end: VirtAddr, set: VmFlags, clear: VmFlags) -> Result<bool, VmaError> {
         validate_range(start, end)?;
         let is_fully_mapped = self.is_range_fully_mapped(start, end);
+        self.check_count(self.len() + self.nr_splits(start, end))?;
         self.split_if_inside(start);
         self.split_if_inside(end);
         for vma in self.vmas.range_mut(start..end).map(|(_, vma)| vma) {

@@ -80,7 +80,7 @@ impl From<VmaError> for VmError {
     fn from(e: VmaError) -> Self {
         match e {
             VmaError::Unaligned | VmaError::Empty | VmaError::OutOfRange => VmError::Invalid,
-            VmaError::Overlap | VmaError::NotFound | VmaError::NoSpace => VmError::NoMemory,
+            VmaError::Overlap | VmaError::NotFound | VmaError::NoSpace | VmaError::TooMany => VmError::NoMemory,
         }
     }
 }

@@ -402,6 +402,15 @@ static IS_KSWAPD_RUNNING: AtomicBool = AtomicBool::new(false);
 static IS_KSWAPD_KICKED: AtomicBool = AtomicBool::new(false);
 /// Where kswapd sleeps.
 static KSWAPD_QUEUE: crate::sync::WaitQueue = crate::sync::WaitQueue::new();
+/// True while kswapd is inside a pass (between waking and going back to its queue).
+static IS_KSWAPD_IN_PASS: AtomicBool = AtomicBool::new(false);
+/// Passes kswapd has finished since boot.
+static NR_KSWAPD_PASSES: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Returns (kswapd's finished passes, whether it is inside one now).
+pub fn kswapd_state() -> (u64, bool) {
+    (NR_KSWAPD_PASSES.load(Ordering::Acquire), IS_KSWAPD_IN_PASS.load(Ordering::Acquire))
+}
 
 /// Starts kswapd: a kernel thread that sleeps until free frames drop below `low`,
 /// then reclaims up to `high` (Linux's kswapd). Without it (it could not be
@@ -416,7 +425,10 @@ pub fn start_kswapd() {
 extern "C" fn kswapd_main() -> ! {
     loop {
         KSWAPD_QUEUE.wait_until(|| IS_KSWAPD_KICKED.swap(false, Ordering::AcqRel));
+        IS_KSWAPD_IN_PASS.store(true, Ordering::Release);
         balance();
+        IS_KSWAPD_IN_PASS.store(false, Ordering::Release);
+        NR_KSWAPD_PASSES.fetch_add(1, Ordering::AcqRel);
     }
 }
 

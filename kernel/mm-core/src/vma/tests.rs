@@ -401,3 +401,34 @@ fn update_flags_splits_at_the_edges_skips_holes_and_merges_back() {
     tree.check_invariants();
     assert_eq!(tree.update_flags(page(1), page(1), VmFlags::DONT_FORK, VmFlags::empty()), Err(VmaError::Empty));
 }
+
+#[test]
+fn the_vma_limit_refuses_splits_inserts_and_holes_that_would_exceed_it() {
+    let mut tree = VmaTree::new();
+    tree.set_max_count(3);
+    tree.insert(anon(0, 16, VmProt::READ_WRITE)).unwrap();
+    // Two splits: 1 -> 3 VMAs, at the limit.
+    tree.protect_range(page(4), page(8), VmProt::READ).unwrap();
+    assert_eq!(tree.len(), 3);
+    let before = layout(&tree);
+    // Another hole in the middle of a VMA would make 4: refused, nothing changed.
+    assert_eq!(tree.protect_range(page(10), page(12), VmProt::READ), Err(VmaError::TooMany));
+    assert_eq!(tree.unmap_range(page(1), page(2)), Err(VmaError::TooMany));
+    assert_eq!(tree.update_flags(page(1), page(2), VmFlags::DONT_FORK, VmFlags::empty()), Err(VmaError::TooMany));
+    assert_eq!(tree.insert(anon(32, 33, VmProt::READ)), Err(VmaError::TooMany));
+    assert_eq!(layout(&tree), before);
+    // Changes that do not add VMAs still work at the limit: a whole VMA goes, an edge is trimmed.
+    tree.unmap_range(page(12), page(16)).unwrap();
+    tree.protect_range(page(4), page(8), VmProt::READ_WRITE).unwrap();
+    tree.check_invariants();
+    assert_eq!(tree.len(), 1);
+    // A new VMA that merges into its neighbour is still one more VMA before the merge: with room it goes in.
+    tree.insert(anon(12, 13, VmProt::READ_WRITE)).unwrap();
+    assert_eq!(tree.len(), 1);
+}
+
+#[test]
+fn the_default_vma_limit_is_linux_max_map_count() {
+    assert_eq!(VmaTree::new().max_count, 65_530);
+    assert_eq!(MAX_MAP_COUNT, 65_530);
+}

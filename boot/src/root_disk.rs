@@ -1,0 +1,115 @@
+//! The root disk: an ext2 image made fresh for every run from a staging tree, and
+//! checked after the run.
+//!
+//! [`build`] runs `mke2fs -t ext2 -d STAGING` (e2fsprogs) into `<kernel>.root.img`;
+//! QEMU gets it as a second virtio-blk disk with serial `root` (the swap disk keeps
+//! serial `swap`). [`check`] runs `e2fsck -fn` on the image once QEMU has exited: a
+//! kernel that left its file system inconsistent fails the run, whatever it printed.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The block size of the image: 4 KiB, a page, as the page cache will want.
+const BLOCK_SIZE: &str = "4096";
+
+/// Finds an e2fsprogs program: on `PATH`, or in `/usr/sbin` / `/sbin` (not on a
+/// normal user's `PATH` on Debian).
+fn e2fsprogs(name: &str) -> Result<PathBuf, String> {
+    let on_path = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).map(|d| d.join(name)).collect::<Vec<_>>())
+        .unwrap_or_default();
+    on_path
+        .into_iter()
+        .chain(["/usr/sbin", "/sbin"].map(|d| Path::new(d).join(name)))
+        .find(|p| p.is_file())
+        .ok_or_else(|| format!("{name} not found: install e2fsprogs (`sudo apt-get install -y e2fsprogs`)"))
+}
+
+/// Makes `<kernel>.root.img`, an ext2 file system of `size_bytes` holding a copy
+/// of the tree `staging`; returns its path.
+pub fn build(kernel: &Path, staging: &Path, size_bytes: u64) -> Result<PathBuf, String> {
+    if !staging.is_dir() {
+        return Err(format!("--root {}: not a directory", staging.display()));
+    }
+    let image = kernel.with_extension("root.img");
+    let _ = std::fs::remove_file(&image);
+    let output = Command::new(e2fsprogs("mke2fs")?)
+        .args(["-q", "-F", "-t", "ext2", "-b", BLOCK_SIZE, "-L", "root", "-d"])
+        .arg(staging)
+        .arg(&image)
+        .arg(format!("{}k", size_bytes / 1024))
+        .output()
+        .map_err(|e| format!("running mke2fs: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "mke2fs could not make the root disk from {}: {}",
+            staging.display(),
+            String::from_utf8_lossy(&output.stderr).trim()
+        ));
+    }
+    Ok(image)
+}
+
+/// Runs `e2fsck -fn` on `image`: Ok if the file system is clean, else its report.
+pub fn check(image: &Path) -> Result<(), String> {
+    let output = Command::new(e2fsprogs("e2fsck")?)
+        .arg("-fn")
+        .arg(image)
+        .output()
+        .map_err(|e| format!("running e2fsck: {e}"))?;
+    if output.status.success() {
+        return Ok(());
+    }
+    Err(format!(
+        "e2fsck -fn {} found errors (exit {}): the kernel left its root file system inconsistent\n{}{}",
+        image.display(),
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("boot-root-disk-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("tree/etc")).unwrap();
+        std::fs::write(dir.join("tree/etc/motd"), b"hi\n").unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_staged_tree_becomes_a_clean_ext2_image() {
+        let dir = scratch("clean");
+        let image = build(&dir.join("kernel"), &dir.join("tree"), 4 << 20).unwrap();
+        assert_eq!(image, dir.join("kernel.root.img"));
+        let bytes = std::fs::read(&image).unwrap();
+        assert_eq!(&bytes[1024 + 56..1024 + 58], &[0x53, 0xef], "the ext2 magic");
+        check(&image).unwrap();
+    }
+
+    #[test]
+    fn a_damaged_image_fails_the_check() {
+        let dir = scratch("damaged");
+        let image = build(&dir.join("kernel"), &dir.join("tree"), 4 << 20).unwrap();
+        let mut bytes = std::fs::read(&image).unwrap();
+        // Group 0's block bitmap (its block number is the first word of the group
+        // descriptor table, block 1 with 4 KiB blocks) says every block is free,
+        // though the metadata and the files use some.
+        let bitmap = u32::from_le_bytes(bytes[4096..4100].try_into().unwrap()) as usize * 4096;
+        bytes[bitmap..bitmap + 4096].fill(0);
+        std::fs::write(&image, bytes).unwrap();
+        let report = check(&image).unwrap_err();
+        assert!(report.contains("found errors"), "{report}");
+    }
+
+    #[test]
+    fn a_missing_staging_tree_is_an_error() {
+        let dir = scratch("missing");
+        let err = build(&dir.join("kernel"), &dir.join("nope"), 4 << 20).unwrap_err();
+        assert!(err.contains("not a directory"), "{err}");
+    }
+}

@@ -1,0 +1,362 @@
+//! [`Ext2`]: a mounted file system. Mount, inode records, file data, sync.
+//!
+//! The struct holds the superblock and group descriptors in memory (they are
+//! small), the block cache, and the device. Every change to a count is made in
+//! memory and in the cached descriptor block at once; the superblock is written by
+//! [`Ext2::sync`]. File data is read and written through the block map
+//! (`block_map.rs`); directories and names live in `dir.rs` and `namespace.rs`.
+
+use alloc::collections::BTreeMap;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use blockdev::{BlockDevice, SECTOR_SIZE};
+
+use crate::cache::{BlockCache, DEFAULT_CAPACITY, MAX_RUN_BLOCKS};
+use crate::error::{Corruption, Ext2Error, Result};
+use crate::inode::{Inode, S_IFMT, S_IFREG};
+use crate::layout::{GROUP_DESC_SIZE, GroupDesc, RO_COMPAT_LARGE_FILE, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE, Superblock};
+use crate::{FsStats, InodeNo, SetAttr, Stat};
+
+/// A mounted ext2 file system on `dev`.
+pub struct Ext2<'d> {
+    pub(crate) dev: &'d dyn BlockDevice,
+    pub(crate) sb: Superblock,
+    pub(crate) groups: Vec<GroupDesc>,
+    pub(crate) cache: BlockCache,
+    clock_fn: fn() -> u32,
+    /// Inodes held open by the VFS ([`Ext2::inode_get`]): count of holds.
+    pub(crate) holds: BTreeMap<u32, u32>,
+    is_sb_dirty: bool,
+}
+
+impl<'d> Ext2<'d> {
+    /// Mounts the ext2 file system on `dev`; `clock_fn` returns the time (seconds
+    /// since 1970) for timestamps.
+    ///
+    /// Reads the superblock and the group descriptor table and checks them
+    /// ([`Superblock::parse`], [`GroupDesc::check`]); a disk that fails a check is
+    /// refused with [`Ext2Error::Refused`] and nothing on it is written. Mounting
+    /// itself writes nothing either: the first write is the first change.
+    pub fn mount(dev: &'d dyn BlockDevice, clock_fn: fn() -> u32) -> Result<Self> {
+        let mut raw = vec![0u8; SUPERBLOCK_SIZE];
+        if dev.capacity_bytes() < SUPERBLOCK_OFFSET + SUPERBLOCK_SIZE as u64 {
+            return Err(Ext2Error::Refused(crate::Refusal::BadMagic(0)));
+        }
+        dev.read(SUPERBLOCK_OFFSET / SECTOR_SIZE as u64, &mut raw)?;
+        let sb = Superblock::parse(&raw, dev.capacity_bytes()).map_err(Ext2Error::Refused)?;
+        let mut cache = BlockCache::new(sb.block_size, DEFAULT_CAPACITY);
+        let mut groups = Vec::with_capacity(sb.nr_groups as usize);
+        for g in 0..sb.nr_groups {
+            let at = g as usize * GROUP_DESC_SIZE;
+            let block = sb.gdt_first_block() + (at / sb.block_size) as u32;
+            let bytes = cache.read(dev, block)?;
+            let desc = GroupDesc::parse(&bytes[at % sb.block_size..]);
+            desc.check(&sb, g).map_err(Ext2Error::Refused)?;
+            groups.push(desc);
+        }
+        let free_blocks: u64 = groups.iter().map(|d| u64::from(d.nr_free_blocks)).sum();
+        let free_inodes: u64 = groups.iter().map(|d| u64::from(d.nr_free_inodes)).sum();
+        let mut fs = Self { dev, sb, groups, cache, clock_fn, holds: BTreeMap::new(), is_sb_dirty: false };
+        // The superblock's totals may lag the groups' (Linux updates them lazily);
+        // the group descriptors are the truth, as e2fsck takes them.
+        if u64::from(fs.sb.nr_free_blocks) != free_blocks || u64::from(fs.sb.nr_free_inodes) != free_inodes {
+            fs.sb.nr_free_blocks = free_blocks as u32;
+            fs.sb.nr_free_inodes = free_inodes as u32;
+            fs.is_sb_dirty = true;
+        }
+        Ok(fs)
+    }
+
+    /// Returns the current time from the mount's clock.
+    pub(crate) fn now(&self) -> u32 {
+        (self.clock_fn)()
+    }
+
+    /// Returns the superblock as this mount keeps it (counts current).
+    pub fn superblock(&self) -> &Superblock {
+        &self.sb
+    }
+
+    /// Returns the group descriptors as this mount keeps them.
+    pub fn groups(&self) -> &[GroupDesc] {
+        &self.groups
+    }
+
+    /// Returns the block size in bytes.
+    pub fn block_size(&self) -> usize {
+        self.sb.block_size
+    }
+
+    /// Returns the counts `statfs` reports.
+    pub fn statfs(&self) -> FsStats {
+        FsStats {
+            block_size: self.sb.block_size as u32,
+            nr_blocks: self.sb.nr_blocks,
+            nr_free_blocks: self.sb.nr_free_blocks,
+            nr_inodes: self.sb.nr_inodes,
+            nr_free_inodes: self.sb.nr_free_inodes,
+        }
+    }
+
+    /// Marks the superblock as changed (written at the next sync).
+    pub(crate) fn superblock_changed(&mut self) {
+        self.is_sb_dirty = true;
+    }
+
+    /// Writes group `g`'s counts into its cached descriptor block.
+    pub(crate) fn write_group_desc(&mut self, g: u32) -> Result<()> {
+        let at = g as usize * GROUP_DESC_SIZE;
+        let block = self.sb.gdt_first_block() + (at / self.sb.block_size) as u32;
+        let off = at % self.sb.block_size;
+        let bytes = self.cache.modify(self.dev, block)?;
+        self.groups[g as usize].write_counts(&mut bytes[off..off + GROUP_DESC_SIZE]);
+        self.is_sb_dirty = true;
+        Ok(())
+    }
+
+    /// Checks that `ino` names an inode of this file system.
+    pub(crate) fn check_ino(&self, ino: InodeNo) -> Result<()> {
+        if ino.0 == 0 || ino.0 > self.sb.nr_inodes {
+            return Err(Ext2Error::Corrupt(Corruption::InodeOutOfRange(ino.0)));
+        }
+        Ok(())
+    }
+
+    /// Returns (block, byte offset in it) of inode `ino`'s record.
+    fn inode_location(&self, ino: InodeNo) -> Result<(u32, usize)> {
+        self.check_ino(ino)?;
+        let index = ino.0 - 1;
+        let group = index / self.sb.inodes_per_group;
+        let byte = (index % self.sb.inodes_per_group) as usize * self.sb.inode_size;
+        let block = self.groups[group as usize].inode_table + (byte / self.sb.block_size) as u32;
+        Ok((block, byte % self.sb.block_size))
+    }
+
+    /// Reads inode `ino`'s record.
+    pub fn read_inode(&mut self, ino: InodeNo) -> Result<Inode> {
+        let (block, off) = self.inode_location(ino)?;
+        let size = self.sb.inode_size;
+        let bytes = self.cache.read(self.dev, block)?;
+        Ok(Inode::parse(&bytes[off..off + size]))
+    }
+
+    /// Writes inode `ino`'s record (into the cache).
+    pub(crate) fn write_inode(&mut self, ino: InodeNo, inode: &Inode) -> Result<()> {
+        let (block, off) = self.inode_location(ino)?;
+        let raw = inode.to_bytes();
+        let bytes = self.cache.modify(self.dev, block)?;
+        bytes[off..off + raw.len()].copy_from_slice(&raw);
+        Ok(())
+    }
+
+    /// Returns what `stat` reports about inode `ino`.
+    pub fn stat(&mut self, ino: InodeNo) -> Result<Stat> {
+        let inode = self.read_inode(ino)?;
+        Ok(Stat {
+            ino,
+            mode: inode.mode,
+            nr_links: inode.nr_links,
+            uid: inode.uid,
+            gid: inode.gid,
+            size: inode.size,
+            nr_sectors: u64::from(inode.nr_sectors),
+            block_size: self.sb.block_size as u32,
+            atime: inode.atime,
+            mtime: inode.mtime,
+            ctime: inode.ctime,
+        })
+    }
+
+    /// Changes the attributes set in `attr` (permissions, owner, times) of inode
+    /// `ino`; its ctime becomes now.
+    pub fn set_attr(&mut self, ino: InodeNo, attr: SetAttr) -> Result<()> {
+        let mut inode = self.read_inode(ino)?;
+        if let Some(perm) = attr.perm {
+            inode.mode = (inode.mode & S_IFMT) | (perm & 0o7777);
+        }
+        inode.uid = attr.uid.unwrap_or(inode.uid);
+        inode.gid = attr.gid.unwrap_or(inode.gid);
+        inode.atime = attr.atime.unwrap_or(inode.atime);
+        inode.mtime = attr.mtime.unwrap_or(inode.mtime);
+        inode.ctime = self.now();
+        self.write_inode(ino, &inode)
+    }
+
+    /// Reads inode `ino` and checks it is a regular file (`EISDIR` for a directory,
+    /// `EINVAL` for other types).
+    fn regular_inode(&mut self, ino: InodeNo) -> Result<Inode> {
+        let inode = self.read_inode(ino)?;
+        match inode.mode & S_IFMT {
+            S_IFREG => Ok(inode),
+            _ if inode.is_dir() => Err(Ext2Error::IsDir),
+            _ => Err(Ext2Error::InvalidArgument),
+        }
+    }
+
+    /// Reads up to `buf.len()` bytes of regular file `ino` from byte `offset`;
+    /// returns how many were read (0 at or past the end). Holes read as zeros.
+    pub fn read_at(&mut self, ino: InodeNo, offset: u64, buf: &mut [u8]) -> Result<usize> {
+        let inode = self.regular_inode(ino)?;
+        let end = inode.size.min(offset.saturating_add(buf.len() as u64));
+        if offset >= end {
+            return Ok(0);
+        }
+        let bs = self.sb.block_size as u64;
+        let mut block_buf = vec![0u8; bs as usize];
+        let mut pos = offset;
+        while pos < end {
+            let in_block = (pos % bs) as usize;
+            let n = ((bs - in_block as u64).min(end - pos)) as usize;
+            let dst_at = (pos - offset) as usize;
+            let Some(pblk) = self.lookup_block(&inode, pos / bs)? else {
+                buf[dst_at..dst_at + n].fill(0);
+                pos += n as u64;
+                continue;
+            };
+            if in_block != 0 || n < bs as usize || self.cache.contains(pblk) {
+                self.cache.read_into(self.dev, pblk, &mut block_buf)?;
+                buf[dst_at..dst_at + n].copy_from_slice(&block_buf[in_block..in_block + n]);
+                pos += n as u64;
+                continue;
+            }
+            // Whole blocks not in the cache: extend the run while the next file
+            // block is the next disk block, and read it in one request into `buf`.
+            let mut count = 1u32;
+            while count < MAX_RUN_BLOCKS
+                && pos + u64::from(count + 1) * bs <= end
+                && self.lookup_block(&inode, pos / bs + u64::from(count))? == Some(pblk + count)
+                && !self.cache.contains(pblk + count)
+            {
+                count += 1;
+            }
+            let len = count as usize * bs as usize;
+            self.cache.read_run_into(self.dev, pblk, count, &mut buf[dst_at..dst_at + len])?;
+            pos += len as u64;
+        }
+        Ok((end - offset) as usize)
+    }
+
+    /// Returns the disk block holding file block `file_block` of inode `ino`, or
+    /// `None` for a hole (the page cache's `bmap`).
+    pub fn block_of(&mut self, ino: InodeNo, file_block: u64) -> Result<Option<u32>> {
+        let inode = self.read_inode(ino)?;
+        if !inode.has_block_map(self.sb.block_size) {
+            return Ok(None);
+        }
+        self.lookup_block(&inode, file_block)
+    }
+
+    /// Writes `data` into regular file `ino` at byte `offset`, allocating blocks
+    /// (and the indirect blocks that map them) near the inode's group and growing
+    /// the file. Returns the bytes written: all of them, or fewer if the disk filled
+    /// up part way (`ENOSPC` if not one byte fit). The file stays consistent either
+    /// way: its size covers exactly what was written.
+    pub fn write_at(&mut self, ino: InodeNo, offset: u64, data: &[u8]) -> Result<usize> {
+        let mut inode = self.regular_inode(ino)?;
+        if data.is_empty() {
+            return Ok(0);
+        }
+        let bs = self.sb.block_size as u64;
+        let end = offset.checked_add(data.len() as u64).ok_or(Ext2Error::FileTooBig)?;
+        if (end - 1) / bs >= self.max_file_blocks() {
+            return Err(Ext2Error::FileTooBig);
+        }
+        let mut pos = offset;
+        let mut result = Ok(());
+        while pos < end {
+            let in_block = (pos % bs) as usize;
+            let n = ((bs - in_block as u64).min(end - pos)) as usize;
+            let src = &data[(pos - offset) as usize..][..n];
+            match self.map_block_alloc(ino, &mut inode, pos / bs) {
+                Ok((pblk, is_new)) => {
+                    let block = if is_new || n == bs as usize {
+                        self.cache.zeroed(self.dev, pblk)
+                    } else {
+                        self.cache.modify(self.dev, pblk)
+                    };
+                    match block {
+                        Ok(bytes) => bytes[in_block..in_block + n].copy_from_slice(src),
+                        Err(e) => {
+                            result = Err(e);
+                            break;
+                        }
+                    }
+                }
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+            pos += n as u64;
+        }
+        let written = pos - offset;
+        if written > 0 {
+            inode.size = inode.size.max(pos);
+            let now = self.now();
+            inode.mtime = now;
+            inode.ctime = now;
+            self.note_large_file(inode.size);
+        }
+        // i_blocks changed even if nothing was written (an indirect block kept).
+        self.write_inode(ino, &inode)?;
+        match result {
+            Err(e) if written == 0 => Err(e),
+            _ => Ok(written as usize),
+        }
+    }
+
+    /// Sets the large_file feature once a file passes 2 GiB (as Linux does).
+    fn note_large_file(&mut self, size: u64) {
+        if size > i32::MAX as u64 && self.sb.feature_ro_compat & RO_COMPAT_LARGE_FILE == 0 {
+            self.sb.feature_ro_compat |= RO_COMPAT_LARGE_FILE;
+            self.superblock_changed();
+        }
+    }
+
+    /// Sets regular file `ino`'s size to `size`: shrinking frees the blocks past the
+    /// new end (and indirect blocks left empty) and zeroes the rest of the last
+    /// block, so growing again reads zeros; growing leaves a hole.
+    pub fn truncate(&mut self, ino: InodeNo, size: u64) -> Result<()> {
+        let mut inode = self.regular_inode(ino)?;
+        let bs = self.sb.block_size as u64;
+        if size.div_ceil(bs) > self.max_file_blocks() {
+            return Err(Ext2Error::FileTooBig);
+        }
+        if size < inode.size {
+            let keep_blocks = size.div_ceil(bs);
+            self.free_blocks_from(&mut inode, keep_blocks)?;
+            if !size.is_multiple_of(bs)
+                && let Some(pblk) = self.lookup_block(&inode, size / bs)?
+            {
+                let bytes = self.cache.modify(self.dev, pblk)?;
+                bytes[(size % bs) as usize..].fill(0);
+            }
+        }
+        inode.size = size;
+        let now = self.now();
+        inode.mtime = now;
+        inode.ctime = now;
+        self.note_large_file(size);
+        self.write_inode(ino, &inode)
+    }
+
+    /// Writes every change to the disk: dirty cached blocks, then the superblock
+    /// (with its free counts and write time), then flushes the device's cache.
+    pub fn sync(&mut self) -> Result<()> {
+        self.cache.sync(self.dev)?;
+        if self.is_sb_dirty {
+            self.sb.write_time = self.now();
+            let bytes = self.sb.to_bytes();
+            self.dev.write(SUPERBLOCK_OFFSET / SECTOR_SIZE as u64, &bytes)?;
+            self.is_sb_dirty = false;
+        }
+        self.dev.flush()?;
+        Ok(())
+    }
+
+    /// Returns how many cached blocks are waiting for [`Ext2::sync`].
+    pub fn nr_dirty_blocks(&self) -> usize {
+        self.cache.nr_dirty()
+    }
+}
