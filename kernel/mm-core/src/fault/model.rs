@@ -365,9 +365,23 @@ impl<'a> Sim<'a> {
             return;
         }
         let (is_cached, slot) = (d.has_flags(FrameFlags::SWAP_CACHE), d.private());
-        if map_count == 0 && is_cached && self.slot_state(slot).on_last_unmap() == CacheVerdict::Drop {
+        if map_count == 0 && is_cached {
+            self.apply(slot, SlotState::on_last_unmap);
+        }
+    }
+
+    /// Asks the swap cache's rule `event` about `slot` (which a frame caches),
+    /// applies its verdict, and checks that the slot is now in the state the rule
+    /// says (`SlotState::after`).
+    fn apply(&mut self, slot: u32, event: impl FnOnce(SlotState) -> CacheVerdict) {
+        let before = self.slot_state(slot);
+        let verdict = event(before);
+        if verdict == CacheVerdict::Drop {
+            let frame = self.swap.cache[&slot];
             self.cache_remove(slot, frame);
         }
+        let after = self.slot_state(slot);
+        assert_eq!(after, before.after(verdict), "model: slot {slot} after {verdict:?}");
     }
 
     fn cache_insert(&mut self, slot: u32, frame: Frame) {
@@ -393,10 +407,8 @@ impl<'a> Sim<'a> {
     fn put_swap_pte(&mut self, entry: SwapEntry) {
         let slot = entry.slot() as u32;
         self.swap.map.put(SwapSlot::from_index(slot)).expect("model: put_swap_pte");
-        if let Some(&frame) = self.swap.cache.get(&slot)
-            && self.slot_state(slot).on_swap_pte_dropped() == CacheVerdict::Drop
-        {
-            self.cache_remove(slot, frame);
+        if self.swap.cache.contains_key(&slot) {
+            self.apply(slot, SlotState::on_swap_pte_dropped);
         }
     }
 
@@ -417,10 +429,7 @@ impl<'a> Sim<'a> {
             return false;
         }
         self.read_into_cache(slot);
-        if self.slot_state(slot).on_readahead_done(true) == CacheVerdict::Drop {
-            let frame = self.swap.cache[&slot];
-            self.cache_remove(slot, frame);
-        }
+        self.apply(slot, |state| state.on_readahead_done(true));
         true
     }
 
@@ -466,9 +475,7 @@ impl<'a> Sim<'a> {
             self.swap.disk.insert(slot, self.mem.contents[&frame]);
         }
         self.mem.buddy.desc_mut(frame).remove_flags(FrameFlags::LOCKED);
-        if self.slot_state(slot).on_eviction_done() == CacheVerdict::Drop {
-            self.cache_remove(slot, frame);
-        }
+        self.apply(slot, SlotState::on_eviction_done);
         true
     }
 
