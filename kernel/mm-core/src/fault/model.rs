@@ -546,6 +546,22 @@ impl<'a> Sim<'a> {
         self.drop_pte(id, page);
     }
 
+    /// Changes the protection of the page at `addr` of process `id` (`mprotect` of
+    /// one page); false if the page is not mapped (ENOMEM, nothing changes).
+    pub(super) fn mprotect(&mut self, id: usize, addr: VirtAddr, prot: VmProt) -> bool {
+        let proc = self.procs.get_mut(&id).expect("model: no such process");
+        let Ok(changed) = proc.vmas.protect_range(addr, addr + 4096, prot) else { return false };
+        for piece in changed {
+            for i in 0..piece.nr_pages() {
+                let page = Page::containing_address(piece.start + i * 4096);
+                let Some(mut pte) = self.pte(id, page).filter(|p| p.is_present()) else { continue };
+                pte.set_flags(super::protect_flags(pte.flags(), prot, piece.flags.is_shared()));
+                self.set_pte(id, page, pte);
+            }
+        }
+        true
+    }
+
     /// Clears the PTE of `page` in process `id`, dropping what it held.
     fn drop_pte(&mut self, id: usize, page: Page) {
         let Some(pte) = self.pte(id, page).filter(|p| !p.is_unused()) else { return };
