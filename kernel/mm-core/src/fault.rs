@@ -24,6 +24,11 @@
 //!                                                S cached               -> MapSwapCache (RO + COW unless
 //!                                                                           this PTE is its only user)
 //! ```
+//! Two PTE-flag rules that feed the table live here too: [`fork_flags`] (what fork
+//! leaves in both copies: private writable pages become read-only and COW) and
+//! [`protect_flags`] (what mprotect leaves: write permission is only ever added in
+//! a shared VMA; a private page gets it back at its next write fault, above).
+//!
 //! "Exclusive" is [`FrameUse::is_exclusive`]: one PTE maps the frame and nothing
 //! else (another PTE, a swap PTE naming its slot) can see the page. Reusing a
 //! frame without that check is the classic copy-on-write bug: the other sharer

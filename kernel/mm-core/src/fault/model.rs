@@ -7,7 +7,7 @@
 //! | page tables | [`PageTable`] over [`Memory`] (a `TableMemory` whose tables are boxed arrays, frames from the same buddy) |
 //! | VMAs, fork families | [`VmaTree`], [`FamilyTable`] |
 //! | swap | a [`SwapMap`], a slot -> frame cache, a slot -> contents "disk" |
-//! | decisions | [`decide`] and the [`SlotState`] verdicts: the code the kernel runs |
+//! | decisions | [`decide`], [`fork_flags`], `protect_flags` and the [`SlotState`] verdicts: the code the kernel runs |
 //!
 //! Each operation does what the kernel's does (`mm/fault.rs`, `mm/cow.rs`,
 //! `mm/swap/*.rs`, `mm/rmap.rs`), in the same order, minus locks and I/O: the

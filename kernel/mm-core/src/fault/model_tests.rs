@@ -1,5 +1,5 @@
 //! The model test: randomized sequences of fault (read, write, exec), fork, evict,
-//! readahead, munmap, exit and spawn run on the simulated memory manager
+//! readahead, mprotect, munmap, exit and spawn run on the simulated memory manager
 //! (`model.rs`, which asks the real decision code) and on a reference model that
 //! knows nothing of frames or swap (each process's page contents as a plain map);
 //! after every step the two must agree:
