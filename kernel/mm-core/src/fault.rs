@@ -24,6 +24,11 @@
 //!                                                S cached               -> MapSwapCache (RO + COW unless
 //!                                                                           this PTE is its only user)
 //! ```
+//! Two PTE-flag rules that feed the table live here too: [`fork_flags`] (what fork
+//! leaves in both copies: private writable pages become read-only and COW) and
+//! [`protect_flags`] (what mprotect leaves: write permission is only ever added in
+//! a shared VMA; a private page gets it back at its next write fault, above).
+//!
 //! "Exclusive" is [`FrameUse::is_exclusive`]: one PTE maps the frame and nothing
 //! else (another PTE, a swap PTE naming its slot) can see the page. Reusing a
 //! frame without that check is the classic copy-on-write bug: the other sharer
@@ -118,6 +123,24 @@ pub fn fork_flags(flags: PteFlags, is_shared_vma: bool) -> PteFlags {
     } else {
         flags
     }
+}
+
+/// Returns the flags `mprotect` to `prot` gives a present PTE with flags `old` in a
+/// VMA that is shared or not.
+///
+/// Execute and user access follow the protection at once. In a private VMA write
+/// permission is never added here: the next write faults and [`decide`] grants it,
+/// copying first if the page is shared copy-on-write. In a shared VMA every mapper
+/// writes the same frame, so write permission follows the protection.
+pub fn protect_flags(old: PteFlags, prot: VmProt, is_shared_vma: bool) -> PteFlags {
+    let target = leaf_flags_for(prot);
+    let mut flags = (old - (PteFlags::USER | PteFlags::NO_EXECUTE | PteFlags::WRITABLE)) | (target - PteFlags::WRITABLE);
+    if !target.contains(PteFlags::WRITABLE) {
+        flags.remove(PteFlags::COW);
+    } else if is_shared_vma || old.contains(PteFlags::WRITABLE) {
+        flags.insert(PteFlags::WRITABLE);
+    }
+    flags
 }
 
 /// Who uses a frame that a present PTE maps, as far as a write fault cares.

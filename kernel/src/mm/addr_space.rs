@@ -459,11 +459,10 @@ impl AddressSpace {
     /// As Linux: an unaligned address is EINVAL, length 0 succeeds doing nothing, a
     /// range with a hole (or beyond the user half) is ENOMEM and changes nothing.
     ///
-    /// Existing PTEs are rewritten at once (execute and user access set from the new
-    /// protection) and flushed from the TLB. In a private VMA write permission is
-    /// never added to a PTE here: the next write faults and `do_wp_fault` grants it,
-    /// copying first if the page is shared copy-on-write. In a shared VMA every
-    /// mapper writes the same frame, so write permission follows the protection.
+    /// Existing PTEs are rewritten at once, as `mm_core::fault::protect_flags` says
+    /// (execute and user access from the new protection; write permission added
+    /// only in a shared VMA, a private page gets it at its next write fault), and
+    /// flushed from the TLB.
     pub fn mprotect(&mut self, addr: u64, len: u64, prot: VmProt) -> Result<(), VmError> {
         if !addr.is_multiple_of(PAGE_SIZE) {
             return Err(VmError::Invalid);
@@ -473,7 +472,6 @@ impl AddressSpace {
         }
         let (start, end) = user_range(addr, len).map_err(|_| VmError::NoMemory)?;
         let changed = self.vmas.protect_range(start, end, prot)?;
-        let target = leaf_flags_for(prot);
         let mut batch = FlushBatch::new();
         for piece in changed {
             let is_shared = piece.flags.is_shared();
@@ -483,16 +481,8 @@ impl AddressSpace {
                 if !leaf.pte.is_present() {
                     return mm_core::pagetable::LeafAction::Keep;
                 }
-                let old = leaf.pte.flags();
-                let mut flags = (old - (PteFlags::USER | PteFlags::NO_EXECUTE | PteFlags::WRITABLE))
-                    | (target - PteFlags::WRITABLE);
-                if !target.contains(PteFlags::WRITABLE) {
-                    flags.remove(PteFlags::COW);
-                } else if is_shared || old.contains(PteFlags::WRITABLE) {
-                    flags.insert(PteFlags::WRITABLE);
-                }
                 let mut pte = leaf.pte;
-                pte.set_flags(flags);
+                pte.set_flags(mm_core::fault::protect_flags(pte.flags(), prot, is_shared));
                 mm_core::pagetable::LeafAction::Replace(pte)
             });
         }

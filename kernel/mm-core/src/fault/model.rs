@@ -7,7 +7,7 @@
 //! | page tables | [`PageTable`] over [`Memory`] (a `TableMemory` whose tables are boxed arrays, frames from the same buddy) |
 //! | VMAs, fork families | [`VmaTree`], [`FamilyTable`] |
 //! | swap | a [`SwapMap`], a slot -> frame cache, a slot -> contents "disk" |
-//! | decisions | [`decide`] and the [`SlotState`] verdicts: the code the kernel runs |
+//! | decisions | [`decide`], [`fork_flags`], `protect_flags` and the [`SlotState`] verdicts: the code the kernel runs |
 //!
 //! Each operation does what the kernel's does (`mm/fault.rs`, `mm/cow.rs`,
 //! `mm/swap/*.rs`, `mm/rmap.rs`), in the same order, minus locks and I/O: the
@@ -365,9 +365,23 @@ impl<'a> Sim<'a> {
             return;
         }
         let (is_cached, slot) = (d.has_flags(FrameFlags::SWAP_CACHE), d.private());
-        if map_count == 0 && is_cached && self.slot_state(slot).on_last_unmap() == CacheVerdict::Drop {
+        if map_count == 0 && is_cached {
+            self.apply(slot, SlotState::on_last_unmap);
+        }
+    }
+
+    /// Asks the swap cache's rule `event` about `slot` (which a frame caches),
+    /// applies its verdict, and checks that the slot is now in the state the rule
+    /// says (`SlotState::after`).
+    fn apply(&mut self, slot: u32, event: impl FnOnce(SlotState) -> CacheVerdict) {
+        let before = self.slot_state(slot);
+        let verdict = event(before);
+        if verdict == CacheVerdict::Drop {
+            let frame = self.swap.cache[&slot];
             self.cache_remove(slot, frame);
         }
+        let after = self.slot_state(slot);
+        assert_eq!(after, before.after(verdict), "model: slot {slot} after {verdict:?}");
     }
 
     fn cache_insert(&mut self, slot: u32, frame: Frame) {
@@ -393,10 +407,8 @@ impl<'a> Sim<'a> {
     fn put_swap_pte(&mut self, entry: SwapEntry) {
         let slot = entry.slot() as u32;
         self.swap.map.put(SwapSlot::from_index(slot)).expect("model: put_swap_pte");
-        if let Some(&frame) = self.swap.cache.get(&slot)
-            && self.slot_state(slot).on_swap_pte_dropped() == CacheVerdict::Drop
-        {
-            self.cache_remove(slot, frame);
+        if self.swap.cache.contains_key(&slot) {
+            self.apply(slot, SlotState::on_swap_pte_dropped);
         }
     }
 
@@ -417,10 +429,7 @@ impl<'a> Sim<'a> {
             return false;
         }
         self.read_into_cache(slot);
-        if self.slot_state(slot).on_readahead_done(true) == CacheVerdict::Drop {
-            let frame = self.swap.cache[&slot];
-            self.cache_remove(slot, frame);
-        }
+        self.apply(slot, |state| state.on_readahead_done(true));
         true
     }
 
@@ -466,9 +475,7 @@ impl<'a> Sim<'a> {
             self.swap.disk.insert(slot, self.mem.contents[&frame]);
         }
         self.mem.buddy.desc_mut(frame).remove_flags(FrameFlags::LOCKED);
-        if self.slot_state(slot).on_eviction_done() == CacheVerdict::Drop {
-            self.cache_remove(slot, frame);
-        }
+        self.apply(slot, SlotState::on_eviction_done);
         true
     }
 
@@ -537,6 +544,22 @@ impl<'a> Sim<'a> {
         let proc = self.procs.get_mut(&id).expect("model: no such process");
         proc.vmas.unmap_range(addr, addr + 4096).expect("model: munmap range");
         self.drop_pte(id, page);
+    }
+
+    /// Changes the protection of the page at `addr` of process `id` (`mprotect` of
+    /// one page); false if the page is not mapped (ENOMEM, nothing changes).
+    pub(super) fn mprotect(&mut self, id: usize, addr: VirtAddr, prot: VmProt) -> bool {
+        let proc = self.procs.get_mut(&id).expect("model: no such process");
+        let Ok(changed) = proc.vmas.protect_range(addr, addr + 4096, prot) else { return false };
+        for piece in changed {
+            for i in 0..piece.nr_pages() {
+                let page = Page::containing_address(piece.start + i * 4096);
+                let Some(mut pte) = self.pte(id, page).filter(|p| p.is_present()) else { continue };
+                pte.set_flags(super::protect_flags(pte.flags(), prot, piece.flags.is_shared()));
+                self.set_pte(id, page, pte);
+            }
+        }
+        true
     }
 
     /// Clears the PTE of `page` in process `id`, dropping what it held.

@@ -1,5 +1,5 @@
 //! The model test: randomized sequences of fault (read, write, exec), fork, evict,
-//! readahead, munmap, exit and spawn run on the simulated memory manager
+//! readahead, mprotect, munmap, exit and spawn run on the simulated memory manager
 //! (`model.rs`, which asks the real decision code) and on a reference model that
 //! knows nothing of frames or swap (each process's page contents as a plain map);
 //! after every step the two must agree:
@@ -56,8 +56,9 @@ enum Checker {
 enum RefPage {
     /// The process's own copy: its value, and whether writes are allowed.
     Private { value: u64, is_writable: bool },
-    /// Page of a shared region (a MAP_SHARED mapping), seen by every process that has it.
-    Shared { region: usize },
+    /// Page of a shared region (a MAP_SHARED mapping), seen by every process that
+    /// has it; whether this process may write it.
+    Shared { region: usize, is_writable: bool },
 }
 
 /// The reference model: what each process must see, with no frames or swap.
@@ -74,10 +75,11 @@ impl Reference {
         let mut pages = BTreeMap::new();
         for (start, nr_pages, prot, flags) in LAYOUT {
             for i in 0..nr_pages {
+                let is_writable = prot.contains(VmProt::WRITE);
                 let page = if flags.contains(VmFlags::SHARED) {
-                    RefPage::Shared { region }
+                    RefPage::Shared { region, is_writable }
                 } else {
-                    RefPage::Private { value: 0, is_writable: prot.contains(VmProt::WRITE) }
+                    RefPage::Private { value: 0, is_writable }
                 };
                 pages.insert(start + i * 4096, page);
             }
@@ -91,13 +93,13 @@ impl Reference {
         match (access, page) {
             (Access::Exec, _) => None,
             (Access::Read, RefPage::Private { value, .. }) => Some(*value),
-            (Access::Read, RefPage::Shared { region }) => Some(self.regions[*region].get(&addr).copied().unwrap_or(0)),
-            (Access::Write, RefPage::Private { is_writable: false, .. }) => None,
+            (Access::Read, RefPage::Shared { region, .. }) => Some(self.regions[*region].get(&addr).copied().unwrap_or(0)),
+            (Access::Write, RefPage::Private { is_writable: false, .. } | RefPage::Shared { is_writable: false, .. }) => None,
             (Access::Write, RefPage::Private { value: v, .. }) => {
                 *v = value;
                 Some(0)
             }
-            (Access::Write, RefPage::Shared { region }) => {
+            (Access::Write, RefPage::Shared { region, .. }) => {
                 self.regions[*region].insert(addr, value);
                 Some(0)
             }
@@ -108,7 +110,16 @@ impl Reference {
     fn value(&self, id: usize, addr: u64) -> Option<u64> {
         match self.procs[&id].get(&addr)? {
             RefPage::Private { value, .. } => Some(*value),
-            RefPage::Shared { region } => Some(self.regions[*region].get(&addr).copied().unwrap_or(0)),
+            RefPage::Shared { region, .. } => Some(self.regions[*region].get(&addr).copied().unwrap_or(0)),
+        }
+    }
+
+    /// Changes what process `id` may do at `addr` (nothing if it is not mapped).
+    fn mprotect(&mut self, id: usize, addr: u64, prot: VmProt) {
+        if let Some(RefPage::Private { is_writable, .. } | RefPage::Shared { is_writable, .. }) =
+            self.procs.get_mut(&id).and_then(|pages| pages.get_mut(&addr))
+        {
+            *is_writable = prot.contains(VmProt::WRITE);
         }
     }
 }
@@ -128,6 +139,7 @@ enum Op {
     Evict { frame: Frame },
     ReadAhead { slot: u32 },
     Munmap { id: usize, addr: u64 },
+    Mprotect { id: usize, addr: u64, prot: VmProt },
     Exit { id: usize },
     Spawn,
 }
@@ -156,7 +168,8 @@ fn pick(rng: &mut XorShift, sim: &Sim<'_>, step: usize) -> Op {
                 n => Op::Evict { frame: frames[rng.below(n as u64) as usize] },
             }
         }
-        87..91 => Op::ReadAhead { slot: 1 + rng.below(u64::from(NR_SLOTS) - 1) as u32 },
+        87..89 => Op::ReadAhead { slot: 1 + rng.below(u64::from(NR_SLOTS) - 1) as u32 },
+        89..91 => Op::Mprotect { id, addr, prot: if rng.below(2) == 0 { VmProt::READ } else { VmProt::READ_WRITE } },
         91..96 => Op::Munmap { id, addr },
         96..98 => Op::Exit { id },
         _ if ids.len() < MAX_PROCS => Op::Spawn,
@@ -190,6 +203,13 @@ fn apply(op: Op, sim: &mut Sim<'_>, reference: &mut Reference) -> Result<(), Str
                 sim.munmap(id, VirtAddr::new(addr));
             }
             reference.procs.get_mut(&id).expect("reference: no such process").remove(&addr);
+        }
+        Op::Mprotect { id, addr, prot } => {
+            let is_mapped = sim.mprotect(id, VirtAddr::new(addr), prot);
+            if is_mapped != reference.procs[&id].contains_key(&addr) {
+                return Err(format!("mprotect at {addr:#x} by {id}: mapped {is_mapped}, the reference disagrees"));
+            }
+            reference.mprotect(id, addr, prot);
         }
         Op::Exit { id } => {
             sim.exit(id);
@@ -388,7 +408,7 @@ fn random_sequences_agree_with_the_reference_model() {
     // (A shared mapping's PTE is read-only only after an mprotect, which the model
     // does not do: `MakeWritable` for a shared VMA is left to the unit tests.)
     let rows = ["MapZeroPage", "MapZeroedFrame", "ReplaceZeroPage", "CopyOnWrite", "SoleOwner"];
-    let more = ["MapSwapCacheWritable", "MapSwapCacheCow", "ReadFromSwap", "Refuse", "Evict", "ReadAhead", "Fork", "Munmap", "Exit"];
+    let more = ["MapSwapCacheWritable", "MapSwapCacheCow", "ReadFromSwap", "Refuse", "Evict", "ReadAhead", "Fork", "Munmap", "Mprotect", "Exit"];
     if env_number("MODEL_SEED").is_none() {
         for row in rows.iter().chain(&more) {
             assert!(counts.get(*row).is_some_and(|&n| n >= 10), "model test: {row} hardly exercised: {counts:?}");
