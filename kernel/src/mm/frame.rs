@@ -19,6 +19,10 @@
 //! The replacement policy threads its ring through the descriptors of tracked user
 //! frames ([`FrameTableLinks`]).
 //!
+//! Owning handles: [`NewPage`] (a user frame nobody maps yet), [`OwnedFrames`] (a
+//! kernel block), [`LockedPage`] (a user frame locked for I/O: the only way swap gets
+//! a user page's bytes to hand to a block device).
+//!
 //! Locks: `FRAMES`, near the bottom of the lock order (see [`crate::mm`]): the heap
 //! lock may be held when it is taken, never the other way round.
 
