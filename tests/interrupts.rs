@@ -41,8 +41,8 @@ fn the_swap_disk_has_an_interrupt_line_with_a_handler() {
 
 /// The disk the runner attaches for this image only: QEMU's `null-aio` driver,
 /// which completes every request 20 ms after it was made (reads return zeros). The
-/// swap disk cannot show a sleep: under TCG, QEMU finishes a request on a raw file
-/// inside the driver's notify, so the driver finds it done at its first look.
+/// swap disk cannot be relied on to show a sleep: under TCG, QEMU often finishes a
+/// request on a raw file before the driver's first look at the used ring.
 fn slow_disk() -> VirtioBlk {
     // Probing a device resets it: leave the swap disk alone.
     let swap_addr = virtio_blk::swap_disk().expect("no swap disk").lock().pci_address();
@@ -93,7 +93,7 @@ fn a_request_the_interrupt_does_not_answer_in_time_times_out_and_resets_the_devi
 }
 
 #[test_case]
-fn the_swap_disk_finishes_before_the_first_look_and_raises_no_interrupt() {
+fn the_swap_disk_raises_no_interrupt_nobody_sleeps_for() {
     let mut disk = virtio_blk::swap_disk().expect("no swap disk").lock();
     let before = disk.stats();
     let mut buf = vec![0u8; 4096];

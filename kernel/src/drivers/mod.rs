@@ -5,7 +5,7 @@
 //! | [`pci`] | configuration space (ports 0xCF8/0xCFC), bus scan, BARs, capabilities, `lspci` |
 //! | [`virtio_pci`] | the virtio legacy I/O-port transport; recognises (and refuses) modern-only devices |
 //! | [`virtio_queue`] | the split virtqueue in DMA memory from the frame allocator |
-//! | [`virtio_blk`] | the block driver: read/write/flush sectors and pages, wipes; registers each disk with `crate::block` |
+//! | [`virtio_blk`] | the block driver: read/write/flush sectors and pages, wipes, completion by interrupt; registers each disk with `crate::block` |
 //!
 //! [`init`] runs once after `mm::init` (the drivers need the heap and frames) with
 //! interrupts enabled (the request timeout uses the TSC clock, calibrated on ticks).

@@ -17,6 +17,8 @@
 //! the next (`arch::user_state`).
 //! Preemption: the timer tick calls [`preempt`] when it interrupted user mode, so
 //! every user task gets one 10 ms tick at a time; kernel code is not preempted.
+//! Timed sleeps (`sync::WaitQueue::wait_until_deadline`): a sleeping task may carry
+//! a wake tick, and the timer interrupt calls [`wake_timed_out`] to wake it then.
 
 use alloc::collections::VecDeque;
 use core::sync::atomic::{AtomicU64, Ordering};

@@ -3,7 +3,7 @@
 //! | piece | for |
 //! |---|---|
 //! | [`IrqMutex`] | short critical sections: a spinlock that keeps interrupts off while held |
-//! | [`WaitQueue`] (`wait_queue`) | sleeping until a condition holds, with no lost wake-up |
+//! | [`WaitQueue`] (`wait_queue`) | sleeping until a condition holds (or a deadline tick), with no lost wake-up |
 //! | [`Completion`] (`completion`) | waiting for one event (an I/O request done) |
 //! | [`Mutex`] (`mutex`) | long holds (disk I/O, later inode locks): waiters sleep on a queue |
 //! | `kthread` | kernel threads: started through the scheduler's hooks |

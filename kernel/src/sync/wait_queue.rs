@@ -13,7 +13,9 @@
 //! wakes *after* it changed the condition, so whichever order the two run in, the
 //! waiter either sees the condition or is woken (the protocol is in [`super::hooks`]).
 //! A wake-up that arrives while the waiter is busy elsewhere is not lost either:
-//! the waiter checks the condition before it sleeps again.
+//! the waiter checks the condition before it sleeps again. A timed wait
+//! ([`WaitQueue::wait_until_deadline`]) also ends at a timer tick, for waits whose
+//! wake-up may never come (a disk that stopped answering).
 //!
 //! A queue holds no list: waiting tasks record the queue's key in their task entry
 //! (see `proc::sched`), so waiting never allocates, which matters for the reclaim
