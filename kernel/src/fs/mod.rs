@@ -25,8 +25,8 @@
 //! mounted in its place; nothing above this trait knows which one answers.
 //!
 //! Lock order: a file's offset lock (`OpenFile`), then the file system's own locks
-//! (tmpfs: its rename lock, then a directory's lock, then a file's data lock); all
-//! are sleeping [`crate::sync::Mutex`]es, never taken under an `IrqMutex`.
+//! (tmpfs: its namespace lock, then an inode's lock); all are sleeping
+//! [`crate::sync::Mutex`]es, never taken under an `IrqMutex`.
 
 use alloc::sync::Arc;
 use core::any::Any;

@@ -217,8 +217,8 @@ pub(super) fn sys_write(fd: u64, buf: u64, len: u64) -> Result<u64, Errno> {
 }
 
 /// mmap, with Linux's argument checks for anonymous memory, in Linux's order: an
-/// unaligned offset is EINVAL (an aligned one is ignored); there are no files
-/// (ENODEV, where Linux would say EBADF for a bad fd); the type must be
+/// unaligned offset is EINVAL (an aligned one is ignored); file mappings are not
+/// implemented yet (ENODEV, where Linux maps the file, or says EBADF for a bad fd); the type must be
 /// `MAP_SHARED` or `MAP_PRIVATE` (`MAP_SHARED_VALIDATE` is for files: EINVAL, as in
 /// Linux); flags Linux ignores are ignored (`MAP_NORESERVE`: no swap is reserved
 /// anyway); flags Linux implements and we do not (`MAP_GROWSDOWN`, `MAP_LOCKED`,
