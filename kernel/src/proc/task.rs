@@ -160,8 +160,9 @@ fn prepare_stack(stack: &KernelStack, frame: &TrapFrame) -> u64 {
 }
 
 /// Adds a new runnable user task whose first instructions are described by `frame`
-/// and `user_state` (FS/GS bases, x87/SSE registers); `args` is what its `args` syscall will return. The
-/// blocked-signal mask is the parent's, as across fork and exec on Linux.
+/// and `user_state` (FS/GS bases, x87/SSE registers); `args` is what its `args`
+/// syscall will return. The blocked-signal mask is the parent's, as across fork and
+/// exec on Linux.
 pub fn create_user_task(
     name: &str,
     args: &str,
