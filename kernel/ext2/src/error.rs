@@ -62,6 +62,11 @@ pub enum Corruption {
         /// The group.
         group: u32,
     },
+    /// A slow symlink whose length does not fit its one block, or that has no block.
+    BadSymlink {
+        /// The inode number.
+        ino: u32,
+    },
     /// An inode whose mode is not a known file type.
     BadMode {
         /// The inode number.

@@ -40,8 +40,10 @@ impl<'d> Ext2<'d> {
     /// itself writes nothing either: the first write is the first change.
     pub fn mount(dev: &'d dyn BlockDevice, clock_fn: fn() -> u32) -> Result<Self> {
         let mut raw = vec![0u8; SUPERBLOCK_SIZE];
-        if dev.capacity_bytes() < SUPERBLOCK_OFFSET + SUPERBLOCK_SIZE as u64 {
-            return Err(Ext2Error::Refused(crate::Refusal::BadMagic(0)));
+        let min_bytes = SUPERBLOCK_OFFSET + SUPERBLOCK_SIZE as u64;
+        if dev.capacity_bytes() < min_bytes {
+            let disk_bytes = dev.capacity_bytes();
+            return Err(Ext2Error::Refused(crate::Refusal::DiskTooSmall { fs_bytes: min_bytes, disk_bytes }));
         }
         dev.read(SUPERBLOCK_OFFSET / SECTOR_SIZE as u64, &mut raw)?;
         let sb = Superblock::parse(&raw, dev.capacity_bytes()).map_err(Ext2Error::Refused)?;

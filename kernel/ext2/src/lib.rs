@@ -19,6 +19,11 @@
 //! | `fsync`, `sync`, unmount | [`Ext2::sync`] |
 //!
 //! The methods take `&mut self`: the kernel holds the file system behind one lock.
+//! They do disk I/O (a cache miss, an eviction, `sync`), so that lock must be the
+//! sleeping mutex, never a spinlock (no I/O under a spinlock). A caller that holds
+//! an inode open across calls takes [`Ext2::inode_get`] and must drop every hold
+//! with [`Ext2::inode_put`] before the last `sync` of an unmount: an unlinked inode
+//! still held is freed only then (there is no orphan list on disk).
 //! Errors are [`Ext2Error`], whose [`Ext2Error::errno`] is the Linux errno.
 //!
 //! | module | what it holds |

@@ -104,11 +104,12 @@ impl Ext2<'_> {
             // Fast symlink: the target is in the block map's 60 bytes.
             return Ok(inode.block_bytes()[..len.min(60)].to_vec());
         }
+        let bad = Ext2Error::Corrupt(crate::Corruption::BadSymlink { ino: ino.0 });
         if len >= self.sb.block_size {
-            return Err(Ext2Error::Corrupt(crate::Corruption::BadMode { ino: ino.0, mode: inode.mode }));
+            return Err(bad);
         }
         let mut block = vec![0u8; self.sb.block_size];
-        let pblk = self.lookup_block(&inode, 0)?.ok_or(Ext2Error::Corrupt(crate::Corruption::BlockOutOfRange(0)))?;
+        let pblk = self.lookup_block(&inode, 0)?.ok_or(bad)?;
         self.cache.read_into(self.dev, pblk, &mut block)?;
         block.truncate(len);
         Ok(block)

@@ -99,6 +99,8 @@ fn damaged_geometry_and_short_disks_are_refused() {
     assert_eq!(refused(big_blocks), Refusal::UnsupportedBlockSize(64 * 1024));
     let short = good[..1024 * 1024].to_vec();
     assert!(matches!(refused(short), Refusal::DiskTooSmall { .. }));
+    let tiny = vec![0u8; 1024];
+    assert_eq!(refused(tiny), Refusal::DiskTooSmall { fs_bytes: 2048, disk_bytes: 1024 }, "no room for a superblock");
     // A group descriptor whose inode table points outside its group.
     let mut bad_desc = good.clone();
     let desc = 2 * 1024; // 1 KiB blocks: the table is block 2
