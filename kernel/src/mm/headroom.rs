@@ -57,6 +57,11 @@ pub fn ensure_heap_headroom() -> Result<(), HeadroomError> {
     }
     let mut nr_rounds = 0;
     loop {
+        // The OOM killer may have chosen the caller while it reclaimed or yielded
+        // here: it must go and exit, not wait for itself to die.
+        if super::process_hooks::current_is_killed() {
+            return Err(HeadroomError::Killed);
+        }
         if heap::refill_pool() >= ADMIT_BLOCKS {
             return Ok(());
         }
@@ -66,6 +71,9 @@ pub fn ensure_heap_headroom() -> Result<(), HeadroomError> {
         }
         match oom::out_of_memory() {
             OomOutcome::KilledCurrent => return Err(HeadroomError::Killed),
+            OomOutcome::AlreadyDying(pid) if pid == super::process_hooks::current_pid() => {
+                return Err(HeadroomError::Killed);
+            }
             OomOutcome::Killed(_) | OomOutcome::AlreadyDying(_) => {
                 crate::sync::hooks::yield_now();
                 nr_rounds = 0;

@@ -49,6 +49,11 @@ fn badness(space: &super::rmap::SpaceRef) -> (u64, u64) {
 pub fn out_of_memory() -> OomOutcome {
     let tasks = process_hooks::user_processes();
     if let Some(dying) = tasks.iter().find(|t| t.is_killed) {
+        // A caller killed earlier (while it reclaimed or yielded) must exit, not
+        // wait for itself to die.
+        if dying.pid == process_hooks::current_pid() {
+            return OomOutcome::KilledCurrent;
+        }
         return OomOutcome::AlreadyDying(dying.pid);
     }
     let Some((victim, (rss, swapped))) =
