@@ -59,38 +59,9 @@ fn main(boot_info: &'static mut BootInfo) -> ! {
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
     kernel::println!("expected panic: {}", info);
-    let message = alloc_free_text(info);
+    let message = kernel::testing::PanicText::of(info);
     let is_expected = PHASE.load(Ordering::SeqCst) == WRONG_ORDER
         && message.contains("taking AddressSpace lock")
         && message.contains("while holding Frames lock");
     finish_single(NAME, is_expected)
-}
-
-/// Returns the panic message in a fixed buffer (the heap may be what broke).
-fn alloc_free_text(info: &core::panic::PanicInfo) -> Text {
-    use core::fmt::Write;
-    let mut text = Text { bytes: [0; 256], len: 0 };
-    let _ = write!(text, "{}", info.message());
-    text
-}
-
-struct Text {
-    bytes: [u8; 256],
-    len: usize,
-}
-
-impl Text {
-    fn contains(&self, needle: &str) -> bool {
-        self.bytes[..self.len].windows(needle.len()).any(|w| w == needle.as_bytes())
-    }
-}
-
-impl core::fmt::Write for Text {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        let room = self.bytes.len() - self.len;
-        let n = s.len().min(room);
-        self.bytes[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
-        self.len += n;
-        Ok(())
-    }
 }

@@ -83,6 +83,38 @@ pub fn test_panic_handler(info: &core::panic::PanicInfo) -> ! {
     qemu::exit(ExitCode::Failure);
 }
 
+/// A panic message copied into a fixed buffer (256 bytes, the rest cut off), for
+/// images that expect a panic: the heap may be what broke, so nothing is allocated.
+pub struct PanicText {
+    bytes: [u8; 256],
+    len: usize,
+}
+
+impl PanicText {
+    /// Copies the message of `info`.
+    pub fn of(info: &core::panic::PanicInfo) -> PanicText {
+        use core::fmt::Write;
+        let mut text = PanicText { bytes: [0; 256], len: 0 };
+        let _ = write!(text, "{}", info.message());
+        text
+    }
+
+    /// Returns true if the message holds `needle`.
+    pub fn contains(&self, needle: &str) -> bool {
+        self.bytes[..self.len].windows(needle.len()).any(|w| w == needle.as_bytes())
+    }
+}
+
+impl core::fmt::Write for PanicText {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        let room = self.bytes.len() - self.len;
+        let n = s.len().min(room);
+        self.bytes[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        Ok(())
+    }
+}
+
 /// Prints a one-test result for `harness = false` test binaries and exits QEMU.
 pub fn finish_single(name: &str, passed: bool) -> ! {
     let (word, counts, code) = if passed {
