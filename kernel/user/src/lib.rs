@@ -91,6 +91,29 @@ macro_rules! check {
     };
 }
 
+/// Returns the value of `got`, or fails the program (exit 1) naming `case`: the
+/// companion of [`check!`] for calls that must succeed.
+pub fn expect_ok<T: core::fmt::Debug>(case: &str, got: Result<T, Errno>) -> T {
+    match got {
+        Ok(v) => v,
+        Err(e) => {
+            println!("FAIL: {}: got {:?}, want success", case, e);
+            exit(1)
+        }
+    }
+}
+
+/// Fails the program (exit 1) naming `case` unless `got` is the error `want`.
+pub fn expect_err<T: core::fmt::Debug>(case: &str, got: Result<T, Errno>, want: Errno) {
+    if let Err(e) = &got
+        && *e == want
+    {
+        return;
+    }
+    println!("FAIL: {}: got {:?}, want {:?}", case, got, want);
+    exit(1)
+}
+
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
     match info.location() {

@@ -8,32 +8,13 @@
 #![no_main]
 
 use core::ffi::CStr;
-use core::fmt::Debug;
 
 use ulib::fs::{self, AT_EMPTY_PATH, AT_FDCWD, SEEK_SET, o};
 use ulib::{Errno, check, println};
 
 ulib::entry!(main);
 
-fn ok<T: Debug>(case: &str, got: Result<T, Errno>) -> T {
-    match got {
-        Ok(v) => v,
-        Err(e) => {
-            println!("FAIL: {}: got {:?}, want success", case, e);
-            ulib::exit(1)
-        }
-    }
-}
-
-fn err<T: Debug>(case: &str, got: Result<T, Errno>, want: Errno) {
-    if let Err(e) = &got
-        && *e == want
-    {
-        return;
-    }
-    println!("FAIL: {}: got {:?}, want {:?}", case, got, want);
-    ulib::exit(1)
-}
+use ulib::{expect_err as err, expect_ok as ok};
 
 fn touch(path: &CStr) {
     let fd = ok("create", fs::open(path, o::CREAT | o::WRONLY, 0o644));

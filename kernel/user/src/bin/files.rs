@@ -7,8 +7,6 @@
 #![no_std]
 #![no_main]
 
-use core::fmt::Debug;
-
 use ulib::fs::{self, SEEK_CUR, SEEK_END, SEEK_SET, o};
 use ulib::{Errno, Fork, WaitStatus, check, println};
 
@@ -16,27 +14,7 @@ ulib::entry!(main);
 
 const S_IFMT: u32 = 0o170000;
 
-/// Returns the value of `got`, or fails the program naming `case`.
-fn ok<T: Debug>(case: &str, got: Result<T, Errno>) -> T {
-    match got {
-        Ok(v) => v,
-        Err(e) => {
-            println!("FAIL: {}: got {:?}, want success", case, e);
-            ulib::exit(1)
-        }
-    }
-}
-
-/// Fails the program unless `got` is the error `want`.
-fn err<T: Debug>(case: &str, got: Result<T, Errno>, want: Errno) {
-    if let Err(e) = &got
-        && *e == want
-    {
-        return;
-    }
-    println!("FAIL: {}: got {:?}, want {:?}", case, got, want);
-    ulib::exit(1)
-}
+use ulib::{expect_err as err, expect_ok as ok};
 
 /// Returns the bytes of `fd` from offset 0 (at most `buf.len()`), restoring nothing.
 fn contents(fd: i32, buf: &mut [u8]) -> &[u8] {

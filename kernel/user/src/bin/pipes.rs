@@ -13,32 +13,12 @@
 #![no_std]
 #![no_main]
 
-use core::fmt::Debug;
-
 use ulib::fs::{self, SEEK_SET, o};
 use ulib::{Errno, Fork, WaitStatus, check, println};
 
 ulib::entry!(main);
 
-fn ok<T: Debug>(case: &str, got: Result<T, Errno>) -> T {
-    match got {
-        Ok(v) => v,
-        Err(e) => {
-            println!("FAIL: {}: got {:?}, want success", case, e);
-            ulib::exit(1)
-        }
-    }
-}
-
-fn err<T: Debug>(case: &str, got: Result<T, Errno>, want: Errno) {
-    if let Err(e) = &got
-        && *e == want
-    {
-        return;
-    }
-    println!("FAIL: {}: got {:?}, want {:?}", case, got, want);
-    ulib::exit(1)
-}
+use ulib::{expect_err as err, expect_ok as ok};
 
 /// The byte at position `i` of a test stream `seed`.
 fn byte(seed: usize, i: usize) -> u8 {
