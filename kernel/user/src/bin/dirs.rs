@@ -11,10 +11,9 @@ use core::ffi::CStr;
 
 use ulib::fs::{self, AT_EMPTY_PATH, AT_FDCWD, SEEK_SET, o};
 use ulib::{Errno, check, println};
+use ulib::{expect_err as err, expect_ok as ok};
 
 ulib::entry!(main);
-
-use ulib::{expect_err as err, expect_ok as ok};
 
 fn touch(path: &CStr) {
     let fd = ok("create", fs::open(path, o::CREAT | o::WRONLY, 0o644));

@@ -9,12 +9,11 @@
 
 use ulib::fs::{self, SEEK_CUR, SEEK_END, SEEK_SET, o};
 use ulib::{Errno, Fork, WaitStatus, check, println};
+use ulib::{expect_err as err, expect_ok as ok};
 
 ulib::entry!(main);
 
 const S_IFMT: u32 = 0o170000;
-
-use ulib::{expect_err as err, expect_ok as ok};
 
 /// Returns the bytes of `fd` from offset 0 (at most `buf.len()`), restoring nothing.
 fn contents(fd: i32, buf: &mut [u8]) -> &[u8] {

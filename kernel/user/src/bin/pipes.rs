@@ -15,10 +15,9 @@
 
 use ulib::fs::{self, SEEK_SET, o};
 use ulib::{Errno, Fork, WaitStatus, check, println};
+use ulib::{expect_err as err, expect_ok as ok};
 
 ulib::entry!(main);
-
-use ulib::{expect_err as err, expect_ok as ok};
 
 /// The byte at position `i` of a test stream `seed`.
 fn byte(seed: usize, i: usize) -> u8 {
