@@ -7,7 +7,9 @@ use alloc::vec::Vec;
 use crate::arch::timer;
 use crate::mm::frame::{self, OwnedFrames};
 use crate::mm::reclaim::{self, PolicyKind};
-use crate::mm::vmstat::{self, SwapEvent};
+use crate::drivers::virtio_blk::{self, BlkStats};
+use crate::mm::fault::FaultOutcome;
+use crate::mm::vmstat::{self, SwapEvent, SwapInPhase};
 use crate::mm::{Order, heap};
 use crate::println;
 use crate::proc;
@@ -71,12 +73,60 @@ fn thrash_under(kind: PolicyKind) -> Option<PolicyRun> {
     })
 }
 
+/// What the kernel counted of the major faults: the swap-in clock, and the disk's reads.
+struct SwapInSample {
+    nr_major: u64,
+    phase_cycles: [u64; 5],
+    disk: Option<BlkStats>,
+}
+
+impl SwapInSample {
+    fn now() -> SwapInSample {
+        SwapInSample {
+            nr_major: vmstat::nr_faults(FaultOutcome::SwapIn),
+            phase_cycles: vmstat::swap_in_cycles(),
+            disk: virtio_blk::swap_disk().map(|d| d.lock().stats()),
+        }
+    }
+
+    /// Prints where the major faults since `before` spent their time: each phase of
+    /// the swap-in clock per major fault, and the disk's read requests.
+    fn print_since(&self, before: &SwapInSample) {
+        let nr_major = self.nr_major - before.nr_major;
+        if nr_major == 0 {
+            return;
+        }
+        let per_fault = |cycles: u64| timer::cycles_to_ns(cycles) / nr_major;
+        let mut line = alloc::format!("  kernel's clock, ns per major fault ({nr_major} faults):");
+        let mut total = 0;
+        for (phase, (after, before)) in SwapInPhase::ALL.iter().zip(self.phase_cycles.iter().zip(&before.phase_cycles)) {
+            total += after - before;
+            line += &alloc::format!(" {} {}", phase.name(), per_fault(after - before));
+        }
+        println!("{line}, total {}", per_fault(total));
+        if let (Some(after), Some(before)) = (self.disk, before.disk) {
+            let nr_reads = (after.nr_reads - before.nr_reads).max(1);
+            println!(
+                "  disk reads: {}, per read: submit {} ns, wait {} ns, {:.1} looks not done; irq sleeps {}, interrupts {}",
+                after.nr_reads - before.nr_reads,
+                timer::cycles_to_ns(after.read_submit_cycles - before.read_submit_cycles) / nr_reads,
+                timer::cycles_to_ns(after.read_wait_cycles - before.read_wait_cycles) / nr_reads,
+                (after.nr_not_done_looks - before.nr_not_done_looks) as f64 / nr_reads as f64,
+                after.nr_irq_waits - before.nr_irq_waits,
+                after.nr_interrupts - before.nr_interrupts,
+            );
+        }
+    }
+}
+
 /// Runs the swap benchmarks and prints their tables.
 pub fn bench() {
     println!("swap throughput and major-fault latency (timed in user space, 2048 pages = 8 MiB):");
+    let before = SwapInSample::now();
     if !run("swapbench") {
         println!("  swapbench failed");
     }
+    SwapInSample::now().print_since(&before);
     heap::shrink();
     let nr_free = 4096 + reclaim::watermarks().high;
     let balloon = Balloon::leave_free(nr_free);

@@ -234,6 +234,15 @@ pub struct BlkStats {
     /// Requests made where sleeping was impossible (no scheduler yet, interrupts
     /// off, no interrupt line), so waited for by polling the used ring.
     pub nr_polled: u64,
+    /// Looks at the used ring that found the request not done yet (each one followed
+    /// by a yield or a sleep).
+    pub nr_not_done_looks: u64,
+    /// TSC cycles spent filling read requests and offering them to the device (the
+    /// notify, in which QEMU may do the I/O, included).
+    pub read_submit_cycles: u64,
+    /// TSC cycles spent waiting for read requests after their submit (polls,
+    /// yields, sleeps, the status check).
+    pub read_wait_cycles: u64,
 }
 
 /// A virtio block device and the memory the driver shares with it.

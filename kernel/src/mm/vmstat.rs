@@ -6,6 +6,8 @@
 //! fault path, as it happened. Swap and reclaim events ([`SwapEvent`]: pages written
 //! and read, swap-cache hits, clean pages dropped, reclaim passes, I/O errors, OOM
 //! kills) are counted machine-wide and shown by [`print_swap_counters`].
+//! The swap-in clock ([`SwapInPhase`]) sums the TSC cycles of each phase of the
+//! major faults, so the bench can say where a swap-in's time goes.
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -107,7 +109,72 @@ pub fn print_swap_counters() {
     for (event, name) in SWAP_EVENTS {
         crate::println!("  {:>8}  {}", nr_events(event), name);
     }
+    let nr_major = nr_faults(FaultOutcome::SwapIn);
+    if nr_major > 0 {
+        let mut line = alloc::format!("swap-in clock, ns per major fault ({nr_major} since boot):");
+        for (phase, cycles) in SwapInPhase::ALL.iter().zip(swap_in_cycles()) {
+            line += &alloc::format!(" {} {}", phase.name(), crate::arch::timer::cycles_to_ns(cycles) / nr_major);
+        }
+        crate::println!("{line}");
+    }
 }
+/// The phases of a major fault, in the order they run (`fault/retry.rs` and
+/// `swap/swapin.rs` stamp them with the TSC):
+///
+/// ```text
+///  Lookup   fault entry (kswapd poke, heap headroom) .. the walk says NeedsSwapIn
+///  Prepare  frame allocation, swap-cache insertion, readahead window (SWAP held)
+///  Read     the disk read of the slots (block layer, driver: submit + wait)
+///  Finish   unlocking the frames, readahead bookkeeping, the replacement policy
+///  Map      the retry that finds the page in the cache and maps it
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
+pub enum SwapInPhase {
+    /// Fault entry until the page walk finds the swap entry.
+    Lookup,
+    /// The frames put in the swap cache, LOCKED, for the read.
+    Prepare,
+    /// The disk read.
+    Read,
+    /// After the read, until `read_into_cache` returns.
+    Finish,
+    /// The second walk, which maps the cached page.
+    Map,
+}
+
+impl SwapInPhase {
+    /// Every phase, in order.
+    pub const ALL: [SwapInPhase; 5] =
+        [SwapInPhase::Lookup, SwapInPhase::Prepare, SwapInPhase::Read, SwapInPhase::Finish, SwapInPhase::Map];
+
+    /// A short name for tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            SwapInPhase::Lookup => "lookup",
+            SwapInPhase::Prepare => "prepare",
+            SwapInPhase::Read => "read",
+            SwapInPhase::Finish => "finish",
+            SwapInPhase::Map => "map",
+        }
+    }
+}
+
+static SWAP_IN_CYCLES: [AtomicU64; 5] = [const { AtomicU64::new(0) }; 5];
+
+/// Adds the TSC cycles from `since` to now to `phase`; returns now (the next
+/// phase's start).
+pub fn clock_swap_in(phase: SwapInPhase, since: u64) -> u64 {
+    let now = crate::arch::timer::rdtsc();
+    SWAP_IN_CYCLES[phase as usize].fetch_add(now.saturating_sub(since), Ordering::Relaxed);
+    now
+}
+
+/// Returns the TSC cycles summed in each [`SwapInPhase`] since boot, in `ALL`'s order.
+pub fn swap_in_cycles() -> [u64; 5] {
+    core::array::from_fn(|i| SWAP_IN_CYCLES[i].load(Ordering::Relaxed))
+}
+
 static NR_SEGV: AtomicU64 = AtomicU64::new(0);
 static TRACING: AtomicBool = AtomicBool::new(false);
 

@@ -31,6 +31,7 @@ use super::super::headroom::{self, HeadroomError};
 use super::super::oom::{self, OomOutcome};
 use super::super::rmap::SpaceRef;
 use super::super::swap::{self, swapin::SwapInError};
+use super::super::vmstat::{self, SwapInPhase};
 use super::super::{VirtAddr, cow, frame, process_hooks, reclaim};
 use super::{FaultError, FaultOutcome, handle_page_fault_after_read};
 use crate::sync::hooks;
@@ -43,6 +44,9 @@ const MAX_RECLAIM_RETRIES: u32 = 16;
 /// a page under I/O. Enters and returns with no lock held; retries until the
 /// handler says done or fails.
 pub fn fault_in(space: &SpaceRef, addr: VirtAddr, error_code: u64) -> Result<FaultOutcome, FaultError> {
+    // The swap-in clock's start (vmstat::SwapInPhase); the next phase starts at `read_at`.
+    let entry_at = crate::arch::timer::rdtsc();
+    let mut read_at = 0;
     reclaim::wake_kswapd();
     // The fault may allocate page tables and heap objects (rmap, swap cache):
     // make sure the heap can serve them before any lock is taken.
@@ -66,14 +70,25 @@ pub fn fault_in(space: &SpaceRef, addr: VirtAddr, error_code: u64) -> Result<Fau
             handle_page_fault_after_read(&mut space, addr, error_code, read)
         };
         match result {
-            Err(FaultError::NeedsSwapIn(entry)) => match swap::read_into_cache(entry) {
-                Ok(()) => read = Some(entry),
-                Err(SwapInError::Io(error)) => return Err(FaultError::SwapIo { slot: entry.slot(), error }),
-                Err(SwapInError::NoMemory) => reclaim_for_retry(&mut nr_retries)?,
-            },
+            Err(FaultError::NeedsSwapIn(entry)) => {
+                vmstat::clock_swap_in(SwapInPhase::Lookup, entry_at);
+                match swap::read_into_cache(entry) {
+                    Ok(()) => {
+                        read = Some(entry);
+                        read_at = crate::arch::timer::rdtsc();
+                    }
+                    Err(SwapInError::Io(error)) => return Err(FaultError::SwapIo { slot: entry.slot(), error }),
+                    Err(SwapInError::NoMemory) => reclaim_for_retry(&mut nr_retries)?,
+                }
+            }
             Err(FaultError::PageLocked) => hooks::yield_now(),
             Err(FaultError::OutOfMemory) => reclaim_for_retry(&mut nr_retries)?,
-            other => return other,
+            other => {
+                if read.is_some() {
+                    vmstat::clock_swap_in(SwapInPhase::Map, read_at);
+                }
+                return other;
+            }
         }
     }
 }
