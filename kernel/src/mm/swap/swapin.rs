@@ -32,15 +32,15 @@
 
 use alloc::vec::Vec;
 
-use blockdev::BlockError;
+use blockdev::{BlockDevice, BlockError};
 use mm_core::swap_cache::CacheVerdict;
 
-use super::{READAHEAD_MAX_PAGES, SWAP, SwapEntry, SwapState, read_slot, read_slots};
+use super::{READAHEAD_MAX_PAGES, SWAP, SwapEntry, SwapState};
 use crate::mm::addr_space::AddressSpace;
 use crate::mm::fault::FaultOutcome;
 use crate::mm::frame::{self, FrameFlags, FrameState, LockedPage, PageBytes};
 use crate::mm::paging::{Pte, PteFlags};
-use crate::mm::vmstat::{self, SwapEvent};
+use crate::mm::vmstat::{self, SwapEvent, SwapInPhase};
 use crate::mm::{Frame, Order, Page, rmap};
 
 /// Maps `frame`, the swap cache's page for `entry`, at `page` with `flags` (as
@@ -88,6 +88,7 @@ pub enum SwapInError {
 /// needed slot the frame is dropped again and nothing changes: the swap PTEs still
 /// name the slot, and the caller decides the faulting process's fate.
 pub fn read_into_cache(entry: SwapEntry) -> Result<(), SwapInError> {
+    let started_at = crate::arch::timer::rdtsc(); // the swap-in clock (vmstat::SwapInPhase)
     if super::lookup(entry).is_some() {
         return Ok(());
     }
@@ -98,7 +99,8 @@ pub fn read_into_cache(entry: SwapEntry) -> Result<(), SwapInError> {
     // The I/O handle of each frame (LOCKED while the read runs).
     let mut locked: [Option<LockedPage>; READAHEAD_MAX_PAGES as usize] = [const { None }; READAHEAD_MAX_PAGES as usize];
     let mut nr_frames = 1;
-    {
+    // Taken here, under the lock this function holds anyway, not by `swap::disk()`.
+    let disk = {
         let mut swap = SWAP.lock();
         let state = swap.as_mut().expect("read_into_cache: a swap PTE while swap is off");
         if state.cache.contains(slot) {
@@ -119,13 +121,16 @@ pub fn read_into_cache(entry: SwapEntry) -> Result<(), SwapInError> {
             frame_array[nr_frames] = extra;
             nr_frames += 1;
         }
-    }
+        state.disk
+    };
     let frames = &frame_array[..nr_frames];
-    let (result, is_readahead_ok) = match read_locked(entry, &mut locked[..nr_frames]) {
+    let read_at = vmstat::clock_swap_in(SwapInPhase::Prepare, started_at);
+    let (result, is_readahead_ok) = match read_locked(disk, entry, &mut locked[..nr_frames]) {
         Ok(()) => (Ok(()), true),
         Err(e) if frames.len() == 1 => (Err(e), false),
-        Err(_) => (read_slot(entry, locked_bytes(&mut locked[0])), false),
+        Err(_) => (read_locked(disk, entry, &mut locked[..1]), false),
     };
+    let finish_at = vmstat::clock_swap_in(SwapInPhase::Read, read_at);
     let mut kept_array = [frame; READAHEAD_MAX_PAGES as usize];
     let mut nr_kept = 0;
     let mut swap = SWAP.lock();
@@ -155,6 +160,7 @@ pub fn read_into_cache(entry: SwapEntry) -> Result<(), SwapInError> {
             for &f in &kept_array[..nr_kept] {
                 crate::mm::reclaim::track(f);
             }
+            vmstat::clock_swap_in(SwapInPhase::Finish, finish_at);
             Ok(())
         }
         Err(e) => {
@@ -182,17 +188,26 @@ fn locked_bytes(page: &mut Option<LockedPage>) -> &mut PageBytes {
     page.as_mut().expect("read_into_cache: a frame without its I/O handle").bytes_mut()
 }
 
-/// Reads the adjacent slots from `first` into `pages`: one request per device
-/// batch, or, if the heap cannot hold the list of pages (memory is short), one
-/// request per page.
-fn read_locked(first: SwapEntry, pages: &mut [Option<LockedPage>]) -> Result<(), BlockError> {
+/// Reads the adjacent slots from `first` into `pages` from `disk` (one device
+/// request), with no lock held.
+///
+/// A single page (every random major fault) goes as a one-element list on the
+/// stack: no heap allocation in the I/O path. A readahead batch needs a list of
+/// up to [`READAHEAD_MAX_PAGES`] page references, one heap allocation for the whole
+/// batch; if the heap cannot give it (memory is short), one request per page.
+fn read_locked(disk: &dyn BlockDevice, first: SwapEntry, pages: &mut [Option<LockedPage>]) -> Result<(), BlockError> {
+    debug_assert!(!SWAP.is_locked(), "read_locked: swap lock held across I/O");
+    let first_slot = first.slot();
+    if let [page] = pages {
+        return mm_core::swap_area::read_slots(disk, first_slot, &mut [locked_bytes(page)]);
+    }
     let mut list: Vec<&mut PageBytes> = Vec::new();
     if list.try_reserve_exact(pages.len()).is_err() {
         for (i, page) in pages.iter_mut().enumerate() {
-            read_slot(SwapEntry::new(0, first.slot() + i as u64), locked_bytes(page))?;
+            mm_core::swap_area::read_slots(disk, first_slot + i as u64, &mut [locked_bytes(page)])?;
         }
         return Ok(());
     }
     list.extend(pages.iter_mut().map(locked_bytes));
-    read_slots(first, &mut list)
+    mm_core::swap_area::read_slots(disk, first_slot, &mut list)
 }
