@@ -25,6 +25,8 @@ const ROW: &str = "bench: op=";
 const NS: &str = " ns=";
 /// The start of the warm-up line.
 const WARM_UP: &str = "bench: warm-up ";
+/// The start of a line giving a fault row as a multiple of its floor (our kernel only).
+const FLOOR: &str = "bench: floor: ";
 /// The start of the last line.
 const DONE: &str = "bench: done";
 
@@ -35,6 +37,8 @@ pub struct BenchRun {
     pub rows: Vec<(String, f64)>,
     /// The warm-up line, after `bench: warm-up `.
     pub warm_up: Option<String>,
+    /// Each fault row as a multiple of its floor, as bench printed it (after `bench: floor: `).
+    pub floors: Vec<String>,
     /// bench printed its "done" line.
     pub is_done: bool,
     /// Linux only: the kernel release and THP mode.
@@ -69,6 +73,8 @@ pub fn parse(lines: &[String]) -> BenchRun {
         }
         if let Some(row) = row(line) {
             run.rows.push(row);
+        } else if let Some(at) = line.find(FLOOR) {
+            run.floors.push(line[at + FLOOR.len()..].trim().to_string());
         } else if let Some(at) = line.find(WARM_UP) {
             run.warm_up = Some(line[at + WARM_UP.len()..].trim().to_string());
         } else if line.contains(DONE) {
@@ -105,6 +111,12 @@ pub fn table(ours: &BenchRun, linux: Option<&BenchRun>, machine: &str) -> String
     for name in names {
         let (o, l) = (ours.ns(name), theirs.ns(name));
         let _ = writeln!(out, "{name:<40} {:>12} {:>12} {:>11}", ns_column(o), ns_column(l), ratio(o, l));
+    }
+    if !ours.floors.is_empty() {
+        let _ = writeln!(out, "\nours against its floors (measured in the same run):");
+        for floor in &ours.floors {
+            let _ = writeln!(out, "  {floor}");
+        }
     }
     let warm_up = |run: &BenchRun| run.warm_up.as_deref().map_or(String::new(), |w| format!("; warm-up {w}"));
     let _ = writeln!(out, "\nours:  bench {}{}", verdict(ours), warm_up(ours));
@@ -161,6 +173,8 @@ bench: user-mode fault paths (ns per operation)
 bench: op=anonymous write fault (per page)         ns=4300.5
 bench: op=read fault, zero page (per page)         ns=2100.0
 bench: op=fork, 64 MiB touched (per fork)          ns=2500000.0
+bench: op=exception round trip (int3)              ns=1000.0
+bench: floor: anonymous write fault (per page)     2.1x its floor (2000 ns: int3 round trip + page zero)
 bench: done in 4553 ms
 run: bench exited with 0";
 
@@ -177,7 +191,8 @@ linux-peer: bench exited with 0\r";
     #[test]
     fn rows_warm_up_and_the_done_line_are_read() {
         let run = parse(&lines(OURS));
-        assert_eq!(run.rows.len(), 3);
+        assert_eq!(run.rows.len(), 4);
+        assert_eq!(run.floors, ["anonymous write fault (per page)     2.1x its floor (2000 ns: int3 round trip + page zero)"]);
         assert_eq!(run.rows[0], ("anonymous write fault (per page)".to_string(), 4300.5));
         assert_eq!(run.ns("fork, 64 MiB touched (per fork)"), Some(2_500_000.0));
         assert_eq!(run.warm_up.as_deref(), Some("wrote 58365 pages (227 MiB) first, 49032 ns per page"));
@@ -209,6 +224,8 @@ linux-peer: bench exited with 0\r";
         let getpid = row_of("null syscall");
         assert!(getpid.contains(" - ") && getpid.ends_with(" -"), "only Linux printed it: {getpid}");
         assert!(table.contains("test machine"));
+        assert!(table.contains("ours against its floors") && table.contains("2.1x its floor"), "{table}");
+        assert!(row_of("exception round trip").ends_with(" -"), "only ours has a floor row");
         assert!(table.contains("Linux: 6.1.0-56-amd64"));
         assert!(super::table(&parse(&lines(OURS)), None, "m").contains("Linux: did not run"));
     }
