@@ -75,6 +75,7 @@ pub fn init(boot_info: &'static mut BootInfo) {
     // interrupts off and must not wait for timer ticks.
     let _ = arch::timer::tsc_per_ms();
     mm::init();
+    arch::acpi::init();
     fs::init();
     install_guarded_ist_stacks();
     proc::init();

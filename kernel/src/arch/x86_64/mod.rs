@@ -2,6 +2,7 @@
 //!
 //! | module | what it does |
 //! |---|---|
+//! | [`acpi`] | the firmware's MADT: the CPUs, I/O APICs and interrupt overrides |
 //! | [`cpu`] | CPUID features; NXE, WP, PGE, SMEP, SMAP, PCIDE switched on |
 //! | [`tlb`] | `invlpg`, full flushes, CR3 loads with PCID: where flush tokens are honoured |
 //! | [`serial`] | COM1 16550 UART: the console |
@@ -16,6 +17,7 @@
 //! | [`user_state`] | a user task's FS/GS bases (`arch_prctl`) and x87/SSE registers, switched per task |
 //! | [`qemu`] | leaving QEMU with an exit code through `isa-debug-exit` |
 
+pub mod acpi;
 pub mod cpu;
 pub mod extable;
 pub mod fw_cfg;
