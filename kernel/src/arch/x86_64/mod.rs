@@ -13,6 +13,8 @@
 //! | [`extable`] | fixups: instructions allowed to fault (probes, user copies) |
 //! | [`fw_cfg`] | QEMU's fw_cfg device: the kernel command line |
 //! | [`timer`] | 8259 PIC and the PIT at 100 Hz: the tick |
+//! | [`lapic`] | each CPU's local APIC: enable, EOI, IPIs, its timer calibrated against the TSC |
+//! | [`smp`] | starting the other CPUs (trampoline, INIT-SIPI-SIPI), per-CPU data, `cpu_id` |
 //! | [`irq`] | device interrupts on the PIC lines: handlers drivers register, EOI |
 //! | [`user_state`] | a user task's FS/GS bases (`arch_prctl`) and x87/SSE registers, switched per task |
 //! | [`qemu`] | leaving QEMU with an exit code through `isa-debug-exit` |
@@ -24,8 +26,10 @@ pub mod fw_cfg;
 pub mod gdt;
 pub mod idt;
 pub mod irq;
+pub mod lapic;
 pub mod qemu;
 pub mod serial;
+pub mod smp;
 pub mod stack_guard;
 pub mod timer;
 pub mod tlb;

@@ -1,0 +1,75 @@
+// The body shared by the SMP test images (issue #13, step 4): each boots with
+// `EXPECTED_CPUS` CPUs (its `runner_args!` passes `--smp N`) and checks that every
+// one came up, has its own identity, takes its own timer interrupts and answers
+// an IPI. Included with `include!` by `tests/smp2.rs` and `tests/smp4.rs`.
+
+use core::sync::atomic::Ordering;
+
+use kernel::arch::{acpi, smp, timer};
+
+kernel::test_kernel!();
+
+/// Busy-waits `ms` milliseconds on the TSC.
+fn spin_ms(ms: u64) {
+    let start = timer::rdtsc();
+    while timer::rdtsc() - start < ms * timer::tsc_per_ms() {
+        core::hint::spin_loop();
+    }
+}
+
+/// Waits up to `ms` milliseconds for `done`; returns whether it came true.
+fn wait_until(ms: u64, done: impl Fn() -> bool) -> bool {
+    let start = timer::rdtsc();
+    while !done() {
+        if timer::rdtsc() - start > ms * timer::tsc_per_ms() {
+            return false;
+        }
+        core::hint::spin_loop();
+    }
+    true
+}
+
+#[test_case]
+fn the_madt_lists_every_cpu_and_every_one_comes_up() {
+    let madt = acpi::madt().expect("QEMU has a MADT");
+    assert_eq!(madt.usable_cpus().count(), EXPECTED_CPUS, "the MADT lists the CPUs QEMU was given");
+    assert_eq!(smp::nr_present(), EXPECTED_CPUS);
+    assert_eq!(smp::nr_online(), EXPECTED_CPUS, "every CPU said it was up");
+    for index in 0..EXPECTED_CPUS {
+        assert!(smp::per_cpu(index).is_online.load(Ordering::Relaxed), "cpu {index} online");
+    }
+}
+
+#[test_case]
+fn each_cpu_has_its_own_apic_id_and_the_boot_cpu_is_cpu_0() {
+    assert_eq!(smp::cpu_id(), 0, "tests run on the boot CPU");
+    let mut ids: alloc::vec::Vec<u32> =
+        (0..EXPECTED_CPUS).map(|i| smp::per_cpu(i).apic_id.load(Ordering::Relaxed)).collect();
+    assert_eq!(ids[0], kernel::arch::lapic::id(), "cpu 0 is the boot CPU's APIC");
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), EXPECTED_CPUS, "APIC ids are distinct");
+}
+
+#[test_case]
+fn each_cpu_takes_its_own_timer_ticks() {
+    let before: alloc::vec::Vec<u64> =
+        (0..EXPECTED_CPUS).map(|i| smp::per_cpu(i).nr_ticks.load(Ordering::Relaxed)).collect();
+    spin_ms(300); // 30 ticks at 100 Hz
+    for (index, &then) in before.iter().enumerate() {
+        let now = smp::per_cpu(index).nr_ticks.load(Ordering::Relaxed);
+        // TCG's clocks are loose under load; 10 of the ~30 ticks prove the timer runs.
+        assert!(now >= then + 10, "cpu {index} took {} ticks in 300 ms", now - then);
+    }
+}
+
+#[test_case]
+fn an_ipi_to_each_other_cpu_is_handled_there() {
+    for index in 1..EXPECTED_CPUS {
+        let count = &smp::per_cpu(index).nr_test_ipis;
+        let before = count.load(Ordering::Relaxed);
+        smp::send_test_ipi(index);
+        assert!(wait_until(1000, || count.load(Ordering::Relaxed) == before + 1), "cpu {index} handled the IPI");
+    }
+    assert_eq!(smp::per_cpu(0).nr_test_ipis.load(Ordering::Relaxed), 0, "the sender took none itself");
+}
