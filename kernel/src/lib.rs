@@ -76,7 +76,7 @@ pub fn init(boot_info: &'static mut BootInfo) {
     let _ = arch::timer::tsc_per_ms();
     mm::init();
     arch::acpi::init();
-    arch::smp::init();
+    arch::init_apics();
     fs::init();
     install_guarded_ist_stacks();
     proc::init();

@@ -38,6 +38,7 @@ fn the_madt_lists_every_cpu_and_every_one_comes_up() {
     for index in 0..EXPECTED_CPUS {
         assert!(smp::per_cpu(index).is_online.load(Ordering::Relaxed), "cpu {index} online");
     }
+    assert!(kernel::arch::ioapic::is_active(), "device interrupts go through the I/O APIC");
 }
 
 #[test_case]

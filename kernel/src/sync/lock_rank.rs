@@ -69,6 +69,8 @@ pub enum LockRank {
     FaultTrace,
     /// `drivers::pci::CONFIG_LOCK`: PCI configuration space.
     PciConfig,
+    /// `arch::ioapic::IOAPIC`: the I/O APIC's select/window register pair.
+    IoApic,
     /// A lock nothing is taken under (the default of `IrqMutex::new`).
     Leaf,
 }
@@ -125,6 +127,7 @@ mod checker {
             Frames,
             FaultTrace,
             PciConfig,
+            IoApic,
             Leaf,
         ]
     };

@@ -15,6 +15,7 @@
 //! | [`timer`] | 8259 PIC and the PIT at 100 Hz: the tick |
 //! | [`lapic`] | each CPU's local APIC: enable, EOI, IPIs, its timer calibrated against the TSC |
 //! | [`smp`] | starting the other CPUs (trampoline, INIT-SIPI-SIPI), per-CPU data, `cpu_id` |
+//! | [`ioapic`] | the I/O APIC: device lines and the PIT routed to the boot CPU, the 8259 masked |
 //! | [`irq`] | device interrupts on the PIC lines: handlers drivers register, EOI |
 //! | [`user_state`] | a user task's FS/GS bases (`arch_prctl`) and x87/SSE registers, switched per task |
 //! | [`qemu`] | leaving QEMU with an exit code through `isa-debug-exit` |
@@ -25,6 +26,7 @@ pub mod extable;
 pub mod fw_cfg;
 pub mod gdt;
 pub mod idt;
+pub mod ioapic;
 pub mod irq;
 pub mod lapic;
 pub mod qemu;
@@ -47,4 +49,14 @@ pub fn init(boot_stack_bottom: u64) {
     user_state::enable_sse();
     timer::init();
     ::x86_64::instructions::interrupts::enable();
+}
+
+/// Moves interrupt delivery to the APICs, once the MADT is read (`acpi::init`):
+/// the boot CPU's local APIC is enabled and becomes CPU 0 (`smp::init`); if there is
+/// an I/O APIC, the PIT and device lines go through it and the 8259 is masked.
+pub fn init_apics() {
+    smp::init();
+    if ioapic::init() {
+        timer::switch_to_ioapic(smp::per_cpu(0).apic_id.load(core::sync::atomic::Ordering::Relaxed));
+    }
 }
