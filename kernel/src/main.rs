@@ -41,6 +41,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     }
     bootmem::print_summary();
     arch::acpi::print_summary();
+    arch::smp::print_summary();
     if cmdline::has("acpi_dump") {
         // The bytes of the MADT, for the host tests of `acpi-tables` (`xxd -r -p`).
         for line in arch::acpi::raw_madt().unwrap_or_default().chunks(32) {

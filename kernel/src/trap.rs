@@ -46,6 +46,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
         // The other CPUs' local APIC timers (the boot CPU ticks on the PIT).
         lapic::TIMER_VECTOR => smp::on_apic_timer(),
         lapic::TEST_IPI_VECTOR => smp::on_test_ipi(),
+        lapic::CALL_VECTOR => smp::on_call_ipi(),
         lapic::SPURIOUS_VECTOR => {} // no EOI for a spurious APIC interrupt
         0..IRQ_BASE if frame.is_user() => proc::trap::user_exception(frame),
         0..IRQ_BASE => trap::fatal(frame, "unhandled exception"),

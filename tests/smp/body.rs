@@ -5,7 +5,10 @@
 
 use core::sync::atomic::Ordering;
 
+use core::sync::atomic::AtomicUsize;
+
 use kernel::arch::{acpi, smp, timer};
+use kernel::sync::{IrqMutex, LockRank};
 
 kernel::test_kernel!();
 
@@ -73,4 +76,43 @@ fn an_ipi_to_each_other_cpu_is_handled_there() {
         assert!(wait_until(1000, || count.load(Ordering::Relaxed) == before + 1), "cpu {index} handled the IPI");
     }
     assert_eq!(smp::per_cpu(0).nr_test_ipis.load(Ordering::Relaxed), 0, "the sender took none itself");
+}
+
+/// Where each call of `record_cpu` ran (CPU index + 1; 0: not yet).
+static RAN_ON: [AtomicUsize; smp::MAX_CPUS] = [const { AtomicUsize::new(0) }; smp::MAX_CPUS];
+
+fn record_cpu(slot: usize) {
+    RAN_ON[slot].store(smp::cpu_id() + 1, Ordering::SeqCst);
+}
+
+#[test_case]
+fn a_function_called_on_each_cpu_runs_there_before_the_call_returns() {
+    for (index, ran_on) in RAN_ON.iter().enumerate().take(EXPECTED_CPUS) {
+        smp::call_on(index, record_cpu, index).expect("online");
+        assert_eq!(ran_on.load(Ordering::SeqCst), index + 1, "ran on cpu {index}, before call_on returned");
+    }
+    assert_eq!(smp::call_on(EXPECTED_CPUS, record_cpu, 0), Err(smp::CallError::Offline(EXPECTED_CPUS)));
+}
+
+/// Two locks whose ranks forbid taking `INNER` while holding `OUTER` on one CPU.
+static OUTER: IrqMutex<u32> = IrqMutex::new_ranked(LockRank::Frames, 0);
+static INNER: IrqMutex<u32> = IrqMutex::new_ranked(LockRank::AddressSpace, 0);
+/// What `nr_spinlocks_held` said on the other CPU.
+static HELD_THERE: AtomicUsize = AtomicUsize::new(usize::MAX);
+
+fn take_inner(_: usize) {
+    HELD_THERE.store(kernel::sync::nr_spinlocks_held(), Ordering::SeqCst);
+    *INNER.lock() += 1;
+}
+
+#[test_case]
+fn each_cpu_checks_the_lock_order_against_its_own_held_locks_only() {
+    // CPU 0 holds a Frames lock; CPU 1 takes an address-space lock (lower rank). On
+    // one CPU that is an inversion; on two it is not, and must not panic.
+    let outer = OUTER.lock();
+    smp::call_on(1, take_inner, 0).expect("cpu 1 online");
+    assert_eq!(kernel::sync::nr_spinlocks_held(), 1, "this CPU holds OUTER");
+    drop(outer);
+    assert_eq!(HELD_THERE.load(Ordering::SeqCst), 0, "cpu 1 held no spinlock: the count is per CPU");
+    assert_eq!(*INNER.lock(), 1);
 }

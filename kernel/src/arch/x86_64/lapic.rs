@@ -30,6 +30,8 @@ use crate::mm::{PhysAddr, phys_to_virt};
 pub const TIMER_VECTOR: u8 = 0xf0;
 /// Vector of the test IPI (`smp::send_test_ipi`).
 pub const TEST_IPI_VECTOR: u8 = 0xf1;
+/// Vector of the call-function IPI (`smp::call_on`).
+pub const CALL_VECTOR: u8 = 0xf2;
 /// Vector the APIC delivers when an interrupt went away before it was taken; it
 /// needs no EOI.
 pub const SPURIOUS_VECTOR: u8 = 0xff;

@@ -36,7 +36,7 @@
 //! A CPU that does not answer within [`AP_START_TIMEOUT_MS`] is reported and left
 //! out; the kernel goes on with the others.
 
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use super::{acpi, cpu, gdt, idt, lapic, timer};
 use crate::mm::{PhysAddr, kstack::KernelStack, paging, phys_to_virt};
@@ -177,8 +177,12 @@ pub fn per_cpu(index: usize) -> &'static PerCpu {
 }
 
 /// Returns the running CPU's index: 0 for the boot CPU, then in MADT order.
+///
+/// With one CPU online it is 0 without asking the CPU (the lock checker calls this
+/// on every lock; `rdtscp` is not free under TCG). An AP counts itself online
+/// before it can run anything that asks.
 pub fn cpu_id() -> usize {
-    if !HAS_CPU_ID.load(Ordering::Relaxed) {
+    if NR_ONLINE.load(Ordering::Relaxed) <= 1 {
         return 0;
     }
     let mut aux = 0u32;
@@ -201,6 +205,25 @@ pub fn nr_online() -> usize {
 /// Returns the number of usable CPUs the firmware listed (started or not).
 pub fn nr_present() -> usize {
     NR_PRESENT.load(Ordering::Relaxed) as usize
+}
+
+/// Prints the CPUs online, with each one's APIC id and the ticks it took so far,
+/// and which controller delivers device interrupts.
+pub fn print_summary() {
+    crate::print!("cpus: {} online of {} listed:", nr_online(), nr_present());
+    for (index, cpu) in PER_CPU.iter().enumerate().filter(|(_, c)| c.is_online.load(Ordering::Relaxed)) {
+        crate::print!(
+            " cpu {index} (APIC id {}, {} ticks)",
+            cpu.apic_id.load(Ordering::Relaxed),
+            cpu.nr_ticks.load(Ordering::Relaxed)
+        );
+    }
+    crate::println!();
+    if super::ioapic::is_active() {
+        crate::println!("interrupts: I/O APIC to cpu 0 (8259 masked); APs tick on their local APIC timers");
+    } else {
+        crate::println!("interrupts: 8259 PIC");
+    }
 }
 
 /// Writes `value` to MSR `msr`.
@@ -244,6 +267,85 @@ pub fn on_test_ipi() {
 /// Sends the test IPI to CPU `index` (which must be online).
 pub fn send_test_ipi(index: usize) {
     lapic::send_ipi(per_cpu(index).apic_id.load(Ordering::Relaxed), lapic::TEST_IPI_VECTOR);
+}
+
+/// A function one CPU asks another to run ([`call_on`]): one mailbox per target.
+struct CallMailbox {
+    /// FREE, CLAIMED (a caller is writing), POSTED (the target may run it), DONE.
+    state: AtomicU8,
+    /// The function, as an address (a `fn(usize)`).
+    func: AtomicUsize,
+    /// Its argument.
+    arg: AtomicUsize,
+}
+
+const CALL_FREE: u8 = 0;
+const CALL_CLAIMED: u8 = 1;
+const CALL_POSTED: u8 = 2;
+const CALL_DONE: u8 = 3;
+
+static MAILBOXES: [CallMailbox; MAX_CPUS] = [const {
+    CallMailbox { state: AtomicU8::new(CALL_FREE), func: AtomicUsize::new(0), arg: AtomicUsize::new(0) }
+}; MAX_CPUS];
+
+/// Why [`call_on`] could not run a function.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallError {
+    /// No such CPU, or it is not online.
+    Offline(usize),
+}
+
+/// Runs `func(arg)` on CPU `index` and returns once it has run there (Linux's
+/// `smp_call_function_single` with `wait`): the mailbox protocol a TLB shootdown
+/// is built on.
+///
+/// ```text
+///  caller                                   CPU `index`
+///  claim the mailbox (FREE -> CLAIMED)
+///  write func, arg; state = POSTED
+///  IPI CALL_VECTOR  ----------------------> interrupt: state is POSTED:
+///  spin while state != DONE                   func(arg); state = DONE; EOI
+///  state = FREE  <--------------------------
+/// ```
+/// `func` runs in the target's interrupt handler, with interrupts off: it must be
+/// short and must not sleep. The caller spins (its interrupts as they were); two
+/// CPUs calling each other with interrupts off would wait for each other forever,
+/// so today only the boot CPU calls. On its own CPU, `func` is simply called.
+pub fn call_on(index: usize, func: fn(usize), arg: usize) -> Result<(), CallError> {
+    if index == cpu_id() {
+        func(arg);
+        return Ok(());
+    }
+    if index >= MAX_CPUS || !PER_CPU[index].is_online.load(Ordering::Acquire) {
+        return Err(CallError::Offline(index));
+    }
+    let mailbox = &MAILBOXES[index];
+    while mailbox.state.compare_exchange(CALL_FREE, CALL_CLAIMED, Ordering::Acquire, Ordering::Relaxed).is_err() {
+        core::hint::spin_loop();
+    }
+    mailbox.func.store(func as usize, Ordering::Relaxed);
+    mailbox.arg.store(arg, Ordering::Relaxed);
+    mailbox.state.store(CALL_POSTED, Ordering::Release);
+    lapic::send_ipi(PER_CPU[index].apic_id.load(Ordering::Relaxed), lapic::CALL_VECTOR);
+    while mailbox.state.load(Ordering::Acquire) != CALL_DONE {
+        core::hint::spin_loop();
+    }
+    mailbox.state.store(CALL_FREE, Ordering::Release);
+    Ok(())
+}
+
+/// Handles the call-function IPI: runs the posted function, says it is done.
+pub fn on_call_ipi() {
+    let mailbox = &MAILBOXES[cpu_id()];
+    if mailbox.state.load(Ordering::Acquire) == CALL_POSTED {
+        let address = mailbox.func.load(Ordering::Relaxed);
+        // SAFETY: `call_on` stored this address from a `fn(usize)` before it set
+        // POSTED (Release; our Acquire load saw it), and functions live forever.
+        let func: fn(usize) = unsafe { core::mem::transmute::<usize, fn(usize)>(address) };
+        func(mailbox.arg.load(Ordering::Relaxed));
+        mailbox.state.store(CALL_DONE, Ordering::Release);
+    }
+    lapic::eoi();
 }
 
 /// Busy-waits `ms` milliseconds on the TSC (interrupts may be off).
@@ -370,7 +472,6 @@ fn start_one(index: usize, apic_id: u32) -> Result<(), StartError> {
         core::hint::spin_loop();
     }
     core::mem::forget((stack, double_fault, nmi)); // used as long as the CPU runs
-    NR_ONLINE.fetch_add(1, Ordering::AcqRel);
     Ok(())
 }
 
@@ -391,6 +492,8 @@ extern "C" fn ap_entry(cpu_index: u64, kernel_cr3: u64, tables: u64) -> ! {
     idt::init();
     write_msr(IA32_TSC_AUX, cpu_index);
     lapic::init_this_cpu();
+    // Counted before interrupts are on: from now on `cpu_id` asks the CPU.
+    NR_ONLINE.fetch_add(1, Ordering::AcqRel);
     PER_CPU[cpu_index as usize].is_online.store(true, Ordering::Release);
     x86_64::instructions::interrupts::enable();
     loop {
