@@ -61,6 +61,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
         demo_processes();
         demo_swap();
     }
+    arch::smp::print_summary(); // every CPU's ticks by now
     println!("done: leaving QEMU");
     arch::qemu::exit(arch::qemu::ExitCode::Success);
 }
