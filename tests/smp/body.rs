@@ -12,14 +12,6 @@ use kernel::sync::{IrqMutex, LockRank};
 
 kernel::test_kernel!();
 
-/// Busy-waits `ms` milliseconds on the TSC.
-fn spin_ms(ms: u64) {
-    let start = timer::rdtsc();
-    while timer::rdtsc() - start < ms * timer::tsc_per_ms() {
-        core::hint::spin_loop();
-    }
-}
-
 /// Waits up to `ms` milliseconds for `done`; returns whether it came true.
 fn wait_until(ms: u64, done: impl Fn() -> bool) -> bool {
     let start = timer::rdtsc();
@@ -59,11 +51,15 @@ fn each_cpu_has_its_own_apic_id_and_the_boot_cpu_is_cpu_0() {
 fn each_cpu_takes_its_own_timer_ticks() {
     let before: alloc::vec::Vec<u64> =
         (0..EXPECTED_CPUS).map(|i| smp::per_cpu(i).nr_ticks.load(Ordering::Relaxed)).collect();
-    spin_ms(300); // 30 ticks at 100 Hz
+    // 5 ticks are 50 ms at 100 Hz; under a loaded TCG host the APIC timers'
+    // calibration is loose (chapter 19), so allow 2 s before calling a CPU dead.
+    let all_ticked = || {
+        before.iter().enumerate().all(|(i, &then)| smp::per_cpu(i).nr_ticks.load(Ordering::Relaxed) >= then + 5)
+    };
+    let is_ok = wait_until(2000, all_ticked);
     for (index, &then) in before.iter().enumerate() {
         let now = smp::per_cpu(index).nr_ticks.load(Ordering::Relaxed);
-        // TCG's clocks are loose under load; 10 of the ~30 ticks prove the timer runs.
-        assert!(now >= then + 10, "cpu {index} took {} ticks in 300 ms", now - then);
+        assert!(is_ok, "cpu {index} took {} ticks (5 wanted)", now - then);
     }
 }
 
