@@ -103,3 +103,14 @@ mod heapless_string {
         }
     }
 }
+
+#[test_case]
+fn printing_the_fault_trace_takes_its_locks_in_order() {
+    // `cargo run`'s demo printed the trace holding the trace's lock while
+    // formatting into the heap (Heap ranks below FaultTrace): a lock-order panic.
+    kernel::mm::vmstat::set_tracing(true);
+    let pid = kernel::proc::spawn("forkcow").expect("spawn forkcow");
+    kernel::proc::wait(Some(pid)).expect("wait");
+    kernel::mm::vmstat::set_tracing(false);
+    kernel::mm::vmstat::print_trace();
+}

@@ -13,7 +13,7 @@ extern crate alloc;
 
 use alloc::vec;
 
-use kernel::arch::{irq, timer, trap};
+use kernel::arch::{ioapic, irq, timer, trap};
 use kernel::drivers::virtio_blk::{self, BlkError, BlkStats, VirtioBlk};
 use kernel::drivers::{pci, virtio_pci};
 use kernel::mm::{check, swap};
@@ -37,6 +37,25 @@ fn the_swap_disk_has_an_interrupt_line_with_a_handler() {
     let disk = virtio_blk::swap_disk().expect("no swap disk").lock();
     let line = disk.irq_line().expect("the firmware routed the swap disk no interrupt line");
     assert!(line > 2 && line < irq::NR_LINES, "line {line} is not a free PIC line");
+}
+
+#[test_case]
+fn the_tick_and_the_disk_line_come_through_the_io_apic_with_the_8259_masked() {
+    assert!(ioapic::is_active(), "QEMU's PC has an I/O APIC: the kernel uses it");
+    assert_eq!(irq::pic_masks(), (0xff, 0xff), "both 8259s masked");
+    const MASKED: u64 = 1 << 16;
+    const LEVEL: u64 = 1 << 15;
+    let pit = ioapic::entry_for(0).expect("the PIT's pin (GSI 2 by the MADT's override)");
+    assert_eq!((pit as u8, pit & MASKED, pit & LEVEL), (timer::TIMER_VECTOR, 0, 0), "PIT: tick vector, unmasked, edge");
+    let mut slow = slow_disk();
+    let line = slow.irq_line().expect("the slow disk has a line");
+    let disk = ioapic::entry_for(line).expect("the disk's pin");
+    assert_eq!((disk as u8, disk & MASKED, disk & LEVEL), (trap::IRQ_BASE + line, 0, LEVEL), "PCI line: level");
+    let (ticks, interrupts) = (timer::ticks(), irq::nr_interrupts(line));
+    let mut buf = vec![0u8; 4096];
+    slow.read(0, &mut buf).expect("read"); // 20 ms, woken by the disk's interrupt
+    assert!(timer::ticks() > ticks, "the tick arrives through the I/O APIC");
+    assert!(irq::nr_interrupts(line) > interrupts, "the disk's interrupt arrives through the I/O APIC");
 }
 
 /// The disk the runner attaches for this image only: QEMU's `null-aio` driver,

@@ -28,6 +28,9 @@ pub struct Options {
     pub accel: Accel,
     /// `--memory 256M`, `KERNEL_MEMORY`: guest RAM, in QEMU's `-m` syntax.
     pub memory: String,
+    /// `--smp N`, `KERNEL_SMP`: the number of CPUs (1 to [`MAX_CPUS`]); more than one
+    /// runs TCG multi-threaded, one host thread per guest CPU.
+    pub nr_cpus: u32,
     /// `--timeout SECS`, `KERNEL_TIMEOUT`: QEMU is killed after this long.
     pub timeout: Duration,
     /// `--uefi`, `KERNEL_UEFI=1`: boot with OVMF instead of the BIOS.
@@ -63,7 +66,10 @@ pub struct Options {
 /// The longest kernel command line the kernel reads (`kernel/src/cmdline.rs`).
 pub const MAX_CMDLINE_BYTES: usize = 255;
 
-const USAGE: &str = "usage: boot KERNEL_ELF [--accel tcg|kvm] [--memory SIZE] [--timeout SECS] \
+/// The most CPUs `--smp` accepts (the kernel's `arch::smp::MAX_CPUS`).
+pub const MAX_CPUS: u32 = 16;
+
+const USAGE: &str = "usage: boot KERNEL_ELF [--accel tcg|kvm] [--memory SIZE] [--smp N] [--timeout SECS] \
 [--uefi] [--swap-size SIZE] [--swap-blkdebug FILE] [--disk PATH] [--root DIR|none] [--root-size SIZE] [--gdb] [--qemu-arg ARG]... [--bench] \
 [--cmdline WORDS] [--linux-peer[=swapload|bench]]
   for a test binary (cargo test): a test-name filter word and --exact go to the kernel's test
@@ -167,6 +173,15 @@ fn peer_from_env(value: Option<String>) -> Result<Option<Program>, String> {
     }
 }
 
+/// Parses a `--smp` value: a CPU count from 1 to [`MAX_CPUS`].
+pub fn parse_nr_cpus(text: &str) -> Result<u32, String> {
+    let n: u32 = text.trim().parse().map_err(|_| format!("--smp {text:?}: not a number of CPUs"))?;
+    if !(1..=MAX_CPUS).contains(&n) {
+        return Err(format!("--smp {n}: the kernel runs 1 to {MAX_CPUS} CPUs"));
+    }
+    Ok(n)
+}
+
 fn parse_accel(text: &str) -> Result<Accel, String> {
     match text {
         "tcg" => Ok(Accel::Tcg),
@@ -189,7 +204,7 @@ impl Options {
     }
 
     /// Parses flags in `args` on top of the environment's options for `kernel`.
-    fn parse_with(kernel: PathBuf, mut args: impl Iterator<Item = String>) -> Result<Options, String> {
+    pub(crate) fn parse_with(kernel: PathBuf, mut args: impl Iterator<Item = String>) -> Result<Options, String> {
         let is_test = is_test_binary(&kernel);
         let default_timeout = if is_test { 300 } else { 600 };
         let mut is_memory_given = env("KERNEL_MEMORY").is_some();
@@ -199,6 +214,7 @@ impl Options {
             is_test,
             accel: env("KERNEL_ACCEL").as_deref().map(parse_accel).transpose()?.unwrap_or(Accel::Tcg),
             memory: env("KERNEL_MEMORY").unwrap_or_else(|| "256M".into()),
+            nr_cpus: env("KERNEL_SMP").as_deref().map(parse_nr_cpus).transpose()?.unwrap_or(1),
             timeout: Duration::from_secs(match env("KERNEL_TIMEOUT") {
                 Some(s) => s.parse().map_err(|_| format!("bad KERNEL_TIMEOUT {s:?}"))?,
                 None => default_timeout,
@@ -224,6 +240,7 @@ impl Options {
                     opts.memory = value("--memory")?;
                     is_memory_given = true;
                 }
+                "--smp" => opts.nr_cpus = parse_nr_cpus(&value("--smp")?)?,
                 "--timeout" => {
                     let v = value("--timeout")?;
                     opts.timeout = Duration::from_secs(v.parse().map_err(|_| format!("bad timeout {v:?}"))?);
@@ -379,7 +396,7 @@ mod tests {
         // Issue #10 item 9: `--memroy 1G` used to be ignored and run the default.
         let err = parse_flags(&["--memroy", "1G"]).unwrap_err();
         assert!(err.contains("unknown argument \"--memroy\"") && err.contains("usage:"), "{err}");
-        assert!(parse_flags(&["--smp", "2"]).is_err());
+        assert!(parse_flags(&["--smpp", "2"]).is_err());
         assert!(parse_flags(&["stray"]).is_err(), "a plain run takes no positional words");
     }
 
@@ -402,6 +419,17 @@ mod tests {
         let long = "x".repeat(MAX_CMDLINE_BYTES + 1);
         assert!(parse_flags(&["--cmdline", &long]).is_err());
         assert!(parse_flags(&["--cmdline", &long[1..]]).is_ok());
+    }
+
+    #[test]
+    fn smp_takes_a_cpu_count_from_one_to_the_maximum() {
+        assert_eq!(parse_flags(&[]).unwrap().nr_cpus, 1, "one CPU unless asked");
+        assert_eq!(parse_flags(&["--smp", "2"]).unwrap().nr_cpus, 2);
+        assert_eq!(parse_flags(&["--smp", "16"]).unwrap().nr_cpus, MAX_CPUS);
+        assert!(parse_flags(&["--smp", "0"]).unwrap_err().contains("1 to 16"));
+        assert!(parse_flags(&["--smp", "17"]).is_err());
+        assert!(parse_flags(&["--smp", "two"]).is_err());
+        assert!(parse_flags(&["--smp"]).is_err(), "a value is required");
     }
 
     #[test]

@@ -76,14 +76,18 @@ pub fn command(opts: &Options, image: &Path, swap: &Path, root: Option<&Path>) -
     cmd
 }
 
-/// Adds the machine every guest gets, whatever it boots: RAM, one CPU, the
+/// Adds the machine every guest gets, whatever it boots: RAM, the CPUs, the
 /// accelerator and CPU model, the serial console on stdio, no display, no reboot,
 /// the exit device, and the swap disk `swap` as a virtio block device.
 ///
 /// `--linux-peer` boots our kernel and Linux on this same machine.
 pub fn add_machine(cmd: &mut Command, opts: &Options, swap: &Path) {
-    cmd.args(["-m", &opts.memory, "-smp", "1"]);
+    cmd.args(["-m", &opts.memory, "-smp", &opts.nr_cpus.to_string()]);
     match opts.accel {
+        // One host thread per guest CPU when there are several: the CPUs really run
+        // at the same time, so races between them can show (one CPU: the classic
+        // single-threaded TCG, as before).
+        Accel::Tcg if opts.nr_cpus > 1 => cmd.args(["-accel", "tcg,thread=multi", "-cpu", "max"]),
         Accel::Tcg => cmd.args(["-accel", "tcg", "-cpu", "max"]),
         Accel::Kvm => cmd.args(["-enable-kvm", "-cpu", "host,-arch-capabilities"]),
     };
@@ -249,5 +253,36 @@ pub fn exit_code(ending: &Ending) -> i32 {
             );
             EXIT_TIMEOUT
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    /// The QEMU arguments `add_machine` gives a run with `flags`.
+    fn machine_args(flags: &[&str]) -> Vec<String> {
+        let kernel = PathBuf::from("target/x86_64-unknown-none/release/kernel");
+        let opts = Options::parse_with(kernel, flags.iter().map(|f| f.to_string())).unwrap();
+        let mut cmd = Command::new("qemu-system-x86_64");
+        add_machine(&mut cmd, &opts, Path::new("swap.img"));
+        cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect()
+    }
+
+    /// Returns the value following `flag` in `args`.
+    fn value_of<'a>(args: &'a [String], flag: &str) -> &'a str {
+        let at = args.iter().position(|a| a == flag).unwrap_or_else(|| panic!("no {flag} in {args:?}"));
+        &args[at + 1]
+    }
+
+    #[test]
+    fn smp_gives_qemu_that_many_cpus_on_multi_threaded_tcg() {
+        let one = machine_args(&[]);
+        assert_eq!(value_of(&one, "-smp"), "1");
+        assert_eq!(value_of(&one, "-accel"), "tcg");
+        let four = machine_args(&["--smp", "4"]);
+        assert_eq!(value_of(&four, "-smp"), "4");
+        assert_eq!(value_of(&four, "-accel"), "tcg,thread=multi");
     }
 }

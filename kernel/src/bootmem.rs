@@ -25,6 +25,8 @@ pub struct BootFacts {
     pub kernel_stack_len: u64,
     /// The direct map's offset, if the bootloader made one.
     pub physical_memory_offset: Option<u64>,
+    /// Physical address of the ACPI RSDP, if the firmware has one (`arch::acpi`).
+    pub rsdp_addr: Option<u64>,
 }
 
 /// The most memory-map entries kept (QEMU gives about a dozen).
@@ -51,6 +53,7 @@ pub fn init(boot_info: &'static mut BootInfo) {
             kernel_stack_bottom: boot_info.kernel_stack_bottom,
             kernel_stack_len: boot_info.kernel_stack_len,
             physical_memory_offset: boot_info.physical_memory_offset.into_option(),
+            rsdp_addr: boot_info.rsdp_addr.into_option(),
         };
         Saved { facts, regions, nr_regions }
     });

@@ -75,6 +75,8 @@ pub fn init(boot_info: &'static mut BootInfo) {
     // interrupts off and must not wait for timer ticks.
     let _ = arch::timer::tsc_per_ms();
     mm::init();
+    arch::acpi::init();
+    arch::init_apics();
     fs::init();
     install_guarded_ist_stacks();
     proc::init();
@@ -85,6 +87,7 @@ pub fn init(boot_info: &'static mut BootInfo) {
     proc::task::start_reaper();
     mm::swap::start_wiper();
     mm::fail::init();
+    arch::smp::start_aps();
 }
 
 /// Moves the double-fault and NMI handlers onto stacks with guard pages.

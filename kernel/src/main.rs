@@ -40,6 +40,15 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
         println!("command line: {:?}", cmdline::get());
     }
     bootmem::print_summary();
+    arch::acpi::print_summary();
+    arch::smp::print_summary();
+    if cmdline::has("acpi_dump") {
+        // The bytes of the MADT, for the host tests of `acpi-tables` (`xxd -r -p`).
+        for line in arch::acpi::raw_madt().unwrap_or_default().chunks(32) {
+            line.iter().for_each(|b| kernel::print!("{b:02x}"));
+            println!();
+        }
+    }
     if cmdline::has("trace") {
         vmstat::set_tracing(true);
     }
@@ -52,6 +61,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
         demo_processes();
         demo_swap();
     }
+    arch::smp::print_summary(); // every CPU's ticks by now
     println!("done: leaving QEMU");
     arch::qemu::exit(arch::qemu::ExitCode::Success);
 }

@@ -11,13 +11,14 @@
 //! | #BP breakpoint, #DF double fault | `arch` (counted; dumped and fatal) |
 //! | timer tick | `arch` timer, sleepers whose deadline passed woken, then `proc::sched::preempt` if it interrupted ring 3 |
 //! | device interrupts (PIC lines 1-15) | `arch::irq::dispatch`: the handlers drivers registered (virtio-blk), then EOI |
+//! | local APIC timer, test IPI (other CPUs) | `arch::smp`: counted per CPU, EOI to the local APIC |
 //! | any other exception | ring 3: `proc::trap::user_exception` kills the process; ring 0: fatal |
 //!
 //! On the way back to ring 3 a process killed meanwhile exits here.
 //! Layering: `arch` calls only this function above itself; this module may call
 //! any layer (it is the top of the kernel, like `main`).
 
-use crate::arch::{irq, timer};
+use crate::arch::{irq, lapic, smp, timer};
 use crate::arch::trap::{self, IRQ_BASE, SYSCALL_VECTOR, TrapFrame};
 use crate::proc;
 
@@ -34,6 +35,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
         trap::PAGE_FAULT => page_fault(frame),
         trap::DOUBLE_FAULT => trap::double_fault(frame),
         timer::TIMER_VECTOR => {
+            smp::count_tick();
             timer::on_tick();
             proc::sched::wake_timed_out(timer::ticks());
             if frame.is_user() {
@@ -41,6 +43,11 @@ pub fn dispatch(frame: &mut TrapFrame) {
             }
         }
         trap::DEVICE_IRQ_FIRST..trap::IRQ_LIMIT => irq::dispatch(vector - IRQ_BASE),
+        // The other CPUs' local APIC timers (the boot CPU ticks on the PIT).
+        lapic::TIMER_VECTOR => smp::on_apic_timer(),
+        lapic::TEST_IPI_VECTOR => smp::on_test_ipi(),
+        lapic::CALL_VECTOR => smp::on_call_ipi(),
+        lapic::SPURIOUS_VECTOR => {} // no EOI for a spurious APIC interrupt
         0..IRQ_BASE if frame.is_user() => proc::trap::user_exception(frame),
         0..IRQ_BASE => trap::fatal(frame, "unhandled exception"),
         _ => log::warn!("unexpected interrupt vector {}", vector),

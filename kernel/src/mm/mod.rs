@@ -55,6 +55,7 @@
 //! | 16 | `frame::FRAMES` (`Frames`) | frame table and buddy allocator | IRQs off | nothing but the two leaves below |
 //! | 17 | `vmstat::TRACE` (`FaultTrace`) | the fault trace | IRQs off | nothing |
 //! | 18 | `drivers::pci::CONFIG_LOCK` (`PciConfig`) | PCI configuration space | IRQs off | nothing |
+//! | 19 | `arch::ioapic::IOAPIC` (`IoApic`) | the I/O APIC's select/window pair | IRQs off | nothing |
 //!
 //! Rules that go with it:
 //! - **Spinlocks keep IRQs off.** Every lock from 1 down is an

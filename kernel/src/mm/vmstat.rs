@@ -243,12 +243,17 @@ pub fn print_counters() {
 
 /// Prints the traced faults, oldest first.
 pub fn print_trace() {
-    let trace = TRACE.lock();
-    let start = trace.next.saturating_sub(TRACE_LEN);
-    crate::println!("fault trace (last {} of {}):", trace.next - start, trace.next);
+    // Copy the ring out first: formatting allocates, and the heap's lock ranks
+    // below the trace's (see the lock order in `mm`).
+    let (records, next) = {
+        let trace = TRACE.lock();
+        (trace.records, trace.next)
+    };
+    let start = next.saturating_sub(TRACE_LEN);
+    crate::println!("fault trace (last {} of {}):", next - start, next);
     crate::println!("  {:>7}  {:>4}  {:<18}  {:<10}  outcome", "ms", "pid", "address", "access");
-    for i in start..trace.next {
-        if let Some(r) = trace.records[i % TRACE_LEN] {
+    for i in start..next {
+        if let Some(r) = records[i % TRACE_LEN] {
             let outcome = r.outcome.map_or("bad access", |o| KINDS[kind_index(o)].1);
             crate::println!("  {:>7}  {:>4}  {:#018x}  {:<10}  {}", r.ms, r.pid, r.addr.as_u64(), alloc::format!("{:?}", r.access), outcome);
         }

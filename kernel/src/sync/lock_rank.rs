@@ -24,9 +24,11 @@
 //! Release builds compile all of this out: [`LockRank`] stays (a lock is declared
 //! with it) but no lock stores it and nothing is checked.
 //!
-//! The table is one per CPU (the kernel runs on one). It stays consistent without a
-//! lock of its own: an [`IrqMutex`](super::IrqMutex) is held only with interrupts
-//! off, so nothing runs between the check, the acquisition and the record.
+//! The table is one per CPU (indexed by `arch::smp::cpu_id()`): a lock another CPU
+//! holds is no reason to refuse one here. It stays consistent without a lock of its
+//! own: only its CPU touches it, and an [`IrqMutex`](super::IrqMutex) is held only
+//! with interrupts off, so nothing runs between the check, the acquisition and the
+//! record.
 
 /// A lock class. Declared outermost first: a lock may be taken only while every lock
 /// held has a smaller rank. The lock order in [`crate::mm`] explains each one.
@@ -69,6 +71,8 @@ pub enum LockRank {
     FaultTrace,
     /// `drivers::pci::CONFIG_LOCK`: PCI configuration space.
     PciConfig,
+    /// `arch::ioapic::IOAPIC`: the I/O APIC's select/window register pair.
+    IoApic,
     /// A lock nothing is taken under (the default of `IrqMutex::new`).
     Leaf,
 }
@@ -81,16 +85,28 @@ mod checker {
     use core::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
 
     use super::LockRank;
+    use crate::arch::smp::{MAX_CPUS, cpu_id};
 
     /// The most locks the CPU may hold at once.
     const MAX_HELD: usize = 16;
     /// Subclasses per rank: `lock_nested` uses 1.
     const NR_SUBCLASSES: u16 = 4;
 
-    /// The held locks: address, and level (`rank * NR_SUBCLASSES + subclass`).
-    static HELD_ADDR: [AtomicUsize; MAX_HELD] = [const { AtomicUsize::new(0) }; MAX_HELD];
-    static HELD_LEVEL: [AtomicU16; MAX_HELD] = [const { AtomicU16::new(0) }; MAX_HELD];
-    static NR_HELD: AtomicUsize = AtomicUsize::new(0);
+    /// One CPU's held locks: address, and level (`rank * NR_SUBCLASSES + subclass`).
+    struct HeldLocks {
+        addr: [AtomicUsize; MAX_HELD],
+        level: [AtomicU16; MAX_HELD],
+        nr_held: AtomicUsize,
+    }
+
+    /// The held locks, per CPU.
+    static HELD: [HeldLocks; MAX_CPUS] = [const {
+        HeldLocks {
+            addr: [const { AtomicUsize::new(0) }; MAX_HELD],
+            level: [const { AtomicU16::new(0) }; MAX_HELD],
+            nr_held: AtomicUsize::new(0),
+        }
+    }; MAX_CPUS];
     /// Set once a violation was reported: the checker stays quiet afterwards.
     static IS_OFF: AtomicBool = AtomicBool::new(false);
 
@@ -125,6 +141,7 @@ mod checker {
             Frames,
             FaultTrace,
             PciConfig,
+            IoApic,
             Leaf,
         ]
     };
@@ -146,14 +163,15 @@ mod checker {
             return;
         }
         let new_level = level(rank, subclass);
-        for i in 0..NR_HELD.load(Ordering::Relaxed) {
-            let held_level = HELD_LEVEL[i].load(Ordering::Relaxed);
+        let HeldLocks { addr: held_addrs, level: held_levels, nr_held } = &HELD[cpu_id()];
+        for i in 0..nr_held.load(Ordering::Relaxed) {
+            let held_level = held_levels[i].load(Ordering::Relaxed);
             if held_level < new_level {
                 continue;
             }
             IS_OFF.store(true, Ordering::Relaxed);
             let (held_rank, held_subclass) = rank_of(held_level);
-            let held_addr = HELD_ADDR[i].load(Ordering::Relaxed);
+            let held_addr = held_addrs[i].load(Ordering::Relaxed);
             if held_addr == addr {
                 panic!("lock order: taking {rank:?} lock {addr:#x} that this CPU already holds (recursive locking)");
             }
@@ -166,27 +184,29 @@ mod checker {
 
     /// Records that the CPU now holds the lock at `addr`. Interrupts are off.
     pub(in crate::sync) fn acquired(addr: usize, rank: LockRank, subclass: u8) {
-        let n = NR_HELD.load(Ordering::Relaxed);
+        let held = &HELD[cpu_id()];
+        let n = held.nr_held.load(Ordering::Relaxed);
         if n == MAX_HELD {
             IS_OFF.store(true, Ordering::Relaxed);
             panic!("lock order: more than {MAX_HELD} spinlocks held at once (taking {rank:?})");
         }
-        HELD_ADDR[n].store(addr, Ordering::Relaxed);
-        HELD_LEVEL[n].store(level(rank, subclass), Ordering::Relaxed);
-        NR_HELD.store(n + 1, Ordering::Relaxed);
+        held.addr[n].store(addr, Ordering::Relaxed);
+        held.level[n].store(level(rank, subclass), Ordering::Relaxed);
+        held.nr_held.store(n + 1, Ordering::Relaxed);
     }
 
     /// Forgets the lock at `addr` (the latest record of it: guards may drop in any
     /// order). Interrupts are still off.
     pub(in crate::sync) fn released(addr: usize) {
-        let n = NR_HELD.load(Ordering::Relaxed);
-        let Some(i) = (0..n).rev().find(|&i| HELD_ADDR[i].load(Ordering::Relaxed) == addr) else {
+        let held = &HELD[cpu_id()];
+        let n = held.nr_held.load(Ordering::Relaxed);
+        let Some(i) = (0..n).rev().find(|&i| held.addr[i].load(Ordering::Relaxed) == addr) else {
             return; // not recorded: the table overflowed, and that panicked already
         };
         for j in i..n - 1 {
-            HELD_ADDR[j].store(HELD_ADDR[j + 1].load(Ordering::Relaxed), Ordering::Relaxed);
-            HELD_LEVEL[j].store(HELD_LEVEL[j + 1].load(Ordering::Relaxed), Ordering::Relaxed);
+            held.addr[j].store(held.addr[j + 1].load(Ordering::Relaxed), Ordering::Relaxed);
+            held.level[j].store(held.level[j + 1].load(Ordering::Relaxed), Ordering::Relaxed);
         }
-        NR_HELD.store(n - 1, Ordering::Relaxed);
+        held.nr_held.store(n - 1, Ordering::Relaxed);
     }
 }

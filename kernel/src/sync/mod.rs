@@ -42,20 +42,21 @@ pub use lock_rank::LockRank;
 pub use mutex::{Mutex, MutexGuard};
 pub use wait_queue::WaitQueue;
 
-/// `IrqMutex` guards alive now (debug builds; always 0 in release builds).
-static NR_SPINLOCKS_HELD: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+/// `IrqMutex` guards alive now, per CPU (debug builds; always 0 in release builds).
+static NR_SPINLOCKS_HELD: [core::sync::atomic::AtomicUsize; crate::arch::smp::MAX_CPUS] =
+    [const { core::sync::atomic::AtomicUsize::new(0) }; crate::arch::smp::MAX_CPUS];
 
-/// Returns the number of spinlocks ([`IrqMutex`] guards) the CPU holds now; always 0
-/// in release builds, which do not count.
+/// Returns the number of spinlocks ([`IrqMutex`] guards) this CPU holds now; always
+/// 0 in release builds, which do not count.
 pub fn nr_spinlocks_held() -> usize {
-    NR_SPINLOCKS_HELD.load(Ordering::Relaxed)
+    NR_SPINLOCKS_HELD[crate::arch::smp::cpu_id()].load(Ordering::Relaxed)
 }
 
 /// Counts a spinlock taken (debug builds).
 #[inline]
 fn count_spinlock_taken() {
     if cfg!(debug_assertions) {
-        NR_SPINLOCKS_HELD.fetch_add(1, Ordering::Relaxed);
+        NR_SPINLOCKS_HELD[crate::arch::smp::cpu_id()].fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -63,7 +64,7 @@ fn count_spinlock_taken() {
 #[inline]
 fn count_spinlock_released() {
     if cfg!(debug_assertions) {
-        NR_SPINLOCKS_HELD.fetch_sub(1, Ordering::Relaxed);
+        NR_SPINLOCKS_HELD[crate::arch::smp::cpu_id()].fetch_sub(1, Ordering::Relaxed);
     }
 }
 

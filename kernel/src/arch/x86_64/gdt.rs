@@ -142,3 +142,46 @@ pub const IST_SIZE_BYTES: usize = IST_STACK_SIZE;
 pub fn selectors() -> Selectors {
     GDT.get().expect("gdt: used before init").1
 }
+
+/// An application processor's own GDT and TSS (a TSS is marked busy when loaded,
+/// so each CPU needs its own descriptor, hence its own GDT). Built by the boot CPU
+/// before it starts the AP; the AP only loads it.
+pub struct CpuTables {
+    gdt: GlobalDescriptorTable,
+    selectors: Selectors,
+}
+
+/// Builds a GDT with the boot CPU's layout (so every selector means the same on
+/// every CPU) around a new TSS whose IST slots point at `double_fault_top` and
+/// `nmi_top`. Both live forever.
+pub fn build_cpu_tables(double_fault_top: u64, nmi_top: u64) -> &'static CpuTables {
+    let mut tss = TaskStateSegment::new();
+    tss.interrupt_stack_table[DOUBLE_FAULT_IST_INDEX as usize] = VirtAddr::new(double_fault_top);
+    tss.interrupt_stack_table[NMI_IST_INDEX as usize] = VirtAddr::new(nmi_top);
+    let tss: &'static TaskStateSegment = alloc::boxed::Box::leak(alloc::boxed::Box::new(tss));
+    let mut gdt = GlobalDescriptorTable::new();
+    let kernel_code = gdt.append(Descriptor::kernel_code_segment());
+    let kernel_data = gdt.append(Descriptor::kernel_data_segment());
+    let user_data = gdt.append(Descriptor::user_data_segment());
+    let user_code = gdt.append(Descriptor::user_code_segment());
+    let tss = gdt.append(Descriptor::tss_segment(tss));
+    let selectors = Selectors { kernel_code, kernel_data, user_data, user_code, tss };
+    debug_assert_eq!((selectors.user_data.0 as u64, selectors.user_code.0 as u64), (USER_DATA_SELECTOR, USER_CODE_SELECTOR));
+    alloc::boxed::Box::leak(alloc::boxed::Box::new(CpuTables { gdt, selectors }))
+}
+
+impl CpuTables {
+    /// Loads this GDT and TSS on the calling CPU and reloads every segment register.
+    pub fn load(&'static self) {
+        self.gdt.load();
+        // SAFETY: the selectors index descriptors of the GDT just loaded, which lives
+        // forever (leaked); the TSS descriptor points at a leaked TSS nobody else loads.
+        unsafe {
+            CS::set_reg(self.selectors.kernel_code);
+            SS::set_reg(self.selectors.kernel_data);
+            DS::set_reg(self.selectors.kernel_data);
+            ES::set_reg(self.selectors.kernel_data);
+            load_tss(self.selectors.tss);
+        }
+    }
+}

@@ -22,6 +22,11 @@
 //! must be short, take only locks that are always taken with interrupts off
 //! (`sync::IrqMutex`), and never sleep.
 //!
+//! Once the kernel has read the MADT, the lines go through the I/O APIC instead
+//! (`ioapic`; the 8259 is then masked): [`register`] routes the line there, with
+//! the polarity and trigger the MADT gives it and the same vector, and the EOI goes
+//! to the local APIC. There are no spurious PIC lines then.
+//!
 //! Neighbours: `timer` sets the PICs up and owns line 0; `trap` calls [`dispatch`];
 //! `drivers::virtio_blk` registers the disk's line.
 
@@ -116,8 +121,13 @@ pub fn register(line: u8, handler: IrqHandler) -> Result<(), IrqError> {
         }
         let free = slots.iter_mut().find(|s| s.is_none()).ok_or(IrqError::LineFull(line))?;
         *free = Some(handler);
-        set_level_triggered(line);
-        unmask(line);
+        if super::ioapic::is_active() {
+            let bsp = super::smp::per_cpu(0).apic_id.load(Ordering::Relaxed);
+            super::ioapic::route(line, super::trap::IRQ_BASE + line, bsp).map_err(|_| IrqError::BadLine(line))?;
+        } else {
+            set_level_triggered(line);
+            unmask(line);
+        }
         Ok(())
     })
 }
@@ -133,7 +143,8 @@ fn is_in_service(line: u8) -> bool {
 /// Runs every handler of `line`, then acknowledges the interrupt. Called by the
 /// trap dispatcher for vectors `IRQ_BASE + 1 ..= IRQ_BASE + 15`, interrupts off.
 pub fn dispatch(line: u8) {
-    if (line == 7 || line == 15) && !is_in_service(line) {
+    let is_apic = super::ioapic::is_active();
+    if !is_apic && (line == 7 || line == 15) && !is_in_service(line) {
         NR_SPURIOUS.fetch_add(1, Ordering::Relaxed);
         if line == 15 {
             outb(0x20, EOI); // the master did see its cascade line
@@ -148,10 +159,20 @@ pub fn dispatch(line: u8) {
     }
     // The handlers quieted their devices first, so a level line is low again by now
     // unless a device interrupted anew (then it is delivered again after the EOI).
+    if is_apic {
+        super::lapic::eoi();
+        return;
+    }
     if line >= 8 {
         outb(0xa0, EOI);
     }
     outb(0x20, EOI);
+}
+
+/// Returns the 8259 pair's interrupt masks (master, slave): 0xff each once the
+/// I/O APIC delivers the interrupts.
+pub fn pic_masks() -> (u8, u8) {
+    (inb(0x21), inb(0xa1))
 }
 
 /// Returns the number of interrupts taken on `line` since boot.

@@ -5,6 +5,11 @@
 //! driver registers a handler (and handles the spurious IRQ 7). The interrupt
 //! handler counts ticks and sends the end-of-interrupt; the trap dispatcher hooks
 //! preemption and the end of timed sleeps onto it.
+//!
+//! Once the MADT is read, [`switch_to_ioapic`] routes the PIT through the I/O APIC
+//! (same vector) and masks both 8259s; the end-of-interrupt then goes to the local
+//! APIC. The PIT stays the boot CPU's tick (the other CPUs tick on their local APIC
+//! timers, calibrated against it).
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -45,10 +50,29 @@ pub fn init() {
     outb(0x40, (divisor >> 8) as u8);
 }
 
+/// Routes the PIT through the I/O APIC to the CPU with APIC id `bsp_apic_id` and
+/// masks both 8259s, with interrupts off so no tick is lost between the two.
+pub fn switch_to_ioapic(bsp_apic_id: u32) {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        match super::ioapic::route(0, TIMER_VECTOR, bsp_apic_id) {
+            Ok(_) => {
+                outb(0x21, 0xff);
+                outb(0xa1, 0xff);
+                super::ioapic::set_active();
+            }
+            Err(e) => log::warn!("timer: cannot route the PIT through the I/O APIC ({e:?}): 8259 kept"),
+        }
+    });
+}
+
 /// Counts a tick and acknowledges the interrupt. Called by the trap dispatcher.
 pub fn on_tick() {
     TICKS.fetch_add(1, Ordering::Relaxed);
-    outb(0x20, 0x20);
+    if super::ioapic::is_active() {
+        super::lapic::eoi();
+    } else {
+        outb(0x20, 0x20);
+    }
 }
 
 /// Returns the number of ticks since boot.
