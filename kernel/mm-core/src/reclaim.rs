@@ -41,6 +41,7 @@ mod ring;
 mod segmented_fifo;
 mod sim;
 mod two_hand;
+pub mod trace;
 
 pub use active_inactive::{ACTIVE_PER_INACTIVE, ActiveInactive};
 pub use clock::{Clock, DIRTY_LOOKAHEAD};
@@ -102,6 +103,14 @@ pub trait ReplacementPolicy {
     /// Chooses a page to evict, stops tracking it and returns it; `None` if none is tracked.
     fn pick_victim(&mut self, probe: &mut dyn PageProbe) -> Option<u64>;
 
+    /// Stops tracking some page and returns it, cheaply, for [`hand_over`]; `None`
+    /// once empty. By default the next victim as seen with no hardware bits (the
+    /// policy's own eviction order); a policy whose choice walks every page
+    /// overrides it to give pages up in arrival order.
+    fn take_for_hand_over(&mut self) -> Option<u64> {
+        self.pick_victim(&mut NoBitsProbe)
+    }
+
     /// Returns how many pages were rescued from a second-chance list without I/O
     /// (page buffering: [`SegmentedFifo`]); 0 for policies without such lists.
     fn nr_rescued(&self) -> u64 {
@@ -129,14 +138,16 @@ impl PageProbe for NoBitsProbe {
 }
 
 /// Moves every page `from` tracks to `to`, in the order `from` would have evicted
-/// them (so the page `from` would have taken first is the oldest in `to`); returns
-/// the number of pages moved. `from` ends empty.
+/// them (so the page `from` would have taken first is the oldest in `to`; aging,
+/// random and the two-handed clock give theirs in arrival order, see
+/// [`ReplacementPolicy::take_for_hand_over`]); returns the number of pages moved.
+/// `from` ends empty.
 ///
 /// This is how the kernel switches policy at run time. A page is untracked by
 /// `from` before `to` tracks it, so two policies may share one per-page store.
 pub fn hand_over(from: &mut dyn ReplacementPolicy, to: &mut dyn ReplacementPolicy) -> usize {
     let mut nr_moved = 0;
-    while let Some(page) = from.pick_victim(&mut NoBitsProbe) {
+    while let Some(page) = from.take_for_hand_over() {
         to.on_insert(page);
         nr_moved += 1;
     }

@@ -47,6 +47,9 @@ impl<L: RingStore> ReplacementPolicy for Random<L> {
     fn on_remove(&mut self, page: u64) {
         self.ring.remove(page);
     }
+    fn take_for_hand_over(&mut self) -> Option<u64> {
+        self.ring.take_at_hand()
+    }
     fn pick_victim(&mut self, _probe: &mut dyn PageProbe) -> Option<u64> {
         if self.ring.is_empty() {
             return None;

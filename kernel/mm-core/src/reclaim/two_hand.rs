@@ -65,6 +65,9 @@ impl<L: RingStore> ReplacementPolicy for TwoHandClock<L> {
     fn on_remove(&mut self, page: u64) {
         self.ring.remove(page);
     }
+    fn take_for_hand_over(&mut self) -> Option<u64> {
+        self.ring.take_at_hand()
+    }
     fn pick_victim(&mut self, probe: &mut dyn PageProbe) -> Option<u64> {
         let nr_pages = self.ring.len();
         let mut front = self.ring.nth_from_hand(self.spread.min(nr_pages.saturating_sub(1)))?;
