@@ -48,7 +48,8 @@
 //! in swap on purpose.)
 //!
 //! Files: this one holds the watermarks, the policy and the eviction passes;
-//! `reclaim/probe.rs` the [`RmapProbe`]; `reclaim/kswapd.rs` the background thread.
+//! `reclaim/probe.rs` the [`RmapProbe`]; `reclaim/kswapd.rs` the background thread;
+//! `reclaim/record.rs` the reference-string recorder (`run=NAME record`).
 //!
 //! Locks: [`POLICY`] (see the lock order in [`crate::mm`]); tracking happens at
 //! fault time under the space lock; the probe, called with [`POLICY`] held, only
@@ -70,6 +71,7 @@ use crate::sync::IrqMutex;
 
 mod kswapd;
 mod probe;
+pub mod record;
 
 pub use kswapd::{balance, is_kswapd_kicked, kswapd_state, start_kswapd, wake_kswapd};
 pub use probe::RmapProbe;

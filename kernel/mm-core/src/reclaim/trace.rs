@@ -6,7 +6,8 @@
 //! in hexadecimal (a virtual page number, address >> 12). Blank lines and lines
 //! starting with `#` are ignored, and so is everything outside the frame
 //! `@@trace begin` ... `@@trace end` if the text has one (a serial log holds the
-//! kernel's other output around it). Page numbers are renumbered densely in order
+//! kernel's other output around it); inside a frame, a line that does not start
+//! with `r ` or `w ` is the console's other output and is skipped too. Page numbers are renumbered densely in order
 //! of first use, so the host policies' per-page stores stay small.
 
 use alloc::boxed::Box;
@@ -46,7 +47,8 @@ pub fn parse(text: &str) -> Result<Vec<PageRef>, TraceError> {
     let mut refs = Vec::new();
     for (index, line) in lines.iter().enumerate() {
         let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
+        let is_foreign = framed.is_some() && !line.starts_with("r ") && !line.starts_with("w ");
+        if line.is_empty() || line.starts_with('#') || is_foreign {
             continue;
         }
         let bad = TraceError::BadLine(first_line + index);
@@ -125,9 +127,10 @@ mod tests {
 
     #[test]
     fn a_framed_trace_in_a_log_parses_with_dense_pages() {
-        let log = "boot noise\n@@trace begin\n# pid 3\nr 7f001\nw 7f000\nr 7f001\n@@trace end\nmore noise\n";
+        let log = "boot noise\n@@trace begin\n# pid 3\nr 7f001\nprogram says hi\nw 7f000\nr 7f001\n@@trace end\nmore noise\n";
         assert_eq!(parse(log), Ok(alloc::vec![PageRef::read(0), PageRef::write(1), PageRef::read(0)]));
         assert_eq!(parse("r 1\nx 2\n"), Err(TraceError::BadLine(2)));
+        assert_eq!(parse("@@trace begin\nr 1\nw zz\n@@trace end\n"), Err(TraceError::BadLine(3)));
         assert_eq!(parse("@@trace begin\nr 1\n"), Err(TraceError::Unterminated));
     }
 
