@@ -4,6 +4,7 @@
 //! Command-line words (from `cargo run -- --bench` or `--cmdline "..."`):
 //! `bench` runs the benchmarks instead of the demo; `run=NAME` runs the user
 //! program NAME alone and exits with its result (`cargo run -- --cmdline run=forkcow`);
+//! with `record` too, it prints the program's reference string (`mm::reclaim::record`);
 //! the program's `args` syscall returns the whole command line, so other words
 //! reach it (`--cmdline "run=fuzz seed=7 ops=1000000"`);
 //! `trace` turns the fault trace on.
@@ -71,7 +72,13 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
 fn run_one(name: &str) -> ! {
     let free_before = frame::nr_free_frames();
     let status = match proc::spawn_with_args(name, cmdline::get()) {
-        Ok(pid) => proc::wait(Some(pid)).map(|(_, status)| status),
+        Ok(pid) => {
+            if cmdline::has("record") {
+                let report = kernel::mm::reclaim::record::record(pid);
+                println!("record: {} samples, {} references", report.nr_samples, report.nr_refs);
+            }
+            proc::wait(Some(pid)).map(|(_, status)| status)
+        }
         Err(e) => {
             println!("run: cannot start {name:?}: {e:?}");
             None

@@ -4,10 +4,17 @@
 //! Run it with:
 //!
 //! ```text
-//! cargo run -p mm-core --example replay
+//! cargo run -p mm-core --example replay              # the three built-in workloads
+//! cargo run -p mm-core --example replay -- FILE      # a recorded trace
 //! ```
 //!
-//! Three workloads:
+//! With a FILE (a trace: `mm_core::reclaim::trace`, e.g. a serial log holding
+//! `@@trace begin` ... `@@trace end`), it prints the faults of every policy and OPT
+//! for frame counts from 1/8 to all of the trace's distinct pages, each policy's
+//! ratio to OPT, and every frame count where FIFO faults more than with one frame
+//! less (Belady's anomaly).
+//!
+//! Without one, three workloads:
 //! - Belady's classic string `1,2,3,4,1,2,5,1,2,3,4,5`: FIFO faults *more* with 4
 //!   frames than with 3 (Belady's anomaly); LRU and OPT never do.
 //! - A loop over 10 pages, 20 times: every LRU-like policy faults on every reference
@@ -20,20 +27,9 @@
 //! `cargo run -p sim -- replace --refs 1,2,3,4,1,2,5 --frames 3 --sweep`
 //! (docs/simulators.md).
 
-use mm_core::reclaim::{self, Clock, Fifo, Lru, LruApprox, Opt, PageRef, ReplacementPolicy, SimResult};
+use mm_core::reclaim::trace::{self, all_policies};
+use mm_core::reclaim::{self, PageRef, SimResult};
 use std::ops::RangeInclusive;
-
-/// Returns every policy, OPT last (it needs the reference string up front).
-fn all_policies(refs: &[PageRef]) -> Vec<Box<dyn ReplacementPolicy>> {
-    vec![
-        Box::new(Fifo::new()),
-        Box::new(Clock::second_chance()),
-        Box::new(Clock::enhanced()),
-        Box::new(LruApprox::new()),
-        Box::new(Lru::new()),
-        Box::new(Opt::new(refs)),
-    ]
-}
 
 /// Returns `nr_loops` passes over pages `0..nr_pages`, all reads.
 fn looping(nr_pages: u64, nr_loops: usize) -> Vec<PageRef> {
@@ -68,21 +64,58 @@ fn print_table(title: &str, refs: &[PageRef], frame_counts: RangeInclusive<usize
     println!("{title} ({} references)", refs.len());
     print!("{:>6}", "frames");
     for policy in all_policies(refs) {
-        print!(" {:>14}", policy.name());
+        print!(" {:>15}", policy.name());
     }
     println!();
     for nr_frames in frame_counts {
         print!("{nr_frames:>6}");
         for mut policy in all_policies(refs) {
             let result = reclaim::simulate(policy.as_mut(), nr_frames, refs);
-            print!(" {:>14}", cell_fn(&result));
+            print!(" {:>15}", cell_fn(&result));
         }
         println!();
     }
     println!();
 }
 
+/// Replays the trace in `path` and prints faults, ratios to OPT and FIFO's anomalies.
+fn replay_file(path: &str) {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("replay: cannot read {path}: {e}"));
+    let refs = trace::parse(&text).unwrap_or_else(|e| panic!("replay: {path}: {e:?}"));
+    let nr_pages = refs.iter().map(|r| r.page).max().map_or(0, |p| p as usize + 1);
+    let nr_writes = refs.iter().filter(|r| r.is_write).count();
+    println!("{path}: {} references ({nr_writes} writes) to {nr_pages} distinct pages", refs.len());
+    let step = (nr_pages / 16).max(1);
+    let table = trace::fault_table(&refs, (1..=16).map(|i| i * step).filter(|&n| n <= nr_pages));
+    let names: Vec<&str> = all_policies(&[]).iter().map(|p| p.name()).collect();
+    println!("faults (ratio to OPT):");
+    print!("{:>6}", "frames");
+    for name in &names {
+        print!(" {name:>15}");
+    }
+    println!();
+    for row in &table {
+        print!("{:>6}", row.nr_frames);
+        for &faults in &row.faults {
+            let ratio = faults as f64 / row.opt_faults().max(1) as f64;
+            print!(" {:>15}", format!("{faults} ({ratio:.2})"));
+        }
+        println!();
+    }
+    let anomalies = trace::anomalies(&table, 0);
+    if anomalies.is_empty() {
+        println!("FIFO shows no Belady anomaly at these frame counts.");
+    }
+    for (nr_frames, before, after) in anomalies {
+        println!("Belady's anomaly: FIFO faults {after} times with {nr_frames} frames, {before} with {} fewer", step);
+    }
+}
+
 fn main() {
+    if let Some(path) = std::env::args().nth(1) {
+        replay_file(&path);
+        return;
+    }
     let faults_fn: fn(&SimResult) -> String = |r| r.faults.to_string();
     let belady = reclaim::reads(&[1, 2, 3, 4, 1, 2, 5, 1, 2, 3, 4, 5]);
     print_table("Belady's string 1,2,3,4,1,2,5,1,2,3,4,5: faults", &belady, 1..=6, faults_fn);

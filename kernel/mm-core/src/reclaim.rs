@@ -6,7 +6,11 @@
 //! | policy | idea | usable in the kernel? |
 //! |---|---|---|
 //! | [`Fifo`] | evict the page resident longest | yes |
+//! | [`Random`] | evict a page chosen at random (seeded): the baseline | yes |
 //! | [`Clock`] | FIFO, but a referenced page gets a second chance; optionally dirty-aware | yes |
+//! | [`TwoHandClock`] | a front hand clears Accessed bits, a back hand `spread` behind evicts | yes |
+//! | [`ActiveInactive`] | Linux: new pages inactive, a second use promotes, active aged down | yes |
+//! | [`SegmentedFifo`] | VAX/VMS: FIFO, then clean/dirty second-chance lists that rescue | yes |
 //! | [`LruApprox`] | aging: an 8-bit history of the Accessed bit per page | yes |
 //! | [`Lru`] | exact least recently used; needs to see every access | simulation only |
 //! | [`Opt`] | Belady's optimum: evict the page used furthest in the future | simulation only |
@@ -26,20 +30,29 @@
 //! `pick_victim` from its reclaim path; [`crate::swap_map`] provides the slot the
 //! victim is written to.
 
+mod active_inactive;
 mod clock;
 mod fifo;
 mod lru;
 mod lru_approx;
 mod opt;
+mod random;
 mod ring;
+mod segmented_fifo;
 mod sim;
+mod two_hand;
+pub mod trace;
 
-pub use clock::Clock;
+pub use active_inactive::{ACTIVE_PER_INACTIVE, ActiveInactive};
+pub use clock::{Clock, DIRTY_LOOKAHEAD};
 pub use fifo::Fifo;
 pub use lru::Lru;
 pub use lru_approx::LruApprox;
 pub use opt::Opt;
-pub use ring::{Ring, RingLinks, RingStore, VecLinks};
+pub use random::Random;
+pub use ring::{Ring, RingLinks, RingStore, SharedRingStore, SharedVecLinks, VecLinks};
+pub use segmented_fifo::{SECOND_CHANCE_SHARE, SegmentedFifo};
+pub use two_hand::TwoHandClock;
 pub use sim::{PageRef, SimResult, reads, simulate};
 
 /// Answers questions about the hardware state of a page; implemented by the kernel.
@@ -89,7 +102,59 @@ pub trait ReplacementPolicy {
 
     /// Chooses a page to evict, stops tracking it and returns it; `None` if none is tracked.
     fn pick_victim(&mut self, probe: &mut dyn PageProbe) -> Option<u64>;
+
+    /// Stops tracking some page and returns it, cheaply, for [`hand_over`]; `None`
+    /// once empty. By default the next victim as seen with no hardware bits (the
+    /// policy's own eviction order); a policy whose choice walks every page
+    /// overrides it to give pages up in arrival order.
+    fn take_for_hand_over(&mut self) -> Option<u64> {
+        self.pick_victim(&mut NoBitsProbe)
+    }
+
+    /// Returns how many pages were rescued from a second-chance list without I/O
+    /// (page buffering: [`SegmentedFifo`]); 0 for policies without such lists.
+    fn nr_rescued(&self) -> u64 {
+        0
+    }
+}
+
+/// A probe that sees no Accessed and no Dirty bit, and clears nothing.
+///
+/// Handing pages from one policy to another ([`hand_over`]) picks "victims" with
+/// it: each policy then gives its pages up in its own eviction order without
+/// touching the hardware bits, which the new policy still sees.
+pub struct NoBitsProbe;
+
+impl PageProbe for NoBitsProbe {
+    fn is_referenced(&mut self, _page: u64) -> bool {
+        false
+    }
+    fn test_and_clear_referenced(&mut self, _page: u64) -> bool {
+        false
+    }
+    fn is_dirty(&mut self, _page: u64) -> bool {
+        false
+    }
+}
+
+/// Moves every page `from` tracks to `to`, in the order `from` would have evicted
+/// them (so the page `from` would have taken first is the oldest in `to`; aging,
+/// random and the two-handed clock give theirs in arrival order, see
+/// [`ReplacementPolicy::take_for_hand_over`]); returns the number of pages moved.
+/// `from` ends empty.
+///
+/// This is how the kernel switches policy at run time. A page is untracked by
+/// `from` before `to` tracks it, so two policies may share one per-page store.
+pub fn hand_over(from: &mut dyn ReplacementPolicy, to: &mut dyn ReplacementPolicy) -> usize {
+    let mut nr_moved = 0;
+    while let Some(page) = from.take_for_hand_over() {
+        to.on_insert(page);
+        nr_moved += 1;
+    }
+    nr_moved
 }
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod model_tests;

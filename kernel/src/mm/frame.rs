@@ -273,6 +273,9 @@ impl FrameTableView<'_> {
     }
 }
 
+/// Every handle opens the one frame table, so policies with several lists share it.
+impl mm_core::reclaim::SharedRingStore for FrameTableLinks {}
+
 impl mm_core::reclaim::RingStore for FrameTableLinks {
     type Links<'a> = FrameTableView<'a>;
     fn open(&mut self) -> FrameTableView<'_> {

@@ -27,8 +27,11 @@
 //! # Which page: the replacement policy
 //!
 //! Every resident user frame is tracked by one `mm_core::reclaim` policy (chosen
-//! with `policy=clock|eclock|fifo|lru` on the command line; `clock`, second chance,
-//! by default) and the victim is whatever it picks. The policy's ring is threaded
+//! with `policy=NAME` on the command line, one of [`PolicyKind::ALL`]; `clock`,
+//! second chance, by default; `twohand_spread=N` sets the two-handed clock's
+//! spread) and the victim is whatever it picks. [`set_policy`] switches policy at
+//! run time, handing every tracked page over to the new one
+//! (`mm_core::reclaim::hand_over`). The policy's ring is threaded
 //! through the frame table ([`frame::FrameTableLinks`]): tracking a frame allocates
 //! nothing, at any RAM size. The policy never touches page
 //! tables: it asks [`RmapProbe`], which reads the hardware Accessed and Dirty bits
@@ -45,7 +48,8 @@
 //! in swap on purpose.)
 //!
 //! Files: this one holds the watermarks, the policy and the eviction passes;
-//! `reclaim/probe.rs` the [`RmapProbe`]; `reclaim/kswapd.rs` the background thread.
+//! `reclaim/probe.rs` the [`RmapProbe`]; `reclaim/kswapd.rs` the background thread;
+//! `reclaim/record.rs` the reference-string recorder (`run=NAME record`).
 //!
 //! Locks: [`POLICY`] (see the lock order in [`crate::mm`]); tracking happens at
 //! fault time under the space lock; the probe, called with [`POLICY`] held, only
@@ -53,9 +57,9 @@
 #![deny(unsafe_code)]
 
 use alloc::boxed::Box;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use mm_core::reclaim::{Clock, Fifo, LruApprox, ReplacementPolicy};
+use mm_core::reclaim::{ActiveInactive, Clock, Fifo, LruApprox, Random, ReplacementPolicy, SegmentedFifo, TwoHandClock};
 
 use super::addr_space::VmError;
 use super::frame::{self, FrameFlags, FrameState, FrameTableLinks};
@@ -67,6 +71,7 @@ use crate::sync::IrqMutex;
 
 mod kswapd;
 mod probe;
+pub mod record;
 
 pub use kswapd::{balance, is_kswapd_kicked, kswapd_state, start_kswapd, wake_kswapd};
 pub use probe::RmapProbe;
@@ -77,6 +82,17 @@ pub type Policy = Box<dyn ReplacementPolicy + Send>;
 /// The policy tracking every resident user frame (by pfn).
 static POLICY: IrqMutex<Option<Policy>> = IrqMutex::new_ranked(crate::sync::LockRank::ReclaimPolicy, None);
 static WATERMARKS: spin::Once<Watermarks> = spin::Once::new();
+/// Policy switches since boot.
+static NR_POLICY_SWITCHES: AtomicU64 = AtomicU64::new(0);
+/// Pages rescued from second-chance lists by policies no longer installed.
+static NR_RESCUED_BY_OLD_POLICIES: AtomicU64 = AtomicU64::new(0);
+/// The two-handed clock's spread, in pages (`twohand_spread=N`).
+static TWO_HAND_SPREAD: AtomicUsize = AtomicUsize::new(DEFAULT_TWO_HAND_SPREAD);
+/// The two-handed clock's default spread: 1/4 of the tracked pages of the `thrash`
+/// benchmark at 64 MiB.
+const DEFAULT_TWO_HAND_SPREAD: usize = 1024;
+/// The seed of the random policy: the same victims on every boot.
+const RANDOM_SEED: u64 = 0x9e37_79b9_7f4a_7c15;
 /// When the policy last aged its pages (uptime ms), for `lru`.
 static LAST_AGING_MS: AtomicU64 = AtomicU64::new(0);
 /// How often aging may run (it visits every tracked page).
@@ -98,7 +114,7 @@ pub struct Watermarks {
     pub high: u64,
 }
 
-/// The policies selectable with `policy=NAME` on the command line.
+/// The policies selectable with `policy=NAME` on the command line or [`set_policy`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PolicyKind {
     /// The second-chance clock: the default.
@@ -109,11 +125,28 @@ pub enum PolicyKind {
     Fifo,
     /// LRU approximated by aging the Accessed bits.
     Lru,
+    /// A page at random (seeded): the baseline.
+    Random,
+    /// The two-handed clock: the front hand clears, the back hand evicts.
+    TwoHandClock,
+    /// Linux-style active and inactive lists.
+    ActiveInactive,
+    /// VAX/VMS segmented FIFO with clean and dirty second-chance lists.
+    SegmentedFifo,
 }
 
 impl PolicyKind {
     /// Every kind, in table order.
-    pub const ALL: [PolicyKind; 4] = [PolicyKind::Clock, PolicyKind::EnhancedClock, PolicyKind::Fifo, PolicyKind::Lru];
+    pub const ALL: [PolicyKind; 8] = [
+        PolicyKind::Clock,
+        PolicyKind::EnhancedClock,
+        PolicyKind::Fifo,
+        PolicyKind::Lru,
+        PolicyKind::Random,
+        PolicyKind::TwoHandClock,
+        PolicyKind::ActiveInactive,
+        PolicyKind::SegmentedFifo,
+    ];
 
     /// Parses a `policy=` value.
     pub fn parse(name: &str) -> Option<PolicyKind> {
@@ -127,6 +160,10 @@ impl PolicyKind {
             PolicyKind::EnhancedClock => "eclock",
             PolicyKind::Fifo => "fifo",
             PolicyKind::Lru => "lru",
+            PolicyKind::Random => "random",
+            PolicyKind::TwoHandClock => "twohand",
+            PolicyKind::ActiveInactive => "lists",
+            PolicyKind::SegmentedFifo => "segfifo",
         }
     }
 
@@ -136,6 +173,12 @@ impl PolicyKind {
             PolicyKind::EnhancedClock => Box::new(Clock::with_links(FrameTableLinks, true)),
             PolicyKind::Fifo => Box::new(Fifo::with_links(FrameTableLinks)),
             PolicyKind::Lru => Box::new(LruApprox::with_links(FrameTableLinks)),
+            PolicyKind::Random => Box::new(Random::with_links(FrameTableLinks, RANDOM_SEED)),
+            PolicyKind::TwoHandClock => {
+                Box::new(TwoHandClock::with_links(FrameTableLinks, TWO_HAND_SPREAD.load(Ordering::Relaxed)))
+            }
+            PolicyKind::ActiveInactive => Box::new(ActiveInactive::with_links(FrameTableLinks)),
+            PolicyKind::SegmentedFifo => Box::new(SegmentedFifo::with_links(FrameTableLinks)),
         }
     }
 }
@@ -154,13 +197,20 @@ pub fn init() {
     log::info!("reclaim: policy {}, watermarks min {} low {} high {} frames", kind.name(), marks.min, marks.low, marks.high);
 }
 
-/// Returns the policy the command line names (`policy=...`), or the default.
+/// Returns the policy the command line names (`policy=...`), or the default; sets
+/// the two-handed clock's spread from `twohand_spread=N`.
 fn policy_from_cmdline() -> PolicyKind {
+    if let Some(word) = crate::cmdline::value("twohand_spread") {
+        match word.parse::<usize>() {
+            Ok(spread) => TWO_HAND_SPREAD.store(spread, Ordering::Relaxed),
+            Err(_) => log::warn!("reclaim: twohand_spread={word:?} is not a number: using {DEFAULT_TWO_HAND_SPREAD}"),
+        }
+    }
     let Some(word) = crate::cmdline::value("policy") else {
         return PolicyKind::Clock;
     };
     PolicyKind::parse(word).unwrap_or_else(|| {
-        log::warn!("reclaim: unknown policy {word:?} (clock, eclock, fifo or lru): using clock");
+        log::warn!("reclaim: unknown policy {word:?}: using clock");
         PolicyKind::Clock
     })
 }
@@ -169,21 +219,42 @@ fn install(kind: PolicyKind) {
     *POLICY.lock() = Some(kind.build());
 }
 
-/// Why the policy could not be changed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SetPolicyError {
-    /// User pages are tracked: switch only while no process has memory.
-    InUse(usize),
+/// Switches to policy `kind` at any time, even while processes swap; returns the
+/// number of pages handed over.
+///
+/// The new policy is built first (on the heap, no lock held); then, with the
+/// policy lock held, every page the old one tracks moves to it in the old one's
+/// eviction order (`mm_core::reclaim::hand_over`: no page table is touched, so the
+/// Accessed bits carry over). Faults that make pages resident meanwhile wait for
+/// the lock and track into the new policy, so no resident page is ever untracked.
+/// The old policy is freed after the lock is dropped.
+pub fn set_policy(kind: PolicyKind) -> usize {
+    let mut new_policy = kind.build();
+    let mut policy = POLICY.lock();
+    let nr_moved = match policy.as_mut() {
+        Some(old_policy) => {
+            NR_RESCUED_BY_OLD_POLICIES.fetch_add(old_policy.nr_rescued(), Ordering::Relaxed);
+            mm_core::reclaim::hand_over(old_policy.as_mut(), new_policy.as_mut())
+        }
+        None => 0,
+    };
+    let old_policy = policy.replace(new_policy);
+    drop(policy);
+    drop(old_policy);
+    NR_POLICY_SWITCHES.fetch_add(1, Ordering::Relaxed);
+    nr_moved
 }
 
-/// Switches to policy `kind` (benchmarks compare them). Only while no page is tracked.
-pub fn set_policy(kind: PolicyKind) -> Result<(), SetPolicyError> {
-    let nr_tracked = nr_tracked();
-    if nr_tracked != 0 {
-        return Err(SetPolicyError::InUse(nr_tracked));
-    }
-    install(kind);
-    Ok(())
+/// Returns the number of policy switches since boot.
+pub fn nr_policy_switches() -> u64 {
+    NR_POLICY_SWITCHES.load(Ordering::Relaxed)
+}
+
+/// Returns the pages rescued from second-chance lists without I/O since boot, by
+/// every policy that had such lists (the segmented FIFO's page buffering).
+pub fn nr_rescued() -> u64 {
+    let current = POLICY.lock().as_ref().map_or(0, |p| p.nr_rescued());
+    NR_RESCUED_BY_OLD_POLICIES.load(Ordering::Relaxed) + current
 }
 
 /// Returns the policy's name.

@@ -57,6 +57,9 @@ impl<L: RingStore> ReplacementPolicy for LruApprox<L> {
             page = self.ring.update_age(page, |history| (history >> 1) | newest);
         }
     }
+    fn take_for_hand_over(&mut self) -> Option<u64> {
+        self.ring.take_at_hand()
+    }
     fn pick_victim(&mut self, _probe: &mut dyn PageProbe) -> Option<u64> {
         let victim = self.ring.smallest_age_page()?;
         self.ring.remove(victim);

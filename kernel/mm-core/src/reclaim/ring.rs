@@ -18,7 +18,9 @@
 //! boot) and found them through a `BTreeMap` (one heap insertion per fault, and heap
 //! growth exactly when memory is short: issue #10, item 1).
 
+use alloc::rc::Rc;
 use alloc::vec::Vec;
+use core::cell::{RefCell, RefMut};
 
 /// Per-page storage for a [`Ring`]: two links and an 8-bit age per page.
 ///
@@ -76,6 +78,49 @@ impl<T: RingLinks + ?Sized> RingLinks for &mut T {
         (**self).set_age(page, age);
     }
 }
+
+impl<T: RingLinks + ?Sized> RingLinks for RefMut<'_, T> {
+    fn links(&self, page: u64) -> Option<(u64, u64)> {
+        (**self).links(page)
+    }
+    fn set_links(&mut self, page: u64, prev: u64, next: u64) {
+        (**self).set_links(page, prev, next);
+    }
+    fn clear_links(&mut self, page: u64) {
+        (**self).clear_links(page);
+    }
+    fn age(&self, page: u64) -> u8 {
+        (**self).age(page)
+    }
+    fn set_age(&mut self, page: u64, age: u8) {
+        (**self).set_age(page, age);
+    }
+}
+
+/// A [`RingStore`] whose clones all open the *same* per-page storage.
+///
+/// Policies with several lists (active and inactive, the FIFO and its second-chance
+/// lists) keep one [`Ring`] per list over clones of one store: a page is on at most
+/// one list at a time, so its one pair of links is enough, and its age byte says
+/// which list it is on. The kernel's frame table is such a store (every handle opens
+/// the same table); on the host it is [`SharedVecLinks`]. A plain [`VecLinks`] is not:
+/// its clone is a copy.
+pub trait SharedRingStore: RingStore + Clone {}
+
+/// A [`VecLinks`] behind a shared handle: the host's [`SharedRingStore`].
+#[derive(Clone, Debug, Default)]
+pub struct SharedVecLinks {
+    shared: Rc<RefCell<VecLinks>>,
+}
+
+impl RingStore for SharedVecLinks {
+    type Links<'a> = RefMut<'a, VecLinks>;
+    fn open(&mut self) -> RefMut<'_, VecLinks> {
+        self.shared.borrow_mut()
+    }
+}
+
+impl SharedRingStore for SharedVecLinks {}
 
 /// A [`RingLinks`] store in a `Vec` indexed by page number, as the frame table is
 /// indexed by frame number: for the host (tests, the simulator). It grows to the
@@ -225,6 +270,17 @@ impl<S: RingStore> Ring<S> {
     pub fn take_at_hand(&mut self) -> Option<u64> {
         let page = self.hand?;
         self.remove(page);
+        Some(page)
+    }
+
+    /// Returns the page `nr_steps` after the hand (the hand itself for 0), walking the
+    /// ring in one opening of the store; `None` if the ring is empty.
+    pub fn nth_from_hand(&mut self, nr_steps: usize) -> Option<u64> {
+        let links = self.store.open();
+        let mut page = self.hand?;
+        for _ in 0..nr_steps % self.len {
+            page = links_of(&links, page).1;
+        }
         Some(page)
     }
 

@@ -57,6 +57,10 @@ fn online_policies() -> Vec<Box<dyn ReplacementPolicy>> {
         Box::new(Clock::enhanced()),
         Box::new(Lru::new()),
         Box::new(LruApprox::new()),
+        Box::new(Random::new(1)),
+        Box::new(TwoHandClock::new(2)),
+        Box::new(ActiveInactive::new()),
+        Box::new(SegmentedFifo::new()),
     ]
 }
 

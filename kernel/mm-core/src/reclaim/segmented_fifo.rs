@@ -1,0 +1,147 @@
+//! VAX/VMS segmented FIFO with page buffering: a FIFO resident set backed by
+//! second-chance clean and dirty lists (see [`super`] for the other policies).
+
+use super::{PageProbe, ReplacementPolicy, Ring, SharedRingStore, SharedVecLinks};
+
+// VAX/VMS (Levy and Lipman, 1982) replaced pages FIFO, which needs no reference
+// bit (the VAX had none), and made up for FIFO's blindness with *page buffering*:
+// a page pushed out of a process's FIFO resident set is not freed but unmapped and
+// put at the end of a global list, the free (clean) list or the modified (dirty)
+// list. Frames for new pages come from the front of the clean list. A page touched
+// while it waits on a list faults, and the fault finds it there and maps it back:
+// a *rescue*, with no disk I/O. So a page is lost only if it is not used for as
+// long as it takes to travel through the FIFO *and* the list: the lists are a
+// second segment that catches FIFO's mistakes (Turner and Levy's "segmented
+// FIFO"; Babaoglu and Joy did the same for 4BSD on the VAX).
+//
+// Here the three lists share one per-page store, the age byte saying where a page
+// is. Pages enter the FIFO. After each choice (and before one, if the lists are
+// empty), the oldest FIFO pages move to the clean or dirty list (by the Dirty bit)
+// until the lists hold 1/SECOND_CHANCE_SHARE of the tracked pages, their Accessed
+// bits cleared as they go: that is the unmapping. A touch while on a list sets the bit again, which stands for VMS's
+// soft fault: the choice finds it and rescues the page to the FIFO's newest end
+// ([`nr_rescued`](ReplacementPolicy::nr_rescued) counts them). Victims come from
+// the clean list first (free to drop), then the dirty list (a write), then, if
+// both are empty (very few pages), the FIFO itself.
+//
+// What this is not (yet): VMS gave each process its own FIFO and resident limit;
+// this FIFO is global. And the kernel keeps a page on a list *mapped*, seeing the
+// touch through the Accessed bit when reclaim gets there rather than by a fault.
+
+/// The second-chance lists hold 1/SECOND_CHANCE_SHARE of the tracked pages.
+pub const SECOND_CHANCE_SHARE: usize = 4;
+
+const IN_FIFO: u8 = 1;
+const ON_CLEAN_LIST: u8 = 2;
+const ON_DIRTY_LIST: u8 = 3;
+
+/// VAX/VMS segmented FIFO: a FIFO resident set whose evictions wait on global
+/// clean and dirty second-chance lists, rescued without I/O if used again.
+#[derive(Clone, Debug)]
+pub struct SegmentedFifo<L = SharedVecLinks> {
+    fifo: Ring<L>,
+    clean: Ring<L>,
+    dirty: Ring<L>,
+    nr_rescued: u64,
+}
+
+impl SegmentedFifo {
+    /// Creates empty lists over a fresh [`SharedVecLinks`].
+    pub fn new() -> SegmentedFifo {
+        SegmentedFifo::with_links(SharedVecLinks::default())
+    }
+}
+
+impl Default for SegmentedFifo {
+    fn default() -> SegmentedFifo {
+        SegmentedFifo::new()
+    }
+}
+
+impl<L: SharedRingStore> SegmentedFifo<L> {
+    /// Creates empty lists keeping their pages in (clones of) `links`.
+    pub fn with_links(links: L) -> SegmentedFifo<L> {
+        SegmentedFifo { fifo: Ring::new(links.clone()), clean: Ring::new(links.clone()), dirty: Ring::new(links), nr_rescued: 0 }
+    }
+
+    /// Returns (pages in the FIFO, on the clean list, on the dirty list).
+    pub fn list_sizes(&self) -> (usize, usize, usize) {
+        (self.fifo.len(), self.clean.len(), self.dirty.len())
+    }
+
+    /// Returns where `page` is (its age byte), or `None` if it is not tracked.
+    fn place_of(&mut self, page: u64) -> Option<u8> {
+        self.fifo.contains(page).then(|| self.fifo.age(page))
+    }
+
+    /// Moves the FIFO's oldest pages to the second-chance lists until these hold
+    /// their share, clearing each one's Accessed bit (the "unmapping").
+    fn fill_lists(&mut self, probe: &mut dyn PageProbe) {
+        let target = (self.nr_tracked() / SECOND_CHANCE_SHARE).max(1);
+        while self.clean.len() + self.dirty.len() < target {
+            let Some(page) = self.fifo.take_at_hand() else { return };
+            probe.test_and_clear_referenced(page);
+            if probe.is_dirty(page) {
+                self.dirty.insert_behind_hand(page, ON_DIRTY_LIST);
+            } else {
+                self.clean.insert_behind_hand(page, ON_CLEAN_LIST);
+            }
+        }
+    }
+}
+
+impl<L: SharedRingStore> ReplacementPolicy for SegmentedFifo<L> {
+    fn name(&self) -> &'static str {
+        "segmented-fifo"
+    }
+    fn nr_tracked(&self) -> usize {
+        self.fifo.len() + self.clean.len() + self.dirty.len()
+    }
+    fn is_tracked(&mut self, page: u64) -> bool {
+        self.place_of(page).is_some()
+    }
+    fn on_insert(&mut self, page: u64) {
+        if self.place_of(page).is_none() {
+            self.fifo.insert_behind_hand(page, IN_FIFO);
+        }
+    }
+    fn on_access(&mut self, _page: u64) {}
+    fn on_remove(&mut self, page: u64) {
+        match self.place_of(page) {
+            Some(IN_FIFO) => self.fifo.remove(page),
+            Some(ON_CLEAN_LIST) => self.clean.remove(page),
+            Some(_) => self.dirty.remove(page),
+            None => {}
+        }
+    }
+    fn nr_rescued(&self) -> u64 {
+        self.nr_rescued
+    }
+    fn pick_victim(&mut self, probe: &mut dyn PageProbe) -> Option<u64> {
+        // The lists are refilled *after* a victim is taken, so the pages moved there
+        // wait until the next choice: that wait is their second chance. A rescued
+        // page goes to the FIFO's newest end; n + 1 steps always end the loop.
+        for _ in 0..=2 * self.nr_tracked() {
+            if self.clean.is_empty() && self.dirty.is_empty() {
+                self.fill_lists(probe);
+            }
+            let list = if !self.clean.is_empty() {
+                &mut self.clean
+            } else if !self.dirty.is_empty() {
+                &mut self.dirty
+            } else {
+                return self.fifo.take_at_hand();
+            };
+            let page = list.hand_page()?;
+            if !probe.test_and_clear_referenced(page) {
+                list.take_at_hand();
+                self.fill_lists(probe);
+                return Some(page);
+            }
+            list.remove(page);
+            self.fifo.insert_behind_hand(page, IN_FIFO);
+            self.nr_rescued += 1;
+        }
+        self.clean.take_at_hand().or_else(|| self.dirty.take_at_hand()).or_else(|| self.fifo.take_at_hand())
+    }
+}

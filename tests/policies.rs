@@ -1,0 +1,139 @@
+//! Every replacement policy in the kernel, and switching between them at run time:
+//! each reclaims through the real reverse map and leaves `mm::check` clean; a switch
+//! hands every tracked page to the new policy; and switching every few ticks while
+//! `swapstress` swaps twice RAM loses no page (its workers check every word).
+//!
+//! This image asks the runner for 64 MiB of RAM.
+#![no_std]
+#![allow(missing_docs)] // test names say what each test checks
+#![no_main]
+#![feature(custom_test_frameworks)]
+#![test_runner(kernel::testing::test_runner)]
+#![reexport_test_harness_main = "test_main"]
+
+extern crate alloc;
+
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use kernel::arch::timer;
+
+use kernel::mm::addr_space::{AddressSpace, MapRequest, VmProt};
+use kernel::mm::fault;
+use kernel::mm::reclaim::{self, PolicyKind};
+use kernel::mm::rmap::SpaceRef;
+use kernel::mm::vmstat::{self, SwapEvent};
+use kernel::mm::{PAGE_SIZE, VirtAddr, check, frame, heap, swap};
+use kernel::proc::{self, task::WaitStatus};
+use kernel::sync::WaitQueue;
+
+kernel::runner_args!(b"--memory 64M --timeout 240");
+
+kernel::test_kernel!();
+
+const USER_WRITE: u64 = (1 << 1) | (1 << 2);
+
+/// A space with `nr_pages` written pages, faulted in in address order.
+fn space_with_pages(nr_pages: u64) -> (SpaceRef, VirtAddr) {
+    let space = AddressSpace::new().expect("new space");
+    let start = space.lock().mmap(0, nr_pages * PAGE_SIZE, VmProt::READ_WRITE, MapRequest::default()).expect("mmap");
+    for i in 0..nr_pages {
+        fault::handle_page_fault(&mut space.lock(), start + i * PAGE_SIZE, USER_WRITE).expect("fault");
+    }
+    (space, start)
+}
+
+#[test_case]
+fn every_policy_reclaims_through_the_reverse_map_and_leaves_check_clean() {
+    for kind in PolicyKind::ALL {
+        reclaim::set_policy(kind);
+        let (space, start) = space_with_pages(64);
+        let report = reclaim::shrink(16);
+        assert_eq!(report.nr_freed(), 16, "{}: {report:?}", kind.name());
+        let frames = space.lock().resident_frames(start.as_u64(), 64 * PAGE_SIZE).expect("range");
+        assert_eq!(frames.len(), 48, "{}", kind.name());
+        assert!(frames.iter().all(|&f| reclaim::is_tracked(f)), "{}: a resident page is untracked", kind.name());
+        check::check_consistency().unwrap_or_else(|e| panic!("{}: {e}", kind.name()));
+    }
+    reclaim::set_policy(PolicyKind::Clock);
+}
+
+#[test_case]
+fn a_switch_hands_every_tracked_page_to_the_new_policy() {
+    reclaim::set_policy(PolicyKind::Fifo);
+    let (space, start) = space_with_pages(100);
+    let nr_tracked = reclaim::nr_tracked();
+    assert!(nr_tracked >= 100);
+    for kind in PolicyKind::ALL.into_iter().rev() {
+        assert_eq!(reclaim::set_policy(kind), nr_tracked, "{}: every page moves", kind.name());
+        assert_eq!(reclaim::nr_tracked(), nr_tracked);
+        let frames = space.lock().resident_frames(start.as_u64(), 100 * PAGE_SIZE).expect("range");
+        assert!(frames.iter().all(|&f| reclaim::is_tracked(f)), "{}", kind.name());
+        check::check_consistency().unwrap_or_else(|e| panic!("{}: {e}", kind.name()));
+    }
+    // FIFO's order survives a round trip through FIFO: the oldest page goes first.
+    reclaim::set_policy(PolicyKind::Fifo);
+    reclaim::set_policy(PolicyKind::Fifo);
+    reclaim::shrink(1);
+    let pte = space.lock().pte(start).expect("table");
+    assert!(pte.as_swap().is_some(), "the first page faulted in was the first out");
+    drop(space);
+    reclaim::set_policy(PolicyKind::Clock);
+}
+
+/// True while the switcher thread should keep switching.
+static IS_SWITCHING: AtomicBool = AtomicBool::new(false);
+/// Where the switcher sleeps between switches, and parks when told to stop.
+static SWITCHER_QUEUE: WaitQueue = WaitQueue::new();
+
+/// The longest switch (hand-over of every tracked page), in microseconds.
+static MAX_SWITCH_US: AtomicU64 = AtomicU64::new(0);
+/// Timer ticks between switches (10 ms each). A switch moves every tracked page
+/// with interrupts off (about 14 000 here): switching much more often starves the
+/// disk's completions (see docs/16-replacement-policies.md).
+const SWITCH_INTERVAL_TICKS: u64 = 50;
+
+/// A kernel thread that installs the next policy every 500 ms while told to.
+extern "C" fn switcher_main() -> ! {
+    let mut next = 0;
+    loop {
+        SWITCHER_QUEUE.wait_until(|| IS_SWITCHING.load(Ordering::Acquire));
+        let start = timer::rdtsc();
+        reclaim::set_policy(PolicyKind::ALL[next % PolicyKind::ALL.len()]);
+        MAX_SWITCH_US.fetch_max(timer::cycles_to_ns(timer::rdtsc() - start) / 1000, Ordering::Relaxed);
+        next += 1;
+        let deadline = timer::ticks() + SWITCH_INTERVAL_TICKS;
+        SWITCHER_QUEUE.wait_until_deadline(|| false, deadline);
+    }
+}
+
+#[test_case]
+fn switching_policy_twice_a_second_while_swapstress_swaps_loses_no_page() {
+    // The switcher's stack is taken before the frames are counted.
+    kernel::sync::kthread::spawn("switcher", switcher_main).expect("spawn the switcher");
+    heap::shrink();
+    let (free, slots) = (frame::nr_free_frames(), swap::slot_counts());
+    let (outs, switches) = (vmstat::nr_events(SwapEvent::SwapOut), reclaim::nr_policy_switches());
+    IS_SWITCHING.store(true, Ordering::Release);
+    SWITCHER_QUEUE.wake_one();
+    let start_ms = timer::uptime_ms();
+    let pid = proc::spawn("swapstress").expect("spawn");
+    let (_, status) = proc::wait(Some(pid)).expect("wait");
+    IS_SWITCHING.store(false, Ordering::Release);
+    let (outs, switches) = (vmstat::nr_events(SwapEvent::SwapOut) - outs, reclaim::nr_policy_switches() - switches);
+    kernel::println!(
+        "swapstress under switching: {outs} pages written, {switches} policy switches in {} ms, the longest {} us",
+        timer::uptime_ms() - start_ms,
+        MAX_SWITCH_US.load(Ordering::Relaxed)
+    );
+    assert_eq!(status, WaitStatus::Exited(0), "a worker saw a wrong word");
+    assert!(outs > 8192, "four times 32 MiB on 64 MiB must swap a lot");
+    assert!(switches as usize > PolicyKind::ALL.len(), "every policy ran: {switches} switches");
+    // Let the switcher finish a switch it may be in, then park.
+    let deadline = timer::ticks() + SWITCH_INTERVAL_TICKS + 5;
+    SWITCHER_QUEUE.wait_until_deadline(|| false, deadline);
+    reclaim::set_policy(PolicyKind::Clock);
+    check::check_consistency().expect("consistent");
+    heap::shrink();
+    assert_eq!(swap::slot_counts(), slots, "slots leaked");
+    assert_eq!(frame::nr_free_frames(), free, "frames leaked");
+}
