@@ -134,6 +134,8 @@ pub struct AddressSpace {
     pub(super) vmas: VmaTree,
     /// Counters shown by memstat and maps.
     pub stats: AsStats,
+    /// Its working-set estimate and fault frequency (see `mm::wss`).
+    pub wss: super::wss::WsState,
     /// Start of the heap (end of the program image).
     pub(super) brk_start: VirtAddr,
     /// Current end of the heap.
@@ -222,6 +224,7 @@ impl AddressSpace {
             tables,
             vmas: VmaTree::new(),
             stats: AsStats::default(),
+            wss: super::wss::WsState::default(),
             brk_start: VirtAddr::new(0),
             brk_end: VirtAddr::new(0),
             pcid,

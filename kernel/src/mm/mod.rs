@@ -7,6 +7,7 @@
 //! | [`fault`] | the page-fault handler: demand-zero, image pages, stack growth; `fault::retry`: the loop around it (swap-in, reclaim, OOM) |
 //! | [`cow`] | fork with copy-on-write, and `do_wp_fault` |
 //! | [`vmstat`] | fault counters by outcome and the fault trace |
+//! | [`wss`] | working sets (Accessed-bit sampling every τ of a process's CPU time) and page-fault frequency |
 //! | [`remote`] | another process's pages for `process_vm_readv`/`writev`: pinned, copied through the direct map |
 //! | [`rmap`] | reverse map: fork families, a user frame's (family, page); the registry of address spaces |
 //! | [`check`] | the bookkeeping audit: rmap, frame counts, swap slots vs the page tables |
@@ -95,6 +96,7 @@ pub mod remote;
 pub mod rmap;
 pub mod swap;
 pub mod vmstat;
+pub mod wss;
 
 pub use mm_core::addr::{Frame, Order, PAGE_SIZE, Page, PhysAddr, VirtAddr};
 

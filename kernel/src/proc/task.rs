@@ -145,6 +145,24 @@ pub fn current_space() -> Option<Arc<IrqMutex<AddressSpace>>> {
     TASKS.lock().get(&sched::current()).and_then(|t| t.space.clone())
 }
 
+/// Charges one timer tick of CPU time to the running process, if it is a user
+/// process: its working-set clock (`mm::wss`), which samples the Accessed bits
+/// every τ of it. `is_user_mode`: the tick interrupted ring 3 (only then may it
+/// sample). Called from the timer interrupt, where no spinlock is held.
+pub fn account_cpu_tick(is_user_mode: bool) {
+    if let Some(space) = current_space() {
+        crate::mm::wss::on_cpu_tick(&mut space.lock(), is_user_mode);
+    }
+}
+
+/// Returns the working-set figures of process `pid` (`None`: no such live user
+/// process): for the `wsstat` syscall, tests, and /proc.
+pub fn ws_snapshot(pid: Pid) -> Option<crate::mm::wss::WsSnapshot> {
+    let space = TASKS.lock().get(&pid).and_then(|t| t.space.clone())?;
+    let snapshot = crate::mm::wss::snapshot(&space.lock());
+    Some(snapshot)
+}
+
 /// Why a process could not be created.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SpawnError {

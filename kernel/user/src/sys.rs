@@ -149,6 +149,14 @@ pub fn memstat() -> Result<MemStat, Errno> {
     Errno::from_ret(ret).map(|_| stat)
 }
 
+/// Returns the working set and page-fault frequency of process `pid` (0: this one).
+pub fn wsstat(pid: Pid) -> Result<abi::WsStat, Errno> {
+    let mut stat = abi::WsStat::default();
+    // SAFETY: `stat` is valid for a write of size_of::<WsStat>() bytes.
+    let ret = unsafe { syscall2(nr::WSSTAT, pid as u64, &raw mut stat as u64) };
+    Errno::from_ret(ret).map(|_| stat)
+}
+
 /// Returns the nanoseconds since boot (`clock_gettime(CLOCK_MONOTONIC)`).
 pub fn now_ns() -> u64 {
     let mut ts = abi::Timespec::default();

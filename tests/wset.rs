@@ -1,0 +1,101 @@
+//! Working sets, page-fault frequency (issue #15): WS(τ) of a program that touches
+//! a known number of pages is that number, whatever its RSS; its PFF rises when
+//! memory is ballooned down under it.
+//!
+//! This image asks the runner for 64 MiB of RAM and 64 MiB of swap.
+#![no_std]
+#![allow(missing_docs)] // test names say what each test checks
+#![no_main]
+#![feature(custom_test_frameworks)]
+#![test_runner(kernel::testing::test_runner)]
+#![reexport_test_harness_main = "test_main"]
+
+extern crate alloc;
+
+use alloc::vec::Vec;
+
+use kernel::mm::frame::{self, OwnedFrames};
+use kernel::mm::wss::WsSnapshot;
+use kernel::mm::{Order, check, reclaim};
+use kernel::println;
+use kernel::proc::{self, sched, task, task::WaitStatus};
+
+kernel::runner_args!(b"--memory 64M --swap-size 64M --timeout 240");
+
+kernel::test_kernel!();
+
+/// Runs program `name` with `args` to its end, polling its working set while it
+/// runs; returns the last figures seen.
+fn run_watching(name: &str, args: &str) -> WsSnapshot {
+    let pid = proc::spawn_with_args(name, args).unwrap_or_else(|e| panic!("spawn {name}: {e:?}"));
+    let mut last = WsSnapshot::default();
+    let status = loop {
+        if let Some(snapshot) = task::ws_snapshot(pid) {
+            last = snapshot;
+        }
+        if let Some(status) = task::try_reap(pid) {
+            break status;
+        }
+        sched::yield_now();
+    };
+    assert_eq!(status, WaitStatus::Exited(0), "{name} {args} failed");
+    task::wait_all(10_000).expect("every process exited");
+    // kswapd may still be in a pass it started under the program (frames LOCKED
+    // for its writes): let it finish before anyone audits.
+    while reclaim::kswapd_state().1 {
+        sched::yield_now();
+    }
+    last
+}
+
+#[test_case]
+fn ws_of_a_program_touching_64_of_256_pages_is_64() {
+    let ws = run_watching("wsprobe", "pages=64 mapped=256 samples=4");
+    println!("WS history {:?}, rss {}", &ws.history[..ws.nr_samples.min(8) as usize], ws.rss_pages);
+    assert!(ws.nr_samples >= 4, "sampled every tau of CPU time: {ws:?}");
+    assert!(ws.rss_pages >= 256, "all 256 pages resident: {ws:?}");
+    // 64 data pages plus its code, stack and the page the loop reads `wsstat` into.
+    assert!((64..=72).contains(&ws.ws_pages), "WS(tau) is 64 (+ code and stack): {ws:?}");
+    check::check_consistency().expect("consistent");
+}
+
+#[test_case]
+fn ws_follows_the_number_of_pages_touched() {
+    let small = run_watching("wsprobe", "pages=32 mapped=512 samples=3");
+    let large = run_watching("wsprobe", "pages=384 mapped=512 samples=3");
+    println!("WS {} pages touching 32, {} touching 384 (of 512)", small.ws_pages, large.ws_pages);
+    assert!((32..=40).contains(&small.ws_pages), "{small:?}");
+    assert!((384..=392).contains(&large.ws_pages), "{large:?}");
+}
+
+/// Takes free frames until only `nr_free` are left; frees them when dropped.
+fn balloon_leaving(nr_free: u64) -> Vec<OwnedFrames> {
+    let mut blocks = Vec::new();
+    for order in [Order(9), Order(0)] {
+        while frame::nr_free_frames() >= nr_free + order.nr_frames() {
+            match OwnedFrames::new_zeroed(order) {
+                Ok(block) => blocks.push(block),
+                Err(_) => break,
+            }
+        }
+    }
+    blocks
+}
+
+#[test_case]
+fn pff_rises_when_memory_is_ballooned_down() {
+    // 2048 pages (8 MiB) touched round after round: with memory to spare it faults
+    // only while it fills them; with 1024 frames left it must page.
+    let roomy = run_watching("wsprobe", "pages=2048 mapped=2048 samples=4 write");
+    let balloon = balloon_leaving(1024);
+    let squeezed = run_watching("wsprobe", "pages=2048 mapped=2048 samples=4 write");
+    drop(balloon);
+    println!(
+        "PFF {}/s (major {}/s) with room, {}/s (major {}/s) with 1024 frames free",
+        roomy.pff, roomy.major_pff, squeezed.pff, squeezed.major_pff
+    );
+    assert_eq!(roomy.major_pff, 0, "no swap-in with memory to spare: {roomy:?}");
+    assert!(squeezed.major_pff > 0, "swap-ins once squeezed: {squeezed:?}");
+    assert!(squeezed.pff > roomy.pff + 100, "PFF rose: {roomy:?} -> {squeezed:?}");
+    check::check_consistency().expect("consistent");
+}
