@@ -136,6 +136,10 @@ pub mod nr {
     /// frequency of process `pid` (0: the caller) into a [`WsStat`](crate::WsStat);
     /// `ESRCH` if there is no such live user process.
     pub const WSSTAT: u64 = 1010;
+    /// `oom_score_adj(pid, adj) -> 0` (ours; Linux writes `/proc/PID/oom_score_adj`):
+    /// sets process `pid`'s (0: the caller's) OOM adjustment, -1000..=1000 (`EINVAL`
+    /// outside); -1000 means the OOM killer never chooses it. Inherited across fork.
+    pub const OOM_SCORE_ADJ: u64 = 1011;
 
     // What a C library calls on its own (musl's startup, stdio, fork); the kernel
     // answers them in `proc::syscall_libc`.

@@ -154,6 +154,10 @@ fn call(frame: &mut TrapFrame) -> Result<u64, Errno> {
         nr::ARGS => sys_args(args[0], args[1]),
         nr::AUDIT => sys_audit(args[0]),
         nr::WSSTAT => sys_wsstat(args[0], args[1]),
+        nr::OOM_SCORE_ADJ => {
+            let pid = if args[0] == 0 { task::current_pid() } else { args[0] };
+            task::set_oom_score_adj(pid, args[1] as i64).map(|_| 0)
+        }
         // Files (fs/, proc/fd_syscall.rs, proc/path_syscall.rs); `write` is above.
         nr::READ => fd_syscall::sys_read(args[0], args[1], args[2]),
         nr::CLOSE => fd_syscall::sys_close(args[0]),

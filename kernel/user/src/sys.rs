@@ -157,6 +157,13 @@ pub fn wsstat(pid: Pid) -> Result<abi::WsStat, Errno> {
     Errno::from_ret(ret).map(|_| stat)
 }
 
+/// Sets the OOM adjustment of process `pid` (0: this one), -1000..=1000.
+pub fn set_oom_score_adj(pid: Pid, adj: i64) -> Result<(), Errno> {
+    // SAFETY: no pointer arguments.
+    let ret = unsafe { syscall2(nr::OOM_SCORE_ADJ, pid as u64, adj as u64) };
+    Errno::from_ret(ret).map(|_| ())
+}
+
 /// Returns the nanoseconds since boot (`clock_gettime(CLOCK_MONOTONIC)`).
 pub fn now_ns() -> u64 {
     let mut ts = abi::Timespec::default();
