@@ -140,6 +140,16 @@ pub mod nr {
     /// sets process `pid`'s (0: the caller's) OOM adjustment, -1000..=1000 (`EINVAL`
     /// outside); -1000 means the OOM killer never chooses it. Inherited across fork.
     pub const OOM_SCORE_ADJ: u64 = 1011;
+    /// `loadctl(on) -> 0` (ours): switches load control (the balance set) on (1) or
+    /// off (0); `EINVAL` for anything else.
+    pub const LOADCTL: u64 = 1012;
+    /// `memcg_create(max_pages, high_pages) -> group id` (ours): a memory group with
+    /// cgroup v2's `memory.max` and `memory.high` in pages (`u64::MAX`: no limit);
+    /// `EINVAL` for a zero limit or high above max, `ENOSPC` when all groups are used.
+    pub const MEMCG_CREATE: u64 = 1013;
+    /// `memcg_attach(pid, group) -> 0` (ours): puts process `pid` (0: the caller) in
+    /// memory group `group` (0: the root group, unlimited); its later children inherit it.
+    pub const MEMCG_ATTACH: u64 = 1014;
 
     // What a C library calls on its own (musl's startup, stdio, fork); the kernel
     // answers them in `proc::syscall_libc`.

@@ -136,6 +136,8 @@ pub struct AddressSpace {
     pub stats: AsStats,
     /// Its working-set estimate and fault frequency (see `mm::wss`).
     pub wss: super::wss::WsState,
+    /// Its memory group (`mm::memcg`; 0: the root group, unlimited). Copied by fork.
+    pub memcg: super::memcg::GroupId,
     /// Start of the heap (end of the program image).
     pub(super) brk_start: VirtAddr,
     /// Current end of the heap.
@@ -207,7 +209,9 @@ impl AddressSpace {
 
     /// Creates an empty address space in `parent`'s fork family, for `cow::fork`.
     pub fn new_forked(parent: &AddressSpace) -> Result<SpaceRef, VmError> {
-        Self::new_in(Some(parent.family))
+        let child = Self::new_in(Some(parent.family))?;
+        child.lock().memcg = parent.memcg; // children stay in the parent's memory group
+        Ok(child)
     }
 
     /// Creates an empty space registered in `family`, or in a new family if `None`.
@@ -225,6 +229,7 @@ impl AddressSpace {
             vmas: VmaTree::new(),
             stats: AsStats::default(),
             wss: super::wss::WsState::default(),
+            memcg: 0,
             brk_start: VirtAddr::new(0),
             brk_end: VirtAddr::new(0),
             pcid,

@@ -11,6 +11,7 @@
 //! | [`remote`] | another process's pages for `process_vm_readv`/`writev`: pinned, copied through the direct map |
 //! | [`rmap`] | reverse map: fork families, a user frame's (family, page); the registry of address spaces |
 //! | [`check`] | the bookkeeping audit: rmap, frame counts, swap slots vs the page tables |
+//! | [`memcg`] | memory groups: `memory.high` / `memory.max` per group of processes, local reclaim, the group's own OOM kill |
 //! | [`oom`] | the OOM killer: when memory and swap are exhausted, the largest process dies |
 //! | [`process_hooks`] | what mm needs from processes (list, kill, "was I killed?"), registered by `proc` at boot |
 //! | [`reclaim`] | watermarks, background and direct reclaim, the replacement policy (clock), MADV_PAGEOUT |
@@ -87,6 +88,7 @@ pub mod heap;
 pub mod kspace;
 pub mod kstack;
 pub mod layout;
+pub mod memcg;
 pub mod memops;
 pub mod oom;
 pub mod paging;

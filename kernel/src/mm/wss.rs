@@ -215,3 +215,25 @@ pub fn snapshot(space: &AddressSpace) -> WsSnapshot {
         rss_pages: space.stats.rss_pages,
     }
 }
+
+/// Returns the frames of `space`'s present pages (the shared zero page left out),
+/// those outside its working set first (Accessed bit clear since the last sample),
+/// each once: the order in which load control and memory groups evict a process's
+/// own pages.
+pub fn resident_frames_coldest_first(space: &AddressSpace) -> alloc::vec::Vec<super::Frame> {
+    let zero = super::fault::zero_frame();
+    let (mut cold, mut hot) = (alloc::vec::Vec::new(), alloc::vec::Vec::new());
+    space.for_each_user_leaf(|_, pte| {
+        if pte.is_present() && pte.frame() != zero {
+            let list = if pte.flags().contains(PteFlags::ACCESSED) { &mut hot } else { &mut cold };
+            list.push(pte.frame());
+        }
+    });
+    cold.sort_unstable();
+    cold.dedup();
+    hot.sort_unstable();
+    hot.dedup();
+    hot.retain(|f| cold.binary_search(f).is_err());
+    cold.extend(hot);
+    cold
+}

@@ -154,6 +154,19 @@ fn call(frame: &mut TrapFrame) -> Result<u64, Errno> {
         nr::ARGS => sys_args(args[0], args[1]),
         nr::AUDIT => sys_audit(args[0]),
         nr::WSSTAT => sys_wsstat(args[0], args[1]),
+        nr::LOADCTL => match args[0] {
+            0 | 1 => {
+                super::load_control::set_enabled(args[0] == 1);
+                Ok(0)
+            }
+            _ => Err(Errno::EINVAL),
+        },
+        nr::MEMCG_CREATE => crate::mm::memcg::create(args[0], args[1]).map(u64::from).map_err(memcg_errno),
+        nr::MEMCG_ATTACH => {
+            let pid = if args[0] == 0 { task::current_pid() } else { args[0] };
+            let group = u32::try_from(args[1]).map_err(|_| Errno::EINVAL)?;
+            task::attach_memcg(pid, group)
+        }
         nr::OOM_SCORE_ADJ => {
             let pid = if args[0] == 0 { task::current_pid() } else { args[0] };
             task::set_oom_score_adj(pid, args[1] as i64).map(|_| 0)
@@ -363,6 +376,13 @@ fn sys_memstat(out: u64) -> Result<u64, Errno> {
     debug_assert_eq!(core::mem::size_of::<MemStat>(), bytes.len());
     copy_to_user(out, &bytes)?;
     Ok(0)
+}
+
+fn memcg_errno(e: crate::mm::memcg::MemcgError) -> Errno {
+    match e {
+        crate::mm::memcg::MemcgError::NoFreeGroup => Errno::ENOSPC,
+        crate::mm::memcg::MemcgError::BadLimits | crate::mm::memcg::MemcgError::NoSuchGroup => Errno::EINVAL,
+    }
 }
 
 /// `wsstat(pid, out)`: the working set of process `pid` (0: the caller).

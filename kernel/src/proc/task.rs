@@ -188,6 +188,13 @@ pub fn set_oom_score_adj(pid: Pid, adj: i64) -> Result<i16, abi::Errno> {
     Ok(core::mem::replace(&mut task.oom_score_adj, adj as i16))
 }
 
+/// Puts live user process `pid` in memory group `group` (`mm::memcg`; 0: the root
+/// group). `ESRCH` if there is no such process, `EINVAL` if there is no such group.
+pub fn attach_memcg(pid: Pid, group: crate::mm::memcg::GroupId) -> Result<u64, abi::Errno> {
+    let space = TASKS.lock().get(&pid).and_then(|t| t.space.clone()).ok_or(abi::Errno::ESRCH)?;
+    crate::mm::memcg::attach(&space, group).map(|()| 0).map_err(|_| abi::Errno::EINVAL)
+}
+
 /// Why a process could not be created.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SpawnError {
@@ -351,10 +358,15 @@ pub fn current_is_killed() -> bool {
     TASKS.lock().get(&current_pid()).is_some_and(|t| t.is_killed)
 }
 
-/// Exits the running task if it has been killed. Called on every way back to user
+/// Exits the running task if it has been killed, and parks it while load control
+/// has it deactivated (`proc::load_control`). Called on every way back to user
 /// mode (syscall return, trap return), where no lock is held.
 pub fn exit_if_killed() {
-    if current_pid() != 0 && current_is_killed() {
+    if current_pid() == 0 {
+        return;
+    }
+    super::load_control::park_if_deactivated();
+    if current_is_killed() {
         exit_current(WaitStatus::Killed(abi::SIGKILL));
     }
 }

@@ -1,7 +1,9 @@
 //! `wsprobe`: a program with a known working set, to check the kernel's WS(τ).
 //!
 //! Arguments (words of its argument string): `pages=N` (default 64), `mapped=M`
-//! (default 4N, at least N), `samples=K` (default 4), `write` (touch by writing).
+//! (default 4N, at least N), `samples=K` (default 4), `write` (touch by writing),
+//! `rounds=R` (stop after R passes over the N pages instead of after K samples),
+//! `words=W` (touch W words of each page per pass, default 1: more CPU per pass).
 //! It maps M pages and writes each once, so its RSS is M; then it reads (or writes)
 //! one word of each of the first N pages, over and over, until the kernel has taken
 //! K more working-set samples of it (`wsstat`), or 20 s have passed. Its working set
@@ -23,6 +25,9 @@ fn main() -> i32 {
     let nr_mapped = number("mapped", 4 * nr_touched).max(nr_touched);
     let nr_samples = number("samples", 4) as u64;
     let is_write = args.split_whitespace().any(|w| w == "write");
+    let nr_rounds = number("rounds", 0) as u64;
+    let nr_words = number("words", 1).clamp(1, 512);
+    let start_ns = ulib::now_ns();
     let base = ulib::mmap(nr_mapped * PAGE_SIZE, prot::READ | prot::WRITE, map::PRIVATE).expect("mmap") as *mut u64;
     for page in 0..nr_mapped {
         // SAFETY: the first word of a page of the fresh mapping, only used through `base`.
@@ -34,28 +39,32 @@ fn main() -> i32 {
     let mut round = 0u64;
     let last = loop {
         for page in 0..nr_touched {
-            // SAFETY: page < nr_mapped: one word of the mapping.
-            let word = unsafe { base.add(page * 512 + (round as usize % 512)) };
-            if is_write {
-                // SAFETY: as above.
-                unsafe { word.write_volatile(round) };
-            } else {
-                // SAFETY: as above.
-                sum = sum.wrapping_add(unsafe { word.read_volatile() });
+            for i in 0..nr_words {
+                // SAFETY: page < nr_mapped and the index < 512: one word of the mapping.
+                let word = unsafe { base.add(page * 512 + (round as usize + i) % 512) };
+                if is_write {
+                    // SAFETY: as above.
+                    unsafe { word.write_volatile(round) };
+                } else {
+                    // SAFETY: as above.
+                    sum = sum.wrapping_add(unsafe { word.read_volatile() });
+                }
             }
         }
         round += 1;
         let stat = ulib::wsstat(0).expect("wsstat");
-        if stat.nr_samples >= first + nr_samples || ulib::now_ns() > deadline {
+        let is_done = if nr_rounds > 0 { round >= nr_rounds } else { stat.nr_samples >= first + nr_samples || ulib::now_ns() > deadline };
+        if is_done {
             break stat;
         }
     };
     let nr_valid = (last.nr_samples as usize).min(abi::WS_HISTORY);
     println!(
-        "wsprobe: {} of {} pages touched, {} rounds: WS(tau={} ms) {} pages, history {:?}, pff {}/s (major {}/s), rss {}, cpu {} ms (sum {:x})",
+        "wsprobe: {} of {} pages touched, {} rounds in {} ms: WS(tau={} ms) {} pages, history {:?}, pff {}/s (major {}/s), rss {}, cpu {} ms (sum {:x})",
         nr_touched,
         nr_mapped,
         round,
+        (ulib::now_ns() - start_ns) / 1_000_000,
         last.tau_ms,
         last.ws_pages,
         &last.history[..nr_valid],
