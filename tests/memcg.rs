@@ -15,6 +15,7 @@ extern crate alloc;
 use kernel::mm::oom;
 use kernel::mm::process_hooks;
 use kernel::mm::vmstat::{self, SwapEvent};
+use kernel::mm::memcg::{self, MemcgError};
 use kernel::mm::{check, reclaim};
 use kernel::proc::{self, Pid, sched, task, task::WaitStatus};
 
@@ -72,6 +73,66 @@ fn oom_score_adj_minus_1000_protects_the_process_that_would_be_chosen() {
     assert!(victim >= sleeper, "a sleeper process was chosen instead");
     let (_, sleeper_status) = proc::wait(Some(sleeper)).expect("the sleeper was killed");
     assert_eq!(sleeper_status, WaitStatus::Killed(abi::SIGKILL));
+    end_all();
+    check::check_consistency().expect("consistent");
+}
+
+/// Starts `sleeper` (4 MiB, in the root group) and waits until it has filled its
+/// pages and forked; returns its pid and resident pages.
+fn start_sleeper() -> (Pid, u64) {
+    let pid = start("sleeper", "");
+    let mut rss = 0;
+    while rss < 1024 || task::nr_tasks() < 3 {
+        sched::yield_now();
+        rss = task::ws_snapshot(pid).expect("sleeper alive").rss_pages;
+    }
+    (pid, rss)
+}
+
+#[test_case]
+fn memcg_limits_are_checked() {
+    assert_eq!(memcg::create(0, 0), Err(MemcgError::BadLimits));
+    assert_eq!(memcg::create(100, 200), Err(MemcgError::BadLimits), "high above max");
+    assert_eq!(memcg::stats(15), Err(MemcgError::NoSuchGroup));
+    let pid = start("sleeper", "");
+    assert_eq!(task::attach_memcg(pid, 15), Err(abi::Errno::EINVAL));
+    end_all();
+}
+
+#[test_case]
+fn a_group_over_high_reclaims_its_own_pages_first() {
+    let (sleeper, sleeper_rss) = start_sleeper();
+    let group = memcg::create(u64::MAX, 512).expect("group");
+    let probe = start("wsprobe", "pages=1024 mapped=1024 rounds=3 write");
+    task::attach_memcg(probe, group).expect("attach");
+    let (_, status) = proc::wait(Some(probe)).expect("wait");
+    assert_eq!(status, WaitStatus::Exited(0), "the group's process ran to the end");
+    let stats = memcg::stats(group).expect("stats");
+    kernel::println!("memory.high 512: {stats:?}; sleeper rss {sleeper_rss} -> {:?}", task::ws_snapshot(sleeper).map(|s| s.rss_pages));
+    assert!(stats.nr_reclaimed >= 512, "local reclaim evicted the group's pages: {stats:?}");
+    assert!(stats.peak_pages <= 512 + 16, "usage stayed near high: {stats:?}");
+    assert_eq!(task::ws_snapshot(sleeper).expect("sleeper alive").rss_pages, sleeper_rss, "the process outside lost nothing");
+    end_all();
+    check::check_consistency().expect("consistent");
+}
+
+#[test_case]
+fn a_group_over_max_is_oom_killed_alone_and_an_unlimited_process_is_untouched() {
+    let (sleeper, sleeper_rss) = start_sleeper();
+    let kills = vmstat::nr_events(SwapEvent::OomKill);
+    let group = memcg::create(1024, 1024).expect("group");
+    let hog = start("memhog", "");
+    task::attach_memcg(hog, group).expect("attach");
+    let (_, status) = proc::wait(Some(hog)).expect("wait");
+    let stats = memcg::stats(group).expect("stats");
+    kernel::println!("memory.max 1024: memhog {status:?}; {stats:?}");
+    assert_eq!(status, WaitStatus::Killed(abi::SIGKILL), "memhog was killed");
+    assert_eq!(oom::last_victim(), hog, "by its group's OOM kill");
+    assert_eq!(stats.nr_oom_kills, 1, "{stats:?}");
+    assert_eq!(vmstat::nr_events(SwapEvent::OomKill), kills + 1, "one kill in all");
+    assert!(stats.peak_pages <= 1024 + 16, "usage stayed at max: {stats:?}");
+    assert!(task::try_reap(sleeper).is_none(), "the unlimited process lives");
+    assert_eq!(task::ws_snapshot(sleeper).expect("sleeper alive").rss_pages, sleeper_rss, "and lost no page");
     end_all();
     check::check_consistency().expect("consistent");
 }

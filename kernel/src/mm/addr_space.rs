@@ -204,18 +204,18 @@ impl AddressSpace {
     /// Creates an empty address space sharing the kernel half, registered in a new
     /// fork family (see the module docs): a process of its own (spawn, exec).
     pub fn new() -> Result<SpaceRef, VmError> {
-        Self::new_in(None)
+        Self::new_in(None, 0)
     }
 
     /// Creates an empty address space in `parent`'s fork family, for `cow::fork`.
     pub fn new_forked(parent: &AddressSpace) -> Result<SpaceRef, VmError> {
-        let child = Self::new_in(Some(parent.family))?;
-        child.lock().memcg = parent.memcg; // children stay in the parent's memory group
-        Ok(child)
+        // Children stay in the parent's memory group.
+        Self::new_in(Some(parent.family), parent.memcg)
     }
 
-    /// Creates an empty space registered in `family`, or in a new family if `None`.
-    fn new_in(family: Option<FamilyId>) -> Result<SpaceRef, VmError> {
+    /// Creates an empty space registered in `family`, or in a new family if `None`,
+    /// in memory group `memcg`.
+    fn new_in(family: Option<FamilyId>, memcg: super::memcg::GroupId) -> Result<SpaceRef, VmError> {
         let (pt, tables) = paging::new_user_tree().ok_or(VmError::NoMemory)?;
         let pcid = PCIDS.lock().alloc();
         let id = rmap::new_space_id();
@@ -229,7 +229,7 @@ impl AddressSpace {
             vmas: VmaTree::new(),
             stats: AsStats::default(),
             wss: super::wss::WsState::default(),
-            memcg: 0,
+            memcg,
             brk_start: VirtAddr::new(0),
             brk_end: VirtAddr::new(0),
             pcid,
