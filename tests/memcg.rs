@@ -136,3 +136,12 @@ fn a_group_over_max_is_oom_killed_alone_and_an_unlimited_process_is_untouched() 
     end_all();
     check::check_consistency().expect("consistent");
 }
+
+#[test_case]
+fn the_syscalls_check_their_arguments_and_a_forked_child_stays_in_its_group() {
+    let pid = start("memlimits", "");
+    let (_, status) = proc::wait(Some(pid)).expect("wait");
+    assert_eq!(status, WaitStatus::Exited(0), "memlimits failed");
+    end_all();
+    check::check_consistency().expect("consistent");
+}

@@ -65,6 +65,7 @@ const NAMES: &[&str] = &[
     "dirs",
     "pipes",
     "wsprobe",
+    "memlimits",
 ];
 
 /// The end of the lower half: user addresses are below it.

@@ -164,6 +164,28 @@ pub fn set_oom_score_adj(pid: Pid, adj: i64) -> Result<(), Errno> {
     Errno::from_ret(ret).map(|_| ())
 }
 
+/// Creates a memory group with `memory.max` = `max_pages`, `memory.high` =
+/// `high_pages` (`u64::MAX`: no limit); returns its id.
+pub fn memcg_create(max_pages: u64, high_pages: u64) -> Result<u64, Errno> {
+    // SAFETY: no pointer arguments.
+    let ret = unsafe { syscall2(nr::MEMCG_CREATE, max_pages, high_pages) };
+    Errno::from_ret(ret)
+}
+
+/// Puts process `pid` (0: this one) in memory group `group` (0: the root group).
+pub fn memcg_attach(pid: Pid, group: u64) -> Result<(), Errno> {
+    // SAFETY: no pointer arguments.
+    let ret = unsafe { syscall2(nr::MEMCG_ATTACH, pid as u64, group) };
+    Errno::from_ret(ret).map(|_| ())
+}
+
+/// Switches load control on or off.
+pub fn loadctl(is_on: u64) -> Result<(), Errno> {
+    // SAFETY: no pointer arguments.
+    let ret = unsafe { syscall1(nr::LOADCTL, is_on) };
+    Errno::from_ret(ret).map(|_| ())
+}
+
 /// Returns the nanoseconds since boot (`clock_gettime(CLOCK_MONOTONIC)`).
 pub fn now_ns() -> u64 {
     let mut ts = abi::Timespec::default();
