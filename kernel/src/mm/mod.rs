@@ -63,6 +63,10 @@
 //!   [`IrqMutex`](crate::sync::IrqMutex): taking it disables interrupts, so an
 //!   interrupt handler never finds a lock its CPU already holds. None is held across
 //!   a context switch or a sleep (debug builds panic: `proc::sched::switch_away`).
+//! - **The timer interrupt takes `TASKS`, then the running process's address
+//!   space** (and frames under it) to charge its CPU tick and sample its working set
+//!   (`wss.rs`). That is safe only because of the rule above: a tick never arrives
+//!   while its CPU holds a spinlock, so it cannot find one of these taken.
 //! - **No I/O under a spinlock.** Slot reads and writes take the disk mutex (0) with
 //!   no spinlock held; swap-out and swap-in drop `SWAP` and the space lock around it
 //!   (the swap-cache LOCKED flag keeps the frame meanwhile).
