@@ -11,11 +11,12 @@
 //!  est(P) = max(WS(τ) history of P, rss of P)        (pages P needs, at least)
 //!  room   = free frames + sum of rss of the active processes
 //!  thrashing = rate >= HIGH_RATE for two periods in a row
-//!              and sum of est over the active >= 90 % of room
+//!              and sum of est over the active > room
 //!
 //!  thrashing, two or more active, none deactivated in the last two periods:
 //!      deactivate the active process with the largest est (ties: the youngest)
-//!      that has been active at least MIN_RESIDENCY_MS; swap out its pages
+//!      that has been active at least MIN_RESIDENCY_MS; swap out up to
+//!      EVICT_AT_ONCE of its pages, coldest first
 //!  a deactivated process P, the longest waiting first:
 //!      rate < LOW_RATE and free frames >= est(P) + the high watermark: reactivate (room)
 //!      deactivated for MAX_WAIT_MS:                                     reactivate (bounded wait)
@@ -33,16 +34,18 @@
 //! A deactivated process is not scheduled: on its next way back to user mode
 //! (a syscall return or the timer tick that interrupts it) it parks itself on a
 //! wait queue ([`park_if_deactivated`]), holding no lock and no I/O, until it is
-//! reactivated or killed. Its resident pages are evicted as it goes out (the
-//! pages outside its working set first; the swapper of old), so they are the
-//! first reclaim candidates and the others get their frames at once.
+//! reactivated or killed. Up to [`EVICT_AT_ONCE`] of its resident pages are
+//! evicted as it goes out (the pages outside its working set first; the swapper of
+//! old), so the others get frames at once; the rest are the first reclaim
+//! candidates, since a parked process references nothing and the clock finds
+//! their Accessed bits clear.
 //!
 //! Off by default; `loadctl=on` on the command line, [`set_enabled`] or the
 //! `loadctl` syscall switch it at run time (switching off reactivates everyone).
 //! While off, the thread sleeps without a timeout: it costs nothing.
 //! Every decision is printed with its numbers:
 //! ```text
-//! loadctl: deactivate pid 5 (wsprobe): est 6000 pages (WS 812, rss 3311); active est 21500 >= 90% of room 13400; swap-in 4100/s
+//! loadctl: deactivate pid 5 (wsprobe): est 6000 pages (WS 812, rss 3311); active est 21500 > room 13400; swap-in 4100/s
 //! loadctl: reactivate pid 5 (wsprobe) after 1830 ms: room (free 7900 >= est 6000 + 333)
 //! ```
 //!
@@ -69,11 +72,18 @@ pub const LOW_RATE: u64 = 200;
 /// The least time a (re)activated process stays in the balance set.
 pub const MIN_RESIDENCY_MS: u64 = 1000;
 /// The longest a process stays deactivated.
-pub const MAX_WAIT_MS: u64 = 3000;
+pub const MAX_WAIT_MS: u64 = 5000;
+/// The most pages evicted at once when a process goes out: the rest are left to
+/// reclaim (a parked process references nothing, so its pages age first), so that
+/// the controller itself is back to its looks quickly.
+pub const EVICT_AT_ONCE: usize = 2048;
 
 static IS_ENABLED: AtomicBool = AtomicBool::new(false);
 static NR_DEACTIVATIONS: AtomicU64 = AtomicU64::new(0);
 static NR_REACTIVATIONS: AtomicU64 = AtomicU64::new(0);
+/// Processes the controller holds out now (the size of its `out`, kept by it): while
+/// 0, the way back to user mode skips the check.
+static NR_OUT_NOW: AtomicU64 = AtomicU64::new(0);
 /// Where deactivated processes park.
 static PARKED: WaitQueue = WaitQueue::new();
 /// Where the controller sleeps between looks (woken early by [`set_enabled`]).
@@ -109,6 +119,9 @@ pub fn start() {
 /// Parks the running process while it is deactivated (and not killed). Called on
 /// every way back to user mode, with no lock held.
 pub fn park_if_deactivated() {
+    if NR_OUT_NOW.load(Ordering::Relaxed) == 0 {
+        return;
+    }
     let me = task::current_pid();
     let must_wait = || TASKS.lock().get(&me).is_some_and(|t| t.is_deactivated && !t.is_killed);
     if must_wait() {
@@ -176,6 +189,7 @@ extern "C" fn controller_main() -> ! {
             for pid in core::mem::take(&mut state.out).into_keys() {
                 state.reactivate(pid, now, "load control switched off");
             }
+            NR_OUT_NOW.store(0, Ordering::Relaxed);
             CONTROLLER.wait_until(is_enabled);
             state = Controller { swap_ins_before: vmstat::nr_events(SwapEvent::SwapIn), ..Controller::default() };
         }
@@ -205,6 +219,7 @@ impl Controller {
         }
         self.reactivate_one(rate, now);
         self.deactivate_one(&procs, rate, now);
+        NR_OUT_NOW.store(self.out.len() as u64, Ordering::Relaxed);
     }
 
     /// Brings back the longest-waiting deactivated process if there is room or it
@@ -237,7 +252,7 @@ impl Controller {
         let active: Vec<&Candidate> = procs.iter().filter(|p| !p.is_deactivated && !self.out.contains_key(&p.pid)).collect();
         let sum_est: u64 = active.iter().map(|p| p.est).sum();
         let room = frame::nr_free_frames() + active.iter().map(|p| p.rss).sum::<u64>();
-        let is_thrashing = self.nr_high_periods >= 2 && sum_est * 10 >= room * 9;
+        let is_thrashing = self.nr_high_periods >= 2 && sum_est > room;
         if !is_thrashing || active.len() < 2 || self.nr_quiet_periods < 2 {
             return;
         }
@@ -247,7 +262,7 @@ impl Controller {
             return;
         }
         crate::println!(
-            "loadctl: deactivate pid {} ({}): est {} pages (WS {}, rss {}); active est {sum_est} >= 90% of room {room}; swap-in {rate}/s",
+            "loadctl: deactivate pid {} ({}): est {} pages (WS {}, rss {}); active est {sum_est} > room {room}; swap-in {rate}/s",
             victim.pid,
             victim.name,
             victim.est,
@@ -256,6 +271,7 @@ impl Controller {
         );
         NR_DEACTIVATIONS.fetch_add(1, Ordering::Relaxed);
         self.out.insert(victim.pid, (now, victim.est));
+        NR_OUT_NOW.store(self.out.len() as u64, Ordering::Relaxed);
         self.nr_quiet_periods = 0;
         self.nr_high_periods = 0;
         // Its pages go first: swap them out now, coldest first.
@@ -263,7 +279,7 @@ impl Controller {
         if let Some(space) = space {
             let frames = wss::resident_frames_coldest_first(&space.lock());
             drop(space);
-            reclaim::evict_frames(&frames);
+            reclaim::evict_frames(&frames[..frames.len().min(EVICT_AT_ONCE)]);
         }
     }
 }
