@@ -64,6 +64,8 @@ const NAMES: &[&str] = &[
     "files",
     "dirs",
     "pipes",
+    "wsprobe",
+    "memlimits",
 ];
 
 /// The end of the lower half: user addresses are below it.

@@ -85,6 +85,7 @@ pub fn init(boot_info: &'static mut BootInfo) {
     mm::reclaim::init();
     mm::reclaim::start_kswapd();
     proc::task::start_reaper();
+    proc::load_control::start();
     mm::swap::start_wiper();
     mm::fail::init();
     arch::smp::start_aps();

@@ -9,7 +9,7 @@
 //! | syscall (`SYSCALL_VECTOR`) | `proc::syscall::dispatch` (it returns to user mode itself) |
 //! | #PF page fault | `proc::trap::page_fault`: resolve through `mm`, or kill, or EFAULT, or panic |
 //! | #BP breakpoint, #DF double fault | `arch` (counted; dumped and fatal) |
-//! | timer tick | `arch` timer, sleepers whose deadline passed woken, then `proc::sched::preempt` if it interrupted ring 3 |
+//! | timer tick | `arch` timer, sleepers whose deadline passed woken, the tick charged to the running process (its working-set clock, `mm::wss`), then `proc::sched::preempt` if it interrupted ring 3 |
 //! | device interrupts (PIC lines 1-15) | `arch::irq::dispatch`: the handlers drivers registered (virtio-blk), then EOI |
 //! | local APIC timer, test IPI (other CPUs) | `arch::smp`: counted per CPU, EOI to the local APIC |
 //! | any other exception | ring 3: `proc::trap::user_exception` kills the process; ring 0: fatal |
@@ -38,6 +38,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
             smp::count_tick();
             timer::on_tick();
             proc::sched::wake_timed_out(timer::ticks());
+            proc::task::account_cpu_tick(frame.is_user());
             if frame.is_user() {
                 proc::sched::preempt();
             }

@@ -19,6 +19,7 @@
 //! | [`o`], [`Stat`], [`Dirent64`], [`mode`] | files: `open` flags, `struct stat`, `getdents64` records |
 //! | [`WaitStatus`] | how `wait4` reports an exit code or a kill (Linux's bit layout) |
 //! | [`MemStat`] | what `memstat` fills in: the caller's and the machine's memory counters |
+//! | [`WsStat`] | what `wsstat` fills in: a process's working set WS(τ), its history and page-fault frequency |
 //! | [`USER_IMAGE_BASE`], [`PAGE_SIZE`] | where user programs are linked; the mapping unit |
 //!
 //! The text `maps` writes has one line per VMA, in address order, like Linux's
@@ -131,6 +132,24 @@ pub mod nr {
     /// and fills an [`AuditReport`](crate::AuditReport); on a violation it prints it
     /// on the console and returns `EIO`.
     pub const AUDIT: u64 = 1003;
+    /// `wsstat(pid, out: *mut WsStat) -> 0` (ours): the working set and page-fault
+    /// frequency of process `pid` (0: the caller) into a [`WsStat`](crate::WsStat);
+    /// `ESRCH` if there is no such live user process.
+    pub const WSSTAT: u64 = 1010;
+    /// `oom_score_adj(pid, adj) -> 0` (ours; Linux writes `/proc/PID/oom_score_adj`):
+    /// sets process `pid`'s (0: the caller's) OOM adjustment, -1000..=1000 (`EINVAL`
+    /// outside); -1000 means the OOM killer never chooses it. Inherited across fork.
+    pub const OOM_SCORE_ADJ: u64 = 1011;
+    /// `loadctl(on) -> 0` (ours): switches load control (the balance set) on (1) or
+    /// off (0); `EINVAL` for anything else.
+    pub const LOADCTL: u64 = 1012;
+    /// `memcg_create(max_pages, high_pages) -> group id` (ours): a memory group with
+    /// cgroup v2's `memory.max` and `memory.high` in pages (`u64::MAX`: no limit);
+    /// `EINVAL` for a zero limit or high above max, `ENOSPC` when all groups are used.
+    pub const MEMCG_CREATE: u64 = 1013;
+    /// `memcg_attach(pid, group) -> 0` (ours): puts process `pid` (0: the caller) in
+    /// memory group `group` (0: the root group, unlimited); its later children inherit it.
+    pub const MEMCG_ATTACH: u64 = 1014;
 
     // What a C library calls on its own (musl's startup, stdio, fork); the kernel
     // answers them in `proc::syscall_libc`.
@@ -619,6 +638,48 @@ pub struct MemStat {
     pub swap_reads: u64,
     /// Pages written to the swap disk since boot, the whole machine (Linux's `pswpout`).
     pub swap_writes: u64,
+}
+
+/// Samples of the working-set history in a [`WsStat`].
+pub const WS_HISTORY: usize = 8;
+
+/// A process's working set and page-fault frequency, filled by `wsstat`.
+///
+/// The kernel samples the Accessed bits of the process's pages every `tau_ms` of
+/// its own CPU time; WS(τ) is the number of pages referenced in one such interval.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WsStat {
+    /// WS(τ): pages referenced in the last complete interval (0 before the first).
+    pub ws_pages: u64,
+    /// Samples taken so far.
+    pub nr_samples: u64,
+    /// τ, milliseconds of the process's CPU time.
+    pub tau_ms: u64,
+    /// CPU time used so far, milliseconds.
+    pub cpu_ms: u64,
+    /// Page-fault frequency over the last interval: faults per CPU second.
+    pub pff: u64,
+    /// Its major part: faults that read from swap, per CPU second.
+    pub major_pff: u64,
+    /// Pages resident now.
+    pub rss_pages: u64,
+    /// The last samples, oldest first; only `min(nr_samples, WS_HISTORY)` are valid.
+    pub history: [u64; WS_HISTORY],
+}
+
+impl WsStat {
+    /// The struct's size in 8-byte words.
+    pub const WORDS: usize = 7 + WS_HISTORY;
+
+    /// Returns the struct as its words, in field order (its `repr(C)` layout).
+    pub fn to_words(&self) -> [u64; Self::WORDS] {
+        let mut words = [0; Self::WORDS];
+        let head = [self.ws_pages, self.nr_samples, self.tau_ms, self.cpu_ms, self.pff, self.major_pff, self.rss_pages];
+        words[..7].copy_from_slice(&head);
+        words[7..].copy_from_slice(&self.history);
+        words
+    }
 }
 
 /// What the `audit` syscall counted, once the books balanced.

@@ -134,6 +134,10 @@ pub struct AddressSpace {
     pub(super) vmas: VmaTree,
     /// Counters shown by memstat and maps.
     pub stats: AsStats,
+    /// Its working-set estimate and fault frequency (see `mm::wss`).
+    pub wss: super::wss::WsState,
+    /// Its memory group (`mm::memcg`; 0: the root group, unlimited). Copied by fork.
+    pub memcg: super::memcg::GroupId,
     /// Start of the heap (end of the program image).
     pub(super) brk_start: VirtAddr,
     /// Current end of the heap.
@@ -200,16 +204,18 @@ impl AddressSpace {
     /// Creates an empty address space sharing the kernel half, registered in a new
     /// fork family (see the module docs): a process of its own (spawn, exec).
     pub fn new() -> Result<SpaceRef, VmError> {
-        Self::new_in(None)
+        Self::new_in(None, 0)
     }
 
     /// Creates an empty address space in `parent`'s fork family, for `cow::fork`.
     pub fn new_forked(parent: &AddressSpace) -> Result<SpaceRef, VmError> {
-        Self::new_in(Some(parent.family))
+        // Children stay in the parent's memory group.
+        Self::new_in(Some(parent.family), parent.memcg)
     }
 
-    /// Creates an empty space registered in `family`, or in a new family if `None`.
-    fn new_in(family: Option<FamilyId>) -> Result<SpaceRef, VmError> {
+    /// Creates an empty space registered in `family`, or in a new family if `None`,
+    /// in memory group `memcg`.
+    fn new_in(family: Option<FamilyId>, memcg: super::memcg::GroupId) -> Result<SpaceRef, VmError> {
         let (pt, tables) = paging::new_user_tree().ok_or(VmError::NoMemory)?;
         let pcid = PCIDS.lock().alloc();
         let id = rmap::new_space_id();
@@ -222,6 +228,8 @@ impl AddressSpace {
             tables,
             vmas: VmaTree::new(),
             stats: AsStats::default(),
+            wss: super::wss::WsState::default(),
+            memcg,
             brk_start: VirtAddr::new(0),
             brk_end: VirtAddr::new(0),
             pcid,

@@ -7,9 +7,11 @@
 //! | [`fault`] | the page-fault handler: demand-zero, image pages, stack growth; `fault::retry`: the loop around it (swap-in, reclaim, OOM) |
 //! | [`cow`] | fork with copy-on-write, and `do_wp_fault` |
 //! | [`vmstat`] | fault counters by outcome and the fault trace |
+//! | [`wss`] | working sets (Accessed-bit sampling every τ of a process's CPU time) and page-fault frequency |
 //! | [`remote`] | another process's pages for `process_vm_readv`/`writev`: pinned, copied through the direct map |
 //! | [`rmap`] | reverse map: fork families, a user frame's (family, page); the registry of address spaces |
 //! | [`check`] | the bookkeeping audit: rmap, frame counts, swap slots vs the page tables |
+//! | [`memcg`] | memory groups: `memory.high` / `memory.max` per group of processes, local reclaim, the group's own OOM kill |
 //! | [`oom`] | the OOM killer: when memory and swap are exhausted, the largest process dies |
 //! | [`process_hooks`] | what mm needs from processes (list, kill, "was I killed?"), registered by `proc` at boot |
 //! | [`reclaim`] | watermarks, background and direct reclaim, the replacement policy (clock), MADV_PAGEOUT |
@@ -62,6 +64,10 @@
 //!   [`IrqMutex`](crate::sync::IrqMutex): taking it disables interrupts, so an
 //!   interrupt handler never finds a lock its CPU already holds. None is held across
 //!   a context switch or a sleep (debug builds panic: `proc::sched::switch_away`).
+//! - **The timer interrupt takes `TASKS`, then the running process's address
+//!   space** (and frames under it) to charge its CPU tick and sample its working set
+//!   (`wss.rs`). That is safe only because of the rule above: a tick never arrives
+//!   while its CPU holds a spinlock, so it cannot find one of these taken.
 //! - **No I/O under a spinlock.** Slot reads and writes take the disk mutex (0) with
 //!   no spinlock held; swap-out and swap-in drop `SWAP` and the space lock around it
 //!   (the swap-cache LOCKED flag keeps the frame meanwhile).
@@ -87,6 +93,7 @@ pub mod heap;
 pub mod kspace;
 pub mod kstack;
 pub mod layout;
+pub mod memcg;
 pub mod memops;
 pub mod oom;
 pub mod paging;
@@ -96,6 +103,7 @@ pub mod remote;
 pub mod rmap;
 pub mod swap;
 pub mod vmstat;
+pub mod wss;
 
 pub use mm_core::addr::{Frame, Order, PAGE_SIZE, Page, PhysAddr, VirtAddr};
 

@@ -32,6 +32,8 @@ pub struct UserProcess {
     pub space: SpaceRef,
     /// Already killed, not yet exited.
     pub is_killed: bool,
+    /// Its `oom_score_adj` (-1000..=1000; -1000: the OOM killer never chooses it).
+    pub oom_score_adj: i16,
 }
 
 /// What `proc` provides.

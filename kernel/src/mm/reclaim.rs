@@ -438,6 +438,14 @@ pub fn direct_reclaim() -> u64 {
 /// and are counted in the report.
 pub fn pageout(space: &SpaceRef, addr: u64, len: u64) -> Result<ReclaimReport, VmError> {
     let frames = space.lock().resident_frames(addr, len)?;
+    Ok(evict_frames(&frames))
+}
+
+/// Evicts `frames` (resident user frames), a cluster at a time, whatever their
+/// Accessed bits say; pages that cannot go out stay and are counted as kept.
+/// For MADV_PAGEOUT, load control's swap-out of a deactivated process and a memory
+/// group's local reclaim. Call with no lock held.
+pub fn evict_frames(frames: &[Frame]) -> ReclaimReport {
     let mut report = ReclaimReport::default();
     for cluster in frames.chunks(SWAP_CLUSTER) {
         for &frame in cluster {
@@ -446,5 +454,5 @@ pub fn pageout(space: &SpaceRef, addr: u64, len: u64) -> Result<ReclaimReport, V
         report.nr_scanned += cluster.len() as u64;
         evict_victims(cluster, &mut report);
     }
-    Ok(report)
+    report
 }

@@ -5,6 +5,7 @@
 //! |---|---|
 //! | [`task`] | `Task` (pid, state, kernel stack, address space), the task table, exit/wait/kill |
 //! | [`sched`] | run queue, `schedule`, `yield_now`, context switch, preemption on the tick |
+//! | [`load_control`] | the balance set: deactivates processes while the machine thrashes, reactivates them when there is room |
 //! | [`exec`] | builds an address space from an ELF image: one VMA per segment, a stack VMA with argc/argv/envp/auxv |
 //! | [`syscall`] | `syscall` entry (MSRs, assembly), dispatch, the handlers |
 //! | [`syscall_libc`] | the calls a C library makes on its own: `arch_prctl`, `writev`, `ioctl`, `exit_group`, ... |
@@ -19,6 +20,7 @@
 
 pub mod exec;
 pub mod fd_syscall;
+pub mod load_control;
 pub mod path_syscall;
 pub mod sched;
 pub mod syscall;

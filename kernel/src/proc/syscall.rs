@@ -153,6 +153,24 @@ fn call(frame: &mut TrapFrame) -> Result<u64, Errno> {
         nr::PROCESS_VM_WRITEV => super::vm_rw::sys_process_vm_rw(args, super::vm_rw::Direction::ToTarget),
         nr::ARGS => sys_args(args[0], args[1]),
         nr::AUDIT => sys_audit(args[0]),
+        nr::WSSTAT => sys_wsstat(args[0], args[1]),
+        nr::LOADCTL => match args[0] {
+            0 | 1 => {
+                super::load_control::set_enabled(args[0] == 1);
+                Ok(0)
+            }
+            _ => Err(Errno::EINVAL),
+        },
+        nr::MEMCG_CREATE => crate::mm::memcg::create(args[0], args[1]).map(u64::from).map_err(memcg_errno),
+        nr::MEMCG_ATTACH => {
+            let pid = if args[0] == 0 { task::current_pid() } else { args[0] };
+            let group = u32::try_from(args[1]).map_err(|_| Errno::EINVAL)?;
+            task::attach_memcg(pid, group)
+        }
+        nr::OOM_SCORE_ADJ => {
+            let pid = if args[0] == 0 { task::current_pid() } else { args[0] };
+            task::set_oom_score_adj(pid, args[1] as i64).map(|_| 0)
+        }
         // Files (fs/, proc/fd_syscall.rs, proc/path_syscall.rs); `write` is above.
         nr::READ => fd_syscall::sys_read(args[0], args[1], args[2]),
         nr::CLOSE => fd_syscall::sys_close(args[0]),
@@ -356,6 +374,35 @@ fn sys_memstat(out: u64) -> Result<u64, Errno> {
         bytes[i * 8..i * 8 + 8].copy_from_slice(&w.to_ne_bytes());
     }
     debug_assert_eq!(core::mem::size_of::<MemStat>(), bytes.len());
+    copy_to_user(out, &bytes)?;
+    Ok(0)
+}
+
+fn memcg_errno(e: crate::mm::memcg::MemcgError) -> Errno {
+    match e {
+        crate::mm::memcg::MemcgError::NoFreeGroup => Errno::ENOSPC,
+        crate::mm::memcg::MemcgError::BadLimits | crate::mm::memcg::MemcgError::NoSuchGroup => Errno::EINVAL,
+    }
+}
+
+/// `wsstat(pid, out)`: the working set of process `pid` (0: the caller).
+fn sys_wsstat(pid: u64, out: u64) -> Result<u64, Errno> {
+    let pid = if pid == 0 { task::current_pid() } else { pid };
+    let ws = task::ws_snapshot(pid).ok_or(Errno::ESRCH)?;
+    let stat = abi::WsStat {
+        ws_pages: ws.ws_pages,
+        nr_samples: ws.nr_samples,
+        tau_ms: ws.tau_ms,
+        cpu_ms: ws.cpu_ms,
+        pff: ws.pff,
+        major_pff: ws.major_pff,
+        rss_pages: ws.rss_pages,
+        history: ws.history.map(u64::from),
+    };
+    let mut bytes = [0u8; abi::WsStat::WORDS * 8];
+    for (i, w) in stat.to_words().iter().enumerate() {
+        bytes[i * 8..i * 8 + 8].copy_from_slice(&w.to_ne_bytes());
+    }
     copy_to_user(out, &bytes)?;
     Ok(0)
 }

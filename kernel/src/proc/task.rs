@@ -91,6 +91,12 @@ pub struct Task {
     /// Its blocked-signal mask (`rt_sigprocmask`; bit `n - 1` is signal `n`). No
     /// signal is ever delivered yet, so it is only kept, inherited and reported.
     pub sigmask: u64,
+    /// Linux's `oom_score_adj` (-1000..=1000): added to the OOM badness in
+    /// thousandths of memory; -1000 is never chosen. Inherited across fork.
+    pub oom_score_adj: i16,
+    /// Taken out of the balance set by load control (`proc::load_control`): not
+    /// scheduled until reactivated (a killed task runs anyway, to exit).
+    pub is_deactivated: bool,
 }
 
 impl Task {
@@ -123,6 +129,8 @@ pub fn init() {
         files: None,
         user_state: None,
         sigmask: 0,
+        oom_score_adj: 0,
+        is_deactivated: false,
     };
     TASKS.lock().insert(0, Box::new(idle));
 }
@@ -143,6 +151,48 @@ pub fn with_files<R>(f: impl FnOnce(&mut FdTable) -> Result<R, abi::Errno>) -> R
 /// Returns the running task's address space, if it is a user process.
 pub fn current_space() -> Option<Arc<IrqMutex<AddressSpace>>> {
     TASKS.lock().get(&sched::current()).and_then(|t| t.space.clone())
+}
+
+/// Charges one timer tick of CPU time to the running process, if it is a user
+/// process: its working-set clock (`mm::wss`), which samples the Accessed bits
+/// every τ of it. `is_user_mode`: the tick interrupted ring 3 (only then may it
+/// sample). Called from the timer interrupt, where no spinlock is held.
+pub fn account_cpu_tick(is_user_mode: bool) {
+    if let Some(space) = current_space() {
+        crate::mm::wss::on_cpu_tick(&mut space.lock(), is_user_mode);
+    }
+}
+
+/// Returns the working-set figures of process `pid` (`None`: no such live user
+/// process): for the `wsstat` syscall, tests, and /proc.
+pub fn ws_snapshot(pid: Pid) -> Option<crate::mm::wss::WsSnapshot> {
+    let space = TASKS.lock().get(&pid).and_then(|t| t.space.clone())?;
+    let snapshot = crate::mm::wss::snapshot(&space.lock());
+    Some(snapshot)
+}
+
+/// The range of `oom_score_adj`, as Linux's `OOM_SCORE_ADJ_MIN..=OOM_SCORE_ADJ_MAX`.
+pub const OOM_SCORE_ADJ_RANGE: core::ops::RangeInclusive<i64> = -1000..=1000;
+
+/// Sets the `oom_score_adj` of live user process `pid`; returns the old value.
+/// `EINVAL` outside -1000..=1000, `ESRCH` if there is no such live user process.
+pub fn set_oom_score_adj(pid: Pid, adj: i64) -> Result<i16, abi::Errno> {
+    if !OOM_SCORE_ADJ_RANGE.contains(&adj) {
+        return Err(abi::Errno::EINVAL);
+    }
+    let mut tasks = TASKS.lock();
+    let task = tasks
+        .get_mut(&pid)
+        .filter(|t| t.space.is_some() && !matches!(t.state, TaskState::Zombie(_)))
+        .ok_or(abi::Errno::ESRCH)?;
+    Ok(core::mem::replace(&mut task.oom_score_adj, adj as i16))
+}
+
+/// Puts live user process `pid` in memory group `group` (`mm::memcg`; 0: the root
+/// group). `ESRCH` if there is no such process, `EINVAL` if there is no such group.
+pub fn attach_memcg(pid: Pid, group: crate::mm::memcg::GroupId) -> Result<u64, abi::Errno> {
+    let space = TASKS.lock().get(&pid).and_then(|t| t.space.clone()).ok_or(abi::Errno::ESRCH)?;
+    crate::mm::memcg::attach(&space, group).map(|()| 0).map_err(|_| abi::Errno::EINVAL)
 }
 
 /// Why a process could not be created.
@@ -203,7 +253,7 @@ pub fn create_user_task_with_files(
     let kstack = KernelStack::new(KERNEL_STACK_PAGES, "task kernel").map_err(|_| SpawnError::OutOfMemory)?;
     let saved_rsp = prepare_stack(&kstack, frame);
     let pid = NEXT_PID.fetch_add(1, Ordering::Relaxed);
-    let sigmask = TASKS.lock().get(&parent).map_or(0, |t| t.sigmask);
+    let (sigmask, oom_score_adj) = TASKS.lock().get(&parent).map_or((0, 0), |t| (t.sigmask, t.oom_score_adj));
     let task = Task {
         pid,
         parent,
@@ -221,6 +271,8 @@ pub fn create_user_task_with_files(
         files: Some(files),
         user_state: Some(user_state),
         sigmask,
+        oom_score_adj,
+        is_deactivated: false,
     };
     TASKS.lock().insert(pid, Box::new(task));
     sched::make_runnable(pid);
@@ -306,10 +358,15 @@ pub fn current_is_killed() -> bool {
     TASKS.lock().get(&current_pid()).is_some_and(|t| t.is_killed)
 }
 
-/// Exits the running task if it has been killed. Called on every way back to user
+/// Exits the running task if it has been killed, and parks it while load control
+/// has it deactivated (`proc::load_control`). Called on every way back to user
 /// mode (syscall return, trap return), where no lock is held.
 pub fn exit_if_killed() {
-    if current_pid() != 0 && current_is_killed() {
+    if current_pid() == 0 {
+        return;
+    }
+    super::load_control::park_if_deactivated();
+    if current_is_killed() {
         exit_current(WaitStatus::Killed(abi::SIGKILL));
     }
 }
@@ -322,7 +379,13 @@ pub fn user_tasks() -> alloc::vec::Vec<UserProcess> {
         .values()
         .filter_map(|t| {
             let space = t.space.clone()?;
-            Some(UserProcess { pid: t.pid, name: t.name.clone(), space, is_killed: t.is_killed })
+            Some(UserProcess {
+                pid: t.pid,
+                name: t.name.clone(),
+                space,
+                is_killed: t.is_killed,
+                oom_score_adj: t.oom_score_adj,
+            })
         })
         .collect()
 }
@@ -456,6 +519,8 @@ pub fn spawn_daemon(name: &str, entry: extern "C" fn() -> !) -> Result<Pid, Spaw
         files: None,
         user_state: None,
         sigmask: 0,
+        oom_score_adj: 0,
+        is_deactivated: false,
     };
     TASKS.lock().insert(pid, Box::new(task));
     sched::make_runnable(pid);

@@ -149,6 +149,43 @@ pub fn memstat() -> Result<MemStat, Errno> {
     Errno::from_ret(ret).map(|_| stat)
 }
 
+/// Returns the working set and page-fault frequency of process `pid` (0: this one).
+pub fn wsstat(pid: Pid) -> Result<abi::WsStat, Errno> {
+    let mut stat = abi::WsStat::default();
+    // SAFETY: `stat` is valid for a write of size_of::<WsStat>() bytes.
+    let ret = unsafe { syscall2(nr::WSSTAT, pid as u64, &raw mut stat as u64) };
+    Errno::from_ret(ret).map(|_| stat)
+}
+
+/// Sets the OOM adjustment of process `pid` (0: this one), -1000..=1000.
+pub fn set_oom_score_adj(pid: Pid, adj: i64) -> Result<(), Errno> {
+    // SAFETY: no pointer arguments.
+    let ret = unsafe { syscall2(nr::OOM_SCORE_ADJ, pid as u64, adj as u64) };
+    Errno::from_ret(ret).map(|_| ())
+}
+
+/// Creates a memory group with `memory.max` = `max_pages`, `memory.high` =
+/// `high_pages` (`u64::MAX`: no limit); returns its id.
+pub fn memcg_create(max_pages: u64, high_pages: u64) -> Result<u64, Errno> {
+    // SAFETY: no pointer arguments.
+    let ret = unsafe { syscall2(nr::MEMCG_CREATE, max_pages, high_pages) };
+    Errno::from_ret(ret)
+}
+
+/// Puts process `pid` (0: this one) in memory group `group` (0: the root group).
+pub fn memcg_attach(pid: Pid, group: u64) -> Result<(), Errno> {
+    // SAFETY: no pointer arguments.
+    let ret = unsafe { syscall2(nr::MEMCG_ATTACH, pid as u64, group) };
+    Errno::from_ret(ret).map(|_| ())
+}
+
+/// Switches load control on or off.
+pub fn loadctl(is_on: u64) -> Result<(), Errno> {
+    // SAFETY: no pointer arguments.
+    let ret = unsafe { syscall1(nr::LOADCTL, is_on) };
+    Errno::from_ret(ret).map(|_| ())
+}
+
 /// Returns the nanoseconds since boot (`clock_gettime(CLOCK_MONOTONIC)`).
 pub fn now_ns() -> u64 {
     let mut ts = abi::Timespec::default();

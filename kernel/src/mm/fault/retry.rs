@@ -4,6 +4,7 @@
 //! ```text
 //!  fault_in(space, addr, error code)                         no lock held
 //!    heap headroom (headroom.rs): refill the heap's pool, reclaim, or an OOM decision
+//!    memory group (memcg.rs): over high/max, reclaim the group's own pages, or its OOM kill
 //!    loop:  killed meanwhile?                        -> Err(Killed)
 //!           lock space; handle_page_fault_after_read; unlock
 //!             Err(NeedsSwapIn(entry)) -> read the slot into the swap cache (disk I/O), retry
@@ -55,6 +56,9 @@ pub fn fault_in(space: &SpaceRef, addr: VirtAddr, error_code: u64) -> Result<Fau
         Err(HeadroomError::Killed) => return Err(FaultError::Killed),
         Err(HeadroomError::NoMemory) => return Err(FaultError::OutOfMemory),
     }
+    // A process in a memory group over its limit reclaims its group's own pages
+    // first, or gets the group's OOM kill (`memcg.rs`).
+    super::super::memcg::charge(space)?;
     let mut read = None;
     let mut nr_retries = 0;
     loop {

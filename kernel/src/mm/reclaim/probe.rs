@@ -33,13 +33,27 @@ impl RmapProbe {
     }
 }
 
+/// Returns true if the working-set sampler (`mm::wss`) consumed an Accessed bit of
+/// the frame since the policy last looked (it leaves the frame flag `ACCESSED`);
+/// with `is_clearing`, clears that flag.
+fn sampled_reference(pfn: u64, is_clearing: bool) -> bool {
+    frame::with_desc(Frame::from_pfn(pfn), |d| {
+        let was_set = d.has_flags(FrameFlags::ACCESSED);
+        if was_set && is_clearing {
+            d.remove_flags(FrameFlags::ACCESSED);
+        }
+        was_set
+    })
+}
+
 impl PageProbe for RmapProbe {
     fn is_referenced(&mut self, pfn: u64) -> bool {
-        Self::any_pte(pfn, |_, _, pte| pte.flags().contains(PteFlags::ACCESSED))
+        sampled_reference(pfn, false) || Self::any_pte(pfn, |_, _, pte| pte.flags().contains(PteFlags::ACCESSED))
     }
 
     fn test_and_clear_referenced(&mut self, pfn: u64) -> bool {
-        Self::any_pte(pfn, |space, page, mut pte| {
+        let was_sampled = sampled_reference(pfn, true);
+        was_sampled | Self::any_pte(pfn, |space, page, mut pte| {
             if !pte.flags().contains(PteFlags::ACCESSED) {
                 return false;
             }
