@@ -397,6 +397,10 @@ pub mod madv {
     pub const DONTFORK: u64 = 10;
     /// Undo `DONTFORK`: the range is inherited by children again.
     pub const DOFORK: u64 = 11;
+    /// Transparent huge pages wanted in the range (`thp=madvise` maps them only there).
+    pub const HUGEPAGE: u64 = 14;
+    /// Never transparent huge pages in the range (huge pages already there are split).
+    pub const NOHUGEPAGE: u64 = 15;
     /// Write the pages out to swap now and free their frames.
     pub const PAGEOUT: u64 = 21;
 }

@@ -440,6 +440,56 @@ pub fn free_unreferenced_user_frame(frame: Frame) -> Result<(), FreeError> {
     })
 }
 
+/// The frames of a transparent huge page (an order-9 `User` block mapped by one
+/// 2 MiB leaf) become 512 independent user frames, each mapped once, at
+/// `first.page + i` (the head already is): the split of a huge mapping, done under
+/// one acquisition of the lock. The head's counts are kept; each other frame gets
+/// refcount 1 and map count 1, as if a 4 KiB fault had mapped it.
+pub fn split_huge_user_block(head: Frame, first: FamilyPage) {
+    with_buddy(|buddy| {
+        debug_assert!(buddy.desc(head).is_compound_head(), "split_huge_user_block: {head:?} heads no block");
+        buddy.split_allocated(head, Order(9)).unwrap_or_else(|e| panic!("split_huge_user_block: {e}"));
+        for i in 1..Order(9).nr_frames() {
+            let page = super::Page::containing_address(first.page.start_address() + i * PAGE_SIZE);
+            let at = FamilyPage { family: first.family, page };
+            buddy.desc_mut(head + i).add_mapping(at);
+        }
+    })
+}
+
+/// Frees a transparent huge page whose last reference is gone: the order-9 block
+/// headed by `head` (refcount and map count 0). Refused, changing nothing, as
+/// [`free_unreferenced_user_frame`] refuses.
+pub fn free_unreferenced_huge_block(head: Frame) -> Result<(), FreeError> {
+    with_buddy(|buddy| {
+        let desc = buddy.desc(head);
+        if desc.state() != FrameState::User || desc.refcount() != 0 || !desc.is_compound_head() {
+            return Err(FreeError::InUse {
+                frame: head,
+                state: desc.state(),
+                refcount: desc.refcount(),
+                map_count: desc.map_count(),
+                flags: desc.flags(),
+            });
+        }
+        buddy.free(head, Order(desc.order()))
+    })
+}
+
+/// Returns the frame that holds the references of `frame`: itself, or the head of
+/// the transparent huge page it is a tail of (tails of a mapped huge page keep no
+/// counts of their own).
+pub fn reference_holder(frame: Frame) -> Frame {
+    with_buddy(|buddy| {
+        let desc = buddy.desc(frame);
+        if desc.state() != FrameState::User || desc.has_flags(FrameFlags::ALLOC_HEAD) {
+            return frame;
+        }
+        let head = Frame::from_pfn(frame.pfn() & !(Order(9).nr_frames() - 1));
+        if buddy.contains(head) && buddy.desc(head).is_compound_head() { head } else { frame }
+    })
+}
+
 /// A freshly allocated user frame that no page table maps yet.
 ///
 /// Nobody else can see it, so its owner fills it with safe methods (zero, copy,

@@ -6,6 +6,7 @@
 //! | [`backing`] | backing objects: what fills a non-anonymous VMA's pages (program images; files later) |
 //! | [`fault`] | the page-fault handler: demand-zero, image pages, stack growth; `fault::retry`: the loop around it (swap-in, reclaim, OOM) |
 //! | [`cow`] | fork with copy-on-write, and `do_wp_fault` |
+//! | [`thp`] | transparent huge pages: 2 MiB faults, modes, splitting back to 4 KiB |
 //! | [`vmstat`] | fault counters by outcome and the fault trace |
 //! | [`remote`] | another process's pages for `process_vm_readv`/`writev`: pinned, copied through the direct map |
 //! | [`rmap`] | reverse map: fork families, a user frame's (family, page); the registry of address spaces |
@@ -94,6 +95,7 @@ pub mod reclaim;
 pub mod remote;
 pub mod rmap;
 pub mod swap;
+pub mod thp;
 pub mod vmstat;
 
 pub use mm_core::addr::{Frame, Order, PAGE_SIZE, Page, PhysAddr, VirtAddr};
@@ -151,4 +153,5 @@ pub fn init() {
     frame::init(crate::bootmem::memory_regions());
     kspace::init();
     let _ = fault::zero_frame(); // allocated once, at boot, never freed
+    thp::init_from_cmdline();
 }

@@ -263,6 +263,7 @@ fn sys_madvise(addr: u64, len: u64, advice: u64) -> Result<u64, Errno> {
         madv::DONTNEED => with_space(|s| s.madvise_dontneed(addr, len).map(|_| 0)),
         madv::FREE => with_space(|s| s.madvise_free(addr, len).map(|_| 0)),
         madv::DONTFORK | madv::DOFORK => with_space(|s| s.madvise_set_dontfork(addr, len, advice == madv::DONTFORK).map(|_| 0)),
+        madv::HUGEPAGE | madv::NOHUGEPAGE => with_space(|s| s.madvise_set_hugepage(addr, len, advice == madv::HUGEPAGE).map(|_| 0)),
         // Access-pattern hints change nothing here; pages in swap are read back on
         // their first touch (WILLNEED): accepted, nothing done now.
         madv::NORMAL | madv::RANDOM | madv::SEQUENTIAL | madv::WILLNEED => with_space(|s| s.madvise_hint(addr, len).map(|_| 0)),
