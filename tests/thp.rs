@@ -257,3 +257,22 @@ fn pageout_splits_a_huge_page_and_every_byte_comes_back_from_swap() {
     assert_eq!(space.lock().stats.swap_pages, 0);
     assert_consistent();
 }
+
+/// Runs the user program `thp` (real ring-3 accesses through the 2 MiB leaves):
+/// it checks its own bytes and counters; afterwards the books balance and it
+/// leaves no frame behind.
+#[test_case]
+fn the_thp_program_passes_in_ring_3() {
+    use kernel::mm::{heap, swap};
+    use kernel::proc::{self, task::WaitStatus};
+    heap::shrink();
+    let (free, slots) = (frame::nr_free_frames(), swap::slot_counts());
+    let pid = proc::spawn("thp").expect("spawn thp");
+    let (_, status) = proc::wait(Some(pid)).expect("wait");
+    proc::task::wait_all(60_000).unwrap_or_else(|n| panic!("{n} processes never exited"));
+    assert_eq!(status, WaitStatus::Exited(0));
+    assert_consistent();
+    heap::shrink();
+    assert_eq!(swap::slot_counts(), slots, "thp left slots in use");
+    assert_eq!(frame::nr_free_frames(), free, "thp leaked frames");
+}

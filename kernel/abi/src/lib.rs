@@ -623,6 +623,9 @@ pub struct MemStat {
     pub swap_reads: u64,
     /// Pages written to the swap disk since boot, the whole machine (Linux's `pswpout`).
     pub swap_writes: u64,
+    /// Transparent huge pages this process maps whole (each is 512 pages of RSS;
+    /// Linux's `AnonHugePages` is this times 2048 kB).
+    pub anon_huge_pages: u64,
 }
 
 /// What the `audit` syscall counted, once the books balanced.
@@ -643,7 +646,7 @@ pub struct AuditReport {
 const _: () = assert!(core::mem::size_of::<AuditReport>() == 32);
 
 /// The number of `u64` words in a [`MemStat`].
-pub const MEMSTAT_WORDS: usize = 14;
+pub const MEMSTAT_WORDS: usize = 15;
 
 // Fourteen u64 with no padding: the kernel copies exactly these 112 bytes out.
 const _: () = assert!(core::mem::size_of::<MemStat>() == MEMSTAT_WORDS * 8);

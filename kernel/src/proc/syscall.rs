@@ -334,6 +334,7 @@ fn sys_memstat(out: u64) -> Result<u64, Errno> {
         total_swap_slots: total_slots,
         swap_reads: vmstat::nr_events(SwapEvent::SwapIn),
         swap_writes: vmstat::nr_events(SwapEvent::SwapOut),
+        anon_huge_pages: stats.0.anon_huge_pages,
     };
     // The struct is repr(C) and all u64: its bytes are these words in order.
     let words = [
@@ -351,6 +352,7 @@ fn sys_memstat(out: u64) -> Result<u64, Errno> {
         memstat.total_swap_slots,
         memstat.swap_reads,
         memstat.swap_writes,
+        memstat.anon_huge_pages,
     ];
     let mut bytes = [0u8; abi::MEMSTAT_WORDS * 8];
     for (i, w) in words.iter().enumerate() {
