@@ -51,6 +51,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
         demo_physical_memory();
         demo_processes();
         demo_swap();
+        demo_huge_pages();
     }
     println!("done: leaving QEMU");
     arch::qemu::exit(arch::qemu::ExitCode::Success);
@@ -150,6 +151,16 @@ fn demo_swap() {
     let (_, status) = proc::wait(Some(pid)).expect("demo: wait");
     println!("pageout (pid {pid}) {status}");
     vmstat::print_swap_counters();
+}
+
+/// Transparent huge pages: 4 MiB written with two faults, then split by munmap,
+/// fork and pageout (the `thp` program checks every byte), with the counters.
+fn demo_huge_pages() {
+    println!("\n-- huge pages: two 2 MiB write faults, then splits (munmap, fork, pageout) --");
+    let pid = proc::spawn("thp").expect("demo: spawn thp");
+    let (_, status) = proc::wait(Some(pid)).expect("demo: wait");
+    println!("thp (pid {pid}) {status}");
+    kernel::mm::thp::print_counters();
 }
 
 #[panic_handler]
