@@ -23,6 +23,7 @@ use kernel::mm::fault::{self, FaultOutcome};
 use kernel::mm::rmap::SpaceRef;
 use kernel::mm::thp::{self, PAGES_PER_HUGE, ThpMode};
 use kernel::mm::{Frame, PAGE_SIZE, VirtAddr, check, cow, frame, reclaim};
+use kernel::println;
 
 kernel::runner_args!(b"--timeout 120");
 
@@ -275,4 +276,91 @@ fn the_thp_program_passes_in_ring_3() {
     heap::shrink();
     assert_eq!(swap::slot_counts(), slots, "thp left slots in use");
     assert_eq!(frame::nr_free_frames(), free, "thp leaked frames");
+}
+
+/// Compaction, triggered by a huge fault in fragmented memory: 16 MiB of user
+/// pages with every other page unmapped leave half-used blocks; every other free
+/// block of 2 MiB or more is taken away. The huge fault then finds no order-9
+/// block, compaction moves the user pages out of one block (the reverse map finds
+/// their PTEs), and the fault maps a huge page. Every moved page keeps its bytes
+/// and its mapping, and `mm::check` is clean.
+#[test_case]
+fn a_huge_fault_in_fragmented_memory_compacts_a_block() {
+    use kernel::mm::{Order, compact, frame::FrameState};
+    const NR: u64 = 4096;
+    let space = AddressSpace::new().expect("new space");
+    let req = MapRequest { is_fixed: true, ..MapRequest::default() };
+    let start = space.lock().mmap(0x8000_0000, NR * PAGE_SIZE, VmProt::READ_WRITE, req).expect("mmap");
+    // Page tables first (one per 2 MiB), so the data pages lie in blocks of their own.
+    for i in (0..NR).step_by(PAGES_PER_HUGE as usize) {
+        assert_eq!(fault::handle_page_fault(&mut space.lock(), start + i * PAGE_SIZE, USER_READ), Ok(FaultOutcome::ZeroPage));
+    }
+    for i in 0..NR {
+        fault::handle_page_fault(&mut space.lock(), start + i * PAGE_SIZE, USER_WRITE).expect("fault");
+        // SAFETY: the test space is never loaded; its pages are reached only here.
+        unsafe { frame::write_bytes(frame_at(&space, start + i * PAGE_SIZE), 0, &pattern(i, 12)) };
+    }
+    for i in (1..NR).step_by(2) {
+        space.lock().munmap((start + i * PAGE_SIZE).as_u64(), PAGE_SIZE).expect("munmap");
+    }
+    let mut grabbed: Vec<Frame> = Vec::with_capacity(4096);
+    while let Ok(block) = frame::alloc(Order(9), FrameState::Kernel) {
+        grabbed.push(block);
+    }
+    assert!(frame::buddyinfo().nr_free_blocks[9..].iter().all(|&n| n == 0), "no free 2 MiB block left");
+    let before_frames: Vec<Frame> = (0..NR).step_by(2).map(|i| frame_at(&space, start + i * PAGE_SIZE)).collect();
+    let (before, thp_before) = (compact::counters(), thp::counters());
+
+    let (huge, huge_start) = huge_space(1);
+    assert_eq!(fault::handle_page_fault(&mut huge.lock(), huge_start, USER_WRITE), Ok(FaultOutcome::HugePage));
+    let after = compact::counters();
+    let moved = after.pages_migrated - before.pages_migrated;
+    println!("compaction: {moved} pages migrated, {} blocks freed", after.blocks_freed - before.blocks_freed);
+    assert!(moved > 0 && after.blocks_freed > before.blocks_freed, "{before:?} -> {after:?}");
+    assert_eq!(thp::counters().fault_fallback, thp_before.fault_fallback, "no fallback");
+    let block = frame_at(&huge, huge_start).pfn()..frame_at(&huge, huge_start).pfn() + PAGES_PER_HUGE;
+    let mut nr_moved_here = 0;
+    for (n, i) in (0..NR).step_by(2).enumerate() {
+        assert_bytes(&space, start, i, 12);
+        let now = frame_at(&space, start + i * PAGE_SIZE);
+        assert!(!block.contains(&now.pfn()), "page {i} still in the compacted block");
+        if now != before_frames[n] {
+            nr_moved_here += 1;
+            assert!(block.contains(&before_frames[n].pfn()), "page {i} moved from outside the block");
+        }
+    }
+    assert_eq!(nr_moved_here, moved, "the pages that moved are the block's");
+    assert_consistent();
+    // SAFETY: the blocks were allocated above and nothing refers to them.
+    grabbed.into_iter().for_each(|b| unsafe { frame::free(b, Order(9)) }.expect("free"));
+    drop((space, huge));
+    assert_consistent();
+}
+
+/// The explicit request (`compact::compact_memory`) frees a block whose pages are
+/// all movable, and a block holding a pinned page (a reference beyond its PTE) is
+/// left alone.
+#[test_case]
+fn compact_memory_moves_movable_pages_and_leaves_pinned_ones() {
+    use kernel::mm::compact;
+    let (space, start) = huge_space(1);
+    thp::set_mode(ThpMode::Never);
+    for i in 0..PAGES_PER_HUGE {
+        fault::handle_page_fault(&mut space.lock(), start + i * PAGE_SIZE, USER_WRITE).expect("fault");
+        // SAFETY: the test space is never loaded; its pages are reached only here.
+        unsafe { frame::write_bytes(frame_at(&space, start + i * PAGE_SIZE), 0, &pattern(i, 13)) };
+    }
+    thp::set_mode(ThpMode::Madvise);
+    let pinned = frame_at(&space, start + 5 * PAGE_SIZE);
+    frame::with_desc(pinned, |d| d.get_ref());
+    let block = kernel::mm::Frame::from_pfn(pinned.pfn() & !(PAGES_PER_HUGE - 1));
+    assert!(!frame::is_movable(pinned));
+    assert_eq!(compact::compact_block(block, None), Err(compact::CompactError::UnmovableBlock));
+    assert_eq!(frame_at(&space, start + 5 * PAGE_SIZE), pinned, "the pinned page stayed");
+    frame::with_desc(pinned, |d| d.put_ref());
+    compact::compact_memory();
+    for i in 0..PAGES_PER_HUGE {
+        assert_bytes(&space, start, i, 13);
+    }
+    assert_consistent();
 }

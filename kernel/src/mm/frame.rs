@@ -490,6 +490,73 @@ pub fn reference_holder(frame: Frame) -> Frame {
     })
 }
 
+/// What the frames of one 2 MiB-aligned block are, for compaction.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BlockCensus {
+    /// Free frames.
+    pub nr_free: u64,
+    /// Movable frames ([`is_movable`]).
+    pub nr_movable: u64,
+    /// Anything else: kernel, slab, page-table, reserved, pinned, locked, cached
+    /// or huge frames, which compaction leaves alone.
+    pub nr_unmovable: u64,
+}
+
+/// Returns true if compaction may move this frame: a mapped 4 KiB user frame
+/// whose only references are its PTEs (no pin, not in the swap cache, not locked
+/// for I/O, not part of a huge page).
+fn desc_is_movable(desc: &FrameDesc) -> bool {
+    desc.state() == FrameState::User
+        && desc.has_flags(FrameFlags::ALLOC_HEAD)
+        && desc.order() == 0
+        && desc.map_count() > 0
+        && desc.refcount() == desc.map_count()
+        && !desc.flags().intersects(FrameFlags::LOCKED | FrameFlags::SWAP_CACHE)
+}
+
+/// Returns true if compaction may move `frame` now (see [`BlockCensus`]).
+pub fn is_movable(frame: Frame) -> bool {
+    with_buddy(|buddy| buddy.contains(frame) && desc_is_movable(buddy.desc(frame)))
+}
+
+/// Counts the free, movable and unmovable frames of the `nr` frames from `first`;
+/// `None` if part of the range is outside the frame table.
+pub fn block_census(first: Frame, nr: u64) -> Option<BlockCensus> {
+    with_buddy(|buddy| {
+        let mut census = BlockCensus::default();
+        for i in 0..nr {
+            let frame = first + i;
+            if !buddy.contains(frame) {
+                return None;
+            }
+            let desc = buddy.desc(frame);
+            if desc.state() == FrameState::Free {
+                census.nr_free += 1;
+            } else if desc_is_movable(desc) {
+                census.nr_movable += 1;
+            } else {
+                census.nr_unmovable += 1;
+            }
+        }
+        Some(census)
+    })
+}
+
+/// Returns the frames the table describes: the first and how many.
+pub fn managed_frames() -> (Frame, u64) {
+    with_buddy(|buddy| (Frame::from_pfn(buddy.base_pfn()), buddy.nr_frames()))
+}
+
+/// Splits the allocated block of `order` at `head` into order-0 frames that are
+/// freed one by one (see `BuddyAllocator::split_allocated`).
+///
+/// # Safety
+/// The caller owns the block (it allocated it and nothing else refers to it) and
+/// from now on frees each frame with order 0.
+pub unsafe fn split_owned_block(head: Frame, order: Order) -> Result<(), FreeError> {
+    with_buddy(|buddy| buddy.split_allocated(head, order))
+}
+
 /// A freshly allocated user frame that no page table maps yet.
 ///
 /// Nobody else can see it, so its owner fills it with safe methods (zero, copy,

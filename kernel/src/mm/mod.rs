@@ -7,6 +7,7 @@
 //! | [`fault`] | the page-fault handler: demand-zero, image pages, stack growth; `fault::retry`: the loop around it (swap-in, reclaim, OOM) |
 //! | [`cow`] | fork with copy-on-write, and `do_wp_fault` |
 //! | [`thp`] | transparent huge pages: 2 MiB faults, modes, splitting back to 4 KiB |
+//! | [`compact`] | compaction: moving user pages out of a 2 MiB block (by the reverse map) to free it |
 //! | [`vmstat`] | fault counters by outcome and the fault trace |
 //! | [`remote`] | another process's pages for `process_vm_readv`/`writev`: pinned, copied through the direct map |
 //! | [`rmap`] | reverse map: fork families, a user frame's (family, page); the registry of address spaces |
@@ -78,6 +79,7 @@
 pub mod addr_space;
 pub mod backing;
 pub mod check;
+pub mod compact;
 pub mod cow;
 pub mod fail;
 pub mod fault;

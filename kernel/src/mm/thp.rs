@@ -7,7 +7,8 @@
 //!    ├─ mode never, or madvise and the VMA lacks MADV_HUGEPAGE, or MADV_NOHUGEPAGE -> 4 KiB
 //!    ├─ [A rounded down to 2 MiB, + 2 MiB) not inside the VMA                      -> 4 KiB
 //!    ├─ a level-1 table already there (a page of the range is in use)               -> 4 KiB
-//!    ├─ no free order-9 block                                    -> fallback (counted), 4 KiB
+//!    ├─ no free order-9 block, and compaction (`compact.rs`) cannot free one
+//!    │                                                           -> fallback (counted), 4 KiB
 //!    └─ zeroed order-9 block mapped by one level-2 entry (PS)    -> huge fault (counted)
 //! ```
 //! Read faults still map the shared zero page (4 KiB), as the brief allows; a range
@@ -181,7 +182,13 @@ pub(super) fn try_huge_fault(space: &mut AddressSpace, vma: &Vma, addr: VirtAddr
     let FaultAction::MapZeroedFrame { flags } = decide_empty(vma, Access::Write) else {
         return None;
     };
-    let Ok(head) = frame::alloc_zeroed(HUGE_ORDER, FrameState::User) else {
+    let allocated = frame::alloc_zeroed(HUGE_ORDER, FrameState::User).or_else(|_| {
+        // No free order-9 block: compaction tries to make one (moving user pages,
+        // this space's included, out of a 2 MiB block), then the allocation again.
+        super::compact::compact_one_block(Some(space)).ok();
+        frame::alloc_zeroed(HUGE_ORDER, FrameState::User)
+    });
+    let Ok(head) = allocated else {
         FAULT_FALLBACK.fetch_add(1, Ordering::Relaxed);
         return None;
     };
