@@ -64,6 +64,7 @@ const NAMES: &[&str] = &[
     "files",
     "dirs",
     "pipes",
+    "thp",
 ];
 
 /// The end of the lower half: user addresses are below it.

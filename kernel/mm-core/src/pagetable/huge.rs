@@ -67,7 +67,10 @@ impl PageTable {
         for i in 0..super::ENTRIES_PER_TABLE {
             mem.write_entry(table, i, Pte::new(head + i as u64, flags));
         }
-        let is_user = flags.contains(PteFlags::USER);
+        // USER on the new entry in the user half even if the leaf lacks it (a
+        // PROT_NONE page): an mprotect that later gives one small leaf USER
+        // rewrites only the leaf, and the MMU ANDs USER over every level.
+        let is_user = flags.contains(PteFlags::USER) || start.is_lower_half();
         mem.write_entry(path.table(2), start.p2_index(), Pte::new(table, table_entry_flags(is_user)));
         debug_assert_eq!(HUGE_PAGE_SIZE, PAGE_SIZE * super::ENTRIES_PER_TABLE as u64);
         Ok((head, Flush::new(start, PageSize::Size2MiB, is_global(old))))

@@ -777,3 +777,22 @@ fn split_huge_without_a_frame_for_the_table_leaves_the_huge_leaf() {
     assert!(table.huge_leaf(&mem, addr).is_some());
     assert_eq!(table.check_invariants(&mem), 3);
 }
+
+#[test]
+fn a_split_kernel_only_huge_leaf_in_the_user_half_can_be_made_user_again() {
+    // A PROT_NONE huge page (present, no USER) split, then one page made
+    // accessible again by mprotect (update_leaves): the new table's entry must
+    // carry USER, or the MMU refuses the access although the leaf allows it.
+    let (mut mem, mut table) = setup();
+    let addr = VirtAddr::new(0x4000_0000);
+    table.map_huge(&mut mem, addr, PhysAddr::new(0x20_0000), USER_RW).unwrap().ignore();
+    let mut batch = FlushBatch::new();
+    table.update_leaves(&mut mem, page(addr.as_u64()), 512, &mut batch, |leaf| {
+        LeafAction::Replace(Pte::new(leaf.pte.frame(), leaf.pte.flags() - PteFlags::USER))
+    });
+    table.split_huge(&mut mem, addr).unwrap().1.ignore();
+    table.update_leaves(&mut mem, page(addr.as_u64()), 1, &mut batch, |leaf| {
+        LeafAction::Replace(Pte::new(leaf.pte.frame(), leaf.pte.flags() | PteFlags::USER))
+    });
+    assert_eq!(table.check_invariants(&mem), 4, "a user leaf under a kernel-only entry");
+}
