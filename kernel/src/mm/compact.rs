@@ -174,7 +174,7 @@ pub fn compact_block(first: Frame, mut current: Option<&mut AddressSpace>) -> Re
 pub fn migrate_frame(
     src: Frame,
     block: &Range<u64>,
-    mut current: Option<&mut AddressSpace>,
+    current: Option<&mut AddressSpace>,
     set_aside: &mut Vec<NewPage>,
 ) -> Result<(), CompactError> {
     let candidates = rmap::candidates(src);
@@ -216,7 +216,7 @@ pub fn migrate_frame(
         frame::with_desc(dest, |d| d.insert_flags(FrameFlags::LAZYFREE));
     }
     // Every PTE now names the new frame, with its flags (Dirty, Accessed) kept.
-    if let (Some(space), Some(pte)) = (current.as_deref_mut(), in_current) {
+    if let (Some(space), Some(pte)) = (current, in_current) {
         space.replace_pte(page, Pte::new(dest, pte.flags()));
     }
     for (i, pte) in in_others {

@@ -72,7 +72,9 @@
 //!   (it cannot wait), but what is taken under it is checked.
 //! - **Two address spaces** are held together only by fork (the parent, then the new
 //!   child nobody else can reach), through `IrqMutex::lock_nested`. Everyone else
-//!   holds one space at a time; the rmap visits the others by `try_lock`.
+//!   holds one space at a time; the rmap visits the others by `try_lock`, and so
+//!   does compaction (`compact.rs`), which holds every space mapping the page it
+//!   moves at once (a busy one makes it give the block up, never wait).
 //! - Below the table: `arch`'s serial console and IST tables are plain `spin` locks
 //!   taken with interrupts off around a few port writes; they are leaves and unranked.
 
