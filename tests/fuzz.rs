@@ -46,8 +46,14 @@ fn run_fuzz(args: &str) -> WaitStatus {
 #[test_case]
 fn four_seeds_of_random_operations_match_the_model() {
     // 4 x 25 000 operations on an 8 MiB arena.
+    let thp_before = kernel::mm::thp::counters();
     let status = run_fuzz("seeds=1,2,3,4 ops=25000 pages=2048");
     assert_eq!(status, WaitStatus::Exited(0), "the fuzzer found a mismatch (report above)");
+    // Its mix maps huge pages and cuts them (op_huge): both must have happened.
+    let thp = kernel::mm::thp::counters();
+    let (huge_faults, splits) = (thp.fault_alloc - thp_before.fault_alloc, thp.splits - thp_before.splits);
+    println!("fuzz: {huge_faults} huge-page faults, {splits} splits");
+    assert!(huge_faults > 0 && splits > 0, "the fuzzer's mix made {huge_faults} huge pages and {splits} splits");
 }
 
 #[test_case]

@@ -66,6 +66,7 @@ const NAMES: &[&str] = &[
     "pipes",
     "wsprobe",
     "memlimits",
+    "thp",
 ];
 
 /// The end of the lower half: user addresses are below it.

@@ -61,6 +61,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
         demo_physical_memory();
         demo_processes();
         demo_swap();
+        demo_huge_pages();
     }
     arch::smp::print_summary(); // every CPU's ticks by now
     println!("done: leaving QEMU");
@@ -167,6 +168,46 @@ fn demo_swap() {
     let (_, status) = proc::wait(Some(pid)).expect("demo: wait");
     println!("pageout (pid {pid}) {status}");
     vmstat::print_swap_counters();
+}
+
+/// Transparent huge pages: 4 MiB written with two faults, then split by munmap,
+/// fork and pageout (the `thp` program checks every byte), with the counters.
+fn demo_huge_pages() {
+    println!("\n-- huge pages: two 2 MiB write faults, then splits (munmap, fork, pageout) --");
+    let pid = proc::spawn("thp").expect("demo: spawn thp");
+    let (_, status) = proc::wait(Some(pid)).expect("demo: wait");
+    println!("thp (pid {pid}) {status}");
+    kernel::mm::thp::print_counters();
+    demo_compaction();
+}
+
+/// Compaction on request: a space writes 4096 pages (its page tables made first,
+/// so the data pages fill blocks of their own) and unmaps every other one, which
+/// leaves 2 MiB blocks half used; `compact_memory` moves the pages that remain
+/// out of such blocks (through the reverse map) and frees them whole.
+fn demo_compaction() {
+    use kernel::mm::addr_space::{AddressSpace, MapRequest, VmProt};
+    use kernel::mm::{PAGE_SIZE, compact, fault};
+    const NR: u64 = 4096;
+    println!("\n-- compaction: {NR} pages written, every other one unmapped, then compact_memory --");
+    let space = AddressSpace::new().expect("demo: new space");
+    let start = space.lock().mmap(0, NR * PAGE_SIZE, VmProt::READ_WRITE, MapRequest::default()).expect("demo: mmap");
+    for i in (0..NR).filter(|&i| i == 0 || (start + i * PAGE_SIZE).is_aligned(2u64 << 20)) {
+        fault::handle_page_fault(&mut space.lock(), start + i * PAGE_SIZE, 0b100).expect("demo: fault"); // a read: the table
+    }
+    for i in 0..NR {
+        fault::handle_page_fault(&mut space.lock(), start + i * PAGE_SIZE, 0b110).expect("demo: fault");
+    }
+    for i in (1..NR).step_by(2) {
+        space.lock().munmap((start + i * PAGE_SIZE).as_u64(), PAGE_SIZE).expect("demo: munmap");
+    }
+    let before = frame::buddyinfo().nr_free_blocks[9..].iter().sum::<u64>();
+    let nr_freed = compact::compact_memory();
+    let after = frame::buddyinfo().nr_free_blocks[9..].iter().sum::<u64>();
+    println!("compact_memory freed {nr_freed} blocks of 2 MiB; free blocks of order >= 9: {before} -> {after}");
+    compact::print_counters();
+    let census = mm::check::check_consistency().expect("demo: books balance after compaction");
+    println!("mm::check: consistent ({} user frames)", census.nr_frames);
 }
 
 #[panic_handler]

@@ -55,6 +55,7 @@ user_programs![
     fuzz, remanence,
     files, dirs, pipes,
     wsprobe, memlimits,
+    thp,
 ];
 
 include!(concat!(env!("OUT_DIR"), "/c_programs.rs"));

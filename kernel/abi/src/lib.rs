@@ -416,6 +416,10 @@ pub mod madv {
     pub const DONTFORK: u64 = 10;
     /// Undo `DONTFORK`: the range is inherited by children again.
     pub const DOFORK: u64 = 11;
+    /// Transparent huge pages wanted in the range (`thp=madvise` maps them only there).
+    pub const HUGEPAGE: u64 = 14;
+    /// Never transparent huge pages in the range (huge pages already there are split).
+    pub const NOHUGEPAGE: u64 = 15;
     /// Write the pages out to swap now and free their frames.
     pub const PAGEOUT: u64 = 21;
 }
@@ -638,6 +642,9 @@ pub struct MemStat {
     pub swap_reads: u64,
     /// Pages written to the swap disk since boot, the whole machine (Linux's `pswpout`).
     pub swap_writes: u64,
+    /// Transparent huge pages this process maps whole (each is 512 pages of RSS;
+    /// Linux's `AnonHugePages` is this times 2048 kB).
+    pub anon_huge_pages: u64,
 }
 
 /// Samples of the working-set history in a [`WsStat`].
@@ -700,7 +707,7 @@ pub struct AuditReport {
 const _: () = assert!(core::mem::size_of::<AuditReport>() == 32);
 
 /// The number of `u64` words in a [`MemStat`].
-pub const MEMSTAT_WORDS: usize = 14;
+pub const MEMSTAT_WORDS: usize = 15;
 
 // Fourteen u64 with no padding: the kernel copies exactly these 112 bytes out.
 const _: () = assert!(core::mem::size_of::<MemStat>() == MEMSTAT_WORDS * 8);

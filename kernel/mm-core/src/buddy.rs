@@ -369,6 +369,30 @@ impl<'a> BuddyAllocator<'a> {
         Ok(())
     }
 
+    /// Splits the allocated block of 2^`order` frames headed by `frame` into 2^`order`
+    /// allocated blocks of order 0 (Linux's `split_page`), so each frame can be freed
+    /// on its own. The head keeps its counts and flags; every other frame becomes an
+    /// `ALLOC_HEAD` of order 0 with refcount 1, as a fresh allocation. Used when a
+    /// transparent huge page is split into 4 KiB pages. Checked like [`free`](Self::free):
+    /// the frame must head an allocated block of exactly this order; nothing changes
+    /// otherwise.
+    pub fn split_allocated(&mut self, frame: Frame, order: Order) -> Result<(), FreeError> {
+        let idx = self.index_of(frame).ok_or(FreeError::OutOfRange(frame))? as usize;
+        let head = &self.descs[idx];
+        if !head.state().is_in_use() || !head.has_flags(FrameFlags::ALLOC_HEAD) {
+            return Err(FreeError::NotAllocated(frame));
+        }
+        if head.order() != order.0 {
+            return Err(FreeError::WrongOrder { frame, allocated: Order(head.order()) });
+        }
+        let state = head.state();
+        self.descs[idx].set_alloc_order(0);
+        for desc in &mut self.descs[idx + 1..idx + (1usize << order.0)] {
+            desc.mark_allocated(state, Some(0));
+        }
+        Ok(())
+    }
+
     /// Returns true if an allocated frame may not be freed yet: a PTE maps it, a
     /// reference other than its owner's is held (a fresh allocation's head has 1,
     /// the owner's; a user frame is freed when its last reference is dropped, at 0),

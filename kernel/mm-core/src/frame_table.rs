@@ -414,6 +414,21 @@ impl FrameDesc {
         self.order = order;
     }
 
+    /// Changes the order of the allocated block this frame heads (the buddy
+    /// allocator's `split_allocated`, which makes the rest of the block heads too).
+    #[inline]
+    pub(crate) fn set_alloc_order(&mut self, order: u8) {
+        debug_assert!(self.flags.contains(FrameFlags::ALLOC_HEAD), "set_alloc_order: not an allocated head");
+        self.order = order;
+    }
+
+    /// Returns true if this frame heads an allocated block of more than one frame
+    /// (a compound page: a transparent huge page while it is mapped whole).
+    #[inline]
+    pub const fn is_compound_head(&self) -> bool {
+        self.flags.contains(FrameFlags::ALLOC_HEAD) && self.order > 0
+    }
+
     /// Marks the frame as an allocated frame of the given use, with no owner data.
     ///
     /// A head gets `ALLOC_HEAD`, the block order and refcount 1; a tail gets neither.

@@ -33,7 +33,9 @@ use crate::pte::{Pte, PteFlags};
 
 mod flush;
 mod fork;
+mod huge;
 pub use fork::ForkError;
+pub use huge::SplitError;
 pub use flush::{Flush, FlushBatch, FlushPages, FlushPlan};
 
 /// Number of entries in one page table at any level.

@@ -107,6 +107,10 @@ impl VmFlags {
     pub const HEAP: VmFlags = VmFlags(1 << 3);
     /// A `fork` child does not get this VMA (`MADV_DONTFORK`, Linux's `VM_DONTCOPY`).
     pub const DONT_FORK: VmFlags = VmFlags(1 << 4);
+    /// Transparent huge pages wanted here (`MADV_HUGEPAGE`, Linux's `VM_HUGEPAGE`).
+    pub const HUGEPAGE: VmFlags = VmFlags(1 << 5);
+    /// Never transparent huge pages here (`MADV_NOHUGEPAGE`, Linux's `VM_NOHUGEPAGE`).
+    pub const NO_HUGEPAGE: VmFlags = VmFlags(1 << 6);
 
     /// Returns the empty set: a private mapping with no special role.
     pub const fn empty() -> VmFlags {
@@ -148,12 +152,14 @@ impl BitOr for VmFlags {
 
 impl fmt::Debug for VmFlags {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const NAMES: [(VmFlags, &str); 5] = [
+        const NAMES: [(VmFlags, &str); 7] = [
             (VmFlags::SHARED, "SHARED"),
             (VmFlags::GROWS_DOWN, "GROWS_DOWN"),
             (VmFlags::STACK, "STACK"),
             (VmFlags::HEAP, "HEAP"),
             (VmFlags::DONT_FORK, "DONT_FORK"),
+            (VmFlags::HUGEPAGE, "HUGEPAGE"),
+            (VmFlags::NO_HUGEPAGE, "NO_HUGEPAGE"),
         ];
         write!(f, "VmFlags(")?;
         let mut separator = "";

@@ -104,6 +104,9 @@ pub struct AsStats {
     /// Swap PTEs of this space mapped back to a frame (read from disk or found in
     /// the swap cache).
     pub swap_in_pages: u64,
+    /// Transparent huge pages mapped whole (each also counts 512 pages of RSS);
+    /// `/proc`'s AnonHugePages is this times 2048 kB.
+    pub anon_huge_pages: u64,
 }
 
 /// Flags of an mmap request.
@@ -154,7 +157,9 @@ static PCIDS: crate::sync::IrqMutex<PcidAllocator> = crate::sync::IrqMutex::new_
 
 /// Drops the page reference held by one unmapped leaf of a space of `family`.
 pub(super) fn release_leaf(leaf: LeafEntry, stats: &mut AsStats, family: FamilyId) {
-    if leaf.pte.is_present() {
+    if leaf.size != mm_core::pagetable::PageSize::Size4KiB {
+        super::thp::release_huge_leaf(leaf, stats, family);
+    } else if leaf.pte.is_present() {
         let frame = leaf.pte.frame();
         if frame != super::fault::zero_frame() {
             stats.rss_pages -= 1;
@@ -188,7 +193,7 @@ fn advice_range(addr: u64, len: u64) -> Result<Option<(VirtAddr, VirtAddr)>, VmE
 }
 
 /// Checks that `[addr, addr + len)` is page aligned, non-empty and in the user half.
-fn user_range(addr: u64, len: u64) -> Result<(VirtAddr, VirtAddr), VmError> {
+pub(super) fn user_range(addr: u64, len: u64) -> Result<(VirtAddr, VirtAddr), VmError> {
     if !addr.is_multiple_of(PAGE_SIZE) || len == 0 {
         return Err(VmError::Invalid);
     }
@@ -275,8 +280,13 @@ impl AddressSpace {
     }
 
     /// Returns the PTE of the page containing `addr` (present, swap or unused), or
-    /// `None` if no page table covers it.
+    /// `None` if no page table covers it. Inside a transparent huge page, the 4 KiB
+    /// entry it stands for: that frame of the huge page, the huge leaf's flags.
     pub fn pte(&self, addr: VirtAddr) -> Option<super::paging::Pte> {
+        if let Some((start, huge)) = self.pt.huge_leaf(&self.tables, addr) {
+            let frame = huge.frame() + (addr - start) / PAGE_SIZE;
+            return Some(super::paging::Pte::new(frame, huge.flags() - PteFlags::HUGE));
+        }
         self.pt.entry(&self.tables, Page::containing_address(addr))
     }
 
@@ -442,6 +452,9 @@ impl AddressSpace {
     /// Removes the VMAs of `[start, end)` (cutting those across the edges) and
     /// releases their pages.
     fn unmap_range(&mut self, start: VirtAddr, end: VirtAddr) -> Result<(), VmError> {
+        // A huge page the range cuts becomes small pages first (nothing else changes
+        // if that fails for want of a page table).
+        super::thp::split_huge_at_edges(self, start, end).map_err(|_| VmError::NoMemory)?;
         let removed = self.vmas.unmap_range(start, end)?;
         let mut batch = FlushBatch::new();
         for piece in removed {
@@ -459,7 +472,7 @@ impl AddressSpace {
             .unmap_range(&mut self.tables, Page::containing_address(start), nr_pages, batch, |leaf| {
                 release_leaf(leaf, stats, family)
             })
-            .expect("munmap: user mappings are 4 KiB pages");
+            .expect("munmap: huge pages cut by the range were split first");
     }
 
     /// Changes the protection of `[addr, addr + len)`; the whole range must be mapped.
@@ -479,6 +492,9 @@ impl AddressSpace {
             return Ok(());
         }
         let (start, end) = user_range(addr, len).map_err(|_| VmError::NoMemory)?;
+        // A huge page the range covers only in part is split; a whole one keeps
+        // its 2 MiB leaf (`protect_flags` keeps the PS bit).
+        super::thp::split_huge_at_edges(self, start, end).map_err(|_| VmError::NoMemory)?;
         let changed = self.vmas.protect_range(start, end, prot)?;
         let mut batch = FlushBatch::new();
         for piece in changed {
@@ -507,6 +523,7 @@ impl AddressSpace {
         let Some((start, end, is_full)) = self.advice_range(addr, len)? else {
             return Ok(());
         };
+        super::thp::split_huge_at_edges(self, start, end).map_err(|_| VmError::NoMemory)?;
         let parts = self.vma_parts(start, end);
         let mut batch = FlushBatch::new();
         for part in parts.iter().filter(|p| !p.flags.is_shared()) {
@@ -536,6 +553,7 @@ impl AddressSpace {
         if parts.iter().any(|p| p.flags.is_shared() || !p.is_anonymous()) {
             return Err(VmError::Invalid);
         }
+        super::thp::split_huge_in(self, start, end).map_err(|_| VmError::NoMemory)?;
         let zero = super::fault::zero_frame();
         let mut to_drop: alloc::vec::Vec<VirtAddr> = alloc::vec::Vec::new();
         let mut batch = FlushBatch::new();
@@ -575,6 +593,24 @@ impl AddressSpace {
             (VmFlags::DONT_FORK, VmFlags::empty())
         } else {
             (VmFlags::empty(), VmFlags::DONT_FORK)
+        };
+        let is_full = self.vmas.update_flags(start, end, set, clear)?;
+        if is_full { Ok(()) } else { Err(VmError::NoMemory) }
+    }
+
+    /// MADV_HUGEPAGE (`is_huge`) or MADV_NOHUGEPAGE: marks the VMAs of the range so
+    /// that write faults map transparent huge pages there (in `thp=madvise` mode),
+    /// or never do; NOHUGEPAGE also splits the huge pages already in the range.
+    /// Holes: the mapped part is marked, then ENOMEM.
+    pub fn madvise_set_hugepage(&mut self, addr: u64, len: u64, is_huge: bool) -> Result<(), VmError> {
+        let Some((start, end, _)) = self.advice_range(addr, len)? else {
+            return Ok(());
+        };
+        let (set, clear) = if is_huge {
+            (VmFlags::HUGEPAGE, VmFlags::NO_HUGEPAGE)
+        } else {
+            super::thp::split_huge_in(self, start, end).map_err(|_| VmError::NoMemory)?;
+            (VmFlags::NO_HUGEPAGE, VmFlags::HUGEPAGE)
         };
         let is_full = self.vmas.update_flags(start, end, set, clear)?;
         if is_full { Ok(()) } else { Err(VmError::NoMemory) }
@@ -650,11 +686,12 @@ impl AddressSpace {
     }
 
     /// Calls `visit_fn` with every used leaf of the user half (present or swap), in
-    /// address order.
-    pub fn for_each_user_leaf(&self, mut visit_fn: impl FnMut(Page, super::paging::Pte)) {
+    /// address order: its first page, its entry, and its size (a 2 MiB leaf is a
+    /// transparent huge page).
+    pub fn for_each_user_leaf(&self, mut visit_fn: impl FnMut(Page, super::paging::Pte, mm_core::pagetable::PageSize)) {
         let start = Page::containing_address(VirtAddr::new(0));
         self.pt.for_each_leaf(&self.tables, start, USER_END / PAGE_SIZE, |leaf| {
-            visit_fn(Page::containing_address(leaf.addr), leaf.pte);
+            visit_fn(Page::containing_address(leaf.addr), leaf.pte, leaf.size);
         });
     }
 }

@@ -20,6 +20,10 @@
 //! - each swap PTE names an allocated slot, and each slot's share count is its swap
 //!   PTEs + 1 if cached + 1 if retired + 1 while a wipe holds it (then nothing
 //!   else may);
+//! - a 2 MiB leaf (a transparent huge page) lies wholly inside one VMA and maps
+//!   the head of an allocated order-9 `User` block, which holds its counts (map
+//!   count 1) and its place (the range's first page); it counts 512 pages of RSS,
+//!   one huge page of the space's `anon_huge_pages`, and is not on the policy's ring;
 //! - each space's RSS and swap counters match its table;
 //! - the replacement policy tracks exactly the user frames (mapped or cached),
 //!   checked frame by frame;
@@ -36,6 +40,7 @@ use alloc::string::String;
 use super::addr_space::{AddressSpace, VmProt};
 use super::frame::{self, FrameFlags, FrameState};
 use super::paging::{Pte, PteFlags};
+use mm_core::pagetable::PageSize;
 use super::rmap;
 use super::{Frame, Page, swap};
 
@@ -67,6 +72,8 @@ struct Walk {
     present: BTreeMap<u64, u32>,
     swap_refs: BTreeMap<u32, u32>,
     nr_swap_ptes: u64,
+    /// Heads of transparent huge pages (by pfn): not on the policy's ring.
+    huge_heads: BTreeSet<u64>,
 }
 
 /// Walks every space's user half; checks frame states and each space's counters.
@@ -85,12 +92,18 @@ fn walk_spaces(census: &mut Census) -> Result<Walk, String> {
         if (space.id(), space.family()) != (id, family) {
             return Err(format!("space {} of {:?} is registered as {id} in {family:?}", space.id(), space.family()));
         }
-        let (mut nr_present, mut nr_swap, mut error) = (0, 0, None);
-        space.for_each_user_leaf(|page, pte| {
+        let (mut nr_present, mut nr_swap, mut nr_huge, mut error) = (0, 0, 0, None);
+        space.for_each_user_leaf(|page, pte, size| {
             if error.is_none() {
                 error = check_pte_against_vma(&space, page, pte).map(|e| format!("space {id} {page:?}: {e}"));
             }
-            if let Some(entry) = pte.as_swap() {
+            if size != PageSize::Size4KiB {
+                nr_huge += 1;
+                nr_present += crate::mm::thp::PAGES_PER_HUGE;
+                if let Some(e) = check_huge_leaf(&space, page, pte, size, &mut walk) {
+                    error.get_or_insert(format!("space {id} {page:?}: {e}"));
+                }
+            } else if let Some(entry) = pte.as_swap() {
                 nr_swap += 1;
                 *walk.swap_refs.entry(entry.slot() as u32).or_default() += 1;
             } else if !pte.is_present() {
@@ -112,10 +125,10 @@ fn walk_spaces(census: &mut Census) -> Result<Walk, String> {
         if let Some(e) = error {
             return Err(e);
         }
-        if nr_present != space.stats.rss_pages || nr_swap != space.stats.swap_pages {
+        if nr_present != space.stats.rss_pages || nr_swap != space.stats.swap_pages || nr_huge != space.stats.anon_huge_pages {
             return Err(format!(
-                "space {id}: table has {nr_present} present + {nr_swap} swap PTEs, counters say {} + {}",
-                space.stats.rss_pages, space.stats.swap_pages
+                "space {id}: table has {nr_present} present pages ({nr_huge} huge) + {nr_swap} swap PTEs, counters say {} ({}) + {}",
+                space.stats.rss_pages, space.stats.anon_huge_pages, space.stats.swap_pages
             ));
         }
         census.nr_present += nr_present;
@@ -123,6 +136,29 @@ fn walk_spaces(census: &mut Census) -> Result<Walk, String> {
     }
     census.nr_swap_ptes = walk.nr_swap_ptes;
     Ok(walk)
+}
+
+/// Returns what is wrong with the 2 MiB leaf `pte` at `page` of `space`, if
+/// anything; records its head in `walk`.
+fn check_huge_leaf(space: &AddressSpace, page: Page, pte: Pte, size: PageSize, walk: &mut Walk) -> Option<String> {
+    if size != PageSize::Size2MiB || !pte.is_present() {
+        return Some(format!("{pte:?}: a user leaf of {size:?}"));
+    }
+    let vma = space.vmas().find(page.start_address())?;
+    if vma.end < page.start_address() + size.size_bytes() {
+        return Some(format!("huge {pte:?} runs past the end of {vma:?}"));
+    }
+    let head = pte.frame();
+    let (state, is_head, place) = frame::with_desc(head, |d| (d.state(), d.is_compound_head() && d.order() == 9, d.family_page()));
+    if state != FrameState::User || !is_head {
+        return Some(format!("huge {pte:?} maps {head:?} in state {state:?}, not the head of an order-9 block"));
+    }
+    if place != Some(space.family_page(page)) {
+        return Some(format!("huge {pte:?}: the head's reverse-map place is {place:?}"));
+    }
+    *walk.present.entry(head.pfn()).or_default() += 1;
+    walk.huge_heads.insert(head.pfn());
+    None
 }
 
 /// Returns what is wrong with user PTE `pte` at `page` of `space` compared with
@@ -238,6 +274,7 @@ pub fn check_consistency() -> Result<Census, String> {
     rmap::check_families();
     frame::check_invariants().map_err(|e| format!("buddy allocator: {e:?}"))?;
     census.nr_free_frames = frame::nr_free_frames();
-    check_policy(&frames)?;
+    let small: BTreeSet<u64> = frames.difference(&walk.huge_heads).copied().collect();
+    check_policy(&small)?;
     Ok(census)
 }

@@ -41,6 +41,13 @@ use super::{Frame, PAGE_SIZE, Page};
 /// dropped, which releases what it had taken, and the parent is left valid.
 pub fn fork(parent: &mut AddressSpace) -> Result<SpaceRef, VmError> {
     populate_shared(parent)?;
+    // The child shares 4 KiB pages copy-on-write: the parent's huge pages are
+    // split first (`thp.rs` says why), except in the VMAs the child does not get.
+    let inherited: alloc::vec::Vec<_> =
+        parent.vmas.iter().filter(|v| !v.flags.contains(VmFlags::DONT_FORK)).map(|v| (v.start, v.end)).collect();
+    for (start, end) in inherited {
+        super::thp::split_huge_in(parent, start, end).map_err(|_| VmError::NoMemory)?;
+    }
     let child_ref = AddressSpace::new_forked(parent)?;
     let mut child_guard = child_ref.lock_nested(); // parent, then the child nobody else can reach yet
     let child = &mut *child_guard;

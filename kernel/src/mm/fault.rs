@@ -75,6 +75,8 @@ pub enum FaultOutcome {
     SwapIn,
     /// The page was still in the swap cache: mapped without I/O.
     SwapCacheHit,
+    /// A zeroed 2 MiB page was mapped by one level-2 entry (`thp.rs`).
+    HugePage,
 }
 
 /// Why a fault could not be resolved.
@@ -177,6 +179,16 @@ pub fn handle_page_fault_after_read(
         }
     };
     let page = Page::containing_address(addr);
+    if let Some((_, huge)) = space.pt.huge_leaf(&space.tables, addr) {
+        if vma.is_some() && super::thp::leaf_allows(huge.flags(), access) {
+            // The 2 MiB leaf allows the access: the TLB entry was stale.
+            tlb::flush_page(addr.align_down(mm_core::addr::HUGE_PAGE_SIZE));
+            space.stats.minor_faults += 1;
+            return Ok(FaultOutcome::Spurious);
+        }
+        // Something the huge leaf does not allow: decide on 4 KiB pages.
+        super::thp::split_huge_leaf(space, addr).map_err(|_| FaultError::OutOfMemory)?;
+    }
     let pte = space.pt.entry(&space.tables, page);
     let outcome = match decide(vma.as_ref(), access, pte, &KernelFacts) {
         FaultAction::Refuse(_) => return Err(segv(addr, access, vma.as_ref())),
@@ -198,7 +210,14 @@ pub fn handle_page_fault_after_read(
         }
         action => {
             let vma = vma.expect("handle_page_fault: a VMA for a page to map");
-            do_no_page(space, &vma, page, action)?
+            let huge = match action {
+                FaultAction::MapZeroedFrame { .. } if pte.is_none() => super::thp::try_huge_fault(space, &vma, addr, access),
+                _ => None,
+            };
+            match huge {
+                Some(result) => result?,
+                None => do_no_page(space, &vma, page, action)?,
+            }
         }
     };
     if outcome == FaultOutcome::SwapIn {
@@ -219,7 +238,8 @@ pub fn populate_page(space: &mut AddressSpace, addr: VirtAddr) -> Result<(), Fau
         return Err(segv(addr, Access::Read, None));
     };
     let page = Page::containing_address(addr);
-    if space.pt.entry(&space.tables, page).is_some_and(|pte| !pte.is_unused()) {
+    let is_huge = space.pt.huge_leaf(&space.tables, addr).is_some();
+    if is_huge || space.pt.entry(&space.tables, page).is_some_and(|pte| !pte.is_unused()) {
         return Ok(());
     }
     let access = if vma.flags.is_shared() || vma.prot.contains(VmProt::WRITE) { Access::Write } else { Access::Read };

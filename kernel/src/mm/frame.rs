@@ -443,6 +443,123 @@ pub fn free_unreferenced_user_frame(frame: Frame) -> Result<(), FreeError> {
     })
 }
 
+/// The frames of a transparent huge page (an order-9 `User` block mapped by one
+/// 2 MiB leaf) become 512 independent user frames, each mapped once, at
+/// `first.page + i` (the head already is): the split of a huge mapping, done under
+/// one acquisition of the lock. The head's counts are kept; each other frame gets
+/// refcount 1 and map count 1, as if a 4 KiB fault had mapped it.
+pub fn split_huge_user_block(head: Frame, first: FamilyPage) {
+    with_buddy(|buddy| {
+        debug_assert!(buddy.desc(head).is_compound_head(), "split_huge_user_block: {head:?} heads no block");
+        buddy.split_allocated(head, Order(9)).unwrap_or_else(|e| panic!("split_huge_user_block: {e}"));
+        for i in 1..Order(9).nr_frames() {
+            let page = super::Page::containing_address(first.page.start_address() + i * PAGE_SIZE);
+            let at = FamilyPage { family: first.family, page };
+            buddy.desc_mut(head + i).add_mapping(at);
+        }
+    })
+}
+
+/// Frees a transparent huge page whose last reference is gone: the order-9 block
+/// headed by `head` (refcount and map count 0). Refused, changing nothing, as
+/// [`free_unreferenced_user_frame`] refuses.
+pub fn free_unreferenced_huge_block(head: Frame) -> Result<(), FreeError> {
+    with_buddy(|buddy| {
+        let desc = buddy.desc(head);
+        if desc.state() != FrameState::User || desc.refcount() != 0 || !desc.is_compound_head() {
+            return Err(FreeError::InUse {
+                frame: head,
+                state: desc.state(),
+                refcount: desc.refcount(),
+                map_count: desc.map_count(),
+                flags: desc.flags(),
+            });
+        }
+        buddy.free(head, Order(desc.order()))
+    })
+}
+
+/// Returns the frame that holds the references of `frame`: itself, or the head of
+/// the transparent huge page it is a tail of (tails of a mapped huge page keep no
+/// counts of their own).
+pub fn reference_holder(frame: Frame) -> Frame {
+    with_buddy(|buddy| {
+        let desc = buddy.desc(frame);
+        if desc.state() != FrameState::User || desc.has_flags(FrameFlags::ALLOC_HEAD) {
+            return frame;
+        }
+        let head = Frame::from_pfn(frame.pfn() & !(Order(9).nr_frames() - 1));
+        if buddy.contains(head) && buddy.desc(head).is_compound_head() { head } else { frame }
+    })
+}
+
+/// What the frames of one 2 MiB-aligned block are, for compaction.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BlockCensus {
+    /// Free frames.
+    pub nr_free: u64,
+    /// Movable frames ([`is_movable`]).
+    pub nr_movable: u64,
+    /// Anything else: kernel, slab, page-table, reserved, pinned, locked, cached
+    /// or huge frames, which compaction leaves alone.
+    pub nr_unmovable: u64,
+}
+
+/// Returns true if compaction may move this frame: a mapped 4 KiB user frame
+/// whose only references are its PTEs (no pin, not in the swap cache, not locked
+/// for I/O, not part of a huge page).
+fn desc_is_movable(desc: &FrameDesc) -> bool {
+    desc.state() == FrameState::User
+        && desc.has_flags(FrameFlags::ALLOC_HEAD)
+        && desc.order() == 0
+        && desc.map_count() > 0
+        && desc.refcount() == desc.map_count()
+        && !desc.flags().intersects(FrameFlags::LOCKED | FrameFlags::SWAP_CACHE)
+}
+
+/// Returns true if compaction may move `frame` now (see [`BlockCensus`]).
+pub fn is_movable(frame: Frame) -> bool {
+    with_buddy(|buddy| buddy.contains(frame) && desc_is_movable(buddy.desc(frame)))
+}
+
+/// Counts the free, movable and unmovable frames of the `nr` frames from `first`;
+/// `None` if part of the range is outside the frame table.
+pub fn block_census(first: Frame, nr: u64) -> Option<BlockCensus> {
+    with_buddy(|buddy| {
+        let mut census = BlockCensus::default();
+        for i in 0..nr {
+            let frame = first + i;
+            if !buddy.contains(frame) {
+                return None;
+            }
+            let desc = buddy.desc(frame);
+            if desc.state() == FrameState::Free {
+                census.nr_free += 1;
+            } else if desc_is_movable(desc) {
+                census.nr_movable += 1;
+            } else {
+                census.nr_unmovable += 1;
+            }
+        }
+        Some(census)
+    })
+}
+
+/// Returns the frames the table describes: the first and how many.
+pub fn managed_frames() -> (Frame, u64) {
+    with_buddy(|buddy| (Frame::from_pfn(buddy.base_pfn()), buddy.nr_frames()))
+}
+
+/// Splits the allocated block of `order` at `head` into order-0 frames that are
+/// freed one by one (see `BuddyAllocator::split_allocated`).
+///
+/// # Safety
+/// The caller owns the block (it allocated it and nothing else refers to it) and
+/// from now on frees each frame with order 0.
+pub unsafe fn split_owned_block(head: Frame, order: Order) -> Result<(), FreeError> {
+    with_buddy(|buddy| buddy.split_allocated(head, order))
+}
+
 /// A freshly allocated user frame that no page table maps yet.
 ///
 /// Nobody else can see it, so its owner fills it with safe methods (zero, copy,

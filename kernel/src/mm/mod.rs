@@ -6,6 +6,8 @@
 //! | [`backing`] | backing objects: what fills a non-anonymous VMA's pages (program images; files later) |
 //! | [`fault`] | the page-fault handler: demand-zero, image pages, stack growth; `fault::retry`: the loop around it (swap-in, reclaim, OOM) |
 //! | [`cow`] | fork with copy-on-write, and `do_wp_fault` |
+//! | [`thp`] | transparent huge pages: 2 MiB faults, modes, splitting back to 4 KiB |
+//! | [`compact`] | compaction: moving user pages out of a 2 MiB block (by the reverse map) to free it |
 //! | [`vmstat`] | fault counters by outcome and the fault trace |
 //! | [`wss`] | working sets (Accessed-bit sampling every τ of a process's CPU time) and page-fault frequency |
 //! | [`remote`] | another process's pages for `process_vm_readv`/`writev`: pinned, copied through the direct map |
@@ -77,13 +79,16 @@
 //!   (it cannot wait), but what is taken under it is checked.
 //! - **Two address spaces** are held together only by fork (the parent, then the new
 //!   child nobody else can reach), through `IrqMutex::lock_nested`. Everyone else
-//!   holds one space at a time; the rmap visits the others by `try_lock`.
+//!   holds one space at a time; the rmap visits the others by `try_lock`, and so
+//!   does compaction (`compact.rs`), which holds every space mapping the page it
+//!   moves at once (a busy one makes it give the block up, never wait).
 //! - Below the table: `arch`'s serial console and IST tables are plain `spin` locks
 //!   taken with interrupts off around a few port writes; they are leaves and unranked.
 
 pub mod addr_space;
 pub mod backing;
 pub mod check;
+pub mod compact;
 pub mod cow;
 pub mod fail;
 pub mod fault;
@@ -102,6 +107,7 @@ pub mod reclaim;
 pub mod remote;
 pub mod rmap;
 pub mod swap;
+pub mod thp;
 pub mod vmstat;
 pub mod wss;
 
@@ -160,4 +166,5 @@ pub fn init() {
     frame::init(crate::bootmem::memory_regions());
     kspace::init();
     let _ = fault::zero_frame(); // allocated once, at boot, never freed
+    thp::init_from_cmdline();
 }

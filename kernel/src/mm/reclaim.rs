@@ -437,7 +437,14 @@ pub fn direct_reclaim() -> u64 {
 /// Fails only on a bad range; pages that cannot go out (swap full, write error) stay
 /// and are counted in the report.
 pub fn pageout(space: &SpaceRef, addr: u64, len: u64) -> Result<ReclaimReport, VmError> {
-    let frames = space.lock().resident_frames(addr, len)?;
+    let frames = {
+        let mut space = space.lock();
+        // Swap-out works on 4 KiB pages: huge pages in the range are split first.
+        if let Ok((start, end)) = super::addr_space::user_range(addr, len) {
+            super::thp::split_huge_in(&mut space, start, end).map_err(|_| VmError::NoMemory)?;
+        }
+        space.resident_frames(addr, len)?
+    };
     Ok(evict_frames(&frames))
 }
 

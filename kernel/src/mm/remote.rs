@@ -27,6 +27,9 @@ use super::{Frame, PAGE_SIZE, VirtAddr};
 /// A reference held on a user frame for the length of one copy.
 pub struct PinnedPage {
     frame: Frame,
+    /// The frame whose refcount the pin holds: `frame`, or the head of the
+    /// transparent huge page `frame` is part of.
+    holder: Frame,
     /// False for the shared zero frame, which is never freed and needs no pin.
     is_pinned: bool,
 }
@@ -35,10 +38,11 @@ impl PinnedPage {
     /// Takes a reference to `frame` (under the owning space's lock).
     fn pin(frame: Frame) -> PinnedPage {
         let is_pinned = frame != super::fault::zero_frame();
+        let holder = if is_pinned { frame::reference_holder(frame) } else { frame };
         if is_pinned {
-            frame::with_desc(frame, |d| d.get_ref());
+            frame::with_desc(holder, |d| d.get_ref());
         }
-        PinnedPage { frame, is_pinned }
+        PinnedPage { frame, holder, is_pinned }
     }
 
     /// Copies the page's bytes from `offset` into `buf` (no lock needed: it is pinned).
@@ -54,9 +58,9 @@ impl PinnedPage {
 
 impl Drop for PinnedPage {
     fn drop(&mut self) {
-        if self.is_pinned && frame::put_ref(self.frame) == 0 {
+        if self.is_pinned && frame::put_ref(self.holder) == 0 {
             // The target unmapped the page while we copied: ours was the last reference.
-            super::rmap::free_user_frame(self.frame);
+            super::rmap::free_user_frame(self.holder);
         }
     }
 }

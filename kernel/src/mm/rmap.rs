@@ -171,6 +171,13 @@ pub fn unmap(frame: Frame, at: FamilyPage, is_dirty: bool) -> bool {
 
 /// Returns a user frame whose last reference is gone to the allocator.
 pub(super) fn free_user_frame(frame: Frame) {
+    if frame::with_desc(frame, |d| d.is_compound_head()) {
+        // A transparent huge page (never on the policy's ring): freed whole.
+        if let Err(e) = frame::free_unreferenced_huge_block(frame) {
+            panic!("rmap::free_user_frame: {e}");
+        }
+        return;
+    }
     super::reclaim::untrack(frame);
     if let Err(e) = frame::free_unreferenced_user_frame(frame) {
         panic!("rmap::free_user_frame: {e}");

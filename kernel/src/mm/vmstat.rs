@@ -16,7 +16,7 @@ use super::fault::{Access, FaultOutcome};
 use crate::sync::IrqMutex;
 
 /// Kinds of resolved faults, in the order [`FaultOutcome`] lists them.
-const KINDS: [(FaultOutcome, &str); 10] = [
+const KINDS: [(FaultOutcome, &str); 11] = [
     (FaultOutcome::AnonymousPage, "anonymous page (zeroed frame)"),
     (FaultOutcome::ZeroPage, "read of untouched memory (shared zero page)"),
     (FaultOutcome::ImagePage, "program image page"),
@@ -27,9 +27,10 @@ const KINDS: [(FaultOutcome, &str); 10] = [
     (FaultOutcome::Spurious, "spurious (stale TLB entry)"),
     (FaultOutcome::SwapIn, "swap-in: read from the swap disk (major)"),
     (FaultOutcome::SwapCacheHit, "swap-in: found in the swap cache (no I/O)"),
+    (FaultOutcome::HugePage, "transparent huge page (zeroed 2 MiB)"),
 ];
 
-static COUNTS: [AtomicU64; 10] = [const { AtomicU64::new(0) }; 10];
+static COUNTS: [AtomicU64; 11] = [const { AtomicU64::new(0) }; 11];
 
 /// Swap and reclaim events, counted machine-wide (Linux's `pswpout`, `pswpin`, ...).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

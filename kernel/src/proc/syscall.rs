@@ -281,6 +281,7 @@ fn sys_madvise(addr: u64, len: u64, advice: u64) -> Result<u64, Errno> {
         madv::DONTNEED => with_space(|s| s.madvise_dontneed(addr, len).map(|_| 0)),
         madv::FREE => with_space(|s| s.madvise_free(addr, len).map(|_| 0)),
         madv::DONTFORK | madv::DOFORK => with_space(|s| s.madvise_set_dontfork(addr, len, advice == madv::DONTFORK).map(|_| 0)),
+        madv::HUGEPAGE | madv::NOHUGEPAGE => with_space(|s| s.madvise_set_hugepage(addr, len, advice == madv::HUGEPAGE).map(|_| 0)),
         // Access-pattern hints change nothing here; pages in swap are read back on
         // their first touch (WILLNEED): accepted, nothing done now.
         madv::NORMAL | madv::RANDOM | madv::SEQUENTIAL | madv::WILLNEED => with_space(|s| s.madvise_hint(addr, len).map(|_| 0)),
@@ -351,6 +352,7 @@ fn sys_memstat(out: u64) -> Result<u64, Errno> {
         total_swap_slots: total_slots,
         swap_reads: vmstat::nr_events(SwapEvent::SwapIn),
         swap_writes: vmstat::nr_events(SwapEvent::SwapOut),
+        anon_huge_pages: stats.0.anon_huge_pages,
     };
     // The struct is repr(C) and all u64: its bytes are these words in order.
     let words = [
@@ -368,6 +370,7 @@ fn sys_memstat(out: u64) -> Result<u64, Errno> {
         memstat.total_swap_slots,
         memstat.swap_reads,
         memstat.swap_writes,
+        memstat.anon_huge_pages,
     ];
     let mut bytes = [0u8; abi::MEMSTAT_WORDS * 8];
     for (i, w) in words.iter().enumerate() {

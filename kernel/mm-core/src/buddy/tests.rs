@@ -298,3 +298,29 @@ fn random_alloc_free_matches_reference_model() {
     }
     assert_eq!(buddy.buddyinfo(), initial, "everything merges back into maximal blocks");
 }
+
+#[test]
+fn split_allocated_turns_a_block_into_frames_freed_one_by_one() {
+    let mut descs = vec![FrameDesc::new(); 1024];
+    let mut buddy = BuddyAllocator::new(&mut descs, 0);
+    buddy.add_free_range(frame(0), 1024).unwrap();
+    let block = buddy.alloc(Order(9), FrameState::User).unwrap();
+    assert!(buddy.desc(block).is_compound_head());
+    assert!(!buddy.desc(block + 1).is_compound_head());
+    assert_eq!(buddy.split_allocated(block + 1, Order(9)), Err(FreeError::NotAllocated(block + 1)));
+    assert_eq!(buddy.split_allocated(block, Order(3)), Err(FreeError::WrongOrder { frame: block, allocated: Order(9) }));
+    buddy.split_allocated(block, Order(9)).unwrap();
+    assert!(!buddy.desc(block).is_compound_head());
+    for i in 0..512 {
+        let desc = buddy.desc(block + i);
+        assert!(desc.has_flags(FrameFlags::ALLOC_HEAD) && desc.order() == 0 && desc.refcount() == 1, "frame {i}");
+        assert_eq!(desc.state(), FrameState::User);
+    }
+    // Freed in any order, the frames merge back into the order-9 block.
+    for i in (0..512).rev().step_by(2).chain((0..512).step_by(2)) {
+        buddy.free(block + i, Order(0)).unwrap();
+    }
+    buddy.check_invariants().unwrap();
+    assert_eq!(buddy.nr_free_frames(), 1024);
+    assert_eq!(counts(&buddy), [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+}

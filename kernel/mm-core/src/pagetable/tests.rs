@@ -737,3 +737,62 @@ fn fork_range_stops_when_a_leaf_is_refused() {
     child.for_each_leaf(&mem, page(0), 1 << 20, |_| nr_copied += 1);
     assert_eq!(nr_copied, 9);
 }
+
+#[test]
+fn split_huge_maps_the_same_bytes_with_512_small_leaves() {
+    let (mut mem, mut table) = setup();
+    let addr = VirtAddr::new(0x4000_0000 + 5 * HUGE_PAGE_SIZE);
+    let phys = PhysAddr::new(0x1_2340_0000);
+    assert!(table.is_huge_slot_empty(&mem, addr), "nothing mapped yet");
+    let flags = USER_RW | PteFlags::DIRTY | PteFlags::ACCESSED;
+    table.map_huge(&mut mem, addr, phys, flags).unwrap().ignore();
+    assert!(!table.is_huge_slot_empty(&mem, addr), "a huge leaf is there");
+    assert_eq!(table.huge_leaf(&mem, addr + 0x1234).map(|(start, pte)| (start, pte.frame())), Some((addr, Frame::containing_address(phys))));
+    let before: Vec<_> = (0..512).map(|i| table.translate(&mem, addr + i * PAGE_SIZE + 7).map(|t| t.0)).collect();
+
+    let (head, flush) = table.split_huge(&mut mem, addr + (0x40_0000 - HUGE_PAGE_SIZE - 1)).unwrap();
+    assert_eq!(head, Frame::containing_address(phys));
+    assert_eq!((flush.page(), flush.size()), (addr, PageSize::Size2MiB));
+    flush.ignore();
+    assert_eq!(table.huge_leaf(&mem, addr), None);
+    for i in 0..512u64 {
+        let va = addr + i * PAGE_SIZE + 7;
+        let (pa, f, size) = table.translate(&mem, va).expect("still mapped");
+        assert_eq!((Some(pa), size), (before[i as usize], PageSize::Size4KiB));
+        assert_eq!(f, flags | PteFlags::PRESENT, "flags kept, PS cleared");
+        assert_eq!(table.entry(&mem, Page::containing_address(va)).map(|p| p.frame()), Some(head + i));
+    }
+    assert!(!table.is_huge_slot_empty(&mem, addr), "a level-1 table is there now");
+    assert_eq!(table.check_invariants(&mem), 4);
+    assert_eq!(table.split_huge(&mut mem, addr), Err(SplitError::NotHuge));
+}
+
+#[test]
+fn split_huge_without_a_frame_for_the_table_leaves_the_huge_leaf() {
+    let (mut mem, mut table) = setup();
+    let addr = VirtAddr::new(0x4000_0000);
+    table.map_huge(&mut mem, addr, PhysAddr::new(0x20_0000), USER_RW).unwrap().ignore();
+    mem.nr_allocs_left = Some(0);
+    assert_eq!(table.split_huge(&mut mem, addr).unwrap_err(), SplitError::FrameAllocationFailed);
+    assert!(table.huge_leaf(&mem, addr).is_some());
+    assert_eq!(table.check_invariants(&mem), 3);
+}
+
+#[test]
+fn a_split_kernel_only_huge_leaf_in_the_user_half_can_be_made_user_again() {
+    // A PROT_NONE huge page (present, no USER) split, then one page made
+    // accessible again by mprotect (update_leaves): the new table's entry must
+    // carry USER, or the MMU refuses the access although the leaf allows it.
+    let (mut mem, mut table) = setup();
+    let addr = VirtAddr::new(0x4000_0000);
+    table.map_huge(&mut mem, addr, PhysAddr::new(0x20_0000), USER_RW).unwrap().ignore();
+    let mut batch = FlushBatch::new();
+    table.update_leaves(&mut mem, page(addr.as_u64()), 512, &mut batch, |leaf| {
+        LeafAction::Replace(Pte::new(leaf.pte.frame(), leaf.pte.flags() - PteFlags::USER))
+    });
+    table.split_huge(&mut mem, addr).unwrap().1.ignore();
+    table.update_leaves(&mut mem, page(addr.as_u64()), 1, &mut batch, |leaf| {
+        LeafAction::Replace(Pte::new(leaf.pte.frame(), leaf.pte.flags() | PteFlags::USER))
+    });
+    assert_eq!(table.check_invariants(&mem), 4, "a user leaf under a kernel-only entry");
+}

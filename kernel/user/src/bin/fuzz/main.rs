@@ -3,8 +3,9 @@
 //! For each seed, a *worker* process runs `ops` random operations, each drawn from
 //! a xorshift generator seeded with it: mmap (random sizes and protections,
 //! private and shared, MAP_FIXED into its own arena, and where the kernel likes),
-//! munmap, mprotect and madvise (DONTNEED, PAGEOUT, WILLNEED) over random and
-//! partly unmapped ranges, bad arguments with Linux's errno, brk up and down,
+//! munmap, mprotect and madvise (DONTNEED, PAGEOUT, WILLNEED, HUGEPAGE,
+//! NOHUGEPAGE) over random and partly unmapped ranges, transparent huge pages
+//! (a 2 MiB block mapped, advised, written, and cut by a partial munmap), bad arguments with Linux's errno, brk up and down,
 //! reads and writes checked against a model of every page's contents, syscalls
 //! writing into random pages, synchronous and background children, and forbidden
 //! accesses that must get a child killed (`worker.rs`, `children.rs`). The model

@@ -221,7 +221,8 @@ impl<'m> Worker<'m> {
             555..600 => self.op_munmap(),
             600..690 => self.op_mprotect(),
             690..800 => self.op_madvise(),
-            800..850 => self.op_garbage(),
+            800..835 => self.op_garbage(),
+            835..850 => self.op_huge(),
             850..900 => self.op_brk(),
             900..955 => self.op_syscall_writes(),
             955..962 => self.op_fork_sync(),
@@ -510,7 +511,7 @@ impl<'m> Worker<'m> {
 
     fn op_madvise(&mut self) {
         let (first, end) = self.pick_range(64, true);
-        let advice = [madv::DONTNEED, madv::PAGEOUT, madv::WILLNEED][self.rng.below(3) as usize];
+        let advice = [madv::DONTNEED, madv::PAGEOUT, madv::WILLNEED, madv::HUGEPAGE, madv::NOHUGEPAGE][self.rng.below(5) as usize];
         let range = &self.pages[first..end];
         let is_holed = model::has_hole(range);
         let (addr, len) = (self.addr(first), (end - first) as u64 * PAGE);
@@ -527,6 +528,57 @@ impl<'m> Worker<'m> {
             for p in self.pages[first..end].iter_mut().filter(|p| p.is_mapped && !p.is_shared) {
                 p.tag = 0;
             }
+        }
+    }
+
+    /// Transparent huge pages in the mix: maps a 2 MiB-aligned block of the arena
+    /// afresh (read-write, private), advises MADV_HUGEPAGE, writes a few of its
+    /// pages (the first write maps one 2 MiB page), and half the time unmaps a
+    /// piece of it, which splits the huge page; later ops (mprotect, madvise,
+    /// fork, verify) then meet huge and split pages alike.
+    fn op_huge(&mut self) {
+        const PAGES_PER_HUGE: usize = 512;
+        let nr_blocks = self.cfg.nr_arena / PAGES_PER_HUGE;
+        if nr_blocks == 0 {
+            return self.op_write();
+        }
+        let first = self.rng.below(nr_blocks as u64) as usize * PAGES_PER_HUGE;
+        let end = first + PAGES_PER_HUGE;
+        let (addr, len) = (self.addr(first), PAGES_PER_HUGE as u64 * PAGE);
+        let rw = prot::READ | prot::WRITE;
+        let flags = map::ANONYMOUS | map::FIXED | map::PRIVATE;
+        let slot = self.log.push(self.op_index, "mmap-huge", [addr, len, rw, flags]);
+        // SAFETY: MAP_FIXED replaces only arena pages, which hold no Rust object.
+        let ret = Errno::from_ret(unsafe { syscall6(nr::MMAP, addr, len, rw, flags, u64::MAX, 0) });
+        self.log.set_result(slot, as_logged(ret));
+        if ret != Ok(addr) {
+            self.fail(format_args!("mmap(MAP_FIXED {addr:#x}, 2 MiB) = {ret:?}"));
+        }
+        self.pages[first..end].fill(PageModel::fresh(rw as u8, false));
+        let slot = self.log.push(self.op_index, "madvise-huge", [addr, len, madv::HUGEPAGE, 0]);
+        // SAFETY: the advice changes no contents.
+        let ret = Errno::from_ret(unsafe { syscall3(nr::MADVISE, addr, len, madv::HUGEPAGE) });
+        self.log.set_result(slot, as_logged(ret));
+        if ret != Ok(0) {
+            self.fail(format_args!("madvise({addr:#x}, 2 MiB, HUGEPAGE) = {ret:?}"));
+        }
+        for _ in 0..4 {
+            let i = first + self.rng.below(PAGES_PER_HUGE as u64) as usize;
+            let tag = model::make_tag(self.writer, self.op_index, i);
+            self.write_tag(i, tag);
+        }
+        if self.rng.percent(50) {
+            let cut = first + self.rng.below(PAGES_PER_HUGE as u64) as usize;
+            let cut_end = (cut + self.rng.length(16) as usize).min(end);
+            let (cut_addr, cut_len) = (self.addr(cut), (cut_end - cut) as u64 * PAGE);
+            let slot = self.log.push(self.op_index, "munmap-huge", [cut_addr, cut_len, 0, 0]);
+            // SAFETY: arena pages hold no Rust object.
+            let ret = Errno::from_ret(unsafe { syscall2(nr::MUNMAP, cut_addr, cut_len) });
+            self.log.set_result(slot, as_logged(ret));
+            if ret != Ok(0) {
+                self.fail(format_args!("munmap({cut_addr:#x}, {cut_len:#x}) in a huge page = {ret:?}"));
+            }
+            self.pages[cut..cut_end].fill(PageModel::default());
         }
     }
 
