@@ -18,6 +18,7 @@
 //! | [`tmpfs`] | the root file system: directories and files in memory (pages from the frame allocator) |
 //! | [`path`] | path lookup, the parent of a path, the path of a directory (`getcwd`) |
 //! | [`file`] | open files ([`file::OpenFile`]) and the per-process fd table ([`file::FdTable`]) |
+//! | [`ext2fs_pages`] | the page cache's `PageIo` for an ext2 file: a page read or written through the ext2 crate |
 //! | [`pipe`] | pipes: a one-page ring buffer, readers and writers sleeping on wait queues |
 //!
 //! One file system is mounted, at `/`: [`init`] mounts a tmpfs there. A second file
@@ -33,6 +34,7 @@ use core::any::Any;
 
 use abi::Errno;
 
+pub mod ext2fs_pages;
 pub mod file;
 pub mod path;
 pub mod pipe;

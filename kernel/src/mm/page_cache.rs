@@ -64,6 +64,15 @@ pub trait PageIo: Send + Sync {
     fn read_page(&self, index: u64, dst: &mut NewPage) -> Result<(), FsError>;
     /// Writes page `index` back: `len` bytes of `src` (the last page of a file is partial).
     fn write_page(&self, index: u64, src: &[u8], len: usize) -> Result<(), FsError>;
+    /// Fills `dsts` (each arrives zeroed) with pages `first, first + 1, ...`: in one
+    /// device request where the file system can (readahead uses it). By default, one
+    /// [`read_page`](Self::read_page) each.
+    fn read_pages(&self, first: u64, dsts: &mut [NewPage]) -> Result<(), FsError> {
+        for (index, dst) in (first..).zip(dsts.iter_mut()) {
+            self.read_page(index, dst)?;
+        }
+        Ok(())
+    }
 }
 
 /// Every live cache by id, so that reclaim can get from a frame to its cache.
@@ -194,6 +203,11 @@ impl PageCache {
         self.size.load(Ordering::Acquire)
     }
 
+    /// Returns the file's readahead state, locked (benchmarks switch readahead off).
+    pub fn readahead_window(&self) -> crate::sync::IrqMutexGuard<'_, mm_core::file_readahead::ReadaheadWindow> {
+        self.readahead.lock()
+    }
+
     /// Returns the number of pages cached now.
     pub fn nr_cached(&self) -> usize {
         self.pages.lock().len()
@@ -280,21 +294,33 @@ impl PageCache {
         CachedPage { frame, index }
     }
 
-    /// Reads page `index` ahead of use, if it is not cached; never waits for memory
-    /// (readahead is a guess: it gives up instead of reclaiming). Returns true if it
-    /// read the page.
-    pub(super) fn read_ahead_page(&self, index: u64) -> bool {
-        if self.pages.lock().contains_key(&index) {
-            return false;
+    /// Reads up to `nr_pages` pages from `start` ahead of use, in one `read_pages`,
+    /// stopping at the first page already cached; never waits for memory (readahead
+    /// is a guess: it gives up instead of reclaiming). Returns the pages read.
+    pub(super) fn read_ahead(&self, start: u64, nr_pages: u64) -> u64 {
+        let mut news = Vec::new();
+        if news.try_reserve_exact(nr_pages as usize).is_err() {
+            return 0;
         }
-        let Ok(mut new) = NewPage::alloc_zeroed() else { return false };
-        if self.io.read_page(index, &mut new).is_err() {
-            return false;
+        for index in start..start + nr_pages {
+            if self.pages.lock().contains_key(&index) {
+                break;
+            }
+            match NewPage::alloc_zeroed() {
+                Ok(page) => news.push(page),
+                Err(_) => break,
+            }
         }
-        count(FileEvent::PageRead);
-        count(FileEvent::ReadaheadPage);
-        drop(self.insert(index, new, true));
-        true
+        if news.is_empty() || self.io.read_pages(start, &mut news).is_err() {
+            return 0;
+        }
+        let nr_read = news.len() as u64;
+        count_n(FileEvent::PageRead, nr_read);
+        count_n(FileEvent::ReadaheadPage, nr_read);
+        for (index, new) in (start..).zip(news) {
+            drop(self.insert(index, new, true));
+        }
+        nr_read
     }
 
     /// Marks page `index` dirty (its bytes changed: a write, or a shared mapping's

@@ -4,6 +4,8 @@
 //! into the cache here, flagged READAHEAD until a read uses them (counted as
 //! readahead pages and hits in `page_cache::stats`).
 //!
+//! The window's pages are read with one `PageIo::read_pages` call, which a file
+//! system turns into one device request for blocks that are contiguous on disk.
 //! Readahead never waits for memory: a page it cannot get a frame for is skipped
 //! (it is a guess; the reader will read it on demand). It stops at the end of the
 //! file and at the first page already cached.
@@ -15,9 +17,8 @@ use super::page_cache::PageCache;
 pub fn before_read(cache: &PageCache, first: u64, last: u64) {
     let Some((start, nr_pages)) = cache.readahead.lock().on_read(first, last) else { return };
     let end_page = cache.size().div_ceil(PAGE_SIZE);
-    for index in start..(start + u64::from(nr_pages)).min(end_page) {
-        if !cache.read_ahead_page(index) {
-            break;
-        }
+    let nr_pages = (start + u64::from(nr_pages)).min(end_page).saturating_sub(start);
+    if nr_pages > 0 {
+        cache.read_ahead(start, nr_pages);
     }
 }
