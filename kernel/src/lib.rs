@@ -82,6 +82,7 @@ pub fn init(boot_info: &'static mut BootInfo) {
     mm::swap::init();
     mm::reclaim::init();
     mm::reclaim::start_kswapd();
+    mm::writeback::start();
     proc::task::start_reaper();
     mm::swap::start_wiper();
     mm::fail::init();

@@ -196,12 +196,27 @@ pub trait Inode: Send + Sync {
     /// ends; returns the position after the last entry `emit` accepted.
     fn getdents(&self, pos: u64, emit: &mut dyn FnMut(DirEntry<'_>) -> bool) -> Result<u64, FsError>;
 
-    /// Writes its data and metadata to the device (nothing to do in memory).
+    /// Writes its data and metadata to the device (nothing to do in memory). For an
+    /// inode with a page cache, [`sync_inode`] writes the cached dirty pages first.
     fn sync(&self) -> Result<(), FsError>;
+
+    /// Returns its page cache, if its data goes through one (`mm::page_cache`):
+    /// `fsync` writes its dirty pages, file mappings map its frames.
+    fn page_cache(&self) -> Option<Arc<crate::mm::page_cache::PageCache>> {
+        None
+    }
 
     /// Returns itself as `Any`, so that a file system can recognise its own inodes
     /// (`rename` between two of its directories).
     fn as_any(&self) -> &dyn Any;
+}
+
+/// fsync: writes the inode's dirty cached pages (if it has a page cache), then its
+/// own data and metadata ([`Inode::sync`]).
+pub fn sync_inode(inode: &dyn Inode) -> Result<(), FsError> {
+    let cached = inode.page_cache().map_or(Ok(()), |cache| cache.write_back(0, u64::MAX));
+    let synced = inode.sync();
+    cached.and(synced)
 }
 
 /// The root of the mounted file system.
