@@ -75,10 +75,10 @@ pub fn init(boot_info: &'static mut BootInfo) {
     // interrupts off and must not wait for timer ticks.
     let _ = arch::timer::tsc_per_ms();
     mm::init();
-    fs::init();
     install_guarded_ist_stacks();
     proc::init();
     drivers::init();
+    fs::init();
     mm::swap::init();
     mm::reclaim::init();
     mm::reclaim::start_kswapd();

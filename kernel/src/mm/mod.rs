@@ -40,6 +40,7 @@
 //! | # | lock (rank) | protects | IRQ state | taken under it |
 //! |---|---|---|---|---|
 //! | 0a | a page cache's sleeping `io_lock` (`mm/page_cache.rs`) | one file's write-back and truncation | IRQs on, no spinlock held; reclaim only `try_lock`s it | the file system's locks (`PageIo`), the disk mutex |
+//! | 0b | the ext2 mount's sleeping [`Mutex`](crate::sync::Mutex) (`fs/ext2fs.rs`, one per mount) | the `ext2::Ext2` state: block cache, bitmaps, inodes | IRQs **on**, no spinlock held (it does disk I/O) | the root disk's queue mutex (row 0), heap, frames |
 //! | 0 | the swap disk's sleeping [`Mutex`](crate::sync::Mutex) (`drivers/virtio_blk.rs`) | the virtio queue, one request at a time | IRQs **on**, no spinlock held (it may sleep) | heap, frames (probe, frame-state checks) |
 //! | 1 | `proc::sched::RUN_QUEUE` (`RunQueue`) | runnable pids | IRQs off (the timer interrupt takes it to preempt a user task) | `TASKS` (pick_next) |
 //! | 2 | `proc::task::TASKS` (`Tasks`) | the task table | IRQs off (the timer interrupt's preemption switches tasks) | an address space (context switch), heap |
