@@ -15,11 +15,19 @@
 //! when the last `Arc` goes ([`Ext2::inode_put`]): a file unlinked while open stays
 //! readable, and its blocks are freed when the last holder lets go.
 //!
+//! File data goes through the page cache (`mm/page_cache.rs`): each regular file
+//! has one cache, shared by every `Ext2Inode` of it ([`Ext2Fs`]'s table), whose
+//! `PageIo` reads and writes pages through the crate (`fs/ext2fs_pages.rs`).
+//! A `write` dirties cached pages; they reach the disk at write-back (the writeback
+//! thread, `fsync`, reclaim), each batch ending with [`Ext2::sync`]. Near a full
+//! disk a write is written back at once, so that ENOSPC still answers the write.
+//!
 //! Durability: the crate's block cache is write-back and writes only at
-//! [`Ext2::sync`]. There is no page cache under this adapter yet (the `pagecache`
-//! work brings one), so every operation that changes the disk ends with a sync:
-//! whenever the machine stops between two system calls, the disk is consistent
-//! and `e2fsck -fn` (which the runner runs after every boot) finds it clean.
+//! [`Ext2::sync`], so every operation that changes the metadata ends with a sync,
+//! and so does every write-back batch: whenever the machine stops between two
+//! system calls, the disk is consistent and `e2fsck -fn` (which the runner runs
+//! after every boot) finds it clean; data written since the last write-back is
+//! not on it (as on Linux before `fsync`).
 //!
 //! A disk the crate refuses (bad magic, unknown features, a superblock larger
 //! than the disk) is reported and left untouched; [`mount`] returns the error and
@@ -29,14 +37,18 @@
 //! the uptime, so files written during a run have times after the files `mke2fs`
 //! copied in.
 
+use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 use core::any::Any;
 
 use blockdev::BlockDevice;
 use ext2::{Ext2, Ext2Error, FileType, InodeNo};
 
+use super::ext2fs_pages::{Ext2Mount, Ext2Pages};
 use super::{DirEntry, FileKind, FsError, Inode, InodeRef, InodeStat};
-use crate::sync::Mutex;
+use crate::mm::PAGE_SIZE;
+use crate::mm::page_cache::{self, PageCache};
+use crate::sync::{Mutex, MutexGuard};
 
 /// The device number `stat` reports for the ext2 root (Linux's 8:1, `sda1`).
 const EXT2_DEV: u64 = 0x801;
@@ -53,6 +65,17 @@ fn now_secs() -> u32 {
 pub struct Ext2Fs {
     /// The mount: every operation takes this lock for its whole length.
     fs: Mutex<Ext2<'static>>,
+    /// The page cache of each regular file opened since the mount, by inode number,
+    /// with the number of [`Ext2Inode`]s holding it: every `Ext2Inode` of one file
+    /// shares its cache (`fs/ext2fs_pages.rs`). A cache stays after its last holder
+    /// goes (its pages are reclaimable) until its file is deleted.
+    caches: Mutex<BTreeMap<u32, (Arc<PageCache>, usize)>>,
+}
+
+impl Ext2Mount for Ext2Fs {
+    fn lock_fs(&self) -> MutexGuard<'_, Ext2<'static>> {
+        self.fs.lock()
+    }
 }
 
 impl Ext2Fs {
@@ -83,7 +106,36 @@ impl Ext2Fs {
             _ => FileKind::Regular,
         };
         fs.inode_get(ino)?;
-        Ok(Arc::new(Ext2Inode { fs: self.clone(), ino, kind }))
+        let cache = (kind == FileKind::Regular).then(|| self.hold_cache(ino, stat.size));
+        Ok(Arc::new(Ext2Inode { fs: self.clone(), ino, kind, cache }))
+    }
+
+    /// Returns the page cache of file `ino` (`size` bytes on the disk), holding it.
+    fn hold_cache(self: &Arc<Self>, ino: InodeNo, size: u64) -> Arc<PageCache> {
+        let mut caches = self.caches.lock();
+        let (cache, nr_holders) = caches.entry(ino.0).or_insert_with(|| {
+            let mount: Arc<dyn Ext2Mount> = self.clone();
+            (PageCache::new(Arc::new(Ext2Pages::new(mount, ino)), size), 0)
+        });
+        *nr_holders += 1;
+        cache.clone()
+    }
+
+    /// Forgets the page cache of a file being deleted (no holder, last name going):
+    /// its dirty pages are written first, so that no write-back runs on an inode
+    /// the crate is about to free. Call with the mount unlocked.
+    fn forget_cache_if_unheld(&self, ino: InodeNo) -> Result<(), FsError> {
+        let cache = {
+            let mut caches = self.caches.lock();
+            match caches.get(&ino.0) {
+                Some((_, 0)) => caches.remove(&ino.0).map(|(cache, _)| cache),
+                _ => None,
+            }
+        };
+        match cache {
+            Some(cache) => cache.write_back(0, u64::MAX),
+            None => Ok(()),
+        }
     }
 }
 
@@ -103,7 +155,7 @@ pub fn mount(dev: &'static dyn BlockDevice) -> Result<InodeRef, Ext2Error> {
         stats.nr_free_inodes,
         stats.nr_inodes
     );
-    let mount = Arc::new(Ext2Fs { fs: Mutex::new(fs) });
+    let mount = Arc::new(Ext2Fs { fs: Mutex::new(fs), caches: Mutex::new(BTreeMap::new()) });
     let root = mount.inode(&mut mount.fs.lock(), root_ino)?;
     Ok(root)
 }
@@ -128,6 +180,23 @@ fn fs_error(e: Ext2Error) -> FsError {
     }
 }
 
+/// Returns the 512-byte sectors that the dirty pages `dirty` of file `ino` will
+/// take when written back: their blocks not allocated yet (write-back allocates
+/// them). `stat` counts them, as Linux's ext4 counts its delayed allocations.
+fn delayed_sectors(fs: &mut Ext2<'static>, ino: InodeNo, dirty: &[u64]) -> Result<u64, Ext2Error> {
+    let block_size = fs.block_size() as u64;
+    let blocks_per_page = (PAGE_SIZE / block_size).max(1);
+    let mut nr_unallocated = 0;
+    for &index in dirty {
+        for file_block in index * blocks_per_page..(index + 1) * blocks_per_page {
+            if fs.block_of(ino, file_block)?.is_none() {
+                nr_unallocated += 1;
+            }
+        }
+    }
+    Ok(nr_unallocated * block_size / 512)
+}
+
 /// Refuses names the VFS never passes to a directory operation (see [`Inode`]).
 fn check_name(name: &str) -> Result<&[u8], FsError> {
     if name.len() > abi::NAME_MAX {
@@ -139,11 +208,13 @@ fn check_name(name: &str) -> Result<&[u8], FsError> {
     Ok(name.as_bytes())
 }
 
-/// An inode of a mounted ext2 file system: its number, its kind, a hold on it.
+/// An inode of a mounted ext2 file system: its number, its kind, a hold on it, and
+/// for a regular file its page cache (data reads and writes go through it).
 pub struct Ext2Inode {
     fs: Arc<Ext2Fs>,
     ino: InodeNo,
     kind: FileKind,
+    cache: Option<Arc<PageCache>>,
 }
 
 impl Ext2Inode {
@@ -166,6 +237,68 @@ impl Ext2Inode {
             FileKind::Regular => Ok(()),
             FileKind::Directory => Err(FsError::IsDirectory),
         }
+    }
+
+    /// Drops this inode's hold on its page cache; the last holder of a file that has
+    /// no name left empties and forgets it (the crate frees the inode next).
+    fn release_cache(&self, cache: Arc<PageCache>) {
+        let is_last = {
+            let mut caches = self.fs.caches.lock();
+            match caches.get_mut(&self.ino.0) {
+                Some((_, nr_holders)) => {
+                    *nr_holders -= 1;
+                    *nr_holders == 0
+                }
+                None => false,
+            }
+        };
+        let is_deleted = self.fs.with(|fs| fs.stat(self.ino)).is_ok_and(|st| st.nr_links == 0);
+        if is_last && is_deleted {
+            self.fs.caches.lock().remove(&self.ino.0);
+            let _ = cache.truncate(0); // its data dies with the inode
+        }
+    }
+
+    /// Writes `buf` at `offset` through the page cache (written back later, by the
+    /// writeback thread, `fsync` or reclaim). The disk blocks are allocated at
+    /// write-back; so that a full disk still answers *this* write with ENOSPC, a
+    /// write that might need more room than the disk has free (counting every dirty
+    /// page) is written back at once, and only the bytes that reached the disk count.
+    fn write_through_cache(&self, cache: &PageCache, offset: u64, buf: &[u8]) -> Result<usize, FsError> {
+        let free_bytes = self.fs.with(|fs| {
+            let stats = fs.statfs();
+            Ok(u64::from(stats.nr_free_blocks) * u64::from(stats.block_size))
+        })?;
+        let old_size = cache.size();
+        let written = cache.write_at(offset, buf)?;
+        let room_needed = (page_cache::nr_dirty() + 2) * PAGE_SIZE + 2 * written as u64 + (1 << 20);
+        if written == 0 || room_needed < free_bytes {
+            crate::mm::writeback::throttle_writer(cache);
+            return Ok(written);
+        }
+        let (first, last) = (offset / PAGE_SIZE, (offset + written as u64 - 1) / PAGE_SIZE);
+        match cache.write_back(first, last) {
+            Ok(()) => Ok(written),
+            Err(e) => {
+                let on_disk = self.fs.with(|fs| fs.stat(self.ino))?.size;
+                let done = on_disk.saturating_sub(offset).min(written as u64);
+                cache.truncate(old_size.max(offset + done))?; // what did not fit is not in the file
+                if done == 0 { Err(e) } else { Ok(done as usize) }
+            }
+        }
+    }
+
+    /// Returns the inode `name` names in this directory if deleting that name would
+    /// free it (a regular file with one link), so that its cache goes first.
+    fn file_freed_by_unlink(&self, name: &[u8]) -> Option<InodeNo> {
+        self.fs
+            .with(|fs| {
+                let ino = fs.lookup(self.ino, name)?;
+                let st = fs.stat(ino)?;
+                Ok((st.file_type() != Some(FileType::Directory) && st.nr_links == 1).then_some(ino))
+            })
+            .ok()
+            .flatten()
     }
 
     /// Refuses a directory that was removed while still held (a cwd): nothing
@@ -196,6 +329,9 @@ impl Ext2Inode {
 
 impl Drop for Ext2Inode {
     fn drop(&mut self) {
+        if let Some(cache) = self.cache.take() {
+            self.release_cache(cache);
+        }
         // The last hold of an unlinked inode frees its blocks: that is a change.
         if let Err(e) = self.fs.change(|fs| fs.inode_put(self.ino)) {
             log::warn!("ext2: releasing inode {}: {e:?}", self.ino.0);
@@ -205,13 +341,20 @@ impl Drop for Ext2Inode {
 
 impl Inode for Ext2Inode {
     fn stat(&self) -> InodeStat {
-        match self.fs.with(|fs| fs.stat(self.ino)) {
+        let dirty = self.cache.as_ref().map(|cache| cache.dirty_indices()).unwrap_or_default();
+        let stat = self.fs.with(|fs| {
+            let mut st = fs.stat(self.ino)?;
+            st.nr_sectors += delayed_sectors(fs, self.ino, &dirty)?;
+            Ok(st)
+        });
+        match stat {
             Ok(st) => InodeStat {
                 dev: EXT2_DEV,
                 ino: u64::from(st.ino.0),
                 mode: u32::from(st.mode),
                 nlink: u64::from(st.nr_links),
-                size: st.size,
+                // The cache knows writes not yet on the disk.
+                size: self.cache.as_ref().map_or(st.size, |cache| cache.size()),
                 blocks: st.nr_sectors,
                 mtime_ms: u64::from(st.mtime) * 1000,
             },
@@ -248,6 +391,9 @@ impl Inode for Ext2Inode {
     fn unlink(&self, name: &str) -> Result<(), FsError> {
         self.dir()?;
         let name = check_name(name)?;
+        if let Some(ino) = self.file_freed_by_unlink(name) {
+            self.fs.forget_cache_if_unheld(ino)?;
+        }
         self.fs.change(|fs| fs.unlink(self.ino, name))
     }
 
@@ -266,6 +412,10 @@ impl Inode for Ext2Inode {
         new_dir.dir()?;
         let old_name = check_name(old_name)?;
         let new_name = check_name(new_name)?;
+        // A file that the rename replaces loses its last name.
+        if let Some(ino) = new_dir.file_freed_by_unlink(new_name) {
+            self.fs.forget_cache_if_unheld(ino)?;
+        }
         self.fs.change(|fs| {
             new_dir.check_not_removed(fs)?;
             fs.rename(self.ino, old_name, new_dir.ino, new_name)
@@ -274,27 +424,40 @@ impl Inode for Ext2Inode {
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, FsError> {
         self.file()?;
-        self.fs.with(|fs| fs.read_at(self.ino, offset, buf))
+        match &self.cache {
+            Some(cache) => cache.read_at(offset, buf),
+            None => self.fs.with(|fs| fs.read_at(self.ino, offset, buf)),
+        }
     }
 
     fn write_at(&self, offset: u64, buf: &[u8]) -> Result<usize, FsError> {
         self.file()?;
-        self.fs.change(|fs| fs.write_at(self.ino, offset, buf))
+        match &self.cache {
+            Some(cache) => self.write_through_cache(cache, offset, buf),
+            None => self.fs.change(|fs| fs.write_at(self.ino, offset, buf)),
+        }
     }
 
     fn append(&self, buf: &[u8]) -> Result<(usize, u64), FsError> {
         self.file()?;
-        // One lock hold for the size and the write: appends do not interleave.
-        self.fs.change(|fs| {
-            let end = fs.stat(self.ino)?.size;
-            let written = fs.write_at(self.ino, end, buf)?;
-            Ok((written, end + written as u64))
-        })
+        let Some(cache) = &self.cache else { return Err(FsError::Invalid) };
+        // The append lock: the size and the write, together (appends do not interleave).
+        let _append = cache.append_lock();
+        let end = cache.size();
+        let written = self.write_through_cache(cache, end, buf)?;
+        Ok((written, end + written as u64))
     }
 
     fn truncate(&self, size: u64) -> Result<(), FsError> {
         self.file()?;
+        if let Some(cache) = &self.cache {
+            cache.truncate(size)?; // first: no later write-back writes past `size`
+        }
         self.fs.change(|fs| fs.truncate(self.ino, size))
+    }
+
+    fn page_cache(&self) -> Option<Arc<PageCache>> {
+        self.cache.clone()
     }
 
     fn getdents(&self, pos: u64, emit: &mut dyn FnMut(DirEntry<'_>) -> bool) -> Result<u64, FsError> {

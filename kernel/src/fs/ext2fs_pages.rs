@@ -25,20 +25,33 @@ use super::FsError;
 use crate::mm::PAGE_SIZE;
 use crate::mm::frame::NewPage;
 use crate::mm::page_cache::PageIo;
-use crate::sync::Mutex;
+use crate::sync::{Mutex, MutexGuard};
 
-/// A mounted ext2 file system, shared by the inodes (and page caches) of its files.
+/// A mounted ext2 file system behind its sleeping lock: the VFS mount
+/// (`ext2fs::Ext2Fs`), or a bare `Mutex<Ext2>` (the file benchmark).
+pub trait Ext2Mount: Send + Sync {
+    /// Locks the mount.
+    fn lock_fs(&self) -> MutexGuard<'_, Ext2<'static>>;
+}
+
+impl Ext2Mount for Mutex<Ext2<'static>> {
+    fn lock_fs(&self) -> MutexGuard<'_, Ext2<'static>> {
+        self.lock()
+    }
+}
+
+/// A mounted ext2 file system shared as a bare locked crate instance.
 pub type SharedExt2 = Arc<Mutex<Ext2<'static>>>;
 
 /// The pages of regular file `ino` of an ext2 file system.
 pub struct Ext2Pages {
-    fs: SharedExt2,
+    fs: Arc<dyn Ext2Mount>,
     ino: InodeNo,
 }
 
 impl Ext2Pages {
     /// The page I/O of file `ino` of `fs`.
-    pub fn new(fs: SharedExt2, ino: InodeNo) -> Ext2Pages {
+    pub fn new(fs: Arc<dyn Ext2Mount>, ino: InodeNo) -> Ext2Pages {
         Ext2Pages { fs, ino }
     }
 }
@@ -65,7 +78,7 @@ impl PageIo for Ext2Pages {
         buf.try_reserve_exact(PAGE_SIZE as usize).map_err(|_| FsError::NoMemory)?;
         buf.resize(PAGE_SIZE as usize, 0);
         let offset = index.checked_mul(PAGE_SIZE).ok_or(FsError::TooBig)?;
-        let n = self.fs.lock().read_at(self.ino, offset, &mut buf).map_err(fs_error)?;
+        let n = self.fs.lock_fs().read_at(self.ino, offset, &mut buf).map_err(fs_error)?;
         dst.write_bytes(0, &buf[..n]);
         Ok(())
     }
@@ -78,7 +91,7 @@ impl PageIo for Ext2Pages {
         buf.try_reserve_exact(dsts.len() * page).map_err(|_| FsError::NoMemory)?;
         buf.resize(dsts.len() * page, 0);
         let offset = first.checked_mul(PAGE_SIZE).ok_or(FsError::TooBig)?;
-        let n = self.fs.lock().read_at(self.ino, offset, &mut buf).map_err(fs_error)?;
+        let n = self.fs.lock_fs().read_at(self.ino, offset, &mut buf).map_err(fs_error)?;
         for (i, dst) in dsts.iter_mut().enumerate() {
             let start = (i * page).min(n);
             dst.write_bytes(0, &buf[start..(start + page).min(n)]);
@@ -88,10 +101,16 @@ impl PageIo for Ext2Pages {
 
     fn write_page(&self, index: u64, src: &[u8], len: usize) -> Result<(), FsError> {
         let offset = index.checked_mul(PAGE_SIZE).ok_or(FsError::TooBig)?;
-        let n = self.fs.lock().write_at(self.ino, offset, &src[..len]).map_err(fs_error)?;
+        let n = self.fs.lock_fs().write_at(self.ino, offset, &src[..len]).map_err(fs_error)?;
         if n < len {
             return Err(FsError::NoSpace); // part of the page fit: the rest stays dirty
         }
         Ok(())
+    }
+
+    /// The crate's block cache writes only at `sync`: after a batch of pages, every
+    /// block they changed (data, block map, bitmaps, inode) goes to the disk.
+    fn sync(&self) -> Result<(), FsError> {
+        self.fs.lock_fs().sync().map_err(fs_error)
     }
 }

@@ -73,6 +73,11 @@ pub trait PageIo: Send + Sync {
         }
         Ok(())
     }
+    /// Makes what the `write_page` calls of one write-back wrote durable (a file
+    /// system with its own write-back buffers flushes them). By default nothing.
+    fn sync(&self) -> Result<(), FsError> {
+        Ok(())
+    }
 }
 
 /// Every live cache by id, so that reclaim can get from a frame to its cache.
@@ -95,6 +100,8 @@ pub struct PageCache {
     pages: IrqMutex<BTreeMap<u64, Frame>>,
     /// Serialises write-back, truncation and reclaim's writes of this file's pages.
     io_lock: Mutex<()>,
+    /// Held by an append from reading the size to the end of its write.
+    append_lock: Mutex<()>,
     /// Uptime (ms) when a page was dirtied while none was; 0 while all are clean.
     dirtied_at_ms: AtomicU64,
     /// The sequential-read detector of this file ([`super::readahead`]).
@@ -186,6 +193,7 @@ impl PageCache {
             size: AtomicU64::new(size),
             pages: IrqMutex::new_ranked(LockRank::PageCache, BTreeMap::new()),
             io_lock: Mutex::new(()),
+            append_lock: Mutex::new(()),
             dirtied_at_ms: AtomicU64::new(0),
             readahead: IrqMutex::new_ranked(LockRank::Leaf, mm_core::file_readahead::ReadaheadWindow::new()),
         });
@@ -208,6 +216,12 @@ impl PageCache {
         self.readahead.lock()
     }
 
+    /// Locks the file against other appends (`O_APPEND` writes: the end, then the
+    /// write, with no other append between).
+    pub fn append_lock(&self) -> crate::sync::MutexGuard<'_, ()> {
+        self.append_lock.lock()
+    }
+
     /// Returns the number of pages cached now.
     pub fn nr_cached(&self) -> usize {
         self.pages.lock().len()
@@ -217,6 +231,13 @@ impl PageCache {
     pub fn nr_dirty(&self) -> usize {
         let pages = self.pages.lock();
         pages.values().filter(|&&f| frame::with_desc(f, |d| d.has_flags(FrameFlags::DIRTY))).count()
+    }
+
+    /// Returns the indices of the dirty pages cached now, in order.
+    pub fn dirty_indices(&self) -> Vec<u64> {
+        let pages = self.pages.lock();
+        let dirty = pages.iter().filter(|&(_, &f)| frame::with_desc(f, |d| d.has_flags(FrameFlags::DIRTY)));
+        dirty.map(|(&index, _)| index).collect()
     }
 
     /// Returns when a page was dirtied while the file had no dirty page (uptime ms;
@@ -454,9 +475,11 @@ impl PageCache {
     fn write_back_locked(&self, first: u64, last: u64) -> Result<(), FsError> {
         let mut result = Ok(());
         let mut next = first;
+        let mut has_written = false;
         loop {
             let batch = self.take_dirty_batch(next, last);
             let Some(last_taken) = batch.last().map(|p| p.index) else { break };
+            has_written = true;
             for page in &batch {
                 if let Err(e) = self.write_one(page) {
                     result = result.and(Err(e));
@@ -466,6 +489,9 @@ impl PageCache {
                 break;
             }
             next = last_taken + 1;
+        }
+        if has_written && let Err(e) = self.io.sync() {
+            result = result.and(Err(e));
         }
         if self.nr_dirty() == 0 {
             self.dirtied_at_ms.store(0, Ordering::Release);
