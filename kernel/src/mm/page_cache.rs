@@ -31,7 +31,10 @@
 //! Page-cache frames are tracked by the replacement policy like anonymous ones;
 //! reclaim hands a file victim to [`reclaim_file_frame`]: unmapped and clean, it is
 //! dropped without I/O; unmapped and dirty, written to its file (never to swap) and
-//! dropped; mapped, it is kept (until filemap's file rmap can unmap it).
+//! dropped, by kswapd; direct reclaim keeps it and wakes the writeback thread
+//! instead (a file system's write needs heap, which direct reclaim may not have:
+//! found by `tests/page_cache.rs`, an ext2 file written under pressure); mapped,
+//! it is kept (until filemap's file rmap can unmap it).
 //!
 //! Writeback (`mm/writeback.rs`) calls [`PageCache::write_back`] for old dirty
 //! pages; `fsync` calls it for the whole file.
@@ -468,11 +471,16 @@ impl PageCache {
     /// returns the first error (the pages that failed stay dirty).
     pub fn write_back(&self, first: u64, last: u64) -> Result<(), FsError> {
         let _io = self.io_lock.lock();
-        self.write_back_locked(first, last)
+        self.write_back_locked(first, last, true)
     }
 
     /// [`write_back`](Self::write_back) with `io_lock` held by the caller.
-    fn write_back_locked(&self, first: u64, last: u64) -> Result<(), FsError> {
+    ///
+    /// `ensures_headroom`: before each page, make sure the kernel heap has room
+    /// (`mm::headroom`), as a system call does at its entry: a file system's write
+    /// takes heap (its block buffers), and one write-back may write thousands of
+    /// pages. Reclaim's own writes pass false (reclaim cannot wait for reclaim).
+    fn write_back_locked(&self, first: u64, last: u64, ensures_headroom: bool) -> Result<(), FsError> {
         let mut result = Ok(());
         let mut next = first;
         let mut has_written = false;
@@ -481,6 +489,9 @@ impl PageCache {
             let Some(last_taken) = batch.last().map(|p| p.index) else { break };
             has_written = true;
             for page in &batch {
+                if ensures_headroom {
+                    let _ = super::headroom::ensure_heap_headroom(); // short of it, the write may still fit
+                }
                 if let Err(e) = self.write_one(page) {
                     result = result.and(Err(e));
                 }
@@ -576,13 +587,20 @@ impl PageCache {
                 return if has_written { FileEvicted::Written } else { FileEvicted::Clean };
             }
             drop(pages);
-            // Dirty: to its file (never to swap). Direct reclaim may run inside this
-            // file's own write-back or truncate: then the page stays.
+            // Dirty: to its file (never to swap), unless this is direct reclaim
+            // (`reclaim::may_write_file_pages`): then the writeback thread is woken
+            // and the page stays. Reclaim may also run inside this file's own
+            // write-back or truncate: then the page stays too.
+            if !reclaim::may_write_file_pages() {
+                super::writeback::wake();
+                self.track_if_cached(index, frame);
+                return FileEvicted::Kept;
+            }
             let Some(_io) = self.io_lock.try_lock() else {
                 self.track_if_cached(index, frame);
                 return FileEvicted::Kept;
             };
-            if has_written || self.write_back_locked(index, index).is_err() {
+            if has_written || self.write_back_locked(index, index, false).is_err() {
                 self.track_if_cached(index, frame);
                 return FileEvicted::Kept;
             }

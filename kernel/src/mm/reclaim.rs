@@ -382,13 +382,28 @@ fn shrink_swap_cache(nr_wanted: u64, report: &mut ReclaimReport) {
     }
 }
 
+/// Direct reclaims running now (the caller of a failed allocation reclaiming).
+static NR_DIRECT_RECLAIMERS: AtomicU64 = AtomicU64::new(0);
+
+/// Returns true if reclaim may write a dirty file page to its file now: not in
+/// direct reclaim. Writing through a file system takes heap (its block buffers),
+/// and direct reclaim runs when memory is shortest, inside any allocation; so, as
+/// Linux does, it leaves dirty file pages to kswapd and the writeback thread
+/// (which it wakes) and takes clean pages and anonymous ones.
+pub fn may_write_file_pages() -> bool {
+    NR_DIRECT_RECLAIMERS.load(Ordering::Relaxed) == 0
+}
+
 /// Direct reclaim, after a user-page allocation failed: frees a batch; returns the
 /// number of frames freed (0: memory and swap are both exhausted).
 pub fn direct_reclaim() -> u64 {
     vmstat::count(SwapEvent::DirectReclaim);
     let Some(marks) = WATERMARKS.get() else { return 0 };
     let nr_free = frame::nr_free_frames();
-    shrink((marks.low.saturating_sub(nr_free)).max(DIRECT_BATCH)).nr_freed()
+    NR_DIRECT_RECLAIMERS.fetch_add(1, Ordering::Relaxed);
+    let nr_freed = shrink((marks.low.saturating_sub(nr_free)).max(DIRECT_BATCH)).nr_freed();
+    NR_DIRECT_RECLAIMERS.fetch_sub(1, Ordering::Relaxed);
+    nr_freed
 }
 
 /// MADV_PAGEOUT: swaps out the resident pages of `[addr, addr + len)` of `space`.

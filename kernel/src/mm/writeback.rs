@@ -10,8 +10,9 @@
 //!   file; above [`hard_limit`] (a fifth, `dirty_ratio`) the writer writes back its
 //!   own file before returning (`balance_dirty_pages`, simplified: it throttles the
 //!   writer that makes the dirt);
-//! - someone asks: `fsync` ([`crate::fs::Inode::sync`]), and reclaim, which writes a
-//!   dirty victim to its file (`page_cache::reclaim_file_frame`).
+//! - someone asks: `fsync` ([`crate::fs::Inode::sync`]); kswapd, which writes a dirty
+//!   victim to its file (`page_cache::reclaim_file_frame`); direct reclaim, which
+//!   does not write file pages itself but wakes this thread ([`wake`]).
 //!
 //! The thread runs with no lock held and takes each cache's `io_lock` through
 //! `PageCache::write_back`.
@@ -90,6 +91,14 @@ fn write_back_file(cache: &PageCache) {
 /// Called when a page becomes dirty: above the background limit, wakes the thread.
 pub fn note_dirty() {
     if page_cache::nr_dirty() > background_limit() && !IS_KICKED.swap(true, Ordering::AcqRel) {
+        QUEUE.wake_one();
+    }
+}
+
+/// Wakes the thread for a pass over every dirty file (reclaim found dirty file
+/// pages it could not write itself).
+pub fn wake() {
+    if !IS_KICKED.swap(true, Ordering::AcqRel) {
         QUEUE.wake_one();
     }
 }
