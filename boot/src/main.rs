@@ -12,7 +12,8 @@
 //! fault-path benchmark `bench`.
 //!
 //! Modules: [`options`] (flags and variables), [`image_args`] (flags an image
-//! carries), [`image`] (disk images), [`root_disk`] (the ext2 root disk), [`qemu`] (the machine, running it),
+//! carries), [`image`] (disk images), [`staging`] (the root disk's tree: `rootfs/`
+//! plus the programs in `/bin`), [`root_disk`] (the ext2 root disk), [`qemu`] (the machine, running it),
 //! [`linux_peer`] and [`cpio`] (the Linux guest and its initramfs).
 
 mod cpio;
@@ -22,6 +23,7 @@ mod linux_peer;
 mod options;
 mod qemu;
 mod root_disk;
+mod staging;
 
 use std::process::Command;
 
@@ -60,7 +62,18 @@ fn our_kernel_command(opts: &Options) -> Result<(Command, Option<std::path::Path
     let verbose = std::env::var_os("KERNEL_VERBOSE").is_some();
     let image = image::build_disk_image(&opts.kernel, opts.uefi, verbose)?;
     let swap = image::fresh_swap_disk(&opts.kernel, opts.swap_size)?;
-    let root = opts.root.as_deref().map(|dir| root_disk::build(&opts.kernel, dir, opts.root_size)).transpose()?;
+    let root = match opts.root.as_deref() {
+        Some(tree) => {
+            let (staged, nr_programs) = staging::stage(&opts.kernel, tree)?;
+            let image = root_disk::build(&opts.kernel, &staged, opts.root_size);
+            staging::remove(&staged);
+            if verbose {
+                eprintln!("boot: root disk: {} plus {nr_programs} programs in /bin", tree.display());
+            }
+            Some(image?)
+        }
+        None => None,
+    };
     if opts.uefi && !std::path::Path::new("/usr/share/OVMF/OVMF_CODE.fd").exists() {
         return Err("--uefi needs OVMF: `sudo apt-get install -y ovmf`".into());
     }

@@ -1,5 +1,6 @@
 //! The bench mode: `cargo run -- --bench` boots, measures, prints tables, exits.
-//! The swap benchmarks are in `bench/swap.rs`.
+//! The swap benchmarks are in `bench/swap.rs`, the file I/O ones in `bench/file.rs`
+//! (`--cmdline benchonly=file` runs only those).
 //!
 //! Every number is nanoseconds per operation, from the TSC calibrated against the PIT
 //! (see `arch::timer`), as the best of a few rounds so a timer interrupt in one round
@@ -16,6 +17,7 @@ use crate::mm::memops::{self, PageMethod};
 use crate::mm::Order;
 use crate::println;
 
+mod file;
 mod swap;
 
 /// Rounds per measurement; the best one counts.
@@ -140,11 +142,17 @@ pub fn user_faults() {
 /// Runs every benchmark and prints the tables.
 pub fn run_all() {
     println!("\n== bench mode (TSC: {} cycles/ms) ==", timer::tsc_per_ms());
+    if crate::cmdline::value("benchonly") == Some("file") {
+        file::bench();
+        println!("== bench done ==");
+        return;
+    }
     allocators();
     page_methods();
     paging();
     crate::drivers::virtio_blk::bench();
     user_faults();
     swap::bench();
+    file::bench();
     println!("== bench done ==");
 }

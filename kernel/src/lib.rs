@@ -77,13 +77,14 @@ pub fn init(boot_info: &'static mut BootInfo) {
     mm::init();
     arch::acpi::init();
     arch::init_apics();
-    fs::init();
     install_guarded_ist_stacks();
     proc::init();
     drivers::init();
+    fs::init();
     mm::swap::init();
     mm::reclaim::init();
     mm::reclaim::start_kswapd();
+    mm::writeback::start();
     proc::task::start_reaper();
     proc::load_control::start();
     mm::swap::start_wiper();

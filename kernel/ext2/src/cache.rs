@@ -92,11 +92,19 @@ impl BlockCache {
         while end - first < MAX_RUN_BLOCKS && self.is_dirty(end) {
             end += 1;
         }
-        let mut buf = Vec::with_capacity((end - first) as usize * self.block_size);
-        for block in first..end {
-            buf.extend_from_slice(&self.slots[&block].data);
+        let mut buf = Vec::new();
+        if buf.try_reserve_exact((end - first) as usize * self.block_size).is_ok() {
+            for block in first..end {
+                buf.extend_from_slice(&self.slots[&block].data);
+            }
+            dev.write(self.sector_of(first), &buf)?;
+        } else {
+            // No room for the run's buffer (the kernel is short of memory, which is
+            // when its page cache writes back): one request per block, no buffer.
+            for block in first..end {
+                dev.write(self.sector_of(block), &self.slots[&block].data)?;
+            }
         }
-        dev.write(self.sector_of(first), &buf)?;
         for block in first..end {
             self.slots.get_mut(&block).expect("write_run: dirty block cached").is_dirty = false;
         }

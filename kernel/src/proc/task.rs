@@ -298,21 +298,24 @@ pub fn exit_current(status: WaitStatus) -> ! {
     assert_ne!(pid, 0, "exit_current: task 0 cannot exit");
     // Leave the address space before dropping it: CR3 must not name freed tables.
     sched::load_kernel_tables();
-    let (space, files, parent) = {
+    // Close the files while the task can still sleep: the last close of a file on
+    // a disk file system may write (ext2 frees an unlinked inode's blocks), and a
+    // zombie that went to sleep would never be woken.
+    let files = TASKS.lock().get_mut(&pid).and_then(|task| task.files.take());
+    drop(files); // closes every fd: a pipe end closed wakes the other end
+    let (space, parent) = {
         let mut tasks = TASKS.lock();
         let task = tasks.get_mut(&pid).expect("exit_current: no current task");
         task.state = TaskState::Zombie(status);
         let parent = task.parent;
         let space = task.space.take();
-        let files = task.files.take();
         // Orphans go to the reaper, which reaps them when they exit.
         let adopter = orphan_adopter();
         for child in tasks.values_mut().filter(|t| t.parent == pid && !t.is_daemon) {
             child.parent = adopter;
         }
-        (space, files, parent)
+        (space, parent)
     };
-    drop(files); // closes every fd: a pipe end closed wakes the other end
     drop(space); // the last reference: every frame, table and VMA goes back
     crate::mm::swap::kick_wiper(); // its swap slots are free now: wipe them
     sched::wake_if_waiting(parent);

@@ -1,0 +1,116 @@
+//! The page cache's side of an ext2 file: a [`PageIo`] that reads and writes one
+//! page of a regular file through the `ext2` crate (Linux's `ext2_aops`).
+//!
+//! ```text
+//!   PageCache (index -> frame) ──read_page(index)──> Ext2::read_at(ino, index * 4096, 4 KiB)
+//!                              ──write_page(index, len)──> Ext2::write_at(ino, index * 4096, len bytes)
+//!                                                           └─ the block map: file block -> disk block,
+//!                                                              allocating blocks on the first write
+//! ```
+//! The ext2 crate maps file blocks to disk blocks and keeps metadata in its own
+//! small block cache; file data lives in the page cache (a whole-block read of the
+//! crate goes straight to the caller's buffer). Blocks are allocated when a page is
+//! written back, not when `write` dirties it (Linux calls that delayed allocation):
+//! a full disk shows at write-back, as an error that keeps the page dirty.
+//!
+//! Locks: the file system's sleeping [`Mutex`], taken inside `read_page` and
+//! `write_page`, so after the cache's `io_lock` and never under a spinlock.
+
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+
+use ext2::{Ext2, Ext2Error, InodeNo};
+
+use super::FsError;
+use crate::mm::PAGE_SIZE;
+use crate::mm::frame::NewPage;
+use crate::mm::page_cache::PageIo;
+use crate::sync::{Mutex, MutexGuard};
+
+/// A mounted ext2 file system behind its sleeping lock: the VFS mount
+/// (`ext2fs::Ext2Fs`), or a bare `Mutex<Ext2>` (the file benchmark).
+pub trait Ext2Mount: Send + Sync {
+    /// Locks the mount.
+    fn lock_fs(&self) -> MutexGuard<'_, Ext2<'static>>;
+}
+
+impl Ext2Mount for Mutex<Ext2<'static>> {
+    fn lock_fs(&self) -> MutexGuard<'_, Ext2<'static>> {
+        self.lock()
+    }
+}
+
+/// A mounted ext2 file system shared as a bare locked crate instance.
+pub type SharedExt2 = Arc<Mutex<Ext2<'static>>>;
+
+/// The pages of regular file `ino` of an ext2 file system.
+pub struct Ext2Pages {
+    fs: Arc<dyn Ext2Mount>,
+    ino: InodeNo,
+}
+
+impl Ext2Pages {
+    /// The page I/O of file `ino` of `fs`.
+    pub fn new(fs: Arc<dyn Ext2Mount>, ino: InodeNo) -> Ext2Pages {
+        Ext2Pages { fs, ino }
+    }
+}
+
+/// Returns the VFS error for an ext2 error.
+pub fn fs_error(e: Ext2Error) -> FsError {
+    match e {
+        Ext2Error::NotFound => FsError::NotFound,
+        Ext2Error::Exists => FsError::Exists,
+        Ext2Error::NotDir => FsError::NotDirectory,
+        Ext2Error::IsDir => FsError::IsDirectory,
+        Ext2Error::NotEmpty => FsError::NotEmpty,
+        Ext2Error::NoSpace => FsError::NoSpace,
+        Ext2Error::NameTooLong => FsError::NameTooLong,
+        Ext2Error::FileTooBig => FsError::TooBig,
+        Ext2Error::InvalidArgument => FsError::Invalid,
+        _ => FsError::Io,
+    }
+}
+
+impl PageIo for Ext2Pages {
+    fn read_page(&self, index: u64, dst: &mut NewPage) -> Result<(), FsError> {
+        let mut buf = Vec::new();
+        buf.try_reserve_exact(PAGE_SIZE as usize).map_err(|_| FsError::NoMemory)?;
+        buf.resize(PAGE_SIZE as usize, 0);
+        let offset = index.checked_mul(PAGE_SIZE).ok_or(FsError::TooBig)?;
+        let n = self.fs.lock_fs().read_at(self.ino, offset, &mut buf).map_err(fs_error)?;
+        dst.write_bytes(0, &buf[..n]);
+        Ok(())
+    }
+
+    /// One `Ext2::read_at` for the whole run: blocks contiguous on the disk are
+    /// read in one request.
+    fn read_pages(&self, first: u64, dsts: &mut [NewPage]) -> Result<(), FsError> {
+        let page = PAGE_SIZE as usize;
+        let mut buf = Vec::new();
+        buf.try_reserve_exact(dsts.len() * page).map_err(|_| FsError::NoMemory)?;
+        buf.resize(dsts.len() * page, 0);
+        let offset = first.checked_mul(PAGE_SIZE).ok_or(FsError::TooBig)?;
+        let n = self.fs.lock_fs().read_at(self.ino, offset, &mut buf).map_err(fs_error)?;
+        for (i, dst) in dsts.iter_mut().enumerate() {
+            let start = (i * page).min(n);
+            dst.write_bytes(0, &buf[start..(start + page).min(n)]);
+        }
+        Ok(())
+    }
+
+    fn write_page(&self, index: u64, src: &[u8], len: usize) -> Result<(), FsError> {
+        let offset = index.checked_mul(PAGE_SIZE).ok_or(FsError::TooBig)?;
+        let n = self.fs.lock_fs().write_at(self.ino, offset, &src[..len]).map_err(fs_error)?;
+        if n < len {
+            return Err(FsError::NoSpace); // part of the page fit: the rest stays dirty
+        }
+        Ok(())
+    }
+
+    /// The crate's block cache writes only at `sync`: after a batch of pages, every
+    /// block they changed (data, block map, bitmaps, inode) goes to the disk.
+    fn sync(&self) -> Result<(), FsError> {
+        self.fs.lock_fs().sync().map_err(fs_error)
+    }
+}
