@@ -75,8 +75,16 @@ impl FrameFlags {
     /// Given up by `MADV_FREE`: reclaim may drop it without writing it to swap if its
     /// PTE's Dirty bit is still clear (not written since the advice).
     pub const LAZYFREE: FrameFlags = FrameFlags(1 << 7);
-    /// The bits that are status flags; the high byte of the word holds the policy age.
-    const STATUS_MASK: u16 = 0x00ff;
+    /// Referenced since the replacement policy last looked, seen by someone other
+    /// than the policy: the working-set sampler (`mm::wss`) clears the PTEs'
+    /// Accessed bits every τ and leaves the reference here, so the clock still
+    /// gives the page its second chance.
+    pub const ACCESSED: FrameFlags = FrameFlags(1 << 8);
+    /// The bits that are status flags (bits 0-8); bits 9-15 of the word hold the
+    /// policy age ([`FrameDesc::policy_age`]).
+    const STATUS_MASK: u16 = 0x01ff;
+    /// Where the policy age starts in the word.
+    const AGE_SHIFT: u16 = 9;
     /// The bits only the buddy allocator may set or clear.
     pub const ALLOCATOR_OWNED: FrameFlags = FrameFlags(Self::BUDDY_HEAD.0 | Self::ALLOC_HEAD.0);
 
@@ -132,7 +140,7 @@ impl BitOr for FrameFlags {
 
 impl fmt::Debug for FrameFlags {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const NAMES: [(FrameFlags, &str); 8] = [
+        const NAMES: [(FrameFlags, &str); 9] = [
             (FrameFlags::BUDDY_HEAD, "BUDDY_HEAD"),
             (FrameFlags::ALLOC_HEAD, "ALLOC_HEAD"),
             (FrameFlags::FILE, "FILE"),
@@ -141,6 +149,7 @@ impl fmt::Debug for FrameFlags {
             (FrameFlags::LOCKED, "LOCKED"),
             (FrameFlags::READAHEAD, "READAHEAD"),
             (FrameFlags::LAZYFREE, "LAZYFREE"),
+            (FrameFlags::ACCESSED, "ACCESSED"),
         ];
         f.write_str("FrameFlags(")?;
         let mut is_first = true;
@@ -172,7 +181,7 @@ pub const NONE_INDEX: u32 = u32::MAX;
 /// | 16 | `next` | `u32` | next frame index on the list this frame is on, or [`NONE_INDEX`] |
 /// | 20 | `prev` | `u32` | previous frame index on that list, or [`NONE_INDEX`] |
 /// | 24 | `private` | `u32` | owner's word: the swap slot of a swap-cache page |
-/// | 28 | `flags` | [`FrameFlags`] | status bits (low byte); the replacement policy's 8-bit age (high byte) |
+/// | 28 | `flags` | [`FrameFlags`] | status bits (bits 0-8); the replacement policy's age, its 7 most significant bits (bits 9-15) |
 /// | 30 | `state` | [`FrameState`] | what the frame is used for |
 /// | 31 | `order` | `u8` | block order, valid on a `BUDDY_HEAD` or `ALLOC_HEAD` frame |
 ///
@@ -194,8 +203,8 @@ pub struct FrameDesc {
     prev: u32,
     /// The owner's private word: the swap slot while in the swap cache.
     private: u32,
-    /// Status bits in the low byte; the high byte is the replacement policy's age of
-    /// a tracked user frame ([`FrameDesc::policy_age`]), which `flags()` never shows.
+    /// Status bits in bits 0-8; bits 9-15 are the replacement policy's age of a
+    /// tracked user frame ([`FrameDesc::policy_age`]), which `flags()` never shows.
     flags: FrameFlags,
     /// What the frame is used for.
     state: FrameState,
@@ -253,17 +262,21 @@ impl FrameDesc {
         FrameFlags(self.flags.0 & FrameFlags::STATUS_MASK)
     }
 
-    /// Returns the replacement policy's 8-bit age of this frame (the aging policy's
+    /// Returns the replacement policy's age of this frame (the aging policy's
     /// Accessed-bit history); 0 for a frame never aged.
+    ///
+    /// The word keeps the 7 most significant bits of the age (its lowest bit, the
+    /// oldest Accessed sample of an aging history, reads as 0): an aging policy
+    /// compares pages by their recent history first, which is all kept.
     #[inline]
     pub const fn policy_age(&self) -> u8 {
-        (self.flags.0 >> 8) as u8
+        ((self.flags.0 >> FrameFlags::AGE_SHIFT) as u8) << 1
     }
 
     /// Sets the replacement policy's age of this frame; the status bits are kept.
     #[inline]
     pub fn set_policy_age(&mut self, age: u8) {
-        self.flags = FrameFlags((self.flags.0 & FrameFlags::STATUS_MASK) | (u16::from(age) << 8));
+        self.flags = FrameFlags((self.flags.0 & FrameFlags::STATUS_MASK) | (u16::from(age >> 1) << FrameFlags::AGE_SHIFT));
     }
 
     /// Returns true if every bit of `flags` is set.
@@ -633,12 +646,12 @@ mod tests {
         desc.mark_allocated(FrameState::User, Some(0));
         desc.insert_flags(FrameFlags::DIRTY);
         desc.set_policy_age(0xa5);
-        assert_eq!((desc.policy_age(), desc.flags()), (0xa5, FrameFlags::ALLOC_HEAD | FrameFlags::DIRTY));
+        assert_eq!((desc.policy_age(), desc.flags()), (0xa4, FrameFlags::ALLOC_HEAD | FrameFlags::DIRTY), "the lowest age bit is not kept");
         desc.remove_flags(FrameFlags::DIRTY);
         desc.insert_flags(FrameFlags::LOCKED);
-        assert_eq!(desc.policy_age(), 0xa5, "flag changes keep the age");
-        desc.set_policy_age(0x01);
-        assert_eq!((desc.policy_age(), desc.flags()), (0x01, FrameFlags::ALLOC_HEAD | FrameFlags::LOCKED));
+        assert_eq!(desc.policy_age(), 0xa4, "flag changes keep the age");
+        desc.set_policy_age(0x82);
+        assert_eq!((desc.policy_age(), desc.flags()), (0x82, FrameFlags::ALLOC_HEAD | FrameFlags::LOCKED));
         desc.reset_free();
         assert_eq!(desc.policy_age(), 0, "a freed frame forgets its age");
     }

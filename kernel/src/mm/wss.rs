@@ -35,7 +35,7 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use mm_core::pagetable::{FlushBatch, LeafAction};
+use mm_core::pagetable::{FlushBatch, LeafAction, PageSize};
 
 use super::addr_space::AddressSpace;
 use super::frame::{self, FrameFlags};
@@ -223,8 +223,10 @@ pub fn snapshot(space: &AddressSpace) -> WsSnapshot {
 pub fn resident_frames_coldest_first(space: &AddressSpace) -> alloc::vec::Vec<super::Frame> {
     let zero = super::fault::zero_frame();
     let (mut cold, mut hot) = (alloc::vec::Vec::new(), alloc::vec::Vec::new());
-    space.for_each_user_leaf(|_, pte| {
-        if pte.is_present() && pte.frame() != zero {
+    // A transparent huge page is left out: reclaim takes 4 KiB pages, and a huge
+    // one must be split first (`thp`), which this read-only walk cannot do.
+    space.for_each_user_leaf(|_, pte, size| {
+        if size == PageSize::Size4KiB && pte.is_present() && pte.frame() != zero {
             let list = if pte.flags().contains(PteFlags::ACCESSED) { &mut hot } else { &mut cold };
             list.push(pte.frame());
         }

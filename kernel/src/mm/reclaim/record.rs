@@ -27,6 +27,8 @@
 
 use alloc::vec::Vec;
 
+use mm_core::pagetable::PageSize;
+
 use crate::mm::paging::PteFlags;
 use crate::mm::process_hooks::{self, Pid};
 use crate::println;
@@ -63,8 +65,9 @@ pub fn record(pid: Pid) -> RecordReport {
         used.clear();
         {
             let mut space = process.space.lock();
-            space.for_each_user_leaf(|page, pte| {
-                if pte.is_present() && pte.flags().contains(PteFlags::ACCESSED) {
+            // 4 KiB pages only: a transparent huge page is left out of the trace.
+            space.for_each_user_leaf(|page, pte, size| {
+                if size == PageSize::Size4KiB && pte.is_present() && pte.flags().contains(PteFlags::ACCESSED) {
                     used.push((page.start_address().as_u64(), pte.flags().contains(PteFlags::DIRTY)));
                 }
             });
