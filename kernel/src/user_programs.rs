@@ -60,6 +60,7 @@ user_programs![
     sortstorm, failstorm, heapsqueeze, vmaflood,
     fuzz, remanence,
     files, dirs, pipes,
+    exectest,
 ];
 
 include!(concat!(env!("OUT_DIR"), "/c_programs.rs"));

@@ -144,6 +144,7 @@ fn call(frame: &mut TrapFrame) -> Result<u64, Errno> {
         nr::MADVISE => sys_madvise(args[0], args[1], args[2]),
         nr::GETPID => Ok(task::current_pid()),
         nr::FORK => sys_fork(frame),
+        nr::EXECVE => super::execve::sys_execve(frame, args[0], args[1], args[2]),
         nr::EXIT => task::exit_current(WaitStatus::exited(args[0] as i32)),
         nr::WAIT4 => sys_wait4(args[0] as i64, args[1], args[2], args[3]),
         nr::MEMSTAT => sys_memstat(args[0]),
