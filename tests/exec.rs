@@ -6,7 +6,8 @@
 //! `debugfs` after the run (`--root-expect` below: another ext2 implementation
 //! must see what ours wrote), and run `exectest` (execve's errnos, fork + exec of
 //! a C program with argv and envp, the old address space freed) twice with every
-//! frame back afterwards.
+//! frame back afterwards, and `mmapfile` (mmap of files: the Pintos and xv6
+//! cases a private mapping covers) the same way.
 #![no_std]
 #![allow(missing_docs)] // test names say what each test checks
 #![no_main]
@@ -89,4 +90,14 @@ fn execve_errnos_argv_envp_and_the_old_space_freed() {
 #[test_case]
 fn fork_exec_wait_of_a_small_static_program_is_timed() {
     assert_eq!(run_once("exectest", "bench 20"), WaitStatus::Exited(0), "exectest bench failed");
+}
+
+#[test_case]
+fn mmap_of_files_private_mappings_and_their_errnos() {
+    assert_eq!(run_once("mmapfile", ""), WaitStatus::Exited(0), "mmapfile failed");
+    heap::shrink();
+    let free_before = frame::nr_free_frames();
+    assert_eq!(run_once("mmapfile", ""), WaitStatus::Exited(0), "mmapfile failed on its second run");
+    heap::shrink();
+    assert_eq!(frame::nr_free_frames(), free_before, "mmapfile leaked frames");
 }

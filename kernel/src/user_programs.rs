@@ -60,7 +60,7 @@ user_programs![
     sortstorm, failstorm, heapsqueeze, vmaflood,
     fuzz, remanence,
     files, dirs, pipes,
-    exectest,
+    exectest, mmapfile,
 ];
 
 include!(concat!(env!("OUT_DIR"), "/c_programs.rs"));
