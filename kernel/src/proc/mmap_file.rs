@@ -80,11 +80,11 @@ pub fn mmap_file(addr: u64, len: u64, prot_bits: u64, flags: u64, fd: u64, offse
     // `at` is now the end of the last page holding file bytes.
     let prot = VmProt::from_bits_truncate(prot_bits as u8);
     let mut locked = space.lock();
-    if at > 0 {
-        locked.mprotect(start, at, prot).map_err(super::syscall::errno_of).map_err(|e| {
-            let _ = locked.munmap(start, len);
-            e
-        })?;
+    if at > 0
+        && let Err(e) = locked.mprotect(start, at, prot)
+    {
+        let _ = locked.munmap(start, len);
+        return Err(super::syscall::errno_of(e));
     }
     if at < len {
         locked.mprotect(start + at, len - at, VmProt::from_bits_truncate(0)).map_err(super::syscall::errno_of)?;

@@ -8,6 +8,8 @@
 #![no_std]
 #![no_main]
 
+use core::ffi::CStr;
+
 use ulib::{Errno, Fork, WaitStatus, check, expect_err, expect_ok, println};
 
 ulib::entry!(main);
@@ -32,33 +34,38 @@ fn main() -> i32 {
 }
 
 /// Runs execve on `path` with `argv` (and an empty envp).
-fn exec(path: &[u8], argv: &[*const u8]) -> Errno {
+fn exec(path: &CStr, argv: &[*const u8]) -> Errno {
     let envp: [*const u8; 1] = [core::ptr::null()];
     // SAFETY: `path` is NUL-terminated and `argv` a NULL-terminated array (checked
     // by the callers), or bad on purpose in `errnos`.
-    unsafe { ulib::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) }
+    unsafe { ulib::execve(p(path), argv.as_ptr(), envp.as_ptr()) }
+}
+
+/// Returns the address of a C string, as execve takes it.
+fn p(s: &CStr) -> *const u8 {
+    s.as_ptr().cast()
 }
 
 fn errnos() {
-    let argv: [*const u8; 2] = [b"x\0".as_ptr(), core::ptr::null()];
-    expect_err("exec of a missing file", Err::<(), _>(exec(b"/bin/no-such-program\0", &argv)), Errno::ENOENT);
-    expect_err("exec of a text file", Err::<(), _>(exec(b"/etc/motd\0", &argv)), Errno::ENOEXEC);
-    expect_err("exec of a directory", Err::<(), _>(exec(b"/bin\0", &argv)), Errno::EACCES);
-    expect_err("exec below a file", Err::<(), _>(exec(b"/etc/motd/x\0", &argv)), Errno::ENOTDIR);
+    let argv: [*const u8; 2] = [p(c"x"), core::ptr::null()];
+    expect_err("exec of a missing file", Err::<(), _>(exec(c"/bin/no-such-program", &argv)), Errno::ENOENT);
+    expect_err("exec of a text file", Err::<(), _>(exec(c"/etc/motd", &argv)), Errno::ENOEXEC);
+    expect_err("exec of a directory", Err::<(), _>(exec(c"/bin", &argv)), Errno::EACCES);
+    expect_err("exec below a file", Err::<(), _>(exec(c"/etc/motd/x", &argv)), Errno::ENOTDIR);
     // SAFETY: bad pointers on purpose: the kernel must answer EFAULT.
     let bad_path = unsafe { ulib::execve(0x10 as *const u8, argv.as_ptr(), core::ptr::null()) };
     expect_err("exec with a bad path pointer", Err::<(), _>(bad_path), Errno::EFAULT);
     // SAFETY: as above.
-    let bad_argv = unsafe { ulib::execve(b"/bin/true_c\0".as_ptr(), 0x10 as *const *const u8, core::ptr::null()) };
+    let bad_argv = unsafe { ulib::execve(p(c"/bin/true_c"), 0x10 as *const *const u8, core::ptr::null()) };
     expect_err("exec with a bad argv pointer", Err::<(), _>(bad_argv), Errno::EFAULT);
     let bad_string: [*const u8; 2] = [0x20 as *const u8, core::ptr::null()];
-    expect_err("exec with a bad argv string", Err::<(), _>(exec(b"/bin/true_c\0", &bad_string)), Errno::EFAULT);
+    expect_err("exec with a bad argv string", Err::<(), _>(exec(c"/bin/true_c", &bad_string)), Errno::EFAULT);
     // 200 strings of 1 KiB: more than the 128 KiB argv and envp may hold.
     let mut long = [b'a'; 1024];
     long[1023] = 0;
     let mut many = [long.as_ptr(); 201];
     many[200] = core::ptr::null();
-    expect_err("exec with 200 KiB of arguments", Err::<(), _>(exec(b"/bin/true_c\0", &many)), Errno::E2BIG);
+    expect_err("exec with 200 KiB of arguments", Err::<(), _>(exec(c"/bin/true_c", &many)), Errno::E2BIG);
     // After all those failures the program still runs, its memory intact.
     check!(long[0] == b'a' && long[1023] == 0, "the caller's memory changed");
 }
@@ -68,10 +75,10 @@ fn fork_exec_argv() {
     match expect_ok("fork", ulib::fork()) {
         Fork::Child => {
             let argv: [*const u8; 5] =
-                [b"argv_c\0".as_ptr(), b"alpha\0".as_ptr(), b"beta gamma\0".as_ptr(), b"\0".as_ptr(), core::ptr::null()];
-            let envp: [*const u8; 3] = [b"KEY=value with spaces\0".as_ptr(), b"EMPTY=\0".as_ptr(), core::ptr::null()];
+                [p(c"argv_c"), p(c"alpha"), p(c"beta gamma"), p(c""), core::ptr::null()];
+            let envp: [*const u8; 3] = [p(c"KEY=value with spaces"), p(c"EMPTY="), core::ptr::null()];
             // SAFETY: NUL-terminated strings in NULL-terminated arrays.
-            let e = unsafe { ulib::execve(b"/bin/argv_c\0".as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+            let e = unsafe { ulib::execve(p(c"/bin/argv_c"), argv.as_ptr(), envp.as_ptr()) };
             println!("FAIL: exec of /bin/argv_c: {:?}", e);
             ulib::exit(2);
         }
@@ -86,17 +93,17 @@ fn fork_exec_argv() {
 
 /// Touches [`TOUCHED_PAGES`] pages, then execs itself with the free-frame count.
 fn exec_self_after_touching() {
-    let len = TOUCHED_PAGES * ulib::PAGE_SIZE as usize;
+    let len = TOUCHED_PAGES * ulib::PAGE_SIZE;
     let area = expect_ok("mmap", ulib::mmap(len, ulib::prot::READ | ulib::prot::WRITE, ulib::map::PRIVATE | ulib::map::ANONYMOUS));
     for i in 0..TOUCHED_PAGES {
         // SAFETY: inside the fresh mapping of `len` bytes.
-        unsafe { area.add(i * ulib::PAGE_SIZE as usize).write_volatile(1) };
+        unsafe { area.add(i * ulib::PAGE_SIZE).write_volatile(1) };
     }
     let free = expect_ok("memstat", ulib::memstat()).free_frames;
     let mut word = [0u8; 24];
     let text = format_u64(free, &mut word);
-    let argv: [*const u8; 4] = [b"exectest\0".as_ptr(), b"freed\0".as_ptr(), text.as_ptr(), core::ptr::null()];
-    let e = exec(b"/bin/exectest\0", &argv);
+    let argv: [*const u8; 4] = [p(c"exectest"), p(c"freed"), text.as_ptr(), core::ptr::null()];
+    let e = exec(c"/bin/exectest", &argv);
     println!("FAIL: exec of /bin/exectest: {:?}", e);
     ulib::exit(1);
 }
@@ -132,8 +139,8 @@ fn bench(rounds: u64) {
     for _ in 0..rounds {
         match expect_ok("fork", ulib::fork()) {
             Fork::Child => {
-                let argv: [*const u8; 2] = [b"true_c\0".as_ptr(), core::ptr::null()];
-                let e = exec(b"/bin/true_c\0", &argv);
+                let argv: [*const u8; 2] = [p(c"true_c"), core::ptr::null()];
+                let e = exec(c"/bin/true_c", &argv);
                 println!("FAIL: exec of /bin/true_c: {:?}", e);
                 ulib::exit(2);
             }

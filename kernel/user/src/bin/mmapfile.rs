@@ -14,7 +14,7 @@ use ulib::{expect_err as err, expect_ok as ok};
 
 ulib::entry!(main);
 
-const PAGE: usize = PAGE_SIZE as usize;
+const PAGE: usize = PAGE_SIZE;
 /// The size of the test file: two pages and a bit.
 const SIZE: usize = 2 * PAGE + 100;
 
