@@ -64,6 +64,8 @@ const NAMES: &[&str] = &[
     "files",
     "dirs",
     "pipes",
+    "exectest",
+    "mmapfile",
 ];
 
 /// The end of the lower half: user addresses are below it.
