@@ -469,6 +469,8 @@ impl Errno {
     pub const EINVAL: Errno = Errno(22);
     /// No such system call.
     pub const ENOSYS: Errno = Errno(38);
+    /// Value too large (`mmap` of a file at an offset whose end overflows).
+    pub const EOVERFLOW: Errno = Errno(75);
     /// Operation not supported (an unknown flag with `MAP_SHARED_VALIDATE`).
     pub const EOPNOTSUPP: Errno = Errno(95);
 
@@ -497,6 +499,7 @@ impl Errno {
             Errno::E2BIG => "E2BIG",
             Errno::ENOEXEC => "ENOEXEC",
             Errno::EACCES => "EACCES",
+            Errno::EOVERFLOW => "EOVERFLOW",
             Errno::EBUSY => "EBUSY",
             Errno::EXDEV => "EXDEV",
             Errno::ENOTDIR => "ENOTDIR",

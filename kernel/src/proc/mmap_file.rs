@@ -6,6 +6,7 @@
 //!   fd not open ............................. EBADF
 //!   a pipe, the console, a directory ........ ENODEV
 //!   offset not page-aligned ................. EINVAL (checked by the caller)
+//!   offset + length past 2^64 ............... EOVERFLOW
 //!   fd not open for reading ................. EACCES
 //!   MAP_SHARED + PROT_WRITE, fd O_RDONLY ..... EACCES
 //!   MAP_SHARED otherwise .................... ENODEV (needs the page cache: not yet)
@@ -52,6 +53,10 @@ pub fn mmap_file(addr: u64, len: u64, prot_bits: u64, flags: u64, fd: u64, offse
     if len == 0 {
         return Err(Errno::EINVAL);
     }
+    // The file offset of the mapping's end must exist (Linux: EOVERFLOW); a
+    // length that cannot be rounded up to pages is ENOMEM, as for any mmap.
+    let rounded = len.checked_next_multiple_of(PAGE_SIZE).ok_or(Errno::ENOMEM)?;
+    offset.checked_add(rounded).ok_or(Errno::EOVERFLOW)?;
     drop(file); // the mapping does not keep the fd: it survives close
     let space = task::current_space().ok_or(Errno::EPERM)?;
     let request = MapRequest {
