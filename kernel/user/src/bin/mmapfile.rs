@@ -81,7 +81,7 @@ fn errnos() {
     err("mmap of a closed fd (mmap-bad-fd)", mmap(0, PAGE, r, map::PRIVATE, 99, 0), Errno::EBADF);
     err("mmap at a misaligned offset (mmap-misalign)", mmap(0, PAGE, r, map::PRIVATE, fd, 100), Errno::EINVAL);
     err("mmap of length 0", mmap(0, 0, r, map::PRIVATE, fd, 0), Errno::EINVAL);
-    let last_page = u64::MAX & !(PAGE as u64 - 1);
+    let last_page = !(PAGE as u64 - 1); // the last page-aligned offset
     err("mmap at an offset whose end overflows", mmap(0, 2 * PAGE, r, map::PRIVATE, fd, last_page), Errno::EOVERFLOW);
     err("xv6: MAP_SHARED writable of an O_RDONLY fd", mmap(0, PAGE, r | prot::WRITE, map::SHARED, fd, 0), Errno::EACCES);
     let dir = ok("open a directory", fs::open(c".", o::RDONLY | o::DIRECTORY, 0));
