@@ -67,6 +67,8 @@ const NAMES: &[&str] = &[
     "wsprobe",
     "memlimits",
     "thp",
+    "exectest",
+    "mmapfile",
 ];
 
 /// The end of the lower half: user addresses are below it.

@@ -47,11 +47,23 @@ fn try_main() -> Result<i32, String> {
         None => qemu::run(&opts, cmd)?,
     };
     // The file system the kernel leaves behind must be consistent, whatever it printed.
-    if let Some(root) = root
-        && let Err(report) = root_disk::check(&root)
-    {
-        eprintln!("boot: {report}");
-        return Ok(if code == qemu::EXIT_SUCCESS { qemu::EXIT_FAILURE } else { code });
+    if let Some(root) = root {
+        if let Err(report) = root_disk::check(&root) {
+            eprintln!("boot: {report}");
+            return Ok(if code == qemu::EXIT_SUCCESS { qemu::EXIT_FAILURE } else { code });
+        }
+        // What the kernel wrote, read back by another implementation of ext2. Only
+        // after a run of every test: a filtered run may not have written the file.
+        let is_filtered = opts.cmdline.contains("test.filter=");
+        if code == qemu::EXIT_SUCCESS && !is_filtered {
+            for (path, content) in &opts.root_expect {
+                if let Err(report) = root_disk::expect_file(&root, path, content) {
+                    eprintln!("boot: the root disk does not hold what the kernel wrote: {report}");
+                    return Ok(qemu::EXIT_FAILURE);
+                }
+                eprintln!("boot: {path} read back on the host with debugfs: as the kernel wrote it");
+            }
+        }
     }
     Ok(code)
 }

@@ -62,6 +62,7 @@ user_programs![
     files, dirs, pipes,
     wsprobe, memlimits,
     thp,
+    exectest, mmapfile,
 ];
 
 include!(concat!(env!("OUT_DIR"), "/c_programs.rs"));

@@ -195,6 +195,35 @@ pub fn attach_memcg(pid: Pid, group: crate::mm::memcg::GroupId) -> Result<u64, a
     crate::mm::memcg::attach(&space, group).map(|()| 0).map_err(|_| abi::Errno::EINVAL)
 }
 
+/// Makes the running process the program whose new address space is `space`
+/// (execve's commit): its name and argument string, a fresh register state, the
+/// new space loaded into CR3. Returns the old space for the caller to drop (with
+/// no lock held; CR3 no longer names it).
+///
+/// # Panics
+/// If the running task is not a user process (exec is a syscall of one).
+pub fn replace_current_program(
+    name: &str,
+    args: &str,
+    space: Arc<IrqMutex<AddressSpace>>,
+    user_state: UserState,
+) -> Option<Arc<IrqMutex<AddressSpace>>> {
+    let mut tasks = TASKS.lock();
+    let task = tasks.get_mut(&sched::current()).expect("replace_current_program: no current task");
+    assert!(task.space.is_some(), "replace_current_program: not a user process");
+    task.name = String::from(name);
+    task.args = String::from(args);
+    user_state.load();
+    task.user_state = Some(user_state);
+    let (root, pcid, keep_tlb) = space.lock().activation();
+    let old = task.space.replace(space);
+    // SAFETY: the new space's PML4 shares the kernel half like every other, so
+    // this code and its stack stay mapped; interrupts are off (the task lock is
+    // held), so nothing runs between the swap of `task.space` and the switch.
+    unsafe { crate::arch::tlb::write_cr3(root, pcid, keep_tlb) };
+    old
+}
+
 /// Why a process could not be created.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SpawnError {
