@@ -12,7 +12,7 @@
 //! fault-path benchmark `bench`.
 //!
 //! Modules: [`options`] (flags and variables), [`image_args`] (flags an image
-//! carries), [`image`] (disk images), [`root_disk`] (the ext2 root disk), [`qemu`] (the machine, running it),
+//! carries), [`image`] (disk images), [`root_disk`] (the ext2 root disk), [`qemu`] (the machine, running it), [`script`] (typing a file into the console),
 //! [`linux_peer`] and [`cpio`] (the Linux guest and its initramfs).
 
 mod cpio;
@@ -22,6 +22,7 @@ mod linux_peer;
 mod options;
 mod qemu;
 mod root_disk;
+mod script;
 
 use std::process::Command;
 

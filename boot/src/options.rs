@@ -50,6 +50,8 @@ pub struct Options {
     pub gdb: bool,
     /// `--qemu-arg ARG` (repeatable), `KERNEL_QEMU_ARGS` (space separated): passed through.
     pub qemu_args: Vec<String>,
+    /// `--script FILE`, `KERNEL_SCRIPT`: typed into the serial console (see `script`).
+    pub script: Option<PathBuf>,
     /// `--cmdline "WORDS"`, `KERNEL_CMDLINE`; `--bench` adds the word `bench`.
     pub cmdline: String,
     /// `--linux-peer[=PROGRAM]`, `KERNEL_LINUX_PEER=1|PROGRAM`: run a user program
@@ -65,7 +67,7 @@ pub const MAX_CMDLINE_BYTES: usize = 255;
 
 const USAGE: &str = "usage: boot KERNEL_ELF [--accel tcg|kvm] [--memory SIZE] [--timeout SECS] \
 [--uefi] [--swap-size SIZE] [--swap-blkdebug FILE] [--disk PATH] [--root DIR|none] [--root-size SIZE] [--gdb] [--qemu-arg ARG]... [--bench] \
-[--cmdline WORDS] [--linux-peer[=swapload|bench]]
+[--cmdline WORDS] [--script FILE] [--linux-peer[=swapload|bench]]
   for a test binary (cargo test): a test-name filter word and --exact go to the kernel's test
                 runner; libtest's --nocapture, --test-threads N, ... are accepted and have no effect
   --linux-peer  run the swapload benchmark on this kernel, then on a Linux 6.1 guest (Debian's
@@ -213,6 +215,7 @@ impl Options {
             qemu_args: env("KERNEL_QEMU_ARGS")
                 .map(|s| s.split_whitespace().map(String::from).collect())
                 .unwrap_or_default(),
+            script: env("KERNEL_SCRIPT").as_deref().map(workspace_file).transpose()?,
             cmdline: env("KERNEL_CMDLINE").unwrap_or_default(),
             linux_peer: peer_from_env(env("KERNEL_LINUX_PEER"))?,
         };
@@ -240,6 +243,7 @@ impl Options {
                 "--gdb" => opts.gdb = true,
                 "--qemu-arg" => opts.qemu_args.push(value("--qemu-arg")?),
                 "--cmdline" => opts.cmdline = value("--cmdline")?,
+                "--script" => opts.script = Some(workspace_file(&value("--script")?)?),
                 "--bench" => opts.cmdline.push_str(" bench"),
                 "--linux-peer" => opts.linux_peer = Some(Program::Swapload),
                 peer if peer.starts_with("--linux-peer=") => {
