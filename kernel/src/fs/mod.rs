@@ -18,11 +18,14 @@
 //! | [`tmpfs`] | the root file system: directories and files in memory (pages from the frame allocator) |
 //! | [`path`] | path lookup, the parent of a path, the path of a directory (`getcwd`) |
 //! | [`file`] | open files ([`file::OpenFile`]) and the per-process fd table ([`file::FdTable`]) |
+//! | [`procfs`] | `/proc`: meminfo, vmstat, buddyinfo, swaps, PID/status, PID/maps, made when read |
 //! | [`pipe`] | pipes: a one-page ring buffer, readers and writers sleeping on wait queues |
 //!
-//! One file system is mounted, at `/`: [`init`] mounts a tmpfs there. A second file
-//! system (ext2 on the root disk) would implement [`Inode`] the same way and be
-//! mounted in its place; nothing above this trait knows which one answers.
+//! [`init`] mounts a tmpfs at `/` and procfs at `/proc`. Mounting is minimal: a
+//! mount covers a name in the root directory ([`lookup_mount`], asked by
+//! `path::resolve` before the root's own entries), and the mounted root's `..` is
+//! `/`. A second file system (ext2 on the root disk) would implement [`Inode`] the
+//! same way; nothing above this trait knows which one answers.
 //!
 //! Lock order: a file's offset lock (`OpenFile`), then the file system's own locks
 //! (tmpfs: its namespace lock, then an inode's lock); all are sleeping
@@ -36,6 +39,7 @@ use abi::Errno;
 pub mod file;
 pub mod path;
 pub mod pipe;
+pub mod procfs;
 pub mod tmpfs;
 
 /// A reference to an inode of any file system.
@@ -204,9 +208,24 @@ pub trait Inode: Send + Sync {
 /// The root of the mounted file system.
 static ROOT: spin::Once<InodeRef> = spin::Once::new();
 
-/// Mounts a fresh tmpfs at `/`. Called once at boot, after the heap is up.
+/// The root of procfs, mounted at `/proc`.
+static PROC: spin::Once<InodeRef> = spin::Once::new();
+
+/// Mounts a fresh tmpfs at `/` and procfs at `/proc`. Called once at boot, after
+/// the heap is up.
 pub fn init() {
     ROOT.call_once(|| tmpfs::TmpFs::new_root());
+    PROC.call_once(procfs::new_root);
+}
+
+/// Returns the root of the file system mounted on `name` in directory `dir`, if
+/// one is: only names in the root directory can be mount points.
+pub fn lookup_mount(dir: &InodeRef, name: &str) -> Option<InodeRef> {
+    let (at, root) = (dir.stat(), root().stat());
+    if name != "proc" || (at.dev, at.ino) != (root.dev, root.ino) {
+        return None;
+    }
+    PROC.get().cloned()
 }
 
 /// Returns the root directory.
