@@ -145,3 +145,40 @@ fn proc_files_refuse_writes_and_unknown_names() {
     let up = path::resolve(&fs::root(), "/proc/..").expect("/proc/..");
     assert_eq!(up.stat().ino, fs::root().stat().ino, "/proc/.. is /");
 }
+
+/// Runs tool `name` with `args`, its standard output into a tmpfs file; returns
+/// how it ended and what it printed.
+fn run_tool(name: &str, args: &str) -> (task::WaitStatus, String) {
+    use kernel::fs::file::{FdTable, FileObject, OpenFile};
+    let out_name = format!("{name}.out");
+    let out = fs::root().create(&out_name, 0o644).expect("create the output file");
+    let mut files = FdTable::new_console();
+    let _ = files.replace(1, OpenFile::new(FileObject::Inode(out.clone()), abi::o::WRONLY)).expect("fd 1");
+    let pid = task::spawn_with_files(name, args, files).expect("spawn");
+    let (_, status) = proc::wait(Some(pid)).expect("wait");
+    let mut text = alloc::vec![0u8; 4096];
+    let n = out.read_at(0, &mut text).expect("read the output");
+    text.truncate(n);
+    fs::root().unlink(&out_name).expect("unlink");
+    (status, String::from_utf8(text).expect("UTF-8"))
+}
+
+#[test_case]
+fn free_m_prints_meminfos_totals_in_mib() {
+    let (status, text) = run_tool("free", "-m");
+    assert_eq!(status, task::WaitStatus::Exited(0), "{text}");
+    let info = frame::buddyinfo();
+    let mem: Vec<&str> = text.lines().nth(1).expect("a Mem: line").split_whitespace().collect();
+    assert_eq!(mem[0], "Mem:");
+    assert_eq!(mem[1].parse::<u64>().unwrap(), info.nr_managed_frames * 4 >> 10, "{text}");
+    let (_, total_slots) = swap::slot_counts();
+    let swap: Vec<&str> = text.lines().nth(2).expect("a Swap: line").split_whitespace().collect();
+    assert_eq!(swap[1].parse::<u64>().unwrap(), total_slots * 4 >> 10, "{text}");
+}
+
+#[test_case]
+fn free_with_a_bad_option_exits_1() {
+    let (status, text) = run_tool("free", "-z");
+    assert_eq!(status, task::WaitStatus::Exited(1));
+    assert_eq!(text, "", "the message goes to standard error, not standard output");
+}
