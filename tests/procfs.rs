@@ -170,10 +170,10 @@ fn free_m_prints_meminfos_totals_in_mib() {
     let info = frame::buddyinfo();
     let mem: Vec<&str> = text.lines().nth(1).expect("a Mem: line").split_whitespace().collect();
     assert_eq!(mem[0], "Mem:");
-    assert_eq!(mem[1].parse::<u64>().unwrap(), info.nr_managed_frames * 4 >> 10, "{text}");
+    assert_eq!(mem[1].parse::<u64>().unwrap(), (info.nr_managed_frames * 4) >> 10, "{text}");
     let (_, total_slots) = swap::slot_counts();
     let swap: Vec<&str> = text.lines().nth(2).expect("a Swap: line").split_whitespace().collect();
-    assert_eq!(swap[1].parse::<u64>().unwrap(), total_slots * 4 >> 10, "{text}");
+    assert_eq!(swap[1].parse::<u64>().unwrap(), (total_slots * 4) >> 10, "{text}");
 }
 
 #[test_case]

@@ -15,8 +15,8 @@
 //! space's `AsStats` and VMAs); each `read_at` makes it afresh and returns the
 //! bytes at the offset asked, so a reader in several pieces may see two moments
 //! (Linux's seq_file has the same property between its pages). Everything is
-//! read-only: writes are EACCES... as on Linux for these files (EINVAL here: the
-//! VFS has no permission error; see `FsError::Invalid`).
+//! read-only: a write is EINVAL (Linux says EIO or EACCES; the VFS has no
+//! permission error yet).
 //!
 //! The mount: `fs::path` sends the name `proc` in the root directory here
 //! ([`super::lookup_mount`]); `..` of `/proc` is `/`.
@@ -37,11 +37,16 @@ const PROC_DEV: u64 = 3;
 /// Inode numbers: 1 the root, then the files of the root, then `PID << 8 | n`.
 const ROOT_INO: u64 = 1;
 
+/// A file of `/proc`: its name and what makes its text.
+type RootFile = (&'static str, fn() -> String);
+/// A file of `/proc/PID`: its name and what makes its text (`None`: no such process).
+type PidFile = (&'static str, fn(u64) -> Option<String>);
+
 /// The files of `/proc` itself.
-const ROOT_FILES: [(&str, fn() -> String); 4] =
+const ROOT_FILES: [RootFile; 4] =
     [("meminfo", meminfo), ("vmstat", vmstat_text), ("buddyinfo", buddyinfo), ("swaps", swaps)];
 /// The files of `/proc/PID`.
-const PID_FILES: [(&str, fn(u64) -> Option<String>); 2] = [("status", status), ("maps", maps)];
+const PID_FILES: [PidFile; 2] = [("status", status), ("maps", maps)];
 
 /// A procfs inode.
 enum ProcInode {
