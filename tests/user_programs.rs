@@ -64,6 +64,15 @@ const NAMES: &[&str] = &[
     "files",
     "dirs",
     "pipes",
+    "cat",
+    "spin",
+    "free",
+    "sh",
+    "echo",
+    "kill",
+    "sleep",
+    "ls",
+    "ps",
 ];
 
 /// The end of the lower half: user addresses are below it.

@@ -54,7 +54,7 @@ user_programs![
     sortstorm, failstorm, heapsqueeze, vmaflood,
     fuzz, remanence,
     files, dirs, pipes,
-    cat, spin, free,
+    cat, spin, free, sh, echo, kill, sleep, ls, ps,
 ];
 
 include!(concat!(env!("OUT_DIR"), "/c_programs.rs"));

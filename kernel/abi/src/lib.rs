@@ -171,6 +171,8 @@ pub const TIOCGPGRP: u64 = 0x540f;
 /// `ioctl` request: set the terminal's foreground process group (here: a pid), the
 /// process Ctrl-C kills.
 pub const TIOCSPGRP: u64 = 0x5410;
+/// `wait4` option: return 0 at once if the child has not ended.
+pub const WNOHANG: u64 = 1;
 /// Signal 2: what Ctrl-C sends (here: a kill).
 pub const SIGINT: u8 = 2;
 /// Signal 15: `kill`'s default (here: a kill).

@@ -122,7 +122,8 @@ fn sys_writev(fd: u64, iov_addr: u64, count: u64) -> Result<u64, Errno> {
 
 /// `ioctl`: the console answers only the foreground-process requests a shell makes
 /// (`TIOCSPGRP` sets the pid Ctrl-C kills, `TIOCGPGRP` reads it; a pid stands in
-/// for a process group). It has no termios and no window size, so every other
+/// for a process group; pid 0 means none, so that a shell reading its next line is
+/// not killed by Ctrl-C: Linux's shells ignore SIGINT instead). It has no termios and no window size, so every other
 /// request is `ENOTTY`, which is what musl's stdio asks with `TIOCGWINSZ` to decide
 /// whether stdout is line-buffered. A file that is not the console: `ENOTTY`; a
 /// closed fd: `EBADF`.
@@ -136,10 +137,10 @@ fn sys_ioctl(fd: u64, request: u64, arg: u64) -> Result<u64, Errno> {
             let mut bytes = [0u8; 4];
             copy_from_user(&mut bytes, arg)?;
             let pid = i32::from_ne_bytes(bytes);
-            if pid <= 0 {
+            if pid < 0 {
                 return Err(Errno::EINVAL);
             }
-            if !task::is_live_user_process(pid as u64) {
+            if pid > 0 && !task::is_live_user_process(pid as u64) {
                 return Err(Errno::ESRCH);
             }
             crate::tty::set_foreground(pid as u64)?;

@@ -313,6 +313,12 @@ pub fn is_live_user_process(pid: Pid) -> bool {
     TASKS.lock().get(&pid).is_some_and(|t| !t.is_daemon && pid != 0 && !matches!(t.state, TaskState::Zombie(_)))
 }
 
+/// Returns true if `pid` is a child (live or zombie) of the running task.
+pub fn is_child_of_current(pid: Pid) -> bool {
+    let me = current_pid();
+    TASKS.lock().get(&pid).is_some_and(|t| t.parent == me && !t.is_daemon)
+}
+
 /// Returns true if `pid` is a kernel thread.
 pub fn is_daemon(pid: Pid) -> bool {
     TASKS.lock().get(&pid).is_some_and(|t| t.is_daemon)

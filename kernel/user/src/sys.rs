@@ -250,3 +250,12 @@ pub fn set_foreground(pid: Pid) -> Result<(), Errno> {
     let ret = unsafe { syscall3(nr::IOCTL, 0, abi::TIOCSPGRP, &raw const pid as u64) };
     Errno::from_ret(ret).map(|_| ())
 }
+
+/// Reaps child `pid` if it has ended (`wait4(pid, WNOHANG)`): its status, or
+/// `None` if it still runs. ECHILD if it is not a child.
+pub fn try_waitpid(pid: Pid) -> Result<Option<WaitStatus>, Errno> {
+    let mut status: i32 = 0;
+    // SAFETY: `status` is valid for a 4-byte write; rusage null.
+    let ret = unsafe { syscall4(nr::WAIT4, pid as u64, &raw mut status as u64, abi::WNOHANG, 0) };
+    Errno::from_ret(ret).map(|child| (child != 0).then(|| WaitStatus::from_raw(status)))
+}
