@@ -92,7 +92,9 @@ fn fresh_dir(name: &str) -> InodeRef {
 
 #[test_case]
 fn tmpfs_counts_its_pages_and_frees_them_with_the_last_reference() {
-    let dir = fresh_dir("pages");
+    // A tmpfs of its own: `/` is ext2 when the runner attaches a root disk.
+    let root = tmpfs::TmpFs::new_root();
+    let dir = root.mkdir("pages", 0o755).expect("mkdir");
     let pages_before = tmpfs::nr_pages();
     let file = dir.create("f", 0o644).expect("create");
     assert_eq!(file.write_at(3 * 4096 + 10, b"x"), Ok(1));
@@ -109,14 +111,15 @@ fn tmpfs_counts_its_pages_and_frees_them_with_the_last_reference() {
     assert_eq!(buf, [7, 7, 0, 0], "data, then the hole");
     drop(file);
     assert_eq!(tmpfs::nr_pages(), pages_before, "the last reference frees the pages");
-    fs::root().rmdir("pages").expect("rmdir");
+    root.rmdir("pages").expect("rmdir");
 }
 
 #[test_case]
 fn tmpfs_fills_up_with_enospc_and_gives_every_page_back() {
     heap::shrink();
     let free_before = frame::nr_free_frames();
-    let dir = fresh_dir("full");
+    let root = tmpfs::TmpFs::new_root();
+    let dir = root.mkdir("full", 0o755).expect("mkdir");
     let file = dir.create("big", 0o644).expect("create");
     let chunk = [0x5au8; 4096];
     let mut at = 0u64;
@@ -140,7 +143,8 @@ fn tmpfs_fills_up_with_enospc_and_gives_every_page_back() {
     drop(file);
     dir.unlink("big").expect("unlink");
     drop(dir);
-    fs::root().rmdir("full").expect("rmdir");
+    root.rmdir("full").expect("rmdir");
+    drop(root);
     heap::shrink();
     assert_eq!(frame::nr_free_frames(), free_before, "every page came back");
 }

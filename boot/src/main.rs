@@ -12,7 +12,8 @@
 //! fault-path benchmark `bench`.
 //!
 //! Modules: [`options`] (flags and variables), [`image_args`] (flags an image
-//! carries), [`image`] (disk images), [`root_disk`] (the ext2 root disk), [`qemu`] (the machine, running it), [`script`] (typing a file into the console),
+//! carries), [`image`] (disk images), [`staging`] (the root disk's tree: `rootfs/`
+//! plus the programs in `/bin`), [`root_disk`] (the ext2 root disk), [`qemu`] (the machine, running it), [`script`] (typing a file into the console),
 //! [`linux_peer`] and [`cpio`] (the Linux guest and its initramfs).
 
 mod cpio;
@@ -23,6 +24,7 @@ mod options;
 mod qemu;
 mod root_disk;
 mod script;
+mod staging;
 
 use std::process::Command;
 
@@ -46,11 +48,23 @@ fn try_main() -> Result<i32, String> {
         None => qemu::run(&opts, cmd)?,
     };
     // The file system the kernel leaves behind must be consistent, whatever it printed.
-    if let Some(root) = root
-        && let Err(report) = root_disk::check(&root)
-    {
-        eprintln!("boot: {report}");
-        return Ok(if code == qemu::EXIT_SUCCESS { qemu::EXIT_FAILURE } else { code });
+    if let Some(root) = root {
+        if let Err(report) = root_disk::check(&root) {
+            eprintln!("boot: {report}");
+            return Ok(if code == qemu::EXIT_SUCCESS { qemu::EXIT_FAILURE } else { code });
+        }
+        // What the kernel wrote, read back by another implementation of ext2. Only
+        // after a run of every test: a filtered run may not have written the file.
+        let is_filtered = opts.cmdline.contains("test.filter=");
+        if code == qemu::EXIT_SUCCESS && !is_filtered {
+            for (path, content) in &opts.root_expect {
+                if let Err(report) = root_disk::expect_file(&root, path, content) {
+                    eprintln!("boot: the root disk does not hold what the kernel wrote: {report}");
+                    return Ok(qemu::EXIT_FAILURE);
+                }
+                eprintln!("boot: {path} read back on the host with debugfs: as the kernel wrote it");
+            }
+        }
     }
     Ok(code)
 }
@@ -61,7 +75,18 @@ fn our_kernel_command(opts: &Options) -> Result<(Command, Option<std::path::Path
     let verbose = std::env::var_os("KERNEL_VERBOSE").is_some();
     let image = image::build_disk_image(&opts.kernel, opts.uefi, verbose)?;
     let swap = image::fresh_swap_disk(&opts.kernel, opts.swap_size)?;
-    let root = opts.root.as_deref().map(|dir| root_disk::build(&opts.kernel, dir, opts.root_size)).transpose()?;
+    let root = match opts.root.as_deref() {
+        Some(tree) => {
+            let (staged, nr_programs) = staging::stage(&opts.kernel, tree)?;
+            let image = root_disk::build(&opts.kernel, &staged, opts.root_size);
+            staging::remove(&staged);
+            if verbose {
+                eprintln!("boot: root disk: {} plus {nr_programs} programs in /bin", tree.display());
+            }
+            Some(image?)
+        }
+        None => None,
+    };
     if opts.uefi && !std::path::Path::new("/usr/share/OVMF/OVMF_CODE.fd").exists() {
         return Err("--uefi needs OVMF: `sudo apt-get install -y ovmf`".into());
     }

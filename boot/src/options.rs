@@ -46,6 +46,10 @@ pub struct Options {
     pub root: Option<PathBuf>,
     /// `--root-size SIZE`, `KERNEL_ROOT_SIZE`: size of the root disk (default 32M).
     pub root_size: u64,
+    /// `--root-expect PATH=CONTENT` (repeatable): after a successful, unfiltered run,
+    /// the file PATH of the root disk, read on the host with `debugfs -R "cat PATH"`,
+    /// must hold CONTENT (`pattern:LEN`: LEN bytes of `root_disk::pattern_byte`).
+    pub root_expect: Vec<(String, String)>,
     /// `--gdb`, `KERNEL_GDB=1`: QEMU waits for a debugger on port 1234.
     pub gdb: bool,
     /// `--qemu-arg ARG` (repeatable), `KERNEL_QEMU_ARGS` (space separated): passed through.
@@ -66,7 +70,7 @@ pub struct Options {
 pub const MAX_CMDLINE_BYTES: usize = 255;
 
 const USAGE: &str = "usage: boot KERNEL_ELF [--accel tcg|kvm] [--memory SIZE] [--timeout SECS] \
-[--uefi] [--swap-size SIZE] [--swap-blkdebug FILE] [--disk PATH] [--root DIR|none] [--root-size SIZE] [--gdb] [--qemu-arg ARG]... [--bench] \
+[--uefi] [--swap-size SIZE] [--swap-blkdebug FILE] [--disk PATH] [--root DIR|none] [--root-size SIZE] [--root-expect PATH=CONTENT]... [--gdb] [--qemu-arg ARG]... [--bench] \
 [--cmdline WORDS] [--script FILE] [--linux-peer[=swapload|bench]]
   for a test binary (cargo test): a test-name filter word and --exact go to the kernel's test
                 runner; libtest's --nocapture, --test-threads N, ... are accepted and have no effect
@@ -211,6 +215,7 @@ impl Options {
             extra_disk: env("KERNEL_DISK").map(PathBuf::from),
             root: env("KERNEL_ROOT").map_or_else(|| Some(default_root()), |v| parse_root(&v)),
             root_size: parse_size(&env("KERNEL_ROOT_SIZE").unwrap_or_else(|| "32M".into()))?,
+            root_expect: Vec::new(),
             gdb: truthy(env("KERNEL_GDB")),
             qemu_args: env("KERNEL_QEMU_ARGS")
                 .map(|s| s.split_whitespace().map(String::from).collect())
@@ -240,6 +245,11 @@ impl Options {
                 "--disk" => opts.extra_disk = Some(PathBuf::from(value("--disk")?)),
                 "--root" => opts.root = parse_root(&value("--root")?),
                 "--root-size" => opts.root_size = parse_size(&value("--root-size")?)?,
+                "--root-expect" => {
+                    let v = value("--root-expect")?;
+                    let (path, content) = v.split_once('=').ok_or_else(|| format!("--root-expect {v:?}: PATH=CONTENT"))?;
+                    opts.root_expect.push((path.to_string(), content.to_string()));
+                }
                 "--gdb" => opts.gdb = true,
                 "--qemu-arg" => opts.qemu_args.push(value("--qemu-arg")?),
                 "--cmdline" => opts.cmdline = value("--cmdline")?,

@@ -69,6 +69,48 @@ pub fn check(image: &Path) -> Result<(), String> {
     ))
 }
 
+/// Byte `i` of the `pattern:LEN` content a `--root-expect` names: a sequence that
+/// repeats every 251 bytes, so that no two 4 KiB blocks of a file are alike (a
+/// block written at the wrong place shows). The kernel's test writes the same.
+pub fn pattern_byte(i: usize) -> u8 {
+    (i % 251) as u8
+}
+
+/// Returns the bytes a `--root-expect` content stands for.
+pub fn expected_bytes(content: &str) -> Result<Vec<u8>, String> {
+    match content.strip_prefix("pattern:") {
+        Some(len) => {
+            let len: usize = len.parse().map_err(|_| format!("--root-expect: bad length in {content:?}"))?;
+            Ok((0..len).map(pattern_byte).collect())
+        }
+        None => Ok(content.as_bytes().to_vec()),
+    }
+}
+
+/// Reads the file `path` of the ext2 `image` on the host (`debugfs -R "cat PATH"`)
+/// and compares it with `content` (see [`expected_bytes`]).
+pub fn expect_file(image: &Path, path: &str, content: &str) -> Result<(), String> {
+    let want = expected_bytes(content)?;
+    let output = Command::new(e2fsprogs("debugfs")?)
+        .arg("-R")
+        .arg(format!("cat {path}"))
+        .arg(image)
+        .output()
+        .map_err(|e| format!("running debugfs: {e}"))?;
+    let got = output.stdout;
+    if got == want {
+        return Ok(());
+    }
+    let first_diff = got.iter().zip(&want).position(|(a, b)| a != b).unwrap_or(got.len().min(want.len()));
+    Err(format!(
+        "debugfs -R \"cat {path}\" {}: {} bytes, want {} (first difference at byte {first_diff}){}",
+        image.display(),
+        got.len(),
+        want.len(),
+        String::from_utf8_lossy(&output.stderr).trim()
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,6 +146,19 @@ mod tests {
         std::fs::write(&image, bytes).unwrap();
         let report = check(&image).unwrap_err();
         assert!(report.contains("found errors"), "{report}");
+    }
+
+    #[test]
+    fn debugfs_reads_back_what_the_tree_held_and_a_difference_fails() {
+        let dir = scratch("expect");
+        let bytes: Vec<u8> = (0..10_000).map(pattern_byte).collect();
+        std::fs::write(dir.join("tree/etc/pattern"), &bytes).unwrap();
+        let image = build(&dir.join("kernel"), &dir.join("tree"), 4 << 20).unwrap();
+        expect_file(&image, "/etc/motd", "hi\n").unwrap();
+        expect_file(&image, "/etc/pattern", "pattern:10000").unwrap();
+        let err = expect_file(&image, "/etc/pattern", "pattern:9999").unwrap_err();
+        assert!(err.contains("want 9999"), "{err}");
+        assert!(expect_file(&image, "/etc/none", "x").is_err(), "a missing file");
     }
 
     #[test]

@@ -77,14 +77,15 @@ pub fn init(boot_info: &'static mut BootInfo) {
     // interrupts off and must not wait for timer ticks.
     let _ = arch::timer::tsc_per_ms();
     mm::init();
-    fs::init();
     install_guarded_ist_stacks();
     proc::init();
     drivers::init();
+    fs::init();
     tty::init();
     mm::swap::init();
     mm::reclaim::init();
     mm::reclaim::start_kswapd();
+    mm::writeback::start();
     proc::task::start_reaper();
     mm::swap::start_wiper();
     mm::fail::init();

@@ -31,7 +31,8 @@ pub struct UserProgram {
     pub elf: &'static [u8],
 }
 
-/// Builds [`PROGRAMS`] from a list of binary names of the `user` crate.
+/// Builds [`PROGRAMS`] from a list of binary names of the `user` crate, and the
+/// Rust half of the manifest [`BIN_MANIFEST`].
 macro_rules! user_programs {
     ($($name:ident),* $(,)?) => {
         /// Every embedded program, in the order of the list in this file.
@@ -41,6 +42,11 @@ macro_rules! user_programs {
                 elf: include_bytes!(env!(concat!("CARGO_BIN_FILE_USER_", stringify!($name)))),
             },
         )*];
+
+        /// `name=path` lines of the Rust programs (see [`BIN_MANIFEST`]).
+        const RUST_MANIFEST: &str = concat!($(
+            stringify!($name), "=", env!(concat!("CARGO_BIN_FILE_USER_", stringify!($name))), "\n",
+        )*);
     };
 }
 
@@ -54,13 +60,41 @@ user_programs![
     sortstorm, failstorm, heapsqueeze, vmaflood,
     fuzz, remanence,
     files, dirs, pipes,
+    exectest, mmapfile,
     cat, spin, free, sh, echo, kill, sleep, ls, ps,
 ];
 
 include!(concat!(env!("OUT_DIR"), "/c_programs.rs"));
 
+/// Returns `a` then `b` as one array of `N` bytes (`N` = their lengths' sum).
+const fn concat_bytes<const N: usize>(a: &str, b: &str) -> [u8; N] {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    assert!(a.len() + b.len() == N, "concat_bytes: N is not the sum of the lengths");
+    let mut out = [0u8; N];
+    let mut i = 0;
+    while i < a.len() {
+        out[i] = a[i];
+        i += 1;
+    }
+    while i < N {
+        out[i] = b[i - a.len()];
+        i += 1;
+    }
+    out
+}
+
+/// Where the build left every program, as `name=path` lines, in the ELF section
+/// `.user_programs` of every kernel image: the `boot` runner reads it to copy the
+/// programs this image was built with into `/bin` of the root disk
+/// (`boot/src/root_disk.rs`). The kernel itself never reads it.
+#[used]
+#[unsafe(link_section = ".user_programs")]
+pub static BIN_MANIFEST: [u8; RUST_MANIFEST.len() + C_MANIFEST.len()] = concat_bytes(RUST_MANIFEST, C_MANIFEST);
+
 /// Returns every embedded program: the Rust ones, then the C ones.
 pub fn all() -> impl Iterator<Item = &'static UserProgram> {
+    // Keep the manifest in the image: the linker drops what nothing names.
+    core::hint::black_box(&BIN_MANIFEST);
     PROGRAMS.iter().chain(C_PROGRAMS)
 }
 

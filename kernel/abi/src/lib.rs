@@ -67,6 +67,8 @@ pub mod nr {
     pub const GETPID: u64 = 39;
     /// `fork() -> child pid in the parent, 0 in the child`.
     pub const FORK: u64 = 57;
+    /// `execve(path, argv, envp)`: replaces the program; returns only on error.
+    pub const EXECVE: u64 = 59;
     /// `exit(code)`: does not return.
     pub const EXIT: u64 = 60;
     /// `wait4(pid, status, options, rusage) -> pid of the reaped child`; pid -1 = any
@@ -428,6 +430,12 @@ impl Errno {
     pub const ENOENT: Errno = Errno(2);
     /// Interrupted (a wait given up because the process was killed).
     pub const EINTR: Errno = Errno(4);
+    /// Argument list too long (`execve`'s argv and envp).
+    pub const E2BIG: Errno = Errno(7);
+    /// Exec format error (`execve` of a file that is not an executable).
+    pub const ENOEXEC: Errno = Errno(8);
+    /// Permission denied (`execve` of a directory).
+    pub const EACCES: Errno = Errno(13);
     /// Device or resource busy (`rmdir("/")`).
     pub const EBUSY: Errno = Errno(16);
     /// Cross-device link (`rename` between file systems).
@@ -502,6 +510,9 @@ impl Errno {
             Errno::EPERM => "EPERM",
             Errno::ENOENT => "ENOENT",
             Errno::EINTR => "EINTR",
+            Errno::E2BIG => "E2BIG",
+            Errno::ENOEXEC => "ENOEXEC",
+            Errno::EACCES => "EACCES",
             Errno::EBUSY => "EBUSY",
             Errno::EXDEV => "EXDEV",
             Errno::ENOTDIR => "ENOTDIR",

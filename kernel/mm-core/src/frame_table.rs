@@ -59,8 +59,11 @@ impl FrameFlags {
     pub const BUDDY_HEAD: FrameFlags = FrameFlags(1 << 0);
     /// First frame of an allocated block; its `order` field is the block's order.
     pub const ALLOC_HEAD: FrameFlags = FrameFlags(1 << 1);
-    /// Referenced since the replacement policy last looked (the clock's second chance).
-    pub const ACCESSED: FrameFlags = FrameFlags(1 << 2);
+    /// A page-cache page (a page of a file): `private` holds its cache's id and the
+    /// place word its page index in the file ([`FrameDesc::file_owner`]); PTEs that
+    /// map it are counted but not placed (a file page may sit at a different address
+    /// in every process: the file rmap finds them, not the fork family).
+    pub const FILE: FrameFlags = FrameFlags(1 << 2);
     /// Contents differ from the copy on swap (or the frame was never written out).
     pub const DIRTY: FrameFlags = FrameFlags(1 << 3);
     /// In the swap cache: `private` holds the frame's swap slot.
@@ -132,7 +135,7 @@ impl fmt::Debug for FrameFlags {
         const NAMES: [(FrameFlags, &str); 8] = [
             (FrameFlags::BUDDY_HEAD, "BUDDY_HEAD"),
             (FrameFlags::ALLOC_HEAD, "ALLOC_HEAD"),
-            (FrameFlags::ACCESSED, "ACCESSED"),
+            (FrameFlags::FILE, "FILE"),
             (FrameFlags::DIRTY, "DIRTY"),
             (FrameFlags::SWAP_CACHE, "SWAP_CACHE"),
             (FrameFlags::LOCKED, "LOCKED"),
@@ -319,10 +322,71 @@ impl FrameDesc {
     }
 
     /// Returns where the PTEs that map this frame are: its fork family and virtual
-    /// page; `None` while no PTE maps it.
+    /// page; `None` while no PTE maps it, and always for a page-cache page
+    /// ([`FrameFlags::FILE`]), whose place word holds its file index instead.
     #[inline]
     pub const fn family_page(&self) -> Option<FamilyPage> {
+        if self.flags.contains(FrameFlags::FILE) {
+            return None;
+        }
         FamilyPage::unpack(self.family_page)
+    }
+
+    /// Makes an unmapped frame a page-cache page: page `index` of the cache with id
+    /// `cache_id` (sets [`FrameFlags::FILE`]).
+    ///
+    /// # Panics
+    /// If a PTE maps the frame or it is in the swap cache (its words are taken).
+    #[inline]
+    pub fn set_file_owner(&mut self, cache_id: u32, index: u64) {
+        assert!(
+            self.map_count == 0 && !self.flags.contains(FrameFlags::SWAP_CACHE),
+            "FrameDesc::set_file_owner: the frame is mapped or in the swap cache"
+        );
+        self.private = cache_id;
+        self.family_page = index;
+        self.flags = self.flags.union(FrameFlags::FILE);
+    }
+
+    /// Returns (cache id, page index) of a page-cache page; `None` for any other frame.
+    #[inline]
+    pub const fn file_owner(&self) -> Option<(u32, u64)> {
+        if self.flags.contains(FrameFlags::FILE) { Some((self.private, self.family_page)) } else { None }
+    }
+
+    /// Makes a page-cache page an ordinary frame again (it left its cache).
+    ///
+    /// # Panics
+    /// If a PTE still maps it.
+    #[inline]
+    pub fn clear_file_owner(&mut self) {
+        assert!(self.map_count == 0, "FrameDesc::clear_file_owner: the frame is still mapped");
+        self.private = 0;
+        self.family_page = 0;
+        self.flags = self.flags.difference(FrameFlags::FILE);
+    }
+
+    /// Counts one more PTE mapping a page-cache page (no place is recorded: the file
+    /// rmap finds file mappings); returns the new map count.
+    ///
+    /// # Panics
+    /// If the frame is not a page-cache page, or the count overflows.
+    #[inline]
+    pub fn add_file_mapping(&mut self) -> u32 {
+        assert!(self.flags.contains(FrameFlags::FILE), "FrameDesc::add_file_mapping: not a page-cache page");
+        self.map_count = self.map_count.checked_add(1).expect("FrameDesc::add_file_mapping: overflow");
+        self.map_count
+    }
+
+    /// Counts one PTE fewer mapping a page-cache page; returns the map count left.
+    ///
+    /// # Panics
+    /// If the frame is not a page-cache page or is not mapped.
+    #[inline]
+    pub fn remove_file_mapping(&mut self) -> u32 {
+        assert!(self.flags.contains(FrameFlags::FILE), "FrameDesc::remove_file_mapping: not a page-cache page");
+        self.map_count = self.map_count.checked_sub(1).expect("FrameDesc::remove_file_mapping: not mapped");
+        self.map_count
     }
 
     /// Records one more PTE mapping the frame, at `at`, and returns the new map count.
@@ -333,6 +397,7 @@ impl FrameDesc {
     /// If the frame is already mapped somewhere else, or the count overflows.
     #[inline]
     pub fn add_mapping(&mut self, at: FamilyPage) -> u32 {
+        assert!(!self.flags.contains(FrameFlags::FILE), "FrameDesc::add_mapping: a page-cache page (add_file_mapping)");
         if self.map_count == 0 {
             self.family_page = at.pack();
         } else if self.family_page != at.pack() {
@@ -479,8 +544,8 @@ mod tests {
     #[test]
     fn pub_flag_setters_cannot_touch_allocator_bits() {
         let mut desc = FrameDesc::new();
-        desc.insert_flags(FrameFlags::BUDDY_HEAD | FrameFlags::DIRTY | FrameFlags::ACCESSED);
-        assert_eq!(desc.flags(), FrameFlags::DIRTY | FrameFlags::ACCESSED);
+        desc.insert_flags(FrameFlags::BUDDY_HEAD | FrameFlags::DIRTY | FrameFlags::FILE);
+        assert_eq!(desc.flags(), FrameFlags::DIRTY | FrameFlags::FILE);
         desc.mark_free_head(3);
         desc.remove_flags(FrameFlags::BUDDY_HEAD);
         assert!(desc.has_flags(FrameFlags::BUDDY_HEAD));
@@ -561,6 +626,28 @@ mod tests {
         assert_eq!((desc.policy_age(), desc.flags()), (0x01, FrameFlags::ALLOC_HEAD | FrameFlags::LOCKED));
         desc.reset_free();
         assert_eq!(desc.policy_age(), 0, "a freed frame forgets its age");
+    }
+
+    #[test]
+    fn a_file_page_keeps_its_owner_and_counts_mappings_without_a_place() {
+        let mut desc = FrameDesc::new();
+        desc.mark_allocated(FrameState::User, Some(0));
+        desc.set_file_owner(7, 1 << 33);
+        assert_eq!(desc.file_owner(), Some((7, 1 << 33)));
+        assert_eq!((desc.add_file_mapping(), desc.add_file_mapping()), (1, 2));
+        assert_eq!(desc.family_page(), None, "a file page has no fork-family place");
+        assert_eq!((desc.remove_file_mapping(), desc.remove_file_mapping()), (1, 0));
+        desc.clear_file_owner();
+        assert_eq!((desc.file_owner(), desc.flags()), (None, FrameFlags::ALLOC_HEAD));
+    }
+
+    #[test]
+    #[should_panic(expected = "page-cache page")]
+    fn an_anonymous_mapping_of_a_file_page_is_refused() {
+        let mut desc = FrameDesc::new();
+        desc.mark_allocated(FrameState::User, Some(0));
+        desc.set_file_owner(1, 0);
+        desc.add_mapping(family_page(1, 0x1000));
     }
 
     #[test]

@@ -26,6 +26,7 @@
 //! | [`swap_header`] | `SwapHeader`: the swap area's header page (signature, version, size), checked |
 //! | [`swap_cache`] | the swap cache's reference rules: `SlotState` and its events' verdicts |
 //! | [`swap_map`] | `SwapMap`: the swap area's slot bitmap and share counts |
+//! | [`file_readahead`] | `ReadaheadWindow`: which pages of a file a sequential read reads ahead (adaptive) |
 //! | [`swap_readahead`] | `ReadaheadWindow`: how many slots a major fault reads (adaptive) |
 //! | [`vma`] | `Vma`, `VmaTree`: an address space's mapped areas |
 //! | [`xorshift`] | `XorShift`: a deterministic PRNG for randomized tests and benches |
@@ -62,6 +63,7 @@ pub mod swap_area;
 pub mod swap_cache;
 pub mod swap_header;
 pub mod swap_map;
+pub mod file_readahead;
 pub mod swap_readahead;
 pub mod vma;
 pub mod xorshift;

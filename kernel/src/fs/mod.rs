@@ -10,22 +10,25 @@
 //!     │ path ──> path::resolve (from the root or the cwd, `.` and `..`) ──> InodeRef
 //!     v
 //!  trait Inode: lookup, create, mkdir, unlink, rmdir, rename, read_at, write_at,
-//!               truncate, getdents, stat       <── tmpfs (today), ext2 (later)
+//!               truncate, getdents, stat       <── ext2 (ext2fs), tmpfs
 //! ```
 //!
 //! | module | what it does |
 //! |---|---|
-//! | [`tmpfs`] | the root file system: directories and files in memory (pages from the frame allocator) |
+//! | [`ext2fs`] | ext2 on the root disk (the `ext2` crate) as the root file system |
+//! | [`tmpfs`] | directories and files in memory (pages from the frame allocator): `/` when there is no root disk |
 //! | [`path`] | path lookup, the parent of a path, the path of a directory (`getcwd`) |
 //! | [`file`] | open files ([`file::OpenFile`]) and the per-process fd table ([`file::FdTable`]) |
 //! | [`procfs`] | `/proc`: meminfo, vmstat, buddyinfo, swaps, PID/status, PID/maps, made when read |
 //! | [`pipe`] | pipes: a one-page ring buffer, readers and writers sleeping on wait queues |
 //!
-//! [`init`] mounts a tmpfs at `/` and procfs at `/proc`. Mounting is minimal: a
-//! mount covers a name in the root directory ([`lookup_mount`], asked by
-//! `path::resolve` before the root's own entries), and the mounted root's `..` is
-//! `/`. A second file system (ext2 on the root disk) would implement [`Inode`] the
-//! same way; nothing above this trait knows which one answers.
+//! One file system is mounted, at `/`: [`init`] mounts ext2 from the disk registered
+//! as `root` (the runner attaches one unless `--root none`), or a tmpfs when there
+//! is no such disk or the disk is refused (damaged or foreign: it is left
+//! untouched). Nothing above the [`Inode`] trait knows which one answers.
+//! procfs is mounted at `/proc`. Mounting is minimal: a mount covers a name in the
+//! root directory ([`lookup_mount`], asked by `path::resolve` before the root's own
+//! entries), and the mounted root's `..` is `/`.
 //!
 //! Lock order: a file's offset lock (`OpenFile`), then the file system's own locks
 //! (tmpfs: its namespace lock, then an inode's lock); all are sleeping
@@ -36,6 +39,7 @@ use core::any::Any;
 
 use abi::Errno;
 
+pub mod ext2fs;
 pub mod file;
 pub mod path;
 pub mod pipe;
@@ -197,12 +201,27 @@ pub trait Inode: Send + Sync {
     /// ends; returns the position after the last entry `emit` accepted.
     fn getdents(&self, pos: u64, emit: &mut dyn FnMut(DirEntry<'_>) -> bool) -> Result<u64, FsError>;
 
-    /// Writes its data and metadata to the device (nothing to do in memory).
+    /// Writes its data and metadata to the device (nothing to do in memory). For an
+    /// inode with a page cache, [`sync_inode`] writes the cached dirty pages first.
     fn sync(&self) -> Result<(), FsError>;
+
+    /// Returns its page cache, if its data goes through one (`mm::page_cache`):
+    /// `fsync` writes its dirty pages, file mappings map its frames.
+    fn page_cache(&self) -> Option<Arc<crate::mm::page_cache::PageCache>> {
+        None
+    }
 
     /// Returns itself as `Any`, so that a file system can recognise its own inodes
     /// (`rename` between two of its directories).
     fn as_any(&self) -> &dyn Any;
+}
+
+/// fsync: writes the inode's dirty cached pages (if it has a page cache), then its
+/// own data and metadata ([`Inode::sync`]).
+pub fn sync_inode(inode: &dyn Inode) -> Result<(), FsError> {
+    let cached = inode.page_cache().map_or(Ok(()), |cache| cache.write_back(0, u64::MAX));
+    let synced = inode.sync();
+    cached.and(synced)
 }
 
 /// The root of the mounted file system.
@@ -211,11 +230,46 @@ static ROOT: spin::Once<InodeRef> = spin::Once::new();
 /// The root of procfs, mounted at `/proc`.
 static PROC: spin::Once<InodeRef> = spin::Once::new();
 
-/// Mounts a fresh tmpfs at `/` and procfs at `/proc`. Called once at boot, after
-/// the heap is up.
+/// What is mounted at `/`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RootKind {
+    /// ext2 on the root disk.
+    Ext2,
+    /// A tmpfs: there was no root disk, or it was refused.
+    Tmpfs,
+}
+
+static ROOT_KIND: spin::Once<RootKind> = spin::Once::new();
+
+/// Mounts the root file system at `/` (see the module doc). Called once at boot,
+/// after the drivers have registered the disks.
 pub fn init() {
-    ROOT.call_once(|| tmpfs::TmpFs::new_root());
+    ROOT.call_once(|| {
+        let (root, kind) = match crate::block::find("root") {
+            Some(dev) => match ext2fs::mount(dev) {
+                Ok(root) => (root, RootKind::Ext2),
+                Err(e) => {
+                    log::error!("ext2: the root disk is refused and left untouched: {e}; / is a tmpfs");
+                    (tmpfs::TmpFs::new_root(), RootKind::Tmpfs)
+                }
+            },
+            None => {
+                log::info!("fs: no root disk: / is a tmpfs");
+                (tmpfs::TmpFs::new_root(), RootKind::Tmpfs)
+            }
+        };
+        ROOT_KIND.call_once(|| kind);
+        root
+    });
     PROC.call_once(procfs::new_root);
+}
+
+/// Returns what is mounted at `/`.
+///
+/// # Panics
+/// If [`init`] has not run (a boot-order bug).
+pub fn root_kind() -> RootKind {
+    *ROOT_KIND.get().expect("fs::root_kind: no file system mounted")
 }
 
 /// Returns the root of the file system mounted on `name` in directory `dir`, if

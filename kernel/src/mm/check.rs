@@ -21,7 +21,11 @@
 //!   PTEs + 1 if cached + 1 if retired + 1 while a wipe holds it (then nothing
 //!   else may);
 //! - each space's RSS and swap counters match its table;
-//! - the replacement policy tracks exactly the user frames (mapped or cached),
+//! - each page-cache page (`page_cache::snapshot`) is a User frame flagged FILE
+//!   whose descriptor names its cache and index, with one reference for the cache
+//!   plus one per PTE; no other frame is flagged FILE;
+//! - the replacement policy tracks exactly the user frames (mapped, swap-cached or
+//!   page-cached),
 //!   checked frame by frame;
 //! - the buddy allocator's own invariants hold (so free + used = total).
 //!
@@ -98,10 +102,12 @@ fn walk_spaces(census: &mut Census) -> Result<Walk, String> {
             } else if pte.frame() != zero {
                 nr_present += 1;
                 *walk.present.entry(pte.frame().pfn()).or_default() += 1;
-                let (state, place) = frame::with_desc(pte.frame(), |d| (d.state(), d.family_page()));
+                // A page-cache page (FILE) has no place: the file rmap finds its PTEs.
+                let (state, place, is_file) =
+                    frame::with_desc(pte.frame(), |d| (d.state(), d.family_page(), d.has_flags(FrameFlags::FILE)));
                 if state != FrameState::User {
                     error.get_or_insert(format!("space {id} {page:?} maps {:?} in state {state:?}", pte.frame()));
-                } else if place != Some(space.family_page(page)) {
+                } else if !is_file && place != Some(space.family_page(page)) {
                     error.get_or_insert(format!(
                         "space {id} ({family:?}) maps {:?} at {page:?}, but the frame's reverse-map place is {place:?}",
                         pte.frame()
@@ -171,7 +177,9 @@ fn check_policy(frames: &BTreeSet<u64>) -> Result<(), String> {
 /// Checks every user frame's counts, flags and reverse-map place.
 fn check_frames(walk: &Walk, cache: &BTreeMap<u32, Frame>, census: &mut Census) -> Result<BTreeSet<u64>, String> {
     let cached: BTreeMap<u64, u32> = cache.iter().map(|(&slot, frame)| (frame.pfn(), slot)).collect();
-    let frames: BTreeSet<u64> = walk.present.keys().chain(cached.keys()).copied().collect();
+    let file_pages: BTreeMap<u64, (u32, u64)> =
+        super::page_cache::snapshot().into_iter().map(|(frame, id, index)| (frame.pfn(), (id, index))).collect();
+    let frames: BTreeSet<u64> = walk.present.keys().chain(cached.keys()).chain(file_pages.keys()).copied().collect();
     census.nr_frames = frames.len() as u64;
     for &pfn in &frames {
         let frame = Frame::from_pfn(pfn);
@@ -180,14 +188,19 @@ fn check_frames(walk: &Walk, cache: &BTreeMap<u32, Frame>, census: &mut Census) 
         let (state, map_count, refcount, flags, private, place) = frame::with_desc(frame, |d| {
             (d.state(), d.map_count(), d.refcount(), d.flags(), d.private(), d.family_page())
         });
-        let want_refcount = count + u32::from(slot.is_some());
+        let file_owner = file_pages.get(&pfn).copied();
+        let want_refcount = count + u32::from(slot.is_some()) + u32::from(file_owner.is_some());
         let is_flagged = flags.contains(FrameFlags::SWAP_CACHE);
+        let desc_owner = frame::with_desc(frame, |d| d.file_owner());
+        if desc_owner != file_owner {
+            return Err(format!("{frame:?}: owner in the descriptor {desc_owner:?}, the page caches say {file_owner:?}"));
+        }
         if state != FrameState::User || map_count != count || refcount != want_refcount {
             return Err(format!(
                 "{frame:?} ({state:?}): {count} present PTEs, cached {slot:?}: map_count {map_count}, refcount {refcount}"
             ));
         }
-        if place.is_some() != (count > 0) {
+        if file_owner.is_none() && place.is_some() != (count > 0) {
             return Err(format!("{frame:?}: {count} present PTEs, reverse-map place {place:?}"));
         }
         if is_flagged != slot.is_some() || slot.is_some_and(|s| s != private) {

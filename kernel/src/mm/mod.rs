@@ -7,6 +7,9 @@
 //! | [`fault`] | the page-fault handler: demand-zero, image pages, stack growth; `fault::retry`: the loop around it (swap-in, reclaim, OOM) |
 //! | [`cow`] | fork with copy-on-write, and `do_wp_fault` |
 //! | [`vmstat`] | fault counters by outcome and the fault trace |
+//! | [`page_cache`] | the page cache: file pages by (file, index), read and written through, reclaimed |
+//! | [`writeback`] | the writeback thread: old or too many dirty file pages to their files |
+//! | [`readahead`] | file readahead: the pages a sequential read will want, read before it asks |
 //! | [`remote`] | another process's pages for `process_vm_readv`/`writev`: pinned, copied through the direct map |
 //! | [`rmap`] | reverse map: fork families, a user frame's (family, page); the registry of address spaces |
 //! | [`check`] | the bookkeeping audit: rmap, frame counts, swap slots vs the page tables |
@@ -36,15 +39,19 @@
 //!
 //! | # | lock (rank) | protects | IRQ state | taken under it |
 //! |---|---|---|---|---|
+//! | 0a | a page cache's sleeping `io_lock` (`mm/page_cache.rs`) | one file's write-back and truncation | IRQs on, no spinlock held; reclaim only `try_lock`s it | the file system's locks (`PageIo`), the disk mutex |
+//! | 0b | the ext2 mount's sleeping [`Mutex`](crate::sync::Mutex) (`fs/ext2fs.rs`, one per mount) | the `ext2::Ext2` state: block cache, bitmaps, inodes | IRQs **on**, no spinlock held (it does disk I/O) | the root disk's queue mutex (row 0), heap, frames |
 //! | 0 | the swap disk's sleeping [`Mutex`](crate::sync::Mutex) (`drivers/virtio_blk.rs`) | the virtio queue, one request at a time | IRQs **on**, no spinlock held (it may sleep) | heap, frames (probe, frame-state checks) |
 //! | 1 | `proc::sched::RUN_QUEUE` (`RunQueue`) | runnable pids | IRQs off (the timer interrupt takes it to preempt a user task) | `TASKS` (pick_next) |
 //! | 2 | `proc::task::TASKS` (`Tasks`) | the task table | IRQs off (the timer interrupt's preemption switches tasks) | an address space (context switch), heap |
 //! | 3 | an address space (`AddressSpace`, one per process; `Arc<IrqMutex<AddressSpace>>`) | its page tables, VMAs, stats | IRQs off | everything below |
 //! | 4 | `swap::SWAP` (`Swap`) | slot map, swap cache, readahead window | IRQs off | the policy (a cached frame freed), frames |
+//! | 4a | a page cache's `pages` (`PageCache`, one per cached file) | its index: page -> frame | IRQs off | the policy (a page tracked or untracked), heap, frames |
 //! | 5 | `reclaim::POLICY` (`ReclaimPolicy`) | the replacement policy's ring | IRQs off | `FAMILIES` and other spaces by `try_lock` (the probe), frames (ring links) |
 //! | 6 | `rmap::FAMILIES` (`RmapFamilies`) | fork families: the reverse map | IRQs off | heap, frames |
 //! | 7 | `addr_space::PCIDS` (`Pcids`) | TLB tags | IRQs off | nothing ranked above |
 //! | 8 | `mm::backing::OBJECTS` (`BackingObjects`) | backing objects (program images) | IRQs off | heap |
+//! | 8a | `page_cache::CACHES` (`PageCacheRegistry`) | the caches by id (frame -> cache) | IRQs off | heap |
 //! | 9 | `block::DEVICES` (`BlockDevices`) | the registry of disks | IRQs off | heap |
 //! | 10 | `paging::KERNEL_PT` (`KernelPageTable`) | the kernel's page tables | IRQs off | frames (tables allocated inside) |
 //! | 11 | `kstack::SLOTS` (`KernelStackSlots`) | kernel-stack slots | IRQs off | nothing (mapping happens after) |
@@ -88,13 +95,16 @@ pub mod kstack;
 pub mod layout;
 pub mod memops;
 pub mod oom;
+pub mod page_cache;
 pub mod paging;
 pub mod process_hooks;
+pub mod readahead;
 pub mod reclaim;
 pub mod remote;
 pub mod rmap;
 pub mod swap;
 pub mod vmstat;
+pub mod writeback;
 
 pub use mm_core::addr::{Frame, Order, PAGE_SIZE, Page, PhysAddr, VirtAddr};
 

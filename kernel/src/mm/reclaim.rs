@@ -60,6 +60,7 @@ use mm_core::reclaim::{Clock, Fifo, LruApprox, ReplacementPolicy};
 use super::addr_space::VmError;
 use super::frame::{self, FrameFlags, FrameState, FrameTableLinks};
 use super::rmap::SpaceRef;
+use super::page_cache::{self, FileEvicted};
 use super::swap::{self, Evicted};
 use super::vmstat::{self, SwapEvent};
 use super::Frame;
@@ -235,8 +236,10 @@ pub struct ReclaimReport {
     pub nr_scanned: u64,
     /// Frames freed after writing them to swap.
     pub nr_written: u64,
-    /// Frames freed without I/O (clean swap-cache pages).
+    /// Frames freed without I/O (clean swap-cache pages, clean file pages).
     pub nr_clean: u64,
+    /// Page-cache frames freed after writing them to their files (never to swap).
+    pub nr_file_written: u64,
     /// Victims that could not be evicted (swap full, busy, write error).
     pub nr_kept: u64,
 }
@@ -244,7 +247,7 @@ pub struct ReclaimReport {
 impl ReclaimReport {
     /// Returns the frames freed.
     pub fn nr_freed(&self) -> u64 {
-        self.nr_written + self.nr_clean
+        self.nr_written + self.nr_clean + self.nr_file_written
     }
 }
 
@@ -278,10 +281,10 @@ pub fn shrink(nr_wanted: u64) -> ReclaimReport {
     let mut report = ReclaimReport::default();
     let mut budget = 2 * nr_tracked() as u64 + 16;
     let mut victims = [Frame::from_pfn(0); SWAP_CLUSTER];
+    let is_swap_full = swap::slot_counts().0 == 0;
     while report.nr_freed() < nr_wanted && budget > 0 {
-        if swap::slot_counts().0 == 0 {
-            shrink_swap_cache(nr_wanted, &mut report);
-            break;
+        if is_swap_full && page_cache::nr_pages() == 0 {
+            break; // only the swap cache can give frames back (below)
         }
         let batch = (nr_wanted - report.nr_freed()).min(SWAP_CLUSTER as u64) as usize;
         let mut nr_victims = 0;
@@ -298,6 +301,9 @@ pub fn shrink(nr_wanted: u64) -> ReclaimReport {
         }
         evict_victims(&victims[..nr_victims], &mut report);
     }
+    if is_swap_full && report.nr_freed() < nr_wanted {
+        shrink_swap_cache(nr_wanted, &mut report);
+    }
     if report.nr_freed() > 0 {
         super::heap::refill_pool();
     }
@@ -305,8 +311,32 @@ pub fn shrink(nr_wanted: u64) -> ReclaimReport {
 }
 
 /// Evicts `victims` (no longer tracked) together and counts the outcomes; a victim
-/// that stays is tracked again.
+/// that stays is tracked again. Page-cache victims go to their files
+/// (`page_cache::reclaim_file_frame`), the others to swap.
 fn evict_victims(victims: &[Frame], report: &mut ReclaimReport) {
+    let mut anonymous = [Frame::from_pfn(0); SWAP_CLUSTER];
+    let mut nr_anonymous = 0;
+    for &victim in victims {
+        match page_cache::reclaim_file_frame(victim) {
+            FileEvicted::NotFile if nr_anonymous < SWAP_CLUSTER => {
+                anonymous[nr_anonymous] = victim;
+                nr_anonymous += 1;
+            }
+            FileEvicted::NotFile => evict_anonymous(&[victim], report),
+            FileEvicted::Clean => report.nr_clean += 1,
+            FileEvicted::Written => report.nr_file_written += 1,
+            FileEvicted::Kept => report.nr_kept += 1,
+            FileEvicted::Gone => {}
+        }
+    }
+    evict_anonymous(&anonymous[..nr_anonymous], report);
+}
+
+/// Swaps out anonymous `victims` together (see [`evict_victims`]).
+fn evict_anonymous(victims: &[Frame], report: &mut ReclaimReport) {
+    if victims.is_empty() {
+        return;
+    }
     for (&victim, result) in victims.iter().zip(swap::evict_many(victims)) {
         match result {
             Ok(Evicted::Written) => report.nr_written += 1,

@@ -51,10 +51,7 @@ pub fn load(name: &str, args: &str) -> Result<(SpaceRef, TrapFrame), SpawnError>
     let mut image_end = 0;
     for (index, segment) in exe.segments().iter().enumerate() {
         let (start, end) = segment.page_range();
-        // The file bytes of the segment's pages: from its first page boundary to its
-        // last file byte (`vaddr` and `file_offset` agree modulo the page size).
-        let file_start = (segment.file_offset - (segment.vaddr - start)) as usize;
-        let file_end = (segment.file_offset + segment.filesz) as usize;
+        let (file_start, file_end) = segment_file_bytes(segment);
         let id = backing::register_image(&bytes[file_start..file_end]);
         let vma = Vma::new(
             VirtAddr::new(start),
@@ -69,6 +66,55 @@ pub fn load(name: &str, args: &str) -> Result<(SpaceRef, TrapFrame), SpawnError>
         image_end = image_end.max(end);
     }
     space.set_brk_start(VirtAddr::new(image_end));
+    drop(space);
+    let argv: Vec<&str> = core::iter::once(name).chain(args.split_whitespace()).collect();
+    finish(space_ref, &exe, &argv, &ENVIRONMENT)
+}
+
+/// Builds the address space of the ELF file `bytes` read from a file (`execve`),
+/// started with `argv` and `envp`, and the frame that starts it.
+///
+/// The file's bytes live only in the caller's buffer, so they are copied now:
+/// every page of a segment that holds file bytes is written into a fresh anonymous
+/// page of the new space (a VMA made writable for the copy, then given the
+/// segment's protection); `.bss` pages past the file bytes stay demand-zero.
+pub fn load_file(bytes: &[u8], argv: &[&str], envp: &[&str]) -> Result<(SpaceRef, TrapFrame), SpawnError> {
+    let exe = elf::parse(bytes).map_err(SpawnError::BadExecutable)?;
+    let space_ref = AddressSpace::new().map_err(|_| SpawnError::OutOfMemory)?;
+    let mut image_end = 0;
+    for (index, segment) in exe.segments().iter().enumerate() {
+        let (start, end) = segment.page_range();
+        let vma = Vma::new(VirtAddr::new(start), VirtAddr::new(end), VmProt::READ_WRITE, VmFlags::empty(), Backing::Anonymous);
+        space_ref
+            .lock()
+            .insert_vma(vma)
+            .map_err(|_| SpawnError::BadExecutable(elf::ElfError::Overlap { index: index as u16 }))?;
+        let (file_start, file_end) = segment_file_bytes(segment);
+        let out_of_file = elf::ElfError::SegmentOutOfFile { index: index as u16 };
+        let file_bytes = bytes.get(file_start..file_end).ok_or(SpawnError::BadExecutable(out_of_file))?;
+        for (i, chunk) in file_bytes.chunks(PAGE_SIZE as usize).enumerate() {
+            super::vm_rw::write_remote(&space_ref, start + i as u64 * PAGE_SIZE, chunk)
+                .map_err(|_| SpawnError::OutOfMemory)?;
+        }
+        space_ref.lock().mprotect(start, end - start, segment.flags.prot()).map_err(|_| SpawnError::OutOfMemory)?;
+        image_end = image_end.max(end);
+    }
+    space_ref.lock().set_brk_start(VirtAddr::new(image_end));
+    finish(space_ref, &exe, argv, envp)
+}
+
+/// The file bytes of a segment's pages: from its first page boundary to its last
+/// file byte (`vaddr` and `file_offset` agree modulo the page size).
+fn segment_file_bytes(segment: &elf::LoadSegment) -> (usize, usize) {
+    let (start, _) = segment.page_range();
+    let file_start = (segment.file_offset - (segment.vaddr - start)) as usize;
+    let file_end = (segment.file_offset + segment.filesz) as usize;
+    (file_start, file_end)
+}
+
+/// Adds the stack VMA with argv, envp and the auxiliary vector to a space whose
+/// segments are in, and returns it with the frame that starts the program.
+fn finish(space_ref: SpaceRef, exe: &elf::Executable, argv: &[&str], envp: &[&str]) -> Result<(SpaceRef, TrapFrame), SpawnError> {
     let stack = Vma::new(
         VirtAddr::new(STACK_TOP - STACK_INITIAL_BYTES),
         VirtAddr::new(STACK_TOP),
@@ -76,9 +122,8 @@ pub fn load(name: &str, args: &str) -> Result<(SpaceRef, TrapFrame), SpawnError>
         VmFlags::GROWS_DOWN | VmFlags::STACK,
         Backing::Anonymous,
     );
-    space.insert_vma(stack).map_err(|_| SpawnError::OutOfMemory)?;
-    drop(space);
-    let sp = push_initial_stack(&space_ref, name, args, &exe)?;
+    space_ref.lock().insert_vma(stack).map_err(|_| SpawnError::OutOfMemory)?;
+    let sp = push_initial_stack(&space_ref, argv, envp, exe)?;
     let selectors = gdt::selectors();
     let frame = TrapFrame {
         rip: exe.entry(),
@@ -93,8 +138,7 @@ pub fn load(name: &str, args: &str) -> Result<(SpaceRef, TrapFrame), SpawnError>
 
 /// Writes argc, argv, envp and the auxiliary vector at the top of the stack of
 /// `space` (not the running one) and returns the stack pointer to start with.
-fn push_initial_stack(space: &SpaceRef, name: &str, args: &str, exe: &elf::Executable) -> Result<u64, SpawnError> {
-    let argv: Vec<&str> = core::iter::once(name).chain(args.split_whitespace()).collect();
+fn push_initial_stack(space: &SpaceRef, argv: &[&str], envp: &[&str], exe: &elf::Executable) -> Result<u64, SpawnError> {
     let info = ExecInfo {
         phdr_vaddr: exe.phdr_vaddr().unwrap_or(0),
         nr_program_headers: u64::from(exe.nr_program_headers()),
@@ -104,7 +148,7 @@ fn push_initial_stack(space: &SpaceRef, name: &str, args: &str, exe: &elf::Execu
     let mut random = [0u8; 16];
     random[..8].copy_from_slice(&cpu::random_u64().to_le_bytes());
     random[8..].copy_from_slice(&cpu::random_u64().to_le_bytes());
-    let stack = initial_stack::build(STACK_TOP, STACK_INITIAL_BYTES, &argv, &ENVIRONMENT, &info, random)
+    let stack = initial_stack::build(STACK_TOP, STACK_INITIAL_BYTES, argv, envp, &info, random)
         .map_err(|e| match e {
             StackError::TooBig { .. } | StackError::NulInString => SpawnError::ArgumentsTooLong,
         })?;

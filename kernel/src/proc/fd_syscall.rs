@@ -275,11 +275,12 @@ pub fn sys_ftruncate(fd: u64, length: u64) -> Result<u64, Errno> {
     }
 }
 
-/// fsync(2): a file's data and metadata reach its device (tmpfs: at once).
+/// fsync(2): a file's data (its dirty page-cache pages) and metadata reach its
+/// device (tmpfs: at once).
 pub fn sys_fsync(fd: u64) -> Result<u64, Errno> {
     let file = file_of(fd)?;
     match &file.object {
-        FileObject::Inode(inode) => inode.sync().map(|_| 0).map_err(Errno::from),
+        FileObject::Inode(inode) => crate::fs::sync_inode(&**inode).map(|_| 0).map_err(Errno::from),
         _ => Err(Errno::EINVAL),
     }
 }

@@ -6,6 +6,8 @@
 //! | [`task`] | `Task` (pid, state, kernel stack, address space), the task table, exit/wait/kill |
 //! | [`sched`] | run queue, `schedule`, `yield_now`, context switch, preemption on the tick |
 //! | [`exec`] | builds an address space from an ELF image: one VMA per segment, a stack VMA with argc/argv/envp/auxv |
+//! | [`execve`] | execve(2): a program from a file replaces the running one |
+//! | [`mmap_file`] | mmap(2) of a file: the argument rules, `MAP_PRIVATE` as a copy of the file's bytes |
 //! | [`syscall`] | `syscall` entry (MSRs, assembly), dispatch, the handlers |
 //! | [`syscall_libc`] | the calls a C library makes on its own: `arch_prctl`, `writev`, `ioctl`, `exit_group`, ... |
 //! | [`trap`] | page faults and other exceptions, from the dispatcher: resolve, kill the process, EFAULT, or panic |
@@ -18,7 +20,9 @@
 //! for them (it is also the idle task: it halts when nothing else can run).
 
 pub mod exec;
+pub mod execve;
 pub mod fd_syscall;
+pub mod mmap_file;
 pub mod path_syscall;
 pub mod sched;
 pub mod syscall;

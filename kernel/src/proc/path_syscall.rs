@@ -87,7 +87,11 @@ pub fn sys_openat(dirfd: u64, path_addr: u64, flags: u64, mode: u64) -> Result<u
         _ => {}
     }
     let file = OpenFile::new(FileObject::Inode(inode), flags);
-    task::with_files(|files| files.insert(file))
+    // The table gets a clone: if it is full (EMFILE), the last reference drops
+    // here, with no spinlock held (a disk file system's last close may sleep).
+    let fd = task::with_files(|files| files.insert(file.clone()));
+    drop(file);
+    fd
 }
 
 /// The `O_CREAT` half of open: returns the existing file (EEXIST with `O_EXCL`)

@@ -144,6 +144,7 @@ fn call(frame: &mut TrapFrame) -> Result<u64, Errno> {
         nr::MADVISE => sys_madvise(args[0], args[1], args[2]),
         nr::GETPID => Ok(task::current_pid()),
         nr::FORK => sys_fork(frame),
+        nr::EXECVE => super::execve::sys_execve(frame, args[0], args[1], args[2]),
         nr::EXIT => task::exit_current(WaitStatus::exited(args[0] as i32)),
         nr::WAIT4 => sys_wait4(args[0] as i64, args[1], args[2], args[3]),
         nr::MEMSTAT => sys_memstat(args[0]),
@@ -194,7 +195,7 @@ fn can_sysret(frame: &TrapFrame) -> bool {
         && frame.rflags & RFLAGS_TF_RF_VM == 0
 }
 
-fn errno_of(e: VmError) -> Errno {
+pub(super) fn errno_of(e: VmError) -> Errno {
     match e {
         VmError::Invalid => Errno::EINVAL,
         VmError::NoMemory => Errno::ENOMEM,
@@ -224,12 +225,9 @@ pub(super) fn sys_write(fd: u64, buf: u64, len: u64) -> Result<u64, Errno> {
 /// anyway); flags Linux implements and we do not (`MAP_GROWSDOWN`, `MAP_LOCKED`,
 /// `MAP_HUGETLB`) are EINVAL rather than silently half-done.
 fn sys_mmap(args: [u64; 6]) -> Result<u64, Errno> {
-    let [addr, len, prot_bits, flags, _fd, offset] = args;
+    let [addr, len, prot_bits, flags, fd, offset] = args;
     if !offset.is_multiple_of(abi::PAGE_SIZE as u64) {
         return Err(Errno::EINVAL);
-    }
-    if flags & map::ANONYMOUS == 0 {
-        return Err(Errno::ENODEV);
     }
     let sharing = flags & map::TYPE;
     if sharing != map::SHARED && sharing != map::PRIVATE {
@@ -237,6 +235,9 @@ fn sys_mmap(args: [u64; 6]) -> Result<u64, Errno> {
     }
     if prot_bits & !(prot::READ | prot::WRITE | prot::EXEC) != 0 || flags & (map::GROWSDOWN | map::LOCKED | map::HUGETLB) != 0 {
         return Err(Errno::EINVAL);
+    }
+    if flags & map::ANONYMOUS == 0 {
+        return super::mmap_file::mmap_file(addr, len, prot_bits, flags, fd, offset);
     }
     let request = MapRequest {
         is_shared: sharing == map::SHARED,

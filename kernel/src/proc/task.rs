@@ -145,6 +145,35 @@ pub fn current_space() -> Option<Arc<IrqMutex<AddressSpace>>> {
     TASKS.lock().get(&sched::current()).and_then(|t| t.space.clone())
 }
 
+/// Makes the running process the program whose new address space is `space`
+/// (execve's commit): its name and argument string, a fresh register state, the
+/// new space loaded into CR3. Returns the old space for the caller to drop (with
+/// no lock held; CR3 no longer names it).
+///
+/// # Panics
+/// If the running task is not a user process (exec is a syscall of one).
+pub fn replace_current_program(
+    name: &str,
+    args: &str,
+    space: Arc<IrqMutex<AddressSpace>>,
+    user_state: UserState,
+) -> Option<Arc<IrqMutex<AddressSpace>>> {
+    let mut tasks = TASKS.lock();
+    let task = tasks.get_mut(&sched::current()).expect("replace_current_program: no current task");
+    assert!(task.space.is_some(), "replace_current_program: not a user process");
+    task.name = String::from(name);
+    task.args = String::from(args);
+    user_state.load();
+    task.user_state = Some(user_state);
+    let (root, pcid, keep_tlb) = space.lock().activation();
+    let old = task.space.replace(space);
+    // SAFETY: the new space's PML4 shares the kernel half like every other, so
+    // this code and its stack stay mapped; interrupts are off (the task lock is
+    // held), so nothing runs between the swap of `task.space` and the switch.
+    unsafe { crate::arch::tlb::write_cr3(root, pcid, keep_tlb) };
+    old
+}
+
 /// Why a process could not be created.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SpawnError {
@@ -253,21 +282,24 @@ pub fn exit_current(status: WaitStatus) -> ! {
     assert_ne!(pid, 0, "exit_current: task 0 cannot exit");
     // Leave the address space before dropping it: CR3 must not name freed tables.
     sched::load_kernel_tables();
-    let (space, files, parent) = {
+    // Close the files while the task can still sleep: the last close of a file on
+    // a disk file system may write (ext2 frees an unlinked inode's blocks), and a
+    // zombie that went to sleep would never be woken.
+    let files = TASKS.lock().get_mut(&pid).and_then(|task| task.files.take());
+    drop(files); // closes every fd: a pipe end closed wakes the other end
+    let (space, parent) = {
         let mut tasks = TASKS.lock();
         let task = tasks.get_mut(&pid).expect("exit_current: no current task");
         task.state = TaskState::Zombie(status);
         let parent = task.parent;
         let space = task.space.take();
-        let files = task.files.take();
         // Orphans go to the reaper, which reaps them when they exit.
         let adopter = orphan_adopter();
         for child in tasks.values_mut().filter(|t| t.parent == pid && !t.is_daemon) {
             child.parent = adopter;
         }
-        (space, files, parent)
+        (space, parent)
     };
-    drop(files); // closes every fd: a pipe end closed wakes the other end
     drop(space); // the last reference: every frame, table and VMA goes back
     crate::mm::swap::kick_wiper(); // its swap slots are free now: wipe them
     sched::wake_if_waiting(parent);

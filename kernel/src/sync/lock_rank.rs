@@ -41,6 +41,8 @@ pub enum LockRank {
     AddressSpace,
     /// `mm::swap::SWAP`: the swap area's slot map and the swap cache.
     Swap,
+    /// A page cache's index (`mm::page_cache::PageCache::pages`, one per cached file).
+    PageCache,
     /// `mm::reclaim::POLICY`: the replacement policy tracking user frames.
     ReclaimPolicy,
     /// `mm::rmap::FAMILIES`: the fork families of the reverse map.
@@ -49,6 +51,8 @@ pub enum LockRank {
     Pcids,
     /// `mm::backing::OBJECTS`: the backing objects (program images).
     BackingObjects,
+    /// `mm::page_cache::CACHES`: the registry of page caches by id.
+    PageCacheRegistry,
     /// `block::DEVICES`: the registry of disks.
     BlockDevices,
     /// `mm::paging::KERNEL_PT`: the kernel's page tables.
@@ -111,10 +115,12 @@ mod checker {
             Tasks,
             AddressSpace,
             Swap,
+            PageCache,
             ReclaimPolicy,
             RmapFamilies,
             Pcids,
             BackingObjects,
+            PageCacheRegistry,
             BlockDevices,
             KernelPageTable,
             KernelStackSlots,

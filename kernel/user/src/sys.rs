@@ -55,6 +55,19 @@ pub fn fork() -> Result<Fork, Errno> {
     Errno::from_ret(ret).map(|pid| if pid == 0 { Fork::Child } else { Fork::Parent(pid as Pid) })
 }
 
+/// Replaces this program with the one in the file `path`, started with `argv` and
+/// `envp` (NULL-terminated arrays of NUL-terminated strings); returns only on error.
+///
+/// # Safety
+/// `path` must be NUL-terminated, and `argv`/`envp` null or NULL-terminated arrays
+/// of pointers to NUL-terminated strings (tests pass bad ones on purpose: the
+/// kernel only reads them and answers EFAULT).
+pub unsafe fn execve(path: *const u8, argv: *const *const u8, envp: *const *const u8) -> Errno {
+    // SAFETY: the kernel only reads these; on success this program is gone.
+    let ret = unsafe { syscall3(nr::EXECVE, path as u64, argv as u64, envp as u64) };
+    Errno::from_ret(ret).err().unwrap_or(Errno::EINVAL)
+}
+
 /// Waits for child `pid` (or any child, for -1) to end; returns its pid and status.
 ///
 /// Fails with `ECHILD` when there is no such child left to wait for.

@@ -52,7 +52,7 @@ extern "C" fn kswapd_main() -> ! {
 /// reclaim still backs up an allocation that fails before kswapd has caught up.
 pub fn wake_kswapd() {
     let Some(marks) = WATERMARKS.get() else { return };
-    if frame::nr_free_frames() >= marks.low || !swap::is_on() {
+    if frame::nr_free_frames() >= marks.low || !has_reclaimable() {
         return;
     }
     if IS_KSWAPD_RUNNING.load(Ordering::Acquire) {
@@ -69,12 +69,18 @@ pub fn is_kswapd_kicked() -> bool {
     IS_KSWAPD_KICKED.load(Ordering::Acquire)
 }
 
+/// Returns true if reclaim has somewhere to put pages: swap is on, or files have
+/// pages in the cache (dropped or written to their files).
+fn has_reclaimable() -> bool {
+    swap::is_on() || crate::mm::page_cache::nr_pages() > 0
+}
+
 /// Background reclaim: if free frames are below `low`, reclaims up to `high`.
 /// Runs in kswapd, with no lock held.
 pub fn balance() {
     let Some(marks) = WATERMARKS.get() else { return };
     let nr_free = frame::nr_free_frames();
-    if nr_free < marks.low && swap::is_on() {
+    if nr_free < marks.low && has_reclaimable() {
         vmstat::count(SwapEvent::BackgroundReclaim);
         shrink(marks.high - nr_free);
     }

@@ -52,6 +52,10 @@ impl PageProbe for RmapProbe {
     fn is_dirty(&mut self, pfn: u64) -> bool {
         let frame = Frame::from_pfn(pfn);
         let flags = frame::with_desc(frame, |d| d.flags());
+        // A file page: dirty if the cache says so or a PTE wrote it (the file rmap's).
+        if flags.contains(FrameFlags::FILE) {
+            return flags.contains(FrameFlags::DIRTY);
+        }
         // Not in the swap cache: no slot holds it yet, so evicting means a write.
         if !flags.contains(FrameFlags::SWAP_CACHE) || flags.contains(FrameFlags::DIRTY) {
             return true;

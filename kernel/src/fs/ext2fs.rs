@@ -1,0 +1,328 @@
+//! ext2 as a VFS file system: the [`Inode`] trait implemented over the `ext2`
+//! crate (`kernel/ext2`), on the root disk from the block registry.
+//!
+//! ```text
+//!  VFS (fs::path, syscalls) ── Arc<dyn Inode> ──> Ext2Inode { ino, kind }
+//!                                                    │  every call: lock the mount
+//!                                                    v
+//!                               Ext2Fs { Mutex<ext2::Ext2<'static>> } ── &'static dyn BlockDevice ("root")
+//! ```
+//!
+//! The crate addresses everything by inode number and takes `&mut self`: the
+//! mount is one [`Ext2`] behind one sleeping [`Mutex`] (held across disk I/O, so
+//! never a spinlock), and an [`Ext2Inode`] is just an inode number and its kind.
+//! Each `Ext2Inode` takes a hold on its inode ([`Ext2::inode_get`]) and drops it
+//! when the last `Arc` goes ([`Ext2::inode_put`]): a file unlinked while open stays
+//! readable, and its blocks are freed when the last holder lets go.
+//!
+//! Durability: the crate's block cache is write-back and writes only at
+//! [`Ext2::sync`]. There is no page cache under this adapter yet (the `pagecache`
+//! work brings one), so every operation that changes the disk ends with a sync:
+//! whenever the machine stops between two system calls, the disk is consistent
+//! and `e2fsck -fn` (which the runner runs after every boot) finds it clean.
+//!
+//! A disk the crate refuses (bad magic, unknown features, a superblock larger
+//! than the disk) is reported and left untouched; [`mount`] returns the error and
+//! the caller keeps tmpfs at `/`.
+//!
+//! Time: the machine has no wall clock. Timestamps are [`BOOT_EPOCH_SECS`] plus
+//! the uptime, so files written during a run have times after the files `mke2fs`
+//! copied in.
+
+use alloc::sync::Arc;
+use core::any::Any;
+
+use blockdev::BlockDevice;
+use ext2::{Ext2, Ext2Error, FileType, InodeNo};
+
+use super::{DirEntry, FileKind, FsError, Inode, InodeRef, InodeStat};
+use crate::sync::Mutex;
+
+/// The device number `stat` reports for the ext2 root (Linux's 8:1, `sda1`).
+const EXT2_DEV: u64 = 0x801;
+
+/// The time the kernel says it booted at, in seconds since 1970: 2026-12-06 00:00 UTC.
+pub const BOOT_EPOCH_SECS: u32 = 1_796_515_200;
+
+/// The mount's clock: seconds since 1970 (see the module doc).
+fn now_secs() -> u32 {
+    BOOT_EPOCH_SECS + (crate::arch::timer::uptime_ms() / 1000) as u32
+}
+
+/// One mounted ext2 file system.
+pub struct Ext2Fs {
+    /// The mount: every operation takes this lock for its whole length.
+    fs: Mutex<Ext2<'static>>,
+}
+
+impl Ext2Fs {
+    /// Runs `f` on the mount with its lock held.
+    fn with<R>(&self, f: impl FnOnce(&mut Ext2<'static>) -> Result<R, Ext2Error>) -> Result<R, FsError> {
+        f(&mut self.fs.lock()).map_err(fs_error)
+    }
+
+    /// Runs `f`, which changes the disk, then writes every change out (module doc).
+    fn change<R>(&self, f: impl FnOnce(&mut Ext2<'static>) -> Result<R, Ext2Error>) -> Result<R, FsError> {
+        let mut fs = self.fs.lock();
+        let result = f(&mut fs);
+        // Sync even after an error: a failed operation may have changed blocks
+        // (an indirect block allocated before ENOSPC), and they must reach the disk.
+        let synced = fs.sync();
+        let value = result.map_err(fs_error)?;
+        synced.map_err(fs_error)?;
+        Ok(value)
+    }
+
+    /// Returns an inode of this mount for `ino`, holding it open.
+    fn inode(self: &Arc<Self>, fs: &mut Ext2<'static>, ino: InodeNo) -> Result<Arc<Ext2Inode>, Ext2Error> {
+        let stat = fs.stat(ino)?;
+        let kind = match stat.file_type() {
+            Some(FileType::Directory) => FileKind::Directory,
+            // Symbolic links and device nodes are not followed or opened as such
+            // yet: reads of them fail in the crate with EINVAL.
+            _ => FileKind::Regular,
+        };
+        fs.inode_get(ino)?;
+        Ok(Arc::new(Ext2Inode { fs: self.clone(), ino, kind }))
+    }
+}
+
+/// Mounts the ext2 file system on `dev` and returns its root directory; the
+/// crate's refusal (with its reason) if the disk is damaged or foreign, in which
+/// case nothing on it was written.
+pub fn mount(dev: &'static dyn BlockDevice) -> Result<InodeRef, Ext2Error> {
+    let fs = Ext2::mount(dev, now_secs)?;
+    let root_ino = fs.root();
+    let stats = fs.statfs();
+    log::info!(
+        "ext2: {} mounted at / ({} KiB blocks, {} of {} blocks free, {} of {} inodes free)",
+        dev.name(),
+        stats.block_size / 1024,
+        stats.nr_free_blocks,
+        stats.nr_blocks,
+        stats.nr_free_inodes,
+        stats.nr_inodes
+    );
+    let mount = Arc::new(Ext2Fs { fs: Mutex::new(fs) });
+    let root = mount.inode(&mut mount.fs.lock(), root_ino)?;
+    Ok(root)
+}
+
+/// Turns the crate's error into the VFS's (the errno is the same).
+fn fs_error(e: Ext2Error) -> FsError {
+    match e {
+        Ext2Error::NotFound => FsError::NotFound,
+        Ext2Error::Exists => FsError::Exists,
+        Ext2Error::NotDir => FsError::NotDirectory,
+        Ext2Error::IsDir => FsError::IsDirectory,
+        Ext2Error::NotEmpty => FsError::NotEmpty,
+        Ext2Error::NoSpace => FsError::NoSpace,
+        Ext2Error::NameTooLong => FsError::NameTooLong,
+        Ext2Error::FileTooBig => FsError::TooBig,
+        // The VFS has no ELOOP or EMLINK yet: the nearest is EINVAL.
+        Ext2Error::InvalidArgument | Ext2Error::TooManySymlinks | Ext2Error::TooManyLinks => FsError::Invalid,
+        Ext2Error::Io(_) | Ext2Error::Corrupt(_) | Ext2Error::Refused(_) => {
+            log::warn!("ext2: {e}");
+            FsError::Io
+        }
+    }
+}
+
+/// Refuses names the VFS never passes to a directory operation (see [`Inode`]).
+fn check_name(name: &str) -> Result<&[u8], FsError> {
+    if name.len() > abi::NAME_MAX {
+        return Err(FsError::NameTooLong);
+    }
+    if name.is_empty() || name == "." || name == ".." || name.contains('/') {
+        return Err(FsError::Invalid);
+    }
+    Ok(name.as_bytes())
+}
+
+/// An inode of a mounted ext2 file system: its number, its kind, a hold on it.
+pub struct Ext2Inode {
+    fs: Arc<Ext2Fs>,
+    ino: InodeNo,
+    kind: FileKind,
+}
+
+impl Ext2Inode {
+    /// Returns its inode number on the disk.
+    pub fn ino(&self) -> InodeNo {
+        self.ino
+    }
+
+    /// Requires a directory (ENOTDIR otherwise).
+    fn dir(&self) -> Result<(), FsError> {
+        match self.kind {
+            FileKind::Directory => Ok(()),
+            FileKind::Regular => Err(FsError::NotDirectory),
+        }
+    }
+
+    /// Requires a regular file (EISDIR otherwise).
+    fn file(&self) -> Result<(), FsError> {
+        match self.kind {
+            FileKind::Regular => Ok(()),
+            FileKind::Directory => Err(FsError::IsDirectory),
+        }
+    }
+
+    /// Refuses a directory that was removed while still held (a cwd): nothing
+    /// can be found or created in it (ENOENT, as Linux answers).
+    fn check_not_removed(&self, fs: &mut Ext2<'static>) -> Result<(), Ext2Error> {
+        match fs.stat(self.ino)?.nr_links {
+            0 => Err(Ext2Error::NotFound),
+            _ => Ok(()),
+        }
+    }
+
+    /// Creates `name` with `make` and returns the new inode, held.
+    fn add(
+        &self,
+        name: &str,
+        make: impl FnOnce(&mut Ext2<'static>, &[u8]) -> Result<InodeNo, Ext2Error>,
+    ) -> Result<InodeRef, FsError> {
+        self.dir()?;
+        let name = check_name(name)?;
+        let inode = self.fs.change(|fs| {
+            self.check_not_removed(fs)?;
+            let ino = make(fs, name)?;
+            self.fs.inode(fs, ino)
+        })?;
+        Ok(inode)
+    }
+}
+
+impl Drop for Ext2Inode {
+    fn drop(&mut self) {
+        // The last hold of an unlinked inode frees its blocks: that is a change.
+        if let Err(e) = self.fs.change(|fs| fs.inode_put(self.ino)) {
+            log::warn!("ext2: releasing inode {}: {e:?}", self.ino.0);
+        }
+    }
+}
+
+impl Inode for Ext2Inode {
+    fn stat(&self) -> InodeStat {
+        match self.fs.with(|fs| fs.stat(self.ino)) {
+            Ok(st) => InodeStat {
+                dev: EXT2_DEV,
+                ino: u64::from(st.ino.0),
+                mode: u32::from(st.mode),
+                nlink: u64::from(st.nr_links),
+                size: st.size,
+                blocks: st.nr_sectors,
+                mtime_ms: u64::from(st.mtime) * 1000,
+            },
+            // The trait has no error here: a disk error shows as an empty inode
+            // (and was logged by `fs_error`).
+            Err(_) => InodeStat { dev: EXT2_DEV, ino: u64::from(self.ino.0), ..InodeStat::default() },
+        }
+    }
+
+    fn kind(&self) -> FileKind {
+        self.kind
+    }
+
+    fn lookup(&self, name: &str) -> Result<InodeRef, FsError> {
+        self.dir()?;
+        let inode = self.fs.with(|fs| {
+            if name != "." && name != ".." {
+                self.check_not_removed(fs)?;
+            }
+            let ino = fs.lookup(self.ino, name.as_bytes())?;
+            self.fs.inode(fs, ino)
+        })?;
+        Ok(inode)
+    }
+
+    fn create(&self, name: &str, perm: u32) -> Result<InodeRef, FsError> {
+        self.add(name, |fs, name| fs.create(self.ino, name, (perm & 0o7777) as u16))
+    }
+
+    fn mkdir(&self, name: &str, perm: u32) -> Result<InodeRef, FsError> {
+        self.add(name, |fs, name| fs.mkdir(self.ino, name, (perm & 0o7777) as u16))
+    }
+
+    fn unlink(&self, name: &str) -> Result<(), FsError> {
+        self.dir()?;
+        let name = check_name(name)?;
+        self.fs.change(|fs| fs.unlink(self.ino, name))
+    }
+
+    fn rmdir(&self, name: &str) -> Result<(), FsError> {
+        self.dir()?;
+        let name = check_name(name)?;
+        self.fs.change(|fs| fs.rmdir(self.ino, name))
+    }
+
+    fn rename(&self, old_name: &str, new_dir: &InodeRef, new_name: &str) -> Result<(), FsError> {
+        let new_dir = new_dir.as_any().downcast_ref::<Ext2Inode>().ok_or(FsError::CrossDevice)?;
+        if !Arc::ptr_eq(&self.fs, &new_dir.fs) {
+            return Err(FsError::CrossDevice);
+        }
+        self.dir()?;
+        new_dir.dir()?;
+        let old_name = check_name(old_name)?;
+        let new_name = check_name(new_name)?;
+        self.fs.change(|fs| {
+            new_dir.check_not_removed(fs)?;
+            fs.rename(self.ino, old_name, new_dir.ino, new_name)
+        })
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, FsError> {
+        self.file()?;
+        self.fs.with(|fs| fs.read_at(self.ino, offset, buf))
+    }
+
+    fn write_at(&self, offset: u64, buf: &[u8]) -> Result<usize, FsError> {
+        self.file()?;
+        self.fs.change(|fs| fs.write_at(self.ino, offset, buf))
+    }
+
+    fn append(&self, buf: &[u8]) -> Result<(usize, u64), FsError> {
+        self.file()?;
+        // One lock hold for the size and the write: appends do not interleave.
+        self.fs.change(|fs| {
+            let end = fs.stat(self.ino)?.size;
+            let written = fs.write_at(self.ino, end, buf)?;
+            Ok((written, end + written as u64))
+        })
+    }
+
+    fn truncate(&self, size: u64) -> Result<(), FsError> {
+        self.file()?;
+        self.fs.change(|fs| fs.truncate(self.ino, size))
+    }
+
+    fn getdents(&self, pos: u64, emit: &mut dyn FnMut(DirEntry<'_>) -> bool) -> Result<u64, FsError> {
+        self.dir()?;
+        // The VFS counts positions in entries (`d_off` is the index of the next
+        // one), so the directory is read from its start and `pos` entries are
+        // skipped: a position from lseek can never land inside an entry.
+        let entries = self.fs.with(|fs| fs.read_dir(self.ino, 0))?;
+        let mut at = pos;
+        for entry in entries.iter().skip(usize::try_from(pos).unwrap_or(usize::MAX)) {
+            let kind = match entry.file_type {
+                FileType::Directory => FileKind::Directory,
+                _ => FileKind::Regular,
+            };
+            let name = core::str::from_utf8(&entry.name).unwrap_or("?");
+            if !emit(DirEntry { name, ino: u64::from(entry.ino.0), kind }) {
+                break;
+            }
+            at += 1;
+        }
+        Ok(at)
+    }
+
+    fn sync(&self) -> Result<(), FsError> {
+        self.fs.with(|fs| fs.sync())
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}

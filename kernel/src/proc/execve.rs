@@ -1,0 +1,150 @@
+//! execve(2): the running process becomes another program, read from a file.
+//!
+//! ```text
+//!  execve(path, argv, envp)
+//!   1. copy in: the path, then argv and envp (arrays of string pointers ending in
+//!      NULL; a NULL array is empty) -- EFAULT for a bad pointer, E2BIG past 128 KiB
+//!   2. find the file (ENOENT, ENOTDIR; EACCES for a directory), read it whole
+//!   3. build the new address space from it (exec::load_file): ENOEXEC if it is not
+//!      a static x86-64 ELF executable, ENOMEM if memory runs out
+//!   -- nothing of the caller has changed until here: every error returns to it --
+//!   4. commit: the task gets the new space, a fresh register state and the new
+//!      name; CR3 switches; the old space is dropped (all its frames freed); the
+//!      trap frame is replaced so that the syscall "returns" to the new entry point
+//! ```
+//!
+//! The program's file bytes are copied into the new space's pages at exec time
+//! (`exec::load_file`): the fault path runs under the address-space spinlock and
+//! cannot read a disk, so the lazy, shared mapping of the executable through the
+//! page cache (issue #12) is the next step, not this one. Open files stay open
+//! (there is no `O_CLOEXEC` yet); the cwd stays.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use abi::Errno;
+
+use super::exec;
+use super::path_syscall::user_path;
+use super::task::{self, SpawnError};
+use super::uaccess::copy_from_user;
+use crate::arch::trap::TrapFrame;
+use crate::arch::user_state::UserState;
+use crate::fs::{FileKind, path};
+
+/// The most bytes argv and envp may hold together, NULs included (Linux allows a
+/// quarter of the stack limit; ours is the 64 KiB initial stack's reach, doubled).
+pub const MAX_ARG_BYTES: usize = 128 * 1024;
+/// The most strings argv and envp may hold together.
+pub const MAX_ARG_STRINGS: usize = 4096;
+/// The largest executable file exec reads (a bigger one is refused with ENOMEM).
+pub const MAX_EXEC_FILE_BYTES: u64 = 64 << 20;
+
+/// execve(2). On success the syscall returns into the new program: `frame` is
+/// replaced by its first frame (and the dispatcher's return value, 0, lands in
+/// its `rax`, which starts at 0 anyway).
+pub fn sys_execve(frame: &mut TrapFrame, path_addr: u64, argv_addr: u64, envp_addr: u64) -> Result<u64, Errno> {
+    let path = user_path(path_addr)?;
+    let mut budget = MAX_ARG_BYTES;
+    let mut nr_strings = 0;
+    let argv = user_strings(argv_addr, &mut budget, &mut nr_strings)?;
+    let envp = user_strings(envp_addr, &mut budget, &mut nr_strings)?;
+    let bytes = read_executable(&path)?;
+    let argv_refs: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let envp_refs: Vec<&str> = envp.iter().map(String::as_str).collect();
+    let (space, new_frame) = exec::load_file(&bytes, &argv_refs, &envp_refs).map_err(|e| match e {
+        SpawnError::BadExecutable(_) | SpawnError::NoSuchProgram => Errno::ENOEXEC,
+        SpawnError::OutOfMemory => Errno::ENOMEM,
+        SpawnError::ArgumentsTooLong => Errno::E2BIG,
+    })?;
+    drop(bytes);
+    // The point of no return: from here on the old program is gone.
+    let name = path.rsplit('/').next().filter(|n| !n.is_empty()).unwrap_or(&path);
+    let args = argv.get(1..).unwrap_or_default().join(" ");
+    let user_state = UserState::initial();
+    let old_space = task::replace_current_program(name, &args, space, user_state);
+    drop(old_space); // CR3 names the new space already: the old one's frames go back
+    *frame = new_frame;
+    Ok(0)
+}
+
+/// Reads the file at `path` (from the cwd) whole, for exec.
+fn read_executable(path: &str) -> Result<Vec<u8>, Errno> {
+    let cwd = task::with_files(|files| Ok(files.cwd.clone()))?;
+    let inode = path::resolve(&cwd, path)?;
+    drop(cwd);
+    if inode.kind() == FileKind::Directory {
+        return Err(Errno::EACCES);
+    }
+    let size = inode.stat().size;
+    if size > MAX_EXEC_FILE_BYTES {
+        return Err(Errno::ENOMEM);
+    }
+    let mut bytes = Vec::new();
+    bytes.try_reserve_exact(size as usize).map_err(|_| Errno::ENOMEM)?;
+    bytes.resize(size as usize, 0);
+    let mut done = 0;
+    while done < bytes.len() {
+        match inode.read_at(done as u64, &mut bytes[done..])? {
+            0 => break, // the file shrank meanwhile
+            n => done += n,
+        }
+    }
+    bytes.truncate(done);
+    Ok(bytes)
+}
+
+/// Copies in the NULL-terminated array of string pointers at `addr` (a NULL
+/// `addr` is an empty array), charging each string and its NUL to `budget` and
+/// counting it in `nr_strings`: E2BIG past either limit, EFAULT for a bad pointer,
+/// EINVAL for a string that is not UTF-8.
+fn user_strings(addr: u64, budget: &mut usize, nr_strings: &mut usize) -> Result<Vec<String>, Errno> {
+    let mut strings = Vec::new();
+    if addr == 0 {
+        return Ok(strings);
+    }
+    for i in 0.. {
+        let mut word = [0u8; 8];
+        let at = addr.checked_add(i * 8).ok_or(Errno::EFAULT)?;
+        copy_from_user(&mut word, at)?;
+        let ptr = u64::from_ne_bytes(word);
+        if ptr == 0 {
+            break;
+        }
+        *nr_strings += 1;
+        if *nr_strings > MAX_ARG_STRINGS {
+            return Err(Errno::E2BIG);
+        }
+        let s = user_string(ptr, budget)?;
+        strings.try_reserve(1).map_err(|_| Errno::ENOMEM)?;
+        strings.push(s);
+    }
+    Ok(strings)
+}
+
+/// Copies in the NUL-terminated string at `addr`, charging its bytes and NUL to
+/// `budget` (E2BIG once it is spent).
+fn user_string(addr: u64, budget: &mut usize) -> Result<String, Errno> {
+    let mut bytes = Vec::new();
+    let mut at = addr;
+    loop {
+        // Never past the end of the page: the next one may be unmapped.
+        let page_left = (4096 - (at % 4096)) as usize;
+        let mut chunk = [0u8; 256];
+        let n = page_left.min(chunk.len());
+        copy_from_user(&mut chunk[..n], at)?;
+        let (len, is_end) = match chunk[..n].iter().position(|&b| b == 0) {
+            Some(nul) => (nul, true),
+            None => (n, false),
+        };
+        let charge = len + usize::from(is_end);
+        *budget = budget.checked_sub(charge).ok_or(Errno::E2BIG)?;
+        bytes.try_reserve(len).map_err(|_| Errno::ENOMEM)?;
+        bytes.extend_from_slice(&chunk[..len]);
+        if is_end {
+            break;
+        }
+        at = at.checked_add(n as u64).ok_or(Errno::EFAULT)?;
+    }
+    String::from_utf8(bytes).map_err(|_| Errno::EINVAL)
+}

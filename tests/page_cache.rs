@@ -1,0 +1,376 @@
+//! The page cache (`mm/page_cache.rs`) over a file in RAM whose `PageIo` counts
+//! every page it reads and writes: a miss reads once and a hit never, a write
+//! dirties and `write_back` writes exactly the dirty pages (the last one partial),
+//! truncation drops pages and frees their frames, a failed write keeps the page
+//! dirty, sequential reads are read ahead, writeback writes old dirty pages by
+//! itself, and under memory pressure the cache of a big file is reclaimed (clean
+//! pages dropped, dirty ones written to their file, none to swap) while an
+//! anonymous workload runs.
+//!
+//! This image asks the runner for 64 MiB of RAM.
+#![no_std]
+#![allow(missing_docs)] // test names say what each test checks
+#![no_main]
+#![feature(custom_test_frameworks)]
+#![test_runner(kernel::testing::test_runner)]
+#![reexport_test_harness_main = "test_main"]
+
+extern crate alloc;
+
+use alloc::sync::Arc;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use kernel::fs::FsError;
+use kernel::mm::addr_space::{AddressSpace, MapRequest, VmProt};
+use kernel::mm::frame::{self, NewPage};
+use kernel::mm::page_cache::{self, FileEvent, PageCache, PageIo};
+use kernel::mm::vmstat::{self, SwapEvent};
+use kernel::mm::{PAGE_SIZE, check, fault, reclaim, writeback};
+use kernel::sync::{IrqMutex, LockRank};
+
+kernel::runner_args!(b"--memory 64M --timeout 240");
+
+kernel::test_kernel!();
+
+const PAGE: usize = PAGE_SIZE as usize;
+const USER_WRITE: u64 = (1 << 1) | (1 << 2);
+
+/// A file in RAM that counts the page I/O the cache asks of it. Its locks rank as a
+/// disk's (`BlockDevices`): the heap may be taken under them.
+struct RamFile {
+    data: IrqMutex<Vec<u8>>,
+    nr_reads: AtomicU64,
+    nr_writes: AtomicU64,
+    /// (index, len) of every page written, in order.
+    written: IrqMutex<Vec<(u64, usize)>>,
+    fails_writes: AtomicBool,
+}
+
+impl RamFile {
+    fn new(data: Vec<u8>) -> Arc<RamFile> {
+        Arc::new(RamFile {
+            data: IrqMutex::new_ranked(LockRank::BlockDevices, data),
+            nr_reads: AtomicU64::new(0),
+            nr_writes: AtomicU64::new(0),
+            written: IrqMutex::new_ranked(LockRank::BlockDevices, Vec::new()),
+            fails_writes: AtomicBool::new(false),
+        })
+    }
+
+    fn reads(&self) -> u64 {
+        self.nr_reads.load(Ordering::Relaxed)
+    }
+
+    fn writes(&self) -> u64 {
+        self.nr_writes.load(Ordering::Relaxed)
+    }
+}
+
+impl PageIo for RamFile {
+    fn read_page(&self, index: u64, dst: &mut NewPage) -> Result<(), FsError> {
+        self.nr_reads.fetch_add(1, Ordering::Relaxed);
+        let data = self.data.lock();
+        let start = (index as usize * PAGE).min(data.len());
+        let end = (start + PAGE).min(data.len());
+        dst.write_bytes(0, &data[start..end]);
+        Ok(())
+    }
+
+    fn write_page(&self, index: u64, src: &[u8], len: usize) -> Result<(), FsError> {
+        self.nr_writes.fetch_add(1, Ordering::Relaxed);
+        if self.fails_writes.load(Ordering::Relaxed) {
+            return Err(FsError::Io);
+        }
+        self.written.lock().push((index, len));
+        let mut data = self.data.lock();
+        let start = index as usize * PAGE;
+        if data.len() < start + len {
+            data.resize(start + len, 0);
+        }
+        data[start..start + len].copy_from_slice(&src[..len]);
+        Ok(())
+    }
+}
+
+/// `n` bytes where byte `i` is a function of `i` and `seed`.
+fn pattern(n: usize, seed: u8) -> Vec<u8> {
+    (0..n).map(|i| (i as u8).wrapping_mul(31).wrapping_add((i / PAGE) as u8) ^ seed).collect()
+}
+
+fn cache_over(bytes: Vec<u8>) -> (Arc<RamFile>, Arc<PageCache>) {
+    let size = bytes.len() as u64;
+    let file = RamFile::new(bytes);
+    let cache = PageCache::new(file.clone(), size);
+    (file, cache)
+}
+
+fn assert_consistent() {
+    check::check_consistency().unwrap_or_else(|e| panic!("inconsistent: {e}"));
+}
+
+#[test_case]
+fn a_miss_reads_the_page_once_and_a_hit_never() {
+    let bytes = pattern(3 * PAGE, 1);
+    let (file, cache) = cache_over(bytes.clone());
+    let page = cache.get_page(1).expect("get_page");
+    assert_eq!(file.reads(), 1);
+    let mut buf = vec![0u8; PAGE];
+    page.read(0, &mut buf);
+    assert_eq!(buf, bytes[PAGE..2 * PAGE]);
+    drop(page);
+    for _ in 0..3 {
+        assert_eq!(cache.get_page(1).expect("hit").index(), 1);
+    }
+    assert!(cache.find_page(0).is_none(), "find_page never reads");
+    assert_eq!(file.reads(), 1, "hits read nothing");
+    assert_eq!(cache.nr_cached(), 1);
+    assert!(reclaim::is_tracked(cache.find_page(1).unwrap().frame()), "a cached page is tracked by the policy");
+    assert_consistent();
+}
+
+#[test_case]
+fn read_at_returns_the_file_bytes_and_stops_at_the_end() {
+    let bytes = pattern(2 * PAGE + 100, 2);
+    let (_file, cache) = cache_over(bytes.clone());
+    let mut buf = vec![0u8; 3 * PAGE];
+    assert_eq!(cache.read_at(10, &mut buf), Ok(2 * PAGE + 90));
+    assert_eq!(buf[..2 * PAGE + 90], bytes[10..]);
+    assert_eq!(cache.read_at(2 * PAGE as u64 + 100, &mut buf), Ok(0), "at the end");
+    assert_eq!(cache.read_at(1 << 40, &mut buf), Ok(0), "past the end");
+}
+
+#[test_case]
+fn a_write_dirties_and_write_back_writes_exactly_the_dirty_pages() {
+    let (file, cache) = cache_over(pattern(5 * PAGE, 3));
+    let before_dirty = page_cache::nr_dirty();
+    assert_eq!(cache.write_at(PAGE as u64 + 7, b"hello"), Ok(5));
+    assert_eq!(cache.write_at(3 * PAGE as u64, &[0xaa; 10]), Ok(10));
+    assert_eq!((cache.nr_dirty(), page_cache::nr_dirty() - before_dirty), (2, 2));
+    assert_eq!(file.writes(), 0, "a write only dirties the cache");
+    assert_eq!(file.reads(), 2, "a partial-page write reads the page first");
+    cache.write_back(0, u64::MAX).expect("write_back");
+    assert_eq!(*file.written.lock(), [(1, PAGE), (3, PAGE)]);
+    assert_eq!(cache.nr_dirty(), 0);
+    assert_eq!(page_cache::nr_dirty(), before_dirty);
+    let data = file.data.lock().clone();
+    assert_eq!(&data[PAGE + 7..PAGE + 12], b"hello");
+    assert_eq!(data[3 * PAGE..3 * PAGE + 10], [0xaa; 10]);
+    cache.write_back(0, u64::MAX).expect("write_back");
+    assert_eq!(file.writes(), 2, "clean pages are not written again");
+}
+
+#[test_case]
+fn write_back_writes_only_the_bytes_of_the_last_partial_page() {
+    let (file, cache) = cache_over(Vec::new());
+    assert_eq!(cache.write_at(0, &pattern(PAGE + 904, 4)), Ok(PAGE + 904));
+    assert_eq!(cache.size(), PAGE as u64 + 904);
+    assert_eq!(file.reads(), 0, "pages past the end are not read");
+    cache.write_back(0, u64::MAX).expect("write_back");
+    assert_eq!(*file.written.lock(), [(0, PAGE), (1, 904)]);
+    assert_eq!(*file.data.lock(), pattern(PAGE + 904, 4));
+}
+
+#[test_case]
+fn a_whole_page_write_reads_nothing() {
+    let (file, cache) = cache_over(pattern(4 * PAGE, 5));
+    assert_eq!(cache.write_at(PAGE as u64, &[7; 2 * PAGE]), Ok(2 * PAGE));
+    assert_eq!(file.reads(), 0);
+}
+
+#[test_case]
+fn write_back_of_a_range_leaves_the_pages_outside_it_dirty() {
+    let (file, cache) = cache_over(pattern(8 * PAGE, 6));
+    for i in 0..8u64 {
+        cache.write_at(i * PAGE as u64, &[i as u8; PAGE]).unwrap();
+    }
+    cache.write_back(2, 4).expect("write_back");
+    assert_eq!(file.written.lock().iter().map(|w| w.0).collect::<Vec<_>>(), [2, 3, 4]);
+    assert_eq!(cache.nr_dirty(), 5);
+    cache.write_back(0, u64::MAX).unwrap();
+}
+
+#[test_case]
+fn truncate_drops_the_pages_past_the_end_and_frees_their_frames() {
+    let (file, cache) = cache_over(pattern(6 * PAGE, 7));
+    let mut buf = vec![0u8; 6 * PAGE];
+    cache.read_at(0, &mut buf).unwrap();
+    cache.write_at(5 * PAGE as u64, b"dirty").unwrap();
+    assert_eq!(cache.nr_cached(), 6);
+    let (pages, dirty, free) = (page_cache::nr_pages(), page_cache::nr_dirty(), frame::nr_free_frames());
+    cache.truncate(PAGE as u64 + 10).expect("truncate");
+    file.data.lock().truncate(PAGE + 10); // the file system's part of a truncate
+    assert_eq!(cache.nr_cached(), 2);
+    assert_eq!((page_cache::nr_pages(), page_cache::nr_dirty()), (pages - 4, dirty - 1));
+    assert!(frame::nr_free_frames() >= free + 4, "the dropped pages' frames are free again");
+    assert_eq!(cache.read_at(PAGE as u64 + 10, &mut buf), Ok(0));
+    // Growing the file again shows zeros where the cut bytes were.
+    cache.write_at(3 * PAGE as u64, b"x").unwrap();
+    assert_eq!(cache.read_at(PAGE as u64, &mut buf[..3 * PAGE]), Ok(2 * PAGE + 1));
+    assert_eq!(buf[..10], pattern(2 * PAGE, 7)[PAGE..PAGE + 10]);
+    assert!(buf[10..2 * PAGE].iter().all(|&b| b == 0), "the tail past the truncation reads as zeros");
+    assert_eq!(buf[2 * PAGE], b'x');
+    assert_consistent();
+}
+
+#[test_case]
+fn a_failed_write_back_keeps_the_page_dirty() {
+    let (file, cache) = cache_over(pattern(2 * PAGE, 8));
+    cache.write_at(0, b"abc").unwrap();
+    file.fails_writes.store(true, Ordering::Relaxed);
+    assert_eq!(cache.write_back(0, u64::MAX), Err(FsError::Io));
+    assert_eq!(cache.nr_dirty(), 1, "the page is still dirty");
+    assert_eq!(page_cache::nr_writeback(), 0);
+    file.fails_writes.store(false, Ordering::Relaxed);
+    cache.write_back(0, u64::MAX).expect("the retry writes it");
+    assert_eq!(&file.data.lock()[..3], b"abc");
+    assert_eq!(cache.nr_dirty(), 0);
+}
+
+#[test_case]
+fn a_dropped_cache_frees_its_frames() {
+    let free = frame::nr_free_frames();
+    let pages = page_cache::nr_pages();
+    {
+        let (_file, cache) = cache_over(pattern(16 * PAGE, 9));
+        let mut buf = vec![0u8; 16 * PAGE];
+        cache.read_at(0, &mut buf).unwrap();
+        assert_eq!(page_cache::nr_pages(), pages + 16);
+    }
+    assert_eq!(page_cache::nr_pages(), pages);
+    assert!(frame::nr_free_frames() + 2 >= free, "the frames came back ({} free, {free} before)", frame::nr_free_frames());
+    assert_consistent();
+}
+
+#[test_case]
+fn a_sequential_read_is_read_ahead_and_random_reads_are_not() {
+    let bytes = pattern(256 * PAGE, 10);
+    let (file, cache) = cache_over(bytes.clone());
+    let (ahead, hits) = (page_cache::nr_events(FileEvent::ReadaheadPage), page_cache::nr_events(FileEvent::ReadaheadHit));
+    let mut buf = vec![0u8; PAGE];
+    for i in 0..256u64 {
+        assert_eq!(cache.read_at(i * PAGE as u64, &mut buf), Ok(PAGE));
+        assert_eq!(buf, bytes[i as usize * PAGE..(i as usize + 1) * PAGE]);
+    }
+    assert_eq!(file.reads(), 256, "every page read exactly once");
+    let nr_ahead = page_cache::nr_events(FileEvent::ReadaheadPage) - ahead;
+    let nr_hits = page_cache::nr_events(FileEvent::ReadaheadHit) - hits;
+    assert_eq!(nr_ahead, 255, "all but the first page were read ahead");
+    assert_eq!(nr_hits, 255, "and used");
+
+    let (file, cache) = cache_over(bytes);
+    let ahead = page_cache::nr_events(FileEvent::ReadaheadPage);
+    let mut index = 7u64;
+    for _ in 0..64 {
+        index = (index * 73 + 11) % 256;
+        cache.read_at(index * PAGE as u64 + 1, &mut buf[..10]).unwrap();
+    }
+    let nr_ahead = page_cache::nr_events(FileEvent::ReadaheadPage) - ahead;
+    assert!(nr_ahead <= 8, "{nr_ahead} pages read ahead for random reads");
+    assert!(file.reads() <= 64 + 8);
+}
+
+#[test_case]
+fn the_writeback_thread_writes_old_dirty_pages_by_itself() {
+    let (file, cache) = cache_over(pattern(4 * PAGE, 11));
+    cache.write_at(0, &[1; 3 * PAGE]).unwrap();
+    assert_eq!(cache.nr_dirty(), 3);
+    let start = kernel::arch::timer::uptime_ms();
+    while cache.nr_dirty() > 0 {
+        assert!(kernel::arch::timer::uptime_ms() - start < 5000, "still dirty after 5 s");
+        kernel::proc::sched::yield_now();
+    }
+    let waited = kernel::arch::timer::uptime_ms() - start;
+    assert!(waited >= writeback::DIRTY_EXPIRE_MS - 20, "written after {waited} ms: before the pages were old");
+    assert_eq!(file.writes(), 3);
+    assert!(writeback::nr_passes() > 0);
+}
+
+/// A big file that needs no RAM of its own: page `i` is filled with a value made
+/// from `i`; writes are counted and checked.
+struct SyntheticFile {
+    nr_reads: AtomicU64,
+    nr_writes: AtomicU64,
+    nr_bad_writes: AtomicU64,
+    /// Pages written back: their first byte is `!synthetic_byte` from then on.
+    written: IrqMutex<alloc::collections::BTreeSet<u64>>,
+}
+
+fn synthetic_byte(index: u64) -> u8 {
+    (index as u8).wrapping_mul(13) ^ 0x5a
+}
+
+impl PageIo for SyntheticFile {
+    fn read_page(&self, index: u64, dst: &mut NewPage) -> Result<(), FsError> {
+        self.nr_reads.fetch_add(1, Ordering::Relaxed);
+        dst.write_bytes(0, &[synthetic_byte(index); PAGE]);
+        if self.written.lock().contains(&index) {
+            dst.write_bytes(0, &[!synthetic_byte(index)]);
+        }
+        Ok(())
+    }
+
+    fn write_page(&self, index: u64, src: &[u8], len: usize) -> Result<(), FsError> {
+        self.nr_writes.fetch_add(1, Ordering::Relaxed);
+        // A dirty page of this test holds !byte in its first word's first byte.
+        if len != PAGE || src[0] != !synthetic_byte(index) {
+            self.nr_bad_writes.fetch_add(1, Ordering::Relaxed);
+        }
+        self.written.lock().insert(index);
+        Ok(())
+    }
+}
+
+#[test_case]
+fn the_cache_of_a_big_file_is_reclaimed_under_pressure_without_touching_swap() {
+    // A file bigger than all of RAM.
+    let file_pages = frame::buddyinfo().nr_managed_frames * 5 / 4;
+    let io = Arc::new(SyntheticFile {
+        nr_reads: AtomicU64::new(0),
+        nr_writes: AtomicU64::new(0),
+        nr_bad_writes: AtomicU64::new(0),
+        written: IrqMutex::new_ranked(LockRank::BlockDevices, alloc::collections::BTreeSet::new()),
+    });
+    let cache = PageCache::new(io.clone(), file_pages * PAGE_SIZE);
+    let swap_outs = vmstat::nr_events(SwapEvent::SwapOut);
+    let (dropped, written) = (page_cache::nr_events(FileEvent::ReclaimedClean), page_cache::nr_events(FileEvent::ReclaimedWritten));
+
+    // Read all of it; every 16th page is made dirty.
+    let mut buf = vec![0u8; PAGE];
+    for i in 0..file_pages {
+        assert_eq!(cache.read_at(i * PAGE_SIZE, &mut buf), Ok(PAGE), "page {i}");
+        assert!(buf.iter().all(|&b| b == synthetic_byte(i)), "page {i} read back wrong");
+        if i % 16 == 0 {
+            cache.write_at(i * PAGE_SIZE, &[!synthetic_byte(i)]).unwrap();
+        }
+    }
+    assert!(cache.nr_cached() < file_pages as usize, "the whole file cannot fit: the cache was reclaimed as it grew");
+
+    // An anonymous workload of 24 MiB: its faults need the cache's frames.
+    let space = AddressSpace::new().expect("space");
+    let nr_anon = 24u64 << 8;
+    let start = space.lock().mmap(0, nr_anon * PAGE_SIZE, VmProt::READ_WRITE, MapRequest::default()).expect("mmap");
+    for i in 0..nr_anon {
+        fault::retry::fault_in(&space, start + i * PAGE_SIZE, USER_WRITE).expect("anonymous fault");
+    }
+    let nr_dropped = page_cache::nr_events(FileEvent::ReclaimedClean) - dropped;
+    let nr_written = page_cache::nr_events(FileEvent::ReclaimedWritten) - written;
+    assert!(nr_dropped > file_pages / 2, "only {nr_dropped} clean file pages were dropped");
+    assert!(nr_written > 0, "no dirty file page was written to its file by reclaim");
+    assert_eq!(vmstat::nr_events(SwapEvent::SwapOut) - swap_outs, 0, "file pages never go to swap");
+    assert_eq!(io.nr_bad_writes.load(Ordering::Relaxed), 0, "a written-back page had the wrong bytes");
+    assert_consistent();
+    drop(space);
+
+    // What reclaim dropped is read again, right.
+    let reads = io.nr_reads.load(Ordering::Relaxed);
+    for i in (0..file_pages).step_by(7) {
+        let mut first_two = [0u8; 2];
+        cache.read_at(i * PAGE_SIZE, &mut first_two).unwrap();
+        let want_first = if i % 16 == 0 { !synthetic_byte(i) } else { synthetic_byte(i) };
+        assert_eq!(first_two, [want_first, synthetic_byte(i)], "page {i} (a dirty page keeps its write)");
+    }
+    assert!(io.nr_reads.load(Ordering::Relaxed) > reads, "dropped pages are read from the file again");
+    page_cache::print_counters();
+}
