@@ -73,6 +73,8 @@ const NAMES: &[&str] = &[
     "sleep",
     "ls",
     "ps",
+    "exectest",
+    "mmapfile",
 ];
 
 /// The end of the lower half: user addresses are below it.

@@ -103,12 +103,16 @@ impl Words {
 
 /// One command of a pipeline: its words `first..end` (operators and redirection
 /// targets left out) and where its standard input and output come from.
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy)]
 struct Stage {
     argv: [usize; MAX_WORDS],
     argc: usize,
     input: Option<usize>,
     output: Option<usize>,
+}
+
+impl Stage {
+    const EMPTY: Stage = Stage { argv: [0; MAX_WORDS], argc: 0, input: None, output: None };
 }
 
 /// A parsed line: the stages of its pipeline and whether it runs in the background.
@@ -120,7 +124,7 @@ struct Pipeline {
 
 /// Groups `words` into a pipeline; Err with a message for a syntax error.
 fn parse(words: &Words) -> Result<Pipeline, &'static str> {
-    let mut pipeline = Pipeline { stages: [Stage::default(); MAX_STAGES], nr: 1, is_background: false };
+    let mut pipeline = Pipeline { stages: [Stage::EMPTY; MAX_STAGES], nr: 1, is_background: false };
     let mut i = 0;
     while i < words.nr {
         let stage = &mut pipeline.stages[pipeline.nr - 1];
@@ -353,7 +357,7 @@ impl Shell {
         for &pid in &pids[..nr_started] {
             if let Ok((_, status)) = ulib::waitpid(pid) {
                 self.last_status = match status {
-                    WaitStatus::Exited(code) => code,
+                    WaitStatus::Exited(code) => i32::from(code),
                     WaitStatus::Killed(sig) => 128 + i32::from(sig),
                 };
             }
