@@ -56,6 +56,9 @@ pub struct Options {
     pub qemu_args: Vec<String>,
     /// `--script FILE`, `KERNEL_SCRIPT`: typed into the serial console (see `script`).
     pub script: Option<PathBuf>,
+    /// The console is the user's terminal: QEMU gets it raw, Ctrl-C goes to the
+    /// guest and Ctrl-A X leaves (set for a plain `cargo run` from a terminal).
+    pub is_interactive: bool,
     /// `--cmdline "WORDS"`, `KERNEL_CMDLINE`; `--bench` adds the word `bench`.
     pub cmdline: String,
     /// `--linux-peer[=PROGRAM]`, `KERNEL_LINUX_PEER=1|PROGRAM`: run a user program
@@ -221,6 +224,7 @@ impl Options {
                 .map(|s| s.split_whitespace().map(String::from).collect())
                 .unwrap_or_default(),
             script: env("KERNEL_SCRIPT").as_deref().map(workspace_file).transpose()?,
+            is_interactive: false,
             cmdline: env("KERNEL_CMDLINE").unwrap_or_default(),
             linux_peer: peer_from_env(env("KERNEL_LINUX_PEER"))?,
         };
@@ -273,8 +277,22 @@ impl Options {
         if let Some(program) = opts.linux_peer {
             opts.set_up_linux_peer(program, is_memory_given, is_swap_size_given)?;
         }
+        opts.choose_shell(std::io::IsTerminal::is_terminal(&std::io::stdin()));
         check_memory(&opts.memory)?;
         Ok(opts)
+    }
+
+    /// A plain `cargo run` (no command line, not a test, not the Linux peer) boots
+    /// into the shell when standard input is a terminal, or when `--script` types
+    /// into it: the kernel word `shell`. From a terminal the console is interactive.
+    fn choose_shell(&mut self, is_stdin_terminal: bool) {
+        if self.is_test || self.linux_peer.is_some() || !self.cmdline.trim().is_empty() {
+            return;
+        }
+        if self.script.is_some() || is_stdin_terminal {
+            self.cmdline = "shell".into();
+            self.is_interactive = self.script.is_none();
+        }
     }
 
     /// Takes an argument that `cargo test` forwards to every test binary: a test-name

@@ -88,7 +88,14 @@ pub fn add_machine(cmd: &mut Command, opts: &Options, swap: &Path) {
         Accel::Tcg => cmd.args(["-accel", "tcg", "-cpu", "max"]),
         Accel::Kvm => cmd.args(["-enable-kvm", "-cpu", "host,-arch-capabilities"]),
     };
-    cmd.args(["-serial", "stdio", "-display", "none", "-no-reboot"]);
+    if opts.is_interactive {
+        // The terminal, raw: Ctrl-C reaches the guest (signal=off), Ctrl-A X quits
+        // QEMU, Ctrl-A C switches to its monitor (mux).
+        cmd.args(["-chardev", "stdio,id=console,mux=on,signal=off", "-serial", "chardev:console"]);
+        cmd.args(["-mon", "chardev=console", "-display", "none", "-no-reboot"]);
+    } else {
+        cmd.args(["-serial", "stdio", "-display", "none", "-no-reboot"]);
+    }
     cmd.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
     // The swap disk: a virtio block device found by the kernel on the PCI bus. With
     // --swap-blkdebug the raw file sits under QEMU's blkdebug driver, which fails the
@@ -196,6 +203,12 @@ fn supervise(opts: &Options, mut cmd: Command, is_capturing: bool) -> Result<(En
         cmd.stdin(Stdio::piped());
     } else if opts.is_test {
         cmd.stdin(Stdio::null());
+    }
+    if opts.is_interactive {
+        // QEMU writes to the terminal itself: a prompt has no newline to wait for.
+        // No timeout either: the user leaves with Ctrl-A X or `exit`.
+        let status = cmd.status().map_err(|e| format!("starting qemu-system-x86_64: {e}"))?;
+        return Ok((Ending::Exited(status), Vec::new()));
     }
     cmd.stdout(Stdio::piped());
     let mut child = cmd.spawn().map_err(|e| match e.kind() {
