@@ -419,14 +419,11 @@ impl Shell {
             return 2;
         }
         let mut status = 0;
-        for i in 1..stage.argc {
-            let arg = words.get(stage.argv[i]);
+        for &word in &stage.argv[1..stage.argc] {
+            let arg = words.get(word);
             let result = match arg.strip_prefix('%') {
-                Some(number) => match number.parse::<usize>().ok().and_then(|n| n.checked_sub(1)).filter(|&n| n < MAX_JOBS && self.jobs[n].is_used) {
-                    Some(n) => {
-                        let job = self.jobs[n];
-                        job.pids[..job.nr].iter().filter(|p| **p != 0).fold(Ok(()), |r, &pid| r.and(ulib::kill(pid, 15).or_else(|e| if e == Errno::ESRCH { Ok(()) } else { Err(e) })))
-                    }
+                Some(number) => match self.job_index(number) {
+                    Some(n) => kill_job(&self.jobs[n]),
                     None => Err(Errno::ESRCH),
                 },
                 None => match arg.parse::<Pid>() {
@@ -441,6 +438,25 @@ impl Shell {
         }
         status
     }
+}
+
+impl Shell {
+    /// Returns the index of job `%number` if it exists.
+    fn job_index(&self, number: &str) -> Option<usize> {
+        let n = number.parse::<usize>().ok()?.checked_sub(1)?;
+        (n < MAX_JOBS && self.jobs[n].is_used).then_some(n)
+    }
+}
+
+/// Kills every process of `job` still alive.
+fn kill_job(job: &Job) -> Result<(), Errno> {
+    for &pid in job.pids[..job.nr].iter().filter(|p| **p != 0) {
+        match ulib::kill(pid, 15) {
+            Ok(()) | Err(Errno::ESRCH) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// In the child: sets up standard input and output, then runs the command; never returns.
