@@ -4,7 +4,8 @@
 //! the program touches 4 MiB, then execs itself with the free-frame count, and the
 //! new program checks that those frames came back.
 //!
-//! `exectest bench N`: N rounds of fork + exec of `/bin/true_c` + wait, timed.
+//! `exectest bench N`: N rounds of fork + exec of `/bin/true_c` + wait, timed
+//! (`cargo run --release -- --cmdline "run=exectest bench 100"`).
 #![no_std]
 #![no_main]
 
@@ -20,7 +21,9 @@ const TOUCHED_PAGES: usize = 1024;
 fn main() -> i32 {
     let mut buf = [0u8; 128];
     let args = ulib::args(&mut buf);
-    let mut words = args.split_whitespace();
+    // The mode is the first word that names one: `run=exectest bench 100` on the
+    // kernel command line passes the whole line.
+    let mut words = args.split_whitespace().skip_while(|w| *w != "freed" && *w != "bench");
     match words.next() {
         Some("freed") => check_freed(words.next().and_then(|w| w.parse().ok()).unwrap_or(0)),
         Some("bench") => bench(words.next().and_then(|w| w.parse().ok()).unwrap_or(100)),
