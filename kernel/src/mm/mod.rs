@@ -80,6 +80,9 @@
 //!   holds one space at a time; the rmap visits the others by `try_lock`.
 //! - Below the table: `arch`'s serial console and IST tables are plain `spin` locks
 //!   taken with interrupts off around a few port writes; they are leaves and unranked.
+//!   The console input ring `tty::RAW` is an `IrqMutex` of rank `Leaf` (the serial
+//!   interrupt fills it; nothing is taken under it); the line discipline `tty::LDISC`
+//!   is a sleeping mutex, never taken under a spinlock.
 
 pub mod addr_space;
 pub mod backing;
