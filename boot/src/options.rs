@@ -194,7 +194,9 @@ impl Options {
         if !image_args.is_empty() {
             eprintln!("boot: options from the image's {} section: {}", crate::image_args::SECTION, image_args.join(" "));
         }
-        Self::parse_with(kernel, image_args.into_iter().chain(args))
+        let mut opts = Self::parse_with(kernel, image_args.into_iter().chain(args))?;
+        opts.choose_shell(std::io::IsTerminal::is_terminal(&std::io::stdin()));
+        Ok(opts)
     }
 
     /// Parses flags in `args` on top of the environment's options for `kernel`.
@@ -277,7 +279,6 @@ impl Options {
         if let Some(program) = opts.linux_peer {
             opts.set_up_linux_peer(program, is_memory_given, is_swap_size_given)?;
         }
-        opts.choose_shell(std::io::IsTerminal::is_terminal(&std::io::stdin()));
         check_memory(&opts.memory)?;
         Ok(opts)
     }
@@ -364,6 +365,22 @@ mod tests {
             PathBuf::from("target/x86_64-unknown-none/release/kernel"),
             flags.iter().map(|f| f.to_string()),
         )
+    }
+
+    #[test]
+    fn a_plain_run_from_a_terminal_or_with_a_script_boots_into_the_shell() {
+        let mut from_terminal = parse_flags(&[]).unwrap();
+        from_terminal.choose_shell(true);
+        assert_eq!((from_terminal.cmdline.as_str(), from_terminal.is_interactive), ("shell", true));
+        let mut from_pipe = parse_flags(&[]).unwrap();
+        from_pipe.choose_shell(false);
+        assert_eq!((from_pipe.cmdline.as_str(), from_pipe.is_interactive), ("", false), "a pipe keeps the demo");
+        let mut scripted = parse_flags(&["--script", "tests/shell.input"]).unwrap();
+        scripted.choose_shell(true);
+        assert_eq!((scripted.cmdline.as_str(), scripted.is_interactive), ("shell", false), "a script is typed, not the terminal");
+        let mut one_program = parse_flags(&["--cmdline", "run=hello"]).unwrap();
+        one_program.choose_shell(true);
+        assert_eq!(one_program.cmdline, "run=hello", "a command line wins");
     }
 
     #[test]
