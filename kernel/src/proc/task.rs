@@ -300,6 +300,10 @@ pub fn exit_current(status: WaitStatus) -> ! {
         }
         (space, parent)
     };
+    // Again: closing the files may have slept, and switching back to this task
+    // loaded its space (it was still `task.space` then); dropping a loaded space
+    // would free the tables CR3 names.
+    sched::load_kernel_tables();
     drop(space); // the last reference: every frame, table and VMA goes back
     crate::mm::swap::kick_wiper(); // its swap slots are free now: wipe them
     sched::wake_if_waiting(parent);
