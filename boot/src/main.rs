@@ -13,7 +13,7 @@
 //!
 //! Modules: [`options`] (flags and variables), [`image_args`] (flags an image
 //! carries), [`image`] (disk images), [`staging`] (the root disk's tree: `rootfs/`
-//! plus the programs in `/bin`), [`root_disk`] (the ext2 root disk), [`qemu`] (the machine, running it),
+//! plus the programs in `/bin`), [`root_disk`] (the ext2 root disk), [`qemu`] (the machine, running it), [`script`] (typing a file into the console),
 //! [`linux_peer`] and [`cpio`] (the Linux guest and its initramfs).
 
 mod cpio;
@@ -23,6 +23,7 @@ mod linux_peer;
 mod options;
 mod qemu;
 mod root_disk;
+mod script;
 mod staging;
 
 use std::process::Command;

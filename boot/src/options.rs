@@ -57,6 +57,11 @@ pub struct Options {
     pub gdb: bool,
     /// `--qemu-arg ARG` (repeatable), `KERNEL_QEMU_ARGS` (space separated): passed through.
     pub qemu_args: Vec<String>,
+    /// `--script FILE`, `KERNEL_SCRIPT`: typed into the serial console (see `script`).
+    pub script: Option<PathBuf>,
+    /// The console is the user's terminal: QEMU gets it raw, Ctrl-C goes to the
+    /// guest and Ctrl-A X leaves (set for a plain `cargo run` from a terminal).
+    pub is_interactive: bool,
     /// `--cmdline "WORDS"`, `KERNEL_CMDLINE`; `--bench` adds the word `bench`.
     pub cmdline: String,
     /// `--linux-peer[=PROGRAM]`, `KERNEL_LINUX_PEER=1|PROGRAM`: run a user program
@@ -75,7 +80,7 @@ pub const MAX_CPUS: u32 = 16;
 
 const USAGE: &str = "usage: boot KERNEL_ELF [--accel tcg|kvm] [--memory SIZE] [--smp N] [--timeout SECS] \
 [--uefi] [--swap-size SIZE] [--swap-blkdebug FILE] [--disk PATH] [--root DIR|none] [--root-size SIZE] [--root-expect PATH=CONTENT]... [--gdb] [--qemu-arg ARG]... [--bench] \
-[--cmdline WORDS] [--linux-peer[=swapload|bench]]
+[--cmdline WORDS] [--script FILE] [--linux-peer[=swapload|bench]]
   for a test binary (cargo test): a test-name filter word and --exact go to the kernel's test
                 runner; libtest's --nocapture, --test-threads N, ... are accepted and have no effect
   --linux-peer  run the swapload benchmark on this kernel, then on a Linux 6.1 guest (Debian's
@@ -204,7 +209,9 @@ impl Options {
         if !image_args.is_empty() {
             eprintln!("boot: options from the image's {} section: {}", crate::image_args::SECTION, image_args.join(" "));
         }
-        Self::parse_with(kernel, image_args.into_iter().chain(args))
+        let mut opts = Self::parse_with(kernel, image_args.into_iter().chain(args))?;
+        opts.choose_shell(std::io::IsTerminal::is_terminal(&std::io::stdin()));
+        Ok(opts)
     }
 
     /// Parses flags in `args` on top of the environment's options for `kernel`.
@@ -234,6 +241,8 @@ impl Options {
             qemu_args: env("KERNEL_QEMU_ARGS")
                 .map(|s| s.split_whitespace().map(String::from).collect())
                 .unwrap_or_default(),
+            script: env("KERNEL_SCRIPT").as_deref().map(workspace_file).transpose()?,
+            is_interactive: false,
             cmdline: env("KERNEL_CMDLINE").unwrap_or_default(),
             linux_peer: peer_from_env(env("KERNEL_LINUX_PEER"))?,
         };
@@ -267,6 +276,7 @@ impl Options {
                 "--gdb" => opts.gdb = true,
                 "--qemu-arg" => opts.qemu_args.push(value("--qemu-arg")?),
                 "--cmdline" => opts.cmdline = value("--cmdline")?,
+                "--script" => opts.script = Some(workspace_file(&value("--script")?)?),
                 "--bench" => opts.cmdline.push_str(" bench"),
                 "--linux-peer" => opts.linux_peer = Some(Program::Swapload),
                 peer if peer.starts_with("--linux-peer=") => {
@@ -288,6 +298,19 @@ impl Options {
         }
         check_memory(&opts.memory)?;
         Ok(opts)
+    }
+
+    /// A plain `cargo run` (no command line, not a test, not the Linux peer) boots
+    /// into the shell when standard input is a terminal, or when `--script` types
+    /// into it: the kernel word `shell`. From a terminal the console is interactive.
+    fn choose_shell(&mut self, is_stdin_terminal: bool) {
+        if self.is_test || self.linux_peer.is_some() || !self.cmdline.trim().is_empty() {
+            return;
+        }
+        if self.script.is_some() || is_stdin_terminal {
+            self.cmdline = "shell".into();
+            self.is_interactive = self.script.is_none();
+        }
     }
 
     /// Takes an argument that `cargo test` forwards to every test binary: a test-name
@@ -359,6 +382,22 @@ mod tests {
             PathBuf::from("target/x86_64-unknown-none/release/kernel"),
             flags.iter().map(|f| f.to_string()),
         )
+    }
+
+    #[test]
+    fn a_plain_run_from_a_terminal_or_with_a_script_boots_into_the_shell() {
+        let mut from_terminal = parse_flags(&[]).unwrap();
+        from_terminal.choose_shell(true);
+        assert_eq!((from_terminal.cmdline.as_str(), from_terminal.is_interactive), ("shell", true));
+        let mut from_pipe = parse_flags(&[]).unwrap();
+        from_pipe.choose_shell(false);
+        assert_eq!((from_pipe.cmdline.as_str(), from_pipe.is_interactive), ("", false), "a pipe keeps the demo");
+        let mut scripted = parse_flags(&["--script", "tests/shell.input"]).unwrap();
+        scripted.choose_shell(true);
+        assert_eq!((scripted.cmdline.as_str(), scripted.is_interactive), ("shell", false), "a script is typed, not the terminal");
+        let mut one_program = parse_flags(&["--cmdline", "run=hello"]).unwrap();
+        one_program.choose_shell(true);
+        assert_eq!(one_program.cmdline, "run=hello", "a command line wins");
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! [`command`] is the QEMU command line for our kernel; [`add_machine`] the part of
 //! it any guest gets (`--linux-peer` boots Linux on it too). [`run`] forwards the
-//! serial console to stdout; [`run_capturing`] also keeps its lines.
+//! serial console to stdout (and, with `--script`, types a file into it: `script`);
+//! [`run_capturing`] also keeps its lines.
 //!
 //! | how QEMU ended | runner exit code |
 //! |---|---|
@@ -91,7 +92,14 @@ pub fn add_machine(cmd: &mut Command, opts: &Options, swap: &Path) {
         Accel::Tcg => cmd.args(["-accel", "tcg", "-cpu", "max"]),
         Accel::Kvm => cmd.args(["-enable-kvm", "-cpu", "host,-arch-capabilities"]),
     };
-    cmd.args(["-serial", "stdio", "-display", "none", "-no-reboot"]);
+    if opts.is_interactive {
+        // The terminal, raw: Ctrl-C reaches the guest (signal=off), Ctrl-A X quits
+        // QEMU, Ctrl-A C switches to its monitor (mux).
+        cmd.args(["-chardev", "stdio,id=console,mux=on,signal=off", "-serial", "chardev:console"]);
+        cmd.args(["-mon", "chardev=console", "-display", "none", "-no-reboot"]);
+    } else {
+        cmd.args(["-serial", "stdio", "-display", "none", "-no-reboot"]);
+    }
     cmd.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
     // The swap disk: a virtio block device found by the kernel on the PCI bus. With
     // --swap-blkdebug the raw file sits under QEMU's blkdebug driver, which fails the
@@ -118,7 +126,12 @@ struct Expectation {
 
 /// Copies QEMU's serial output to our stdout, noting the expect-timeout marker; the
 /// thread returns the lines it copied if `is_capturing`, else none.
-fn forward_output(child: &mut Child, expect: Arc<Expectation>, is_capturing: bool) -> JoinHandle<Vec<String>> {
+fn forward_output(
+    child: &mut Child,
+    expect: Arc<Expectation>,
+    is_capturing: bool,
+    transcript: Option<Arc<crate::script::Transcript>>,
+) -> JoinHandle<Vec<String>> {
     let stdout = child.stdout.take().expect("qemu: stdout is piped");
     std::thread::spawn(move || {
         let mut reader = BufReader::new(stdout);
@@ -134,6 +147,9 @@ fn forward_output(child: &mut Child, expect: Arc<Expectation>, is_capturing: boo
             }
             if is_capturing {
                 captured.push(text.trim_end().to_string());
+            }
+            if let Some(transcript) = &transcript {
+                transcript.lines.lock().expect("transcript lock").push(text.trim_end().to_string());
             }
             let _ = out.write_all(&line);
             let _ = out.flush();
@@ -180,8 +196,23 @@ pub fn run_capturing(opts: &Options, cmd: Command) -> Result<CapturedRun, String
 /// Starts `cmd`, forwards its output, and waits for it to end or kills it at the
 /// timeout (from the marker on, the timeout the kernel announced).
 fn supervise(opts: &Options, mut cmd: Command, is_capturing: bool) -> Result<(Ending, Vec<String>), String> {
-    if opts.is_test {
+    let script = match &opts.script {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+            Some(crate::script::parse(&text)?)
+        }
+        None => None,
+    };
+    if script.is_some() {
+        cmd.stdin(Stdio::piped());
+    } else if opts.is_test {
         cmd.stdin(Stdio::null());
+    }
+    if opts.is_interactive {
+        // QEMU writes to the terminal itself: a prompt has no newline to wait for.
+        // No timeout either: the user leaves with Ctrl-A X or `exit`.
+        let status = cmd.status().map_err(|e| format!("starting qemu-system-x86_64: {e}"))?;
+        return Ok((Ending::Exited(status), Vec::new()));
     }
     cmd.stdout(Stdio::piped());
     let mut child = cmd.spawn().map_err(|e| match e.kind() {
@@ -191,7 +222,16 @@ fn supervise(opts: &Options, mut cmd: Command, is_capturing: bool) -> Result<(En
         _ => format!("starting qemu-system-x86_64: {e}"),
     })?;
     let expect = Arc::new(Expectation::default());
-    let printer = forward_output(&mut child, expect.clone(), is_capturing);
+    let transcript = script.is_some().then(|| Arc::new(crate::script::Transcript::default()));
+    let printer = forward_output(&mut child, expect.clone(), is_capturing, transcript.clone());
+    let typist = match (script, &transcript) {
+        (Some(steps), Some(transcript)) => {
+            let stdin = child.stdin.take().expect("qemu: stdin is piped");
+            let transcript = transcript.clone();
+            Some(std::thread::spawn(move || crate::script::play(steps, stdin, transcript)))
+        }
+        _ => None,
+    };
     let mut deadline = (!opts.gdb).then(|| Instant::now() + opts.timeout);
     let mut timeout = opts.timeout;
     let mut saw_marker = false;
@@ -212,6 +252,12 @@ fn supervise(opts: &Options, mut cmd: Command, is_capturing: bool) -> Result<(En
         std::thread::sleep(Duration::from_millis(20));
     };
     let lines = printer.join().unwrap_or_default();
+    if let Some(transcript) = &transcript {
+        transcript.is_over.store(true, Ordering::SeqCst);
+    }
+    if let Some(typist) = typist {
+        let _ = typist.join();
+    }
     let ending = match status {
         Some(status) if saw_marker => Ending::ExitedDespiteAnnouncedHang(status),
         Some(status) => Ending::Exited(status),

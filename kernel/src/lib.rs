@@ -16,6 +16,7 @@
 //! | [`mm`] | memory management: frames, buddy, slab heap, page operations |
 //! | [`proc`] | processes: tasks, scheduler, ELF loading, syscalls, user faults |
 //! | [`sync`] | `IrqMutex`: a spinlock that keeps interrupts off while held |
+//! | [`tty`] | console input: the COM1 receive interrupt, the line discipline thread, `read(0, ...)`, Ctrl-C |
 //! | [`testing`] | the in-kernel test runner (libtest-style output) |
 //! | [`user_programs`] | the user programs (ELF files) embedded in the kernel image |
 #![no_std]
@@ -39,6 +40,7 @@ pub mod proc;
 pub mod sync;
 pub mod testing;
 pub mod trap;
+pub mod tty;
 pub mod user_programs;
 
 use bootloader_api::BootInfo;
@@ -81,6 +83,7 @@ pub fn init(boot_info: &'static mut BootInfo) {
     proc::init();
     drivers::init();
     fs::init();
+    tty::init();
     mm::swap::init();
     mm::reclaim::init();
     mm::reclaim::start_kswapd();

@@ -7,7 +7,8 @@
 //! with `record` too, it prints the program's reference string (`mm::reclaim::record`);
 //! the program's `args` syscall returns the whole command line, so other words
 //! reach it (`--cmdline "run=fuzz seed=7 ops=1000000"`);
-//! `trace` turns the fault trace on.
+//! `trace` turns the fault trace on; `shell` runs `/bin/sh` on the console (the
+//! runner passes it for a `cargo run` from a terminal, or with `--script FILE`).
 #![no_std]
 #![no_main]
 
@@ -55,6 +56,8 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     }
     if let Some(name) = cmdline::value("run") {
         run_one(name);
+    } else if cmdline::has("shell") {
+        run_shell();
     } else if cmdline::has("bench") {
         kernel::bench::run_all();
     } else {
@@ -66,6 +69,37 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     arch::smp::print_summary(); // every CPU's ticks by now
     println!("done: leaving QEMU");
     arch::qemu::exit(arch::qemu::ExitCode::Success);
+}
+
+/// What the shell's banner says: one screen of what to try.
+const SHELL_BANNER: &str = "\
+-- the shell: /bin/sh on the serial console (Ctrl-A X leaves QEMU, `exit` too) --
+try:  ls /bin                    the programs (ext2 root disk)
+      free -m                    memory and swap, from /proc/meminfo
+      cat /proc/meminfo          /proc/vmstat  /proc/buddyinfo  /proc/swaps
+      memhog &                   a program in the background; then: ps, jobs
+      cat /proc/PID/status       /proc/PID/maps: a process's memory
+      spin                       a runaway: Ctrl-C kills it
+      kill %1                    kill a job (or a PID); `wait` waits for all";
+
+/// Runs `/bin/sh` on the console until it exits, then leaves QEMU (success if it
+/// exited with 0). The runner asks for this (`shell`) for a plain `cargo run` from
+/// a terminal, or with `--script FILE`.
+fn run_shell() -> ! {
+    println!("{SHELL_BANNER}");
+    let status = match proc::spawn("sh") {
+        Ok(pid) => {
+            let _ = kernel::tty::set_foreground(0);
+            proc::wait(Some(pid)).map(|(_, status)| status)
+        }
+        Err(e) => {
+            println!("shell: cannot start sh: {e:?}");
+            None
+        }
+    };
+    println!("shell: {}", status.map_or(alloc::string::String::from("not run"), |s| alloc::format!("{s}")));
+    let is_ok = status == Some(proc::task::WaitStatus::Exited(0));
+    arch::qemu::exit(if is_ok { arch::qemu::ExitCode::Success } else { arch::qemu::ExitCode::Failure })
 }
 
 /// Runs the user program `name` alone, shows the counters, and leaves QEMU with

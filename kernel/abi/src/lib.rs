@@ -157,7 +157,7 @@ pub mod nr {
     // answers them in `proc::syscall_libc`.
     /// `rt_sigprocmask(how, set, oldset, sigsetsize) -> 0`: the blocked-signal mask.
     pub const RT_SIGPROCMASK: u64 = 14;
-    /// `ioctl(fd, request, arg)`: the console is no terminal, `ENOTTY`.
+    /// `ioctl(fd, request, arg)`: on the console only `TIOCGPGRP`/`TIOCSPGRP`, else `ENOTTY`.
     pub const IOCTL: u64 = 16;
     /// `writev(fd, iov, iovcnt) -> bytes written`.
     pub const WRITEV: u64 = 20;
@@ -181,7 +181,23 @@ pub mod nr {
     pub const SET_TID_ADDRESS: u64 = 218;
     /// `exit_group(code)`: does not return.
     pub const EXIT_GROUP: u64 = 231;
+    /// `kill(pid, sig)`: every signal but 0 kills (there is no signal delivery).
+    pub const KILL: u64 = 62;
+    /// `nanosleep(&req, &rem)`: sleeps, in timer ticks.
+    pub const NANOSLEEP: u64 = 35;
 }
+
+/// `ioctl` request: get the terminal's foreground process group (here: a pid).
+pub const TIOCGPGRP: u64 = 0x540f;
+/// `ioctl` request: set the terminal's foreground process group (here: a pid), the
+/// process Ctrl-C kills.
+pub const TIOCSPGRP: u64 = 0x5410;
+/// `wait4` option: return 0 at once if the child has not ended.
+pub const WNOHANG: u64 = 1;
+/// Signal 2: what Ctrl-C sends (here: a kill).
+pub const SIGINT: u8 = 2;
+/// Signal 15: `kill`'s default (here: a kill).
+pub const SIGTERM: u8 = 15;
 
 /// One buffer of a scatter-gather list (Linux's `struct iovec`).
 #[repr(C)]

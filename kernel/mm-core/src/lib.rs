@@ -17,6 +17,7 @@
 //! | [`fork_family`] | fork families (`FamilyTable`) and the `FamilyPage` a mapped user frame records: the reverse map |
 //! | [`frame_table`] | `FrameDesc` (one per physical frame), `FrameState`, `FrameFlags` |
 //! | [`kmalloc`] | `Kmalloc`: twelve size classes (8..4096 bytes) of slab caches, `size_class_for` |
+//! | [`line_discipline`] | `LineDiscipline`: the console's canonical mode (echo, erase, Ctrl-C, Ctrl-D, whole lines) |
 //! | [`pagetable`] | `PageTable` over `TableMemory`: the 4-level walk; TLB `Flush` tokens |
 //! | [`pcid`] | `PcidAllocator`: a TLB tag per live address space, never shared |
 //! | [`pte`] | `Pte`, `PteFlags`, `SwapEntry` in non-present PTEs, `PageProt` |
@@ -52,6 +53,7 @@ pub mod fork_family;
 pub mod initial_stack;
 pub mod frame_table;
 pub mod kmalloc;
+pub mod line_discipline;
 pub mod pagetable;
 pub mod pcid;
 pub mod pte;

@@ -31,7 +31,7 @@ pub const MAX_FDS: usize = 1024;
 
 /// What an open file reads from and writes to.
 pub enum FileObject {
-    /// The serial console: writes print, reads see end of file (no input yet).
+    /// The serial console: writes print, reads take lines typed on it (`crate::tty`).
     Console,
     /// A file or directory of a file system.
     Inode(InodeRef),

@@ -20,12 +20,16 @@
 //! | [`path`] | path lookup, the parent of a path, the path of a directory (`getcwd`) |
 //! | [`file`] | open files ([`file::OpenFile`]) and the per-process fd table ([`file::FdTable`]) |
 //! | [`ext2fs_pages`] | the page cache's `PageIo` for an ext2 file: a page read or written through the ext2 crate |
+//! | [`procfs`] | `/proc`: meminfo, vmstat, buddyinfo, swaps, PID/status, PID/maps, made when read |
 //! | [`pipe`] | pipes: a one-page ring buffer, readers and writers sleeping on wait queues |
 //!
 //! One file system is mounted, at `/`: [`init`] mounts ext2 from the disk registered
 //! as `root` (the runner attaches one unless `--root none`), or a tmpfs when there
 //! is no such disk or the disk is refused (damaged or foreign: it is left
 //! untouched). Nothing above the [`Inode`] trait knows which one answers.
+//! procfs is mounted at `/proc`. Mounting is minimal: a mount covers a name in the
+//! root directory ([`lookup_mount`], asked by `path::resolve` before the root's own
+//! entries), and the mounted root's `..` is `/`.
 //!
 //! Lock order: a file's offset lock (`OpenFile`), then the file system's own locks
 //! (tmpfs: its namespace lock, then an inode's lock); all are sleeping
@@ -41,6 +45,7 @@ pub mod ext2fs_pages;
 pub mod file;
 pub mod path;
 pub mod pipe;
+pub mod procfs;
 pub mod tmpfs;
 
 /// A reference to an inode of any file system.
@@ -224,6 +229,9 @@ pub fn sync_inode(inode: &dyn Inode) -> Result<(), FsError> {
 /// The root of the mounted file system.
 static ROOT: spin::Once<InodeRef> = spin::Once::new();
 
+/// The root of procfs, mounted at `/proc`.
+static PROC: spin::Once<InodeRef> = spin::Once::new();
+
 /// What is mounted at `/`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RootKind {
@@ -255,6 +263,7 @@ pub fn init() {
         ROOT_KIND.call_once(|| kind);
         root
     });
+    PROC.call_once(procfs::new_root);
 }
 
 /// Returns what is mounted at `/`.
@@ -263,6 +272,16 @@ pub fn init() {
 /// If [`init`] has not run (a boot-order bug).
 pub fn root_kind() -> RootKind {
     *ROOT_KIND.get().expect("fs::root_kind: no file system mounted")
+}
+
+/// Returns the root of the file system mounted on `name` in directory `dir`, if
+/// one is: only names in the root directory can be mount points.
+pub fn lookup_mount(dir: &InodeRef, name: &str) -> Option<InodeRef> {
+    let (at, root) = (dir.stat(), root().stat());
+    if name != "proc" || (at.dev, at.ino) != (root.dev, root.ino) {
+        return None;
+    }
+    PROC.get().cloned()
 }
 
 /// Returns the root directory.

@@ -6,9 +6,10 @@
 //!   root's parent is the root), a name is looked up in the directory reached so far;
 //!   a component that is not a directory but has more path after it: ENOTDIR
 //! ```
-//! A path that ends in `/` must name a directory. There are no symbolic links and
-//! one mounted file system, so that is the whole algorithm (Linux's `path_walk`
-//! without the mount and link cases).
+//! A path that ends in `/` must name a directory. There are no symbolic links, and
+//! the one mount point (`/proc`, see [`super::lookup_mount`]) is checked before a
+//! name of the root is looked up, so that is the whole algorithm (Linux's
+//! `path_walk` without the link cases).
 //!
 //! [`path_of`] goes the other way, for `getcwd`: from a directory up through `..`
 //! to the root, finding at each step the directory's name in its parent by its
@@ -27,7 +28,10 @@ pub fn resolve(start: &InodeRef, path: &str) -> Result<InodeRef, FsError> {
         if at.kind() != FileKind::Directory {
             return Err(FsError::NotDirectory);
         }
-        at = at.lookup(name)?;
+        at = match super::lookup_mount(&at, name) {
+            Some(mounted) => mounted,
+            None => at.lookup(name)?,
+        };
     }
     if path.ends_with('/') && at.kind() != FileKind::Directory {
         return Err(FsError::NotDirectory);

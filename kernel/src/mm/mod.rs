@@ -91,6 +91,9 @@
 //!   moves at once (a busy one makes it give the block up, never wait).
 //! - Below the table: `arch`'s serial console and IST tables are plain `spin` locks
 //!   taken with interrupts off around a few port writes; they are leaves and unranked.
+//!   The console input ring `tty::RAW` is an `IrqMutex` of rank `Leaf` (the serial
+//!   interrupt fills it; nothing is taken under it); the line discipline `tty::LDISC`
+//!   is a sleeping mutex, never taken under a spinlock.
 
 pub mod addr_space;
 pub mod backing;

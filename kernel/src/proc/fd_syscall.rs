@@ -52,7 +52,10 @@ pub fn sys_read(fd: u64, buf: u64, len: u64) -> Result<u64, Errno> {
     }
     let len = len.min(MAX_RW_COUNT) as usize;
     match &file.object {
-        FileObject::Console => Ok(0), // no console input yet: always at end of file
+        FileObject::Console => {
+            let mut copy_out = |bytes: &[u8]| copy_to_user(buf, bytes);
+            crate::tty::read(len, task::current_is_killed, &mut copy_out).map(|n| n as u64)
+        }
         FileObject::Pipe(pipe, _) => {
             let is_nonblock = file.flags & o::NONBLOCK != 0;
             let mut copy_out = |at: usize, bytes: &[u8]| copy_to_user(buf.wrapping_add(at as u64), bytes);

@@ -318,9 +318,26 @@ fn sys_fork(frame: &TrapFrame) -> Result<u64, Errno> {
         .map_err(|_| Errno::ENOMEM)
 }
 
+/// wait4(2). `WNOHANG` is supported for one child (`pid > 0`, what a shell asks
+/// for its background jobs): 0 if it still runs.
 fn sys_wait4(pid: i64, status: u64, options: u64, rusage: u64) -> Result<u64, Errno> {
-    if options != 0 || rusage != 0 || pid == 0 || pid < -1 {
+    if (options != 0 && options != abi::WNOHANG) || rusage != 0 || pid == 0 || pid < -1 {
         return Err(Errno::EINVAL);
+    }
+    if options == abi::WNOHANG {
+        if pid < 0 {
+            return Err(Errno::EINVAL);
+        }
+        if !task::is_child_of_current(pid as Pid) {
+            return Err(Errno::ECHILD);
+        }
+        let Some(child_status) = task::try_reap(pid as Pid) else {
+            return Ok(0);
+        };
+        if status != 0 {
+            copy_to_user(status, &child_status.to_raw().to_ne_bytes())?;
+        }
+        return Ok(pid as u64);
     }
     let which: Option<Pid> = (pid > 0).then_some(pid as Pid);
     let (child, child_status) = task::wait(which).ok_or(Errno::ECHILD)?;

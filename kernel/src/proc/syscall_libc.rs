@@ -15,6 +15,9 @@
 //! | `exit_group(code)` | `exit` / `_Exit` | the process exits (it has one thread) |
 //! | `sysinfo(&info)` | `sysconf(_SC_PHYS_PAGES)` | RAM, free RAM, swap, uptime, process count |
 //! | `getuid`, `geteuid`, `getgid`, `getegid`, `getppid` | programs | ids: everyone is root (0) here |
+//! | `kill(pid, sig)` | `kill`, the shell | kills `pid` (no other signal action exists) |
+//! | `nanosleep(&req, &rem)` | `sleep` | sleeps on the timer, in 10 ms ticks |
+//! | `ioctl(0, TIOCSPGRP, &pid)` | the shell | sets the process Ctrl-C kills (`crate::tty`) |
 //!
 //! `brk`, `mmap`, `munmap`, `madvise`, `getpid`, `clock_gettime` and `wait4` (what
 //! musl's malloc and `waitpid` use) are the kernel's ordinary calls in `syscall.rs`.
@@ -51,7 +54,9 @@ pub fn dispatch(number: u64, args: [u64; 6]) -> Option<Result<u64, Errno>> {
         nr::SET_TID_ADDRESS | nr::GETTID => Ok(task::current_pid()),
         nr::EXIT_GROUP => task::exit_current(task::WaitStatus::exited(args[0] as i32)),
         nr::WRITEV => sys_writev(args[0], args[1], args[2]),
-        nr::IOCTL => sys_ioctl(args[0]),
+        nr::IOCTL => sys_ioctl(args[0], args[1], args[2]),
+        nr::KILL => sys_kill(args[0] as i64, args[1]),
+        nr::NANOSLEEP => sys_nanosleep(args[0], args[1]),
         nr::RT_SIGPROCMASK => sys_rt_sigprocmask(args[0], args[1], args[2], args[3]),
         nr::SYSINFO => sys_sysinfo(args[0]),
         nr::GETUID | nr::GETEUID | nr::GETGID | nr::GETEGID => Ok(0),
@@ -115,12 +120,82 @@ fn sys_writev(fd: u64, iov_addr: u64, count: u64) -> Result<u64, Errno> {
     Ok(done)
 }
 
-/// `ioctl`: the console (fds 0, 1, 2) is not a terminal device here (no termios, no
-/// window size), so every request on it is `ENOTTY`, which is what musl's stdio
-/// asks with `TIOCGWINSZ` to decide whether stdout is line-buffered. Other fds are
-/// not open: `EBADF`.
-fn sys_ioctl(fd: u64) -> Result<u64, Errno> {
-    if fd <= 2 { Err(Errno::ENOTTY) } else { Err(Errno::EBADF) }
+/// `ioctl`: the console answers only the foreground-process requests a shell makes
+/// (`TIOCSPGRP` sets the pid Ctrl-C kills, `TIOCGPGRP` reads it; a pid stands in
+/// for a process group; pid 0 means none, so that a shell reading its next line is
+/// not killed by Ctrl-C: Linux's shells ignore SIGINT instead). It has no termios and no window size, so every other
+/// request is `ENOTTY`, which is what musl's stdio asks with `TIOCGWINSZ` to decide
+/// whether stdout is line-buffered. A file that is not the console: `ENOTTY`; a
+/// closed fd: `EBADF`.
+fn sys_ioctl(fd: u64, request: u64, arg: u64) -> Result<u64, Errno> {
+    let file = super::fd_syscall::file_of(fd)?;
+    if !matches!(file.object, crate::fs::file::FileObject::Console) {
+        return Err(Errno::ENOTTY);
+    }
+    match request {
+        abi::TIOCSPGRP => {
+            let mut bytes = [0u8; 4];
+            copy_from_user(&mut bytes, arg)?;
+            let pid = i32::from_ne_bytes(bytes);
+            if pid < 0 {
+                return Err(Errno::EINVAL);
+            }
+            if pid > 0 && !task::is_live_user_process(pid as u64) {
+                return Err(Errno::ESRCH);
+            }
+            crate::tty::set_foreground(pid as u64)?;
+            Ok(0)
+        }
+        abi::TIOCGPGRP => {
+            let pid = crate::tty::foreground() as i32;
+            copy_to_user(arg, &pid.to_ne_bytes())?;
+            Ok(0)
+        }
+        _ => Err(Errno::ENOTTY),
+    }
+}
+
+/// `kill(pid, sig)`: signal 0 only checks that `pid` is a live process; any other
+/// valid signal (1..=64) kills it, since no signal is delivered otherwise (its
+/// parent's `wait` reports SIGKILL). `pid` must name one process: process groups
+/// (`pid <= 0`) are EINVAL here; a pid that is not a live user process is ESRCH
+/// (kernel threads are not signalled: EPERM).
+fn sys_kill(pid: i64, sig: u64) -> Result<u64, Errno> {
+    if sig > 64 || pid <= 0 {
+        return Err(Errno::EINVAL);
+    }
+    let pid = pid as u64;
+    if task::is_daemon(pid) {
+        return Err(Errno::EPERM);
+    }
+    if !task::is_live_user_process(pid) {
+        return Err(Errno::ESRCH);
+    }
+    if sig != 0 {
+        let by = task::current_pid();
+        task::kill(pid, format_args!("signal {sig} from pid {by}"));
+    }
+    Ok(0)
+}
+
+/// `nanosleep(&req, &rem)`: sleeps at least `req` (rounded up to timer ticks of
+/// 10 ms); EINVAL for a negative time or nanoseconds out of 0..1e9. A process
+/// killed while it sleeps wakes at once (EINTR; it exits on the way out). `rem` is
+/// not written: no signal interrupts a sleep early otherwise.
+fn sys_nanosleep(req: u64, _rem: u64) -> Result<u64, Errno> {
+    let mut bytes = [0u8; 16];
+    copy_from_user(&mut bytes, req)?;
+    let secs = i64::from_ne_bytes(bytes[..8].try_into().expect("8 bytes"));
+    let nsecs = i64::from_ne_bytes(bytes[8..].try_into().expect("8 bytes"));
+    if secs < 0 || !(0..1_000_000_000).contains(&nsecs) {
+        return Err(Errno::EINVAL);
+    }
+    let hz = crate::arch::timer::TICK_HZ;
+    let nr_ticks = (secs as u64).saturating_mul(hz).saturating_add((nsecs as u64 * hz).div_ceil(1_000_000_000));
+    let deadline = crate::arch::timer::ticks().saturating_add(nr_ticks);
+    static SLEEPERS: crate::sync::WaitQueue = crate::sync::WaitQueue::new();
+    let is_done = SLEEPERS.wait_until_deadline(task::current_is_killed, deadline);
+    if is_done { Err(Errno::EINTR) } else { Ok(0) }
 }
 
 /// `rt_sigprocmask`: changes and reports the blocked-signal mask. The set size must

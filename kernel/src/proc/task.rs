@@ -320,6 +320,13 @@ pub fn spawn_with_args(name: &str, args: &str) -> Result<Pid, SpawnError> {
     create_user_task(name, args, current_pid(), space, &frame, UserState::initial())
 }
 
+/// [`spawn_with_args`] with the open files `files` instead of the console (a test
+/// that sends a program's output into a file, as a shell's `>` does).
+pub fn spawn_with_files(name: &str, args: &str, files: FdTable) -> Result<Pid, SpawnError> {
+    let (space, frame) = super::exec::load(name, args)?;
+    create_user_task_with_files(name, args, current_pid(), space, &frame, UserState::initial(), files)
+}
+
 /// Ends the running task with `status`: releases its memory, wakes its parent,
 /// and switches away for good.
 pub fn exit_current(status: WaitStatus) -> ! {
@@ -345,6 +352,10 @@ pub fn exit_current(status: WaitStatus) -> ! {
         }
         (space, parent)
     };
+    // Again: closing the files may have slept, and switching back to this task
+    // loaded its space (it was still `task.space` then); dropping a loaded space
+    // would free the tables CR3 names.
+    sched::load_kernel_tables();
     drop(space); // the last reference: every frame, table and VMA goes back
     crate::mm::swap::kick_wiper(); // its swap slots are free now: wipe them
     sched::wake_if_waiting(parent);
@@ -383,6 +394,22 @@ pub fn kill(pid: Pid, reason: core::fmt::Arguments) -> bool {
     sched::wake_if_waiting(pid);
     sched::wake_if_sleeping(pid); // a pipe reader or writer gives up its wait (EINTR)
     true
+}
+
+/// Returns true if `pid` is a user process that has not exited (zombies are not).
+pub fn is_live_user_process(pid: Pid) -> bool {
+    TASKS.lock().get(&pid).is_some_and(|t| !t.is_daemon && pid != 0 && !matches!(t.state, TaskState::Zombie(_)))
+}
+
+/// Returns true if `pid` is a child (live or zombie) of the running task.
+pub fn is_child_of_current(pid: Pid) -> bool {
+    let me = current_pid();
+    TASKS.lock().get(&pid).is_some_and(|t| t.parent == me && !t.is_daemon)
+}
+
+/// Returns true if `pid` is a kernel thread.
+pub fn is_daemon(pid: Pid) -> bool {
+    TASKS.lock().get(&pid).is_some_and(|t| t.is_daemon)
 }
 
 /// Returns true if the running task has been killed and must exit.

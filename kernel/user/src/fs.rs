@@ -212,3 +212,18 @@ pub fn read_full(fd: i32, buf: &mut [u8]) -> Result<usize, Errno> {
     }
     Ok(done)
 }
+
+/// Calls `f` with `text` as a NUL-terminated C string (copied into a stack
+/// buffer); ENAMETOOLONG if it does not fit in `PATH_MAX` bytes, EINVAL if it holds a NUL.
+pub fn with_cstr<R>(text: &str, f: impl FnOnce(&CStr) -> Result<R, Errno>) -> Result<R, Errno> {
+    let mut buf = [0u8; abi::PATH_MAX];
+    if text.len() >= buf.len() {
+        return Err(Errno::ENAMETOOLONG);
+    }
+    buf[..text.len()].copy_from_slice(text.as_bytes());
+    let c = CStr::from_bytes_until_nul(&buf).map_err(|_| Errno::EINVAL)?;
+    if c.count_bytes() != text.len() {
+        return Err(Errno::EINVAL);
+    }
+    f(c)
+}

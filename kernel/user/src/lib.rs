@@ -18,6 +18,7 @@
 //! |---|---|
 //! | [`syscall`] | `syscall0`..`syscall6`: the raw `syscall` instruction (the only `unsafe` asm) |
 //! | [`sys`] | wrappers returning `Result<_, Errno>`: `write`, `exit`, `fork`, `wait`, `mmap`, ... |
+//! | [`mod@argv`] | `argv()`, `arg(i)`: the program's arguments, read from the initial stack (as `execve` leaves them) |
 //! | [`fs`] | the file syscalls: `open`, `read`, `close`, `lseek`, `stat`, `getdents64`, `pipe`, `dup2`, ... |
 //! | [`mod@print`] | the console behind [`print!`]/[`println!`]: one `write` per line |
 //! | [`pattern`] | page patterns from (seed, address), to fill and verify memory |
@@ -29,11 +30,12 @@
 //!
 //! The kernel starts a program at its ELF entry, `_start`, with `rsp` pointing at
 //! argc, argv, envp and the auxiliary vector (the System V initial stack that C
-//! programs read, see `mm_core::initial_stack`); `ulib` does not read them (its
-//! programs get their argument string from the `args` syscall): `_start` aligns
-//! the stack and calls `main`.
+//! programs read, see `mm_core::initial_stack`); `_start` passes that pointer to
+//! [`argv`] (for the tools, which take Unix arguments), aligns the stack and calls
+//! `main`. Older programs get their argument string from the `args` syscall.
 #![no_std]
 
+pub mod argv;
 pub mod fs;
 pub mod linux;
 pub mod pattern;
@@ -62,6 +64,7 @@ macro_rules! entry {
         extern "C" fn _start() -> ! {
             core::arch::naked_asm!(
                 "xor ebp, ebp",
+                "mov rdi, rsp", // the initial stack: argc, argv, ... (for `ulib::argv`)
                 "and rsp, -16",
                 "call {start}",
                 "ud2",
@@ -69,8 +72,9 @@ macro_rules! entry {
             )
         }
 
-        /// Runs `main` and exits with its result.
-        extern "C" fn __ulib_start() -> ! {
+        /// Records where the initial stack is, runs `main` and exits with its result.
+        extern "C" fn __ulib_start(initial_stack: u64) -> ! {
+            $crate::argv::set_initial_stack(initial_stack);
             let main: fn() -> i32 = $main;
             $crate::exit(main())
         }

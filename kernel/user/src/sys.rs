@@ -275,3 +275,37 @@ pub fn audit() -> Result<abi::AuditReport, Errno> {
     let ret = unsafe { syscall1(nr::AUDIT, &raw mut report as u64) };
     Errno::from_ret(ret).map(|_| report)
 }
+
+/// Kills process `pid` (`kill(pid, sig)`; there is no other signal action: every
+/// signal but 0 kills, and 0 only checks that `pid` lives).
+pub fn kill(pid: Pid, sig: u64) -> Result<(), Errno> {
+    // SAFETY: kill touches no memory of ours.
+    let ret = unsafe { syscall2(nr::KILL, pid as u64, sig) };
+    Errno::from_ret(ret).map(|_| ())
+}
+
+/// Sleeps `ms` milliseconds (rounded up to 10 ms timer ticks), through `nanosleep`.
+pub fn sleep_ms(ms: u64) -> Result<(), Errno> {
+    let spec: [i64; 2] = [(ms / 1000) as i64, ((ms % 1000) * 1_000_000) as i64];
+    // SAFETY: `spec` is a valid 16-byte `struct timespec`; no remainder is asked for.
+    let ret = unsafe { syscall2(nr::NANOSLEEP, spec.as_ptr() as u64, 0) };
+    Errno::from_ret(ret).map(|_| ())
+}
+
+/// Makes `pid` the console's foreground process, the one Ctrl-C kills
+/// (`ioctl(0, TIOCSPGRP, &pid)`).
+pub fn set_foreground(pid: Pid) -> Result<(), Errno> {
+    let pid = pid as i32;
+    // SAFETY: `pid` is a valid 4-byte read for the kernel.
+    let ret = unsafe { syscall3(nr::IOCTL, 0, abi::TIOCSPGRP, &raw const pid as u64) };
+    Errno::from_ret(ret).map(|_| ())
+}
+
+/// Reaps child `pid` if it has ended (`wait4(pid, WNOHANG)`): its status, or
+/// `None` if it still runs. ECHILD if it is not a child.
+pub fn try_waitpid(pid: Pid) -> Result<Option<WaitStatus>, Errno> {
+    let mut status: i32 = 0;
+    // SAFETY: `status` is valid for a 4-byte write; rusage null.
+    let ret = unsafe { syscall4(nr::WAIT4, pid as u64, &raw mut status as u64, abi::WNOHANG, 0) };
+    Errno::from_ret(ret).map(|child| (child != 0).then(|| WaitStatus::from_raw(status)))
+}

@@ -106,9 +106,24 @@ fn set_level_triggered(line: u8) {
     outb(port, inb(port) | bit);
 }
 
-/// Registers `handler` on PIC `line` and unmasks the line. Registering the same
-/// handler twice on a line is a no-op (a driver re-probing a device).
+/// How a line signals: PCI INTx lines are level-triggered, ISA lines (the UART) edge-triggered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trigger {
+    /// Level-triggered, shareable (PCI).
+    Level,
+    /// Edge-triggered (ISA devices: the serial port).
+    Edge,
+}
+
+/// Registers `handler` on PIC `line` (a PCI line: level-triggered) and unmasks the
+/// line. Registering the same handler twice on a line is a no-op (a driver
+/// re-probing a device).
 pub fn register(line: u8, handler: IrqHandler) -> Result<(), IrqError> {
+    register_with_trigger(line, handler, Trigger::Level)
+}
+
+/// Registers `handler` on PIC `line` as [`register`] does, with the line's trigger mode.
+pub fn register_with_trigger(line: u8, handler: IrqHandler, trigger: Trigger) -> Result<(), IrqError> {
     if line >= NR_LINES || line == 0 || line == CASCADE_LINE {
         return Err(IrqError::BadLine(line));
     }
@@ -122,10 +137,13 @@ pub fn register(line: u8, handler: IrqHandler) -> Result<(), IrqError> {
         let free = slots.iter_mut().find(|s| s.is_none()).ok_or(IrqError::LineFull(line))?;
         *free = Some(handler);
         if super::ioapic::is_active() {
+            // The I/O APIC takes each line's trigger and polarity from the MADT.
             let bsp = super::smp::per_cpu(0).apic_id.load(Ordering::Relaxed);
             super::ioapic::route(line, super::trap::IRQ_BASE + line, bsp).map_err(|_| IrqError::BadLine(line))?;
         } else {
-            set_level_triggered(line);
+            if trigger == Trigger::Level {
+                set_level_triggered(line);
+            }
             unmask(line);
         }
         Ok(())

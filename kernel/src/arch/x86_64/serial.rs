@@ -1,7 +1,11 @@
 //! The COM1 serial port (a 16550 UART at I/O port 0x3f8): the kernel's console.
 //!
-//! QEMU connects it to the runner's stdout (`-serial stdio`). Output polls the
-//! "transmit holding register empty" bit; input polls "data ready". One spinlock
+//! QEMU connects it to the runner's stdin and stdout (`-serial stdio`). Output polls
+//! the "transmit holding register empty" bit. Input is interrupt-driven once
+//! [`enable_receive_interrupt`] ran: the UART raises ISA line 4 when a byte arrives
+//! ("received data available", IER bit 0; the PC wires the UART's interrupt to the
+//! PIC through the OUT2 bit of the modem control register), and the handler the
+//! console registered drains the receive FIFO with [`drain_received`]. One spinlock
 //! guards the port; the logger takes it with interrupts off so an interrupt handler
 //! that prints cannot deadlock against the code it interrupted.
 
@@ -10,6 +14,14 @@ use x86_64::instructions::port::Port;
 
 /// Base I/O port of COM1.
 const COM1: u16 = 0x3f8;
+
+/// The ISA interrupt line of COM1.
+pub const COM1_IRQ_LINE: u8 = 4;
+
+/// Interrupt-enable register bit: "received data available".
+const IER_RX_AVAILABLE: u8 = 1 << 0;
+/// Modem-control register: DTR, RTS, and OUT2 (gates the UART's interrupt to the PIC).
+const MCR_DTR_RTS_OUT2: u8 = 0x0b;
 
 /// Line-status register bits.
 const LSR_DATA_READY: u8 = 1 << 0;
@@ -85,6 +97,39 @@ pub fn init() {
 /// Runs `f` with the console locked and interrupts disabled.
 pub fn with_console<R>(f: impl FnOnce(&mut SerialPort) -> R) -> R {
     x86_64::instructions::interrupts::without_interrupts(|| f(&mut CONSOLE.lock()))
+}
+
+/// Makes COM1 interrupt on every received byte (or FIFO trigger level).
+pub fn enable_receive_interrupt() {
+    with_console(|port| {
+        port.outb(4, MCR_DTR_RTS_OUT2);
+        port.outb(1, IER_RX_AVAILABLE);
+    });
+}
+
+/// Passes every byte waiting in COM1's receive FIFO to `sink`, and returns how many
+/// there were. Reading the data register lowers the interrupt once the FIFO is empty.
+pub fn drain_received(mut sink: impl FnMut(u8)) -> usize {
+    with_console(|port| {
+        let mut n = 0;
+        while let Some(byte) = port.try_receive() {
+            sink(byte);
+            n += 1;
+        }
+        n
+    })
+}
+
+/// Writes raw bytes to the console (no `\n` to `\r\n` translation): the echo of typed keys.
+pub fn write_raw(bytes: &[u8]) {
+    with_console(|port| {
+        for &byte in bytes {
+            if byte == b'\n' {
+                port.send(b'\r');
+            }
+            port.send(byte);
+        }
+    });
 }
 
 /// Writes to the console even if its lock is held (for panics and fatal traps only).

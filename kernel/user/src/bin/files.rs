@@ -206,7 +206,9 @@ fn fd_table_cases() {
 
 fn console_cases() {
     let mut buf = [0u8; 8];
-    check!(ok("read fd 0", fs::read(0, &mut buf)) == 0, "the console has no input: end of file");
+    // A read of the console waits for a typed line (see kernel/src/tty.rs); one of
+    // zero bytes returns at once.
+    check!(ok("read fd 0", fs::read(0, &mut buf[..0])) == 0, "a zero-byte read of the console returns 0");
     check!(ok("fstat 1", fs::fstat(1)).st_mode & S_IFMT == abi::mode::S_IFCHR, "fd 1 is a character device");
     err("lseek the console", fs::lseek(1, 0, SEEK_SET), Errno::ESPIPE);
     err("fsync the console", fs::fsync(1), Errno::EINVAL);

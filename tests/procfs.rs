@@ -1,0 +1,184 @@
+//! procfs at `/proc`: every file is parsed as a Linux tool would, and its numbers
+//! are checked against the kernel's own counters read at the same moment (MemFree
+//! against the buddy allocator's free frames, VmRSS against the address space's
+//! resident pages, the maps lines against its VMAs, ...).
+#![no_std]
+#![allow(missing_docs)] // test names say what each test checks
+#![no_main]
+#![feature(custom_test_frameworks)]
+#![test_runner(kernel::testing::test_runner)]
+#![reexport_test_harness_main = "test_main"]
+
+extern crate alloc;
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use kernel::fs::{self, FsError, path};
+use kernel::mm::vmstat::{self, SwapEvent};
+use kernel::mm::{frame, swap};
+use kernel::proc::{self, task};
+
+kernel::test_kernel!();
+
+/// Returns the whole text of `path`.
+fn read(path_text: &str) -> Result<String, FsError> {
+    let inode = path::resolve(&fs::root(), path_text)?;
+    let mut text = Vec::new();
+    let mut chunk = [0u8; 512];
+    loop {
+        let n = inode.read_at(text.len() as u64, &mut chunk)?;
+        if n == 0 {
+            return Ok(String::from_utf8(text).expect("procfs text is UTF-8"));
+        }
+        text.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Returns the number in the `Name:   123 kB` (or `name 123`) line of `text`.
+fn field(text: &str, name: &str) -> u64 {
+    let line = text
+        .lines()
+        .find(|l| l.split([':', ' ', '\t']).next() == Some(name))
+        .unwrap_or_else(|| panic!("no {name} in:\n{text}"));
+    let value = line[name.len()..].trim_start_matches(':').split_whitespace().next().expect("a value");
+    value.parse().unwrap_or_else(|_| panic!("{name}: {value:?} is not a number"))
+}
+
+/// Reads `path` until the kernel's view (`now_fn`) is the same before and after
+/// the read, and returns the text with that view (the read itself may allocate).
+fn read_steady<T: PartialEq + Copy>(path_text: &str, now_fn: impl Fn() -> T) -> (String, T) {
+    for _ in 0..20 {
+        let before = now_fn();
+        let text = read(path_text).expect("read");
+        if now_fn() == before {
+            return (text, before);
+        }
+    }
+    panic!("{path_text}: the counters never held still");
+}
+
+#[test_case]
+fn meminfo_memfree_is_the_buddy_allocators_free_frames() {
+    let (text, (free, total)) = read_steady("/proc/meminfo", || {
+        let info = frame::buddyinfo();
+        (info.nr_free_frames, info.nr_managed_frames)
+    });
+    assert_eq!(field(&text, "MemTotal"), total * 4);
+    assert_eq!(field(&text, "MemFree"), free * 4);
+    let (free_slots, total_slots) = swap::slot_counts();
+    assert_eq!(field(&text, "SwapTotal"), total_slots * 4);
+    assert_eq!(field(&text, "SwapFree"), free_slots * 4);
+    for name in ["MemAvailable", "Buffers", "Cached", "SwapCached", "Dirty", "Writeback", "AnonPages", "Mapped", "Shmem"] {
+        field(&text, name); // present and a number
+    }
+}
+
+#[test_case]
+fn buddyinfo_lists_the_free_blocks_of_each_order() {
+    let (text, info) = read_steady("/proc/buddyinfo", frame::buddyinfo);
+    let counts: Vec<u64> = text.split_whitespace().skip(4).map(|w| w.parse().expect("a count")).collect();
+    assert!(text.starts_with("Node 0, zone   Normal"), "{text}");
+    assert_eq!(counts, info.nr_free_blocks.to_vec());
+    let frames: u64 = counts.iter().enumerate().map(|(order, n)| n << order).sum();
+    assert_eq!(frames, info.nr_free_frames, "the blocks add up to the free frames");
+}
+
+#[test_case]
+fn vmstat_counts_are_the_kernels_counters() {
+    let (text, (outs, ins)) =
+        read_steady("/proc/vmstat", || (vmstat::nr_events(SwapEvent::SwapOut), vmstat::nr_events(SwapEvent::SwapIn)));
+    assert_eq!(field(&text, "pswpout"), outs);
+    assert_eq!(field(&text, "pswpin"), ins);
+    assert!(field(&text, "pgfault") >= field(&text, "pgmajfault"));
+}
+
+#[test_case]
+fn swaps_shows_the_swap_disk_size_and_use() {
+    let (text, (free, total)) = read_steady("/proc/swaps", swap::slot_counts);
+    let line = text.lines().nth(1).expect("a swap line");
+    let words: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(words[1], "partition");
+    assert_eq!(words[2].parse::<u64>().unwrap(), total * 4);
+    assert_eq!(words[3].parse::<u64>().unwrap(), (total - free) * 4);
+}
+
+#[test_case]
+fn pid_status_and_maps_match_the_processs_address_space() {
+    let pid = proc::spawn("spin").expect("spawn spin");
+    // Let it run until it has printed (its pages are in).
+    let idle = kernel::sync::WaitQueue::new();
+    idle.wait_until_deadline(|| false, kernel::arch::timer::ticks() + 50);
+    let space = task::TASKS.lock().get(&pid).and_then(|t| t.space.clone()).expect("spin's space");
+    let (status, (rss, nr_vmas, size)) = read_steady(&format!("/proc/{pid}/status"), || {
+        let space = space.lock();
+        let size: u64 = space.vmas().iter().map(|v| v.nr_pages()).sum();
+        (space.stats.rss_pages, space.vmas().len(), size)
+    });
+    assert_eq!(status.lines().next(), Some("Name:\tspin"));
+    assert_eq!(field(&status, "Pid"), pid);
+    assert_eq!(field(&status, "VmRSS"), rss * 4);
+    assert_eq!(field(&status, "VmSize"), size * 4);
+    assert!(rss > 0, "spin touched some pages");
+    let maps = read(&format!("/proc/{pid}/maps")).expect("maps");
+    assert_eq!(maps.lines().count(), nr_vmas);
+    for (line, vma) in maps.lines().zip(space.lock().vmas().iter()) {
+        let range = line.split(' ').next().unwrap();
+        let (start, end) = range.split_once('-').unwrap();
+        assert_eq!(u64::from_str_radix(start, 16).unwrap(), vma.start.as_u64());
+        assert_eq!(u64::from_str_radix(end, 16).unwrap(), vma.end.as_u64());
+    }
+    assert!(maps.contains("[stack]"), "{maps}");
+    drop(space);
+    assert!(task::kill(pid, format_args!("test over")));
+    let _ = proc::wait(Some(pid));
+    assert_eq!(read(&format!("/proc/{pid}/status")).err(), Some(FsError::NotFound), "a reaped pid has no directory");
+}
+
+#[test_case]
+fn proc_files_refuse_writes_and_unknown_names() {
+    let meminfo = path::resolve(&fs::root(), "/proc/meminfo").expect("meminfo");
+    assert_eq!(meminfo.write_at(0, b"MemFree: 1"), Err(FsError::Invalid));
+    assert_eq!(read("/proc/nosuchfile").err(), Some(FsError::NotFound));
+    assert_eq!(read("/proc/999999/status").err(), Some(FsError::NotFound));
+    let up = path::resolve(&fs::root(), "/proc/..").expect("/proc/..");
+    assert_eq!(up.stat().ino, fs::root().stat().ino, "/proc/.. is /");
+}
+
+/// Runs tool `name` with `args`, its standard output into a tmpfs file; returns
+/// how it ended and what it printed.
+fn run_tool(name: &str, args: &str) -> (task::WaitStatus, String) {
+    use kernel::fs::file::{FdTable, FileObject, OpenFile};
+    let out_name = format!("{name}.out");
+    let out = fs::root().create(&out_name, 0o644).expect("create the output file");
+    let mut files = FdTable::new_console();
+    let _ = files.replace(1, OpenFile::new(FileObject::Inode(out.clone()), abi::o::WRONLY)).expect("fd 1");
+    let pid = task::spawn_with_files(name, args, files).expect("spawn");
+    let (_, status) = proc::wait(Some(pid)).expect("wait");
+    let mut text = alloc::vec![0u8; 4096];
+    let n = out.read_at(0, &mut text).expect("read the output");
+    text.truncate(n);
+    fs::root().unlink(&out_name).expect("unlink");
+    (status, String::from_utf8(text).expect("UTF-8"))
+}
+
+#[test_case]
+fn free_m_prints_meminfos_totals_in_mib() {
+    let (status, text) = run_tool("free", "-m");
+    assert_eq!(status, task::WaitStatus::Exited(0), "{text}");
+    let info = frame::buddyinfo();
+    let mem: Vec<&str> = text.lines().nth(1).expect("a Mem: line").split_whitespace().collect();
+    assert_eq!(mem[0], "Mem:");
+    assert_eq!(mem[1].parse::<u64>().unwrap(), (info.nr_managed_frames * 4) >> 10, "{text}");
+    let (_, total_slots) = swap::slot_counts();
+    let swap: Vec<&str> = text.lines().nth(2).expect("a Swap: line").split_whitespace().collect();
+    assert_eq!(swap[1].parse::<u64>().unwrap(), (total_slots * 4) >> 10, "{text}");
+}
+
+#[test_case]
+fn free_with_a_bad_option_exits_1() {
+    let (status, text) = run_tool("free", "-z");
+    assert_eq!(status, task::WaitStatus::Exited(1));
+    assert_eq!(text, "", "the message goes to standard error, not standard output");
+}
