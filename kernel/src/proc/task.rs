@@ -211,6 +211,11 @@ pub fn replace_current_program(
     let mut tasks = TASKS.lock();
     let task = tasks.get_mut(&sched::current()).expect("replace_current_program: no current task");
     assert!(task.space.is_some(), "replace_current_program: not a user process");
+    // The new program stays in the old one's memory group, as Linux keeps the cgroup.
+    if let Some(old) = &task.space {
+        let group = old.lock().memcg;
+        space.lock().memcg = group;
+    }
     task.name = String::from(name);
     task.args = String::from(args);
     user_state.load();
