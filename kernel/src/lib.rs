@@ -137,6 +137,20 @@ pub fn hlt_loop() -> ! {
     }
 }
 
+/// Leaves QEMU with `code` after writing every dirty file page to its disk
+/// ([`fs::sync_all`]); a write-back error is reported and turns success into failure.
+/// Call from a task (writing back sleeps), never from a panic handler.
+pub fn power_off(code: arch::qemu::ExitCode) -> ! {
+    let code = match fs::sync_all() {
+        Ok(()) => code,
+        Err(e) => {
+            println!("power off: writing back the page cache failed: {e:?}");
+            arch::qemu::ExitCode::Failure
+        }
+    };
+    arch::qemu::exit(code)
+}
+
 #[cfg(test)]
 bootloader_api::entry_point!(test_kernel_main, config = &BOOTLOADER_CONFIG);
 
@@ -144,7 +158,7 @@ bootloader_api::entry_point!(test_kernel_main, config = &BOOTLOADER_CONFIG);
 fn test_kernel_main(boot_info: &'static mut BootInfo) -> ! {
     init(boot_info);
     test_main();
-    arch::qemu::exit(arch::qemu::ExitCode::Success);
+    power_off(arch::qemu::ExitCode::Success);
 }
 
 #[cfg(test)]

@@ -68,7 +68,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     }
     arch::smp::print_summary(); // every CPU's ticks by now
     println!("done: leaving QEMU");
-    arch::qemu::exit(arch::qemu::ExitCode::Success);
+    kernel::power_off(arch::qemu::ExitCode::Success);
 }
 
 /// What the shell's banner says: one screen of what to try.
@@ -99,7 +99,7 @@ fn run_shell() -> ! {
     };
     println!("shell: {}", status.map_or(alloc::string::String::from("not run"), |s| alloc::format!("{s}")));
     let is_ok = status == Some(proc::task::WaitStatus::Exited(0));
-    arch::qemu::exit(if is_ok { arch::qemu::ExitCode::Success } else { arch::qemu::ExitCode::Failure })
+    kernel::power_off(if is_ok { arch::qemu::ExitCode::Success } else { arch::qemu::ExitCode::Failure })
 }
 
 /// Runs the user program `name` alone, shows the counters, and leaves QEMU with
@@ -127,7 +127,7 @@ fn run_one(name: &str) -> ! {
         Some(status) => {
             println!("run: {name} {status}");
             let is_ok = status == proc::task::WaitStatus::Exited(0);
-            arch::qemu::exit(if is_ok { arch::qemu::ExitCode::Success } else { arch::qemu::ExitCode::Failure })
+            kernel::power_off(if is_ok { arch::qemu::ExitCode::Success } else { arch::qemu::ExitCode::Failure })
         }
         None => arch::qemu::exit(arch::qemu::ExitCode::Failure),
     }

@@ -66,7 +66,7 @@ pub fn test_runner(tests: &[&dyn Testable]) {
     } else {
         println!("\ntest result: ok. {nr_selected} passed; 0 failed; 0 ignored; 0 measured; {nr_filtered_out} filtered out");
     }
-    qemu::exit(ExitCode::Success);
+    crate::power_off(ExitCode::Success);
 }
 
 /// Reports the running test as failed and exits QEMU with failure.

@@ -226,6 +226,20 @@ pub fn sync_inode(inode: &dyn Inode) -> Result<(), FsError> {
     cached.and(synced)
 }
 
+/// Writes every file's dirty pages to its disk now: what `sync` does, and what
+/// the kernel does before it powers off (as Linux syncs and unmounts its file
+/// systems at shutdown), so that nothing written only to the page cache is lost.
+/// Returns the first error; the other files are still written.
+pub fn sync_all() -> Result<(), FsError> {
+    let mut result = Ok(());
+    for cache in crate::mm::page_cache::all_caches() {
+        if let Err(e) = cache.write_back(0, u64::MAX) {
+            result = result.and(Err(e));
+        }
+    }
+    result
+}
+
 /// The root of the mounted file system.
 static ROOT: spin::Once<InodeRef> = spin::Once::new();
 

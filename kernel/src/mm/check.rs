@@ -59,8 +59,12 @@ pub struct Census {
     pub nr_present: u64,
     /// Swap PTEs.
     pub nr_swap_ptes: u64,
-    /// Distinct user frames mapped or cached.
+    /// Distinct user frames a PTE maps or the swap cache holds: a process's memory
+    /// (a page-cache page that no PTE maps is not counted: the cache outlives
+    /// processes; see `nr_file_pages`).
     pub nr_frames: u64,
+    /// Page-cache pages (file pages, mapped or not).
+    pub nr_file_pages: u64,
     /// Frames in the swap cache.
     pub nr_cached: u64,
     /// Swap slots in use.
@@ -215,8 +219,9 @@ fn check_frames(walk: &Walk, cache: &BTreeMap<u32, Frame>, census: &mut Census) 
     let cached: BTreeMap<u64, u32> = cache.iter().map(|(&slot, frame)| (frame.pfn(), slot)).collect();
     let file_pages: BTreeMap<u64, (u32, u64)> =
         super::page_cache::snapshot().into_iter().map(|(frame, id, index)| (frame.pfn(), (id, index))).collect();
+    census.nr_frames = walk.present.keys().chain(cached.keys()).copied().collect::<BTreeSet<u64>>().len() as u64;
+    census.nr_file_pages = file_pages.len() as u64;
     let frames: BTreeSet<u64> = walk.present.keys().chain(cached.keys()).chain(file_pages.keys()).copied().collect();
-    census.nr_frames = frames.len() as u64;
     for &pfn in &frames {
         let frame = Frame::from_pfn(pfn);
         let count = walk.present.get(&pfn).copied().unwrap_or(0);
