@@ -75,16 +75,8 @@ impl FrameFlags {
     /// Given up by `MADV_FREE`: reclaim may drop it without writing it to swap if its
     /// PTE's Dirty bit is still clear (not written since the advice).
     pub const LAZYFREE: FrameFlags = FrameFlags(1 << 7);
-    /// Referenced since the replacement policy last looked, seen by someone other
-    /// than the policy: the working-set sampler (`mm::wss`) clears the PTEs'
-    /// Accessed bits every τ and leaves the reference here, so the clock still
-    /// gives the page its second chance.
-    pub const ACCESSED: FrameFlags = FrameFlags(1 << 8);
-    /// The bits that are status flags (bits 0-8); bits 9-15 of the word hold the
-    /// policy age ([`FrameDesc::policy_age`]).
-    const STATUS_MASK: u16 = 0x01ff;
-    /// Where the policy age starts in the word.
-    const AGE_SHIFT: u16 = 9;
+    /// The bits that are status flags; the high byte of the word holds the policy age.
+    const STATUS_MASK: u16 = 0x00ff;
     /// The bits only the buddy allocator may set or clear.
     pub const ALLOCATOR_OWNED: FrameFlags = FrameFlags(Self::BUDDY_HEAD.0 | Self::ALLOC_HEAD.0);
 
@@ -140,7 +132,7 @@ impl BitOr for FrameFlags {
 
 impl fmt::Debug for FrameFlags {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const NAMES: [(FrameFlags, &str); 9] = [
+        const NAMES: [(FrameFlags, &str); 8] = [
             (FrameFlags::BUDDY_HEAD, "BUDDY_HEAD"),
             (FrameFlags::ALLOC_HEAD, "ALLOC_HEAD"),
             (FrameFlags::FILE, "FILE"),
@@ -149,7 +141,6 @@ impl fmt::Debug for FrameFlags {
             (FrameFlags::LOCKED, "LOCKED"),
             (FrameFlags::READAHEAD, "READAHEAD"),
             (FrameFlags::LAZYFREE, "LAZYFREE"),
-            (FrameFlags::ACCESSED, "ACCESSED"),
         ];
         f.write_str("FrameFlags(")?;
         let mut is_first = true;
@@ -181,7 +172,7 @@ pub const NONE_INDEX: u32 = u32::MAX;
 /// | 16 | `next` | `u32` | next frame index on the list this frame is on, or [`NONE_INDEX`] |
 /// | 20 | `prev` | `u32` | previous frame index on that list, or [`NONE_INDEX`] |
 /// | 24 | `private` | `u32` | owner's word: the swap slot of a swap-cache page |
-/// | 28 | `flags` | [`FrameFlags`] | status bits (bits 0-8); the replacement policy's age, its 7 most significant bits (bits 9-15) |
+/// | 28 | `flags` | [`FrameFlags`] | status bits (low byte); the replacement policy's 8-bit age (high byte) |
 /// | 30 | `state` | [`FrameState`] | what the frame is used for |
 /// | 31 | `order` | `u8` | block order, valid on a `BUDDY_HEAD` or `ALLOC_HEAD` frame |
 ///
@@ -203,14 +194,21 @@ pub struct FrameDesc {
     prev: u32,
     /// The owner's private word: the swap slot while in the swap cache.
     private: u32,
-    /// Status bits in bits 0-8; bits 9-15 are the replacement policy's age of a
-    /// tracked user frame ([`FrameDesc::policy_age`]), which `flags()` never shows.
+    /// Status bits in the low byte; the high byte is the replacement policy's age of
+    /// a tracked user frame ([`FrameDesc::policy_age`]), which `flags()` never shows.
     flags: FrameFlags,
     /// What the frame is used for.
     state: FrameState,
-    /// Order of the block this frame heads (free or allocated); 0 otherwise.
+    /// Order of the block this frame heads (free or allocated; 0 otherwise) in the
+    /// low 7 bits ([`ORDER_MASK`]); the top bit is the sampled-reference mark
+    /// ([`FrameDesc::mark_sampled_reference`]).
     order: u8,
 }
+
+/// The bits of `FrameDesc::order` that hold the block order.
+const ORDER_MASK: u8 = 0x7f;
+/// The bit of `FrameDesc::order` that marks a reference the working-set sampler saw.
+const SAMPLED_REFERENCE: u8 = 0x80;
 
 const _: () = assert!(size_of::<FrameDesc>() == 32);
 
@@ -262,21 +260,17 @@ impl FrameDesc {
         FrameFlags(self.flags.0 & FrameFlags::STATUS_MASK)
     }
 
-    /// Returns the replacement policy's age of this frame (the aging policy's
+    /// Returns the replacement policy's 8-bit age of this frame (the aging policy's
     /// Accessed-bit history); 0 for a frame never aged.
-    ///
-    /// The word keeps the 7 most significant bits of the age (its lowest bit, the
-    /// oldest Accessed sample of an aging history, reads as 0): an aging policy
-    /// compares pages by their recent history first, which is all kept.
     #[inline]
     pub const fn policy_age(&self) -> u8 {
-        ((self.flags.0 >> FrameFlags::AGE_SHIFT) as u8) << 1
+        (self.flags.0 >> 8) as u8
     }
 
     /// Sets the replacement policy's age of this frame; the status bits are kept.
     #[inline]
     pub fn set_policy_age(&mut self, age: u8) {
-        self.flags = FrameFlags((self.flags.0 & FrameFlags::STATUS_MASK) | (u16::from(age >> 1) << FrameFlags::AGE_SHIFT));
+        self.flags = FrameFlags((self.flags.0 & FrameFlags::STATUS_MASK) | (u16::from(age) << 8));
     }
 
     /// Returns true if every bit of `flags` is set.
@@ -300,7 +294,26 @@ impl FrameDesc {
     /// Returns the order of the block this frame heads (meaningful on a head only).
     #[inline]
     pub const fn order(&self) -> u8 {
-        self.order
+        self.order & ORDER_MASK
+    }
+
+    /// Notes a reference the replacement policy has not seen yet: the working-set
+    /// sampler (`mm::wss`) cleared the Accessed bits of the PTEs that map this user
+    /// frame, and leaves the reference here so that the clock still gives the page
+    /// its second chance (Linux's `PG_young` serves idle-page tracking the same way).
+    #[inline]
+    pub fn mark_sampled_reference(&mut self) {
+        self.order |= SAMPLED_REFERENCE;
+    }
+
+    /// Returns true if a sampled reference is noted; with `is_clearing`, clears it.
+    #[inline]
+    pub fn sampled_reference(&mut self, is_clearing: bool) -> bool {
+        let was_marked = self.order & SAMPLED_REFERENCE != 0;
+        if is_clearing {
+            self.order &= !SAMPLED_REFERENCE;
+        }
+        was_marked
     }
 
     /// Returns the number of references held.
@@ -476,7 +489,7 @@ impl FrameDesc {
     /// Returns true if this frame heads a free buddy block of `order`.
     #[inline]
     pub(crate) const fn is_free_head_of_order(&self, order: u8) -> bool {
-        self.flags.contains(FrameFlags::BUDDY_HEAD) && self.order == order
+        self.flags.contains(FrameFlags::BUDDY_HEAD) && self.order & ORDER_MASK == order
     }
 
     /// Makes the frame a free, unlinked, non-head frame with no owner data.
@@ -497,14 +510,14 @@ impl FrameDesc {
     #[inline]
     pub(crate) fn set_alloc_order(&mut self, order: u8) {
         debug_assert!(self.flags.contains(FrameFlags::ALLOC_HEAD), "set_alloc_order: not an allocated head");
-        self.order = order;
+        self.order = order | (self.order & SAMPLED_REFERENCE);
     }
 
     /// Returns true if this frame heads an allocated block of more than one frame
     /// (a compound page: a transparent huge page while it is mapped whole).
     #[inline]
     pub const fn is_compound_head(&self) -> bool {
-        self.flags.contains(FrameFlags::ALLOC_HEAD) && self.order > 0
+        self.flags.contains(FrameFlags::ALLOC_HEAD) && self.order & ORDER_MASK > 0
     }
 
     /// Marks the frame as an allocated frame of the given use, with no owner data.
@@ -641,17 +654,34 @@ mod tests {
     }
 
     #[test]
+    fn a_sampled_reference_keeps_the_order_and_the_order_keeps_it() {
+        let mut desc = FrameDesc::new();
+        desc.mark_allocated(FrameState::User, Some(9));
+        desc.mark_sampled_reference();
+        assert_eq!(desc.order(), 9, "the mark is not part of the order");
+        assert!(desc.is_compound_head());
+        desc.set_alloc_order(0);
+        assert_eq!((desc.order(), desc.is_compound_head()), (0, false));
+        assert!(desc.sampled_reference(false), "a new order keeps the mark");
+        assert!(desc.sampled_reference(true));
+        assert!(!desc.sampled_reference(false), "cleared");
+        desc.mark_sampled_reference();
+        desc.reset_free();
+        assert!(!desc.sampled_reference(false), "a freed frame forgets it");
+    }
+
+    #[test]
     fn the_policy_age_shares_the_flags_word_without_showing_in_the_flags() {
         let mut desc = FrameDesc::new();
         desc.mark_allocated(FrameState::User, Some(0));
         desc.insert_flags(FrameFlags::DIRTY);
         desc.set_policy_age(0xa5);
-        assert_eq!((desc.policy_age(), desc.flags()), (0xa4, FrameFlags::ALLOC_HEAD | FrameFlags::DIRTY), "the lowest age bit is not kept");
+        assert_eq!((desc.policy_age(), desc.flags()), (0xa5, FrameFlags::ALLOC_HEAD | FrameFlags::DIRTY));
         desc.remove_flags(FrameFlags::DIRTY);
         desc.insert_flags(FrameFlags::LOCKED);
-        assert_eq!(desc.policy_age(), 0xa4, "flag changes keep the age");
-        desc.set_policy_age(0x82);
-        assert_eq!((desc.policy_age(), desc.flags()), (0x82, FrameFlags::ALLOC_HEAD | FrameFlags::LOCKED));
+        assert_eq!(desc.policy_age(), 0xa5, "flag changes keep the age");
+        desc.set_policy_age(0x01);
+        assert_eq!((desc.policy_age(), desc.flags()), (0x01, FrameFlags::ALLOC_HEAD | FrameFlags::LOCKED));
         desc.reset_free();
         assert_eq!(desc.policy_age(), 0, "a freed frame forgets its age");
     }

@@ -280,9 +280,24 @@ fn check_slots(walk: &Walk, snap: &swap::SwapSnapshot, census: &mut Census) -> R
     Ok(())
 }
 
+/// Waits, at most 2 s, until neither kswapd nor the writeback thread is in a pass.
+/// The audit is a picture of a quiet system: a background pass holds frames locked
+/// for its writes and slots half assigned, which would read as violations (a frame
+/// "LOCKED with no I/O in flight", seen right after a program that swapped hard
+/// exited while kswapd was finishing its pass). Past the deadline the audit runs
+/// anyway, and reports what it sees.
+fn wait_for_background_passes() {
+    let deadline = crate::arch::timer::ticks() + 2 * crate::arch::timer::TICK_HZ;
+    while (super::reclaim::kswapd_state().1 || super::writeback::is_in_pass()) && crate::arch::timer::ticks() < deadline {
+        crate::sync::hooks::yield_now();
+    }
+}
+
 /// Checks every invariant in the module docs; returns what it counted, or the
-/// first violation found.
+/// first violation found. Call from a task with no lock held: it first waits for
+/// background reclaim and write-back passes to end.
 pub fn check_consistency() -> Result<Census, String> {
+    wait_for_background_passes();
     let mut census = Census::default();
     let walk = walk_spaces(&mut census)?;
     let snap = swap::snapshot();

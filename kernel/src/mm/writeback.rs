@@ -59,13 +59,24 @@ pub fn nr_passes() -> u64 {
     NR_PASSES.load(Ordering::Acquire)
 }
 
+/// True while the thread is in a pass (pages of it locked for their writes).
+static IS_IN_PASS: AtomicBool = AtomicBool::new(false);
+
+/// Returns true while the thread is writing pages back (for the audit, which
+/// waits for the pass to end: a page under write-back is locked).
+pub fn is_in_pass() -> bool {
+    IS_IN_PASS.load(Ordering::Acquire)
+}
+
 extern "C" fn writeback_main() -> ! {
     let interval_ticks = (WRITEBACK_INTERVAL_MS * crate::arch::timer::TICK_HZ / 1000).max(1);
     loop {
         let deadline = crate::arch::timer::ticks() + interval_ticks;
         let _ = QUEUE.wait_until_deadline(|| IS_KICKED.load(Ordering::Acquire), deadline);
         let is_over_limit = IS_KICKED.swap(false, Ordering::AcqRel);
+        IS_IN_PASS.store(true, Ordering::Release);
         write_back_pass(is_over_limit);
+        IS_IN_PASS.store(false, Ordering::Release);
         NR_PASSES.fetch_add(1, Ordering::AcqRel);
     }
 }

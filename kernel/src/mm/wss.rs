@@ -10,14 +10,14 @@
 //!  timer tick while process P runs:  P.cpu_ticks += 1
 //!  every τ of P's CPU time:          walk P's page tables; for every present page:
 //!                                      A bit set?  count it, clear it, flush its TLB entry,
-//!                                                  and mark the frame ACCESSED for the clock
+//!                                                  and mark the frame referenced for the clock
 //!                                    WS(τ) = the count; push it on P's history
 //!                                    PFF   = faults in the interval / its CPU seconds
 //! ```
 //! Clearing the A bit is what makes the next sample see only the pages used since
 //! this one: the MMU sets it again on the next access, but only after the stale
 //! TLB entry (which still says "accessed") is gone, hence the flush. The bit is
-//! carried over to the frame's `ACCESSED` flag, so the replacement policy's second
+//! carried over to a mark in the frame's descriptor (`mark_sampled_reference`), so the replacement policy's second
 //! chance (`reclaim/probe.rs`) does not lose the reference the sampler consumed.
 //!
 //! Page-fault frequency (faults per second of CPU time) is the other classic
@@ -28,7 +28,7 @@
 //! 10 ms tick), [`DEFAULT_TAU_MS`] otherwise, or [`set_tau_ms`] at run time.
 //!
 //! What it touches: the address space (its lock, its page tables and counters),
-//! the frame table (the `ACCESSED` flag); called from the timer interrupt through
+//! the frame table (the sampled-reference mark); called from the timer interrupt through
 //! `proc` ([`on_cpu_tick`]), where no spinlock is held (every spinlock keeps
 //! interrupts off).
 #![deny(unsafe_code)]
@@ -38,7 +38,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use mm_core::pagetable::{FlushBatch, LeafAction, PageSize};
 
 use super::addr_space::AddressSpace;
-use super::frame::{self, FrameFlags};
+use super::frame;
 use super::layout::USER_END;
 use super::paging::PteFlags;
 use super::{PAGE_SIZE, Page, VirtAddr};
@@ -178,7 +178,7 @@ pub fn sample(space: &mut AddressSpace) -> u64 {
 }
 
 /// Clears the Accessed bit of every present user page of `space` that has it, with
-/// the TLB flushes that needs, marks the frames `ACCESSED` for the replacement
+/// the TLB flushes that needs, marks the frames referenced for the replacement
 /// policy, and returns how many there were (the shared zero page not counted).
 fn clear_accessed_bits(space: &mut AddressSpace) -> u64 {
     let zero = super::fault::zero_frame();
@@ -193,7 +193,7 @@ fn clear_accessed_bits(space: &mut AddressSpace) -> u64 {
         pte.remove_flags(PteFlags::ACCESSED);
         if pte.frame() != zero {
             nr_referenced += 1;
-            frame::with_desc(pte.frame(), |d| d.insert_flags(FrameFlags::ACCESSED));
+            frame::with_desc(pte.frame(), |d| d.mark_sampled_reference());
         }
         LeafAction::Replace(pte)
     });

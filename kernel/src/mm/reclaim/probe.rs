@@ -34,16 +34,10 @@ impl RmapProbe {
 }
 
 /// Returns true if the working-set sampler (`mm::wss`) consumed an Accessed bit of
-/// the frame since the policy last looked (it leaves the frame flag `ACCESSED`);
-/// with `is_clearing`, clears that flag.
+/// the frame since the policy last looked (it leaves a mark in the frame's
+/// descriptor, `FrameDesc::mark_sampled_reference`); with `is_clearing`, clears it.
 fn sampled_reference(pfn: u64, is_clearing: bool) -> bool {
-    frame::with_desc(Frame::from_pfn(pfn), |d| {
-        let was_set = d.has_flags(FrameFlags::ACCESSED);
-        if was_set && is_clearing {
-            d.remove_flags(FrameFlags::ACCESSED);
-        }
-        was_set
-    })
+    frame::with_desc(Frame::from_pfn(pfn), |d| d.sampled_reference(is_clearing))
 }
 
 impl PageProbe for RmapProbe {
