@@ -14,24 +14,17 @@
 #![test_runner(kernel::testing::test_runner)]
 #![reexport_test_harness_main = "test_main"]
 
-use kernel::mm::addr_space::{AddressSpace, MapRequest, VmProt};
+use kernel::mm::addr_space::VmProt;
 use kernel::mm::paging::{Pte, PteFlags};
 use kernel::mm::rmap::SpaceRef;
-use kernel::mm::{PAGE_SIZE, Page, VirtAddr, check, cow, fault, reclaim};
+use kernel::mm::{PAGE_SIZE, Page, VirtAddr, check, cow, reclaim};
 
 kernel::test_kernel!();
-
-/// Page-fault error code bits: a write from user mode.
-const USER_WRITE: u64 = (1 << 1) | (1 << 2);
 
 /// A fresh space with `nr_pages` of written anonymous memory of `prot`
 /// (written while read-write, then set to `prot`).
 fn space_with_pages(nr_pages: u64, prot: VmProt) -> (SpaceRef, VirtAddr) {
-    let space = AddressSpace::new().expect("new space");
-    let start = space.lock().mmap(0, nr_pages * PAGE_SIZE, VmProt::READ_WRITE, MapRequest::default()).expect("mmap");
-    for i in 0..nr_pages {
-        fault::handle_page_fault(&mut space.lock(), start + i * PAGE_SIZE, USER_WRITE).expect("fault");
-    }
+    let (space, start) = kernel::testing::space_with_written_pages(nr_pages);
     space.lock().mprotect(start.as_u64(), nr_pages * PAGE_SIZE, prot).expect("mprotect");
     (space, start)
 }

@@ -17,36 +17,23 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use kernel::arch::timer;
 
-use kernel::mm::addr_space::{AddressSpace, MapRequest, VmProt};
-use kernel::mm::fault;
 use kernel::mm::reclaim::{self, PolicyKind};
-use kernel::mm::rmap::SpaceRef;
 use kernel::mm::vmstat::{self, SwapEvent};
-use kernel::mm::{PAGE_SIZE, VirtAddr, check, frame, heap, swap};
+use kernel::mm::{PAGE_SIZE, check, frame, heap, swap};
 use kernel::proc::{self, task::WaitStatus};
 use kernel::sync::WaitQueue;
+use kernel::testing::space_with_written_pages;
 
 kernel::runner_args!(b"--memory 64M --timeout 240");
 
 kernel::test_kernel!();
 
-const USER_WRITE: u64 = (1 << 1) | (1 << 2);
-
-/// A space with `nr_pages` written pages, faulted in in address order.
-fn space_with_pages(nr_pages: u64) -> (SpaceRef, VirtAddr) {
-    let space = AddressSpace::new().expect("new space");
-    let start = space.lock().mmap(0, nr_pages * PAGE_SIZE, VmProt::READ_WRITE, MapRequest::default()).expect("mmap");
-    for i in 0..nr_pages {
-        fault::handle_page_fault(&mut space.lock(), start + i * PAGE_SIZE, USER_WRITE).expect("fault");
-    }
-    (space, start)
-}
 
 #[test_case]
 fn every_policy_reclaims_through_the_reverse_map_and_leaves_check_clean() {
     for kind in PolicyKind::ALL {
         reclaim::set_policy(kind);
-        let (space, start) = space_with_pages(64);
+        let (space, start) = space_with_written_pages(64);
         let report = reclaim::shrink(16);
         assert_eq!(report.nr_freed(), 16, "{}: {report:?}", kind.name());
         let frames = space.lock().resident_frames(start.as_u64(), 64 * PAGE_SIZE).expect("range");
@@ -60,7 +47,7 @@ fn every_policy_reclaims_through_the_reverse_map_and_leaves_check_clean() {
 #[test_case]
 fn a_switch_hands_every_tracked_page_to_the_new_policy() {
     reclaim::set_policy(PolicyKind::Fifo);
-    let (space, start) = space_with_pages(100);
+    let (space, start) = space_with_written_pages(100);
     let nr_tracked = reclaim::nr_tracked();
     assert!(nr_tracked >= 100);
     for kind in PolicyKind::ALL.into_iter().rev() {

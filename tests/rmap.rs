@@ -17,28 +17,18 @@ extern crate alloc;
 
 use alloc::vec::Vec;
 
-use kernel::mm::addr_space::{AddressSpace, MapRequest, VmProt};
+use kernel::mm::addr_space::AddressSpace;
 use kernel::mm::fault::{self, FaultOutcome};
 use kernel::mm::rmap::{self, FamilyPage, SpaceRef};
 use kernel::mm::{Frame, PAGE_SIZE, Page, VirtAddr, check, cow, frame, heap};
 use kernel::proc::{self, sched, task};
+use kernel::testing::space_with_written_pages;
 
 kernel::test_kernel!();
 
 /// Page-fault error code bits: a write from user mode.
 const USER_WRITE: u64 = (1 << 1) | (1 << 2);
 
-/// A fresh space with `nr_pages` of anonymous memory written (faulted in); returns
-/// the space and the start of the memory.
-fn space_with_pages(nr_pages: u64) -> (SpaceRef, VirtAddr) {
-    let space = AddressSpace::new().expect("new space");
-    let start = space.lock().mmap(0, nr_pages * PAGE_SIZE, VmProt::READ_WRITE, MapRequest::default()).expect("mmap");
-    for i in 0..nr_pages {
-        let outcome = fault::handle_page_fault(&mut space.lock(), start + i * PAGE_SIZE, USER_WRITE);
-        assert_eq!(outcome, Ok(FaultOutcome::AnonymousPage));
-    }
-    (space, start)
-}
 
 /// Returns the frame `addr` maps in `space`.
 fn frame_at(space: &SpaceRef, addr: VirtAddr) -> Frame {
@@ -89,7 +79,7 @@ fn live_address_spaces_never_share_a_pcid() {
 #[test_case]
 fn a_fault_names_the_frames_family_and_page() {
     let families = rmap::nr_families();
-    let (space, start) = space_with_pages(3);
+    let (space, start) = space_with_written_pages(3);
     let (id, family) = {
         let space = space.lock();
         (space.id(), space.family())
@@ -106,7 +96,7 @@ fn a_fault_names_the_frames_family_and_page() {
 
 #[test_case]
 fn fork_puts_the_child_in_the_family_and_both_spaces_map_every_frame() {
-    let (parent, start) = space_with_pages(4);
+    let (parent, start) = space_with_written_pages(4);
     let families = rmap::nr_families();
     let child = cow::fork(&mut parent.lock()).expect("fork");
     let pid = parent.lock().id(); // one space lock at a time (lock order, mm/mod.rs)
@@ -127,7 +117,7 @@ fn fork_puts_the_child_in_the_family_and_both_spaces_map_every_frame() {
 
 #[test_case]
 fn a_cow_copy_moves_the_writer_to_its_new_frame() {
-    let (parent, start) = space_with_pages(2);
+    let (parent, start) = space_with_written_pages(2);
     let child = cow::fork(&mut parent.lock()).expect("fork");
     let pid = parent.lock().id(); // one space lock at a time (lock order, mm/mod.rs)
     let cid = child.lock().id();
@@ -151,7 +141,7 @@ fn a_cow_copy_moves_the_writer_to_its_new_frame() {
 #[test_case]
 fn a_family_outlives_its_first_member() {
     let families = rmap::nr_families();
-    let (parent, start) = space_with_pages(2);
+    let (parent, start) = space_with_written_pages(2);
     let child = cow::fork(&mut parent.lock()).expect("fork");
     let (cid, family) = {
         let child = child.lock();
@@ -172,7 +162,7 @@ fn a_family_outlives_its_first_member() {
 
 #[test_case]
 fn a_locked_member_is_reported_not_skipped() {
-    let (parent, start) = space_with_pages(1);
+    let (parent, start) = space_with_written_pages(1);
     let child = cow::fork(&mut parent.lock()).expect("fork");
     let frame = frame_at(&parent, start);
     let guard = child.lock();
@@ -185,7 +175,7 @@ fn a_locked_member_is_reported_not_skipped() {
 fn munmap_and_drop_unmap_every_frame_and_end_the_family() {
     heap::shrink();
     let (families, spaces, free) = (rmap::nr_families(), rmap::all_spaces().len(), frame::nr_free_frames());
-    let (parent, start) = space_with_pages(8);
+    let (parent, start) = space_with_written_pages(8);
     let child = cow::fork(&mut parent.lock()).expect("fork");
     let pid = parent.lock().id(); // one space lock at a time (lock order, mm/mod.rs)
     let cid = child.lock().id();

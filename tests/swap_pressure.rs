@@ -15,31 +15,18 @@ extern crate alloc;
 
 use alloc::vec::Vec;
 
-use kernel::mm::addr_space::{AddressSpace, MapRequest, VmProt};
-use kernel::mm::fault;
 use kernel::mm::paging::PteFlags;
 use kernel::mm::reclaim::{self, PolicyKind};
 use kernel::mm::rmap::SpaceRef;
 use kernel::mm::vmstat::{self, SwapEvent};
 use kernel::mm::{PAGE_SIZE, Page, VirtAddr, check, frame, heap, swap};
 use kernel::proc::{self, task::WaitStatus};
+use kernel::testing::space_with_written_pages;
 
 kernel::runner_args!(b"--memory 64M --timeout 240");
 
 kernel::test_kernel!();
 
-const USER_WRITE: u64 = (1 << 1) | (1 << 2);
-
-/// A space with `nr_pages` written pages, faulted in in address order, every
-/// Accessed bit clear (the kernel wrote nothing through the user PTEs).
-fn space_with_pages(nr_pages: u64) -> (SpaceRef, VirtAddr) {
-    let space = AddressSpace::new().expect("new space");
-    let start = space.lock().mmap(0, nr_pages * PAGE_SIZE, VmProt::READ_WRITE, MapRequest::default()).expect("mmap");
-    for i in 0..nr_pages {
-        fault::handle_page_fault(&mut space.lock(), start + i * PAGE_SIZE, USER_WRITE).expect("fault");
-    }
-    (space, start)
-}
 
 /// Sets the Accessed bit of the PTE at `addr`, as the MMU does on an access.
 fn touch(space: &SpaceRef, addr: VirtAddr) {
@@ -58,7 +45,7 @@ fn swapped(space: &SpaceRef, start: VirtAddr, nr_pages: u64) -> Vec<u64> {
 #[test_case]
 fn the_clock_gives_a_referenced_page_a_second_chance() {
     reclaim::set_policy(PolicyKind::Clock);
-    let (space, start) = space_with_pages(8);
+    let (space, start) = space_with_written_pages(8);
     touch(&space, start); // the oldest page, first under the hand, was used
     let report = reclaim::shrink(1);
     assert_eq!(report.nr_freed(), 1);
@@ -73,7 +60,7 @@ fn the_clock_gives_a_referenced_page_a_second_chance() {
 #[test_case]
 fn fifo_ignores_the_accessed_bit() {
     reclaim::set_policy(PolicyKind::Fifo);
-    let (space, start) = space_with_pages(8);
+    let (space, start) = space_with_written_pages(8);
     touch(&space, start);
     reclaim::shrink(2);
     assert_eq!(swapped(&space, start, 8), [0, 1], "FIFO evicts the oldest, used or not");
@@ -93,7 +80,7 @@ fn wait_for_aging() {
 #[test_case]
 fn lru_aging_evicts_the_page_unused_for_longest() {
     reclaim::set_policy(PolicyKind::Lru);
-    let (space, start) = space_with_pages(8);
+    let (space, start) = space_with_written_pages(8);
     // Every page starts with history 1000_0000. Page 0 is used, then a tick ages
     // them all: page 0 becomes 1100_0000, the others 0100_0000.
     touch(&space, start);

@@ -69,6 +69,25 @@ pub fn test_runner(tests: &[&dyn Testable]) {
     crate::power_off(ExitCode::Success);
 }
 
+/// A fresh address space with `nr_pages` of anonymous memory written by user-mode
+/// write faults in address order (each one a new anonymous page); returns the space
+/// and the start of the memory. For tests that need resident user pages without
+/// running a program (reclaim, the rmap, the audit).
+pub fn space_with_written_pages(nr_pages: u64) -> (crate::mm::rmap::SpaceRef, crate::mm::VirtAddr) {
+    use crate::mm::addr_space::{AddressSpace, MapRequest, VmProt};
+    use crate::mm::fault::{self, FaultOutcome};
+    /// A user-mode write: the page-fault error code's W and U bits.
+    const USER_WRITE: u64 = (1 << 1) | (1 << 2);
+    let space = AddressSpace::new().expect("new space");
+    let len = nr_pages * crate::mm::PAGE_SIZE;
+    let start = space.lock().mmap(0, len, VmProt::READ_WRITE, MapRequest::default()).expect("mmap");
+    for i in 0..nr_pages {
+        let outcome = fault::handle_page_fault(&mut space.lock(), start + i * crate::mm::PAGE_SIZE, USER_WRITE);
+        assert_eq!(outcome, Ok(FaultOutcome::AnonymousPage), "page {i}");
+    }
+    (space, start)
+}
+
 /// Reports the running test as failed and exits QEMU with failure.
 pub fn test_panic_handler(info: &core::panic::PanicInfo) -> ! {
     x86_64::instructions::interrupts::disable();
