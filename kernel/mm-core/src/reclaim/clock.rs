@@ -1,5 +1,6 @@
 //! The clock (second chance), optionally dirty-aware (see [`super`] for the other policies).
 
+use super::ring::tracked_on_one_ring;
 use super::{PageProbe, ReplacementPolicy, Ring, RingStore, VecLinks};
 
 // The clock algorithm (second chance).
@@ -131,19 +132,7 @@ impl<L: RingStore> ReplacementPolicy for Clock<L> {
     fn name(&self) -> &'static str {
         if self.prefers_clean { "enhanced-clock" } else { "clock" }
     }
-    fn nr_tracked(&self) -> usize {
-        self.ring.len()
-    }
-    fn is_tracked(&mut self, page: u64) -> bool {
-        self.ring.contains(page)
-    }
-    fn on_insert(&mut self, page: u64) {
-        self.ring.insert_behind_hand(page, 0);
-    }
-    fn on_access(&mut self, _page: u64) {}
-    fn on_remove(&mut self, page: u64) {
-        self.ring.remove(page);
-    }
+    tracked_on_one_ring!(ring, 0);
     fn pick_victim(&mut self, probe: &mut dyn PageProbe) -> Option<u64> {
         if self.prefers_clean { self.pick_enhanced(probe) } else { self.pick_second_chance(probe) }
     }

@@ -1,5 +1,6 @@
 //! FIFO: evicts the page resident longest (see [`super`] for the other policies).
 
+use super::ring::tracked_on_one_ring;
 use super::{PageProbe, ReplacementPolicy, Ring, RingStore, VecLinks};
 
 /// First in, first out: evicts the page that has been resident longest.
@@ -29,19 +30,7 @@ impl<L: RingStore> ReplacementPolicy for Fifo<L> {
     fn name(&self) -> &'static str {
         "fifo"
     }
-    fn nr_tracked(&self) -> usize {
-        self.ring.len()
-    }
-    fn is_tracked(&mut self, page: u64) -> bool {
-        self.ring.contains(page)
-    }
-    fn on_insert(&mut self, page: u64) {
-        self.ring.insert_behind_hand(page, 0);
-    }
-    fn on_access(&mut self, _page: u64) {}
-    fn on_remove(&mut self, page: u64) {
-        self.ring.remove(page);
-    }
+    tracked_on_one_ring!(ring, 0);
     fn pick_victim(&mut self, _probe: &mut dyn PageProbe) -> Option<u64> {
         self.ring.take_at_hand()
     }

@@ -1,5 +1,6 @@
 //! LRU approximated by aging an 8-bit history of the Accessed bit (see [`super`]).
 
+use super::ring::tracked_on_one_ring;
 use super::{PageProbe, ReplacementPolicy, Ring, RingStore, VecLinks};
 
 /// LRU approximated by aging (Tanenbaum, "Modern Operating Systems").
@@ -37,19 +38,7 @@ impl<L: RingStore> ReplacementPolicy for LruApprox<L> {
     fn name(&self) -> &'static str {
         "lru-aging"
     }
-    fn nr_tracked(&self) -> usize {
-        self.ring.len()
-    }
-    fn is_tracked(&mut self, page: u64) -> bool {
-        self.ring.contains(page)
-    }
-    fn on_insert(&mut self, page: u64) {
-        self.ring.insert_behind_hand(page, 0x80);
-    }
-    fn on_access(&mut self, _page: u64) {}
-    fn on_remove(&mut self, page: u64) {
-        self.ring.remove(page);
-    }
+    tracked_on_one_ring!(ring, 0x80);
     fn on_tick(&mut self, probe: &mut dyn PageProbe) {
         let Some(mut page) = self.ring.hand_page() else { return };
         for _ in 0..self.ring.len() {

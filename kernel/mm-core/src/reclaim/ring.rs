@@ -18,6 +18,31 @@
 //! boot) and found them through a `BTreeMap` (one heap insertion per fault, and heap
 //! growth exactly when memory is short: issue #10, item 1).
 
+
+/// The bookkeeping of a policy whose tracked pages are exactly the pages on one
+/// [`Ring`] (the field named `$ring`): counting, membership, insertion behind the
+/// hand with age `$new_age`, removal; accesses the kernel does not see are ignored.
+/// FIFO, random, clock, the two-handed clock and LRU aging share it; each writes
+/// only what makes it different (its name and how it picks a victim).
+macro_rules! tracked_on_one_ring {
+    ($ring:ident, $new_age:expr) => {
+        fn nr_tracked(&self) -> usize {
+            self.$ring.len()
+        }
+        fn is_tracked(&mut self, page: u64) -> bool {
+            self.$ring.contains(page)
+        }
+        fn on_insert(&mut self, page: u64) {
+            self.$ring.insert_behind_hand(page, $new_age);
+        }
+        fn on_access(&mut self, _page: u64) {}
+        fn on_remove(&mut self, page: u64) {
+            self.$ring.remove(page);
+        }
+    };
+}
+pub(crate) use tracked_on_one_ring;
+
 use alloc::rc::Rc;
 use alloc::vec::Vec;
 use core::cell::{RefCell, RefMut};

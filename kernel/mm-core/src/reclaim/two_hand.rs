@@ -1,5 +1,6 @@
 //! The two-handed clock: a front hand clears, a back hand evicts (see [`super`]).
 
+use super::ring::tracked_on_one_ring;
 use super::{PageProbe, ReplacementPolicy, Ring, RingStore, VecLinks};
 
 // The two-handed clock (SunOS 4, System V Release 4's page daemon).
@@ -52,19 +53,7 @@ impl<L: RingStore> ReplacementPolicy for TwoHandClock<L> {
     fn name(&self) -> &'static str {
         "2hand-clock"
     }
-    fn nr_tracked(&self) -> usize {
-        self.ring.len()
-    }
-    fn is_tracked(&mut self, page: u64) -> bool {
-        self.ring.contains(page)
-    }
-    fn on_insert(&mut self, page: u64) {
-        self.ring.insert_behind_hand(page, 0);
-    }
-    fn on_access(&mut self, _page: u64) {}
-    fn on_remove(&mut self, page: u64) {
-        self.ring.remove(page);
-    }
+    tracked_on_one_ring!(ring, 0);
     fn take_for_hand_over(&mut self) -> Option<u64> {
         self.ring.take_at_hand()
     }
