@@ -161,7 +161,7 @@ pub fn mount(dev: &'static dyn BlockDevice) -> Result<InodeRef, Ext2Error> {
 }
 
 /// Turns the crate's error into the VFS's (the errno is the same).
-fn fs_error(e: Ext2Error) -> FsError {
+pub(super) fn fs_error(e: Ext2Error) -> FsError {
     match e {
         Ext2Error::NotFound => FsError::NotFound,
         Ext2Error::Exists => FsError::Exists,

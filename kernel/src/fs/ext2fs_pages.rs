@@ -19,9 +19,10 @@
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use ext2::{Ext2, Ext2Error, InodeNo};
+use ext2::{Ext2, InodeNo};
 
 use super::FsError;
+use super::ext2fs::fs_error;
 use crate::mm::PAGE_SIZE;
 use crate::mm::frame::NewPage;
 use crate::mm::page_cache::PageIo;
@@ -56,21 +57,6 @@ impl Ext2Pages {
     }
 }
 
-/// Returns the VFS error for an ext2 error.
-pub fn fs_error(e: Ext2Error) -> FsError {
-    match e {
-        Ext2Error::NotFound => FsError::NotFound,
-        Ext2Error::Exists => FsError::Exists,
-        Ext2Error::NotDir => FsError::NotDirectory,
-        Ext2Error::IsDir => FsError::IsDirectory,
-        Ext2Error::NotEmpty => FsError::NotEmpty,
-        Ext2Error::NoSpace => FsError::NoSpace,
-        Ext2Error::NameTooLong => FsError::NameTooLong,
-        Ext2Error::FileTooBig => FsError::TooBig,
-        Ext2Error::InvalidArgument => FsError::Invalid,
-        _ => FsError::Io,
-    }
-}
 
 impl PageIo for Ext2Pages {
     fn read_page(&self, index: u64, dst: &mut NewPage) -> Result<(), FsError> {
