@@ -4,7 +4,10 @@
 //! addresses that share one protection ([`VmProt`]), one set of flags ([`VmFlags`])
 //! and one [`Backing`] (anonymous memory, or a slice of a loaded image). A
 //! [`VmaTree`] holds one address space's VMAs in a `BTreeMap` keyed by start
-//! address, so [`VmaTree::find`] is O(log n), like Linux's `find_vma`.
+//! address, so [`VmaTree::find`] is O(log n), like Linux's `find_vma`, and the free
+//! gaps between them in a [`gap_index::GapIndex`] that knows the largest gap of
+//! each subtree, so `mmap`'s search for a hole ([`VmaTree::find_gap_top_down`]) is
+//! O(log n) too, like Linux's `vm_unmapped_area`.
 //!
 //! The tree keeps itself in *canonical form*: sorted, non-overlapping, aligned,
 //! non-empty, and with no two neighbours that could be one VMA (same protection,
@@ -23,7 +26,11 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::ops::BitOr;
 
-use crate::addr::{PAGE_SIZE, VirtAddr, align_down};
+use crate::addr::{PAGE_SIZE, VirtAddr};
+
+pub mod gap_index;
+
+use gap_index::GapIndex;
 
 /// Access permissions of a VMA: any combination of read, write and execute.
 ///
@@ -324,6 +331,9 @@ pub const MAX_MAP_COUNT: usize = 65_530;
 pub struct VmaTree {
     /// Every VMA, keyed by its `start`.
     vmas: BTreeMap<VirtAddr, Vma>,
+    /// The free ranges between the VMAs, for `mmap`'s search; kept equal to the
+    /// complement of `vmas` by [`VmaTree::refresh_gaps`].
+    gaps: GapIndex,
     /// The most VMAs the tree may hold after any operation.
     max_count: usize,
 }
@@ -347,16 +357,10 @@ fn validate_range(start: VirtAddr, end: VirtAddr) -> Result<(), VmaError> {
     }
 }
 
-/// Returns the highest `align`-aligned start of `len` bytes inside `[gap_start, gap_end)`.
-fn highest_fit(gap_start: u64, gap_end: u64, len: u64, align: u64) -> Option<u64> {
-    let candidate = align_down(gap_end.checked_sub(len)?, align);
-    (candidate >= gap_start).then_some(candidate)
-}
-
 impl VmaTree {
     /// Creates an empty tree: an address space with nothing mapped.
-    pub const fn new() -> VmaTree {
-        VmaTree { vmas: BTreeMap::new(), max_count: MAX_MAP_COUNT }
+    pub fn new() -> VmaTree {
+        VmaTree { vmas: BTreeMap::new(), gaps: GapIndex::new(), max_count: MAX_MAP_COUNT }
     }
 
     /// Sets the most VMAs the tree may hold ([`MAX_MAP_COUNT`] by default); tests
@@ -418,6 +422,7 @@ impl VmaTree {
         self.check_count(self.len() + 1)?;
         self.vmas.insert(vma.start, vma);
         self.merge_span(vma.start, vma.end);
+        self.refresh_gaps(vma.start, vma.end);
         Ok(())
     }
 
@@ -458,8 +463,7 @@ impl VmaTree {
     /// `lo` and `hi` in different canonical halves. The caller reports `None` as
     /// [`VmaError::NoSpace`]. An `align` below `PAGE_SIZE` means page alignment.
     ///
-    /// The walk visits the gaps from the top down, O(k log n) for k VMAs passed.
-    /// Linux makes it O(log n) by storing in each tree node the largest gap below it.
+    /// The gap index finds it in O(log n) for page alignment (see [`gap_index`]).
     pub fn find_gap_top_down(&self, len: u64, align: u64, lo: VirtAddr, hi: VirtAddr) -> Option<VirtAddr> {
         let align = align.max(PAGE_SIZE);
         let is_valid = len != 0
@@ -474,18 +478,7 @@ impl VmaTree {
         if !is_valid || lo.is_lower_half() != last_byte.is_lower_half() {
             return None;
         }
-        let mut gap_end = hi.as_u64();
-        for vma in self.vmas.range(..hi).rev().map(|(_, vma)| vma) {
-            let gap_start = vma.end.as_u64().max(lo.as_u64());
-            if let Some(found) = highest_fit(gap_start, gap_end, len, align) {
-                return Some(VirtAddr::new_truncate(found));
-            }
-            gap_end = gap_end.min(vma.start.as_u64());
-            if gap_end <= lo.as_u64() {
-                return None;
-            }
-        }
-        highest_fit(lo.as_u64(), gap_end, len, align).map(VirtAddr::new_truncate)
+        self.gaps.find_top_down(len, align, lo.as_u64(), hi.as_u64()).map(VirtAddr::new_truncate)
     }
 
     /// Removes everything mapped in `[start, end)`, cutting VMAs that straddle the edges.
@@ -502,6 +495,7 @@ impl VmaTree {
         self.split_if_inside(end);
         let starts: Vec<VirtAddr> = self.vmas.range(start..end).map(|(&s, _)| s).collect();
         let removed = starts.iter().filter_map(|s| self.vmas.remove(s)).collect();
+        self.refresh_gaps(start, end);
         Ok(removed)
     }
 
@@ -566,6 +560,58 @@ impl VmaTree {
                 assert!(!prev.can_merge_with(vma), "VmaTree::check_invariants: {prev} and {vma} left unmerged");
             }
             previous = Some(vma);
+        }
+        self.gaps.check_invariants();
+        let mut expected = Vec::new();
+        let mut cursor = 0;
+        for vma in self.vmas.values() {
+            if vma.start.as_u64() > cursor {
+                expected.push((cursor, vma.start.as_u64()));
+            }
+            cursor = vma.end.as_u64();
+        }
+        if cursor < u64::MAX {
+            expected.push((cursor, u64::MAX));
+        }
+        let mut indexed = Vec::new();
+        self.gaps.for_each(|start, end| indexed.push((start, end)));
+        assert_eq!(indexed, expected, "VmaTree::check_invariants: the gap index does not match the VMAs");
+    }
+
+    /// Brings the gap index up to date after the mapped ranges inside `[start, end)`
+    /// changed (nothing outside it did).
+    ///
+    /// The gaps that can have changed are those touching the range: the one that
+    /// reaches `start` from below and those starting inside `[start, end]`. They are
+    /// removed, and the free runs of the span they covered are computed again from
+    /// the VMAs. Both ends of that span border a VMA (or the end of the address
+    /// space), so the runs found are whole gaps. Costs O((k + 1) log n) for k VMAs
+    /// and gaps in the span.
+    fn refresh_gaps(&mut self, start: VirtAddr, end: VirtAddr) {
+        let mut span_start = start.as_u64();
+        if let Some((gap_start, gap_end)) = self.gaps.floor(span_start)
+            && gap_end >= span_start
+        {
+            span_start = gap_start;
+        }
+        let mut span_end = end.as_u64();
+        if let Some(highest_end) = self.gaps.remove_starting_in(span_start, span_end) {
+            span_end = span_end.max(highest_end);
+        }
+        let from = VirtAddr::new_truncate(span_start);
+        let first_key = self.vmas.range(..=from).next_back().map_or(from, |(&key, _)| key);
+        let mut cursor = span_start;
+        for vma in self.vmas.range(first_key..).map(|(_, vma)| vma) {
+            if vma.start.as_u64() >= span_end {
+                break;
+            }
+            if vma.start.as_u64() > cursor {
+                self.gaps.insert(cursor, vma.start.as_u64());
+            }
+            cursor = cursor.max(vma.end.as_u64());
+        }
+        if cursor < span_end {
+            self.gaps.insert(cursor, span_end);
         }
     }
 

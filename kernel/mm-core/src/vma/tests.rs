@@ -432,3 +432,59 @@ fn the_default_vma_limit_is_linux_max_map_count() {
     assert_eq!(VmaTree::new().max_count, 65_530);
     assert_eq!(MAX_MAP_COUNT, 65_530);
 }
+
+/// The search as it was before the gap index: walk the VMAs from the top down,
+/// one step per VMA passed. The model the index is checked against.
+fn linear_gap_search(tree: &VmaTree, len: u64, align: u64, lo: VirtAddr, hi: VirtAddr) -> Option<VirtAddr> {
+    let fit = |start: u64, end: u64| gap_index::highest_fit(start, end, len, align.max(PAGE_SIZE));
+    let mut gap_end = hi.as_u64();
+    for vma in tree.iter().collect::<Vec<_>>().into_iter().rev().filter(|vma| vma.start < hi) {
+        if let Some(found) = fit(vma.end.as_u64().max(lo.as_u64()), gap_end) {
+            return Some(VirtAddr::new(found));
+        }
+        gap_end = gap_end.min(vma.start.as_u64());
+        if gap_end <= lo.as_u64() {
+            return None;
+        }
+    }
+    fit(lo.as_u64(), gap_end).map(VirtAddr::new)
+}
+
+#[test]
+fn the_gap_index_finds_what_the_linear_walk_finds_in_a_large_random_space() {
+    // Thousands of VMAs over a 1 GiB window, mapped and unmapped at random, with
+    // searches of every size and alignment between; after each step the index is
+    // checked against the VMAs (check_invariants) and each answer against the walk.
+    let mut rng = XorShift(0x5eed_9a95);
+    let mut tree = VmaTree::new();
+    let base = 0x4000_0000u64 / PAGE_SIZE;
+    let window = 0x4000_0000u64 / PAGE_SIZE;
+    for step in 0..6000 {
+        let first = base + rng.below(window);
+        let max_len = if rng.below(8) == 0 { 4096 } else { 16 };
+        let end = first + 1 + rng.below(max_len);
+        if rng.below(3) == 0 {
+            tree.unmap_range(page(first), page(end)).unwrap();
+        } else if tree.is_range_free(page(first), page(end)) {
+            let prot = VmProt::from_bits_truncate(rng.below(8) as u8);
+            tree.insert(anon(first, end, prot)).unwrap();
+        }
+        if step % 50 == 0 {
+            tree.check_invariants();
+        }
+        for _ in 0..4 {
+            let max_pages = if rng.below(4) == 0 { 8192 } else { 32 };
+            let len = (1 + rng.below(max_pages)) * PAGE_SIZE;
+            let align = PAGE_SIZE << rng.below(10);
+            let lo = page(base - 16 + rng.below(window / 2));
+            let hi = page(lo.as_u64() / PAGE_SIZE + 1 + rng.below(window));
+            assert_eq!(
+                tree.find_gap_top_down(len, align, lo, hi),
+                linear_gap_search(&tree, len, align, lo, hi),
+                "step {step}: {len:#x} bytes aligned {align:#x} in {lo:?}..{hi:?}"
+            );
+        }
+    }
+    tree.check_invariants();
+    assert!(tree.len() > 1000, "the test should build a large space, got {} VMAs", tree.len());
+}
