@@ -185,6 +185,14 @@ fn the_fault_benchmark_runs_to_completion() {
     assert_exits_0("bench"); // about 1.5 s a run in a debug build
 }
 
+#[test_case]
+fn the_scaling_benchmark_runs_to_completion_with_10000_vmas() {
+    // 10 000 one-page VMAs, forks of them, and up to 256 MiB touched: the rows of
+    // the scaling table (`cargo run --release -- --linux-peer=vmascale`), each
+    // checked by the program.
+    assert_exits_0("vmascale");
+}
+
 /// Runs `orphans` (the parent exits before its 32 children) and waits, at most
 /// 20 s, until the children have been reaped by someone else.
 fn run_orphans_until_reaped() {
