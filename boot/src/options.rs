@@ -80,7 +80,7 @@ pub const MAX_CPUS: u32 = 16;
 
 const USAGE: &str = "usage: boot KERNEL_ELF [--accel tcg|kvm] [--memory SIZE] [--smp N] [--timeout SECS] \
 [--uefi] [--swap-size SIZE] [--swap-blkdebug FILE] [--disk PATH] [--root DIR|none] [--root-size SIZE] [--root-expect PATH=CONTENT]... [--gdb] [--qemu-arg ARG]... [--bench] \
-[--cmdline WORDS] [--script FILE] [--linux-peer[=swapload|bench]]
+[--cmdline WORDS] [--script FILE] [--linux-peer[=swapload|bench|vmascale]]
   for a test binary (cargo test): a test-name filter word and --exact go to the kernel's test
                 runner; libtest's --nocapture, --test-threads N, ... are accepted and have no effect
   --linux-peer  run the swapload benchmark on this kernel, then on a Linux 6.1 guest (Debian's
@@ -89,6 +89,9 @@ const USAGE: &str = "usage: boot KERNEL_ELF [--accel tcg|kvm] [--memory SIZE] [-
   --linux-peer=bench
                 the same with the fault-path benchmark `bench`: the table of both kernels with
                 the ratios ours/Linux; RAM 256M and swap 256M unless given
+  --linux-peer=vmascale
+                the scaling table (mmap, faults, fork, munmap against 1 to 10 000 VMAs and
+                16 to 256 MiB) on both kernels; RAM 1G unless given
                 (--linux-peer=swapload is plain --linux-peer)";
 
 /// Returns `path` as is if absolute, else relative to the workspace root (where

@@ -1,7 +1,7 @@
 //! `--linux-peer[=PROGRAM]`: a user program on our kernel, then on a Linux guest in
 //! the same QEMU machine, and the two side by side. The programs ([`Program`]):
-//! `swapload` (swap throughput under pressure, the default) and `bench` (the
-//! fault-path benchmark).
+//! `swapload` (swap throughput under pressure, the default), `bench` (the
+//! fault-path benchmark) and `vmascale` (the scaling table).
 //!
 //! ```text
 //! 1. our kernel  disk image, command line + run=PROGRAM, fresh swap disk  (main.rs)
@@ -11,7 +11,7 @@
 //!    both guests get qemu::add_machine: the same RAM, CPU, accelerator, swap disk
 //!    size and virtio-blk device; their consoles are printed as they come
 //! 3. the table   both consoles read back (report for swapload, bench_report for
-//!                bench); exit 0 if both ran the program to its end
+//!                bench and vmascale); exit 0 if both ran the program to its end
 //! ```
 //!
 //! Linux runs the very file our kernel ran ([`program_file`]). Linux's files, the
@@ -37,17 +37,20 @@ pub enum Program {
     Swapload,
     /// `bench`: the fault paths, fork, mmap and a syscall, in ns per operation.
     Bench,
+    /// `vmascale`: mmap, faults, fork and munmap against the VMA count and the size.
+    Vmascale,
 }
 
 impl Program {
     /// Every program, in the order the usage text names them.
-    pub const ALL: [Program; 2] = [Program::Swapload, Program::Bench];
+    pub const ALL: [Program; 3] = [Program::Swapload, Program::Bench, Program::Vmascale];
 
     /// Returns the program's name: its file name in `kernel/user/src/bin/`.
     pub fn name(self) -> &'static str {
         match self {
             Program::Swapload => "swapload",
             Program::Bench => "bench",
+            Program::Vmascale => "vmascale",
         }
     }
 
@@ -66,6 +69,7 @@ impl Program {
         match self {
             Program::Swapload => "128M",
             Program::Bench => "256M",
+            Program::Vmascale => "1G",
         }
     }
 
@@ -74,7 +78,7 @@ impl Program {
     pub fn swap_size(self) -> u64 {
         match self {
             Program::Swapload => 512 << 20,
-            Program::Bench => 256 << 20,
+            Program::Bench | Program::Vmascale => 256 << 20,
         }
     }
 
@@ -83,6 +87,7 @@ impl Program {
         match self {
             Program::Swapload => b"swapload: region_mib=",
             Program::Bench => b"bench: warm-up wrote ",
+            Program::Vmascale => b"vmascale: scaling rows",
         }
     }
 }
@@ -113,7 +118,7 @@ fn cache_dir() -> PathBuf {
 fn compare(program: Program, ours: &[String], linux: Option<&[String]>, machine: &str) -> Outcome {
     match program {
         Program::Swapload => report::outcome(ours, linux, machine),
-        Program::Bench => bench_report::outcome(ours, linux, machine),
+        Program::Bench | Program::Vmascale => bench_report::outcome(ours, linux, machine),
     }
 }
 
@@ -203,6 +208,6 @@ mod tests {
         assert_eq!(Program::from_name("swapload"), Ok(Program::Swapload));
         assert_eq!(Program::from_name("bench"), Ok(Program::Bench));
         let err = Program::from_name("benhc").unwrap_err();
-        assert!(err.contains("\"benhc\"") && err.contains("swapload, bench"), "{err}");
+        assert!(err.contains("\"benhc\"") && err.contains("swapload, bench, vmascale"), "{err}");
     }
 }

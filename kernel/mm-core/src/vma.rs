@@ -390,7 +390,7 @@ impl VmaTree {
     }
 
     /// Returns the VMAs in address order.
-    pub fn iter(&self) -> impl Iterator<Item = &Vma> {
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &Vma> {
         self.vmas.values()
     }
 

@@ -438,7 +438,7 @@ fn the_default_vma_limit_is_linux_max_map_count() {
 fn linear_gap_search(tree: &VmaTree, len: u64, align: u64, lo: VirtAddr, hi: VirtAddr) -> Option<VirtAddr> {
     let fit = |start: u64, end: u64| gap_index::highest_fit(start, end, len, align.max(PAGE_SIZE));
     let mut gap_end = hi.as_u64();
-    for vma in tree.iter().collect::<Vec<_>>().into_iter().rev().filter(|vma| vma.start < hi) {
+    for vma in tree.iter().rev().filter(|vma| vma.start < hi) {
         if let Some(found) = fit(vma.end.as_u64().max(lo.as_u64()), gap_end) {
             return Some(VirtAddr::new(found));
         }
