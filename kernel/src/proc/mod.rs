@@ -29,6 +29,7 @@ pub mod path_syscall;
 pub mod sched;
 pub mod syscall;
 pub mod syscall_libc;
+pub mod teach_syscall;
 pub mod task;
 pub mod trap;
 pub mod uaccess;
