@@ -161,3 +161,39 @@ fn a_write_in_a_huge_range_maps_a_huge_page_then_the_walk_stops_at_the_pd() {
     assert_eq!(on_read_write(&e), (next_fault::NO_FAULT, next_fault::NO_FAULT));
     assert_eq!(e.on_access[Explain::EXEC], next_fault::SEGV_PROTECTION);
 }
+
+#[test_case]
+fn the_fault_trace_records_a_programs_faults_by_pid_while_on_and_nothing_while_off() {
+    use abi::trace::{op, outcome};
+    use kernel::proc::teach_syscall::{sys_fault_trace, trace_records};
+    use kernel::proc::{self, task::WaitStatus};
+    // lazy writes one byte in each of 16 pages of a fresh mapping (few enough
+    // faults in all for the 64-record ring).
+    assert_eq!(sys_fault_trace(op::ON, 0, 0, 0), Ok(0));
+    let pid = proc::spawn("lazy").expect("spawn lazy");
+    assert_eq!(proc::wait(Some(pid)), Some((pid, WaitStatus::Exited(0))));
+    let (_, nr_traced) = kernel::mm::vmstat::trace_records();
+    assert!(nr_traced <= kernel::mm::vmstat::TRACE_LEN, "the ring kept them all: {nr_traced}");
+    let mine = trace_records(pid);
+    assert!(mine.iter().all(|r| r.pid == pid));
+    let nr_fresh = mine.iter().filter(|r| r.outcome == outcome::ANONYMOUS_PAGE && r.access == 1).count();
+    assert!(nr_fresh >= 16, "lazy's 16 writes, each a fresh page: {mine:?}");
+    assert!(mine.windows(2).all(|w| w[0].ms <= w[1].ms), "oldest first");
+    assert!(trace_records(999_999).is_empty(), "no faults of a process that never ran");
+
+    // `on` empties the ring; forkcow's children copy its pages on their writes.
+    assert_eq!(sys_fault_trace(op::ON, 0, 0, 0), Ok(0));
+    assert!(trace_records(pid).is_empty(), "the ring was emptied");
+    let pid = proc::spawn("forkcow").expect("spawn forkcow");
+    assert_eq!(proc::wait(Some(pid)), Some((pid, WaitStatus::Exited(0))));
+    proc::task::wait_all(20_000).expect("forkcow's children exit");
+    assert_eq!(sys_fault_trace(op::OFF, 0, 0, 0), Ok(0));
+    let all = trace_records(0);
+    assert!(all.iter().any(|r| r.pid != pid && r.outcome == outcome::COW_COPY), "the children copied: {all:?}");
+
+    let before = trace_records(0).len();
+    let pid = proc::spawn("hello").expect("spawn hello");
+    assert_eq!(proc::wait(Some(pid)), Some((pid, WaitStatus::Exited(0))));
+    assert_eq!(trace_records(0).len(), before, "nothing recorded while off");
+    assert_eq!(sys_fault_trace(7, 0, 0, 0), Err(abi::Errno::EINVAL));
+}
