@@ -9,6 +9,7 @@
 //!  /proc/swaps       the swap area: size and used, in KiB                              system.rs
 //!  /proc/PID/status  Name, State, PPid, VmSize, VmRSS, RssAnon, VmSwap, ...            pid.rs
 //!  /proc/PID/maps    one line per VMA: start-end perms offset dev inode name           pid.rs
+//!  /proc/sys/vm/*    the knobs: page_replacement, page-cluster, drop_caches, ...       sys_vm.rs
 //! ```
 //! The tree is two tables: [`FILES`], every file below `/proc` by its path (a
 //! directory such as `sys/vm` exists because some path starts with it), and
@@ -39,6 +40,7 @@ use crate::proc::task;
 
 mod meminfo;
 mod pid;
+mod sys_vm;
 mod system;
 
 /// The device number procfs reports.
@@ -77,6 +79,11 @@ const fn file(path: &'static str, read: ReadFn) -> ProcFile {
     ProcFile { path, read, write: None }
 }
 
+/// A knob below `/proc`: read and written.
+const fn knob(path: &'static str, read: ReadFn, write: WriteFn) -> ProcFile {
+    ProcFile { path, read, write: Some(write) }
+}
+
 /// A read-only file of `/proc/PID`.
 const fn pid_file(name: &'static str, read: PidReadFn) -> PidFile {
     PidFile { name, read, write: None }
@@ -88,6 +95,12 @@ const FILES: &[ProcFile] = &[
     file("vmstat", system::vmstat),
     file("buddyinfo", system::buddyinfo),
     file("swaps", system::swaps),
+    knob("sys/vm/page_replacement", sys_vm::page_replacement, sys_vm::set_page_replacement),
+    knob("sys/vm/page-cluster", sys_vm::page_cluster, sys_vm::set_page_cluster),
+    knob("sys/vm/read_ahead_kb", sys_vm::read_ahead_kb, sys_vm::set_read_ahead_kb),
+    knob("sys/vm/drop_caches", sys_vm::drop_caches, sys_vm::set_drop_caches),
+    knob("sys/vm/transparent_hugepage", sys_vm::transparent_hugepage, sys_vm::set_transparent_hugepage),
+    knob("sys/vm/load_control", sys_vm::load_control, sys_vm::set_load_control),
 ];
 
 /// The files of each `/proc/PID`, one line each.
