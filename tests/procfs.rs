@@ -182,3 +182,102 @@ fn free_with_a_bad_option_exits_1() {
     assert_eq!(status, task::WaitStatus::Exited(1));
     assert_eq!(text, "", "the message goes to standard error, not standard output");
 }
+
+/// Writes `text` to the knob at `path`, as `echo text > path` does.
+fn write(path_text: &str, text: &str) -> Result<usize, FsError> {
+    path::resolve(&fs::root(), path_text)?.write_at(0, text.as_bytes())
+}
+
+#[test_case]
+fn page_replacement_switches_the_policy_and_refuses_unknown_names() {
+    use kernel::mm::reclaim;
+    let before = reclaim::policy_name();
+    let text = read("/proc/sys/vm/page_replacement").unwrap();
+    assert!(text.contains(&format!("[{before}]")), "{text}");
+    assert!(text.contains("fifo") && text.contains("lists"), "every policy is listed: {text}");
+    assert_eq!(write("/proc/sys/vm/page_replacement", "fifo\n"), Ok(5));
+    assert_eq!(reclaim::policy_name(), "fifo");
+    assert!(read("/proc/sys/vm/page_replacement").unwrap().contains("[fifo]"));
+    let switches = reclaim::nr_policy_switches();
+    assert_eq!(write("/proc/sys/vm/page_replacement", "belady\n"), Err(FsError::Invalid));
+    assert_eq!(reclaim::policy_name(), "fifo", "a bad name changes nothing");
+    assert_eq!(reclaim::nr_policy_switches(), switches);
+    write("/proc/sys/vm/page_replacement", before).unwrap();
+    assert_eq!(reclaim::policy_name(), before);
+}
+
+#[test_case]
+fn page_cluster_sets_the_swap_readahead_window_as_a_power_of_two() {
+    let before = read("/proc/sys/vm/page-cluster").unwrap();
+    assert_eq!(field(&format!("v {before}"), "v"), u64::from(swap::readahead_max_pages().ilog2()));
+    write("/proc/sys/vm/page-cluster", "2\n").unwrap();
+    assert_eq!(swap::readahead_max_pages(), 4);
+    assert_eq!(read("/proc/sys/vm/page-cluster").unwrap(), "2\n");
+    let too_big = swap::readahead_limit_pages().ilog2() + 1;
+    for bad in [format!("{too_big}"), "-1".into(), "two".into(), "".into()] {
+        assert_eq!(write("/proc/sys/vm/page-cluster", &bad), Err(FsError::Invalid), "{bad:?}");
+        assert_eq!(swap::readahead_max_pages(), 4, "{bad:?} changed nothing");
+    }
+    write("/proc/sys/vm/page-cluster", &before).unwrap();
+}
+
+#[test_case]
+fn read_ahead_kb_sets_the_file_readahead_window() {
+    use kernel::mm::page_cache;
+    let before = read("/proc/sys/vm/read_ahead_kb").unwrap();
+    assert_eq!(before.trim().parse::<u64>().unwrap(), u64::from(page_cache::readahead_max_pages()) * 4);
+    write("/proc/sys/vm/read_ahead_kb", "32").unwrap();
+    assert_eq!(page_cache::readahead_max_pages(), 8);
+    for bad in ["5", "99999999", "lots"] {
+        assert_eq!(write("/proc/sys/vm/read_ahead_kb", bad), Err(FsError::Invalid), "{bad:?}");
+        assert_eq!(page_cache::readahead_max_pages(), 8, "{bad:?} changed nothing");
+    }
+    write("/proc/sys/vm/read_ahead_kb", &before).unwrap();
+}
+
+#[test_case]
+fn transparent_hugepage_and_load_control_knobs_set_their_modes() {
+    use kernel::mm::thp;
+    use kernel::proc::load_control;
+    let before = thp::mode();
+    write("/proc/sys/vm/transparent_hugepage", "always\n").unwrap();
+    assert_eq!(thp::mode(), thp::ThpMode::Always);
+    assert_eq!(read("/proc/sys/vm/transparent_hugepage").unwrap(), "[always] madvise never\n");
+    assert_eq!(write("/proc/sys/vm/transparent_hugepage", "sometimes"), Err(FsError::Invalid));
+    assert_eq!(thp::mode(), thp::ThpMode::Always);
+    thp::set_mode(before);
+    let was_on = load_control::is_enabled();
+    write("/proc/sys/vm/load_control", "1").unwrap();
+    assert!(load_control::is_enabled());
+    assert_eq!(write("/proc/sys/vm/load_control", "2"), Err(FsError::Invalid));
+    assert!(load_control::is_enabled());
+    write("/proc/sys/vm/load_control", "0").unwrap();
+    assert!(!load_control::is_enabled());
+    load_control::set_enabled(was_on);
+}
+
+#[test_case]
+fn drop_caches_drops_clean_unmapped_file_pages_and_keeps_dirty_ones() {
+    const NR_PAGES: usize = 16;
+    let file = fs::root().create("dropme", 0o644).expect("create");
+    file.write_at(0, &alloc::vec![7u8; NR_PAGES * 4096]).expect("write");
+    fs::sync_inode(&*file).expect("sync");
+    let cache = file.page_cache().expect("a file on the root disk has a page cache");
+    let mut byte = [0u8; 1];
+    for page in 0..NR_PAGES {
+        file.read_at((page * 4096) as u64, &mut byte).expect("read");
+    }
+    assert_eq!(cache.nr_cached(), NR_PAGES);
+    file.write_at(0, b"x").expect("dirty page 0"); // not synced: stays dirty
+    assert_eq!(write("/proc/sys/vm/drop_caches", "2"), Err(FsError::Invalid));
+    assert_eq!(cache.nr_cached(), NR_PAGES, "a refused write drops nothing");
+    write("/proc/sys/vm/drop_caches", "1\n").expect("drop_caches");
+    assert_eq!(cache.nr_cached(), 1, "only the dirty page stays");
+    assert_eq!(cache.nr_dirty(), 1);
+    file.read_at(5 * 4096, &mut byte).expect("read again from the disk");
+    assert_eq!(byte[0], 7);
+    assert_eq!(read("/proc/sys/vm/drop_caches").unwrap(), "1\n");
+    drop(cache);
+    drop(file);
+    fs::root().unlink("dropme").expect("unlink");
+}
