@@ -35,6 +35,7 @@
 use core::fmt;
 
 pub mod explain;
+pub mod kpageflags;
 pub mod trace;
 pub use explain::Explain;
 pub use trace::FaultTraceRecord;

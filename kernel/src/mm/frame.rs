@@ -479,6 +479,12 @@ pub fn free_unreferenced_huge_block(head: Frame) -> Result<(), FreeError> {
     })
 }
 
+/// Runs `f` on the allocator, read-only, under one hold of its lock: for scans of
+/// many frames' descriptors (`/proc/kpageflags`). `f` must not allocate.
+pub fn with_buddy_read<R>(f: impl FnOnce(&BuddyAllocator<'static>) -> R) -> R {
+    with_buddy(|buddy| f(buddy))
+}
+
 /// Returns the frame that holds the references of `frame`: itself, or the head of
 /// the transparent huge page it is a tail of (tails of a mapped huge page keep no
 /// counts of their own).

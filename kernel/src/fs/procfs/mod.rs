@@ -10,6 +10,7 @@
 //!  /proc/PID/status  Name, State, PPid, VmSize, VmRSS, RssAnon, VmSwap, ...            pid.rs
 //!  /proc/PID/maps    one line per VMA: start-end perms offset dev inode name           pid.rs
 //!  /proc/sys/vm/*    the knobs: page_replacement, page-cluster, drop_caches, ...       sys_vm.rs
+//!  /proc/kpageflags  binary: a u64 of Linux KPF_* bits per frame, at PFN * 8           kpageflags.rs
 //! ```
 //! The tree is two tables: [`FILES`], every file below `/proc` by its path (a
 //! directory such as `sys/vm` exists because some path starts with it), and
@@ -38,6 +39,7 @@ use super::{DirEntry, FileKind, FsError, Inode, InodeRef, InodeStat};
 use crate::mm::PAGE_SIZE;
 use crate::proc::task;
 
+mod kpageflags;
 mod meminfo;
 mod pid;
 mod sys_vm;
@@ -116,6 +118,8 @@ enum ProcInode {
     File(usize),
     /// A file of `/proc/PID`: pid and index into [`PID_FILES`].
     PidFile(u64, usize),
+    /// `/proc/kpageflags`, binary (not a text file of [`FILES`]).
+    KPageFlags,
 }
 
 /// Returns the root of a procfs.
@@ -172,6 +176,7 @@ impl ProcInode {
             ProcInode::File(i) => 2 + i as u64,
             ProcInode::PidDir(pid) => pid << 8,
             ProcInode::PidFile(pid, i) => (pid << 8) | (1 + i as u64),
+            ProcInode::KPageFlags => DIR_INO_BASE - 1,
         }
     }
 
@@ -209,6 +214,7 @@ fn lookup_in_dir(prefix: &'static str, name: &str) -> Result<InodeRef, FsError> 
         ".." if prefix.is_empty() => return Ok(super::root()),
         ".." => return Ok(Arc::new(ProcInode::Dir(parent(prefix)))),
         "self" if prefix.is_empty() => return Ok(Arc::new(ProcInode::PidDir(task::current_pid()))),
+        "kpageflags" if prefix.is_empty() => return Ok(Arc::new(ProcInode::KPageFlags)),
         _ => {}
     }
     if let Some((_, entry)) = dir_entries(prefix).into_iter().find(|(n, _)| *n == name) {
@@ -236,7 +242,8 @@ impl Inode for ProcInode {
         } else {
             (abi::mode::S_IFREG | 0o444, 1)
         };
-        InodeStat { dev: PROC_DEV, ino: self.ino(), mode, nlink, ..Default::default() }
+        let size = if matches!(self, ProcInode::KPageFlags) { kpageflags::size() } else { 0 };
+        InodeStat { dev: PROC_DEV, ino: self.ino(), mode, nlink, size, ..Default::default() }
     }
 
     fn kind(&self) -> FileKind {
@@ -281,6 +288,9 @@ impl Inode for ProcInode {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, FsError> {
         if self.is_dir() {
             return Err(FsError::IsDirectory);
+        }
+        if matches!(self, ProcInode::KPageFlags) {
+            return Ok(kpageflags::read_at(offset, buf));
         }
         let text = self.text().ok_or(FsError::NotFound)?;
         let bytes = text.as_bytes();
@@ -332,6 +342,7 @@ impl Inode for ProcInode {
                     });
                 }
                 if prefix.is_empty() {
+                    names.push(("kpageflags".into(), ProcInode::KPageFlags.ino(), FileKind::Regular));
                     for pid in user_pids() {
                         names.push((format!("{pid}"), pid << 8, FileKind::Directory));
                     }

@@ -1,7 +1,12 @@
+//! The teaching tools' kernel side: `explain`, the fault trace, `/proc/kpageflags`.
+//!
 //! `explain`: for each kind of page a student meets, the answer names the action the
 //! fault handler then really takes. Each test asks `mm::explain::explain`, checks
 //! the walk, the VMA and the frame it reports, then makes the fault and checks that
-//! the handler did what `explain` said.
+//! the handler did what `explain` said. The trace: a program's faults are recorded
+//! under its pid while tracing is on, none while off. kpageflags (what `memmap`
+//! draws): the free frames it shows are the buddy allocator's, and a written
+//! anonymous page, a page table and the zero page carry their Linux bits.
 #![no_std]
 #![allow(missing_docs)] // test names say what each test checks
 #![no_main]
@@ -196,4 +201,51 @@ fn the_fault_trace_records_a_programs_faults_by_pid_while_on_and_nothing_while_o
     assert_eq!(proc::wait(Some(pid)), Some((pid, WaitStatus::Exited(0))));
     assert_eq!(trace_records(0).len(), before, "nothing recorded while off");
     assert_eq!(sys_fault_trace(7, 0, 0, 0), Err(abi::Errno::EINVAL));
+}
+
+/// Reads the whole of `/proc/kpageflags` as words, with the buddy allocator's free
+/// frames at that moment (re-read until they held still across the read: the read
+/// allocates its buffers).
+fn read_kpageflags() -> (alloc::vec::Vec<u64>, u64) {
+    use kernel::fs::{self, path};
+    let inode = path::resolve(&fs::root(), "/proc/kpageflags").expect("/proc/kpageflags");
+    let size = inode.stat().size as usize;
+    let mut bytes = alloc::vec![0u8; size];
+    for _ in 0..20 {
+        let before = kernel::mm::frame::nr_free_frames();
+        let mut done = 0;
+        while done < size {
+            let n = inode.read_at(done as u64, &mut bytes[done..(done + 4096).min(size)]).expect("read");
+            assert!(n > 0 && n % 8 == 0, "whole words, up to the size: {n} at {done}");
+            done += n;
+        }
+        if kernel::mm::frame::nr_free_frames() == before {
+            let words = bytes.chunks_exact(8).map(|c| u64::from_ne_bytes(c.try_into().unwrap())).collect();
+            return (words, before);
+        }
+    }
+    panic!("the free frames never held still");
+}
+
+#[test_case]
+fn kpageflags_free_frames_are_the_buddys_and_each_kind_of_frame_has_its_linux_bits() {
+    use abi::kpageflags::{self as kpf, Owner, bit, classify};
+    let (space, start) = kernel::testing::space_with_written_pages(2);
+    let written = frame_at(&space, start);
+    let table = explain_at(&space, start).entries[2] >> 12 & ((1 << 40) - 1);
+    let (words, nr_free) = read_kpageflags();
+    let (first, nr) = kernel::mm::frame::managed_frames();
+    assert_eq!(words.len() as u64, first.pfn() + nr, "a word per frame number up to the last managed one");
+    assert!(words[..first.pfn() as usize].iter().all(|&w| w == bit(kpf::NOPAGE)), "no frame below the managed ones");
+    assert_eq!(words.iter().filter(|&&w| classify(w) == Owner::Free).count() as u64, nr_free, "memmap's free = the buddy's");
+    assert_eq!(words.iter().filter(|&&w| w & bit(kpf::BUDDY) != 0).count() as u64, nr_free);
+    let w = words[written as usize];
+    assert_eq!(w & (bit(kpf::ANON) | bit(kpf::MMAP)), bit(kpf::ANON) | bit(kpf::MMAP), "{w:#x}");
+    assert_eq!(classify(w), Owner::Anon);
+    assert_eq!(classify(words[table as usize]), Owner::PageTable, "the PT the walk passed");
+    assert_eq!(words[fault::zero_frame().pfn() as usize], bit(kpf::ZERO_PAGE));
+
+    assert_eq!(swap::evict(Frame::from_pfn(written)), Ok(Evicted::Written));
+    let (words, _) = read_kpageflags();
+    assert_eq!(words[written as usize], bit(kpf::BUDDY), "swapped out: the frame is free");
 }
