@@ -97,6 +97,28 @@ pub struct Task {
     /// Taken out of the balance set by load control (`proc::load_control`): not
     /// scheduled until reactivated (a killed task runs anyway, to exit).
     pub is_deactivated: bool,
+    /// Its CPU time and start, in timer ticks (`/proc/PID/stat`).
+    pub times: CpuTimes,
+}
+
+/// A task's CPU time and start time, in timer ticks (`arch::timer::TICK_HZ` a
+/// second, Linux's USER_HZ is 100 too): charged one tick at a time by
+/// [`account_cpu_tick`] to whichever task the tick interrupted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CpuTimes {
+    /// Ticks that interrupted it in user mode (Linux's utime).
+    pub user_ticks: u64,
+    /// Ticks that interrupted it in the kernel (stime).
+    pub system_ticks: u64,
+    /// The tick count when it was created (starttime).
+    pub start_tick: u64,
+}
+
+impl CpuTimes {
+    /// No time used yet, started now.
+    pub fn starting_now() -> Self {
+        CpuTimes { start_tick: crate::arch::timer::ticks(), ..Default::default() }
+    }
 }
 
 impl Task {
@@ -131,6 +153,7 @@ pub fn init() {
         sigmask: 0,
         oom_score_adj: 0,
         is_deactivated: false,
+        times: CpuTimes::starting_now(),
     };
     TASKS.lock().insert(0, Box::new(idle));
 }
@@ -158,6 +181,10 @@ pub fn current_space() -> Option<Arc<IrqMutex<AddressSpace>>> {
 /// every τ of it. `is_user_mode`: the tick interrupted ring 3 (only then may it
 /// sample). Called from the timer interrupt, where no spinlock is held.
 pub fn account_cpu_tick(is_user_mode: bool) {
+    if let Some(task) = TASKS.lock().get_mut(&current_pid()) {
+        let counter = if is_user_mode { &mut task.times.user_ticks } else { &mut task.times.system_ticks };
+        *counter += 1;
+    }
     if let Some(space) = current_space() {
         crate::mm::wss::on_cpu_tick(&mut space.lock(), is_user_mode);
     }
@@ -307,6 +334,7 @@ pub fn create_user_task_with_files(
         sigmask,
         oom_score_adj,
         is_deactivated: false,
+        times: CpuTimes::starting_now(),
     };
     TASKS.lock().insert(pid, Box::new(task));
     sched::make_runnable(pid);
@@ -585,6 +613,7 @@ pub fn spawn_daemon(name: &str, entry: extern "C" fn() -> !) -> Result<Pid, Spaw
         sigmask: 0,
         oom_score_adj: 0,
         is_deactivated: false,
+        times: CpuTimes::starting_now(),
     };
     TASKS.lock().insert(pid, Box::new(task));
     sched::make_runnable(pid);

@@ -9,6 +9,8 @@
 //!  /proc/swaps       the swap area: size and used, in KiB                              system.rs
 //!  /proc/PID/status  Name, State, PPid, VmSize, VmRSS, RssAnon, VmSwap, ...            pid.rs
 //!  /proc/PID/maps    one line per VMA: start-end perms offset dev inode name           pid.rs
+//!  /proc/PID/stat, statm, oom_score, oom_score_adj (writable)                          pid.rs
+//!  /proc/PID/smaps, smaps_rollup: Rss, Pss, Shared/Private Clean/Dirty, Swap per VMA   smaps.rs
 //!  /proc/sys/vm/*    the knobs: page_replacement, page-cluster, drop_caches, ...       sys_vm.rs
 //! ```
 //! The tree is two tables: [`FILES`], every file below `/proc` by its path (a
@@ -40,6 +42,7 @@ use crate::proc::task;
 
 mod meminfo;
 mod pid;
+mod smaps;
 mod sys_vm;
 mod system;
 
@@ -104,7 +107,16 @@ const FILES: &[ProcFile] = &[
 ];
 
 /// The files of each `/proc/PID`, one line each.
-const PID_FILES: &[PidFile] = &[pid_file("status", pid::status), pid_file("maps", pid::maps)];
+const PID_FILES: &[PidFile] = &[
+    pid_file("status", pid::status),
+    pid_file("maps", pid::maps),
+    pid_file("smaps", smaps::smaps),
+    pid_file("smaps_rollup", smaps::smaps_rollup),
+    pid_file("stat", pid::stat),
+    pid_file("statm", pid::statm),
+    pid_file("oom_score", pid::oom_score),
+    PidFile { name: "oom_score_adj", read: pid::oom_score_adj, write: Some(pid::set_oom_score_adj) },
+];
 
 /// A procfs inode.
 enum ProcInode {
