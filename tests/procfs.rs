@@ -412,3 +412,91 @@ fn oom_score_adj_minus_1000_through_proc_protects_the_would_be_victim() {
     let _ = proc::wait(Some(parent)); // the parent's wait4 returns: it exits with 3
     task::wait_all(60_000).expect("both exit");
 }
+
+#[test_case]
+fn meminfo_fields_are_the_kernels_counters() {
+    use kernel::mm::{heap, page_cache};
+    let (parent, child) = spawn_sleepers();
+    let (text, (census, cached, dirty, swap_cached, slab)) = read_steady("/proc/meminfo", || {
+        let slab: u64 = heap::all_slabinfo().iter().map(|s| s.nr_pages()).sum();
+        (frame::mem_census(), page_cache::nr_pages(), page_cache::nr_dirty(), swap::nr_cached() as u64, slab)
+    });
+    assert_eq!(field(&text, "Cached"), cached * 4);
+    assert_eq!(field(&text, "Dirty"), dirty * 4);
+    assert_eq!(field(&text, "SwapCached"), swap_cached * 4);
+    assert_eq!(field(&text, "Slab"), slab * 4);
+    assert!(slab > 0, "the kernel heap has slabs");
+    assert_eq!(field(&text, "AnonPages"), census.nr_anon_mapped * 4);
+    assert_eq!(field(&text, "Mapped"), census.nr_file_mapped * 4);
+    assert_eq!(field(&text, "PageTables"), census.nr_page_table * 4);
+    assert_eq!(field(&text, "AnonHugePages"), census.nr_anon_huge * 4);
+    assert!(census.nr_page_table > 0, "two processes have page tables");
+    // The sleepers' frames are the only mapped user frames: AnonPages counts each
+    // once, however many processes map it.
+    let (mut frames, _) = mapped_frames(parent);
+    frames.extend(mapped_frames(child).0);
+    assert_eq!(census.nr_anon_mapped + census.nr_file_mapped, frames.len() as u64);
+    end_sleepers(parent, child);
+}
+
+#[test_case]
+fn swapfree_moves_by_the_pages_a_program_paged_out() {
+    let before = field(&read("/proc/meminfo").unwrap(), "SwapFree");
+    let outs = vmstat::nr_events(SwapEvent::SwapOut);
+    let (parent, child) = spawn_sleepers();
+    let space = task::TASKS.lock().get(&parent).and_then(|t| t.space.clone()).expect("space");
+    let (start, len) = {
+        let space = space.lock();
+        let big = space.vmas().iter().find(|v| v.nr_pages() >= 1024 && !v.flags.contains(mm_core::vma::VmFlags::STACK)).copied();
+        let big = big.expect("the 4 MiB mapping");
+        (big.start.as_u64(), big.len_bytes())
+    };
+    kernel::mm::reclaim::pageout(&space, start, len).expect("pageout");
+    let swapped = space.lock().stats.swap_pages;
+    assert!(swapped >= 1000, "most of the 4 MiB went to swap: {swapped}");
+    let after = field(&read("/proc/meminfo").unwrap(), "SwapFree");
+    assert_eq!(before - after, swapped * 4, "SwapFree fell by the pages paged out");
+    assert_eq!(vmstat::nr_events(SwapEvent::SwapOut) - outs, swapped);
+    let smaps = read(&format!("/proc/{parent}/smaps")).unwrap();
+    assert_eq!(sum_field(&smaps, "Swap"), swapped * 4, "smaps shows them as Swap");
+    assert_eq!(field(&read(&format!("/proc/{parent}/status")).unwrap(), "VmSwap"), swapped * 4);
+    drop(space);
+    end_sleepers(parent, child);
+    assert_eq!(field(&read("/proc/meminfo").unwrap(), "SwapFree"), before, "and came back at exit");
+}
+
+#[test_case]
+fn slabinfo_stat_uptime_and_loadavg_have_linuxs_layouts() {
+    let slabinfo = read("/proc/slabinfo").unwrap();
+    let mut lines = slabinfo.lines();
+    assert_eq!(lines.next(), Some("slabinfo - version: 2.1"));
+    assert!(lines.next().unwrap().starts_with("# name            <active_objs> <num_objs>"));
+    let infos = kernel::mm::heap::all_slabinfo();
+    assert_eq!(lines.clone().count(), infos.len());
+    for (line, info) in lines.zip(&infos) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(words.len(), 16, "{line}");
+        assert_eq!(words[0], info.name);
+        assert_eq!(words[2].parse::<u64>().unwrap(), info.nr_total_objects, "{line}");
+        assert_eq!(words[14].parse::<u64>().unwrap(), info.nr_slabs(), "{line}");
+    }
+    let stat = read("/proc/stat").unwrap();
+    let cpu: Vec<u64> = stat.lines().next().unwrap().split_whitespace().skip(1).map(|w| w.parse().unwrap()).collect();
+    assert_eq!(cpu.len(), 10);
+    let (user, system, idle) = task::cpu_ticks();
+    assert!(cpu[0] <= user && cpu[2] <= system && cpu[3] <= idle);
+    assert!(cpu[0] + cpu[2] + cpu[3] > 0, "ticks were charged: {stat}");
+    assert!(field(&stat, "ctxt") > 0);
+    assert_eq!(field(&stat, "processes"), task::nr_created());
+    let uptime = read("/proc/uptime").unwrap();
+    let secs: f64 = uptime.split_whitespace().next().unwrap().parse().unwrap();
+    let ticks = kernel::arch::timer::ticks();
+    assert!((secs * 100.0) as u64 <= ticks && ticks - (secs * 100.0) as u64 <= 2, "{uptime} at tick {ticks}");
+    let loadavg = read("/proc/loadavg").unwrap();
+    let words: Vec<&str> = loadavg.split_whitespace().collect();
+    assert_eq!(words.len(), 5, "{loadavg}");
+    for avg in &words[..3] {
+        avg.parse::<f64>().unwrap_or_else(|_| panic!("{loadavg}"));
+    }
+    assert!(words[3].contains('/'));
+}

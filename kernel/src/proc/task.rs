@@ -181,6 +181,14 @@ pub fn current_space() -> Option<Arc<IrqMutex<AddressSpace>>> {
 /// every τ of it. `is_user_mode`: the tick interrupted ring 3 (only then may it
 /// sample). Called from the timer interrupt, where no spinlock is held.
 pub fn account_cpu_tick(is_user_mode: bool) {
+    let pid = current_pid();
+    let counter = match (is_user_mode, pid) {
+        (true, _) => &CPU_USER_TICKS,
+        (false, 0) => &CPU_IDLE_TICKS,
+        (false, _) => &CPU_SYSTEM_TICKS,
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
+    super::loadavg::on_tick();
     if let Some(task) = TASKS.lock().get_mut(&current_pid()) {
         let counter = if is_user_mode { &mut task.times.user_ticks } else { &mut task.times.system_ticks };
         *counter += 1;
@@ -188,6 +196,27 @@ pub fn account_cpu_tick(is_user_mode: bool) {
     if let Some(space) = current_space() {
         crate::mm::wss::on_cpu_tick(&mut space.lock(), is_user_mode);
     }
+}
+
+/// Ticks charged to user mode, the kernel on behalf of a task, and task 0 (the
+/// idle loop), since boot (`/proc/stat`'s cpu line).
+static CPU_USER_TICKS: AtomicU64 = AtomicU64::new(0);
+static CPU_SYSTEM_TICKS: AtomicU64 = AtomicU64::new(0);
+static CPU_IDLE_TICKS: AtomicU64 = AtomicU64::new(0);
+
+/// Returns (user, system, idle) ticks since boot, of the CPU that takes the timer tick.
+pub fn cpu_ticks() -> (u64, u64, u64) {
+    (CPU_USER_TICKS.load(Ordering::Relaxed), CPU_SYSTEM_TICKS.load(Ordering::Relaxed), CPU_IDLE_TICKS.load(Ordering::Relaxed))
+}
+
+/// Returns the number of tasks created since boot (`/proc/stat`'s `processes`).
+pub fn nr_created() -> u64 {
+    NEXT_PID.load(Ordering::Relaxed) - 1
+}
+
+/// Returns the number of runnable (or running) tasks other than task 0.
+pub fn nr_runnable() -> u64 {
+    TASKS.lock().values().filter(|t| t.pid != 0 && t.state == TaskState::Runnable).count() as u64
 }
 
 /// Returns the working-set figures of process `pid` (`None`: no such live user

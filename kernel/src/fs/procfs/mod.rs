@@ -7,6 +7,7 @@
 //!  /proc/vmstat      pgfault, pgmajfault, pswpin, pswpout, pgscan, pgsteal, ...        system.rs
 //!  /proc/buddyinfo   free blocks of each order, one line per zone (one zone here)      system.rs
 //!  /proc/swaps       the swap area: size and used, in KiB                              system.rs
+//!  /proc/slabinfo, stat, uptime, loadavg: slab caches, CPU time, load                  system.rs
 //!  /proc/PID/status  Name, State, PPid, VmSize, VmRSS, RssAnon, VmSwap, ...            pid.rs
 //!  /proc/PID/maps    one line per VMA: start-end perms offset dev inode name           pid.rs
 //!  /proc/PID/stat, statm, oom_score, oom_score_adj (writable)                          pid.rs
@@ -98,6 +99,10 @@ const FILES: &[ProcFile] = &[
     file("vmstat", system::vmstat),
     file("buddyinfo", system::buddyinfo),
     file("swaps", system::swaps),
+    file("slabinfo", system::slabinfo),
+    file("stat", system::stat),
+    file("uptime", system::uptime),
+    file("loadavg", system::loadavg),
     knob("sys/vm/page_replacement", sys_vm::page_replacement, sys_vm::set_page_replacement),
     knob("sys/vm/page-cluster", sys_vm::page_cluster, sys_vm::set_page_cluster),
     knob("sys/vm/read_ahead_kb", sys_vm::read_ahead_kb, sys_vm::set_read_ahead_kb),

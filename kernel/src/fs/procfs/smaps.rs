@@ -115,7 +115,7 @@ pub(super) fn vma_counts(pid: u64) -> Option<Vec<(Vma, MemCounts)>> {
             }
             next_leaf.next();
         }
-        all.push((vma.clone(), counts));
+        all.push((*vma, counts));
     }
     Some(all)
 }
