@@ -24,6 +24,7 @@ pub mod exec;
 pub mod execve;
 pub mod fd_syscall;
 pub mod load_control;
+pub mod loadavg;
 pub mod mmap_file;
 pub mod path_syscall;
 pub mod sched;

@@ -7,8 +7,11 @@
 //!  /proc/vmstat      pgfault, pgmajfault, pswpin, pswpout, pgscan, pgsteal, ...        system.rs
 //!  /proc/buddyinfo   free blocks of each order, one line per zone (one zone here)      system.rs
 //!  /proc/swaps       the swap area: size and used, in KiB                              system.rs
+//!  /proc/slabinfo, stat, uptime, loadavg: slab caches, CPU time, load                  system.rs
 //!  /proc/PID/status  Name, State, PPid, VmSize, VmRSS, RssAnon, VmSwap, ...            pid.rs
 //!  /proc/PID/maps    one line per VMA: start-end perms offset dev inode name           pid.rs
+//!  /proc/PID/stat, statm, oom_score, oom_score_adj (writable)                          pid.rs
+//!  /proc/PID/smaps, smaps_rollup: Rss, Pss, Shared/Private Clean/Dirty, Swap per VMA   smaps.rs
 //!  /proc/sys/vm/*    the knobs: page_replacement, page-cluster, drop_caches, ...       sys_vm.rs
 //!  /proc/kpageflags  binary: a u64 of Linux KPF_* bits per frame, at PFN * 8           kpageflags.rs
 //! ```
@@ -42,6 +45,7 @@ use crate::proc::task;
 mod kpageflags;
 mod meminfo;
 mod pid;
+mod smaps;
 mod sys_vm;
 mod system;
 
@@ -97,6 +101,10 @@ const FILES: &[ProcFile] = &[
     file("vmstat", system::vmstat),
     file("buddyinfo", system::buddyinfo),
     file("swaps", system::swaps),
+    file("slabinfo", system::slabinfo),
+    file("stat", system::stat),
+    file("uptime", system::uptime),
+    file("loadavg", system::loadavg),
     knob("sys/vm/page_replacement", sys_vm::page_replacement, sys_vm::set_page_replacement),
     knob("sys/vm/page-cluster", sys_vm::page_cluster, sys_vm::set_page_cluster),
     knob("sys/vm/read_ahead_kb", sys_vm::read_ahead_kb, sys_vm::set_read_ahead_kb),
@@ -106,7 +114,16 @@ const FILES: &[ProcFile] = &[
 ];
 
 /// The files of each `/proc/PID`, one line each.
-const PID_FILES: &[PidFile] = &[pid_file("status", pid::status), pid_file("maps", pid::maps)];
+const PID_FILES: &[PidFile] = &[
+    pid_file("status", pid::status),
+    pid_file("maps", pid::maps),
+    pid_file("smaps", smaps::smaps),
+    pid_file("smaps_rollup", smaps::smaps_rollup),
+    pid_file("stat", pid::stat),
+    pid_file("statm", pid::statm),
+    pid_file("oom_score", pid::oom_score),
+    PidFile { name: "oom_score_adj", read: pid::oom_score_adj, write: Some(pid::set_oom_score_adj) },
+];
 
 /// A procfs inode.
 enum ProcInode {
