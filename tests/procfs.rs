@@ -182,3 +182,321 @@ fn free_with_a_bad_option_exits_1() {
     assert_eq!(status, task::WaitStatus::Exited(1));
     assert_eq!(text, "", "the message goes to standard error, not standard output");
 }
+
+/// Writes `text` to the knob at `path`, as `echo text > path` does.
+fn write(path_text: &str, text: &str) -> Result<usize, FsError> {
+    path::resolve(&fs::root(), path_text)?.write_at(0, text.as_bytes())
+}
+
+#[test_case]
+fn page_replacement_switches_the_policy_and_refuses_unknown_names() {
+    use kernel::mm::reclaim;
+    let before = reclaim::policy_name();
+    let text = read("/proc/sys/vm/page_replacement").unwrap();
+    assert!(text.contains(&format!("[{before}]")), "{text}");
+    assert!(text.contains("fifo") && text.contains("lists"), "every policy is listed: {text}");
+    assert_eq!(write("/proc/sys/vm/page_replacement", "fifo\n"), Ok(5));
+    assert_eq!(reclaim::policy_name(), "fifo");
+    assert!(read("/proc/sys/vm/page_replacement").unwrap().contains("[fifo]"));
+    let switches = reclaim::nr_policy_switches();
+    assert_eq!(write("/proc/sys/vm/page_replacement", "belady\n"), Err(FsError::Invalid));
+    assert_eq!(reclaim::policy_name(), "fifo", "a bad name changes nothing");
+    assert_eq!(reclaim::nr_policy_switches(), switches);
+    write("/proc/sys/vm/page_replacement", before).unwrap();
+    assert_eq!(reclaim::policy_name(), before);
+}
+
+#[test_case]
+fn page_cluster_sets_the_swap_readahead_window_as_a_power_of_two() {
+    let before = read("/proc/sys/vm/page-cluster").unwrap();
+    assert_eq!(field(&format!("v {before}"), "v"), u64::from(swap::readahead_max_pages().ilog2()));
+    write("/proc/sys/vm/page-cluster", "2\n").unwrap();
+    assert_eq!(swap::readahead_max_pages(), 4);
+    assert_eq!(read("/proc/sys/vm/page-cluster").unwrap(), "2\n");
+    let too_big = swap::readahead_limit_pages().ilog2() + 1;
+    for bad in [format!("{too_big}"), "-1".into(), "two".into(), "".into()] {
+        assert_eq!(write("/proc/sys/vm/page-cluster", &bad), Err(FsError::Invalid), "{bad:?}");
+        assert_eq!(swap::readahead_max_pages(), 4, "{bad:?} changed nothing");
+    }
+    write("/proc/sys/vm/page-cluster", &before).unwrap();
+}
+
+#[test_case]
+fn read_ahead_kb_sets_the_file_readahead_window() {
+    use kernel::mm::page_cache;
+    let before = read("/proc/sys/vm/read_ahead_kb").unwrap();
+    assert_eq!(before.trim().parse::<u64>().unwrap(), u64::from(page_cache::readahead_max_pages()) * 4);
+    write("/proc/sys/vm/read_ahead_kb", "32").unwrap();
+    assert_eq!(page_cache::readahead_max_pages(), 8);
+    for bad in ["5", "99999999", "lots"] {
+        assert_eq!(write("/proc/sys/vm/read_ahead_kb", bad), Err(FsError::Invalid), "{bad:?}");
+        assert_eq!(page_cache::readahead_max_pages(), 8, "{bad:?} changed nothing");
+    }
+    write("/proc/sys/vm/read_ahead_kb", &before).unwrap();
+}
+
+#[test_case]
+fn transparent_hugepage_and_load_control_knobs_set_their_modes() {
+    use kernel::mm::thp;
+    use kernel::proc::load_control;
+    let before = thp::mode();
+    write("/proc/sys/vm/transparent_hugepage", "always\n").unwrap();
+    assert_eq!(thp::mode(), thp::ThpMode::Always);
+    assert_eq!(read("/proc/sys/vm/transparent_hugepage").unwrap(), "[always] madvise never\n");
+    assert_eq!(write("/proc/sys/vm/transparent_hugepage", "sometimes"), Err(FsError::Invalid));
+    assert_eq!(thp::mode(), thp::ThpMode::Always);
+    thp::set_mode(before);
+    let was_on = load_control::is_enabled();
+    write("/proc/sys/vm/load_control", "1").unwrap();
+    assert!(load_control::is_enabled());
+    assert_eq!(write("/proc/sys/vm/load_control", "2"), Err(FsError::Invalid));
+    assert!(load_control::is_enabled());
+    write("/proc/sys/vm/load_control", "0").unwrap();
+    assert!(!load_control::is_enabled());
+    load_control::set_enabled(was_on);
+}
+
+#[test_case]
+fn drop_caches_drops_clean_unmapped_file_pages_and_keeps_dirty_ones() {
+    const NR_PAGES: usize = 16;
+    let file = fs::root().create("dropme", 0o644).expect("create");
+    file.write_at(0, &alloc::vec![7u8; NR_PAGES * 4096]).expect("write");
+    fs::sync_inode(&*file).expect("sync");
+    let cache = file.page_cache().expect("a file on the root disk has a page cache");
+    let mut byte = [0u8; 1];
+    for page in 0..NR_PAGES {
+        file.read_at((page * 4096) as u64, &mut byte).expect("read");
+    }
+    assert_eq!(cache.nr_cached(), NR_PAGES);
+    file.write_at(0, b"x").expect("dirty page 0"); // not synced: stays dirty
+    assert_eq!(write("/proc/sys/vm/drop_caches", "2"), Err(FsError::Invalid));
+    assert_eq!(cache.nr_cached(), NR_PAGES, "a refused write drops nothing");
+    write("/proc/sys/vm/drop_caches", "1\n").expect("drop_caches");
+    assert_eq!(cache.nr_cached(), 1, "only the dirty page stays");
+    assert_eq!(cache.nr_dirty(), 1);
+    file.read_at(5 * 4096, &mut byte).expect("read again from the disk");
+    assert_eq!(byte[0], 7);
+    assert_eq!(read("/proc/sys/vm/drop_caches").unwrap(), "1\n");
+    drop(cache);
+    drop(file);
+    fs::root().unlink("dropme").expect("unlink");
+}
+
+/// Spawns `sleeper` (a parent with 4 MiB, blocked in wait4, and a child that
+/// unmapped its copy and yields) and returns (parent, child) once both settled.
+fn spawn_sleepers() -> (task::Pid, task::Pid) {
+    let parent = proc::spawn("sleeper").expect("spawn sleeper");
+    for _ in 0..10_000 {
+        let rss: Vec<(task::Pid, u64)> =
+            task::user_tasks().iter().map(|t| (t.pid, t.space.lock().stats.rss_pages)).collect();
+        let is_parent_ready = rss.iter().any(|&(pid, n)| pid == parent && n >= 1024);
+        let child = rss.iter().find(|&&(pid, n)| pid != parent && n < 64).map(|&(pid, _)| pid);
+        if is_parent_ready && let Some(child) = child {
+            return (parent, child);
+        }
+        proc::sched::yield_now();
+    }
+    panic!("sleeper never settled");
+}
+
+/// Kills and reaps the two sleepers.
+fn end_sleepers(parent: task::Pid, child: task::Pid) {
+    assert!(task::kill(child, format_args!("test over")));
+    assert!(task::kill(parent, format_args!("test over")));
+    let _ = proc::wait(Some(parent));
+    task::wait_all(60_000).expect("the sleepers exit");
+}
+
+/// Returns the frames (not the zero page) mapped in `pid`'s space, and its VmRSS in pages.
+fn mapped_frames(pid: task::Pid) -> (alloc::collections::BTreeSet<u64>, u64) {
+    let space = task::TASKS.lock().get(&pid).and_then(|t| t.space.clone()).expect("a space");
+    let space = space.lock();
+    let zero = kernel::mm::fault::zero_frame();
+    let mut frames = alloc::collections::BTreeSet::new();
+    space.for_each_user_leaf(|_, pte, size| {
+        if pte.is_present() && pte.frame() != zero {
+            for i in 0..size.size_bytes() / 4096 {
+                frames.insert(pte.frame().pfn() + i);
+            }
+        }
+    });
+    (frames, space.stats.rss_pages)
+}
+
+/// Returns the sum of the `name:` lines of an smaps text, in kB.
+fn sum_field(text: &str, name: &str) -> u64 {
+    text.lines().filter(|l| l.starts_with(&format!("{name}:"))).map(|l| field(l, name)).sum()
+}
+
+#[test_case]
+fn smaps_rss_adds_up_to_vmrss_and_pss_to_the_memory_really_used() {
+    let (parent, child) = spawn_sleepers();
+    let mut all_frames = alloc::collections::BTreeSet::new();
+    let mut pss_kb = 0;
+    for pid in [parent, child] {
+        let (smaps, (frames, rss)) = read_steady(&format!("/proc/{pid}/smaps"), || {
+            let (frames, rss) = mapped_frames(pid);
+            (frames.len(), rss)
+        });
+        let (frames_now, _) = mapped_frames(pid);
+        assert_eq!(frames, frames_now.len());
+        assert_eq!(sum_field(&smaps, "Rss"), rss * 4, "the sum of Rss is VmRSS:\n{smaps}");
+        let vmas = smaps.lines().filter(|l| l.starts_with("VmFlags:")).count();
+        assert_eq!(vmas, read(&format!("/proc/{pid}/maps")).unwrap().lines().count(), "one entry per VMA");
+        let shared = sum_field(&smaps, "Shared_Clean") + sum_field(&smaps, "Shared_Dirty");
+        let private = sum_field(&smaps, "Private_Clean") + sum_field(&smaps, "Private_Dirty");
+        assert_eq!(shared + private, rss * 4, "every resident page is shared or private");
+        assert!(shared > 0, "after fork, parent and child share pages:\n{smaps}");
+        let rollup = read(&format!("/proc/{pid}/smaps_rollup")).unwrap();
+        assert!(rollup.lines().next().unwrap().ends_with("[rollup]"), "{rollup}");
+        assert_eq!(field(&rollup, "Rss"), rss * 4);
+        let pss = field(&rollup, "Pss");
+        assert!(pss < rss * 4, "shared pages count a part each: Pss {pss} < Rss {}", rss * 4);
+        assert!(pss.abs_diff(sum_field(&smaps, "Pss")) <= vmas as u64, "rollup and smaps agree");
+        pss_kb += pss;
+        all_frames.extend(frames_now);
+    }
+    // Only these two processes map user pages: their Pss adds up to the distinct
+    // frames they map (each rollup rounds down by less than 1 kB).
+    let used_kb = all_frames.len() as u64 * 4;
+    assert!(pss_kb <= used_kb && used_kb - pss_kb <= 2, "Pss {pss_kb} kB, frames used {used_kb} kB");
+    end_sleepers(parent, child);
+}
+
+#[test_case]
+fn pid_stat_and_statm_have_linuxs_fields() {
+    let (parent, child) = spawn_sleepers();
+    let space = task::TASKS.lock().get(&parent).and_then(|t| t.space.clone()).expect("space");
+    let (stat, (rss, size, minflt)) = read_steady(&format!("/proc/{parent}/stat"), || {
+        let space = space.lock();
+        (space.stats.rss_pages, space.vmas().iter().map(|v| v.nr_pages()).sum::<u64>(), space.stats.minor_faults)
+    });
+    assert!(stat.starts_with(&format!("{parent} (sleeper) S 0 ")), "{stat}");
+    let after_comm: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    assert_eq!(after_comm.len(), 50, "52 fields in all: {stat}");
+    let f = |n: usize| after_comm[n - 3].parse::<i64>().unwrap(); // field n, 1-based as in proc(5)
+    assert_eq!(f(10) as u64, minflt, "minflt");
+    assert_eq!(f(20), 1, "num_threads");
+    assert_eq!(f(23) as u64, size * 4096, "vsize in bytes");
+    assert_eq!(f(24) as u64, rss, "rss in pages");
+    assert!(f(22) as u64 <= kernel::arch::timer::ticks(), "starttime");
+    let child_stat = read(&format!("/proc/{child}/stat")).unwrap();
+    let child_fields: Vec<&str> = child_stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    assert_eq!(child_fields[1].parse::<u64>().unwrap(), parent, "the child's ppid");
+    // The child yields in user mode forever: it is charged user ticks.
+    let statm = read(&format!("/proc/{parent}/statm")).unwrap();
+    let statm: Vec<u64> = statm.split_whitespace().map(|w| w.parse().unwrap()).collect();
+    assert_eq!(statm.len(), 7);
+    assert_eq!(statm[0], size);
+    assert_eq!(statm[1], rss);
+    end_sleepers(parent, child);
+}
+
+#[test_case]
+fn oom_score_adj_minus_1000_through_proc_protects_the_would_be_victim() {
+    use kernel::mm::oom::{self, OomOutcome};
+    let (parent, child) = spawn_sleepers();
+    let score = |pid| read(&format!("/proc/{pid}/oom_score")).unwrap().trim().parse::<u64>().unwrap();
+    assert!(score(parent) > score(child), "the parent holds more: {} vs {}", score(parent), score(child));
+    assert!((1000..=2000).contains(&score(parent)));
+    let adj_path = format!("/proc/{parent}/oom_score_adj");
+    assert_eq!(read(&adj_path).unwrap(), "0\n");
+    for bad in ["-1001", "1001", "a lot", ""] {
+        assert_eq!(write(&adj_path, bad), Err(FsError::Invalid), "{bad:?}");
+        assert_eq!(read(&adj_path).unwrap(), "0\n", "{bad:?} changed nothing");
+    }
+    write(&adj_path, "-1000\n").unwrap();
+    assert_eq!(read(&adj_path).unwrap(), "-1000\n");
+    assert_eq!(score(parent), 0, "never chosen");
+    assert_eq!(oom::out_of_memory(), OomOutcome::Killed(child), "the protected parent is passed over");
+    let _ = proc::wait(Some(parent)); // the parent's wait4 returns: it exits with 3
+    task::wait_all(60_000).expect("both exit");
+}
+
+#[test_case]
+fn meminfo_fields_are_the_kernels_counters() {
+    use kernel::mm::{heap, page_cache};
+    let (parent, child) = spawn_sleepers();
+    let (text, (census, cached, dirty, swap_cached, slab)) = read_steady("/proc/meminfo", || {
+        let slab: u64 = heap::all_slabinfo().iter().map(|s| s.nr_pages()).sum();
+        (frame::mem_census(), page_cache::nr_pages(), page_cache::nr_dirty(), swap::nr_cached() as u64, slab)
+    });
+    assert_eq!(field(&text, "Cached"), cached * 4);
+    assert_eq!(field(&text, "Dirty"), dirty * 4);
+    assert_eq!(field(&text, "SwapCached"), swap_cached * 4);
+    assert_eq!(field(&text, "Slab"), slab * 4);
+    assert!(slab > 0, "the kernel heap has slabs");
+    assert_eq!(field(&text, "AnonPages"), census.nr_anon_mapped * 4);
+    assert_eq!(field(&text, "Mapped"), census.nr_file_mapped * 4);
+    assert_eq!(field(&text, "PageTables"), census.nr_page_table * 4);
+    assert_eq!(field(&text, "AnonHugePages"), census.nr_anon_huge * 4);
+    assert!(census.nr_page_table > 0, "two processes have page tables");
+    // The sleepers' frames are the only mapped user frames: AnonPages counts each
+    // once, however many processes map it.
+    let (mut frames, _) = mapped_frames(parent);
+    frames.extend(mapped_frames(child).0);
+    assert_eq!(census.nr_anon_mapped + census.nr_file_mapped, frames.len() as u64);
+    end_sleepers(parent, child);
+}
+
+#[test_case]
+fn swapfree_moves_by_the_pages_a_program_paged_out() {
+    let before = field(&read("/proc/meminfo").unwrap(), "SwapFree");
+    let outs = vmstat::nr_events(SwapEvent::SwapOut);
+    let (parent, child) = spawn_sleepers();
+    let space = task::TASKS.lock().get(&parent).and_then(|t| t.space.clone()).expect("space");
+    let (start, len) = {
+        let space = space.lock();
+        let big = space.vmas().iter().find(|v| v.nr_pages() >= 1024 && !v.flags.contains(mm_core::vma::VmFlags::STACK)).copied();
+        let big = big.expect("the 4 MiB mapping");
+        (big.start.as_u64(), big.len_bytes())
+    };
+    kernel::mm::reclaim::pageout(&space, start, len).expect("pageout");
+    let swapped = space.lock().stats.swap_pages;
+    assert!(swapped >= 1000, "most of the 4 MiB went to swap: {swapped}");
+    let after = field(&read("/proc/meminfo").unwrap(), "SwapFree");
+    assert_eq!(before - after, swapped * 4, "SwapFree fell by the pages paged out");
+    assert_eq!(vmstat::nr_events(SwapEvent::SwapOut) - outs, swapped);
+    let smaps = read(&format!("/proc/{parent}/smaps")).unwrap();
+    assert_eq!(sum_field(&smaps, "Swap"), swapped * 4, "smaps shows them as Swap");
+    assert_eq!(field(&read(&format!("/proc/{parent}/status")).unwrap(), "VmSwap"), swapped * 4);
+    drop(space);
+    end_sleepers(parent, child);
+    assert_eq!(field(&read("/proc/meminfo").unwrap(), "SwapFree"), before, "and came back at exit");
+}
+
+#[test_case]
+fn slabinfo_stat_uptime_and_loadavg_have_linuxs_layouts() {
+    let slabinfo = read("/proc/slabinfo").unwrap();
+    let mut lines = slabinfo.lines();
+    assert_eq!(lines.next(), Some("slabinfo - version: 2.1"));
+    assert!(lines.next().unwrap().starts_with("# name            <active_objs> <num_objs>"));
+    let infos = kernel::mm::heap::all_slabinfo();
+    assert_eq!(lines.clone().count(), infos.len());
+    for (line, info) in lines.zip(&infos) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(words.len(), 16, "{line}");
+        assert_eq!(words[0], info.name);
+        assert_eq!(words[2].parse::<u64>().unwrap(), info.nr_total_objects, "{line}");
+        assert_eq!(words[14].parse::<u64>().unwrap(), info.nr_slabs(), "{line}");
+    }
+    let stat = read("/proc/stat").unwrap();
+    let cpu: Vec<u64> = stat.lines().next().unwrap().split_whitespace().skip(1).map(|w| w.parse().unwrap()).collect();
+    assert_eq!(cpu.len(), 10);
+    let (user, system, idle) = task::cpu_ticks();
+    assert!(cpu[0] <= user && cpu[2] <= system && cpu[3] <= idle);
+    assert!(cpu[0] + cpu[2] + cpu[3] > 0, "ticks were charged: {stat}");
+    assert!(field(&stat, "ctxt") > 0);
+    assert_eq!(field(&stat, "processes"), task::nr_created());
+    let uptime = read("/proc/uptime").unwrap();
+    let secs: f64 = uptime.split_whitespace().next().unwrap().parse().unwrap();
+    let ticks = kernel::arch::timer::ticks();
+    assert!((secs * 100.0) as u64 <= ticks && ticks - (secs * 100.0) as u64 <= 2, "{uptime} at tick {ticks}");
+    let loadavg = read("/proc/loadavg").unwrap();
+    let words: Vec<&str> = loadavg.split_whitespace().collect();
+    assert_eq!(words.len(), 5, "{loadavg}");
+    for avg in &words[..3] {
+        avg.parse::<f64>().unwrap_or_else(|_| panic!("{loadavg}"));
+    }
+    assert!(words[3].contains('/'));
+}

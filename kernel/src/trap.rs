@@ -22,6 +22,14 @@ use crate::arch::{irq, lapic, smp, timer};
 use crate::arch::trap::{self, IRQ_BASE, SYSCALL_VECTOR, TrapFrame};
 use crate::proc;
 
+/// Hardware interrupts taken since boot: ticks and device IRQs (`/proc/stat`'s `intr`).
+static NR_INTERRUPTS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Returns the hardware interrupts taken since boot (every CPU).
+pub fn nr_interrupts() -> u64 {
+    NR_INTERRUPTS.load(core::sync::atomic::Ordering::Relaxed)
+}
+
 /// Routes a trap to its handler. Called by `arch` with interrupts off, on the
 /// interrupted task's kernel stack (or an IST stack).
 pub fn dispatch(frame: &mut TrapFrame) {
@@ -30,6 +38,9 @@ pub fn dispatch(frame: &mut TrapFrame) {
         return;
     }
     let vector = frame.vector as u8;
+    if vector >= IRQ_BASE {
+        NR_INTERRUPTS.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+    }
     match vector {
         trap::BREAKPOINT => trap::breakpoint(frame),
         trap::PAGE_FAULT => page_fault(frame),

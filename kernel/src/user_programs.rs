@@ -63,7 +63,7 @@ user_programs![
     wsprobe, memlimits,
     thp, vmascale,
     exectest, mmapfile,
-    cat, spin, free, sh, echo, kill, sleep, ls, ps,
+    cat, spin, free, sh, echo, kill, sleep, ls, ps, explain, trace, memmap,
 ];
 
 include!(concat!(env!("OUT_DIR"), "/c_programs.rs"));

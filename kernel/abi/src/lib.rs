@@ -19,6 +19,8 @@
 //! | [`o`], [`Stat`], [`Dirent64`], [`mode`] | files: `open` flags, `struct stat`, `getdents64` records |
 //! | [`WaitStatus`] | how `wait4` reports an exit code or a kill (Linux's bit layout) |
 //! | [`MemStat`] | what `memstat` fills in: the caller's and the machine's memory counters |
+//! | [`Explain`] | what `explain` fills in: the page-table walk, VMA, frame and next fault at one address |
+//! | [`FaultTraceRecord`] | what `fault_trace` reads: one page fault of the kernel's trace ring |
 //! | [`WsStat`] | what `wsstat` fills in: a process's working set WS(τ), its history and page-fault frequency |
 //! | [`USER_IMAGE_BASE`], [`PAGE_SIZE`] | where user programs are linked; the mapping unit |
 //!
@@ -31,6 +33,12 @@
 #![forbid(unsafe_code)]
 
 use core::fmt;
+
+pub mod explain;
+pub mod kpageflags;
+pub mod trace;
+pub use explain::Explain;
+pub use trace::FaultTraceRecord;
 
 /// The size of a page: the unit of `mmap`, `munmap`, `mprotect`, `madvise` and `brk`.
 pub const PAGE_SIZE: usize = 4096;
@@ -152,6 +160,16 @@ pub mod nr {
     /// `memcg_attach(pid, group) -> 0` (ours): puts process `pid` (0: the caller) in
     /// memory group `group` (0: the root group, unlimited); its later children inherit it.
     pub const MEMCG_ATTACH: u64 = 1014;
+    /// `explain(pid, addr, out: *mut Explain) -> 0` (ours, for the `explain` tool):
+    /// the page-table walk, VMA, frame and next-fault answers for `addr` in process
+    /// `pid` (0: the caller) into an [`Explain`](crate::Explain); `ESRCH` if there is
+    /// no such live user process.
+    pub const EXPLAIN: u64 = 1020;
+    /// `fault_trace(op, pid, buf, n) -> records` (ours, for the `trace` tool): turns
+    /// the fault trace off or on, or reads up to `n` [`FaultTraceRecord`](crate::FaultTraceRecord)s
+    /// of process `pid` (0: all) into `buf`, oldest first ([`trace::op`](crate::trace::op));
+    /// `EINVAL` for another op.
+    pub const FAULT_TRACE: u64 = 1021;
 
     // What a C library calls on its own (musl's startup, stdio, fork); the kernel
     // answers them in `proc::syscall_libc`.

@@ -34,8 +34,10 @@ use crate::pte::{Pte, PteFlags};
 mod flush;
 mod fork;
 mod huge;
+mod walk;
 pub use fork::ForkError;
 pub use huge::SplitError;
+pub use walk::{Walk, WalkStep};
 pub use flush::{Flush, FlushBatch, FlushPages, FlushPlan};
 
 /// Number of entries in one page table at any level.

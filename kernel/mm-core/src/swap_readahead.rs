@@ -62,11 +62,36 @@ impl ReadaheadWindow {
     pub fn pages(&self) -> u32 {
         self.pages
     }
+
+    /// Returns the largest window, in pages.
+    pub fn max_pages(&self) -> u32 {
+        self.max_pages
+    }
+
+    /// Sets the largest window (at least 1: no readahead); the current one shrinks to it.
+    pub fn set_max_pages(&mut self, max_pages: u32) {
+        self.max_pages = max_pages.max(1);
+        self.pages = self.pages.min(self.max_pages);
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lower_max_caps_the_window_at_once_and_from_then_on() {
+        let mut window = ReadaheadWindow::new(16);
+        for slot in [0, 1, 3, 7] {
+            window.on_major_fault(slot); // sequential: 2, 4, 8
+        }
+        assert_eq!(window.pages(), 8);
+        window.set_max_pages(2);
+        assert_eq!(window.pages(), 2);
+        assert_eq!(window.on_major_fault(9), 2, "sequential, but capped");
+        window.set_max_pages(0);
+        assert_eq!(window.max_pages(), 1, "0 means no readahead: one page");
+    }
     use alloc::collections::BTreeSet;
     use alloc::vec::Vec;
 

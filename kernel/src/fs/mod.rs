@@ -20,7 +20,7 @@
 //! | [`path`] | path lookup, the parent of a path, the path of a directory (`getcwd`) |
 //! | [`file`] | open files ([`file::OpenFile`]) and the per-process fd table ([`file::FdTable`]) |
 //! | [`ext2fs_pages`] | the page cache's `PageIo` for an ext2 file: a page read or written through the ext2 crate |
-//! | [`procfs`] | `/proc`: meminfo, vmstat, buddyinfo, swaps, PID/status, PID/maps, made when read |
+//! | [`procfs`] | `/proc`: the Linux-format files (a table of entries in `procfs/mod.rs`), made when read |
 //! | [`pipe`] | pipes: a one-page ring buffer, readers and writers sleeping on wait queues |
 //!
 //! One file system is mounted, at `/`: [`init`] mounts ext2 from the disk registered

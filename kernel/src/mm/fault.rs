@@ -210,10 +210,7 @@ pub fn handle_page_fault_after_read(
         }
         action => {
             let vma = vma.expect("handle_page_fault: a VMA for a page to map");
-            let huge = match action {
-                FaultAction::MapZeroedFrame { .. } if pte.is_none() => super::thp::try_huge_fault(space, &vma, addr, access),
-                _ => None,
-            };
+            let huge = if may_be_huge(action, pte) { super::thp::try_huge_fault(space, &vma, addr, access) } else { None };
             match huge {
                 Some(result) => result?,
                 None => do_no_page(space, &vma, page, action)?,
@@ -226,6 +223,13 @@ pub fn handle_page_fault_after_read(
         space.stats.minor_faults += 1;
     }
     Ok(if grew { FaultOutcome::StackGrowth } else { outcome })
+}
+
+/// Returns true if the fault handler tries a huge page for `action` where the PTE
+/// is `pte`: a fresh zeroed frame where no level-1 table exists yet (`thp.rs`
+/// checks the rest).
+pub(super) fn may_be_huge(action: FaultAction, pte: Option<super::paging::Pte>) -> bool {
+    matches!(action, FaultAction::MapZeroedFrame { .. }) && pte.is_none()
 }
 
 /// Fills the PTE of the page at `addr` if it is empty, whatever the VMA's
@@ -250,6 +254,14 @@ pub fn populate_page(space: &mut AddressSpace, addr: VirtAddr) -> Result<(), Fau
 
 /// Grows the stack VMA above `addr` down to cover it, if that is a legal growth.
 fn grow_stack(space: &mut AddressSpace, addr: VirtAddr) -> Option<Vma> {
+    let grown = stack_growth_for(space, addr)?;
+    space.vmas.insert(grown).ok()?;
+    space.vmas.find(addr).copied()
+}
+
+/// Returns the stack VMA grown down to cover `addr`, if a fault there may grow the
+/// stack (changing nothing: the fault handler inserts it, `explain` reports it).
+pub(super) fn stack_growth_for(space: &AddressSpace, addr: VirtAddr) -> Option<Vma> {
     let stack = *space
         .vmas
         .iter()
@@ -262,9 +274,7 @@ fn grow_stack(space: &mut AddressSpace, addr: VirtAddr) -> Option<Vma> {
     if top - new_start > STACK_MAX_BYTES || !space.vmas.is_range_free(gap_start, stack.start) {
         return None;
     }
-    let grown = Vma::new(new_start, stack.start, stack.prot, stack.flags, stack.backing);
-    space.vmas.insert(grown).ok()?;
-    space.vmas.find(addr).copied()
+    Some(Vma::new(new_start, stack.start, stack.prot, stack.flags, stack.backing))
 }
 
 /// Maps a page where the PTE was empty, as `action` (a row of `decide_empty`) says:

@@ -479,6 +479,12 @@ pub fn free_unreferenced_huge_block(head: Frame) -> Result<(), FreeError> {
     })
 }
 
+/// Runs `f` on the allocator, read-only, under one hold of its lock: for scans of
+/// many frames' descriptors (`/proc/kpageflags`). `f` must not allocate.
+pub fn with_buddy_read<R>(f: impl FnOnce(&BuddyAllocator<'static>) -> R) -> R {
+    with_buddy(|buddy| f(buddy))
+}
+
 /// Returns the frame that holds the references of `frame`: itself, or the head of
 /// the transparent huge page it is a tail of (tails of a mapped huge page keep no
 /// counts of their own).
@@ -542,6 +548,56 @@ pub fn block_census(first: Frame, nr: u64) -> Option<BlockCensus> {
             }
         }
         Some(census)
+    })
+}
+
+/// What the frames in use hold, counted by one walk of the frame table
+/// (`/proc/meminfo`): the figures come from the frame descriptors themselves.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemCensus {
+    /// Frames holding page tables (PageTables).
+    pub nr_page_table: u64,
+    /// Mapped anonymous user frames: not page cache (AnonPages).
+    pub nr_anon_mapped: u64,
+    /// Page-cache frames some PTE maps (Mapped).
+    pub nr_file_mapped: u64,
+    /// Anonymous frames that are part of a mapped huge page (AnonHugePages).
+    pub nr_anon_huge: u64,
+}
+
+/// Walks every frame and counts what it holds (see [`MemCensus`]).
+pub fn mem_census() -> MemCensus {
+    with_buddy(|buddy| {
+        let mut census = MemCensus::default();
+        let base = buddy.base_pfn();
+        let mut pfn = base;
+        while pfn < base + buddy.nr_frames() {
+            let desc = buddy.desc(Frame::from_pfn(pfn));
+            // A block's head describes the whole block (a huge page: 512 frames).
+            let nr = if desc.state() != FrameState::Free && desc.has_flags(FrameFlags::ALLOC_HEAD) {
+                1u64 << desc.order()
+            } else {
+                1
+            };
+            match desc.state() {
+                FrameState::PageTable => census.nr_page_table += 1,
+                FrameState::User if desc.map_count() > 0 && desc.has_flags(FrameFlags::ALLOC_HEAD) => {
+                    if desc.has_flags(FrameFlags::FILE) {
+                        census.nr_file_mapped += nr;
+                    } else {
+                        census.nr_anon_mapped += nr;
+                        if nr > 1 {
+                            census.nr_anon_huge += nr;
+                        }
+                    }
+                    pfn += nr;
+                    continue;
+                }
+                _ => {}
+            }
+            pfn += 1;
+        }
+        census
     })
 }
 

@@ -267,6 +267,13 @@ pub fn kmalloc_slabinfo() -> [SlabInfo; mm_core::kmalloc::NR_SIZE_CLASSES] {
     core::array::from_fn(|i| kmalloc.caches()[i].info())
 }
 
+/// Returns the statistics of every slab cache: the kmalloc classes, then the typed caches.
+pub fn all_slabinfo() -> alloc::vec::Vec<SlabInfo> {
+    let mut all: alloc::vec::Vec<SlabInfo> = kmalloc_slabinfo().into_iter().collect();
+    all.extend(registered_caches().into_iter().flatten().map(|c| c.lock().info()));
+    all
+}
+
 /// Returns (number of live large allocations, frames they hold).
 pub fn large_alloc_stats() -> (u64, u64) {
     (NR_LARGE_ALLOCS.load(Ordering::Relaxed), NR_LARGE_FRAMES.load(Ordering::Relaxed))

@@ -99,6 +99,7 @@ pub mod addr_space;
 pub mod backing;
 pub mod check;
 pub mod compact;
+pub mod explain;
 pub mod cow;
 pub mod fail;
 pub mod fault;

@@ -67,6 +67,16 @@ pub fn badness(nr_pages: u64, adj: i16) -> Option<u64> {
     Some(adjusted.max(1) as u64)
 }
 
+/// Returns Linux's `/proc/PID/oom_score` of a process holding `nr_pages` with
+/// `oom_score_adj` `adj`: its badness in thousandths of all memory, plus 1000, on
+/// a 0..=2000 scale (Linux's `proc_oom_score`); 0 for -1000 (never chosen). The
+/// OOM killer chooses the process with the highest score (ties: the highest pid).
+pub fn oom_score(nr_pages: u64, adj: i16) -> u64 {
+    let Some(points) = badness(nr_pages, adj) else { return 0 };
+    let nr_total = (frame::buddyinfo().nr_managed_frames + swap::slot_counts().1).max(1);
+    (1000 + points * 1000 / nr_total).min(2000)
+}
+
 /// Chooses and kills the process with the highest badness (see the module docs).
 pub fn out_of_memory() -> OomOutcome {
     kill_in("oom", |_| true)

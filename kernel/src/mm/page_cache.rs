@@ -198,7 +198,10 @@ impl PageCache {
             io_lock: Mutex::new(()),
             append_lock: Mutex::new(()),
             dirtied_at_ms: AtomicU64::new(0),
-            readahead: IrqMutex::new_ranked(LockRank::Leaf, mm_core::file_readahead::ReadaheadWindow::new()),
+            readahead: IrqMutex::new_ranked(
+                LockRank::Leaf,
+                mm_core::file_readahead::ReadaheadWindow::with_max(READAHEAD_MAX_PAGES.load(Ordering::Relaxed)),
+            ),
         });
         CACHES.lock().insert(id, Arc::downgrade(&cache));
         cache
@@ -648,6 +651,53 @@ fn drop_from_cache(frame: Frame) {
     {
         panic!("page_cache: freeing {frame:?}: {e}");
     }
+}
+
+/// The largest file readahead window of a new file, in pages
+/// (`/proc/sys/vm/read_ahead_kb`; Linux keeps it per block device).
+static READAHEAD_MAX_PAGES: AtomicU32 = AtomicU32::new(mm_core::file_readahead::MAX_WINDOW);
+
+/// Returns the largest file readahead window, in pages.
+pub fn readahead_max_pages() -> u32 {
+    READAHEAD_MAX_PAGES.load(Ordering::Relaxed)
+}
+
+/// Sets the largest file readahead window to `max_pages` (0: no readahead), for
+/// every file from now on: the open ones start again from a fresh window.
+pub fn set_readahead_max_pages(max_pages: u32) {
+    READAHEAD_MAX_PAGES.store(max_pages, Ordering::Relaxed);
+    for cache in all_caches() {
+        *cache.readahead.lock() = mm_core::file_readahead::ReadaheadWindow::with_max(max_pages);
+    }
+}
+
+/// Drops every clean page-cache page that nothing maps or holds (Linux's
+/// `echo 1 > /proc/sys/vm/drop_caches`): the next read of it goes to the disk.
+/// Dirty pages stay (write them first: `sync`), as on Linux. Returns the number dropped.
+pub fn drop_clean_pages() -> u64 {
+    let mut nr_dropped = 0;
+    for cache in all_caches() {
+        let mut pages = cache.pages.lock();
+        let droppable: Vec<u64> = pages
+            .iter()
+            .filter(|&(_, &frame)| {
+                frame::with_desc(frame, |d| {
+                    d.map_count() == 0
+                        && d.refcount() == 1
+                        && !d.has_flags(FrameFlags::DIRTY)
+                        && !d.has_flags(FrameFlags::LOCKED)
+                })
+            })
+            .map(|(&index, _)| index)
+            .collect();
+        for index in droppable {
+            if let Some(frame) = pages.remove(&index) {
+                drop_from_cache(frame);
+                nr_dropped += 1;
+            }
+        }
+    }
+    nr_dropped
 }
 
 /// Returns the live cache with id `id`.

@@ -81,6 +81,7 @@ use blockdev::{BlockDevice, BlockError};
 use super::Frame;
 use super::frame::{self, FrameFlags, PageBytes};
 use crate::sync::IrqMutex;
+use core::sync::atomic::{AtomicU32, Ordering};
 
 /// The one swap area's state: which slots are used, by how many references, and
 /// which frames cache which slots.
@@ -102,7 +103,7 @@ impl SwapState {
     /// the heap cannot hold the cache's index.
     fn new(map: SwapMap, disk: &'static dyn BlockDevice) -> Result<Self, alloc::collections::TryReserveError> {
         let cache = cache::SlotCache::with_slots(map.nr_slots())?;
-        Ok(Self { disk, map, cache, retired: BTreeSet::new(), readahead: ReadaheadWindow::new(READAHEAD_MAX_PAGES) })
+        Ok(Self { disk, map, cache, retired: BTreeSet::new(), readahead: ReadaheadWindow::new(readahead_max_pages()) })
     }
 
     /// Returns true if readahead may read `slot`: it holds a page (in use, not
@@ -162,6 +163,33 @@ impl SwapState {
 
 /// The largest readahead window, in pages: what one disk request carries.
 const READAHEAD_MAX_PAGES: u32 = blockdev::MAX_PAGES_PER_REQUEST as u32;
+
+/// The largest readahead window set by `/proc/sys/vm/page-cluster` (at most
+/// [`READAHEAD_MAX_PAGES`]); a swap area turned on later starts with it.
+static READAHEAD_LIMIT: AtomicU32 = AtomicU32::new(READAHEAD_MAX_PAGES);
+
+/// Returns the largest swap readahead window, in pages (1: no readahead).
+pub fn readahead_max_pages() -> u32 {
+    READAHEAD_LIMIT.load(Ordering::Relaxed)
+}
+
+/// Returns the largest window `set_readahead_max_pages` accepts: one disk request.
+pub fn readahead_limit_pages() -> u32 {
+    READAHEAD_MAX_PAGES
+}
+
+/// Sets the largest swap readahead window to `max_pages` (1..=[`readahead_limit_pages`]);
+/// returns false and changes nothing if it is out of range.
+pub fn set_readahead_max_pages(max_pages: u32) -> bool {
+    if max_pages == 0 || max_pages > READAHEAD_MAX_PAGES {
+        return false;
+    }
+    READAHEAD_LIMIT.store(max_pages, Ordering::Relaxed);
+    if let Some(state) = SWAP.lock().as_mut() {
+        state.readahead.set_max_pages(max_pages);
+    }
+    true
+}
 
 /// The swap area (`None` while swap is off).
 static SWAP: IrqMutex<Option<SwapState>> = IrqMutex::new_ranked(crate::sync::LockRank::Swap, None);

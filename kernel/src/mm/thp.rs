@@ -169,16 +169,21 @@ pub fn huge_range_for(vma: &Vma, addr: VirtAddr) -> Option<VirtAddr> {
     (start >= vma.start && start + HUGE_PAGE_SIZE <= vma.end).then_some(start)
 }
 
-/// Tries to resolve a write fault at `addr` with a huge page. `None`: not eligible,
-/// or no order-9 block (a counted fallback): the caller maps a 4 KiB page.
-pub(super) fn try_huge_fault(space: &mut AddressSpace, vma: &Vma, addr: VirtAddr, access: Access) -> Option<Result<FaultOutcome, FaultError>> {
+/// Returns the 2 MiB range a fault by `access` at `addr` in `vma` would try to map
+/// with one huge page (a write, the mode and the VMA allow it, and no level-1 table
+/// is there yet), changing nothing: [`try_huge_fault`] and `explain` both ask it.
+pub(super) fn huge_fault_range(space: &AddressSpace, vma: &Vma, addr: VirtAddr, access: Access) -> Option<VirtAddr> {
     if access != Access::Write {
         return None;
     }
     let start = huge_range_for(vma, addr)?;
-    if !space.pt.is_huge_slot_empty(&space.tables, start) {
-        return None;
-    }
+    space.pt.is_huge_slot_empty(&space.tables, start).then_some(start)
+}
+
+/// Tries to resolve a write fault at `addr` with a huge page. `None`: not eligible,
+/// or no order-9 block (a counted fallback): the caller maps a 4 KiB page.
+pub(super) fn try_huge_fault(space: &mut AddressSpace, vma: &Vma, addr: VirtAddr, access: Access) -> Option<Result<FaultOutcome, FaultError>> {
+    let start = huge_fault_range(space, vma, addr, access)?;
     let FaultAction::MapZeroedFrame { flags } = decide_empty(vma, Access::Write) else {
         return None;
     };

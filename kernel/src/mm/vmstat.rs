@@ -213,6 +213,31 @@ pub fn set_tracing(on: bool) {
     TRACING.store(on, Ordering::Relaxed);
 }
 
+/// Returns true while faults are traced.
+pub fn is_tracing() -> bool {
+    TRACING.load(Ordering::Relaxed)
+}
+
+/// Empties the trace ring.
+pub fn clear_trace() {
+    let mut trace = TRACE.lock();
+    trace.records = [None; TRACE_LEN];
+    trace.next = 0;
+}
+
+/// Returns the traced faults, oldest first: at most [`TRACE_LEN`], and how many
+/// were traced in all (the older ones were overwritten).
+pub fn trace_records() -> (alloc::vec::Vec<FaultRecord>, usize) {
+    // Copy the ring out first: the Vec allocates, and the heap's lock ranks below
+    // the trace's (see the lock order in `mm`).
+    let (records, next) = {
+        let trace = TRACE.lock();
+        (trace.records, trace.next)
+    };
+    let start = next.saturating_sub(TRACE_LEN);
+    ((start..next).filter_map(|i| records[i % TRACE_LEN]).collect(), next)
+}
+
 /// Counts (and, with tracing on, records) one fault.
 pub fn record_fault(pid: u64, addr: VirtAddr, access: Access, outcome: Option<FaultOutcome>) {
     match outcome {
@@ -244,19 +269,11 @@ pub fn print_counters() {
 
 /// Prints the traced faults, oldest first.
 pub fn print_trace() {
-    // Copy the ring out first: formatting allocates, and the heap's lock ranks
-    // below the trace's (see the lock order in `mm`).
-    let (records, next) = {
-        let trace = TRACE.lock();
-        (trace.records, trace.next)
-    };
-    let start = next.saturating_sub(TRACE_LEN);
-    crate::println!("fault trace (last {} of {}):", next - start, next);
+    let (records, next) = trace_records();
+    crate::println!("fault trace (last {} of {}):", records.len(), next);
     crate::println!("  {:>7}  {:>4}  {:<18}  {:<10}  outcome", "ms", "pid", "address", "access");
-    for i in start..next {
-        if let Some(r) = records[i % TRACE_LEN] {
-            let outcome = r.outcome.map_or("bad access", |o| KINDS[kind_index(o)].1);
-            crate::println!("  {:>7}  {:>4}  {:#018x}  {:<10}  {}", r.ms, r.pid, r.addr.as_u64(), alloc::format!("{:?}", r.access), outcome);
-        }
+    for r in records {
+        let outcome = r.outcome.map_or("bad access", |o| KINDS[kind_index(o)].1);
+        crate::println!("  {:>7}  {:>4}  {:#018x}  {:<10}  {}", r.ms, r.pid, r.addr.as_u64(), alloc::format!("{:?}", r.access), outcome);
     }
 }

@@ -155,6 +155,8 @@ fn call(frame: &mut TrapFrame) -> Result<u64, Errno> {
         nr::ARGS => sys_args(args[0], args[1]),
         nr::AUDIT => sys_audit(args[0]),
         nr::WSSTAT => sys_wsstat(args[0], args[1]),
+        nr::EXPLAIN => super::teach_syscall::sys_explain(args[0], args[1], args[2]),
+        nr::FAULT_TRACE => super::teach_syscall::sys_fault_trace(args[0], args[1], args[2], args[3]),
         nr::LOADCTL => match args[0] {
             0 | 1 => {
                 super::load_control::set_enabled(args[0] == 1);

@@ -97,6 +97,28 @@ pub struct Task {
     /// Taken out of the balance set by load control (`proc::load_control`): not
     /// scheduled until reactivated (a killed task runs anyway, to exit).
     pub is_deactivated: bool,
+    /// Its CPU time and start, in timer ticks (`/proc/PID/stat`).
+    pub times: CpuTimes,
+}
+
+/// A task's CPU time and start time, in timer ticks (`arch::timer::TICK_HZ` a
+/// second, Linux's USER_HZ is 100 too): charged one tick at a time by
+/// [`account_cpu_tick`] to whichever task the tick interrupted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CpuTimes {
+    /// Ticks that interrupted it in user mode (Linux's utime).
+    pub user_ticks: u64,
+    /// Ticks that interrupted it in the kernel (stime).
+    pub system_ticks: u64,
+    /// The tick count when it was created (starttime).
+    pub start_tick: u64,
+}
+
+impl CpuTimes {
+    /// No time used yet, started now.
+    pub fn starting_now() -> Self {
+        CpuTimes { start_tick: crate::arch::timer::ticks(), ..Default::default() }
+    }
 }
 
 impl Task {
@@ -131,6 +153,7 @@ pub fn init() {
         sigmask: 0,
         oom_score_adj: 0,
         is_deactivated: false,
+        times: CpuTimes::starting_now(),
     };
     TASKS.lock().insert(0, Box::new(idle));
 }
@@ -158,9 +181,42 @@ pub fn current_space() -> Option<Arc<IrqMutex<AddressSpace>>> {
 /// every τ of it. `is_user_mode`: the tick interrupted ring 3 (only then may it
 /// sample). Called from the timer interrupt, where no spinlock is held.
 pub fn account_cpu_tick(is_user_mode: bool) {
+    let pid = current_pid();
+    let counter = match (is_user_mode, pid) {
+        (true, _) => &CPU_USER_TICKS,
+        (false, 0) => &CPU_IDLE_TICKS,
+        (false, _) => &CPU_SYSTEM_TICKS,
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
+    super::loadavg::on_tick();
+    if let Some(task) = TASKS.lock().get_mut(&current_pid()) {
+        let counter = if is_user_mode { &mut task.times.user_ticks } else { &mut task.times.system_ticks };
+        *counter += 1;
+    }
     if let Some(space) = current_space() {
         crate::mm::wss::on_cpu_tick(&mut space.lock(), is_user_mode);
     }
+}
+
+/// Ticks charged to user mode, the kernel on behalf of a task, and task 0 (the
+/// idle loop), since boot (`/proc/stat`'s cpu line).
+static CPU_USER_TICKS: AtomicU64 = AtomicU64::new(0);
+static CPU_SYSTEM_TICKS: AtomicU64 = AtomicU64::new(0);
+static CPU_IDLE_TICKS: AtomicU64 = AtomicU64::new(0);
+
+/// Returns (user, system, idle) ticks since boot, of the CPU that takes the timer tick.
+pub fn cpu_ticks() -> (u64, u64, u64) {
+    (CPU_USER_TICKS.load(Ordering::Relaxed), CPU_SYSTEM_TICKS.load(Ordering::Relaxed), CPU_IDLE_TICKS.load(Ordering::Relaxed))
+}
+
+/// Returns the number of tasks created since boot (`/proc/stat`'s `processes`).
+pub fn nr_created() -> u64 {
+    NEXT_PID.load(Ordering::Relaxed) - 1
+}
+
+/// Returns the number of runnable (or running) tasks other than task 0.
+pub fn nr_runnable() -> u64 {
+    TASKS.lock().values().filter(|t| t.pid != 0 && t.state == TaskState::Runnable).count() as u64
 }
 
 /// Returns the working-set figures of process `pid` (`None`: no such live user
@@ -307,6 +363,7 @@ pub fn create_user_task_with_files(
         sigmask,
         oom_score_adj,
         is_deactivated: false,
+        times: CpuTimes::starting_now(),
     };
     TASKS.lock().insert(pid, Box::new(task));
     sched::make_runnable(pid);
@@ -585,6 +642,7 @@ pub fn spawn_daemon(name: &str, entry: extern "C" fn() -> !) -> Result<Pid, Spaw
         sigmask: 0,
         oom_score_adj: 0,
         is_deactivated: false,
+        times: CpuTimes::starting_now(),
     };
     TASKS.lock().insert(pid, Box::new(task));
     sched::make_runnable(pid);

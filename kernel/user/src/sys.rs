@@ -170,6 +170,23 @@ pub fn wsstat(pid: Pid) -> Result<abi::WsStat, Errno> {
     Errno::from_ret(ret).map(|_| stat)
 }
 
+/// Returns what the kernel knows about `addr` in process `pid` (0: this one): the
+/// page-table walk, VMA, frame and next fault ([`abi::Explain`]).
+pub fn explain(pid: Pid, addr: u64) -> Result<abi::Explain, Errno> {
+    let mut words = [0u64; abi::Explain::WORDS];
+    // SAFETY: `words` is valid for a write of Explain::WORDS * 8 bytes.
+    let ret = unsafe { syscall3(nr::EXPLAIN, pid as u64, addr, words.as_mut_ptr() as u64) };
+    Errno::from_ret(ret).map(|_| abi::Explain::from_words(&words))
+}
+
+/// Runs fault-trace operation `op` (`abi::trace::op`): OFF and ON ignore `buf`; READ
+/// fills `buf` with the last faults of `pid` (0: all), oldest first, and returns how many.
+pub fn fault_trace(op: u64, pid: Pid, buf: &mut [abi::FaultTraceRecord]) -> Result<usize, Errno> {
+    // SAFETY: `buf` is valid for a write of buf.len() records (plain u64 words).
+    let ret = unsafe { syscall4(nr::FAULT_TRACE, op, pid as u64, buf.as_mut_ptr() as u64, buf.len() as u64) };
+    Errno::from_ret(ret).map(|n| n as usize)
+}
+
 /// Sets the OOM adjustment of process `pid` (0: this one), -1000..=1000.
 pub fn set_oom_score_adj(pid: Pid, adj: i64) -> Result<(), Errno> {
     // SAFETY: no pointer arguments.

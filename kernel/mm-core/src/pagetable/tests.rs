@@ -15,7 +15,7 @@ use crate::pte::SwapEntry;
 use crate::xorshift::XorShift;
 
 /// Physical memory that holds only page tables, for the walker to run against.
-struct EmulatedMemory {
+pub(super) struct EmulatedMemory {
     frames: HashMap<Frame, Box<[u64; ENTRIES_PER_TABLE]>>,
     next_pfn: u64,
     nr_tables_allocated: usize,
@@ -73,21 +73,21 @@ impl TableMemory for EmulatedMemory {
 }
 
 
-fn setup() -> (EmulatedMemory, PageTable) {
+pub(super) fn setup() -> (EmulatedMemory, PageTable) {
     let mut mem = EmulatedMemory::new();
     let table = PageTable::new(&mut mem).expect("setup: root allocation");
     (mem, table)
 }
 
-fn page(addr: u64) -> Page {
+pub(super) fn page(addr: u64) -> Page {
     Page::from_start_address(VirtAddr::new(addr)).expect("page: unaligned")
 }
 
-fn data_frame(n: u64) -> Frame {
+pub(super) fn data_frame(n: u64) -> Frame {
     Frame::from_pfn(0x10_0000 + n)
 }
 
-const USER_RW: PteFlags = PteFlags::USER.union(PteFlags::WRITABLE);
+pub(super) const USER_RW: PteFlags = PteFlags::USER.union(PteFlags::WRITABLE);
 const PRESENT_USER_RW: PteFlags = USER_RW.union(PteFlags::PRESENT);
 
 #[test]

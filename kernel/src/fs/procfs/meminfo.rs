@@ -1,0 +1,50 @@
+//! `/proc/meminfo`: the whole machine's memory in kB, Linux's field names.
+//!
+//! Each figure comes from the structure that owns it: the buddy allocator (free),
+//! the page cache's gauges (Cached, Dirty, Writeback), the swap area (SwapTotal,
+//! SwapFree, SwapCached), the slab caches (Slab), and one walk of the frame table
+//! (`frame::mem_census`: AnonPages, Mapped, PageTables, AnonHugePages), so that
+//! a page shared by several processes counts once, as on Linux.
+//! MemAvailable is free memory plus the clean page cache (what reclaim or
+//! `drop_caches` can free without I/O); Linux also adds reclaimable slab and keeps
+//! back the reserves. Buffers and Shmem are 0: there is no buffer cache (the
+//! page cache holds file pages only) and no shared memory file system.
+
+use alloc::format;
+use alloc::string::String;
+use core::fmt::Write;
+
+use super::kb;
+use crate::mm::{frame, heap, page_cache, swap};
+
+/// `/proc/meminfo`.
+pub(super) fn meminfo() -> String {
+    let info = frame::buddyinfo();
+    let census = frame::mem_census();
+    let (free_slots, total_slots) = swap::slot_counts();
+    let (cached, dirty, writeback) = (page_cache::nr_pages(), page_cache::nr_dirty(), page_cache::nr_writeback());
+    let slab: u64 = heap::all_slabinfo().iter().map(|s| s.nr_pages()).sum();
+    let mut text = String::new();
+    let mut line = |name: &str, value_kb: u64| {
+        let _ = writeln!(text, "{:<16}{:>8} kB", format!("{name}:"), value_kb);
+    };
+    line("MemTotal", kb(info.nr_managed_frames));
+    line("MemFree", kb(info.nr_free_frames));
+    line("MemAvailable", kb(info.nr_free_frames + cached.saturating_sub(dirty + writeback)));
+    line("Buffers", 0);
+    line("Cached", kb(cached));
+    line("SwapCached", kb(swap::nr_cached() as u64));
+    line("SwapTotal", kb(total_slots));
+    line("SwapFree", kb(free_slots));
+    line("Dirty", kb(dirty));
+    line("Writeback", kb(writeback));
+    line("AnonPages", kb(census.nr_anon_mapped));
+    line("Mapped", kb(census.nr_file_mapped));
+    line("Shmem", 0);
+    line("Slab", kb(slab));
+    line("SReclaimable", 0);
+    line("SUnreclaim", kb(slab));
+    line("PageTables", kb(census.nr_page_table));
+    line("AnonHugePages", kb(census.nr_anon_huge));
+    text
+}

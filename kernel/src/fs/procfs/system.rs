@@ -1,0 +1,152 @@
+//! `/proc/vmstat`, `/proc/buddyinfo` and `/proc/swaps`: the counters of the
+//! fault and reclaim paths, the buddy allocator and the swap area.
+
+use alloc::format;
+use alloc::string::String;
+use core::fmt::Write;
+
+use super::kb;
+use crate::mm::vmstat::{self, SwapEvent};
+use crate::mm::{fault::FaultOutcome, frame, swap};
+
+/// `/proc/vmstat`: `name value` lines, Linux's names.
+pub(super) fn vmstat() -> String {
+    let faults = |outcome| vmstat::nr_faults(outcome);
+    let all_faults: u64 = [
+        FaultOutcome::AnonymousPage,
+        FaultOutcome::ZeroPage,
+        FaultOutcome::ImagePage,
+        FaultOutcome::CowCopy,
+        FaultOutcome::CowReuse,
+        FaultOutcome::SharedWrite,
+        FaultOutcome::StackGrowth,
+        FaultOutcome::Spurious,
+        FaultOutcome::SwapIn,
+        FaultOutcome::SwapCacheHit,
+    ]
+    .into_iter()
+    .map(faults)
+    .sum();
+    let info = frame::buddyinfo();
+    let rows = [
+        ("nr_free_pages", info.nr_free_frames),
+        ("pgfault", all_faults),
+        ("pgmajfault", faults(FaultOutcome::SwapIn)),
+        ("pswpin", vmstat::nr_events(SwapEvent::SwapIn)),
+        ("pswpout", vmstat::nr_events(SwapEvent::SwapOut)),
+        ("pgscan", vmstat::nr_events(SwapEvent::Scanned)),
+        ("pgsteal", vmstat::nr_events(SwapEvent::SwapOut) + vmstat::nr_events(SwapEvent::ReclaimedClean)),
+        ("pgscan_kswapd_passes", vmstat::nr_events(SwapEvent::BackgroundReclaim)),
+        ("pgscan_direct_passes", vmstat::nr_events(SwapEvent::DirectReclaim)),
+        ("oom_kill", vmstat::nr_events(SwapEvent::OomKill)),
+    ];
+    let mut text = String::new();
+    for (name, value) in rows {
+        let _ = writeln!(text, "{name} {value}");
+    }
+    text
+}
+
+/// `/proc/buddyinfo`: free blocks of each order 0..=10 in the one zone.
+pub(super) fn buddyinfo() -> String {
+    let info = frame::buddyinfo();
+    let mut text = String::from("Node 0, zone   Normal ");
+    for nr_blocks in info.nr_free_blocks {
+        let _ = write!(text, "{nr_blocks:>6} ");
+    }
+    text.push('\n');
+    text
+}
+
+/// `/proc/swaps`: the header line and one line for the swap disk (sizes in KiB).
+pub(super) fn swaps() -> String {
+    let (free_slots, total_slots) = swap::slot_counts();
+    let mut text = String::from("Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n");
+    if total_slots > 0 {
+        let _ = writeln!(
+            text,
+            "{:<40}partition\t{}\t\t{}\t\t-2",
+            "/dev/vda",
+            kb(total_slots),
+            kb(total_slots - free_slots)
+        );
+    }
+    text
+}
+
+
+/// `/proc/slabinfo`: Linux's version 2.1 layout (`mm/slab_common.c`), one line per
+/// slab cache: the kmalloc size classes and the typed caches. `<objsize>` is the
+/// space an object takes in its slab (SLUB prints that too); there are no
+/// per-CPU tunables here (SLUB's are 0 as well).
+pub(super) fn slabinfo() -> String {
+    let mut text = String::from("slabinfo - version: 2.1\n");
+    text.push_str(
+        "# name            <active_objs> <num_objs> <objsize> <objperslab> <pagesperslab> : tunables <limit> <batchcount> <sharedfactor> : slabdata <active_slabs> <num_slabs> <sharedavail>\n",
+    );
+    for info in crate::mm::heap::all_slabinfo() {
+        let _ = writeln!(
+            text,
+            "{:<17} {:>6} {:>6} {:>6} {:>4} {:>4} : tunables {:>4} {:>4} {:>4} : slabdata {:>6} {:>6} {:>6}",
+            info.name,
+            info.nr_active_objects,
+            info.nr_total_objects,
+            info.stride_bytes,
+            info.nr_objects_per_slab,
+            info.nr_pages_per_slab,
+            0,
+            0,
+            0,
+            info.nr_full_slabs + info.nr_partial_slabs,
+            info.nr_slabs(),
+            0
+        );
+    }
+    text
+}
+
+/// `/proc/stat`: the CPU time in ticks (USER_HZ 100), interrupts, context switches,
+/// tasks created, tasks runnable (`fs/proc/stat.c`). The cpu lines are the boot
+/// CPU's, the one that takes the timer tick; columns this kernel has no such
+/// time for (nice, iowait, irq, softirq, steal, guest) are 0.
+pub(super) fn stat() -> String {
+    let (user, system, idle) = crate::proc::task::cpu_ticks();
+    let cpu = format!("{user} 0 {system} {idle} 0 0 0 0 0 0");
+    let mut text = String::new();
+    let _ = writeln!(text, "cpu  {cpu}");
+    let _ = writeln!(text, "cpu0 {cpu}");
+    let _ = writeln!(text, "intr {}", crate::trap::nr_interrupts());
+    let _ = writeln!(text, "ctxt {}", crate::proc::sched::nr_switches());
+    let _ = writeln!(text, "btime 0");
+    let _ = writeln!(text, "processes {}", crate::proc::task::nr_created());
+    let _ = writeln!(text, "procs_running {}", crate::proc::task::nr_runnable());
+    let _ = writeln!(text, "procs_blocked 0");
+    text
+}
+
+/// `/proc/uptime`: seconds since boot and seconds the idle task ran, two decimals.
+pub(super) fn uptime() -> String {
+    let ticks = crate::arch::timer::ticks();
+    let (_, _, idle) = crate::proc::task::cpu_ticks();
+    let hz = crate::arch::timer::TICK_HZ;
+    format!("{}.{:02} {}.{:02}\n", ticks / hz, ticks % hz * 100 / hz, idle / hz, idle % hz * 100 / hz)
+}
+
+/// `/proc/loadavg`: the 1, 5 and 15 minute load averages, runnable/all tasks, the
+/// last pid handed out.
+pub(super) fn loadavg() -> String {
+    let [one, five, fifteen] = crate::proc::loadavg::averages_hundredths();
+    let nr_tasks = crate::proc::task::TASKS.lock().len().saturating_sub(1);
+    format!(
+        "{}.{:02} {}.{:02} {}.{:02} {}/{} {}\n",
+        one / 100,
+        one % 100,
+        five / 100,
+        five % 100,
+        fifteen / 100,
+        fifteen % 100,
+        crate::proc::task::nr_runnable(),
+        nr_tasks,
+        crate::proc::task::nr_created()
+    )
+}
