@@ -9,13 +9,14 @@
 //!  /proc/swaps       the swap area: size and used, in KiB
 //!  /proc/PID/status  Name, State, PPid, VmSize, VmRSS, RssAnon, VmSwap, ...
 //!  /proc/PID/maps    one line per VMA: start-end perms offset dev inode name
+//!  /proc/sys/vm/drop_caches   write 1 or 3: drop clean page-cache pages (`fs/drop_caches.rs`)
 //! ```
 //! A file's text is made when it is read, from the same counters the kernel's own
 //! tests read (`frame::buddyinfo`, `vmstat`, `swap::slot_counts`, an address
 //! space's `AsStats` and VMAs); each `read_at` makes it afresh and returns the
 //! bytes at the offset asked, so a reader in several pieces may see two moments
-//! (Linux's seq_file has the same property between its pages). Everything is
-//! read-only: a write is EINVAL (Linux says EIO or EACCES; the VFS has no
+//! (Linux's seq_file has the same property between its pages). Everything but
+//! `drop_caches` is read-only: a write is EINVAL (Linux says EIO or EACCES; the VFS has no
 //! permission error yet).
 //!
 //! The mount: `fs::path` sends the name `proc` in the root directory here
@@ -58,6 +59,10 @@ enum ProcInode {
     RootFile(usize),
     /// A file of `/proc/PID`: pid and index into [`PID_FILES`].
     PidFile(u64, usize),
+    /// `/proc/sys` (false) or `/proc/sys/vm` (true).
+    SysDir(bool),
+    /// `/proc/sys/vm/drop_caches`.
+    DropCaches,
 }
 
 /// Returns the root of a procfs.
@@ -72,6 +77,8 @@ impl ProcInode {
             ProcInode::RootFile(i) => 2 + i as u64,
             ProcInode::PidDir(pid) => pid << 8,
             ProcInode::PidFile(pid, i) => (pid << 8) | (1 + i as u64),
+            ProcInode::SysDir(is_vm) => 2 + ROOT_FILES.len() as u64 + u64::from(is_vm),
+            ProcInode::DropCaches => 4 + ROOT_FILES.len() as u64,
         }
     }
 
@@ -80,6 +87,7 @@ impl ProcInode {
         match *self {
             ProcInode::RootFile(i) => Some((ROOT_FILES[i].1)()),
             ProcInode::PidFile(pid, i) => (PID_FILES[i].1)(pid),
+            ProcInode::DropCaches => Some(super::drop_caches::read()),
             _ => None,
         }
     }
@@ -93,7 +101,8 @@ fn user_pids() -> alloc::vec::Vec<u64> {
 impl Inode for ProcInode {
     fn stat(&self) -> InodeStat {
         let (mode, nlink) = match self {
-            ProcInode::Root | ProcInode::PidDir(_) => (abi::mode::S_IFDIR | 0o555, 2),
+            ProcInode::Root | ProcInode::PidDir(_) | ProcInode::SysDir(_) => (abi::mode::S_IFDIR | 0o555, 2),
+            ProcInode::DropCaches => (abi::mode::S_IFREG | 0o644, 1),
             _ => (abi::mode::S_IFREG | 0o444, 1),
         };
         InodeStat { dev: PROC_DEV, ino: self.ino(), mode, nlink, ..Default::default() }
@@ -101,7 +110,7 @@ impl Inode for ProcInode {
 
     fn kind(&self) -> FileKind {
         match self {
-            ProcInode::Root | ProcInode::PidDir(_) => FileKind::Directory,
+            ProcInode::Root | ProcInode::PidDir(_) | ProcInode::SysDir(_) => FileKind::Directory,
             _ => FileKind::Regular,
         }
     }
@@ -112,6 +121,7 @@ impl Inode for ProcInode {
                 "." => Ok(new_root()),
                 ".." => Ok(super::root()),
                 "self" => Ok(Arc::new(ProcInode::PidDir(task::current_pid()))),
+                "sys" => Ok(Arc::new(ProcInode::SysDir(false))),
                 _ => {
                     if let Some(i) = ROOT_FILES.iter().position(|(n, _)| *n == name) {
                         return Ok(Arc::new(ProcInode::RootFile(i)));
@@ -130,6 +140,13 @@ impl Inode for ProcInode {
                     let i = PID_FILES.iter().position(|(n, _)| *n == name).ok_or(FsError::NotFound)?;
                     Ok(Arc::new(ProcInode::PidFile(*pid, i)))
                 }
+            },
+            ProcInode::SysDir(is_vm) => match (name, is_vm) {
+                (".", _) => Ok(Arc::new(ProcInode::SysDir(*is_vm))),
+                ("..", false) => Ok(new_root()),
+                ("..", true) | ("vm", false) => Ok(Arc::new(ProcInode::SysDir(!*is_vm))),
+                ("drop_caches", true) => Ok(Arc::new(ProcInode::DropCaches)),
+                _ => Err(FsError::NotFound),
             },
             _ => Err(FsError::NotDirectory),
         }
@@ -167,12 +184,17 @@ impl Inode for ProcInode {
         Ok(n)
     }
 
-    fn write_at(&self, _offset: u64, _buf: &[u8]) -> Result<usize, FsError> {
-        Err(FsError::Invalid)
+    /// Only `drop_caches` takes writes: one write is one value, the offset ignored.
+    fn write_at(&self, _offset: u64, buf: &[u8]) -> Result<usize, FsError> {
+        if !matches!(self, ProcInode::DropCaches) {
+            return Err(FsError::Invalid);
+        }
+        super::drop_caches::write(core::str::from_utf8(buf).map_err(|_| FsError::Invalid)?)?;
+        Ok(buf.len())
     }
 
-    fn append(&self, _buf: &[u8]) -> Result<(usize, u64), FsError> {
-        Err(FsError::Invalid)
+    fn append(&self, buf: &[u8]) -> Result<(usize, u64), FsError> {
+        self.write_at(0, buf).map(|n| (n, 0))
     }
 
     fn truncate(&self, _size: u64) -> Result<(), FsError> {
@@ -187,10 +209,13 @@ impl Inode for ProcInode {
                 for (i, (name, _)) in ROOT_FILES.iter().enumerate() {
                     names.push(((*name).into(), ProcInode::RootFile(i).ino(), FileKind::Regular));
                 }
+                names.push(("sys".into(), ProcInode::SysDir(false).ino(), FileKind::Directory));
                 for pid in user_pids() {
                     names.push((format!("{pid}"), pid << 8, FileKind::Directory));
                 }
             }
+            ProcInode::SysDir(false) => names.push(("vm".into(), ProcInode::SysDir(true).ino(), FileKind::Directory)),
+            ProcInode::SysDir(true) => names.push(("drop_caches".into(), ProcInode::DropCaches.ino(), FileKind::Regular)),
             ProcInode::PidDir(pid) => {
                 for (i, (name, _)) in PID_FILES.iter().enumerate() {
                     names.push(((*name).into(), ProcInode::PidFile(*pid, i).ino(), FileKind::Regular));

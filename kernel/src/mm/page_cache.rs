@@ -608,6 +608,31 @@ impl PageCache {
         }
     }
 
+    /// Drops every page of this cache that is clean, unmapped and not in use (no
+    /// handle, no I/O): what `/proc/sys/vm/drop_caches` asks of every cache. Dirty
+    /// pages stay (Linux's `drop_caches` also drops only clean ones: `sync` first).
+    /// Returns the number of pages dropped.
+    pub fn drop_clean_pages(&self) -> usize {
+        let mut pages = self.pages.lock();
+        let droppable: Vec<(u64, Frame)> = pages
+            .iter()
+            .filter(|&(_, &frame)| {
+                frame::with_desc(frame, |d| {
+                    d.map_count() == 0
+                        && d.refcount() == 1
+                        && !d.has_flags(FrameFlags::DIRTY)
+                        && !d.has_flags(FrameFlags::LOCKED)
+                })
+            })
+            .map(|(&index, &frame)| (index, frame))
+            .collect();
+        for &(index, frame) in &droppable {
+            pages.remove(&index);
+            drop_from_cache(frame);
+        }
+        droppable.len()
+    }
+
     /// Tracks `frame` again if it is still page `index` of this cache.
     fn track_if_cached(&self, index: u64, frame: Frame) {
         let pages = self.pages.lock();
@@ -686,6 +711,12 @@ pub fn reclaim_file_frame(frame: Frame) -> FileEvicted {
         Some(cache) => cache.evict(index, frame),
         None => FileEvicted::Gone, // the cache is being dropped: it frees the frame
     }
+}
+
+/// Drops the clean, unmapped, unused pages of every cache (`drop_caches`); returns
+/// how many went.
+pub fn drop_clean_pages_everywhere() -> usize {
+    all_caches().iter().map(|cache| cache.drop_clean_pages()).sum()
 }
 
 /// Returns true if `frame` is a page-cache page.
