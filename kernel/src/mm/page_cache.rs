@@ -142,6 +142,23 @@ impl CachedPage {
         unsafe { frame::read_bytes(self.frame, offset, buf) }
     }
 
+    /// Copies `len` bytes of the page from `offset` to the user address `dst`;
+    /// returns the bytes NOT copied (0 on success; the rest after a fault on the
+    /// user side). The caller checked `dst` (`proc::uaccess`).
+    ///
+    /// # Safety
+    /// `[dst, dst + len)` must lie in the user half and hold no PROT_NONE page (the
+    /// checks `proc::uaccess::copy_to_user` makes); `offset + len <= PAGE_SIZE`.
+    pub unsafe fn copy_to_user(&self, offset: usize, dst: u64, len: usize) -> u64 {
+        assert!(offset + len <= PAGE_SIZE as usize, "CachedPage::copy_to_user past the page");
+        let src = frame_ptr(self.frame) as u64 + offset as u64;
+        // SAFETY: the kernel side is inside the frame, which this handle pins (a fault
+        // on the user side may let another task run and write the page: the reader
+        // then sees some of each, as on Linux; no Rust reference into the frame
+        // exists). The user side is the caller's promise.
+        unsafe { crate::arch::extable::copy_user(dst, src, len as u64) }
+    }
+
     /// Copies `bytes` into the page at `offset` (the caller marks it dirty).
     fn write(&self, offset: usize, bytes: &[u8]) {
         // SAFETY: the frame is a page-cache page pinned by this handle; file data is
@@ -374,11 +391,34 @@ impl PageCache {
     /// Copies bytes from `offset` into `buf` through the cache; returns how many
     /// (0 at or past the end). Sequential reads start readahead ([`super::readahead`]).
     pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, FsError> {
+        let mut done = 0;
+        self.read_with(offset, buf.len(), &mut |page, in_page, n| {
+            page.read(in_page, &mut buf[done..done + n]);
+            done += n;
+            true
+        })
+    }
+
+    /// The bytes `[offset, offset + len)` (cut at the end of the file), one cached
+    /// page at a time: `copy_out(page, in_page, n)` copies `n` bytes from byte
+    /// `in_page` of the pinned `page` to wherever the caller reads into, the pieces
+    /// in order, and returns false to stop (its destination failed: a bad user
+    /// buffer). Pages missing are read from the device; sequential reads start
+    /// readahead ([`super::readahead`]). Returns the bytes `copy_out` took.
+    ///
+    /// `read(2)` copies from here straight into the user's buffer
+    /// (`proc::uaccess::copy_file_to_user`), with no bounce buffer between.
+    pub fn read_with(
+        &self,
+        offset: u64,
+        len: usize,
+        copy_out: &mut dyn FnMut(&CachedPage, usize, usize) -> bool,
+    ) -> Result<usize, FsError> {
         let size = self.size();
-        if offset >= size || buf.is_empty() {
+        if offset >= size || len == 0 {
             return Ok(0);
         }
-        let len = (buf.len() as u64).min(size - offset) as usize;
+        let len = (len as u64).min(size - offset) as usize;
         let first = offset / PAGE_SIZE;
         let last = (offset + len as u64 - 1) / PAGE_SIZE;
         super::readahead::before_read(self, first, last);
@@ -392,7 +432,9 @@ impl PageCache {
                 Err(e) if done == 0 => return Err(e),
                 Err(_) => break,
             };
-            page.read(in_page, &mut buf[done..done + n]);
+            if !copy_out(&page, in_page, n) {
+                break;
+            }
             done += n;
         }
         count_n(FileEvent::BytesRead, done as u64);
