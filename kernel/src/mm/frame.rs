@@ -602,6 +602,13 @@ impl NewPage {
         unsafe { memops::copy_page(self.frame, src) }
     }
 
+    /// Returns the frame's bytes to fill in place (a disk read straight into it).
+    pub fn bytes_mut(&mut self) -> &mut PageBytes {
+        // SAFETY: the frame is ours alone (as in `zero`), mapped in the direct map,
+        // one page long and page-aligned; the borrow of `self` keeps it ours.
+        unsafe { &mut *frame_ptr(self.frame).cast::<PageBytes>() }
+    }
+
     /// Copies `bytes` into the frame at byte `offset`.
     pub fn write_bytes(&mut self, offset: usize, bytes: &[u8]) {
         // SAFETY: the frame is ours alone (as in `zero`); `write_bytes` checks bounds.
