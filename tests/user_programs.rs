@@ -78,6 +78,7 @@ const NAMES: &[&str] = &[
     "ps",
     "exectest",
     "mmapfile",
+    "mmapshared",
 ];
 
 /// The end of the lower half: user addresses are below it.
