@@ -345,3 +345,53 @@ fn mmap_clean_pages_are_not_written_and_a_dirtied_page_is_written_alone() {
     assert_eq!(back, [bytes[3 * PAGE], !bytes[3 * PAGE + 1]]);
     root.unlink("clean.bin").expect("unlink");
 }
+
+#[test_case]
+fn n_processes_running_one_program_share_its_text_frames() {
+    const N: usize = 4;
+    const USER_EXEC: u64 = (1 << 2) | (1 << 4);
+    let inode = path::resolve(&fs::root(), "/bin/hello").expect("/bin/hello");
+    let cache = inode.page_cache().expect("ext2 files have a page cache");
+    let mut bytes = alloc::vec![0u8; inode.stat().size as usize];
+    assert_eq!(inode.read_at(0, &mut bytes), Ok(bytes.len()));
+    let free_before = frame::nr_free_frames();
+    let mut spaces = alloc::vec::Vec::new();
+    for _ in 0..N {
+        let (space, _) = proc::exec::load_mapped(&bytes, &cache, Arc::new(inode.clone()), &["hello"], &[]).expect("load");
+        spaces.push(space);
+    }
+    // Every process fetches every page of its text, as running it would.
+    let text: alloc::vec::Vec<(VirtAddr, VirtAddr)> = spaces[0]
+        .lock()
+        .vmas()
+        .iter()
+        .filter(|v| v.prot.contains(VmProt::EXEC) && matches!(v.backing, Backing::File { .. }))
+        .map(|v| (v.start, v.end))
+        .collect();
+    assert!(!text.is_empty(), "the text is a file mapping");
+    let mut nr_text_pages = 0;
+    for &(start, end) in &text {
+        let mut addr = start;
+        while addr < end {
+            let mut frames = alloc::vec::Vec::new();
+            for space in &spaces {
+                fault::retry::fault_in(space, addr, USER_EXEC).expect("text fault");
+                frames.push(frame_at(space, addr).expect("mapped").0);
+            }
+            assert!(frames.iter().all(|&f| f == frames[0]), "{addr:?}: the {N} processes map one frame");
+            assert!(page_cache::is_file_frame(frames[0]), "{addr:?}: a page-cache frame");
+            assert_eq!(frame::with_desc(frames[0], |d| d.map_count()), N as u32);
+            nr_text_pages += 1;
+            addr = addr + PAGE_SIZE;
+        }
+    }
+    assert_consistent();
+    // N processes cost the text once (in the page cache), not N times.
+    let used = free_before - frame::nr_free_frames();
+    let per_process = (used - nr_text_pages) / N as u64;
+    kernel::println!("{N} processes of /bin/hello: {nr_text_pages} text pages shared, {used} frames in all ({per_process} per process besides the text)");
+    assert!(used < nr_text_pages * 2 + N as u64 * 16, "{used} frames for {N} copies of {nr_text_pages} text pages");
+    drop(spaces);
+    file_rmap::release_unmapped();
+    assert_consistent();
+}
