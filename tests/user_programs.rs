@@ -79,6 +79,7 @@ const NAMES: &[&str] = &[
     "exectest",
     "mmapfile",
     "mmapshared",
+    "mmapdemo",
 ];
 
 /// The end of the lower half: user addresses are below it.

@@ -62,7 +62,7 @@ user_programs![
     files, dirs, pipes,
     wsprobe, memlimits,
     thp,
-    exectest, mmapfile, mmapshared,
+    exectest, mmapfile, mmapshared, mmapdemo,
     cat, spin, free, sh, echo, kill, sleep, ls, ps,
 ];
 
