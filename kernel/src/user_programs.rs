@@ -62,7 +62,7 @@ user_programs![
     files, dirs, pipes,
     wsprobe, memlimits,
     thp,
-    exectest, mmapfile, filebench,
+    exectest, mmapfile, mmapshared, mmapdemo, filebench,
     cat, spin, free, sh, echo, kill, sleep, ls, ps,
 ];
 

@@ -34,7 +34,8 @@
 //! dropped, by kswapd; direct reclaim keeps it and wakes the writeback thread
 //! instead (a file system's write needs heap, which direct reclaim may not have:
 //! found by `tests/page_cache.rs`, an ext2 file written under pressure); mapped,
-//! it is kept (until filemap's file rmap can unmap it).
+//! it is first unmapped from every page table through the file rmap
+//! (`file_rmap.rs`: a dirty PTE makes the page dirty), then treated as above.
 //!
 //! Writeback (`mm/writeback.rs`) calls [`PageCache::write_back`] for old dirty
 //! pages; `fsync` calls it for the whole file.
@@ -486,6 +487,9 @@ impl PageCache {
     pub fn truncate(&self, size: u64) -> Result<(), FsError> {
         let _io = self.io_lock.lock();
         self.size.store(size, Ordering::Release);
+        // Mappings lose the pages past the end first (an access there is then a
+        // SIGBUS), private copies included, as Linux's `truncate_pagecache`.
+        super::file_rmap::unmap_from(self.id, size.div_ceil(PAGE_SIZE));
         let mut pages = self.pages.lock();
         let cut = pages.split_off(&size.div_ceil(PAGE_SIZE));
         for (_, frame) in cut {
@@ -527,6 +531,7 @@ impl PageCache {
         let mut next = first;
         let mut has_written = false;
         loop {
+            self.write_protect_mapped(next, last);
             let batch = self.take_dirty_batch(next, last);
             let Some(last_taken) = batch.last().map(|p| p.index) else { break };
             has_written = true;
@@ -550,6 +555,21 @@ impl PageCache {
             self.dirtied_at_ms.store(0, Ordering::Release);
         }
         result
+    }
+
+    /// Write-protects the PTEs that map the next [`WRITEBACK_BATCH`] dirty, mapped
+    /// pages of `[first, last]` (through the file rmap), so that a write after their
+    /// write-back faults and dirties them again; a PTE's Dirty bit dirties its page.
+    fn write_protect_mapped(&self, first: u64, last: u64) {
+        let mapped: Vec<(u64, Frame)> = {
+            let pages = self.pages.lock();
+            let is_dirty_and_mapped = |f: Frame| frame::with_desc(f, |d| d.map_count() > 0 && d.has_flags(FrameFlags::DIRTY));
+            let found = pages.range(first..=last).filter(|&(_, &f)| is_dirty_and_mapped(f));
+            found.take(WRITEBACK_BATCH).map(|(&i, &f)| (i, f)).collect()
+        };
+        for (index, frame) in mapped {
+            super::file_rmap::write_protect_page(self.id, index, frame);
+        }
     }
 
     /// Takes up to [`WRITEBACK_BATCH`] dirty pages from `[first, last]`: each gets a
@@ -611,14 +631,27 @@ impl PageCache {
     /// untracked by the policy (see [`reclaim_file_frame`]).
     fn evict(&self, index: u64, frame: Frame) -> FileEvicted {
         let mut has_written = false;
+        let mut has_unmapped = false;
         loop {
             let mut pages = self.pages.lock();
             if pages.get(&index) != Some(&frame) {
                 return FileEvicted::Gone; // truncated meanwhile: not ours to track
             }
             let (refcount, map_count, flags) = frame::with_desc(frame, |d| (d.refcount(), d.map_count(), d.flags()));
+            if map_count > 0 && !has_unmapped && !flags.contains(FrameFlags::LOCKED) {
+                // Mapped: take it out of every page table through the file rmap
+                // (a dirty PTE makes the page dirty), then look again.
+                drop(pages);
+                has_unmapped = true;
+                if super::file_rmap::unmap_page(self.id, index, frame) {
+                    count(FileEvent::UnmappedForReclaim);
+                    continue;
+                }
+                self.track_if_cached(index, frame); // a space was busy: later
+                return FileEvicted::Kept;
+            }
             if map_count > 0 || refcount > 1 || flags.contains(FrameFlags::LOCKED) {
-                // Mapped (the file rmap's job), or in use by a handle or I/O.
+                // Mapped again, or in use by a handle or I/O.
                 reclaim::track(frame);
                 return FileEvicted::Kept;
             }
