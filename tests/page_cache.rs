@@ -146,6 +146,33 @@ fn read_at_returns_the_file_bytes_and_stops_at_the_end() {
 }
 
 #[test_case]
+fn drop_caches_drops_clean_unused_pages_and_keeps_dirty_and_held_ones() {
+    let bytes = pattern(4 * PAGE, 9);
+    let (file, cache) = cache_over(bytes.clone());
+    let mut buf = vec![0u8; 4 * PAGE];
+    assert_eq!(cache.read_at(0, &mut buf), Ok(4 * PAGE));
+    cache.write_at(PAGE as u64, &[0xab; 10]).unwrap(); // page 1 dirty
+    let held = cache.find_page(2).unwrap(); // page 2 in use by a handle
+    let free_before = frame::nr_free_frames();
+    assert_eq!(kernel::fs::drop_caches::write("0"), Err(FsError::Invalid), "0 is out of range");
+    assert_eq!(kernel::fs::drop_caches::write("three"), Err(FsError::Invalid));
+    assert_eq!(cache.nr_cached(), 4, "a refused write dropped nothing");
+    kernel::fs::drop_caches::write("3\n").unwrap();
+    assert_eq!(cache.nr_cached(), 2, "pages 0 and 3 dropped, the dirty and the held page kept");
+    assert!(cache.find_page(0).is_none() && cache.find_page(3).is_none());
+    assert_eq!(frame::nr_free_frames(), free_before + 2, "their frames are free");
+    drop(held);
+    let reads_before = file.reads();
+    let mut again = vec![0u8; 4 * PAGE];
+    assert_eq!(cache.read_at(0, &mut again), Ok(4 * PAGE));
+    let mut want = bytes;
+    want[PAGE..PAGE + 10].fill(0xab);
+    assert_eq!(again, want, "the dirty page kept its write; the dropped ones read back from the file");
+    assert!(file.reads() > reads_before, "the dropped pages came from the file again");
+    assert_consistent();
+}
+
+#[test_case]
 fn a_write_dirties_and_write_back_writes_exactly_the_dirty_pages() {
     let (file, cache) = cache_over(pattern(5 * PAGE, 3));
     let before_dirty = page_cache::nr_dirty();

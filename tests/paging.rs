@@ -185,6 +185,21 @@ fn smap_blocks_kernel_reads_of_user_pages_outside_user_copies() {
     // SAFETY: an unmapped user address: the copy must stop, not crash.
     let not_copied = unsafe { extable::copy_user(byte.as_mut_ptr() as u64, user_addr + 4096, 1) };
     assert_eq!(not_copied, 1);
+    // A long copy (8 bytes at a time inside copy_user) gets every byte through, and
+    // one that runs off the mapped page at an odd address stops exactly there: the
+    // count of bytes not copied is exact to the byte, whatever the copy's step.
+    // SAFETY: the test's own frame (mapped read-only for the user), written through the direct map.
+    unsafe { frame_ptr(frame).add(8).write_bytes(0x5a, 4088) };
+    let mut long = [0u8; 4088];
+    // SAFETY: the kernel side is a local buffer; the user side is mapped and user-accessible.
+    let not_copied = unsafe { extable::copy_user(long.as_mut_ptr() as u64, user_addr + 8, 4088) };
+    assert_eq!(not_copied, 0);
+    assert!(long.iter().all(|&b| b == 0x5a), "a long copy moved every byte");
+    let mut across = [0u8; 100];
+    // SAFETY: the first 13 bytes are on the mapped page, the rest on an unmapped one.
+    let not_copied = unsafe { extable::copy_user(across.as_mut_ptr() as u64, user_addr + 4096 - 13, 100) };
+    assert_eq!(not_copied, 87, "13 bytes were readable: exactly those are copied");
+    assert!(across[..13].iter().all(|&b| b == 0x5a) && across[13..].iter().all(|&b| b == 0));
 
     let (unmapped, flush) = kpt.unmap(mem, page).unwrap();
     tlb::flush(flush);

@@ -79,6 +79,8 @@ const NAMES: &[&str] = &[
     "ps",
     "exectest",
     "mmapfile",
+    "mmapshared",
+    "mmapdemo",
 ];
 
 /// The end of the lower half: user addresses are below it.

@@ -80,7 +80,7 @@ pub const MAX_CPUS: u32 = 16;
 
 const USAGE: &str = "usage: boot KERNEL_ELF [--accel tcg|kvm] [--memory SIZE] [--smp N] [--timeout SECS] \
 [--uefi] [--swap-size SIZE] [--swap-blkdebug FILE] [--disk PATH] [--root DIR|none] [--root-size SIZE] [--root-expect PATH=CONTENT]... [--gdb] [--qemu-arg ARG]... [--bench] \
-[--cmdline WORDS] [--script FILE] [--linux-peer[=swapload|bench|vmascale]]
+[--cmdline WORDS] [--script FILE] [--linux-peer[=swapload|bench|files|vmascale]]
   for a test binary (cargo test): a test-name filter word and --exact go to the kernel's test
                 runner; libtest's --nocapture, --test-threads N, ... are accepted and have no effect
   --linux-peer  run the swapload benchmark on this kernel, then on a Linux 6.1 guest (Debian's
@@ -92,6 +92,9 @@ const USAGE: &str = "usage: boot KERNEL_ELF [--accel tcg|kvm] [--memory SIZE] [-
   --linux-peer=vmascale
                 the scaling table (mmap, faults, fork, munmap against 1 to 10 000 VMAs and
                 16 to 256 MiB) on both kernels; RAM 1G unless given
+  --linux-peer=files
+                the same with the file benchmark `filebench` on an ext2 disk (Linux gets an
+                image of the same tree, mounted by its init); root disk 192M unless given
                 (--linux-peer=swapload is plain --linux-peer)";
 
 /// Returns `path` as is if absolute, else relative to the workspace root (where
@@ -223,6 +226,7 @@ impl Options {
         let default_timeout = if is_test { 300 } else { 600 };
         let mut is_memory_given = env("KERNEL_MEMORY").is_some();
         let mut is_swap_size_given = env("KERNEL_SWAP_SIZE").is_some();
+        let mut is_root_size_given = env("KERNEL_ROOT_SIZE").is_some();
         let mut opts = Options {
             kernel,
             is_test,
@@ -270,7 +274,10 @@ impl Options {
                 "--swap-blkdebug" => opts.swap_blkdebug = Some(workspace_file(&value("--swap-blkdebug")?)?),
                 "--disk" => opts.extra_disk = Some(PathBuf::from(value("--disk")?)),
                 "--root" => opts.root = parse_root(&value("--root")?),
-                "--root-size" => opts.root_size = parse_size(&value("--root-size")?)?,
+                "--root-size" => {
+                    opts.root_size = parse_size(&value("--root-size")?)?;
+                    is_root_size_given = true;
+                }
                 "--root-expect" => {
                     let v = value("--root-expect")?;
                     let (path, content) = v.split_once('=').ok_or_else(|| format!("--root-expect {v:?}: PATH=CONTENT"))?;
@@ -297,7 +304,7 @@ impl Options {
             ));
         }
         if let Some(program) = opts.linux_peer {
-            opts.set_up_linux_peer(program, is_memory_given, is_swap_size_given)?;
+            opts.set_up_linux_peer(program, is_memory_given, is_swap_size_given, is_root_size_given)?;
         }
         check_memory(&opts.memory)?;
         Ok(opts)
@@ -351,6 +358,7 @@ impl Options {
         program: Program,
         is_memory_given: bool,
         is_swap_size_given: bool,
+        is_root_size_given: bool,
     ) -> Result<(), String> {
         if self.is_test {
             return Err("--linux-peer (KERNEL_LINUX_PEER) runs the kernel binary: use it with \
@@ -362,6 +370,9 @@ impl Options {
         }
         if !is_swap_size_given {
             self.swap_size = program.swap_size();
+        }
+        if let Some(size) = program.root_size().filter(|_| !is_root_size_given) {
+            self.root_size = size;
         }
         self.cmdline.push_str(&format!(" run={}", program.name()));
         Ok(())
@@ -434,6 +445,11 @@ mod tests {
         let words: Vec<&str> = opts.cmdline.split_whitespace().collect();
         assert_eq!(words, ["run=bench"]);
         assert_eq!(parse_flags(&["--linux-peer=swapload"]).unwrap().linux_peer, Some(Program::Swapload));
+        let files = parse_flags(&["--linux-peer=files"]).unwrap();
+        assert_eq!((files.linux_peer, files.root_size), (Some(Program::Files), 192 << 20), "room for the 64 MiB file");
+        assert_eq!(files.cmdline.split_whitespace().collect::<Vec<_>>(), ["run=filebench"]);
+        let smaller = parse_flags(&["--root-size", "100M", "--linux-peer=files"]).unwrap();
+        assert_eq!(smaller.root_size, 100 << 20, "--root-size wins");
         let err = parse_flags(&["--linux-peer=fork"]).unwrap_err();
         assert!(err.contains("unknown program \"fork\""), "{err}");
         assert!(parse_flags(&["--linux-peer="]).is_err());

@@ -55,8 +55,7 @@ pub fn command(opts: &Options, image: &Path, swap: &Path, root: Option<&Path>) -
     cmd.arg("-drive").arg(format!("format=raw,file={},if=ide,index=0", image.display()));
     add_machine(&mut cmd, opts, swap);
     if let Some(root) = root {
-        cmd.arg("-drive").arg(format!("file={},format=raw,if=none,id=root,cache=unsafe", root.display()));
-        cmd.args(["-device", "virtio-blk-pci,drive=root,serial=root"]);
+        add_root_disk(&mut cmd, root);
     }
     if let Some(disk) = &opts.extra_disk {
         cmd.arg("-drive").arg(format!("file={},format=raw,if=none,id=extra", disk.display()));
@@ -113,6 +112,13 @@ pub fn add_machine(cmd: &mut Command, opts: &Options, swap: &Path) {
         )),
     };
     cmd.args(["-device", "virtio-blk-pci,drive=swap,serial=swap"]);
+}
+
+/// Adds the ext2 root disk `root` as a virtio block device with serial `root`
+/// (ours and, for `--linux-peer=files`, Linux's).
+pub fn add_root_disk(cmd: &mut Command, root: &Path) {
+    cmd.arg("-drive").arg(format!("file={},format=raw,if=none,id=root,cache=unsafe", root.display()));
+    cmd.args(["-device", "virtio-blk-pci,drive=root,serial=root"]);
 }
 
 /// What the serial stream told us: set once the kernel prints the marker line.

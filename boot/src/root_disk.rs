@@ -28,15 +28,22 @@ fn e2fsprogs(name: &str) -> Result<PathBuf, String> {
 /// Makes `<kernel>.root.img`, an ext2 file system of `size_bytes` holding a copy
 /// of the tree `staging`; returns its path.
 pub fn build(kernel: &Path, staging: &Path, size_bytes: u64) -> Result<PathBuf, String> {
+    let image = kernel.with_extension("root.img");
+    build_at(staging, &image, size_bytes)?;
+    Ok(image)
+}
+
+/// Makes the ext2 image `image` of `size_bytes` from the tree `staging` (the Linux
+/// peer's own root disk is made this way).
+pub fn build_at(staging: &Path, image: &Path, size_bytes: u64) -> Result<(), String> {
     if !staging.is_dir() {
         return Err(format!("--root {}: not a directory", staging.display()));
     }
-    let image = kernel.with_extension("root.img");
-    let _ = std::fs::remove_file(&image);
+    let _ = std::fs::remove_file(image);
     let output = Command::new(e2fsprogs("mke2fs")?)
         .args(["-q", "-F", "-t", "ext2", "-b", BLOCK_SIZE, "-L", "root", "-d"])
         .arg(staging)
-        .arg(&image)
+        .arg(image)
         .arg(format!("{}k", size_bytes / 1024))
         .output()
         .map_err(|e| format!("running mke2fs: {e}"))?;
@@ -47,7 +54,7 @@ pub fn build(kernel: &Path, staging: &Path, size_bytes: u64) -> Result<PathBuf, 
             String::from_utf8_lossy(&output.stderr).trim()
         ));
     }
-    Ok(image)
+    Ok(())
 }
 
 /// Runs `e2fsck -fn` on `image`: Ok if the file system is clean, else its report.

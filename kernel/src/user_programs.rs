@@ -62,7 +62,7 @@ user_programs![
     files, dirs, pipes,
     wsprobe, memlimits,
     thp, vmascale,
-    exectest, mmapfile,
+    exectest, mmapfile, mmapshared, mmapdemo, filebench,
     cat, spin, free, sh, echo, kill, sleep, ls, ps, explain, trace, memmap,
 ];
 

@@ -1,4 +1,4 @@
-//! Linux for the peer guest: Debian's own kernel, its virtio modules and busybox,
+//! Linux for the peer guest: Debian's own kernel, its virtio and ext2 modules and busybox,
 //! fetched once with apt and kept in the cache directory (`target/linux-peer/`).
 //!
 //! ```text
@@ -19,10 +19,24 @@ use std::process::{Command, Stdio};
 const KERNEL_METAPACKAGE: &str = "linux-image-amd64";
 /// The package with a statically linked busybox.
 const BUSYBOX_PACKAGE: &str = "busybox-static";
-/// The modules the guest needs for its swap disk: the virtio PCI transports, the
-/// virtio core and ring, and virtio-blk (Debian builds them all as modules).
-pub const MODULES: [&str; 6] =
-    ["virtio_ring", "virtio", "virtio_pci_legacy_dev", "virtio_pci_modern_dev", "virtio_pci", "virtio_blk"];
+/// The modules the guest needs: for its disks the virtio PCI transports, the virtio
+/// core and ring, and virtio-blk; for the ext2 disk of `--linux-peer=files`, ext4
+/// (Debian 12 has no ext2 driver: `CONFIG_EXT4_USE_FOR_EXT2=y`, ext4 mounts ext2)
+/// and what it links against (jbd2, mbcache, crc16), and crc32c for its checksum
+/// driver. Debian builds them all as modules.
+pub const MODULES: [&str; 11] = [
+    "virtio_ring",
+    "virtio",
+    "virtio_pci_legacy_dev",
+    "virtio_pci_modern_dev",
+    "virtio_pci",
+    "virtio_blk",
+    "crc16",
+    "mbcache",
+    "jbd2",
+    "crc32c_generic",
+    "ext4",
+];
 
 /// The files the Linux guest is made of.
 #[derive(Debug)]

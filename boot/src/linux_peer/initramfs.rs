@@ -1,6 +1,7 @@
-//! The Linux guest's initramfs: busybox, the virtio modules, the user program
-//! (`swapload` or `bench`), and an `/init` script that turns the virtio disk into
-//! swap, runs the program and powers off.
+//! The Linux guest's initramfs: busybox, the virtio and ext2 modules, the user
+//! program (`swapload`, `bench` or `filebench`), and an `/init` script that turns
+//! the first virtio disk into swap, mounts the second (the ext2 root disk, for
+//! `filebench`) at `/mnt`, runs the program there and powers off.
 //!
 //! ```text
 //! /init                      the script below (busybox sh)
@@ -46,8 +47,8 @@ pub fn init_line(line: &str) -> Option<InitLine<'_>> {
 }
 
 /// Returns the initramfs (a newc cpio archive) for `files` and the ELF file `elf`
-/// of the program `name`.
-pub fn build(files: &LinuxFiles, name: &str, elf: &[u8]) -> Result<Vec<u8>, String> {
+/// of the program `name`, which runs in the ext2 disk's root if `has_root_disk`.
+pub fn build(files: &LinuxFiles, name: &str, elf: &[u8], has_root_disk: bool) -> Result<Vec<u8>, String> {
     let mut modules = Vec::new();
     for path in &files.modules {
         let ko = std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
@@ -60,11 +61,11 @@ pub fn build(files: &LinuxFiles, name: &str, elf: &[u8]) -> Result<Vec<u8>, Stri
     let busybox = std::fs::read(&files.busybox).map_err(|e| format!("reading {}: {e}", files.busybox.display()))?;
 
     let mut archive = NewcArchive::new();
-    for dir in ["bin", "dev", "proc", "sys", "lib", "lib/modules"] {
+    for dir in ["bin", "dev", "proc", "sys", "lib", "lib/modules", "mnt"] {
         archive.dir(dir, 0o755);
     }
     archive.char_device("dev/console", 0o600, 5, 1);
-    archive.file("init", 0o755, init_script(&order, name).as_bytes());
+    archive.file("init", 0o755, init_script(&order, name, has_root_disk).as_bytes());
     archive.file("bin/busybox", 0o755, &busybox);
     for (name, _, ko) in &modules {
         archive.file(&format!("lib/modules/{name}.ko"), 0o644, ko);
@@ -75,8 +76,11 @@ pub fn build(files: &LinuxFiles, name: &str, elf: &[u8]) -> Result<Vec<u8>, Stri
 
 /// Returns `/init`: mount the pseudo file systems, load `modules` in this order,
 /// wait for the disk, make it swap, say what kernel this is, run `/<program>`,
-/// power off (QEMU then exits, `-no-reboot`).
-pub fn init_script(modules: &[String], program: &str) -> String {
+/// power off (QEMU then exits, `-no-reboot`). With `has_root_disk` the program runs
+/// in `/mnt`, where the ext2 disk `/dev/vdb` is mounted, with debugfs mounted (for
+/// `fault_around_bytes`).
+pub fn init_script(modules: &[String], program: &str, has_root_disk: bool) -> String {
+    let run = if has_root_disk { root_disk_lines(program) } else { format!("/{program}") };
     format!(
         r#"#!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -87,11 +91,23 @@ for m in {modules}; do insmod /lib/modules/$m.ko || echo "linux-peer: insmod $m 
 i=0; while [ ! -b /dev/vda ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done
 mkswap /dev/vda >/dev/null && swapon /dev/vda || echo "linux-peer: no swap on /dev/vda"
 echo "{KERNEL_LINE}$(uname -r), THP $(cat /sys/kernel/mm/transparent_hugepage/enabled)"
-/{program}
+{run}
 echo "{INIT_PREFIX}{program}{EXITED_WITH}$?"
 poweroff -f
 "#,
         modules = modules.join(" ")
+    )
+}
+
+/// Returns the lines of `/init` that mount the ext2 disk and run `program` in it
+/// (the last line runs the program, so `$?` after them is its exit status).
+fn root_disk_lines(program: &str) -> String {
+    format!(
+        r#"i=0; while [ ! -b /dev/vdb ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done
+echo "{INIT_PREFIX}root disk /dev/vdb, serial $(cat /sys/block/vdb/serial 2>/dev/null)"
+mount -t ext2 /dev/vdb /mnt || echo "{INIT_PREFIX}mount -t ext2 /dev/vdb /mnt failed"
+mount -t debugfs debugfs /sys/kernel/debug || echo "{INIT_PREFIX}no debugfs"
+cd /mnt && /{program}"#
     )
 }
 
@@ -101,15 +117,20 @@ mod tests {
 
     #[test]
     fn init_loads_the_modules_in_the_given_order() {
-        let script = init_script(&["virtio".into(), "virtio_ring".into(), "virtio_blk".into()], "swapload");
+        let script = init_script(&["virtio".into(), "virtio_ring".into(), "virtio_blk".into()], "swapload", false);
         assert!(script.starts_with("#!/bin/busybox sh\n"));
         assert!(script.contains("for m in virtio virtio_ring virtio_blk; do insmod /lib/modules/$m.ko"));
         let swapon = script.find("swapon /dev/vda").unwrap();
         assert!(swapon < script.find("/swapload\n").unwrap());
         assert!(script.contains("echo \"linux-peer: swapload exited with $?\""));
         assert!(script.trim_end().ends_with("poweroff -f"));
-        let bench = init_script(&[], "bench");
+        let bench = init_script(&[], "bench", false);
         assert!(bench.contains("\n/bench\necho \"linux-peer: bench exited with $?\"\n"), "{bench}");
+        assert!(!bench.contains("/mnt"), "no disk to mount");
+        let files = init_script(&[], "filebench", true);
+        let mount = files.find("mount -t ext2 /dev/vdb /mnt").expect("the ext2 disk is mounted");
+        let run = files.find("cd /mnt && /filebench\necho \"linux-peer: filebench exited with $?\"").expect("run in /mnt");
+        assert!(files.find("swapon /dev/vda").unwrap() < mount && mount < run, "{files}");
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! `--linux-peer[=PROGRAM]`: a user program on our kernel, then on a Linux guest in
 //! the same QEMU machine, and the two side by side. The programs ([`Program`]):
 //! `swapload` (swap throughput under pressure, the default), `bench` (the
-//! fault-path benchmark) and `vmascale` (the scaling table).
+//! fault-path benchmark), `vmascale` (the scaling table) and `files` (`filebench`,
+//! file I/O on an ext2 disk: Linux
+//! gets its own ext2 image made from the same staging tree as ours, mounted at
+//! `/mnt` by its `/init`).
 //!
 //! ```text
 //! 1. our kernel  disk image, command line + run=PROGRAM, fresh swap disk  (main.rs)
@@ -10,8 +13,10 @@
 //!                -> qemu -kernel vmlinuz -initrd initrd.cpio, fresh swap disk
 //!    both guests get qemu::add_machine: the same RAM, CPU, accelerator, swap disk
 //!    size and virtio-blk device; their consoles are printed as they come
+//!                files: + an ext2 image of the staging tree (ours has one too), /dev/vdb
 //! 3. the table   both consoles read back (report for swapload, bench_report for
-//!                bench and vmascale); exit 0 if both ran the program to its end
+//!                bench and vmascale, files_report for files); exit 0 if both ran the
+//!                program to its end
 //! ```
 //!
 //! Linux runs the very file our kernel ran ([`program_file`]). Linux's files, the
@@ -19,6 +24,7 @@
 
 mod bench_report;
 mod fetch;
+mod files_report;
 mod initramfs;
 mod module_order;
 mod program_file;
@@ -37,27 +43,39 @@ pub enum Program {
     Swapload,
     /// `bench`: the fault paths, fork, mmap and a syscall, in ns per operation.
     Bench,
+    /// `filebench` (`--linux-peer=files`): file I/O through an ext2 disk.
+    Files,
     /// `vmascale`: mmap, faults, fork and munmap against the VMA count and the size.
     Vmascale,
 }
 
 impl Program {
     /// Every program, in the order the usage text names them.
-    pub const ALL: [Program; 3] = [Program::Swapload, Program::Bench, Program::Vmascale];
+    pub const ALL: [Program; 4] = [Program::Swapload, Program::Bench, Program::Files, Program::Vmascale];
 
     /// Returns the program's name: its file name in `kernel/user/src/bin/`.
     pub fn name(self) -> &'static str {
         match self {
             Program::Swapload => "swapload",
             Program::Bench => "bench",
+            Program::Files => "filebench",
             Program::Vmascale => "vmascale",
         }
     }
 
-    /// Returns the program called `name`, or an error naming the known ones.
+    /// Returns the name `--linux-peer=NAME` takes: the program's, except `files`.
+    pub fn flag_name(self) -> &'static str {
+        match self {
+            Program::Files => "files",
+            other => other.name(),
+        }
+    }
+
+    /// Returns the program called `name` (as `--linux-peer=` names it), or an error
+    /// naming the known ones.
     pub fn from_name(name: &str) -> Result<Program, String> {
-        Program::ALL.into_iter().find(|p| p.name() == name).ok_or_else(|| {
-            let known: Vec<&str> = Program::ALL.iter().map(|p| p.name()).collect();
+        Program::ALL.into_iter().find(|p| p.flag_name() == name).ok_or_else(|| {
+            let known: Vec<&str> = Program::ALL.iter().map(|p| p.flag_name()).collect();
             format!("--linux-peer: unknown program {name:?} (known: {})", known.join(", "))
         })
     }
@@ -68,9 +86,23 @@ impl Program {
     pub fn memory(self) -> &'static str {
         match self {
             Program::Swapload => "128M",
-            Program::Bench => "256M",
+            Program::Bench | Program::Files => "256M",
             Program::Vmascale => "1G",
         }
+    }
+
+    /// Root disk size unless `--root-size` says otherwise: files needs room for its
+    /// 64 MiB file beside the programs in `/bin`; the others the runner's default.
+    pub fn root_size(self) -> Option<u64> {
+        match self {
+            Program::Files => Some(192 << 20),
+            Program::Swapload | Program::Bench | Program::Vmascale => None,
+        }
+    }
+
+    /// Does Linux need the ext2 root disk too (the program works on a disk's file system)?
+    fn needs_root_disk(self) -> bool {
+        self == Program::Files
     }
 
     /// Swap disk size unless `--swap-size` says otherwise (bench swaps nothing: the
@@ -78,7 +110,7 @@ impl Program {
     pub fn swap_size(self) -> u64 {
         match self {
             Program::Swapload => 512 << 20,
-            Program::Bench | Program::Vmascale => 256 << 20,
+            Program::Bench | Program::Files | Program::Vmascale => 256 << 20,
         }
     }
 
@@ -87,6 +119,7 @@ impl Program {
         match self {
             Program::Swapload => b"swapload: region_mib=",
             Program::Bench => b"bench: warm-up wrote ",
+            Program::Files => b"filebench: a ",
             Program::Vmascale => b"vmascale: scaling rows",
         }
     }
@@ -119,6 +152,7 @@ fn compare(program: Program, ours: &[String], linux: Option<&[String]>, machine:
     match program {
         Program::Swapload => report::outcome(ours, linux, machine),
         Program::Bench | Program::Vmascale => bench_report::outcome(ours, linux, machine),
+        Program::Files => files_report::outcome(ours, linux, machine),
     }
 }
 
@@ -173,20 +207,29 @@ fn boot_linux(opts: &Options, program: Program) -> Result<Vec<String>, String> {
     let elf = program_file::for_kernel(&kernel_image, name, program.marker())?;
     eprintln!("linux-peer: {name} for Linux: the copy embedded in the kernel image, {} bytes", elf.len());
     let initrd = cache.join("initrd.cpio");
-    let archive = initramfs::build(&files, name, elf)?;
+    let archive = initramfs::build(&files, name, elf, program.needs_root_disk())?;
     std::fs::write(&initrd, archive).map_err(|e| format!("writing {}: {e}", initrd.display()))?;
     let swap = cache.join("swap.img");
     crate::image::fresh_disk(&swap, opts.swap_size)?;
+    let root = if program.needs_root_disk() { Some(linux_root_disk(opts, &cache)?) } else { None };
 
     let mut cmd = Command::new("qemu-system-x86_64");
     qemu::add_machine(&mut cmd, opts, &swap);
+    if let Some(root) = &root {
+        // After the swap disk: Linux names it /dev/vdb (init checks its serial).
+        qemu::add_root_disk(&mut cmd, root);
+    }
     cmd.arg("-kernel").arg(&files.vmlinuz).arg("-initrd").arg(&initrd).args(["-append", LINUX_CMDLINE]);
     cmd.args(&opts.qemu_args);
     if std::env::var_os("KERNEL_VERBOSE").is_some() {
         eprintln!("boot: {cmd:?}");
     }
     eprintln!("linux-peer: 2/2: Linux {} runs {name} on the same machine", files.release);
-    let linux_run = qemu::run_capturing(opts, cmd)?;
+    let linux_run = qemu::run_capturing(opts, cmd);
+    if let Some(root) = &root {
+        let _ = std::fs::remove_file(root);
+    }
+    let linux_run = linux_run?;
     match linux_run.ending {
         Ending::Exited(status) if status.success() => {}
         Ending::Exited(status) | Ending::ExitedDespiteAnnouncedHang(status) => {
@@ -199,6 +242,19 @@ fn boot_linux(opts: &Options, program: Program) -> Result<Vec<String>, String> {
     Ok(linux_run.lines)
 }
 
+/// Makes Linux's ext2 disk: the same staging tree as ours (`--root`, default
+/// `rootfs/`, plus the kernel image's programs in `/bin`), the same size, in the
+/// cache directory; returns its path. The caller deletes it after the run.
+fn linux_root_disk(opts: &Options, cache: &Path) -> Result<PathBuf, String> {
+    let tree = opts.root.as_deref().ok_or("--linux-peer=files needs a root disk (not --root none)")?;
+    let (staged, _) = crate::staging::stage(&opts.kernel, tree)?;
+    let image = cache.join("linux-root.img");
+    let built = crate::root_disk::build_at(&staged, &image, opts.root_size);
+    crate::staging::remove(&staged);
+    built?;
+    Ok(image)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,7 +263,10 @@ mod tests {
     fn programs_are_found_by_name_and_unknown_names_are_errors() {
         assert_eq!(Program::from_name("swapload"), Ok(Program::Swapload));
         assert_eq!(Program::from_name("bench"), Ok(Program::Bench));
+        assert_eq!(Program::from_name("files"), Ok(Program::Files));
+        assert_eq!(Program::Files.name(), "filebench", "the program the flag runs");
         let err = Program::from_name("benhc").unwrap_err();
-        assert!(err.contains("\"benhc\"") && err.contains("swapload, bench, vmascale"), "{err}");
+        assert!(err.contains("\"benhc\"") && err.contains("swapload, bench, files, vmascale"), "{err}");
+        assert!(Program::from_name("filebench").is_err(), "the flag is `files`");
     }
 }

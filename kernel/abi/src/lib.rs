@@ -70,6 +70,8 @@ pub mod nr {
     pub const BRK: u64 = 12;
     /// `sched_yield() -> 0`.
     pub const SCHED_YIELD: u64 = 24;
+    /// `msync(addr, len, flags) -> 0` ([`ms`](crate::ms) flags).
+    pub const MSYNC: u64 = 26;
     /// `madvise(addr, len, advice) -> 0`.
     pub const MADVISE: u64 = 28;
     /// `getpid() -> pid`.
@@ -398,6 +400,16 @@ pub mod prot {
     pub const WRITE: u64 = 2;
     /// The pages may be executed.
     pub const EXEC: u64 = 4;
+}
+
+/// msync(2) flags.
+pub mod ms {
+    /// Start the write-back and return.
+    pub const ASYNC: u64 = 1;
+    /// Drop other cached copies (nothing to do when the mapping is the page cache).
+    pub const INVALIDATE: u64 = 2;
+    /// Write the dirty pages back before returning.
+    pub const SYNC: u64 = 4;
 }
 
 /// `mmap` flag bits (`MAP_*`).

@@ -10,7 +10,7 @@ use alloc::collections::BTreeMap;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use blockdev::{BlockDevice, SECTOR_SIZE};
+use blockdev::{BlockDevice, PAGE_SIZE, Page, SECTOR_SIZE};
 
 use crate::cache::{BlockCache, DEFAULT_CAPACITY, MAX_RUN_BLOCKS};
 use crate::error::{Corruption, Ext2Error, Result};
@@ -237,6 +237,57 @@ impl<'d> Ext2<'d> {
             pos += len as u64;
         }
         Ok((end - offset) as usize)
+    }
+
+    /// Reads file blocks `first, first + 1, ...` of regular file `ino` straight into
+    /// `pages`, one block per page (the file system's block size must be a page:
+    /// `InvalidArgument` otherwise). Blocks adjacent on the disk go to the device in
+    /// one scatter-gather request each ([`BlockDevice::read_pages`], as many pages
+    /// as the device takes), with no copy in between: the page cache's readahead
+    /// reads this way. A block in this crate's cache (written, not yet synced) is
+    /// copied from there, since the disk's copy is older. Holes, and the bytes past
+    /// the end of the file, read as zeros.
+    pub fn read_file_pages(&mut self, ino: InodeNo, first: u64, pages: &mut [&mut Page]) -> Result<()> {
+        if self.sb.block_size != PAGE_SIZE {
+            return Err(Ext2Error::InvalidArgument);
+        }
+        let inode = self.regular_inode(ino)?;
+        let bs = PAGE_SIZE as u64;
+        let sectors_per_block = (PAGE_SIZE / SECTOR_SIZE) as u64;
+        let max_run = self.dev.max_pages_per_request().max(1);
+        let nr_in_file = inode.size.div_ceil(bs).saturating_sub(first).min(pages.len() as u64) as usize;
+        for page in pages[nr_in_file..].iter_mut() {
+            page.fill(0);
+        }
+        let mut i = 0;
+        while i < nr_in_file {
+            let Some(pblk) = self.lookup_block(&inode, first + i as u64)? else {
+                pages[i].fill(0);
+                i += 1;
+                continue;
+            };
+            if self.cache.contains(pblk) {
+                self.cache.read_into(self.dev, pblk, &mut pages[i][..])?;
+                i += 1;
+                continue;
+            }
+            let mut count = 1;
+            while i + count < nr_in_file
+                && count < max_run
+                && self.lookup_block(&inode, first + (i + count) as u64)? == Some(pblk + count as u32)
+                && !self.cache.contains(pblk + count as u32)
+            {
+                count += 1;
+            }
+            self.dev.read_pages(u64::from(pblk) * sectors_per_block, &mut pages[i..i + count])?;
+            i += count;
+        }
+        // The last block may hold bytes past the end of the file: they read as zeros.
+        let end_in_last = (inode.size % bs) as usize;
+        if nr_in_file > 0 && end_in_last != 0 && (first + nr_in_file as u64) * bs > inode.size {
+            pages[nr_in_file - 1][end_in_last..].fill(0);
+        }
+        Ok(())
     }
 
     /// Returns the disk block holding file block `file_block` of inode `ino`, or

@@ -540,3 +540,46 @@ fn a_file_past_2_gib_uses_i_size_high_and_sets_large_file() {
     assert_eq!(fs2.stat(f2).unwrap().nr_sectors, 0, "all freed: block 0 was a hole");
     sync_and_check(&mut fs2, &copy);
 }
+
+/// Reads pages `first..first + n` of `ino` with `read_file_pages`.
+fn file_pages(fs: &mut Ext2, ino: InodeNo, first: u64, n: usize) -> Vec<u8> {
+    let mut pages = vec![[0xeeu8; blockdev::PAGE_SIZE]; n];
+    let mut refs: Vec<&mut blockdev::Page> = pages.iter_mut().collect();
+    fs.read_file_pages(ino, first, &mut refs).unwrap();
+    pages.concat()
+}
+
+#[test]
+fn file_pages_read_straight_into_pages_match_read_at_with_holes_cached_blocks_and_the_tail() {
+    let disk = RamDisk::from_bytes("root", fresh_image(4096, 2048, &[]));
+    let mut fs = mount(&disk);
+    let ino = fs.create(ROOT_INO, b"paged", 0o644).unwrap();
+    // 40 blocks of data, a hole of 3 blocks, then 2.5 blocks: runs longer than one
+    // request, a hole, a partial last block.
+    let data = pattern(40 * 4096, 3);
+    assert_eq!(fs.write_at(ino, 0, &data).unwrap(), data.len());
+    let tail = pattern(2 * 4096 + 2048, 4);
+    assert_eq!(fs.write_at(ino, 43 * 4096, &tail).unwrap(), tail.len());
+    let size = 43 * 4096 + tail.len();
+    let mut expected = vec![0u8; size];
+    assert_eq!(fs.read_at(ino, 0, &mut expected).unwrap(), size);
+    let whole_pages = |bytes: &[u8], n: usize| {
+        let mut padded = bytes.to_vec();
+        padded.resize(n * 4096, 0);
+        padded
+    };
+    // Before sync: the written blocks sit dirty in the crate's cache, not on the disk.
+    assert!(fs.nr_dirty_blocks() > 0);
+    assert_eq!(file_pages(&mut fs, ino, 0, 48), whole_pages(&expected, 48), "unsynced: from the cache");
+    fs.sync().unwrap();
+    assert_eq!(file_pages(&mut fs, ino, 0, 48), whole_pages(&expected, 48), "synced: from the disk");
+    assert_eq!(file_pages(&mut fs, ino, 38, 4), whole_pages(&expected[38 * 4096..42 * 4096], 4), "data, then the hole");
+    assert_eq!(file_pages(&mut fs, ino, 45, 1), whole_pages(&expected[45 * 4096..], 1), "the tail past the end is zero");
+    assert_eq!(file_pages(&mut fs, ino, 60, 2), vec![0u8; 2 * 4096], "wholly past the end");
+    // A 1 KiB-block file system cannot read block-per-page.
+    let small = RamDisk::from_bytes("small", fresh_image(1024, 4096, &[]));
+    let mut fs1 = mount(&small);
+    let old = fs1.lookup(ROOT_INO, b"old.txt").unwrap();
+    let mut page = [0u8; blockdev::PAGE_SIZE];
+    assert_eq!(fs1.read_file_pages(old, 0, &mut [&mut page]), Err(Ext2Error::InvalidArgument));
+}

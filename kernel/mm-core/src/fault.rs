@@ -14,6 +14,7 @@
 //!  anonymous  empty                  read/exec   (private VMA)          -> MapZeroPage (read-only)
 //!  anonymous  empty                  write, or any access to a shared   -> MapZeroedFrame
 //!  image      empty                  any         -                      -> MapImagePage
+//!  file       empty                  any         -                      -> MapFilePage (page cache)
 //!  shared     present RO, not zero   write       -                      -> MakeWritable(SharedWrite)
 //!  any        present RO, zero page  write       is it the zero page    -> ReplaceZeroPage
 //!  private    present RO             write       frame_use: exclusive   -> MakeWritable(SoleOwner)
@@ -246,6 +247,12 @@ pub enum FaultAction {
         /// The PTE's flags.
         flags: PteFlags,
     },
+    /// Map the file's page-cache page (private: read-only, a write copies it; shared:
+    /// writable only once the write marked the page dirty) with at most `flags`.
+    MapFilePage {
+        /// The VMA's PTE flags (the kernel removes WRITABLE where the rule says).
+        flags: PteFlags,
+    },
     /// Replace the present PTE by `pte`: the same frame, now writable.
     MakeWritable {
         /// The new PTE.
@@ -317,6 +324,7 @@ pub fn decide_empty(vma: &Vma, access: Access) -> FaultAction {
     let flags = leaf_flags_for(vma.prot);
     match vma.backing {
         Backing::Image { .. } => FaultAction::MapImagePage { flags },
+        Backing::File { .. } => FaultAction::MapFilePage { flags },
         Backing::Anonymous if access != Access::Write && !vma.flags.is_shared() => {
             FaultAction::MapZeroPage { flags: flags - PteFlags::WRITABLE }
         }

@@ -197,6 +197,15 @@ pub enum Backing {
         /// Byte offset in the image of the VMA's first page; a multiple of `PAGE_SIZE`.
         offset: u64,
     },
+    /// Pages of a file, mapped from its page cache (the kernel's `mm::page_cache`):
+    /// page `start` of the VMA is the file's bytes from `offset`, and so on. The
+    /// kernel's file rmap (`mm::file_rmap`) keeps the file alive while it is mapped.
+    File {
+        /// Which page cache: its id.
+        cache: u32,
+        /// Byte offset in the file of the VMA's first page; a multiple of `PAGE_SIZE`.
+        offset: u64,
+    },
 }
 
 impl Backing {
@@ -205,6 +214,7 @@ impl Backing {
         match self {
             Backing::Anonymous => Backing::Anonymous,
             Backing::Image { id, offset } => Backing::Image { id, offset: offset + delta_bytes },
+            Backing::File { cache, offset } => Backing::File { cache, offset: offset + delta_bytes },
         }
     }
 
@@ -214,6 +224,9 @@ impl Backing {
             (Backing::Anonymous, Backing::Anonymous) => true,
             (Backing::Image { id, offset }, Backing::Image { id: next_id, offset: next_offset }) => {
                 id == next_id && offset.checked_add(len_bytes) == Some(next_offset)
+            }
+            (Backing::File { cache, offset }, Backing::File { cache: next_cache, offset: next_offset }) => {
+                cache == next_cache && offset.checked_add(len_bytes) == Some(next_offset)
             }
             _ => false,
         }
@@ -291,6 +304,7 @@ impl fmt::Display for Vma {
         match self.backing {
             Backing::Anonymous => write!(f, "anon")?,
             Backing::Image { id, offset } => write!(f, "image{id}@{offset:#x}")?,
+            Backing::File { cache, offset } => write!(f, "file{cache}@{offset:#x}")?,
         }
         if self.flags.contains(VmFlags::STACK) {
             write!(f, " [stack]")?;

@@ -2,14 +2,19 @@
 //! page of a regular file through the `ext2` crate (Linux's `ext2_aops`).
 //!
 //! ```text
-//!   PageCache (index -> frame) ──read_page(index)──> Ext2::read_at(ino, index * 4096, 4 KiB)
+//!   PageCache (index -> frame) ──read_pages(first, n)──> Ext2::read_file_pages: the disk's
+//!                                                         data straight into the frames, one
+//!                                                         scatter-gather request per run
+//!                              ──read_page(index)──> the same, one page
 //!                              ──write_page(index, len)──> Ext2::write_at(ino, index * 4096, len bytes)
 //!                                                           └─ the block map: file block -> disk block,
 //!                                                              allocating blocks on the first write
 //! ```
 //! The ext2 crate maps file blocks to disk blocks and keeps metadata in its own
-//! small block cache; file data lives in the page cache (a whole-block read of the
-//! crate goes straight to the caller's buffer). Blocks are allocated when a page is
+//! small block cache; file data lives in the page cache: with 4 KiB blocks (the
+//! runner's `mke2fs -b 4096`) a read goes from the disk into the cache's frames
+//! with no copy (the device DMAs into them, as Linux's `mpage_readahead`); a file
+//! system of smaller blocks reads through a buffer and copies. Blocks are allocated when a page is
 //! written back, not when `write` dirties it (Linux calls that delayed allocation):
 //! a full disk shows at write-back, as an error that keeps the page dirty.
 //!
@@ -58,8 +63,28 @@ impl Ext2Pages {
 }
 
 
+impl Ext2Pages {
+    /// Reads pages `first, first + 1, ...` into `dsts` in place, if the file
+    /// system's blocks are pages; `None` if they are not (the caller copies).
+    fn read_in_place(&self, first: u64, dsts: &mut [NewPage]) -> Option<Result<(), FsError>> {
+        let mut fs = self.fs.lock_fs();
+        if fs.block_size() != PAGE_SIZE as usize {
+            return None;
+        }
+        let mut pages = Vec::new();
+        if pages.try_reserve_exact(dsts.len()).is_err() {
+            return Some(Err(FsError::NoMemory));
+        }
+        pages.extend(dsts.iter_mut().map(NewPage::bytes_mut));
+        Some(fs.read_file_pages(self.ino, first, &mut pages).map_err(fs_error))
+    }
+}
+
 impl PageIo for Ext2Pages {
     fn read_page(&self, index: u64, dst: &mut NewPage) -> Result<(), FsError> {
+        if let Some(done) = self.read_in_place(index, core::slice::from_mut(dst)) {
+            return done;
+        }
         let mut buf = Vec::new();
         buf.try_reserve_exact(PAGE_SIZE as usize).map_err(|_| FsError::NoMemory)?;
         buf.resize(PAGE_SIZE as usize, 0);
@@ -69,9 +94,12 @@ impl PageIo for Ext2Pages {
         Ok(())
     }
 
-    /// One `Ext2::read_at` for the whole run: blocks contiguous on the disk are
-    /// read in one request.
+    /// Blocks contiguous on the disk are read in one request: into the frames
+    /// themselves (`read_in_place`), or with one `Ext2::read_at` into a buffer.
     fn read_pages(&self, first: u64, dsts: &mut [NewPage]) -> Result<(), FsError> {
+        if let Some(done) = self.read_in_place(first, dsts) {
+            return done;
+        }
         let page = PAGE_SIZE as usize;
         let mut buf = Vec::new();
         buf.try_reserve_exact(dsts.len() * page).map_err(|_| FsError::NoMemory)?;

@@ -42,6 +42,7 @@ use abi::Errno;
 
 pub mod ext2fs;
 pub mod ext2fs_pages;
+pub mod drop_caches;
 pub mod file;
 pub mod path;
 pub mod pipe;

@@ -385,6 +385,13 @@ impl AddressSpace {
     /// mapping below [`MMAP_MIN`]: EPERM; beyond the user half or no gap: ENOMEM;
     /// `MAP_FIXED_NOREPLACE` over a mapping: EEXIST.
     pub fn mmap(&mut self, hint: u64, len: u64, prot: VmProt, req: MapRequest) -> Result<VirtAddr, VmError> {
+        self.mmap_backed(hint, len, prot, req, Backing::Anonymous)
+    }
+
+    /// Maps `len` bytes whose pages come from `backing` (a file's page cache:
+    /// `proc::mmap_file`, which also enters the space in the file rmap); the
+    /// address rules are [`mmap`](Self::mmap)'s.
+    pub fn mmap_backed(&mut self, hint: u64, len: u64, prot: VmProt, req: MapRequest, backing: Backing) -> Result<VirtAddr, VmError> {
         let is_fixed = req.is_fixed || req.is_noreplace;
         if len == 0 || (!hint.is_multiple_of(PAGE_SIZE) && is_fixed) {
             return Err(VmError::Invalid);
@@ -416,7 +423,7 @@ impl AddressSpace {
                     .ok_or(VmError::NoMemory)?,
             }
         };
-        self.vmas.insert(Vma::new(start, start + len, prot, flags, Backing::Anonymous))?;
+        self.vmas.insert(Vma::new(start, start + len, prot, flags, backing))?;
         if req.is_populate {
             self.populate(start, start + len);
         }
@@ -462,6 +469,15 @@ impl AddressSpace {
         }
         self.flush(batch);
         Ok(())
+    }
+
+    /// Removes the PTEs of `[start, end)` and releases their pages, VMAs untouched
+    /// (truncate of a mapped file: `file_rmap::unmap_from`), and flushes the TLB.
+    pub(super) fn unmap_pages_of(&mut self, start: VirtAddr, end: VirtAddr) {
+        let _ = super::thp::split_huge_at_edges(self, start, end); // file VMAs have no huge pages
+        let mut batch = FlushBatch::new();
+        self.unmap_pages(start, end, &mut batch);
+        self.flush(batch);
     }
 
     /// Removes the PTEs of `[start, end)` and releases their pages (VMAs untouched).
@@ -708,6 +724,7 @@ impl Drop for AddressSpace {
         root.free_root(&mut self.tables);
         debug_assert_eq!(self.stats.rss_pages, 0, "AddressSpace::drop: RSS counter drifted");
         rmap::unregister(self.family, self.id);
+        super::file_rmap::forget_space(self.id);
         PCIDS.lock().free(self.pcid);
     }
 }

@@ -12,7 +12,9 @@
 //!   USER never in a PROT_NONE VMA;
 //! - each present user PTE maps a User frame whose reverse-map place
 //!   (`FrameDesc::family_page`) is this space's family at this page, so the reverse
-//!   map finds every PTE; a frame no PTE maps names no place;
+//!   map finds every PTE; a frame no PTE maps names no place; a mapped page-cache
+//!   page (`FILE`) names no place, and the file rmap (`file_rmap.rs`) finds exactly
+//!   its `map_count` PTEs;
 //! - each user frame's `map_count` is its number of present PTEs and its `refcount`
 //!   is that plus one if it is in the swap cache; a frame is flagged `SWAP_CACHE` exactly
 //!   when the cache lists it, with `private` = its slot; no frame is LOCKED (no I/O
@@ -240,6 +242,20 @@ fn check_frames(walk: &Walk, cache: &BTreeMap<u32, Frame>, census: &mut Census) 
             return Err(format!(
                 "{frame:?} ({state:?}): {count} present PTEs, cached {slot:?}: map_count {map_count}, refcount {refcount}"
             ));
+        }
+        if let Some((cache_id, index)) = file_owner
+            && count > 0
+        {
+            // Every PTE of a mapped page-cache page must be found through the file rmap.
+            match super::file_rmap::nr_ptes_mapping(cache_id, index, frame) {
+                Some(found) if found == count => {}
+                Some(found) => {
+                    return Err(format!(
+                        "{frame:?} (cache {cache_id} page {index}): {count} present PTEs, the file rmap finds {found}"
+                    ));
+                }
+                None => return Err(format!("{frame:?}: a space mapping cache {cache_id} is locked")),
+            }
         }
         if file_owner.is_none() && place.is_some() != (count > 0) {
             return Err(format!("{frame:?}: {count} present PTEs, reverse-map place {place:?}"));

@@ -89,7 +89,11 @@ pub fn fork(parent: &mut AddressSpace) -> Result<SpaceRef, VmError> {
         }
     }
     parent.flush(batch);
+    // The child maps the parent's files too (a DONT_FORK file VMA was removed above).
+    let child_id = child.id();
+    let files = super::file_rmap::caches_mapped_by(child);
     drop(child_guard);
+    super::file_rmap::add_forked(&files, child_id, &child_ref);
     result.map_err(|_| VmError::NoMemory)?; // on error `child_ref` drops here and puts back every reference
     Ok(child_ref)
 }
@@ -130,7 +134,9 @@ fn populate_shared(space: &mut AddressSpace) -> Result<(), VmError> {
     let shared: alloc::vec::Vec<_> = space
         .vmas
         .iter()
+        // A shared file mapping's pages live in the page cache: the child finds them there.
         .filter(|v| v.flags.is_shared() && !v.flags.contains(VmFlags::DONT_FORK))
+        .filter(|v| !matches!(v.backing, super::addr_space::Backing::File { .. }))
         .copied()
         .collect();
     for vma in shared {
@@ -157,6 +163,11 @@ pub fn do_wp_fault(space: &mut AddressSpace, page: Page, pte: Pte, action: Fault
             let (_, flush) = space.pt.set_entry(&mut space.tables, page, new_pte).map_err(|_| FaultError::OutOfMemory)?;
             space.flush_one(flush);
             if because == WritableBecause::SharedMapping {
+                // A page-cache page written through a shared mapping: dirty now
+                // (Linux's `page_mkwrite`; writeback write-protects it again).
+                if let Some((cache_id, index)) = frame::with_desc(old, |d| d.file_owner()) {
+                    super::file_rmap::note_dirty_pte(cache_id, index);
+                }
                 return Ok(FaultOutcome::SharedWrite);
             }
             space.stats.cow_faults += 1;

@@ -12,6 +12,8 @@
 //!    ├─ Refuse (no VMA, access not allowed)                    -> Segv
 //!    ├─ MapZeroPage / MapZeroedFrame / MapImagePage (PTE empty) -> do_no_page
 //!    │     (an image page comes from the VMA's backing object: backing.rs)
+//!    ├─ MapFilePage (PTE empty, file VMA)                      -> filemap::do_file_fault
+//!    │     maps the page-cache page; not cached: NeedsFileRead (the loop reads it)
 //!    ├─ MapSwapCache / ReadFromSwap / WaitForIo (swap entry)   -> do_swap_fault
 //!    │     (swap/swapin.rs) maps the cached page; or the caller reads it in, or waits
 //!    ├─ MakeWritable / CopyOnWrite / ReplaceZeroPage           -> do_wp_fault (cow.rs):
@@ -77,6 +79,10 @@ pub enum FaultOutcome {
     SwapCacheHit,
     /// A zeroed 2 MiB page was mapped by one level-2 entry (`thp.rs`).
     HugePage,
+    /// A page-cache page of a mapped file was mapped (`filemap.rs`).
+    FilePage,
+    /// A write to a private file mapping: the page-cache page was copied.
+    FileCopy,
 }
 
 /// Why a fault could not be resolved.
@@ -100,6 +106,22 @@ pub enum FaultError {
     },
     /// The process was killed (by the OOM killer) while its fault waited.
     Killed,
+    /// A file page not in the page cache: read it (no lock held) and retry.
+    NeedsFileRead {
+        /// The page cache's id.
+        cache: u32,
+        /// The page's index in the file.
+        index: u64,
+    },
+    /// An access to a file mapping's page wholly past the end of the file (Linux: SIGBUS).
+    BeyondEof {
+        /// The faulting page.
+        addr: VirtAddr,
+        /// The file's size in bytes.
+        size: u64,
+    },
+    /// Reading a mapped file's page failed.
+    FileIo(crate::fs::FsError),
 }
 
 /// The details of a bad access, for the kill message.
@@ -203,6 +225,10 @@ pub fn handle_page_fault_after_read(
             let entry = pte.and_then(|pte| pte.as_swap()).expect("handle_page_fault: a swap fault on a swap PTE");
             super::swap::do_swap_fault(space, page, entry, frame, flags, read == Some(entry))
         }
+        action @ FaultAction::MapFilePage { .. } => {
+            let vma = vma.expect("handle_page_fault: a VMA for a page to map");
+            do_no_page(space, &vma, page, action, access)?
+        }
         FaultAction::CorruptPte(pte) => panic!("handle_page_fault: {page:?}: unknown non-present PTE {pte:?}"),
         action @ (FaultAction::MakeWritable { .. } | FaultAction::ReplaceZeroPage { .. } | FaultAction::CopyOnWrite { .. }) => {
             let pte = pte.expect("handle_page_fault: a write-protect fault on a present PTE");
@@ -213,7 +239,7 @@ pub fn handle_page_fault_after_read(
             let huge = if may_be_huge(action, pte) { super::thp::try_huge_fault(space, &vma, addr, access) } else { None };
             match huge {
                 Some(result) => result?,
-                None => do_no_page(space, &vma, page, action)?,
+                None => do_no_page(space, &vma, page, action, access)?,
             }
         }
     };
@@ -246,8 +272,10 @@ pub fn populate_page(space: &mut AddressSpace, addr: VirtAddr) -> Result<(), Fau
     if is_huge || space.pt.entry(&space.tables, page).is_some_and(|pte| !pte.is_unused()) {
         return Ok(());
     }
-    let access = if vma.flags.is_shared() || vma.prot.contains(VmProt::WRITE) { Access::Write } else { Access::Read };
-    do_no_page(space, &vma, page, decide_empty(&vma, access))?;
+    // A file page is mapped as a read maps it (a write would dirty it for nothing).
+    let is_file = matches!(vma.backing, Backing::File { .. });
+    let access = if !is_file && (vma.flags.is_shared() || vma.prot.contains(VmProt::WRITE)) { Access::Write } else { Access::Read };
+    do_no_page(space, &vma, page, decide_empty(&vma, access), access)?;
     space.stats.minor_faults += 1;
     Ok(())
 }
@@ -279,7 +307,7 @@ pub(super) fn stack_growth_for(space: &AddressSpace, addr: VirtAddr) -> Option<V
 
 /// Maps a page where the PTE was empty, as `action` (a row of `decide_empty`) says:
 /// the shared zero page, a zeroed frame, or a frame filled from the image.
-fn do_no_page(space: &mut AddressSpace, vma: &Vma, page: Page, action: FaultAction) -> Result<FaultOutcome, FaultError> {
+fn do_no_page(space: &mut AddressSpace, vma: &Vma, page: Page, action: FaultAction, access: Access) -> Result<FaultOutcome, FaultError> {
     match (action, vma.backing) {
         (FaultAction::MapZeroPage { flags }, _) => {
             map_empty(space, page, zero_frame(), flags)?;
@@ -291,12 +319,15 @@ fn do_no_page(space: &mut AddressSpace, vma: &Vma, page: Page, action: FaultActi
             Ok(FaultOutcome::AnonymousPage)
         }
         (FaultAction::MapImagePage { flags }, Backing::Image { id, offset }) => do_image_fault(space, vma, page, id, offset, flags),
+        (FaultAction::MapFilePage { flags }, Backing::File { cache, offset }) => {
+            super::filemap::do_file_fault(space, vma, page, access, cache, offset, flags)
+        }
         (action, backing) => panic!("do_no_page: {page:?}: {action:?} for a page backed by {backing:?}"),
     }
 }
 
 /// Maps `frame` at `page` with `flags` in `space` (the entry was empty).
-fn map_empty(space: &mut AddressSpace, page: Page, frame: Frame, flags: PteFlags) -> Result<(), FaultError> {
+pub(super) fn map_empty(space: &mut AddressSpace, page: Page, frame: Frame, flags: PteFlags) -> Result<(), FaultError> {
     match space.pt.map(&mut space.tables, page, frame, flags) {
         Ok(flush) => flush.ignore(), // the entry was empty: nothing cached
         Err(MapError::FrameAllocationFailed) => return Err(FaultError::OutOfMemory),

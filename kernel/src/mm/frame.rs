@@ -327,7 +327,7 @@ pub fn with_desc<R>(frame: Frame, f: impl FnOnce(&mut FrameDesc) -> R) -> R {
 }
 
 /// Adds one mapping's reference to each user frame in `mappings`: one more PTE
-/// maps it, at its place (fork, swap-in, the undo of an eviction); refcount and
+/// maps it, at its place (a page-cache page records no place: `file_rmap` finds it) (fork, swap-in, the undo of an eviction); refcount and
 /// map count go up by one, under one acquisition of the lock (fork passes a batch).
 /// (Not Linux's `get_user_pages`, which pins the pages behind user addresses.)
 pub fn add_mapping_refs(mappings: &[(Frame, FamilyPage)]) {
@@ -336,7 +336,11 @@ pub fn add_mapping_refs(mappings: &[(Frame, FamilyPage)]) {
             let desc = buddy.desc_mut(frame);
             debug_assert_eq!(desc.state(), FrameState::User, "add_mapping_refs: not a user frame");
             desc.get_ref();
-            desc.add_mapping(at);
+            if desc.has_flags(FrameFlags::FILE) {
+                desc.add_file_mapping(); // a page-cache page: counted, found by the file rmap
+            } else {
+                desc.add_mapping(at);
+            }
         }
     })
 }
@@ -362,7 +366,7 @@ pub fn drop_mapping_ref(frame: Frame, at: FamilyPage, is_dirty: bool) -> (u32, u
         if is_dirty && desc.has_flags(FrameFlags::SWAP_CACHE) {
             desc.insert_flags(FrameFlags::DIRTY);
         }
-        let map_count = desc.remove_mapping(at);
+        let map_count = if desc.has_flags(FrameFlags::FILE) { desc.remove_file_mapping() } else { desc.remove_mapping(at) };
         (desc.put_ref(), map_count, desc.flags())
     })
 }
@@ -656,6 +660,13 @@ impl NewPage {
         // SAFETY: the destination is ours alone (as in `zero`); a stable `src` is
         // this method's documented condition, and reading RAM cannot corrupt it.
         unsafe { memops::copy_page(self.frame, src) }
+    }
+
+    /// Returns the frame's bytes to fill in place (a disk read straight into it).
+    pub fn bytes_mut(&mut self) -> &mut PageBytes {
+        // SAFETY: the frame is ours alone (as in `zero`), mapped in the direct map,
+        // one page long and page-aligned; the borrow of `self` keeps it ours.
+        unsafe { &mut *frame_ptr(self.frame).cast::<PageBytes>() }
     }
 
     /// Copies `bytes` into the frame at byte `offset`.

@@ -15,6 +15,8 @@
 //! | [`readahead`] | file readahead: the pages a sequential read will want, read before it asks |
 //! | [`remote`] | another process's pages for `process_vm_readv`/`writev`: pinned, copied through the direct map |
 //! | [`rmap`] | reverse map: fork families, a user frame's (family, page); the registry of address spaces |
+//! | [`file_rmap`] | the file reverse map (Linux's `i_mmap`): which spaces map a file; unmap / write-protect a file page everywhere |
+//! | [`filemap`] | file pages mapped from the page cache: the fault (private: read-only, COW on write; shared: dirtied on write), fault-around |
 //! | [`check`] | the bookkeeping audit: rmap, frame counts, swap slots vs the page tables |
 //! | [`memcg`] | memory groups: `memory.high` / `memory.max` per group of processes, local reclaim, the group's own OOM kill |
 //! | [`oom`] | the OOM killer: when memory and swap are exhausted, the largest process dies |
@@ -53,6 +55,7 @@
 //! | 4a | a page cache's `pages` (`PageCache`, one per cached file) | its index: page -> frame | IRQs off | the policy (a page tracked or untracked), heap, frames |
 //! | 5 | `reclaim::POLICY` (`ReclaimPolicy`) | the replacement policy's ring | IRQs off | `FAMILIES` and other spaces by `try_lock` (the probe), frames (ring links) |
 //! | 6 | `rmap::FAMILIES` (`RmapFamilies`) | fork families: the reverse map | IRQs off | heap, frames |
+//! | 6a | `file_rmap::FILE_RMAP` (`FileRmap`) | the file reverse map: per page cache, the spaces mapping it | IRQs off | heap |
 //! | 7 | `addr_space::PCIDS` (`Pcids`) | TLB tags | IRQs off | nothing ranked above |
 //! | 8 | `mm::backing::OBJECTS` (`BackingObjects`) | backing objects (program images) | IRQs off | heap |
 //! | 8a | `page_cache::CACHES` (`PageCacheRegistry`) | the caches by id (frame -> cache) | IRQs off | heap |
@@ -103,6 +106,8 @@ pub mod explain;
 pub mod cow;
 pub mod fail;
 pub mod fault;
+pub mod file_rmap;
+pub mod filemap;
 pub mod frame;
 pub mod headroom;
 pub mod heap;

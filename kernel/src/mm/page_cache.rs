@@ -34,7 +34,8 @@
 //! dropped, by kswapd; direct reclaim keeps it and wakes the writeback thread
 //! instead (a file system's write needs heap, which direct reclaim may not have:
 //! found by `tests/page_cache.rs`, an ext2 file written under pressure); mapped,
-//! it is kept (until filemap's file rmap can unmap it).
+//! it is first unmapped from every page table through the file rmap
+//! (`file_rmap.rs`: a dirty PTE makes the page dirty), then treated as above.
 //!
 //! Writeback (`mm/writeback.rs`) calls [`PageCache::write_back`] for old dirty
 //! pages; `fsync` calls it for the whole file.
@@ -140,6 +141,23 @@ impl CachedPage {
         // preempted during the copy and no device writes a cached page (reads fill a
         // page before it enters the cache), so nothing writes it meanwhile.
         unsafe { frame::read_bytes(self.frame, offset, buf) }
+    }
+
+    /// Copies `len` bytes of the page from `offset` to the user address `dst`;
+    /// returns the bytes NOT copied (0 on success; the rest after a fault on the
+    /// user side). The caller checked `dst` (`proc::uaccess`).
+    ///
+    /// # Safety
+    /// `[dst, dst + len)` must lie in the user half and hold no PROT_NONE page (the
+    /// checks `proc::uaccess::copy_to_user` makes); `offset + len <= PAGE_SIZE`.
+    pub unsafe fn copy_to_user(&self, offset: usize, dst: u64, len: usize) -> u64 {
+        assert!(offset + len <= PAGE_SIZE as usize, "CachedPage::copy_to_user past the page");
+        let src = frame_ptr(self.frame) as u64 + offset as u64;
+        // SAFETY: the kernel side is inside the frame, which this handle pins (a fault
+        // on the user side may let another task run and write the page: the reader
+        // then sees some of each, as on Linux; no Rust reference into the frame
+        // exists). The user side is the caller's promise.
+        unsafe { crate::arch::extable::copy_user(dst, src, len as u64) }
     }
 
     /// Copies `bytes` into the page at `offset` (the caller marks it dirty).
@@ -377,11 +395,34 @@ impl PageCache {
     /// Copies bytes from `offset` into `buf` through the cache; returns how many
     /// (0 at or past the end). Sequential reads start readahead ([`super::readahead`]).
     pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, FsError> {
+        let mut done = 0;
+        self.read_with(offset, buf.len(), &mut |page, in_page, n| {
+            page.read(in_page, &mut buf[done..done + n]);
+            done += n;
+            true
+        })
+    }
+
+    /// The bytes `[offset, offset + len)` (cut at the end of the file), one cached
+    /// page at a time: `copy_out(page, in_page, n)` copies `n` bytes from byte
+    /// `in_page` of the pinned `page` to wherever the caller reads into, the pieces
+    /// in order, and returns false to stop (its destination failed: a bad user
+    /// buffer). Pages missing are read from the device; sequential reads start
+    /// readahead ([`super::readahead`]). Returns the bytes `copy_out` took.
+    ///
+    /// `read(2)` copies from here straight into the user's buffer
+    /// (`proc::uaccess::copy_file_to_user`), with no bounce buffer between.
+    pub fn read_with(
+        &self,
+        offset: u64,
+        len: usize,
+        copy_out: &mut dyn FnMut(&CachedPage, usize, usize) -> bool,
+    ) -> Result<usize, FsError> {
         let size = self.size();
-        if offset >= size || buf.is_empty() {
+        if offset >= size || len == 0 {
             return Ok(0);
         }
-        let len = (buf.len() as u64).min(size - offset) as usize;
+        let len = (len as u64).min(size - offset) as usize;
         let first = offset / PAGE_SIZE;
         let last = (offset + len as u64 - 1) / PAGE_SIZE;
         super::readahead::before_read(self, first, last);
@@ -395,7 +436,9 @@ impl PageCache {
                 Err(e) if done == 0 => return Err(e),
                 Err(_) => break,
             };
-            page.read(in_page, &mut buf[done..done + n]);
+            if !copy_out(&page, in_page, n) {
+                break;
+            }
             done += n;
         }
         count_n(FileEvent::BytesRead, done as u64);
@@ -447,6 +490,9 @@ impl PageCache {
     pub fn truncate(&self, size: u64) -> Result<(), FsError> {
         let _io = self.io_lock.lock();
         self.size.store(size, Ordering::Release);
+        // Mappings lose the pages past the end first (an access there is then a
+        // SIGBUS), private copies included, as Linux's `truncate_pagecache`.
+        super::file_rmap::unmap_from(self.id, size.div_ceil(PAGE_SIZE));
         let mut pages = self.pages.lock();
         let cut = pages.split_off(&size.div_ceil(PAGE_SIZE));
         for (_, frame) in cut {
@@ -488,6 +534,7 @@ impl PageCache {
         let mut next = first;
         let mut has_written = false;
         loop {
+            self.write_protect_mapped(next, last);
             let batch = self.take_dirty_batch(next, last);
             let Some(last_taken) = batch.last().map(|p| p.index) else { break };
             has_written = true;
@@ -511,6 +558,21 @@ impl PageCache {
             self.dirtied_at_ms.store(0, Ordering::Release);
         }
         result
+    }
+
+    /// Write-protects the PTEs that map the next [`WRITEBACK_BATCH`] dirty, mapped
+    /// pages of `[first, last]` (through the file rmap), so that a write after their
+    /// write-back faults and dirties them again; a PTE's Dirty bit dirties its page.
+    fn write_protect_mapped(&self, first: u64, last: u64) {
+        let mapped: Vec<(u64, Frame)> = {
+            let pages = self.pages.lock();
+            let is_dirty_and_mapped = |f: Frame| frame::with_desc(f, |d| d.map_count() > 0 && d.has_flags(FrameFlags::DIRTY));
+            let found = pages.range(first..=last).filter(|&(_, &f)| is_dirty_and_mapped(f));
+            found.take(WRITEBACK_BATCH).map(|(&i, &f)| (i, f)).collect()
+        };
+        for (index, frame) in mapped {
+            super::file_rmap::write_protect_page(self.id, index, frame);
+        }
     }
 
     /// Takes up to [`WRITEBACK_BATCH`] dirty pages from `[first, last]`: each gets a
@@ -572,14 +634,27 @@ impl PageCache {
     /// untracked by the policy (see [`reclaim_file_frame`]).
     fn evict(&self, index: u64, frame: Frame) -> FileEvicted {
         let mut has_written = false;
+        let mut has_unmapped = false;
         loop {
             let mut pages = self.pages.lock();
             if pages.get(&index) != Some(&frame) {
                 return FileEvicted::Gone; // truncated meanwhile: not ours to track
             }
             let (refcount, map_count, flags) = frame::with_desc(frame, |d| (d.refcount(), d.map_count(), d.flags()));
+            if map_count > 0 && !has_unmapped && !flags.contains(FrameFlags::LOCKED) {
+                // Mapped: take it out of every page table through the file rmap
+                // (a dirty PTE makes the page dirty), then look again.
+                drop(pages);
+                has_unmapped = true;
+                if super::file_rmap::unmap_page(self.id, index, frame) {
+                    count(FileEvent::UnmappedForReclaim);
+                    continue;
+                }
+                self.track_if_cached(index, frame); // a space was busy: later
+                return FileEvicted::Kept;
+            }
             if map_count > 0 || refcount > 1 || flags.contains(FrameFlags::LOCKED) {
-                // Mapped (the file rmap's job), or in use by a handle or I/O.
+                // Mapped again, or in use by a handle or I/O.
                 reclaim::track(frame);
                 return FileEvicted::Kept;
             }
@@ -609,6 +684,31 @@ impl PageCache {
             }
             has_written = true;
         }
+    }
+
+    /// Drops every page of this cache that is clean, unmapped and not in use (no
+    /// handle, no I/O): what `/proc/sys/vm/drop_caches` asks of every cache. Dirty
+    /// pages stay (Linux's `drop_caches` also drops only clean ones: `sync` first).
+    /// Returns the number of pages dropped.
+    pub fn drop_clean_pages(&self) -> usize {
+        let mut pages = self.pages.lock();
+        let droppable: Vec<(u64, Frame)> = pages
+            .iter()
+            .filter(|&(_, &frame)| {
+                frame::with_desc(frame, |d| {
+                    d.map_count() == 0
+                        && d.refcount() == 1
+                        && !d.has_flags(FrameFlags::DIRTY)
+                        && !d.has_flags(FrameFlags::LOCKED)
+                })
+            })
+            .map(|(&index, &frame)| (index, frame))
+            .collect();
+        for &(index, frame) in &droppable {
+            pages.remove(&index);
+            drop_from_cache(frame);
+        }
+        droppable.len()
     }
 
     /// Tracks `frame` again if it is still page `index` of this cache.
@@ -671,35 +771,6 @@ pub fn set_readahead_max_pages(max_pages: u32) {
     }
 }
 
-/// Drops every clean page-cache page that nothing maps or holds (Linux's
-/// `echo 1 > /proc/sys/vm/drop_caches`): the next read of it goes to the disk.
-/// Dirty pages stay (write them first: `sync`), as on Linux. Returns the number dropped.
-pub fn drop_clean_pages() -> u64 {
-    let mut nr_dropped = 0;
-    for cache in all_caches() {
-        let mut pages = cache.pages.lock();
-        let droppable: Vec<u64> = pages
-            .iter()
-            .filter(|&(_, &frame)| {
-                frame::with_desc(frame, |d| {
-                    d.map_count() == 0
-                        && d.refcount() == 1
-                        && !d.has_flags(FrameFlags::DIRTY)
-                        && !d.has_flags(FrameFlags::LOCKED)
-                })
-            })
-            .map(|(&index, _)| index)
-            .collect();
-        for index in droppable {
-            if let Some(frame) = pages.remove(&index) {
-                drop_from_cache(frame);
-                nr_dropped += 1;
-            }
-        }
-    }
-    nr_dropped
-}
-
 /// Returns the live cache with id `id`.
 pub fn cache_by_id(id: u32) -> Option<Arc<PageCache>> {
     CACHES.lock().get(&id).and_then(Weak::upgrade)
@@ -736,6 +807,12 @@ pub fn reclaim_file_frame(frame: Frame) -> FileEvicted {
         Some(cache) => cache.evict(index, frame),
         None => FileEvicted::Gone, // the cache is being dropped: it frees the frame
     }
+}
+
+/// Drops the clean, unmapped, unused pages of every cache (`drop_caches`); returns
+/// how many went.
+pub fn drop_clean_pages_everywhere() -> usize {
+    all_caches().iter().map(|cache| cache.drop_clean_pages()).sum()
 }
 
 /// Returns true if `frame` is a page-cache page.

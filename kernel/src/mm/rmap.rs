@@ -150,7 +150,9 @@ pub fn map_all(mappings: &[(Frame, FamilyPage)]) {
 }
 
 /// Forgets the mapping of `frame` at `at` and drops its reference; frees the frame
-/// if that was the last. `is_dirty`: the PTE had its Dirty bit. Returns true if the
+/// if that was the last. `is_dirty`: the PTE had its Dirty bit (a page-cache page
+/// then becomes dirty in its cache). A page-cache page (`FILE`) has no place: `at`
+/// is ignored for it. Returns true if the
 /// frame was freed.
 ///
 /// A frame in the swap cache that loses its last mapping is handed to
@@ -158,7 +160,12 @@ pub fn map_all(mappings: &[(Frame, FamilyPage)]) {
 /// there (see the swap-cache rules in `swap.rs`); a LOCKED frame is left alone: the
 /// I/O path that locked it decides.
 pub fn unmap(frame: Frame, at: FamilyPage, is_dirty: bool) -> bool {
+    let owner = if is_dirty { frame::with_desc(frame, |d| d.file_owner()) } else { None };
     let (refcount, map_count, flags) = frame::drop_mapping_ref(frame, at, is_dirty);
+    if let Some((cache_id, index)) = owner {
+        // A shared file page written through this PTE: its cache must write it back.
+        super::file_rmap::note_dirty_pte(cache_id, index);
+    }
     if refcount == 0 {
         free_user_frame(frame);
         return true;

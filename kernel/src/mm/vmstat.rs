@@ -16,7 +16,7 @@ use super::fault::{Access, FaultOutcome};
 use crate::sync::IrqMutex;
 
 /// Kinds of resolved faults, in the order [`FaultOutcome`] lists them.
-const KINDS: [(FaultOutcome, &str); 11] = [
+const KINDS: [(FaultOutcome, &str); 13] = [
     (FaultOutcome::AnonymousPage, "anonymous page (zeroed frame)"),
     (FaultOutcome::ZeroPage, "read of untouched memory (shared zero page)"),
     (FaultOutcome::ImagePage, "program image page"),
@@ -28,9 +28,11 @@ const KINDS: [(FaultOutcome, &str); 11] = [
     (FaultOutcome::SwapIn, "swap-in: read from the swap disk (major)"),
     (FaultOutcome::SwapCacheHit, "swap-in: found in the swap cache (no I/O)"),
     (FaultOutcome::HugePage, "transparent huge page (zeroed 2 MiB)"),
+    (FaultOutcome::FilePage, "file page mapped from the page cache"),
+    (FaultOutcome::FileCopy, "write to a private file mapping: page-cache page copied"),
 ];
 
-static COUNTS: [AtomicU64; 11] = [const { AtomicU64::new(0) }; 11];
+static COUNTS: [AtomicU64; KINDS.len()] = [const { AtomicU64::new(0) }; KINDS.len()];
 
 /// Swap and reclaim events, counted machine-wide (Linux's `pswpout`, `pswpin`, ...).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

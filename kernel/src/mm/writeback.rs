@@ -84,6 +84,8 @@ extern "C" fn writeback_main() -> ! {
 /// One pass: writes back every file whose dirty data expired, or every file at all
 /// when `is_over_limit`. Errors stay in the pages (dirty) and are logged.
 pub fn write_back_pass(is_over_limit: bool) {
+    // Files no process maps any more are closed here, where sleeping is allowed.
+    super::file_rmap::release_unmapped();
     let now = crate::arch::timer::uptime_ms();
     for cache in page_cache::all_caches() {
         let is_expired = cache.dirtied_at_ms().is_some_and(|at| now.saturating_sub(at) >= DIRTY_EXPIRE_MS);

@@ -22,6 +22,7 @@
 //! library itself, `PT_GNU_STACK` asks for a non-executable stack (every stack is),
 //! `PT_GNU_RELRO` is for the dynamic linker, which static programs do not have.
 
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use mm_core::elf;
@@ -32,6 +33,8 @@ use crate::arch::{cpu, gdt};
 use crate::arch::trap::TrapFrame;
 use crate::mm::{PAGE_SIZE, VirtAddr, backing};
 use crate::mm::addr_space::{AddressSpace, Backing, STACK_INITIAL_BYTES, STACK_TOP, Vma, VmFlags, VmProt};
+use crate::mm::file_rmap::{self, FileOwner};
+use crate::mm::page_cache::PageCache;
 use crate::mm::rmap::SpaceRef;
 
 /// RFLAGS for a new user task: interrupts enabled (bit 9) and the reserved bit 1.
@@ -97,6 +100,74 @@ pub fn load_file(bytes: &[u8], argv: &[&str], envp: &[&str]) -> Result<(SpaceRef
                 .map_err(|_| SpawnError::OutOfMemory)?;
         }
         space_ref.lock().mprotect(start, end - start, segment.flags.prot()).map_err(|_| SpawnError::OutOfMemory)?;
+        image_end = image_end.max(end);
+    }
+    space_ref.lock().set_brk_start(VirtAddr::new(image_end));
+    finish(space_ref, &exe, argv, envp)
+}
+
+/// Builds the address space of an executable from its file through the file's
+/// page cache (execve of a file on ext2): `bytes` is the whole file (for the
+/// headers), `cache` its page cache and `owner` what keeps the file open.
+///
+/// ```text
+///  segment [vaddr, vaddr + memsz), file bytes [offset, offset + filesz)
+///   pages holding file bytes ........ Backing::File, private: text shared by every
+///                                      process running the program (the cache's
+///                                      frames), data copied on its first write
+///   a partial last file page with
+///   .bss after it ................... anonymous: its file bytes copied, the rest
+///                                      zero (the bytes past filesz must read 0)
+///   the rest of .bss ................ anonymous (zero on first touch)
+/// ```
+/// A segment whose file offset is not page-aligned with its address cannot be
+/// mapped: the file is then loaded by copying ([`load_file`]).
+pub fn load_mapped(
+    bytes: &[u8],
+    cache: &Arc<PageCache>,
+    owner: FileOwner,
+    argv: &[&str],
+    envp: &[&str],
+) -> Result<(SpaceRef, TrapFrame), SpawnError> {
+    let exe = elf::parse(bytes).map_err(SpawnError::BadExecutable)?;
+    if exe.segments().iter().any(|s| !(segment_file_bytes(s).0 as u64).is_multiple_of(PAGE_SIZE)) {
+        return load_file(bytes, argv, envp);
+    }
+    let space_ref = AddressSpace::new().map_err(|_| SpawnError::OutOfMemory)?;
+    let space_id = space_ref.lock().id();
+    file_rmap::add(cache, owner, space_id, &space_ref);
+    let mut image_end = 0;
+    for (index, segment) in exe.segments().iter().enumerate() {
+        let (start, end) = segment.page_range();
+        let (file_start, file_end) = segment_file_bytes(segment);
+        let out_of_file = SpawnError::BadExecutable(elf::ElfError::SegmentOutOfFile { index: index as u16 });
+        if file_end > bytes.len() {
+            return Err(out_of_file);
+        }
+        let overlap = |_| SpawnError::BadExecutable(elf::ElfError::Overlap { index: index as u16 });
+        let prot = segment.flags.prot();
+        let file_bytes_end = segment.vaddr + segment.filesz;
+        let mapped_end = if segment.memsz > segment.filesz {
+            file_bytes_end / PAGE_SIZE * PAGE_SIZE
+        } else {
+            file_bytes_end.next_multiple_of(PAGE_SIZE)
+        }
+        .max(start);
+        if mapped_end > start {
+            let backing = Backing::File { cache: cache.id(), offset: file_start as u64 };
+            let vma = Vma::new(VirtAddr::new(start), VirtAddr::new(mapped_end), prot, VmFlags::empty(), backing);
+            space_ref.lock().insert_vma(vma).map_err(overlap)?;
+        }
+        if end > mapped_end {
+            let vma = Vma::new(VirtAddr::new(mapped_end), VirtAddr::new(end), VmProt::READ_WRITE, VmFlags::empty(), Backing::Anonymous);
+            space_ref.lock().insert_vma(vma).map_err(overlap)?;
+            if mapped_end < file_bytes_end {
+                // The page shared by the last file bytes and .bss: a private copy.
+                let partial = &bytes[file_start + (mapped_end - start) as usize..file_end];
+                super::vm_rw::write_remote(&space_ref, mapped_end, partial).map_err(|_| SpawnError::OutOfMemory)?;
+            }
+            space_ref.lock().mprotect(mapped_end, end - mapped_end, prot).map_err(|_| SpawnError::OutOfMemory)?;
+        }
         image_end = image_end.max(end);
     }
     space_ref.lock().set_brk_start(VirtAddr::new(image_end));

@@ -5,21 +5,24 @@
 //!   1. copy in: the path, then argv and envp (arrays of string pointers ending in
 //!      NULL; a NULL array is empty) -- EFAULT for a bad pointer, E2BIG past 128 KiB
 //!   2. find the file (ENOENT, ENOTDIR; EACCES for a directory), read it whole
-//!   3. build the new address space from it (exec::load_file): ENOEXEC if it is not
-//!      a static x86-64 ELF executable, ENOMEM if memory runs out
+//!   3. build the new address space from it (exec::load_mapped: the segments map
+//!      the file's page cache; exec::load_file copies them where the file system
+//!      has no page cache): ENOEXEC if it is not a static x86-64 ELF executable,
+//!      ENOMEM if memory runs out
 //!   -- nothing of the caller has changed until here: every error returns to it --
 //!   4. commit: the task gets the new space, a fresh register state and the new
 //!      name; CR3 switches; the old space is dropped (all its frames freed); the
 //!      trap frame is replaced so that the syscall "returns" to the new entry point
 //! ```
 //!
-//! The program's file bytes are copied into the new space's pages at exec time
-//! (`exec::load_file`): the fault path runs under the address-space spinlock and
-//! cannot read a disk, so the lazy, shared mapping of the executable through the
-//! page cache (issue #12) is the next step, not this one. Open files stay open
+//! The file is still read whole here, for its headers; its pages are then mapped
+//! from the page cache lazily (`exec::load_mapped`): the text of a program run by
+//! ten processes is one set of page-cache frames, the data segment is copied on
+//! its first write. Open files stay open
 //! (there is no `O_CLOEXEC` yet); the cwd stays.
 
 use alloc::string::String;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use abi::Errno;
@@ -30,7 +33,7 @@ use super::task::{self, SpawnError};
 use super::uaccess::copy_from_user;
 use crate::arch::trap::TrapFrame;
 use crate::arch::user_state::UserState;
-use crate::fs::{FileKind, path};
+use crate::fs::{FileKind, InodeRef, path};
 
 /// The most bytes argv and envp may hold together, NULs included (Linux allows a
 /// quarter of the stack limit; ours is the 64 KiB initial stack's reach, doubled).
@@ -49,10 +52,16 @@ pub fn sys_execve(frame: &mut TrapFrame, path_addr: u64, argv_addr: u64, envp_ad
     let mut nr_strings = 0;
     let argv = user_strings(argv_addr, &mut budget, &mut nr_strings)?;
     let envp = user_strings(envp_addr, &mut budget, &mut nr_strings)?;
-    let bytes = read_executable(&path)?;
+    let (bytes, inode) = read_executable(&path)?;
     let argv_refs: Vec<&str> = argv.iter().map(String::as_str).collect();
     let envp_refs: Vec<&str> = envp.iter().map(String::as_str).collect();
-    let (space, new_frame) = exec::load_file(&bytes, &argv_refs, &envp_refs).map_err(|e| match e {
+    // On a file system with a page cache the segments map the file (text shared
+    // by every process running it); otherwise they are copied in.
+    let loaded = match inode.page_cache() {
+        Some(cache) => exec::load_mapped(&bytes, &cache, Arc::new(inode), &argv_refs, &envp_refs),
+        None => exec::load_file(&bytes, &argv_refs, &envp_refs),
+    };
+    let (space, new_frame) = loaded.map_err(|e| match e {
         SpawnError::BadExecutable(_) | SpawnError::NoSuchProgram => Errno::ENOEXEC,
         SpawnError::OutOfMemory => Errno::ENOMEM,
         SpawnError::ArgumentsTooLong => Errno::E2BIG,
@@ -64,12 +73,13 @@ pub fn sys_execve(frame: &mut TrapFrame, path_addr: u64, argv_addr: u64, envp_ad
     let user_state = UserState::initial();
     let old_space = task::replace_current_program(name, &args, space, user_state);
     drop(old_space); // CR3 names the new space already: the old one's frames go back
+    crate::mm::file_rmap::release_unmapped(); // files only the old program mapped
     *frame = new_frame;
     Ok(0)
 }
 
-/// Reads the file at `path` (from the cwd) whole, for exec.
-fn read_executable(path: &str) -> Result<Vec<u8>, Errno> {
+/// Reads the file at `path` (from the cwd) whole, for exec; returns it and its inode.
+fn read_executable(path: &str) -> Result<(Vec<u8>, InodeRef), Errno> {
     let cwd = task::with_files(|files| Ok(files.cwd.clone()))?;
     let inode = path::resolve(&cwd, path)?;
     drop(cwd);
@@ -91,7 +101,7 @@ fn read_executable(path: &str) -> Result<Vec<u8>, Errno> {
         }
     }
     bytes.truncate(done);
-    Ok(bytes)
+    Ok((bytes, inode))
 }
 
 /// Copies in the NULL-terminated array of string pointers at `addr` (a NULL

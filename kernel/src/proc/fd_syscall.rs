@@ -20,7 +20,7 @@ use alloc::vec::Vec;
 use abi::{Errno, o};
 
 use super::task;
-use super::uaccess::{copy_from_user, copy_to_user};
+use super::uaccess::{self, copy_from_user, copy_to_user};
 use crate::fs::file::{FileObject, OpenFile};
 use crate::fs::pipe::{End, Pipe};
 use crate::fs::{FileKind, InodeStat};
@@ -66,6 +66,12 @@ pub fn sys_read(fd: u64, buf: u64, len: u64) -> Result<u64, Errno> {
                 return Err(Errno::EISDIR);
             }
             let mut pos = file.offset.lock();
+            if let Some(cache) = inode.page_cache() {
+                // A cached file: from its frames straight to the user's buffer.
+                let n = uaccess::copy_file_to_user(&cache, *pos, buf, len)?;
+                *pos += n as u64;
+                return Ok(n as u64);
+            }
             let mut chunk = bounce_buffer(CHUNK_BYTES.min(len))?;
             let mut done = 0;
             while done < len {

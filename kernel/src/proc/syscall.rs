@@ -135,7 +135,8 @@ fn call(frame: &mut TrapFrame) -> Result<u64, Errno> {
         nr::WRITE => sys_write(args[0], args[1], args[2]),
         nr::MMAP => sys_mmap(args),
         nr::MPROTECT => sys_mprotect(args[0], args[1], args[2]),
-        nr::MUNMAP => with_space(|s| s.munmap(args[0], args[1]).map(|_| 0)),
+        nr::MUNMAP => super::mmap_file::munmap(args[0], args[1]),
+        nr::MSYNC => super::mmap_file::msync(args[0], args[1], args[2]),
         nr::BRK => with_space(|s| Ok(s.brk(args[0]).as_u64())),
         nr::SCHED_YIELD => {
             sched::yield_now();
@@ -238,8 +239,8 @@ pub(super) fn sys_write(fd: u64, buf: u64, len: u64) -> Result<u64, Errno> {
 }
 
 /// mmap, with Linux's argument checks for anonymous memory, in Linux's order: an
-/// unaligned offset is EINVAL (an aligned one is ignored); file mappings are not
-/// implemented yet (ENODEV, where Linux maps the file, or says EBADF for a bad fd); the type must be
+/// unaligned offset is EINVAL (an aligned one is ignored); a file mapping goes to
+/// `mmap_file` (the page cache); the type must be
 /// `MAP_SHARED` or `MAP_PRIVATE` (`MAP_SHARED_VALIDATE` is for files: EINVAL, as in
 /// Linux); flags Linux ignores are ignored (`MAP_NORESERVE`: no swap is reserved
 /// anyway); flags Linux implements and we do not (`MAP_GROWSDOWN`, `MAP_LOCKED`,

@@ -537,6 +537,8 @@ fn wait_child(pid: Option<Pid>, is_childless_ok: bool) -> Option<(Pid, WaitStatu
                 let task = tasks.remove(&child).expect("wait: zombie vanished");
                 drop(tasks);
                 drop(task); // frees its kernel stack
+                // Files only the dead child mapped are closed here, where sleeping is allowed.
+                crate::mm::file_rmap::release_unmapped();
                 return Some((child, status));
             }
             if !has_children && !is_childless_ok {

@@ -59,9 +59,14 @@ pub fn page_fault(frame: &mut TrapFrame, addr: u64) {
             Err(FaultError::Segv(reason)) => kill(format_args!("{reason}")),
             Err(FaultError::SwapIo { slot, error }) => kill(format_args!("swap-in of slot {slot} failed: {error:?}")),
             Err(FaultError::OutOfMemory) => kill(format_args!("out of memory at {addr:#x}")),
+            Err(FaultError::BeyondEof { addr: page, size }) => kill(format_args!(
+                "bus error (SIGBUS): access {addr:#x} in a mapped file's page {:#x}, past the end of the file ({size} bytes)",
+                page.as_u64()
+            )),
+            Err(FaultError::FileIo(e)) => kill(format_args!("reading a mapped file's page at {addr:#x} failed: {e:?}")),
             // Killed by the OOM killer (the message is out): exit on the way back.
             Err(FaultError::Killed) => task::exit_if_killed(),
-            Err(e @ (FaultError::NeedsSwapIn(_) | FaultError::PageLocked)) => {
+            Err(e @ (FaultError::NeedsSwapIn(_) | FaultError::PageLocked | FaultError::NeedsFileRead { .. })) => {
                 kill(format_args!("page fault at {addr:#x} unresolved: {e:?}"))
             }
         }

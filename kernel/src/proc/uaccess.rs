@@ -20,6 +20,7 @@
 use abi::Errno;
 
 use crate::arch::extable;
+use crate::mm::page_cache::PageCache;
 use crate::mm::addr_space::VmProt;
 use crate::mm::layout::USER_END;
 
@@ -61,6 +62,32 @@ pub fn copy_from_user(dst: &mut [u8], src: u64) -> Result<(), Errno> {
     // short count.
     let not_copied = unsafe { extable::copy_user(dst.as_mut_ptr() as u64, src, len as u64) };
     if not_copied == 0 && len == dst.len() { Ok(()) } else { Err(Errno::EFAULT) }
+}
+
+/// Copies `len` bytes of the file cached in `cache` from `offset` to user address
+/// `dst`, straight from each cached frame (no bounce buffer: one copy, as Linux's
+/// `copy_page_to_iter`); returns the bytes copied (fewer at the end of the file).
+/// A bad buffer is `EFAULT` if nothing was copied, else the count so far (read(2)).
+pub fn copy_file_to_user(cache: &PageCache, offset: u64, dst: u64, len: usize) -> Result<usize, Errno> {
+    check_user_range(dst, len)?;
+    let allowed = accessible_len(dst, len);
+    let mut done = 0usize;
+    let mut is_fault = false;
+    let copied = cache.read_with(offset, allowed, &mut |page, in_page, n| {
+        // SAFETY: `[dst, dst + allowed)` is in the user half with no PROT_NONE page
+        // (checked above); the piece is inside it and inside the page.
+        let not_copied = unsafe { page.copy_to_user(in_page, dst + done as u64, n) };
+        is_fault = not_copied != 0;
+        if !is_fault {
+            done += n;
+        }
+        !is_fault
+    })?;
+    let is_short_of_prot_none = allowed < len && copied == allowed && offset + (allowed as u64) < cache.size();
+    if (is_fault || is_short_of_prot_none) && copied == 0 {
+        return Err(Errno::EFAULT);
+    }
+    Ok(copied)
 }
 
 /// Copies `src` to user address `dst`.

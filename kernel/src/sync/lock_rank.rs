@@ -49,6 +49,8 @@ pub enum LockRank {
     ReclaimPolicy,
     /// `mm::rmap::FAMILIES`: the fork families of the reverse map.
     RmapFamilies,
+    /// `mm::file_rmap::FILE_RMAP`: the file reverse map (which spaces map which file).
+    FileRmap,
     /// `mm::addr_space::PCIDS`: TLB tags.
     Pcids,
     /// `mm::backing::OBJECTS`: the backing objects (program images).
@@ -134,6 +136,7 @@ mod checker {
             PageCache,
             ReclaimPolicy,
             RmapFamilies,
+            FileRmap,
             Pcids,
             BackingObjects,
             PageCacheRegistry,

@@ -194,6 +194,7 @@ fn row_name(action: FaultAction) -> &'static str {
         FaultAction::MapZeroPage { .. } => "MapZeroPage",
         FaultAction::MapZeroedFrame { .. } => "MapZeroedFrame",
         FaultAction::MapImagePage { .. } => "MapImagePage",
+        FaultAction::MapFilePage { .. } => "MapFilePage",
         FaultAction::MakeWritable { because: super::WritableBecause::SoleOwner, .. } => "SoleOwner",
         FaultAction::MakeWritable { because: super::WritableBecause::SharedMapping, .. } => "SharedMapping",
         FaultAction::ReplaceZeroPage { .. } => "ReplaceZeroPage",

@@ -94,6 +94,8 @@ fn a_first_read_maps_the_zero_page_and_a_first_write_a_zeroed_frame() {
     assert_eq!(decide(Some(&shared), Access::Read, None, &f), FaultAction::MapZeroedFrame { flags });
     let image = Vma { backing: Backing::Image { id: 3, offset: 0 }, ..rw };
     assert_eq!(decide(Some(&image), Access::Read, None, &f), FaultAction::MapImagePage { flags });
+    let file = Vma { backing: Backing::File { cache: 2, offset: 0 }, ..shared };
+    assert_eq!(decide(Some(&file), Access::Write, None, &f), FaultAction::MapFilePage { flags });
 }
 
 #[test]

@@ -8,7 +8,7 @@
 //!                         switched at run time; the brackets mark the one in force
 //!  page-cluster           log2 of the largest swap readahead (Linux's; 0: one page, no readahead)
 //!  read_ahead_kb          the largest file readahead window in KiB (Linux keeps one per disk)
-//!  drop_caches            write 1: drop every clean, unmapped page-cache page
+//!  drop_caches            write 1 (or 3): drop every clean, unmapped page-cache page
 //!  transparent_hugepage   always [madvise] never: when faults map huge pages (`mm::thp`)
 //!  load_control           1/0: the load controller that swaps whole processes out under thrashing
 //! ```
@@ -92,15 +92,12 @@ pub(super) fn drop_caches() -> String {
     format!("{}\n", LAST_DROP_CACHES.load(Ordering::Relaxed))
 }
 
-/// `1` drops the clean unmapped page cache. Linux's 2 (dentries and inodes) and 3
-/// (both) are EINVAL: this kernel has no dentry or inode caches to shrink.
+/// Linux's values: 1 drops the clean unmapped page cache, 2 (dentries and inodes)
+/// and 4 (silence) drop nothing here, 3 is 1 and 2 (`fs/drop_caches.rs` does it).
 pub(super) fn set_drop_caches(text: &str) -> Result<(), FsError> {
-    if number(text)? != 1 {
-        return Err(FsError::Invalid);
-    }
-    let nr_dropped = page_cache::drop_clean_pages();
-    LAST_DROP_CACHES.store(1, Ordering::Relaxed);
-    log::debug!("drop_caches: {nr_dropped} clean page-cache pages dropped");
+    let value = number(text)?;
+    crate::fs::drop_caches::write(text)?;
+    LAST_DROP_CACHES.store(value, Ordering::Relaxed);
     Ok(())
 }
 

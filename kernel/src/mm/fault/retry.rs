@@ -9,6 +9,8 @@
 //!           lock space; handle_page_fault_after_read; unlock
 //!             Err(NeedsSwapIn(entry)) -> read the slot into the swap cache (disk I/O), retry
 //!                                        (no memory for it: reclaim, as below)
+//!             Err(NeedsFileRead)      -> read the file page into its page cache (disk I/O,
+//!                                        readahead: filemap.rs), retry
 //!             Err(PageLocked)         -> yield until the I/O on the page ends, retry
 //!             Err(OutOfMemory)        -> direct reclaim, retry; nothing freed (or too
 //!                                        many rounds): the OOM killer chooses a victim
@@ -60,6 +62,7 @@ pub fn fault_in(space: &SpaceRef, addr: VirtAddr, error_code: u64) -> Result<Fau
     // first, or gets the group's OOM kill (`memcg.rs`).
     super::super::memcg::charge(space)?;
     let mut read = None;
+    let mut has_read_file = false;
     let mut nr_retries = 0;
     loop {
         if process_hooks::current_is_killed() {
@@ -85,11 +88,22 @@ pub fn fault_in(space: &SpaceRef, addr: VirtAddr, error_code: u64) -> Result<Fau
                     Err(SwapInError::NoMemory) => reclaim_for_retry(&mut nr_retries)?,
                 }
             }
+            Err(FaultError::NeedsFileRead { cache, index }) => match super::super::filemap::read_for_fault(cache, index) {
+                Ok(()) => has_read_file = true,
+                Err(crate::fs::FsError::NoMemory) => reclaim_for_retry(&mut nr_retries)?,
+                Err(e) => return Err(FaultError::FileIo(e)),
+            },
             Err(FaultError::PageLocked) => hooks::yield_now(),
             Err(FaultError::OutOfMemory) => reclaim_for_retry(&mut nr_retries)?,
             other => {
                 if read.is_some() {
                     vmstat::clock_swap_in(SwapInPhase::Map, read_at);
+                }
+                if has_read_file && other.is_ok() {
+                    // The page came from the disk: a major fault, not the minor one counted.
+                    let mut space = space.lock();
+                    space.stats.minor_faults = space.stats.minor_faults.saturating_sub(1);
+                    space.stats.major_faults += 1;
                 }
                 return other;
             }

@@ -30,9 +30,11 @@ pub enum FileEvent {
     BytesRead,
     /// Bytes `write_at` copied into the cache.
     BytesWritten,
+    /// A mapped page-cache page unmapped from every page table by reclaim (file rmap).
+    UnmappedForReclaim,
 }
 
-const EVENTS: [(FileEvent, &str); 11] = [
+const EVENTS: [(FileEvent, &str); 12] = [
     (FileEvent::PageRead, "file pages read from the device"),
     (FileEvent::PageWritten, "file pages written back"),
     (FileEvent::CacheHit, "page-cache hits"),
@@ -44,6 +46,7 @@ const EVENTS: [(FileEvent, &str); 11] = [
     (FileEvent::WriteError, "file write-back errors (page kept dirty)"),
     (FileEvent::BytesRead, "bytes read through the cache"),
     (FileEvent::BytesWritten, "bytes written through the cache"),
+    (FileEvent::UnmappedForReclaim, "mapped file pages unmapped by reclaim (file rmap)"),
 ];
 
 static EVENT_COUNTS: [AtomicU64; EVENTS.len()] = [const { AtomicU64::new(0) }; EVENTS.len()];

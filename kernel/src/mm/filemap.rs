@@ -1,0 +1,148 @@
+//! File pages mapped from the page cache: the fault on a `Backing::File` VMA
+//! (Linux's `filemap_fault`, `do_read_fault`, `do_cow_fault`, `do_shared_fault`).
+//!
+//! ```text
+//!  fault at addr in VMA [start, end), Backing::File { cache, offset }
+//!   index = (offset + addr - start) / PAGE_SIZE
+//!   index wholly past the end of the file ............. Err(BeyondEof): killed (SIGBUS)
+//!   page not in the cache .............................. Err(NeedsFileRead): the retry loop
+//!                                                        reads it (readahead applies) with
+//!                                                        no lock held, and faults again
+//!   private, read/exec ....... map the cache frame read-only (+ fault-around)
+//!   private, write ........... copy the cache page into a new anonymous page, map that
+//!   shared, read/exec ........ map the cache frame read-only, even in a writable VMA
+//!                              (+ fault-around)
+//!   shared, write ............ map it writable and mark the page dirty in its cache
+//! ```
+//! A later write to a read-only file PTE is a write-protect fault (`cow.rs`): in a
+//! private VMA it copies (the frame is shared with the cache: never exclusive), in a
+//! shared one it makes the PTE writable and dirties the page, so a page is marked
+//! dirty exactly when it is written and clean pages are never written back
+//! (Linux's `page_mkwrite`). Writeback write-protects the PTEs again before it
+//! writes (`file_rmap::write_protect_page`).
+//!
+//! A mapped cache frame keeps its `FILE` owner (cache, index); each PTE is one
+//! reference and one count in `map_count`, and the file rmap (`file_rmap.rs`) finds
+//! the PTEs. The private copy is an ordinary anonymous page (it joins the fork
+//! family's rmap, and goes to swap like any other).
+//!
+//! Fault-around: after a read fault, the neighbours already in the cache (no I/O)
+//! in the same 64 KiB-aligned window and VMA are mapped read-only too (Linux's
+//! `fault_around_bytes`), so a sequential reader takes one fault per 16 pages.
+//!
+//! Lock state: called with the address-space lock held; takes a cache's `pages`
+//! lock and `FILE_RMAP` briefly (both below the space lock); never does I/O.
+#![deny(unsafe_code)]
+
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use super::addr_space::{AddressSpace, Vma};
+use super::fault::{Access, FaultError, FaultOutcome};
+use super::frame::{self, NewPage};
+use super::paging::PteFlags;
+use super::{PAGE_SIZE, Page, VirtAddr};
+
+/// Pages mapped around a read fault: 64 KiB, Linux's default `fault_around_bytes`.
+pub const FAULT_AROUND_PAGES: u64 = 16;
+/// Fault-around on (the benchmark switches it off to measure the difference).
+static IS_FAULT_AROUND_ON: AtomicBool = AtomicBool::new(true);
+/// Pages mapped by fault-around (besides the faulting page).
+static NR_FAULT_AROUND: AtomicU64 = AtomicU64::new(0);
+
+/// Switches fault-around on or off.
+pub fn set_fault_around(is_on: bool) {
+    IS_FAULT_AROUND_ON.store(is_on, Ordering::Release);
+}
+
+/// Returns the number of pages fault-around has mapped since boot.
+pub fn nr_fault_around() -> u64 {
+    NR_FAULT_AROUND.load(Ordering::Relaxed)
+}
+
+/// Resolves a fault on an empty PTE of a file VMA (see the module doc). `flags`
+/// are the VMA's leaf flags.
+pub fn do_file_fault(
+    space: &mut AddressSpace,
+    vma: &Vma,
+    page: Page,
+    access: Access,
+    cache_id: u32,
+    offset: u64,
+    flags: PteFlags,
+) -> Result<FaultOutcome, FaultError> {
+    let cache = super::file_rmap::cache_of(cache_id).expect("do_file_fault: a mapped file is in the file rmap");
+    let index = (offset + (page.start_address() - vma.start)) / PAGE_SIZE;
+    let size = cache.size();
+    if index * PAGE_SIZE >= size {
+        return Err(FaultError::BeyondEof { addr: page.start_address(), size });
+    }
+    let Some(cached) = cache.find_page(index) else {
+        return Err(FaultError::NeedsFileRead { cache: cache_id, index });
+    };
+    let is_shared = vma.flags.is_shared();
+    if access == Access::Write && !is_shared {
+        // A write to a private mapping: the process gets its own copy now.
+        let mut new = NewPage::alloc().map_err(|_| FaultError::OutOfMemory)?;
+        new.copy_from(cached.frame());
+        super::fault::install_page(space, page, new, flags)?;
+        return Ok(FaultOutcome::FileCopy);
+    }
+    let pte_flags = if access == Access::Write { flags } else { flags - PteFlags::WRITABLE };
+    map_cached(space, page, cached.frame(), pte_flags)?;
+    if access == Access::Write {
+        cache.mark_dirty(index);
+    } else if IS_FAULT_AROUND_ON.load(Ordering::Relaxed) {
+        fault_around(space, vma, page, &cache, offset, flags - PteFlags::WRITABLE);
+    }
+    Ok(FaultOutcome::FilePage)
+}
+
+/// Maps page-cache `frame` at the empty `page`: one more reference and map count
+/// for the frame (no anonymous rmap place: the file rmap finds it).
+fn map_cached(space: &mut AddressSpace, page: Page, frame: super::Frame, flags: PteFlags) -> Result<(), FaultError> {
+    super::fault::map_empty(space, page, frame, flags)?;
+    frame::with_desc(frame, |d| {
+        d.get_ref();
+        d.add_file_mapping();
+    });
+    space.stats.rss_pages += 1;
+    Ok(())
+}
+
+/// Maps read-only the cached neighbours of `page` in its aligned window of
+/// [`FAULT_AROUND_PAGES`], inside `vma` and the file, whose PTEs are empty.
+fn fault_around(space: &mut AddressSpace, vma: &Vma, page: Page, cache: &super::page_cache::PageCache, offset: u64, flags: PteFlags) {
+    let window = FAULT_AROUND_PAGES * PAGE_SIZE;
+    let addr = page.start_address().as_u64();
+    let start = (addr & !(window - 1)).max(vma.start.as_u64());
+    let end = ((addr & !(window - 1)) + window).min(vma.end.as_u64());
+    let end_index = cache.size().div_ceil(PAGE_SIZE);
+    let mut at = start;
+    while at < end {
+        let neighbour = Page::containing_address(VirtAddr::new(at));
+        at += PAGE_SIZE;
+        if neighbour == page || space.pte(neighbour.start_address()).is_some_and(|pte| !pte.is_unused()) {
+            continue;
+        }
+        let index = (offset + (neighbour.start_address() - vma.start)) / PAGE_SIZE;
+        if index >= end_index {
+            break;
+        }
+        let Some(cached) = cache.find_page(index) else { continue };
+        if map_cached(space, neighbour, cached.frame(), flags).is_err() {
+            break; // no frame for a page table: the neighbours stay lazy
+        }
+        NR_FAULT_AROUND.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The retry loop's side of `NeedsFileRead`: reads page `index` of cache
+/// `cache_id` into the cache (readahead first, if the faults look sequential),
+/// with no lock held. `Err(NoMemory)` asks the loop to reclaim and retry.
+pub fn read_for_fault(cache_id: u32, index: u64) -> Result<(), crate::fs::FsError> {
+    let Some(cache) = super::file_rmap::cache_of(cache_id) else {
+        return Ok(()); // unmapped meanwhile: the retry finds out
+    };
+    super::readahead::before_read(&cache, index, index);
+    cache.get_page(index).map(drop)
+}
