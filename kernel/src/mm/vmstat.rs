@@ -271,6 +271,13 @@ pub fn print_counters() {
         crate::println!("  {:>8}  {}", COUNTS[i].load(Ordering::Relaxed), name);
     }
     crate::println!("  {:>8}  bad access (process killed, or EFAULT inside a syscall)", NR_SEGV.load(Ordering::Relaxed));
+    crate::println!(
+        "pre-zeroed frames: {} zeroed by the idle CPU, {} zeroed pages taken from the pool, {} zeroed at allocation, {} in the pool",
+        nr_zero_events(ZeroEvent::ZeroedInBackground),
+        nr_zero_events(ZeroEvent::TakenPreZeroed),
+        nr_zero_events(ZeroEvent::ZeroedAtAllocation),
+        super::zero_pool::nr_pooled()
+    );
 }
 
 /// Prints the traced faults, oldest first.

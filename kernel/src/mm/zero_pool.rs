@@ -99,6 +99,10 @@ pub fn snapshot(out: &mut alloc::vec::Vec<Frame>) -> usize {
 /// `User` with one reference, as `frame::alloc` would give it, and zero-filled.
 /// Returns `None` when the pool is empty (the caller allocates and zeroes).
 pub fn take() -> Option<Frame> {
+    // The common case under a burst of faults is an empty pool: say so without the lock.
+    if nr_pooled() == 0 {
+        return None;
+    }
     let mut pool = POOL.lock();
     if pool.len == 0 {
         return None;
