@@ -90,6 +90,8 @@ pub fn contains(frame: Frame) -> bool {
 
 /// Returns the frames in the pool (for the audit), into `out`; returns how many.
 pub fn snapshot(out: &mut alloc::vec::Vec<Frame>) -> usize {
+    // Room first: the heap's lock ranks above the pool's, so no allocation under it.
+    out.reserve(CAPACITY);
     let pool = POOL.lock();
     out.extend(pool.pfns[..pool.len].iter().map(|&pfn| Frame::from_pfn(pfn)));
     pool.len
