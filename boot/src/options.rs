@@ -55,6 +55,11 @@ pub struct Options {
     pub root_expect: Vec<(String, String)>,
     /// `--gdb`, `KERNEL_GDB=1`: QEMU waits for a debugger on port 1234.
     pub gdb: bool,
+    /// `--icount`, `KERNEL_ICOUNT=1`: guest time is the guest's instruction count
+    /// (QEMU's `-icount shift=0,align=off,sleep=off`: one instruction is one virtual
+    /// nanosecond), so a benchmark's numbers count the instructions our own code ran
+    /// and do not change with the host's load (TCG only).
+    pub icount: bool,
     /// `--qemu-arg ARG` (repeatable), `KERNEL_QEMU_ARGS` (space separated): passed through.
     pub qemu_args: Vec<String>,
     /// `--script FILE`, `KERNEL_SCRIPT`: typed into the serial console (see `script`).
@@ -79,13 +84,15 @@ pub const MAX_CMDLINE_BYTES: usize = 255;
 pub const MAX_CPUS: u32 = 16;
 
 const USAGE: &str = "usage: boot KERNEL_ELF [--accel tcg|kvm] [--memory SIZE] [--smp N] [--timeout SECS] \
-[--uefi] [--swap-size SIZE] [--swap-blkdebug FILE] [--disk PATH] [--root DIR|none] [--root-size SIZE] [--root-expect PATH=CONTENT]... [--gdb] [--qemu-arg ARG]... [--bench] \
+[--uefi] [--swap-size SIZE] [--swap-blkdebug FILE] [--disk PATH] [--root DIR|none] [--root-size SIZE] [--root-expect PATH=CONTENT]... [--gdb] [--icount] [--qemu-arg ARG]... [--bench] \
 [--cmdline WORDS] [--script FILE] [--linux-peer[=swapload|bench|files|vmascale]]
   for a test binary (cargo test): a test-name filter word and --exact go to the kernel's test
                 runner; libtest's --nocapture, --test-threads N, ... are accepted and have no effect
   --linux-peer  run the swapload benchmark on this kernel, then on a Linux 6.1 guest (Debian's
                 kernel, fetched once with apt) in the same QEMU machine, and print both side by
                 side; RAM 128M and swap 512M unless --memory/--swap-size say otherwise
+  --icount      guest time counts guest instructions (QEMU -icount shift=0): benchmark numbers
+                become instruction counts that the host's load cannot change (TCG only)
   --linux-peer=bench
                 the same with the fault-path benchmark `bench`: the table of both kernels with
                 the ratios ours/Linux; RAM 256M and swap 256M unless given
@@ -245,6 +252,7 @@ impl Options {
             root_size: parse_size(&env("KERNEL_ROOT_SIZE").unwrap_or_else(|| "32M".into()))?,
             root_expect: Vec::new(),
             gdb: truthy(env("KERNEL_GDB")),
+            icount: truthy(env("KERNEL_ICOUNT")),
             qemu_args: env("KERNEL_QEMU_ARGS")
                 .map(|s| s.split_whitespace().map(String::from).collect())
                 .unwrap_or_default(),
@@ -284,6 +292,7 @@ impl Options {
                     opts.root_expect.push((path.to_string(), content.to_string()));
                 }
                 "--gdb" => opts.gdb = true,
+                "--icount" => opts.icount = true,
                 "--qemu-arg" => opts.qemu_args.push(value("--qemu-arg")?),
                 "--cmdline" => opts.cmdline = value("--cmdline")?,
                 "--script" => opts.script = Some(workspace_file(&value("--script")?)?),
@@ -305,6 +314,9 @@ impl Options {
         }
         if let Some(program) = opts.linux_peer {
             opts.set_up_linux_peer(program, is_memory_given, is_swap_size_given, is_root_size_given)?;
+        }
+        if opts.icount && opts.accel == Accel::Kvm {
+            return Err("--icount counts instructions of the emulator (TCG); it has no meaning with --accel kvm".into());
         }
         check_memory(&opts.memory)?;
         Ok(opts)
@@ -498,6 +510,15 @@ mod tests {
         assert!(parse_flags(&["--smp", "17"]).is_err());
         assert!(parse_flags(&["--smp", "two"]).is_err());
         assert!(parse_flags(&["--smp"]).is_err(), "a value is required");
+    }
+
+    #[test]
+    fn icount_is_off_unless_asked_and_refused_with_kvm() {
+        assert!(!parse_flags(&[]).unwrap().icount);
+        assert!(parse_flags(&["--icount"]).unwrap().icount);
+        let err = parse_flags(&["--icount", "--accel", "kvm"]).unwrap_err();
+        assert!(err.contains("--icount"), "{err}");
+        assert!(parse_flags(&["--icount=1"]).is_err(), "the flag takes no value");
     }
 
     #[test]

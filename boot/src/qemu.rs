@@ -86,11 +86,17 @@ pub fn add_machine(cmd: &mut Command, opts: &Options, swap: &Path) {
     match opts.accel {
         // One host thread per guest CPU when there are several: the CPUs really run
         // at the same time, so races between them can show (one CPU: the classic
-        // single-threaded TCG, as before).
-        Accel::Tcg if opts.nr_cpus > 1 => cmd.args(["-accel", "tcg,thread=multi", "-cpu", "max"]),
+        // single-threaded TCG, as before; icount needs the single thread).
+        Accel::Tcg if opts.nr_cpus > 1 && !opts.icount => cmd.args(["-accel", "tcg,thread=multi", "-cpu", "max"]),
         Accel::Tcg => cmd.args(["-accel", "tcg", "-cpu", "max"]),
         Accel::Kvm => cmd.args(["-enable-kvm", "-cpu", "host,-arch-capabilities"]),
     };
+    if opts.icount {
+        // Virtual time advances one nanosecond per guest instruction, whatever the
+        // host does: no sleeping to match real time (align=off, sleep=off). QEMU
+        // runs the CPUs round-robin in one thread under icount.
+        cmd.args(["-icount", "shift=0,align=off,sleep=off"]);
+    }
     if opts.is_interactive {
         // The terminal, raw: Ctrl-C reaches the guest (signal=off), Ctrl-A X quits
         // QEMU, Ctrl-A C switches to its monitor (mux).
@@ -336,5 +342,13 @@ mod tests {
         let four = machine_args(&["--smp", "4"]);
         assert_eq!(value_of(&four, "-smp"), "4");
         assert_eq!(value_of(&four, "-accel"), "tcg,thread=multi");
+    }
+
+    #[test]
+    fn icount_asks_qemu_for_instruction_counted_time() {
+        assert!(!machine_args(&[]).iter().any(|a| a == "-icount"));
+        let counted = machine_args(&["--icount"]);
+        assert_eq!(value_of(&counted, "-icount"), "shift=0,align=off,sleep=off");
+        assert_eq!(value_of(&counted, "-accel"), "tcg");
     }
 }

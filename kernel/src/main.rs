@@ -54,6 +54,9 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     if cmdline::has("trace") {
         vmstat::set_tracing(true);
     }
+    if cmdline::value("prezero") == Some("off") {
+        kernel::mm::zero_pool::set_enabled(false);
+    }
     if let Some(name) = cmdline::value("run") {
         run_one(name);
     } else if cmdline::has("shell") {

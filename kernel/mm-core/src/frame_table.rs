@@ -39,6 +39,10 @@ pub enum FrameState {
     PageTable = 4,
     /// Allocated to user space (anonymous memory, page cache of a user mapping).
     User = 5,
+    /// Known to be zero: zeroed in the background and waiting in the kernel's pool of
+    /// pre-zeroed frames (`kernel/src/mm/zero_pool.rs`) for an anonymous fault. A frame
+    /// is in this state exactly while it is in the pool; it leaves as `User` (or freed).
+    Zeroed = 6,
 }
 
 impl FrameState {

@@ -33,7 +33,9 @@
 //! - the replacement policy tracks exactly the user frames (mapped, swap-cached or
 //!   page-cached),
 //!   checked frame by frame;
-//! - the buddy allocator's own invariants hold (so free + used = total).
+//! - the buddy allocator's own invariants hold (so free + used = total);
+//! - the pre-zeroed pool (`zero_pool.rs`) holds exactly the frames in state
+//!   `Zeroed`, and each of them reads zero.
 //!
 //! It is O(mapped pages + slots) and takes every lock in turn: for tests and
 //! debugging, called with no lock held.
@@ -322,6 +324,7 @@ pub fn check_consistency() -> Result<Census, String> {
     swap::check_slot_map();
     rmap::check_families();
     frame::check_invariants().map_err(|e| format!("buddy allocator: {e:?}"))?;
+    super::zero_pool::check(frame::nr_frames_in_state(FrameState::Zeroed))?;
     census.nr_free_frames = frame::nr_free_frames();
     let small: BTreeSet<u64> = frames.difference(&walk.huge_heads).copied().collect();
     check_policy(&small)?;

@@ -201,7 +201,11 @@ pub fn handle_page_fault_after_read(
         }
     };
     let page = Page::containing_address(addr);
-    if let Some((_, huge)) = space.pt.huge_leaf(&space.tables, addr) {
+    // One walk for the common case: a level-1 entry exists, so no 2 MiB leaf covers
+    // the page. Only when the walk stops above level 1 can a huge leaf be there.
+    let pte = space.pt.entry(&space.tables, page);
+    let huge_leaf = if pte.is_none() { space.pt.huge_leaf(&space.tables, addr) } else { None };
+    if let Some((_, huge)) = huge_leaf {
         if vma.is_some() && super::thp::leaf_allows(huge.flags(), access) {
             // The 2 MiB leaf allows the access: the TLB entry was stale.
             tlb::flush_page(addr.align_down(mm_core::addr::HUGE_PAGE_SIZE));
@@ -211,7 +215,7 @@ pub fn handle_page_fault_after_read(
         // Something the huge leaf does not allow: decide on 4 KiB pages.
         super::thp::split_huge_leaf(space, addr).map_err(|_| FaultError::OutOfMemory)?;
     }
-    let pte = space.pt.entry(&space.tables, page);
+    let pte = if huge_leaf.is_some() { space.pt.entry(&space.tables, page) } else { pte };
     let outcome = match decide(vma.as_ref(), access, pte, &KernelFacts) {
         FaultAction::Refuse(_) => return Err(segv(addr, access, vma.as_ref())),
         FaultAction::FlushStaleTlb => {

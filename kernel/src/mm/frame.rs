@@ -192,6 +192,27 @@ pub fn alloc_leaving(order: Order, state: FrameState, reserve: Reserve) -> Resul
     if site.is_some_and(super::fail::should_fail) {
         return Err(AllocError::OutOfMemory);
     }
+    match alloc_from_buddy(order, state, reserve) {
+        // The pool of pre-zeroed frames is free memory too: give it back and retry,
+        // so it never makes an allocation fail (`zero_pool.rs`).
+        Err(AllocError::OutOfMemory) if super::zero_pool::drain() > 0 => alloc_from_buddy(order, state, reserve),
+        result => result,
+    }
+}
+
+/// Allocates like [`alloc`], without fault injection (for a caller that rolled the
+/// dice itself: `zero_pool::alloc_zeroed_user`).
+pub(super) fn alloc_without_injection(order: Order, state: FrameState) -> Result<Frame, AllocError> {
+    let reserve = Reserve::of(state);
+    match alloc_from_buddy(order, state, reserve) {
+        Err(AllocError::OutOfMemory) if super::zero_pool::drain() > 0 => alloc_from_buddy(order, state, reserve),
+        result => result,
+    }
+}
+
+/// Allocates from the buddy allocator leaving `reserve`: no fault injection, and no
+/// draining of the pre-zeroed pool (which fills itself with this).
+pub(super) fn alloc_from_buddy(order: Order, state: FrameState, reserve: Reserve) -> Result<Frame, AllocError> {
     let nr_reserved = reserve.nr_frames();
     with_buddy(|buddy| {
         if buddy.nr_free_frames() < nr_reserved + order.nr_frames() {
@@ -410,7 +431,32 @@ pub fn buddyinfo() -> BuddyInfo {
 
 /// Returns the number of free frames.
 pub fn nr_free_frames() -> u64 {
+    nr_free_buddy_frames() + super::zero_pool::nr_pooled()
+}
+
+/// Returns the number of frames on the buddy allocator's free lists (without the
+/// pre-zeroed frames of `zero_pool`, which are free memory too).
+pub fn nr_free_buddy_frames() -> u64 {
     with_buddy(|buddy| buddy.nr_free_frames())
+}
+
+/// Returns the number of frames in `state` (a walk of the whole frame table: for
+/// the audit).
+pub fn nr_frames_in_state(state: FrameState) -> u64 {
+    with_buddy(|buddy| {
+        let (base, nr) = (buddy.base_pfn(), buddy.nr_frames());
+        (base..base + nr).filter(|&pfn| buddy.desc(Frame::from_pfn(pfn)).state() == state).count() as u64
+    })
+}
+
+/// Returns true if every byte of `frame` is zero. Reading RAM through the direct
+/// map cannot harm it; a frame another CPU writes meanwhile gives a stale answer, so
+/// callers ask about frames nobody writes (the pre-zeroed pool's).
+pub fn is_zero(frame: Frame) -> bool {
+    let ptr = super::frame_ptr(frame) as *const u64;
+    // SAFETY: the direct map covers every frame with 4096 readable, 8-aligned bytes;
+    // reading them has no side effect.
+    (0..PAGE_SIZE as usize / 8).all(|i| unsafe { ptr.add(i).read_volatile() } == 0)
 }
 
 /// Checks the allocator's invariants (O(frames): for tests and debugging).
@@ -636,11 +682,10 @@ impl NewPage {
         Ok(NewPage { frame: alloc(Order(0), FrameState::User)? })
     }
 
-    /// Allocates a zero-filled user frame.
+    /// Allocates a zero-filled user frame: a pre-zeroed one from `zero_pool` if
+    /// there is one, else a frame zeroed now.
     pub fn alloc_zeroed() -> Result<NewPage, AllocError> {
-        let mut page = Self::alloc()?;
-        page.zero();
-        Ok(page)
+        Ok(NewPage { frame: super::zero_pool::alloc_zeroed_user()? })
     }
 
     /// Returns the frame (to put in a PTE).

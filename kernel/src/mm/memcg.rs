@@ -101,6 +101,7 @@ pub fn create(max_pages: u64, high_pages: u64) -> Result<GroupId, MemcgError> {
     for (id, slot) in GROUPS.iter().enumerate().skip(1) {
         if slot.max_pages.compare_exchange(0, max_pages, Ordering::AcqRel, Ordering::Acquire).is_ok() {
             slot.high_pages.store(high_pages, Ordering::Release);
+            HAS_GROUPS.store(true, Ordering::Release);
             for counter in [&slot.peak_pages, &slot.nr_reclaimed, &slot.nr_oom_kills] {
                 counter.store(0, Ordering::Relaxed);
             }
@@ -109,6 +110,10 @@ pub fn create(max_pages: u64, high_pages: u64) -> Result<GroupId, MemcgError> {
     }
     Err(MemcgError::NoFreeGroup)
 }
+
+/// Set once the first group is created (never cleared): until then [`charge`] has
+/// nothing to check.
+static HAS_GROUPS: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 
 fn slot(group: GroupId) -> Result<&'static GroupSlot, MemcgError> {
     let slot = GROUPS.get(group as usize).filter(|_| group != 0).ok_or(MemcgError::NoSuchGroup)?;
@@ -171,6 +176,11 @@ fn reclaim_local(group: GroupId, first: &SpaceRef, nr_wanted: u64) -> u64 {
 /// group's own pages over `high`, and at `max` with nothing to evict kills a member.
 /// `Err(Killed)`: the faulting process was the one chosen. Call with no lock held.
 pub fn charge(space: &SpaceRef) -> Result<(), FaultError> {
+    // The fault path's common case: no group was ever made, so every process is in
+    // the unlimited root group; say so without taking the space's lock.
+    if !HAS_GROUPS.load(Ordering::Acquire) {
+        return Ok(());
+    }
     let group = space.lock().memcg;
     if group == 0 {
         return Ok(());

@@ -66,6 +66,7 @@
 //! | 13 | `heap::KMALLOC` and each typed cache (`Heap`) | slab caches: the kernel heap | IRQs off | the pool, frames |
 //! | 14 | `heap::POOL` (`HeapPool`) | the heap's emergency page blocks | IRQs off | frames |
 //! | 15 | `fail::PLAN` (`FailPlan`) | fault injection | IRQs off | nothing |
+//! | 15a | `zero_pool::POOL` (`ZeroPool`) | the pre-zeroed frames | IRQs off | frames (a frame's state marked) |
 //! | 16 | `frame::FRAMES` (`Frames`) | frame table and buddy allocator | IRQs off | nothing but the two leaves below |
 //! | 17 | `vmstat::TRACE` (`FaultTrace`) | the fault trace | IRQs off | nothing |
 //! | 18 | `drivers::pci::CONFIG_LOCK` (`PciConfig`) | PCI configuration space | IRQs off | nothing |
@@ -128,6 +129,7 @@ pub mod swap;
 pub mod thp;
 pub mod vmstat;
 pub mod wss;
+pub mod zero_pool;
 pub mod writeback;
 
 pub use mm_core::addr::{Frame, Order, PAGE_SIZE, Page, PhysAddr, VirtAddr};

@@ -268,6 +268,11 @@ pub fn watermarks() -> Watermarks {
     *WATERMARKS.get().expect("reclaim: used before init")
 }
 
+/// Returns the watermarks, or `None` before `init` set them.
+pub fn try_watermarks() -> Option<Watermarks> {
+    WATERMARKS.get().copied()
+}
+
 /// Returns the number of frames the policy tracks.
 pub fn nr_tracked() -> usize {
     POLICY.lock().as_ref().map_or(0, |p| p.nr_tracked())

@@ -90,6 +90,37 @@ const SWAP_EVENTS: [(SwapEvent, &str); 15] = [
 
 static SWAP_COUNTS: [AtomicU64; SWAP_EVENTS.len()] = [const { AtomicU64::new(0) }; SWAP_EVENTS.len()];
 
+/// Events of the pre-zeroed frame pool (`zero_pool.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
+pub enum ZeroEvent {
+    /// A free frame zeroed by the idle CPU and put in the pool.
+    ZeroedInBackground,
+    /// A zero-filled user page taken from the pool (its allocation zeroed nothing).
+    TakenPreZeroed,
+    /// A zero-filled user page that had to be zeroed at allocation (the pool was empty).
+    ZeroedAtAllocation,
+}
+
+/// The pool's events with their `/proc/vmstat` names (ours; Linux has no pre-zeroing).
+pub const ZERO_EVENTS: [(ZeroEvent, &str); 3] = [
+    (ZeroEvent::ZeroedInBackground, "prezero_zeroed_idle"),
+    (ZeroEvent::TakenPreZeroed, "prezero_pages_taken"),
+    (ZeroEvent::ZeroedAtAllocation, "prezero_pages_zeroed_at_alloc"),
+];
+
+static ZERO_COUNTS: [AtomicU64; ZERO_EVENTS.len()] = [const { AtomicU64::new(0) }; ZERO_EVENTS.len()];
+
+/// Counts one event of the pre-zeroed pool.
+pub fn count_zero(event: ZeroEvent) {
+    ZERO_COUNTS[event as usize].fetch_add(1, Ordering::Relaxed);
+}
+
+/// Returns how many times `event` of the pre-zeroed pool happened since boot.
+pub fn nr_zero_events(event: ZeroEvent) -> u64 {
+    ZERO_COUNTS[event as usize].load(Ordering::Relaxed)
+}
+
 /// Counts one swap or reclaim event.
 pub fn count(event: SwapEvent) {
     SWAP_COUNTS[event as usize].fetch_add(1, Ordering::Relaxed);
@@ -267,6 +298,13 @@ pub fn print_counters() {
         crate::println!("  {:>8}  {}", COUNTS[i].load(Ordering::Relaxed), name);
     }
     crate::println!("  {:>8}  bad access (process killed, or EFAULT inside a syscall)", NR_SEGV.load(Ordering::Relaxed));
+    crate::println!(
+        "pre-zeroed frames: {} zeroed by the idle CPU, {} zeroed pages taken from the pool, {} zeroed at allocation, {} in the pool",
+        nr_zero_events(ZeroEvent::ZeroedInBackground),
+        nr_zero_events(ZeroEvent::TakenPreZeroed),
+        nr_zero_events(ZeroEvent::ZeroedAtAllocation),
+        super::zero_pool::nr_pooled()
+    );
 }
 
 /// Prints the traced faults, oldest first.

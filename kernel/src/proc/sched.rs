@@ -266,8 +266,14 @@ fn pick_next() -> Pid {
                 return pid;
             }
         }
-        // Nothing runnable: wait for an interrupt. `sti; hlt` is atomic, so a wake-up
-        // from an interrupt handler cannot slip in between.
+        // Nothing runnable: the idle time zeroes free frames for later faults
+        // (`mm::zero_pool`), stopping as soon as an interrupt queues a task.
+        crate::mm::zero_pool::fill_while_idle(|| !RUN_QUEUE.lock().is_empty());
+        if !RUN_QUEUE.lock().is_empty() {
+            continue;
+        }
+        // Still nothing runnable: wait for an interrupt. `sti; hlt` is atomic, so a
+        // wake-up from an interrupt handler cannot slip in between.
         interrupts::enable_and_hlt();
         interrupts::disable();
     }

@@ -71,6 +71,8 @@ pub enum LockRank {
     HeapPool,
     /// `mm::fail::PLAN`: fault injection, asked by the frame allocator.
     FailPlan,
+    /// `mm::zero_pool::POOL`: the pre-zeroed frames (frames taken inside, to mark them).
+    ZeroPool,
     /// `mm::frame::FRAMES`: the frame table and the buddy allocator.
     Frames,
     /// `mm::vmstat::TRACE`: the fault trace ring.
@@ -147,6 +149,7 @@ mod checker {
             Heap,
             HeapPool,
             FailPlan,
+            ZeroPool,
             Frames,
             FaultTrace,
             PciConfig,

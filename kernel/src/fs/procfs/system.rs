@@ -44,6 +44,10 @@ pub(super) fn vmstat() -> String {
     for (name, value) in rows {
         let _ = writeln!(text, "{name} {value}");
     }
+    let _ = writeln!(text, "nr_prezeroed_pages {}", crate::mm::zero_pool::nr_pooled());
+    for (event, name) in vmstat::ZERO_EVENTS {
+        let _ = writeln!(text, "{name} {}", vmstat::nr_zero_events(event));
+    }
     text
 }
 

@@ -64,10 +64,15 @@ pub fn fault_in(space: &SpaceRef, addr: VirtAddr, error_code: u64) -> Result<Fau
     let mut read = None;
     let mut has_read_file = false;
     let mut nr_retries = 0;
+    let mut is_retry = false;
     loop {
-        if process_hooks::current_is_killed() {
+        // A process killed meanwhile stops retrying. The first attempt does not ask
+        // (a lock of the task table): a process killed before its fault resolves it
+        // harmlessly and exits on its way back to user mode (`exit_if_killed`).
+        if is_retry && process_hooks::current_is_killed() {
             return Err(FaultError::Killed);
         }
+        is_retry = true;
         let result = {
             // The lock is never held while user memory is touched, so it is free here;
             // if it is not, a kernel path broke that rule: fail instead of deadlocking.

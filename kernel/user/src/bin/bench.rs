@@ -15,6 +15,7 @@
 //! | fork, 64 MiB touched | `fork()` in the parent until it returns (child exits at once), best of [`NR_FORKS`] |
 //! | mmap+munmap 1 MiB | an untouched 1 MiB mapping made and removed, best of [`ROUNDS`] |
 //! | munmap 64 MiB touched | per page |
+//! | write fault after 100 ms idle | one byte written per page of a fresh 8 MiB mapping right after a 100 ms sleep, best of [`ROUNDS`]: on this kernel the idle CPU pre-zeroes frames (`mm/zero_pool.rs`) |
 //! | null syscall | `getpid`, best of [`ROUNDS`] |
 //! | exception round trip (int3) | this kernel only: `int3` from ring 3, which the kernel counts and returns from |
 //! | page zero / page copy, kernel's loop | this kernel only: the kernel's page loop (`mm::memops`, `Loop64`) run in ring 3 on a page |
@@ -204,6 +205,34 @@ fn write_faults_and_munmap() -> (u64, u64) {
     (ps_per_op(write_ns, NR_PAGES as u64), ps_per_op(unmap_ns, NR_PAGES as u64))
 }
 
+/// Pages written by [`write_faults_after_idle`]: 8 MiB, half the kernel's pool of
+/// pre-zeroed frames.
+const NR_IDLE_PAGES: usize = 2048;
+
+/// Anonymous write faults on [`NR_IDLE_PAGES`] fresh pages right after 100 ms asleep
+/// (time an idle CPU can spend zeroing free frames ahead of faults), best of
+/// [`ROUNDS`]: ps/page. Where nothing is zeroed ahead, as on Linux, this is the
+/// plain anonymous write fault.
+fn write_faults_after_idle() -> u64 {
+    let len = NR_IDLE_PAGES * PAGE_SIZE;
+    (0..ROUNDS)
+        .map(|_| {
+            let region = ulib::mmap(len, prot::READ | prot::WRITE, map::PRIVATE).expect("mmap 8 MiB");
+            ulib::sleep_ms(100).expect("sleep 100 ms");
+            let t0 = ulib::now_ns();
+            for page in 0..NR_IDLE_PAGES {
+                // SAFETY: the byte is inside the fresh read-write mapping, used only by raw pointer.
+                unsafe { region.add(page * PAGE_SIZE).write_volatile(1) };
+            }
+            let ns = ulib::now_ns() - t0;
+            // SAFETY: only the raw pointer `region` points into the mapping, not used again.
+            unsafe { ulib::munmap(region, len) }.expect("munmap 8 MiB");
+            ps_per_op(ns, NR_IDLE_PAGES as u64)
+        })
+        .min()
+        .unwrap_or(0)
+}
+
 /// Read faults on untouched anonymous memory (the shared zero page): ps/page.
 fn read_faults() -> u64 {
     let region = map_region();
@@ -367,6 +396,7 @@ fn main() -> i32 {
     let read_ps = read_faults();
     let (fork_ps, cow_ps) = fork_and_cow_faults();
     let small_map_ps = small_maps();
+    let idle_write_ps = write_faults_after_idle();
     let getpid_ps = best_of(NR_SYSCALLS, || {
         core::hint::black_box(ulib::getpid());
     });
@@ -380,6 +410,7 @@ fn main() -> i32 {
         Row { name: "fork, 64 MiB touched (per fork)", ps: fork_ps },
         Row { name: "mmap+munmap 1 MiB untouched", ps: small_map_ps },
         Row { name: "munmap 64 MiB touched (per page)", ps: munmap_ps },
+        Row { name: "write fault after 100 ms idle (per page)", ps: idle_write_ps },
         Row { name: "null syscall (getpid)", ps: getpid_ps },
     ];
     println!("bench: user-mode fault paths (ns per operation)");
