@@ -117,6 +117,14 @@ pub trait ReplacementPolicy {
         0
     }
 
+    /// Returns true if a page used since the policy last looked is spared when
+    /// reached (a second chance: the clocks, the lists, aging); false if it goes
+    /// whatever its Accessed bit says (FIFO, random). The cleaner skips the used
+    /// pages among [`upcoming_victims`](Self::upcoming_victims) when this is true.
+    fn spares_referenced_pages(&self) -> bool {
+        true
+    }
+
     /// Stops tracking some page and returns it, cheaply, for [`hand_over`]; `None`
     /// once empty. By default the next victim as seen with no hardware bits (the
     /// policy's own eviction order); a policy whose choice walks every page

@@ -16,8 +16,10 @@
 //! **When it runs.** It sleeps on its wait queue until kicked: by a fault that sees
 //! free frames below twice the `high` watermark (ahead of `low`, where kswapd
 //! starts: [`note_free_frames`]) and by kswapd at the start of each pass. Each
-//! wake-up runs one pass: it looks at the next [`LOOKAHEAD`] victims, and cleans
-//! the dirty anonymous ones, [`CLUSTER`] at a time, only while at least one in
+//! wake-up runs one pass: it looks at the next [`LOOKAHEAD`] victims, leaves out
+//! those used since the policy last looked if the policy will give them a second
+//! chance (the clocks, the lists, aging: `spares_referenced_pages`; cleaning them
+//! now would mostly be wasted, they stay), and cleans the dirty anonymous ones, [`CLUSTER`] at a time, only while at least one in
 //! [`MIN_DIRTY_SHARE`] of the pages it looks at is dirty (below that, reclaim's own
 //! writes are few and the cleaner's would mostly be wasted on pages it will never
 //! evict). It is **rate-limited** to [`MAX_PAGES_PER_TICK`] pages per timer tick
@@ -205,7 +207,8 @@ struct Upcoming {
     /// Dirty anonymous pages, in eviction order.
     dirty: [Frame; LOOKAHEAD],
     nr_dirty: usize,
-    /// Pages looked at.
+    /// Pages looked at that the policy will take when reached (not used since it
+    /// last looked, for a policy that spares those).
     nr_seen: usize,
     /// Dirty file pages among them.
     nr_dirty_file: usize,
@@ -258,10 +261,14 @@ fn has_spare_slots() -> bool {
 /// Reads the next victims from the policy and keeps the dirty ones.
 fn find_dirty_upcoming() -> Upcoming {
     let mut pfns = [0u64; LOOKAHEAD];
-    let nr_seen = super::reclaim::upcoming_victims(&mut pfns);
-    let mut upcoming = Upcoming { dirty: [Frame::from_pfn(0); LOOKAHEAD], nr_dirty: 0, nr_seen, nr_dirty_file: 0 };
-    for &pfn in &pfns[..nr_seen] {
+    let (nr_named, spares_referenced) = super::reclaim::upcoming_victims(&mut pfns);
+    let mut upcoming = Upcoming { dirty: [Frame::from_pfn(0); LOOKAHEAD], nr_dirty: 0, nr_seen: 0, nr_dirty_file: 0 };
+    for &pfn in &pfns[..nr_named] {
         let frame = Frame::from_pfn(pfn);
+        if spares_referenced && super::reclaim::is_referenced(frame) {
+            continue; // it gets a second chance: cleaning it now would likely be wasted
+        }
+        upcoming.nr_seen += 1;
         let flags = frame::with_desc(frame, |d| (d.state() == FrameState::User).then(|| d.flags()));
         let Some(flags) = flags else { continue };
         if flags.contains(FrameFlags::FILE) {

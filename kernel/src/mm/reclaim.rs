@@ -304,8 +304,16 @@ pub fn untrack(frame: Frame) {
 /// Fills `out` with the pfns of the policy's next likely victims, without changing
 /// anything (`ReplacementPolicy::upcoming_victims`); returns how many. For the
 /// background cleaner.
-pub fn upcoming_victims(out: &mut [u64]) -> usize {
-    POLICY.lock().as_mut().map_or(0, |p| p.upcoming_victims(out))
+/// Also returns whether the policy spares the pages used since it last looked
+/// (`ReplacementPolicy::spares_referenced_pages`).
+pub fn upcoming_victims(out: &mut [u64]) -> (usize, bool) {
+    POLICY.lock().as_mut().map_or((0, false), |p| (p.upcoming_victims(out), p.spares_referenced_pages()))
+}
+
+/// Returns true if a PTE mapping `frame` has its Accessed bit set (or the
+/// working-set sampler saw it used); changes nothing. Call with no lock held.
+pub fn is_referenced(frame: Frame) -> bool {
+    mm_core::reclaim::PageProbe::is_referenced(&mut RmapProbe, frame.pfn())
 }
 
 /// Returns true if evicting anonymous `frame` needs a write: it has no slot yet,

@@ -34,6 +34,9 @@ impl<L: RingStore> ReplacementPolicy for Fifo<L> {
     fn upcoming_victims(&mut self, out: &mut [u64]) -> usize {
         self.ring.pages_from_hand(out)
     }
+    fn spares_referenced_pages(&self) -> bool {
+        false
+    }
     fn pick_victim(&mut self, _probe: &mut dyn PageProbe) -> Option<u64> {
         self.ring.take_at_hand()
     }

@@ -41,6 +41,9 @@ impl<L: RingStore> ReplacementPolicy for Random<L> {
     fn upcoming_victims(&mut self, out: &mut [u64]) -> usize {
         self.ring.pages_from_hand(out)
     }
+    fn spares_referenced_pages(&self) -> bool {
+        false
+    }
     fn take_for_hand_over(&mut self) -> Option<u64> {
         self.ring.take_at_hand()
     }

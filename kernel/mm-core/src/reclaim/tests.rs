@@ -411,3 +411,21 @@ fn upcoming_victims_name_each_tracked_page_at_most_once() {
     assert_eq!(Fifo::new().upcoming_victims(&mut out), 0);
     assert_eq!(Opt::new(&[]).upcoming_victims(&mut out), 0, "OPT cannot say without the future");
 }
+
+/// FIFO and random evict a used page all the same; the others give it a second
+/// chance, so the cleaner need not clean it ahead.
+#[test]
+fn only_fifo_and_random_evict_used_pages_regardless() {
+    for policy in online_policies() {
+        let expected = !matches!(policy.name(), "fifo" | "random" | "lru");
+        if policy.name() == "lru" {
+            continue; // exact LRU is simulation only: it sees every access itself
+        }
+        assert_eq!(policy.spares_referenced_pages(), expected, "{}", policy.name());
+    }
+    let mut clock = loaded(Clock::second_chance(), &[1, 2, 3]);
+    let mut probe = HandProbe::new(&[1], &[]);
+    assert_eq!(clock.pick_victim(&mut probe), Some(2), "the used page 1 is spared");
+    let mut fifo = loaded(Fifo::new(), &[1, 2, 3]);
+    assert_eq!(fifo.pick_victim(&mut HandProbe::new(&[1], &[])), Some(1), "FIFO takes it all the same");
+}
