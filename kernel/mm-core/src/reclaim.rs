@@ -103,6 +103,28 @@ pub trait ReplacementPolicy {
     /// Chooses a page to evict, stops tracking it and returns it; `None` if none is tracked.
     fn pick_victim(&mut self, probe: &mut dyn PageProbe) -> Option<u64>;
 
+    /// Fills `out` with pages near the eviction end, those the policy will most
+    /// likely pick next, first the likeliest, without changing anything (no bit
+    /// read or cleared, no page moved); returns how many it wrote. The kernel's
+    /// background cleaner writes the dirty ones ahead of reclaim.
+    ///
+    /// A guess, not a promise: the Accessed bits decide the real choice when it is
+    /// made (a page used meanwhile gets its second chance instead). Policies that
+    /// cannot name their next victims write none (the default): [`Opt`] and
+    /// [`Lru`] (simulation only).
+    fn upcoming_victims(&mut self, out: &mut [u64]) -> usize {
+        let _ = out;
+        0
+    }
+
+    /// Returns true if a page used since the policy last looked is spared when
+    /// reached (a second chance: the clocks, the lists, aging); false if it goes
+    /// whatever its Accessed bit says (FIFO, random). The cleaner skips the used
+    /// pages among [`upcoming_victims`](Self::upcoming_victims) when this is true.
+    fn spares_referenced_pages(&self) -> bool {
+        true
+    }
+
     /// Stops tracking some page and returns it, cheaply, for [`hand_over`]; `None`
     /// once empty. By default the next victim as seen with no hardware bits (the
     /// policy's own eviction order); a policy whose choice walks every page

@@ -298,7 +298,8 @@ fn check_slots(walk: &Walk, snap: &swap::SwapSnapshot, census: &mut Census) -> R
     Ok(())
 }
 
-/// Waits, at most 2 s, until neither kswapd nor the writeback thread is in a pass.
+/// Waits, at most 2 s, until neither kswapd, the writeback thread nor the cleaner
+/// is in a pass.
 /// The audit is a picture of a quiet system: a background pass holds frames locked
 /// for its writes and slots half assigned, which would read as violations (a frame
 /// "LOCKED with no I/O in flight", seen right after a program that swapped hard
@@ -306,7 +307,7 @@ fn check_slots(walk: &Walk, snap: &swap::SwapSnapshot, census: &mut Census) -> R
 /// anyway, and reports what it sees.
 fn wait_for_background_passes() {
     let deadline = crate::arch::timer::ticks() + 2 * crate::arch::timer::TICK_HZ;
-    while (super::reclaim::kswapd_state().1 || super::writeback::is_in_pass()) && crate::arch::timer::ticks() < deadline {
+    while (super::reclaim::kswapd_state().1 || super::writeback::is_in_pass() || super::cleaner::is_in_pass()) && crate::arch::timer::ticks() < deadline {
         crate::sync::hooks::yield_now();
     }
 }

@@ -11,6 +11,7 @@
 //! | [`vmstat`] | fault counters by outcome and the fault trace |
 //! | [`wss`] | working sets (Accessed-bit sampling every τ of a process's CPU time) and page-fault frequency |
 //! | [`page_cache`] | the page cache: file pages by (file, index), read and written through, reclaimed |
+//! | [`cleaner`] | the background cleaner: dirty anonymous pages near the eviction end written to swap ahead of reclaim |
 //! | [`writeback`] | the writeback thread: old or too many dirty file pages to their files |
 //! | [`readahead`] | file readahead: the pages a sequential read will want, read before it asks |
 //! | [`remote`] | another process's pages for `process_vm_readv`/`writev`: pinned, copied through the direct map |
@@ -102,6 +103,7 @@
 pub mod addr_space;
 pub mod backing;
 pub mod check;
+pub mod cleaner;
 pub mod compact;
 pub mod explain;
 pub mod cow;

@@ -303,6 +303,29 @@ pub fn untrack(frame: Frame) {
     if let Some(policy) = POLICY.lock().as_mut() {
         policy.on_remove(frame.pfn());
     }
+    super::cleaner::forget(frame);
+}
+
+/// Fills `out` with the pfns of the policy's next likely victims, without changing
+/// anything (`ReplacementPolicy::upcoming_victims`); returns how many. For the
+/// background cleaner.
+/// Also returns whether the policy spares the pages used since it last looked
+/// (`ReplacementPolicy::spares_referenced_pages`).
+pub fn upcoming_victims(out: &mut [u64]) -> (usize, bool) {
+    POLICY.lock().as_mut().map_or((0, false), |p| (p.upcoming_victims(out), p.spares_referenced_pages()))
+}
+
+/// Returns true if a PTE mapping `frame` has its Accessed bit set (or the
+/// working-set sampler saw it used); changes nothing. Call with no lock held.
+pub fn is_referenced(frame: Frame) -> bool {
+    mm_core::reclaim::PageProbe::is_referenced(&mut RmapProbe, frame.pfn())
+}
+
+/// Returns true if evicting anonymous `frame` needs a write: it has no slot yet,
+/// its slot is stale (flag DIRTY), or a PTE wrote it since (the probe's answer).
+/// Call with no lock held (it only `try_lock`s spaces).
+pub fn is_anonymous_page_dirty(frame: Frame) -> bool {
+    mm_core::reclaim::PageProbe::is_dirty(&mut RmapProbe, frame.pfn())
 }
 
 /// What a reclaim pass did.

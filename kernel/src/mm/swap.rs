@@ -59,6 +59,7 @@
 
 pub mod area;
 mod cache;
+pub mod clean;
 pub mod evict;
 pub mod swapin;
 

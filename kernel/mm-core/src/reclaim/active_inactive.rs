@@ -93,6 +93,10 @@ impl<L: SharedRingStore> ActiveInactive<L> {
 }
 
 impl<L: SharedRingStore> ReplacementPolicy for ActiveInactive<L> {
+    /// The inactive list's oldest pages: reclaim takes from there.
+    fn upcoming_victims(&mut self, out: &mut [u64]) -> usize {
+        self.inactive.pages_from_hand(out)
+    }
     fn name(&self) -> &'static str {
         "active-inactive"
     }

@@ -133,6 +133,9 @@ impl<L: RingStore> ReplacementPolicy for Clock<L> {
         if self.prefers_clean { "enhanced-clock" } else { "clock" }
     }
     tracked_on_one_ring!(ring, 0);
+    fn upcoming_victims(&mut self, out: &mut [u64]) -> usize {
+        self.ring.pages_from_hand(out)
+    }
     fn pick_victim(&mut self, probe: &mut dyn PageProbe) -> Option<u64> {
         if self.prefers_clean { self.pick_enhanced(probe) } else { self.pick_second_chance(probe) }
     }

@@ -31,6 +31,12 @@ impl<L: RingStore> ReplacementPolicy for Fifo<L> {
         "fifo"
     }
     tracked_on_one_ring!(ring, 0);
+    fn upcoming_victims(&mut self, out: &mut [u64]) -> usize {
+        self.ring.pages_from_hand(out)
+    }
+    fn spares_referenced_pages(&self) -> bool {
+        false
+    }
     fn pick_victim(&mut self, _probe: &mut dyn PageProbe) -> Option<u64> {
         self.ring.take_at_hand()
     }

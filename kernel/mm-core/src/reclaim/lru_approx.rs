@@ -39,6 +39,24 @@ impl<L: RingStore> ReplacementPolicy for LruApprox<L> {
         "lru-aging"
     }
     tracked_on_one_ring!(ring, 0x80);
+    /// The pages of age 0 (not seen used for eight agings) from the hand on, the
+    /// first the smallest-age search would find, looking at most at
+    /// `4 * out.len()` pages (a full search is what `pick_victim` pays).
+    fn upcoming_victims(&mut self, out: &mut [u64]) -> usize {
+        let Some(mut page) = self.ring.hand_page() else { return 0 };
+        let mut nr_found = 0;
+        for _ in 0..self.ring.len().min(4 * out.len()) {
+            if nr_found == out.len() {
+                break;
+            }
+            if self.ring.age(page) == 0 {
+                out[nr_found] = page;
+                nr_found += 1;
+            }
+            page = self.ring.next_of(page);
+        }
+        nr_found
+    }
     fn on_tick(&mut self, probe: &mut dyn PageProbe) {
         let Some(mut page) = self.ring.hand_page() else { return };
         for _ in 0..self.ring.len() {

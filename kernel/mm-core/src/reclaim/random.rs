@@ -36,6 +36,14 @@ impl<L: RingStore> ReplacementPolicy for Random<L> {
         "random"
     }
     tracked_on_one_ring!(ring, 0);
+    /// Any page is as likely as another: the pages from the hand, where the walk
+    /// to a random victim starts.
+    fn upcoming_victims(&mut self, out: &mut [u64]) -> usize {
+        self.ring.pages_from_hand(out)
+    }
+    fn spares_referenced_pages(&self) -> bool {
+        false
+    }
     fn take_for_hand_over(&mut self) -> Option<u64> {
         self.ring.take_at_hand()
     }

@@ -309,6 +309,20 @@ impl<S: RingStore> Ring<S> {
         Some(page)
     }
 
+    /// Fills `out` with the pages from the hand on, in ring order (the hand's page
+    /// first), without moving the hand or changing any page; returns how many it
+    /// wrote (at most the ring's length). One opening of the store.
+    pub fn pages_from_hand(&mut self, out: &mut [u64]) -> usize {
+        let links = self.store.open();
+        let Some(mut page) = self.hand else { return 0 };
+        let nr_pages = out.len().min(self.len);
+        for slot in &mut out[..nr_pages] {
+            *slot = page;
+            page = links_of(&links, page).1;
+        }
+        nr_pages
+    }
+
     /// Returns the page after `page` on the ring (`page` must be on it).
     pub fn next_of(&mut self, page: u64) -> u64 {
         links_of(&self.store.open(), page).1

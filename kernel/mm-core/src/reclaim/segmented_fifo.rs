@@ -91,6 +91,13 @@ impl<L: SharedRingStore> SegmentedFifo<L> {
 }
 
 impl<L: SharedRingStore> ReplacementPolicy for SegmentedFifo<L> {
+    /// The clean list, then the dirty list (the pages the modified-page writer
+    /// would write), then the FIFO's oldest pages, which fill the lists next.
+    fn upcoming_victims(&mut self, out: &mut [u64]) -> usize {
+        let mut nr_found = self.clean.pages_from_hand(out);
+        nr_found += self.dirty.pages_from_hand(&mut out[nr_found..]);
+        nr_found + self.fifo.pages_from_hand(&mut out[nr_found..])
+    }
     fn name(&self) -> &'static str {
         "segmented-fifo"
     }

@@ -366,3 +366,66 @@ fn is_tracked_follows_insert_remove_and_eviction() {
         assert_eq!(policy.nr_tracked(), 3, "{name}");
     }
 }
+
+/// With no Accessed or Dirty bit set, the pages a policy names as its upcoming
+/// victims are exactly the ones it then picks, in that order; naming them changes
+/// nothing (asked twice, the same answer; the same pages tracked).
+#[test]
+fn upcoming_victims_are_the_next_picks_when_no_page_is_used() {
+    let pages: Vec<u64> = (1..=12).collect();
+    let mut aged = loaded(LruApprox::new(), &pages);
+    for _ in 0..8 {
+        aged.on_tick(&mut NoBitsProbe); // every age shifts down to 0: all equally old
+    }
+    let policies: Vec<Box<dyn ReplacementPolicy>> = vec![
+        Box::new(loaded(Fifo::new(), &pages)),
+        Box::new(loaded(Clock::second_chance(), &pages)),
+        Box::new(loaded(Clock::enhanced(), &pages)),
+        Box::new(loaded(TwoHandClock::new(3), &pages)),
+        Box::new(loaded(ActiveInactive::new(), &pages)),
+        Box::new(loaded(SegmentedFifo::new(), &pages)),
+        Box::new(aged),
+    ];
+    for mut policy in policies {
+        let mut upcoming = [0u64; 5];
+        let nr_upcoming = policy.upcoming_victims(&mut upcoming);
+        let mut again = [0u64; 5];
+        assert_eq!(policy.upcoming_victims(&mut again), nr_upcoming, "{}", policy.name());
+        assert_eq!(again, upcoming, "{}: asking twice gave two answers", policy.name());
+        assert_eq!(policy.nr_tracked(), pages.len(), "{}", policy.name());
+        assert_eq!(nr_upcoming, 5, "{}", policy.name());
+        let picks: Vec<u64> = (0..5).map(|_| policy.pick_victim(&mut NoBitsProbe).unwrap()).collect();
+        assert_eq!(picks, upcoming.to_vec(), "{}: upcoming victims are not the next picks", policy.name());
+    }
+}
+
+/// A policy with fewer pages than asked for names each once; an empty one none.
+#[test]
+fn upcoming_victims_name_each_tracked_page_at_most_once() {
+    let mut random = loaded(Random::new(7), &[4, 5, 6]);
+    let mut out = [0u64; 8];
+    assert_eq!(random.upcoming_victims(&mut out), 3);
+    let mut named = out[..3].to_vec();
+    named.sort_unstable();
+    assert_eq!(named, [4, 5, 6]);
+    assert_eq!(Fifo::new().upcoming_victims(&mut out), 0);
+    assert_eq!(Opt::new(&[]).upcoming_victims(&mut out), 0, "OPT cannot say without the future");
+}
+
+/// FIFO and random evict a used page all the same; the others give it a second
+/// chance, so the cleaner need not clean it ahead.
+#[test]
+fn only_fifo_and_random_evict_used_pages_regardless() {
+    for policy in online_policies() {
+        let expected = !matches!(policy.name(), "fifo" | "random" | "lru");
+        if policy.name() == "lru" {
+            continue; // exact LRU is simulation only: it sees every access itself
+        }
+        assert_eq!(policy.spares_referenced_pages(), expected, "{}", policy.name());
+    }
+    let mut clock = loaded(Clock::second_chance(), &[1, 2, 3]);
+    let mut probe = HandProbe::new(&[1], &[]);
+    assert_eq!(clock.pick_victim(&mut probe), Some(2), "the used page 1 is spared");
+    let mut fifo = loaded(Fifo::new(), &[1, 2, 3]);
+    assert_eq!(fifo.pick_victim(&mut HandProbe::new(&[1], &[])), Some(1), "FIFO takes it all the same");
+}

@@ -54,6 +54,11 @@ impl<L: RingStore> ReplacementPolicy for TwoHandClock<L> {
         "2hand-clock"
     }
     tracked_on_one_ring!(ring, 0);
+    /// The back hand's pages: it evicts them unless the front hand, passing first,
+    /// finds them used again.
+    fn upcoming_victims(&mut self, out: &mut [u64]) -> usize {
+        self.ring.pages_from_hand(out)
+    }
     fn take_for_hand_over(&mut self) -> Option<u64> {
         self.ring.take_at_hand()
     }

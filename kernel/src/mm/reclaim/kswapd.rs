@@ -41,6 +41,7 @@ extern "C" fn kswapd_main() -> ! {
     loop {
         KSWAPD_QUEUE.wait_until(|| IS_KSWAPD_KICKED.swap(false, Ordering::AcqRel));
         IS_KSWAPD_IN_PASS.store(true, Ordering::Release);
+        crate::mm::cleaner::kick(); // cleans the victims after this pass's
         balance();
         IS_KSWAPD_IN_PASS.store(false, Ordering::Release);
         NR_KSWAPD_PASSES.fetch_add(1, Ordering::AcqRel);
@@ -52,7 +53,9 @@ extern "C" fn kswapd_main() -> ! {
 /// reclaim still backs up an allocation that fails before kswapd has caught up.
 pub fn wake_kswapd() {
     let Some(marks) = WATERMARKS.get() else { return };
-    if frame::nr_free_frames() >= marks.low || !has_reclaimable() {
+    let nr_free = frame::nr_free_frames();
+    crate::mm::cleaner::note_free_frames(nr_free, marks.high);
+    if nr_free >= marks.low || !has_reclaimable() {
         return;
     }
     if IS_KSWAPD_RUNNING.load(Ordering::Acquire) {

@@ -218,6 +218,7 @@ fn prepare(frame: Frame) -> Result<Prepared, EvictError> {
         d.remove_flags(FrameFlags::DIRTY);
         was
     });
+    crate::mm::cleaner::note_eviction(frame, is_dirty);
     Ok(Prepared { page, entry, is_dirty, undo, write_error: None })
 }
 
