@@ -88,6 +88,7 @@ pub fn init(boot_info: &'static mut BootInfo) {
     mm::reclaim::init();
     mm::reclaim::start_kswapd();
     mm::writeback::start();
+    mm::ksm::start_ksmd();
     proc::task::start_reaper();
     proc::load_control::start();
     mm::swap::start_wiper();

@@ -31,12 +31,20 @@ use alloc::vec::Vec;
 /// mix): equal pages have equal checksums; different pages almost never do, and
 /// when they do the full compare tells them apart.
 pub fn page_checksum(bytes: &[u8]) -> u64 {
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for chunk in bytes.chunks(8) {
+    page_checksum_words(bytes.chunks(8).map(|chunk| {
         let mut word = [0u8; 8];
         word[..chunk.len()].copy_from_slice(chunk);
-        hash = (hash ^ u64::from_le_bytes(word)).wrapping_mul(PRIME);
+        u64::from_le_bytes(word)
+    }))
+}
+
+/// Returns [`page_checksum`] of the page whose little-endian 64-bit words are
+/// `words` (the kernel reads a frame word by word).
+pub fn page_checksum_words(words: impl Iterator<Item = u64>) -> u64 {
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for word in words {
+        hash = (hash ^ word).wrapping_mul(PRIME);
     }
     // Final avalanche (from splitmix64), so nearby inputs spread over the tree.
     hash ^= hash >> 31;

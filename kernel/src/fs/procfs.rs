@@ -287,7 +287,7 @@ fn vmstat_text() -> String {
         ("oom_kill", vmstat::nr_events(SwapEvent::OomKill)),
     ];
     let mut text = String::new();
-    for (name, value) in rows {
+    for (name, value) in rows.into_iter().chain(crate::mm::ksm::vmstat_rows()) {
         let _ = writeln!(text, "{name} {value}");
     }
     text

@@ -49,6 +49,8 @@ pub enum LockRank {
     ReclaimPolicy,
     /// `mm::rmap::FAMILIES`: the fork families of the reverse map.
     RmapFamilies,
+    /// `mm::ksm::STABLE`: same-page merging's merged pages and their places.
+    KsmStable,
     /// `mm::addr_space::PCIDS`: TLB tags.
     Pcids,
     /// `mm::backing::OBJECTS`: the backing objects (program images).
@@ -134,6 +136,7 @@ mod checker {
             PageCache,
             ReclaimPolicy,
             RmapFamilies,
+            KsmStable,
             Pcids,
             BackingObjects,
             PageCacheRegistry,
