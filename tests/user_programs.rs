@@ -67,6 +67,7 @@ const NAMES: &[&str] = &[
     "wsprobe",
     "memlimits",
     "thp",
+    "ksm",
     "cat",
     "spin",
     "free",
