@@ -28,7 +28,7 @@ use kernel::mm::rmap::SpaceRef;
 use kernel::mm::swap::{self, Evicted};
 use kernel::mm::{Frame, PAGE_SIZE, VirtAddr, check, cow, frame};
 
-kernel::runner_args!(b"--timeout 120");
+kernel::runner_args!(b"--timeout 180 --memory 256M");
 
 kernel::test_kernel!();
 
@@ -266,4 +266,23 @@ fn a_second_scan_merges_into_the_stable_page() {
     assert_eq!(report.nr_merged, 3, "the new pages found the merged page in the stable index");
     assert_eq!(frames_of(&b, b_start, 3), vec![merged; 3]);
     assert_consistent();
+}
+
+/// Runs the user program `ksm` (four processes, identical 16 MiB each, merged by
+/// `ksm_ctl(SCAN)`, every byte checked in ring 3, one COW write each): it exits 0,
+/// the books balance, and exit gives every frame back (the merged ones too).
+#[test_case]
+fn the_ksm_program_passes_in_ring_3() {
+    use kernel::mm::heap;
+    use kernel::proc::{self, task::WaitStatus};
+    heap::shrink();
+    let (free, shared) = (frame::nr_free_frames(), ksm::stats().pages_shared);
+    let pid = proc::spawn("ksm").expect("spawn ksm");
+    let (_, status) = proc::wait(Some(pid)).expect("wait");
+    proc::task::wait_all(60_000).unwrap_or_else(|n| panic!("{n} processes never exited"));
+    assert_eq!(status, WaitStatus::Exited(0));
+    assert_consistent();
+    assert_eq!(ksm::stats().pages_shared, shared, "every merged page freed");
+    heap::shrink();
+    assert_eq!(frame::nr_free_frames(), free, "ksm leaked frames");
 }

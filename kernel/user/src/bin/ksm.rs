@@ -7,7 +7,7 @@
 //! the frames freed, `pages_shared`/`pages_sharing`, and the scan's cost per page:
 //! for the scan that merges, and for a scan of pages already merged. Every process
 //! then checks every byte, writes one page (a copy-on-write copy of a merged page)
-//! and exits. Exit 0 on success.
+//! and exits. Argument `mib=N`: MiB per process (default 16). Exit 0 on success.
 #![no_std]
 #![no_main]
 
@@ -18,11 +18,12 @@ ulib::entry!(main);
 /// Processes, the parent included.
 const NR_PROCS: usize = 4;
 const SEED: u64 = 0x6b73_6d00;
-/// MiB each process writes.
-const MIB: usize = 16;
 
 fn main() -> i32 {
-    let nr_pages = MIB * (1 << 20) / PAGE_SIZE;
+    let mut buf = [0u8; 128];
+    let args = ulib::args(&mut buf);
+    let mib: usize = ulib::arg_value(args, "mib").and_then(|v| v.parse().ok()).unwrap_or(16);
+    let nr_pages = mib * (1 << 20) / PAGE_SIZE;
     let base = ulib::mmap(nr_pages * PAGE_SIZE, prot::READ | prot::WRITE, map::PRIVATE).expect("mmap") as *mut u64;
     // SAFETY: the advice changes no contents; the range is the mapping.
     unsafe { ulib::madvise(base as *mut u8, nr_pages * PAGE_SIZE, madv::MERGEABLE) }.expect("madvise(MERGEABLE)");
@@ -59,7 +60,7 @@ fn main() -> i32 {
     let shared = ulib::ksm_ctl(ksm_op::PAGES_SHARED, 0).expect("ksm_ctl");
     let sharing = ulib::ksm_ctl(ksm_op::PAGES_SHARING, 0).expect("ksm_ctl") - merged_before;
     let freed = after.free_frames.saturating_sub(before.free_frames);
-    println!("ksm: {} processes x {} MiB of identical pages: {} pages merged in one scan", NR_PROCS, MIB, nr_merged);
+    println!("ksm: {} processes x {} MiB of identical pages: {} pages merged in one scan", NR_PROCS, mib, nr_merged);
     println!(
         "ksm: pages_shared {} pages_sharing {} (+{}): {} MiB saved; free frames +{} ({} MiB)",
         shared,
