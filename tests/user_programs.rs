@@ -68,6 +68,7 @@ const NAMES: &[&str] = &[
     "memlimits",
     "thp",
     "vmascale",
+    "ksm",
     "cat",
     "spin",
     "free",

@@ -89,6 +89,7 @@ pub fn init(boot_info: &'static mut BootInfo) {
     mm::reclaim::start_kswapd();
     mm::writeback::start();
     mm::cleaner::start();
+    mm::ksm::start_ksmd();
     proc::task::start_reaper();
     proc::load_control::start();
     mm::swap::start_wiper();

@@ -69,6 +69,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
         demo_swap();
         demo_huge_pages();
         demo_file_mapping();
+        demo_ksm();
     }
     arch::smp::print_summary(); // every CPU's ticks by now
     println!("done: leaving QEMU");
@@ -233,6 +234,18 @@ pub fn demo_file_mapping() {
     println!("mmapdemo (pid {pid}) {status}");
     kernel::mm::page_cache::print_counters();
     println!("file pages mapped by fault-around: {}", kernel::mm::filemap::nr_fault_around());
+/// Same-page merging: four processes write the same 4 MiB into MADV_MERGEABLE
+/// memory; one scan merges them (the `ksm` program checks every byte).
+fn demo_ksm() {
+    println!("\n-- same-page merging: four processes with the same 4 MiB, one scan --");
+    let pid = proc::spawn_with_args("ksm", "mib=4").expect("demo: spawn ksm");
+    let (_, status) = proc::wait(Some(pid)).expect("demo: wait");
+    println!("ksm (pid {pid}) {status}");
+    let s = kernel::mm::ksm::stats();
+    println!(
+        "ksm: pages_shared {} pages_sharing {} pages_unshared {} full_scans {} (pages merged since boot {})",
+        s.pages_shared, s.pages_sharing, s.pages_unshared, s.full_scans, s.pages_merged
+    );
 }
 
 /// Compaction on request: a space writes 4096 pages (its page tables made first,

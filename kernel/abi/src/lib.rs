@@ -172,6 +172,10 @@ pub mod nr {
     /// of process `pid` (0: all) into `buf`, oldest first ([`trace::op`](crate::trace::op));
     /// `EINVAL` for another op.
     pub const FAULT_TRACE: u64 = 1021;
+    /// `ksm_ctl(op, value) -> u64` (ours; Linux writes `/sys/kernel/mm/ksm/*`):
+    /// same-page merging's knobs and counters, one [`ksm_op`](crate::ksm_op) at a
+    /// time; `EINVAL` for an unknown op or a `run` other than 0 or 1.
+    pub const KSM_CTL: u64 = 1035;
 
     // What a C library calls on its own (musl's startup, stdio, fork); the kernel
     // answers them in `proc::syscall_libc`.
@@ -445,6 +449,27 @@ pub mod map {
     pub const FAILED: u64 = u64::MAX;
 }
 
+/// The operations of `ksm_ctl` (`nr::KSM_CTL`).
+pub mod ksm_op {
+    /// `run`: ksmd scans (1) or sleeps (0); returns 0.
+    pub const SET_RUN: u64 = 0;
+    /// `pages_to_scan`: pages ksmd scans per pass (0 counts as 1); returns 0.
+    pub const SET_PAGES_TO_SCAN: u64 = 1;
+    /// `sleep_millisecs`: ksmd's sleep between passes; returns 0.
+    pub const SET_SLEEP_MILLISECS: u64 = 2;
+    /// Runs one pass of `value` pages now, in the caller (0: `pages_to_scan`);
+    /// returns the number of pages merged.
+    pub const SCAN: u64 = 3;
+    /// Returns `pages_shared`: merged frames in use.
+    pub const PAGES_SHARED: u64 = 4;
+    /// Returns `pages_sharing`: mappings of merged frames beyond the first (frames saved).
+    pub const PAGES_SHARING: u64 = 5;
+    /// Returns `pages_unshared`: this scan's candidates not merged.
+    pub const PAGES_UNSHARED: u64 = 6;
+    /// Returns `full_scans`.
+    pub const FULL_SCANS: u64 = 7;
+}
+
 /// `madvise` advice values (`MADV_*`).
 pub mod madv {
     /// No special treatment (the default): a hint, accepted.
@@ -464,6 +489,10 @@ pub mod madv {
     pub const DONTFORK: u64 = 10;
     /// Undo `DONTFORK`: the range is inherited by children again.
     pub const DOFORK: u64 = 11;
+    /// Same-page merging may merge the range's private anonymous pages (KSM).
+    pub const MERGEABLE: u64 = 12;
+    /// Undo `MERGEABLE`: merged pages in the range get their own copies again.
+    pub const UNMERGEABLE: u64 = 13;
     /// Transparent huge pages wanted in the range (`thp=madvise` maps them only there).
     pub const HUGEPAGE: u64 = 14;
     /// Never transparent huge pages in the range (huge pages already there are split).

@@ -214,6 +214,28 @@ const ORDER_MASK: u8 = 0x7f;
 /// The bit of `FrameDesc::order` that marks a reference the working-set sampler saw.
 const SAMPLED_REFERENCE: u8 = 0x80;
 
+/// The place word of a merged (KSM) page: family 0, which no fork family has, so
+/// [`FamilyPage::unpack`] reads it as "no one place". A merged page is mapped at
+/// different places in different families; `mm/ksm.rs` lists them (its stable
+/// index), and the descriptor only counts them. Not a flag bit: all are taken.
+const KSM_PLACE: u64 = 1;
+
+/// What [`FrameDesc::add_mapping_or_merge`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MappingAdded {
+    /// The frame had no other place, or this same one (an ordinary private page).
+    AtItsPlace,
+    /// The frame is a merged page: the caller lists the new place.
+    Merged,
+    /// The frame was mapped at `previous` only, and now at a second place: it has
+    /// just become a merged page (its slot was shared by merged mappings, and it
+    /// came back from swap); the caller lists both places.
+    BecameMerged {
+        /// The place of its earlier mappings.
+        previous: FamilyPage,
+    },
+}
+
 const _: () = assert!(size_of::<FrameDesc>() == 32);
 
 impl Default for FrameDesc {
@@ -362,6 +384,46 @@ impl FrameDesc {
         FamilyPage::unpack(self.family_page)
     }
 
+    /// Returns true for a merged (KSM) page: mapped at several places, which
+    /// `mm/ksm.rs` lists; its descriptor has no one place ([`family_page`](Self::family_page) is `None`).
+    #[inline]
+    pub const fn is_ksm(&self) -> bool {
+        !self.flags.contains(FrameFlags::FILE) && self.family_page == KSM_PLACE
+    }
+
+    /// Makes an anonymous user frame a merged page: it forgets its one place (the
+    /// caller lists the places). It stays merged until it is freed.
+    ///
+    /// # Panics
+    /// If the frame is a page-cache page or a huge page.
+    #[inline]
+    pub fn make_ksm(&mut self) {
+        assert!(
+            !self.flags.contains(FrameFlags::FILE) && !self.is_compound_head(),
+            "FrameDesc::make_ksm: not a 4 KiB anonymous page"
+        );
+        self.family_page = KSM_PLACE;
+    }
+
+    /// Records one more PTE mapping the frame at `at`, like [`add_mapping`](Self::add_mapping),
+    /// and one more reference; a frame already mapped at another place becomes a
+    /// merged page instead of a panic. For swap-in, whose slot may be shared by the
+    /// mappings of a merged page that was swapped out (in different families).
+    #[inline]
+    pub fn add_mapping_or_merge(&mut self, at: FamilyPage) -> MappingAdded {
+        let outcome = match self.family_page() {
+            _ if self.is_ksm() => MappingAdded::Merged,
+            Some(previous) if self.map_count > 0 && previous != at => {
+                self.make_ksm();
+                MappingAdded::BecameMerged { previous }
+            }
+            _ => MappingAdded::AtItsPlace,
+        };
+        self.get_ref();
+        self.add_mapping(at);
+        outcome
+    }
+
     /// Makes an unmapped frame a page-cache page: page `index` of the cache with id
     /// `cache_id` (sets [`FrameFlags::FILE`]).
     ///
@@ -428,7 +490,9 @@ impl FrameDesc {
     #[inline]
     pub fn add_mapping(&mut self, at: FamilyPage) -> u32 {
         assert!(!self.flags.contains(FrameFlags::FILE), "FrameDesc::add_mapping: a page-cache page (add_file_mapping)");
-        if self.map_count == 0 {
+        if self.is_ksm() {
+            // A merged page: its places are listed outside the descriptor.
+        } else if self.map_count == 0 {
             self.family_page = at.pack();
         } else if self.family_page != at.pack() {
             panic!("FrameDesc::add_mapping: mapped at {at:?}, but already at {:?}", self.family_page());
@@ -444,11 +508,11 @@ impl FrameDesc {
     /// If the frame is not mapped, or not at `at`.
     #[inline]
     pub fn remove_mapping(&mut self, at: FamilyPage) -> u32 {
-        if self.map_count == 0 || self.family_page != at.pack() {
+        if self.map_count == 0 || (self.family_page != at.pack() && !self.is_ksm()) {
             panic!("FrameDesc::remove_mapping: unmapped at {at:?}, mapped {} times at {:?}", self.map_count, self.family_page());
         }
         self.map_count -= 1;
-        if self.map_count == 0 {
+        if self.map_count == 0 && !self.is_ksm() {
             self.family_page = 0;
         }
         self.map_count
@@ -630,6 +694,34 @@ mod tests {
         let elsewhere = family_page(8, 0x2000);
         assert_eq!(desc.add_mapping(elsewhere), 1);
         assert_eq!(desc.family_page(), Some(elsewhere));
+    }
+
+    #[test]
+    fn a_merged_page_counts_mappings_at_any_place_and_stays_merged_unmapped() {
+        let mut desc = FrameDesc::new();
+        desc.mark_allocated(FrameState::User, Some(0));
+        let (a, b) = (family_page(1, 0x1000), family_page(2, 0x7000));
+        desc.add_mapping(a);
+        desc.make_ksm();
+        assert!(desc.is_ksm());
+        assert_eq!(desc.family_page(), None, "a merged page has no one place");
+        assert_eq!(desc.add_mapping(b), 2);
+        assert_eq!((desc.remove_mapping(a), desc.remove_mapping(b)), (1, 0));
+        assert!(desc.is_ksm(), "still merged with no mapping (a swap-cache page)");
+        desc.mark_allocated(FrameState::User, Some(0));
+        assert!(!desc.is_ksm(), "freed and allocated again: an ordinary page");
+    }
+
+    #[test]
+    fn a_second_place_at_swap_in_makes_the_frame_merged() {
+        let mut desc = FrameDesc::new();
+        desc.mark_allocated(FrameState::User, Some(0));
+        let (a, b) = (family_page(1, 0x1000), family_page(2, 0x7000));
+        assert_eq!(desc.add_mapping_or_merge(a), MappingAdded::AtItsPlace);
+        assert_eq!(desc.add_mapping_or_merge(a), MappingAdded::AtItsPlace);
+        assert_eq!(desc.add_mapping_or_merge(b), MappingAdded::BecameMerged { previous: a });
+        assert_eq!(desc.add_mapping_or_merge(a), MappingAdded::Merged);
+        assert_eq!((desc.map_count(), desc.refcount()), (4, 5));
     }
 
     #[test]

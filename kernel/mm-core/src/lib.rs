@@ -16,6 +16,7 @@
 //! | [`fault_code`] | `PageFaultCode`: the page-fault error code's bits (present, write, user, fetch, ...)
 //! | [`fork_family`] | fork families (`FamilyTable`) and the `FamilyPage` a mapped user frame records: the reverse map |
 //! | [`frame_table`] | `FrameDesc` (one per physical frame), `FrameState`, `FrameFlags` |
+//! | [`ksm`] | same-page merging: `page_checksum`, the stable index (merged frames and their places), the unstable index |
 //! | [`kmalloc`] | `Kmalloc`: twelve size classes (8..4096 bytes) of slab caches, `size_class_for` |
 //! | [`line_discipline`] | `LineDiscipline`: the console's canonical mode (echo, erase, Ctrl-C, Ctrl-D, whole lines) |
 //! | [`pagetable`] | `PageTable` over `TableMemory`: the 4-level walk; TLB `Flush` tokens |
@@ -53,6 +54,7 @@ pub mod fork_family;
 pub mod initial_stack;
 pub mod frame_table;
 pub mod kmalloc;
+pub mod ksm;
 pub mod line_discipline;
 pub mod pagetable;
 pub mod pcid;

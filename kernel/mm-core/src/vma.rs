@@ -118,6 +118,8 @@ impl VmFlags {
     pub const HUGEPAGE: VmFlags = VmFlags(1 << 5);
     /// Never transparent huge pages here (`MADV_NOHUGEPAGE`, Linux's `VM_NOHUGEPAGE`).
     pub const NO_HUGEPAGE: VmFlags = VmFlags(1 << 6);
+    /// Same-page merging may merge this VMA's pages (`MADV_MERGEABLE`, Linux's `VM_MERGEABLE`).
+    pub const MERGEABLE: VmFlags = VmFlags(1 << 7);
 
     /// Returns the empty set: a private mapping with no special role.
     pub const fn empty() -> VmFlags {
@@ -159,7 +161,7 @@ impl BitOr for VmFlags {
 
 impl fmt::Debug for VmFlags {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const NAMES: [(VmFlags, &str); 7] = [
+        const NAMES: [(VmFlags, &str); 8] = [
             (VmFlags::SHARED, "SHARED"),
             (VmFlags::GROWS_DOWN, "GROWS_DOWN"),
             (VmFlags::STACK, "STACK"),
@@ -167,6 +169,7 @@ impl fmt::Debug for VmFlags {
             (VmFlags::DONT_FORK, "DONT_FORK"),
             (VmFlags::HUGEPAGE, "HUGEPAGE"),
             (VmFlags::NO_HUGEPAGE, "NO_HUGEPAGE"),
+            (VmFlags::MERGEABLE, "MERGEABLE"),
         ];
         write!(f, "VmFlags(")?;
         let mut separator = "";

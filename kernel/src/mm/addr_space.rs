@@ -13,6 +13,7 @@
 //! | [`mprotect`](AddressSpace::mprotect) | splits/merges VMAs, narrows existing PTEs (with TLB flush) |
 //! | [`madvise_dontneed`](AddressSpace::madvise_dontneed) | drops private pages; the next touch sees zeros (shared pages keep their contents) |
 //! | [`madvise_free`](AddressSpace::madvise_free) | MADV_FREE: private anonymous pages stay until reclaim drops them (if not written again) |
+//! | [`madvise_set_mergeable`](AddressSpace::madvise_set_mergeable) | MADV_MERGEABLE/UNMERGEABLE: same-page merging may (not) merge the range's pages (`ksm.rs`) |
 //! | [`madvise_set_dontfork`](AddressSpace::madvise_set_dontfork) | MADV_DONTFORK/DOFORK: the VMA is (not) given to fork children |
 //! | `pageout` (in `reclaim.rs`) | MADV_PAGEOUT: swaps the range's pages out now |
 //! | [`brk`](AddressSpace::brk) | grows or shrinks the heap VMA |
@@ -627,6 +628,24 @@ impl AddressSpace {
         } else {
             super::thp::split_huge_in(self, start, end).map_err(|_| VmError::NoMemory)?;
             (VmFlags::NO_HUGEPAGE, VmFlags::HUGEPAGE)
+        };
+        let is_full = self.vmas.update_flags(start, end, set, clear)?;
+        if is_full { Ok(()) } else { Err(VmError::NoMemory) }
+    }
+
+    /// MADV_MERGEABLE (`is_mergeable`) or MADV_UNMERGEABLE: marks the VMAs of the
+    /// range so that same-page merging scans them (`ksm.rs`: private anonymous
+    /// ones only), or unmarks them after giving each merged page of the range its
+    /// own copy again. Holes: the mapped part is done, then ENOMEM.
+    pub fn madvise_set_mergeable(&mut self, addr: u64, len: u64, is_mergeable: bool) -> Result<(), VmError> {
+        let Some((start, end, _)) = self.advice_range(addr, len)? else {
+            return Ok(());
+        };
+        let (set, clear) = if is_mergeable {
+            (VmFlags::MERGEABLE, VmFlags::empty())
+        } else {
+            super::ksm::unmerge_range(self, start, end)?;
+            (VmFlags::empty(), VmFlags::MERGEABLE)
         };
         let is_full = self.vmas.update_flags(start, end, set, clear)?;
         if is_full { Ok(()) } else { Err(VmError::NoMemory) }

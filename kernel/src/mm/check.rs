@@ -15,6 +15,9 @@
 //!   map finds every PTE; a frame no PTE maps names no place; a mapped page-cache
 //!   page (`FILE`) names no place, and the file rmap (`file_rmap.rs`) finds exactly
 //!   its `map_count` PTEs;
+//! - a merged page (KSM) is exactly a frame `ksm.rs`'s stable index lists, and
+//!   the place of each PTE mapping it is among its listed places (the reverse map
+//!   of merged pages); its map count is checked as any frame's below;
 //! - each user frame's `map_count` is its number of present PTEs and its `refcount`
 //!   is that plus one if it is in the swap cache; a frame is flagged `SWAP_CACHE` exactly
 //!   when the cache lists it, with `private` = its slot; no frame is LOCKED (no I/O
@@ -86,12 +89,15 @@ struct Walk {
     nr_swap_ptes: u64,
     /// Heads of transparent huge pages (by pfn): not on the policy's ring.
     huge_heads: BTreeSet<u64>,
+    /// Merged pages (`ksm.rs`) and the places their stable node lists.
+    merged: BTreeMap<u64, alloc::vec::Vec<rmap::FamilyPage>>,
 }
 
 /// Walks every space's user half; checks frame states and each space's counters.
 fn walk_spaces(census: &mut Census) -> Result<Walk, String> {
     let zero = super::fault::zero_frame();
     let mut walk = Walk::default();
+    walk.merged = super::ksm::snapshot().into_iter().map(|(frame, places)| (frame.pfn(), places)).collect();
     let spaces = rmap::all_spaces();
     census.nr_spaces = spaces.len();
     census.nr_families = rmap::nr_families();
@@ -124,11 +130,21 @@ fn walk_spaces(census: &mut Census) -> Result<Walk, String> {
                 nr_present += 1;
                 *walk.present.entry(pte.frame().pfn()).or_default() += 1;
                 // A page-cache page (FILE) has no place: the file rmap finds its PTEs.
-                let (state, place, is_file) =
-                    frame::with_desc(pte.frame(), |d| (d.state(), d.family_page(), d.has_flags(FrameFlags::FILE)));
+                // A merged page (KSM) has no one place: its stable node lists them.
+                let (state, place, is_file, is_ksm) = frame::with_desc(pte.frame(), |d| {
+                    (d.state(), d.family_page(), d.has_flags(FrameFlags::FILE), d.is_ksm())
+                });
+                let listed = walk.merged.get(&pte.frame().pfn());
                 if state != FrameState::User {
                     error.get_or_insert(format!("space {id} {page:?} maps {:?} in state {state:?}", pte.frame()));
-                } else if !is_file && place != Some(space.family_page(page)) {
+                } else if is_ksm != listed.is_some() {
+                    error.get_or_insert(format!("{:?}: merged {is_ksm}, in the stable index {}", pte.frame(), listed.is_some()));
+                } else if let Some(places) = listed.filter(|p| !p.contains(&space.family_page(page))) {
+                    error.get_or_insert(format!(
+                        "space {id} maps merged {:?} at {page:?}, not among its places {places:?}",
+                        pte.frame()
+                    ));
+                } else if !is_file && !is_ksm && place != Some(space.family_page(page)) {
                     error.get_or_insert(format!(
                         "space {id} ({family:?}) maps {:?} at {page:?}, but the frame's reverse-map place is {place:?}",
                         pte.frame()
@@ -259,7 +275,8 @@ fn check_frames(walk: &Walk, cache: &BTreeMap<u32, Frame>, census: &mut Census) 
                 None => return Err(format!("{frame:?}: a space mapping cache {cache_id} is locked")),
             }
         }
-        if file_owner.is_none() && place.is_some() != (count > 0) {
+        let is_merged = walk.merged.contains_key(&pfn);
+        if file_owner.is_none() && !is_merged && place.is_some() != (count > 0) {
             return Err(format!("{frame:?}: {count} present PTEs, reverse-map place {place:?}"));
         }
         if is_flagged != slot.is_some() || slot.is_some_and(|s| s != private) {
@@ -321,6 +338,9 @@ pub fn check_consistency() -> Result<Census, String> {
     let walk = walk_spaces(&mut census)?;
     let snap = swap::snapshot();
     let frames = check_frames(&walk, &snap.cache, &mut census)?;
+    if let Some(pfn) = walk.merged.keys().find(|pfn| !frames.contains(pfn)) {
+        return Err(format!("merged page {pfn:#x} is in the stable index, but neither mapped nor in the swap cache"));
+    }
     check_slots(&walk, &snap, &mut census)?;
     swap::check_slot_map();
     rmap::check_families();

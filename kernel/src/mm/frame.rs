@@ -571,6 +571,7 @@ fn desc_is_movable(desc: &FrameDesc) -> bool {
         && desc.map_count() > 0
         && desc.refcount() == desc.map_count()
         && !desc.flags().intersects(FrameFlags::LOCKED | FrameFlags::SWAP_CACHE)
+        && !desc.is_ksm() // merged pages stay put: moving one would rewrite every place of it (`mm/ksm.rs`)
 }
 
 /// Returns true if compaction may move `frame` now (see [`BlockCensus`]).

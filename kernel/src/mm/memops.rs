@@ -1,4 +1,5 @@
-//! Page-sized memory operations: zero a frame, copy a frame.
+//! Page-sized memory operations: zero a frame, copy a frame; checksum and compare
+//! two frames (for same-page merging, `ksm.rs`).
 //!
 //! Under QEMU's TCG emulator the way a page is filled dominates the cost of a page
 //! fault: each guest instruction is translated, and string instructions like
@@ -12,7 +13,7 @@
 
 use core::sync::atomic::{AtomicU8, Ordering};
 
-use super::{Frame, frame_ptr};
+use super::{Frame, PAGE_SIZE, frame_ptr};
 
 /// A way to zero or copy a 4 KiB page.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -167,4 +168,30 @@ pub unsafe fn copy_page(dst: Frame, src: Frame) {
     // SAFETY: two distinct frames are two disjoint, aligned 4096-byte ranges in the
     // direct map; ownership of `dst` and a stable `src` are this function's contract.
     unsafe { copy_page_with(frame_ptr(dst), frame_ptr(src), method) }
+}
+
+/// Returns the 64-bit words of a user frame, read through the direct map with
+/// volatile loads: the frame may be mapped writable in a process running on another
+/// CPU, so what this returns is then only a snapshot. Same-page merging uses it for
+/// checksums (hints) and compares again once the page is write-protected.
+fn user_page_words(frame: Frame) -> impl Iterator<Item = u64> {
+    let words = frame_ptr(frame).cast::<u64>();
+    (0..PAGE_SIZE as usize / 8).map(move |i| {
+        // SAFETY: `i` is inside the frame, which is RAM in the direct map; a volatile
+        // load of memory another agent may write is a plain machine read (the value
+        // may be stale, which the callers allow for: see above).
+        unsafe { words.add(i).read_volatile() }
+    })
+}
+
+/// Returns the checksum of a user frame's bytes (`mm_core::ksm::page_checksum`);
+/// a snapshot if a process may write it meanwhile (see `user_page_words`).
+pub fn user_page_checksum(frame: Frame) -> u64 {
+    mm_core::ksm::page_checksum_words(user_page_words(frame))
+}
+
+/// Returns true if two user frames hold the same bytes. Exact when neither is
+/// written meanwhile (both write-protected, their TLB entries flushed).
+pub fn user_pages_equal(a: Frame, b: Frame) -> bool {
+    user_page_words(a).eq(user_page_words(b))
 }

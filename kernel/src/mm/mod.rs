@@ -7,6 +7,7 @@
 //! | [`fault`] | the page-fault handler: demand-zero, image pages, stack growth; `fault::retry`: the loop around it (swap-in, reclaim, OOM) |
 //! | [`cow`] | fork with copy-on-write, and `do_wp_fault` |
 //! | [`thp`] | transparent huge pages: 2 MiB faults, modes, splitting back to 4 KiB |
+//! | [`ksm`] | same-page merging: `MADV_MERGEABLE`, the ksmd scanner, merged pages and their reverse map |
 //! | [`compact`] | compaction: moving user pages out of a 2 MiB block (by the reverse map) to free it |
 //! | [`vmstat`] | fault counters by outcome and the fault trace |
 //! | [`wss`] | working sets (Accessed-bit sampling every τ of a process's CPU time) and page-fault frequency |
@@ -48,6 +49,7 @@
 //! |---|---|---|---|---|
 //! | 0a | a page cache's sleeping `io_lock` (`mm/page_cache.rs`) | one file's write-back and truncation | IRQs on, no spinlock held; reclaim only `try_lock`s it | the file system's locks (`PageIo`), the disk mutex |
 //! | 0b | the ext2 mount's sleeping [`Mutex`](crate::sync::Mutex) (`fs/ext2fs.rs`, one per mount) | the `ext2::Ext2` state: block cache, bitmaps, inodes | IRQs **on**, no spinlock held (it does disk I/O) | the root disk's queue mutex (row 0), heap, frames |
+//! | 0c | `ksm::SCANNER`, a sleeping [`Mutex`](crate::sync::Mutex) (`mm/ksm.rs`) | the scan cursor and the unstable index | IRQs on, no spinlock held | one address space at a time, `STABLE`, and what they take |
 //! | 0 | the swap disk's sleeping [`Mutex`](crate::sync::Mutex) (`drivers/virtio_blk.rs`) | the virtio queue, one request at a time | IRQs **on**, no spinlock held (it may sleep) | heap, frames (probe, frame-state checks) |
 //! | 1 | `proc::sched::RUN_QUEUE` (`RunQueue`) | runnable pids | IRQs off (the timer interrupt takes it to preempt a user task) | `TASKS` (pick_next) |
 //! | 2 | `proc::task::TASKS` (`Tasks`) | the task table | IRQs off (the timer interrupt's preemption switches tasks) | an address space (context switch), heap |
@@ -55,8 +57,9 @@
 //! | 4 | `swap::SWAP` (`Swap`) | slot map, swap cache, readahead window | IRQs off | the policy (a cached frame freed), frames |
 //! | 4a | a page cache's `pages` (`PageCache`, one per cached file) | its index: page -> frame | IRQs off | the policy (a page tracked or untracked), heap, frames |
 //! | 5 | `reclaim::POLICY` (`ReclaimPolicy`) | the replacement policy's ring | IRQs off | `FAMILIES` and other spaces by `try_lock` (the probe), frames (ring links) |
-//! | 6 | `rmap::FAMILIES` (`RmapFamilies`) | fork families: the reverse map | IRQs off | heap, frames |
+//! | 6 | `rmap::FAMILIES` (`RmapFamilies`) | fork families: the reverse map | IRQs off | `ksm::STABLE`, heap, frames |
 //! | 6a | `file_rmap::FILE_RMAP` (`FileRmap`) | the file reverse map: per page cache, the spaces mapping it | IRQs off | heap |
+//! | 6b | `ksm::STABLE` (`KsmStable`) | merged pages: by checksum, and the places mapping each | IRQs off | heap, frames |
 //! | 7 | `addr_space::PCIDS` (`Pcids`) | TLB tags | IRQs off | nothing ranked above |
 //! | 8 | `mm::backing::OBJECTS` (`BackingObjects`) | backing objects (program images) | IRQs off | heap |
 //! | 8a | `page_cache::CACHES` (`PageCacheRegistry`) | the caches by id (frame -> cache) | IRQs off | heap |
@@ -114,6 +117,7 @@ pub mod filemap;
 pub mod frame;
 pub mod headroom;
 pub mod heap;
+pub mod ksm;
 pub mod kspace;
 pub mod kstack;
 pub mod layout;

@@ -139,8 +139,11 @@ pub fn map_new(frame: Frame, at: FamilyPage) {
 /// Records one more mapping of `frame`, at `at` (swap-in, the undo of an
 /// eviction): a reference for the PTE. A frame mapped nowhere (in the swap cache)
 /// takes `at` as its place.
+///
+/// A frame already mapped at another place becomes a merged page (`ksm.rs`): that
+/// happens only to a merged page that came back from swap.
 pub fn map(frame: Frame, at: FamilyPage) {
-    map_all(&[(frame, at)]);
+    super::ksm::map_place(frame, at);
 }
 
 /// Records one more mapping of each frame in `mappings`, as [`map`] does, taking
@@ -178,7 +181,11 @@ pub fn unmap(frame: Frame, at: FamilyPage, is_dirty: bool) -> bool {
 
 /// Returns a user frame whose last reference is gone to the allocator.
 pub(super) fn free_user_frame(frame: Frame) {
-    if frame::with_desc(frame, |d| d.is_compound_head()) {
+    let (is_huge, is_ksm) = frame::with_desc(frame, |d| (d.is_compound_head(), d.is_ksm()));
+    if is_ksm {
+        super::ksm::forget(frame); // before the frame can be reused
+    }
+    if is_huge {
         // A transparent huge page (never on the policy's ring): freed whole.
         if let Err(e) = frame::free_unreferenced_huge_block(frame) {
             panic!("rmap::free_user_frame: {e}");
@@ -194,9 +201,13 @@ pub(super) fn free_user_frame(frame: Frame) {
 /// Returns who uses `frame`: its map count and refcount, and its slot's share
 /// count if it is in the swap cache (for `mm_core::fault::FrameUse::is_exclusive`).
 pub fn frame_use(frame: Frame) -> FrameUse {
-    let (map_count, refcount, flags, slot) = frame::with_desc(frame, |d| (d.map_count(), d.refcount(), d.flags(), d.private()));
+    let (map_count, refcount, flags, slot, is_ksm) =
+        frame::with_desc(frame, |d| (d.map_count(), d.refcount(), d.flags(), d.private(), d.is_ksm()));
     let slot_refs = flags.contains(FrameFlags::SWAP_CACHE).then(|| super::swap::slot_refs(u64::from(slot)));
-    FrameUse { map_count, refcount, slot_refs }
+    // A merged page is never written in place, even by its last mapper (as in
+    // Linux): the stable index may hand it to a new mapper at any time. Counting
+    // the index as one more holder makes every write copy it.
+    FrameUse { map_count, refcount: refcount + u32::from(is_ksm), slot_refs }
 }
 
 /// Returns true if exactly one PTE holds `frame` and nothing else shares the page,
@@ -221,16 +232,23 @@ pub struct Candidate {
 /// Returns every place that may map `frame`: each live space of its family, at its
 /// page; none if no PTE maps it. Call with no space lock held; check each candidate
 /// under its space's lock with [`pte_mapping`].
+///
+/// A merged page (`ksm.rs`) has several places: every live space of each place's
+/// family, at that place's page.
 pub fn candidates(frame: Frame) -> Vec<Candidate> {
     let families = FAMILIES.lock();
-    let Some(at) = frame::with_desc(frame, |d| d.family_page()) else {
-        return Vec::new();
+    let (place, is_ksm) = frame::with_desc(frame, |d| (d.family_page(), d.is_ksm()));
+    let places = match place {
+        Some(at) => alloc::vec![at],
+        None if is_ksm => super::ksm::places(frame),
+        None => return Vec::new(),
     };
-    families
-        .members(at.family)
-        .iter()
-        .filter_map(|(id, weak)| Some(Candidate { id: *id, space: weak.upgrade()?, page: at.page }))
-        .collect()
+    let mut found = Vec::new();
+    for at in places {
+        let members = families.members(at.family).iter();
+        found.extend(members.filter_map(|(id, weak)| Some(Candidate { id: *id, space: weak.upgrade()?, page: at.page })));
+    }
+    found
 }
 
 /// Returns the PTE of `page` in `space` if it maps `frame`.

@@ -16,7 +16,7 @@
 //! Handlers validate every argument and return `Errno` values (Linux's numbers,
 //! from the `abi` crate); nothing a process passes can panic the kernel.
 
-use abi::{Errno, MemStat, WaitStatus, madv, map, nr, prot};
+use abi::{Errno, MemStat, WaitStatus, ksm_op, madv, map, nr, prot};
 use x86_64::registers::model_specific::{Efer, EferFlags, Msr};
 
 use super::task::{self, Pid};
@@ -171,6 +171,7 @@ fn call(frame: &mut TrapFrame) -> Result<u64, Errno> {
             let group = u32::try_from(args[1]).map_err(|_| Errno::EINVAL)?;
             task::attach_memcg(pid, group)
         }
+        nr::KSM_CTL => sys_ksm_ctl(args[0], args[1]),
         nr::OOM_SCORE_ADJ => {
             let pid = if args[0] == 0 { task::current_pid() } else { args[0] };
             task::set_oom_score_adj(pid, args[1] as i64).map(|_| 0)
@@ -277,6 +278,28 @@ fn sys_mprotect(addr: u64, len: u64, prot_bits: u64) -> Result<u64, Errno> {
     with_space(|s| s.mprotect(addr, len, VmProt::from_bits_truncate(prot_bits as u8)).map(|_| 0))
 }
 
+/// `ksm_ctl(op, value)`: same-page merging's knobs, a pass now, its counters
+/// (`abi::ksm_op`; `mm/ksm.rs`).
+fn sys_ksm_ctl(op: u64, value: u64) -> Result<u64, Errno> {
+    use crate::mm::ksm;
+    let stats = || ksm::stats();
+    match op {
+        ksm_op::SET_RUN if value <= 1 => ksm::set_run(value == 1),
+        ksm_op::SET_PAGES_TO_SCAN => ksm::set_pages_to_scan(value),
+        ksm_op::SET_SLEEP_MILLISECS => ksm::set_sleep_millisecs(value),
+        ksm_op::SCAN => {
+            let nr_pages = if value == 0 { ksm::knobs().1 } else { value };
+            return Ok(ksm::scan(nr_pages).nr_merged);
+        }
+        ksm_op::PAGES_SHARED => return Ok(stats().pages_shared),
+        ksm_op::PAGES_SHARING => return Ok(stats().pages_sharing),
+        ksm_op::PAGES_UNSHARED => return Ok(stats().pages_unshared),
+        ksm_op::FULL_SCANS => return Ok(stats().full_scans),
+        _ => return Err(Errno::EINVAL),
+    }
+    Ok(0)
+}
+
 /// madvise, as Linux: an unknown advice or unaligned address is EINVAL, length 0
 /// does nothing, and a range with unmapped parts is acted on where it is mapped,
 /// then reported as ENOMEM.
@@ -285,6 +308,9 @@ fn sys_madvise(addr: u64, len: u64, advice: u64) -> Result<u64, Errno> {
         madv::DONTNEED => with_space(|s| s.madvise_dontneed(addr, len).map(|_| 0)),
         madv::FREE => with_space(|s| s.madvise_free(addr, len).map(|_| 0)),
         madv::DONTFORK | madv::DOFORK => with_space(|s| s.madvise_set_dontfork(addr, len, advice == madv::DONTFORK).map(|_| 0)),
+        madv::MERGEABLE | madv::UNMERGEABLE => {
+            with_space(|s| s.madvise_set_mergeable(addr, len, advice == madv::MERGEABLE).map(|_| 0))
+        }
         madv::HUGEPAGE | madv::NOHUGEPAGE => with_space(|s| s.madvise_set_hugepage(addr, len, advice == madv::HUGEPAGE).map(|_| 0)),
         // Access-pattern hints change nothing here; pages in swap are read back on
         // their first touch (WILLNEED): accepted, nothing done now.

@@ -51,6 +51,8 @@ pub enum LockRank {
     RmapFamilies,
     /// `mm::file_rmap::FILE_RMAP`: the file reverse map (which spaces map which file).
     FileRmap,
+    /// `mm::ksm::STABLE`: same-page merging's merged pages and their places.
+    KsmStable,
     /// `mm::addr_space::PCIDS`: TLB tags.
     Pcids,
     /// `mm::backing::OBJECTS`: the backing objects (program images).
@@ -139,6 +141,7 @@ mod checker {
             ReclaimPolicy,
             RmapFamilies,
             FileRmap,
+            KsmStable,
             Pcids,
             BackingObjects,
             PageCacheRegistry,

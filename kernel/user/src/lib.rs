@@ -43,7 +43,7 @@ pub mod print;
 pub mod sys;
 pub mod syscall;
 
-pub use abi::{Errno, IoVec, MemStat, PAGE_SIZE, SIGKILL, Stat, WaitStatus, madv, map, nr, prot};
+pub use abi::{Errno, IoVec, MemStat, PAGE_SIZE, SIGKILL, Stat, WaitStatus, ksm_op, madv, map, nr, prot};
 pub use sys::*;
 
 /// The exit code of a program that panicked (Rust's test harness uses 101 too).

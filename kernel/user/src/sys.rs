@@ -209,6 +209,13 @@ pub fn memcg_attach(pid: Pid, group: u64) -> Result<(), Errno> {
     Errno::from_ret(ret).map(|_| ())
 }
 
+/// Same-page merging: one of `abi::ksm_op`'s operations with `value`.
+pub fn ksm_ctl(op: u64, value: u64) -> Result<u64, Errno> {
+    // SAFETY: no pointer arguments.
+    let ret = unsafe { syscall2(nr::KSM_CTL, op, value) };
+    Errno::from_ret(ret)
+}
+
 /// Switches load control on or off.
 pub fn loadctl(is_on: u64) -> Result<(), Errno> {
     // SAFETY: no pointer arguments.

@@ -41,7 +41,7 @@ pub(super) fn vmstat() -> String {
         ("oom_kill", vmstat::nr_events(SwapEvent::OomKill)),
     ];
     let mut text = String::new();
-    for (name, value) in rows {
+    for (name, value) in rows.into_iter().chain(crate::mm::ksm::vmstat_rows()) {
         let _ = writeln!(text, "{name} {value}");
     }
     let _ = writeln!(text, "nr_prezeroed_pages {}", crate::mm::zero_pool::nr_pooled());

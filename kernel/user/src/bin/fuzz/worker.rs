@@ -222,7 +222,8 @@ impl<'m> Worker<'m> {
             600..690 => self.op_mprotect(),
             690..800 => self.op_madvise(),
             800..835 => self.op_garbage(),
-            835..850 => self.op_huge(),
+            835..845 => self.op_huge(),
+            845..850 => self.op_ksm(),
             850..900 => self.op_brk(),
             900..955 => self.op_syscall_writes(),
             955..962 => self.op_fork_sync(),
@@ -511,7 +512,8 @@ impl<'m> Worker<'m> {
 
     fn op_madvise(&mut self) {
         let (first, end) = self.pick_range(64, true);
-        let advice = [madv::DONTNEED, madv::PAGEOUT, madv::WILLNEED, madv::HUGEPAGE, madv::NOHUGEPAGE][self.rng.below(5) as usize];
+        let advice = [madv::DONTNEED, madv::PAGEOUT, madv::WILLNEED, madv::HUGEPAGE, madv::NOHUGEPAGE, madv::MERGEABLE, madv::UNMERGEABLE]
+            [self.rng.below(7) as usize];
         let range = &self.pages[first..end];
         let is_holed = model::has_hole(range);
         let (addr, len) = (self.addr(first), (end - first) as u64 * PAGE);
@@ -579,6 +581,36 @@ impl<'m> Worker<'m> {
                 self.fail(format_args!("munmap({cut_addr:#x}, {cut_len:#x}) in a huge page = {ret:?}"));
             }
             self.pages[cut..cut_end].fill(PageModel::default());
+        }
+    }
+
+    /// Same-page merging in the mix: advises MADV_MERGEABLE on a range, zeroes
+    /// some of its writable pages (equal pages: tag 0, every byte zero) and runs a
+    /// scan of up to 1024 pages (`ksm_ctl(SCAN)`, what ksmd does), which merges
+    /// them; later writes copy them (COW), forks share them, verify reads them.
+    fn op_ksm(&mut self) {
+        let (first, end) = self.pick_range(64, true);
+        let is_holed = model::has_hole(&self.pages[first..end]);
+        let (addr, len) = (self.addr(first), (end - first) as u64 * PAGE);
+        let slot = self.log.push(self.op_index, "madvise-mergeable", [addr, len, madv::MERGEABLE, 0]);
+        // SAFETY: the advice changes no contents.
+        let ret = Errno::from_ret(unsafe { syscall3(nr::MADVISE, addr, len, madv::MERGEABLE) });
+        self.log.set_result(slot, as_logged(ret));
+        let linux = if is_holed { Err(Errno::ENOMEM) } else { Ok(0) };
+        if ret != linux {
+            self.fail(format_args!("madvise({addr:#x}, {len:#x}, MERGEABLE) = {ret:?}, Linux gives {linux:?}"));
+        }
+        for i in first..end {
+            if self.pages[i].is_writable() && self.rng.percent(50) {
+                self.write_tag(i, 0);
+            }
+        }
+        let nr_pages = 1 + self.rng.below(1024);
+        let slot = self.log.push(self.op_index, "ksm-scan", [nr_pages, 0, 0, 0]);
+        let ret = ulib::ksm_ctl(ulib::ksm_op::SCAN, nr_pages);
+        self.log.set_result(slot, as_logged(ret));
+        if ret.is_err() {
+            self.fail(format_args!("ksm_ctl(SCAN, {nr_pages}) = {ret:?}"));
         }
     }
 
