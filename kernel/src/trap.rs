@@ -48,6 +48,9 @@ pub fn dispatch(frame: &mut TrapFrame) {
         // The other CPUs' local APIC timers (the boot CPU ticks on the PIT).
         lapic::TIMER_VECTOR => {
             smp::on_apic_timer();
+            // The working-set clock of the task running on this CPU (the boot CPU's
+            // tick does the same for its own).
+            proc::task::account_cpu_tick(frame.is_user());
             if frame.is_user() {
                 smp::this_cpu().nr_user_ticks.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
                 proc::sched::preempt();

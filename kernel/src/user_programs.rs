@@ -61,7 +61,7 @@ user_programs![
     fuzz, remanence,
     files, dirs, pipes,
     wsprobe, memlimits,
-    thp,
+    thp, pagefault1,
     exectest, mmapfile,
     cat, spin, free, sh, echo, kill, sleep, ls, ps,
 ];

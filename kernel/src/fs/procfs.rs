@@ -258,6 +258,7 @@ fn total_rss_pages() -> u64 {
 /// `/proc/vmstat`: `name value` lines, Linux's names.
 fn vmstat_text() -> String {
     let faults = |outcome| vmstat::nr_faults(outcome);
+    let tlb = crate::arch::shootdown::stats();
     let all_faults: u64 = [
         FaultOutcome::AnonymousPage,
         FaultOutcome::ZeroPage,
@@ -285,6 +286,12 @@ fn vmstat_text() -> String {
         ("pgscan_kswapd_passes", vmstat::nr_events(SwapEvent::BackgroundReclaim)),
         ("pgscan_direct_passes", vmstat::nr_events(SwapEvent::DirectReclaim)),
         ("oom_kill", vmstat::nr_events(SwapEvent::OomKill)),
+        // TLB shootdown (`arch::shootdown`): Linux's two names, then ours.
+        ("nr_tlb_remote_flush", tlb.shootdowns),
+        ("nr_tlb_remote_flush_received", tlb.ipis),
+        ("tlb_remote_pages_flushed", tlb.pages),
+        ("tlb_remote_full_flushes", tlb.full_flushes),
+        ("tlb_lazy_skips", tlb.lazy_skips),
     ];
     let mut text = String::new();
     for (name, value) in rows {

@@ -123,6 +123,16 @@ pub fn kunmap(page: Page) -> Result<Frame, UnmapError> {
     Ok(frame)
 }
 
+/// Unmaps a kernel 4 KiB `page` and flushes it from this CPU's TLB only; returns the
+/// frame it mapped. The caller shoots the page down on the other CPUs
+/// (`arch::shootdown::flush_kernel_pages_everywhere`, one IPI for a batch of pages)
+/// before it frees or reuses the frame.
+pub fn kunmap_local(page: Page) -> Result<Frame, UnmapError> {
+    let (frame, token) = with_kernel_pt(|pt, mem| pt.unmap(mem, page))?;
+    tlb::flush(token);
+    Ok(frame)
+}
+
 /// Unmaps a kernel 2 MiB page, flushes it and returns its first frame.
 pub fn kunmap_huge(addr: VirtAddr) -> Result<Frame, UnmapError> {
     let (frame, token) = with_kernel_pt(|pt, mem| pt.unmap_huge(mem, addr))?;

@@ -385,6 +385,9 @@ fn switch_away(requeue: bool) {
         let (next_root, next_pcid, keep_tlb) =
             next_task.space.as_ref().map_or_else(|| (paging::kernel_root(), 0, false), |s| s.lock().activation());
         let next_top = next_task.kstack_top();
+        if next_task.user_state.is_some() {
+            smp::this_cpu().nr_user_switch_ins.fetch_add(1, Ordering::Relaxed);
+        }
         CURRENT[cpu].store(next, Ordering::Relaxed);
         NR_SWITCHES.fetch_add(1, Ordering::Relaxed);
         if next_top != 0 {

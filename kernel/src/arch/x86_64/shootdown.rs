@@ -229,6 +229,17 @@ pub fn flush_kernel_everywhere(addr: VirtAddr) {
     shoot(online_mask(), None, None, Flushes::Pages(&[addr]));
 }
 
+/// Flushes kernel `pages` on every other online CPU (after the local flushes), one
+/// IPI per CPU for the lot ([`MAX_PAGES`] at a time).
+pub fn flush_kernel_pages_everywhere(pages: &[VirtAddr]) {
+    if smp::nr_online() <= 1 {
+        return;
+    }
+    for chunk in pages.chunks(MAX_PAGES) {
+        shoot(online_mask(), None, None, Flushes::Pages(chunk));
+    }
+}
+
 /// Carries out every flush request aimed at this CPU. Called by the IPI handler and
 /// by every loop that spins with interrupts off.
 pub fn poll() {

@@ -29,9 +29,10 @@
 //! `swapgs` on entry); moving per-CPU data behind GS comes with running user tasks
 //! on every CPU. [`PerCpu`] is one slot per CPU index in a static array.
 //!
-//! **What APs do.** For now they only take their timer interrupts and halt: they
-//! run no task and take no lock. The scheduler, the lock checker's held-lock table
-//! and TLB flushes still assume one CPU; running tasks on APs waits for those.
+//! **What APs do.** Until `proc::sched::start_all_cpus` they only take their timer
+//! interrupts and halt; then each leaves its boot `hlt` loop for the scheduler
+//! ([`start_scheduling`]), its boot context becoming its idle task, and runs tasks
+//! like the boot CPU (`proc::sched`, TLB shootdown in `arch::shootdown`).
 //!
 //! A CPU that does not answer within [`AP_START_TIMEOUT_MS`] is reported and left
 //! out; the kernel goes on with the others.
@@ -158,6 +159,8 @@ pub struct PerCpu {
     pub is_idle: AtomicBool,
     /// User-mode timer ticks it took (each one charged to a user task running here).
     pub nr_user_ticks: AtomicU64,
+    /// Switches to a user task it made.
+    pub nr_user_switch_ins: AtomicU64,
 }
 
 static PER_CPU: [PerCpu; MAX_CPUS] = [const {
@@ -168,6 +171,7 @@ static PER_CPU: [PerCpu; MAX_CPUS] = [const {
         nr_test_ipis: AtomicU64::new(0),
         is_idle: AtomicBool::new(false),
         nr_user_ticks: AtomicU64::new(0),
+        nr_user_switch_ins: AtomicU64::new(0),
     }
 }; MAX_CPUS];
 
@@ -226,6 +230,26 @@ pub fn print_summary() {
         );
     }
     crate::println!();
+    if nr_online() > 1 {
+        crate::print!("tasks:");
+        for (index, cpu) in PER_CPU.iter().enumerate().filter(|(_, c)| c.is_online.load(Ordering::Relaxed)) {
+            crate::print!(
+                " cpu {index} ran user tasks {} times ({} user ticks)",
+                cpu.nr_user_switch_ins.load(Ordering::Relaxed),
+                cpu.nr_user_ticks.load(Ordering::Relaxed)
+            );
+        }
+        crate::println!();
+        let tlb = super::shootdown::stats();
+        crate::println!(
+            "tlb shootdowns: {} ({} IPIs, {} pages, {} full flushes asked; {} CPUs left to flush lazily)",
+            tlb.shootdowns,
+            tlb.ipis,
+            tlb.pages,
+            tlb.full_flushes,
+            tlb.lazy_skips
+        );
+    }
     if super::ioapic::is_active() {
         crate::println!("interrupts: I/O APIC to cpu 0 (8259 masked); APs tick on their local APIC timers");
     } else {
