@@ -95,6 +95,7 @@ pub fn init(boot_info: &'static mut BootInfo) {
     mm::swap::start_wiper();
     mm::fail::init();
     arch::smp::start_aps();
+    proc::sched::start_all_cpus();
 }
 
 /// Moves the double-fault and NMI handlers onto stacks with guard pages.

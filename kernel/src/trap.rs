@@ -51,12 +51,24 @@ pub fn dispatch(frame: &mut TrapFrame) {
             proc::sched::wake_timed_out(timer::ticks());
             proc::task::account_cpu_tick(frame.is_user());
             if frame.is_user() {
+                smp::this_cpu().nr_user_ticks.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
                 proc::sched::preempt();
             }
         }
         trap::DEVICE_IRQ_FIRST..trap::IRQ_LIMIT => irq::dispatch(vector - IRQ_BASE),
         // The other CPUs' local APIC timers (the boot CPU ticks on the PIT).
-        lapic::TIMER_VECTOR => smp::on_apic_timer(),
+        lapic::TIMER_VECTOR => {
+            smp::on_apic_timer();
+            // The working-set clock of the task running on this CPU (the boot CPU's
+            // tick does the same for its own).
+            proc::task::account_cpu_tick(frame.is_user());
+            if frame.is_user() {
+                smp::this_cpu().nr_user_ticks.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+                proc::sched::preempt();
+            }
+        }
+        lapic::SHOOTDOWN_VECTOR => crate::arch::shootdown::on_shootdown_ipi(),
+        lapic::RESCHEDULE_VECTOR => smp::on_reschedule_ipi(),
         lapic::TEST_IPI_VECTOR => smp::on_test_ipi(),
         lapic::CALL_VECTOR => smp::on_call_ipi(),
         lapic::SPURIOUS_VECTOR => {} // no EOI for a spurious APIC interrupt

@@ -33,7 +33,7 @@
 
 use alloc::string::String;
 use core::fmt::Write;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use mm_core::pagetable::{FlushBatch, LeafEntry, PageTable};
 use mm_core::pcid::{OVERFLOW_PCID, PcidAllocator};
@@ -45,7 +45,7 @@ use super::rmap::{self, FamilyId, FamilyPage, SpaceId, SpaceRef};
 use super::frame::FrameFlags;
 use super::paging::{self, DirectMapTables, PteFlags};
 use super::{Frame, PAGE_SIZE, Page, VirtAddr};
-use crate::arch::tlb;
+use crate::arch::{shootdown, tlb};
 
 /// Lowest address mmap hands out (page 0 and the first 64 KiB stay unmapped).
 pub const MMAP_MIN: u64 = 0x1_0000;
@@ -148,9 +148,23 @@ pub struct AddressSpace {
     pub(super) brk_end: VirtAddr,
     /// The PCID tagging this space's TLB entries (when the CPU has PCIDs).
     pcid: u16,
-    /// True if a change was made while another space was loaded: with PCIDs the TLB
-    /// may still hold old entries tagged with `pcid`, so the next load must flush them.
-    tlb_stale: AtomicBool,
+    /// Which CPUs may cache this space's translations, for TLB shootdown
+    /// (`arch::shootdown`): who has it loaded, who had it, who must flush.
+    tlb: TlbCpus,
+}
+
+/// The CPUs that may cache an address space's translations (bit n: CPU n).
+///
+/// ```text
+///  active:   CR3 holds the space now       -> a change sends it an IPI and waits
+///  may_hold: loaded it since its last flush -> a change marks it stale, no IPI (lazy)
+///  stale:    must flush the space's PCID at its next load (a change it missed;
+///            all bits at creation: a reused PCID may have old entries anywhere)
+/// ```
+struct TlbCpus {
+    active: AtomicU64,
+    may_hold: AtomicU64,
+    stale: AtomicU64,
 }
 
 /// The PCIDs of the live address spaces (0 is the kernel's): no two share one.
@@ -239,8 +253,9 @@ impl AddressSpace {
             brk_start: VirtAddr::new(0),
             brk_end: VirtAddr::new(0),
             pcid,
-            // A PCID may have been used by a space that is gone: flush on first load.
-            tlb_stale: AtomicBool::new(true),
+            // A PCID may have been used by a space that is gone: flush on first load,
+            // on every CPU.
+            tlb: TlbCpus { active: AtomicU64::new(0), may_hold: AtomicU64::new(0), stale: AtomicU64::new(u64::MAX) },
         }));
         Ok(space)
     }
@@ -265,9 +280,28 @@ impl AddressSpace {
     /// entries tagged with the PCID may be kept (no change was missed since the last load).
     /// A space with the shared overflow PCID is always stale: another space with the
     /// same tag may have filled the TLB since.
+    ///
+    /// Called by the CPU about to load it: from now on it counts as having the space
+    /// loaded (`TlbCpus::active`), so a change to the space sends it a shootdown.
     pub fn activation(&self) -> (Frame, u16, bool) {
-        let is_stale = self.tlb_stale.swap(false, Ordering::Relaxed) || self.pcid == OVERFLOW_PCID;
+        let bit = shootdown::my_bit();
+        // SeqCst: a CPU changing this space either sees us active (and sends an IPI)
+        // or marks us stale before we read `stale` here (Dekker's pattern).
+        self.tlb.active.fetch_or(bit, Ordering::SeqCst);
+        self.tlb.may_hold.fetch_or(bit, Ordering::SeqCst);
+        let is_stale = self.tlb.stale.fetch_and(!bit, Ordering::SeqCst) & bit != 0 || self.pcid == OVERFLOW_PCID;
         (self.pt.root(), self.pcid, !is_stale)
+    }
+
+    /// This CPU has just loaded another space: it no longer needs an IPI for changes
+    /// to this one (its PCID-tagged entries may linger: it stays in `may_hold`).
+    pub fn deactivate_on_this_cpu(&self) {
+        self.tlb.active.fetch_and(!shootdown::my_bit(), Ordering::SeqCst);
+    }
+
+    /// Returns the CPUs that have this space loaded now (for tests and /proc).
+    pub fn cpus_active(&self) -> u64 {
+        self.tlb.active.load(Ordering::Relaxed)
     }
 
     /// Returns the PCID tagging this space's TLB entries.
@@ -319,24 +353,39 @@ impl AddressSpace {
         tlb::current_root().0 == self.pt.root()
     }
 
-    /// Honours a batch of flushes if this space is loaded. Otherwise no TLB entry of
-    /// it is in use; with PCIDs some may still be cached, so the next load flushes.
+    /// Honours a batch of flushes: here if this space is loaded, on the other CPUs
+    /// that have it loaded by a shootdown (one IPI each, waited for), and lazily
+    /// (marked stale, flushed at their next load) on those that had it loaded.
     pub(super) fn flush(&self, batch: FlushBatch) {
-        let plan = batch.into_plan();
-        if self.is_current() {
-            tlb::flush_plan(plan);
-        } else {
-            self.tlb_stale.store(true, Ordering::Relaxed);
+        let mut buffer = [VirtAddr::new(0); shootdown::MAX_PAGES];
+        if let Some(flushes) = shootdown::Flushes::of_plan(batch.into_plan(), &mut buffer) {
+            self.flush_everywhere(flushes);
         }
     }
 
     /// Honours one flush token (see [`flush`](Self::flush)).
     pub(super) fn flush_one(&self, token: mm_core::pagetable::Flush) {
+        self.flush_everywhere(shootdown::Flushes::Pages(&[token.into_inner()]));
+    }
+
+    fn flush_everywhere(&self, flushes: shootdown::Flushes<'_>) {
+        let me = shootdown::my_bit();
         if self.is_current() {
-            tlb::flush(token);
+            flushes.flush_locally();
         } else {
-            self.tlb_stale.store(true, Ordering::Relaxed);
+            self.tlb.stale.fetch_or(me, Ordering::SeqCst);
         }
+        if crate::arch::smp::nr_online() <= 1 {
+            return;
+        }
+        let others = !me;
+        let active = self.tlb.active.load(Ordering::SeqCst) & others;
+        let lazy = self.tlb.may_hold.load(Ordering::SeqCst) & others & !active;
+        if lazy != 0 {
+            self.tlb.stale.fetch_or(lazy, Ordering::SeqCst);
+            shootdown::count_lazy_skips(lazy.count_ones());
+        }
+        shootdown::shoot(active, Some(self.pt.root()), Some(&self.tlb.stale), flushes);
     }
 
     /// Inserts a VMA (used by the ELF loader and the stack setup).

@@ -25,8 +25,11 @@
 //! Counted: pages migrated, blocks freed, failures.
 //!
 //! Single CPU: while the spaces are locked (IRQs off), no user code runs, so the
-//! copy cannot miss a write. With several CPUs the PTEs must first be made
-//! non-present and flushed everywhere (Linux's migration entries).
+//! copy cannot miss a write. With several CPUs user code of a locked space may run
+//! on another CPU, so every PTE of the page is first write-protected and shot down
+//! (`arch::shootdown`), then copied, then pointed at the new frame (Linux makes them
+//! migration entries, non-present; read-only suffices here, since a read of the old
+//! frame during the copy sees the same bytes).
 //!
 //! Locks: entered with at most the faulting space locked; other spaces by
 //! `try_lock`; then `FAMILIES`, the policy and the frame lock, in the order `crate::mm` gives.
@@ -206,6 +209,22 @@ pub fn migrate_frame(
         }
         break new;
     };
+    // With several CPUs, user code of these spaces runs on other CPUs without their
+    // locks: write-protect every PTE (a downgrade, so shot down on every CPU that has
+    // the space loaded) before the copy, so that no write lands in `src` after it.
+    // A write meanwhile faults and waits for the space lock; by then the PTE names
+    // `dest`, writable again. The entries read back carry the latest Dirty bit.
+    let (mut in_current, mut in_others) = (in_current, in_others);
+    let mut current = current;
+    if crate::arch::smp::nr_online() > 1 {
+        let read_only = |pte: Pte| Pte::new(src, pte.flags() - super::paging::PteFlags::WRITABLE);
+        if let (Some(space), Some(pte)) = (current.as_deref_mut(), in_current) {
+            in_current = Some(space.replace_pte(page, read_only(pte)));
+        }
+        for (i, pte) in in_others.iter_mut() {
+            *pte = guards[*i].1.replace_pte(page, read_only(*pte));
+        }
+    }
     dest.copy_from(src);
     let dest = dest.into_mapped();
     frame::map_new_user_page(dest, at);

@@ -107,12 +107,25 @@ impl KernelStack {
 impl Drop for KernelStack {
     fn drop(&mut self) {
         stack_guard::unregister(slot_base(self.slot));
-        for i in 0..self.nr_pages {
-            let page = Page::containing_address(VirtAddr::new(self.top() - (i + 1) * PAGE_SIZE));
-            let frame = paging::kunmap(page).expect("kstack: stack page not mapped");
-            // SAFETY: the stack is being dropped (nothing runs on it) and its page
-            // was just unmapped and flushed from the TLB.
-            unsafe { frame::free(frame, Order(0)) }.expect("kstack: stack frame not allocated");
+        // Unmapped here first, then shot down on the other CPUs in one batch (one IPI
+        // each, not one per page), and only then are the frames freed.
+        const BATCH: usize = crate::arch::shootdown::MAX_PAGES;
+        let mut next = 0;
+        while next < self.nr_pages {
+            let mut pages = [VirtAddr::new(0); BATCH];
+            let mut frames = [None; BATCH];
+            let n = (self.nr_pages - next).min(BATCH as u64) as usize;
+            for j in 0..n {
+                pages[j] = VirtAddr::new(self.top() - (next + j as u64 + 1) * PAGE_SIZE);
+                frames[j] = Some(paging::kunmap_local(Page::containing_address(pages[j])).expect("kstack: stack page not mapped"));
+            }
+            crate::arch::shootdown::flush_kernel_pages_everywhere(&pages[..n]);
+            for frame in frames.into_iter().flatten() {
+                // SAFETY: the stack is being dropped (nothing runs on it) and its page
+                // was unmapped and flushed from every CPU's TLB.
+                unsafe { frame::free(frame, Order(0)) }.expect("kstack: stack frame not allocated");
+            }
+            next += n as u64;
         }
         release_slot(self.slot);
     }

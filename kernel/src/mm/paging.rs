@@ -116,6 +116,19 @@ pub fn kmap_huge(addr: VirtAddr, phys: PhysAddr, flags: PteFlags) -> Result<(), 
 /// Unmaps a kernel 4 KiB `page`, flushes it from the TLB and returns the frame it mapped.
 pub fn kunmap(page: Page) -> Result<Frame, UnmapError> {
     let (frame, token) = with_kernel_pt(|pt, mem| pt.unmap(mem, page))?;
+    let addr = token.into_inner();
+    tlb::flush_page(addr);
+    // Kernel mappings are shared by every CPU: shoot the page down everywhere.
+    crate::arch::shootdown::flush_kernel_everywhere(addr);
+    Ok(frame)
+}
+
+/// Unmaps a kernel 4 KiB `page` and flushes it from this CPU's TLB only; returns the
+/// frame it mapped. The caller shoots the page down on the other CPUs
+/// (`arch::shootdown::flush_kernel_pages_everywhere`, one IPI for a batch of pages)
+/// before it frees or reuses the frame.
+pub fn kunmap_local(page: Page) -> Result<Frame, UnmapError> {
+    let (frame, token) = with_kernel_pt(|pt, mem| pt.unmap(mem, page))?;
     tlb::flush(token);
     Ok(frame)
 }
@@ -123,7 +136,9 @@ pub fn kunmap(page: Page) -> Result<Frame, UnmapError> {
 /// Unmaps a kernel 2 MiB page, flushes it and returns its first frame.
 pub fn kunmap_huge(addr: VirtAddr) -> Result<Frame, UnmapError> {
     let (frame, token) = with_kernel_pt(|pt, mem| pt.unmap_huge(mem, addr))?;
-    tlb::flush(token);
+    let addr = token.into_inner();
+    tlb::flush_page(addr);
+    crate::arch::shootdown::flush_kernel_everywhere(addr);
     Ok(frame)
 }
 

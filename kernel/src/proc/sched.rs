@@ -21,11 +21,12 @@
 //! a wake tick, and the timer interrupt calls [`wake_timed_out`] to wake it then.
 
 use alloc::collections::VecDeque;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 
 use x86_64::instructions::interrupts;
 
-use super::task::{Pid, TASKS, TaskState};
+use super::task::{Pid, TASKS, Task, TaskState};
+use crate::arch::smp::{self, MAX_CPUS};
 use crate::arch::{gdt, tlb};
 use crate::mm::paging;
 use crate::sync::IrqMutex;
@@ -55,12 +56,17 @@ switch_context:
 
     .global task_entry_trampoline
 task_entry_trampoline:
+    mov rbx, rsp
+    and rsp, -16
+    call sched_finish_switch
+    mov rsp, rbx
     jmp trap_return
 
     // A kernel thread's first switch-in lands here with its entry point in r12 and
     // RSP at the (16-byte aligned) top of its stack.
     .global daemon_entry_trampoline
 daemon_entry_trampoline:
+    call sched_finish_switch
     sti
     call r12
     ud2
@@ -87,7 +93,15 @@ pub fn initial_daemon_switch_frame(entry: extern "C" fn() -> !) -> [u64; 8] {
     [0x2, 0, 0, 0, entry as usize as u64, 0, 0, trampoline]
 }
 
-static CURRENT: AtomicU64 = AtomicU64::new(0);
+/// The task each CPU runs.
+static CURRENT: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+/// Each CPU's idle task ([`NO_IDLE_TASK`] with one CPU: `pick_next` halts in place).
+static IDLE: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(NO_IDLE_TASK) }; MAX_CPUS];
+/// `IDLE`'s "none" (pid 0 is task 0, so not 0).
+const NO_IDLE_TASK: Pid = u64::MAX;
+/// The `on_cpu` flag of the task each CPU is switching away from, for the task it
+/// switches to to clear ([`finish_switch`]). Null: nothing to clear.
+static SWITCHED_FROM: [AtomicPtr<AtomicBool>; MAX_CPUS] = [const { AtomicPtr::new(core::ptr::null_mut()) }; MAX_CPUS];
 static RUN_QUEUE: IrqMutex<VecDeque<Pid>> = IrqMutex::new_ranked(crate::sync::LockRank::RunQueue, VecDeque::new());
 static NR_SWITCHES: AtomicU64 = AtomicU64::new(0);
 
@@ -97,9 +111,14 @@ pub fn init() {
     RUN_QUEUE.lock().reserve(64);
 }
 
-/// Returns the running task's pid.
+/// Returns the running task's pid (on this CPU).
 pub fn current() -> Pid {
-    CURRENT.load(Ordering::Relaxed)
+    CURRENT[smp::cpu_id()].load(Ordering::Relaxed)
+}
+
+/// Returns the task CPU `cpu` runs.
+pub fn current_on(cpu: usize) -> Pid {
+    CURRENT[cpu].load(Ordering::Relaxed)
 }
 
 /// Returns the number of context switches so far.
@@ -107,9 +126,20 @@ pub fn nr_switches() -> u64 {
     NR_SWITCHES.load(Ordering::Relaxed)
 }
 
+/// Returns the number of tasks waiting in the run queue.
+pub fn nr_queued() -> usize {
+    RUN_QUEUE.lock().len()
+}
+
 /// Puts `pid` at the back of the run queue.
 pub fn make_runnable(pid: Pid) {
+    // A task that runs (or was picked to) is not queued: it was woken before it
+    // could switch away, and `switch_away` sees its state and lets it run on.
+    if TASKS.lock().get(&pid).is_some_and(|t| t.is_running || t.is_idle) {
+        return;
+    }
     RUN_QUEUE.lock().push_back(pid);
+    smp::kick_an_idle_cpu();
 }
 
 /// Wakes `pid` if it is blocked waiting for a child.
@@ -258,13 +288,30 @@ pub fn load_kernel_tables() {
     }
 }
 
-/// Returns the next runnable task, idling (interrupts on, `hlt`) while there is none.
-fn pick_next() -> Pid {
+/// Picks the task this CPU runs next and marks it running: the first runnable task
+/// of the queue that no other CPU runs, else this CPU's idle task. With one CPU
+/// (no idle task) it idles in place: interrupts on, `hlt`, until one is runnable.
+fn pick_next(prev: Pid) -> Pid {
+    let cpu = smp::cpu_id();
     loop {
-        while let Some(pid) = RUN_QUEUE.lock().pop_front() {
-            if TASKS.lock().get(&pid).is_some_and(|t| t.state == TaskState::Runnable) {
+        loop {
+            let popped = RUN_QUEUE.lock().pop_front();
+            let Some(pid) = popped else { break };
+            let mut tasks = TASKS.lock();
+            if let Some(task) = tasks.get_mut(&pid)
+                && task.state == TaskState::Runnable
+                && (!task.is_running || pid == prev)
+            {
+                task.is_running = true;
                 return pid;
             }
+        }
+        let idle = IDLE[cpu].load(Ordering::Relaxed);
+        if idle != NO_IDLE_TASK {
+            if let Some(task) = TASKS.lock().get_mut(&idle) {
+                task.is_running = true;
+            }
+            return idle;
         }
         // Nothing runnable: the idle time zeroes free frames for later faults
         // (`mm::zero_pool`), stopping as soon as an interrupt queues a task.
@@ -281,6 +328,14 @@ fn pick_next() -> Pid {
 
 /// Switches from the running task to the next runnable one; `requeue` puts the
 /// running task back in the queue. Returns when the running task is switched back in.
+///
+/// **The SMP switch race.** Once `prev` is marked not running (and, for a yield, is
+/// back in the queue), another CPU may pick it while this CPU is still on its stack,
+/// saving its registers. Each task's `on_cpu` says a CPU is still on its stack: the
+/// CPU switching to a task first waits until `on_cpu` is clear, then sets it; the
+/// CPU switching away from a task clears it only after `switch_context` has saved
+/// everything, from the next task's side ([`finish_switch`], Linux's
+/// `finish_task_switch`). Reaping a zombie waits for it the same way.
 fn switch_away(requeue: bool) {
     // Lockdep in miniature: a task that switches away holding a spinlock leaves it
     // taken (and interrupts off) for whoever runs next. Counted in debug builds.
@@ -288,27 +343,58 @@ fn switch_away(requeue: bool) {
     assert!(nr_held == 0, "switch_away: task {} sleeps or yields holding {nr_held} spinlock(s)", current());
     let were_enabled = interrupts::are_enabled();
     interrupts::disable();
+    let cpu = smp::cpu_id();
     let prev = current();
-    if requeue {
-        make_runnable(prev);
+    {
+        let mut tasks = TASKS.lock();
+        let prev_task = tasks.get_mut(&prev).expect("switch_away: current task vanished");
+        if !requeue && prev_task.state == TaskState::Runnable && !prev_task.is_idle {
+            // Woken after it decided to wait and before it got here: it runs on (the
+            // wake-up did not queue it, since it was running).
+            drop(tasks);
+            if were_enabled {
+                interrupts::enable();
+            }
+            return;
+        }
+        prev_task.is_running = false;
     }
-    let next = pick_next();
+    if requeue && !is_idle_task(cpu, prev) {
+        RUN_QUEUE.lock().push_back(prev);
+    }
+    let next = pick_next(prev);
     if next != prev {
-        let (prev_rsp, next_rsp, next_top, (next_root, next_pcid, keep_tlb)) = {
+        let (prev_task, next_task) = {
             let mut tasks = TASKS.lock();
-            let prev_task = tasks.get_mut(&prev).expect("switch_away: current task vanished");
-            if let Some(state) = prev_task.user_state.as_mut() {
-                state.save();
-            }
-            let prev_rsp = &mut prev_task.saved_rsp as *mut u64;
-            let next_task = tasks.get(&next).expect("switch_away: next task vanished");
-            if let Some(state) = next_task.user_state.as_ref() {
-                state.load();
-            }
-            let activation = next_task.space.as_ref().map_or_else(|| (paging::kernel_root(), 0, false), |s| s.lock().activation());
-            (prev_rsp, next_task.saved_rsp, next_task.kstack_top(), activation)
+            let prev_task: *mut Task = &raw mut **tasks.get_mut(&prev).expect("switch_away: current task vanished");
+            let next_task: *mut Task = &raw mut **tasks.get_mut(&next).expect("switch_away: next task vanished");
+            (prev_task, next_task)
         };
-        CURRENT.store(next, Ordering::Relaxed);
+        // SAFETY: both tasks are boxed in `TASKS` and stay there: `prev` is on this
+        // CPU's stack (`on_cpu`), so it is not reaped before `finish_switch`; `next`
+        // was marked running by us, so nobody else switches to it, and it is not a
+        // zombie. Their fields below are the switch's own (saved registers, user
+        // state), which only the CPU switching the task touches.
+        let (prev_task, next_task) = unsafe { (&mut *prev_task, &mut *next_task) };
+        // The CPU that last ran `next` may still be saving it: wait till it is off.
+        while next_task.on_cpu.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
+            crate::arch::shootdown::poll();
+            core::hint::spin_loop();
+        }
+        if let Some(state) = prev_task.user_state.as_mut() {
+            state.save();
+        }
+        if let Some(state) = next_task.user_state.as_ref() {
+            state.load();
+        }
+        let prev_space = prev_task.space.clone();
+        let (next_root, next_pcid, keep_tlb) =
+            next_task.space.as_ref().map_or_else(|| (paging::kernel_root(), 0, false), |s| s.lock().activation());
+        let next_top = next_task.kstack_top();
+        if next_task.user_state.is_some() {
+            smp::this_cpu().nr_user_switch_ins.fetch_add(1, Ordering::Relaxed);
+        }
+        CURRENT[cpu].store(next, Ordering::Relaxed);
         NR_SWITCHES.fetch_add(1, Ordering::Relaxed);
         if next_top != 0 {
             gdt::set_rsp0(next_top);
@@ -320,15 +406,102 @@ fn switch_away(requeue: bool) {
             // entries tagged `next_pcid` unless a change to that space was missed.
             unsafe { tlb::write_cr3(next_root, next_pcid, keep_tlb) };
         }
-        // SAFETY: `prev_rsp` points into the boxed task `prev`, which stays in the
-        // table at least until it is reaped, which needs it switched out first (one
-        // CPU); `next_rsp` is the stack pointer saved by `next`'s last switch (or
-        // prepared by `prepare_stack`), on its own live kernel stack.
-        unsafe { switch_context(prev_rsp, next_rsp) };
+        // This CPU no longer has `prev`'s tables loaded: later changes to them mark
+        // it stale (flush at its next load) instead of sending it an IPI.
+        if let Some(space) = prev_space
+            && !next_task.space.as_ref().is_some_and(|s| alloc::sync::Arc::ptr_eq(s, &space))
+        {
+            space.lock().deactivate_on_this_cpu();
+        }
+        SWITCHED_FROM[cpu].store(core::ptr::from_ref(&prev_task.on_cpu).cast_mut(), Ordering::Relaxed);
+        // SAFETY: `prev_task.saved_rsp` is in the boxed task `prev`, kept by `on_cpu`
+        // until `finish_switch` below (run by `next` on this CPU); `next`'s saved
+        // stack pointer was written by its last switch (or `prepare_stack`), which is
+        // complete: we waited for its `on_cpu`.
+        unsafe { switch_context(&raw mut prev_task.saved_rsp, next_task.saved_rsp) };
+        finish_switch();
     }
     if were_enabled {
         interrupts::enable();
     }
+}
+
+/// Ends a switch on the side of the task switched to: the task switched away from
+/// is saved, so another CPU may now run (or reap) it.
+fn finish_switch() {
+    let from = SWITCHED_FROM[smp::cpu_id()].swap(core::ptr::null_mut(), Ordering::Relaxed);
+    if !from.is_null() {
+        // SAFETY: the `on_cpu` of the task this CPU just left, which stays in the
+        // table at least until this store lets it be reaped.
+        unsafe { (*from).store(false, Ordering::Release) };
+    }
+}
+
+/// `finish_switch` for a task's first switch-in (the trampolines call it).
+#[unsafe(no_mangle)]
+extern "C" fn sched_finish_switch() {
+    finish_switch();
+}
+
+/// Returns true if `pid` is CPU `cpu`'s idle task.
+fn is_idle_task(cpu: usize, pid: Pid) -> bool {
+    IDLE[cpu].load(Ordering::Relaxed) == pid
+}
+
+/// The idle loop: run whatever is queued, else halt until an interrupt (a tick, or
+/// the reschedule IPI a wake-up sends to an idle CPU: `smp::kick_an_idle_cpu`).
+fn idle_loop() -> ! {
+    let this_cpu = smp::this_cpu();
+    loop {
+        interrupts::disable();
+        // Idle time zeroes free frames for later faults (`mm::zero_pool`), until a
+        // task is queued.
+        crate::mm::zero_pool::fill_while_idle(|| !RUN_QUEUE.lock().is_empty());
+        if RUN_QUEUE.lock().is_empty() {
+            this_cpu.is_idle.store(true, Ordering::SeqCst);
+            // Re-check after announcing: a task queued in between sees us idle.
+            if RUN_QUEUE.lock().is_empty() {
+                interrupts::enable_and_hlt();
+                interrupts::disable();
+            }
+            this_cpu.is_idle.store(false, Ordering::SeqCst);
+        }
+        switch_away(false);
+    }
+}
+
+/// The boot CPU's idle task (it has its own stack: task 0 keeps the boot stack).
+extern "C" fn boot_cpu_idle_main() -> ! {
+    idle_loop()
+}
+
+/// Where each AP arrives once scheduling starts (`smp::start_scheduling`): its boot
+/// context becomes its idle task, and it runs tasks from then on.
+fn ap_scheduler_entry(cpu: usize) -> ! {
+    interrupts::disable();
+    super::syscall::init_this_cpu(cpu);
+    CURRENT[cpu].store(IDLE[cpu].load(Ordering::Relaxed), Ordering::Relaxed);
+    idle_loop()
+}
+
+/// Lets every online CPU run tasks: an idle task per CPU, then the APs leave their
+/// boot `hlt` loop for the scheduler. Does nothing with one CPU (which keeps
+/// idling in `pick_next`, as before SMP).
+pub fn start_all_cpus() {
+    if smp::nr_online() <= 1 {
+        return;
+    }
+    for cpu in 0..MAX_CPUS {
+        if !smp::per_cpu(cpu).is_online.load(Ordering::Acquire) {
+            continue;
+        }
+        let entry = (cpu == 0).then_some(boot_cpu_idle_main as extern "C" fn() -> !);
+        match super::task::create_idle_task(cpu, entry) {
+            Ok(pid) => IDLE[cpu].store(pid, Ordering::Relaxed),
+            Err(e) => panic!("sched: no idle task for cpu {cpu}: {e:?}"),
+        }
+    }
+    smp::start_scheduling(ap_scheduler_entry);
 }
 
 /// Gives the CPU to the next runnable task; the running task stays runnable.

@@ -31,18 +31,39 @@ use crate::mm::headroom::{self, HeadroomError};
 use crate::mm::{fault, frame, reclaim, swap};
 
 
-static mut SYSCALL_USER_RSP: u64 = 0;
-static mut SYSCALL_KERNEL_RSP: u64 = 0;
+/// One CPU's syscall entry scratch: where `syscall_entry` parks the user's RSP and
+/// finds the running task's kernel stack. `IA32_KERNEL_GS_BASE` of each CPU points at
+/// its own slot; the entry `swapgs`es to reach it and `swapgs`es back before anything
+/// else runs, so the rest of the kernel still sees the user's GS base.
+#[repr(C)]
+struct SyscallScratch {
+    /// The user's RSP at the `syscall` (offset 0).
+    user_rsp: core::cell::UnsafeCell<u64>,
+    /// The running task's kernel stack top (offset 8).
+    kernel_rsp: core::cell::UnsafeCell<u64>,
+}
+
+// SAFETY: slot `n` is written only by CPU `n` (its entry, and `set_kernel_stack` with
+// interrupts off during a switch), so no two CPUs touch one slot.
+unsafe impl Sync for SyscallScratch {}
+
+static SYSCALL_SCRATCH: [SyscallScratch; crate::arch::smp::MAX_CPUS] = [const {
+    SyscallScratch { user_rsp: core::cell::UnsafeCell::new(0), kernel_rsp: core::cell::UnsafeCell::new(0) }
+}; crate::arch::smp::MAX_CPUS];
+
+const MSR_KERNEL_GS_BASE: u32 = 0xc000_0102;
 
 core::arch::global_asm!(
     r#"
     .section .text.syscall, "ax"
     .global syscall_entry
 syscall_entry:
-    mov [rip + {user_rsp}], rsp
-    mov rsp, [rip + {kernel_rsp}]
+    swapgs
+    mov gs:[0], rsp
+    mov rsp, gs:[8]
     push {user_ss}
-    push qword ptr [rip + {user_rsp}]
+    push qword ptr gs:[0]
+    swapgs
     push r11
     push {user_cs}
     push rcx
@@ -50,8 +71,6 @@ syscall_entry:
     push {vector}
     jmp trap_common
     "#,
-    user_rsp = sym SYSCALL_USER_RSP,
-    kernel_rsp = sym SYSCALL_KERNEL_RSP,
     user_ss = const gdt::USER_DATA_SELECTOR,
     user_cs = const gdt::USER_CODE_SELECTOR,
     vector = const SYSCALL_VECTOR,
@@ -69,6 +88,11 @@ const FMASK_BITS: u64 = (1 << 8) | (1 << 9) | (1 << 10) | (1 << 18);
 
 /// Enables `syscall` and points it at `syscall_entry`.
 pub fn init() {
+    init_this_cpu(0);
+}
+
+/// Enables `syscall` on the running CPU, CPU `cpu`, with its own entry scratch.
+pub fn init_this_cpu(cpu: usize) {
     let selectors = gdt::selectors();
     assert_eq!(u64::from(selectors.user_code.0), gdt::USER_CODE_SELECTOR, "syscall: GDT order changed");
     assert_eq!(u64::from(selectors.user_data.0), gdt::USER_DATA_SELECTOR, "syscall: GDT order changed");
@@ -80,15 +104,17 @@ pub fn init() {
         Msr::new(MSR_STAR).write(star);
         Msr::new(MSR_LSTAR).write(syscall_entry as *const () as u64);
         Msr::new(MSR_FMASK).write(FMASK_BITS);
+        Msr::new(MSR_KERNEL_GS_BASE).write(core::ptr::from_ref(&SYSCALL_SCRATCH[cpu]) as u64);
         Efer::update(|f| *f |= EferFlags::SYSTEM_CALL_EXTENSIONS);
     }
 }
 
 /// Sets the kernel stack `syscall_entry` switches to (the running task's).
 pub fn set_kernel_stack(top: u64) {
-    // SAFETY: written with interrupts off during a task switch on the only CPU; read
-    // only by `syscall_entry`, which cannot run concurrently.
-    unsafe { *core::ptr::addr_of_mut!(SYSCALL_KERNEL_RSP) = top };
+    let scratch = &SYSCALL_SCRATCH[crate::arch::smp::cpu_id()];
+    // SAFETY: this CPU's own slot, written with interrupts off during a task switch;
+    // read only by this CPU's `syscall_entry`, which cannot run meanwhile.
+    unsafe { *scratch.kernel_rsp.get() = top };
 }
 
 /// Routes a syscall to its handler and stores the result in `frame.rax`; marks the

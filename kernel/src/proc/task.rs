@@ -19,7 +19,7 @@ use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::sync::Arc;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 pub use abi::WaitStatus;
 
@@ -99,6 +99,16 @@ pub struct Task {
     pub is_deactivated: bool,
     /// Its CPU time and start, in timer ticks (`/proc/PID/stat`).
     pub times: CpuTimes,
+    /// For the scheduler: it runs on some CPU, or a CPU picked it to run. Under
+    /// `TASKS`. A wake-up of a running task only sets its state (it will not switch
+    /// away); only a task that is not running is put in the run queue.
+    pub is_running: bool,
+    /// For the scheduler: a CPU is still on its kernel stack. Set when a CPU switches
+    /// to it; cleared by that CPU once it has switched away from it completely, so
+    /// no other CPU resumes it (or frees its stack) while its registers are saved.
+    pub on_cpu: AtomicBool,
+    /// One CPU's idle task (with several CPUs): never queued, never blocks.
+    pub is_idle: bool,
 }
 
 /// A task's CPU time and start time, in timer ticks (`arch::timer::TICK_HZ` a
@@ -154,6 +164,9 @@ pub fn init() {
         oom_score_adj: 0,
         is_deactivated: false,
         times: CpuTimes::starting_now(),
+        is_running: true,
+        on_cpu: AtomicBool::new(true),
+        is_idle: false,
     };
     TASKS.lock().insert(0, Box::new(idle));
 }
@@ -364,6 +377,9 @@ pub fn create_user_task_with_files(
         oom_score_adj,
         is_deactivated: false,
         times: CpuTimes::starting_now(),
+        is_running: false,
+        on_cpu: AtomicBool::new(false),
+        is_idle: false,
     };
     TASKS.lock().insert(pid, Box::new(task));
     sched::make_runnable(pid);
@@ -533,6 +549,12 @@ fn wait_child(pid: Option<Pid>, is_childless_ok: bool) -> Option<(Pid, WaitStatu
                 .filter(|t| t.parent == me && t.pid != me && !t.is_daemon && pid.is_none_or(|p| p == t.pid));
             let has_children = children.clone().next().is_some();
             if let Some(zombie) = children.find(|t| matches!(t.state, TaskState::Zombie(_))) {
+                if zombie.on_cpu.load(Ordering::Acquire) {
+                    // Still switching away on another CPU, on its own stack (see `try_reap`).
+                    drop(tasks);
+                    core::hint::spin_loop();
+                    continue;
+                }
                 let (child, TaskState::Zombie(status)) = (zombie.pid, zombie.state) else { unreachable!() };
                 let task = tasks.remove(&child).expect("wait: zombie vanished");
                 drop(tasks);
@@ -570,15 +592,25 @@ pub fn wait_all(timeout_ms: u64) -> Result<(), usize> {
 /// `None` if it is still running (or is not a child). Never blocks (`WNOHANG`).
 pub fn try_reap(pid: Pid) -> Option<WaitStatus> {
     let me = current_pid();
-    let mut tasks = TASKS.lock();
-    let task = tasks.get(&pid).filter(|t| t.parent == me)?;
-    let TaskState::Zombie(status) = task.state else {
-        return None;
-    };
-    let task = tasks.remove(&pid);
-    drop(tasks);
-    drop(task); // frees its kernel stack
-    Some(status)
+    loop {
+        let mut tasks = TASKS.lock();
+        let task = tasks.get(&pid).filter(|t| t.parent == me)?;
+        let TaskState::Zombie(status) = task.state else {
+            return None;
+        };
+        // With several CPUs the zombie may still be switching away on another CPU, on
+        // its own stack and with its entry in the table: wait until that CPU is off it
+        // (it needs `TASKS` for that, so not holding it here).
+        if task.on_cpu.load(Ordering::Acquire) {
+            drop(tasks);
+            core::hint::spin_loop();
+            continue;
+        }
+        let task = tasks.remove(&pid);
+        drop(tasks);
+        drop(task); // frees its kernel stack
+        return Some(status);
+    }
 }
 
 /// Returns the number of live tasks (zombies included), task 0 included.
@@ -618,20 +650,52 @@ extern "C" fn reaper_main() -> ! {
 /// Starts kernel thread `name` running `entry` (which never returns), as a daemon:
 /// it runs in ring 0 on its own guarded kernel stack, with the kernel's page tables.
 pub fn spawn_daemon(name: &str, entry: extern "C" fn() -> !) -> Result<Pid, SpawnError> {
-    let kstack = KernelStack::new(KERNEL_STACK_PAGES, "kernel thread").map_err(|_| SpawnError::OutOfMemory)?;
-    let switch_words = sched::initial_daemon_switch_frame(entry);
-    let rsp = kstack.top() - (switch_words.len() * 8) as u64;
-    // SAFETY: the stack is freshly mapped and owned by the new task; the words fit
-    // far inside its pages, 8-byte aligned, and nothing runs on it yet.
-    unsafe { core::ptr::copy_nonoverlapping(switch_words.as_ptr(), rsp as *mut u64, switch_words.len()) };
+    let task = new_kernel_thread(name, Some(entry))?;
+    let pid = task.pid;
+    TASKS.lock().insert(pid, Box::new(task));
+    sched::make_runnable(pid);
+    Ok(pid)
+}
+
+/// Creates the idle task of CPU `cpu` (never queued: the scheduler runs it when it
+/// finds nothing else). With `entry`, it gets its own stack and starts there (the
+/// boot CPU's, whose boot stack is task 0's); without, the calling AP adopts it on
+/// the stack it is running on, as the task it runs now.
+pub fn create_idle_task(cpu: usize, entry: Option<extern "C" fn() -> !>) -> Result<Pid, SpawnError> {
+    let mut task = new_kernel_thread(&alloc::format!("idle/{cpu}"), entry)?;
+    task.is_idle = true;
+    if entry.is_none() {
+        task.is_running = true;
+        task.on_cpu.store(true, Ordering::Relaxed);
+    }
+    let pid = task.pid;
+    TASKS.lock().insert(pid, Box::new(task));
+    Ok(pid)
+}
+
+/// Builds a kernel-thread task: a daemon with its own guarded stack prepared to
+/// start at `entry`, or (no entry) with no stack of its own.
+fn new_kernel_thread(name: &str, entry: Option<extern "C" fn() -> !>) -> Result<Task, SpawnError> {
+    let (kstack, rsp) = match entry {
+        Some(entry) => {
+            let kstack = KernelStack::new(KERNEL_STACK_PAGES, "kernel thread").map_err(|_| SpawnError::OutOfMemory)?;
+            let switch_words = sched::initial_daemon_switch_frame(entry);
+            let rsp = kstack.top() - (switch_words.len() * 8) as u64;
+            // SAFETY: the stack is freshly mapped and owned by the new task; the words fit
+            // far inside its pages, 8-byte aligned, and nothing runs on it yet.
+            unsafe { core::ptr::copy_nonoverlapping(switch_words.as_ptr(), rsp as *mut u64, switch_words.len()) };
+            (Some(kstack), rsp)
+        }
+        None => (None, 0),
+    };
     let pid = NEXT_PID.fetch_add(1, Ordering::Relaxed);
-    let task = Task {
+    Ok(Task {
         pid,
         parent: pid,
         name: String::from(name),
         args: String::new(),
         state: TaskState::Runnable,
-        kstack: Some(kstack),
+        kstack,
         saved_rsp: rsp,
         space: None,
         is_killed: false,
@@ -645,8 +709,8 @@ pub fn spawn_daemon(name: &str, entry: extern "C" fn() -> !) -> Result<Pid, Spaw
         oom_score_adj: 0,
         is_deactivated: false,
         times: CpuTimes::starting_now(),
-    };
-    TASKS.lock().insert(pid, Box::new(task));
-    sched::make_runnable(pid);
-    Ok(pid)
+        is_running: false,
+        on_cpu: AtomicBool::new(false),
+        is_idle: false,
+    })
 }

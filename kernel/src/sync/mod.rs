@@ -124,7 +124,7 @@ impl<T> IrqMutex<T> {
         interrupts::disable();
         #[cfg(debug_assertions)]
         lock_rank::check_order(self.addr(), self.rank, subclass);
-        let guard = ManuallyDrop::new(self.inner.lock());
+        let guard = ManuallyDrop::new(self.spin_for_it());
         count_spinlock_taken();
         #[cfg(debug_assertions)]
         lock_rank::acquired(self.addr(), self.rank, subclass);
@@ -137,6 +137,22 @@ impl<T> IrqMutex<T> {
     }
 
     /// Returns the lock's address: its identity for the rank checker.
+    /// Takes the inner lock, spinning while another CPU holds it. Interrupts are off
+    /// here, so a TLB shootdown IPI from the holder could not be taken: the spin
+    /// carries out flush requests aimed at this CPU instead (`arch::shootdown::poll`),
+    /// or a holder waiting for our flush and we waiting for its lock would deadlock.
+    fn spin_for_it(&self) -> spin::MutexGuard<'_, T> {
+        loop {
+            if let Some(guard) = self.inner.try_lock() {
+                return guard;
+            }
+            while self.inner.is_locked() {
+                crate::arch::shootdown::poll();
+                core::hint::spin_loop();
+            }
+        }
+    }
+
     #[cfg(debug_assertions)]
     fn addr(&self) -> usize {
         core::ptr::from_ref(self).addr()

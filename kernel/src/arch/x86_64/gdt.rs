@@ -122,10 +122,20 @@ pub fn set_ist(index: u16, top: u64) {
 /// Sets RSP0: the kernel stack the CPU switches to on an interrupt from ring 3.
 pub fn set_rsp0(top: u64) {
     x86_64::instructions::interrupts::without_interrupts(|| {
-        // SAFETY: interrupts are off; `top` is the top of the current task's kernel stack.
-        unsafe { (*addr_of_mut!(TSS)).privilege_stack_table[0] = VirtAddr::new(top) };
+        let cpu = super::smp::cpu_id();
+        let ap_tss = AP_TSS[cpu].load(core::sync::atomic::Ordering::Acquire);
+        let tss = if cpu == 0 || ap_tss.is_null() { addr_of_mut!(TSS) } else { ap_tss };
+        // SAFETY: interrupts are off; `tss` is this CPU's own TSS (the static one for
+        // the boot CPU, the leaked one `build_cpu_tables` made for an AP), written by
+        // this CPU alone; `top` is the top of the current task's kernel stack.
+        unsafe { (*tss).privilege_stack_table[0] = VirtAddr::new(top) };
     });
 }
+
+/// Each AP's TSS (null for the boot CPU, which uses the static `TSS`): `set_rsp0`
+/// writes the running CPU's own.
+static AP_TSS: [core::sync::atomic::AtomicPtr<TaskStateSegment>; super::smp::MAX_CPUS] =
+    [const { core::sync::atomic::AtomicPtr::new(core::ptr::null_mut()) }; super::smp::MAX_CPUS];
 
 /// The `[start, end)` of each IST stack in use, for stack-overflow checks and tests.
 static IST_RANGES: spin::Mutex<[(u64, u64); 2]> = spin::Mutex::new([(0, 0); 2]);
@@ -154,17 +164,20 @@ pub struct CpuTables {
 /// Builds a GDT with the boot CPU's layout (so every selector means the same on
 /// every CPU) around a new TSS whose IST slots point at `double_fault_top` and
 /// `nmi_top`. Both live forever.
-pub fn build_cpu_tables(double_fault_top: u64, nmi_top: u64) -> &'static CpuTables {
+pub fn build_cpu_tables(cpu: usize, double_fault_top: u64, nmi_top: u64) -> &'static CpuTables {
     let mut tss = TaskStateSegment::new();
     tss.interrupt_stack_table[DOUBLE_FAULT_IST_INDEX as usize] = VirtAddr::new(double_fault_top);
     tss.interrupt_stack_table[NMI_IST_INDEX as usize] = VirtAddr::new(nmi_top);
-    let tss: &'static TaskStateSegment = alloc::boxed::Box::leak(alloc::boxed::Box::new(tss));
+    // A raw pointer, never a reference: `set_rsp0` writes RSP0 through it while the CPU runs.
+    let tss: *mut TaskStateSegment = alloc::boxed::Box::into_raw(alloc::boxed::Box::new(tss));
+    AP_TSS[cpu].store(tss, core::sync::atomic::Ordering::Release);
     let mut gdt = GlobalDescriptorTable::new();
     let kernel_code = gdt.append(Descriptor::kernel_code_segment());
     let kernel_data = gdt.append(Descriptor::kernel_data_segment());
     let user_data = gdt.append(Descriptor::user_data_segment());
     let user_code = gdt.append(Descriptor::user_code_segment());
-    let tss = gdt.append(Descriptor::tss_segment(tss));
+    // SAFETY: `tss` is leaked, so valid forever; the descriptor only records its address.
+    let tss = gdt.append(unsafe { Descriptor::tss_segment_unchecked(tss) });
     let selectors = Selectors { kernel_code, kernel_data, user_data, user_code, tss };
     debug_assert_eq!((selectors.user_data.0 as u64, selectors.user_code.0 as u64), (USER_DATA_SELECTOR, USER_CODE_SELECTOR));
     alloc::boxed::Box::leak(alloc::boxed::Box::new(CpuTables { gdt, selectors }))

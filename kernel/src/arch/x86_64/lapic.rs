@@ -32,6 +32,10 @@ pub const TIMER_VECTOR: u8 = 0xf0;
 pub const TEST_IPI_VECTOR: u8 = 0xf1;
 /// Vector of the call-function IPI (`smp::call_on`).
 pub const CALL_VECTOR: u8 = 0xf2;
+/// Vector of the TLB shootdown IPI (`shootdown::shoot`).
+pub const SHOOTDOWN_VECTOR: u8 = 0xf3;
+/// Vector of the reschedule IPI: wakes an idle CPU from `hlt` to look at the run queue.
+pub const RESCHEDULE_VECTOR: u8 = 0xf4;
 /// Vector the APIC delivers when an interrupt went away before it was taken; it
 /// needs no EOI.
 pub const SPURIOUS_VECTOR: u8 = 0xff;

@@ -31,6 +31,7 @@ pub mod irq;
 pub mod lapic;
 pub mod qemu;
 pub mod serial;
+pub mod shootdown;
 pub mod smp;
 pub mod stack_guard;
 pub mod timer;

@@ -29,9 +29,10 @@
 //! `swapgs` on entry); moving per-CPU data behind GS comes with running user tasks
 //! on every CPU. [`PerCpu`] is one slot per CPU index in a static array.
 //!
-//! **What APs do.** For now they only take their timer interrupts and halt: they
-//! run no task and take no lock. The scheduler, the lock checker's held-lock table
-//! and TLB flushes still assume one CPU; running tasks on APs waits for those.
+//! **What APs do.** Until `proc::sched::start_all_cpus` they only take their timer
+//! interrupts and halt; then each leaves its boot `hlt` loop for the scheduler
+//! ([`start_scheduling`]), its boot context becoming its idle task, and runs tasks
+//! like the boot CPU (`proc::sched`, TLB shootdown in `arch::shootdown`).
 //!
 //! A CPU that does not answer within [`AP_START_TIMEOUT_MS`] is reported and left
 //! out; the kernel goes on with the others.
@@ -153,6 +154,13 @@ pub struct PerCpu {
     pub nr_ticks: AtomicU64,
     /// Test IPIs it handled.
     pub nr_test_ipis: AtomicU64,
+    /// It halts in its idle task with nothing to run: a wake-up should send it a
+    /// reschedule IPI (cleared by whoever sends it one, and by the CPU when it wakes).
+    pub is_idle: AtomicBool,
+    /// User-mode timer ticks it took (each one charged to a user task running here).
+    pub nr_user_ticks: AtomicU64,
+    /// Switches to a user task it made.
+    pub nr_user_switch_ins: AtomicU64,
 }
 
 static PER_CPU: [PerCpu; MAX_CPUS] = [const {
@@ -161,6 +169,9 @@ static PER_CPU: [PerCpu; MAX_CPUS] = [const {
         is_online: AtomicBool::new(false),
         nr_ticks: AtomicU64::new(0),
         nr_test_ipis: AtomicU64::new(0),
+        is_idle: AtomicBool::new(false),
+        nr_user_ticks: AtomicU64::new(0),
+        nr_user_switch_ins: AtomicU64::new(0),
     }
 }; MAX_CPUS];
 
@@ -219,6 +230,26 @@ pub fn print_summary() {
         );
     }
     crate::println!();
+    if nr_online() > 1 {
+        crate::print!("tasks:");
+        for (index, cpu) in PER_CPU.iter().enumerate().filter(|(_, c)| c.is_online.load(Ordering::Relaxed)) {
+            crate::print!(
+                " cpu {index} ran user tasks {} times ({} user ticks)",
+                cpu.nr_user_switch_ins.load(Ordering::Relaxed),
+                cpu.nr_user_ticks.load(Ordering::Relaxed)
+            );
+        }
+        crate::println!();
+        let tlb = super::shootdown::stats();
+        crate::println!(
+            "tlb shootdowns: {} ({} IPIs, {} pages, {} full flushes asked; {} CPUs left to flush lazily)",
+            tlb.shootdowns,
+            tlb.ipis,
+            tlb.pages,
+            tlb.full_flushes,
+            tlb.lazy_skips
+        );
+    }
     if super::ioapic::is_active() {
         crate::println!("interrupts: I/O APIC to cpu 0 (8259 masked); APs tick on their local APIC timers");
     } else {
@@ -328,6 +359,7 @@ pub fn call_on(index: usize, func: fn(usize), arg: usize) -> Result<(), CallErro
     mailbox.state.store(CALL_POSTED, Ordering::Release);
     lapic::send_ipi(PER_CPU[index].apic_id.load(Ordering::Relaxed), lapic::CALL_VECTOR);
     while mailbox.state.load(Ordering::Acquire) != CALL_DONE {
+        super::shootdown::poll(); // the target may be shooting at us meanwhile
         core::hint::spin_loop();
     }
     mailbox.state.store(CALL_FREE, Ordering::Release);
@@ -345,6 +377,43 @@ pub fn on_call_ipi() {
         func(mailbox.arg.load(Ordering::Relaxed));
         mailbox.state.store(CALL_DONE, Ordering::Release);
     }
+    lapic::eoi();
+}
+
+/// What an AP runs once the scheduler is ready for it (`fn(cpu_index) -> !`, as an
+/// address; 0 until [`start_scheduling`]).
+static SCHEDULER_ENTRY: AtomicUsize = AtomicUsize::new(0);
+
+/// Makes every AP leave its boot `hlt` loop and call `entry(its index)`, which
+/// becomes its idle task and never returns (`proc::sched` passes its AP entry).
+pub fn start_scheduling(entry: fn(usize) -> !) {
+    SCHEDULER_ENTRY.store(entry as usize, Ordering::Release);
+    for index in 1..MAX_CPUS {
+        if PER_CPU[index].is_online.load(Ordering::Acquire) {
+            send_reschedule(index);
+        }
+    }
+}
+
+/// Sends CPU `index` the reschedule IPI (it wakes from `hlt` and looks for work).
+pub fn send_reschedule(index: usize) {
+    lapic::send_ipi(PER_CPU[index].apic_id.load(Ordering::Relaxed), lapic::RESCHEDULE_VECTOR);
+}
+
+/// Wakes one idle CPU other than this one, if any, with a reschedule IPI: a task
+/// was just made runnable. Returns the CPU woken.
+pub fn kick_an_idle_cpu() -> Option<usize> {
+    if nr_online() <= 1 {
+        return None;
+    }
+    let me = cpu_id();
+    let cpu = (0..MAX_CPUS).find(|&c| c != me && PER_CPU[c].is_idle.swap(false, Ordering::AcqRel))?;
+    send_reschedule(cpu);
+    Some(cpu)
+}
+
+/// Handles the reschedule IPI: nothing to do but end it (the `hlt` is over).
+pub fn on_reschedule_ipi() {
     lapic::eoi();
 }
 
@@ -441,7 +510,7 @@ fn start_one(index: usize, apic_id: u32) -> Result<(), StartError> {
     let stack = new_stack("AP idle")?;
     let double_fault = KernelStack::new(gdt::IST_SIZE_BYTES as u64 / 4096, "AP double-fault IST").map_err(|_| StartError::NoMemory)?;
     let nmi = KernelStack::new(gdt::IST_SIZE_BYTES as u64 / 4096, "AP NMI IST").map_err(|_| StartError::NoMemory)?;
-    let tables = gdt::build_cpu_tables(double_fault.top(), nmi.top());
+    let tables = gdt::build_cpu_tables(index, double_fault.top(), nmi.top());
     PER_CPU[index].apic_id.store(apic_id, Ordering::Relaxed);
     let params = ApParams {
         stack_top: stack.top(),
@@ -498,5 +567,11 @@ extern "C" fn ap_entry(cpu_index: u64, kernel_cr3: u64, tables: u64) -> ! {
     x86_64::instructions::interrupts::enable();
     loop {
         x86_64::instructions::hlt();
+        let entry = SCHEDULER_ENTRY.load(Ordering::Acquire);
+        if entry != 0 {
+            // SAFETY: `start_scheduling` stored this address from a `fn(usize) -> !`.
+            let entry: fn(usize) -> ! = unsafe { core::mem::transmute::<usize, fn(usize) -> !>(entry) };
+            entry(cpu_index as usize);
+        }
     }
 }

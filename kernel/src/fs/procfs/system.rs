@@ -12,6 +12,7 @@ use crate::mm::{fault::FaultOutcome, frame, swap};
 /// `/proc/vmstat`: `name value` lines, Linux's names.
 pub(super) fn vmstat() -> String {
     let faults = |outcome| vmstat::nr_faults(outcome);
+    let tlb = crate::arch::shootdown::stats();
     let all_faults: u64 = [
         FaultOutcome::AnonymousPage,
         FaultOutcome::ZeroPage,
@@ -39,6 +40,12 @@ pub(super) fn vmstat() -> String {
         ("pgscan_kswapd_passes", vmstat::nr_events(SwapEvent::BackgroundReclaim)),
         ("pgscan_direct_passes", vmstat::nr_events(SwapEvent::DirectReclaim)),
         ("oom_kill", vmstat::nr_events(SwapEvent::OomKill)),
+        // TLB shootdown (`arch::shootdown`): Linux's two names, then ours.
+        ("nr_tlb_remote_flush", tlb.shootdowns),
+        ("nr_tlb_remote_flush_received", tlb.ipis),
+        ("tlb_remote_pages_flushed", tlb.pages),
+        ("tlb_remote_full_flushes", tlb.full_flushes),
+        ("tlb_lazy_skips", tlb.lazy_skips),
     ];
     let mut text = String::new();
     for (name, value) in rows.into_iter().chain(crate::mm::ksm::vmstat_rows()) {

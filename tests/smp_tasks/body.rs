@@ -1,0 +1,142 @@
+// The body shared by the SMP scheduling and shootdown images (issue #13, steps 1,
+// 2 and 4): tasks run on every CPU, processes fault, fork and exit on several CPUs
+// at once with memory coming back whole, and a batched munmap of a space loaded
+// on the other CPUs sends each of them exactly one shootdown IPI, after which their
+// TLBs no longer translate the pages. Included by `tests/smp_tasks2.rs` and
+// `tests/smp_tasks4.rs`, which set `EXPECTED_CPUS`.
+
+use core::sync::atomic::{AtomicU8, Ordering};
+
+use kernel::arch::{extable, shootdown, smp, tlb};
+use kernel::mm::rmap::SpaceRef;
+use kernel::mm::{PAGE_SIZE, check, frame, paging};
+use kernel::proc::{self, task::WaitStatus};
+
+kernel::test_kernel!();
+
+/// Spawns every program of `names` at once, waits for all and checks each exited 0
+/// and that memory is consistent and every user frame is back.
+fn run_all_at_once(names: &[&str]) {
+    let pids: alloc::vec::Vec<_> =
+        names.iter().map(|name| (proc::spawn(name).unwrap_or_else(|e| panic!("spawn {name}: {e:?}")), *name)).collect();
+    for (pid, name) in pids {
+        let (reaped, status) = proc::wait(Some(pid)).expect("no child to wait for");
+        assert_eq!(reaped, pid);
+        assert_eq!(status, WaitStatus::Exited(0), "{name} (pid {pid}) did not exit 0");
+    }
+    proc::task::wait_all(60_000).unwrap_or_else(|n| panic!("{n} processes never exited"));
+    let census = check::check_consistency().unwrap_or_else(|e| panic!("inconsistent after the storm: {e}"));
+    assert_eq!(census.nr_frames, 0, "user frames left: {census:?}");
+}
+
+#[test_case]
+fn every_cpu_runs_the_scheduler() {
+    assert_eq!(smp::nr_online(), EXPECTED_CPUS, "every CPU is up");
+    for cpu in 0..EXPECTED_CPUS {
+        assert_ne!(proc::sched::current_on(cpu), u64::MAX, "cpu {cpu} runs a task");
+    }
+    // Each AP runs its idle task, a task of its own (not task 0, which runs the tests here).
+    for cpu in 1..EXPECTED_CPUS {
+        assert_ne!(proc::sched::current_on(cpu), 0, "cpu {cpu} runs its own task");
+    }
+}
+
+#[test_case]
+fn processes_spread_over_every_cpu() {
+    let before: alloc::vec::Vec<u64> =
+        (0..EXPECTED_CPUS).map(|c| smp::per_cpu(c).nr_user_switch_ins.load(Ordering::Relaxed)).collect();
+    let names = alloc::vec!["forkcow"; 3 * EXPECTED_CPUS];
+    run_all_at_once(&names);
+    for (cpu, &then) in before.iter().enumerate() {
+        let now = smp::per_cpu(cpu).nr_user_switch_ins.load(Ordering::Relaxed);
+        assert!(now > then, "cpu {cpu} never ran a user task ({then} -> {now} switches to one)");
+    }
+}
+
+#[test_case]
+fn fault_and_fork_storms_on_every_cpu_give_back_every_frame() {
+    let names = ["forkstorm", "forkcow", "sortstorm", "forkstorm", "lazy", "forkcow", "stackgrow", "forkstorm"];
+    // A first round warms up what outlives a process (the zero page, buffers).
+    run_all_at_once(&names);
+    kernel::mm::heap::shrink();
+    let free_before = frame::nr_free_frames();
+    run_all_at_once(&names);
+    kernel::mm::heap::shrink();
+    assert_eq!(frame::nr_free_frames(), free_before, "the storm leaked frames");
+}
+
+/// The space the remote CPUs load in the shootdown test.
+static SPACE_ON_OTHER_CPUS: spin::Mutex<Option<SpaceRef>> = spin::Mutex::new(None);
+/// What each CPU's last probe of the test page found: 1 = readable, 2 = faulted.
+static PROBED: [AtomicU8; smp::MAX_CPUS] = [const { AtomicU8::new(0) }; smp::MAX_CPUS];
+
+/// Runs on a remote CPU (in its call IPI): loads the test space, as a switch does.
+fn load_test_space(_: usize) {
+    let space = SPACE_ON_OTHER_CPUS.lock().clone().expect("test space");
+    let (root, pcid, keep_tlb) = space.lock().activation();
+    // SAFETY: a user space's PML4 shares the kernel half; the idle task running here
+    // touches no user memory but the probe.
+    unsafe { tlb::write_cr3(root, pcid, keep_tlb) };
+}
+
+/// Runs on a remote CPU: goes back to the kernel's tables, as a switch away does.
+fn unload_test_space(_: usize) {
+    let space = SPACE_ON_OTHER_CPUS.lock().clone().expect("test space");
+    // SAFETY: the kernel's tree maps everything the kernel uses.
+    unsafe { tlb::write_cr3(paging::kernel_root(), 0, false) };
+    space.lock().deactivate_on_this_cpu();
+}
+
+/// Runs on a remote CPU: reads the byte at `addr` through its own TLB.
+fn probe(addr: usize) {
+    let mut byte = 0u8;
+    // SAFETY: the kernel side is one local byte; a fault on the user side is fixed up.
+    let not_copied = unsafe { extable::copy_user(core::ptr::from_mut(&mut byte) as u64, addr as u64, 1) };
+    let found = if not_copied == 0 { 1 } else { 2 };
+    PROBED[smp::cpu_id()].store(found, Ordering::SeqCst);
+}
+
+#[test_case]
+fn a_batched_munmap_sends_one_ipi_per_remote_cpu_and_their_tlbs_forget_the_pages() {
+    const NR_PAGES: u64 = 256; // 1 MiB
+    let (space, start) = kernel::testing::space_with_written_pages(NR_PAGES);
+    *SPACE_ON_OTHER_CPUS.lock() = Some(space.clone());
+    for cpu in 1..EXPECTED_CPUS {
+        smp::call_on(cpu, load_test_space, 0).expect("cpu online");
+        smp::call_on(cpu, probe, start.as_u64() as usize).expect("cpu online");
+        assert_eq!(PROBED[cpu].load(Ordering::SeqCst), 1, "cpu {cpu} reads the page (its TLB now holds it)");
+        assert_ne!(space.lock().cpus_active() & (1 << cpu), 0, "cpu {cpu} counts as having the space loaded");
+    }
+    let before = shootdown::stats();
+    space.lock().munmap(start.as_u64(), NR_PAGES * PAGE_SIZE).expect("munmap");
+    let after = shootdown::stats();
+    let remote = (EXPECTED_CPUS - 1) as u64;
+    assert_eq!(after.shootdowns - before.shootdowns, 1, "one shootdown for the whole munmap");
+    assert_eq!(after.ipis - before.ipis, remote, "one IPI per remote CPU, not one per page");
+    for cpu in 1..EXPECTED_CPUS {
+        smp::call_on(cpu, probe, start.as_u64() as usize).expect("cpu online");
+        assert_eq!(PROBED[cpu].load(Ordering::SeqCst), 2, "cpu {cpu} still reads an unmapped page through a stale TLB entry");
+        smp::call_on(cpu, unload_test_space, 0).expect("cpu online");
+    }
+    *SPACE_ON_OTHER_CPUS.lock() = None;
+    kernel::println!(
+        "shootdown: munmap of 1 MiB with the space loaded on {remote} other CPU(s): {} IPI(s), {} shootdown(s)",
+        after.ipis - before.ipis,
+        after.shootdowns - before.shootdowns
+    );
+}
+
+#[test_case]
+fn a_change_to_a_space_loaded_nowhere_else_sends_no_ipi_and_marks_the_others_lazily() {
+    let (space, start) = kernel::testing::space_with_written_pages(4);
+    *SPACE_ON_OTHER_CPUS.lock() = Some(space.clone());
+    // CPU 1 loads the space and leaves it: it may still hold PCID-tagged entries.
+    smp::call_on(1, load_test_space, 0).expect("cpu 1 online");
+    smp::call_on(1, unload_test_space, 0).expect("cpu 1 online");
+    let before = shootdown::stats();
+    space.lock().munmap(start.as_u64(), 4 * PAGE_SIZE).expect("munmap");
+    let after = shootdown::stats();
+    assert_eq!(after.ipis, before.ipis, "no CPU has the space loaded: no IPI");
+    assert_eq!(after.lazy_skips - before.lazy_skips, 1, "cpu 1 is marked to flush at its next load instead");
+    *SPACE_ON_OTHER_CPUS.lock() = None;
+}
