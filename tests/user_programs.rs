@@ -82,6 +82,11 @@ const NAMES: &[&str] = &[
     "mmapfile",
     "mmapshared",
     "mmapdemo",
+    "pagefault1",
+    "filebench",
+    "explain",
+    "trace",
+    "memmap",
 ];
 
 /// The end of the lower half: user addresses are below it.
