@@ -234,6 +234,8 @@ pub fn demo_file_mapping() {
     println!("mmapdemo (pid {pid}) {status}");
     kernel::mm::page_cache::print_counters();
     println!("file pages mapped by fault-around: {}", kernel::mm::filemap::nr_fault_around());
+}
+
 /// Same-page merging: four processes write the same 4 MiB into MADV_MERGEABLE
 /// memory; one scan merges them (the `ksm` program checks every byte).
 fn demo_ksm() {

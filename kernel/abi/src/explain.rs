@@ -47,6 +47,12 @@ pub mod next_fault {
     pub const SEGV_KERNEL_ADDRESS: u64 = 16;
     /// A non-present PTE that is neither empty nor a swap entry: a kernel bug.
     pub const CORRUPT_PTE: u64 = 17;
+    /// A file mapping whose page is in the page cache: map it (minor fault; a write
+    /// to a private mapping copies it).
+    pub const FILE_CACHED: u64 = 18;
+    /// A file mapping whose page is not cached: read it from the disk into the page
+    /// cache, then map it (major fault).
+    pub const FILE_READ: u64 = 19;
 
     /// Returns a one-line description of `code` for a student.
     pub fn describe(code: u64) -> &'static str {
@@ -69,6 +75,8 @@ pub mod next_fault {
             SEGV_PROTECTION => "SIGSEGV: the VMA's protection forbids it",
             SEGV_KERNEL_ADDRESS => "SIGSEGV: a kernel address",
             CORRUPT_PTE => "kernel bug: a corrupt PTE",
+            FILE_CACHED => "minor fault: map the file's page from the page cache (a private write copies it)",
+            FILE_READ => "major fault: read the file's page from the disk into the page cache, then map it",
             _ => "unknown",
         }
     }
@@ -82,6 +90,8 @@ pub mod backing {
     pub const ANONYMOUS: u64 = 1;
     /// A program image (an ELF segment): `backing_id` is its object, `backing_offset` the byte offset.
     pub const IMAGE: u64 = 2;
+    /// A file through the page cache: `backing_id` is the cache, `backing_offset` the byte offset.
+    pub const FILE: u64 = 3;
 }
 
 /// The state of a frame (the `frame_state` field of [`Explain`]; the kernel's `FrameState`).

@@ -44,6 +44,10 @@ pub mod outcome {
     pub const SWAP_CACHE_HIT: u64 = 10;
     /// A transparent huge page was mapped.
     pub const HUGE_PAGE: u64 = 11;
+    /// A page-cache page of a mapped file was mapped.
+    pub const FILE_PAGE: u64 = 12;
+    /// A write to a private file mapping copied the page-cache page.
+    pub const FILE_COPY: u64 = 13;
 
     /// Returns a short name of `code` for a table.
     pub fn name(code: u64) -> &'static str {
@@ -60,6 +64,8 @@ pub mod outcome {
             "swap-in (major)",
             "swap cache hit",
             "huge page",
+            "file page",
+            "file copy",
         ]
         .get(code as usize)
         .copied()

@@ -60,6 +60,10 @@ fn describe_vma(out: &mut abi::Explain, vma: Option<&Vma>) {
             (out.backing_id, out.backing_offset) = (u64::from(id), offset);
             explain::backing::IMAGE
         }
+        Backing::File { cache, offset } => {
+            (out.backing_id, out.backing_offset) = (u64::from(cache), offset);
+            explain::backing::FILE
+        }
     };
 }
 
@@ -144,6 +148,14 @@ fn next_fault(space: &AddressSpace, vma: Option<&Vma>, addr: VirtAddr, access: A
             }
         }
         FaultAction::MapImagePage { .. } => next_fault::IMAGE_PAGE,
+        FaultAction::MapFilePage { .. } => match vma.as_ref().map(|v| v.backing) {
+            Some(Backing::File { cache, offset }) => {
+                let index = (offset + (addr.align_down(super::PAGE_SIZE) - vma.as_ref().map_or(addr, |v| v.start))) / super::PAGE_SIZE;
+                let is_cached = super::page_cache::cache_by_id(cache).is_some_and(|c| c.find_page(index).is_some());
+                if is_cached { next_fault::FILE_CACHED } else { next_fault::FILE_READ }
+            }
+            _ => next_fault::FILE_READ,
+        },
         FaultAction::MakeWritable { because: WritableBecause::SoleOwner, .. } => next_fault::COW_REUSE,
         FaultAction::MakeWritable { because: WritableBecause::SharedMapping, .. } => next_fault::SHARED_WRITE,
         FaultAction::ReplaceZeroPage { .. } => next_fault::REPLACE_ZERO_PAGE,

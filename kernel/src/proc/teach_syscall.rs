@@ -97,5 +97,7 @@ fn outcome_code(o: FaultOutcome) -> u64 {
         FaultOutcome::SwapIn => outcome::SWAP_IN,
         FaultOutcome::SwapCacheHit => outcome::SWAP_CACHE_HIT,
         FaultOutcome::HugePage => outcome::HUGE_PAGE,
+        FaultOutcome::FilePage => outcome::FILE_PAGE,
+        FaultOutcome::FileCopy => outcome::FILE_COPY,
     }
 }

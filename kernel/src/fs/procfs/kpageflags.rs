@@ -56,6 +56,9 @@ fn flags_of(buddy: &BuddyAllocator<'static>, pfn: u64, zero_pfn: u64) -> u64 {
     let flags = desc.flags();
     match desc.state() {
         FrameState::Free => return bit(kpf::BUDDY),
+        // A free frame zeroed ahead in the pre-zeroed pool (`mm::zero_pool`): free
+        // to Linux's eyes (its pre-zeroing is not visible in kpageflags either).
+        FrameState::Zeroed => return bit(kpf::BUDDY),
         FrameState::Reserved => return bit(kpf::RESERVED),
         FrameState::Slab => return bit(kpf::SLAB),
         FrameState::PageTable => return bit(kpf::PGTABLE),

@@ -126,6 +126,7 @@ fn print_vma(e: &Explain) {
     print!("VMA   {:x}-{:x} {}{}{}{shared}", e.vma_start, e.vma_end, p(1, 'r'), p(2, 'w'), p(4, 'x'));
     match e.backing {
         explain::backing::IMAGE => print!(" program image {} at offset {:#x}", e.backing_id, e.backing_offset),
+        explain::backing::FILE => print!(" file (page cache {}) at offset {:#x}", e.backing_id, e.backing_offset),
         _ => print!(" anonymous"),
     }
     for (bit, name) in VMA_FLAG_NAMES {
