@@ -90,6 +90,16 @@ pub fn usable_bytes() -> u64 {
     memory_regions().iter().filter(|r| r.kind == MemoryRegionKind::Usable).map(|r| r.end - r.start).sum()
 }
 
+/// Returns the number of bytes of RAM: usable, plus what the bootloader used (the
+/// kernel image, its stack, page tables and boot information), which is RAM too.
+pub fn ram_bytes() -> u64 {
+    memory_regions()
+        .iter()
+        .filter(|r| matches!(r.kind, MemoryRegionKind::Usable | MemoryRegionKind::Bootloader))
+        .map(|r| r.end - r.start)
+        .sum()
+}
+
 /// Returns the end of RAM: the highest end of a usable or bootloader region.
 pub fn end_of_ram() -> u64 {
     memory_regions()

@@ -143,7 +143,7 @@ fn demo_physical_memory() {
     let table = frame::table_info();
     println!("\n-- frame table --");
     println!(
-        "{} frames x {} bytes = {} KiB at {}: {}.{:02}% of {} MiB usable RAM",
+        "{} frames x {} bytes = {} KiB at {}: {}.{:02}% of {} MiB of RAM",
         table.nr_frames,
         core::mem::size_of::<frame::FrameDesc>(),
         table.size_bytes / 1024,

@@ -49,7 +49,8 @@ pub struct FrameTableInfo {
     pub nr_frames: u64,
     /// Bytes the table occupies, rounded up to whole frames.
     pub size_bytes: u64,
-    /// Bytes of usable RAM reported by the bootloader.
+    /// Bytes of RAM the table describes: usable, plus the bootloader's (the kernel
+    /// image among them), which the table covers too.
     pub ram_bytes: u64,
 }
 
@@ -104,7 +105,7 @@ pub fn init(regions: &[MemoryRegion]) {
         add(first, last.min(table_frames.start));
         add(first.max(table_frames.end), last);
     }
-    let ram_bytes = crate::bootmem::usable_bytes();
+    let ram_bytes = crate::bootmem::ram_bytes();
     TABLE_INFO.call_once(|| FrameTableInfo { start: PhysAddr::new(table), nr_frames, size_bytes, ram_bytes });
     *FRAMES.lock() = Some(buddy);
 }
