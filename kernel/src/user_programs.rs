@@ -63,7 +63,7 @@ user_programs![
     wsprobe, memlimits,
     thp,
     exectest, mmapfile,
-    cat, spin, free, sh, echo, kill, sleep, ls, ps,
+    cat, spin, free, sh, echo, kill, sleep, ls, ps, vmstat, pmap, policy, swapinfo, top,
 ];
 
 include!(concat!(env!("OUT_DIR"), "/c_programs.rs"));
