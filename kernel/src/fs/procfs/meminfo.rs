@@ -9,6 +9,8 @@
 //! `drop_caches` can free without I/O); Linux also adds reclaimable slab and keeps
 //! back the reserves. Buffers and Shmem are 0: there is no buffer cache (the
 //! page cache holds file pages only) and no shared memory file system.
+//! PageTables counts every page-table frame, the kernel's own tables too (Linux
+//! counts only those of processes); with few processes running, most are the kernel's.
 
 use alloc::format;
 use alloc::string::String;
