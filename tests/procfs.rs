@@ -608,3 +608,22 @@ fn top_lists_processes_largest_rss_first() {
     }
     end_sleepers(parent, child);
 }
+
+#[test_case]
+fn meminfo_has_active_and_inactive_while_the_lists_policy_is_in_force() {
+    use kernel::mm::reclaim::{self, PolicyKind};
+    let before = reclaim::policy_kind();
+    reclaim::set_policy(PolicyKind::Clock);
+    let text = read("/proc/meminfo").unwrap();
+    assert!(!text.contains("Active:") && !text.contains("Inactive:"), "clock has no such lists:\n{text}");
+    let (parent, child) = spawn_sleepers();
+    reclaim::set_policy(PolicyKind::ActiveInactive);
+    let (text, (active, inactive)) =
+        read_steady("/proc/meminfo", || reclaim::active_inactive_sizes().expect("the lists policy"));
+    assert_eq!(field(&text, "Active"), active as u64 * 4);
+    assert_eq!(field(&text, "Inactive"), inactive as u64 * 4);
+    assert_eq!(active + inactive, reclaim::nr_tracked(), "the two lists hold every tracked page");
+    assert!(active + inactive >= 1024, "the sleeper's 4 MiB are tracked");
+    end_sleepers(parent, child);
+    reclaim::set_policy(before);
+}

@@ -282,6 +282,12 @@ pub fn watermarks() -> Watermarks {
     *WATERMARKS.get().expect("reclaim: used before init")
 }
 
+/// Returns the (active, inactive) list sizes if the policy in force has those
+/// lists (`lists`), else `None`.
+pub fn active_inactive_sizes() -> Option<(usize, usize)> {
+    POLICY.lock().as_ref().and_then(|p| p.active_inactive_sizes())
+}
+
 /// Returns the number of frames the policy tracks.
 pub fn nr_tracked() -> usize {
     POLICY.lock().as_ref().map_or(0, |p| p.nr_tracked())
