@@ -156,7 +156,7 @@ fn run_tool(name: &str, args: &str) -> (task::WaitStatus, String) {
     let _ = files.replace(1, OpenFile::new(FileObject::Inode(out.clone()), abi::o::WRONLY)).expect("fd 1");
     let pid = task::spawn_with_files(name, args, files).expect("spawn");
     let (_, status) = proc::wait(Some(pid)).expect("wait");
-    let mut text = alloc::vec![0u8; 4096];
+    let mut text = alloc::vec![0u8; 16384];
     let n = out.read_at(0, &mut text).expect("read the output");
     text.truncate(n);
     fs::root().unlink(&out_name).expect("unlink");
@@ -191,19 +191,19 @@ fn write(path_text: &str, text: &str) -> Result<usize, FsError> {
 #[test_case]
 fn page_replacement_switches_the_policy_and_refuses_unknown_names() {
     use kernel::mm::reclaim;
-    let before = reclaim::policy_name();
+    let before = reclaim::policy_kind().name();
     let text = read("/proc/sys/vm/page_replacement").unwrap();
     assert!(text.contains(&format!("[{before}]")), "{text}");
     assert!(text.contains("fifo") && text.contains("lists"), "every policy is listed: {text}");
     assert_eq!(write("/proc/sys/vm/page_replacement", "fifo\n"), Ok(5));
-    assert_eq!(reclaim::policy_name(), "fifo");
+    assert_eq!(reclaim::policy_kind().name(), "fifo");
     assert!(read("/proc/sys/vm/page_replacement").unwrap().contains("[fifo]"));
     let switches = reclaim::nr_policy_switches();
     assert_eq!(write("/proc/sys/vm/page_replacement", "belady\n"), Err(FsError::Invalid));
-    assert_eq!(reclaim::policy_name(), "fifo", "a bad name changes nothing");
+    assert_eq!(reclaim::policy_kind().name(), "fifo", "a bad name changes nothing");
     assert_eq!(reclaim::nr_policy_switches(), switches);
     write("/proc/sys/vm/page_replacement", before).unwrap();
-    assert_eq!(reclaim::policy_name(), before);
+    assert_eq!(reclaim::policy_kind().name(), before);
 }
 
 #[test_case]
@@ -499,4 +499,131 @@ fn slabinfo_stat_uptime_and_loadavg_have_linuxs_layouts() {
         avg.parse::<f64>().unwrap_or_else(|_| panic!("{loadavg}"));
     }
     assert!(words[3].contains('/'));
+}
+
+#[test_case]
+fn vmstat_prints_linuxs_columns_and_refuses_bad_arguments() {
+    let (status, text) = run_tool("vmstat", "1 2");
+    assert_eq!(status, task::WaitStatus::Exited(0), "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "two headers and COUNT lines:\n{text}");
+    assert_eq!(lines[1].split_whitespace().collect::<Vec<_>>(), [
+        "r", "b", "swpd", "free", "buff", "cache", "si", "so", "bi", "bo", "in", "cs", "us", "sy", "id", "wa", "st"
+    ]);
+    for line in &lines[2..] {
+        let values: Vec<u64> = line.split_whitespace().map(|w| w.parse().expect("a number")).collect();
+        assert_eq!(values.len(), 17, "{line}");
+        let (free, total) = swap::slot_counts();
+        assert_eq!(values[2], (total - free) * 4, "swpd: {line}");
+        assert!(values[12] + values[13] + values[14] + values[15] <= 101, "percentages: {line}");
+    }
+    // Over a one-second interval the timer alone interrupts 100 times.
+    let second: Vec<u64> = lines[3].split_whitespace().map(|w| w.parse().unwrap()).collect();
+    assert!(second[10] >= 90, "in: {}", lines[3]);
+    for bad in ["0", "x", "1 0", "1 2 3"] {
+        let (status, text) = run_tool("vmstat", bad);
+        assert_eq!(status, task::WaitStatus::Exited(1), "vmstat {bad}");
+        assert_eq!(text, "", "the message goes to standard error");
+    }
+}
+
+#[test_case]
+fn pmap_x_totals_are_the_processs_rss_and_bad_pids_fail() {
+    let (parent, child) = spawn_sleepers();
+    let rss_kb = field(&read(&format!("/proc/{parent}/status")).unwrap(), "VmRSS");
+    let nr_vmas = read(&format!("/proc/{parent}/maps")).unwrap().lines().count();
+    let (status, text) = run_tool("pmap", &format!("-x {parent}"));
+    assert_eq!(status, task::WaitStatus::Exited(0), "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], format!("{parent}:   sleeper"));
+    assert_eq!(lines[1], "Address           Kbytes     RSS   Dirty Mode  Mapping");
+    assert_eq!(lines.len(), 2 + nr_vmas + 2, "one line per mapping, a rule and the total:\n{text}");
+    let total: Vec<&str> = lines.last().unwrap().split_whitespace().collect();
+    assert_eq!(total[..2], ["total", "kB"]);
+    assert_eq!(total[3].parse::<u64>().unwrap(), rss_kb, "{text}");
+    assert!(text.contains("[ stack ]"), "{text}");
+    let (status, plain) = run_tool("pmap", &format!("{child}"));
+    assert_eq!(status, task::WaitStatus::Exited(0));
+    assert!(plain.lines().last().unwrap().starts_with(" total"), "{plain}");
+    for bad in ["99999", "abc", "", "-q 1", "1 2"] {
+        let (status, text) = run_tool("pmap", bad);
+        assert_eq!(status, task::WaitStatus::Exited(1), "pmap {bad}: {text}");
+    }
+    end_sleepers(parent, child);
+}
+
+#[test_case]
+fn policy_lists_and_switches_and_refuses_unknown_names() {
+    use kernel::mm::reclaim;
+    let before = reclaim::policy_kind().name();
+    let (status, text) = run_tool("policy", "");
+    assert_eq!(status, task::WaitStatus::Exited(0));
+    assert_eq!(text.lines().count(), reclaim::PolicyKind::ALL.len());
+    assert!(text.lines().any(|l| l == format!("* {before}")), "{text}");
+    let (status, _) = run_tool("policy", "lru");
+    assert_eq!(status, task::WaitStatus::Exited(0));
+    assert_eq!(reclaim::policy_kind(), reclaim::PolicyKind::Lru);
+    assert!(read("/proc/sys/vm/page_replacement").unwrap().contains("[lru]"), "the kind's name, not the policy's");
+    let (status, _) = run_tool("policy", "belady");
+    assert_eq!(status, task::WaitStatus::Exited(1));
+    assert_eq!(reclaim::policy_kind(), reclaim::PolicyKind::Lru, "unchanged");
+    let (status, _) = run_tool("policy", "fifo lru");
+    assert_eq!(status, task::WaitStatus::Exited(1));
+    reclaim::set_policy(reclaim::PolicyKind::parse(before).unwrap());
+}
+
+#[test_case]
+fn swapinfo_shows_the_swap_areas_slots() {
+    let (status, text) = run_tool("swapinfo", "");
+    assert_eq!(status, task::WaitStatus::Exited(0), "{text}");
+    let (free, total) = swap::slot_counts();
+    let slots = text.lines().find(|l| l.starts_with("slots:")).expect("a slots line");
+    assert_eq!(slots, format!("slots:      {total} ({} KiB), {} used, {free} free", total * 4, total - free));
+    assert!(text.contains(&format!("page-cluster {}", swap::readahead_max_pages().ilog2())), "{text}");
+    let (status, _) = run_tool("swapinfo", "-v");
+    assert_eq!(status, task::WaitStatus::Exited(1));
+}
+
+#[test_case]
+fn top_lists_processes_largest_rss_first() {
+    let (parent, child) = spawn_sleepers();
+    let (status, text) = run_tool("top", "-b -n 2");
+    assert_eq!(status, task::WaitStatus::Exited(0), "{text}");
+    assert_eq!(text.matches("top - up ").count(), 2, "two screens:\n{text}");
+    let screen = text.rsplit("top - up ").next().unwrap();
+    let rows: Vec<Vec<&str>> = screen
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("PID"))
+        .skip(1)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert!(rows.len() >= 3, "the sleepers and top itself:\n{text}");
+    assert_eq!(rows[0][0].parse::<u64>().unwrap(), parent, "the largest first:\n{text}");
+    let res: Vec<u64> = rows.iter().map(|r| r[3].parse().unwrap()).collect();
+    assert!(res.windows(2).all(|w| w[0] >= w[1]), "sorted by RES: {res:?}");
+    assert!(rows.iter().any(|r| r[0].parse::<u64>().unwrap() == child));
+    for bad in ["-n x", "-n", "-z", "-d 0"] {
+        let (status, _) = run_tool("top", bad);
+        assert_eq!(status, task::WaitStatus::Exited(1), "top {bad}");
+    }
+    end_sleepers(parent, child);
+}
+
+#[test_case]
+fn meminfo_has_active_and_inactive_while_the_lists_policy_is_in_force() {
+    use kernel::mm::reclaim::{self, PolicyKind};
+    let before = reclaim::policy_kind();
+    reclaim::set_policy(PolicyKind::Clock);
+    let text = read("/proc/meminfo").unwrap();
+    assert!(!text.contains("Active:") && !text.contains("Inactive:"), "clock has no such lists:\n{text}");
+    let (parent, child) = spawn_sleepers();
+    reclaim::set_policy(PolicyKind::ActiveInactive);
+    let (text, (active, inactive)) =
+        read_steady("/proc/meminfo", || reclaim::active_inactive_sizes().expect("the lists policy"));
+    assert_eq!(field(&text, "Active"), active as u64 * 4);
+    assert_eq!(field(&text, "Inactive"), inactive as u64 * 4);
+    assert_eq!(active + inactive, reclaim::nr_tracked(), "the two lists hold every tracked page");
+    assert!(active + inactive >= 1024, "the sleeper's 4 MiB are tracked");
+    end_sleepers(parent, child);
+    reclaim::set_policy(before);
 }

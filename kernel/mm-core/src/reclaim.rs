@@ -138,6 +138,12 @@ pub trait ReplacementPolicy {
     fn nr_rescued(&self) -> u64 {
         0
     }
+
+    /// Returns (active, inactive) list sizes for a policy with Linux's two lists
+    /// ([`ActiveInactive`]: `/proc/meminfo`'s Active and Inactive); `None` for the others.
+    fn active_inactive_sizes(&self) -> Option<(usize, usize)> {
+        None
+    }
 }
 
 /// A probe that sees no Accessed and no Dirty bit, and clears nothing.

@@ -84,6 +84,8 @@ pub type Policy = Box<dyn ReplacementPolicy + Send>;
 static POLICY: IrqMutex<Option<Policy>> = IrqMutex::new_ranked(crate::sync::LockRank::ReclaimPolicy, None);
 static WATERMARKS: spin::Once<Watermarks> = spin::Once::new();
 /// Policy switches since boot.
+/// The index in [`PolicyKind::ALL`] of the policy in force (its name for `/proc`).
+static CURRENT_KIND: AtomicUsize = AtomicUsize::new(0);
 static NR_POLICY_SWITCHES: AtomicU64 = AtomicU64::new(0);
 /// Pages rescued from second-chance lists by policies no longer installed.
 static NR_RESCUED_BY_OLD_POLICIES: AtomicU64 = AtomicU64::new(0);
@@ -154,6 +156,11 @@ impl PolicyKind {
         PolicyKind::ALL.into_iter().find(|k| k.name() == name)
     }
 
+    /// Returns the position of this kind in [`ALL`](Self::ALL).
+    fn index(self) -> usize {
+        PolicyKind::ALL.iter().position(|&k| k == self).unwrap_or(0)
+    }
+
     /// Returns the command-line name.
     pub fn name(self) -> &'static str {
         match self {
@@ -218,6 +225,12 @@ fn policy_from_cmdline() -> PolicyKind {
 
 fn install(kind: PolicyKind) {
     *POLICY.lock() = Some(kind.build());
+    CURRENT_KIND.store(kind.index(), Ordering::Relaxed);
+}
+
+/// Returns the kind of the policy in force (its `policy=` name: `name()`).
+pub fn policy_kind() -> PolicyKind {
+    PolicyKind::ALL[CURRENT_KIND.load(Ordering::Relaxed)]
 }
 
 /// Switches to policy `kind` at any time, even while processes swap; returns the
@@ -240,6 +253,7 @@ pub fn set_policy(kind: PolicyKind) -> usize {
         None => 0,
     };
     let old_policy = policy.replace(new_policy);
+    CURRENT_KIND.store(kind.index(), Ordering::Relaxed);
     drop(policy);
     drop(old_policy);
     NR_POLICY_SWITCHES.fetch_add(1, Ordering::Relaxed);
@@ -271,6 +285,12 @@ pub fn watermarks() -> Watermarks {
 /// Returns the watermarks, or `None` before `init` set them.
 pub fn try_watermarks() -> Option<Watermarks> {
     WATERMARKS.get().copied()
+}
+
+/// Returns the (active, inactive) list sizes if the policy in force has those
+/// lists (`lists`), else `None`.
+pub fn active_inactive_sizes() -> Option<(usize, usize)> {
+    POLICY.lock().as_ref().and_then(|p| p.active_inactive_sizes())
 }
 
 /// Returns the number of frames the policy tracks.

@@ -53,6 +53,6 @@ pub fn averages_hundredths() -> [u64; 3] {
         let avg = AVERAGES[i].load(Ordering::Relaxed);
         // Linux's LOAD_INT and LOAD_FRAC, with its rounding.
         let avg = avg + FIXED_1 / 200;
-        (avg >> FSHIFT) * 100 + ((avg & (FIXED_1 - 1)) * 100 >> FSHIFT)
+        (avg >> FSHIFT) * 100 + (((avg & (FIXED_1 - 1)) * 100) >> FSHIFT)
     })
 }

@@ -100,6 +100,10 @@ impl<L: SharedRingStore> ReplacementPolicy for ActiveInactive<L> {
     fn name(&self) -> &'static str {
         "active-inactive"
     }
+
+    fn active_inactive_sizes(&self) -> Option<(usize, usize)> {
+        Some(self.list_sizes())
+    }
     fn nr_tracked(&self) -> usize {
         self.active.len() + self.inactive.len()
     }

@@ -9,13 +9,17 @@
 //! `drop_caches` can free without I/O); Linux also adds reclaimable slab and keeps
 //! back the reserves. Buffers and Shmem are 0: there is no buffer cache (the
 //! page cache holds file pages only) and no shared memory file system.
+//! Active and Inactive are there while the `lists` policy (Linux's two lists) is
+//! in force, the sizes of its lists (anonymous and file pages together).
+//! PageTables counts every page-table frame, the kernel's own tables too (Linux
+//! counts only those of processes); with few processes running, most are the kernel's.
 
 use alloc::format;
 use alloc::string::String;
 use core::fmt::Write;
 
 use super::kb;
-use crate::mm::{frame, heap, page_cache, swap};
+use crate::mm::{frame, heap, page_cache, reclaim, swap};
 
 /// `/proc/meminfo`.
 pub(super) fn meminfo() -> String {
@@ -34,6 +38,10 @@ pub(super) fn meminfo() -> String {
     line("Buffers", 0);
     line("Cached", kb(cached));
     line("SwapCached", kb(swap::nr_cached() as u64));
+    if let Some((active, inactive)) = reclaim::active_inactive_sizes() {
+        line("Active", kb(active as u64));
+        line("Inactive", kb(inactive as u64));
+    }
     line("SwapTotal", kb(total_slots));
     line("SwapFree", kb(free_slots));
     line("Dirty", kb(dirty));

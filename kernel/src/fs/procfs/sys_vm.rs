@@ -46,7 +46,7 @@ fn choices<'a>(names: impl Iterator<Item = &'a str>, chosen: &str) -> String {
 }
 
 pub(super) fn page_replacement() -> String {
-    choices(reclaim::PolicyKind::ALL.iter().map(|k| k.name()), reclaim::policy_name())
+    choices(reclaim::PolicyKind::ALL.iter().map(|k| k.name()), reclaim::policy_kind().name())
 }
 
 pub(super) fn set_page_replacement(text: &str) -> Result<(), FsError> {
