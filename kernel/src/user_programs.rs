@@ -63,7 +63,7 @@ user_programs![
     wsprobe, memlimits,
     thp,
     exectest, mmapfile,
-    cat, spin, free, sh, echo, kill, sleep, ls, ps, explain, trace, memmap,
+    cat, spin, free, sh, echo, kill, sleep, ls, ps, explain, trace, memmap, hog,
 ];
 
 include!(concat!(env!("OUT_DIR"), "/c_programs.rs"));
