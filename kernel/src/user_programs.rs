@@ -63,7 +63,8 @@ user_programs![
     wsprobe, memlimits,
     thp,
     exectest, mmapfile,
-    cat, spin, free, sh, echo, kill, sleep, ls, ps, explain, trace, memmap, hog,
+    cat, spin, free, sh, echo, kill, sleep, ls, ps, vmstat, pmap, policy, swapinfo, top,
+    explain, trace, memmap, hog,
 ];
 
 include!(concat!(env!("OUT_DIR"), "/c_programs.rs"));

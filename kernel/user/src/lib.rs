@@ -40,6 +40,7 @@ pub mod fs;
 pub mod linux;
 pub mod pattern;
 pub mod print;
+pub mod procfs;
 pub mod sys;
 pub mod syscall;
 

@@ -7,6 +7,7 @@ use core::fmt::Write;
 
 use super::kb;
 use crate::mm::vmstat::{self, SwapEvent};
+use crate::mm::page_cache::{self, FileEvent};
 use crate::mm::{fault::FaultOutcome, frame, swap};
 
 /// `/proc/vmstat`: `name value` lines, Linux's names.
@@ -39,6 +40,13 @@ pub(super) fn vmstat() -> String {
         ("pgscan_kswapd_passes", vmstat::nr_events(SwapEvent::BackgroundReclaim)),
         ("pgscan_direct_passes", vmstat::nr_events(SwapEvent::DirectReclaim)),
         ("oom_kill", vmstat::nr_events(SwapEvent::OomKill)),
+        // KiB read from and written to disks: swap and file pages (Linux's pgpgin/out).
+        ("pgpgin", 4 * (vmstat::nr_events(SwapEvent::SwapIn) + page_cache::nr_events(FileEvent::PageRead))),
+        ("pgpgout", 4 * (vmstat::nr_events(SwapEvent::SwapOut) + page_cache::nr_events(FileEvent::PageWritten))),
+        ("swap_ra", vmstat::nr_events(SwapEvent::ReadaheadPage)),
+        ("swap_ra_hit", vmstat::nr_events(SwapEvent::ReadaheadHit)),
+        ("nr_file_pages", page_cache::nr_pages()),
+        ("nr_dirty", page_cache::nr_dirty()),
     ];
     let mut text = String::new();
     for (name, value) in rows {
