@@ -1,4 +1,5 @@
-//! `hog [MIB]`: a memory hog for the walkthrough: maps MIB MiB (default 64) of
+//! `hog [MIB|PERCENT%]`: a memory hog for the walkthrough: maps MIB MiB (default
+//! 64; `125%`: 1.25 times MemTotal of `/proc/meminfo`) of
 //! anonymous memory, writes every page, says where it is, then keeps touching the
 //! pages one pass after another, sleeping a little between passes, until it is
 //! killed. More than the machine's free memory makes it swap (watch `vmstat 1`,
@@ -26,11 +27,11 @@ const HINT: u64 = 0x1000_0000_0000;
 const PASS_PAUSE_MS: u64 = 200;
 
 fn main() -> i32 {
-    let mib = match ulib::argv::arg(1).map(str::parse::<usize>) {
+    let mib = match ulib::argv::arg(1).map(parse_size) {
         None => 64,
-        Some(Ok(mib)) if (1..=4096).contains(&mib) => mib,
+        Some(Some(mib)) if (1..=4096).contains(&mib) => mib,
         _ => {
-            ulib::eprintln!("usage: hog [MIB]   (1..=4096, default 64)");
+            ulib::eprintln!("usage: hog [MIB|PERCENT%]   (1..=4096 MiB, default 64; 125%: 1.25 x MemTotal)");
             return 1;
         }
     };
@@ -61,4 +62,14 @@ fn touch_all(base: *mut u8, len: usize, pass: u64) {
         // SAFETY: the page is inside the mapping this program made and never unmaps.
         unsafe { base.add(offset).cast::<u64>().write_volatile(pass) };
     }
+}
+
+/// Parses `MIB`, or `PERCENT%` of MemTotal (from `/proc/meminfo`), into MiB.
+fn parse_size(text: &str) -> Option<usize> {
+    let Some(percent) = text.strip_suffix('%') else { return text.parse().ok() };
+    let percent: usize = percent.parse().ok()?;
+    let mut buf = [0u8; 2048];
+    let meminfo = ulib::procfs::read("/proc/meminfo", &mut buf).ok()?;
+    let total_kb = ulib::procfs::field(meminfo, "MemTotal") as usize;
+    Some(total_kb * percent / 100 / 1024)
 }
