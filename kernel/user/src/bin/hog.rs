@@ -49,11 +49,12 @@ fn main() -> i32 {
     let pid = ulib::getpid();
     touch_all(base, len, 1);
     println!("hog: pid {pid} holds {mib} MiB at {:#x}..{:#x}; touching it until killed", base as u64, base as u64 + len as u64);
-    for pass in 2.. {
+    let mut pass = 2;
+    loop {
         touch_all(base, len, pass);
         let _ = ulib::sleep_ms(PASS_PAUSE_MS);
+        pass += 1;
     }
-    0
 }
 
 /// Writes `pass` into the first word of every page of `[base, base + len)`.
