@@ -220,7 +220,7 @@ fn read_kpageflags() -> (alloc::vec::Vec<u64>, u64) {
             done += n;
         }
         if kernel::mm::frame::nr_free_frames() == before {
-            let words = bytes.chunks_exact(8).map(|c| u64::from_ne_bytes(c.try_into().unwrap())).collect();
+            let words = bytes.as_chunks::<8>().0.iter().map(|c| u64::from_ne_bytes(*c)).collect();
             return (words, before);
         }
     }

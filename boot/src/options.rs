@@ -417,7 +417,7 @@ mod tests {
         assert_eq!((from_terminal.cmdline.as_str(), from_terminal.is_interactive), ("shell", true));
         let mut from_pipe = parse_flags(&[]).unwrap();
         from_pipe.choose_shell(false);
-        assert_eq!((from_pipe.cmdline.as_str(), from_pipe.is_interactive), ("", false), "a pipe keeps the demo");
+        assert_eq!((from_pipe.cmdline.as_str(), from_pipe.is_interactive), ("", false), "a pipe plays the demo (/etc/demo.sh)");
         let mut scripted = parse_flags(&["--script", "tests/shell.input"]).unwrap();
         scripted.choose_shell(true);
         assert_eq!((scripted.cmdline.as_str(), scripted.is_interactive), ("shell", false), "a script is typed, not the terminal");

@@ -1,6 +1,11 @@
 //! The kernel binary: boots, shows the machine and the memory manager at work, and
 //! leaves QEMU. Everything it calls lives in the `kernel` library (`lib.rs`).
 //!
+//! With no command line (`cargo run` from a pipe or CI) it plays the demo: what
+//! only the kernel can show (its own page-table walks, the heap, compaction) here,
+//! and the rest as the shell script `/etc/demo.sh` (the README's walkthrough, with
+//! the tools a student types: free, hog, vmstat, pmap, explain, policy, memmap, trace).
+//!
 //! Command-line words (from `cargo run -- --bench` or `--cmdline "..."`):
 //! `bench` runs the benchmarks instead of the demo; `run=NAME` runs the user
 //! program NAME alone and exits with its result (`cargo run -- --cmdline run=forkcow`);
@@ -65,11 +70,10 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
         kernel::bench::run_all();
     } else {
         demo_physical_memory();
-        demo_processes();
-        demo_swap();
         demo_huge_pages();
         demo_file_mapping();
         demo_ksm();
+        demo_script();
     }
     arch::smp::print_summary(); // every CPU's ticks by now
     println!("done: leaving QEMU");
@@ -79,13 +83,15 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
 /// What the shell's banner says: one screen of what to try.
 const SHELL_BANNER: &str = "\
 -- the shell: /bin/sh on the serial console (Ctrl-A X leaves QEMU, `exit` too) --
-try:  ls /bin                    the programs (ext2 root disk)
-      free -m                    memory and swap, from /proc/meminfo
-      cat /proc/meminfo          /proc/vmstat  /proc/buddyinfo  /proc/swaps
-      memhog &                   a program in the background; then: ps, jobs
-      cat /proc/PID/status       /proc/PID/maps: a process's memory
-      spin                       a runaway: Ctrl-C kills it
-      kill %1                    kill a job (or a PID); `wait` waits for all";
+try:  free -m                    memory and swap, from /proc/meminfo
+      hog 125% &                 a memory hog bigger than RAM, in the background
+      vmstat 1 5                 watch it swap (si/so); top -b -n 1, ps
+      pmap -x $!                 its memory, VMA by VMA ($! = the last job's pid)
+      explain 0x100000000000 $!  the page-table walk and next fault at its first page
+      policy fifo                switch the page-replacement policy (policy: list them)
+      memmap                     physical memory, by owner; trace on / trace show $!
+      kill %1                    and everything comes back: free -m
+      sh /etc/demo.sh            all of the above as a script; ls /bin for the rest";
 
 /// Runs `/bin/sh` on the console until it exits, then leaves QEMU (success if it
 /// exited with 0). The runner asks for this (`shell`) for a plain `cargo run` from
@@ -179,45 +185,17 @@ fn demo_physical_memory() {
     println!("\nafter dropping them and shrinking the caches ({pages} slab pages returned):\n{}", frame::buddyinfo());
 }
 
-/// Runs a process that faults memory in and forks, then shows the faults it took.
-fn demo_processes() {
-    println!("\n-- a process in ring 3: demand paging, fork, copy-on-write --");
-    heap::shrink();
-    let free_before = frame::nr_free_frames();
-    vmstat::set_tracing(true);
-    let pid = proc::spawn("forkcow").expect("demo: spawn forkcow");
-    let (_, status) = proc::wait(Some(pid)).expect("demo: wait");
-    vmstat::set_tracing(cmdline::has("trace"));
-    println!("forkcow (pid {pid}) {status}");
-    println!();
-    vmstat::print_trace();
-    println!();
-    vmstat::print_counters();
-    heap::shrink();
-    println!(
-        "free frames: {free_before} before, {} after the processes exited",
-        frame::nr_free_frames()
-    );
-}
-
-/// Sends a process's pages to swap and back, then shows the swap counters.
-fn demo_swap() {
-    println!("\n-- swap: a process pages out 64 pages, reads them back, rewrites half --");
-    let pid = proc::spawn("pageout").expect("demo: spawn pageout");
-    let (_, status) = proc::wait(Some(pid)).expect("demo: wait");
-    println!("pageout (pid {pid}) {status}");
-    vmstat::print_swap_counters();
-}
-
-/// Transparent huge pages: 4 MiB written with two faults, then split by munmap,
-/// fork and pageout (the `thp` program checks every byte), with the counters.
-fn demo_huge_pages() {
-    println!("\n-- huge pages: two 2 MiB write faults, then splits (munmap, fork, pageout) --");
-    let pid = proc::spawn("thp").expect("demo: spawn thp");
-    let (_, status) = proc::wait(Some(pid)).expect("demo: wait");
-    println!("thp (pid {pid}) {status}");
-    kernel::mm::thp::print_counters();
-    demo_compaction();
+/// Plays `/etc/demo.sh` (the README's walkthrough) with `/bin/sh`, its output on
+/// the console: everything a student can see from a shell.
+fn demo_script() {
+    println!("\n-- /etc/demo.sh: the walkthrough, played by /bin/sh --");
+    match proc::spawn_with_args("sh", "/etc/demo.sh") {
+        Ok(pid) => {
+            let (_, status) = proc::wait(Some(pid)).expect("demo: wait");
+            println!("sh /etc/demo.sh {status}");
+        }
+        Err(e) => println!("demo: cannot start sh: {e:?}"),
+    }
 }
 
 /// A file mapped from the page cache: written through a MAP_SHARED mapping,
@@ -248,6 +226,17 @@ fn demo_ksm() {
         "ksm: pages_shared {} pages_sharing {} pages_unshared {} full_scans {} (pages merged since boot {})",
         s.pages_shared, s.pages_sharing, s.pages_unshared, s.full_scans, s.pages_merged
     );
+}
+
+/// Transparent huge pages: two 2 MiB write faults, then the splits (the `thp`
+/// program checks every byte), and compaction on request.
+fn demo_huge_pages() {
+    println!("\n-- huge pages: two 2 MiB write faults, then splits (munmap, fork, pageout) --");
+    let pid = proc::spawn("thp").expect("demo: spawn thp");
+    let (_, status) = proc::wait(Some(pid)).expect("demo: wait");
+    println!("thp (pid {pid}) {status}");
+    kernel::mm::thp::print_counters();
+    demo_compaction();
 }
 
 /// Compaction on request: a space writes 4096 pages (its page tables made first,

@@ -64,7 +64,7 @@ user_programs![
     thp, vmascale, ksm, pagefault1,
     exectest, mmapfile, mmapshared, mmapdemo, filebench,
     cat, spin, free, sh, echo, kill, sleep, ls, ps, explain, trace, memmap,
-    vmstat, pmap, policy, swapinfo, top,
+    vmstat, pmap, policy, swapinfo, top, hog,
 ];
 
 include!(concat!(env!("OUT_DIR"), "/c_programs.rs"));

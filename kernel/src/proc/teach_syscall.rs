@@ -50,7 +50,7 @@ pub fn sys_fault_trace(operation: u64, pid: u64, buf: u64, n: u64) -> Result<u64
             let records = trace_records(pid);
             let records = &records[records.len().saturating_sub(n as usize)..];
             let mut bytes = alloc::vec![0u8; records.len() * FaultTraceRecord::WORDS * 8];
-            for (chunk, record) in bytes.chunks_exact_mut(FaultTraceRecord::WORDS * 8).zip(records) {
+            for (chunk, record) in bytes.as_chunks_mut::<{ FaultTraceRecord::WORDS * 8 }>().0.iter_mut().zip(records) {
                 for (i, w) in record.to_words().iter().enumerate() {
                     chunk[i * 8..i * 8 + 8].copy_from_slice(&w.to_ne_bytes());
                 }

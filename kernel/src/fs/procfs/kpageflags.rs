@@ -40,7 +40,7 @@ pub fn read_at(offset: u64, buf: &mut [u8]) -> usize {
             *word = flags_of(buddy, first_pfn + i as u64, zero_pfn);
         }
     });
-    for (chunk, word) in buf.chunks_exact_mut(8).zip(&words) {
+    for (chunk, word) in buf.as_chunks_mut::<8>().0.iter_mut().zip(&words) {
         chunk.copy_from_slice(&word.to_ne_bytes());
     }
     nr_words * 8

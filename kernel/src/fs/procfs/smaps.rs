@@ -100,23 +100,19 @@ impl MemCounts {
 pub(super) fn vma_counts(pid: u64) -> Option<Vec<(Vma, MemCounts)>> {
     let space = task::TASKS.lock().get(&pid)?.space.clone()?;
     let space = space.lock();
-    let mut leaves = Vec::new();
-    space.for_each_user_leaf(|page, pte, size| leaves.push((page.start_address(), pte, size)));
-    let mut next_leaf = leaves.iter().peekable();
-    let mut all = Vec::new();
-    for vma in space.vmas().iter() {
-        let mut counts = MemCounts::default();
-        while let Some(&&(addr, pte, size)) = next_leaf.peek() {
-            if addr >= vma.end {
-                break;
-            }
-            if addr >= vma.start {
-                counts.add_leaf(pte, size);
-            }
-            next_leaf.next();
+    // Each leaf is added to its VMA as the walk meets it: no list of every leaf
+    // (a process of 64 MiB has 16384; a list of them is a 384 KiB allocation the
+    // heap may not have while that process swaps).
+    let mut all: Vec<(Vma, MemCounts)> = space.vmas().iter().map(|vma| (*vma, MemCounts::default())).collect();
+    space.for_each_user_leaf(|page, pte, size| {
+        let addr = page.start_address();
+        let i = all.partition_point(|(vma, _)| vma.start <= addr);
+        if let Some((vma, counts)) = i.checked_sub(1).map(|i| &mut all[i])
+            && addr < vma.end
+        {
+            counts.add_leaf(pte, size);
         }
-        all.push((*vma, counts));
-    }
+    });
     Some(all)
 }
 

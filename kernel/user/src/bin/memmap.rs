@@ -109,8 +109,8 @@ fn draw(width: usize, is_colour: bool) -> Result<(), ulib::Errno> {
         if n == 0 {
             break;
         }
-        for (word, chunk) in words.iter_mut().zip(bytes[..n].chunks_exact(8)) {
-            *word = u64::from_ne_bytes(chunk.try_into().expect("8 bytes"));
+        for (word, chunk) in words.iter_mut().zip(bytes[..n].as_chunks::<8>().0) {
+            *word = u64::from_ne_bytes(*chunk);
         }
         for &word in &words[..n / 8] {
             let owner = classify(word) as usize;

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //!   line:      words, | pipes, < and > redirections, & at the end for the background,
+//!              `$!` the pid of the last background job,
 //!              # to the end of the line is a comment
 //!   builtins:  cd DIR, exit [N], wait, jobs, kill PID|%JOB...
 //!   errors:    an unknown command, a file that cannot be opened, a bad builtin
@@ -174,6 +175,8 @@ struct Job {
 struct Shell {
     jobs: [Job; MAX_JOBS],
     last_status: i32,
+    /// The pid of the last background job's last command: what `$!` expands to (0: none yet).
+    last_background: Pid,
 }
 
 /// Reads lines from a file descriptor through a buffer.
@@ -222,7 +225,7 @@ fn main() -> i32 {
         },
         None => (0, true),
     };
-    let mut shell = Shell { jobs: [Job::default(); MAX_JOBS], last_status: 0 };
+    let mut shell = Shell { jobs: [Job::default(); MAX_JOBS], last_status: 0, last_background: 0 };
     let mut reader = LineReader { fd, buf: [0; MAX_LINE], start: 0, end: 0 };
     let mut line = [0u8; MAX_LINE];
     loop {
@@ -242,6 +245,8 @@ fn main() -> i32 {
 impl Shell {
     /// Runs one line; returns Some(code) if the shell must exit.
     fn run_line(&mut self, text: &[u8]) -> Option<i32> {
+        let mut expanded = [0u8; MAX_LINE * 2];
+        let text = expand_last_background(text, self.last_background, &mut expanded);
         let words = match Words::split(text) {
             Ok(words) => words,
             Err(message) => {
@@ -374,6 +379,7 @@ impl Shell {
         job.pids[..pids.len()].copy_from_slice(pids);
         job.nr = pids.len();
         job.is_used = true;
+        self.last_background = pids[pids.len() - 1];
         ulib::println!("[{}] {}", number + 1, pids[pids.len() - 1]);
     }
 
@@ -517,4 +523,33 @@ fn redirect(path: &str, flags: u64, target: i32) {
             ulib::exit(1);
         }
     }
+}
+
+/// Returns `line` with each `$!` replaced by `pid` (the last background job's, as
+/// in POSIX sh), written into `out`; a line that would not fit is cut.
+fn expand_last_background<'a>(line: &[u8], pid: Pid, out: &'a mut [u8; MAX_LINE * 2]) -> &'a [u8] {
+    let mut digits = [0u8; 20];
+    let mut nr_digits = 0;
+    let mut rest = pid;
+    loop {
+        digits[19 - nr_digits] = b'0' + (rest % 10) as u8;
+        nr_digits += 1;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    let pid_text = &digits[20 - nr_digits..];
+    let (mut i, mut len) = (0, 0);
+    while i < line.len() {
+        let (piece, step): (&[u8], usize) = if line[i..].starts_with(b"$!") { (pid_text, 2) } else { (&line[i..=i], 1) };
+        i += step;
+        for &byte in piece {
+            if len < out.len() {
+                out[len] = byte;
+                len += 1;
+            }
+        }
+    }
+    &out[..len]
 }
