@@ -210,6 +210,15 @@ fn a_shared_page_is_dirtied_by_its_first_write_and_write_protected_by_writeback(
     cache.write_back(0, u64::MAX).unwrap();
     assert_eq!(io.writes(), 2);
     assert_eq!(io.written.lock().get(&1), Some(&0x78));
+    // mprotect never hands out write permission to a clean shared file page: the
+    // write must fault, or the page would change without becoming dirty.
+    cache.write_back(0, u64::MAX).unwrap();
+    space.lock().mprotect(start.as_u64(), 4 * PAGE_SIZE, VmProt::READ).unwrap();
+    space.lock().mprotect(start.as_u64(), 4 * PAGE_SIZE, VmProt::READ_WRITE).unwrap();
+    assert!(frame_at(&space, start + 3 * PAGE_SIZE).is_some_and(|(_, w)| !w), "mprotect made a clean page writable");
+    assert_eq!(store(&space, start + 3 * PAGE_SIZE, 0x7a), FaultOutcome::SharedWrite);
+    assert_eq!(cache.dirty_indices(), [3]);
+    cache.write_back(0, u64::MAX).unwrap();
     // A write then munmap: the PTE's dirtiness reaches the page (left to writeback).
     assert_eq!(store(&space, start + 2 * PAGE_SIZE, 0x79), FaultOutcome::SharedWrite);
     space.lock().munmap(start.as_u64(), 4 * PAGE_SIZE).unwrap();

@@ -564,7 +564,9 @@ impl AddressSpace {
         let changed = self.vmas.protect_range(start, end, prot)?;
         let mut batch = FlushBatch::new();
         for piece in changed {
-            let is_shared = piece.flags.is_shared();
+            // A shared file page gets write permission only at its write fault,
+            // which marks it dirty (`filemap.rs`): mprotect adds none to it.
+            let is_shared = piece.flags.is_shared() && !matches!(piece.backing, Backing::File { .. });
             let nr_pages = piece.nr_pages();
             let page = Page::containing_address(piece.start);
             self.pt.update_leaves(&mut self.tables, page, nr_pages, &mut batch, |leaf| {
