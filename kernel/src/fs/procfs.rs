@@ -9,14 +9,15 @@
 //!  /proc/swaps       the swap area: size and used, in KiB
 //!  /proc/PID/status  Name, State, PPid, VmSize, VmRSS, RssAnon, VmSwap, ...
 //!  /proc/PID/maps    one line per VMA: start-end perms offset dev inode name
-//!  /proc/sys/vm/drop_caches   write 1 or 3: drop clean page-cache pages (`fs/drop_caches.rs`)
+//!  /proc/sys/vm/drop_caches         write 1 or 3: drop clean page-cache pages (`fs/drop_caches.rs`)
+//!  /proc/sys/vm/fault_around_bytes  4096 (off) or 65536 (on): fault-around of file mappings
 //! ```
 //! A file's text is made when it is read, from the same counters the kernel's own
 //! tests read (`frame::buddyinfo`, `vmstat`, `swap::slot_counts`, an address
 //! space's `AsStats` and VMAs); each `read_at` makes it afresh and returns the
 //! bytes at the offset asked, so a reader in several pieces may see two moments
-//! (Linux's seq_file has the same property between its pages). Everything but
-//! `drop_caches` is read-only: a write is EINVAL (Linux says EIO or EACCES; the VFS has no
+//! (Linux's seq_file has the same property between its pages). Everything but the
+//! knobs of `/proc/sys/vm` ([`VM_KNOBS`]) is read-only: a write is EINVAL (Linux says EIO or EACCES; the VFS has no
 //! permission error yet).
 //!
 //! The mount: `fs::path` sends the name `proc` in the root directory here
@@ -46,6 +47,15 @@ type PidFile = (&'static str, fn(u64) -> Option<String>);
 /// The files of `/proc` itself.
 const ROOT_FILES: [RootFile; 4] =
     [("meminfo", meminfo), ("vmstat", vmstat_text), ("buddyinfo", buddyinfo), ("swaps", swaps)];
+/// A knob of `/proc/sys/vm`: its name, what makes its text, what applies a write.
+type VmKnob = (&'static str, fn() -> String, fn(&str) -> Result<(), FsError>);
+
+/// The knobs of `/proc/sys/vm`.
+const VM_KNOBS: [VmKnob; 2] = [
+    ("drop_caches", super::drop_caches::read, super::drop_caches::write),
+    ("fault_around_bytes", super::drop_caches::fault_around_read, super::drop_caches::fault_around_write),
+];
+
 /// The files of `/proc/PID`.
 const PID_FILES: [PidFile; 2] = [("status", status), ("maps", maps)];
 
@@ -61,8 +71,8 @@ enum ProcInode {
     PidFile(u64, usize),
     /// `/proc/sys` (false) or `/proc/sys/vm` (true).
     SysDir(bool),
-    /// `/proc/sys/vm/drop_caches`.
-    DropCaches,
+    /// A knob of `/proc/sys/vm`: index into [`VM_KNOBS`].
+    VmKnob(usize),
 }
 
 /// Returns the root of a procfs.
@@ -78,7 +88,7 @@ impl ProcInode {
             ProcInode::PidDir(pid) => pid << 8,
             ProcInode::PidFile(pid, i) => (pid << 8) | (1 + i as u64),
             ProcInode::SysDir(is_vm) => 2 + ROOT_FILES.len() as u64 + u64::from(is_vm),
-            ProcInode::DropCaches => 4 + ROOT_FILES.len() as u64,
+            ProcInode::VmKnob(i) => 4 + ROOT_FILES.len() as u64 + i as u64,
         }
     }
 
@@ -87,7 +97,7 @@ impl ProcInode {
         match *self {
             ProcInode::RootFile(i) => Some((ROOT_FILES[i].1)()),
             ProcInode::PidFile(pid, i) => (PID_FILES[i].1)(pid),
-            ProcInode::DropCaches => Some(super::drop_caches::read()),
+            ProcInode::VmKnob(i) => Some((VM_KNOBS[i].1)()),
             _ => None,
         }
     }
@@ -102,7 +112,7 @@ impl Inode for ProcInode {
     fn stat(&self) -> InodeStat {
         let (mode, nlink) = match self {
             ProcInode::Root | ProcInode::PidDir(_) | ProcInode::SysDir(_) => (abi::mode::S_IFDIR | 0o555, 2),
-            ProcInode::DropCaches => (abi::mode::S_IFREG | 0o644, 1),
+            ProcInode::VmKnob(_) => (abi::mode::S_IFREG | 0o644, 1),
             _ => (abi::mode::S_IFREG | 0o444, 1),
         };
         InodeStat { dev: PROC_DEV, ino: self.ino(), mode, nlink, ..Default::default() }
@@ -145,7 +155,10 @@ impl Inode for ProcInode {
                 (".", _) => Ok(Arc::new(ProcInode::SysDir(*is_vm))),
                 ("..", false) => Ok(new_root()),
                 ("..", true) | ("vm", false) => Ok(Arc::new(ProcInode::SysDir(!*is_vm))),
-                ("drop_caches", true) => Ok(Arc::new(ProcInode::DropCaches)),
+                (_, true) => {
+                    let i = VM_KNOBS.iter().position(|(n, _, _)| *n == name).ok_or(FsError::NotFound)?;
+                    Ok(Arc::new(ProcInode::VmKnob(i)))
+                }
                 _ => Err(FsError::NotFound),
             },
             _ => Err(FsError::NotDirectory),
@@ -184,12 +197,10 @@ impl Inode for ProcInode {
         Ok(n)
     }
 
-    /// Only `drop_caches` takes writes: one write is one value, the offset ignored.
+    /// Only the knobs take writes: one write is one value, the offset ignored.
     fn write_at(&self, _offset: u64, buf: &[u8]) -> Result<usize, FsError> {
-        if !matches!(self, ProcInode::DropCaches) {
-            return Err(FsError::Invalid);
-        }
-        super::drop_caches::write(core::str::from_utf8(buf).map_err(|_| FsError::Invalid)?)?;
+        let ProcInode::VmKnob(i) = *self else { return Err(FsError::Invalid) };
+        (VM_KNOBS[i].2)(core::str::from_utf8(buf).map_err(|_| FsError::Invalid)?)?;
         Ok(buf.len())
     }
 
@@ -215,7 +226,11 @@ impl Inode for ProcInode {
                 }
             }
             ProcInode::SysDir(false) => names.push(("vm".into(), ProcInode::SysDir(true).ino(), FileKind::Directory)),
-            ProcInode::SysDir(true) => names.push(("drop_caches".into(), ProcInode::DropCaches.ino(), FileKind::Regular)),
+            ProcInode::SysDir(true) => {
+                for (i, (name, _, _)) in VM_KNOBS.iter().enumerate() {
+                    names.push(((*name).into(), ProcInode::VmKnob(i).ino(), FileKind::Regular));
+                }
+            }
             ProcInode::PidDir(pid) => {
                 for (i, (name, _)) in PID_FILES.iter().enumerate() {
                     names.push(((*name).into(), ProcInode::PidFile(*pid, i).ino(), FileKind::Regular));
