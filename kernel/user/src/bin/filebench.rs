@@ -30,7 +30,7 @@
 use ulib::fs::{self, o};
 use ulib::syscall::{syscall2, syscall3, syscall6};
 use ulib::{Errno, Fork, PAGE_SIZE, WaitStatus, check, map, nr, println, prot};
-use ulib::{expect_ok as ok};
+use ulib::expect_ok as ok;
 
 ulib::entry!(main);
 
