@@ -173,6 +173,20 @@ fn drop_caches_drops_clean_unused_pages_and_keeps_dirty_and_held_ones() {
 }
 
 #[test_case]
+fn the_fault_around_knob_takes_a_page_or_sixteen_and_nothing_else() {
+    use kernel::fs::drop_caches::{fault_around_read, fault_around_write};
+    assert_eq!(fault_around_read(), "65536\n", "on by default, Linux's 64 KiB");
+    fault_around_write("4096\n").unwrap();
+    assert!(!kernel::mm::filemap::is_fault_around_on());
+    assert_eq!(fault_around_read(), "4096\n");
+    assert_eq!(fault_around_write("8192"), Err(FsError::Invalid), "no other size");
+    assert_eq!(fault_around_write("lots"), Err(FsError::Invalid));
+    assert!(!kernel::mm::filemap::is_fault_around_on(), "a refused write changed nothing");
+    fault_around_write("65536").unwrap();
+    assert!(kernel::mm::filemap::is_fault_around_on());
+}
+
+#[test_case]
 fn a_write_dirties_and_write_back_writes_exactly_the_dirty_pages() {
     let (file, cache) = cache_over(pattern(5 * PAGE, 3));
     let before_dirty = page_cache::nr_dirty();

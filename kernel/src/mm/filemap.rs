@@ -54,6 +54,11 @@ pub fn set_fault_around(is_on: bool) {
     IS_FAULT_AROUND_ON.store(is_on, Ordering::Release);
 }
 
+/// Returns true while fault-around is on (`/proc/sys/vm/fault_around_bytes`).
+pub fn is_fault_around_on() -> bool {
+    IS_FAULT_AROUND_ON.load(Ordering::Acquire)
+}
+
 /// Returns the number of pages fault-around has mapped since boot.
 pub fn nr_fault_around() -> u64 {
     NR_FAULT_AROUND.load(Ordering::Relaxed)

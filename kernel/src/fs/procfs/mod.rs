@@ -109,6 +109,7 @@ const FILES: &[ProcFile] = &[
     knob("sys/vm/page-cluster", sys_vm::page_cluster, sys_vm::set_page_cluster),
     knob("sys/vm/read_ahead_kb", sys_vm::read_ahead_kb, sys_vm::set_read_ahead_kb),
     knob("sys/vm/drop_caches", sys_vm::drop_caches, sys_vm::set_drop_caches),
+    knob("sys/vm/fault_around_bytes", crate::fs::drop_caches::fault_around_read, crate::fs::drop_caches::fault_around_write),
     knob("sys/vm/transparent_hugepage", sys_vm::transparent_hugepage, sys_vm::set_transparent_hugepage),
     knob("sys/vm/load_control", sys_vm::load_control, sys_vm::set_load_control),
 ];
