@@ -74,9 +74,16 @@ static SWITCHER_QUEUE: WaitQueue = WaitQueue::new();
 
 /// The longest switch (hand-over of every tracked page), in microseconds.
 static MAX_SWITCH_US: AtomicU64 = AtomicU64::new(0);
-/// Timer ticks between switches (10 ms each). A switch moves every tracked page
-/// with interrupts off (about 14 000 here): switching much more often starves the
-/// disk's completions (see docs/16-replacement-policies.md).
+/// The longest stretch with the policy lock held (interrupts off) by a switch in
+/// batches, and by one that moves every page at once, in microseconds.
+static MAX_BATCHED_HOLD_US: AtomicU64 = AtomicU64::new(0);
+static MAX_AT_ONCE_HOLD_US: AtomicU64 = AtomicU64::new(0);
+/// Every this many switches, one moves every page at once (the way switches
+/// worked before they moved pages in batches), for the comparison.
+const AT_ONCE_EVERY: usize = 4;
+/// Timer ticks between switches (10 ms each). A switch at once moves every tracked
+/// page with interrupts off (about 14 000 here): doing that much more often starves
+/// the disk's completions (see docs/16-replacement-policies.md).
 const SWITCH_INTERVAL_TICKS: u64 = 50;
 
 /// A kernel thread that installs the next policy every 500 ms while told to.
@@ -85,8 +92,16 @@ extern "C" fn switcher_main() -> ! {
     loop {
         SWITCHER_QUEUE.wait_until(|| IS_SWITCHING.load(Ordering::Acquire));
         let start = timer::rdtsc();
-        reclaim::set_policy(PolicyKind::ALL[next % PolicyKind::ALL.len()]);
+        let kind = PolicyKind::ALL[next % PolicyKind::ALL.len()];
+        let longest_hold = if next % AT_ONCE_EVERY == AT_ONCE_EVERY - 1 {
+            reclaim::set_policy_at_once(kind);
+            &MAX_AT_ONCE_HOLD_US
+        } else {
+            reclaim::set_policy(kind);
+            &MAX_BATCHED_HOLD_US
+        };
         MAX_SWITCH_US.fetch_max(timer::cycles_to_ns(timer::rdtsc() - start) / 1000, Ordering::Relaxed);
+        longest_hold.fetch_max(reclaim::last_switch_longest_hold_ns() / 1000, Ordering::Relaxed);
         next += 1;
         let deadline = timer::ticks() + SWITCH_INTERVAL_TICKS;
         SWITCHER_QUEUE.wait_until_deadline(|| false, deadline);
@@ -107,14 +122,20 @@ fn switching_policy_twice_a_second_while_swapstress_swaps_loses_no_page() {
     let (_, status) = proc::wait(Some(pid)).expect("wait");
     IS_SWITCHING.store(false, Ordering::Release);
     let (outs, switches) = (vmstat::nr_events(SwapEvent::SwapOut) - outs, reclaim::nr_policy_switches() - switches);
+    let (batched_us, at_once_us) = (MAX_BATCHED_HOLD_US.load(Ordering::Relaxed), MAX_AT_ONCE_HOLD_US.load(Ordering::Relaxed));
     kernel::println!(
         "swapstress under switching: {outs} pages written, {switches} policy switches in {} ms, the longest {} us",
         timer::uptime_ms() - start_ms,
         MAX_SWITCH_US.load(Ordering::Relaxed)
     );
+    kernel::println!(
+        "longest stretch with interrupts off in a switch: {batched_us} us in batches of {}, {at_once_us} us moving every page at once",
+        reclaim::SWITCH_BATCH
+    );
     assert_eq!(status, WaitStatus::Exited(0), "a worker saw a wrong word");
     assert!(outs > 8192, "four times 32 MiB on 64 MiB must swap a lot");
     assert!(switches as usize > PolicyKind::ALL.len(), "every policy ran: {switches} switches");
+    assert!(at_once_us > 0 && batched_us < at_once_us, "batches hold the lock for less than a whole switch");
     // Let the switcher finish a switch it may be in, then park.
     let deadline = timer::ticks() + SWITCH_INTERVAL_TICKS + 5;
     SWITCHER_QUEUE.wait_until_deadline(|| false, deadline);
