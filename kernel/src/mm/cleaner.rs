@@ -199,6 +199,10 @@ extern "C" fn cleaner_main() -> ! {
         clean_pass(bounce);
         IS_IN_PASS.store(false, Ordering::Release);
         NR_PASSES.fetch_add(1, Ordering::AcqRel);
+        // At most one pass a tick: a pass probes LOOKAHEAD pages even when it
+        // writes nothing, and faults kick the cleaner at every fault under pressure.
+        let next_tick = crate::arch::timer::ticks() + 1;
+        let _ = QUEUE.wait_until_deadline(|| false, next_tick);
     }
 }
 

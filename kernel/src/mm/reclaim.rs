@@ -235,7 +235,8 @@ fn install(kind: PolicyKind) {
 /// (`reclaim/switch.rs` says how each page's holder is known meanwhile). No
 /// resident page is ever untracked. The old policy is freed after the lock is
 /// dropped. Returns once every page has moved; one switch at a time (a second
-/// caller waits for the first).
+/// caller yields until the first is done, so call it with no lock held, from a
+/// task).
 pub fn set_policy(kind: PolicyKind) -> usize {
     switch_policy(kind, true)
 }
