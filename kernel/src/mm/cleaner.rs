@@ -159,6 +159,7 @@ pub fn kick() {
 
 /// Called at each user fault with the free frames: below twice the `high`
 /// watermark, kicks the cleaner, so it works before kswapd has to.
+/// (The pass checks it again when it runs.)
 pub fn note_free_frames(nr_free: u64, high: u64) {
     if nr_free < 2 * high {
         kick();
@@ -199,6 +200,10 @@ extern "C" fn cleaner_main() -> ! {
         clean_pass(bounce);
         IS_IN_PASS.store(false, Ordering::Release);
         NR_PASSES.fetch_add(1, Ordering::AcqRel);
+        // At most one pass a tick: a pass probes LOOKAHEAD pages even when it
+        // writes nothing, and faults kick the cleaner at every fault under pressure.
+        let next_tick = crate::arch::timer::ticks() + 1;
+        let _ = QUEUE.wait_until_deadline(|| false, next_tick);
     }
 }
 
@@ -217,6 +222,12 @@ struct Upcoming {
 /// One pass: cleans the dirty anonymous pages among the next [`LOOKAHEAD`] victims,
 /// a cluster at a time, within the rate limit.
 fn clean_pass(bounce: &[OwnedFrames]) {
+    // A kick may be old (memory was short when a fault saw it): work only while
+    // memory still is, so that an idle machine's dirty file pages wait for their
+    // expiry as the writeback thread's rules say.
+    if !is_memory_short() {
+        return;
+    }
     let upcoming = find_dirty_upcoming();
     if upcoming.nr_dirty_file > 0 {
         NR_FILE_WAKEUPS.fetch_add(1, Ordering::Relaxed);
@@ -249,6 +260,12 @@ fn clean_pass(bounce: &[OwnedFrames]) {
             }
         }
     }
+}
+
+/// Returns true if free frames are below twice the `high` watermark (where faults
+/// kick the cleaner).
+fn is_memory_short() -> bool {
+    frame::nr_free_frames() < 2 * super::reclaim::watermarks().high
 }
 
 /// Returns true if more than an eighth of the swap slots are free: the rest is

@@ -57,7 +57,7 @@
 #![deny(unsafe_code)]
 
 use alloc::boxed::Box;
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use mm_core::reclaim::{ActiveInactive, Clock, Fifo, LruApprox, Random, ReplacementPolicy, SegmentedFifo, TwoHandClock};
 
@@ -73,15 +73,18 @@ use crate::sync::IrqMutex;
 mod kswapd;
 mod probe;
 pub mod record;
+mod switch;
 
 pub use kswapd::{balance, is_kswapd_kicked, kswapd_state, start_kswapd, wake_kswapd};
 pub use probe::RmapProbe;
+pub use switch::SWITCH_BATCH;
+use switch::Installed;
 
 /// A replacement policy the kernel can run.
 pub type Policy = Box<dyn ReplacementPolicy + Send>;
 
 /// The policy tracking every resident user frame (by pfn).
-static POLICY: IrqMutex<Option<Policy>> = IrqMutex::new_ranked(crate::sync::LockRank::ReclaimPolicy, None);
+static POLICY: IrqMutex<Option<Installed>> = IrqMutex::new_ranked(crate::sync::LockRank::ReclaimPolicy, None);
 static WATERMARKS: spin::Once<Watermarks> = spin::Once::new();
 /// Policy switches since boot.
 /// The index in [`PolicyKind::ALL`] of the policy in force (its name for `/proc`).
@@ -224,7 +227,8 @@ fn policy_from_cmdline() -> PolicyKind {
 }
 
 fn install(kind: PolicyKind) {
-    *POLICY.lock() = Some(kind.build());
+    switch::init();
+    *POLICY.lock() = Some(Installed::new(kind.build()));
     CURRENT_KIND.store(kind.index(), Ordering::Relaxed);
 }
 
@@ -236,29 +240,101 @@ pub fn policy_kind() -> PolicyKind {
 /// Switches to policy `kind` at any time, even while processes swap; returns the
 /// number of pages handed over.
 ///
-/// The new policy is built first (on the heap, no lock held); then, with the
-/// policy lock held, every page the old one tracks moves to it in the old one's
-/// eviction order (`mm_core::reclaim::hand_over`: no page table is touched, so the
-/// Accessed bits carry over). Faults that make pages resident meanwhile wait for
-/// the lock and track into the new policy, so no resident page is ever untracked.
-/// The old policy is freed after the lock is dropped.
+/// The new policy is built first (on the heap, no lock held) and made current at
+/// once: pages made resident from then on go to it. The pages the old one tracks
+/// move to it in the old one's eviction order (no page table is touched, so the
+/// Accessed bits carry over), [`SWITCH_BATCH`] at a time, with the policy lock
+/// dropped between batches so that interrupts are never off for long
+/// (`reclaim/switch.rs` says how each page's holder is known meanwhile). No
+/// resident page is ever untracked. The old policy is freed after the lock is
+/// dropped. Returns once every page has moved; one switch at a time (a second
+/// caller yields until the first is done, so call it with no lock held, from a
+/// task).
 pub fn set_policy(kind: PolicyKind) -> usize {
-    let mut new_policy = kind.build();
-    let mut policy = POLICY.lock();
-    let nr_moved = match policy.as_mut() {
-        Some(old_policy) => {
-            NR_RESCUED_BY_OLD_POLICIES.fetch_add(old_policy.nr_rescued(), Ordering::Relaxed);
-            mm_core::reclaim::hand_over(old_policy.as_mut(), new_policy.as_mut())
+    switch_policy(kind, true)
+}
+
+/// Switches to policy `kind` moving every page in one hold of the policy lock, as
+/// [`set_policy`] did before it moved them in batches: kept to measure the
+/// difference (`tests/policies.rs`), and used when the switch bitmap is missing.
+pub fn set_policy_at_once(kind: PolicyKind) -> usize {
+    switch_policy(kind, false)
+}
+
+/// Returns the longest time the last policy switch held the policy lock at a
+/// stretch (with interrupts off), in nanoseconds.
+pub fn last_switch_longest_hold_ns() -> u64 {
+    LAST_SWITCH_LONGEST_HOLD_NS.load(Ordering::Relaxed)
+}
+
+static LAST_SWITCH_LONGEST_HOLD_NS: AtomicU64 = AtomicU64::new(0);
+
+/// Takes the policy lock, runs `f`, and adds the time held to `longest_ns`.
+fn timed_hold<R>(longest_ns: &mut u64, f: impl FnOnce(&mut Option<Installed>) -> R) -> R {
+    let mut guard = POLICY.lock();
+    let start = crate::arch::timer::rdtsc();
+    let result = f(&mut guard);
+    *longest_ns = (*longest_ns).max(crate::arch::timer::cycles_to_ns(crate::arch::timer::rdtsc() - start));
+    drop(guard);
+    result
+}
+
+fn switch_policy(kind: PolicyKind, is_batched: bool) -> usize {
+    while IS_SWITCHING.swap(true, Ordering::AcqRel) {
+        crate::sync::hooks::yield_now();
+    }
+    let new_policy = kind.build();
+    let mut nr_moved = 0;
+    let mut longest_ns = 0;
+    let begun = timed_hold(&mut longest_ns, |installed| {
+        match installed.as_mut() {
+            None => {
+                *installed = Some(Installed::new(new_policy));
+                Ok(())
+            }
+            Some(installed) if is_batched => installed.begin_switch(new_policy),
+            Some(_) => Err(new_policy),
         }
-        None => 0,
+    });
+    let old_policy = match begun {
+        Ok(()) => loop {
+            let (nr, old, is_done) = timed_hold(&mut longest_ns, |installed| match installed.as_mut() {
+                None => (0, None, true),
+                Some(installed) => {
+                    let (nr, old) = installed.hand_over_batch(SWITCH_BATCH);
+                    let is_done = old.is_some() || !installed.is_switching();
+                    (nr, old, is_done)
+                }
+            });
+            nr_moved += nr;
+            if is_done {
+                break old;
+            }
+            // The lock is dropped: interrupts come in, and other tasks run.
+            crate::sync::hooks::yield_now();
+        },
+        // Asked for, or no bitmap (a switch under way IS_SWITCHING rules out): at once.
+        Err(new_policy) => {
+            let (old, nr) = timed_hold(&mut longest_ns, |installed| {
+                installed.as_mut().map(|i| i.replace_at_once(new_policy)).expect("installed")
+            });
+            nr_moved = nr;
+            Some(old)
+        }
     };
-    let old_policy = policy.replace(new_policy);
     CURRENT_KIND.store(kind.index(), Ordering::Relaxed);
-    drop(policy);
+    if let Some(old) = &old_policy {
+        NR_RESCUED_BY_OLD_POLICIES.fetch_add(old.nr_rescued(), Ordering::Relaxed);
+    }
     drop(old_policy);
     NR_POLICY_SWITCHES.fetch_add(1, Ordering::Relaxed);
+    LAST_SWITCH_LONGEST_HOLD_NS.store(longest_ns, Ordering::Relaxed);
+    IS_SWITCHING.store(false, Ordering::Release);
     nr_moved
 }
+
+/// True while a [`set_policy`] is under way (one at a time).
+static IS_SWITCHING: AtomicBool = AtomicBool::new(false);
 
 /// Returns the number of policy switches since boot.
 pub fn nr_policy_switches() -> u64 {
@@ -274,7 +350,7 @@ pub fn nr_rescued() -> u64 {
 
 /// Returns the policy's name.
 pub fn policy_name() -> &'static str {
-    POLICY.lock().as_ref().map_or("none", |p| p.name())
+    POLICY.lock().as_ref().map_or("none", |p| p.current().name())
 }
 
 /// Returns the watermarks.
@@ -314,14 +390,14 @@ pub fn track(frame: Frame) {
     if let Some(policy) = POLICY.lock().as_mut()
         && is_live_user_frame(frame)
     {
-        policy.on_insert(frame.pfn());
+        policy.track(frame.pfn());
     }
 }
 
 /// Stops tracking a user frame (freed, or about to be evicted by PAGEOUT).
 pub fn untrack(frame: Frame) {
     if let Some(policy) = POLICY.lock().as_mut() {
-        policy.on_remove(frame.pfn());
+        policy.untrack(frame.pfn());
     }
     super::cleaner::forget(frame);
 }
@@ -332,7 +408,7 @@ pub fn untrack(frame: Frame) {
 /// Also returns whether the policy spares the pages used since it last looked
 /// (`ReplacementPolicy::spares_referenced_pages`).
 pub fn upcoming_victims(out: &mut [u64]) -> (usize, bool) {
-    POLICY.lock().as_mut().map_or((0, false), |p| (p.upcoming_victims(out), p.spares_referenced_pages()))
+    POLICY.lock().as_mut().map_or((0, false), |p| p.upcoming_victims(out))
 }
 
 /// Returns true if a PTE mapping `frame` has its Accessed bit set (or the
@@ -382,9 +458,9 @@ fn pick_victim() -> Option<Frame> {
     let now = crate::arch::timer::uptime_ms();
     if now.saturating_sub(LAST_AGING_MS.load(Ordering::Relaxed)) >= AGING_INTERVAL_MS {
         LAST_AGING_MS.store(now, Ordering::Relaxed);
-        policy.on_tick(&mut RmapProbe);
+        policy.on_tick();
     }
-    policy.pick_victim(&mut RmapProbe).map(Frame::from_pfn)
+    policy.pick_victim().map(Frame::from_pfn)
 }
 
 /// Evicts policy victims, up to [`SWAP_CLUSTER`] at a time, until `nr_wanted`

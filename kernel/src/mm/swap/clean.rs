@@ -138,7 +138,7 @@ fn copy_out(frame: Frame, bounce_page: &OwnedFrames) -> Result<Option<(LockedPag
         d.state() == FrameState::User
             && d.map_count() == 1
             && !d.is_compound_head()
-            && !d.has_flags(FrameFlags::FILE | FrameFlags::LOCKED | FrameFlags::LAZYFREE)
+            && !d.flags().intersects(FrameFlags::FILE | FrameFlags::LOCKED | FrameFlags::LAZYFREE)
     });
     if !is_candidate || frame == crate::mm::fault::zero_frame() {
         return Err(());
