@@ -692,6 +692,9 @@ impl AddressSpace {
         let Some((start, end, _)) = self.advice_range(addr, len)? else {
             return Ok(());
         };
+        // The VMAs are split at the range's edges: a huge page there is split first
+        // (a 2 MiB leaf lies inside one VMA).
+        super::thp::split_huge_at_edges(self, start, end).map_err(|_| VmError::NoMemory)?;
         let (set, clear) = if is_mergeable {
             (VmFlags::MERGEABLE, VmFlags::empty())
         } else {

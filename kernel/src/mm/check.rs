@@ -96,8 +96,8 @@ struct Walk {
 /// Walks every space's user half; checks frame states and each space's counters.
 fn walk_spaces(census: &mut Census) -> Result<Walk, String> {
     let zero = super::fault::zero_frame();
-    let mut walk = Walk::default();
-    walk.merged = super::ksm::snapshot().into_iter().map(|(frame, places)| (frame.pfn(), places)).collect();
+    let merged = super::ksm::snapshot().into_iter().map(|(frame, places)| (frame.pfn(), places)).collect();
+    let mut walk = Walk { merged, ..Walk::default() };
     let spaces = rmap::all_spaces();
     census.nr_spaces = spaces.len();
     census.nr_families = rmap::nr_families();

@@ -66,9 +66,9 @@ fn main() -> i32 {
         shared,
         sharing + merged_before,
         sharing,
-        sharing * PAGE_SIZE as u64 >> 20,
+        (sharing * PAGE_SIZE as u64) >> 20,
         freed,
-        freed * PAGE_SIZE as u64 >> 20
+        (freed * PAGE_SIZE as u64) >> 20
     );
     println!(
         "ksm: scan cost {} ns per page while merging, {} ns per page already merged ({} pages a scan)",

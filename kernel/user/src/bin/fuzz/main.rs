@@ -4,8 +4,9 @@
 //! a xorshift generator seeded with it: mmap (random sizes and protections,
 //! private and shared, MAP_FIXED into its own arena, and where the kernel likes),
 //! munmap, mprotect and madvise (DONTNEED, PAGEOUT, WILLNEED, HUGEPAGE,
-//! NOHUGEPAGE) over random and partly unmapped ranges, transparent huge pages
-//! (a 2 MiB block mapped, advised, written, and cut by a partial munmap), bad arguments with Linux's errno, brk up and down,
+//! NOHUGEPAGE, MERGEABLE, UNMERGEABLE) over random and partly unmapped ranges, transparent huge pages
+//! (a 2 MiB block mapped, advised, written, and cut by a partial munmap), same-page
+//! merging (a MERGEABLE range, some of its pages zeroed, a `ksm_ctl` scan), bad arguments with Linux's errno, brk up and down,
 //! reads and writes checked against a model of every page's contents, syscalls
 //! writing into random pages, synchronous and background children, and forbidden
 //! accesses that must get a child killed (`worker.rs`, `children.rs`). The model

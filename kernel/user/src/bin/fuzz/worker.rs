@@ -204,9 +204,10 @@ impl<'m> Worker<'m> {
     /// Prints how far the run is and how much memory it holds.
     pub fn print_progress(&self) {
         let stat = ulib::memstat().unwrap_or_default();
+        let ksm_sharing = ulib::ksm_ctl(ulib::ksm_op::PAGES_SHARING, 0).unwrap_or_default();
         println!(
-            "fuzz: seed {}: {} operations; {} pages resident, {} in swap; machine: {} free frames, {} swap reads, {} swap writes",
-            self.seed, self.op_index, stat.rss_pages, stat.swap_pages, stat.free_frames, stat.swap_reads, stat.swap_writes
+            "fuzz: seed {}: {} operations; {} pages resident, {} in swap; machine: {} free frames, {} swap reads, {} swap writes, {} pages merged (ksm pages_sharing)",
+            self.seed, self.op_index, stat.rss_pages, stat.swap_pages, stat.free_frames, stat.swap_reads, stat.swap_writes, ksm_sharing
         );
     }
 
