@@ -140,3 +140,18 @@ fn a_change_to_a_space_loaded_nowhere_else_sends_no_ipi_and_marks_the_others_laz
     assert_eq!(after.lazy_skips - before.lazy_skips, 1, "cpu 1 is marked to flush at its next load instead");
     *SPACE_ON_OTHER_CPUS.lock() = None;
 }
+
+#[test_case]
+fn a_shootdown_round_trip_to_every_other_cpu_completes_and_is_counted() {
+    const ROUNDS: u64 = 200;
+    for cpu in 1..EXPECTED_CPUS {
+        let before = shootdown::stats();
+        let ns = shootdown::round_trip_ns(cpu, ROUNDS).expect("cpu online");
+        let after = shootdown::stats();
+        // At least: a kernel thread freeing a stack meanwhile adds its own.
+        assert!(after.ipis - before.ipis >= ROUNDS, "one IPI per round trip");
+        assert!(after.pages - before.pages >= ROUNDS, "one page each");
+        kernel::println!("shootdown: round trip to cpu {cpu}: {} ns (mean of {ROUNDS})", ns);
+    }
+    assert_eq!(shootdown::round_trip_ns(0, 1), None, "no round trip to oneself");
+}
