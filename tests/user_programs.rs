@@ -67,6 +67,7 @@ const NAMES: &[&str] = &[
     "wsprobe",
     "memlimits",
     "thp",
+    "pagefault1",
     "cat",
     "spin",
     "free",
