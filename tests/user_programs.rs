@@ -69,6 +69,7 @@ const NAMES: &[&str] = &[
     "thp",
     "vmascale",
     "ksm",
+    "pagefault1",
     "cat",
     "spin",
     "free",
@@ -82,11 +83,16 @@ const NAMES: &[&str] = &[
     "mmapfile",
     "mmapshared",
     "mmapdemo",
-    "pagefault1",
     "filebench",
     "explain",
     "trace",
     "memmap",
+    "vmstat",
+    "pmap",
+    "policy",
+    "swapinfo",
+    "top",
+    "hog",
 ];
 
 /// The end of the lower half: user addresses are below it.

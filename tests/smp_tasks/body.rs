@@ -101,10 +101,10 @@ fn a_batched_munmap_sends_one_ipi_per_remote_cpu_and_their_tlbs_forget_the_pages
     const NR_PAGES: u64 = 256; // 1 MiB
     let (space, start) = kernel::testing::space_with_written_pages(NR_PAGES);
     *SPACE_ON_OTHER_CPUS.lock() = Some(space.clone());
-    for cpu in 1..EXPECTED_CPUS {
+    for (cpu, probed) in PROBED.iter().enumerate().take(EXPECTED_CPUS).skip(1) {
         smp::call_on(cpu, load_test_space, 0).expect("cpu online");
         smp::call_on(cpu, probe, start.as_u64() as usize).expect("cpu online");
-        assert_eq!(PROBED[cpu].load(Ordering::SeqCst), 1, "cpu {cpu} reads the page (its TLB now holds it)");
+        assert_eq!(probed.load(Ordering::SeqCst), 1, "cpu {cpu} reads the page (its TLB now holds it)");
         assert_ne!(space.lock().cpus_active() & (1 << cpu), 0, "cpu {cpu} counts as having the space loaded");
     }
     let before = shootdown::stats();
@@ -113,9 +113,9 @@ fn a_batched_munmap_sends_one_ipi_per_remote_cpu_and_their_tlbs_forget_the_pages
     let remote = (EXPECTED_CPUS - 1) as u64;
     assert_eq!(after.shootdowns - before.shootdowns, 1, "one shootdown for the whole munmap");
     assert_eq!(after.ipis - before.ipis, remote, "one IPI per remote CPU, not one per page");
-    for cpu in 1..EXPECTED_CPUS {
+    for (cpu, probed) in PROBED.iter().enumerate().take(EXPECTED_CPUS).skip(1) {
         smp::call_on(cpu, probe, start.as_u64() as usize).expect("cpu online");
-        assert_eq!(PROBED[cpu].load(Ordering::SeqCst), 2, "cpu {cpu} still reads an unmapped page through a stale TLB entry");
+        assert_eq!(probed.load(Ordering::SeqCst), 2, "cpu {cpu} still reads an unmapped page through a stale TLB entry");
         smp::call_on(cpu, unload_test_space, 0).expect("cpu online");
     }
     *SPACE_ON_OTHER_CPUS.lock() = None;
@@ -139,4 +139,19 @@ fn a_change_to_a_space_loaded_nowhere_else_sends_no_ipi_and_marks_the_others_laz
     assert_eq!(after.ipis, before.ipis, "no CPU has the space loaded: no IPI");
     assert_eq!(after.lazy_skips - before.lazy_skips, 1, "cpu 1 is marked to flush at its next load instead");
     *SPACE_ON_OTHER_CPUS.lock() = None;
+}
+
+#[test_case]
+fn a_shootdown_round_trip_to_every_other_cpu_completes_and_is_counted() {
+    const ROUNDS: u64 = 200;
+    for cpu in 1..EXPECTED_CPUS {
+        let before = shootdown::stats();
+        let ns = shootdown::round_trip_ns(cpu, ROUNDS).expect("cpu online");
+        let after = shootdown::stats();
+        // At least: a kernel thread freeing a stack meanwhile adds its own.
+        assert!(after.ipis - before.ipis >= ROUNDS, "one IPI per round trip");
+        assert!(after.pages - before.pages >= ROUNDS, "one page each");
+        kernel::println!("shootdown: round trip to cpu {cpu}: {} ns (mean of {ROUNDS})", ns);
+    }
+    assert_eq!(shootdown::round_trip_ns(0, 1), None, "no round trip to oneself");
 }

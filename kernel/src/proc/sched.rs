@@ -491,13 +491,13 @@ pub fn start_all_cpus() {
     if smp::nr_online() <= 1 {
         return;
     }
-    for cpu in 0..MAX_CPUS {
+    for (cpu, idle) in IDLE.iter().enumerate() {
         if !smp::per_cpu(cpu).is_online.load(Ordering::Acquire) {
             continue;
         }
         let entry = (cpu == 0).then_some(boot_cpu_idle_main as extern "C" fn() -> !);
         match super::task::create_idle_task(cpu, entry) {
-            Ok(pid) => IDLE[cpu].store(pid, Ordering::Relaxed),
+            Ok(pid) => idle.store(pid, Ordering::Relaxed),
             Err(e) => panic!("sched: no idle task for cpu {cpu}: {e:?}"),
         }
     }

@@ -240,6 +240,21 @@ pub fn flush_kernel_pages_everywhere(pages: &[VirtAddr]) {
     }
 }
 
+/// Measures the shootdown round trip to CPU `cpu`: `rounds` single-page requests
+/// (a kernel page: harmless to flush anywhere), each sent and waited for; returns
+/// the mean in nanoseconds, or `None` if `cpu` is this CPU or offline.
+pub fn round_trip_ns(cpu: usize, rounds: u64) -> Option<u64> {
+    if cpu == smp::cpu_id() || cpu >= smp::MAX_CPUS || !smp::per_cpu(cpu).is_online.load(Ordering::Acquire) {
+        return None;
+    }
+    let page = [VirtAddr::new(core::ptr::addr_of!(REQUESTS) as u64)];
+    let start = super::timer::rdtsc();
+    for _ in 0..rounds {
+        shoot(1 << cpu, None, None, Flushes::Pages(&page));
+    }
+    Some(super::timer::cycles_to_ns(super::timer::rdtsc() - start) / rounds.max(1))
+}
+
 /// Carries out every flush request aimed at this CPU. Called by the IPI handler and
 /// by every loop that spins with interrupts off.
 pub fn poll() {

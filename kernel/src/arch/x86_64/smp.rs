@@ -388,8 +388,8 @@ static SCHEDULER_ENTRY: AtomicUsize = AtomicUsize::new(0);
 /// becomes its idle task and never returns (`proc::sched` passes its AP entry).
 pub fn start_scheduling(entry: fn(usize) -> !) {
     SCHEDULER_ENTRY.store(entry as usize, Ordering::Release);
-    for index in 1..MAX_CPUS {
-        if PER_CPU[index].is_online.load(Ordering::Acquire) {
+    for (index, cpu) in PER_CPU.iter().enumerate().skip(1) {
+        if cpu.is_online.load(Ordering::Acquire) {
             send_reschedule(index);
         }
     }

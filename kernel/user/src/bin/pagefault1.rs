@@ -12,7 +12,7 @@ use ulib::{Fork, WaitStatus, check, map, prot, println};
 ulib::entry!(main);
 
 const MAP_BYTES: usize = 4 << 20;
-const NR_PAGES: usize = MAP_BYTES / ulib::PAGE_SIZE as usize;
+const NR_PAGES: usize = MAP_BYTES / ulib::PAGE_SIZE;
 
 fn main() -> i32 {
     let mut buf = [0u8; 256];
@@ -59,7 +59,7 @@ fn fault_rounds(child: u64, nr_rounds: u64) -> i32 {
             }
         };
         let word = |page: usize| (child << 48) | (round << 24) | page as u64;
-        let stride = ulib::PAGE_SIZE as usize / 8;
+        let stride = ulib::PAGE_SIZE / 8;
         for page in 0..NR_PAGES {
             // SAFETY: inside the fresh private mapping, aligned.
             unsafe { base.add(page * stride).write_volatile(word(page)) };
