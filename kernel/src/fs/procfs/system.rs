@@ -25,6 +25,9 @@ pub(super) fn vmstat() -> String {
         FaultOutcome::Spurious,
         FaultOutcome::SwapIn,
         FaultOutcome::SwapCacheHit,
+        FaultOutcome::HugePage,
+        FaultOutcome::FilePage,
+        FaultOutcome::FileCopy,
     ]
     .into_iter()
     .map(faults)
