@@ -366,7 +366,8 @@ pub fn try_watermarks() -> Option<Watermarks> {
 /// Returns the (active, inactive) list sizes if the policy in force has those
 /// lists (`lists`), else `None`.
 pub fn active_inactive_sizes() -> Option<(usize, usize)> {
-    POLICY.lock().as_ref().and_then(|p| p.active_inactive_sizes())
+    // Mid-switch the pages are split between two policies: no list sizes then.
+    POLICY.lock().as_ref().filter(|p| !p.is_switching()).and_then(|p| p.current().active_inactive_sizes())
 }
 
 /// Returns the number of frames the policy tracks.
