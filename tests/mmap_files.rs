@@ -404,3 +404,39 @@ fn n_processes_running_one_program_share_its_text_frames() {
     file_rmap::release_unmapped();
     assert_consistent();
 }
+
+#[test_case]
+fn explain_names_a_disk_read_a_page_cache_hit_and_the_copy_of_a_private_write() {
+    use abi::Explain;
+    use abi::explain::{backing, next_fault};
+    use kernel::mm::explain::explain;
+    let io = SyntheticFile::new();
+    let cache = PageCache::new(io.clone(), 4 * PAGE_SIZE);
+    let (space, start) = map_file(&cache, 4, false);
+    filemap::set_fault_around(false);
+    // Page 0: not in the cache, so the next read fault reads it from the file.
+    let e = explain(&space.lock(), start);
+    assert_eq!((e.backing, e.backing_id, e.backing_offset), (backing::FILE, u64::from(cache.id()), 0));
+    assert_eq!(e.on_access[Explain::READ], next_fault::FILE_READ, "not cached: {e:?}");
+    let reads = io.nr_reads.load(Ordering::Relaxed);
+    assert_eq!(fault::retry::fault_in(&space, start, USER_READ), Ok(FaultOutcome::FilePage));
+    assert_eq!(io.nr_reads.load(Ordering::Relaxed), reads + 1, "the fault read the page from the file");
+    // Page 1: read into the cache first (as read(2) would), so the fault is a hit.
+    drop(cache.get_page(1).expect("read page 1 into the cache"));
+    let e = explain(&space.lock(), start + PAGE_SIZE);
+    assert_eq!(e.on_access[Explain::READ], next_fault::FILE_CACHED, "cached: {e:?}");
+    let reads = io.nr_reads.load(Ordering::Relaxed);
+    assert_eq!(fault::retry::fault_in(&space, start + PAGE_SIZE, USER_READ), Ok(FaultOutcome::FilePage));
+    assert_eq!(io.nr_reads.load(Ordering::Relaxed), reads, "a page-cache hit reads nothing");
+    // Page 0 is now mapped read-only from the cache: a read needs no fault, a write
+    // to the private mapping copies it, and the handler does just that.
+    let e = explain(&space.lock(), start);
+    assert_eq!(e.frame, cache.find_page(0).expect("cached").frame().pfn(), "the PTE maps the cache's frame");
+    assert_eq!(e.on_access[Explain::READ], next_fault::NO_FAULT);
+    assert_eq!(e.on_access[Explain::WRITE], next_fault::COW_COPY, "{e:?}");
+    assert_eq!(store(&space, start, 0x77), FaultOutcome::CowCopy);
+    filemap::set_fault_around(true);
+    assert_consistent();
+    drop(space);
+    file_rmap::release_unmapped();
+}
