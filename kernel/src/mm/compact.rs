@@ -95,6 +95,9 @@ pub enum CompactError {
 /// fewest pages to move first (up to three). `current` is the caller's locked
 /// space, if any. Returns the block's first frame.
 pub fn compact_one_block(mut current: Option<&mut AddressSpace>) -> Result<Frame, CompactError> {
+    // Pre-zeroed frames (`zero_pool.rs`) are free memory held aside: a block with
+    // one in it could never be freed whole, so they go back to the buddy first.
+    super::zero_pool::drain();
     let mut candidates = candidate_blocks();
     candidates.sort_by_key(|&(_, nr_movable)| nr_movable);
     for &(first, _) in candidates.iter().take(3) {
@@ -108,6 +111,7 @@ pub fn compact_one_block(mut current: Option<&mut AddressSpace>) -> Result<Frame
 /// The explicit request (Linux's `/proc/sys/vm/compact_memory`): compacts every
 /// candidate block once; returns how many blocks were freed.
 pub fn compact_memory() -> u64 {
+    super::zero_pool::drain();
     candidate_blocks().into_iter().filter(|&(first, _)| compact_block(first, None).is_ok()).count() as u64
 }
 
