@@ -407,6 +407,7 @@ fn n_processes_running_one_program_share_its_text_frames() {
 
 #[test_case]
 fn explain_names_a_disk_read_a_page_cache_hit_and_the_copy_of_a_private_write() {
+    // (Page 0's fault reads ahead: the whole 4-page file comes into the cache.)
     use abi::Explain;
     use abi::explain::{backing, next_fault};
     use kernel::mm::explain::explain;
@@ -420,9 +421,9 @@ fn explain_names_a_disk_read_a_page_cache_hit_and_the_copy_of_a_private_write() 
     assert_eq!(e.on_access[Explain::READ], next_fault::FILE_READ, "not cached: {e:?}");
     let reads = io.nr_reads.load(Ordering::Relaxed);
     assert_eq!(fault::retry::fault_in(&space, start, USER_READ), Ok(FaultOutcome::FilePage));
-    assert_eq!(io.nr_reads.load(Ordering::Relaxed), reads + 1, "the fault read the page from the file");
-    // Page 1: read into the cache first (as read(2) would), so the fault is a hit.
-    drop(cache.get_page(1).expect("read page 1 into the cache"));
+    assert!(io.nr_reads.load(Ordering::Relaxed) > reads, "the fault read the page from the file");
+    // Page 1: readahead brought it in with page 0, so its fault is a page-cache hit.
+    assert!(cache.find_page(1).is_some(), "readahead read page 1");
     let e = explain(&space.lock(), start + PAGE_SIZE);
     assert_eq!(e.on_access[Explain::READ], next_fault::FILE_CACHED, "cached: {e:?}");
     let reads = io.nr_reads.load(Ordering::Relaxed);
