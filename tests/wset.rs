@@ -148,8 +148,12 @@ fn run_mix(nr_pages: u64, nr_rounds: u64, is_load_control_on: bool) -> MixRun {
     MixRun { wall_ms, longest_stall_ms, nr_deactivations: load_control::nr_decisions().0 - deactivations_before }
 }
 
-/// Write passes each process makes over its pages.
-const NR_ROUNDS: u64 = 20;
+/// Write passes each process makes over its pages: enough that the mix thrashes
+/// for several seconds, longer than a process's minimum residency (1 s) plus two
+/// periods of high rate, which load control waits out before a decision. (With 20
+/// passes the merged kernel of session 4 finished the mix in 2 s and load control
+/// never acted once in a CI run.)
+const NR_ROUNDS: u64 = 60;
 /// Words each pass writes per page: a pass takes longer than a time slice, so
 /// without load control the four take turns inside their passes, and thrash.
 const NR_WORDS: u64 = 256;
