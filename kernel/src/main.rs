@@ -240,14 +240,15 @@ fn demo_huge_pages() {
 }
 
 /// Compaction on request: a space writes 4096 pages (its page tables made first,
-/// so the data pages fill blocks of their own) and unmaps every other one, which
-/// leaves 2 MiB blocks half used; `compact_memory` moves the pages that remain
+/// so the data pages fill blocks of their own) and drops every other one with
+/// MADV_DONTNEED (a munmap would cut thousands of VMAs whose tree nodes the heap
+/// would put in the freed holes), which leaves 2 MiB blocks half used; `compact_memory` moves the pages that remain
 /// out of such blocks (through the reverse map) and frees them whole.
 fn demo_compaction() {
     use kernel::mm::addr_space::{AddressSpace, MapRequest, VmProt};
     use kernel::mm::{PAGE_SIZE, compact, fault};
     const NR: u64 = 4096;
-    println!("\n-- compaction: {NR} pages written, every other one unmapped, then compact_memory --");
+    println!("\n-- compaction: {NR} pages written, every other one dropped (MADV_DONTNEED), then compact_memory --");
     let space = AddressSpace::new().expect("demo: new space");
     let start = space.lock().mmap(0, NR * PAGE_SIZE, VmProt::READ_WRITE, MapRequest::default()).expect("demo: mmap");
     for i in (0..NR).filter(|&i| i == 0 || (start + i * PAGE_SIZE).is_aligned(2u64 << 20)) {
@@ -257,7 +258,7 @@ fn demo_compaction() {
         fault::handle_page_fault(&mut space.lock(), start + i * PAGE_SIZE, 0b110).expect("demo: fault");
     }
     for i in (1..NR).step_by(2) {
-        space.lock().munmap((start + i * PAGE_SIZE).as_u64(), PAGE_SIZE).expect("demo: munmap");
+        space.lock().madvise_dontneed((start + i * PAGE_SIZE).as_u64(), PAGE_SIZE).expect("demo: madvise");
     }
     let before = frame::buddyinfo().nr_free_blocks[9..].iter().sum::<u64>();
     let nr_freed = compact::compact_memory();
