@@ -37,17 +37,24 @@ fn pattern(i: u64) -> alloc::vec::Vec<u8> {
     (0..PAGE_SIZE).map(|b| (b as u8) ^ (i as u8).wrapping_mul(37) ^ 0xa5).collect()
 }
 
-/// A space with `nr_pages` anonymous pages, page `i` filled with `pattern(i)`.
-fn filled_space(nr_pages: u64) -> (SpaceRef, VirtAddr) {
+/// A space with `nr_pages` anonymous pages, page `i` filled with `pattern(i)`,
+/// touched from the top down if `is_top_down`.
+fn space_touched_in_order(nr_pages: u64, is_top_down: bool) -> (SpaceRef, VirtAddr) {
     let space = AddressSpace::new().expect("new space");
     let start = space.lock().mmap(0, nr_pages * PAGE_SIZE, VmProt::READ_WRITE, MapRequest::default()).expect("mmap");
-    for i in 0..nr_pages {
+    for j in 0..nr_pages {
+        let i = if is_top_down { nr_pages - 1 - j } else { j };
         let addr = start + i * PAGE_SIZE;
         fault::handle_page_fault(&mut space.lock(), addr, USER_WRITE).expect("fault");
         // SAFETY: the test space is never loaded; its pages are reached only here.
         unsafe { frame::write_bytes(frame_at(&space, addr), 0, &pattern(i)) };
     }
     (space, start)
+}
+
+/// A space with `nr_pages` anonymous pages, page `i` filled with `pattern(i)`.
+fn filled_space(nr_pages: u64) -> (SpaceRef, VirtAddr) {
+    space_touched_in_order(nr_pages, false)
 }
 
 fn pte_at(space: &SpaceRef, addr: VirtAddr) -> Pte {
@@ -316,6 +323,57 @@ fn sequential_swap_in_reads_ahead_and_unused_readahead_pages_are_freed() {
     let after = assert_consistent();
     assert_eq!(swap::slot_counts(), slots, "slots left in use");
     assert_eq!((after.nr_frames, after.nr_cached), (before.nr_frames, before.nr_cached), "user frames left behind");
+}
+
+/// A space like [`filled_space`] whose frames fall as its addresses rise. Whether
+/// the buddy hands out rising or falling frames depends on its free lists' history:
+/// touch the range bottom up, then top down, until the frames fall.
+fn space_with_falling_frames(nr_pages: u64) -> (SpaceRef, VirtAddr) {
+    [false, true]
+        .into_iter()
+        .map(|is_top_down| space_touched_in_order(nr_pages, is_top_down))
+        .find(|(space, start)| {
+            let frames: alloc::vec::Vec<Frame> = (0..nr_pages).map(|i| frame_at(space, *start + i * PAGE_SIZE)).collect();
+            frames.windows(2).filter(|w| w[1] < w[0]).count() > frames.len() / 2
+        })
+        .expect("the setup needs a range whose frames fall as its addresses rise")
+}
+
+#[test_case]
+fn load_control_and_memory_groups_list_a_process_pages_in_address_order() {
+    // They evict a process's pages in the order `resident_frames_coldest_first`
+    // gives, which sorted them by frame number once (the same reversal as above).
+    const NR_PAGES: u64 = 32;
+    let (space, start) = space_with_falling_frames(NR_PAGES);
+    let in_address_order: alloc::vec::Vec<Frame> = (0..NR_PAGES).map(|i| frame_at(&space, start + i * PAGE_SIZE)).collect();
+    let listed = kernel::mm::wss::resident_frames_coldest_first(&space.lock());
+    let ours: alloc::vec::Vec<Frame> = listed.into_iter().filter(|f| in_address_order.contains(f)).collect();
+    assert_eq!(ours, in_address_order, "every page once, in address order (all were written: all hot)");
+}
+
+#[test_case]
+fn pageout_hands_out_slots_in_address_order_whatever_the_frames_order() {
+    // MADV_PAGEOUT of a range whose frames lie in the opposite order to its pages
+    // (touched top down, or handed out by the pre-zeroed pool's stack) must still
+    // give the pages adjacent slots in address order: sequential swap-in's
+    // readahead reads the slots after the faulting one. It took the frames sorted by
+    // frame number once, and a sequential touch then cost one disk read per page.
+    const NR_PAGES: u64 = 64;
+    let (space, start) = space_with_falling_frames(NR_PAGES);
+    let report = kernel::mm::reclaim::pageout(&space, start.as_u64(), NR_PAGES * PAGE_SIZE).expect("pageout");
+    assert_eq!(report.nr_written, NR_PAGES, "{report:?}");
+    let slots: alloc::vec::Vec<u64> =
+        (0..NR_PAGES).map(|i| pte_at(&space, start + i * PAGE_SIZE).as_swap().expect("swap entry").slot()).collect();
+    let nr_rising = slots.windows(2).filter(|w| w[1] == w[0] + 1).count();
+    assert!(nr_rising >= slots.len() - 3, "slots {slots:?}: pages in address order should get adjacent slots in order");
+    let reads = disk_reads();
+    for i in 0..NR_PAGES {
+        fault_in(&space, start + i * PAGE_SIZE, USER_READ);
+        assert_eq!(contents(frame_at(&space, start + i * PAGE_SIZE)), pattern(i), "page {i}");
+    }
+    let nr_reads = disk_reads() - reads;
+    assert!(nr_reads <= NR_PAGES / 4, "{NR_PAGES} sequential swap-ins took {nr_reads} disk reads");
+    assert_consistent();
 }
 
 fn run_program(name: &str) -> WaitStatus {

@@ -715,20 +715,27 @@ impl AddressSpace {
     }
 
     /// Returns the distinct frames mapped in `[addr, addr + len)` (the zero page not
-    /// included), for MADV_PAGEOUT; only pages inside VMAs count.
+    /// included), in the order of their addresses, for MADV_PAGEOUT; only pages
+    /// inside VMAs count.
+    ///
+    /// Address order matters: swap-out gives a batch adjacent slots in this order,
+    /// and swap-in's readahead reads the slots *after* a faulting one, so a range
+    /// paged out in frame order (which the buddy's history can make the reverse of
+    /// address order) would be read back one disk request per page.
     pub fn resident_frames(&self, addr: u64, len: u64) -> Result<alloc::vec::Vec<Frame>, VmError> {
         let (start, end) = user_range(addr, len)?;
         let zero = super::fault::zero_frame();
-        let mut frames = alloc::collections::BTreeSet::new();
+        let mut frames = alloc::vec::Vec::new();
+        let mut seen = alloc::collections::BTreeSet::new(); // a frame mapped twice goes once
         for vma in self.vmas.iter().filter(|v| v.start < end && v.end > start) {
             let (s, e) = (vma.start.max(start), vma.end.min(end));
             self.pt.for_each_leaf(&self.tables, Page::containing_address(s), (e - s) / PAGE_SIZE, |leaf| {
-                if leaf.pte.is_present() && leaf.pte.frame() != zero {
-                    frames.insert(leaf.pte.frame());
+                if leaf.pte.is_present() && leaf.pte.frame() != zero && seen.insert(leaf.pte.frame()) {
+                    frames.push(leaf.pte.frame());
                 }
             });
         }
-        Ok(frames.into_iter().collect())
+        Ok(frames)
     }
 
     /// Sets the program break to `requested` (0 asks for the current one); returns

@@ -231,11 +231,14 @@ pub fn resident_frames_coldest_first(space: &AddressSpace) -> alloc::vec::Vec<su
             list.push(pte.frame());
         }
     });
-    cold.sort_unstable();
-    cold.dedup();
-    hot.sort_unstable();
-    hot.dedup();
-    hot.retain(|f| cold.binary_search(f).is_err());
+    // Distinct frames, each list kept in address order (not sorted by frame number:
+    // swap-out gives a batch adjacent slots in list order, and swap-in reads ahead
+    // the slots after a faulting one; see `AddressSpace::resident_frames`). A frame
+    // mapped twice goes once, cold if any of its mappings is.
+    let cold_set: alloc::collections::BTreeSet<super::Frame> = cold.iter().copied().collect();
+    let mut seen = alloc::collections::BTreeSet::new();
+    cold.retain(|&f| seen.insert(f));
+    hot.retain(|&f| !cold_set.contains(&f) && seen.insert(f));
     cold.extend(hot);
     cold
 }
