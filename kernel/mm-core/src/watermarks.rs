@@ -16,8 +16,9 @@
 //! The one difference from Linux: the floor. Linux's is `min / 4`; ours is `min`
 //! itself, the gap this kernel had before the factor existed (low = 2 min, high =
 //! 3 min), because its reclaim and writeback were tuned on those marks. So at the
-//! default factor nothing changes on small machines (0.1 % of 64 MiB is 16 frames,
-//! less than `min`, 125); a factor above `10000 / 128`, about 78, moves the marks.
+//! default factor nothing changes on small machines (0.1 % of 64 MiB is about 14
+//! frames, less than `min`, 106); a factor above `10000 / 128`, about 78, moves the
+//! marks.
 
 /// Linux's default `watermark_scale_factor`.
 pub const DEFAULT_SCALE_FACTOR: u64 = 10;
