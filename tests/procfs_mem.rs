@@ -2,7 +2,8 @@
 //! moves the watermarks that `/proc/zoneinfo` shows and kswapd then keeps more
 //! frames free under a hog; meminfo's Shmem (with Cached, AnonPages, Mapped),
 //! status's RssShmem and smaps count shared anonymous pages and tmpfs pages as
-//! Linux counts its shmem.
+//! Linux counts its shmem; and every tool named in the issue fails with a
+//! message and a non-zero status on a bad PID or argument.
 #![no_std]
 #![allow(missing_docs)] // test names say what each test checks
 #![no_main]
@@ -197,4 +198,60 @@ fn shmem_counts_tmpfs_pages() {
     dir.unlink("pages").expect("unlink");
     drop(file);
     assert_eq!(shmem_kb(), before, "freed with the file");
+}
+
+/// Runs tool `name` with `args`, its standard output and error into one file;
+/// returns how it ended and what it wrote.
+fn run_tool(name: &str, args: &str) -> (task::WaitStatus, String) {
+    use kernel::fs::file::{FdTable, FileObject, OpenFile};
+    let out_name = format!("{name}.err");
+    let out = fs::root().create(&out_name, 0o644).expect("create the output file");
+    let mut files = FdTable::new_console();
+    let into_file = OpenFile::new(FileObject::Inode(out.clone()), abi::o::WRONLY | abi::o::APPEND);
+    let _ = files.replace(1, into_file.clone()).expect("fd 1");
+    let _ = files.replace(2, into_file).expect("fd 2");
+    let pid = task::spawn_with_files(name, args, files).expect("spawn");
+    let (_, status) = proc::wait(Some(pid)).expect("wait");
+    let mut text = alloc::vec![0u8; 4096];
+    let n = out.read_at(0, &mut text).expect("read the output");
+    text.truncate(n);
+    fs::root().unlink(&out_name).expect("unlink");
+    (status, String::from_utf8(text).expect("UTF-8"))
+}
+
+#[test_case]
+fn every_tool_exits_non_zero_with_a_message_on_a_bad_pid_or_argument() {
+    // free, vmstat, top, pmap, policy and swapinfo: tests/procfs.rs.
+    let cases = [
+        ("ps", "-z"),
+        ("kill", ""),
+        ("kill", "99999"),
+        ("kill", "-x 1"),
+        ("kill", "notapid"),
+        ("sleep", ""),
+        ("sleep", "soon"),
+        ("cat", "/no/such/file"),
+        ("ls", "/no/such/dir"),
+        ("explain", ""),
+        ("explain", "zz"),
+        ("explain", "0x1000 99999"),
+        ("explain", "0x1000 notapid"),
+        ("trace", "sideways"),
+        ("trace", "show notapid"),
+        ("trace", "show 99999"),
+        ("memmap", "-z"),
+        ("memmap", "-w 5"),
+        ("pmap", "99999"),
+        ("hog", "0"),
+        ("hog", "4 sideways"),
+    ];
+    for (name, args) in cases {
+        let (status, text) = run_tool(name, args);
+        assert!(
+            matches!(status, task::WaitStatus::Exited(code) if code != 0),
+            "{name} {args}: {status:?}\n{text}"
+        );
+        let message = text.lines().last().unwrap_or("");
+        assert!(message.starts_with(&format!("{name}: ")) || message.starts_with("usage: "), "{name} {args}: {text:?}");
+    }
 }
