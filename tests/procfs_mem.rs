@@ -255,3 +255,23 @@ fn every_tool_exits_non_zero_with_a_message_on_a_bad_pid_or_argument() {
         assert!(message.starts_with(&format!("{name}: ")) || message.starts_with("usage: "), "{name} {args}: {text:?}");
     }
 }
+
+#[test_case]
+fn ps_lists_each_process_with_its_parent_and_rss_from_proc() {
+    let hog = task::spawn_with_args("hog", "4 shared").expect("spawn hog");
+    let _ = status_with_rss_shmem(hog, 4096);
+    let (status, text) = run_tool("ps", "");
+    assert_eq!(status, task::WaitStatus::Exited(0), "{text}");
+    let mut lines = text.lines();
+    assert_eq!(lines.next().map(|l| l.split_whitespace().collect::<Vec<_>>()), Some(alloc::vec!["PID", "PPID", "S", "RSS(kB)", "SWAP(kB)", "CMD"]));
+    let row: Vec<&str> = lines
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|w| w[0].parse::<u64>() == Ok(hog))
+        .unwrap_or_else(|| panic!("no line for the hog in:\n{text}"));
+    let hog_status = read(&format!("/proc/{hog}/status")).unwrap();
+    assert_eq!(row[1].parse::<u64>().unwrap(), field(&hog_status, "PPid"), "{text}");
+    assert!(row[3].parse::<u64>().unwrap() >= 4096, "its RSS holds the 4 MiB: {text}");
+    assert_eq!(row[5], "hog");
+    assert!(task::kill(hog, format_args!("test over")));
+    let _ = proc::wait(Some(hog));
+}

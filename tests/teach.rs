@@ -252,24 +252,32 @@ fn kpageflags_free_frames_are_the_buddys_and_each_kind_of_frame_has_its_linux_bi
     assert_eq!(words[written as usize], bit(kpf::BUDDY), "swapped out: the frame is free");
 }
 
-/// A space mapping the first `nr_pages` of the file at `path_text` privately, read-only.
-fn map_file(path_text: &str, nr_pages: u64) -> (SpaceRef, VirtAddr, alloc::sync::Arc<kernel::mm::page_cache::PageCache>) {
+/// The inode at `path_text` and its page cache.
+fn file_cache(path_text: &str) -> (kernel::fs::InodeRef, alloc::sync::Arc<kernel::mm::page_cache::PageCache>) {
     use kernel::fs::{self, path};
-    use mm_core::vma::Backing;
     let inode = path::resolve(&fs::root(), path_text).expect("the file");
     let cache = inode.page_cache().expect("an ext2 file has a page cache");
+    (inode, cache)
+}
+
+/// A space mapping the first `nr_pages` of `cache` privately, read-only. The test
+/// holds the inode (the rmap's owner here is a token: an inode must not be dropped
+/// where a space is, under the rmap's lock).
+fn map_file(cache: &alloc::sync::Arc<kernel::mm::page_cache::PageCache>, nr_pages: u64) -> (SpaceRef, VirtAddr) {
+    use mm_core::vma::Backing;
     let space = AddressSpace::new().expect("space");
     let id = space.lock().id();
-    kernel::mm::file_rmap::add(&cache, alloc::sync::Arc::new(inode), id, &space);
+    kernel::mm::file_rmap::add(cache, alloc::sync::Arc::new(()), id, &space);
     let backing = Backing::File { cache: cache.id(), offset: 0 };
     let start = space.lock().mmap_backed(0, nr_pages * PAGE_SIZE, VmProt::READ, MapRequest::default(), backing).expect("mmap");
-    (space, start, cache)
+    (space, start)
 }
 
 #[test_case]
 fn a_file_page_is_a_disk_read_when_not_cached_and_a_page_cache_hit_when_it_is() {
     kernel::fs::drop_caches::write("1").expect("drop the clean page cache");
-    let (first, start, cache) = map_file("/bin/hog", 2);
+    let (inode, cache) = file_cache("/bin/hog");
+    let (first, start) = map_file(&cache, 2);
     assert!(cache.find_page(0).is_none(), "dropped: page 0 is on the disk only");
     let e = explain_at(&first, start);
     assert_eq!(e.backing, explain::backing::FILE);
@@ -282,11 +290,12 @@ fn a_file_page_is_a_disk_read_when_not_cached_and_a_page_cache_hit_when_it_is() 
     assert_eq!(e.frame, frame_at(&first, start));
     assert_ne!(e.frame_flags & (1 << 2), 0, "flagged FILE: a page-cache frame");
     // A second process mapping the same file finds the page in the cache.
-    let (second, start2, _) = map_file("/bin/hog", 2);
+    let (second, start2) = map_file(&cache, 2);
     let e = explain_at(&second, start2);
     assert_eq!(e.on_access[Explain::READ], next_fault::FILE_CACHED, "{e:?}");
     assert_eq!(fault::retry::fault_in(&second, start2, USER_READ), Ok(FaultOutcome::FilePage));
     assert_eq!(frame_at(&second, start2), frame_at(&first, start), "the same page-cache frame");
     drop((first, second));
     kernel::mm::file_rmap::release_unmapped();
+    drop((cache, inode));
 }
