@@ -87,10 +87,15 @@ fn buddyinfo_lists_the_free_blocks_of_each_order() {
 
 #[test_case]
 fn vmstat_counts_are_the_kernels_counters() {
-    let (text, (outs, ins)) =
-        read_steady("/proc/vmstat", || (vmstat::nr_events(SwapEvent::SwapOut), vmstat::nr_events(SwapEvent::SwapIn)));
+    let (text, (outs, ins, scanned, clean)) = read_steady("/proc/vmstat", || {
+        let n = vmstat::nr_events;
+        (n(SwapEvent::SwapOut), n(SwapEvent::SwapIn), n(SwapEvent::Scanned), n(SwapEvent::ReclaimedClean))
+    });
     assert_eq!(field(&text, "pswpout"), outs);
     assert_eq!(field(&text, "pswpin"), ins);
+    assert_eq!(field(&text, "pgscan"), scanned, "pages the policy looked at");
+    assert_eq!(field(&text, "pgsteal"), outs + clean, "pages reclaimed: swapped out or dropped clean");
+    assert_eq!(field(&text, "pgmajfault"), vmstat::nr_faults(kernel::mm::fault::FaultOutcome::SwapIn));
     assert!(field(&text, "pgfault") >= field(&text, "pgmajfault"));
 }
 
@@ -417,11 +422,13 @@ fn oom_score_adj_minus_1000_through_proc_protects_the_would_be_victim() {
 fn meminfo_fields_are_the_kernels_counters() {
     use kernel::mm::{heap, page_cache};
     let (parent, child) = spawn_sleepers();
-    let (text, (census, cached, dirty, swap_cached, slab)) = read_steady("/proc/meminfo", || {
+    let (text, (census, cached, dirty, swap_cached, slab, writeback)) = read_steady("/proc/meminfo", || {
         let slab: u64 = heap::all_slabinfo().iter().map(|s| s.nr_pages()).sum();
-        (frame::mem_census(), page_cache::nr_pages(), page_cache::nr_dirty(), swap::nr_cached() as u64, slab)
+        let (cached, dirty, writeback) = (page_cache::nr_pages(), page_cache::nr_dirty(), page_cache::nr_writeback());
+        (frame::mem_census(), cached, dirty, swap::nr_cached() as u64, slab, writeback)
     });
-    assert_eq!(field(&text, "Cached"), cached * 4);
+    assert_eq!(field(&text, "Writeback"), writeback * 4);
+    assert_eq!(field(&text, "Cached"), (cached + kernel::fs::tmpfs::nr_pages()) * 4, "the page cache and Shmem (tmpfs; no shared anonymous mapping here)");
     assert_eq!(field(&text, "Dirty"), dirty * 4);
     assert_eq!(field(&text, "SwapCached"), swap_cached * 4);
     assert_eq!(field(&text, "Slab"), slab * 4);

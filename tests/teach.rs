@@ -1,6 +1,8 @@
 //! The teaching tools' kernel side: `explain`, the fault trace, `/proc/kpageflags`.
 //!
-//! `explain`: for each kind of page a student meets, the answer names the action the
+//! `explain`: for each kind of page a student meets (untouched anonymous, COW-shared
+//! after fork, swapped out, a file's page on the disk or in the page cache, a huge
+//! page, a kernel address, an unmapped address), the answer names the action the
 //! fault handler then really takes. Each test asks `mm::explain::explain`, checks
 //! the walk, the VMA and the frame it reports, then makes the fault and checks that
 //! the handler did what `explain` said. The trace: a program's faults are recorded
@@ -248,4 +250,52 @@ fn kpageflags_free_frames_are_the_buddys_and_each_kind_of_frame_has_its_linux_bi
     assert_eq!(swap::evict(Frame::from_pfn(written)), Ok(Evicted::Written));
     let (words, _) = read_kpageflags();
     assert_eq!(words[written as usize], bit(kpf::BUDDY), "swapped out: the frame is free");
+}
+
+/// The inode at `path_text` and its page cache.
+fn file_cache(path_text: &str) -> (kernel::fs::InodeRef, alloc::sync::Arc<kernel::mm::page_cache::PageCache>) {
+    use kernel::fs::{self, path};
+    let inode = path::resolve(&fs::root(), path_text).expect("the file");
+    let cache = inode.page_cache().expect("an ext2 file has a page cache");
+    (inode, cache)
+}
+
+/// A space mapping the first `nr_pages` of `cache` privately, read-only. The test
+/// holds the inode (the rmap's owner here is a token: an inode must not be dropped
+/// where a space is, under the rmap's lock).
+fn map_file(cache: &alloc::sync::Arc<kernel::mm::page_cache::PageCache>, nr_pages: u64) -> (SpaceRef, VirtAddr) {
+    use mm_core::vma::Backing;
+    let space = AddressSpace::new().expect("space");
+    let id = space.lock().id();
+    kernel::mm::file_rmap::add(cache, alloc::sync::Arc::new(()), id, &space);
+    let backing = Backing::File { cache: cache.id(), offset: 0 };
+    let start = space.lock().mmap_backed(0, nr_pages * PAGE_SIZE, VmProt::READ, MapRequest::default(), backing).expect("mmap");
+    (space, start)
+}
+
+#[test_case]
+fn a_file_page_is_a_disk_read_when_not_cached_and_a_page_cache_hit_when_it_is() {
+    kernel::fs::drop_caches::write("1").expect("drop the clean page cache");
+    let (inode, cache) = file_cache("/bin/hog");
+    let (first, start) = map_file(&cache, 2);
+    assert!(cache.find_page(0).is_none(), "dropped: page 0 is on the disk only");
+    let e = explain_at(&first, start);
+    assert_eq!(e.backing, explain::backing::FILE);
+    assert_eq!(e.on_access[Explain::READ], next_fault::FILE_READ, "{e:?}");
+    assert_eq!(e.on_access[Explain::WRITE], next_fault::SEGV_PROTECTION, "a read-only mapping");
+    assert_eq!(fault::retry::fault_in(&first, start, USER_READ), Ok(FaultOutcome::FilePage));
+    assert!(cache.find_page(0).is_some(), "the read brought it into the page cache");
+    let e = explain_at(&first, start);
+    assert_eq!(e.on_access[Explain::READ], next_fault::NO_FAULT);
+    assert_eq!(e.frame, frame_at(&first, start));
+    assert_ne!(e.frame_flags & (1 << 2), 0, "flagged FILE: a page-cache frame");
+    // A second process mapping the same file finds the page in the cache.
+    let (second, start2) = map_file(&cache, 2);
+    let e = explain_at(&second, start2);
+    assert_eq!(e.on_access[Explain::READ], next_fault::FILE_CACHED, "{e:?}");
+    assert_eq!(fault::retry::fault_in(&second, start2, USER_READ), Ok(FaultOutcome::FilePage));
+    assert_eq!(frame_at(&second, start2), frame_at(&first, start), "the same page-cache frame");
+    drop((first, second));
+    kernel::mm::file_rmap::release_unmapped();
+    drop((cache, inode));
 }

@@ -30,6 +30,7 @@
 //! | [`file_readahead`] | `ReadaheadWindow`: which pages of a file a sequential read reads ahead (adaptive) |
 //! | [`swap_readahead`] | `ReadaheadWindow`: how many slots a major fault reads (adaptive) |
 //! | [`vma`] | `Vma`, `VmaTree`: an address space's mapped areas |
+//! | [`watermarks`] | `compute`: reclaim's min/low/high from the memory size and `watermark_scale_factor` (Linux's rule) |
 //! | [`xorshift`] | `XorShift`: a deterministic PRNG for randomized tests and benches |
 //!
 //! Tests: each module's host tests sit in `#[cfg(test)] mod tests`, inline while they
@@ -68,4 +69,5 @@ pub mod swap_map;
 pub mod file_readahead;
 pub mod swap_readahead;
 pub mod vma;
+pub mod watermarks;
 pub mod xorshift;

@@ -14,7 +14,11 @@
 //!    |              heap's, so reclaim (which allocates) can always run
 //!    0
 //! ```
-//! `min` is 1/128 of memory (64..=1024 frames), `low` = 2 min, `high` = 3 min.
+//! `min` is 1/128 of memory (64..=1024 frames), fixed at boot; `low` = min + gap
+//! and `high` = min + 2 gap, where gap = max(min, managed frames ×
+//! `watermark_scale_factor` / 10000) (`mm_core::watermarks`, Linux's rule with our
+//! floor). The factor (default 10) is the knob `/proc/sys/vm/watermark_scale_factor`:
+//! [`set_watermark_scale_factor`] recomputes `low` and `high` at once.
 //! Reclaim runs with no lock held, at the two moments Linux covers:
 //! - **background** ([`balance`], in the `kswapd` kernel thread): every user page
 //!   fault and fork checks the free frames ([`wake_kswapd`]); below `low` it wakes
@@ -85,7 +89,14 @@ pub type Policy = Box<dyn ReplacementPolicy + Send>;
 
 /// The policy tracking every resident user frame (by pfn).
 static POLICY: IrqMutex<Option<Installed>> = IrqMutex::new_ranked(crate::sync::LockRank::ReclaimPolicy, None);
-static WATERMARKS: spin::Once<Watermarks> = spin::Once::new();
+/// The watermarks, in frames: `min` is 0 until [`init`] sets them. Each is read on
+/// its own (a reader between two stores of a knob write sees one old and one new
+/// mark, which only moves a threshold by the difference for that one check).
+static WATERMARK_MIN: AtomicU64 = AtomicU64::new(0);
+static WATERMARK_LOW: AtomicU64 = AtomicU64::new(0);
+static WATERMARK_HIGH: AtomicU64 = AtomicU64::new(0);
+/// `/proc/sys/vm/watermark_scale_factor`, in 1/10000 of memory.
+static WATERMARK_SCALE_FACTOR: AtomicU64 = AtomicU64::new(mm_core::watermarks::DEFAULT_SCALE_FACTOR);
 /// Policy switches since boot.
 /// The index in [`PolicyKind::ALL`] of the policy in force (its name for `/proc`).
 static CURRENT_KIND: AtomicUsize = AtomicUsize::new(0);
@@ -110,15 +121,7 @@ const DIRECT_BATCH: u64 = 32;
 const SWAP_CLUSTER: usize = blockdev::MAX_PAGES_PER_REQUEST;
 
 /// The free-frame watermarks (see the module docs).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Watermarks {
-    /// User allocations fail below this.
-    pub min: u64,
-    /// Background reclaim starts below this.
-    pub low: u64,
-    /// Background reclaim stops here.
-    pub high: u64,
-}
+pub use mm_core::watermarks::Watermarks;
 
 /// The policies selectable with `policy=NAME` on the command line or [`set_policy`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -198,8 +201,8 @@ impl PolicyKind {
 /// builds the policy the command line asks for. Called once at boot.
 pub fn init() {
     let managed = frame::buddyinfo().nr_managed_frames;
-    let min = (managed / 128).clamp(64, 1024);
-    let marks = *WATERMARKS.call_once(|| Watermarks { min, low: 2 * min, high: 3 * min });
+    let min = mm_core::watermarks::min_for(managed);
+    let marks = store_watermarks(min, WATERMARK_SCALE_FACTOR.load(Ordering::Relaxed));
     frame::set_reserves(marks.min, marks.min / 2);
     let nr_blocks = super::heap::refill_pool();
     log::debug!("reclaim: heap emergency pool of {nr_blocks} blocks");
@@ -353,14 +356,57 @@ pub fn policy_name() -> &'static str {
     POLICY.lock().as_ref().map_or("none", |p| p.current().name())
 }
 
+/// Computes the watermarks for reserve `min` and `scale_factor` and makes them the
+/// ones in force; returns them.
+fn store_watermarks(min: u64, scale_factor: u64) -> Watermarks {
+    let managed = frame::buddyinfo().nr_managed_frames;
+    let marks = mm_core::watermarks::compute(managed, min, scale_factor);
+    WATERMARK_LOW.store(marks.low, Ordering::Relaxed);
+    WATERMARK_HIGH.store(marks.high, Ordering::Relaxed);
+    WATERMARK_MIN.store(marks.min, Ordering::Release);
+    marks
+}
+
 /// Returns the watermarks.
 pub fn watermarks() -> Watermarks {
-    *WATERMARKS.get().expect("reclaim: used before init")
+    try_watermarks().expect("reclaim: used before init")
 }
 
 /// Returns the watermarks, or `None` before `init` set them.
 pub fn try_watermarks() -> Option<Watermarks> {
-    WATERMARKS.get().copied()
+    let min = WATERMARK_MIN.load(Ordering::Acquire);
+    (min != 0).then(|| Watermarks {
+        min,
+        low: WATERMARK_LOW.load(Ordering::Relaxed),
+        high: WATERMARK_HIGH.load(Ordering::Relaxed),
+    })
+}
+
+/// Returns `watermark_scale_factor` (in 1/10000 of memory).
+pub fn watermark_scale_factor() -> u64 {
+    WATERMARK_SCALE_FACTOR.load(Ordering::Relaxed)
+}
+
+/// Sets `watermark_scale_factor` and recomputes `low` and `high` from it (Linux's
+/// `watermark_scale_factor_sysctl_handler`); `min` stays. A factor outside
+/// `mm_core::watermarks::SCALE_FACTOR_RANGE` is refused (`false`), changing nothing.
+/// The next fault that finds free frames below the new `low` wakes kswapd.
+pub fn set_watermark_scale_factor(factor: u64) -> bool {
+    if !mm_core::watermarks::SCALE_FACTOR_RANGE.contains(&factor) {
+        return false;
+    }
+    WATERMARK_SCALE_FACTOR.store(factor, Ordering::Relaxed);
+    let Some(Watermarks { min, .. }) = try_watermarks() else { return true };
+    // No lock: two writers at once each recompute until the marks they stored are
+    // those of the factor in force, so the last one's marks stay.
+    loop {
+        let factor = WATERMARK_SCALE_FACTOR.load(Ordering::Relaxed);
+        let marks = store_watermarks(min, factor);
+        if WATERMARK_SCALE_FACTOR.load(Ordering::Relaxed) == factor {
+            log::info!("reclaim: watermark_scale_factor {factor}: min {} low {} high {} frames", marks.min, marks.low, marks.high);
+            return true;
+        }
+    }
 }
 
 /// Returns the (active, inactive) list sizes if the policy in force has those
@@ -594,7 +640,7 @@ pub fn may_write_file_pages() -> bool {
 /// number of frames freed (0: memory and swap are both exhausted).
 pub fn direct_reclaim() -> u64 {
     vmstat::count(SwapEvent::DirectReclaim);
-    let Some(marks) = WATERMARKS.get() else { return 0 };
+    let Some(marks) = try_watermarks() else { return 0 };
     let nr_free = frame::nr_free_frames();
     NR_DIRECT_RECLAIMERS.fetch_add(1, Ordering::Relaxed);
     let nr_freed = shrink((marks.low.saturating_sub(nr_free)).max(DIRECT_BATCH)).nr_freed();

@@ -6,13 +6,14 @@
 //!  /proc/meminfo     MemTotal, MemFree, MemAvailable, SwapTotal, SwapFree, ...  (kB)   meminfo.rs
 //!  /proc/vmstat      pgfault, pgmajfault, pswpin, pswpout, pgscan, pgsteal, ...        system.rs
 //!  /proc/buddyinfo   free blocks of each order, one line per zone (one zone here)      system.rs
+//!  /proc/zoneinfo    the zone's free pages, watermarks min/low/high, managed pages    system.rs
 //!  /proc/swaps       the swap area: size and used, in KiB                              system.rs
 //!  /proc/slabinfo, stat, uptime, loadavg: slab caches, CPU time, load                  system.rs
 //!  /proc/PID/status  Name, State, PPid, VmSize, VmRSS, RssAnon, VmSwap, ...            pid.rs
 //!  /proc/PID/maps    one line per VMA: start-end perms offset dev inode name           pid.rs
 //!  /proc/PID/stat, statm, oom_score, oom_score_adj (writable)                          pid.rs
 //!  /proc/PID/smaps, smaps_rollup: Rss, Pss, Shared/Private Clean/Dirty, Swap per VMA   smaps.rs
-//!  /proc/sys/vm/*    the knobs: page_replacement, page-cluster, drop_caches, ...       sys_vm.rs
+//!  /proc/sys/vm/*    the knobs: page_replacement, watermark_scale_factor, ...         sys_vm.rs
 //!  /proc/kpageflags  binary: a u64 of Linux KPF_* bits per frame, at PFN * 8           kpageflags.rs
 //! ```
 //! The tree is two tables: [`FILES`], every file below `/proc` by its path (a
@@ -100,6 +101,7 @@ const FILES: &[ProcFile] = &[
     file("meminfo", meminfo::meminfo),
     file("vmstat", system::vmstat),
     file("buddyinfo", system::buddyinfo),
+    file("zoneinfo", system::zoneinfo),
     file("swaps", system::swaps),
     file("slabinfo", system::slabinfo),
     file("stat", system::stat),
@@ -112,6 +114,7 @@ const FILES: &[ProcFile] = &[
     knob("sys/vm/fault_around_bytes", crate::fs::drop_caches::fault_around_read, crate::fs::drop_caches::fault_around_write),
     knob("sys/vm/transparent_hugepage", sys_vm::transparent_hugepage, sys_vm::set_transparent_hugepage),
     knob("sys/vm/load_control", sys_vm::load_control, sys_vm::set_load_control),
+    knob("sys/vm/watermark_scale_factor", sys_vm::watermark_scale_factor, sys_vm::set_watermark_scale_factor),
 ];
 
 /// The files of each `/proc/PID`, one line each.

@@ -41,13 +41,14 @@ pub(super) fn status(pid: u64) -> Option<String> {
         };
         (t.name.clone(), state, t.parent, t.space.clone())
     };
-    let (size_pages, rss, file_pages, swap_pages) = match &space {
+    let (size_pages, rss, file_pages, shmem_pages, swap_pages) = match &space {
         Some(space) => {
             let space = space.lock();
             let size: u64 = space.vmas().iter().map(|v| v.nr_pages()).sum();
-            (size, space.stats.rss_pages, file_rss_pages(&space), space.stats.swap_pages)
+            let shmem_pages = super::smaps::shmem_in(&space).0;
+            (size, space.stats.rss_pages, file_rss_pages(&space), shmem_pages, space.stats.swap_pages)
         }
-        None => (0, 0, 0, 0),
+        None => (0, 0, 0, 0, 0),
     };
     let mut text = String::new();
     let _ = writeln!(text, "Name:\t{name}");
@@ -56,9 +57,11 @@ pub(super) fn status(pid: u64) -> Option<String> {
     let _ = writeln!(text, "PPid:\t{ppid}");
     let _ = writeln!(text, "VmSize:\t{:>8} kB", kb(size_pages));
     let _ = writeln!(text, "VmRSS:\t{:>8} kB", kb(rss));
-    let _ = writeln!(text, "RssAnon:\t{:>8} kB", kb(rss - file_pages));
+    // RssAnon + RssFile + RssShmem = VmRSS, as on Linux: the pages of shared
+    // anonymous mappings are shmem's, not anonymous.
+    let _ = writeln!(text, "RssAnon:\t{:>8} kB", kb(rss.saturating_sub(file_pages + shmem_pages)));
     let _ = writeln!(text, "RssFile:\t{:>8} kB", kb(file_pages));
-    let _ = writeln!(text, "RssShmem:\t{:>8} kB", 0); // no shmem/tmpfs mappings here
+    let _ = writeln!(text, "RssShmem:\t{:>8} kB", kb(shmem_pages));
     let _ = writeln!(text, "VmSwap:\t{:>8} kB", kb(swap_pages));
     Some(text)
 }
@@ -98,6 +101,7 @@ struct ProcessView {
     size_pages: u64,
     rss_pages: u64,
     file_pages: u64,
+    shmem_pages: u64,
     swap_pages: u64,
     text_pages: u64,
     data_pages: u64,
@@ -141,6 +145,7 @@ fn view(pid: u64) -> Option<ProcessView> {
         size_pages,
         rss_pages: space.stats.rss_pages,
         file_pages: file_rss_pages(&space),
+        shmem_pages: super::smaps::shmem_in(&space).0,
         swap_pages: space.stats.swap_pages,
         text_pages,
         data_pages,
@@ -220,10 +225,12 @@ pub(super) fn stat(pid: u64) -> Option<String> {
 }
 
 /// `/proc/PID/statm`: size resident shared text lib data dt, in pages (`shared`:
-/// resident page-cache pages; lib and dt are 0 on Linux too).
+/// resident page-cache and shmem pages, Linux's RssFile + RssShmem; lib and dt
+/// are 0 on Linux too).
 pub(super) fn statm(pid: u64) -> Option<String> {
     let v = view(pid)?;
-    Some(format!("{} {} {} {} 0 {} 0\n", v.size_pages, v.rss_pages, v.file_pages, v.text_pages, v.data_pages))
+    let shared = v.file_pages + v.shmem_pages;
+    Some(format!("{} {} {} {} 0 {} 0\n", v.size_pages, v.rss_pages, shared, v.text_pages, v.data_pages))
 }
 
 /// `/proc/PID/oom_score`: what the OOM killer thinks of it (`mm::oom::oom_score`, 0..=2000).

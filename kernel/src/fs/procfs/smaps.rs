@@ -9,7 +9,10 @@
 //! *Shared* when more than one PTE maps it, else *Private*; *Dirty* when its PTE's
 //! Dirty bit is set or it is a dirty page-cache page; *Referenced* when its PTE's
 //! Accessed bit is set; *Anonymous* unless it is a page-cache page (frame flag
-//! FILE). A swap entry adds a page to Swap and, divided by the slot's share count,
+//! FILE) or a page of a shared anonymous mapping (`MAP_SHARED | MAP_ANONYMOUS`):
+//! Linux keeps those in shmem, its in-memory file system, so they are file pages
+//! to it, counted in smaps_rollup's Pss_Shmem, status's RssShmem and meminfo's
+//! Shmem ([`shmem_in`]), never in Anonymous or AnonPages. A swap entry adds a page to Swap and, divided by the slot's share count,
 //! to SwapPss. The shared zero page is not counted (Linux's `vm_normal_page`
 //! leaves it out too). Layout (`fs/proc/task_mmu.c`): the maps line, then
 //! `Name:` padded to 16 columns, the value right-aligned in 8, ` kB`.
@@ -28,7 +31,7 @@ use crate::proc::task;
 
 /// Pss is kept in bytes shifted left by this, as Linux's `PSS_SHIFT`, so that
 /// the thirds of a page add up without rounding at each page.
-const PSS_SHIFT: u32 = 12;
+pub(super) const PSS_SHIFT: u32 = 12;
 
 /// What a range of a process's memory holds, in bytes (Pss shifted by [`PSS_SHIFT`]).
 #[derive(Clone, Copy, Debug, Default)]
@@ -37,6 +40,7 @@ pub(super) struct MemCounts {
     pub pss: u64,
     pub pss_anon: u64,
     pub pss_file: u64,
+    pub pss_shmem: u64,
     pub shared_clean: u64,
     pub shared_dirty: u64,
     pub private_clean: u64,
@@ -49,8 +53,9 @@ pub(super) struct MemCounts {
 }
 
 impl MemCounts {
-    /// Counts one present leaf of `size_bytes` bytes.
-    fn add_present(&mut self, pte: Pte, size_bytes: u64) {
+    /// Counts one present leaf of `size_bytes` bytes, of a shared anonymous
+    /// mapping if `is_shmem`.
+    fn add_present(&mut self, pte: Pte, size_bytes: u64, is_shmem: bool) {
         let frame = pte.frame();
         if frame == fault::zero_frame() {
             return;
@@ -64,6 +69,8 @@ impl MemCounts {
         self.pss += pss;
         if is_file {
             self.pss_file += pss;
+        } else if is_shmem {
+            self.pss_shmem += pss;
         } else {
             self.pss_anon += pss;
             self.anonymous += size_bytes;
@@ -83,11 +90,11 @@ impl MemCounts {
         }
     }
 
-    /// Counts one leaf (present or swap).
-    fn add_leaf(&mut self, pte: Pte, size: PageSize) {
+    /// Counts one leaf (present or swap) of `vma`.
+    fn add_leaf(&mut self, pte: Pte, size: PageSize, vma: &Vma) {
         let size_bytes = size.size_bytes();
         if pte.is_present() {
-            self.add_present(pte, size_bytes);
+            self.add_present(pte, size_bytes, is_shmem(vma));
         } else if let Some(entry) = pte.as_swap() {
             let nr_refs = u64::from(swap::slot_refs(entry.slot())).max(1);
             self.swap += PAGE_SIZE;
@@ -110,10 +117,35 @@ pub(super) fn vma_counts(pid: u64) -> Option<Vec<(Vma, MemCounts)>> {
         if let Some((vma, counts)) = i.checked_sub(1).map(|i| &mut all[i])
             && addr < vma.end
         {
-            counts.add_leaf(pte, size);
+            counts.add_leaf(pte, size, vma);
         }
     });
     Some(all)
+}
+
+/// Returns true if `vma` is a shared anonymous mapping: shmem, to Linux.
+pub(super) fn is_shmem(vma: &Vma) -> bool {
+    vma.flags.is_shared() && vma.is_anonymous()
+}
+
+/// What the shared anonymous mappings of `space` hold: (resident pages, the pages'
+/// proportional share in pages shifted left by [`PSS_SHIFT`]). A frame mapped by
+/// three processes adds one to each one's resident pages and a third to each
+/// one's share, so the shares of every process add up to the frames (meminfo's
+/// Shmem). Walks the page table only if the space has such a mapping.
+pub(super) fn shmem_in(space: &crate::mm::addr_space::AddressSpace) -> (u64, u64) {
+    let shmem_vmas: Vec<Vma> = space.vmas().iter().filter(|v| is_shmem(v)).copied().collect();
+    if shmem_vmas.is_empty() {
+        return (0, 0);
+    }
+    let mut counts = MemCounts::default();
+    space.for_each_user_leaf(|page, pte, size| {
+        let addr = page.start_address();
+        if pte.is_present() && shmem_vmas.iter().any(|v| v.start <= addr && addr < v.end) {
+            counts.add_present(pte, size.size_bytes(), true);
+        }
+    });
+    (counts.resident / PAGE_SIZE, counts.pss_shmem / PAGE_SIZE)
 }
 
 /// Writes one `Name:     value kB` line (bytes in, kB out).
@@ -128,6 +160,7 @@ fn write_counts(text: &mut String, c: &MemCounts, is_rollup: bool) {
     if is_rollup {
         line(text, "Pss_Anon", c.pss_anon >> PSS_SHIFT);
         line(text, "Pss_File", c.pss_file >> PSS_SHIFT);
+        line(text, "Pss_Shmem", c.pss_shmem >> PSS_SHIFT);
     }
     line(text, "Shared_Clean", c.shared_clean);
     line(text, "Shared_Dirty", c.shared_dirty);
@@ -192,6 +225,7 @@ pub(super) fn smaps_rollup(pid: u64) -> Option<String> {
         sum.pss += c.pss;
         sum.pss_anon += c.pss_anon;
         sum.pss_file += c.pss_file;
+        sum.pss_shmem += c.pss_shmem;
         sum.shared_clean += c.shared_clean;
         sum.shared_dirty += c.shared_dirty;
         sum.private_clean += c.private_clean;

@@ -11,14 +11,16 @@
 //!  drop_caches            write 1 (or 3): drop every clean, unmapped page-cache page
 //!  transparent_hugepage   always [madvise] never: when faults map huge pages (`mm::thp`)
 //!  load_control           1/0: the load controller that swaps whole processes out under thrashing
+//!  watermark_scale_factor 1..=3000 (default 10): the gap between the watermarks min, low
+//!                         and high in 1/10000 of memory (`mm_core::watermarks`); a write
+//!                         recomputes low and high (see them in /proc/zoneinfo)
 //! ```
 //! `transparent_hugepage` is `/sys/kernel/mm/transparent_hugepage/enabled` on
 //! Linux; this kernel has no sysfs, and a mount of its own for one file would teach
 //! nothing, so it lives with the other memory knobs here, in sysfs's format (the
 //! choices, the one in force in brackets) so that a parser of Linux's file reads it.
 //! `page_replacement` is ours (Linux has one policy), in the same format.
-//! Linux's `watermark_scale_factor` and `overcommit_memory` are absent: the
-//! watermarks here are fixed at boot and there is no overcommit accounting to turn.
+//! Linux's `overcommit_memory` is absent: there is no overcommit accounting to turn.
 
 use alloc::format;
 use alloc::string::String;
@@ -122,4 +124,13 @@ pub(super) fn set_load_control(text: &str) -> Result<(), FsError> {
         _ => return Err(FsError::Invalid),
     }
     Ok(())
+}
+
+pub(super) fn watermark_scale_factor() -> String {
+    format!("{}\n", reclaim::watermark_scale_factor())
+}
+
+/// Linux's range, 1..=3000; anything else (0, 3001, not a number) is EINVAL.
+pub(super) fn set_watermark_scale_factor(text: &str) -> Result<(), FsError> {
+    if reclaim::set_watermark_scale_factor(number(text)?) { Ok(()) } else { Err(FsError::Invalid) }
 }

@@ -1,5 +1,6 @@
-//! `/proc/vmstat`, `/proc/buddyinfo` and `/proc/swaps`: the counters of the
-//! fault and reclaim paths, the buddy allocator and the swap area.
+//! `/proc/vmstat`, `/proc/buddyinfo`, `/proc/zoneinfo` and `/proc/swaps`: the
+//! counters of the fault and reclaim paths, the buddy allocator and its
+//! watermarks, and the swap area.
 
 use alloc::format;
 use alloc::string::String;
@@ -65,6 +66,21 @@ pub(super) fn vmstat() -> String {
     let _ = writeln!(text, "nr_prezeroed_pages {}", crate::mm::zero_pool::nr_pooled());
     for (event, name) in vmstat::ZERO_EVENTS {
         let _ = writeln!(text, "{name} {}", vmstat::nr_zero_events(event));
+    }
+    text
+}
+
+/// `/proc/zoneinfo`: the one zone's free frames, its watermarks (which
+/// `/proc/sys/vm/watermark_scale_factor` moves) and its size, in pages, in the
+/// lines and columns of Linux's (`mm/vmstat.c`, `zoneinfo_show_print`), which has
+/// many more.
+pub(super) fn zoneinfo() -> String {
+    let info = frame::buddyinfo();
+    let marks = crate::mm::reclaim::watermarks();
+    let mut text = String::from("Node 0, zone   Normal\n");
+    let _ = writeln!(text, "  pages free     {}", info.nr_free_frames);
+    for (name, value) in [("min", marks.min), ("low", marks.low), ("high", marks.high), ("managed", info.nr_managed_frames)] {
+        let _ = writeln!(text, "        {name:<8} {value}");
     }
     text
 }

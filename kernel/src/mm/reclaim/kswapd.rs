@@ -7,7 +7,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use crate::mm::frame;
 use crate::mm::swap;
 use crate::mm::vmstat::{self, SwapEvent};
-use super::{WATERMARKS, shrink};
+use super::{shrink, try_watermarks};
 
 /// True once kswapd runs.
 static IS_KSWAPD_RUNNING: AtomicBool = AtomicBool::new(false);
@@ -52,7 +52,7 @@ extern "C" fn kswapd_main() -> ! {
 /// wakes kswapd (which runs when the faulting task next gives up the CPU); direct
 /// reclaim still backs up an allocation that fails before kswapd has caught up.
 pub fn wake_kswapd() {
-    let Some(marks) = WATERMARKS.get() else { return };
+    let Some(marks) = try_watermarks() else { return };
     let nr_free = frame::nr_free_frames();
     crate::mm::cleaner::note_free_frames(nr_free, marks.high);
     if nr_free >= marks.low || !has_reclaimable() {
@@ -81,7 +81,7 @@ fn has_reclaimable() -> bool {
 /// Background reclaim: if free frames are below `low`, reclaims up to `high`.
 /// Runs in kswapd, with no lock held.
 pub fn balance() {
-    let Some(marks) = WATERMARKS.get() else { return };
+    let Some(marks) = try_watermarks() else { return };
     let nr_free = frame::nr_free_frames();
     if nr_free < marks.low && has_reclaimable() {
         vmstat::count(SwapEvent::BackgroundReclaim);

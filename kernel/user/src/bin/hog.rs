@@ -1,9 +1,11 @@
-//! `hog [MIB|PERCENT%]`: a memory hog for the walkthrough: maps MIB MiB (default
-//! 64; `125%`: 1.25 times MemTotal of `/proc/meminfo`) of
+//! `hog [MIB|PERCENT%] [shared]`: a memory hog for the walkthrough: maps MIB MiB
+//! (default 64; `125%`: 1.25 times MemTotal of `/proc/meminfo`) of
 //! anonymous memory, writes every page, says where it is, then keeps touching the
 //! pages one pass after another, sleeping a little between passes, until it is
 //! killed. More than the machine's free memory makes it swap (watch `vmstat 1`,
-//! `free -m`); `kill` gives it all back.
+//! `free -m`); `kill` gives it all back. With `shared` the mapping is
+//! `MAP_SHARED | MAP_ANONYMOUS`: its pages show in meminfo's Shmem and the
+//! process's RssShmem instead of AnonPages and RssAnon.
 //!
 //! ```text
 //!  $ hog 64 &
@@ -27,16 +29,18 @@ const HINT: u64 = 0x1000_0000_0000;
 const PASS_PAUSE_MS: u64 = 200;
 
 fn main() -> i32 {
+    let is_shared = match ulib::argv::arg(2) {
+        None => false,
+        Some("shared") => true,
+        Some(_) => return usage(),
+    };
     let mib = match ulib::argv::arg(1).map(parse_size) {
         None => 64,
         Some(Some(mib)) if (1..=4096).contains(&mib) => mib,
-        _ => {
-            ulib::eprintln!("usage: hog [MIB|PERCENT%]   (1..=4096 MiB, default 64; 125%: 1.25 x MemTotal)");
-            return 1;
-        }
+        _ => return usage(),
     };
     let len = mib << 20;
-    let flags = map::PRIVATE | map::ANONYMOUS;
+    let flags = if is_shared { map::SHARED } else { map::PRIVATE } | map::ANONYMOUS;
     // SAFETY: a new anonymous mapping (not MAP_FIXED: nothing existing is replaced).
     let ret = unsafe { ulib::syscall::syscall6(abi::nr::MMAP, HINT, len as u64, prot::READ | prot::WRITE, flags, u64::MAX, 0) };
     let base = match ulib::Errno::from_ret(ret) {
@@ -55,6 +59,12 @@ fn main() -> i32 {
         let _ = ulib::sleep_ms(PASS_PAUSE_MS);
         pass += 1;
     }
+}
+
+/// Says how to call hog; returns its exit code, 1.
+fn usage() -> i32 {
+    ulib::eprintln!("usage: hog [MIB|PERCENT%] [shared]   (1..=4096 MiB, default 64; 125%: 1.25 x MemTotal)");
+    1
 }
 
 /// Writes `pass` into the first word of every page of `[base, base + len)`.

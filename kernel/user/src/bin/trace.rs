@@ -10,7 +10,8 @@
 //!       ms   pid  address             access  outcome
 //!     1234    12  0x00007ff000000000  write   anonymous page
 //! ```
-//! A bad argument: a message and exit code 1.
+//! A bad argument: a message and exit code 1; so is `show PID` for a PID with
+//! no process and no recorded fault (ESRCH).
 #![no_std]
 #![no_main]
 
@@ -60,7 +61,19 @@ fn show(pid: ulib::Pid) -> Result<(), ulib::Errno> {
         println!("{:>8}  {:>4}  {:#018x}  {:<6}  {}", r.ms, r.pid, r.addr, access, outcome::name(r.outcome));
     }
     if n == 0 {
+        // A PID is only a filter (the faults of a process that has exited stay in
+        // the ring), but a PID with no faults and no process is a typo: say so.
+        if pid != 0 && !is_process(pid) {
+            return Err(ulib::Errno::ESRCH);
+        }
         println!("(no faults recorded: `trace on` first?)");
     }
     Ok(())
+}
+
+/// Returns true if `/proc/PID` exists.
+fn is_process(pid: ulib::Pid) -> bool {
+    let mut buf = [0u8; 512];
+    let path = ulib::procfs::ShortString::new(format_args!("/proc/{pid}/status"));
+    ulib::procfs::read(path.as_str(), &mut buf).is_ok()
 }
