@@ -22,6 +22,12 @@ use kernel::mm::vmstat::{self, SwapEvent};
 use kernel::mm::{PAGE_SIZE, check, frame, heap, swap};
 use kernel::proc::{self, task::WaitStatus};
 use kernel::sync::WaitQueue;
+use kernel::mm::addr_space::{AddressSpace, MapRequest, VmProt};
+use kernel::mm::fault::{self, FaultOutcome};
+use kernel::mm::frame::OwnedFrames;
+use kernel::mm::Order;
+use kernel::mm::{Frame, VirtAddr};
+use kernel::mm::rmap::SpaceRef;
 use kernel::testing::space_with_written_pages;
 
 kernel::runner_args!(b"--memory 64M --timeout 240");
@@ -42,6 +48,128 @@ fn every_policy_reclaims_through_the_reverse_map_and_leaves_check_clean() {
         check::check_consistency().unwrap_or_else(|e| panic!("{}: {e}", kind.name()));
     }
     reclaim::set_policy(PolicyKind::Clock);
+}
+
+/// A user-mode write: the page-fault error code's W and U bits; a read: U alone.
+const USER_WRITE: u64 = (1 << 1) | (1 << 2);
+const USER_READ: u64 = 1 << 2;
+
+/// The byte pattern of page `i` of a test space.
+fn pattern(i: u64) -> alloc::vec::Vec<u8> {
+    (0..PAGE_SIZE).map(|b| (b as u8) ^ (i as u8).wrapping_mul(37) ^ 0x5a).collect()
+}
+
+/// The frame a present PTE at `addr` maps.
+fn frame_at(space: &SpaceRef, addr: VirtAddr) -> Frame {
+    let pte = space.lock().pte(addr).expect("no page table");
+    assert!(pte.is_present(), "{addr:?} is not present: {pte:?}");
+    pte.frame()
+}
+
+/// A space with `nr_pages` anonymous pages, page `i` filled with `pattern(i)`.
+fn filled_space(nr_pages: u64) -> (SpaceRef, VirtAddr) {
+    let space = AddressSpace::new().expect("new space");
+    let start = space.lock().mmap(0, nr_pages * PAGE_SIZE, VmProt::READ_WRITE, MapRequest::default()).expect("mmap");
+    for i in 0..nr_pages {
+        let addr = start + i * PAGE_SIZE;
+        fault::handle_page_fault(&mut space.lock(), addr, USER_WRITE).expect("fault");
+        // SAFETY: the test space is never loaded; its pages are reached only here.
+        unsafe { frame::write_bytes(frame_at(&space, addr), 0, &pattern(i)) };
+    }
+    (space, start)
+}
+
+#[test_case]
+fn vms_unmaps_its_oldest_pages_and_a_touch_rescues_them_without_io_content_intact() {
+    reclaim::set_policy(PolicyKind::Vms);
+    let (space, start) = filled_space(64);
+    let (ins, outs, rescued) =
+        (vmstat::nr_events(SwapEvent::SwapIn), vmstat::nr_events(SwapEvent::SwapOut), reclaim::nr_rescued());
+    let nr_unmapped = reclaim::refill_second_chance_lists() as u64;
+    // The lists take a quarter of the tracked pages, the FIFO's oldest: ours first.
+    assert!(nr_unmapped >= 16, "{nr_unmapped} pages unmapped");
+    let nr_ours = nr_unmapped.min(64);
+    for i in 0..nr_ours {
+        let pte = space.lock().pte(start + i * PAGE_SIZE).expect("table");
+        let entry = pte.as_swap().unwrap_or_else(|| panic!("page {i} still mapped: {pte:?}"));
+        assert!(swap::lookup(entry).is_some(), "page {i}: its frame is kept, in the swap cache");
+    }
+    assert_eq!(vmstat::nr_events(SwapEvent::SwapOut), outs, "nothing written yet");
+    check::check_consistency().expect("a buffered page is a known state");
+    // Touch every unmapped page: each fault maps the kept frame back, no disk read.
+    for i in 0..nr_ours {
+        let addr = start + i * PAGE_SIZE;
+        let outcome = fault::fault_in(&space, addr, if i % 2 == 0 { USER_READ } else { USER_WRITE }).expect("fault");
+        assert_eq!(outcome, FaultOutcome::SwapCacheHit, "page {i}");
+        let mut bytes = alloc::vec![0u8; PAGE_SIZE as usize];
+        // SAFETY: the test space is never loaded; its pages are reached only here.
+        unsafe { frame::read_bytes(frame_at(&space, addr), 0, &mut bytes) };
+        assert!(bytes == pattern(i), "page {i}: content changed");
+    }
+    assert_eq!(vmstat::nr_events(SwapEvent::SwapIn), ins, "a rescue reads nothing (pswpin unchanged)");
+    assert_eq!(reclaim::nr_rescued() - rescued, nr_ours, "every touch was a rescue");
+    check::check_consistency().expect("consistent after the rescues");
+    drop(space);
+    reclaim::set_policy(PolicyKind::Clock);
+}
+
+#[test_case]
+fn vms_frees_frames_from_its_clean_list_and_writes_the_dirty_one() {
+    reclaim::set_policy(PolicyKind::Vms);
+    let (space, start) = filled_space(256);
+    let outs = vmstat::nr_events(SwapEvent::SwapOut);
+    let report = reclaim::shrink(64);
+    assert_eq!(report.nr_freed(), 64, "{report:?}");
+    // Every page of ours is either mapped or a swap entry, and reads back intact.
+    for i in 0..256 {
+        let addr = start + i * PAGE_SIZE;
+        fault::fault_in(&space, addr, USER_READ).expect("fault");
+        let mut bytes = alloc::vec![0u8; PAGE_SIZE as usize];
+        // SAFETY: the test space is never loaded; its pages are reached only here.
+        unsafe { frame::read_bytes(frame_at(&space, addr), 0, &mut bytes) };
+        assert!(bytes == pattern(i), "page {i}: content changed");
+    }
+    assert!(vmstat::nr_events(SwapEvent::SwapOut) - outs >= 64, "the dirty victims were written");
+    check::check_consistency().expect("consistent");
+    drop(space);
+    reclaim::set_policy(PolicyKind::Clock);
+}
+
+/// Takes free frames until only `nr_free` are left; frees them when dropped.
+fn balloon_leaving(nr_free: u64) -> alloc::vec::Vec<OwnedFrames> {
+    let mut blocks = alloc::vec::Vec::new();
+    for order in [Order(9), Order(0)] {
+        while frame::nr_free_frames() >= nr_free + order.nr_frames() {
+            match OwnedFrames::new_zeroed(order) {
+                Ok(block) => blocks.push(block),
+                Err(_) => break,
+            }
+        }
+    }
+    blocks
+}
+
+#[test_case]
+fn vms_under_thrash_rescues_pages_and_thrash_checks_every_word() {
+    reclaim::set_policy(PolicyKind::Vms);
+    let balloon = balloon_leaving(3000);
+    let (rescued, vm_rescued, ins) =
+        (reclaim::nr_rescued(), vmstat::nr_events(SwapEvent::Rescued), vmstat::nr_events(SwapEvent::SwapIn));
+    let start_ms = timer::uptime_ms();
+    let pid = proc::spawn("thrash").expect("spawn");
+    let (_, status) = proc::wait(Some(pid)).expect("wait");
+    drop(balloon);
+    let (rescued, vm_rescued, ins) = (
+        reclaim::nr_rescued() - rescued,
+        vmstat::nr_events(SwapEvent::Rescued) - vm_rescued,
+        vmstat::nr_events(SwapEvent::SwapIn) - ins,
+    );
+    kernel::println!("thrash under vms: {rescued} pages rescued, {ins} read, {} ms", timer::uptime_ms() - start_ms);
+    assert_eq!(status, WaitStatus::Exited(0), "thrash saw a wrong word");
+    assert!(rescued > 100, "a workload with reuse rescues pages: {rescued}");
+    assert_eq!(vm_rescued, rescued, "/proc/vmstat's pgrescued counts the policy's rescues");
+    reclaim::set_policy(PolicyKind::Clock);
+    check::check_consistency().expect("consistent");
 }
 
 #[test_case]

@@ -11,6 +11,7 @@
 //! | [`TwoHandClock`] | a front hand clears Accessed bits, a back hand `spread` behind evicts | yes |
 //! | [`ActiveInactive`] | Linux: new pages inactive, a second use promotes, active aged down | yes |
 //! | [`SegmentedFifo`] | VAX/VMS: FIFO, then clean/dirty second-chance lists that rescue | yes |
+//! | [`BufferedFifo`] | the same with true page buffering: listed pages unmapped, a fault rescues | yes |
 //! | [`LruApprox`] | aging: an 8-bit history of the Accessed bit per page | yes |
 //! | [`Lru`] | exact least recently used; needs to see every access | simulation only |
 //! | [`Opt`] | Belady's optimum: evict the page used furthest in the future | simulation only |
@@ -31,6 +32,7 @@
 //! victim is written to.
 
 mod active_inactive;
+mod buffered_fifo;
 mod clock;
 mod fifo;
 mod lru;
@@ -44,6 +46,7 @@ mod two_hand;
 pub mod trace;
 
 pub use active_inactive::{ACTIVE_PER_INACTIVE, ActiveInactive};
+pub use buffered_fifo::BufferedFifo;
 pub use clock::{Clock, DIRTY_LOOKAHEAD};
 pub use fifo::Fifo;
 pub use lru::Lru;
@@ -139,6 +142,50 @@ pub trait ReplacementPolicy {
         0
     }
 
+    /// Page buffering ([`BufferedFifo`]): stops tracking the pages the policy wants
+    /// *unmapped* now, its frame kept, and writes them to `out`; returns how many.
+    /// The caller unmaps each and reports it back with
+    /// [`on_buffered`](Self::on_buffered) (also if it could not unmap it). Policies
+    /// without page buffering give none (the default).
+    fn take_for_buffering(&mut self, out: &mut [u64]) -> usize {
+        let _ = out;
+        0
+    }
+
+    /// A page from [`take_for_buffering`](Self::take_for_buffering) is unmapped now
+    /// (or could not be: then it is still mapped); `is_dirty`: its backing store
+    /// does not hold it. By default the page is simply tracked again.
+    fn on_buffered(&mut self, page: u64, is_dirty: bool) {
+        let _ = is_dirty;
+        self.on_insert(page);
+    }
+
+    /// A fault mapped `page` back from a second-chance list, without I/O: returns
+    /// true if it was on one (a rescue, counted in [`nr_rescued`](Self::nr_rescued)).
+    fn on_soft_fault(&mut self, page: u64) -> bool {
+        let _ = page;
+        false
+    }
+
+    /// Returns the pages waiting on a dirty second-chance list (to be written).
+    fn nr_dirty_buffered(&self) -> usize {
+        0
+    }
+
+    /// Stops tracking the oldest pages of the dirty second-chance list and writes
+    /// them to `out`, for the caller to write to their backing store and report
+    /// back with [`on_cleaned`](Self::on_cleaned); returns how many.
+    fn take_for_cleaning(&mut self, out: &mut [u64]) -> usize {
+        let _ = out;
+        0
+    }
+
+    /// A page from [`take_for_cleaning`](Self::take_for_cleaning) was written (or
+    /// could not be): by default it is simply tracked again.
+    fn on_cleaned(&mut self, page: u64) {
+        self.on_insert(page);
+    }
+
     /// Returns (active, inactive) list sizes for a policy with Linux's two lists
     /// ([`ActiveInactive`]: `/proc/meminfo`'s Active and Inactive); `None` for the others.
     fn active_inactive_sizes(&self) -> Option<(usize, usize)> {
@@ -186,3 +233,5 @@ pub fn hand_over(from: &mut dyn ReplacementPolicy, to: &mut dyn ReplacementPolic
 mod tests;
 #[cfg(test)]
 mod model_tests;
+#[cfg(test)]
+mod buffered_fifo_tests;

@@ -63,7 +63,7 @@
 use alloc::boxed::Box;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
-use mm_core::reclaim::{ActiveInactive, Clock, Fifo, LruApprox, Random, ReplacementPolicy, SegmentedFifo, TwoHandClock};
+use mm_core::reclaim::{ActiveInactive, BufferedFifo, Clock, Fifo, LruApprox, Random, ReplacementPolicy, SegmentedFifo, TwoHandClock};
 
 use super::addr_space::VmError;
 use super::frame::{self, FrameFlags, FrameState, FrameTableLinks};
@@ -74,11 +74,13 @@ use super::vmstat::{self, SwapEvent};
 use super::Frame;
 use crate::sync::IrqMutex;
 
+mod buffering;
 mod kswapd;
 mod probe;
 pub mod record;
 mod switch;
 
+pub use buffering::{note_soft_fault, refill_second_chance_lists};
 pub use kswapd::{balance, is_kswapd_kicked, kswapd_state, start_kswapd, wake_kswapd};
 pub use probe::RmapProbe;
 pub use switch::SWITCH_BATCH;
@@ -142,11 +144,13 @@ pub enum PolicyKind {
     ActiveInactive,
     /// VAX/VMS segmented FIFO with clean and dirty second-chance lists.
     SegmentedFifo,
+    /// The same with true page buffering: listed pages are unmapped, a fault rescues.
+    Vms,
 }
 
 impl PolicyKind {
     /// Every kind, in table order.
-    pub const ALL: [PolicyKind; 8] = [
+    pub const ALL: [PolicyKind; 9] = [
         PolicyKind::Clock,
         PolicyKind::EnhancedClock,
         PolicyKind::Fifo,
@@ -155,6 +159,7 @@ impl PolicyKind {
         PolicyKind::TwoHandClock,
         PolicyKind::ActiveInactive,
         PolicyKind::SegmentedFifo,
+        PolicyKind::Vms,
     ];
 
     /// Parses a `policy=` value.
@@ -178,6 +183,7 @@ impl PolicyKind {
             PolicyKind::TwoHandClock => "twohand",
             PolicyKind::ActiveInactive => "lists",
             PolicyKind::SegmentedFifo => "segfifo",
+            PolicyKind::Vms => "vms",
         }
     }
 
@@ -193,6 +199,7 @@ impl PolicyKind {
             }
             PolicyKind::ActiveInactive => Box::new(ActiveInactive::with_links(FrameTableLinks)),
             PolicyKind::SegmentedFifo => Box::new(SegmentedFifo::with_links(FrameTableLinks)),
+            PolicyKind::Vms => Box::new(BufferedFifo::with_links(FrameTableLinks)),
         }
     }
 }
@@ -529,6 +536,7 @@ pub fn shrink(nr_wanted: u64) -> ReclaimReport {
             break; // only the swap cache can give frames back (below)
         }
         let batch = (nr_wanted - report.nr_freed()).min(SWAP_CLUSTER as u64) as usize;
+        refill_second_chance_lists(); // page buffering (`vms`): nothing for the others
         let mut nr_victims = 0;
         while nr_victims < batch && budget > 0 {
             budget -= 1;

@@ -60,6 +60,7 @@
 pub mod area;
 mod cache;
 pub mod clean;
+pub mod buffer;
 pub mod evict;
 pub mod swapin;
 
@@ -431,6 +432,22 @@ pub(super) fn finish_eviction(frame: Frame, entry: SwapEntry) -> bool {
     frame::with_desc(frame, |d| d.remove_flags(FrameFlags::LOCKED));
     let slot = entry.slot() as u32;
     state.slot_state(slot).on_eviction_done() == CacheVerdict::Drop && state.cache_remove(slot, frame)
+}
+
+/// Ends page buffering's hold on `frame` (`buffer.rs`: unmapped or mapped, LOCKED
+/// by the caller): unlocks it and, if it sits in the cache mapped by nobody while
+/// no swap PTE names its slot any more (its process exited meanwhile, and
+/// [`put_swap_pte`] had to leave the locked frame alone), drops it from the cache,
+/// as that call would have. Returns true if the frame was freed.
+pub(super) fn unlock_buffered(frame: Frame) -> bool {
+    let mut swap = SWAP.lock();
+    frame::with_desc(frame, |d| d.remove_flags(FrameFlags::LOCKED));
+    let Some(state) = swap.as_mut() else { return false };
+    let (slot, is_cached) = frame::with_desc(frame, |d| (d.private(), d.has_flags(FrameFlags::SWAP_CACHE)));
+    if is_cached && state.slot_state(slot).on_swap_pte_dropped() == CacheVerdict::Drop {
+        return state.cache_remove(slot, frame);
+    }
+    false
 }
 
 /// Undoes [`ensure_slot`] for an eviction that stopped before any I/O (every PTE

@@ -68,9 +68,13 @@ pub enum SwapEvent {
     SlotWiped,
     /// A `MADV_FREE` page not written since the advice, dropped by reclaim without I/O.
     LazyFreed,
+    /// A page unmapped but kept, onto a second-chance list (page buffering, `vms`).
+    Buffered,
+    /// A fault that mapped a page back from a second-chance list, without I/O.
+    Rescued,
 }
 
-const SWAP_EVENTS: [(SwapEvent, &str); 15] = [
+const SWAP_EVENTS: [(SwapEvent, &str); 17] = [
     (SwapEvent::SwapOut, "pages swapped out (written)"),
     (SwapEvent::WriteRequest, "disk requests that wrote them (swap-out clustering)"),
     (SwapEvent::SwapIn, "pages swapped in (read)"),
@@ -86,6 +90,8 @@ const SWAP_EVENTS: [(SwapEvent, &str); 15] = [
     (SwapEvent::OomKill, "processes killed by the OOM killer"),
     (SwapEvent::SlotWiped, "freed slots wiped on the disk (no dead page lingers)"),
     (SwapEvent::LazyFreed, "MADV_FREE pages dropped by reclaim (not written since)"),
+    (SwapEvent::Buffered, "pages unmapped onto the second-chance lists (vms page buffering)"),
+    (SwapEvent::Rescued, "of them mapped back by a fault without I/O (rescued)"),
 ];
 
 static SWAP_COUNTS: [AtomicU64; SWAP_EVENTS.len()] = [const { AtomicU64::new(0) }; SWAP_EVENTS.len()];

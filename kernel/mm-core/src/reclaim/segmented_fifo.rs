@@ -24,9 +24,10 @@ use super::{PageProbe, ReplacementPolicy, Ring, SharedRingStore, SharedVecLinks}
 // the clean list first (free to drop), then the dirty list (a write), then, if
 // both are empty (very few pages), the FIFO itself.
 //
-// What this is not (yet): VMS gave each process its own FIFO and resident limit;
-// this FIFO is global. And the kernel keeps a page on a list *mapped*, seeing the
-// touch through the Accessed bit when reclaim gets there rather than by a fault.
+// What this is not: VMS gave each process its own FIFO and resident limit; this
+// FIFO is global. And a page on a list stays *mapped*, its touch seen through the
+// Accessed bit when reclaim gets there rather than by a fault: [`super::BufferedFifo`]
+// (`policy=vms`) is the version whose lists hold unmapped pages.
 
 /// The second-chance lists hold 1/SECOND_CHANCE_SHARE of the tracked pages.
 pub const SECOND_CHANCE_SHARE: usize = 4;

@@ -43,6 +43,9 @@ pub struct SimResult {
     pub evictions: u64,
     /// Evicted pages that were dirty and had to be written out first.
     pub dirty_writebacks: u64,
+    /// References to a page that was unmapped but kept (page buffering): mapped
+    /// back without I/O, a rescue; not counted in `faults` nor `hits`.
+    pub rescues: u64,
 }
 
 /// The Accessed and Dirty bits of one resident page in the simulated MMU.
@@ -50,6 +53,8 @@ pub struct SimResult {
 struct SimPte {
     is_referenced: bool,
     is_dirty: bool,
+    /// False while page buffering keeps the frame but not the mapping.
+    is_mapped: bool,
 }
 
 /// A toy MMU: the resident pages and their Accessed/Dirty bits.
@@ -60,7 +65,7 @@ struct SimMmu {
 
 impl PageProbe for SimMmu {
     fn is_referenced(&mut self, page: u64) -> bool {
-        self.resident.get(&page).is_some_and(|pte| pte.is_referenced)
+        self.resident.get(&page).is_some_and(|pte| pte.is_mapped && pte.is_referenced)
     }
     fn test_and_clear_referenced(&mut self, page: u64) -> bool {
         match self.resident.get_mut(&page) {
@@ -80,11 +85,26 @@ impl PageProbe for SimMmu {
 /// reference is a fault, which evicts the policy's victim if all frames are full
 /// (a write-back if it was dirty) and loads the page with Accessed set. A timer
 /// tick follows every reference. `policy` should start empty.
+///
+/// Page buffering ([`BufferedFifo`](super::BufferedFifo)): after each fault the
+/// pages the policy wants unmapped are unmapped (they keep their frames); a
+/// reference to one is a *rescue* (mapped back, [`on_soft_fault`]), neither a
+/// fault nor a hit. A dirty page evicted from the lists counts as a write-back.
+///
+/// [`on_soft_fault`]: ReplacementPolicy::on_soft_fault
 pub fn simulate(policy: &mut dyn ReplacementPolicy, nr_frames: usize, refs: &[PageRef]) -> SimResult {
     let mut mmu = SimMmu::default();
     let mut result = SimResult::default();
+    let mut to_buffer = [0u64; 16];
     for reference in refs {
-        if let Some(pte) = mmu.resident.get_mut(&reference.page) {
+        if let Some(pte) = mmu.resident.get_mut(&reference.page)
+            && !pte.is_mapped
+        {
+            result.rescues += 1;
+            *pte = SimPte { is_referenced: true, is_dirty: pte.is_dirty | reference.is_write, is_mapped: true };
+            let was_listed = policy.on_soft_fault(reference.page);
+            assert!(was_listed, "simulate: {} kept page {} unmapped off its lists", policy.name(), reference.page);
+        } else if let Some(pte) = mmu.resident.get_mut(&reference.page) {
             result.hits += 1;
             pte.is_referenced = true;
             pte.is_dirty |= reference.is_write;
@@ -102,8 +122,19 @@ pub fn simulate(policy: &mut dyn ReplacementPolicy, nr_frames: usize, refs: &[Pa
                 result.evictions += 1;
                 result.dirty_writebacks += u64::from(evicted.is_dirty);
             }
-            mmu.resident.insert(reference.page, SimPte { is_referenced: true, is_dirty: reference.is_write });
+            mmu.resident.insert(reference.page, SimPte { is_referenced: true, is_dirty: reference.is_write, is_mapped: true });
             policy.on_insert(reference.page);
+            loop {
+                let nr_taken = policy.take_for_buffering(&mut to_buffer);
+                for &page in &to_buffer[..nr_taken] {
+                    let pte = mmu.resident.get_mut(&page).expect("simulate: buffering a page not resident");
+                    pte.is_mapped = false;
+                    policy.on_buffered(page, pte.is_dirty);
+                }
+                if nr_taken < to_buffer.len() {
+                    break;
+                }
+            }
         }
         policy.on_tick(&mut mmu);
     }

@@ -203,7 +203,7 @@ fn a_page_handed_back_after_picking_is_tracked_again() {
 fn dirty_writebacks_count_only_dirty_victims() {
     let refs = [PageRef::write(1), PageRef::read(2), PageRef::read(3), PageRef::write(3), PageRef::read(4)];
     let result = simulate(&mut Fifo::new(), 1, &refs);
-    assert_eq!(result, SimResult { faults: 4, hits: 1, evictions: 3, dirty_writebacks: 2 });
+    assert_eq!(result, SimResult { faults: 4, hits: 1, evictions: 3, dirty_writebacks: 2, rescues: 0 });
 }
 
 #[test]

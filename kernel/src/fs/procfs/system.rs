@@ -56,6 +56,10 @@ pub(super) fn vmstat() -> String {
         ("pgpgout", 4 * (vmstat::nr_events(SwapEvent::SwapOut) + page_cache::nr_events(FileEvent::PageWritten))),
         ("swap_ra", vmstat::nr_events(SwapEvent::ReadaheadPage)),
         ("swap_ra_hit", vmstat::nr_events(SwapEvent::ReadaheadHit)),
+        // Page buffering (`policy=vms`): pages unmapped onto the second-chance
+        // lists, and those a fault mapped back without I/O.
+        ("pgbuffered", vmstat::nr_events(SwapEvent::Buffered)),
+        ("pgrescued", vmstat::nr_events(SwapEvent::Rescued)),
         ("nr_file_pages", page_cache::nr_pages()),
         ("nr_dirty", page_cache::nr_dirty()),
     ];

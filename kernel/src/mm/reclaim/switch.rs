@@ -196,6 +196,53 @@ impl Installed {
         self.current.pick_victim(&mut RmapProbe)
     }
 
+    /// Page buffering: the current policy's pages to unmap now (see
+    /// `ReplacementPolicy::take_for_buffering`).
+    pub fn take_for_buffering(&mut self, out: &mut [u64]) -> usize {
+        self.current.take_for_buffering(out)
+    }
+
+    /// A page from [`take_for_buffering`](Self::take_for_buffering) is back:
+    /// unmapped (or not) and dirty (or not). Tracked again by the current policy.
+    pub fn on_buffered(&mut self, pfn: u64, is_dirty: bool) {
+        if self.current.is_tracked(pfn) {
+            return;
+        }
+        self.current.on_buffered(pfn, is_dirty);
+        if self.old.is_some() {
+            set_moved(pfn, true);
+        }
+    }
+
+    /// A fault mapped `pfn` back without I/O: true if it was on a second-chance list.
+    pub fn on_soft_fault(&mut self, pfn: u64) -> bool {
+        if !self.current.is_tracked(pfn) {
+            return false;
+        }
+        self.holder(pfn).on_soft_fault(pfn)
+    }
+
+    /// The current policy's dirty second-chance pages.
+    pub fn nr_dirty_buffered(&self) -> usize {
+        self.current.nr_dirty_buffered()
+    }
+
+    /// The oldest dirty second-chance pages, to write (untracked meanwhile).
+    pub fn take_for_cleaning(&mut self, out: &mut [u64]) -> usize {
+        self.current.take_for_cleaning(out)
+    }
+
+    /// A page from [`take_for_cleaning`](Self::take_for_cleaning) is back.
+    pub fn on_cleaned(&mut self, pfn: u64) {
+        if self.current.is_tracked(pfn) {
+            return;
+        }
+        self.current.on_cleaned(pfn);
+        if self.old.is_some() {
+            set_moved(pfn, true);
+        }
+    }
+
     /// The next likely victims (the old policy's first) and whether the policy
     /// spares used pages (see `ReplacementPolicy::upcoming_victims`).
     pub fn upcoming_victims(&mut self, out: &mut [u64]) -> (usize, bool) {

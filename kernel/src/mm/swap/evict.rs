@@ -76,7 +76,7 @@ pub enum EvictError {
 }
 
 /// One PTE changed by an eviction, to put back if the eviction is abandoned.
-struct Unmapped {
+pub(super) struct Unmapped {
     /// The space (not kept alive by the eviction: if it exits meanwhile, its swap
     /// PTE goes with it).
     space: Weak<IrqMutex<AddressSpace>>,
@@ -268,7 +268,7 @@ fn abandon(p: Prepared, e: BlockError) -> EvictError {
 /// Replaces every PTE mapping `frame` with the swap entry. Returns whether any had
 /// its Dirty bit, and what was changed; on a busy space, returns what was changed so
 /// far (to undo) as the error.
-fn unmap_all(frame: Frame, entry: SwapEntry) -> Result<(bool, Vec<Unmapped>), Vec<Unmapped>> {
+pub(super) fn unmap_all(frame: Frame, entry: SwapEntry) -> Result<(bool, Vec<Unmapped>), Vec<Unmapped>> {
     let mut undo = Vec::new();
     let mut is_dirty = false;
     for candidate in rmap::candidates(frame) {
@@ -294,7 +294,7 @@ fn unmap_all(frame: Frame, entry: SwapEntry) -> Result<(bool, Vec<Unmapped>), Ve
 }
 
 /// Puts back every PTE in `undo` that still holds the swap entry.
-fn restore_all(frame: Frame, entry: SwapEntry, undo: &[Unmapped]) {
+pub(super) fn restore_all(frame: Frame, entry: SwapEntry, undo: &[Unmapped]) {
     for u in undo {
         let Some(space) = u.space.upgrade() else {
             continue; // the space is gone, and its swap PTE with it

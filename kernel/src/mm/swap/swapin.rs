@@ -60,6 +60,7 @@ pub fn do_swap_fault(space: &mut AddressSpace, page: Page, entry: SwapEntry, fra
     if was_read {
         FaultOutcome::SwapIn
     } else {
+        crate::mm::reclaim::note_soft_fault(frame); // page buffering's rescue (`vms`)
         vmstat::count(SwapEvent::CacheHit);
         FaultOutcome::SwapCacheHit
     }
