@@ -327,6 +327,20 @@ impl mm_core::reclaim::RingLinks for FrameTableView<'_> {
         desc.set_next(Some(next));
     }
 
+    fn set_next(&mut self, pfn: u64, next: u64) {
+        let next = self.index_of(next);
+        let desc = self.buddy_mut().desc_mut(Frame::from_pfn(pfn));
+        assert!(desc.state() == FrameState::User && desc.next().is_some(), "FrameTableLinks: set_next of a frame not on the ring");
+        desc.set_next(Some(next));
+    }
+
+    fn set_prev(&mut self, pfn: u64, prev: u64) {
+        let prev = self.index_of(prev);
+        let desc = self.buddy_mut().desc_mut(Frame::from_pfn(pfn));
+        assert!(desc.state() == FrameState::User && desc.prev().is_some(), "FrameTableLinks: set_prev of a frame not on the ring");
+        desc.set_prev(Some(prev));
+    }
+
     fn clear_links(&mut self, pfn: u64) {
         let desc = self.buddy_mut().desc_mut(Frame::from_pfn(pfn));
         desc.set_prev(None);

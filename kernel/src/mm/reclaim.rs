@@ -448,6 +448,18 @@ pub fn track(frame: Frame) {
     }
 }
 
+/// Starts tracking a user frame the caller has just allocated and mapped (a fault's
+/// new page, a COW copy): the fault path's [`track`], without its two checks. The
+/// caller holds the frame's only reference under its address-space lock, so the
+/// frame is live, and a frame fresh from the allocator is on no ring (`frame::free`
+/// refuses a tracked frame in debug builds, and debug builds check it here too).
+pub fn track_new(frame: Frame) {
+    if let Some(policy) = POLICY.lock().as_mut() {
+        debug_assert!(is_live_user_frame(frame), "reclaim::track_new: {frame:?} is not a live user frame");
+        policy.track_new(frame.pfn());
+    }
+}
+
 /// Stops tracking a user frame (freed, or about to be evicted by PAGEOUT).
 pub fn untrack(frame: Frame) {
     if let Some(policy) = POLICY.lock().as_mut() {

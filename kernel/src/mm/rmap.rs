@@ -133,7 +133,7 @@ pub fn check_families() {
 /// replacement policy starts tracking it.
 pub fn map_new(frame: Frame, at: FamilyPage) {
     frame::map_new_user_page(frame, at);
-    super::reclaim::track(frame);
+    super::reclaim::track_new(frame);
 }
 
 /// Records one more mapping of `frame`, at `at` (swap-in, the undo of an

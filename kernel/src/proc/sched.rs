@@ -395,6 +395,7 @@ fn switch_away(requeue: bool) {
             smp::this_cpu().nr_user_switch_ins.fetch_add(1, Ordering::Relaxed);
         }
         CURRENT[cpu].store(next, Ordering::Relaxed);
+        super::task::set_running_space(cpu, next_task.space.as_ref());
         NR_SWITCHES.fetch_add(1, Ordering::Relaxed);
         if next_top != 0 {
             gdt::set_rsp0(next_top);

@@ -19,7 +19,9 @@ use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::sync::Arc;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
+
+use x86_64::instructions::interrupts;
 
 pub use abi::WaitStatus;
 
@@ -141,6 +143,10 @@ impl Task {
 /// Every task, by pid.
 pub static TASKS: IrqMutex<BTreeMap<Pid, Box<Task>>> = IrqMutex::new_ranked(crate::sync::LockRank::Tasks, BTreeMap::new());
 static NEXT_PID: AtomicU64 = AtomicU64::new(1);
+/// Tasks marked killed that have not exited yet (changed under the [`TASKS`] lock).
+/// While it is 0, which is nearly always, [`current_is_killed`] answers without
+/// the task-table lock: every trap and syscall back to ring 3 asks it.
+static NR_KILLED_LIVE: AtomicU64 = AtomicU64::new(0);
 
 /// Creates task 0 from the running boot thread.
 pub fn init() {
@@ -184,9 +190,49 @@ pub fn with_files<R>(f: impl FnOnce(&mut FdTable) -> Result<R, abi::Errno>) -> R
     f(files)
 }
 
+/// The address space of the task each CPU runs, as a pointer into that task's own
+/// `Arc` (`Task::space`), or null for a kernel task. Written by the CPU itself with
+/// interrupts off wherever its running task changes or changes its space: the
+/// switch (`sched`), `exec` and exit (below). So every trap need not take the task
+/// table's lock to find the space it faulted in (`current_space`).
+static RUNNING_SPACE: [AtomicPtr<IrqMutex<AddressSpace>>; crate::arch::smp::MAX_CPUS] =
+    [const { AtomicPtr::new(core::ptr::null_mut()) }; crate::arch::smp::MAX_CPUS];
+
+/// Records `space` (the `space` of the task CPU `cpu` now runs) as that CPU's
+/// running space. Call with interrupts off, on CPU `cpu`, in the same
+/// interrupts-off section that switches to the task or changes its `space`.
+pub(super) fn set_running_space(cpu: usize, space: Option<&Arc<IrqMutex<AddressSpace>>>) {
+    let ptr = space.map_or(core::ptr::null_mut(), |s| Arc::as_ptr(s).cast_mut());
+    RUNNING_SPACE[cpu].store(ptr, Ordering::Relaxed);
+}
+
 /// Returns the running task's address space, if it is a user process.
+///
+/// No lock: the CPU's [`RUNNING_SPACE`] slot, read with interrupts off so the task
+/// cannot be switched out (or moved to another CPU) between reading the slot and
+/// taking a reference. Debug builds check it against the task table.
 pub fn current_space() -> Option<Arc<IrqMutex<AddressSpace>>> {
-    TASKS.lock().get(&sched::current()).and_then(|t| t.space.clone())
+    let space = interrupts::without_interrupts(|| {
+        let ptr = RUNNING_SPACE[crate::arch::smp::cpu_id()].load(Ordering::Relaxed);
+        if ptr.is_null() {
+            return None;
+        }
+        // SAFETY: a non-null slot points into the `Arc` held by the `space` field of
+        // the task this CPU runs: it is set when this CPU switches to the task and
+        // changed (with interrupts off, on this CPU) before that field gives up its
+        // `Arc` (exec, exit). Interrupts are off, so the task is still ours and still
+        // holds it: the count is at least 1, and the reference taken here is its own.
+        unsafe {
+            Arc::increment_strong_count(ptr);
+            Some(Arc::from_raw(ptr))
+        }
+    });
+    #[cfg(debug_assertions)]
+    {
+        let in_table = TASKS.lock().get(&sched::current()).and_then(|t| t.space.as_ref().map(Arc::as_ptr));
+        assert_eq!(space.as_ref().map(Arc::as_ptr), in_table, "current_space: the CPU's running space is stale");
+    }
+    space
 }
 
 /// Charges one timer tick of CPU time to the running process, if it is a user
@@ -291,6 +337,7 @@ pub fn replace_current_program(
     task.user_state = Some(user_state);
     let (root, pcid, keep_tlb) = space.lock().activation();
     let old = task.space.replace(space);
+    set_running_space(crate::arch::smp::cpu_id(), task.space.as_ref());
     // SAFETY: the new space's PML4 shares the kernel half like every other, so
     // this code and its stack stay mapped; interrupts are off (the task lock is
     // held), so nothing runs between the swap of `task.space` and the switch.
@@ -421,8 +468,12 @@ pub fn exit_current(status: WaitStatus) -> ! {
         let mut tasks = TASKS.lock();
         let task = tasks.get_mut(&pid).expect("exit_current: no current task");
         task.state = TaskState::Zombie(status);
+        if task.is_killed {
+            NR_KILLED_LIVE.fetch_sub(1, Ordering::Release);
+        }
         let parent = task.parent;
         let space = task.space.take();
+        set_running_space(crate::arch::smp::cpu_id(), None);
         // Orphans go to the reaper, which reaps them when they exit.
         let adopter = orphan_adopter();
         for child in tasks.values_mut().filter(|t| t.parent == pid && !t.is_daemon) {
@@ -465,6 +516,7 @@ pub fn kill(pid: Pid, reason: core::fmt::Arguments) -> bool {
             return false;
         }
         task.is_killed = true;
+        NR_KILLED_LIVE.fetch_add(1, Ordering::Release);
         task.name.clone()
     };
     crate::println!("pid {pid} ({name}) killed: {reason}");
@@ -491,7 +543,15 @@ pub fn is_daemon(pid: Pid) -> bool {
 }
 
 /// Returns true if the running task has been killed and must exit.
+///
+/// The common case (no task anywhere is killed) is one atomic load, no lock: a kill
+/// raises `NR_KILLED_LIVE` under the task-table lock before it wakes its victim, so
+/// a task that reads 0 here was not killed before this load; a kill that lands
+/// later is seen on its next way back to ring 3, as with the lock.
 pub fn current_is_killed() -> bool {
+    if NR_KILLED_LIVE.load(Ordering::Acquire) == 0 {
+        return false;
+    }
     TASKS.lock().get(&current_pid()).is_some_and(|t| t.is_killed)
 }
 

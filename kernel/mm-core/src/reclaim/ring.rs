@@ -62,6 +62,18 @@ pub trait RingLinks {
     fn age(&self, page: u64) -> u8;
     /// Sets the age of `page`, which is on the ring.
     fn set_age(&mut self, page: u64, age: u8);
+    /// Sets the `next` link of `page`, which is on the ring, keeping its `prev`.
+    /// A store that can write one link alone overrides this (the kernel's frame
+    /// table: one descriptor write instead of a read and a write of both).
+    fn set_next(&mut self, page: u64, next: u64) {
+        let (prev, _) = links_of(self, page);
+        self.set_links(page, prev, next);
+    }
+    /// Sets the `prev` link of `page`, which is on the ring, keeping its `next`.
+    fn set_prev(&mut self, page: u64, prev: u64) {
+        let (_, next) = links_of(self, page);
+        self.set_links(page, prev, next);
+    }
 }
 
 /// One page's entry in a [`VecLinks`].
@@ -90,6 +102,12 @@ impl<T: RingLinks + ?Sized> RingLinks for &mut T {
     fn links(&self, page: u64) -> Option<(u64, u64)> {
         (**self).links(page)
     }
+    fn set_next(&mut self, page: u64, next: u64) {
+        (**self).set_next(page, next);
+    }
+    fn set_prev(&mut self, page: u64, prev: u64) {
+        (**self).set_prev(page, prev);
+    }
     fn set_links(&mut self, page: u64, prev: u64, next: u64) {
         (**self).set_links(page, prev, next);
     }
@@ -107,6 +125,12 @@ impl<T: RingLinks + ?Sized> RingLinks for &mut T {
 impl<T: RingLinks + ?Sized> RingLinks for RefMut<'_, T> {
     fn links(&self, page: u64) -> Option<(u64, u64)> {
         (**self).links(page)
+    }
+    fn set_next(&mut self, page: u64, next: u64) {
+        (**self).set_next(page, next);
+    }
+    fn set_prev(&mut self, page: u64, prev: u64) {
+        (**self).set_prev(page, prev);
     }
     fn set_links(&mut self, page: u64, prev: u64, next: u64) {
         (**self).set_links(page, prev, next);
@@ -201,18 +225,16 @@ pub struct Ring<S> {
 }
 
 /// Returns `(prev, next)` of `page`, which must be on the ring.
-fn links_of(links: &impl RingLinks, page: u64) -> (u64, u64) {
+fn links_of<L: RingLinks + ?Sized>(links: &L, page: u64) -> (u64, u64) {
     links.links(page).expect("Ring: a linked page's neighbour is not on the ring")
 }
 
 fn set_next(links: &mut impl RingLinks, page: u64, next: u64) {
-    let (prev, _) = links_of(links, page);
-    links.set_links(page, prev, next);
+    links.set_next(page, next);
 }
 
 fn set_prev(links: &mut impl RingLinks, page: u64, prev: u64) {
-    let (_, next) = links_of(links, page);
-    links.set_links(page, prev, next);
+    links.set_prev(page, prev);
 }
 
 impl<S: RingStore> Ring<S> {

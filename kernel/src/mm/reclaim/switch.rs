@@ -155,6 +155,16 @@ impl Installed {
         }
     }
 
+    /// Starts tracking `pfn`, fresh from the allocator and so tracked by no policy
+    /// (checked in debug builds): [`track`](Self::track) without its lookup.
+    pub fn track_new(&mut self, pfn: u64) {
+        debug_assert!(!self.current.is_tracked(pfn), "track_new: pfn {pfn:#x} is tracked already");
+        self.current.on_insert(pfn);
+        if self.old.is_some() {
+            set_moved(pfn, true);
+        }
+    }
+
     /// Stops tracking `pfn`, whichever policy holds it.
     pub fn untrack(&mut self, pfn: u64) {
         if !self.current.is_tracked(pfn) {
