@@ -67,6 +67,7 @@ const NAMES: &[&str] = &[
     "wsprobe",
     "memlimits",
     "thp",
+    "thpfork",
     "vmascale",
     "ksm",
     "pagefault1",
