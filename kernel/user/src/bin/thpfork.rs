@@ -1,14 +1,17 @@
-//! `thpfork`: what fork costs against resident size, with 4 KiB pages and with
-//! huge pages, and what the first writes after fork cost (the copy-on-write of a
-//! huge page). Linux syscalls only, so the same binary runs on Linux.
+//! `thpfork`: huge pages against 4 KiB pages on the same workloads, as rows both
+//! this kernel and Linux print (`cargo run --release -- --linux-peer=thp` runs it
+//! on both; Linux syscalls and `/proc/meminfo` only). Each row once with
+//! MADV_HUGEPAGE and once with MADV_NOHUGEPAGE:
+//! - the write fault per 4 KiB, 8 MiB written one word a page (best of 3);
+//! - fork against the resident size, 16 MiB to 512 MiB (those that fit in half the
+//!   free memory; best of 3; the child exits at once);
+//! - munmap of 64 MiB touched, per 4 KiB page;
+//! - after fork of 64 MiB of huge pages, the child's first write in each 2 MiB
+//!   (the copy-on-write of a huge page) and then one word in each other 4 KiB
+//!   page; every word is checked on both sides.
 //!
-//! For each size (16 MiB to 512 MiB, those that fit in a third of free memory),
-//! with MADV_NOHUGEPAGE and with MADV_HUGEPAGE: fill the region (one word per
-//! 4 KiB), then time `fork` in the parent (the child exits at once), best of 3.
-//! Then, on 64 MiB of huge pages: fork, and the child times its first write in
-//! each 2 MiB (one word per 2 MiB: the copy-on-write fault) and then one word in
-//! each of the other 4 KiB pages. Run it with `thp_fork=split` on the command
-//! line to measure the other choice (docs/18-huge-pages.md). Exit 0 on success.
+//! Run it with `thp_fork=split` on our command line to measure fork's other
+//! choice (docs/18-huge-pages.md). Exit 0 when every check passed.
 #![no_std]
 #![no_main]
 
@@ -18,29 +21,39 @@ ulib::entry!(main);
 
 const HUGE: usize = 2 << 20;
 const MIB: usize = 1 << 20;
+/// The advice of each row, and its name in the row.
+const ADVICE: [(u64, &str); 2] = [(madv::HUGEPAGE, "huge"), (madv::NOHUGEPAGE, "4K")];
+
+/// Prints one row: `bench: op=WHAT ns=N`.
+fn print_row(what: core::fmt::Arguments<'_>, ps: u64) {
+    println!("bench: op={} ns={}.{}", what, ps / 1000, ps % 1000 / 100);
+}
 
 fn main() -> i32 {
+    let t0 = ulib::now_ns();
     let free = free_bytes();
-    println!("thpfork: fork cost against resident size (best of 3), {} MiB free", free / MIB);
-    for mib in [16usize, 32, 64, 128, 256, 512] {
-        if mib * MIB > free / 3 {
-            println!("thpfork: {} MiB skipped: more than a third of free memory", mib);
+    println!("thpfork: huge against 4 KiB pages, {} MiB free", free / MIB);
+    for (advice, name) in ADVICE {
+        print_row(format_args!("THP write fault, {} (per 4 KiB)", name), write_fault_ps(advice));
+    }
+    for mib in [16usize, 64, 128, 256, 512] {
+        if mib * MIB > free / 2 {
+            println!("thpfork: fork of {} MiB skipped: more than half the free memory", mib);
             continue;
         }
-        let small = fork_cost(mib * MIB, madv::NOHUGEPAGE);
-        let huge = fork_cost(mib * MIB, madv::HUGEPAGE);
-        println!(
-            "thpfork: fork {:>3} MiB resident: 4 KiB pages {:>7} us ({} us/MiB), huge pages {:>5} us ({} us/MiB)",
-            mib,
-            small / 1000,
-            small / 1000 / mib as u64,
-            huge / 1000,
-            huge / 1000 / mib as u64
-        );
+        for (advice, name) in ADVICE {
+            print_row(format_args!("fork, {} MiB resident, {} (per fork)", mib, name), fork_ps(mib * MIB, advice));
+        }
     }
-    if 64 * MIB <= free / 3 {
-        check!(cow_after_fork(64 * MIB), "the child's writes after fork");
+    for (advice, name) in ADVICE {
+        let (raw, _) = filled_region(64 * MIB, advice);
+        let t1 = ulib::now_ns();
+        // SAFETY: nothing refers to the mapping any more.
+        unsafe { ulib::munmap(raw as *mut u8, 64 * MIB + HUGE) }.expect("munmap");
+        print_row(format_args!("munmap 64 MiB touched, {} (per 4 KiB)", name), (ulib::now_ns() - t1) * 1000 / (64 * MIB / PAGE_SIZE) as u64);
     }
+    check!(cow_after_fork(64 * MIB), "the child's writes after fork");
+    println!("bench: done in {} ms", (ulib::now_ns() - t0) / 1_000_000);
     0
 }
 
@@ -51,8 +64,9 @@ fn free_bytes() -> usize {
     ulib::procfs::field(text, "MemFree") as usize * 1024
 }
 
-/// Maps `len` bytes 2 MiB-aligned with `advice` and writes one word per 4 KiB.
-fn filled_region(len: usize, advice: usize) -> (usize, *mut u64) {
+/// Maps `len` bytes 2 MiB-aligned with `advice` and writes one word per 4 KiB;
+/// returns the mapping (`len` + 2 MiB from the first) and the aligned start.
+fn filled_region(len: usize, advice: u64) -> (usize, *mut u64) {
     let raw = ulib::mmap(len + HUGE, prot::READ | prot::WRITE, map::PRIVATE).expect("mmap") as usize;
     let base = raw.next_multiple_of(HUGE) as *mut u64;
     // SAFETY: the advice changes no contents; the range is inside the mapping.
@@ -64,8 +78,22 @@ fn filled_region(len: usize, advice: usize) -> (usize, *mut u64) {
     (raw, base)
 }
 
-/// The best of 3 fork times (ns, in the parent) with `len` bytes resident.
-fn fork_cost(len: usize, advice: usize) -> u64 {
+/// The write fault per 4 KiB (ps), 8 MiB written one word a page, best of 3.
+fn write_fault_ps(advice: u64) -> u64 {
+    const LEN: usize = 8 * MIB;
+    let mut best = u64::MAX;
+    for _ in 0..3 {
+        let t0 = ulib::now_ns();
+        let (raw, _) = filled_region(LEN, advice);
+        best = best.min((ulib::now_ns() - t0) * 1000 / (LEN / PAGE_SIZE) as u64);
+        // SAFETY: nothing refers to the mapping any more.
+        unsafe { ulib::munmap(raw as *mut u8, LEN + HUGE) }.expect("munmap");
+    }
+    best
+}
+
+/// The best of 3 fork times (ps, in the parent) with `len` bytes resident.
+fn fork_ps(len: usize, advice: u64) -> u64 {
     let (raw, _) = filled_region(len, advice);
     let mut best = u64::MAX;
     for _ in 0..3 {
@@ -73,7 +101,7 @@ fn fork_cost(len: usize, advice: usize) -> u64 {
         match ulib::fork().expect("fork") {
             Fork::Child => ulib::exit(0),
             Fork::Parent(pid) => {
-                best = best.min(ulib::now_ns() - t0);
+                best = best.min((ulib::now_ns() - t0) * 1000);
                 let (_, status) = ulib::waitpid(pid).expect("waitpid");
                 check!(status == WaitStatus::Exited(0), "child: {:?}", status);
             }
@@ -85,15 +113,13 @@ fn fork_cost(len: usize, advice: usize) -> u64 {
 }
 
 /// Forks with `len` bytes of huge pages; the child times its first write in each
-/// 2 MiB, then the other pages, and checks every word. True if the child passed.
+/// 2 MiB, then the other pages, and checks every word. True if both sides passed.
 fn cow_after_fork(len: usize) -> bool {
     let (raw, base) = filled_region(len, madv::HUGEPAGE);
     let nr_huge = len / HUGE;
-    let t0 = ulib::now_ns();
     let pid = match ulib::fork().expect("fork") {
         Fork::Parent(pid) => pid,
         Fork::Child => {
-            let fork_ns = ulib::now_ns() - t0;
             let t1 = ulib::now_ns();
             for h in 0..nr_huge {
                 // SAFETY: the child's private copy-on-write view of the region.
@@ -106,15 +132,11 @@ fn cow_after_fork(len: usize) -> bool {
                 unsafe { base.add(page * 512).write_volatile(!(page as u64)) };
             }
             let rest_ns = ulib::now_ns() - t2;
-            println!(
-                "thpfork: after fork of {} MiB of huge pages: first write per 2 MiB {} us, the other 511 pages of each 2 MiB {} us per 2 MiB (fork took {} us)",
-                len / MIB,
-                first_ns / 1000 / nr_huge as u64,
-                rest_ns / 1000 / nr_huge as u64,
-                fork_ns / 1000
-            );
+            print_row(format_args!("write after fork, huge, 1st in 2 MiB (per 2 MiB)"), first_ns * 1000 / nr_huge as u64);
+            print_row(format_args!("write after fork, huge, the 511 others (per 4 KiB)"), rest_ns * 1000 / (nr_huge * 511) as u64);
+            let want = |p: usize| if p % 512 == 0 { !0 } else { !(p as u64) };
             // SAFETY: as above.
-            let bad = (0..len / PAGE_SIZE).filter(|&p| unsafe { base.add(p * 512).read_volatile() } != if p % 512 == 0 { !0 } else { !(p as u64) }).count();
+            let bad = (0..len / PAGE_SIZE).filter(|&p| unsafe { base.add(p * 512).read_volatile() } != want(p)).count();
             ulib::exit(if bad == 0 { 0 } else { 1 });
         }
     };
