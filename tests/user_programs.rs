@@ -68,6 +68,7 @@ const NAMES: &[&str] = &[
     "memlimits",
     "thp",
     "thpfork",
+    "reclaimscale",
     "vmascale",
     "ksm",
     "pagefault1",
