@@ -1,8 +1,10 @@
 //! Transparent huge pages: a write fault maps one 2 MiB page (frames, leaf and
 //! counters checked), the modes and MADV_(NO)HUGEPAGE decide where, and every
-//! split (partial munmap, mprotect, MADV_DONTNEED, fork + copy-on-write,
+//! split (partial munmap, mprotect, MADV_DONTNEED,
 //! MADV_PAGEOUT and swap-in) keeps every byte and every counter right, with the
-//! bookkeeping audit (`mm::check`) clean after each step.
+//! bookkeeping audit (`mm::check`) clean after each step. Fork shares a huge page
+//! whole, and each side's first write copies it (or, for a split, copies it into
+//! small pages); frames come back when both sides exit.
 //!
 //! The tests drive address spaces directly (never loaded: the kernel reads and
 //! writes their pages through the direct map), as tests/swap.rs does.
@@ -215,30 +217,123 @@ fn dontneed_of_part_splits_and_the_dropped_pages_read_zero() {
     assert_consistent();
 }
 
+/// The 2 MiB leaf of `space` at `start`: its head frame and whether it is writable.
+fn huge_leaf(space: &SpaceRef, start: VirtAddr) -> (Frame, bool) {
+    let space = space.lock();
+    let (_, leaf) = space.huge_leaf(start).expect("a 2 MiB leaf");
+    (leaf.frame(), leaf.flags().contains(kernel::mm::paging::PteFlags::WRITABLE))
+}
+
+/// Writes `pattern(i, seed)` into page `i` of the huge page at `start` of `space`
+/// by a user write fault (resolving copy-on-write) and then through the frame.
+fn write_page(space: &SpaceRef, start: VirtAddr, i: u64, seed: u8) -> FaultOutcome {
+    let addr = start + i * PAGE_SIZE;
+    let outcome = fault::handle_page_fault(&mut space.lock(), addr, USER_WRITE | 1).unwrap_or_else(|e| panic!("write fault: {e:?}"));
+    // SAFETY: the test space is never loaded; its pages are reached only here.
+    unsafe { frame::write_bytes(frame_at(space, addr), 0, &pattern(i, seed)) };
+    outcome
+}
+
 #[test_case]
-fn fork_splits_and_a_write_copies_only_4k() {
+fn fork_shares_the_huge_page_and_each_side_copies_it_on_its_first_write() {
+    let free = frame::nr_free_frames();
     let (parent, start) = huge_space(1);
     fill_huge(&parent, start, 8);
-    let splits = thp::counters().splits;
+    let before = thp::counters();
     let child = cow::fork(&mut parent.lock()).expect("fork");
-    assert_eq!(thp::counters().splits, splits + 1);
-    assert_eq!((rss(&parent), rss(&child)), ((512, 0), (512, 0)));
-    let shared = frame_at(&parent, start + 3 * PAGE_SIZE);
-    assert_eq!(frame_at(&child, start + 3 * PAGE_SIZE), shared);
-    assert_eq!(frame::with_desc(shared, |d| d.map_count()), 2);
+    assert_eq!(thp::counters().splits, before.splits, "fork splits nothing");
+    assert_eq!((rss(&parent), rss(&child)), ((512, 1), (512, 1)));
+    let (shared, _) = huge_leaf(&parent, start);
+    assert_eq!(huge_leaf(&parent, start), (shared, false), "the parent's leaf is read-only");
+    assert_eq!(huge_leaf(&child, start), (shared, false), "the child maps the same huge page, read-only");
+    assert_eq!(frame::with_desc(shared, |d| (d.map_count(), d.refcount())), (2, 2));
     assert_consistent();
-    let free = frame::nr_free_frames();
-    assert_eq!(fault::handle_page_fault(&mut child.lock(), start + 3 * PAGE_SIZE, USER_WRITE | 1), Ok(FaultOutcome::CowCopy));
-    assert_eq!(frame::nr_free_frames(), free - 1, "one 4 KiB copy");
-    assert_ne!(frame_at(&child, start + 3 * PAGE_SIZE), shared);
+
+    // The child's first write copies the 2 MiB into a block of its own.
+    let after_fork = frame::nr_free_frames();
+    assert_eq!(write_page(&child, start, 3, 0x55), FaultOutcome::CowCopy);
+    let (copy, is_writable) = huge_leaf(&child, start);
+    assert!(copy != shared && is_writable, "the child maps its own writable copy");
+    assert_eq!(frame::nr_free_frames(), after_fork - 512, "one 2 MiB copy");
+    assert_eq!(frame::with_desc(shared, |d| (d.map_count(), d.refcount())), (1, 1));
+    assert_eq!(thp::counters().cow_copies, before.cow_copies + 1);
+    assert_eq!(rss(&child), (512, 1));
+    // The parent's first write finds the page its own now: no copy.
+    assert_eq!(write_page(&parent, start, 5, 0x66), FaultOutcome::CowReuse);
+    assert_eq!(huge_leaf(&parent, start), (shared, true));
+    assert_eq!(thp::counters().cow_reuses, before.cow_reuses + 1);
     for i in 0..PAGES_PER_HUGE {
-        assert_bytes(&child, start, i, 8);
-        assert_bytes(&parent, start, i, 8);
+        assert_bytes(&child, start, i, if i == 3 { 0x55 } else { 8 });
+        assert_bytes(&parent, start, i, if i == 5 { 0x66 } else { 8 });
     }
     assert_consistent();
     drop(child);
-    assert_eq!(frame::with_desc(shared, |d| d.map_count()), 1);
+    drop(parent);
+    assert_eq!(frame::nr_free_frames(), free, "both exits gave back both blocks and every table");
     assert_consistent();
+}
+
+#[test_case]
+fn a_split_of_a_shared_huge_page_copies_it_into_small_pages_of_that_side_only() {
+    let (parent, start) = huge_space(1);
+    fill_huge(&parent, start, 0x21);
+    let child = cow::fork(&mut parent.lock()).expect("fork");
+    let (shared, _) = huge_leaf(&parent, start);
+    let before = thp::counters();
+    // MADV_PAGEOUT leaves a shared huge page alone.
+    let report = reclaim::pageout(&child, start.as_u64(), HUGE).expect("pageout");
+    assert_eq!((report.nr_scanned, rss(&child)), (0, (512, 1)), "{report:?}");
+    // A partial munmap in the child: the child copies into 511 small pages; the
+    // parent keeps the huge page, now its alone.
+    child.lock().munmap(start.as_u64() + 10 * PAGE_SIZE, PAGE_SIZE).expect("munmap");
+    assert_eq!(thp::counters().cow_small_copies, before.cow_small_copies + 1);
+    assert_eq!((rss(&parent), rss(&child)), ((512, 1), (511, 0)));
+    assert_eq!(frame::with_desc(shared, |d| (d.map_count(), d.refcount())), (1, 1));
+    for i in (0..PAGES_PER_HUGE).filter(|&i| i != 10) {
+        assert_bytes(&child, start, i, 0x21);
+        assert_ne!(frame_at(&child, start + i * PAGE_SIZE), shared + i, "page {i} is the child's own copy");
+    }
+    // The child's small pages are private: a write makes them writable, no copy.
+    assert_eq!(write_page(&child, start, 11, 0x22), FaultOutcome::CowReuse);
+    assert_eq!(write_page(&parent, start, 12, 0x23), FaultOutcome::CowReuse);
+    for i in (0..PAGES_PER_HUGE).filter(|&i| i != 10) {
+        assert_bytes(&child, start, i, if i == 11 { 0x22 } else { 0x21 });
+        assert_bytes(&parent, start, i, if i == 12 { 0x23 } else { 0x21 });
+    }
+    assert_consistent();
+    drop(parent);
+    assert_consistent();
+}
+
+/// Fork of 64 MiB of huge pages, shared whole and (`thp_fork=split`, the old way)
+/// split first: sharing maps 32 leaves in the child where splitting builds 32
+/// tables of 512 PTEs on each side. Prints both costs.
+#[test_case]
+fn fork_of_64_mib_of_huge_pages_costs_far_less_shared_than_split() {
+    const NR_HUGE: u64 = 32;
+    let mut ns = [0u64; 2];
+    for (round, is_shared) in [true, false].into_iter().enumerate() {
+        let (parent, start) = huge_space(NR_HUGE);
+        for h in 0..NR_HUGE {
+            assert_eq!(fault::handle_page_fault(&mut parent.lock(), start + h * HUGE, USER_WRITE), Ok(FaultOutcome::HugePage));
+        }
+        thp::set_fork_shares(is_shared);
+        let free = frame::nr_free_frames();
+        let t0 = kernel::arch::timer::rdtsc();
+        let child = cow::fork(&mut parent.lock()).expect("fork");
+        ns[round] = kernel::arch::timer::cycles_to_ns(kernel::arch::timer::rdtsc() - t0);
+        thp::set_fork_shares(true);
+        let tables = free - frame::nr_free_frames();
+        println!("fork of 64 MiB of huge pages, {}: {} us, {tables} frames of page tables", if is_shared { "shared" } else { "split" }, ns[round] / 1000);
+        if is_shared {
+            assert!(tables < 8, "sharing needs no level-1 table: {tables} frames taken");
+            assert_eq!(rss(&child), (NR_HUGE * 512, NR_HUGE));
+        } else {
+            assert_eq!(rss(&child), (NR_HUGE * 512, 0));
+        }
+        assert_consistent();
+    }
+    assert!(ns[0] < ns[1], "sharing took {} us, splitting {} us", ns[0] / 1000, ns[1] / 1000);
 }
 
 #[test_case]

@@ -67,6 +67,8 @@ const NAMES: &[&str] = &[
     "wsprobe",
     "memlimits",
     "thp",
+    "thpfork",
+    "reclaimscale",
     "vmascale",
     "ksm",
     "pagefault1",

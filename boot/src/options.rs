@@ -85,7 +85,7 @@ pub const MAX_CPUS: u32 = 16;
 
 const USAGE: &str = "usage: boot KERNEL_ELF [--accel tcg|kvm] [--memory SIZE] [--smp N] [--timeout SECS] \
 [--uefi] [--swap-size SIZE] [--swap-blkdebug FILE] [--disk PATH] [--root DIR|none] [--root-size SIZE] [--root-expect PATH=CONTENT]... [--gdb] [--icount] [--qemu-arg ARG]... [--bench] \
-[--cmdline WORDS] [--script FILE] [--linux-peer[=swapload|bench|files|vmascale]]
+[--cmdline WORDS] [--script FILE] [--linux-peer[=swapload|bench|files|vmascale|thp]]
   for a test binary (cargo test): a test-name filter word and --exact go to the kernel's test
                 runner; libtest's --nocapture, --test-threads N, ... are accepted and have no effect
   --linux-peer  run the swapload benchmark on this kernel, then on a Linux 6.1 guest (Debian's
@@ -99,6 +99,9 @@ const USAGE: &str = "usage: boot KERNEL_ELF [--accel tcg|kvm] [--memory SIZE] [-
   --linux-peer=vmascale
                 the scaling table (mmap, faults, fork, munmap against 1 to 10 000 VMAs and
                 16 to 256 MiB) on both kernels; RAM 1G unless given
+  --linux-peer=thp
+                `thpfork`: write fault, fork (16 to 512 MiB) and munmap with MADV_HUGEPAGE and
+                with MADV_NOHUGEPAGE, and writes after fork of huge pages; RAM 1280M unless given
   --linux-peer=files
                 the same with the file benchmark `filebench` on an ext2 disk (Linux gets an
                 image of the same tree, mounted by its init); root disk 192M unless given

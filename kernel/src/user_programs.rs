@@ -61,7 +61,7 @@ user_programs![
     fuzz, remanence,
     files, dirs, pipes,
     wsprobe, memlimits,
-    thp, vmascale, ksm, pagefault1,
+    thp, thpfork, reclaimscale, vmascale, ksm, pagefault1,
     exectest, mmapfile, mmapshared, mmapdemo, filebench,
     cat, spin, free, sh, echo, kill, sleep, ls, ps, explain, trace, memmap,
     vmstat, pmap, policy, swapinfo, top, hog,

@@ -1,7 +1,8 @@
 //! `--linux-peer[=PROGRAM]`: a user program on our kernel, then on a Linux guest in
 //! the same QEMU machine, and the two side by side. The programs ([`Program`]):
 //! `swapload` (swap throughput under pressure, the default), `bench` (the
-//! fault-path benchmark), `vmascale` (the scaling table) and `files` (`filebench`,
+//! fault-path benchmark), `vmascale` (the scaling table), `thp` (`thpfork`: huge
+//! against 4 KiB pages on the same rows) and `files` (`filebench`,
 //! file I/O on an ext2 disk: Linux
 //! gets its own ext2 image made from the same staging tree as ours, mounted at
 //! `/mnt` by its `/init`).
@@ -15,7 +16,7 @@
 //!    size and virtio-blk device; their consoles are printed as they come
 //!                files: + an ext2 image of the staging tree (ours has one too), /dev/vdb
 //! 3. the table   both consoles read back (report for swapload, bench_report for
-//!                bench and vmascale, files_report for files); exit 0 if both ran the
+//!                bench, vmascale and thp, files_report for files); exit 0 if both ran the
 //!                program to its end
 //! ```
 //!
@@ -47,11 +48,14 @@ pub enum Program {
     Files,
     /// `vmascale`: mmap, faults, fork and munmap against the VMA count and the size.
     Vmascale,
+    /// `thpfork` (`--linux-peer=thp`): write fault, fork and munmap with huge and
+    /// with 4 KiB pages, and the copy-on-write of huge pages after fork.
+    Thp,
 }
 
 impl Program {
     /// Every program, in the order the usage text names them.
-    pub const ALL: [Program; 4] = [Program::Swapload, Program::Bench, Program::Files, Program::Vmascale];
+    pub const ALL: [Program; 5] = [Program::Swapload, Program::Bench, Program::Files, Program::Vmascale, Program::Thp];
 
     /// Returns the program's name: its file name in `kernel/user/src/bin/`.
     pub fn name(self) -> &'static str {
@@ -60,13 +64,16 @@ impl Program {
             Program::Bench => "bench",
             Program::Files => "filebench",
             Program::Vmascale => "vmascale",
+            Program::Thp => "thpfork",
         }
     }
 
-    /// Returns the name `--linux-peer=NAME` takes: the program's, except `files`.
+    /// Returns the name `--linux-peer=NAME` takes: the program's, except `files`
+    /// and `thp`.
     pub fn flag_name(self) -> &'static str {
         match self {
             Program::Files => "files",
+            Program::Thp => "thp",
             other => other.name(),
         }
     }
@@ -88,6 +95,8 @@ impl Program {
             Program::Swapload => "128M",
             Program::Bench | Program::Files => "256M",
             Program::Vmascale => "1G",
+            // Fork of 512 MiB needs it free twice over.
+            Program::Thp => "1280M",
         }
     }
 
@@ -96,7 +105,7 @@ impl Program {
     pub fn root_size(self) -> Option<u64> {
         match self {
             Program::Files => Some(192 << 20),
-            Program::Swapload | Program::Bench | Program::Vmascale => None,
+            Program::Swapload | Program::Bench | Program::Vmascale | Program::Thp => None,
         }
     }
 
@@ -110,7 +119,7 @@ impl Program {
     pub fn swap_size(self) -> u64 {
         match self {
             Program::Swapload => 512 << 20,
-            Program::Bench | Program::Files | Program::Vmascale => 256 << 20,
+            Program::Bench | Program::Files | Program::Vmascale | Program::Thp => 256 << 20,
         }
     }
 
@@ -121,6 +130,7 @@ impl Program {
             Program::Bench => b"bench: warm-up wrote ",
             Program::Files => b"filebench: a ",
             Program::Vmascale => b"vmascale: scaling rows",
+            Program::Thp => b"thpfork: huge against 4 KiB pages",
         }
     }
 }
@@ -151,7 +161,7 @@ fn cache_dir() -> PathBuf {
 fn compare(program: Program, ours: &[String], linux: Option<&[String]>, machine: &str) -> Outcome {
     match program {
         Program::Swapload => report::outcome(ours, linux, machine),
-        Program::Bench | Program::Vmascale => bench_report::outcome(ours, linux, machine),
+        Program::Bench | Program::Vmascale | Program::Thp => bench_report::outcome(ours, linux, machine),
         Program::Files => files_report::outcome(ours, linux, machine),
     }
 }
@@ -266,7 +276,7 @@ mod tests {
         assert_eq!(Program::from_name("files"), Ok(Program::Files));
         assert_eq!(Program::Files.name(), "filebench", "the program the flag runs");
         let err = Program::from_name("benhc").unwrap_err();
-        assert!(err.contains("\"benhc\"") && err.contains("swapload, bench, files, vmascale"), "{err}");
+        assert!(err.contains("\"benhc\"") && err.contains("swapload, bench, files, vmascale, thp"), "{err}");
         assert!(Program::from_name("filebench").is_err(), "the flag is `files`");
     }
 }

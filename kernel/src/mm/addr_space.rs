@@ -325,6 +325,12 @@ impl AddressSpace {
         self.pt.entry(&self.tables, Page::containing_address(addr))
     }
 
+    /// Returns the 2 MiB leaf covering `addr` (a transparent huge page), if one
+    /// does: its first address and entry.
+    pub fn huge_leaf(&self, addr: VirtAddr) -> Option<(VirtAddr, super::paging::Pte)> {
+        self.pt.huge_leaf(&self.tables, addr)
+    }
+
     /// Writes the level-1 entry of `page` (present, swap, or unused), flushes the
     /// old translation, and returns the old entry. Tables are created as needed.
     ///

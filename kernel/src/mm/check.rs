@@ -27,7 +27,8 @@
 //!   else may);
 //! - a 2 MiB leaf (a transparent huge page) lies wholly inside one VMA and maps
 //!   the head of an allocated order-9 `User` block, which holds its counts (map
-//!   count 1) and its place (the range's first page); it counts 512 pages of RSS,
+//!   count = the 2 MiB leaves mapping it: more than 1 after fork, and then none
+//!   writable) and its place (the range's first page); it counts 512 pages of RSS,
 //!   one huge page of the space's `anon_huge_pages`, and is not on the policy's ring;
 //! - each space's RSS and swap counters match its table;
 //! - each page-cache page (`page_cache::snapshot`) is a User frame flagged FILE

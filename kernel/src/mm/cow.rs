@@ -14,12 +14,14 @@
 //! writable. Their pages are populated in the parent at fork, so the two sides can
 //! never fault in different frames for the same page; a write to a shared page
 //! whose PTE is read-only (after an mprotect) makes it writable, never copies it.
-//! VMAs marked MADV_DONTFORK are left out of the child altogether.
+//! VMAs marked MADV_DONTFORK are left out of the child altogether. A transparent
+//! huge page is shared whole, read-only, in the same way (its copy-on-write is
+//! `thp::do_huge_wp_fault`).
 //! Lock state: the parent's address-space lock is held throughout `fork`.
 #![deny(unsafe_code)]
 
 use mm_core::fault::{FaultAction, WritableBecause, fork_flags};
-use mm_core::pagetable::FlushBatch;
+use mm_core::pagetable::{FlushBatch, PageSize};
 
 use super::addr_space::{AddressSpace, VmError, VmFlags};
 use super::fault::{self, FaultError, FaultOutcome, zero_frame};
@@ -41,12 +43,14 @@ use super::{Frame, PAGE_SIZE, Page};
 /// dropped, which releases what it had taken, and the parent is left valid.
 pub fn fork(parent: &mut AddressSpace) -> Result<SpaceRef, VmError> {
     populate_shared(parent)?;
-    // The child shares 4 KiB pages copy-on-write: the parent's huge pages are
-    // split first (`thp.rs` says why), except in the VMAs the child does not get.
-    let inherited: alloc::vec::Vec<_> =
-        parent.vmas.iter().filter(|v| !v.flags.contains(VmFlags::DONT_FORK)).map(|v| (v.start, v.end)).collect();
-    for (start, end) in inherited {
-        super::thp::split_huge_in(parent, start, end).map_err(|_| VmError::NoMemory)?;
+    // Huge pages are shared whole (`thp.rs`), unless `thp_fork=split` asks to split
+    // them first (the old way, kept to measure the choice).
+    if !super::thp::fork_shares() {
+        let inherited: alloc::vec::Vec<_> =
+            parent.vmas.iter().filter(|v| !v.flags.contains(VmFlags::DONT_FORK)).map(|v| (v.start, v.end)).collect();
+        for (start, end) in inherited {
+            super::thp::split_huge_in(parent, start, end).map_err(|_| VmError::NoMemory)?;
+        }
     }
     let child_ref = AddressSpace::new_forked(parent)?;
     let mut child_guard = child_ref.lock_nested(); // parent, then the child nobody else can reach yet
@@ -77,7 +81,12 @@ pub fn fork(parent: &mut AddressSpace) -> Result<SpaceRef, VmError> {
             let mut pte = leaf.pte;
             pte.set_flags(fork_flags(pte.flags(), !is_cow));
             let frame = pte.frame();
-            if frame != zero {
+            if leaf.size == PageSize::Size2MiB {
+                // A huge page, shared whole: one mapping of its head (`thp.rs`).
+                maps.push(frame, Page::containing_address(leaf.addr));
+                child_stats.rss_pages += super::thp::PAGES_PER_HUGE;
+                child_stats.anon_huge_pages += 1;
+            } else if frame != zero {
                 maps.push(frame, Page::containing_address(leaf.addr));
                 child_stats.rss_pages += 1;
             }

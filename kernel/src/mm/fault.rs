@@ -212,6 +212,12 @@ pub fn handle_page_fault_after_read(
             space.stats.minor_faults += 1;
             return Ok(FaultOutcome::Spurious);
         }
+        if vma.as_ref().is_some_and(|v| super::thp::is_huge_wp_fault(v, huge.flags(), access)) {
+            // A write to a huge page fork shared: copy-on-write of the 2 MiB.
+            let outcome = super::thp::do_huge_wp_fault(space, addr, huge)?;
+            space.stats.minor_faults += 1;
+            return Ok(if grew { FaultOutcome::StackGrowth } else { outcome });
+        }
         // Something the huge leaf does not allow: decide on 4 KiB pages.
         super::thp::split_huge_leaf(space, addr).map_err(|_| FaultError::OutOfMemory)?;
     }

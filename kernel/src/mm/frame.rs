@@ -508,6 +508,22 @@ pub fn free_unreferenced_user_frame(frame: Frame) -> Result<(), FreeError> {
     })
 }
 
+/// Allocates an order-9 `User` block (refcount 1, mapped nowhere yet) holding a
+/// copy of the transparent huge page headed by `src`: the copy-on-write of a huge
+/// page shared by fork (`thp::do_huge_wp_fault`). `src` must stay allocated and
+/// unwritten during the copy (every holder maps it read-only), as for
+/// [`NewPage::copy_from`]. Fails when no order-9 block is free.
+pub fn alloc_huge_copy(src: Frame) -> Result<Frame, AllocError> {
+    let order = Order(9);
+    let new = alloc(order, FrameState::User)?;
+    for i in 0..order.nr_frames() {
+        // SAFETY: the destination block was just allocated and nobody else knows it
+        // yet; `src` is stable during the copy (this function's documented condition).
+        unsafe { memops::copy_page(new + i, src + i) };
+    }
+    Ok(new)
+}
+
 /// The frames of a transparent huge page (an order-9 `User` block mapped by one
 /// 2 MiB leaf) become 512 independent user frames, each mapped once, at
 /// `first.page + i` (the head already is): the split of a huge mapping, done under

@@ -675,11 +675,15 @@ pub fn direct_reclaim() -> u64 {
 pub fn pageout(space: &SpaceRef, addr: u64, len: u64) -> Result<ReclaimReport, VmError> {
     let frames = {
         let mut space = space.lock();
-        // Swap-out works on 4 KiB pages: huge pages in the range are split first.
+        // Swap-out works on 4 KiB pages: huge pages in the range are split first,
+        // except those a forked space shares, which stay (Linux's MADV_PAGEOUT,
+        // too, leaves pages mapped more than once).
         if let Ok((start, end)) = super::addr_space::user_range(addr, len) {
-            super::thp::split_huge_in(&mut space, start, end).map_err(|_| VmError::NoMemory)?;
+            super::thp::split_exclusive_huge_in(&mut space, start, end).map_err(|_| VmError::NoMemory)?;
         }
-        space.resident_frames(addr, len)?
+        let mut frames = space.resident_frames(addr, len)?;
+        frames.retain(|&f| !frame::with_desc(f, |d| d.is_compound_head()));
+        frames
     };
     Ok(evict_frames(&frames))
 }

@@ -18,8 +18,8 @@
 //! **The frame table.** A huge page is an allocated order-9 `User` block: the head
 //! (`ALLOC_HEAD`, order 9: [`FrameDesc::is_compound_head`]) holds the counts (refcount
 //! and map count 1, the reverse-map place = the 2 MiB range's first page); the 511
-//! tails hold none. It is not on the replacement policy's ring: reclaim cannot take
-//! it whole. `mm::check` knows this shape.
+//! tails hold none; fork raises both counts. It is not on the replacement policy's
+//! ring: reclaim cannot take it whole. `mm::check` knows this shape.
 //!
 //! **Splitting** ([`split_huge_leaf`]) replaces the 2 MiB leaf by a level-1 table of
 //! 512 PTEs mapping the same frames with the same flags (no byte moves), turns the
@@ -30,25 +30,36 @@
 //! - on an mprotect that covers part of a huge page (a whole one keeps its leaf);
 //! - for MADV_FREE and MADV_PAGEOUT (swap-out: split, then evict the 512 small
 //!   pages through the ordinary path);
-//! - at fork, for every huge page of the parent: both sides then share the 512
-//!   small pages copy-on-write, and a write copies 4 KiB (Linux shares the huge
-//!   PMD and splits at the first write; see docs/18-huge-pages.md);
-//! - on a fault the 2 MiB leaf does not allow (a write after mprotect, say).
+//! - on a fault the 2 MiB leaf does not allow (a read of a PROT_NONE page, say).
+//!
+//! **Fork** shares each huge page whole: both spaces map it with a read-only
+//! 2 MiB leaf (the head's refcount and map count 2; both spaces are in one fork
+//! family, so the reverse-map place, the range's first page, names both). The
+//! first write in either side ([`do_huge_wp_fault`]) copies the 2 MiB into a free
+//! order-9 block, or, with none free, into 512 small pages; a write after the
+//! other side exited or copied makes the leaf writable in place. A split of a
+//! shared leaf (partial munmap, mprotect...) also copies into small pages, so a
+//! huge page's frames are never mapped both by a 2 MiB leaf and by 4 KiB PTEs.
+//! MADV_PAGEOUT leaves shared huge pages alone (as Linux leaves pages mapped more
+//! than once); KSM and compaction leave every huge page alone. Linux splits the
+//! PMD at the first write and copies 4 KiB: docs/18-huge-pages.md measures both
+//! and says why this kernel copies. `thp_fork=split` on the command line makes
+//! fork split every huge page first (the old way), for that measurement.
 //!
 //! Locks: the callers hold the address-space lock; the frame lock and the policy's
 //! are taken inside, in the order `crate::mm` gives.
 #![deny(unsafe_code)]
 
-use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 
 use mm_core::addr::HUGE_PAGE_SIZE;
 use mm_core::fault::{FaultAction, decide_empty};
-use mm_core::pagetable::{LeafEntry, MapError, PageSize, SplitError};
+use mm_core::pagetable::{FlushBatch, LeafEntry, MapError, PageSize, SplitError};
 
 use super::addr_space::{AddressSpace, AsStats, Vma, VmFlags, VmProt};
 use super::fault::{Access, FaultError, FaultOutcome};
 use super::frame::{self, FrameState};
-use super::paging::PteFlags;
+use super::paging::{Pte, PteFlags};
 use super::rmap::{FamilyId, FamilyPage};
 use super::{Frame, Order, PAGE_SIZE, Page, VirtAddr};
 
@@ -115,11 +126,34 @@ pub fn init_from_cmdline() {
             None => crate::println!("thp: unknown mode {word:?} (always, madvise, never): keeping {}", mode().name()),
         }
     }
+    match crate::cmdline::value("thp_fork") {
+        Some("share") => set_fork_shares(true),
+        Some("split") => set_fork_shares(false),
+        Some(word) => crate::println!("thp: unknown thp_fork={word:?} (share, split): keeping {}", if fork_shares() { "share" } else { "split" }),
+        None => {}
+    }
+}
+
+static FORK_SHARES: AtomicBool = AtomicBool::new(true);
+
+/// Returns true if fork shares huge pages whole (the default), false if it splits
+/// them first (`thp_fork=split` on the command line: the old way, kept to measure
+/// the choice; see docs/18-huge-pages.md).
+pub fn fork_shares() -> bool {
+    FORK_SHARES.load(Ordering::Relaxed)
+}
+
+/// Chooses between sharing huge pages at fork (`true`) and splitting them first.
+pub fn set_fork_shares(is_shared: bool) {
+    FORK_SHARES.store(is_shared, Ordering::Relaxed);
 }
 
 static FAULT_ALLOC: AtomicU64 = AtomicU64::new(0);
 static FAULT_FALLBACK: AtomicU64 = AtomicU64::new(0);
 static SPLITS: AtomicU64 = AtomicU64::new(0);
+static COW_COPIES: AtomicU64 = AtomicU64::new(0);
+static COW_REUSES: AtomicU64 = AtomicU64::new(0);
+static COW_SMALL_COPIES: AtomicU64 = AtomicU64::new(0);
 
 /// Machine-wide huge-page counters (Linux's `thp_*` lines in `/proc/vmstat`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -130,6 +164,14 @@ pub struct ThpCounters {
     pub fault_fallback: u64,
     /// Huge mappings split into 512 small ones (`thp_split_pmd`).
     pub splits: u64,
+    /// Write faults on a huge page shared by fork that copied it into a new huge page.
+    pub cow_copies: u64,
+    /// Write faults on a huge page shared by fork that found it no longer shared
+    /// (the other side had exited or copied): made writable in place.
+    pub cow_reuses: u64,
+    /// Shared huge pages copied into 512 small pages of one space: a write fault
+    /// that found no free order-9 block, or a split (partial munmap, mprotect...).
+    pub cow_small_copies: u64,
 }
 
 /// Returns the counters.
@@ -138,6 +180,9 @@ pub fn counters() -> ThpCounters {
         fault_alloc: FAULT_ALLOC.load(Ordering::Relaxed),
         fault_fallback: FAULT_FALLBACK.load(Ordering::Relaxed),
         splits: SPLITS.load(Ordering::Relaxed),
+        cow_copies: COW_COPIES.load(Ordering::Relaxed),
+        cow_reuses: COW_REUSES.load(Ordering::Relaxed),
+        cow_small_copies: COW_SMALL_COPIES.load(Ordering::Relaxed),
     }
 }
 
@@ -145,11 +190,14 @@ pub fn counters() -> ThpCounters {
 pub fn print_counters() {
     let c = counters();
     crate::println!(
-        "thp ({}): {} huge faults, {} fallbacks, {} splits",
+        "thp ({}): {} huge faults, {} fallbacks, {} splits; after fork: {} huge copies, {} reuses, {} copies in small pages",
         mode().name(),
         c.fault_alloc,
         c.fault_fallback,
-        c.splits
+        c.splits,
+        c.cow_copies,
+        c.cow_reuses,
+        c.cow_small_copies
     );
 }
 
@@ -236,6 +284,11 @@ pub(super) fn leaf_allows(flags: PteFlags, access: Access) -> bool {
 /// module docs); does nothing if no huge leaf is there. Fails only when no frame
 /// is left for the new page table (nothing changed then).
 pub fn split_huge_leaf(space: &mut AddressSpace, addr: VirtAddr) -> Result<(), SplitError> {
+    if let Some((start, leaf)) = space.pt.huge_leaf(&space.tables, addr).filter(|(_, leaf)| is_shared(*leaf)) {
+        // Shared with a forked space, which keeps its huge leaf: this space takes
+        // its own copy, in small pages (see `copy_to_small_pages`).
+        return copy_to_small_pages(space, start, leaf, leaf.flags() - PteFlags::HUGE);
+    }
     let (head, flush) = match space.pt.split_huge(&mut space.tables, addr) {
         Ok(done) => done,
         Err(SplitError::NotHuge) => return Ok(()),
@@ -250,6 +303,22 @@ pub fn split_huge_leaf(space: &mut AddressSpace, addr: VirtAddr) -> Result<(), S
     space.stats.anon_huge_pages -= 1;
     SPLITS.fetch_add(1, Ordering::Relaxed);
     Ok(())
+}
+
+/// Splits every huge leaf overlapping `[start, end)` that this space alone maps;
+/// leaves those shared with a forked space alone (MADV_PAGEOUT: Linux, too, pages
+/// out only pages mapped once).
+pub fn split_exclusive_huge_in(space: &mut AddressSpace, start: VirtAddr, end: VirtAddr) -> Result<(), SplitError> {
+    if space.stats.anon_huge_pages == 0 || start >= end {
+        return Ok(());
+    }
+    let mut huge = alloc::vec::Vec::new();
+    space.pt.for_each_leaf(&space.tables, Page::containing_address(start), (end - start).div_ceil(PAGE_SIZE), |leaf| {
+        if leaf.size == PageSize::Size2MiB && !is_shared(leaf.pte) {
+            huge.push(leaf.addr);
+        }
+    });
+    huge.into_iter().try_for_each(|addr| split_huge_leaf(space, addr))
 }
 
 /// Splits every huge leaf overlapping `[start, end)`.
@@ -291,5 +360,98 @@ pub(super) fn release_huge_leaf(leaf: LeafEntry, stats: &mut AsStats, family: Fa
     let (refcount, _, _) = frame::drop_mapping_ref(head, at, false);
     if refcount == 0 {
         frame::free_unreferenced_huge_block(head).unwrap_or_else(|e| panic!("thp: freeing an unmapped huge page: {e}"));
+    }
+}
+
+/// Returns true if the huge page the 2 MiB leaf `leaf` maps has other references
+/// than this leaf (fork shared it).
+fn is_shared(leaf: Pte) -> bool {
+    frame::with_desc(leaf.frame(), |d| d.refcount()) > 1
+}
+
+/// Returns true if a fault by `access` on the 2 MiB leaf `leaf` in `vma` is a
+/// copy-on-write fault: a write to a read-only user leaf of a private writable VMA
+/// (fork shared the huge page, or an mprotect took write away and gave it back).
+pub(super) fn is_huge_wp_fault(vma: &Vma, leaf: PteFlags, access: Access) -> bool {
+    access == Access::Write
+        && vma.prot.contains(VmProt::WRITE)
+        && !vma.flags.is_shared()
+        && leaf.contains(PteFlags::USER)
+        && !leaf.contains(PteFlags::WRITABLE)
+}
+
+/// A write fault on the read-only 2 MiB leaf `leaf` covering `addr`
+/// ([`is_huge_wp_fault`]): the copy-on-write of a huge page.
+///
+/// ```text
+///  refcount 1 (the other side exited or copied)  -> the leaf made writable in place
+///  shared, a free order-9 block                   -> copy the 2 MiB, map the copy writable
+///  shared, no free order-9 block                  -> copy into 512 small pages, writable
+/// ```
+/// The other sharers keep the old huge page (its refcount goes down by one). Linux
+/// instead splits the PMD and copies one 4 KiB page; docs/18-huge-pages.md gives
+/// the measurements behind this choice.
+pub(super) fn do_huge_wp_fault(space: &mut AddressSpace, addr: VirtAddr, leaf: Pte) -> Result<FaultOutcome, FaultError> {
+    let start = addr.align_down(HUGE_PAGE_SIZE);
+    let head = leaf.frame();
+    let writable = (leaf.flags() - PteFlags::COW - PteFlags::HUGE) | PteFlags::WRITABLE;
+    space.stats.cow_faults += 1;
+    if !is_shared(leaf) {
+        let (_, flush) = space.pt.replace_huge(&mut space.tables, start, head, writable).expect("do_huge_wp_fault: the leaf is there");
+        space.flush_one(flush);
+        COW_REUSES.fetch_add(1, Ordering::Relaxed);
+        return Ok(FaultOutcome::CowReuse);
+    }
+    let Ok(copy) = frame::alloc_huge_copy(head) else {
+        copy_to_small_pages(space, start, leaf, writable).map_err(|_| FaultError::OutOfMemory)?;
+        return Ok(FaultOutcome::CowCopy);
+    };
+    let (_, flush) = space.pt.replace_huge(&mut space.tables, start, copy, writable).expect("do_huge_wp_fault: the leaf is there");
+    space.flush_one(flush);
+    let at = space.family_page(Page::containing_address(start));
+    frame::map_new_user_page(copy, at);
+    drop_shared_ref(head, at);
+    COW_COPIES.fetch_add(1, Ordering::Relaxed);
+    Ok(FaultOutcome::CowCopy)
+}
+
+/// Replaces this space's 2 MiB leaf `leaf` at `start`, a huge page shared with a
+/// forked space, by 512 small PTEs with `flags` mapping a private copy of each 4
+/// KiB; drops this space's reference to the huge page, which the other sharers
+/// keep mapping whole. So a huge page is only ever mapped by whole leaves, and
+/// its frames by either 2 MiB leaves or 4 KiB PTEs, never both: the frame table
+/// needs no per-tail counts. Fails, changing nothing, when the frames run out.
+fn copy_to_small_pages(space: &mut AddressSpace, start: VirtAddr, leaf: Pte, flags: PteFlags) -> Result<(), SplitError> {
+    let head = leaf.frame();
+    let mut copies = alloc::vec::Vec::with_capacity(PAGES_PER_HUGE as usize);
+    for i in 0..PAGES_PER_HUGE {
+        // Dropping `copies` on failure frees what was allocated.
+        let mut page = frame::NewPage::alloc().map_err(|_| SplitError::FrameAllocationFailed)?;
+        page.copy_from(head + i); // read-only in every space that maps it
+        copies.push(page);
+    }
+    let (_, flush) = space.pt.split_huge(&mut space.tables, start)?;
+    let mut batch = FlushBatch::new();
+    batch.push(flush);
+    for (i, page) in (0..PAGES_PER_HUGE).zip(copies) {
+        let small = Page::containing_address(start + i * PAGE_SIZE);
+        let (_, flush) =
+            space.pt.set_entry(&mut space.tables, small, Pte::new(page.frame(), flags)).expect("copy_to_small_pages: the table is there");
+        batch.push(flush); // another CPU may have cached the 4 KiB entry to the old frame
+        super::rmap::map_new(page.into_mapped(), space.family_page(small));
+    }
+    space.flush(batch);
+    drop_shared_ref(head, space.family_page(Page::containing_address(start)));
+    space.stats.anon_huge_pages -= 1;
+    COW_SMALL_COPIES.fetch_add(1, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Drops the reference of this space's leaf (at `at`) to the huge page headed by
+/// `head`; frees the block if the other sharers dropped theirs meanwhile.
+fn drop_shared_ref(head: Frame, at: FamilyPage) {
+    let (refcount, _, _) = frame::drop_mapping_ref(head, at, false);
+    if refcount == 0 {
+        frame::free_unreferenced_huge_block(head).unwrap_or_else(|e| panic!("thp: freeing a huge page after its copy: {e}"));
     }
 }

@@ -48,6 +48,28 @@ impl PageTable {
         entry.is_huge().then_some((start, entry))
     }
 
+    /// Replaces the 2 MiB leaf covering `addr` by `frame` with `flags` (PRESENT and
+    /// HUGE are added): a copy-on-write fault on a huge page shared by fork maps its
+    /// own copy, or makes the leaf writable in place. Returns the old leaf and the
+    /// flush for it (needed: the old translation may be cached).
+    pub fn replace_huge<M: TableMemory>(
+        &mut self,
+        mem: &mut M,
+        addr: VirtAddr,
+        frame: Frame,
+        flags: PteFlags,
+    ) -> Result<(Pte, Flush), SplitError> {
+        let start = addr.align_down(HUGE_PAGE_SIZE);
+        let path = self.descend(mem, start, 2).map_err(|_| SplitError::NotHuge)?;
+        let old = mem.read_entry(path.table(2), start.p2_index());
+        if !old.is_huge() {
+            return Err(SplitError::NotHuge);
+        }
+        debug_assert!(frame.start_address().is_aligned(HUGE_PAGE_SIZE), "replace_huge: {frame:?} is not 2 MiB-aligned");
+        mem.write_entry(path.table(2), start.p2_index(), Pte::new(frame, flags | PteFlags::PRESENT | PteFlags::HUGE));
+        Ok((old, Flush::new(start, PageSize::Size2MiB, is_global(old))))
+    }
+
     /// Replaces the 2 MiB leaf covering `addr` by a level-1 table whose 512 entries
     /// map the same frames with the same flags (PS cleared); returns the first
     /// frame and the flush for the old 2 MiB translation.

@@ -796,3 +796,23 @@ fn a_split_kernel_only_huge_leaf_in_the_user_half_can_be_made_user_again() {
     });
     assert_eq!(table.check_invariants(&mem), 4, "a user leaf under a kernel-only entry");
 }
+
+#[test]
+fn replace_huge_swaps_the_frame_and_flags_of_a_huge_leaf_only() {
+    let (mut mem, mut table) = setup();
+    let addr = VirtAddr::new(0x4000_0000);
+    let old_flags = (USER_RW - PteFlags::WRITABLE) | PteFlags::COW;
+    table.map_huge(&mut mem, addr, PhysAddr::new(0x20_0000), old_flags).unwrap().ignore();
+    let new = Frame::containing_address(PhysAddr::new(0x60_0000));
+    let (old, flush) = table.replace_huge(&mut mem, addr + 0x1234, new, USER_RW).unwrap();
+    assert_eq!((old.frame(), old.flags() - PteFlags::HUGE), (Frame::containing_address(PhysAddr::new(0x20_0000)), old_flags | PteFlags::PRESENT));
+    assert_eq!((flush.page(), flush.size()), (addr, PageSize::Size2MiB));
+    flush.ignore();
+    let (pa, flags, size) = table.translate(&mem, addr + 0x1234).unwrap();
+    assert_eq!((pa, flags, size), (PhysAddr::new(0x60_1234), USER_RW | PteFlags::PRESENT | PteFlags::HUGE, PageSize::Size2MiB));
+    // Not a huge leaf (nothing mapped, or a level-1 table): refused, nothing changed.
+    assert_eq!(table.replace_huge(&mut mem, addr + HUGE_PAGE_SIZE, new, USER_RW).unwrap_err(), SplitError::NotHuge);
+    table.split_huge(&mut mem, addr).unwrap().1.ignore();
+    assert_eq!(table.replace_huge(&mut mem, addr, new, USER_RW).unwrap_err(), SplitError::NotHuge);
+    assert_eq!(table.check_invariants(&mem), 4);
+}

@@ -3,8 +3,8 @@
 //! Maps 6 MiB, advises MADV_HUGEPAGE on the 4 MiB aligned inside it, and fills it
 //! with a pattern: two write faults map two 2 MiB pages (memstat: 2 huge pages,
 //! 2 faults). Then each split in turn, the pattern checked after each: munmap of
-//! one page in the middle of the first (1 huge page left), fork (the child checks
-//! the second, writes one page of it, exits; the parent's bytes are unchanged),
+//! one page in the middle of the first (1 huge page left), fork (shares the second
+//! whole: the child checks it, writes one page of it, exits; the parent's bytes are unchanged),
 //! and MADV_PAGEOUT of the second (out to swap and back). Then measures the write
 //! fault per 4 KiB with huge pages and with 4 KiB pages. Exit 0 on success.
 #![no_std]
@@ -54,8 +54,14 @@ fn main() -> i32 {
     let second = unsafe { base.add(PAGES_PER_HUGE * 512) };
     match ulib::fork().expect("fork") {
         Fork::Child => {
-            // SAFETY: the child's copy of the second huge page.
+            // Fork shared the huge page whole: still one huge page here.
+            let shared = ulib::memstat().expect("memstat").anon_huge_pages;
+            // SAFETY: the child's view of the second huge page (shared copy-on-write).
             let bad = unsafe { pattern::nr_bad_pages(second, PAGES_PER_HUGE, seed) };
+            if shared != 1 {
+                println!("thp child: {} huge pages after fork, 1 expected", shared);
+                ulib::exit(2);
+            }
             // SAFETY: as above; one page rewritten (a copy-on-write copy).
             unsafe { pattern::fill(second.add(7 * 512), 1, seed + 1) };
             ulib::exit(if bad == 0 { 0 } else { 1 });
@@ -65,7 +71,7 @@ fn main() -> i32 {
             check!(status == WaitStatus::Exited(0), "child: {:?}", status);
         }
     }
-    // SAFETY: the parent's second huge page, now split and shared with nobody.
+    // SAFETY: the parent's second huge page, shared with nobody now the child exited.
     let bad = unsafe { pattern::nr_bad_pages(second, PAGES_PER_HUGE, seed) };
     check!(bad == 0, "after fork: {} pages changed under the parent", bad);
 
