@@ -51,7 +51,7 @@
 use alloc::collections::BTreeMap;
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use super::frame::{self, FrameFlags, FrameState, NewPage, PageBytes};
 use super::{Frame, PAGE_SIZE, frame_ptr, reclaim};
@@ -77,11 +77,33 @@ pub trait PageIo: Send + Sync {
         }
         Ok(())
     }
+    /// Writes pages `first, first + 1, ...` back from `srcs`, the file being `size`
+    /// bytes long (pages wholly past it count as done, the last one is partial): in
+    /// one device request per run of adjacent blocks where the file system can, with
+    /// no copy (write-back gives it runs of consecutive dirty pages). `Err((n, e))`:
+    /// pages `[0, n)` are done, the rest failed with `e`. By default, one
+    /// [`write_page`](Self::write_page) each ([`write_pages_each`]).
+    fn write_pages(&self, first: u64, srcs: &[&PageBytes], size: u64) -> Result<(), (usize, FsError)> {
+        write_pages_each(self, first, srcs, size)
+    }
     /// Makes what the `write_page` calls of one write-back wrote durable (a file
     /// system with its own write-back buffers flushes them). By default nothing.
     fn sync(&self) -> Result<(), FsError> {
         Ok(())
     }
+}
+
+/// [`PageIo::write_pages`] as one [`PageIo::write_page`] per page.
+pub fn write_pages_each<I: PageIo + ?Sized>(io: &I, first: u64, srcs: &[&PageBytes], size: u64) -> Result<(), (usize, FsError)> {
+    for (i, src) in srcs.iter().enumerate() {
+        let start = (first + i as u64) * PAGE_SIZE;
+        if start >= size {
+            break; // cut off by a truncate: nothing of it is in the file any more
+        }
+        let len = (size - start).min(PAGE_SIZE) as usize;
+        io.write_page(first + i as u64, &src[..], len).map_err(|e| (i, e))?;
+    }
+    Ok(())
 }
 
 /// Every live cache by id, so that reclaim can get from a frame to its cache.
@@ -91,7 +113,7 @@ static NEXT_ID: AtomicU32 = AtomicU32::new(1);
 /// How many times an allocation that failed is retried after direct reclaim.
 const ALLOC_RETRIES: u32 = 4;
 /// Dirty pages written back per batch (the handles of one batch sit in a `Vec`).
-const WRITEBACK_BATCH: usize = 32;
+const WRITEBACK_BATCH: usize = 64;
 
 /// The cached pages of one file.
 pub struct PageCache {
@@ -108,6 +130,9 @@ pub struct PageCache {
     append_lock: Mutex<()>,
     /// Uptime (ms) when a page was dirtied while none was; 0 while all are clean.
     dirtied_at_ms: AtomicU64,
+    /// Set by `msync(MS_ASYNC)` ([`super::writeback::start_async`]): the writeback
+    /// thread writes this file at its next pass, whatever its age.
+    is_writeback_requested: AtomicBool,
     /// The sequential-read detector of this file ([`super::readahead`]).
     pub(super) readahead: IrqMutex<mm_core::file_readahead::ReadaheadWindow>,
 }
@@ -216,6 +241,7 @@ impl PageCache {
             io_lock: Mutex::new(()),
             append_lock: Mutex::new(()),
             dirtied_at_ms: AtomicU64::new(0),
+            is_writeback_requested: AtomicBool::new(false),
             readahead: IrqMutex::new_ranked(
                 LockRank::Leaf,
                 mm_core::file_readahead::ReadaheadWindow::with_max(READAHEAD_MAX_PAGES.load(Ordering::Relaxed)),
@@ -273,7 +299,24 @@ impl PageCache {
         }
     }
 
-    /// Page `index` only if it is cached and up to date (no I/O): fault-around uses it.
+    /// Asks for this file's write-back at the writeback thread's next pass.
+    pub(super) fn request_writeback(&self) {
+        self.is_writeback_requested.store(true, Ordering::Release);
+    }
+
+    /// Returns true (once) if a write-back was asked for since the last call.
+    pub(super) fn take_writeback_request(&self) -> bool {
+        self.is_writeback_requested.swap(false, Ordering::AcqRel)
+    }
+
+    /// Runs `f` on this file's index (page index -> frame) under one hold of its
+    /// lock: fault-around maps a window of cached pages with one lock round trip.
+    /// `f` takes no lock ranked above the cache's (a page table walk takes none).
+    pub(super) fn with_pages<R>(&self, f: impl FnOnce(&BTreeMap<u64, Frame>) -> R) -> R {
+        f(&self.pages.lock())
+    }
+
+    /// Page `index` only if it is cached and up to date (no I/O).
     pub fn find_page(&self, index: u64) -> Option<CachedPage> {
         let pages = self.pages.lock();
         let &frame = pages.get(&index)?;
@@ -538,11 +581,11 @@ impl PageCache {
             let batch = self.take_dirty_batch(next, last);
             let Some(last_taken) = batch.last().map(|p| p.index) else { break };
             has_written = true;
-            for page in &batch {
+            for run in batch.chunk_by(|a, b| b.index == a.index + 1) {
                 if ensures_headroom {
                     let _ = super::headroom::ensure_heap_headroom(); // short of it, the write may still fit
                 }
-                if let Err(e) = self.write_one(page) {
+                if let Err(e) = self.write_run(run) {
                     result = result.and(Err(e));
                 }
             }
@@ -601,18 +644,31 @@ impl PageCache {
         batch
     }
 
-    /// Writes one page taken by [`take_dirty_batch`](Self::take_dirty_batch) and
-    /// unlocks it; on an error it is dirty again.
-    fn write_one(&self, page: &CachedPage) -> Result<(), FsError> {
-        let size = self.size();
-        let start = page.index * PAGE_SIZE;
-        let result = if start >= size {
-            Ok(()) // cut off by a truncate: nothing of it is in the file any more
-        } else {
-            let len = (size - start).min(PAGE_SIZE) as usize;
-            self.io.write_page(page.index, &page.bytes()[..], len)
+    /// Writes a run of consecutive pages taken by
+    /// [`take_dirty_batch`](Self::take_dirty_batch) with one [`PageIo::write_pages`]
+    /// (straight from the frames: no copy), and unlocks them; those that failed are
+    /// dirty again.
+    fn write_run(&self, run: &[CachedPage]) -> Result<(), FsError> {
+        let mut srcs = Vec::new();
+        let outcome = match srcs.try_reserve_exact(run.len()) {
+            Ok(()) => {
+                srcs.extend(run.iter().map(CachedPage::bytes));
+                self.io.write_pages(run[0].index, &srcs, self.size())
+            }
+            Err(_) => Err((0, FsError::NoMemory)),
         };
-        let failed = result.is_err();
+        let nr_done = match outcome {
+            Ok(()) => run.len(),
+            Err((n, _)) => n,
+        };
+        for (i, page) in run.iter().enumerate() {
+            self.finish_write(page, i >= nr_done);
+        }
+        outcome.map_err(|(_, e)| e)
+    }
+
+    /// Unlocks a page after its write; if the write `failed`, it is dirty again.
+    fn finish_write(&self, page: &CachedPage, failed: bool) {
         let is_redirtied = frame::with_desc(page.frame, |d| {
             d.remove_flags(FrameFlags::LOCKED);
             // A write meanwhile may have made it dirty (and counted it) already.
@@ -623,11 +679,7 @@ impl PageCache {
             is_redirtied
         });
         stats::writeback_done(is_redirtied);
-        match result {
-            Ok(()) => count(FileEvent::PageWritten),
-            Err(_) => count(FileEvent::WriteError),
-        }
-        result
+        count(if failed { FileEvent::WriteError } else { FileEvent::PageWritten });
     }
 
     /// Reclaim's side of one victim `frame`, page `index` of this cache, already
