@@ -612,7 +612,7 @@ fn file_pages_written_straight_from_pages_in_runs_allocate_blocks_zero_the_tail_
     // The 40 blocks are allocated in a row (12 direct, the indirect block, 28): two
     // runs, the second split at 16 pages a request: 12 + 16 + 12 = 3 requests.
     assert_eq!(writes_after - writes_before, 3, "one request per run of adjacent blocks");
-    assert_eq!(fs.nr_dirty_blocks() > 0, true, "metadata waits for sync");
+    assert!(fs.nr_dirty_blocks() > 0, "metadata waits for sync");
     let mut padded_tail = tail.clone();
     padded_tail.resize(3 * 4096, 0xaa);
     assert_eq!(write_pages(&mut fs, ino, 43, &padded_tail, 0xaa, size).unwrap(), 3);

@@ -19,7 +19,7 @@
 //! shared one it makes the PTE writable and dirties the page, so a page is marked
 //! dirty exactly when it is written and clean pages are never written back
 //! (Linux's `page_mkwrite`). Writeback write-protects the PTEs again before it
-//! writes (`file_rmap::write_protect_page`).
+//! writes (`file_rmap::write_protect_pages`).
 //!
 //! A mapped cache frame keeps its `FILE` owner (cache, index); each PTE is one
 //! reference and one count in `map_count`, and the file rmap (`file_rmap.rs`) finds

@@ -38,7 +38,8 @@
 //! (`file_rmap.rs`: a dirty PTE makes the page dirty), then treated as above.
 //!
 //! Writeback (`mm/writeback.rs`) calls [`PageCache::write_back`] for old dirty
-//! pages; `fsync` calls it for the whole file.
+//! pages; `fsync` calls it for the whole file (`page_cache/write_back.rs`: runs of
+//! consecutive dirty pages go to [`PageIo::write_pages`] straight from the frames).
 //!
 //! Locks: a cache's `pages` ([`LockRank::PageCache`](crate::sync::LockRank), below
 //! the address spaces and swap, above the policy: inserting and removing a page
@@ -59,6 +60,7 @@ use crate::fs::FsError;
 use crate::sync::{IrqMutex, LockRank, Mutex};
 
 mod stats;
+mod write_back;
 pub use stats::{FileEvent, nr_dirty, nr_events, nr_pages, nr_writeback, print_counters};
 use stats::{count, count_n};
 
@@ -557,129 +559,6 @@ impl PageCache {
             }
         }
         Ok(())
-    }
-
-    /// Writes every dirty page in `[first, last]` now (fsync, msync, munmap, exit);
-    /// returns the first error (the pages that failed stay dirty).
-    pub fn write_back(&self, first: u64, last: u64) -> Result<(), FsError> {
-        let _io = self.io_lock.lock();
-        self.write_back_locked(first, last, true)
-    }
-
-    /// [`write_back`](Self::write_back) with `io_lock` held by the caller.
-    ///
-    /// `ensures_headroom`: before each page, make sure the kernel heap has room
-    /// (`mm::headroom`), as a system call does at its entry: a file system's write
-    /// takes heap (its block buffers), and one write-back may write thousands of
-    /// pages. Reclaim's own writes pass false (reclaim cannot wait for reclaim).
-    fn write_back_locked(&self, first: u64, last: u64, ensures_headroom: bool) -> Result<(), FsError> {
-        let mut result = Ok(());
-        let mut next = first;
-        let mut has_written = false;
-        loop {
-            self.write_protect_mapped(next, last);
-            let batch = self.take_dirty_batch(next, last);
-            let Some(last_taken) = batch.last().map(|p| p.index) else { break };
-            has_written = true;
-            for run in batch.chunk_by(|a, b| b.index == a.index + 1) {
-                if ensures_headroom {
-                    let _ = super::headroom::ensure_heap_headroom(); // short of it, the write may still fit
-                }
-                if let Err(e) = self.write_run(run) {
-                    result = result.and(Err(e));
-                }
-            }
-            if last_taken == last || batch.len() < WRITEBACK_BATCH {
-                break;
-            }
-            next = last_taken + 1;
-        }
-        if has_written && let Err(e) = self.io.sync() {
-            result = result.and(Err(e));
-        }
-        if self.nr_dirty() == 0 {
-            self.dirtied_at_ms.store(0, Ordering::Release);
-        }
-        result
-    }
-
-    /// Write-protects the PTEs that map the next [`WRITEBACK_BATCH`] dirty, mapped
-    /// pages of `[first, last]` (through the file rmap), so that a write after their
-    /// write-back faults and dirties them again; a PTE's Dirty bit dirties its page.
-    fn write_protect_mapped(&self, first: u64, last: u64) {
-        let mapped: Vec<(u64, Frame)> = {
-            let pages = self.pages.lock();
-            let is_dirty_and_mapped = |f: Frame| frame::with_desc(f, |d| d.map_count() > 0 && d.has_flags(FrameFlags::DIRTY));
-            let found = pages.range(first..=last).filter(|&(_, &f)| is_dirty_and_mapped(f));
-            found.take(WRITEBACK_BATCH).map(|(&i, &f)| (i, f)).collect()
-        };
-        for (index, frame) in mapped {
-            super::file_rmap::write_protect_page(self.id, index, frame);
-        }
-    }
-
-    /// Takes up to [`WRITEBACK_BATCH`] dirty pages from `[first, last]`: each gets a
-    /// handle, loses DIRTY (a write meanwhile sets it again) and gains LOCKED.
-    fn take_dirty_batch(&self, first: u64, last: u64) -> Vec<CachedPage> {
-        let mut batch = Vec::new();
-        let pages = self.pages.lock();
-        for (&index, &frame) in pages.range(first..=last) {
-            if batch.len() == WRITEBACK_BATCH {
-                break;
-            }
-            let is_taken = frame::with_desc(frame, |d| {
-                if !d.has_flags(FrameFlags::DIRTY) || d.has_flags(FrameFlags::LOCKED) {
-                    return false;
-                }
-                d.remove_flags(FrameFlags::DIRTY);
-                d.insert_flags(FrameFlags::LOCKED);
-                d.get_ref();
-                true
-            });
-            if is_taken {
-                stats::writeback_started();
-                batch.push(CachedPage { frame, index });
-            }
-        }
-        batch
-    }
-
-    /// Writes a run of consecutive pages taken by
-    /// [`take_dirty_batch`](Self::take_dirty_batch) with one [`PageIo::write_pages`]
-    /// (straight from the frames: no copy), and unlocks them; those that failed are
-    /// dirty again.
-    fn write_run(&self, run: &[CachedPage]) -> Result<(), FsError> {
-        let mut srcs = Vec::new();
-        let outcome = match srcs.try_reserve_exact(run.len()) {
-            Ok(()) => {
-                srcs.extend(run.iter().map(CachedPage::bytes));
-                self.io.write_pages(run[0].index, &srcs, self.size())
-            }
-            Err(_) => Err((0, FsError::NoMemory)),
-        };
-        let nr_done = match outcome {
-            Ok(()) => run.len(),
-            Err((n, _)) => n,
-        };
-        for (i, page) in run.iter().enumerate() {
-            self.finish_write(page, i >= nr_done);
-        }
-        outcome.map_err(|(_, e)| e)
-    }
-
-    /// Unlocks a page after its write; if the write `failed`, it is dirty again.
-    fn finish_write(&self, page: &CachedPage, failed: bool) {
-        let is_redirtied = frame::with_desc(page.frame, |d| {
-            d.remove_flags(FrameFlags::LOCKED);
-            // A write meanwhile may have made it dirty (and counted it) already.
-            let is_redirtied = failed && !d.has_flags(FrameFlags::DIRTY);
-            if is_redirtied {
-                d.insert_flags(FrameFlags::DIRTY);
-            }
-            is_redirtied
-        });
-        stats::writeback_done(is_redirtied);
-        count(if failed { FileEvent::WriteError } else { FileEvent::PageWritten });
     }
 
     /// Reclaim's side of one victim `frame`, page `index` of this cache, already
