@@ -3,9 +3,9 @@
 //! dirties and `write_back` writes exactly the dirty pages (the last one partial),
 //! truncation drops pages and frees their frames, a failed write keeps the page
 //! dirty, sequential reads are read ahead, writeback writes old dirty pages by
-//! itself, and under memory pressure the cache of a big file is reclaimed (clean
-//! pages dropped, dirty ones written to their file, none to swap) while an
-//! anonymous workload runs.
+//! itself and a file that asked for it (MS_ASYNC) at once, and under memory
+//! pressure the cache of a big file is reclaimed (clean pages dropped, dirty ones
+//! written to their file, none to swap) while an anonymous workload runs.
 //!
 //! The last test does the same through the VFS on ext2 (`/` on the root disk): a
 //! file written while an anonymous workload takes most of memory reads back right,
@@ -330,6 +330,32 @@ fn the_writeback_thread_writes_old_dirty_pages_by_itself() {
     assert!(waited >= writeback::DIRTY_EXPIRE_MS - 20, "written after {waited} ms: before the pages were old");
     assert_eq!(file.writes(), 3);
     assert!(writeback::nr_passes() > 0);
+}
+
+#[test_case]
+fn ms_async_starts_the_write_back_without_waiting_and_the_thread_writes_the_file_at_once() {
+    let (file, cache) = cache_over(pattern(8 * PAGE, 12));
+    let new = pattern(8 * PAGE, 13);
+    cache.write_at(0, &new).unwrap();
+    let dirtied = kernel::arch::timer::uptime_ms();
+    assert_eq!(cache.nr_dirty(), 8);
+    writeback::start_async(&cache).expect("MS_ASYNC");
+    // Nothing was written in the call: the thread has not run yet (the kernel is
+    // not preempted, and this task did not sleep).
+    assert_eq!(file.writes(), 0, "MS_ASYNC wrote before returning");
+    assert_eq!(cache.nr_dirty(), 8);
+    while cache.nr_dirty() > 0 {
+        assert!(kernel::arch::timer::uptime_ms() - dirtied < 5000, "still dirty after 5 s");
+        kernel::proc::sched::yield_now();
+    }
+    let waited = kernel::arch::timer::uptime_ms() - dirtied;
+    assert!(waited < writeback::DIRTY_EXPIRE_MS, "written after {waited} ms: by age, not at the request");
+    assert_eq!(file.writes(), 8);
+    assert_eq!(*file.data.lock(), new, "the file holds the writes");
+    // MS_SYNC (write_back) still waits: dirty pages are clean when it returns.
+    cache.write_at(PAGE as u64, &[7; 100]).unwrap();
+    cache.write_back(0, u64::MAX).unwrap();
+    assert_eq!((cache.nr_dirty(), file.writes()), (0, 9));
 }
 
 /// A big file that needs no RAM of its own: page `i` is filled with a value made

@@ -290,6 +290,99 @@ impl<'d> Ext2<'d> {
         Ok(())
     }
 
+    /// Writes `pages` to regular file `ino` as its file blocks `first, first + 1,
+    /// ...`, straight from the pages to the disk, one block per page (the block size
+    /// must be a page: `InvalidArgument` otherwise): the write-side twin of
+    /// [`read_file_pages`](Self::read_file_pages), which the page cache's write-back
+    /// uses.
+    ///
+    /// `end` is the file's size as the writer sees it: pages wholly past it are not
+    /// written, the bytes of the last page past it go to the disk as zeros (copied
+    /// once through a bounce page: a shared mapping may have written there), and the
+    /// inode's size grows to `end` at most. Each block is mapped first, allocated on
+    /// its first write with the indirect blocks that map it (metadata goes through
+    /// this crate's cache and reaches the disk at [`Ext2::sync`]); then blocks
+    /// adjacent on the disk go in one scatter-gather request each
+    /// ([`BlockDevice::write_pages`]), with no copy. A file block's copy in this
+    /// crate's cache (a tail zeroed by `truncate`, an older `write_at`) is dropped:
+    /// the pages are newer, and the cache never holds a stale copy of data on the disk.
+    ///
+    /// Returns how many pages (from the first) are now on the disk: all of those
+    /// before `end`, or fewer if the disk filled up part way (`NoSpace` if none fit);
+    /// the size covers exactly those. A device error is returned as it is (the
+    /// caller keeps the pages dirty and writes them again).
+    pub fn write_file_pages(&mut self, ino: InodeNo, first: u64, pages: &[&Page], end: u64) -> Result<usize> {
+        if self.sb.block_size != PAGE_SIZE {
+            return Err(Ext2Error::InvalidArgument);
+        }
+        let mut inode = self.regular_inode(ino)?;
+        let bs = PAGE_SIZE as u64;
+        let start = first.checked_mul(bs).ok_or(Ext2Error::FileTooBig)?;
+        let nr_in_file = end.saturating_sub(start).div_ceil(bs).min(pages.len() as u64) as usize;
+        if nr_in_file == 0 {
+            return Ok(0);
+        }
+        if first + nr_in_file as u64 > self.max_file_blocks() {
+            return Err(Ext2Error::FileTooBig);
+        }
+        // Map (allocate) every block first: the runs are known before any write.
+        let mut blocks = Vec::with_capacity(nr_in_file);
+        let mut result = Ok(());
+        for n in first..first + nr_in_file as u64 {
+            match self.map_block_alloc(ino, &mut inode, n) {
+                Ok((pblk, _)) => {
+                    self.cache.forget(pblk);
+                    blocks.push(pblk);
+                }
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        let mut srcs: Vec<&Page> = pages[..blocks.len()].to_vec();
+        // The last page of the file: what lies past the end goes out as zeros.
+        let end_in_last = (end % bs) as usize;
+        let mut tail_copy: Vec<u8> = Vec::new();
+        if blocks.len() == nr_in_file && end_in_last != 0 && start + nr_in_file as u64 * bs > end {
+            tail_copy.resize(PAGE_SIZE, 0);
+            tail_copy[..end_in_last].copy_from_slice(&srcs[nr_in_file - 1][..end_in_last]);
+            srcs[nr_in_file - 1] = tail_copy.as_slice().try_into().expect("write_file_pages: one page");
+        }
+        let sectors_per_block = (PAGE_SIZE / SECTOR_SIZE) as u64;
+        let max_run = self.dev.max_pages_per_request().max(1);
+        let mut nr_written = 0;
+        while nr_written < blocks.len() {
+            let pblk = blocks[nr_written];
+            let mut count = 1;
+            while nr_written + count < blocks.len()
+                && count < max_run
+                && blocks[nr_written + count] == pblk + count as u32
+            {
+                count += 1;
+            }
+            let run = &srcs[nr_written..nr_written + count];
+            if let Err(e) = self.dev.write_pages(u64::from(pblk) * sectors_per_block, run) {
+                result = Err(e.into());
+                break;
+            }
+            nr_written += count;
+        }
+        if nr_written > 0 {
+            inode.size = inode.size.max(end.min(start + nr_written as u64 * bs));
+            let now = self.now();
+            inode.mtime = now;
+            inode.ctime = now;
+            self.note_large_file(inode.size);
+        }
+        // i_blocks changed even if nothing was written (blocks allocated).
+        self.write_inode(ino, &inode)?;
+        match result {
+            Err(e) if nr_written == 0 => Err(e),
+            _ => Ok(nr_written),
+        }
+    }
+
     /// Returns the disk block holding file block `file_block` of inode `ino`, or
     /// `None` for a hole (the page cache's `bmap`).
     pub fn block_of(&mut self, ino: InodeNo, file_block: u64) -> Result<Option<u32>> {

@@ -583,3 +583,96 @@ fn file_pages_read_straight_into_pages_match_read_at_with_holes_cached_blocks_an
     let mut page = [0u8; blockdev::PAGE_SIZE];
     assert_eq!(fs1.read_file_pages(old, 0, &mut [&mut page]), Err(Ext2Error::InvalidArgument));
 }
+
+/// Writes `data` (padded with `pad` bytes to whole pages) as pages `first..` of
+/// `ino` with `write_file_pages`, the file ending at byte `end`.
+fn write_pages(fs: &mut Ext2, ino: InodeNo, first: u64, data: &[u8], pad: u8, end: u64) -> Result<usize, Ext2Error> {
+    let mut pages = vec![[pad; blockdev::PAGE_SIZE]; data.len().div_ceil(blockdev::PAGE_SIZE)];
+    for (page, chunk) in pages.iter_mut().zip(data.chunks(blockdev::PAGE_SIZE)) {
+        page[..chunk.len()].copy_from_slice(chunk);
+    }
+    let refs: Vec<&blockdev::Page> = pages.iter().collect();
+    fs.write_file_pages(ino, first, &refs, end)
+}
+
+#[test]
+fn file_pages_written_straight_from_pages_in_runs_allocate_blocks_zero_the_tail_and_pass_fsck() {
+    let disk = RamDisk::from_bytes("root", fresh_image(4096, 2048, &[]));
+    disk.set_max_pages_per_request(16);
+    let mut fs = mount(&disk);
+    let ino = fs.create(ROOT_INO, b"paged", 0o644).unwrap();
+    // 40 pages (through the indirect block), a hole of 3, then 2.5 pages whose
+    // last page has garbage past the end (a shared mapping may write there).
+    let data = pattern(40 * 4096, 5);
+    let tail = pattern(2 * 4096 + 2048, 6);
+    let size = 43 * 4096 + tail.len() as u64;
+    let (_, writes_before, _) = disk.request_counts();
+    assert_eq!(write_pages(&mut fs, ino, 0, &data, 0, size).unwrap(), 40);
+    let (_, writes_after, _) = disk.request_counts();
+    // The 40 blocks are allocated in a row (12 direct, the indirect block, 28): two
+    // runs, the second split at 16 pages a request: 12 + 16 + 12 = 3 requests.
+    assert_eq!(writes_after - writes_before, 3, "one request per run of adjacent blocks");
+    assert!(fs.nr_dirty_blocks() > 0, "metadata waits for sync");
+    let mut padded_tail = tail.clone();
+    padded_tail.resize(3 * 4096, 0xaa);
+    assert_eq!(write_pages(&mut fs, ino, 43, &padded_tail, 0xaa, size).unwrap(), 3);
+    assert_eq!(fs.stat(ino).unwrap().size, size);
+    assert_eq!(fs.stat(ino).unwrap().nr_sectors, (40 + 3 + 1) * 8, "43 data blocks and the indirect one");
+    let bytes = sync_and_check(&mut fs, &disk);
+    let mut expected = data.clone();
+    expected.resize(43 * 4096, 0);
+    expected.extend_from_slice(&tail);
+    assert_eq!(debugfs_cat(&bytes, "/paged"), expected, "debugfs reads what the pages held");
+    // The tail past the end went out as zeros: growing the file shows zeros.
+    fs.truncate(ino, size + 100).unwrap();
+    let mut grown = vec![0xffu8; 100];
+    assert_eq!(fs.read_at(ino, size, &mut grown).unwrap(), 100);
+    assert_eq!(grown, vec![0u8; 100], "no garbage past the old end");
+    // Pages wholly past `end` are not written.
+    assert_eq!(write_pages(&mut fs, ino, 100, &pattern(4096, 7), 0, size).unwrap(), 0);
+    sync_and_check(&mut fs, &disk);
+    // A 1 KiB-block file system cannot write block-per-page.
+    let small = RamDisk::from_bytes("small", fresh_image(1024, 4096, &[]));
+    let mut fs1 = mount(&small);
+    let old = fs1.lookup(ROOT_INO, b"old.txt").unwrap();
+    assert_eq!(write_pages(&mut fs1, old, 0, &pattern(4096, 8), 0, 4096), Err(Ext2Error::InvalidArgument));
+}
+
+#[test]
+fn file_pages_written_replace_a_cached_copy_of_their_block_so_neither_sync_nor_reads_see_stale_data() {
+    let disk = RamDisk::from_bytes("root", fresh_image(4096, 2048, &[]));
+    let mut fs = mount(&disk);
+    let ino = fs.create(ROOT_INO, b"mixed", 0o644).unwrap();
+    // An old copy of block 0 sits dirty in the crate's cache (write_at, then a
+    // truncate that zeroes the tail of block 1 through the cache too).
+    fs.write_at(ino, 0, &pattern(2 * 4096, 9)).unwrap();
+    fs.truncate(ino, 4096 + 10).unwrap();
+    let new = pattern(4096 + 10, 10);
+    assert_eq!(write_pages(&mut fs, ino, 0, &new, 0x55, 4096 + 10).unwrap(), 2);
+    assert_eq!(read_all(&mut fs, ino), new, "read_at: the pages' bytes, not the cached copy");
+    let mut page = [0u8; blockdev::PAGE_SIZE];
+    fs.read_file_pages(ino, 0, &mut [&mut page]).unwrap();
+    assert_eq!(&page[..], &new[..4096], "read_file_pages: the pages' bytes");
+    let bytes = sync_and_check(&mut fs, &disk);
+    assert_eq!(debugfs_cat(&bytes, "/mixed"), new, "sync wrote no stale cached copy over the pages");
+}
+
+#[test]
+fn file_pages_written_on_a_nearly_full_disk_stop_at_the_first_block_that_does_not_fit() {
+    let disk = RamDisk::from_bytes("root", fresh_image(4096, 256, &[]));
+    let mut fs = mount(&disk);
+    let ino = fs.create(ROOT_INO, b"filler", 0o644).unwrap();
+    let nr_free = fs.statfs().nr_free_blocks as usize;
+    // More pages than there are free blocks (one of them goes to the indirect block).
+    let data = pattern((nr_free + 8) * 4096, 11);
+    let n = write_pages(&mut fs, ino, 0, &data, 0, data.len() as u64).unwrap();
+    assert!(n > 12 && n < nr_free, "part fit: {n} of {} pages ({nr_free} blocks free)", nr_free + 8);
+    assert_eq!(fs.statfs().nr_free_blocks, 0);
+    assert_eq!(fs.stat(ino).unwrap().size, n as u64 * 4096, "the size covers exactly what was written");
+    let bytes = sync_and_check(&mut fs, &disk);
+    assert_eq!(debugfs_cat(&bytes, "/filler"), data[..n * 4096].to_vec());
+    // Nothing fits any more: ENOSPC, the file unchanged.
+    assert_eq!(write_pages(&mut fs, ino, n as u64, &data[..4096], 0, (n as u64 + 1) * 4096), Err(Ext2Error::NoSpace));
+    assert_eq!(fs.stat(ino).unwrap().size, n as u64 * 4096);
+    sync_and_check(&mut fs, &disk);
+}

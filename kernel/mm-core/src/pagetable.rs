@@ -454,6 +454,41 @@ impl PageTable {
         Ok((old, Flush::new(addr, PageSize::Size4KiB, is_global(old))))
     }
 
+    /// Maps the unused entries among the `nr_pages` pages from `start` that share
+    /// `start`'s level-1 table (the window is cut at the table's end), each to what
+    /// `fill_fn(page)` answers (`None`: leave it unused; PRESENT is added, HUGE is not
+    /// allowed), with one walk for all of them; the table must exist already
+    /// (nothing is mapped if it does not, or a huge leaf covers `start`). Returns how
+    /// many entries were written. No flush: the entries were unused (see `map`).
+    ///
+    /// Fault-around maps a window of cached file pages this way.
+    pub fn map_unused_in_table<M: TableMemory>(
+        &mut self,
+        mem: &mut M,
+        start: Page,
+        nr_pages: u64,
+        mut fill_fn: impl FnMut(Page) -> Option<(Frame, PteFlags)>,
+    ) -> usize {
+        let addr = start.start_address();
+        let Ok(path) = self.descend(mem, addr, 1) else { return 0 };
+        let table = path.table(1);
+        let first = addr.p1_index();
+        let end = (first as u64 + nr_pages).min(512) as usize;
+        let mut nr_mapped = 0;
+        for index in first..end {
+            if !mem.read_entry(table, index).is_unused() {
+                continue;
+            }
+            let page = Page::containing_address(addr + (index - first) as u64 * PAGE_SIZE);
+            if let Some((frame, flags)) = fill_fn(page) {
+                debug_assert!(!flags.contains(PteFlags::HUGE), "map_unused_in_table: HUGE in a level-1 entry is the PAT bit");
+                mem.write_entry(table, index, Pte::new(frame, (flags - PteFlags::HUGE) | PteFlags::PRESENT));
+                nr_mapped += 1;
+            }
+        }
+        nr_mapped
+    }
+
     /// Calls `visit_fn` on every used leaf (present or swap) overlapping the range.
     ///
     /// The range is `nr_pages` 4 KiB pages from `start`, in address order. A huge

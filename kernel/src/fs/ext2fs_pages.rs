@@ -6,15 +6,20 @@
 //!                                                         data straight into the frames, one
 //!                                                         scatter-gather request per run
 //!                              ──read_page(index)──> the same, one page
-//!                              ──write_page(index, len)──> Ext2::write_at(ino, index * 4096, len bytes)
-//!                                                           └─ the block map: file block -> disk block,
-//!                                                              allocating blocks on the first write
+//!                              ──write_pages(first, n)──> Ext2::write_file_pages: blocks mapped
+//!                                                          (allocated on the first write), then the
+//!                                                          frames straight to the disk, one
+//!                                                          scatter-gather request per run
+//!                              ──write_page(index, len)──> Ext2::write_at (blocks smaller than a page)
 //! ```
-//! The ext2 crate maps file blocks to disk blocks and keeps metadata in its own
-//! small block cache; file data lives in the page cache: with 4 KiB blocks (the
-//! runner's `mke2fs -b 4096`) a read goes from the disk into the cache's frames
-//! with no copy (the device DMAs into them, as Linux's `mpage_readahead`); a file
-//! system of smaller blocks reads through a buffer and copies. Blocks are allocated when a page is
+//! The ext2 crate maps file blocks to disk blocks and keeps metadata (inodes,
+//! bitmaps, indirect blocks) in its own small block cache; file data lives in the
+//! page cache: with 4 KiB blocks (the runner's `mke2fs -b 4096`) a read goes from
+//! the disk into the cache's frames and a write-back from the frames to the disk,
+//! with no copy either way (the device DMAs, as Linux's `mpage_readahead` and
+//! `mpage_writepages`); the crate's block cache never holds a file data block then
+//! (a copy there is dropped when the page is written). A file system of smaller
+//! blocks reads and writes through a buffer and copies. Blocks are allocated when a page is
 //! written back, not when `write` dirties it (Linux calls that delayed allocation):
 //! a full disk shows at write-back, as an error that keeps the page dirty.
 //!
@@ -29,8 +34,8 @@ use ext2::{Ext2, InodeNo};
 use super::FsError;
 use super::ext2fs::fs_error;
 use crate::mm::PAGE_SIZE;
-use crate::mm::frame::NewPage;
-use crate::mm::page_cache::PageIo;
+use crate::mm::frame::{NewPage, PageBytes};
+use crate::mm::page_cache::{PageIo, write_pages_each};
 use crate::sync::{Mutex, MutexGuard};
 
 /// A mounted ext2 file system behind its sleeping lock: the VFS mount
@@ -120,6 +125,25 @@ impl PageIo for Ext2Pages {
             return Err(FsError::NoSpace); // part of the page fit: the rest stays dirty
         }
         Ok(())
+    }
+
+    /// With 4 KiB blocks, [`Ext2::write_file_pages`]: blocks mapped (allocated on
+    /// the first write-back), then the frames go to the disk in one scatter-gather
+    /// request per run of adjacent blocks, no copy; other block sizes, one
+    /// `write_page` each. A short write is a full disk (ENOSPC).
+    fn write_pages(&self, first: u64, srcs: &[&PageBytes], size: u64) -> Result<(), (usize, FsError)> {
+        let mut fs = self.fs.lock_fs();
+        if fs.block_size() != PAGE_SIZE as usize {
+            drop(fs);
+            return write_pages_each(self, first, srcs, size);
+        }
+        let start = first.saturating_mul(PAGE_SIZE);
+        let nr_in_file = size.saturating_sub(start).div_ceil(PAGE_SIZE).min(srcs.len() as u64) as usize;
+        match fs.write_file_pages(self.ino, first, srcs, size) {
+            Ok(n) if n >= nr_in_file => Ok(()),
+            Ok(n) => Err((n, FsError::NoSpace)),
+            Err(e) => Err((0, fs_error(e))),
+        }
     }
 
     /// The crate's block cache writes only at `sync`: after a batch of pages, every

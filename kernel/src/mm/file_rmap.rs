@@ -28,7 +28,7 @@
 //! a zombie).
 //!
 //! Users: reclaim of a *mapped* file page ([`unmap_page`]), writeback
-//! ([`write_protect_page`]: a shared page written back is read-only again, so the
+//! ([`write_protect_pages`]: a shared page written back is read-only again, so the
 //! next write dirties it again), truncate ([`unmap_from`]), the audit
 //! ([`nr_ptes_mapping`]).
 //!
@@ -42,6 +42,8 @@ use alloc::collections::BTreeMap;
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use core::any::Any;
+
+use mm_core::pagetable::FlushBatch;
 
 use super::addr_space::{AddressSpace, Backing};
 use super::page_cache::PageCache;
@@ -214,24 +216,39 @@ pub fn unmap_page(cache_id: u32, index: u64, frame: Frame) -> bool {
     is_done && super::frame::with_desc(frame, |d| d.map_count()) == 0
 }
 
-/// Write-protects every PTE that maps `frame` (page `index` of cache `cache_id`),
-/// before the page is written back: the next write through a shared mapping faults
-/// and dirties the page again (`page_mkwrite`). A PTE's Dirty bit makes the page
-/// dirty. Returns false if a space was busy (the page is then not written now).
-pub fn write_protect_page(cache_id: u32, index: u64, frame: Frame) -> bool {
-    let mut was_dirty = false;
-    let is_done = for_each_pte(cache_id, index, frame, |space, page, pte| {
-        if pte.flags().contains(PteFlags::WRITABLE) || pte.flags().contains(PteFlags::DIRTY) {
-            was_dirty |= pte.flags().contains(PteFlags::DIRTY);
-            let mut clean = pte;
-            clean.set_flags(pte.flags() - PteFlags::WRITABLE - PteFlags::DIRTY);
-            space.replace_pte(page, clean);
+/// Write-protects every PTE that maps a page of a batch of cache `cache_id`,
+/// given as (index, frame), before the pages are written back: the next write
+/// through a shared mapping faults and dirties the page again (`page_mkwrite`).
+/// Each space that maps the file is locked once and flushed once for the whole
+/// batch (one TLB flush, or one shootdown, per space, not per page), as Linux's
+/// `page_mkclean` over a writeback batch. Returns the indices whose PTE was dirty
+/// (the caller marks those pages dirty). A busy space (`try_lock`) is skipped.
+pub fn write_protect_pages(cache_id: u32, pages: &[(u64, Frame)]) -> Vec<u64> {
+    let mut dirty = Vec::new();
+    for (_, space) in spaces_of(cache_id) {
+        let Some(mut guard) = space.try_lock() else { continue };
+        let space: &mut AddressSpace = &mut guard;
+        let mut batch = FlushBatch::new();
+        for &(index, frame) in pages {
+            for page in places_in(space, cache_id, index) {
+                let Some(pte) = space.pte(page.start_address()) else { continue };
+                let flags = pte.flags();
+                if !pte.is_present() || pte.frame() != frame || !flags.intersects(PteFlags::WRITABLE | PteFlags::DIRTY) {
+                    continue;
+                }
+                if flags.contains(PteFlags::DIRTY) {
+                    dirty.push(index);
+                }
+                let mut clean = pte;
+                clean.set_flags(flags - PteFlags::WRITABLE - PteFlags::DIRTY);
+                if let Ok((_, flush)) = space.pt.set_entry(&mut space.tables, page, clean) {
+                    batch.push(flush);
+                }
+            }
         }
-    });
-    if was_dirty {
-        note_dirty_pte(cache_id, index);
+        space.flush(batch);
     }
-    is_done
+    dirty
 }
 
 /// Unmaps every PTE of cache `cache_id`'s mappings at page `first` of the file and

@@ -19,7 +19,7 @@
 //! shared one it makes the PTE writable and dirties the page, so a page is marked
 //! dirty exactly when it is written and clean pages are never written back
 //! (Linux's `page_mkwrite`). Writeback write-protects the PTEs again before it
-//! writes (`file_rmap::write_protect_page`).
+//! writes (`file_rmap::write_protect_pages`).
 //!
 //! A mapped cache frame keeps its `FILE` owner (cache, index); each PTE is one
 //! reference and one count in `map_count`, and the file rmap (`file_rmap.rs`) finds
@@ -28,7 +28,8 @@
 //!
 //! Fault-around: after a read fault, the neighbours already in the cache (no I/O)
 //! in the same 64 KiB-aligned window and VMA are mapped read-only too (Linux's
-//! `fault_around_bytes`), so a sequential reader takes one fault per 16 pages.
+//! `fault_around_bytes`), so a sequential reader takes one fault per 16 pages; the
+//! whole window with one page-table walk and one hold of the cache's lock.
 //!
 //! Lock state: called with the address-space lock held; takes a cache's `pages`
 //! lock and `FILE_RMAP` briefly (both below the space lock); never does I/O.
@@ -38,7 +39,7 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::addr_space::{AddressSpace, Vma};
 use super::fault::{Access, FaultError, FaultOutcome};
-use super::frame::{self, NewPage};
+use super::frame::{self, FrameFlags, NewPage};
 use super::paging::PteFlags;
 use super::{PAGE_SIZE, Page, VirtAddr};
 
@@ -115,30 +116,35 @@ fn map_cached(space: &mut AddressSpace, page: Page, frame: super::Frame, flags: 
 }
 
 /// Maps read-only the cached neighbours of `page` in its aligned window of
-/// [`FAULT_AROUND_PAGES`], inside `vma` and the file, whose PTEs are empty.
+/// [`FAULT_AROUND_PAGES`], inside `vma` and the file, whose PTEs are empty: with
+/// one page-table walk (the window lies in the level-1 table that maps `page`) and
+/// one hold of the cache's lock for the whole window, as Linux's `filemap_map_pages`.
 fn fault_around(space: &mut AddressSpace, vma: &Vma, page: Page, cache: &super::page_cache::PageCache, offset: u64, flags: PteFlags) {
     let window = FAULT_AROUND_PAGES * PAGE_SIZE;
     let addr = page.start_address().as_u64();
     let start = (addr & !(window - 1)).max(vma.start.as_u64());
     let end = ((addr & !(window - 1)) + window).min(vma.end.as_u64());
     let end_index = cache.size().div_ceil(PAGE_SIZE);
-    let mut at = start;
-    while at < end {
-        let neighbour = Page::containing_address(VirtAddr::new(at));
-        at += PAGE_SIZE;
-        if neighbour == page || space.pte(neighbour.start_address()).is_some_and(|pte| !pte.is_unused()) {
-            continue;
-        }
-        let index = (offset + (neighbour.start_address() - vma.start)) / PAGE_SIZE;
-        if index >= end_index {
-            break;
-        }
-        let Some(cached) = cache.find_page(index) else { continue };
-        if map_cached(space, neighbour, cached.frame(), flags).is_err() {
-            break; // no frame for a page table: the neighbours stay lazy
-        }
-        NR_FAULT_AROUND.fetch_add(1, Ordering::Relaxed);
-    }
+    let first_index = (offset + (start - vma.start.as_u64())) / PAGE_SIZE;
+    let first_page = Page::containing_address(VirtAddr::new(start));
+    let nr_mapped = cache.with_pages(|pages| {
+        space.pt.map_unused_in_table(&mut space.tables, first_page, (end - start) / PAGE_SIZE, |neighbour| {
+            let index = first_index + (neighbour.start_address().as_u64() - start) / PAGE_SIZE;
+            if index >= end_index {
+                return None; // past the end of the file: a fault there is a SIGBUS
+            }
+            let &frame = pages.get(&index)?;
+            // The PTE's reference and map count, as `map_cached` takes them.
+            frame::with_desc(frame, |d| {
+                d.get_ref();
+                d.add_file_mapping();
+                d.remove_flags(FrameFlags::READAHEAD);
+            });
+            Some((frame, flags))
+        })
+    }) as u64;
+    space.stats.rss_pages += nr_mapped;
+    NR_FAULT_AROUND.fetch_add(nr_mapped, Ordering::Relaxed);
 }
 
 /// The retry loop's side of `NeedsFileRead`: reads page `index` of cache

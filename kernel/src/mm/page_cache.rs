@@ -38,7 +38,8 @@
 //! (`file_rmap.rs`: a dirty PTE makes the page dirty), then treated as above.
 //!
 //! Writeback (`mm/writeback.rs`) calls [`PageCache::write_back`] for old dirty
-//! pages; `fsync` calls it for the whole file.
+//! pages; `fsync` calls it for the whole file (`page_cache/write_back.rs`: runs of
+//! consecutive dirty pages go to [`PageIo::write_pages`] straight from the frames).
 //!
 //! Locks: a cache's `pages` ([`LockRank::PageCache`](crate::sync::LockRank), below
 //! the address spaces and swap, above the policy: inserting and removing a page
@@ -51,7 +52,7 @@
 use alloc::collections::BTreeMap;
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use super::frame::{self, FrameFlags, FrameState, NewPage, PageBytes};
 use super::{Frame, PAGE_SIZE, frame_ptr, reclaim};
@@ -59,6 +60,7 @@ use crate::fs::FsError;
 use crate::sync::{IrqMutex, LockRank, Mutex};
 
 mod stats;
+mod write_back;
 pub use stats::{FileEvent, nr_dirty, nr_events, nr_pages, nr_writeback, print_counters};
 use stats::{count, count_n};
 
@@ -77,11 +79,33 @@ pub trait PageIo: Send + Sync {
         }
         Ok(())
     }
+    /// Writes pages `first, first + 1, ...` back from `srcs`, the file being `size`
+    /// bytes long (pages wholly past it count as done, the last one is partial): in
+    /// one device request per run of adjacent blocks where the file system can, with
+    /// no copy (write-back gives it runs of consecutive dirty pages). `Err((n, e))`:
+    /// pages `[0, n)` are done, the rest failed with `e`. By default, one
+    /// [`write_page`](Self::write_page) each ([`write_pages_each`]).
+    fn write_pages(&self, first: u64, srcs: &[&PageBytes], size: u64) -> Result<(), (usize, FsError)> {
+        write_pages_each(self, first, srcs, size)
+    }
     /// Makes what the `write_page` calls of one write-back wrote durable (a file
     /// system with its own write-back buffers flushes them). By default nothing.
     fn sync(&self) -> Result<(), FsError> {
         Ok(())
     }
+}
+
+/// [`PageIo::write_pages`] as one [`PageIo::write_page`] per page.
+pub fn write_pages_each<I: PageIo + ?Sized>(io: &I, first: u64, srcs: &[&PageBytes], size: u64) -> Result<(), (usize, FsError)> {
+    for (i, src) in srcs.iter().enumerate() {
+        let start = (first + i as u64) * PAGE_SIZE;
+        if start >= size {
+            break; // cut off by a truncate: nothing of it is in the file any more
+        }
+        let len = (size - start).min(PAGE_SIZE) as usize;
+        io.write_page(first + i as u64, &src[..], len).map_err(|e| (i, e))?;
+    }
+    Ok(())
 }
 
 /// Every live cache by id, so that reclaim can get from a frame to its cache.
@@ -91,7 +115,7 @@ static NEXT_ID: AtomicU32 = AtomicU32::new(1);
 /// How many times an allocation that failed is retried after direct reclaim.
 const ALLOC_RETRIES: u32 = 4;
 /// Dirty pages written back per batch (the handles of one batch sit in a `Vec`).
-const WRITEBACK_BATCH: usize = 32;
+const WRITEBACK_BATCH: usize = 64;
 
 /// The cached pages of one file.
 pub struct PageCache {
@@ -108,6 +132,9 @@ pub struct PageCache {
     append_lock: Mutex<()>,
     /// Uptime (ms) when a page was dirtied while none was; 0 while all are clean.
     dirtied_at_ms: AtomicU64,
+    /// Set by `msync(MS_ASYNC)` ([`super::writeback::start_async`]): the writeback
+    /// thread writes this file at its next pass, whatever its age.
+    is_writeback_requested: AtomicBool,
     /// The sequential-read detector of this file ([`super::readahead`]).
     pub(super) readahead: IrqMutex<mm_core::file_readahead::ReadaheadWindow>,
 }
@@ -216,6 +243,7 @@ impl PageCache {
             io_lock: Mutex::new(()),
             append_lock: Mutex::new(()),
             dirtied_at_ms: AtomicU64::new(0),
+            is_writeback_requested: AtomicBool::new(false),
             readahead: IrqMutex::new_ranked(
                 LockRank::Leaf,
                 mm_core::file_readahead::ReadaheadWindow::with_max(READAHEAD_MAX_PAGES.load(Ordering::Relaxed)),
@@ -273,7 +301,24 @@ impl PageCache {
         }
     }
 
-    /// Page `index` only if it is cached and up to date (no I/O): fault-around uses it.
+    /// Asks for this file's write-back at the writeback thread's next pass.
+    pub(super) fn request_writeback(&self) {
+        self.is_writeback_requested.store(true, Ordering::Release);
+    }
+
+    /// Returns true (once) if a write-back was asked for since the last call.
+    pub(super) fn take_writeback_request(&self) -> bool {
+        self.is_writeback_requested.swap(false, Ordering::AcqRel)
+    }
+
+    /// Runs `f` on this file's index (page index -> frame) under one hold of its
+    /// lock: fault-around maps a window of cached pages with one lock round trip.
+    /// `f` takes no lock ranked above the cache's (a page table walk takes none).
+    pub(super) fn with_pages<R>(&self, f: impl FnOnce(&BTreeMap<u64, Frame>) -> R) -> R {
+        f(&self.pages.lock())
+    }
+
+    /// Page `index` only if it is cached and up to date (no I/O).
     pub fn find_page(&self, index: u64) -> Option<CachedPage> {
         let pages = self.pages.lock();
         let &frame = pages.get(&index)?;
@@ -514,120 +559,6 @@ impl PageCache {
             }
         }
         Ok(())
-    }
-
-    /// Writes every dirty page in `[first, last]` now (fsync, msync, munmap, exit);
-    /// returns the first error (the pages that failed stay dirty).
-    pub fn write_back(&self, first: u64, last: u64) -> Result<(), FsError> {
-        let _io = self.io_lock.lock();
-        self.write_back_locked(first, last, true)
-    }
-
-    /// [`write_back`](Self::write_back) with `io_lock` held by the caller.
-    ///
-    /// `ensures_headroom`: before each page, make sure the kernel heap has room
-    /// (`mm::headroom`), as a system call does at its entry: a file system's write
-    /// takes heap (its block buffers), and one write-back may write thousands of
-    /// pages. Reclaim's own writes pass false (reclaim cannot wait for reclaim).
-    fn write_back_locked(&self, first: u64, last: u64, ensures_headroom: bool) -> Result<(), FsError> {
-        let mut result = Ok(());
-        let mut next = first;
-        let mut has_written = false;
-        loop {
-            self.write_protect_mapped(next, last);
-            let batch = self.take_dirty_batch(next, last);
-            let Some(last_taken) = batch.last().map(|p| p.index) else { break };
-            has_written = true;
-            for page in &batch {
-                if ensures_headroom {
-                    let _ = super::headroom::ensure_heap_headroom(); // short of it, the write may still fit
-                }
-                if let Err(e) = self.write_one(page) {
-                    result = result.and(Err(e));
-                }
-            }
-            if last_taken == last || batch.len() < WRITEBACK_BATCH {
-                break;
-            }
-            next = last_taken + 1;
-        }
-        if has_written && let Err(e) = self.io.sync() {
-            result = result.and(Err(e));
-        }
-        if self.nr_dirty() == 0 {
-            self.dirtied_at_ms.store(0, Ordering::Release);
-        }
-        result
-    }
-
-    /// Write-protects the PTEs that map the next [`WRITEBACK_BATCH`] dirty, mapped
-    /// pages of `[first, last]` (through the file rmap), so that a write after their
-    /// write-back faults and dirties them again; a PTE's Dirty bit dirties its page.
-    fn write_protect_mapped(&self, first: u64, last: u64) {
-        let mapped: Vec<(u64, Frame)> = {
-            let pages = self.pages.lock();
-            let is_dirty_and_mapped = |f: Frame| frame::with_desc(f, |d| d.map_count() > 0 && d.has_flags(FrameFlags::DIRTY));
-            let found = pages.range(first..=last).filter(|&(_, &f)| is_dirty_and_mapped(f));
-            found.take(WRITEBACK_BATCH).map(|(&i, &f)| (i, f)).collect()
-        };
-        for (index, frame) in mapped {
-            super::file_rmap::write_protect_page(self.id, index, frame);
-        }
-    }
-
-    /// Takes up to [`WRITEBACK_BATCH`] dirty pages from `[first, last]`: each gets a
-    /// handle, loses DIRTY (a write meanwhile sets it again) and gains LOCKED.
-    fn take_dirty_batch(&self, first: u64, last: u64) -> Vec<CachedPage> {
-        let mut batch = Vec::new();
-        let pages = self.pages.lock();
-        for (&index, &frame) in pages.range(first..=last) {
-            if batch.len() == WRITEBACK_BATCH {
-                break;
-            }
-            let is_taken = frame::with_desc(frame, |d| {
-                if !d.has_flags(FrameFlags::DIRTY) || d.has_flags(FrameFlags::LOCKED) {
-                    return false;
-                }
-                d.remove_flags(FrameFlags::DIRTY);
-                d.insert_flags(FrameFlags::LOCKED);
-                d.get_ref();
-                true
-            });
-            if is_taken {
-                stats::writeback_started();
-                batch.push(CachedPage { frame, index });
-            }
-        }
-        batch
-    }
-
-    /// Writes one page taken by [`take_dirty_batch`](Self::take_dirty_batch) and
-    /// unlocks it; on an error it is dirty again.
-    fn write_one(&self, page: &CachedPage) -> Result<(), FsError> {
-        let size = self.size();
-        let start = page.index * PAGE_SIZE;
-        let result = if start >= size {
-            Ok(()) // cut off by a truncate: nothing of it is in the file any more
-        } else {
-            let len = (size - start).min(PAGE_SIZE) as usize;
-            self.io.write_page(page.index, &page.bytes()[..], len)
-        };
-        let failed = result.is_err();
-        let is_redirtied = frame::with_desc(page.frame, |d| {
-            d.remove_flags(FrameFlags::LOCKED);
-            // A write meanwhile may have made it dirty (and counted it) already.
-            let is_redirtied = failed && !d.has_flags(FrameFlags::DIRTY);
-            if is_redirtied {
-                d.insert_flags(FrameFlags::DIRTY);
-            }
-            is_redirtied
-        });
-        stats::writeback_done(is_redirtied);
-        match result {
-            Ok(()) => count(FileEvent::PageWritten),
-            Err(_) => count(FileEvent::WriteError),
-        }
-        result
     }
 
     /// Reclaim's side of one victim `frame`, page `index` of this cache, already

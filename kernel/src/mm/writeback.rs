@@ -10,7 +10,10 @@
 //!   file; above [`hard_limit`] (a fifth, `dirty_ratio`) the writer writes back its
 //!   own file before returning (`balance_dirty_pages`, simplified: it throttles the
 //!   writer that makes the dirt);
-//! - someone asks: `fsync` ([`crate::fs::Inode::sync`]); kswapd, which writes a dirty
+//! - someone asks: `msync(MS_ASYNC)` ([`start_async`]), which only asks: the thread
+//!   writes that file at once, and the caller does not wait for it (Linux's
+//!   `MS_ASYNC` leaves the pages to its flushers too);
+//!   `fsync` ([`crate::fs::Inode::sync`]); kswapd, which writes a dirty
 //!   victim to its file (`page_cache::reclaim_file_frame`); direct reclaim, which
 //!   does not write file pages itself but wakes this thread ([`wake`]).
 //!
@@ -31,6 +34,8 @@ pub const DIRTY_EXPIRE_MS: u64 = 1000;
 static QUEUE: WaitQueue = WaitQueue::new();
 /// Set when the background limit is crossed; the thread clears it.
 static IS_KICKED: AtomicBool = AtomicBool::new(false);
+/// Set when a file asked for its write-back ([`start_async`]); the thread clears it.
+static HAS_REQUESTS: AtomicBool = AtomicBool::new(false);
 /// True once the thread runs.
 static IS_RUNNING: AtomicBool = AtomicBool::new(false);
 /// Passes the thread has finished.
@@ -72,8 +77,10 @@ extern "C" fn writeback_main() -> ! {
     let interval_ticks = (WRITEBACK_INTERVAL_MS * crate::arch::timer::TICK_HZ / 1000).max(1);
     loop {
         let deadline = crate::arch::timer::ticks() + interval_ticks;
-        let _ = QUEUE.wait_until_deadline(|| IS_KICKED.load(Ordering::Acquire), deadline);
+        let is_woken = || IS_KICKED.load(Ordering::Acquire) || HAS_REQUESTS.load(Ordering::Acquire);
+        let _ = QUEUE.wait_until_deadline(is_woken, deadline);
         let is_over_limit = IS_KICKED.swap(false, Ordering::AcqRel);
+        HAS_REQUESTS.store(false, Ordering::Release); // a request after this waits for the next pass
         IS_IN_PASS.store(true, Ordering::Release);
         write_back_pass(is_over_limit);
         IS_IN_PASS.store(false, Ordering::Release);
@@ -81,15 +88,17 @@ extern "C" fn writeback_main() -> ! {
     }
 }
 
-/// One pass: writes back every file whose dirty data expired, or every file at all
-/// when `is_over_limit`. Errors stay in the pages (dirty) and are logged.
+/// One pass: writes back every file whose dirty data expired or that asked for it
+/// ([`start_async`]), or every file at all when `is_over_limit`. Errors stay in the
+/// pages (dirty) and are logged.
 pub fn write_back_pass(is_over_limit: bool) {
     // Files no process maps any more are closed here, where sleeping is allowed.
     super::file_rmap::release_unmapped();
     let now = crate::arch::timer::uptime_ms();
     for cache in page_cache::all_caches() {
         let is_expired = cache.dirtied_at_ms().is_some_and(|at| now.saturating_sub(at) >= DIRTY_EXPIRE_MS);
-        if (is_over_limit && cache.dirtied_at_ms().is_some()) || is_expired {
+        let is_requested = cache.take_writeback_request();
+        if (is_over_limit && cache.dirtied_at_ms().is_some()) || is_expired || is_requested {
             write_back_file(&cache);
         }
     }
@@ -122,4 +131,18 @@ pub fn throttle_writer(cache: &PageCache) {
     if page_cache::nr_dirty() > hard_limit() {
         write_back_file(cache);
     }
+}
+
+/// Starts the write-back of `cache`'s dirty pages and returns without waiting
+/// (`msync(MS_ASYNC)`): the thread writes the file at its next pass, which this
+/// wakes. Without the thread, the pages are written now.
+pub fn start_async(cache: &PageCache) -> Result<(), crate::fs::FsError> {
+    if !IS_RUNNING.load(Ordering::Acquire) {
+        return cache.write_back(0, u64::MAX);
+    }
+    cache.request_writeback();
+    if !HAS_REQUESTS.swap(true, Ordering::AcqRel) {
+        QUEUE.wake_one();
+    }
+    Ok(())
 }

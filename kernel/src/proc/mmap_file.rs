@@ -19,9 +19,11 @@
 //! `MAP_PRIVATE`: POSIX leaves unspecified whether later file changes show through),
 //! and `MAP_SHARED` is ENODEV.
 //!
-//! `msync` ([`msync`]): MS_SYNC and MS_ASYNC write the dirty pages of the shared
-//! file mappings in the range back now (MS_ASYNC too: the writes are short), and
-//! MS_INVALIDATE is accepted (the mapping *is* the page cache: nothing to drop).
+//! `msync` ([`msync`]): MS_SYNC writes the dirty pages of the shared file mappings
+//! in the range back now and waits; MS_ASYNC starts the write-back of their files
+//! (the writeback thread, `mm::writeback::start_async`) and returns at once, as
+//! Linux's MS_ASYNC leaves the pages to its flushers; MS_INVALIDATE is accepted (the
+//! mapping *is* the page cache: nothing to drop).
 //! `munmap` and exit leave dirty pages to the writeback thread: a PTE's Dirty bit
 //! moves to its page when the PTE goes, and `read` sees the page cache anyway.
 
@@ -181,9 +183,12 @@ pub fn msync(addr: u64, len: u64, flags: u64) -> Result<u64, Errno> {
     };
     let mut result = Ok(0);
     for (cache_id, first, last) in ranges {
-        if let Some(cache) = file_rmap::cache_of(cache_id)
-            && cache.write_back(first, last).is_err()
-        {
+        let Some(cache) = file_rmap::cache_of(cache_id) else { continue };
+        let written = match flags & MS_ASYNC {
+            0 => cache.write_back(first, last),
+            _ => crate::mm::writeback::start_async(&cache),
+        };
+        if written.is_err() {
             result = Err(Errno::EIO);
         }
     }

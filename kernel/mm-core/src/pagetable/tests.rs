@@ -816,3 +816,30 @@ fn replace_huge_swaps_the_frame_and_flags_of_a_huge_leaf_only() {
     assert_eq!(table.replace_huge(&mut mem, addr, new, USER_RW).unwrap_err(), SplitError::NotHuge);
     assert_eq!(table.check_invariants(&mem), 4);
 }
+
+#[test]
+fn map_unused_in_table_fills_only_unused_entries_of_one_table_and_needs_the_table() {
+    let (mut mem, mut table) = setup();
+    let base = 0x0000_0040_0000_0000u64 + 0x20_0000 - 4 * PAGE_SIZE; // 4 pages before a table's end
+    let (busy, swapped) = (page(base + PAGE_SIZE), page(base + 2 * PAGE_SIZE));
+    // No table yet: nothing is asked or mapped.
+    assert_eq!(table.map_unused_in_table(&mut mem, page(base), 8, |_| panic!("asked without a table")), 0);
+    table.map(&mut mem, busy, data_frame(1), USER_RW).unwrap().ignore();
+    let swap = Pte::swap(SwapEntry::new(0, 7));
+    table.set_entry(&mut mem, swapped, swap).unwrap().1.ignore();
+    let mut asked = Vec::new();
+    let nr = table.map_unused_in_table(&mut mem, page(base), 8, |p| {
+        asked.push(p);
+        (p != page(base + 3 * PAGE_SIZE)).then(|| (data_frame(100 + asked.len() as u64), PteFlags::USER))
+    });
+    // The window is cut at the table's end (4 pages); the used two are skipped.
+    assert_eq!(asked, [page(base), page(base + 3 * PAGE_SIZE)]);
+    assert_eq!(nr, 1);
+    let present_user = PteFlags::USER | PteFlags::PRESENT;
+    assert_eq!(table.translate(&mem, VirtAddr::new(base)), Some((data_frame(101).start_address(), present_user, PageSize::Size4KiB)));
+    assert_eq!(table.entry(&mem, busy).unwrap().frame(), data_frame(1), "a present entry is kept");
+    assert_eq!(table.entry(&mem, swapped), Some(swap), "a swap entry is kept");
+    assert!(table.entry(&mem, page(base + 3 * PAGE_SIZE)).unwrap().is_unused(), "None leaves it unused");
+    assert!(table.entry(&mem, page(base + 4 * PAGE_SIZE)).is_none(), "nothing past the table");
+    table.check_invariants(&mem);
+}

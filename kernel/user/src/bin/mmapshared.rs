@@ -2,7 +2,9 @@
 //! into the process): the Pintos project 3 cases mmap-write, -exit, -unmap,
 //! -shuffle, -inherit (a shared mapping), -remove (shared), xv6 mmaptest's "two
 //! files at once" and "fork inheritance", `read`/`write` and the mapping seeing the
-//! same bytes, msync's errnos, and a truncate killing an access past the new end.
+//! same bytes, msync's errnos, MS_ASYNC's writes on the disk after fsync, a file
+//! written with write(2) reading back through read(2) and a mapping before and
+//! after drop_caches, and a truncate killing an access past the new end.
 //! Works in `/mmapshared`; leaves `/mmapshared/exit.bin` for the host to read back
 //! (`tests/mmap_files.rs` asks the runner to check it with debugfs).
 //!
@@ -115,6 +117,8 @@ fn main() -> i32 {
     two_files_and_close_and_remove();
     read_write_and_mapping_agree();
     msync_errnos();
+    ms_async_reaches_the_disk();
+    written_file_reads_back_everywhere();
     truncate_kills_past_the_new_end();
     ok("chdir", fs::chdir(c"/"));
     println!("mmapshared: every case matches Linux");
@@ -289,6 +293,68 @@ fn read_write_and_mapping_agree() {
     munmap(private, PAGE);
     ok("close", fs::close(fd));
     ok("unlink", fs::unlink(c"r"));
+}
+
+/// Drops the clean cached pages (`/proc/sys/vm/drop_caches`): a read after it
+/// comes from the disk.
+fn drop_caches() {
+    let fd = ok("open drop_caches", fs::open(c"/proc/sys/vm/drop_caches", o::WRONLY, 0));
+    ok("write 1 to drop_caches", fs::write_all(fd, b"1\n"));
+    ok("close", fs::close(fd));
+}
+
+/// Byte `i` of the files the write-path cases write (differs from [`byte`]).
+fn byte2(i: usize) -> u8 {
+    (i % 253) as u8 ^ 0xa5
+}
+
+/// msync(MS_ASYNC) starts the write-back and returns; after fsync the bytes are
+/// on the disk: read(2) after drop_caches (which keeps dirty pages) sees them.
+fn ms_async_reaches_the_disk() {
+    let fd = zero_file(c"async", SIZE);
+    let a = ok("mmap shared", mmap(SIZE, RW, map::SHARED, fd, 0));
+    (0..SIZE).for_each(|i| put(a, i, byte2(i)));
+    ok("msync MS_ASYNC", msync(a as u64, SIZE, abi::ms::ASYNC));
+    ok("fsync after MS_ASYNC", fs::fsync(fd));
+    munmap(a, SIZE);
+    drop_caches();
+    check!(file_is(c"async", SIZE, byte2), "MS_ASYNC then fsync: the disk holds the writes");
+    ok("close", fs::close(fd));
+    ok("unlink", fs::unlink(c"async"));
+}
+
+/// The write path: write(2) in uneven pieces (a hole, a partial last page), then
+/// fsync; read(2), a mapping, and read(2) and a mapping after drop_caches (the disk's
+/// copy) all see the same bytes.
+fn written_file_reads_back_everywhere() {
+    const LEN: usize = 40 * PAGE + 1234;
+    const HOLE: core::ops::Range<usize> = 20 * PAGE + 5..23 * PAGE + 7;
+    let want = |i: usize| if HOLE.contains(&i) { 0 } else { byte2(i) };
+    let fd = ok("create", fs::open(c"written", o::CREAT | o::TRUNC | o::RDWR, 0o644));
+    let mut buf = [0u8; 3000];
+    let mut at_byte = 0;
+    while at_byte < LEN {
+        if HOLE.contains(&at_byte) {
+            at_byte = HOLE.end;
+            ok("lseek past the hole", fs::lseek(fd, at_byte as i64, fs::SEEK_SET));
+        }
+        let n = buf.len().min(LEN - at_byte).min(if at_byte < HOLE.start { HOLE.start - at_byte } else { usize::MAX });
+        buf[..n].iter_mut().enumerate().for_each(|(k, b)| *b = byte2(at_byte + k));
+        ok("write", fs::write_all(fd, &buf[..n]));
+        at_byte += n;
+    }
+    ok("fsync", fs::fsync(fd));
+    let agree = |what: &str| {
+        check!(file_is(c"written", LEN, want), "{what}: read(2) sees what write(2) wrote");
+        let m = ok("mmap private", mmap(LEN, prot::READ, map::PRIVATE, fd, 0));
+        check!((0..LEN).all(|i| at(m, i) == want(i)), "{what}: a mapping sees what write(2) wrote");
+        munmap(m, LEN);
+    };
+    agree("cached");
+    drop_caches();
+    agree("after drop_caches");
+    ok("close", fs::close(fd));
+    ok("unlink", fs::unlink(c"written"));
 }
 
 /// msync(2)'s errnos (Linux's), and MS_SYNC / MS_ASYNC / MS_INVALIDATE accepted.
