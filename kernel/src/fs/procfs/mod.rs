@@ -100,6 +100,7 @@ const FILES: &[ProcFile] = &[
     file("meminfo", meminfo::meminfo),
     file("vmstat", system::vmstat),
     file("buddyinfo", system::buddyinfo),
+    file("pcpinfo", system::pcpinfo),
     file("swaps", system::swaps),
     file("slabinfo", system::slabinfo),
     file("stat", system::stat),
