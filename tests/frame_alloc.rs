@@ -11,7 +11,7 @@ extern crate alloc;
 use alloc::vec::Vec;
 
 use kernel::mm::frame::{self, AllocError, FrameState, FreeError, MAX_ORDER, OwnedFrames};
-use kernel::mm::{Frame, Order, frame_ptr};
+use kernel::mm::{Frame, Order, frame_ptr, pcp};
 
 kernel::test_kernel!();
 
@@ -26,6 +26,9 @@ fn frame_table_costs_at_most_32_bytes_a_frame() {
 
 #[test_case]
 fn allocating_every_frame_then_freeing_all_restores_buddyinfo() {
+    // Single frames freed land on the per-CPU lists, not the buddy's: empty them
+    // first and last, so both pictures are of the buddy allocator alone.
+    pcp::drain_all();
     let before = frame::buddyinfo();
     // Take every free frame, largest blocks first, keeping the list in a buddy block
     // of its own (a heap Vec would itself need frames while we drain them).
@@ -54,6 +57,7 @@ fn allocating_every_frame_then_freeing_all_restores_buddyinfo() {
         unsafe { frame::free(Frame::from_pfn(pfn), Order(order)) }.expect("free of a drained block");
     }
     drop(list);
+    pcp::drain_all();
     let after = frame::buddyinfo();
     assert_eq!(after, before, "buddyinfo differs after freeing everything");
     frame::check_invariants().expect("invariants after refilling");
@@ -127,7 +131,74 @@ fn allocated_frames_carry_their_state_and_refcount() {
     assert_eq!(frame::with_desc(f, |d| d.put_ref()), 1);
     // SAFETY: test frames, allocated here and never mapped or used.
     unsafe { frame::free(f, Order(0)) }.unwrap();
+    // A freed single frame waits on this CPU's list, still looking allocated...
+    assert!(pcp::contains(f), "{f:?} is not on a per-CPU list");
+    assert_eq!(frame::with_desc(f, |d| (d.state(), d.refcount())), (FrameState::User, 1));
+    // ... until the lists are drained.
+    pcp::drain_all();
     assert_eq!(frame::with_desc(f, |d| d.state()), FrameState::Free);
+}
+
+#[test_case]
+fn a_freed_single_frame_is_the_next_one_this_cpu_allocates() {
+    let f = frame::alloc(Order(0), FrameState::Kernel).unwrap();
+    let before = pcp::stats(0);
+    let free_before = frame::nr_free_frames();
+    // SAFETY: test frames, allocated here and never mapped or used.
+    unsafe { frame::free(f, Order(0)) }.unwrap();
+    assert_eq!(frame::nr_free_frames(), free_before + 1, "a listed frame is free memory");
+    assert_eq!(frame::alloc(Order(0), FrameState::Kernel), Ok(f), "last freed, first allocated (cache-warm)");
+    let after = pcp::stats(0);
+    assert_eq!((after.frees - before.frees, after.alloc_hits - before.alloc_hits), (1, 1));
+    // SAFETY: as above.
+    unsafe { frame::free(f, Order(0)) }.unwrap();
+}
+
+#[test_case]
+fn a_double_free_of_a_listed_frame_is_refused() {
+    let f = frame::alloc(Order(0), FrameState::Kernel).unwrap();
+    // SAFETY: test frames, allocated here and never mapped or used.
+    unsafe { frame::free(f, Order(0)) }.unwrap();
+    let listed = pcp::nr_listed();
+    // SAFETY: as above; the second free is the bug under test, and must be refused.
+    assert_eq!(unsafe { frame::free(f, Order(0)) }, Err(FreeError::AlreadyFree(f)));
+    assert_eq!(pcp::nr_listed(), listed, "the refused free listed the frame twice");
+    kernel::mm::check::check_consistency().expect("audit after a refused double free");
+}
+
+#[test_case]
+fn frames_on_a_per_cpu_list_never_make_an_allocation_fail() {
+    // Park frames on this CPU's Kernel list: freed there, they look allocated.
+    let sizes = pcp::sizes();
+    let mut parked = Vec::new();
+    for _ in 0..sizes.high {
+        parked.push(frame::alloc(Order(0), FrameState::Kernel).unwrap());
+    }
+    for f in parked {
+        // SAFETY: test frames, allocated here and never mapped or used.
+        unsafe { frame::free(f, Order(0)) }.unwrap();
+    }
+    assert!(pcp::nr_listed() > 0, "nothing parked on the lists");
+    // Now take every free frame as page tables (another list): the last ones can only
+    // come from the Kernel list, by the drain an allocation does before it fails.
+    let list = OwnedFrames::new_zeroed(Order(8)).expect("no room for the frame list");
+    let slots = list.as_ptr() as *mut u64;
+    let capacity = list.size_bytes() as usize / 8;
+    let mut nr = 0;
+    while let Ok(f) = frame::alloc_leaving(Order(0), FrameState::PageTable, frame::Reserve::None) {
+        assert!(nr < capacity, "frame list overflow");
+        // SAFETY: slot `nr` is inside the owned block and aligned.
+        unsafe { slots.add(nr).write(f.pfn()) };
+        nr += 1;
+    }
+    let (free_left, listed_left) = (frame::nr_free_frames(), pcp::nr_listed());
+    for i in 0..nr {
+        // SAFETY: slot `i` was written above; test frames, never mapped.
+        unsafe { frame::free(Frame::from_pfn(slots.add(i).read()), Order(0)) }.expect("free");
+    }
+    drop(list);
+    assert_eq!((free_left, listed_left), (0, 0), "free frames left on the lists when an allocation failed");
+    frame::check_invariants().unwrap();
 }
 
 #[test_case]

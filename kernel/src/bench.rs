@@ -1,6 +1,7 @@
 //! The bench mode: `cargo run -- --bench` boots, measures, prints tables, exits.
 //! The swap benchmarks are in `bench/swap.rs`, the file I/O ones in `bench/file.rs`
-//! (`--cmdline benchonly=file` runs only those).
+//! (`--cmdline benchonly=file` runs only those; `benchonly=alloc` only the
+//! allocators, with the per-CPU page lists on and off).
 //!
 //! Every number is nanoseconds per operation, from the TSC calibrated against the PIT
 //! (see `arch::timer`), as the best of a few rounds so a timer interrupt in one round
@@ -44,11 +45,30 @@ pub fn row(name: &str, ns: f64) {
 /// Measures the physical allocators: buddy and kmalloc.
 pub fn allocators() {
     println!("physical memory allocators (ns per pair, best of {ROUNDS}):");
-    row("buddy order-0 alloc+free", ns_per_op(20_000, || {
-        let f = frame::alloc(Order(0), FrameState::Kernel).expect("bench: out of frames");
-        // SAFETY: allocated just above and never used.
-        unsafe { frame::free(black_box(f), Order(0)) }.expect("bench: free failed");
-    }));
+    let pcp_was_on = crate::mm::pcp::is_enabled();
+    for is_on in [true, false] {
+        // The per-CPU page lists (`mm::pcp`) on, then off: both in one run.
+        crate::mm::pcp::set_enabled(is_on);
+        let lists = if is_on { "pcp on" } else { "pcp off" };
+        row(&alloc::format!("buddy order-0 alloc+free ({lists})"), ns_per_op(20_000, || {
+            let f = frame::alloc(Order(0), FrameState::Kernel).expect("bench: out of frames");
+            // SAFETY: allocated just above and never used.
+            unsafe { frame::free(black_box(f), Order(0)) }.expect("bench: free failed");
+        }));
+        // 64 at once, then 64 frees: the lists refill and drain in batches.
+        let mut frames = [crate::mm::Frame::from_pfn(0); 64];
+        let ns = ns_per_op(500, || {
+            for f in &mut frames {
+                *f = frame::alloc(Order(0), FrameState::Kernel).expect("bench: out of frames");
+            }
+            for &f in &frames {
+                // SAFETY: allocated just above and never used.
+                unsafe { frame::free(black_box(f), Order(0)) }.expect("bench: free failed");
+            }
+        });
+        row(&alloc::format!("buddy order-0 64 allocs, 64 frees ({lists})"), ns / 64.0);
+    }
+    crate::mm::pcp::set_enabled(pcp_was_on);
     row("buddy order-3 alloc+free", ns_per_op(20_000, || {
         let f = frame::alloc(Order(3), FrameState::Kernel).expect("bench: out of frames");
         // SAFETY: allocated just above and never used.
@@ -144,6 +164,11 @@ pub fn run_all() {
     println!("\n== bench mode (TSC: {} cycles/ms) ==", timer::tsc_per_ms());
     if crate::cmdline::value("benchonly") == Some("file") {
         file::bench();
+        println!("== bench done ==");
+        return;
+    }
+    if crate::cmdline::value("benchonly") == Some("alloc") {
+        allocators();
         println!("== bench done ==");
         return;
     }

@@ -5,11 +5,11 @@
 // TLBs no longer translate the pages. Included by `tests/smp_tasks2.rs` and
 // `tests/smp_tasks4.rs`, which set `EXPECTED_CPUS`.
 
-use core::sync::atomic::{AtomicU8, Ordering};
+use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 use kernel::arch::{extable, shootdown, smp, tlb};
 use kernel::mm::rmap::SpaceRef;
-use kernel::mm::{PAGE_SIZE, check, frame, paging};
+use kernel::mm::{Frame, Order, PAGE_SIZE, check, frame, paging, pcp};
 use kernel::proc::{self, task::WaitStatus};
 
 kernel::test_kernel!();
@@ -154,4 +154,94 @@ fn a_shootdown_round_trip_to_every_other_cpu_completes_and_is_counted() {
         kernel::println!("shootdown: round trip to cpu {cpu}: {} ns (mean of {ROUNDS})", ns);
     }
     assert_eq!(shootdown::round_trip_ns(0, 1), None, "no round trip to oneself");
+}
+
+/// How many times the kernel thread bound to each CPU found itself there, and
+/// anywhere else (issue #13: "a kernel thread pinned to each CPU runs").
+static RUNS_ON_ITS_CPU: [AtomicUsize; smp::MAX_CPUS] = [const { AtomicUsize::new(0) }; smp::MAX_CPUS];
+static RUNS_ELSEWHERE: AtomicUsize = AtomicUsize::new(0);
+/// Where the bound threads park when they are done.
+static PINNED_DONE: kernel::sync::WaitQueue = kernel::sync::WaitQueue::new();
+/// Rounds each bound thread makes: it yields between them, so each round is a new
+/// trip through the scheduler.
+const PINNED_ROUNDS: usize = 20;
+
+extern "C" fn report_my_cpu() -> ! {
+    let me = proc::sched::current();
+    let bound_to = proc::task::pinned_cpu(me).expect("a bound thread knows its CPU");
+    for _ in 0..PINNED_ROUNDS {
+        if smp::cpu_id() == bound_to {
+            RUNS_ON_ITS_CPU[bound_to].fetch_add(1, Ordering::SeqCst);
+        } else {
+            RUNS_ELSEWHERE.fetch_add(1, Ordering::SeqCst);
+        }
+        proc::sched::yield_now();
+    }
+    PINNED_DONE.wait_until(|| false); // parked for good: a daemon never exits
+    unreachable!("report_my_cpu: woken for nothing");
+}
+
+#[test_case]
+fn a_kernel_thread_bound_to_each_cpu_runs_there_and_only_there() {
+    // Busy user tasks on every CPU at the same time, so a bound thread has every
+    // chance to be picked by the wrong CPU.
+    let busy: alloc::vec::Vec<_> = (0..2 * EXPECTED_CPUS).map(|_| proc::spawn("forkcow").expect("spawn forkcow")).collect();
+    for cpu in 0..EXPECTED_CPUS {
+        proc::task::spawn_daemon_on(&alloc::format!("bound/{cpu}"), report_my_cpu, cpu).expect("spawn a bound thread");
+    }
+    for pid in busy {
+        assert_eq!(proc::wait(Some(pid)).expect("a child").1, WaitStatus::Exited(0));
+    }
+    let deadline = kernel::arch::timer::ticks() + 10 * kernel::arch::timer::TICK_HZ;
+    while (0..EXPECTED_CPUS).any(|c| RUNS_ON_ITS_CPU[c].load(Ordering::SeqCst) < PINNED_ROUNDS)
+        && kernel::arch::timer::ticks() < deadline
+    {
+        proc::sched::yield_now();
+    }
+    for cpu in 0..EXPECTED_CPUS {
+        assert_eq!(RUNS_ON_ITS_CPU[cpu].load(Ordering::SeqCst), PINNED_ROUNDS, "the thread bound to cpu {cpu} ran there");
+    }
+    assert_eq!(RUNS_ELSEWHERE.load(Ordering::SeqCst), 0, "a bound thread ran on another CPU");
+    assert_eq!(
+        proc::task::spawn_daemon_on("bound/none", report_my_cpu, EXPECTED_CPUS),
+        Err(proc::task::SpawnError::NoSuchCpu),
+        "a CPU that is not online"
+    );
+}
+
+/// The frame the remote CPU frees or allocates in the per-CPU list test.
+static REMOTE_FRAME: AtomicUsize = AtomicUsize::new(0);
+
+/// Runs on another CPU (its call IPI): frees the frame in `REMOTE_FRAME`.
+fn free_remote_frame(_: usize) {
+    let frame = Frame::from_pfn(REMOTE_FRAME.load(Ordering::SeqCst) as u64);
+    // SAFETY: the test allocated the frame on CPU 0 and handed it over; nothing uses it.
+    unsafe { frame::free(frame, Order(0)) }.expect("a remote free");
+}
+
+/// Runs on another CPU: allocates a kernel frame into `REMOTE_FRAME`.
+fn alloc_remote_frame(_: usize) {
+    let frame = frame::alloc(Order(0), frame::FrameState::Kernel).expect("a remote allocation");
+    REMOTE_FRAME.store(frame.pfn() as usize, Ordering::SeqCst);
+}
+
+#[test_case]
+fn a_frame_freed_on_another_cpu_goes_to_that_cpus_list_and_a_drain_empties_every_list() {
+    let frame = frame::alloc(Order(0), frame::FrameState::Kernel).expect("a frame");
+    let (frees_before, free_before) = (pcp::stats(1).frees, frame::nr_free_frames());
+    REMOTE_FRAME.store(frame.pfn() as usize, Ordering::SeqCst);
+    smp::call_on(1, free_remote_frame, 0).expect("call cpu 1");
+    assert_eq!(pcp::stats(1).frees, frees_before + 1, "freed onto cpu 1's list");
+    assert!(pcp::contains(frame));
+    assert_eq!(frame::nr_free_frames(), free_before + 1, "a frame on another CPU's list is free memory");
+    // CPU 1 hands it out again (last freed, first allocated), and CPU 0 frees it.
+    smp::call_on(1, alloc_remote_frame, 0).expect("call cpu 1");
+    assert_eq!(REMOTE_FRAME.load(Ordering::SeqCst) as u64, frame.pfn(), "cpu 1 reused the frame it was given");
+    // SAFETY: allocated just now on CPU 1 for this test; nothing uses it.
+    unsafe { frame::free(frame, Order(0)) }.expect("free on cpu 0");
+    assert!(pcp::stats(1).nr_listed + pcp::stats(0).nr_listed > 0);
+    pcp::drain_all();
+    assert_eq!((0..EXPECTED_CPUS).map(|c| pcp::stats(c).nr_listed).sum::<u64>(), 0, "a drain empties every CPU's lists");
+    assert_eq!(frame::with_desc(frame, |d| d.state()), frame::FrameState::Free);
+    check::check_consistency().expect("audit after remote frees");
 }

@@ -369,6 +369,39 @@ impl<'a> BuddyAllocator<'a> {
         Ok(())
     }
 
+    /// Takes back a single allocated frame *without* putting it on a free list: it is
+    /// checked exactly as [`free`](Self::free) checks an order-0 block, and its
+    /// descriptor is reset to a fresh allocation in the same state (refcount 1,
+    /// `ALLOC_HEAD`, no other flags, counts and links cleared). The frame stays
+    /// allocated and counted as used here: a per-CPU page list (`pcp`) keeps it and
+    /// hands it out again as it is, or frees it later with [`free`](Self::free).
+    /// Returns the frame's state; changes nothing on an error.
+    pub fn recycle_single(&mut self, frame: Frame) -> Result<FrameState, FreeError> {
+        let idx = self.index_of(frame).ok_or(FreeError::OutOfRange(frame))? as usize;
+        let desc = &self.descs[idx];
+        match desc.state() {
+            FrameState::Free => return Err(FreeError::AlreadyFree(frame)),
+            FrameState::Reserved => return Err(FreeError::NotAllocated(frame)),
+            _ if !desc.has_flags(FrameFlags::ALLOC_HEAD) => return Err(FreeError::NotAllocated(frame)),
+            _ if desc.order() != 0 => {
+                return Err(FreeError::WrongOrder { frame, allocated: Order(desc.order()) });
+            }
+            _ if Self::is_in_use(desc) => {
+                return Err(FreeError::InUse {
+                    frame,
+                    state: desc.state(),
+                    refcount: desc.refcount(),
+                    map_count: desc.map_count(),
+                    flags: desc.flags(),
+                });
+            }
+            _ => {}
+        }
+        let state = desc.state();
+        self.descs[idx].mark_allocated(state, Some(0));
+        Ok(state)
+    }
+
     /// Splits the allocated block of 2^`order` frames headed by `frame` into 2^`order`
     /// allocated blocks of order 0 (Linux's `split_page`), so each frame can be freed
     /// on its own. The head keeps its counts and flags; every other frame becomes an

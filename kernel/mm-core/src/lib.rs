@@ -20,6 +20,7 @@
 //! | [`kmalloc`] | `Kmalloc`: twelve size classes (8..4096 bytes) of slab caches, `size_class_for` |
 //! | [`line_discipline`] | `LineDiscipline`: the console's canonical mode (echo, erase, Ctrl-C, Ctrl-D, whole lines) |
 //! | [`pagetable`] | `PageTable` over `TableMemory`: the 4-level walk; TLB `Flush` tokens |
+//! | [`pcp`] | `PcpList`, `PcpSizes`: per-CPU lists of single free frames in front of the buddy (Linux's pcp lists) |
 //! | [`pcid`] | `PcidAllocator`: a TLB tag per live address space, never shared |
 //! | [`pte`] | `Pte`, `PteFlags`, `SwapEntry` in non-present PTEs, `PageProt` |
 //! | [`reclaim`] | page-replacement policies (FIFO, clock, LRU, OPT) and a simulator |
@@ -59,6 +60,7 @@ pub mod ksm;
 pub mod line_discipline;
 pub mod pagetable;
 pub mod pcid;
+pub mod pcp;
 pub mod pte;
 pub mod reclaim;
 pub mod slab;

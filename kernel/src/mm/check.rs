@@ -39,7 +39,9 @@
 //!   checked frame by frame;
 //! - the buddy allocator's own invariants hold (so free + used = total);
 //! - the pre-zeroed pool (`zero_pool.rs`) holds exactly the frames in state
-//!   `Zeroed`, and each of them reads zero.
+//!   `Zeroed`, and each of them reads zero;
+//! - each frame on a per-CPU list (`pcp.rs`) looks like a fresh single allocation
+//!   in its list's state, and each CPU's count of listed frames is right.
 //!
 //! It is O(mapped pages + slots) and takes every lock in turn: for tests and
 //! debugging, called with no lock held.
@@ -347,6 +349,7 @@ pub fn check_consistency() -> Result<Census, String> {
     rmap::check_families();
     frame::check_invariants().map_err(|e| format!("buddy allocator: {e:?}"))?;
     super::zero_pool::check(frame::nr_frames_in_state(FrameState::Zeroed))?;
+    super::pcp::check()?;
     census.nr_free_frames = frame::nr_free_frames();
     let small: BTreeSet<u64> = frames.difference(&walk.huge_heads).copied().collect();
     check_policy(&small)?;

@@ -96,8 +96,10 @@ pub enum CompactError {
 /// space, if any. Returns the block's first frame.
 pub fn compact_one_block(mut current: Option<&mut AddressSpace>) -> Result<Frame, CompactError> {
     // Pre-zeroed frames (`zero_pool.rs`) are free memory held aside: a block with
-    // one in it could never be freed whole, so they go back to the buddy first.
+    // one in it could never be freed whole, so they go back to the buddy first; so
+    // do the frames on the per-CPU lists (`pcp.rs`), which look allocated.
     super::zero_pool::drain();
+    super::pcp::drain_all();
     let mut candidates = candidate_blocks();
     candidates.sort_by_key(|&(_, nr_movable)| nr_movable);
     for &(first, _) in candidates.iter().take(3) {
@@ -112,6 +114,7 @@ pub fn compact_one_block(mut current: Option<&mut AddressSpace>) -> Result<Frame
 /// candidate block once; returns how many blocks were freed.
 pub fn compact_memory() -> u64 {
     super::zero_pool::drain();
+    super::pcp::drain_all();
     candidate_blocks().into_iter().filter(|&(first, _)| compact_block(first, None).is_ok()).count() as u64
 }
 
@@ -158,6 +161,9 @@ pub fn compact_block(first: Frame, mut current: Option<&mut AddressSpace>) -> Re
         }
     }
     drop(set_aside);
+    // The moved pages' old frames were freed onto this CPU's per-CPU list (`pcp.rs`):
+    // back to the buddy allocator, so the block can merge whole.
+    super::pcp::drain_all();
     PAGES_MIGRATED.fetch_add(nr_moved, Ordering::Relaxed);
     let is_free = frame::block_census(first, PAGES_PER_HUGE).is_some_and(|c| c.nr_free == PAGES_PER_HUGE);
     match result {

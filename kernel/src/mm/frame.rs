@@ -23,8 +23,14 @@
 //! kernel block), [`LockedPage`] (a user frame locked for I/O: the only way swap gets
 //! a user page's bytes to hand to a block device).
 //!
+//! Single frames go through the per-CPU page lists first (`super::pcp`, Linux's pcp
+//! lists): [`alloc`] pops the running CPU's list, [`free`] checks the frame here and
+//! pushes it there, and only a refill or a drain of `batch` frames comes to the
+//! buddy allocator. Frames on those lists are free memory ([`nr_free_frames`]).
+//!
 //! Locks: `FRAMES`, near the bottom of the lock order (see [`crate::mm`]): the heap
-//! lock may be held when it is taken, never the other way round.
+//! lock may be held when it is taken, never the other way round; a CPU's `Pcp` lock
+//! may be held too (refill, drain).
 
 use core::mem::size_of;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -107,6 +113,7 @@ pub fn init(regions: &[MemoryRegion]) {
     }
     let ram_bytes = crate::bootmem::ram_bytes();
     TABLE_INFO.call_once(|| FrameTableInfo { start: PhysAddr::new(table), nr_frames, size_bytes, ram_bytes });
+    super::pcp::init(buddy.nr_free_frames());
     *FRAMES.lock() = Some(buddy);
 }
 
@@ -193,22 +200,46 @@ pub fn alloc_leaving(order: Order, state: FrameState, reserve: Reserve) -> Resul
     if site.is_some_and(super::fail::should_fail) {
         return Err(AllocError::OutOfMemory);
     }
-    match alloc_from_buddy(order, state, reserve) {
-        // The pool of pre-zeroed frames is free memory too: give it back and retry,
-        // so it never makes an allocation fail (`zero_pool.rs`).
-        Err(AllocError::OutOfMemory) if super::zero_pool::drain() > 0 => alloc_from_buddy(order, state, reserve),
+    alloc_or_drain(order, state, reserve)
+}
+
+/// Allocates through the per-CPU lists; if that fails, gives back the free frames
+/// parked elsewhere (the pre-zeroed pool, every CPU's lists) and tries once more,
+/// so that neither ever makes an allocation fail (`zero_pool.rs`, `pcp.rs`).
+fn alloc_or_drain(order: Order, state: FrameState, reserve: Reserve) -> Result<Frame, AllocError> {
+    match alloc_fast(order, state, reserve) {
+        Err(AllocError::OutOfMemory) if super::zero_pool::drain() + super::pcp::drain_all() > 0 => {
+            alloc_fast(order, state, reserve)
+        }
         result => result,
     }
+}
+
+/// Allocates a single frame from the running CPU's list (refilled from the buddy
+/// allocator, leaving `reserve`, when empty), anything else from the buddy allocator.
+fn alloc_fast(order: Order, state: FrameState, reserve: Reserve) -> Result<Frame, AllocError> {
+    if order.0 != 0 || !super::pcp::is_enabled() {
+        return alloc_from_buddy(order, state, reserve);
+    }
+    let refill = |batch: usize, push: &mut dyn FnMut(Frame)| {
+        let nr_reserved = reserve.nr_frames();
+        with_buddy(|buddy| {
+            let mut nr = 0;
+            while nr < batch && buddy.nr_free_frames() > nr_reserved {
+                let Ok(frame) = buddy.alloc(Order(0), state) else { break };
+                push(frame);
+                nr += 1;
+            }
+            nr
+        })
+    };
+    super::pcp::alloc(state, refill).unwrap_or_else(|| alloc_from_buddy(order, state, reserve))
 }
 
 /// Allocates like [`alloc`], without fault injection (for a caller that rolled the
 /// dice itself: `zero_pool::alloc_zeroed_user`).
 pub(super) fn alloc_without_injection(order: Order, state: FrameState) -> Result<Frame, AllocError> {
-    let reserve = Reserve::of(state);
-    match alloc_from_buddy(order, state, reserve) {
-        Err(AllocError::OutOfMemory) if super::zero_pool::drain() > 0 => alloc_from_buddy(order, state, reserve),
-        result => result,
-    }
+    alloc_or_drain(order, state, Reserve::of(state))
 }
 
 /// Allocates from the buddy allocator leaving `reserve`: no fault injection, and no
@@ -255,15 +286,40 @@ pub fn alloc_zeroed_leaving(order: Order, state: FrameState, reserve: Reserve) -
 /// (user PTEs, kernel mappings, a table that still links it), no pointer into it is
 /// live, no device DMA targets it. The frame table cannot see all of that.
 pub unsafe fn free(frame: Frame, order: Order) -> Result<(), FreeError> {
-    with_buddy(|buddy| {
+    let listed = with_buddy(|buddy| {
         if buddy.contains(frame) {
             let desc = buddy.desc(frame);
             if desc.state() == FrameState::User && desc.next().is_some() && desc.map_count() == 0 {
                 panic!("frame::free: {frame:?} is still tracked by the replacement policy");
             }
         }
-        buddy.free(frame, order)
-    })
+        free_or_recycle(buddy, frame, order)
+    })?;
+    listed.map_or(Ok(()), |state| to_cpu_list(frame, state))
+}
+
+/// Frees `frame` to the buddy allocator, or, if it is a single frame of a state with
+/// a per-CPU list, checks and resets it for that list (`BuddyAllocator::recycle_single`)
+/// and returns its state: the caller pushes it with [`to_cpu_list`] once the lock is
+/// dropped.
+fn free_or_recycle(buddy: &mut BuddyAllocator<'static>, frame: Frame, order: Order) -> Result<Option<FrameState>, FreeError> {
+    let has_list = order.0 == 0 && super::pcp::is_enabled() && buddy.contains(frame) && super::pcp::has_list(buddy.desc(frame).state());
+    if has_list { buddy.recycle_single(frame).map(Some) } else { buddy.free(frame, order).map(|()| None) }
+}
+
+/// Puts a frame `free_or_recycle` took back on the running CPU's list.
+fn to_cpu_list(frame: Frame, state: FrameState) -> Result<(), FreeError> {
+    match super::pcp::free(frame, state, free_listed) {
+        super::pcp::Freed::Listed => Ok(()),
+        super::pcp::Freed::AlreadyListed => Err(FreeError::AlreadyFree(frame)),
+    }
+}
+
+/// Gives a frame from a per-CPU list back to the buddy allocator (a drain).
+pub(super) fn free_listed(frame: Frame) {
+    if let Err(e) = with_buddy(|buddy| buddy.free(frame, Order(0))) {
+        panic!("pcp: a listed frame cannot be freed: {e}");
+    }
 }
 
 /// The frame table as the replacement policy's per-page store: a tracked user
@@ -439,14 +495,19 @@ pub unsafe fn read_bytes(frame: Frame, offset: usize, buf: &mut [u8]) {
     unsafe { core::ptr::copy_nonoverlapping(frame_ptr(frame).add(offset), buf.as_mut_ptr(), buf.len()) };
 }
 
-/// Returns buddyinfo: free blocks per order and frame totals.
+/// Returns buddyinfo: free blocks per order and frame totals. `nr_free_frames`
+/// counts the frames on the per-CPU lists too (free memory: meminfo's MemFree);
+/// `nr_free_blocks` are the buddy allocator's lists only (`/proc/buddyinfo`).
 pub fn buddyinfo() -> BuddyInfo {
-    with_buddy(|buddy| buddy.buddyinfo())
+    let mut info = with_buddy(|buddy| buddy.buddyinfo());
+    info.nr_free_frames += super::pcp::nr_listed();
+    info
 }
 
-/// Returns the number of free frames.
+/// Returns the number of free frames: the buddy allocator's, the per-CPU lists' and
+/// the pre-zeroed pool's.
 pub fn nr_free_frames() -> u64 {
-    nr_free_buddy_frames() + super::zero_pool::nr_pooled()
+    nr_free_buddy_frames() + super::pcp::nr_listed() + super::zero_pool::nr_pooled()
 }
 
 /// Returns the number of frames on the buddy allocator's free lists (without the
@@ -504,8 +565,9 @@ pub fn free_unreferenced_user_frame(frame: Frame) -> Result<(), FreeError> {
         if desc.next().is_some() {
             panic!("frame::free_unreferenced_user_frame: {frame:?} is still tracked by the replacement policy");
         }
-        buddy.free(frame, Order(0))
-    })
+        free_or_recycle(buddy, frame, Order(0))
+    })?
+    .map_or(Ok(()), |state| to_cpu_list(frame, state))
 }
 
 /// Allocates an order-9 `User` block (refcount 1, mapped nowhere yet) holding a

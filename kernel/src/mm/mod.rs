@@ -26,6 +26,7 @@
 //! | [`reclaim`] | watermarks, background and direct reclaim, the replacement policy (clock), MADV_PAGEOUT |
 //! | [`swap`] | the swap area (header, `swapon`, slots), the swap cache, swap-out (`evict`), swap-in |
 //! | [`frame`] | the frame table and the buddy allocator, behind one lock |
+//! | [`pcp`] | per-CPU lists of single free frames in front of the buddy allocator (Linux's pcp lists) |
 //! | [`headroom`] | before a syscall or fault: the heap's pool filled, by reclaim or an OOM decision |
 //! | [`heap`] | slab caches and kmalloc size classes: the kernel's `GlobalAlloc` |
 //! | [`memops`] | zeroing and copying whole pages (several methods, measured) |
@@ -71,6 +72,7 @@
 //! | 14 | `heap::POOL` (`HeapPool`) | the heap's emergency page blocks | IRQs off | frames |
 //! | 15 | `fail::PLAN` (`FailPlan`) | fault injection | IRQs off | nothing |
 //! | 15a | `zero_pool::POOL` (`ZeroPool`) | the pre-zeroed frames | IRQs off | frames (a frame's state marked) |
+//! | 15b | `pcp::PCP[cpu]` (`Pcp`), one per CPU | that CPU's lists of free single frames | IRQs off | frames (refill, drain) |
 //! | 16 | `frame::FRAMES` (`Frames`) | frame table and buddy allocator | IRQs off | nothing but the two leaves below |
 //! | 17 | `vmstat::TRACE` (`FaultTrace`) | the fault trace | IRQs off | nothing |
 //! | 18 | `drivers::pci::CONFIG_LOCK` (`PciConfig`) | PCI configuration space | IRQs off | nothing |
@@ -126,6 +128,7 @@ pub mod memops;
 pub mod oom;
 pub mod page_cache;
 pub mod paging;
+pub mod pcp;
 pub mod process_hooks;
 pub mod readahead;
 pub mod reclaim;

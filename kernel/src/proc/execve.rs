@@ -65,6 +65,7 @@ pub fn sys_execve(frame: &mut TrapFrame, path_addr: u64, argv_addr: u64, envp_ad
         SpawnError::BadExecutable(_) | SpawnError::NoSuchProgram => Errno::ENOEXEC,
         SpawnError::OutOfMemory => Errno::ENOMEM,
         SpawnError::ArgumentsTooLong => Errno::E2BIG,
+        SpawnError::NoSuchCpu => Errno::EINVAL, // not from exec: kernel threads only
     })?;
     drop(bytes);
     // The point of no return: from here on the old program is gone.

@@ -135,11 +135,22 @@ pub fn nr_queued() -> usize {
 pub fn make_runnable(pid: Pid) {
     // A task that runs (or was picked to) is not queued: it was woken before it
     // could switch away, and `switch_away` sees its state and lets it run on.
-    if TASKS.lock().get(&pid).is_some_and(|t| t.is_running || t.is_idle) {
-        return;
-    }
+    let pinned_cpu = {
+        let tasks = TASKS.lock();
+        let Some(task) = tasks.get(&pid) else { return };
+        if task.is_running || task.is_idle {
+            return;
+        }
+        task.pinned_cpu
+    };
     RUN_QUEUE.lock().push_back(pid);
-    smp::kick_an_idle_cpu();
+    match pinned_cpu {
+        // Only its CPU may run it: wake that one if it idles.
+        Some(cpu) => smp::kick_if_idle(cpu),
+        None => {
+            smp::kick_an_idle_cpu();
+        }
+    }
 }
 
 /// Wakes `pid` if it is blocked waiting for a child.
@@ -294,17 +305,8 @@ pub fn load_kernel_tables() {
 fn pick_next(prev: Pid) -> Pid {
     let cpu = smp::cpu_id();
     loop {
-        loop {
-            let popped = RUN_QUEUE.lock().pop_front();
-            let Some(pid) = popped else { break };
-            let mut tasks = TASKS.lock();
-            if let Some(task) = tasks.get_mut(&pid)
-                && task.state == TaskState::Runnable
-                && (!task.is_running || pid == prev)
-            {
-                task.is_running = true;
-                return pid;
-            }
+        if let Some(pid) = pop_runnable_for(cpu, prev) {
+            return pid;
         }
         let idle = IDLE[cpu].load(Ordering::Relaxed);
         if idle != NO_IDLE_TASK {
@@ -315,8 +317,8 @@ fn pick_next(prev: Pid) -> Pid {
         }
         // Nothing runnable: the idle time zeroes free frames for later faults
         // (`mm::zero_pool`), stopping as soon as an interrupt queues a task.
-        crate::mm::zero_pool::fill_while_idle(|| !RUN_QUEUE.lock().is_empty());
-        if !RUN_QUEUE.lock().is_empty() {
+        crate::mm::zero_pool::fill_while_idle(|| has_work_for(cpu));
+        if has_work_for(cpu) {
             continue;
         }
         // Still nothing runnable: wait for an interrupt. `sti; hlt` is atomic, so a
@@ -324,6 +326,46 @@ fn pick_next(prev: Pid) -> Pid {
         interrupts::enable_and_hlt();
         interrupts::disable();
     }
+}
+
+/// Takes the first task of the queue that may run on `cpu` (not bound to another
+/// CPU), is runnable and no other CPU runs, and marks it running. Entries of tasks
+/// that are gone, not runnable or running elsewhere are dropped on the way (they
+/// were queued before a state change); tasks bound to another CPU stay queued.
+fn pop_runnable_for(cpu: usize, prev: Pid) -> Option<Pid> {
+    let mut queue = RUN_QUEUE.lock();
+    let mut tasks = TASKS.lock();
+    let mut i = 0;
+    while i < queue.len() {
+        let pid = queue[i];
+        match tasks.get_mut(&pid) {
+            Some(task) if task.state == TaskState::Runnable && (!task.is_running || pid == prev) => {
+                if task.pinned_cpu.is_some_and(|c| c != cpu) {
+                    i += 1; // its own CPU takes it
+                    continue;
+                }
+                queue.remove(i);
+                task.is_running = true;
+                return Some(pid);
+            }
+            _ => {
+                queue.remove(i);
+            }
+        }
+    }
+    None
+}
+
+/// Returns true if the run queue holds a task CPU `cpu` may run (not bound to
+/// another CPU): an idle CPU halts otherwise, instead of spinning on a queue of
+/// tasks only other CPUs may take.
+fn has_work_for(cpu: usize) -> bool {
+    let queue = RUN_QUEUE.lock();
+    if queue.is_empty() {
+        return false;
+    }
+    let tasks = TASKS.lock();
+    queue.iter().any(|pid| tasks.get(pid).is_none_or(|t| t.pinned_cpu.is_none_or(|c| c == cpu)))
 }
 
 /// Switches from the running task to the next runnable one; `requeue` puts the
@@ -457,11 +499,12 @@ fn idle_loop() -> ! {
         interrupts::disable();
         // Idle time zeroes free frames for later faults (`mm::zero_pool`), until a
         // task is queued.
-        crate::mm::zero_pool::fill_while_idle(|| !RUN_QUEUE.lock().is_empty());
-        if RUN_QUEUE.lock().is_empty() {
+        let cpu = smp::cpu_id();
+        crate::mm::zero_pool::fill_while_idle(|| has_work_for(cpu));
+        if !has_work_for(cpu) {
             this_cpu.is_idle.store(true, Ordering::SeqCst);
             // Re-check after announcing: a task queued in between sees us idle.
-            if RUN_QUEUE.lock().is_empty() {
+            if !has_work_for(cpu) {
                 interrupts::enable_and_hlt();
                 interrupts::disable();
             }

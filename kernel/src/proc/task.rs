@@ -111,6 +111,9 @@ pub struct Task {
     pub on_cpu: AtomicBool,
     /// One CPU's idle task (with several CPUs): never queued, never blocks.
     pub is_idle: bool,
+    /// The one CPU it may run on, for a kernel thread bound to a CPU
+    /// ([`spawn_daemon_on`], Linux's `kthread_bind`); `None`: any CPU.
+    pub pinned_cpu: Option<usize>,
 }
 
 /// A task's CPU time and start time, in timer ticks (`arch::timer::TICK_HZ` a
@@ -173,6 +176,7 @@ pub fn init() {
         is_running: true,
         on_cpu: AtomicBool::new(true),
         is_idle: false,
+        pinned_cpu: None,
     };
     TASKS.lock().insert(0, Box::new(idle));
 }
@@ -356,6 +360,8 @@ pub enum SpawnError {
     OutOfMemory,
     /// The arguments do not fit on the initial stack (Linux: `E2BIG`).
     ArgumentsTooLong,
+    /// A kernel thread bound to a CPU that is not online.
+    NoSuchCpu,
 }
 
 /// Builds the kernel stack of a new task so that its first switch-in "returns" to
@@ -427,6 +433,7 @@ pub fn create_user_task_with_files(
         is_running: false,
         on_cpu: AtomicBool::new(false),
         is_idle: false,
+        pinned_cpu: None,
     };
     TASKS.lock().insert(pid, Box::new(task));
     sched::make_runnable(pid);
@@ -717,6 +724,26 @@ pub fn spawn_daemon(name: &str, entry: extern "C" fn() -> !) -> Result<Pid, Spaw
     Ok(pid)
 }
 
+/// Starts kernel thread `name` like [`spawn_daemon`], bound to CPU `cpu`: the
+/// scheduler runs it there and nowhere else (Linux's `kthread_bind`). Refused
+/// ([`SpawnError::NoSuchCpu`]) if that CPU is not online.
+pub fn spawn_daemon_on(name: &str, entry: extern "C" fn() -> !, cpu: usize) -> Result<Pid, SpawnError> {
+    if cpu >= crate::arch::smp::MAX_CPUS || !crate::arch::smp::per_cpu(cpu).is_online.load(Ordering::Acquire) {
+        return Err(SpawnError::NoSuchCpu);
+    }
+    let mut task = new_kernel_thread(name, Some(entry))?;
+    task.pinned_cpu = Some(cpu);
+    let pid = task.pid;
+    TASKS.lock().insert(pid, Box::new(task));
+    sched::make_runnable(pid);
+    Ok(pid)
+}
+
+/// Returns the CPU task `pid` is bound to, if it is bound to one.
+pub fn pinned_cpu(pid: Pid) -> Option<usize> {
+    TASKS.lock().get(&pid).and_then(|t| t.pinned_cpu)
+}
+
 /// Creates the idle task of CPU `cpu` (never queued: the scheduler runs it when it
 /// finds nothing else). With `entry`, it gets its own stack and starts there (the
 /// boot CPU's, whose boot stack is task 0's); without, the calling AP adopts it on
@@ -772,5 +799,6 @@ fn new_kernel_thread(name: &str, entry: Option<extern "C" fn() -> !>) -> Result<
         is_running: false,
         on_cpu: AtomicBool::new(false),
         is_idle: false,
+        pinned_cpu: None,
     })
 }

@@ -75,6 +75,9 @@ pub enum LockRank {
     FailPlan,
     /// `mm::zero_pool::POOL`: the pre-zeroed frames (frames taken inside, to mark them).
     ZeroPool,
+    /// `mm::pcp::PCP[cpu]`: one CPU's lists of free single frames (frames taken
+    /// inside: refill, drain). Another CPU's is taken only by a drain, one at a time.
+    Pcp,
     /// `mm::frame::FRAMES`: the frame table and the buddy allocator.
     Frames,
     /// `mm::vmstat::TRACE`: the fault trace ring.
@@ -153,6 +156,7 @@ mod checker {
             HeapPool,
             FailPlan,
             ZeroPool,
+            Pcp,
             Frames,
             FaultTrace,
             PciConfig,

@@ -324,3 +324,34 @@ fn split_allocated_turns_a_block_into_frames_freed_one_by_one() {
     assert_eq!(buddy.nr_free_frames(), 1024);
     assert_eq!(counts(&buddy), [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
 }
+
+#[test]
+fn recycle_single_checks_like_free_and_leaves_a_fresh_allocation() {
+    let mut descs = vec![FrameDesc::new(); 64];
+    let mut buddy = BuddyAllocator::new(&mut descs, 0);
+    buddy.add_free_range(frame(0), 64).unwrap();
+    let user = buddy.alloc(Order(0), FrameState::User).unwrap();
+    buddy.desc_mut(user).get_ref();
+    buddy.desc_mut(user).insert_flags(FrameFlags::DIRTY);
+    let free_before = buddy.nr_free_frames();
+    // Two references: refused, nothing changed.
+    assert!(matches!(buddy.recycle_single(user), Err(FreeError::InUse { refcount: 2, .. })));
+    assert_eq!(buddy.desc(user).refcount(), 2);
+    buddy.desc_mut(user).put_ref();
+    buddy.desc_mut(user).put_ref(); // a user frame is freed at refcount 0
+    assert_eq!(buddy.recycle_single(user), Ok(FrameState::User));
+    let desc = buddy.desc(user);
+    assert_eq!((desc.refcount(), desc.map_count(), desc.order()), (1, 0, 0));
+    assert_eq!(desc.flags(), FrameFlags::ALLOC_HEAD, "DIRTY is gone: a fresh allocation");
+    assert_eq!(buddy.nr_free_frames(), free_before, "still allocated: the per-CPU list holds it");
+    buddy.check_invariants().unwrap();
+    // Refused like free: a free frame, a block of order > 0, a tail.
+    let block = buddy.alloc(Order(1), K).unwrap();
+    assert_eq!(buddy.recycle_single(block), Err(FreeError::WrongOrder { frame: block, allocated: Order(1) }));
+    assert_eq!(buddy.recycle_single(block + 1), Err(FreeError::NotAllocated(block + 1)));
+    assert_eq!(buddy.recycle_single(frame(63)), Err(FreeError::AlreadyFree(frame(63))));
+    // The recycled frame frees as any fresh allocation.
+    buddy.free(user, Order(0)).unwrap();
+    buddy.free(block, Order(1)).unwrap();
+    assert_eq!(buddy.nr_free_frames(), 64);
+}

@@ -412,6 +412,14 @@ pub fn kick_an_idle_cpu() -> Option<usize> {
     Some(cpu)
 }
 
+/// Wakes CPU `index` with a reschedule IPI if it is idle and not this CPU: a task
+/// only it may run was queued.
+pub fn kick_if_idle(index: usize) {
+    if index != cpu_id() && PER_CPU[index].is_idle.swap(false, Ordering::AcqRel) {
+        send_reschedule(index);
+    }
+}
+
 /// Handles the reschedule IPI: nothing to do but end it (the `hlt` is over).
 pub fn on_reschedule_ipi() {
     lapic::eoi();

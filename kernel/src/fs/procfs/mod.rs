@@ -102,6 +102,7 @@ const FILES: &[ProcFile] = &[
     file("vmstat", system::vmstat),
     file("buddyinfo", system::buddyinfo),
     file("zoneinfo", system::zoneinfo),
+    file("pcpinfo", system::pcpinfo),
     file("swaps", system::swaps),
     file("slabinfo", system::slabinfo),
     file("stat", system::stat),

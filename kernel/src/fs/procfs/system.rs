@@ -68,6 +68,18 @@ pub(super) fn vmstat() -> String {
         let _ = writeln!(text, "{name} {value}");
     }
     let _ = writeln!(text, "nr_prezeroed_pages {}", crate::mm::zero_pool::nr_pooled());
+    // The per-CPU page lists (`mm::pcp`), summed over the CPUs: `/proc/pcpinfo` per CPU.
+    let pcp = crate::mm::pcp::total_stats();
+    for (name, value) in [
+        ("nr_pcp_pages", pcp.nr_listed),
+        ("pcp_alloc", pcp.alloc_hits),
+        ("pcp_refill", pcp.refills),
+        ("pcp_free", pcp.frees),
+        ("pcp_drain_high", pcp.drained_high),
+        ("pcp_drain_all", pcp.drained_all),
+    ] {
+        let _ = writeln!(text, "{name} {value}");
+    }
     for (event, name) in vmstat::ZERO_EVENTS {
         let _ = writeln!(text, "{name} {}", vmstat::nr_zero_events(event));
     }
@@ -85,6 +97,26 @@ pub(super) fn zoneinfo() -> String {
     let _ = writeln!(text, "  pages free     {}", info.nr_free_frames);
     for (name, value) in [("min", marks.min), ("low", marks.low), ("high", marks.high), ("managed", info.nr_managed_frames)] {
         let _ = writeln!(text, "        {name:<8} {value}");
+    }
+    text
+}
+
+/// `/proc/pcpinfo`: the per-CPU page lists (`mm::pcp`), one line per online CPU,
+/// like the "pagesets" of Linux's `/proc/zoneinfo`: frames listed now, `high`,
+/// `batch`, then what the lists did.
+pub(super) fn pcpinfo() -> String {
+    let sizes = crate::mm::pcp::sizes();
+    let mut text = format!(
+        "per-CPU page lists: {} (pcp=off turns them off)\ncpu    count  high batch      alloc    refill      free drain_high drain_all\n",
+        if crate::mm::pcp::is_enabled() { "on" } else { "off" }
+    );
+    for cpu in 0..crate::arch::smp::nr_online() {
+        let s = crate::mm::pcp::stats(cpu);
+        let _ = writeln!(
+            text,
+            "{cpu:<3} {:>8} {:>5} {:>5} {:>10} {:>9} {:>9} {:>10} {:>9}",
+            s.nr_listed, sizes.high, sizes.batch, s.alloc_hits, s.refills, s.frees, s.drained_high, s.drained_all
+        );
     }
     text
 }
