@@ -142,15 +142,22 @@ pub fn make_runnable(pid: Pid) {
     smp::kick_an_idle_cpu();
 }
 
-/// Wakes `pid` if it is blocked waiting for a child.
+/// Wakes `pid` if it is blocked waiting for a child, and any other thread of its
+/// process that is (any thread may wait for the process's children).
 pub fn wake_if_waiting(pid: Pid) {
-    let mut tasks = TASKS.lock();
-    if let Some(task) = tasks.get_mut(&pid)
-        && task.state == TaskState::WaitingForChild
-    {
+    loop {
+        let mut tasks = TASKS.lock();
+        let Some(tgid) = tasks.get(&pid).map(|t| t.tgid) else { return };
+        let Some(task) = tasks
+            .values_mut()
+            .find(|t| (t.pid == pid || t.tgid == tgid) && t.state == TaskState::WaitingForChild)
+        else {
+            return;
+        };
         task.state = TaskState::Runnable;
+        let woken = task.pid;
         drop(tasks);
-        make_runnable(pid);
+        make_runnable(woken);
     }
 }
 
