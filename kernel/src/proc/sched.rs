@@ -301,7 +301,13 @@ pub fn load_kernel_tables() {
 fn pick_next(prev: Pid) -> Pid {
     let cpu = smp::cpu_id();
     loop {
-        loop {
+        // Each queued task is looked at once per pass: one still being switched out
+        // on another CPU (`on_cpu`) is left in the queue. Picking it would make this
+        // CPU wait for that CPU, which may itself be waiting for the task this CPU
+        // is leaving (two threads yielding at once, each CPU picking the other's
+        // task): both would spin forever.
+        let nr_queued = RUN_QUEUE.lock().len();
+        for _ in 0..nr_queued {
             let popped = RUN_QUEUE.lock().pop_front();
             let Some(pid) = popped else { break };
             let mut tasks = TASKS.lock();
@@ -309,6 +315,11 @@ fn pick_next(prev: Pid) -> Pid {
                 && task.state == TaskState::Runnable
                 && (!task.is_running || pid == prev)
             {
+                if pid != prev && task.on_cpu.load(Ordering::Acquire) {
+                    drop(tasks);
+                    RUN_QUEUE.lock().push_back(pid);
+                    continue;
+                }
                 task.is_running = true;
                 return pid;
             }
