@@ -29,7 +29,8 @@ kernel::runner_args!(b"--memory 40M --swap-size 96M --timeout 240");
 kernel::test_kernel!();
 
 /// Every file in `kernel/user/c/`, as `kernel/build.rs` names it.
-const NAMES: &[&str] = &["argv_c", "fork_c", "hello_c", "malloc_c", "segv_c", "swap_c", "syscalls_c", "tls_c", "true_c"];
+const NAMES: &[&str] =
+    &["argv_c", "fork_c", "hello_c", "malloc_c", "pthread_c", "segv_c", "shootdown_c", "swap_c", "syscalls_c", "tls_c", "true_c"];
 
 /// Runs `name` with `args` to its end and returns how it ended, after checking
 /// that every process is gone, the audit is clean and no user frame is left.

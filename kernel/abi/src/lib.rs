@@ -199,8 +199,17 @@ pub mod nr {
     pub const GETPPID: u64 = 110;
     /// `arch_prctl(code, addr)`: set or get the FS/GS base.
     pub const ARCH_PRCTL: u64 = 158;
-    /// `gettid() -> thread id` (the pid: one thread per process).
+    /// `gettid() -> thread id` (a thread's own id; the group leader's is the pid).
     pub const GETTID: u64 = 186;
+    /// `clone(flags, stack, parent_tid, child_tid, tls) -> child tid`: a thread
+    /// (`CLONE_VM|CLONE_THREAD|...`, what musl's `pthread_create` passes) or a process.
+    pub const CLONE: u64 = 56;
+    /// `futex(uaddr, op, val, timeout, uaddr2, val3)`: `FUTEX_WAIT` and `FUTEX_WAKE`.
+    pub const FUTEX: u64 = 202;
+    /// `tgkill(tgid, tid, sig)`: kills thread `tid`'s whole group (no signal delivery).
+    pub const TGKILL: u64 = 234;
+    /// `tkill(tid, sig)`: as `tgkill` without the group check (musl's `raise`).
+    pub const TKILL: u64 = 200;
     /// `set_tid_address(tidptr) -> thread id`.
     pub const SET_TID_ADDRESS: u64 = 218;
     /// `exit_group(code)`: does not return.
@@ -571,6 +580,8 @@ impl Errno {
     pub const EOVERFLOW: Errno = Errno(75);
     /// Operation not supported (an unknown flag with `MAP_SHARED_VALIDATE`).
     pub const EOPNOTSUPP: Errno = Errno(95);
+    /// Timed out (a `FUTEX_WAIT` whose timeout passed).
+    pub const ETIMEDOUT: Errno = Errno(110);
 
     /// The largest errno a result can carry: results in `-4095..=-1` are errors.
     pub const MAX: u16 = 4095;
@@ -623,6 +634,7 @@ impl Errno {
             Errno::EINVAL => "EINVAL",
             Errno::ENOSYS => "ENOSYS",
             Errno::EOPNOTSUPP => "EOPNOTSUPP",
+            Errno::ETIMEDOUT => "ETIMEDOUT",
             _ => return None,
         })
     }

@@ -47,6 +47,9 @@ use super::paging::{self, DirectMapTables, PteFlags};
 use super::{Frame, PAGE_SIZE, Page, VirtAddr};
 use crate::arch::{shootdown, tlb};
 
+mod gather;
+use gather::UnmapGather;
+
 /// Lowest address mmap hands out (page 0 and the first 64 KiB stay unmapped).
 pub const MMAP_MIN: u64 = 0x1_0000;
 /// Top of the area the top-down gap search uses (below the stack's reach).
@@ -519,11 +522,11 @@ impl AddressSpace {
         // if that fails for want of a page table).
         super::thp::split_huge_at_edges(self, start, end).map_err(|_| VmError::NoMemory)?;
         let removed = self.vmas.unmap_range(start, end)?;
-        let mut batch = FlushBatch::new();
+        let (mut batch, mut gather) = (FlushBatch::new(), UnmapGather::new());
         for piece in removed {
-            self.unmap_pages(piece.start, piece.end, &mut batch);
+            self.gather_unmap(piece.start, piece.end, &mut batch, &mut gather);
         }
-        self.flush(batch);
+        self.flush_and_release(batch, &mut gather);
         Ok(())
     }
 
@@ -531,20 +534,9 @@ impl AddressSpace {
     /// (truncate of a mapped file: `file_rmap::unmap_from`), and flushes the TLB.
     pub(super) fn unmap_pages_of(&mut self, start: VirtAddr, end: VirtAddr) {
         let _ = super::thp::split_huge_at_edges(self, start, end); // file VMAs have no huge pages
-        let mut batch = FlushBatch::new();
-        self.unmap_pages(start, end, &mut batch);
-        self.flush(batch);
-    }
-
-    /// Removes the PTEs of `[start, end)` and releases their pages (VMAs untouched).
-    fn unmap_pages(&mut self, start: VirtAddr, end: VirtAddr, batch: &mut FlushBatch) {
-        let (stats, family) = (&mut self.stats, self.family);
-        let nr_pages = (end - start) / PAGE_SIZE;
-        self.pt
-            .unmap_range(&mut self.tables, Page::containing_address(start), nr_pages, batch, |leaf| {
-                release_leaf(leaf, stats, family)
-            })
-            .expect("munmap: huge pages cut by the range were split first");
+        let (mut batch, mut gather) = (FlushBatch::new(), UnmapGather::new());
+        self.gather_unmap(start, end, &mut batch, &mut gather);
+        self.flush_and_release(batch, &mut gather);
     }
 
     /// Changes the protection of `[addr, addr + len)`; the whole range must be mapped.
@@ -599,11 +591,11 @@ impl AddressSpace {
         };
         super::thp::split_huge_at_edges(self, start, end).map_err(|_| VmError::NoMemory)?;
         let parts = self.vma_parts(start, end);
-        let mut batch = FlushBatch::new();
+        let (mut batch, mut gather) = (FlushBatch::new(), UnmapGather::new());
         for part in parts.iter().filter(|p| !p.flags.is_shared()) {
-            self.unmap_pages(part.start, part.end, &mut batch);
+            self.gather_unmap(part.start, part.end, &mut batch, &mut gather);
         }
-        self.flush(batch);
+        self.flush_and_release(batch, &mut gather);
         if is_full { Ok(()) } else { Err(VmError::NoMemory) }
     }
 
@@ -649,10 +641,11 @@ impl AddressSpace {
                 mm_core::pagetable::LeafAction::Replace(pte)
             });
         }
+        let mut gather = UnmapGather::new();
         for addr in to_drop {
-            self.unmap_pages(addr, addr + PAGE_SIZE, &mut batch);
+            self.gather_unmap(addr, addr + PAGE_SIZE, &mut batch, &mut gather);
         }
-        self.flush(batch);
+        self.flush_and_release(batch, &mut gather);
         if is_full { Ok(()) } else { Err(VmError::NoMemory) }
     }
 

@@ -10,6 +10,8 @@
 //! | [`execve`] | execve(2): a program from a file replaces the running one |
 //! | [`mmap_file`] | mmap(2) of a file: the argument rules, `MAP_PRIVATE` as a copy of the file's bytes |
 //! | [`syscall`] | `syscall` entry (MSRs, assembly), dispatch, the handlers |
+//! | [`thread`] | threads: `clone`, `exit_group`, `set_tid_address`, `tgkill`; the thread group (one pid, many tids) |
+//! | [`futex`] | `futex` wait and wake, on the task table, keyed by (space, address) or physical address |
 //! | [`syscall_libc`] | the calls a C library makes on its own: `arch_prctl`, `writev`, `ioctl`, `exit_group`, ... |
 //! | [`trap`] | page faults and other exceptions, from the dispatcher: resolve, kill the process, EFAULT, or panic |
 //! | [`fd_syscall`] | file syscalls on fds: read, write, close, lseek, fstat, getdents64, dup, pipe, ... |
@@ -23,6 +25,7 @@
 pub mod exec;
 pub mod execve;
 pub mod fd_syscall;
+pub mod futex;
 pub mod load_control;
 pub mod loadavg;
 pub mod mmap_file;
@@ -31,6 +34,7 @@ pub mod sched;
 pub mod syscall;
 pub mod syscall_libc;
 pub mod teach_syscall;
+pub mod thread;
 pub mod task;
 pub mod trap;
 pub mod uaccess;

@@ -153,15 +153,22 @@ pub fn make_runnable(pid: Pid) {
     }
 }
 
-/// Wakes `pid` if it is blocked waiting for a child.
+/// Wakes `pid` if it is blocked waiting for a child, and any other thread of its
+/// process that is (any thread may wait for the process's children).
 pub fn wake_if_waiting(pid: Pid) {
-    let mut tasks = TASKS.lock();
-    if let Some(task) = tasks.get_mut(&pid)
-        && task.state == TaskState::WaitingForChild
-    {
+    loop {
+        let mut tasks = TASKS.lock();
+        let Some(tgid) = tasks.get(&pid).map(|t| t.tgid) else { return };
+        let Some(task) = tasks
+            .values_mut()
+            .find(|t| (t.pid == pid || t.tgid == tgid) && t.state == TaskState::WaitingForChild)
+        else {
+            return;
+        };
         task.state = TaskState::Runnable;
+        let woken = task.pid;
         drop(tasks);
-        make_runnable(pid);
+        make_runnable(woken);
     }
 }
 
@@ -342,6 +349,15 @@ fn pop_runnable_for(cpu: usize, prev: Pid) -> Option<Pid> {
             Some(task) if task.state == TaskState::Runnable && (!task.is_running || pid == prev) => {
                 if task.pinned_cpu.is_some_and(|c| c != cpu) {
                     i += 1; // its own CPU takes it
+                    continue;
+                }
+                // A task still being switched out on another CPU (`on_cpu`) is left
+                // in the queue. Picking it would make this CPU wait for that CPU,
+                // which may itself be waiting for the task this CPU is leaving (two
+                // threads yielding at once, each CPU picking the other's task): both
+                // would spin forever.
+                if pid != prev && task.on_cpu.load(Ordering::Acquire) {
+                    i += 1;
                     continue;
                 }
                 queue.remove(i);

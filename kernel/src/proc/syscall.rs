@@ -28,7 +28,7 @@ use crate::arch::trap::{SYSCALL_VECTOR, SYSRET_MARK, TrapFrame};
 use crate::mm::addr_space::{MapRequest, VmError, VmProt};
 use crate::mm::vmstat::{self, SwapEvent};
 use crate::mm::headroom::{self, HeadroomError};
-use crate::mm::{fault, frame, reclaim, swap};
+use crate::mm::{frame, reclaim, swap};
 
 
 /// One CPU's syscall entry scratch: where `syscall_entry` parks the user's RSP and
@@ -169,8 +169,9 @@ fn call(frame: &mut TrapFrame) -> Result<u64, Errno> {
             Ok(0)
         }
         nr::MADVISE => sys_madvise(args[0], args[1], args[2]),
-        nr::GETPID => Ok(task::current_pid()),
-        nr::FORK => sys_fork(frame),
+        nr::GETPID => Ok(task::current_tgid()),
+        nr::FORK => super::thread::sys_clone(frame, super::thread::SIGCHLD, 0, 0, 0, 0),
+        nr::CLONE => super::thread::sys_clone(frame, args[0], args[1], args[2], args[3], args[4]),
         nr::EXECVE => super::execve::sys_execve(frame, args[0], args[1], args[2]),
         nr::EXIT => task::exit_current(WaitStatus::exited(args[0] as i32)),
         nr::WAIT4 => sys_wait4(args[0] as i64, args[1], args[2], args[3]),
@@ -352,25 +353,6 @@ fn sys_madvise(addr: u64, len: u64, advice: u64) -> Result<u64, Errno> {
         }
         _ => Err(Errno::EINVAL),
     }
-}
-
-fn sys_fork(frame: &TrapFrame) -> Result<u64, Errno> {
-    let parent = task::current_pid();
-    let space = task::current_space().ok_or(Errno::EPERM)?;
-    // Out of memory: mm reclaims and retries, within its bounds (ENOMEM after).
-    let child_space = fault::retry::fork_retrying(&space).map_err(errno_of)?;
-    let mut child_frame = frame.clone();
-    child_frame.rax = 0; // fork returns 0 in the child
-    let (name, args, files) = {
-        let tasks = task::TASKS.lock();
-        let parent_task = tasks.get(&parent).ok_or(Errno::EPERM)?;
-        (parent_task.name.clone(), parent_task.args.clone(), parent_task.files.as_ref().ok_or(Errno::EPERM)?.try_clone()?)
-    };
-    // The child's FS/GS bases and x87/SSE registers are the parent's, as the CPU holds them now.
-    let user_state = crate::arch::user_state::UserState::capture();
-    // The child shares the parent's open files (offsets included) and its cwd.
-    task::create_user_task_with_files(&name, &args, parent, child_space, &child_frame, user_state, files)
-        .map_err(|_| Errno::ENOMEM)
 }
 
 /// wait4(2). `WNOHANG` is supported for one child (`pid > 0`, what a shell asks

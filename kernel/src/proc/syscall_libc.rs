@@ -7,12 +7,13 @@
 //! | call | who | what the kernel does |
 //! |---|---|---|
 //! | `arch_prctl(ARCH_SET_FS, tp)` | startup (`__init_tp`) | sets the FS base: the thread pointer, saved per task |
-//! | `set_tid_address(&tid)` | startup | returns the thread id (one thread per process: the pid) |
+//! | `set_tid_address(&tid)` | startup | records where 0 goes at the thread's exit; returns the thread id (`proc::thread`) |
 //! | `ioctl(1, TIOCGWINSZ, &ws)` | stdio, first write to stdout | `ENOTTY`: the console is no terminal device, so stdout is fully buffered |
 //! | `writev(fd, iov, 2)` | stdio, every flush | writes the buffers in order through `write` |
 //! | `rt_sigprocmask` | `fork` (blocks all signals around the fork) | keeps the task's mask and reports the old one |
-//! | `gettid()` | `fork`, in the child | the pid |
-//! | `exit_group(code)` | `exit` / `_Exit` | the process exits (it has one thread) |
+//! | `gettid()` | `fork`, in the child | the thread id |
+//! | `exit_group(code)` | `exit` / `_Exit` | every thread of the process exits (`proc::thread`) |
+//! | `clone`, `futex`, `tgkill`/`tkill` | `pthread_create`, mutexes, `pthread_join`, `raise` | `proc::thread`, `proc::futex` |
 //! | `sysinfo(&info)` | `sysconf(_SC_PHYS_PAGES)` | RAM, free RAM, swap, uptime, process count |
 //! | `getuid`, `geteuid`, `getgid`, `getegid`, `getppid` | programs | ids: everyone is root (0) here |
 //! | `kill(pid, sig)` | `kill`, the shell | kills `pid` (no other signal action exists) |
@@ -51,8 +52,12 @@ const IOV_MAX: u64 = abi::IOV_MAX;
 pub fn dispatch(number: u64, args: [u64; 6]) -> Option<Result<u64, Errno>> {
     let result = match number {
         nr::ARCH_PRCTL => sys_arch_prctl(args[0], args[1]),
-        nr::SET_TID_ADDRESS | nr::GETTID => Ok(task::current_pid()),
-        nr::EXIT_GROUP => task::exit_current(task::WaitStatus::exited(args[0] as i32)),
+        nr::SET_TID_ADDRESS => super::thread::sys_set_tid_address(args[0]),
+        nr::GETTID => Ok(task::current_pid()),
+        nr::EXIT_GROUP => super::thread::sys_exit_group(args[0]),
+        nr::FUTEX => super::futex::sys_futex(args[0], args[1], args[2], args[3]),
+        nr::TGKILL => super::thread::sys_tgkill(Some(args[0] as i64), args[1] as i64, args[2]),
+        nr::TKILL => super::thread::sys_tgkill(None, args[0] as i64, args[1]),
         nr::WRITEV => sys_writev(args[0], args[1], args[2]),
         nr::IOCTL => sys_ioctl(args[0], args[1], args[2]),
         nr::KILL => sys_kill(args[0] as i64, args[1]),
@@ -60,7 +65,7 @@ pub fn dispatch(number: u64, args: [u64; 6]) -> Option<Result<u64, Errno>> {
         nr::RT_SIGPROCMASK => sys_rt_sigprocmask(args[0], args[1], args[2], args[3]),
         nr::SYSINFO => sys_sysinfo(args[0]),
         nr::GETUID | nr::GETEUID | nr::GETGID | nr::GETEGID => Ok(0),
-        nr::GETPPID => Ok(with_current(|t| t.parent)),
+        nr::GETPPID => super::thread::sys_getppid(),
         _ => return None,
     };
     Some(result)

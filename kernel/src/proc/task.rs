@@ -19,7 +19,7 @@ use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::sync::Arc;
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
 use x86_64::instructions::interrupts;
 
@@ -114,6 +114,21 @@ pub struct Task {
     /// The one CPU it may run on, for a kernel thread bound to a CPU
     /// ([`spawn_daemon_on`], Linux's `kthread_bind`); `None`: any CPU.
     pub pinned_cpu: Option<usize>,
+    /// Its thread group (the process): the pid of the group's first task, its
+    /// leader. Equal to `pid` for a process's first thread and for kernel threads.
+    /// `getpid` returns it; `gettid` returns `pid` (see `proc::thread`).
+    pub tgid: Pid,
+    /// How many tasks of its group have not started to exit: shared by every task
+    /// of the group; whoever takes it to 0 is the last thread (`proc::thread`).
+    pub group_live: Arc<AtomicUsize>,
+    /// Linux's `clear_child_tid` (`set_tid_address`, `CLONE_CHILD_CLEARTID`): at
+    /// exit, 0 is written there and one futex waiter on it is woken (0: none).
+    pub clear_child_tid: u64,
+    /// The futex it waits on (`proc::futex`); cleared by the `FUTEX_WAKE` that wakes it.
+    pub futex_key: Option<super::futex::FutexKey>,
+    /// Set on every task of the group by `exit_group` or a kill: the status the
+    /// group ends with, used by the threads that exit because of it.
+    pub group_exit: Option<WaitStatus>,
 }
 
 /// A task's CPU time and start time, in timer ticks (`arch::timer::TICK_HZ` a
@@ -137,6 +152,15 @@ impl CpuTimes {
 }
 
 impl Task {
+    /// Marks it killed (call under the [`TASKS`] lock): it exits at its next return
+    /// to user mode. Counted in `NR_KILLED_LIVE` once, until it exits.
+    pub fn mark_killed(&mut self) {
+        if !self.is_killed {
+            self.is_killed = true;
+            NR_KILLED_LIVE.fetch_add(1, Ordering::Release);
+        }
+    }
+
     /// Returns the top of the kernel stack (loaded into TSS.RSP0 while it runs).
     pub fn kstack_top(&self) -> u64 {
         self.kstack.as_ref().map_or(0, |s| s.top())
@@ -177,20 +201,33 @@ pub fn init() {
         on_cpu: AtomicBool::new(true),
         is_idle: false,
         pinned_cpu: None,
+        tgid: 0,
+        group_live: Arc::new(AtomicUsize::new(1)),
+        clear_child_tid: 0,
+        futex_key: None,
+        group_exit: None,
     };
     TASKS.lock().insert(0, Box::new(idle));
 }
 
-/// Returns the running task's pid.
+/// Returns the running task's pid (its thread id, Linux's `gettid`).
 pub fn current_pid() -> Pid {
     sched::current()
 }
 
+/// Returns the running task's thread-group id: the pid of its process (`getpid`).
+pub fn current_tgid() -> Pid {
+    let pid = current_pid();
+    TASKS.lock().get(&pid).map_or(pid, |t| t.tgid)
+}
+
 /// Runs `f` on the running process's fd table (EBADF for a kernel task, which has
-/// none), with the task table locked: `f` must be short and must not sleep.
+/// none), with the task table locked: `f` must be short and must not sleep. The
+/// threads of a process share one table, kept in the group leader's entry.
 pub fn with_files<R>(f: impl FnOnce(&mut FdTable) -> Result<R, abi::Errno>) -> Result<R, abi::Errno> {
     let mut tasks = TASKS.lock();
-    let files = tasks.get_mut(&sched::current()).and_then(|t| t.files.as_mut()).ok_or(abi::Errno::EBADF)?;
+    let tgid = tasks.get(&sched::current()).ok_or(abi::Errno::EBADF)?.tgid;
+    let files = tasks.get_mut(&tgid).and_then(|t| t.files.as_mut()).ok_or(abi::Errno::EBADF)?;
     f(files)
 }
 
@@ -406,26 +443,56 @@ pub fn create_user_task_with_files(
     user_state: UserState,
     files: FdTable,
 ) -> Result<Pid, SpawnError> {
+    let pid = new_user_task(NewTask { name, args, parent, group: None, space, frame, user_state, files: Some(files) })?;
+    sched::make_runnable(pid);
+    Ok(pid)
+}
+
+/// What [`new_user_task`] needs.
+pub struct NewTask<'a> {
+    /// Its name (the program's).
+    pub name: &'a str,
+    /// What its `args` syscall returns.
+    pub args: &'a str,
+    /// Its parent.
+    pub parent: Pid,
+    /// The thread group it joins, with the group's live counter (a thread:
+    /// `proc::thread`); `None`: it starts a group of its own (a process).
+    pub group: Option<(Pid, Arc<AtomicUsize>)>,
+    /// Its address space (shared with the group for a thread).
+    pub space: SpaceRef,
+    /// The registers it starts with in user mode.
+    pub frame: &'a TrapFrame,
+    /// Its FS/GS bases and x87/SSE registers.
+    pub user_state: UserState,
+    /// Its open files: `None` for a thread, which uses its group leader's.
+    pub files: Option<FdTable>,
+}
+
+/// Adds a new user task, not yet runnable (the caller makes it so with
+/// `sched::make_runnable` once whatever must precede its first instruction is done).
+pub fn new_user_task(new: NewTask) -> Result<Pid, SpawnError> {
     let kstack = KernelStack::new(KERNEL_STACK_PAGES, "task kernel").map_err(|_| SpawnError::OutOfMemory)?;
-    let saved_rsp = prepare_stack(&kstack, frame);
+    let saved_rsp = prepare_stack(&kstack, new.frame);
     let pid = NEXT_PID.fetch_add(1, Ordering::Relaxed);
-    let (sigmask, oom_score_adj) = TASKS.lock().get(&parent).map_or((0, 0), |t| (t.sigmask, t.oom_score_adj));
+    let (sigmask, oom_score_adj) = TASKS.lock().get(&new.parent).map_or((0, 0), |t| (t.sigmask, t.oom_score_adj));
+    let (tgid, group_live) = new.group.unwrap_or_else(|| (pid, Arc::new(AtomicUsize::new(1))));
     let task = Task {
         pid,
-        parent,
-        name: String::from(name),
-        args: String::from(args),
+        parent: new.parent,
+        name: String::from(new.name),
+        args: String::from(new.args),
         state: TaskState::Runnable,
         kstack: Some(kstack),
         saved_rsp,
-        space: Some(space),
+        space: Some(new.space),
         is_killed: false,
         is_daemon: false,
         wait_key: 0,
         wait_ticket: 0,
         wake_at_tick: 0,
-        files: Some(files),
-        user_state: Some(user_state),
+        files: new.files,
+        user_state: Some(new.user_state),
         sigmask,
         oom_score_adj,
         is_deactivated: false,
@@ -434,9 +501,13 @@ pub fn create_user_task_with_files(
         on_cpu: AtomicBool::new(false),
         is_idle: false,
         pinned_cpu: None,
+        tgid,
+        group_live,
+        clear_child_tid: 0,
+        futex_key: None,
+        group_exit: None,
     };
     TASKS.lock().insert(pid, Box::new(task));
-    sched::make_runnable(pid);
     Ok(pid)
 }
 
@@ -461,15 +532,30 @@ pub fn spawn_with_files(name: &str, args: &str, files: FdTable) -> Result<Pid, S
 
 /// Ends the running task with `status`: releases its memory, wakes its parent,
 /// and switches away for good.
+///
+/// A thread of a process with other live threads ends alone (Linux's `exit`): the
+/// address space and the open files stay with the others, and a thread other than
+/// the leader is reaped by the reaper. The last thread to exit ends the process:
+/// it closes the files, hands the children to the reaper and wakes the parent,
+/// whose `wait` then reaps the leader ([`is_group_done`]).
 pub fn exit_current(status: WaitStatus) -> ! {
     let pid = current_pid();
     assert_ne!(pid, 0, "exit_current: task 0 cannot exit");
+    // Whoever joins this thread learns it is gone (`CLONE_CHILD_CLEARTID`): written
+    // while its space is still loaded.
+    super::thread::clear_child_tid();
     // Leave the address space before dropping it: CR3 must not name freed tables.
     sched::load_kernel_tables();
+    let (tgid, is_last) = {
+        let tasks = TASKS.lock();
+        let task = tasks.get(&pid).expect("exit_current: no current task");
+        (task.tgid, task.group_live.fetch_sub(1, Ordering::AcqRel) == 1)
+    };
     // Close the files while the task can still sleep: the last close of a file on
     // a disk file system may write (ext2 frees an unlinked inode's blocks), and a
-    // zombie that went to sleep would never be woken.
-    let files = TASKS.lock().get_mut(&pid).and_then(|task| task.files.take());
+    // zombie that went to sleep would never be woken. They are the group's, in
+    // its leader's entry: the last thread closes them.
+    let files = if is_last { TASKS.lock().get_mut(&tgid).and_then(|task| task.files.take()) } else { None };
     drop(files); // closes every fd: a pipe end closed wakes the other end
     let (space, parent) = {
         let mut tasks = TASKS.lock();
@@ -478,58 +564,87 @@ pub fn exit_current(status: WaitStatus) -> ! {
         if task.is_killed {
             NR_KILLED_LIVE.fetch_sub(1, Ordering::Release);
         }
-        let parent = task.parent;
         let space = task.space.take();
         set_running_space(crate::arch::smp::cpu_id(), None);
-        // Orphans go to the reaper, which reaps them when they exit.
-        let adopter = orphan_adopter();
-        for child in tasks.values_mut().filter(|t| t.parent == pid && !t.is_daemon) {
-            child.parent = adopter;
+        if pid != tgid {
+            // A thread other than the leader is nobody's child: the reaper reaps it.
+            task.parent = orphan_adopter();
+        }
+        let parent = tasks.get(&tgid).map_or(0, |leader| leader.parent);
+        if is_last {
+            // Orphans go to the reaper, which reaps them when they exit.
+            let adopter = orphan_adopter();
+            for child in tasks.values_mut().filter(|t| t.parent == tgid && !t.is_daemon) {
+                child.parent = adopter;
+            }
         }
         (space, parent)
     };
     // Again: closing the files may have slept, and switching back to this task
     // loaded its space (it was still `task.space` then); dropping a loaded space
-    // would free the tables CR3 names.
+    // would free the tables CR3 names. The space may live on in other threads:
+    // this CPU no longer runs it.
     sched::load_kernel_tables();
+    if let Some(space) = &space {
+        space.lock().deactivate_on_this_cpu();
+    }
     drop(space); // the last reference: every frame, table and VMA goes back
     crate::mm::swap::kick_wiper(); // its swap slots are free now: wipe them
-    sched::wake_if_waiting(parent);
-    // Some orphan may be a zombie already: let the reaper look.
+    if is_last {
+        sched::wake_if_waiting(parent);
+    }
+    // Some orphan (or this thread) may be a zombie already: let the reaper look.
     sched::wake_if_waiting(orphan_adopter());
     sched::schedule_away_forever()
 }
 
-/// Kills the running process after a bad access or exception, with a message.
+/// Returns true if the thread group `leader` leads has ended: every task of it
+/// other than the leader is a zombie (or gone). Only then may its parent reap the
+/// leader, so that `wait` sees the whole process end.
+fn is_group_done(tasks: &BTreeMap<Pid, Box<Task>>, leader: Pid) -> bool {
+    !tasks.values().any(|t| t.tgid == leader && t.pid != leader && !matches!(t.state, TaskState::Zombie(_)))
+}
+
+/// Kills the running process after a bad access or exception, with a message: every
+/// thread of it ends (one message for the group).
 pub fn kill_current(reason: core::fmt::Arguments) -> ! {
     let pid = current_pid();
-    let name = TASKS.lock().get(&pid).map(|t| t.name.clone()).unwrap_or_default();
-    crate::println!("pid {pid} ({name}) killed: {reason}");
+    let (name, tgid) = TASKS.lock().get(&pid).map(|t| (t.name.clone(), t.tgid)).unwrap_or_default();
+    crate::println!("pid {tgid} ({name}) killed: {reason}");
+    super::thread::end_group_of_current(WaitStatus::Killed(abi::SIGKILL));
     // `exit_current` never returns: whatever this frame owns must go first.
     drop(name);
     exit_current(WaitStatus::Killed(abi::SIGKILL))
 }
 
-/// Marks process `pid` killed, with a message, and wakes it if it waits: it exits
-/// the next time it would return to user mode ([`exit_if_killed`]). Returns false
-/// if there is no such live process or it is already killed.
+/// Marks process `pid` (every thread of the group `pid` belongs to) killed, with
+/// one message, and wakes its threads that wait: each exits the next time it would
+/// return to user mode ([`exit_if_killed`]). Returns false if there is no such live
+/// process or it is already killed.
 pub fn kill(pid: Pid, reason: core::fmt::Arguments) -> bool {
-    let name = {
+    let (tgid, name, victims) = {
         let mut tasks = TASKS.lock();
-        let Some(task) = tasks.get_mut(&pid).filter(|t| pid != 0 && !t.is_killed) else {
+        let Some(task) = tasks.get(&pid).filter(|_| pid != 0) else {
             return false;
         };
-        if matches!(task.state, TaskState::Zombie(_)) {
-            return false;
+        let (tgid, name) = (task.tgid, task.name.clone());
+        let mut victims = alloc::vec::Vec::new();
+        for t in tasks.values_mut().filter(|t| t.tgid == tgid && !t.is_killed && !matches!(t.state, TaskState::Zombie(_))) {
+            t.mark_killed();
+            t.group_exit.get_or_insert(WaitStatus::Killed(abi::SIGKILL));
+            victims.push(t.pid);
         }
-        task.is_killed = true;
-        NR_KILLED_LIVE.fetch_add(1, Ordering::Release);
-        task.name.clone()
+        (tgid, name, victims)
     };
-    crate::println!("pid {pid} ({name}) killed: {reason}");
+    if victims.is_empty() {
+        return false;
+    }
+    crate::println!("pid {tgid} ({name}) killed: {reason}");
     super::trap::NR_KILLED.fetch_add(1, Ordering::Relaxed);
-    sched::wake_if_waiting(pid);
-    sched::wake_if_sleeping(pid); // a pipe reader or writer gives up its wait (EINTR)
+    for victim in victims {
+        sched::wake_if_waiting(victim);
+        sched::wake_if_sleeping(victim); // a pipe reader or writer gives up its wait (EINTR)
+    }
     true
 }
 
@@ -538,9 +653,9 @@ pub fn is_live_user_process(pid: Pid) -> bool {
     TASKS.lock().get(&pid).is_some_and(|t| !t.is_daemon && pid != 0 && !matches!(t.state, TaskState::Zombie(_)))
 }
 
-/// Returns true if `pid` is a child (live or zombie) of the running task.
+/// Returns true if `pid` is a child (live or zombie) of the running process.
 pub fn is_child_of_current(pid: Pid) -> bool {
-    let me = current_pid();
+    let me = current_tgid();
     TASKS.lock().get(&pid).is_some_and(|t| t.parent == me && !t.is_daemon)
 }
 
@@ -571,27 +686,33 @@ pub fn exit_if_killed() {
     }
     super::load_control::park_if_deactivated();
     if current_is_killed() {
-        exit_current(WaitStatus::Killed(abi::SIGKILL));
+        // Killed with its group by `exit_group`: the group's status, else SIGKILL.
+        let status = TASKS.lock().get(&current_pid()).and_then(|t| t.group_exit);
+        exit_current(status.unwrap_or(WaitStatus::Killed(abi::SIGKILL)));
     }
 }
 
 /// Returns every live user process (zombies have no memory and are left out), as
-/// the memory manager sees them (the OOM killer, through `mm::process_hooks`).
+/// the memory manager sees them (the OOM killer, through `mm::process_hooks`): one
+/// entry per thread group, under the group's pid, whichever thread holds the space.
 pub fn user_tasks() -> alloc::vec::Vec<UserProcess> {
     let tasks = TASKS.lock();
-    tasks
-        .values()
-        .filter_map(|t| {
-            let space = t.space.clone()?;
-            Some(UserProcess {
-                pid: t.pid,
-                name: t.name.clone(),
-                space,
-                is_killed: t.is_killed,
-                oom_score_adj: t.oom_score_adj,
-            })
-        })
-        .collect()
+    let mut processes: alloc::vec::Vec<UserProcess> = alloc::vec::Vec::new();
+    for t in tasks.values() {
+        let Some(space) = t.space.clone() else { continue };
+        if let Some(seen) = processes.iter_mut().find(|p| p.pid == t.tgid) {
+            seen.is_killed |= t.is_killed;
+            continue;
+        }
+        processes.push(UserProcess {
+            pid: t.tgid,
+            name: t.name.clone(),
+            space,
+            is_killed: t.is_killed,
+            oom_score_adj: t.oom_score_adj,
+        });
+    }
+    processes
 }
 
 /// Waits for a child of the running task to exit (`pid` = None: any child) and
@@ -604,7 +725,7 @@ pub fn wait(pid: Option<Pid>) -> Option<(Pid, WaitStatus)> {
 /// [`wait`], and with `is_childless_ok` also when the task has no child at all:
 /// then it blocks until one is handed to it and exits (the reaper's wait).
 fn wait_child(pid: Option<Pid>, is_childless_ok: bool) -> Option<(Pid, WaitStatus)> {
-    let me = current_pid();
+    let me = current_tgid();
     loop {
         if current_is_killed() {
             return None;
@@ -615,7 +736,8 @@ fn wait_child(pid: Option<Pid>, is_childless_ok: bool) -> Option<(Pid, WaitStatu
                 .values()
                 .filter(|t| t.parent == me && t.pid != me && !t.is_daemon && pid.is_none_or(|p| p == t.pid));
             let has_children = children.clone().next().is_some();
-            if let Some(zombie) = children.find(|t| matches!(t.state, TaskState::Zombie(_))) {
+            let is_reapable = |t: &&Box<Task>| matches!(t.state, TaskState::Zombie(_)) && is_group_done(&tasks, t.pid);
+            if let Some(zombie) = children.find(is_reapable) {
                 if zombie.on_cpu.load(Ordering::Acquire) {
                     // Still switching away on another CPU, on its own stack (see `try_reap`).
                     drop(tasks);
@@ -633,7 +755,7 @@ fn wait_child(pid: Option<Pid>, is_childless_ok: bool) -> Option<(Pid, WaitStatu
             if !has_children && !is_childless_ok {
                 return None;
             }
-            tasks.get_mut(&me).expect("wait: no current task").state = TaskState::WaitingForChild;
+            tasks.get_mut(&current_pid()).expect("wait: no current task").state = TaskState::WaitingForChild;
         }
         sched::block_current();
     }
@@ -658,13 +780,16 @@ pub fn wait_all(timeout_ms: u64) -> Result<(), usize> {
 /// Reaps child `pid` of the running task if it has exited and returns its status;
 /// `None` if it is still running (or is not a child). Never blocks (`WNOHANG`).
 pub fn try_reap(pid: Pid) -> Option<WaitStatus> {
-    let me = current_pid();
+    let me = current_tgid();
     loop {
         let mut tasks = TASKS.lock();
         let task = tasks.get(&pid).filter(|t| t.parent == me)?;
         let TaskState::Zombie(status) = task.state else {
             return None;
         };
+        if !is_group_done(&tasks, pid) {
+            return None; // the leader exited, other threads of the process still run
+        }
         // With several CPUs the zombie may still be switching away on another CPU, on
         // its own stack and with its entry in the table: wait until that CPU is off it
         // (it needs `TASKS` for that, so not holding it here).
@@ -690,7 +815,7 @@ static REAPER: spin::Once<Pid> = spin::Once::new();
 
 /// Returns who adopts orphans: the reaper, or task 0 if it could not be started
 /// (task 0 reaps whatever it finds when it waits for any child).
-fn orphan_adopter() -> Pid {
+pub(super) fn orphan_adopter() -> Pid {
     REAPER.get().copied().unwrap_or(0)
 }
 
@@ -800,5 +925,10 @@ fn new_kernel_thread(name: &str, entry: Option<extern "C" fn() -> !>) -> Result<
         on_cpu: AtomicBool::new(false),
         is_idle: false,
         pinned_cpu: None,
+        tgid: pid,
+        group_live: Arc::new(AtomicUsize::new(1)),
+        clear_child_tid: 0,
+        futex_key: None,
+        group_exit: None,
     })
 }

@@ -35,9 +35,10 @@ pub fn check_user_range(addr: u64, len: usize) -> Result<(), Errno> {
 /// Returns how many bytes from `addr` (at most `len`) come before the first page
 /// of a PROT_NONE VMA. Pages outside every VMA are left to the fault handler.
 ///
-/// Takes the running process's address-space lock for the look-up only. The
-/// answer stays true during the copy: only this process changes its VMAs, and it
-/// is in this syscall (one thread per process).
+/// Takes the running process's address-space lock for the look-up only. Another
+/// thread of the process may change the VMAs during the copy (munmap, mprotect):
+/// the copy then faults, and the fault is fixed up into a short count (EFAULT),
+/// as in Linux.
 fn accessible_len(addr: u64, len: usize) -> usize {
     let Some(space) = crate::proc::task::current_space() else {
         return len;

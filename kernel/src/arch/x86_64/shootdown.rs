@@ -284,7 +284,30 @@ pub fn poll() {
                 tlb::flush_page(VirtAddr::new(page.load(Ordering::Relaxed)));
             }
         }
+        run_before_ack_hook();
         request.targets.fetch_and(!bit, Ordering::AcqRel);
+    }
+}
+
+/// For tests: a function every target runs just before it acknowledges a flush
+/// (0: none), to look at memory while the initiator still waits for it.
+static BEFORE_ACK_HOOK: AtomicUsize = AtomicUsize::new(0);
+
+/// Sets (or with `None` clears) the function targets run before each acknowledgement:
+/// a test checks with it that no frame of a shot-down page is freed before every
+/// target flushed (the `mmu_gather` order, `mm::addr_space::gather`). It runs with
+/// interrupts off: it must be short, and take no lock a CPU may hold while it shoots.
+pub fn set_before_ack_hook(hook: Option<fn()>) {
+    BEFORE_ACK_HOOK.store(hook.map_or(0, |f| f as usize), Ordering::SeqCst);
+}
+
+fn run_before_ack_hook() {
+    let address = BEFORE_ACK_HOOK.load(Ordering::Acquire);
+    if address != 0 {
+        // SAFETY: only `set_before_ack_hook` stores a nonzero value, the address of
+        // a `fn()` (functions live forever).
+        let hook: fn() = unsafe { core::mem::transmute::<usize, fn()>(address) };
+        hook();
     }
 }
 

@@ -224,9 +224,10 @@ impl ProcInode {
     }
 }
 
-/// Returns the pids of live user processes.
+/// Returns the pids of live user processes (one per process: its threads other
+/// than the leader are left out, as Linux lists only thread-group ids).
 fn user_pids() -> Vec<u64> {
-    task::TASKS.lock().values().filter(|t| !t.is_daemon && t.pid != 0).map(|t| t.pid).collect()
+    task::TASKS.lock().values().filter(|t| !t.is_daemon && t.pid != 0 && t.pid == t.tgid).map(|t| t.pid).collect()
 }
 
 /// Looks `name` up in the directory `prefix`.
@@ -235,7 +236,7 @@ fn lookup_in_dir(prefix: &'static str, name: &str) -> Result<InodeRef, FsError> 
         "." => return Ok(Arc::new(ProcInode::Dir(prefix))),
         ".." if prefix.is_empty() => return Ok(super::root()),
         ".." => return Ok(Arc::new(ProcInode::Dir(parent(prefix)))),
-        "self" if prefix.is_empty() => return Ok(Arc::new(ProcInode::PidDir(task::current_pid()))),
+        "self" if prefix.is_empty() => return Ok(Arc::new(ProcInode::PidDir(task::current_tgid()))),
         "kpageflags" if prefix.is_empty() => return Ok(Arc::new(ProcInode::KPageFlags)),
         _ => {}
     }

@@ -53,6 +53,7 @@ pub(super) fn status(pid: u64) -> Option<String> {
     let mut text = String::new();
     let _ = writeln!(text, "Name:\t{name}");
     let _ = writeln!(text, "State:\t{state}");
+    let _ = writeln!(text, "Tgid:\t{pid}");
     let _ = writeln!(text, "Pid:\t{pid}");
     let _ = writeln!(text, "PPid:\t{ppid}");
     let _ = writeln!(text, "VmSize:\t{:>8} kB", kb(size_pages));
@@ -63,6 +64,7 @@ pub(super) fn status(pid: u64) -> Option<String> {
     let _ = writeln!(text, "RssFile:\t{:>8} kB", kb(file_pages));
     let _ = writeln!(text, "RssShmem:\t{:>8} kB", kb(shmem_pages));
     let _ = writeln!(text, "VmSwap:\t{:>8} kB", kb(swap_pages));
+    let _ = writeln!(text, "Threads:\t{}", crate::proc::thread::threads_of(pid).0.max(1));
     Some(text)
 }
 

@@ -74,11 +74,14 @@ pub fn fault_in(space: &SpaceRef, addr: VirtAddr, error_code: u64) -> Result<Fau
         }
         is_retry = true;
         let result = {
-            // The lock is never held while user memory is touched, so it is free here;
-            // if it is not, a kernel path broke that rule: fail instead of deadlocking.
-            let Some(mut space) = space.try_lock() else {
-                panic!("page fault at {addr:?} while the address-space lock is held");
-            };
+            // No spinlock is ever held while user memory is touched; if one is, a
+            // kernel path broke that rule (it may be this space's own lock): fail
+            // instead of deadlocking. Another thread of the process may hold the
+            // lock on another CPU (a fault, munmap, fork): wait for it, as two
+            // threads faulting one page do (the second finds it resolved and retries).
+            let nr_held = crate::sync::nr_spinlocks_held();
+            assert!(nr_held == 0, "page fault at {addr:?} while {nr_held} spinlock(s) are held");
+            let mut space = space.lock();
             handle_page_fault_after_read(&mut space, addr, error_code, read)
         };
         match result {

@@ -1,0 +1,104 @@
+//! Unmapping in Linux's `mmu_gather` order: clear the PTEs, flush every TLB that
+//! may hold them, and only then free the frames and the emptied page tables.
+//!
+//! With threads, the space being changed may be running on other CPUs right now.
+//! Until those CPUs have flushed, they may still reach a frame (or walk a page
+//! table) through a cached translation; freeing it first would let another
+//! thread of the process write into a frame that already belongs to someone else.
+//!
+//! ```text
+//!   CPU 0: munmap (space locked)            CPU 1: another thread of the process
+//!   1. clear PTEs, gather leaves + tables     still reads the page through its TLB
+//!   2. flush here, IPI CPU 1, wait  ------->  invlpg, ack: its next access faults
+//!   3. release the gathered frames, slots and tables (rmap, frame refcounts)
+//! ```
+//! The gather grows on the heap; a very large range is done in chunks of
+//! [`CHUNK_BYTES`] (huge-page aligned), each flushed before its frames are
+//! released once [`GATHER_MAX`] leaves wait, so one munmap of a few MiB costs one
+//! shootdown.
+
+use alloc::vec::Vec;
+
+use mm_core::pagetable::{FlushBatch, LeafEntry, TableMemory};
+
+use super::{AddressSpace, release_leaf};
+use crate::mm::paging::{DirectMapTables, Pte};
+use crate::mm::{Frame, Page, PAGE_SIZE, VirtAddr};
+
+/// The unit in which a range is walked (a multiple of the huge-page size, so no
+/// huge leaf straddles two chunks).
+pub const CHUNK_BYTES: u64 = 64 << 20;
+/// Gathered leaves past which a chunk's end flushes and releases them.
+pub const GATHER_MAX: usize = 8192;
+
+/// Leaves and page tables taken out of a space, waiting for the TLB flush.
+#[derive(Default)]
+pub struct UnmapGather {
+    leaves: Vec<LeafEntry>,
+    tables: Vec<Frame>,
+}
+
+impl UnmapGather {
+    /// An empty gather.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+/// The space's table memory, with frees of emptied tables deferred into a gather.
+struct DeferringTables<'a> {
+    inner: &'a mut DirectMapTables,
+    freed: &'a mut Vec<Frame>,
+}
+
+impl TableMemory for DeferringTables<'_> {
+    fn read_entry(&self, table: Frame, index: usize) -> Pte {
+        self.inner.read_entry(table, index)
+    }
+
+    fn write_entry(&mut self, table: Frame, index: usize, entry: Pte) {
+        self.inner.write_entry(table, index, entry);
+    }
+
+    fn alloc_table(&mut self) -> Option<Frame> {
+        self.inner.alloc_table()
+    }
+
+    fn free_table(&mut self, table: Frame) {
+        self.freed.push(table);
+    }
+}
+
+impl AddressSpace {
+    /// Removes the PTEs of `[start, end)` (VMAs untouched) into `batch` and
+    /// `gather`; the frames stay allocated until [`flush_and_release`](Self::flush_and_release).
+    pub(super) fn gather_unmap(&mut self, start: VirtAddr, end: VirtAddr, batch: &mut FlushBatch, gather: &mut UnmapGather) {
+        let mut at = start;
+        while at < end {
+            let chunk_end = VirtAddr::new((at.as_u64() / CHUNK_BYTES + 1) * CHUNK_BYTES).min(end);
+            let mut tables = DeferringTables { inner: &mut self.tables, freed: &mut gather.tables };
+            let leaves = &mut gather.leaves;
+            let nr_pages = (chunk_end - at) / PAGE_SIZE;
+            self.pt
+                .unmap_range(&mut tables, Page::containing_address(at), nr_pages, batch, |leaf| leaves.push(leaf))
+                .expect("munmap: huge pages cut by the range were split first");
+            if gather.leaves.len() >= GATHER_MAX {
+                let full = core::mem::replace(batch, FlushBatch::new());
+                self.flush_and_release(full, gather);
+            }
+            at = chunk_end;
+        }
+    }
+
+    /// Flushes `batch` on every CPU that may hold it (waiting for the remote
+    /// ones), then releases what `gather` holds: frames, swap slots, tables.
+    pub(super) fn flush_and_release(&mut self, batch: FlushBatch, gather: &mut UnmapGather) {
+        self.flush(batch);
+        for leaf in gather.leaves.drain(..) {
+            release_leaf(leaf, &mut self.stats, self.family);
+        }
+        for table in gather.tables.drain(..) {
+            self.tables.free_table(table);
+        }
+    }
+}
