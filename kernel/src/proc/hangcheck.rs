@@ -1,5 +1,6 @@
 //! The hang watchdog: when user processes exist but none has run for
-//! [`STALL_SECS`] seconds, it prints where every task stands, once per stall.
+//! [`STALL_SECS`] seconds (a test may shorten it: [`set_stall_secs`]), it prints
+//! where every task stands, once per stall.
 //!
 //! A debugging aid, quiet while things move. *Progress* is a timer tick that
 //! landed in ring 3 or a switch to a user task (the per-CPU counters `arch::smp`
@@ -32,15 +33,26 @@ use super::task::{TASKS, TaskState};
 use crate::arch::smp;
 use crate::arch::timer::{self, TICK_HZ};
 
-/// Seconds without progress before a dump.
+/// Seconds without progress before a dump, by default.
 pub const STALL_SECS: u64 = 20;
+/// Seconds without progress before a dump, now.
+static STALL_SECS_NOW: AtomicU64 = AtomicU64::new(STALL_SECS);
+
+/// Sets the seconds without progress before a dump (at least 1; tests shorten it).
+pub fn set_stall_secs(secs: u64) {
+    STALL_SECS_NOW.store(secs.max(1), Ordering::Relaxed);
+}
+
+fn stall_ticks() -> u64 {
+    STALL_SECS_NOW.load(Ordering::Relaxed) * TICK_HZ
+}
 
 /// Set once a dump was printed for the current stall (cleared by progress).
 static HAS_REPORTED: AtomicBool = AtomicBool::new(false);
-/// Dumps printed since boot (tests read it).
+/// Task-table dumps printed since boot (tests read it).
 static NR_REPORTS: AtomicU64 = AtomicU64::new(0);
 
-/// Returns how many hang reports were printed since boot.
+/// Returns how many task-table dumps the thread printed since boot.
 pub fn nr_reports() -> u64 {
     NR_REPORTS.load(Ordering::Relaxed)
 }
@@ -80,8 +92,9 @@ extern "C" fn hangcheck_main() -> ! {
             HAS_REPORTED.store(false, Ordering::Relaxed);
             continue;
         }
-        let secs = (timer::ticks() - stalled_since) / TICK_HZ;
-        if secs >= STALL_SECS && !HAS_REPORTED.swap(true, Ordering::Relaxed) {
+        let stalled = timer::ticks() - stalled_since;
+        if stalled >= stall_ticks() && !HAS_REPORTED.swap(true, Ordering::Relaxed) {
+            let secs = stalled / TICK_HZ;
             crate::println!("hangcheck: no user process ran for {secs} s; the tasks:");
             print_tasks();
         }
@@ -139,8 +152,7 @@ pub fn on_tick(is_user: bool, rip: u64) {
         return;
     }
     let since = SINCE_TICK[cpu].load(Ordering::Relaxed);
-    if now - since >= STALL_SECS * TICK_HZ && !HAS_REPORTED_CPU[cpu].swap(true, Ordering::Relaxed) {
-        NR_REPORTS.fetch_add(1, Ordering::Relaxed);
+    if now - since >= stall_ticks() && !HAS_REPORTED_CPU[cpu].swap(true, Ordering::Relaxed) {
         crate::println!(
             "hangcheck: cpu {cpu} has run pid {task} in the kernel for {} s without a switch; interrupted at rip {rip:#x}",
             (now - since) / TICK_HZ
