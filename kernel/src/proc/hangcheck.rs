@@ -49,6 +49,15 @@ fn stall_ticks() -> u64 {
 
 /// Set once a dump was printed for the current stall (cleared by progress).
 static HAS_REPORTED: AtomicBool = AtomicBool::new(false);
+/// Set by a test image that wants a hang to fail it at once ([`set_fatal`]).
+static IS_FATAL: AtomicBool = AtomicBool::new(false);
+
+/// Makes a task-table dump end in a panic (a test image's choice: a hang then fails
+/// the test with the dump, instead of waiting for the runner's timeout).
+pub fn set_fatal(is_fatal: bool) {
+    IS_FATAL.store(is_fatal, Ordering::Relaxed);
+}
+
 /// Task-table dumps printed since boot (tests read it).
 static NR_REPORTS: AtomicU64 = AtomicU64::new(0);
 
@@ -97,6 +106,7 @@ extern "C" fn hangcheck_main() -> ! {
             let secs = stalled / TICK_HZ;
             crate::println!("hangcheck: no user process ran for {secs} s; the tasks:");
             print_tasks();
+            assert!(!IS_FATAL.load(Ordering::Relaxed), "hangcheck: no user process ran for {secs} s (tasks above)");
         }
     }
 }
