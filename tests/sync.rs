@@ -136,3 +136,20 @@ fn the_mutex_admits_one_holder_and_waiters_sleep() {
     assert_eq!(*COUNTER.lock(), 60, "an increment was lost");
     assert!(COUNTER.try_lock().is_some());
 }
+
+// --- the hang watchdog ----------------------------------------------------------
+
+#[test_case]
+fn the_hang_watchdog_reports_when_no_user_process_runs() {
+    // `sleep 3` is a live user process that does not run for 3 s: with the
+    // watchdog's stall time at 1 s, it must print the task table once meanwhile.
+    use kernel::proc::{self, hangcheck, task::WaitStatus};
+    let before = hangcheck::nr_reports();
+    hangcheck::set_stall_secs(1);
+    let pid = proc::spawn_with_args("sleep", "3").expect("spawn sleep");
+    let (_, status) = proc::wait(Some(pid)).expect("no child to wait for");
+    hangcheck::set_stall_secs(hangcheck::STALL_SECS);
+    assert_eq!(status, WaitStatus::Exited(0));
+    let nr_reports = hangcheck::nr_reports() - before;
+    assert!(nr_reports >= 1, "no hang report while the only user process slept 3 s");
+}

@@ -91,6 +91,7 @@ pub fn init(boot_info: &'static mut BootInfo) {
     mm::cleaner::start();
     mm::ksm::start_ksmd();
     proc::task::start_reaper();
+    proc::hangcheck::start();
     proc::load_control::start();
     mm::swap::start_wiper();
     mm::fail::init();

@@ -50,6 +50,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
             timer::on_tick();
             proc::sched::wake_timed_out(timer::ticks());
             proc::task::account_cpu_tick(frame.is_user());
+            proc::hangcheck::on_tick(frame.is_user(), frame.rip);
             if frame.is_user() {
                 smp::this_cpu().nr_user_ticks.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
                 proc::sched::preempt();
@@ -62,6 +63,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
             // The working-set clock of the task running on this CPU (the boot CPU's
             // tick does the same for its own).
             proc::task::account_cpu_tick(frame.is_user());
+            proc::hangcheck::on_tick(frame.is_user(), frame.rip);
             if frame.is_user() {
                 smp::this_cpu().nr_user_ticks.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
                 proc::sched::preempt();

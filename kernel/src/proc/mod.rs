@@ -5,6 +5,7 @@
 //! |---|---|
 //! | [`task`] | `Task` (pid, state, kernel stack, address space), the task table, exit/wait/kill |
 //! | [`sched`] | run queue, `schedule`, `yield_now`, context switch, preemption on the tick |
+//! | [`hangcheck`] | the hang watchdog: prints every task's state when no user process ran for 20 s |
 //! | [`load_control`] | the balance set: deactivates processes while the machine thrashes, reactivates them when there is room |
 //! | [`exec`] | builds an address space from an ELF image: one VMA per segment, a stack VMA with argc/argv/envp/auxv |
 //! | [`execve`] | execve(2): a program from a file replaces the running one |
@@ -26,6 +27,7 @@ pub mod exec;
 pub mod execve;
 pub mod fd_syscall;
 pub mod futex;
+pub mod hangcheck;
 pub mod load_control;
 pub mod loadavg;
 pub mod mmap_file;

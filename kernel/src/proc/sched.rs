@@ -131,6 +131,11 @@ pub fn nr_queued() -> usize {
     RUN_QUEUE.lock().len()
 }
 
+/// Returns the pids in the run queue, front first (for the hang report).
+pub fn queued_pids() -> alloc::vec::Vec<Pid> {
+    RUN_QUEUE.lock().iter().copied().collect()
+}
+
 /// Puts `pid` at the back of the run queue.
 pub fn make_runnable(pid: Pid) {
     // A task that runs (or was picked to) is not queued: it was woken before it
@@ -330,8 +335,7 @@ fn pick_next(prev: Pid) -> Pid {
         }
         // Still nothing runnable: wait for an interrupt. `sti; hlt` is atomic, so a
         // wake-up from an interrupt handler cannot slip in between.
-        interrupts::enable_and_hlt();
-        interrupts::disable();
+        halt_until_interrupt();
     }
 }
 
@@ -382,6 +386,26 @@ fn has_work_for(cpu: usize) -> bool {
     }
     let tasks = TASKS.lock();
     queue.iter().any(|pid| tasks.get(pid).is_none_or(|t| t.pinned_cpu.is_none_or(|c| c == cpu)))
+}
+
+/// Each CPU halts waiting for an interrupt (`hlt` in the idle path): the timer
+/// tick's hang check ([`super::hangcheck`]) does not count that as being stuck.
+static IS_HALTED: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
+
+/// Returns true if CPU `cpu` is halted in the idle path (an interrupt handler on it
+/// interrupted the `hlt`).
+pub fn is_halted(cpu: usize) -> bool {
+    IS_HALTED[cpu].load(Ordering::Relaxed)
+}
+
+/// `sti; hlt` (atomic: a wake-up from an interrupt handler cannot slip in between),
+/// then interrupts off again; marked halted meanwhile.
+fn halt_until_interrupt() {
+    let cpu = smp::cpu_id();
+    IS_HALTED[cpu].store(true, Ordering::Relaxed);
+    interrupts::enable_and_hlt();
+    interrupts::disable();
+    IS_HALTED[cpu].store(false, Ordering::Relaxed);
 }
 
 /// Switches from the running task to the next runnable one; `requeue` puts the
@@ -523,6 +547,10 @@ fn idle_loop() -> ! {
             if !has_work_for(cpu) {
                 interrupts::enable_and_hlt();
                 interrupts::disable();
+}
+
+            if RUN_QUEUE.lock().is_empty() {
+                halt_until_interrupt();
             }
             this_cpu.is_idle.store(false, Ordering::SeqCst);
         }

@@ -6,8 +6,7 @@
 //! munmap, mprotect and madvise (DONTNEED, PAGEOUT, WILLNEED, HUGEPAGE,
 //! NOHUGEPAGE, MERGEABLE, UNMERGEABLE) over random and partly unmapped ranges, transparent huge pages
 //! (a 2 MiB block mapped, advised, written, and cut by a partial munmap), same-page
-//! merging (a MERGEABLE range, some of its pages zeroed, a `ksm_ctl` scan; out of the
-//! op mix for now: it makes the run hang, see `worker.rs`), bad arguments with Linux's errno, brk up and down,
+//! merging (a MERGEABLE range, some of its pages zeroed, a `ksm_ctl` scan), bad arguments with Linux's errno, brk up and down,
 //! reads and writes checked against a model of every page's contents, syscalls
 //! writing into random pages, synchronous and background children, and forbidden
 //! accesses that must get a child killed (`worker.rs`, `children.rs`). The model

@@ -224,10 +224,7 @@ impl<'m> Worker<'m> {
             690..800 => self.op_madvise(),
             800..835 => self.op_garbage(),
             835..845 => self.op_huge(),
-            // op_ksm is out of the mix: with it, the `fuzz` image hangs (3 runs in a
-            // row, after a worker's expected kill, seed 2 near op 17000); without it, it
-            // passes. Put it back (`845..850 => self.op_ksm()`) to chase the bug.
-            845..850 => self.op_brk(),
+            845..850 => self.op_ksm(),
             850..900 => self.op_brk(),
             900..955 => self.op_syscall_writes(),
             955..962 => self.op_fork_sync(),
@@ -592,7 +589,6 @@ impl<'m> Worker<'m> {
     /// some of its writable pages (equal pages: tag 0, every byte zero) and runs a
     /// scan of up to 1024 pages (`ksm_ctl(SCAN)`, what ksmd does), which merges
     /// them; later writes copy them (COW), forks share them, verify reads them.
-    #[allow(dead_code)] // out of the op mix until the hang it shows is fixed (see `step`)
     fn op_ksm(&mut self) {
         let (first, end) = self.pick_range(64, true);
         let is_holed = model::has_hole(&self.pages[first..end]);
