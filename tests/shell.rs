@@ -60,6 +60,8 @@ fn shell_2_runs_a_script_file_and_reports_errors_and_jobs() {
         wait\n\
         kill 99999\n\
         cd /nonexistent\n\
+        cd /proc/sys/vm\n\
+        cat watermark_scale_factor\n\
         echo after errors | cat\n\
         exit 3\n\
         echo not reached\n";
@@ -82,6 +84,8 @@ fn shell_2_runs_a_script_file_and_reports_errors_and_jobs() {
     assert!(lines[4].starts_with("[1] Running pid"), "jobs lists it: {text}");
     assert!(lines.contains(&"sh: kill: 99999: ESRCH"), "{text}");
     assert!(lines.contains(&"sh: cd: /nonexistent: ENOENT"), "{text}");
+    let after_cd = lines.iter().position(|l| *l == "sh: cd: /nonexistent: ENOENT").unwrap() + 1;
+    assert_eq!(lines[after_cd], "10", "cd /proc/sys/vm, then a relative path: {text}");
     assert_eq!(lines.last(), Some(&"after errors"), "{text}");
     assert!(!text.contains("not reached"));
     proc::task::wait_all(10_000).unwrap_or_else(|n| panic!("{n} processes left running"));
