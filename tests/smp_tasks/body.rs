@@ -198,8 +198,8 @@ fn a_kernel_thread_bound_to_each_cpu_runs_there_and_only_there() {
     {
         proc::sched::yield_now();
     }
-    for cpu in 0..EXPECTED_CPUS {
-        assert_eq!(RUNS_ON_ITS_CPU[cpu].load(Ordering::SeqCst), PINNED_ROUNDS, "the thread bound to cpu {cpu} ran there");
+    for (cpu, runs) in RUNS_ON_ITS_CPU.iter().enumerate().take(EXPECTED_CPUS) {
+        assert_eq!(runs.load(Ordering::SeqCst), PINNED_ROUNDS, "the thread bound to cpu {cpu} ran there");
     }
     assert_eq!(RUNS_ELSEWHERE.load(Ordering::SeqCst), 0, "a bound thread ran on another CPU");
     assert_eq!(
