@@ -27,9 +27,9 @@ use crate::mm::{Frame, Page, PAGE_SIZE, VirtAddr};
 
 /// The unit in which a range is walked (a multiple of the huge-page size, so no
 /// huge leaf straddles two chunks).
-pub const CHUNK_BYTES: u64 = 64 << 20;
+pub const CHUNK_BYTES: u64 = 2 << 20;
 /// Gathered leaves past which a chunk's end flushes and releases them.
-pub const GATHER_MAX: usize = 8192;
+pub const GATHER_MAX: usize = 512;
 
 /// Leaves and page tables taken out of a space, waiting for the TLB flush.
 #[derive(Default)]
