@@ -122,6 +122,7 @@ fn zeroed_frames_read_back_zero_after_dirty_use() {
 
 #[test_case]
 fn allocated_frames_carry_their_state_and_refcount() {
+    pcp::set_enabled(true); // off by default (mm::pcp)
     let f = frame::alloc(Order(0), FrameState::User).unwrap();
     frame::with_desc(f, |d| {
         assert_eq!(d.state(), FrameState::User);
@@ -137,10 +138,12 @@ fn allocated_frames_carry_their_state_and_refcount() {
     // ... until the lists are drained.
     pcp::drain_all();
     assert_eq!(frame::with_desc(f, |d| d.state()), FrameState::Free);
+    pcp::set_enabled(false);
 }
 
 #[test_case]
 fn a_freed_single_frame_is_the_next_one_this_cpu_allocates() {
+    pcp::set_enabled(true); // off by default (mm::pcp)
     let f = frame::alloc(Order(0), FrameState::Kernel).unwrap();
     let before = pcp::stats(0);
     let free_before = frame::nr_free_frames();
@@ -152,10 +155,12 @@ fn a_freed_single_frame_is_the_next_one_this_cpu_allocates() {
     assert_eq!((after.frees - before.frees, after.alloc_hits - before.alloc_hits), (1, 1));
     // SAFETY: as above.
     unsafe { frame::free(f, Order(0)) }.unwrap();
+    pcp::set_enabled(false);
 }
 
 #[test_case]
 fn a_double_free_of_a_listed_frame_is_refused() {
+    pcp::set_enabled(true); // off by default (mm::pcp)
     let f = frame::alloc(Order(0), FrameState::Kernel).unwrap();
     // SAFETY: test frames, allocated here and never mapped or used.
     unsafe { frame::free(f, Order(0)) }.unwrap();
@@ -164,10 +169,12 @@ fn a_double_free_of_a_listed_frame_is_refused() {
     assert_eq!(unsafe { frame::free(f, Order(0)) }, Err(FreeError::AlreadyFree(f)));
     assert_eq!(pcp::nr_listed(), listed, "the refused free listed the frame twice");
     kernel::mm::check::check_consistency().expect("audit after a refused double free");
+    pcp::set_enabled(false);
 }
 
 #[test_case]
 fn frames_on_a_per_cpu_list_never_make_an_allocation_fail() {
+    pcp::set_enabled(true); // off by default (mm::pcp)
     // Park frames on this CPU's Kernel list: freed there, they look allocated.
     let sizes = pcp::sizes();
     let mut parked = Vec::new();
@@ -199,6 +206,7 @@ fn frames_on_a_per_cpu_list_never_make_an_allocation_fail() {
     drop(list);
     assert_eq!((free_left, listed_left), (0, 0), "free frames left on the lists when an allocation failed");
     frame::check_invariants().unwrap();
+    pcp::set_enabled(false);
 }
 
 #[test_case]

@@ -348,7 +348,7 @@ pub fn check_consistency() -> Result<Census, String> {
     swap::check_slot_map();
     rmap::check_families();
     frame::check_invariants().map_err(|e| format!("buddy allocator: {e:?}"))?;
-    super::zero_pool::check(frame::nr_frames_in_state(FrameState::Zeroed))?;
+    super::zero_pool::check()?;
     super::pcp::check()?;
     census.nr_free_frames = frame::nr_free_frames();
     let small: BTreeSet<u64> = frames.difference(&walk.huge_heads).copied().collect();

@@ -40,8 +40,17 @@
 //! that state; a frame freed twice on two different CPUs is not caught (nor is it
 //! by Linux without `CONFIG_DEBUG_VM`).
 //!
-//! `pcp=off` on the command line (or [`set_enabled`]) sends every allocation to the
-//! buddy allocator, for measuring both in one run. Counters per CPU in
+//! **Off by default** (`pcp=on` on the command line, or [`set_enabled`], turns them
+//! on; `pcp=off` is the default). Two reasons, both measured or found at the merge
+//! of this module: on one CPU the lists cost instructions instead of saving them
+//! (an order-0 alloc+free pair 436 -> ~480 guest instructions in a release build,
+//! the anonymous write fault +60), and a listed user frame looks *live* to the
+//! frame-table checks that reclaim makes after a failed eviction
+//! (`reclaim::is_live_user_frame`: state User, refcount 1), so reclaim could put a
+//! free frame back on the replacement policy's ring, and the `memcg` image did
+//! corrupt the ring that way ("set_next of a frame not on the ring"). The fix needs
+//! a "listed" mark those checks can read, which the full frame table has no bit
+//! for. Counters per CPU in
 //! `/proc/pcpinfo` (Linux shows the same in `/proc/zoneinfo`'s "pagesets") and as
 //! sums in `/proc/vmstat`.
 //!
@@ -109,8 +118,9 @@ static COUNTERS: [CpuCounters; MAX_CPUS] = [const {
 static BATCH: AtomicUsize = AtomicUsize::new(0);
 static HIGH: AtomicUsize = AtomicUsize::new(0);
 
-/// Whether the lists are used (`pcp=off` turns them off).
-static IS_ENABLED: AtomicBool = AtomicBool::new(true);
+/// Whether the lists are used: off unless `pcp=on` (see the module docs, "Off by
+/// default").
+static IS_ENABLED: AtomicBool = AtomicBool::new(false);
 
 /// Sizes the lists for `nr_managed_frames` of RAM (Linux's `zone_batchsize`).
 /// Called by `frame::init`; until then nothing is listed.

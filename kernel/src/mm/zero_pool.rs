@@ -221,20 +221,29 @@ pub fn alloc_zeroed_user() -> Result<Frame, frame::AllocError> {
 }
 
 /// Checks the pool for the audit: every pooled frame is in state `Zeroed` and reads
-/// zero, and no other frame is `Zeroed` (`nr_zeroed_in_table`, counted by the caller
-/// over the frame table). Returns a description of the first violation.
-pub fn check(nr_zeroed_in_table: u64) -> Result<u64, alloc::string::String> {
+/// zero, and no other frame is `Zeroed` (the frame table is counted here, under the
+/// pool's lock: every change of a frame to or from `Zeroed` happens under it, so an
+/// idle CPU filling the pool meanwhile cannot make the two counts disagree).
+/// Returns a description of the first violation.
+pub fn check() -> Result<u64, alloc::string::String> {
     let mut frames = alloc::vec::Vec::new();
-    let nr = snapshot(&mut frames) as u64;
+    frames.reserve(CAPACITY); // the heap's lock ranks above the pool's
+    let (nr, nr_zeroed_in_table) = {
+        let pool = POOL.lock();
+        frames.extend(pool.pfns[..pool.len].iter().map(|&pfn| Frame::from_pfn(pfn)));
+        (pool.len as u64, frame::nr_frames_in_state(FrameState::Zeroed))
+    };
     if nr != nr_zeroed_in_table {
         return Err(alloc::format!("zero pool holds {nr} frames but {nr_zeroed_in_table} frames are in state Zeroed"));
     }
     for frame in frames {
         let state = frame::with_desc(frame, |desc| desc.state());
-        if state != FrameState::Zeroed {
+        if state != FrameState::Zeroed && contains(frame) {
             return Err(alloc::format!("zero pool: {frame:?} is in state {state:?}, not Zeroed"));
         }
-        if !frame::is_zero(frame) {
+        // A fault may take it (and write it) between the snapshot and here: only a
+        // frame still in the pool after the read is a violation.
+        if !frame::is_zero(frame) && contains(frame) {
             return Err(alloc::format!("zero pool: {frame:?} is marked zero but holds non-zero bytes"));
         }
     }

@@ -95,6 +95,9 @@ pub fn initial_daemon_switch_frame(entry: extern "C" fn() -> !) -> [u64; 8] {
 
 /// The task each CPU runs.
 static CURRENT: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+/// The thread group (process) of the task each CPU runs, set with [`CURRENT`]: so
+/// `getpid` needs no task-table lock. A task's group never changes.
+static CURRENT_TGID: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 /// Each CPU's idle task ([`NO_IDLE_TASK`] with one CPU: `pick_next` halts in place).
 static IDLE: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(NO_IDLE_TASK) }; MAX_CPUS];
 /// `IDLE`'s "none" (pid 0 is task 0, so not 0).
@@ -114,6 +117,11 @@ pub fn init() {
 /// Returns the running task's pid (on this CPU).
 pub fn current() -> Pid {
     CURRENT[smp::cpu_id()].load(Ordering::Relaxed)
+}
+
+/// Returns the running task's thread-group id (on this CPU): its process's pid.
+pub fn current_tgid() -> Pid {
+    CURRENT_TGID[smp::cpu_id()].load(Ordering::Relaxed)
 }
 
 /// Returns the task CPU `cpu` runs.
@@ -477,6 +485,7 @@ fn switch_away(requeue: bool) {
             smp::this_cpu().nr_user_switch_ins.fetch_add(1, Ordering::Relaxed);
         }
         CURRENT[cpu].store(next, Ordering::Relaxed);
+        CURRENT_TGID[cpu].store(next_task.tgid, Ordering::Relaxed);
         super::task::set_running_space(cpu, next_task.space.as_ref());
         NR_SWITCHES.fetch_add(1, Ordering::Relaxed);
         if next_top != 0 {
@@ -568,7 +577,9 @@ extern "C" fn boot_cpu_idle_main() -> ! {
 fn ap_scheduler_entry(cpu: usize) -> ! {
     interrupts::disable();
     super::syscall::init_this_cpu(cpu);
-    CURRENT[cpu].store(IDLE[cpu].load(Ordering::Relaxed), Ordering::Relaxed);
+    let idle = IDLE[cpu].load(Ordering::Relaxed);
+    CURRENT[cpu].store(idle, Ordering::Relaxed);
+    CURRENT_TGID[cpu].store(idle, Ordering::Relaxed); // a kernel task is its own group
     idle_loop()
 }
 

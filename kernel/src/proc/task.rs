@@ -216,9 +216,16 @@ pub fn current_pid() -> Pid {
 }
 
 /// Returns the running task's thread-group id: the pid of its process (`getpid`).
+///
+/// No lock: the scheduler keeps it per CPU. Debug builds check it against the task
+/// table.
 pub fn current_tgid() -> Pid {
-    let pid = current_pid();
-    TASKS.lock().get(&pid).map_or(pid, |t| t.tgid)
+    let tgid = sched::current_tgid();
+    debug_assert!(
+        TASKS.lock().get(&current_pid()).is_none_or(|t| t.tgid == tgid),
+        "current_tgid: the per-CPU group id is not the task's"
+    );
+    tgid
 }
 
 /// Runs `f` on the running process's fd table (EBADF for a kernel task, which has
