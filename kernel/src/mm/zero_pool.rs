@@ -226,8 +226,7 @@ pub fn alloc_zeroed_user() -> Result<Frame, frame::AllocError> {
 /// idle CPU filling the pool meanwhile cannot make the two counts disagree).
 /// Returns a description of the first violation.
 pub fn check() -> Result<u64, alloc::string::String> {
-    let mut frames = alloc::vec::Vec::new();
-    frames.reserve(CAPACITY); // the heap's lock ranks above the pool's
+    let mut frames = alloc::vec::Vec::with_capacity(CAPACITY); // the heap's lock ranks above the pool's
     let (nr, nr_zeroed_in_table) = {
         let pool = POOL.lock();
         frames.extend(pool.pfns[..pool.len].iter().map(|&pfn| Frame::from_pfn(pfn)));

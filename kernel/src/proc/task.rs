@@ -741,9 +741,10 @@ fn wait_child(pid: Option<Pid>, is_childless_ok: bool) -> Option<(Pid, WaitStatu
             let mut tasks = TASKS.lock();
             let mut children = tasks
                 .values()
+                .map(|t| &**t)
                 .filter(|t| t.parent == me && t.pid != me && !t.is_daemon && pid.is_none_or(|p| p == t.pid));
             let has_children = children.clone().next().is_some();
-            let is_reapable = |t: &&Box<Task>| matches!(t.state, TaskState::Zombie(_)) && is_group_done(&tasks, t.pid);
+            let is_reapable = |t: &&Task| matches!(t.state, TaskState::Zombie(_)) && is_group_done(&tasks, t.pid);
             if let Some(zombie) = children.find(is_reapable) {
                 if zombie.on_cpu.load(Ordering::Acquire) {
                     // Still switching away on another CPU, on its own stack (see `try_reap`).

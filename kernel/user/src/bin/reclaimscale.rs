@@ -9,6 +9,7 @@
 //! 3. 16 MiB more written one word a page: each fault needs a frame, so reclaim
 //!    evicts old pages to swap. The cost per evicted page is (time of 3 - time of
 //!    1) / pages evicted (the process's `swap_out_pages`, from memstat).
+//!
 //! Exit 0 when reclaim evicted at least the 16 MiB and every old page reads back.
 #![no_std]
 #![no_main]
