@@ -239,25 +239,6 @@ impl Ext2Inode {
         }
     }
 
-    /// Drops this inode's hold on its page cache; the last holder of a file that has
-    /// no name left empties and forgets it (the crate frees the inode next).
-    fn release_cache(&self, cache: Arc<PageCache>) {
-        let is_last = {
-            let mut caches = self.fs.caches.lock();
-            match caches.get_mut(&self.ino.0) {
-                Some((_, nr_holders)) => {
-                    *nr_holders -= 1;
-                    *nr_holders == 0
-                }
-                None => false,
-            }
-        };
-        let is_deleted = self.fs.with(|fs| fs.stat(self.ino)).is_ok_and(|st| st.nr_links == 0);
-        if is_last && is_deleted {
-            self.fs.caches.lock().remove(&self.ino.0);
-            let _ = cache.truncate(0); // its data dies with the inode
-        }
-    }
 
     /// Writes `buf` at `offset` through the page cache (written back later, by the
     /// writeback thread, `fsync` or reclaim). The disk blocks are allocated at
@@ -327,14 +308,68 @@ impl Ext2Inode {
     }
 }
 
+/// An inode handle dropped where it could not sleep, waiting for [`release_deferred`].
+struct DeferredRelease {
+    fs: Arc<Ext2Fs>,
+    ino: InodeNo,
+    cache: Option<Arc<PageCache>>,
+}
+
+/// Handles dropped with a spinlock held or interrupts off (the last reference of a
+/// mapped file's inode can go with a VMA, under its address space's lock): their
+/// release takes the file system's sleeping locks, so it waits here, like Linux's
+/// delayed `fput`.
+static DEFERRED: crate::sync::IrqMutex<alloc::vec::Vec<DeferredRelease>> =
+    crate::sync::IrqMutex::new_ranked(crate::sync::LockRank::DeferredInodes, alloc::vec::Vec::new());
+
+/// Releases the inode handles dropped where they could not sleep. Called where
+/// sleeping is allowed: after exec and munmap (`file_rmap::release_unmapped`), by
+/// the writeback thread, and by `wait`.
+pub fn release_deferred() {
+    if DEFERRED.lock().is_empty() {
+        return;
+    }
+    let deferred = core::mem::take(&mut *DEFERRED.lock());
+    for d in deferred {
+        release_inode(&d.fs, d.ino, d.cache);
+    }
+}
+
+/// Drops a handle's hold on its page cache (the last holder of a file that has no
+/// name left empties and forgets it) and on its inode (the crate frees an unlinked
+/// inode at its last hold). Sleeps: the file system's locks.
+fn release_inode(fs: &Arc<Ext2Fs>, ino: InodeNo, cache: Option<Arc<PageCache>>) {
+    if let Some(cache) = cache {
+        let is_last = {
+            let mut caches = fs.caches.lock();
+            match caches.get_mut(&ino.0) {
+                Some((_, nr_holders)) => {
+                    *nr_holders -= 1;
+                    *nr_holders == 0
+                }
+                None => false,
+            }
+        };
+        let is_deleted = fs.with(|fs| fs.stat(ino)).is_ok_and(|st| st.nr_links == 0);
+        if is_last && is_deleted {
+            fs.caches.lock().remove(&ino.0);
+            let _ = cache.truncate(0); // its data dies with the inode
+        }
+    }
+    // The last hold of an unlinked inode frees its blocks: that is a change.
+    if let Err(e) = fs.change(|fs| fs.inode_put(ino)) {
+        log::warn!("ext2: releasing inode {}: {e:?}", ino.0);
+    }
+}
+
 impl Drop for Ext2Inode {
     fn drop(&mut self) {
-        if let Some(cache) = self.cache.take() {
-            self.release_cache(cache);
-        }
-        // The last hold of an unlinked inode frees its blocks: that is a change.
-        if let Err(e) = self.fs.change(|fs| fs.inode_put(self.ino)) {
-            log::warn!("ext2: releasing inode {}: {e:?}", self.ino.0);
+        let cache = self.cache.take();
+        let can_sleep = crate::sync::nr_spinlocks_held() == 0 && x86_64::instructions::interrupts::are_enabled();
+        if can_sleep {
+            release_inode(&self.fs, self.ino, cache);
+        } else {
+            DEFERRED.lock().push(DeferredRelease { fs: self.fs.clone(), ino: self.ino, cache });
         }
     }
 }

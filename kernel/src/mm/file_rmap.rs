@@ -148,6 +148,7 @@ pub fn prune_space(space: &SpaceRef) {
 pub fn release_unmapped() {
     let released = core::mem::take(&mut FILE_RMAP.lock().released);
     drop(released);
+    crate::fs::ext2fs::release_deferred(); // inode handles dropped under a lock
 }
 
 /// Returns the page cache with id `cache_id` if a space maps it (the fault path:

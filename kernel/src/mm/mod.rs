@@ -68,6 +68,7 @@
 //! | 10 | `paging::KERNEL_PT` (`KernelPageTable`) | the kernel's page tables | IRQs off | frames (tables allocated inside) |
 //! | 11 | `kstack::SLOTS` (`KernelStackSlots`) | kernel-stack slots | IRQs off | nothing (mapping happens after) |
 //! | 12 | `heap::TYPED_CACHES` (`SlabRegistry`) | the list of typed caches | IRQs off | nothing |
+//! | 12a | `fs::ext2fs::DEFERRED` (`DeferredInodes`) | inode handles dropped where they could not sleep, released later | IRQs off | the heap |
 //! | 13 | `heap::KMALLOC` and each typed cache (`Heap`) | slab caches: the kernel heap | IRQs off | the pool, frames |
 //! | 14 | `heap::POOL` (`HeapPool`) | the heap's emergency page blocks | IRQs off | frames |
 //! | 15 | `fail::PLAN` (`FailPlan`) | fault injection | IRQs off | nothing |

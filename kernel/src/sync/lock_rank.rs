@@ -67,6 +67,9 @@ pub enum LockRank {
     KernelStackSlots,
     /// `mm::heap::TYPED_CACHES`: the registry of typed slab caches.
     SlabRegistry,
+    /// `fs::ext2fs::DEFERRED`: inode handles dropped where they could not sleep
+    /// (taken under any lock a drop may happen under; the heap inside, to grow).
+    DeferredInodes,
     /// `mm::heap::KMALLOC` and each typed slab cache: the kernel heap.
     Heap,
     /// `mm::heap::POOL`: the heap's emergency pool of page blocks.
@@ -152,6 +155,7 @@ mod checker {
             KernelPageTable,
             KernelStackSlots,
             SlabRegistry,
+            DeferredInodes,
             Heap,
             HeapPool,
             FailPlan,
