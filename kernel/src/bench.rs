@@ -1,7 +1,7 @@
 //! The bench mode: `cargo run -- --bench` boots, measures, prints tables, exits.
 //! The swap benchmarks are in `bench/swap.rs`, the file I/O ones in `bench/file.rs`
-//! (`--cmdline benchonly=file` runs only those; `benchonly=alloc` only the
-//! allocators, with the per-CPU page lists on and off).
+//! (`--cmdline benchonly=file` runs only those; `benchonly=swap` only the swap
+//! ones; `benchonly=alloc` only the allocators, with the per-CPU page lists on and off).
 //!
 //! Every number is nanoseconds per operation, from the TSC calibrated against the PIT
 //! (see `arch::timer`), as the best of a few rounds so a timer interrupt in one round
@@ -164,6 +164,12 @@ pub fn run_all() {
     println!("\n== bench mode (TSC: {} cycles/ms) ==", timer::tsc_per_ms());
     if crate::cmdline::value("benchonly") == Some("file") {
         file::bench();
+        println!("== bench done ==");
+        return;
+    }
+    if crate::cmdline::value("benchonly") == Some("swap") {
+        crate::drivers::virtio_blk::bench();
+        swap::bench();
         println!("== bench done ==");
         return;
     }

@@ -34,6 +34,7 @@
 
 extern crate alloc;
 
+pub mod hybrid_poll;
 mod ram_disk;
 
 pub use ram_disk::RamDisk;

@@ -104,6 +104,10 @@ impl SwapInSample {
             line += &alloc::format!(" {} {}", phase.name(), per_fault(after - before));
         }
         println!("{line}, total {}", per_fault(total));
+        if let Some(disk) = virtio_blk::swap_disk() {
+            let (window_ns, mean_ns) = disk.lock().poll_window_ns();
+            println!("  disk poll window {} ns (mean completion {} ns)", window_ns, mean_ns);
+        }
         if let (Some(after), Some(before)) = (self.disk, before.disk) {
             let nr_reads = (after.nr_reads - before.nr_reads).max(1);
             println!(

@@ -272,6 +272,9 @@ pub struct VirtioBlk {
     is_broken: bool,
     /// Interrupt state shared with the handler; `None`: the driver polls.
     irq: Option<&'static interrupt::DeviceIrq>,
+    /// How long a request is polled before its task sleeps (TSC cycles), following
+    /// the measured completion time (`request.rs`, hybrid polling).
+    poll: blockdev::hybrid_poll::HybridPoll,
 }
 
 impl VirtioBlk {
@@ -309,6 +312,7 @@ impl VirtioBlk {
             stats: BlkStats::default(),
             is_broken: true,
             irq,
+            poll: request::poll_window_from_cmdline(),
         };
         blk.setup()?;
         // Not every device answers GET_ID; an empty serial is fine.
@@ -418,6 +422,12 @@ impl VirtioBlk {
     /// Returns the counters.
     pub fn stats(&self) -> BlkStats {
         BlkStats { nr_interrupts: self.irq.map_or(0, |irq| irq.nr_interrupts()), ..self.stats }
+    }
+
+    /// How long the next request will be polled before its task sleeps, in ns, and
+    /// the mean completion time it follows, in ns (see `request.rs`).
+    pub fn poll_window_ns(&self) -> (u64, u64) {
+        (crate::arch::timer::cycles_to_ns(self.poll.spin_window()), crate::arch::timer::cycles_to_ns(self.poll.mean()))
     }
 
     /// Returns the PIC line the device interrupts on, or `None` if the driver polls.

@@ -12,19 +12,38 @@ use super::{
     BlkError, interrupt, HEADER_BYTES, MAX_FRAMES_PER_REQUEST, QUEUE_INDEX, RequestHeader, STATUS_UNSET, VirtioBlk, blk_status,
     req_type,
 };
+use blockdev::hybrid_poll::HybridPoll;
+
 use crate::arch::timer;
 use crate::drivers::virtio_queue::{QueueError, Segment, UsedElem};
 use crate::mm::PhysAddr;
 
-/// How long a request is polled for (yielding the CPU between looks, as the driver
-/// did before it had interrupts) before its task sleeps until the interrupt: Linux's
-/// hybrid polling. A 4 KiB read under QEMU's TCG completes in tens of microseconds,
-/// and a sleep, the switch to the idle task, the interrupt and the switch back cost
-/// more than that. Measured with `--bench` (docs/benchmarks.md, "Hybrid polling"): a
-/// 4 KiB read took 78 us when every request slept, 55 us when it spun with `pause`
-/// first, 38 us polling like this (34 us before interrupts). Longer requests (a slow
-/// disk) still sleep.
-const SPIN_BEFORE_SLEEP_US: u64 = 100;
+/// The shortest poll window, and the first: a 4 KiB read under QEMU's TCG completes
+/// in tens of microseconds, and a sleep, the switch to the idle task, the interrupt
+/// and the switch back cost more than that. Measured with `--bench`
+/// (docs/benchmarks.md, "Hybrid polling"): a 4 KiB read took 78 us when every
+/// request slept, 55 us when it spun with `pause` first, 38 us polling (yielding)
+/// for 100 us first (34 us before interrupts).
+const MIN_POLL_US: u64 = 100;
+
+/// The longest poll window: a device slower than this on average (a loaded host, a
+/// real disk) is slept for, and its CPU goes to other tasks or halts.
+const MAX_POLL_US: u64 = 2_000;
+
+/// The poll window: adaptive between [`MIN_POLL_US`] and [`MAX_POLL_US`]
+/// (`blockdev::hybrid_poll`), or fixed by `blk_poll_us=N` on the command line (0:
+/// sleep at the first look that finds a request not done; for measurements).
+pub(super) fn poll_window_from_cmdline() -> HybridPoll {
+    let us_to_cycles = |us: u64| timer::tsc_per_ms() * us / 1000;
+    match crate::cmdline::value("blk_poll_us").map(str::parse::<u64>) {
+        Some(Ok(us)) => HybridPoll::fixed(us_to_cycles(us)),
+        Some(Err(_)) => {
+            log::warn!("virtio-blk: blk_poll_us= wants a number of microseconds; polling adaptively");
+            HybridPoll::adaptive(us_to_cycles(MIN_POLL_US), us_to_cycles(MAX_POLL_US))
+        }
+        None => HybridPoll::adaptive(us_to_cycles(MIN_POLL_US), us_to_cycles(MAX_POLL_US)),
+    }
+}
 
 impl VirtioBlk {
     /// Sends one request (header, data segments, status) and waits for its status.
@@ -105,7 +124,7 @@ impl VirtioBlk {
     fn wait_for(&mut self, head: u16) -> Result<UsedElem, BlkError> {
         let start = timer::rdtsc();
         let deadline = start.saturating_add(self.timeout_cycles);
-        let spin_until = start.saturating_add(timer::tsc_per_ms() * SPIN_BEFORE_SLEEP_US / 1000);
+        let spin_until = start.saturating_add(self.poll.spin_window());
         let irq = self.irq.filter(|_| interrupt::can_sleep());
         if irq.is_none() {
             self.stats.nr_polled += 1;
@@ -117,7 +136,10 @@ impl VirtioBlk {
                 return Err(BlkError::Timeout);
             }
             match self.queue.poll_used() {
-                Ok(Some(used)) if used.head == head => return Ok(used),
+                Ok(Some(used)) if used.head == head => {
+                    self.poll.record(timer::rdtsc() - start);
+                    return Ok(used);
+                }
                 // One request in flight at a time: anything else breaks the protocol.
                 Ok(Some(_)) | Err(_) => {
                     let _ = self.reinit();
@@ -127,7 +149,7 @@ impl VirtioBlk {
                     self.stats.nr_not_done_looks += 1;
                     match irq {
                     // Hybrid polling: a short request is cheaper to poll for than to
-                    // sleep for (see SPIN_BEFORE_SLEEP_US).
+                    // sleep for (see `poll_window_from_cmdline`).
                     Some(_) if timer::rdtsc() < spin_until => crate::proc::sched::yield_now(),
                     Some(irq) => self.sleep_until_used(irq, deadline),
                     None => crate::proc::sched::yield_now(),
@@ -138,7 +160,7 @@ impl VirtioBlk {
     }
 
     /// Sleeps until the device's interrupt says the used ring moved (or the deadline).
-    /// Called once the request has been polled for [`SPIN_BEFORE_SLEEP_US`].
+    /// Called once the request has been polled for the poll window.
     ///
     /// The device is asked to interrupt only now, just before the sleep: a request
     /// the device finished before the driver first looked (under QEMU's TCG most
