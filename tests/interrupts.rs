@@ -95,6 +95,23 @@ fn a_request_to_a_slow_disk_sleeps_until_the_disk_interrupt() {
 }
 
 #[test_case]
+fn the_poll_window_follows_the_disk_completion_time_up_to_its_cap() {
+    let mut disk = slow_disk();
+    let (window_before, mean_before) = disk.poll_window_ns();
+    assert_eq!(mean_before, 0, "a fresh device has no completion time yet");
+    assert!((99_000..=101_000).contains(&window_before), "the first window is the 100 us floor, not {window_before} ns");
+    let mut buf = vec![0u8; 4096];
+    disk.read(0, &mut buf).expect("read");
+    let (window, mean) = disk.poll_window_ns();
+    assert!(mean >= 15_000_000, "a 20 ms request measured as {mean} ns");
+    assert!((1_990_000..=2_010_000).contains(&window), "twice 20 ms is over the 2 ms cap: {window} ns");
+    // A device that slow is slept for: the next request sleeps after 2 ms of polling.
+    let waits = disk.stats().nr_irq_waits;
+    disk.read(8, &mut buf).expect("read");
+    assert_eq!(disk.stats().nr_irq_waits, waits + 1, "a 20 ms request was polled to the end");
+}
+
+#[test_case]
 fn a_request_the_interrupt_does_not_answer_in_time_times_out_and_resets_the_device() {
     let mut disk = slow_disk();
     disk.set_timeout_ms(5);
