@@ -316,7 +316,9 @@ fn mapped_anonymous_pages(space: &SpaceRef) -> u64 {
 fn vms_holds_a_process_to_its_resident_limit_and_rescues_its_pages_without_io() {
     use kernel::mm::reclaim::resident_limit;
     use kernel::proc::task;
-    const LIMIT: u64 = 512;
+    // Above thrash's hot quarter (1536 pages), a third of its 6144: a FIFO this size
+    // still pushes hot pages out, and they come back from the lists.
+    const LIMIT: u64 = 2048;
     reclaim::set_policy(PolicyKind::Vms);
     assert!(!resident_limit::set_default_limit(resident_limit::MIN_LIMIT - 1), "below the minimum: refused");
     assert!(resident_limit::set_default_limit(LIMIT));
@@ -324,14 +326,18 @@ fn vms_holds_a_process_to_its_resident_limit_and_rescues_its_pages_without_io() 
     let pid = proc::spawn("thrash").expect("spawn");
     let space = task::TASKS.lock().get(&pid).and_then(|t| t.space.clone()).expect("a space");
     let id = space.lock().id();
-    let (mut max_mapped, mut max_in_set, mut nr_polls) = (0, 0, 0);
+    let (mut max_mapped, mut max_in_set, mut nr_polls, mut walked_at) = (0, 0, 0, 0);
     let status = loop {
-        max_mapped = max_mapped.max(mapped_anonymous_pages(&space));
+        // The page-table walk holds thrash's space lock: every 20 ms, not every yield.
+        if timer::uptime_ms() >= walked_at + 20 {
+            max_mapped = max_mapped.max(mapped_anonymous_pages(&space));
+            walked_at = timer::uptime_ms();
+            nr_polls += 1;
+        }
         if let Some((nr_in_set, limit)) = resident_limit::resident_set_of(id) {
             assert_eq!(limit as u64, LIMIT, "the default limit");
             max_in_set = max_in_set.max(nr_in_set as u64);
         }
-        nr_polls += 1;
         if let Some(status) = task::try_reap(pid) {
             break status;
         }
@@ -351,7 +357,7 @@ fn vms_holds_a_process_to_its_resident_limit_and_rescues_its_pages_without_io() 
     assert!(max_in_set <= LIMIT + 1, "{max_in_set} in its FIFO");
     assert!(max_mapped >= LIMIT / 2, "it used its resident set: {max_mapped}");
     // 6144 pages in 64 MiB: every frame stays, on the lists; a touch maps it back.
-    assert!(rescued > 10_000, "thrash's hot quarter (1536 pages) is 3x the limit: {rescued} rescued");
+    assert!(rescued > 1000, "pages pushed out by the limit and touched again are rescued: {rescued}");
     assert_eq!(ins, 0, "memory was plenty: nothing read from swap");
     assert_eq!(major, 0, "no major fault");
     reclaim::set_policy(PolicyKind::Clock);

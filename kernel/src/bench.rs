@@ -1,7 +1,9 @@
 //! The bench mode: `cargo run -- --bench` boots, measures, prints tables, exits.
 //! The swap benchmarks are in `bench/swap.rs`, the file I/O ones in `bench/file.rs`
 //! (`--cmdline benchonly=file` runs only those; `benchonly=alloc` only the
-//! allocators, with the per-CPU page lists on and off).
+//! allocators, with the per-CPU page lists on and off; `benchonly=policies` only the
+//! replacement-policy table; `benchonly=loadctl` only load control's 2x mix,
+//! `bench/loadctl.rs`, which the full run leaves out: it takes minutes).
 //!
 //! Every number is nanoseconds per operation, from the TSC calibrated against the PIT
 //! (see `arch::timer`), as the best of a few rounds so a timer interrupt in one round
@@ -19,6 +21,7 @@ use crate::mm::Order;
 use crate::println;
 
 mod file;
+pub mod loadctl;
 mod swap;
 
 /// Rounds per measurement; the best one counts.
@@ -169,6 +172,16 @@ pub fn run_all() {
     }
     if crate::cmdline::value("benchonly") == Some("alloc") {
         allocators();
+        println!("== bench done ==");
+        return;
+    }
+    if crate::cmdline::value("benchonly") == Some("policies") {
+        swap::policies();
+        println!("== bench done ==");
+        return;
+    }
+    if crate::cmdline::value("benchonly") == Some("loadctl") {
+        loadctl::bench();
         println!("== bench done ==");
         return;
     }
