@@ -31,8 +31,9 @@
 //! its residency) someone else goes out if thrashing goes on. As a clock on the
 //! wall sees it, out at most [`OUT_BOUND_MS`] (`MAX_WAIT_MS` + 3 periods: the look
 //! that brings it back may be late by one period, and the eviction that precedes
-//! it stops within one more); and should the controller be later still, a process
-//! parked for `MAX_WAIT_MS` comes back by itself ([`park_if_deactivated`]). So every process is in the balance set at least
+//! it stops within one more); and should the controller be later still, a parked
+//! process comes back by itself `MAX_WAIT_MS` after it went out
+//! ([`park_if_deactivated`]). So every process is in the balance set at least
 //! `MIN_RESIDENCY_MS` in every `OUT_BOUND_MS + MIN_RESIDENCY_MS`. What the
 //! controller does not bound is CPU time: a process in the balance set may still
 //! wait for the disk or the CPU (the `wset` test prints its longest stall).
@@ -139,14 +140,42 @@ pub fn park_if_deactivated() {
     let me = task::current_pid();
     let must_wait = || TASKS.lock().get(&me).is_some_and(|t| t.is_deactivated && !t.is_killed);
     if must_wait() {
-        // The bounded wait does not rest on the controller's punctuality: parked
-        // MAX_WAIT_MS, the process comes back by itself (a controller late by a
+        // The bounded wait does not rest on the controller's punctuality:
+        // MAX_WAIT_MS after it went out, the process comes back by itself (a controller late by a
         // slow eviction kept one out 7.4 s in a benchmark run before this).
-        let deadline = timer::ticks() + MAX_WAIT_MS * TICK_HZ / 1000;
+        let deadline = out_deadline(me).unwrap_or_else(|| timer::ticks() + MAX_WAIT_MS * TICK_HZ / 1000);
         if !PARKED.wait_until_deadline(|| !must_wait(), deadline) && reactivate_self(me) {
-            crate::println!("loadctl: pid {me} back in by itself after {MAX_WAIT_MS} ms parked (bounded wait)");
+            crate::println!("loadctl: pid {me} back in by itself, {MAX_WAIT_MS} ms after it went out (bounded wait)");
         }
     }
+}
+
+/// Deadlines of the processes out now: (pid, the tick MAX_WAIT_MS after it went
+/// out); pid 0: a free slot. Written by the controller as it deactivates, read by
+/// the parked process, so that its own bounded wait counts from when it went out
+/// (it parks only on its next way to user mode). Without a free slot (more out at
+/// once than slots), it counts from when it parks.
+static OUT_DEADLINES: [(AtomicU64, AtomicU64); 16] = [const { (AtomicU64::new(0), AtomicU64::new(0)) }; 16];
+
+/// Notes that `pid` went out now (`None`: it came back, the slot is free).
+fn note_out(pid: Pid, deadline_tick: Option<u64>) {
+    let Some(deadline) = deadline_tick else {
+        for (slot_pid, _) in &OUT_DEADLINES {
+            let _ = slot_pid.compare_exchange(pid, 0, Ordering::AcqRel, Ordering::Relaxed);
+        }
+        return;
+    };
+    for (slot_pid, slot_deadline) in &OUT_DEADLINES {
+        if slot_pid.load(Ordering::Acquire) == pid || slot_pid.compare_exchange(0, pid, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+            slot_deadline.store(deadline, Ordering::Release);
+            return;
+        }
+    }
+}
+
+/// Returns the tick at which `pid`'s bounded wait ends, if the controller noted it.
+fn out_deadline(pid: Pid) -> Option<u64> {
+    OUT_DEADLINES.iter().find(|(p, _)| p.load(Ordering::Acquire) == pid).map(|(_, d)| d.load(Ordering::Acquire))
 }
 
 /// Clears the running process's deactivated flag; true if it was set.
@@ -247,7 +276,13 @@ impl Controller {
                 self.activated_at.insert(*pid, now);
             }
         }
-        self.out.retain(|pid, _| procs.iter().any(|p| p.pid == *pid && p.is_deactivated));
+        self.out.retain(|pid, _| {
+            let is_out = procs.iter().any(|p| p.pid == *pid && p.is_deactivated);
+            if !is_out {
+                note_out(*pid, None);
+            }
+            is_out
+        });
         self.activated_at.retain(|pid, _| procs.iter().any(|p| p.pid == *pid));
         for p in procs.iter().filter(|p| !p.is_deactivated) {
             self.activated_at.entry(p.pid).or_insert(now);
@@ -273,6 +308,7 @@ impl Controller {
     }
 
     fn reactivate(&mut self, pid: Pid, now: u64, why: &str) {
+        note_out(pid, None);
         if set_deactivated(pid, false) {
             let name = TASKS.lock().get(&pid).map(|t| t.name.clone()).unwrap_or_default();
             crate::println!("loadctl: reactivate pid {pid} ({name}) {why}");
@@ -305,6 +341,7 @@ impl Controller {
             victim.rss
         );
         NR_DEACTIVATIONS.fetch_add(1, Ordering::Relaxed);
+        note_out(victim.pid, Some(timer::ticks() + MAX_WAIT_MS * TICK_HZ / 1000));
         self.out.insert(victim.pid, (now, victim.est));
         NR_OUT_NOW.store(self.out.len() as u64, Ordering::Relaxed);
         self.nr_quiet_periods = 0;
