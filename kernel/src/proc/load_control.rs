@@ -183,6 +183,8 @@ fn reactivate_self(me: Pid) -> bool {
     let mut tasks = TASKS.lock();
     let Some(task) = tasks.get_mut(&me).filter(|t| t.is_deactivated) else { return false };
     task.is_deactivated = false;
+    drop(tasks);
+    note_out(me, None);
     NR_REACTIVATIONS.fetch_add(1, Ordering::Relaxed);
     true
 }
