@@ -297,3 +297,69 @@ fn switching_policy_twice_a_second_while_swapstress_swaps_loses_no_page() {
     assert_eq!(swap::slot_counts(), slots, "slots leaked");
     assert_eq!(frame::nr_free_frames(), free, "frames leaked");
 }
+
+/// Returns the anonymous pages `space` maps now (present, not the zero page, not a
+/// page-cache page), walking its page table: what the process holds resident
+/// outside the second-chance lists.
+fn mapped_anonymous_pages(space: &SpaceRef) -> u64 {
+    let zero = fault::zero_frame();
+    let mut nr_pages = 0;
+    space.lock().for_each_user_leaf(|_, pte, size| {
+        if pte.is_present() && pte.frame() != zero && frame::with_desc(pte.frame(), |d| !d.has_flags(frame::FrameFlags::FILE)) {
+            nr_pages += size.size_bytes() / PAGE_SIZE;
+        }
+    });
+    nr_pages
+}
+
+#[test_case]
+fn vms_holds_a_process_to_its_resident_limit_and_rescues_its_pages_without_io() {
+    use kernel::mm::reclaim::resident_limit;
+    use kernel::proc::task;
+    // Above thrash's hot quarter (1536 pages), a third of its 6144: a FIFO this size
+    // still pushes hot pages out, and they come back from the lists.
+    const LIMIT: u64 = 2048;
+    reclaim::set_policy(PolicyKind::Vms);
+    assert!(!resident_limit::set_default_limit(resident_limit::MIN_LIMIT - 1), "below the minimum: refused");
+    assert!(resident_limit::set_default_limit(LIMIT));
+    let (rescued, ins) = (reclaim::nr_rescued(), vmstat::nr_events(SwapEvent::SwapIn));
+    let pid = proc::spawn("thrash").expect("spawn");
+    let space = task::TASKS.lock().get(&pid).and_then(|t| t.space.clone()).expect("a space");
+    let id = space.lock().id();
+    let (mut max_mapped, mut max_in_set, mut nr_polls, mut walked_at) = (0, 0, 0, 0);
+    let status = loop {
+        // The page-table walk holds thrash's space lock: every 20 ms, not every yield.
+        if timer::uptime_ms() >= walked_at + 20 {
+            max_mapped = max_mapped.max(mapped_anonymous_pages(&space));
+            walked_at = timer::uptime_ms();
+            nr_polls += 1;
+        }
+        if let Some((nr_in_set, limit)) = resident_limit::resident_set_of(id) {
+            assert_eq!(limit as u64, LIMIT, "the default limit");
+            max_in_set = max_in_set.max(nr_in_set as u64);
+        }
+        if let Some(status) = task::try_reap(pid) {
+            break status;
+        }
+        proc::sched::yield_now();
+    };
+    assert!(resident_limit::set_default_limit(0));
+    let (rescued, ins) = (reclaim::nr_rescued() - rescued, vmstat::nr_events(SwapEvent::SwapIn) - ins);
+    let major = space.lock().stats.major_faults;
+    drop(space);
+    kernel::println!(
+        "thrash, vms limit {LIMIT}: at most {max_mapped} anonymous pages mapped ({max_in_set} in its FIFO) over {nr_polls} polls, {rescued} rescued, {ins} read, {major} major faults"
+    );
+    assert_eq!(status, WaitStatus::Exited(0), "thrash saw a wrong word");
+    assert!(nr_polls > 10, "polled while it ran: {nr_polls}");
+    // The page a fault has just mapped counts until the fault trims the set.
+    assert!(max_mapped <= LIMIT + 1, "{max_mapped} pages mapped > the limit {LIMIT} (+1)");
+    assert!(max_in_set <= LIMIT + 1, "{max_in_set} in its FIFO");
+    assert!(max_mapped >= LIMIT / 2, "it used its resident set: {max_mapped}");
+    // 6144 pages in 64 MiB: every frame stays, on the lists; a touch maps it back.
+    assert!(rescued > 1000, "pages pushed out by the limit and touched again are rescued: {rescued}");
+    assert_eq!(ins, 0, "memory was plenty: nothing read from swap");
+    assert_eq!(major, 0, "no major fault");
+    reclaim::set_policy(PolicyKind::Clock);
+    check::check_consistency().expect("consistent");
+}

@@ -636,3 +636,30 @@ fn meminfo_has_active_and_inactive_while_the_lists_policy_is_in_force() {
     end_sleepers(parent, child);
     reclaim::set_policy(before);
 }
+
+#[test_case]
+fn vms_limit_knobs_set_the_resident_set_limit_and_refuse_too_small_ones() {
+    use kernel::mm::reclaim::resident_limit;
+    let default = resident_limit::default_limit();
+    assert_eq!(default, frame::buddyinfo().nr_managed_frames / 2, "half the managed frames");
+    assert_eq!(read("/proc/sys/vm/vms_resident_limit").unwrap(), format!("{default}\n"));
+    let pid = proc::spawn("spin").expect("spawn spin");
+    let limit_path = format!("/proc/{pid}/vms_limit");
+    assert_eq!(read(&limit_path).unwrap(), format!("{default}\n"), "no own limit: the default");
+    assert_eq!(write(&limit_path, "64\n"), Ok(3));
+    assert_eq!(read(&limit_path).unwrap(), "64\n");
+    let status = read(&format!("/proc/{pid}/status")).unwrap();
+    assert_eq!(field(&status, "VmsLimit"), 64, "{status}");
+    assert_eq!(write(&limit_path, "31\n"), Err(FsError::Invalid), "below the minimum");
+    assert_eq!(write(&limit_path, "many\n"), Err(FsError::Invalid));
+    assert_eq!(read(&limit_path).unwrap(), "64\n", "a refused write changes nothing");
+    assert_eq!(write("/proc/sys/vm/vms_resident_limit", "16\n"), Err(FsError::Invalid));
+    assert_eq!(write("/proc/sys/vm/vms_resident_limit", "4096\n"), Ok(5));
+    assert_eq!(read(&limit_path).unwrap(), "64\n", "its own limit outlives the default's change");
+    assert_eq!(write(&limit_path, "0\n"), Ok(2));
+    assert_eq!(read(&limit_path).unwrap(), "4096\n", "0: back to the default");
+    assert_eq!(write("/proc/sys/vm/vms_resident_limit", "0\n"), Ok(2));
+    assert_eq!(read("/proc/sys/vm/vms_resident_limit").unwrap(), format!("{default}\n"));
+    assert!(task::kill(pid, format_args!("test over")));
+    let _ = proc::wait(Some(pid));
+}

@@ -20,8 +20,8 @@ use kernel::mm::frame::{self, OwnedFrames};
 use kernel::mm::wss::WsSnapshot;
 use kernel::mm::{Order, check, reclaim};
 use kernel::println;
-use kernel::proc::{self, Pid, load_control, sched, task, task::WaitStatus};
-use kernel::arch::timer;
+use kernel::bench::loadctl;
+use kernel::proc::{self, load_control, sched, task, task::WaitStatus};
 
 kernel::runner_args!(b"--memory 64M --swap-size 128M --timeout 300");
 
@@ -103,79 +103,29 @@ fn pff_rises_when_memory_is_ballooned_down() {
     check::check_consistency().expect("consistent");
 }
 
-/// What one run of the mix did.
-struct MixRun {
-    wall_ms: u64,
-    /// The longest any process went without CPU time while alive, ms.
-    longest_stall_ms: u64,
-    nr_deactivations: u64,
-}
-
-/// Runs four `wsprobe`s of `nr_pages` pages each, `nr_rounds` write passes, with
-/// load control on or off; polls their CPU time to find the longest stall.
-fn run_mix(nr_pages: u64, nr_rounds: u64, is_load_control_on: bool) -> MixRun {
-    load_control::set_enabled(is_load_control_on);
-    let (deactivations_before, _) = load_control::nr_decisions();
-    let args = alloc::format!("pages={nr_pages} mapped={nr_pages} rounds={nr_rounds} words={NR_WORDS} write");
-    let start = timer::uptime_ms();
-    // (pid, CPU ms last seen, when it last grew); None once reaped.
-    let mut procs: Vec<Option<(Pid, u64, u64)>> =
-        (0..4).map(|_| Some((proc::spawn_with_args("wsprobe", &args).expect("spawn"), 0, start))).collect();
-    let mut longest_stall_ms = 0;
-    while procs.iter().any(Option::is_some) {
-        let now = timer::uptime_ms();
-        for slot in procs.iter_mut() {
-            let Some((pid, cpu_ms, since)) = slot.as_mut() else { continue };
-            if let Some(status) = task::try_reap(*pid) {
-                assert_eq!(status, WaitStatus::Exited(0), "wsprobe {pid} failed");
-                *slot = None;
-                continue;
-            }
-            let cpu_now = task::ws_snapshot(*pid).map_or(*cpu_ms, |s| s.cpu_ms);
-            if cpu_now > *cpu_ms {
-                (*cpu_ms, *since) = (cpu_now, now);
-            }
-            longest_stall_ms = longest_stall_ms.max(now - *since);
-        }
-        sched::yield_now();
-    }
-    let wall_ms = timer::uptime_ms() - start;
-    load_control::set_enabled(false);
-    task::wait_all(10_000).expect("every process exited");
-    while reclaim::kswapd_state().1 {
-        sched::yield_now();
-    }
-    MixRun { wall_ms, longest_stall_ms, nr_deactivations: load_control::nr_decisions().0 - deactivations_before }
-}
-
-/// Write passes each process makes over its pages: enough that the mix thrashes
-/// for several seconds, longer than a process's minimum residency (1 s) plus two
-/// periods of high rate, which load control waits out before a decision. (With 20
-/// passes the merged kernel of session 4 finished the mix in 2 s and load control
-/// never acted once in a CI run.)
-const NR_ROUNDS: u64 = 60;
-/// Words each pass writes per page: a pass takes longer than a time slice, so
-/// without load control the four take turns inside their passes, and thrash.
-const NR_WORDS: u64 = 256;
-
 #[test_case]
 fn load_control_acts_on_a_mix_of_twice_memory_and_starves_nobody() {
     // Four working sets of 55 % of free memory each: 2.2 times what fits.
-    let nr_pages = frame::nr_free_frames() * 55 / 100;
-    let off = run_mix(nr_pages, NR_ROUNDS, false);
-    let on = run_mix(nr_pages, NR_ROUNDS, true);
+    let nr_pages = frame::nr_free_frames() * loadctl::SHARE_PERCENT / 100;
+    let off = loadctl::run_mix(nr_pages, loadctl::NR_ROUNDS, false);
+    let on = loadctl::run_mix(nr_pages, loadctl::NR_ROUNDS, true);
     println!(
-        "4 x {nr_pages} pages, {NR_ROUNDS} passes: load control off {} ms (longest stall {} ms), on {} ms (longest stall {} ms, {} deactivations)",
-        off.wall_ms, off.longest_stall_ms, on.wall_ms, on.longest_stall_ms, on.nr_deactivations
+        "4 x {nr_pages} pages, {} passes: load control off {} ms (longest stall {} ms), on {} ms (longest stall {} ms, longest out {} ms, {} deactivations)",
+        loadctl::NR_ROUNDS, off.wall_ms, off.longest_stall_ms, on.wall_ms, on.longest_stall_ms, on.longest_out_ms, on.nr_deactivations
     );
+    assert_eq!((off.nr_failed, on.nr_failed), (0, 0), "every wsprobe completes, exit 0: nobody starves");
     assert_eq!(off.nr_deactivations, 0, "off means off");
+    assert_eq!(off.longest_out_ms, 0, "off: nobody out");
     assert!(on.nr_deactivations > 0, "load control acted");
     // Which run finishes first is printed, not asserted: speed is a benchmark's
-    // business (docs/benchmarks.md, "Load control"). On the shared 2-core machine the
-    // order flips with the load: in one full suite run "off" took 2610 ms and "on"
-    // 7490 ms, where quieter runs gave 2.2x and 2.4x for "on".
-    // The bound of the module docs: out at most MAX_WAIT_MS, plus a period or two.
-    let bound_ms = load_control::MAX_WAIT_MS + 4 * load_control::PERIOD_MS + 1000;
-    assert!(on.longest_stall_ms <= bound_ms, "a process waited {} ms > {bound_ms} ms", on.longest_stall_ms);
+    // business (`benchonly=loadctl` alternates several pairs; docs/benchmarks.md,
+    // "Load control"). On the shared 2-core machine the order flips with the load.
+    // The bound is the controller's promise (load_control.rs, "Bounded wait"): out
+    // at most OUT_BOUND_MS, plus the poller's own lateness (it polls between
+    // yields; 1 s for a loaded host). The longest *stall* (no CPU time) is printed
+    // only: a process in the balance set may still wait for the disk and the CPU,
+    // which the controller does not promise (8.7 s once in a full suite run).
+    let bound_ms = load_control::OUT_BOUND_MS + 1000;
+    assert!(on.longest_out_ms <= bound_ms, "a process was out {} ms > {bound_ms} ms", on.longest_out_ms);
     check::check_consistency().expect("consistent");
 }

@@ -1,7 +1,10 @@
 //! The bench mode: `cargo run -- --bench` boots, measures, prints tables, exits.
 //! The swap benchmarks are in `bench/swap.rs`, the file I/O ones in `bench/file.rs`
 //! (`--cmdline benchonly=file` runs only those; `benchonly=swap` only the swap
-//! ones; `benchonly=alloc` only the allocators, with the per-CPU page lists on and off).
+//! ones; `benchonly=alloc` only the allocators, with the per-CPU page lists on and
+//! off; `benchonly=policies` only the replacement-policy table; `benchonly=loadctl`
+//! only load control's 2x mix, `bench/loadctl.rs`, which the full run leaves out: it
+//! takes minutes).
 //!
 //! Every number is nanoseconds per operation, from the TSC calibrated against the PIT
 //! (see `arch::timer`), as the best of a few rounds so a timer interrupt in one round
@@ -19,6 +22,7 @@ use crate::mm::Order;
 use crate::println;
 
 mod file;
+pub mod loadctl;
 mod swap;
 
 /// Rounds per measurement; the best one counts.
@@ -162,19 +166,23 @@ pub fn user_faults() {
 /// Runs every benchmark and prints the tables.
 pub fn run_all() {
     println!("\n== bench mode (TSC: {} cycles/ms) ==", timer::tsc_per_ms());
-    if crate::cmdline::value("benchonly") == Some("file") {
-        file::bench();
-        println!("== bench done ==");
-        return;
-    }
-    if crate::cmdline::value("benchonly") == Some("swap") {
-        crate::drivers::virtio_blk::bench();
-        swap::bench();
-        println!("== bench done ==");
-        return;
-    }
-    if crate::cmdline::value("benchonly") == Some("alloc") {
-        allocators();
+    let only: Option<fn()> = match crate::cmdline::value("benchonly") {
+        Some("file") => Some(file::bench),
+        Some("swap") => Some(|| {
+            crate::drivers::virtio_blk::bench();
+            swap::bench();
+        }),
+        Some("alloc") => Some(allocators),
+        Some("policies") => Some(swap::policies),
+        Some("loadctl") => Some(loadctl::bench),
+        Some(other) => {
+            println!("benchonly={other}: unknown (file, swap, alloc, policies, loadctl); running everything");
+            None
+        }
+        None => None,
+    };
+    if let Some(bench) = only {
+        bench();
         println!("== bench done ==");
         return;
     }

@@ -32,7 +32,7 @@
 //! victim is written to.
 
 mod active_inactive;
-mod buffered_fifo;
+pub(crate) mod buffered_fifo;
 mod clock;
 mod fifo;
 mod lru;
@@ -184,6 +184,33 @@ pub trait ReplacementPolicy {
     /// could not be): by default it is simply tracked again.
     fn on_cleaned(&mut self, page: u64) {
         self.on_insert(page);
+    }
+
+    /// Per-process resident-set limits ([`BufferedFifo`], VAX/VMS): a fault mapped
+    /// `page` for process `owner` (any id the caller keeps unique), whose resident
+    /// set may hold `limit` pages; the page joins that process's own FIFO. Returns
+    /// true if the set is over its limit now: the caller then takes the excess with
+    /// [`take_over_limit`](Self::take_over_limit). Policies without such sets do
+    /// nothing and return false (the default).
+    fn claim_for(&mut self, page: u64, owner: u64, limit: usize) -> bool {
+        let _ = (page, owner, limit);
+        false
+    }
+
+    /// Stops tracking the oldest pages of every resident set over its limit and
+    /// writes them to `out` (local replacement); the caller unmaps each and
+    /// reports it with [`on_buffered`](Self::on_buffered), as for
+    /// [`take_for_buffering`](Self::take_for_buffering). None by default.
+    fn take_over_limit(&mut self, out: &mut [u64]) -> usize {
+        let _ = out;
+        0
+    }
+
+    /// Returns the pages in `owner`'s resident set and its limit, for a policy
+    /// with per-process sets; `None` otherwise (the default).
+    fn resident_set_of(&self, owner: u64) -> Option<(usize, usize)> {
+        let _ = owner;
+        None
     }
 
     /// Returns (active, inactive) list sizes for a policy with Linux's two lists

@@ -131,6 +131,12 @@ pub fn bench() {
         println!("  swapbench failed");
     }
     SwapInSample::now().print_since(&before);
+    policies();
+}
+
+/// Runs `thrash` under every policy with a balloon leaving 16 MiB and the high
+/// watermark free, and prints the table (`benchonly=policies`).
+pub fn policies() {
     heap::shrink();
     let nr_free = 4096 + reclaim::watermarks().high;
     let balloon = Balloon::leave_free(nr_free);

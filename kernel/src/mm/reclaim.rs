@@ -53,7 +53,8 @@
 //!
 //! Files: this one holds the watermarks, the policy and the eviction passes;
 //! `reclaim/probe.rs` the [`RmapProbe`]; `reclaim/kswapd.rs` the background thread;
-//! `reclaim/record.rs` the reference-string recorder (`run=NAME record`).
+//! `reclaim/record.rs` the reference-string recorder (`run=NAME record`);
+//! `reclaim/resident_limit.rs` the per-process resident-set limits of `policy=vms`.
 //!
 //! Locks: [`POLICY`] (see the lock order in [`crate::mm`]); tracking happens at
 //! fault time under the space lock; the probe, called with [`POLICY`] held, only
@@ -78,6 +79,7 @@ mod buffering;
 mod kswapd;
 mod probe;
 pub mod record;
+pub mod resident_limit;
 mod switch;
 
 pub use buffering::{note_soft_fault, refill_second_chance_lists};

@@ -93,6 +93,9 @@ pub struct WsState {
     pff: u64,
     /// Major faults per CPU second over the last interval.
     major_pff: u64,
+    /// Its resident-set limit under `policy=vms`, in pages (0: the default,
+    /// `reclaim::resident_limit`); /proc/PID/vms_limit.
+    pub resident_limit: u64,
 }
 
 /// What a process's working set looks like now (a copy, for syscalls, /proc and tests).

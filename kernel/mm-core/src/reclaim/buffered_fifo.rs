@@ -30,12 +30,42 @@ use super::{PageProbe, ReplacementPolicy, Ring, SharedRingStore, SharedVecLinks,
 //
 // `pick_victim` takes the head of the clean list, else of the dirty list (its
 // eviction writes it), else the FIFO's head; it reads no Accessed bit (the VAX had
-// none). The kernel calls these from reclaim (`kernel/src/mm/reclaim/buffering.rs`);
+// none).
+//
+// Per-process resident-set limits (VMS's working-set limit, local replacement):
+//
+//   claim_for(page, owner, limit)  a fault mapped `page` for process `owner`:
+//                                  it moves to that process's own FIFO ring;
+//                                  true if the ring now holds more than `limit`
+//   take_over_limit(out)           the oldest pages of every ring over its
+//                                  limit, for the caller to unmap and report
+//                                  with on_buffered (onto the global lists)
+//
+// A page never claimed (a page cache page, one handed over from another policy)
+// stays in the global FIFO. Each ring's pages carry its own age byte
+// (FIRST_SET + slot), so `on_remove` knows the ring without a search; there are
+// MAX_SETS slots, and a process that finds none free is not limited (its pages
+// stay global). When the global FIFO is empty, the oldest page of the largest
+// ring is the next to buffer or evict (VMS's swapper trimming working sets). The kernel calls these from reclaim (`kernel/src/mm/reclaim/buffering.rs`);
 // the simulator (`simulate`) does the same over its toy MMU.
 
 const IN_FIFO: u8 = 1;
 const ON_CLEAN_LIST: u8 = 2;
 const ON_DIRTY_LIST: u8 = 3;
+/// The age byte of the first per-process ring; slot `i` has `FIRST_SET + i`.
+const FIRST_SET: u8 = 4;
+/// Per-process rings: one per age byte left.
+pub const MAX_SETS: usize = (u8::MAX - FIRST_SET) as usize + 1;
+/// The owner of a free slot.
+const NO_OWNER: u64 = u64::MAX;
+
+/// One process's resident set: its own FIFO ring and limit.
+#[derive(Clone, Debug)]
+struct ResidentSet<L> {
+    owner: u64,
+    limit: usize,
+    ring: Ring<L>,
+}
 
 /// VAX/VMS segmented FIFO whose second-chance lists hold *unmapped* pages (true
 /// page buffering); the caller unmaps them and reports faults on them.
@@ -45,6 +75,10 @@ pub struct BufferedFifo<L = SharedVecLinks> {
     clean: Ring<L>,
     dirty: Ring<L>,
     nr_rescued: u64,
+    /// Per-process rings, indexed by slot (age byte - FIRST_SET).
+    sets: alloc::vec::Vec<ResidentSet<L>>,
+    /// Pages on all of them.
+    nr_in_sets: usize,
 }
 
 impl BufferedFifo {
@@ -63,11 +97,59 @@ impl Default for BufferedFifo {
 impl<L: SharedRingStore> BufferedFifo<L> {
     /// Creates empty lists keeping their pages in (clones of) `links`.
     pub fn with_links(links: L) -> BufferedFifo<L> {
+        let sets = (0..MAX_SETS).map(|_| ResidentSet { owner: NO_OWNER, limit: 0, ring: Ring::new(links.clone()) }).collect();
         BufferedFifo {
             fifo: Ring::new(links.clone()),
             clean: Ring::new(links.clone()),
             dirty: Ring::new(links),
             nr_rescued: 0,
+            sets,
+            nr_in_sets: 0,
+        }
+    }
+
+    /// Returns the pages in `owner`'s own FIFO ring and its limit, or `None` if it
+    /// has none (no page claimed, or no slot free).
+    pub fn resident_set(&self, owner: u64) -> Option<(usize, usize)> {
+        self.sets.iter().find(|s| s.owner == owner && !s.ring.is_empty()).map(|s| (s.ring.len(), s.limit))
+    }
+
+    /// Returns the slot of `owner`'s ring, giving it a free one if it has none.
+    fn slot_for(&mut self, owner: u64) -> Option<usize> {
+        let mut free = None;
+        for (slot, set) in self.sets.iter().enumerate() {
+            if set.owner == owner {
+                return Some(slot);
+            }
+            if free.is_none() && set.ring.is_empty() {
+                free = Some(slot);
+            }
+        }
+        let slot = free?;
+        self.sets[slot].owner = owner;
+        Some(slot)
+    }
+
+    /// Takes the oldest page of the global FIFO, else of the largest ring.
+    fn take_oldest(&mut self) -> Option<u64> {
+        if let Some(page) = self.fifo.take_at_hand() {
+            return Some(page);
+        }
+        let set = self.sets.iter_mut().max_by_key(|s| s.ring.len())?;
+        let page = set.ring.take_at_hand()?;
+        self.nr_in_sets -= 1;
+        Some(page)
+    }
+
+    /// Removes `page` from the ring of `slot`, freeing the slot once empty.
+    fn remove_from_set(&mut self, slot: usize, page: u64) {
+        let set = &mut self.sets[slot];
+        if set.ring.contains(page) {
+            set.ring.remove(page);
+            self.nr_in_sets -= 1;
+        }
+        if set.ring.is_empty() {
+            set.owner = NO_OWNER;
         }
     }
 
@@ -92,7 +174,7 @@ impl<L: SharedRingStore> ReplacementPolicy for BufferedFifo<L> {
         "vms"
     }
     fn nr_tracked(&self) -> usize {
-        self.fifo.len() + self.clean.len() + self.dirty.len()
+        self.fifo.len() + self.clean.len() + self.dirty.len() + self.nr_in_sets
     }
     fn is_tracked(&mut self, page: u64) -> bool {
         self.place_of(page).is_some()
@@ -107,18 +189,63 @@ impl<L: SharedRingStore> ReplacementPolicy for BufferedFifo<L> {
         match self.place_of(page) {
             Some(IN_FIFO) => self.fifo.remove(page),
             Some(ON_CLEAN_LIST) => self.clean.remove(page),
-            Some(_) => self.dirty.remove(page),
-            None => {}
+            Some(ON_DIRTY_LIST) => self.dirty.remove(page),
+            Some(age) if age >= FIRST_SET => self.remove_from_set(usize::from(age - FIRST_SET), page),
+            _ => {}
         }
     }
     fn pick_victim(&mut self, _probe: &mut dyn PageProbe) -> Option<u64> {
-        self.clean.take_at_hand().or_else(|| self.dirty.take_at_hand()).or_else(|| self.fifo.take_at_hand())
+        self.clean.take_at_hand().or_else(|| self.dirty.take_at_hand()).or_else(|| self.take_oldest())
     }
-    /// The clean list, then the dirty list, then the FIFO's oldest pages.
+    /// The clean list, then the dirty list, then the FIFO's oldest pages, then
+    /// the largest resident set's.
     fn upcoming_victims(&mut self, out: &mut [u64]) -> usize {
         let mut nr_found = self.clean.pages_from_hand(out);
         nr_found += self.dirty.pages_from_hand(&mut out[nr_found..]);
-        nr_found + self.fifo.pages_from_hand(&mut out[nr_found..])
+        nr_found += self.fifo.pages_from_hand(&mut out[nr_found..]);
+        match self.sets.iter_mut().max_by_key(|s| s.ring.len()) {
+            Some(set) => nr_found + set.ring.pages_from_hand(&mut out[nr_found..]),
+            None => nr_found,
+        }
+    }
+    fn claim_for(&mut self, page: u64, owner: u64, limit: usize) -> bool {
+        let place = self.place_of(page);
+        match place {
+            Some(IN_FIFO) | None => {}
+            Some(age) if age >= FIRST_SET => {
+                // Some ring's already (a page shared after fork stays its first owner's).
+                let set = &mut self.sets[usize::from(age - FIRST_SET)];
+                if set.owner == owner {
+                    set.limit = limit;
+                }
+                return set.owner == owner && set.ring.len() > limit;
+            }
+            Some(_) => return false, // on a list: the caller's rescue comes first
+        }
+        let Some(slot) = self.slot_for(owner) else { return false };
+        if place == Some(IN_FIFO) {
+            self.fifo.remove(page);
+        }
+        let set = &mut self.sets[slot];
+        set.limit = limit;
+        set.ring.insert_behind_hand(page, FIRST_SET + slot as u8);
+        self.nr_in_sets += 1;
+        set.ring.len() > limit
+    }
+    fn take_over_limit(&mut self, out: &mut [u64]) -> usize {
+        let mut nr_taken = 0;
+        for set in &mut self.sets {
+            while nr_taken < out.len() && set.ring.len() > set.limit {
+                let Some(page) = set.ring.take_at_hand() else { break };
+                out[nr_taken] = page;
+                nr_taken += 1;
+                self.nr_in_sets -= 1;
+            }
+            if set.ring.is_empty() {
+                set.owner = NO_OWNER;
+            }
+        }
+        nr_taken
     }
     fn spares_referenced_pages(&self) -> bool {
         false
@@ -133,7 +260,7 @@ impl<L: SharedRingStore> ReplacementPolicy for BufferedFifo<L> {
         let nr_wanted = self.lists_target().saturating_sub(self.clean.len() + self.dirty.len()).min(out.len());
         let mut nr_taken = 0;
         while nr_taken < nr_wanted {
-            let Some(page) = self.fifo.take_at_hand() else { break };
+            let Some(page) = self.take_oldest() else { break };
             out[nr_taken] = page;
             nr_taken += 1;
         }
@@ -175,5 +302,8 @@ impl<L: SharedRingStore> ReplacementPolicy for BufferedFifo<L> {
         if self.place_of(page).is_none() {
             self.clean.insert_behind_hand(page, ON_CLEAN_LIST);
         }
+    }
+    fn resident_set_of(&self, owner: u64) -> Option<(usize, usize)> {
+        self.resident_set(owner)
     }
 }

@@ -79,3 +79,75 @@ fn buffering_faults_less_than_fifo_when_a_hot_page_is_reused_after_leaving_the_f
     assert!(buffered.rescues > 0);
     assert!(buffered.faults < fifo.faults, "buffered {buffered:?} fifo {fifo:?}");
 }
+
+#[test]
+fn a_process_over_its_limit_gives_up_its_own_oldest_pages_not_anothers() {
+    const A: u64 = 7;
+    const B: u64 = 9;
+    let mut vms = BufferedFifo::new();
+    for page in [20, 21] {
+        vms.on_insert(page);
+        assert!(!vms.claim_for(page, B, 10));
+    }
+    for page in 1..=3 {
+        vms.on_insert(page);
+        assert!(!vms.claim_for(page, A, 3), "{page}: within the limit");
+    }
+    for page in [4, 5] {
+        vms.on_insert(page);
+        assert!(vms.claim_for(page, A, 3), "{page}: over the limit");
+    }
+    assert_eq!(vms.resident_set(A), Some((5, 3)));
+    let mut out = [0; 8];
+    assert_eq!(vms.take_over_limit(&mut out), 2);
+    assert_eq!(&out[..2], &[1, 2], "A's two oldest: local replacement");
+    assert_eq!(vms.resident_set(A), Some((3, 3)));
+    assert_eq!(vms.resident_set(B), Some((2, 10)), "B keeps every page");
+    assert_eq!(vms.nr_tracked(), 5, "the two are untracked until reported back");
+    vms.on_buffered(1, false);
+    vms.on_buffered(2, true);
+    assert_eq!(vms.list_sizes(), (0, 1, 1), "onto the global lists");
+    assert_eq!(vms.take_over_limit(&mut out), 0);
+    // A touches 1 again: a rescue (no I/O), back into A's ring, which is over again.
+    assert!(vms.on_soft_fault(1));
+    assert!(vms.claim_for(1, A, 3));
+    assert_eq!(vms.take_over_limit(&mut out), 1);
+    assert_eq!(out[0], 3, "A's ring is 3 4 5 1: 3 is its oldest");
+    vms.on_buffered(3, false);
+    assert_eq!(vms.nr_rescued(), 1);
+    assert_eq!(vms.nr_tracked(), 7);
+}
+
+#[test]
+fn resident_sets_free_their_slot_when_empty_and_give_victims_when_the_fifo_is_empty() {
+    let mut vms = BufferedFifo::new();
+    for page in 1..=4 {
+        vms.on_insert(page);
+        vms.claim_for(page, 1, 100);
+    }
+    for page in 5..=6 {
+        vms.on_insert(page);
+        vms.claim_for(page, 2, 100);
+    }
+    // No list page, an empty global FIFO: the largest set's oldest goes.
+    assert_eq!(vms.pick_victim(&mut NoBitsProbe), Some(1));
+    for page in [5, 6] {
+        vms.on_remove(page);
+    }
+    assert_eq!(vms.resident_set(2), None, "an empty set holds no slot");
+    assert_eq!(vms.nr_tracked(), 3);
+    // Every other slot can be used, and one more process is simply not limited.
+    for owner in 10..9 + super::buffered_fifo::MAX_SETS as u64 {
+        vms.on_insert(owner * 100);
+        vms.claim_for(owner * 100, owner, 0);
+    }
+    vms.on_insert(99_999);
+    assert!(!vms.claim_for(99_999, 99_999, 0), "no slot: global, no limit");
+    // Handing over gives every page back.
+    let mut nr = 0;
+    while vms.take_for_hand_over().is_some() {
+        nr += 1;
+    }
+    assert_eq!(nr, 3 + (super::buffered_fifo::MAX_SETS - 1) + 1);
+    assert_eq!(vms.nr_tracked(), 0);
+}

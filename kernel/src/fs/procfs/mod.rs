@@ -11,7 +11,7 @@
 //!  /proc/slabinfo, stat, uptime, loadavg: slab caches, CPU time, load                  system.rs
 //!  /proc/PID/status  Name, State, PPid, VmSize, VmRSS, RssAnon, VmSwap, ...            pid.rs
 //!  /proc/PID/maps    one line per VMA: start-end perms offset dev inode name           pid.rs
-//!  /proc/PID/stat, statm, oom_score, oom_score_adj (writable)                          pid.rs
+//!  /proc/PID/stat, statm, oom_score, oom_score_adj, vms_limit (both writable)            pid.rs
 //!  /proc/PID/smaps, smaps_rollup: Rss, Pss, Shared/Private Clean/Dirty, Swap per VMA   smaps.rs
 //!  /proc/sys/vm/*    the knobs: page_replacement, watermark_scale_factor, ...         sys_vm.rs
 //!  /proc/kpageflags  binary: a u64 of Linux KPF_* bits per frame, at PFN * 8           kpageflags.rs
@@ -116,6 +116,7 @@ const FILES: &[ProcFile] = &[
     knob("sys/vm/transparent_hugepage", sys_vm::transparent_hugepage, sys_vm::set_transparent_hugepage),
     knob("sys/vm/load_control", sys_vm::load_control, sys_vm::set_load_control),
     knob("sys/vm/watermark_scale_factor", sys_vm::watermark_scale_factor, sys_vm::set_watermark_scale_factor),
+    knob("sys/vm/vms_resident_limit", sys_vm::vms_resident_limit, sys_vm::set_vms_resident_limit),
 ];
 
 /// The files of each `/proc/PID`, one line each.
@@ -128,6 +129,7 @@ const PID_FILES: &[PidFile] = &[
     pid_file("statm", pid::statm),
     pid_file("oom_score", pid::oom_score),
     PidFile { name: "oom_score_adj", read: pid::oom_score_adj, write: Some(pid::set_oom_score_adj) },
+    PidFile { name: "vms_limit", read: pid::vms_limit, write: Some(pid::set_vms_limit) },
 ];
 
 /// A procfs inode.

@@ -1,5 +1,5 @@
 //! The files of `/proc/PID`: `status`, `maps`, `stat`, `statm`, `oom_score` and
-//! the knob `oom_score_adj` (smaps: `smaps.rs`).
+//! the knobs `oom_score_adj` and `vms_limit` (smaps: `smaps.rs`).
 
 use alloc::format;
 use alloc::string::String;
@@ -10,6 +10,7 @@ use mm_core::vma::{Vma, VmFlags, VmProt};
 
 use crate::fs::FsError;
 use crate::mm::frame::{self, FrameFlags};
+use crate::mm::reclaim::resident_limit;
 use crate::mm::{PAGE_SIZE, fault, oom};
 use crate::proc::task::{self, TaskState};
 
@@ -41,14 +42,15 @@ pub(super) fn status(pid: u64) -> Option<String> {
         };
         (t.name.clone(), state, t.parent, t.space.clone())
     };
-    let (size_pages, rss, file_pages, shmem_pages, swap_pages) = match &space {
+    let (size_pages, rss, file_pages, shmem_pages, swap_pages, own_limit, id) = match &space {
         Some(space) => {
             let space = space.lock();
             let size: u64 = space.vmas().iter().map(|v| v.nr_pages()).sum();
             let shmem_pages = super::smaps::shmem_in(&space).0;
-            (size, space.stats.rss_pages, file_rss_pages(&space), shmem_pages, space.stats.swap_pages)
+            let own_limit = space.wss.resident_limit;
+            (size, space.stats.rss_pages, file_rss_pages(&space), shmem_pages, space.stats.swap_pages, own_limit, space.id())
         }
-        None => (0, 0, 0, 0, 0),
+        None => (0, 0, 0, 0, 0, 0, 0),
     };
     let mut text = String::new();
     let _ = writeln!(text, "Name:\t{name}");
@@ -65,6 +67,11 @@ pub(super) fn status(pid: u64) -> Option<String> {
     let _ = writeln!(text, "RssShmem:\t{:>8} kB", kb(shmem_pages));
     let _ = writeln!(text, "VmSwap:\t{:>8} kB", kb(swap_pages));
     let _ = writeln!(text, "Threads:\t{}", crate::proc::thread::threads_of(pid).0.max(1));
+    // Ours (policy=vms): the resident-set limit and the pages in the process's own
+    // FIFO now (0 under another policy), in pages.
+    let nr_in_set = resident_limit::resident_set_of(id).map_or(0, |(nr, _)| nr);
+    let _ = writeln!(text, "VmsLimit:\t{:>8} pages", resident_limit::effective_limit(own_limit));
+    let _ = writeln!(text, "VmsResident:\t{nr_in_set:>8} pages");
     Some(text)
 }
 
@@ -252,4 +259,20 @@ pub(super) fn set_oom_score_adj(pid: u64, text: &str) -> Result<(), FsError> {
     let adj: i64 = text.trim().parse().map_err(|_| FsError::Invalid)?;
     task::set_oom_score_adj(pid, adj).map_err(|e| if e == abi::Errno::EINVAL { FsError::Invalid } else { FsError::NotFound })?;
     Ok(())
+}
+
+/// `/proc/PID/vms_limit`: the process's resident-set limit under `policy=vms`,
+/// in pages (its own, or the default `/proc/sys/vm/vms_resident_limit`).
+pub(super) fn vms_limit(pid: u64) -> Option<String> {
+    let space = task::TASKS.lock().get(&pid)?.space.clone()?;
+    let own = space.lock().wss.resident_limit;
+    Some(format!("{}\n", resident_limit::effective_limit(own)))
+}
+
+/// Sets the process's own limit (0: back to the default); EINVAL below
+/// `resident_limit::MIN_LIMIT` or not a number.
+pub(super) fn set_vms_limit(pid: u64, text: &str) -> Result<(), FsError> {
+    let nr_pages: u64 = text.trim().parse().map_err(|_| FsError::Invalid)?;
+    let space = task::TASKS.lock().get(&pid).and_then(|t| t.space.clone()).ok_or(FsError::NotFound)?;
+    if resident_limit::set_limit(&space, nr_pages) { Ok(()) } else { Err(FsError::Invalid) }
 }

@@ -134,3 +134,13 @@ pub(super) fn watermark_scale_factor() -> String {
 pub(super) fn set_watermark_scale_factor(text: &str) -> Result<(), FsError> {
     if reclaim::set_watermark_scale_factor(number(text)?) { Ok(()) } else { Err(FsError::Invalid) }
 }
+
+pub(super) fn vms_resident_limit() -> String {
+    format!("{}\n", reclaim::resident_limit::default_limit())
+}
+
+/// The default resident-set limit of `policy=vms`, in pages (0: half the managed
+/// frames); EINVAL below `resident_limit::MIN_LIMIT`.
+pub(super) fn set_vms_resident_limit(text: &str) -> Result<(), FsError> {
+    if reclaim::resident_limit::set_default_limit(number(text)?) { Ok(()) } else { Err(FsError::Invalid) }
+}

@@ -107,6 +107,9 @@ pub fn fault_in(space: &SpaceRef, addr: VirtAddr, error_code: u64) -> Result<Fau
                 if read.is_some() {
                     vmstat::clock_swap_in(SwapInPhase::Map, read_at);
                 }
+                if other.is_ok() {
+                    reclaim::resident_limit::enforce_after_fault(space, addr);
+                }
                 if has_read_file && other.is_ok() {
                     // The page came from the disk: a major fault, not the minor one counted.
                     let mut space = space.lock();

@@ -26,6 +26,7 @@
 #![deny(unsafe_code)]
 
 use super::{POLICY, SWAP_CLUSTER, is_live_user_frame};
+use super::switch::Installed;
 use crate::mm::Frame;
 use crate::mm::swap::buffer::{unmap_keep, write_buffered};
 use crate::mm::vmstat::{self, SwapEvent};
@@ -35,10 +36,19 @@ use crate::mm::vmstat::{self, SwapEvent};
 /// unmapped. Does nothing under a policy without page buffering. Call with no
 /// lock held.
 pub fn refill_second_chance_lists() -> usize {
+    let nr_unmapped = buffer_pages(|policy, pages| policy.take_for_buffering(pages));
+    clean_dirty_list();
+    nr_unmapped
+}
+
+/// Unmaps the pages `take` hands out (with the policy lock held), in batches, and
+/// reports each back (`on_buffered`) onto the second-chance lists, until `take`
+/// gives less than a batch; returns the pages unmapped. Call with no lock held.
+pub(super) fn buffer_pages(mut take: impl FnMut(&mut Installed, &mut [u64]) -> usize) -> usize {
     let mut pages = [0u64; SWAP_CLUSTER];
     let mut nr_unmapped = 0;
     loop {
-        let nr_taken = POLICY.lock().as_mut().map_or(0, |p| p.take_for_buffering(&mut pages));
+        let nr_taken = POLICY.lock().as_mut().map_or(0, |p| take(p, &mut pages));
         for &pfn in &pages[..nr_taken] {
             let frame = Frame::from_pfn(pfn);
             let result = unmap_keep(frame);
@@ -55,7 +65,6 @@ pub fn refill_second_chance_lists() -> usize {
             break;
         }
     }
-    clean_dirty_list();
     nr_unmapped
 }
 

@@ -232,6 +232,24 @@ impl Installed {
         self.holder(pfn).on_soft_fault(pfn)
     }
 
+    /// Per-process resident sets (`vms`): `pfn`, just mapped by process `owner`,
+    /// joins its set; true if the set is over `limit` now. Not during a switch
+    /// (the page may still be the old policy's): false.
+    pub fn claim_for(&mut self, pfn: u64, owner: u64, limit: usize) -> bool {
+        self.old.is_none() && self.current.claim_for(pfn, owner, limit)
+    }
+
+    /// The oldest pages of the resident sets over their limits, to unmap
+    /// (untracked until [`on_buffered`](Self::on_buffered)).
+    pub fn take_over_limit(&mut self, out: &mut [u64]) -> usize {
+        self.current.take_over_limit(out)
+    }
+
+    /// The pages in `owner`'s resident set and its limit (`vms` only).
+    pub fn resident_set_of(&self, owner: u64) -> Option<(usize, usize)> {
+        self.current.resident_set_of(owner)
+    }
+
     /// The current policy's dirty second-chance pages.
     pub fn nr_dirty_buffered(&self) -> usize {
         self.current.nr_dirty_buffered()

@@ -1,0 +1,134 @@
+//! The load-control benchmark (issue #15's second table): four `wsprobe`s whose
+//! working sets together are 2.2 times free memory, run to the end with load
+//! control off and on, alternated (`benchonly=loadctl`; `loadctl_pairs=N` pairs,
+//! default 3), printing each run and the range of the speed-up. The `wset` test
+//! runs one pair through [`run_mix`] too.
+//!
+//! Each run polls the four: their CPU time (the longest *stall*, wall time without
+//! CPU time while alive: it includes waiting for the disk and for the CPU, which
+//! the controller does not bound), and their deactivated flag (the longest time
+//! *out*, which it bounds: `load_control::OUT_BOUND_MS`).
+
+use alloc::vec::Vec;
+
+use crate::arch::timer;
+use crate::mm::{frame, reclaim};
+use crate::println;
+use crate::proc::{self, Pid, load_control, sched, task, task::WaitStatus};
+
+/// Write passes each process makes over its pages: enough that the mix thrashes
+/// for several seconds, longer than a process's minimum residency (1 s) plus two
+/// periods of high rate, which load control waits out before a decision.
+pub const NR_ROUNDS: u64 = 60;
+/// Words each pass writes per page: a pass takes longer than a time slice, so
+/// without load control the four take turns inside their passes, and thrash.
+pub const NR_WORDS: u64 = 256;
+/// The mix's size: each process 55 % of the free frames (2.2x memory in all).
+pub const SHARE_PERCENT: u64 = 55;
+
+/// What one run of the mix did.
+#[derive(Clone, Copy, Debug)]
+pub struct MixRun {
+    /// Wall time from the spawns to the last exit.
+    pub wall_ms: u64,
+    /// The longest any process went without CPU time while alive.
+    pub longest_stall_ms: u64,
+    /// The longest any process stayed deactivated, as polled.
+    pub longest_out_ms: u64,
+    /// Deactivations during the run.
+    pub nr_deactivations: u64,
+    /// Processes that did not exit 0.
+    pub nr_failed: usize,
+}
+
+/// One process of the mix as the poller sees it.
+struct Watched {
+    pid: Pid,
+    cpu_ms: u64,
+    cpu_grew_at: u64,
+    out_since: Option<u64>,
+}
+
+/// Runs four `wsprobe`s of `nr_pages` pages each, `nr_rounds` write passes, with
+/// load control on or off, to the end; polls them (see the module docs).
+pub fn run_mix(nr_pages: u64, nr_rounds: u64, is_load_control_on: bool) -> MixRun {
+    load_control::set_enabled(is_load_control_on);
+    let (deactivations_before, _) = load_control::nr_decisions();
+    let args = alloc::format!("pages={nr_pages} mapped={nr_pages} rounds={nr_rounds} words={NR_WORDS} write");
+    let start = timer::uptime_ms();
+    let mut procs: Vec<Option<Watched>> = (0..4)
+        .map(|_| proc::spawn_with_args("wsprobe", &args).ok().map(|pid| Watched { pid, cpu_ms: 0, cpu_grew_at: start, out_since: None }))
+        .collect();
+    let mut run = MixRun { wall_ms: 0, longest_stall_ms: 0, longest_out_ms: 0, nr_deactivations: 0, nr_failed: 0 };
+    run.nr_failed = procs.iter().filter(|p| p.is_none()).count();
+    while procs.iter().any(Option::is_some) {
+        let now = timer::uptime_ms();
+        for slot in procs.iter_mut() {
+            let Some(w) = slot.as_mut() else { continue };
+            if let Some(status) = task::try_reap(w.pid) {
+                run.nr_failed += usize::from(status != WaitStatus::Exited(0));
+                *slot = None;
+                continue;
+            }
+            let cpu_now = task::ws_snapshot(w.pid).map_or(w.cpu_ms, |s| s.cpu_ms);
+            if cpu_now > w.cpu_ms {
+                (w.cpu_ms, w.cpu_grew_at) = (cpu_now, now);
+            }
+            run.longest_stall_ms = run.longest_stall_ms.max(now - w.cpu_grew_at);
+            let is_out = task::TASKS.lock().get(&w.pid).is_some_and(|t| t.is_deactivated);
+            w.out_since = if is_out { Some(w.out_since.unwrap_or(now)) } else { None };
+            run.longest_out_ms = run.longest_out_ms.max(w.out_since.map_or(0, |since| now - since));
+        }
+        sched::yield_now();
+    }
+    run.wall_ms = timer::uptime_ms() - start;
+    load_control::set_enabled(false);
+    let _ = task::wait_all(10_000);
+    while reclaim::kswapd_state().1 {
+        sched::yield_now();
+    }
+    run.nr_deactivations = load_control::nr_decisions().0 - deactivations_before;
+    run
+}
+
+/// Prints one run's line.
+fn print_run(label: &str, run: &MixRun) {
+    println!(
+        "  {label:<4} {:>8} ms  longest stall {:>6} ms  longest out {:>6} ms  {} deactivations{}",
+        run.wall_ms,
+        run.longest_stall_ms,
+        run.longest_out_ms,
+        run.nr_deactivations,
+        if run.nr_failed > 0 { "  (a process failed)" } else { "" }
+    );
+}
+
+/// Runs the mix off and on, alternated, `loadctl_pairs=N` times (default 3), and
+/// prints every run and the speed-ups' range.
+pub fn bench() {
+    let nr_pairs = crate::cmdline::value("loadctl_pairs").and_then(|v| v.parse::<u64>().ok()).unwrap_or(3).max(1);
+    let nr_pages = frame::nr_free_frames() * SHARE_PERCENT / 100;
+    println!("load control on a mix of 2.2x memory: 4 x wsprobe pages={nr_pages} rounds={NR_ROUNDS} words={NR_WORDS} write, {nr_pairs} pairs:");
+    let mut ratios: Vec<f64> = Vec::new();
+    for pair in 0..nr_pairs {
+        // Alternate which goes first, so neither always runs on the warmer machine.
+        let order = if pair % 2 == 0 { [false, true] } else { [true, false] };
+        let mut wall = [0u64; 2];
+        for is_on in order {
+            let run = run_mix(nr_pages, NR_ROUNDS, is_on);
+            print_run(if is_on { "on" } else { "off" }, &run);
+            wall[usize::from(is_on)] = run.wall_ms;
+        }
+        let ratio = wall[0] as f64 / wall[1].max(1) as f64;
+        println!("  pair {}: speed-up {ratio:.2}x", pair + 1);
+        ratios.push(ratio);
+    }
+    ratios.sort_by(|a, b| a.total_cmp(b));
+    println!(
+        "  speed-up (off ms / on ms) over {} pairs: min {:.2}x, median {:.2}x, max {:.2}x",
+        ratios.len(),
+        ratios[0],
+        ratios[ratios.len() / 2],
+        ratios[ratios.len() - 1]
+    );
+}
