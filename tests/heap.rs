@@ -15,6 +15,7 @@ use alloc::vec::Vec;
 
 use kernel::mm::frame;
 use kernel::mm::heap::{self, KmemCache};
+use kernel::mm::slabmag;
 
 kernel::test_kernel!();
 
@@ -65,8 +66,8 @@ fn zero_sized_and_large_allocations_work() {
 
 #[test_case]
 fn stress_of_short_and_long_lived_objects_reuses_memory() {
+    heap::shrink(); // empties the per-CPU magazines too: their objects count as live
     let objects_before = nr_live_objects();
-    heap::shrink();
     let free_before = frame::nr_free_frames();
     let mut long_lived: Vec<Box<[u64; 8]>> = Vec::new();
     let mut grow: Vec<u64> = Vec::new();
@@ -93,6 +94,7 @@ fn stress_of_short_and_long_lived_objects_reuses_memory() {
     assert!(long_lived.iter().all(|b| b.iter().all(|&w| w == b[0])));
     drop((long_lived, grow));
     heap::check_invariants();
+    slabmag::drain_all();
     assert_eq!(nr_live_objects(), objects_before, "objects leaked");
     heap::shrink();
     assert_eq!(frame::nr_free_frames(), free_before, "frames leaked by the heap");
@@ -127,4 +129,59 @@ fn typed_cache_hands_out_and_takes_back_objects() {
     assert_eq!(TASK_CACHE.info().nr_active_objects, before);
     TASK_CACHE.shrink();
     assert_eq!(TASK_CACHE.info().nr_total_objects, 0);
+}
+
+/// Returns the address of a value.
+fn addr_of<T>(value: &T) -> u64 {
+    value as *const T as u64
+}
+
+#[test_case]
+fn a_freed_object_is_the_next_one_this_cpu_allocates() {
+    assert!(slabmag::is_enabled(), "the magazines are on by default");
+    let before = slabmag::stats(0);
+    let a = Box::new([7u64; 8]); // kmalloc-64
+    let addr = addr_of(&*a);
+    drop(a);
+    assert!(slabmag::contains(addr), "the object went to this CPU's magazine");
+    let b = Box::new([9u64; 8]);
+    assert_eq!(addr_of(&*b), addr, "last freed, first allocated (cache-warm)");
+    assert!(b.iter().all(|&w| w == 9));
+    let after = slabmag::stats(0);
+    assert!(after.frees > before.frees && after.alloc_hits > before.alloc_hits, "{before:?} -> {after:?}");
+}
+
+#[test_case]
+fn a_full_magazine_flushes_and_a_shrink_empties_them_all() {
+    let before = slabmag::stats(0);
+    let boxes: Vec<Box<[u64; 16]>> = (0..300).map(|i| Box::new([i; 16])).collect(); // kmalloc-128
+    assert!(boxes.iter().enumerate().all(|(i, b)| b[15] == i as u64));
+    drop(boxes);
+    let after = slabmag::stats(0);
+    assert!(after.refills > before.refills, "300 allocations never refilled the magazine");
+    assert!(after.flushes > before.flushes, "300 frees never flushed the magazine");
+    assert!(slabmag::nr_cached() > 0, "the last frees stay in the magazine");
+    heap::shrink();
+    assert_eq!(slabmag::nr_cached(), 0, "a shrink leaves objects in a magazine");
+    heap::check_invariants();
+    kernel::mm::check::check_consistency().expect("audit after the magazines drained");
+}
+
+#[test_case]
+fn with_the_magazines_off_objects_go_straight_to_the_slabs() {
+    slabmag::set_enabled(false);
+    assert_eq!(slabmag::nr_cached(), 0, "turning them off empties them");
+    // (Not counted by the slabs' live objects: kernel threads allocate and free
+    // meanwhile, and with the magazines off their frees show there at once.)
+    let before = slabmag::stats(0);
+    let a = Box::new([1u64; 8]);
+    let addr = addr_of(&*a);
+    drop(a);
+    assert!(!slabmag::contains(addr), "the object went to a magazine while they are off");
+    assert_eq!(slabmag::stats(0), before, "the magazines were used while off");
+    slabmag::set_enabled(true);
+    let b = Box::new([2u64; 8]);
+    let addr = addr_of(&*b);
+    drop(b);
+    assert!(slabmag::contains(addr), "on again, a free goes to the magazine");
 }

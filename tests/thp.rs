@@ -31,6 +31,13 @@ kernel::runner_args!(b"--timeout 120");
 
 kernel::test_kernel!();
 
+/// Returns the free frames plus the frames the kernel heap holds: the count these
+/// tests compare. The heap's slab pages come and go with its per-CPU magazines'
+/// flushes (`mm::slabmag`), which a THP test does not control.
+fn nr_free() -> u64 {
+    frame::nr_free_frames() + kernel::mm::heap::nr_frames()
+}
+
 const USER_READ: u64 = 1 << 2;
 const USER_WRITE: u64 = (1 << 1) | (1 << 2);
 const HUGE: u64 = 2 << 20;
@@ -94,7 +101,7 @@ fn rss(space: &SpaceRef) -> (u64, u64) {
 #[test_case]
 fn a_write_fault_maps_one_2mib_page() {
     let (space, start) = huge_space(2);
-    let (before, free) = (thp::counters(), frame::nr_free_frames());
+    let (before, free) = (thp::counters(), nr_free());
     fill_huge(&space, start, 1);
     assert_eq!(thp::counters().fault_alloc, before.fault_alloc + 1);
     let head = frame_at(&space, start);
@@ -107,7 +114,7 @@ fn a_write_fault_maps_one_2mib_page() {
     assert_eq!(frame::with_desc(head + 7, |d| (d.map_count(), d.refcount())), (0, 0), "tails hold no counts");
     assert_eq!(rss(&space), (512, 1));
     // One block of 512 frames, plus the PDPT and PD above the leaf: no level-1 table.
-    assert_eq!(frame::nr_free_frames(), free - 512 - 2);
+    assert_eq!(nr_free(), free - 512 - 2);
     assert!(!reclaim::is_tracked(head), "a huge page is not on the policy's ring");
     // A second write inside it is no fault at all; one in the next 2 MiB is a second huge page.
     assert_eq!(fault::handle_page_fault(&mut space.lock(), start + HUGE, USER_WRITE), Ok(FaultOutcome::HugePage));
@@ -115,7 +122,7 @@ fn a_write_fault_maps_one_2mib_page() {
     let census = assert_consistent();
     assert!(census.nr_present >= 1024);
     drop(space);
-    assert_eq!(frame::nr_free_frames(), free + 1, "exit freed both blocks, the tables and the root");
+    assert_eq!(nr_free(), free + 1, "exit freed both blocks, the tables and the root");
     assert_consistent();
 }
 
@@ -153,12 +160,12 @@ fn modes_and_advice_decide_where_huge_pages_go() {
 fn a_partial_munmap_splits_and_keeps_the_other_pages() {
     let (space, start) = huge_space(1);
     fill_huge(&space, start, 2);
-    let (splits, free) = (thp::counters().splits, frame::nr_free_frames());
+    let (splits, free) = (thp::counters().splits, nr_free());
     space.lock().munmap(start.as_u64() + 100 * PAGE_SIZE, 2 * PAGE_SIZE).expect("munmap");
     assert_eq!(thp::counters().splits, splits + 1);
     assert_eq!(rss(&space), (510, 0));
     // Two frames freed, one page table allocated for the 512 small PTEs.
-    assert_eq!(frame::nr_free_frames(), free + 2 - 1);
+    assert_eq!(nr_free(), free + 2 - 1);
     assert!(space.lock().pte(start + 100 * PAGE_SIZE).is_some_and(|p| p.is_unused()));
     for i in (0..PAGES_PER_HUGE).filter(|i| !(100..102).contains(i)) {
         assert_bytes(&space, start, i, 2);
@@ -175,10 +182,10 @@ fn unmapping_a_whole_huge_page_frees_the_block() {
     let (space, start) = huge_space(2);
     fill_huge(&space, start, 3);
     fill_huge(&space, start + HUGE, 4);
-    let (splits, free) = (thp::counters().splits, frame::nr_free_frames());
+    let (splits, free) = (thp::counters().splits, nr_free());
     space.lock().munmap(start.as_u64(), HUGE).expect("munmap");
     assert_eq!(thp::counters().splits, splits, "no split");
-    assert_eq!(frame::nr_free_frames(), free + 512);
+    assert_eq!(nr_free(), free + 512);
     assert_eq!(rss(&space), (512, 1));
     assert_bytes(&space, start + HUGE, 5, 4);
     assert_consistent();
@@ -236,7 +243,7 @@ fn write_page(space: &SpaceRef, start: VirtAddr, i: u64, seed: u8) -> FaultOutco
 
 #[test_case]
 fn fork_shares_the_huge_page_and_each_side_copies_it_on_its_first_write() {
-    let free = frame::nr_free_frames();
+    let free = nr_free();
     let (parent, start) = huge_space(1);
     fill_huge(&parent, start, 8);
     let before = thp::counters();
@@ -250,11 +257,11 @@ fn fork_shares_the_huge_page_and_each_side_copies_it_on_its_first_write() {
     assert_consistent();
 
     // The child's first write copies the 2 MiB into a block of its own.
-    let after_fork = frame::nr_free_frames();
+    let after_fork = nr_free();
     assert_eq!(write_page(&child, start, 3, 0x55), FaultOutcome::CowCopy);
     let (copy, is_writable) = huge_leaf(&child, start);
     assert!(copy != shared && is_writable, "the child maps its own writable copy");
-    assert_eq!(frame::nr_free_frames(), after_fork - 512, "one 2 MiB copy");
+    assert_eq!(nr_free(), after_fork - 512, "one 2 MiB copy");
     assert_eq!(frame::with_desc(shared, |d| (d.map_count(), d.refcount())), (1, 1));
     assert_eq!(thp::counters().cow_copies, before.cow_copies + 1);
     assert_eq!(rss(&child), (512, 1));
@@ -269,7 +276,7 @@ fn fork_shares_the_huge_page_and_each_side_copies_it_on_its_first_write() {
     assert_consistent();
     drop(child);
     drop(parent);
-    assert_eq!(frame::nr_free_frames(), free, "both exits gave back both blocks and every table");
+    assert_eq!(nr_free(), free, "both exits gave back both blocks and every table");
     assert_consistent();
 }
 
@@ -318,12 +325,12 @@ fn fork_of_64_mib_of_huge_pages_costs_far_less_shared_than_split() {
             assert_eq!(fault::handle_page_fault(&mut parent.lock(), start + h * HUGE, USER_WRITE), Ok(FaultOutcome::HugePage));
         }
         thp::set_fork_shares(is_shared);
-        let free = frame::nr_free_frames();
+        let free = nr_free();
         let t0 = kernel::arch::timer::rdtsc();
         let child = cow::fork(&mut parent.lock()).expect("fork");
         ns[round] = kernel::arch::timer::cycles_to_ns(kernel::arch::timer::rdtsc() - t0);
         thp::set_fork_shares(true);
-        let tables = free - frame::nr_free_frames();
+        let tables = free - nr_free();
         println!("fork of 64 MiB of huge pages, {}: {} us, {tables} frames of page tables", if is_shared { "shared" } else { "split" }, ns[round] / 1000);
         if is_shared {
             assert!(tables < 8, "sharing needs no level-1 table: {tables} frames taken");
@@ -362,7 +369,7 @@ fn the_thp_program_passes_in_ring_3() {
     use kernel::mm::{heap, swap};
     use kernel::proc::{self, task::WaitStatus};
     heap::shrink();
-    let (free, slots) = (frame::nr_free_frames(), swap::slot_counts());
+    let (free, slots) = (nr_free(), swap::slot_counts());
     let pid = proc::spawn("thp").expect("spawn thp");
     let (_, status) = proc::wait(Some(pid)).expect("wait");
     proc::task::wait_all(60_000).unwrap_or_else(|n| panic!("{n} processes never exited"));
@@ -370,7 +377,7 @@ fn the_thp_program_passes_in_ring_3() {
     assert_consistent();
     heap::shrink();
     assert_eq!(swap::slot_counts(), slots, "thp left slots in use");
-    assert_eq!(frame::nr_free_frames(), free, "thp leaked frames");
+    assert_eq!(nr_free(), free, "thp leaked frames");
 }
 
 /// Compaction, triggered by a huge fault in fragmented memory: 16 MiB of user

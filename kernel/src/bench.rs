@@ -78,18 +78,45 @@ pub fn allocators() {
         // SAFETY: allocated just above and never used.
         unsafe { frame::free(black_box(f), Order(3)) }.expect("bench: free failed");
     }));
-    for size in [64usize, 512, 4096] {
-        let layout = Layout::from_size_align(size, 8).expect("bench: layout");
-        let name = alloc::format!("kmalloc({size})+kfree (GlobalAlloc)");
-        row(&name, ns_per_op(20_000, || {
-            // SAFETY: the layout has a non-zero size; the block is freed with it at once.
-            unsafe {
-                let p = alloc(layout);
-                assert!(!p.is_null(), "bench: kmalloc failed");
-                dealloc(black_box(p), layout);
-            }
-        }));
+    let mags_were_on = crate::mm::slabmag::is_enabled();
+    for is_on in [true, false] {
+        // The per-CPU slab magazines (`mm::slabmag`) on, then off: both in one run.
+        crate::mm::slabmag::set_enabled(is_on);
+        let mags = if is_on { "magazines on" } else { "magazines off" };
+        for size in [64usize, 512, 4096] {
+            let layout = Layout::from_size_align(size, 8).expect("bench: layout");
+            let name = alloc::format!("kmalloc({size})+kfree ({mags})");
+            row(&name, ns_per_op(20_000, || {
+                // SAFETY: the layout has a non-zero size; the block is freed with it at once.
+                unsafe {
+                    let p = alloc(layout);
+                    assert!(!p.is_null(), "bench: kmalloc failed");
+                    dealloc(black_box(p), layout);
+                }
+            }));
+        }
+        kmalloc_burst(mags);
     }
+    crate::mm::slabmag::set_enabled(mags_were_on);
+}
+
+/// Measures 64 kmalloc(64) then 64 kfrees, per object: the magazines refill and
+/// flush in batches.
+fn kmalloc_burst(mags: &str) {
+    let layout = Layout::from_size_align(64, 8).expect("bench: layout");
+    let mut ptrs = [core::ptr::null_mut::<u8>(); 64];
+    let ns = ns_per_op(500, || {
+        for p in &mut ptrs {
+            // SAFETY: the layout has a non-zero size; each block is freed below with it.
+            *p = unsafe { alloc(layout) };
+            assert!(!p.is_null(), "bench: kmalloc failed");
+        }
+        for &p in &ptrs {
+            // SAFETY: allocated just above with this layout and never used.
+            unsafe { dealloc(black_box(p), layout) };
+        }
+    });
+    row(&alloc::format!("kmalloc(64) 64 allocs, 64 frees ({mags})"), ns / 64.0);
 }
 
 /// Measures every way of zeroing and copying a page (the choice that dominates fault cost).

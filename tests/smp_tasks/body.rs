@@ -269,15 +269,36 @@ fn alloc_remote_frame(_: usize) {
     REMOTE_FRAME.store(frame.pfn() as usize, Ordering::SeqCst);
 }
 
+/// Runs on another CPU: frees the boxed `[u64; 8]` at `addr`.
+fn free_remote_box(addr: usize) {
+    // SAFETY: `addr` is a `Box<[u64; 8]>` the test leaked for this CPU to free.
+    drop(unsafe { alloc::boxed::Box::from_raw(addr as *mut [u64; 8]) });
+}
+
+#[test_case]
+fn an_object_freed_on_another_cpu_goes_to_that_cpus_magazine() {
+    let object = alloc::boxed::Box::new([0x5au64; 8]);
+    let addr = alloc::boxed::Box::into_raw(object) as usize;
+    let frees_before = kernel::mm::slabmag::stats(1).frees;
+    smp::call_on(1, free_remote_box, addr).expect("call cpu 1");
+    assert!(kernel::mm::slabmag::stats(1).frees > frees_before, "not freed into cpu 1's magazine");
+    kernel::mm::heap::shrink(); // drains every CPU's magazines into the slabs
+    assert!(!kernel::mm::slabmag::contains(addr as u64));
+    kernel::mm::heap::check_invariants();
+}
+
 #[test_case]
 fn a_frame_freed_on_another_cpu_goes_to_that_cpus_list_and_a_drain_empties_every_list() {
-    pcp::set_enabled(true); // off by default (mm::pcp)
     let frame = frame::alloc(Order(0), frame::FrameState::Kernel).expect("a frame");
     let frees_before = pcp::stats(1).frees;
     REMOTE_FRAME.store(frame.pfn() as usize, Ordering::SeqCst);
     smp::call_on(1, free_remote_frame, 0).expect("call cpu 1");
     assert_eq!(pcp::stats(1).frees, frees_before + 1, "freed onto cpu 1's list");
     assert!(pcp::contains(frame));
+    // Freed again here, on CPU 0, whose own list does not hold it: refused all the
+    // same (the listed mark is in one bitmap for every CPU, `pcp::is_listed`).
+    // SAFETY: the double free under test, which must change nothing.
+    assert_eq!(unsafe { frame::free(frame, Order(0)) }, Err(frame::FreeError::AlreadyFree(frame)), "a double free on another CPU");
     // (That a listed frame counts as free memory is `frame_alloc`'s test, on one
     // CPU: here the other CPUs' own allocations move the count meanwhile.)
     assert!(pcp::nr_listed() >= 1, "the frame waits on a list");
@@ -292,6 +313,5 @@ fn a_frame_freed_on_another_cpu_goes_to_that_cpus_list_and_a_drain_empties_every
     // Back in the buddy allocator, or already taken by an idle CPU's pre-zeroing.
     let state = frame::with_desc(frame, |d| d.state());
     assert!(matches!(state, frame::FrameState::Free | frame::FrameState::Zeroed), "{state:?}");
-    pcp::set_enabled(false);
     check::check_consistency().expect("audit after remote frees");
 }

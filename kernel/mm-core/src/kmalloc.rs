@@ -186,6 +186,25 @@ impl Kmalloc {
         Ok(self.caches[class].free(backend, addr)?)
     }
 
+    /// Returns a new object of size class `class` (`< NR_SIZE_CLASSES`, as
+    /// [`size_class_for`] returns it): for a caller that chose the class itself.
+    ///
+    /// # Errors
+    /// `Slab(OutOfMemory)` when the class's cache cannot grow.
+    #[inline]
+    pub fn alloc_class<B: SlabBackend>(&mut self, backend: &mut B, class: usize) -> Result<u64, KmallocError> {
+        Ok(self.caches[class].alloc(backend)?)
+    }
+
+    /// Frees the object at `addr` of size class `class` (see [`Kmalloc::free`]).
+    ///
+    /// # Errors
+    /// The cache's: `NotInCache`, `Misaligned`, `DoubleFree`; nothing changes on error.
+    #[inline]
+    pub fn free_class<B: SlabBackend>(&mut self, backend: &mut B, class: usize, addr: u64) -> Result<(), KmallocError> {
+        Ok(self.caches[class].free(backend, addr)?)
+    }
+
     /// Gives every empty slab of every class back to `backend`; returns the pages freed.
     pub fn shrink<B: SlabBackend>(&mut self, backend: &mut B) -> u64 {
         self.caches.iter_mut().map(|cache| cache.shrink(backend)).sum()

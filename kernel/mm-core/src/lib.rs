@@ -57,6 +57,7 @@ pub mod initial_stack;
 pub mod frame_table;
 pub mod kmalloc;
 pub mod ksm;
+pub mod magazine;
 pub mod line_discipline;
 pub mod pagetable;
 pub mod pcid;

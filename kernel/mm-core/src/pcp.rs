@@ -104,8 +104,8 @@ impl PcpList {
         true
     }
 
-    /// Returns true if `pfn` is on the list (a linear search: the free path's
-    /// double-free check, over at most `high` entries).
+    /// Returns true if `pfn` is on the list (a linear search over at most `high`
+    /// entries: for tests; the kernel's free path asks its listed bit instead).
     pub fn contains(&self, pfn: u64) -> bool {
         self.pfns[..self.len].iter().any(|&p| u64::from(p) == pfn)
     }
@@ -126,6 +126,16 @@ impl PcpList {
         self.pfns.copy_within(1..self.len, 0);
         self.len -= 1;
         Some(u64::from(pfn))
+    }
+
+    /// Takes the `n` oldest frames (fewer if the list is shorter), oldest first,
+    /// handing each to `f`: the drain sends back cold frames and keeps the warm ones,
+    /// with one move of the rest.
+    pub fn drain_oldest(&mut self, n: usize, mut f: impl FnMut(u64)) {
+        let n = n.min(self.len);
+        self.pfns[..n].iter().for_each(|&p| f(u64::from(p)));
+        self.pfns.copy_within(n..self.len, 0);
+        self.len -= n;
     }
 
     /// Returns the frames on the list, oldest first.
@@ -163,6 +173,22 @@ mod tests {
         assert_eq!(list.pop(), Some(9));
         assert_eq!(list.pop(), None);
         assert_eq!(list.pop_oldest(), None);
+    }
+
+    #[test]
+    fn a_drain_takes_the_oldest_and_keeps_the_order_of_the_rest() {
+        let mut list = PcpList::new();
+        for pfn in [4, 8, 15, 16, 23] {
+            assert!(list.push(pfn));
+        }
+        let mut drained = std::vec::Vec::new();
+        list.drain_oldest(3, |pfn| drained.push(pfn));
+        assert_eq!(drained, [4, 8, 15]);
+        assert_eq!(list.pfns().collect::<std::vec::Vec<_>>(), [16, 23]);
+        assert_eq!(list.pop(), Some(23));
+        list.drain_oldest(5, |pfn| drained.push(pfn));
+        assert_eq!(drained, [4, 8, 15, 16]);
+        assert!(list.is_empty());
     }
 
     #[test]

@@ -416,6 +416,25 @@ impl SlabCache {
         Ok(())
     }
 
+    /// Checks, without changing anything, that `addr` could be an object of this
+    /// cache: its slab carries this cache's magic and it starts an object. (Not
+    /// whether it is free: for a per-CPU cache in front of this one, which keeps
+    /// freed objects before they reach [`free`](Self::free).)
+    ///
+    /// # Errors
+    /// [`SlabError::NotInCache`] or [`SlabError::Misaligned`].
+    #[inline]
+    pub fn check_object<B: SlabBackend>(&self, backend: &B, addr: u64) -> Result<(), SlabError> {
+        let slab = align_down(addr, self.slab_size_bytes);
+        if backend.read_word(slab + HDR_MAGIC) != self.magic {
+            return Err(SlabError::NotInCache);
+        }
+        if !self.is_object_start(addr - slab) {
+            return Err(SlabError::Misaligned);
+        }
+        Ok(())
+    }
+
     /// Gives every empty slab back to `backend` and returns the number of pages freed.
     pub fn shrink<B: SlabBackend>(&mut self, backend: &mut B) -> u64 {
         let mut nr_pages = 0;

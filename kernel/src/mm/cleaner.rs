@@ -286,7 +286,7 @@ fn find_dirty_upcoming() -> Upcoming {
             continue; // it gets a second chance: cleaning it now would likely be wasted
         }
         upcoming.nr_seen += 1;
-        let flags = frame::with_desc(frame, |d| (d.state() == FrameState::User).then(|| d.flags()));
+        let flags = frame::with_desc(frame, |d| (d.state() == FrameState::User && !super::pcp::is_listed(frame)).then(|| d.flags()));
         let Some(flags) = flags else { continue };
         if flags.contains(FrameFlags::FILE) {
             upcoming.nr_dirty_file += usize::from(flags.contains(FrameFlags::DIRTY));

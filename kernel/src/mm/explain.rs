@@ -94,6 +94,10 @@ fn describe_frame(out: &mut abi::Explain, space: &AddressSpace, addr: VirtAddr) 
         out.frame_state = explain::frame_state::NOT_RAM;
         return;
     }
+    if super::pcp::is_listed(frame) {
+        out.frame_state = explain::frame_state::FREE; // on a per-CPU list (`mm::pcp`)
+        return;
+    }
     frame::with_desc(frame, |d| {
         out.frame_state = d.state() as u64;
         out.refcount = u64::from(d.refcount());

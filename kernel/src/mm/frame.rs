@@ -227,6 +227,7 @@ fn alloc_fast(order: Order, state: FrameState, reserve: Reserve) -> Result<Frame
             let mut nr = 0;
             while nr < batch && buddy.nr_free_frames() > nr_reserved {
                 let Ok(frame) = buddy.alloc(Order(0), state) else { break };
+                super::pcp::set_listed(frame);
                 push(frame);
                 nr += 1;
             }
@@ -302,24 +303,40 @@ pub unsafe fn free(frame: Frame, order: Order) -> Result<(), FreeError> {
 /// a per-CPU list, checks and resets it for that list (`BuddyAllocator::recycle_single`)
 /// and returns its state: the caller pushes it with [`to_cpu_list`] once the lock is
 /// dropped.
+///
+/// A listed frame (on a list, or on its way) is refused as [`FreeError::AlreadyFree`]
+/// whichever CPU frees it: its descriptor looks allocated, its listed bit does not
+/// (`pcp::is_listed`).
 fn free_or_recycle(buddy: &mut BuddyAllocator<'static>, frame: Frame, order: Order) -> Result<Option<FrameState>, FreeError> {
+    if super::pcp::is_listed(frame) {
+        return Err(FreeError::AlreadyFree(frame));
+    }
     let has_list = order.0 == 0 && super::pcp::is_enabled() && buddy.contains(frame) && super::pcp::has_list(buddy.desc(frame).state());
-    if has_list { buddy.recycle_single(frame).map(Some) } else { buddy.free(frame, order).map(|()| None) }
+    if !has_list {
+        return buddy.free(frame, order).map(|()| None);
+    }
+    let state = buddy.recycle_single(frame)?;
+    super::pcp::set_listed(frame);
+    Ok(Some(state))
 }
 
 /// Puts a frame `free_or_recycle` took back on the running CPU's list.
 fn to_cpu_list(frame: Frame, state: FrameState) -> Result<(), FreeError> {
-    match super::pcp::free(frame, state, free_listed) {
-        super::pcp::Freed::Listed => Ok(()),
-        super::pcp::Freed::AlreadyListed => Err(FreeError::AlreadyFree(frame)),
-    }
+    super::pcp::free(frame, state);
+    Ok(())
 }
 
-/// Gives a frame from a per-CPU list back to the buddy allocator (a drain).
-pub(super) fn free_listed(frame: Frame) {
-    if let Err(e) = with_buddy(|buddy| buddy.free(frame, Order(0))) {
-        panic!("pcp: a listed frame cannot be freed: {e}");
-    }
+/// Gives frames from a per-CPU list back to the buddy allocator (a drain), under
+/// one hold of `FRAMES`: `f` calls the function it is given once per frame.
+pub(super) fn free_listed_with(f: impl FnOnce(&mut dyn FnMut(Frame))) {
+    with_buddy(|buddy| {
+        f(&mut |frame| {
+            super::pcp::clear_listed(frame);
+            if let Err(e) = buddy.free(frame, Order(0)) {
+                panic!("pcp: a listed frame cannot be freed: {e}");
+            }
+        });
+    });
 }
 
 /// The frame table as the replacement policy's per-page store: a tracked user
@@ -516,12 +533,13 @@ pub fn nr_free_buddy_frames() -> u64 {
     with_buddy(|buddy| buddy.nr_free_frames())
 }
 
-/// Returns the number of frames in `state` (a walk of the whole frame table: for
-/// the audit).
+/// Returns the number of frames in `state`, listed frames not counted (a walk of
+/// the whole frame table: for the audit).
 pub fn nr_frames_in_state(state: FrameState) -> u64 {
     with_buddy(|buddy| {
         let (base, nr) = (buddy.base_pfn(), buddy.nr_frames());
-        (base..base + nr).filter(|&pfn| buddy.desc(Frame::from_pfn(pfn)).state() == state).count() as u64
+        let is_in_state = |pfn| buddy.desc(Frame::from_pfn(pfn)).state() == state && !super::pcp::is_listed(Frame::from_pfn(pfn));
+        (base..base + nr).filter(|&pfn| is_in_state(pfn)).count() as u64
     })
 }
 
@@ -683,7 +701,7 @@ pub fn block_census(first: Frame, nr: u64) -> Option<BlockCensus> {
                 return None;
             }
             let desc = buddy.desc(frame);
-            if desc.state() == FrameState::Free {
+            if desc.state() == FrameState::Free || super::pcp::is_listed(frame) {
                 census.nr_free += 1;
             } else if desc_is_movable(desc) {
                 census.nr_movable += 1;
@@ -724,7 +742,7 @@ pub fn mem_census() -> MemCensus {
                 1
             };
             match desc.state() {
-                FrameState::PageTable => census.nr_page_table += 1,
+                FrameState::PageTable if !super::pcp::is_listed(Frame::from_pfn(pfn)) => census.nr_page_table += 1,
                 FrameState::User if desc.map_count() > 0 && desc.has_flags(FrameFlags::ALLOC_HEAD) => {
                     if desc.has_flags(FrameFlags::FILE) {
                         census.nr_file_mapped += nr;

@@ -14,8 +14,12 @@
 //! (see "The heap's emergency pool" below): kernel-heap exhaustion must not be what
 //! ends the kernel under memory pressure.
 //!
-//! Locks: `TYPED_CACHES`, `KMALLOC` and each typed cache, `POOL` (see the lock order
-//! in [`crate::mm`]).
+//! kmalloc's classes have per-CPU magazines in front of them (`super::slabmag`): an
+//! allocation or free of a small object usually touches only the running CPU's
+//! magazine, and only a refill or flush of half a magazine takes `KMALLOC`.
+//!
+//! Locks: `TYPED_CACHES`, a CPU's `slabmag::MAGS` then `KMALLOC` and each typed
+//! cache, `POOL` (see the lock order in [`crate::mm`]).
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::marker::PhantomData;
@@ -193,11 +197,8 @@ pub struct KernelHeap;
 // `dealloc` returns a block to the allocator it came from, chosen by the same layout.
 unsafe impl GlobalAlloc for KernelHeap {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if size_class_for(layout.size(), layout.align()).is_some() {
-            return match KMALLOC.lock().alloc(&mut DirectMapBackend, layout.size(), layout.align()) {
-                Ok(addr) => addr as *mut u8,
-                Err(_) => core::ptr::null_mut(),
-            };
+        if let Some(class) = size_class_for(layout.size(), layout.align()) {
+            return kmalloc_class(class).map_or(core::ptr::null_mut(), |addr| addr as *mut u8);
         }
         let Some(order) = large_order(layout) else { return core::ptr::null_mut() };
         match alloc_or_use_pool(order, FrameState::Kernel).ok_or(()) {
@@ -211,8 +212,8 @@ unsafe impl GlobalAlloc for KernelHeap {
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if size_class_for(layout.size(), layout.align()).is_some() {
-            if let Err(e) = KMALLOC.lock().free(&mut DirectMapBackend, ptr as u64, layout.size(), layout.align()) {
+        if let Some(class) = size_class_for(layout.size(), layout.align()) {
+            if let Err(e) = kfree_class(class, ptr as u64) {
                 panic!("kfree: {ptr:p} ({layout:?}): {e}");
             }
             return;
@@ -261,6 +262,75 @@ unsafe impl GlobalAlloc for KernelHeap {
 #[global_allocator]
 static HEAP: KernelHeap = KernelHeap;
 
+/// The kmalloc caches' shapes (names, object geometry, slab magics), never changed:
+/// read without the heap's lock to check a free before it goes into a magazine.
+static KMALLOC_SHAPES: Kmalloc = Kmalloc::new();
+
+/// Allocates an object of kmalloc class `class`: from the running CPU's magazine
+/// (`super::slabmag`) when they are on, else (or when the magazine cannot be
+/// refilled) from the class's slab cache.
+#[inline]
+fn kmalloc_class(class: usize) -> Option<u64> {
+    if super::slabmag::is_enabled() {
+        let refill = |nr: usize, push: &mut dyn FnMut(u64)| {
+            let mut kmalloc = KMALLOC.lock();
+            for _ in 0..nr {
+                let Ok(addr) = kmalloc.alloc_class(&mut DirectMapBackend, class) else { break };
+                push(addr);
+            }
+        };
+        if let Some(addr) = super::slabmag::alloc(class, refill) {
+            return Some(addr);
+        }
+        // Memory is short: objects of this class may sit in other CPUs' magazines,
+        // and the slabs they keep from being empty are pages another class needs.
+        if drain_magazines() > 0 {
+            KMALLOC.lock().shrink(&mut DirectMapBackend);
+        }
+    }
+    KMALLOC.lock().alloc_class(&mut DirectMapBackend, class).ok()
+}
+
+/// Frees the object at `addr` of kmalloc class `class`: into the running CPU's
+/// magazine once it is checked to be an object of that class (a full magazine
+/// flushes half of itself to the slab cache first), or straight to the slab cache.
+#[inline]
+fn kfree_class(class: usize, addr: u64) -> Result<(), SlabError> {
+    if !super::slabmag::is_enabled() {
+        return KMALLOC.lock().free_class(&mut DirectMapBackend, class, addr).map_err(slab_error);
+    }
+    KMALLOC_SHAPES.caches()[class].check_object(&DirectMapBackend, addr)?;
+    super::slabmag::free(class, addr, |flush| {
+        let mut kmalloc = KMALLOC.lock();
+        flush(&mut |old| {
+            if let Err(e) = kmalloc.free_class(&mut DirectMapBackend, class, old) {
+                panic!("kfree: object {old:#x} flushed from a magazine of kmalloc-{}: {e}", mm_core::kmalloc::SIZE_CLASSES[class]);
+            }
+        });
+    })
+}
+
+/// Returns the slab error inside a kmalloc error (a class is given, so it is one).
+fn slab_error(e: mm_core::kmalloc::KmallocError) -> SlabError {
+    match e {
+        mm_core::kmalloc::KmallocError::Slab(e) => e,
+        mm_core::kmalloc::KmallocError::TooLarge => SlabError::NotInCache,
+    }
+}
+
+/// Empties every CPU's slab magazines into the kmalloc caches (`slabmag::drain_all`);
+/// returns the objects given back.
+pub(super) fn drain_magazines() -> u64 {
+    super::slabmag::drain_all_with(&|drain| {
+        let mut kmalloc = KMALLOC.lock();
+        drain(&mut |class, addr| {
+            if let Err(e) = kmalloc.free_class(&mut DirectMapBackend, class, addr) {
+                panic!("slabmag: object {addr:#x} drained from a magazine of kmalloc-{}: {e}", mm_core::kmalloc::SIZE_CLASSES[class]);
+            }
+        });
+    })
+}
+
 /// Returns the statistics of every kmalloc class, smallest first.
 pub fn kmalloc_slabinfo() -> [SlabInfo; mm_core::kmalloc::NR_SIZE_CLASSES] {
     let kmalloc = KMALLOC.lock();
@@ -288,10 +358,12 @@ pub fn nr_frames() -> u64 {
     kmalloc + typed + large_alloc_stats().1
 }
 
-/// Gives every empty slab of every kmalloc class back to the buddy allocator.
+/// Gives every empty slab of every kmalloc class back to the buddy allocator, after
+/// emptying the per-CPU magazines (whose objects keep slabs from being empty).
 /// Refills the emergency pool afterwards, so counts of free frames taken after a
 /// shrink do not depend on whether the pool was used before.
 pub fn shrink() -> u64 {
+    drain_magazines();
     let nr_pages = KMALLOC.lock().shrink(&mut DirectMapBackend);
     refill_pool();
     nr_pages

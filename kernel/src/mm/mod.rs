@@ -69,6 +69,7 @@
 //! | 11 | `kstack::SLOTS` (`KernelStackSlots`) | kernel-stack slots | IRQs off | nothing (mapping happens after) |
 //! | 12 | `heap::TYPED_CACHES` (`SlabRegistry`) | the list of typed caches | IRQs off | nothing |
 //! | 12a | `fs::ext2fs::DEFERRED` (`DeferredInodes`) | inode handles dropped where they could not sleep, released later | IRQs off | the heap |
+//! | 12b | `slabmag::MAGS[cpu]` (`SlabMag`), one per CPU | that CPU's magazines of free kmalloc objects | IRQs off | the heap (refill, flush, drain) |
 //! | 13 | `heap::KMALLOC` and each typed cache (`Heap`) | slab caches: the kernel heap | IRQs off | the pool, frames |
 //! | 14 | `heap::POOL` (`HeapPool`) | the heap's emergency page blocks | IRQs off | frames |
 //! | 15 | `fail::PLAN` (`FailPlan`) | fault injection | IRQs off | nothing |
@@ -135,6 +136,7 @@ pub mod readahead;
 pub mod reclaim;
 pub mod remote;
 pub mod rmap;
+pub mod slabmag;
 pub mod swap;
 pub mod thp;
 pub mod vmstat;
@@ -195,6 +197,7 @@ pub fn init() {
         crate::arch::qemu::exit(crate::arch::qemu::ExitCode::Failure);
     }
     frame::init(crate::bootmem::memory_regions());
+    pcp::init_listed_bits(); // the heap works from here
     kspace::init();
     let _ = fault::zero_frame(); // allocated once, at boot, never freed
     thp::init_from_cmdline();

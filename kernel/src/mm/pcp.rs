@@ -13,46 +13,44 @@
 //! with `batch` frames when it is empty, and gives `batch` frames back when a free
 //! leaves it longer than `high`.
 //!
-//! **What a frame on a list looks like.** The frame table has no bit left to mark
-//! "on a per-CPU list", and writing a descriptor without the frame table's lock
-//! would race with the scans that read every descriptor under it. So a listed frame
-//! stays *allocated* in the frame table, in the state of its list, exactly as a
-//! fresh allocation looks (refcount 1, `ALLOC_HEAD`, order 0: the free path resets
-//! it with `BuddyAllocator::recycle_single` under the lock it already holds to check
-//! the free). Handing it out again is then a pop, with no descriptor to write: that
-//! is why there is one list per state (user pages, page tables, kernel pages, slab
-//! pages). Only the list knows the frame is free.
+//! **What a frame on a list looks like.** Its descriptor is that of a fresh
+//! allocation in the state of its list (refcount 1, `ALLOC_HEAD`, order 0: the free
+//! path resets it with `BuddyAllocator::recycle_single` under the frame lock it
+//! already holds to check the free), so handing it out again writes no descriptor:
+//! that is why there is one list per state (user pages, page tables, kernel pages,
+//! slab pages). What says "free" is a bit per frame beside the frame table
+//! (`is_listed`, Linux's refcount 0 on a pcp page): set under the frame lock
+//! in the same hold that checks and resets the descriptor (a free, or a refill), and
+//! cleared by the pop with one atomic instruction under this CPU's list lock. So a
+//! scan of descriptors under the frame lock that finds the bit clear can trust the
+//! descriptor, and one that finds it set skips a free frame: reclaim's
+//! `is_live_user_frame` (which, before the bit, re-tracked a free listed frame after
+//! a failed eviction and corrupted the policy's ring: the `memcg` image's "set_next
+//! of a frame not on the ring"), the censuses of `frame.rs` (meminfo's PageTables,
+//! the audit's counts, compaction's block census), kpageflags, `explain`, the
+//! cleaner, and this module's own check.
 //!
 //! **Free memory.** Listed frames are free memory: [`nr_listed`] is added to
 //! `frame::nr_free_frames` (meminfo's MemFree, the watermarks), and an allocation
 //! the buddy allocator cannot satisfy first empties every CPU's lists
 //! ([`drain_all`], Linux's `drain_all_pages`) and tries again, so a frame sitting on
 //! a list never makes the kernel reclaim or OOM-kill; compaction drains them too
-//! before it counts a block's free frames, and the audit (`mm::check`) drains them
-//! before it checks the buddy allocator.
+//! before it counts a block's free frames.
 //!
 //! **Remote frees.** A frame allocated on CPU 0 and freed on CPU 1 goes onto CPU 1's
 //! list: a list is a set of free frames, not of frames its CPU allocated. Another
 //! CPU takes a list's lock only to drain it.
 //!
-//! **Double frees.** The free path checks the frame table (a frame on a list looks
-//! allocated, so that check cannot see it) and searches the running CPU's list of
-//! that state; a frame freed twice on two different CPUs is not caught (nor is it
-//! by Linux without `CONFIG_DEBUG_VM`).
+//! **Double frees.** The free path checks the frame table and the listed bit under
+//! the frame lock: a frame freed twice is refused (`FreeError::AlreadyFree`)
+//! whichever CPUs free it, with no search of a list.
 //!
-//! **Off by default** (`pcp=on` on the command line, or [`set_enabled`], turns them
-//! on; `pcp=off` is the default). Two reasons, both measured or found at the merge
-//! of this module: on one CPU the lists cost instructions instead of saving them
-//! (an order-0 alloc+free pair 436 -> ~480 guest instructions in a release build,
-//! the anonymous write fault +60), and a listed user frame looks *live* to the
-//! frame-table checks that reclaim makes after a failed eviction
-//! (`reclaim::is_live_user_frame`: state User, refcount 1), so reclaim could put a
-//! free frame back on the replacement policy's ring, and the `memcg` image did
-//! corrupt the ring that way ("set_next of a frame not on the ring"). The fix needs
-//! a "listed" mark those checks can read, which the full frame table has no bit
-//! for. Counters per CPU in
-//! `/proc/pcpinfo` (Linux shows the same in `/proc/zoneinfo`'s "pagesets") and as
-//! sums in `/proc/vmstat`.
+//! **On by default** (`pcp=off` on the command line, or [`set_enabled`], turns them
+//! off, for A/B measurements). The free path takes the frame lock once (check,
+//! reset, mark) and this CPU's lock (push); past `high`, one more hold of the frame
+//! lock gives `batch` frames back at once. Measured in docs/benchmarks.md ("Per-CPU
+//! page lists and slab magazines"). Counters per CPU in `/proc/pcpinfo` (Linux shows
+//! the same in `/proc/zoneinfo`'s "pagesets") and as sums in `/proc/vmstat`.
 //!
 //! Locks: `PCP[cpu]` (`Pcp`), just above `frame::FRAMES`, which the refill and the
 //! drain take inside it; nothing else is taken under it.
@@ -114,20 +112,74 @@ static COUNTERS: [CpuCounters; MAX_CPUS] = [const {
     }
 }; MAX_CPUS];
 
-/// `batch` and `high`, set by [`init`] from the size of memory (0 = lists unused).
+/// `batch` and `high`, set by [`init_listed_bits`] from the sizes [`init`] chose
+/// (0 = lists unused: before the listed bits exist).
 static BATCH: AtomicUsize = AtomicUsize::new(0);
 static HIGH: AtomicUsize = AtomicUsize::new(0);
+/// The sizes [`init`] chose for the size of memory, until the lists are usable.
+static SIZES_AT_BOOT: spin::Once<PcpSizes> = spin::Once::new();
 
-/// Whether the lists are used: off unless `pcp=on` (see the module docs, "Off by
+/// One bit per frame, set while the frame is free on a per-CPU list (or on its way
+/// onto one): the "listed" mark the descriptor has no room for (module docs). Set
+/// under the frame lock ([`set_listed`]), cleared by the pop without it
+/// ([`clear_listed`]); read by every scan that may meet a free frame ([`is_listed`]).
+static LISTED: spin::Once<&'static [AtomicU64]> = spin::Once::new();
+
+/// Whether the lists are used: on unless `pcp=off` (see the module docs, "On by
 /// default").
-static IS_ENABLED: AtomicBool = AtomicBool::new(false);
+static IS_ENABLED: AtomicBool = AtomicBool::new(true);
 
 /// Sizes the lists for `nr_managed_frames` of RAM (Linux's `zone_batchsize`).
 /// Called by `frame::init`; until then nothing is listed.
 pub(super) fn init(nr_managed_frames: u64) {
-    let sizes = PcpSizes::for_zone(nr_managed_frames);
-    BATCH.store(sizes.batch, Ordering::Relaxed);
+    SIZES_AT_BOOT.call_once(|| PcpSizes::for_zone(nr_managed_frames));
+}
+
+/// Allocates the listed bits (one per frame of the table: 256 KiB for 8 GiB) from
+/// the heap, then makes the lists usable. Called by `mm::init` once the heap works;
+/// until then every single frame goes to and from the buddy allocator.
+pub(super) fn init_listed_bits() {
+    let (first, nr) = super::frame::managed_frames();
+    let nr_words = (first.pfn() + nr).div_ceil(64) as usize;
+    let bits: alloc::vec::Vec<AtomicU64> = (0..nr_words).map(|_| AtomicU64::new(0)).collect();
+    LISTED.call_once(|| alloc::boxed::Box::leak(bits.into_boxed_slice()));
+    let sizes = *SIZES_AT_BOOT.get().expect("pcp: init_listed_bits before init");
     HIGH.store(sizes.high, Ordering::Relaxed);
+    BATCH.store(sizes.batch, Ordering::Relaxed);
+}
+
+/// Returns the word of [`LISTED`] holding `frame`'s bit, and the bit.
+#[inline]
+fn listed_bit(frame: Frame) -> Option<(&'static AtomicU64, u64)> {
+    let pfn = frame.pfn();
+    let word = LISTED.get()?.get((pfn / 64) as usize)?;
+    Some((word, 1 << (pfn % 64)))
+}
+
+/// Returns true if `frame` is free on a per-CPU list (or on its way onto one): its
+/// descriptor then looks like a fresh allocation, but the frame is free memory.
+/// Every scan of descriptors that may meet a free frame asks this.
+#[inline]
+pub fn is_listed(frame: Frame) -> bool {
+    listed_bit(frame).is_some_and(|(word, bit)| word.load(Ordering::Relaxed) & bit != 0)
+}
+
+/// Marks `frame` listed. Call with the frame lock held, in the hold that checked
+/// (or allocated) the frame, so that no scan sees it free-but-unmarked.
+#[inline]
+pub(super) fn set_listed(frame: Frame) {
+    if let Some((word, bit)) = listed_bit(frame) {
+        word.fetch_or(bit, Ordering::Relaxed);
+    }
+}
+
+/// Clears `frame`'s listed mark: it leaves a list, allocated (a pop, under the
+/// CPU's list lock) or for the buddy allocator (a drain, under the frame lock too).
+#[inline]
+pub(super) fn clear_listed(frame: Frame) {
+    if let Some((word, bit)) = listed_bit(frame) {
+        word.fetch_and(!bit, Ordering::Relaxed);
+    }
 }
 
 /// Returns the lists' `batch` and `high`.
@@ -164,9 +216,7 @@ pub(super) fn alloc(state: FrameState, refill_fn: impl FnOnce(usize, &mut dyn Fn
     let mut lists = PCP[cpu].lock();
     let list = &mut lists.lists[kind];
     if let Some(pfn) = list.pop() {
-        COUNTERS[cpu].alloc_hits.fetch_add(1, Ordering::Relaxed);
-        COUNTERS[cpu].nr_listed.fetch_sub(1, Ordering::Relaxed);
-        return Some(Ok(Frame::from_pfn(pfn)));
+        return Some(Ok(take(cpu, Frame::from_pfn(pfn))));
     }
     COUNTERS[cpu].refills.fetch_add(1, Ordering::Relaxed);
     let nr = refill_fn(sizes().batch, &mut |frame| {
@@ -175,51 +225,44 @@ pub(super) fn alloc(state: FrameState, refill_fn: impl FnOnce(usize, &mut dyn Fn
     });
     COUNTERS[cpu].nr_listed.fetch_add(nr as u64, Ordering::Relaxed);
     match list.pop() {
-        Some(pfn) => {
-            COUNTERS[cpu].alloc_hits.fetch_add(1, Ordering::Relaxed);
-            COUNTERS[cpu].nr_listed.fetch_sub(1, Ordering::Relaxed);
-            Some(Ok(Frame::from_pfn(pfn)))
-        }
+        Some(pfn) => Some(Ok(take(cpu, Frame::from_pfn(pfn)))),
         None => Some(Err(AllocError::OutOfMemory)),
     }
 }
 
-/// What [`free`] did with a frame.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Freed {
-    /// The frame is on the running CPU's list.
-    Listed,
-    /// The frame was on that list already: a double free, refused (nothing changed).
-    AlreadyListed,
+/// Hands out `frame`, just popped from CPU `cpu`'s list (its lock held): clears its
+/// listed mark, after which its descriptor (a fresh allocation) is the truth.
+#[inline]
+fn take(cpu: usize, frame: Frame) -> Frame {
+    clear_listed(frame);
+    COUNTERS[cpu].alloc_hits.fetch_add(1, Ordering::Relaxed);
+    COUNTERS[cpu].nr_listed.fetch_sub(1, Ordering::Relaxed);
+    frame
 }
 
-/// Puts `frame`, a single frame of `state` that `BuddyAllocator::recycle_single`
-/// has just checked and reset, on the running CPU's list; if that leaves the list
-/// longer than `high`, gives `batch` of its oldest frames back with `free_fn`
-/// (which frees a frame to the buddy allocator under its lock).
-pub(super) fn free(frame: Frame, state: FrameState, free_fn: impl Fn(Frame)) -> Freed {
+/// Puts `frame`, a single frame of `state` that `frame::free` has just checked,
+/// reset (`BuddyAllocator::recycle_single`) and marked listed, on the running CPU's
+/// list; if that leaves the list longer than `high`, gives `batch` of its oldest
+/// frames back to the buddy allocator in one hold of its lock.
+pub(super) fn free(frame: Frame, state: FrameState) {
     let kind = kind_of(state).expect("pcp::free: a state without a list");
     let cpu = cpu_id();
     let mut lists = PCP[cpu].lock();
     let list = &mut lists.lists[kind];
-    if list.contains(frame.pfn()) {
-        return Freed::AlreadyListed;
-    }
     if !list.push(frame.pfn()) {
-        drop(lists);
-        free_fn(frame); // full (high is below the capacity, so only if sizes changed)
-        return Freed::Listed;
+        // Full (high is below the capacity, so only if the sizes changed).
+        super::frame::free_listed_with(|free_fn| free_fn(frame));
+        return;
     }
     COUNTERS[cpu].frees.fetch_add(1, Ordering::Relaxed);
     COUNTERS[cpu].nr_listed.fetch_add(1, Ordering::Relaxed);
     let nr = list.nr_to_drain(sizes());
-    for _ in 0..nr {
-        let pfn = list.pop_oldest().expect("pcp: drained more than listed");
-        free_fn(Frame::from_pfn(pfn));
+    if nr == 0 {
+        return;
     }
+    super::frame::free_listed_with(|free_fn| list.drain_oldest(nr, |pfn| free_fn(Frame::from_pfn(pfn))));
     COUNTERS[cpu].drained_high.fetch_add(nr as u64, Ordering::Relaxed);
     COUNTERS[cpu].nr_listed.fetch_sub(nr as u64, Ordering::Relaxed);
-    Freed::Listed
 }
 
 /// Returns true if `frame` is on some CPU's list (a search of every list: for tests).
@@ -237,13 +280,12 @@ pub fn drain_all() -> u64 {
             continue;
         }
         let mut lists = pcp.lock();
-        let mut nr = 0;
-        for list in &mut lists.lists {
-            while let Some(pfn) = list.pop() {
-                super::frame::free_listed(Frame::from_pfn(pfn));
-                nr += 1;
+        let nr: u64 = lists.lists.iter().map(|l| l.len() as u64).sum();
+        super::frame::free_listed_with(|free_fn| {
+            for list in &mut lists.lists {
+                list.drain_oldest(list.len(), |pfn| free_fn(Frame::from_pfn(pfn)));
             }
-        }
+        });
         COUNTERS[cpu].drained_all.fetch_add(nr, Ordering::Relaxed);
         COUNTERS[cpu].nr_listed.fetch_sub(nr, Ordering::Relaxed);
         nr_drained += nr;
@@ -262,9 +304,10 @@ pub fn check() -> Result<u64, alloc::string::String> {
                 let frame = Frame::from_pfn(pfn);
                 let (state, refcount, map_count, order, flags) =
                     super::frame::with_desc(frame, |d| (d.state(), d.refcount(), d.map_count(), d.order(), d.flags()));
-                if state != KINDS[kind] || refcount != 1 || map_count != 0 || order != 0 || flags != super::frame::FrameFlags::ALLOC_HEAD {
+                let is_marked = is_listed(frame);
+                if !is_marked || state != KINDS[kind] || refcount != 1 || map_count != 0 || order != 0 || flags != super::frame::FrameFlags::ALLOC_HEAD {
                     return Err(alloc::format!(
-                        "pcp: cpu {cpu}'s {:?} list holds {frame:?} in state {state:?}, refcount {refcount}, map count {map_count}, order {order}, flags {flags:?}",
+                        "pcp: cpu {cpu}'s {:?} list holds {frame:?} (listed mark {is_marked}) in state {state:?}, refcount {refcount}, map count {map_count}, order {order}, flags {flags:?}",
                         KINDS[kind]
                     ));
                 }

@@ -514,9 +514,11 @@ impl ReclaimReport {
     }
 }
 
-/// Returns true if `frame` is still a user frame worth tracking after a failed eviction.
+/// Returns true if `frame` is still a user frame worth tracking after a failed
+/// eviction: a user frame with a reference, and not a free frame on a per-CPU list
+/// (whose descriptor looks like a fresh allocation: `pcp::is_listed`).
 fn is_live_user_frame(frame: Frame) -> bool {
-    frame::with_desc(frame, |d| d.state() == FrameState::User && d.refcount() > 0)
+    frame::with_desc(frame, |d| d.state() == FrameState::User && d.refcount() > 0 && !super::pcp::is_listed(frame))
 }
 
 /// Asks the policy for a victim (aging first if it is time).

@@ -70,6 +70,9 @@ pub enum LockRank {
     /// `fs::ext2fs::DEFERRED`: inode handles dropped where they could not sleep
     /// (taken under any lock a drop may happen under; the heap inside, to grow).
     DeferredInodes,
+    /// `mm::slabmag::MAGS[cpu]`: one CPU's slab magazines (the heap taken inside:
+    /// refill, flush). Another CPU's is taken only by a drain, one at a time.
+    SlabMag,
     /// `mm::heap::KMALLOC` and each typed slab cache: the kernel heap.
     Heap,
     /// `mm::heap::POOL`: the heap's emergency pool of page blocks.
@@ -156,6 +159,7 @@ mod checker {
             KernelStackSlots,
             SlabRegistry,
             DeferredInodes,
+            SlabMag,
             Heap,
             HeapPool,
             FailPlan,

@@ -279,6 +279,24 @@ fn foreign_and_misaligned_addresses_are_rejected() {
 }
 
 #[test]
+fn check_object_tells_an_object_from_a_foreign_or_misaligned_address() {
+    let mut backend = HostBackend::new(64);
+    let mut cache = SlabCache::new("test-check-96", 96, 32, None);
+    let mut other = SlabCache::new("test-check-other-96", 96, 32, None);
+    let object = cache.alloc(&mut backend).unwrap();
+    let other_object = other.alloc(&mut backend).unwrap();
+    let slab = object & !(PAGE_SIZE - 1);
+    assert_eq!(cache.check_object(&backend, object), Ok(()));
+    assert_eq!(cache.check_object(&backend, other_object), Err(SlabError::NotInCache));
+    assert_eq!(cache.check_object(&backend, object + 8), Err(SlabError::Misaligned));
+    assert_eq!(cache.check_object(&backend, slab), Err(SlabError::Misaligned), "the header");
+    assert_eq!(cache.nr_active_objects(), 1, "a check changes nothing");
+    cache.free(&mut backend, object).unwrap();
+    cache.shrink(&mut backend);
+    assert_eq!(cache.check_object(&backend, object), Err(SlabError::NotInCache), "slab given back");
+}
+
+#[test]
 fn out_of_memory_is_reported_and_leaves_the_cache_consistent() {
     let mut backend = HostBackend::new(64);
     backend.page_limit = 2;

@@ -52,6 +52,9 @@ fn flags_of(buddy: &BuddyAllocator<'static>, pfn: u64, zero_pfn: u64) -> u64 {
     if !buddy.contains(frame) {
         return bit(kpf::NOPAGE);
     }
+    if crate::mm::pcp::is_listed(frame) {
+        return 0; // free on a per-CPU list: Linux's pcp pages show no flag either
+    }
     let desc = buddy.desc(frame);
     let flags = desc.flags();
     match desc.state() {

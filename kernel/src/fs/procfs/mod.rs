@@ -103,6 +103,7 @@ const FILES: &[ProcFile] = &[
     file("buddyinfo", system::buddyinfo),
     file("zoneinfo", system::zoneinfo),
     file("pcpinfo", system::pcpinfo),
+    file("slabmaginfo", system::slabmaginfo),
     file("swaps", system::swaps),
     file("slabinfo", system::slabinfo),
     file("stat", system::stat),

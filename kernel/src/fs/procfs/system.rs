@@ -107,7 +107,7 @@ pub(super) fn zoneinfo() -> String {
 pub(super) fn pcpinfo() -> String {
     let sizes = crate::mm::pcp::sizes();
     let mut text = format!(
-        "per-CPU page lists: {} (pcp=on turns them on)\ncpu    count  high batch      alloc    refill      free drain_high drain_all\n",
+        "per-CPU page lists: {} (pcp=off turns them off)\ncpu    count  high batch      alloc    refill      free drain_high drain_all\n",
         if crate::mm::pcp::is_enabled() { "on" } else { "off" }
     );
     for cpu in 0..crate::arch::smp::nr_online() {
@@ -116,6 +116,26 @@ pub(super) fn pcpinfo() -> String {
             text,
             "{cpu:<3} {:>8} {:>5} {:>5} {:>10} {:>9} {:>9} {:>10} {:>9}",
             s.nr_listed, sizes.high, sizes.batch, s.alloc_hits, s.refills, s.frees, s.drained_high, s.drained_all
+        );
+    }
+    text
+}
+
+/// `/proc/slabmaginfo`: the per-CPU slab magazines in front of kmalloc's caches
+/// (`mm::slabmag`), one line per online CPU: objects cached now, then what the
+/// magazines did. (Linux has no such file; its SLUB per-CPU slabs show only in
+/// `/sys/kernel/slab/*/cpu_slabs` and the `SLUB_STATS` counters.)
+pub(super) fn slabmaginfo() -> String {
+    let mut text = format!(
+        "per-CPU slab magazines: {} (slabmag=off turns them off)\ncpu   cached      alloc    refill      free    flush   drained\n",
+        if crate::mm::slabmag::is_enabled() { "on" } else { "off" }
+    );
+    for cpu in 0..crate::arch::smp::nr_online() {
+        let s = crate::mm::slabmag::stats(cpu);
+        let _ = writeln!(
+            text,
+            "{cpu:<3} {:>8} {:>10} {:>9} {:>9} {:>8} {:>9}",
+            s.nr_cached, s.alloc_hits, s.refills, s.frees, s.flushes, s.drained
         );
     }
     text
