@@ -16,6 +16,12 @@
 //! [`CHUNK_BYTES`] (huge-page aligned), each flushed before its frames are
 //! released once [`GATHER_MAX`] leaves wait, so one munmap of a few MiB costs one
 //! shootdown.
+//!
+//! Step 3 works in batches ([`ReleaseBatch`], `rmap::unmap_batch`): the 4 KiB
+//! pages of resident frames are released 64 at a time, each lock taken once a
+//! batch, not once a page (the frame lock to drop the references, the policy lock
+//! to untrack the frames whose last reference went, the frame lock again to free
+//! them); exit (`AddressSpace::drop`) releases its leaves the same way.
 
 use alloc::vec::Vec;
 
