@@ -14,7 +14,9 @@
 //! 3. three rounds of 16 MiB more written one word a page: each fault needs a
 //!    frame, so reclaim evicts old pages to swap. A round's cost per evicted page
 //!    is (its time - the baseline) / pages evicted in it (the process's
-//!    `swap_out_pages`, from memstat); the row is the median round.
+//!    `swap_out_pages`, from memstat); the row is the median round. Each round
+//!    also prints the victims reclaim scanned (`/proc/vmstat` `pgscan`), which
+//!    the host's load does not change.
 //!
 //! Exit 0 when each round evicted at least half its 16 MiB and every old page
 //! reads back.
@@ -63,18 +65,20 @@ fn main() -> i32 {
     let mut per_page = [0u64; ROUNDS];
     let mut probes = [core::ptr::null_mut(); ROUNDS];
     for round in 0..ROUNDS {
-        let before = ulib::memstat().expect("memstat");
+        let (before, scanned_before) = (ulib::memstat().expect("memstat"), pages_scanned());
         let (probe, pressed_ns) = touched(PROBE, 0);
         let evicted = ulib::memstat().expect("memstat").swap_out_pages - before.swap_out_pages;
+        let scanned = pages_scanned() - scanned_before;
         check!(evicted as usize >= PROBE / PAGE_SIZE / 2, "round {}: reclaim evicted only {} pages", round, evicted);
         per_page[round] = pressed_ns.saturating_sub(baseline_ns) / evicted.max(1);
         probes[round] = probe;
         println!(
-            "reclaimscale: {} MiB RAM, {} MiB old pages, round {}: {} evicted while writing 16 MiB: {} ns per evicted page ({} ms against {} ms with memory free)",
+            "reclaimscale: {} MiB RAM, {} MiB old pages, round {}: {} evicted ({} scanned) while writing 16 MiB: {} ns per evicted page ({} ms against {} ms with memory free)",
             ram_mib,
             old_len / MIB,
             round + 1,
             evicted,
+            scanned,
             per_page[round],
             pressed_ns / 1_000_000,
             baseline_ns / 1_000_000
@@ -91,6 +95,14 @@ fn main() -> i32 {
         unsafe { ulib::munmap(probe as *mut u8, PROBE) }.expect("munmap");
     }
     0
+}
+
+/// Returns the victims reclaim has looked at since boot (`/proc/vmstat`'s
+/// `pgscan`): how many it scans per page evicted shows whether the choice of a
+/// victim grows with memory, whatever the host's load.
+fn pages_scanned() -> u64 {
+    let mut buf = [0u8; 4096];
+    ulib::procfs::field(ulib::procfs::read("/proc/vmstat", &mut buf).unwrap_or(""), "pgscan")
 }
 
 /// Returns all free memory but 8 MiB, in whole pages (memstat's free frames).
