@@ -98,6 +98,14 @@ pub trait ReplacementPolicy {
     /// Stops tracking `page`, which left memory other than by eviction.
     fn on_remove(&mut self, page: u64);
 
+    /// Stops tracking each of `pages` (an unmap's batch), as [`on_remove`](Self::on_remove)
+    /// does for one; a policy on one ring does it with its store opened once.
+    fn on_remove_all(&mut self, pages: &[u64]) {
+        for &page in pages {
+            self.on_remove(page);
+        }
+    }
+
     /// Runs the periodic work of a timer tick, such as aging; most policies have none.
     fn on_tick(&mut self, probe: &mut dyn PageProbe) {
         let _ = probe;

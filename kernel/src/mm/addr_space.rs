@@ -795,8 +795,9 @@ impl Drop for AddressSpace {
     /// Releases every page, page table and VMA. The space must not be loaded in CR3.
     fn drop(&mut self) {
         assert!(!self.is_current(), "AddressSpace::drop: dropping the loaded address space");
-        let (stats, family) = (&mut self.stats, self.family);
-        let batch = self.pt.free_user_tables(&mut self.tables, |leaf| release_leaf(leaf, stats, family));
+        let (stats, mut release) = (&mut self.stats, gather::ReleaseBatch::new(self.family));
+        let batch = self.pt.free_user_tables(&mut self.tables, |leaf| release.push(leaf, stats));
+        release.finish();
         let _ = batch.into_plan(); // not loaded: no TLB holds its entries
         // `PageTable` has no destructor: swap in a dummy handle and free the real root.
         let root = core::mem::replace(&mut self.pt, PageTable::from_root(Frame::from_pfn(0)));

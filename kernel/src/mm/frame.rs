@@ -480,6 +480,84 @@ pub fn drop_mapping_ref(frame: Frame, at: FamilyPage, is_dirty: bool) -> (u32, u
     })
 }
 
+/// What [`drop_mapping_refs`] found for one frame, after its reference went.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DroppedRef {
+    /// The refcount left (0: the caller frees the frame).
+    pub refcount: u32,
+    /// The map count left.
+    pub map_count: u32,
+    /// The frame's flags afterwards.
+    pub flags: FrameFlags,
+    /// A merged page (`ksm.rs`) or the head of a huge page: freed its own way.
+    pub is_special: bool,
+    /// The page-cache page's (cache id, index), when a dirty PTE mapped it.
+    pub dirty_file_owner: Option<(u32, u64)>,
+}
+
+/// Drops the mapping reference of each `(frame, place, is_dirty)` in `unmapped`,
+/// as [`drop_mapping_ref`] does for one, under one hold of the lock (munmap and
+/// exit in batches: `rmap::unmap_batch`); writes what is left of each frame to
+/// the same position of `out` (at least as long as `unmapped`).
+pub fn drop_mapping_refs(unmapped: &[(Frame, FamilyPage, bool)], out: &mut [DroppedRef]) {
+    with_buddy(|buddy| {
+        for (&(frame, at, is_dirty), out) in unmapped.iter().zip(out.iter_mut()) {
+            let desc = buddy.desc_mut(frame);
+            debug_assert_eq!(desc.state(), FrameState::User, "drop_mapping_refs: not a user frame");
+            let dirty_file_owner = if is_dirty { desc.file_owner() } else { None };
+            if is_dirty && desc.has_flags(FrameFlags::SWAP_CACHE) {
+                desc.insert_flags(FrameFlags::DIRTY);
+            }
+            let map_count = if desc.has_flags(FrameFlags::FILE) { desc.remove_file_mapping() } else { desc.remove_mapping(at) };
+            let refcount = desc.put_ref();
+            let is_special = desc.is_ksm() || desc.is_compound_head();
+            *out = DroppedRef { refcount, map_count, flags: desc.flags(), is_special, dirty_file_owner };
+        }
+    })
+}
+
+/// Frees the user frames of `frames`, each as [`free_unreferenced_user_frame`]
+/// frees one (refcount 0, untracked by the replacement policy), taking the lock
+/// once for up to [`FREE_BATCH`] of them. Stops at the first frame refused and
+/// returns its error: those before it are freed, it and those after are not.
+pub fn free_unreferenced_user_frames(frames: &[Frame]) -> Result<(), FreeError> {
+    for chunk in frames.chunks(FREE_BATCH) {
+        let mut listed = [None; FREE_BATCH];
+        let mut nr_done = 0;
+        let result = with_buddy(|buddy| {
+            for (&frame, listed) in chunk.iter().zip(listed.iter_mut()) {
+                check_unreferenced_user(buddy, frame)?;
+                *listed = free_or_recycle(buddy, frame, Order(0))?;
+                nr_done += 1;
+            }
+            Ok(())
+        });
+        // Per-CPU lists (if on) take their frames with the frame lock dropped.
+        for (&frame, state) in chunk[..nr_done].iter().zip(listed) {
+            if let Some(state) = state {
+                to_cpu_list(frame, state)?;
+            }
+        }
+        result?;
+    }
+    Ok(())
+}
+
+/// Frames [`free_unreferenced_user_frames`] frees under one hold of the lock.
+pub const FREE_BATCH: usize = 64;
+
+/// Refuses a frame that is not a user frame without references, untracked.
+fn check_unreferenced_user(buddy: &BuddyAllocator<'static>, frame: Frame) -> Result<(), FreeError> {
+    let desc = buddy.desc(frame);
+    if desc.state() != FrameState::User || desc.refcount() != 0 {
+        return Err(FreeError::InUse { frame, state: desc.state(), refcount: desc.refcount(), map_count: desc.map_count(), flags: desc.flags() });
+    }
+    if desc.next().is_some() {
+        panic!("frame::free_unreferenced_user_frames: {frame:?} is still tracked by the replacement policy");
+    }
+    Ok(())
+}
+
 /// Drops a reference that is not a mapping (the swap cache's); returns the refcount
 /// left. The caller frees the frame at 0.
 pub fn put_ref(frame: Frame) -> u32 {

@@ -470,6 +470,25 @@ pub fn untrack(frame: Frame) {
     super::cleaner::forget(frame);
 }
 
+/// Stops tracking each of `frames` (freed by munmap or exit: `rmap::unmap_batch`),
+/// as [`untrack`] does for one, with the policy lock taken once, and the frame
+/// lock once if no switch of policy is under way.
+pub fn untrack_all(frames: &[Frame]) {
+    if frames.is_empty() {
+        return;
+    }
+    let mut pfns = [0u64; 64];
+    for chunk in frames.chunks(pfns.len()) {
+        pfns.iter_mut().zip(chunk).for_each(|(pfn, frame)| *pfn = frame.pfn());
+        if let Some(policy) = POLICY.lock().as_mut() {
+            policy.untrack_all(&pfns[..chunk.len()]);
+        }
+    }
+    for &frame in frames {
+        super::cleaner::forget(frame);
+    }
+}
+
 /// Fills `out` with the pfns of the policy's next likely victims, without changing
 /// anything (`ReplacementPolicy::upcoming_victims`); returns how many. For the
 /// background cleaner.

@@ -179,6 +179,43 @@ pub fn unmap(frame: Frame, at: FamilyPage, is_dirty: bool) -> bool {
     false
 }
 
+/// Mappings [`unmap_batch`] handles per hold of each lock.
+pub const UNMAP_BATCH: usize = frame::FREE_BATCH;
+
+/// Does what [`unmap`] does for each `(frame, place, is_dirty)` of `unmapped`
+/// (munmap and exit: `addr_space/gather.rs`), in batches of [`UNMAP_BATCH`], with
+/// each lock taken once a batch rather than once a page: the frame lock to drop
+/// the references, the policy lock to untrack the frames whose last reference
+/// went, the frame lock again to free them. A merged page, a huge page's head, a
+/// swap-cache page and a dirty page-cache page take the one-page path after the
+/// first step, as in [`unmap`].
+pub fn unmap_batch(unmapped: &[(Frame, FamilyPage, bool)]) {
+    for chunk in unmapped.chunks(UNMAP_BATCH) {
+        let mut dropped = [frame::DroppedRef::default(); UNMAP_BATCH];
+        frame::drop_mapping_refs(chunk, &mut dropped);
+        let mut to_free = [Frame::from_pfn(0); UNMAP_BATCH];
+        let mut nr_free = 0;
+        for (&(frame, _, _), d) in chunk.iter().zip(&dropped) {
+            if let Some((cache_id, index)) = d.dirty_file_owner {
+                super::file_rmap::note_dirty_pte(cache_id, index);
+            }
+            if d.refcount == 0 && !d.is_special {
+                to_free[nr_free] = frame;
+                nr_free += 1;
+            } else if d.refcount == 0 {
+                free_user_frame(frame);
+            } else if d.map_count == 0 && d.flags.contains(FrameFlags::SWAP_CACHE) && !d.flags.contains(FrameFlags::LOCKED) {
+                super::swap::release_unmapped(frame);
+            }
+        }
+        let to_free = &to_free[..nr_free];
+        super::reclaim::untrack_all(to_free);
+        if let Err(e) = frame::free_unreferenced_user_frames(to_free) {
+            panic!("rmap::unmap_batch: {e}");
+        }
+    }
+}
+
 /// Returns a user frame whose last reference is gone to the allocator.
 pub(super) fn free_user_frame(frame: Frame) {
     let (is_huge, is_ksm) = frame::with_desc(frame, |d| (d.is_compound_head(), d.is_ksm()));

@@ -39,6 +39,9 @@ macro_rules! tracked_on_one_ring {
         fn on_remove(&mut self, page: u64) {
             self.$ring.remove(page);
         }
+        fn on_remove_all(&mut self, pages: &[u64]) {
+            self.$ring.remove_all(pages);
+        }
     };
 }
 pub(crate) use tracked_on_one_ring;
@@ -285,20 +288,34 @@ impl<S: RingStore> Ring<S> {
     /// Removes `page` if present; a hand pointing at it moves on to the next page.
     pub fn remove(&mut self, page: u64) {
         let mut links = self.store.open();
+        Self::unlink(&mut links, &mut self.hand, &mut self.len, page);
+    }
+
+    /// Removes each of `pages` that is present, as [`remove`](Self::remove) does,
+    /// with the store opened once (the kernel's: one frame-lock acquisition).
+    pub fn remove_all(&mut self, pages: &[u64]) {
+        let mut links = self.store.open();
+        for &page in pages {
+            Self::unlink(&mut links, &mut self.hand, &mut self.len, page);
+        }
+    }
+
+    /// Takes `page` off the ring through `links`, if it is on it.
+    fn unlink(links: &mut impl RingLinks, hand: &mut Option<u64>, len: &mut usize, page: u64) {
         let Some((prev, next)) = links.links(page) else {
             return;
         };
         if next == page {
-            self.hand = None;
+            *hand = None;
         } else {
-            set_next(&mut links, prev, next);
-            set_prev(&mut links, next, prev);
-            if self.hand == Some(page) {
-                self.hand = Some(next);
+            set_next(links, prev, next);
+            set_prev(links, next, prev);
+            if *hand == Some(page) {
+                *hand = Some(next);
             }
         }
         links.clear_links(page);
-        self.len -= 1;
+        *len -= 1;
     }
 
     /// Returns the page under the hand.

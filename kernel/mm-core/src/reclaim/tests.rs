@@ -279,6 +279,42 @@ fn ring_stays_one_cycle_under_random_inserts_and_removes() {
     }
 }
 
+/// munmap's batch (`Ring::remove_all`, `on_remove_all`) leaves the ring exactly as
+/// the same removals one by one do: same pages, same order from the hand, absent
+/// and repeated pages ignored, the hand moved on when its page goes.
+#[test]
+fn ring_remove_all_is_remove_one_by_one() {
+    let mut rng = XorShift(0x5eed_0fba_7c4e_5001);
+    for _ in 0..300 {
+        let (mut one_by_one, mut batched) = (Ring::new(VecLinks::default()), Ring::new(VecLinks::default()));
+        for _ in 0..rng.below(24) {
+            let page = rng.below(32);
+            one_by_one.insert_behind_hand(page, 0);
+            batched.insert_behind_hand(page, 0);
+        }
+        for _ in 0..rng.below(8) {
+            one_by_one.advance();
+            batched.advance();
+        }
+        let gone: Vec<u64> = (0..rng.below(20)).map(|_| rng.below(40)).collect();
+        gone.iter().for_each(|&page| one_by_one.remove(page));
+        batched.remove_all(&gone);
+        batched.check_invariants().expect("one cycle");
+        assert_eq!(batched.len(), one_by_one.len());
+        let order = |ring: &mut Ring<VecLinks>| {
+            let mut out = [0u64; 32];
+            let n = ring.pages_from_hand(&mut out);
+            out[..n].to_vec()
+        };
+        assert_eq!(order(&mut batched), order(&mut one_by_one), "removed {gone:?}");
+    }
+    let mut clock = Clock::second_chance();
+    (0..10).for_each(|page| clock.on_insert(page));
+    clock.on_remove_all(&[3, 3, 99, 0, 9]);
+    assert_eq!(clock.nr_tracked(), 7);
+    assert!(!clock.is_tracked(3) && !clock.is_tracked(0) && clock.is_tracked(1));
+}
+
 /// A store with a fixed number of slots, like the frame table: it cannot grow, so a
 /// policy that needed any other memory per page could not use it.
 struct FixedLinks {

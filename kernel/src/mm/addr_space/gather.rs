@@ -16,13 +16,20 @@
 //! [`CHUNK_BYTES`] (huge-page aligned), each flushed before its frames are
 //! released once [`GATHER_MAX`] leaves wait, so one munmap of a few MiB costs one
 //! shootdown.
+//!
+//! Step 3 works in batches ([`ReleaseBatch`], `rmap::unmap_batch`): the 4 KiB
+//! pages of resident frames are released 64 at a time, each lock taken once a
+//! batch, not once a page (the frame lock to drop the references, the policy lock
+//! to untrack the frames whose last reference went, the frame lock again to free
+//! them); exit (`AddressSpace::drop`) releases its leaves the same way.
 
 use alloc::vec::Vec;
 
-use mm_core::pagetable::{FlushBatch, LeafEntry, TableMemory};
+use mm_core::pagetable::{FlushBatch, LeafEntry, PageSize, TableMemory};
 
-use super::{AddressSpace, release_leaf};
-use crate::mm::paging::{DirectMapTables, Pte};
+use super::{AddressSpace, AsStats, release_leaf};
+use crate::mm::paging::{DirectMapTables, Pte, PteFlags};
+use crate::mm::rmap::{self, FamilyId, FamilyPage};
 use crate::mm::{Frame, Page, PAGE_SIZE, VirtAddr};
 
 /// The unit in which a range is walked (a multiple of the huge-page size, so no
@@ -94,11 +101,55 @@ impl AddressSpace {
     /// ones), then releases what `gather` holds: frames, swap slots, tables.
     pub(super) fn flush_and_release(&mut self, batch: FlushBatch, gather: &mut UnmapGather) {
         self.flush(batch);
+        let mut release = ReleaseBatch::new(self.family);
         for leaf in gather.leaves.drain(..) {
-            release_leaf(leaf, &mut self.stats, self.family);
+            release.push(leaf, &mut self.stats);
         }
+        release.finish();
         for table in gather.tables.drain(..) {
             self.tables.free_table(table);
         }
+    }
+}
+
+/// Unmapped leaves on their way to [`release_leaf`]: the 4 KiB pages of
+/// resident frames are gathered and released [`rmap::UNMAP_BATCH`] at a time
+/// (`rmap::unmap_batch`: one hold of each lock a batch, not one a page); swap
+/// entries, huge pages and the zero page go one by one. Used once the TLB no
+/// longer holds the leaves (after the flush, or for a space never loaded again).
+pub(super) struct ReleaseBatch {
+    family: FamilyId,
+    zero: Frame,
+    pages: [(Frame, FamilyPage, bool); rmap::UNMAP_BATCH],
+    len: usize,
+}
+
+impl ReleaseBatch {
+    /// An empty batch for a space of `family`.
+    pub(super) fn new(family: FamilyId) -> Self {
+        let unused = (Frame::from_pfn(0), FamilyPage { family, page: Page::default() }, false);
+        Self { family, zero: super::super::fault::zero_frame(), pages: [unused; rmap::UNMAP_BATCH], len: 0 }
+    }
+
+    /// Releases `leaf`'s reference now or with the batch; counts it out of `stats`.
+    pub(super) fn push(&mut self, leaf: LeafEntry, stats: &mut AsStats) {
+        let is_small_page = leaf.size == PageSize::Size4KiB && leaf.pte.is_present();
+        if !is_small_page || leaf.pte.frame() == self.zero {
+            release_leaf(leaf, stats, self.family);
+            return;
+        }
+        stats.rss_pages -= 1;
+        let at = FamilyPage { family: self.family, page: Page::containing_address(leaf.addr) };
+        self.pages[self.len] = (leaf.pte.frame(), at, leaf.pte.flags().contains(PteFlags::DIRTY));
+        self.len += 1;
+        if self.len == self.pages.len() {
+            self.finish();
+        }
+    }
+
+    /// Releases every page gathered so far.
+    pub(super) fn finish(&mut self) {
+        rmap::unmap_batch(&self.pages[..self.len]);
+        self.len = 0;
     }
 }

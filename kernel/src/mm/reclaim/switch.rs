@@ -176,6 +176,17 @@ impl Installed {
         }
     }
 
+    /// Stops tracking each of `pfns`, whichever policy holds it: in one call to
+    /// the current policy when no switch is under way.
+    pub fn untrack_all(&mut self, pfns: &[u64]) {
+        if self.old.is_some() {
+            pfns.iter().for_each(|&pfn| self.untrack(pfn));
+        } else {
+            // `on_remove` of an untracked page does nothing: no membership test needed.
+            self.current.on_remove_all(pfns);
+        }
+    }
+
     /// Returns true if some policy tracks `pfn`.
     pub fn is_tracked(&mut self, pfn: u64) -> bool {
         self.current.is_tracked(pfn)
