@@ -34,9 +34,11 @@ use crate::pte::{Pte, PteFlags};
 mod flush;
 mod fork;
 mod huge;
+mod slot;
 mod walk;
 pub use fork::ForkError;
 pub use huge::SplitError;
+pub use slot::LeafSlot;
 pub use walk::{Walk, WalkStep};
 pub use flush::{Flush, FlushBatch, FlushPages, FlushPlan};
 
