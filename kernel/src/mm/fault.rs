@@ -193,8 +193,8 @@ pub fn handle_page_fault_after_read(
         return Err(segv(addr, access, None));
     }
     let mut grew = false;
-    let vma = match space.vmas.find(addr) {
-        Some(vma) => Some(*vma),
+    let vma = match space.vmas.find_copy(addr) {
+        Some(vma) => Some(vma),
         None => {
             grew = true;
             grow_stack(space, addr)
