@@ -9,7 +9,8 @@
 //! walk runs under `cargo test`.
 //!
 //! Key types: [`PageTable`], [`TableMemory`], [`PageSize`], the TLB tokens
-//! [`Flush`] / [`FlushBatch`] / [`FlushPlan`] (in `pagetable/flush.rs`), and the
+//! [`Flush`] / [`FlushBatch`] / [`FlushPlan`] (in `pagetable/flush.rs`), the
+//! fault path's one-walk [`LeafSlot`] (`pagetable/slot.rs`), and the
 //! errors [`MapError`], [`UnmapError`], [`ProtectError`]. Neighbours: `addr`
 //! (address types), `pte` (entry encoding, swap entries); in the kernel,
 //! `arch::x86_64` turns flush tokens into `invlpg` / CR3 reloads and
