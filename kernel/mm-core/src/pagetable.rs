@@ -9,7 +9,8 @@
 //! walk runs under `cargo test`.
 //!
 //! Key types: [`PageTable`], [`TableMemory`], [`PageSize`], the TLB tokens
-//! [`Flush`] / [`FlushBatch`] / [`FlushPlan`] (in `pagetable/flush.rs`), and the
+//! [`Flush`] / [`FlushBatch`] / [`FlushPlan`] (in `pagetable/flush.rs`), the
+//! fault path's one-walk [`LeafSlot`] (`pagetable/slot.rs`), and the
 //! errors [`MapError`], [`UnmapError`], [`ProtectError`]. Neighbours: `addr`
 //! (address types), `pte` (entry encoding, swap entries); in the kernel,
 //! `arch::x86_64` turns flush tokens into `invlpg` / CR3 reloads and
@@ -34,9 +35,11 @@ use crate::pte::{Pte, PteFlags};
 mod flush;
 mod fork;
 mod huge;
+mod slot;
 mod walk;
 pub use fork::ForkError;
 pub use huge::SplitError;
+pub use slot::LeafSlot;
 pub use walk::{Walk, WalkStep};
 pub use flush::{Flush, FlushBatch, FlushPages, FlushPlan};
 

@@ -23,6 +23,7 @@
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
+use core::cell::Cell;
 use core::fmt;
 use core::ops::BitOr;
 
@@ -353,6 +354,9 @@ pub struct VmaTree {
     gaps: GapIndex,
     /// The most VMAs the tree may hold after any operation.
     max_count: usize,
+    /// The VMA [`VmaTree::find_copy`] found last (a run of faults lands in one
+    /// VMA); forgotten by every change of the tree.
+    last_found: Cell<Option<Vma>>,
 }
 
 impl Default for VmaTree {
@@ -377,7 +381,7 @@ fn validate_range(start: VirtAddr, end: VirtAddr) -> Result<(), VmaError> {
 impl VmaTree {
     /// Creates an empty tree: an address space with nothing mapped.
     pub fn new() -> VmaTree {
-        VmaTree { vmas: BTreeMap::new(), gaps: GapIndex::new(), max_count: MAX_MAP_COUNT }
+        VmaTree { vmas: BTreeMap::new(), gaps: GapIndex::new(), max_count: MAX_MAP_COUNT, last_found: Cell::new(None) }
     }
 
     /// Sets the most VMAs the tree may hold ([`MAX_MAP_COUNT`] by default); tests
@@ -417,6 +421,27 @@ impl VmaTree {
         vma.contains(addr).then_some(vma)
     }
 
+    /// Returns a copy of the VMA containing `addr`, as [`find`](Self::find) does,
+    /// remembering it: the next lookup inside the same VMA costs one comparison
+    /// instead of a tree descent (the fault path's VMA cache; Linux had a per-thread
+    /// `vmacache` until the maple tree). Every change of the tree forgets it.
+    pub fn find_copy(&self, addr: VirtAddr) -> Option<Vma> {
+        if let Some(vma) = self.last_found.get()
+            && vma.contains(addr)
+        {
+            return Some(vma);
+        }
+        let vma = *self.find(addr)?;
+        self.last_found.set(Some(vma));
+        Some(vma)
+    }
+
+    /// Forgets the VMA [`find_copy`](Self::find_copy) remembers: called by every
+    /// method that changes the tree.
+    fn forget_found(&mut self) {
+        *self.last_found.get_mut() = None;
+    }
+
     /// Returns true if no VMA overlaps `[start, end)`. An empty range is always free.
     pub fn is_range_free(&self, start: VirtAddr, end: VirtAddr) -> bool {
         // Only the last VMA starting before `end` can reach into the range: the
@@ -432,6 +457,7 @@ impl VmaTree {
     /// Fails with `Unaligned`, `OutOfRange` or `Empty` for a bad range and `Overlap`
     /// if any part of it is already mapped; the tree is then unchanged.
     pub fn insert(&mut self, vma: Vma) -> Result<(), VmaError> {
+        self.forget_found();
         validate_range(vma.start, vma.end)?;
         if !self.is_range_free(vma.start, vma.end) {
             return Err(VmaError::Overlap);
@@ -450,6 +476,7 @@ impl VmaTree {
     /// the caller changes one side or calls [`VmaTree::merge_around`] before
     /// [`VmaTree::check_invariants`] is satisfied again.
     pub fn split_at(&mut self, addr: VirtAddr) -> Result<(), VmaError> {
+        self.forget_found();
         if !addr.is_aligned(PAGE_SIZE) {
             return Err(VmaError::Unaligned);
         }
@@ -465,6 +492,7 @@ impl VmaTree {
     ///
     /// Returns true if anything merged.
     pub fn merge_around(&mut self, addr: VirtAddr) -> bool {
+        self.forget_found();
         match self.find(addr) {
             Some(&Vma { start, end, .. }) => self.merge_span(start, end),
             None => false,
@@ -504,6 +532,7 @@ impl VmaTree {
     /// can unmap their PTEs and free their frames. Unmapping a hole is not an error
     /// (Linux `munmap` behaves the same); the result is then empty.
     pub fn unmap_range(&mut self, start: VirtAddr, end: VirtAddr) -> Result<Vec<Vma>, VmaError> {
+        self.forget_found();
         validate_range(start, end)?;
         // Cutting a hole in the middle of one VMA leaves one more VMA than before.
         let nr_overlapping = self.vmas.range(..end).rev().take_while(|(_, vma)| vma.end > start).count();
@@ -523,6 +552,7 @@ impl VmaTree {
     /// afterwards. Returns the pieces whose protection changed, as they were before
     /// (so `piece.prot` is the old protection), for the caller to rewrite their PTEs.
     pub fn protect_range(&mut self, start: VirtAddr, end: VirtAddr, prot: VmProt) -> Result<Vec<Vma>, VmaError> {
+        self.forget_found();
         validate_range(start, end)?;
         if !self.is_range_fully_mapped(start, end) {
             return Err(VmaError::NotFound);
@@ -547,6 +577,7 @@ impl VmaTree {
     /// Returns true if the whole range was mapped (Linux's madvise still acts on the
     /// mapped parts of a range with holes, then reports `ENOMEM`).
     pub fn update_flags(&mut self, start: VirtAddr, end: VirtAddr, set: VmFlags, clear: VmFlags) -> Result<bool, VmaError> {
+        self.forget_found();
         validate_range(start, end)?;
         let is_fully_mapped = self.is_range_fully_mapped(start, end);
         self.check_count(self.len() + self.nr_splits(start, end))?;
@@ -605,6 +636,7 @@ impl VmaTree {
     /// space), so the runs found are whole gaps. Costs O((k + 1) log n) for k VMAs
     /// and gaps in the span.
     fn refresh_gaps(&mut self, start: VirtAddr, end: VirtAddr) {
+        self.forget_found();
         let mut span_start = start.as_u64();
         if let Some((gap_start, gap_end)) = self.gaps.floor(span_start)
             && gap_end >= span_start
@@ -652,6 +684,7 @@ impl VmaTree {
 
     /// Cuts the VMA strictly containing `addr` in two at `addr`; does nothing otherwise.
     fn split_if_inside(&mut self, addr: VirtAddr) {
+        self.forget_found();
         let Some(&vma) = self.find(addr) else {
             return;
         };
@@ -665,6 +698,7 @@ impl VmaTree {
     /// Merges mergeable neighbours among the VMAs touching `[start, end]`, including the
     /// one ending at `start` and the one beginning at `end`. Returns true if any merged.
     fn merge_span(&mut self, start: VirtAddr, end: VirtAddr) -> bool {
+        self.forget_found();
         let first = match self.vmas.range(..start).next_back() {
             Some((&s, vma)) if vma.end == start => s,
             _ => start,

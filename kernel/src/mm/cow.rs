@@ -21,7 +21,7 @@
 #![deny(unsafe_code)]
 
 use mm_core::fault::{FaultAction, WritableBecause, fork_flags};
-use mm_core::pagetable::{FlushBatch, PageSize};
+use mm_core::pagetable::{FlushBatch, LeafSlot, PageSize};
 
 use super::addr_space::{AddressSpace, VmError, VmFlags};
 use super::fault::{self, FaultError, FaultOutcome, zero_frame};
@@ -165,11 +165,15 @@ fn populate_shared(space: &mut AddressSpace) -> Result<(), VmError> {
 /// * `ReplaceZeroPage`: the shared zero page: map a fresh zeroed frame instead;
 /// * `CopyOnWrite`: a frame with other references: copy it to a new frame, map the
 ///   copy writable, drop this space's reference to the old one.
-pub fn do_wp_fault(space: &mut AddressSpace, page: Page, pte: Pte, action: FaultAction) -> Result<FaultOutcome, FaultError> {
+///
+/// `slot` is where the fault's walk found `pte` (under this hold of the space's
+/// lock): the entry is written back through it, with no second walk.
+pub fn do_wp_fault(space: &mut AddressSpace, slot: LeafSlot, pte: Pte, action: FaultAction) -> Result<FaultOutcome, FaultError> {
     let old = pte.frame();
+    let page = slot.page();
     let flags = match action {
         FaultAction::MakeWritable { pte: new_pte, because } => {
-            let (_, flush) = space.pt.set_entry(&mut space.tables, page, new_pte).map_err(|_| FaultError::OutOfMemory)?;
+            let (_, flush) = space.pt.write_slot(&mut space.tables, slot, new_pte);
             space.flush_one(flush);
             if because == WritableBecause::SharedMapping {
                 // A page-cache page written through a shared mapping: dirty now
@@ -192,10 +196,7 @@ pub fn do_wp_fault(space: &mut AddressSpace, page: Page, pte: Pte, action: Fault
     } else {
         new.copy_from(old); // mapped read-only by every holder: nobody writes it now
     }
-    let (_, flush) = space
-        .pt
-        .set_entry(&mut space.tables, page, Pte::new(new.frame(), flags))
-        .expect("do_wp_fault: the PTE's tables exist");
+    let (_, flush) = space.pt.write_slot(&mut space.tables, slot, Pte::new(new.frame(), flags));
     let new = new.into_mapped();
     space.flush_one(flush);
     rmap::map_new(new, space.family_page(page));

@@ -38,12 +38,12 @@
 use core::fmt;
 
 use mm_core::fault::{FaultAction, FaultFacts, FrameUse, SwapCacheLookup, decide, decide_empty};
-use mm_core::pagetable::MapError;
+use mm_core::pagetable::{LeafSlot, MapError};
 use spin::Once;
 
 use super::addr_space::{AddressSpace, Backing, STACK_GUARD_GAP_BYTES, STACK_MAX_BYTES, Vma, VmProt};
 use super::frame::{self, FrameState};
-use super::paging::{PteFlags, SwapEntry};
+use super::paging::{Pte, PteFlags, SwapEntry};
 use super::{Frame, Order, Page, VirtAddr};
 use crate::arch::tlb;
 use blockdev::BlockError;
@@ -193,8 +193,8 @@ pub fn handle_page_fault_after_read(
         return Err(segv(addr, access, None));
     }
     let mut grew = false;
-    let vma = match space.vmas.find(addr) {
-        Some(vma) => Some(*vma),
+    let vma = match space.vmas.find_copy(addr) {
+        Some(vma) => Some(vma),
         None => {
             grew = true;
             grow_stack(space, addr)
@@ -203,7 +203,10 @@ pub fn handle_page_fault_after_read(
     let page = Page::containing_address(addr);
     // One walk for the common case: a level-1 entry exists, so no 2 MiB leaf covers
     // the page. Only when the walk stops above level 1 can a huge leaf be there.
-    let pte = space.pt.entry(&space.tables, page);
+    // The slot is kept to write the entry back without a second walk: nothing below
+    // frees or replaces the level-1 table while this space's lock is held.
+    let mut slot = space.pt.leaf_slot(&space.tables, page);
+    let pte = slot.map(|slot| slot.read(&space.tables));
     let huge_leaf = if pte.is_none() { space.pt.huge_leaf(&space.tables, addr) } else { None };
     if let Some((_, huge)) = huge_leaf {
         if vma.is_some() && super::thp::leaf_allows(huge.flags(), access) {
@@ -221,7 +224,10 @@ pub fn handle_page_fault_after_read(
         // Something the huge leaf does not allow: decide on 4 KiB pages.
         super::thp::split_huge_leaf(space, addr).map_err(|_| FaultError::OutOfMemory)?;
     }
-    let pte = if huge_leaf.is_some() { space.pt.entry(&space.tables, page) } else { pte };
+    if huge_leaf.is_some() {
+        slot = space.pt.leaf_slot(&space.tables, page);
+    }
+    let pte = if huge_leaf.is_some() { slot.map(|slot| slot.read(&space.tables)) } else { pte };
     let outcome = match decide(vma.as_ref(), access, pte, &KernelFacts) {
         FaultAction::Refuse(_) => return Err(segv(addr, access, vma.as_ref())),
         FaultAction::FlushStaleTlb => {
@@ -241,15 +247,15 @@ pub fn handle_page_fault_after_read(
         }
         FaultAction::CorruptPte(pte) => panic!("handle_page_fault: {page:?}: unknown non-present PTE {pte:?}"),
         action @ (FaultAction::MakeWritable { .. } | FaultAction::ReplaceZeroPage { .. } | FaultAction::CopyOnWrite { .. }) => {
-            let pte = pte.expect("handle_page_fault: a write-protect fault on a present PTE");
-            super::cow::do_wp_fault(space, page, pte, action)?
+            let (slot, pte) = slot.zip(pte).expect("handle_page_fault: a write-protect fault on a present PTE");
+            super::cow::do_wp_fault(space, slot, pte, action)?
         }
         action => {
             let vma = vma.expect("handle_page_fault: a VMA for a page to map");
             let huge = if may_be_huge(action, pte) { super::thp::try_huge_fault(space, &vma, addr, access) } else { None };
             match huge {
                 Some(result) => result?,
-                None => do_no_page(space, &vma, page, action, access)?,
+                None => do_no_page_at(space, &vma, page, slot, action, access)?,
             }
         }
     };
@@ -318,14 +324,28 @@ pub(super) fn stack_growth_for(space: &AddressSpace, addr: VirtAddr) -> Option<V
 /// Maps a page where the PTE was empty, as `action` (a row of `decide_empty`) says:
 /// the shared zero page, a zeroed frame, or a frame filled from the image.
 fn do_no_page(space: &mut AddressSpace, vma: &Vma, page: Page, action: FaultAction, access: Access) -> Result<FaultOutcome, FaultError> {
+    do_no_page_at(space, vma, page, None, action, access)
+}
+
+/// [`do_no_page`], given the page's level-1 slot if the fault's walk found one
+/// (the anonymous rows then write the entry with no second walk).
+fn do_no_page_at(
+    space: &mut AddressSpace,
+    vma: &Vma,
+    page: Page,
+    slot: Option<LeafSlot>,
+    action: FaultAction,
+    access: Access,
+) -> Result<FaultOutcome, FaultError> {
     match (action, vma.backing) {
         (FaultAction::MapZeroPage { flags }, _) => {
-            map_empty(space, page, zero_frame(), flags)?;
+            map_empty_at(space, page, slot, zero_frame(), flags)?;
             Ok(FaultOutcome::ZeroPage)
         }
         (FaultAction::MapZeroedFrame { flags }, _) => {
             let new = frame::NewPage::alloc_zeroed().map_err(|_| FaultError::OutOfMemory)?;
-            install_page(space, page, new, flags)?;
+            map_empty_at(space, page, slot, new.frame(), flags)?;
+            install_mapped(space, page, new);
             Ok(FaultOutcome::AnonymousPage)
         }
         (FaultAction::MapImagePage { flags }, Backing::Image { id, offset }) => do_image_fault(space, vma, page, id, offset, flags),
@@ -338,6 +358,20 @@ fn do_no_page(space: &mut AddressSpace, vma: &Vma, page: Page, action: FaultActi
 
 /// Maps `frame` at `page` with `flags` in `space` (the entry was empty).
 pub(super) fn map_empty(space: &mut AddressSpace, page: Page, frame: Frame, flags: PteFlags) -> Result<(), FaultError> {
+    map_empty_at(space, page, None, frame, flags)
+}
+
+/// [`map_empty`] through `slot`, the page's level-1 slot found under this hold of
+/// the space's lock, when there is one (no walk); else with a walk that creates
+/// the missing tables.
+fn map_empty_at(space: &mut AddressSpace, page: Page, slot: Option<LeafSlot>, frame: Frame, flags: PteFlags) -> Result<(), FaultError> {
+    if let Some(slot) = slot {
+        let entry = Pte::new(frame, (flags - PteFlags::HUGE) | PteFlags::PRESENT);
+        let (old, flush) = space.pt.write_slot(&mut space.tables, slot, entry);
+        debug_assert!(old.is_unused(), "map_empty_at: {page:?} held {old:?}");
+        flush.ignore(); // the entry was empty: nothing cached
+        return Ok(());
+    }
     match space.pt.map(&mut space.tables, page, frame, flags) {
         Ok(flush) => flush.ignore(), // the entry was empty: nothing cached
         Err(MapError::FrameAllocationFailed) => return Err(FaultError::OutOfMemory),
@@ -351,10 +385,16 @@ pub(super) fn map_empty(space: &mut AddressSpace, page: Page, frame: Frame, flag
 /// On failure `new` is dropped, which frees it.
 pub(super) fn install_page(space: &mut AddressSpace, page: Page, new: frame::NewPage, flags: PteFlags) -> Result<(), FaultError> {
     map_empty(space, page, new.frame(), flags)?;
+    install_mapped(space, page, new);
+    Ok(())
+}
+
+/// The bookkeeping of [`install_page`] once the PTE maps `new`: RSS, and the
+/// frame's place in the reverse map.
+fn install_mapped(space: &mut AddressSpace, page: Page, new: frame::NewPage) {
     let frame = new.into_mapped();
     space.stats.rss_pages += 1;
     super::rmap::map_new(frame, space.family_page(page));
-    Ok(())
 }
 
 /// Not present, backed by an object (a program image): a private frame holding the

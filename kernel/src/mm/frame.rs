@@ -469,14 +469,18 @@ pub fn map_new_user_page(frame: Frame, at: FamilyPage) {
 /// `is_dirty`: the PTE had its Dirty bit, so a swap-cache copy of the page on disk
 /// is stale: the frame gets [`FrameFlags::DIRTY`].
 pub fn drop_mapping_ref(frame: Frame, at: FamilyPage, is_dirty: bool) -> (u32, u32, FrameFlags) {
+    with_buddy(|buddy| drop_mapping_ref_locked(buddy.desc_mut(frame), at, is_dirty))
+}
+
+/// [`drop_mapping_ref`], also returning the owner `(cache id, index)` of a
+/// page-cache page when `is_dirty` (`FrameDesc::file_owner`), read under the same
+/// hold of the lock: `rmap::unmap` notes the dirty page in its cache.
+pub fn drop_mapping_ref_and_owner(frame: Frame, at: FamilyPage, is_dirty: bool) -> (u32, u32, FrameFlags, Option<(u32, u64)>) {
     with_buddy(|buddy| {
         let desc = buddy.desc_mut(frame);
-        debug_assert_eq!(desc.state(), FrameState::User, "drop_mapping_ref: not a user frame");
-        if is_dirty && desc.has_flags(FrameFlags::SWAP_CACHE) {
-            desc.insert_flags(FrameFlags::DIRTY);
-        }
-        let map_count = if desc.has_flags(FrameFlags::FILE) { desc.remove_file_mapping() } else { desc.remove_mapping(at) };
-        (desc.put_ref(), map_count, desc.flags())
+        let owner = if is_dirty { desc.file_owner() } else { None };
+        let (refcount, map_count, flags) = drop_mapping_ref_locked(desc, at, is_dirty);
+        (refcount, map_count, flags, owner)
     })
 }
 
@@ -503,15 +507,10 @@ pub fn drop_mapping_refs(unmapped: &[(Frame, FamilyPage, bool)], out: &mut [Drop
     with_buddy(|buddy| {
         for (&(frame, at, is_dirty), out) in unmapped.iter().zip(out.iter_mut()) {
             let desc = buddy.desc_mut(frame);
-            debug_assert_eq!(desc.state(), FrameState::User, "drop_mapping_refs: not a user frame");
             let dirty_file_owner = if is_dirty { desc.file_owner() } else { None };
-            if is_dirty && desc.has_flags(FrameFlags::SWAP_CACHE) {
-                desc.insert_flags(FrameFlags::DIRTY);
-            }
-            let map_count = if desc.has_flags(FrameFlags::FILE) { desc.remove_file_mapping() } else { desc.remove_mapping(at) };
-            let refcount = desc.put_ref();
+            let (refcount, map_count, flags) = drop_mapping_ref_locked(desc, at, is_dirty);
             let is_special = desc.is_ksm() || desc.is_compound_head();
-            *out = DroppedRef { refcount, map_count, flags: desc.flags(), is_special, dirty_file_owner };
+            *out = DroppedRef { refcount, map_count, flags, is_special, dirty_file_owner };
         }
     })
 }
@@ -556,6 +555,16 @@ fn check_unreferenced_user(buddy: &BuddyAllocator<'static>, frame: Frame) -> Res
         panic!("frame::free_unreferenced_user_frames: {frame:?} is still tracked by the replacement policy");
     }
     Ok(())
+}
+
+/// The body of [`drop_mapping_ref`], with the frame lock held.
+fn drop_mapping_ref_locked(desc: &mut FrameDesc, at: FamilyPage, is_dirty: bool) -> (u32, u32, FrameFlags) {
+    debug_assert_eq!(desc.state(), FrameState::User, "drop_mapping_ref: not a user frame");
+    if is_dirty && desc.has_flags(FrameFlags::SWAP_CACHE) {
+        desc.insert_flags(FrameFlags::DIRTY);
+    }
+    let map_count = if desc.has_flags(FrameFlags::FILE) { desc.remove_file_mapping() } else { desc.remove_mapping(at) };
+    (desc.put_ref(), map_count, desc.flags())
 }
 
 /// Drops a reference that is not a mapping (the swap cache's); returns the refcount

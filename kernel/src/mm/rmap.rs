@@ -163,8 +163,7 @@ pub fn map_all(mappings: &[(Frame, FamilyPage)]) {
 /// there (see the swap-cache rules in `swap.rs`); a LOCKED frame is left alone: the
 /// I/O path that locked it decides.
 pub fn unmap(frame: Frame, at: FamilyPage, is_dirty: bool) -> bool {
-    let owner = if is_dirty { frame::with_desc(frame, |d| d.file_owner()) } else { None };
-    let (refcount, map_count, flags) = frame::drop_mapping_ref(frame, at, is_dirty);
+    let (refcount, map_count, flags, owner) = frame::drop_mapping_ref_and_owner(frame, at, is_dirty);
     if let Some((cache_id, index)) = owner {
         // A shared file page written through this PTE: its cache must write it back.
         super::file_rmap::note_dirty_pte(cache_id, index);

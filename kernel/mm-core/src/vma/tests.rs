@@ -488,3 +488,43 @@ fn the_gap_index_finds_what_the_linear_walk_finds_in_a_large_random_space() {
     tree.check_invariants();
     assert!(tree.len() > 1000, "the test should build a large space, got {} VMAs", tree.len());
 }
+
+#[test]
+fn find_copy_sees_every_change_of_the_tree() {
+    let mut tree = VmaTree::new();
+    tree.insert(anon(16, 32, RW)).unwrap();
+    assert_eq!(tree.find_copy(page(20)).map(|v| v.prot), Some(RW), "remembered now");
+    tree.protect_range(page(20), page(24), RO).unwrap();
+    assert_eq!(tree.find_copy(page(17)).map(|v| (v.start, v.end)), Some((page(16), page(20))), "the split is seen");
+    tree.unmap_range(page(16), page(20)).unwrap();
+    assert_eq!(tree.find_copy(page(17)), None, "the unmapped VMA is forgotten");
+    assert_eq!(tree.find_copy(page(30)).map(|v| v.end), Some(page(32)));
+    tree.insert(anon(32, 40, RW)).unwrap(); // merges with [24, 32)
+    assert_eq!(tree.find_copy(page(30)).map(|v| v.end), Some(page(40)));
+    tree.update_flags(page(24), page(40), VmFlags::DONT_FORK, VmFlags::empty()).unwrap();
+    assert!(tree.find_copy(page(30)).unwrap().flags.contains(VmFlags::DONT_FORK));
+    tree.split_at(page(36)).unwrap();
+    assert_eq!(tree.find_copy(page(30)).map(|v| v.end), Some(page(36)));
+    tree.merge_around(page(36));
+    assert_eq!(tree.find_copy(page(30)).map(|v| v.end), Some(page(40)));
+}
+
+#[test]
+fn find_copy_agrees_with_find_through_random_changes() {
+    let mut rng = XorShift(0x5eed_f00d);
+    let mut tree = VmaTree::new();
+    for _ in 0..4000 {
+        let first = rng.below(64);
+        let end = first + 1 + rng.below(8);
+        match rng.below(4) {
+            0 => drop(tree.insert(anon(first, end, if rng.below(2) == 0 { RW } else { RO }))),
+            1 => drop(tree.unmap_range(page(first), page(end))),
+            2 => drop(tree.protect_range(page(first), page(end), if rng.below(2) == 0 { RW } else { RO })),
+            _ => {}
+        }
+        for _ in 0..4 {
+            let addr = page(rng.below(72));
+            assert_eq!(tree.find_copy(addr), tree.find(addr).copied(), "at {addr:?}");
+        }
+    }
+}
