@@ -97,6 +97,22 @@ pub enum WipeKind {
     Discarded,
 }
 
+/// What a device has done since boot, as `/proc/diskstats` shows it: completed
+/// requests of each kind and the sectors they moved.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IoStats {
+    /// Read requests completed.
+    pub nr_reads: u64,
+    /// Sectors read.
+    pub sectors_read: u64,
+    /// Write requests completed.
+    pub nr_writes: u64,
+    /// Sectors written.
+    pub sectors_written: u64,
+    /// Flush requests completed.
+    pub nr_flushes: u64,
+}
+
 /// A disk: sectors of [`SECTOR_SIZE`] bytes, numbered from 0.
 ///
 /// Methods take `&self`: an implementation serialises its own requests (a lock
@@ -155,6 +171,11 @@ pub trait BlockDevice: Send + Sync {
             self.write(sector + i as u64 * SECTORS_PER_PAGE, &page[..])?;
         }
         Ok(())
+    }
+
+    /// Returns the device's request counters, or `None` if it keeps none (the default).
+    fn io_stats(&self) -> Option<IoStats> {
+        None
     }
 
     /// How [`wipe`](Self::wipe) would wipe, or `None` if the device can neither
