@@ -306,6 +306,42 @@ fn fork_exec_wait() -> u64 {
     best
 }
 
+/// The profiling mode (`profile=ROW rounds=N`, this kernel's command line only):
+/// writes the file once, then runs only one row `N` times, so that two runs with
+/// different `N` give that row's cost per operation with the setup cancelled out
+/// (`tools/insnprof`). ROW: `faultoff` (mapped read faults, fault-around off),
+/// `fsync` (write + fsync), `msync` (MAP_SHARED writes + msync).
+fn profile(row: &str, nr_rounds: u64, wbuf: &mut [u8], seed: u64) -> i32 {
+    let _ = fs::unlink(FILE);
+    write_and_fsync(wbuf, seed);
+    let disk = disk_counts();
+    let start = ulib::now_ns();
+    for round in 0..nr_rounds {
+        match row {
+            "faultoff" => {
+                let knob = FAULT_AROUND_KNOBS[1];
+                ok("fault_around_bytes = 4096", write_knob(knob, b"4096\n"));
+                map_and_read_each_page(seed, "mapped read, fault-around off");
+                ok("fault_around_bytes back", write_knob(knob, b"65536\n"));
+            }
+            "fsync" => {
+                write_and_fsync(wbuf, seed);
+            }
+            "msync" => {
+                shared_write_and_msync(seed.rotate_left(round as u32 + 1));
+            }
+            _ => {
+                println!("filebench: profile={row}: not one of faultoff, fsync, msync");
+                return 2;
+            }
+        }
+    }
+    println!("filebench: profile {row}: {nr_rounds} rounds in {} us", (ulib::now_ns() - start) / 1000);
+    print_disk(row, disk, nr_rounds);
+    ok("unlink", fs::unlink(FILE));
+    0
+}
+
 fn main() -> i32 {
     let started = ulib::now_ns();
     // SAFETY: the only references to the two buffers, taken once. (The raw
@@ -314,6 +350,12 @@ fn main() -> i32 {
     #[allow(clippy::deref_addrof)]
     let (wbuf, rbuf) = unsafe { (&mut *(&raw mut WRITE_BUF), &mut *(&raw mut READ_BUF)) };
     let seed = 0x5eed_f11e_u64 ^ ulib::getpid() as u64;
+    let mut args_buf = [0u8; 256];
+    let args = ulib::args(&mut args_buf);
+    if let Some(row) = ulib::arg_value(args, "profile") {
+        let nr_rounds = ulib::arg_value(args, "rounds").and_then(|v| v.parse().ok()).unwrap_or(1);
+        return profile(row, nr_rounds, wbuf, seed);
+    }
     println!("filebench: a {} MiB file in {} KiB calls, in the current directory", FILE_BYTES >> 20, CHUNK >> 10);
     let _ = fs::unlink(FILE);
 
