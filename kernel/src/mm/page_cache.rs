@@ -422,8 +422,9 @@ impl PageCache {
         }
     }
 
-    /// Sets DIRTY on a frame of this cache, counting it and starting the file's age.
-    fn mark_frame_dirty(&self, frame: Frame) {
+    /// Sets DIRTY on a frame of this cache, counting it and starting the file's age
+    /// (the caller holds the `pages` lock, or a reference on the frame).
+    pub(super) fn mark_frame_dirty(&self, frame: Frame) {
         let was_dirty = frame::with_desc(frame, |d| {
             let was = d.has_flags(FrameFlags::DIRTY);
             d.insert_flags(FrameFlags::DIRTY);
