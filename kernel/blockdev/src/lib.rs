@@ -44,10 +44,10 @@ pub const SECTOR_SIZE: usize = 512;
 pub const PAGE_SIZE: usize = 4096;
 /// Sectors in one page.
 pub const SECTORS_PER_PAGE: u64 = (PAGE_SIZE / SECTOR_SIZE) as u64;
-/// The most pages a caller passes to one page request, and the most a driver
-/// carries in one device request (128 KiB; Linux's swap-out cluster,
-/// `SWAP_CLUSTER_MAX`, is 32 pages too). Callers size their batches by it; a
-/// device may carry fewer ([`BlockDevice::max_pages_per_request`]).
+/// The pages swap clusters into one request (128 KiB; Linux's swap-out cluster,
+/// `SWAP_CLUSTER_MAX`, is 32 pages too). Swap sizes its batches by it; a device
+/// says what it carries in one request ([`BlockDevice::max_pages_per_request`]:
+/// fewer, or more, as virtio-blk's 64 for a file's write-back and readahead).
 pub const MAX_PAGES_PER_REQUEST: usize = 32;
 
 /// One page of data, as page I/O moves it.
@@ -144,9 +144,8 @@ pub trait BlockDevice: Send + Sync {
     }
 
     /// The most pages one device request of [`read_pages`](Self::read_pages) /
-    /// [`write_pages`](Self::write_pages) carries (at least 1, at most
-    /// [`MAX_PAGES_PER_REQUEST`]); longer lists are split. The default moves a page
-    /// per request.
+    /// [`write_pages`](Self::write_pages) carries (at least 1); longer lists are
+    /// split. The default moves a page per request.
     fn max_pages_per_request(&self) -> usize {
         1
     }

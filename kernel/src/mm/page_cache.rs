@@ -114,8 +114,10 @@ static CACHES: IrqMutex<BTreeMap<u32, Weak<PageCache>>> = IrqMutex::new_ranked(L
 static NEXT_ID: AtomicU32 = AtomicU32::new(1);
 /// How many times an allocation that failed is retried after direct reclaim.
 const ALLOC_RETRIES: u32 = 4;
-/// Dirty pages written back per batch (the handles of one batch sit in a `Vec`).
-const WRITEBACK_BATCH: usize = 64;
+/// Dirty pages written back per batch (the handles of one batch sit in a `Vec`):
+/// 1 MiB, so that a run of adjacent blocks fills the disk's largest requests
+/// (`drivers::virtio_blk::MAX_FRAMES_PER_REQUEST`) several times over.
+const WRITEBACK_BATCH: usize = 256;
 
 /// The cached pages of one file.
 pub struct PageCache {
