@@ -137,6 +137,9 @@ fn a_read_fault_maps_the_cache_page_and_a_private_write_copies_it() {
     let cache = PageCache::new(io.clone(), 4 * PAGE_SIZE);
     let (space, start) = map_file(&cache, 4, false);
     filemap::set_fault_around(false); // page 1 stays unmapped for the last case
+    // xv6's "lazy access": mmap maps nothing and reads nothing until a page is touched.
+    assert!((0..4).all(|i| frame_at(&space, start + i * PAGE_SIZE).is_none()), "mmap mapped a page up front");
+    assert_eq!(cache.nr_cached(), 0, "mmap read the file up front");
     assert_eq!(fault::retry::fault_in(&space, start, USER_READ), Ok(FaultOutcome::FilePage));
     // (The audit counts the cache's and the PTEs' references: no handle is kept.)
     let cached = cache.find_page(0).expect("the fault read the page into the cache").frame();

@@ -524,3 +524,33 @@ fn an_ext2_file_written_under_memory_pressure_reads_back_right() {
     drop(space);
     assert_consistent();
 }
+
+#[test_case]
+fn an_ext2_inode_dropped_under_a_spinlock_is_released_later() {
+    // The last handle of a mapped file's inode can go with its VMA, under the
+    // address space's lock; releasing it takes the file system's sleeping locks
+    // (an unlinked file's cache is emptied and its blocks freed). Dropped where it
+    // cannot sleep, the handle waits on `ext2fs::DEFERRED` (rank `DeferredInodes`)
+    // until `release_deferred` runs where sleeping is allowed, as Linux's delayed
+    // fput. Before that, this drop panicked: a sleeping lock taken under a spinlock.
+    if kernel::fs::root_kind() != kernel::fs::RootKind::Ext2 {
+        panic!("this test needs ext2 at / (the runner's root disk)");
+    }
+    let root = kernel::fs::root();
+    let file = root.create("deferred.dat", 0o644).expect("create");
+    let cache = file.page_cache().expect("an ext2 file has a page cache");
+    assert_eq!(file.write_at(0, &[0x5a; 4 * PAGE]), Ok(4 * PAGE));
+    root.unlink("deferred.dat").expect("unlink");
+    assert_eq!(file.stat().nlink, 0, "unlinked, still open");
+    kernel::fs::ext2fs::release_deferred(); // nothing waits from earlier tests
+    let lock = IrqMutex::new_ranked(LockRank::BlockDevices, ());
+    {
+        let _held = lock.lock();
+        drop(file); // the last handle, under a spinlock: deferred, no sleep
+    }
+    assert_eq!(cache.nr_cached(), 4, "released at once, under a spinlock");
+    kernel::fs::ext2fs::release_deferred();
+    assert_eq!(cache.nr_cached(), 0, "release_deferred released the unlinked file's pages");
+    drop(cache);
+    assert_consistent();
+}

@@ -28,3 +28,5 @@ kill $!
 wait
 free -m
 policy clock
+echo == 10. a file mapped, written through the mapping, written back, read again
+mmapdemo

@@ -100,6 +100,8 @@ pub mod nr {
     pub const DUP2: u64 = 33;
     /// `fsync(fd) -> 0`.
     pub const FSYNC: u64 = 74;
+    /// `sync() -> 0`: every file's dirty pages to its disk.
+    pub const SYNC: u64 = 162;
     /// `ftruncate(fd, length) -> 0`.
     pub const FTRUNCATE: u64 = 77;
     /// `getcwd(buf, size) -> length including the NUL`.

@@ -45,10 +45,10 @@ pub const SECTOR_SIZE: usize = 512;
 pub const PAGE_SIZE: usize = 4096;
 /// Sectors in one page.
 pub const SECTORS_PER_PAGE: u64 = (PAGE_SIZE / SECTOR_SIZE) as u64;
-/// The most pages a caller passes to one page request, and the most a driver
-/// carries in one device request (128 KiB; Linux's swap-out cluster,
-/// `SWAP_CLUSTER_MAX`, is 32 pages too). Callers size their batches by it; a
-/// device may carry fewer ([`BlockDevice::max_pages_per_request`]).
+/// The pages swap clusters into one request (128 KiB; Linux's swap-out cluster,
+/// `SWAP_CLUSTER_MAX`, is 32 pages too). Swap sizes its batches by it; a device
+/// says what it carries in one request ([`BlockDevice::max_pages_per_request`]:
+/// fewer, or more, as virtio-blk's 64 for a file's write-back and readahead).
 pub const MAX_PAGES_PER_REQUEST: usize = 32;
 
 /// One page of data, as page I/O moves it.
@@ -98,6 +98,22 @@ pub enum WipeKind {
     Discarded,
 }
 
+/// What a device has done since boot, as `/proc/diskstats` shows it: completed
+/// requests of each kind and the sectors they moved.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IoStats {
+    /// Read requests completed.
+    pub nr_reads: u64,
+    /// Sectors read.
+    pub sectors_read: u64,
+    /// Write requests completed.
+    pub nr_writes: u64,
+    /// Sectors written.
+    pub sectors_written: u64,
+    /// Flush requests completed.
+    pub nr_flushes: u64,
+}
+
 /// A disk: sectors of [`SECTOR_SIZE`] bytes, numbered from 0.
 ///
 /// Methods take `&self`: an implementation serialises its own requests (a lock
@@ -129,9 +145,8 @@ pub trait BlockDevice: Send + Sync {
     }
 
     /// The most pages one device request of [`read_pages`](Self::read_pages) /
-    /// [`write_pages`](Self::write_pages) carries (at least 1, at most
-    /// [`MAX_PAGES_PER_REQUEST`]); longer lists are split. The default moves a page
-    /// per request.
+    /// [`write_pages`](Self::write_pages) carries (at least 1); longer lists are
+    /// split. The default moves a page per request.
     fn max_pages_per_request(&self) -> usize {
         1
     }
@@ -156,6 +171,11 @@ pub trait BlockDevice: Send + Sync {
             self.write(sector + i as u64 * SECTORS_PER_PAGE, &page[..])?;
         }
         Ok(())
+    }
+
+    /// Returns the device's request counters, or `None` if it keeps none (the default).
+    fn io_stats(&self) -> Option<IoStats> {
+        None
     }
 
     /// How [`wipe`](Self::wipe) would wipe, or `None` if the device can neither

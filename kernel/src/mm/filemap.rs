@@ -29,7 +29,12 @@
 //! Fault-around: after a read fault, the neighbours already in the cache (no I/O)
 //! in the same 64 KiB-aligned window and VMA are mapped read-only too (Linux's
 //! `fault_around_bytes`), so a sequential reader takes one fault per 16 pages; the
-//! whole window with one page-table walk and one hold of the cache's lock.
+//! whole window with one page-table walk and one hold of the cache's lock. A fault
+//! that maps the cache's frame (a read, or a write to a shared mapping) takes the
+//! same path with the faulting page in the window (a window of one page with
+//! fault-around off, and for writes): one walk, one hold of the lock, no page
+//! handle (`map_from_cache`); the first fault under a missing level-1 table, or on
+//! a page not cached, goes the longer way (`find_page`, `map_cached`).
 //!
 //! Lock state: called with the address-space lock held; takes a cache's `pages`
 //! lock and `FILE_RMAP` briefly (both below the space lock); never does I/O.
@@ -82,11 +87,15 @@ pub fn do_file_fault(
     if index * PAGE_SIZE >= size {
         return Err(FaultError::BeyondEof { addr: page.start_address(), size });
     }
+    let is_shared = vma.flags.is_shared();
+    let is_private_write = access == Access::Write && !is_shared;
+    if !is_private_write && map_from_cache(space, vma, page, &cache, offset, access, flags) {
+        return Ok(FaultOutcome::FilePage);
+    }
     let Some(cached) = cache.find_page(index) else {
         return Err(FaultError::NeedsFileRead { cache: cache_id, index });
     };
-    let is_shared = vma.flags.is_shared();
-    if access == Access::Write && !is_shared {
+    if is_private_write {
         // A write to a private mapping: the process gets its own copy now.
         let mut new = NewPage::alloc().map_err(|_| FaultError::OutOfMemory)?;
         new.copy_from(cached.frame());
@@ -101,6 +110,58 @@ pub fn do_file_fault(
         fault_around(space, vma, page, &cache, offset, flags - PteFlags::WRITABLE);
     }
     Ok(FaultOutcome::FilePage)
+}
+
+/// The common case of a fault that maps the cache's own frame (a read, or a write to
+/// a shared mapping) where `page`'s level-1 table exists: the faulting page, and with
+/// fault-around on a read its cached neighbours in the aligned window of
+/// [`FAULT_AROUND_PAGES`], mapped with one page-table walk and one hold of the
+/// cache's lock, each PTE taking its reference and map count as [`map_cached`]
+/// does (a write maps the faulting page writable and dirties it under the same
+/// hold). Returns false if the faulting page was not mapped (no table yet, or not
+/// cached: the caller's slower path decides); neighbours mapped meanwhile stay.
+fn map_from_cache(
+    space: &mut AddressSpace,
+    vma: &Vma,
+    page: Page,
+    cache: &super::page_cache::PageCache,
+    offset: u64,
+    access: Access,
+    flags: PteFlags,
+) -> bool {
+    let addr = page.start_address().as_u64();
+    let is_write = access == Access::Write;
+    let window = if !is_write && IS_FAULT_AROUND_ON.load(Ordering::Relaxed) { FAULT_AROUND_PAGES * PAGE_SIZE } else { PAGE_SIZE };
+    let start = (addr & !(window - 1)).max(vma.start.as_u64());
+    let end = ((addr & !(window - 1)) + window).min(vma.end.as_u64());
+    let end_index = cache.size().div_ceil(PAGE_SIZE);
+    let first_index = (offset + (start - vma.start.as_u64())) / PAGE_SIZE;
+    let first_page = Page::containing_address(VirtAddr::new(start));
+    let read_flags = flags - PteFlags::WRITABLE;
+    let mut is_mapped = false;
+    let nr_mapped = cache.with_pages(|pages| {
+        space.pt.map_unused_in_table(&mut space.tables, first_page, (end - start) / PAGE_SIZE, |p| {
+            let index = first_index + (p.start_address().as_u64() - start) / PAGE_SIZE;
+            if index >= end_index {
+                return None; // past the end of the file: a fault there is a SIGBUS
+            }
+            let &frame = pages.get(&index)?;
+            let is_faulting = p == page;
+            frame::with_desc(frame, |d| {
+                d.get_ref();
+                d.add_file_mapping();
+                d.remove_flags(FrameFlags::READAHEAD);
+            });
+            if is_faulting && is_write {
+                cache.mark_frame_dirty(frame);
+            }
+            is_mapped |= is_faulting;
+            Some((frame, if is_faulting && is_write { flags } else { read_flags }))
+        })
+    }) as u64;
+    space.stats.rss_pages += nr_mapped;
+    NR_FAULT_AROUND.fetch_add(nr_mapped.saturating_sub(u64::from(is_mapped)), Ordering::Relaxed);
+    is_mapped
 }
 
 /// Maps page-cache `frame` at the empty `page`: one more reference and map count

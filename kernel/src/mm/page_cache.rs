@@ -114,8 +114,10 @@ static CACHES: IrqMutex<BTreeMap<u32, Weak<PageCache>>> = IrqMutex::new_ranked(L
 static NEXT_ID: AtomicU32 = AtomicU32::new(1);
 /// How many times an allocation that failed is retried after direct reclaim.
 const ALLOC_RETRIES: u32 = 4;
-/// Dirty pages written back per batch (the handles of one batch sit in a `Vec`).
-const WRITEBACK_BATCH: usize = 64;
+/// Dirty pages written back per batch (the handles of one batch sit in a `Vec`):
+/// 1 MiB, so that a run of adjacent blocks fills the disk's largest requests
+/// (`drivers::virtio_blk::MAX_FRAMES_PER_REQUEST`) several times over.
+const WRITEBACK_BATCH: usize = 256;
 
 /// The cached pages of one file.
 pub struct PageCache {
@@ -422,8 +424,9 @@ impl PageCache {
         }
     }
 
-    /// Sets DIRTY on a frame of this cache, counting it and starting the file's age.
-    fn mark_frame_dirty(&self, frame: Frame) {
+    /// Sets DIRTY on a frame of this cache, counting it and starting the file's age
+    /// (the caller holds the `pages` lock, or a reference on the frame).
+    pub(super) fn mark_frame_dirty(&self, frame: Frame) {
         let was_dirty = frame::with_desc(frame, |d| {
             let was = d.has_flags(FrameFlags::DIRTY);
             d.insert_flags(FrameFlags::DIRTY);

@@ -211,6 +211,13 @@ fn call(frame: &mut TrapFrame) -> Result<u64, Errno> {
         nr::GETDENTS64 => fd_syscall::sys_getdents64(args[0], args[1], args[2]),
         nr::FTRUNCATE => fd_syscall::sys_ftruncate(args[0], args[1]),
         nr::FSYNC => fd_syscall::sys_fsync(args[0]),
+        // sync(2) cannot fail on Linux: an error stays in its pages (dirty) and is logged.
+        nr::SYNC => {
+            if let Err(e) = crate::fs::sync_all() {
+                log::warn!("sync: {e:?} (the pages stay dirty)");
+            }
+            Ok(0)
+        }
         nr::DUP => fd_syscall::sys_dup(args[0]),
         nr::DUP2 => fd_syscall::sys_dup2(args[0], args[1]),
         nr::PIPE => fd_syscall::sys_pipe2(args[0], 0),

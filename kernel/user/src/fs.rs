@@ -8,7 +8,7 @@ use core::ffi::CStr;
 
 use abi::{Errno, Stat, nr};
 
-use crate::syscall::{syscall1, syscall2, syscall3, syscall4};
+use crate::syscall::{syscall0, syscall1, syscall2, syscall3, syscall4};
 
 pub use abi::{AT_EMPTY_PATH, AT_FDCWD, SEEK_CUR, SEEK_END, SEEK_SET, o};
 
@@ -148,6 +148,12 @@ pub fn ftruncate(fd: i32, length: i64) -> Result<(), Errno> {
 pub fn fsync(fd: i32) -> Result<(), Errno> {
     // SAFETY: fsync touches no memory of ours.
     ret(unsafe { syscall1(nr::FSYNC, fd as u64) }).map(|_| ())
+}
+
+/// Writes every file's dirty pages to its disk (`sync(2)`, which cannot fail).
+pub fn sync() {
+    // SAFETY: sync touches no memory of ours.
+    let _ = unsafe { syscall0(nr::SYNC) };
 }
 
 /// Returns a new fd (the lowest free) for the open file of `fd`.

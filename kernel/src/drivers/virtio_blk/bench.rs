@@ -10,7 +10,10 @@
 use alloc::format;
 use alloc::vec;
 
-use super::{MAX_FRAMES_PER_REQUEST, SECTOR_SIZE, VirtioBlk, swap_disk};
+use super::{SECTOR_SIZE, VirtioBlk, swap_disk};
+
+/// Frames per scatter-gather request in this benchmark: swap's cluster (32).
+const MAX_FRAMES_PER_REQUEST: usize = blockdev::MAX_PAGES_PER_REQUEST;
 use crate::mm::Order;
 use crate::mm::frame::OwnedFrames;
 use crate::{bench, println};

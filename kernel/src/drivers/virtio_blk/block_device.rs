@@ -17,7 +17,7 @@
 
 use alloc::string::String;
 
-use blockdev::{BlockDevice, BlockError, PAGE_SIZE, Page};
+use blockdev::{BlockDevice, BlockError, IoStats, PAGE_SIZE, Page, SECTOR_SIZE};
 
 use super::{BlkError, MAX_FRAMES_PER_REQUEST, SECTORS_PER_FRAME, VirtioBlk, WipeKind, direct_map_phys};
 use crate::mm::PhysAddr;
@@ -95,6 +95,18 @@ impl BlockDevice for VirtioDisk {
 
     fn write_pages(&self, sector: u64, pages: &[&Page]) -> Result<(), BlockError> {
         Ok(self.blk.lock().write_pages(sector, pages)?)
+    }
+
+    fn io_stats(&self) -> Option<IoStats> {
+        let stats = self.blk.lock().stats();
+        let sectors = |bytes: u64| bytes / SECTOR_SIZE as u64;
+        Some(IoStats {
+            nr_reads: stats.nr_reads,
+            sectors_read: sectors(stats.bytes_read),
+            nr_writes: stats.nr_writes,
+            sectors_written: sectors(stats.bytes_written),
+            nr_flushes: stats.nr_flushes,
+        })
     }
 
     fn wipe_kind(&self) -> Option<WipeKind> {

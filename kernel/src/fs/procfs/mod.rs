@@ -8,6 +8,7 @@
 //!  /proc/buddyinfo   free blocks of each order, one line per zone (one zone here)      system.rs
 //!  /proc/zoneinfo    the zone's free pages, watermarks min/low/high, managed pages    system.rs
 //!  /proc/swaps       the swap area: size and used, in KiB                              system.rs
+//!  /proc/diskstats   requests and sectors read and written, flushes, per disk          system.rs
 //!  /proc/slabinfo, stat, uptime, loadavg: slab caches, CPU time, load                  system.rs
 //!  /proc/PID/status  Name, State, PPid, VmSize, VmRSS, RssAnon, VmSwap, ...            pid.rs
 //!  /proc/PID/maps    one line per VMA: start-end perms offset dev inode name           pid.rs
@@ -105,6 +106,7 @@ const FILES: &[ProcFile] = &[
     file("pcpinfo", system::pcpinfo),
     file("slabmaginfo", system::slabmaginfo),
     file("swaps", system::swaps),
+    file("diskstats", system::diskstats),
     file("slabinfo", system::slabinfo),
     file("stat", system::stat),
     file("uptime", system::uptime),

@@ -18,7 +18,9 @@
 //! | fork + exec + wait | `bin/true_c` (a 3-line static C program, on the same disk), best of [`EXEC_ROUNDS`] |
 //!
 //! Rows print as `filebench: row=NAME mibps=X` (throughput) or `us=X` (time per
-//! operation). A row a kernel cannot run (no fault-around knob, `MAP_SHARED` of a
+//! operation). The two write rows also print what the disks did (`filebench: disk`,
+//! from `/proc/diskstats` on both kernels): requests per round, their average size,
+//! flushes. A row a kernel cannot run (no fault-around knob, `MAP_SHARED` of a
 //! file refused) prints a `filebench: note:` saying so instead of a number. Every row checks its data: the file's words carry their own
 //! offset (one stamped word per 256 bytes, every byte of the first and last chunk
 //! compared in full), so a kernel that returns the wrong page, a stale page or
@@ -110,6 +112,51 @@ fn row_mibps(name: &str, bytes: usize, ns: u64) {
 /// Prints a time-per-operation row.
 fn row_us(name: &str, ns: u64, nr_ops: u64) {
     println!("filebench: row={name:<52} us={:.2}", ns as f64 / nr_ops.max(1) as f64 / 1000.0);
+}
+
+/// Requests and sectors of every whole disk (`/proc/diskstats`, both kernels):
+/// reads, sectors read, writes, sectors written, flushes.
+#[derive(Clone, Copy, Default)]
+struct DiskCounts([u64; 5]);
+
+/// Returns the sums over every whole disk of `/proc/diskstats` (names ending in a
+/// digit, partitions and loop devices, are left out), or `None` without the file.
+fn disk_counts() -> Option<DiskCounts> {
+    let mut text = [0u8; 4096];
+    let len = ulib::linux::read_file(c"/proc/diskstats", &mut text).ok()?;
+    let text = core::str::from_utf8(&text[..len]).ok()?;
+    let mut sums = [0u64; 5];
+    for line in text.lines() {
+        let mut words = line.split_ascii_whitespace().skip(2);
+        let Some(name) = words.next() else { continue };
+        if name.ends_with(|c: char| c.is_ascii_digit()) {
+            continue;
+        }
+        let mut fields = [0u64; 17];
+        for (field, word) in fields.iter_mut().zip(words) {
+            *field = word.parse().unwrap_or(0);
+        }
+        for (sum, at) in sums.iter_mut().zip([0, 2, 4, 6, 15]) {
+            *sum += fields[at];
+        }
+    }
+    Some(DiskCounts(sums))
+}
+
+/// Prints what the disks did between `before` and now, for `nr_rounds` rounds of a row:
+/// per round, write requests and their average size, flushes, read requests.
+fn print_disk(name: &str, before: Option<DiskCounts>, nr_rounds: u64) {
+    let (Some(before), Some(after)) = (before, disk_counts()) else { return };
+    let d: [u64; 5] = core::array::from_fn(|i| after.0[i].saturating_sub(before.0[i]) / nr_rounds.max(1));
+    let kib_per = |sectors: u64, nr: u64| sectors as f64 / 2.0 / nr.max(1) as f64;
+    println!(
+        "filebench: disk {name}: per round {} writes of {:.1} KiB on average, {} flushes, {} reads of {:.1} KiB",
+        d[2],
+        kib_per(d[3], d[2]),
+        d[4],
+        d[0],
+        kib_per(d[1], d[0])
+    );
 }
 
 /// The two 64 KiB buffers: one written from, one read into (in .bss: no heap here).
@@ -259,6 +306,42 @@ fn fork_exec_wait() -> u64 {
     best
 }
 
+/// The profiling mode (`profile=ROW rounds=N`, this kernel's command line only):
+/// writes the file once, then runs only one row `N` times, so that two runs with
+/// different `N` give that row's cost per operation with the setup cancelled out
+/// (`tools/insnprof`). ROW: `faultoff` (mapped read faults, fault-around off),
+/// `fsync` (write + fsync), `msync` (MAP_SHARED writes + msync).
+fn profile(row: &str, nr_rounds: u64, wbuf: &mut [u8], seed: u64) -> i32 {
+    let _ = fs::unlink(FILE);
+    write_and_fsync(wbuf, seed);
+    let disk = disk_counts();
+    let start = ulib::now_ns();
+    for round in 0..nr_rounds {
+        match row {
+            "faultoff" => {
+                let knob = FAULT_AROUND_KNOBS[1];
+                ok("fault_around_bytes = 4096", write_knob(knob, b"4096\n"));
+                map_and_read_each_page(seed, "mapped read, fault-around off");
+                ok("fault_around_bytes back", write_knob(knob, b"65536\n"));
+            }
+            "fsync" => {
+                write_and_fsync(wbuf, seed);
+            }
+            "msync" => {
+                shared_write_and_msync(seed.rotate_left(round as u32 + 1));
+            }
+            _ => {
+                println!("filebench: profile={row}: not one of faultoff, fsync, msync");
+                return 2;
+            }
+        }
+    }
+    println!("filebench: profile {row}: {nr_rounds} rounds in {} us", (ulib::now_ns() - start) / 1000);
+    print_disk(row, disk, nr_rounds);
+    ok("unlink", fs::unlink(FILE));
+    0
+}
+
 fn main() -> i32 {
     let started = ulib::now_ns();
     // SAFETY: the only references to the two buffers, taken once. (The raw
@@ -267,12 +350,20 @@ fn main() -> i32 {
     #[allow(clippy::deref_addrof)]
     let (wbuf, rbuf) = unsafe { (&mut *(&raw mut WRITE_BUF), &mut *(&raw mut READ_BUF)) };
     let seed = 0x5eed_f11e_u64 ^ ulib::getpid() as u64;
+    let mut args_buf = [0u8; 256];
+    let args = ulib::args(&mut args_buf);
+    if let Some(row) = ulib::arg_value(args, "profile") {
+        let nr_rounds = ulib::arg_value(args, "rounds").and_then(|v| v.parse().ok()).unwrap_or(1);
+        return profile(row, nr_rounds, wbuf, seed);
+    }
     println!("filebench: a {} MiB file in {} KiB calls, in the current directory", FILE_BYTES >> 20, CHUNK >> 10);
     let _ = fs::unlink(FILE);
 
     // Best of ROUNDS: the machine is shared, and the best is the least disturbed.
+    let disk = disk_counts();
     let ns = (0..WRITE_ROUNDS).map(|_| write_and_fsync(wbuf, seed)).min().unwrap_or(0);
     row_mibps("write + fsync (64 MiB)", FILE_BYTES, ns);
+    print_disk("write + fsync", disk, WRITE_ROUNDS as u64);
 
     let cold = |_| {
         drop_caches();
@@ -286,8 +377,10 @@ fn main() -> i32 {
     fault_rows(seed);
 
     let shared_seed = seed.rotate_left(17) ^ 0xa5a5;
+    let disk = disk_counts();
     if let Some(ns) = shared_write_and_msync(shared_seed) {
         row_mibps("mmap MAP_SHARED write + msync (64 MiB)", FILE_BYTES, ns);
+        print_disk("MAP_SHARED write + msync", disk, 1);
         // What the mapping wrote is the file now: every stamp, through read(2).
         let fd = ok("open after msync", fs::open(FILE, o::RDONLY, 0));
         for offset in (0..FILE_BYTES).step_by(CHUNK) {

@@ -161,6 +161,12 @@ fn truncate_cases() {
     err("ftruncate a directory", fs::ftruncate(dir, 0), Errno::EINVAL);
     ok("fsync", fs::fsync(fd));
     err("fsync a bad fd", fs::fsync(55), Errno::EBADF);
+    // sync(2): every dirty page of every file written; nothing else runs to dirty more.
+    ok("write before sync", fs::write_all(fd, b"dirty"));
+    fs::sync();
+    let mut meminfo = [0u8; 2048];
+    let len = ok("read /proc/meminfo", ulib::linux::read_file(c"/proc/meminfo", &mut meminfo));
+    check!(ulib::linux::field(&meminfo[..len], "Dirty") == Some(0), "Dirty after sync(2) is not 0 kB");
     ok("ftruncate to 0", fs::ftruncate(fd, 0));
     check!(ok("fstat", fs::fstat(fd)).st_blocks == 0, "truncate to 0 frees every page");
     for fd in [fd, ro, dir] {

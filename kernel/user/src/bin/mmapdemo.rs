@@ -10,6 +10,8 @@
 //!  msync(MS_SYNC)                            the dirty page is written to the disk
 //!  munmap, then read(2) the file             the same bytes, from the same page cache
 //! ```
+//! After the write, the stores and the msync it prints the page cache's counters
+//! (`/proc/meminfo`'s Cached, Dirty and Writeback).
 #![no_std]
 #![no_main]
 
@@ -23,11 +25,25 @@ ulib::entry!(main);
 const LINE: &[u8] = b"written by write(2): hello, page cache\n";
 const STORED: &[u8] = b"STORED THROUGH MMAP";
 
+/// Prints the page cache's counters (`/proc/meminfo`: Cached, Dirty, Writeback, in kB).
+fn print_counters(when: &str) {
+    let mut text = [0u8; 2048];
+    let Ok(len) = ulib::linux::read_file(c"/proc/meminfo", &mut text) else { return };
+    let field = |name| ulib::linux::field(&text[..len], name).unwrap_or(0);
+    println!(
+        "mmapdemo:   page cache {when}: Cached {} kB, Dirty {} kB, Writeback {} kB",
+        field("Cached"),
+        field("Dirty"),
+        field("Writeback")
+    );
+}
+
 fn main() -> i32 {
     let path = c"/mmapdemo.txt";
     let fd = ok("create", fs::open(path, o::CREAT | o::TRUNC | o::RDWR, 0o644));
     ok("write", fs::write_all(fd, LINE));
     println!("mmapdemo: wrote {} bytes to /mmapdemo.txt with write(2)", LINE.len());
+    print_counters("after write(2)");
     // SAFETY: no MAP_FIXED: mmap only adds a new mapping.
     let ret = unsafe { syscall6(nr::MMAP, 0, LINE.len() as u64, prot::READ | prot::WRITE, map::SHARED, fd as u64, 0) };
     let base = ok("mmap", Errno::from_ret(ret)) as *mut u8;
@@ -40,10 +56,12 @@ fn main() -> i32 {
         unsafe { base.add(i).write_volatile(b) };
     }
     println!("mmapdemo: stored {:?} through the mapping (a write fault made the PTE writable and the page dirty)", core::str::from_utf8(STORED).unwrap());
+    print_counters("after the stores");
     // SAFETY: msync changes no memory.
     let ret = unsafe { syscall3(nr::MSYNC, base as u64, LINE.len() as u64, abi::ms::SYNC) };
     ok("msync", Errno::from_ret(ret));
     println!("mmapdemo: msync(MS_SYNC): the dirty page is on the disk");
+    print_counters("after msync");
     // SAFETY: nothing uses the mapping any more.
     ok("munmap", Errno::from_ret(unsafe { syscall2(nr::MUNMAP, base as u64, LINE.len() as u64) }));
     let mut back = [0u8; LINE.len()];

@@ -1,6 +1,6 @@
 //! `mmapfile`: mmap(2) of files from ring 3, the Pintos project 3 cases that a
 //! private mapping covers (mmap-read, -close, -remove, -twice, -inherit, -zero,
-//! -bad-fd, -misalign, -overlap, -over-code, -over-data, -over-stk), xv6's
+//! -bad-fd, -misalign, -null, -overlap, -over-code, -over-data, -over-stk), xv6's
 //! "a private mapping is not written back" and "a writable MAP_SHARED of an
 //! O_RDONLY fd is refused", and an access past the end of the file killing the
 //! process. Works in `/mmapfile` and removes it at the end.
@@ -81,6 +81,8 @@ fn errnos() {
     err("mmap of a closed fd (mmap-bad-fd)", mmap(0, PAGE, r, map::PRIVATE, 99, 0), Errno::EBADF);
     err("mmap at a misaligned offset (mmap-misalign)", mmap(0, PAGE, r, map::PRIVATE, fd, 100), Errno::EINVAL);
     err("mmap of length 0", mmap(0, 0, r, map::PRIVATE, fd, 0), Errno::EINVAL);
+    // Pintos' mmap-null: no mapping at address 0 (Linux: below mmap_min_addr, EPERM).
+    err("mmap of a file at address 0 (mmap-null)", mmap(0, PAGE, r, map::PRIVATE | map::FIXED_NOREPLACE, fd, 0), Errno::EPERM);
     let last_page = !(PAGE as u64 - 1); // the last page-aligned offset
     err("mmap at an offset whose end overflows", mmap(0, 2 * PAGE, r, map::PRIVATE, fd, last_page), Errno::EOVERFLOW);
     err("xv6: MAP_SHARED writable of an O_RDONLY fd", mmap(0, PAGE, r | prot::WRITE, map::SHARED, fd, 0), Errno::EACCES);

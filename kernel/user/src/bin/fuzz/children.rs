@@ -25,7 +25,7 @@ const NR_PRIVATE_WRITES: usize = 8;
 
 impl Worker<'_> {
     /// Forks, or fails the run if the kernel refuses.
-    fn fork_or_fail(&self, what: &str) -> Fork {
+    pub(super) fn fork_or_fail(&self, what: &str) -> Fork {
         match ulib::fork() {
             Ok(side) => side,
             Err(e) => self.fail(format_args!("fork ({what}) failed with {e:?}")),
@@ -33,7 +33,7 @@ impl Worker<'_> {
     }
 
     /// Waits for `pid`; fails the run unless it ended with `want`.
-    fn expect_status(&self, pid: Pid, want: WaitStatus, what: &str) {
+    pub(super) fn expect_status(&self, pid: Pid, want: WaitStatus, what: &str) {
         match ulib::waitpid(pid) {
             Ok((reaped, status)) if reaped == pid && status == want => {}
             other => self.fail(format_args!("{what} child {pid}: wait4 gave {other:?}, expected {want:?}")),

@@ -8,8 +8,10 @@
 //! (a 2 MiB block mapped, advised, written, and cut by a partial munmap), same-page
 //! merging (a MERGEABLE range, some of its pages zeroed, a `ksm_ctl` scan), bad arguments with Linux's errno, brk up and down,
 //! reads and writes checked against a model of every page's contents, syscalls
-//! writing into random pages, synchronous and background children, and forbidden
-//! accesses that must get a child killed (`worker.rs`, `children.rs`). The model
+//! writing into random pages, synchronous and background children, forbidden
+//! accesses that must get a child killed (`worker.rs`, `children.rs`), and a file
+//! mapped shared and private, written through the mappings and with `write(2)`,
+//! msynced, truncated, unmapped and read back both ways (`files.rs`). The model
 //! (`model.rs`) is Linux's behaviour: every case issue #10 reported as a
 //! difference from Linux is fixed, so the generator steers around none.
 //!
@@ -29,6 +31,7 @@
 #![no_main]
 
 mod children;
+mod files;
 mod garbage;
 mod log;
 mod model;

@@ -10,6 +10,7 @@
 use ulib::syscall::{syscall2, syscall3, syscall6};
 use ulib::{Errno, Pid, madv, map, nr, println, prot};
 
+use super::files::FileModel;
 use super::garbage;
 use super::log::OpLog;
 use super::model::{self, ARENA_BASE, LAST_WORD, MAX_BRK_PAGES, PAGE, PageModel, Rng};
@@ -60,6 +61,8 @@ pub struct Worker<'m> {
     pub(super) nr_background: usize,
     /// Operations done in this process (the budget counts the top level only).
     pub(super) nr_done: u64,
+    /// The worker's file and its mappings (`files.rs`).
+    pub(super) file: FileModel,
 }
 
 /// The result of a raw syscall as the log records it: the value, or `-errno`.
@@ -91,6 +94,7 @@ impl<'m> Worker<'m> {
             background: [0; MAX_BACKGROUND],
             nr_background: 0,
             nr_done: 0,
+            file: FileModel::new(),
         }
     }
 
@@ -129,9 +133,11 @@ impl<'m> Worker<'m> {
     /// children and gives the memory back; exits the process with 1 on a mismatch.
     pub fn run(&mut self, nr_ops: u64) {
         self.reset_arena();
+        self.start_file();
         let ballast = self.map_ballast();
         self.run_loop(nr_ops);
         self.check_ballast(ballast);
+        self.finish_file();
         self.release_all();
     }
 
@@ -214,7 +220,8 @@ impl<'m> Worker<'m> {
     /// Draws one operation and does it.
     fn step(&mut self) {
         match self.rng.below(1000) {
-            0..250 => self.op_write(),
+            0..230 => self.op_write(),
+            230..250 => self.op_file(),
             250..420 => self.op_verify(),
             420..450 => self.op_fill(),
             450..530 => self.op_mmap_fixed(),
@@ -345,7 +352,7 @@ impl<'m> Worker<'m> {
         }
     }
 
-    fn op_write(&mut self) {
+    pub(super) fn op_write(&mut self) {
         let (first, end) = self.pick_range(16, false);
         self.log.push(self.op_index, "write", [self.addr(first), (end - first) as u64, 0, 0]);
         for i in first..end {
