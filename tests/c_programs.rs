@@ -30,7 +30,7 @@ kernel::test_kernel!();
 
 /// Every file in `kernel/user/c/`, as `kernel/build.rs` names it.
 const NAMES: &[&str] =
-    &["argv_c", "fork_c", "hello_c", "malloc_c", "pthread_c", "segv_c", "shootdown_c", "swap_c", "syscalls_c", "tls_c", "true_c"];
+    &["argv_c", "fork_c", "hello_c", "malloc_c", "pagefault_c", "pthread_c", "segv_c", "shootdown_c", "swap_c", "syscalls_c", "tls_c", "true_c"];
 
 /// Runs `name` with `args` to its end and returns how it ended, after checking
 /// that every process is gone, the audit is clean and no user frame is left.
@@ -133,7 +133,16 @@ fn tls_c_each_process_keeps_its_fs_base_across_switches() {
 
 #[test_case]
 fn syscalls_c_libc_calls_answer_with_linux_errnos() {
-    assert_eq!(run("syscalls_c", ""), WaitStatus::Exited(0));
+    // sysconf(_SC_NPROCESSORS_ONLN) must count the CPUs this kernel runs (--smp N).
+    let cpus = alloc::format!("cpus={}", kernel::arch::smp::nr_online());
+    assert_eq!(run("syscalls_c", &cpus), WaitStatus::Exited(0));
+}
+
+#[test_case]
+fn pagefault_c_faults_anonymous_and_file_private_pages_in_processes_and_threads() {
+    // The benchmark's four rows, short: every task checks its words, every
+    // MAP_PRIVATE file still reads as zeros (a write never reached the file).
+    assert_eq!(run("pagefault_c", "tasks=2 secs=1 mib=1"), WaitStatus::Exited(0));
 }
 
 #[test_case]
