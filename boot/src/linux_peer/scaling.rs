@@ -163,13 +163,16 @@ fn failure(run: &ScalingRun, needs_status: bool) -> Option<String> {
     (!ok).then(|| run.verdict())
 }
 
+/// Builds our guest's QEMU command for the options given, and the root disk it made.
+pub type OurKernel<'a> = dyn FnMut(&Options) -> Result<(Command, Option<PathBuf>), String> + 'a;
+
 /// Runs pagefault_c on both kernels with 1 CPU and with `max(2, --smp)`, prints
 /// the table, and returns the runner's exit code. `our_kernel` builds our guest's
 /// QEMU command for the options it is given (and the root disk it made, checked
 /// with e2fsck after the run).
 pub fn run(
     opts: &Options,
-    our_kernel: &mut dyn FnMut(&Options) -> Result<(Command, Option<PathBuf>), String>,
+    our_kernel: &mut OurKernel<'_>,
 ) -> Result<i32, String> {
     let many = opts.nr_cpus.max(2);
     let mut ours = Vec::new();

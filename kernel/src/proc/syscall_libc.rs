@@ -257,7 +257,7 @@ fn sys_sysinfo(out: u64) -> Result<u64, Errno> {
 /// that names no task ESRCH (0 is the caller).
 fn sys_sched_getaffinity(pid: i64, len: u64, mask: u64) -> Result<u64, Errno> {
     const MASK_BYTES: u64 = core::mem::size_of::<u64>() as u64;
-    if len < MASK_BYTES || len % MASK_BYTES != 0 {
+    if len < MASK_BYTES || !len.is_multiple_of(MASK_BYTES) {
         return Err(Errno::EINVAL);
     }
     if pid < 0 || (pid != 0 && !task::TASKS.lock().contains_key(&(pid as u64))) {
