@@ -2,7 +2,8 @@
 //! stack the kernel builds for them, and each program run to its end: printf, a
 //! malloc-heavy list, fork and wait, thread-local storage across context switches,
 //! memory past RAM that must swap, a null-pointer write that kills only the
-//! program, and the calls musl makes on its own with Linux's errnos. After every
+//! program, the calls musl makes on its own with Linux's errnos, execve from a
+//! process with several threads, and the page_fault benchmark's checks. After every
 //! run the audit is clean and every frame is back.
 #![no_std]
 #![allow(missing_docs)] // test names say what each test checks
@@ -30,7 +31,7 @@ kernel::test_kernel!();
 
 /// Every file in `kernel/user/c/`, as `kernel/build.rs` names it.
 const NAMES: &[&str] =
-    &["argv_c", "fork_c", "hello_c", "malloc_c", "pthread_c", "segv_c", "shootdown_c", "swap_c", "syscalls_c", "tls_c", "true_c"];
+    &["argv_c", "execmt_c", "fork_c", "hello_c", "malloc_c", "pagefault_c", "pthread_c", "segv_c", "shootdown_c", "swap_c", "syscalls_c", "tls_c", "true_c"];
 
 /// Runs `name` with `args` to its end and returns how it ended, after checking
 /// that every process is gone, the audit is clean and no user frame is left.
@@ -133,7 +134,25 @@ fn tls_c_each_process_keeps_its_fs_base_across_switches() {
 
 #[test_case]
 fn syscalls_c_libc_calls_answer_with_linux_errnos() {
-    assert_eq!(run("syscalls_c", ""), WaitStatus::Exited(0));
+    // sysconf(_SC_NPROCESSORS_ONLN) must count the CPUs this kernel runs (--smp N).
+    let cpus = alloc::format!("cpus={}", kernel::arch::smp::nr_online());
+    assert_eq!(run("syscalls_c", &cpus), WaitStatus::Exited(0));
+}
+
+#[test_case]
+fn execmt_c_execve_from_a_thread_ends_the_others_first_and_keeps_the_pid() {
+    // From the leader, then from another thread: the new program must find itself
+    // the only thread, and its exit status is the one wait reaps.
+    assert_eq!(run("execmt_c", "leader"), WaitStatus::Exited(0));
+    assert_eq!(run("execmt_c", "thread"), WaitStatus::Exited(0));
+}
+
+#[test_case]
+fn pagefault_c_faults_anonymous_and_file_private_pages_in_processes_and_threads() {
+    // The benchmark's four rows, short: every task checks its words, every
+    // MAP_PRIVATE file still reads as zeros (a write never reached the file).
+    // Once (run_once checks that no user frame is left): the rows take seconds each.
+    assert_eq!(run_once("pagefault_c", "tasks=2 secs=1 mib=1"), WaitStatus::Exited(0));
 }
 
 #[test_case]

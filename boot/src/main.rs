@@ -42,6 +42,10 @@ fn main() {
 
 fn try_main() -> Result<i32, String> {
     let opts = Options::parse(std::env::args().skip(1))?;
+    if opts.linux_peer == Some(linux_peer::Program::Pagefault) {
+        // Four guests, each with its own disks (1 CPU and 2, ours and Linux).
+        return linux_peer::run_scaling(&opts, &mut our_kernel_command);
+    }
     let (cmd, root) = our_kernel_command(&opts)?;
     let code = match opts.linux_peer {
         Some(program) => linux_peer::run(&opts, program, cmd)?,

@@ -85,7 +85,7 @@ pub const MAX_CPUS: u32 = 16;
 
 const USAGE: &str = "usage: boot KERNEL_ELF [--accel tcg|kvm] [--memory SIZE] [--smp N] [--timeout SECS] \
 [--uefi] [--swap-size SIZE] [--swap-blkdebug FILE] [--disk PATH] [--root DIR|none] [--root-size SIZE] [--root-expect PATH=CONTENT]... [--gdb] [--icount] [--qemu-arg ARG]... [--bench] \
-[--cmdline WORDS] [--script FILE] [--linux-peer[=swapload|bench|files|vmascale|thp]]
+[--cmdline WORDS] [--script FILE] [--linux-peer[=swapload|bench|files|vmascale|thp|pagefault]]
   for a test binary (cargo test): a test-name filter word and --exact go to the kernel's test
                 runner; libtest's --nocapture, --test-threads N, ... are accepted and have no effect
   --linux-peer  run the swapload benchmark on this kernel, then on a Linux 6.1 guest (Debian's
@@ -105,6 +105,10 @@ const USAGE: &str = "usage: boot KERNEL_ELF [--accel tcg|kvm] [--memory SIZE] [-
   --linux-peer=files
                 the same with the file benchmark `filebench` on an ext2 disk (Linux gets an
                 image of the same tree, mounted by its init); root disk 192M unless given
+  --linux-peer=pagefault
+                will-it-scale's page_fault1 and page_fault2 (processes and threads, as many as
+                CPUs) on both kernels with 1 CPU and with 2 (or --smp N): four guests, one
+                table of faults/s and the N/1 scaling ratios; RAM 256M unless given
                 (--linux-peer=swapload is plain --linux-peer)";
 
 /// Returns `path` as is if absolute, else relative to the workspace root (where

@@ -30,6 +30,9 @@ mod initramfs;
 mod module_order;
 mod program_file;
 mod report;
+mod scaling;
+
+pub use scaling::run as run_scaling;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -51,11 +54,15 @@ pub enum Program {
     /// `thpfork` (`--linux-peer=thp`): write fault, fork and munmap with huge and
     /// with 4 KiB pages, and the copy-on-write of huge pages after fork.
     Thp,
+    /// `pagefault_c` (`--linux-peer=pagefault`): will-it-scale's page_fault1 and
+    /// page_fault2, processes and threads, on 1 CPU and on 2 ([`scaling`]).
+    Pagefault,
 }
 
 impl Program {
     /// Every program, in the order the usage text names them.
-    pub const ALL: [Program; 5] = [Program::Swapload, Program::Bench, Program::Files, Program::Vmascale, Program::Thp];
+    pub const ALL: [Program; 6] =
+        [Program::Swapload, Program::Bench, Program::Files, Program::Vmascale, Program::Thp, Program::Pagefault];
 
     /// Returns the program's name: its file name in `kernel/user/src/bin/`.
     pub fn name(self) -> &'static str {
@@ -65,6 +72,7 @@ impl Program {
             Program::Files => "filebench",
             Program::Vmascale => "vmascale",
             Program::Thp => "thpfork",
+            Program::Pagefault => "pagefault_c",
         }
     }
 
@@ -74,6 +82,7 @@ impl Program {
         match self {
             Program::Files => "files",
             Program::Thp => "thp",
+            Program::Pagefault => "pagefault",
             other => other.name(),
         }
     }
@@ -93,7 +102,7 @@ impl Program {
     pub fn memory(self) -> &'static str {
         match self {
             Program::Swapload => "128M",
-            Program::Bench | Program::Files => "256M",
+            Program::Bench | Program::Files | Program::Pagefault => "256M",
             Program::Vmascale => "1G",
             // Fork of 512 MiB needs it free twice over.
             Program::Thp => "1280M",
@@ -105,13 +114,15 @@ impl Program {
     pub fn root_size(self) -> Option<u64> {
         match self {
             Program::Files => Some(192 << 20),
+            // Two 16 MiB files (holes) beside the programs, with room to spare.
+            Program::Pagefault => Some(96 << 20),
             Program::Swapload | Program::Bench | Program::Vmascale | Program::Thp => None,
         }
     }
 
     /// Does Linux need the ext2 root disk too (the program works on a disk's file system)?
     fn needs_root_disk(self) -> bool {
-        self == Program::Files
+        matches!(self, Program::Files | Program::Pagefault)
     }
 
     /// Swap disk size unless `--swap-size` says otherwise (bench swaps nothing: the
@@ -119,7 +130,7 @@ impl Program {
     pub fn swap_size(self) -> u64 {
         match self {
             Program::Swapload => 512 << 20,
-            Program::Bench | Program::Files | Program::Vmascale | Program::Thp => 256 << 20,
+            Program::Bench | Program::Files | Program::Vmascale | Program::Thp | Program::Pagefault => 256 << 20,
         }
     }
 
@@ -131,6 +142,7 @@ impl Program {
             Program::Files => b"filebench: a ",
             Program::Vmascale => b"vmascale: scaling rows",
             Program::Thp => b"thpfork: huge against 4 KiB pages",
+            Program::Pagefault => b"pagefault: page_fault1/2 against",
         }
     }
 }
@@ -167,6 +179,7 @@ fn compare(program: Program, ours: &[String], linux: Option<&[String]>, machine:
         Program::Swapload => report::outcome(ours, linux, machine),
         Program::Bench | Program::Vmascale | Program::Thp => bench_report::outcome(ours, linux, machine),
         Program::Files => files_report::outcome(ours, linux, machine),
+        Program::Pagefault => unreachable!("pagefault runs four guests: scaling::run"),
     }
 }
 
@@ -209,7 +222,8 @@ fn machine(opts: &Options) -> String {
         Accel::Tcg => "TCG, -cpu max",
         Accel::Kvm => "KVM, -cpu host",
     };
-    format!("QEMU, {} RAM, 1 CPU ({accel}), {} MiB swap on virtio-blk", opts.memory, opts.swap_size >> 20)
+    let cpus = if opts.nr_cpus == 1 { "1 CPU".to_string() } else { format!("{} CPUs", opts.nr_cpus) };
+    format!("QEMU, {} RAM, {cpus} ({accel}), {} MiB swap on virtio-blk", opts.memory, opts.swap_size >> 20)
 }
 
 /// Prepares the Linux guest, boots it with `program`, and returns its console lines.
@@ -280,7 +294,9 @@ mod tests {
         assert_eq!(Program::from_name("files"), Ok(Program::Files));
         assert_eq!(Program::Files.name(), "filebench", "the program the flag runs");
         let err = Program::from_name("benhc").unwrap_err();
-        assert!(err.contains("\"benhc\"") && err.contains("swapload, bench, files, vmascale, thp"), "{err}");
+        assert!(err.contains("\"benhc\"") && err.contains("swapload, bench, files, vmascale, thp, pagefault"), "{err}");
         assert!(Program::from_name("filebench").is_err(), "the flag is `files`");
+        assert_eq!(Program::from_name("pagefault"), Ok(Program::Pagefault));
+        assert_eq!(Program::Pagefault.name(), "pagefault_c", "the C program, with pthreads");
     }
 }

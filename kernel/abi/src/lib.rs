@@ -220,6 +220,9 @@ pub mod nr {
     pub const KILL: u64 = 62;
     /// `nanosleep(&req, &rem)`: sleeps, in timer ticks.
     pub const NANOSLEEP: u64 = 35;
+    /// `sched_getaffinity(pid, len, mask) -> bytes written`: the CPUs a task may
+    /// run on (every online CPU here); musl's `sysconf(_SC_NPROCESSORS_ONLN)`.
+    pub const SCHED_GETAFFINITY: u64 = 204;
 }
 
 /// `ioctl` request: get the terminal's foreground process group (here: a pid).

@@ -10,7 +10,10 @@
 //!      has no page cache): ENOEXEC if it is not a static x86-64 ELF executable,
 //!      ENOMEM if memory runs out
 //!   -- nothing of the caller has changed until here: every error returns to it --
-//!   4. commit: the task gets the new space, a fresh register state and the new
+//!   4. the other threads of the process are killed, and the caller waits until
+//!      each has exited (Linux's de_thread); a non-leader caller then stands for
+//!      the process (its exit status is the one the parent reaps)
+//!   5. commit: the task gets the new space, a fresh register state and the new
 //!      name; CR3 switches; the old space is dropped (all its frames freed); the
 //!      trap frame is replaced so that the syscall "returns" to the new entry point
 //! ```
@@ -24,6 +27,7 @@
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
+use core::sync::atomic::Ordering;
 
 use abi::Errno;
 
@@ -69,6 +73,7 @@ pub fn sys_execve(frame: &mut TrapFrame, path_addr: u64, argv_addr: u64, envp_ad
     })?;
     drop(bytes);
     // The point of no return: from here on the old program is gone.
+    end_other_threads();
     let name = path.rsplit('/').next().filter(|n| !n.is_empty()).unwrap_or(&path);
     let args = argv.get(1..).unwrap_or_default().join(" ");
     let user_state = UserState::initial();
@@ -77,6 +82,28 @@ pub fn sys_execve(frame: &mut TrapFrame, path_addr: u64, argv_addr: u64, envp_ad
     crate::mm::file_rmap::release_unmapped(); // files only the old program mapped
     *frame = new_frame;
     Ok(0)
+}
+
+/// Kills every other thread of the calling process and waits until each has
+/// exited, so that no thread of the old program runs on after the exec (Linux's
+/// `de_thread`). A thread that is not the leader then takes the process over. If
+/// the caller itself is killed meanwhile (another thread's `exit_group` or exec,
+/// a kill from outside), it exits here.
+fn end_other_threads() {
+    let me = task::current_pid();
+    let group_live = match task::TASKS.lock().get(&me) {
+        Some(t) if t.group_live.load(Ordering::Acquire) > 1 => t.group_live.clone(),
+        _ => return, // one thread: nothing to end
+    };
+    super::thread::kill_other_threads_of_current();
+    while group_live.load(Ordering::Acquire) > 1 {
+        task::exit_if_killed();
+        super::sched::yield_now();
+    }
+    let mut tasks = task::TASKS.lock();
+    if let Some(t) = tasks.get_mut(&me).filter(|t| t.pid != t.tgid) {
+        t.has_taken_over = true;
+    }
 }
 
 /// Reads the file at `path` (from the cwd) whole, for exec; returns it and its inode.

@@ -15,6 +15,7 @@
 //! | `exit_group(code)` | `exit` / `_Exit` | every thread of the process exits (`proc::thread`) |
 //! | `clone`, `futex`, `tgkill`/`tkill` | `pthread_create`, mutexes, `pthread_join`, `raise` | `proc::thread`, `proc::futex` |
 //! | `sysinfo(&info)` | `sysconf(_SC_PHYS_PAGES)` | RAM, free RAM, swap, uptime, process count |
+//! | `sched_getaffinity(0, len, mask)` | `sysconf(_SC_NPROCESSORS_ONLN)` | the online CPUs: a task may run on any of them |
 //! | `getuid`, `geteuid`, `getgid`, `getegid`, `getppid` | programs | ids: everyone is root (0) here |
 //! | `kill(pid, sig)` | `kill`, the shell | kills `pid` (no other signal action exists) |
 //! | `nanosleep(&req, &rem)` | `sleep` | sleeps on the timer, in 10 ms ticks |
@@ -64,6 +65,7 @@ pub fn dispatch(number: u64, args: [u64; 6]) -> Option<Result<u64, Errno>> {
         nr::NANOSLEEP => sys_nanosleep(args[0], args[1]),
         nr::RT_SIGPROCMASK => sys_rt_sigprocmask(args[0], args[1], args[2], args[3]),
         nr::SYSINFO => sys_sysinfo(args[0]),
+        nr::SCHED_GETAFFINITY => sys_sched_getaffinity(args[0] as i64, args[1], args[2]),
         nr::GETUID | nr::GETEUID | nr::GETGID | nr::GETEGID => Ok(0),
         nr::GETPPID => super::thread::sys_getppid(),
         _ => return None,
@@ -247,6 +249,22 @@ fn sys_sysinfo(out: u64) -> Result<u64, Errno> {
     bytes[104..108].copy_from_slice(&1u32.to_ne_bytes()); // mem_unit
     copy_to_user(out, &bytes)?;
     Ok(0)
+}
+
+/// `sched_getaffinity(pid, len, mask)`: writes the mask of online CPUs (a user task
+/// may run on any of them) as one `unsigned long` and returns its size, 8. As
+/// Linux: a `len` smaller than the mask or not a multiple of 8 is EINVAL, a pid
+/// that names no task ESRCH (0 is the caller).
+fn sys_sched_getaffinity(pid: i64, len: u64, mask: u64) -> Result<u64, Errno> {
+    const MASK_BYTES: u64 = core::mem::size_of::<u64>() as u64;
+    if len < MASK_BYTES || !len.is_multiple_of(MASK_BYTES) {
+        return Err(Errno::EINVAL);
+    }
+    if pid < 0 || (pid != 0 && !task::TASKS.lock().contains_key(&(pid as u64))) {
+        return Err(Errno::ESRCH);
+    }
+    copy_to_user(mask, &crate::arch::shootdown::online_mask().to_ne_bytes())?;
+    Ok(MASK_BYTES)
 }
 
 /// Returns ENOSYS for a syscall the kernel does not have, with a line naming it, so

@@ -129,6 +129,10 @@ pub struct Task {
     /// Set on every task of the group by `exit_group` or a kill: the status the
     /// group ends with, used by the threads that exit because of it.
     pub group_exit: Option<WaitStatus>,
+    /// A thread other than the leader that called `execve`: the others, the leader
+    /// too, were ended first (`execve::end_other_threads`), and its exit status is
+    /// the process's (Linux also gives it the leader's pid; here it keeps its tid).
+    pub has_taken_over: bool,
 }
 
 /// A task's CPU time and start time, in timer ticks (`arch::timer::TICK_HZ` a
@@ -206,6 +210,7 @@ pub fn init() {
         clear_child_tid: 0,
         futex_key: None,
         group_exit: None,
+        has_taken_over: false,
     };
     TASKS.lock().insert(0, Box::new(idle));
 }
@@ -513,6 +518,7 @@ pub fn new_user_task(new: NewTask) -> Result<Pid, SpawnError> {
         clear_child_tid: 0,
         futex_key: None,
         group_exit: None,
+        has_taken_over: false,
     };
     TASKS.lock().insert(pid, Box::new(task));
     Ok(pid)
@@ -573,9 +579,17 @@ pub fn exit_current(status: WaitStatus) -> ! {
         }
         let space = task.space.take();
         set_running_space(crate::arch::smp::cpu_id(), None);
+        let has_taken_over = task.has_taken_over;
         if pid != tgid {
             // A thread other than the leader is nobody's child: the reaper reaps it.
             task.parent = orphan_adopter();
+        }
+        if has_taken_over {
+            // The process's status is this program's, not the old leader's kill
+            // (Linux: the leader's, which this thread became at its execve).
+            if let Some(leader) = tasks.get_mut(&tgid) {
+                leader.state = TaskState::Zombie(status);
+            }
         }
         let parent = tasks.get(&tgid).map_or(0, |leader| leader.parent);
         if is_last {
@@ -938,5 +952,6 @@ fn new_kernel_thread(name: &str, entry: Option<extern "C" fn() -> !>) -> Result<
         clear_child_tid: 0,
         futex_key: None,
         group_exit: None,
+        has_taken_over: false,
     })
 }

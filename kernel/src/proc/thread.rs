@@ -231,6 +231,31 @@ pub fn end_group_of_current(status: WaitStatus) {
     }
 }
 
+/// Marks every other live thread of the running task's group killed and wakes
+/// those that wait (`execve`'s first step, Linux's `de_thread`): unlike
+/// [`end_group_of_current`] the caller lives on and no group status is set.
+/// Returns the number of threads marked.
+pub fn kill_other_threads_of_current() -> usize {
+    let me = task::current_pid();
+    let others: alloc::vec::Vec<Pid> = {
+        let mut tasks = TASKS.lock();
+        let Some(tgid) = tasks.get(&me).map(|t| t.tgid) else { return 0 };
+        let mut others = alloc::vec::Vec::new();
+        for t in tasks.values_mut().filter(|t| t.tgid == tgid && t.pid != me && !matches!(t.state, TaskState::Zombie(_))) {
+            if !t.is_killed {
+                t.mark_killed();
+            }
+            others.push(t.pid);
+        }
+        others
+    };
+    for &pid in &others {
+        super::sched::wake_if_waiting(pid);
+        super::sched::wake_if_sleeping(pid);
+    }
+    others.len()
+}
+
 /// At a thread's exit, with its space still loaded: if it has a `clear_child_tid`
 /// word and other threads live, writes 0 there and wakes one futex waiter on it
 /// (Linux's `mm_release`). A bad address is ignored, as in Linux.

@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
@@ -134,9 +135,32 @@ static void check_ids_and_sysinfo(void)
     expect_errno("sysinfo to a bad pointer", syscall(SYS_sysinfo, (void *)8), EFAULT);
 }
 
-int main(void)
+/* sched_getaffinity, what sysconf(_SC_NPROCESSORS_ONLN) asks: the online CPUs
+ * (`cpus=N` on the command line: exactly N of them). */
+static void check_affinity(int argc, char **argv)
+{
+    long nr_cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    expect("sysconf(_SC_NPROCESSORS_ONLN) counts at least this CPU", nr_cpus >= 1);
+    for (int i = 1; i < argc; i++)
+        if (strncmp(argv[i], "cpus=", 5) == 0 && nr_cpus != atol(argv[i] + 5)) {
+            printf("FAIL: syscalls_c: %ld CPUs online, the kernel runs %s\n", nr_cpus, argv[i] + 5);
+            failures++;
+        }
+    uint64_t mask[16] = {0};
+    long bytes = syscall(SYS_sched_getaffinity, 0, sizeof mask, mask), nr_bits = 0;
+    for (long i = 0; i < bytes / 8 && i < 16; i++)
+        nr_bits += __builtin_popcountll(mask[i]);
+    /* Linux writes its cpumask's size: one long up to 64 possible CPUs (ours: 16). */
+    expect("sched_getaffinity: whole longs, one bit per CPU online", bytes >= 8 && bytes % 8 == 0 && nr_bits == nr_cpus);
+    expect_errno("sched_getaffinity into 4 bytes", syscall(SYS_sched_getaffinity, 0, 4, mask), EINVAL);
+    expect_errno("sched_getaffinity of no task", syscall(SYS_sched_getaffinity, 0x3ffffff0, sizeof mask, mask), ESRCH);
+    expect_errno("sched_getaffinity to a bad pointer", syscall(SYS_sched_getaffinity, 0, sizeof mask, (void *)8), EFAULT);
+}
+
+int main(int argc, char **argv)
 {
     check_arch_prctl();
+    check_affinity(argc, argv);
     check_writev();
     check_ioctl();
     check_sigprocmask();
