@@ -30,6 +30,7 @@ mod initramfs;
 mod module_order;
 mod program_file;
 mod report;
+mod row_output;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
