@@ -43,6 +43,7 @@ mod ring;
 mod segmented_fifo;
 mod sim;
 mod two_hand;
+mod vms_lists;
 pub mod trace;
 
 pub use active_inactive::{ACTIVE_PER_INACTIVE, ActiveInactive};

@@ -2,7 +2,8 @@
 //! are unmapped (the caller does that) but keep their frames on a clean or a dirty
 //! list, and a fault on one maps it back without I/O (see [`super`] for the others).
 
-use super::{PageProbe, ReplacementPolicy, Ring, SharedRingStore, SharedVecLinks, SECOND_CHANCE_SHARE};
+use super::vms_lists::{self, VmsLists};
+use super::{PageProbe, ReplacementPolicy, SharedRingStore, SharedVecLinks};
 
 // [`super::SegmentedFifo`] keeps the pages on its second-chance lists mapped and
 // learns of a touch from the Accessed bit when it gets to them. VMS did not: a page
@@ -33,18 +34,11 @@ use super::{PageProbe, ReplacementPolicy, Ring, SharedRingStore, SharedVecLinks,
 // none). The kernel calls these from reclaim (`kernel/src/mm/reclaim/buffering.rs`);
 // the simulator (`simulate`) does the same over its toy MMU.
 
-const IN_FIFO: u8 = 1;
-const ON_CLEAN_LIST: u8 = 2;
-const ON_DIRTY_LIST: u8 = 3;
-
 /// VAX/VMS segmented FIFO whose second-chance lists hold *unmapped* pages (true
 /// page buffering); the caller unmaps them and reports faults on them.
 #[derive(Clone, Debug)]
 pub struct BufferedFifo<L = SharedVecLinks> {
-    fifo: Ring<L>,
-    clean: Ring<L>,
-    dirty: Ring<L>,
-    nr_rescued: u64,
+    lists: VmsLists<L>,
 }
 
 impl BufferedFifo {
@@ -63,27 +57,12 @@ impl Default for BufferedFifo {
 impl<L: SharedRingStore> BufferedFifo<L> {
     /// Creates empty lists keeping their pages in (clones of) `links`.
     pub fn with_links(links: L) -> BufferedFifo<L> {
-        BufferedFifo {
-            fifo: Ring::new(links.clone()),
-            clean: Ring::new(links.clone()),
-            dirty: Ring::new(links),
-            nr_rescued: 0,
-        }
+        BufferedFifo { lists: VmsLists::with_links(links) }
     }
 
     /// Returns (pages in the FIFO, on the clean list, on the dirty list).
     pub fn list_sizes(&self) -> (usize, usize, usize) {
-        (self.fifo.len(), self.clean.len(), self.dirty.len())
-    }
-
-    /// Returns where `page` is (its age byte), or `None` if it is not tracked.
-    fn place_of(&mut self, page: u64) -> Option<u8> {
-        self.fifo.contains(page).then(|| self.fifo.age(page))
-    }
-
-    /// How many pages the lists should hold: 1/SECOND_CHANCE_SHARE of all, at least one.
-    fn lists_target(&self) -> usize {
-        (self.nr_tracked() / SECOND_CHANCE_SHARE).max(1)
+        self.lists.sizes()
     }
 }
 
@@ -92,33 +71,24 @@ impl<L: SharedRingStore> ReplacementPolicy for BufferedFifo<L> {
         "vms"
     }
     fn nr_tracked(&self) -> usize {
-        self.fifo.len() + self.clean.len() + self.dirty.len()
+        self.lists.nr_tracked()
     }
     fn is_tracked(&mut self, page: u64) -> bool {
-        self.place_of(page).is_some()
+        self.lists.place_of(page).is_some()
     }
     fn on_insert(&mut self, page: u64) {
-        if self.place_of(page).is_none() {
-            self.fifo.insert_behind_hand(page, IN_FIFO);
-        }
+        self.lists.insert(page);
     }
     fn on_access(&mut self, _page: u64) {}
     fn on_remove(&mut self, page: u64) {
-        match self.place_of(page) {
-            Some(IN_FIFO) => self.fifo.remove(page),
-            Some(ON_CLEAN_LIST) => self.clean.remove(page),
-            Some(_) => self.dirty.remove(page),
-            None => {}
-        }
+        self.lists.remove(page);
     }
     fn pick_victim(&mut self, _probe: &mut dyn PageProbe) -> Option<u64> {
-        self.clean.take_at_hand().or_else(|| self.dirty.take_at_hand()).or_else(|| self.fifo.take_at_hand())
+        self.lists.take_first()
     }
     /// The clean list, then the dirty list, then the FIFO's oldest pages.
     fn upcoming_victims(&mut self, out: &mut [u64]) -> usize {
-        let mut nr_found = self.clean.pages_from_hand(out);
-        nr_found += self.dirty.pages_from_hand(&mut out[nr_found..]);
-        nr_found + self.fifo.pages_from_hand(&mut out[nr_found..])
+        self.lists.upcoming(out)
     }
     fn spares_referenced_pages(&self) -> bool {
         false
@@ -127,53 +97,29 @@ impl<L: SharedRingStore> ReplacementPolicy for BufferedFifo<L> {
         self.pick_victim(&mut super::NoBitsProbe)
     }
     fn nr_rescued(&self) -> u64 {
-        self.nr_rescued
+        self.lists.nr_rescued
     }
     fn take_for_buffering(&mut self, out: &mut [u64]) -> usize {
-        let nr_wanted = self.lists_target().saturating_sub(self.clean.len() + self.dirty.len()).min(out.len());
-        let mut nr_taken = 0;
-        while nr_taken < nr_wanted {
-            let Some(page) = self.fifo.take_at_hand() else { break };
-            out[nr_taken] = page;
-            nr_taken += 1;
-        }
-        nr_taken
+        let nr_wanted = self.lists.nr_to_list().saturating_sub(self.lists.nr_listed()).min(out.len());
+        vms_lists::take_from_head(&mut self.lists.fifo, &mut out[..nr_wanted])
     }
     fn on_buffered(&mut self, page: u64, is_dirty: bool) {
-        if self.place_of(page).is_none() {
-            if is_dirty {
-                self.dirty.insert_behind_hand(page, ON_DIRTY_LIST);
-            } else {
-                self.clean.insert_behind_hand(page, ON_CLEAN_LIST);
-            }
+        if self.lists.place_of(page).is_none() {
+            self.lists.put_on_list(page, is_dirty);
         }
     }
     fn on_soft_fault(&mut self, page: u64) -> bool {
-        let list = match self.place_of(page) {
-            Some(ON_CLEAN_LIST) => &mut self.clean,
-            Some(ON_DIRTY_LIST) => &mut self.dirty,
-            _ => return false,
-        };
-        list.remove(page);
-        self.fifo.insert_behind_hand(page, IN_FIFO);
-        self.nr_rescued += 1;
-        true
+        self.lists.rescue(page)
     }
     fn nr_dirty_buffered(&self) -> usize {
-        self.dirty.len()
+        self.lists.dirty.len()
     }
     fn take_for_cleaning(&mut self, out: &mut [u64]) -> usize {
-        let mut nr_taken = 0;
-        while nr_taken < out.len() {
-            let Some(page) = self.dirty.take_at_hand() else { break };
-            out[nr_taken] = page;
-            nr_taken += 1;
-        }
-        nr_taken
+        vms_lists::take_from_head(&mut self.lists.dirty, out)
     }
     fn on_cleaned(&mut self, page: u64) {
-        if self.place_of(page).is_none() {
-            self.clean.insert_behind_hand(page, ON_CLEAN_LIST);
+        if self.lists.place_of(page).is_none() {
+            self.lists.put_on_list(page, false);
         }
     }
 }
