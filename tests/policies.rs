@@ -29,11 +29,11 @@ use kernel::mm::Order;
 use kernel::mm::{Frame, VirtAddr};
 use kernel::mm::rmap::SpaceRef;
 use kernel::testing::space_with_written_pages;
+use kernel::testing::{USER_READ, USER_WRITE};
 
 kernel::runner_args!(b"--memory 64M --timeout 240");
 
 kernel::test_kernel!();
-
 
 #[test_case]
 fn every_policy_reclaims_through_the_reverse_map_and_leaves_check_clean() {
@@ -51,8 +51,6 @@ fn every_policy_reclaims_through_the_reverse_map_and_leaves_check_clean() {
 }
 
 /// A user-mode write: the page-fault error code's W and U bits; a read: U alone.
-const USER_WRITE: u64 = (1 << 1) | (1 << 2);
-const USER_READ: u64 = 1 << 2;
 
 /// The byte pattern of page `i` of a test space.
 fn pattern(i: u64) -> alloc::vec::Vec<u8> {
