@@ -19,8 +19,8 @@ use kernel::mm::addr_space::STACK_TOP;
 use kernel::mm::vmstat::{self, SwapEvent};
 use kernel::mm::{PAGE_SIZE, VirtAddr, check, frame, remote};
 use kernel::proc::{self, exec, task::WaitStatus};
-use kernel::user_programs::{self, C_PROGRAMS};
 use kernel::testing::run_once;
+use kernel::user_programs::{self, C_PROGRAMS};
 use mm_core::elf;
 use mm_core::initial_stack::{self, at};
 
