@@ -17,8 +17,8 @@ use alloc::vec;
 
 use kernel::mm::addr_space::STACK_TOP;
 use kernel::mm::vmstat::{self, SwapEvent};
-use kernel::mm::{PAGE_SIZE, VirtAddr, check, frame, remote};
-use kernel::proc::{self, exec, task::WaitStatus};
+use kernel::mm::{PAGE_SIZE, VirtAddr, frame, remote};
+use kernel::proc::{exec, task::WaitStatus};
 use kernel::testing::run_once;
 use kernel::user_programs::{self, C_PROGRAMS};
 use mm_core::elf;

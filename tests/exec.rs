@@ -19,8 +19,8 @@ extern crate alloc;
 
 use alloc::vec;
 use kernel::fs::{self, RootKind, path};
-use kernel::mm::{check, frame, heap};
-use kernel::proc::{self, task, task::WaitStatus};
+use kernel::mm::{frame, heap};
+use kernel::proc::task::WaitStatus;
 use kernel::testing::run_once;
 
 kernel::runner_args!(b"--memory 64M --timeout 300 --root-expect /host/pattern.bin=pattern:200000 --root-expect /host/note.txt=written-by-the-kernel");

@@ -20,7 +20,7 @@ extern crate alloc;
 use abi::Errno;
 use kernel::fs::pipe::{End, Pipe};
 use kernel::fs::{self, FileKind, FsError, InodeRef, path, tmpfs};
-use kernel::mm::{check, frame, heap};
+use kernel::mm::{frame, heap};
 use kernel::proc::{self, sched, task, task::WaitStatus};
 
 kernel::runner_args!(b"--memory 48M --timeout 240");

@@ -31,7 +31,7 @@ use kernel::mm::page_cache::{self, FileEvent, PageCache, PageIo};
 use kernel::mm::rmap::SpaceRef;
 use kernel::mm::vmstat::{self, SwapEvent};
 use kernel::mm::{Frame, PAGE_SIZE, VirtAddr, check, file_rmap, filemap};
-use kernel::proc::{self, task, task::WaitStatus};
+use kernel::proc::{self, task::WaitStatus};
 use kernel::sync::{IrqMutex, LockRank};
 use kernel::testing::{USER_READ, USER_WRITE, run_once};
 

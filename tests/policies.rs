@@ -50,8 +50,6 @@ fn every_policy_reclaims_through_the_reverse_map_and_leaves_check_clean() {
     reclaim::set_policy(PolicyKind::Clock);
 }
 
-/// A user-mode write: the page-fault error code's W and U bits; a read: U alone.
-
 /// The byte pattern of page `i` of a test space.
 fn pattern(i: u64) -> alloc::vec::Vec<u8> {
     (0..PAGE_SIZE).map(|b| (b as u8) ^ (i as u8).wrapping_mul(37) ^ 0x5a).collect()

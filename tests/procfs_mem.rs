@@ -18,7 +18,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use kernel::arch::timer;
-use kernel::fs::{self, FsError, path};
+use kernel::fs::{self, FsError};
 use kernel::mm::vmstat::{self, SwapEvent};
 use kernel::mm::{frame, page_cache, reclaim};
 use kernel::proc::{self, task};

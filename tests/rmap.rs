@@ -27,9 +27,6 @@ use kernel::testing::USER_WRITE;
 
 kernel::test_kernel!();
 
-/// Page-fault error code bits: a write from user mode.
-
-
 /// Returns the frame `addr` maps in `space`.
 fn frame_at(space: &SpaceRef, addr: VirtAddr) -> Frame {
     let pte = space.lock().pte(addr).expect("no page table");

@@ -9,7 +9,7 @@
 #![test_runner(kernel::testing::test_runner)]
 #![reexport_test_harness_main = "test_main"]
 
-use kernel::mm::{check, frame, vmstat};
+use kernel::mm::{frame, vmstat};
 use kernel::proc::{self, task::WaitStatus};
 
 kernel::test_kernel!();
