@@ -483,8 +483,6 @@ mod ch07_swap {
 mod ch08_reclaim {
     use mm_core::reclaim::{Clock, Fifo, HandBits, ReplacementPolicy, reads, simulate};
 
-    use super::*;
-
     /// Exercise 8.1: pages 0..4 become resident in order; 0 and 2 have been
     /// referenced. Which three pages does the clock evict, in order?
     #[test]
