@@ -41,63 +41,21 @@ pub struct BufferedFifo<L = SharedVecLinks> {
     lists: VmsLists<L>,
 }
 
-impl BufferedFifo {
-    /// Creates empty lists over a fresh [`SharedVecLinks`].
-    pub fn new() -> BufferedFifo {
-        BufferedFifo::with_links(SharedVecLinks::default())
-    }
-}
-
-impl Default for BufferedFifo {
-    fn default() -> BufferedFifo {
-        BufferedFifo::new()
-    }
-}
-
-impl<L: SharedRingStore> BufferedFifo<L> {
-    /// Creates empty lists keeping their pages in (clones of) `links`.
-    pub fn with_links(links: L) -> BufferedFifo<L> {
-        BufferedFifo { lists: VmsLists::with_links(links) }
-    }
-
-    /// Returns (pages in the FIFO, on the clean list, on the dirty list).
-    pub fn list_sizes(&self) -> (usize, usize, usize) {
-        self.lists.sizes()
-    }
-}
+vms_lists::vms_policy_constructors!(BufferedFifo);
 
 impl<L: SharedRingStore> ReplacementPolicy for BufferedFifo<L> {
+    vms_lists::tracked_on_vms_lists!();
     fn name(&self) -> &'static str {
         "vms"
     }
-    fn nr_tracked(&self) -> usize {
-        self.lists.nr_tracked()
-    }
-    fn is_tracked(&mut self, page: u64) -> bool {
-        self.lists.place_of(page).is_some()
-    }
-    fn on_insert(&mut self, page: u64) {
-        self.lists.insert(page);
-    }
-    fn on_access(&mut self, _page: u64) {}
-    fn on_remove(&mut self, page: u64) {
-        self.lists.remove(page);
-    }
     fn pick_victim(&mut self, _probe: &mut dyn PageProbe) -> Option<u64> {
         self.lists.take_first()
-    }
-    /// The clean list, then the dirty list, then the FIFO's oldest pages.
-    fn upcoming_victims(&mut self, out: &mut [u64]) -> usize {
-        self.lists.upcoming(out)
     }
     fn spares_referenced_pages(&self) -> bool {
         false
     }
     fn take_for_hand_over(&mut self) -> Option<u64> {
         self.pick_victim(&mut super::NoBitsProbe)
-    }
-    fn nr_rescued(&self) -> u64 {
-        self.lists.nr_rescued
     }
     fn take_for_buffering(&mut self, out: &mut [u64]) -> usize {
         let nr_wanted = self.lists.nr_to_list().saturating_sub(self.lists.nr_listed()).min(out.len());

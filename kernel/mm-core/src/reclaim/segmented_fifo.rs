@@ -1,7 +1,7 @@
 //! VAX/VMS segmented FIFO with page buffering: a FIFO resident set backed by
 //! second-chance clean and dirty lists (see [`super`] for the other policies).
 
-use super::vms_lists::VmsLists;
+use super::vms_lists::{self, VmsLists};
 use super::{PageProbe, ReplacementPolicy, SharedRingStore, SharedVecLinks};
 
 // VAX/VMS (Levy and Lipman, 1982) replaced pages FIFO, which needs no reference
@@ -40,30 +40,9 @@ pub struct SegmentedFifo<L = SharedVecLinks> {
     lists: VmsLists<L>,
 }
 
-impl SegmentedFifo {
-    /// Creates empty lists over a fresh [`SharedVecLinks`].
-    pub fn new() -> SegmentedFifo {
-        SegmentedFifo::with_links(SharedVecLinks::default())
-    }
-}
-
-impl Default for SegmentedFifo {
-    fn default() -> SegmentedFifo {
-        SegmentedFifo::new()
-    }
-}
+vms_lists::vms_policy_constructors!(SegmentedFifo);
 
 impl<L: SharedRingStore> SegmentedFifo<L> {
-    /// Creates empty lists keeping their pages in (clones of) `links`.
-    pub fn with_links(links: L) -> SegmentedFifo<L> {
-        SegmentedFifo { lists: VmsLists::with_links(links) }
-    }
-
-    /// Returns (pages in the FIFO, on the clean list, on the dirty list).
-    pub fn list_sizes(&self) -> (usize, usize, usize) {
-        self.lists.sizes()
-    }
-
     /// Moves the FIFO's oldest pages to the second-chance lists until these hold
     /// their share, clearing each one's Accessed bit (the "unmapping").
     fn fill_lists(&mut self, probe: &mut dyn PageProbe) {
@@ -76,29 +55,9 @@ impl<L: SharedRingStore> SegmentedFifo<L> {
 }
 
 impl<L: SharedRingStore> ReplacementPolicy for SegmentedFifo<L> {
-    /// The clean list, then the dirty list (the pages the modified-page writer
-    /// would write), then the FIFO's oldest pages, which fill the lists next.
-    fn upcoming_victims(&mut self, out: &mut [u64]) -> usize {
-        self.lists.upcoming(out)
-    }
+    vms_lists::tracked_on_vms_lists!();
     fn name(&self) -> &'static str {
         "segmented-fifo"
-    }
-    fn nr_tracked(&self) -> usize {
-        self.lists.nr_tracked()
-    }
-    fn is_tracked(&mut self, page: u64) -> bool {
-        self.lists.place_of(page).is_some()
-    }
-    fn on_insert(&mut self, page: u64) {
-        self.lists.insert(page);
-    }
-    fn on_access(&mut self, _page: u64) {}
-    fn on_remove(&mut self, page: u64) {
-        self.lists.remove(page);
-    }
-    fn nr_rescued(&self) -> u64 {
-        self.lists.nr_rescued
     }
     fn pick_victim(&mut self, probe: &mut dyn PageProbe) -> Option<u64> {
         // The lists are refilled *after* a victim is taken, so the pages moved there

@@ -6,6 +6,67 @@
 
 use super::{Ring, SECOND_CHANCE_SHARE, SharedRingStore};
 
+/// Writes the constructors (`new`, `Default`, `with_links`) and `list_sizes` of a
+/// VMS policy, a struct whose one field is `lists: VmsLists<L>`.
+macro_rules! vms_policy_constructors {
+    ($policy:ident) => {
+        impl $policy {
+            /// Creates empty lists over a fresh [`SharedVecLinks`](super::SharedVecLinks).
+            pub fn new() -> $policy {
+                $policy::with_links(super::SharedVecLinks::default())
+            }
+        }
+
+        impl Default for $policy {
+            fn default() -> $policy {
+                $policy::new()
+            }
+        }
+
+        impl<L: SharedRingStore> $policy<L> {
+            /// Creates empty lists keeping their pages in (clones of) `links`.
+            pub fn with_links(links: L) -> $policy<L> {
+                $policy { lists: VmsLists::with_links(links) }
+            }
+
+            /// Returns (pages in the FIFO, on the clean list, on the dirty list).
+            pub fn list_sizes(&self) -> (usize, usize, usize) {
+                self.lists.sizes()
+            }
+        }
+    };
+}
+pub(super) use vms_policy_constructors;
+
+/// Writes the [`ReplacementPolicy`](super::ReplacementPolicy) methods a VMS policy
+/// answers from its `lists` alone, as `tracked_on_one_ring!` does for one ring.
+macro_rules! tracked_on_vms_lists {
+    () => {
+        fn nr_tracked(&self) -> usize {
+            self.lists.nr_tracked()
+        }
+        fn is_tracked(&mut self, page: u64) -> bool {
+            self.lists.place_of(page).is_some()
+        }
+        fn on_insert(&mut self, page: u64) {
+            self.lists.insert(page);
+        }
+        fn on_access(&mut self, _page: u64) {}
+        fn on_remove(&mut self, page: u64) {
+            self.lists.remove(page);
+        }
+        fn nr_rescued(&self) -> u64 {
+            self.lists.nr_rescued
+        }
+        /// The clean list, then the dirty list (the pages the modified-page writer
+        /// would write), then the FIFO's oldest pages.
+        fn upcoming_victims(&mut self, out: &mut [u64]) -> usize {
+            self.lists.upcoming(out)
+        }
+    };
+}
+pub(super) use tracked_on_vms_lists;
+
 /// A page's place, its age byte in the store the three lists share.
 pub(super) const IN_FIFO: u8 = 1;
 /// On the clean second-chance list.
