@@ -24,12 +24,10 @@ use kernel::proc::{self, task::WaitStatus};
 use kernel::sync::WaitQueue;
 use kernel::mm::addr_space::{AddressSpace, MapRequest, VmProt};
 use kernel::mm::fault::{self, FaultOutcome};
-use kernel::mm::frame::OwnedFrames;
-use kernel::mm::Order;
 use kernel::mm::{Frame, VirtAddr};
 use kernel::mm::rmap::SpaceRef;
 use kernel::testing::space_with_written_pages;
-use kernel::testing::{USER_READ, USER_WRITE};
+use kernel::testing::{USER_READ, USER_WRITE, balloon_leaving};
 
 kernel::runner_args!(b"--memory 64M --timeout 240");
 
@@ -129,20 +127,6 @@ fn vms_frees_frames_from_its_clean_list_and_writes_the_dirty_one() {
     check::check_consistency().expect("consistent");
     drop(space);
     reclaim::set_policy(PolicyKind::Clock);
-}
-
-/// Takes free frames until only `nr_free` are left; frees them when dropped.
-fn balloon_leaving(nr_free: u64) -> alloc::vec::Vec<OwnedFrames> {
-    let mut blocks = alloc::vec::Vec::new();
-    for order in [Order(9), Order(0)] {
-        while frame::nr_free_frames() >= nr_free + order.nr_frames() {
-            match OwnedFrames::new_zeroed(order) {
-                Ok(block) => blocks.push(block),
-                Err(_) => break,
-            }
-        }
-    }
-    blocks
 }
 
 #[test_case]

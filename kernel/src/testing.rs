@@ -105,6 +105,23 @@ pub fn run_once(name: &str, args: &str) -> crate::proc::task::WaitStatus {
     status
 }
 
+/// Takes free frames (2 MiB blocks, then single frames) until only `nr_free` are
+/// left, or nothing more can be taken; they are freed when the returned blocks drop.
+/// For tests that need memory pressure without a program to make it.
+pub fn balloon_leaving(nr_free: u64) -> alloc::vec::Vec<crate::mm::frame::OwnedFrames> {
+    use crate::mm::{Order, frame};
+    let mut blocks = alloc::vec::Vec::new();
+    for order in [Order(9), Order(0)] {
+        while frame::nr_free_frames() >= nr_free + order.nr_frames() {
+            match frame::OwnedFrames::new_zeroed(order) {
+                Ok(block) => blocks.push(block),
+                Err(_) => break,
+            }
+        }
+    }
+    blocks
+}
+
 /// Reports the running test as failed and exits QEMU with failure.
 pub fn test_panic_handler(info: &core::panic::PanicInfo) -> ! {
     x86_64::instructions::interrupts::disable();
