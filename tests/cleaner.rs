@@ -14,8 +14,6 @@
 
 extern crate alloc;
 
-use alloc::vec::Vec;
-
 use kernel::arch::timer;
 use kernel::mm::cleaner::{self, CleanerStats};
 use kernel::mm::frame;
