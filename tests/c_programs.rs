@@ -18,8 +18,9 @@ use alloc::vec;
 
 use kernel::mm::addr_space::STACK_TOP;
 use kernel::mm::vmstat::{self, SwapEvent};
-use kernel::mm::{PAGE_SIZE, VirtAddr, check, frame, remote};
-use kernel::proc::{self, exec, task::WaitStatus};
+use kernel::mm::{PAGE_SIZE, VirtAddr, frame, remote};
+use kernel::proc::{exec, task::WaitStatus};
+use kernel::testing::run_once;
 use kernel::user_programs::{self, C_PROGRAMS};
 use mm_core::elf;
 use mm_core::initial_stack::{self, at};
@@ -32,18 +33,6 @@ kernel::test_kernel!();
 /// Every file in `kernel/user/c/`, as `kernel/build.rs` names it.
 const NAMES: &[&str] =
     &["argv_c", "execmt_c", "fork_c", "hello_c", "malloc_c", "pagefault_c", "pthread_c", "segv_c", "shootdown_c", "swap_c", "syscalls_c", "tls_c", "true_c"];
-
-/// Runs `name` with `args` to its end and returns how it ended, after checking
-/// that every process is gone, the audit is clean and no user frame is left.
-fn run_once(name: &str, args: &str) -> WaitStatus {
-    let pid = proc::spawn_with_args(name, args).unwrap_or_else(|e| panic!("spawn {name}: {e:?}"));
-    let (reaped, status) = proc::wait(Some(pid)).expect("no child to wait for");
-    assert_eq!(reaped, pid);
-    proc::task::wait_all(60_000).unwrap_or_else(|n| panic!("{name}: {n} processes never exited"));
-    let census = check::check_consistency().unwrap_or_else(|e| panic!("{name}: inconsistent after it was reaped: {e}"));
-    assert_eq!(census.nr_frames, 0, "{name}: user frames left: {census:?}");
-    status
-}
 
 /// Runs `name` twice; the second run must end the same way and give back every frame.
 fn run(name: &str, args: &str) -> WaitStatus {

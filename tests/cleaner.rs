@@ -14,33 +14,18 @@
 
 extern crate alloc;
 
-use alloc::vec::Vec;
-
 use kernel::arch::timer;
 use kernel::mm::cleaner::{self, CleanerStats};
-use kernel::mm::frame::{self, OwnedFrames};
+use kernel::mm::frame;
 use kernel::mm::vmstat::{self, SwapEvent};
-use kernel::mm::{Order, check, heap, page_cache, swap};
+use kernel::mm::{check, heap, page_cache, swap};
 use kernel::println;
 use kernel::proc::{self, task::WaitStatus};
+use kernel::testing::balloon_leaving;
 
 kernel::runner_args!(b"--memory 64M --timeout 240");
 
 kernel::test_kernel!();
-
-/// Takes free frames until only `nr_free` are left; frees them when dropped.
-fn balloon_leaving(nr_free: u64) -> Vec<OwnedFrames> {
-    let mut blocks = Vec::new();
-    for order in [Order(9), Order(0)] {
-        while frame::nr_free_frames() >= nr_free + order.nr_frames() {
-            match OwnedFrames::new_zeroed(order) {
-                Ok(block) => blocks.push(block),
-                Err(_) => break,
-            }
-        }
-    }
-    blocks
-}
 
 /// What reclaim's victims were during one run.
 #[derive(Debug)]

@@ -19,8 +19,9 @@ extern crate alloc;
 
 use alloc::vec;
 use kernel::fs::{self, RootKind, path};
-use kernel::mm::{check, frame, heap};
-use kernel::proc::{self, task, task::WaitStatus};
+use kernel::mm::{frame, heap};
+use kernel::proc::task::WaitStatus;
+use kernel::testing::run_once;
 
 kernel::runner_args!(b"--memory 64M --timeout 300 --root-expect /host/pattern.bin=pattern:200000 --root-expect /host/note.txt=written-by-the-kernel");
 
@@ -65,16 +66,6 @@ fn files_the_kernel_writes_are_on_the_disk_for_the_host() {
     let note = dir.create("note.txt", 0o644).expect("create");
     assert_eq!(note.write_at(0, b"written-by-the-kernel"), Ok(21));
     // The runner reads both with debugfs after the run (see runner_args above).
-}
-
-/// Runs `name` with `args` to the end and checks that nothing of it is left.
-fn run_once(name: &str, args: &str) -> WaitStatus {
-    let pid = proc::spawn_with_args(name, args).unwrap_or_else(|e| panic!("spawn {name}: {e:?}"));
-    let (_, status) = proc::wait(Some(pid)).expect("wait");
-    task::wait_all(60_000).unwrap_or_else(|n| panic!("{name}: {n} processes never exited"));
-    let census = check::check_consistency().unwrap_or_else(|e| panic!("{name}: inconsistent: {e}"));
-    assert_eq!(census.nr_frames, 0, "{name}: user frames left");
-    status
 }
 
 #[test_case]

@@ -20,7 +20,7 @@ extern crate alloc;
 use abi::Errno;
 use kernel::fs::pipe::{End, Pipe};
 use kernel::fs::{self, FileKind, FsError, InodeRef, path, tmpfs};
-use kernel::mm::{check, frame, heap};
+use kernel::mm::{frame, heap};
 use kernel::proc::{self, sched, task, task::WaitStatus};
 
 kernel::runner_args!(b"--memory 48M --timeout 240");
@@ -30,11 +30,7 @@ kernel::test_kernel!();
 /// Runs `name` to the end once and returns how it ended, checking that nothing of
 /// it is left: no user frame, no tmpfs page.
 fn run_once(name: &str, args: &str) -> WaitStatus {
-    let pid = proc::spawn_with_args(name, args).unwrap_or_else(|e| panic!("spawn {name}: {e:?}"));
-    let (_, status) = proc::wait(Some(pid)).expect("wait");
-    task::wait_all(60_000).unwrap_or_else(|n| panic!("{name}: {n} processes never exited"));
-    let census = check::check_consistency().unwrap_or_else(|e| panic!("{name}: inconsistent: {e}"));
-    assert_eq!(census.nr_frames, 0, "{name}: user frames left");
+    let status = kernel::testing::run_once(name, args);
     assert_eq!(tmpfs::nr_pages(), 0, "{name}: tmpfs pages left (its files are removed at the end)");
     status
 }

@@ -27,13 +27,12 @@ use kernel::mm::ksm;
 use kernel::mm::rmap::SpaceRef;
 use kernel::mm::swap::{self, Evicted};
 use kernel::mm::{Frame, PAGE_SIZE, VirtAddr, check, cow, frame};
+use kernel::testing::{USER_READ, USER_WRITE};
 
 kernel::runner_args!(b"--timeout 180 --memory 256M");
 
 kernel::test_kernel!();
 
-const USER_READ: u64 = 1 << 2;
-const USER_WRITE: u64 = (1 << 1) | (1 << 2);
 /// A write to a present page (the error code's P bit too).
 const USER_WRITE_PRESENT: u64 = USER_WRITE | 1;
 

@@ -31,16 +31,15 @@ use kernel::mm::page_cache::{self, FileEvent, PageCache, PageIo};
 use kernel::mm::rmap::SpaceRef;
 use kernel::mm::vmstat::{self, SwapEvent};
 use kernel::mm::{Frame, PAGE_SIZE, VirtAddr, check, file_rmap, filemap};
-use kernel::proc::{self, task, task::WaitStatus};
+use kernel::proc::{self, task::WaitStatus};
 use kernel::sync::{IrqMutex, LockRank};
+use kernel::testing::{USER_READ, USER_WRITE, run_once};
 
 kernel::runner_args!(b"--memory 64M --timeout 300 --root-expect /mmapshared/exit.bin=pattern:12388");
 
 kernel::test_kernel!();
 
 const PAGE: usize = PAGE_SIZE as usize;
-const USER_READ: u64 = 1 << 2;
-const USER_WRITE: u64 = (1 << 1) | (1 << 2);
 
 /// A file that needs no RAM of its own: page `i` is `synthetic_byte(i)` repeated,
 /// except that a page written back keeps its first byte; reads and writes counted.
@@ -319,16 +318,6 @@ fn a_mapped_file_bigger_than_ram_is_reclaimed_through_the_file_rmap_without_swap
     drop(space);
     file_rmap::release_unmapped();
     page_cache::print_counters();
-}
-
-/// Runs `name` with `args` to the end and checks that nothing of it is left.
-fn run_once(name: &str, args: &str) -> WaitStatus {
-    let pid = proc::spawn_with_args(name, args).unwrap_or_else(|e| panic!("spawn {name}: {e:?}"));
-    let (_, status) = proc::wait(Some(pid)).expect("wait");
-    task::wait_all(60_000).unwrap_or_else(|n| panic!("{name}: {n} processes never exited"));
-    let census = check::check_consistency().unwrap_or_else(|e| panic!("{name}: inconsistent: {e}"));
-    assert_eq!(census.nr_frames, 0, "{name}: user frames left");
-    status
 }
 
 #[test_case]

@@ -33,13 +33,13 @@ use kernel::mm::page_cache::{self, FileEvent, PageCache, PageIo};
 use kernel::mm::vmstat::{self, SwapEvent};
 use kernel::mm::{PAGE_SIZE, check, fault, reclaim, writeback};
 use kernel::sync::{IrqMutex, LockRank};
+use kernel::testing::USER_WRITE;
 
 kernel::runner_args!(b"--memory 64M --timeout 240");
 
 kernel::test_kernel!();
 
 const PAGE: usize = PAGE_SIZE as usize;
-const USER_WRITE: u64 = (1 << 1) | (1 << 2);
 
 /// A file in RAM that counts the page I/O the cache asks of it. Its locks rank as a
 /// disk's (`BlockDevices`): the heap may be taken under them.

@@ -24,16 +24,14 @@ use kernel::proc::{self, task::WaitStatus};
 use kernel::sync::WaitQueue;
 use kernel::mm::addr_space::{AddressSpace, MapRequest, VmProt};
 use kernel::mm::fault::{self, FaultOutcome};
-use kernel::mm::frame::OwnedFrames;
-use kernel::mm::Order;
 use kernel::mm::{Frame, VirtAddr};
 use kernel::mm::rmap::SpaceRef;
 use kernel::testing::space_with_written_pages;
+use kernel::testing::{USER_READ, USER_WRITE, balloon_leaving};
 
 kernel::runner_args!(b"--memory 64M --timeout 240");
 
 kernel::test_kernel!();
-
 
 #[test_case]
 fn every_policy_reclaims_through_the_reverse_map_and_leaves_check_clean() {
@@ -49,10 +47,6 @@ fn every_policy_reclaims_through_the_reverse_map_and_leaves_check_clean() {
     }
     reclaim::set_policy(PolicyKind::Clock);
 }
-
-/// A user-mode write: the page-fault error code's W and U bits; a read: U alone.
-const USER_WRITE: u64 = (1 << 1) | (1 << 2);
-const USER_READ: u64 = 1 << 2;
 
 /// The byte pattern of page `i` of a test space.
 fn pattern(i: u64) -> alloc::vec::Vec<u8> {
@@ -133,20 +127,6 @@ fn vms_frees_frames_from_its_clean_list_and_writes_the_dirty_one() {
     check::check_consistency().expect("consistent");
     drop(space);
     reclaim::set_policy(PolicyKind::Clock);
-}
-
-/// Takes free frames until only `nr_free` are left; frees them when dropped.
-fn balloon_leaving(nr_free: u64) -> alloc::vec::Vec<OwnedFrames> {
-    let mut blocks = alloc::vec::Vec::new();
-    for order in [Order(9), Order(0)] {
-        while frame::nr_free_frames() >= nr_free + order.nr_frames() {
-            match OwnedFrames::new_zeroed(order) {
-                Ok(block) => blocks.push(block),
-                Err(_) => break,
-            }
-        }
-    }
-    blocks
 }
 
 #[test_case]

@@ -43,12 +43,11 @@ use kernel::mm::frame::{self, FrameState};
 use kernel::mm::rmap::SpaceRef;
 use kernel::mm::{Frame, Order, PAGE_SIZE, check, cow, fault, heap, reclaim};
 use kernel::proc::{self, task::WaitStatus};
+use kernel::testing::USER_WRITE;
 
 kernel::runner_args!(b"--memory 40M --timeout 240");
 
 kernel::test_kernel!();
-
-const USER_WRITE: u64 = (1 << 1) | (1 << 2);
 
 /// A chain of frames, linked through their own first word (no heap needed).
 struct FrameChain {

@@ -22,29 +22,10 @@ use kernel::proc::{self, task};
 
 kernel::test_kernel!();
 
-/// Returns the whole text of `path`.
-fn read(path_text: &str) -> Result<String, FsError> {
-    let inode = path::resolve(&fs::root(), path_text)?;
-    let mut text = Vec::new();
-    let mut chunk = [0u8; 512];
-    loop {
-        let n = inode.read_at(text.len() as u64, &mut chunk)?;
-        if n == 0 {
-            return Ok(String::from_utf8(text).expect("procfs text is UTF-8"));
-        }
-        text.extend_from_slice(&chunk[..n]);
-    }
-}
+#[path = "common/proc_files.rs"]
+mod proc_files;
 
-/// Returns the number in the `Name:   123 kB` (or `name 123`) line of `text`.
-fn field(text: &str, name: &str) -> u64 {
-    let line = text
-        .lines()
-        .find(|l| l.split([':', ' ', '\t']).next() == Some(name))
-        .unwrap_or_else(|| panic!("no {name} in:\n{text}"));
-    let value = line[name.len()..].trim_start_matches(':').split_whitespace().next().expect("a value");
-    value.parse().unwrap_or_else(|_| panic!("{name}: {value:?} is not a number"))
-}
+use proc_files::{field, read, write};
 
 /// Reads `path` until the kernel's view (`now_fn`) is the same before and after
 /// the read, and returns the text with that view (the read itself may allocate).
@@ -188,11 +169,6 @@ fn free_with_a_bad_option_exits_1() {
     let (status, text) = run_tool("free", "-z");
     assert_eq!(status, task::WaitStatus::Exited(1));
     assert_eq!(text, "", "the message goes to standard error, not standard output");
-}
-
-/// Writes `text` to the knob at `path`, as `echo text > path` does.
-fn write(path_text: &str, text: &str) -> Result<usize, FsError> {
-    path::resolve(&fs::root(), path_text)?.write_at(0, text.as_bytes())
 }
 
 #[test_case]

@@ -23,12 +23,9 @@ use kernel::mm::rmap::{self, FamilyPage, SpaceRef};
 use kernel::mm::{Frame, PAGE_SIZE, Page, VirtAddr, check, cow, frame, heap};
 use kernel::proc::{self, sched, task};
 use kernel::testing::space_with_written_pages;
+use kernel::testing::USER_WRITE;
 
 kernel::test_kernel!();
-
-/// Page-fault error code bits: a write from user mode.
-const USER_WRITE: u64 = (1 << 1) | (1 << 2);
-
 
 /// Returns the frame `addr` maps in `space`.
 fn frame_at(space: &SpaceRef, addr: VirtAddr) -> Frame {

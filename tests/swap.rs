@@ -24,13 +24,11 @@ use kernel::mm::swap::{self, EvictError, Evicted};
 use kernel::mm::vmstat::{self, SwapEvent};
 use kernel::mm::{Frame, PAGE_SIZE, Page, VirtAddr, check, cow, frame, heap};
 use kernel::proc::{self, task::WaitStatus};
+use kernel::testing::{USER_READ, USER_WRITE};
 
 kernel::runner_args!(b"--timeout 120");
 
 kernel::test_kernel!();
-
-const USER_READ: u64 = 1 << 2;
-const USER_WRITE: u64 = (1 << 1) | (1 << 2);
 
 /// The byte pattern of page `i` of a test space.
 fn pattern(i: u64) -> alloc::vec::Vec<u8> {

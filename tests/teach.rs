@@ -26,13 +26,11 @@ use kernel::mm::rmap::SpaceRef;
 use kernel::mm::swap::{self, Evicted};
 use kernel::mm::thp::{self, ThpMode};
 use kernel::mm::{Frame, PAGE_SIZE, VirtAddr, cow, explain::explain};
+use kernel::testing::{USER_READ, USER_WRITE};
 
 kernel::runner_args!(b"--timeout 120");
 
 kernel::test_kernel!();
-
-const USER_READ: u64 = 1 << 2;
-const USER_WRITE: u64 = (1 << 1) | (1 << 2);
 
 fn explain_at(space: &SpaceRef, addr: VirtAddr) -> Explain {
     explain(&space.lock(), addr)

@@ -26,6 +26,7 @@ use kernel::mm::rmap::SpaceRef;
 use kernel::mm::thp::{self, PAGES_PER_HUGE, ThpMode};
 use kernel::mm::{Frame, PAGE_SIZE, VirtAddr, check, cow, frame, reclaim};
 use kernel::println;
+use kernel::testing::{USER_READ, USER_WRITE};
 
 kernel::runner_args!(b"--timeout 120");
 
@@ -38,8 +39,6 @@ fn nr_free() -> u64 {
     frame::nr_free_frames() + kernel::mm::heap::nr_frames()
 }
 
-const USER_READ: u64 = 1 << 2;
-const USER_WRITE: u64 = (1 << 1) | (1 << 2);
 const HUGE: u64 = 2 << 20;
 /// Where the tests map: 2 MiB-aligned, so a huge page fits at the start.
 const BASE: u64 = 0x4000_0000;

@@ -9,20 +9,14 @@
 #![test_runner(kernel::testing::test_runner)]
 #![reexport_test_harness_main = "test_main"]
 
-use kernel::mm::{check, frame, vmstat};
+use kernel::mm::{frame, vmstat};
 use kernel::proc::{self, task::WaitStatus};
 
 kernel::test_kernel!();
 
 /// Runs `name` to the end once and returns how it ended.
 fn run_once(name: &str) -> WaitStatus {
-    let pid = proc::spawn(name).unwrap_or_else(|e| panic!("spawn {name}: {e:?}"));
-    let (reaped, status) = proc::wait(Some(pid)).expect("no child to wait for");
-    assert_eq!(reaped, pid);
-    proc::task::wait_all(60_000).unwrap_or_else(|n| panic!("{name}: {n} processes never exited"));
-    let census = check::check_consistency().unwrap_or_else(|e| panic!("{name}: inconsistent after it was reaped: {e}"));
-    assert_eq!(census.nr_frames, 0, "{name}: user frames left: {census:?}");
-    status
+    kernel::testing::run_once(name, "")
 }
 
 /// Runs `name` twice and returns how the second run ended, checking that it gave

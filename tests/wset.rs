@@ -14,14 +14,14 @@
 
 extern crate alloc;
 
-use alloc::vec::Vec;
 
-use kernel::mm::frame::{self, OwnedFrames};
+use kernel::mm::frame;
 use kernel::mm::wss::WsSnapshot;
-use kernel::mm::{Order, check, reclaim};
+use kernel::mm::{check, reclaim};
 use kernel::println;
 use kernel::bench::loadctl;
 use kernel::proc::{self, load_control, sched, task, task::WaitStatus};
+use kernel::testing::balloon_leaving;
 
 kernel::runner_args!(b"--memory 64M --swap-size 128M --timeout 300");
 
@@ -69,20 +69,6 @@ fn ws_follows_the_number_of_pages_touched() {
     println!("WS {} pages touching 32, {} touching 384 (of 512)", small.ws_pages, large.ws_pages);
     assert!((32..=40).contains(&small.ws_pages), "{small:?}");
     assert!((384..=392).contains(&large.ws_pages), "{large:?}");
-}
-
-/// Takes free frames until only `nr_free` are left; frees them when dropped.
-fn balloon_leaving(nr_free: u64) -> Vec<OwnedFrames> {
-    let mut blocks = Vec::new();
-    for order in [Order(9), Order(0)] {
-        while frame::nr_free_frames() >= nr_free + order.nr_frames() {
-            match OwnedFrames::new_zeroed(order) {
-                Ok(block) => blocks.push(block),
-                Err(_) => break,
-            }
-        }
-    }
-    blocks
 }
 
 #[test_case]

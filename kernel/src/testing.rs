@@ -69,6 +69,12 @@ pub fn test_runner(tests: &[&dyn Testable]) {
     crate::power_off(ExitCode::Success);
 }
 
+/// The page-fault error code of a user-mode read of a page not present (the U bit),
+/// for tests that call `mm::fault::handle_page_fault` as the trap handler would.
+pub const USER_READ: u64 = 1 << 2;
+/// The page-fault error code of a user-mode write of a page not present (W and U).
+pub const USER_WRITE: u64 = (1 << 1) | USER_READ;
+
 /// A fresh address space with `nr_pages` of anonymous memory written by user-mode
 /// write faults in address order (each one a new anonymous page); returns the space
 /// and the start of the memory. For tests that need resident user pages without
@@ -76,8 +82,6 @@ pub fn test_runner(tests: &[&dyn Testable]) {
 pub fn space_with_written_pages(nr_pages: u64) -> (crate::mm::rmap::SpaceRef, crate::mm::VirtAddr) {
     use crate::mm::addr_space::{AddressSpace, MapRequest, VmProt};
     use crate::mm::fault::{self, FaultOutcome};
-    /// A user-mode write: the page-fault error code's W and U bits.
-    const USER_WRITE: u64 = (1 << 1) | (1 << 2);
     let space = AddressSpace::new().expect("new space");
     let len = nr_pages * crate::mm::PAGE_SIZE;
     let start = space.lock().mmap(0, len, VmProt::READ_WRITE, MapRequest::default()).expect("mmap");
@@ -86,6 +90,36 @@ pub fn space_with_written_pages(nr_pages: u64) -> (crate::mm::rmap::SpaceRef, cr
         assert_eq!(outcome, Ok(FaultOutcome::AnonymousPage), "page {i}");
     }
     (space, start)
+}
+
+/// Runs the program `name` with `args` to its end and returns how it ended, after
+/// checking that every process is gone, the audit is clean and no user frame is left.
+pub fn run_once(name: &str, args: &str) -> crate::proc::task::WaitStatus {
+    let pid = crate::proc::spawn_with_args(name, args).unwrap_or_else(|e| panic!("spawn {name}: {e:?}"));
+    let (reaped, status) = crate::proc::wait(Some(pid)).expect("no child to wait for");
+    assert_eq!(reaped, pid);
+    crate::proc::task::wait_all(60_000).unwrap_or_else(|n| panic!("{name}: {n} processes never exited"));
+    let census =
+        crate::mm::check::check_consistency().unwrap_or_else(|e| panic!("{name}: inconsistent after it was reaped: {e}"));
+    assert_eq!(census.nr_frames, 0, "{name}: user frames left: {census:?}");
+    status
+}
+
+/// Takes free frames (2 MiB blocks, then single frames) until only `nr_free` are
+/// left, or nothing more can be taken; they are freed when the returned blocks drop.
+/// For tests that need memory pressure without a program to make it.
+pub fn balloon_leaving(nr_free: u64) -> alloc::vec::Vec<crate::mm::frame::OwnedFrames> {
+    use crate::mm::{Order, frame};
+    let mut blocks = alloc::vec::Vec::new();
+    for order in [Order(9), Order(0)] {
+        while frame::nr_free_frames() >= nr_free + order.nr_frames() {
+            match frame::OwnedFrames::new_zeroed(order) {
+                Ok(block) => blocks.push(block),
+                Err(_) => break,
+            }
+        }
+    }
+    blocks
 }
 
 /// Reports the running test as failed and exits QEMU with failure.

@@ -17,7 +17,7 @@
 use std::fmt::Write;
 
 use super::Outcome;
-use super::initramfs::{InitLine, init_line};
+use super::row_output::{self, RowOutput};
 
 /// The start of a row line.
 const ROW: &str = "bench: op=";
@@ -33,25 +33,12 @@ const DONE: &str = "bench: done";
 /// What one guest's serial output says about its bench run.
 #[derive(Debug, Default)]
 pub struct BenchRun {
-    /// The operations and their ns per operation, in the order printed.
-    pub rows: Vec<(String, f64)>,
+    /// The operations and their ns per operation, the "done" line, `/init`'s lines.
+    pub output: RowOutput<f64>,
     /// The warm-up line, after `bench: warm-up `.
     pub warm_up: Option<String>,
     /// Each fault row as a multiple of its floor, as bench printed it (after `bench: floor: `).
     pub floors: Vec<String>,
-    /// bench printed its "done" line.
-    pub is_done: bool,
-    /// Linux only: the kernel release and THP mode.
-    pub linux_kernel: Option<String>,
-    /// Linux only: bench's exit status as `/init` saw it.
-    pub exit_status: Option<String>,
-}
-
-impl BenchRun {
-    /// Returns the ns of the operation `name`, if this run printed it.
-    fn ns(&self, name: &str) -> Option<f64> {
-        self.rows.iter().find(|(n, _)| n == name).map(|&(_, ns)| ns)
-    }
 }
 
 /// Reads a row line's `(name, ns)`, if `line` holds one.
@@ -66,19 +53,15 @@ fn row(line: &str) -> Option<(String, f64)> {
 pub fn parse(lines: &[String]) -> BenchRun {
     let mut run = BenchRun::default();
     for line in lines {
-        match init_line(line) {
-            Some(InitLine::Kernel(kernel)) => run.linux_kernel = Some(kernel.to_string()),
-            Some(InitLine::ExitStatus(status)) => run.exit_status = Some(status.to_string()),
-            None => {}
-        }
+        run.output.read_init_line(line);
         if let Some(row) = row(line) {
-            run.rows.push(row);
+            run.output.rows.push(row);
         } else if let Some(at) = line.find(FLOOR) {
             run.floors.push(line[at + FLOOR.len()..].trim().to_string());
         } else if let Some(at) = line.find(WARM_UP) {
             run.warm_up = Some(line[at + WARM_UP.len()..].trim().to_string());
         } else if line.contains(DONE) {
-            run.is_done = true;
+            run.output.is_done = true;
         }
     }
     run
@@ -102,14 +85,12 @@ fn ns_column(ns: Option<f64>) -> String {
 pub fn table(ours: &BenchRun, linux: Option<&BenchRun>, machine: &str) -> String {
     let empty = BenchRun::default();
     let theirs = linux.unwrap_or(&empty);
-    let mut names: Vec<&str> = ours.rows.iter().map(|(n, _)| n.as_str()).collect();
-    names.extend(theirs.rows.iter().map(|(n, _)| n.as_str()).filter(|n| ours.ns(n).is_none()));
     let mut out = String::new();
     let _ = writeln!(out, "\nbench side by side: {machine}");
     let _ = writeln!(out, "ns per operation, each measured in its own guest; ours/Linux below 1: we are faster\n");
     let _ = writeln!(out, "{:<40} {:>12} {:>12} {:>11}", "operation", "ours ns", "Linux ns", "ours/Linux");
-    for name in names {
-        let (o, l) = (ours.ns(name), theirs.ns(name));
+    for name in row_output::row_names(&ours.output, &theirs.output) {
+        let (o, l) = (ours.output.get(name), theirs.output.get(name));
         let _ = writeln!(out, "{name:<40} {:>12} {:>12} {:>11}", ns_column(o), ns_column(l), ratio(o, l));
     }
     if !ours.floors.is_empty() {
@@ -119,27 +100,14 @@ pub fn table(ours: &BenchRun, linux: Option<&BenchRun>, machine: &str) -> String
         }
     }
     let warm_up = |run: &BenchRun| run.warm_up.as_deref().map_or(String::new(), |w| format!("; warm-up {w}"));
-    let _ = writeln!(out, "\nours:  bench {}{}", verdict(ours), warm_up(ours));
-    match linux {
-        Some(l) => {
-            let _ = writeln!(out, "Linux: bench {}{}", verdict(l), warm_up(l));
-            let _ = writeln!(out, "Linux: {}", l.linux_kernel.as_deref().unwrap_or("(no version line)"));
-        }
-        None => {
-            let _ = writeln!(out, "Linux: did not run");
-        }
-    }
+    let line = |run: &BenchRun| format!("bench {}{}", verdict(run), warm_up(run));
+    row_output::write_verdicts(&mut out, &line(ours), linux.map(|l| (line(l), l.output.linux_kernel.as_deref())));
     out
 }
 
 /// Returns "ok" or what went wrong, in a few words.
 pub fn verdict(run: &BenchRun) -> String {
-    match (run.is_done, run.exit_status.as_deref()) {
-        (true, None | Some("0")) => format!("ok: {} rows, every check passed", run.rows.len()),
-        (_, Some(status)) if status != "0" => format!("failed: exit status {status}"),
-        _ if run.rows.is_empty() && run.warm_up.is_none() => "did not start (no bench output)".into(),
-        _ => format!("did not finish: {} rows, no \"done\" line", run.rows.len()),
-    }
+    run.output.verdict(!run.output.rows.is_empty() || run.warm_up.is_some(), "no bench output")
 }
 
 /// Reads both consoles (`linux` is `None` when Linux did not run) into the table and
@@ -147,24 +115,14 @@ pub fn verdict(run: &BenchRun) -> String {
 pub fn outcome(ours: &[String], linux: Option<&[String]>, machine: &str) -> Outcome {
     let ours = parse(ours);
     let linux = linux.map(parse);
-    let failed = |run: &BenchRun, needs_status: bool| {
-        let ok = run.is_done && !run.rows.is_empty() && (!needs_status || run.exit_status.as_deref() == Some("0"));
-        (!ok).then(|| verdict(run))
-    };
-    Outcome {
-        table: table(&ours, linux.as_ref(), machine),
-        ours_failure: failed(&ours, false),
-        linux_failure: linux.as_ref().and_then(|l| failed(l, true)),
-    }
+    let failure = |run: &BenchRun, needs_status: bool| (!run.output.is_complete(needs_status)).then(|| verdict(run));
+    row_output::outcome(&ours, linux.as_ref(), table(&ours, linux.as_ref(), machine), failure)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn lines(text: &str) -> Vec<String> {
-        text.lines().map(String::from).collect()
-    }
+    use crate::linux_peer::row_output::lines;
 
     const OURS: &str = "\
 [    0.110] INFO  kernel::mm::swap: swap: 65535 slots
@@ -191,17 +149,17 @@ linux-peer: bench exited with 0\r";
     #[test]
     fn rows_warm_up_and_the_done_line_are_read() {
         let run = parse(&lines(OURS));
-        assert_eq!(run.rows.len(), 4);
+        assert_eq!(run.output.rows.len(), 4);
         assert_eq!(run.floors, ["anonymous write fault (per page)     2.1x its floor (2000 ns: int3 round trip + page zero)"]);
-        assert_eq!(run.rows[0], ("anonymous write fault (per page)".to_string(), 4300.5));
-        assert_eq!(run.ns("fork, 64 MiB touched (per fork)"), Some(2_500_000.0));
+        assert_eq!(run.output.rows[0], ("anonymous write fault (per page)".to_string(), 4300.5));
+        assert_eq!(run.output.get("fork, 64 MiB touched (per fork)"), Some(2_500_000.0));
         assert_eq!(run.warm_up.as_deref(), Some("wrote 58365 pages (227 MiB) first, 49032 ns per page"));
-        assert!(run.is_done);
-        assert_eq!(run.exit_status, None, "our kernel's run line is not /init's");
+        assert!(run.output.is_done);
+        assert_eq!(run.output.exit_status, None, "our kernel's run line is not /init's");
         let linux = parse(&lines(LINUX));
-        assert_eq!(linux.exit_status.as_deref(), Some("0"));
-        assert_eq!(linux.linux_kernel.as_deref(), Some("6.1.0-56-amd64, THP always madvise [never]"));
-        assert_eq!(linux.ns("null syscall (getpid)"), Some(400.0));
+        assert_eq!(linux.output.exit_status.as_deref(), Some("0"));
+        assert_eq!(linux.output.linux_kernel.as_deref(), Some("6.1.0-56-amd64, THP always madvise [never]"));
+        assert_eq!(linux.output.get("null syscall (getpid)"), Some(400.0));
     }
 
     #[test]

@@ -20,7 +20,7 @@
 use std::fmt::Write;
 
 use super::Outcome;
-use super::initramfs::{InitLine, init_line};
+use super::row_output::{self, RowOutput};
 
 /// The start of a row line.
 const ROW: &str = "filebench: row=";
@@ -53,24 +53,12 @@ impl Measure {
 /// What one guest's serial output says about its filebench run.
 #[derive(Debug, Default)]
 pub struct FilesRun {
-    /// The rows and their measurements, in the order printed.
-    pub rows: Vec<(String, Measure)>,
+    /// The rows and their measurements, the "done" line, `/init`'s lines.
+    pub output: RowOutput<Measure>,
     /// The notes: rows this kernel could not run, and why.
     pub notes: Vec<String>,
     /// The first failed check, if one failed.
     pub failure: Option<String>,
-    /// filebench printed its "done" line.
-    pub is_done: bool,
-    /// Linux only: the kernel release and THP mode.
-    pub linux_kernel: Option<String>,
-    /// Linux only: filebench's exit status as `/init` saw it.
-    pub exit_status: Option<String>,
-}
-
-impl FilesRun {
-    fn measure(&self, name: &str) -> Option<Measure> {
-        self.rows.iter().find(|(n, _)| n == name).map(|&(_, m)| m)
-    }
 }
 
 /// Reads a row line's `(name, measure)`, if `line` holds one.
@@ -91,17 +79,13 @@ fn row(line: &str) -> Option<(String, Measure)> {
 pub fn parse(lines: &[String]) -> FilesRun {
     let mut run = FilesRun::default();
     for line in lines {
-        match init_line(line) {
-            Some(InitLine::Kernel(kernel)) => run.linux_kernel = Some(kernel.to_string()),
-            Some(InitLine::ExitStatus(status)) => run.exit_status = Some(status.to_string()),
-            None => {}
-        }
+        run.output.read_init_line(line);
         if let Some(row) = row(line) {
-            run.rows.push(row);
+            run.output.rows.push(row);
         } else if let Some(at) = line.find(NOTE) {
             run.notes.push(line[at + NOTE.len()..].trim().to_string());
         } else if line.contains(DONE) {
-            run.is_done = true;
+            run.output.is_done = true;
         } else if let Some(at) = line.find(FAIL).filter(|_| run.failure.is_none()) {
             run.failure = Some(line[at + FAIL.len()..].trim().to_string());
         } else if line.contains("linux-peer: ") && line.contains(" failed") {
@@ -126,16 +110,14 @@ fn speed_ratio(ours: Option<Measure>, linux: Option<Measure>) -> String {
 pub fn table(ours: &FilesRun, linux: Option<&FilesRun>, machine: &str) -> String {
     let empty = FilesRun::default();
     let theirs = linux.unwrap_or(&empty);
-    let mut names: Vec<&str> = ours.rows.iter().map(|(n, _)| n.as_str()).collect();
-    names.extend(theirs.rows.iter().map(|(n, _)| n.as_str()).filter(|n| ours.measure(n).is_none()));
     let mut out = String::new();
     let _ = writeln!(out, "\nfilebench side by side: {machine}, ext2 on virtio-blk");
     let _ = writeln!(out, "each row measured in its own guest; speed ours/Linux above 1: we are faster");
     let _ = writeln!(out, "(MiB/s rows: ours / Linux; us rows: Linux / ours)\n");
     let _ = writeln!(out, "{:<52} {:>14} {:>14} {:>11}", "row", "ours", "Linux", "speed o/L");
     let column = |m: Option<Measure>| m.map_or("-".to_string(), Measure::show);
-    for name in names {
-        let (o, l) = (ours.measure(name), theirs.measure(name));
+    for name in row_output::row_names(&ours.output, &theirs.output) {
+        let (o, l) = (ours.output.get(name), theirs.output.get(name));
         let _ = writeln!(out, "{name:<52} {:>14} {:>14} {:>11}", column(o), column(l), speed_ratio(o, l));
     }
     for (who, run) in [("ours", ours), ("Linux", theirs)] {
@@ -143,16 +125,8 @@ pub fn table(ours: &FilesRun, linux: Option<&FilesRun>, machine: &str) -> String
             let _ = writeln!(out, "note, {who}: {note}");
         }
     }
-    let _ = writeln!(out, "\nours:  filebench {}", verdict(ours));
-    match linux {
-        Some(l) => {
-            let _ = writeln!(out, "Linux: filebench {}", verdict(l));
-            let _ = writeln!(out, "Linux: {}", l.linux_kernel.as_deref().unwrap_or("(no version line)"));
-        }
-        None => {
-            let _ = writeln!(out, "Linux: did not run");
-        }
-    }
+    let line = |run: &FilesRun| format!("filebench {}", verdict(run));
+    row_output::write_verdicts(&mut out, &line(ours), linux.map(|l| (line(l), l.output.linux_kernel.as_deref())));
     out
 }
 
@@ -161,12 +135,7 @@ pub fn verdict(run: &FilesRun) -> String {
     if let Some(failure) = &run.failure {
         return format!("failed a check: {failure}");
     }
-    match (run.is_done, run.exit_status.as_deref()) {
-        (true, None | Some("0")) => format!("ok: {} rows, every check passed", run.rows.len()),
-        (_, Some(status)) if status != "0" => format!("failed: exit status {status}"),
-        _ if run.rows.is_empty() => "did not start (no filebench rows)".into(),
-        _ => format!("did not finish: {} rows, no \"done\" line", run.rows.len()),
-    }
+    run.output.verdict(!run.output.rows.is_empty(), "no filebench rows")
 }
 
 /// Reads both consoles (`linux` is `None` when Linux did not run) into the table and
@@ -174,27 +143,16 @@ pub fn verdict(run: &FilesRun) -> String {
 pub fn outcome(ours: &[String], linux: Option<&[String]>, machine: &str) -> Outcome {
     let ours = parse(ours);
     let linux = linux.map(parse);
-    let failed = |run: &FilesRun, needs_status: bool| {
-        let ok = run.is_done
-            && run.failure.is_none()
-            && !run.rows.is_empty()
-            && (!needs_status || run.exit_status.as_deref() == Some("0"));
-        (!ok).then(|| verdict(run))
+    let failure = |run: &FilesRun, needs_status: bool| {
+        (run.failure.is_some() || !run.output.is_complete(needs_status)).then(|| verdict(run))
     };
-    Outcome {
-        table: table(&ours, linux.as_ref(), machine),
-        ours_failure: failed(&ours, false),
-        linux_failure: linux.as_ref().and_then(|l| failed(l, true)),
-    }
+    row_output::outcome(&ours, linux.as_ref(), table(&ours, linux.as_ref(), machine), failure)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn lines(text: &str) -> Vec<String> {
-        text.lines().map(String::from).collect()
-    }
+    use crate::linux_peer::row_output::lines;
 
     const OURS: &str = "\
 filebench: a 64 MiB file in 64 KiB calls, in the current directory
@@ -222,14 +180,14 @@ linux-peer: filebench exited with 0\r";
     #[test]
     fn rows_of_both_kinds_notes_and_the_done_line_are_read() {
         let run = parse(&lines(OURS));
-        assert_eq!(run.rows.len(), 4);
-        assert_eq!(run.rows[0], ("write + fsync (64 MiB)".to_string(), Measure::MibPerSec(20.0)));
-        assert_eq!(run.measure("fork + exec + wait, bin/true_c (per round)"), Some(Measure::Micros(2000.0)));
+        assert_eq!(run.output.rows.len(), 4);
+        assert_eq!(run.output.rows[0], ("write + fsync (64 MiB)".to_string(), Measure::MibPerSec(20.0)));
+        assert_eq!(run.output.get("fork + exec + wait, bin/true_c (per round)"), Some(Measure::Micros(2000.0)));
         assert_eq!(run.notes, ["mmap MAP_SHARED of a file: ENODEV here: no shared-mapping row"]);
-        assert!(run.is_done && run.failure.is_none());
+        assert!(run.output.is_done && run.failure.is_none());
         let linux = parse(&lines(LINUX));
-        assert_eq!((linux.rows.len(), linux.exit_status.as_deref()), (6, Some("0")));
-        assert_eq!(linux.linux_kernel.as_deref(), Some("6.1.0-57-amd64, THP always [madvise] never"));
+        assert_eq!((linux.output.rows.len(), linux.output.exit_status.as_deref()), (6, Some("0")));
+        assert_eq!(linux.output.linux_kernel.as_deref(), Some("6.1.0-57-amd64, THP always [madvise] never"));
     }
 
     #[test]

@@ -30,6 +30,7 @@ mod initramfs;
 mod module_order;
 mod program_file;
 mod report;
+mod row_output;
 mod scaling;
 
 pub use scaling::run as run_scaling;

@@ -43,6 +43,7 @@ mod ring;
 mod segmented_fifo;
 mod sim;
 mod two_hand;
+mod vms_lists;
 pub mod trace;
 
 pub use active_inactive::{ACTIVE_PER_INACTIVE, ActiveInactive};
@@ -57,6 +58,8 @@ pub use ring::{Ring, RingLinks, RingStore, SharedRingStore, SharedVecLinks, VecL
 pub use segmented_fifo::{SECOND_CHANCE_SHARE, SegmentedFifo};
 pub use two_hand::TwoHandClock;
 pub use sim::{PageRef, SimResult, reads, simulate};
+
+use alloc::collections::BTreeSet;
 
 /// Answers questions about the hardware state of a page; implemented by the kernel.
 pub trait PageProbe {
@@ -244,6 +247,37 @@ impl PageProbe for NoBitsProbe {
     }
     fn is_dirty(&mut self, _page: u64) -> bool {
         false
+    }
+}
+
+/// A probe whose Accessed and Dirty bits are set by hand: the pages in
+/// `referenced` and in `dirty` have them. Testing and clearing takes a page out of
+/// `referenced`, as the MMU's bit would be cleared. For tests and exercises that
+/// play the MMU themselves.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HandBits {
+    /// The pages whose Accessed bit is set.
+    pub referenced: BTreeSet<u64>,
+    /// The pages whose Dirty bit is set.
+    pub dirty: BTreeSet<u64>,
+}
+
+impl HandBits {
+    /// Creates the bits: Accessed set on `referenced`, Dirty on `dirty`.
+    pub fn new(referenced: &[u64], dirty: &[u64]) -> HandBits {
+        HandBits { referenced: referenced.iter().copied().collect(), dirty: dirty.iter().copied().collect() }
+    }
+}
+
+impl PageProbe for HandBits {
+    fn is_referenced(&mut self, page: u64) -> bool {
+        self.referenced.contains(&page)
+    }
+    fn test_and_clear_referenced(&mut self, page: u64) -> bool {
+        self.referenced.remove(&page)
+    }
+    fn is_dirty(&mut self, page: u64) -> bool {
+        self.dirty.contains(&page)
     }
 }
 

@@ -7,7 +7,7 @@
 //!
 //! Only the public API of `mm-core` is used, the same API the kernel calls.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use mm_core::addr::{Frame, Order, Page, VirtAddr};
 use mm_core::pagetable::{ENTRIES_PER_TABLE, PageTable, TableMemory};
@@ -481,27 +481,7 @@ mod ch07_swap {
 
 /// Chapter 8: reclaim and the replacement policies.
 mod ch08_reclaim {
-    use mm_core::reclaim::{Clock, Fifo, PageProbe, ReplacementPolicy, reads, simulate};
-
-    use super::*;
-
-    /// Accessed and Dirty bits set by hand, as the MMU would set them.
-    struct Bits {
-        referenced: BTreeSet<u64>,
-        dirty: BTreeSet<u64>,
-    }
-
-    impl PageProbe for Bits {
-        fn is_referenced(&mut self, page: u64) -> bool {
-            self.referenced.contains(&page)
-        }
-        fn test_and_clear_referenced(&mut self, page: u64) -> bool {
-            self.referenced.remove(&page)
-        }
-        fn is_dirty(&mut self, page: u64) -> bool {
-            self.dirty.contains(&page)
-        }
-    }
+    use mm_core::reclaim::{Clock, Fifo, HandBits, ReplacementPolicy, reads, simulate};
 
     /// Exercise 8.1: pages 0..4 become resident in order; 0 and 2 have been
     /// referenced. Which three pages does the clock evict, in order?
@@ -511,7 +491,7 @@ mod ch08_reclaim {
         for page in 0..4 {
             clock.on_insert(page);
         }
-        let mut bits = Bits { referenced: [0, 2].into(), dirty: BTreeSet::new() };
+        let mut bits = HandBits::new(&[0, 2], &[]);
         // 0 referenced: clear, skip. 1 not: evict.
         assert_eq!(clock.pick_victim(&mut bits), Some(1));
         // 2 referenced: clear, skip. 3 not: evict.
@@ -528,7 +508,7 @@ mod ch08_reclaim {
         for page in 0..4 {
             fifo.on_insert(page);
         }
-        let mut bits = Bits { referenced: [0, 1, 2, 3].into(), dirty: BTreeSet::new() };
+        let mut bits = HandBits::new(&[0, 1, 2, 3], &[]);
         let victims: Vec<_> = (0..3).map(|_| fifo.pick_victim(&mut bits).unwrap()).collect();
         assert_eq!(victims, [0, 1, 2]);
     }
@@ -554,7 +534,7 @@ mod ch08_reclaim {
         for page in 0..4 {
             clock.on_insert(page);
         }
-        let mut bits = Bits { referenced: BTreeSet::new(), dirty: [0, 1].into() };
+        let mut bits = HandBits::new(&[], &[0, 1]);
         assert_eq!(clock.pick_victim(&mut bits), Some(2));
         let mut plain = Clock::second_chance();
         for page in 0..4 {

@@ -141,6 +141,16 @@ impl Exercise {
         out
     }
 
+    /// Returns the exercise's own answers as a student writes them, one `ID ANSWER`
+    /// line per question (tests: a generated exercise must grade them as perfect).
+    #[cfg(test)]
+    pub(crate) fn answer_sheet(&self) -> String {
+        self.questions
+            .iter()
+            .map(|q| format!("{} {}\n", q.id, q.answer))
+            .collect()
+    }
+
     /// Grades `answers` (one `ID ANSWER` per line; `#` starts a comment).
     pub fn check(&self, answers: &str) -> Grade {
         let mut given: Vec<(&str, &str)> = Vec::new();

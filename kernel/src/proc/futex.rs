@@ -112,8 +112,9 @@ fn key_of(uaddr: u64, is_private: bool) -> Result<FutexKey, Errno> {
     }
 }
 
-/// Reads a `struct timespec` timeout and returns the tick at which a wait ends.
-fn deadline_of(timeout: u64) -> Result<u64, Errno> {
+/// Reads a `struct timespec` timeout and returns the tick at which a wait ends:
+/// EINVAL for a negative time or nanoseconds out of 0..1e9 (futex and nanosleep).
+pub(super) fn deadline_of(timeout: u64) -> Result<u64, Errno> {
     let mut bytes = [0u8; 16];
     copy_from_user(&mut bytes, timeout)?;
     let secs = i64::from_ne_bytes(bytes[..8].try_into().expect("8 bytes"));

@@ -190,16 +190,7 @@ fn sys_kill(pid: i64, sig: u64) -> Result<u64, Errno> {
 /// killed while it sleeps wakes at once (EINTR; it exits on the way out). `rem` is
 /// not written: no signal interrupts a sleep early otherwise.
 fn sys_nanosleep(req: u64, _rem: u64) -> Result<u64, Errno> {
-    let mut bytes = [0u8; 16];
-    copy_from_user(&mut bytes, req)?;
-    let secs = i64::from_ne_bytes(bytes[..8].try_into().expect("8 bytes"));
-    let nsecs = i64::from_ne_bytes(bytes[8..].try_into().expect("8 bytes"));
-    if secs < 0 || !(0..1_000_000_000).contains(&nsecs) {
-        return Err(Errno::EINVAL);
-    }
-    let hz = crate::arch::timer::TICK_HZ;
-    let nr_ticks = (secs as u64).saturating_mul(hz).saturating_add((nsecs as u64 * hz).div_ceil(1_000_000_000));
-    let deadline = crate::arch::timer::ticks().saturating_add(nr_ticks);
+    let deadline = super::futex::deadline_of(req)?;
     static SLEEPERS: crate::sync::WaitQueue = crate::sync::WaitQueue::new();
     let is_done = SLEEPERS.wait_until_deadline(task::current_is_killed, deadline);
     if is_done { Err(Errno::EINTR) } else { Ok(0) }

@@ -30,70 +30,89 @@
 //! with interrupts off, so nothing runs between the check, the acquisition and the
 //! record.
 
-/// A lock class. Declared outermost first: a lock may be taken only while every lock
-/// held has a smaller rank. The lock order in [`crate::mm`] explains each one.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-#[repr(u8)]
-pub enum LockRank {
-    /// `proc::sched::RUN_QUEUE`: the runnable tasks.
-    RunQueue,
-    /// `proc::task::TASKS`: the task table.
-    Tasks,
-    /// An address space (`mm::addr_space::AddressSpace`, one lock per process).
-    AddressSpace,
-    /// `mm::swap::SWAP`: the swap area's slot map and the swap cache.
-    Swap,
-    /// A page cache's index (`mm::page_cache::PageCache::pages`, one per cached file).
-    PageCache,
-    /// `mm::reclaim::POLICY`: the replacement policy tracking user frames.
-    ReclaimPolicy,
-    /// `mm::rmap::FAMILIES`: the fork families of the reverse map.
-    RmapFamilies,
-    /// `mm::file_rmap::FILE_RMAP`: the file reverse map (which spaces map which file).
-    FileRmap,
-    /// `mm::ksm::STABLE`: same-page merging's merged pages and their places.
-    KsmStable,
-    /// `mm::addr_space::PCIDS`: TLB tags.
-    Pcids,
-    /// `mm::backing::OBJECTS`: the backing objects (program images).
-    BackingObjects,
-    /// `mm::page_cache::CACHES`: the registry of page caches by id.
-    PageCacheRegistry,
-    /// `block::DEVICES`: the registry of disks.
-    BlockDevices,
-    /// `mm::paging::KERNEL_PT`: the kernel's page tables.
-    KernelPageTable,
-    /// `mm::kstack::SLOTS`: kernel-stack slots.
-    KernelStackSlots,
-    /// `mm::heap::TYPED_CACHES`: the registry of typed slab caches.
-    SlabRegistry,
-    /// `fs::ext2fs::DEFERRED`: inode handles dropped where they could not sleep
-    /// (taken under any lock a drop may happen under; the heap inside, to grow).
-    DeferredInodes,
-    /// `mm::slabmag::MAGS[cpu]`: one CPU's slab magazines (the heap taken inside:
-    /// refill, flush). Another CPU's is taken only by a drain, one at a time.
-    SlabMag,
-    /// `mm::heap::KMALLOC` and each typed slab cache: the kernel heap.
-    Heap,
-    /// `mm::heap::POOL`: the heap's emergency pool of page blocks.
-    HeapPool,
-    /// `mm::fail::PLAN`: fault injection, asked by the frame allocator.
-    FailPlan,
-    /// `mm::zero_pool::POOL`: the pre-zeroed frames (frames taken inside, to mark them).
-    ZeroPool,
-    /// `mm::pcp::PCP[cpu]`: one CPU's lists of free single frames (frames taken
-    /// inside: refill, drain). Another CPU's is taken only by a drain, one at a time.
-    Pcp,
-    /// `mm::frame::FRAMES`: the frame table and the buddy allocator.
-    Frames,
-    /// `mm::vmstat::TRACE`: the fault trace ring.
-    FaultTrace,
-    /// `drivers::pci::CONFIG_LOCK`: PCI configuration space.
-    PciConfig,
-    /// `arch::ioapic::IOAPIC`: the I/O APIC's select/window register pair.
-    IoApic,
-    /// A lock nothing is taken under (the default of `IrqMutex::new`).
-    Leaf,
+/// Declares [`LockRank`] and, in debug builds, `LockRank::ALL`, every rank in
+/// declaration order (so indexed by its number), from one list of the classes.
+macro_rules! lock_ranks {
+    ($(#[$meta:meta])* pub enum LockRank { $($(#[doc = $doc:literal])* $rank:ident,)* }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+        #[repr(u8)]
+        pub enum LockRank {
+            $($(#[doc = $doc])* $rank,)*
+        }
+
+        #[cfg(debug_assertions)]
+        impl LockRank {
+            /// Every rank, indexed by its number.
+            const ALL: &[LockRank] = &[$(LockRank::$rank),*];
+        }
+    };
+}
+
+lock_ranks! {
+    /// A lock class. Declared outermost first: a lock may be taken only while every lock
+    /// held has a smaller rank. The lock order in [`crate::mm`] explains each one.
+    pub enum LockRank {
+        /// `proc::sched::RUN_QUEUE`: the runnable tasks.
+        RunQueue,
+        /// `proc::task::TASKS`: the task table.
+        Tasks,
+        /// An address space (`mm::addr_space::AddressSpace`, one lock per process).
+        AddressSpace,
+        /// `mm::swap::SWAP`: the swap area's slot map and the swap cache.
+        Swap,
+        /// A page cache's index (`mm::page_cache::PageCache::pages`, one per cached file).
+        PageCache,
+        /// `mm::reclaim::POLICY`: the replacement policy tracking user frames.
+        ReclaimPolicy,
+        /// `mm::rmap::FAMILIES`: the fork families of the reverse map.
+        RmapFamilies,
+        /// `mm::file_rmap::FILE_RMAP`: the file reverse map (which spaces map which file).
+        FileRmap,
+        /// `mm::ksm::STABLE`: same-page merging's merged pages and their places.
+        KsmStable,
+        /// `mm::addr_space::PCIDS`: TLB tags.
+        Pcids,
+        /// `mm::backing::OBJECTS`: the backing objects (program images).
+        BackingObjects,
+        /// `mm::page_cache::CACHES`: the registry of page caches by id.
+        PageCacheRegistry,
+        /// `block::DEVICES`: the registry of disks.
+        BlockDevices,
+        /// `mm::paging::KERNEL_PT`: the kernel's page tables.
+        KernelPageTable,
+        /// `mm::kstack::SLOTS`: kernel-stack slots.
+        KernelStackSlots,
+        /// `mm::heap::TYPED_CACHES`: the registry of typed slab caches.
+        SlabRegistry,
+        /// `fs::ext2fs::DEFERRED`: inode handles dropped where they could not sleep
+        /// (taken under any lock a drop may happen under; the heap inside, to grow).
+        DeferredInodes,
+        /// `mm::slabmag::MAGS[cpu]`: one CPU's slab magazines (the heap taken inside:
+        /// refill, flush). Another CPU's is taken only by a drain, one at a time.
+        SlabMag,
+        /// `mm::heap::KMALLOC` and each typed slab cache: the kernel heap.
+        Heap,
+        /// `mm::heap::POOL`: the heap's emergency pool of page blocks.
+        HeapPool,
+        /// `mm::fail::PLAN`: fault injection, asked by the frame allocator.
+        FailPlan,
+        /// `mm::zero_pool::POOL`: the pre-zeroed frames (frames taken inside, to mark them).
+        ZeroPool,
+        /// `mm::pcp::PCP[cpu]`: one CPU's lists of free single frames (frames taken
+        /// inside: refill, drain). Another CPU's is taken only by a drain, one at a time.
+        Pcp,
+        /// `mm::frame::FRAMES`: the frame table and the buddy allocator.
+        Frames,
+        /// `mm::vmstat::TRACE`: the fault trace ring.
+        FaultTrace,
+        /// `drivers::pci::CONFIG_LOCK`: PCI configuration space.
+        PciConfig,
+        /// `arch::ioapic::IOAPIC`: the I/O APIC's select/window register pair.
+        IoApic,
+        /// A lock nothing is taken under (the default of `IrqMutex::new`).
+        Leaf,
+    }
 }
 
 #[cfg(debug_assertions)]
@@ -134,53 +153,9 @@ mod checker {
     }
 
     fn rank_of(level: u16) -> (LockRank, u16) {
-        let rank = ALL[usize::from(level / NR_SUBCLASSES)];
+        let rank = LockRank::ALL[usize::from(level / NR_SUBCLASSES)];
         (rank, level % NR_SUBCLASSES)
     }
-
-    /// Every rank, indexed by its number.
-    const ALL: [LockRank; LockRank::Leaf as usize + 1] = {
-        use LockRank::*;
-        [
-            RunQueue,
-            Tasks,
-            AddressSpace,
-            Swap,
-            PageCache,
-            ReclaimPolicy,
-            RmapFamilies,
-            FileRmap,
-            KsmStable,
-            Pcids,
-            BackingObjects,
-            PageCacheRegistry,
-            BlockDevices,
-            KernelPageTable,
-            KernelStackSlots,
-            SlabRegistry,
-            DeferredInodes,
-            SlabMag,
-            Heap,
-            HeapPool,
-            FailPlan,
-            ZeroPool,
-            Pcp,
-            Frames,
-            FaultTrace,
-            PciConfig,
-            IoApic,
-            Leaf,
-        ]
-    };
-
-    // ALL lists the ranks in declaration order.
-    const _: () = {
-        let mut i = 0;
-        while i < ALL.len() {
-            assert!(ALL[i] as usize == i, "lock_rank: ALL is out of order");
-            i += 1;
-        }
-    };
 
     /// Panics if taking the lock at `addr` of class `rank` (at `subclass`) could
     /// deadlock against a lock the CPU holds: every held level must be below it.

@@ -290,13 +290,7 @@ impl<L: SharedRingStore> ReplacementPolicy for BufferedFifo<L> {
         self.dirty.len()
     }
     fn take_for_cleaning(&mut self, out: &mut [u64]) -> usize {
-        let mut nr_taken = 0;
-        while nr_taken < out.len() {
-            let Some(page) = self.dirty.take_at_hand() else { break };
-            out[nr_taken] = page;
-            nr_taken += 1;
-        }
-        nr_taken
+        super::vms_lists::take_from_head(&mut self.dirty, out)
     }
     fn on_cleaned(&mut self, page: u64) {
         if self.place_of(page).is_none() {

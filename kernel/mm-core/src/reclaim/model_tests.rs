@@ -15,25 +15,6 @@ use std::collections::{BTreeSet, VecDeque};
 use std::vec;
 use std::vec::Vec;
 
-/// Accessed and Dirty bits set by the test; what the policy cleared stays visible.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-struct BitsProbe {
-    referenced: BTreeSet<u64>,
-    dirty: BTreeSet<u64>,
-}
-
-impl PageProbe for BitsProbe {
-    fn is_referenced(&mut self, page: u64) -> bool {
-        self.referenced.contains(&page)
-    }
-    fn test_and_clear_referenced(&mut self, page: u64) -> bool {
-        self.referenced.remove(&page)
-    }
-    fn is_dirty(&mut self, page: u64) -> bool {
-        self.dirty.contains(&page)
-    }
-}
-
 /// Removes `page` from `list` if there; returns true if it was.
 fn remove_from(list: &mut VecDeque<u64>, page: u64) -> bool {
     match list.iter().position(|&p| p == page) {
@@ -49,7 +30,7 @@ fn remove_from(list: &mut VecDeque<u64>, page: u64) -> bool {
 trait Model {
     fn insert(&mut self, page: u64);
     fn remove(&mut self, page: u64);
-    fn pick(&mut self, probe: &mut BitsProbe) -> Option<u64>;
+    fn pick(&mut self, probe: &mut HandBits) -> Option<u64>;
     fn len(&self) -> usize;
 }
 
@@ -66,7 +47,7 @@ impl Model for FifoModel {
     fn remove(&mut self, page: u64) {
         remove_from(&mut self.0, page);
     }
-    fn pick(&mut self, _probe: &mut BitsProbe) -> Option<u64> {
+    fn pick(&mut self, _probe: &mut HandBits) -> Option<u64> {
         self.0.pop_front()
     }
     fn len(&self) -> usize {
@@ -84,7 +65,7 @@ impl Model for RandomModel {
     fn remove(&mut self, page: u64) {
         self.0.remove(page);
     }
-    fn pick(&mut self, _probe: &mut BitsProbe) -> Option<u64> {
+    fn pick(&mut self, _probe: &mut HandBits) -> Option<u64> {
         if self.0.0.is_empty() {
             return None;
         }
@@ -122,7 +103,7 @@ impl Model for ClockModel {
     fn remove(&mut self, page: u64) {
         self.ring.remove(page);
     }
-    fn pick(&mut self, probe: &mut BitsProbe) -> Option<u64> {
+    fn pick(&mut self, probe: &mut HandBits) -> Option<u64> {
         let n = self.ring.0.len();
         if n == 0 {
             return None;
@@ -200,7 +181,7 @@ impl Model for ActiveInactiveModel {
         remove_from(&mut self.inactive, page);
         self.marked.remove(&page);
     }
-    fn pick(&mut self, probe: &mut BitsProbe) -> Option<u64> {
+    fn pick(&mut self, probe: &mut HandBits) -> Option<u64> {
         loop {
             let mut rotations_left = self.active.len();
             while self.active.len() > ACTIVE_PER_INACTIVE * self.inactive.len() {
@@ -239,7 +220,7 @@ struct SegmentedFifoModel {
 }
 
 impl SegmentedFifoModel {
-    fn fill(&mut self, probe: &mut BitsProbe) {
+    fn fill(&mut self, probe: &mut HandBits) {
         let target = (self.len() / SECOND_CHANCE_SHARE).max(1);
         while self.clean.len() + self.dirty.len() < target {
             let Some(page) = self.fifo.pop_front() else { break };
@@ -261,7 +242,7 @@ impl Model for SegmentedFifoModel {
             remove_from(list, page);
         }
     }
-    fn pick(&mut self, probe: &mut BitsProbe) -> Option<u64> {
+    fn pick(&mut self, probe: &mut HandBits) -> Option<u64> {
         loop {
             if self.clean.is_empty() && self.dirty.is_empty() {
                 self.fill(probe);
@@ -290,7 +271,7 @@ impl Model for SegmentedFifoModel {
 fn compare_with_model(mut policy: Box<dyn ReplacementPolicy>, mut model: Box<dyn Model>, seed: u64) {
     let name = policy.name();
     let mut rng = XorShift(seed);
-    let mut probe = BitsProbe::default();
+    let mut probe = HandBits::default();
     for step in 0..3000 {
         let page = rng.below(24);
         match rng.below(10) {
@@ -376,11 +357,6 @@ fn opt_matches_a_brute_force_search_on_small_strings() {
     }
 }
 
-/// A probe whose bits the test sets by hand (a short constructor).
-fn bits(referenced: &[u64], dirty: &[u64]) -> BitsProbe {
-    BitsProbe { referenced: referenced.iter().copied().collect(), dirty: dirty.iter().copied().collect() }
-}
-
 #[test]
 fn two_handed_clock_evicts_a_page_reused_after_the_front_hand_passed_only_if_not_reused() {
     // Pages 1..=6, hands 2 apart: the front hand starts at 3.
@@ -391,7 +367,7 @@ fn two_handed_clock_evicts_a_page_reused_after_the_front_hand_passed_only_if_not
     // All referenced. Step 1: front clears 3; back at 1 (still set) moves on.
     // Step 2: front clears 4; back at 2 (set) moves on. Step 3: front clears 5;
     // back at 3, cleared two steps ago: the victim. 1 and 2 keep their bits.
-    let mut probe = bits(&[1, 2, 3, 4, 5, 6], &[]);
+    let mut probe = HandBits::new(&[1, 2, 3, 4, 5, 6], &[]);
     assert_eq!(clock.pick_victim(&mut probe), Some(3));
     assert_eq!(probe.referenced, [1, 2, 6].into_iter().collect());
     // 4 is used again after the front hand cleared it: the back hand spares it
@@ -421,19 +397,19 @@ fn active_inactive_promotes_on_the_second_reference_only() {
     }
     // 1 and 2 used once (the fault) and again: the first pass marks them and they
     // go round; 3 unused is the victim.
-    let mut probe = bits(&[1, 2], &[]);
+    let mut probe = HandBits::new(&[1, 2], &[]);
     assert_eq!(lists.pick_victim(&mut probe), Some(3));
     assert_eq!(lists.list_sizes(), (0, 3), "marked, not promoted");
     // 1, 2 and 4 used: 4 is marked and goes round; 1 and 2, marked before, are
     // promoted. Active (2) now outnumbers inactive (1): aging deactivates 1, whose
     // bit the promotion cleared. 4's bit was cleared when it went round: it goes.
-    let mut probe = bits(&[1, 2, 4], &[]);
+    let mut probe = HandBits::new(&[1, 2, 4], &[]);
     assert_eq!(lists.pick_victim(&mut probe), Some(4));
     assert_eq!(lists.nr_moves(), (2, 1));
     assert_eq!(lists.list_sizes(), (1, 1));
     // Nothing used: 1 (inactive) goes, then 2 after aging deactivates it.
-    assert_eq!(lists.pick_victim(&mut bits(&[], &[])), Some(1));
-    assert_eq!(lists.pick_victim(&mut bits(&[], &[])), Some(2));
+    assert_eq!(lists.pick_victim(&mut HandBits::new(&[], &[])), Some(1));
+    assert_eq!(lists.pick_victim(&mut HandBits::new(&[], &[])), Some(2));
     assert_eq!(lists.nr_tracked(), 0);
 }
 
@@ -469,7 +445,7 @@ fn segmented_fifo_rescues_a_page_used_while_on_the_second_chance_list() {
         segments.on_insert(page);
     }
     // 8 pages: the lists get 2. 1 (clean) and 2 (dirty) move there, bits cleared.
-    let mut probe = bits(&[1, 2, 3], &[2]);
+    let mut probe = HandBits::new(&[1, 2, 3], &[2]);
     assert_eq!(segments.pick_victim(&mut probe), Some(1), "clean list first");
     assert_eq!(segments.list_sizes(), (6, 0, 1));
     // 2 is used while it waits: rescued to the FIFO's end, no I/O; the lists are

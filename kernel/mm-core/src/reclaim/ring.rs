@@ -101,53 +101,36 @@ pub trait RingStore {
     fn open(&mut self) -> Self::Links<'_>;
 }
 
-impl<T: RingLinks + ?Sized> RingLinks for &mut T {
-    fn links(&self, page: u64) -> Option<(u64, u64)> {
-        (**self).links(page)
-    }
-    fn set_next(&mut self, page: u64, next: u64) {
-        (**self).set_next(page, next);
-    }
-    fn set_prev(&mut self, page: u64, prev: u64) {
-        (**self).set_prev(page, prev);
-    }
-    fn set_links(&mut self, page: u64, prev: u64, next: u64) {
-        (**self).set_links(page, prev, next);
-    }
-    fn clear_links(&mut self, page: u64) {
-        (**self).clear_links(page);
-    }
-    fn age(&self, page: u64) -> u8 {
-        (**self).age(page)
-    }
-    fn set_age(&mut self, page: u64, age: u8) {
-        (**self).set_age(page, age);
-    }
+/// Implements [`RingLinks`] for handles to a store (`&mut T`, `RefMut<T>`): every
+/// method, the store's own `set_next`/`set_prev` included, goes to the store.
+macro_rules! forward_ring_links {
+    ($($handle:ty),*) => {$(
+        impl<T: RingLinks + ?Sized> RingLinks for $handle {
+            fn links(&self, page: u64) -> Option<(u64, u64)> {
+                (**self).links(page)
+            }
+            fn set_next(&mut self, page: u64, next: u64) {
+                (**self).set_next(page, next);
+            }
+            fn set_prev(&mut self, page: u64, prev: u64) {
+                (**self).set_prev(page, prev);
+            }
+            fn set_links(&mut self, page: u64, prev: u64, next: u64) {
+                (**self).set_links(page, prev, next);
+            }
+            fn clear_links(&mut self, page: u64) {
+                (**self).clear_links(page);
+            }
+            fn age(&self, page: u64) -> u8 {
+                (**self).age(page)
+            }
+            fn set_age(&mut self, page: u64, age: u8) {
+                (**self).set_age(page, age);
+            }
+        }
+    )*};
 }
-
-impl<T: RingLinks + ?Sized> RingLinks for RefMut<'_, T> {
-    fn links(&self, page: u64) -> Option<(u64, u64)> {
-        (**self).links(page)
-    }
-    fn set_next(&mut self, page: u64, next: u64) {
-        (**self).set_next(page, next);
-    }
-    fn set_prev(&mut self, page: u64, prev: u64) {
-        (**self).set_prev(page, prev);
-    }
-    fn set_links(&mut self, page: u64, prev: u64, next: u64) {
-        (**self).set_links(page, prev, next);
-    }
-    fn clear_links(&mut self, page: u64) {
-        (**self).clear_links(page);
-    }
-    fn age(&self, page: u64) -> u8 {
-        (**self).age(page)
-    }
-    fn set_age(&mut self, page: u64, age: u8) {
-        (**self).set_age(page, age);
-    }
-}
+forward_ring_links!(&mut T, RefMut<'_, T>);
 
 /// A [`RingStore`] whose clones all open the *same* per-page storage.
 ///

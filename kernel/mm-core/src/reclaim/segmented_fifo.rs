@@ -1,7 +1,8 @@
 //! VAX/VMS segmented FIFO with page buffering: a FIFO resident set backed by
 //! second-chance clean and dirty lists (see [`super`] for the other policies).
 
-use super::{PageProbe, ReplacementPolicy, Ring, SharedRingStore, SharedVecLinks};
+use super::vms_lists::{self, VmsLists};
+use super::{PageProbe, ReplacementPolicy, SharedRingStore, SharedVecLinks};
 
 // VAX/VMS (Levy and Lipman, 1982) replaced pages FIFO, which needs no reference
 // bit (the VAX had none), and made up for FIFO's blindness with *page buffering*:
@@ -32,113 +33,46 @@ use super::{PageProbe, ReplacementPolicy, Ring, SharedRingStore, SharedVecLinks}
 /// The second-chance lists hold 1/SECOND_CHANCE_SHARE of the tracked pages.
 pub const SECOND_CHANCE_SHARE: usize = 4;
 
-const IN_FIFO: u8 = 1;
-const ON_CLEAN_LIST: u8 = 2;
-const ON_DIRTY_LIST: u8 = 3;
-
 /// VAX/VMS segmented FIFO: a FIFO resident set whose evictions wait on global
 /// clean and dirty second-chance lists, rescued without I/O if used again.
 #[derive(Clone, Debug)]
 pub struct SegmentedFifo<L = SharedVecLinks> {
-    fifo: Ring<L>,
-    clean: Ring<L>,
-    dirty: Ring<L>,
-    nr_rescued: u64,
+    lists: VmsLists<L>,
 }
 
-impl SegmentedFifo {
-    /// Creates empty lists over a fresh [`SharedVecLinks`].
-    pub fn new() -> SegmentedFifo {
-        SegmentedFifo::with_links(SharedVecLinks::default())
-    }
-}
-
-impl Default for SegmentedFifo {
-    fn default() -> SegmentedFifo {
-        SegmentedFifo::new()
-    }
-}
+vms_lists::vms_policy_constructors!(SegmentedFifo);
 
 impl<L: SharedRingStore> SegmentedFifo<L> {
-    /// Creates empty lists keeping their pages in (clones of) `links`.
-    pub fn with_links(links: L) -> SegmentedFifo<L> {
-        SegmentedFifo { fifo: Ring::new(links.clone()), clean: Ring::new(links.clone()), dirty: Ring::new(links), nr_rescued: 0 }
-    }
-
-    /// Returns (pages in the FIFO, on the clean list, on the dirty list).
-    pub fn list_sizes(&self) -> (usize, usize, usize) {
-        (self.fifo.len(), self.clean.len(), self.dirty.len())
-    }
-
-    /// Returns where `page` is (its age byte), or `None` if it is not tracked.
-    fn place_of(&mut self, page: u64) -> Option<u8> {
-        self.fifo.contains(page).then(|| self.fifo.age(page))
-    }
-
     /// Moves the FIFO's oldest pages to the second-chance lists until these hold
     /// their share, clearing each one's Accessed bit (the "unmapping").
     fn fill_lists(&mut self, probe: &mut dyn PageProbe) {
-        let target = (self.nr_tracked() / SECOND_CHANCE_SHARE).max(1);
-        while self.clean.len() + self.dirty.len() < target {
-            let Some(page) = self.fifo.take_at_hand() else { return };
+        while self.lists.nr_listed() < self.lists.nr_to_list() {
+            let Some(page) = self.lists.fifo.take_at_hand() else { return };
             probe.test_and_clear_referenced(page);
-            if probe.is_dirty(page) {
-                self.dirty.insert_behind_hand(page, ON_DIRTY_LIST);
-            } else {
-                self.clean.insert_behind_hand(page, ON_CLEAN_LIST);
-            }
+            self.lists.put_on_list(page, probe.is_dirty(page));
         }
     }
 }
 
 impl<L: SharedRingStore> ReplacementPolicy for SegmentedFifo<L> {
-    /// The clean list, then the dirty list (the pages the modified-page writer
-    /// would write), then the FIFO's oldest pages, which fill the lists next.
-    fn upcoming_victims(&mut self, out: &mut [u64]) -> usize {
-        let mut nr_found = self.clean.pages_from_hand(out);
-        nr_found += self.dirty.pages_from_hand(&mut out[nr_found..]);
-        nr_found + self.fifo.pages_from_hand(&mut out[nr_found..])
-    }
+    vms_lists::tracked_on_vms_lists!();
     fn name(&self) -> &'static str {
         "segmented-fifo"
-    }
-    fn nr_tracked(&self) -> usize {
-        self.fifo.len() + self.clean.len() + self.dirty.len()
-    }
-    fn is_tracked(&mut self, page: u64) -> bool {
-        self.place_of(page).is_some()
-    }
-    fn on_insert(&mut self, page: u64) {
-        if self.place_of(page).is_none() {
-            self.fifo.insert_behind_hand(page, IN_FIFO);
-        }
-    }
-    fn on_access(&mut self, _page: u64) {}
-    fn on_remove(&mut self, page: u64) {
-        match self.place_of(page) {
-            Some(IN_FIFO) => self.fifo.remove(page),
-            Some(ON_CLEAN_LIST) => self.clean.remove(page),
-            Some(_) => self.dirty.remove(page),
-            None => {}
-        }
-    }
-    fn nr_rescued(&self) -> u64 {
-        self.nr_rescued
     }
     fn pick_victim(&mut self, probe: &mut dyn PageProbe) -> Option<u64> {
         // The lists are refilled *after* a victim is taken, so the pages moved there
         // wait until the next choice: that wait is their second chance. A rescued
         // page goes to the FIFO's newest end; n + 1 steps always end the loop.
         for _ in 0..=2 * self.nr_tracked() {
-            if self.clean.is_empty() && self.dirty.is_empty() {
+            if self.lists.nr_listed() == 0 {
                 self.fill_lists(probe);
             }
-            let list = if !self.clean.is_empty() {
-                &mut self.clean
-            } else if !self.dirty.is_empty() {
-                &mut self.dirty
+            let list = if !self.lists.clean.is_empty() {
+                &mut self.lists.clean
+            } else if !self.lists.dirty.is_empty() {
+                &mut self.lists.dirty
             } else {
-                return self.fifo.take_at_hand();
+                return self.lists.fifo.take_at_hand();
             };
             let page = list.hand_page()?;
             if !probe.test_and_clear_referenced(page) {
@@ -146,10 +80,8 @@ impl<L: SharedRingStore> ReplacementPolicy for SegmentedFifo<L> {
                 self.fill_lists(probe);
                 return Some(page);
             }
-            list.remove(page);
-            self.fifo.insert_behind_hand(page, IN_FIFO);
-            self.nr_rescued += 1;
+            self.lists.rescue(page);
         }
-        self.clean.take_at_hand().or_else(|| self.dirty.take_at_hand()).or_else(|| self.fifo.take_at_hand())
+        self.lists.take_first()
     }
 }

@@ -16,31 +16,6 @@ fn faults(mut policy: impl ReplacementPolicy, nr_frames: usize, refs: &[PageRef]
     simulate(&mut policy, nr_frames, refs).faults
 }
 
-/// A probe whose Accessed and Dirty bits the test sets by hand.
-#[derive(Default)]
-struct HandProbe {
-    referenced: StdBTreeSet<u64>,
-    dirty: StdBTreeSet<u64>,
-}
-
-impl HandProbe {
-    fn new(referenced: &[u64], dirty: &[u64]) -> HandProbe {
-        HandProbe { referenced: referenced.iter().copied().collect(), dirty: dirty.iter().copied().collect() }
-    }
-}
-
-impl PageProbe for HandProbe {
-    fn is_referenced(&mut self, page: u64) -> bool {
-        self.referenced.contains(&page)
-    }
-    fn test_and_clear_referenced(&mut self, page: u64) -> bool {
-        self.referenced.remove(&page)
-    }
-    fn is_dirty(&mut self, page: u64) -> bool {
-        self.dirty.contains(&page)
-    }
-}
-
 /// Returns a policy that has had `pages` inserted in order.
 fn loaded<P: ReplacementPolicy>(mut policy: P, pages: &[u64]) -> P {
     for &page in pages {
@@ -88,7 +63,7 @@ fn lru_on_the_classic_string_faults_10_and_8() {
 #[test]
 fn clock_gives_referenced_pages_a_second_chance() {
     let mut clock = loaded(Clock::second_chance(), &[1, 2, 3]);
-    let mut probe = HandProbe::new(&[1, 3], &[]);
+    let mut probe = HandBits::new(&[1, 3], &[]);
     // Hand at 1: referenced, cleared, passed over; 2 is unreferenced and goes.
     assert_eq!(clock.pick_victim(&mut probe), Some(2));
     assert!(!probe.referenced.contains(&1), "the second chance used up 1's bit");
@@ -101,7 +76,7 @@ fn clock_gives_referenced_pages_a_second_chance() {
 #[test]
 fn clock_with_every_page_referenced_degenerates_to_fifo() {
     let mut clock = loaded(Clock::second_chance(), &[7, 8, 9]);
-    let mut probe = HandProbe::new(&[7, 8, 9], &[]);
+    let mut probe = HandBits::new(&[7, 8, 9], &[]);
     assert_eq!(clock.pick_victim(&mut probe), Some(7));
     assert!(probe.referenced.is_empty(), "one full revolution cleared every bit");
 }
@@ -120,14 +95,14 @@ fn clock_keeps_a_re_referenced_page_that_fifo_evicts() {
 #[test]
 fn enhanced_clock_prefers_an_unreferenced_clean_page() {
     let mut clock = loaded(Clock::enhanced(), &[1, 2, 3]);
-    let mut probe = HandProbe::new(&[], &[1]);
+    let mut probe = HandBits::new(&[], &[1]);
     assert_eq!(clock.pick_victim(&mut probe), Some(2), "1 is dirty; 2 is class (0, 0)");
 }
 
 #[test]
 fn enhanced_clock_takes_unreferenced_dirty_before_referenced_clean() {
     let mut clock = loaded(Clock::enhanced(), &[1, 2, 3]);
-    let mut probe = HandProbe::new(&[1, 2], &[3]);
+    let mut probe = HandBits::new(&[1, 2], &[3]);
     assert_eq!(clock.pick_victim(&mut probe), Some(3));
     assert!(probe.referenced.is_empty(), "the second sweep cleared the bits it passed");
 }
@@ -135,9 +110,9 @@ fn enhanced_clock_takes_unreferenced_dirty_before_referenced_clean() {
 #[test]
 fn enhanced_clock_finds_a_victim_when_all_pages_are_referenced() {
     let mut clock = loaded(Clock::enhanced(), &[1, 2, 3]);
-    let mut probe = HandProbe::new(&[1, 2, 3], &[1, 3]);
+    let mut probe = HandBits::new(&[1, 2, 3], &[1, 3]);
     assert_eq!(clock.pick_victim(&mut probe), Some(2), "after clearing, clean 2 is class (0, 0)");
-    let mut all_dirty = HandProbe::new(&[1, 3], &[1, 3]);
+    let mut all_dirty = HandBits::new(&[1, 3], &[1, 3]);
     assert_eq!(clock.pick_victim(&mut all_dirty), Some(3), "the hand had moved on to 3");
 }
 
@@ -158,9 +133,9 @@ fn enhanced_clock_writes_back_less_than_plain_clock_here() {
 #[test]
 fn aging_evicts_the_page_with_the_oldest_history() {
     let mut aging = loaded(LruApprox::new(), &[1, 2, 3]);
-    aging.on_tick(&mut HandProbe::new(&[2], &[])); // 1: 0x40, 2: 0xc0, 3: 0x40
-    aging.on_tick(&mut HandProbe::new(&[3], &[])); // 1: 0x20, 2: 0x60, 3: 0xa0
-    let mut no_bits = HandProbe::default();
+    aging.on_tick(&mut HandBits::new(&[2], &[])); // 1: 0x40, 2: 0xc0, 3: 0x40
+    aging.on_tick(&mut HandBits::new(&[3], &[])); // 1: 0x20, 2: 0x60, 3: 0xa0
+    let mut no_bits = HandBits::default();
     assert_eq!(aging.pick_victim(&mut no_bits), Some(1));
     assert_eq!(aging.pick_victim(&mut no_bits), Some(2));
     assert_eq!(aging.pick_victim(&mut no_bits), Some(3));
@@ -169,7 +144,7 @@ fn aging_evicts_the_page_with_the_oldest_history() {
 #[test]
 fn aging_breaks_ties_oldest_arrival_first() {
     let mut aging = loaded(LruApprox::new(), &[5, 4, 6]);
-    assert_eq!(aging.pick_victim(&mut HandProbe::default()), Some(5));
+    assert_eq!(aging.pick_victim(&mut HandBits::default()), Some(5));
 }
 
 #[test]
@@ -182,7 +157,7 @@ fn removed_pages_are_never_picked() {
         policy.on_remove(3);
         policy.on_remove(42); // an unknown page is ignored
         assert_eq!(policy.nr_tracked(), 5, "{}", policy.name());
-        let mut probe = HandProbe::new(&[1, 2], &[2, 4]);
+        let mut probe = HandBits::new(&[1, 2], &[2, 4]);
         let victims: StdBTreeSet<u64> = core::iter::from_fn(|| policy.pick_victim(&mut probe)).collect();
         assert_eq!(victims, [1, 2, 4, 5, 6].into_iter().collect(), "{}", policy.name());
         assert_eq!(policy.nr_tracked(), 0);
@@ -192,7 +167,7 @@ fn removed_pages_are_never_picked() {
 #[test]
 fn a_page_handed_back_after_picking_is_tracked_again() {
     let mut clock = loaded(Clock::second_chance(), &[1, 2]);
-    let mut probe = HandProbe::default();
+    let mut probe = HandBits::default();
     let victim = clock.pick_victim(&mut probe).unwrap();
     clock.on_insert(victim);
     assert_eq!(clock.nr_tracked(), 2);
@@ -394,7 +369,7 @@ fn is_tracked_follows_insert_remove_and_eviction() {
             policy.on_insert(page);
         }
         policy.on_remove(4);
-        let victim = policy.pick_victim(&mut HandProbe::default()).expect("a victim");
+        let victim = policy.pick_victim(&mut HandBits::default()).expect("a victim");
         for page in [3, 1, 4, 15, 9, 2] {
             let want = ![4, 2, victim].contains(&page);
             assert_eq!(policy.is_tracked(page), want, "{name}: page {page} (victim {victim})");
@@ -460,8 +435,8 @@ fn only_fifo_and_random_evict_used_pages_regardless() {
         assert_eq!(policy.spares_referenced_pages(), expected, "{}", policy.name());
     }
     let mut clock = loaded(Clock::second_chance(), &[1, 2, 3]);
-    let mut probe = HandProbe::new(&[1], &[]);
+    let mut probe = HandBits::new(&[1], &[]);
     assert_eq!(clock.pick_victim(&mut probe), Some(2), "the used page 1 is spared");
     let mut fifo = loaded(Fifo::new(), &[1, 2, 3]);
-    assert_eq!(fifo.pick_victim(&mut HandProbe::new(&[1], &[])), Some(1), "FIFO takes it all the same");
+    assert_eq!(fifo.pick_victim(&mut HandBits::new(&[1], &[])), Some(1), "FIFO takes it all the same");
 }

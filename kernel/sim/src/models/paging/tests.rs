@@ -236,12 +236,7 @@ fn random_exercises_are_consistent_and_bad_geometry_is_refused() {
                 ],
             )
             .unwrap();
-            let answers: String = ex
-                .questions
-                .iter()
-                .map(|q| format!("{} {}\n", q.id, q.answer))
-                .collect();
-            assert!(ex.check(&answers).is_perfect());
+            assert!(ex.check(&ex.answer_sheet()).is_perfect());
         }
     }
     assert!(build("paging", &["--page-size", "48"]).is_err());

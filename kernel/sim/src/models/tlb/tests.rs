@@ -236,11 +236,6 @@ fn random_traces_never_overfill_and_count_consistently() {
             ],
         )
         .unwrap();
-        let answers: String = ex
-            .questions
-            .iter()
-            .map(|q| format!("{} {}\n", q.id, q.answer))
-            .collect();
-        assert!(ex.check(&answers).is_perfect());
+        assert!(ex.check(&ex.answer_sheet()).is_perfect());
     }
 }
