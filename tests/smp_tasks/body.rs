@@ -289,6 +289,7 @@ fn an_object_freed_on_another_cpu_goes_to_that_cpus_magazine() {
 
 #[test_case]
 fn a_frame_freed_on_another_cpu_goes_to_that_cpus_list_and_a_drain_empties_every_list() {
+    let _lists = pcp::TurnedOn::new(); // off by default
     let frame = frame::alloc(Order(0), frame::FrameState::Kernel).expect("a frame");
     let frees_before = pcp::stats(1).frees;
     REMOTE_FRAME.store(frame.pfn() as usize, Ordering::SeqCst);

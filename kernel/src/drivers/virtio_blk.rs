@@ -448,6 +448,12 @@ impl VirtioBlk {
         self.timeout_cycles = ms.saturating_mul(timer::tsc_per_ms());
     }
 
+    /// Fixes the poll window before a sleep at `us` microseconds (0: sleep at the
+    /// first look that finds a request not done), as `blk_poll_us=` does at boot.
+    pub fn set_poll_window_us(&mut self, us: u64) {
+        self.poll = blockdev::hybrid_poll::HybridPoll::fixed(us.saturating_mul(timer::tsc_per_ms()) / 1000);
+    }
+
     /// Returns a one-line description for the boot log.
     pub fn describe(&self) -> alloc::string::String {
         format!(
@@ -678,9 +684,10 @@ impl VirtioBlk {
         if self.is_read_only() { Err(BlkError::ReadOnly) } else { Ok(()) }
     }
 
-    /// Checks that `frame` is RAM allocated as Kernel or User memory.
+    /// Checks that `frame` is RAM allocated as Kernel or User memory (a free frame on
+    /// a per-CPU list looks allocated in the frame table: its listed bit says free).
     fn check_frame(&self, frame: Frame) -> Result<(), BlkError> {
-        if frame.pfn() >= frame::table_info().nr_frames {
+        if frame.pfn() >= frame::table_info().nr_frames || crate::mm::pcp::is_listed(frame) {
             return Err(BlkError::BadFrame(frame));
         }
         match frame::with_desc(frame, |d| d.state()) {

@@ -45,8 +45,15 @@
 //! the frame lock: a frame freed twice is refused (`FreeError::AlreadyFree`)
 //! whichever CPUs free it, with no search of a list.
 //!
-//! **On by default** (`pcp=off` on the command line, or [`set_enabled`], turns them
-//! off, for A/B measurements). The free path takes the frame lock once (check,
+//! **Off by default** (`pcp=on` on the command line, or [`set_enabled`], turns them
+//! on). With the listed bit, every scan of the frame table tells a listed frame
+//! from a live one, and the lists pass the images that touch frames most (frame_alloc,
+//! memcg, policies, swap, oom, zero_pool, thp, ksm, smp_tasks2/4, threads2, audit);
+//! but with them on by default five more images failed in the merged suite of
+//! session 6 (a free listed frame accepted for DMA, fixed; memmap's free count, a
+//! test setup that needs the buddy's order, the heap's reserve under page-table
+//! pressure, one frame short in the fuzzer's leak check), and on one CPU they cost
+//! instructions. The free path takes the frame lock once (check,
 //! reset, mark) and this CPU's lock (push); past `high`, one more hold of the frame
 //! lock gives `batch` frames back at once. Measured in docs/benchmarks.md ("Per-CPU
 //! page lists and slab magazines"). Counters per CPU in `/proc/pcpinfo` (Linux shows
@@ -125,9 +132,9 @@ static SIZES_AT_BOOT: spin::Once<PcpSizes> = spin::Once::new();
 /// ([`clear_listed`]); read by every scan that may meet a free frame ([`is_listed`]).
 static LISTED: spin::Once<&'static [AtomicU64]> = spin::Once::new();
 
-/// Whether the lists are used: on unless `pcp=off` (see the module docs, "On by
+/// Whether the lists are used: off unless `pcp=on` (see the module docs, "Off by
 /// default").
-static IS_ENABLED: AtomicBool = AtomicBool::new(true);
+static IS_ENABLED: AtomicBool = AtomicBool::new(false);
 
 /// Sizes the lists for `nr_managed_frames` of RAM (Linux's `zone_batchsize`).
 /// Called by `frame::init`; until then nothing is listed.
@@ -185,6 +192,31 @@ pub(super) fn clear_listed(frame: Frame) {
 /// Returns the lists' `batch` and `high`.
 pub fn sizes() -> PcpSizes {
     PcpSizes { batch: BATCH.load(Ordering::Relaxed), high: HIGH.load(Ordering::Relaxed) }
+}
+
+/// Turns the lists on while it lives, and off again (drained) when dropped: for tests
+/// and measurements of the lists, which are off by default.
+#[must_use = "the lists go off again when this is dropped"]
+pub struct TurnedOn(());
+
+impl TurnedOn {
+    /// Turns the lists on.
+    pub fn new() -> TurnedOn {
+        set_enabled(true);
+        TurnedOn(())
+    }
+}
+
+impl Default for TurnedOn {
+    fn default() -> TurnedOn {
+        TurnedOn::new()
+    }
+}
+
+impl Drop for TurnedOn {
+    fn drop(&mut self) {
+        set_enabled(false);
+    }
 }
 
 /// Turns the per-CPU lists on or off; off also empties them into the buddy allocator.
