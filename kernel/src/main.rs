@@ -65,8 +65,8 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     if cmdline::value("pcp") == Some("on") {
         kernel::mm::pcp::set_enabled(true);
     }
-    if cmdline::value("slabmag") == Some("off") {
-        kernel::mm::slabmag::set_enabled(false);
+    if cmdline::value("slabmag") == Some("on") {
+        kernel::mm::slabmag::set_enabled(true);
     }
     if let Some(name) = cmdline::value("run") {
         run_one(name);

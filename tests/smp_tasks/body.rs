@@ -277,6 +277,7 @@ fn free_remote_box(addr: usize) {
 
 #[test_case]
 fn an_object_freed_on_another_cpu_goes_to_that_cpus_magazine() {
+    let _magazines = kernel::mm::slabmag::TurnedOn::new(); // off by default
     let object = alloc::boxed::Box::new([0x5au64; 8]);
     let addr = alloc::boxed::Box::into_raw(object) as usize;
     let frees_before = kernel::mm::slabmag::stats(1).frees;
