@@ -56,8 +56,13 @@ struct Pool {
 
 static POOL: IrqMutex<Pool> = IrqMutex::new_ranked(LockRank::ZeroPool, Pool { pfns: [0; CAPACITY], len: 0 });
 
-/// The number of frames in the pool, readable without the lock (for free-memory
-/// counts, which may be a frame off while a frame moves).
+/// The frames in the pool *and* those an idle CPU is zeroing for it (taken from the
+/// buddy allocator, not pushed yet), readable without the lock: free memory for
+/// `frame::nr_free_frames`. Counting the frame being zeroed matters with several
+/// CPUs: an idle CPU spends most of its filling time zeroing, and a count of free
+/// frames taken on another CPU meanwhile was one frame short (`hello_c` "leaked" a
+/// frame under `--smp 2`). Off only for the few instructions between a buddy
+/// operation and the update of this counter.
 static NR_POOLED: AtomicU64 = AtomicU64::new(0);
 
 /// Whether idle time fills the pool (`prezero=off` on the command line, or
@@ -77,7 +82,7 @@ pub fn is_enabled() -> bool {
     IS_ENABLED.load(Ordering::Relaxed)
 }
 
-/// Returns the number of zeroed frames waiting in the pool.
+/// Returns the number of zeroed frames waiting in the pool, and being zeroed for it.
 pub fn nr_pooled() -> u64 {
     NR_POOLED.load(Ordering::Relaxed)
 }
@@ -111,7 +116,7 @@ pub fn take() -> Option<Frame> {
     }
     pool.len -= 1;
     let frame = Frame::from_pfn(pool.pfns[pool.len]);
-    NR_POOLED.store(pool.len as u64, Ordering::Relaxed);
+    NR_POOLED.fetch_sub(1, Ordering::Relaxed);
     frame::with_desc(frame, |desc| {
         assert_eq!(desc.state(), FrameState::Zeroed, "zero_pool::take: {frame:?} in the pool lost its marker");
         desc.set_state(FrameState::User);
@@ -133,7 +138,7 @@ pub fn drain() -> u64 {
             }
             pool.len -= 1;
             let frame = Frame::from_pfn(pool.pfns[pool.len]);
-            NR_POOLED.store(pool.len as u64, Ordering::Relaxed);
+            NR_POOLED.fetch_sub(1, Ordering::Relaxed);
             frame::with_desc(frame, |desc| desc.set_state(FrameState::Kernel));
             frame
         };
@@ -166,6 +171,7 @@ fn fill_one() -> bool {
     let Ok(frame) = frame::alloc_from_buddy(Order(0), FrameState::Kernel, Reserve::User) else {
         return false;
     };
+    NR_POOLED.fetch_add(1, Ordering::Relaxed); // free memory on its way to the pool
     // SAFETY: just allocated: nobody else knows the frame.
     unsafe { memops::zero_page(frame) };
     let mut pool = POOL.lock();
@@ -175,13 +181,13 @@ fn fill_one() -> bool {
         if let Err(e) = unsafe { frame::free(frame, Order(0)) } {
             panic!("zero_pool::fill_one: {e}");
         }
+        NR_POOLED.fetch_sub(1, Ordering::Relaxed);
         return false;
     }
     frame::with_desc(frame, |desc| desc.set_state(FrameState::Zeroed));
     let len = pool.len;
     pool.pfns[len] = frame.pfn();
-    pool.len += 1;
-    NR_POOLED.store(pool.len as u64, Ordering::Relaxed);
+    pool.len += 1; // counted in NR_POOLED since it was taken
     vmstat::count_zero(ZeroEvent::ZeroedInBackground);
     true
 }
