@@ -123,11 +123,16 @@ pub fn forget_space(space_id: SpaceId) {
 }
 
 /// After a munmap: removes `space` from the files its VMAs no longer map.
+///
+/// The space stays locked until the map is pruned: another thread of the space may
+/// be in `mmap` of a file on another CPU, which [`add`]s the space to the file and
+/// inserts its VMA under this lock (`proc/mmap_file.rs`). Reading the VMAs and
+/// pruning under one hold of the lock sees both steps or neither; with the lock
+/// dropped between them, that new VMA's file left the map and its first fault
+/// found no cache (`do_file_fault`).
 pub fn prune_space(space: &SpaceRef) {
-    let (space_id, still_mapped) = {
-        let space = space.lock();
-        (space.id(), caches_mapped_by(&space))
-    };
+    let space = space.lock();
+    let (space_id, still_mapped) = (space.id(), caches_mapped_by(&space));
     let mut rmap = FILE_RMAP.lock();
     let rmap = &mut *rmap;
     rmap.files.retain(|cache_id, file| {

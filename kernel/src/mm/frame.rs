@@ -1036,9 +1036,29 @@ pub struct LockedPage {
 impl LockedPage {
     /// Sets `LOCKED` on `frame` if it is a user frame in use that nobody has
     /// locked; `None` otherwise.
+    ///
+    /// A free frame on a per-CPU list is refused: its descriptor looks like a fresh
+    /// allocation (`pcp::is_listed`), and locking it would hand a free frame to the
+    /// disk or the swap cache.
     pub fn lock(frame: Frame) -> Option<LockedPage> {
+        Self::lock_if(frame, |_| true)
+    }
+
+    /// [`lock`](Self::lock) for a page reclaim found earlier and may have lost
+    /// since (an eviction, the cleaner, the eviction buffer: their frame numbers
+    /// are read before this): the frame must still have a place, mapped, in the
+    /// swap cache or in a page cache. On several CPUs its owner may have freed it
+    /// and another CPU allocated it again meanwhile, not mapped yet: that frame is
+    /// someone else's new page, not a victim.
+    pub fn lock_resident(frame: Frame) -> Option<LockedPage> {
+        Self::lock_if(frame, |d| d.map_count() > 0 || d.flags().intersects(FrameFlags::SWAP_CACHE | FrameFlags::FILE))
+    }
+
+    /// Sets `LOCKED` on a user frame in use, unlocked, not listed, for which `is_ok` holds.
+    fn lock_if(frame: Frame, is_ok: impl FnOnce(&FrameDesc) -> bool) -> Option<LockedPage> {
         with_desc(frame, |d| {
-            if d.state() != FrameState::User || d.refcount() == 0 || d.has_flags(FrameFlags::LOCKED) {
+            let is_free = d.refcount() == 0 || super::pcp::is_listed(frame);
+            if d.state() != FrameState::User || is_free || d.has_flags(FrameFlags::LOCKED) || !is_ok(d) {
                 return None;
             }
             d.insert_flags(FrameFlags::LOCKED);

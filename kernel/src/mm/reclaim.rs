@@ -68,7 +68,7 @@ use mm_core::reclaim::{ActiveInactive, BufferedFifo, Clock, Fifo, LruApprox, Ran
 
 use super::addr_space::VmError;
 use super::frame::{self, FrameFlags, FrameState, FrameTableLinks};
-use super::rmap::SpaceRef;
+use super::rmap::{FamilyPage, SpaceRef};
 use super::page_cache::{self, FileEvicted};
 use super::swap::{self, Evicted};
 use super::vmstat::{self, SwapEvent};
@@ -450,13 +450,22 @@ pub fn track(frame: Frame) {
     }
 }
 
-/// Starts tracking a user frame the caller has just allocated and mapped (a fault's
-/// new page, a COW copy): the fault path's [`track`], without its two checks. The
-/// caller holds the frame's only reference under its address-space lock, so the
-/// frame is live, and a frame fresh from the allocator is on no ring (`frame::free`
-/// refuses a tracked frame in debug builds, and debug builds check it here too).
-pub fn track_new(frame: Frame) {
-    if let Some(policy) = POLICY.lock().as_mut() {
+/// Records the first mapping of a user frame the caller has just allocated (a
+/// fault's new page, a COW copy: `frame::map_new_user_page`) and starts tracking
+/// it: the fault path's [`track`], without its two checks. The caller holds the
+/// frame's only reference under its address-space lock, so the frame is live, and
+/// a frame fresh from the allocator is on no ring (`frame::free` refuses a tracked
+/// frame in debug builds, and debug builds check it here too).
+///
+/// Both under the policy lock: a [`track`] by another CPU with a stale frame
+/// number (a swap-in or a failed eviction whose page was freed meanwhile) sees the
+/// frame either unmapped (not live: left alone) or mapped and tracked (a no-op);
+/// never mapped and not yet tracked, which it would track and this would find
+/// tracked already.
+pub fn track_new(frame: Frame, at: FamilyPage) {
+    let mut policy = POLICY.lock();
+    frame::map_new_user_page(frame, at);
+    if let Some(policy) = policy.as_mut() {
         debug_assert!(is_live_user_frame(frame), "reclaim::track_new: {frame:?} is not a live user frame");
         policy.track_new(frame.pfn());
     }
@@ -534,10 +543,15 @@ impl ReclaimReport {
 }
 
 /// Returns true if `frame` is still a user frame worth tracking after a failed
-/// eviction: a user frame with a reference, and not a free frame on a per-CPU list
-/// (whose descriptor looks like a fresh allocation: `pcp::is_listed`).
+/// eviction: a user frame with a reference and a place (mapped, in the swap cache
+/// or in a page cache), and not a free frame on a per-CPU list (whose descriptor
+/// looks like a fresh allocation: `pcp::is_listed`). A frame allocated on another
+/// CPU and not mapped yet has no place: [`track_new`] tracks it when it maps it.
 fn is_live_user_frame(frame: Frame) -> bool {
-    frame::with_desc(frame, |d| d.state() == FrameState::User && d.refcount() > 0 && !super::pcp::is_listed(frame))
+    frame::with_desc(frame, |d| {
+        let has_place = d.map_count() > 0 || d.flags().intersects(FrameFlags::SWAP_CACHE | FrameFlags::FILE);
+        d.state() == FrameState::User && d.refcount() > 0 && has_place && !super::pcp::is_listed(frame)
+    })
 }
 
 /// Asks the policy for a victim (aging first if it is time).

@@ -132,8 +132,7 @@ pub fn check_families() {
 /// allocation's reference becomes the mapping's. The frame is now resident: the
 /// replacement policy starts tracking it.
 pub fn map_new(frame: Frame, at: FamilyPage) {
-    frame::map_new_user_page(frame, at);
-    super::reclaim::track_new(frame);
+    super::reclaim::track_new(frame, at); // maps it too, under the policy lock
 }
 
 /// Records one more mapping of `frame`, at `at` (swap-in, the undo of an

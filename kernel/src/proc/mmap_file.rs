@@ -76,12 +76,16 @@ pub fn mmap_file(addr: u64, len: u64, prot_bits: u64, flags: u64, fd: u64, offse
         is_noreplace: flags & map::FIXED_NOREPLACE != 0,
         is_populate: flags & map::POPULATE != 0,
     };
-    let space_id = space.lock().id();
     let owner: file_rmap::FileOwner = Arc::new(inode);
-    file_rmap::add(&cache, owner, space_id, &space); // first: a fault on the new VMA finds the cache
     let prot = VmProt::from_bits_truncate(prot_bits as u8);
     let backing = Backing::File { cache: cache.id(), offset };
-    let result = space.lock().mmap_backed(addr, len, prot, request, backing);
+    let result = {
+        // Entry and VMA under one hold of the space's lock: a `prune_space` by
+        // another thread of this space sees both or neither (see its doc).
+        let mut locked = space.lock();
+        file_rmap::add(&cache, owner, locked.id(), &space); // first: a fault on the new VMA finds the cache
+        locked.mmap_backed(addr, len, prot, request, backing)
+    };
     // A failed mmap (or a MAP_FIXED one over other files) may leave files unmapped.
     file_rmap::prune_space(&space);
     file_rmap::release_unmapped();

@@ -45,7 +45,7 @@ pub fn unmap_keep(frame: Frame) -> Result<bool, EvictError> {
         return Err(EvictError::NotEvictable);
     }
     let _reclaim = crate::mm::heap::enter_reclaim();
-    let page = LockedPage::lock(frame).ok_or(EvictError::NotEvictable)?;
+    let page = LockedPage::lock_resident(frame).ok_or(EvictError::NotEvictable)?;
     let entry = ensure_slot(frame).ok_or(EvictError::SwapFull)?;
     let (is_dirty, _undo) = match unmap_all(frame, entry) {
         Ok(done) => done,
@@ -81,7 +81,7 @@ pub fn write_buffered(frames: &[Frame]) -> usize {
         return 0; // memory is short: eviction writes them instead
     }
     for &frame in frames {
-        let Some(page) = LockedPage::lock(frame) else { continue };
+        let Some(page) = LockedPage::lock_resident(frame) else { continue };
         let (is_buffered_dirty, slot) = frame::with_desc(frame, |d| {
             (d.map_count() == 0 && d.has_flags(FrameFlags::SWAP_CACHE) && d.has_flags(FrameFlags::DIRTY), d.private())
         });

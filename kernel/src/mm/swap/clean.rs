@@ -143,7 +143,7 @@ fn copy_out(frame: Frame, bounce_page: &OwnedFrames) -> Result<Option<(LockedPag
     if !is_candidate || frame == crate::mm::fault::zero_frame() {
         return Err(());
     }
-    let page = LockedPage::lock(frame).ok_or(())?;
+    let page = LockedPage::lock_resident(frame).ok_or(())?;
     let Some(entry) = ensure_slot(frame) else {
         return Err(()); // swap off or full; dropping `page` unlocks the frame
     };

@@ -90,7 +90,7 @@ fn lock_page(frame: Frame) -> Result<LockedPage, EvictError> {
     if frame == crate::mm::fault::zero_frame() {
         return Err(EvictError::NotEvictable);
     }
-    LockedPage::lock(frame).ok_or(EvictError::NotEvictable)
+    LockedPage::lock_resident(frame).ok_or(EvictError::NotEvictable)
 }
 
 /// Swaps `frame` out: see the module docs. Call with no lock held.
