@@ -331,7 +331,8 @@ fn vms_holds_a_process_to_its_resident_limit_and_rescues_its_pages_without_io() 
         "thrash, vms limit {LIMIT}: at most {max_mapped} anonymous pages mapped ({max_in_set} in its FIFO) over {nr_polls} polls, {rescued} rescued, {ins} read, {major} major faults"
     );
     assert_eq!(status, WaitStatus::Exited(0), "thrash saw a wrong word");
-    assert!(nr_polls > 10, "polled while it ran: {nr_polls}");
+    // A few walks at least (thrash takes ~100 ms on a quiet host, 20 ms apart).
+    assert!(nr_polls >= 3, "walked its page tables only {nr_polls} times while it ran");
     // The page a fault has just mapped counts until the fault trims the set.
     assert!(max_mapped <= LIMIT + 1, "{max_mapped} pages mapped > the limit {LIMIT} (+1)");
     assert!(max_in_set <= LIMIT + 1, "{max_in_set} in its FIFO");

@@ -450,6 +450,17 @@ pub fn track(frame: Frame) {
     }
 }
 
+/// Tracks `frame` without [`track`]'s liveness check. Only for the audit's own
+/// tests (`tests/audit.rs`), which plant a frame nothing maps in the policy to see
+/// the audit catch it; the frame must be an allocated user frame the caller owns.
+#[doc(hidden)]
+pub fn track_unchecked_for_audit_test(frame: Frame) {
+    if let Some(policy) = POLICY.lock().as_mut() {
+        debug_assert_eq!(frame::with_desc(frame, |d| d.state()), frame::FrameState::User, "not a user frame");
+        policy.track(frame.pfn());
+    }
+}
+
 /// Records the first mapping of a user frame the caller has just allocated (a
 /// fault's new page, a COW copy: `frame::map_new_user_page`) and starts tracking
 /// it: the fault path's [`track`], without its two checks. The caller holds the
