@@ -114,7 +114,7 @@ fn the_poll_window_follows_the_disk_completion_time_up_to_its_cap() {
     // The swap disk under TCG completes in tens of microseconds: its window is the
     // 100 us floor, or a little over it while swap-outs of 32 pages are recent.
     let (swap_window, swap_mean) = virtio_blk::swap_disk().expect("swap disk").lock().poll_window_ns();
-    assert!(swap_window >= 99_000 && swap_window <= 2_010_000, "swap disk window {swap_window} ns (mean {swap_mean} ns)");
+    assert!((99_000..=2_010_000).contains(&swap_window), "swap disk window {swap_window} ns (mean {swap_mean} ns)");
 }
 
 #[test_case]
