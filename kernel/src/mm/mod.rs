@@ -202,3 +202,25 @@ pub fn init() {
     let _ = fault::zero_frame(); // allocated once, at boot, never freed
     thp::init_from_cmdline();
 }
+
+/// A switchable mechanism turned on for as long as this lives, and off again when
+/// it is dropped: what tests and measurements of the per-CPU caches use, which are
+/// off by default (`pcp::turned_on`, `slabmag::turned_on`).
+#[must_use = "the mechanism goes off again when this is dropped"]
+pub struct TurnedOn {
+    set_enabled: fn(bool),
+}
+
+impl TurnedOn {
+    /// Calls `set_enabled(true)` now and `set_enabled(false)` on drop.
+    pub fn new(set_enabled: fn(bool)) -> TurnedOn {
+        set_enabled(true);
+        TurnedOn { set_enabled }
+    }
+}
+
+impl Drop for TurnedOn {
+    fn drop(&mut self) {
+        (self.set_enabled)(false);
+    }
+}

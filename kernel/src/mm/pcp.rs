@@ -194,29 +194,10 @@ pub fn sizes() -> PcpSizes {
     PcpSizes { batch: BATCH.load(Ordering::Relaxed), high: HIGH.load(Ordering::Relaxed) }
 }
 
-/// Turns the lists on while it lives, and off again (drained) when dropped: for tests
-/// and measurements of the lists, which are off by default.
-#[must_use = "the lists go off again when this is dropped"]
-pub struct TurnedOn(());
-
-impl TurnedOn {
-    /// Turns the lists on.
-    pub fn new() -> TurnedOn {
-        set_enabled(true);
-        TurnedOn(())
-    }
-}
-
-impl Default for TurnedOn {
-    fn default() -> TurnedOn {
-        TurnedOn::new()
-    }
-}
-
-impl Drop for TurnedOn {
-    fn drop(&mut self) {
-        set_enabled(false);
-    }
+/// Turns the lists on until the returned guard is dropped (then off, drained): for
+/// tests and measurements, as they are off by default.
+pub fn turned_on() -> super::TurnedOn {
+    super::TurnedOn::new(set_enabled)
 }
 
 /// Turns the per-CPU lists on or off; off also empties them into the buddy allocator.

@@ -89,29 +89,10 @@ static COUNTERS: [CpuCounters; MAX_CPUS] = [const {
 /// suite of session 6).
 static IS_ENABLED: AtomicBool = AtomicBool::new(false);
 
-/// Turns the magazines on while it lives, and off again (drained) when dropped: for
-/// tests and measurements of the magazines, which are off by default.
-#[must_use = "the magazines go off again when this is dropped"]
-pub struct TurnedOn(());
-
-impl TurnedOn {
-    /// Turns the magazines on.
-    pub fn new() -> TurnedOn {
-        set_enabled(true);
-        TurnedOn(())
-    }
-}
-
-impl Default for TurnedOn {
-    fn default() -> TurnedOn {
-        TurnedOn::new()
-    }
-}
-
-impl Drop for TurnedOn {
-    fn drop(&mut self) {
-        set_enabled(false);
-    }
+/// Turns the magazines on until the returned guard is dropped (then off, drained): for
+/// tests and measurements, as they are off by default.
+pub fn turned_on() -> super::TurnedOn {
+    super::TurnedOn::new(set_enabled)
 }
 
 /// Turns the magazines on or off; off also empties them into the slab caches.
