@@ -284,7 +284,7 @@ pub fn contains(frame: Frame) -> bool {
 }
 
 /// Empties every CPU's lists into the buddy allocator (memory pressure,
-/// compaction, the audit, `pcp=off`); returns how many frames went back. Takes each
+/// compaction, the audit, turning the lists off); returns how many frames went back. Takes each
 /// CPU's lock in turn: a CPU allocating meanwhile just refills.
 pub fn drain_all() -> u64 {
     let mut nr_drained = 0;

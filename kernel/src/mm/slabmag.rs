@@ -28,8 +28,9 @@
 //!   them and shrinks before it takes the emergency pool.
 //! - **Counters** per CPU in `/proc/slabmaginfo`; the audit (`mm::check`) checks the
 //!   counts and that no object sits in two magazines, then drains them.
-//! - **Off switch**: `slabmag=off` on the command line, or [`set_enabled`] (the
-//!   bench's A/B): objects then go straight to the slab caches.
+//! - **Off by default**: `slabmag=on` on the command line, [`set_enabled`] (the
+//!   bench's A/B) or [`turned_on`] (tests) turns them on; off, objects go straight to
+//!   the slab caches.
 //!
 //! Locks: `MAGS[cpu]` (`SlabMag`), just above `heap::KMALLOC` (`Heap`), which the
 //! refill and the flush take inside it; only a drain takes another CPU's.
