@@ -368,19 +368,8 @@ impl<'d> Ext2<'d> {
             }
             nr_written += count;
         }
-        if nr_written > 0 {
-            inode.size = inode.size.max(end.min(start + nr_written as u64 * bs));
-            let now = self.now();
-            inode.mtime = now;
-            inode.ctime = now;
-            self.note_large_file(inode.size);
-        }
-        // i_blocks changed even if nothing was written (blocks allocated).
-        self.write_inode(ino, &inode)?;
-        match result {
-            Err(e) if nr_written == 0 => Err(e),
-            _ => Ok(nr_written),
-        }
+        let new_end = end.min(start + nr_written as u64 * bs);
+        self.finish_write(ino, &mut inode, new_end, nr_written as u64, result).map(|n| n as usize)
     }
 
     /// Returns the disk block holding file block `file_block` of inode `ino`, or
@@ -437,18 +426,26 @@ impl<'d> Ext2<'d> {
             pos += n as u64;
         }
         let written = pos - offset;
-        if written > 0 {
-            inode.size = inode.size.max(pos);
+        self.finish_write(ino, &mut inode, pos, written, result).map(|n| n as usize)
+    }
+
+    /// Ends a write that put `nr_written` units (bytes or pages) into the file,
+    /// whose data now reaches `new_end`: the size grows to it, the times are set,
+    /// and the inode is written even if nothing was (its block count may have
+    /// changed: blocks allocated, an indirect block kept). The error is returned
+    /// only if nothing was written; otherwise the short count says it.
+    fn finish_write(&mut self, ino: InodeNo, inode: &mut Inode, new_end: u64, nr_written: u64, result: Result<()>) -> Result<u64> {
+        if nr_written > 0 {
+            inode.size = inode.size.max(new_end);
             let now = self.now();
             inode.mtime = now;
             inode.ctime = now;
             self.note_large_file(inode.size);
         }
-        // i_blocks changed even if nothing was written (an indirect block kept).
-        self.write_inode(ino, &inode)?;
+        self.write_inode(ino, inode)?;
         match result {
-            Err(e) if written == 0 => Err(e),
-            _ => Ok(written as usize),
+            Err(e) if nr_written == 0 => Err(e),
+            _ => Ok(nr_written),
         }
     }
 
