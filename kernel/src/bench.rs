@@ -4,7 +4,8 @@
 //! ones; `benchonly=alloc` only the allocators, with the per-CPU page lists on and
 //! off; `benchonly=policies` only the replacement-policy table; `benchonly=loadctl`
 //! only load control's 2x mix, `bench/loadctl.rs`, which the full run leaves out: it
-//! takes minutes).
+//! takes minutes; `benchonly=faults` only the user-mode fault paths and their floors,
+//! which touch no disk, so `--icount` gives the same counts on every run).
 //!
 //! Every number is nanoseconds per operation, from the TSC calibrated against the PIT
 //! (see `arch::timer`), as the best of a few rounds so a timer interrupt in one round
@@ -200,10 +201,11 @@ pub fn run_all() {
             swap::bench();
         }),
         Some("alloc") => Some(allocators),
+        Some("faults") => Some(user_faults),
         Some("policies") => Some(swap::policies),
         Some("loadctl") => Some(loadctl::bench),
         Some(other) => {
-            println!("benchonly={other}: unknown (file, swap, alloc, policies, loadctl); running everything");
+            println!("benchonly={other}: unknown (file, swap, alloc, faults, policies, loadctl); running everything");
             None
         }
         None => None,
