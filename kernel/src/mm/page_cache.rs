@@ -61,7 +61,7 @@ use crate::sync::{IrqMutex, LockRank, Mutex};
 
 mod stats;
 mod write_back;
-pub use stats::{FileEvent, nr_dirty, nr_events, nr_pages, nr_writeback, print_counters};
+pub use stats::{FileEvent, count_major_fault, nr_dirty, nr_events, nr_pages, nr_writeback, print_counters};
 use stats::{count, count_n};
 
 /// The file system's side of a cache (Linux's `address_space_operations`).
