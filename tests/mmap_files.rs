@@ -39,6 +39,10 @@ kernel::runner_args!(b"--memory 64M --timeout 300 --root-expect /mmapshared/exit
 
 kernel::test_kernel!();
 
+#[path = "common/proc_files.rs"]
+#[allow(dead_code)] // `write` is not used here
+mod proc_files;
+
 const PAGE: usize = PAGE_SIZE as usize;
 
 /// A file that needs no RAM of its own: page `i` is `synthetic_byte(i)` repeated,
@@ -161,6 +165,35 @@ fn a_read_fault_maps_the_cache_page_and_a_private_write_copies_it() {
     drop(space);
     cache.write_back(0, u64::MAX).unwrap();
     assert_eq!(io.writes(), 0, "a private mapping is never written back");
+    file_rmap::release_unmapped();
+}
+
+#[test_case]
+fn a_file_page_read_at_fault_time_is_a_major_fault_in_vmstat_and_in_the_process() {
+    let io = SyntheticFile::new();
+    let cache = PageCache::new(io.clone(), 2 * PAGE_SIZE);
+    let (space, start) = map_file(&cache, 2, false);
+    filemap::set_fault_around(false); // one page per fault
+    let pgmajfault = || proc_files::field(&proc_files::read("/proc/vmstat").expect("/proc/vmstat"), "pgmajfault");
+    let faults = || {
+        let locked = space.lock();
+        (locked.stats.minor_faults, locked.stats.major_faults)
+    };
+    let (machine_before, (minor_before, major_before)) = (pgmajfault(), faults());
+    // Page 0 is not cached: the fault reads it from the file (Linux: VM_FAULT_MAJOR).
+    assert_eq!(fault::retry::fault_in(&space, start, USER_READ), Ok(FaultOutcome::FilePage));
+    assert!(io.nr_reads.load(Ordering::Relaxed) >= 1, "the fault read the page");
+    assert_eq!(pgmajfault() - machine_before, 1, "/proc/vmstat pgmajfault counts the file page read at fault time");
+    assert_eq!(faults(), (minor_before, major_before + 1), "the process counts a major fault, not a minor one");
+    // Page 1 is cached before its fault (the first fault may have read it too): a
+    // minor fault, counted nowhere as major.
+    cache.read_at(PAGE_SIZE, &mut [0u8; 1]).unwrap();
+    assert_eq!(fault::retry::fault_in(&space, start + PAGE_SIZE, USER_READ), Ok(FaultOutcome::FilePage));
+    assert_eq!(pgmajfault() - machine_before, 1, "a page-cache hit is a minor fault");
+    assert_eq!(faults(), (minor_before + 1, major_before + 1));
+    filemap::set_fault_around(true);
+    assert_consistent();
+    drop(space);
     file_rmap::release_unmapped();
 }
 

@@ -554,3 +554,74 @@ fn an_ext2_inode_dropped_under_a_spinlock_is_released_later() {
     drop(cache);
     assert_consistent();
 }
+
+/// A file that records each `write_pages` call (first page, count) and its
+/// `write_out`s and `flush`es; its device takes [`RunFile::PER_REQUEST`] pages a request.
+struct RunFile {
+    runs: IrqMutex<Vec<(u64, usize)>>,
+    nr_write_outs: AtomicU64,
+    nr_flushes: AtomicU64,
+}
+
+impl RunFile {
+    const PER_REQUEST: usize = 100;
+}
+
+impl PageIo for RunFile {
+    fn read_page(&self, _index: u64, _dst: &mut NewPage) -> Result<(), FsError> {
+        Ok(())
+    }
+
+    fn write_page(&self, index: u64, _src: &[u8], _len: usize) -> Result<(), FsError> {
+        self.runs.lock().push((index, 1));
+        Ok(())
+    }
+
+    fn write_pages(&self, first: u64, srcs: &[&frame::PageBytes], _size: u64) -> Result<(), (usize, FsError)> {
+        self.runs.lock().push((first, srcs.len()));
+        Ok(())
+    }
+
+    fn pages_per_request(&self) -> usize {
+        Self::PER_REQUEST
+    }
+
+    fn write_out(&self) -> Result<(), FsError> {
+        self.nr_write_outs.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<(), FsError> {
+        self.nr_flushes.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+#[test_case]
+fn write_back_hands_over_whole_requests_across_batches_and_flushes_only_when_asked() {
+    // 1100 dirty pages: more than one write-back batch (1024), under the background limit.
+    let nr_pages = 1100u64;
+    let io = Arc::new(RunFile {
+        runs: IrqMutex::new_ranked(LockRank::BlockDevices, Vec::new()),
+        nr_write_outs: AtomicU64::new(0),
+        nr_flushes: AtomicU64::new(0),
+    });
+    let cache = PageCache::new(io.clone(), nr_pages * PAGE_SIZE);
+    let page = vec![0x5au8; PAGE];
+    for i in 0..nr_pages {
+        assert_eq!(cache.write_at(i * PAGE_SIZE, &page), Ok(PAGE));
+    }
+    cache.write_back(0, u64::MAX).unwrap();
+    let runs = io.runs.lock().clone();
+    // The first batch's run ends 24 pages short of a whole request: those 24 go
+    // with the next batch, so every call but the last is whole requests.
+    assert_eq!(runs, vec![(0, 1000), (1000, 100)], "write_pages calls (first page, pages)");
+    assert_eq!(io.nr_write_outs.load(Ordering::Relaxed), 1, "metadata written out once, at the end");
+    assert_eq!(io.nr_flushes.load(Ordering::Relaxed), 0, "write-back alone does not flush");
+    assert_eq!(cache.nr_dirty(), 0);
+    // msync(MS_SYNC)'s path: written (nothing dirty now), then one flush.
+    cache.sync_range(0, u64::MAX).unwrap();
+    assert_eq!(io.nr_flushes.load(Ordering::Relaxed), 1);
+    assert_eq!(io.runs.lock().len(), 2, "nothing left to write");
+    drop(cache);
+}

@@ -78,7 +78,8 @@ fn vmstat_counts_are_the_kernels_counters() {
     assert_eq!(field(&text, "pswpin"), ins);
     assert_eq!(field(&text, "pgscan"), scanned, "pages the policy looked at");
     assert_eq!(field(&text, "pgsteal"), outs + clean, "pages reclaimed: swapped out or dropped clean");
-    assert_eq!(field(&text, "pgmajfault"), vmstat::nr_faults(kernel::mm::fault::FaultOutcome::SwapIn));
+    let file_major = kernel::mm::page_cache::nr_events(kernel::mm::page_cache::FileEvent::MajorFault);
+    assert_eq!(field(&text, "pgmajfault"), vmstat::nr_faults(kernel::mm::fault::FaultOutcome::SwapIn) + file_major);
     assert!(field(&text, "pgfault") >= field(&text, "pgmajfault"));
 }
 

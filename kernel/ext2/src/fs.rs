@@ -90,6 +90,13 @@ impl<'d> Ext2<'d> {
         self.sb.block_size
     }
 
+    /// Returns the most blocks [`write_file_pages`](Self::write_file_pages) sends in
+    /// one request when they are adjacent (the device's pages per request, with
+    /// 4 KiB blocks; 1 otherwise).
+    pub fn blocks_per_request(&self) -> usize {
+        if self.sb.block_size == PAGE_SIZE { self.dev.max_pages_per_request().max(1) } else { 1 }
+    }
+
     /// Returns the counts `statfs` reports.
     pub fn statfs(&self) -> FsStats {
         FsStats {
@@ -484,9 +491,20 @@ impl<'d> Ext2<'d> {
         self.write_inode(ino, &inode)
     }
 
-    /// Writes every change to the disk: dirty cached blocks, then the superblock
-    /// (with its free counts and write time), then flushes the device's cache.
+    /// Writes every change to the disk and makes it durable: [`write_out`](Self::write_out),
+    /// then one flush of the device's cache (`fsync`, `sync`).
     pub fn sync(&mut self) -> Result<()> {
+        self.write_out()?;
+        self.dev.flush()?;
+        Ok(())
+    }
+
+    /// Writes every change to the disk without flushing the device's cache: dirty
+    /// cached blocks, then the superblock (with its free counts and write time).
+    /// The disk is then consistent as the device sees it; only a flush
+    /// ([`sync`](Self::sync)) makes it durable across a power cut, as Linux's
+    /// write-back writes metadata and only `fsync` and `sync` flush.
+    pub fn write_out(&mut self) -> Result<()> {
         self.cache.sync(self.dev)?;
         if self.is_sb_dirty {
             self.sb.write_time = self.now();
@@ -494,7 +512,6 @@ impl<'d> Ext2<'d> {
             self.dev.write(SUPERBLOCK_OFFSET / SECTOR_SIZE as u64, &bytes)?;
             self.is_sb_dirty = false;
         }
-        self.dev.flush()?;
         Ok(())
     }
 

@@ -459,6 +459,26 @@ fn nothing_reaches_the_disk_before_sync() {
 }
 
 #[test]
+fn write_out_writes_every_change_without_a_flush_and_sync_flushes_once() {
+    let disk = RamDisk::from_bytes("root", fresh_image(1024, 4096, &[]));
+    let mut fs = mount(&disk);
+    let f = fs.create(ROOT_INO, b"f", 0o644).unwrap();
+    fs.write_at(f, 0, &pattern(20 * 1024, 5)).unwrap();
+    fs.write_out().unwrap();
+    let (_, writes, flushes) = disk.request_counts();
+    assert!(writes > 0, "write_out wrote nothing");
+    assert_eq!(flushes, 0, "write_out flushed the device's cache");
+    assert_eq!(fs.nr_dirty_blocks(), 0);
+    let copy = RamDisk::from_bytes("copy", disk.to_bytes());
+    let mut fs2 = mount(&copy);
+    let f2 = fs2.lookup(ROOT_INO, b"f").unwrap();
+    assert_eq!(read_all(&mut fs2, f2), pattern(20 * 1024, 5), "all of it reached the disk");
+    fs.sync().unwrap();
+    assert_eq!(disk.request_counts(), (disk.request_counts().0, writes, 1), "sync: nothing left to write, one flush");
+    assert_fsck_clean(&disk.to_bytes());
+}
+
+#[test]
 fn a_long_write_goes_to_the_disk_in_few_large_requests() {
     let disk = RamDisk::from_bytes("root", fresh_image(1024, 8192, &[]));
     let mut fs = mount(&disk);

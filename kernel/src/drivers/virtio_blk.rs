@@ -77,12 +77,16 @@ pub const SECTORS_PER_FRAME: u64 = PAGE_SIZE / SECTOR_SIZE as u64;
 pub const DEFAULT_TIMEOUT_MS: u64 = 5_000;
 /// The bounce block: 16 frames, 64 KiB, also the largest single request.
 const BOUNCE_ORDER: Order = Order(4);
-/// The most frames one scatter-gather request carries (256 KiB), if the device's
-/// `seg_max` and the queue allow as many. Swap clusters its requests by the block
-/// layer's `MAX_PAGES_PER_REQUEST` (32); a file's write-back and readahead send runs
-/// of adjacent blocks up to this many: Linux's writeback requests of the same file
-/// average some 780 KiB (`/proc/diskstats` in the `--linux-peer=files` run).
-pub const MAX_FRAMES_PER_REQUEST: usize = 64;
+/// The most frames one scatter-gather request carries (1 MiB), if the device's
+/// `seg_max` and the queue allow as many: QEMU offers `seg_max` = queue size - 2
+/// (254 for its 256-entry queue), so its requests carry up to 254 frames, the
+/// descriptor chain's header and status taking the other two. Swap clusters its
+/// requests by the block layer's `MAX_PAGES_PER_REQUEST` (32); a file's write-back
+/// and readahead send runs of adjacent blocks up to the device's limit, as Linux
+/// does (its writeback requests of one file average some 780 KiB in the
+/// `--linux-peer=files` run). The segment lists are built in two buffers the
+/// driver allocates at probe (`segments`, `chain`), not on the kernel stack.
+pub const MAX_FRAMES_PER_REQUEST: usize = 256;
 /// The queue a block device uses for requests.
 const QUEUE_INDEX: u16 = 0;
 /// Bytes of the identification string (`GET_ID`).
@@ -275,6 +279,11 @@ pub struct VirtioBlk {
     is_broken: bool,
     /// Interrupt state shared with the handler; `None`: the driver polls.
     irq: Option<&'static interrupt::DeviceIrq>,
+    /// Scratch for one request's data segments (capacity [`MAX_FRAMES_PER_REQUEST`]).
+    segments: alloc::vec::Vec<Segment>,
+    /// Scratch for one request's whole chain: header, data, status (capacity
+    /// [`MAX_FRAMES_PER_REQUEST`] + 2).
+    chain: alloc::vec::Vec<Segment>,
     /// How long a request is polled before its task sleeps (TSC cycles), following
     /// the measured completion time (`request.rs`, hybrid polling).
     poll: blockdev::hybrid_poll::HybridPoll,
@@ -297,6 +306,12 @@ impl VirtioBlk {
         let slots_bytes = size as u64 * (HEADER_BYTES as u64 + 1);
         let slots = OwnedFrames::new_zeroed(Order::for_size(slots_bytes)).map_err(|_| ProbeError::OutOfMemory)?;
         let bounce = OwnedFrames::new_zeroed(BOUNCE_ORDER).map_err(|_| ProbeError::OutOfMemory)?;
+        let scratch = |len: usize| {
+            let mut v = alloc::vec::Vec::new();
+            v.try_reserve_exact(len).map(|()| v).map_err(|_| ProbeError::OutOfMemory)
+        };
+        let segments = scratch(MAX_FRAMES_PER_REQUEST)?;
+        let chain = scratch(MAX_FRAMES_PER_REQUEST + 2)?;
         let mut blk = Self {
             pci: dev.addr,
             transport,
@@ -316,6 +331,8 @@ impl VirtioBlk {
             is_broken: true,
             irq,
             poll: request::poll_window_from_cmdline(),
+            segments,
+            chain,
         };
         blk.setup()?;
         // Not every device answers GET_ID; an empty serial is fine.
@@ -457,7 +474,7 @@ impl VirtioBlk {
     /// Returns a one-line description for the boot log.
     pub fn describe(&self) -> alloc::string::String {
         format!(
-            "virtio-blk {} (legacy, io {:#x}, {}): {} sectors ({} MiB), serial {:?}, queue {}, block {} B, features {:#x}{}{}{}{}",
+            "virtio-blk {} (legacy, io {:#x}, {}): {} sectors ({} MiB), serial {:?}, queue {}, block {} B, {} frames a request, features {:#x}{}{}{}{}",
             self.pci,
             self.transport.io_base(),
             match self.irq_line() {
@@ -469,6 +486,7 @@ impl VirtioBlk {
             self.serial(),
             self.queue.size(),
             self.block_size,
+            self.max_data_segments,
             self.features,
             if self.has_flush() { " flush" } else { "" },
             if self.max_discard_sectors > 0 { " discard" } else { "" },
@@ -587,41 +605,50 @@ impl VirtioBlk {
             self.check_frame(frame)?;
         }
         self.check_range(sector, frames.len() * PAGE_SIZE as usize)?;
-        for (i, chunk) in frames.chunks(MAX_FRAMES_PER_REQUEST).enumerate() {
-            let mut phys = [PhysAddr::new(0); MAX_FRAMES_PER_REQUEST];
-            for (p, frame) in phys.iter_mut().zip(chunk) {
-                *p = frame.start_address();
-            }
-            let chunk_sector = sector + (i * MAX_FRAMES_PER_REQUEST) as u64 * SECTORS_PER_FRAME;
-            // SAFETY: every frame is allocated RAM the caller owns for this call
-            // (checked as far as the frame table can tell, and the documented contract).
-            unsafe { self.phys_pages_request(is_write, chunk_sector, &phys[..chunk.len()]) }?;
-        }
-        Ok(())
+        // SAFETY: every frame is allocated RAM the caller owns for this call
+        // (checked as far as the frame table can tell, and the documented contract).
+        unsafe { self.phys_pages_request(is_write, sector, frames.len(), |i| frames[i].start_address()) }
     }
 
-    /// Moves the 4 KiB pages at `phys` to or from adjacent sectors from `sector`, a
-    /// chunk of at most `max_data_segments` pages per request.
+    /// Moves `nr_pages` 4 KiB pages, page i at physical address `phys_of(i)`, to or
+    /// from adjacent sectors from `sector`, `max_data_segments` pages per request
+    /// (the segment list built in the driver's `segments` buffer).
     ///
     /// # Safety
-    /// Each `[phys[i], phys[i] + 4096)` must be RAM the caller owns for the call;
+    /// Each `[phys_of(i), phys_of(i) + 4096)` must be RAM the caller owns for the call;
     /// for a read, nothing else may access it meanwhile. The range must have been
     /// checked (`check_range`, and `check_writable` for a write).
-    unsafe fn phys_pages_request(&mut self, is_write: bool, sector: u64, phys: &[PhysAddr]) -> Result<(), BlkError> {
-        let mut segments = [Segment { phys: PhysAddr::new(0), len: 0, is_device_writable: false }; MAX_FRAMES_PER_REQUEST];
-        for (i, chunk) in phys.chunks(self.max_data_segments).enumerate() {
-            for (segment, &page) in segments.iter_mut().zip(chunk) {
-                *segment = Segment { phys: page, len: PAGE_SIZE as u32, is_device_writable: !is_write };
-            }
-            let chunk_sector = sector + (i * self.max_data_segments) as u64 * SECTORS_PER_FRAME;
-            let req = if is_write { req_type::OUT } else { req_type::IN };
+    pub(super) unsafe fn phys_pages_request(
+        &mut self,
+        is_write: bool,
+        sector: u64,
+        nr_pages: usize,
+        phys_of: impl Fn(usize) -> PhysAddr,
+    ) -> Result<(), BlkError> {
+        let per_request = self.max_data_segments.clamp(1, MAX_FRAMES_PER_REQUEST);
+        let req = if is_write { req_type::OUT } else { req_type::IN };
+        // Taken out for the loop (`run` borrows the driver); within its capacity,
+        // so filling it never allocates.
+        let mut segments = core::mem::take(&mut self.segments);
+        let mut result = Ok(());
+        for start in (0..nr_pages).step_by(per_request) {
+            let end = (start + per_request).min(nr_pages);
+            segments.clear();
+            segments.extend(
+                (start..end).map(|i| Segment { phys: phys_of(i), len: PAGE_SIZE as u32, is_device_writable: !is_write }),
+            );
+            let chunk_sector = sector + start as u64 * SECTORS_PER_FRAME;
             // SAFETY: every page is RAM the caller owns for this call (our contract),
             // 4 KiB contiguous each; `run` returns only once the device gave the
             // chain back or was reset.
-            unsafe { self.run(req, chunk_sector, &segments[..chunk.len()]) }?;
-            self.count_bytes(is_write, chunk.len() as u64 * PAGE_SIZE);
+            if let Err(e) = unsafe { self.run(req, chunk_sector, &segments) } {
+                result = Err(e);
+                break;
+            }
+            self.count_bytes(is_write, (end - start) as u64 * PAGE_SIZE);
         }
-        Ok(())
+        self.segments = segments;
+        result
     }
 
     /// Makes every completed write durable (`VIRTIO_BLK_T_FLUSH`).

@@ -19,15 +19,17 @@
 //! has one cache, shared by every `Ext2Inode` of it ([`Ext2Fs`]'s table), whose
 //! `PageIo` reads and writes pages through the crate (`fs/ext2fs_pages.rs`).
 //! A `write` dirties cached pages; they reach the disk at write-back (the writeback
-//! thread, `fsync`, reclaim), each batch ending with [`Ext2::sync`]. Near a full
+//! thread, `fsync`, reclaim), each write-back ending with [`Ext2::write_out`]. Near a full
 //! disk a write is written back at once, so that ENOSPC still answers the write.
 //!
-//! Durability: the crate's block cache is write-back and writes only at
-//! [`Ext2::sync`], so every operation that changes the metadata ends with a sync,
-//! and so does every write-back batch: whenever the machine stops between two
-//! system calls, the disk is consistent and `e2fsck -fn` (which the runner runs
+//! Durability: the crate's block cache is write-back and writes only when asked, so
+//! every operation that changes the metadata ends with [`Ext2::write_out`], and so
+//! does every write-back: whenever the machine stops between two system calls, the
+//! disk as the device sees it is consistent and `e2fsck -fn` (which the runner runs
 //! after every boot) finds it clean; data written since the last write-back is
-//! not on it (as on Linux before `fsync`).
+//! not on it (as on Linux before `fsync`). The device's own write cache is flushed
+//! only by `fsync`, `msync(MS_SYNC)` and `sync` ([`Ext2::sync`]): one flush each,
+//! as Linux's ext2 sends (a metadata change or a write-back pass sends none).
 //!
 //! A disk the crate refuses (bad magic, unknown features, a superblock larger
 //! than the disk) is reported and left untouched; [`mount`] returns the error and
@@ -84,13 +86,14 @@ impl Ext2Fs {
         f(&mut self.fs.lock()).map_err(fs_error)
     }
 
-    /// Runs `f`, which changes the disk, then writes every change out (module doc).
+    /// Runs `f`, which changes the disk, then writes every change out, without a
+    /// flush (module doc).
     fn change<R>(&self, f: impl FnOnce(&mut Ext2<'static>) -> Result<R, Ext2Error>) -> Result<R, FsError> {
         let mut fs = self.fs.lock();
         let result = f(&mut fs);
-        // Sync even after an error: a failed operation may have changed blocks
+        // Write out even after an error: a failed operation may have changed blocks
         // (an indirect block allocated before ENOSPC), and they must reach the disk.
-        let synced = fs.sync();
+        let synced = fs.write_out();
         let value = result.map_err(fs_error)?;
         synced.map_err(fs_error)?;
         Ok(value)

@@ -146,9 +146,20 @@ impl PageIo for Ext2Pages {
         }
     }
 
-    /// The crate's block cache writes only at `sync`: after a batch of pages, every
-    /// block they changed (data, block map, bitmaps, inode) goes to the disk.
-    fn sync(&self) -> Result<(), FsError> {
+    fn pages_per_request(&self) -> usize {
+        self.fs.lock_fs().blocks_per_request()
+    }
+
+    /// The crate's block cache writes only when asked: after a write-back, every
+    /// block it changed (block map, bitmaps, inode) goes to the disk
+    /// ([`Ext2::write_out`]), with no flush.
+    fn write_out(&self) -> Result<(), FsError> {
+        self.fs.lock_fs().write_out().map_err(fs_error)
+    }
+
+    /// One flush of the device's cache (`fsync`, `msync(MS_SYNC)`), after writing
+    /// out whatever is still in the crate's block cache ([`Ext2::sync`]).
+    fn flush(&self) -> Result<(), FsError> {
         self.fs.lock_fs().sync().map_err(fs_error)
     }
 }

@@ -238,6 +238,12 @@ pub fn sync_all() -> Result<(), FsError> {
             result = result.and(Err(e));
         }
     }
+    // Then the mounted file system's metadata, and one flush of its disk's cache.
+    if let Some(root) = ROOT.get()
+        && let Err(e) = root.sync()
+    {
+        result = result.and(Err(e));
+    }
     result
 }
 

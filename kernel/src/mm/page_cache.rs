@@ -61,7 +61,7 @@ use crate::sync::{IrqMutex, LockRank, Mutex};
 
 mod stats;
 mod write_back;
-pub use stats::{FileEvent, nr_dirty, nr_events, nr_pages, nr_writeback, print_counters};
+pub use stats::{FileEvent, count_major_fault, nr_dirty, nr_events, nr_pages, nr_writeback, print_counters};
 use stats::{count, count_n};
 
 /// The file system's side of a cache (Linux's `address_space_operations`).
@@ -88,9 +88,22 @@ pub trait PageIo: Send + Sync {
     fn write_pages(&self, first: u64, srcs: &[&PageBytes], size: u64) -> Result<(), (usize, FsError)> {
         write_pages_each(self, first, srcs, size)
     }
-    /// Makes what the `write_page` calls of one write-back wrote durable (a file
-    /// system with its own write-back buffers flushes them). By default nothing.
-    fn sync(&self) -> Result<(), FsError> {
+    /// The most pages the device takes in one request, so that write-back hands
+    /// [`write_pages`](Self::write_pages) runs of whole requests and carries the
+    /// rest of a run into its next batch. By default 1 (nothing carried).
+    fn pages_per_request(&self) -> usize {
+        1
+    }
+    /// Writes out what the `write_page(s)` calls of one write-back changed besides
+    /// the pages (a file system with its own metadata buffers writes them: block
+    /// map, bitmaps, inode), without flushing the device's cache. By default nothing.
+    fn write_out(&self) -> Result<(), FsError> {
+        Ok(())
+    }
+    /// Makes everything written so far durable: one flush of the device's cache
+    /// (`fsync` and `msync(MS_SYNC)` end with it; write-back alone does not, as on
+    /// Linux). By default nothing.
+    fn flush(&self) -> Result<(), FsError> {
         Ok(())
     }
 }
@@ -115,9 +128,11 @@ static NEXT_ID: AtomicU32 = AtomicU32::new(1);
 /// How many times an allocation that failed is retried after direct reclaim.
 const ALLOC_RETRIES: u32 = 4;
 /// Dirty pages written back per batch (the handles of one batch sit in a `Vec`):
-/// 1 MiB, so that a run of adjacent blocks fills the disk's largest requests
-/// (`drivers::virtio_blk::MAX_FRAMES_PER_REQUEST`) several times over.
-const WRITEBACK_BATCH: usize = 256;
+/// 4 MiB, so that a run of adjacent blocks fills the disk's largest requests
+/// (`drivers::virtio_blk::MAX_FRAMES_PER_REQUEST`, QEMU's 254 frames) several times
+/// over; the end of a run that would make a short request is carried into the
+/// next batch ([`PageIo::pages_per_request`]).
+const WRITEBACK_BATCH: usize = 1024;
 
 /// The cached pages of one file.
 pub struct PageCache {

@@ -189,7 +189,7 @@ pub fn msync(addr: u64, len: u64, flags: u64) -> Result<u64, Errno> {
     for (cache_id, first, last) in ranges {
         let Some(cache) = file_rmap::cache_of(cache_id) else { continue };
         let written = match flags & MS_ASYNC {
-            0 => cache.write_back(first, last),
+            0 => cache.sync_range(first, last),
             _ => crate::mm::writeback::start_async(&cache),
         };
         if written.is_err() {

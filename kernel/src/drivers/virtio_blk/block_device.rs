@@ -19,7 +19,7 @@ use alloc::string::String;
 
 use blockdev::{BlockDevice, BlockError, IoStats, PAGE_SIZE, Page, SECTOR_SIZE};
 
-use super::{BlkError, MAX_FRAMES_PER_REQUEST, SECTORS_PER_FRAME, VirtioBlk, WipeKind, direct_map_phys};
+use super::{BlkError, SECTORS_PER_FRAME, VirtioBlk, WipeKind, direct_map_phys};
 use crate::mm::PhysAddr;
 use crate::sync::Mutex;
 
@@ -128,23 +128,18 @@ impl BlockDevice for VirtioDisk {
 
 impl VirtioBlk {
     /// Reads `pages.len()` pages starting at `sector` (page i from `sector + 8 i`),
-    /// by DMA straight into the pages when they are in the direct map, in as few
-    /// requests as the device allows; else a page at a time through the bounce block.
+    /// by DMA straight into the pages when they are all in the direct map, in as
+    /// few requests as the device allows; else a page at a time through the bounce block.
     pub fn read_pages(&mut self, sector: u64, pages: &mut [&mut Page]) -> Result<(), BlkError> {
         self.check_range(sector, pages.len() * PAGE_SIZE)?;
-        for (i, batch) in pages.chunks_mut(MAX_FRAMES_PER_REQUEST).enumerate() {
-            let batch_sector = sector + (i * MAX_FRAMES_PER_REQUEST) as u64 * SECTORS_PER_FRAME;
-            match batch_phys(batch.iter().map(|p| p.as_ptr())) {
-                // SAFETY: each page is physically contiguous RAM (direct map), borrowed
-                // mutably for this whole call; `phys_pages_request` returns only once
-                // the device gave the request back or was reset.
-                Some((phys, n)) => unsafe { self.phys_pages_request(false, batch_sector, &phys[..n]) }?,
-                None => {
-                    for (j, page) in batch.iter_mut().enumerate() {
-                        self.read(batch_sector + j as u64 * SECTORS_PER_FRAME, &mut page[..])?;
-                    }
-                }
-            }
+        if is_direct(pages.iter().map(|p| p.as_ptr())) {
+            // SAFETY: each page is physically contiguous RAM (direct map, checked just
+            // now), borrowed mutably for this whole call; `phys_pages_request`
+            // returns only once the device gave the request back or was reset.
+            return unsafe { self.phys_pages_request(false, sector, pages.len(), |i| phys_of(pages[i].as_ptr())) };
+        }
+        for (j, page) in pages.iter_mut().enumerate() {
+            self.read(sector + j as u64 * SECTORS_PER_FRAME, &mut page[..])?;
         }
         Ok(())
     }
@@ -154,31 +149,24 @@ impl VirtioBlk {
     pub fn write_pages(&mut self, sector: u64, pages: &[&Page]) -> Result<(), BlkError> {
         self.check_writable()?;
         self.check_range(sector, pages.len() * PAGE_SIZE)?;
-        for (i, batch) in pages.chunks(MAX_FRAMES_PER_REQUEST).enumerate() {
-            let batch_sector = sector + (i * MAX_FRAMES_PER_REQUEST) as u64 * SECTORS_PER_FRAME;
-            match batch_phys(batch.iter().map(|p| p.as_ptr())) {
-                // SAFETY: each page is physically contiguous RAM (direct map) borrowed
-                // for this whole call (the device only reads it); the request waits.
-                Some((phys, n)) => unsafe { self.phys_pages_request(true, batch_sector, &phys[..n]) }?,
-                None => {
-                    for (j, page) in batch.iter().enumerate() {
-                        self.write(batch_sector + j as u64 * SECTORS_PER_FRAME, &page[..])?;
-                    }
-                }
-            }
+        if is_direct(pages.iter().map(|p| p.as_ptr())) {
+            // SAFETY: each page is physically contiguous RAM (direct map, checked just
+            // now) borrowed for this whole call (the device only reads it); the request waits.
+            return unsafe { self.phys_pages_request(true, sector, pages.len(), |i| phys_of(pages[i].as_ptr())) };
+        }
+        for (j, page) in pages.iter().enumerate() {
+            self.write(sector + j as u64 * SECTORS_PER_FRAME, &page[..])?;
         }
         Ok(())
     }
 }
 
-/// Returns the physical address of each page (at most [`MAX_FRAMES_PER_REQUEST`])
-/// and their number, or `None` if one of them is not in the direct map.
-fn batch_phys(pages: impl Iterator<Item = *const u8>) -> Option<([PhysAddr; MAX_FRAMES_PER_REQUEST], usize)> {
-    let mut phys = [PhysAddr::new(0); MAX_FRAMES_PER_REQUEST];
-    let mut n = 0;
-    for (slot, ptr) in phys.iter_mut().zip(pages) {
-        *slot = direct_map_phys(ptr, PAGE_SIZE)?;
-        n += 1;
-    }
-    Some((phys, n))
+/// Returns true if every page is in the direct map (physically contiguous there).
+fn is_direct(mut pages: impl Iterator<Item = *const u8>) -> bool {
+    pages.all(|ptr| direct_map_phys(ptr, PAGE_SIZE).is_some())
+}
+
+/// Returns the physical address of a page [`is_direct`] accepted.
+fn phys_of(ptr: *const u8) -> PhysAddr {
+    direct_map_phys(ptr, PAGE_SIZE).expect("virtio-blk: a page checked to be in the direct map")
 }

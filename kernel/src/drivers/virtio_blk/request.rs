@@ -94,13 +94,14 @@ impl VirtioBlk {
         let header = Segment { phys: header_phys, len: HEADER_BYTES as u32, is_device_writable: false };
         let status = Segment { phys: status_phys, len: 1, is_device_writable: true };
         assert!(data.len() <= MAX_FRAMES_PER_REQUEST, "VirtioBlk::submit: {} data segments", data.len());
-        let mut chain = [header; MAX_FRAMES_PER_REQUEST + 2];
-        chain[1..=data.len()].copy_from_slice(data);
-        chain[data.len() + 1] = status;
-        let nr_segments = data.len() + 2;
+        // The chain is built in the driver's buffer, within its capacity (no allocation).
+        self.chain.clear();
+        self.chain.push(header);
+        self.chain.extend_from_slice(data);
+        self.chain.push(status);
         // SAFETY: header and status live in `self.slots`, owned until `Drop` (which
         // resets the device first); the data segment is covered by our caller.
-        let added = unsafe { self.queue.add(&chain[..nr_segments]) };
+        let added = unsafe { self.queue.add(&self.chain) };
         match added {
             Ok(added_head) => debug_assert_eq!(added_head, head),
             Err(QueueError::Full) => return Err(BlkError::QueueFull),

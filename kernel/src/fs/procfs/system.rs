@@ -37,7 +37,8 @@ pub(super) fn vmstat() -> String {
     let rows = [
         ("nr_free_pages", info.nr_free_frames),
         ("pgfault", all_faults),
-        ("pgmajfault", faults(FaultOutcome::SwapIn)),
+        // Major faults: a page read from swap or from its file at fault time (Linux's VM_FAULT_MAJOR).
+        ("pgmajfault", faults(FaultOutcome::SwapIn) + page_cache::nr_events(FileEvent::MajorFault)),
         ("pswpin", vmstat::nr_events(SwapEvent::SwapIn)),
         ("pswpout", vmstat::nr_events(SwapEvent::SwapOut)),
         ("pgscan", vmstat::nr_events(SwapEvent::Scanned)),

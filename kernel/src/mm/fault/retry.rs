@@ -111,10 +111,12 @@ pub fn fault_in(space: &SpaceRef, addr: VirtAddr, error_code: u64) -> Result<Fau
                     reclaim::resident_limit::enforce_after_fault(space, addr);
                 }
                 if has_read_file && other.is_ok() {
-                    // The page came from the disk: a major fault, not the minor one counted.
+                    // The page came from the disk: a major fault, not the minor one
+                    // counted, for the process and machine-wide (`pgmajfault`).
                     let mut space = space.lock();
                     space.stats.minor_faults = space.stats.minor_faults.saturating_sub(1);
                     space.stats.major_faults += 1;
+                    super::super::page_cache::count_major_fault();
                 }
                 return other;
             }

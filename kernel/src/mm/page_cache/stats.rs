@@ -32,9 +32,12 @@ pub enum FileEvent {
     BytesWritten,
     /// A mapped page-cache page unmapped from every page table by reclaim (file rmap).
     UnmappedForReclaim,
+    /// A fault that had to read its file page from the device (a major fault:
+    /// `/proc/vmstat`'s `pgmajfault` counts these with the swap-ins).
+    MajorFault,
 }
 
-const EVENTS: [(FileEvent, &str); 12] = [
+const EVENTS: [(FileEvent, &str); 13] = [
     (FileEvent::PageRead, "file pages read from the device"),
     (FileEvent::PageWritten, "file pages written back"),
     (FileEvent::CacheHit, "page-cache hits"),
@@ -47,6 +50,7 @@ const EVENTS: [(FileEvent, &str); 12] = [
     (FileEvent::BytesRead, "bytes read through the cache"),
     (FileEvent::BytesWritten, "bytes written through the cache"),
     (FileEvent::UnmappedForReclaim, "mapped file pages unmapped by reclaim (file rmap)"),
+    (FileEvent::MajorFault, "faults that read their file page from the device (major)"),
 ];
 
 static EVENT_COUNTS: [AtomicU64; EVENTS.len()] = [const { AtomicU64::new(0) }; EVENTS.len()];
@@ -62,6 +66,11 @@ pub(super) fn count(event: FileEvent) {
 /// Counts `n` events.
 pub(super) fn count_n(event: FileEvent, n: u64) {
     EVENT_COUNTS[event as usize].fetch_add(n, Ordering::Relaxed);
+}
+
+/// Counts a fault that read its file page from the device (`fault::retry`).
+pub fn count_major_fault() {
+    count(FileEvent::MajorFault);
 }
 
 /// Returns how many times `event` happened since boot.

@@ -19,14 +19,31 @@ use crate::mm::Frame;
 use crate::mm::frame::{self, FrameFlags};
 
 impl PageCache {
-    /// Writes every dirty page in `[first, last]` now (fsync, msync, munmap, exit);
-    /// returns the first error (the pages that failed stay dirty).
+    /// Writes every dirty page in `[first, last]` now (fsync, msync, munmap, exit,
+    /// the writeback thread); returns the first error (the pages that failed stay
+    /// dirty). Written, not flushed: [`sync_range`](Self::sync_range) also flushes.
     pub fn write_back(&self, first: u64, last: u64) -> Result<(), FsError> {
         let _io = self.io_lock.lock();
         self.write_back_locked(first, last, true)
     }
 
+    /// [`write_back`](Self::write_back), then one flush of the device's cache
+    /// (`msync(MS_SYNC)`: the range is durable when it returns).
+    pub fn sync_range(&self, first: u64, last: u64) -> Result<(), FsError> {
+        let written = self.write_back(first, last);
+        let flushed = self.io.flush();
+        written.and(flushed)
+    }
+
     /// [`write_back`](Self::write_back) with `io_lock` held by the caller.
+    ///
+    /// Batches of up to [`WRITEBACK_BATCH`] dirty pages; each run of consecutive
+    /// pages goes to `write_pages` in one call. When a batch is full (more may
+    /// follow), the end of its last run that would not fill a device request
+    /// ([`PageIo::pages_per_request`](super::PageIo::pages_per_request)) stays
+    /// locked and is written with the next batch, so a file's sequential dirty
+    /// pages go out in requests of the device's size, not cut at batch boundaries.
+    /// The file system's metadata is written out once at the end (no flush).
     ///
     /// `ensures_headroom`: before each page, make sure the kernel heap has room
     /// (`mm::headroom`), as a system call does at its entry: a file system's write
@@ -36,11 +53,28 @@ impl PageCache {
         let mut result = Ok(());
         let mut next = first;
         let mut has_written = false;
+        let per_request = self.io.pages_per_request().max(1);
+        let mut carried: Vec<CachedPage> = Vec::new();
         loop {
             self.write_protect_mapped(next, last);
-            let batch = self.take_dirty_batch(next, last);
-            let Some(last_taken) = batch.last().map(|p| p.index) else { break };
+            let room = WRITEBACK_BATCH - carried.len();
+            let taken = self.take_dirty_batch(next, last, room);
+            let last_taken = taken.last().map(|p| p.index);
+            let has_more = taken.len() == room && last_taken.is_some_and(|l| l != last);
+            let mut batch = core::mem::take(&mut carried);
+            if batch.is_empty() {
+                batch = taken;
+            } else {
+                batch.extend(taken);
+            }
+            if batch.is_empty() {
+                break;
+            }
             has_written = true;
+            if has_more {
+                let nr_carried = nr_to_carry(&batch, per_request);
+                carried = batch.split_off(batch.len() - nr_carried);
+            }
             for run in batch.chunk_by(|a, b| b.index == a.index + 1) {
                 if ensures_headroom {
                     let _ = crate::mm::headroom::ensure_heap_headroom(); // short of it, the write may still fit
@@ -49,12 +83,11 @@ impl PageCache {
                     result = result.and(Err(e));
                 }
             }
-            if last_taken == last || batch.len() < WRITEBACK_BATCH {
-                break;
-            }
-            next = last_taken + 1;
+            // Without more to take, nothing was carried: this batch was the last.
+            let Some(l) = last_taken.filter(|_| has_more) else { break };
+            next = l + 1;
         }
-        if has_written && let Err(e) = self.io.sync() {
+        if has_written && let Err(e) = self.io.write_out() {
             result = result.and(Err(e));
         }
         if self.nr_dirty() == 0 {
@@ -82,13 +115,13 @@ impl PageCache {
         }
     }
 
-    /// Takes up to [`WRITEBACK_BATCH`] dirty pages from `[first, last]`: each gets a
+    /// Takes up to `limit` dirty pages from `[first, last]`: each gets a
     /// handle, loses DIRTY (a write meanwhile sets it again) and gains LOCKED.
-    fn take_dirty_batch(&self, first: u64, last: u64) -> Vec<CachedPage> {
+    fn take_dirty_batch(&self, first: u64, last: u64, limit: usize) -> Vec<CachedPage> {
         let mut batch = Vec::new();
         let pages = self.pages.lock();
         for (&index, &frame) in pages.range(first..=last) {
-            if batch.len() == WRITEBACK_BATCH {
+            if batch.len() == limit {
                 break;
             }
             let is_taken = frame::with_desc(frame, |d| {
@@ -146,4 +179,17 @@ impl PageCache {
         stats::writeback_done(is_redirtied);
         count(if failed { FileEvent::WriteError } else { FileEvent::PageWritten });
     }
+}
+
+/// How many pages at the end of a full `batch` to carry into the next one: the part
+/// of its last run of consecutive pages past its last whole device request of
+/// `per_request` pages (all of the run if it is shorter than one request), unless
+/// that is the whole batch (then it is written: write-back must progress).
+fn nr_to_carry(batch: &[CachedPage], per_request: usize) -> usize {
+    if per_request <= 1 {
+        return 0;
+    }
+    let run_len = 1 + batch.windows(2).rev().take_while(|w| w[1].index == w[0].index + 1).count();
+    let tail = if run_len < per_request { run_len } else { run_len % per_request };
+    if tail == batch.len() { 0 } else { tail }
 }
