@@ -128,8 +128,10 @@ fn run_one(name: &str) -> ! {
             if cmdline::value("record") == Some("faults") {
                 use kernel::mm::reclaim::record;
                 let window = cmdline::value("record_window").and_then(|v| v.parse().ok()).unwrap_or(record::FAULT_WINDOW);
-                let report = record::record_faults(pid, window);
-                println!("record: fault trace, {} references", report.nr_refs);
+                if let Some(trace) = record::record_faults(pid, window) {
+                    record::print_fault_trace(pid, &trace);
+                    println!("record: fault trace, {} references", trace.refs.len());
+                }
             } else if cmdline::has("record") {
                 let report = kernel::mm::reclaim::record::record(pid);
                 println!("record: {} samples, {} references", report.nr_samples, report.nr_refs);

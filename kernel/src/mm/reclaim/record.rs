@@ -207,21 +207,32 @@ fn unmap_for_trace(space: &SpaceRef, page: u64) {
     }
 }
 
+/// A finished fault trace.
+#[derive(Clone, Debug, Default)]
+pub struct FaultTraceReport {
+    /// The references in order: page number shifted left once, the low bit set
+    /// for a write.
+    pub refs: Vec<u64>,
+    /// The window it was recorded with.
+    pub window_len: usize,
+    /// Pages that could not be unmapped (their later touches are missed).
+    pub nr_not_unmapped: u64,
+    /// True if [`MAX_REFS`] cut it short.
+    pub is_truncated: bool,
+}
+
 /// Records process `pid`'s reference string by fault tracing, with a window of
-/// `window_len` pages (see the module docs), until it exits; prints it between
-/// `@@trace begin` and `@@trace end` and returns the counts (`nr_samples`: 0).
-/// Call from a kernel task with no lock held, right after the spawn; the caller
-/// then reaps the process. Without memory for the trace, records nothing.
-pub fn record_faults(pid: Pid, window_len: usize) -> RecordReport {
-    let mut report = RecordReport::default();
-    let Some(space) = process_hooks::user_processes().into_iter().find(|p| p.pid == pid).map(|p| p.space.clone()) else {
-        return report;
-    };
+/// `window_len` pages (see the module docs), until it exits, and returns it;
+/// `None` if the process is gone or there is no memory for the trace. Call from a
+/// kernel task with no lock held, right after the spawn; the caller then reaps the
+/// process.
+pub fn record_faults(pid: Pid, window_len: usize) -> Option<FaultTraceReport> {
+    let space = process_hooks::user_processes().into_iter().find(|p| p.pid == pid).map(|p| p.space.clone())?;
     let window_len = window_len.max(1);
     let (mut refs, mut window) = (Vec::new(), VecDeque::new());
     if refs.try_reserve_exact(MAX_REFS).is_err() || window.try_reserve_exact(window_len).is_err() {
         println!("record: no memory for a trace of {MAX_REFS} references");
-        return report;
+        return None;
     }
     let space_id = space.lock().id();
     NR_NOT_UNMAPPED.store(0, Ordering::Relaxed);
@@ -240,18 +251,27 @@ pub fn record_faults(pid: Pid, window_len: usize) -> RecordReport {
         TICK_QUEUE.wait_until_deadline(|| false, deadline);
     }
     IS_FAULT_TRACING.store(false, Ordering::Relaxed);
-    let Some(trace) = FAULT_TRACE.lock().take() else { return report };
-    report.nr_refs = trace.refs.len() as u64;
-    report.is_truncated = trace.is_truncated;
+    let trace = FAULT_TRACE.lock().take()?;
+    Some(FaultTraceReport {
+        refs: trace.refs,
+        window_len,
+        nr_not_unmapped: NR_NOT_UNMAPPED.load(Ordering::Relaxed),
+        is_truncated: trace.is_truncated,
+    })
+}
+
+/// Prints a fault trace of process `pid` between `@@trace begin` and `@@trace end`,
+/// with a header saying how it was recorded.
+pub fn print_fault_trace(pid: Pid, trace: &FaultTraceReport) {
     println!("{}", mm_core::reclaim::trace::TRACE_BEGIN);
     println!(
-        "# pid {pid}: fault trace, pages not present but the last {window_len} faulted in; {} pages could not be unmapped (file pages, zero page){}",
-        NR_NOT_UNMAPPED.load(Ordering::Relaxed),
+        "# pid {pid}: fault trace, pages not present but the last {} faulted in; {} pages could not be unmapped (file pages, zero page){}",
+        trace.window_len,
+        trace.nr_not_unmapped,
         if trace.is_truncated { ", cut short" } else { "" }
     );
     for &entry in &trace.refs {
         println!("{} {:x}", if entry & 1 == 1 { 'w' } else { 'r' }, entry >> 1);
     }
     println!("{}", mm_core::reclaim::trace::TRACE_END);
-    report
 }
