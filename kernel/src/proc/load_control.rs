@@ -427,11 +427,12 @@ impl Controller {
             active.sort_by_key(|p| (self.activated_at.get(&p.pid).map_or(0, |&(at, _)| at), p.pid));
         }
         let mut nr_active = active.len();
+        active.retain(|p| !is_protected(p));
         for victim in active {
             if sum_est <= balance.room || nr_active < 2 {
                 break;
             }
-            if is_protected(victim) || !set_deactivated(victim.pid, true) {
+            if !set_deactivated(victim.pid, true) {
                 continue;
             }
             let est = balance.est[&victim.pid];
