@@ -355,7 +355,8 @@ fn a_fault_trace_records_every_touch_outside_its_window_in_order() {
     let trace = record::record_faults(pid, 8).expect("a trace");
     assert_eq!(proc::wait(Some(pid)), Some((pid, WaitStatus::Exited(0))));
     assert!(!trace.is_truncated);
-    let pages: alloc::vec::Vec<u64> = trace.refs.iter().map(|r| r >> 1).collect();
+    let refs: alloc::vec::Vec<u64> = trace.refs().collect();
+    let pages: alloc::vec::Vec<u64> = refs.iter().map(|r| r >> 1).collect();
     // Its data: 64 adjacent pages that each appear 5 times in the trace.
     let nr_refs_to = |q: u64| pages.iter().filter(|&&p| p == q).count();
     let start = pages
@@ -365,10 +366,10 @@ fn a_fault_trace_records_every_touch_outside_its_window_in_order() {
         .min()
         .unwrap_or_else(|| panic!("no 64 adjacent pages in the trace: {pages:x?}"));
     let data: alloc::vec::Vec<u64> =
-        trace.refs.iter().filter(|r| (start..start + 64).contains(&(*r >> 1))).copied().collect();
+        refs.iter().filter(|r| (start..start + 64).contains(&(*r >> 1))).copied().collect();
     let expected: alloc::vec::Vec<u64> = (0..5).flat_map(|_| 0..64).map(|i| (start + i) << 1 | 1).collect();
-    assert_eq!(data, expected, "5 passes of writes over the 64 pages, in order (trace of {} references)", trace.refs.len());
+    assert_eq!(data, expected, "5 passes of writes over the 64 pages, in order (trace of {} references)", refs.len());
     // The window at work: besides its data, its stack faults again and again.
-    assert!(trace.refs.len() > data.len(), "its stack and the rest are traced too");
+    assert!(refs.len() > data.len(), "its stack and the rest are traced too");
     check::check_consistency().expect("consistent");
 }

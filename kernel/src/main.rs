@@ -130,7 +130,7 @@ fn run_one(name: &str) -> ! {
                 let window = cmdline::value("record_window").and_then(|v| v.parse().ok()).unwrap_or(record::FAULT_WINDOW);
                 if let Some(trace) = record::record_faults(pid, window) {
                     record::print_fault_trace(pid, &trace);
-                    println!("record: fault trace, {} references", trace.refs.len());
+                    println!("record: fault trace, {} references", trace.nr_refs());
                 }
             } else if cmdline::has("record") {
                 let report = kernel::mm::reclaim::record::record(pid);

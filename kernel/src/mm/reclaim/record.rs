@@ -136,6 +136,11 @@ pub fn record(pid: Pid) -> RecordReport {
 
 /// Pages a fault-traced process keeps mapped: the last this many it faulted in.
 pub const FAULT_WINDOW: usize = 8;
+/// The most references a fault trace keeps; a longer one is cut short, and says so.
+pub const MAX_FAULT_REFS: usize = 1 << 18;
+/// References per chunk of a fault trace's store (a page: the heap has no room
+/// for one large block, and the store is all allocated before the trace starts).
+const REFS_PER_CHUNK: usize = 512;
 
 /// True while a fault trace runs: the fault path's one check when none does.
 static IS_FAULT_TRACING: AtomicBool = AtomicBool::new(false);
@@ -149,8 +154,10 @@ static FAULT_TRACE: IrqMutex<Option<FaultTrace>> = IrqMutex::new(None);
 struct FaultTrace {
     /// The traced process's address space.
     space_id: SpaceId,
-    /// The references: page number shifted left once, the low bit for a write.
-    refs: Vec<u64>,
+    /// The references: page number shifted left once, the low bit for a write;
+    /// in chunks of [`REFS_PER_CHUNK`], all allocated up front.
+    chunks: Vec<Vec<u64>>,
+    nr_refs: usize,
     /// The pages mapped since their fault, oldest first, at most `window_len`.
     window: VecDeque<u64>,
     window_len: usize,
@@ -170,10 +177,13 @@ pub fn trace_after_fault(space: &SpaceRef, addr: VirtAddr, error_code: u64) {
     let leaving = {
         let mut trace = FAULT_TRACE.lock();
         let Some(trace) = trace.as_mut().filter(|t| t.space_id == space_id) else { return };
-        if trace.refs.len() < trace.refs.capacity() {
-            trace.refs.push(page << 1 | u64::from(is_write));
-        } else {
-            trace.is_truncated = true;
+        let nr_refs = trace.nr_refs;
+        match trace.chunks.get_mut(nr_refs / REFS_PER_CHUNK) {
+            Some(chunk) => {
+                chunk.push(page << 1 | u64::from(is_write));
+                trace.nr_refs += 1;
+            }
+            None => trace.is_truncated = true,
         }
         if trace.window.contains(&page) {
             None
@@ -211,8 +221,8 @@ fn unmap_for_trace(space: &SpaceRef, page: u64) {
 #[derive(Clone, Debug, Default)]
 pub struct FaultTraceReport {
     /// The references in order: page number shifted left once, the low bit set
-    /// for a write.
-    pub refs: Vec<u64>,
+    /// for a write; in chunks ([`FaultTraceReport::refs`] runs through them).
+    pub chunks: Vec<Vec<u64>>,
     /// The window it was recorded with.
     pub window_len: usize,
     /// Pages that could not be unmapped (their later touches are missed).
@@ -229,14 +239,23 @@ pub struct FaultTraceReport {
 pub fn record_faults(pid: Pid, window_len: usize) -> Option<FaultTraceReport> {
     let space = process_hooks::user_processes().into_iter().find(|p| p.pid == pid).map(|p| p.space.clone())?;
     let window_len = window_len.max(1);
-    let (mut refs, mut window) = (Vec::new(), VecDeque::new());
-    if refs.try_reserve_exact(MAX_REFS).is_err() || window.try_reserve_exact(window_len).is_err() {
-        println!("record: no memory for a trace of {MAX_REFS} references");
+    let (mut chunks, mut window) = (Vec::new(), VecDeque::new());
+    let nr_chunks = MAX_FAULT_REFS / REFS_PER_CHUNK;
+    let has_memory = chunks.try_reserve_exact(nr_chunks).is_ok()
+        && window.try_reserve_exact(window_len).is_ok()
+        && (0..nr_chunks).all(|_| {
+            let mut chunk = Vec::new();
+            let is_ok = chunk.try_reserve_exact(REFS_PER_CHUNK).is_ok();
+            chunks.push(chunk);
+            is_ok
+        });
+    if !has_memory {
+        println!("record: no memory for a trace of {MAX_FAULT_REFS} references");
         return None;
     }
     let space_id = space.lock().id();
     NR_NOT_UNMAPPED.store(0, Ordering::Relaxed);
-    *FAULT_TRACE.lock() = Some(FaultTrace { space_id, refs, window, window_len, is_truncated: false });
+    *FAULT_TRACE.lock() = Some(FaultTrace { space_id, chunks, nr_refs: 0, window, window_len, is_truncated: false });
     IS_FAULT_TRACING.store(true, Ordering::Relaxed);
     // What it has mapped already (its stack, the pages exec filled) faults too.
     let frames = wss::resident_frames_coldest_first(&space.lock());
@@ -253,7 +272,7 @@ pub fn record_faults(pid: Pid, window_len: usize) -> Option<FaultTraceReport> {
     IS_FAULT_TRACING.store(false, Ordering::Relaxed);
     let trace = FAULT_TRACE.lock().take()?;
     Some(FaultTraceReport {
-        refs: trace.refs,
+        chunks: trace.chunks,
         window_len,
         nr_not_unmapped: NR_NOT_UNMAPPED.load(Ordering::Relaxed),
         is_truncated: trace.is_truncated,
@@ -270,8 +289,21 @@ pub fn print_fault_trace(pid: Pid, trace: &FaultTraceReport) {
         trace.nr_not_unmapped,
         if trace.is_truncated { ", cut short" } else { "" }
     );
-    for &entry in &trace.refs {
+    for entry in trace.refs() {
         println!("{} {:x}", if entry & 1 == 1 { 'w' } else { 'r' }, entry >> 1);
     }
     println!("{}", mm_core::reclaim::trace::TRACE_END);
+}
+
+impl FaultTraceReport {
+    /// The references in order (page number shifted left once, the low bit set for
+    /// a write).
+    pub fn refs(&self) -> impl Iterator<Item = u64> + '_ {
+        self.chunks.iter().flatten().copied()
+    }
+
+    /// How many references it holds.
+    pub fn nr_refs(&self) -> usize {
+        self.chunks.iter().map(Vec::len).sum()
+    }
 }
