@@ -18,7 +18,8 @@
 //!
 //!  1. the deactivated, the longest waiting first, while the first fits:
 //!     no process active, or active est + est(P) + high watermark <= room: back in (room)
-//!     out for MAX_WAIT_MS - 2 periods:                                  back in (bounded wait)
+//!     out for MAX_WAIT_MS - 2 periods, none back by the bound yet this look:
+//!                                                                       back in (bounded wait)
 //!  2. over, and either thrashing (rate >= HIGH_RATE two periods running, no
 //!     decision for two periods) or one came back by its bounded wait:
 //!     deactivate until the rest fit (sum of est <= room), never the last active
@@ -90,8 +91,11 @@ pub const HIGH_RATE: u64 = 1000;
 pub const LOW_RATE: u64 = 200;
 /// The least time a (re)activated process stays in the balance set.
 pub const MIN_RESIDENCY_MS: u64 = 1000;
-/// The longest a process stays deactivated.
-pub const MAX_WAIT_MS: u64 = 5000;
+/// The longest a process stays deactivated. Long enough for the processes ahead
+/// of it to finish: with three out and each needing seconds alone on a loaded
+/// host, 5 s brought processes back in the middle of another's run, two at a
+/// time, and the mix thrashed again (`docs/benchmarks.md`, "Load control").
+pub const MAX_WAIT_MS: u64 = 20_000;
 /// The most pages evicted at once when a process goes out: the rest are left to
 /// reclaim (a parked process references nothing, so its pages age first), so that
 /// the controller itself is back to its looks quickly.
@@ -383,8 +387,8 @@ impl Controller {
             let est = balance.est.get(&pid).copied().unwrap_or(0);
             let why = if nr_active == 0 || active_est + est + high <= balance.room {
                 alloc::format!("after {waited} ms: room (active est {active_est} + est {est} + {high} <= room {})", balance.room)
-            } else if waited + 2 * PERIOD_MS >= MAX_WAIT_MS {
-                by_bound = true;
+            } else if waited + 2 * PERIOD_MS >= MAX_WAIT_MS && !by_bound {
+                by_bound = true; // one a look: the balance set turns over by one
                 alloc::format!("after {waited} ms: bounded wait (active est {active_est} + est {est} > room {}, swap-in {rate}/s)", balance.room)
             } else {
                 break; // first come, first back: the next in line waits too
