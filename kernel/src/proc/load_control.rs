@@ -101,7 +101,7 @@ pub const MAX_WAIT_MS: u64 = 20_000;
 /// the controller itself is back to its looks quickly.
 pub const EVICT_AT_ONCE: usize = 2048;
 /// Pages evicted between two looks at the clock while a process goes out.
-const EVICT_CHUNK: usize = 256;
+const EVICT_CHUNK: usize = 64;
 /// What the controller promises: no process is out longer than this. It is
 /// reactivated at the first look after [`MAX_WAIT_MS`]; looks are [`PERIOD_MS`]
 /// apart, and one may start late by its predecessor's eviction, which stops
@@ -259,7 +259,7 @@ fn set_deactivated(pid: Pid, is_deactivated: bool) -> bool {
 
 /// Periods over which a process's recent swap-ins are counted (a decaying sum:
 /// about the swap-ins of the last `RECENT_PERIODS` periods).
-const RECENT_PERIODS: u64 = 10;
+const RECENT_PERIODS: u64 = 50;
 
 /// What the controller remembers between looks.
 #[derive(Default)]
@@ -290,6 +290,7 @@ extern "C" fn controller_main() -> ! {
                 state.reactivate(pid, now, 0, "load control switched off");
             }
             NR_OUT_NOW.store(0, Ordering::Relaxed);
+            reclaim::set_evict_first(&[]);
             CONTROLLER.wait_until(is_enabled);
             state = Controller { swap_ins_before: vmstat::nr_events(SwapEvent::SwapIn), ..Controller::default() };
         }
@@ -347,6 +348,15 @@ impl Controller {
         has_come_back_by_bound |= self.reactivate_fitting(&procs, &balance, rate, now);
         self.deactivate_for_room(&procs, &balance, rate, now, has_come_back_by_bound);
         NR_OUT_NOW.store(self.out.len() as u64, Ordering::Relaxed);
+        // Reclaim takes the parked processes' pages first, the last out first.
+        let mut out: Vec<(Pid, u64)> = self.out.iter().map(|(&pid, &(since, _))| (pid, since)).collect();
+        out.sort_by_key(|&(pid, since)| core::cmp::Reverse((since, pid)));
+        let spaces: Vec<_> = {
+            let tasks = TASKS.lock();
+            out.iter().filter_map(|(pid, _)| tasks.get(pid).and_then(|t| t.space.clone())).collect()
+        };
+        reclaim::set_evict_first(&spaces);
+        drop(spaces);
         self.evict_from_out(&procs, &balance, now);
     }
 
