@@ -20,9 +20,12 @@
 //!     no process active, or active est + est(P) + high watermark <= room: back in (room)
 //!     out for MAX_WAIT_MS - 2 periods, none back by the bound yet this look:
 //!                                                                       back in (bounded wait)
-//!  2. over, and either thrashing (rate >= HIGH_RATE two periods running, no
-//!     decision for two periods) or one came back by its bounded wait:
-//!     deactivate until the rest fit (sum of est <= room), never the last active
+//!  2. thrashing: rate >= HIGH_RATE two periods running, no decision for two
+//!     periods, and over or two or more active processes got pages back from
+//!     swap in the last period (the estimates fall short while processes grow);
+//!     or over, and one came back by its bounded wait:
+//!     deactivate until the rest fit (sum of est <= room; at least one if thrashing
+//!     though they fit), never the last active
 //!     one, none back for less than MIN_RESIDENCY_MS: thrashing, the largest est
 //!     first; by the bound, the one in longest first (the balance set turns over
 //!     instead of growing)
@@ -276,8 +279,9 @@ struct Controller {
     /// for its est from then on: a process just back has little resident yet). A
     /// process never deactivated has no entry: no residency protects it.
     activated_at: BTreeMap<Pid, (u64, u64)>,
-    /// Each process's swap-ins: (its count at the last look, the recent ones).
-    swap_ins: BTreeMap<Pid, (u64, u64)>,
+    /// Each process's swap-ins: (its count at the last look, the recent ones,
+    /// those of the last period).
+    swap_ins: BTreeMap<Pid, (u64, u64, u64)>,
 }
 
 extern "C" fn controller_main() -> ! {
@@ -340,8 +344,9 @@ impl Controller {
         self.activated_at.retain(|pid, _| procs.iter().any(|p| p.pid == *pid));
         self.swap_ins.retain(|pid, _| procs.iter().any(|p| p.pid == *pid));
         for p in &procs {
-            let (before, recent) = self.swap_ins.entry(p.pid).or_insert((p.nr_swap_ins, 0));
-            *recent = *recent * (RECENT_PERIODS - 1) / RECENT_PERIODS + p.nr_swap_ins.saturating_sub(*before);
+            let (before, recent, last) = self.swap_ins.entry(p.pid).or_insert((p.nr_swap_ins, 0, 0));
+            *last = p.nr_swap_ins.saturating_sub(*before);
+            *recent = *recent * (RECENT_PERIODS - 1) / RECENT_PERIODS + *last;
             *before = p.nr_swap_ins;
         }
         let balance = self.balance(&procs);
@@ -365,7 +370,7 @@ impl Controller {
         let est = procs
             .iter()
             .map(|p| {
-                let recent = self.swap_ins.get(&p.pid).map_or(0, |(_, recent)| *recent);
+                let recent = self.swap_ins.get(&p.pid).map_or(0, |(_, recent, _)| *recent);
                 // What it has resident, plus what it needed back lately (at most
                 // all it has in swap), or its largest recent working set.
                 let needed = p.rss + recent.min(p.nr_swapped);
@@ -430,10 +435,16 @@ impl Controller {
         let mut active = self.active(procs);
         let mut sum_est: u64 = active.iter().map(|p| balance.est[&p.pid]).sum();
         let is_overcommitted = sum_est > balance.room;
-        let is_thrashing = self.nr_high_periods >= 2 && is_overcommitted && self.nr_quiet_periods >= 2;
-        if !is_overcommitted || !(is_thrashing || is_rotation) {
+        // Two or more active processes each got pages back from swap this period:
+        // they take each other's, whatever the estimates say (they fall short while
+        // the processes are still growing into their working sets).
+        let nr_faulting = active.iter().filter(|p| self.swap_ins.get(&p.pid).is_some_and(|&(_, _, last)| last > 0)).count();
+        let is_thrashing = self.nr_high_periods >= 2 && self.nr_quiet_periods >= 2 && (is_overcommitted || nr_faulting >= 2);
+        if !(is_thrashing || is_rotation && is_overcommitted) {
             return;
         }
+        // Thrashing though the estimates fit: one goes all the same.
+        let mut nr_must_go = usize::from(is_thrashing && !is_overcommitted);
         let is_protected = |p: &Candidate| self.activated_at.get(&p.pid).is_some_and(|&(at, _)| now - at < MIN_RESIDENCY_MS);
         if is_thrashing {
             active.sort_by_key(|p| core::cmp::Reverse((balance.est[&p.pid], p.pid)));
@@ -443,20 +454,28 @@ impl Controller {
         let mut nr_active = active.len();
         active.retain(|p| !is_protected(p));
         for victim in active {
-            if sum_est <= balance.room || nr_active < 2 {
+            if (sum_est <= balance.room && nr_must_go == 0) || nr_active < 2 {
                 break;
             }
+            nr_must_go = nr_must_go.saturating_sub(1);
             if !set_deactivated(victim.pid, true) {
                 continue;
             }
             let est = balance.est[&victim.pid];
             crate::println!(
-                "loadctl: deactivate pid {} ({}){}: est {est} pages (WS {}, rss {}); active est {sum_est} > room {}; swap-in {rate}/s",
+                "loadctl: deactivate pid {} ({}){}: est {est} pages (WS {}, rss {}); active est {sum_est} {} room {}; swap-in {rate}/s",
                 victim.pid,
                 victim.name,
-                if is_thrashing { "" } else { ", the balance set turns over" },
+                if !is_thrashing {
+                    ", the balance set turns over"
+                } else if sum_est <= balance.room {
+                    ", thrashing though the estimates fit"
+                } else {
+                    ""
+                },
                 victim.ws,
                 victim.rss,
+                if sum_est > balance.room { ">" } else { "<=" },
                 balance.room,
             );
             NR_DEACTIVATIONS.fetch_add(1, Ordering::Relaxed);
