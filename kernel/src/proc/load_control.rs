@@ -395,7 +395,7 @@ impl Controller {
     fn reactivate_fitting(&mut self, procs: &[Candidate], balance: &Balance, rate: u64, now: u64) -> bool {
         let high = reclaim::watermarks().high;
         let active = self.active(procs);
-        let mut nr_active = active.len();
+        let mut is_none_active = active.is_empty();
         let mut active_est: u64 = active.iter().map(|p| balance.est[&p.pid]).sum();
         let mut by_bound = false;
         let mut waiting: Vec<(Pid, u64)> = self.out.iter().map(|(&pid, &(since, _))| (pid, since)).collect();
@@ -403,7 +403,7 @@ impl Controller {
         for (pid, since) in waiting {
             let waited = now - since;
             let est = balance.est.get(&pid).copied().unwrap_or(0);
-            let why = if nr_active == 0 || active_est + est + high <= balance.room {
+            let why = if is_none_active || active_est + est + high <= balance.room {
                 alloc::format!("after {waited} ms: room (active est {active_est} + est {est} + {high} <= room {})", balance.room)
             } else if waited + 2 * PERIOD_MS >= MAX_WAIT_MS && !by_bound {
                 by_bound = true; // one a look: the balance set turns over by one
@@ -413,7 +413,7 @@ impl Controller {
             };
             self.out.remove(&pid);
             self.reactivate(pid, now, est, &why);
-            nr_active += 1;
+            is_none_active = false;
             active_est += est;
         }
         by_bound
