@@ -102,9 +102,9 @@ pub const MIN_RESIDENCY_MS: u64 = 1000;
 /// host, 5 s brought processes back in the middle of another's run, two at a
 /// time, and the mix thrashed again (`docs/benchmarks.md`, "Load control").
 pub const MAX_WAIT_MS: u64 = 20_000;
-/// The most pages evicted at once when a process goes out: the rest are left to
-/// reclaim (a parked process references nothing, so its pages age first), so that
-/// the controller itself is back to its looks quickly.
+/// The most pages of parked processes the controller swaps out at one look (step
+/// 3 of the module docs); reclaim takes the rest first as it needs frames
+/// (`reclaim::set_evict_first`), so the controller is back to its looks quickly.
 pub const EVICT_AT_ONCE: usize = 2048;
 /// Pages evicted between two looks at the clock while a process goes out.
 const EVICT_CHUNK: usize = 64;
