@@ -24,8 +24,8 @@
 //!     periods, and over or two or more active processes got pages back from
 //!     swap in the last period (the estimates fall short while processes grow);
 //!     or over, and one came back by its bounded wait:
-//!     deactivate until the rest fit (sum of est <= room) and, if thrashing, until
-//!     one of those that got pages back is left, never the last active
+//!     deactivate until the rest fit (sum of est <= room; at least one if thrashing
+//!     though they fit), never the last active
 //!     one, none back for less than MIN_RESIDENCY_MS: thrashing, the largest est
 //!     first; by the bound, the one in longest first (the balance set turns over
 //!     instead of growing)
@@ -446,10 +446,8 @@ impl Controller {
         if !(is_thrashing || is_rotation && is_overcommitted) {
             return;
         }
-        // Thrashing: all but one of the processes that got pages back from swap go,
-        // whatever the estimates say (the one left runs with the room of all).
-        let is_faulting = |p: &Candidate| self.swap_ins.get(&p.pid).is_some_and(|&(_, _, last)| last > 0);
-        let mut nr_must_go = if is_thrashing { nr_faulting.saturating_sub(1) } else { 0 };
+        // Thrashing though the estimates fit: one goes all the same.
+        let mut nr_must_go = usize::from(is_thrashing && !is_overcommitted);
         let is_protected = |p: &Candidate| self.activated_at.get(&p.pid).is_some_and(|&(at, _)| now - at < MIN_RESIDENCY_MS);
         if is_thrashing {
             // The largest est first; among those within an eighth of the largest
@@ -470,12 +468,7 @@ impl Controller {
             if (sum_est <= balance.room && nr_must_go == 0) || nr_active < 2 {
                 break;
             }
-            if sum_est <= balance.room && !is_faulting(victim) {
-                continue; // they fit: only the faulting go
-            }
-            if is_faulting(victim) {
-                nr_must_go = nr_must_go.saturating_sub(1);
-            }
+            nr_must_go = nr_must_go.saturating_sub(1);
             if !set_deactivated(victim.pid, true) {
                 continue;
             }
