@@ -344,3 +344,32 @@ fn vms_holds_a_process_to_its_resident_limit_and_rescues_its_pages_without_io() 
     reclaim::set_policy(PolicyKind::Clock);
     check::check_consistency().expect("consistent");
 }
+
+#[test_case]
+fn a_fault_trace_records_every_touch_outside_its_window_in_order() {
+    use kernel::mm::reclaim::record;
+    // wsprobe maps 64 pages, writes each once, then writes one word of each, in
+    // address order, 4 passes: 5 sequential passes over 64 pages. A window of 8
+    // keeps fewer than 64 mapped, so every one of those 320 writes faults.
+    let pid = proc::spawn_with_args("wsprobe", "pages=64 mapped=64 rounds=4 write").expect("spawn wsprobe");
+    let trace = record::record_faults(pid, 8).expect("a trace");
+    assert_eq!(proc::wait(Some(pid)), Some((pid, WaitStatus::Exited(0))));
+    assert!(!trace.is_truncated);
+    let refs: alloc::vec::Vec<u64> = trace.refs().collect();
+    let pages: alloc::vec::Vec<u64> = refs.iter().map(|r| r >> 1).collect();
+    // Its data: 64 adjacent pages that each appear 5 times in the trace.
+    let nr_refs_to = |q: u64| pages.iter().filter(|&&p| p == q).count();
+    let start = pages
+        .iter()
+        .copied()
+        .filter(|&p| (p..p + 64).all(|q| nr_refs_to(q) == 5))
+        .min()
+        .unwrap_or_else(|| panic!("no 64 adjacent pages in the trace: {pages:x?}"));
+    let data: alloc::vec::Vec<u64> =
+        refs.iter().filter(|r| (start..start + 64).contains(&(*r >> 1))).copied().collect();
+    let expected: alloc::vec::Vec<u64> = (0..5).flat_map(|_| 0..64).map(|i| (start + i) << 1 | 1).collect();
+    assert_eq!(data, expected, "5 passes of writes over the 64 pages, in order (trace of {} references)", refs.len());
+    // The window at work: besides its data, its stack faults again and again.
+    assert!(refs.len() > data.len(), "its stack and the rest are traced too");
+    check::check_consistency().expect("consistent");
+}

@@ -1,8 +1,8 @@
 //! Working sets, page-fault frequency and load control (issue #15): WS(τ) of a
 //! program that touches a known number of pages is that number, whatever its RSS;
 //! its PFF rises when memory is ballooned down under it; four processes whose
-//! working sets total twice memory finish sooner with load control than without,
-//! and none waits longer than a bound.
+//! working sets total twice memory finish sooner with load control than without
+//! (asserted: the direction), and none waits longer than a bound.
 //!
 //! This image asks the runner for 64 MiB of RAM and 128 MiB of swap.
 #![no_std]
@@ -96,16 +96,27 @@ fn load_control_acts_on_a_mix_of_twice_memory_and_starves_nobody() {
     let off = loadctl::run_mix(nr_pages, loadctl::NR_ROUNDS, false);
     let on = loadctl::run_mix(nr_pages, loadctl::NR_ROUNDS, true);
     println!(
-        "4 x {nr_pages} pages, {} passes: load control off {} ms (longest stall {} ms), on {} ms (longest stall {} ms, longest out {} ms, {} deactivations)",
-        loadctl::NR_ROUNDS, off.wall_ms, off.longest_stall_ms, on.wall_ms, on.longest_stall_ms, on.longest_out_ms, on.nr_deactivations
+        "4 x {nr_pages} pages, {} passes: load control off {} ms (longest stall {} ms, {} swap-ins), on {} ms (longest stall {} ms, longest out {} ms, {} deactivations, {} swap-ins)",
+        loadctl::NR_ROUNDS,
+        off.wall_ms,
+        off.longest_stall_ms,
+        off.nr_swap_ins,
+        on.wall_ms,
+        on.longest_stall_ms,
+        on.longest_out_ms,
+        on.nr_deactivations,
+        on.nr_swap_ins
     );
     assert_eq!((off.nr_failed, on.nr_failed), (0, 0), "every wsprobe completes, exit 0: nobody starves");
     assert_eq!(off.nr_deactivations, 0, "off means off");
     assert_eq!(off.longest_out_ms, 0, "off: nobody out");
     assert!(on.nr_deactivations > 0, "load control acted");
-    // Which run finishes first is printed, not asserted: speed is a benchmark's
-    // business (`benchonly=loadctl` alternates several pairs; docs/benchmarks.md,
-    // "Load control"). On the shared 2-core machine the order flips with the load.
+    // The direction (issue #15): the mix finishes sooner with load control. How
+    // much sooner is a benchmark's business (`benchonly=loadctl` alternates several
+    // pairs; docs/benchmarks.md, "Load control": 1.1x-2.2x in session 7 on the
+    // loaded host, and "off" really thrashes: 2 000-2 800 swap-ins a second).
+    assert!(on.wall_ms < off.wall_ms, "load control on ({} ms) is not faster than off ({} ms)", on.wall_ms, off.wall_ms);
+    assert!(off.nr_swap_ins > nr_pages, "off thrashes: {} pages read back for 4 x {nr_pages}", off.nr_swap_ins);
     // The bound is the controller's promise (load_control.rs, "Bounded wait"): out
     // at most OUT_BOUND_MS, plus the poller's own lateness (it polls between
     // yields; 1 s for a loaded host). The longest *stall* (no CPU time) is printed

@@ -125,7 +125,14 @@ fn run_one(name: &str) -> ! {
     let free_before = frame::nr_free_frames();
     let status = match proc::spawn_with_args(name, cmdline::get()) {
         Ok(pid) => {
-            if cmdline::has("record") {
+            if cmdline::value("record") == Some("faults") {
+                use kernel::mm::reclaim::record;
+                let window = cmdline::value("record_window").and_then(|v| v.parse().ok()).unwrap_or(record::FAULT_WINDOW);
+                if let Some(trace) = record::record_faults(pid, window) {
+                    record::print_fault_trace(pid, &trace);
+                    println!("record: fault trace, {} references", trace.nr_refs());
+                }
+            } else if cmdline::has("record") {
                 let report = kernel::mm::reclaim::record::record(pid);
                 println!("record: {} samples, {} references", report.nr_samples, report.nr_refs);
             }

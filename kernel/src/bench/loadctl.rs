@@ -12,6 +12,7 @@
 use alloc::vec::Vec;
 
 use crate::arch::timer;
+use crate::mm::vmstat::{self, SwapEvent};
 use crate::mm::{frame, reclaim};
 use crate::println;
 use crate::proc::{self, Pid, load_control, sched, task, task::WaitStatus};
@@ -39,6 +40,11 @@ pub struct MixRun {
     pub nr_deactivations: u64,
     /// Processes that did not exit 0.
     pub nr_failed: usize,
+    /// Pages read from swap during the run (machine-wide): with the wall time, the
+    /// major-fault rate that says whether the mix really thrashed.
+    pub nr_swap_ins: u64,
+    /// Pages written to swap during the run (machine-wide).
+    pub nr_swap_outs: u64,
 }
 
 /// One process of the mix as the poller sees it.
@@ -55,11 +61,20 @@ pub fn run_mix(nr_pages: u64, nr_rounds: u64, is_load_control_on: bool) -> MixRu
     load_control::set_enabled(is_load_control_on);
     let (deactivations_before, _) = load_control::nr_decisions();
     let args = alloc::format!("pages={nr_pages} mapped={nr_pages} rounds={nr_rounds} words={NR_WORDS} write");
+    let (swap_ins_before, swap_outs_before) = (vmstat::nr_events(SwapEvent::SwapIn), vmstat::nr_events(SwapEvent::SwapOut));
     let start = timer::uptime_ms();
     let mut procs: Vec<Option<Watched>> = (0..4)
         .map(|_| proc::spawn_with_args("wsprobe", &args).ok().map(|pid| Watched { pid, cpu_ms: 0, cpu_grew_at: start, out_since: None }))
         .collect();
-    let mut run = MixRun { wall_ms: 0, longest_stall_ms: 0, longest_out_ms: 0, nr_deactivations: 0, nr_failed: 0 };
+    let mut run = MixRun {
+        wall_ms: 0,
+        longest_stall_ms: 0,
+        longest_out_ms: 0,
+        nr_deactivations: 0,
+        nr_failed: 0,
+        nr_swap_ins: 0,
+        nr_swap_outs: 0,
+    };
     run.nr_failed = procs.iter().filter(|p| p.is_none()).count();
     while procs.iter().any(Option::is_some) {
         let now = timer::uptime_ms();
@@ -82,6 +97,8 @@ pub fn run_mix(nr_pages: u64, nr_rounds: u64, is_load_control_on: bool) -> MixRu
         sched::yield_now();
     }
     run.wall_ms = timer::uptime_ms() - start;
+    run.nr_swap_ins = vmstat::nr_events(SwapEvent::SwapIn) - swap_ins_before;
+    run.nr_swap_outs = vmstat::nr_events(SwapEvent::SwapOut) - swap_outs_before;
     load_control::set_enabled(false);
     let _ = task::wait_all(10_000);
     while reclaim::kswapd_state().1 {
@@ -94,11 +111,14 @@ pub fn run_mix(nr_pages: u64, nr_rounds: u64, is_load_control_on: bool) -> MixRu
 /// Prints one run's line.
 fn print_run(label: &str, run: &MixRun) {
     println!(
-        "  {label:<4} {:>8} ms  longest stall {:>6} ms  longest out {:>6} ms  {} deactivations{}",
+        "  {label:<4} {:>8} ms  longest stall {:>6} ms  longest out {:>6} ms  {} deactivations  swap-in {} pages ({}/s)  swap-out {} pages{}",
         run.wall_ms,
         run.longest_stall_ms,
         run.longest_out_ms,
         run.nr_deactivations,
+        run.nr_swap_ins,
+        run.nr_swap_ins * 1000 / run.wall_ms.max(1),
+        run.nr_swap_outs,
         if run.nr_failed > 0 { "  (a process failed)" } else { "" }
     );
 }
@@ -124,11 +144,7 @@ pub fn bench() {
         ratios.push(ratio);
     }
     ratios.sort_by(|a, b| a.total_cmp(b));
-    println!(
-        "  speed-up (off ms / on ms) over {} pairs: min {:.2}x, median {:.2}x, max {:.2}x",
-        ratios.len(),
-        ratios[0],
-        ratios[ratios.len() / 2],
-        ratios[ratios.len() - 1]
-    );
+    let n = ratios.len();
+    let median = if n % 2 == 1 { ratios[n / 2] } else { (ratios[n / 2 - 1] + ratios[n / 2]) / 2.0 };
+    println!("  speed-up (off ms / on ms) over {n} pairs: min {:.2}x, median {median:.2}x, max {:.2}x", ratios[0], ratios[n - 1]);
 }

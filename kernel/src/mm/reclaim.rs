@@ -565,6 +565,50 @@ fn is_live_user_frame(frame: Frame) -> bool {
     })
 }
 
+/// Address spaces whose pages reclaim takes before asking the policy, the first
+/// first: load control's deactivated processes (`proc::load_control`, the last
+/// out first), so that the active ones keep theirs. A fixed array: reclaim takes
+/// nothing from the heap.
+static EVICT_FIRST: IrqMutex<[Option<SpaceRef>; 8]> = IrqMutex::new([const { None }; 8]);
+
+/// Sets the spaces reclaim evicts from first (at most 8; empty: none). Call with
+/// no lock held.
+pub fn set_evict_first(spaces: &[SpaceRef]) {
+    let mut new: [Option<SpaceRef>; 8] = [const { None }; 8];
+    for (slot, space) in new.iter_mut().zip(spaces) {
+        *slot = Some(space.clone());
+    }
+    // The old references are dropped here, after the lock.
+    let _old = core::mem::replace(&mut *EVICT_FIRST.lock(), new);
+}
+
+/// Evicts present pages of the [`set_evict_first`] spaces, a cluster from each
+/// in turn, until `nr_wanted` frames are freed in `report`, whatever their
+/// Accessed bits say (a parked process references nothing). Call with no lock held.
+fn evict_first(nr_wanted: u64, report: &mut ReclaimReport) {
+    let spaces = EVICT_FIRST.lock().clone();
+    let zero = super::fault::zero_frame();
+    for space in spaces.iter().flatten() {
+        if report.nr_freed() >= nr_wanted {
+            break;
+        }
+        let nr_batch = (nr_wanted - report.nr_freed()).min(SWAP_CLUSTER as u64) as usize;
+        let mut frames = [Frame::from_pfn(0); SWAP_CLUSTER];
+        let mut nr_frames = 0;
+        space.lock().for_each_user_leaf(|_, pte, size| {
+            if nr_frames < nr_batch && size == mm_core::pagetable::PageSize::Size4KiB && pte.is_present() && pte.frame() != zero {
+                frames[nr_frames] = pte.frame();
+                nr_frames += 1;
+            }
+        });
+        for &frame in &frames[..nr_frames] {
+            untrack(frame);
+        }
+        report.nr_scanned += nr_frames as u64;
+        evict_victims(&frames[..nr_frames], report);
+    }
+}
+
 /// Asks the policy for a victim (aging first if it is time).
 fn pick_victim() -> Option<Frame> {
     let mut policy = POLICY.lock();
@@ -591,6 +635,9 @@ pub fn shrink(nr_wanted: u64) -> ReclaimReport {
     let mut budget = 2 * nr_tracked() as u64 + 16;
     let mut victims = [Frame::from_pfn(0); SWAP_CLUSTER];
     let is_swap_full = swap::slot_counts().0 == 0;
+    if !is_swap_full {
+        evict_first(nr_wanted, &mut report); // load control's parked processes
+    }
     while report.nr_freed() < nr_wanted && budget > 0 {
         if is_swap_full && page_cache::nr_pages() == 0 {
             break; // only the swap cache can give frames back (below)

@@ -109,6 +109,7 @@ pub fn fault_in(space: &SpaceRef, addr: VirtAddr, error_code: u64) -> Result<Fau
                 }
                 if other.is_ok() {
                     reclaim::resident_limit::enforce_after_fault(space, addr);
+                    reclaim::record::trace_after_fault(space, addr, error_code);
                 }
                 if has_read_file && other.is_ok() {
                     // The page came from the disk: a major fault, not the minor one
