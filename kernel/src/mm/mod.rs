@@ -203,24 +203,28 @@ pub fn init() {
     thp::init_from_cmdline();
 }
 
-/// A switchable mechanism turned on for as long as this lives, and off again when
-/// it is dropped: what tests and measurements of the per-CPU caches use, which are
-/// off by default (`pcp::turned_on`, `slabmag::turned_on`).
-#[must_use = "the mechanism goes off again when this is dropped"]
+/// A switchable mechanism turned on for as long as this lives, and back to what it
+/// was when it is dropped: what tests and measurements of the per-CPU caches use, so
+/// that they run with the caches even under `pcp=off` / `slabmag=off`
+/// (`pcp::turned_on`, `slabmag::turned_on`).
+#[must_use = "the mechanism goes back to what it was when this is dropped"]
 pub struct TurnedOn {
     set_enabled: fn(bool),
+    was_on: bool,
 }
 
 impl TurnedOn {
-    /// Calls `set_enabled(true)` now and `set_enabled(false)` on drop.
-    pub fn new(set_enabled: fn(bool)) -> TurnedOn {
+    /// Calls `set_enabled(true)` now and `set_enabled(was_on)` on drop, where
+    /// `was_on` is what `is_enabled()` says now.
+    pub fn new(set_enabled: fn(bool), is_enabled: fn() -> bool) -> TurnedOn {
+        let was_on = is_enabled();
         set_enabled(true);
-        TurnedOn { set_enabled }
+        TurnedOn { set_enabled, was_on }
     }
 }
 
 impl Drop for TurnedOn {
     fn drop(&mut self) {
-        (self.set_enabled)(false);
+        (self.set_enabled)(self.was_on);
     }
 }

@@ -132,9 +132,8 @@ static SIZES_AT_BOOT: spin::Once<PcpSizes> = spin::Once::new();
 /// ([`clear_listed`]); read by every scan that may meet a free frame ([`is_listed`]).
 static LISTED: spin::Once<&'static [AtomicU64]> = spin::Once::new();
 
-/// Whether the lists are used: off unless `pcp=on` (see the module docs, "Off by
-/// default").
-static IS_ENABLED: AtomicBool = AtomicBool::new(false);
+/// Whether the lists are used: on unless `pcp=off`.
+static IS_ENABLED: AtomicBool = AtomicBool::new(true);
 
 /// Sizes the lists for `nr_managed_frames` of RAM (Linux's `zone_batchsize`).
 /// Called by `frame::init`; until then nothing is listed.
@@ -194,10 +193,11 @@ pub fn sizes() -> PcpSizes {
     PcpSizes { batch: BATCH.load(Ordering::Relaxed), high: HIGH.load(Ordering::Relaxed) }
 }
 
-/// Turns the lists on until the returned guard is dropped (then off, drained): for
-/// tests and measurements, as they are off by default.
+/// Turns the lists on until the returned guard is dropped (then back to what they
+/// were; off also drains them): for tests and measurements that need them even
+/// under `pcp=off`.
 pub fn turned_on() -> super::TurnedOn {
-    super::TurnedOn::new(set_enabled)
+    super::TurnedOn::new(set_enabled, is_enabled)
 }
 
 /// Turns the per-CPU lists on or off; off also empties them into the buddy allocator.

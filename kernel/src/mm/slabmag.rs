@@ -85,15 +85,14 @@ static COUNTERS: [CpuCounters; MAX_CPUS] = [const {
     }
 }; MAX_CPUS];
 
-/// Whether kmalloc goes through the magazines (off unless `slabmag=on`: with them on,
-/// `tests/pressure.rs`'s heap reserve under page-table pressure failed in the merged
-/// suite of session 6).
-static IS_ENABLED: AtomicBool = AtomicBool::new(false);
+/// Whether kmalloc goes through the magazines: on unless `slabmag=off`.
+static IS_ENABLED: AtomicBool = AtomicBool::new(true);
 
-/// Turns the magazines on until the returned guard is dropped (then off, drained): for
-/// tests and measurements, as they are off by default.
+/// Turns the magazines on until the returned guard is dropped (then back to what
+/// they were; off also drains them): for tests and measurements that need them even
+/// under `slabmag=off`.
 pub fn turned_on() -> super::TurnedOn {
-    super::TurnedOn::new(set_enabled)
+    super::TurnedOn::new(set_enabled, is_enabled)
 }
 
 /// Turns the magazines on or off; off also empties them into the slab caches.
