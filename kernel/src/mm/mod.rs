@@ -203,27 +203,28 @@ pub fn init() {
     thp::init_from_cmdline();
 }
 
-/// A switchable mechanism turned on for as long as this lives, and back to what it
-/// was when it is dropped: what tests and measurements of the per-CPU caches use, so
-/// that they run with the caches even under `pcp=off` / `slabmag=off`
-/// (`pcp::turned_on`, `slabmag::turned_on`).
+/// A switchable mechanism turned on (or off) for as long as this lives, and back to
+/// what it was when it is dropped: what tests and measurements of the per-CPU caches
+/// use, so that they run with the caches even under `pcp=off` / `slabmag=off`, or
+/// set something up without them (`pcp::turned_on`, `slabmag::turned_on`,
+/// `slabmag::turned_off`).
 #[must_use = "the mechanism goes back to what it was when this is dropped"]
-pub struct TurnedOn {
+pub struct Switched {
     set_enabled: fn(bool),
     was_on: bool,
 }
 
-impl TurnedOn {
-    /// Calls `set_enabled(true)` now and `set_enabled(was_on)` on drop, where
+impl Switched {
+    /// Calls `set_enabled(is_on)` now and `set_enabled(was_on)` on drop, where
     /// `was_on` is what `is_enabled()` says now.
-    pub fn new(set_enabled: fn(bool), is_enabled: fn() -> bool) -> TurnedOn {
+    pub fn new(set_enabled: fn(bool), is_enabled: fn() -> bool, is_on: bool) -> Switched {
         let was_on = is_enabled();
-        set_enabled(true);
-        TurnedOn { set_enabled, was_on }
+        set_enabled(is_on);
+        Switched { set_enabled, was_on }
     }
 }
 
-impl Drop for TurnedOn {
+impl Drop for Switched {
     fn drop(&mut self) {
         (self.set_enabled)(self.was_on);
     }

@@ -196,8 +196,8 @@ pub fn sizes() -> PcpSizes {
 /// Turns the lists on until the returned guard is dropped (then back to what they
 /// were; off also drains them): for tests and measurements that need them even
 /// under `pcp=off`.
-pub fn turned_on() -> super::TurnedOn {
-    super::TurnedOn::new(set_enabled, is_enabled)
+pub fn turned_on() -> super::Switched {
+    super::Switched::new(set_enabled, is_enabled, true)
 }
 
 /// Turns the per-CPU lists on or off; off also empties them into the buddy allocator.

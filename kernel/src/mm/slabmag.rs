@@ -91,8 +91,15 @@ static IS_ENABLED: AtomicBool = AtomicBool::new(true);
 /// Turns the magazines on until the returned guard is dropped (then back to what
 /// they were; off also drains them): for tests and measurements that need them even
 /// under `slabmag=off`.
-pub fn turned_on() -> super::TurnedOn {
-    super::TurnedOn::new(set_enabled, is_enabled)
+pub fn turned_on() -> super::Switched {
+    super::Switched::new(set_enabled, is_enabled, true)
+}
+
+/// Turns the magazines off (drained) until the returned guard is dropped, then back
+/// to what they were: for a test's setup that must see the slabs alone
+/// (`tests/pressure.rs` fills a class's slabs to the last object).
+pub fn turned_off() -> super::Switched {
+    super::Switched::new(set_enabled, is_enabled, false)
 }
 
 /// Turns the magazines on or off; off also empties them into the slab caches.
