@@ -201,6 +201,14 @@ pub fn init() {
     kspace::init();
     let _ = fault::zero_frame(); // allocated once, at boot, never freed
     thp::init_from_cmdline();
+    // The per-CPU caches are on by default; `pcp=off` / `slabmag=off` turn them off
+    // (here, not in `main`, so that test images obey `KERNEL_CMDLINE` too).
+    if crate::cmdline::value("pcp") == Some("off") {
+        pcp::set_enabled(false);
+    }
+    if crate::cmdline::value("slabmag") == Some("off") {
+        slabmag::set_enabled(false);
+    }
 }
 
 /// A switchable mechanism turned on (or off) for as long as this lives, and back to
