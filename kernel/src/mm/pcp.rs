@@ -62,21 +62,29 @@
 //! Locks: `PCP[cpu]` (`Pcp`), just above `frame::FRAMES`, which the refill and the
 //! drain take inside it; nothing else is taken under it.
 
+use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use mm_core::pcp::{PcpList, PcpSizes};
 
 use super::Frame;
-use super::frame::{AllocError, FrameState};
+use super::frame::{AllocError, BuddyAllocator, FrameState};
 use crate::arch::smp::{MAX_CPUS, cpu_id};
-use crate::sync::{IrqMutex, LockRank};
+use crate::sync::{IrqMutex, IrqMutexGuard, LockRank};
 
 /// The frame states that have a list: the order-0 allocations that are frequent.
 const KINDS: [FrameState; 4] = [FrameState::User, FrameState::PageTable, FrameState::Kernel, FrameState::Slab];
 
-/// Returns the index of the list for frames of `state`, if it has one.
+/// Returns the index of the list for frames of `state` in [`KINDS`], if it has one.
+#[inline]
 fn kind_of(state: FrameState) -> Option<usize> {
-    KINDS.iter().position(|&s| s == state)
+    match state {
+        FrameState::User => Some(0),
+        FrameState::PageTable => Some(1),
+        FrameState::Kernel => Some(2),
+        FrameState::Slab => Some(3),
+        _ => None,
+    }
 }
 
 /// Returns true if single frames of `state` go through the per-CPU lists.
@@ -89,8 +97,45 @@ struct CpuLists {
     lists: [PcpList; KINDS.len()],
 }
 
-static PCP: [IrqMutex<CpuLists>; MAX_CPUS] =
-    [const { IrqMutex::new_ranked(LockRank::Pcp, CpuLists { lists: [const { PcpList::new() }; KINDS.len()] }) }; MAX_CPUS];
+/// One CPU's lists and their lock. Who may touch CPU `c`'s lists:
+/// (a) CPU `c` itself with its lock held (IRQs off): a pop, a refill;
+/// (b) CPU `c` itself with the frame lock held (IRQs off): a free's push, and the
+///     drain past `high` that follows it ([`free_locked`]);
+/// (c) any CPU holding both this lock and the frame lock: a drain of every list, the
+///     audit, a test's search.
+/// (a) and (b) run on the same CPU with interrupts off and never inside each other,
+/// so they never overlap; (a) and (c) share this lock, (b) and (c) the frame lock.
+/// That leaves the free path one lock (the frame lock it takes anyway to check the
+/// descriptor) instead of two.
+struct PerCpu {
+    lock: IrqMutex<()>,
+    lists: UnsafeCell<CpuLists>,
+}
+
+// SAFETY: `lists` is only reached under the rules of `PerCpu`'s docs, which make
+// every access exclusive (the same CPU with interrupts off, or a shared lock).
+unsafe impl Sync for PerCpu {}
+
+static PCP: [PerCpu; MAX_CPUS] = [const {
+    PerCpu {
+        lock: IrqMutex::new_ranked(LockRank::Pcp, ()),
+        lists: UnsafeCell::new(CpuLists { lists: [const { PcpList::new() }; KINDS.len()] }),
+    }
+}; MAX_CPUS];
+
+/// Locks the running CPU's lists; returns the CPU and the guard. The CPU is read
+/// again once interrupts are off (the lock turns them off), so a task moved between
+/// the two reads never holds another CPU's lock for rule (a).
+#[inline]
+fn lock_local() -> (usize, IrqMutexGuard<'static, ()>) {
+    loop {
+        let cpu = cpu_id();
+        let guard = PCP[cpu].lock.lock();
+        if cpu_id() == cpu {
+            return (cpu, guard);
+        }
+    }
+}
 
 /// What one CPU's lists did (`/proc/pcpinfo`, `/proc/vmstat`).
 struct CpuCounters {
@@ -225,8 +270,10 @@ pub fn nr_listed() -> u64 {
 /// the list is empty and the buddy allocator had nothing to give.
 pub(super) fn alloc(state: FrameState, refill_fn: impl FnOnce(usize, &mut dyn FnMut(Frame)) -> usize) -> Option<Result<Frame, AllocError>> {
     let kind = kind_of(state)?;
-    let cpu = cpu_id();
-    let mut lists = PCP[cpu].lock();
+    let (cpu, _guard) = lock_local();
+    // SAFETY: rule (a) of `PerCpu`: this CPU, its lock held, interrupts off; the
+    // refill takes the frame lock inside, and nothing in it frees a frame.
+    let lists = unsafe { &mut *PCP[cpu].lists.get() };
     let list = &mut lists.lists[kind];
     if let Some(pfn) = list.pop() {
         return Some(Ok(take(cpu, Frame::from_pfn(pfn))));
@@ -255,32 +302,46 @@ fn take(cpu: usize, frame: Frame) -> Frame {
 
 /// Puts `frame`, a single frame of `state` that `frame::free` has just checked,
 /// reset (`BuddyAllocator::recycle_single`) and marked listed, on the running CPU's
-/// list; if that leaves the list longer than `high`, gives `batch` of its oldest
-/// frames back to the buddy allocator in one hold of its lock.
-pub(super) fn free(frame: Frame, state: FrameState) {
-    let kind = kind_of(state).expect("pcp::free: a state without a list");
-    let cpu = cpu_id();
-    let mut lists = PCP[cpu].lock();
+/// list, in the same hold of the frame lock (`buddy` is its data: rule (b) of
+/// `PerCpu`, no list lock); if that leaves the list longer than `high`, gives
+/// `batch` of its oldest frames back to the buddy allocator in that hold too.
+pub(super) fn free_locked(buddy: &mut BuddyAllocator<'static>, frame: Frame, state: FrameState) {
+    let kind = kind_of(state).expect("pcp::free_locked: a state without a list");
+    let cpu = cpu_id(); // the frame lock keeps interrupts off: this task stays here
+    // SAFETY: rule (b) of `PerCpu`: this CPU, the frame lock held, interrupts off.
+    let lists = unsafe { &mut *PCP[cpu].lists.get() };
     let list = &mut lists.lists[kind];
     if !list.push(frame.pfn()) {
         // Full (high is below the capacity, so only if the sizes changed).
-        super::frame::free_listed_with(|free_fn| free_fn(frame));
+        super::frame::free_listed(buddy, frame);
         return;
     }
-    COUNTERS[cpu].frees.fetch_add(1, Ordering::Relaxed);
-    COUNTERS[cpu].nr_listed.fetch_add(1, Ordering::Relaxed);
+    let counters = &COUNTERS[cpu];
+    counters.frees.fetch_add(1, Ordering::Relaxed);
+    counters.nr_listed.fetch_add(1, Ordering::Relaxed);
     let nr = list.nr_to_drain(sizes());
     if nr == 0 {
         return;
     }
-    super::frame::free_listed_with(|free_fn| list.drain_oldest(nr, |pfn| free_fn(Frame::from_pfn(pfn))));
-    COUNTERS[cpu].drained_high.fetch_add(nr as u64, Ordering::Relaxed);
-    COUNTERS[cpu].nr_listed.fetch_sub(nr as u64, Ordering::Relaxed);
+    list.drain_oldest(nr, |pfn| super::frame::free_listed(buddy, Frame::from_pfn(pfn)));
+    counters.drained_high.fetch_add(nr as u64, Ordering::Relaxed);
+    counters.nr_listed.fetch_sub(nr as u64, Ordering::Relaxed);
+}
+
+/// Runs `f` on CPU `cpu`'s lists under rule (c) of `PerCpu`: its lock, then the
+/// frame lock.
+fn with_lists_of<R>(cpu: usize, f: impl FnOnce(&mut CpuLists, &mut BuddyAllocator<'static>) -> R) -> R {
+    let _guard = PCP[cpu].lock.lock();
+    super::frame::with_buddy(|buddy| {
+        // SAFETY: rule (c) of `PerCpu`: both locks held.
+        let lists = unsafe { &mut *PCP[cpu].lists.get() };
+        f(lists, buddy)
+    })
 }
 
 /// Returns true if `frame` is on some CPU's list (a search of every list: for tests).
 pub fn contains(frame: Frame) -> bool {
-    PCP.iter().any(|cpu| cpu.lock().lists.iter().any(|list| list.contains(frame.pfn())))
+    (0..MAX_CPUS).any(|cpu| with_lists_of(cpu, |lists, _| lists.lists.iter().any(|list| list.contains(frame.pfn()))))
 }
 
 /// Empties every CPU's lists into the buddy allocator (memory pressure,
@@ -288,19 +349,19 @@ pub fn contains(frame: Frame) -> bool {
 /// CPU's lock in turn: a CPU allocating meanwhile just refills.
 pub fn drain_all() -> u64 {
     let mut nr_drained = 0;
-    for (cpu, pcp) in PCP.iter().enumerate() {
+    for cpu in 0..MAX_CPUS {
         if COUNTERS[cpu].nr_listed.load(Ordering::Relaxed) == 0 {
             continue;
         }
-        let mut lists = pcp.lock();
-        let nr: u64 = lists.lists.iter().map(|l| l.len() as u64).sum();
-        super::frame::free_listed_with(|free_fn| {
+        let nr = with_lists_of(cpu, |lists, buddy| {
+            let nr: u64 = lists.lists.iter().map(|l| l.len() as u64).sum();
             for list in &mut lists.lists {
-                list.drain_oldest(list.len(), |pfn| free_fn(Frame::from_pfn(pfn)));
+                list.drain_oldest(list.len(), |pfn| super::frame::free_listed(buddy, Frame::from_pfn(pfn)));
             }
+            COUNTERS[cpu].drained_all.fetch_add(nr, Ordering::Relaxed);
+            COUNTERS[cpu].nr_listed.fetch_sub(nr, Ordering::Relaxed);
+            nr
         });
-        COUNTERS[cpu].drained_all.fetch_add(nr, Ordering::Relaxed);
-        COUNTERS[cpu].nr_listed.fetch_sub(nr, Ordering::Relaxed);
         nr_drained += nr;
     }
     nr_drained
@@ -309,28 +370,40 @@ pub fn drain_all() -> u64 {
 /// Checks that every listed frame looks like a fresh allocation in its list's state
 /// (for `mm::check`); returns how many frames are listed, or what is wrong.
 pub fn check() -> Result<u64, alloc::string::String> {
+    /// What is wrong, found under the locks and formatted after them (formatting
+    /// allocates, and the heap takes the frame lock).
+    enum Wrong {
+        Frame(usize, Frame, bool, FrameState, u32, u32, u8, super::frame::FrameFlags),
+        Count(u64, u64),
+    }
     let mut nr = 0;
-    for (cpu, pcp) in PCP.iter().enumerate() {
-        let lists = pcp.lock();
-        for (kind, list) in lists.lists.iter().enumerate() {
-            for pfn in list.pfns() {
-                let frame = Frame::from_pfn(pfn);
-                let (state, refcount, map_count, order, flags) =
-                    super::frame::with_desc(frame, |d| (d.state(), d.refcount(), d.map_count(), d.order(), d.flags()));
-                let is_marked = is_listed(frame);
-                if !is_marked || state != KINDS[kind] || refcount != 1 || map_count != 0 || order != 0 || flags != super::frame::FrameFlags::ALLOC_HEAD {
-                    return Err(alloc::format!(
-                        "pcp: cpu {cpu}'s {:?} list holds {frame:?} (listed mark {is_marked}) in state {state:?}, refcount {refcount}, map count {map_count}, order {order}, flags {flags:?}",
-                        KINDS[kind]
-                    ));
+    for cpu in 0..MAX_CPUS {
+        let wrong = with_lists_of(cpu, |lists, buddy| {
+            for (kind, list) in lists.lists.iter().enumerate() {
+                for pfn in list.pfns() {
+                    let frame = Frame::from_pfn(pfn);
+                    let d = buddy.desc(frame);
+                    let (state, refcount, map_count, order, flags) = (d.state(), d.refcount(), d.map_count(), d.order(), d.flags());
+                    let is_marked = is_listed(frame);
+                    if !is_marked || state != KINDS[kind] || refcount != 1 || map_count != 0 || order != 0 || flags != super::frame::FrameFlags::ALLOC_HEAD {
+                        return Some(Wrong::Frame(kind, frame, is_marked, state, refcount.into(), map_count.into(), order, flags));
+                    }
+                    nr += 1;
                 }
-                nr += 1;
             }
-        }
-        let counted = COUNTERS[cpu].nr_listed.load(Ordering::Relaxed);
-        let listed: u64 = lists.lists.iter().map(|l| l.len() as u64).sum();
-        if counted != listed {
-            return Err(alloc::format!("pcp: cpu {cpu} lists {listed} frames, its counter says {counted}"));
+            let counted = COUNTERS[cpu].nr_listed.load(Ordering::Relaxed);
+            let listed: u64 = lists.lists.iter().map(|l| l.len() as u64).sum();
+            (counted != listed).then_some(Wrong::Count(listed, counted))
+        });
+        match wrong {
+            Some(Wrong::Frame(kind, frame, is_marked, state, refcount, map_count, order, flags)) => {
+                return Err(alloc::format!(
+                    "pcp: cpu {cpu}'s {:?} list holds {frame:?} (listed mark {is_marked}) in state {state:?}, refcount {refcount}, map count {map_count}, order {order}, flags {flags:?}",
+                    KINDS[kind]
+                ));
+            }
+            Some(Wrong::Count(listed, counted)) => return Err(alloc::format!("pcp: cpu {cpu} lists {listed} frames, its counter says {counted}")),
+            None => {}
         }
     }
     Ok(nr)
