@@ -74,7 +74,7 @@
 //! | 14 | `heap::POOL` (`HeapPool`) | the heap's emergency page blocks | IRQs off | frames |
 //! | 15 | `fail::PLAN` (`FailPlan`) | fault injection | IRQs off | nothing |
 //! | 15a | `zero_pool::POOL` (`ZeroPool`) | the pre-zeroed frames | IRQs off | frames (a frame's state marked) |
-//! | 15b | `pcp::PCP[cpu]` (`Pcp`), one per CPU | that CPU's lists of free single frames | IRQs off | frames (refill, drain) |
+//! | 15b | `pcp::PCP[cpu]` (`Pcp`), one per CPU | that CPU's lists of free single frames (the pop; a free pushes under `FRAMES` alone, see `pcp::PerCpu`) | IRQs off | frames (refill, drain) |
 //! | 16 | `frame::FRAMES` (`Frames`) | frame table and buddy allocator | IRQs off | nothing but the two leaves below |
 //! | 17 | `vmstat::TRACE` (`FaultTrace`) | the fault trace | IRQs off | nothing |
 //! | 18 | `drivers::pci::CONFIG_LOCK` (`PciConfig`) | PCI configuration space | IRQs off | nothing |

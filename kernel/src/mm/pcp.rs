@@ -1,10 +1,13 @@
-//! Per-CPU page lists in front of the buddy allocator (Linux's pcp lists): most
-//! single-frame allocations and frees touch only the running CPU's list, under that
-//! CPU's own lock, and never the buddy allocator's global lock (`frame::FRAMES`).
+//! Per-CPU page lists in front of the buddy allocator (Linux's pcp lists), on by
+//! default (`pcp=off` turns them off): most single-frame allocations touch only the
+//! running CPU's list, under that CPU's own lock, and never the buddy allocator's
+//! global lock (`frame::FRAMES`); a free pushes onto the list in the one hold of
+//! `FRAMES` it takes anyway to check the descriptor, with no list lock (the rules
+//! are at `PerCpu`).
 //!
 //! ```text
-//!  CPU 0: [User: f7 f3 ..] [PageTable: ..] [Kernel: ..] [Slab: ..]   lock PCP[0]
-//!  CPU 1: [User: f9 ..   ] [PageTable: ..] [Kernel: ..] [Slab: ..]   lock PCP[1]
+//!  CPU 0: [User: f7 f3 ..] [PageTable: ..] [Kernel: ..] [Slab: ..]   pop: PCP[0]; push: FRAMES
+//!  CPU 1: [User: f9 ..   ] [PageTable: ..] [Kernel: ..] [Slab: ..]   pop: PCP[1]; push: FRAMES
 //!            |  ^  batch frames at a time, under FRAMES
 //!            v  |
 //!        the buddy allocator (FRAMES)
@@ -21,7 +24,8 @@
 //! slab pages). What says "free" is a bit per frame beside the frame table
 //! (`is_listed`, Linux's refcount 0 on a pcp page): set under the frame lock
 //! in the same hold that checks and resets the descriptor (a free, or a refill), and
-//! cleared by the pop with one atomic instruction under this CPU's list lock. So a
+//! cleared by the pop with one atomic instruction under this CPU's list lock (or by
+//! a drain, under both locks). So a
 //! scan of descriptors under the frame lock that finds the bit clear can trust the
 //! descriptor, and one that finds it set skips a free frame: reclaim's
 //! `is_live_user_frame` (which, before the bit, re-tracked a free listed frame after
@@ -39,28 +43,28 @@
 //!
 //! **Remote frees.** A frame allocated on CPU 0 and freed on CPU 1 goes onto CPU 1's
 //! list: a list is a set of free frames, not of frames its CPU allocated. Another
-//! CPU takes a list's lock only to drain it.
+//! CPU takes a list's lock (then `FRAMES`) only to drain or read it.
 //!
 //! **Double frees.** The free path checks the frame table and the listed bit under
 //! the frame lock: a frame freed twice is refused (`FreeError::AlreadyFree`)
 //! whichever CPUs free it, with no search of a list.
 //!
-//! **Off by default** (`pcp=on` on the command line, or [`set_enabled`], turns them
-//! on). With the listed bit, every scan of the frame table tells a listed frame
-//! from a live one, and the lists pass the images that touch frames most (frame_alloc,
-//! memcg, policies, swap, oom, zero_pool, thp, ksm, smp_tasks2/4, threads2, audit);
-//! but with them on by default five more images failed in the merged suite of
-//! session 6 (a free listed frame accepted for DMA, fixed; memmap's free count, a
-//! test setup that needs the buddy's order, the heap's reserve under page-table
-//! pressure, one frame short in the fuzzer's leak check), and on one CPU they cost
-//! instructions. The free path takes the frame lock once (check,
-//! reset, mark) and this CPU's lock (push); past `high`, one more hold of the frame
-//! lock gives `batch` frames back at once. Measured in docs/benchmarks.md ("Per-CPU
-//! page lists and slab magazines"). Counters per CPU in `/proc/pcpinfo` (Linux shows
-//! the same in `/proc/zoneinfo`'s "pagesets") and as sums in `/proc/vmstat`.
+//! **On by default** since session 7 (`pcp=off`, or [`set_enabled`], turns them
+//! off; [`turned_on`] turns them on for a test whatever the command line said).
+//! Session 6 left them off after five images failed with them on (a free listed
+//! frame accepted for DMA; kpageflags showing a listed frame with no flag, so
+//! memmap's free count was not MemFree: it shows BUDDY now; `swap`, `fuzz` and
+//! `pressure`, which pass with them on). On one CPU a pair costs fewer instructions
+//! with the lists than without (764 against 792, dev build): the free path holds
+//! `FRAMES` once (check, reset, mark, push, and past `high` the give-back of
+//! `batch` frames) and takes no list lock. Measured in docs/benchmarks.md
+//! ("Per-CPU page lists and slab magazines"). Counters per CPU in `/proc/pcpinfo`
+//! (Linux shows the same in `/proc/zoneinfo`'s "pagesets") and as sums in
+//! `/proc/vmstat`.
 //!
 //! Locks: `PCP[cpu]` (`Pcp`), just above `frame::FRAMES`, which the refill and the
-//! drain take inside it; nothing else is taken under it.
+//! drain take inside it; nothing else is taken under it. The free path takes
+//! `FRAMES` alone.
 
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};

@@ -28,9 +28,12 @@
 //!   them and shrinks before it takes the emergency pool.
 //! - **Counters** per CPU in `/proc/slabmaginfo`; the audit (`mm::check`) checks the
 //!   counts and that no object sits in two magazines, then drains them.
-//! - **Off by default**: `slabmag=on` on the command line, [`set_enabled`] (the
-//!   bench's A/B) or [`turned_on`] (tests) turns them on; off, objects go straight to
-//!   the slab caches.
+//! - **On by default** since session 7: `slabmag=off` on the command line or
+//!   [`set_enabled`] (the bench's A/B) turns them off, and objects go straight to
+//!   the slab caches; [`turned_on`] / [`turned_off`] switch them for a test and
+//!   back. (Session 6 left them off for `tests/pressure.rs`, whose setup filled a
+//!   class "until its slabs had no free object": with magazines that never
+//!   happens, slabinfo counting their objects as active; it fills with them off.)
 //!
 //! Locks: `MAGS[cpu]` (`SlabMag`), just above `heap::KMALLOC` (`Heap`), which the
 //! refill and the flush take inside it; only a drain takes another CPU's.
