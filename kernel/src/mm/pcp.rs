@@ -353,8 +353,8 @@ pub fn contains(frame: Frame) -> bool {
 /// CPU's lock in turn: a CPU allocating meanwhile just refills.
 pub fn drain_all() -> u64 {
     let mut nr_drained = 0;
-    for cpu in 0..MAX_CPUS {
-        if COUNTERS[cpu].nr_listed.load(Ordering::Relaxed) == 0 {
+    for (cpu, counters) in COUNTERS.iter().enumerate() {
+        if counters.nr_listed.load(Ordering::Relaxed) == 0 {
             continue;
         }
         let nr = with_lists_of(cpu, |lists, buddy| {
@@ -362,8 +362,8 @@ pub fn drain_all() -> u64 {
             for list in &mut lists.lists {
                 list.drain_oldest(list.len(), |pfn| super::frame::free_listed(buddy, Frame::from_pfn(pfn)));
             }
-            COUNTERS[cpu].drained_all.fetch_add(nr, Ordering::Relaxed);
-            COUNTERS[cpu].nr_listed.fetch_sub(nr, Ordering::Relaxed);
+            counters.drained_all.fetch_add(nr, Ordering::Relaxed);
+            counters.nr_listed.fetch_sub(nr, Ordering::Relaxed);
             nr
         });
         nr_drained += nr;
@@ -381,7 +381,7 @@ pub fn check() -> Result<u64, alloc::string::String> {
         Count(u64, u64),
     }
     let mut nr = 0;
-    for cpu in 0..MAX_CPUS {
+    for (cpu, counters) in COUNTERS.iter().enumerate() {
         let wrong = with_lists_of(cpu, |lists, buddy| {
             for (kind, list) in lists.lists.iter().enumerate() {
                 for pfn in list.pfns() {
@@ -390,12 +390,12 @@ pub fn check() -> Result<u64, alloc::string::String> {
                     let (state, refcount, map_count, order, flags) = (d.state(), d.refcount(), d.map_count(), d.order(), d.flags());
                     let is_marked = is_listed(frame);
                     if !is_marked || state != KINDS[kind] || refcount != 1 || map_count != 0 || order != 0 || flags != super::frame::FrameFlags::ALLOC_HEAD {
-                        return Some(Wrong::Frame(kind, frame, is_marked, state, refcount.into(), map_count.into(), order, flags));
+                        return Some(Wrong::Frame(kind, frame, is_marked, state, refcount, map_count, order, flags));
                     }
                     nr += 1;
                 }
             }
-            let counted = COUNTERS[cpu].nr_listed.load(Ordering::Relaxed);
+            let counted = counters.nr_listed.load(Ordering::Relaxed);
             let listed: u64 = lists.lists.iter().map(|l| l.len() as u64).sum();
             (counted != listed).then_some(Wrong::Count(listed, counted))
         });
