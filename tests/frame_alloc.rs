@@ -122,7 +122,7 @@ fn zeroed_frames_read_back_zero_after_dirty_use() {
 
 #[test_case]
 fn allocated_frames_carry_their_state_and_refcount() {
-    let _lists = pcp::turned_on(); // off by default
+    let _lists = pcp::turned_on(); // on even under pcp=off
     let f = frame::alloc(Order(0), FrameState::User).unwrap();
     frame::with_desc(f, |d| {
         assert_eq!(d.state(), FrameState::User);
@@ -147,7 +147,7 @@ fn allocated_frames_carry_their_state_and_refcount() {
 /// of a frame not on the ring" with `pcp=on`). The scans must see it as free.
 #[test_case]
 fn a_frame_on_a_per_cpu_list_is_never_taken_for_a_live_page() {
-    let _lists = pcp::turned_on(); // off by default
+    let _lists = pcp::turned_on(); // on even under pcp=off
     assert!(pcp::is_enabled());
     let (user_before, census_before) = (frame::nr_frames_in_state(FrameState::User), frame::mem_census());
     let f = frame::alloc(Order(0), FrameState::User).unwrap();
@@ -171,7 +171,7 @@ fn a_frame_on_a_per_cpu_list_is_never_taken_for_a_live_page() {
 
 #[test_case]
 fn a_freed_single_frame_is_the_next_one_this_cpu_allocates() {
-    let _lists = pcp::turned_on(); // off by default
+    let _lists = pcp::turned_on(); // on even under pcp=off
     let f = frame::alloc(Order(0), FrameState::Kernel).unwrap();
     let before = pcp::stats(0);
     let free_before = frame::nr_free_frames();
@@ -187,7 +187,7 @@ fn a_freed_single_frame_is_the_next_one_this_cpu_allocates() {
 
 #[test_case]
 fn a_double_free_of_a_listed_frame_is_refused() {
-    let _lists = pcp::turned_on(); // off by default
+    let _lists = pcp::turned_on(); // on even under pcp=off
     let f = frame::alloc(Order(0), FrameState::Kernel).unwrap();
     // SAFETY: test frames, allocated here and never mapped or used.
     unsafe { frame::free(f, Order(0)) }.unwrap();
@@ -200,7 +200,7 @@ fn a_double_free_of_a_listed_frame_is_refused() {
 
 #[test_case]
 fn frames_on_a_per_cpu_list_never_make_an_allocation_fail() {
-    let _lists = pcp::turned_on(); // off by default
+    let _lists = pcp::turned_on(); // on even under pcp=off
     // Park frames on this CPU's Kernel list: freed there, they look allocated.
     let sizes = pcp::sizes();
     let mut parked = Vec::new();

@@ -138,7 +138,7 @@ fn addr_of<T>(value: &T) -> u64 {
 
 #[test_case]
 fn a_freed_object_is_the_next_one_this_cpu_allocates() {
-    let _magazines = slabmag::turned_on(); // off by default
+    let _magazines = slabmag::turned_on(); // on even under slabmag=off
     let before = slabmag::stats(0);
     let a = Box::new([7u64; 8]); // kmalloc-64
     let addr = addr_of(&*a);
@@ -153,7 +153,7 @@ fn a_freed_object_is_the_next_one_this_cpu_allocates() {
 
 #[test_case]
 fn a_full_magazine_flushes_and_a_shrink_empties_them_all() {
-    let _magazines = slabmag::turned_on(); // off by default
+    let _magazines = slabmag::turned_on(); // on even under slabmag=off
     let before = slabmag::stats(0);
     let boxes: Vec<Box<[u64; 16]>> = (0..300).map(|i| Box::new([i; 16])).collect(); // kmalloc-128
     assert!(boxes.iter().enumerate().all(|(i, b)| b[15] == i as u64));

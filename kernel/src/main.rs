@@ -62,12 +62,6 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     if cmdline::value("prezero") == Some("off") {
         kernel::mm::zero_pool::set_enabled(false);
     }
-    if cmdline::value("pcp") == Some("on") {
-        kernel::mm::pcp::set_enabled(true);
-    }
-    if cmdline::value("slabmag") == Some("on") {
-        kernel::mm::slabmag::set_enabled(true);
-    }
     if let Some(name) = cmdline::value("run") {
         run_one(name);
     } else if cmdline::has("shell") {

@@ -277,7 +277,7 @@ fn free_remote_box(addr: usize) {
 
 #[test_case]
 fn an_object_freed_on_another_cpu_goes_to_that_cpus_magazine() {
-    let _magazines = kernel::mm::slabmag::turned_on(); // off by default
+    let _magazines = kernel::mm::slabmag::turned_on(); // on even under slabmag=off
     let object = alloc::boxed::Box::new([0x5au64; 8]);
     let addr = alloc::boxed::Box::into_raw(object) as usize;
     let frees_before = kernel::mm::slabmag::stats(1).frees;
@@ -290,7 +290,7 @@ fn an_object_freed_on_another_cpu_goes_to_that_cpus_magazine() {
 
 #[test_case]
 fn a_frame_freed_on_another_cpu_goes_to_that_cpus_list_and_a_drain_empties_every_list() {
-    let _lists = pcp::turned_on(); // off by default
+    let _lists = pcp::turned_on(); // on even under pcp=off
     let frame = frame::alloc(Order(0), frame::FrameState::Kernel).expect("a frame");
     let frees_before = pcp::stats(1).frees;
     REMOTE_FRAME.store(frame.pfn() as usize, Ordering::SeqCst);

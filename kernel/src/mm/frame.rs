@@ -118,7 +118,7 @@ pub fn init(regions: &[MemoryRegion]) {
 }
 
 /// Runs `f` on the buddy allocator with its lock held.
-fn with_buddy<R>(f: impl FnOnce(&mut BuddyAllocator<'static>) -> R) -> R {
+pub(super) fn with_buddy<R>(f: impl FnOnce(&mut BuddyAllocator<'static>) -> R) -> R {
     f(FRAMES.lock().as_mut().expect("frame: allocator used before init"))
 }
 
@@ -287,7 +287,7 @@ pub fn alloc_zeroed_leaving(order: Order, state: FrameState, reserve: Reserve) -
 /// (user PTEs, kernel mappings, a table that still links it), no pointer into it is
 /// live, no device DMA targets it. The frame table cannot see all of that.
 pub unsafe fn free(frame: Frame, order: Order) -> Result<(), FreeError> {
-    let listed = with_buddy(|buddy| {
+    with_buddy(|buddy| {
         if buddy.contains(frame) {
             let desc = buddy.desc(frame);
             if desc.state() == FrameState::User && desc.next().is_some() && desc.map_count() == 0 {
@@ -295,48 +295,38 @@ pub unsafe fn free(frame: Frame, order: Order) -> Result<(), FreeError> {
             }
         }
         free_or_recycle(buddy, frame, order)
-    })?;
-    listed.map_or(Ok(()), |state| to_cpu_list(frame, state))
+    })
 }
 
 /// Frees `frame` to the buddy allocator, or, if it is a single frame of a state with
-/// a per-CPU list, checks and resets it for that list (`BuddyAllocator::recycle_single`)
-/// and returns its state: the caller pushes it with [`to_cpu_list`] once the lock is
-/// dropped.
+/// a per-CPU list, checks and resets it for that list (`BuddyAllocator::recycle_single`),
+/// marks it listed and puts it on the running CPU's list, all in the caller's hold
+/// of the frame lock (`pcp::free_locked`: the list takes no lock of its own here).
 ///
 /// A listed frame (on a list, or on its way) is refused as [`FreeError::AlreadyFree`]
 /// whichever CPU frees it: its descriptor looks allocated, its listed bit does not
 /// (`pcp::is_listed`).
-fn free_or_recycle(buddy: &mut BuddyAllocator<'static>, frame: Frame, order: Order) -> Result<Option<FrameState>, FreeError> {
+fn free_or_recycle(buddy: &mut BuddyAllocator<'static>, frame: Frame, order: Order) -> Result<(), FreeError> {
     if super::pcp::is_listed(frame) {
         return Err(FreeError::AlreadyFree(frame));
     }
     let has_list = order.0 == 0 && super::pcp::is_enabled() && buddy.contains(frame) && super::pcp::has_list(buddy.desc(frame).state());
     if !has_list {
-        return buddy.free(frame, order).map(|()| None);
+        return buddy.free(frame, order);
     }
     let state = buddy.recycle_single(frame)?;
     super::pcp::set_listed(frame);
-    Ok(Some(state))
-}
-
-/// Puts a frame `free_or_recycle` took back on the running CPU's list.
-fn to_cpu_list(frame: Frame, state: FrameState) -> Result<(), FreeError> {
-    super::pcp::free(frame, state);
+    super::pcp::free_locked(buddy, frame, state);
     Ok(())
 }
 
-/// Gives frames from a per-CPU list back to the buddy allocator (a drain), under
-/// one hold of `FRAMES`: `f` calls the function it is given once per frame.
-pub(super) fn free_listed_with(f: impl FnOnce(&mut dyn FnMut(Frame))) {
-    with_buddy(|buddy| {
-        f(&mut |frame| {
-            super::pcp::clear_listed(frame);
-            if let Err(e) = buddy.free(frame, Order(0)) {
-                panic!("pcp: a listed frame cannot be freed: {e}");
-            }
-        });
-    });
+/// Gives a listed frame back to the buddy allocator (a drain), in a hold of `FRAMES`
+/// (`buddy` is its data).
+pub(super) fn free_listed(buddy: &mut BuddyAllocator<'static>, frame: Frame) {
+    super::pcp::clear_listed(frame);
+    if let Err(e) = buddy.free(frame, Order(0)) {
+        panic!("pcp: a listed frame cannot be freed: {e}");
+    }
 }
 
 /// The frame table as the replacement policy's per-page store: a tracked user
@@ -521,23 +511,13 @@ pub fn drop_mapping_refs(unmapped: &[(Frame, FamilyPage, bool)], out: &mut [Drop
 /// returns its error: those before it are freed, it and those after are not.
 pub fn free_unreferenced_user_frames(frames: &[Frame]) -> Result<(), FreeError> {
     for chunk in frames.chunks(FREE_BATCH) {
-        let mut listed = [None; FREE_BATCH];
-        let mut nr_done = 0;
-        let result = with_buddy(|buddy| {
-            for (&frame, listed) in chunk.iter().zip(listed.iter_mut()) {
+        with_buddy(|buddy| {
+            for &frame in chunk {
                 check_unreferenced_user(buddy, frame)?;
-                *listed = free_or_recycle(buddy, frame, Order(0))?;
-                nr_done += 1;
+                free_or_recycle(buddy, frame, Order(0))?;
             }
             Ok(())
-        });
-        // Per-CPU lists (if on) take their frames with the frame lock dropped.
-        for (&frame, state) in chunk[..nr_done].iter().zip(listed) {
-            if let Some(state) = state {
-                to_cpu_list(frame, state)?;
-            }
-        }
-        result?;
+        })?;
     }
     Ok(())
 }
@@ -671,8 +651,7 @@ pub fn free_unreferenced_user_frame(frame: Frame) -> Result<(), FreeError> {
             panic!("frame::free_unreferenced_user_frame: {frame:?} is still tracked by the replacement policy");
         }
         free_or_recycle(buddy, frame, Order(0))
-    })?
-    .map_or(Ok(()), |state| to_cpu_list(frame, state))
+    })
 }
 
 /// Allocates an order-9 `User` block (refcount 1, mapped nowhere yet) holding a

@@ -74,7 +74,7 @@
 //! | 14 | `heap::POOL` (`HeapPool`) | the heap's emergency page blocks | IRQs off | frames |
 //! | 15 | `fail::PLAN` (`FailPlan`) | fault injection | IRQs off | nothing |
 //! | 15a | `zero_pool::POOL` (`ZeroPool`) | the pre-zeroed frames | IRQs off | frames (a frame's state marked) |
-//! | 15b | `pcp::PCP[cpu]` (`Pcp`), one per CPU | that CPU's lists of free single frames | IRQs off | frames (refill, drain) |
+//! | 15b | `pcp::PCP[cpu]` (`Pcp`), one per CPU | that CPU's lists of free single frames (the pop; a free pushes under `FRAMES` alone, see `pcp::PerCpu`) | IRQs off | frames (refill, drain) |
 //! | 16 | `frame::FRAMES` (`Frames`) | frame table and buddy allocator | IRQs off | nothing but the two leaves below |
 //! | 17 | `vmstat::TRACE` (`FaultTrace`) | the fault trace | IRQs off | nothing |
 //! | 18 | `drivers::pci::CONFIG_LOCK` (`PciConfig`) | PCI configuration space | IRQs off | nothing |
@@ -201,26 +201,39 @@ pub fn init() {
     kspace::init();
     let _ = fault::zero_frame(); // allocated once, at boot, never freed
     thp::init_from_cmdline();
-}
-
-/// A switchable mechanism turned on for as long as this lives, and off again when
-/// it is dropped: what tests and measurements of the per-CPU caches use, which are
-/// off by default (`pcp::turned_on`, `slabmag::turned_on`).
-#[must_use = "the mechanism goes off again when this is dropped"]
-pub struct TurnedOn {
-    set_enabled: fn(bool),
-}
-
-impl TurnedOn {
-    /// Calls `set_enabled(true)` now and `set_enabled(false)` on drop.
-    pub fn new(set_enabled: fn(bool)) -> TurnedOn {
-        set_enabled(true);
-        TurnedOn { set_enabled }
+    // The per-CPU caches are on by default; `pcp=off` / `slabmag=off` turn them off
+    // (here, not in `main`, so that test images obey `KERNEL_CMDLINE` too).
+    if crate::cmdline::value("pcp") == Some("off") {
+        pcp::set_enabled(false);
+    }
+    if crate::cmdline::value("slabmag") == Some("off") {
+        slabmag::set_enabled(false);
     }
 }
 
-impl Drop for TurnedOn {
+/// A switchable mechanism turned on (or off) for as long as this lives, and back to
+/// what it was when it is dropped: what tests and measurements of the per-CPU caches
+/// use, so that they run with the caches even under `pcp=off` / `slabmag=off`, or
+/// set something up without them (`pcp::turned_on`, `slabmag::turned_on`,
+/// `slabmag::turned_off`).
+#[must_use = "the mechanism goes back to what it was when this is dropped"]
+pub struct Switched {
+    set_enabled: fn(bool),
+    was_on: bool,
+}
+
+impl Switched {
+    /// Calls `set_enabled(is_on)` now and `set_enabled(was_on)` on drop, where
+    /// `was_on` is what `is_enabled()` says now.
+    pub fn new(set_enabled: fn(bool), is_enabled: fn() -> bool, is_on: bool) -> Switched {
+        let was_on = is_enabled();
+        set_enabled(is_on);
+        Switched { set_enabled, was_on }
+    }
+}
+
+impl Drop for Switched {
     fn drop(&mut self) {
-        (self.set_enabled)(false);
+        (self.set_enabled)(self.was_on);
     }
 }

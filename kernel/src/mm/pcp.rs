@@ -1,10 +1,13 @@
-//! Per-CPU page lists in front of the buddy allocator (Linux's pcp lists): most
-//! single-frame allocations and frees touch only the running CPU's list, under that
-//! CPU's own lock, and never the buddy allocator's global lock (`frame::FRAMES`).
+//! Per-CPU page lists in front of the buddy allocator (Linux's pcp lists), on by
+//! default (`pcp=off` turns them off): most single-frame allocations touch only the
+//! running CPU's list, under that CPU's own lock, and never the buddy allocator's
+//! global lock (`frame::FRAMES`); a free pushes onto the list in the one hold of
+//! `FRAMES` it takes anyway to check the descriptor, with no list lock (the rules
+//! are at `PerCpu`).
 //!
 //! ```text
-//!  CPU 0: [User: f7 f3 ..] [PageTable: ..] [Kernel: ..] [Slab: ..]   lock PCP[0]
-//!  CPU 1: [User: f9 ..   ] [PageTable: ..] [Kernel: ..] [Slab: ..]   lock PCP[1]
+//!  CPU 0: [User: f7 f3 ..] [PageTable: ..] [Kernel: ..] [Slab: ..]   pop: PCP[0]; push: FRAMES
+//!  CPU 1: [User: f9 ..   ] [PageTable: ..] [Kernel: ..] [Slab: ..]   pop: PCP[1]; push: FRAMES
 //!            |  ^  batch frames at a time, under FRAMES
 //!            v  |
 //!        the buddy allocator (FRAMES)
@@ -21,7 +24,8 @@
 //! slab pages). What says "free" is a bit per frame beside the frame table
 //! (`is_listed`, Linux's refcount 0 on a pcp page): set under the frame lock
 //! in the same hold that checks and resets the descriptor (a free, or a refill), and
-//! cleared by the pop with one atomic instruction under this CPU's list lock. So a
+//! cleared by the pop with one atomic instruction under this CPU's list lock (or by
+//! a drain, under both locks). So a
 //! scan of descriptors under the frame lock that finds the bit clear can trust the
 //! descriptor, and one that finds it set skips a free frame: reclaim's
 //! `is_live_user_frame` (which, before the bit, re-tracked a free listed frame after
@@ -39,44 +43,52 @@
 //!
 //! **Remote frees.** A frame allocated on CPU 0 and freed on CPU 1 goes onto CPU 1's
 //! list: a list is a set of free frames, not of frames its CPU allocated. Another
-//! CPU takes a list's lock only to drain it.
+//! CPU takes a list's lock (then `FRAMES`) only to drain or read it.
 //!
 //! **Double frees.** The free path checks the frame table and the listed bit under
 //! the frame lock: a frame freed twice is refused (`FreeError::AlreadyFree`)
 //! whichever CPUs free it, with no search of a list.
 //!
-//! **Off by default** (`pcp=on` on the command line, or [`set_enabled`], turns them
-//! on). With the listed bit, every scan of the frame table tells a listed frame
-//! from a live one, and the lists pass the images that touch frames most (frame_alloc,
-//! memcg, policies, swap, oom, zero_pool, thp, ksm, smp_tasks2/4, threads2, audit);
-//! but with them on by default five more images failed in the merged suite of
-//! session 6 (a free listed frame accepted for DMA, fixed; memmap's free count, a
-//! test setup that needs the buddy's order, the heap's reserve under page-table
-//! pressure, one frame short in the fuzzer's leak check), and on one CPU they cost
-//! instructions. The free path takes the frame lock once (check,
-//! reset, mark) and this CPU's lock (push); past `high`, one more hold of the frame
-//! lock gives `batch` frames back at once. Measured in docs/benchmarks.md ("Per-CPU
-//! page lists and slab magazines"). Counters per CPU in `/proc/pcpinfo` (Linux shows
-//! the same in `/proc/zoneinfo`'s "pagesets") and as sums in `/proc/vmstat`.
+//! **On by default** since session 7 (`pcp=off`, or [`set_enabled`], turns them
+//! off; [`turned_on`] turns them on for a test whatever the command line said).
+//! Session 6 left them off after five images failed with them on (a free listed
+//! frame accepted for DMA; kpageflags showing a listed frame with no flag, so
+//! memmap's free count was not MemFree: it shows BUDDY now; `swap`, `fuzz` and
+//! `pressure`, which pass with them on). On one CPU a pair costs fewer instructions
+//! with the lists than without (764 against 792, dev build): the free path holds
+//! `FRAMES` once (check, reset, mark, push, and past `high` the give-back of
+//! `batch` frames) and takes no list lock. Measured in docs/benchmarks.md
+//! ("Per-CPU page lists and slab magazines"). Counters per CPU in `/proc/pcpinfo`
+//! (Linux shows the same in `/proc/zoneinfo`'s "pagesets") and as sums in
+//! `/proc/vmstat`.
 //!
 //! Locks: `PCP[cpu]` (`Pcp`), just above `frame::FRAMES`, which the refill and the
-//! drain take inside it; nothing else is taken under it.
+//! drain take inside it; nothing else is taken under it. The free path takes
+//! `FRAMES` alone.
 
+use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use mm_core::pcp::{PcpList, PcpSizes};
 
 use super::Frame;
-use super::frame::{AllocError, FrameState};
+use super::frame::{AllocError, BuddyAllocator, FrameState};
 use crate::arch::smp::{MAX_CPUS, cpu_id};
-use crate::sync::{IrqMutex, LockRank};
+use crate::sync::{IrqMutex, IrqMutexGuard, LockRank};
 
 /// The frame states that have a list: the order-0 allocations that are frequent.
 const KINDS: [FrameState; 4] = [FrameState::User, FrameState::PageTable, FrameState::Kernel, FrameState::Slab];
 
-/// Returns the index of the list for frames of `state`, if it has one.
+/// Returns the index of the list for frames of `state` in [`KINDS`], if it has one.
+#[inline]
 fn kind_of(state: FrameState) -> Option<usize> {
-    KINDS.iter().position(|&s| s == state)
+    match state {
+        FrameState::User => Some(0),
+        FrameState::PageTable => Some(1),
+        FrameState::Kernel => Some(2),
+        FrameState::Slab => Some(3),
+        _ => None,
+    }
 }
 
 /// Returns true if single frames of `state` go through the per-CPU lists.
@@ -89,8 +101,45 @@ struct CpuLists {
     lists: [PcpList; KINDS.len()],
 }
 
-static PCP: [IrqMutex<CpuLists>; MAX_CPUS] =
-    [const { IrqMutex::new_ranked(LockRank::Pcp, CpuLists { lists: [const { PcpList::new() }; KINDS.len()] }) }; MAX_CPUS];
+/// One CPU's lists and their lock. Who may touch CPU `c`'s lists:
+/// (a) CPU `c` itself with its lock held (IRQs off): a pop, a refill;
+/// (b) CPU `c` itself with the frame lock held (IRQs off): a free's push, and the
+///     drain past `high` that follows it ([`free_locked`]);
+/// (c) any CPU holding both this lock and the frame lock: a drain of every list, the
+///     audit, a test's search.
+/// (a) and (b) run on the same CPU with interrupts off and never inside each other,
+/// so they never overlap; (a) and (c) share this lock, (b) and (c) the frame lock.
+/// That leaves the free path one lock (the frame lock it takes anyway to check the
+/// descriptor) instead of two.
+struct PerCpu {
+    lock: IrqMutex<()>,
+    lists: UnsafeCell<CpuLists>,
+}
+
+// SAFETY: `lists` is only reached under the rules of `PerCpu`'s docs, which make
+// every access exclusive (the same CPU with interrupts off, or a shared lock).
+unsafe impl Sync for PerCpu {}
+
+static PCP: [PerCpu; MAX_CPUS] = [const {
+    PerCpu {
+        lock: IrqMutex::new_ranked(LockRank::Pcp, ()),
+        lists: UnsafeCell::new(CpuLists { lists: [const { PcpList::new() }; KINDS.len()] }),
+    }
+}; MAX_CPUS];
+
+/// Locks the running CPU's lists; returns the CPU and the guard. The CPU is read
+/// again once interrupts are off (the lock turns them off), so a task moved between
+/// the two reads never holds another CPU's lock for rule (a).
+#[inline]
+fn lock_local() -> (usize, IrqMutexGuard<'static, ()>) {
+    loop {
+        let cpu = cpu_id();
+        let guard = PCP[cpu].lock.lock();
+        if cpu_id() == cpu {
+            return (cpu, guard);
+        }
+    }
+}
 
 /// What one CPU's lists did (`/proc/pcpinfo`, `/proc/vmstat`).
 struct CpuCounters {
@@ -132,9 +181,8 @@ static SIZES_AT_BOOT: spin::Once<PcpSizes> = spin::Once::new();
 /// ([`clear_listed`]); read by every scan that may meet a free frame ([`is_listed`]).
 static LISTED: spin::Once<&'static [AtomicU64]> = spin::Once::new();
 
-/// Whether the lists are used: off unless `pcp=on` (see the module docs, "Off by
-/// default").
-static IS_ENABLED: AtomicBool = AtomicBool::new(false);
+/// Whether the lists are used: on unless `pcp=off`.
+static IS_ENABLED: AtomicBool = AtomicBool::new(true);
 
 /// Sizes the lists for `nr_managed_frames` of RAM (Linux's `zone_batchsize`).
 /// Called by `frame::init`; until then nothing is listed.
@@ -194,10 +242,11 @@ pub fn sizes() -> PcpSizes {
     PcpSizes { batch: BATCH.load(Ordering::Relaxed), high: HIGH.load(Ordering::Relaxed) }
 }
 
-/// Turns the lists on until the returned guard is dropped (then off, drained): for
-/// tests and measurements, as they are off by default.
-pub fn turned_on() -> super::TurnedOn {
-    super::TurnedOn::new(set_enabled)
+/// Turns the lists on until the returned guard is dropped (then back to what they
+/// were; off also drains them): for tests and measurements that need them even
+/// under `pcp=off`.
+pub fn turned_on() -> super::Switched {
+    super::Switched::new(set_enabled, is_enabled, true)
 }
 
 /// Turns the per-CPU lists on or off; off also empties them into the buddy allocator.
@@ -225,8 +274,10 @@ pub fn nr_listed() -> u64 {
 /// the list is empty and the buddy allocator had nothing to give.
 pub(super) fn alloc(state: FrameState, refill_fn: impl FnOnce(usize, &mut dyn FnMut(Frame)) -> usize) -> Option<Result<Frame, AllocError>> {
     let kind = kind_of(state)?;
-    let cpu = cpu_id();
-    let mut lists = PCP[cpu].lock();
+    let (cpu, _guard) = lock_local();
+    // SAFETY: rule (a) of `PerCpu`: this CPU, its lock held, interrupts off; the
+    // refill takes the frame lock inside, and nothing in it frees a frame.
+    let lists = unsafe { &mut *PCP[cpu].lists.get() };
     let list = &mut lists.lists[kind];
     if let Some(pfn) = list.pop() {
         return Some(Ok(take(cpu, Frame::from_pfn(pfn))));
@@ -255,32 +306,46 @@ fn take(cpu: usize, frame: Frame) -> Frame {
 
 /// Puts `frame`, a single frame of `state` that `frame::free` has just checked,
 /// reset (`BuddyAllocator::recycle_single`) and marked listed, on the running CPU's
-/// list; if that leaves the list longer than `high`, gives `batch` of its oldest
-/// frames back to the buddy allocator in one hold of its lock.
-pub(super) fn free(frame: Frame, state: FrameState) {
-    let kind = kind_of(state).expect("pcp::free: a state without a list");
-    let cpu = cpu_id();
-    let mut lists = PCP[cpu].lock();
+/// list, in the same hold of the frame lock (`buddy` is its data: rule (b) of
+/// `PerCpu`, no list lock); if that leaves the list longer than `high`, gives
+/// `batch` of its oldest frames back to the buddy allocator in that hold too.
+pub(super) fn free_locked(buddy: &mut BuddyAllocator<'static>, frame: Frame, state: FrameState) {
+    let kind = kind_of(state).expect("pcp::free_locked: a state without a list");
+    let cpu = cpu_id(); // the frame lock keeps interrupts off: this task stays here
+    // SAFETY: rule (b) of `PerCpu`: this CPU, the frame lock held, interrupts off.
+    let lists = unsafe { &mut *PCP[cpu].lists.get() };
     let list = &mut lists.lists[kind];
     if !list.push(frame.pfn()) {
         // Full (high is below the capacity, so only if the sizes changed).
-        super::frame::free_listed_with(|free_fn| free_fn(frame));
+        super::frame::free_listed(buddy, frame);
         return;
     }
-    COUNTERS[cpu].frees.fetch_add(1, Ordering::Relaxed);
-    COUNTERS[cpu].nr_listed.fetch_add(1, Ordering::Relaxed);
+    let counters = &COUNTERS[cpu];
+    counters.frees.fetch_add(1, Ordering::Relaxed);
+    counters.nr_listed.fetch_add(1, Ordering::Relaxed);
     let nr = list.nr_to_drain(sizes());
     if nr == 0 {
         return;
     }
-    super::frame::free_listed_with(|free_fn| list.drain_oldest(nr, |pfn| free_fn(Frame::from_pfn(pfn))));
-    COUNTERS[cpu].drained_high.fetch_add(nr as u64, Ordering::Relaxed);
-    COUNTERS[cpu].nr_listed.fetch_sub(nr as u64, Ordering::Relaxed);
+    list.drain_oldest(nr, |pfn| super::frame::free_listed(buddy, Frame::from_pfn(pfn)));
+    counters.drained_high.fetch_add(nr as u64, Ordering::Relaxed);
+    counters.nr_listed.fetch_sub(nr as u64, Ordering::Relaxed);
+}
+
+/// Runs `f` on CPU `cpu`'s lists under rule (c) of `PerCpu`: its lock, then the
+/// frame lock.
+fn with_lists_of<R>(cpu: usize, f: impl FnOnce(&mut CpuLists, &mut BuddyAllocator<'static>) -> R) -> R {
+    let _guard = PCP[cpu].lock.lock();
+    super::frame::with_buddy(|buddy| {
+        // SAFETY: rule (c) of `PerCpu`: both locks held.
+        let lists = unsafe { &mut *PCP[cpu].lists.get() };
+        f(lists, buddy)
+    })
 }
 
 /// Returns true if `frame` is on some CPU's list (a search of every list: for tests).
 pub fn contains(frame: Frame) -> bool {
-    PCP.iter().any(|cpu| cpu.lock().lists.iter().any(|list| list.contains(frame.pfn())))
+    (0..MAX_CPUS).any(|cpu| with_lists_of(cpu, |lists, _| lists.lists.iter().any(|list| list.contains(frame.pfn()))))
 }
 
 /// Empties every CPU's lists into the buddy allocator (memory pressure,
@@ -288,19 +353,19 @@ pub fn contains(frame: Frame) -> bool {
 /// CPU's lock in turn: a CPU allocating meanwhile just refills.
 pub fn drain_all() -> u64 {
     let mut nr_drained = 0;
-    for (cpu, pcp) in PCP.iter().enumerate() {
-        if COUNTERS[cpu].nr_listed.load(Ordering::Relaxed) == 0 {
+    for (cpu, counters) in COUNTERS.iter().enumerate() {
+        if counters.nr_listed.load(Ordering::Relaxed) == 0 {
             continue;
         }
-        let mut lists = pcp.lock();
-        let nr: u64 = lists.lists.iter().map(|l| l.len() as u64).sum();
-        super::frame::free_listed_with(|free_fn| {
+        let nr = with_lists_of(cpu, |lists, buddy| {
+            let nr: u64 = lists.lists.iter().map(|l| l.len() as u64).sum();
             for list in &mut lists.lists {
-                list.drain_oldest(list.len(), |pfn| free_fn(Frame::from_pfn(pfn)));
+                list.drain_oldest(list.len(), |pfn| super::frame::free_listed(buddy, Frame::from_pfn(pfn)));
             }
+            counters.drained_all.fetch_add(nr, Ordering::Relaxed);
+            counters.nr_listed.fetch_sub(nr, Ordering::Relaxed);
+            nr
         });
-        COUNTERS[cpu].drained_all.fetch_add(nr, Ordering::Relaxed);
-        COUNTERS[cpu].nr_listed.fetch_sub(nr, Ordering::Relaxed);
         nr_drained += nr;
     }
     nr_drained
@@ -309,28 +374,40 @@ pub fn drain_all() -> u64 {
 /// Checks that every listed frame looks like a fresh allocation in its list's state
 /// (for `mm::check`); returns how many frames are listed, or what is wrong.
 pub fn check() -> Result<u64, alloc::string::String> {
+    /// What is wrong, found under the locks and formatted after them (formatting
+    /// allocates, and the heap takes the frame lock).
+    enum Wrong {
+        Frame(usize, Frame, bool, FrameState, u32, u32, u8, super::frame::FrameFlags),
+        Count(u64, u64),
+    }
     let mut nr = 0;
-    for (cpu, pcp) in PCP.iter().enumerate() {
-        let lists = pcp.lock();
-        for (kind, list) in lists.lists.iter().enumerate() {
-            for pfn in list.pfns() {
-                let frame = Frame::from_pfn(pfn);
-                let (state, refcount, map_count, order, flags) =
-                    super::frame::with_desc(frame, |d| (d.state(), d.refcount(), d.map_count(), d.order(), d.flags()));
-                let is_marked = is_listed(frame);
-                if !is_marked || state != KINDS[kind] || refcount != 1 || map_count != 0 || order != 0 || flags != super::frame::FrameFlags::ALLOC_HEAD {
-                    return Err(alloc::format!(
-                        "pcp: cpu {cpu}'s {:?} list holds {frame:?} (listed mark {is_marked}) in state {state:?}, refcount {refcount}, map count {map_count}, order {order}, flags {flags:?}",
-                        KINDS[kind]
-                    ));
+    for (cpu, counters) in COUNTERS.iter().enumerate() {
+        let wrong = with_lists_of(cpu, |lists, buddy| {
+            for (kind, list) in lists.lists.iter().enumerate() {
+                for pfn in list.pfns() {
+                    let frame = Frame::from_pfn(pfn);
+                    let d = buddy.desc(frame);
+                    let (state, refcount, map_count, order, flags) = (d.state(), d.refcount(), d.map_count(), d.order(), d.flags());
+                    let is_marked = is_listed(frame);
+                    if !is_marked || state != KINDS[kind] || refcount != 1 || map_count != 0 || order != 0 || flags != super::frame::FrameFlags::ALLOC_HEAD {
+                        return Some(Wrong::Frame(kind, frame, is_marked, state, refcount, map_count, order, flags));
+                    }
+                    nr += 1;
                 }
-                nr += 1;
             }
-        }
-        let counted = COUNTERS[cpu].nr_listed.load(Ordering::Relaxed);
-        let listed: u64 = lists.lists.iter().map(|l| l.len() as u64).sum();
-        if counted != listed {
-            return Err(alloc::format!("pcp: cpu {cpu} lists {listed} frames, its counter says {counted}"));
+            let counted = counters.nr_listed.load(Ordering::Relaxed);
+            let listed: u64 = lists.lists.iter().map(|l| l.len() as u64).sum();
+            (counted != listed).then_some(Wrong::Count(listed, counted))
+        });
+        match wrong {
+            Some(Wrong::Frame(kind, frame, is_marked, state, refcount, map_count, order, flags)) => {
+                return Err(alloc::format!(
+                    "pcp: cpu {cpu}'s {:?} list holds {frame:?} (listed mark {is_marked}) in state {state:?}, refcount {refcount}, map count {map_count}, order {order}, flags {flags:?}",
+                    KINDS[kind]
+                ));
+            }
+            Some(Wrong::Count(listed, counted)) => return Err(alloc::format!("pcp: cpu {cpu} lists {listed} frames, its counter says {counted}")),
+            None => {}
         }
     }
     Ok(nr)

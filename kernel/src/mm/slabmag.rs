@@ -28,9 +28,12 @@
 //!   them and shrinks before it takes the emergency pool.
 //! - **Counters** per CPU in `/proc/slabmaginfo`; the audit (`mm::check`) checks the
 //!   counts and that no object sits in two magazines, then drains them.
-//! - **Off by default**: `slabmag=on` on the command line, [`set_enabled`] (the
-//!   bench's A/B) or [`turned_on`] (tests) turns them on; off, objects go straight to
-//!   the slab caches.
+//! - **On by default** since session 7: `slabmag=off` on the command line or
+//!   [`set_enabled`] (the bench's A/B) turns them off, and objects go straight to
+//!   the slab caches; [`turned_on`] / [`turned_off`] switch them for a test and
+//!   back. (Session 6 left them off for `tests/pressure.rs`, whose setup filled a
+//!   class "until its slabs had no free object": with magazines that never
+//!   happens, slabinfo counting their objects as active; it fills with them off.)
 //!
 //! Locks: `MAGS[cpu]` (`SlabMag`), just above `heap::KMALLOC` (`Heap`), which the
 //! refill and the flush take inside it; only a drain takes another CPU's.
@@ -85,15 +88,21 @@ static COUNTERS: [CpuCounters; MAX_CPUS] = [const {
     }
 }; MAX_CPUS];
 
-/// Whether kmalloc goes through the magazines (off unless `slabmag=on`: with them on,
-/// `tests/pressure.rs`'s heap reserve under page-table pressure failed in the merged
-/// suite of session 6).
-static IS_ENABLED: AtomicBool = AtomicBool::new(false);
+/// Whether kmalloc goes through the magazines: on unless `slabmag=off`.
+static IS_ENABLED: AtomicBool = AtomicBool::new(true);
 
-/// Turns the magazines on until the returned guard is dropped (then off, drained): for
-/// tests and measurements, as they are off by default.
-pub fn turned_on() -> super::TurnedOn {
-    super::TurnedOn::new(set_enabled)
+/// Turns the magazines on until the returned guard is dropped (then back to what
+/// they were; off also drains them): for tests and measurements that need them even
+/// under `slabmag=off`.
+pub fn turned_on() -> super::Switched {
+    super::Switched::new(set_enabled, is_enabled, true)
+}
+
+/// Turns the magazines off (drained) until the returned guard is dropped, then back
+/// to what they were: for a test's setup that must see the slabs alone
+/// (`tests/pressure.rs` fills a class's slabs to the last object).
+pub fn turned_off() -> super::Switched {
+    super::Switched::new(set_enabled, is_enabled, false)
 }
 
 /// Turns the magazines on or off; off also empties them into the slab caches.

@@ -7,7 +7,7 @@
 //! ```text
 //!  frame table (FrameState, FrameFlags, counts)        kpageflags word
 //!  below the first managed frame                 ->    NOPAGE
-//!  Free                                          ->    BUDDY (every free frame)
+//!  Free, pre-zeroed, or free on a per-CPU list   ->    BUDDY (every free frame)
 //!  Reserved                                      ->    RESERVED
 //!  Slab / PageTable                              ->    SLAB / PGTABLE
 //!  Kernel                                        ->    0 (ZERO_PAGE for the zero page)
@@ -53,7 +53,9 @@ fn flags_of(buddy: &BuddyAllocator<'static>, pfn: u64, zero_pfn: u64) -> u64 {
         return bit(kpf::NOPAGE);
     }
     if crate::mm::pcp::is_listed(frame) {
-        return 0; // free on a per-CPU list: Linux's pcp pages show no flag either
+        // Free on a per-CPU list (`mm::pcp`), free memory in MemFree: BUDDY, so that
+        // memmap's free frames are meminfo's (Linux's pcp pages show no flag at all).
+        return bit(kpf::BUDDY);
     }
     let desc = buddy.desc(frame);
     let flags = desc.flags();

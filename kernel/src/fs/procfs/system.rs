@@ -108,7 +108,7 @@ pub(super) fn zoneinfo() -> String {
 pub(super) fn pcpinfo() -> String {
     let sizes = crate::mm::pcp::sizes();
     let mut text = format!(
-        "per-CPU page lists: {} (pcp=on turns them on)\ncpu    count  high batch      alloc    refill      free drain_high drain_all\n",
+        "per-CPU page lists: {} (pcp=off turns them off)\ncpu    count  high batch      alloc    refill      free drain_high drain_all\n",
         if crate::mm::pcp::is_enabled() { "on" } else { "off" }
     );
     for cpu in 0..crate::arch::smp::nr_online() {
@@ -128,7 +128,7 @@ pub(super) fn pcpinfo() -> String {
 /// `/sys/kernel/slab/*/cpu_slabs` and the `SLUB_STATS` counters.)
 pub(super) fn slabmaginfo() -> String {
     let mut text = format!(
-        "per-CPU slab magazines: {} (slabmag=on turns them on)\ncpu   cached      alloc    refill      free    flush   drained\n",
+        "per-CPU slab magazines: {} (slabmag=off turns them off)\ncpu   cached      alloc    refill      free    flush   drained\n",
         if crate::mm::slabmag::is_enabled() { "on" } else { "off" }
     );
     for cpu in 0..crate::arch::smp::nr_online() {
