@@ -250,36 +250,34 @@ fn syscalls_needing_heap_after_every_frame_and_the_pool_are_gone() {
 fn a_kick_while_kswapd_is_busy_is_not_lost() {
     let members = family(1, 1024);
     let now = kernel::arch::timer::uptime_ms;
-    // Each trial drains the free list below `low` and kicks kswapd; once it is inside
-    // its pass (writing to swap, so it gives up the CPU), drains again and kicks
-    // again. Only a kick that lands inside a pass counts.
-    for trial in 0..20 {
-        let first = FrameChain::drain(FrameState::PageTable);
-        let (nr_passes, _) = reclaim::kswapd_state();
-        reclaim::wake_kswapd();
-        let deadline = now() + 2_000;
-        while !reclaim::kswapd_state().1 && reclaim::kswapd_state().0 == nr_passes && now() < deadline {
-            kernel::proc::sched::yield_now();
-        }
-        let (nr_passes, is_in_pass) = reclaim::kswapd_state();
-        let second = FrameChain::drain(FrameState::PageTable);
-        reclaim::wake_kswapd();
-        let was_busy = is_in_pass && reclaim::kswapd_state() == (nr_passes, true);
-        // The pass under way ends (nr_passes + 1); the kick must start one more.
-        let deadline = now() + 5_000;
-        while reclaim::kswapd_state().0 < nr_passes + 2 && now() < deadline {
-            kernel::proc::sched::yield_now();
-        }
-        let nr_after = reclaim::kswapd_state().0;
-        second.release();
-        first.release();
-        if was_busy {
-            assert!(nr_after >= nr_passes + 2, "the kick during pass {} was lost: {} passes after it", nr_passes + 1, nr_after - nr_passes);
-            drop(members);
-            check_when_reclaim_is_idle();
-            kernel::println!("pressure: kswapd was kicked inside a pass (trial {trial}) and ran another one");
-            return;
-        }
+    // kswapd is held inside the pass this kick starts (a test hook), so the second
+    // kick lands while it is busy every time, not only when a yield happens to
+    // catch a pass of a few milliseconds.
+    reclaim::hold_kswapd_in_pass_for_test(true);
+    let first = FrameChain::drain(FrameState::PageTable);
+    let (nr_passes, _) = reclaim::kswapd_state();
+    reclaim::wake_kswapd();
+    let deadline = now() + 5_000;
+    while !reclaim::is_kswapd_held_for_test() && now() < deadline {
+        kernel::proc::sched::yield_now();
     }
-    panic!("kswapd was never caught inside a pass in 20 trials");
+    let is_held = reclaim::is_kswapd_held_for_test();
+    let state_when_held = reclaim::kswapd_state();
+    let second = FrameChain::drain(FrameState::PageTable);
+    reclaim::wake_kswapd();
+    reclaim::hold_kswapd_in_pass_for_test(false);
+    // The pass under way ends (nr_passes + 1); the kick must start one more.
+    let deadline = now() + 5_000;
+    while reclaim::kswapd_state().0 < nr_passes + 2 && now() < deadline {
+        kernel::proc::sched::yield_now();
+    }
+    let nr_after = reclaim::kswapd_state().0;
+    second.release();
+    first.release();
+    assert!(is_held, "kswapd did not start a pass within 5 s of a kick below low");
+    assert_eq!(state_when_held, (nr_passes, true), "held inside the pass the first kick started");
+    assert!(nr_after >= nr_passes + 2, "the kick during pass {} was lost: {} passes after it", nr_passes + 1, nr_after - nr_passes);
+    drop(members);
+    check_when_reclaim_is_idle();
+    kernel::println!("pressure: kswapd was kicked inside a pass and ran another one");
 }

@@ -83,7 +83,10 @@ pub mod resident_limit;
 mod switch;
 
 pub use buffering::{note_soft_fault, refill_second_chance_lists};
-pub use kswapd::{balance, is_kswapd_kicked, kswapd_state, start_kswapd, wake_kswapd};
+pub use kswapd::{
+    balance, hold_kswapd_in_pass_for_test, is_kswapd_held_for_test, is_kswapd_kicked, kswapd_state, start_kswapd,
+    wake_kswapd,
+};
 pub use probe::RmapProbe;
 pub use switch::SWITCH_BATCH;
 use switch::Installed;

@@ -21,6 +21,13 @@ static KSWAPD_QUEUE: crate::sync::WaitQueue = crate::sync::WaitQueue::new();
 static IS_KSWAPD_IN_PASS: AtomicBool = AtomicBool::new(false);
 /// Passes kswapd has finished since boot.
 static NR_KSWAPD_PASSES: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+/// Test hook ([`hold_kswapd_in_pass_for_test`]): while set, kswapd stops inside its
+/// next pass, before it reclaims, until the test clears it.
+static IS_HOLD_REQUESTED: AtomicBool = AtomicBool::new(false);
+/// True while kswapd is stopped by [`IS_HOLD_REQUESTED`].
+static IS_HELD: AtomicBool = AtomicBool::new(false);
+/// Where kswapd waits while it is held.
+static HOLD_QUEUE: crate::sync::WaitQueue = crate::sync::WaitQueue::new();
 
 /// Returns (kswapd's finished passes, whether it is inside one now).
 pub fn kswapd_state() -> (u64, bool) {
@@ -41,11 +48,34 @@ extern "C" fn kswapd_main() -> ! {
     loop {
         KSWAPD_QUEUE.wait_until(|| IS_KSWAPD_KICKED.swap(false, Ordering::AcqRel));
         IS_KSWAPD_IN_PASS.store(true, Ordering::Release);
+        if IS_HOLD_REQUESTED.load(Ordering::Acquire) {
+            IS_HELD.store(true, Ordering::Release);
+            HOLD_QUEUE.wait_until(|| !IS_HOLD_REQUESTED.load(Ordering::Acquire));
+            IS_HELD.store(false, Ordering::Release);
+        }
         crate::mm::cleaner::kick(); // cleans the victims after this pass's
         balance();
         IS_KSWAPD_IN_PASS.store(false, Ordering::Release);
         NR_KSWAPD_PASSES.fetch_add(1, Ordering::AcqRel);
     }
+}
+
+/// Test hook: with `is_held` true, kswapd stops inside its next pass (after
+/// [`kswapd_state`] says it is in one, before it reclaims) until this is called with
+/// false. Lets a test land a wake-up while kswapd is busy every time, instead of
+/// hoping to catch a pass of a few milliseconds (`tests/pressure.rs`).
+#[doc(hidden)]
+pub fn hold_kswapd_in_pass_for_test(is_held: bool) {
+    IS_HOLD_REQUESTED.store(is_held, Ordering::Release);
+    if !is_held {
+        HOLD_QUEUE.wake_all();
+    }
+}
+
+/// Returns true while kswapd is stopped by [`hold_kswapd_in_pass_for_test`].
+#[doc(hidden)]
+pub fn is_kswapd_held_for_test() -> bool {
+    IS_HELD.load(Ordering::Acquire)
 }
 
 /// Called with no lock held at every user fault and fork: below the `low` watermark
