@@ -259,6 +259,45 @@ fn unmapping_and_exit_free_every_slot_and_frame() {
     assert_eq!(frame::nr_free_frames(), free, "frames leaked");
 }
 
+/// The page the eviction hook of the next test unmaps: its space and address.
+static OWNER_OF_VICTIM: kernel::sync::IrqMutex<Option<(SpaceRef, VirtAddr)>> = kernel::sync::IrqMutex::new(None);
+
+/// Unmaps the victim's page, as its owner's `munmap` on another CPU may right
+/// after an eviction locked it (the eviction hook of the next test).
+fn unmap_the_victim(_victim: Frame) {
+    let (space, addr) = OWNER_OF_VICTIM.lock().take().expect("no victim to unmap");
+    space.lock().munmap(addr.as_u64(), PAGE_SIZE).expect("munmap");
+}
+
+/// Issue #13: an eviction locked a mapped page, then its owner unmapped it (on
+/// another CPU) before the eviction gave it a slot. The unmap dropped the last
+/// reference of a LOCKED frame and tried to free it ("rmap::free_user_frame ...
+/// still in use: refcount 0, map count 0, LOCKED"). The lock holds a reference
+/// now: the frame goes when the eviction lets it go, once, and nothing leaks.
+#[test_case]
+fn a_page_unmapped_while_an_eviction_holds_it_locked_is_freed_once() {
+    heap::shrink();
+    let (free, slots) = (frame::nr_free_frames(), swap::slot_counts());
+    {
+        let (space, start) = filled_space(2);
+        let victim = frame_at(&space, start);
+        *OWNER_OF_VICTIM.lock() = Some((space.clone(), start));
+        swap::evict::set_after_lock_fn_for_test(Some(unmap_the_victim));
+        let result = swap::evict(victim);
+        swap::evict::set_after_lock_fn_for_test(None);
+        assert!(OWNER_OF_VICTIM.lock().is_none(), "the hook did not run");
+        assert!(result.is_ok(), "evict: {result:?}");
+        assert_eq!(space.lock().pte(start).unwrap_or(Pte::UNUSED), Pte::UNUSED, "the unmapped page came back");
+        assert_eq!(contents(frame_at(&space, start + PAGE_SIZE)), pattern(1), "the other page changed");
+        assert_consistent();
+    }
+    assert_consistent();
+    assert_eq!(swap::slot_counts(), slots, "slots leaked");
+    assert_eq!(swap::nr_cached(), 0);
+    heap::shrink();
+    assert_eq!(frame::nr_free_frames(), free, "frames leaked");
+}
+
 #[test_case]
 fn a_full_swap_area_keeps_the_page() {
     let (space, start) = filled_space(1);
