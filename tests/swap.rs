@@ -194,6 +194,32 @@ fn a_fault_on_a_page_under_io_waits_until_it_is_unlocked() {
     assert_consistent();
 }
 
+/// Issue #13: a swap fault looks the slot up (cached, unlocked), and only then maps
+/// the frame; on another CPU an eviction or page buffering may lock the frame in
+/// between and hand its bytes to the disk, checking that nothing maps it (seen in
+/// the fuzz image with `--smp 2`: "LockedPage: ... is mapped (1) or unlocked").
+/// The mapping step itself must refuse a LOCKED frame, and the fault retry.
+#[test_case]
+fn a_swap_fault_does_not_map_a_frame_locked_after_its_lookup() {
+    let (space, start) = filled_space(1);
+    swap::evict(frame_at(&space, start)).expect("evict");
+    let entry = pte_at(&space, start).as_swap().expect("in swap");
+    swap::read_into_cache(entry).expect("read");
+    let cached = swap::lookup(entry).expect("in the swap cache");
+    // The fault's lookup found it unlocked; now the other CPU locks it.
+    let locked = frame::LockedPage::lock_resident(cached).expect("lock the cached page");
+    let page = Page::containing_address(start);
+    let flags = PteFlags::PRESENT | PteFlags::USER;
+    let _ = swap::do_swap_fault(&mut space.lock(), page, entry, cached, flags, false);
+    assert_eq!(pte_at(&space, start), Pte::swap(entry), "a LOCKED frame was mapped");
+    assert_eq!(frame::with_desc(cached, |d| d.map_count()), 0, "a LOCKED frame was mapped");
+    drop(locked);
+    assert_eq!(fault_in(&space, start, USER_READ), FaultOutcome::SwapCacheHit);
+    assert_eq!(frame_at(&space, start), cached);
+    assert_eq!(contents(cached), pattern(0));
+    assert_consistent();
+}
+
 #[test_case]
 fn evicting_a_shared_page_unmaps_it_from_every_space() {
     let (parent, start) = filled_space(1);
