@@ -145,6 +145,15 @@ pub fn map(frame: Frame, at: FamilyPage) {
     super::ksm::map_place(frame, at);
 }
 
+/// [`map`] unless `frame` is LOCKED for I/O (checked under the frame lock, with the
+/// mapping added in the same hold); returns false, with nothing done, if it is.
+/// A swap fault maps a swap-cache page so: on several CPUs an eviction or page
+/// buffering may lock it after the fault's lookup, and then hands its bytes to the
+/// disk only if nothing maps it.
+pub fn map_unless_locked(frame: Frame, at: FamilyPage) -> bool {
+    super::ksm::map_place_unless_locked(frame, at)
+}
+
 /// Records one more mapping of each frame in `mappings`, as [`map`] does, taking
 /// the frame lock once for all of them (fork's batches).
 pub fn map_all(mappings: &[(Frame, FamilyPage)]) {
