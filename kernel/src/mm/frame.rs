@@ -600,11 +600,16 @@ pub unsafe fn read_bytes(frame: Frame, offset: usize, buf: &mut [u8]) {
 }
 
 /// Returns buddyinfo: free blocks per order and frame totals. `nr_free_frames`
-/// counts the frames on the per-CPU lists too (free memory: meminfo's MemFree);
+/// counts the frames on the per-CPU lists and in the pre-zeroed pool too (free
+/// memory: meminfo's MemFree, `memstat`, `sysinfo`, as [`nr_free_frames`]);
 /// `nr_free_blocks` are the buddy allocator's lists only (`/proc/buddyinfo`).
+///
+/// With several CPUs an idle one fills the pool at any time: counting the pool
+/// out made free memory shrink by up to 16 MiB while a program watched it (the
+/// `ksm` program's "frames freed" with `--smp 2`, issue #13).
 pub fn buddyinfo() -> BuddyInfo {
     let mut info = with_buddy(|buddy| buddy.buddyinfo());
-    info.nr_free_frames += super::pcp::nr_listed();
+    info.nr_free_frames += super::pcp::nr_listed() + super::zero_pool::nr_pooled();
     info
 }
 
