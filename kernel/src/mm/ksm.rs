@@ -339,10 +339,11 @@ fn merge_into_stable(space: &mut AddressSpace, page: Page, checksum: u64) -> boo
         let mut stable = STABLE.lock();
         let found = stable.with_checksum(checksum).iter().map(|&pfn| Frame::from_pfn(pfn)).find(|&k| {
             // Take a reference only on a frame not on its way out (refcount 0: its
-            // last holder is about to call `forget`).
+            // last holder is about to call `forget`), nor under I/O (LOCKED: an
+            // eviction on another CPU unmaps it and hands its bytes to the disk).
             memops::user_pages_equal(frame, k)
                 && frame::with_desc(k, |d| {
-                    let is_live = d.refcount() > 0;
+                    let is_live = d.refcount() > 0 && !d.has_flags(FrameFlags::LOCKED);
                     if is_live {
                         d.get_ref();
                         d.add_mapping(at);

@@ -231,6 +231,15 @@ fn prepare(frame: Frame) -> Result<Prepared, EvictError> {
             return Err(EvictError::Busy);
         }
     };
+    if frame::with_desc(frame, |d| d.map_count()) != 0 {
+        // Still mapped by a PTE the walk did not see: on several CPUs a fork that
+        // joined the family after `rmap::candidates` copied the PTE before we
+        // replaced it (issue #13; Linux's shrink_folio_list likewise keeps a folio
+        // still mapped after try_to_unmap). Put everything back; try again later.
+        restore_all(frame, entry, &undo);
+        cancel_eviction(page.into_frame(), entry);
+        return Err(EvictError::Busy);
+    }
     is_dirty |= frame::with_desc(frame, |d| {
         let was = d.has_flags(FrameFlags::DIRTY);
         d.remove_flags(FrameFlags::DIRTY);
