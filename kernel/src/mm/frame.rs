@@ -1088,10 +1088,9 @@ impl LockedPage {
     /// its last reference (its owner let it go while it was locked). Returns true
     /// if the frame was freed.
     pub fn put_ref(frame: Frame) -> bool {
-        let refcount = with_desc(frame, |d| {
-            debug_assert!(!d.has_flags(FrameFlags::LOCKED), "LockedPage::put_ref: {frame:?} is still LOCKED");
-            d.put_ref()
-        });
+        // Another CPU may have locked the frame again since we unlocked it: it holds
+        // a reference of its own then, so this one is never the last.
+        let refcount = with_desc(frame, |d| d.put_ref());
         if refcount == 0 {
             super::rmap::free_user_frame(frame);
         }
