@@ -340,10 +340,14 @@ fn ms_async_starts_the_write_back_without_waiting_and_the_thread_writes_the_file
     let dirtied = kernel::arch::timer::uptime_ms();
     assert_eq!(cache.nr_dirty(), 8);
     writeback::start_async(&cache).expect("MS_ASYNC");
-    // Nothing was written in the call: the thread has not run yet (the kernel is
-    // not preempted, and this task did not sleep).
-    assert_eq!(file.writes(), 0, "MS_ASYNC wrote before returning");
-    assert_eq!(cache.nr_dirty(), 8);
+    if kernel::arch::smp::nr_online() == 1 {
+        // Nothing was written in the call: the thread has not run yet (the kernel is
+        // not preempted, and this task did not sleep). With more CPUs the thread
+        // starts on another one at once and may have written already (issue #13:
+        // 8 writes seen with --smp 2); the rest of the test holds on any count.
+        assert_eq!(file.writes(), 0, "MS_ASYNC wrote before returning");
+        assert_eq!(cache.nr_dirty(), 8);
+    }
     while cache.nr_dirty() > 0 {
         assert!(kernel::arch::timer::uptime_ms() - dirtied < 5000, "still dirty after 5 s");
         kernel::proc::sched::yield_now();

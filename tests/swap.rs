@@ -194,6 +194,32 @@ fn a_fault_on_a_page_under_io_waits_until_it_is_unlocked() {
     assert_consistent();
 }
 
+/// Issue #13: a swap fault looks the slot up (cached, unlocked), and only then maps
+/// the frame; on another CPU an eviction or page buffering may lock the frame in
+/// between and hand its bytes to the disk, checking that nothing maps it (seen in
+/// the fuzz image with `--smp 2`: "LockedPage: ... is mapped (1) or unlocked").
+/// The mapping step itself must refuse a LOCKED frame, and the fault retry.
+#[test_case]
+fn a_swap_fault_does_not_map_a_frame_locked_after_its_lookup() {
+    let (space, start) = filled_space(1);
+    swap::evict(frame_at(&space, start)).expect("evict");
+    let entry = pte_at(&space, start).as_swap().expect("in swap");
+    swap::read_into_cache(entry).expect("read");
+    let cached = swap::lookup(entry).expect("in the swap cache");
+    // The fault's lookup found it unlocked; now the other CPU locks it.
+    let locked = frame::LockedPage::lock_resident(cached).expect("lock the cached page");
+    let page = Page::containing_address(start);
+    let flags = PteFlags::PRESENT | PteFlags::USER;
+    let _ = swap::do_swap_fault(&mut space.lock(), page, entry, cached, flags, false);
+    assert_eq!(pte_at(&space, start), Pte::swap(entry), "a LOCKED frame was mapped");
+    assert_eq!(frame::with_desc(cached, |d| d.map_count()), 0, "a LOCKED frame was mapped");
+    drop(locked);
+    assert_eq!(fault_in(&space, start, USER_READ), FaultOutcome::SwapCacheHit);
+    assert_eq!(frame_at(&space, start), cached);
+    assert_eq!(contents(cached), pattern(0));
+    assert_consistent();
+}
+
 #[test_case]
 fn evicting_a_shared_page_unmaps_it_from_every_space() {
     let (parent, start) = filled_space(1);
@@ -251,6 +277,45 @@ fn unmapping_and_exit_free_every_slot_and_frame() {
         drop(space);
         assert_consistent();
         drop(child);
+    }
+    assert_consistent();
+    assert_eq!(swap::slot_counts(), slots, "slots leaked");
+    assert_eq!(swap::nr_cached(), 0);
+    heap::shrink();
+    assert_eq!(frame::nr_free_frames(), free, "frames leaked");
+}
+
+/// The page the eviction hook of the next test unmaps: its space and address.
+static OWNER_OF_VICTIM: kernel::sync::IrqMutex<Option<(SpaceRef, VirtAddr)>> = kernel::sync::IrqMutex::new(None);
+
+/// Unmaps the victim's page, as its owner's `munmap` on another CPU may right
+/// after an eviction locked it (the eviction hook of the next test).
+fn unmap_the_victim(_victim: Frame) {
+    let (space, addr) = OWNER_OF_VICTIM.lock().take().expect("no victim to unmap");
+    space.lock().munmap(addr.as_u64(), PAGE_SIZE).expect("munmap");
+}
+
+/// Issue #13: an eviction locked a mapped page, then its owner unmapped it (on
+/// another CPU) before the eviction gave it a slot. The unmap dropped the last
+/// reference of a LOCKED frame and tried to free it ("rmap::free_user_frame ...
+/// still in use: refcount 0, map count 0, LOCKED"). The lock holds a reference
+/// now: the frame goes when the eviction lets it go, once, and nothing leaks.
+#[test_case]
+fn a_page_unmapped_while_an_eviction_holds_it_locked_is_freed_once() {
+    heap::shrink();
+    let (free, slots) = (frame::nr_free_frames(), swap::slot_counts());
+    {
+        let (space, start) = filled_space(2);
+        let victim = frame_at(&space, start);
+        *OWNER_OF_VICTIM.lock() = Some((space.clone(), start));
+        swap::evict::set_after_lock_fn_for_test(Some(unmap_the_victim));
+        let result = swap::evict(victim);
+        swap::evict::set_after_lock_fn_for_test(None);
+        assert!(OWNER_OF_VICTIM.lock().is_none(), "the hook did not run");
+        assert!(result.is_ok(), "evict: {result:?}");
+        assert_eq!(space.lock().pte(start).unwrap_or(Pte::UNUSED), Pte::UNUSED, "the unmapped page came back");
+        assert_eq!(contents(frame_at(&space, start + PAGE_SIZE)), pattern(1), "the other page changed");
+        assert_consistent();
     }
     assert_consistent();
     assert_eq!(swap::slot_counts(), slots, "slots leaked");

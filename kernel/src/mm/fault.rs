@@ -239,7 +239,7 @@ pub fn handle_page_fault_after_read(
         FaultAction::WaitForIo => return Err(FaultError::PageLocked),
         FaultAction::MapSwapCache { frame, flags } => {
             let entry = pte.and_then(|pte| pte.as_swap()).expect("handle_page_fault: a swap fault on a swap PTE");
-            super::swap::do_swap_fault(space, page, entry, frame, flags, read == Some(entry))
+            super::swap::do_swap_fault(space, page, entry, frame, flags, read == Some(entry))?
         }
         action @ FaultAction::MapFilePage { .. } => {
             let vma = vma.expect("handle_page_fault: a VMA for a page to map");

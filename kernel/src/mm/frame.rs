@@ -580,11 +580,16 @@ pub unsafe fn read_bytes(frame: Frame, offset: usize, buf: &mut [u8]) {
 }
 
 /// Returns buddyinfo: free blocks per order and frame totals. `nr_free_frames`
-/// counts the frames on the per-CPU lists too (free memory: meminfo's MemFree);
+/// counts the frames on the per-CPU lists and in the pre-zeroed pool too (free
+/// memory: meminfo's MemFree, `memstat`, `sysinfo`, as [`nr_free_frames`]);
 /// `nr_free_blocks` are the buddy allocator's lists only (`/proc/buddyinfo`).
+///
+/// With several CPUs an idle one fills the pool at any time: counting the pool
+/// out made free memory shrink by up to 16 MiB while a program watched it (the
+/// `ksm` program's "frames freed" with `--smp 2`, issue #13).
 pub fn buddyinfo() -> BuddyInfo {
     let mut info = with_buddy(|buddy| buddy.buddyinfo());
-    info.nr_free_frames += super::pcp::nr_listed();
+    info.nr_free_frames += super::pcp::nr_listed() + super::zero_pool::nr_pooled();
     info
 }
 
@@ -997,24 +1002,33 @@ impl OwnedFrames {
 
 /// A user frame locked for I/O: its `LOCKED` flag was set by [`LockedPage::lock`],
 /// which only one caller can do at a time, so the holder is the frame's only I/O
-/// owner. While it is LOCKED nobody maps it (a fault on it waits), evicts it or
-/// frees it (the swap cache keeps a reference).
+/// owner. While it is LOCKED nobody maps it (a fault on it waits) or evicts it.
+///
+/// The handle holds a reference of its own, taken with the flag under the frame
+/// lock and only from a frame that has one already (Linux's `get_page_unless_zero`
+/// before `trylock_page`): on several CPUs the page's owner may unmap it while an
+/// eviction holds it locked, before the swap cache has taken its reference, and
+/// the owner's last reference must not free a frame under I/O (issue #13). The
+/// frame is freed by whoever drops the last reference: the handle's drop, or
+/// [`LockedPage::put_ref`] after [`into_frame`](LockedPage::into_frame).
 ///
 /// This handle is how the swap code hands a user page to a disk: its bytes are
 /// reachable only through [`bytes`](Self::bytes) / [`bytes_mut`](Self::bytes_mut),
 /// which also check that no PTE maps the frame, so safe code cannot give a device
 /// a frame it does not own, or one a process could write meanwhile.
 ///
-/// Dropping the handle unlocks the frame; [`into_frame`](Self::into_frame) keeps
-/// it LOCKED for the caller to unlock under its own lock (the swap state does).
+/// Dropping the handle unlocks the frame and drops its reference;
+/// [`into_frame`](Self::into_frame) keeps it LOCKED, with the reference, for the
+/// caller to unlock under its own lock (the swap state does) and then drop the
+/// reference with [`LockedPage::put_ref`].
 #[derive(Debug)]
 pub struct LockedPage {
     frame: Frame,
 }
 
 impl LockedPage {
-    /// Sets `LOCKED` on `frame` if it is a user frame in use that nobody has
-    /// locked; `None` otherwise.
+    /// Sets `LOCKED` on `frame` and takes a reference to it, if it is a user frame
+    /// in use that nobody has locked; `None` otherwise.
     ///
     /// A free frame on a per-CPU list is refused: its descriptor looks like a fresh
     /// allocation (`pcp::is_listed`), and locking it would hand a free frame to the
@@ -1033,16 +1047,33 @@ impl LockedPage {
         Self::lock_if(frame, |d| d.map_count() > 0 || d.flags().intersects(FrameFlags::SWAP_CACHE | FrameFlags::FILE))
     }
 
-    /// Sets `LOCKED` on a user frame in use, unlocked, not listed, for which `is_ok` holds.
+    /// Sets `LOCKED` on a user frame in use, unlocked, not listed, for which `is_ok`
+    /// holds, and takes a reference to it: one hold of the frame lock, so the frame
+    /// cannot lose its last reference between the check and the reference.
     fn lock_if(frame: Frame, is_ok: impl FnOnce(&FrameDesc) -> bool) -> Option<LockedPage> {
         with_desc(frame, |d| {
             let is_free = d.refcount() == 0 || super::pcp::is_listed(frame);
             if d.state() != FrameState::User || is_free || d.has_flags(FrameFlags::LOCKED) || !is_ok(d) {
                 return None;
             }
+            d.get_ref(); // the handle's: never the first (get-unless-zero)
             d.insert_flags(FrameFlags::LOCKED);
             Some(LockedPage { frame })
         })
+    }
+
+    /// Drops the reference a handle took, for a frame the caller got from
+    /// [`into_frame`](Self::into_frame) and has unlocked: frees the frame if that was
+    /// its last reference (its owner let it go while it was locked). Returns true
+    /// if the frame was freed.
+    pub fn put_ref(frame: Frame) -> bool {
+        // Another CPU may have locked the frame again since we unlocked it: it holds
+        // a reference of its own then, so this one is never the last.
+        let refcount = with_desc(frame, |d| d.put_ref());
+        if refcount == 0 {
+            super::rmap::free_user_frame(frame);
+        }
+        refcount == 0
     }
 
     /// Returns the frame.
@@ -1079,7 +1110,8 @@ impl LockedPage {
         unsafe { &mut *frame_ptr(self.frame).cast::<PageBytes>() }
     }
 
-    /// Gives up the handle and returns the frame, still LOCKED: the caller unlocks it.
+    /// Gives up the handle and returns the frame, still LOCKED and with the handle's
+    /// reference: the caller unlocks it, then calls [`put_ref`](Self::put_ref).
     pub fn into_frame(self) -> Frame {
         let frame = self.frame;
         core::mem::forget(self);
@@ -1090,5 +1122,6 @@ impl LockedPage {
 impl Drop for LockedPage {
     fn drop(&mut self) {
         with_desc(self.frame, |d| d.remove_flags(FrameFlags::LOCKED));
+        LockedPage::put_ref(self.frame);
     }
 }

@@ -339,10 +339,11 @@ fn merge_into_stable(space: &mut AddressSpace, page: Page, checksum: u64) -> boo
         let mut stable = STABLE.lock();
         let found = stable.with_checksum(checksum).iter().map(|&pfn| Frame::from_pfn(pfn)).find(|&k| {
             // Take a reference only on a frame not on its way out (refcount 0: its
-            // last holder is about to call `forget`).
+            // last holder is about to call `forget`), nor under I/O (LOCKED: an
+            // eviction on another CPU unmaps it and hands its bytes to the disk).
             memops::user_pages_equal(frame, k)
                 && frame::with_desc(k, |d| {
-                    let is_live = d.refcount() > 0;
+                    let is_live = d.refcount() > 0 && !d.has_flags(FrameFlags::LOCKED);
                     if is_live {
                         d.get_ref();
                         d.add_mapping(at);
@@ -369,8 +370,23 @@ fn merge_into_stable(space: &mut AddressSpace, page: Page, checksum: u64) -> boo
 /// `rmap::map` for every frame, because a frame mapped at a second place becomes
 /// a merged page here (see the module docs).
 pub fn map_place(frame: Frame, at: FamilyPage) {
+    map_place_if(frame, at, true);
+}
+
+/// [`map_place`] unless `frame` is LOCKED for I/O, checked in the same hold of the
+/// frame lock that adds the mapping; returns false (nothing done) if it is.
+pub fn map_place_unless_locked(frame: Frame, at: FamilyPage) -> bool {
+    map_place_if(frame, at, false)
+}
+
+/// The body of [`map_place`]: `may_be_locked` false refuses a LOCKED frame.
+fn map_place_if(frame: Frame, at: FamilyPage, may_be_locked: bool) -> bool {
     let mut stable = STABLE.lock();
-    match frame::with_desc(frame, |d| d.add_mapping_or_merge(at)) {
+    let added = frame::with_desc(frame, |d| {
+        (may_be_locked || !d.has_flags(FrameFlags::LOCKED)).then(|| d.add_mapping_or_merge(at))
+    });
+    let Some(added) = added else { return false };
+    match added {
         MappingAdded::AtItsPlace => {}
         MappingAdded::Merged => {
             let is_listed = stable.add_place(frame.pfn(), at);
@@ -383,6 +399,7 @@ pub fn map_place(frame: Frame, at: FamilyPage) {
             stable.insert(frame.pfn(), checksum, alloc::vec![previous, at]);
         }
     }
+    true
 }
 
 /// Returns the places that may map merged `frame` (empty if it is not merged).

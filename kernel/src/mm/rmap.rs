@@ -145,6 +145,15 @@ pub fn map(frame: Frame, at: FamilyPage) {
     super::ksm::map_place(frame, at);
 }
 
+/// [`map`] unless `frame` is LOCKED for I/O (checked under the frame lock, with the
+/// mapping added in the same hold); returns false, with nothing done, if it is.
+/// A swap fault maps a swap-cache page so: on several CPUs an eviction or page
+/// buffering may lock it after the fault's lookup, and then hands its bytes to the
+/// disk only if nothing maps it.
+pub fn map_unless_locked(frame: Frame, at: FamilyPage) -> bool {
+    super::ksm::map_place_unless_locked(frame, at)
+}
+
 /// Records one more mapping of each frame in `mappings`, as [`map`] does, taking
 /// the frame lock once for all of them (fork's batches).
 pub fn map_all(mappings: &[(Frame, FamilyPage)]) {
@@ -241,8 +250,12 @@ pub fn frame_use(frame: Frame) -> FrameUse {
     let slot_refs = flags.contains(FrameFlags::SWAP_CACHE).then(|| super::swap::slot_refs(u64::from(slot)));
     // A merged page is never written in place, even by its last mapper (as in
     // Linux): the stable index may hand it to a new mapper at any time. Counting
-    // the index as one more holder makes every write copy it.
-    FrameUse { map_count, refcount: refcount + u32::from(is_ksm), slot_refs }
+    // the index as one more holder makes every write copy it. A LOCKED frame
+    // carries its I/O's reference (`frame::LockedPage`, page-cache write-back);
+    // the I/O (the cleaner's copy of a mapped page, say) shares nothing with a
+    // writer, so that reference is not counted.
+    let lock_ref = u32::from(flags.contains(FrameFlags::LOCKED));
+    FrameUse { map_count, refcount: refcount - lock_ref + u32::from(is_ksm), slot_refs }
 }
 
 /// Returns true if exactly one PTE holds `frame` and nothing else shares the page,

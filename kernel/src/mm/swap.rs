@@ -81,7 +81,7 @@ pub use mm_core::swap_area::slot_sector;
 use blockdev::{BlockDevice, BlockError};
 
 use super::Frame;
-use super::frame::{self, FrameFlags, PageBytes};
+use super::frame::{self, FrameFlags, LockedPage, PageBytes};
 use crate::sync::IrqMutex;
 use core::sync::atomic::{AtomicU32, Ordering};
 
@@ -424,34 +424,41 @@ pub(super) fn ensure_slot(frame: Frame) -> Option<SwapEntry> {
     Some(SwapEntry::new(0, u64::from(slot.index())))
 }
 
-/// Ends an eviction of `frame` (LOCKED, cached under `entry`): if no PTE maps it
-/// any more it leaves the cache and is freed (true); otherwise it stays, unlocked.
+/// Ends an eviction of `frame` (LOCKED, cached under `entry`, with the lock's
+/// reference: `LockedPage::into_frame`): if no PTE maps it any more it leaves the
+/// cache and is freed (true); otherwise it stays, unlocked.
 pub(super) fn finish_eviction(frame: Frame, entry: SwapEntry) -> bool {
     let mut swap = SWAP.lock();
     let state = swap.as_mut().expect("finish_eviction: swap went off during an eviction");
     frame::with_desc(frame, |d| d.remove_flags(FrameFlags::LOCKED));
     let slot = entry.slot() as u32;
-    state.slot_state(slot).on_eviction_done() == CacheVerdict::Drop && state.cache_remove(slot, frame)
+    if state.slot_state(slot).on_eviction_done() == CacheVerdict::Drop {
+        state.cache_remove(slot, frame);
+    }
+    LockedPage::put_ref(frame)
 }
 
 /// Ends page buffering's hold on `frame` (`buffer.rs`: unmapped or mapped, LOCKED
-/// by the caller): unlocks it and, if it sits in the cache mapped by nobody while
-/// no swap PTE names its slot any more (its process exited meanwhile, and
-/// [`put_swap_pte`] had to leave the locked frame alone), drops it from the cache,
-/// as that call would have. Returns true if the frame was freed.
+/// by the caller, with the lock's reference): unlocks it and, if it sits in the
+/// cache mapped by nobody while no swap PTE names its slot any more (its process
+/// exited meanwhile, and [`put_swap_pte`] had to leave the locked frame alone),
+/// drops it from the cache, as that call would have. Returns true if the frame
+/// was freed.
 pub(super) fn unlock_buffered(frame: Frame) -> bool {
     let mut swap = SWAP.lock();
     frame::with_desc(frame, |d| d.remove_flags(FrameFlags::LOCKED));
-    let Some(state) = swap.as_mut() else { return false };
-    let (slot, is_cached) = frame::with_desc(frame, |d| (d.private(), d.has_flags(FrameFlags::SWAP_CACHE)));
-    if is_cached && state.slot_state(slot).on_swap_pte_dropped() == CacheVerdict::Drop {
-        return state.cache_remove(slot, frame);
+    if let Some(state) = swap.as_mut() {
+        let (slot, is_cached) = frame::with_desc(frame, |d| (d.private(), d.has_flags(FrameFlags::SWAP_CACHE)));
+        if is_cached && state.slot_state(slot).on_swap_pte_dropped() == CacheVerdict::Drop {
+            state.cache_remove(slot, frame);
+        }
     }
-    false
+    LockedPage::put_ref(frame)
 }
 
 /// Undoes [`ensure_slot`] for an eviction that stopped before any I/O (every PTE
-/// is back): unlocks the frame, and gives a slot that never received the page back.
+/// is back): unlocks the frame (LOCKED, with the lock's reference), drops the
+/// lock's reference, and gives a slot that never received the page back.
 pub(super) fn cancel_eviction(frame: Frame, entry: SwapEntry) {
     let mut swap = SWAP.lock();
     let state = swap.as_mut().expect("cancel_eviction: swap went off during an eviction");
@@ -460,6 +467,7 @@ pub(super) fn cancel_eviction(frame: Frame, entry: SwapEntry) {
     if state.slot_state(slot).on_eviction_cancelled() == CacheVerdict::Drop {
         state.cache_remove(slot, frame);
     }
+    LockedPage::put_ref(frame);
 }
 
 /// After a failed write of `frame` to `entry`'s slot: the slot is retired (kept
@@ -474,7 +482,7 @@ pub(super) fn abandon_slot(frame: Frame, entry: SwapEntry) -> bool {
         d.remove_flags(FrameFlags::LOCKED);
         d.insert_flags(FrameFlags::DIRTY);
     });
-    match state.slot_state(slot).on_write_failed(state.retired.contains(&slot)) {
+    let is_retired = match state.slot_state(slot).on_write_failed(state.retired.contains(&slot)) {
         WriteFailVerdict::RetireSlot => {
             // The retired list takes over the cache's slot reference.
             state.retired.insert(slot);
@@ -483,7 +491,9 @@ pub(super) fn abandon_slot(frame: Frame, entry: SwapEntry) -> bool {
             true
         }
         WriteFailVerdict::KeepCached => false,
-    }
+    };
+    LockedPage::put_ref(frame); // the page's owner may have let it go meanwhile
+    is_retired
 }
 
 /// Returns the number of slots retired after write errors.

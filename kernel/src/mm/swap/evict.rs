@@ -198,10 +198,28 @@ fn drop_lazyfree(frame: Frame) -> bool {
     false
 }
 
+/// What [`prepare`] calls between locking a victim (step 1) and giving it a slot
+/// (step 2), with no lock held: `None` in a running system. Tests set it to run
+/// another path exactly there (on several CPUs the owner's `munmap` may land there:
+/// issue #13), see [`set_after_lock_fn_for_test`].
+static AFTER_LOCK_FN: IrqMutex<Option<fn(Frame)>> = IrqMutex::new(None);
+
+/// Makes every eviction call `after_lock_fn` with its victim right after locking
+/// it, before it has a slot (`None`: stop). Only for tests (`tests/swap.rs`), which
+/// use it to interleave an unmap with an eviction deterministically.
+#[doc(hidden)]
+pub fn set_after_lock_fn_for_test(after_lock_fn: Option<fn(Frame)>) {
+    *AFTER_LOCK_FN.lock() = after_lock_fn;
+}
+
 /// Steps 1-3 for `frame`: lock it, give it a slot, turn its PTEs into swap entries.
 /// On failure everything is as it was.
 fn prepare(frame: Frame) -> Result<Prepared, EvictError> {
     let page = lock_page(frame)?;
+    let after_lock_fn = *AFTER_LOCK_FN.lock();
+    if let Some(after_lock_fn) = after_lock_fn {
+        after_lock_fn(frame);
+    }
     let Some(entry) = ensure_slot(frame) else {
         return Err(EvictError::SwapFull); // dropping `page` unlocks the frame
     };
@@ -213,6 +231,15 @@ fn prepare(frame: Frame) -> Result<Prepared, EvictError> {
             return Err(EvictError::Busy);
         }
     };
+    if frame::with_desc(frame, |d| d.map_count()) != 0 {
+        // Still mapped by a PTE the walk did not see: on several CPUs a fork that
+        // joined the family after `rmap::candidates` copied the PTE before we
+        // replaced it (issue #13; Linux's shrink_folio_list likewise keeps a folio
+        // still mapped after try_to_unmap). Put everything back; try again later.
+        restore_all(frame, entry, &undo);
+        cancel_eviction(page.into_frame(), entry);
+        return Err(EvictError::Busy);
+    }
     is_dirty |= frame::with_desc(frame, |d| {
         let was = d.has_flags(FrameFlags::DIRTY);
         d.remove_flags(FrameFlags::DIRTY);

@@ -37,7 +37,7 @@ use mm_core::swap_cache::CacheVerdict;
 
 use super::{READAHEAD_MAX_PAGES, SWAP, SwapEntry, SwapState};
 use crate::mm::addr_space::AddressSpace;
-use crate::mm::fault::FaultOutcome;
+use crate::mm::fault::{FaultError, FaultOutcome};
 use crate::mm::frame::{self, FrameFlags, FrameState, LockedPage, PageBytes};
 use crate::mm::paging::{Pte, PteFlags};
 use crate::mm::vmstat::{self, SwapEvent, SwapInPhase};
@@ -48,21 +48,35 @@ use crate::mm::{Frame, Order, Page, rmap};
 /// in place of the swap PTE, whose slot reference is dropped.
 ///
 /// `was_read`: the caller has just read this entry's slot (the fault is major).
-pub fn do_swap_fault(space: &mut AddressSpace, page: Page, entry: SwapEntry, frame: Frame, flags: PteFlags, was_read: bool) -> FaultOutcome {
+/// `PageLocked` if the frame was locked for I/O since the caller's lookup (the
+/// retry loop waits and tries again); nothing is changed then.
+pub fn do_swap_fault(
+    space: &mut AddressSpace,
+    page: Page,
+    entry: SwapEntry,
+    frame: Frame,
+    flags: PteFlags,
+    was_read: bool,
+) -> Result<FaultOutcome, FaultError> {
+    // The lookup found the frame unlocked, but on several CPUs an eviction or page
+    // buffering may have locked it since (issue #13): then wait, as for a page
+    // found locked.
+    if !rmap::map_unless_locked(frame, space.family_page(page)) {
+        return Err(FaultError::PageLocked);
+    }
     super::note_use(frame);
     let old = space.replace_pte(page, Pte::new(frame, flags));
     debug_assert_eq!(old, Pte::swap(entry), "do_swap_fault: the PTE changed under the lock");
-    rmap::map(frame, space.family_page(page));
     super::put_swap_pte(entry);
     space.stats.rss_pages += 1;
     space.stats.swap_pages -= 1;
     space.stats.swap_in_pages += 1;
     if was_read {
-        FaultOutcome::SwapIn
+        Ok(FaultOutcome::SwapIn)
     } else {
         crate::mm::reclaim::note_soft_fault(frame); // page buffering's rescue (`vms`)
         vmstat::count(SwapEvent::CacheHit);
-        FaultOutcome::SwapCacheHit
+        Ok(FaultOutcome::SwapCacheHit)
     }
 }
 
