@@ -101,6 +101,13 @@ impl Magazine {
         self.objects[..self.len].contains(&addr)
     }
 
+    /// Returns true if `addr` is the object pushed last (the cheap double-free check:
+    /// a free of the object just freed, as Linux's SLUB checks the freelist's head).
+    #[inline]
+    pub fn is_newest(&self, addr: u64) -> bool {
+        self.len > 0 && self.objects[self.len - 1] == addr
+    }
+
     /// Takes up to `n` of the oldest objects (the coldest), handing each to `f`.
     pub fn flush_oldest(&mut self, n: usize, mut f: impl FnMut(u64)) {
         let n = n.min(self.len);
@@ -140,6 +147,7 @@ mod tests {
         assert!(!mag.push(0x2000, sizes), "past the limit");
         assert_eq!(mag.len(), 4);
         assert!(mag.contains(0x1040) && !mag.contains(0x2000));
+        assert!(mag.is_newest(0x10c0) && !mag.is_newest(0x1040) && !mag.is_newest(0x2000), "the newest is the last pushed");
         assert_eq!(mag.pop(), Some(0x10c0));
         let mut flushed = Vec::new();
         mag.flush_oldest(sizes.batch, |a| flushed.push(a));
