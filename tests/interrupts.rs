@@ -63,11 +63,14 @@ fn the_tick_and_the_disk_line_come_through_the_io_apic_with_the_8259_masked() {
 /// swap disk cannot be relied on to show a sleep: under TCG, QEMU often finishes a
 /// request on a raw file before the driver's first look at the used ring.
 fn slow_disk() -> VirtioBlk {
-    // Probing a device resets it: leave the swap disk alone.
+    // Probing a device resets it: leave the swap and root disks alone (a reset root
+    // disk's driver waits in vain for its next request: the power-off write-back).
     let swap_addr = virtio_blk::swap_disk().expect("no swap disk").lock().pci_address();
+    let root_addr = virtio_blk::pci_address_of("root");
     let slow = pci::devices()
         .iter()
-        .filter(|d| d.addr != swap_addr && virtio_pci::device_type(d) == Some(virtio_pci::DEVICE_TYPE_BLOCK))
+        .filter(|d| d.addr != swap_addr && Some(d.addr) != root_addr)
+        .filter(|d| virtio_pci::device_type(d) == Some(virtio_pci::DEVICE_TYPE_BLOCK))
         .filter_map(|d| VirtioBlk::new(d).ok())
         .find(|blk| blk.serial() == "slow");
     slow.expect("no virtio-blk disk with serial \"slow\" (see runner_args)")

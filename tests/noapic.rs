@@ -27,9 +27,11 @@ kernel::test_kernel!();
 /// The 20 ms disk (serial "slow").
 fn slow_disk() -> VirtioBlk {
     let swap_addr = virtio_blk::swap_disk().expect("no swap disk").lock().pci_address();
+    let root_addr = virtio_blk::pci_address_of("root");
     let slow = pci::devices()
         .iter()
-        .filter(|d| d.addr != swap_addr && virtio_pci::device_type(d) == Some(virtio_pci::DEVICE_TYPE_BLOCK))
+        .filter(|d| d.addr != swap_addr && Some(d.addr) != root_addr)
+        .filter(|d| virtio_pci::device_type(d) == Some(virtio_pci::DEVICE_TYPE_BLOCK))
         .filter_map(|d| VirtioBlk::new(d).ok())
         .find(|blk| blk.serial() == "slow");
     slow.expect("no virtio-blk disk with serial \"slow\" (see runner_args)")

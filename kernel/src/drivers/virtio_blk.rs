@@ -760,6 +760,8 @@ impl VirtioBlk {
 
 /// The swap disk, chosen by [`init`].
 static SWAP_DISK: spin::Once<Option<&'static VirtioDisk>> = spin::Once::new();
+/// The name and PCI address of every disk [`init`] registered with the block layer.
+static REGISTERED: spin::Once<alloc::vec::Vec<(alloc::string::String, PciAddress)>> = spin::Once::new();
 
 /// Probes every virtio block device, logs each, and registers each with the block
 /// layer (`crate::block`): the swap disk (the one whose serial is "swap", else the
@@ -779,6 +781,7 @@ pub fn init() {
         }
         let swap_index = found.iter().position(|b| b.serial() == "swap").or((!found.is_empty()).then_some(0));
         let mut swap = None;
+        let mut registered = alloc::vec::Vec::new();
         for (i, blk) in found.into_iter().enumerate() {
             let name = match blk.serial() {
                 _ if Some(i) == swap_index => alloc::string::String::from("swap"),
@@ -790,6 +793,7 @@ pub fn init() {
                 continue; // dropped: reset and released
             }
             let (pci, serial) = (blk.pci_address(), alloc::string::String::from(blk.serial()));
+            registered.push((name.clone(), pci));
             let disk: &'static VirtioDisk = alloc::boxed::Box::leak(alloc::boxed::Box::new(VirtioDisk::new(name, blk)));
             match crate::block::register(disk) {
                 Ok(()) if Some(i) == swap_index => {
@@ -803,8 +807,16 @@ pub fn init() {
         if swap.is_none() {
             log::warn!("no usable virtio-blk device: no swap disk");
         }
+        REGISTERED.call_once(|| registered);
         swap
     });
+}
+
+/// Returns the PCI address of the disk [`init`] registered as `name` ("swap",
+/// "root", ...). A test that probes a device with a driver of its own (which resets
+/// the device) uses it to leave the disks the kernel is using alone.
+pub fn pci_address_of(name: &str) -> Option<PciAddress> {
+    REGISTERED.get()?.iter().find(|(n, _)| n == name).map(|&(_, pci)| pci)
 }
 
 /// Returns the swap disk's driver, if [`init`] found one (for the driver's own
