@@ -268,6 +268,7 @@ impl Options {
             cmdline: env("KERNEL_CMDLINE").unwrap_or_default(),
             linux_peer: peer_from_env(env("KERNEL_LINUX_PEER"))?,
         };
+        let mut is_bench = false;
         while let Some(arg) = args.next() {
             let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value\n{USAGE}"));
             match arg.as_str() {
@@ -303,7 +304,7 @@ impl Options {
                 "--qemu-arg" => opts.qemu_args.push(value("--qemu-arg")?),
                 "--cmdline" => opts.cmdline = value("--cmdline")?,
                 "--script" => opts.script = Some(workspace_file(&value("--script")?)?),
-                "--bench" => opts.cmdline.push_str(" bench"),
+                "--bench" => is_bench = true,
                 "--linux-peer" => opts.linux_peer = Some(Program::Swapload),
                 peer if peer.starts_with("--linux-peer=") => {
                     opts.linux_peer = Some(Program::from_name(&peer["--linux-peer=".len()..])?);
@@ -312,6 +313,11 @@ impl Options {
                 other if opts.is_test => opts.take_libtest_arg(other, &mut args)?,
                 other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
             }
+        }
+        // Added last, so that `--bench --cmdline "benchonly=swap"` keeps the word
+        // (a `--cmdline` replaces KERNEL_CMDLINE, not the `--bench` beside it).
+        if is_bench {
+            opts.cmdline.push_str(" bench");
         }
         if opts.cmdline.trim().len() > MAX_CMDLINE_BYTES {
             return Err(format!(
@@ -506,6 +512,15 @@ mod tests {
         let long = "x".repeat(MAX_CMDLINE_BYTES + 1);
         assert!(parse_flags(&["--cmdline", &long]).is_err());
         assert!(parse_flags(&["--cmdline", &long[1..]]).is_ok());
+    }
+
+    #[test]
+    fn bench_keeps_its_word_whatever_the_order_of_cmdline() {
+        for flags in [["--bench", "--cmdline", "benchonly=swap"], ["--cmdline", "benchonly=swap", "--bench"]] {
+            let opts = parse_flags(&flags).unwrap();
+            let words: Vec<_> = opts.cmdline.split_whitespace().collect();
+            assert!(words.contains(&"bench") && words.contains(&"benchonly=swap"), "{flags:?} -> {words:?}");
+        }
     }
 
     #[test]
