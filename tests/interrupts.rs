@@ -1,7 +1,8 @@
 //! Interrupts doing the waking: the swap disk completes requests by its interrupt
 //! (the requester sleeps), polling remains where sleeping is impossible, a timed
 //! wait ends at its deadline, and page faults run with interrupts on, so timer
-//! ticks and disk interrupts arrive during a fault that reads from swap (issue #11).
+//! ticks and disk interrupts arrive during a fault that reads from swap (issue #11);
+//! an idle CPU polls for work before it halts, and takes a wake-up while polling.
 #![no_std]
 #![allow(missing_docs)] // test names say what each test checks
 #![no_main]
@@ -13,10 +14,12 @@ extern crate alloc;
 
 use alloc::vec;
 
-use kernel::arch::{ioapic, irq, timer, trap};
+use kernel::arch::{ioapic, irq, smp, timer, trap};
 use kernel::drivers::virtio_blk::{self, BlkError, BlkStats, VirtioBlk};
 use kernel::drivers::{pci, virtio_pci};
 use kernel::mm::{check, swap};
+use kernel::println;
+use kernel::proc::haltpoll::{self, IdleStats, PollWindow};
 use kernel::proc::{self, task::WaitStatus};
 use kernel::sync::WaitQueue;
 
@@ -118,6 +121,63 @@ fn the_poll_window_follows_the_disk_completion_time_up_to_its_cap() {
     // 100 us floor, or a little over it while swap-outs of 32 pages are recent.
     let (swap_window, swap_mean) = virtio_blk::swap_disk().expect("swap disk").lock().poll_window_ns();
     assert!((99_000..=2_010_000).contains(&swap_window), "swap disk window {swap_window} ns (mean {swap_mean} ns)");
+}
+
+#[test_case]
+fn the_halt_poll_window_grows_on_short_halts_and_shrinks_on_long_ones() {
+    let mut window = PollWindow::new(haltpoll::MAX_WINDOW_NS);
+    window.after_idle(80_000); // a halt a poll of 200 us would have saved: open
+    assert_eq!(window.limit_ns, haltpoll::GROW_START_NS);
+    window.after_idle(80_000); // still longer than 50 us: double
+    assert_eq!(window.limit_ns, 100_000);
+    window.after_idle(90_000); // the poll would have found it: no change
+    assert_eq!(window.limit_ns, 100_000);
+    window.after_idle(150_000);
+    assert_eq!(window.limit_ns, 200_000, "doubled");
+    window.after_idle(199_000);
+    assert_eq!(window.limit_ns, 200_000, "at the cap");
+    window.after_idle(10_000_000); // a tick of real idleness: halve
+    assert_eq!(window.limit_ns, 100_000);
+    let mut off = PollWindow::new(0);
+    off.after_idle(80_000);
+    off.after_idle(1_000);
+    assert_eq!(off.limit_ns, 0, "a cap of 0 never polls");
+}
+
+/// Reads `nr` pages from the slow disk, each request slept for (no driver poll);
+/// returns the idle path's counters before and after, summed over the CPUs.
+fn idle_stats_around_slow_reads(nr: u64) -> (IdleStats, IdleStats) {
+    let mut disk = slow_disk();
+    disk.set_poll_window_us(0);
+    let mut buf = vec![0u8; 4096];
+    let before = haltpoll::total_stats();
+    for i in 0..nr {
+        disk.read(8 * i, &mut buf).expect("read");
+    }
+    (before, haltpoll::total_stats())
+}
+
+#[test_case]
+fn an_idle_cpu_polling_for_work_takes_the_disk_wake_up_without_halting() {
+    // A window of a second: each 20 ms request's interrupt comes while polling.
+    haltpoll::set_max_window_ns(1_000_000_000);
+    for cpu in 0..smp::nr_online() {
+        haltpoll::open_window_ns(cpu, 1_000_000_000);
+    }
+    let (before, after) = idle_stats_around_slow_reads(4);
+    haltpoll::set_max_window_ns(haltpoll::MAX_WINDOW_NS);
+    println!("polling: {before:?} -> {after:?}");
+    assert!(after.nr_poll_hits - before.nr_poll_hits >= 4, "the wake-ups were not taken while polling");
+    if smp::nr_online() == 1 {
+        assert_eq!(after.nr_halts, before.nr_halts, "halted with work due within the window");
+    }
+    // Polling off: every idle period ends in a halt.
+    haltpoll::set_max_window_ns(0);
+    let (before, after) = idle_stats_around_slow_reads(4);
+    haltpoll::set_max_window_ns(haltpoll::MAX_WINDOW_NS);
+    println!("halting: {before:?} -> {after:?}");
+    assert_eq!(after.nr_poll_hits, before.nr_poll_hits, "polled with polling off");
+    assert!(after.nr_halts - before.nr_halts >= 4, "the idle CPU did not halt for the requests");
 }
 
 #[test_case]

@@ -5,6 +5,7 @@
 //! |---|---|
 //! | [`task`] | `Task` (pid, state, kernel stack, address space), the task table, exit/wait/kill |
 //! | [`sched`] | run queue, `schedule`, `yield_now`, context switch, preemption on the tick |
+//! | [`haltpoll`] | the idle CPU polls for work before it halts (Linux's guest haltpoll), with an adaptive window |
 //! | [`hangcheck`] | the hang watchdog: prints every task's state when no user process ran for 20 s |
 //! | [`load_control`] | the balance set: deactivates processes while the machine thrashes, reactivates them when there is room |
 //! | [`exec`] | builds an address space from an ELF image: one VMA per segment, a stack VMA with argc/argv/envp/auxv |
@@ -27,6 +28,7 @@ pub mod exec;
 pub mod execve;
 pub mod fd_syscall;
 pub mod futex;
+pub mod haltpoll;
 pub mod hangcheck;
 pub mod load_control;
 pub mod loadavg;

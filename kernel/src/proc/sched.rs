@@ -540,8 +540,9 @@ fn is_idle_task(cpu: usize, pid: Pid) -> bool {
     IDLE[cpu].load(Ordering::Relaxed) == pid
 }
 
-/// The idle loop: run whatever is queued, else halt until an interrupt (a tick, or
-/// the reschedule IPI a wake-up sends to an idle CPU: `smp::kick_an_idle_cpu`).
+/// The idle loop: run whatever is queued, else poll for work a short while and then
+/// halt until an interrupt (a tick, a device, or the reschedule IPI a wake-up sends
+/// to an idle CPU: `smp::kick_an_idle_cpu`).
 fn idle_loop() -> ! {
     let this_cpu = smp::this_cpu();
     loop {
@@ -554,12 +555,9 @@ fn idle_loop() -> ! {
             this_cpu.is_idle.store(true, Ordering::SeqCst);
             // Re-check after announcing: a task queued in between sees us idle.
             if !has_work_for(cpu) {
-                interrupts::enable_and_hlt();
-                interrupts::disable();
-}
-
-            if RUN_QUEUE.lock().is_empty() {
-                halt_until_interrupt();
+                // Poll a short while, then halt (`haltpoll`: a wake-up soon after
+                // the halt costs the host a thread wake-up).
+                super::haltpoll::idle_until_work(cpu, || has_work_for(cpu), halt_until_interrupt);
             }
             this_cpu.is_idle.store(false, Ordering::SeqCst);
         }
