@@ -17,7 +17,7 @@ use alloc::vec;
 use kernel::arch::{ioapic, irq, smp, timer, trap};
 use kernel::drivers::virtio_blk::{self, BlkError, BlkStats, VirtioBlk};
 use kernel::drivers::{pci, virtio_pci};
-use kernel::mm::{check, swap};
+use kernel::mm::{check, swap, zero_pool};
 use kernel::println;
 use kernel::proc::haltpoll::{self, IdleStats, PollWindow};
 use kernel::proc::{self, task::WaitStatus};
@@ -147,6 +147,10 @@ fn the_halt_poll_window_grows_on_short_halts_and_shrinks_on_long_ones() {
 /// Reads `nr` pages from the slow disk, each request slept for (no driver poll);
 /// returns the idle path's counters before and after, summed over the CPUs.
 fn idle_stats_around_slow_reads(nr: u64) -> (IdleStats, IdleStats) {
+    // Idle time zeroes frames for the pool first: without the pool the idle CPU
+    // goes straight to polling or halting.
+    let was_pooling = zero_pool::is_enabled();
+    zero_pool::set_enabled(false);
     let mut disk = slow_disk();
     disk.set_poll_window_us(0);
     let mut buf = vec![0u8; 4096];
@@ -154,7 +158,9 @@ fn idle_stats_around_slow_reads(nr: u64) -> (IdleStats, IdleStats) {
     for i in 0..nr {
         disk.read(8 * i, &mut buf).expect("read");
     }
-    (before, haltpoll::total_stats())
+    let after = haltpoll::total_stats();
+    zero_pool::set_enabled(was_pooling);
+    (before, after)
 }
 
 #[test_case]

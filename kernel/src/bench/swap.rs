@@ -127,10 +127,18 @@ impl SwapInSample {
 pub fn bench() {
     println!("swap throughput and major-fault latency (timed in user space, 2048 pages = 8 MiB):");
     let before = SwapInSample::now();
+    let idle_before = crate::proc::haltpoll::total_stats();
     if !run("swapbench") {
         println!("  swapbench failed");
     }
     SwapInSample::now().print_since(&before);
+    let idle = crate::proc::haltpoll::total_stats();
+    println!(
+        "  idle periods: {} ended while polling, {} in a halt (haltpoll cap {} us)",
+        idle.nr_poll_hits - idle_before.nr_poll_hits,
+        idle.nr_halts - idle_before.nr_halts,
+        crate::proc::haltpoll::max_window_ns() / 1000
+    );
     policies();
 }
 

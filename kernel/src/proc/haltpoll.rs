@@ -17,13 +17,14 @@
 //! - a period longer than [`MAX_WINDOW_NS`] (the CPU really was idle) halves it;
 //! - a poll that found work leaves it as it is.
 //!
-//! The poll runs with interrupts on (the interrupt handler queues the woken task),
-//! checks for work with [`core::hint::spin_loop`]s in between, and re-checks with
+//! The poll runs with interrupts on (the interrupt handler queues the woken task)
+//! and re-checks with
 //! interrupts off before the halt, so a wake-up between the last look and the
 //! `hlt` is not lost (`sti; hlt` is atomic). `haltpoll_us=N` on the command line
 //! caps the window (0 turns polling off; the default is [`MAX_WINDOW_NS`]).
 //!
-//! Touches: the scheduler's idle loop (`sched::idle_loop` calls [`idle_until_work`]),
+//! Touches: the scheduler's two idle paths (the idle task's loop, and `pick_next` on a
+//! CPU without an idle task, both call [`idle_until_work`]),
 //! the TSC, and per-CPU atomics; nothing else.
 
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -150,12 +151,11 @@ pub fn idle_until_work(cpu: usize, has_work: impl Fn() -> bool, halt: impl FnOnc
         let limit_cycles = timer::tsc_per_ms() * limit_ns / 1_000_000;
         interrupts::enable();
         let mut found = has_work();
+        // No `pause` in this loop: under QEMU's TCG every `pause` leaves the
+        // translated code for the emulator's loop, and a CPU doing that without
+        // end kept QEMU's main loop (its timers, the disk's completions) from
+        // running: the `interrupts` image counted too few ticks.
         while !found && timer::rdtsc() - start < limit_cycles {
-            // `has_work` takes the run queue's lock: leave it to the other CPUs
-            // most of the time.
-            for _ in 0..32 {
-                core::hint::spin_loop();
-            }
             found = has_work();
         }
         interrupts::disable();

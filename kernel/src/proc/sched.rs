@@ -341,9 +341,10 @@ fn pick_next(prev: Pid) -> Pid {
         if has_work_for(cpu) {
             continue;
         }
-        // Still nothing runnable: wait for an interrupt. `sti; hlt` is atomic, so a
-        // wake-up from an interrupt handler cannot slip in between.
-        halt_until_interrupt();
+        // Still nothing runnable: poll a short while, then wait for an interrupt
+        // (`haltpoll`). `sti; hlt` is atomic, so a wake-up from an interrupt
+        // handler cannot slip in between.
+        super::haltpoll::idle_until_work(cpu, || has_work_for(cpu), halt_until_interrupt);
     }
 }
 
