@@ -341,10 +341,8 @@ fn pick_next(prev: Pid) -> Pid {
         if has_work_for(cpu) {
             continue;
         }
-        // Still nothing runnable: poll a short while, then wait for an interrupt
-        // (`haltpoll`). `sti; hlt` is atomic, so a wake-up from an interrupt
-        // handler cannot slip in between.
-        super::haltpoll::idle_until_work(cpu, || has_work_for(cpu), halt_until_interrupt);
+        // Still nothing runnable: poll a short while, then wait for an interrupt.
+        wait_for_work(cpu);
     }
 }
 
@@ -397,23 +395,27 @@ fn has_work_for(cpu: usize) -> bool {
     queue.iter().any(|pid| tasks.get(pid).is_none_or(|t| t.pinned_cpu.is_none_or(|c| c == cpu)))
 }
 
-/// Each CPU halts waiting for an interrupt (`hlt` in the idle path): the timer
+/// Each CPU waits for work in the idle path (a bounded poll, then `hlt`): the timer
 /// tick's hang check ([`super::hangcheck`]) does not count that as being stuck.
 static IS_HALTED: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
 
-/// Returns true if CPU `cpu` is halted in the idle path (an interrupt handler on it
-/// interrupted the `hlt`).
+/// Returns true if CPU `cpu` is waiting for work in the idle path (an interrupt
+/// handler on it interrupted the poll or the `hlt`).
 pub fn is_halted(cpu: usize) -> bool {
     IS_HALTED[cpu].load(Ordering::Relaxed)
 }
 
-/// `sti; hlt` (atomic: a wake-up from an interrupt handler cannot slip in between),
-/// then interrupts off again; marked halted meanwhile.
-fn halt_until_interrupt() {
-    let cpu = smp::cpu_id();
+/// Waits, with interrupts off, until CPU `cpu` may have work: polls for it a short
+/// while, then `sti; hlt` (atomic: a wake-up from an interrupt handler cannot slip
+/// in between), then interrupts off again ([`super::haltpoll`]). Marked halted
+/// meanwhile, polling included: the poll is bounded, so the hang check need not
+/// look at it.
+fn wait_for_work(cpu: usize) {
     IS_HALTED[cpu].store(true, Ordering::Relaxed);
-    interrupts::enable_and_hlt();
-    interrupts::disable();
+    super::haltpoll::idle_until_work(cpu, || has_work_for(cpu), || {
+        interrupts::enable_and_hlt();
+        interrupts::disable();
+    });
     IS_HALTED[cpu].store(false, Ordering::Relaxed);
 }
 
@@ -558,7 +560,7 @@ fn idle_loop() -> ! {
             if !has_work_for(cpu) {
                 // Poll a short while, then halt (`haltpoll`: a wake-up soon after
                 // the halt costs the host a thread wake-up).
-                super::haltpoll::idle_until_work(cpu, || has_work_for(cpu), halt_until_interrupt);
+                wait_for_work(cpu);
             }
             this_cpu.is_idle.store(false, Ordering::SeqCst);
         }
