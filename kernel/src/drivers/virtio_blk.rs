@@ -890,8 +890,10 @@ impl VirtioBlk {
 
 /// The swap disk, chosen by [`init`].
 static SWAP_DISK: spin::Once<Option<&'static VirtioDisk>> = spin::Once::new();
-/// The name and PCI address of every disk [`init`] registered with the block layer.
-static REGISTERED: spin::Once<alloc::vec::Vec<(alloc::string::String, PciAddress)>> = spin::Once::new();
+/// The name and PCI address of every disk [`init`] registered with the block layer,
+/// and its driver.
+static REGISTERED: spin::Once<alloc::vec::Vec<(alloc::string::String, PciAddress, &'static VirtioDisk)>> =
+    spin::Once::new();
 
 /// Probes every virtio block device, logs each, and registers each with the block
 /// layer (`crate::block`): the swap disk (the one whose serial is "swap", else the
@@ -923,8 +925,9 @@ pub fn init() {
                 continue; // dropped: reset and released
             }
             let (pci, serial) = (blk.pci_address(), alloc::string::String::from(blk.serial()));
-            registered.push((name.clone(), pci));
-            let disk: &'static VirtioDisk = alloc::boxed::Box::leak(alloc::boxed::Box::new(VirtioDisk::new(name, blk)));
+            let disk: &'static VirtioDisk =
+                alloc::boxed::Box::leak(alloc::boxed::Box::new(VirtioDisk::new(name.clone(), blk)));
+            registered.push((name.clone(), pci, disk));
             match crate::block::register(disk) {
                 Ok(()) if Some(i) == swap_index => {
                     log::info!("swap disk: virtio-blk {pci} (serial {serial:?})");
@@ -946,7 +949,13 @@ pub fn init() {
 /// "root", ...). A test that probes a device with a driver of its own (which resets
 /// the device) uses it to leave the disks the kernel is using alone.
 pub fn pci_address_of(name: &str) -> Option<PciAddress> {
-    REGISTERED.get()?.iter().find(|(n, _)| n == name).map(|&(_, pci)| pci)
+    REGISTERED.get()?.iter().find(|(n, _, _)| n == name).map(|&(_, pci, _)| pci)
+}
+
+/// Returns the driver of the disk [`init`] registered as `name` (for tests and
+/// statistics: the kernel reaches disks through `crate::block`).
+pub fn driver_of(name: &str) -> Option<&'static Mutex<VirtioBlk>> {
+    REGISTERED.get()?.iter().find(|(n, _, _)| n == name).map(|&(_, _, disk)| disk.driver())
 }
 
 /// Returns the swap disk's driver, if [`init`] found one (for the driver's own
