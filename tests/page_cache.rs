@@ -629,3 +629,61 @@ fn write_back_hands_over_whole_requests_across_batches_and_flushes_only_when_ask
     assert_eq!(io.runs.lock().len(), 2, "nothing left to write");
     drop(cache);
 }
+
+#[test_case]
+fn an_ext2_write_back_keeps_several_disk_requests_in_flight_and_the_disk_has_the_bytes() {
+    const FILE_BYTES: u64 = 4 << 20; // 1024 pages: ext2 puts them in runs of up to 254 blocks
+    const CHUNK: usize = 64 << 10;
+    if kernel::fs::root_kind() != kernel::fs::RootKind::Ext2 {
+        panic!("this test needs ext2 at / (the runner's root disk)");
+    }
+    let disk = kernel::drivers::virtio_blk::driver_of("root").expect("the runner's root disk");
+    let uses_indirect = disk.lock().uses_indirect();
+    assert!(uses_indirect, "QEMU's virtio-blk offers indirect descriptors");
+    let root = kernel::fs::root();
+    let file = root.create("inflight.dat", 0o644).expect("create");
+    let cache = file.page_cache().expect("an ext2 file has a page cache");
+    let mut chunk = vec![0u8; CHUNK];
+    let mut offset = 0;
+    while offset < FILE_BYTES {
+        for (i, b) in chunk.iter_mut().enumerate() {
+            *b = file_byte(offset + i as u64) ^ 0x5a;
+        }
+        kernel::mm::headroom::ensure_heap_headroom().expect("heap headroom");
+        assert_eq!(file.write_at(offset, &chunk), Ok(CHUNK), "write at {offset}");
+        offset += CHUNK as u64;
+    }
+    let before = {
+        let mut blk = disk.lock();
+        blk.reset_peak_in_flight();
+        blk.stats()
+    };
+    kernel::fs::sync_inode(&*file).expect("fsync");
+    let after = disk.lock().stats();
+    assert_eq!(cache.nr_dirty(), 0);
+    kernel::println!(
+        "write-back of {} MiB: {} write requests, peak {} in flight, {} submitted behind another",
+        FILE_BYTES >> 20,
+        after.nr_writes - before.nr_writes,
+        after.peak_in_flight,
+        after.nr_overlapped - before.nr_overlapped
+    );
+    assert!(after.peak_in_flight >= 2, "the file's runs were sent one at a time: peak {}", after.peak_in_flight);
+    assert!(after.nr_overlapped > before.nr_overlapped);
+    // From the disk again: the clean pages dropped, the reads come from the device.
+    let reads_before = disk.lock().stats().nr_reads;
+    kernel::fs::drop_caches::write("1").expect("drop_caches");
+    let mut offset = 0;
+    while offset < FILE_BYTES {
+        kernel::mm::headroom::ensure_heap_headroom().expect("heap headroom");
+        assert_eq!(file.read_at(offset, &mut chunk), Ok(CHUNK));
+        for (i, &b) in chunk.iter().enumerate() {
+            assert_eq!(b, file_byte(offset + i as u64) ^ 0x5a, "byte {} read back wrong", offset + i as u64);
+        }
+        offset += CHUNK as u64;
+    }
+    assert!(disk.lock().stats().nr_reads > reads_before, "the read-back came from the disk");
+    drop((cache, file));
+    root.unlink("inflight.dat").expect("unlink");
+    assert_consistent();
+}

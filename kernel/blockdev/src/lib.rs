@@ -35,6 +35,7 @@
 extern crate alloc;
 
 pub mod hybrid_poll;
+pub mod in_flight;
 mod ram_disk;
 
 pub use ram_disk::RamDisk;
@@ -171,6 +172,27 @@ pub trait BlockDevice: Send + Sync {
             self.write(sector + i as u64 * SECTORS_PER_PAGE, &page[..])?;
         }
         Ok(())
+    }
+
+    /// Writes several runs of pages, run k's pages to the sectors from `runs[k].0`
+    /// as [`write_pages`](Self::write_pages) writes them, and puts run k's outcome
+    /// in `results[k]` (`results` is as long as `runs`). A device that can keep
+    /// several requests in flight submits them all before it waits (write-back
+    /// hands a file's whole batch over this way); a failed run does not fail the
+    /// others. The default writes the runs one after another.
+    fn write_page_runs(&self, runs: &[(u64, &[&Page])], results: &mut [Result<(), BlockError>]) {
+        for (&(sector, pages), result) in runs.iter().zip(results.iter_mut()) {
+            *result = self.write_pages(sector, pages);
+        }
+    }
+
+    /// Reads several runs of pages, as [`write_page_runs`](Self::write_page_runs)
+    /// writes them (readahead of a file whose blocks are in several places on the
+    /// disk). The default reads the runs one after another.
+    fn read_page_runs(&self, runs: &mut [(u64, &mut [&mut Page])], results: &mut [Result<(), BlockError>]) {
+        for ((sector, pages), result) in runs.iter_mut().zip(results.iter_mut()) {
+            *result = self.read_pages(*sector, pages);
+        }
     }
 
     /// Returns the device's request counters, or `None` if it keeps none (the default).

@@ -188,3 +188,23 @@ fn write_failures_leave_reads_alone() {
     disk.heal_sector(9);
     assert_eq!(disk.write(8, &buf), Ok(()));
 }
+
+#[test]
+fn page_runs_report_each_runs_outcome_and_a_failing_run_fails_alone() {
+    let disk = RamDisk::new("ram0", 8 * SECTORS_PER_PAGE);
+    let pages: alloc::vec::Vec<_> = (0..4u8).map(page_of).collect();
+    disk.fail_sector(5 * SECTORS_PER_PAGE);
+    let runs: [(u64, &[&Page]); 3] =
+        [(0, &[&*pages[0], &*pages[1]]), (4 * SECTORS_PER_PAGE, &[&*pages[2], &*pages[3]]), (6 * SECTORS_PER_PAGE, &[&*pages[3]])];
+    let mut results = [Ok(()); 3];
+    disk.write_page_runs(&runs, &mut results);
+    assert_eq!(results, [Ok(()), Err(BlockError::Io), Ok(())]);
+    disk.heal_sector(5 * SECTORS_PER_PAGE);
+    let (mut a, mut b, mut c) = (page_of(9), page_of(9), page_of(9));
+    let (first, rest) = (&mut [&mut *a][..], &mut [&mut *b, &mut *c][..]);
+    let mut read_runs: [(u64, &mut [&mut Page]); 2] = [(6 * SECTORS_PER_PAGE, first), (0, rest)];
+    let mut results = [Err(BlockError::Io); 2];
+    disk.read_page_runs(&mut read_runs, &mut results);
+    assert_eq!(results, [Ok(()), Ok(())]);
+    assert_eq!((a, b, c), (page_of(3), page_of(0), page_of(1)));
+}

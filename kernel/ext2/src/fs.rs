@@ -266,6 +266,9 @@ impl<'d> Ext2<'d> {
         for page in pages[nr_in_file..].iter_mut() {
             page.fill(0);
         }
+        // Holes and cached blocks first; the runs of adjacent blocks on the disk
+        // (page index, pages, disk block) then go to the device at once.
+        let mut disk_runs: Vec<(usize, usize, u32)> = Vec::new();
         let mut i = 0;
         while i < nr_in_file {
             let Some(pblk) = self.lookup_block(&inode, first + i as u64)? else {
@@ -286,9 +289,23 @@ impl<'d> Ext2<'d> {
             {
                 count += 1;
             }
-            self.dev.read_pages(u64::from(pblk) * sectors_per_block, &mut pages[i..i + count])?;
+            disk_runs.push((i, count, pblk));
             i += count;
         }
+        let mut runs: Vec<(u64, &mut [&mut Page])> = Vec::with_capacity(disk_runs.len());
+        let mut rest = &mut pages[..nr_in_file];
+        let mut at = 0;
+        for &(i, count, pblk) in &disk_runs {
+            let (_, tail) = core::mem::take(&mut rest).split_at_mut(i - at);
+            let (run, tail) = tail.split_at_mut(count);
+            runs.push((u64::from(pblk) * sectors_per_block, run));
+            rest = tail;
+            at = i + count;
+        }
+        let mut outcomes = vec![Ok(()); runs.len()];
+        self.dev.read_page_runs(&mut runs, &mut outcomes);
+        drop(runs);
+        outcomes.into_iter().try_for_each(|o| o)?;
         // The last block may hold bytes past the end of the file: they read as zeros.
         let end_in_last = (inode.size % bs) as usize;
         if nr_in_file > 0 && end_in_last != 0 && (first + nr_in_file as u64) * bs > inode.size {
@@ -358,22 +375,29 @@ impl<'d> Ext2<'d> {
         }
         let sectors_per_block = (PAGE_SIZE / SECTOR_SIZE) as u64;
         let max_run = self.dev.max_pages_per_request().max(1);
-        let mut nr_written = 0;
-        while nr_written < blocks.len() {
-            let pblk = blocks[nr_written];
+        // The runs of adjacent blocks, all handed to the device at once (it may
+        // keep several requests in flight); the pages written are those before
+        // the first run that failed.
+        let mut runs: Vec<(u64, &[&Page])> = Vec::new();
+        let mut i = 0;
+        while i < blocks.len() {
+            let pblk = blocks[i];
             let mut count = 1;
-            while nr_written + count < blocks.len()
-                && count < max_run
-                && blocks[nr_written + count] == pblk + count as u32
-            {
+            while i + count < blocks.len() && count < max_run && blocks[i + count] == pblk + count as u32 {
                 count += 1;
             }
-            let run = &srcs[nr_written..nr_written + count];
-            if let Err(e) = self.dev.write_pages(u64::from(pblk) * sectors_per_block, run) {
-                result = Err(e.into());
+            runs.push((u64::from(pblk) * sectors_per_block, &srcs[i..i + count]));
+            i += count;
+        }
+        let mut outcomes = vec![Ok(()); runs.len()];
+        self.dev.write_page_runs(&runs, &mut outcomes);
+        let mut nr_written = 0;
+        for (&(_, run), outcome) in runs.iter().zip(&outcomes) {
+            if let Err(e) = outcome {
+                result = Err((*e).into());
                 break;
             }
-            nr_written += count;
+            nr_written += run.len();
         }
         let new_end = end.min(start + nr_written as u64 * bs);
         self.finish_write(ino, &mut inode, new_end, nr_written as u64, result).map(|n| n as usize)

@@ -27,11 +27,21 @@
 //! a protocol error resets the device, so no DMA can land after the caller's buffer
 //! is returned, and sets it up again.
 //!
+//! Several requests are in flight at once (up to [`MAX_IN_FLIGHT`]): a batch
+//! ([`VirtioBlk::write_frame_runs`], the block layer's `write_page_runs` /
+//! `read_page_runs`, and the chunks of one long request) is submitted, the device
+//! notified once, and the completions collected in any order (`request.rs`); each
+//! request's error stays its own. With `VIRTIO_RING_F_INDIRECT_DESC` (virtio 1.x
+//! §2.7.5.3), negotiated when the device offers it and `blk_indirect=0` is not on
+//! the command line, a request's chain lives in an indirect table of the driver's
+//! (a page per in-flight slot) and takes one ring entry; without it, a 254-frame
+//! request takes 256 of QEMU's 256 entries and such requests go one at a time.
+//!
 //! Completion is interrupt-driven: the requester sleeps on a wait queue until the
 //! device's interrupt (PCI INTx through the PIC) says the used ring moved, with a
 //! deadline so a device that never answers is still reset (`interrupt.rs`). The
-//! wait is one loop (`VirtioBlk::wait_for`, in `request.rs`) after a submit that
-//! does not block. Where sleeping is impossible (no scheduler yet, interrupts off,
+//! wait is one loop (`VirtioBlk::wait_any`, in `request.rs`) after submits that
+//! do not block. Where sleeping is impossible (no scheduler yet, interrupts off,
 //! no interrupt line routed) the same loop polls the used ring instead, yielding
 //! the CPU between polls; [`BlkStats`] counts the requests waited for each way.
 //! The global [`swap_disk`] is behind a sleeping [`Mutex`], so no spinlock is held
@@ -53,6 +63,7 @@ use alloc::format;
 use super::pci::{self, PciAddress, PciDevice};
 use super::virtio_pci::{self, DEVICE_TYPE_BLOCK, LEGACY_PAGE_SHIFT, LegacyTransport, ProbeError, status};
 use super::virtio_queue::{QueueError, Segment, SplitQueue};
+use blockdev::in_flight::InFlight;
 use crate::arch::timer;
 use crate::mm::frame::{self, FrameState, OwnedFrames};
 use crate::mm::{Frame, Order, PAGE_SIZE, PHYS_MAP_BASE, PhysAddr};
@@ -87,6 +98,13 @@ const BOUNCE_ORDER: Order = Order(4);
 /// `--linux-peer=files` run). The segment lists are built in two buffers the
 /// driver allocates at probe (`segments`, `chain`), not on the kernel stack.
 pub const MAX_FRAMES_PER_REQUEST: usize = 256;
+/// The most requests in flight at once (each with an indirect table of a page):
+/// write-back's batch of 1024 pages is 4 or 5 requests of 254 frames, and 16 x 1
+/// MiB keeps QEMU's I/O threads busy.
+pub const MAX_IN_FLIGHT: usize = 16;
+/// Descriptors in one indirect table: a page of 16-byte descriptors, room for a
+/// header, 254 data segments (QEMU's `seg_max`) and a status.
+const INDIRECT_TABLE_ENTRIES: usize = PAGE_SIZE as usize / 16;
 /// The queue a block device uses for requests.
 const QUEUE_INDEX: u16 = 0;
 /// Bytes of the identification string (`GET_ID`).
@@ -127,6 +145,9 @@ pub mod feature {
     pub const RO: u32 = 1 << 5;
     /// `blk_size` in config is the optimal block size.
     pub const BLK_SIZE: u32 = 1 << 6;
+    /// The driver may put a request's chain in an indirect descriptor table
+    /// (`VIRTIO_RING_F_INDIRECT_DESC`, a ring feature, bit 28).
+    pub const INDIRECT_DESC: u32 = 1 << 28;
     /// The device has a write cache and understands FLUSH (legacy name: WCE).
     pub const FLUSH: u32 = 1 << 9;
     /// The device understands DISCARD (`max_discard_sectors` in config).
@@ -142,7 +163,8 @@ const DRIVER_FEATURES: u32 = feature::SIZE_MAX
     | feature::BLK_SIZE
     | feature::FLUSH
     | feature::DISCARD
-    | feature::WRITE_ZEROES;
+    | feature::WRITE_ZEROES
+    | feature::INDIRECT_DESC;
 
 /// Offsets in the block device's configuration.
 mod config {
@@ -247,6 +269,12 @@ pub struct BlkStats {
     /// TSC cycles spent filling read requests and offering them to the device (the
     /// notify, in which QEMU may do the I/O, included).
     pub read_submit_cycles: u64,
+    /// The most requests that were in flight at once.
+    pub peak_in_flight: u64,
+    /// Requests submitted while another was in flight.
+    pub nr_overlapped: u64,
+    /// Requests whose chain went in an indirect table (one ring entry each).
+    pub nr_indirect: u64,
     /// TSC cycles spent waiting for read requests after their submit (polls,
     /// yields, sleeps, the status check).
     pub read_wait_cycles: u64,
@@ -287,6 +315,14 @@ pub struct VirtioBlk {
     /// How long a request is polled before its task sleeps (TSC cycles), following
     /// the measured completion time (`request.rs`, hybrid polling).
     poll: blockdev::hybrid_poll::HybridPoll,
+    /// The requests the device holds, by head (`request.rs`).
+    in_flight: InFlight<request::Pending, MAX_IN_FLIGHT>,
+    /// One indirect descriptor table (a page) per in-flight slot.
+    tables: OwnedFrames,
+    /// The driver offers to use indirect tables (`blk_indirect=0`: no).
+    wants_indirect: bool,
+    /// Indirect tables were negotiated: requests take one ring entry each.
+    uses_indirect: bool,
 }
 
 impl VirtioBlk {
@@ -306,6 +342,8 @@ impl VirtioBlk {
         let slots_bytes = size as u64 * (HEADER_BYTES as u64 + 1);
         let slots = OwnedFrames::new_zeroed(Order::for_size(slots_bytes)).map_err(|_| ProbeError::OutOfMemory)?;
         let bounce = OwnedFrames::new_zeroed(BOUNCE_ORDER).map_err(|_| ProbeError::OutOfMemory)?;
+        let tables = OwnedFrames::new_zeroed(Order::for_size((MAX_IN_FLIGHT * PAGE_SIZE as usize) as u64))
+            .map_err(|_| ProbeError::OutOfMemory)?;
         let scratch = |len: usize| {
             let mut v = alloc::vec::Vec::new();
             v.try_reserve_exact(len).map(|()| v).map_err(|_| ProbeError::OutOfMemory)
@@ -333,6 +371,10 @@ impl VirtioBlk {
             poll: request::poll_window_from_cmdline(),
             segments,
             chain,
+            in_flight: InFlight::new(),
+            tables,
+            wants_indirect: crate::cmdline::value("blk_indirect") != Some("0"),
+            uses_indirect: false,
         };
         blk.setup()?;
         // Not every device answers GET_ID; an empty serial is fine.
@@ -346,7 +388,9 @@ impl VirtioBlk {
         t.reset();
         t.add_status(status::ACKNOWLEDGE);
         t.add_status(status::DRIVER);
-        self.features = t.device_features() & DRIVER_FEATURES;
+        let offered = if self.wants_indirect { DRIVER_FEATURES } else { DRIVER_FEATURES & !feature::INDIRECT_DESC };
+        self.features = t.device_features() & offered;
+        self.uses_indirect = self.features & feature::INDIRECT_DESC != 0;
         t.set_driver_features(self.features);
         let size = t.select_queue(QUEUE_INDEX);
         if size != self.queue.size() {
@@ -354,6 +398,8 @@ impl VirtioBlk {
             return Err(ProbeError::BadQueueSize(size));
         }
         self.queue.reset();
+        // A reset drops whatever was in flight (`run_batch` has already failed it).
+        self.in_flight.drain(|_, _| {});
         let Ok(pfn) = u32::try_from(self.queue.phys_addr().as_u64() >> LEGACY_PAGE_SHIFT) else {
             t.add_status(status::FAILED);
             return Err(ProbeError::QueueTooHigh);
@@ -460,6 +506,26 @@ impl VirtioBlk {
         (self.queue.size(), self.queue.nr_free())
     }
 
+    /// Returns true if requests go in indirect descriptor tables (negotiated).
+    pub fn uses_indirect(&self) -> bool {
+        self.uses_indirect
+    }
+
+    /// Offers (`true`) or declines the indirect-descriptor feature and sets the
+    /// device up again (a reset), so tests run both chain layouts on one disk.
+    /// Returns whether indirect tables are in use afterwards (only if the device
+    /// offers the feature).
+    pub fn set_indirect(&mut self, wanted: bool) -> Result<bool, BlkError> {
+        self.wants_indirect = wanted;
+        self.reinit()?;
+        Ok(self.uses_indirect)
+    }
+
+    /// Forgets the peak of requests in flight (tests measure one batch).
+    pub fn reset_peak_in_flight(&mut self) {
+        self.stats.peak_in_flight = 0;
+    }
+
     /// Sets how long a request may take before the device is reset.
     pub fn set_timeout_ms(&mut self, ms: u64) {
         self.timeout_cycles = ms.saturating_mul(timer::tsc_per_ms());
@@ -474,7 +540,7 @@ impl VirtioBlk {
     /// Returns a one-line description for the boot log.
     pub fn describe(&self) -> alloc::string::String {
         format!(
-            "virtio-blk {} (legacy, io {:#x}, {}): {} sectors ({} MiB), serial {:?}, queue {}, block {} B, {} frames a request, features {:#x}{}{}{}{}",
+            "virtio-blk {} (legacy, io {:#x}, {}): {} sectors ({} MiB), serial {:?}, queue {}, block {} B, {} frames a request, features {:#x}{}{}{}{}{}",
             self.pci,
             self.transport.io_base(),
             match self.irq_line() {
@@ -488,6 +554,7 @@ impl VirtioBlk {
             self.block_size,
             self.max_data_segments,
             self.features,
+            if self.uses_indirect { " indirect" } else { "" },
             if self.has_flush() { " flush" } else { "" },
             if self.max_discard_sectors > 0 { " discard" } else { "" },
             if self.max_write_zeroes_sectors > 0 { " write-zeroes" } else { "" },
@@ -625,30 +692,103 @@ impl VirtioBlk {
         nr_pages: usize,
         phys_of: impl Fn(usize) -> PhysAddr,
     ) -> Result<(), BlkError> {
+        let mut result = [Ok(())];
+        // SAFETY: passed on from our caller (one run).
+        unsafe { self.phys_runs_request(is_write, &mut result, |_| (sector, nr_pages), |_, i| phys_of(i)) };
+        result[0]
+    }
+
+    /// Moves several runs of 4 KiB pages, run k being `run_of(k)` = (first
+    /// sector, pages) with page i at physical address `phys_of(k, i)`, each run in
+    /// requests of `max_data_segments` pages, all of them in one batch: several in
+    /// flight at once ([`run_batch`](Self::run_batch)). A failed request makes its
+    /// run's `results[k]` an error (the first one; other runs are not touched);
+    /// `results` comes in as the caller set it (a run the caller refused, with
+    /// `run_of` giving it 0 pages, keeps its error).
+    ///
+    /// # Safety
+    /// As for [`phys_pages_request`](Self::phys_pages_request), for every page of
+    /// every run.
+    pub(super) unsafe fn phys_runs_request(
+        &mut self,
+        is_write: bool,
+        results: &mut [Result<(), BlkError>],
+        run_of: impl Fn(usize) -> (u64, usize),
+        phys_of: impl Fn(usize, usize) -> PhysAddr,
+    ) {
         let per_request = self.max_data_segments.clamp(1, MAX_FRAMES_PER_REQUEST);
         let req = if is_write { req_type::OUT } else { req_type::IN };
-        // Taken out for the loop (`run` borrows the driver); within its capacity,
-        // so filling it never allocates.
-        let mut segments = core::mem::take(&mut self.segments);
-        let mut result = Ok(());
-        for start in (0..nr_pages).step_by(per_request) {
-            let end = (start + per_request).min(nr_pages);
-            segments.clear();
-            segments.extend(
-                (start..end).map(|i| Segment { phys: phys_of(i), len: PAGE_SIZE as u32, is_device_writable: !is_write }),
-            );
-            let chunk_sector = sector + start as u64 * SECTORS_PER_FRAME;
-            // SAFETY: every page is RAM the caller owns for this call (our contract),
-            // 4 KiB contiguous each; `run` returns only once the device gave the
-            // chain back or was reset.
-            if let Err(e) = unsafe { self.run(req, chunk_sector, &segments) } {
-                result = Err(e);
-                break;
+        let nr_runs = results.len();
+        // Request r of the batch: (run, first page). Without the memory for the
+        // list (or for one run), a batch per run.
+        let total: usize = (0..nr_runs).map(|k| run_of(k).1.div_ceil(per_request)).sum();
+        let mut requests: alloc::vec::Vec<(usize, usize)> = alloc::vec::Vec::new();
+        let is_one_batch = nr_runs > 1 && requests.try_reserve_exact(total).is_ok();
+        if is_one_batch {
+            for k in 0..nr_runs {
+                requests.extend((0..run_of(k).1).step_by(per_request).map(|first| (k, first)));
             }
-            self.count_bytes(is_write, (end - start) as u64 * PAGE_SIZE);
         }
-        self.segments = segments;
-        result
+        let batches = if is_one_batch { 1 } else { nr_runs };
+        for b in 0..batches {
+            let (nr_requests, locate): (usize, &dyn Fn(usize) -> (usize, usize)) = if is_one_batch {
+                (requests.len(), &|r| requests[r])
+            } else {
+                (run_of(b).1.div_ceil(per_request), &|r| (b, r * per_request))
+            };
+            let describe = |r: usize, segments: &mut alloc::vec::Vec<Segment>| {
+                let (k, first) = locate(r);
+                let (sector, nr_pages) = run_of(k);
+                let end = (first + per_request).min(nr_pages);
+                segments.extend((first..end).map(|i| Segment {
+                    phys: phys_of(k, i),
+                    len: PAGE_SIZE as u32,
+                    is_device_writable: !is_write,
+                }));
+                (req, sector + first as u64 * SECTORS_PER_FRAME)
+            };
+            // SAFETY: every page is RAM the caller owns for this call (our contract),
+            // 4 KiB contiguous each; `run_batch` returns only once the device gave
+            // every chain back or was reset.
+            unsafe {
+                self.run_batch(nr_requests, describe, |r, outcome| {
+                    let k = locate(r).0;
+                    if let Err(e) = outcome {
+                        results[k] = results[k].and(Err(e));
+                    }
+                })
+            };
+        }
+    }
+
+    /// Writes several runs of frames, run k's frames to the sectors from
+    /// `runs[k].0` as [`write_frames`](Self::write_frames) writes them, with as
+    /// many requests in flight at once as the device takes; `results[k]` (as many
+    /// as runs) gets run k's outcome. A run with a bad frame or range fails alone.
+    pub fn write_frame_runs(&mut self, runs: &[(u64, &[Frame])], results: &mut [Result<(), BlkError>]) {
+        self.frame_runs_request(true, runs, results);
+    }
+
+    /// Reads several runs of frames, as [`write_frame_runs`](Self::write_frame_runs)
+    /// writes them.
+    pub fn read_frame_runs(&mut self, runs: &[(u64, &[Frame])], results: &mut [Result<(), BlkError>]) {
+        self.frame_runs_request(false, runs, results);
+    }
+
+    /// Checks every run, then moves the good ones in one batch.
+    fn frame_runs_request(&mut self, is_write: bool, runs: &[(u64, &[Frame])], results: &mut [Result<(), BlkError>]) {
+        assert_eq!(runs.len(), results.len(), "VirtioBlk::frame_runs_request: one result per run");
+        for (&(sector, frames), result) in runs.iter().zip(results.iter_mut()) {
+            *result = (if is_write { self.check_writable() } else { Ok(()) })
+                .and_then(|()| frames.iter().try_for_each(|&f| self.check_frame(f)))
+                .and_then(|()| self.check_range(sector, frames.len() * PAGE_SIZE as usize));
+        }
+        let is_ok: alloc::vec::Vec<bool> = results.iter().map(Result::is_ok).collect();
+        let run_of = |k: usize| if is_ok[k] { (runs[k].0, runs[k].1.len()) } else { (0, 0) };
+        // SAFETY: every frame of a run that passed is allocated RAM the caller owns
+        // for this call (checked as far as the frame table can tell, and the
+        // documented contract of `read_frame`).
+        unsafe { self.phys_runs_request(is_write, results, run_of, |k, i| runs[k].1[i].start_address()) };
     }
 
     /// Makes every completed write durable (`VIRTIO_BLK_T_FLUSH`).
@@ -744,24 +884,16 @@ impl VirtioBlk {
         // SAFETY: the caller's contract covers the data segment; `run` returns only
         // once the device is done with it.
         unsafe { self.run(req, sector, &[segment]) }?;
-        self.count_bytes(is_write, len as u64);
         Ok(())
-    }
-
-    /// Adds a completed transfer of `bytes` to the statistics.
-    fn count_bytes(&mut self, is_write: bool, bytes: u64) {
-        if is_write {
-            self.stats.bytes_written += bytes;
-        } else {
-            self.stats.bytes_read += bytes;
-        }
     }
 }
 
 /// The swap disk, chosen by [`init`].
 static SWAP_DISK: spin::Once<Option<&'static VirtioDisk>> = spin::Once::new();
-/// The name and PCI address of every disk [`init`] registered with the block layer.
-static REGISTERED: spin::Once<alloc::vec::Vec<(alloc::string::String, PciAddress)>> = spin::Once::new();
+/// The name and PCI address of every disk [`init`] registered with the block layer,
+/// and its driver.
+static REGISTERED: spin::Once<alloc::vec::Vec<(alloc::string::String, PciAddress, &'static VirtioDisk)>> =
+    spin::Once::new();
 
 /// Probes every virtio block device, logs each, and registers each with the block
 /// layer (`crate::block`): the swap disk (the one whose serial is "swap", else the
@@ -793,8 +925,9 @@ pub fn init() {
                 continue; // dropped: reset and released
             }
             let (pci, serial) = (blk.pci_address(), alloc::string::String::from(blk.serial()));
-            registered.push((name.clone(), pci));
-            let disk: &'static VirtioDisk = alloc::boxed::Box::leak(alloc::boxed::Box::new(VirtioDisk::new(name, blk)));
+            let disk: &'static VirtioDisk =
+                alloc::boxed::Box::leak(alloc::boxed::Box::new(VirtioDisk::new(name.clone(), blk)));
+            registered.push((name.clone(), pci, disk));
             match crate::block::register(disk) {
                 Ok(()) if Some(i) == swap_index => {
                     log::info!("swap disk: virtio-blk {pci} (serial {serial:?})");
@@ -816,7 +949,13 @@ pub fn init() {
 /// "root", ...). A test that probes a device with a driver of its own (which resets
 /// the device) uses it to leave the disks the kernel is using alone.
 pub fn pci_address_of(name: &str) -> Option<PciAddress> {
-    REGISTERED.get()?.iter().find(|(n, _)| n == name).map(|&(_, pci)| pci)
+    REGISTERED.get()?.iter().find(|(n, _, _)| n == name).map(|&(_, pci, _)| pci)
+}
+
+/// Returns the driver of the disk [`init`] registered as `name` (for tests and
+/// statistics: the kernel reaches disks through `crate::block`).
+pub fn driver_of(name: &str) -> Option<&'static Mutex<VirtioBlk>> {
+    REGISTERED.get()?.iter().find(|(n, _, _)| n == name).map(|&(_, _, disk)| disk.driver())
 }
 
 /// Returns the swap disk's driver, if [`init`] found one (for the driver's own

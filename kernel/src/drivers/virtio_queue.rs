@@ -14,6 +14,10 @@
 //! private copy of the `next` fields: the device may read the table but the driver
 //! never trusts what it reads back from it.
 //!
+//! With `VIRTIO_RING_F_INDIRECT_DESC` a chain can instead live in a table of the
+//! caller's ([`SplitQueue::add_indirect`]): the ring holds one descriptor flagged
+//! `INDIRECT` pointing at it, so a request of 256 descriptors takes one ring entry.
+//!
 //! The interface is split in two halves so a scheduler can run something else in
 //! between: [`SplitQueue::add`] publishes a chain and returns at once;
 //! [`SplitQueue::poll_used`] later returns finished chains. Who waits, and how
@@ -43,6 +47,8 @@ use crate::mm::{Order, PAGE_SIZE, PhysAddr};
 pub const DESC_F_NEXT: u16 = 1;
 /// Descriptor flag: the device writes this buffer (otherwise it only reads it).
 pub const DESC_F_WRITE: u16 = 2;
+/// Descriptor flag: the buffer is a table of descriptors, one request's chain.
+pub const DESC_F_INDIRECT: u16 = blockdev::in_flight::DESC_F_INDIRECT;
 /// Available-ring flag: please do not interrupt when you use a buffer.
 const AVAIL_F_NO_INTERRUPT: u16 = 1;
 /// Alignment of the used ring in the legacy layout.
@@ -254,7 +260,55 @@ impl SplitQueue {
         self.free_head = index;
         self.nr_free -= count;
         self.chain_len[head as usize] = count;
+        self.publish(head);
+        Ok(head)
+    }
 
+    /// Puts `segments` in the indirect descriptor table at `table` (virtio 1.x
+    /// §2.7.5.3: one chain in table order) and offers the device one ring
+    /// descriptor that points at it (`VIRTQ_DESC_F_INDIRECT`); returns its head.
+    /// A request of any length thus takes one of the ring's descriptors, so several
+    /// requests fit in the ring at once. Only for a device that negotiated
+    /// `VIRTIO_RING_F_INDIRECT_DESC`.
+    ///
+    /// # Safety
+    /// As for [`add`](Self::add) for every segment; and `table` (virtual address,
+    /// with `table_phys` the physical address of the same bytes) must be memory the
+    /// caller owns, 16-byte aligned, room for `segments.len()` descriptors, that
+    /// nothing else writes until this head comes back from [`poll_used`](Self::poll_used)
+    /// or the device is reset (the device reads it).
+    pub unsafe fn add_indirect(
+        &mut self,
+        table: *mut u8,
+        table_phys: PhysAddr,
+        segments: &[Segment],
+    ) -> Result<u16, QueueError> {
+        let n = segments.len();
+        if n == 0 || n > self.size as usize {
+            return Err(QueueError::BadChain); // §2.7.5.3.1: no longer than the queue
+        }
+        if self.nr_free == 0 {
+            return Err(QueueError::Full);
+        }
+        let entries = table.cast::<Descriptor>();
+        for (i, seg) in segments.iter().enumerate() {
+            let (flags, next) = blockdev::in_flight::indirect_links(i, n, seg.is_device_writable);
+            // SAFETY: the caller gives room for `n` aligned descriptors at `table`,
+            // owned by it and not read by the device before the head is published.
+            unsafe { entries.add(i).write_volatile(Descriptor { addr: seg.phys.as_u64(), len: seg.len, flags, next }) };
+        }
+        let head = self.free_head;
+        self.free_head = self.next[head as usize];
+        self.nr_free -= 1;
+        self.chain_len[head as usize] = 1;
+        let table_bytes = (n * size_of::<Descriptor>()) as u32;
+        self.write_desc(head, Descriptor { addr: table_phys.as_u64(), len: table_bytes, flags: DESC_F_INDIRECT, next: 0 });
+        self.publish(head);
+        Ok(head)
+    }
+
+    /// Puts the chain at `head` (its descriptors written) in the available ring.
+    fn publish(&mut self, head: u16) {
         let slot = self.avail_idx % self.size;
         self.write_u16(self.layout.avail_offset + 4 + 2 * slot as usize, head);
         // The device must see the descriptors and the ring entry before the index.
@@ -263,7 +317,6 @@ impl SplitQueue {
         self.write_u16(self.layout.avail_offset + 2, self.avail_idx);
         // And the index before the notify that follows.
         fence(Ordering::SeqCst);
-        Ok(head)
     }
 
     /// Collects one finished chain, returning its descriptors to the free list.

@@ -16,6 +16,7 @@
 //! the only place that knows both.
 
 use alloc::string::String;
+use alloc::vec::Vec;
 
 use blockdev::{BlockDevice, BlockError, IoStats, PAGE_SIZE, Page, SECTOR_SIZE};
 
@@ -97,6 +98,37 @@ impl BlockDevice for VirtioDisk {
         Ok(self.blk.lock().write_pages(sector, pages)?)
     }
 
+    fn write_page_runs(&self, runs: &[(u64, &[&Page])], results: &mut [Result<(), BlockError>]) {
+        let mut blk_results: Vec<Result<(), BlkError>> = Vec::new();
+        if blk_results.try_reserve_exact(runs.len()).is_err() {
+            // No memory for the batch's books: one run after another.
+            for (&(sector, pages), result) in runs.iter().zip(results.iter_mut()) {
+                *result = self.write_pages(sector, pages);
+            }
+            return;
+        }
+        blk_results.resize(runs.len(), Ok(()));
+        self.blk.lock().write_page_runs(runs, &mut blk_results);
+        for (result, r) in results.iter_mut().zip(blk_results) {
+            *result = r.map_err(BlockError::from);
+        }
+    }
+
+    fn read_page_runs(&self, runs: &mut [(u64, &mut [&mut Page])], results: &mut [Result<(), BlockError>]) {
+        let mut blk_results: Vec<Result<(), BlkError>> = Vec::new();
+        if blk_results.try_reserve_exact(runs.len()).is_err() {
+            for ((sector, pages), result) in runs.iter_mut().zip(results.iter_mut()) {
+                *result = self.read_pages(*sector, pages);
+            }
+            return;
+        }
+        blk_results.resize(runs.len(), Ok(()));
+        self.blk.lock().read_page_runs(runs, &mut blk_results);
+        for (result, r) in results.iter_mut().zip(blk_results) {
+            *result = r.map_err(BlockError::from);
+        }
+    }
+
     fn io_stats(&self) -> Option<IoStats> {
         let stats = self.blk.lock().stats();
         let sectors = |bytes: u64| bytes / SECTOR_SIZE as u64;
@@ -158,6 +190,66 @@ impl VirtioBlk {
             self.write(sector + j as u64 * SECTORS_PER_FRAME, &page[..])?;
         }
         Ok(())
+    }
+}
+
+impl VirtioBlk {
+    /// Writes several runs of pages (run k from sector `runs[k].0`) with as many
+    /// requests in flight at once as the device takes; `results[k]` gets run k's
+    /// outcome. Runs whose pages are all in the direct map go in one batch; any
+    /// other run (a page on a kernel stack) is written alone through the bounce
+    /// block, and a run out of range fails alone.
+    pub fn write_page_runs(&mut self, runs: &[(u64, &[&Page])], results: &mut [Result<(), BlkError>]) {
+        let writable = self.check_writable();
+        let mut is_batched = Vec::new();
+        if is_batched.try_reserve_exact(runs.len()).is_err() {
+            for (&(sector, pages), result) in runs.iter().zip(results.iter_mut()) {
+                *result = self.write_pages(sector, pages);
+            }
+            return;
+        }
+        for (&(sector, pages), result) in runs.iter().zip(results.iter_mut()) {
+            *result = writable.and_then(|()| self.check_range(sector, pages.len() * PAGE_SIZE));
+            let is_direct = is_direct(pages.iter().map(|p| p.as_ptr()));
+            if result.is_ok() && !is_direct {
+                *result = self.write_pages(sector, pages);
+            }
+            is_batched.push(result.is_ok() && is_direct);
+        }
+        let run_of = |k: usize| if is_batched[k] { (runs[k].0, runs[k].1.len()) } else { (0, 0) };
+        // SAFETY: every page of a batched run is physically contiguous RAM (direct
+        // map, checked just now) borrowed for this whole call (the device only
+        // reads it); the batch returns only once every request is back or the
+        // device was reset.
+        unsafe { self.phys_runs_request(true, results, run_of, |k, i| phys_of(runs[k].1[i].as_ptr())) };
+    }
+
+    /// Reads several runs of pages, as [`write_page_runs`](Self::write_page_runs)
+    /// writes them.
+    pub fn read_page_runs(&mut self, runs: &mut [(u64, &mut [&mut Page])], results: &mut [Result<(), BlkError>]) {
+        let mut is_batched = Vec::new();
+        if is_batched.try_reserve_exact(runs.len()).is_err() {
+            for ((sector, pages), result) in runs.iter_mut().zip(results.iter_mut()) {
+                *result = self.read_pages(*sector, pages);
+            }
+            return;
+        }
+        for ((sector, pages), result) in runs.iter_mut().zip(results.iter_mut()) {
+            *result = self.check_range(*sector, pages.len() * PAGE_SIZE);
+            let is_direct = is_direct(pages.iter().map(|p| p.as_ptr()));
+            if result.is_ok() && !is_direct {
+                *result = self.read_pages(*sector, pages);
+            }
+            is_batched.push(result.is_ok() && is_direct);
+        }
+        // The device writes the pages: their addresses are taken now, and the
+        // borrow of `runs` (mutable, so nothing else reads them) lasts the call.
+        let runs = &*runs;
+        let run_of = |k: usize| if is_batched[k] { (runs[k].0, runs[k].1.len()) } else { (0, 0) };
+        // SAFETY: every page of a batched run is physically contiguous RAM (direct
+        // map, checked just now) borrowed mutably by our caller for this whole call;
+        // the batch returns only once every request is back or the device was reset.
+        unsafe { self.phys_runs_request(false, results, run_of, |k, i| phys_of(runs[k].1[i].as_ptr())) };
     }
 }
 
