@@ -140,7 +140,7 @@ pub fn bench() {
 /// `policies_only=2q,clock` runs only the policies named.
 pub fn policies() {
     heap::shrink();
-    let nr_extra = crate::cmdline::value("policies_free").and_then(|v| v.parse::<usize>().ok()).unwrap_or(4096);
+    let nr_extra = crate::cmdline::value("policies_free").and_then(|v| v.parse::<u64>().ok()).unwrap_or(4096);
     let only = crate::cmdline::value("policies_only");
     let nr_free = nr_extra + reclaim::watermarks().high;
     let balloon = Balloon::leave_free(nr_free);
