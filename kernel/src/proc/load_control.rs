@@ -116,6 +116,10 @@ const EVICT_CHUNK: usize = 64;
 pub const OUT_BOUND_MS: u64 = MAX_WAIT_MS + 3 * PERIOD_MS;
 
 static IS_ENABLED: AtomicBool = AtomicBool::new(false);
+/// `loadctl_early=on`: an experiment, off by default. Decide from the estimates
+/// alone: over for two periods (and no decision for two) deactivates as thrashing
+/// does, without waiting for the swap-in rate to reach [`HIGH_RATE`].
+static IS_EARLY: AtomicBool = AtomicBool::new(false);
 static NR_DEACTIVATIONS: AtomicU64 = AtomicU64::new(0);
 static NR_REACTIVATIONS: AtomicU64 = AtomicU64::new(0);
 /// Processes the controller holds out now (the size of its `out`, kept by it): while
@@ -147,6 +151,9 @@ pub fn nr_decisions() -> (u64, u64) {
 pub fn start() {
     if crate::cmdline::value("loadctl") == Some("on") {
         IS_ENABLED.store(true, Ordering::Relaxed);
+    }
+    if crate::cmdline::value("loadctl_early") == Some("on") {
+        IS_EARLY.store(true, Ordering::Relaxed);
     }
     if let Err(e) = task::spawn_daemon("loadctl", controller_main) {
         log::warn!("loadctl: not started ({e:?}): no load control");
@@ -276,6 +283,8 @@ struct Controller {
     nr_high_periods: u32,
     /// Periods since the last deactivation.
     nr_quiet_periods: u32,
+    /// Consecutive looks with the active processes' est over the room.
+    nr_over_periods: u32,
     /// Deactivated processes: pid -> (uptime ms when it went out, its est then).
     out: BTreeMap<Pid, (u64, u64)>,
     /// When each process last came back in, uptime ms, and its est then (a floor
@@ -442,7 +451,10 @@ impl Controller {
         // they take each other's, whatever the estimates say (they fall short while
         // the processes are still growing into their working sets).
         let nr_faulting = active.iter().filter(|p| self.swap_ins.get(&p.pid).is_some_and(|&(_, _, last)| last > 0)).count();
-        let is_thrashing = self.nr_high_periods >= 2 && self.nr_quiet_periods >= 2 && (is_overcommitted || nr_faulting >= 2);
+        self.nr_over_periods = if is_overcommitted { self.nr_over_periods + 1 } else { 0 };
+        let is_early = IS_EARLY.load(Ordering::Relaxed) && is_overcommitted && self.nr_over_periods >= 2;
+        let is_thrashing = self.nr_quiet_periods >= 2
+            && ((self.nr_high_periods >= 2 && (is_overcommitted || nr_faulting >= 2)) || is_early);
         if !(is_thrashing || is_rotation && is_overcommitted) {
             return;
         }
