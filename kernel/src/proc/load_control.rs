@@ -120,6 +120,10 @@ static IS_ENABLED: AtomicBool = AtomicBool::new(false);
 /// alone: over for two periods (and no decision for two) deactivates as thrashing
 /// does, without waiting for the swap-in rate to reach [`HIGH_RATE`].
 static IS_EARLY: AtomicBool = AtomicBool::new(false);
+/// `loadctl_cheap=on`: an experiment, off by default. When one process going out
+/// makes the rest fit, the one with the fewest resident pages of those goes (the
+/// cheapest to swap out and back in), not the largest est.
+static IS_CHEAP: AtomicBool = AtomicBool::new(false);
 static NR_DEACTIVATIONS: AtomicU64 = AtomicU64::new(0);
 static NR_REACTIVATIONS: AtomicU64 = AtomicU64::new(0);
 /// Processes the controller holds out now (the size of its `out`, kept by it): while
@@ -154,6 +158,9 @@ pub fn start() {
     }
     if crate::cmdline::value("loadctl_early") == Some("on") {
         IS_EARLY.store(true, Ordering::Relaxed);
+    }
+    if crate::cmdline::value("loadctl_cheap") == Some("on") {
+        IS_CHEAP.store(true, Ordering::Relaxed);
     }
     if let Err(e) = task::spawn_daemon("loadctl", controller_main) {
         log::warn!("loadctl: not started ({e:?}): no load control");
@@ -467,9 +474,16 @@ impl Controller {
             // cheapest to swap out, and to bring back.
             let largest = active.iter().map(|p| balance.est[&p.pid]).max().unwrap_or(0);
             let is_near_largest = |p: &Candidate| balance.est[&p.pid] >= largest - largest / 8;
+            let is_cheap = IS_CHEAP.load(Ordering::Relaxed);
             active.sort_by_key(|p| {
                 let est = balance.est[&p.pid];
-                if is_near_largest(p) { (0, p.rss, u64::MAX - p.pid) } else { (1, u64::MAX - est, u64::MAX - p.pid) }
+                if is_cheap && sum_est - est <= balance.room {
+                    (0, p.rss, u64::MAX - p.pid)
+                } else if is_near_largest(p) {
+                    (1, p.rss, u64::MAX - p.pid)
+                } else {
+                    (2, u64::MAX - est, u64::MAX - p.pid)
+                }
             });
         } else {
             active.sort_by_key(|p| (self.activated_at.get(&p.pid).map_or(0, |&(at, _)| at), p.pid));
