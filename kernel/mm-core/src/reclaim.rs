@@ -10,6 +10,7 @@
 //! | [`Clock`] | FIFO, but a referenced page gets a second chance; optionally dirty-aware | yes |
 //! | [`TwoHandClock`] | a front hand clears Accessed bits, a back hand `spread` behind evicts | yes |
 //! | [`ActiveInactive`] | Linux: new pages inactive, a second use promotes, active aged down | yes |
+//! | [`TwoQueue`] | 2Q: new pages on a short probation FIFO, used again there: to a clock | yes |
 //! | [`SegmentedFifo`] | VAX/VMS: FIFO, then clean/dirty second-chance lists that rescue | yes |
 //! | [`BufferedFifo`] | the same with true page buffering: listed pages unmapped, a fault rescues | yes |
 //! | [`LruApprox`] | aging: an 8-bit history of the Accessed bit per page | yes |
@@ -43,6 +44,7 @@ mod ring;
 mod segmented_fifo;
 mod sim;
 mod two_hand;
+mod two_queue;
 mod vms_lists;
 pub mod trace;
 
@@ -57,6 +59,7 @@ pub use random::Random;
 pub use ring::{Ring, RingLinks, RingStore, SharedRingStore, SharedVecLinks, VecLinks};
 pub use segmented_fifo::{SECOND_CHANCE_SHARE, SegmentedFifo};
 pub use two_hand::TwoHandClock;
+pub use two_queue::{PROBATION_SHARE, TwoQueue};
 pub use sim::{PageRef, SimResult, reads, simulate};
 
 use alloc::collections::BTreeSet;

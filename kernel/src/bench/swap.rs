@@ -144,9 +144,13 @@ pub fn bench() {
 
 /// Runs `thrash` under every policy with a balloon leaving 16 MiB and the high
 /// watermark free, and prints the table (`benchonly=policies`).
+/// `policies_free=N` leaves N pages (instead of 4096) above the high watermark;
+/// `policies_only=2q,clock` runs only the policies named.
 pub fn policies() {
     heap::shrink();
-    let nr_free = 4096 + reclaim::watermarks().high;
+    let nr_extra = crate::cmdline::value("policies_free").and_then(|v| v.parse::<u64>().ok()).unwrap_or(4096);
+    let only = crate::cmdline::value("policies_only");
+    let nr_free = nr_extra + reclaim::watermarks().high;
     let balloon = Balloon::leave_free(nr_free);
     println!(
         "replacement policies on `thrash` (24 MiB, hot quarter, 100 000 touches) with {} MiB free ({} MiB ballooned):",
@@ -158,6 +162,9 @@ pub fn policies() {
         "policy", "major faults", "pages written", "clean dropped", "rescued", "ms"
     );
     for kind in PolicyKind::ALL {
+        if only.is_some_and(|names| !names.split(',').any(|name| name == kind.name())) {
+            continue;
+        }
         match thrash_under(kind) {
             Some(r) => println!(
                 "  {:<8} {:>12} {:>12} {:>14} {:>8} {:>8}",

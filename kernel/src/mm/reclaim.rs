@@ -64,7 +64,7 @@
 use alloc::boxed::Box;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
-use mm_core::reclaim::{ActiveInactive, BufferedFifo, Clock, Fifo, LruApprox, Random, ReplacementPolicy, SegmentedFifo, TwoHandClock};
+use mm_core::reclaim::{ActiveInactive, BufferedFifo, Clock, Fifo, LruApprox, Random, ReplacementPolicy, SegmentedFifo, TwoHandClock, TwoQueue};
 
 use super::addr_space::VmError;
 use super::frame::{self, FrameFlags, FrameState, FrameTableLinks};
@@ -151,11 +151,13 @@ pub enum PolicyKind {
     SegmentedFifo,
     /// The same with true page buffering: listed pages are unmapped, a fault rescues.
     Vms,
+    /// 2Q: new pages on a short probation queue, promoted to a clock if used there.
+    TwoQueue,
 }
 
 impl PolicyKind {
     /// Every kind, in table order.
-    pub const ALL: [PolicyKind; 9] = [
+    pub const ALL: [PolicyKind; 10] = [
         PolicyKind::Clock,
         PolicyKind::EnhancedClock,
         PolicyKind::Fifo,
@@ -165,6 +167,7 @@ impl PolicyKind {
         PolicyKind::ActiveInactive,
         PolicyKind::SegmentedFifo,
         PolicyKind::Vms,
+        PolicyKind::TwoQueue,
     ];
 
     /// Parses a `policy=` value.
@@ -189,6 +192,7 @@ impl PolicyKind {
             PolicyKind::ActiveInactive => "lists",
             PolicyKind::SegmentedFifo => "segfifo",
             PolicyKind::Vms => "vms",
+            PolicyKind::TwoQueue => "2q",
         }
     }
 
@@ -205,6 +209,7 @@ impl PolicyKind {
             PolicyKind::ActiveInactive => Box::new(ActiveInactive::with_links(FrameTableLinks)),
             PolicyKind::SegmentedFifo => Box::new(SegmentedFifo::with_links(FrameTableLinks)),
             PolicyKind::Vms => Box::new(BufferedFifo::with_links(FrameTableLinks)),
+            PolicyKind::TwoQueue => Box::new(TwoQueue::with_links(FrameTableLinks)),
         }
     }
 }

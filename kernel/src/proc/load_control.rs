@@ -116,6 +116,14 @@ const EVICT_CHUNK: usize = 64;
 pub const OUT_BOUND_MS: u64 = MAX_WAIT_MS + 3 * PERIOD_MS;
 
 static IS_ENABLED: AtomicBool = AtomicBool::new(false);
+/// `loadctl_early=on`: an experiment, off by default. Decide from the estimates
+/// alone: over for two periods (and no decision for two) deactivates as thrashing
+/// does, without waiting for the swap-in rate to reach [`HIGH_RATE`].
+static IS_EARLY: AtomicBool = AtomicBool::new(false);
+/// `loadctl_cheap=on`: an experiment, off by default. When one process going out
+/// makes the rest fit, the one with the fewest resident pages of those goes (the
+/// cheapest to swap out and back in), not the largest est.
+static IS_CHEAP: AtomicBool = AtomicBool::new(false);
 static NR_DEACTIVATIONS: AtomicU64 = AtomicU64::new(0);
 static NR_REACTIVATIONS: AtomicU64 = AtomicU64::new(0);
 /// Processes the controller holds out now (the size of its `out`, kept by it): while
@@ -147,6 +155,12 @@ pub fn nr_decisions() -> (u64, u64) {
 pub fn start() {
     if crate::cmdline::value("loadctl") == Some("on") {
         IS_ENABLED.store(true, Ordering::Relaxed);
+    }
+    if crate::cmdline::value("loadctl_early") == Some("on") {
+        IS_EARLY.store(true, Ordering::Relaxed);
+    }
+    if crate::cmdline::value("loadctl_cheap") == Some("on") {
+        IS_CHEAP.store(true, Ordering::Relaxed);
     }
     if let Err(e) = task::spawn_daemon("loadctl", controller_main) {
         log::warn!("loadctl: not started ({e:?}): no load control");
@@ -276,6 +290,8 @@ struct Controller {
     nr_high_periods: u32,
     /// Periods since the last deactivation.
     nr_quiet_periods: u32,
+    /// Consecutive looks with the active processes' est over the room.
+    nr_over_periods: u32,
     /// Deactivated processes: pid -> (uptime ms when it went out, its est then).
     out: BTreeMap<Pid, (u64, u64)>,
     /// When each process last came back in, uptime ms, and its est then (a floor
@@ -442,7 +458,10 @@ impl Controller {
         // they take each other's, whatever the estimates say (they fall short while
         // the processes are still growing into their working sets).
         let nr_faulting = active.iter().filter(|p| self.swap_ins.get(&p.pid).is_some_and(|&(_, _, last)| last > 0)).count();
-        let is_thrashing = self.nr_high_periods >= 2 && self.nr_quiet_periods >= 2 && (is_overcommitted || nr_faulting >= 2);
+        self.nr_over_periods = if is_overcommitted { self.nr_over_periods + 1 } else { 0 };
+        let is_early = IS_EARLY.load(Ordering::Relaxed) && is_overcommitted && self.nr_over_periods >= 2;
+        let is_thrashing = self.nr_quiet_periods >= 2
+            && ((self.nr_high_periods >= 2 && (is_overcommitted || nr_faulting >= 2)) || is_early);
         if !(is_thrashing || is_rotation && is_overcommitted) {
             return;
         }
@@ -455,9 +474,16 @@ impl Controller {
             // cheapest to swap out, and to bring back.
             let largest = active.iter().map(|p| balance.est[&p.pid]).max().unwrap_or(0);
             let is_near_largest = |p: &Candidate| balance.est[&p.pid] >= largest - largest / 8;
+            let is_cheap = IS_CHEAP.load(Ordering::Relaxed);
             active.sort_by_key(|p| {
                 let est = balance.est[&p.pid];
-                if is_near_largest(p) { (0, p.rss, u64::MAX - p.pid) } else { (1, u64::MAX - est, u64::MAX - p.pid) }
+                if is_cheap && sum_est - est <= balance.room {
+                    (0, p.rss, u64::MAX - p.pid)
+                } else if is_near_largest(p) {
+                    (1, p.rss, u64::MAX - p.pid)
+                } else {
+                    (2, u64::MAX - est, u64::MAX - p.pid)
+                }
             });
         } else {
             active.sort_by_key(|p| (self.activated_at.get(&p.pid).map_or(0, |&(at, _)| at), p.pid));

@@ -35,6 +35,7 @@ fn online_policies() -> Vec<Box<dyn ReplacementPolicy>> {
         Box::new(Random::new(1)),
         Box::new(TwoHandClock::new(2)),
         Box::new(ActiveInactive::new()),
+        Box::new(TwoQueue::new()),
         Box::new(SegmentedFifo::new()),
     ]
 }
@@ -394,6 +395,7 @@ fn upcoming_victims_are_the_next_picks_when_no_page_is_used() {
         Box::new(loaded(Clock::enhanced(), &pages)),
         Box::new(loaded(TwoHandClock::new(3), &pages)),
         Box::new(loaded(ActiveInactive::new(), &pages)),
+        Box::new(loaded(TwoQueue::new(), &pages)),
         Box::new(loaded(SegmentedFifo::new(), &pages)),
         Box::new(aged),
     ];

@@ -14,7 +14,7 @@ use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
-use super::{ActiveInactive, BufferedFifo, Clock, Fifo, Lru, LruApprox, Opt, PageRef, Random, ReplacementPolicy, SegmentedFifo, TwoHandClock, simulate};
+use super::{ActiveInactive, BufferedFifo, Clock, Fifo, Lru, LruApprox, Opt, PageRef, Random, ReplacementPolicy, SegmentedFifo, TwoHandClock, TwoQueue, simulate};
 
 /// The line that opens a trace inside a longer log.
 pub const TRACE_BEGIN: &str = "@@trace begin";
@@ -74,6 +74,7 @@ pub fn all_policies(refs: &[PageRef]) -> Vec<Box<dyn ReplacementPolicy>> {
         Box::new(Clock::enhanced()),
         Box::new(TwoHandClock::new(4)),
         Box::new(ActiveInactive::new()),
+        Box::new(TwoQueue::new()),
         Box::new(SegmentedFifo::new()),
         Box::new(BufferedFifo::new()),
         Box::new(LruApprox::new()),
