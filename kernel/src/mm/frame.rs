@@ -237,16 +237,25 @@ fn alloc_fast(order: Order, state: FrameState, reserve: Reserve) -> Result<Frame
     let refill = |batch: usize, push: &mut dyn FnMut(Frame)| {
         let nr_reserved = reserve.nr_frames();
         with_buddy(|buddy| {
-            let mut nr = 0;
-            while nr < batch {
-                let Some((head, order)) = alloc_refill_block(buddy, batch - nr, state, nr_reserved) else { break };
-                // Pushed highest first, so the list hands the block out in address order.
+            // The blocks, largest first; at most as many as fit here (a refill may
+            // bring fewer frames than asked).
+            let mut blocks = [(Frame::from_pfn(0), Order(0)); 64];
+            let (mut nr, mut nr_blocks) = (0, 0);
+            while nr < batch && nr_blocks < blocks.len() {
+                let Some(block) = alloc_refill_block(buddy, batch - nr, state, nr_reserved) else { break };
+                blocks[nr_blocks] = block;
+                nr_blocks += 1;
+                nr += block.1.nr_frames() as usize;
+            }
+            // The list hands out the frame pushed last first: pushed from the end of
+            // the last block down, the frames go out in address order, largest block
+            // first.
+            for &(head, order) in blocks[..nr_blocks].iter().rev() {
                 for pfn in (head.pfn()..head.pfn() + order.nr_frames()).rev() {
                     let frame = Frame::from_pfn(pfn);
                     super::pcp::set_listed(frame);
                     push(frame);
                 }
-                nr += order.nr_frames() as usize;
             }
             nr
         })
