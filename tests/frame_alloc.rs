@@ -271,3 +271,26 @@ fn freeing_a_mapped_user_frame_is_refused_with_its_state() {
     drop(space);
     frame::check_invariants().expect("invariants");
 }
+
+#[test_case]
+fn a_refill_hands_out_a_block_in_address_order_and_every_frame_frees_alone() {
+    // A per-CPU list's refill takes power-of-two blocks from the buddy allocator and
+    // splits them into single allocations (`frame::alloc_refill_block`): from an
+    // empty list, the first frames come out consecutive and rising, and each is an
+    // allocation of its own that frees alone (the buddy's checks pass).
+    let _lists = pcp::turned_on(); // on even under pcp=off
+    stop_background_zeroing();
+    pcp::drain_all();
+    let refills_before = pcp::stats(0).refills;
+    let frames: Vec<Frame> = (0..4).map(|_| frame::alloc(Order(0), FrameState::Kernel).expect("frame")).collect();
+    assert_eq!(pcp::stats(0).refills - refills_before, 1, "four frames took more than one refill");
+    let pfns: Vec<u64> = frames.iter().map(|f| f.pfn()).collect();
+    assert_eq!(pfns, (0..4).map(|i| pfns[0] + i).collect::<Vec<u64>>(), "not one block in address order");
+    for f in frames {
+        // SAFETY: test frames, allocated here and never mapped or used.
+        unsafe { frame::free(f, Order(0)) }.expect("a frame of a split block frees alone");
+    }
+    pcp::drain_all();
+    frame::check_invariants().unwrap();
+    zero_pool::set_enabled(true);
+}

@@ -390,9 +390,11 @@ fn sequential_swap_in_reads_ahead_and_unused_readahead_pages_are_freed() {
 
 /// A space like [`filled_space`] whose frames fall as its addresses rise. Whether
 /// the buddy hands out rising or falling frames depends on its free lists' history:
-/// touch the range bottom up, then top down, until the frames fall.
+/// touch the range bottom up, then top down, until the frames fall. A refill of the
+/// per-CPU list hands out rising frames, and a rejected attempt's frames, freed in
+/// address order onto that list, come back falling: so bottom up and top down twice.
 fn space_with_falling_frames(nr_pages: u64) -> (SpaceRef, VirtAddr) {
-    [false, true]
+    [false, true, false, true]
         .into_iter()
         .map(|is_top_down| space_touched_in_order(nr_pages, is_top_down))
         .find(|(space, start)| {

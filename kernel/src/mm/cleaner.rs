@@ -161,9 +161,15 @@ pub fn kick() {
 /// watermark, kicks the cleaner, so it works before kswapd has to.
 /// (The pass checks it again when it runs.)
 pub fn note_free_frames(nr_free: u64, high: u64) {
-    if nr_free < 2 * high {
+    if nr_free < kick_below(high) {
         kick();
     }
+}
+
+/// The free-frame count under which [`note_free_frames`] kicks the cleaner, for
+/// the `high` watermark.
+pub fn kick_below(high: u64) -> u64 {
+    2 * high
 }
 
 /// Returns the (word, bit) of `frame` in the bitmap.

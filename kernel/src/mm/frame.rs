@@ -114,13 +114,26 @@ pub fn init(regions: &[MemoryRegion]) {
     let ram_bytes = crate::bootmem::ram_bytes();
     TABLE_INFO.call_once(|| FrameTableInfo { start: PhysAddr::new(table), nr_frames, size_bytes, ram_bytes });
     super::pcp::init(buddy.nr_free_frames());
+    NR_FREE_BUDDY.store(buddy.nr_free_frames(), Ordering::Relaxed);
     *FRAMES.lock() = Some(buddy);
 }
 
 /// Runs `f` on the buddy allocator with its lock held.
+/// Every change to the allocator's free count is made here (the ring view of the
+/// frame table only writes links), so the count is copied out at the end of each
+/// hold, for [`nr_free_buddy_frames`] to read without the lock.
+#[inline]
 pub(super) fn with_buddy<R>(f: impl FnOnce(&mut BuddyAllocator<'static>) -> R) -> R {
-    f(FRAMES.lock().as_mut().expect("frame: allocator used before init"))
+    let mut frames = FRAMES.lock();
+    let buddy = frames.as_mut().expect("frame: allocator used before init");
+    let result = f(buddy);
+    NR_FREE_BUDDY.store(buddy.nr_free_frames(), Ordering::Relaxed);
+    result
 }
+
+/// The buddy allocator's free count as of the end of the last hold of its lock
+/// ([`with_buddy`]): exact whenever nobody holds the lock.
+static NR_FREE_BUDDY: AtomicU64 = AtomicU64::new(0);
 
 /// Free frames user-page allocations may not take: the kernel's own reserve (heap,
 /// page tables, kernel stacks) under memory pressure. Set by `reclaim::init` to the
@@ -224,17 +237,55 @@ fn alloc_fast(order: Order, state: FrameState, reserve: Reserve) -> Result<Frame
     let refill = |batch: usize, push: &mut dyn FnMut(Frame)| {
         let nr_reserved = reserve.nr_frames();
         with_buddy(|buddy| {
-            let mut nr = 0;
-            while nr < batch && buddy.nr_free_frames() > nr_reserved {
-                let Ok(frame) = buddy.alloc(Order(0), state) else { break };
-                super::pcp::set_listed(frame);
-                push(frame);
-                nr += 1;
+            // The blocks, largest first; at most as many as fit here (a refill may
+            // bring fewer frames than asked).
+            let mut blocks = [(Frame::from_pfn(0), Order(0)); 64];
+            let (mut nr, mut nr_blocks) = (0, 0);
+            while nr < batch && nr_blocks < blocks.len() {
+                let Some(block) = alloc_refill_block(buddy, batch - nr, state, nr_reserved) else { break };
+                blocks[nr_blocks] = block;
+                nr_blocks += 1;
+                nr += block.1.nr_frames() as usize;
+            }
+            // The list hands out the frame pushed last first: pushed from the end of
+            // the last block down, the frames go out in address order, largest block
+            // first.
+            for &(head, order) in blocks[..nr_blocks].iter().rev() {
+                for pfn in (head.pfn()..head.pfn() + order.nr_frames()).rev() {
+                    let frame = Frame::from_pfn(pfn);
+                    super::pcp::set_listed(frame);
+                    push(frame);
+                }
             }
             nr
         })
     };
     super::pcp::alloc(state, refill).unwrap_or_else(|| alloc_from_buddy(order, state, reserve))
+}
+
+/// Takes up to `wanted` single frames for a per-CPU list's refill from `buddy` in
+/// one block: the largest power of two not above `wanted` that the free lists have
+/// and that leaves `nr_reserved` free frames, split into order-0 allocations
+/// (`split_allocated`: each frame then looks exactly like an `alloc(Order(0))`).
+/// One list removal and one split for the block instead of one allocation per
+/// frame (a refill of 63 frames: six blocks). `None` when not even one frame may
+/// be taken.
+fn alloc_refill_block(buddy: &mut BuddyAllocator<'static>, wanted: usize, state: FrameState, nr_reserved: u64) -> Option<(Frame, Order)> {
+    let mut order = (usize::BITS - 1 - wanted.max(1).leading_zeros()).min(u32::from(mm_core::buddy::MAX_ORDER)) as u8;
+    loop {
+        if buddy.nr_free_frames() >= nr_reserved + Order(order).nr_frames()
+            && let Ok(head) = buddy.alloc(Order(order), state)
+        {
+            if order > 0 {
+                buddy.split_allocated(head, Order(order)).expect("frame: a fresh block splits");
+            }
+            return Some((head, Order(order)));
+        }
+        if order == 0 {
+            return None;
+        }
+        order -= 1;
+    }
 }
 
 /// Allocates like [`alloc`], without fault injection (for a caller that rolled the
@@ -600,9 +651,11 @@ pub fn nr_free_frames() -> u64 {
 }
 
 /// Returns the number of frames on the buddy allocator's free lists (without the
-/// pre-zeroed frames of `zero_pool`, which are free memory too).
+/// pre-zeroed frames of `zero_pool`, which are free memory too). Read without the
+/// frame lock (the fault path asks on every fault, through `wake_kswapd`): the
+/// count as the last hold of the lock left it.
 pub fn nr_free_buddy_frames() -> u64 {
-    with_buddy(|buddy| buddy.nr_free_frames())
+    NR_FREE_BUDDY.load(Ordering::Relaxed)
 }
 
 /// Returns the number of frames in `state`, listed frames not counted (a walk of

@@ -175,12 +175,19 @@ fn reclaim_local(group: GroupId, first: &SpaceRef, nr_wanted: u64) -> u64 {
 /// Checks `space`'s group before a fault (see the module docs): reclaims the
 /// group's own pages over `high`, and at `max` with nothing to evict kills a member.
 /// `Err(Killed)`: the faulting process was the one chosen. Call with no lock held.
+#[inline]
 pub fn charge(space: &SpaceRef) -> Result<(), FaultError> {
     // The fault path's common case: no group was ever made, so every process is in
-    // the unlimited root group; say so without taking the space's lock.
+    // the unlimited root group; say so with one load, inline, without the space's lock.
     if !HAS_GROUPS.load(Ordering::Acquire) {
         return Ok(());
     }
+    charge_in_group(space)
+}
+
+/// [`charge`] once some group exists.
+#[inline(never)]
+fn charge_in_group(space: &SpaceRef) -> Result<(), FaultError> {
     let group = space.lock().memcg;
     if group == 0 {
         return Ok(());

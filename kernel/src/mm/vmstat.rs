@@ -284,12 +284,18 @@ pub fn record_fault(pid: u64, addr: VirtAddr, access: Access, outcome: Option<Fa
         None => NR_SEGV.fetch_add(1, Ordering::Relaxed),
     };
     if TRACING.load(Ordering::Relaxed) {
-        let ms = crate::arch::timer::uptime_ms();
-        let mut trace = TRACE.lock();
-        let slot = trace.next % TRACE_LEN;
-        trace.records[slot] = Some(FaultRecord { ms, pid, addr, access, outcome });
-        trace.next += 1;
+        trace_fault(pid, addr, access, outcome);
     }
+}
+
+/// Keeps the record of one fault in the trace ([`record_fault`] while tracing).
+#[inline(never)]
+fn trace_fault(pid: u64, addr: VirtAddr, access: Access, outcome: Option<FaultOutcome>) {
+    let ms = crate::arch::timer::uptime_ms();
+    let mut trace = TRACE.lock();
+    let slot = trace.next % TRACE_LEN;
+    trace.records[slot] = Some(FaultRecord { ms, pid, addr, access, outcome });
+    trace.next += 1;
 }
 
 /// Returns the number of faults resolved as `outcome` since boot.

@@ -83,6 +83,13 @@ pub fn is_kswapd_held_for_test() -> bool {
 /// reclaim still backs up an allocation that fails before kswapd has caught up.
 pub fn wake_kswapd() {
     let Some(marks) = try_watermarks() else { return };
+    // The common case, plenty free, is decided by the buddy allocator's and the
+    // pre-zeroed pool's counts alone (two loads): the per-CPU lists (one count per
+    // CPU to sum) could only add to them.
+    let nr_free_unlisted = frame::nr_free_buddy_frames() + crate::mm::zero_pool::nr_pooled();
+    if nr_free_unlisted >= marks.low.max(crate::mm::cleaner::kick_below(marks.high)) {
+        return;
+    }
     let nr_free = frame::nr_free_frames();
     crate::mm::cleaner::note_free_frames(nr_free, marks.high);
     if nr_free >= marks.low || !has_reclaimable() {

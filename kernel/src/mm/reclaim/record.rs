@@ -167,10 +167,17 @@ struct FaultTrace {
 /// Records a fault of a traced process that mapped the page at `addr` (see the
 /// module docs); nothing when no trace runs or `space` is not the traced one.
 /// Called by the fault retry loop after a fault that mapped a page, no lock held.
+/// Inline: the common case, no trace, is one load.
+#[inline]
 pub fn trace_after_fault(space: &SpaceRef, addr: VirtAddr, error_code: u64) {
-    if !IS_FAULT_TRACING.load(Ordering::Relaxed) {
-        return;
+    if IS_FAULT_TRACING.load(Ordering::Relaxed) {
+        record_traced_fault(space, addr, error_code);
     }
+}
+
+/// [`trace_after_fault`] while a trace runs.
+#[inline(never)]
+fn record_traced_fault(space: &SpaceRef, addr: VirtAddr, error_code: u64) {
     let space_id = space.lock().id();
     let page = addr.as_u64() >> 12;
     let is_write = Access::from_error_code(error_code) == Access::Write;

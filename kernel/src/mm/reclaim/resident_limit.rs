@@ -81,10 +81,18 @@ pub fn resident_set_of(owner: u64) -> Option<(usize, usize)> {
 /// After a fault at `addr` in `space` mapped a page: under `policy=vms`, the
 /// page joins the process's own FIFO, and if that is over the limit its oldest
 /// pages go to the second-chance lists. Call with no lock held.
+///
+/// Inline: the fault path's common case, another policy, is one load here.
+#[inline]
 pub fn enforce_after_fault(space: &SpaceRef, addr: VirtAddr) {
-    if super::policy_kind() != PolicyKind::Vms {
-        return;
+    if super::policy_kind() == PolicyKind::Vms {
+        enforce_vms_after_fault(space, addr);
     }
+}
+
+/// [`enforce_after_fault`] under `policy=vms`.
+#[inline(never)]
+fn enforce_vms_after_fault(space: &SpaceRef, addr: VirtAddr) {
     let is_over = {
         let space = space.lock();
         let Some(pte) = space.pte(addr).filter(|p| p.is_present()) else { return };
