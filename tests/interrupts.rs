@@ -100,7 +100,10 @@ fn a_request_to_a_slow_disk_sleeps_until_the_disk_interrupt() {
     assert_eq!(after.nr_irq_waits - before.nr_irq_waits, NR_REQUESTS, "every 20 ms request slept");
     assert!(after.nr_interrupts - before.nr_interrupts >= NR_REQUESTS, "woken without the device's interrupt");
     assert!(irq::nr_interrupts(line) - line_before >= NR_REQUESTS, "the PIC line did not count the interrupts");
-    assert!(timer::ticks() - start >= NR_REQUESTS * 2, "20 ms each: the timer ticked meanwhile");
+    // 20 ms each: two ticks a request on a quiet host. A loaded host makes QEMU's
+    // timer callbacks late and their catch-up edges coalesce (seen: too few ticks at
+    // load 10-12), so one tick a request is what is asserted: ticks came meanwhile.
+    assert!(timer::ticks() - start >= NR_REQUESTS, "20 ms each: the timer ticked meanwhile");
 }
 
 #[test_case]
