@@ -12,8 +12,10 @@
 extern crate alloc;
 
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use kernel::arch::timer;
+use kernel::arch::{smp, timer};
+use kernel::proc;
 use kernel::mm::frame::{self, FrameState, NewPage};
 use kernel::mm::vmstat::{self, ZeroEvent};
 use kernel::mm::{Frame, Order, check, frame_ptr, zero_pool};
@@ -61,6 +63,7 @@ fn pooled_frames_are_free_memory_in_buddyinfo() {
 
 #[test_case]
 fn idle_time_fills_the_pool_with_frames_that_read_zero() {
+    let _only_this_cpu = OnlyThisCpuIdles::new();
     zero_pool::drain();
     let before = vmstat::nr_zero_events(ZeroEvent::ZeroedInBackground);
     let free_before = frame::nr_free_frames();
@@ -73,17 +76,72 @@ fn idle_time_fills_the_pool_with_frames_that_read_zero() {
     check::check_consistency().expect("audit with a full pool");
 }
 
+/// While set, the threads [`OnlyThisCpuIdles`] starts spin on their CPUs.
+static KEEP_BUSY: AtomicBool = AtomicBool::new(false);
+/// How many of those threads are spinning now.
+static NR_SPINNING: AtomicUsize = AtomicUsize::new(0);
+/// Where they park afterwards (a daemon never exits).
+static SPINNERS_DONE: WaitQueue = WaitQueue::new();
+
+/// A kernel thread bound to one CPU: spins, never sleeping, while [`KEEP_BUSY`] is
+/// set, so that CPU never idles (and never zeroes); then parks for good.
+extern "C" fn spin_while_busy() -> ! {
+    NR_SPINNING.fetch_add(1, Ordering::SeqCst);
+    while KEEP_BUSY.load(Ordering::SeqCst) {
+        core::hint::spin_loop();
+    }
+    NR_SPINNING.fetch_sub(1, Ordering::SeqCst);
+    SPINNERS_DONE.wait_until(|| false);
+    unreachable!("spin_while_busy: woken for nothing");
+}
+
+/// The single-CPU situation these tests are written for, on any number of CPUs:
+/// the test's task is bound to its CPU and every other CPU runs a spinning thread,
+/// so only this CPU ever idles (and zeroes into the pool), and only while the test
+/// sleeps; its reads of the counters never race a fill on another CPU (with `--smp
+/// 2` they did: "1590 counted for 1591 pooled", "4096 frames zeroed" while busy).
+/// Dropping it stops the spinners and unbinds the task.
+struct OnlyThisCpuIdles;
+
+impl OnlyThisCpuIdles {
+    fn new() -> Self {
+        let this_cpu = proc::task::pin_current();
+        let nr_cpus = smp::nr_online();
+        KEEP_BUSY.store(true, Ordering::SeqCst);
+        for cpu in (0..nr_cpus).filter(|&c| c != this_cpu) {
+            proc::task::spawn_daemon_on("zero_pool/spin", spin_while_busy, cpu).expect("spawn a spinning thread");
+        }
+        while NR_SPINNING.load(Ordering::SeqCst) < nr_cpus - 1 {
+            proc::sched::yield_now();
+        }
+        // A fill that started before its CPU's spinner ran is over: that CPU runs it now.
+        Self
+    }
+}
+
+impl Drop for OnlyThisCpuIdles {
+    fn drop(&mut self) {
+        KEEP_BUSY.store(false, Ordering::SeqCst);
+        while NR_SPINNING.load(Ordering::SeqCst) > 0 {
+            proc::sched::yield_now();
+        }
+        proc::task::unpin_current();
+    }
+}
+
 #[test_case]
 fn a_busy_cpu_zeroes_nothing() {
-    // Spin through 20 timer ticks without ever sleeping: the scheduler is never
-    // idle, so the pool must not grow (it is filled only from the idle branch).
+    // Spin through 20 timer ticks without ever sleeping, every other CPU busy as
+    // well: no scheduler is ever idle, so the pool must not grow (it is filled
+    // only from the idle branch).
+    let _only_this_cpu = OnlyThisCpuIdles::new();
     zero_pool::drain();
     let before = vmstat::nr_zero_events(ZeroEvent::ZeroedInBackground);
     let deadline = timer::ticks() + 20;
     while timer::ticks() < deadline {
         core::hint::spin_loop();
     }
-    assert_eq!(vmstat::nr_zero_events(ZeroEvent::ZeroedInBackground), before, "zeroed while a task was running");
+    assert_eq!(vmstat::nr_zero_events(ZeroEvent::ZeroedInBackground), before, "zeroed while every CPU was running a task");
     assert_eq!(zero_pool::nr_pooled(), 0);
     // Asleep, it does.
     idle_until_pooled(1);
