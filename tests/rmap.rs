@@ -27,6 +27,10 @@ use kernel::testing::USER_WRITE;
 
 kernel::test_kernel!();
 
+#[path = "common/only_this_cpu.rs"]
+mod only_this_cpu;
+use only_this_cpu::OnlyThisCpuIdles;
+
 /// Returns the frame `addr` maps in `space`.
 fn frame_at(space: &SpaceRef, addr: VirtAddr) -> Frame {
     let pte = space.lock().pte(addr).expect("no page table");
@@ -218,6 +222,12 @@ fn run_checking(name: &str) -> u64 {
 
 #[test_case]
 fn the_rmap_stays_consistent_while_processes_fork_and_exit() {
+    // The audit reads the spaces, the frames and the policy one after another, which
+    // only a single CPU keeps still (kernel code is not preempted): with `--smp 2` a
+    // process exiting on the other CPU between two of its steps made it fail ("the
+    // replacement policy tracks 0 frames, 1 user frames exist"). The processes run
+    // on this CPU, between the audits.
+    let _only_this_cpu = OnlyThisCpuIdles::new();
     let (spaces, families) = (rmap::all_spaces().len(), rmap::nr_families());
     let nr_checks = run_checking("forkcow") + run_checking("forkstorm");
     assert!(nr_checks >= 2, "only {nr_checks} checks saw a live process");

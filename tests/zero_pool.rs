@@ -2,6 +2,12 @@
 //! pool, only while nothing else runs; faults take them without zeroing; a frame
 //! written after it was zeroed is never handed out as zero; the pool gives its
 //! frames back when memory runs short.
+//!
+//! The tests count the pool exactly, which only one CPU keeps still: an idle other
+//! CPU fills it at any time (with `--smp 2`: "4096 frames zeroed" while this one
+//! was busy, "1590 counted for 1591 pooled" from a fill in flight). So every test
+//! but `pooled_frames_are_free_memory_in_buddyinfo` (written for several CPUs)
+//! runs with every other CPU busy (`common/only_this_cpu.rs`).
 #![no_std]
 #![allow(missing_docs)] // test names say what each test checks
 #![no_main]
@@ -12,16 +18,18 @@
 extern crate alloc;
 
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use kernel::arch::{smp, timer};
-use kernel::proc;
+use kernel::arch::timer;
 use kernel::mm::frame::{self, FrameState, NewPage};
 use kernel::mm::vmstat::{self, ZeroEvent};
 use kernel::mm::{Frame, Order, check, frame_ptr, zero_pool};
 use kernel::sync::WaitQueue;
 
 kernel::test_kernel!();
+
+#[path = "common/only_this_cpu.rs"]
+mod only_this_cpu;
+use only_this_cpu::OnlyThisCpuIdles;
 
 static NOBODY_WAKES: WaitQueue = WaitQueue::new();
 
@@ -76,59 +84,6 @@ fn idle_time_fills_the_pool_with_frames_that_read_zero() {
     check::check_consistency().expect("audit with a full pool");
 }
 
-/// While set, the threads [`OnlyThisCpuIdles`] starts spin on their CPUs.
-static KEEP_BUSY: AtomicBool = AtomicBool::new(false);
-/// How many of those threads are spinning now.
-static NR_SPINNING: AtomicUsize = AtomicUsize::new(0);
-/// Where they park afterwards (a daemon never exits).
-static SPINNERS_DONE: WaitQueue = WaitQueue::new();
-
-/// A kernel thread bound to one CPU: spins, never sleeping, while [`KEEP_BUSY`] is
-/// set, so that CPU never idles (and never zeroes); then parks for good.
-extern "C" fn spin_while_busy() -> ! {
-    NR_SPINNING.fetch_add(1, Ordering::SeqCst);
-    while KEEP_BUSY.load(Ordering::SeqCst) {
-        core::hint::spin_loop();
-    }
-    NR_SPINNING.fetch_sub(1, Ordering::SeqCst);
-    SPINNERS_DONE.wait_until(|| false);
-    unreachable!("spin_while_busy: woken for nothing");
-}
-
-/// The single-CPU situation these tests are written for, on any number of CPUs:
-/// the test's task is bound to its CPU and every other CPU runs a spinning thread,
-/// so only this CPU ever idles (and zeroes into the pool), and only while the test
-/// sleeps; its reads of the counters never race a fill on another CPU (with `--smp
-/// 2` they did: "1590 counted for 1591 pooled", "4096 frames zeroed" while busy).
-/// Dropping it stops the spinners and unbinds the task.
-struct OnlyThisCpuIdles;
-
-impl OnlyThisCpuIdles {
-    fn new() -> Self {
-        let this_cpu = proc::task::pin_current();
-        let nr_cpus = smp::nr_online();
-        KEEP_BUSY.store(true, Ordering::SeqCst);
-        for cpu in (0..nr_cpus).filter(|&c| c != this_cpu) {
-            proc::task::spawn_daemon_on("zero_pool/spin", spin_while_busy, cpu).expect("spawn a spinning thread");
-        }
-        while NR_SPINNING.load(Ordering::SeqCst) < nr_cpus - 1 {
-            proc::sched::yield_now();
-        }
-        // A fill that started before its CPU's spinner ran is over: that CPU runs it now.
-        Self
-    }
-}
-
-impl Drop for OnlyThisCpuIdles {
-    fn drop(&mut self) {
-        KEEP_BUSY.store(false, Ordering::SeqCst);
-        while NR_SPINNING.load(Ordering::SeqCst) > 0 {
-            proc::sched::yield_now();
-        }
-        proc::task::unpin_current();
-    }
-}
-
 #[test_case]
 fn a_busy_cpu_zeroes_nothing() {
     // Spin through 20 timer ticks without ever sleeping, every other CPU busy as
@@ -149,6 +104,7 @@ fn a_busy_cpu_zeroes_nothing() {
 
 #[test_case]
 fn a_fault_page_comes_from_the_pool_without_zeroing() {
+    let _only_this_cpu = OnlyThisCpuIdles::new(); // exact pool counts: see the module docs
     idle_until_pooled(16);
     let (taken, zeroed) = (vmstat::nr_zero_events(ZeroEvent::TakenPreZeroed), vmstat::nr_zero_events(ZeroEvent::ZeroedAtAllocation));
     let nr_pooled = zero_pool::nr_pooled();
@@ -163,6 +119,7 @@ fn a_fault_page_comes_from_the_pool_without_zeroing() {
 
 #[test_case]
 fn a_written_and_freed_page_never_comes_back_as_zero() {
+    let _only_this_cpu = OnlyThisCpuIdles::new(); // exact pool counts: see the module docs
     idle_until_pooled(64);
     // Take pooled frames as faults would, dirty every one, free them.
     let mut dirtied = Vec::new();
@@ -194,6 +151,7 @@ fn a_written_and_freed_page_never_comes_back_as_zero() {
 
 #[test_case]
 fn the_audit_catches_a_pooled_frame_that_is_not_zero() {
+    let _only_this_cpu = OnlyThisCpuIdles::new(); // exact pool counts: see the module docs
     // What a wrongly trusted marker would hand out: a frame marked Zeroed whose bytes
     // are not. The pool cannot produce one by itself (see the test above), so this
     // test writes one into a pooled frame behind the pool's back and demands that
@@ -217,6 +175,7 @@ fn the_audit_catches_a_pooled_frame_that_is_not_zero() {
 
 #[test_case]
 fn an_allocation_short_of_memory_takes_the_pool_back() {
+    let _only_this_cpu = OnlyThisCpuIdles::new(); // exact pool counts: see the module docs
     idle_until_pooled(128);
     let nr_free = frame::nr_free_frames();
     // Take every free frame, pooled ones included, in order-0 frames chained through
