@@ -36,11 +36,14 @@ pub fn release_deferred() {
 /// before it looks at them: `None` in a running system. Only for tests
 /// (`tests/rmap.rs`), which drop a space's other references from there, as its
 /// exit on another CPU may ([`set_after_candidates_fn_for_test`]).
-static AFTER_CANDIDATES_FN: IrqMutex<Option<fn(&[rmap::Candidate])>> = IrqMutex::new(None);
+static AFTER_CANDIDATES_FN: IrqMutex<Option<CandidatesFn>> = IrqMutex::new(None);
+
+/// The probe's test hook: called with the candidates it is about to look at.
+type CandidatesFn = fn(&[rmap::Candidate]);
 
 /// Sets (or, with `None`, clears) the probe's test hook.
 #[doc(hidden)]
-pub fn set_after_candidates_fn_for_test(after_candidates_fn: Option<fn(&[rmap::Candidate])>) {
+pub fn set_after_candidates_fn_for_test(after_candidates_fn: Option<CandidatesFn>) {
     *AFTER_CANDIDATES_FN.lock() = after_candidates_fn;
 }
 
