@@ -215,3 +215,17 @@ fn frames_used_by_page_tables_are_marked_as_such() {
     let root = paging::kernel_root();
     assert_eq!(frame::with_desc(root, |d| d.state()), FrameState::PageTable);
 }
+
+#[test_case]
+fn the_ap_trampoline_pages_are_never_handed_out() {
+    // `smp::start_aps` overwrites these four pages with the trampoline and its page
+    // tables; a page table the buddy allocator once put at 0x8000 was overwritten
+    // so with `--smp 2` (issue #13). They must stay out of the allocator, on any
+    // CPU count, whether or not the other CPUs were started.
+    let first = kernel::arch::smp::TRAMPOLINE_PHYS;
+    for phys in (first..first + kernel::arch::smp::TRAMPOLINE_BYTES).step_by(4096) {
+        let frame = kernel::mm::Frame::containing_address(PhysAddr::new(phys));
+        let state = frame::with_desc(frame, |d| d.state());
+        assert_eq!(state, FrameState::Reserved, "the trampoline's frame {phys:#x} is {state:?}");
+    }
+}

@@ -27,6 +27,10 @@ use kernel::testing::USER_WRITE;
 
 kernel::test_kernel!();
 
+#[path = "common/only_this_cpu.rs"]
+mod only_this_cpu;
+use only_this_cpu::OnlyThisCpuIdles;
+
 /// Returns the frame `addr` maps in `space`.
 fn frame_at(space: &SpaceRef, addr: VirtAddr) -> Frame {
     let pte = space.lock().pte(addr).expect("no page table");
@@ -218,8 +222,57 @@ fn run_checking(name: &str) -> u64 {
 
 #[test_case]
 fn the_rmap_stays_consistent_while_processes_fork_and_exit() {
+    // The audit reads the spaces, the frames and the policy one after another, which
+    // only a single CPU keeps still (kernel code is not preempted): with `--smp 2` a
+    // process exiting on the other CPU between two of its steps made it fail ("the
+    // replacement policy tracks 0 frames, 1 user frames exist"). The processes run
+    // on this CPU, between the audits.
+    let _only_this_cpu = OnlyThisCpuIdles::new();
     let (spaces, families) = (rmap::all_spaces().len(), rmap::nr_families());
     let nr_checks = run_checking("forkcow") + run_checking("forkstorm");
     assert!(nr_checks >= 2, "only {nr_checks} checks saw a live process");
     assert_eq!((rmap::all_spaces().len(), rmap::nr_families()), (spaces, families));
+}
+
+/// The space the probe hook of the next test lets go of.
+static LAST_OWNER: kernel::sync::IrqMutex<Option<SpaceRef>> = kernel::sync::IrqMutex::new(None);
+
+/// Drops the test's own reference to [`LAST_OWNER`]'s space once the probe has it
+/// among its candidates, as the space's exit on another CPU may: the probe then
+/// holds the last reference.
+fn let_go_of_the_owner(candidates: &[rmap::Candidate]) {
+    let mut owner = LAST_OWNER.lock();
+    let is_probed = owner.as_ref().is_some_and(|o| candidates.iter().any(|c| alloc::sync::Arc::ptr_eq(&c.space, o)));
+    let taken = if is_probed { owner.take() } else { None };
+    drop(owner);
+    drop(taken); // not the last reference: the candidate list holds one
+}
+
+/// Issue #13: the replacement policy probes a frame's PTEs under its lock through
+/// the reverse map, which hands out strong references to the spaces; a process that
+/// exited on another CPU meanwhile left the probe with the last one, and the space
+/// was torn down under the policy lock (fuzz image with `--smp 2`: "lock order:
+/// taking Swap lock ... while holding ReclaimPolicy lock"). It is dropped after the
+/// lock now, with every frame back.
+#[test_case]
+fn a_space_whose_last_reference_the_reclaim_probe_holds_is_freed_after_the_policy_lock() {
+    heap::shrink();
+    let (free, spaces) = (frame::nr_free_frames(), rmap::all_spaces().len());
+    {
+        let (space, _start) = space_with_written_pages(4);
+        *LAST_OWNER.lock() = Some(space);
+    }
+    kernel::mm::reclaim::set_after_candidates_fn_for_test(Some(let_go_of_the_owner));
+    for _ in 0..64 {
+        if LAST_OWNER.lock().is_none() {
+            break;
+        }
+        kernel::mm::reclaim::shrink(1);
+    }
+    kernel::mm::reclaim::set_after_candidates_fn_for_test(None);
+    assert!(LAST_OWNER.lock().take().is_none(), "the probe never looked at the space's frames");
+    assert_eq!(rmap::all_spaces().len(), spaces, "the space outlived its last reference");
+    assert_consistent();
+    heap::shrink();
+    assert!(frame::nr_free_frames() + 4 >= free, "the space's frames did not come back");
 }

@@ -285,6 +285,43 @@ fn unmapping_and_exit_free_every_slot_and_frame() {
     assert_eq!(frame::nr_free_frames(), free, "frames leaked");
 }
 
+/// Reads `entry`'s slot into the swap cache, as a fault on another CPU may while
+/// `read_into_cache` allocates its own frame (the hook of the next test).
+fn read_the_slot_first(entry: swap::SwapEntry) {
+    swap::swapin::set_after_alloc_fn_for_test(None); // the nested read runs no hook
+    swap::read_into_cache(entry).expect("the other CPU's read");
+}
+
+/// Issue #13: two faults on one swap entry both missed the cache; the second to
+/// take the swap lock found the slot read by the first and freed its own fresh
+/// frame with `rmap::free_user_frame`, which wants no reference left (fuzz image
+/// with `--smp 2`: "still in use: User, refcount 1, map count 0, ALLOC_HEAD").
+/// The loser's frame goes back, the winner's stays cached, nothing leaks.
+#[test_case]
+fn a_read_that_finds_the_slot_already_cached_frees_its_own_frame() {
+    heap::shrink();
+    let (space, start) = filled_space(1);
+    swap::evict(frame_at(&space, start)).expect("evict");
+    let entry = pte_at(&space, start).as_swap().expect("in swap");
+    assert!(swap::lookup(entry).is_none(), "still cached after the eviction");
+    heap::shrink();
+    let (free, nr_cached) = (frame::nr_free_frames(), swap::nr_cached());
+    swap::swapin::set_after_alloc_fn_for_test(Some(read_the_slot_first));
+    let result = swap::read_into_cache(entry);
+    swap::swapin::set_after_alloc_fn_for_test(None);
+    assert_eq!(result, Ok(()));
+    let cached = swap::lookup(entry).expect("the other read's frame is cached");
+    assert_eq!(contents(cached), pattern(0));
+    heap::shrink();
+    // The frames in use now are the cache's new pages (this one, and any the other
+    // read took ahead): the loser's frame is free again.
+    let nr_read = (swap::nr_cached() - nr_cached) as u64;
+    assert_eq!(free - frame::nr_free_frames(), nr_read, "a frame besides the cached ones went");
+    assert_eq!(fault_in(&space, start, USER_READ), FaultOutcome::SwapCacheHit);
+    assert_eq!(frame_at(&space, start), cached);
+    assert_consistent();
+}
+
 /// The page the eviction hook of the next test unmaps: its space and address.
 static OWNER_OF_VICTIM: kernel::sync::IrqMutex<Option<(SpaceRef, VirtAddr)>> = kernel::sync::IrqMutex::new(None);
 

@@ -6,8 +6,9 @@
 //! 2. carve the frame table (32 bytes a frame, 0.8 % of RAM) out of the first usable
 //!    region big enough, and initialise every descriptor as Reserved through the
 //!    direct map;
-//! 3. hand every usable region (minus frame 0 and the table itself) to the buddy
-//!    allocator, which builds maximal aligned blocks.
+//! 3. hand every usable region (minus frame 0, the table itself and the AP
+//!    trampoline's pages at `smp::TRAMPOLINE_PHYS`) to the buddy allocator, which
+//!    builds maximal aligned blocks.
 //!
 //! Frames the bootloader used (kernel image, its page tables, boot info) and firmware
 //! holes stay Reserved forever. Zeroing happens outside the lock.
@@ -98,18 +99,26 @@ pub fn init(regions: &[MemoryRegion]) {
     let descs: &'static mut [FrameDesc] = unsafe { core::slice::from_raw_parts_mut(descs, nr_frames as usize) };
     let mut buddy = BuddyAllocator::new(descs, 0);
 
+    // Frames never handed out: the table itself, and the AP trampoline's pages below
+    // 1 MiB, which `smp::start_aps` overwrites when it starts the other CPUs (a page
+    // table allocated there was overwritten with trampoline code: issue #13). Sorted.
+    let trampoline = crate::arch::smp::TRAMPOLINE_PHYS;
+    let trampoline_frames = trampoline / PAGE_SIZE..(trampoline + crate::arch::smp::TRAMPOLINE_BYTES) / PAGE_SIZE;
     let table_frames = table / PAGE_SIZE..(table + size_bytes) / PAGE_SIZE;
+    let holes = [trampoline_frames, table_frames.clone()];
     for region in regions.iter().filter(|r| r.kind == MemoryRegionKind::Usable) {
         // Frame 0 stays reserved: a zero physical address is too easily a bug.
-        let first = region.start.next_multiple_of(PAGE_SIZE).max(PAGE_SIZE) / PAGE_SIZE;
+        let mut first = region.start.next_multiple_of(PAGE_SIZE).max(PAGE_SIZE) / PAGE_SIZE;
         let last = region.end / PAGE_SIZE; // exclusive
-        let mut add = |from: u64, to: u64| {
-            if from < to {
-                buddy.add_free_range(Frame::from_pfn(from), to - from).expect("frame::init: overlapping memory map");
+        for hole in &holes {
+            if first < last.min(hole.start) {
+                buddy.add_free_range(Frame::from_pfn(first), last.min(hole.start) - first).expect("frame::init: overlapping memory map");
             }
-        };
-        add(first, last.min(table_frames.start));
-        add(first.max(table_frames.end), last);
+            first = first.max(hole.end);
+        }
+        if first < last {
+            buddy.add_free_range(Frame::from_pfn(first), last - first).expect("frame::init: overlapping memory map");
+        }
     }
     let ram_bytes = crate::bootmem::ram_bytes();
     TABLE_INFO.call_once(|| FrameTableInfo { start: PhysAddr::new(table), nr_frames, size_bytes, ram_bytes });

@@ -69,6 +69,7 @@
 //! | 11 | `kstack::SLOTS` (`KernelStackSlots`) | kernel-stack slots | IRQs off | nothing (mapping happens after) |
 //! | 12 | `heap::TYPED_CACHES` (`SlabRegistry`) | the list of typed caches | IRQs off | nothing |
 //! | 12a | `fs::ext2fs::DEFERRED` (`DeferredInodes`) | inode handles dropped where they could not sleep, released later | IRQs off | the heap |
+//! | 12a' | `mm::reclaim::probe::DEFERRED` (`DeferredSpaces`) | address spaces whose last reference the policy's probe held, dropped after the policy lock | IRQs off | the heap |
 //! | 12b | `slabmag::MAGS[cpu]` (`SlabMag`), one per CPU | that CPU's magazines of free kmalloc objects | IRQs off | the heap (refill, flush, drain) |
 //! | 13 | `heap::KMALLOC` and each typed cache (`Heap`) | slab caches: the kernel heap | IRQs off | the pool, frames |
 //! | 14 | `heap::POOL` (`HeapPool`) | the heap's emergency page blocks | IRQs off | frames |

@@ -88,6 +88,8 @@ pub use kswapd::{
     wake_kswapd,
 };
 pub use probe::RmapProbe;
+#[doc(hidden)]
+pub use probe::set_after_candidates_fn_for_test;
 pub use switch::SWITCH_BATCH;
 use switch::Installed;
 
@@ -529,14 +531,18 @@ pub fn upcoming_victims(out: &mut [u64]) -> (usize, bool) {
 /// Returns true if a PTE mapping `frame` has its Accessed bit set (or the
 /// working-set sampler saw it used); changes nothing. Call with no lock held.
 pub fn is_referenced(frame: Frame) -> bool {
-    mm_core::reclaim::PageProbe::is_referenced(&mut RmapProbe, frame.pfn())
+    let is_referenced = mm_core::reclaim::PageProbe::is_referenced(&mut RmapProbe, frame.pfn());
+    probe::release_deferred();
+    is_referenced
 }
 
 /// Returns true if evicting anonymous `frame` needs a write: it has no slot yet,
 /// its slot is stale (flag DIRTY), or a PTE wrote it since (the probe's answer).
 /// Call with no lock held (it only `try_lock`s spaces).
 pub fn is_anonymous_page_dirty(frame: Frame) -> bool {
-    mm_core::reclaim::PageProbe::is_dirty(&mut RmapProbe, frame.pfn())
+    let is_dirty = mm_core::reclaim::PageProbe::is_dirty(&mut RmapProbe, frame.pfn());
+    probe::release_deferred();
+    is_dirty
 }
 
 /// What a reclaim pass did.
@@ -619,14 +625,18 @@ fn evict_first(nr_wanted: u64, report: &mut ReclaimReport) {
 
 /// Asks the policy for a victim (aging first if it is time).
 fn pick_victim() -> Option<Frame> {
-    let mut policy = POLICY.lock();
-    let policy = policy.as_mut()?;
-    let now = crate::arch::timer::uptime_ms();
-    if now.saturating_sub(LAST_AGING_MS.load(Ordering::Relaxed)) >= AGING_INTERVAL_MS {
-        LAST_AGING_MS.store(now, Ordering::Relaxed);
-        policy.on_tick();
-    }
-    policy.pick_victim().map(Frame::from_pfn)
+    let victim = {
+        let mut policy = POLICY.lock();
+        let policy = policy.as_mut()?;
+        let now = crate::arch::timer::uptime_ms();
+        if now.saturating_sub(LAST_AGING_MS.load(Ordering::Relaxed)) >= AGING_INTERVAL_MS {
+            LAST_AGING_MS.store(now, Ordering::Relaxed);
+            policy.on_tick();
+        }
+        policy.pick_victim().map(Frame::from_pfn)
+    };
+    probe::release_deferred(); // spaces whose exit the probe saw (`reclaim/probe.rs`)
+    victim
 }
 
 /// Evicts policy victims, up to [`SWAP_CLUSTER`] at a time, until `nr_wanted`

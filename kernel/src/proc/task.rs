@@ -891,6 +891,26 @@ pub fn pinned_cpu(pid: Pid) -> Option<usize> {
     TASKS.lock().get(&pid).and_then(|t| t.pinned_cpu)
 }
 
+/// Binds the running task to the CPU it runs on now, until [`unpin_current`];
+/// returns that CPU (Linux's `migrate_disable`, for a stretch that needs one CPU's
+/// view, such as a test that keeps every other CPU busy). Read under the task
+/// table's lock, which holds interrupts off: the task cannot move meanwhile.
+pub fn pin_current() -> usize {
+    let me = sched::current();
+    let mut tasks = TASKS.lock();
+    let cpu = crate::arch::smp::cpu_id();
+    tasks.get_mut(&me).expect("pin_current: the running task is not in the table").pinned_cpu = Some(cpu);
+    cpu
+}
+
+/// Lets the running task run on any CPU again (after [`pin_current`]).
+pub fn unpin_current() {
+    let me = sched::current();
+    if let Some(task) = TASKS.lock().get_mut(&me) {
+        task.pinned_cpu = None;
+    }
+}
+
 /// Creates the idle task of CPU `cpu` (never queued: the scheduler runs it when it
 /// finds nothing else). With `entry`, it gets its own stack and starts there (the
 /// boot CPU's, whose boot stack is task 0's); without, the calling AP adopts it on

@@ -88,6 +88,9 @@ lock_ranks! {
         /// `fs::ext2fs::DEFERRED`: inode handles dropped where they could not sleep
         /// (taken under any lock a drop may happen under; the heap inside, to grow).
         DeferredInodes,
+        /// `mm::reclaim::probe::DEFERRED`: address spaces whose last reference the
+        /// policy's probe held (taken under the policy lock; the heap inside, to grow).
+        DeferredSpaces,
         /// `mm::slabmag::MAGS[cpu]`: one CPU's slab magazines (the heap taken inside:
         /// refill, flush). Another CPU's is taken only by a drain, one at a time.
         SlabMag,

@@ -18,9 +18,11 @@
 //!    and TSS (own IST stacks); the shared IDT; TSC_AUX = its CPU index; its local
 //!    APIC and timer; "I am up"; then `hlt` forever, taking its timer ticks.
 //! ```
-//! Pages 0x8000..0xc000 are the trampoline and its three page tables. The frame
-//! allocator never hands out memory below 1 MiB, so they are free for this; [`start_aps`]
-//! checks the firmware's memory map says they are RAM.
+//! Pages 0x8000..0xc000 are the trampoline and its three page tables. The bootloader
+//! allocates nothing below 1 MiB, and `frame::init` leaves exactly these four frames
+//! out of the buddy allocator (Reserved; the rest of low memory is handed out, so a
+//! page table once landed here and was overwritten); [`start_aps`] checks the
+//! firmware's memory map says they are RAM.
 //!
 //! **Per-CPU data.** [`cpu_id`] is the CPU's index (0 = the BSP, then in MADT
 //! order), read with `rdtscp` from the `IA32_TSC_AUX` MSR each CPU set to its index
@@ -50,6 +52,9 @@ pub const TRAMPOLINE_PHYS: u64 = 0x8000;
 const TRAMPOLINE_PML4: u64 = TRAMPOLINE_PHYS + 0x1000;
 const TRAMPOLINE_PDPT: u64 = TRAMPOLINE_PHYS + 0x2000;
 const TRAMPOLINE_PD: u64 = TRAMPOLINE_PHYS + 0x3000;
+/// Bytes from `TRAMPOLINE_PHYS` the trampoline and its tables use: `frame::init`
+/// keeps these frames out of the allocator.
+pub const TRAMPOLINE_BYTES: u64 = 0x4000;
 /// Offset in the trampoline page of the parameters the BSP writes for each AP.
 const PARAMS_OFFSET: u64 = 0xf00;
 /// How long the BSP waits for an AP to say it is up.
@@ -460,7 +465,7 @@ fn install_trampoline() {
     assert!(len <= PARAMS_OFFSET as usize, "smp: trampoline overlaps its parameters");
     let kernel_pml4 = page(paging::kernel_root().start_address().as_u64());
     // SAFETY: the four pages at TRAMPOLINE_PHYS are RAM below 1 MiB (checked by the
-    // caller) that the frame allocator never hands out and nothing else uses; the
+    // caller) that `frame::init` keeps out of the allocator and nothing else uses; the
     // direct map covers them. The kernel PML4 is read only.
     unsafe {
         core::ptr::copy_nonoverlapping(start, page(TRAMPOLINE_PHYS) as *mut u8, len);

@@ -2,13 +2,50 @@
 //! a user frame, through the reverse map (every PTE that maps it). Called with the
 //! policy lock held; it only `try_lock`s address spaces (see the lock order in
 //! [`crate::mm`]).
+//!
+//! The reverse map hands out strong references to the spaces it finds. On several
+//! CPUs a process may exit meanwhile, leaving the probe with the last reference;
+//! dropping it there would tear the space down under the policy lock (swap, frame
+//! and policy locks again: fuzz image with `--smp 2`, "lock order: taking Swap lock
+//! ... while holding ReclaimPolicy lock"). Such a space is parked instead and
+//! dropped by [`release_deferred`], which the policy lock's holder calls after
+//! letting go of it.
 
 use mm_core::reclaim::PageProbe;
 
 use crate::mm::frame::{self, FrameFlags};
 use crate::mm::paging::{Pte, PteFlags};
 use crate::mm::rmap;
+use alloc::vec::Vec;
+
+use crate::mm::addr_space::AddressSpace;
 use crate::mm::{Frame, Page};
+use crate::sync::IrqMutex;
+
+/// Spaces whose last reference a probe held under the policy lock, to be dropped
+/// without it ([`release_deferred`]).
+static DEFERRED: IrqMutex<Vec<IrqMutex<AddressSpace>>> = IrqMutex::new_ranked(crate::sync::LockRank::DeferredSpaces, Vec::new());
+
+/// Drops the spaces probes parked (see the module docs). Call with no lock held.
+pub fn release_deferred() {
+    let parked = core::mem::take(&mut *DEFERRED.lock());
+    drop(parked); // each space is torn down here, with no lock held
+}
+
+/// What the probe calls with each list of candidates the reverse map gives it,
+/// before it looks at them: `None` in a running system. Only for tests
+/// (`tests/rmap.rs`), which drop a space's other references from there, as its
+/// exit on another CPU may ([`set_after_candidates_fn_for_test`]).
+static AFTER_CANDIDATES_FN: IrqMutex<Option<CandidatesFn>> = IrqMutex::new(None);
+
+/// The probe's test hook: called with the candidates it is about to look at.
+type CandidatesFn = fn(&[rmap::Candidate]);
+
+/// Sets (or, with `None`, clears) the probe's test hook.
+#[doc(hidden)]
+pub fn set_after_candidates_fn_for_test(after_candidates_fn: Option<CandidatesFn>) {
+    *AFTER_CANDIDATES_FN.lock() = after_candidates_fn;
+}
 
 /// The hardware bits of a frame, read and cleared through the reverse map.
 pub struct RmapProbe;
@@ -20,16 +57,33 @@ impl RmapProbe {
     fn any_pte(pfn: u64, mut pte_fn: impl FnMut(&mut crate::mm::addr_space::AddressSpace, Page, Pte) -> bool) -> bool {
         let frame = Frame::from_pfn(pfn);
         let mut any = false;
-        for candidate in rmap::candidates(frame) {
-            let Some(mut space) = candidate.space.try_lock() else {
-                any = true;
-                continue;
-            };
-            if let Some(pte) = rmap::pte_mapping(&space, candidate.page, frame) {
-                any |= pte_fn(&mut space, candidate.page, pte);
+        let candidates = rmap::candidates(frame);
+        let after_candidates_fn = *AFTER_CANDIDATES_FN.lock();
+        if let Some(after_candidates_fn) = after_candidates_fn {
+            after_candidates_fn(&candidates);
+        }
+        for candidate in candidates {
+            {
+                let Some(mut space) = candidate.space.try_lock() else {
+                    any = true;
+                    park_if_last(candidate.space);
+                    continue;
+                };
+                if let Some(pte) = rmap::pte_mapping(&space, candidate.page, frame) {
+                    any |= pte_fn(&mut space, candidate.page, pte);
+                }
             }
+            park_if_last(candidate.space);
         }
         any
+    }
+}
+
+/// Lets go of `space`; if that was its last reference, parks it for
+/// [`release_deferred`] rather than tearing it down here.
+fn park_if_last(space: rmap::SpaceRef) {
+    if let Some(space) = alloc::sync::Arc::into_inner(space) {
+        DEFERRED.lock().push(space);
     }
 }
 

@@ -42,6 +42,7 @@ use crate::mm::frame::{self, FrameFlags, FrameState, LockedPage, PageBytes};
 use crate::mm::paging::{Pte, PteFlags};
 use crate::mm::vmstat::{self, SwapEvent, SwapInPhase};
 use crate::mm::{Frame, Order, Page, rmap};
+use crate::sync::IrqMutex;
 
 /// Maps `frame`, the swap cache's page for `entry`, at `page` with `flags` (as
 /// `mm_core::fault::decide` chose them: writable only for the page's one user),
@@ -80,6 +81,19 @@ pub fn do_swap_fault(
     }
 }
 
+/// What [`read_into_cache`] calls right after allocating its frame, before it
+/// takes the swap lock, with no lock held: `None` in a running system. Tests set it
+/// to read the slot from there, as a fault on another CPU may
+/// ([`set_after_alloc_fn_for_test`]).
+static AFTER_ALLOC_FN: IrqMutex<Option<fn(SwapEntry)>> = IrqMutex::new(None);
+
+/// Makes every [`read_into_cache`] call `after_alloc_fn` with its entry right after
+/// allocating the frame to read into (`None`: stop). Only for tests (`tests/swap.rs`).
+#[doc(hidden)]
+pub fn set_after_alloc_fn_for_test(after_alloc_fn: Option<fn(SwapEntry)>) {
+    *AFTER_ALLOC_FN.lock() = after_alloc_fn;
+}
+
 /// Why a slot could not be read into the swap cache.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SwapInError {
@@ -108,6 +122,10 @@ pub fn read_into_cache(entry: SwapEntry) -> Result<(), SwapInError> {
         return Ok(());
     }
     let frame = frame::alloc(Order(0), FrameState::User).map_err(|_| SwapInError::NoMemory)?;
+    let after_alloc_fn = *AFTER_ALLOC_FN.lock();
+    if let Some(after_alloc_fn) = after_alloc_fn {
+        after_alloc_fn(entry);
+    }
     let slot = entry.slot() as u32;
     // On the stack, not the heap: a fault runs when memory may be shortest.
     let mut frame_array = [frame; READAHEAD_MAX_PAGES as usize]; // [i] caches slot + i
@@ -119,8 +137,17 @@ pub fn read_into_cache(entry: SwapEntry) -> Result<(), SwapInError> {
         let mut swap = SWAP.lock();
         let state = swap.as_mut().expect("read_into_cache: a swap PTE while swap is off");
         if state.cache.contains(slot) {
+            // Read into the cache since the lookup above (a fault on another CPU, or
+            // one that ran while the allocation reclaimed): our frame was never used
+            // and holds only its allocation's reference, which goes now. (It went to
+            // `rmap::free_user_frame`, which wants no reference left: "still in use:
+            // User, refcount 1, map count 0" in the fuzz image with `--smp 2`.)
             drop(swap);
-            rmap::free_user_frame(frame);
+            let refcount = frame::put_ref(frame);
+            debug_assert_eq!(refcount, 0, "read_into_cache: a frame nobody knows has references");
+            if let Err(e) = frame::free_unreferenced_user_frame(frame) {
+                panic!("read_into_cache: {e}");
+            }
             return Ok(());
         }
         locked[0] = Some(cache_for_read(state, slot, frame));
