@@ -26,7 +26,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use kernel::fs::FsError;
+use kernel::fs::{FsError, Inode};
 use kernel::mm::addr_space::{AddressSpace, MapRequest, VmProt};
 use kernel::mm::frame::{self, NewPage};
 use kernel::mm::page_cache::{self, FileEvent, PageCache, PageIo};
@@ -460,10 +460,41 @@ fn file_byte(offset: u64) -> u8 {
     ((offset / 4093) as u8).wrapping_mul(7) ^ (offset as u8)
 }
 
+/// The chunk the ext2 tests write and read in: as a `write(2)` of 64 KiB would.
+const PATTERN_CHUNK: usize = 64 << 10;
+
+/// Writes `nr_bytes` of the test pattern (each byte `file_byte ^ xor`) into `file`
+/// from offset 0, a chunk at a time, making heap room first as a system call does.
+fn write_pattern(file: &dyn Inode, nr_bytes: u64, xor: u8) {
+    let mut chunk = vec![0u8; PATTERN_CHUNK];
+    let mut offset = 0;
+    while offset < nr_bytes {
+        for (i, b) in chunk.iter_mut().enumerate() {
+            *b = file_byte(offset + i as u64) ^ xor;
+        }
+        kernel::mm::headroom::ensure_heap_headroom().expect("heap headroom");
+        assert_eq!(file.write_at(offset, &chunk), Ok(PATTERN_CHUNK), "write at {offset}");
+        offset += PATTERN_CHUNK as u64;
+    }
+}
+
+/// Reads `nr_bytes` of `file` back and checks each byte is `file_byte ^ xor`.
+fn check_pattern(file: &dyn Inode, nr_bytes: u64, xor: u8) {
+    let mut chunk = vec![0u8; PATTERN_CHUNK];
+    let mut offset = 0;
+    while offset < nr_bytes {
+        kernel::mm::headroom::ensure_heap_headroom().expect("heap headroom");
+        assert_eq!(file.read_at(offset, &mut chunk), Ok(PATTERN_CHUNK));
+        for (i, &b) in chunk.iter().enumerate() {
+            assert_eq!(b, file_byte(offset + i as u64) ^ xor, "byte {} read back wrong", offset + i as u64);
+        }
+        offset += PATTERN_CHUNK as u64;
+    }
+}
+
 #[test_case]
 fn an_ext2_file_written_under_memory_pressure_reads_back_right() {
     const FILE_BYTES: u64 = 16 << 20;
-    const CHUNK: usize = 64 << 10;
     if kernel::fs::root_kind() != kernel::fs::RootKind::Ext2 {
         panic!("this test needs ext2 at / (the runner's root disk)");
     }
@@ -484,17 +515,7 @@ fn an_ext2_file_written_under_memory_pressure_reads_back_right() {
     for i in 0..nr_anon {
         fault::retry::fault_in(&space, start + i * PAGE_SIZE, USER_WRITE).expect("anonymous fault");
     }
-    let mut chunk = vec![0u8; CHUNK];
-    let mut offset = 0;
-    while offset < FILE_BYTES {
-        for (i, b) in chunk.iter_mut().enumerate() {
-            *b = file_byte(offset + i as u64);
-        }
-        // What the write(2) entry does first: room in the kernel heap.
-        kernel::mm::headroom::ensure_heap_headroom().expect("heap headroom");
-        assert_eq!(file.write_at(offset, &chunk), Ok(CHUNK), "write at {offset}");
-        offset += CHUNK as u64;
-    }
+    write_pattern(&*file, FILE_BYTES, 0);
     assert_eq!(file.stat().size, FILE_BYTES);
     // Touch the anonymous memory again, so that it competes with the file.
     for i in (0..nr_anon).step_by(3) {
@@ -512,15 +533,7 @@ fn an_ext2_file_written_under_memory_pressure_reads_back_right() {
     // prefers the older anonymous pages to the file just written).
     assert!(nr_reclaimed + nr_swapped > 0, "no memory pressure: nothing was reclaimed");
 
-    let mut offset = 0;
-    while offset < FILE_BYTES {
-        kernel::mm::headroom::ensure_heap_headroom().expect("heap headroom");
-        assert_eq!(file.read_at(offset, &mut chunk), Ok(CHUNK));
-        for (i, &b) in chunk.iter().enumerate() {
-            assert_eq!(b, file_byte(offset + i as u64), "byte {} read back wrong", offset + i as u64);
-        }
-        offset += CHUNK as u64;
-    }
+    check_pattern(&*file, FILE_BYTES, 0);
     kernel::fs::sync_inode(&*file).expect("fsync");
     assert_eq!(cache.nr_dirty(), 0);
     drop((cache, file));
@@ -633,7 +646,6 @@ fn write_back_hands_over_whole_requests_across_batches_and_flushes_only_when_ask
 #[test_case]
 fn an_ext2_write_back_keeps_several_disk_requests_in_flight_and_the_disk_has_the_bytes() {
     const FILE_BYTES: u64 = 4 << 20; // 1024 pages: ext2 puts them in runs of up to 254 blocks
-    const CHUNK: usize = 64 << 10;
     if kernel::fs::root_kind() != kernel::fs::RootKind::Ext2 {
         panic!("this test needs ext2 at / (the runner's root disk)");
     }
@@ -643,16 +655,7 @@ fn an_ext2_write_back_keeps_several_disk_requests_in_flight_and_the_disk_has_the
     let root = kernel::fs::root();
     let file = root.create("inflight.dat", 0o644).expect("create");
     let cache = file.page_cache().expect("an ext2 file has a page cache");
-    let mut chunk = vec![0u8; CHUNK];
-    let mut offset = 0;
-    while offset < FILE_BYTES {
-        for (i, b) in chunk.iter_mut().enumerate() {
-            *b = file_byte(offset + i as u64) ^ 0x5a;
-        }
-        kernel::mm::headroom::ensure_heap_headroom().expect("heap headroom");
-        assert_eq!(file.write_at(offset, &chunk), Ok(CHUNK), "write at {offset}");
-        offset += CHUNK as u64;
-    }
+    write_pattern(&*file, FILE_BYTES, 0x5a);
     let before = {
         let mut blk = disk.lock();
         blk.reset_peak_in_flight();
@@ -673,15 +676,7 @@ fn an_ext2_write_back_keeps_several_disk_requests_in_flight_and_the_disk_has_the
     // From the disk again: the clean pages dropped, the reads come from the device.
     let reads_before = disk.lock().stats().nr_reads;
     kernel::fs::drop_caches::write("1").expect("drop_caches");
-    let mut offset = 0;
-    while offset < FILE_BYTES {
-        kernel::mm::headroom::ensure_heap_headroom().expect("heap headroom");
-        assert_eq!(file.read_at(offset, &mut chunk), Ok(CHUNK));
-        for (i, &b) in chunk.iter().enumerate() {
-            assert_eq!(b, file_byte(offset + i as u64) ^ 0x5a, "byte {} read back wrong", offset + i as u64);
-        }
-        offset += CHUNK as u64;
-    }
+    check_pattern(&*file, FILE_BYTES, 0x5a);
     assert!(disk.lock().stats().nr_reads > reads_before, "the read-back came from the disk");
     drop((cache, file));
     root.unlink("inflight.dat").expect("unlink");
