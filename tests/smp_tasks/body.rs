@@ -317,3 +317,57 @@ fn a_frame_freed_on_another_cpu_goes_to_that_cpus_list_and_a_drain_empties_every
     assert!(matches!(state, frame::FrameState::Free | frame::FrameState::Zeroed), "{state:?}");
     check::check_consistency().expect("audit after remote frees");
 }
+
+/// The lock the contention test holds on this CPU while a thread on CPU 1 waits for
+/// it. `PciConfig` is a class taken only at boot and by PCI probes, so the test's
+/// own contention is what the class counts.
+static CONTENDED_LOCK: kernel::sync::IrqMutex<u64> =
+    kernel::sync::IrqMutex::new_ranked(kernel::sync::LockRank::PciConfig, 0);
+/// Set by the test once it holds `CONTENDED_LOCK`.
+static CONTEND_GO: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+/// Set by the waiting thread once it got the lock.
+static CONTEND_DONE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn wait_for_the_held_lock() -> ! {
+    while !CONTEND_GO.load(Ordering::SeqCst) {
+        proc::sched::yield_now();
+    }
+    *CONTENDED_LOCK.lock() += 1;
+    CONTEND_DONE.store(true, Ordering::SeqCst);
+    PINNED_DONE.wait_until(|| false); // parked for good: a daemon never exits
+    unreachable!("wait_for_the_held_lock: woken for nothing");
+}
+
+#[test_case]
+fn a_lock_found_held_by_another_cpu_is_counted_for_its_class_with_the_wait() {
+    use kernel::sync::{LockRank, lock_stat};
+    let before = lock_stat::nr_contended(LockRank::PciConfig);
+    let waited_before = |classes: &[lock_stat::ClassContention]| {
+        classes.iter().find(|c| c.rank == LockRank::PciConfig).map_or(0, |c| c.wait_ns)
+    };
+    let wait_ns_before = waited_before(&lock_stat::contended_classes());
+    proc::task::spawn_daemon_on("contender", wait_for_the_held_lock, 1).expect("spawn on cpu 1");
+    let held = CONTENDED_LOCK.lock();
+    CONTEND_GO.store(true, Ordering::SeqCst);
+    // Hold the lock until the thread on CPU 1 is seen waiting for it: the count goes
+    // up when a waiter starts to spin. Interrupts are off meanwhile (an IrqMutex).
+    let start = kernel::arch::timer::rdtsc();
+    let limit = 20_000 * kernel::arch::timer::tsc_per_ms();
+    while lock_stat::nr_contended(LockRank::PciConfig) == before {
+        assert!(kernel::arch::timer::rdtsc() - start < limit, "the thread on cpu 1 never waited for the lock");
+        core::hint::spin_loop();
+    }
+    drop(held);
+    while !CONTEND_DONE.load(Ordering::SeqCst) {
+        proc::sched::yield_now();
+    }
+    assert_eq!(*CONTENDED_LOCK.lock(), 1, "the waiter got the lock once it was free");
+    assert_eq!(lock_stat::nr_contended(LockRank::PciConfig), before + 1, "one acquisition found it held");
+    let classes = lock_stat::contended_classes();
+    assert!(waited_before(&classes) > wait_ns_before, "its wait was added to the class: {classes:?}");
+    let proc_file = kernel::fs::path::resolve(&kernel::fs::root(), "/proc/lock_stat").expect("/proc/lock_stat");
+    let mut bytes = [0u8; 4096];
+    let len = proc_file.read_at(0, &mut bytes).expect("read /proc/lock_stat");
+    let text = core::str::from_utf8(&bytes[..len]).expect("text");
+    assert!(text.lines().any(|l| l.starts_with("PciConfig ")), "/proc/lock_stat lists the class:\n{text}");
+}

@@ -317,6 +317,14 @@ pub fn print_counters() {
         nr_zero_events(ZeroEvent::ZeroedAtAllocation),
         super::zero_pool::nr_pooled()
     );
+    for class in crate::sync::lock_stat::contended_classes() {
+        crate::println!(
+            "lock contention: {:?} found held {} times, waited {} us in all",
+            class.rank,
+            class.contended,
+            class.wait_ns / 1000
+        );
+    }
 }
 
 /// Prints the traced faults, oldest first.

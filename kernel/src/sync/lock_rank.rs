@@ -21,8 +21,8 @@
 //! - After reporting one violation the checker turns itself off (as lockdep does),
 //!   so the panic path, which may take locks, is not reported again.
 //!
-//! Release builds compile all of this out: [`LockRank`] stays (a lock is declared
-//! with it) but no lock stores it and nothing is checked.
+//! Release builds compile the checker out: every lock still stores its [`LockRank`]
+//! (the contention statistics of `lock_stat` count by class) but nothing is checked.
 //!
 //! The table is one per CPU (indexed by `arch::smp::cpu_id()`): a lock another CPU
 //! holds is no reason to refuse one here. It stays consistent without a lock of its
@@ -30,8 +30,8 @@
 //! with interrupts off, so nothing runs between the check, the acquisition and the
 //! record.
 
-/// Declares [`LockRank`] and, in debug builds, `LockRank::ALL`, every rank in
-/// declaration order (so indexed by its number), from one list of the classes.
+/// Declares [`LockRank`] and `LockRank::ALL`, every rank in declaration order (so
+/// indexed by its number), from one list of the classes.
 macro_rules! lock_ranks {
     ($(#[$meta:meta])* pub enum LockRank { $($(#[doc = $doc:literal])* $rank:ident,)* }) => {
         $(#[$meta])*
@@ -41,10 +41,9 @@ macro_rules! lock_ranks {
             $($(#[doc = $doc])* $rank,)*
         }
 
-        #[cfg(debug_assertions)]
         impl LockRank {
             /// Every rank, indexed by its number.
-            const ALL: &[LockRank] = &[$(LockRank::$rank),*];
+            pub const ALL: &[LockRank] = &[$(LockRank::$rank),*];
         }
     };
 }

@@ -7,6 +7,7 @@
 //! | [`Completion`] (`completion`) | waiting for one event (an I/O request done) |
 //! | [`Mutex`] (`mutex`) | long holds (disk I/O, later inode locks): waiters sleep on a queue |
 //! | `kthread` | kernel threads: started through the scheduler's hooks |
+//! | `lock_stat` | how often each lock class was found held, and the time spent waiting |
 //!
 //! An interrupt handler that takes a lock the interrupted code already holds would
 //! spin forever. [`IrqMutex`] prevents that the simple way: `lock()` saves the
@@ -34,6 +35,7 @@ pub mod completion;
 pub mod hooks;
 pub mod kthread;
 pub mod lock_rank;
+pub mod lock_stat;
 pub mod mutex;
 pub mod wait_queue;
 
@@ -75,7 +77,6 @@ fn count_spinlock_released() {
 /// taken in rank order (see [`lock_rank`]).
 pub struct IrqMutex<T> {
     inner: spin::Mutex<T>,
-    #[cfg(debug_assertions)]
     rank: LockRank,
 }
 
@@ -96,13 +97,8 @@ impl<T> IrqMutex<T> {
     }
 
     /// Creates an unlocked mutex of lock class `rank`.
-    #[cfg_attr(not(debug_assertions), allow(unused_variables))]
     pub const fn new_ranked(rank: LockRank, value: T) -> Self {
-        Self {
-            inner: spin::Mutex::new(value),
-            #[cfg(debug_assertions)]
-            rank,
-        }
+        Self { inner: spin::Mutex::new(value), rank }
     }
 
     /// Disables interrupts and takes the lock.
@@ -146,16 +142,19 @@ impl<T> IrqMutex<T> {
         }
     }
 
-    /// Returns the lock's address: its identity for the rank checker.
     /// Takes the inner lock, spinning while another CPU holds it. Interrupts are off
     /// here, so a TLB shootdown IPI from the holder could not be taken: the spin
     /// carries out flush requests aimed at this CPU instead (`arch::shootdown::poll`),
     /// or a holder waiting for our flush and we waiting for its lock would deadlock.
+    /// The wait is counted for the lock's class (`lock_stat`).
     #[cold]
     #[inline(never)]
     fn spin_for_it(&self) -> spin::MutexGuard<'_, T> {
+        let start = crate::arch::timer::rdtsc();
+        lock_stat::note_contended(self.rank);
         loop {
             if let Some(guard) = self.inner.try_lock() {
+                lock_stat::add_wait(self.rank, crate::arch::timer::rdtsc().saturating_sub(start));
                 return guard;
             }
             while self.inner.is_locked() {
@@ -165,6 +164,7 @@ impl<T> IrqMutex<T> {
         }
     }
 
+    /// Returns the lock's address: its identity for the rank checker.
     #[cfg(debug_assertions)]
     fn addr(&self) -> usize {
         core::ptr::from_ref(self).addr()

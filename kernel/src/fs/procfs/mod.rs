@@ -105,6 +105,7 @@ const FILES: &[ProcFile] = &[
     file("zoneinfo", system::zoneinfo),
     file("pcpinfo", system::pcpinfo),
     file("slabmaginfo", system::slabmaginfo),
+    file("lock_stat", system::lock_stat),
     file("swaps", system::swaps),
     file("diskstats", system::diskstats),
     file("slabinfo", system::slabinfo),

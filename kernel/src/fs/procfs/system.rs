@@ -153,6 +153,17 @@ pub(super) fn buddyinfo() -> String {
     text
 }
 
+/// `/proc/lock_stat`: for each lock class ever found held, how many acquisitions
+/// had to wait and for how long in all (`sync::lock_stat`). Linux's file has a
+/// dozen columns per lock; these are its `contentions` and `waittime-total`.
+pub(super) fn lock_stat() -> String {
+    let mut text = String::from("class                contentions   waittime-total-us\n");
+    for class in crate::sync::lock_stat::contended_classes() {
+        let _ = writeln!(text, "{:<20} {:>11} {:>19}", format!("{:?}", class.rank), class.contended, class.wait_ns / 1000);
+    }
+    text
+}
+
 /// `/proc/swaps`: the header line and one line for the swap disk (sizes in KiB).
 pub(super) fn swaps() -> String {
     let (free_slots, total_slots) = swap::slot_counts();
