@@ -318,8 +318,8 @@ fn a_frame_freed_on_another_cpu_goes_to_that_cpus_list_and_a_drain_empties_every
     check::check_consistency().expect("audit after remote frees");
 }
 
-/// The lock the contention test holds on this CPU while a thread on CPU 1 waits for
-/// it. `PciConfig` is a class taken only at boot and by PCI probes, so the test's
+/// The lock the contention test holds on its CPU while a thread on another CPU waits
+/// for it. `PciConfig` is a class taken only at boot and by PCI probes, so the test's
 /// own contention is what the class counts.
 static CONTENDED_LOCK: kernel::sync::IrqMutex<u64> =
     kernel::sync::IrqMutex::new_ranked(kernel::sync::LockRank::PciConfig, 0);
@@ -328,10 +328,17 @@ static CONTEND_GO: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBo
 /// Set by the waiting thread once it got the lock.
 static CONTEND_DONE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 
+/// Where the waiting thread got to: 1 started, 2 saw the test's go, on which CPU.
+static CONTEND_STAGE: AtomicUsize = AtomicUsize::new(0);
+static CONTEND_CPU: AtomicUsize = AtomicUsize::new(usize::MAX);
+
 extern "C" fn wait_for_the_held_lock() -> ! {
+    CONTEND_STAGE.store(1, Ordering::SeqCst);
+    CONTEND_CPU.store(smp::cpu_id(), Ordering::SeqCst);
     while !CONTEND_GO.load(Ordering::SeqCst) {
         proc::sched::yield_now();
     }
+    CONTEND_STAGE.store(2, Ordering::SeqCst);
     *CONTENDED_LOCK.lock() += 1;
     CONTEND_DONE.store(true, Ordering::SeqCst);
     PINNED_DONE.wait_until(|| false); // parked for good: a daemon never exits
@@ -346,21 +353,36 @@ fn a_lock_found_held_by_another_cpu_is_counted_for_its_class_with_the_wait() {
         classes.iter().find(|c| c.rank == LockRank::PciConfig).map_or(0, |c| c.wait_ns)
     };
     let wait_ns_before = waited_before(&lock_stat::contended_classes());
-    proc::task::spawn_daemon_on("contender", wait_for_the_held_lock, 1).expect("spawn on cpu 1");
+    // The test's task stays where it is, and the waiter runs on another CPU (the
+    // test may run on any CPU by now; holding the lock there would keep a waiter
+    // bound to the same CPU from ever running).
+    let here = proc::task::pin_current();
+    let other = (here + 1) % EXPECTED_CPUS;
+    proc::task::spawn_daemon_on("contender", wait_for_the_held_lock, other).expect("spawn on the other cpu");
     let held = CONTENDED_LOCK.lock();
     CONTEND_GO.store(true, Ordering::SeqCst);
     // Hold the lock until the thread on CPU 1 is seen waiting for it: the count goes
-    // up when a waiter starts to spin. Interrupts are off meanwhile (an IrqMutex).
+    // up when a waiter starts to spin. Interrupts are off meanwhile (an IrqMutex), so
+    // the loop carries out TLB flushes asked of this CPU, as every spin with
+    // interrupts off must: CPU 1 may be waiting for one (a kernel stack freed there).
     let start = kernel::arch::timer::rdtsc();
     let limit = 20_000 * kernel::arch::timer::tsc_per_ms();
     while lock_stat::nr_contended(LockRank::PciConfig) == before {
-        assert!(kernel::arch::timer::rdtsc() - start < limit, "the thread on cpu 1 never waited for the lock");
+        assert!(
+            kernel::arch::timer::rdtsc() - start < limit,
+            "the thread on the other cpu never waited for the lock (stage {}, on cpu {})",
+            CONTEND_STAGE.load(Ordering::SeqCst),
+            CONTEND_CPU.load(Ordering::SeqCst)
+        );
+        shootdown::poll();
         core::hint::spin_loop();
     }
     drop(held);
     while !CONTEND_DONE.load(Ordering::SeqCst) {
         proc::sched::yield_now();
     }
+    proc::task::unpin_current();
+    assert_eq!(CONTEND_CPU.load(Ordering::SeqCst), other, "the waiter ran on the other CPU");
     assert_eq!(*CONTENDED_LOCK.lock(), 1, "the waiter got the lock once it was free");
     assert_eq!(lock_stat::nr_contended(LockRank::PciConfig), before + 1, "one acquisition found it held");
     let classes = lock_stat::contended_classes();
