@@ -11,7 +11,8 @@
  *
  * Each of `tasks=N` tasks (default: the CPUs online, sched_getaffinity) runs one
  * warm-up round, waits until all are ready, then repeats rounds for `secs=S`
- * seconds (default 2); `mib=M` maps M MiB instead of 16. A row is the sum of the tasks' faults per second, as
+ * seconds (default 2); `mib=M` maps M MiB instead of 16; `row=N` runs only row N (0-3,
+ * in the order printed). A row is the sum of the tasks' faults per second, as
  * will-it-scale adds its tasks' iterations. Processes are forked; threads made
  * by pthread_create share one address space (and its lock) as will-it-scale's
  * threads mode does. After the rounds every page_fault2 file must still read
@@ -225,6 +226,7 @@ static void row(const char *test, int file_test, int as_threads, int nr_tasks)
 int main(int argc, char **argv)
 {
     int nr_tasks = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    int only_row = -1; /* row=N: only the Nth row (0-3, in the order printed) */
     for (int i = 1; i < argc; i++) {
         if (strncmp(argv[i], "tasks=", 6) == 0)
             nr_tasks = atoi(argv[i] + 6);
@@ -232,6 +234,8 @@ int main(int argc, char **argv)
             duration_ns = atol(argv[i] + 5) * 1000000000L;
         else if (strncmp(argv[i], "mib=", 4) == 0)
             map_bytes = atol(argv[i] + 4) << 20;
+        else if (strncmp(argv[i], "row=", 4) == 0)
+            only_row = atoi(argv[i] + 4);
     }
     nr_pages = map_bytes / PAGE;
     if (nr_tasks < 1 || nr_tasks > MAX_TASKS || duration_ns <= 0 || map_bytes <= 0) {
@@ -249,6 +253,8 @@ int main(int argc, char **argv)
     int failures = 0;
     for (int file_test = 0; file_test <= 1; file_test++)
         for (int as_threads = 0; as_threads <= 1; as_threads++) {
+            if (only_row >= 0 && only_row != file_test * 2 + as_threads)
+                continue;
             row(file_test ? "page_fault2" : "page_fault1", file_test, as_threads, nr_tasks);
             failures += shared->failures;
         }
