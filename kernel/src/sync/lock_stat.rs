@@ -62,6 +62,6 @@ pub fn contended_classes() -> Vec<ClassContention> {
         })
         .filter(|class| class.contended > 0)
         .collect();
-    classes.sort_by(|a, b| b.wait_ns.cmp(&a.wait_ns));
+    classes.sort_by_key(|class| core::cmp::Reverse(class.wait_ns));
     classes
 }
