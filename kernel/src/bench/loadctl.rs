@@ -55,15 +55,36 @@ struct Watched {
     out_since: Option<u64>,
 }
 
+/// The mix: how many `wsprobe`s, each of how many pages, how many passes, how
+/// many words written per page per pass.
+#[derive(Clone, Copy, Debug)]
+pub struct Mix {
+    /// Processes run at once.
+    pub nr_procs: u64,
+    /// Pages of each (all touched every pass).
+    pub nr_pages: u64,
+    /// Write passes each makes over its pages.
+    pub nr_rounds: u64,
+    /// Words written per page per pass.
+    pub nr_words: u64,
+}
+
 /// Runs four `wsprobe`s of `nr_pages` pages each, `nr_rounds` write passes, with
 /// load control on or off, to the end; polls them (see the module docs).
 pub fn run_mix(nr_pages: u64, nr_rounds: u64, is_load_control_on: bool) -> MixRun {
+    run(Mix { nr_procs: 4, nr_pages, nr_rounds, nr_words: NR_WORDS }, is_load_control_on)
+}
+
+/// Runs `mix` with load control on or off, to the end; polls its processes (see
+/// the module docs).
+pub fn run(mix: Mix, is_load_control_on: bool) -> MixRun {
     load_control::set_enabled(is_load_control_on);
     let (deactivations_before, _) = load_control::nr_decisions();
-    let args = alloc::format!("pages={nr_pages} mapped={nr_pages} rounds={nr_rounds} words={NR_WORDS} write");
+    let Mix { nr_procs, nr_pages, nr_rounds, nr_words } = mix;
+    let args = alloc::format!("pages={nr_pages} mapped={nr_pages} rounds={nr_rounds} words={nr_words} write");
     let (swap_ins_before, swap_outs_before) = (vmstat::nr_events(SwapEvent::SwapIn), vmstat::nr_events(SwapEvent::SwapOut));
     let start = timer::uptime_ms();
-    let mut procs: Vec<Option<Watched>> = (0..4)
+    let mut procs: Vec<Option<Watched>> = (0..nr_procs)
         .map(|_| proc::spawn_with_args("wsprobe", &args).ok().map(|pid| Watched { pid, cpu_ms: 0, cpu_grew_at: start, out_since: None }))
         .collect();
     let mut run = MixRun {
@@ -126,16 +147,26 @@ fn print_run(label: &str, run: &MixRun) {
 /// Runs the mix off and on, alternated, `loadctl_pairs=N` times (default 3), and
 /// prints every run and the speed-ups' range.
 pub fn bench() {
-    let nr_pairs = crate::cmdline::value("loadctl_pairs").and_then(|v| v.parse::<u64>().ok()).unwrap_or(3).max(1);
-    let nr_pages = frame::nr_free_frames() * SHARE_PERCENT / 100;
-    println!("load control on a mix of 2.2x memory: 4 x wsprobe pages={nr_pages} rounds={NR_ROUNDS} words={NR_WORDS} write, {nr_pairs} pairs:");
+    let number = |key: &str, default: u64| crate::cmdline::value(key).and_then(|v| v.parse::<u64>().ok()).unwrap_or(default);
+    let nr_pairs = number("loadctl_pairs", 3).max(1);
+    let nr_procs = number("loadctl_procs", 4).max(1);
+    let share_percent = number("loadctl_share", SHARE_PERCENT).max(1);
+    let nr_pages = frame::nr_free_frames() * share_percent / 100;
+    let mix = Mix { nr_procs, nr_pages, nr_rounds: number("loadctl_rounds", NR_ROUNDS).max(1), nr_words: number("loadctl_words", NR_WORDS).max(1) };
+    println!(
+        "load control on a mix of {}.{}x memory: {nr_procs} x wsprobe pages={nr_pages} rounds={} words={} write, {nr_pairs} pairs:",
+        nr_procs * share_percent / 100,
+        nr_procs * share_percent % 100 / 10,
+        mix.nr_rounds,
+        mix.nr_words
+    );
     let mut ratios: Vec<f64> = Vec::new();
     for pair in 0..nr_pairs {
         // Alternate which goes first, so neither always runs on the warmer machine.
         let order = if pair % 2 == 0 { [false, true] } else { [true, false] };
         let mut wall = [0u64; 2];
         for is_on in order {
-            let run = run_mix(nr_pages, NR_ROUNDS, is_on);
+            let run = run(mix, is_on);
             print_run(if is_on { "on" } else { "off" }, &run);
             wall[usize::from(is_on)] = run.wall_ms;
         }

@@ -124,6 +124,12 @@ static IS_EARLY: AtomicBool = AtomicBool::new(false);
 /// makes the rest fit, the one with the fewest resident pages of those goes (the
 /// cheapest to swap out and back in), not the largest est.
 static IS_CHEAP: AtomicBool = AtomicBool::new(false);
+/// `loadctl_footprint=on`: an experiment, off by default. A process's est is at
+/// least its footprint (resident plus swapped pages), and the active processes
+/// owning more than the room while reclaim swaps out at [`HIGH_RATE`] for two
+/// periods (they are still growing into memory, before any swap-in) counts as
+/// thrashing: the decision comes before everyone's pages are resident.
+static IS_FOOTPRINT: AtomicBool = AtomicBool::new(false);
 static NR_DEACTIVATIONS: AtomicU64 = AtomicU64::new(0);
 static NR_REACTIVATIONS: AtomicU64 = AtomicU64::new(0);
 /// Processes the controller holds out now (the size of its `out`, kept by it): while
@@ -161,6 +167,9 @@ pub fn start() {
     }
     if crate::cmdline::value("loadctl_cheap") == Some("on") {
         IS_CHEAP.store(true, Ordering::Relaxed);
+    }
+    if crate::cmdline::value("loadctl_footprint") == Some("on") {
+        IS_FOOTPRINT.store(true, Ordering::Relaxed);
     }
     if let Err(e) = task::spawn_daemon("loadctl", controller_main) {
         log::warn!("loadctl: not started ({e:?}): no load control");
@@ -286,6 +295,10 @@ const RECENT_PERIODS: u64 = 50;
 struct Controller {
     /// Swap-ins counted at the last look.
     swap_ins_before: u64,
+    /// Swap-outs counted at the last look.
+    swap_outs_before: u64,
+    /// Consecutive periods with swap-outs at a high rate.
+    nr_out_high_periods: u32,
     /// Consecutive periods with a high rate.
     nr_high_periods: u32,
     /// Periods since the last deactivation.
@@ -315,7 +328,11 @@ extern "C" fn controller_main() -> ! {
             NR_OUT_NOW.store(0, Ordering::Relaxed);
             reclaim::set_evict_first(&[]);
             CONTROLLER.wait_until(is_enabled);
-            state = Controller { swap_ins_before: vmstat::nr_events(SwapEvent::SwapIn), ..Controller::default() };
+            state = Controller {
+                swap_ins_before: vmstat::nr_events(SwapEvent::SwapIn),
+                swap_outs_before: vmstat::nr_events(SwapEvent::SwapOut),
+                ..Controller::default()
+            };
         }
         let deadline = timer::ticks() + PERIOD_MS * TICK_HZ / 1000;
         CONTROLLER.wait_until_deadline(|| !is_enabled(), deadline);
@@ -342,6 +359,10 @@ impl Controller {
         let rate = (swap_ins - self.swap_ins_before) * 1000 / PERIOD_MS;
         self.swap_ins_before = swap_ins;
         self.nr_high_periods = if rate >= HIGH_RATE { self.nr_high_periods + 1 } else { 0 };
+        let swap_outs = vmstat::nr_events(SwapEvent::SwapOut);
+        let out_rate = (swap_outs - self.swap_outs_before) * 1000 / PERIOD_MS;
+        self.swap_outs_before = swap_outs;
+        self.nr_out_high_periods = if out_rate >= HIGH_RATE { self.nr_out_high_periods + 1 } else { 0 };
         self.nr_quiet_periods = self.nr_quiet_periods.saturating_add(1);
         let procs = candidates();
         // Forget what exited or was killed; one that came back by itself (its
@@ -394,7 +415,8 @@ impl Controller {
                 // all it has in swap), or its largest recent working set.
                 let needed = p.rss + recent.min(p.nr_swapped);
                 let est_then = self.out.get(&p.pid).or_else(|| self.activated_at.get(&p.pid)).map_or(0, |(_, est)| *est);
-                (p.pid, needed.max(p.ws_peak).max(est_then))
+                let footprint = if IS_FOOTPRINT.load(Ordering::Relaxed) { p.rss + p.nr_swapped } else { 0 };
+                (p.pid, needed.max(p.ws_peak).max(est_then).max(footprint))
             })
             .collect();
         Balance { est, room: frame::nr_free_frames() + procs.iter().map(|p| p.rss).sum::<u64>() }
@@ -460,8 +482,9 @@ impl Controller {
         let nr_faulting = active.iter().filter(|p| self.swap_ins.get(&p.pid).is_some_and(|&(_, _, last)| last > 0)).count();
         self.nr_over_periods = if is_overcommitted { self.nr_over_periods + 1 } else { 0 };
         let is_early = IS_EARLY.load(Ordering::Relaxed) && is_overcommitted && self.nr_over_periods >= 2;
+        let is_growing_over = IS_FOOTPRINT.load(Ordering::Relaxed) && is_overcommitted && self.nr_out_high_periods >= 2;
         let is_thrashing = self.nr_quiet_periods >= 2
-            && ((self.nr_high_periods >= 2 && (is_overcommitted || nr_faulting >= 2)) || is_early);
+            && ((self.nr_high_periods >= 2 && (is_overcommitted || nr_faulting >= 2)) || is_early || is_growing_over);
         if !(is_thrashing || is_rotation && is_overcommitted) {
             return;
         }
@@ -525,6 +548,7 @@ impl Controller {
         NR_OUT_NOW.store(self.out.len() as u64, Ordering::Relaxed);
         self.nr_quiet_periods = 0;
         self.nr_high_periods = 0;
+        self.nr_out_high_periods = 0;
     }
 
     /// Swaps out pages of deactivated processes, the last to go out first and
