@@ -9,10 +9,15 @@
 //! the controller does not bound), and their deactivated flag (the longest time
 //! *out*, which it bounds: `load_control::OUT_BOUND_MS`).
 
+use alloc::sync::Arc;
 use alloc::vec::Vec;
+
+use abi::o;
 
 use crate::arch::timer;
 use crate::mm::vmstat::{self, SwapEvent};
+use crate::fs::file::{FdTable, FileObject, OpenFile};
+use crate::fs::pipe::{End, Pipe};
 use crate::mm::{frame, reclaim};
 use crate::println;
 use crate::proc::{self, Pid, load_control, sched, task, task::WaitStatus};
@@ -45,7 +50,45 @@ pub struct MixRun {
     pub nr_swap_ins: u64,
     /// Pages written to swap during the run (machine-wide).
     pub nr_swap_outs: u64,
+    /// When the start line opened, ms after the spawns (0: no start line).
+    pub gate_opened_ms: u64,
 }
+
+/// The start line of a gated mix: the pipes and the kernel's ends of them.
+struct Gate {
+    /// Each process writes a byte here when its pages are written (its fd 3).
+    ready: Arc<Pipe>,
+    /// The kernel's read end of `ready` (without a reader, a write is EPIPE).
+    _ready_reader: Arc<OpenFile>,
+    /// The processes wait on `go` (their fd 0).
+    go: Arc<Pipe>,
+    /// The only write end of `go`: dropping it opens the gate.
+    _go_writer: Arc<OpenFile>,
+}
+
+impl Gate {
+    /// Returns a closed gate; `None` if no frame is free for the pipes.
+    fn new() -> Option<Gate> {
+        let ready = Arc::new(Pipe::new()?);
+        let go = Arc::new(Pipe::new()?);
+        let _ready_reader = OpenFile::new(FileObject::Pipe(ready.clone(), End::Read), o::RDONLY);
+        let _go_writer = OpenFile::new(FileObject::Pipe(go.clone(), End::Write), o::WRONLY);
+        Some(Gate { ready, _ready_reader, go, _go_writer })
+    }
+
+    /// Returns the open files of one process at the line: the console, with fd 0
+    /// reading `go` and fd 3 writing `ready`.
+    fn files(&self) -> Result<FdTable, abi::Errno> {
+        let mut files = FdTable::new_console();
+        let _ = files.replace(0, OpenFile::new(FileObject::Pipe(self.go.clone(), End::Read), o::RDONLY))?;
+        let _ = files.replace(3, OpenFile::new(FileObject::Pipe(self.ready.clone(), End::Write), o::WRONLY))?;
+        Ok(files)
+    }
+
+    /// Returns how many processes have reached the line.
+    fn nr_ready(&self) -> usize {
+        self.ready.nr_bytes()
+    }
 
 /// One process of the mix as the poller sees it.
 struct Watched {
@@ -56,7 +99,8 @@ struct Watched {
 }
 
 /// The mix: how many `wsprobe`s, each of how many pages, how many passes, how
-/// many words written per page per pass.
+/// many words written per page per pass, and whether they start their passes
+/// together.
 #[derive(Clone, Copy, Debug)]
 pub struct Mix {
     /// Processes run at once.
@@ -67,12 +111,16 @@ pub struct Mix {
     pub nr_rounds: u64,
     /// Words written per page per pass.
     pub nr_words: u64,
+    /// A start line: each writes its pages, then waits until all have (`wsprobe
+    /// gate`), so that their passes run concurrently from the first; without it
+    /// the first to have its pages in can finish before the last has started.
+    pub is_gated: bool,
 }
 
 /// Runs four `wsprobe`s of `nr_pages` pages each, `nr_rounds` write passes, with
 /// load control on or off, to the end; polls them (see the module docs).
 pub fn run_mix(nr_pages: u64, nr_rounds: u64, is_load_control_on: bool) -> MixRun {
-    run(Mix { nr_procs: 4, nr_pages, nr_rounds, nr_words: NR_WORDS }, is_load_control_on)
+    run(Mix { nr_procs: 4, nr_pages, nr_rounds, nr_words: NR_WORDS, is_gated: false }, is_load_control_on)
 }
 
 /// Runs `mix` with load control on or off, to the end; polls its processes (see
@@ -80,13 +128,22 @@ pub fn run_mix(nr_pages: u64, nr_rounds: u64, is_load_control_on: bool) -> MixRu
 pub fn run(mix: Mix, is_load_control_on: bool) -> MixRun {
     load_control::set_enabled(is_load_control_on);
     let (deactivations_before, _) = load_control::nr_decisions();
-    let Mix { nr_procs, nr_pages, nr_rounds, nr_words } = mix;
-    let args = alloc::format!("pages={nr_pages} mapped={nr_pages} rounds={nr_rounds} words={nr_words} write");
+    let Mix { nr_procs, nr_pages, nr_rounds, nr_words, is_gated } = mix;
+    let args = alloc::format!("pages={nr_pages} mapped={nr_pages} rounds={nr_rounds} words={nr_words} write{}", if is_gated { " gate" } else { "" });
+    // The start line: each process writes a byte into `ready` (its fd 3) once its
+    // pages are written, then reads `go` (its fd 0); dropping the only write end of
+    // `go` opens the gate (end of file for all of them at once).
+    let gate = is_gated.then(Gate::new).flatten();
     let (swap_ins_before, swap_outs_before) = (vmstat::nr_events(SwapEvent::SwapIn), vmstat::nr_events(SwapEvent::SwapOut));
     let start = timer::uptime_ms();
-    let mut procs: Vec<Option<Watched>> = (0..nr_procs)
-        .map(|_| proc::spawn_with_args("wsprobe", &args).ok().map(|pid| Watched { pid, cpu_ms: 0, cpu_grew_at: start, out_since: None }))
-        .collect();
+    let spawn = || match &gate {
+        Some(gate) => gate.files().ok().and_then(|files| task::spawn_with_files("wsprobe", &args, files).ok()),
+        None => proc::spawn_with_args("wsprobe", &args).ok(),
+    };
+    let mut procs: Vec<Option<Watched>> =
+        (0..nr_procs).map(|_| spawn().map(|pid| Watched { pid, cpu_ms: 0, cpu_grew_at: start, out_since: None })).collect();
+    let mut gate = gate;
+    let nr_spawned = procs.iter().filter(|p| p.is_some()).count();
     let mut run = MixRun {
         wall_ms: 0,
         longest_stall_ms: 0,
@@ -95,10 +152,17 @@ pub fn run(mix: Mix, is_load_control_on: bool) -> MixRun {
         nr_failed: 0,
         nr_swap_ins: 0,
         nr_swap_outs: 0,
+        gate_opened_ms: 0,
     };
     run.nr_failed = procs.iter().filter(|p| p.is_none()).count();
     while procs.iter().any(Option::is_some) {
         let now = timer::uptime_ms();
+        // Open the gate once every process alive has written its pages.
+        let nr_reaped = nr_spawned - procs.iter().filter(|p| p.is_some()).count();
+        if gate.as_ref().is_some_and(|g| g.nr_ready() + nr_reaped >= nr_spawned) {
+            gate = None;
+            run.gate_opened_ms = now - start;
+        }
         for slot in procs.iter_mut() {
             let Some(w) = slot.as_mut() else { continue };
             if let Some(status) = task::try_reap(w.pid) {
@@ -132,8 +196,9 @@ pub fn run(mix: Mix, is_load_control_on: bool) -> MixRun {
 /// Prints one run's line.
 fn print_run(label: &str, run: &MixRun) {
     println!(
-        "  {label:<4} {:>8} ms  longest stall {:>6} ms  longest out {:>6} ms  {} deactivations  swap-in {} pages ({}/s)  swap-out {} pages{}",
+        "  {label:<4} {:>8} ms (start line at {} ms)  longest stall {:>6} ms  longest out {:>6} ms  {} deactivations  swap-in {} pages ({}/s)  swap-out {} pages{}",
         run.wall_ms,
+        run.gate_opened_ms,
         run.longest_stall_ms,
         run.longest_out_ms,
         run.nr_deactivations,
@@ -152,13 +217,16 @@ pub fn bench() {
     let nr_procs = number("loadctl_procs", 4).max(1);
     let share_percent = number("loadctl_share", SHARE_PERCENT).max(1);
     let nr_pages = frame::nr_free_frames() * share_percent / 100;
-    let mix = Mix { nr_procs, nr_pages, nr_rounds: number("loadctl_rounds", NR_ROUNDS).max(1), nr_words: number("loadctl_words", NR_WORDS).max(1) };
+    let mix = Mix { nr_procs, nr_pages, nr_rounds: number("loadctl_rounds", NR_ROUNDS).max(1), nr_words: number("loadctl_words", NR_WORDS).max(1),
+        is_gated: crate::cmdline::value("loadctl_gate") == Some("on"),
+    };
     println!(
-        "load control on a mix of {}.{}x memory: {nr_procs} x wsprobe pages={nr_pages} rounds={} words={} write, {nr_pairs} pairs:",
+        "load control on a mix of {}.{}x memory: {nr_procs} x wsprobe pages={nr_pages} rounds={} words={} write{}, {nr_pairs} pairs:",
         nr_procs * share_percent / 100,
         nr_procs * share_percent % 100 / 10,
         mix.nr_rounds,
-        mix.nr_words
+        mix.nr_words,
+        if mix.is_gated { " gate" } else { "" }
     );
     let mut ratios: Vec<f64> = Vec::new();
     for pair in 0..nr_pairs {
