@@ -89,6 +89,7 @@ impl Gate {
     fn nr_ready(&self) -> usize {
         self.ready.nr_bytes()
     }
+}
 
 /// One process of the mix as the poller sees it.
 struct Watched {
