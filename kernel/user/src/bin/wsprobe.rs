@@ -3,7 +3,8 @@
 //! Arguments (words of its argument string): `pages=N` (default 64), `mapped=M`
 //! (default 4N, at least N), `samples=K` (default 4), `write` (touch by writing),
 //! `rounds=R` (stop after R passes over the N pages instead of after K samples),
-//! `words=W` (touch W words of each page per pass, default 1: more CPU per pass),
+//! `words=W` (touch W words of each page per pass, default 1, at most 65536: past
+//! 512 the same words again; more CPU per pass),
 //! `gate` (after writing its pages, write one byte to fd 3 and wait for a byte or
 //! end of file on fd 0: a start line, so that several start their passes together).
 //! It maps M pages and writes each once, so its RSS is M; then it reads (or writes)
@@ -28,7 +29,7 @@ fn main() -> i32 {
     let nr_samples = number("samples", 4) as u64;
     let is_write = args.split_whitespace().any(|w| w == "write");
     let nr_rounds = number("rounds", 0) as u64;
-    let nr_words = number("words", 1).clamp(1, 512);
+    let nr_words = number("words", 1).clamp(1, 65536);
     let start_ns = ulib::now_ns();
     let base = ulib::mmap(nr_mapped * PAGE_SIZE, prot::READ | prot::WRITE, map::PRIVATE).expect("mmap") as *mut u64;
     for page in 0..nr_mapped {
