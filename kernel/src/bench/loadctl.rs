@@ -63,7 +63,7 @@ struct Gate {
     /// The processes wait on `go` (their fd 0).
     go: Arc<Pipe>,
     /// The only write end of `go`: dropping it opens the gate.
-    _go_writer: Arc<OpenFile>,
+    go_writer: Option<Arc<OpenFile>>,
 }
 
 impl Gate {
@@ -72,8 +72,8 @@ impl Gate {
         let ready = Arc::new(Pipe::new()?);
         let go = Arc::new(Pipe::new()?);
         let _ready_reader = OpenFile::new(FileObject::Pipe(ready.clone(), End::Read), o::RDONLY);
-        let _go_writer = OpenFile::new(FileObject::Pipe(go.clone(), End::Write), o::WRONLY);
-        Some(Gate { ready, _ready_reader, go, _go_writer })
+        let go_writer = Some(OpenFile::new(FileObject::Pipe(go.clone(), End::Write), o::WRONLY));
+        Some(Gate { ready, _ready_reader, go, go_writer })
     }
 
     /// Returns the open files of one process at the line: the console, with fd 0
@@ -85,9 +85,20 @@ impl Gate {
         Ok(files)
     }
 
-    /// Returns how many processes have reached the line.
-    fn nr_ready(&self) -> usize {
-        self.ready.nr_bytes()
+    /// Adds to `at_line` the pids of the processes that reached the line since.
+    fn take_ready(&self, at_line: &mut Vec<Pid>) {
+        while self.ready.nr_bytes() >= 8 {
+            let mut pid = [0u8; 8];
+            let is_killed: fn() -> bool = || false;
+            let got = self.ready.read(8, true, is_killed, &mut |at, bytes| {
+                pid[at..at + bytes.len()].copy_from_slice(bytes);
+                Ok(())
+            });
+            if got != Ok(8) {
+                return;
+            }
+            at_line.push(u64::from_le_bytes(pid));
+        }
     }
 }
 
@@ -144,7 +155,7 @@ pub fn run(mix: Mix, is_load_control_on: bool) -> MixRun {
     let mut procs: Vec<Option<Watched>> =
         (0..nr_procs).map(|_| spawn().map(|pid| Watched { pid, cpu_ms: 0, cpu_grew_at: start, out_since: None })).collect();
     let mut gate = gate;
-    let nr_spawned = procs.iter().filter(|p| p.is_some()).count();
+    let mut at_line: Vec<Pid> = Vec::new();
     let mut run = MixRun {
         wall_ms: 0,
         longest_stall_ms: 0,
@@ -158,11 +169,16 @@ pub fn run(mix: Mix, is_load_control_on: bool) -> MixRun {
     run.nr_failed = procs.iter().filter(|p| p.is_none()).count();
     while procs.iter().any(Option::is_some) {
         let now = timer::uptime_ms();
-        // Open the gate once every process alive has written its pages.
-        let nr_reaped = nr_spawned - procs.iter().filter(|p| p.is_some()).count();
-        if gate.as_ref().is_some_and(|g| g.nr_ready() + nr_reaped >= nr_spawned) {
-            gate = None;
-            run.gate_opened_ms = now - start;
+        // Open the gate once every process alive has written its pages, or is
+        // parked by load control (it waits for the others to finish: were it
+        // awaited at the line, all would wait for its bounded wait).
+        if let Some(g) = gate.as_mut().filter(|g| g.go_writer.is_some()) {
+            g.take_ready(&mut at_line);
+            let is_at_line = |w: &Watched| at_line.contains(&w.pid) || task::TASKS.lock().get(&w.pid).is_some_and(|t| t.is_deactivated);
+            if procs.iter().flatten().all(is_at_line) {
+                g.go_writer = None;
+                run.gate_opened_ms = now - start;
+            }
         }
         for slot in procs.iter_mut() {
             let Some(w) = slot.as_mut() else { continue };

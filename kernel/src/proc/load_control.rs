@@ -85,6 +85,7 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use super::task::{self, Pid, TASKS, TaskState};
 use crate::arch::timer::{self, TICK_HZ};
 use crate::mm::vmstat::{self, SwapEvent};
+use crate::mm::addr_space::{VmFlags, VmProt};
 use crate::mm::{frame, reclaim, wss};
 use crate::sync::WaitQueue;
 
@@ -130,6 +131,13 @@ static IS_CHEAP: AtomicBool = AtomicBool::new(false);
 /// periods (they are still growing into memory, before any swap-in) counts as
 /// thrashing: the decision comes before everyone's pages are resident.
 static IS_FOOTPRINT: AtomicBool = AtomicBool::new(false);
+/// `loadctl_commit=on`: an experiment, off by default. A process's est is at least
+/// its committed anonymous memory (the pages of its private writable anonymous
+/// mappings, the stack aside: what it may write without asking the kernel again),
+/// so that the estimates say a mix does not fit as soon as its processes have
+/// mapped their memory, before they have touched it; with `loadctl_early=on` the
+/// controller then decides before anyone's pages are resident.
+static IS_COMMIT: AtomicBool = AtomicBool::new(false);
 static NR_DEACTIVATIONS: AtomicU64 = AtomicU64::new(0);
 static NR_REACTIVATIONS: AtomicU64 = AtomicU64::new(0);
 /// Processes the controller holds out now (the size of its `out`, kept by it): while
@@ -170,6 +178,9 @@ pub fn start() {
     }
     if crate::cmdline::value("loadctl_footprint") == Some("on") {
         IS_FOOTPRINT.store(true, Ordering::Relaxed);
+    }
+    if crate::cmdline::value("loadctl_commit") == Some("on") {
+        IS_COMMIT.store(true, Ordering::Relaxed);
     }
     if let Err(e) = task::spawn_daemon("loadctl", controller_main) {
         log::warn!("loadctl: not started ({e:?}): no load control");
@@ -244,6 +255,9 @@ struct Candidate {
     ws_peak: u64,
     /// Its pages in swap now.
     nr_swapped: u64,
+    /// Pages of its private writable anonymous mappings, the stack aside (0 unless
+    /// `loadctl_commit=on`).
+    nr_committed: u64,
     /// Pages it has had back from swap since it started (read, or found in the
     /// swap cache).
     nr_swap_ins: u64,
@@ -264,6 +278,17 @@ fn candidates() -> Vec<Candidate> {
             let space = space.lock();
             let ws = wss::snapshot(&space);
             let ws_peak = ws.history.iter().take(ws.nr_samples.min(wss::WS_HISTORY as u64) as usize).copied().max().unwrap_or(0);
+            let nr_committed = if IS_COMMIT.load(Ordering::Relaxed) {
+                let stack = VmFlags::SHARED.union(VmFlags::STACK).union(VmFlags::GROWS_DOWN);
+                space
+                    .vmas()
+                    .iter()
+                    .filter(|v| v.is_anonymous() && v.prot.contains(VmProt::WRITE) && v.flags.bits() & stack.bits() == 0)
+                    .map(|v| v.nr_pages())
+                    .sum()
+            } else {
+                0
+            };
             Candidate {
                 pid,
                 name,
@@ -271,6 +296,7 @@ fn candidates() -> Vec<Candidate> {
                 ws: ws.ws_pages,
                 ws_peak: u64::from(ws_peak),
                 nr_swapped: space.stats.swap_pages,
+                nr_committed,
                 nr_swap_ins: space.stats.swap_in_pages,
                 is_deactivated,
             }
@@ -416,7 +442,7 @@ impl Controller {
                 let needed = p.rss + recent.min(p.nr_swapped);
                 let est_then = self.out.get(&p.pid).or_else(|| self.activated_at.get(&p.pid)).map_or(0, |(_, est)| *est);
                 let footprint = if IS_FOOTPRINT.load(Ordering::Relaxed) { p.rss + p.nr_swapped } else { 0 };
-                (p.pid, needed.max(p.ws_peak).max(est_then).max(footprint))
+                (p.pid, needed.max(p.ws_peak).max(est_then).max(footprint).max(p.nr_committed))
             })
             .collect();
         Balance { est, room: frame::nr_free_frames() + procs.iter().map(|p| p.rss).sum::<u64>() }

@@ -5,7 +5,7 @@
 //! `rounds=R` (stop after R passes over the N pages instead of after K samples),
 //! `words=W` (touch W words of each page per pass, default 1, at most 65536: past
 //! 512 the same words again; more CPU per pass),
-//! `gate` (after writing its pages, write one byte to fd 3 and wait for a byte or
+//! `gate` (after writing its pages, write its pid (8 bytes) to fd 3 and wait for a byte or
 //! end of file on fd 0: a start line, so that several start their passes together).
 //! It maps M pages and writes each once, so its RSS is M; then it reads (or writes)
 //! one word of each of the first N pages, over and over, until the kernel has taken
@@ -38,7 +38,7 @@ fn main() -> i32 {
     }
     if args.split_whitespace().any(|w| w == "gate") {
         // At the start line: say so on fd 3, wait on fd 0 until the gate opens.
-        ulib::fs::write_all(3, &[1]).expect("gate: fd 3");
+        ulib::fs::write_all(3, &ulib::getpid().to_le_bytes()).expect("gate: fd 3");
         ulib::fs::read(0, &mut [0u8; 1]).expect("gate: fd 0");
     }
     let first = ulib::wsstat(0).expect("wsstat").nr_samples;
