@@ -11,7 +11,8 @@
 //!  needed(P)= rss of P + its swap-ins of about the last RECENT_PERIODS periods
 //!             (at most its pages in swap): what it holds plus what it had to get back
 //!  est(P)   = max(needed(P), largest WS(τ) of its history, its est when it last
-//!             went out or came back)                             (pages P needs)
+//!             went out or came back, its committed anonymous pages: private
+//!             writable anonymous mappings, the stack aside)      (pages P needs)
 //!  room     = free frames + rss of every process (an out process's pages are
 //!             on their way out)
 //!  over     = sum of est over the active > room
@@ -20,10 +21,12 @@
 //!     no process active, or active est + est(P) + high watermark <= room: back in (room)
 //!     out for MAX_WAIT_MS - 2 periods, none back by the bound yet this look:
 //!                                                                       back in (bounded wait)
-//!  2. thrashing: rate >= HIGH_RATE two periods running, no decision for two
-//!     periods, and over or two or more active processes got pages back from
-//!     swap in the last period (the estimates fall short while processes grow);
-//!     or over, and one came back by its bounded wait:
+//!  2. thrashing: no decision for two periods, and over for two looks (the
+//!     estimates alone: with the committed pages in them, before the pages are
+//!     resident), or rate >= HIGH_RATE two periods running and over or two or
+//!     more active processes got pages back from swap in the last period (the
+//!     estimates fall short while processes grow); or over, and one came back by
+//!     its bounded wait:
 //!     deactivate until the rest fit (sum of est <= room; at least one if thrashing
 //!     though they fit), never the last active
 //!     one, none back for less than MIN_RESIDENCY_MS: thrashing, the largest est
@@ -34,6 +37,13 @@
 //!     first, each one's coldest pages first; at most EVICT_AT_ONCE, for at most a
 //!     period
 //! ```
+//! Counting committed memory makes the controller decide as soon as the
+//! processes have mapped more than fits, before they have written it: a process
+//! put out then has few pages to swap out and back in (deciding once memory was
+//! full and the swap-ins had started, sessions 6-8, cost as much as the thrashing
+//! it stopped). It overestimates a process that maps much more than it touches;
+//! `loadctl_commit=off loadctl_early=off` is the controller of sessions 7-8.
+//!
 //! The rule is **largest working set first**: it frees the most memory per
 //! process stopped (the kernel has no priorities to consult), and all the processes
 //! that must go go in one decision; among those within an eighth of the largest
@@ -117,27 +127,24 @@ const EVICT_CHUNK: usize = 64;
 pub const OUT_BOUND_MS: u64 = MAX_WAIT_MS + 3 * PERIOD_MS;
 
 static IS_ENABLED: AtomicBool = AtomicBool::new(false);
-/// `loadctl_early=on`: an experiment, off by default. Decide from the estimates
-/// alone: over for two periods (and no decision for two) deactivates as thrashing
-/// does, without waiting for the swap-in rate to reach [`HIGH_RATE`].
-static IS_EARLY: AtomicBool = AtomicBool::new(false);
+/// Decide from the estimates alone: over for two periods (and no decision for
+/// two) deactivates as thrashing does, without waiting for the swap-in rate to
+/// reach [`HIGH_RATE`]. On by default since session 9 (with [`IS_COMMIT`]: the
+/// estimates then say "over" before the pages are resident); `loadctl_early=off`
+/// waits for the swap-ins as sessions 6-8 did.
+static IS_EARLY: AtomicBool = AtomicBool::new(true);
 /// `loadctl_cheap=on`: an experiment, off by default. When one process going out
 /// makes the rest fit, the one with the fewest resident pages of those goes (the
 /// cheapest to swap out and back in), not the largest est.
 static IS_CHEAP: AtomicBool = AtomicBool::new(false);
-/// `loadctl_footprint=on`: an experiment, off by default. A process's est is at
-/// least its footprint (resident plus swapped pages), and the active processes
-/// owning more than the room while reclaim swaps out at [`HIGH_RATE`] for two
-/// periods (they are still growing into memory, before any swap-in) counts as
-/// thrashing: the decision comes before everyone's pages are resident.
-static IS_FOOTPRINT: AtomicBool = AtomicBool::new(false);
-/// `loadctl_commit=on`: an experiment, off by default. A process's est is at least
-/// its committed anonymous memory (the pages of its private writable anonymous
-/// mappings, the stack aside: what it may write without asking the kernel again),
-/// so that the estimates say a mix does not fit as soon as its processes have
-/// mapped their memory, before they have touched it; with `loadctl_early=on` the
-/// controller then decides before anyone's pages are resident.
-static IS_COMMIT: AtomicBool = AtomicBool::new(false);
+/// A process's est is at least its committed anonymous memory (the pages of its
+/// private writable anonymous mappings, the stack aside: what it may write
+/// without asking the kernel again), so that the estimates say a mix does not fit
+/// as soon as its processes have mapped their memory, before they have touched
+/// it; with [`IS_EARLY`] the controller then decides before anyone's pages are
+/// resident, when putting a process out costs nothing. On by default since
+/// session 9; `loadctl_commit=off` leaves it out.
+static IS_COMMIT: AtomicBool = AtomicBool::new(true);
 static NR_DEACTIVATIONS: AtomicU64 = AtomicU64::new(0);
 static NR_REACTIVATIONS: AtomicU64 = AtomicU64::new(0);
 /// Processes the controller holds out now (the size of its `out`, kept by it): while
@@ -170,17 +177,12 @@ pub fn start() {
     if crate::cmdline::value("loadctl") == Some("on") {
         IS_ENABLED.store(true, Ordering::Relaxed);
     }
-    if crate::cmdline::value("loadctl_early") == Some("on") {
-        IS_EARLY.store(true, Ordering::Relaxed);
-    }
-    if crate::cmdline::value("loadctl_cheap") == Some("on") {
-        IS_CHEAP.store(true, Ordering::Relaxed);
-    }
-    if crate::cmdline::value("loadctl_footprint") == Some("on") {
-        IS_FOOTPRINT.store(true, Ordering::Relaxed);
-    }
-    if crate::cmdline::value("loadctl_commit") == Some("on") {
-        IS_COMMIT.store(true, Ordering::Relaxed);
+    for (key, flag) in [("loadctl_early", &IS_EARLY), ("loadctl_cheap", &IS_CHEAP), ("loadctl_commit", &IS_COMMIT)] {
+        match crate::cmdline::value(key) {
+            Some("on") => flag.store(true, Ordering::Relaxed),
+            Some("off") => flag.store(false, Ordering::Relaxed),
+            _ => {}
+        }
     }
     if let Err(e) = task::spawn_daemon("loadctl", controller_main) {
         log::warn!("loadctl: not started ({e:?}): no load control");
@@ -255,8 +257,8 @@ struct Candidate {
     ws_peak: u64,
     /// Its pages in swap now.
     nr_swapped: u64,
-    /// Pages of its private writable anonymous mappings, the stack aside (0 unless
-    /// `loadctl_commit=on`).
+    /// Pages of its private writable anonymous mappings, the stack aside (0 with
+    /// `loadctl_commit=off`).
     nr_committed: u64,
     /// Pages it has had back from swap since it started (read, or found in the
     /// swap cache).
@@ -321,10 +323,6 @@ const RECENT_PERIODS: u64 = 50;
 struct Controller {
     /// Swap-ins counted at the last look.
     swap_ins_before: u64,
-    /// Swap-outs counted at the last look.
-    swap_outs_before: u64,
-    /// Consecutive periods with swap-outs at a high rate.
-    nr_out_high_periods: u32,
     /// Consecutive periods with a high rate.
     nr_high_periods: u32,
     /// Periods since the last deactivation.
@@ -354,11 +352,7 @@ extern "C" fn controller_main() -> ! {
             NR_OUT_NOW.store(0, Ordering::Relaxed);
             reclaim::set_evict_first(&[]);
             CONTROLLER.wait_until(is_enabled);
-            state = Controller {
-                swap_ins_before: vmstat::nr_events(SwapEvent::SwapIn),
-                swap_outs_before: vmstat::nr_events(SwapEvent::SwapOut),
-                ..Controller::default()
-            };
+            state = Controller { swap_ins_before: vmstat::nr_events(SwapEvent::SwapIn), ..Controller::default() };
         }
         let deadline = timer::ticks() + PERIOD_MS * TICK_HZ / 1000;
         CONTROLLER.wait_until_deadline(|| !is_enabled(), deadline);
@@ -385,10 +379,6 @@ impl Controller {
         let rate = (swap_ins - self.swap_ins_before) * 1000 / PERIOD_MS;
         self.swap_ins_before = swap_ins;
         self.nr_high_periods = if rate >= HIGH_RATE { self.nr_high_periods + 1 } else { 0 };
-        let swap_outs = vmstat::nr_events(SwapEvent::SwapOut);
-        let out_rate = (swap_outs - self.swap_outs_before) * 1000 / PERIOD_MS;
-        self.swap_outs_before = swap_outs;
-        self.nr_out_high_periods = if out_rate >= HIGH_RATE { self.nr_out_high_periods + 1 } else { 0 };
         self.nr_quiet_periods = self.nr_quiet_periods.saturating_add(1);
         let procs = candidates();
         // Forget what exited or was killed; one that came back by itself (its
@@ -441,8 +431,7 @@ impl Controller {
                 // all it has in swap), or its largest recent working set.
                 let needed = p.rss + recent.min(p.nr_swapped);
                 let est_then = self.out.get(&p.pid).or_else(|| self.activated_at.get(&p.pid)).map_or(0, |(_, est)| *est);
-                let footprint = if IS_FOOTPRINT.load(Ordering::Relaxed) { p.rss + p.nr_swapped } else { 0 };
-                (p.pid, needed.max(p.ws_peak).max(est_then).max(footprint).max(p.nr_committed))
+                (p.pid, needed.max(p.ws_peak).max(est_then).max(p.nr_committed))
             })
             .collect();
         Balance { est, room: frame::nr_free_frames() + procs.iter().map(|p| p.rss).sum::<u64>() }
@@ -508,9 +497,8 @@ impl Controller {
         let nr_faulting = active.iter().filter(|p| self.swap_ins.get(&p.pid).is_some_and(|&(_, _, last)| last > 0)).count();
         self.nr_over_periods = if is_overcommitted { self.nr_over_periods + 1 } else { 0 };
         let is_early = IS_EARLY.load(Ordering::Relaxed) && is_overcommitted && self.nr_over_periods >= 2;
-        let is_growing_over = IS_FOOTPRINT.load(Ordering::Relaxed) && is_overcommitted && self.nr_out_high_periods >= 2;
         let is_thrashing = self.nr_quiet_periods >= 2
-            && ((self.nr_high_periods >= 2 && (is_overcommitted || nr_faulting >= 2)) || is_early || is_growing_over);
+            && ((self.nr_high_periods >= 2 && (is_overcommitted || nr_faulting >= 2)) || is_early);
         if !(is_thrashing || is_rotation && is_overcommitted) {
             return;
         }
@@ -574,7 +562,6 @@ impl Controller {
         NR_OUT_NOW.store(self.out.len() as u64, Ordering::Relaxed);
         self.nr_quiet_periods = 0;
         self.nr_high_periods = 0;
-        self.nr_out_high_periods = 0;
     }
 
     /// Swaps out pages of deactivated processes, the last to go out first and
