@@ -4,6 +4,15 @@
 //! default 3), printing each run and the range of the speed-up. The `wset` test
 //! runs one pair through [`run_mix`] too.
 //!
+//! The mix (session 9): each writes its pages once, waits at a start line until
+//! all have (or are parked by load control), then makes [`NR_ROUNDS`] passes
+//! writing [`NR_WORDS`] word of each page. The line makes them run concurrently:
+//! without it the first to have its pages in finished before the last had
+//! started, and "off" hardly thrashed. `loadctl_procs=`, `loadctl_share=`
+//! (percent of free frames each), `loadctl_rounds=`, `loadctl_words=` and
+//! `loadctl_gate=off` change the mix; `loadctl_words=256 loadctl_rounds=60
+//! loadctl_gate=off` is the mix of sessions 6-8.
+//!
 //! Each run polls the four: their CPU time (the longest *stall*, wall time without
 //! CPU time while alive: it includes waiting for the disk and for the CPU, which
 //! the controller does not bound), and their deactivated flag (the longest time
@@ -22,13 +31,13 @@ use crate::mm::{frame, reclaim};
 use crate::println;
 use crate::proc::{self, Pid, load_control, sched, task, task::WaitStatus};
 
-/// Write passes each process makes over its pages: enough that the mix thrashes
-/// for several seconds, longer than a process's minimum residency (1 s) plus two
-/// periods of high rate, which load control waits out before a decision.
-pub const NR_ROUNDS: u64 = 60;
-/// Words each pass writes per page: a pass takes longer than a time slice, so
-/// without load control the four take turns inside their passes, and thrash.
-pub const NR_WORDS: u64 = 256;
+/// Write passes each makes over its pages after the start line. At the line more
+/// than half of everyone's pages are in swap, and every pass needs them all.
+pub const NR_ROUNDS: u64 = 4;
+/// Words each pass writes per page: one, so that a pass is little CPU and the
+/// time is the paging's (with 256 words, sessions 6-8, "off" serialized itself
+/// on a fast host: a process with its pages in kept them referenced).
+pub const NR_WORDS: u64 = 1;
 /// The mix's size: each process 55 % of the free frames (2.2x memory in all).
 pub const SHARE_PERCENT: u64 = 55;
 
@@ -129,10 +138,11 @@ pub struct Mix {
     pub is_gated: bool,
 }
 
-/// Runs four `wsprobe`s of `nr_pages` pages each, `nr_rounds` write passes, with
-/// load control on or off, to the end; polls them (see the module docs).
+/// Runs four `wsprobe`s of `nr_pages` pages each, `nr_rounds` write passes of
+/// [`NR_WORDS`] a page from a start line, with load control on or off, to the
+/// end; polls them (see the module docs).
 pub fn run_mix(nr_pages: u64, nr_rounds: u64, is_load_control_on: bool) -> MixRun {
-    run(Mix { nr_procs: 4, nr_pages, nr_rounds, nr_words: NR_WORDS, is_gated: false }, is_load_control_on)
+    run(Mix { nr_procs: 4, nr_pages, nr_rounds, nr_words: NR_WORDS, is_gated: true }, is_load_control_on)
 }
 
 /// Runs `mix` with load control on or off, to the end; polls its processes (see
@@ -235,7 +245,7 @@ pub fn bench() {
     let share_percent = number("loadctl_share", SHARE_PERCENT).max(1);
     let nr_pages = frame::nr_free_frames() * share_percent / 100;
     let mix = Mix { nr_procs, nr_pages, nr_rounds: number("loadctl_rounds", NR_ROUNDS).max(1), nr_words: number("loadctl_words", NR_WORDS).max(1),
-        is_gated: crate::cmdline::value("loadctl_gate") == Some("on"),
+        is_gated: crate::cmdline::value("loadctl_gate") != Some("off"),
     };
     println!(
         "load control on a mix of {}.{}x memory: {nr_procs} x wsprobe pages={nr_pages} rounds={} words={} write{}, {nr_pairs} pairs:",
