@@ -142,7 +142,7 @@ static IS_CHEAP: AtomicBool = AtomicBool::new(false);
 /// without asking the kernel again), so that the estimates say a mix does not fit
 /// as soon as its processes have mapped their memory, before they have touched
 /// it; with [`IS_EARLY`] the controller then decides before anyone's pages are
-/// resident, when putting a process out costs nothing. On by default since
+/// resident, when putting a process out costs little. On by default since
 /// session 9; `loadctl_commit=off` leaves it out.
 static IS_COMMIT: AtomicBool = AtomicBool::new(true);
 static NR_DEACTIVATIONS: AtomicU64 = AtomicU64::new(0);
@@ -428,7 +428,8 @@ impl Controller {
             .map(|p| {
                 let recent = self.swap_ins.get(&p.pid).map_or(0, |(_, recent, _)| *recent);
                 // What it has resident, plus what it needed back lately (at most
-                // all it has in swap), or its largest recent working set.
+                // all it has in swap), or its largest recent working set, or
+                // what it has mapped to write.
                 let needed = p.rss + recent.min(p.nr_swapped);
                 let est_then = self.out.get(&p.pid).or_else(|| self.activated_at.get(&p.pid)).map_or(0, |(_, est)| *est);
                 (p.pid, needed.max(p.ws_peak).max(est_then).max(p.nr_committed))
