@@ -151,11 +151,12 @@ pub fn run(mix: Mix, is_load_control_on: bool) -> MixRun {
     load_control::set_enabled(is_load_control_on);
     let (deactivations_before, _) = load_control::nr_decisions();
     let Mix { nr_procs, nr_pages, nr_rounds, nr_words, is_gated } = mix;
-    let args = alloc::format!("pages={nr_pages} mapped={nr_pages} rounds={nr_rounds} words={nr_words} write{}", if is_gated { " gate" } else { "" });
-    // The start line: each process writes a byte into `ready` (its fd 3) once its
+    // The start line: each process writes its pid into `ready` (its fd 3) once its
     // pages are written, then reads `go` (its fd 0); dropping the only write end of
-    // `go` opens the gate (end of file for all of them at once).
+    // `go` opens the gate (end of file for all of them at once). Without a frame
+    // for the pipes the mix runs without the line (`wsprobe` without `gate`).
     let gate = is_gated.then(Gate::new).flatten();
+    let args = alloc::format!("pages={nr_pages} mapped={nr_pages} rounds={nr_rounds} words={nr_words} write{}", if gate.is_some() { " gate" } else { "" });
     let (swap_ins_before, swap_outs_before) = (vmstat::nr_events(SwapEvent::SwapIn), vmstat::nr_events(SwapEvent::SwapOut));
     let start = timer::uptime_ms();
     let spawn = || match &gate {
