@@ -66,6 +66,7 @@ const NAMES: &[&str] = &[
     "pipes",
     "wsprobe",
     "memlimits",
+    "sortsearch",
     "thp",
     "thpfork",
     "reclaimscale",

@@ -92,7 +92,11 @@ fn pff_rises_when_memory_is_ballooned_down() {
 
 #[test_case]
 fn load_control_acts_on_a_mix_of_twice_memory_and_starves_nobody() {
-    // Four working sets of 55 % of free memory each: 2.2 times what fits.
+    // Four working sets of 55 % of free memory each: 2.2 times what fits. Each
+    // writes its pages, waits at a start line until all have (or are parked),
+    // then makes NR_ROUNDS passes: at the line more than half of the pages are in
+    // swap, and the passes need them all, so "off" reads back at least
+    // 4 x nr_pages - the frames (well over nr_pages) whatever the host's load.
     let nr_pages = frame::nr_free_frames() * loadctl::SHARE_PERCENT / 100;
     let off = loadctl::run_mix(nr_pages, loadctl::NR_ROUNDS, false);
     let on = loadctl::run_mix(nr_pages, loadctl::NR_ROUNDS, true);

@@ -60,7 +60,7 @@ user_programs![
     sortstorm, failstorm, heapsqueeze, vmaflood,
     fuzz, remanence,
     files, dirs, pipes,
-    wsprobe, memlimits,
+    wsprobe, memlimits, sortsearch,
     thp, thpfork, reclaimscale, vmascale, ksm, pagefault1,
     exectest, mmapfile, mmapshared, mmapdemo, filebench,
     cat, spin, free, sh, echo, kill, sleep, ls, ps, explain, trace, memmap,

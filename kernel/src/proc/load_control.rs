@@ -11,7 +11,8 @@
 //!  needed(P)= rss of P + its swap-ins of about the last RECENT_PERIODS periods
 //!             (at most its pages in swap): what it holds plus what it had to get back
 //!  est(P)   = max(needed(P), largest WS(τ) of its history, its est when it last
-//!             went out or came back)                             (pages P needs)
+//!             went out or came back, its committed anonymous pages: private
+//!             writable anonymous mappings, the stack aside)      (pages P needs)
 //!  room     = free frames + rss of every process (an out process's pages are
 //!             on their way out)
 //!  over     = sum of est over the active > room
@@ -20,10 +21,12 @@
 //!     no process active, or active est + est(P) + high watermark <= room: back in (room)
 //!     out for MAX_WAIT_MS - 2 periods, none back by the bound yet this look:
 //!                                                                       back in (bounded wait)
-//!  2. thrashing: rate >= HIGH_RATE two periods running, no decision for two
-//!     periods, and over or two or more active processes got pages back from
-//!     swap in the last period (the estimates fall short while processes grow);
-//!     or over, and one came back by its bounded wait:
+//!  2. thrashing: no decision for two periods, and over for two looks (the
+//!     estimates alone: with the committed pages in them, before the pages are
+//!     resident), or rate >= HIGH_RATE two periods running and over or two or
+//!     more active processes got pages back from swap in the last period (the
+//!     estimates fall short while processes grow); or over, and one came back by
+//!     its bounded wait:
 //!     deactivate until the rest fit (sum of est <= room; at least one if thrashing
 //!     though they fit), never the last active
 //!     one, none back for less than MIN_RESIDENCY_MS: thrashing, the largest est
@@ -34,6 +37,13 @@
 //!     first, each one's coldest pages first; at most EVICT_AT_ONCE, for at most a
 //!     period
 //! ```
+//! Counting committed memory makes the controller decide as soon as the
+//! processes have mapped more than fits, before they have written it: a process
+//! put out then has few pages to swap out and back in (deciding once memory was
+//! full and the swap-ins had started, sessions 6-8, cost as much as the thrashing
+//! it stopped). It overestimates a process that maps much more than it touches;
+//! `loadctl_commit=off loadctl_early=off` is the controller of sessions 7-8.
+//!
 //! The rule is **largest working set first**: it frees the most memory per
 //! process stopped (the kernel has no priorities to consult), and all the processes
 //! that must go go in one decision; among those within an eighth of the largest
@@ -85,6 +95,7 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use super::task::{self, Pid, TASKS, TaskState};
 use crate::arch::timer::{self, TICK_HZ};
 use crate::mm::vmstat::{self, SwapEvent};
+use crate::mm::addr_space::{VmFlags, VmProt};
 use crate::mm::{frame, reclaim, wss};
 use crate::sync::WaitQueue;
 
@@ -116,14 +127,24 @@ const EVICT_CHUNK: usize = 64;
 pub const OUT_BOUND_MS: u64 = MAX_WAIT_MS + 3 * PERIOD_MS;
 
 static IS_ENABLED: AtomicBool = AtomicBool::new(false);
-/// `loadctl_early=on`: an experiment, off by default. Decide from the estimates
-/// alone: over for two periods (and no decision for two) deactivates as thrashing
-/// does, without waiting for the swap-in rate to reach [`HIGH_RATE`].
-static IS_EARLY: AtomicBool = AtomicBool::new(false);
+/// Decide from the estimates alone: over for two periods (and no decision for
+/// two) deactivates as thrashing does, without waiting for the swap-in rate to
+/// reach [`HIGH_RATE`]. On by default since session 9 (with [`IS_COMMIT`]: the
+/// estimates then say "over" before the pages are resident); `loadctl_early=off`
+/// waits for the swap-ins as sessions 6-8 did.
+static IS_EARLY: AtomicBool = AtomicBool::new(true);
 /// `loadctl_cheap=on`: an experiment, off by default. When one process going out
 /// makes the rest fit, the one with the fewest resident pages of those goes (the
 /// cheapest to swap out and back in), not the largest est.
 static IS_CHEAP: AtomicBool = AtomicBool::new(false);
+/// A process's est is at least its committed anonymous memory (the pages of its
+/// private writable anonymous mappings, the stack aside: what it may write
+/// without asking the kernel again), so that the estimates say a mix does not fit
+/// as soon as its processes have mapped their memory, before they have touched
+/// it; with [`IS_EARLY`] the controller then decides before anyone's pages are
+/// resident, when putting a process out costs little. On by default since
+/// session 9; `loadctl_commit=off` leaves it out.
+static IS_COMMIT: AtomicBool = AtomicBool::new(true);
 static NR_DEACTIVATIONS: AtomicU64 = AtomicU64::new(0);
 static NR_REACTIVATIONS: AtomicU64 = AtomicU64::new(0);
 /// Processes the controller holds out now (the size of its `out`, kept by it): while
@@ -156,11 +177,12 @@ pub fn start() {
     if crate::cmdline::value("loadctl") == Some("on") {
         IS_ENABLED.store(true, Ordering::Relaxed);
     }
-    if crate::cmdline::value("loadctl_early") == Some("on") {
-        IS_EARLY.store(true, Ordering::Relaxed);
-    }
-    if crate::cmdline::value("loadctl_cheap") == Some("on") {
-        IS_CHEAP.store(true, Ordering::Relaxed);
+    for (key, flag) in [("loadctl_early", &IS_EARLY), ("loadctl_cheap", &IS_CHEAP), ("loadctl_commit", &IS_COMMIT)] {
+        match crate::cmdline::value(key) {
+            Some("on") => flag.store(true, Ordering::Relaxed),
+            Some("off") => flag.store(false, Ordering::Relaxed),
+            _ => {}
+        }
     }
     if let Err(e) = task::spawn_daemon("loadctl", controller_main) {
         log::warn!("loadctl: not started ({e:?}): no load control");
@@ -235,6 +257,9 @@ struct Candidate {
     ws_peak: u64,
     /// Its pages in swap now.
     nr_swapped: u64,
+    /// Pages of its private writable anonymous mappings, the stack aside (0 with
+    /// `loadctl_commit=off`).
+    nr_committed: u64,
     /// Pages it has had back from swap since it started (read, or found in the
     /// swap cache).
     nr_swap_ins: u64,
@@ -255,6 +280,17 @@ fn candidates() -> Vec<Candidate> {
             let space = space.lock();
             let ws = wss::snapshot(&space);
             let ws_peak = ws.history.iter().take(ws.nr_samples.min(wss::WS_HISTORY as u64) as usize).copied().max().unwrap_or(0);
+            let nr_committed = if IS_COMMIT.load(Ordering::Relaxed) {
+                let stack = VmFlags::SHARED.union(VmFlags::STACK).union(VmFlags::GROWS_DOWN);
+                space
+                    .vmas()
+                    .iter()
+                    .filter(|v| v.is_anonymous() && v.prot.contains(VmProt::WRITE) && v.flags.bits() & stack.bits() == 0)
+                    .map(|v| v.nr_pages())
+                    .sum()
+            } else {
+                0
+            };
             Candidate {
                 pid,
                 name,
@@ -262,6 +298,7 @@ fn candidates() -> Vec<Candidate> {
                 ws: ws.ws_pages,
                 ws_peak: u64::from(ws_peak),
                 nr_swapped: space.stats.swap_pages,
+                nr_committed,
                 nr_swap_ins: space.stats.swap_in_pages,
                 is_deactivated,
             }
@@ -391,10 +428,11 @@ impl Controller {
             .map(|p| {
                 let recent = self.swap_ins.get(&p.pid).map_or(0, |(_, recent, _)| *recent);
                 // What it has resident, plus what it needed back lately (at most
-                // all it has in swap), or its largest recent working set.
+                // all it has in swap), or its largest recent working set, or
+                // what it has mapped to write.
                 let needed = p.rss + recent.min(p.nr_swapped);
                 let est_then = self.out.get(&p.pid).or_else(|| self.activated_at.get(&p.pid)).map_or(0, |(_, est)| *est);
-                (p.pid, needed.max(p.ws_peak).max(est_then))
+                (p.pid, needed.max(p.ws_peak).max(est_then).max(p.nr_committed))
             })
             .collect();
         Balance { est, room: frame::nr_free_frames() + procs.iter().map(|p| p.rss).sum::<u64>() }

@@ -3,7 +3,10 @@
 //! Arguments (words of its argument string): `pages=N` (default 64), `mapped=M`
 //! (default 4N, at least N), `samples=K` (default 4), `write` (touch by writing),
 //! `rounds=R` (stop after R passes over the N pages instead of after K samples),
-//! `words=W` (touch W words of each page per pass, default 1: more CPU per pass).
+//! `words=W` (touch W words of each page per pass, default 1, at most 65536: past
+//! 512 the same words again; more CPU per pass),
+//! `gate` (after writing its pages, write its pid (8 bytes) to fd 3 and wait for a byte or
+//! end of file on fd 0: a start line, so that several start their passes together).
 //! It maps M pages and writes each once, so its RSS is M; then it reads (or writes)
 //! one word of each of the first N pages, over and over, until the kernel has taken
 //! K more working-set samples of it (`wsstat`), or 20 s have passed. Its working set
@@ -26,12 +29,17 @@ fn main() -> i32 {
     let nr_samples = number("samples", 4) as u64;
     let is_write = args.split_whitespace().any(|w| w == "write");
     let nr_rounds = number("rounds", 0) as u64;
-    let nr_words = number("words", 1).clamp(1, 512);
+    let nr_words = number("words", 1).clamp(1, 65536);
     let start_ns = ulib::now_ns();
     let base = ulib::mmap(nr_mapped * PAGE_SIZE, prot::READ | prot::WRITE, map::PRIVATE).expect("mmap") as *mut u64;
     for page in 0..nr_mapped {
         // SAFETY: the first word of a page of the fresh mapping, only used through `base`.
         unsafe { base.add(page * 512).write_volatile(page as u64) };
+    }
+    if args.split_whitespace().any(|w| w == "gate") {
+        // At the start line: say so on fd 3, wait on fd 0 until the gate opens.
+        ulib::fs::write_all(3, &ulib::getpid().to_le_bytes()).expect("gate: fd 3");
+        ulib::fs::read(0, &mut [0u8; 1]).expect("gate: fd 0");
     }
     let first = ulib::wsstat(0).expect("wsstat").nr_samples;
     let deadline = ulib::now_ns() + 20_000_000_000;
