@@ -12,18 +12,10 @@
 //! shorter than `min` nor longer than `max`:
 //!
 //! ```text
-//!   mean completion 30 us  ->  window max(2 x 30, 500) = 500 us: the slow few polled too
+//!   mean completion 30 us  ->  window max(2 x 30, 100) = 100 us: nearly every request polled
 //!   mean completion 400 us ->  window 800 us: still polled, the wake-up would cost more
 //!   mean completion 5 ms   ->  window max = 2 ms: then sleep; a slow disk frees the CPU
 //! ```
-//! The floor is not the mean's business: it is what a sleep costs. A request that
-//! outlives the window pays the sleep's overhead on top of its own time, so polling
-//! for as long as a sleep costs (the rent-or-buy rule of spin-then-block) loses at
-//! most that much against the best choice. Under TCG on a 2-core host the overhead
-//! (the `hlt`, the host's wake-up of the vCPU thread, the interrupt, two switches)
-//! was 200-300 us a sleep at load 9 (docs/benchmarks.md, issue #11, session 9):
-//! with a 100 us floor, the 1 request in 10 that a host hiccup delayed past 100 us
-//! (most of them done by 250 us) slept and came back after 300-500 us.
 //! Linux's hybrid polling sleeps first (half the mean) and polls after; a driver whose
 //! requests mostly complete at the first looks has nothing to sleep through first, so
 //! this one polls first. Times are in the caller's clock units (TSC cycles in the
@@ -31,15 +23,6 @@
 
 /// The window is this many times the mean completion time.
 pub const FACTOR: u64 = 2;
-
-/// The shortest window in microseconds, and the first: about what a sleep costs
-/// (see the module doc), so a request is slept for only once polling it has cost
-/// as much as sleeping would.
-pub const MIN_WINDOW_US: u64 = 500;
-
-/// The longest window in microseconds: a device slower than this on average (a
-/// loaded host, a real disk) is slept for, and its CPU goes to other tasks or halts.
-pub const MAX_WINDOW_US: u64 = 2_000;
 
 /// The mean moves 1/2^`MEAN_SHIFT` of the way to each new sample.
 const MEAN_SHIFT: u32 = 3;
@@ -121,25 +104,6 @@ mod tests {
         // One outlier moves it an eighth of the way.
         poll.record(200 + 8 * 800);
         assert_eq!(poll.mean(), 1000);
-    }
-
-    #[test]
-    fn a_late_completion_of_a_fast_device_is_polled_for_not_slept_for() {
-        // Times in microseconds: the swap disk under TCG mostly answers in 30 us, and
-        // now and then a host hiccup delays a request to 250 us. Sleeping through that
-        // one costs 200-300 us more; the floor keeps it polled.
-        let mut poll = HybridPoll::adaptive(MIN_WINDOW_US, MAX_WINDOW_US);
-        for _ in 0..100 {
-            poll.record(30);
-        }
-        assert_eq!(poll.mean(), 30);
-        assert!(poll.spin_window() >= 250, "a 250 us completion would sleep: window {} us", poll.spin_window());
-        // A device slower than the cap on average is still slept for.
-        let mut slow = HybridPoll::adaptive(MIN_WINDOW_US, MAX_WINDOW_US);
-        for _ in 0..100 {
-            slow.record(20_000);
-        }
-        assert_eq!(slow.spin_window(), MAX_WINDOW_US);
     }
 
     #[test]

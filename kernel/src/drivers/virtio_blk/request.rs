@@ -40,14 +40,12 @@ use crate::mm::{PAGE_SIZE, PhysAddr};
 /// and the switch back cost more than that. Measured with `--bench`
 /// (docs/benchmarks.md, "Hybrid polling"): a 4 KiB read took 78 us when every
 /// request slept, 55 us when it spun with `pause` first, 38 us polling (yielding)
-/// for 100 us first (34 us before interrupts). 500 us since session 9: a read that
-/// a host hiccup delayed past 100 us slept, and the sleep cost it 200-300 us more
-/// on a loaded host (`blockdev::hybrid_poll`, issue #11 in docs/benchmarks.md).
-const MIN_POLL_US: u64 = blockdev::hybrid_poll::MIN_WINDOW_US;
+/// for 100 us first (34 us before interrupts).
+const MIN_POLL_US: u64 = 100;
 
 /// The longest poll window: a device slower than this on average (a loaded host, a
 /// real disk) is slept for, and its CPU goes to other tasks or halts.
-const MAX_POLL_US: u64 = blockdev::hybrid_poll::MAX_WINDOW_US;
+const MAX_POLL_US: u64 = 2_000;
 
 /// The poll window: adaptive between [`MIN_POLL_US`] and [`MAX_POLL_US`]
 /// (`blockdev::hybrid_poll`), or fixed by `blk_poll_us=N` on the command line (0:
