@@ -423,9 +423,51 @@ impl mm_core::reclaim::SharedRingStore for FrameTableLinks {}
 
 impl mm_core::reclaim::RingStore for FrameTableLinks {
     type Links<'a> = FrameTableView<'a>;
+    #[inline]
     fn open(&mut self) -> FrameTableView<'_> {
-        FrameTableView { frames: FRAMES.lock() }
+        let mut view = FrameTableView { frames: FRAMES.lock() };
+        if PENDING_FIRST_MAPPING.load(Ordering::Relaxed) != NO_PENDING_MAPPING {
+            apply_pending_first_mapping(view.buddy_mut());
+        }
+        view
     }
+}
+
+/// The first mapping of a fresh user frame that `reclaim::track_new` asked the
+/// policy's next opening of the frame table to record (`pfn`, and its place packed by
+/// `FamilyPage::pack`, in two words), so that the mapping count and the ring insert
+/// share one hold of the frame lock (the fault path's common case took it twice).
+/// Set, applied and cleared only under the policy lock (every ring operation runs
+/// under it: the policies live in `reclaim::POLICY`), so one slot serves every CPU.
+static PENDING_FIRST_MAPPING: AtomicU64 = AtomicU64::new(NO_PENDING_MAPPING);
+static PENDING_FIRST_MAPPING_AT: AtomicU64 = AtomicU64::new(0);
+/// [`PENDING_FIRST_MAPPING`] when nothing is pending (no frame has this number).
+const NO_PENDING_MAPPING: u64 = u64::MAX;
+
+/// Asks the next [`FrameTableLinks`] opening to record `frame`'s first mapping at
+/// `at` ([`map_new_user_page`] in the same hold). Call with the policy lock held,
+/// then [`finish_first_mapping`] before dropping it.
+pub(super) fn defer_first_mapping(frame: Frame, at: FamilyPage) {
+    debug_assert_eq!(PENDING_FIRST_MAPPING.load(Ordering::Relaxed), NO_PENDING_MAPPING, "defer_first_mapping: one is pending");
+    PENDING_FIRST_MAPPING_AT.store(at.pack(), Ordering::Relaxed);
+    PENDING_FIRST_MAPPING.store(frame.pfn(), Ordering::Relaxed);
+}
+
+/// Records the mapping [`defer_first_mapping`] left, if no opening of the frame
+/// table did (a policy whose insert did not open it). Call under the policy lock.
+pub(super) fn finish_first_mapping() {
+    if PENDING_FIRST_MAPPING.load(Ordering::Relaxed) != NO_PENDING_MAPPING {
+        with_buddy(apply_pending_first_mapping);
+    }
+}
+
+/// Records the pending first mapping in the frame table (`buddy`: the frame lock
+/// held) and clears it.
+#[inline(never)]
+fn apply_pending_first_mapping(buddy: &mut BuddyAllocator<'static>) {
+    let pfn = PENDING_FIRST_MAPPING.swap(NO_PENDING_MAPPING, Ordering::Relaxed);
+    let at = FamilyPage::unpack(PENDING_FIRST_MAPPING_AT.load(Ordering::Relaxed)).expect("frame: a pending mapping has a place");
+    buddy.desc_mut(Frame::from_pfn(pfn)).add_mapping(at);
 }
 
 impl mm_core::reclaim::RingLinks for FrameTableView<'_> {
@@ -931,6 +973,28 @@ impl NewPage {
     /// there is one, else a frame zeroed now.
     pub fn alloc_zeroed() -> Result<NewPage, AllocError> {
         Ok(NewPage { frame: super::zero_pool::alloc_zeroed_user()? })
+    }
+
+    /// For the fault fast path: a user frame from the running CPU's page list,
+    /// without refilling it; `None` if the list is empty, the lists are off, or
+    /// fault injection is on (the caller then takes the general path, [`alloc`](Self::alloc)).
+    #[inline]
+    pub fn take_listed() -> Option<NewPage> {
+        if super::fail::is_armed() {
+            return None;
+        }
+        Some(NewPage { frame: super::pcp::pop(FrameState::User)? })
+    }
+
+    /// For the fault fast path: [`alloc_zeroed`](Self::alloc_zeroed) from the
+    /// pre-zeroed pool or [`take_listed`](Self::take_listed) only (`None`
+    /// otherwise, as there), counted as `alloc_zeroed` counts.
+    #[inline]
+    pub fn take_listed_zeroed() -> Option<NewPage> {
+        if super::fail::is_armed() {
+            return None;
+        }
+        super::zero_pool::take_zeroed_at_hand().map(|frame| NewPage { frame })
     }
 
     /// Returns the frame (to put in a PTE).
