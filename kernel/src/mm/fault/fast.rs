@@ -41,7 +41,7 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use mm_core::fault::{Access, FaultAction, allows, decide, decide_empty};
+use mm_core::fault::{Access, FaultAction, allows, decide, leaf_flags_for};
 use mm_core::pagetable::LeafSlot;
 
 use super::super::addr_space::{AddressSpace, Backing};
@@ -98,7 +98,9 @@ pub(super) fn try_fault(space: &mut AddressSpace, addr: VirtAddr, error_code: u6
         if !pte.is_unused() {
             return None;
         }
-        let FaultAction::MapZeroedFrame { flags } = decide_empty(&vma, Access::Write) else { return None };
+        // decide_empty's row for a write to an anonymous page: MapZeroedFrame
+        // with the VMA's protection's leaf flags (read here without the VMA copy).
+        let flags = leaf_flags_for(vma.prot);
         let new = NewPage::take_listed_zeroed()?;
         map_new_page(space, slot, page, new, flags);
         NR_FAST_ANONYMOUS.fetch_add(1, Ordering::Relaxed);
