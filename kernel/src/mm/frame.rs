@@ -492,6 +492,25 @@ impl mm_core::reclaim::RingLinks for FrameTableView<'_> {
         desc.set_next(Some(next));
     }
 
+    /// The three descriptors of an insertion in one pass (the fault path's
+    /// policy insert): the same checks as `set_links`, `set_next` and `set_prev`.
+    #[inline]
+    fn link_between(&mut self, pfn: u64, prev: u64, next: u64, age: u8) {
+        let (index, prev_index, next_index) = (self.index_of(pfn), self.index_of(prev), self.index_of(next));
+        let buddy = self.buddy_mut();
+        let desc = buddy.desc_mut(Frame::from_pfn(pfn));
+        assert_eq!(desc.state(), FrameState::User, "FrameTableLinks: only user frames are tracked");
+        desc.set_prev(Some(prev_index));
+        desc.set_next(Some(next_index));
+        desc.set_policy_age(age);
+        let desc = buddy.desc_mut(Frame::from_pfn(prev));
+        assert!(desc.state() == FrameState::User && desc.next().is_some(), "FrameTableLinks: set_next of a frame not on the ring");
+        desc.set_next(Some(index));
+        let desc = buddy.desc_mut(Frame::from_pfn(next));
+        assert!(desc.state() == FrameState::User && desc.prev().is_some(), "FrameTableLinks: set_prev of a frame not on the ring");
+        desc.set_prev(Some(index));
+    }
+
     fn set_next(&mut self, pfn: u64, next: u64) {
         let next = self.index_of(next);
         let desc = self.buddy_mut().desc_mut(Frame::from_pfn(pfn));
