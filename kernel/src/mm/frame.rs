@@ -237,6 +237,14 @@ fn alloc_or_drain(order: Order, state: FrameState, reserve: Reserve) -> Result<F
     }
 }
 
+/// For the fault fast path: a user frame as [`alloc`] gives it, from the running
+/// CPU's list (refilled when empty), with no fault injection and no drain of the
+/// pre-zeroed pool or the other CPUs' lists: `None` where `alloc` would drain them.
+#[inline]
+pub(super) fn alloc_user_at_hand() -> Option<Frame> {
+    alloc_fast(Order(0), FrameState::User, Reserve::of(FrameState::User)).ok()
+}
+
 /// Allocates a single frame from the running CPU's list (refilled from the buddy
 /// allocator, leaving `reserve`, when empty), anything else from the buddy allocator.
 fn alloc_fast(order: Order, state: FrameState, reserve: Reserve) -> Result<Frame, AllocError> {
@@ -994,15 +1002,16 @@ impl NewPage {
         Ok(NewPage { frame: super::zero_pool::alloc_zeroed_user()? })
     }
 
-    /// For the fault fast path: a user frame from the running CPU's page list,
-    /// without refilling it; `None` if the list is empty, the lists are off, or
-    /// fault injection is on (the caller then takes the general path, [`alloc`](Self::alloc)).
+    /// For the fault fast path: a user frame from the running CPU's page list
+    /// (refilled from the buddy allocator when empty); `None` if the buddy
+    /// allocator is short too, or fault injection is on: the caller then takes the
+    /// general path, [`alloc`](Self::alloc), which drains the pools first.
     #[inline]
     pub fn take_listed() -> Option<NewPage> {
         if super::fail::is_armed() {
             return None;
         }
-        Some(NewPage { frame: super::pcp::pop(FrameState::User)? })
+        Some(NewPage { frame: alloc_user_at_hand()? })
     }
 
     /// For the fault fast path: [`alloc_zeroed`](Self::alloc_zeroed) from the

@@ -294,22 +294,6 @@ pub(super) fn alloc(state: FrameState, refill_fn: impl FnOnce(usize, &mut dyn Fn
     }
 }
 
-/// Pops a frame for `state` from the running CPU's list without refilling it
-/// (the fault fast path): `None` if the list is empty, the lists are off, or
-/// `state` has none. The frame is what [`alloc`] hands out.
-#[inline]
-pub(super) fn pop(state: FrameState) -> Option<Frame> {
-    let kind = kind_of(state)?;
-    if !is_enabled() {
-        return None;
-    }
-    let (cpu, _guard) = lock_local();
-    // SAFETY: rule (a) of `PerCpu`: this CPU, its lock held, interrupts off.
-    let lists = unsafe { &mut *PCP[cpu].lists.get() };
-    let pfn = lists.lists[kind].pop()?;
-    Some(take(cpu, Frame::from_pfn(pfn)))
-}
-
 /// Hands out `frame`, just popped from CPU `cpu`'s list (its lock held): clears its
 /// listed mark, after which its descriptor (a fresh allocation) is the truth.
 #[inline]

@@ -227,15 +227,16 @@ pub fn alloc_zeroed_user() -> Result<Frame, frame::AllocError> {
 }
 
 /// [`alloc_zeroed_user`] for the fault fast path: from the pool, or from the
-/// running CPU's page list (zeroed here) without refilling it; `None` if neither
-/// has a frame. No fault injection (the caller leaves that to the general path).
+/// running CPU's page list (zeroed here; `frame::alloc_user_at_hand`); `None`
+/// where `alloc_zeroed_user` would drain the pools. No fault injection (the
+/// caller leaves that to the general path).
 #[inline]
 pub fn take_zeroed_at_hand() -> Option<Frame> {
     if let Some(frame) = take() {
         vmstat::count_zero(ZeroEvent::TakenPreZeroed);
         return Some(frame);
     }
-    let frame = super::pcp::pop(FrameState::User)?;
+    let frame = frame::alloc_user_at_hand()?;
     // SAFETY: just allocated: nobody else knows the frame.
     unsafe { memops::zero_page(frame) };
     vmstat::count_zero(ZeroEvent::ZeroedAtAllocation);

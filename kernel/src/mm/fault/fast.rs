@@ -14,8 +14,8 @@
 //!      a level-1 table covers the page (so no huge page is possible, nor tables
 //!        to create: `may_be_huge` wants no table)
 //!      not present: the PTE is empty (no swap entry)
-//!      a frame at hand: the pre-zeroed pool, or this CPU's page list (no
-//!        refill); fault injection off
+//!      a frame at hand: the pre-zeroed pool, or this CPU's page list (refilled
+//!        from the buddy allocator when empty, as always); fault injection off
 //!    write, not present  ->  zero it (unless pre-zeroed), write the PTE through
 //!                            the walk's slot, map_new (rmap + policy, one hold
 //!                            of each lock), rss and counters
@@ -28,7 +28,7 @@
 //! loop's checks before it (kswapd's wake-up at the watermarks, the heap's
 //! headroom, the memory-group charge) and after it (the resident limit, the fault
 //! traces), the OOM path (a fault that finds no frame at hand goes the general
-//! way, which refills the list, reclaims, or calls the OOM killer). The counts a
+//! way, which drains the pools, reclaims, or calls the OOM killer). The counts a
 //! fault leaves (RSS, minor and COW faults, the pre-zeroed pool's counters, the
 //! per-CPU list's hits, the frame's map count and place, the policy's ring) are
 //! those the general path leaves; `mm::check` audits them.
