@@ -7,6 +7,8 @@
 //!
 //! ```text
 //!  handle_page_fault(space, addr, error code)
+//!    ├─ the common anonymous write and COW fault: fast::try_fault (fast.rs);
+//!    │     what it refuses goes on below (handle_general), unchanged
 //!    ├─ kernel address                                         -> Segv
 //!    ├─ no VMA: grow the stack if it is one; then decide(VMA, access, PTE, facts):
 //!    ├─ Refuse (no VMA, access not allowed)                    -> Segv
