@@ -35,8 +35,11 @@
 //!
 //! Counters: [`nr_fast_faults`] (faults resolved here), for tests and the book.
 //!
-//! Lock state: enters and returns with the address-space lock held; takes this
-//! CPU's page-list lock, the policy lock and the frame lock, one at a time.
+//! Lock state: enters and returns with the address-space lock held. Under it, in
+//! turn: the frame lock (COW: `decide`'s question), this CPU's page-list lock
+//! (the frame lock inside it for a refill), the policy lock with the frame lock
+//! inside it once (the mapping and the ring insert), the frame lock (COW: the old
+//! frame's unmap); the lock order of `crate::mm` throughout.
 #![deny(unsafe_code)]
 
 use core::sync::atomic::{AtomicU64, Ordering};
