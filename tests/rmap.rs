@@ -276,3 +276,111 @@ fn a_space_whose_last_reference_the_reclaim_probe_holds_is_freed_after_the_polic
     heap::shrink();
     assert!(frame::nr_free_frames() + 4 >= free, "the space's frames did not come back");
 }
+
+/// Puts `n` frames on this CPU's page list (allocated, then freed: a free pushes
+/// onto the running CPU's list), so the fault fast path has frames at hand.
+fn stock_page_list(n: usize) {
+    let frames: Vec<Frame> = (0..n).map(|_| frame::alloc(kernel::mm::Order(0), frame::FrameState::User).expect("frame")).collect();
+    for f in frames {
+        // SAFETY: allocated just above, mapped nowhere, known to nobody else.
+        unsafe { frame::free(f, kernel::mm::Order(0)) }.expect("free");
+    }
+}
+
+/// The fault fast path (`mm/fault/fast.rs`) takes the first write to an anonymous
+/// page once its page table exists, and the copy-on-write copy after fork, and
+/// leaves the same frame counts, reverse-map places, RSS and bytes as the general
+/// path; the first fault of a fresh range (no page table yet) goes the general way.
+#[test_case]
+fn the_fault_fast_path_takes_anonymous_writes_and_cow_copies_with_the_same_bookkeeping() {
+    let space = AddressSpace::new().expect("new space");
+    let req = kernel::mm::addr_space::MapRequest::default();
+    let start = space.lock().mmap(0, 16 * PAGE_SIZE, kernel::mm::addr_space::VmProt::READ_WRITE, req).expect("mmap");
+    stock_page_list(16);
+    let before = fault::nr_fast_faults();
+    // Page 0: no level-1 table yet, so the general path (it creates the table).
+    assert_eq!(fault::handle_page_fault(&mut space.lock(), start, USER_WRITE), Ok(FaultOutcome::AnonymousPage));
+    assert_eq!(fault::nr_fast_faults(), before, "a fault that must create its page table went the fast way");
+    for i in 1..9 {
+        let outcome = fault::handle_page_fault(&mut space.lock(), start + i * PAGE_SIZE, USER_WRITE);
+        assert_eq!(outcome, Ok(FaultOutcome::AnonymousPage), "page {i}");
+    }
+    let after = fault::nr_fast_faults();
+    assert_eq!(after.anonymous, before.anonymous + 8, "pages 1..9 went the fast way");
+    let (id, rss, minor) = {
+        let s = space.lock();
+        (s.id(), s.stats.rss_pages, s.stats.minor_faults)
+    };
+    assert_eq!((rss, minor), (9, 9));
+    for i in 0..9 {
+        let addr = start + i * PAGE_SIZE;
+        let frame = frame_at(&space, addr);
+        assert!(frame::is_zero(frame), "page {i} is not zero-filled");
+        assert_eq!(mappings(frame), [(id, page(addr))]);
+        assert_eq!(counts(frame), (1, 1, Some(space.lock().family_page(page(addr)))));
+        // SAFETY: the test space is never loaded; its pages are reached only here.
+        unsafe { frame::write_bytes(frame, 0, &[i as u8 + 1; 64]) };
+    }
+    assert_consistent();
+    // Copy-on-write after fork: the child's write copies through the fast path.
+    let child = cow::fork(&mut space.lock()).expect("fork");
+    let cid = child.lock().id();
+    let addr = start + 3 * PAGE_SIZE;
+    let shared = frame_at(&space, addr);
+    stock_page_list(4);
+    let before = fault::nr_fast_faults();
+    assert_eq!(fault::handle_page_fault(&mut child.lock(), addr, USER_WRITE | 1), Ok(FaultOutcome::CowCopy));
+    assert_eq!(fault::nr_fast_faults().write_protect, before.write_protect + 1, "the COW copy went the fast way");
+    let copy = frame_at(&child, addr);
+    assert_ne!(copy, shared);
+    let mut bytes = [0u8; 64];
+    // SAFETY: as above.
+    unsafe { frame::read_bytes(copy, 0, &mut bytes) };
+    assert_eq!(bytes, [4u8; 64], "the copy holds the shared page's bytes");
+    assert_eq!(mappings(copy), [(cid, page(addr))]);
+    assert_eq!(mappings(shared), [(id, page(addr))]);
+    assert_eq!(child.lock().stats.cow_faults, 1);
+    // The parent is the last user now: its write reuses the frame in place.
+    assert_eq!(fault::handle_page_fault(&mut space.lock(), addr, USER_WRITE | 1), Ok(FaultOutcome::CowReuse));
+    assert_eq!(frame_at(&space, addr), shared);
+    assert_consistent();
+}
+
+/// What the fast path must refuse goes the general way and comes out right: a
+/// space in a memory group, and a range where a transparent huge page may go.
+#[test_case]
+fn the_fault_fast_path_leaves_memory_groups_and_huge_page_ranges_to_the_general_path() {
+    use kernel::mm::thp::{self, ThpMode};
+    // A space in a memory group, its page table already there (page 0's fault,
+    // before the group, made it).
+    let space = AddressSpace::new().expect("new space");
+    let req = kernel::mm::addr_space::MapRequest { is_fixed: true, ..Default::default() };
+    let start = space.lock().mmap(0x5000_0000, 8 * PAGE_SIZE, kernel::mm::addr_space::VmProt::READ_WRITE, req).expect("mmap");
+    assert_eq!(fault::handle_page_fault(&mut space.lock(), start, USER_WRITE), Ok(FaultOutcome::AnonymousPage));
+    let group = kernel::mm::memcg::create(u64::MAX, u64::MAX).expect("group");
+    kernel::mm::memcg::attach(&space, group).expect("attach");
+    stock_page_list(8);
+    let before = fault::nr_fast_faults();
+    for i in 1..5 {
+        let outcome = fault::handle_page_fault(&mut space.lock(), start + i * PAGE_SIZE, USER_WRITE);
+        assert_eq!(outcome, Ok(FaultOutcome::AnonymousPage), "page {i}");
+    }
+    assert_eq!(fault::nr_fast_faults(), before, "a memory group's fault went the fast way");
+    assert_eq!(space.lock().stats.rss_pages, 5);
+    assert_consistent();
+    // A 2 MiB-aligned range advised MADV_HUGEPAGE: the general path maps a huge page.
+    let mode = thp::mode();
+    thp::set_mode(ThpMode::Madvise);
+    const HUGE: u64 = 2 << 20;
+    let huge = AddressSpace::new().expect("new space");
+    let req = kernel::mm::addr_space::MapRequest { is_fixed: true, ..Default::default() };
+    let base = huge.lock().mmap(0x4000_0000, 2 * HUGE, kernel::mm::addr_space::VmProt::READ_WRITE, req).expect("mmap");
+    huge.lock().madvise_set_hugepage(base.as_u64(), 2 * HUGE, true).expect("madvise");
+    let before = fault::nr_fast_faults();
+    let outcome = fault::handle_page_fault(&mut huge.lock(), base + 0x1234, USER_WRITE);
+    thp::set_mode(mode);
+    assert_eq!(outcome, Ok(FaultOutcome::HugePage));
+    assert_eq!(fault::nr_fast_faults(), before, "a huge-page fault went the fast way");
+    assert_eq!(huge.lock().stats.rss_pages, thp::PAGES_PER_HUGE);
+    assert_consistent();
+}

@@ -238,6 +238,7 @@ impl<'a> BuddyAllocator<'a> {
     ///
     /// # Panics
     /// If `frame` is outside the table (see [`contains`](Self::contains)).
+    #[inline]
     pub fn desc(&self, frame: Frame) -> &FrameDesc {
         let idx = self.index_of(frame).expect("BuddyAllocator::desc: frame outside the table");
         &self.descs[idx as usize]
@@ -247,6 +248,7 @@ impl<'a> BuddyAllocator<'a> {
     ///
     /// # Panics
     /// If `frame` is outside the table (see [`contains`](Self::contains)).
+    #[inline]
     pub fn desc_mut(&mut self, frame: Frame) -> &mut FrameDesc {
         let idx = self.index_of(frame).expect("BuddyAllocator::desc_mut: frame outside the table");
         &mut self.descs[idx as usize]

@@ -89,6 +89,7 @@ impl Access {
 /// Any protection but PROT_NONE allows reads: x86 page tables cannot express
 /// write-only or execute-only pages (a present user page is readable), and Linux
 /// on x86 lets PROT_WRITE and PROT_EXEC pages be read, so we do too.
+#[inline]
 pub fn allows(prot: VmProt, access: Access) -> bool {
     match access {
         Access::Read => prot != VmProt::NONE,
@@ -101,6 +102,7 @@ pub fn allows(prot: VmProt, access: Access) -> bool {
 ///
 /// PROT_NONE pages keep a present entry without USER, so their contents survive
 /// until the protection is restored; user accesses fault and the VMA check refuses.
+#[inline]
 pub fn leaf_flags_for(prot: VmProt) -> PteFlags {
     let mut flags = PteFlags::PRESENT;
     if prot != VmProt::NONE {
@@ -320,6 +322,7 @@ pub fn decide(vma: Option<&Vma>, access: Access, pte: Option<Pte>, facts: &impl 
 
 /// The PTE is empty: what a first touch maps (also used by MAP_POPULATE and fork's
 /// population of shared pages, with the access they pretend to make).
+#[inline]
 pub fn decide_empty(vma: &Vma, access: Access) -> FaultAction {
     let flags = leaf_flags_for(vma.prot);
     match vma.backing {

@@ -104,6 +104,7 @@ impl PageProt {
     /// x86 cannot express write-only or execute-only pages, so any access bit
     /// makes the page PRESENT (readable). With no access bit at all (PROT_NONE)
     /// the result is empty: such a page must not have a present leaf.
+    #[inline]
     pub fn leaf_flags(self) -> PteFlags {
         if !self.intersects(Self::READ | Self::WRITE | Self::EXEC) {
             return PteFlags::empty();
@@ -116,6 +117,7 @@ impl PageProt {
     }
 
     /// Returns the protection that the leaf flags `flags` actually grant.
+    #[inline]
     pub fn from_leaf_flags(flags: PteFlags) -> Self {
         if !flags.contains(PteFlags::PRESENT) {
             return Self::empty();
@@ -149,6 +151,7 @@ impl SwapEntry {
     pub const MAX_SLOT: u64 = (1 << Self::SLOT_BITS) - 1;
 
     /// Creates a swap entry; panics if `area` or `slot` is out of range.
+    #[inline]
     pub const fn new(area: u8, slot: u64) -> Self {
         match Self::try_new(area, slot) {
             Some(entry) => entry,
@@ -157,16 +160,19 @@ impl SwapEntry {
     }
 
     /// Creates a swap entry, or returns `None` if `area` or `slot` is out of range.
+    #[inline]
     pub const fn try_new(area: u8, slot: u64) -> Option<Self> {
         if area <= Self::MAX_AREA && slot <= Self::MAX_SLOT { Some(Self { area, slot }) } else { None }
     }
 
     /// Returns the swap-area number.
+    #[inline]
     pub const fn area(self) -> u8 {
         self.area
     }
 
     /// Returns the slot number inside the swap area.
+    #[inline]
     pub const fn slot(self) -> u64 {
         self.slot
     }
@@ -189,6 +195,7 @@ impl Pte {
     const SWAP_AREA_SHIFT: u32 = Self::SWAP_SLOT_SHIFT + SwapEntry::SLOT_BITS;
 
     /// Creates an entry pointing at `frame` with `flags`.
+    #[inline]
     pub fn new(frame: Frame, flags: PteFlags) -> Self {
         Self::from_addr(frame.start_address(), flags)
     }
@@ -197,83 +204,99 @@ impl Pte {
     ///
     /// Panics if `addr` is not 4 KiB aligned. Flag bits that overlap the address
     /// field are dropped.
+    #[inline]
     pub fn from_addr(addr: PhysAddr, flags: PteFlags) -> Self {
         assert!(addr.as_u64() & !Self::ADDR_MASK == 0, "Pte::from_addr: unaligned address");
         Self(addr.as_u64() | (flags.bits() & !Self::ADDR_MASK))
     }
 
     /// Creates an entry from its raw 64 bits (as read from a page table).
+    #[inline]
     pub const fn from_bits(bits: u64) -> Self {
         Self(bits)
     }
 
     /// Returns the raw 64 bits (as written to a page table).
+    #[inline]
     pub const fn bits(self) -> u64 {
         self.0
     }
 
     /// Returns the physical address in bits 12..52, without flags or NX.
+    #[inline]
     pub const fn addr(self) -> PhysAddr {
         PhysAddr::new(self.0 & Self::ADDR_MASK)
     }
 
     /// Returns the frame in bits 12..52 (for a huge leaf, its first frame).
+    #[inline]
     pub const fn frame(self) -> Frame {
         Frame::containing_address(self.addr())
     }
 
     /// Returns the flag bits; bits that are not a named [`PteFlags`] are dropped.
+    #[inline]
     pub const fn flags(self) -> PteFlags {
         PteFlags::from_bits_truncate(self.0 & !Self::ADDR_MASK)
     }
 
     /// Returns true if the MMU will use this entry.
+    #[inline]
     pub const fn is_present(self) -> bool {
         self.0 & PteFlags::PRESENT.bits() != 0
     }
 
     /// Returns true if PS is set on a present entry (meaningful at levels 3 and 2 only).
+    #[inline]
     pub const fn is_huge(self) -> bool {
         self.is_present() && self.0 & PteFlags::HUGE.bits() != 0
     }
 
     /// Returns true if the entry is all zeroes: nothing mapped and nothing swapped.
+    #[inline]
     pub const fn is_unused(self) -> bool {
         self.0 == 0
     }
 
     /// Points the entry at `frame`, keeping its flags.
+    #[inline]
     pub fn set_frame(&mut self, frame: Frame) {
         *self = Self::new(frame, self.flags());
     }
 
     /// Replaces all flags with `flags`, keeping the address.
+    #[inline]
     pub fn set_flags(&mut self, flags: PteFlags) {
         self.0 = (self.0 & Self::ADDR_MASK) | (flags.bits() & !Self::ADDR_MASK);
     }
 
     /// Sets the flags in `flags`, keeping the others and the address.
+    #[inline]
     pub fn insert_flags(&mut self, flags: PteFlags) {
         self.set_flags(self.flags() | flags);
     }
 
     /// Clears the flags in `flags`, keeping the others and the address.
+    #[inline]
     pub fn remove_flags(&mut self, flags: PteFlags) {
         self.set_flags(self.flags() - flags);
     }
 
     /// Makes the entry unused (all zeroes).
+    #[inline]
     pub fn clear(&mut self) {
         *self = Self::UNUSED;
     }
 
     /// Creates the non-present entry that records `entry` (layout in the module docs).
+    #[inline]
     pub const fn swap(entry: SwapEntry) -> Self {
         let inverted_slot = !entry.slot & SwapEntry::MAX_SLOT;
         Self((entry.area as u64) << Self::SWAP_AREA_SHIFT | inverted_slot << Self::SWAP_SLOT_SHIFT | Self::SWAP_MARKER)
     }
 
     /// Returns the swap entry this PTE records, or `None` if it is not a swap entry.
+    #[inline]
     pub const fn as_swap(self) -> Option<SwapEntry> {
         if self.0 & Self::SWAP_LOW_MASK != Self::SWAP_MARKER {
             return None;

@@ -425,6 +425,7 @@ impl VmaTree {
     /// remembering it: the next lookup inside the same VMA costs one comparison
     /// instead of a tree descent (the fault path's VMA cache; Linux had a per-thread
     /// `vmacache` until the maple tree). Every change of the tree forgets it.
+    #[inline]
     pub fn find_copy(&self, addr: VirtAddr) -> Option<Vma> {
         if let Some(vma) = self.last_found.get()
             && vma.contains(addr)

@@ -54,6 +54,13 @@ pub fn counts() -> (u64, u64) {
     PLAN.lock().as_ref().map_or((0, 0), |plan| plan.counts())
 }
 
+/// Returns true while a plan is in force (asks nothing of it: for paths that
+/// leave every injected allocation to the general path).
+#[inline]
+pub fn is_armed() -> bool {
+    IS_ON.load(Ordering::Acquire)
+}
+
 /// Decides whether this allocation at `site` fails (and counts it).
 pub fn should_fail(site: FailSite) -> bool {
     if !IS_ON.load(Ordering::Acquire) {

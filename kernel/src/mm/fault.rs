@@ -7,6 +7,8 @@
 //!
 //! ```text
 //!  handle_page_fault(space, addr, error code)
+//!    ├─ the common anonymous write and COW fault: fast::try_fault (fast.rs);
+//!    │     what it refuses goes on below (handle_general), unchanged
 //!    ├─ kernel address                                         -> Segv
 //!    ├─ no VMA: grow the stack if it is one; then decide(VMA, access, PTE, facts):
 //!    ├─ Refuse (no VMA, access not allowed)                    -> Segv
@@ -48,7 +50,9 @@ use super::{Frame, Order, Page, VirtAddr};
 use crate::arch::tlb;
 use blockdev::BlockError;
 
+pub mod fast;
 pub mod retry;
+pub use fast::{FastFaults, nr_fast_faults};
 pub use retry::fault_in;
 
 pub use mm_core::fault::{Access, allows};
@@ -181,13 +185,27 @@ pub fn handle_page_fault(space: &mut AddressSpace, addr: VirtAddr, error_code: u
 }
 
 /// Resolves a page fault after the caller read `read` into the swap cache for it
-/// (so a swap-cache hit on that entry is the end of a major fault).
+/// (so a swap-cache hit on that entry is the end of a major fault). The common
+/// cases go through the fast path (`fast.rs`); the rest, and whatever it refuses,
+/// through the decision tree of the module docs.
+#[inline]
 pub fn handle_page_fault_after_read(
     space: &mut AddressSpace,
     addr: VirtAddr,
     error_code: u64,
     read: Option<SwapEntry>,
 ) -> Result<FaultOutcome, FaultError> {
+    if read.is_none()
+        && let Some(result) = fast::try_fault(space, addr, error_code)
+    {
+        return result;
+    }
+    handle_general(space, addr, error_code, read)
+}
+
+/// [`handle_page_fault_after_read`] for what the fast path left: the decision tree.
+#[inline(never)]
+fn handle_general(space: &mut AddressSpace, addr: VirtAddr, error_code: u64, read: Option<SwapEntry>) -> Result<FaultOutcome, FaultError> {
     let access = Access::from_error_code(error_code);
     if !addr.is_lower_half() {
         return Err(segv(addr, access, None));

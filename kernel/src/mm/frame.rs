@@ -237,6 +237,14 @@ fn alloc_or_drain(order: Order, state: FrameState, reserve: Reserve) -> Result<F
     }
 }
 
+/// For the fault fast path: a user frame as [`alloc`] gives it, from the running
+/// CPU's list (refilled when empty), with no fault injection and no drain of the
+/// pre-zeroed pool or the other CPUs' lists: `None` where `alloc` would drain them.
+#[inline]
+pub(super) fn alloc_user_at_hand() -> Option<Frame> {
+    alloc_fast(Order(0), FrameState::User, Reserve::of(FrameState::User)).ok()
+}
+
 /// Allocates a single frame from the running CPU's list (refilled from the buddy
 /// allocator, leaving `reserve`, when empty), anything else from the buddy allocator.
 fn alloc_fast(order: Order, state: FrameState, reserve: Reserve) -> Result<Frame, AllocError> {
@@ -423,9 +431,51 @@ impl mm_core::reclaim::SharedRingStore for FrameTableLinks {}
 
 impl mm_core::reclaim::RingStore for FrameTableLinks {
     type Links<'a> = FrameTableView<'a>;
+    #[inline]
     fn open(&mut self) -> FrameTableView<'_> {
-        FrameTableView { frames: FRAMES.lock() }
+        let mut view = FrameTableView { frames: FRAMES.lock() };
+        if PENDING_FIRST_MAPPING.load(Ordering::Relaxed) != NO_PENDING_MAPPING {
+            apply_pending_first_mapping(view.buddy_mut());
+        }
+        view
     }
+}
+
+/// The first mapping of a fresh user frame that `reclaim::track_new` asked the
+/// policy's next opening of the frame table to record (`pfn`, and its place packed by
+/// `FamilyPage::pack`, in two words), so that the mapping count and the ring insert
+/// share one hold of the frame lock (the fault path's common case took it twice).
+/// Set, applied and cleared only under the policy lock (every ring operation runs
+/// under it: the policies live in `reclaim::POLICY`), so one slot serves every CPU.
+static PENDING_FIRST_MAPPING: AtomicU64 = AtomicU64::new(NO_PENDING_MAPPING);
+static PENDING_FIRST_MAPPING_AT: AtomicU64 = AtomicU64::new(0);
+/// [`PENDING_FIRST_MAPPING`] when nothing is pending (no frame has this number).
+const NO_PENDING_MAPPING: u64 = u64::MAX;
+
+/// Asks the next [`FrameTableLinks`] opening to record `frame`'s first mapping at
+/// `at` ([`map_new_user_page`] in the same hold). Call with the policy lock held,
+/// then [`finish_first_mapping`] before dropping it.
+pub(super) fn defer_first_mapping(frame: Frame, at: FamilyPage) {
+    debug_assert_eq!(PENDING_FIRST_MAPPING.load(Ordering::Relaxed), NO_PENDING_MAPPING, "defer_first_mapping: one is pending");
+    PENDING_FIRST_MAPPING_AT.store(at.pack(), Ordering::Relaxed);
+    PENDING_FIRST_MAPPING.store(frame.pfn(), Ordering::Relaxed);
+}
+
+/// Records the mapping [`defer_first_mapping`] left, if no opening of the frame
+/// table did (a policy whose insert did not open it). Call under the policy lock.
+pub(super) fn finish_first_mapping() {
+    if PENDING_FIRST_MAPPING.load(Ordering::Relaxed) != NO_PENDING_MAPPING {
+        with_buddy(apply_pending_first_mapping);
+    }
+}
+
+/// Records the pending first mapping in the frame table (`buddy`: the frame lock
+/// held) and clears it.
+#[inline(never)]
+fn apply_pending_first_mapping(buddy: &mut BuddyAllocator<'static>) {
+    let pfn = PENDING_FIRST_MAPPING.swap(NO_PENDING_MAPPING, Ordering::Relaxed);
+    let at = FamilyPage::unpack(PENDING_FIRST_MAPPING_AT.load(Ordering::Relaxed)).expect("frame: a pending mapping has a place");
+    buddy.desc_mut(Frame::from_pfn(pfn)).add_mapping(at);
 }
 
 impl mm_core::reclaim::RingLinks for FrameTableView<'_> {
@@ -448,6 +498,25 @@ impl mm_core::reclaim::RingLinks for FrameTableView<'_> {
         assert_eq!(desc.state(), FrameState::User, "FrameTableLinks: only user frames are tracked");
         desc.set_prev(Some(prev));
         desc.set_next(Some(next));
+    }
+
+    /// The three descriptors of an insertion in one pass (the fault path's
+    /// policy insert): the same checks as `set_links`, `set_next` and `set_prev`.
+    #[inline]
+    fn link_between(&mut self, pfn: u64, prev: u64, next: u64, age: u8) {
+        let (index, prev_index, next_index) = (self.index_of(pfn), self.index_of(prev), self.index_of(next));
+        let buddy = self.buddy_mut();
+        let desc = buddy.desc_mut(Frame::from_pfn(pfn));
+        assert_eq!(desc.state(), FrameState::User, "FrameTableLinks: only user frames are tracked");
+        desc.set_prev(Some(prev_index));
+        desc.set_next(Some(next_index));
+        desc.set_policy_age(age);
+        let desc = buddy.desc_mut(Frame::from_pfn(prev));
+        assert!(desc.state() == FrameState::User && desc.next().is_some(), "FrameTableLinks: set_next of a frame not on the ring");
+        desc.set_next(Some(index));
+        let desc = buddy.desc_mut(Frame::from_pfn(next));
+        assert!(desc.state() == FrameState::User && desc.prev().is_some(), "FrameTableLinks: set_prev of a frame not on the ring");
+        desc.set_prev(Some(index));
     }
 
     fn set_next(&mut self, pfn: u64, next: u64) {
@@ -931,6 +1000,29 @@ impl NewPage {
     /// there is one, else a frame zeroed now.
     pub fn alloc_zeroed() -> Result<NewPage, AllocError> {
         Ok(NewPage { frame: super::zero_pool::alloc_zeroed_user()? })
+    }
+
+    /// For the fault fast path: a user frame from the running CPU's page list
+    /// (refilled from the buddy allocator when empty); `None` if the buddy
+    /// allocator is short too, or fault injection is on: the caller then takes the
+    /// general path, [`alloc`](Self::alloc), which drains the pools first.
+    #[inline]
+    pub fn take_listed() -> Option<NewPage> {
+        if super::fail::is_armed() {
+            return None;
+        }
+        Some(NewPage { frame: alloc_user_at_hand()? })
+    }
+
+    /// For the fault fast path: [`alloc_zeroed`](Self::alloc_zeroed) from the
+    /// pre-zeroed pool or [`take_listed`](Self::take_listed) only (`None`
+    /// otherwise, as there), counted as `alloc_zeroed` counts.
+    #[inline]
+    pub fn take_listed_zeroed() -> Option<NewPage> {
+        if super::fail::is_armed() {
+            return None;
+        }
+        super::zero_pool::take_zeroed_at_hand().map(|frame| NewPage { frame })
     }
 
     /// Returns the frame (to put in a PTE).

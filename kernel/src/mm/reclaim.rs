@@ -483,13 +483,19 @@ pub fn track_unchecked_for_audit_test(frame: Frame) {
 /// frame either unmapped (not live: left alone) or mapped and tracked (a no-op);
 /// never mapped and not yet tracked, which it would track and this would find
 /// tracked already.
+///
+/// The mapping is recorded in the policy's own hold of the frame lock for the ring
+/// insert (`frame::defer_first_mapping`): one hold of each lock.
 pub fn track_new(frame: Frame, at: FamilyPage) {
     let mut policy = POLICY.lock();
-    frame::map_new_user_page(frame, at);
-    if let Some(policy) = policy.as_mut() {
-        debug_assert!(is_live_user_frame(frame), "reclaim::track_new: {frame:?} is not a live user frame");
-        policy.track_new(frame.pfn());
-    }
+    let Some(policy) = policy.as_mut() else {
+        frame::map_new_user_page(frame, at);
+        return;
+    };
+    frame::defer_first_mapping(frame, at);
+    policy.track_new(frame.pfn());
+    frame::finish_first_mapping();
+    debug_assert!(is_live_user_frame(frame), "reclaim::track_new: {frame:?} is not a live user frame");
 }
 
 /// Stops tracking a user frame (freed, or about to be evicted by PAGEOUT).

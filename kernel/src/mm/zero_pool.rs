@@ -226,6 +226,23 @@ pub fn alloc_zeroed_user() -> Result<Frame, frame::AllocError> {
     Ok(frame)
 }
 
+/// [`alloc_zeroed_user`] for the fault fast path: from the pool, or from the
+/// running CPU's page list (zeroed here; `frame::alloc_user_at_hand`); `None`
+/// where `alloc_zeroed_user` would drain the pools. No fault injection (the
+/// caller leaves that to the general path).
+#[inline]
+pub fn take_zeroed_at_hand() -> Option<Frame> {
+    if let Some(frame) = take() {
+        vmstat::count_zero(ZeroEvent::TakenPreZeroed);
+        return Some(frame);
+    }
+    let frame = frame::alloc_user_at_hand()?;
+    // SAFETY: just allocated: nobody else knows the frame.
+    unsafe { memops::zero_page(frame) };
+    vmstat::count_zero(ZeroEvent::ZeroedAtAllocation);
+    Some(frame)
+}
+
 /// Checks the pool for the audit: every pooled frame is in state `Zeroed` and reads
 /// zero, and no other frame is `Zeroed` (the frame table is counted here, under the
 /// pool's lock: every change of a frame to or from `Zeroed` happens under it, so an

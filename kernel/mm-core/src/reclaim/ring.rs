@@ -77,6 +77,16 @@ pub trait RingLinks {
         let (_, next) = links_of(self, page);
         self.set_links(page, prev, next);
     }
+    /// Puts `page`, on no ring, between `prev` and `next`, neighbours on the ring
+    /// (the same page when the ring holds one), with age `age`: the writes of an
+    /// insertion. A store that can make them in one pass overrides this (the
+    /// kernel's frame table: the fault path inserts a page per fault).
+    fn link_between(&mut self, page: u64, prev: u64, next: u64, age: u8) {
+        self.set_links(page, prev, next);
+        self.set_next(prev, page);
+        self.set_prev(next, page);
+        self.set_age(page, age);
+    }
 }
 
 /// One page's entry in a [`VecLinks`].
@@ -117,6 +127,9 @@ macro_rules! forward_ring_links {
             }
             fn set_links(&mut self, page: u64, prev: u64, next: u64) {
                 (**self).set_links(page, prev, next);
+            }
+            fn link_between(&mut self, page: u64, prev: u64, next: u64, age: u8) {
+                (**self).link_between(page, prev, next, age);
             }
             fn clear_links(&mut self, page: u64) {
                 (**self).clear_links(page);
@@ -254,16 +267,14 @@ impl<S: RingStore> Ring<S> {
         match self.hand {
             None => {
                 links.set_links(page, page, page);
+                links.set_age(page, age);
                 self.hand = Some(page);
             }
             Some(hand) => {
                 let (newest, _) = links_of(&links, hand);
-                links.set_links(page, newest, hand);
-                set_next(&mut links, newest, page);
-                set_prev(&mut links, hand, page);
+                links.link_between(page, newest, hand, age);
             }
         }
-        links.set_age(page, age);
         self.len += 1;
         true
     }

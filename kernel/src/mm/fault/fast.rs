@@ -1,0 +1,168 @@
+//! The fault fast path: the two faults a program takes most, the first write to an
+//! anonymous page and the copy-on-write copy after fork, each done in one short
+//! function that takes every lock once (Linux's `do_anonymous_page` and
+//! `wp_page_copy` are the same idea). Everything else goes the general way
+//! ([`super::handle_page_fault_after_read`]'s decision tree), unchanged.
+//!
+//! ```text
+//!  try_fault(space, addr, error code)                the space's lock held
+//!    refuse (None: the general path decides) unless all of:
+//!      user address; error code "write, not present" or "write, present"
+//!      no memory group (space.memcg == 0)
+//!      the VMA found by the tree's one-entry cache or one lookup: anonymous,
+//!        private, writable (so no stack growth, no file, no image)
+//!      a level-1 table covers the page (so no huge page is possible, nor tables
+//!        to create: `may_be_huge` wants no table)
+//!      not present: the PTE is empty (no swap entry)
+//!      a frame at hand: the pre-zeroed pool, or this CPU's page list (refilled
+//!        from the buddy allocator when empty, as always); fault injection off
+//!    write, not present  ->  zero it (unless pre-zeroed), write the PTE through
+//!                            the walk's slot, map_new (rmap + policy, one hold
+//!                            of each lock), rss and counters
+//!    write, present      ->  decide's write-protect row (the frame lock once):
+//!                            CopyOnWrite / ReplaceZeroPage: copy or zero into
+//!                            the frame at hand, as above, then unmap the old
+//!                            frame; MakeWritable: cow::do_wp_fault, as always
+//! ```
+//! What the general path does around the fault is shared, not skipped: the retry
+//! loop's checks before it (kswapd's wake-up at the watermarks, the heap's
+//! headroom, the memory-group charge) and after it (the resident limit, the fault
+//! traces), the OOM path (a fault that finds no frame at hand goes the general
+//! way, which drains the pools, reclaims, or calls the OOM killer). The counts a
+//! fault leaves (RSS, minor and COW faults, the pre-zeroed pool's counters, the
+//! per-CPU list's hits, the frame's map count and place, the policy's ring) are
+//! those the general path leaves; `mm::check` audits them.
+//!
+//! Counters: [`nr_fast_faults`] (faults resolved here), for tests and the book.
+//!
+//! Lock state: enters and returns with the address-space lock held. Under it, in
+//! turn: the frame lock (COW: `decide`'s question), this CPU's page-list lock
+//! (the frame lock inside it for a refill), the policy lock with the frame lock
+//! inside it once (the mapping and the ring insert), the frame lock (COW: the old
+//! frame's unmap); the lock order of `crate::mm` throughout.
+#![deny(unsafe_code)]
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use mm_core::fault::{Access, FaultAction, allows, decide, leaf_flags_for};
+use mm_core::pagetable::LeafSlot;
+
+use super::super::addr_space::{AddressSpace, Backing};
+use super::super::frame::NewPage;
+use super::super::paging::{Pte, PteFlags};
+use super::super::{Page, VirtAddr, rmap};
+use super::{FaultError, FaultOutcome, KernelFacts};
+
+/// Error-code bits the fast path looks at: present, write, reserved bit, fetch.
+const CODE_MASK: u64 = 0b1_1011;
+/// "Write to a page not present" (from ring 3 or from the kernel's user copies).
+const WRITE_NOT_PRESENT: u64 = 0b10;
+/// "Write to a present page".
+const WRITE_PRESENT: u64 = 0b11;
+
+/// Faults the fast path resolved: anonymous first writes, and write-protect faults.
+static NR_FAST_ANONYMOUS: AtomicU64 = AtomicU64::new(0);
+static NR_FAST_WRITE_PROTECT: AtomicU64 = AtomicU64::new(0);
+
+/// Faults resolved by the fast path since boot.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FastFaults {
+    /// First writes to anonymous pages (a zeroed frame mapped).
+    pub anonymous: u64,
+    /// Writes to write-protected pages (copy-on-write copies, zero-page
+    /// replacements and reuses).
+    pub write_protect: u64,
+}
+
+/// Returns how many faults the fast path resolved since boot.
+pub fn nr_fast_faults() -> FastFaults {
+    FastFaults {
+        anonymous: NR_FAST_ANONYMOUS.load(Ordering::Relaxed),
+        write_protect: NR_FAST_WRITE_PROTECT.load(Ordering::Relaxed),
+    }
+}
+
+/// Resolves the fault at `addr` if it is one the fast path takes (module docs);
+/// `None` if not, with nothing changed: the caller takes the general path.
+#[inline]
+pub(super) fn try_fault(space: &mut AddressSpace, addr: VirtAddr, error_code: u64) -> Option<Result<FaultOutcome, FaultError>> {
+    let code = error_code & CODE_MASK;
+    if (code != WRITE_NOT_PRESENT && code != WRITE_PRESENT) || !addr.is_lower_half() || space.memcg != 0 {
+        return None;
+    }
+    let vma = space.vmas.find_copy(addr)?;
+    if vma.backing != Backing::Anonymous || vma.flags.is_shared() || !allows(vma.prot, Access::Write) {
+        return None;
+    }
+    let page = Page::containing_address(addr);
+    let slot = space.pt.leaf_slot(&space.tables, page)?;
+    let pte = slot.read(&space.tables);
+    if code == WRITE_NOT_PRESENT {
+        if !pte.is_unused() {
+            return None;
+        }
+        // decide_empty's row for a write to an anonymous page: MapZeroedFrame
+        // with the VMA's protection's leaf flags (read here without the VMA copy).
+        let flags = leaf_flags_for(vma.prot);
+        let new = NewPage::take_listed_zeroed()?;
+        map_new_page(space, slot, page, new, flags);
+        NR_FAST_ANONYMOUS.fetch_add(1, Ordering::Relaxed);
+        space.stats.minor_faults += 1;
+        return Some(Ok(FaultOutcome::AnonymousPage));
+    }
+    if !pte.is_present() || pte.flags().contains(PteFlags::WRITABLE) {
+        return None;
+    }
+    let outcome = write_protect_fault(space, slot, pte, &vma);
+    if outcome.is_ok() {
+        NR_FAST_WRITE_PROTECT.fetch_add(1, Ordering::Relaxed);
+        space.stats.minor_faults += 1;
+    }
+    Some(outcome)
+}
+
+/// A write to the present, read-only `pte` (at `slot`) in the private, writable,
+/// anonymous `vma`: what `decide` says, with the copy into a frame at hand; the
+/// rest (a reuse in place, or no frame at hand) as `cow::do_wp_fault` does it.
+fn write_protect_fault(space: &mut AddressSpace, slot: LeafSlot, pte: Pte, vma: &super::Vma) -> Result<FaultOutcome, FaultError> {
+    let action = decide(Some(vma), Access::Write, Some(pte), &KernelFacts);
+    let (flags, is_zero_page) = match action {
+        FaultAction::CopyOnWrite { flags } => (flags, false),
+        FaultAction::ReplaceZeroPage { flags } => (flags, true),
+        _ => return super::super::cow::do_wp_fault(space, slot, pte, action),
+    };
+    let Some(mut new) = NewPage::take_listed() else {
+        return super::super::cow::do_wp_fault(space, slot, pte, action);
+    };
+    let old = pte.frame();
+    let page = slot.page();
+    if is_zero_page {
+        new.zero();
+    } else {
+        new.copy_from(old); // mapped read-only by every holder: nobody writes it now
+    }
+    let (_, flush) = space.pt.write_slot(&mut space.tables, slot, Pte::new(new.frame(), flags));
+    space.flush_one(flush);
+    let new = new.into_mapped();
+    rmap::map_new(new, space.family_page(page));
+    if is_zero_page {
+        space.stats.rss_pages += 1;
+        return Ok(FaultOutcome::AnonymousPage);
+    }
+    rmap::unmap(old, space.family_page(page), pte.flags().contains(PteFlags::DIRTY));
+    space.stats.cow_faults += 1;
+    Ok(FaultOutcome::CowCopy)
+}
+
+/// Maps the zeroed `new` at `page` through `slot` (the entry was empty) with
+/// `flags`, and records it: RSS, the reverse map and the policy.
+#[inline]
+fn map_new_page(space: &mut AddressSpace, slot: LeafSlot, page: Page, new: NewPage, flags: PteFlags) {
+    let entry = Pte::new(new.frame(), (flags - PteFlags::HUGE) | PteFlags::PRESENT);
+    let (old, flush) = space.pt.write_slot(&mut space.tables, slot, entry);
+    debug_assert!(old.is_unused(), "fault::fast: {page:?} held {old:?}");
+    flush.ignore(); // the entry was empty: nothing cached
+    let frame = new.into_mapped();
+    space.stats.rss_pages += 1;
+    rmap::map_new(frame, space.family_page(page));
+}
