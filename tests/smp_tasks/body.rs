@@ -160,6 +160,41 @@ fn a_batched_munmap_sends_one_ipi_per_remote_cpu_and_their_tlbs_forget_the_pages
 }
 
 #[test_case]
+fn clearing_an_accessed_bit_interrupts_no_cpu_keeps_the_dirty_bit_and_marks_the_others_stale() {
+    // What the replacement policy's reference test does to a page of a space that
+    // other CPUs run: it used to be a shootdown per page under the policy lock.
+    let (space, start) = kernel::testing::space_with_written_pages(1);
+    *SPACE_ON_OTHER_CPUS.lock() = Some(space.clone());
+    let here = proc::task::pin_current(); // the test may run on any CPU: stay on this one
+    let others_cpus = || (0..EXPECTED_CPUS).filter(move |&cpu| cpu != here);
+    for cpu in others_cpus() {
+        smp::call_on(cpu, load_test_space, 0).expect("cpu online");
+        smp::call_on(cpu, probe, start.as_u64() as usize).expect("cpu online");
+        assert_eq!(PROBED[cpu].load(Ordering::SeqCst), 1, "cpu {cpu} reads the page (its TLB now holds it)");
+    }
+    let page = kernel::mm::Page::containing_address(start);
+    let mut pte = space.lock().pte(start).expect("mapped");
+    pte.insert_flags(kernel::mm::paging::PteFlags::ACCESSED | kernel::mm::paging::PteFlags::DIRTY);
+    space.lock().replace_pte(page, pte);
+    let before = shootdown::stats();
+    assert_eq!(space.lock().test_and_clear_young(page), Some(true), "the bit was set");
+    let after = shootdown::stats();
+    assert_eq!(after.ipis, before.ipis, "no IPI for an Accessed bit");
+    let pte = space.lock().pte(start).expect("mapped");
+    assert!(!pte.flags().contains(kernel::mm::paging::PteFlags::ACCESSED), "cleared: {pte:?}");
+    assert!(pte.flags().contains(kernel::mm::paging::PteFlags::DIRTY), "the Dirty bit stays: {pte:?}");
+    assert_eq!(space.lock().test_and_clear_young(page), Some(false), "cleared already");
+    let others = space.lock().cpus_active() & !(1u64 << here);
+    assert_ne!(others, 0, "the other CPUs still run the space");
+    assert_eq!(space.lock().cpus_stale() & others, others, "they flush it at their next load");
+    for cpu in others_cpus() {
+        smp::call_on(cpu, unload_test_space, 0).expect("cpu online");
+    }
+    proc::task::unpin_current();
+    *SPACE_ON_OTHER_CPUS.lock() = None;
+}
+
+#[test_case]
 fn a_change_to_a_space_loaded_nowhere_else_sends_no_ipi_and_marks_the_others_lazily() {
     let (space, start) = kernel::testing::space_with_written_pages(4);
     *SPACE_ON_OTHER_CPUS.lock() = Some(space.clone());

@@ -66,6 +66,18 @@ pub trait TableMemory {
     fn read_entry(&self, table: Frame, index: usize) -> Pte;
     /// Writes entry `index` of the page table in frame `table`.
     fn write_entry(&mut self, table: Frame, index: usize, entry: Pte);
+    /// Clears `flags` in entry `index` of the page table in frame `table` and returns
+    /// the entry as it was. The kernel does it with one atomic AND, so a bit the MMU
+    /// of another CPU sets meanwhile (Accessed, Dirty) is never lost, as a read and
+    /// a write could lose it (Linux's `ptep_test_and_clear_young`). This default
+    /// reads and writes: right where nothing else writes the tables (host models).
+    fn clear_entry_flags(&mut self, table: Frame, index: usize, flags: PteFlags) -> Pte {
+        let old = self.read_entry(table, index);
+        let mut new = old;
+        new.remove_flags(flags);
+        self.write_entry(table, index, new);
+        old
+    }
     /// Returns a zeroed frame for a new page table, or `None` when out of memory.
     fn alloc_table(&mut self) -> Option<Frame>;
     /// Releases a table frame whose entries are all zero and that nothing points to.

@@ -307,6 +307,11 @@ impl AddressSpace {
         self.tlb.active.load(Ordering::Relaxed)
     }
 
+    /// Returns the CPUs that must flush this space's entries at their next load (for tests).
+    pub fn cpus_stale(&self) -> u64 {
+        self.tlb.stale.load(Ordering::Relaxed)
+    }
+
     /// Returns the PCID tagging this space's TLB entries.
     pub fn pcid(&self) -> u16 {
         self.pcid
@@ -350,6 +355,36 @@ impl AddressSpace {
             flush.ignore();
         }
         old
+    }
+
+    /// Clears the Accessed bit of `page`'s 4 KiB entry and returns whether it was set,
+    /// or `None` if no level-1 table maps the page (a huge page: the caller clears it
+    /// with [`replace_pte`](Self::replace_pte)). This is what a replacement policy's
+    /// reference test needs, and like Linux's `ptep_clear_flush_young` on x86 it
+    /// interrupts no other CPU: the bit goes with an atomic AND (a Dirty bit another
+    /// CPU's MMU sets meanwhile stays), this CPU flushes its own entry (or marks the
+    /// space stale here, as any change does), and every other CPU that may hold the
+    /// space is only marked stale, to flush at its next load. A CPU running the space
+    /// meanwhile may keep an entry with the bit set and not set it again until that
+    /// entry goes: the page looks colder than it is, and nothing is corrupted. With a
+    /// shootdown per page, two CPUs reclaiming waited for each other's flushes under
+    /// the policy lock (chapter 19).
+    pub fn test_and_clear_young(&mut self, page: Page) -> Option<bool> {
+        let slot = self.pt.leaf_slot(&self.tables, page)?;
+        let was_young = slot.test_and_clear_accessed(&mut self.tables);
+        if was_young {
+            let me = shootdown::my_bit();
+            if self.is_current() {
+                tlb::flush_page(page.start_address());
+            } else {
+                self.tlb.stale.fetch_or(me, Ordering::SeqCst);
+            }
+            let others = self.tlb.may_hold.load(Ordering::SeqCst) & !me;
+            if others != 0 {
+                self.tlb.stale.fetch_or(others, Ordering::SeqCst);
+            }
+        }
+        Some(was_young)
     }
 
     /// Returns the VMA tree.

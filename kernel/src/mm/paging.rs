@@ -58,6 +58,15 @@ impl TableMemory for DirectMapTables {
         unsafe { Self::entry_ptr(table, index).write_volatile(entry.bits()) }
     }
 
+    fn clear_entry_flags(&mut self, table: Frame, index: usize, flags: PteFlags) -> Pte {
+        let entry = Self::entry_ptr(table, index);
+        // SAFETY: as in `read_entry`: a live table entry, 8-byte aligned in the
+        // direct map. The MMUs update entries with locked read-modify-writes, so an
+        // atomic AND here keeps every bit they set meanwhile.
+        let atomic = unsafe { core::sync::atomic::AtomicU64::from_ptr(entry) };
+        Pte::from_bits(atomic.fetch_and(!flags.bits(), core::sync::atomic::Ordering::SeqCst))
+    }
+
     fn alloc_table(&mut self) -> Option<Frame> {
         frame::alloc_zeroed(Order(0), FrameState::PageTable).ok()
     }

@@ -29,6 +29,16 @@ impl LeafSlot {
         mem.read_entry(self.table, self.addr.p1_index())
     }
 
+    /// Clears the Accessed bit of a present entry (with
+    /// [`TableMemory::clear_entry_flags`]: atomically in the kernel) and returns
+    /// whether it was set. The caller owes no flush for correctness: a TLB entry
+    /// that still has the bit set only means the MMU will not set it again until
+    /// that entry goes, so the page may look colder than it is.
+    pub fn test_and_clear_accessed<M: TableMemory>(&self, mem: &mut M) -> bool {
+        let old = mem.clear_entry_flags(self.table, self.addr.p1_index(), PteFlags::ACCESSED);
+        old.is_present() && old.flags().contains(PteFlags::ACCESSED)
+    }
+
     /// Returns the page whose entry this is.
     pub fn page(&self) -> Page {
         Page::containing_address(self.addr)

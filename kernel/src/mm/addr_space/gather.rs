@@ -67,6 +67,10 @@ impl TableMemory for DeferringTables<'_> {
         self.inner.write_entry(table, index, entry);
     }
 
+    fn clear_entry_flags(&mut self, table: Frame, index: usize, flags: PteFlags) -> Pte {
+        self.inner.clear_entry_flags(table, index, flags)
+    }
+
     fn alloc_table(&mut self) -> Option<Frame> {
         self.inner.alloc_table()
     }

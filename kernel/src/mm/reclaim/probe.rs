@@ -105,6 +105,10 @@ impl PageProbe for RmapProbe {
             if !pte.flags().contains(PteFlags::ACCESSED) {
                 return false;
             }
+            // A 4 KiB entry: cleared atomically, with no shootdown (see the method).
+            if let Some(was_young) = space.test_and_clear_young(page) {
+                return was_young;
+            }
             pte.remove_flags(PteFlags::ACCESSED);
             space.replace_pte(page, pte); // flushes, so the MMU sets the bit again
             true
