@@ -854,7 +854,8 @@ fn free_removed(tasks: crate::sync::IrqMutexGuard<'_, BTreeMap<Pid, Box<Task>>>,
     if hook != 0 {
         // SAFETY: only `set_after_removal_hook` stores a nonzero value, the address
         // of a `fn()` (functions live forever).
-        unsafe { core::mem::transmute::<usize, fn()>(hook) }();
+        let hook: fn() = unsafe { core::mem::transmute::<usize, fn()>(hook) };
+        hook();
     }
     drop(task);
     if is_counted {
