@@ -832,7 +832,7 @@ pub fn try_reap(pid: Pid) -> Option<WaitStatus> {
 /// learn that every one is gone and its memory back.
 pub fn nr_tasks() -> usize {
     let tasks = TASKS.lock();
-    tasks.values().filter(|t| !t.is_daemon).count()
+    tasks.values().filter(|t| !t.is_daemon).count() + NR_BEING_FREED.load(Ordering::Acquire)
 }
 
 /// User tasks taken out of [`TASKS`] whose kernel stack and entry are not freed yet
