@@ -65,11 +65,11 @@ fn swap_workloads_run_over_the_ram_disk_never_touch_virtio_and_get_wiped() {
     heap::shrink();
     assert_eq!(swap::slot_counts(), slots, "slots leaked");
     // The RAM disk can write zeroes, so swap tracks freed slots and the wiper
-    // clears them: after the workloads, no freed slot still waits.
-    for _ in 0..1000 {
-        if swap::nr_slots_to_wipe() == 0 {
-            break;
-        }
+    // clears them: after the workloads, no freed slot still waits. With 2 CPUs the
+    // wiper may run on the other one, where this task's yields do not wait for it
+    // (1000 yields once left 1023 slots): wait for it, at most a minute.
+    let deadline = kernel::arch::timer::uptime_ms() + 60_000;
+    while swap::nr_slots_to_wipe() > 0 && kernel::arch::timer::uptime_ms() < deadline {
         proc::sched::yield_now();
     }
     assert_eq!(swap::nr_slots_to_wipe(), 0, "freed slots still wait to be wiped");

@@ -41,6 +41,32 @@ fn assert_killed(name: &str) {
     assert_eq!(run(name), WaitStatus::Killed(abi::SIGKILL), "{name} was not killed");
 }
 
+/// What `nr_tasks` said while a reaped task's kernel stack was being freed (0: the
+/// hook did not run).
+static NR_TASKS_WHILE_FREEING: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+fn record_nr_tasks() {
+    NR_TASKS_WHILE_FREEING.store(proc::task::nr_tasks(), core::sync::atomic::Ordering::SeqCst);
+}
+
+/// `wait_all` (what every test here does before it counts frames) ends when
+/// `nr_tasks` is 1; a reap takes the task out of the table, then frees its stack,
+/// on 2 CPUs while the other counts (threads2 saw 6 frames more free after a run
+/// than before it: the "before" was taken while the reaper freed a stack).
+#[test_case]
+fn a_reaped_task_counts_as_a_task_until_its_kernel_stack_is_freed() {
+    use core::sync::atomic::Ordering;
+    let pid = proc::spawn_with_args("hello", "").expect("spawn hello");
+    NR_TASKS_WHILE_FREEING.store(0, Ordering::SeqCst);
+    proc::task::set_after_removal_hook(Some(record_nr_tasks));
+    let reaped = proc::wait(Some(pid));
+    proc::task::set_after_removal_hook(None);
+    assert_eq!(reaped.map(|(p, _)| p), Some(pid));
+    // Task 0 (this test) and hello, whose entry and stack were not freed yet.
+    assert_eq!(NR_TASKS_WHILE_FREEING.load(Ordering::SeqCst), 2, "tasks counted while hello's stack was freed");
+    assert_eq!(proc::task::nr_tasks(), 1, "and none after");
+}
+
 #[test_case]
 fn hello_writes_and_exits_0() {
     assert_exits_0("hello");

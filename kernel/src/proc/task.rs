@@ -768,8 +768,7 @@ fn wait_child(pid: Option<Pid>, is_childless_ok: bool) -> Option<(Pid, WaitStatu
                 }
                 let (child, TaskState::Zombie(status)) = (zombie.pid, zombie.state) else { unreachable!() };
                 let task = tasks.remove(&child).expect("wait: zombie vanished");
-                drop(tasks);
-                drop(task); // frees its kernel stack
+                free_removed(tasks, task); // its kernel stack and entry
                 // Files only the dead child mapped are closed here, where sleeping is allowed.
                 crate::mm::file_rmap::release_unmapped();
                 return Some((child, status));
@@ -820,16 +819,55 @@ pub fn try_reap(pid: Pid) -> Option<WaitStatus> {
             core::hint::spin_loop();
             continue;
         }
-        let task = tasks.remove(&pid);
-        drop(tasks);
-        drop(task); // frees its kernel stack
+        let task = tasks.remove(&pid).expect("try_reap: zombie vanished");
+        free_removed(tasks, task); // its kernel stack and entry
         return Some(status);
     }
 }
 
-/// Returns the number of live tasks (zombies included), task 0 included.
+/// Returns the number of live tasks (zombies included), task 0 included, and the
+/// reaped ones whose kernel stack and entry are still being freed: with several
+/// CPUs a reap on one CPU takes its task out of the table and then frees the stack
+/// (an unmap shot down on every CPU), while [`wait_all`] on another counts tasks to
+/// learn that every one is gone and its memory back.
 pub fn nr_tasks() -> usize {
-    TASKS.lock().values().filter(|t| !t.is_daemon).count()
+    let tasks = TASKS.lock();
+    tasks.values().filter(|t| !t.is_daemon).count() + NR_BEING_FREED.load(Ordering::Acquire)
+}
+
+/// User tasks taken out of [`TASKS`] whose kernel stack and entry are not freed yet
+/// (raised under the `TASKS` lock that removed them, lowered once freed).
+static NR_BEING_FREED: AtomicUsize = AtomicUsize::new(0);
+
+/// Called between a reaped task's removal from the table and its freeing (tests).
+static AFTER_REMOVAL_HOOK: AtomicUsize = AtomicUsize::new(0);
+
+/// Frees `task`, just taken out of the table `tasks` guards: drops the lock, then
+/// the task (its kernel stack, its entry), counted by [`nr_tasks`] until freed.
+fn free_removed(tasks: crate::sync::IrqMutexGuard<'_, BTreeMap<Pid, Box<Task>>>, task: Box<Task>) {
+    let is_counted = !task.is_daemon;
+    if is_counted {
+        NR_BEING_FREED.fetch_add(1, Ordering::AcqRel);
+    }
+    drop(tasks);
+    let hook = AFTER_REMOVAL_HOOK.load(Ordering::Acquire);
+    if hook != 0 {
+        // SAFETY: only `set_after_removal_hook` stores a nonzero value, the address
+        // of a `fn()` (functions live forever).
+        let hook: fn() = unsafe { core::mem::transmute::<usize, fn()>(hook) };
+        hook();
+    }
+    drop(task);
+    if is_counted {
+        NR_BEING_FREED.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Sets (or with `None` clears) a function run after a reaped task left the table
+/// and before its kernel stack is freed: a test checks with it that [`nr_tasks`]
+/// (so [`wait_all`]) still counts the task then. It runs with no lock held.
+pub fn set_after_removal_hook(hook: Option<fn()>) {
+    AFTER_REMOVAL_HOOK.store(hook.map_or(0, |f| f as usize), Ordering::SeqCst);
 }
 
 /// The pid of the reaper, once it runs.

@@ -275,9 +275,12 @@ impl VirtioBlk {
     /// Either way the disk's lock is a sleeping `sync::Mutex`: no spinlock is held.
     /// `Err(Timeout)` if nothing came back within the timeout, `Err(DeviceBroken)`
     /// if the device returned a chain that is not in flight; the caller resets the
-    /// device. The deadline is checked before each look at the ring, so a zero
-    /// timeout always gives up: tests use that to reset the device with a request
-    /// in flight.
+    /// device. The deadline is checked before the first look at the ring, so a zero
+    /// timeout always gives up (tests use that to reset the device with a request
+    /// in flight), and after each look that finds nothing: a task that yielded or
+    /// slept and runs again only after the deadline (queued behind others: with
+    /// two CPUs under load, seconds) looks once more first, so a request that
+    /// completed meanwhile is not reported as timed out.
     fn wait_any(&mut self) -> Result<UsedElem, BlkError> {
         let start = timer::rdtsc();
         let deadline = start.saturating_add(self.timeout_cycles);
@@ -286,15 +289,21 @@ impl VirtioBlk {
         if irq.is_none() {
             self.stats.nr_polled += 1;
         }
+        let mut has_waited = false;
         loop {
-            if timer::rdtsc() >= deadline {
+            if !has_waited && timer::rdtsc() >= deadline {
                 self.stats.nr_timeouts += 1;
                 return Err(BlkError::Timeout);
             }
             match self.queue.poll_used() {
                 Ok(Some(used)) => return Ok(used),
                 Err(_) => return Err(BlkError::DeviceBroken),
+                Ok(None) if timer::rdtsc() >= deadline => {
+                    self.stats.nr_timeouts += 1;
+                    return Err(BlkError::Timeout);
+                }
                 Ok(None) => {
+                    has_waited = true;
                     self.stats.nr_not_done_looks += 1;
                     match irq {
                         // Hybrid polling: a short request is cheaper to poll for than to
