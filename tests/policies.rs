@@ -249,13 +249,25 @@ fn switching_policy_twice_a_second_while_swapstress_swaps_loses_no_page() {
     IS_SWITCHING.store(true, Ordering::Release);
     SWITCHER_QUEUE.wake_one();
     let start_ms = timer::uptime_ms();
-    let pid = proc::spawn("swapstress").expect("spawn");
-    let (_, status) = proc::wait(Some(pid)).expect("wait");
+    // On a quiet host the workers can run nearly one after another (one that is not
+    // faulting keeps the CPU while the others wait for their pages), and one run
+    // then writes only a few thousand pages in under a second: run swapstress again
+    // until it swapped a lot under several switches (at most four runs).
+    let mut nr_runs = 0;
+    let (outs, switches) = loop {
+        let pid = proc::spawn("swapstress").expect("spawn");
+        let (_, status) = proc::wait(Some(pid)).expect("wait");
+        assert_eq!(status, WaitStatus::Exited(0), "a worker saw a wrong word");
+        nr_runs += 1;
+        let done = (vmstat::nr_events(SwapEvent::SwapOut) - outs, reclaim::nr_policy_switches() - switches);
+        if nr_runs == 4 || (done.0 > 8192 && done.1 as usize > PolicyKind::ALL.len()) {
+            break done;
+        }
+    };
     IS_SWITCHING.store(false, Ordering::Release);
-    let (outs, switches) = (vmstat::nr_events(SwapEvent::SwapOut) - outs, reclaim::nr_policy_switches() - switches);
     let (batched_us, at_once_us) = (MAX_BATCHED_HOLD_US.load(Ordering::Relaxed), MAX_AT_ONCE_HOLD_US.load(Ordering::Relaxed));
     kernel::println!(
-        "swapstress under switching: {outs} pages written, {switches} policy switches in {} ms, the longest {} us",
+        "swapstress under switching: {outs} pages written, {switches} policy switches in {} ms ({nr_runs} runs), the longest {} us",
         timer::uptime_ms() - start_ms,
         MAX_SWITCH_US.load(Ordering::Relaxed)
     );
@@ -264,7 +276,6 @@ fn switching_policy_twice_a_second_while_swapstress_swaps_loses_no_page() {
         "longest stretch with interrupts off in a switch: {batched_us} us in batches of {} (median over switches {batched_median} us), {at_once_us} us moving every page at once (median {at_once_median} us)",
         reclaim::SWITCH_BATCH
     );
-    assert_eq!(status, WaitStatus::Exited(0), "a worker saw a wrong word");
     assert!(outs > 8192, "four times 32 MiB on 64 MiB must swap a lot");
     assert!(switches as usize > PolicyKind::ALL.len(), "every policy ran: {switches} switches");
     assert!(at_once_median > 0 && batched_median < at_once_median, "batches hold the lock for less than a whole switch");
