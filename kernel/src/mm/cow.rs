@@ -190,7 +190,24 @@ pub fn do_wp_fault(space: &mut AddressSpace, slot: LeafSlot, pte: Pte, action: F
         action => panic!("do_wp_fault: {page:?}: {action:?} is not a write-protect fault's"),
     };
     let is_zero_page = matches!(action, FaultAction::ReplaceZeroPage { .. });
-    let mut new = frame::NewPage::alloc().map_err(|_| FaultError::OutOfMemory)?;
+    let new = frame::NewPage::alloc().map_err(|_| FaultError::OutOfMemory)?;
+    Ok(map_private_copy(space, slot, pte, new, flags, is_zero_page))
+}
+
+/// Maps `new` writable (with `flags`) through `slot` in place of the read-only
+/// `pte`: zeroed if `pte` maps the shared zero page, else a copy of its frame,
+/// whose reference this space then drops. The copy half of a write-protect fault,
+/// shared by `do_wp_fault` and the fault fast path.
+#[inline]
+pub(in crate::mm) fn map_private_copy(
+    space: &mut AddressSpace,
+    slot: LeafSlot,
+    pte: Pte,
+    mut new: frame::NewPage,
+    flags: PteFlags,
+    is_zero_page: bool,
+) -> FaultOutcome {
+    let (old, page) = (pte.frame(), slot.page());
     if is_zero_page {
         new.zero();
     } else {
@@ -202,9 +219,9 @@ pub fn do_wp_fault(space: &mut AddressSpace, slot: LeafSlot, pte: Pte, action: F
     rmap::map_new(new, space.family_page(page));
     if is_zero_page {
         space.stats.rss_pages += 1;
-        return Ok(FaultOutcome::AnonymousPage);
+        return FaultOutcome::AnonymousPage;
     }
     rmap::unmap(old, space.family_page(page), pte.flags().contains(PteFlags::DIRTY));
     space.stats.cow_faults += 1;
-    Ok(FaultOutcome::CowCopy)
+    FaultOutcome::CowCopy
 }

@@ -131,27 +131,10 @@ fn write_protect_fault(space: &mut AddressSpace, slot: LeafSlot, pte: Pte, vma: 
         FaultAction::ReplaceZeroPage { flags } => (flags, true),
         _ => return super::super::cow::do_wp_fault(space, slot, pte, action),
     };
-    let Some(mut new) = NewPage::take_listed() else {
+    let Some(new) = NewPage::take_listed() else {
         return super::super::cow::do_wp_fault(space, slot, pte, action);
     };
-    let old = pte.frame();
-    let page = slot.page();
-    if is_zero_page {
-        new.zero();
-    } else {
-        new.copy_from(old); // mapped read-only by every holder: nobody writes it now
-    }
-    let (_, flush) = space.pt.write_slot(&mut space.tables, slot, Pte::new(new.frame(), flags));
-    space.flush_one(flush);
-    let new = new.into_mapped();
-    rmap::map_new(new, space.family_page(page));
-    if is_zero_page {
-        space.stats.rss_pages += 1;
-        return Ok(FaultOutcome::AnonymousPage);
-    }
-    rmap::unmap(old, space.family_page(page), pte.flags().contains(PteFlags::DIRTY));
-    space.stats.cow_faults += 1;
-    Ok(FaultOutcome::CowCopy)
+    Ok(super::super::cow::map_private_copy(space, slot, pte, new, flags, is_zero_page))
 }
 
 /// Maps the zeroed `new` at `page` through `slot` (the entry was empty) with
