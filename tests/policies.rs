@@ -74,6 +74,32 @@ fn filled_space(nr_pages: u64) -> (SpaceRef, VirtAddr) {
 }
 
 #[test_case]
+fn a_pick_counts_a_space_locked_elsewhere_as_referenced_only_for_a_few_pages() {
+    // The one space in the ring, locked here as a fault on another CPU holds its
+    // space while it waits for the policy lock: a pick that counted every busy page
+    // as referenced would go round the ring twice (2 x 1024 busy pages) first.
+    reclaim::set_policy(PolicyKind::Clock);
+    let (space, start) = filled_space(1024);
+    let frames = space.lock().resident_frames(start.as_u64(), 1024 * PAGE_SIZE).expect("range");
+    let busy = reclaim::nr_busy();
+    let victim = {
+        let _held = space.lock();
+        reclaim::pick_and_keep_for_test().expect("a victim")
+    };
+    let nr_busy = reclaim::nr_busy() - busy;
+    kernel::println!("one pick with the only space busy: {nr_busy} busy pages looked at");
+    assert!(frames.contains(&victim), "the victim is a page of the busy space");
+    assert_eq!(nr_busy, u64::from(reclaim::BUSY_PER_PICK) + 1, "the budget of busy answers, then the victim");
+    assert!(reclaim::is_tracked(victim), "kept");
+    // Unlocked, the space's pages are looked at again: no budget spent.
+    let busy = reclaim::nr_busy();
+    reclaim::pick_and_keep_for_test().expect("a victim");
+    assert_eq!(reclaim::nr_busy(), busy);
+    drop(space);
+    check::check_consistency().expect("consistent");
+}
+
+#[test_case]
 fn vms_unmaps_its_oldest_pages_and_a_touch_rescues_them_without_io_content_intact() {
     reclaim::set_policy(PolicyKind::Vms);
     let (space, start) = filled_space(64);

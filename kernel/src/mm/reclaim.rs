@@ -90,6 +90,7 @@ pub use kswapd::{
 pub use probe::RmapProbe;
 #[doc(hidden)]
 pub use probe::set_after_candidates_fn_for_test;
+pub use probe::{BUSY_PER_PICK, nr_busy};
 pub use switch::SWITCH_BATCH;
 use switch::Installed;
 
@@ -639,10 +640,22 @@ fn pick_victim() -> Option<Frame> {
             LAST_AGING_MS.store(now, Ordering::Relaxed);
             policy.on_tick();
         }
-        policy.pick_victim().map(Frame::from_pfn)
+        probe::start_pick();
+        let victim = policy.pick_victim().map(Frame::from_pfn);
+        probe::end_pick();
+        victim
     };
     probe::release_deferred(); // spaces whose exit the probe saw (`reclaim/probe.rs`)
     victim
+}
+
+/// Picks the policy's next victim and tracks it again at once: what a reclaim pass
+/// would pick now, changing nothing but the policy's hand. Only for tests.
+#[doc(hidden)]
+pub fn pick_and_keep_for_test() -> Option<Frame> {
+    let victim = pick_victim()?;
+    track(victim);
+    Some(victim)
 }
 
 /// Evicts policy victims, up to [`SWAP_CLUSTER`] at a time, until `nr_wanted`

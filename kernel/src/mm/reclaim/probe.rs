@@ -10,6 +10,19 @@
 //! ... while holding ReclaimPolicy lock"). Such a space is parked instead and
 //! dropped by [`release_deferred`], which the policy lock's holder calls after
 //! letting go of it.
+//!
+//! A space another CPU holds locked is *busy*: its pages count as referenced, as
+//! Linux's `folio_referenced` keeps a folio whose rmap lock it could not try-lock.
+//! But that CPU may be the one waiting for the policy lock (a fault maps and tracks
+//! its page under both: space, then policy), and a clock whose ring is mostly that
+//! space's pages would go round twice, every page busy, before it gives up, while
+//! the other CPU spins: `swapstress` with `--smp 2` wrote 180 pages a second
+//! against 5300 on one CPU. So a pick has a budget of busy answers
+//! ([`BUSY_PER_PICK`]); past it a busy page counts as not referenced, and the hand
+//! takes it (its eviction locks the space after the policy lock is let go, as
+//! every eviction does), as Linux bounds a scan by the pages it isolates.
+
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use mm_core::reclaim::PageProbe;
 
@@ -47,14 +60,55 @@ pub fn set_after_candidates_fn_for_test(after_candidates_fn: Option<CandidatesFn
     *AFTER_CANDIDATES_FN.lock() = after_candidates_fn;
 }
 
+/// Busy answers one pick may give as "referenced" (see the module docs).
+pub const BUSY_PER_PICK: u32 = 32;
+
+/// Busy answers left in this pick as "referenced"; `u32::MAX` outside a pick
+/// (aging, policy switches: no budget). Changed only under the policy lock.
+static BUSY_BUDGET: AtomicU32 = AtomicU32::new(u32::MAX);
+
+/// Spaces the probe found busy since boot (each candidate it could not try-lock).
+static NR_BUSY: AtomicU64 = AtomicU64::new(0);
+
+/// Gives the pick about to run, under the policy lock, its budget of busy answers.
+pub(super) fn start_pick() {
+    BUSY_BUDGET.store(BUSY_PER_PICK, Ordering::Relaxed);
+}
+
+/// Ends the pick's budget (still under the policy lock).
+pub(super) fn end_pick() {
+    BUSY_BUDGET.store(u32::MAX, Ordering::Relaxed);
+}
+
+/// Returns how many times the probe found a space busy since boot.
+pub fn nr_busy() -> u64 {
+    NR_BUSY.load(Ordering::Relaxed)
+}
+
+/// What a busy space's page counts as for "referenced?": true while the pick's
+/// budget lasts.
+fn busy_is_referenced() -> bool {
+    NR_BUSY.fetch_add(1, Ordering::Relaxed);
+    let budget = BUSY_BUDGET.load(Ordering::Relaxed);
+    if budget == u32::MAX {
+        return true;
+    }
+    BUSY_BUDGET.store(budget.saturating_sub(1), Ordering::Relaxed);
+    budget > 0
+}
+
 /// The hardware bits of a frame, read and cleared through the reverse map.
 pub struct RmapProbe;
 
 impl RmapProbe {
     /// Calls `pte_fn` on each PTE mapping the frame `pfn`; returns true if any call
     /// did. A space of the frame's family that cannot be locked right now counts as
-    /// "true" (in use).
-    fn any_pte(pfn: u64, mut pte_fn: impl FnMut(&mut crate::mm::addr_space::AddressSpace, Page, Pte) -> bool) -> bool {
+    /// `busy()` says.
+    fn any_pte(
+        pfn: u64,
+        busy: fn() -> bool,
+        mut pte_fn: impl FnMut(&mut crate::mm::addr_space::AddressSpace, Page, Pte) -> bool,
+    ) -> bool {
         let frame = Frame::from_pfn(pfn);
         let mut any = false;
         let candidates = rmap::candidates(frame);
@@ -65,7 +119,7 @@ impl RmapProbe {
         for candidate in candidates {
             {
                 let Some(mut space) = candidate.space.try_lock() else {
-                    any = true;
+                    any |= busy();
                     park_if_last(candidate.space);
                     continue;
                 };
@@ -96,12 +150,12 @@ fn sampled_reference(pfn: u64, is_clearing: bool) -> bool {
 
 impl PageProbe for RmapProbe {
     fn is_referenced(&mut self, pfn: u64) -> bool {
-        sampled_reference(pfn, false) || Self::any_pte(pfn, |_, _, pte| pte.flags().contains(PteFlags::ACCESSED))
+        sampled_reference(pfn, false) || Self::any_pte(pfn, busy_is_referenced, |_, _, pte| pte.flags().contains(PteFlags::ACCESSED))
     }
 
     fn test_and_clear_referenced(&mut self, pfn: u64) -> bool {
         let was_sampled = sampled_reference(pfn, true);
-        was_sampled | Self::any_pte(pfn, |space, page, mut pte| {
+        was_sampled | Self::any_pte(pfn, busy_is_referenced, |space, page, mut pte| {
             if !pte.flags().contains(PteFlags::ACCESSED) {
                 return false;
             }
@@ -126,6 +180,6 @@ impl PageProbe for RmapProbe {
         if !flags.contains(FrameFlags::SWAP_CACHE) || flags.contains(FrameFlags::DIRTY) {
             return true;
         }
-        Self::any_pte(pfn, |_, _, pte| pte.flags().contains(PteFlags::DIRTY))
+        Self::any_pte(pfn, || true, |_, _, pte| pte.flags().contains(PteFlags::DIRTY)) // busy: dirty
     }
 }
