@@ -386,12 +386,21 @@ fn n_processes_running_one_program_share_its_text_frames() {
     const USER_EXEC: u64 = (1 << 2) | (1 << 4);
     let inode = path::resolve(&fs::root(), "/bin/hello").expect("/bin/hello");
     let cache = inode.page_cache().expect("ext2 files have a page cache");
-    let mut bytes = alloc::vec![0u8; inode.stat().size as usize];
-    assert_eq!(inode.read_at(0, &mut bytes), Ok(bytes.len()));
+    // What execve reads: the headers (one page), not the file.
+    let size = inode.stat().size;
+    let mut head = alloc::vec![0u8; size.min(proc::execve::EXEC_HEAD_BYTES) as usize];
+    assert_eq!(inode.read_at(0, &mut head), Ok(head.len()));
+    let exe = mm_core::elf::parse_headers(&head, size).expect("the headers");
+    assert!(proc::exec::can_map(&exe), "hello's segments map the page cache");
+    let mut read_at = |offset, buf: &mut [u8]| {
+        assert_eq!(inode.read_at(offset, buf), Ok(buf.len()));
+        Ok(())
+    };
     let free_before = frame::nr_free_frames();
     let mut spaces = alloc::vec::Vec::new();
     for _ in 0..N {
-        let (space, _) = proc::exec::load_mapped(&bytes, &cache, Arc::new(inode.clone()), &["hello"], &[]).expect("load");
+        let (space, _) =
+            proc::exec::load_mapped(&exe, &mut read_at, &cache, Arc::new(inode.clone()), &["hello"], &[]).expect("load");
         spaces.push(space);
     }
     // Every process fetches every page of its text, as running it would.

@@ -21,6 +21,10 @@ use kernel::mm::reclaim::{self, PolicyKind};
 use kernel::mm::vmstat::{self, SwapEvent};
 use kernel::mm::{PAGE_SIZE, check, frame, heap, swap};
 use kernel::proc::{self, task::WaitStatus};
+
+#[path = "common/only_this_cpu.rs"]
+mod only_this_cpu;
+use only_this_cpu::OnlyThisCpuIdles;
 use kernel::sync::WaitQueue;
 use kernel::mm::addr_space::{AddressSpace, MapRequest, VmProt};
 use kernel::mm::fault::{self, FaultOutcome};
@@ -336,6 +340,10 @@ fn vms_holds_a_process_to_its_resident_limit_and_rescues_its_pages_without_io() 
     // Above thrash's hot quarter (1536 pages), a third of its 6144: a FIFO this size
     // still pushes hot pages out, and they come back from the lists.
     const LIMIT: u64 = 2048;
+    // One CPU's view: the walk below holds thrash's space lock, and a trim on
+    // another CPU that finds it held leaves its page mapped on the clean list (a
+    // `Busy` unmap, evicted as usual later): 2102 mapped with `--smp 2`.
+    let _only_this_cpu = OnlyThisCpuIdles::new();
     reclaim::set_policy(PolicyKind::Vms);
     assert!(!resident_limit::set_default_limit(resident_limit::MIN_LIMIT - 1), "below the minimum: refused");
     assert!(resident_limit::set_default_limit(LIMIT));

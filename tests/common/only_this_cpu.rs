@@ -43,7 +43,7 @@ impl OnlyThisCpuIdles {
         let nr_cpus = smp::nr_online();
         KEEP_BUSY.store(true, Ordering::SeqCst);
         for cpu in (0..nr_cpus).filter(|&c| c != this_cpu) {
-            proc::task::spawn_daemon_on("zero_pool/spin", spin_while_busy, cpu).expect("spawn a spinning thread");
+            proc::task::spawn_daemon_on("only_this_cpu/spin", spin_while_busy, cpu).expect("spawn a spinning thread");
         }
         while NR_SPINNING.load(Ordering::SeqCst) < nr_cpus - 1 {
             proc::sched::yield_now();

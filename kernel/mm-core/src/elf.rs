@@ -380,7 +380,7 @@ fn parse_header(bytes: &[u8]) -> Result<Header, ElfError> {
 }
 
 /// Reads and checks program header `index` (at `offset`), which has type `PT_LOAD`.
-fn parse_load_segment(bytes: &[u8], offset: u64, index: u16) -> Result<LoadSegment, ElfError> {
+fn parse_load_segment(bytes: &[u8], file_size: u64, offset: u64, index: u16) -> Result<LoadSegment, ElfError> {
     let e = ElfError::HeadersOutOfFile; // the table was checked to be inside the file
     let segment = LoadSegment {
         flags: SegmentFlags::from_bits_truncate(read_u32(bytes, offset + 0x04, e)?),
@@ -391,7 +391,7 @@ fn parse_load_segment(bytes: &[u8], offset: u64, index: u16) -> Result<LoadSegme
         align: read_u64(bytes, offset + 0x30, e)?,
     };
     let file_end = segment.file_offset.checked_add(segment.filesz);
-    if file_end.is_none_or(|end| end > bytes.len() as u64) {
+    if file_end.is_none_or(|end| end > file_size) {
         return Err(ElfError::SegmentOutOfFile { index });
     }
     if segment.filesz > segment.memsz {
@@ -416,6 +416,17 @@ fn parse_load_segment(bytes: &[u8], offset: u64, index: u16) -> Result<LoadSegme
 /// (`PT_GNU_STACK`, `PT_GNU_RELRO`, `PT_PHDR`, notes, ...) are ignored, except
 /// `PT_INTERP`, which means the file needs a dynamic linker.
 pub fn parse(bytes: &[u8]) -> Result<Executable<'_>, ElfError> {
+    parse_headers(bytes, bytes.len() as u64)
+}
+
+/// Parses an executable from its first bytes, `head`, when the whole file is
+/// `file_size` bytes long: the ELF header and the program headers must be in
+/// `head`; the segments are checked against `file_size`. What `execve` reads
+/// when the segments are mapped from the page cache: one page, not the file
+/// (a whole file in one kernel buffer is a high-order allocation that memory
+/// pressure may refuse). [`Executable::file_bytes`] sees `head` only.
+pub fn parse_headers(head: &[u8], file_size: u64) -> Result<Executable<'_>, ElfError> {
+    let bytes = head;
     let header = parse_header(bytes)?;
     let mut exe = Executable {
         file: bytes,
@@ -432,7 +443,7 @@ pub fn parse(bytes: &[u8]) -> Result<Executable<'_>, ElfError> {
             PT_LOAD => {}
             _ => continue,
         }
-        let segment = parse_load_segment(bytes, offset, index)?;
+        let segment = parse_load_segment(bytes, file_size, offset, index)?;
         if segment.memsz == 0 {
             continue;
         }

@@ -106,9 +106,21 @@ pub fn load_file(bytes: &[u8], argv: &[&str], envp: &[&str]) -> Result<(SpaceRef
     finish(space_ref, &exe, argv, envp)
 }
 
+/// Reads file bytes at an offset into a buffer, filling it whole.
+pub type FileReader<'a> = dyn FnMut(u64, &mut [u8]) -> Result<(), SpawnError> + 'a;
+
+/// Returns true if every segment of `exe` can map the page cache: its file offset
+/// agrees with its address on a page boundary (else [`load_file`] copies it).
+pub fn can_map(exe: &elf::Executable<'_>) -> bool {
+    exe.segments().iter().all(|s| (segment_file_bytes(s).0 as u64).is_multiple_of(PAGE_SIZE))
+}
+
 /// Builds the address space of an executable from its file through the file's
-/// page cache (execve of a file on ext2): `bytes` is the whole file (for the
-/// headers), `cache` its page cache and `owner` what keeps the file open.
+/// page cache (execve of a file on ext2): `exe` was parsed from the file's headers
+/// (checked against its size), `cache` is its page cache, `owner` what keeps the
+/// file open, and `read_at(offset, buf)` reads file bytes (the one partial page a
+/// segment may share with its `.bss`). Every segment must be mappable
+/// ([`can_map`]).
 ///
 /// ```text
 ///  segment [vaddr, vaddr + memsz), file bytes [offset, offset + filesz)
@@ -120,19 +132,15 @@ pub fn load_file(bytes: &[u8], argv: &[&str], envp: &[&str]) -> Result<(SpaceRef
 ///                                      zero (the bytes past filesz must read 0)
 ///   the rest of .bss ................ anonymous (zero on first touch)
 /// ```
-/// A segment whose file offset is not page-aligned with its address cannot be
-/// mapped: the file is then loaded by copying ([`load_file`]).
 pub fn load_mapped(
-    bytes: &[u8],
+    exe: &elf::Executable<'_>,
+    read_at: &mut FileReader<'_>,
     cache: &Arc<PageCache>,
     owner: FileOwner,
     argv: &[&str],
     envp: &[&str],
 ) -> Result<(SpaceRef, TrapFrame), SpawnError> {
-    let exe = elf::parse(bytes).map_err(SpawnError::BadExecutable)?;
-    if exe.segments().iter().any(|s| !(segment_file_bytes(s).0 as u64).is_multiple_of(PAGE_SIZE)) {
-        return load_file(bytes, argv, envp);
-    }
+    debug_assert!(can_map(exe), "load_mapped: a segment cannot be mapped");
     let space_ref = AddressSpace::new().map_err(|_| SpawnError::OutOfMemory)?;
     let space_id = space_ref.lock().id();
     file_rmap::add(cache, owner, space_id, &space_ref);
@@ -140,10 +148,6 @@ pub fn load_mapped(
     for (index, segment) in exe.segments().iter().enumerate() {
         let (start, end) = segment.page_range();
         let (file_start, file_end) = segment_file_bytes(segment);
-        let out_of_file = SpawnError::BadExecutable(elf::ElfError::SegmentOutOfFile { index: index as u16 });
-        if file_end > bytes.len() {
-            return Err(out_of_file);
-        }
         let overlap = |_| SpawnError::BadExecutable(elf::ElfError::Overlap { index: index as u16 });
         let prot = segment.flags.prot();
         let file_bytes_end = segment.vaddr + segment.filesz;
@@ -163,15 +167,19 @@ pub fn load_mapped(
             space_ref.lock().insert_vma(vma).map_err(overlap)?;
             if mapped_end < file_bytes_end {
                 // The page shared by the last file bytes and .bss: a private copy.
-                let partial = &bytes[file_start + (mapped_end - start) as usize..file_end];
-                super::vm_rw::write_remote(&space_ref, mapped_end, partial).map_err(|_| SpawnError::OutOfMemory)?;
+                let partial_start = file_start + (mapped_end - start) as usize;
+                let mut partial = Vec::new();
+                partial.try_reserve_exact(file_end - partial_start).map_err(|_| SpawnError::OutOfMemory)?;
+                partial.resize(file_end - partial_start, 0);
+                read_at(partial_start as u64, &mut partial)?;
+                super::vm_rw::write_remote(&space_ref, mapped_end, &partial).map_err(|_| SpawnError::OutOfMemory)?;
             }
             space_ref.lock().mprotect(mapped_end, end - mapped_end, prot).map_err(|_| SpawnError::OutOfMemory)?;
         }
         image_end = image_end.max(end);
     }
     space_ref.lock().set_brk_start(VirtAddr::new(image_end));
-    finish(space_ref, &exe, argv, envp)
+    finish(space_ref, exe, argv, envp)
 }
 
 /// The file bytes of a segment's pages: from its first page boundary to its last

@@ -4,7 +4,8 @@
 //!  execve(path, argv, envp)
 //!   1. copy in: the path, then argv and envp (arrays of string pointers ending in
 //!      NULL; a NULL array is empty) -- EFAULT for a bad pointer, E2BIG past 128 KiB
-//!   2. find the file (ENOENT, ENOTDIR; EACCES for a directory), read it whole
+//!   2. find the file (ENOENT, ENOTDIR; EACCES for a directory), read its headers
+//!      (a page; the whole file where it has no page cache)
 //!   3. build the new address space from it (exec::load_mapped: the segments map
 //!      the file's page cache; exec::load_file copies them where the file system
 //!      has no page cache): ENOEXEC if it is not a static x86-64 ELF executable,
@@ -18,10 +19,12 @@
 //!      trap frame is replaced so that the syscall "returns" to the new entry point
 //! ```
 //!
-//! The file is still read whole here, for its headers; its pages are then mapped
-//! from the page cache lazily (`exec::load_mapped`): the text of a program run by
-//! ten processes is one set of page-cache frames, the data segment is copied on
-//! its first write. Open files stay open
+//! Where the file has a page cache, exec reads only its first page, for the
+//! headers ([`EXEC_HEAD_BYTES`]); its pages are then mapped from the page cache
+//! lazily (`exec::load_mapped`): the text of a program run by ten processes is one
+//! set of page-cache frames, the data segment is copied on its first write. A file
+//! without one (or with a segment that cannot be mapped) is read whole and copied.
+//! Open files stay open
 //! (there is no `O_CLOEXEC` yet); the cwd stays.
 
 use alloc::string::String;
@@ -30,6 +33,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 
 use abi::Errno;
+use mm_core::elf;
 
 use super::exec;
 use super::path_syscall::user_path;
@@ -46,6 +50,12 @@ pub const MAX_ARG_BYTES: usize = 128 * 1024;
 pub const MAX_ARG_STRINGS: usize = 4096;
 /// The largest executable file exec reads (a bigger one is refused with ENOMEM).
 pub const MAX_EXEC_FILE_BYTES: u64 = 64 << 20;
+/// What exec reads first: the ELF header and the program headers (Linux reads 256
+/// bytes, `BINPRM_BUF_SIZE`, then the program headers). Where the segments map the
+/// page cache, nothing more is read into the kernel: reading a 45 KiB program whole
+/// took a 64 KiB contiguous block, and with a memory hog on the other CPU the
+/// buddy allocator had none ("sh: trace: ENOMEM" in the walkthrough, `--smp 2`).
+pub const EXEC_HEAD_BYTES: u64 = 4096;
 
 /// execve(2). On success the syscall returns into the new program: `frame` is
 /// replaced by its first frame (and the dispatcher's return value, 0, lands in
@@ -56,22 +66,32 @@ pub fn sys_execve(frame: &mut TrapFrame, path_addr: u64, argv_addr: u64, envp_ad
     let mut nr_strings = 0;
     let argv = user_strings(argv_addr, &mut budget, &mut nr_strings)?;
     let envp = user_strings(envp_addr, &mut budget, &mut nr_strings)?;
-    let (bytes, inode) = read_executable(&path)?;
+    let (inode, size) = find_executable(&path)?;
     let argv_refs: Vec<&str> = argv.iter().map(String::as_str).collect();
     let envp_refs: Vec<&str> = envp.iter().map(String::as_str).collect();
     // On a file system with a page cache the segments map the file (text shared
-    // by every process running it); otherwise they are copied in.
-    let loaded = match inode.page_cache() {
-        Some(cache) => exec::load_mapped(&bytes, &cache, Arc::new(inode), &argv_refs, &envp_refs),
-        None => exec::load_file(&bytes, &argv_refs, &envp_refs),
+    // by every process running it), and exec reads only the headers (a page);
+    // otherwise the whole file is read and copied in.
+    let head = read_file(&inode, size.min(EXEC_HEAD_BYTES))?;
+    let mappable = inode.page_cache().and_then(|cache| match elf::parse_headers(&head, size) {
+        Ok(exe) if exec::can_map(&exe) => Some((cache, exe)),
+        _ => None,
+    });
+    let loaded = match mappable {
+        Some((cache, exe)) => {
+            let mut read_at = |offset, buf: &mut [u8]| read_exact_at(&inode, offset, buf).map_err(|_| SpawnError::ReadFailed);
+            exec::load_mapped(&exe, &mut read_at, &cache, Arc::new(inode.clone()), &argv_refs, &envp_refs)
+        }
+        None => exec::load_file(&read_file(&inode, size)?, &argv_refs, &envp_refs),
     };
     let (space, new_frame) = loaded.map_err(|e| match e {
         SpawnError::BadExecutable(_) | SpawnError::NoSuchProgram => Errno::ENOEXEC,
         SpawnError::OutOfMemory => Errno::ENOMEM,
         SpawnError::ArgumentsTooLong => Errno::E2BIG,
+        SpawnError::ReadFailed => Errno::EIO,
         SpawnError::NoSuchCpu => Errno::EINVAL, // not from exec: kernel threads only
     })?;
-    drop(bytes);
+    drop(head);
     // The point of no return: from here on the old program is gone.
     end_other_threads();
     let name = path.rsplit('/').next().filter(|n| !n.is_empty()).unwrap_or(&path);
@@ -106,8 +126,8 @@ fn end_other_threads() {
     }
 }
 
-/// Reads the file at `path` (from the cwd) whole, for exec; returns it and its inode.
-fn read_executable(path: &str) -> Result<(Vec<u8>, InodeRef), Errno> {
+/// Finds the executable at `path` (from the cwd); returns its inode and size.
+fn find_executable(path: &str) -> Result<(InodeRef, u64), Errno> {
     let cwd = task::with_files(|files| Ok(files.cwd.clone()))?;
     let inode = path::resolve(&cwd, path)?;
     drop(cwd);
@@ -118,9 +138,14 @@ fn read_executable(path: &str) -> Result<(Vec<u8>, InodeRef), Errno> {
     if size > MAX_EXEC_FILE_BYTES {
         return Err(Errno::ENOMEM);
     }
+    Ok((inode, size))
+}
+
+/// Reads the first `len` bytes of `inode` (fewer if the file shrank meanwhile).
+fn read_file(inode: &InodeRef, len: u64) -> Result<Vec<u8>, Errno> {
     let mut bytes = Vec::new();
-    bytes.try_reserve_exact(size as usize).map_err(|_| Errno::ENOMEM)?;
-    bytes.resize(size as usize, 0);
+    bytes.try_reserve_exact(len as usize).map_err(|_| Errno::ENOMEM)?;
+    bytes.resize(len as usize, 0);
     let mut done = 0;
     while done < bytes.len() {
         match inode.read_at(done as u64, &mut bytes[done..])? {
@@ -129,7 +154,19 @@ fn read_executable(path: &str) -> Result<(Vec<u8>, InodeRef), Errno> {
         }
     }
     bytes.truncate(done);
-    Ok((bytes, inode))
+    Ok(bytes)
+}
+
+/// Fills `buf` from `inode` at `offset`; EIO if the file ends first.
+fn read_exact_at(inode: &InodeRef, offset: u64, buf: &mut [u8]) -> Result<(), Errno> {
+    let mut done = 0;
+    while done < buf.len() {
+        match inode.read_at(offset + done as u64, &mut buf[done..])? {
+            0 => return Err(Errno::EIO),
+            n => done += n,
+        }
+    }
+    Ok(())
 }
 
 /// Copies in the NULL-terminated array of string pointers at `addr` (a NULL

@@ -411,6 +411,8 @@ pub enum SpawnError {
     ArgumentsTooLong,
     /// A kernel thread bound to a CPU that is not online.
     NoSuchCpu,
+    /// The executable's file could not be read (Linux: `EIO`).
+    ReadFailed,
 }
 
 /// Builds the kernel stack of a new task so that its first switch-in "returns" to

@@ -373,3 +373,28 @@ fn program_headers_are_found_in_the_segment_that_loads_them() {
     let image = build(MINIMAL_ENTRY, &phdrs, MINIMAL_LEN);
     assert_eq!(parse(&image).expect("short first segment").phdr_vaddr(), None);
 }
+
+#[test]
+fn the_headers_alone_parse_like_the_whole_file_and_segments_are_checked_against_its_size() {
+    // A file whose segments end far past its first page: the head holds the ELF
+    // header and the program headers only.
+    let phdrs = vec![
+        load(PF_R, 0, 0x40_0000, 0x1000, 0x1000),
+        load(PF_R | PF_X, 0x1000, 0x40_1000, 0x3000, 0x3000),
+        load(PF_R | PF_W, 0x4000, 0x40_4000, 0x10, 0x2000),
+    ];
+    let image = build(0x40_1000, &phdrs, 0x4010);
+    let whole = parse(&image).expect("the whole file");
+    let head = &image[..0x200];
+    let exe = parse_headers(head, image.len() as u64).expect("the headers and the file's size");
+    assert_eq!(exe.segments(), whole.segments());
+    assert_eq!(exe.entry(), whole.entry());
+    assert_eq!(exe.file_bytes(&exe.segments()[1]), &[] as &[u8], "past the head: nothing");
+    // The same head, for a file one byte too short for the last segment.
+    assert_eq!(
+        parse_headers(head, image.len() as u64 - 1).map(|e| e.entry()),
+        Err(ElfError::SegmentOutOfFile { index: 2 })
+    );
+    // Program headers past the head: refused, not read past it.
+    assert_eq!(parse_headers(&image[..0x80], image.len() as u64).map(|e| e.entry()), Err(ElfError::HeadersOutOfFile));
+}
