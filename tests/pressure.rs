@@ -45,10 +45,6 @@ use kernel::mm::{Frame, Order, PAGE_SIZE, check, cow, fault, heap, reclaim, slab
 use kernel::proc::{self, task::WaitStatus};
 use kernel::testing::USER_WRITE;
 
-#[path = "common/only_this_cpu.rs"]
-mod only_this_cpu;
-use only_this_cpu::OnlyThisCpuIdles;
-
 kernel::runner_args!(b"--memory 40M --timeout 240");
 
 kernel::test_kernel!();
@@ -222,9 +218,6 @@ fn sixteen_children_sort_a_shared_buffer_while_swapping() {
 
 #[test_case]
 fn syscalls_needing_heap_after_every_frame_and_the_pool_are_gone() {
-    // Taking every free frame is exact on one CPU only: heapsqueeze (and kswapd)
-    // on another CPU free frames meanwhile (6 left free with `--smp 2`).
-    let _only_this_cpu = OnlyThisCpuIdles::new();
     heap::shrink();
     let free_before = frame::nr_free_frames();
     let pid = proc::spawn("heapsqueeze").expect("spawn");
