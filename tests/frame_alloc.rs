@@ -13,6 +13,10 @@ use alloc::vec::Vec;
 use kernel::mm::frame::{self, AllocError, FrameState, FreeError, MAX_ORDER, OwnedFrames};
 use kernel::mm::{Frame, Order, frame_ptr, pcp, zero_pool};
 
+#[path = "common/only_this_cpu.rs"]
+mod only_this_cpu;
+use only_this_cpu::OnlyThisCpuIdles;
+
 kernel::test_kernel!();
 
 #[test_case]
@@ -256,6 +260,9 @@ fn freeing_a_mapped_user_frame_is_refused_with_its_state() {
     // Issue #10: the buddy allocator checks map and reference counts on free, as
     // Linux's bad_page does; the mapped page must survive the attempt.
     use kernel::mm::addr_space::{AddressSpace, MapRequest, VmProt};
+    // The free count must not move: no other CPU allocating or zeroing meanwhile
+    // (with `--smp 2` it moved by one).
+    let _only_this_cpu = OnlyThisCpuIdles::new();
     let space = AddressSpace::new().expect("space");
     let addr = space.lock().mmap(0, 4096, VmProt::READ_WRITE, MapRequest::default()).expect("mmap");
     kernel::mm::fault::handle_page_fault(&mut space.lock(), addr, 0b110).expect("write fault");
