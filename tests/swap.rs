@@ -322,6 +322,39 @@ fn a_read_that_finds_the_slot_already_cached_frees_its_own_frame() {
     assert_consistent();
 }
 
+/// Set by the next test's hook when reclaim could lock a frame being read into.
+static LOCKED_DURING_READ: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Locks `frame` as reclaim would with a frame number it read before (the cleaner,
+/// an eviction on another CPU), and lets it go at once.
+fn lock_as_reclaim_would(frame: Frame) {
+    if let Some(page) = frame::LockedPage::lock_resident(frame) {
+        LOCKED_DURING_READ.store(true, core::sync::atomic::Ordering::Relaxed);
+        drop(page);
+    }
+}
+
+/// Issue #13: a frame a swap-in had just allocated was found by reclaim once it was
+/// in the swap cache and locked before the swap-in locked it for its read
+/// (`swap_ramdisk` with `--smp 2`: "read_into_cache: a fresh frame is already
+/// locked"). A frame under a read must be locked before anyone can find it.
+#[test_case]
+fn a_frame_being_read_into_is_locked_before_reclaim_can_find_it() {
+    let (space, start) = filled_space(1);
+    swap::evict(frame_at(&space, start)).expect("evict");
+    let entry = pte_at(&space, start).as_swap().expect("in swap");
+    LOCKED_DURING_READ.store(false, core::sync::atomic::Ordering::Relaxed);
+    swap::swapin::set_after_publish_fn_for_test(Some(lock_as_reclaim_would));
+    let result = swap::read_into_cache(entry);
+    swap::swapin::set_after_publish_fn_for_test(None);
+    assert_eq!(result, Ok(()));
+    assert!(!LOCKED_DURING_READ.load(core::sync::atomic::Ordering::Relaxed), "reclaim locked a frame the read had not");
+    let cached = swap::lookup(entry).expect("cached");
+    assert_eq!(contents(cached), pattern(0));
+    assert_eq!(fault_in(&space, start, USER_READ), FaultOutcome::SwapCacheHit);
+    assert_consistent();
+}
+
 /// The page the eviction hook of the next test unmaps: its space and address.
 static OWNER_OF_VICTIM: kernel::sync::IrqMutex<Option<(SpaceRef, VirtAddr)>> = kernel::sync::IrqMutex::new(None);
 

@@ -87,6 +87,19 @@ pub fn do_swap_fault(
 /// ([`set_after_alloc_fn_for_test`]).
 static AFTER_ALLOC_FN: IrqMutex<Option<fn(SwapEntry)>> = IrqMutex::new(None);
 
+/// What [`read_into_cache`] calls with each frame it reads into, once the frame is
+/// in the swap cache (findable by reclaim): `None` in a running system. Only for
+/// tests (`tests/swap.rs`), which look at the frame from there as reclaim on another
+/// CPU may, holding a frame number read before ([`set_after_publish_fn_for_test`]).
+static AFTER_PUBLISH_FN: IrqMutex<Option<fn(Frame)>> = IrqMutex::new(None);
+
+/// Sets (or, with `None`, clears) the hook [`AFTER_PUBLISH_FN`] describes. Called
+/// with the swap lock held: the hook may take only the frame lock.
+#[doc(hidden)]
+pub fn set_after_publish_fn_for_test(after_publish_fn: Option<fn(Frame)>) {
+    *AFTER_PUBLISH_FN.lock() = after_publish_fn;
+}
+
 /// Makes every [`read_into_cache`] call `after_alloc_fn` with its entry right after
 /// allocating the frame to read into (`None`: stop). Only for tests (`tests/swap.rs`).
 #[doc(hidden)]
@@ -217,12 +230,24 @@ pub fn read_into_cache(entry: SwapEntry) -> Result<(), SwapInError> {
 
 /// Puts `frame`, a fresh frame, in the cache for `slot` (which is in use), LOCKED
 /// for the read to come; returns its I/O handle.
+///
+/// Locked *before* it joins the cache: from then on reclaim can find it (the
+/// cleaner and evictions lock frames whose numbers they read earlier, and
+/// `LockedPage::lock_resident` accepts a swap-cache frame), and one that locked it
+/// first would have had this read's page in its hands ("a fresh frame is already
+/// locked", `swap_ramdisk` with `--smp 2`). Until it is in the cache it has no place,
+/// and `lock_resident` refuses it.
 fn cache_for_read(state: &mut SwapState, slot: u32, frame: Frame) -> LockedPage {
     if let Err(e) = state.map.dup(mm_core::swap_map::SwapSlot::from_index(slot)) {
         panic!("read_into_cache: slot {slot} is not in use: {e:?}");
     }
+    let page = LockedPage::lock(frame).expect("read_into_cache: a fresh frame is already locked");
     state.cache_insert(slot, frame); // the allocation's reference is the cache's
-    LockedPage::lock(frame).expect("read_into_cache: a fresh frame is already locked")
+    let after_publish_fn = *AFTER_PUBLISH_FN.lock();
+    if let Some(after_publish_fn) = after_publish_fn {
+        after_publish_fn(frame);
+    }
+    page
 }
 
 /// Returns the bytes of a page being read.
