@@ -19,6 +19,10 @@ use kernel::mm::vmstat::{self, SwapEvent};
 use kernel::mm::{check, frame, heap, swap};
 use kernel::proc::{self, sched, task::WaitStatus};
 
+#[path = "common/stable_count.rs"]
+mod stable_count;
+use stable_count::stable_count;
+
 kernel::runner_args!(b"--memory 40M --timeout 280");
 
 kernel::test_kernel!();
@@ -39,26 +43,15 @@ fn run(name: &str) -> WaitStatus {
     status
 }
 
-/// Free frames after shrinking the heap, once two reads a tick apart agree (at
-/// most 2 s): with several CPUs an idle one fills the pre-zeroed pool and the swap
-/// wiper runs meanwhile, and a count taken then is off by a few frames ("frames
-/// leaked" in about half the runs with `--smp 2`, as `tests/fuzz.rs` found).
+/// Free frames after shrinking the heap, once other CPUs are done moving frames
+/// and the swap wiper is done ("frames leaked" in about half the runs with
+/// `--smp 2` before).
 fn stable_free_frames() -> u64 {
-    let deadline = kernel::arch::timer::ticks() + 2 * kernel::arch::timer::TICK_HZ;
-    heap::shrink();
-    let mut last = frame::nr_free_frames();
-    loop {
-        let next_tick = kernel::arch::timer::ticks() + 1;
-        while kernel::arch::timer::ticks() < next_tick {
-            sched::yield_now();
-        }
+    let read = || {
         heap::shrink();
-        let now = frame::nr_free_frames();
-        if (now == last && swap::nr_slots_to_wipe() == 0) || kernel::arch::timer::ticks() >= deadline {
-            return now;
-        }
-        last = now;
-    }
+        frame::nr_free_frames()
+    };
+    stable_count(read, || swap::nr_slots_to_wipe() == 0)
 }
 
 #[test_case]

@@ -15,6 +15,10 @@
 
 use kernel::mm::{check, frame, heap, reclaim};
 use kernel::println;
+
+#[path = "common/stable_count.rs"]
+mod stable_count;
+use stable_count::stable_count;
 use kernel::proc::{self, sched, task::WaitStatus};
 
 // The runner's timeout is a backstop, not the hang detector: under a load average
@@ -33,27 +37,6 @@ fn free_and_heap_frames() -> u64 {
     kernel::mm::page_cache::drop_clean_pages_everywhere();
     heap::shrink();
     frame::nr_free_frames() + heap::nr_frames()
-}
-
-/// [`free_and_heap_frames`] once two reads a tick apart agree (at most 2 s): with
-/// several CPUs an idle one fills the pre-zeroed pool meanwhile, and a count taken
-/// while it fills read 4 frames more than the same memory settled (`--smp 2`, the
-/// pressure test alone: "12851 after, 12855 before" in 4 of 4 runs; exact with the
-/// pool full).
-fn stable_free_and_heap_frames() -> u64 {
-    let deadline = kernel::arch::timer::ticks() + 2 * kernel::arch::timer::TICK_HZ;
-    let mut last = free_and_heap_frames();
-    loop {
-        let next_tick = kernel::arch::timer::ticks() + 1;
-        while kernel::arch::timer::ticks() < next_tick {
-            sched::yield_now();
-        }
-        let now = free_and_heap_frames();
-        if now == last || kernel::arch::timer::ticks() >= deadline {
-            return now;
-        }
-        last = now;
-    }
 }
 
 /// Waits until kswapd is out of its pass and the free + heap frames are back at
@@ -77,7 +60,9 @@ fn settled_free_and_heap_frames(want: u64) -> u64 {
 /// kernel's books balance and that every frame came back.
 fn run_fuzz(args: &str) -> WaitStatus {
     kernel::proc::hangcheck::set_fatal(true);
-    let before = stable_free_and_heap_frames();
+    // Read once other CPUs are done moving frames (an idle one filling the
+    // pre-zeroed pool read 4 frames high with `--smp 2`).
+    let before = stable_count(free_and_heap_frames, || true);
     let pid = proc::spawn_with_args("fuzz", args).expect("spawn fuzz");
     let (reaped, status) = proc::wait(Some(pid)).expect("no child to wait for");
     assert_eq!(reaped, pid);
