@@ -56,7 +56,8 @@ impl core::fmt::Debug for DeviceIrq {
 }
 
 impl DeviceIrq {
-    const fn new() -> Self {
+    /// Returns a slot with no device attached yet (tests use one for its wait queue).
+    pub const fn new() -> Self {
         Self {
             transport: spin::Once::new(),
             line: AtomicU8::new(0),
@@ -78,12 +79,21 @@ impl DeviceIrq {
     /// Sleeps until `has_used()` (the device returned a chain) or the TSC passes
     /// `deadline_tsc`; returns true in the first case.
     ///
-    /// The sleep ends at the timer tick after the deadline at the latest, even if
-    /// the interrupt never comes; call it only when [`can_sleep`] says so.
+    /// The sleep ends within a timer tick after the deadline, even if the interrupt
+    /// never comes; call it only when [`can_sleep`] says so. The ticks are 10 ms
+    /// apart and when the last one came is not known, so each sleep is to the tick
+    /// that comes at most one tick after the deadline. That tick may come before it
+    /// (the deadline lay early in its tick): then it sleeps again, to the next.
+    /// (Sleeping one tick longer to be safe made a 5 ms deadline end at 10-20 ms,
+    /// in a race with a 20 ms request; see `tests/interrupts.rs`.)
     pub fn sleep_until_used(&self, mut has_used: impl FnMut() -> bool, deadline_tsc: u64) -> bool {
-        let remaining_ms = deadline_tsc.saturating_sub(timer::rdtsc()) / timer::tsc_per_ms();
-        let deadline_tick = timer::ticks() + remaining_ms * timer::TICK_HZ / 1000 + 2;
-        self.used.wait_until_deadline(|| has_used() || timer::rdtsc() >= deadline_tsc, deadline_tick)
+        loop {
+            let remaining_ms = deadline_tsc.saturating_sub(timer::rdtsc()) / timer::tsc_per_ms();
+            let deadline_tick = timer::ticks() + remaining_ms * timer::TICK_HZ / 1000 + 1;
+            if self.used.wait_until_deadline(|| has_used() || timer::rdtsc() >= deadline_tsc, deadline_tick) {
+                return has_used();
+            }
+        }
     }
 }
 
