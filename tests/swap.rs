@@ -355,6 +355,41 @@ fn a_frame_being_read_into_is_locked_before_reclaim_can_find_it() {
     assert_consistent();
 }
 
+/// Armed by the next test: its hook drops the frame once, then lets faults be.
+static DROP_BEFORE_MAP: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Drops `frame` from the swap cache, and so frees it, as reclaim on another CPU
+/// may between a swap fault's lookup and its mapping (once: the hook of the next test).
+fn drop_from_the_cache(frame: Frame) {
+    if DROP_BEFORE_MAP.swap(false, core::sync::atomic::Ordering::Relaxed) {
+        assert_eq!(swap::evict(frame), Ok(Evicted::Clean), "the hook could not drop the page");
+    }
+}
+
+/// Issue #13: a swap fault's lookup takes no reference to the frame it finds in
+/// the swap cache. Reclaim on another CPU dropped the frame from the cache and
+/// freed it (another process then had it) before the fault mapped it, and the
+/// fault mapped a frame that was not its page (`fuzz` with `--smp 2`:
+/// "FrameDesc::remove_mapping: unmapped at A, mapped 1 times at B"). The fault
+/// must see that the page left the cache, and read its slot again.
+#[test_case]
+fn a_swap_cache_page_dropped_between_a_faults_lookup_and_its_mapping_is_read_again() {
+    let (space, start) = filled_space(1);
+    swap::evict(frame_at(&space, start)).expect("evict");
+    let entry = pte_at(&space, start).as_swap().expect("in swap");
+    swap::read_into_cache(entry).expect("read");
+    let reads = disk_reads();
+    DROP_BEFORE_MAP.store(true, core::sync::atomic::Ordering::Relaxed);
+    swap::swapin::set_before_map_fn_for_test(Some(drop_from_the_cache));
+    let outcome = fault::fault_in(&space, start, USER_READ);
+    swap::swapin::set_before_map_fn_for_test(None);
+    assert!(!DROP_BEFORE_MAP.load(core::sync::atomic::Ordering::Relaxed), "the hook did not run");
+    assert_eq!(outcome, Ok(FaultOutcome::SwapIn), "the fault mapped the frame it had looked up");
+    assert!(disk_reads() > reads, "the slot was not read again");
+    assert_eq!(contents(frame_at(&space, start)), pattern(0));
+    assert_consistent();
+}
+
 /// The page the eviction hook of the next test unmaps: its space and address.
 static OWNER_OF_VICTIM: kernel::sync::IrqMutex<Option<(SpaceRef, VirtAddr)>> = kernel::sync::IrqMutex::new(None);
 

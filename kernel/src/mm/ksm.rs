@@ -370,21 +370,20 @@ fn merge_into_stable(space: &mut AddressSpace, page: Page, checksum: u64) -> boo
 /// `rmap::map` for every frame, because a frame mapped at a second place becomes
 /// a merged page here (see the module docs).
 pub fn map_place(frame: Frame, at: FamilyPage) {
-    map_place_if(frame, at, true);
+    map_place_if(frame, at, |_| true);
 }
 
-/// [`map_place`] unless `frame` is LOCKED for I/O, checked in the same hold of the
-/// frame lock that adds the mapping; returns false (nothing done) if it is.
-pub fn map_place_unless_locked(frame: Frame, at: FamilyPage) -> bool {
-    map_place_if(frame, at, false)
+/// [`map_place`] if `is_mappable` says yes to `frame`'s descriptor, asked in the
+/// same hold of the frame lock that adds the mapping; returns false (nothing done)
+/// if it says no. A swap fault maps so (`rmap::map_if_still_cached`).
+pub fn map_place_if_mappable(frame: Frame, at: FamilyPage, is_mappable: impl FnOnce(&frame::FrameDesc) -> bool) -> bool {
+    map_place_if(frame, at, is_mappable)
 }
 
-/// The body of [`map_place`]: `may_be_locked` false refuses a LOCKED frame.
-fn map_place_if(frame: Frame, at: FamilyPage, may_be_locked: bool) -> bool {
+/// The body of [`map_place`]: adds the mapping only if `is_mappable(desc)`.
+fn map_place_if(frame: Frame, at: FamilyPage, is_mappable: impl FnOnce(&frame::FrameDesc) -> bool) -> bool {
     let mut stable = STABLE.lock();
-    let added = frame::with_desc(frame, |d| {
-        (may_be_locked || !d.has_flags(FrameFlags::LOCKED)).then(|| d.add_mapping_or_merge(at))
-    });
+    let added = frame::with_desc(frame, |d| is_mappable(d).then(|| d.add_mapping_or_merge(at)));
     let Some(added) = added else { return false };
     match added {
         MappingAdded::AtItsPlace => {}

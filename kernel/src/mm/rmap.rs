@@ -145,13 +145,19 @@ pub fn map(frame: Frame, at: FamilyPage) {
     super::ksm::map_place(frame, at);
 }
 
-/// [`map`] unless `frame` is LOCKED for I/O (checked under the frame lock, with the
-/// mapping added in the same hold); returns false, with nothing done, if it is.
-/// A swap fault maps a swap-cache page so: on several CPUs an eviction or page
-/// buffering may lock it after the fault's lookup, and then hands its bytes to the
-/// disk only if nothing maps it.
-pub fn map_unless_locked(frame: Frame, at: FamilyPage) -> bool {
-    super::ksm::map_place_unless_locked(frame, at)
+/// [`map`] if `frame` is still the swap cache's page for `slot` and not LOCKED for
+/// I/O, both checked under the frame lock in the hold that adds the mapping;
+/// returns false, with nothing done, otherwise. A swap fault maps a swap-cache page
+/// so: its lookup holds no reference, and on several CPUs an eviction or page
+/// buffering may lock the frame after it, or reclaim may drop it from the cache,
+/// free it and hand it to another process (whose page this fault would then map:
+/// `fuzz` with `--smp 2`, "FrameDesc::remove_mapping: unmapped at A, mapped 1 times
+/// at B"). While the frame is in the cache for `slot`, the cache's reference keeps
+/// it allocated, and it leaves the cache only under the frame lock.
+pub fn map_if_still_cached(frame: Frame, slot: u32, at: FamilyPage) -> bool {
+    super::ksm::map_place_if_mappable(frame, at, |d| {
+        d.has_flags(FrameFlags::SWAP_CACHE) && d.private() == slot && !d.has_flags(FrameFlags::LOCKED)
+    })
 }
 
 /// Records one more mapping of each frame in `mappings`, as [`map`] does, taking

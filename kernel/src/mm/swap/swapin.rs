@@ -59,10 +59,15 @@ pub fn do_swap_fault(
     flags: PteFlags,
     was_read: bool,
 ) -> Result<FaultOutcome, FaultError> {
-    // The lookup found the frame unlocked, but on several CPUs an eviction or page
-    // buffering may have locked it since (issue #13): then wait, as for a page
-    // found locked.
-    if !rmap::map_unless_locked(frame, space.family_page(page)) {
+    let before_map_fn = *BEFORE_MAP_FN.lock();
+    if let Some(before_map_fn) = before_map_fn {
+        before_map_fn(frame);
+    }
+    // The lookup found the frame unlocked and in the cache, but on several CPUs an
+    // eviction or page buffering may have locked it since, or reclaim dropped it
+    // from the cache (issue #13): then wait and look again, as for a page found
+    // locked.
+    if !rmap::map_if_still_cached(frame, entry.slot() as u32, space.family_page(page)) {
         return Err(FaultError::PageLocked);
     }
     super::note_use(frame);
@@ -79,6 +84,18 @@ pub fn do_swap_fault(
         vmstat::count(SwapEvent::CacheHit);
         Ok(FaultOutcome::SwapCacheHit)
     }
+}
+
+/// What [`do_swap_fault`] calls with the frame its lookup found, just before it
+/// maps it: `None` in a running system. Tests set it to drop the frame from the
+/// cache there, as reclaim on another CPU may ([`set_before_map_fn_for_test`]).
+static BEFORE_MAP_FN: IrqMutex<Option<fn(Frame)>> = IrqMutex::new(None);
+
+/// Sets (or, with `None`, clears) the hook [`BEFORE_MAP_FN`] describes. The hook
+/// runs with the faulting space locked and no other lock held.
+#[doc(hidden)]
+pub fn set_before_map_fn_for_test(before_map_fn: Option<fn(Frame)>) {
+    *BEFORE_MAP_FN.lock() = before_map_fn;
 }
 
 /// What [`read_into_cache`] calls right after allocating its frame, before it
