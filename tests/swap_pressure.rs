@@ -57,6 +57,36 @@ fn the_clock_gives_a_referenced_page_a_second_chance() {
     check::check_consistency().expect("consistent");
 }
 
+/// With swap full, reclaim takes its frames straight from the swap cache, in slot
+/// order. It took pages in use too (their Accessed bits unread), and the `oom`
+/// image thrashed for minutes instead of reaching its OOM kill: kswapd kept memory
+/// free by dropping pages that came back at the next instruction. A cached page
+/// used since the last look now stays, once.
+#[test_case]
+fn with_swap_full_a_cached_page_in_use_gets_a_second_chance() {
+    let (space, start) = space_with_written_pages(2);
+    for i in 0..2 {
+        let addr = start + i * PAGE_SIZE;
+        let frame = space.lock().pte(addr).expect("no table").frame();
+        swap::evict(frame).expect("evict");
+        // Read back: in the swap cache (its slot kept) and mapped again.
+        kernel::mm::fault::fault_in(&space, addr, kernel::testing::USER_READ).expect("fault");
+    }
+    touch(&space, start); // page 0 used since it came back
+    let is_cached = |space: &SpaceRef, addr| {
+        let pte = space.lock().pte(addr).expect("no table");
+        pte.is_present() && frame::with_desc(pte.frame(), |d| d.has_flags(frame::FrameFlags::SWAP_CACHE))
+    };
+    assert!(is_cached(&space, start) && is_cached(&space, start + PAGE_SIZE));
+    reclaim::shrink_swap_cache_for_test(u64::MAX);
+    assert_eq!(swapped(&space, start, 2), [1], "page 0 was in use: only page 1 goes");
+    let pte = space.lock().pte(start).expect("no table");
+    assert!(!pte.flags().contains(PteFlags::ACCESSED), "the look cleared page 0's bit");
+    reclaim::shrink_swap_cache_for_test(u64::MAX);
+    assert_eq!(swapped(&space, start, 2), [0, 1], "unused since the last look: page 0 goes");
+    check::check_consistency().expect("consistent");
+}
+
 #[test_case]
 fn fifo_ignores_the_accessed_bit() {
     reclaim::set_policy(PolicyKind::Fifo);
