@@ -17,11 +17,12 @@ use kernel::mm::vmstat::{self, SwapEvent};
 use kernel::mm::{check, frame, heap, swap};
 use kernel::proc::{self, sched, task, task::WaitStatus};
 
-// Usually 10 s. About one run in ten takes minutes (seen: 64-235 s, and past 240):
-// with swap full, kswapd keeps free frames above `low` by dropping clean swap-cache
-// pages, so no allocation fails and the OOM killer is not called while the hog and
-// a worker fault each other's pages in and out (thousands of major faults a second,
-// RSS unchanged). An open bug (docs/09-oom.md); the time limit leaves room for it.
+// Usually 10 s. Before reclaim's swap-full path gave pages in use a second chance,
+// 5 runs in 16 took 64 s to over 240 s: with swap full, kswapd kept free frames
+// above `low` by dropping the processes' cached pages in slot order, so no
+// allocation failed and the OOM killer was not called while they thrashed. A
+// worker can still thrash on its own cold pages (seen: 50-100 s on a loaded host);
+// an open bug (docs/09-oom.md), and the time limit leaves room for it.
 kernel::runner_args!(b"--memory 64M --swap-size 32M --timeout 480");
 
 kernel::test_kernel!();
