@@ -55,6 +55,12 @@ impl core::fmt::Debug for DeviceIrq {
     }
 }
 
+impl Default for DeviceIrq {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl DeviceIrq {
     /// Returns a slot with no device attached yet (tests use one for its wait queue).
     pub const fn new() -> Self {
