@@ -78,6 +78,16 @@ fn fault_in(space: &SpaceRef, addr: VirtAddr, code: u64) -> FaultOutcome {
     fault::fault_in(space, addr, code).expect("fault")
 }
 
+/// A one-page space whose page was evicted and read back into the swap cache, not
+/// mapped yet: its space, address and swap entry.
+fn page_read_back_into_the_swap_cache() -> (SpaceRef, VirtAddr, swap::SwapEntry) {
+    let (space, start) = filled_space(1);
+    swap::evict(frame_at(&space, start)).expect("evict");
+    let entry = pte_at(&space, start).as_swap().expect("in swap");
+    swap::read_into_cache(entry).expect("read");
+    (space, start, entry)
+}
+
 fn disk_writes() -> u64 {
     virtio_blk::swap_disk().expect("no disk").lock().stats().nr_writes
 }
@@ -178,10 +188,7 @@ fn a_swapped_page_shared_by_fork_is_read_once_and_mapped_copy_on_write() {
 
 #[test_case]
 fn a_fault_on_a_page_under_io_waits_until_it_is_unlocked() {
-    let (space, start) = filled_space(1);
-    swap::evict(frame_at(&space, start)).expect("evict");
-    let entry = pte_at(&space, start).as_swap().expect("in swap");
-    swap::read_into_cache(entry).expect("read");
+    let (space, start, entry) = page_read_back_into_the_swap_cache();
     let cached = swap::lookup(entry).expect("in the swap cache");
     // What an in-flight read or write looks like to a faulting process.
     frame::with_desc(cached, |d| d.insert_flags(frame::FrameFlags::LOCKED));
@@ -201,10 +208,7 @@ fn a_fault_on_a_page_under_io_waits_until_it_is_unlocked() {
 /// The mapping step itself must refuse a LOCKED frame, and the fault retry.
 #[test_case]
 fn a_swap_fault_does_not_map_a_frame_locked_after_its_lookup() {
-    let (space, start) = filled_space(1);
-    swap::evict(frame_at(&space, start)).expect("evict");
-    let entry = pte_at(&space, start).as_swap().expect("in swap");
-    swap::read_into_cache(entry).expect("read");
+    let (space, start, entry) = page_read_back_into_the_swap_cache();
     let cached = swap::lookup(entry).expect("in the swap cache");
     // The fault's lookup found it unlocked; now the other CPU locks it.
     let locked = frame::LockedPage::lock_resident(cached).expect("lock the cached page");
@@ -374,10 +378,7 @@ fn drop_from_the_cache(frame: Frame) {
 /// must see that the page left the cache, and read its slot again.
 #[test_case]
 fn a_swap_cache_page_dropped_between_a_faults_lookup_and_its_mapping_is_read_again() {
-    let (space, start) = filled_space(1);
-    swap::evict(frame_at(&space, start)).expect("evict");
-    let entry = pte_at(&space, start).as_swap().expect("in swap");
-    swap::read_into_cache(entry).expect("read");
+    let (space, start, _) = page_read_back_into_the_swap_cache();
     let reads = disk_reads();
     DROP_BEFORE_MAP.store(true, core::sync::atomic::Ordering::Relaxed);
     swap::swapin::set_before_map_fn_for_test(Some(drop_from_the_cache));
