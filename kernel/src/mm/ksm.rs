@@ -376,12 +376,7 @@ pub fn map_place(frame: Frame, at: FamilyPage) {
 /// [`map_place`] if `is_mappable` says yes to `frame`'s descriptor, asked in the
 /// same hold of the frame lock that adds the mapping; returns false (nothing done)
 /// if it says no. A swap fault maps so (`rmap::map_if_still_cached`).
-pub fn map_place_if_mappable(frame: Frame, at: FamilyPage, is_mappable: impl FnOnce(&frame::FrameDesc) -> bool) -> bool {
-    map_place_if(frame, at, is_mappable)
-}
-
-/// The body of [`map_place`]: adds the mapping only if `is_mappable(desc)`.
-fn map_place_if(frame: Frame, at: FamilyPage, is_mappable: impl FnOnce(&frame::FrameDesc) -> bool) -> bool {
+pub fn map_place_if(frame: Frame, at: FamilyPage, is_mappable: impl FnOnce(&frame::FrameDesc) -> bool) -> bool {
     let mut stable = STABLE.lock();
     let added = frame::with_desc(frame, |d| is_mappable(d).then(|| d.add_mapping_or_merge(at)));
     let Some(added) = added else { return false };

@@ -155,7 +155,7 @@ pub fn map(frame: Frame, at: FamilyPage) {
 /// at B"). While the frame is in the cache for `slot`, the cache's reference keeps
 /// it allocated, and it leaves the cache only under the frame lock.
 pub fn map_if_still_cached(frame: Frame, slot: u32, at: FamilyPage) -> bool {
-    super::ksm::map_place_if_mappable(frame, at, |d| {
+    super::ksm::map_place_if(frame, at, |d| {
         d.has_flags(FrameFlags::SWAP_CACHE) && d.private() == slot && !d.has_flags(FrameFlags::LOCKED)
     })
 }
