@@ -764,13 +764,12 @@ fn evict_anonymous(victims: &[Frame], report: &mut ReclaimReport) {
 fn shrink_swap_cache(nr_wanted: u64, report: &mut ReclaimReport) {
     let mut batch = [Frame::from_pfn(0); SWAP_CLUSTER];
     let mut next_slot = 0;
-    loop {
+    'slots: loop {
         let (nr_found, after) = swap::cached_frames_from(next_slot, &mut batch);
         next_slot = after;
         for &frame in &batch[..nr_found] {
             if report.nr_freed() >= nr_wanted {
-                probe::release_deferred();
-                return;
+                break 'slots;
             }
             if frame::with_desc(frame, |d| d.has_flags(FrameFlags::LOCKED)) {
                 continue;
@@ -784,10 +783,10 @@ fn shrink_swap_cache(nr_wanted: u64, report: &mut ReclaimReport) {
             evict_victims(&[frame], report);
         }
         if nr_found < batch.len() {
-            probe::release_deferred();
-            return;
+            break;
         }
     }
+    probe::release_deferred(); // spaces the Accessed-bit reads saw exit
 }
 
 /// Runs the swap-full path of [`shrink`] (the swap cache, with its second chance)
