@@ -8,6 +8,7 @@
 //! | [`Mutex`] (`mutex`) | long holds (disk I/O, later inode locks): waiters sleep on a queue |
 //! | `kthread` | kernel threads: started through the scheduler's hooks |
 //! | `lock_stat` | how often each lock class was found held, and the time spent waiting |
+//! | `test_hook` | a point where a test runs its own code (another CPU's step, forced there) |
 //!
 //! An interrupt handler that takes a lock the interrupted code already holds would
 //! spin forever. [`IrqMutex`] prevents that the simple way: `lock()` saves the
@@ -37,6 +38,7 @@ pub mod kthread;
 pub mod lock_rank;
 pub mod lock_stat;
 pub mod mutex;
+pub mod test_hook;
 pub mod wait_queue;
 
 pub use completion::Completion;

@@ -46,6 +46,7 @@ use crate::mm::rmap;
 use crate::mm::vmstat::{self, SwapEvent};
 use crate::mm::{Frame, Page};
 use crate::sync::IrqMutex;
+use crate::sync::test_hook::TestHook;
 
 /// How an eviction ended well.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -202,24 +203,21 @@ fn drop_lazyfree(frame: Frame) -> bool {
 /// (step 2), with no lock held: `None` in a running system. Tests set it to run
 /// another path exactly there (on several CPUs the owner's `munmap` may land there:
 /// issue #13), see [`set_after_lock_fn_for_test`].
-static AFTER_LOCK_FN: IrqMutex<Option<fn(Frame)>> = IrqMutex::new(None);
+static AFTER_LOCK: TestHook<Frame> = TestHook::new();
 
 /// Makes every eviction call `after_lock_fn` with its victim right after locking
 /// it, before it has a slot (`None`: stop). Only for tests (`tests/swap.rs`), which
 /// use it to interleave an unmap with an eviction deterministically.
 #[doc(hidden)]
 pub fn set_after_lock_fn_for_test(after_lock_fn: Option<fn(Frame)>) {
-    *AFTER_LOCK_FN.lock() = after_lock_fn;
+    AFTER_LOCK.set(after_lock_fn);
 }
 
 /// Steps 1-3 for `frame`: lock it, give it a slot, turn its PTEs into swap entries.
 /// On failure everything is as it was.
 fn prepare(frame: Frame) -> Result<Prepared, EvictError> {
     let page = lock_page(frame)?;
-    let after_lock_fn = *AFTER_LOCK_FN.lock();
-    if let Some(after_lock_fn) = after_lock_fn {
-        after_lock_fn(frame);
-    }
+    AFTER_LOCK.call(frame);
     let Some(entry) = ensure_slot(frame) else {
         return Err(EvictError::SwapFull); // dropping `page` unlocks the frame
     };

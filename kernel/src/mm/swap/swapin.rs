@@ -42,7 +42,7 @@ use crate::mm::frame::{self, FrameFlags, FrameState, LockedPage, PageBytes};
 use crate::mm::paging::{Pte, PteFlags};
 use crate::mm::vmstat::{self, SwapEvent, SwapInPhase};
 use crate::mm::{Frame, Order, Page, rmap};
-use crate::sync::IrqMutex;
+use crate::sync::test_hook::TestHook;
 
 /// Maps `frame`, the swap cache's page for `entry`, at `page` with `flags` (as
 /// `mm_core::fault::decide` chose them: writable only for the page's one user),
@@ -59,10 +59,7 @@ pub fn do_swap_fault(
     flags: PteFlags,
     was_read: bool,
 ) -> Result<FaultOutcome, FaultError> {
-    let before_map_fn = *BEFORE_MAP_FN.lock();
-    if let Some(before_map_fn) = before_map_fn {
-        before_map_fn(frame);
-    }
+    BEFORE_MAP.call(frame);
     // The lookup found the frame unlocked and in the cache, but on several CPUs an
     // eviction or page buffering may have locked it since, or reclaim dropped it
     // from the cache (issue #13): then wait and look again, as for a page found
@@ -89,39 +86,39 @@ pub fn do_swap_fault(
 /// What [`do_swap_fault`] calls with the frame its lookup found, just before it
 /// maps it: `None` in a running system. Tests set it to drop the frame from the
 /// cache there, as reclaim on another CPU may ([`set_before_map_fn_for_test`]).
-static BEFORE_MAP_FN: IrqMutex<Option<fn(Frame)>> = IrqMutex::new(None);
+static BEFORE_MAP: TestHook<Frame> = TestHook::new();
 
-/// Sets (or, with `None`, clears) the hook [`BEFORE_MAP_FN`] describes. The hook
+/// Sets (or, with `None`, clears) the hook [`BEFORE_MAP`] describes. The hook
 /// runs with the faulting space locked and no other lock held.
 #[doc(hidden)]
 pub fn set_before_map_fn_for_test(before_map_fn: Option<fn(Frame)>) {
-    *BEFORE_MAP_FN.lock() = before_map_fn;
+    BEFORE_MAP.set(before_map_fn);
 }
 
 /// What [`read_into_cache`] calls right after allocating its frame, before it
 /// takes the swap lock, with no lock held: `None` in a running system. Tests set it
 /// to read the slot from there, as a fault on another CPU may
 /// ([`set_after_alloc_fn_for_test`]).
-static AFTER_ALLOC_FN: IrqMutex<Option<fn(SwapEntry)>> = IrqMutex::new(None);
+static AFTER_ALLOC: TestHook<SwapEntry> = TestHook::new();
 
 /// What [`read_into_cache`] calls with each frame it reads into, once the frame is
 /// in the swap cache (findable by reclaim): `None` in a running system. Only for
 /// tests (`tests/swap.rs`), which look at the frame from there as reclaim on another
 /// CPU may, holding a frame number read before ([`set_after_publish_fn_for_test`]).
-static AFTER_PUBLISH_FN: IrqMutex<Option<fn(Frame)>> = IrqMutex::new(None);
+static AFTER_PUBLISH: TestHook<Frame> = TestHook::new();
 
-/// Sets (or, with `None`, clears) the hook [`AFTER_PUBLISH_FN`] describes. Called
+/// Sets (or, with `None`, clears) the hook [`AFTER_PUBLISH`] describes. Called
 /// with the swap lock held: the hook may take only the frame lock.
 #[doc(hidden)]
 pub fn set_after_publish_fn_for_test(after_publish_fn: Option<fn(Frame)>) {
-    *AFTER_PUBLISH_FN.lock() = after_publish_fn;
+    AFTER_PUBLISH.set(after_publish_fn);
 }
 
 /// Makes every [`read_into_cache`] call `after_alloc_fn` with its entry right after
 /// allocating the frame to read into (`None`: stop). Only for tests (`tests/swap.rs`).
 #[doc(hidden)]
 pub fn set_after_alloc_fn_for_test(after_alloc_fn: Option<fn(SwapEntry)>) {
-    *AFTER_ALLOC_FN.lock() = after_alloc_fn;
+    AFTER_ALLOC.set(after_alloc_fn);
 }
 
 /// Why a slot could not be read into the swap cache.
@@ -152,10 +149,7 @@ pub fn read_into_cache(entry: SwapEntry) -> Result<(), SwapInError> {
         return Ok(());
     }
     let frame = frame::alloc(Order(0), FrameState::User).map_err(|_| SwapInError::NoMemory)?;
-    let after_alloc_fn = *AFTER_ALLOC_FN.lock();
-    if let Some(after_alloc_fn) = after_alloc_fn {
-        after_alloc_fn(entry);
-    }
+    AFTER_ALLOC.call(entry);
     let slot = entry.slot() as u32;
     // On the stack, not the heap: a fault runs when memory may be shortest.
     let mut frame_array = [frame; READAHEAD_MAX_PAGES as usize]; // [i] caches slot + i
@@ -260,10 +254,7 @@ fn cache_for_read(state: &mut SwapState, slot: u32, frame: Frame) -> LockedPage 
     }
     let page = LockedPage::lock(frame).expect("read_into_cache: a fresh frame is already locked");
     state.cache_insert(slot, frame); // the allocation's reference is the cache's
-    let after_publish_fn = *AFTER_PUBLISH_FN.lock();
-    if let Some(after_publish_fn) = after_publish_fn {
-        after_publish_fn(frame);
-    }
+    AFTER_PUBLISH.call(frame);
     page
 }
 
