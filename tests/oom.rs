@@ -17,6 +17,10 @@ use kernel::mm::vmstat::{self, SwapEvent};
 use kernel::mm::{check, frame, heap, swap};
 use kernel::proc::{self, sched, task, task::WaitStatus};
 
+#[path = "common/only_this_cpu.rs"]
+mod only_this_cpu;
+use only_this_cpu::OnlyThisCpuIdles;
+
 // Usually 10 s. Before reclaim's swap-full path gave pages in use a second chance,
 // 5 runs in 16 took 64 s to over 240 s: with swap full, kswapd kept free frames
 // above `low` by dropping the processes' cached pages in slot order, so no
@@ -45,6 +49,9 @@ fn oom_party() {
 
 #[test_case]
 fn oom_kills_the_largest_process_and_the_others_finish() {
+    // Counts exactly, as on one CPU: with `--smp 2` the two reads differed by 5
+    // frames once (the other CPU's tasks and background zeroing move frames).
+    let _only_this_cpu = OnlyThisCpuIdles::new();
     // The first run also grows the kernel's tables for good (fork families, swap
     // cache, task table nodes); the second must give back every frame it took.
     oom_party();
@@ -63,6 +70,7 @@ fn fork_that_cannot_fill_its_shared_mapping_fails_with_enomem() {
     // and swap are full then, an OOM kill at the process's next fault. Run twice:
     // the second run must give back every frame and slot.
     let ends_well = |status| matches!(status, WaitStatus::Exited(0) | WaitStatus::Killed(abi::SIGKILL));
+    let _only_this_cpu = OnlyThisCpuIdles::new(); // counts exactly, as above
     let first = run("forkenomem");
     assert!(ends_well(first), "forkenomem ended with {first:?}");
     heap::shrink();

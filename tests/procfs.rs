@@ -27,6 +27,10 @@ mod proc_files;
 
 use proc_files::{field, read, write};
 
+#[path = "common/only_this_cpu.rs"]
+mod only_this_cpu;
+use only_this_cpu::OnlyThisCpuIdles;
+
 /// Reads `path` until the kernel's view (`now_fn`) is the same before and after
 /// the read, and returns the text with that view (the read itself may allocate).
 fn read_steady<T: PartialEq + Copy>(path_text: &str, now_fn: impl Fn() -> T) -> (String, T) {
@@ -42,6 +46,9 @@ fn read_steady<T: PartialEq + Copy>(path_text: &str, now_fn: impl Fn() -> T) -> 
 
 #[test_case]
 fn meminfo_memfree_is_the_buddy_allocators_free_frames() {
+    // The file and the allocator are read one after the other: with `--smp 2` they
+    // differed by a frame once (the other CPU moves frames in between).
+    let _only_this_cpu = OnlyThisCpuIdles::new();
     let (text, (free, total)) = read_steady("/proc/meminfo", || {
         let info = frame::buddyinfo();
         (info.nr_free_frames, info.nr_managed_frames)
