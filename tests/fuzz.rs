@@ -63,8 +63,10 @@ fn run_fuzz(args: &str) -> WaitStatus {
     // Read once other CPUs are done moving frames (an idle one filling the
     // pre-zeroed pool read 4 frames high with `--smp 2`).
     let before = stable_count(free_and_heap_frames, || true);
+    let page_tables_before = frame::nr_frames_in_state(frame::FrameState::PageTable);
     let pid = proc::spawn_with_args("fuzz", args).expect("spawn fuzz");
     let (reaped, status) = proc::wait(Some(pid)).expect("no child to wait for");
+    println!("fuzz: page-table frames {page_tables_before} before, {} after the driver", frame::nr_frames_in_state(frame::FrameState::PageTable));
     assert_eq!(reaped, pid);
     // Children still running when the driver exits are the reaper's now: wait for them.
     proc::task::wait_all(60_000).unwrap_or_else(|n| panic!("fuzz {args}: {n} processes never exited"));
@@ -72,7 +74,11 @@ fn run_fuzz(args: &str) -> WaitStatus {
     let census = check::check_consistency().unwrap_or_else(|e| panic!("inconsistent after fuzz {args}: {e}"));
     assert_eq!(census.nr_frames, 0, "user frames left after fuzz {args}: {census:?}");
     assert_eq!(census.nr_slots_used, 0, "swap slots left after fuzz {args}: {census:?}");
-    assert_eq!(nr_frames_after, before, "fuzz {args} leaked frames");
+    let page_tables_after = frame::nr_frames_in_state(frame::FrameState::PageTable);
+    assert_eq!(
+        nr_frames_after, before,
+        "fuzz {args} leaked frames (page-table frames {page_tables_before} before, {page_tables_after} after)"
+    );
     status
 }
 
