@@ -56,6 +56,14 @@ fn settled_free_and_heap_frames(want: u64) -> u64 {
     }
 }
 
+/// The frames in each in-use state (Kernel, Slab, PageTable, User, Zeroed), one walk
+/// of the frame table each: where a frame missing from the free count went (with
+/// `--smp 2` the count ends one short now and then, every audit consistent).
+fn frames_by_state() -> [(frame::FrameState, u64); 5] {
+    use frame::FrameState::{Kernel, PageTable, Slab, User, Zeroed};
+    [Kernel, Slab, PageTable, User, Zeroed].map(|state| (state, frame::nr_frames_in_state(state)))
+}
+
 /// Runs `fuzz` with `args` to its end; returns how it ended, after checking that the
 /// kernel's books balance and that every frame came back.
 fn run_fuzz(args: &str) -> WaitStatus {
@@ -63,10 +71,10 @@ fn run_fuzz(args: &str) -> WaitStatus {
     // Read once other CPUs are done moving frames (an idle one filling the
     // pre-zeroed pool read 4 frames high with `--smp 2`).
     let before = stable_count(free_and_heap_frames, || true);
-    let page_tables_before = frame::nr_frames_in_state(frame::FrameState::PageTable);
+    let states_before = frames_by_state();
     let pid = proc::spawn_with_args("fuzz", args).expect("spawn fuzz");
     let (reaped, status) = proc::wait(Some(pid)).expect("no child to wait for");
-    println!("fuzz: page-table frames {page_tables_before} before, {} after the driver", frame::nr_frames_in_state(frame::FrameState::PageTable));
+    println!("fuzz: frames by state {states_before:?} before, {:?} after the driver", frames_by_state());
     assert_eq!(reaped, pid);
     // Children still running when the driver exits are the reaper's now: wait for them.
     proc::task::wait_all(60_000).unwrap_or_else(|n| panic!("fuzz {args}: {n} processes never exited"));
@@ -74,10 +82,10 @@ fn run_fuzz(args: &str) -> WaitStatus {
     let census = check::check_consistency().unwrap_or_else(|e| panic!("inconsistent after fuzz {args}: {e}"));
     assert_eq!(census.nr_frames, 0, "user frames left after fuzz {args}: {census:?}");
     assert_eq!(census.nr_slots_used, 0, "swap slots left after fuzz {args}: {census:?}");
-    let page_tables_after = frame::nr_frames_in_state(frame::FrameState::PageTable);
+    let states_after = frames_by_state();
     assert_eq!(
         nr_frames_after, before,
-        "fuzz {args} leaked frames (page-table frames {page_tables_before} before, {page_tables_after} after)"
+        "fuzz {args} leaked frames (frames by state {states_before:?} before, {states_after:?} after)"
     );
     status
 }
