@@ -13,6 +13,8 @@
 #![test_runner(kernel::testing::test_runner)]
 #![reexport_test_harness_main = "test_main"]
 
+extern crate alloc;
+
 use kernel::mm::{check, frame, heap, reclaim};
 use kernel::println;
 
@@ -64,6 +66,27 @@ fn frames_by_state() -> [(frame::FrameState, u64); 5] {
     [Kernel, Slab, PageTable, User, Zeroed].map(|state| (state, frame::nr_frames_in_state(state)))
 }
 
+/// Where every frame is, for a short count's message: each state by a walk of the
+/// frame table (listed frames apart), next to the counters `free_and_heap_frames`
+/// adds up (the buddy allocator's free count, the per-CPU lists, the pre-zeroed
+/// pool, the heap's slabs and large blocks, the heap's emergency pool).
+fn ledger() -> alloc::string::String {
+    use frame::FrameState::{Free, Kernel, PageTable, Reserved, Slab, User, Zeroed};
+    let states = [Free, Reserved, Kernel, Slab, PageTable, User, Zeroed].map(|state| (state, frame::nr_frames_in_state(state)));
+    let walked: u64 = states.iter().map(|&(_, n)| n).sum();
+    alloc::format!(
+        "states {states:?} + listed {} = {}; counters: buddy free {}, listed {}, pooled (zeroed + being zeroed) {}, heap {} (large {:?}), heap pool {:?}",
+        kernel::mm::pcp::nr_listed(),
+        walked + kernel::mm::pcp::nr_listed(),
+        frame::nr_free_buddy_frames(),
+        kernel::mm::pcp::nr_listed(),
+        kernel::mm::zero_pool::nr_pooled(),
+        heap::nr_frames(),
+        heap::large_alloc_stats(),
+        heap::pool_stats(),
+    )
+}
+
 /// Runs `fuzz` with `args` to its end; returns how it ended, after checking that the
 /// kernel's books balance and that every frame came back.
 fn run_fuzz(args: &str) -> WaitStatus {
@@ -72,6 +95,7 @@ fn run_fuzz(args: &str) -> WaitStatus {
     // pre-zeroed pool read 4 frames high with `--smp 2`).
     let before = stable_count(free_and_heap_frames, || true);
     let states_before = frames_by_state();
+    let ledger_before = ledger();
     let pid = proc::spawn_with_args("fuzz", args).expect("spawn fuzz");
     let (reaped, status) = proc::wait(Some(pid)).expect("no child to wait for");
     println!("fuzz: frames by state {states_before:?} before, {:?} after the driver", frames_by_state());
@@ -83,6 +107,17 @@ fn run_fuzz(args: &str) -> WaitStatus {
     assert_eq!(census.nr_frames, 0, "user frames left after fuzz {args}: {census:?}");
     assert_eq!(census.nr_slots_used, 0, "swap slots left after fuzz {args}: {census:?}");
     let states_after = frames_by_state();
+    if nr_frames_after != before {
+        // Say where the frames are now, and again after 10 s: a count that comes back
+        // was in motion, one that does not is a leak.
+        println!("fuzz: short count {nr_frames_after} for {before}; ledger before the driver: {ledger_before}");
+        println!("fuzz: ledger now: {}", ledger());
+        let deadline = kernel::arch::timer::ticks() + 10 * kernel::arch::timer::TICK_HZ;
+        while kernel::arch::timer::ticks() < deadline {
+            sched::yield_now();
+        }
+        println!("fuzz: 10 s later: {} free + heap frames; ledger: {}", free_and_heap_frames(), ledger());
+    }
     assert_eq!(
         nr_frames_after, before,
         "fuzz {args} leaked frames (frames by state {states_before:?} before, {states_after:?} after)"
