@@ -15,6 +15,7 @@
 //! | [`BufferedFifo`] | the same with true page buffering: listed pages unmapped, a fault rescues | yes |
 //! | [`LruApprox`] | aging: an 8-bit history of the Accessed bit per page | yes |
 //! | [`Lru`] | exact least recently used; needs to see every access | simulation only |
+//! | [`Lirs`] | LIRS: pages by inter-reference recency; loops stay mostly resident | simulation only |
 //! | [`Opt`] | Belady's optimum: evict the page used furthest in the future | simulation only |
 //!
 //! A policy never reads page tables itself. It names pages by a `u64` key (the
@@ -36,6 +37,7 @@ mod active_inactive;
 pub(crate) mod buffered_fifo;
 mod clock;
 mod fifo;
+mod lirs;
 mod lru;
 mod lru_approx;
 mod opt;
@@ -52,6 +54,7 @@ pub use active_inactive::{ACTIVE_PER_INACTIVE, ActiveInactive};
 pub use buffered_fifo::BufferedFifo;
 pub use clock::{Clock, DIRTY_LOOKAHEAD};
 pub use fifo::Fifo;
+pub use lirs::{HIR_SHARE, Lirs};
 pub use lru::Lru;
 pub use lru_approx::LruApprox;
 pub use opt::Opt;
@@ -307,3 +310,5 @@ mod tests;
 mod model_tests;
 #[cfg(test)]
 mod buffered_fifo_tests;
+#[cfg(test)]
+mod lirs_tests;
