@@ -15,6 +15,7 @@
 //! | [`BufferedFifo`] | the same with true page buffering: listed pages unmapped, a fault rescues | yes |
 //! | [`LruApprox`] | aging: an 8-bit history of the Accessed bit per page | yes |
 //! | [`Lru`] | exact least recently used; needs to see every access | simulation only |
+//! | [`ClockPro`] | CLOCK-Pro: LIRS on a clock with Accessed bits; hot, cold and ghost pages | simulation only (ghosts) |
 //! | [`Lirs`] | LIRS: pages by inter-reference recency; loops stay mostly resident | simulation only |
 //! | [`Opt`] | Belady's optimum: evict the page used furthest in the future | simulation only |
 //!
@@ -36,6 +37,7 @@
 mod active_inactive;
 pub(crate) mod buffered_fifo;
 mod clock;
+mod clock_pro;
 mod fifo;
 mod lirs;
 mod lru;
@@ -53,6 +55,7 @@ pub mod trace;
 pub use active_inactive::{ACTIVE_PER_INACTIVE, ActiveInactive};
 pub use buffered_fifo::BufferedFifo;
 pub use clock::{Clock, DIRTY_LOOKAHEAD};
+pub use clock_pro::ClockPro;
 pub use fifo::Fifo;
 pub use lirs::{HIR_SHARE, Lirs};
 pub use lru::Lru;
@@ -312,3 +315,5 @@ mod model_tests;
 mod buffered_fifo_tests;
 #[cfg(test)]
 mod lirs_tests;
+#[cfg(test)]
+mod clock_pro_tests;
