@@ -19,7 +19,8 @@
 //! - Belady's classic string `1,2,3,4,1,2,5,1,2,3,4,5`: FIFO faults *more* with 4
 //!   frames than with 3 (Belady's anomaly); LRU and OPT never do.
 //! - A loop over 10 pages, 20 times: every LRU-like policy faults on every reference
-//!   until the whole loop fits, then only on the first pass; OPT degrades gently.
+//!   until the whole loop fits, then only on the first pass; OPT degrades gently,
+//!   and so do LIRS and (from 6 frames) CLOCK-Pro, which keep part of the loop.
 //! - A hot set of 4 pages (written often) mixed with a cold scan over 60 pages:
 //!   shows how many dirty pages each policy writes back (`faults/writebacks`).
 //!

@@ -15,6 +15,8 @@
 //! | [`BufferedFifo`] | the same with true page buffering: listed pages unmapped, a fault rescues | yes |
 //! | [`LruApprox`] | aging: an 8-bit history of the Accessed bit per page | yes |
 //! | [`Lru`] | exact least recently used; needs to see every access | simulation only |
+//! | [`ClockPro`] | CLOCK-Pro: LIRS on a clock with Accessed bits; hot, cold and ghost pages | simulation only (ghosts) |
+//! | [`Lirs`] | LIRS: pages by inter-reference recency; loops stay mostly resident | simulation only |
 //! | [`Opt`] | Belady's optimum: evict the page used furthest in the future | simulation only |
 //!
 //! A policy never reads page tables itself. It names pages by a `u64` key (the
@@ -35,7 +37,9 @@
 mod active_inactive;
 pub(crate) mod buffered_fifo;
 mod clock;
+mod clock_pro;
 mod fifo;
+mod lirs;
 mod lru;
 mod lru_approx;
 mod opt;
@@ -51,7 +55,9 @@ pub mod trace;
 pub use active_inactive::{ACTIVE_PER_INACTIVE, ActiveInactive};
 pub use buffered_fifo::BufferedFifo;
 pub use clock::{Clock, DIRTY_LOOKAHEAD};
+pub use clock_pro::ClockPro;
 pub use fifo::Fifo;
+pub use lirs::{HIR_SHARE, Lirs};
 pub use lru::Lru;
 pub use lru_approx::LruApprox;
 pub use opt::Opt;
@@ -307,3 +313,7 @@ mod tests;
 mod model_tests;
 #[cfg(test)]
 mod buffered_fifo_tests;
+#[cfg(test)]
+mod lirs_tests;
+#[cfg(test)]
+mod clock_pro_tests;

@@ -37,6 +37,8 @@ fn online_policies() -> Vec<Box<dyn ReplacementPolicy>> {
         Box::new(ActiveInactive::new()),
         Box::new(TwoQueue::new()),
         Box::new(SegmentedFifo::new()),
+        Box::new(Lirs::new()),
+        Box::new(ClockPro::new()),
     ]
 }
 
@@ -431,8 +433,8 @@ fn upcoming_victims_name_each_tracked_page_at_most_once() {
 fn only_fifo_and_random_evict_used_pages_regardless() {
     for policy in online_policies() {
         let expected = !matches!(policy.name(), "fifo" | "random" | "lru");
-        if policy.name() == "lru" {
-            continue; // exact LRU is simulation only: it sees every access itself
+        if matches!(policy.name(), "lru" | "lirs") {
+            continue; // exact LRU and LIRS are simulation only: they see every access
         }
         assert_eq!(policy.spares_referenced_pages(), expected, "{}", policy.name());
     }

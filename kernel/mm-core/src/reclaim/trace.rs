@@ -14,7 +14,7 @@ use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
-use super::{ActiveInactive, BufferedFifo, Clock, Fifo, Lru, LruApprox, Opt, PageRef, Random, ReplacementPolicy, SegmentedFifo, TwoHandClock, TwoQueue, simulate};
+use super::{ActiveInactive, BufferedFifo, Clock, ClockPro, Fifo, Lirs, Lru, LruApprox, Opt, PageRef, Random, ReplacementPolicy, SegmentedFifo, TwoHandClock, TwoQueue, simulate};
 
 /// The line that opens a trace inside a longer log.
 pub const TRACE_BEGIN: &str = "@@trace begin";
@@ -79,6 +79,8 @@ pub fn all_policies(refs: &[PageRef]) -> Vec<Box<dyn ReplacementPolicy>> {
         Box::new(BufferedFifo::new()),
         Box::new(LruApprox::new()),
         Box::new(Lru::new()),
+        Box::new(Lirs::new()),
+        Box::new(ClockPro::new()),
         Box::new(Opt::new(refs)),
     ]
 }
@@ -147,7 +149,7 @@ mod tests {
         // frames than with 3 there, and the rest does not undo it.
         let fifo = anomalies(&table, 0);
         assert!(fifo.iter().any(|&(frames, _, _)| frames == 4), "FIFO's anomaly at 4 frames: {fifo:?}");
-        let lru_column = table[0].faults.len() - 2;
+        let lru_column = table[0].faults.len() - 4;
         assert!(anomalies(&table, lru_column).is_empty(), "LRU is a stack algorithm");
     }
 }
