@@ -26,8 +26,20 @@
 //! Here S and Q are ordered maps keyed by a logical time stamp, and the number of
 //! frames is not given: a page faulted in becomes LIR while the LIR pages are fewer
 //! than the resident ones less their HIR share (memory still filling), HIR after.
-//! The paper also bounds the ghosts in S; these are bounded only by the pages the
-//! string uses (the simulator's), and S is emptied with the last resident page.
+//! S is emptied with the last resident page.
+//!
+//! **The ghosts are bounded**: at most as many as the most pages ever resident at
+//! once (the memory size m, once memory has filled). Pruning alone does not bound
+//! them: S reaches down to the oldest LIR page, and under weak locality (a LIR page
+//! not used for a long time) every page used since is in S, a ghost once evicted,
+//! so S grows with the distinct pages the string uses. The LIRS paper leaves the
+//! number of non-resident entries to the implementation; m is the bound its
+//! authors' follow-up gives, CLOCK-Pro (Jiang, Chen and Zhang, USENIX 2005, and
+//! [`super::ClockPro`] here): at most m non-resident cold pages, so LIRS keeps
+//! names for at most 2m pages. (Caffeine's simulator allows 2m ghosts, citing the
+//! authors' reference code; m was chosen to match CLOCK-Pro, not by tuning.) When
+//! a new ghost would make one too many, the ghost deepest in S (the largest
+//! recency, the next to be pruned anyway) is forgotten.
 
 use alloc::collections::BTreeMap;
 
@@ -64,6 +76,10 @@ pub struct Lirs {
     entries: BTreeMap<u64, Entry>,
     /// Stack S: stamp -> page, the bottom (oldest) first.
     stack: BTreeMap<u64, u64>,
+    /// The ghosts, by their stamp in S: stamp -> page, the deepest first.
+    ghosts: BTreeMap<u64, u64>,
+    /// The most pages resident at once so far: the ghosts' bound.
+    nr_resident_max: usize,
     /// Queue Q: stamp -> page, the oldest (next victim) first.
     queue: BTreeMap<u64, u64>,
     nr_lir: usize,
@@ -78,8 +94,12 @@ impl Lirs {
 
     /// Returns (LIR pages, resident HIR pages, ghosts in S).
     pub fn set_sizes(&self) -> (usize, usize, usize) {
-        let nr_ghosts = self.entries.values().filter(|e| e.status == Status::Ghost).count();
-        (self.nr_lir, self.queue.len(), nr_ghosts)
+        (self.nr_lir, self.queue.len(), self.ghosts.len())
+    }
+
+    /// Returns the most ghosts kept: the most pages resident at once so far.
+    pub fn ghost_limit(&self) -> usize {
+        self.nr_resident_max
     }
 
     /// Returns true if `page` is a LIR page.
@@ -137,9 +157,26 @@ impl Lirs {
             self.stack.remove(&stamp);
             entry.in_stack = None;
             if entry.status == Status::Ghost {
+                self.ghosts.remove(&stamp);
                 self.entries.remove(&page);
             }
         }
+    }
+
+    /// Makes `page`, evicted from Q's head and in S, a ghost; while there are more
+    /// ghosts than [`Lirs::ghost_limit`], forgets the deepest in S. S's bottom is a
+    /// LIR page, so no ghost is at the bottom, but S is pruned as after any removal.
+    fn make_ghost(&mut self, page: u64) {
+        let entry = self.entries.get_mut(&page).expect("lirs: make_ghost of an unknown page");
+        let stamp = entry.in_stack.expect("lirs: a ghost must be in S");
+        entry.status = Status::Ghost;
+        self.ghosts.insert(stamp, page);
+        while self.ghosts.len() > self.ghost_limit() {
+            let Some((stamp, page)) = self.ghosts.pop_first() else { break };
+            self.stack.remove(&stamp);
+            self.entries.remove(&page);
+        }
+        self.prune();
     }
 
     /// Demotes S's bottom LIR page to Q's tail, then prunes; false if S is empty.
@@ -163,18 +200,35 @@ impl Lirs {
     /// `page`, a HIR page (resident or ghost) found in S, is used: it becomes LIR.
     fn promote(&mut self, page: u64) {
         self.out_of_queue(page);
-        self.entries.get_mut(&page).expect("lirs: promoting an unknown page").status = Status::Lir;
+        let entry = self.entries.get_mut(&page).expect("lirs: promoting an unknown page");
+        if entry.status == Status::Ghost
+            && let Some(stamp) = entry.in_stack
+        {
+            self.ghosts.remove(&stamp);
+        }
+        entry.status = Status::Lir;
         self.nr_lir += 1;
         self.move_to_stack_top(page);
         self.demote_excess();
     }
 
     /// Checks that the counts agree, S's bottom is LIR, Q holds exactly the
-    /// resident HIR pages and S every LIR page and ghost.
+    /// resident HIR pages, S every LIR page and ghost, and the ghosts are within
+    /// their bound.
     pub fn check_invariants(&self) -> Result<(), &'static str> {
         let nr_lir = self.entries.values().filter(|e| e.status == Status::Lir).count();
         if nr_lir != self.nr_lir {
             return Err("nr_lir is off");
+        }
+        let nr_ghosts = self.entries.values().filter(|e| e.status == Status::Ghost).count();
+        if nr_ghosts != self.ghosts.len() {
+            return Err("the ghost index is off");
+        }
+        if self.ghosts.len() > self.ghost_limit() {
+            return Err("more ghosts than their bound");
+        }
+        if self.nr_tracked() > self.nr_resident_max {
+            return Err("more resident pages than the most seen");
         }
         if let Some((_, page)) = self.stack.first_key_value()
             && self.entries[page].status != Status::Lir
@@ -189,6 +243,9 @@ impl Lirs {
             }
             if entry.status != Status::ResidentHir && !in_s {
                 return Err("a LIR page or ghost is not in S");
+            }
+            if entry.status == Status::Ghost && entry.in_stack.is_none_or(|s| self.ghosts.get(&s) != Some(page)) {
+                return Err("a ghost missing from the ghost index");
             }
             if entry.in_stack.is_some() != in_s || entry.in_queue.is_some() != in_q {
                 return Err("a stamp names no place");
@@ -230,6 +287,7 @@ impl ReplacementPolicy for Lirs {
                 self.prune();
             }
         }
+        self.nr_resident_max = self.nr_resident_max.max(self.nr_tracked());
     }
     fn on_access(&mut self, page: u64) {
         let Some(entry) = self.entries.get(&page).copied() else { return };
@@ -265,8 +323,9 @@ impl ReplacementPolicy for Lirs {
         self.entries.remove(&page);
         self.prune();
     }
-    /// Q's oldest page; it stays in S as a ghost if it is there. With Q empty,
-    /// S's bottom LIR page is demoted first.
+    /// Q's oldest page; it stays in S as a ghost if it is there (and the deepest
+    /// ghost is forgotten if that makes one too many). With Q empty, S's bottom LIR
+    /// page is demoted first.
     fn pick_victim(&mut self, _probe: &mut dyn PageProbe) -> Option<u64> {
         if self.queue.is_empty() {
             self.demote_bottom();
@@ -275,13 +334,14 @@ impl ReplacementPolicy for Lirs {
         let entry = self.entries.get_mut(&page).expect("lirs: a page in Q without an entry");
         entry.in_queue = None;
         if entry.in_stack.is_some() {
-            entry.status = Status::Ghost;
+            self.make_ghost(page);
         } else {
             self.entries.remove(&page);
         }
         if self.nr_tracked() == 0 {
             self.entries.clear();
             self.stack.clear();
+            self.ghosts.clear();
         }
         Some(page)
     }

@@ -1,5 +1,6 @@
-//! Tests of [`Lirs`]: loops and a ghost promotion worked out by hand, and random
-//! strings against a reference model that keeps S and Q in plain `Vec`s.
+//! Tests of [`Lirs`]: loops, a ghost promotion and a ghost forgotten worked out by
+//! hand, the ghosts' bound on a long string over many pages, and random strings
+//! against a reference model that keeps S and Q in plain `Vec`s.
 
 use super::*;
 use crate::xorshift::XorShift;
@@ -61,6 +62,59 @@ fn lirs_promotes_a_ghost_used_again_and_demotes_the_oldest_lir_page() {
     assert_eq!(lru.pick_victim(&mut NoBitsProbe), Some(3));
 }
 
+/// 3 frames, at most 3 ghosts. 1: HIR, out of S; 2, 3: LIR. 4 evicts 1
+/// (forgotten) and is HIR; 5, 6, 7 and 8 each evict the one before, a ghost in S:
+/// 8 makes a fourth ghost, so the deepest, 4, is forgotten. 4 again is then a page
+/// not in S: it stays HIR (evicting 8 forgets 5), where with its ghost kept it would
+/// have become LIR and demoted 2.
+#[test]
+fn lirs_forgets_the_deepest_ghost_past_its_bound_so_a_page_used_again_stays_hir() {
+    let mut lirs = Lirs::new();
+    let refs = reads(&[1, 2, 3, 4, 5, 6, 7, 8, 4]);
+    let result = simulate(&mut lirs, 3, &refs);
+    assert_eq!((result.faults, result.evictions), (9, 6));
+    assert_eq!(lirs.ghost_limit(), 3);
+    assert!(lirs.is_lir(2) && lirs.is_lir(3) && !lirs.is_lir(4));
+    assert_eq!(lirs.set_sizes(), (2, 1, 3), "LIR 2 and 3, resident HIR 4, ghosts 6, 7, 8");
+    lirs.check_invariants().expect("after the string");
+}
+
+/// Returns `nr_refs` references: half to a hot set of `nr_hot` pages, half to
+/// `nr_pages` others, uniformly (weak locality: LIR pages go unused for long).
+fn hot_and_scattered(seed: u64, nr_hot: u64, nr_pages: u64, nr_refs: usize) -> Vec<u64> {
+    let mut rng = XorShift(seed);
+    (0..nr_refs).map(|_| if rng.below(2) == 0 { rng.below(nr_hot) } else { nr_hot + rng.below(nr_pages) }).collect()
+}
+
+/// The LIRS paper leaves the non-resident entries unbounded; this LIRS keeps at
+/// most as many as there are frames (CLOCK-Pro's m). Before the bound, this string
+/// (64 frames, 20 000 distinct pages) left thousands of ghosts in S.
+#[test]
+fn lirs_remembers_at_most_as_many_ghosts_as_frames_on_a_long_string_over_many_pages() {
+    let nr_frames = 64;
+    let pages = hot_and_scattered(7, 48, 20_000, 200_000);
+    let mut lirs = Lirs::new();
+    let mut nr_ghosts_max = 0;
+    for (step, &page) in pages.iter().enumerate() {
+        if lirs.is_tracked(page) {
+            lirs.on_access(page);
+        } else {
+            if lirs.nr_tracked() == nr_frames {
+                lirs.pick_victim(&mut NoBitsProbe).expect("a full memory has a victim");
+            }
+            lirs.on_insert(page);
+        }
+        let (nr_lir, nr_hir, nr_ghosts) = lirs.set_sizes();
+        assert!(nr_ghosts <= nr_frames, "step {step}: {nr_ghosts} ghosts in {nr_frames} frames");
+        assert!(nr_lir + nr_hir + nr_ghosts <= 2 * nr_frames, "step {step}: entries past 2m");
+        nr_ghosts_max = nr_ghosts_max.max(nr_ghosts);
+        if step % 1000 == 0 {
+            lirs.check_invariants().unwrap_or_else(|e| panic!("step {step}: {e}"));
+        }
+    }
+    assert_eq!(nr_ghosts_max, nr_frames, "the bound is reached, so it is what holds them");
+}
+
 fn loaded<P: ReplacementPolicy>(mut policy: P, pages: &[u64]) -> P {
     for &page in pages {
         policy.on_insert(page);
@@ -81,6 +135,7 @@ struct LirsModel {
     status: BTreeMap<u64, ModelStatus>,
     stack: Vec<u64>,
     queue: VecDeque<u64>,
+    nr_resident_max: usize,
 }
 
 impl LirsModel {
@@ -144,6 +199,18 @@ impl LirsModel {
                 self.prune();
             }
         }
+        self.nr_resident_max = self.nr_resident_max.max(self.nr_resident());
+    }
+    /// Forgets the ghosts nearest S's bottom while they outnumber the most pages
+    /// resident at once.
+    fn bound_ghosts(&mut self) {
+        let is_ghost = |status: &BTreeMap<u64, ModelStatus>, p: u64| status[&p] == ModelStatus::Ghost;
+        while self.status.values().filter(|&&s| s == ModelStatus::Ghost).count() > self.nr_resident_max {
+            let at = self.stack.iter().position(|&p| is_ghost(&self.status, p)).expect("a ghost is in S");
+            let ghost = self.stack.remove(at);
+            self.status.remove(&ghost);
+        }
+        self.prune();
     }
     fn access(&mut self, page: u64) {
         match self.status.get(&page) {
@@ -179,6 +246,7 @@ impl LirsModel {
         let page = self.queue.pop_front()?;
         if self.stack.contains(&page) {
             self.status.insert(page, ModelStatus::Ghost);
+            self.bound_ghosts();
         } else {
             self.status.remove(&page);
         }
@@ -222,6 +290,7 @@ fn lirs_agrees_with_its_reference_model_on_random_strings() {
             assert_eq!(lirs.nr_tracked(), model.nr_resident(), "{at}");
             assert!(lirs.nr_tracked() <= nr_frames, "{at}");
             assert_eq!(lirs.set_sizes().0, model.nr_lir(), "{at}");
+            assert!(lirs.set_sizes().2 <= nr_frames, "{at}: more ghosts than frames");
         }
         while let Some(victim) = lirs.pick_victim(&mut NoBitsProbe) {
             assert_eq!(Some(victim), model.pick(), "seed {seed}: draining");
