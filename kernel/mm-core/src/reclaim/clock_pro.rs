@@ -7,7 +7,10 @@
 //! - *cold* (HIR), resident, possibly in its *test period*: used again while in
 //!   it, the page has a short reuse distance and becomes hot;
 //! - a *ghost*: a cold page evicted during its test period, a name without a frame,
-//!   kept until the test period ends (at most as many ghosts as resident pages).
+//!   kept until the test period ends. The ghosts are bounded: the paper keeps at
+//!   most m non-resident cold pages (m the memory size), and the test hand here
+//!   keeps them at most the resident pages (m once memory is full), so the clock
+//!   never holds more than 2m names ([`super::Lirs`] takes the same bound).
 //!
 //! Three hands go round, each caring for some pages:
 //! - The **cold hand** finds the victim among resident cold pages: one not used since
