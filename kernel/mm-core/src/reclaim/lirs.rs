@@ -32,13 +32,14 @@
 //! once (the memory size m, once memory has filled). Pruning alone does not bound
 //! them: S reaches down to the oldest LIR page, and under weak locality (a LIR page
 //! not used for a long time) every page used since is in S, a ghost once evicted,
-//! so S grows with the distinct pages the string uses. The LIRS paper leaves the
-//! number of non-resident entries to the implementation; m is the bound its
-//! authors' follow-up gives, CLOCK-Pro (Jiang, Chen and Zhang, USENIX 2005, and
-//! [`super::ClockPro`] here): at most m non-resident cold pages, so LIRS keeps
-//! names for at most 2m pages. (Caffeine's simulator allows 2m ghosts, citing the
-//! authors' reference code; m was chosen to match CLOCK-Pro, not by tuning.) When
-//! a new ghost would make one too many, the ghost deepest in S (the largest
+//! so S grows with the distinct pages the string uses. The LIRS paper gives no
+//! number for the non-resident entries (so says Caffeine's simulator, whose
+//! `LirsPolicy` defaults to 2m and notes that the authors' reference code has a
+//! similar limit; the paper's own text was not at hand here). m is the bound of
+//! the authors' follow-up, CLOCK-Pro (Jiang, Chen and Zhang, USENIX 2005, and
+//! [`super::ClockPro`] here): at most m non-resident cold pages, so at most 2m
+//! names in all. It was chosen to match CLOCK-Pro before any replay, not tuned.
+//! When a new ghost would make one too many, the ghost deepest in S (the largest
 //! recency, the next to be pruned anyway) is forgotten.
 
 use alloc::collections::BTreeMap;
