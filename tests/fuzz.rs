@@ -75,13 +75,14 @@ fn ledger() -> alloc::string::String {
     let states = [Free, Reserved, Kernel, Slab, PageTable, User, Zeroed].map(|state| (state, frame::nr_frames_in_state(state)));
     let walked: u64 = states.iter().map(|&(_, n)| n).sum();
     alloc::format!(
-        "states {states:?} + listed {} = {}; counters: buddy free {}, listed {}, pooled (zeroed + being zeroed) {}, heap {} (large {:?}), heap pool {:?}",
+        "states {states:?} + listed {} = {}; counters: buddy free {}, listed {}, pooled (zeroed + being zeroed) {}, heap {} (slab frames {}, large {:?}), heap pool {:?}",
         kernel::mm::pcp::nr_listed(),
         walked + kernel::mm::pcp::nr_listed(),
         frame::nr_free_buddy_frames(),
         kernel::mm::pcp::nr_listed(),
         kernel::mm::zero_pool::nr_pooled(),
         heap::nr_frames(),
+        heap::nr_frames() - heap::large_alloc_stats().1,
         heap::large_alloc_stats(),
         heap::pool_stats(),
     )
