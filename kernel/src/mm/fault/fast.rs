@@ -24,11 +24,15 @@
 //!                            the frame at hand, as above, then unmap the old
 //!                            frame; MakeWritable: cow::do_wp_fault, as always
 //! ```
-//! What the general path does around the fault is shared, not skipped: the retry
-//! loop's checks before it (kswapd's wake-up at the watermarks, the heap's
-//! headroom, the memory-group charge) and after it (the resident limit, the fault
-//! traces), the OOM path (a fault that finds no frame at hand goes the general
-//! way, which drains the pools, reclaims, or calls the OOM killer). The counts a
+//! What the general path does around the fault is shared, not skipped: `fault_in`
+//! (retry.rs) enters the fast path before its retry loop, after the checks the
+//! loop makes first (kswapd's wake-up at the watermarks, the heap's headroom; the
+//! memory-group charge has nothing to do for a space the fast path takes), and does
+//! what the loop does after a success (the resident limit, the fault traces); what
+//! the fast path refuses or fails goes into the loop, which tries it again (through
+//! `handle_page_fault_after_read`, which tries the fast path first too).
+//! So is the OOM path: a fault that finds no frame at hand goes the general way,
+//! which drains the pools, reclaims, or calls the OOM killer. The counts a
 //! fault leaves (RSS, minor and COW faults, the pre-zeroed pool's counters, the
 //! per-CPU list's hits, the frame's map count and place, the policy's ring) are
 //! those the general path leaves; `mm::check` audits them.
@@ -82,14 +86,24 @@ pub fn nr_fast_faults() -> FastFaults {
     }
 }
 
+/// Returns true if a fault with `error_code` at `addr` may be one the fast path
+/// takes (a write to a user address): what [`try_fault`] checks first, without
+/// the space's lock, so that `fault_in` takes that lock twice only for the write
+/// faults the fast path then refuses.
+#[inline]
+pub(super) fn may_take(addr: VirtAddr, error_code: u64) -> bool {
+    let code = error_code & CODE_MASK;
+    (code == WRITE_NOT_PRESENT || code == WRITE_PRESENT) && addr.is_lower_half()
+}
+
 /// Resolves the fault at `addr` if it is one the fast path takes (module docs);
 /// `None` if not, with nothing changed: the caller takes the general path.
 #[inline]
 pub(super) fn try_fault(space: &mut AddressSpace, addr: VirtAddr, error_code: u64) -> Option<Result<FaultOutcome, FaultError>> {
-    let code = error_code & CODE_MASK;
-    if (code != WRITE_NOT_PRESENT && code != WRITE_PRESENT) || !addr.is_lower_half() || space.memcg != 0 {
+    if !may_take(addr, error_code) || space.memcg != 0 {
         return None;
     }
+    let code = error_code & CODE_MASK;
     let vma = space.vmas.find_copy(addr)?;
     if vma.backing != Backing::Anonymous || vma.flags.is_shared() || !allows(vma.prot, Access::Write) {
         return None;
