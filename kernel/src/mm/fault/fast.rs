@@ -104,10 +104,16 @@ pub(super) fn try_fault(space: &mut AddressSpace, addr: VirtAddr, error_code: u6
         return None;
     }
     let code = error_code & CODE_MASK;
-    let vma = space.vmas.find_copy(addr)?;
-    if vma.backing != Backing::Anonymous || vma.flags.is_shared() || !allows(vma.prot, Access::Write) {
-        return None;
-    }
+    // Only the VMA's protection is kept: the anonymous row needs nothing else, and
+    // the write-protect row finds the VMA again in the tree's cache (one compare),
+    // so no copy of it is carried across the walk.
+    let prot = {
+        let vma = space.vmas.find_copy(addr)?;
+        if vma.backing != Backing::Anonymous || vma.flags.is_shared() || !allows(vma.prot, Access::Write) {
+            return None;
+        }
+        vma.prot
+    };
     let page = Page::containing_address(addr);
     let slot = space.pt.leaf_slot(&space.tables, page)?;
     let pte = slot.read(&space.tables);
@@ -117,7 +123,7 @@ pub(super) fn try_fault(space: &mut AddressSpace, addr: VirtAddr, error_code: u6
         }
         // decide_empty's row for a write to an anonymous page: MapZeroedFrame
         // with the VMA's protection's leaf flags (read here without the VMA copy).
-        let flags = leaf_flags_for(vma.prot);
+        let flags = leaf_flags_for(prot);
         let new = NewPage::take_listed_zeroed()?;
         map_new_page(space, slot, page, new, flags);
         NR_FAST_ANONYMOUS.fetch_add(1, Ordering::Relaxed);
@@ -127,7 +133,7 @@ pub(super) fn try_fault(space: &mut AddressSpace, addr: VirtAddr, error_code: u6
     if !pte.is_present() || pte.flags().contains(PteFlags::WRITABLE) {
         return None;
     }
-    let outcome = write_protect_fault(space, slot, pte, &vma);
+    let outcome = write_protect_fault(space, addr, slot, pte)?;
     if outcome.is_ok() {
         NR_FAST_WRITE_PROTECT.fetch_add(1, Ordering::Relaxed);
         space.stats.minor_faults += 1;
@@ -135,10 +141,20 @@ pub(super) fn try_fault(space: &mut AddressSpace, addr: VirtAddr, error_code: u6
     Some(outcome)
 }
 
-/// A write to the present, read-only `pte` (at `slot`) in the private, writable,
-/// anonymous `vma`: what `decide` says, with the copy into a frame at hand; the
-/// rest (a reuse in place, or no frame at hand) as `cow::do_wp_fault` does it.
-fn write_protect_fault(space: &mut AddressSpace, slot: LeafSlot, pte: Pte, vma: &super::Vma) -> Result<FaultOutcome, FaultError> {
+/// A write to the present, read-only `pte` (at `slot`) at `addr`, in a private,
+/// writable, anonymous VMA: what `decide` says, with the copy into a frame at hand;
+/// the rest (a reuse in place, or no frame at hand) as `cow::do_wp_fault` does it.
+/// `None` (nothing changed) if the tree has no VMA at `addr`, which
+/// [`try_fault`] has just found.
+#[inline(never)]
+fn write_protect_fault(space: &mut AddressSpace, addr: VirtAddr, slot: LeafSlot, pte: Pte) -> Option<Result<FaultOutcome, FaultError>> {
+    let vma = space.vmas.find_copy(addr)?;
+    Some(write_protect_fault_in(space, slot, pte, &vma))
+}
+
+/// [`write_protect_fault`] with the VMA found.
+#[inline]
+fn write_protect_fault_in(space: &mut AddressSpace, slot: LeafSlot, pte: Pte, vma: &super::Vma) -> Result<FaultOutcome, FaultError> {
     let action = decide(Some(vma), Access::Write, Some(pte), &KernelFacts);
     let (flags, is_zero_page) = match action {
         FaultAction::CopyOnWrite { flags } => (flags, false),
