@@ -732,6 +732,7 @@ pub fn nr_free_frames() -> u64 {
 /// pre-zeroed frames of `zero_pool`, which are free memory too). Read without the
 /// frame lock (the fault path asks on every fault, through `wake_kswapd`): the
 /// count as the last hold of the lock left it.
+#[inline]
 pub fn nr_free_buddy_frames() -> u64 {
     NR_FREE_BUDDY.load(Ordering::Relaxed)
 }
