@@ -168,6 +168,7 @@ pub fn note_free_frames(nr_free: u64, high: u64) {
 
 /// The free-frame count under which [`note_free_frames`] kicks the cleaner, for
 /// the `high` watermark.
+#[inline]
 pub fn kick_below(high: u64) -> u64 {
     2 * high
 }

@@ -48,11 +48,18 @@ pub enum HeadroomError {
     NoMemory,
 }
 
+/// Returns true if the heap's emergency pool holds at least [`ADMIT_BLOCKS`]
+/// blocks: [`ensure_heap_headroom`] would have nothing to do (one atomic load).
+#[inline]
+pub fn has_heap_headroom() -> bool {
+    heap::nr_pool_blocks() >= ADMIT_BLOCKS
+}
+
 /// Makes sure the heap's emergency pool holds at least [`ADMIT_BLOCKS`] blocks,
 /// reclaiming and, if that cannot help, deciding who dies (see the module docs).
 /// Call with no lock held.
 pub fn ensure_heap_headroom() -> Result<(), HeadroomError> {
-    if heap::nr_pool_blocks() >= ADMIT_BLOCKS {
+    if has_heap_headroom() {
         return Ok(());
     }
     let mut nr_rounds = 0;

@@ -393,6 +393,7 @@ pub fn watermarks() -> Watermarks {
 }
 
 /// Returns the watermarks, or `None` before `init` set them.
+#[inline]
 pub fn try_watermarks() -> Option<Watermarks> {
     let min = WATERMARK_MIN.load(Ordering::Acquire);
     (min != 0).then(|| Watermarks {

@@ -83,6 +83,7 @@ pub fn is_enabled() -> bool {
 }
 
 /// Returns the number of zeroed frames waiting in the pool, and being zeroed for it.
+#[inline]
 pub fn nr_pooled() -> u64 {
     NR_POOLED.load(Ordering::Relaxed)
 }
@@ -105,11 +106,19 @@ pub fn snapshot(out: &mut alloc::vec::Vec<Frame>) -> usize {
 /// Takes a zeroed frame from the pool for a user page: the frame comes back in state
 /// `User` with one reference, as `frame::alloc` would give it, and zero-filled.
 /// Returns `None` when the pool is empty (the caller allocates and zeroes).
+#[inline]
 pub fn take() -> Option<Frame> {
-    // The common case under a burst of faults is an empty pool: say so without the lock.
+    // The common case under a burst of faults is an empty pool: say so without the
+    // lock, inline (one load; the call and its frame cost the fault more than that).
     if nr_pooled() == 0 {
         return None;
     }
+    take_pooled()
+}
+
+/// [`take`] once the pool's count says it holds frames.
+#[inline(never)]
+fn take_pooled() -> Option<Frame> {
     let mut pool = POOL.lock();
     if pool.len == 0 {
         return None;

@@ -24,11 +24,15 @@
 //!                            the frame at hand, as above, then unmap the old
 //!                            frame; MakeWritable: cow::do_wp_fault, as always
 //! ```
-//! What the general path does around the fault is shared, not skipped: the retry
-//! loop's checks before it (kswapd's wake-up at the watermarks, the heap's
-//! headroom, the memory-group charge) and after it (the resident limit, the fault
-//! traces), the OOM path (a fault that finds no frame at hand goes the general
-//! way, which drains the pools, reclaims, or calls the OOM killer). The counts a
+//! What the general path does around the fault is shared, not skipped: `fault_in`
+//! (retry.rs) enters the fast path before its retry loop, after the checks the
+//! loop makes first (kswapd's wake-up at the watermarks, the heap's headroom; the
+//! memory-group charge has nothing to do for a space the fast path takes), and does
+//! what the loop does after a success (the resident limit, the fault traces); what
+//! the fast path refuses or fails goes into the loop, which tries it again (through
+//! `handle_page_fault_after_read`, which tries the fast path first too).
+//! So is the OOM path: a fault that finds no frame at hand goes the general way,
+//! which drains the pools, reclaims, or calls the OOM killer. The counts a
 //! fault leaves (RSS, minor and COW faults, the pre-zeroed pool's counters, the
 //! per-CPU list's hits, the frame's map count and place, the policy's ring) are
 //! those the general path leaves; `mm::check` audits them.
@@ -82,18 +86,34 @@ pub fn nr_fast_faults() -> FastFaults {
     }
 }
 
+/// Returns true if a fault with `error_code` at `addr` may be one the fast path
+/// takes (a write to a user address): what [`try_fault`] checks first, without
+/// the space's lock, so that `fault_in` takes that lock twice only for the write
+/// faults the fast path then refuses.
+#[inline]
+pub(super) fn may_take(addr: VirtAddr, error_code: u64) -> bool {
+    let code = error_code & CODE_MASK;
+    (code == WRITE_NOT_PRESENT || code == WRITE_PRESENT) && addr.is_lower_half()
+}
+
 /// Resolves the fault at `addr` if it is one the fast path takes (module docs);
 /// `None` if not, with nothing changed: the caller takes the general path.
-#[inline]
+#[inline(always)] // into `fault_in`: out of line, its frame costs the COW fault ~40 instructions
 pub(super) fn try_fault(space: &mut AddressSpace, addr: VirtAddr, error_code: u64) -> Option<Result<FaultOutcome, FaultError>> {
+    if !may_take(addr, error_code) || space.memcg != 0 {
+        return None;
+    }
     let code = error_code & CODE_MASK;
-    if (code != WRITE_NOT_PRESENT && code != WRITE_PRESENT) || !addr.is_lower_half() || space.memcg != 0 {
-        return None;
-    }
-    let vma = space.vmas.find_copy(addr)?;
-    if vma.backing != Backing::Anonymous || vma.flags.is_shared() || !allows(vma.prot, Access::Write) {
-        return None;
-    }
+    // Only the VMA's protection is kept: the anonymous row needs nothing else, and
+    // the write-protect row finds the VMA again in the tree's cache (one compare),
+    // so no copy of it is carried across the walk.
+    let prot = {
+        let vma = space.vmas.find_copy(addr)?;
+        if vma.backing != Backing::Anonymous || vma.flags.is_shared() || !allows(vma.prot, Access::Write) {
+            return None;
+        }
+        vma.prot
+    };
     let page = Page::containing_address(addr);
     let slot = space.pt.leaf_slot(&space.tables, page)?;
     let pte = slot.read(&space.tables);
@@ -103,7 +123,7 @@ pub(super) fn try_fault(space: &mut AddressSpace, addr: VirtAddr, error_code: u6
         }
         // decide_empty's row for a write to an anonymous page: MapZeroedFrame
         // with the VMA's protection's leaf flags (read here without the VMA copy).
-        let flags = leaf_flags_for(vma.prot);
+        let flags = leaf_flags_for(prot);
         let new = NewPage::take_listed_zeroed()?;
         map_new_page(space, slot, page, new, flags);
         NR_FAST_ANONYMOUS.fetch_add(1, Ordering::Relaxed);
@@ -113,7 +133,7 @@ pub(super) fn try_fault(space: &mut AddressSpace, addr: VirtAddr, error_code: u6
     if !pte.is_present() || pte.flags().contains(PteFlags::WRITABLE) {
         return None;
     }
-    let outcome = write_protect_fault(space, slot, pte, &vma);
+    let outcome = write_protect_fault(space, addr, slot, pte)?;
     if outcome.is_ok() {
         NR_FAST_WRITE_PROTECT.fetch_add(1, Ordering::Relaxed);
         space.stats.minor_faults += 1;
@@ -121,10 +141,20 @@ pub(super) fn try_fault(space: &mut AddressSpace, addr: VirtAddr, error_code: u6
     Some(outcome)
 }
 
-/// A write to the present, read-only `pte` (at `slot`) in the private, writable,
-/// anonymous `vma`: what `decide` says, with the copy into a frame at hand; the
-/// rest (a reuse in place, or no frame at hand) as `cow::do_wp_fault` does it.
-fn write_protect_fault(space: &mut AddressSpace, slot: LeafSlot, pte: Pte, vma: &super::Vma) -> Result<FaultOutcome, FaultError> {
+/// A write to the present, read-only `pte` (at `slot`) at `addr`, in a private,
+/// writable, anonymous VMA: what `decide` says, with the copy into a frame at hand;
+/// the rest (a reuse in place, or no frame at hand) as `cow::do_wp_fault` does it.
+/// `None` (nothing changed) if the tree has no VMA at `addr`, which
+/// [`try_fault`] has just found.
+#[inline(never)]
+fn write_protect_fault(space: &mut AddressSpace, addr: VirtAddr, slot: LeafSlot, pte: Pte) -> Option<Result<FaultOutcome, FaultError>> {
+    let vma = space.vmas.find_copy(addr)?;
+    Some(write_protect_fault_in(space, slot, pte, &vma))
+}
+
+/// [`write_protect_fault`] with the VMA found.
+#[inline]
+fn write_protect_fault_in(space: &mut AddressSpace, slot: LeafSlot, pte: Pte, vma: &super::Vma) -> Result<FaultOutcome, FaultError> {
     let action = decide(Some(vma), Access::Write, Some(pte), &KernelFacts);
     let (flags, is_zero_page) = match action {
         FaultAction::CopyOnWrite { flags } => (flags, false),

@@ -3,6 +3,10 @@
 //!
 //! ```text
 //!  fault_in(space, addr, error code)                         no lock held
+//!    kswapd's wake-up check (reclaim/kswapd.rs)
+//!    a write with the heap's headroom at hand: the fast path first (fast.rs), under
+//!      the space's lock; resolved -> the resident limit, the trace, done
+//!    (the general way, fault_in_general:)
 //!    heap headroom (headroom.rs): refill the heap's pool, reclaim, or an OOM decision
 //!    memory group (memcg.rs): over high/max, reclaim the group's own pages, or its OOM kill
 //!    loop:  killed meanwhile?                        -> Err(Killed)
@@ -36,7 +40,7 @@ use super::super::rmap::SpaceRef;
 use super::super::swap::{self, swapin::SwapInError};
 use super::super::vmstat::{self, SwapInPhase};
 use super::super::{VirtAddr, cow, frame, process_hooks, reclaim};
-use super::{FaultError, FaultOutcome, handle_page_fault_after_read};
+use super::{FaultError, FaultOutcome, fast, handle_page_fault_after_read};
 use crate::sync::hooks;
 
 /// How many times one fault may reclaim and retry before it gives up.
@@ -46,11 +50,39 @@ const MAX_RECLAIM_RETRIES: u32 = 16;
 /// under the space's lock: reclaiming memory, reading a page from swap, waiting for
 /// a page under I/O. Enters and returns with no lock held; retries until the
 /// handler says done or fails.
+///
+/// The common anonymous write and COW fault go to the fast path (`fast.rs`) first,
+/// with none of the loop's bookkeeping: what the loop would check before its
+/// first attempt is checked here the same way (kswapd's wake-up, the heap's
+/// headroom; a memory group's charge has nothing to do for a space the fast path
+/// takes, which has none), and what it does after a success is done here too (the
+/// resident limit, the fault trace). Anything the fast path refuses, or fails,
+/// goes the general way, which tries again from the start.
+#[inline]
 pub fn fault_in(space: &SpaceRef, addr: VirtAddr, error_code: u64) -> Result<FaultOutcome, FaultError> {
+    reclaim::wake_kswapd();
+    if fast::may_take(addr, error_code) && headroom::has_heap_headroom() {
+        let result = {
+            let nr_held = crate::sync::nr_spinlocks_held();
+            assert!(nr_held == 0, "page fault at {addr:?} while {nr_held} spinlock(s) are held");
+            let mut space = space.lock();
+            fast::try_fault(&mut space, addr, error_code)
+        };
+        if let Some(Ok(outcome)) = result {
+            reclaim::resident_limit::enforce_after_fault(space, addr);
+            reclaim::record::trace_after_fault(space, addr, error_code);
+            return Ok(outcome);
+        }
+    }
+    fault_in_general(space, addr, error_code)
+}
+
+/// [`fault_in`] for what the fast path did not resolve: the loop of the module docs.
+#[inline(never)]
+fn fault_in_general(space: &SpaceRef, addr: VirtAddr, error_code: u64) -> Result<FaultOutcome, FaultError> {
     // The swap-in clock's start (vmstat::SwapInPhase); the next phase starts at `read_at`.
     let entry_at = crate::arch::timer::rdtsc();
     let mut read_at = 0;
-    reclaim::wake_kswapd();
     // The fault may allocate page tables and heap objects (rmap, swap cache):
     // make sure the heap can serve them before any lock is taken.
     match headroom::ensure_heap_headroom() {

@@ -81,15 +81,23 @@ pub fn is_kswapd_held_for_test() -> bool {
 /// Called with no lock held at every user fault and fork: below the `low` watermark
 /// wakes kswapd (which runs when the faulting task next gives up the CPU); direct
 /// reclaim still backs up an allocation that fails before kswapd has caught up.
+#[inline]
 pub fn wake_kswapd() {
     let Some(marks) = try_watermarks() else { return };
     // The common case, plenty free, is decided by the buddy allocator's and the
-    // pre-zeroed pool's counts alone (two loads): the per-CPU lists (one count per
-    // CPU to sum) could only add to them.
+    // pre-zeroed pool's counts alone (two loads), inline in the caller: the per-CPU
+    // lists (one count per CPU to sum) could only add to them.
     let nr_free_unlisted = frame::nr_free_buddy_frames() + crate::mm::zero_pool::nr_pooled();
     if nr_free_unlisted >= marks.low.max(crate::mm::cleaner::kick_below(marks.high)) {
         return;
     }
+    wake_kswapd_near_watermarks(marks);
+}
+
+/// [`wake_kswapd`] once the buddy allocator's and the pool's counts alone are
+/// below the watermarks: the whole count, the cleaner's note, and the wake-up.
+#[inline(never)]
+fn wake_kswapd_near_watermarks(marks: super::Watermarks) {
     let nr_free = frame::nr_free_frames();
     crate::mm::cleaner::note_free_frames(nr_free, marks.high);
     if nr_free >= marks.low || !has_reclaimable() {
