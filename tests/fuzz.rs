@@ -38,7 +38,7 @@ fn free_and_heap_frames() -> u64 {
     kernel::fs::sync_all().expect("sync");
     kernel::mm::page_cache::drop_clean_pages_everywhere();
     heap::shrink();
-    frame::nr_free_frames() + heap::nr_frames()
+    frame::nr_free_frames_exact() + heap::nr_frames()
 }
 
 /// Waits until kswapd is out of its pass and the free + heap frames are back at

@@ -283,11 +283,15 @@ pub(super) fn alloc(state: FrameState, refill_fn: impl FnOnce(usize, &mut dyn Fn
         return Some(Ok(take(cpu, Frame::from_pfn(pfn))));
     }
     COUNTERS[cpu].refills.fetch_add(1, Ordering::Relaxed);
-    let nr = refill_fn(sizes().batch, &mut |frame| {
+    // Each frame is counted as it is pushed, in the refill's hold of the frame lock,
+    // the hold that takes it off the buddy allocator's count: to
+    // `frame::nr_free_frames_exact`, which reads both under that lock, the frame is
+    // never free twice or not at all.
+    refill_fn(sizes().batch, &mut |frame| {
         let is_pushed = list.push(frame.pfn());
         debug_assert!(is_pushed, "pcp: a refill overfilled an empty list");
+        COUNTERS[cpu].nr_listed.fetch_add(1, Ordering::Relaxed);
     });
-    COUNTERS[cpu].nr_listed.fetch_add(nr as u64, Ordering::Relaxed);
     match list.pop() {
         Some(pfn) => Some(Ok(take(cpu, Frame::from_pfn(pfn)))),
         None => Some(Err(AllocError::OutOfMemory)),

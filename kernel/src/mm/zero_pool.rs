@@ -138,26 +138,34 @@ fn take_pooled() -> Option<Frame> {
 pub fn drain() -> u64 {
     let mut nr_drained = 0;
     loop {
-        // One frame at a time: the pool's lock is not held while the buddy
-        // allocator merges the freed frame.
-        let frame = {
-            let mut pool = POOL.lock();
-            if pool.len == 0 {
-                return nr_drained;
-            }
-            pool.len -= 1;
-            let frame = Frame::from_pfn(pool.pfns[pool.len]);
-            NR_POOLED.fetch_sub(1, Ordering::Relaxed);
-            frame::with_desc(frame, |desc| desc.set_state(FrameState::Kernel));
-            frame
-        };
+        // One frame per hold of the pool's lock, freed in that hold: a frame moving
+        // from the pool to the buddy allocator is never out of both counts while
+        // `frame::nr_free_frames_exact` (which takes this lock) reads them.
+        let mut pool = POOL.lock();
+        if pool.len == 0 {
+            return nr_drained;
+        }
+        pool.len -= 1;
+        let frame = Frame::from_pfn(pool.pfns[pool.len]);
+        frame::with_desc(frame, |desc| desc.set_state(FrameState::Kernel));
         // SAFETY: the frame was the pool's alone (allocated by `fill_one`, mapped
         // nowhere, known to nobody else), and it just left the pool.
         if let Err(e) = unsafe { frame::free(frame, Order(0)) } {
             panic!("zero_pool::drain: {e}");
         }
+        NR_POOLED.fetch_sub(1, Ordering::Relaxed);
+        drop(pool);
         nr_drained += 1;
     }
+}
+
+/// Runs `f` with the pool's lock held and returns what it returns, with the count
+/// of pooled frames (zeroed, and being zeroed): for `frame::nr_free_frames_exact`,
+/// which reads the buddy allocator's and the per-CPU lists' counts in `f`. No frame
+/// is between the pool and the buddy allocator while the lock is held.
+pub(super) fn with_pool_counted<R>(f: impl FnOnce() -> R) -> (R, u64) {
+    let _pool = POOL.lock();
+    (f(), NR_POOLED.load(Ordering::Relaxed))
 }
 
 /// Returns true if the pool has room and the buddy allocator has frames to spare:
@@ -177,22 +185,25 @@ fn fill_one() -> bool {
     if !should_fill() {
         return false;
     }
-    let Ok(frame) = frame::alloc_from_buddy(Order(0), FrameState::Kernel, Reserve::User) else {
-        return false;
+    // Taken and counted in one hold of the pool's lock (free memory on its way to
+    // the pool: `frame::nr_free_frames_exact` never sees it in both counts or in
+    // neither), and only while the frames in the pool and in hand leave room, so
+    // the push below always fits, whichever CPUs fill at once.
+    let frame = {
+        let _pool = POOL.lock();
+        if nr_pooled() as usize >= CAPACITY {
+            return false;
+        }
+        let Ok(frame) = frame::alloc_from_buddy(Order(0), FrameState::Kernel, Reserve::User) else {
+            return false;
+        };
+        NR_POOLED.fetch_add(1, Ordering::Relaxed);
+        frame
     };
-    NR_POOLED.fetch_add(1, Ordering::Relaxed); // free memory on its way to the pool
     // SAFETY: just allocated: nobody else knows the frame.
     unsafe { memops::zero_page(frame) };
     let mut pool = POOL.lock();
-    if pool.len == CAPACITY {
-        drop(pool);
-        // SAFETY: ours alone, as above; it never entered the pool.
-        if let Err(e) = unsafe { frame::free(frame, Order(0)) } {
-            panic!("zero_pool::fill_one: {e}");
-        }
-        NR_POOLED.fetch_sub(1, Ordering::Relaxed);
-        return false;
-    }
+    assert!(pool.len < CAPACITY, "zero_pool::fill_one: more frames in hand than room");
     frame::with_desc(frame, |desc| desc.set_state(FrameState::Zeroed));
     let len = pool.len;
     pool.pfns[len] = frame.pfn();
