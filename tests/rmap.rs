@@ -384,3 +384,40 @@ fn the_fault_fast_path_leaves_memory_groups_and_huge_page_ranges_to_the_general_
     assert_eq!(huge.lock().stats.rss_pages, thp::PAGES_PER_HUGE);
     assert_consistent();
 }
+
+/// A first write after an anonymous one gets its frame zeroed before the space's
+/// lock is taken (`fault::fast::zeroed_before_lock`, through `fault_in`), and a
+/// first write the fast path then refuses frees that frame and stops the guessing:
+/// one frame zeroed for nothing per refusal, not one per fault.
+#[test_case]
+fn first_writes_after_an_anonymous_one_are_zeroed_before_the_space_lock() {
+    let space = AddressSpace::new().expect("new space");
+    let req = kernel::mm::addr_space::MapRequest { is_fixed: true, ..Default::default() };
+    let near = space.lock().mmap(0x6000_0000, 16 * PAGE_SIZE, kernel::mm::addr_space::VmProt::READ_WRITE, req).expect("mmap");
+    let far = space.lock().mmap(0x7000_0000, 4 * PAGE_SIZE, kernel::mm::addr_space::VmProt::READ_WRITE, req).expect("mmap");
+    stock_page_list(32);
+    let write = |addr: VirtAddr| fault::fault_in(&space, addr, USER_WRITE);
+    // Page 0 makes the level-1 table (the general path), page 1 goes the fast way
+    // with its zeroing under the lock: the streak starts after it.
+    assert_eq!(write(near), Ok(FaultOutcome::AnonymousPage));
+    assert_eq!(write(near + PAGE_SIZE), Ok(FaultOutcome::AnonymousPage));
+    let before = fault::nr_fast_faults();
+    for i in 2..10 {
+        assert_eq!(write(near + i * PAGE_SIZE), Ok(FaultOutcome::AnonymousPage), "page {i}");
+    }
+    let after = fault::nr_fast_faults();
+    assert_eq!(after.zeroed_early - before.zeroed_early, 8, "pages 2..10 were zeroed before the lock");
+    assert_eq!(after.zeroed_early_unused, before.zeroed_early_unused);
+    // The far range has no level-1 table: the fast path refuses its first write,
+    // the frame zeroed for it is freed, and the next write is zeroed under the lock.
+    assert_eq!(write(far), Ok(FaultOutcome::AnonymousPage));
+    assert_eq!(write(far + PAGE_SIZE), Ok(FaultOutcome::AnonymousPage));
+    let last = fault::nr_fast_faults();
+    assert_eq!(last.zeroed_early_unused - after.zeroed_early_unused, 1, "one frame zeroed for the refused write");
+    assert_eq!(last.zeroed_early, after.zeroed_early, "the write after a refusal was zeroed under the lock");
+    for addr in (0..10).map(|i| near + i * PAGE_SIZE).chain([far, far + PAGE_SIZE]) {
+        assert!(frame::is_zero(frame_at(&space, addr)), "{addr:?} is not zero-filled");
+    }
+    assert_eq!(space.lock().stats.rss_pages, 12);
+    assert_consistent();
+}

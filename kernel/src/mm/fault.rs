@@ -196,7 +196,7 @@ pub fn handle_page_fault_after_read(
     read: Option<SwapEntry>,
 ) -> Result<FaultOutcome, FaultError> {
     if read.is_none()
-        && let Some(result) = fast::try_fault(space, addr, error_code)
+        && let Some(result) = fast::try_fault(space, addr, error_code, None)
     {
         return result;
     }

@@ -24,6 +24,13 @@
 //!                            the frame at hand, as above, then unmap the old
 //!                            frame; MakeWritable: cow::do_wp_fault, as always
 //! ```
+//! Before the lock: a first write (write, not present) on a CPU whose last one was
+//! mapped here as an anonymous page gets its zeroed frame in `fault_in`, before the
+//! space's lock is taken ([`zeroed_before_lock`]), so two threads of one process
+//! zero their pages at once and hold the lock they share only for the walk, the
+//! PTE and the bookkeeping; a first write refused here frees that frame and stops
+//! the guessing until the next anonymous page.
+//!
 //! What the general path does around the fault is shared, not skipped: `fault_in`
 //! (retry.rs) enters the fast path before its retry loop, after the checks the
 //! loop makes first (kswapd's wake-up at the watermarks, the heap's headroom; the
@@ -46,10 +53,12 @@
 //! frame's unmap); the lock order of `crate::mm` throughout.
 #![deny(unsafe_code)]
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use mm_core::fault::{Access, FaultAction, allows, decide, leaf_flags_for};
 use mm_core::pagetable::LeafSlot;
+
+use crate::arch::smp::{MAX_CPUS, cpu_id};
 
 use super::super::addr_space::{AddressSpace, Backing};
 use super::super::frame::NewPage;
@@ -67,6 +76,9 @@ const WRITE_PRESENT: u64 = 0b11;
 /// Faults the fast path resolved: anonymous first writes, and write-protect faults.
 static NR_FAST_ANONYMOUS: AtomicU64 = AtomicU64::new(0);
 static NR_FAST_WRITE_PROTECT: AtomicU64 = AtomicU64::new(0);
+/// Frames zeroed before the space's lock ([`zeroed_before_lock`]): mapped, and freed unused.
+static NR_ZEROED_EARLY: AtomicU64 = AtomicU64::new(0);
+static NR_ZEROED_EARLY_UNUSED: AtomicU64 = AtomicU64::new(0);
 
 /// Faults resolved by the fast path since boot.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -76,6 +88,11 @@ pub struct FastFaults {
     /// Writes to write-protected pages (copy-on-write copies, zero-page
     /// replacements and reuses).
     pub write_protect: u64,
+    /// Anonymous pages whose frame was zeroed before the space's lock was taken.
+    pub zeroed_early: u64,
+    /// Frames zeroed before the lock for a first write the fast path then refused
+    /// (freed unused: the cost of guessing).
+    pub zeroed_early_unused: u64,
 }
 
 /// Returns how many faults the fast path resolved since boot.
@@ -83,6 +100,8 @@ pub fn nr_fast_faults() -> FastFaults {
     FastFaults {
         anonymous: NR_FAST_ANONYMOUS.load(Ordering::Relaxed),
         write_protect: NR_FAST_WRITE_PROTECT.load(Ordering::Relaxed),
+        zeroed_early: NR_ZEROED_EARLY.load(Ordering::Relaxed),
+        zeroed_early_unused: NR_ZEROED_EARLY_UNUSED.load(Ordering::Relaxed),
     }
 }
 
@@ -96,14 +115,62 @@ pub(super) fn may_take(addr: VirtAddr, error_code: u64) -> bool {
     (code == WRITE_NOT_PRESENT || code == WRITE_PRESENT) && addr.is_lower_half()
 }
 
-/// Resolves the fault at `addr` if it is one the fast path takes (module docs);
-/// `None` if not, with nothing changed: the caller takes the general path.
-#[inline(always)] // into `fault_in`: out of line, its frame costs the COW fault ~40 instructions
-pub(super) fn try_fault(space: &mut AddressSpace, addr: VirtAddr, error_code: u64) -> Option<Result<FaultOutcome, FaultError>> {
-    if !may_take(addr, error_code) || space.memcg != 0 {
+/// Per CPU: whether the last first-write fault (write, not present) this CPU took
+/// was resolved here as an anonymous page. While it is, the next one gets its
+/// zeroed frame before the space's lock is taken ([`zeroed_before_lock`]); a
+/// refused one (a file page, a swap entry, a memory group's space, no level-1
+/// table yet) turns it off until the fast path maps an anonymous page again, so a
+/// frame zeroed for nothing costs one refusal, not every one.
+static ANONYMOUS_STREAK: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
+
+/// For a first write (write, not present) while this CPU's last one was an
+/// anonymous page: a zeroed frame taken and zeroed now, before `fault_in` takes
+/// the space's lock, so that threads of one process faulting at once zero their
+/// pages in parallel instead of one after another under the lock they share
+/// (Linux's `do_anonymous_page` also allocates and zeroes before it takes the
+/// page-table lock). `None` otherwise; [`try_fault`] then takes one under the lock.
+#[inline]
+pub(super) fn zeroed_before_lock(error_code: u64) -> Option<NewPage> {
+    if error_code & CODE_MASK != WRITE_NOT_PRESENT || !ANONYMOUS_STREAK[cpu_id()].load(Ordering::Relaxed) {
         return None;
     }
+    NewPage::take_listed_zeroed()
+}
+
+/// Records how the first-write fault just handled on this CPU went (see
+/// [`ANONYMOUS_STREAK`]).
+#[inline]
+fn note_first_write(is_anonymous: bool) {
+    ANONYMOUS_STREAK[cpu_id()].store(is_anonymous, Ordering::Relaxed);
+}
+
+/// Resolves the fault at `addr` if it is one the fast path takes (module docs);
+/// `None` if not, with nothing changed: the caller takes the general path.
+/// `zeroed` is a frame [`zeroed_before_lock`] took for a first write: used for
+/// the anonymous page, or freed (a first write refused here).
+#[inline(always)] // into `fault_in`: out of line, its frame costs the COW fault ~40 instructions
+pub(super) fn try_fault(space: &mut AddressSpace, addr: VirtAddr, error_code: u64, zeroed: Option<NewPage>) -> Option<Result<FaultOutcome, FaultError>> {
     let code = error_code & CODE_MASK;
+    let had_zeroed = zeroed.is_some();
+    let result = try_fault_rows(space, addr, code, zeroed);
+    if code == WRITE_NOT_PRESENT {
+        let is_anonymous = matches!(result, Some(Ok(FaultOutcome::AnonymousPage)));
+        note_first_write(is_anonymous);
+        if had_zeroed {
+            // Mapped if the anonymous row ran; freed (dropped unused) otherwise.
+            let counter = if is_anonymous { &NR_ZEROED_EARLY } else { &NR_ZEROED_EARLY_UNUSED };
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    result
+}
+
+/// [`try_fault`]'s rows, with the error code masked.
+#[inline(always)]
+fn try_fault_rows(space: &mut AddressSpace, addr: VirtAddr, code: u64, zeroed: Option<NewPage>) -> Option<Result<FaultOutcome, FaultError>> {
+    if !(code == WRITE_NOT_PRESENT || code == WRITE_PRESENT) || !addr.is_lower_half() || space.memcg != 0 {
+        return None;
+    }
     // Only the VMA's protection is kept: the anonymous row needs nothing else, and
     // the write-protect row finds the VMA again in the tree's cache (one compare),
     // so no copy of it is carried across the walk.
@@ -124,7 +191,10 @@ pub(super) fn try_fault(space: &mut AddressSpace, addr: VirtAddr, error_code: u6
         // decide_empty's row for a write to an anonymous page: MapZeroedFrame
         // with the VMA's protection's leaf flags (read here without the VMA copy).
         let flags = leaf_flags_for(prot);
-        let new = NewPage::take_listed_zeroed()?;
+        let new = match zeroed {
+            Some(new) => new,
+            None => NewPage::take_listed_zeroed()?,
+        };
         map_new_page(space, slot, page, new, flags);
         NR_FAST_ANONYMOUS.fetch_add(1, Ordering::Relaxed);
         space.stats.minor_faults += 1;

@@ -65,8 +65,9 @@ pub fn fault_in(space: &SpaceRef, addr: VirtAddr, error_code: u64) -> Result<Fau
         let result = {
             let nr_held = crate::sync::nr_spinlocks_held();
             assert!(nr_held == 0, "page fault at {addr:?} while {nr_held} spinlock(s) are held");
+            let zeroed = fast::zeroed_before_lock(error_code);
             let mut space = space.lock();
-            fast::try_fault(&mut space, addr, error_code)
+            fast::try_fault(&mut space, addr, error_code, zeroed)
         };
         if let Some(Ok(outcome)) = result {
             reclaim::resident_limit::enforce_after_fault(space, addr);
