@@ -61,8 +61,11 @@ static POOL: IrqMutex<Pool> = IrqMutex::new_ranked(LockRank::ZeroPool, Pool { pf
 /// `frame::nr_free_frames`. Counting the frame being zeroed matters with several
 /// CPUs: an idle CPU spends most of its filling time zeroing, and a count of free
 /// frames taken on another CPU meanwhile was one frame short (`hello_c` "leaked" a
-/// frame under `--smp 2`). Off only for the few instructions between a buddy
-/// operation and the update of this counter.
+/// frame under `--smp 2`). It changes in the same hold of the pool's lock as the
+/// buddy allocator's count (a fill takes and counts a frame in one hold, a drain
+/// frees and uncounts one in one), so `frame::nr_free_frames_exact`, reading both
+/// under that lock, never sees a frame twice or not at all; [`nr_pooled`], read
+/// alone, may be a move behind.
 static NR_POOLED: AtomicU64 = AtomicU64::new(0);
 
 /// Whether idle time fills the pool (`prezero=off` on the command line, or
