@@ -155,7 +155,11 @@ pub(super) fn try_fault(space: &mut AddressSpace, addr: VirtAddr, error_code: u6
     let result = try_fault_rows(space, addr, code, zeroed);
     if code == WRITE_NOT_PRESENT {
         let is_anonymous = matches!(result, Some(Ok(FaultOutcome::AnonymousPage)));
-        note_first_write(is_anonymous);
+        // A frame zeroed before the lock means the streak was on: written only when
+        // it changes (no store on the common fault, an anonymous page in a streak).
+        if is_anonymous != had_zeroed {
+            note_first_write(is_anonymous);
+        }
         if had_zeroed {
             // Mapped if the anonymous row ran; freed (dropped unused) otherwise.
             let counter = if is_anonymous { &NR_ZEROED_EARLY } else { &NR_ZEROED_EARLY_UNUSED };
