@@ -109,6 +109,10 @@ fn wait_for_sleepers(parent: task::Pid) {
 
 #[test_case]
 fn the_oom_killer_kills_another_process_even_while_it_waits() {
+    // As on one CPU: "one victim at a time" asks again before the victim has run;
+    // with `--smp 2` it had woken and exited on the other CPU in between, and the
+    // second call rightly chose its child ("Killed(28)" for "AlreadyDying(27)").
+    let _only_this_cpu = OnlyThisCpuIdles::new();
     let parent = proc::spawn("sleeper").expect("spawn");
     wait_for_sleepers(parent);
     // Task 0 has no memory of its own: the victim is another process, the parent,

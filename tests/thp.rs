@@ -36,7 +36,7 @@ kernel::test_kernel!();
 /// tests compare. The heap's slab pages come and go with its per-CPU magazines'
 /// flushes (`mm::slabmag`), which a THP test does not control.
 fn nr_free() -> u64 {
-    frame::nr_free_frames() + kernel::mm::heap::nr_frames()
+    frame::nr_free_frames_exact() + kernel::mm::heap::nr_frames()
 }
 
 const HUGE: u64 = 2 << 20;

@@ -29,10 +29,10 @@ fn run_once(name: &str) -> WaitStatus {
 fn run(name: &str) -> WaitStatus {
     let first = run_once(name);
     kernel::mm::heap::shrink();
-    let free_before = frame::nr_free_frames();
+    let free_before = frame::nr_free_frames_exact();
     let second = run_once(name);
     kernel::mm::heap::shrink();
-    assert_eq!(frame::nr_free_frames(), free_before, "{name} leaked frames");
+    assert_eq!(frame::nr_free_frames_exact(), free_before, "{name} leaked frames");
     assert_eq!(first, second, "{name} ended differently on its second run");
     second
 }
@@ -234,7 +234,7 @@ fn orphans_are_reaped_and_give_back_their_memory() {
     let _only_this_cpu = OnlyThisCpuIdles::new();
     run_orphans_until_reaped(); // warms up the heap buffers that live on
     kernel::mm::heap::shrink();
-    let free_before = frame::nr_free_frames();
+    let free_before = frame::nr_free_frames_exact();
     run_orphans_until_reaped();
     kernel::mm::heap::shrink();
     assert_eq!(frame::nr_free_frames(), free_before, "orphans leaked frames");
