@@ -292,7 +292,10 @@ fn a_disk_sleep_ends_at_the_first_tick_after_its_deadline() {
     // few ms after its tick). A sleep to the second tick, as before, ended 15-20 ms
     // late, and a 5 ms timeout then raced the slow disk's requests (20 ms then). The best
     // of three: a loaded host can run the woken task a tick late.
-    assert_eq!(fewest_ticks, 1, "the sleep outlasted the first tick after its deadline");
+    // 0 ticks is a sleep that ended after its deadline (checked above) before any
+    // tick came: seen in session 13 as the image's first sample, twice in four CI
+    // runs, a quiet host among them; not later than the first tick either way.
+    assert!(fewest_ticks <= 1, "the sleep outlasted the first tick after its deadline ({fewest_ticks} ticks)");
 }
 
 #[test_case]
