@@ -134,10 +134,15 @@ fn a_batched_munmap_sends_one_ipi_per_remote_cpu_and_their_tlbs_forget_the_pages
     const NR_PAGES: u64 = 256; // 1 MiB
     let (space, start) = kernel::testing::space_with_written_pages(NR_PAGES);
     *SPACE_ON_OTHER_CPUS.lock() = Some(space.clone());
-    for (cpu, probed) in PROBED.iter().enumerate().take(EXPECTED_CPUS).skip(1) {
+    // The test task may run on any CPU: it stays on this one, and the "other" CPUs
+    // are the rest (a call to itself would load the space under the test task,
+    // whose next switch takes it away again).
+    let here = proc::task::pin_current();
+    let others_cpus = || (0..EXPECTED_CPUS).filter(move |&cpu| cpu != here);
+    for cpu in others_cpus() {
         smp::call_on(cpu, load_test_space, 0).expect("cpu online");
         smp::call_on(cpu, probe, start.as_u64() as usize).expect("cpu online");
-        assert_eq!(probed.load(Ordering::SeqCst), 1, "cpu {cpu} reads the page (its TLB now holds it)");
+        assert_eq!(PROBED[cpu].load(Ordering::SeqCst), 1, "cpu {cpu} reads the page (its TLB now holds it)");
         assert_ne!(space.lock().cpus_active() & (1 << cpu), 0, "cpu {cpu} counts as having the space loaded");
     }
     let before = shootdown::stats();
@@ -146,11 +151,12 @@ fn a_batched_munmap_sends_one_ipi_per_remote_cpu_and_their_tlbs_forget_the_pages
     let remote = (EXPECTED_CPUS - 1) as u64;
     assert_eq!(after.shootdowns - before.shootdowns, 1, "one shootdown for the whole munmap");
     assert_eq!(after.ipis - before.ipis, remote, "one IPI per remote CPU, not one per page");
-    for (cpu, probed) in PROBED.iter().enumerate().take(EXPECTED_CPUS).skip(1) {
+    for cpu in others_cpus() {
         smp::call_on(cpu, probe, start.as_u64() as usize).expect("cpu online");
-        assert_eq!(probed.load(Ordering::SeqCst), 2, "cpu {cpu} still reads an unmapped page through a stale TLB entry");
+        assert_eq!(PROBED[cpu].load(Ordering::SeqCst), 2, "cpu {cpu} still reads an unmapped page through a stale TLB entry");
         smp::call_on(cpu, unload_test_space, 0).expect("cpu online");
     }
+    proc::task::unpin_current();
     *SPACE_ON_OTHER_CPUS.lock() = None;
     kernel::println!(
         "shootdown: munmap of 1 MiB with the space loaded on {remote} other CPU(s): {} IPI(s), {} shootdown(s)",
@@ -198,14 +204,18 @@ fn clearing_an_accessed_bit_interrupts_no_cpu_keeps_the_dirty_bit_and_marks_the_
 fn a_change_to_a_space_loaded_nowhere_else_sends_no_ipi_and_marks_the_others_lazily() {
     let (space, start) = kernel::testing::space_with_written_pages(4);
     *SPACE_ON_OTHER_CPUS.lock() = Some(space.clone());
-    // CPU 1 loads the space and leaves it: it may still hold PCID-tagged entries.
-    smp::call_on(1, load_test_space, 0).expect("cpu 1 online");
-    smp::call_on(1, unload_test_space, 0).expect("cpu 1 online");
+    // Another CPU loads the space and leaves it: it may still hold PCID-tagged
+    // entries. (Not the test task's own CPU: the test stays where it is.)
+    let here = proc::task::pin_current();
+    let other = (here + 1) % EXPECTED_CPUS;
+    smp::call_on(other, load_test_space, 0).expect("cpu online");
+    smp::call_on(other, unload_test_space, 0).expect("cpu online");
     let before = shootdown::stats();
     space.lock().munmap(start.as_u64(), 4 * PAGE_SIZE).expect("munmap");
     let after = shootdown::stats();
     assert_eq!(after.ipis, before.ipis, "no CPU has the space loaded: no IPI");
-    assert_eq!(after.lazy_skips - before.lazy_skips, 1, "cpu 1 is marked to flush at its next load instead");
+    assert_eq!(after.lazy_skips - before.lazy_skips, 1, "cpu {other} is marked to flush at its next load instead");
+    proc::task::unpin_current();
     *SPACE_ON_OTHER_CPUS.lock() = None;
 }
 
