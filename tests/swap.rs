@@ -597,8 +597,8 @@ fn a_dead_page_does_not_linger_in_its_slot() {
     let wiped = vmstat::nr_events(SwapEvent::SlotWiped);
     drop(space); // the last reference: the slot is free and unwiped
     assert_eq!(swap::slot_refs(slot), 0);
-    assert!(swap::nr_slots_to_wipe() >= 1);
-    // Wipe here; the background wiper may be wiping some of them at the same time.
+    // Wipe here; the background wiper (the drop woke it) may be wiping some of
+    // them at the same time.
     swap::wipe_freed_slots();
     while swap::nr_slots_to_wipe() > 0 {
         proc::sched::yield_now();
@@ -609,9 +609,11 @@ fn a_dead_page_does_not_linger_in_its_slot() {
 }
 
 #[test_case]
-fn freed_slots_are_wiped_by_the_background_thread() {
-    // What an exit does (`kick_wiper` after the space is gone): the swapwipe thread
-    // wipes every freed slot while this task only yields.
+fn a_space_dropped_anywhere_wakes_the_wiper_for_its_slots() {
+    // The swapwipe thread wipes every freed slot while this task only yields, woken
+    // by the space's drop itself: not only an exit's (with several CPUs the last
+    // reference may be reclaim's, and an exit's kick then found nothing to wipe:
+    // `swap_ramdisk` with `--smp 2` left 4 095 slots unwiped in 1 run of 3).
     let (space, start) = filled_space(8);
     let victims: alloc::vec::Vec<Frame> = (0..8).map(|i| frame_at(&space, start + i * PAGE_SIZE)).collect();
     let report = swap::evict_many(&victims);
@@ -619,9 +621,7 @@ fn freed_slots_are_wiped_by_the_background_thread() {
     let slots: alloc::vec::Vec<u64> =
         (0..8).map(|i| pte_at(&space, start + i * PAGE_SIZE).as_swap().expect("swap entry").slot()).collect();
     let wiped = vmstat::nr_events(SwapEvent::SlotWiped);
-    drop(space);
-    assert!(swap::nr_slots_to_wipe() >= 8);
-    swap::kick_wiper();
+    drop(space); // and nothing else: no exit, no kick
     let deadline = kernel::arch::timer::uptime_ms() + 10_000;
     while swap::nr_slots_to_wipe() > 0 {
         assert!(kernel::arch::timer::uptime_ms() < deadline, "the wiper never ran");

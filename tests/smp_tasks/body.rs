@@ -467,3 +467,58 @@ fn the_exact_free_count_holds_still_while_idle_cpus_fill_the_zero_pool() {
     assert!(nr_moved >= 2048, "the idle CPUs filled only {nr_moved} frames in 3 s");
     assert_eq!(nr_off, 0, "{nr_off} of {nr_reads} reads were off (worst {worst:+} frames)");
 }
+
+/// The space the lock-holding thread of the pageout test holds, and what it has done:
+/// 0 = not yet, 1 = holding the space's lock, 2 = let it go.
+static SPACE_TO_HOLD: spin::Mutex<Option<SpaceRef>> = spin::Mutex::new(None);
+static HOLDER_STATE: AtomicU8 = AtomicU8::new(0);
+/// How long the holder keeps the space locked.
+const HOLD_MS: u64 = 20;
+
+/// Runs on another CPU: holds the test space's lock for [`HOLD_MS`], as a fork
+/// finishing or a fault there would, then parks.
+extern "C" fn hold_the_space_a_while() -> ! {
+    let space = SPACE_TO_HOLD.lock().clone().expect("the test space");
+    {
+        let _held = space.lock();
+        HOLDER_STATE.store(1, Ordering::SeqCst);
+        // The TSC, not the uptime: with this lock held interrupts are off here,
+        // and on the boot CPU that stops the tick count.
+        let until = kernel::arch::timer::rdtsc() + HOLD_MS * kernel::arch::timer::tsc_per_ms();
+        while kernel::arch::timer::rdtsc() < until {
+            core::hint::spin_loop();
+        }
+    }
+    drop(space);
+    HOLDER_STATE.store(2, Ordering::SeqCst);
+    PINNED_DONE.wait_until(|| false); // parked for good: a daemon never exits
+    unreachable!("hold_the_space_a_while: woken for nothing");
+}
+
+#[test_case]
+fn madv_pageout_evicts_pages_whose_space_another_cpu_holds_for_a_moment() {
+    // `swapfork` with --smp 2: the child's MADV_PAGEOUT found the parent's space
+    // locked on the other CPU and left 29 of the 32 shared pages resident. Pages a
+    // caller asked for by address are now tried again while their space is busy.
+    const NR_PAGES: u64 = 8;
+    let (parent, start) = kernel::testing::space_with_written_pages(NR_PAGES);
+    // The child shares the pages copy-on-write: its pageout must unmap them from
+    // the parent too, under the parent's lock, which the other CPU holds.
+    let space = kernel::mm::cow::fork(&mut parent.lock()).expect("fork");
+    *SPACE_TO_HOLD.lock() = Some(parent.clone());
+    let here = proc::task::pin_current();
+    let other = (here + 1) % EXPECTED_CPUS;
+    proc::task::spawn_daemon_on("spaceholder", hold_the_space_a_while, other).expect("spawn the holder");
+    while HOLDER_STATE.load(Ordering::SeqCst) == 0 {
+        core::hint::spin_loop();
+    }
+    let report = kernel::mm::reclaim::pageout(&space, start.as_u64(), NR_PAGES * PAGE_SIZE).expect("pageout");
+    assert_eq!(report.nr_kept, 0, "pages left resident because the space was busy: {report:?}");
+    assert_eq!(HOLDER_STATE.load(Ordering::SeqCst), 2, "the pageout outlasted the hold");
+    assert_eq!(report.nr_freed(), NR_PAGES, "{report:?}");
+    proc::task::unpin_current();
+    *SPACE_TO_HOLD.lock() = None;
+    drop(space);
+    drop(parent);
+    check::check_consistency().expect("consistent");
+}

@@ -18,6 +18,7 @@
 //!                                         want it) or it is clean (the slot holds it)
 //!  an eviction wrote it / found it clean  no PTE maps it any more
 //!  an eviction was cancelled before I/O   refs == 1 and the slot never got the page (DIRTY)
+//!                                         or no PTE maps the page any more
 //!  the eviction's write failed            refs == 1: the slot is retired, the page leaves
 //!  readahead finished                     the read worked and refs > 1 (a swap PTE wants it)
 //! ```
@@ -110,11 +111,15 @@ impl SlotState {
         }
     }
 
-    /// An eviction stopped before any I/O, every PTE put back. A slot that never
-    /// received the page (DIRTY) and that nobody else names goes back with it.
+    /// An eviction (or a write-ahead clean) stopped before any I/O, every PTE put
+    /// back; the evictor's lock is released. If nobody else names the slot, the
+    /// page leaves when the slot never received it (DIRTY), or when no PTE maps it
+    /// any more: its process went away while the page was locked (with several
+    /// CPUs, an exit on one while the cleaner on another held the page), and
+    /// [`on_swap_pte_dropped`](Self::on_swap_pte_dropped) had to leave it.
     pub fn on_eviction_cancelled(self) -> CacheVerdict {
         match self.page {
-            Some(page) if self.refs == 1 && page.is_dirty => CacheVerdict::Drop,
+            Some(page) if self.refs == 1 && (page.is_dirty || page.map_count == 0) => CacheVerdict::Drop,
             _ => CacheVerdict::Keep,
         }
     }
@@ -180,6 +185,9 @@ mod tests {
         assert_eq!(SlotState::new(3, Some(IDLE_CLEAN)).on_eviction_done(), CacheVerdict::Drop);
         assert_eq!(SlotState::new(3, Some(MAPPED)).on_eviction_done(), CacheVerdict::Keep);
         assert_eq!(SlotState::new(1, Some(MAPPED)).on_eviction_cancelled(), CacheVerdict::Keep);
+        // Its process exited while the page was locked: nobody maps or names it.
+        assert_eq!(SlotState::new(1, Some(IDLE_CLEAN)).on_eviction_cancelled(), CacheVerdict::Drop);
+        assert_eq!(SlotState::new(2, Some(IDLE_CLEAN)).on_eviction_cancelled(), CacheVerdict::Keep);
         let dirty_mapped = CachedPage { is_dirty: true, ..MAPPED };
         assert_eq!(SlotState::new(1, Some(dirty_mapped)).on_eviction_cancelled(), CacheVerdict::Drop);
         assert_eq!(SlotState::new(1, Some(dirty_mapped)).on_write_failed(false), WriteFailVerdict::RetireSlot);

@@ -841,5 +841,10 @@ impl Drop for AddressSpace {
         rmap::unregister(self.family, self.id);
         super::file_rmap::forget_space(self.id);
         PCIDS.lock().free(self.pcid);
+        // Its swap slots are free now: the wiper clears them. Here, not at exit:
+        // the last reference may be reclaim's (kswapd or the cleaner held the
+        // space when the process exited on another CPU), and an exit's kick then
+        // found nothing to wipe yet.
+        super::swap::kick_wiper();
     }
 }

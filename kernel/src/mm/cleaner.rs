@@ -205,6 +205,7 @@ extern "C" fn cleaner_main() -> ! {
         QUEUE.wait_until(|| is_enabled() && IS_KICKED.swap(false, Ordering::AcqRel));
         IS_IN_PASS.store(true, Ordering::Release);
         clean_pass(bounce);
+        crate::mm::swap::kick_wiper(); // slots the pass freed (see kswapd's)
         IS_IN_PASS.store(false, Ordering::Release);
         NR_PASSES.fetch_add(1, Ordering::AcqRel);
         // At most one pass a tick: a pass probes LOOKAHEAD pages even when it

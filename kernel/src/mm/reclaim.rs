@@ -62,6 +62,7 @@
 #![deny(unsafe_code)]
 
 use alloc::boxed::Box;
+use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use mm_core::reclaim::{ActiveInactive, BufferedFifo, Clock, Fifo, LruApprox, Random, ReplacementPolicy, SegmentedFifo, TwoHandClock, TwoQueue};
@@ -627,7 +628,7 @@ fn evict_first(nr_wanted: u64, report: &mut ReclaimReport) {
             untrack(frame);
         }
         report.nr_scanned += nr_frames as u64;
-        evict_victims(&frames[..nr_frames], report);
+        evict_victims(&frames[..nr_frames], report, None);
     }
 }
 
@@ -694,7 +695,7 @@ pub fn shrink(nr_wanted: u64) -> ReclaimReport {
         if nr_victims == 0 {
             break;
         }
-        evict_victims(&victims[..nr_victims], &mut report);
+        evict_victims(&victims[..nr_victims], &mut report, None);
     }
     if is_swap_full && report.nr_freed() < nr_wanted {
         shrink_swap_cache(nr_wanted, &mut report);
@@ -708,7 +709,7 @@ pub fn shrink(nr_wanted: u64) -> ReclaimReport {
 /// Evicts `victims` (no longer tracked) together and counts the outcomes; a victim
 /// that stays is tracked again. Page-cache victims go to their files
 /// (`page_cache::reclaim_file_frame`), the others to swap.
-fn evict_victims(victims: &[Frame], report: &mut ReclaimReport) {
+fn evict_victims(victims: &[Frame], report: &mut ReclaimReport, mut busy: Option<&mut Vec<Frame>>) {
     let mut anonymous = [Frame::from_pfn(0); SWAP_CLUSTER];
     let mut nr_anonymous = 0;
     for &victim in victims {
@@ -717,18 +718,20 @@ fn evict_victims(victims: &[Frame], report: &mut ReclaimReport) {
                 anonymous[nr_anonymous] = victim;
                 nr_anonymous += 1;
             }
-            FileEvicted::NotFile => evict_anonymous(&[victim], report),
+            FileEvicted::NotFile => evict_anonymous(&[victim], report, busy.as_deref_mut()),
             FileEvicted::Clean => report.nr_clean += 1,
             FileEvicted::Written => report.nr_file_written += 1,
             FileEvicted::Kept => report.nr_kept += 1,
             FileEvicted::Gone => {}
         }
     }
-    evict_anonymous(&anonymous[..nr_anonymous], report);
+    evict_anonymous(&anonymous[..nr_anonymous], report, busy);
 }
 
 /// Swaps out anonymous `victims` together (see [`evict_victims`]).
-fn evict_anonymous(victims: &[Frame], report: &mut ReclaimReport) {
+/// With `busy`, a victim whose space was locked by someone else goes there (not
+/// counted, not tracked again) for the caller to retry.
+fn evict_anonymous(victims: &[Frame], report: &mut ReclaimReport, mut busy: Option<&mut Vec<Frame>>) {
     if victims.is_empty() {
         return;
     }
@@ -740,7 +743,13 @@ fn evict_anonymous(victims: &[Frame], report: &mut ReclaimReport) {
                 report.nr_kept += 1;
                 track(victim);
             }
-            Err(_) => {
+            Err(e) => {
+                if matches!(e, swap::EvictError::Busy)
+                    && let Some(busy) = busy.as_deref_mut()
+                {
+                    busy.push(victim);
+                    continue;
+                }
                 report.nr_kept += 1;
                 if is_live_user_frame(victim) {
                     track(victim);
@@ -781,7 +790,7 @@ fn shrink_swap_cache(nr_wanted: u64, report: &mut ReclaimReport) {
                 continue;
             }
             untrack(frame);
-            evict_victims(&[frame], report);
+            evict_victims(&[frame], report, None);
         }
         if nr_found < batch.len() {
             break;
@@ -850,12 +859,34 @@ pub fn pageout(space: &SpaceRef, addr: u64, len: u64) -> Result<ReclaimReport, V
 /// group's local reclaim. Call with no lock held.
 pub fn evict_frames(frames: &[Frame]) -> ReclaimReport {
     let mut report = ReclaimReport::default();
+    let mut busy = Vec::new();
     for cluster in frames.chunks(SWAP_CLUSTER) {
         for &frame in cluster {
             untrack(frame);
         }
         report.nr_scanned += cluster.len() as u64;
-        evict_victims(cluster, &mut report);
+        evict_victims(cluster, &mut report, Some(&mut busy));
+    }
+    // A page whose space another CPU holds locked (a fork finishing, a fault, the
+    // policy's probe) is tried again for a while: these callers asked for these
+    // pages, not for any frames. (Reclaim's own victims are not: another will do.)
+    let deadline = crate::arch::timer::uptime_ms() + BUSY_RETRY_MS;
+    while !busy.is_empty() && crate::arch::timer::uptime_ms() < deadline {
+        crate::sync::hooks::yield_now();
+        let again = core::mem::take(&mut busy);
+        for cluster in again.chunks(SWAP_CLUSTER) {
+            let live: Vec<Frame> = cluster.iter().copied().filter(|&f| is_live_user_frame(f)).collect();
+            evict_victims(&live, &mut report, Some(&mut busy));
+        }
+    }
+    for &frame in &busy {
+        report.nr_kept += 1;
+        if is_live_user_frame(frame) {
+            track(frame);
+        }
     }
     report
 }
+
+/// How long [`evict_frames`] keeps trying pages whose space is busy.
+const BUSY_RETRY_MS: u64 = 100;

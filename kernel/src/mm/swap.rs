@@ -201,7 +201,7 @@ const WIPE_RUN_SLOTS: u32 = 1024;
 
 /// Wipes every freed slot that still holds a dead page (zeroes it on the disk, or
 /// discards it), in runs of adjacent slots; returns how many were wiped. Called
-/// by kswapd with no lock held (it does disk I/O); a no-op when the disk cannot
+/// by the wiper thread with no lock held (it does disk I/O); a no-op when the disk cannot
 /// wipe. A failed wipe is logged and the slots are freed all the same: they hold
 /// nothing anyone can read through swap.
 pub fn wipe_freed_slots() -> u64 {
@@ -249,7 +249,8 @@ extern "C" fn wiper_main() -> ! {
 }
 
 /// Wakes the wiper if freed slots wait to be wiped. Called with no lock held
-/// where many slots are freed at once (a process's exit).
+/// where slots are freed: an address space's teardown, the end of a kswapd or
+/// cleaner pass.
 pub fn kick_wiper() {
     if nr_unwiped_slots() > 0 {
         WIPER_QUEUE.wake_one();

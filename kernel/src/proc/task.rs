@@ -611,8 +611,10 @@ pub fn exit_current(status: WaitStatus) -> ! {
     if let Some(space) = &space {
         space.lock().deactivate_on_this_cpu();
     }
-    drop(space); // the last reference: every frame, table and VMA goes back
-    crate::mm::swap::kick_wiper(); // its swap slots are free now: wipe them
+    // Every frame, table, VMA and swap slot goes back when the last reference
+    // goes (here, or where reclaim lets go of the space); the space's drop wakes
+    // the swap wiper for its slots.
+    drop(space);
     if is_last {
         sched::wake_if_waiting(parent);
     }

@@ -55,6 +55,9 @@ extern "C" fn kswapd_main() -> ! {
         }
         crate::mm::cleaner::kick(); // cleans the victims after this pass's
         balance();
+        // Slots freed by this pass (a page dropped from the swap cache whose
+        // process exited while it was being written) wait for the wiper.
+        crate::mm::swap::kick_wiper();
         IS_KSWAPD_IN_PASS.store(false, Ordering::Release);
         NR_KSWAPD_PASSES.fetch_add(1, Ordering::AcqRel);
     }
