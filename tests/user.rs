@@ -264,3 +264,27 @@ fn a_killed_process_leaves_no_kernel_heap_object_behind() {
     }
     assert_eq!(nr_heap_objects(), before, "kernel heap objects after 10 killed processes");
 }
+
+#[test_case]
+fn a_range_ending_at_the_top_of_the_user_half_is_an_error_not_a_panic() {
+    // The user half ends at 0x8000_0000_0000, which is no canonical address: a
+    // range ending there made `VirtAddr::new` panic (found when exit unmapped the
+    // whole half). As Linux, whose user half ends a page lower (TASK_SIZE), the
+    // top page is never mapped: munmap is EINVAL, the others ENOMEM.
+    use kernel::mm::PAGE_SIZE;
+    use kernel::mm::addr_space::{AddressSpace, MapRequest, VmError, VmProt};
+    use kernel::mm::layout::USER_END;
+    let space = AddressSpace::new().expect("a space");
+    let mut space = space.lock();
+    let top = USER_END - PAGE_SIZE;
+    assert_eq!(space.munmap(top, PAGE_SIZE), Err(VmError::Invalid));
+    assert_eq!(space.mprotect(top, PAGE_SIZE, VmProt::READ), Err(VmError::NoMemory));
+    assert_eq!(space.madvise_dontneed(top, PAGE_SIZE), Err(VmError::NoMemory));
+    let fixed = MapRequest { is_fixed: true, ..MapRequest::default() };
+    assert_eq!(space.mmap(top, PAGE_SIZE, VmProt::READ_WRITE, fixed).map(|_| ()), Err(VmError::NoMemory));
+    // The page below it is the highest a mapping may take (the stack's top page);
+    // unmapping it panicked too: the unmap's last 2 MiB chunk ended at USER_END.
+    let below = top - PAGE_SIZE;
+    assert_eq!(space.mmap(below, PAGE_SIZE, VmProt::READ_WRITE, fixed).map(|a| a.as_u64()), Ok(below));
+    assert_eq!(space.munmap(below, PAGE_SIZE), Ok(()));
+}

@@ -40,7 +40,7 @@ use mm_core::pcid::{OVERFLOW_PCID, PcidAllocator};
 pub use mm_core::fault::leaf_flags_for;
 pub use mm_core::vma::{Backing, Vma, VmaError, VmaTree, VmFlags, VmProt};
 
-use super::layout::USER_END;
+use super::layout::{USER_END, USER_MAP_END};
 use super::rmap::{self, FamilyId, FamilyPage, SpaceId, SpaceRef};
 use super::frame::FrameFlags;
 use super::paging::{self, DirectMapTables, PteFlags};
@@ -194,7 +194,8 @@ pub(super) fn release_leaf(leaf: LeafEntry, stats: &mut AsStats, family: FamilyI
 /// Returns the range `madvise(addr, len)` acts on, Linux's way: `addr` page aligned
 /// (else EINVAL), `len` rounded up to pages (EINVAL if that overflows), `None` for
 /// an empty range (madvise then succeeds doing nothing). The end may lie beyond the
-/// user half: that part is unmapped, so the call reports ENOMEM after acting.
+/// mappable part of the user half ([`USER_MAP_END`]): that part is unmapped, so the
+/// call reports ENOMEM after acting.
 fn advice_range(addr: u64, len: u64) -> Result<Option<(VirtAddr, VirtAddr)>, VmError> {
     if !addr.is_multiple_of(PAGE_SIZE) {
         return Err(VmError::Invalid);
@@ -204,20 +205,21 @@ fn advice_range(addr: u64, len: u64) -> Result<Option<(VirtAddr, VirtAddr)>, VmE
     if len == 0 {
         return Ok(None);
     }
-    if addr >= USER_END {
+    if addr >= USER_MAP_END {
         return Err(VmError::NoMemory);
     }
-    Ok(Some((VirtAddr::new(addr), VirtAddr::new(end.min(USER_END)))))
+    Ok(Some((VirtAddr::new(addr), VirtAddr::new(end.min(USER_MAP_END)))))
 }
 
-/// Checks that `[addr, addr + len)` is page aligned, non-empty and in the user half.
+/// Checks that `[addr, addr + len)` is page aligned, non-empty and in the mappable
+/// part of the user half (below [`USER_MAP_END`]).
 pub(super) fn user_range(addr: u64, len: u64) -> Result<(VirtAddr, VirtAddr), VmError> {
     if !addr.is_multiple_of(PAGE_SIZE) || len == 0 {
         return Err(VmError::Invalid);
     }
     let len = len.checked_next_multiple_of(PAGE_SIZE).ok_or(VmError::Invalid)?;
     let end = addr.checked_add(len).ok_or(VmError::NoMemory)?;
-    if end > USER_END {
+    if end > USER_MAP_END {
         return Err(VmError::NoMemory);
     }
     Ok((VirtAddr::new(addr), VirtAddr::new(end)))
@@ -493,7 +495,7 @@ impl AddressSpace {
         let len = len.checked_next_multiple_of(PAGE_SIZE).ok_or(VmError::NoMemory)?;
         let flags = if req.is_shared { VmFlags::SHARED } else { VmFlags::empty() };
         let start = if is_fixed {
-            let end = hint.checked_add(len).filter(|&end| end <= USER_END).ok_or(VmError::NoMemory)?;
+            let end = hint.checked_add(len).filter(|&end| end <= USER_MAP_END).ok_or(VmError::NoMemory)?;
             let (start, end) = (VirtAddr::new(hint), VirtAddr::new(end));
             if start.as_u64() < MMAP_MIN {
                 return Err(VmError::Permission);
@@ -548,6 +550,18 @@ impl AddressSpace {
     pub fn munmap(&mut self, addr: u64, len: u64) -> Result<(), VmError> {
         let (start, end) = user_range(addr, len).map_err(|_| VmError::Invalid)?;
         self.unmap_range(start, end)
+    }
+
+    /// Unmaps the whole user half (a process's exit: Linux's `exit_mmap`): every
+    /// VMA goes and every page and swap slot is released, whoever else still holds
+    /// the space; the page tables stay until the space is dropped.
+    pub fn unmap_everything(&mut self) {
+        let (start, end) = (VirtAddr::new(0), VirtAddr::new(USER_MAP_END));
+        if let Err(e) = self.unmap_range(start, end) {
+            // Only a huge page cut at an edge can fail, and the user half's edges
+            // cut none; the drop releases whatever is left all the same.
+            log::warn!("unmap_everything: {e:?}; the rest goes with the space");
+        }
     }
 
     /// Removes the VMAs of `[start, end)` (cutting those across the edges) and
@@ -841,10 +855,9 @@ impl Drop for AddressSpace {
         rmap::unregister(self.family, self.id);
         super::file_rmap::forget_space(self.id);
         PCIDS.lock().free(self.pcid);
-        // Its swap slots are free now: the wiper clears them. Here, not at exit:
-        // the last reference may be reclaim's (kswapd or the cleaner held the
-        // space when the process exited on another CPU), and an exit's kick then
-        // found nothing to wipe yet.
-        super::swap::kick_wiper();
+        // Its swap slots are free now, for the wiper; not woken from here: a
+        // space may go while its dropper holds other locks (a fork that failed
+        // drops the child under the parent's lock), and a wake-up takes the
+        // scheduler's. See `swap::start_wiper` for who wakes it.
     }
 }

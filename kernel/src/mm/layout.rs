@@ -41,3 +41,7 @@ pub const NR_KSTACK_SLOTS: usize = 4096;
 pub const KERNEL_BASE: u64 = crate::KERNEL_BASE;
 /// First address above the user half.
 pub const USER_END: u64 = 0x0000_8000_0000_0000;
+/// The end of the part of the user half a mapping may take: one page short of
+/// [`USER_END`], as Linux's `TASK_SIZE` on x86-64. The top page is never mapped,
+/// and an end of range here is a canonical address (`USER_END` is not).
+pub const USER_MAP_END: u64 = USER_END - 4096;

@@ -232,6 +232,13 @@ static WIPER_QUEUE: crate::sync::WaitQueue = crate::sync::WaitQueue::new();
 /// Starts the wiper: a kernel thread that sleeps until freed slots wait to be
 /// wiped and wipes them ([`wipe_freed_slots`]). Without it (it could not be
 /// started, or the disk cannot wipe) freed slots keep their old contents.
+///
+/// Who wakes it: an exit, after dropping its space ([`kick_wiper`]), and kswapd
+/// and the cleaner after each pass. A space's last reference is not always the
+/// exit's, though: with several CPUs, reclaim or a `process_vm_readv` on another
+/// CPU may hold it then, and drop it later where no wake-up can be sent (the
+/// space's drop may run under other locks). So the wiper also looks once every
+/// [`WIPER_PERIOD_TICKS`] by itself: a freed slot waits at most that long.
 pub fn start_wiper() {
     if !SWAP.lock().as_ref().is_some_and(|s| s.map.is_tracking_wipes()) {
         return; // swap is off or the disk cannot wipe: nothing will ever need it
@@ -241,16 +248,19 @@ pub fn start_wiper() {
     }
 }
 
+/// How often the wiper looks for freed slots when nobody woke it (1 s).
+pub const WIPER_PERIOD_TICKS: u64 = crate::arch::timer::TICK_HZ;
+
 extern "C" fn wiper_main() -> ! {
     loop {
-        WIPER_QUEUE.wait_until(|| nr_unwiped_slots() > 0);
+        let next_look = crate::arch::timer::ticks() + WIPER_PERIOD_TICKS;
+        WIPER_QUEUE.wait_until_deadline(|| nr_unwiped_slots() > 0, next_look);
         wipe_freed_slots();
     }
 }
 
 /// Wakes the wiper if freed slots wait to be wiped. Called with no lock held
-/// where slots are freed: an address space's teardown, the end of a kswapd or
-/// cleaner pass.
+/// where slots are freed: an exit, the end of a kswapd or cleaner pass.
 pub fn kick_wiper() {
     if nr_unwiped_slots() > 0 {
         WIPER_QUEUE.wake_one();

@@ -161,7 +161,7 @@ pub fn msync(addr: u64, len: u64, flags: u64) -> Result<u64, Errno> {
     if len == 0 {
         return Ok(0);
     }
-    if end > crate::mm::layout::USER_END {
+    if end > crate::mm::layout::USER_MAP_END {
         return Err(Errno::ENOMEM);
     }
     let space = task::current_space().ok_or(Errno::EPERM)?;

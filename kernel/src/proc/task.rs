@@ -572,15 +572,17 @@ pub fn exit_current(status: WaitStatus) -> ! {
     // its leader's entry: the last thread closes them.
     let files = if is_last { TASKS.lock().get_mut(&tgid).and_then(|task| task.files.take()) } else { None };
     drop(files); // closes every fd: a pipe end closed wakes the other end
-    let (space, parent) = {
+    // The memory goes before anyone can learn of the exit (Linux's `exit_mm`
+    // before `exit_notify`): a parent whose `wait` returned, or a shell's `free`
+    // after it, finds every frame and swap slot back.
+    release_memory(pid, is_last);
+    let parent = {
         let mut tasks = TASKS.lock();
         let task = tasks.get_mut(&pid).expect("exit_current: no current task");
         task.state = TaskState::Zombie(status);
         if task.is_killed {
             NR_KILLED_LIVE.fetch_sub(1, Ordering::Release);
         }
-        let space = task.space.take();
-        set_running_space(crate::arch::smp::cpu_id(), None);
         let has_taken_over = task.has_taken_over;
         if pid != tgid {
             // A thread other than the leader is nobody's child: the reaper reaps it.
@@ -601,7 +603,27 @@ pub fn exit_current(status: WaitStatus) -> ! {
                 child.parent = adopter;
             }
         }
-        (space, parent)
+        parent
+    };
+    if is_last {
+        sched::wake_if_waiting(parent);
+    }
+    // Some orphan (or this thread) may be a zombie already: let the reaper look.
+    sched::wake_if_waiting(orphan_adopter());
+    sched::schedule_away_forever()
+}
+
+/// The exiting task `pid` lets go of its address space; if it is the last thread
+/// of its process (`is_last`), the space's memory goes now: every mapping is
+/// removed, so its frames and swap slots are free even while someone else (reclaim
+/// on another CPU, a `process_vm_readv`) still holds the space, which then goes
+/// empty when they let go of it.
+fn release_memory(pid: Pid, is_last: bool) {
+    let space = {
+        let mut tasks = TASKS.lock();
+        let task = tasks.get_mut(&pid).expect("exit_current: no current task");
+        set_running_space(crate::arch::smp::cpu_id(), None);
+        task.space.take()
     };
     // Again: closing the files may have slept, and switching back to this task
     // loaded its space (it was still `task.space` then); dropping a loaded space
@@ -609,18 +631,14 @@ pub fn exit_current(status: WaitStatus) -> ! {
     // this CPU no longer runs it.
     sched::load_kernel_tables();
     if let Some(space) = &space {
-        space.lock().deactivate_on_this_cpu();
+        let mut space = space.lock();
+        space.deactivate_on_this_cpu();
+        if is_last {
+            space.unmap_everything();
+        }
     }
-    // Every frame, table, VMA and swap slot goes back when the last reference
-    // goes (here, or where reclaim lets go of the space); the space's drop wakes
-    // the swap wiper for its slots.
-    drop(space);
-    if is_last {
-        sched::wake_if_waiting(parent);
-    }
-    // Some orphan (or this thread) may be a zombie already: let the reaper look.
-    sched::wake_if_waiting(orphan_adopter());
-    sched::schedule_away_forever()
+    drop(space); // the last reference, most often: the tables and the rest go back
+    crate::mm::swap::kick_wiper(); // its swap slots are free now: wipe them
 }
 
 /// Returns true if the thread group `leader` leads has ended: every task of it

@@ -86,7 +86,10 @@ impl AddressSpace {
     pub(super) fn gather_unmap(&mut self, start: VirtAddr, end: VirtAddr, batch: &mut FlushBatch, gather: &mut UnmapGather) {
         let mut at = start;
         while at < end {
-            let chunk_end = VirtAddr::new((at.as_u64() / CHUNK_BYTES + 1) * CHUNK_BYTES).min(end);
+            // The bound first, then the address: the user half's last chunk ends at
+            // 0x8000_0000_0000, which is no canonical address (a munmap of the
+            // stack's top page panicked here).
+            let chunk_end = VirtAddr::new(((at.as_u64() / CHUNK_BYTES + 1) * CHUNK_BYTES).min(end.as_u64()));
             let mut tables = DeferringTables { inner: &mut self.tables, freed: &mut gather.tables };
             let leaves = &mut gather.leaves;
             let nr_pages = (chunk_end - at) / PAGE_SIZE;
