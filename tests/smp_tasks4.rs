@@ -14,4 +14,8 @@ kernel::runner_args!(b"--smp 4 --memory 128M --timeout 300");
 /// The CPUs this image asks for.
 const EXPECTED_CPUS: usize = 4;
 
+#[path = "common/only_this_cpu.rs"]
+mod only_this_cpu;
+use only_this_cpu::OnlyThisCpuIdles;
+
 include!("smp_tasks/body.rs");

@@ -135,9 +135,11 @@ fn a_batched_munmap_sends_one_ipi_per_remote_cpu_and_their_tlbs_forget_the_pages
     let (space, start) = kernel::testing::space_with_written_pages(NR_PAGES);
     *SPACE_ON_OTHER_CPUS.lock() = Some(space.clone());
     // The test task may run on any CPU: it stays on this one, and the "other" CPUs
-    // are the rest (a call to itself would load the space under the test task,
-    // whose next switch takes it away again).
-    let here = proc::task::pin_current();
+    // are the rest, each kept by a spinning kernel thread (which is never switched
+    // out) so that the tables the calls load stay loaded: a switch there in between
+    // loaded its next task's tables, and the probe faulted (CI, twice).
+    let only_this_cpu = OnlyThisCpuIdles::new();
+    let here = smp::cpu_id();
     let others_cpus = || (0..EXPECTED_CPUS).filter(move |&cpu| cpu != here);
     for cpu in others_cpus() {
         smp::call_on(cpu, load_test_space, 0).expect("cpu online");
@@ -156,7 +158,7 @@ fn a_batched_munmap_sends_one_ipi_per_remote_cpu_and_their_tlbs_forget_the_pages
         assert_eq!(PROBED[cpu].load(Ordering::SeqCst), 2, "cpu {cpu} still reads an unmapped page through a stale TLB entry");
         smp::call_on(cpu, unload_test_space, 0).expect("cpu online");
     }
-    proc::task::unpin_current();
+    drop(only_this_cpu);
     *SPACE_ON_OTHER_CPUS.lock() = None;
     kernel::println!(
         "shootdown: munmap of 1 MiB with the space loaded on {remote} other CPU(s): {} IPI(s), {} shootdown(s)",
@@ -171,7 +173,10 @@ fn clearing_an_accessed_bit_interrupts_no_cpu_keeps_the_dirty_bit_and_marks_the_
     // other CPUs run: it used to be a shootdown per page under the policy lock.
     let (space, start) = kernel::testing::space_with_written_pages(1);
     *SPACE_ON_OTHER_CPUS.lock() = Some(space.clone());
-    let here = proc::task::pin_current(); // the test may run on any CPU: stay on this one
+    // The test may run on any CPU: it stays on this one, and the others spin in
+    // kernel threads so the tables loaded there stay loaded (see the munmap test).
+    let only_this_cpu = OnlyThisCpuIdles::new();
+    let here = smp::cpu_id();
     let others_cpus = || (0..EXPECTED_CPUS).filter(move |&cpu| cpu != here);
     for cpu in others_cpus() {
         smp::call_on(cpu, load_test_space, 0).expect("cpu online");
@@ -196,7 +201,7 @@ fn clearing_an_accessed_bit_interrupts_no_cpu_keeps_the_dirty_bit_and_marks_the_
     for cpu in others_cpus() {
         smp::call_on(cpu, unload_test_space, 0).expect("cpu online");
     }
-    proc::task::unpin_current();
+    drop(only_this_cpu);
     *SPACE_ON_OTHER_CPUS.lock() = None;
 }
 
@@ -205,9 +210,10 @@ fn a_change_to_a_space_loaded_nowhere_else_sends_no_ipi_and_marks_the_others_laz
     let (space, start) = kernel::testing::space_with_written_pages(4);
     *SPACE_ON_OTHER_CPUS.lock() = Some(space.clone());
     // Another CPU loads the space and leaves it: it may still hold PCID-tagged
-    // entries. (Not the test task's own CPU: the test stays where it is.)
-    let here = proc::task::pin_current();
-    let other = (here + 1) % EXPECTED_CPUS;
+    // entries. (Not the test task's own CPU: the test stays where it is, and the
+    // others spin, so nothing switches there between the two calls.)
+    let only_this_cpu = OnlyThisCpuIdles::new();
+    let other = (smp::cpu_id() + 1) % EXPECTED_CPUS;
     smp::call_on(other, load_test_space, 0).expect("cpu online");
     smp::call_on(other, unload_test_space, 0).expect("cpu online");
     let before = shootdown::stats();
@@ -215,7 +221,7 @@ fn a_change_to_a_space_loaded_nowhere_else_sends_no_ipi_and_marks_the_others_laz
     let after = shootdown::stats();
     assert_eq!(after.ipis, before.ipis, "no CPU has the space loaded: no IPI");
     assert_eq!(after.lazy_skips - before.lazy_skips, 1, "cpu {other} is marked to flush at its next load instead");
-    proc::task::unpin_current();
+    drop(only_this_cpu);
     *SPACE_ON_OTHER_CPUS.lock() = None;
 }
 
