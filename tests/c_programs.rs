@@ -32,7 +32,7 @@ kernel::test_kernel!();
 
 /// Every file in `kernel/user/c/`, as `kernel/build.rs` names it.
 const NAMES: &[&str] =
-    &["argv_c", "execmt_c", "fork_c", "hello_c", "malloc_c", "pagefault_c", "pthread_c", "segv_c", "shootdown_c", "swap_c", "syscalls_c", "tls_c", "true_c"];
+    &["argv_c", "clonevm_c", "execmt_c", "fork_c", "hello_c", "malloc_c", "pagefault_c", "pthread_c", "segv_c", "shootdown_c", "swap_c", "syscalls_c", "tls_c", "true_c"];
 
 /// Runs `name` twice; the second run must end the same way and give back every frame.
 fn run(name: &str, args: &str) -> WaitStatus {
@@ -109,6 +109,13 @@ fn hello_c_prints_and_finds_its_arguments_environment_and_auxv() {
 #[test_case]
 fn malloc_c_builds_and_frees_a_large_list_with_every_byte_intact() {
     assert_eq!(run("malloc_c", ""), WaitStatus::Exited(0));
+}
+
+#[test_case]
+fn clonevm_c_a_clone_vm_childs_exit_leaves_its_parents_memory_whole() {
+    // The last task of a space unmaps it at exit: a CLONE_VM child (a vfork's, a
+    // posix_spawn's) is the last of its own process but not of the space.
+    assert_eq!(run("clonevm_c", ""), WaitStatus::Exited(0));
 }
 
 #[test_case]

@@ -145,6 +145,11 @@ pub struct AddressSpace {
     pub wss: super::wss::WsState,
     /// Its memory group (`mm::memcg`; 0: the root group, unlimited). Copied by fork.
     pub memcg: super::memcg::GroupId,
+    /// Tasks whose space this is (its threads, and a `CLONE_VM` child such as a
+    /// vfork's): Linux's `mm_users` without the short-lived holders (reclaim, a
+    /// `process_vm_readv`). The last one's exit unmaps everything
+    /// ([`unmap_everything`](Self::unmap_everything)); kept by `proc`.
+    pub nr_tasks: u32,
     /// Start of the heap (end of the program image).
     pub(super) brk_start: VirtAddr,
     /// Current end of the heap.
@@ -255,6 +260,7 @@ impl AddressSpace {
             stats: AsStats::default(),
             wss: super::wss::WsState::default(),
             memcg,
+            nr_tasks: 0,
             brk_start: VirtAddr::new(0),
             brk_end: VirtAddr::new(0),
             pcid,

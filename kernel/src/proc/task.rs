@@ -389,6 +389,11 @@ pub fn replace_current_program(
     user_state.load();
     task.user_state = Some(user_state);
     let (root, pcid, keep_tlb) = space.lock().activation();
+    space.lock().nr_tasks += 1;
+    if let Some(old) = &task.space {
+        let mut old = old.lock();
+        old.nr_tasks = old.nr_tasks.saturating_sub(1); // its memory goes with the caller's reference
+    }
     let old = task.space.replace(space);
     set_running_space(crate::arch::smp::cpu_id(), task.space.as_ref());
     // SAFETY: the new space's PML4 shares the kernel half like every other, so
@@ -491,6 +496,7 @@ pub fn new_user_task(new: NewTask) -> Result<Pid, SpawnError> {
     let pid = NEXT_PID.fetch_add(1, Ordering::Relaxed);
     let (sigmask, oom_score_adj) = TASKS.lock().get(&new.parent).map_or((0, 0), |t| (t.sigmask, t.oom_score_adj));
     let (tgid, group_live) = new.group.unwrap_or_else(|| (pid, Arc::new(AtomicUsize::new(1))));
+    new.space.lock().nr_tasks += 1; // nothing fails from here on
     let task = Task {
         pid,
         parent: new.parent,
@@ -575,7 +581,7 @@ pub fn exit_current(status: WaitStatus) -> ! {
     // The memory goes before anyone can learn of the exit (Linux's `exit_mm`
     // before `exit_notify`): a parent whose `wait` returned, or a shell's `free`
     // after it, finds every frame and swap slot back.
-    release_memory(pid, is_last);
+    release_memory(pid);
     let parent = {
         let mut tasks = TASKS.lock();
         let task = tasks.get_mut(&pid).expect("exit_current: no current task");
@@ -613,12 +619,12 @@ pub fn exit_current(status: WaitStatus) -> ! {
     sched::schedule_away_forever()
 }
 
-/// The exiting task `pid` lets go of its address space; if it is the last thread
-/// of its process (`is_last`), the space's memory goes now: every mapping is
-/// removed, so its frames and swap slots are free even while someone else (reclaim
-/// on another CPU, a `process_vm_readv`) still holds the space, which then goes
-/// empty when they let go of it.
-fn release_memory(pid: Pid, is_last: bool) {
+/// The exiting task `pid` lets go of its address space; if no other task uses it
+/// (`AddressSpace::nr_tasks`: other threads, a `CLONE_VM` parent), the space's
+/// memory goes now: every mapping is removed, so its frames and swap slots are free
+/// even while someone else (reclaim on another CPU, a `process_vm_readv`) still
+/// holds the space, which then goes empty when they let go of it.
+fn release_memory(pid: Pid) {
     let space = {
         let mut tasks = TASKS.lock();
         let task = tasks.get_mut(&pid).expect("exit_current: no current task");
@@ -633,7 +639,9 @@ fn release_memory(pid: Pid, is_last: bool) {
     if let Some(space) = &space {
         let mut space = space.lock();
         space.deactivate_on_this_cpu();
-        if is_last {
+        debug_assert!(space.nr_tasks > 0, "exit_current: a task's space counts no task");
+        space.nr_tasks = space.nr_tasks.saturating_sub(1);
+        if space.nr_tasks == 0 {
             space.unmap_everything();
         }
     }

@@ -49,7 +49,10 @@ fn worker() -> i32 {
         stat.swap_out_pages,
         stat.swap_in_pages
     );
-    check!(stat.major_faults > 0 && stat.swap_out_pages > 0, "worker {} never swapped", pid);
+    // Not every worker must swap: one that runs while the others wait for the disk
+    // may fit in RAM (32 MiB of the 52 MiB free) and end with no major fault (CI,
+    // session 14, once the exit gave memory back at once). The callers check that
+    // the four together swapped a lot (`tests/swap_pressure.rs`: > 8 192 pages each way).
     0
 }
 
