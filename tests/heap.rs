@@ -68,7 +68,7 @@ fn zero_sized_and_large_allocations_work() {
 fn stress_of_short_and_long_lived_objects_reuses_memory() {
     heap::shrink(); // empties the per-CPU magazines too: their objects count as live
     let objects_before = nr_live_objects();
-    let free_before = frame::nr_free_frames();
+    let free_before = frame::nr_free_frames_exact();
     let mut long_lived: Vec<Box<[u64; 8]>> = Vec::new();
     let mut grow: Vec<u64> = Vec::new();
     let mut seed = 0x1234_5678u64;
@@ -97,7 +97,7 @@ fn stress_of_short_and_long_lived_objects_reuses_memory() {
     slabmag::drain_all();
     assert_eq!(nr_live_objects(), objects_before, "objects leaked");
     heap::shrink();
-    assert_eq!(frame::nr_free_frames(), free_before, "frames leaked by the heap");
+    assert_eq!(frame::nr_free_frames_exact(), free_before, "frames leaked by the heap");
 }
 
 #[test_case]

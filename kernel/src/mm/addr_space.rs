@@ -559,15 +559,21 @@ impl AddressSpace {
     }
 
     /// Unmaps the whole user half (a process's exit: Linux's `exit_mmap`): every
-    /// VMA goes and every page and swap slot is released, whoever else still holds
-    /// the space; the page tables stay until the space is dropped.
+    /// VMA, page, swap slot and page table below the root is released, whoever else
+    /// still holds the space; the root goes when the space is dropped.
+    ///
+    /// It allocates nothing (an exit must give memory back when there is none to
+    /// spare: the VMA-by-VMA unmap collected the VMAs in a vector, and `fuzz` under
+    /// memory pressure with `--smp 2` failed to allocate it): every page goes as in
+    /// the space's drop, the tables with them, and the VMA tree is dropped whole.
+    /// No task runs the space any more, so no CPU has it loaded; the flush marks
+    /// those that had it stale.
     pub fn unmap_everything(&mut self) {
-        let (start, end) = (VirtAddr::new(0), VirtAddr::new(USER_MAP_END));
-        if let Err(e) = self.unmap_range(start, end) {
-            // Only a huge page cut at an edge can fail, and the user half's edges
-            // cut none; the drop releases whatever is left all the same.
-            log::warn!("unmap_everything: {e:?}; the rest goes with the space");
-        }
+        let (stats, mut release) = (&mut self.stats, gather::ReleaseBatch::new(self.family));
+        let batch = self.pt.free_user_tables(&mut self.tables, |leaf| release.push(leaf, stats));
+        release.finish();
+        self.flush(batch);
+        drop(core::mem::replace(&mut self.vmas, VmaTree::new()));
     }
 
     /// Removes the VMAs of `[start, end)` (cutting those across the edges) and
