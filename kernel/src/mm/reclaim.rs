@@ -744,8 +744,11 @@ fn evict_anonymous(victims: &[Frame], report: &mut ReclaimReport, mut busy: Opti
                 track(victim);
             }
             Err(e) => {
+                // (Room taken fallibly: these callers run when memory is short, and
+                // a page with no room to wait is simply kept, as before.)
                 if matches!(e, swap::EvictError::Busy)
                     && let Some(busy) = busy.as_deref_mut()
+                    && busy.try_reserve(1).is_ok()
                 {
                     busy.push(victim);
                     continue;
@@ -875,8 +878,13 @@ pub fn evict_frames(frames: &[Frame]) -> ReclaimReport {
         crate::sync::hooks::yield_now();
         let again = core::mem::take(&mut busy);
         for cluster in again.chunks(SWAP_CLUSTER) {
-            let live: Vec<Frame> = cluster.iter().copied().filter(|&f| is_live_user_frame(f)).collect();
-            evict_victims(&live, &mut report, Some(&mut busy));
+            let mut live = [Frame::from_pfn(0); SWAP_CLUSTER];
+            let mut nr_live = 0;
+            for &frame in cluster.iter().filter(|&&f| is_live_user_frame(f)) {
+                live[nr_live] = frame;
+                nr_live += 1;
+            }
+            evict_victims(&live[..nr_live], &mut report, Some(&mut busy));
         }
     }
     for &frame in &busy {
