@@ -348,7 +348,10 @@ fn vms_holds_a_process_to_its_resident_limit_and_rescues_its_pages_without_io() 
     assert!(!resident_limit::set_default_limit(resident_limit::MIN_LIMIT - 1), "below the minimum: refused");
     assert!(resident_limit::set_default_limit(LIMIT));
     let (rescued, ins) = (reclaim::nr_rescued(), vmstat::nr_events(SwapEvent::SwapIn));
-    let pid = proc::spawn("thrash").expect("spawn");
+    // It lingers 300 ms before it exits, its pages mapped: this task gets the CPU
+    // while thrash touches only when a tick finds it in user mode (2 walks in a
+    // second, sometimes), and its exit unmaps everything.
+    let pid = proc::spawn_with_args("thrash", "linger=300").expect("spawn");
     let space = task::TASKS.lock().get(&pid).and_then(|t| t.space.clone()).expect("a space");
     let id = space.lock().id();
     let (mut max_mapped, mut max_in_set, mut nr_polls, mut walked_at) = (0, 0, 0, 0);

@@ -4,7 +4,9 @@
 //! Maps 6144 pages (24 MiB), writes each once, and makes 100 000 touches from a fixed pseudo-random
 //! sequence: 80 % in the hot quarter of the pages, 20 % anywhere; one touch in four
 //! is a write. A policy that keeps the hot pages resident takes fewer major faults.
-//! Prints the touches, major faults and time; exit 0.
+//! Prints the touches, major faults and time; exit 0. With `linger=MS` it then
+//! sleeps MS milliseconds before it exits, its pages still mapped, for an observer
+//! that looks at its resident set (`tests/policies.rs`).
 #![no_std]
 #![no_main]
 
@@ -52,5 +54,9 @@ fn main() -> i32 {
         ms,
         sum & 0xff
     );
+    let mut args = [0u8; 64];
+    if let Some(ms) = ulib::arg_value(ulib::args(&mut args), "linger").and_then(|v| v.parse::<u64>().ok()) {
+        ulib::sleep_ms(ms).expect("sleep");
+    }
     0
 }
