@@ -645,7 +645,7 @@ fn release_memory(pid: Pid) {
             space.unmap_everything();
         }
     }
-    drop(space); // the last reference, most often: the tables and the rest go back
+    drop(space); // the last reference, most often: its root table goes (the rest went above)
     crate::mm::swap::kick_wiper(); // its swap slots are free now: wipe them
 }
 
