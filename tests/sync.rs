@@ -29,16 +29,25 @@ static WORK_QUEUE: WaitQueue = WaitQueue::new();
 static PENDING: AtomicU64 = AtomicU64::new(0);
 static DONE: AtomicU64 = AtomicU64::new(0);
 static IS_BUSY: AtomicBool = AtomicBool::new(false);
+/// The last job the worker may finish: the test raises it after posting the next
+/// one, so the worker is still busy with job `n` when job `n + 1` is posted, on
+/// one CPU or on two (where a job that ended by itself after a few yields could
+/// come and go between two of the test's looks, and the test then waited for a
+/// busy worker that had no work left: `--smp 2`, "timed out waiting for the
+/// worker to be busy").
+static RELEASED: AtomicU64 = AtomicU64::new(0);
 
-/// Takes one job at a time; each job keeps it busy for a while (it yields), which
-/// is when the old sleep/wake pair lost wake-ups: a wake-up sent to a busy thread
-/// was ignored, and the thread then slept with work pending.
+/// Takes one job at a time; each job keeps it busy until the test has posted the
+/// next one (it yields meanwhile), which is when the old sleep/wake pair lost
+/// wake-ups: a wake-up sent to a busy thread was ignored, and the thread then
+/// slept with work pending.
 extern "C" fn worker_main() -> ! {
     loop {
         WORK_QUEUE.wait_until(|| PENDING.load(Ordering::Acquire) > 0);
         PENDING.fetch_sub(1, Ordering::AcqRel);
+        let job = DONE.load(Ordering::Acquire) + 1;
         IS_BUSY.store(true, Ordering::Release);
-        for _ in 0..3 {
+        while RELEASED.load(Ordering::Acquire) < job {
             sched::yield_now();
         }
         IS_BUSY.store(false, Ordering::Release);
@@ -51,14 +60,17 @@ fn a_wake_up_sent_while_the_waiter_is_busy_is_not_lost() {
     kthread::spawn("worker", worker_main).expect("spawn worker");
     let mut nr_sent_while_busy = 0;
     for job in 1..=50 {
-        // Every other job is posted while the worker is in the middle of a job.
+        // Every other job is posted while the worker is in the middle of a job
+        // (job - 1, which it cannot finish before this one is posted).
         if job % 2 == 0 {
             yield_until("the worker to be busy", || IS_BUSY.load(Ordering::Acquire));
             nr_sent_while_busy += 1;
         }
         PENDING.fetch_add(1, Ordering::AcqRel);
         WORK_QUEUE.wake_one();
+        RELEASED.store(job - 1, Ordering::Release);
     }
+    RELEASED.store(50, Ordering::Release);
     yield_until("every job to be done", || DONE.load(Ordering::Acquire) == 50);
     assert_eq!(nr_sent_while_busy, 25);
     assert_eq!(PENDING.load(Ordering::Acquire), 0);

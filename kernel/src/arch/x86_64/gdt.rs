@@ -25,6 +25,40 @@ use x86_64::structures::tss::TaskStateSegment;
 pub const USER_DATA_SELECTOR: u64 = 0x18 | 3;
 /// The ring-3 code selector (GDT index 4, RPL 3).
 pub const USER_CODE_SELECTOR: u64 = 0x20 | 3;
+/// The selector of each GDT's CPU-index entry (index 7, after the TSS's two): a
+/// ring-0 data segment whose limit is the CPU's index, read by [`cpu_index`].
+const CPU_INDEX_SELECTOR: u32 = 0x38;
+
+/// A present, writable, ring-0 data-segment descriptor whose (byte-granular) limit
+/// is `cpu`. Long mode ignores a data segment's limit for accesses; `lsl` still
+/// reads it, which is all this entry is for (Linux's `GDT_ENTRY_CPUNODE` for
+/// `getcpu` is the same idea).
+fn cpu_index_descriptor(cpu: usize) -> Descriptor {
+    const PRESENT: u64 = 1 << 47;
+    const NOT_SYSTEM: u64 = 1 << 44;
+    const WRITABLE: u64 = 1 << 41;
+    debug_assert!(cpu < super::smp::MAX_CPUS);
+    Descriptor::UserSegment(PRESENT | NOT_SYSTEM | WRITABLE | cpu as u64)
+}
+
+/// Returns the running CPU's index, as its GDT's CPU-index entry records it; 0 on
+/// a CPU whose GDT has no such entry yet (an AP still on the trampoline's GDT).
+///
+/// `lsl` reads the entry from this CPU's own GDT: under TCG it is a helper that
+/// loads 8 bytes, where `rdtscp` reads the virtual clock under a lock every vCPU
+/// thread shares (QEMU's `cpu_get_ticks`), which made every `cpu_id` on two CPUs
+/// a point where they met.
+#[inline]
+pub fn cpu_index() -> usize {
+    let index: u32;
+    // SAFETY: `lsl` reads the descriptor `CPU_INDEX_SELECTOR` names in the current
+    // GDT and writes only the output register and ZF; if the selector is not valid
+    // there (ZF clear) the register keeps the 0 it was given.
+    unsafe {
+        core::arch::asm!("lsl {0:e}, {1:e}", inout(reg) 0u32 => index, in(reg) CPU_INDEX_SELECTOR, options(nomem, nostack));
+    }
+    index as usize
+}
 
 /// IST slot (0-based, as the TSS array counts) for the double-fault handler.
 pub const DOUBLE_FAULT_IST_INDEX: u16 = 0;
@@ -94,6 +128,8 @@ pub fn init() {
         // SAFETY: `tss_ptr` points at a static, valid for as long as the GDT is used
         // (forever); the descriptor only records the address.
         let tss = gdt.append(unsafe { Descriptor::tss_segment_unchecked(tss_ptr) });
+        let cpu_index = gdt.append(cpu_index_descriptor(0));
+        debug_assert_eq!(cpu_index.0 as u32, CPU_INDEX_SELECTOR);
         (gdt, Selectors { kernel_code, kernel_data, user_data, user_code, tss })
     });
     gdt.load();
@@ -178,6 +214,8 @@ pub fn build_cpu_tables(cpu: usize, double_fault_top: u64, nmi_top: u64) -> &'st
     let user_code = gdt.append(Descriptor::user_code_segment());
     // SAFETY: `tss` is leaked, so valid forever; the descriptor only records its address.
     let tss = gdt.append(unsafe { Descriptor::tss_segment_unchecked(tss) });
+    let cpu_index = gdt.append(cpu_index_descriptor(cpu));
+    debug_assert_eq!(cpu_index.0 as u32, CPU_INDEX_SELECTOR);
     let selectors = Selectors { kernel_code, kernel_data, user_data, user_code, tss };
     debug_assert_eq!((selectors.user_data.0 as u64, selectors.user_code.0 as u64), (USER_DATA_SELECTOR, USER_CODE_SELECTOR));
     alloc::boxed::Box::leak(alloc::boxed::Box::new(CpuTables { gdt, selectors }))

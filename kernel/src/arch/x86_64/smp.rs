@@ -25,8 +25,9 @@
 //! firmware's memory map says they are RAM.
 //!
 //! **Per-CPU data.** [`cpu_id`] is the CPU's index (0 = the BSP, then in MADT
-//! order), read with `rdtscp` from the `IA32_TSC_AUX` MSR each CPU set to its index
-//! at start (Linux does the same for `getcpu` and its paranoid entry). Not the GS
+//! order), read with `lsl` from an entry of the CPU's own GDT whose segment limit
+//! is its index (`gdt::cpu_index`; Linux's `getcpu` reads the same kind of entry,
+//! or `IA32_TSC_AUX`, which each CPU also sets to its index). Not the GS
 //! base: in this kernel GS holds the *user's* base while in the kernel (there is no
 //! `swapgs` on entry); moving per-CPU data behind GS comes with running user tasks
 //! on every CPU. [`PerCpu`] is one slot per CPU index in a static array.
@@ -61,7 +62,8 @@ const PARAMS_OFFSET: u64 = 0xf00;
 pub const AP_START_TIMEOUT_MS: u64 = 1000;
 /// Pages of an AP's kernel stack (the one it starts and idles on).
 const AP_STACK_PAGES: u64 = 4;
-/// `IA32_TSC_AUX`: read back by `rdtscp`.
+/// `IA32_TSC_AUX`: read back by `rdtscp` and `rdpid` (each CPU sets it to its
+/// index, as Linux does for user programs' `getcpu`; the kernel reads its GDT).
 const IA32_TSC_AUX: u32 = 0xc000_0103;
 
 /// What the BSP leaves at `TRAMPOLINE_PHYS + PARAMS_OFFSET` for the AP it starts.
@@ -184,8 +186,8 @@ static PER_CPU: [PerCpu; MAX_CPUS] = [const {
 static NR_ONLINE: AtomicU32 = AtomicU32::new(1);
 /// CPUs the MADT lists as usable.
 static NR_PRESENT: AtomicU32 = AtomicU32::new(1);
-/// Set by `init`: `rdtscp` works and TSC_AUX holds the CPU index.
-static HAS_CPU_ID: AtomicBool = AtomicBool::new(false);
+/// Set by `init`: the CPU has `rdtscp`, so each CPU sets `IA32_TSC_AUX`.
+static HAS_TSC_AUX: AtomicBool = AtomicBool::new(false);
 
 /// Returns the per-CPU slot of CPU `index`.
 pub fn per_cpu(index: usize) -> &'static PerCpu {
@@ -195,17 +197,17 @@ pub fn per_cpu(index: usize) -> &'static PerCpu {
 /// Returns the running CPU's index: 0 for the boot CPU, then in MADT order.
 ///
 /// With one CPU online it is 0 without asking the CPU (the lock checker calls this
-/// on every lock; `rdtscp` is not free under TCG). An AP counts itself online
-/// before it can run anything that asks.
+/// on every lock). An AP counts itself online before it can run anything that
+/// asks. Otherwise it is the limit of the CPU-index entry of the running CPU's
+/// GDT (`gdt::cpu_index`, one `lsl`), not `rdtscp`: under TCG `rdtscp` reads the
+/// virtual clock under a lock all vCPU threads share, and a fault calls this
+/// several times.
+#[inline]
 pub fn cpu_id() -> usize {
     if NR_ONLINE.load(Ordering::Relaxed) <= 1 {
         return 0;
     }
-    let mut aux = 0u32;
-    // SAFETY: rdtscp (present: checked in `init`) reads the TSC and TSC_AUX; it
-    // writes only `aux` and the returned registers.
-    unsafe { core::arch::x86_64::__rdtscp(&mut aux) };
-    aux as usize
+    gdt::cpu_index()
 }
 
 /// Returns this CPU's per-CPU slot.
@@ -274,7 +276,7 @@ pub fn init() {
     let has_rdtscp = core::arch::x86_64::__cpuid(0x8000_0001).edx & (1 << 27) != 0;
     if has_rdtscp {
         write_msr(IA32_TSC_AUX, 0);
-        HAS_CPU_ID.store(true, Ordering::Relaxed);
+        HAS_TSC_AUX.store(true, Ordering::Relaxed);
     }
     PER_CPU[0].is_online.store(true, Ordering::Relaxed);
     let Some(madt) = acpi::madt() else { return };
@@ -496,8 +498,8 @@ pub fn start_aps() -> usize {
     if aps.is_empty() {
         return 1;
     }
-    if !HAS_CPU_ID.load(Ordering::Relaxed) || !trampoline_is_ram() {
-        log::warn!("smp: cannot start the other CPUs (no rdtscp, or no low RAM for the trampoline)");
+    if !trampoline_is_ram() {
+        log::warn!("smp: cannot start the other CPUs (no low RAM for the trampoline)");
         return 1;
     }
     // Only the APs use their APIC timer (the boot CPU ticks on the PIT), so a
@@ -572,7 +574,9 @@ extern "C" fn ap_entry(cpu_index: u64, kernel_cr3: u64, tables: u64) -> ! {
     let tables: &'static gdt::CpuTables = unsafe { &*(tables as *const gdt::CpuTables) };
     tables.load();
     idt::init();
-    write_msr(IA32_TSC_AUX, cpu_index);
+    if HAS_TSC_AUX.load(Ordering::Relaxed) {
+        write_msr(IA32_TSC_AUX, cpu_index);
+    }
     lapic::init_this_cpu();
     // Counted before interrupts are on: from now on `cpu_id` asks the CPU.
     NR_ONLINE.fetch_add(1, Ordering::AcqRel);
