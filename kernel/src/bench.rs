@@ -5,7 +5,8 @@
 //! off; `benchonly=policies` only the replacement-policy table; `benchonly=loadctl`
 //! only load control's 2x mix, `bench/loadctl.rs`, which the full run leaves out: it
 //! takes minutes; `benchonly=faults` only the user-mode fault paths and their floors,
-//! which touch no disk, so `--icount` gives the same counts on every run).
+//! which touch no disk, so `--icount` gives the same counts on every run;
+//! `benchonly=cpuid` what asking for the CPU's index costs, `bench/cpu_id.rs`).
 //!
 //! Every number is nanoseconds per operation, from the TSC calibrated against the PIT
 //! (see `arch::timer`), as the best of a few rounds so a timer interrupt in one round
@@ -22,6 +23,7 @@ use crate::mm::memops::{self, PageMethod};
 use crate::mm::Order;
 use crate::println;
 
+mod cpu_id;
 mod file;
 pub mod loadctl;
 mod swap;
@@ -204,8 +206,9 @@ pub fn run_all() {
         Some("faults") => Some(user_faults),
         Some("policies") => Some(swap::policies),
         Some("loadctl") => Some(loadctl::bench),
+        Some("cpuid") => Some(cpu_id::bench),
         Some(other) => {
-            println!("benchonly={other}: unknown (file, swap, alloc, faults, policies, loadctl); running everything");
+            println!("benchonly={other}: unknown (file, swap, alloc, faults, policies, loadctl, cpuid); running everything");
             None
         }
         None => None,

@@ -201,13 +201,35 @@ pub fn per_cpu(index: usize) -> &'static PerCpu {
 /// asks. Otherwise it is the limit of the CPU-index entry of the running CPU's
 /// GDT (`gdt::cpu_index`, one `lsl`), not `rdtscp`: under TCG `rdtscp` reads the
 /// virtual clock under a lock all vCPU threads share, and a fault calls this
-/// several times.
-#[inline]
+/// several times (`--smp 2 --bench --cmdline benchonly=cpuid`: `rdtscp` 10-18 ns
+/// with one CPU asking, 48-56 with two; `lsl` 25-27 and 26-36). The one-CPU test
+/// is inline and the `lsl` out of line, so one CPU's code is what it was.
+#[inline(always)]
 pub fn cpu_id() -> usize {
     if NR_ONLINE.load(Ordering::Relaxed) <= 1 {
         return 0;
     }
+    cpu_id_from_gdt()
+}
+
+/// [`cpu_id`] with more than one CPU online.
+#[inline(never)]
+fn cpu_id_from_gdt() -> usize {
     gdt::cpu_index()
+}
+
+/// Returns the running CPU's index as `IA32_TSC_AUX` holds it, read with `rdtscp`
+/// (what [`cpu_id`] did before it read the GDT; kept for the bench that compares
+/// the two, `benchonly=cpuid`). 0 on a CPU without `rdtscp`.
+pub fn cpu_id_by_rdtscp() -> usize {
+    if !HAS_TSC_AUX.load(Ordering::Relaxed) {
+        return 0;
+    }
+    let mut aux = 0u32;
+    // SAFETY: rdtscp (present: checked in `init`) reads the TSC and TSC_AUX; it
+    // writes only `aux` and the returned registers.
+    unsafe { core::arch::x86_64::__rdtscp(&mut aux) };
+    aux as usize
 }
 
 /// Returns this CPU's per-CPU slot.
