@@ -139,6 +139,9 @@ fn run_one(name: &str) -> ! {
     };
     vmstat::print_counters();
     vmstat::print_swap_counters();
+    if arch::smp::nr_online() > 1 {
+        arch::smp::print_summary(); // each CPU's ticks and user time, and the shootdowns, for the run
+    }
     heap::shrink();
     println!("free frames: {free_before} before, {} after", frame::nr_free_frames());
     match status {

@@ -264,6 +264,7 @@ pub(super) fn set_running_space(cpu: usize, space: Option<&Arc<IrqMutex<AddressS
 /// No lock: the CPU's [`RUNNING_SPACE`] slot, read with interrupts off so the task
 /// cannot be switched out (or moved to another CPU) between reading the slot and
 /// taking a reference. Debug builds check it against the task table.
+#[inline] // every fault and many syscalls ask: inline, it is a few loads
 pub fn current_space() -> Option<Arc<IrqMutex<AddressSpace>>> {
     let space = interrupts::without_interrupts(|| {
         let ptr = RUNNING_SPACE[crate::arch::smp::cpu_id()].load(Ordering::Relaxed);
@@ -721,10 +722,14 @@ pub fn is_daemon(pid: Pid) -> bool {
 /// raises `NR_KILLED_LIVE` under the task-table lock before it wakes its victim, so
 /// a task that reads 0 here was not killed before this load; a kill that lands
 /// later is seen on its next way back to ring 3, as with the lock.
+#[inline] // on every way back to ring 3: the common answer is one load
 pub fn current_is_killed() -> bool {
-    if NR_KILLED_LIVE.load(Ordering::Acquire) == 0 {
-        return false;
-    }
+    NR_KILLED_LIVE.load(Ordering::Acquire) != 0 && is_current_marked_killed()
+}
+
+/// [`current_is_killed`] once some task has been killed: its mark, in the task table.
+#[inline(never)]
+fn is_current_marked_killed() -> bool {
     TASKS.lock().get(&current_pid()).is_some_and(|t| t.is_killed)
 }
 

@@ -12,7 +12,8 @@
  * Each of `tasks=N` tasks (default: the CPUs online, sched_getaffinity) runs one
  * warm-up round, waits until all are ready, then repeats rounds for `secs=S`
  * seconds (default 2); `mib=M` maps M MiB instead of 16; `row=N` runs only row N (0-3,
- * in the order printed). A row is the sum of the tasks' faults per second, as
+ * in the order printed; `row=4` and `row=5`, never run otherwise, are the floors:
+ * int3 round trips, ours only, and null system calls, in processes). A row is the sum of the tasks' faults per second, as
  * will-it-scale adds its tasks' iterations. Processes are forked; threads made
  * by pthread_create share one address space (and its lock) as will-it-scale's
  * threads mode does. After the rounds every page_fault2 file must still read
@@ -75,9 +76,29 @@ static uint64_t word(long task, long round, long page)
     return ((uint64_t)task << 48) | ((uint64_t)(round & 0xffffff) << 24) | (uint64_t)page;
 }
 
+/* What a row's rounds do: faults (rows 0-3), or, for rows 4 and 5 (asked for by
+ * row=N only), the floors the fault rows stand on: an exception round trip from
+ * ring 3 (`int3`, which our kernel counts and returns from; a SIGTRAP on Linux, so
+ * row 4 is ours only) and a null system call (getppid), nr_pages of them a round. */
+enum { FAULTS, INT3_ROUND_TRIPS, NULL_SYSCALLS };
+static int round_kind = FAULTS;
+
 /* One round: map, write a word in every page, check them, unmap. Returns 0 if all held. */
 static int one_round(long task, int fd, long round)
 {
+    if (round_kind == INT3_ROUND_TRIPS) {
+        for (long i = 0; i < nr_pages; i++)
+            __asm__ volatile("int3");
+        return 0;
+    }
+    if (round_kind == NULL_SYSCALLS) {
+        for (long i = 0; i < nr_pages; i++)
+            if (getppid() <= 0) {
+                fail(task, "getppid failed", i);
+                return 1;
+            }
+        return 0;
+    }
     int flags = fd < 0 ? MAP_PRIVATE | MAP_ANONYMOUS : MAP_PRIVATE;
     char *base = mmap(NULL, map_bytes, PROT_READ | PROT_WRITE, flags, fd, 0);
     if (base == MAP_FAILED) {
@@ -226,7 +247,7 @@ static void row(const char *test, int file_test, int as_threads, int nr_tasks)
 int main(int argc, char **argv)
 {
     int nr_tasks = (int)sysconf(_SC_NPROCESSORS_ONLN);
-    int only_row = -1; /* row=N: only the Nth row (0-3, in the order printed) */
+    int only_row = -1; /* row=N: only the Nth row (0-3, in the order printed; 4, 5: the floors) */
     for (int i = 1; i < argc; i++) {
         if (strncmp(argv[i], "tasks=", 6) == 0)
             nr_tasks = atoi(argv[i] + 6);
@@ -251,6 +272,12 @@ int main(int argc, char **argv)
            sysconf(_SC_NPROCESSORS_ONLN), nr_tasks, duration_ns / 1000000000L, map_bytes >> 20);
     fflush(stdout);
     int failures = 0;
+    if (only_row == 4 || only_row == 5) {
+        round_kind = only_row == 4 ? INT3_ROUND_TRIPS : NULL_SYSCALLS;
+        row(only_row == 4 ? "int3_round_trips" : "null_syscalls", 0, 0, nr_tasks);
+        failures += shared->failures;
+        only_row = 99; /* no fault row */
+    }
     for (int file_test = 0; file_test <= 1; file_test++)
         for (int as_threads = 0; as_threads <= 1; as_threads++) {
             if (only_row >= 0 && only_row != file_test * 2 + as_threads)
