@@ -152,6 +152,18 @@ fn pagefault_c_faults_anonymous_and_file_private_pages_in_processes_and_threads(
 }
 
 #[test_case]
+fn pagefault_c_runs_its_floor_rows_int3_round_trips_and_null_syscalls() {
+    // Row 4: each of 2 tasks takes 256 int3 round trips a round (mib=1), a warm-up
+    // round and at least one more: the kernel counts every one.
+    let breakpoints_before = kernel::arch::trap::BREAKPOINTS.load(core::sync::atomic::Ordering::Relaxed);
+    assert_eq!(run_once("pagefault_c", "row=4 tasks=2 secs=1 mib=1"), WaitStatus::Exited(0));
+    let nr_int3 = kernel::arch::trap::BREAKPOINTS.load(core::sync::atomic::Ordering::Relaxed) - breakpoints_before;
+    assert!(nr_int3 >= 2 * 2 * 256, "pagefault_c row=4 took {nr_int3} int3 round trips");
+    // Row 5: null system calls; the program checks each getppid's answer.
+    assert_eq!(run_once("pagefault_c", "row=5 tasks=2 secs=1 mib=1"), WaitStatus::Exited(0));
+}
+
+#[test_case]
 fn swap_c_touches_more_than_ram_and_reads_every_word_back() {
     let swapped_before = vmstat::nr_events(SwapEvent::SwapOut);
     let read_before = vmstat::nr_events(SwapEvent::SwapIn);
