@@ -192,15 +192,20 @@ fn a_frame_on_a_per_cpu_list_is_never_taken_for_a_live_page() {
 
 #[test_case]
 fn a_freed_single_frame_is_the_next_one_this_cpu_allocates() {
+    // As on one CPU: this task stays on its CPU (whose list it checks), and no other
+    // CPU allocates or fills the zero pool between the two free counts (`--smp 2`:
+    // "a listed frame is free memory", 62 361 for 62 363).
+    let _only_this_cpu = OnlyThisCpuIdles::new();
+    let cpu = kernel::arch::smp::cpu_id();
     let _lists = pcp::turned_on(); // on even under pcp=off
     let f = frame::alloc(Order(0), FrameState::Kernel).unwrap();
-    let before = pcp::stats(0);
-    let free_before = frame::nr_free_frames();
+    let before = pcp::stats(cpu);
+    let free_before = frame::nr_free_frames_exact();
     // SAFETY: test frames, allocated here and never mapped or used.
     unsafe { frame::free(f, Order(0)) }.unwrap();
-    assert_eq!(frame::nr_free_frames(), free_before + 1, "a listed frame is free memory");
+    assert_eq!(frame::nr_free_frames_exact(), free_before + 1, "a listed frame is free memory");
     assert_eq!(frame::alloc(Order(0), FrameState::Kernel), Ok(f), "last freed, first allocated (cache-warm)");
-    let after = pcp::stats(0);
+    let after = pcp::stats(cpu);
     assert_eq!((after.frees - before.frees, after.alloc_hits - before.alloc_hits), (1, 1));
     // SAFETY: as above.
     unsafe { frame::free(f, Order(0)) }.unwrap();
@@ -285,12 +290,15 @@ fn a_refill_hands_out_a_block_in_address_order_and_every_frame_frees_alone() {
     // splits them into single allocations (`frame::alloc_refill_block`): from an
     // empty list, the first frames come out consecutive and rising, and each is an
     // allocation of its own that frees alone (the buddy's checks pass).
+    // On its CPU, with no other CPU allocating in between (any `--smp`).
+    let _only_this_cpu = OnlyThisCpuIdles::new();
+    let cpu = kernel::arch::smp::cpu_id();
     let _lists = pcp::turned_on(); // on even under pcp=off
     stop_background_zeroing();
     pcp::drain_all();
-    let refills_before = pcp::stats(0).refills;
+    let refills_before = pcp::stats(cpu).refills;
     let frames: Vec<Frame> = (0..4).map(|_| frame::alloc(Order(0), FrameState::Kernel).expect("frame")).collect();
-    assert_eq!(pcp::stats(0).refills - refills_before, 1, "four frames took more than one refill");
+    assert_eq!(pcp::stats(cpu).refills - refills_before, 1, "four frames took more than one refill");
     let pfns: Vec<u64> = frames.iter().map(|f| f.pfn()).collect();
     assert_eq!(pfns, (0..4).map(|i| pfns[0] + i).collect::<Vec<u64>>(), "not one block in address order");
     for f in frames {

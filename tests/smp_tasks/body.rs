@@ -265,7 +265,13 @@ extern "C" fn report_my_cpu() -> ! {
     let me = proc::sched::current();
     let bound_to = proc::task::pinned_cpu(me).expect("a bound thread knows its CPU");
     for _ in 0..PINNED_ROUNDS {
-        if smp::cpu_id() == bound_to {
+        // `cpu_id` (the GDT entry's limit) names the CPU the way the two other
+        // sources do: the index in TSC_AUX, and the local APIC's own id.
+        let (by_gdt, by_tsc_aux, apic_id) = x86_64::instructions::interrupts::without_interrupts(|| {
+            (smp::cpu_id(), smp::cpu_id_by_rdtscp(), kernel::arch::lapic::id())
+        });
+        let is_named_alike = by_tsc_aux == by_gdt && smp::per_cpu(by_gdt).apic_id.load(Ordering::SeqCst) == apic_id;
+        if by_gdt == bound_to && is_named_alike {
             RUNS_ON_ITS_CPU[bound_to].fetch_add(1, Ordering::SeqCst);
         } else {
             RUNS_ELSEWHERE.fetch_add(1, Ordering::SeqCst);
