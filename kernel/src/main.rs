@@ -116,7 +116,7 @@ fn run_shell() -> ! {
 /// Runs the user program `name` alone, shows the counters, and leaves QEMU with
 /// success if it exited with 0.
 fn run_one(name: &str) -> ! {
-    let free_before = frame::nr_free_frames();
+    let free_before = frame::nr_free_frames_exact();
     let status = match proc::spawn_with_args(name, cmdline::get()) {
         Ok(pid) => {
             if cmdline::value("record") == Some("faults") {
@@ -143,7 +143,7 @@ fn run_one(name: &str) -> ! {
         arch::smp::print_summary(); // each CPU's ticks and user time, and the shootdowns, for the run
     }
     heap::shrink();
-    println!("free frames: {free_before} before, {} after", frame::nr_free_frames());
+    println!("free frames: {free_before} before, {} after", frame::nr_free_frames_exact());
     match status {
         Some(status) => {
             println!("run: {name} {status}");
