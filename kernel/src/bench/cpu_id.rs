@@ -1,8 +1,8 @@
 //! What asking "which CPU am I on?" costs, alone and with every CPU asking at once
-//! (`--smp 2 --cmdline "run=bench benchonly=cpuid"`).
+//! (`cargo run --release -- --smp 2 --bench --cmdline benchonly=cpuid`).
 //!
-//! The kernel asks on every lock of a per-CPU list, every fault's counters and
-//! every scheduler step. Two ways are measured: `rdtscp` (the index each CPU left
+//! The kernel asks on every lock of a per-CPU list, in every fault (the running
+//! space, the zeroing streak) and at every scheduler step. Two ways are measured: `rdtscp` (the index each CPU left
 //! in `IA32_TSC_AUX`; under QEMU's TCG a helper that reads the virtual clock under
 //! a lock all vCPU threads share) and `lsl` on the CPU's own GDT entry
 //! (`arch::gdt::cpu_index`, what `cpu_id` uses). With one CPU calling, both are a
