@@ -201,8 +201,8 @@ pub fn per_cpu(index: usize) -> &'static PerCpu {
 /// asks. Otherwise it is the limit of the CPU-index entry of the running CPU's
 /// GDT (`gdt::cpu_index`, one `lsl`), not `rdtscp`: under TCG `rdtscp` reads the
 /// virtual clock under a lock all vCPU threads share, and a fault calls this
-/// several times (`--smp 2 --bench --cmdline benchonly=cpuid`: `rdtscp` 10-18 ns
-/// with one CPU asking, 48-56 with two; `lsl` 25-27 and 26-36). The one-CPU test
+/// several times (`--smp 2 --bench --cmdline benchonly=cpuid`, three runs: `rdtscp`
+/// 10-21 ns with one CPU asking, 44-56 with two; `lsl` 26-37 and 26-37). The one-CPU test
 /// is inline and the `lsl` out of line, so one CPU's code is what it was.
 #[inline(always)]
 pub fn cpu_id() -> usize {
