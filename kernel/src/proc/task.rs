@@ -389,8 +389,11 @@ pub fn replace_current_program(
     task.args = String::from(args);
     user_state.load();
     task.user_state = Some(user_state);
-    let (root, pcid, keep_tlb) = space.lock().activation();
-    space.lock().nr_tasks += 1;
+    let (root, pcid, keep_tlb) = {
+        let mut space = space.lock();
+        space.nr_tasks += 1;
+        space.activation()
+    };
     if let Some(old) = &task.space {
         let mut old = old.lock();
         old.nr_tasks = old.nr_tasks.saturating_sub(1); // its memory goes with the caller's reference
